@@ -1,0 +1,136 @@
+"""The one exception hierarchy of the sched language and shell.
+
+Every error the interpreter can raise is a SchedError; nothing else escapes
+`Interp.eval`. Errors are data: they carry the position (file, line, column),
+the command and, inside macros, the chain of calls.
+
+    Exception
+     +-- SchedError                      .message, .pos, .trace
+          +-- ParseError                 script text is malformed (.pos, .source_line)
+          |    +-- IncompleteError       ...because it stops inside an open construct
+          +-- ExprError                  `expr` syntax or evaluation (.offset in the expr text)
+          +-- ListError                  malformed Tcl list (.offset)
+          +-- ScriptError                a command failed at run time (.command)
+          |    +-- ArityError            wrong # args (message is the usage line)
+          +-- TaskError                  a task definition is invalid
+
+    ControlFlow (BaseException, never an error; caught by loops, macros, catch)
+     +-- Break, Continue, Return(value), Skip
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class Pos:
+    """A place in a source text: 1-based line and column."""
+
+    file: str
+    line: int
+    column: int
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}:{self.column}"
+
+
+class SchedError(Exception):
+    """Base of every error the language raises."""
+
+    def __init__(self, message: str, *, pos: Pos | None = None, offset: int | None = None):
+        super().__init__(message)
+        self.message = message
+        self.pos = pos
+        self.offset = offset
+        self.source_line: str | None = None
+        # Calls the error travelled through, innermost first: (description, Pos | None).
+        self.trace: list[tuple[str, Pos | None]] = []
+
+    def with_pos(self, pos: Pos | None, source_line: str | None = None) -> "SchedError":
+        """Attach a position if the error does not have one yet."""
+        if self.pos is None and pos is not None:
+            self.pos = pos
+            if source_line is not None:
+                self.source_line = source_line
+        return self
+
+    def __str__(self) -> str:
+        return self.message
+
+    def render(self) -> str:
+        """The full report: position, message, the offending line with a caret, the call chain."""
+        head = f"{self.pos}: {self.message}" if self.pos else self.message
+        lines = [head]
+        if self.source_line is not None and self.pos is not None:
+            lines.append("    " + self.source_line.expandtabs(1))
+            lines.append("    " + " " * (self.pos.column - 1) + "^")
+        for what, where in self.trace:
+            lines.append(f"    while executing {what}" + (f" at {where}" if where else ""))
+        return "\n".join(lines)
+
+
+class ParseError(SchedError):
+    """The script text is malformed."""
+
+
+class IncompleteError(ParseError):
+    """The script ends inside an open construct (brace, quote, bracket, block).
+
+    `.opener` says what is open (e.g. "{" or "task") and `.opened_at` where; the REPL uses
+    this to continue reading lines and to show what is open in its continuation prompt.
+    """
+
+    def __init__(self, message: str, *, pos: Pos | None = None, opener: str = "", opened_at: Pos | None = None):
+        super().__init__(message, pos=pos)
+        self.opener = opener
+        self.opened_at = opened_at
+
+
+class ExprError(SchedError):
+    """`expr` could not parse or evaluate its expression."""
+
+
+class ListError(SchedError):
+    """A string could not be read as a Tcl list."""
+
+
+class ScriptError(SchedError):
+    """A command failed while running."""
+
+    def __init__(self, message: str, *, pos: Pos | None = None, command: str | None = None, offset: int | None = None):
+        super().__init__(message, pos=pos, offset=offset)
+        self.command = command
+
+
+class ArityError(ScriptError):
+    """A command got the wrong number of arguments; the message quotes its usage line."""
+
+
+class TaskError(SchedError):
+    """A task definition or directive is invalid."""
+
+
+# --- control flow: not errors -------------------------------------------------------------
+
+
+class ControlFlow(BaseException):
+    """Non-local control flow; BaseException so that `except Exception` never swallows it."""
+
+
+class Break(ControlFlow):
+    pass
+
+
+class Continue(ControlFlow):
+    pass
+
+
+class Return(ControlFlow):
+    def __init__(self, value: str = ""):
+        super().__init__(value)
+        self.value = value
+
+
+class Skip(ControlFlow):
+    """`skip` inside task.exec: make no job this time."""
