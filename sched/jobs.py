@@ -1,0 +1,123 @@
+"""Jobs as the scheduler knows them: what was made, where it runs, how it ended.
+
+A Job is made by a task at a look (psched.scheduler), runs locally (psched.localjobs) or at
+the controller (a later backend), and ends with exactly one Outcome. The scheduler's job table
+holds local and controller jobs alike; `check`, `kill`, `delete` and `status` act on it.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from enum import Enum
+
+
+class JobState(str, Enum):
+    """Where a job is in its life."""
+
+    PENDING = "PENDING"
+    """Made, not started yet (waiting for a controller host)."""
+    RUNNING = "RUNNING"
+    """Its process runs."""
+    DONE = "DONE"
+    """It ended; `outcome` says how."""
+
+
+class Outcome(str, Enum):
+    """How a job ended; also the value of $job_state in a task.exit macro."""
+
+    EXIT = "EXIT"
+    """The program exited with a status (0 is success)."""
+    CRASH = "CRASH"
+    """A signal ended it."""
+    TIMEOUT = "TIMEOUT"
+    """It ran longer than the task's -timeout and was killed."""
+    DOWN = "DOWN"
+    """Its host was lost, or could not be used (no controller, host not defined)."""
+    PENDING = "PENDING"
+    """It was not started within the task's -pending time and was withdrawn."""
+    KILLED = "KILLED"
+    """Someone killed it (`kill`)."""
+
+    @property
+    def selector(self) -> str:
+        """The task.exit selector for this outcome (EXIT is selected by its status)."""
+        return self.value.lower()
+
+
+@dataclass
+class Job:
+    """One job of a task."""
+
+    id: int
+    task: str
+    argv: list[str]
+    host: str  # LOCAL, NONE or a host name (the rule); `ran_on` is where it really ran
+    host_required: bool = False
+    state: JobState = JobState.PENDING
+    outcome: Outcome | None = None
+    status: int | None = None
+    signal: int | None = None
+    reason: str = ""
+    ran_on: str = ""
+    created: float = field(default_factory=time.time)
+    started: float | None = None
+    ended: float | None = None
+    elapsed: float | None = None
+    stdout: str = ""
+    stderr: str = ""
+    stdout_bytes: int = 0
+    stderr_bytes: int = 0
+    controller_id: str | None = None
+    pid: int | None = None
+    macro: str = ""  # which task.exit macro ran ("0", "timeout", "default", "" for none)
+    macro_error: str = ""
+    timeout: float | None = None
+    pending: float | None = None
+
+    @property
+    def local(self) -> bool:
+        return self.host == "LOCAL"
+
+    @property
+    def done(self) -> bool:
+        return self.state is JobState.DONE
+
+    @property
+    def failed(self) -> bool:
+        """Done and not a clean exit 0."""
+        return self.done and not (self.outcome is Outcome.EXIT and self.status == 0)
+
+    def outcome_text(self) -> str:
+        """`EXIT 0`, `CRASH SIGSEGV`, `TIMEOUT`... or the state while it is not done."""
+        if self.outcome is None:
+            return self.state.value
+        if self.outcome is Outcome.EXIT:
+            return f"EXIT {self.status}"
+        if self.outcome is Outcome.CRASH and self.signal is not None:
+            return f"CRASH {signal_name(self.signal)}"
+        return self.outcome.value
+
+    def to_json(self, output: bool = False) -> dict:
+        data = {
+            "id": self.id, "task": self.task, "argv": list(self.argv), "host": self.host,
+            "host_required": self.host_required, "ran_on": self.ran_on, "state": self.state.value,
+            "outcome": self.outcome.value if self.outcome else None, "status": self.status,
+            "signal": self.signal, "reason": self.reason, "created": self.created, "started": self.started,
+            "ended": self.ended, "elapsed": self.elapsed, "stdout_bytes": self.stdout_bytes,
+            "stderr_bytes": self.stderr_bytes, "controller_id": self.controller_id, "pid": self.pid,
+            "macro": self.macro, "macro_error": self.macro_error,
+        }
+        if output:
+            data["stdout"] = self.stdout
+            data["stderr"] = self.stderr
+        return data
+
+
+def signal_name(number: int) -> str:
+    import signal as _signal
+
+    try:
+        return _signal.Signals(number).name
+    except ValueError:
+        return f"signal {number}"

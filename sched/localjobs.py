@@ -1,0 +1,110 @@
+"""Backends that run the scheduler's jobs: on this machine, or (for now) nowhere.
+
+LocalBackend runs `host LOCAL` jobs through pclient.jobproc, the same runner the host agent
+uses: each job in its own session, argv without a shell, output captured up to a bound, the
+timeout and `kill` escalating SIGTERM -> SIGKILL over the whole group and any process that
+escaped it. A program that does not exist ends as exit status 127 with the reason in stderr.
+
+NoControllerBackend stands in for the controller until sched is connected to one: every
+non-local job ends DOWN at once, saying why.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+from pclient.jobproc import JobResult, JobSpec, RunningJob, start_job
+from pclient.protocol import Outcome as AgentOutcome
+
+from .eventloop import get_loop
+from .jobs import Job, Outcome
+
+if TYPE_CHECKING:
+    from .scheduler import Scheduler
+
+log = logging.getLogger(__name__)
+
+_OUTCOMES = {
+    AgentOutcome.EXIT: Outcome.EXIT,
+    AgentOutcome.CRASH: Outcome.CRASH,
+    AgentOutcome.TIMEOUT: Outcome.TIMEOUT,
+    AgentOutcome.KILLED: Outcome.KILLED,
+}
+
+
+def output_text(data: bytes, total: int, truncated: bool) -> str:
+    """Captured bytes as text, with a note when the stream was cut at its bound."""
+    text = data.decode("utf-8", errors="replace")
+    if truncated:
+        text += f"\n[sched: output cut: kept {len(data)} of {total} bytes]\n"
+    return text
+
+
+class LocalBackend:
+    """Runs jobs as child processes of sched."""
+
+    def __init__(self, sched: "Scheduler"):
+        self.sched = sched
+        self.running: dict[int, RunningJob] = {}
+        self._kill_asked: set[int] = set()
+
+    def submit(self, job: Job) -> None:
+        get_loop().create_task(self._run(job))
+
+    async def _run(self, job: Job) -> None:
+        sched = self.sched
+        spec = JobSpec(str(job.id), job.argv, timeout=job.timeout, output_limit=sched.output_limit)
+        try:
+            running = await start_job(spec, on_started=lambda rj: sched.job_started(job, "local", rj.pid))
+        except Exception as exc:  # never lose a job: a failure to start is its outcome
+            log.exception("job %s could not be started", job.id)
+            sched.job_ended(job, Outcome.EXIT, status=127, stderr=f"could not start: {exc}\n", reason=str(exc), ran_on="local")
+            return
+        self.running[job.id] = running
+        if job.id in self._kill_asked:
+            running.kill()
+        try:
+            result = await running.wait()
+        finally:
+            self.running.pop(job.id, None)
+            self._kill_asked.discard(job.id)
+        self._ended(job, result)
+
+    def _ended(self, job: Job, result: JobResult) -> None:
+        self.sched.job_ended(
+            job, _OUTCOMES[result.outcome], status=result.status, signal=result.signal,
+            stdout=output_text(result.stdout, result.stdout_bytes, result.stdout_truncated),
+            stderr=output_text(result.stderr, result.stderr_bytes, result.stderr_truncated),
+            stdout_bytes=result.stdout_bytes, stderr_bytes=result.stderr_bytes,
+            elapsed=result.elapsed, reason=result.reason or "", ran_on="local",
+        )
+
+    def kill(self, job: Job) -> bool:
+        running = self.running.get(job.id)
+        if running is not None:
+            running.kill()
+            return True
+        if not job.done:  # submitted, not started yet: kill it as soon as it starts
+            self._kill_asked.add(job.id)
+            return True
+        return False
+
+
+class NoControllerBackend:
+    """Until a controller is connected, a job for another host ends DOWN at once."""
+
+    reason = "no controller is connected: this job needs a controller host (use `host LOCAL` to run it here)"
+
+    def __init__(self, sched: "Scheduler"):
+        self.sched = sched
+
+    def submit(self, job: Job) -> None:
+        get_loop().call_soon(self._down, job)
+
+    def _down(self, job: Job) -> None:
+        if not job.done:
+            self.sched.job_ended(job, Outcome.DOWN, stderr=self.reason + "\n", reason=self.reason, elapsed=0.0)
+
+    def kill(self, job: Job) -> bool:
+        return False
