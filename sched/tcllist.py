@@ -1,0 +1,299 @@
+"""Tcl list syntax: reading a string as a list, writing a list as a string.
+
+Everything in the language is a string; a list is a string read by these rules
+(Tcl 8.6, `TclFindElement` / `TclScanElement`):
+
+* elements are separated by ASCII white space (space, tab, newline, CR, FF, VT);
+* an element that starts with `{` runs to the matching `}` (nested braces count,
+  a backslash hides the next character from the count) and is taken literally;
+* an element that starts with `"` runs to the next unescaped `"` and gets
+  backslash substitution;
+* any other element runs to the next white space and gets backslash
+  substitution (so `a\\ b` is one element).
+
+`join_list` writes the canonical form, so that `split_list(join_list(x)) == x`
+for every list of strings; `backslash_subst` is shared with the script parser.
+Splitting is cached: the interpreter reads the same list strings again and again.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Iterable
+from functools import lru_cache
+
+from .errors import ListError
+
+log = logging.getLogger(__name__)
+
+__all__ = [
+    "split_list", "split_tuple", "join_list", "quote_element", "backslash_subst", "backslash_at",
+]
+
+# Tcl's list white space is ASCII only (str.split() would also split on \x1c and \xa0).
+_SPACE = " \t\n\r\f\v"
+
+# ---------------------------------------------------------------------------------------------
+# backslash substitution
+
+_SIMPLE_ESCAPES = {
+    "a": "\a", "b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t", "v": "\v",
+}
+
+_BACKSLASH_RE = re.compile(
+    r"\\(?:"
+    r"x([0-9A-Fa-f]{1,2})"          # \xHH: at most two hex digits (Tcl 8.6)
+    r"|u([0-9A-Fa-f]{1,4})"         # \uHHHH
+    r"|U([0-9A-Fa-f]{1,8})"         # \UHHHHHHHH, stops before exceeding U+10FFFF
+    r"|([0-3][0-7]{0,2}|[4-7][0-7]?)"  # \ooo, at most 0o377
+    r"|(\n[ \t]*)"                  # backslash-newline plus leading blanks -> one space
+    r"|(.)"                         # any other character stands for itself
+    r"|\Z)",                        # a final lone backslash is a backslash
+    re.S,
+)
+
+
+def _backslash_repl(m: re.Match[str]) -> str:
+    hexx, uni, big, octal, newline, other = m.groups()
+    if other is not None:
+        return _SIMPLE_ESCAPES.get(other, other)
+    if hexx is not None:
+        return chr(int(hexx, 16))
+    if uni is not None:
+        return chr(int(uni, 16))
+    if octal is not None:
+        return chr(int(octal, 8))
+    if newline is not None:
+        return " "
+    if big is not None:
+        value = 0
+        used = 0
+        for ch in big:
+            nxt = value * 16 + int(ch, 16)
+            if nxt > 0x10FFFF:
+                break
+            value = nxt
+            used += 1
+        return chr(value) + big[used:]
+    return "\\"
+
+
+def backslash_at(text: str, pos: int) -> tuple[str, int]:
+    """Substitute the one backslash sequence starting at `text[pos]` (a backslash).
+
+    Returns the replacement and the index just after the sequence.
+    """
+    m = _BACKSLASH_RE.match(text, pos)
+    return _backslash_repl(m), m.end()
+
+
+def backslash_subst(text: str) -> str:
+    """Replace Tcl backslash sequences in `text` (\\n \\t \\xHH \\uHHHH \\ooo, backslash-newline...)."""
+    if "\\" not in text:
+        return text
+    return _BACKSLASH_RE.sub(_backslash_repl, text)
+
+
+# ---------------------------------------------------------------------------------------------
+# splitting
+
+# ASCII separators of str.split() that are not Tcl white space.
+_SPLIT_ONLY_SPACE = "\x1c\x1d\x1e\x1f"
+_WORD_RE = re.compile(r"[^ \t\n\r\f\v]+")
+_SKIP_SPACE_RE = re.compile(r"[ \t\n\r\f\v]*")
+_BRACE_SCAN_RE = re.compile(r"[{}\\]")
+_SIMPLE_BRACED_RE = re.compile(r"\{([^{}\\]*)\}")
+# A quoted element's body: anything but an unescaped quote.
+_QUOTED_BODY_RE = re.compile(r'(?:[^"\\]+|\\.|\\\Z)*', re.S)
+# A bare element: up to white space; backslash-newline-blanks is one unit inside the element.
+_BARE_RE = re.compile(r"(?:[^ \t\n\r\f\v\\]+|\\\n[ \t]*|\\.|\\\Z)+", re.S)
+
+# Strings longer than this are split without going through the cache.
+_CACHE_MAX_LEN = 16384
+
+
+def _garbage(text: str, pos: int) -> str:
+    end = pos
+    while end < len(text) and end < pos + 20 and text[end] not in _SPACE:
+        end += 1
+    return text[pos:end]
+
+
+def _split(text: str) -> tuple[str, ...]:
+    # (`in` tests are much faster than a regex character class on long strings)
+    if "{" not in text and '"' not in text and "\\" not in text:
+        if text.isascii() and not any(c in text for c in _SPLIT_ONLY_SPACE):
+            return tuple(text.split())  # same as Tcl here: no non-Tcl separators are present
+        return tuple(_WORD_RE.findall(text))
+    out: list[str] = []
+    n = len(text)
+    pos = _SKIP_SPACE_RE.match(text, 0).end()
+    while pos < n:
+        ch = text[pos]
+        if ch == "{":
+            simple = _SIMPLE_BRACED_RE.match(text, pos)
+            if simple is not None:  # the common case: no nested braces, no backslashes
+                scan = simple.end()
+                out.append(simple.group(1))
+                if scan < n and text[scan] not in _SPACE:
+                    raise ListError(
+                        f'list element in braces followed by "{_garbage(text, scan)}" instead of space',
+                        offset=scan,
+                    )
+                pos = _SKIP_SPACE_RE.match(text, scan).end()
+                continue
+            depth = 1
+            scan = pos + 1
+            while True:
+                m = _BRACE_SCAN_RE.search(text, scan)
+                if m is None:
+                    raise ListError("unmatched open brace in list", offset=pos)
+                c = m.group()
+                scan = m.end()
+                if c == "\\":
+                    scan += 1
+                elif c == "{":
+                    depth += 1
+                else:
+                    depth -= 1
+                    if depth == 0:
+                        break
+            out.append(text[pos + 1 : scan - 1])
+            if scan < n and text[scan] not in _SPACE:
+                raise ListError(
+                    f'list element in braces followed by "{_garbage(text, scan)}" instead of space',
+                    offset=scan,
+                )
+            pos = scan
+        elif ch == '"':
+            m = _QUOTED_BODY_RE.match(text, pos + 1)
+            end = m.end()
+            if end >= n:
+                raise ListError("unmatched open quote in list", offset=pos)
+            out.append(backslash_subst(m.group()))
+            end += 1  # the closing quote
+            if end < n and text[end] not in _SPACE:
+                raise ListError(
+                    f'list element in quotes followed by "{_garbage(text, end)}" instead of space',
+                    offset=end,
+                )
+            pos = end
+        else:
+            m = _BARE_RE.match(text, pos)
+            out.append(backslash_subst(m.group()))
+            pos = m.end()
+        pos = _SKIP_SPACE_RE.match(text, pos).end()
+    return tuple(out)
+
+
+_split_cached = lru_cache(maxsize=4096)(_split)
+
+
+def split_tuple(text: str) -> tuple[str, ...]:
+    """Read `text` as a Tcl list; the result is shared (cached), hence a tuple.
+
+    Raises ListError (with `.offset` into `text`) for an unmatched brace or quote,
+    or for garbage right after a closing brace or quote.
+    """
+    if len(text) > _CACHE_MAX_LEN:
+        return _split(text)
+    return _split_cached(text)
+
+
+def split_list(text: str) -> list[str]:
+    """Read `text` as a Tcl list and return a fresh list of its elements."""
+    return list(split_tuple(text))
+
+
+# ---------------------------------------------------------------------------------------------
+# joining
+
+# Characters that make an element need braces or backslashes (not `{`/`}` inside a word).
+_NEEDS_CARE_RE = re.compile(r'[ \t\n\r\f\v\[\]${}";\\]')
+# Characters that make braces unsafe or escapes preferable; without them braces always do.
+_BRACE_TROUBLE_RE = re.compile(r'[{}\\"\]]')
+
+_ESCAPES_OUT = {
+    "\f": "\\f", "\n": "\\n", "\r": "\\r", "\t": "\\t", "\v": "\\v",
+    "]": "\\]", "[": "\\[", "$": "\\$", ";": "\\;", " ": "\\ ", "\\": "\\\\", '"': '\\"',
+}
+_ESCAPE_ALL_RE = re.compile(r'[\f\n\r\t\v\[\]$; \\"{}]')
+_ESCAPE_NO_BRACES_RE = re.compile(r'[\f\n\r\t\v\[\]$; \\"]')
+
+
+def _escape_char(m: re.Match[str]) -> str:
+    c = m.group()
+    return _ESCAPES_OUT.get(c) or "\\" + c
+
+
+def quote_element(s: str, *, quote_hash: bool = True) -> str:
+    """Write one string as a list element, the way Tcl 8.6 does.
+
+    Plain words stay as they are; the empty string is `{}`; otherwise braces when they
+    are balanced and safe, else backslashes. A leading `#` is protected when
+    `quote_hash` (Tcl does this for the first element of a list only).
+    """
+    if not s:
+        return "{}"
+    if _NEEDS_CARE_RE.search(s) is None:
+        return "{" + s + "}" if quote_hash and s[0] == "#" else s
+    if _BRACE_TROUBLE_RE.search(s) is None:
+        return "{" + s + "}"
+    hash_first = quote_hash and s[0] == "#"
+    forbid_none = s[0] in '{"'
+    require_escape = False
+    prefer_brace = hash_first or forbid_none
+    prefer_escape = False
+    depth = 0
+    i = 0
+    n = len(s)
+    while i < n:
+        c = s[i]
+        if c == "{":
+            depth += 1
+        elif c == "}":
+            depth -= 1
+            if depth < 0:
+                require_escape = True
+        elif c in ']"':
+            forbid_none = True
+            prefer_escape = True
+        elif c in "[$; \f\n\r\t\v":
+            forbid_none = True
+            prefer_brace = True
+        elif c == "\\":
+            if i + 1 == n:
+                require_escape = True  # braces cannot end in a backslash
+            elif s[i + 1] == "\n":
+                require_escape = True  # backslash-newline would be substituted inside braces
+                i += 1
+            else:
+                if s[i + 1] in "{}\\":
+                    i += 1  # an escaped brace does not count for nesting
+                forbid_none = True
+                prefer_brace = True
+        i += 1
+    if depth != 0:
+        require_escape = True
+
+    if require_escape:
+        body = _ESCAPE_ALL_RE.sub(_escape_char, s)
+        return "\\" + body if hash_first else body
+    if forbid_none:
+        if prefer_escape and not prefer_brace:
+            return _ESCAPE_NO_BRACES_RE.sub(_escape_char, s)
+        return "{" + s + "}"
+    if hash_first:
+        return "{" + s + "}"
+    return s
+
+
+def join_list(items: Iterable[str]) -> str:
+    """Write strings as one canonical Tcl list string (`split_list` reads it back unchanged)."""
+    parts = []
+    first = True
+    for item in items:
+        parts.append(quote_element(item, quote_hash=first))
+        first = False
+    return " ".join(parts)
