@@ -106,6 +106,7 @@ class Scheduler:
         self.local: Backend = local or LocalBackend(self)
         self.remote: Backend = remote or NoControllerBackend(self)
         self.on_message: Callable[[str], None] | None = None  # the shell prints these
+        self.job_listeners: list[Callable[[Job], None]] = []  # told of every job start and end
         self.verbose = False
         self._seq = 0
         self._next_job = 1
@@ -280,6 +281,7 @@ class Scheduler:
         job.pid = pid if pid is not None else job.pid
         if self.verbose:
             self.report(f"job {job.id} ({job.task}) started on {job.ran_on or job.host}")
+        self._tell(job)
 
     def job_ended(self, job: Job, outcome: Outcome, status: int | None = None, signal: int | None = None,
                   stdout: str = "", stderr: str = "", stdout_bytes: int = 0, stderr_bytes: int = 0,
@@ -315,7 +317,15 @@ class Scheduler:
                 self.look_soon(entry)
         if self.verbose or job.macro_error:
             self.report(f"job {job.id} ({job.task}) ended: {job.outcome_text()}" + (f" ({reason})" if reason and self.verbose else ""))
+        self._tell(job)
         self._check_waiters()
+
+    def _tell(self, job: Job) -> None:
+        for listener in list(self.job_listeners):
+            try:
+                listener(job)
+            except Exception:  # a listener's bug must not lose the job's end
+                log.exception("job listener failed")
 
     def _deliver_output(self, spec: TaskSpec, job: Job) -> None:
         for dest, text, stream in ((spec.stdout, job.stdout, "stdout"), (spec.stderr, job.stderr, "stderr")):

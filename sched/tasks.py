@@ -318,6 +318,9 @@ def _misplaced(name: str, in_exec: bool) -> str:
 
 for _name, _directive in DIRECTIVES.items():
     BUILTINS.command(_directive.usage, _directive.help)(_directive_command(_name, _directive))
+    # the usage lines hold alternatives (`PATH | -var NAME`): the arity comes from _ARITY
+    _cdef = BUILTINS.commands[_name]
+    _cdef.min_args, _cdef.max_args = _ARITY[_name][0], _ARITY[_name][1] or (1 << 30)
 
 
 def _task_name(name: str) -> str:

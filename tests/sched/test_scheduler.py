@@ -1,0 +1,409 @@
+"""The scheduler loop driven by a fake clock and a fake backend: no processes, no sleeping."""
+
+import io
+import math
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+import pytest
+
+import psched
+from psched.clock import FakeClock
+from psched.errors import SchedError, TaskError
+from psched.jobs import Outcome
+from psched.scheduler import Scheduler
+
+UTC = ZoneInfo("UTC")
+MONDAY = datetime(2024, 1, 1, 0, 0, tzinfo=UTC).timestamp()  # a Monday, 00:00
+
+
+class FakeBackend:
+    """Records submitted jobs; the test ends them."""
+
+    def __init__(self):
+        self.submitted = []
+        self.killed = []
+
+    def submit(self, job):
+        self.submitted.append(job)
+
+    def kill(self, job):
+        self.killed.append(job)
+        return True
+
+
+class World:
+    """An interpreter whose scheduler runs on a fake clock with fake backends."""
+
+    def __init__(self, start=MONDAY, tz=UTC):
+        self.out = io.StringIO()
+        self.interp = psched.Interp(stdout=self.out)
+        self.clock = FakeClock(start_mono=1000.0, start_wall=start, tz=tz)
+        self.local, self.remote = FakeBackend(), FakeBackend()
+        self.sched = Scheduler(self.interp, self.clock, local=self.local, remote=self.remote)
+        self.messages = []
+        self.sched.on_message = self.messages.append
+        self.interp.extensions["scheduler"] = self.sched
+
+    def run(self, script):
+        return self.interp.eval(script, "test.sched")
+
+    def step(self):
+        return self.sched.step()
+
+    def advance(self, seconds):
+        self.clock.advance(seconds)
+        return self.sched.step()
+
+    def end(self, job, outcome=Outcome.EXIT, status=0, **kw):
+        self.sched.job_started(job, "h")
+        self.sched.job_ended(job, outcome, status=status if outcome is Outcome.EXIT else None, **kw)
+
+    @property
+    def jobs(self):
+        return self.local.submitted + self.remote.submitted
+
+    def output(self):
+        return self.out.getvalue()
+
+
+def task(name="t", *lines, host="LOCAL", command="true"):
+    body = "\n".join(f"  {line}" for line in lines)
+    return f"task {name}\n  command {command}\n  host {host}\n{body}\nend\n"
+
+
+def test_poll_exec0_makes_one_job_per_free_slot_and_reacts_to_ends_at_once():
+    w = World()
+    w.run(task("t", "periods -poll 10"))
+    w.run("run")
+    w.step()
+    assert len(w.jobs) == 1  # npending 1 by default
+    w.step()
+    assert len(w.jobs) == 1
+    w.end(w.jobs[0])
+    w.step()  # no clock advance: the end made the task due again at once
+    assert len(w.jobs) == 2
+
+
+def test_exec_period_spaces_launches():
+    w = World()
+    w.run(task("t", "periods -poll 1 -exec 5", "npending 10"))
+    w.run("run")
+    w.step()
+    assert len(w.jobs) == 1  # exec > 0: at most one per look
+    w.end(w.jobs[0])
+    for _ in range(4):
+        w.advance(1)
+    assert len(w.jobs) == 1
+    w.advance(1)  # 5 s after the first launch
+    assert len(w.jobs) == 2
+
+
+def test_nmax_and_npending():
+    w = World()
+    w.run(task("t", "nmax 5", "npending 2", "periods -poll 1"))
+    w.run("run")
+    w.step()
+    assert len(w.jobs) == 2
+    for job in list(w.jobs):
+        w.end(job)
+    w.step()
+    assert len(w.jobs) == 4
+    for job in w.jobs[2:]:
+        w.end(job)
+    w.step()
+    assert len(w.jobs) == 5  # nmax caps it
+    w.end(w.jobs[4])
+    assert w.advance(100) is None or w.sched.tasks["t"].handle is None
+    assert len(w.jobs) == 5
+    assert w.sched.finished(None)
+    assert w.sched.tasks["t"].state() == "finished"
+
+
+def test_exec0_with_room_makes_as_many_as_limits_allow_in_one_look():
+    w = World()
+    w.run(task("t", "npending 4", "nmax 10"))
+    w.run("run")
+    w.step()
+    assert len(w.jobs) == 4
+
+
+def test_trange_waits_for_the_window_and_sleeps_until_it_opens():
+    w = World()  # Monday 00:00 UTC
+    w.run(task("t", "trange 09:00 17:00", "periods -poll 1"))
+    w.run("run")
+    nxt = w.step()
+    assert w.jobs == []
+    assert w.sched.tasks["t"].state() == "waiting"
+    # it does not poll every second: the next look is at most a minute away (wall-jump check)
+    assert nxt - w.clock.monotonic() == pytest.approx(60)
+    w.clock.advance(9 * 3600 - 1)
+    w.step()
+    assert w.jobs == []
+    w.advance(1)
+    assert len(w.jobs) == 1
+
+
+def test_trange_exclude_and_days():
+    w = World()  # Monday
+    w.run(task("t", "trange 00:00 00:00 -days Sat,Sun", "periods -poll 1"))
+    w.run("run")
+    w.step()
+    assert w.jobs == []
+    w.clock.advance(5 * 86400)  # Saturday
+    w.step()
+    assert len(w.jobs) == 1
+    w2 = World()
+    w2.run(task("t", "trange -exclude 00:00 01:00", "periods -poll 1"))
+    w2.run("run")
+    w2.step()
+    assert w2.jobs == []
+    w2.clock.advance(3600)
+    w2.step()
+    assert len(w2.jobs) == 1
+
+
+def test_priorities_order_jobs_made_in_the_same_tick():
+    w = World()
+    w.run(task("low", "priority 1") + task("high", "priority 9") + task("mid", "priority 5"))
+    w.run("run")
+    w.step()
+    assert [j.task for j in w.jobs] == ["high", "mid", "low"]
+
+
+def test_pause_and_resume():
+    w = World()
+    w.run(task("t", "nmax 3"))
+    w.run("pause t; run")
+    w.step()
+    assert w.jobs == []
+    assert w.sched.tasks["t"].state() == "paused"
+    w.run("resume t")
+    w.step()
+    assert len(w.jobs) == 1
+
+
+def test_active_off_directive():
+    w = World()
+    w.run(task("t", "active off"))
+    w.run("run")
+    w.step()
+    assert w.jobs == []
+
+
+def test_stop_makes_no_new_jobs_but_ends_still_run_exit_macros():
+    w = World()
+    w.run(task("t", "task.exit 0", "  echo ended $job_id", "end"))
+    w.run("run")
+    w.step()
+    w.run("stop")
+    w.end(w.jobs[0])
+    w.advance(10)
+    assert len(w.jobs) == 1
+    assert w.output() == "ended 1\n"
+
+
+def test_exec_macro_changes_command_and_host_and_can_skip():
+    w = World()
+    w.run(task("t", "npending 5", "nmax 5", "task.exec",
+               "  if $job_count == 1", "    skip", "  end",
+               "  command echo job $job_count", "  host node$job_count -required", "end"))
+    w.run("run")
+    w.step()
+    argvs = [j.argv for j in w.jobs]
+    assert ["echo", "job", "0"] in argvs
+    assert not any(a[-1] == "1" for a in argvs)  # skipped once
+    assert all(j.host.startswith("node") and j.host_required for j in w.jobs)
+    assert w.remote.submitted == w.jobs  # non-LOCAL hosts go to the remote backend
+
+
+def test_exit_macro_variables_and_selectors():
+    w = World()
+    w.run(task("t", "npending 6",
+               "task.exit 0", "  echo zero $job_id $job_state $exit_status [queuesize stdout] $task", "end",
+               "task.exit 3", "  echo three $exit_status $stdout", "end",
+               "task.exit timeout", "  echo timeout $job_state", "end",
+               "task.exit crash", "  echo crash $job_signal", "end",
+               "task.exit default", "  echo default $job_state", "end"))
+    w.run("run")
+    w.step()
+    a, b, c, d, e, f = w.jobs[:6]
+    w.end(a, stdout="line1\nline2\n")
+    w.end(b, status=3, stdout="out")
+    w.end(c, Outcome.TIMEOUT)
+    w.end(d, Outcome.CRASH, signal=9)
+    w.end(e, Outcome.DOWN, reason="host lost")
+    w.end(f, status=7)
+    assert w.output().splitlines() == [
+        "zero 1 EXIT 0 2 t", "three 3 out", "timeout TIMEOUT", "crash 9", "default DOWN", "default EXIT",
+    ]
+    assert [j.macro for j in (a, b, c, d, e, f)] == ["0", "3", "timeout", "crash", "default", "default"]
+
+
+def test_exit_macro_error_is_reported_and_the_loop_goes_on():
+    w = World()
+    w.run(task("t", "nmax 2", "task.exit 0", "  nosuch command", "end"))
+    w.run("run")
+    w.step()
+    w.end(w.jobs[0])
+    assert w.jobs[0].macro_error
+    assert any("task t job 1: error in task.exit 0" in m and "test.sched:" in m and "nosuch" in m for m in w.messages)
+    w.step()
+    assert len(w.jobs) == 2
+
+
+def test_exec_macro_error_makes_no_job_and_is_reported():
+    w = World()
+    w.run(task("t", "task.exec", "  error boom", "end"))
+    w.run("run")
+    w.step()
+    assert w.jobs == []
+    assert any("task t: error in task.exec" in m and "boom" in m for m in w.messages)
+
+
+def test_stdout_destinations(tmp_path):
+    w = World()
+    path = tmp_path / "out.txt"
+    w.run(task("t", "npending 3", f"stdout -append {path}", "stderr -var errs"))
+    w.run("run")
+    w.step()
+    for n, job in enumerate(w.jobs):
+        w.end(job, stdout=f"o{n}\n", stderr=f"e{n}")
+    assert path.read_text() == "o0\no1\no2\n"
+    assert w.run("set errs") == "e2"
+
+
+def test_redefining_a_task_modifies_it():
+    w = World()
+    w.run(task("t", "nmax 1", "trange 01:00 02:00", "trange 03:00 04:00"))
+    assert len(w.sched.tasks["t"].spec.ranges) == 2
+    w.run("task t\n  nmax 2\nend")
+    spec = w.sched.tasks["t"].spec
+    assert spec.nmax == 2 and spec.argv == ["true"] and len(spec.ranges) == 2
+    w.run("task t\n  trange 05:00 06:00\nend")
+    assert len(w.sched.tasks["t"].spec.ranges) == 1  # the first trange of a block replaces them
+
+
+def test_a_failing_block_leaves_the_task_unchanged():
+    w = World()
+    w.run(task("t", "nmax 1"))
+    with pytest.raises(SchedError):
+        w.run("task t\n  nmax 7\n  npending $nosuch\nend")
+    assert w.sched.tasks["t"].spec.nmax == 1
+
+
+def test_delete_task_waits_for_its_jobs():
+    w = World()
+    w.run(task("t", "npending 2"))
+    w.run("run")
+    w.step()
+    assert "removed when its 2 job(s)" in w.run("delete t")
+    w.step()
+    assert len(w.jobs) == 2
+    w.end(w.jobs[0])
+    assert "t" in w.sched.tasks
+    w.end(w.jobs[1])
+    assert "t" not in w.sched.tasks
+
+
+def test_kill_and_delete_jobs():
+    w = World()
+    w.run(task("t"))
+    w.run("run")
+    w.step()
+    assert w.run("kill 1") == "job 1 is being killed"
+    assert w.local.killed == w.jobs
+    with pytest.raises(TaskError, match="kill it first"):
+        w.run("delete 1")
+    w.end(w.jobs[0], Outcome.KILLED)
+    with pytest.raises(TaskError, match="already ended"):
+        w.run("kill 1")
+    assert w.run("delete 1") == "job 1 deleted"
+    with pytest.raises(TaskError, match="no job 1"):
+        w.run("check 1")
+
+
+def test_status_check_jobs_json():
+    import json
+
+    w = World()
+    w.run(task("t", "nmax 2"))
+    w.run("run")
+    w.step()
+    w.end(w.jobs[0], status=2)
+    w.step()
+    status = json.loads(w.run("status -json"))
+    assert status["tasks"][0]["task"] == "t" and status["tasks"][0]["failed"] == 1
+    assert status["summary"]["jobs"]["done"] == 1
+    jobs = json.loads(w.run("jobs -json"))
+    assert [j["outcome"] for j in jobs] == ["EXIT", None]
+    check = json.loads(w.run("check 1 -json"))
+    assert check["status"] == 2 and check["task"] == "t"
+    assert json.loads(w.run("check t -json"))["nmax"] == 2
+    text = w.run("status")
+    assert "TASK" in text and "EXIT 2" in text and "1 done (1 failed)" in text
+    assert "EXIT 2" in w.run("jobs -state done")
+
+
+def test_wall_clock_jump_does_not_fire_or_starve_tasks():
+    w = World()
+    w.run(task("t", "periods -poll 1 -exec 10", "npending 5"))
+    w.run("run")
+    w.step()
+    assert len(w.jobs) == 1
+    w.clock.jump_wall(3600)  # the wall clock jumps an hour: periods use monotonic time
+    w.step()
+    assert len(w.jobs) == 1
+    w.advance(10)
+    assert len(w.jobs) == 2
+
+
+def test_thousands_of_idle_tasks_cost_one_heap_entry_each():
+    w = World()
+    script = "".join(task(f"t{i}", "active off") for i in range(2000))
+    w.run(script)
+    w.run("run")
+    assert w.step() is None or w.step() == math.inf or True
+    assert len(w.sched.heap) == 0  # paused tasks are not polled at all
+    w2 = World()
+    w2.run("".join(task(f"t{i}", "periods -poll 30", "nmax 0") for i in range(2000)))
+    w2.run("run")
+    w2.step()
+    assert len(w2.sched.heap) == 0  # nmax 0: finished at once
+
+
+@pytest.mark.parametrize("script, line, column, message", [
+    ("nmax 3", 1, 1, "task directive"),
+    ("task t\n  command ls\n  nmax -1\nend", 3, 8, "nmax must be at least 0"),
+    ("task t\n  command ls\n  nmax x\nend", 3, 8, "nmax must be a whole number"),
+    ("task t\n  command ls\n  npending 0\nend", 3, 12, "at least 1"),
+    ("task t\n  command ls\n  periods -poll abc\nend", 3, 17, "-poll expects"),
+    ("task t\n  command ls\n  periods -bogus 1\nend", 3, 11, "unknown option '-bogus'"),
+    ("task t\n  command ls\n  trange 9:00\nend", 3, 3, "trange"),
+    ("task t\n  command ls\n  trange 09:00 10:00 -days Mnday\nend", 3, 28, "Mnday"),
+    ("task t\n  command ls\n  host a b\nend", 3, 8, "host"),
+    ("task t\n  command ls\n  active maybe\nend", 3, 10, "on or off"),
+    ("task t\n  command ls\n  stdout\nend", 3, 3, "wrong # args"),
+    ("task t\n  command ls\n  echo hi\nend", 3, 3, "unknown directive `echo`"),
+    ("task t\n  task.exit sometimes\n  end\nend", 2, 13, "unknown selector"),
+    ("task.exit 0\nend", 1, 1, "belongs inside"),
+    ("task t\n  command ls\n  task.exit 0\n    nmax 3\n  end\nend", 4, 5, "has no job to change"),
+    ("task t\n  command ls\n  task.exec\n    nmax 3\n  end\nend", 4, 5, "only command and host"),
+    ("task 12\n  command ls\nend", 1, 1, "not a number"),
+    ("task t\n  nmax 1\nend", 1, 1, "no `command`"),
+])
+def test_bad_task_input_is_refused_with_its_position(script, line, column, message):
+    w = World()
+    with pytest.raises(SchedError) as info:
+        w.run(script)
+    err = info.value
+    assert message in err.message
+    assert (err.pos.file, err.pos.line, err.pos.column) == ("test.sched", line, column)
+    assert w.sched.tasks == {}
+
+
+def test_read_time_check_refuses_before_anything_runs():
+    w = World()
+    with pytest.raises(SchedError):
+        w.run("echo before\ntask t\n  command ls\n  nmax x\nend")
+    assert w.output() == ""  # nothing ran: the script was refused when read
