@@ -1,0 +1,28 @@
+"""pclient: the host agent of pcontrol, and the job runner the sched shell shares.
+
+    protocol  -- the agent protocol: message dataclasses, encode / decode
+    jobproc   -- run one job as a local process group (used by the agent and by sched)
+    stdio     -- stdin/stdout as an asyncio channel; terminal set-up
+    agent     -- serves the protocol: runs jobs, reports them
+    __main__  -- the `pclient` command (also `python -m pclient`)
+
+Standard library only, Python 3.10+: it is copied to and run on remote hosts.
+"""
+
+from .agent import AGENT_VERSION as __version__
+from .jobproc import JobResult, JobSpec, RunningJob, StartFailure, start_job
+from .protocol import PROTOCOL_VERSION, Outcome, ProtocolError, decode, encode
+
+__all__ = [
+    "PROTOCOL_VERSION",
+    "JobResult",
+    "JobSpec",
+    "Outcome",
+    "ProtocolError",
+    "RunningJob",
+    "StartFailure",
+    "__version__",
+    "decode",
+    "encode",
+    "start_job",
+]

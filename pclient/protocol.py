@@ -1,0 +1,413 @@
+"""The agent protocol (pcontrol <-> pclient), version 1.
+
+Line-delimited JSON: the controller writes to the agent's stdin, the agent
+writes to its stdout, one JSON object per line with a "type" tag.  Each
+message type is a frozen dataclass below; `encode` turns one into a line,
+`decode` turns a line back into one or raises `ProtocolError`.  Unknown extra
+fields are ignored so that newer peers can add fields.
+
+    agent -> controller      Hello  Started  Ended  Pong  Error
+    controller -> agent      Run    Kill     Ping   Bye
+
+`encode` always writes pure ASCII (non-ASCII is escaped by JSON), so a line
+passes unmangled through pipes, ssh and pseudo-terminals in raw mode.
+Standard library only: this module also runs on the remote hosts.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+import math
+import types
+import typing
+from dataclasses import MISSING, dataclass, field, fields
+from typing import Any, Callable, ClassVar, Dict, Tuple, Union
+
+__all__ = [
+    "DEFAULT_OUTPUT_LIMIT",
+    "MAX_LINE",
+    "MESSAGE_TYPES",
+    "PROTOCOL_VERSION",
+    "Bye",
+    "Ended",
+    "Error",
+    "Hello",
+    "Kill",
+    "Message",
+    "Outcome",
+    "Ping",
+    "Pong",
+    "ProtocolError",
+    "Run",
+    "Started",
+    "decode",
+    "encode",
+]
+
+PROTOCOL_VERSION = 1
+MAX_LINE = 16 * 1024 * 1024
+"""Longest accepted line in bytes, not counting its newline."""
+DEFAULT_OUTPUT_LIMIT = 1024 * 1024
+"""Bytes of stdout (and of stderr) kept per job unless the run says otherwise."""
+EXCERPT_CHARS = 200
+"""How much of an offending line an error quotes back."""
+
+
+class ProtocolError(ValueError):
+    """A line that is not a valid message.
+
+    `reason` says what is wrong, `job` is the job id the line named (if it
+    named one, so the error can be tied to a job), `excerpt` quotes the start
+    of the line.
+    """
+
+    def __init__(self, reason: str, *, job: str | None = None, excerpt: str = "") -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.job = job
+        self.excerpt = excerpt
+
+
+class Outcome(str, enum.Enum):
+    """How a job ended (a plain string on the wire)."""
+
+    EXIT = "exit"
+    """The program ran and exited by itself with a status (or could not start: 126/127)."""
+    CRASH = "crash"
+    """The program was terminated by a signal nobody here sent."""
+    TIMEOUT = "timeout"
+    """The job ran past its timeout and was killed."""
+    KILLED = "killed"
+    """The job was killed on request (a kill message, bye, or the agent shutting down)."""
+
+    def __str__(self) -> str:
+        return self.value
+
+
+@dataclass(frozen=True)
+class Message:
+    """Base of all messages; `TYPE` is the wire tag of each subclass."""
+
+    TYPE: ClassVar[str] = ""
+
+
+# -- agent -> controller ------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Hello(Message):
+    """The first line an agent writes: the handshake."""
+
+    TYPE: ClassVar[str] = "hello"
+    version: int
+    host: str
+    pid: int
+    clock: float
+    slots: int
+    agent: str
+
+
+@dataclass(frozen=True)
+class Started(Message):
+    """A job's process is running.  `pid` is None when it could not be
+    started at all; an `Ended` with status 127/126 follows at once."""
+
+    TYPE: ClassVar[str] = "started"
+    job: str
+    pid: Union[int, None]
+    clock: float
+
+
+@dataclass(frozen=True)
+class Ended(Message):
+    """A job is over; see `Outcome`.  `status` is set only for EXIT, `signal`
+    for CRASH (and, informationally, for TIMEOUT / KILLED)."""
+
+    TYPE: ClassVar[str] = "ended"
+    job: str
+    outcome: Outcome
+    status: Union[int, None]
+    signal: Union[int, None]
+    elapsed: float
+    stdout: str
+    stderr: str
+    stdout_bytes: int
+    stderr_bytes: int
+    stdout_truncated: bool
+    stderr_truncated: bool
+    reason: Union[str, None]
+
+
+@dataclass(frozen=True)
+class Pong(Message):
+    """The answer to `Ping`; `running` is the number of jobs running now."""
+
+    TYPE: ClassVar[str] = "pong"
+    seq: int
+    clock: float
+    running: int
+
+
+@dataclass(frozen=True)
+class Error(Message):
+    """The agent rejected a line (malformed, unknown, or not acceptable now)."""
+
+    TYPE: ClassVar[str] = "error"
+    reason: str
+    job: Union[str, None] = None
+    excerpt: str = ""
+
+
+# -- controller -> agent ------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Run(Message):
+    """Run `argv` (no shell) as job `job`; `env` is added to the agent's environment."""
+
+    TYPE: ClassVar[str] = "run"
+    job: str
+    argv: Tuple[str, ...]
+    cwd: Union[str, None] = None
+    env: Dict[str, str] = field(default_factory=dict, hash=False)
+    timeout: Union[float, None] = None
+    output_limit: int = DEFAULT_OUTPUT_LIMIT
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "argv", tuple(self.argv))
+        object.__setattr__(self, "env", dict(self.env or {}))
+        if not self.job:
+            raise ValueError("run: job id must not be empty")
+        if not self.argv:
+            raise ValueError("run: argv must not be empty")
+        if self.timeout is not None and not (self.timeout >= 0 and math.isfinite(self.timeout)):
+            raise ValueError(f"run: timeout must be a finite number >= 0, got {self.timeout!r}")
+        if self.output_limit < 0:
+            raise ValueError(f"run: output_limit must be >= 0, got {self.output_limit!r}")
+
+
+@dataclass(frozen=True)
+class Kill(Message):
+    """Kill job `job` (SIGTERM to its group, SIGKILL after a grace)."""
+
+    TYPE: ClassVar[str] = "kill"
+    job: str
+
+
+@dataclass(frozen=True)
+class Ping(Message):
+    """Liveness check; answered by `Pong` with the same `seq`."""
+
+    TYPE: ClassVar[str] = "ping"
+    seq: int
+
+
+@dataclass(frozen=True)
+class Bye(Message):
+    """Kill all jobs, report them ended, exit 0 (EOF on stdin means the same)."""
+
+    TYPE: ClassVar[str] = "bye"
+
+
+MESSAGE_TYPES: dict[str, type[Message]] = {
+    cls.TYPE: cls for cls in (Hello, Started, Ended, Pong, Error, Run, Kill, Ping, Bye)
+}
+"""Wire tag -> message class."""
+
+
+# -- encoding -----------------------------------------------------------------
+
+
+def encode(msg: Message) -> bytes:
+    """One message as one ASCII line ending in a newline.
+
+    Raises ProtocolError if the line would be longer than MAX_LINE.
+    """
+    obj: dict[str, Any] = {"type": msg.TYPE}
+    for f in fields(msg):
+        value = getattr(msg, f.name)
+        obj[f.name] = value.value if isinstance(value, enum.Enum) else value
+    data = json.dumps(obj, ensure_ascii=True, separators=(",", ":"), allow_nan=False).encode("ascii")
+    if len(data) > MAX_LINE:
+        raise ProtocolError(
+            f"{msg.TYPE} message is {len(data)} bytes, longer than MAX_LINE ({MAX_LINE})",
+            job=getattr(msg, "job", None),
+        )
+    return data + b"\n"
+
+
+# -- decoding -----------------------------------------------------------------
+
+_Checker = Callable[[Any], Any]
+"""Takes a JSON value, returns it converted (e.g. list -> tuple) or raises
+TypeError with a description of what was expected."""
+
+
+def _describe(value: Any) -> str:
+    if value is None:
+        return "null"
+    return {bool: "a boolean", int: "an integer", float: "a number", str: "a string",
+            list: "a list", dict: "an object"}.get(type(value), type(value).__name__)
+
+
+def _check_str(value: Any) -> str:
+    if not isinstance(value, str):
+        raise TypeError("a string")
+    return value
+
+
+def _check_int(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError("an integer")
+    return value
+
+
+def _check_float(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise TypeError("a finite number")
+    return float(value)
+
+
+def _check_bool(value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise TypeError("a boolean")
+    return value
+
+
+def _check_outcome(value: Any) -> Outcome:
+    try:
+        return Outcome(value)
+    except ValueError:
+        raise TypeError("one of " + ", ".join(repr(o.value) for o in Outcome)) from None
+
+
+def _check_str_tuple(value: Any) -> tuple[str, ...]:
+    if not isinstance(value, list):
+        raise TypeError("a list of strings")
+    for index, item in enumerate(value):
+        if not isinstance(item, str):
+            raise TypeError(f"a list of strings (item {index} is {_describe(item)})")
+    return tuple(value)
+
+
+def _check_str_dict(value: Any) -> dict[str, str]:
+    if not isinstance(value, dict):
+        raise TypeError("an object of strings")
+    for key, item in value.items():
+        if not isinstance(item, str):
+            raise TypeError(f"an object of strings ({key!r} is {_describe(item)})")
+    return value
+
+
+_SIMPLE_CHECKERS: dict[Any, _Checker] = {
+    str: _check_str,
+    int: _check_int,
+    float: _check_float,
+    bool: _check_bool,
+    Outcome: _check_outcome,
+    Tuple[str, ...]: _check_str_tuple,
+    Dict[str, str]: _check_str_dict,
+}
+
+
+def _checker_for(hint: Any) -> _Checker:
+    """A checker for one field's type hint (the few shapes messages use)."""
+    if hint in _SIMPLE_CHECKERS:
+        return _SIMPLE_CHECKERS[hint]
+    if typing.get_origin(hint) in (Union, getattr(types, "UnionType", Union)):
+        inner = [arg for arg in typing.get_args(hint) if arg is not type(None)]
+        if len(inner) == 1:
+            check = _checker_for(inner[0])
+
+            def check_optional(value: Any) -> Any:
+                if value is None:
+                    return None
+                try:
+                    return check(value)
+                except TypeError as exc:
+                    raise TypeError(f"{exc} or null") from None
+
+            return check_optional
+    raise TypeError(f"no wire checker for type hint {hint!r}")  # a bug in this module
+
+
+_FieldSpec = Tuple[str, _Checker, bool]  # name, checker, required
+
+
+def _field_specs(cls: type[Message]) -> list[_FieldSpec]:
+    hints = typing.get_type_hints(cls)
+    specs = []
+    for f in fields(cls):
+        required = f.default is MISSING and f.default_factory is MISSING
+        specs.append((f.name, _checker_for(hints[f.name]), required))
+    return specs
+
+
+_FIELD_SPECS: dict[type[Message], list[_FieldSpec]] = {cls: _field_specs(cls) for cls in MESSAGE_TYPES.values()}
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def _excerpt(text: str) -> str:
+    return text if len(text) <= EXCERPT_CHARS else text[:EXCERPT_CHARS] + "..."
+
+
+def decode(line: bytes | str) -> Message:
+    """Parse one line (with or without its newline) into a message.
+
+    Raises ProtocolError for: a line over MAX_LINE, bytes that are not UTF-8,
+    malformed JSON, a non-object, a missing or unknown type, a missing or
+    ill-typed field, or a field value out of range.
+    """
+    if isinstance(line, (bytes, bytearray, memoryview)):
+        raw = bytes(line).rstrip(b"\r\n")
+        if len(raw) > MAX_LINE:
+            raise ProtocolError(f"line of {len(raw)} bytes is longer than MAX_LINE ({MAX_LINE})",
+                                excerpt=_excerpt(raw[:EXCERPT_CHARS].decode("utf-8", "replace")))
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise ProtocolError(f"line is not valid UTF-8 ({exc.reason} at byte {exc.start})",
+                                excerpt=_excerpt(raw[:EXCERPT_CHARS].decode("utf-8", "replace"))) from None
+    else:
+        text = line.rstrip("\r\n")
+        if len(text) > MAX_LINE:
+            raise ProtocolError(f"line of {len(text)} characters is longer than MAX_LINE ({MAX_LINE})",
+                                excerpt=_excerpt(text))
+    excerpt = _excerpt(text)
+    try:
+        obj = json.loads(text, parse_constant=_reject_constant)
+    except ValueError as exc:  # json.JSONDecodeError is a ValueError
+        raise ProtocolError(f"malformed JSON: {exc}", excerpt=excerpt) from None
+    except RecursionError:
+        raise ProtocolError("malformed JSON: nested too deeply", excerpt=excerpt) from None
+    if not isinstance(obj, dict):
+        raise ProtocolError(f"expected a JSON object, got {_describe(obj)}", excerpt=excerpt)
+    job = obj.get("job") if isinstance(obj.get("job"), str) and obj.get("job") else None
+    kind = obj.get("type")
+    if not isinstance(kind, str):
+        what = "missing" if kind is None else f"{_describe(kind)}, not a string"
+        raise ProtocolError(f"message type is {what}", job=job, excerpt=excerpt)
+    cls = MESSAGE_TYPES.get(kind)
+    if cls is None:
+        raise ProtocolError(f"unknown message type {kind!r}; expected one of {', '.join(MESSAGE_TYPES)}",
+                            job=job, excerpt=excerpt)
+    kwargs: dict[str, Any] = {}
+    for name, check, required in _FIELD_SPECS[cls]:
+        if name not in obj:
+            if required:
+                raise ProtocolError(f"{kind}: missing field {name!r}", job=job, excerpt=excerpt)
+            continue
+        value = obj[name]
+        try:
+            kwargs[name] = check(value)
+        except TypeError as exc:
+            raise ProtocolError(f"{kind}: field {name!r} must be {exc}, got {_describe(value)}",
+                                job=job, excerpt=excerpt) from None
+    try:
+        return cls(**kwargs)
+    except ValueError as exc:  # range checks in __post_init__
+        raise ProtocolError(str(exc), job=job, excerpt=excerpt) from None
