@@ -7,7 +7,14 @@ a module called `sched`.
 from .errors import ParseError, SchedError, ScriptError
 from .interp import Interp
 from . import cmd_core  # noqa: F401  (registers the core commands)
+from . import cmd_lists  # noqa: F401
+from . import cmd_strings  # noqa: F401
+from . import cmd_clock  # noqa: F401
+from . import cmd_exec  # noqa: F401
+from . import cmd_queues  # noqa: F401
+from . import cmd_info  # noqa: F401
 from . import tasks  # noqa: F401  (the task block and its directives)
 from . import cmd_sched  # noqa: F401  (run, stop, status, jobs, check, kill, wait...)
+from . import cmd_controller  # noqa: F401  (controller ...)
 
 __all__ = ["Interp", "SchedError", "ParseError", "ScriptError"]

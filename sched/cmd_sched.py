@@ -94,6 +94,15 @@ def _summary(sched: Scheduler) -> dict[str, Any]:
 @cmd("run", "start the scheduler loop: tasks make jobs")
 def cmd_run(interp: Any, argv: list[str]) -> str:
     sched = scheduler_of(interp)
+    if not sched.running and any(e.spec.host != "LOCAL" for e in sched.tasks.values()):
+        # Connect first, so that jobs an earlier sched left at the controller are adopted
+        # (and counted against nmax and npending) before any new job is made.
+        connect = getattr(sched.remote, "connect", None)
+        if connect is not None:
+            try:
+                run_until(connect(), "run")
+            except Exception:  # the link reports it; jobs wait for the reconnect (or, inside a
+                pass           # macro run by the loop, the connection is made by the first job)
     sched.start()
     return ""
 

@@ -1,12 +1,11 @@
-"""Backends that run the scheduler's jobs: on this machine, or (for now) nowhere.
+"""The backend that runs the scheduler's `host LOCAL` jobs on this machine.
 
 LocalBackend runs `host LOCAL` jobs through pclient.jobproc, the same runner the host agent
 uses: each job in its own session, argv without a shell, output captured up to a bound, the
 timeout and `kill` escalating SIGTERM -> SIGKILL over the whole group and any process that
 escaped it. A program that does not exist ends as exit status 127 with the reason in stderr.
 
-NoControllerBackend stands in for the controller until sched is connected to one: every
-non-local job ends DOWN at once, saying why.
+The other jobs go to the controller (psched.controller).
 """
 
 from __future__ import annotations
@@ -88,23 +87,4 @@ class LocalBackend:
         if not job.done:  # submitted, not started yet: kill it as soon as it starts
             self._kill_asked.add(job.id)
             return True
-        return False
-
-
-class NoControllerBackend:
-    """Until a controller is connected, a job for another host ends DOWN at once."""
-
-    reason = "no controller is connected: this job needs a controller host (use `host LOCAL` to run it here)"
-
-    def __init__(self, sched: "Scheduler"):
-        self.sched = sched
-
-    def submit(self, job: Job) -> None:
-        get_loop().call_soon(self._down, job)
-
-    def _down(self, job: Job) -> None:
-        if not job.done:
-            self.sched.job_ended(job, Outcome.DOWN, stderr=self.reason + "\n", reason=self.reason, elapsed=0.0)
-
-    def kill(self, job: Job) -> bool:
         return False

@@ -93,7 +93,8 @@ class Scheduler:
 
     def __init__(self, interp: Any, clock: Clock | None = None, local: Backend | None = None,
                  remote: Backend | None = None):
-        from .localjobs import LocalBackend, NoControllerBackend
+        from .controller import ControllerLink
+        from .localjobs import LocalBackend
 
         self.interp = interp
         self.clock = clock or SystemClock()
@@ -104,7 +105,7 @@ class Scheduler:
         self.running = False
         self.output_limit = DEFAULT_OUTPUT_LIMIT
         self.local: Backend = local or LocalBackend(self)
-        self.remote: Backend = remote or NoControllerBackend(self)
+        self.remote: Backend = remote or ControllerLink(self)
         self.on_message: Callable[[str], None] | None = None  # the shell prints these
         self.job_listeners: list[Callable[[Job], None]] = []  # told of every job start and end
         self.verbose = False
@@ -129,8 +130,31 @@ class Scheduler:
         else:
             entry.spec = spec
         self.look_soon(entry)
+        adopt = getattr(self.remote, "adopt_orphans", None)
+        if adopt is not None:
+            adopt(spec.name)
         self._check_waiters()
         return entry
+
+    def adopt(self, record: dict) -> Job | None:
+        """Take back a controller job of ours that an earlier run of sched submitted.
+
+        None when its task is not defined here. The job counts as made by, and outstanding for,
+        its task, so `npending` and `nmax` hold across the restart.
+        """
+        entry = self.tasks.get(record.get("task") or "")
+        if entry is None:
+            return None
+        job = Job(self._next_job, entry.name, list(record.get("argv") or []), record.get("host") or "NONE",
+                  bool(record.get("required")), timeout=record.get("timeout"), pending=record.get("pending"))
+        job.created = record.get("submitted") or job.created
+        self._next_job += 1
+        self.jobs[job.id] = job
+        entry.jobs_out.add(job.id)
+        entry.timing.made += 1
+        entry.timing.outstanding += 1
+        self.totals["made"] += 1
+        return job
 
     def task(self, name: str) -> TaskEntry:
         entry = self.tasks.get(name)
@@ -285,8 +309,11 @@ class Scheduler:
 
     def job_ended(self, job: Job, outcome: Outcome, status: int | None = None, signal: int | None = None,
                   stdout: str = "", stderr: str = "", stdout_bytes: int = 0, stderr_bytes: int = 0,
-                  elapsed: float | None = None, reason: str = "", ran_on: str = "") -> None:
-        """Record how a job ended, deliver its output and run its exit macro. Once per job."""
+                  elapsed: float | None = None, reason: str = "", ran_on: str = "", quiet: bool = False) -> None:
+        """Record how a job ended, deliver its output and run its exit macro. Once per job.
+
+        `quiet`: the job's exit macro already ran (before a restart): record the end only.
+        """
         if job.done:
             log.warning("job %s reported ended twice; ignoring the second (%s)", job.id, outcome)
             return
@@ -309,8 +336,9 @@ class Scheduler:
             entry.failed += job.failed
             entry.last_outcome = job.outcome_text()
             entry.last_end = job.ended
-            self._deliver_output(entry.spec, job)
-            self._run_exit_macro(entry.spec, job)
+            if not quiet:
+                self._deliver_output(entry.spec, job)
+                self._run_exit_macro(entry.spec, job)
             if entry.deleting and not entry.jobs_out and self.tasks.get(job.task) is entry:
                 del self.tasks[job.task]
             elif self.running:

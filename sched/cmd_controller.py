@@ -1,0 +1,103 @@
+"""`controller ...`: the controller's commands from the sched shell, and its daemon's life.
+
+    controller start | stop ?-force? | status       manage the pcontrol daemon of $SCHED_HOME
+    controller COMMAND ...                          any pcontrol command: host add, hosts, jobs...
+
+A command is sent over the scheduler's own connection (psched.controller), and its reply text
+is the result; a refusal is an error with pcontrol's message. pcontrol itself refuses `kill`
+and `delete` of a job that a scheduler owns unless `-force` is given.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pcontrol.errors import ClientError
+
+from .errors import ScriptError
+from .eventloop import run_until
+from .registry import BUILTINS
+from .scheduler import scheduler_of
+
+MANAGE = ("start", "stop", "status")
+
+
+def _link(interp: Any):
+    from .controller import controller_of
+
+    return controller_of(scheduler_of(interp))
+
+
+def controller_subcommands() -> list[str]:
+    """What may follow `controller` (for completion): ours, then pcontrol's command words."""
+    words = list(MANAGE)
+    try:
+        from pcontrol.verbs import TABLE
+
+        words += sorted({c.path.split()[0] for c in TABLE.root.commands()} - set(MANAGE) - {"shutdown"})
+    except Exception:  # completion must never fail because of this
+        pass
+    return words
+
+
+@BUILTINS.command("controller subcommand ?arg ...?",
+                  "talk to the controller: start | stop ?-force? | status | any pcontrol command (host add, hosts, jobs, check...)")
+def cmd_controller(interp: Any, argv: list[str]) -> str:
+    link = _link(interp)
+    sub, args = argv[1], argv[2:]
+    if sub == "start":
+        return _start(link)
+    if sub == "stop":
+        return _stop(link, force="-force" in args)
+    if sub == "status":
+        return _status(link)
+    return _send(link, argv[1:])
+
+
+def _start(link: Any) -> str:
+    from pcontrol import daemon
+
+    outcome = daemon.start(link.paths, [])
+    if not outcome.ok:
+        raise ScriptError(f"controller start: {outcome.message}")
+    if "already running" not in outcome.message:
+        link.started_daemon = True
+    return outcome.message
+
+
+def _stop(link: Any, force: bool) -> str:
+    from pcontrol import daemon
+
+    out = link.jobs_out()
+    if out and not force:
+        raise ScriptError(f"controller stop: {out} job(s) of this scheduler are still out at the controller; "
+                          "stopping it now ends them DOWN (use `controller stop -force`)")
+    run_until(link.aclose(), "controller stop")
+    outcome = daemon.stop(link.paths)
+    if not outcome.ok:
+        raise ScriptError(f"controller stop: {outcome.message}")
+    link.started_daemon = False
+    return outcome.message
+
+
+def _status(link: Any) -> str:
+    from pcontrol.client import is_running
+
+    if not link.connected and not is_running(link.paths.home):
+        return f"pcontrol is not running in {link.paths.home}"
+    text = _send(link, ["status"])
+    return f"{text}\nsched: {link.state}; owner {link.owner}; {link.jobs_out()} job(s) out"
+
+
+def _send(link: Any, argv: list[str]) -> str:
+    async def request() -> Any:
+        await link.connect()
+        return await link.client.request(argv)
+
+    try:
+        reply = run_until(request(), "controller")
+    except ClientError as exc:
+        raise ScriptError(f"controller: {exc}") from None
+    if not reply.ok:
+        raise ScriptError(f"controller {argv[0]}: {reply.text}")
+    return reply.text

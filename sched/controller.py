@@ -1,0 +1,404 @@
+"""The scheduler's link to pcontrol: the backend for every job that is not `host LOCAL`.
+
+    link = controller_of(sched)     # made on first use; it is sched.remote
+    link.submit(job)                # queue the job; sent as soon as a connection is up
+
+The link connects lazily. With no daemon running it starts one in $SCHED_HOME (the embedded
+default, saying so) and, when that controller has no host, adds `localhost` with one slot per
+CPU. It subscribes to the events of this scheduler's jobs (the owner is derived from
+$SCHED_HOME), so nobody polls: a job going BUSY is reported started; a job going DONE has its
+record and output fetched, its task.exit macro run, and is then harvested (acknowledged) at the
+controller, which keeps every finished job until then.
+
+Exactly once, across restarts: before a job's exit macro runs, the link appends the job's key
+to a harvest log in $SCHED_HOME (flushed to the OS, so it survives the sched process being
+killed). After a restart, finished jobs the controller still holds are adopted: those in the log
+are only acknowledged (their macro ran, or started, before the crash), the others have their
+macro run now. Jobs still pending or running are followed. So an exit macro runs at most once,
+and exactly once unless sched dies in the middle of that macro.
+
+A broken connection is reported; submitted jobs are not forgotten, new ones wait, and the link
+reconnects with backoff.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from collections import deque
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from pcontrol.client import ControllerClient
+from pcontrol.errors import ClientError, ControllerNotRunning
+from pcontrol.paths import Paths
+
+from .eventloop import get_loop
+from .jobs import Job, JobState, Outcome
+from .localjobs import output_text
+
+if TYPE_CHECKING:
+    from .scheduler import Scheduler
+
+log = logging.getLogger(__name__)
+
+__all__ = ["ControllerLink", "controller_of", "owner_id", "HarvestLog"]
+
+RECONNECT_DELAYS = (0.5, 1, 2, 4, 8, 15, 30)
+
+
+def owner_id(home: Path) -> str:
+    """This scheduler's identity at the controller: derived from its $SCHED_HOME."""
+    return f"sched:{home.expanduser().resolve()}"
+
+
+class HarvestLog:
+    """Keys of controller jobs whose exit macro this scheduler has started (append-only file)."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.keys: set[str] = set()
+        self._fh = None
+        try:
+            with open(path, encoding="utf-8") as fh:
+                self.keys = {line.strip() for line in fh if line.strip()}
+        except FileNotFoundError:
+            pass
+
+    def __contains__(self, key: str) -> bool:
+        return key in self.keys
+
+    def add(self, key: str) -> None:
+        if self._fh is None:
+            self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            self._fh = open(self.path, "a", encoding="utf-8")
+        self._fh.write(key + "\n")
+        self._fh.flush()  # in the OS: it survives the death of this process
+        self.keys.add(key)
+
+    def compact(self, still_held: set[str]) -> None:
+        """Drop keys the controller no longer holds (they were acknowledged)."""
+        keep = self.keys & still_held
+        if keep == self.keys:
+            return
+        if self._fh is not None:
+            self._fh.close()
+            self._fh = None
+        tmp = self.path.with_suffix(".tmp")
+        tmp.write_text("".join(k + "\n" for k in sorted(keep)), encoding="utf-8")
+        os.replace(tmp, self.path)
+        self.keys = keep
+
+
+def job_key(record: dict[str, Any]) -> str:
+    """A controller job's identity: its id and submit time (ids restart with a new journal)."""
+    return f"{record['id']}@{record.get('submitted')}"
+
+
+class ControllerLink:
+    """The remote backend: jobs go to pcontrol, their ends come back as events."""
+
+    def __init__(self, sched: "Scheduler", home: str | os.PathLike[str] | None = None, auto_start: bool = True):
+        self.sched = sched
+        self.paths = Paths.for_home(home)
+        self.owner = owner_id(self.paths.home)
+        self.auto_start = auto_start
+        self.client: ControllerClient | None = None
+        self.by_cid: dict[int, Job] = {}
+        self.unsent: deque[Job] = deque()
+        self.orphans: dict[int, dict[str, Any]] = {}  # finished jobs of tasks not defined here (yet)
+        self.harvests = HarvestLog(self.paths.home / f"harvested.log")
+        self.started_daemon = False
+        self.state = "not connected"
+        self._connecting: asyncio.Task | None = None
+        self._retry = 0
+        self._retry_timer: asyncio.TimerHandle | None = None
+        self._tasks: set[asyncio.Task] = set()
+
+    # --- Backend ------------------------------------------------------------------------------
+
+    def submit(self, job: Job) -> None:
+        self.unsent.append(job)
+        if self.client is not None and not self.client.closed:
+            self._spawn(self._flush())
+        else:
+            self.connect_soon()
+
+    def kill(self, job: Job) -> bool:
+        if job in self.unsent:
+            self.unsent.remove(job)
+            get_loop().call_soon(self._end_unsent, job, Outcome.KILLED, "killed before it reached the controller")
+            return True
+        if job.controller_id is None or self.client is None:
+            return False
+        self._spawn(self._request(["kill", job.controller_id, "-owner", self.owner], f"kill job {job.id}"))
+        return True
+
+    def _end_unsent(self, job: Job, outcome: Outcome, reason: str) -> None:
+        if not job.done:
+            self.sched.job_ended(job, outcome, reason=reason, stderr=reason + "\n", elapsed=0.0)
+
+    # --- connection ---------------------------------------------------------------------------
+
+    @property
+    def connected(self) -> bool:
+        return self.client is not None and not self.client.closed
+
+    def connect_soon(self) -> None:
+        if self.connected or (self._connecting is not None and not self._connecting.done()):
+            return
+        if self._retry_timer is not None:
+            return
+        self._connecting = self._spawn(self._connect())
+
+    async def connect(self) -> None:
+        """Connect now (or wait for the connection under way); raise ClientError on failure."""
+        if self.connected:
+            return
+        if self._connecting is not None and not self._connecting.done():
+            await asyncio.shield(self._connecting)
+        if not self.connected:
+            await self._connect(raise_errors=True)
+
+    async def _connect(self, raise_errors: bool = False) -> None:
+        try:
+            try:
+                client = await ControllerClient.connect(self.paths.home, on_event=self._on_event)
+            except ControllerNotRunning:
+                if not self.auto_start:
+                    raise
+                await self._start_daemon()
+                client = await ControllerClient.connect(self.paths.home, on_event=self._on_event)
+            self.client = client
+            await client.subscribe(owner=self.owner)
+            await self._ensure_hosts()
+            self.state = "connected"
+            self._retry = 0
+            self._spawn(self._watch(client))
+            await self._adopt()
+            await self._flush()
+        except (ClientError, OSError, ValueError) as exc:
+            self.state = f"not connected: {exc}"
+            self.sched.report(f"controller: {exc}; will retry")
+            self._schedule_retry()
+            if raise_errors:
+                raise
+
+    async def _start_daemon(self) -> None:
+        from pcontrol import daemon
+
+        outcome = await get_loop().run_in_executor(None, daemon.start, self.paths, [])
+        if not outcome.ok:
+            raise ControllerNotRunning(outcome.message)
+        if "already running" not in outcome.message:
+            self.started_daemon = True
+            self.sched.report(f"started pcontrol in {self.paths.home} (pid {outcome.pid})")
+
+    async def _ensure_hosts(self) -> None:
+        """The embedded default: a controller with no host gets localhost, a slot per CPU."""
+        hosts = await self.client.call("hosts", "-json")
+        if not hosts:
+            slots = os.cpu_count() or 1
+            await self.client.call("host", "add", "localhost", "-slots", str(slots))
+            self.sched.report(f"controller had no hosts: added localhost with {slots} slot(s)")
+
+    async def _watch(self, client: ControllerClient) -> None:
+        reason = await client.wait_closed()
+        if client is not self.client:
+            return
+        self.client = None
+        self.state = f"not connected: {reason}"
+        out = sum(1 for j in self.by_cid.values() if not j.done)
+        self.sched.report(f"controller connection lost ({reason}); {out} job(s) out there are not forgotten, reconnecting")
+        self._schedule_retry()
+
+    def _schedule_retry(self) -> None:
+        if self._retry_timer is not None:
+            return
+        delay = RECONNECT_DELAYS[min(self._retry, len(RECONNECT_DELAYS) - 1)]
+        self._retry += 1
+
+        def again() -> None:
+            self._retry_timer = None
+            if self.unsent or any(not j.done for j in self.by_cid.values()):
+                self.connect_soon()
+
+        self._retry_timer = get_loop().call_later(delay, again)
+
+    async def aclose(self) -> None:
+        """Close the connection (jobs out stay at the controller for the next sched)."""
+        if self._retry_timer is not None:
+            self._retry_timer.cancel()
+            self._retry_timer = None
+        client, self.client = self.client, None
+        self.state = "not connected"
+        if client is not None:
+            await client.close()
+        for task in list(self._tasks):
+            task.cancel()
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    # --- sending ------------------------------------------------------------------------------
+
+    async def _flush(self) -> None:
+        while self.unsent and self.connected:
+            job = self.unsent.popleft()
+            if job.done:
+                continue
+            try:
+                reply = await self.client.request(self._job_argv(job))
+            except ClientError as exc:
+                self.unsent.appendleft(job)
+                self.sched.report(f"controller: could not submit job {job.id}: {exc}")
+                return
+            if not reply.ok:
+                self.sched.job_ended(job, Outcome.DOWN, reason=f"controller refused the job: {reply.text}",
+                                     stderr=reply.text + "\n", elapsed=0.0)
+                continue
+            cid = int(reply.data["id"]) if isinstance(reply.data, dict) and "id" in reply.data else int(reply.text)
+            job.controller_id = str(cid)
+            self.by_cid[cid] = job
+            if isinstance(reply.data, dict):
+                self._apply(job, reply.data)
+
+    def _job_argv(self, job: Job) -> list[str]:
+        argv = ["job", "-owner", self.owner, "-task", job.task]
+        if job.host not in ("NONE", "LOCAL"):
+            argv += ["-host", job.host]
+            if job.host_required:
+                argv.append("-required")
+        if job.timeout is not None:
+            argv += ["-timeout", repr(job.timeout)]
+        if job.pending is not None:
+            argv += ["-pending", repr(job.pending)]
+        argv.append("--")
+        argv += job.argv
+        return argv
+
+    async def _request(self, argv: list[str], what: str) -> None:
+        try:
+            reply = await self.client.request(argv)
+        except ClientError as exc:
+            self.sched.report(f"controller: {what}: {exc}")
+            return
+        if not reply.ok:
+            self.sched.report(f"controller: {what}: {reply.text}")
+
+    # --- events and harvest -------------------------------------------------------------------
+
+    def _on_event(self, event: Any) -> None:
+        if getattr(event.kind, "value", event.kind) != "job":
+            return
+        record = event.data
+        job = self.by_cid.get(int(record.get("id", -1)))
+        if job is not None:
+            self._apply(job, record)
+
+    def _apply(self, job: Job, record: dict[str, Any]) -> None:
+        state = record.get("state")
+        if state == "BUSY" and job.state is JobState.PENDING:
+            self.sched.job_started(job, ran_on=record.get("ran_on") or "", pid=record.get("pid"),
+                                   controller_id=str(record["id"]))
+        elif state == "DONE" and not job.done:
+            self._spawn(self._collect(job, int(record["id"])))
+
+    async def _collect(self, job: Job, cid: int) -> None:
+        try:
+            record = await self.client.call("check", "job", str(cid), "-output", "-json")
+        except ClientError as exc:
+            self.sched.report(f"controller: could not fetch the outcome of job {job.id} (controller job {cid}): {exc}")
+            return  # collected again after the reconnect
+        self._finish(job, record)
+
+    def _finish(self, job: Job, record: dict[str, Any]) -> None:
+        """Record the harvest, run the exit macro (once), then acknowledge at the controller."""
+        if job.done:
+            return
+        key = job_key(record)
+        already = key in self.harvests
+        if not already:
+            self.harvests.add(key)  # before the macro's side effects: at most once
+        if job.state is JobState.PENDING and record.get("started"):
+            job.started = record.get("started")
+        outcome = Outcome(record["outcome"]) if record.get("outcome") else Outcome.DOWN
+        if already:
+            job.macro = "(ran before a restart)"
+            self.sched.job_ended(job, outcome, status=record.get("status"), signal=record.get("signal"),
+                                 elapsed=record.get("elapsed"), reason=record.get("reason") or "",
+                                 ran_on=record.get("ran_on") or "", quiet=True)
+        else:
+            self.sched.job_ended(
+                job, outcome, status=record.get("status"), signal=record.get("signal"),
+                stdout=output_text((record.get("stdout") or "").encode(), record.get("stdout_bytes") or 0,
+                                   bool(record.get("stdout_truncated"))),
+                stderr=output_text((record.get("stderr") or "").encode(), record.get("stderr_bytes") or 0,
+                                   bool(record.get("stderr_truncated"))),
+                stdout_bytes=record.get("stdout_bytes") or 0, stderr_bytes=record.get("stderr_bytes") or 0,
+                elapsed=record.get("elapsed"), reason=record.get("reason") or "", ran_on=record.get("ran_on") or "",
+            )
+        self.by_cid.pop(int(record["id"]), None)
+        self._spawn(self._request(["harvest", str(record["id"]), "-owner", self.owner], f"harvest job {job.id}"))
+
+    async def _adopt(self) -> None:
+        """After (re)connecting: collect our finished jobs, follow the running ones."""
+        records = await self.client.call("jobs", "-owner", self.owner, "-json")
+        held = set()
+        for record in records:
+            if record.get("harvested"):
+                continue
+            cid = int(record["id"])
+            held.add(job_key(record))
+            job = self.by_cid.get(cid)
+            if job is None:
+                job = self.sched.adopt(record)
+                if job is None:
+                    if record.get("state") == "DONE":
+                        self.orphans[cid] = record
+                    continue
+                job.controller_id = str(cid)
+                self.by_cid[cid] = job
+            if record.get("state") == "DONE":
+                await self._collect(job, cid)
+            else:
+                self._apply(job, record)
+        self.harvests.compact(held)
+        if self.orphans:
+            tasks = sorted({r.get("task") or "?" for r in self.orphans.values()})
+            self.sched.report(f"controller holds {len(self.orphans)} finished job(s) of task(s) not defined here: "
+                              f"{', '.join(tasks)}; define them to run their exit macros")
+
+    def adopt_orphans(self, task: str) -> None:
+        """A task was defined: run the exit macros of its finished jobs we hold."""
+        for cid, record in list(self.orphans.items()):
+            if record.get("task") != task:
+                continue
+            job = self.sched.adopt(record)
+            if job is None:
+                continue
+            del self.orphans[cid]
+            job.controller_id = str(cid)
+            self.by_cid[cid] = job
+            if self.connected:
+                self._spawn(self._collect(job, cid))
+
+    # --- helpers ------------------------------------------------------------------------------
+
+    def _spawn(self, coro: Any) -> asyncio.Task:
+        task = get_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    def jobs_out(self) -> int:
+        return len(self.unsent) + sum(1 for j in self.by_cid.values() if not j.done)
+
+
+def controller_of(sched: "Scheduler") -> ControllerLink:
+    """The scheduler's controller link (its remote backend), made on first use."""
+    link = sched.remote
+    if not isinstance(link, ControllerLink):
+        link = ControllerLink(sched)
+        sched.remote = link
+    return link

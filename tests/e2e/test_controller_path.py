@@ -1,0 +1,252 @@
+"""The whole path: sched tasks -> pcontrol -> local pclients -> jobs, and back into exit macros."""
+
+import asyncio
+import io
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+
+import psched
+from psched.eventloop import get_loop, run_until
+from psched.jobs import JobState
+from psched.scheduler import scheduler_of
+
+ROOT = Path(__file__).resolve().parents[2]
+SCHED = [sys.executable, "-m", "psched.cli"]
+
+
+@pytest.fixture
+def home(monkeypatch):
+    path = Path(tempfile.mkdtemp(prefix="e2e.", dir="/tmp"))
+    monkeypatch.setenv("SCHED_HOME", str(path))
+    yield path
+    from pcontrol import daemon
+    from pcontrol.paths import Paths
+
+    daemon.stop(Paths.for_home(path))
+
+
+class Shell:
+    """An interpreter as the sched shell has it, with messages collected."""
+
+    def __init__(self):
+        self.out = io.StringIO()
+        self.interp = psched.Interp(stdout=self.out)
+        self.sched = scheduler_of(self.interp)
+        self.messages = []
+        self.sched.on_message = self.messages.append
+
+    def run(self, text):
+        return self.interp.eval(text, "e2e.sched")
+
+    def lines(self):
+        return sorted(self.out.getvalue().splitlines())
+
+    def wait_job(self, job_id, state, timeout=30):
+        fut = get_loop().create_future()
+
+        def listener(job):
+            if job.id == job_id and job.state is state and not fut.done():
+                fut.set_result(job)
+
+        self.sched.job_listeners.append(listener)
+        try:
+            job = self.sched.jobs.get(job_id)
+            if job is not None and job.state is state:
+                return job
+            return run_until(asyncio.wait_for(fut, timeout))
+        finally:
+            self.sched.job_listeners.remove(listener)
+
+    def close(self):
+        run_until(self.sched.remote.aclose())
+
+
+def test_every_outcome_through_the_controller(home):
+    sh = Shell()
+    sh.run("""
+task exit2
+  command sh -c {echo out; exit 2}
+  nmax 2
+  npending 2
+  task.exit 2
+    echo "exit2 $exit_status [string trim $stdout] on $job_host"
+  end
+end
+task crash
+  command sh -c {kill -KILL $$}
+  nmax 1
+  task.exit crash
+    echo "crash $job_state $job_signal"
+  end
+end
+task slow
+  command sleep 30
+  nmax 1
+  periods -timeout 0.3
+  task.exit timeout
+    echo "timeout $job_state"
+  end
+end
+task ok
+  command echo fine
+  nmax 1
+  task.exit 0
+    echo "ok [string trim $stdout]"
+  end
+end
+run
+wait -timeout 60
+""")
+    assert sh.lines() == sorted(["exit2 2 out on localhost", "exit2 2 out on localhost", "crash CRASH 9",
+                                 "timeout TIMEOUT", "ok fine"])
+    assert any("started pcontrol in" in m for m in sh.messages)
+    assert any("added localhost" in m for m in sh.messages)
+    # every job was harvested (the controller keeps harvested jobs for a retention time)
+    held = json.loads(sh.run("controller jobs -json"))
+    assert len(held) == 5 and all(j["harvested"] for j in held)
+    sh.close()
+
+
+def test_a_user_who_added_hosts_gets_exactly_those(home):
+    subprocess.run([sys.executable, "-m", "pcontrol", "start"], check=True, capture_output=True)
+    subprocess.run([sys.executable, "-m", "pcontrol", "host", "add", "only", "-slots", "1",
+                    "-connect", f"{sys.executable} -m pclient --slots 1"], check=True, capture_output=True)
+    sh = Shell()
+    sh.run("task t\n  command true\n  nmax 1\n  task.exit 0\n    echo ran on $job_host\n  end\nend\nrun\nwait -timeout 60")
+    assert sh.lines() == ["ran on only"]
+    hosts = json.loads(sh.run("controller hosts -json"))
+    assert [h["name"] for h in hosts] == ["only"]
+    sh.close()
+
+
+def test_host_lost_mid_job_ends_down(home):
+    sh = Shell()
+    sh.run("task long\n  command sleep 60\n  nmax 1\n  task.exit down\n    echo down $job_id $job_state\n  end\nend\nrun")
+    job = sh.wait_job(1, JobState.RUNNING)
+    host = json.loads(sh.run("controller check host localhost -json"))
+    os.kill(host["agent"]["local_pid"], signal.SIGKILL)
+    sh.wait_job(1, JobState.DONE)
+    assert job.outcome.value == "DOWN"
+    assert sh.lines() == ["down 1 DOWN"]
+    sh.close()
+
+
+def test_required_host_that_is_off_ends_pending(home):
+    sh = Shell()
+    sh.run("controller host add offhost -slots 1 -connect false")
+    sh.run("controller host off offhost")
+    sh.run("""
+task pinned
+  command true
+  host offhost -required
+  nmax 1
+  periods -pending 0.5
+  task.exit pending
+    echo pending $job_state
+  end
+end
+run
+wait -timeout 60
+""")
+    assert sh.lines() == ["pending PENDING"]
+    sh.close()
+
+
+def test_controller_kill_of_an_owned_job_is_refused_and_kill_at_the_prompt_works(home):
+    sh = Shell()
+    sh.run("task long\n  command sleep 60\n  nmax 1\n  task.exit killed\n    echo killed $job_id\n  end\nend\nrun")
+    job = sh.wait_job(1, JobState.RUNNING)
+    with pytest.raises(psched.SchedError, match="long"):
+        sh.run(f"controller kill {job.controller_id}")
+    sh.run("kill 1")
+    sh.wait_job(1, JobState.DONE)
+    assert job.outcome.value == "KILLED"
+    assert sh.lines() == ["killed 1"]
+    sh.close()
+
+
+def test_exit_macro_not_rerun_when_sched_died_before_acknowledging(home):
+    count = home / "count"
+    task = f"""
+task once
+  command echo hi
+  nmax 1
+  task.exit 0
+    exec sh -c "echo $job_id >> {count}"
+  end
+end
+"""
+    first = Shell()
+    link = first.sched.remote
+    real = link._request
+
+    async def no_harvest(argv, what):  # sched "dies" before the controller hears the harvest
+        if argv[0] != "harvest":
+            await real(argv, what)
+
+    link._request = no_harvest
+    first.run(task + "run\nwait -timeout 60")
+    assert count.read_text().split() == ["1"]
+    held = json.loads(first.run("controller jobs -json"))
+    assert len(held) == 1 and held[0]["state"] == "DONE"  # still unharvested at the controller
+    first.close()
+
+    second = Shell()  # a new sched on the same $SCHED_HOME
+    second.run(task.replace("nmax 1", "nmax 1\n  active off"))
+    second.run("run")
+    run_until(second.sched.remote.connect())
+    run_until(asyncio.sleep(0))
+    assert all(j["harvested"] for j in json.loads(second.run("controller jobs -json")))  # acknowledged now
+    assert count.read_text().split() == ["1"]  # and the macro did not run again
+    second.close()
+
+
+def test_sched_killed_mid_run_and_restarted_runs_each_exit_macro_once(home, tmp_path):
+    count = tmp_path / "count"
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    script = tmp_path / "jobs.sched"
+    script.write_text(f"""
+task work
+  command sh -c "touch {marks}/\\$\\$; sleep 2; echo done"
+  nmax 4
+  npending 4
+  task.exit 0
+    exec sh -c "echo $job_id >> {count}"
+  end
+end
+run
+wait -timeout 60
+""")
+    env = dict(os.environ, SCHED_HOME=str(home))
+    subprocess.run([sys.executable, "-m", "pcontrol", "start"], check=True, capture_output=True)
+    subprocess.run([sys.executable, "-m", "pcontrol", "host", "add", "localhost", "-slots", "4"], check=True,
+                   capture_output=True)
+    first = subprocess.Popen(SCHED + [str(script)], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, env=env, cwd=ROOT)
+    # wait until all four jobs run at the controller: each touches a mark file when it starts
+    fut = get_loop().create_future()
+
+    async def four_started():
+        while len(list(marks.iterdir())) < 4:
+            if first.poll() is not None:
+                raise AssertionError(first.stderr.read().decode())
+            await asyncio.sleep(0.05)
+
+    run_until(asyncio.wait_for(four_started(), 30))
+    del fut
+    first.kill()
+    first.wait()
+    assert not count.exists()  # nothing finished before the kill
+    second = subprocess.run(SCHED + [str(script)], stdin=subprocess.DEVNULL, capture_output=True, env=env,
+                            cwd=ROOT, timeout=120)
+    assert second.returncode == 0, second.stderr.decode()
+    assert len(count.read_text().split()) == 4  # every exit macro ran exactly once
+    assert len(list(marks.iterdir())) == 4  # and no job was made twice
