@@ -40,6 +40,23 @@ def controller_subcommands() -> list[str]:
     return words
 
 
+_HOST_VERBS = {("host", "on"), ("host", "off"), ("host", "delete"), ("host", "retry"), ("check", "host")}
+
+
+def controller_host_words(interp: Any, words: list[str]) -> list[str]:
+    """After `controller host add|on|...` or `controller check`: subcommands, then host names."""
+    sched = interp.extensions.get("scheduler")
+    link = getattr(sched, "remote", None)
+    hosts = sorted(getattr(link, "hosts", ()) or ())
+    if len(words) == 2 and words[1] == "host":
+        return ["add", "delete", "on", "off", "retry"]
+    if len(words) == 2 and words[1] == "check":
+        return ["host", "job"]
+    if len(words) == 3 and (words[1], words[2]) in _HOST_VERBS:
+        return hosts
+    return []
+
+
 @BUILTINS.command("controller subcommand ?arg ...?",
                   "talk to the controller: start | stop ?-force? | status | any pcontrol command (host add, hosts, jobs, check...)")
 def cmd_controller(interp: Any, argv: list[str]) -> str:

@@ -282,3 +282,60 @@ def _still_going(sched: Scheduler, names: list[str] | None) -> str:
             nmax = "" if e.spec.nmax is None else f"/{e.spec.nmax}"
             parts.append(f"{e.name} ({e.timing.made}{nmax} made, {len(e.jobs_out)} out, {e.state()})")
     return ", ".join(parts) or "jobs of deleted tasks"
+
+
+# --- the shell's view of the scheduler: completion and the quit check ----------------------------
+
+_TASK_ARG = {"pause", "resume", "wait", "check", "delete"}
+_JOB_ARG = {"check", "kill", "delete"}
+
+
+def complete_sched_words(interp: Any, words: list[str], current: str) -> list[str]:
+    """Task names and job ids where the prompt commands take them; controller words and hosts."""
+    sched = interp.extensions.get("scheduler")
+    if not words:
+        return []
+    name = words[0]
+    out: list[str] = []
+    if sched is not None:
+        if name in _TASK_ARG:
+            out += sorted(sched.tasks)
+        if name in _JOB_ARG:
+            out += [str(j) for j in sorted(sched.jobs)]
+        if name in ("jobs",) and len(words) >= 2 and words[-1] == "-task":
+            out += sorted(sched.tasks)
+    if name == "controller":
+        from .cmd_controller import controller_host_words, controller_subcommands
+
+        if len(words) == 1:
+            out += controller_subcommands()
+        else:
+            out += controller_host_words(interp, words)
+    return out
+
+
+def jobs_out_reason(interp: Any) -> str | None:
+    """The quit check: jobs still out make `quit` ask (at the prompt) or refuse (in a script)."""
+    sched = interp.extensions.get("scheduler")
+    if sched is None:
+        return None
+    out = sched.outstanding()
+    if not out:
+        return None
+    local = sum(1 for j in out if j.local)
+    remote = len(out) - local
+    parts = []
+    if local:
+        parts.append(f"{local} local (they will be killed)")
+    if remote:
+        parts.append(f"{remote} at the controller (the next sched collects them)")
+    return f"{len(out)} job(s) still out: " + ", ".join(parts)
+
+
+def attach_shell(interp: Any) -> None:
+    """Register the scheduler's completer and quit check with the shell (once per interp)."""
+    if interp.extensions.get("sched.shell_attached"):
+        return
+    interp.extensions["sched.shell_attached"] = True
+    interp.extensions.setdefault("completers", []).append(complete_sched_words)
+    interp.extensions.setdefault("quit_checks", []).append(jobs_out_reason)

@@ -108,6 +108,7 @@ class ControllerLink:
         self.by_cid: dict[int, Job] = {}
         self.unsent: deque[Job] = deque()
         self.orphans: dict[int, dict[str, Any]] = {}  # finished jobs of tasks not defined here (yet)
+        self.hosts: set[str] = set()  # host names the controller told us of (for completion)
         self.harvests = HarvestLog(self.paths.home / f"harvested.log")
         self.started_daemon = False
         self.state = "not connected"
@@ -198,9 +199,11 @@ class ControllerLink:
     async def _ensure_hosts(self) -> None:
         """The embedded default: a controller with no host gets localhost, a slot per CPU."""
         hosts = await self.client.call("hosts", "-json")
+        self.hosts = {h["name"] for h in hosts}
         if not hosts:
             slots = os.cpu_count() or 1
             await self.client.call("host", "add", "localhost", "-slots", str(slots))
+            self.hosts.add("localhost")
             self.sched.report(f"controller had no hosts: added localhost with {slots} slot(s)")
 
     async def _watch(self, client: ControllerClient) -> None:
@@ -289,7 +292,11 @@ class ControllerLink:
     # --- events and harvest -------------------------------------------------------------------
 
     def _on_event(self, event: Any) -> None:
-        if getattr(event.kind, "value", event.kind) != "job":
+        kind = getattr(event.kind, "value", event.kind)
+        if kind == "host" and event.data.get("name"):
+            self.hosts.add(event.data["name"])
+            return
+        if kind != "job":
             return
         record = event.data
         job = self.by_cid.get(int(record.get("id", -1)))

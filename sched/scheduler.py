@@ -530,5 +530,8 @@ def scheduler_of(interp: Any) -> Scheduler:
     """The interpreter's scheduler, made on first use."""
     sched = interp.extensions.get("scheduler")
     if sched is None:
+        from .cmd_sched import attach_shell
+
         sched = interp.extensions["scheduler"] = Scheduler(interp)
+        attach_shell(interp)
     return sched
