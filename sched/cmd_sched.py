@@ -182,6 +182,14 @@ def _check_text(data: dict[str, Any]) -> str:
     for key, value in data.items():
         if isinstance(value, float) and key in ("created", "started", "ended"):
             value = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(value))
+        if isinstance(value, bool):
+            value = "yes" if value else "no"
+        elif isinstance(value, (list, tuple)):
+            from .tcllist import join_list
+
+            value = join_list(str(v) for v in value)
+        elif isinstance(value, dict):
+            value = " ".join(f"{k}={v}" for k, v in value.items() if v is not None)
         if isinstance(value, str) and "\n" in value:
             value = value.rstrip("\n").replace("\n", "\n" + " " * (width + 2))
         lines.append(f"{key:<{width}}  {value if value is not None else '-'}")

@@ -496,7 +496,7 @@ class Scheduler:
 
 def _deliver(interp: Any, dest: OutputDest, text: str) -> None:
     if dest.var is not None:
-        interp.set_var(dest.var, text)
+        interp.set_var("::" + dest.var, text)  # a global, whichever frame is running now
         return
     path = os.path.expanduser(dest.path or "")
     with open(path, "a" if dest.append else "w", encoding="utf-8") as fh:

@@ -445,7 +445,8 @@ def _check_command(cmd: Command, context: str, task: str) -> None:
         if context in ("top", "body"):
             raise _located(_misplaced(name, False), cmd.pos, cmd)
         if context == "exit":
-            raise _located(f"`{name}` in task.exit has no job to change (it has ended); use it in task.exec", cmd.pos, cmd)
+            what = "use it in task.exec" if DIRECTIVES[name].in_exec else "it belongs in the task block itself"
+            raise _located(f"`{name}` in task.exit has no job to change (it has ended); {what}", cmd.pos, cmd)
         raise _located(_misplaced(name, True), cmd.pos, cmd)
 
 
