@@ -340,10 +340,57 @@ def jobs_out_reason(interp: Any) -> str | None:
     return f"{len(out)} job(s) still out: " + ", ".join(parts)
 
 
+def shutdown(interp: Any) -> None:
+    """The exit hook: kill local jobs still out, leave controller jobs to the next sched,
+    and stop the daemon when this sched started it and has nothing left out there."""
+    sched = interp.extensions.get("scheduler")
+    if sched is None:
+        return
+    sched.stop()
+    local = getattr(sched.local, "running", {})
+    if local:
+        for running in list(local.values()):
+            running.kill()
+
+        async def all_ended() -> None:
+            await asyncio.gather(*(r.wait() for r in list(local.values())), return_exceptions=True)
+
+        try:
+            run_until(asyncio.wait_for(all_ended(), 10), "quit", interruptible=False)
+        except (asyncio.TimeoutError, ScriptError):
+            sched.report("some local jobs did not end within 10 s of being killed")
+    link = sched.remote
+    aclose = getattr(link, "aclose", None)
+    if aclose is None:
+        return
+    try:
+        run_until(aclose(), "quit", interruptible=False)
+    except ScriptError:
+        return
+    if getattr(link, "started_daemon", False) and link.jobs_out() == 0:
+        from pcontrol import daemon
+
+        outcome = daemon.stop(link.paths)
+        if outcome.ok:
+            sched.report(f"stopped pcontrol (this sched started it): {outcome.message}")
+
+
+def _print_message(text: str) -> None:
+    import sys
+
+    # looked up at each call: the shell swaps sys.stderr while its prompt is on screen
+    sys.stderr.write(f"sched: {text}\n")
+    sys.stderr.flush()
+
+
 def attach_shell(interp: Any) -> None:
-    """Register the scheduler's completer and quit check with the shell (once per interp)."""
+    """Register the scheduler's completer, quit check, exit hook and messages (once per interp)."""
     if interp.extensions.get("sched.shell_attached"):
         return
     interp.extensions["sched.shell_attached"] = True
     interp.extensions.setdefault("completers", []).append(complete_sched_words)
     interp.extensions.setdefault("quit_checks", []).append(jobs_out_reason)
+    interp.extensions.setdefault("exit_hooks", []).append(shutdown)
+    sched = interp.extensions.get("scheduler")
+    if sched is not None and sched.on_message is None:
+        sched.on_message = _print_message

@@ -1,0 +1,171 @@
+"""The `sched` command: -c, files, stdin as a script, errors and exit statuses.
+
+Most cases call psched.cli.main in this process (starting Python costs more than the test);
+a few run the real program through a pipe, as a user would.
+"""
+
+from __future__ import annotations
+
+import io
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pexpect
+import pytest
+from pexpect.popen_spawn import PopenSpawn
+
+from conftest import SCHED_COMMAND
+from psched.cli import main
+
+pytestmark = pytest.mark.timeout(60)
+
+
+@pytest.fixture
+def sched(monkeypatch, capsys, tmp_path):
+    """Run `sched ARGS` in this process with `stdin` piped in; returns (status, stdout, stderr)."""
+    monkeypatch.setenv("SCHED_HOME", str(tmp_path / "home"))
+
+    def run(*args: str, stdin: str = "", cwd: Path | None = None) -> subprocess.CompletedProcess:
+        if cwd is not None:
+            monkeypatch.chdir(cwd)
+        monkeypatch.setattr(sys, "stdin", io.StringIO(stdin))
+        capsys.readouterr()
+        try:
+            status = main(list(args))
+        except SystemExit as leaving:  # argparse: --version, -h
+            status = leaving.code
+        out, err = capsys.readouterr()
+        return subprocess.CompletedProcess(list(args), status, out, err)
+
+    return run
+
+
+def test_dash_c_runs_a_script_and_prints_no_results(sched):
+    done = sched("-c", "set x 5; echo hi; expr {$x * 2}")
+    assert (done.returncode, done.stdout, done.stderr) == (0, "hi\n", "")
+
+
+def test_files_run_in_order_then_stdin(sched, tmp_path):
+    (tmp_path / "one.sched").write_text("set greeting hello\nmacro greet\n  echo $greeting $1\nend\n")
+    (tmp_path / "two.sched").write_text("greet world\n")
+    done = sched("one.sched", "two.sched", stdin="greet again\n", cwd=tmp_path)
+    assert (done.returncode, done.stdout, done.stderr) == (0, "hello world\nhello again\n", "")
+
+
+def test_stdin_is_a_script(sched):
+    script = """\
+echo hi
+set n 0
+foreach v {a b c} {
+    incr n
+}
+macro show
+  echo n=$n \\
+    and more
+end
+show
+if {$n == 3} {echo three} else {echo other}
+"""
+    done = sched(stdin=script)
+    assert (done.returncode, done.stdout, done.stderr) == (0, "hi\nn=3 and more\nthree\n", "")
+
+
+def test_a_failing_file_stops_with_its_position(sched, tmp_path):
+    (tmp_path / "bad.sched").write_text("echo before\nset x [nosuch 1]\necho after\n")
+    (tmp_path / "later.sched").write_text("echo later\n")
+    done = sched("bad.sched", "later.sched", cwd=tmp_path)
+    assert done.returncode == 1
+    assert done.stdout == "before\n"
+    assert done.stderr.splitlines()[:3] == ['bad.sched:2:8: invalid command name "nosuch"',
+                                            "    set x [nosuch 1]",
+                                            "           ^"]
+
+
+def test_stdin_errors_count_lines_from_the_first(sched):
+    done = sched(stdin="echo one\n\nmacro m\n  echo x\nend\n  nosuch\necho never\n")
+    assert done.returncode == 1
+    assert done.stdout == "one\n"
+    assert done.stderr.startswith('<stdin>:6:3: invalid command name "nosuch"\n      nosuch\n      ^')
+
+
+@pytest.mark.parametrize("args, stdin, message", [
+    (["-c", "echo {abc"], "", "-c:1:6: missing close-brace"),
+    ([], "echo ok\nmacro m\n  echo x\n", "<stdin>:2:1: missing `end` for `macro` opened at line 2"),
+    ([], "echo ]\n", "<stdin>:1:6: unmatched `]`"),
+])
+def test_parse_errors_fail(sched, args, stdin, message):
+    done = sched(*args, stdin=stdin)
+    assert done.returncode == 1
+    assert done.stderr.startswith(message), done.stderr
+
+
+@pytest.mark.parametrize("args, stdin, status, out", [
+    (["-c", "echo a; quit 3; echo b"], "", 3, "a\n"),
+    (["-c", "exit"], "", 0, ""),
+    ([], "echo a\nquit 4\necho b\n", 4, "a\n"),
+    (["-c", "catch {quit 5}; echo b"], "", 5, ""),
+])
+def test_quit_leaves_with_its_status(sched, args, stdin, status, out):
+    done = sched(*args, stdin=stdin)
+    assert (done.returncode, done.stdout) == (status, out)
+
+
+def test_version_and_help(sched):
+    done = sched("--version")
+    assert done.returncode == 0 and done.stdout.startswith("sched ")
+    done = sched("-h")
+    assert done.returncode == 0 and "-c SCRIPT" in done.stdout and "FILE" in done.stdout
+
+
+def test_the_installed_program(sched_env, tmp_path):
+    (tmp_path / "lib.sched").write_text("macro greet\n  echo hello $1\nend\n")
+    done = subprocess.run(SCHED_COMMAND + ["lib.sched", "-c", "greet [set w wor]ld; set x 1"], capture_output=True,
+                          text=True, env=sched_env, cwd=tmp_path, timeout=30)
+    assert (done.returncode, done.stdout, done.stderr) == (0, "hello world\n", "")
+    done = subprocess.run(SCHED_COMMAND, input="echo hi\nquit 7\n", capture_output=True, text=True,
+                          env=sched_env, timeout=30)
+    assert (done.returncode, done.stdout) == (7, "hi\n")
+    done = subprocess.run(SCHED_COMMAND + ["-c", "echo a\n  nosuch"], capture_output=True, text=True,
+                          env=sched_env, timeout=30)
+    assert done.returncode == 1
+    assert done.stderr.splitlines()[:3] == ['-c:2:3: invalid command name "nosuch"', "      nosuch", "      ^"]
+
+
+def test_missing_file(sched, tmp_path):
+    done = sched("nope.sched", cwd=tmp_path)
+    assert done.returncode == 1
+    assert 'couldn\'t read file "nope.sched"' in done.stderr
+
+
+def test_a_pipe_runs_each_command_as_soon_as_it_is_complete(sched_env):
+    child = PopenSpawn(SCHED_COMMAND, env=sched_env, encoding="utf-8", timeout=15)
+    try:
+        child.sendline("set w fir; echo ${w}st")
+        child.expect_exact("first")
+        child.sendline("macro m")
+        child.sendline("  echo in-$1")
+        child.sendline("end; m [set w sec]ond")
+        child.expect_exact("in-second")
+        child.sendline("echo [set w thi]rd \\")
+        child.sendline("  and more")
+        child.expect_exact("third and more")
+        child.sendeof()
+        child.expect(pexpect.EOF)
+    finally:
+        child.kill(signal.SIGKILL) if child.proc.poll() is None else None
+    assert child.wait() == 0
+
+
+def test_ctrl_c_stops_a_piped_script(sched_env):
+    child = PopenSpawn(SCHED_COMMAND, env=sched_env, encoding="utf-8", timeout=15)
+    try:
+        child.sendline("set w star; echo ${w}ted; set i 0; while 1 {incr i}")
+        child.expect_exact("started")
+        child.kill(signal.SIGINT)
+        child.expect_exact("interrupted")  # stderr comes through the same pipe
+        child.expect(pexpect.EOF)
+    finally:
+        child.kill(signal.SIGKILL) if child.proc.poll() is None else None
+    assert child.wait() == 1
