@@ -1,0 +1,7 @@
+"""`python -m pcontrol`: the same as the `pcontrol` command."""
+
+import sys
+
+from .cli import main
+
+sys.exit(main())

@@ -1,0 +1,454 @@
+"""Starting a host's agent and talking to it: the connect state machine and the live link.
+
+Start: the agent command (ssh ... pclient, or a local pclient) runs under pexpect on a
+pseudo-terminal, and `connect_agent` waits for one of a few named outcomes (ConnectOutcome):
+the agent's hello line, or one of the ways ssh and shells fail. Anything but the hello ends
+the attempt with a ConnectFailure whose reason is in words, for `check host`.
+
+Why a pty and not pipes (pexpect's PopenSpawn): ssh talks to /dev/tty for password and
+host-key questions; on a pty those prompts reach us and become named outcomes instead of
+ssh reading the terminal of whoever started the daemon. PopenSpawn also reads through a
+helper thread, so its fds could not be handed to the event loop afterwards. The pty's line
+discipline (echo, CR/LF mapping, 4096-byte canonical lines, ^C/^D/^S as signals) would mangle
+protocol lines, so the child puts its terminal in raw mode before exec (`preexec_fn`):
+nothing ever goes through cooked mode, whether or not the agent also sets raw mode, and we
+never write before the hello anyway.
+
+Link: after the hello, pexpect's read transport is kept but given our own protocol (line
+splitting, bounded), and writes go through an asyncio write transport on a dup of the pty
+fd, so no read or write ever blocks the loop. pexpect.spawn.close() sleeps and may signal
+synchronously, so `_LoopSpawn.close` only releases the fd; ending and reaping the process
+is done here without blocking (pidfd readiness, or a short poll where pidfd is missing).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import errno
+import logging
+import os
+import re
+import signal
+import tty
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import pexpect
+
+from pclient import protocol as agent_protocol
+
+log = logging.getLogger(__name__)
+
+#: How many bytes of pre-handshake output we keep to explain a failure.
+_NOISE_KEPT = 2000
+
+
+class ConnectOutcome(enum.Enum):
+    """What an agent start came to."""
+
+    HANDSHAKE = "handshake"                   #: the hello line arrived
+    PASSWORD_PROMPT = "password prompt"       #: ssh asked for a password or passphrase
+    HOST_KEY = "host key"                     #: unknown or changed host key
+    PERMISSION_DENIED = "permission denied"   #: authentication refused
+    CONNECTION_REFUSED = "connection refused" #: nothing listens on the ssh port
+    UNREACHABLE = "unreachable"               #: no route, no such name, timed out
+    NOT_FOUND = "not found"                   #: the agent program is missing
+    TIMEOUT = "timeout"                       #: nothing decisive within the time limit
+    EOF = "eof"                               #: the command ended before the hello
+
+
+# Order matters only for ties at the same position; pexpect reports the earliest match.
+_PATTERNS: list[tuple[ConnectOutcome, bytes]] = [
+    (ConnectOutcome.HANDSHAKE, rb'\{[^\r\n]*"type"\s*:\s*"hello"[^\r\n]*\r?\n'),
+    (ConnectOutcome.PASSWORD_PROMPT, rb"(?i)(?:password|passphrase)[^\r\n]*:"),
+    (ConnectOutcome.HOST_KEY, rb"(?i)(?:continue connecting|host key verification failed|"
+                              rb"remote host identification has changed)"),
+    (ConnectOutcome.PERMISSION_DENIED, rb"(?i)permission denied"),
+    (ConnectOutcome.CONNECTION_REFUSED, rb"(?i)connection refused"),
+    (ConnectOutcome.UNREACHABLE, rb"(?i)(?:no route to host|network is unreachable|"
+                                 rb"could not resolve hostname|name or service not known|"
+                                 rb"temporary failure in name resolution|"
+                                 rb"connection timed out|operation timed out)"),
+    (ConnectOutcome.NOT_FOUND, rb"(?i)(?:command not found|no such file or directory|"
+                               rb"no module named|: not found)"),
+]
+
+_EXPLAIN = {
+    ConnectOutcome.PASSWORD_PROMPT: "ssh asked for a password or passphrase; pcontrol needs "
+                                    "key authentication without prompts",
+    ConnectOutcome.HOST_KEY: "ssh does not accept the host key (unknown or changed)",
+    ConnectOutcome.PERMISSION_DENIED: "permission denied (authentication failed)",
+    ConnectOutcome.CONNECTION_REFUSED: "connection refused (is sshd running there?)",
+    ConnectOutcome.UNREACHABLE: "host unreachable",
+    ConnectOutcome.NOT_FOUND: "the agent program was not found",
+}
+
+
+class ConnectFailure(Exception):
+    """An agent start that did not reach the handshake."""
+
+    def __init__(self, outcome: ConnectOutcome, reason: str):
+        super().__init__(reason)
+        self.outcome = outcome
+        self.reason = reason
+
+
+# -- processes -------------------------------------------------------------------------------
+
+async def wait_exit(pid: int, timeout: float | None) -> bool:
+    """Wait until child `pid` has exited and reap it. False if still alive at `timeout`."""
+    loop = asyncio.get_running_loop()
+    if _reap(pid):
+        return True
+    try:
+        pidfd = os.pidfd_open(pid)
+    except (AttributeError, OSError):
+        pidfd = None
+    if pidfd is None:
+        deadline = None if timeout is None else loop.time() + timeout
+        while deadline is None or loop.time() < deadline:
+            await asyncio.sleep(0.02)
+            if _reap(pid):
+                return True
+        return False
+    exited = loop.create_future()
+    loop.add_reader(pidfd, lambda: exited.done() or exited.set_result(None))
+    try:
+        await asyncio.wait_for(exited, timeout)
+    except asyncio.TimeoutError:
+        return False
+    finally:
+        loop.remove_reader(pidfd)
+        os.close(pidfd)
+    return _reap(pid)
+
+
+def _reap(pid: int) -> bool:
+    """Non-blocking waitpid: True if the child is gone (reaped now or before)."""
+    try:
+        done, _ = os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        return True
+    return done == pid
+
+
+def _signal_group(pid: int, sig: int) -> None:
+    try:
+        os.killpg(pid, sig)
+    except (ProcessLookupError, PermissionError):
+        try:
+            os.kill(pid, sig)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+
+async def terminate(pid: int, grace: float) -> None:
+    """SIGTERM the child's process group (waking it if stopped), SIGKILL after `grace`."""
+    if _reap(pid):
+        return
+    _signal_group(pid, signal.SIGTERM)
+    _signal_group(pid, signal.SIGCONT)
+    if await wait_exit(pid, grace):
+        return
+    log.warning("agent process %d ignored SIGTERM for %.1f s; killing it", pid, grace)
+    _signal_group(pid, signal.SIGKILL)
+    await wait_exit(pid, None)
+
+
+# -- starting --------------------------------------------------------------------------------
+
+class _LoopSpawn(pexpect.spawn):
+    """pexpect.spawn whose close() only releases the pty fd (never sleeps or signals)."""
+
+    def close(self, force: bool = True) -> None:
+        if self.closed:
+            return
+        try:
+            self.ptyproc.fileobj.close()
+        except OSError:
+            pass
+        self.ptyproc.fd = -1
+        self.ptyproc.closed = True
+        self.child_fd = -1
+        self.closed = True
+
+
+def _raw_terminal() -> None:
+    """preexec_fn: raw mode on the child's terminal before the agent command starts."""
+    tty.setraw(0)
+
+
+def _line_around(text: bytes, start: int, end: int) -> str:
+    """The whole output line holding text[start:end], decoded, stripped."""
+    line_start = max(text.rfind(b"\n", 0, start), text.rfind(b"\r", 0, start)) + 1
+    ends = [i for i in (text.find(b"\n", end), text.find(b"\r", end)) if i >= 0]
+    line_end = min(ends) if ends else len(text)
+    return text[line_start:line_end].decode("utf-8", "replace").strip()
+
+
+def _last_lines(text: bytes, count: int = 3) -> str:
+    lines = [ln.strip() for ln in text.decode("utf-8", "replace").splitlines() if ln.strip()]
+    return " | ".join(lines[-count:])
+
+
+async def connect_agent(name: str, argv: Sequence[str], *, timeout: float,
+                        env: dict[str, str] | None = None,
+                        on_message: Callable[["AgentLink", agent_protocol.Message], None],
+                        on_lost: Callable[["AgentLink", str], None]) -> "AgentLink":
+    """Start the agent command and wait for its hello; raise ConnectFailure otherwise."""
+    loop = asyncio.get_running_loop()
+    try:
+        child = _LoopSpawn(argv[0], list(argv[1:]), timeout=None, encoding=None,
+                           preexec_fn=_raw_terminal, env=env, dimensions=(24, 200))
+    except pexpect.ExceptionPexpect as exc:
+        raise ConnectFailure(ConnectOutcome.NOT_FOUND,
+                             f"cannot start {argv[0]!r}: {exc}") from None
+    except OSError as exc:
+        raise ConnectFailure(ConnectOutcome.NOT_FOUND,
+                             f"cannot start {argv[0]!r}: {exc.strerror}") from None
+    outcomes = [outcome for outcome, _ in _PATTERNS] + [ConnectOutcome.EOF,
+                                                        ConnectOutcome.TIMEOUT]
+    patterns: list = [re.compile(p) for _, p in _PATTERNS] + [pexpect.EOF, pexpect.TIMEOUT]
+    try:
+        index = await child.expect_list(patterns, timeout=timeout, async_=True)
+        outcome = outcomes[index]
+    except (OSError, pexpect.ExceptionPexpect) as exc:
+        outcome = ConnectOutcome.EOF
+        log.debug("%s: agent start failed: %s", name, exc)
+    except asyncio.CancelledError:
+        _abandon_now(child)
+        raise
+    before = child.before if isinstance(child.before, bytes) else b""
+    if outcome is ConnectOutcome.HANDSHAKE:
+        try:
+            hello = agent_protocol.decode(child.after)
+        except agent_protocol.ProtocolError as exc:
+            await _abandon(child)
+            raise ConnectFailure(ConnectOutcome.EOF,
+                                 f"bad handshake from the agent: {exc.reason}") from None
+        if not isinstance(hello, agent_protocol.Hello):
+            await _abandon(child)
+            raise ConnectFailure(ConnectOutcome.EOF, "bad handshake: not a hello message")
+        if hello.version != agent_protocol.PROTOCOL_VERSION:
+            await _abandon(child)
+            raise ConnectFailure(ConnectOutcome.EOF,
+                                 f"agent speaks protocol {hello.version}, pcontrol speaks "
+                                 f"{agent_protocol.PROTOCOL_VERSION}")
+        if before.strip():
+            log.info("%s: agent said before its hello: %s", name, _last_lines(before[-_NOISE_KEPT:]))
+        link = AgentLink(name, child, hello, on_message, on_lost)
+        await link.attach(loop)
+        return link
+    reason = _failure_reason(outcome, child, before, timeout, argv)
+    await _abandon(child)
+    raise ConnectFailure(outcome, reason)
+
+
+def _failure_reason(outcome: ConnectOutcome, child: pexpect.spawn, before: bytes,
+                    timeout: float, argv: Sequence[str]) -> str:
+    if outcome is ConnectOutcome.TIMEOUT:
+        said = _last_lines(before[-_NOISE_KEPT:])
+        return f"no handshake within {timeout:g} s" + (f" (output: {said})" if said else "")
+    if outcome is ConnectOutcome.EOF:
+        said = _last_lines(before[-_NOISE_KEPT:])
+        return (f"{os.path.basename(argv[0])} exited before the handshake"
+                + (f": {said}" if said else " without output"))
+    after = child.after if isinstance(child.after, bytes) else b""
+    rest = child.buffer if isinstance(child.buffer, bytes) else b""
+    text = before[-_NOISE_KEPT:] + after + rest[:200]
+    start = len(before[-_NOISE_KEPT:])
+    line = _line_around(text, start, start + len(after))
+    return f"{_EXPLAIN[outcome]}: {line}" if line else _EXPLAIN[outcome]
+
+
+def _abandon_now(child: pexpect.spawn) -> None:
+    """Cancelled mid-start (pcontrol stopping): close and SIGKILL at once; SIGKILL ends the
+    process promptly, so reaping it here does not hold the loop."""
+    transport_pair = getattr(child, "async_pw_transport", None)
+    if transport_pair:
+        transport_pair[1].close()
+    child.close()
+    if child.pid:
+        _signal_group(child.pid, signal.SIGKILL)
+        try:
+            os.waitpid(child.pid, 0)
+        except ChildProcessError:
+            pass
+
+
+async def _abandon(child: pexpect.spawn) -> None:
+    """Close a failed start's pty and end its process without blocking the loop."""
+    transport_pair = getattr(child, "async_pw_transport", None)
+    if transport_pair:
+        transport_pair[1].close()
+    child.close()
+    if child.pid:
+        await terminate(child.pid, grace=1.0)
+
+
+# -- the live link ---------------------------------------------------------------------------
+
+class _LineReader(asyncio.Protocol):
+    """Split the agent's output into lines; bounded by the protocol's MAX_LINE."""
+
+    def __init__(self, link: "AgentLink"):
+        self._link = link
+        self._buffer = bytearray()
+        self._discarding = False
+
+    def feed(self, data: bytes) -> None:
+        self._buffer += data
+        while True:
+            end = self._buffer.find(b"\n")
+            if end < 0:
+                if len(self._buffer) > agent_protocol.MAX_LINE:
+                    if not self._discarding:
+                        self._link.line_too_long()
+                    self._discarding = True
+                    self._buffer.clear()
+                return
+            line = bytes(self._buffer[:end + 1])
+            del self._buffer[:end + 1]
+            if self._discarding:
+                self._discarding = False
+                continue
+            self._link.line_received(line)
+
+    def data_received(self, data: bytes) -> None:
+        self.feed(data)
+
+    def eof_received(self) -> bool:
+        self._link.lost("the agent closed its output (EOF)")
+        return False
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if exc is None or (isinstance(exc, OSError) and exc.errno == errno.EIO):
+            self._link.lost("the agent connection closed (EOF)")
+        else:
+            self._link.lost(f"the agent connection failed: {exc}")
+
+
+class _WriteSide(asyncio.Protocol):
+    def __init__(self, link: "AgentLink"):
+        self._link = link
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if exc is not None:
+            self._link.lost(f"writing to the agent failed: {exc}")
+
+
+@dataclass
+class LinkStats:
+    lines_in: int = 0
+    lines_out: int = 0
+    bad_lines: int = 0
+
+
+class AgentLink:
+    """A connected agent: send messages, receive them through `on_message`."""
+
+    def __init__(self, name: str, child: pexpect.spawn, hello: agent_protocol.Hello,
+                 on_message: Callable[["AgentLink", agent_protocol.Message], None],
+                 on_lost: Callable[["AgentLink", str], None]):
+        self.name = name
+        self.hello = hello
+        self.pid: int = child.pid
+        self._child = child
+        self._on_message = on_message
+        self._on_lost = on_lost
+        self._read_transport: asyncio.ReadTransport | None = None
+        self._write_transport: asyncio.WriteTransport | None = None
+        self._lost_reason: str | None = None
+        self._closing_reason: str | None = None
+        self._lost_event = asyncio.Event()
+        self.stats = LinkStats()
+
+    @property
+    def is_open(self) -> bool:
+        return self._lost_reason is None
+
+    async def attach(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Take over pexpect's read transport and open a write transport on a dup'd fd."""
+        reader = _LineReader(self)
+        pattern_waiter, transport = self._child.async_pw_transport
+        transport.set_protocol(reader)
+        self._read_transport = transport
+        write_file = os.fdopen(os.dup(self._child.child_fd), "wb", buffering=0)
+        self._write_transport, _ = await loop.connect_write_pipe(
+            lambda: _WriteSide(self), write_file)
+        leftover = self._child.buffer
+        if leftover:
+            reader.feed(leftover)
+        if self.is_open:
+            transport.resume_reading()
+
+    def send(self, message: agent_protocol.Message) -> bool:
+        """Queue one message; False if the link is already closed."""
+        if not self.is_open or self._write_transport is None \
+                or self._write_transport.is_closing():
+            return False
+        self._write_transport.write(agent_protocol.encode(message))
+        self.stats.lines_out += 1
+        return True
+
+    def write_buffer_size(self) -> int:
+        return self._write_transport.get_write_buffer_size() if self._write_transport else 0
+
+    # -- incoming ---------------------------------------------------------------------------
+
+    def line_received(self, line: bytes) -> None:
+        self.stats.lines_in += 1
+        try:
+            message = agent_protocol.decode(line)
+        except agent_protocol.ProtocolError as exc:
+            self.stats.bad_lines += 1
+            log.warning("%s: ignoring a bad line from the agent (%s): %s",
+                        self.name, exc.reason, exc.excerpt)
+            return
+        try:
+            self._on_message(self, message)
+        except Exception:      # a controller bug must not break the link
+            log.exception("%s: handling %s failed", self.name, type(message).__name__)
+
+    def line_too_long(self) -> None:
+        self.stats.bad_lines += 1
+        log.warning("%s: the agent sent a line longer than %d bytes; discarding it",
+                    self.name, agent_protocol.MAX_LINE)
+
+    # -- ending -----------------------------------------------------------------------------
+
+    def lost(self, reason: str) -> None:
+        """The connection broke (or we closed it); report once."""
+        if self._lost_reason is not None:
+            return
+        self._lost_reason = self._closing_reason or reason
+        self._lost_event.set()
+        self._close_transports()
+        try:
+            self._on_lost(self, self._lost_reason)
+        except Exception:
+            log.exception("%s: on_lost handler failed", self.name)
+
+    def _close_transports(self) -> None:
+        if self._write_transport is not None and not self._write_transport.is_closing():
+            self._write_transport.abort()
+        if self._read_transport is not None and not self._read_transport.is_closing():
+            self._read_transport.close()
+        self._child.close()
+
+    async def close(self, *, reason: str, grace: float = 3.0, polite: bool = True) -> None:
+        """End the agent: `bye` first when polite, then hang up and terminate the process.
+
+        After a bye the agent reports its jobs ended and exits; we read until its EOF so no
+        report is lost, then reap it. `reason` is what on_lost will be told.
+        """
+        if self._closing_reason is None:
+            self._closing_reason = reason
+        if polite and self.is_open and self.send(agent_protocol.Bye()):
+            try:
+                await asyncio.wait_for(self._lost_event.wait(), grace)
+            except asyncio.TimeoutError:
+                log.warning("%s: the agent did not end %.1f s after bye", self.name, grace)
+        self.lost(reason)
+        await terminate(self.pid, grace)

@@ -1,0 +1,165 @@
+"""The `pcontrol` command line.
+
+    pcontrol [--home DIR] start [SERVE OPTIONS]   start the daemon in the background
+    pcontrol [--home DIR] serve [SERVE OPTIONS]   run it in the foreground (systemd)
+    pcontrol [--home DIR] stop                    stop it
+    pcontrol [--home DIR] COMMAND ...             run one controller command, print the result
+    pcontrol [--home DIR]                         interactive prompt (on a terminal), or one
+                                                  command per line from stdin
+
+Exit status 0 when the command succeeded, 1 when it was refused or pcontrol is not running.
+Only this module and repl.py print.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import shlex
+import sys
+from collections.abc import Sequence
+
+from .client import run_command
+from .controller import ControllerConfig
+from .daemon import serve, start, stop
+from .errors import ClientError, CommandError, ControllerNotRunning
+from .paths import Paths
+from .verbs import TABLE
+
+USAGE = """usage: pcontrol [--home DIR] start|serve|stop [options]
+       pcontrol [--home DIR] COMMAND ...   (see `pcontrol help`)
+       pcontrol [--home DIR]               (interactive prompt)"""
+
+DAEMON_VERBS = {"start", "serve", "stop"}
+
+
+def _serve_parser(prog: str) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=prog, description="pcontrol daemon options")
+    defaults = ControllerConfig()
+    parser.add_argument("--heartbeat", type=float, default=defaults.heartbeat, metavar="S",
+                        help="seconds between agent pings (default %(default)s)")
+    parser.add_argument("--missed", type=int, default=defaults.missed_heartbeats, metavar="N",
+                        help="missed pings that make a host DOWN (default %(default)s)")
+    parser.add_argument("--connect-timeout", type=float, default=defaults.connect_timeout,
+                        metavar="S", help="seconds for an agent's handshake (default %(default)s)")
+    parser.add_argument("--retry-min", type=float, default=defaults.retry_min, metavar="S",
+                        help="first retry of a DOWN host (default %(default)s)")
+    parser.add_argument("--retry-max", type=float, default=defaults.retry_max, metavar="S",
+                        help="longest retry backoff (default %(default)s)")
+    parser.add_argument("--retention", type=float, default=defaults.retention, metavar="S",
+                        help="seconds a harvested job is kept (default %(default)s)")
+    parser.add_argument("--log-level", default="INFO",
+                        choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    parser.add_argument("--ready-fd", type=int, default=None, help=argparse.SUPPRESS)
+    return parser
+
+
+def _config(options: argparse.Namespace) -> ControllerConfig:
+    for name in ("heartbeat", "connect_timeout"):
+        if getattr(options, name) <= 0:
+            raise SystemExit(f"pcontrol: --{name.replace('_', '-')} must be > 0")
+    return ControllerConfig(heartbeat=options.heartbeat, missed_heartbeats=max(1, options.missed),
+                            connect_timeout=options.connect_timeout,
+                            retry_min=options.retry_min, retry_max=options.retry_max,
+                            retention=options.retention)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    home = None
+    if args[:1] in (["-h"], ["--help"]):
+        print(USAGE)
+        return 0
+    if args and args[0].startswith("--home"):
+        if "=" in args[0]:
+            home = args.pop(0).split("=", 1)[1]
+        elif len(args) >= 2:
+            args.pop(0)
+            home = args.pop(0)
+        else:
+            print("pcontrol: --home needs a directory", file=sys.stderr)
+            return 2
+    paths = Paths.for_home(home)
+    if not args:
+        if sys.stdin.isatty() and sys.stdout.isatty():
+            from .repl import run_prompt
+            return run_prompt(paths)
+        return _run_lines(paths, sys.stdin)
+    verb = args[0]
+    if verb in DAEMON_VERBS:
+        return _daemon_verb(paths, verb, args[1:])
+    return _run_one(paths, args)
+
+
+def _daemon_verb(paths: Paths, verb: str, rest: list[str]) -> int:
+    if verb == "stop":
+        if rest:
+            print("pcontrol: stop takes no arguments", file=sys.stderr)
+            return 2
+        outcome = stop(paths)
+    else:
+        options = _serve_parser(f"pcontrol {verb}").parse_args(rest)
+        config = _config(options)
+        if verb == "serve":
+            logging.basicConfig(level=options.log_level, stream=sys.stderr,
+                                format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+            try:
+                return serve(paths, config, ready_fd=options.ready_fd)
+            except ValueError as exc:      # socket path too long
+                print(f"pcontrol: {exc}", file=sys.stderr)
+                return 1
+        try:
+            outcome = start(paths, rest)
+        except ValueError as exc:
+            print(f"pcontrol: {exc}", file=sys.stderr)
+            return 1
+    print(outcome.message, file=sys.stdout if outcome.ok else sys.stderr)
+    return 0 if outcome.ok else 1
+
+
+def _run_one(paths: Paths, argv: list[str]) -> int:
+    if argv[0] == "help":      # answered from the table: works without a daemon
+        try:
+            print(asyncio.run(TABLE.run(None, argv)).text)
+            return 0
+        except CommandError as exc:
+            print(f"pcontrol: {exc.message}", file=sys.stderr)
+            return 1
+    try:
+        reply = run_command(argv, paths.home)
+    except ControllerNotRunning:
+        print(f"pcontrol: pcontrol is not running in {paths.home} "
+              "(start it with `pcontrol start`)", file=sys.stderr)
+        return 1
+    except ClientError as exc:
+        print(f"pcontrol: {exc}", file=sys.stderr)
+        return 1
+    if reply.ok:
+        if reply.text:
+            print(reply.text, end="" if reply.text.endswith("\n") else "\n")
+        return 0
+    print(f"pcontrol: {reply.text}", file=sys.stderr)
+    return 1
+
+
+def _run_lines(paths: Paths, stream: "object") -> int:
+    """One command per input line (scripts, pipes); exit 1 if any failed."""
+    status = 0
+    for line in stream:  # type: ignore[attr-defined]
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        try:
+            words = shlex.split(line)
+        except ValueError as exc:
+            print(f"pcontrol: {exc}: {line}", file=sys.stderr)
+            status = 1
+            continue
+        if _run_one(paths, words) != 0:
+            status = 1
+    return status
+
+
+if __name__ == "__main__":   # pragma: no cover
+    sys.exit(main())

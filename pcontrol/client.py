@@ -1,0 +1,253 @@
+"""Client side of the controller socket: an asyncio client and a blocking helper.
+
+The sched shell (its `controller ...` command), the pcontrol CLI and its prompt all talk to
+the daemon through `ControllerClient`:
+
+    client = await ControllerClient.connect(home)          # or socket_path=...
+    reply = await client.request(["host", "add", "node1", "-slots", "4"])
+    data = await client.call("jobs", "-owner", "me")       # raises CommandFailed if not ok
+    await client.subscribe(owner="me")
+    async for event in client.events(): ...                # or on_event=callback
+    await client.close()
+
+Requests are pipelined: any number may be outstanding; each waits on its own future,
+resolved by the reader task when the reply with its id arrives.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import os
+from collections.abc import AsyncIterator, Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from .errors import (CommandFailed, ControllerDisconnected, ControllerNotRunning,
+                     ControllerTimeout, WireError)
+from .paths import Paths
+from .wire import MAX_LINE, Event, Reply, Request, decode_server_message, encode
+
+log = logging.getLogger(__name__)
+
+#: Default seconds to wait for a reply.
+DEFAULT_TIMEOUT = 30.0
+
+EventCallback = Callable[[Event], Any]
+
+_CLOSED = object()   # sentinel put on the event queue when the connection ends
+
+
+class ControllerClient:
+    """One connection to a pcontrol daemon."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, *,
+                 on_event: EventCallback | None = None, socket_path: str = ""):
+        self.socket_path = socket_path
+        self._reader = reader
+        self._writer = writer
+        self._on_event = on_event
+        self._ids = itertools.count(1)
+        self._pending: dict[int, asyncio.Future[Reply]] = {}
+        self._events: asyncio.Queue[Any] = asyncio.Queue()
+        self._closed = asyncio.Event()
+        self._close_reason: str | None = None
+        self._reader_task = asyncio.get_running_loop().create_task(
+            self._read_loop(), name=f"pcontrol-client-reader {socket_path}")
+
+    # -- connecting -------------------------------------------------------------------------
+
+    @classmethod
+    async def connect(cls, home: str | os.PathLike[str] | None = None, *,
+                      socket_path: str | os.PathLike[str] | None = None,
+                      on_event: EventCallback | None = None,
+                      timeout: float = 5.0) -> "ControllerClient":
+        """Connect to the daemon of `home` ($SCHED_HOME by default) or to `socket_path`.
+
+        Raises ControllerNotRunning when nothing listens there, ControllerTimeout when the
+        connection does not complete within `timeout`.
+        """
+        path = str(socket_path) if socket_path is not None else str(Paths.for_home(home).socket)
+        try:
+            reader, writer = await asyncio.wait_for(
+                asyncio.open_unix_connection(path, limit=MAX_LINE), timeout)
+        except (FileNotFoundError, ConnectionRefusedError) as exc:
+            raise ControllerNotRunning(f"pcontrol is not running (no answer on {path})") from exc
+        except asyncio.TimeoutError as exc:
+            raise ControllerTimeout(f"pcontrol did not accept a connection on {path} "
+                                    f"within {timeout:g} s") from exc
+        except OSError as exc:
+            raise ControllerNotRunning(f"cannot connect to pcontrol at {path}: {exc}") from exc
+        return cls(reader, writer, on_event=on_event, socket_path=path)
+
+    # -- requests ---------------------------------------------------------------------------
+
+    @property
+    def closed(self) -> bool:
+        return self._closed.is_set()
+
+    async def request(self, argv: Sequence[str], *,
+                      timeout: float | None = DEFAULT_TIMEOUT) -> Reply:
+        """Send one command; return its Reply (ok or not).
+
+        Raises ControllerDisconnected if the connection is or becomes closed, and
+        ControllerTimeout if no reply arrives within `timeout` seconds (None: wait forever).
+        """
+        if self.closed:
+            raise ControllerDisconnected(self._close_reason or "connection closed")
+        request_id = next(self._ids)
+        future: asyncio.Future[Reply] = asyncio.get_running_loop().create_future()
+        self._pending[request_id] = future
+        try:
+            self._writer.write(encode(Request(request_id, tuple(str(a) for a in argv))))
+            await self._writer.drain()
+            return await asyncio.wait_for(future, timeout)
+        except asyncio.TimeoutError as exc:
+            raise ControllerTimeout(
+                f"pcontrol did not answer {' '.join(argv)!r} within {timeout:g} s") from exc
+        except (ConnectionError, BrokenPipeError) as exc:
+            raise ControllerDisconnected(f"connection to pcontrol lost: {exc}") from exc
+        finally:
+            self._pending.pop(request_id, None)
+
+    async def call(self, *argv: str, timeout: float | None = DEFAULT_TIMEOUT) -> Any:
+        """Like request(), but return the reply's data and raise CommandFailed if not ok."""
+        reply = await self.request(argv, timeout=timeout)
+        if not reply.ok:
+            raise CommandFailed(reply)
+        return reply.data
+
+    async def subscribe(self, owner: str | None = None) -> Any:
+        """Ask for events on this connection (only the jobs of `owner` when given)."""
+        argv = ["subscribe"] + (["-owner", owner] if owner is not None else [])
+        return await self.call(*argv)
+
+    # -- events -----------------------------------------------------------------------------
+
+    async def events(self) -> AsyncIterator[Event]:
+        """Yield events as they arrive; ends when the connection closes.
+
+        Only one consumer should iterate; with an on_event callback the queue is not fed.
+        """
+        while True:
+            item = await self._events.get()
+            if item is _CLOSED:
+                self._events.put_nowait(_CLOSED)   # let a later iterator end too
+                return
+            yield item
+
+    # -- closing ----------------------------------------------------------------------------
+
+    async def close(self) -> None:
+        """Close the connection; pending requests fail with ControllerDisconnected."""
+        if not self._writer.is_closing():
+            self._writer.close()
+        try:
+            await self._writer.wait_closed()
+        except (ConnectionError, BrokenPipeError):
+            pass
+        if self._reader_task is not asyncio.current_task():
+            self._reader_task.cancel()
+            try:
+                await self._reader_task
+            except asyncio.CancelledError:
+                pass
+        self._finish("connection closed by the client")
+
+    async def wait_closed(self) -> str:
+        """Wait until the connection ends; return why."""
+        await self._closed.wait()
+        return self._close_reason or "closed"
+
+    async def __aenter__(self) -> "ControllerClient":
+        return self
+
+    async def __aexit__(self, *exc_info: Any) -> None:
+        await self.close()
+
+    # -- internals --------------------------------------------------------------------------
+
+    async def _read_loop(self) -> None:
+        reason = "pcontrol closed the connection"
+        try:
+            while True:
+                try:
+                    line = await self._reader.readuntil(b"\n")
+                except asyncio.IncompleteReadError:
+                    break
+                except asyncio.LimitOverrunError:
+                    reason = "pcontrol sent a line longer than the limit"
+                    break
+                try:
+                    message = decode_server_message(line)
+                except WireError as exc:
+                    log.warning("ignoring a malformed line from pcontrol: %s", exc.message)
+                    continue
+                if isinstance(message, Event):
+                    self._deliver(message)
+                else:
+                    self._resolve(message)
+        except (ConnectionError, OSError) as exc:
+            reason = f"connection to pcontrol lost: {exc}"
+        finally:
+            self._finish(reason)
+
+    def _resolve(self, reply: Reply) -> None:
+        future = self._pending.get(reply.id) if reply.id is not None else None
+        if future is None:
+            if not reply.ok:
+                log.warning("pcontrol error without a matching request: %s", reply.text)
+            else:
+                log.warning("reply for unknown request id %r", reply.id)
+            return
+        if not future.done():
+            future.set_result(reply)
+
+    def _deliver(self, event: Event) -> None:
+        if self._on_event is None:
+            self._events.put_nowait(event)
+            return
+        try:
+            self._on_event(event)
+        except Exception:   # a callback bug must not kill the reader
+            log.exception("event callback failed")
+
+    def _finish(self, reason: str) -> None:
+        if self._closed.is_set():
+            return
+        self._close_reason = reason
+        self._closed.set()
+        for future in self._pending.values():
+            if not future.done():
+                future.set_exception(ControllerDisconnected(reason))
+        self._pending.clear()
+        self._events.put_nowait(_CLOSED)
+
+
+# -- blocking helpers (CLI, scripts) ---------------------------------------------------------
+
+def run_command(argv: Sequence[str], home: str | os.PathLike[str] | None = None, *,
+                timeout: float | None = DEFAULT_TIMEOUT) -> Reply:
+    """Connect, send one command, return its Reply. Blocking; not for use inside a loop."""
+
+    async def once() -> Reply:
+        client = await ControllerClient.connect(home)
+        try:
+            return await client.request(argv, timeout=timeout)
+        finally:
+            await client.close()
+
+    return asyncio.run(once())
+
+
+def is_running(home: str | os.PathLike[str] | None = None, *, timeout: float = 2.0) -> bool:
+    """True when a daemon answers `ping` on home's socket. Blocking."""
+    try:
+        return run_command(["ping"], home, timeout=timeout).ok
+    except (ControllerNotRunning, ControllerTimeout, ControllerDisconnected):
+        return False
+
+
+def socket_path_for(home: str | os.PathLike[str] | None = None) -> Path:
+    return Paths.for_home(home).socket

@@ -1,0 +1,247 @@
+"""Running pcontrol as a daemon: serve in the foreground, start in the background, stop.
+
+`serve` holds an exclusive lock on the pid file for its whole life, so two daemons never
+share a home and a leftover socket is known to be stale. `start` runs `serve` detached
+(new session, output to the log) and waits until it reports ready through a pipe (or dies,
+in which case the end of the log says why). `stop` asks over the socket and waits until
+the pid file's lock is released.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import fcntl
+import logging
+import os
+import select
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO
+
+from .client import run_command
+from .controller import Controller, ControllerConfig
+from .errors import ClientError, ControllerNotRunning
+from .journal import Journal, JournalError
+from .paths import Paths
+from .server import ControlServer
+
+log = logging.getLogger(__name__)
+
+#: Seconds `start` waits for the daemon to answer.
+START_TIMEOUT = 30.0
+#: Seconds `stop` waits for the daemon to exit.
+STOP_TIMEOUT = 30.0
+
+
+class DaemonError(Exception):
+    pass
+
+
+@dataclass
+class DaemonResult:
+    """What start/stop did, for the CLI to print."""
+
+    ok: bool
+    message: str
+    pid: int | None = None
+
+
+# -- the pid file ----------------------------------------------------------------------------
+
+class PidLock:
+    """An exclusive flock on $SCHED_HOME/pcontrol.pid, holding our pid."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self._file: IO[str] | None = None
+
+    def acquire(self) -> None:
+        file = open(self.path, "a+", encoding="ascii")
+        try:
+            fcntl.flock(file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            file.seek(0)
+            other = file.read().strip()
+            file.close()
+            raise DaemonError(f"pcontrol is already running (pid {other or '?'})") from None
+        file.seek(0)
+        file.truncate()
+        file.write(f"{os.getpid()}\n")
+        file.flush()
+        self._file = file
+
+    def release(self) -> None:
+        if self._file is None:
+            return
+        try:
+            self.path.unlink()
+        except FileNotFoundError:
+            pass
+        self._file.close()
+        self._file = None
+
+
+def read_pid(paths: Paths) -> int | None:
+    """The pid of the running daemon, or None when nobody holds the pid lock."""
+    try:
+        file = open(paths.pidfile, encoding="ascii")
+    except FileNotFoundError:
+        return None
+    with file:
+        try:
+            fcntl.flock(file, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            text = file.read().strip()
+            return int(text) if text.isdigit() else None
+        fcntl.flock(file, fcntl.LOCK_UN)
+        return None
+
+
+# -- serve -----------------------------------------------------------------------------------
+
+def serve(paths: Paths, config: ControllerConfig, *, ready_fd: int | None = None) -> int:
+    """Run the daemon in the foreground until `shutdown` or SIGTERM/SIGINT. Exit status."""
+    os.umask(0o077)
+    paths.ensure_home()
+    paths.check_socket_path()
+    lock = PidLock(paths.pidfile)
+    try:
+        lock.acquire()
+    except DaemonError as exc:
+        log.error("%s", exc)
+        return 1
+    try:
+        asyncio.run(_serve(paths, config, ready_fd))
+    except (JournalError, sqlite3.Error, OSError) as exc:
+        log.error("pcontrol cannot run: %s", exc)
+        return 1
+    finally:
+        lock.release()
+    return 0
+
+
+async def _serve(paths: Paths, config: ControllerConfig, ready_fd: int | None) -> None:
+    loop = asyncio.get_running_loop()
+    journal = Journal(paths.journal)
+    controller = Controller(journal, config)
+    server = ControlServer(controller, paths.socket)
+    for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        loop.add_signal_handler(signum, server.request_shutdown)
+    try:
+        await controller.start()
+        await server.start()
+        log.info("pcontrol %d serving on %s", os.getpid(), paths.socket)
+        if ready_fd is not None:
+            os.write(ready_fd, b"ready\n")
+            os.close(ready_fd)
+        await server.shutdown_requested.wait()
+        log.info("shutdown requested")
+        await server.close()
+        await controller.stop()
+    finally:
+        journal.close()
+        log.info("pcontrol %d stopped", os.getpid())
+
+
+# -- start / stop (called by the CLI) --------------------------------------------------------
+
+def start(paths: Paths, serve_args: list[str]) -> DaemonResult:
+    """Start `pcontrol serve` in the background; return once it answers."""
+    pid = read_pid(paths)
+    if pid is not None:
+        return DaemonResult(True, f"pcontrol is already running (pid {pid})", pid)
+    paths.ensure_home()
+    paths.check_socket_path()
+    read_end, write_end = os.pipe()
+    env = dict(os.environ, SCHED_HOME=str(paths.home))
+    log_fd = os.open(paths.log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    with open(log_fd, "ab") as log_file:
+        # cwd $HOME: local agents then start jobs without -cwd where ssh would, and the
+        # daemon does not pin whatever directory `start` was run from.
+        process = subprocess.Popen(
+            [sys.executable, "-m", "pcontrol", "serve", "--ready-fd", str(write_end),
+             *serve_args],
+            stdin=subprocess.DEVNULL, stdout=log_file, stderr=log_file, env=env,
+            cwd=Path.home(), start_new_session=True, pass_fds=(write_end,), close_fds=True)
+    os.close(write_end)
+    try:
+        ready = _wait_ready(read_end, process, START_TIMEOUT)
+    finally:
+        os.close(read_end)
+    if not ready:
+        if process.poll() is None:
+            return DaemonResult(False, f"pcontrol (pid {process.pid}) did not become ready within "
+                                  f"{START_TIMEOUT:g} s; see {paths.log}", process.pid)
+        already = read_pid(paths)
+        if already is not None:
+            return DaemonResult(True, f"pcontrol is already running (pid {already})", already)
+        return DaemonResult(False, "pcontrol failed to start:\n" + _log_tail(paths.log))
+    return DaemonResult(True, f"pcontrol started (pid {process.pid}), socket {paths.socket}",
+                   process.pid)
+
+
+def _wait_ready(fd: int, process: subprocess.Popen, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    data = b""
+    while time.monotonic() < deadline:
+        readable, _, _ = select.select([fd], [], [], max(0.0, deadline - time.monotonic()))
+        if not readable:
+            break
+        chunk = os.read(fd, 64)
+        if not chunk:          # the daemon exited (or closed the pipe) without "ready"
+            return b"ready" in data
+        data += chunk
+        if b"ready" in data:
+            return True
+    return False
+
+
+def _log_tail(path: Path, lines: int = 10) -> str:
+    try:
+        text = path.read_text(errors="replace")
+    except OSError:
+        return "(no log)"
+    return "\n".join(text.splitlines()[-lines:])
+
+
+def stop(paths: Paths, timeout: float = STOP_TIMEOUT) -> DaemonResult:
+    """Ask the daemon to stop and wait until it has."""
+    pid = read_pid(paths)
+    try:
+        reply = run_command(["shutdown"], paths.home, timeout=10.0)
+    except ControllerNotRunning:
+        if pid is None:
+            return DaemonResult(True, "pcontrol is not running")
+        os.kill(pid, signal.SIGTERM)      # a daemon with no socket: ask by signal
+    except ClientError as exc:
+        if pid is None:
+            return DaemonResult(False, f"cannot reach pcontrol: {exc}")
+        os.kill(pid, signal.SIGTERM)
+    else:
+        if not reply.ok:
+            return DaemonResult(False, f"pcontrol refused to stop: {reply.text}", pid)
+    deadline = time.monotonic() + timeout
+    while read_pid(paths) is not None:
+        if time.monotonic() > deadline:
+            return DaemonResult(False, f"pcontrol (pid {pid}) did not stop within {timeout:g} s",
+                           pid)
+        time.sleep(0.05)
+    return DaemonResult(True, "pcontrol stopped" + (f" (pid {pid})" if pid else ""), pid)
+
+
+# -- for other programs (the sched shell); blocking: call through asyncio.to_thread ----------
+
+def start_daemon(home: str | os.PathLike[str] | None = None,
+                 serve_args: list[str] | tuple[str, ...] = ()) -> DaemonResult:
+    """`pcontrol start` for $SCHED_HOME (or `home`): ok=True if running when it returns."""
+    return start(Paths.for_home(home), list(serve_args))
+
+
+def stop_daemon(home: str | os.PathLike[str] | None = None) -> DaemonResult:
+    """`pcontrol stop` for $SCHED_HOME (or `home`)."""
+    return stop(Paths.for_home(home))

@@ -1,0 +1,171 @@
+"""The controller's data: job and host records and their states.
+
+Plain mutable dataclasses owned by the Controller; `to_record()` gives the JSON form used
+in replies, events and the journal, `from_record()` reads it back.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from typing import Any
+
+#: Default bytes kept per output stream of a job.
+DEFAULT_OUTPUT_LIMIT = 1024 * 1024
+
+
+class JobState(str, enum.Enum):
+    """Where a job is in its life."""
+
+    PENDING = "PENDING"   #: waiting for a free slot on a host it may run on
+    BUSY = "BUSY"         #: sent to an agent (running or about to)
+    DONE = "DONE"         #: finished; see its Outcome
+
+
+class Outcome(str, enum.Enum):
+    """How a DONE job ended."""
+
+    EXIT = "EXIT"         #: the program exited; `status` holds its exit status
+    CRASH = "CRASH"       #: a signal ended it; `signal` holds the number
+    TIMEOUT = "TIMEOUT"   #: it outlived its -timeout and was killed
+    DOWN = "DOWN"         #: its host was lost while it ran, or its required host is unknown
+    PENDING = "PENDING"   #: it did not start within its -pending timeout
+    KILLED = "KILLED"     #: `kill` ended it
+
+
+class HostState(str, enum.Enum):
+    """Where a host is in its life."""
+
+    OFF = "OFF"               #: switched off by `host off`; not used, not retried
+    DOWN = "DOWN"             #: not connected; retried with backoff; `reason` says why
+    CONNECTING = "CONNECTING" #: the agent is being started
+    IDLE = "IDLE"             #: connected, with at least one free slot
+    BUSY = "BUSY"             #: connected, every slot in use
+
+
+def parse_enum(enum_type: type[enum.Enum], word: str) -> Any:
+    """Case-insensitive lookup of an enum member by value; ValueError lists the choices."""
+    for member in enum_type:
+        if member.value.lower() == word.lower():
+            return member
+    raise ValueError(word)
+
+
+@dataclass
+class Job:
+    id: int
+    argv: list[str]
+    submitted: float                      # wall clock
+    host: str | None = None               # the host asked for (preferred or required)
+    required: bool = False
+    timeout: float | None = None          # run time limit, enforced by the agent
+    pending_timeout: float | None = None  # limit on the time spent PENDING
+    priority: int = 0
+    cwd: str | None = None
+    env: dict[str, str] = field(default_factory=dict)
+    owner: str | None = None              # the scheduler that submitted it
+    task: str | None = None               # and its task
+    output_limit: int = DEFAULT_OUTPUT_LIMIT
+    state: JobState = JobState.PENDING
+    outcome: Outcome | None = None
+    status: int | None = None
+    signal: int | None = None
+    ran_on: str | None = None
+    pid: int | None = None
+    started: float | None = None
+    ended: float | None = None
+    elapsed: float | None = None
+    reason: str = ""
+    stdout: str = ""
+    stderr: str = ""
+    stdout_bytes: int = 0
+    stderr_bytes: int = 0
+    stdout_truncated: bool = False
+    stderr_truncated: bool = False
+    harvested: float | None = None        # wall clock of the owner's acknowledgement
+    kill_requested: bool = False
+
+    @property
+    def pending_deadline(self) -> float | None:
+        """Wall-clock time when a still PENDING job ends with outcome PENDING."""
+        if self.pending_timeout is None:
+            return None
+        return self.submitted + self.pending_timeout
+
+    def to_record(self, *, output: bool = False) -> dict[str, Any]:
+        record = {
+            "id": self.id, "argv": list(self.argv), "submitted": self.submitted,
+            "host": self.host, "required": self.required, "timeout": self.timeout,
+            "pending": self.pending_timeout, "priority": self.priority, "cwd": self.cwd,
+            "env": dict(self.env), "owner": self.owner, "task": self.task,
+            "output_limit": self.output_limit, "state": self.state.value,
+            "outcome": self.outcome.value if self.outcome else None,
+            "status": self.status, "signal": self.signal, "ran_on": self.ran_on,
+            "pid": self.pid, "started": self.started, "ended": self.ended,
+            "elapsed": self.elapsed, "reason": self.reason,
+            "stdout_bytes": self.stdout_bytes, "stderr_bytes": self.stderr_bytes,
+            "stdout_truncated": self.stdout_truncated,
+            "stderr_truncated": self.stderr_truncated,
+            "harvested": self.harvested, "kill_requested": self.kill_requested,
+        }
+        if output:
+            record["stdout"] = self.stdout
+            record["stderr"] = self.stderr
+        return record
+
+    @classmethod
+    def from_record(cls, record: dict[str, Any]) -> "Job":
+        job = cls(id=int(record["id"]), argv=list(record["argv"]),
+                  submitted=float(record["submitted"]))
+        for name in ("host", "timeout", "cwd", "owner", "task", "status", "signal", "ran_on",
+                     "pid", "started", "ended", "elapsed", "harvested"):
+            setattr(job, name, record.get(name))
+        job.required = bool(record.get("required", False))
+        job.pending_timeout = record.get("pending")
+        job.priority = int(record.get("priority", 0))
+        job.env = dict(record.get("env") or {})
+        job.output_limit = int(record.get("output_limit", DEFAULT_OUTPUT_LIMIT))
+        job.state = JobState(record.get("state", "PENDING"))
+        job.outcome = Outcome(record["outcome"]) if record.get("outcome") else None
+        job.reason = record.get("reason") or ""
+        job.stdout = record.get("stdout") or ""
+        job.stderr = record.get("stderr") or ""
+        for name in ("stdout_bytes", "stderr_bytes"):
+            setattr(job, name, int(record.get(name) or 0))
+        for name in ("stdout_truncated", "stderr_truncated", "kill_requested"):
+            setattr(job, name, bool(record.get(name)))
+        return job
+
+
+@dataclass
+class Host:
+    name: str
+    slots: int | None = None          # configured; None: whatever the agent reports
+    connect: str | None = None        # the exact command, or None for the default
+    enabled: bool = True              # False after `host off`
+    state: HostState = HostState.CONNECTING
+    reason: str = ""                  # why it went DOWN last
+    since: float = 0.0                # wall clock of the last state change
+    added: float = 0.0
+    agent_slots: int = 0              # slots in use for dispatch, from the handshake
+    running: set[int] = field(default_factory=set)
+    failures: int = 0                 # consecutive failed connects / losses
+    retry_at: float | None = None     # wall clock of the next automatic retry
+    agent: dict[str, Any] = field(default_factory=dict)   # hello: pid, version, clock skew
+    last_pong: float | None = None
+
+    @property
+    def free_slots(self) -> int:
+        if self.state not in (HostState.IDLE, HostState.BUSY):
+            return 0
+        return max(0, self.agent_slots - len(self.running))
+
+    def to_record(self) -> dict[str, Any]:
+        return {
+            "name": self.name, "state": self.state.value, "slots": self.slots,
+            "agent_slots": self.agent_slots, "connect": self.connect,
+            "enabled": self.enabled, "reason": self.reason, "since": self.since,
+            "added": self.added, "running": sorted(self.running),
+            "failures": self.failures, "retry_at": self.retry_at,
+            "agent": dict(self.agent), "last_pong": self.last_pong,
+        }

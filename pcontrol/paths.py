@@ -1,0 +1,67 @@
+"""Where pcontrol keeps its files: everything lives in $SCHED_HOME (default ~/.sched).
+
+One small value object so the daemon, the CLI, the client and the tests agree on names.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+#: Unix socket paths are limited to sizeof(sun_path) - 1 bytes on Linux.
+MAX_SOCKET_PATH = 107
+
+
+def default_home() -> Path:
+    """$SCHED_HOME, else ~/.sched."""
+    env = os.environ.get("SCHED_HOME")
+    if env:
+        return Path(env).expanduser()
+    return Path.home() / ".sched"
+
+
+@dataclass(frozen=True)
+class Paths:
+    """The files of one controller home."""
+
+    home: Path
+
+    @classmethod
+    def for_home(cls, home: str | os.PathLike[str] | None = None) -> "Paths":
+        return cls(Path(home).expanduser() if home is not None else default_home())
+
+    @property
+    def socket(self) -> Path:
+        return self.home / "pcontrol.sock"
+
+    @property
+    def pidfile(self) -> Path:
+        return self.home / "pcontrol.pid"
+
+    @property
+    def log(self) -> Path:
+        return self.home / "pcontrol.log"
+
+    @property
+    def journal(self) -> Path:
+        return self.home / "pcontrol.db"
+
+    @property
+    def history(self) -> Path:
+        return self.home / "pcontrol_history"
+
+    def ensure_home(self) -> None:
+        """Create the home owner-only (0700); tighten it if it exists with looser bits."""
+        self.home.mkdir(mode=0o700, parents=True, exist_ok=True)
+        mode = self.home.stat().st_mode & 0o777
+        if mode & 0o077:
+            os.chmod(self.home, 0o700)
+
+    def check_socket_path(self) -> None:
+        """Raise ValueError when the socket path is too long for AF_UNIX."""
+        length = len(os.fsencode(str(self.socket)))
+        if length > MAX_SOCKET_PATH:
+            raise ValueError(
+                f"socket path {self.socket} is {length} bytes, longer than the "
+                f"{MAX_SOCKET_PATH} a Unix socket allows; use a shorter SCHED_HOME")

@@ -1,0 +1,167 @@
+"""Human text for replies: tables of hosts and jobs, one host or job in detail, status.
+
+Pure functions of the JSON records (model.*.to_record), so the text and the -json data
+never disagree.
+"""
+
+from __future__ import annotations
+
+import shlex
+import time
+from collections.abc import Sequence
+from typing import Any
+
+
+def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    cells = [[str(h) for h in headers]] + [["" if c is None else str(c) for c in r] for r in rows]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
+    lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip()
+             for row in cells]
+    return "\n".join(lines)
+
+
+def when(stamp: float | None, now: float | None = None) -> str:
+    if stamp is None:
+        return "-"
+    now = time.time() if now is None else now
+    text = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(stamp))
+    return f"{text} ({ago(now - stamp)})"
+
+
+def ago(seconds: float) -> str:
+    future = seconds < 0
+    seconds = abs(seconds)
+    if seconds < 60:
+        amount = f"{seconds:.0f} s"
+    elif seconds < 3600:
+        amount = f"{seconds / 60:.0f} min"
+    elif seconds < 86400:
+        amount = f"{seconds / 3600:.1f} h"
+    else:
+        amount = f"{seconds / 86400:.1f} d"
+    return f"in {amount}" if future else f"{amount} ago"
+
+
+def command_line(argv: Sequence[str], limit: int = 60) -> str:
+    text = shlex.join(argv)
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
+def job_result(record: dict[str, Any]) -> str:
+    """EXIT 0 / CRASH 9 / TIMEOUT / ... or the state for an unfinished job."""
+    outcome = record.get("outcome")
+    if outcome is None:
+        return record["state"] + (" (killing)" if record.get("kill_requested") else "")
+    if outcome == "EXIT":
+        return f"EXIT {record.get('status')}"
+    if outcome == "CRASH":
+        return f"CRASH {record.get('signal')}"
+    return outcome
+
+
+def host_table(records: Sequence[dict[str, Any]]) -> str:
+    if not records:
+        return "no hosts"
+    now = time.time()
+    rows = []
+    for r in records:
+        note = ""
+        if r["state"] == "DOWN":
+            note = r["reason"]
+            if r.get("retry_at"):
+                note += f" (retry {ago(now - r['retry_at'])})"
+        slots = r["agent_slots"] if r["state"] in ("IDLE", "BUSY") else (r["slots"] or "-")
+        rows.append((r["name"], r["state"], slots, len(r["running"]), note))
+    return table(("HOST", "STATE", "SLOTS", "RUNNING", "NOTE"), rows)
+
+
+def host_detail(r: dict[str, Any]) -> str:
+    now = time.time()
+    lines = [
+        f"host:      {r['name']}",
+        f"state:     {r['state']} since {when(r['since'], now)}",
+        f"enabled:   {'yes' if r['enabled'] else 'no (host off)'}",
+        f"slots:     {r['agent_slots'] or '-'} in use for dispatch"
+        + (f", {r['slots']} configured" if r["slots"] else ", as the agent offers"),
+        f"connect:   {r['connect'] or '(default)'}",
+        f"running:   {', '.join(str(i) for i in r['running']) or 'none'}",
+    ]
+    if r.get("command"):
+        lines.append(f"command:   {shlex.join(r['command'])}")
+    if r["reason"]:
+        lines.append(f"last down: {r['reason']}")
+    if r["failures"]:
+        lines.append(f"failures:  {r['failures']} in a row")
+    if r.get("retry_at"):
+        lines.append(f"retry:     {when(r['retry_at'], now)}")
+    agent = r.get("agent") or {}
+    if agent and r["state"] in ("IDLE", "BUSY"):
+        lines.append(f"agent:     {agent.get('agent')} pid {agent.get('pid')} on "
+                     f"{agent.get('host')}, clock skew {agent.get('clock_skew')} s")
+        lines.append(f"heartbeat: last pong {when(r.get('last_pong'), now)}")
+    return "\n".join(lines)
+
+
+def job_table(records: Sequence[dict[str, Any]]) -> str:
+    if not records:
+        return "no jobs"
+    rows = []
+    for r in records:
+        where = r.get("ran_on") or (r["host"] + (" (required)" if r["required"] else "")
+                                    if r.get("host") else "")
+        owner = "/".join(x for x in (r.get("owner"), r.get("task")) if x)
+        rows.append((r["id"], r["state"], job_result(r) if r["state"] == "DONE" else "",
+                     where, owner, command_line(r["argv"], 50)))
+    return table(("ID", "STATE", "OUTCOME", "HOST", "OWNER/TASK", "COMMAND"), rows)
+
+
+def job_detail(r: dict[str, Any]) -> str:
+    now = time.time()
+    lines = [f"job:       {r['id']}",
+             f"command:   {shlex.join(r['argv'])}",
+             f"state:     {r['state']}" + (f", {job_result(r)}" if r["outcome"] else "")]
+    if r.get("reason"):
+        lines.append(f"reason:    {r['reason']}")
+    if r.get("host"):
+        lines.append(f"host:      {r['host']} ({'required' if r['required'] else 'preferred'})")
+    if r.get("ran_on"):
+        lines.append(f"ran on:    {r['ran_on']}" + (f" pid {r['pid']}" if r.get("pid") else ""))
+    if r.get("owner") or r.get("task"):
+        lines.append(f"owner:     {r.get('owner') or '-'}  task: {r.get('task') or '-'}")
+    lines.append(f"priority:  {r['priority']}")
+    for key, label in (("timeout", "timeout"), ("pending", "pending")):
+        if r.get(key) is not None:
+            lines.append(f"{label + ':':<11}{r[key]:g} s")
+    if r.get("cwd"):
+        lines.append(f"cwd:       {r['cwd']}")
+    for key, value in sorted((r.get("env") or {}).items()):
+        lines.append(f"env:       {key}={value}")
+    lines.append(f"submitted: {when(r['submitted'], now)}")
+    if r.get("started"):
+        lines.append(f"started:   {when(r['started'], now)}")
+    if r.get("ended"):
+        lines.append(f"ended:     {when(r['ended'], now)}")
+    if r.get("elapsed") is not None:
+        lines.append(f"elapsed:   {r['elapsed']:.3f} s")
+    if r["state"] == "DONE":
+        for stream in ("stdout", "stderr"):
+            cut = " (truncated)" if r.get(f"{stream}_truncated") else ""
+            lines.append(f"{stream + ':':<11}{r.get(f'{stream}_bytes', 0)} bytes{cut}")
+    if r.get("harvested"):
+        lines.append(f"harvested: {when(r['harvested'], now)}")
+    return "\n".join(lines)
+
+
+def status_text(s: dict[str, Any]) -> str:
+    def counts(mapping: dict[str, int]) -> str:
+        parts = [f"{k} {v}" for k, v in mapping.items() if v]
+        return ", ".join(parts) if parts else "none"
+
+    lines = [f"pcontrol pid {s['pid']}, up {ago(s['uptime']).replace(' ago', '')}",
+             f"hosts: {sum(s['hosts'].values())} ({counts(s['hosts'])})",
+             f"slots: {s['slots']['busy']} busy of {s['slots']['total']}",
+             f"jobs:  {sum(s['jobs'].values())} ({counts(s['jobs'])})",
+             f"done:  {counts(s['outcomes'])}"]
+    if s["journal"]["failure"]:
+        lines.append(f"JOURNAL FAILING: {s['journal']['failure']}")
+    return "\n".join(lines)

@@ -1,0 +1,223 @@
+"""Hosts: every connect failure through a fake ssh, a lost agent, heartbeats, on/off/delete."""
+
+from __future__ import annotations
+
+import os
+import signal
+from pathlib import Path
+
+import pytest
+
+from pcontrol.errors import CommandFailed
+from pcontrol_harness import controller_running, kill_group, make_config, run
+
+# host name (see FAKE_SSH) -> words the DOWN reason must contain
+CONNECT_FAILURES = [
+    ("pw", "asked for a password"),
+    ("newkey", "does not accept the host key"),
+    ("changed", "does not accept the host key"),
+    ("denied", "permission denied"),
+    ("refused", "connection refused"),
+    ("noroute", "unreachable: ssh: connect to host noroute port 22: No route to host"),
+    ("noname", "unreachable: ssh: Could not resolve hostname noname"),
+    ("nopclient", "agent program was not found: bash: line 1: pclient: command not found"),
+    ("silent", "no handshake within 1 s"),
+    ("quits", "ssh exited before the handshake without output"),
+]
+
+
+@pytest.mark.parametrize("name, reason", CONNECT_FAILURES)
+def test_connect_failure_reasons(home: str, fake_ssh: Path, name: str, reason: str) -> None:
+    async def body() -> None:
+        async with controller_running(home, make_config(connect_timeout=1.0)) as h:
+            await h.cmd("host", "add", name)
+            record = await h.wait_host(name, "DOWN")
+            assert reason in record["reason"]
+            assert record["failures"] == 1 and record["retry_at"] is not None
+            detail = await h.cmd("check", "host", name)
+            assert detail["command"] == ["ssh", "-o", "BatchMode=yes", name, "pclient"]
+            text = (await h.reply("check", "host", name)).text
+            assert "last down: " + record["reason"] in text
+    run(body())
+
+
+def test_default_ssh_command_reaches_the_agent(home: str, fake_ssh: Path) -> None:
+    async def body() -> None:
+        async with controller_running(home) as h:
+            await h.cmd("host", "add", "works", "-slots", "2")
+            record = await h.wait_host("works", "IDLE")
+            assert record["agent_slots"] == 2
+            job = await h.wait_job(await h.submit("-host", "works", "--", "echo", "via ssh"))
+            assert job["outcome"] == "EXIT" and job["ran_on"] == "works"
+            assert (await h.cmd("stdout", job["id"]))["stdout"] == "via ssh\n"
+    run(body())
+
+
+def test_missing_connect_program(home: str) -> None:
+    async def body() -> None:
+        async with controller_running(home) as h:
+            await h.cmd("host", "add", "n1", "-connect", "/no/such/ssh n1 pclient")
+            record = await h.wait_host("n1", "DOWN")
+            assert "cannot start '/no/such/ssh'" in record["reason"]
+    run(body())
+
+
+def test_agent_killed_mid_job(home: str) -> None:
+    async def body() -> None:
+        async with controller_running(home) as h:
+            host = await h.add_local("localhost")
+            job_id = await h.submit("--", "sleep", "30")
+            started = await h.wait_started(job_id)
+            try:
+                mark = len(h.log.events)
+                os.kill(host["agent"]["local_pid"], signal.SIGKILL)
+                job = await h.wait_job(job_id)
+                assert job["outcome"] == "DOWN"
+                assert "host localhost went down" in job["reason"]
+                down = await h.wait_host("localhost", "DOWN", after=mark)
+                assert "EOF" in down["reason"]
+            finally:
+                kill_group(started["pid"])      # the orphan of the killed agent
+            # retry_min is 60 s in tests: only `host retry` brings it back now
+            mark = len(h.log.events)
+            await h.cmd("host", "retry", "localhost")
+            back = await h.wait_host("localhost", "IDLE", after=mark)
+            assert back["reason"] == down["reason"]        # the last reason is kept
+            record = await h.wait_job(await h.submit("--", "true"))
+            assert record["outcome"] == "EXIT"
+    run(body())
+
+
+def test_missed_heartbeats_make_a_host_down(home: str) -> None:
+    async def body() -> None:
+        async with controller_running(home, make_config(heartbeat=0.1)) as h:
+            host = await h.add_local("localhost")
+            pid = host["agent"]["local_pid"]
+            mark = len(h.log.events)
+            os.kill(pid, signal.SIGSTOP)
+            try:
+                down = await h.wait_host("localhost", "DOWN", after=mark)
+            finally:
+                os.kill(pid, signal.SIGCONT)
+            assert "missed 3 heartbeats (0.1 s apart)" in down["reason"]
+    run(body())
+
+
+def test_answered_heartbeats_keep_a_host_up(home: str) -> None:
+    async def body() -> None:
+        # 3 missed pings would take 0.15 s; the job runs 0.6 s with the agent answering
+        async with controller_running(home, make_config(heartbeat=0.05)) as h:
+            await h.add_local("localhost")
+            job = await h.wait_job(await h.submit("--", "sleep", "0.6"))
+            assert job["outcome"] == "EXIT"
+            states = [e.data["state"] for e in h.log.events
+                      if e.kind.value == "host" and e.data["name"] == "localhost"]
+            assert "DOWN" not in states
+            record = await h.cmd("check", "host", "localhost")
+            assert record["last_pong"] > job["started"]
+    run(body())
+
+
+def test_host_off_on_and_delete(home: str) -> None:
+    async def body() -> None:
+        async with controller_running(home) as h:
+            await h.add_local("node1")
+            job_id = await h.submit("-host", "node1", "--", "sleep", "30")
+            started = await h.wait_started(job_id)
+            try:
+                refused = await h.reply("host", "off", "node1")
+                assert not refused.ok and "running jobs " + str(job_id) in refused.text
+                refused = await h.reply("host", "delete", "node1")
+                assert not refused.ok and "-force" in refused.text
+                await h.cmd("host", "off", "node1", "-force")
+                job = await h.wait_job(job_id)
+                assert job["outcome"] == "KILLED" and "switched off" in job["reason"]
+            finally:
+                kill_group(started["pid"])
+            await h.wait_host("node1", "OFF")
+            mark = len(h.log.events)
+            await h.cmd("host", "on", "node1")
+            await h.wait_host("node1", "IDLE", after=mark)
+            waiting = await h.submit("-host", "node1", "-required", "--", "sleep", "30")
+            await h.wait_started(waiting)
+            await h.cmd("host", "delete", "node1", "-force")
+            assert (await h.wait_job(waiting))["outcome"] == "KILLED"
+            assert (await h.cmd("hosts")) == []
+            orphan = await h.cmd("job", "-host", "node1", "-required", "--", "true")
+            assert orphan["outcome"] == "DOWN"
+    run(body())
+
+
+def test_deleting_a_host_ends_jobs_that_require_it(home: str) -> None:
+    async def body() -> None:
+        async with controller_running(home) as h:
+            await h.add_local("node1")
+            await h.cmd("host", "off", "node1")
+            job_id = await h.submit("-host", "node1", "-required", "--", "true")
+            await h.cmd("host", "delete", "node1")
+            job = await h.wait_job(job_id)
+            assert job["outcome"] == "DOWN" and "node1 was deleted" in job["reason"]
+    run(body())
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["host", "add"], "wrong # args"),
+    (["host", "add", "-x"], 'unknown option "-x" for "host add"'),
+    (["host", "add", "n1", "-slots", "0"], "-slots must be at least 1"),
+    (["host", "add", "n1", "-connect", "ssh 'unbalanced"], "bad -connect command"),
+    (["host", "on", "ghost"], 'no host "ghost"'),
+    (["host", "retry", "ghost"], 'no host "ghost"'),
+    (["check", "host"], "wrong # args"),
+    (["hosts", "-state", "SLEEPY"], 'unknown state "SLEEPY"'),
+])
+def test_bad_host_commands(home: str, argv: list[str], message: str) -> None:
+    async def body() -> None:
+        async with controller_running(home) as h:
+            with pytest.raises(CommandFailed) as caught:
+                await h.cmd(*argv)
+            assert message in caught.value.message
+    run(body())
+
+
+def test_adding_a_host_twice_is_refused(home: str) -> None:
+    async def body() -> None:
+        async with controller_running(home) as h:
+            await h.add_local("node1")
+            with pytest.raises(CommandFailed, match='host "node1" already exists'):
+                await h.cmd("host", "add", "node1")
+            await h.cmd("host", "off", "node1")
+            with pytest.raises(CommandFailed, match='host "node1" is OFF; use "host on node1"'):
+                await h.cmd("host", "retry", "node1")
+    run(body())
+
+
+def test_stopping_while_an_agent_is_connecting_leaves_no_process(home: str,
+                                                                 fake_ssh: Path) -> None:
+    async def body() -> int:
+        async with controller_running(home, make_config(connect_timeout=30.0)) as h:
+            await h.cmd("host", "add", "silent")          # fake ssh: sleeps, says nothing
+            await h.wait_host("silent", "CONNECTING")
+            runtime = h.controller.host_table._runtime["silent"]
+            assert runtime.connect_task is not None
+            child_pids = _children()
+            assert child_pids, "the fake ssh should be running"
+        return child_pids
+
+    pids = run(body())
+    for pid in pids:           # killed and reaped: no such process any more
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)
+
+
+def _children() -> list[int]:
+    me = str(os.getpid())
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                stat = Path(f"/proc/{entry}/stat").read_text()
+            except OSError:
+                continue
+            if stat.rsplit(")", 1)[1].split()[1] == me:
+                found.append(int(entry))
+    return found

@@ -1,0 +1,116 @@
+"""The journal: a restart keeps hosts, pending and finished jobs; running ones become DOWN."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from pcontrol.controller import Controller, JobSpec
+from pcontrol.errors import CommandFailed
+from pcontrol.journal import Journal
+from pcontrol.model import JobState
+from pcontrol_harness import controller_running, kill_group, make_config, run
+
+
+def test_restart_keeps_hosts_and_jobs(home: str) -> None:
+    async def first_life() -> dict:
+        async with controller_running(home) as h:
+            await h.add_local("node1")
+            await h.cmd("host", "add", "node2", "-slots", "3", "-connect", "unused")
+            await h.cmd("host", "off", "node2")
+            finished = await h.submit("-host", "node1", "--", "sh", "-c", "echo kept; exit 4")
+            await h.wait_job(finished)
+            harvested = await h.submit("-host", "node1", "-owner", "s1", "--", "true")
+            await h.wait_job(harvested)
+            await h.cmd("harvest", harvested)
+            running = await h.submit("-host", "node1", "-owner", "s1", "-task", "t",
+                                     "--", "sleep", "30")
+            started = await h.wait_started(running)
+            pending = await h.submit("-host", "node2", "-required", "-pending", "600",
+                                     "-priority", "3", "--", "true")
+            ids = dict(finished=finished, harvested=harvested, running=running,
+                       pending=pending, pid=started["pid"])
+        kill_group(ids["pid"])
+        return ids
+
+    async def second_life(ids: dict) -> None:
+        async with controller_running(home) as h:
+            hosts = {r["name"]: r for r in await h.cmd("hosts")}
+            assert set(hosts) == {"node1", "node2"}
+            assert hosts["node2"]["state"] == "OFF" and hosts["node2"]["slots"] == 3
+            assert hosts["node2"]["connect"] == "unused"
+            await h.wait_host("node1", "IDLE")
+            finished = await h.cmd("check", "job", ids["finished"], "-output")
+            assert (finished["outcome"], finished["status"]) == ("EXIT", 4)
+            assert finished["stdout"] == "kept\n"
+            assert (await h.cmd("check", "job", ids["harvested"]))["harvested"] is not None
+            running = await h.cmd("check", "job", ids["running"])
+            assert (running["state"], running["outcome"]) == ("DONE", "DOWN")
+            assert running["reason"] == "pcontrol stopped while it ran on node1"
+            assert (running["owner"], running["task"]) == ("s1", "t")
+            pending = await h.cmd("check", "job", ids["pending"])
+            assert pending["state"] == "PENDING"
+            assert (pending["pending"], pending["priority"]) == (600, 3)
+            new = await h.submit("--", "true")
+            assert new > max(ids["finished"], ids["harvested"], ids["running"],
+                             ids["pending"])
+            await h.cmd("host", "on", "node2")       # its agent command is "unused"
+            down = await h.wait_host("node2", "DOWN")
+            assert "not found" in down["reason"]
+
+    run(second_life(run(first_life())))
+
+
+def test_job_ids_are_never_reused_after_deletion(home: str) -> None:
+    async def life() -> int:
+        async with controller_running(home) as h:
+            job_id = await h.submit("-host", "ghost", "-required", "--", "true")
+            await h.cmd("delete", job_id)
+            return job_id
+
+    first = run(life())
+    assert run(life()) == first + 1
+
+
+def test_a_burst_of_changes_is_one_commit(home: str) -> None:
+    async def body() -> None:
+        journal = Journal(f"{home}/j.db")
+        controller = Controller(journal, make_config())
+        await controller.start()
+        await asyncio.sleep(0)                    # let the start's writes go
+        before = journal.commits
+        for i in range(200):
+            controller.submit(JobSpec(argv=["echo", str(i)]))
+        assert journal.dirty
+        await asyncio.sleep(0)                    # one loop turn: one flush
+        assert journal.commits == before + 1 and not journal.dirty
+        await controller.stop()
+        journal.close()
+        reopened = Journal(f"{home}/j.db").load()
+        assert len(reopened.jobs) == 200 and reopened.next_job_id == 201
+        assert all(job.state is JobState.PENDING for job in reopened.jobs)
+    run(body())
+
+
+def test_a_failing_journal_refuses_new_jobs(home: str) -> None:
+    async def body() -> None:
+        async with controller_running(home) as h:
+            accepted = await h.submit("--", "true")
+            h.controller.journal._db.close()       # every write fails from now on
+            h.controller.submit(JobSpec(argv=["true"]))
+            h.controller.journal.flush()
+            with pytest.raises(CommandFailed, match="not accepting jobs: journal write failed"):
+                await h.cmd("job", "--", "true")
+            assert (await h.cmd("status"))["journal"]["failure"].startswith("journal write")
+            assert (await h.cmd("check", "job", accepted))["state"] == "PENDING"
+            h.controller.journal = None           # let the harness stop cleanly
+    run(body())
+
+
+def test_schema_version_is_checked(home: str) -> None:
+    journal = Journal(f"{home}/j.db")
+    journal._db.execute("UPDATE meta SET value = '99' WHERE key = 'schema'")
+    journal.close()
+    with pytest.raises(Exception, match="schema 99"):
+        Journal(f"{home}/j.db")

@@ -1,0 +1,204 @@
+"""The socket: malformed input gets error replies and the daemon stays up; pipelining;
+events by owner; owner rules for kill/delete/harvest; the client's error paths."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import stat
+
+import pytest
+
+from pcontrol.client import ControllerClient
+from pcontrol.errors import CommandFailed, ControllerDisconnected, ControllerNotRunning
+from pcontrol.wire import MAX_LINE, EventKind
+from pcontrol_harness import controller_running, make_config, run
+
+
+async def raw_exchange(path: str, lines: list[bytes]) -> list[dict]:
+    """Send raw lines on a fresh connection; return one decoded reply per line."""
+    reader, writer = await asyncio.open_unix_connection(path, limit=MAX_LINE)
+    replies = []
+    try:
+        for line in lines:
+            writer.write(line)
+            await writer.drain()
+            replies.append(json.loads(await asyncio.wait_for(reader.readline(), 10)))
+    finally:
+        writer.close()
+    return replies
+
+
+MALFORMED = [
+    (b"not json\n", "malformed", None),
+    (b"[1, 2, 3]\n", "malformed", None),
+    (b'{"id": "one", "argv": ["ping"]}\n', "malformed", None),
+    (b'{"id": 3, "argv": "ping"}\n', "malformed", 3),
+    (b'{"id": 4, "argv": []}\n', "malformed", 4),
+    (b'{"id": 5, "argv": ["ping"], "v": 2}\n', "unsupported", 5),
+    (b'\xc3\x28\xa0\xa1\n', "malformed", None),
+    (b"{" * 50_000 + b"\n", "malformed", None),
+    (b'{"id": 6, "argv": ["frobnicate"]}\n', "unknown_command", 6),
+    (b'{"id": 7, "argv": ["host", "add"]}\n', "usage", 7),
+    (b'{"id": 8, "argv": ["host", "add", "x", "-slots", "lots"]}\n', "usage", 8),
+    (b'{"id": 9, "argv": ["check", "host", "nobody"]}\n', "not_found", 9),
+    (b'{"id": 10, "argv": ["kill", "123456"]}\n', "not_found", 10),
+]
+
+
+def test_malformed_lines_get_error_replies_and_the_daemon_stays_up(home: str) -> None:
+    async def body() -> None:
+        async with controller_running(home) as h:
+            path = str(h.paths.socket)
+            replies = await raw_exchange(path, [line for line, _, _ in MALFORMED]
+                                         + [b'{"id": 99, "argv": ["ping"]}\n'])
+            for (line, code, request_id), reply in zip(MALFORMED, replies):
+                assert reply["ok"] is False, line
+                assert reply["error"]["code"] == code, (line, reply)
+                assert reply["id"] == request_id
+                assert reply["text"] == reply["error"]["message"] != ""
+            assert replies[-1]["ok"] is True and replies[-1]["text"] == "pong"
+            # blank lines are ignored; a line cut off by a hang-up does no harm
+            reader, writer = await asyncio.open_unix_connection(path)
+            writer.write(b'\n\n{"id": 1, "argv": ["pi')
+            await writer.drain()
+            writer.close()
+            assert (await h.cmd("ping"))["pong"] is True
+    run(body())
+
+
+def test_an_over_long_line_is_refused_and_skipped(home: str) -> None:
+    async def body() -> None:
+        async with controller_running(home) as h:
+            huge = b'{"id": 1, "argv": ["' + b"x" * (MAX_LINE + 10) + b'"]}\n'
+            replies = await raw_exchange(str(h.paths.socket),
+                                         [huge, b'{"id": 2, "argv": ["ping"]}\n'])
+            assert replies[0]["error"]["code"] == "too_long"
+            assert replies[1] == {"id": 2, "ok": True, "text": "pong",
+                                  "data": replies[1]["data"], "error": None}
+    run(body())
+
+
+def test_requests_are_pipelined(home: str) -> None:
+    async def body() -> None:
+        async with controller_running(home) as h:
+            replies = await asyncio.gather(*[h.reply("job", "--", "echo", str(i))
+                                             for i in range(50)])
+            ids = [r.data["id"] for r in replies]
+            assert len(set(ids)) == 50 and all(r.ok for r in replies)
+            assert [r.data["argv"][-1] for r in replies] == [str(i) for i in range(50)]
+    run(body())
+
+
+def test_socket_is_owner_only(home: str) -> None:
+    async def body() -> None:
+        async with controller_running(home) as h:
+            assert stat.S_IMODE(os.stat(h.paths.socket).st_mode) == 0o600
+            assert stat.S_IMODE(os.stat(h.paths.home).st_mode) == 0o700
+    run(body())
+
+
+def test_events_filtered_by_owner(home: str) -> None:
+    async def body() -> None:
+        async with controller_running(home) as h:
+            mine = await ControllerClient.connect(home)
+            try:
+                await mine.subscribe(owner="sched-a")
+                a = await h.submit("-owner", "sched-a", "-task", "t1", "--", "true")
+                b = await h.submit("-owner", "sched-b", "--", "true")
+                await h.cmd("host", "add", "localhost")
+                await h.wait_job(a)
+                await h.wait_job(b)
+                seen = []
+                async for event in mine.events():
+                    seen.append(event)
+                    if event.kind is EventKind.JOB and event.data["state"] == "DONE":
+                        break
+                job_ids = {e.data["id"] for e in seen if e.kind is EventKind.JOB}
+                assert job_ids == {a}
+                assert any(e.kind is EventKind.HOST for e in seen)   # hosts go to everyone
+                assert [e.seq for e in seen] == sorted(e.seq for e in seen)
+            finally:
+                await mine.close()
+    run(body())
+
+
+def test_owned_jobs_kill_delete_harvest(home: str) -> None:
+    async def body() -> None:
+        async with controller_running(home) as h:
+            job_id = await h.submit("-owner", "/home/u/.sched", "-task", "build", "--", "true")
+            with pytest.raises(CommandFailed) as caught:
+                await h.cmd("kill", job_id)
+            assert caught.value.message == (
+                f'job {job_id} belongs to task "build" of scheduler "/home/u/.sched"; '
+                "kill it from there, or use -force")
+            with pytest.raises(CommandFailed, match="belongs to"):
+                await h.cmd("kill", job_id, "-owner", "someone-else")
+            await h.cmd("kill", job_id, "-owner", "/home/u/.sched")
+            await h.wait_job(job_id)
+            with pytest.raises(CommandFailed, match="use -force"):
+                await h.cmd("delete", job_id)
+            listed = await h.cmd("jobs", "-owner", "/home/u/.sched")
+            assert [r["id"] for r in listed] == [job_id]
+            assert await h.cmd("jobs", "-owner", "nobody") == []
+            with pytest.raises(CommandFailed, match='not "other"'):
+                await h.cmd("harvest", job_id, "-owner", "other")
+            result = await h.cmd("harvest", job_id, "-owner", "/home/u/.sched")
+            assert result == [{"id": job_id, "harvested": True, "known": True}]
+            assert (await h.cmd("check", "job", job_id))["harvested"] is not None
+            # idempotent: harvesting again, or after it was forgotten, is fine
+            assert (await h.cmd("harvest", job_id))[0]["harvested"] is True
+            await h.cmd("delete", job_id, "-force")
+            assert (await h.cmd("harvest", job_id)) == [
+                {"id": job_id, "harvested": True, "known": False}]
+            with pytest.raises(CommandFailed, match="no job 999"):
+                await h.cmd("harvest", 999)
+    run(body())
+
+
+def test_harvest_refuses_unfinished_jobs_and_changes_nothing(home: str) -> None:
+    async def body() -> None:
+        async with controller_running(home) as h:
+            done = await h.submit("-host", "ghost", "-required", "--", "true")   # DONE at once
+            pending = await h.submit("--", "true")
+            with pytest.raises(CommandFailed, match=f"job {pending} is PENDING"):
+                await h.cmd("harvest", done, pending)
+            assert (await h.cmd("check", "job", done))["harvested"] is None
+    run(body())
+
+
+def test_harvested_jobs_are_forgotten_after_the_retention(home: str) -> None:
+    async def body() -> None:
+        # retention 0: the forget timer is due at once and fires on the loop's next turn,
+        # before the server can read the next request
+        async with controller_running(home, make_config(retention=0)) as h:
+            job_id = await h.submit("-host", "ghost", "-required", "--", "true")
+            await h.cmd("harvest", job_id)
+            assert (await h.reply("check", "job", job_id)).error.code == "not_found"
+            assert (await h.cmd("status"))["jobs"]["DONE"] == 0
+    run(body())
+
+
+def test_client_reports_a_missing_daemon(home: str) -> None:
+    async def body() -> None:
+        with pytest.raises(ControllerNotRunning, match="not running"):
+            await ControllerClient.connect(home)
+    run(body())
+
+
+def test_requests_fail_once_the_daemon_hangs_up(home: str) -> None:
+    async def body() -> None:
+        async with controller_running(home) as h:
+            other = await ControllerClient.connect(home)
+            assert (await other.request(["shutdown"])).ok
+            assert h.server.shutting_down
+            refused = await other.request(["ping"])
+            assert refused.error.code == "shutting_down"
+            await h.server.close()            # what the daemon does next
+            reason = await asyncio.wait_for(other.wait_closed(), 10)
+            assert "closed the connection" in reason
+            with pytest.raises(ControllerDisconnected):
+                await other.request(["ping"])
+            await other.close()
+    run(body())
