@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import sys
 
-from .errors import Break, Continue, Return, SchedError, ScriptError, Skip
-from .expr import format_value
+from .errors import Break, Continue, Interrupted, Return, SchedError, ScriptError, Skip
+from .expr import format_value, parse_number
 from .interp import Interp
 from .nodes import Block
 from .registry import BUILTINS, Macro, resolve_subcommand
@@ -20,26 +20,18 @@ block = BUILTINS.block
 
 
 def _int(value: str, what: str = "integer") -> int:
-    try:
-        return int(value.strip(), 0)
-    except ValueError:
-        try:
-            f = float(value)
-            if f.is_integer():
-                return int(f)
-        except ValueError:
-            pass
-        raise ScriptError(f'expected {what} but got "{value}"') from None
+    """An integer by expr's reading of numbers (blanks around, 0x 0o 0b, leading 0 is decimal)."""
+    number = parse_number(value)
+    if type(number) is not int:
+        raise ScriptError(f'expected {what} but got "{value}"')
+    return number
 
 
 def _number(value: str) -> int | float:
-    try:
-        return int(value.strip(), 0)
-    except ValueError:
-        try:
-            return float(value)
-        except ValueError:
-            raise ScriptError(f'expected number but got "{value}"') from None
+    number = parse_number(value)
+    if number is None or number != number:  # NaN is no number to count with
+        raise ScriptError(f'expected number but got "{value}"')
+    return number
 
 
 # --- variables -----------------------------------------------------------------------------------
@@ -97,17 +89,18 @@ def cmd_local(interp: Interp, argv: list[str]) -> str:
 @cmd("if expr ?then? body ?arg ...?", "run a body when a condition holds: if EXPR ?then? BODY ?elseif EXPR BODY ...? ?else BODY?")
 def cmd_if(interp: Interp, argv: list[str]) -> str:
     # Fetch the bodies first: script_of reads the words of the command being called.
+    words = interp.cmd_words
     i, n = 1, len(argv)
-    branches: list[tuple[str | None, object]] = []
+    branches: list[tuple[int | None, object]] = []
     while True:
         if i >= n:
             raise ScriptError('wrong # args: no expression after "if" argument')
-        cond = argv[i]
+        cond = i
         i += 1
         if i < n and argv[i] == "then":
             i += 1
         if i >= n:
-            raise ScriptError(f'wrong # args: no script following "{cond}" argument')
+            raise ScriptError(f'wrong # args: no script following "{argv[cond]}" argument')
         branches.append((cond, interp.script_of(argv, i)))
         i += 1
         if i >= n:
@@ -124,18 +117,18 @@ def cmd_if(interp: Interp, argv: list[str]) -> str:
         branches.append((None, interp.script_of(argv, i)))
         break
     for cond, body in branches:
-        if cond is None or interp.condition(cond):
+        if cond is None or interp.condition(argv[cond], *interp.word_origin(words, cond, argv[cond])):
             return interp.run_script(body)
     return ""
 
 
 @block("if expr", "block form: if EXPR / elif EXPR / else / end")
 def block_if(interp: Interp, node: Block) -> str:
-    if interp.condition(interp.header_expr_text(node.header), node.header.words[1].pos):
+    if interp.header_condition(node.header):
         return interp.run_script(node.body)
     for clause in node.clauses:
         header = clause.header
-        if header.name == "else" or interp.condition(interp.header_expr_text(header), header.words[1].pos):
+        if header.name == "else" or interp.header_condition(header):
             return interp.run_script(clause.body)
     return ""
 
@@ -143,8 +136,8 @@ def block_if(interp: Interp, node: Block) -> str:
 @cmd("while test body", "run a body while a condition holds")
 def cmd_while(interp: Interp, argv: list[str]) -> str:
     body = interp.script_of(argv, 2)
-    pos = interp.cmd_words[1].pos if len(interp.cmd_words) > 1 else None
-    while interp.condition(argv[1], pos):
+    where = interp.word_origin(interp.cmd_words, 1, argv[1])
+    while interp.condition(argv[1], *where):
         if not interp.loop_body(body):
             break
     return ""
@@ -152,9 +145,8 @@ def cmd_while(interp: Interp, argv: list[str]) -> str:
 
 @block("while expr", "block form: while EXPR / body / end")
 def block_while(interp: Interp, node: Block) -> str:
-    text = interp.header_expr_text(node.header)
-    pos = node.header.words[1].pos
-    while interp.condition(text, pos):
+    header = node.header
+    while interp.header_condition(header):
         if not interp.loop_body(node.body):
             break
     return ""
@@ -163,8 +155,9 @@ def block_while(interp: Interp, node: Block) -> str:
 @cmd("for start test next body", "Tcl's for loop; the block form is `for VAR FIRST LAST ?STEP?`")
 def cmd_for(interp: Interp, argv: list[str]) -> str:
     start, nxt, body = interp.script_of(argv, 1), interp.script_of(argv, 3), interp.script_of(argv, 4)
+    where = interp.word_origin(interp.cmd_words, 2, argv[2])
     interp.run_script(start)
-    while interp.condition(argv[2]):
+    while interp.condition(argv[2], *where):
         if not interp.loop_body(body):
             break
         interp.run_script(nxt)
@@ -180,12 +173,14 @@ def block_for(interp: Interp, node: Block) -> str:
     step = values[2] if len(values) == 3 else 1
     if step == 0:
         raise ScriptError("for: STEP may not be 0")
-    value = first
+    # FIRST + k*STEP rather than a running sum: 0 to 1 by 0.1 is ten rounds, not eleven.
+    k, value = 0, first
     while (value < last) if step > 0 else (value > last):
         interp.set_var(var, format_value(value))
         if not interp.loop_body(node.body):
             break
-        value += step
+        k += 1
+        value = first + k * step
     return ""
 
 
@@ -260,6 +255,8 @@ def cmd_catch(interp: Interp, argv: list[str]) -> str:
     code, result = 0, ""
     try:
         result = interp.eval_nested(script)
+    except Interrupted:
+        raise
     except SchedError as err:
         code, result = 1, err.message
     except Skip:
@@ -306,9 +303,11 @@ def cmd_proc(interp: Interp, argv: list[str]) -> str:
 
 @cmd("rename oldName newName", "rename a command; an empty new name deletes it")
 def cmd_rename(interp: Interp, argv: list[str]) -> str:
-    cdef = interp.commands.pop(argv[1], None)
-    if cdef is None:
+    if argv[1] not in interp.commands:
         raise ScriptError(f'can\'t rename "{argv[1]}": command doesn\'t exist')
+    if argv[2] and argv[2] in interp.commands:
+        raise ScriptError(f'can\'t rename to "{argv[2]}": command already exists')
+    cdef = interp.commands.pop(argv[1])
     if argv[2]:
         interp.commands[argv[2]] = cdef
     return ""
@@ -319,9 +318,10 @@ def cmd_rename(interp: Interp, argv: list[str]) -> str:
 
 @cmd("expr arg ?arg ...?", "evaluate an expression (C-like operators, eq ne in ni, math functions)")
 def cmd_expr(interp: Interp, argv: list[str]) -> str:
-    text = argv[1] if len(argv) == 2 else " ".join(argv[1:])
+    if len(argv) == 2:
+        return format_value(interp.expr(argv[1], *interp.word_origin(interp.cmd_words, 1, argv[1])))
     pos = interp.cmd_words[1].pos if len(interp.cmd_words) > 1 else None
-    return format_value(interp.expr(text, pos))
+    return format_value(interp.expr(" ".join(argv[1:]), pos))
 
 
 @cmd("eval arg ?arg ...?", "run the words, joined by spaces, as a script")
@@ -396,6 +396,7 @@ def cmd_help(interp: Interp, argv: list[str]) -> str:
         return "\n".join(lines)
     lines = [cdef.usage.text, f"    {cdef.help}"] if cdef.fn else []
     if cdef.block is not None:
-        lines.append(f"    block form: {cdef.name} ... end")
+        usage = cdef.block_usage or cdef.usage
+        lines += [f"{usage.text}  ...  end", f"    {cdef.block_help or cdef.help}"]
     return "\n".join(lines)
 

@@ -12,10 +12,11 @@ the command and, inside macros, the chain of calls.
           +-- ListError                  malformed Tcl list (.offset)
           +-- ScriptError                a command failed at run time (.command)
           |    +-- ArityError            wrong # args (message is the usage line)
+          |    +-- Interrupted           Ctrl-C stopped the script (`catch` lets it through)
           +-- TaskError                  a task definition is invalid
 
     ControlFlow (BaseException, never an error; caught by loops, macros, catch)
-     +-- Break, Continue, Return(value), Skip
+     +-- Break, Continue, Return(value), Skip        .command: the command that raised it
 """
 
 from __future__ import annotations
@@ -65,8 +66,17 @@ class SchedError(Exception):
         if self.source_line is not None and self.pos is not None:
             lines.append("    " + self.source_line.expandtabs(1))
             lines.append("    " + " " * (self.pos.column - 1) + "^")
-        for what, where in self.trace:
-            lines.append(f"    while executing {what}" + (f" at {where}" if where else ""))
+        previous, repeats = None, 0
+        for entry in [*self.trace, None]:  # runaway recursion: say how often a line repeats
+            if entry is not None and entry == previous:
+                repeats += 1
+                continue
+            if repeats:
+                lines.append(f"    ... the line above {repeats} more time{'s' if repeats > 1 else ''}")
+            if entry is not None:
+                what, where = entry
+                lines.append(f"    while executing {what}" + (f" at {where}" if where else ""))
+            previous, repeats = entry, 0
         return "\n".join(lines)
 
 
@@ -107,6 +117,11 @@ class ArityError(ScriptError):
     """A command got the wrong number of arguments; the message quotes its usage line."""
 
 
+class Interrupted(ScriptError):
+    """Ctrl-C (Interp.interrupt) stopped the running script. `catch` does not catch it, so a
+    loop around a `catch` still stops."""
+
+
 class TaskError(SchedError):
     """A task definition or directive is invalid."""
 
@@ -115,7 +130,13 @@ class TaskError(SchedError):
 
 
 class ControlFlow(BaseException):
-    """Non-local control flow; BaseException so that `except Exception` never swallows it."""
+    """Non-local control flow; BaseException so that `except Exception` never swallows it.
+
+    `command` is the syntax node of the command that raised it (set by the interpreter), so
+    that a `break` outside any loop is reported where it stands.
+    """
+
+    command = None
 
 
 class Break(ControlFlow):

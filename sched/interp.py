@@ -12,6 +12,14 @@ position of the innermost failing command and, through macros, the chain of call
 Variables live in frames. The global frame holds scalars (str) and arrays (dict); `env` is an
 array that mirrors the process environment. A macro's frame is transparent (names resolve to
 globals unless declared `local`); a proc's frame is opaque (names are local unless `global`).
+
+Every nested run of a script (a body, a [substitution], a macro call) goes through run_script,
+which counts the depth and refuses more than MAX_DEPTH levels with a ScriptError. Python's own
+recursion limit is raised (Python 3.11+, where Python calls do not use the C stack) so that
+MAX_DEPTH levels fit; a RecursionError that still happens becomes a ScriptError as well.
+Strings run as scripts (eval, subst, a body that was not a braced word) are labelled EVAL_FILE
+in positions, and an error that comes out of another file or such a string gets a line
+"while executing CMD at FILE:LINE:COL" for the command that ran it.
 """
 
 from __future__ import annotations
@@ -23,11 +31,11 @@ import sys
 from collections.abc import MutableMapping
 from typing import Any, Callable, Iterator, TextIO
 
-from .errors import (Break, ControlFlow, Continue, ExprError, ParseError, Pos, Return, SchedError, ScriptError,
-                     Skip)
+from .errors import (Break, ControlFlow, Continue, ExprError, Interrupted, ParseError, Pos, Return, SchedError,
+                     ScriptError, Skip)
 from .expr import compile_expr, format_value
-from .nodes import Block, CmdSub, Command, Script, Text, VarRef, Word
-from .parser import parse, parse_body, parse_cached
+from .nodes import Block, CmdSub, Command, Script, Source, Text, VarRef, Word
+from .parser import parse, parse_at, parse_body, parse_cached
 from .registry import BUILTINS, CommandDef, Macro, Registry, parse_usage
 
 log = logging.getLogger(__name__)
@@ -36,6 +44,12 @@ __all__ = ["Interp", "Frame", "EnvArray", "split_var_name", "MAX_DEPTH"]
 
 MAX_DEPTH = 400
 """How deep macros, procs and nested evaluations may go before we call it runaway recursion."""
+
+EVAL_FILE = "<eval>"
+"""The file name in the positions of a string run as a script (its lines count from 1)."""
+
+_RECURSION_FLOOR = 8000
+"""Python frames MAX_DEPTH levels may need (a level is 3 to 10 frames), with room for callers."""
 
 READ_CHECKS: list[Callable[[Script], None]] = []
 """Checks run on every script when it is read, before any of it runs (e.g. task directives)."""
@@ -93,29 +107,18 @@ class Frame:
         self.name = name
 
 
-def truth(value: Any, what: str = "condition") -> bool:
-    """Tcl's idea of a boolean: numbers, and true/false/yes/no/on/off."""
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, (int, float)):
-        return value != 0
-    text = str(value).strip().lower()
-    if text in ("1", "true", "yes", "on", "t", "y"):
-        return True
-    if text in ("0", "false", "no", "off", "f", "n", ""):
-        if text == "":
-            raise ScriptError(f'expected boolean value but got "" in {what}')
-        return False
-    try:
-        return float(text) != 0
-    except ValueError:
-        raise ScriptError(f'expected boolean value but got "{value}" in {what}') from None
+def _raise_recursion_limit() -> None:
+    # Only where deep Python recursion costs no C stack (3.11+); elsewhere keep Python's limit
+    # and let the RecursionError fallback in eval_command report runaway recursion.
+    if sys.version_info >= (3, 11) and sys.getrecursionlimit() < _RECURSION_FLOOR:
+        sys.setrecursionlimit(_RECURSION_FLOOR)
 
 
 class Interp:
     """One interpreter: commands, variables, queues and where output goes."""
 
     def __init__(self, registry: Registry | None = None, stdout: TextIO | None = None):
+        _raise_recursion_limit()
         self.commands: dict[str, CommandDef] = dict((registry or BUILTINS).commands)
         self.globals = Frame("global")
         self.globals.vars["env"] = EnvArray()
@@ -128,6 +131,9 @@ class Interp:
         self.current_file = "<string>"
         self.interrupted = False  # set by Ctrl-C; the next command raises "interrupted"
         self.checkers: list[Callable[[Script], None]] = list(READ_CHECKS)
+        # The expression being evaluated, when its text is as written in a source: (text, Pos
+        # of its first character, the Source). A [script] in it is then parsed at its place.
+        self._expr_at: tuple[str, Pos, Source | None] | None = None
 
     # --- output -------------------------------------------------------------------------------
 
@@ -142,7 +148,13 @@ class Interp:
 
     def eval(self, text: str, file: str = "<string>") -> str:
         """Parse and run a script; `return` at the top level ends it with its value."""
-        return self.run_toplevel(self.read(text, file))
+        script = self.read(text, file)
+        saved = self.current_file
+        self.current_file = file
+        try:
+            return self.run_toplevel(script)
+        finally:
+            self.current_file = saved
 
     def eval_file(self, path: str) -> str:
         """Read and run a file (`source`)."""
@@ -158,11 +170,15 @@ class Interp:
         finally:
             self.current_file = saved
 
-    def read(self, text: str, file: str = "<string>") -> Script:
-        """Parse a script and run the read-time checks on it."""
-        script = parse(text, file)
-        for check in self.checkers:
-            check(script)
+    def read(self, text: str, file: str = "<string>", line0: int = 1) -> Script:
+        """Parse a script (its first line is line `line0` of `file`) and run the read-time
+        checks on it."""
+        script = parse(text, file, line0)
+        try:
+            for check in self.checkers:
+                check(script)
+        except RecursionError:  # the parser limits nesting; this is only a safety net
+            raise ParseError("script nested too deeply to check", pos=Pos(file, 1, 1)) from None
         return script
 
     def run_toplevel(self, script: Script) -> str:
@@ -170,29 +186,42 @@ class Interp:
             return self.run_script(script)
         except Return as ret:
             return ret.value
-        except Break:
-            raise ScriptError('invoked "break" outside of a loop') from None
-        except Continue:
-            raise ScriptError('invoked "continue" outside of a loop') from None
-        except Skip:
-            raise ScriptError('invoked "skip" outside of a task.exec macro') from None
+        except (Break, Continue, Skip) as flow:
+            raise self.stray_flow(flow) from None
+
+    def stray_flow(self, flow: ControlFlow) -> ScriptError:
+        """The error for a break/continue/skip that reached a level that cannot take it."""
+        if isinstance(flow, Skip):
+            err = ScriptError('invoked "skip" outside of a task.exec macro')
+        else:
+            err = ScriptError(f'invoked "{"break" if isinstance(flow, Break) else "continue"}" outside of a loop')
+        if flow.command is not None:
+            self._locate(err, flow.command)
+        return err
 
     def run_script(self, script: Script) -> str:
-        result = ""
-        for command in script.commands:
-            result = self.eval_command(command)
-        return result
+        """Run the commands of a script one level deeper; the result is the last command's."""
+        self.depth += 1
+        try:
+            if self.depth > MAX_DEPTH:
+                raise ScriptError(f"too many nested evaluations (more than {MAX_DEPTH} levels; infinite recursion?)")
+            result = ""
+            for command in script.commands:
+                result = self.eval_command(command)
+            return result
+        finally:
+            self.depth -= 1
 
     def interrupt(self) -> None:
         """Ask the running script to stop at its next command (Ctrl-C)."""
         self.interrupted = True
 
     def eval_command(self, command: Command | Block) -> str:
-        cdef = None
+        macro = None  # the macro called, once its body runs: errors then get a trace line
         try:
             if self.interrupted:
                 self.interrupted = False
-                raise ScriptError("interrupted")
+                raise Interrupted("interrupted")
             if type(command) is Block:
                 return self._eval_block(command)
             words = command.words
@@ -203,14 +232,16 @@ class Interp:
             if not cdef.min_args <= len(argv) - 1 <= cdef.max_args:
                 cdef.check_arity(argv)
             self.cmd_words = words
+            macro = cdef.macro
             result = cdef.fn(self, argv)
             return result if result is not None else ""
         except SchedError as err:
             self._locate(err, command)
-            if cdef is not None and cdef.macro is not None:
-                err.trace.append((f'"{cdef.name}"', command.pos))
+            self._trace(err, command, macro)
             raise
-        except ControlFlow:
+        except ControlFlow as flow:
+            if flow.command is None:
+                flow.command = command
             raise
         except RecursionError:
             raise self._locate(ScriptError("too many nested evaluations (infinite loop of calls?)"), command) from None
@@ -228,6 +259,18 @@ class Interp:
         if isinstance(err, ScriptError) and err.command is None:
             err.command = header.name
         return err
+
+    @staticmethod
+    def _trace(err: SchedError, command: Command | Block, macro: Any) -> None:
+        """Add "while executing" for a macro call, or for a command whose error comes from
+        another file or from a string run as a script (where the error's position alone
+        would not say where in this file it happened)."""
+        header = command.header if type(command) is Block else command
+        if macro is None:
+            where = err.trace[-1][1] if err.trace else err.pos
+            if where is None or where.file == header.pos.file:
+                return
+        err.trace.append((f'"{header.name}"', header.pos))
 
     def _missing(self, name: str, cdef: CommandDef | None) -> CommandDef:
         if cdef is not None and cdef.block is not None:
@@ -263,17 +306,12 @@ class Interp:
                 if err.pos is None:
                     err.pos = part.pos
                 raise
-        return self.eval_nested(part.script)
+        return self.run_script(part.script)
 
     def eval_nested(self, script: Script) -> str:
-        """Run a script one level deeper (command substitution, bodies), guarding the depth."""
-        self.depth += 1
-        try:
-            if self.depth > MAX_DEPTH:
-                raise ScriptError(f"too many nested evaluations (more than {MAX_DEPTH}; infinite recursion?)")
-            return self.run_script(script)
-        finally:
-            self.depth -= 1
+        """Run a script one level deeper (command substitution, bodies): run_script, which
+        counts the depth."""
+        return self.run_script(script)
 
     def substitute(self, text: str) -> str:
         """Substitute $vars, [commands] and backslashes in a string (`subst`)."""
@@ -308,14 +346,31 @@ class Interp:
         return "".join(out)
 
     def _subst_var_text(self, word: str, start: int) -> tuple[str, int]:
-        ref = parse_cached(word).commands[0].words[0]
+        ref = parse_cached(word, EVAL_FILE).commands[0].words[0]
         return self.subst_word(ref), start + len(word)
 
     def eval_string(self, text: str) -> str:
-        """Run a string as a script (eval, [..] inside expr)."""
-        return self.eval_nested(parse_cached(text, self.current_file))
+        """Run a string as a script (eval, a computed body); its positions are EVAL_FILE's."""
+        return self.run_script(parse_cached(text, EVAL_FILE))
 
-    eval_script = eval_string  # the name expr's context protocol uses
+    def eval_script(self, text: str) -> str:
+        """Run a [script] of the expression being evaluated (expr's context protocol).
+
+        When the expression is as written in a file, the script is found in it and parsed at
+        its place, so that its errors point into the file."""
+        at = self._expr_at
+        if at is None:
+            return self.run_script(parse_cached(text, EVAL_FILE))
+        expr_text, pos, source = at
+        offset = expr_text.find("[" + text + "]")
+        if offset < 0:
+            return self.run_script(parse_cached(text, EVAL_FILE))
+        script = parse_at(text, _advance(pos, expr_text, offset + 1), source)
+        self._expr_at = None  # what runs inside is not this expression
+        try:
+            return self.run_script(script)
+        finally:
+            self._expr_at = at
 
     def script_of(self, argv: list[str], index: int) -> Script:
         """The parsed script for argument `index` of the command now being called.
@@ -329,34 +384,79 @@ class Interp:
             word = words[index]
             if word.braced and word.const == argv[index]:
                 return parse_body(word, self.current_file)
-        return parse_cached(argv[index], self.current_file)
+        return parse_cached(argv[index], EVAL_FILE)
 
     # --- expressions --------------------------------------------------------------------------
 
-    def expr(self, text: str, pos: Pos | None = None) -> Any:
-        """Evaluate an expression to a Python value (int, float or str)."""
+    def expr(self, text: str, pos: Pos | None = None, exact: bool = False, source: Source | None = None) -> Any:
+        """Evaluate an expression to a Python value (int, float or str).
+
+        `pos` is where the expression is in the source. With `exact`, it is where `text`
+        starts and the text is as written there (in `source`), so that a syntax error points
+        at its character and an error in a [script] inside at the command in the file.
+        """
+        saved = self._expr_at
+        self._expr_at = (text, pos, source) if exact and pos is not None else None
         try:
             return compile_expr(text).evaluate(self)
         except SchedError as err:
-            if err.pos is None and pos is not None:
-                err.pos = pos
-            if isinstance(err, ExprError) and "in expression" not in err.message:
-                err.message = f'{err.message} in expression "{_clip(text)}"'
-                err.args = (err.message,)
+            self._expr_error(err, text, pos, exact)
             raise
+        finally:
+            self._expr_at = saved
 
     def expr_str(self, text: str) -> str:
         return format_value(self.expr(text))
 
-    def condition(self, text: str, pos: Pos | None = None) -> bool:
-        return truth(self.expr(text, pos), f'expression "{_clip(text)}"')
+    def condition(self, text: str, pos: Pos | None = None, exact: bool = False, source: Source | None = None) -> bool:
+        """The truth of an expression (if, while): numbers, true/false, yes/no, on/off."""
+        saved = self._expr_at
+        self._expr_at = (text, pos, source) if exact and pos is not None else None
+        try:
+            return compile_expr(text).truth(self)
+        except SchedError as err:
+            self._expr_error(err, text, pos, exact)
+            raise
+        finally:
+            self._expr_at = saved
+
+    @staticmethod
+    def _expr_error(err: SchedError, text: str, pos: Pos | None, exact: bool) -> None:
+        if err.pos is None and pos is not None:
+            if exact and isinstance(err, ExprError) and err.offset is not None and 0 <= err.offset <= len(text):
+                pos = _advance(pos, text, err.offset)
+            err.pos = pos
+        if isinstance(err, ExprError) and "in expression" not in err.message:
+            err.message = f'{err.message} in expression "{_clip(text)}"'
+            err.args = (err.message,)
+
+    def word_origin(self, words: list[Word], index: int, value: str) -> tuple[Pos | None, bool, Source | None]:
+        """Where argument `index` (whose value is `value`) of a command stands, whether that is
+        exactly where its text starts as written (a braced word), and the source it is in:
+        the last arguments of expr() and condition()."""
+        if index >= len(words):
+            return None, False, None
+        word = words[index]
+        if word.braced and word.const == value:
+            return (word.body_pos or word.pos), word.raw is None, word.source
+        return word.pos, False, None
 
     def header_expr_text(self, header: Command, first: int = 1) -> str:
         """The expression of a block header (`if $x > 1`, `while {$i < 3}`), as written."""
         words = header.words[first:]
         if len(words) == 1 and words[0].braced:
             return words[0].const or ""
-        return header.text_of(first)
+        return _joined_lines(header.text_of(first))
+
+    def header_condition(self, header: Command, first: int = 1) -> bool:
+        """The truth of a block header's expression (`if $x > 1`, `elif`, `while`)."""
+        words = header.words
+        if len(words) == first + 1 and words[first].braced:
+            word = words[first]
+            return self.condition(word.const or "", word.body_pos, word.raw is None, word.source)
+        text = header.text_of(first)
+        joined = _joined_lines(text)
+        return self.condition(joined, words[first].pos, joined is text, header.source)
 
     # expr's context protocol
     def get_var(self, name: str, index: str | None = None) -> str:
@@ -497,25 +597,22 @@ class Interp:
         """Run a body in a new frame (a macro call, a task.exit macro)."""
         saved = self.frame
         self.frame = frame
-        self.depth += 1
         try:
-            if self.depth > MAX_DEPTH:
-                raise ScriptError(f"too many nested macro calls (more than {MAX_DEPTH}; infinite recursion?)")
             return self.run_script(body)
         except Return as ret:
             return ret.value
-        except Break:
-            raise ScriptError('invoked "break" outside of a loop') from None
-        except Continue:
-            raise ScriptError('invoked "continue" outside of a loop') from None
+        except (Break, Continue) as flow:
+            raise self.stray_flow(flow) from None
         finally:
-            self.depth -= 1
             self.frame = saved
 
     # --- loops --------------------------------------------------------------------------------
 
     def loop_body(self, body: Script) -> bool:
-        """Run a loop body once; False means `break`."""
+        """Run a loop body once; False means `break`. Ctrl-C stops even a loop with an empty body."""
+        if self.interrupted:
+            self.interrupted = False
+            raise Interrupted("interrupted")
         try:
             self.run_script(body)
         except Break:
@@ -550,6 +647,23 @@ def _bind_proc_args(macro: Macro, args: list[str], vars: dict) -> None:
         raise ScriptError(f'wrong # args: should be "{macro.usage_line()}"')
 
 
+_CONTINUATION = re.compile(r"\\\r?\n[ \t]*")
+
+
+def _joined_lines(text: str) -> str:
+    """A header's text with its backslash-newline continuations made blanks (the same text
+    when it has none)."""
+    return _CONTINUATION.sub(" ", text) if "\\\n" in text or "\\\r\n" in text else text
+
+
+def _advance(pos: Pos, text: str, offset: int) -> Pos:
+    """The position of text[offset] when text starts at `pos`."""
+    newlines = text.count("\n", 0, offset)
+    if not newlines:
+        return Pos(pos.file, pos.line, pos.column + offset)
+    return Pos(pos.file, pos.line + newlines, offset - text.rfind("\n", 0, offset))
+
+
 def _clip(text: str, limit: int = 60) -> str:
     text = text.replace("\n", " ")
     return text if len(text) <= limit else text[: limit - 3] + "..."
@@ -564,18 +678,44 @@ def _var_word(text: str, i: int) -> str | None:
 
 
 def _matching_bracket(text: str, i: int) -> int:
-    depth = 0
-    j = i
-    while j < len(text):
+    """The index of the `]` that closes the `[` at text[i], by the rules of the script inside:
+    a `]` in a braced or quoted word, after a backslash or in a comment closes nothing."""
+    stack = ["["]
+    j, n = i + 1, len(text)
+    word_start = cmd_start = True
+    while j < n:
         c = text[j]
+        top = stack[-1]
         if c == "\\":
             j += 2
+            word_start = cmd_start = False
             continue
-        if c == "[":
-            depth += 1
+        if top == "{":
+            if c == "{":
+                stack.append("{")
+            elif c == "}":
+                stack.pop()
+        elif top == '"' and c != "[":
+            if c == '"':
+                stack.pop()
+        elif c == "[":
+            stack.append("[")
+            word_start = cmd_start = True
         elif c == "]":
-            depth -= 1
-            if depth == 0:
+            stack.pop()
+            if not stack:
                 return j
+        elif c in " \t\r\f\v":
+            word_start = True
+        elif c in "\n;":
+            word_start = cmd_start = True
+        elif c == "#" and cmd_start:
+            while j < n and text[j] != "\n":
+                j += 2 if text[j] == "\\" else 1
+            continue
+        else:
+            if word_start and c in '{"':
+                stack.append(c)
+            word_start = cmd_start = False
         j += 1
     raise ParseError("missing close-bracket")

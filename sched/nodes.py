@@ -24,7 +24,8 @@ class Source:
     """A text the parser read, kept so that errors can show the offending line.
 
     A braced body parsed later is a Source of its own whose first character stands at
-    (line0, col0) of the file, so that positions stay absolute.
+    (line0, col0) of the file, so that positions stay absolute; its `parent` is the source it
+    was cut from, which has the whole lines.
     """
 
     file: str
@@ -32,9 +33,12 @@ class Source:
     line0: int = 1
     col0: int = 1
     _lines: list[str] | None = None
+    parent: "Source | None" = None
 
     def line(self, number: int) -> str:
         """The text of file line `number` as far as this source holds it."""
+        if self.parent is not None:
+            return self.parent.line(number)
         if self._lines is None:
             self._lines = self.text.split("\n")
         index = number - self.line0
@@ -72,7 +76,10 @@ class Word:
     `parts` are substituted and joined at run time. `const` is the word's value when it needs
     no substitution (bare text or a braced word). `braced` marks a `{...}` word; its `body_pos`
     is where the text inside the braces starts, so that a body parsed later reports absolute
-    positions; `source` is the text it was parsed from. `script` caches that parse.
+    positions. `raw` is the text between the braces as written when it differs from `const`
+    (a backslash-newline inside braces becomes a space in the value, but a body is parsed from
+    the text as written so that its line numbers stay those of the file). `source` is the
+    text a braced word was parsed from. `script` caches its parse as a body.
     """
 
     parts: tuple
@@ -83,6 +90,8 @@ class Word:
     braced: bool = False
     body_pos: Pos | None = None
     script: "Script | None" = None
+    raw: str | None = None
+    source: Source | None = None
 
 
 @dataclass(slots=True)
@@ -90,6 +99,7 @@ class Command:
     words: list[Word]
     pos: Pos
     source: Source
+    depth: int = 0  # how deeply brackets and array indexes nest inside its words
 
     @property
     def name(self) -> str:
@@ -141,3 +151,4 @@ class Block:
 class Script:
     commands: list  # of Command | Block
     source: Source
+    depth: int = 0  # how deeply blocks, brackets and array indexes nest inside it

@@ -4,7 +4,9 @@
 
 Stage 1 is lark with an inline transformer: tokens become parts (Text, VarRef, CmdSub, braced
 and quoted pieces) carrying source offsets; parts that touch are grouped into Words; each
-command line becomes a Command. Stage 2 groups commands into Blocks: a header line whose words
+command line becomes a Command (a line of bare words comes as one LINE token, split here).
+Nesting is counted on the way: more than MAX_NESTING levels is a ParseError, so no later walk
+of the tree can run out of stack. Stage 2 groups commands into Blocks: a header line whose words
 hold no body (`task NAME`, `if $x > 1`, `foreach v $list`) opens a block that `end` closes;
 inside an if-block, `elif EXPR` / `else` start clauses. The table BLOCK_OPENERS says which
 header lines open blocks, so the grammar does not have to guess.
@@ -17,17 +19,23 @@ so errors inside it still point into the file.
 from __future__ import annotations
 
 import re
+import threading
 from functools import lru_cache
 from typing import Callable
 
 from lark import Lark, Token
-from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
+from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput
 
 from .errors import IncompleteError, ParseError, Pos
 from .nodes import Block, Clause, CmdSub, Command, Script, Source, Text, VarRef, Word
 from .tcllist import backslash_subst
 
-__all__ = ["parse", "parse_body", "BLOCK_OPENERS", "CLAUSE_WORDS", "is_complete"]
+__all__ = ["parse", "parse_body", "parse_at", "BLOCK_OPENERS", "CLAUSE_WORDS", "is_complete", "MAX_NESTING"]
+
+MAX_NESTING = 256
+"""How deeply blocks, brackets, array indexes (together) and braces (apart) may nest in one
+parse. Deeper text is refused with a ParseError: whatever walks the tree later (the
+interpreter, read-time checks) then never runs out of Python stack."""
 
 _BACKSLASH_NEWLINE = re.compile(r"\\\r?\n[ \t]*")
 _BARE_WORD = re.compile(r"[^ \t]+")
@@ -36,18 +44,34 @@ _BARE_WORD = re.compile(r"[^ \t]+")
 # --- which header lines open a block ----------------------------------------------------------
 
 
-def _last_braced(words: list[Word]) -> bool:
-    return words[-1].braced
-
-
 def _if_opens(words: list[Word]) -> bool:
-    # Tcl form: if {expr} {body} ... or if {expr} then {body} ...
-    if len(words) >= 3 and words[1].braced:
-        if words[2].braced:
-            return False
-        if words[2].const == "then" and len(words) >= 4 and words[3].braced:
-            return False
+    """`if EXPR` opens a block. Tcl's form `if COND ?then? BODY ...` does not: its condition is
+    braced and followed by more words (`if {$x} continue`), or is followed by a braced body or
+    by `then` (`if $ok {...}`, `if [done] then {...}`); a block header's expression has none
+    of these shapes."""
+    if len(words) < 3:
+        return len(words) == 2
+    return not (words[1].braced or words[2].braced or words[2].const == "then")
+
+
+def _while_opens(words: list[Word]) -> bool:
+    """`while EXPR` opens a block; Tcl's `while TEST BODY` (a braced test or body) does not."""
+    if len(words) == 3 and (words[1].braced or words[2].braced):
+        return False
     return len(words) >= 2
+
+
+def _for_opens(words: list[Word]) -> bool:
+    """`for VAR FIRST LAST ?STEP?` opens a block; Tcl's `for {init} {test} {next} {body}` not."""
+    if len(words) not in (4, 5) or words[1].braced:
+        return False
+    return not (len(words) == 5 and words[4].braced)
+
+
+def _foreach_opens(words: list[Word]) -> bool:
+    """`foreach VARS LIST ?VARS LIST ...?` (an odd number of words) opens a block; Tcl's form
+    has a body after the pairs, so an even number."""
+    return len(words) >= 3 and len(words) % 2 == 1
 
 
 BLOCK_OPENERS: dict[str, Callable[[list[Word]], bool]] = {
@@ -56,9 +80,9 @@ BLOCK_OPENERS: dict[str, Callable[[list[Word]], bool]] = {
     "task.exit": lambda w: len(w) == 2,
     "macro": lambda w: len(w) >= 2,
     "if": _if_opens,
-    "while": lambda w: len(w) >= 2 and not (len(w) == 3 and _last_braced(w)),
-    "for": lambda w: len(w) in (4, 5) and not w[1].braced,
-    "foreach": lambda w: len(w) >= 3 and not (len(w) >= 4 and _last_braced(w)),
+    "while": _while_opens,
+    "for": _for_opens,
+    "foreach": _foreach_opens,
 }
 """keyword -> predicate over the header's words: True when the line opens a block."""
 
@@ -75,10 +99,30 @@ class _Builder:
     A part is a tuple (start, end, kind, value, where) with offsets into the text being parsed;
     kind is "t" (Text), "v" (VarRef), "c" (CmdSub), "b" (braced: value is the inner text),
     "q" (quoted: value is a list of parts); where is the part's first Token, or its Pos.
+
+    Nesting depth is counted bottom-up as lark reduces: `nested` holds (start offset, depth)
+    of the brackets and array references reduced but not yet claimed by the command or
+    construct around them (reductions come in text order, so those inside a span are the
+    last entries); a braced word's nested braces return their depth as an int.
     """
 
     def __init__(self) -> None:
         self.source: Source = Source("<string>", "")
+        self.nested: list[tuple[int, int]] = []
+
+    def claim(self, start: int) -> int:
+        """The depth of the deepest bracket or array reference reduced since offset `start`."""
+        nested = self.nested
+        depth = 0
+        while nested and nested[-1][0] >= start:
+            d = nested.pop()[1]
+            if d > depth:
+                depth = d
+        return depth
+
+    def too_deep(self, what: str, where: Token | Pos) -> ParseError:
+        pos = where if type(where) is Pos else self.pos(where)
+        return _error(ParseError, f"{what} nested too deeply (more than {MAX_NESTING} levels)", pos, self.source)
 
     # positions
 
@@ -130,17 +174,39 @@ class _Builder:
         return self.script(children)
 
     def script(self, children: list) -> Script:
-        commands = [c for c in children if isinstance(c, Command)]
+        commands = [c if type(c) is Command else self.line_command(c) for c in children
+                    if type(c) is Command or c.type == "LINE"]
         return _build_blocks(commands, self.source)
 
+    def line_command(self, tok: Token) -> Command:
+        """A LINE token: a command of bare words, each a constant Word."""
+        text = str(tok)
+        base = tok.start_pos
+        first = self.pos(tok)
+        file, line, column = first.file, first.line, first.column
+        words = []
+        for m in _BARE_WORD.finditer(text, 0, len(text.rstrip())):
+            value, start = m.group(), m.start()
+            pos = first if start == 0 else Pos(file, line, column + start)
+            words.append(Word((Text(value),), pos, base + m.end(), base + start, const=value))
+        return Command(words, first, self.source)
+
     def command(self, children: list) -> Command:
-        words = _group_words(self.parts(children), self)
-        return Command(words, words[0].pos, self.source)
+        parts = self.parts(children)
+        words = _group_words(parts, self)
+        command = Command(words, words[0].pos, self.source)
+        if self.nested:
+            command.depth = self.claim(parts[0][0])
+        return command
 
     def _cmdsub(self, children: list) -> tuple:
         open_tok, close_tok = children[0], children[-1]
         script = self.script(children[1:-1])
         pos = self.pos(open_tok)
+        depth = script.depth + 1
+        if depth > MAX_NESTING:
+            raise self.too_deep("brackets and blocks", pos)
+        self.nested.append((open_tok.start_pos, depth))
         return (open_tok.start_pos, close_tok.end_pos, "c", CmdSub(script, pos), pos)
 
     cmdsub = q_cmdsub = i_cmdsub = _cmdsub
@@ -151,17 +217,29 @@ class _Builder:
         pos = self.pos(open_tok)
         inner = self.parts(children[1:-1])
         index = _make_word(inner, pos, open_tok.end_pos, close_tok.start_pos, self) if inner else _const_word("", pos, open_tok.end_pos)
+        depth = self.claim(open_tok.start_pos) + 1 if self.nested else 1
+        if depth > MAX_NESTING:
+            raise self.too_deep("array indexes and brackets", pos)
+        self.nested.append((open_tok.start_pos, depth))
         return (open_tok.start_pos, close_tok.end_pos, "v", VarRef(name, index, pos), pos)
 
     array_ref = q_array_ref = i_array_ref = _array_ref
 
     def braced(self, children: list) -> tuple:
         open_tok, close_tok = children[0], children[-1]
+        self.inner_braced(children)  # checks the depth
         inner = self.source.text[open_tok.end_pos:close_tok.start_pos]
         return (open_tok.start_pos, close_tok.end_pos, "b", inner, self.pos(open_tok))
 
-    def inner_braced(self, children: list) -> None:
-        return None
+    def inner_braced(self, children: list) -> int:
+        """Nested braces are only text; what they give the parent is their depth."""
+        depth = 1
+        for child in children:
+            if type(child) is int and child >= depth:
+                depth = child + 1
+        if depth > MAX_NESTING:
+            raise self.too_deep("braces", children[0])
+        return depth
 
     def quoted(self, children: list) -> tuple:
         open_tok, close_tok = children[0], children[-1]
@@ -226,6 +304,10 @@ def _group_words(parts: list[tuple], builder: _Builder) -> list[Word]:
             pos = Pos(pos.file, pos.line, pos.column + delta)
         else:
             pos = builder.pos(where)
+        if first[2] == "t" and len(group) == 1:  # most words: one piece of plain text
+            value = first[3]
+            words.append(Word((Text(value),), pos, end, start, const=value))
+            continue
         if first[2] in ("b", "q") and len(group) > 1:
             what = "close-brace" if first[2] == "b" else "close-quote"
             bad = group[1]
@@ -234,7 +316,8 @@ def _group_words(parts: list[tuple], builder: _Builder) -> list[Word]:
             inner = first[3]
             value = _BACKSLASH_NEWLINE.sub(" ", inner) if "\\\n" in inner or "\\\r\n" in inner else inner
             body_pos = Pos(pos.file, pos.line, pos.column + 1)
-            words.append(Word((Text(value),), pos, end, start, const=value, braced=True, body_pos=body_pos))
+            words.append(Word((Text(value),), pos, end, start, const=value, braced=True, body_pos=body_pos,
+                              raw=inner if value is not inner else None, source=builder.source))
         elif first[2] == "q":
             word = _make_word(first[3], pos, start, end, builder)
             words.append(word)
@@ -267,7 +350,15 @@ def _build_blocks(commands: list[Command], source: Source) -> Script:
     # stack entries: (Block, the list its commands go to)
     stack: list[tuple[Block, list]] = []
     current = top
+    depth = 0  # the deepest nesting of blocks, brackets and array indexes seen
     for command in commands:
+        if command.depth or stack:
+            d = len(stack) + command.depth
+            if d > depth:
+                depth = d
+                if d > MAX_NESTING:
+                    raise _error(ParseError, f"blocks and brackets nested too deeply (more than {MAX_NESTING} levels)",
+                                 command.pos, source)
         name = command.words[0].const
         if name == "end" and len(command.words) == 1:
             if not stack:
@@ -299,6 +390,11 @@ def _build_blocks(commands: list[Command], source: Source) -> Script:
             current.append(block)
             stack.append((block, block.body.commands))
             current = block.body.commands
+            if len(stack) > depth:
+                depth = len(stack)
+                if depth > MAX_NESTING:
+                    raise _error(ParseError, f"blocks nested too deeply (more than {MAX_NESTING} levels)",
+                                 command.pos, source)
             continue
         current.append(command)
     if stack:
@@ -307,7 +403,7 @@ def _build_blocks(commands: list[Command], source: Source) -> Script:
                               pos=block.pos, opener=block.name, opened_at=block.pos)
         err.source_line = block.header.source_line()
         raise err
-    return Script(top, source)
+    return Script(top, source, depth)
 
 
 def _block_target(stack: list, top: list) -> list:
@@ -438,6 +534,7 @@ def _explain(err: UnexpectedInput, source: Source) -> ParseError:
 
 _builder = _Builder()
 _lark: Lark | None = None
+_parse_lock = threading.RLock()  # the shell parses in its completer thread too
 
 
 def _parser() -> Lark:
@@ -450,20 +547,21 @@ def _parser() -> Lark:
     return _lark
 
 
-def parse(text: str, file: str = "<string>", line0: int = 1, col0: int = 1) -> Script:
-    """Parse a script; positions start at (line0, col0) of `file`."""
-    source = Source(file, text, line0, col0)
+def parse(text: str, file: str = "<string>", line0: int = 1, col0: int = 1, parent: Source | None = None) -> Script:
+    """Parse a script; positions start at (line0, col0) of `file`, a part of `parent` if given."""
+    source = Source(file, text, line0, col0, parent=parent)
     parser = _parser()
-    saved = _builder.source
-    _builder.source = source
-    try:
-        script = parser.parse(text)
-    except UnexpectedInput as err:
-        raise _explain(err, source) from None
-    except RecursionError:
-        raise _error(ParseError, "script nested too deeply", Pos(file, line0, col0), source) from None
-    finally:
-        _builder.source = saved
+    with _parse_lock:  # one builder holds the state of a parse: one parse at a time
+        saved = _builder.source, _builder.nested
+        _builder.source, _builder.nested = source, []
+        try:
+            script = parser.parse(text)
+        except UnexpectedInput as err:
+            raise _explain(err, source) from None
+        except RecursionError:
+            raise _error(ParseError, "script nested too deeply", Pos(file, line0, col0), source) from None
+        finally:
+            _builder.source, _builder.nested = saved
     if not isinstance(script, Script):  # an empty text
         script = Script([], source)
     return script
@@ -474,8 +572,25 @@ def parse_body(word: Word, file: str) -> Script:
     script = word.script
     if script is None:
         pos = word.body_pos or word.pos
-        script = parse(word.const if word.const is not None else "", pos.file if pos else file, pos.line, pos.column)
+        text = word.raw if word.raw is not None else word.const if word.const is not None else ""
+        script = parse(text, pos.file if pos else file, pos.line, pos.column, word.source)
         word.script = script
+    return script
+
+
+_AT_CACHE: dict[tuple, tuple[Source | None, Script]] = {}
+
+
+def parse_at(text: str, pos: Pos, parent: Source | None) -> Script:
+    """Parse a script that stands at `pos` inside `parent` (a [script] in an expression), once."""
+    key = (text, pos.file, pos.line, pos.column, id(parent))
+    hit = _AT_CACHE.get(key)
+    if hit is not None and hit[0] is parent:
+        return hit[1]
+    script = parse(text, pos.file, pos.line, pos.column, parent)
+    if len(_AT_CACHE) >= 4096:
+        _AT_CACHE.clear()
+    _AT_CACHE[key] = (parent, script)  # keeps parent alive, so its id is not reused meanwhile
     return script
 
 

@@ -76,7 +76,12 @@ def parse_usage(text: str, name_words: int = 1) -> Usage:
 
 @dataclass
 class CommandDef:
-    """One command of the language: how to call it and how to describe it."""
+    """One command of the language: how to call it and how to describe it.
+
+    A command with a block form has `block` (the handler) and `block_usage` / `block_help`
+    (its header line and description); a block-only command has no `fn`, and its `usage` is
+    the header line.
+    """
 
     name: str
     usage: Usage
@@ -87,6 +92,8 @@ class CommandDef:
     macro: Any = None  # a user macro/proc: its definition (psched.interp.Macro)
     min_args: int = 0
     max_args: int = UNLIMITED
+    block_usage: Usage | None = None
+    block_help: str = ""
 
     def __post_init__(self) -> None:
         self.min_args = self.usage.min_args
@@ -158,6 +165,8 @@ class Registry:
         def register(fn: Callable) -> Callable:
             existing = self.commands.get(parsed.name)
             cdef = CommandDef(parsed.name, parsed, help, fn=fn, block=block or (existing.block if existing else None))
+            if existing is not None and cdef.block is existing.block:
+                cdef.block_usage, cdef.block_help = existing.block_usage, existing.block_help
             self.add(cdef)
             return fn
 
@@ -174,7 +183,8 @@ class Registry:
                 if not existing.help:
                     existing.help = help
             else:
-                self.add(CommandDef(parsed.name, parsed, help, fn=None, block=fn))
+                existing = self.add(CommandDef(parsed.name, parsed, help, fn=None, block=fn))
+            existing.block_usage, existing.block_help = parsed, help
             return fn
 
         return register
