@@ -44,7 +44,7 @@ from typing import Any, Callable, Iterator, TextIO
 from .errors import IncompleteError, SchedError, ScriptError
 from .eventloop import close_loop, get_loop, run_until
 from .interp import Interp
-from .parser import is_complete, parse
+from .parser import is_complete
 from .registry import BUILTINS
 
 log = logging.getLogger(__name__)
@@ -262,7 +262,7 @@ def run_stream(interp: Any, stream: TextIO, interrupts: InterruptHandler, file: 
 
 
 def _run_text(interp: Any, text: str, file: str, line0: int, interrupts: InterruptHandler) -> str:
-    script = parse(text, file, line0=line0)
+    script = interp.read(text, file, line0=line0)  # parse, and the read-time checks
     saved = interp.current_file
     interp.current_file = file
     try:

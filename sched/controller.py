@@ -111,6 +111,7 @@ class ControllerLink:
         self.hosts: set[str] = set()  # host names the controller told us of (for completion)
         self.harvests = HarvestLog(self.paths.home / f"harvested.log")
         self.started_daemon = False
+        self._hosts_checked = False
         self.state = "not connected"
         self._connecting: asyncio.Task | None = None
         self._retry = 0
@@ -173,7 +174,6 @@ class ControllerLink:
                 client = await ControllerClient.connect(self.paths.home, on_event=self._on_event)
             self.client = client
             await client.subscribe(owner=self.owner)
-            await self._ensure_hosts()
             self.state = "connected"
             self._retry = 0
             self._spawn(self._watch(client))
@@ -197,7 +197,14 @@ class ControllerLink:
             self.sched.report(f"started pcontrol in {self.paths.home} (pid {outcome.pid})")
 
     async def _ensure_hosts(self) -> None:
-        """The embedded default: a controller with no host gets localhost, a slot per CPU."""
+        """The embedded default: a controller with no host gets localhost, a slot per CPU.
+
+        Checked once, when the first job is about to be sent (not when a `controller` command
+        connects: a user adding hosts gets exactly the hosts added).
+        """
+        if self._hosts_checked:
+            return
+        self._hosts_checked = True
         hosts = await self.client.call("hosts", "-json")
         self.hosts = {h["name"] for h in hosts}
         if not hosts:
@@ -234,6 +241,8 @@ class ControllerLink:
         if self._retry_timer is not None:
             self._retry_timer.cancel()
             self._retry_timer = None
+        if self._tasks and self.connected:  # let harvests and kills under way reach the controller
+            await asyncio.wait(list(self._tasks), timeout=5)
         client, self.client = self.client, None
         self.state = "not connected"
         if client is not None:
@@ -246,6 +255,11 @@ class ControllerLink:
     # --- sending ------------------------------------------------------------------------------
 
     async def _flush(self) -> None:
+        if self.unsent and self.connected:
+            try:
+                await self._ensure_hosts()
+            except ClientError as exc:
+                self.sched.report(f"controller: {exc}")
         while self.unsent and self.connected:
             job = self.unsent.popleft()
             if job.done:

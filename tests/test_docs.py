@@ -82,7 +82,7 @@ def test_ensembles_aliases_and_block_forms_are_described():
     assert "- `string length string`" in text  # each subcommand's usage line
     assert "Another name for [`source`]" in text  # input
     assert "Block form only: write `task name`" in text
-    assert "Also a block form: a header line `if ...`" in text
+    assert "Also a block form: a header line `if expr`" in text
 
 
 def _all_commands():

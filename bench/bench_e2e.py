@@ -1,0 +1,95 @@
+#!/usr/bin/env python3
+"""End-to-end throughput (issue 5): sched -> pcontrol -> 2 local hosts x 2 slots -> `true`.
+
+    .venv/bin/python bench/bench_e2e.py [--jobs 2000] [--npending 8]
+
+One task makes N trivial jobs with `npending 8` on controller hosts, each job's task.exit
+macro counts it; the same N `true` runs through `xargs -P4` and GNU `parallel -j4` in the same
+run. Target: at least twice GNU parallel's rate. Prints a table; asserts only that every exit
+macro ran.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
+
+import psched  # noqa: E402
+from psched.eventloop import run_until  # noqa: E402
+from psched.scheduler import scheduler_of  # noqa: E402
+
+
+def through_sched(jobs: int, npending: int) -> float:
+    home = tempfile.mkdtemp(prefix="bench-e2e.", dir="/tmp")
+    os.environ["SCHED_HOME"] = home
+    from pcontrol import daemon
+    from pcontrol.paths import Paths
+
+    paths = Paths.for_home(home)
+    daemon.start(paths, [])
+    try:
+        interp = psched.Interp(stdout=io.StringIO())
+        pclient = f"{sys.executable} -m pclient --slots 2"
+        interp.eval(f"controller host add h1 -slots 2 -connect {{{pclient}}}")
+        interp.eval(f"controller host add h2 -slots 2 -connect {{{pclient}}}")
+        interp.eval(f"""
+set n 0
+task many
+  command true
+  nmax {jobs}
+  npending {npending}
+  task.exit 0
+    incr n
+  end
+end
+""")
+        t0 = time.perf_counter()
+        interp.eval("run\nwait -timeout 900")
+        elapsed = time.perf_counter() - t0
+        assert interp.eval("set n") == str(jobs), "every exit macro must have run"
+        sched = scheduler_of(interp)
+        sched.stop()
+        run_until(sched.remote.aclose())
+        return elapsed
+    finally:
+        daemon.stop(paths)
+        shutil.rmtree(home, ignore_errors=True)
+
+
+def shell(cmd: str) -> float:
+    t0 = time.perf_counter()
+    subprocess.run(cmd, shell=True, check=True, stdout=subprocess.DEVNULL)
+    return time.perf_counter() - t0
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--jobs", type=int, default=2000)
+    ap.add_argument("--npending", type=int, default=8)
+    args = ap.parse_args()
+    n = args.jobs
+    rows = [(f"sched+pcontrol (npending {args.npending}, 2x2 slots, exit macro)", through_sched(n, args.npending)),
+            ("xargs -P4", shell(f"seq {n} | xargs -P4 -I{{}} true"))]
+    rows.append(("GNU parallel -j4", shell(f"seq {n} | parallel -j4 true") if shutil.which("parallel") else None))
+    print(f"\nend-to-end throughput, {n} `true` jobs")
+    print(f"{'runner':<56} {'seconds':>8} {'jobs/s':>8}")
+    for name, secs in rows:
+        if secs is None:
+            print(f"{name:<56} {'-':>8} {'-':>8}  (not installed: apt-get install parallel)")
+        else:
+            print(f"{name:<56} {secs:>8.2f} {n / secs:>8.0f}")
+    par = rows[2][1]
+    if par:
+        print(f"\nsched / GNU parallel rate: {par / rows[0][1]:.1f}x (target >= 2x)")
+
+
+if __name__ == "__main__":
+    main()
