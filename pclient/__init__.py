@@ -3,7 +3,8 @@
     protocol  -- the agent protocol: message dataclasses, encode / decode
     jobproc   -- run one job as a local process group (used by the agent and by sched)
     stdio     -- stdin/stdout as an asyncio channel; terminal set-up
-    agent     -- serves the protocol: runs jobs, reports them
+    agent     -- serves the protocol: runs jobs, reports them, survives a lost controller
+    lease     -- the survivor's socket and the successor's takeover of its jobs
     __main__  -- the `pclient` command (also `python -m pclient`)
 
 Standard library only, Python 3.10+: it is copied to and run on remote hosts.

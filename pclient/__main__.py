@@ -13,7 +13,7 @@ import os
 import sys
 from typing import Sequence, Union
 
-from .agent import AGENT_NAME, run_agent
+from .agent import AGENT_NAME, DEFAULT_LEASE, run_agent
 from .jobproc import DEFAULT_KILL_GRACE
 from .stdio import claim_stdio
 
@@ -51,6 +51,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--host", help="host name to report (default: socket.gethostname())")
     parser.add_argument("--kill-grace", type=_seconds, default=DEFAULT_KILL_GRACE, metavar="SECONDS",
                         help="wait between SIGTERM and SIGKILL when killing a job (default: %(default)s)")
+    parser.add_argument("--lease", type=_seconds, default=DEFAULT_LEASE, metavar="SECONDS",
+                        help="after its controller is lost, keep the jobs this long for a successor "
+                             "(only for a controller that sent auth; the controller may set it; "
+                             "0: end them at once; default: %(default)s)")
     parser.add_argument("--log", metavar="FILE",
                         help="append the log to FILE (default: stderr, unless stderr is the protocol's terminal)")
     parser.add_argument("-v", "--verbose", action="count", default=0, help="log more (-v info, -vv debug)")
@@ -87,7 +91,8 @@ def main(argv: Union[Sequence[str], None] = None) -> int:
         claimed.restore()
         return 2
     try:
-        return asyncio.run(run_agent(claimed, slots=args.slots, host=args.host, kill_grace=args.kill_grace))
+        return asyncio.run(run_agent(claimed, slots=args.slots, host=args.host, kill_grace=args.kill_grace,
+                                     lease=args.lease))
     except KeyboardInterrupt:
         return 130
     finally:

@@ -1,19 +1,29 @@
 """The pclient agent: serves the agent protocol on a Channel, runs jobs with jobproc.
 
-    controller --run/kill/ping/bye--> Agent --JobSpec--> jobproc
-    controller <--hello/started/ended/pong/error-- Agent <--JobResult--
+    controller --run/kill/ping/bye/auth/ack--> Agent --JobSpec--> jobproc
+    controller <--hello/started/ended/pong/error/resumed/lost-- Agent <--JobResult--
 
 One loop reads lines, decodes them, looks the message type up in a table and
 awaits its handler; a bad line or a failing handler is answered with an
-`error` message and the loop carries on.  Only `bye`, end of input, a stop
-request (a signal) or a lost output stream end it; then every running job
-is killed, reported `ended`, and `serve()` returns.
+`error` message and the loop carries on.  `bye` or a stop request (a signal)
+end it: every running job is killed, reported `ended`, and `serve()` returns.
+
+Losing the controller (end of input, a broken pipe, a hang-up) without a
+`bye` ends the agent the same way, unless the controller sent `auth`: then
+the agent keeps its jobs and their outcomes for a lease and waits on its
+socket for a successor agent (pclient.lease).  A successor that proves the
+token becomes the agent's new channel: it gets `resumed` and every outcome
+its controller has not acked, and the agent exits once all is acked.  After
+`auth` the agent also looks for survivors itself and proxies them: their
+running jobs count as its own, their reports go to its controller, and the
+controller's acks and kills go back to them.
 """
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
+import enum
 import logging
 import os
 import signal
@@ -23,17 +33,22 @@ from dataclasses import dataclass
 from typing import Any, Awaitable, Callable, Dict, Union
 
 from .jobproc import DEFAULT_KILL_GRACE, JobResult, JobSpec, RunningJob, start_job
+from .lease import LeaseError, SurvivorLink, SurvivorListener, find_survivors, kill_orphans, survivor_key
 from .protocol import (
     MAX_LINE,
     PROTOCOL_VERSION,
+    Ack,
+    Auth,
     Bye,
     Ended,
     Error,
     Hello,
     Kill,
+    Lost,
     Ping,
     Pong,
     ProtocolError,
+    Resumed,
     Run,
     Started,
     decode,
@@ -41,12 +56,18 @@ from .protocol import (
 )
 from .stdio import Channel, ClaimedStdio, StdioChannel
 
-__all__ = ["AGENT_NAME", "AGENT_VERSION", "Agent", "LineSplitter", "LineTooLong", "ended_message", "run_agent"]
+__all__ = ["AGENT_NAME", "AGENT_VAR", "AGENT_VERSION", "DEFAULT_LEASE", "Agent", "ChannelEnd", "LineSplitter",
+           "LineTooLong", "ended_message", "run_agent"]
 
 log = logging.getLogger(__name__)
 
-AGENT_VERSION = "0.1.0"
+AGENT_VERSION = "0.2.0"
 AGENT_NAME = f"pclient {AGENT_VERSION}"
+DEFAULT_LEASE = 600.0
+"""Seconds an agent keeps its jobs after losing its controller (after `auth` only)."""
+AGENT_VAR = "PCLIENT_AGENT"
+"""Environment variable marking a job with its agent (survivor key and pid), so the
+jobs of an agent that was killed can be found and ended by its successor."""
 SHUTDOWN_MARGIN = 10.0
 """Seconds beyond the kill grace to wait for killed jobs to be reported at shutdown."""
 _EXCERPT_BYTES = 200
@@ -135,79 +156,153 @@ _Handler = Callable[[Any], Awaitable[None]]
 """Takes the message of the type it is registered for."""
 
 
+class ChannelEnd(enum.Enum):
+    """Why the agent stopped reading its current channel."""
+
+    BYE = "bye"
+    """The controller said bye: end every job, report, exit."""
+    STOP = "stop"
+    """A stop request (SIGTERM, SIGINT): the same as bye."""
+    LOST = "lost"
+    """End of input, a read or write error, a hang-up: the controller is gone."""
+    DONE = "done"
+    """A survivor's successor has every outcome and acknowledged it: nothing left to do."""
+
+
 class Agent:
-    """Serves one controller on `channel` until bye, end of input or `request_stop()`."""
+    """Serves one controller on `channel` until bye, a stop request, or (without a
+    lease) the end of its input; with a lease, survives the controller (module pclient.lease)."""
 
     def __init__(self, channel: Channel, *, slots: int, host: str,
-                 kill_grace: float = DEFAULT_KILL_GRACE, clock: Callable[[], float] = time.time) -> None:
+                 kill_grace: float = DEFAULT_KILL_GRACE, clock: Callable[[], float] = time.time,
+                 lease: float = DEFAULT_LEASE) -> None:
         if slots < 1:
             raise ValueError(f"slots must be at least 1, got {slots}")
         self.slots = slots
         self.host = host
         self.kill_grace = kill_grace
+        self.lease = lease
+        """Seconds to keep jobs without a controller (the controller's `auth` may change it)."""
+        self.lease_expired = False
         self._channel = channel
+        self._first_channel = channel
+        self._broken: Union[Channel, None] = None
+        """The channel whose output failed, if it is the current one."""
         self._clock = clock
         self._running: dict[str, RunningJob] = {}
+        self._adopted: dict[str, SurvivorLink] = {}
+        """Running jobs of survivors we took over, by job id."""
+        self._unacked: dict[str, tuple[bytes, Union[SurvivorLink, None]]] = {}
+        """Ended lines the controller has not acknowledged, and the survivor each came from."""
+        self._links: dict[SurvivorLink, asyncio.Task[None]] = {}
         self._reporters: set[asyncio.Task[None]] = set()
+        self._takeover: Union[asyncio.Task[None], None] = None
+        self._token: Union[str, None] = None
+        self._name: Union[str, None] = None
+        self._keep_results = False
+        self._serving_successor = False
         self._stop = asyncio.Event()
+        self._wake = asyncio.Event()
+        self._end: Union[ChannelEnd, None] = None
         self._output_lost = False
         self._handlers: Dict[type, _Handler] = {
             Run: self._on_run,
             Kill: self._on_kill,
             Ping: self._on_ping,
             Bye: self._on_bye,
+            Auth: self._on_auth,
+            Ack: self._on_ack,
         }
 
     @property
     def running(self) -> int:
-        return len(self._running)
+        """Jobs running here, our own and those of survivors we took over."""
+        return len(self._running) + len(self._adopted)
 
     @property
     def output_lost(self) -> bool:
-        """The controller stopped reading before the agent was done."""
-        return self._output_lost
+        """Outcomes were lost: the controller stopped reading, or the lease ran out."""
+        return self._output_lost or self.lease_expired
 
     def request_stop(self) -> None:
         """Stop reading, kill the jobs, report them, return from serve()."""
         self._stop.set()
+        self._end_channel(ChannelEnd.STOP)
+
+    def hang_up(self) -> None:
+        """SIGHUP: the terminal the controller talked through is gone.  With a lease
+        that is a lost controller (survive it); without, a stop request."""
+        if self._may_lease() and self._channel is self._first_channel:
+            self._broken = self._channel
+            self._end_channel(ChannelEnd.LOST)
+        else:
+            self.request_stop()
+
+    def _end_channel(self, end: ChannelEnd) -> None:
+        if self._end is None:
+            self._end = end
+        self._wake.set()
+
+    def _may_lease(self) -> bool:
+        return self._token is not None and self.lease > 0 and not self._stop.is_set()
+
+    def _has_work(self) -> bool:
+        return bool(self._running or self._adopted or self._unacked)
 
     async def serve(self) -> None:
         await self._send(encode(Hello(version=PROTOCOL_VERSION, host=self.host, pid=os.getpid(),
                                       clock=self._clock(), slots=self.slots, agent=AGENT_NAME)))
         try:
-            await self._read_messages()
+            while True:
+                end = await self._read_messages()
+                if end is not ChannelEnd.LOST or not self._may_lease() or not self._has_work():
+                    break
+                channel = await self._survive()
+                if channel is None:
+                    break
+                await self._attach(channel)
         finally:
             await self._shutdown()
+            if self._channel is not self._first_channel:
+                await self._channel.close()
 
     # -- input ------------------------------------------------------------------
 
-    async def _read_messages(self) -> None:
+    async def _read_messages(self) -> ChannelEnd:
+        self._end = None
+        self._wake.clear()
+        if self._stop.is_set():
+            return ChannelEnd.STOP
         splitter = LineSplitter()
-        stopped = asyncio.ensure_future(self._stop.wait())
+        woken = asyncio.ensure_future(self._wake.wait())
         try:
-            while not self._stop.is_set():
+            while self._end is None:
                 reading = asyncio.ensure_future(self._channel.read_chunk())
-                await asyncio.wait({reading, stopped}, return_when=asyncio.FIRST_COMPLETED)
+                await asyncio.wait({reading, woken}, return_when=asyncio.FIRST_COMPLETED)
                 if not reading.done():
                     reading.cancel()
-                    return
+                    break
                 try:
                     chunk = reading.result()
                 except OSError as exc:
-                    log.error("reading input failed: %s; stopping", exc)
-                    return
+                    log.warning("reading input failed: %s", exc)
+                    self._end_channel(ChannelEnd.LOST)
+                    break
                 if not chunk:
-                    log.info("end of input; stopping")
+                    log.info("end of input")
                     last = splitter.flush()
                     if last is not None:
                         await self._handle_line(last)
-                    return
+                    self._end_channel(ChannelEnd.LOST)
+                    break
                 for line in splitter.feed(chunk):
                     await self._handle_line(line)
-                    if self._stop.is_set():
-                        return
+                    if self._end is not None:
+                        break
         finally:
-            stopped.cancel()
+            woken.cancel()
+        assert self._end is not None
+        return self._end
 
     async def _handle_line(self, line: Union[bytes, LineTooLong]) -> None:
         if isinstance(line, LineTooLong):
@@ -237,14 +332,17 @@ class Agent:
     # -- handlers -----------------------------------------------------------------
 
     async def _on_run(self, msg: Run) -> None:
-        if msg.job in self._running:
+        if msg.job in self._running or msg.job in self._adopted:
             await self._send_error(f"run: job {msg.job!r} is already running", job=msg.job)
             return
-        if len(self._running) >= self.slots:
+        if self.running >= self.slots:
             await self._send_error(f"run: all {self.slots} slots are busy; job {msg.job!r} refused",
                                    job=msg.job)
             return
-        spec = JobSpec(job_id=msg.job, argv=msg.argv, cwd=msg.cwd, env=msg.env, timeout=msg.timeout,
+        env = msg.env
+        if self._token is not None:
+            env = dict(env, **{AGENT_VAR: self._agent_mark()})
+        spec = JobSpec(job_id=msg.job, argv=msg.argv, cwd=msg.cwd, env=env, timeout=msg.timeout,
                        output_limit=msg.output_limit, kill_grace=self.kill_grace)
         job = await start_job(spec)
         self._running[msg.job] = job
@@ -254,26 +352,180 @@ class Agent:
         self._reporters.add(reporter)
         reporter.add_done_callback(self._reporters.discard)
 
+    def _agent_mark(self) -> str:
+        assert self._token is not None and self._name is not None
+        return f"{survivor_key(self._token, self._name)}:{os.getpid()}"
+
     async def _report(self, job: RunningJob) -> None:
         result = await job.wait()
         del self._running[job.job_id]  # the slot is free before the controller hears of it
         log.info("job %s: %s status=%s signal=%s after %.3f s", job.job_id, result.outcome.value,
                  result.status, result.signal, result.elapsed)
-        await self._send(ended_message(result))
+        line = ended_message(result)
+        if self._keep_results:
+            self._unacked[job.job_id] = (line, None)
+        await self._send(line)
 
     async def _on_kill(self, msg: Kill) -> None:
         job = self._running.get(msg.job)
-        if job is None:
+        link = self._adopted.get(msg.job)
+        if link is not None:
+            link.send(msg)
+        elif job is None:
             await self._send_error(f"kill: no running job {msg.job!r}", job=msg.job)
         elif not job.done:  # a done job is about to be reported ended anyway
             job.kill()
 
     async def _on_ping(self, msg: Ping) -> None:
-        await self._send(encode(Pong(seq=msg.seq, clock=self._clock(), running=len(self._running))))
+        await self._send(encode(Pong(seq=msg.seq, clock=self._clock(), running=self.running)))
 
     async def _on_bye(self, msg: Bye) -> None:
         log.info("bye; stopping")
         self._stop.set()
+        self._end_channel(ChannelEnd.BYE)
+
+    async def _on_auth(self, msg: Auth) -> None:
+        if self._token is not None:
+            await self._send_error("auth: this agent is already authenticated")
+            return
+        self._token, self._name = msg.token, msg.name
+        if msg.lease is not None:
+            self.lease = msg.lease
+        self._keep_results = True
+        # In the background: pings are answered while survivors are looked for.
+        self._takeover = asyncio.ensure_future(self._take_over(msg.token, msg.name))
+
+    async def _on_ack(self, msg: Ack) -> None:
+        by_link: dict[SurvivorLink, list[str]] = {}
+        for job_id in msg.jobs:
+            entry = self._unacked.pop(job_id, None)
+            if entry is not None and entry[1] is not None:
+                by_link.setdefault(entry[1], []).append(job_id)
+        for link, jobs in by_link.items():
+            link.send(Ack(jobs=tuple(jobs)))
+        self._check_done()
+
+    def _check_done(self) -> None:
+        """A survivor whose successor has everything has nothing left to do."""
+        if self._serving_successor and not self._has_work():
+            log.info("everything handed over; exiting")
+            self._end_channel(ChannelEnd.DONE)
+
+    # -- taking over survivors of a previous controller -----------------------------
+
+    async def _take_over(self, token: str, name: str) -> None:
+        try:
+            links = await find_survivors(token, name)
+        except Exception:  # never leave the controller without its `resumed`
+            log.exception("looking for survivors failed")
+            links = []
+        finished = set(self._unacked)
+        for link in links:
+            for job_id in link.report.running:
+                self._adopted[job_id] = link
+            finished.update(link.report.finished)
+        keep = {os.getpid()} | {link.pid for link in links}
+        try:
+            swept = await asyncio.get_running_loop().run_in_executor(
+                None, kill_orphans, survivor_key(token, name), keep)
+        except Exception:
+            log.exception("sweeping orphaned jobs failed")
+            swept = []
+        if swept:
+            log.warning("killed %d orphaned process(es) of dead agents: %s", len(swept), swept)
+        await self._send(encode(Resumed(running=tuple(sorted(set(self._running) | set(self._adopted))),
+                                        finished=tuple(sorted(finished)), survivors=len(links))))
+        for link in links:
+            self._links[link] = asyncio.ensure_future(self._follow(link))
+
+    async def _follow(self, link: SurvivorLink) -> None:
+        """Forward what a survivor reports; on its end, report its unreported jobs lost."""
+        try:
+            while True:
+                line = await link.read_line()
+                if not line:
+                    break
+                try:
+                    msg = decode(line)
+                except ProtocolError as exc:
+                    log.warning("survivor pid %d sent a bad line: %s", link.pid, exc.reason)
+                    continue
+                if isinstance(msg, Ended):
+                    if self._adopted.get(msg.job) is link:
+                        del self._adopted[msg.job]
+                    self._unacked[msg.job] = (line, link)
+                elif isinstance(msg, Lost):
+                    for job_id in msg.jobs:
+                        if self._adopted.get(job_id) is link:
+                            del self._adopted[job_id]
+                elif not isinstance(msg, (Started, Error)):
+                    continue
+                await self._send(line if line.endswith(b"\n") else line + b"\n")
+        finally:
+            del self._links[link]
+            link.close()
+            orphaned = sorted(job_id for job_id, owner in self._adopted.items() if owner is link)
+            for job_id in orphaned:
+                del self._adopted[job_id]
+            if orphaned:
+                reason = f"the agent that ran them (pid {link.pid}) ended without reporting them"
+                log.error("jobs %s: %s", ", ".join(orphaned), reason)
+                await self._send(encode(Lost(jobs=tuple(orphaned), reason=reason)))
+            self._check_done()
+
+    # -- surviving a lost controller ---------------------------------------------------
+
+    async def _survive(self) -> Union[Channel, None]:
+        """Keep the jobs and wait on our socket for a successor that proves the token,
+        until the lease runs out or a stop request.  The successor's channel, or None."""
+        assert self._token is not None and self._name is not None
+        self._broken = self._channel   # nothing more goes to a controller that is gone
+        log.warning("lost the controller; keeping %d running job(s) and %d outcome(s) for a "
+                    "lease of %g s", self.running, len(self._unacked), self.lease)
+        listener = SurvivorListener(self._token, self._name)
+        try:
+            await listener.start()
+        except (OSError, LeaseError) as exc:
+            log.error("cannot wait for a successor: %s; ending the jobs now", exc)
+            return None
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.lease
+        stopped = asyncio.ensure_future(self._stop.wait())
+        try:
+            while True:
+                arriving = asyncio.ensure_future(listener.successors.get())
+                done, _ = await asyncio.wait({arriving, stopped}, timeout=max(0.0, deadline - loop.time()),
+                                             return_when=asyncio.FIRST_COMPLETED)
+                if arriving in done:
+                    return arriving.result()
+                arriving.cancel()
+                if stopped in done:
+                    return None
+                if loop.time() >= deadline:
+                    log.error("the lease of %g s ran out with no controller; ending the jobs", self.lease)
+                    self.lease_expired = True
+                    return None
+        finally:
+            stopped.cancel()
+            await listener.close()
+            while not listener.successors.empty():  # a second successor lost the race
+                await listener.successors.get_nowait().close()
+
+    async def _attach(self, channel: Channel) -> None:
+        """Serve a successor: report what we run and every outcome it has not acked."""
+        previous, self._channel = self._channel, channel
+        if previous is not self._first_channel:
+            await previous.close()
+        self._broken = None
+        self._output_lost = False
+        self._serving_successor = True
+        self._keep_results = True
+        outcomes = list(self._unacked.values())
+        await self._send(encode(Resumed(running=tuple(sorted(set(self._running) | set(self._adopted))),
+                                        finished=tuple(sorted(self._unacked)), survivors=len(self._links))))
+        for line, _ in outcomes:
+            await self._send(line)
+        self._check_done()
 
     # -- output and shutdown -------------------------------------------------------
 
@@ -281,40 +533,57 @@ class Agent:
         await self._send(encode(Error(reason=reason, job=job, excerpt=excerpt)))
 
     async def _send(self, line: bytes) -> None:
-        """Write one line; losing the output stream stops the agent."""
-        if self._output_lost:
+        """Write one line to the current channel; a failing channel is a lost controller."""
+        channel = self._channel
+        if channel is self._broken:
             return
         try:
-            await self._channel.write(line)
+            await channel.write(line)
         except ConnectionError as exc:
-            log.error("output lost (%s); killing all jobs and stopping", exc)
-            self._output_lost = True
-            self._stop.set()
+            if channel is not self._channel or channel is self._broken:
+                return
+            self._broken = channel
+            if self._may_lease():
+                log.warning("output lost (%s)", exc)
+            else:
+                log.error("output lost (%s); killing all jobs and stopping", exc)
+                self._output_lost = True
+            self._end_channel(ChannelEnd.LOST)
 
     async def _shutdown(self) -> None:
-        if self._running:
-            log.info("killing %d running job(s)", len(self._running))
+        if self._takeover is not None and not self._takeover.done():
+            self._takeover.cancel()
+        if self._running or self._adopted:
+            log.info("killing %d running job(s)", self.running)
         for job in list(self._running.values()):
             job.kill()
-        if self._reporters:
-            _, late = await asyncio.wait(set(self._reporters), timeout=self.kill_grace + SHUTDOWN_MARGIN)
+        for link in list(self._links):
+            link.send(Bye())
+        waiting = set(self._reporters) | set(self._links.values())
+        if waiting:
+            _, late = await asyncio.wait(waiting, timeout=self.kill_grace + SHUTDOWN_MARGIN)
             for task in late:
                 log.error("a job was not reported ended in time; giving up on it")
                 task.cancel()
+        if self.lease_expired and self._unacked:
+            log.error("outcomes lost with the lease: jobs %s", ", ".join(sorted(self._unacked)))
 
 
 async def run_agent(claimed: ClaimedStdio, *, slots: int, host: Union[str, None] = None,
-                    kill_grace: float = DEFAULT_KILL_GRACE) -> int:
+                    kill_grace: float = DEFAULT_KILL_GRACE, lease: float = DEFAULT_LEASE) -> int:
     """Serve the protocol on the claimed stdin/stdout until done.
 
-    Returns the exit status: 0, or 1 if the output was lost (messages dropped).
+    Returns the exit status: 0, or 1 if outcomes were lost (the output went away
+    without a lease, or the lease ran out).
     """
     channel = await StdioChannel.open(claimed.in_fd, claimed.out_fd)
-    agent = Agent(channel, slots=slots, host=host or socket.gethostname(), kill_grace=kill_grace)
+    agent = Agent(channel, slots=slots, host=host or socket.gethostname(), kill_grace=kill_grace,
+                  lease=lease)
     loop = asyncio.get_running_loop()
-    for signum in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
+    for signum, action in ((signal.SIGTERM, agent.request_stop), (signal.SIGINT, agent.request_stop),
+                           (signal.SIGHUP, agent.hang_up)):
         try:
-            loop.add_signal_handler(signum, agent.request_stop)
+            loop.add_signal_handler(signum, action)
         except (NotImplementedError, RuntimeError, ValueError):
             pass
     try:

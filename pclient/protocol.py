@@ -1,4 +1,4 @@
-"""The agent protocol (pcontrol <-> pclient), version 1.
+"""The agent protocol (pcontrol <-> pclient), version 2 (speaks with version 1 peers).
 
 Line-delimited JSON: the controller writes to the agent's stdin, the agent
 writes to its stdout, one JSON object per line with a "type" tag.  Each
@@ -6,8 +6,18 @@ message type is a frozen dataclass below; `encode` turns one into a line,
 `decode` turns a line back into one or raises `ProtocolError`.  Unknown extra
 fields are ignored so that newer peers can add fields.
 
-    agent -> controller      Hello  Started  Ended  Pong  Error
-    controller -> agent      Run    Kill     Ping   Bye
+    agent -> controller      Hello  Started  Ended  Pong  Error  | Resumed  Lost
+    controller -> agent      Run    Kill     Ping   Bye          | Auth     Ack
+
+Version 2 adds the messages right of the bar; a controller sends them only
+to an agent whose hello says version >= 2, and an agent that never gets an
+`auth` behaves as version 1 (it ends its jobs when its controller goes).
+After `auth` the agent keeps each `ended` until the controller `ack`s it,
+and survives a lost controller for a lease (see pclient.lease): a successor
+agent takes its jobs over through a Unix socket on the same host, speaking
+this same protocol plus the handshake pair
+
+    survivor -> successor    Challenge        successor -> survivor    Takeover
 
 `encode` always writes pure ASCII (non-ASCII is escaped by JSON), so a line
 passes unmangled through pipes, ssh and pseudo-terminals in raw mode.
@@ -29,23 +39,32 @@ __all__ = [
     "MAX_LINE",
     "MESSAGE_TYPES",
     "PROTOCOL_VERSION",
+    "MIN_PROTOCOL_VERSION",
+    "Ack",
+    "Auth",
     "Bye",
+    "Challenge",
     "Ended",
     "Error",
     "Hello",
     "Kill",
+    "Lost",
     "Message",
     "Outcome",
     "Ping",
     "Pong",
     "ProtocolError",
+    "Resumed",
     "Run",
     "Started",
+    "Takeover",
     "decode",
     "encode",
 ]
 
-PROTOCOL_VERSION = 1
+PROTOCOL_VERSION = 2
+MIN_PROTOCOL_VERSION = 1
+"""The oldest peer version this side still speaks with."""
 MAX_LINE = 16 * 1024 * 1024
 """Longest accepted line in bytes, not counting its newline."""
 DEFAULT_OUTPUT_LIMIT = 1024 * 1024
@@ -210,8 +229,91 @@ class Bye(Message):
     TYPE: ClassVar[str] = "bye"
 
 
+# -- version 2: survival ------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Auth(Message):
+    """Sent by the controller right after the hello.  `token` is derived from
+    the controller's secret (never the secret itself): a successor agent must
+    prove it holds the same token to take this agent's jobs over.  `name` is
+    the host's name at the controller (survivors are found by token and name);
+    `lease` is how long to keep jobs without a controller (None: the agent's
+    own --lease).  The agent answers with `Resumed` once it has looked for
+    survivors of a previous controller."""
+
+    TYPE: ClassVar[str] = "auth"
+    token: str
+    name: str
+    lease: Union[float, None] = None
+
+    def __post_init__(self) -> None:
+        if not self.token:
+            raise ValueError("auth: token must not be empty")
+        if self.lease is not None and not (self.lease >= 0 and math.isfinite(self.lease)):
+            raise ValueError(f"auth: lease must be a finite number >= 0, got {self.lease!r}")
+
+
+@dataclass(frozen=True)
+class Ack(Message):
+    """The controller has stored the outcomes of these jobs; the agent may forget them."""
+
+    TYPE: ClassVar[str] = "ack"
+    jobs: Tuple[str, ...]
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "jobs", tuple(self.jobs))
+
+
+@dataclass(frozen=True)
+class Resumed(Message):
+    """The answer to `Auth` (and a survivor's report to its successor): the jobs
+    this agent runs now and the finished ones whose `ended` follows (taken over
+    from agents of a previous controller, or not yet acknowledged)."""
+
+    TYPE: ClassVar[str] = "resumed"
+    running: Tuple[str, ...]
+    finished: Tuple[str, ...]
+    survivors: int = 0
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "running", tuple(self.running))
+        object.__setattr__(self, "finished", tuple(self.finished))
+
+
+@dataclass(frozen=True)
+class Lost(Message):
+    """These jobs ended without an outcome (the agent running them died)."""
+
+    TYPE: ClassVar[str] = "lost"
+    jobs: Tuple[str, ...]
+    reason: str
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "jobs", tuple(self.jobs))
+
+
+@dataclass(frozen=True)
+class Challenge(Message):
+    """A surviving agent's first line to whoever connects to its socket."""
+
+    TYPE: ClassVar[str] = "challenge"
+    nonce: str
+    pid: int
+
+
+@dataclass(frozen=True)
+class Takeover(Message):
+    """A successor's answer to `Challenge`: `proof` is HMAC-SHA256(token, nonce) in hex."""
+
+    TYPE: ClassVar[str] = "takeover"
+    proof: str
+    pid: int
+
+
 MESSAGE_TYPES: dict[str, type[Message]] = {
-    cls.TYPE: cls for cls in (Hello, Started, Ended, Pong, Error, Run, Kill, Ping, Bye)
+    cls.TYPE: cls for cls in (Hello, Started, Ended, Pong, Error, Run, Kill, Ping, Bye,
+                              Auth, Ack, Resumed, Lost, Challenge, Takeover)
 }
 """Wire tag -> message class."""
 

@@ -230,10 +230,12 @@ async def connect_agent(name: str, argv: Sequence[str], *, timeout: float,
         if not isinstance(hello, agent_protocol.Hello):
             await _abandon(child)
             raise ConnectFailure(ConnectOutcome.EOF, "bad handshake: not a hello message")
-        if hello.version != agent_protocol.PROTOCOL_VERSION:
+        if not (agent_protocol.MIN_PROTOCOL_VERSION <= hello.version
+                <= agent_protocol.PROTOCOL_VERSION):
             await _abandon(child)
             raise ConnectFailure(ConnectOutcome.EOF,
                                  f"agent speaks protocol {hello.version}, pcontrol speaks "
+                                 f"{agent_protocol.MIN_PROTOCOL_VERSION} to "
                                  f"{agent_protocol.PROTOCOL_VERSION}")
         if before.strip():
             log.info("%s: agent said before its hello: %s", name, _last_lines(before[-_NOISE_KEPT:]))
@@ -363,10 +365,18 @@ class AgentLink:
         self._closing_reason: str | None = None
         self._lost_event = asyncio.Event()
         self.stats = LinkStats()
+        self.authed = False
+        """We sent `auth`: the agent keeps its jobs for a lease if we go away."""
 
     @property
     def is_open(self) -> bool:
         return self._lost_reason is None
+
+    @property
+    def agent_is_child(self) -> bool:
+        """The agent itself is the process we started (a local pclient, no ssh between):
+        its exit is then known for sure."""
+        return self.hello.pid == self.pid
 
     async def attach(self, loop: asyncio.AbstractEventLoop) -> None:
         """Take over pexpect's read transport and open a write transport on a dup'd fd."""
@@ -452,3 +462,14 @@ class AgentLink:
                 log.warning("%s: the agent did not end %.1f s after bye", self.name, grace)
         self.lost(reason)
         await terminate(self.pid, grace)
+
+    def hang_up(self, reason: str) -> None:
+        """Close our end without bye or signals: an authenticated agent keeps its jobs for
+        its lease, waiting for a successor. Reap the process with `wait_gone()`."""
+        if self._closing_reason is None:
+            self._closing_reason = reason
+        self.lost(reason)
+
+    async def wait_gone(self, timeout: float | None) -> bool:
+        """Wait for the process we started to exit, and reap it; False on timeout."""
+        return await wait_exit(self.pid, timeout)

@@ -2,7 +2,8 @@
 
     pcontrol [--home DIR] start [SERVE OPTIONS]   start the daemon in the background
     pcontrol [--home DIR] serve [SERVE OPTIONS]   run it in the foreground (systemd)
-    pcontrol [--home DIR] stop                    stop it
+    pcontrol [--home DIR] stop ?-kill?            stop it (running jobs go on under their
+                                                  agents' lease; -kill: end every job)
     pcontrol [--home DIR] COMMAND ...             run one controller command, print the result
     pcontrol [--home DIR]                         interactive prompt (on a terminal), or one
                                                   command per line from stdin
@@ -49,6 +50,15 @@ def _serve_parser(prog: str) -> argparse.ArgumentParser:
                         help="longest retry backoff (default %(default)s)")
     parser.add_argument("--retention", type=float, default=defaults.retention, metavar="S",
                         help="seconds a harvested job is kept (default %(default)s)")
+    parser.add_argument("--lease", type=float, default=defaults.lease, metavar="S",
+                        help="seconds an agent keeps its jobs after losing pcontrol, for the "
+                             "next one to take over (default %(default)s)")
+    parser.add_argument("--grace", type=float, default=defaults.reconcile_grace, metavar="S",
+                        help="seconds a job whose agent is out of reach waits for a report "
+                             "before it ends DOWN (default: the lease plus 60)")
+    parser.add_argument("--stable-after", type=float, default=defaults.stable_after, metavar="S",
+                        help="a host up this long is no longer flapping; one that goes down "
+                             "sooner is retried with growing backoff (default %(default)s)")
     parser.add_argument("--log-level", default="INFO",
                         choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     parser.add_argument("--ready-fd", type=int, default=None, help=argparse.SUPPRESS)
@@ -59,10 +69,15 @@ def _config(options: argparse.Namespace) -> ControllerConfig:
     for name in ("heartbeat", "connect_timeout"):
         if getattr(options, name) <= 0:
             raise SystemExit(f"pcontrol: --{name.replace('_', '-')} must be > 0")
+    for name in ("lease", "grace", "stable_after"):
+        value = getattr(options, name)
+        if value is not None and not 0 <= value < float("inf"):
+            raise SystemExit(f"pcontrol: --{name.replace('_', '-')} must be a number >= 0")
     return ControllerConfig(heartbeat=options.heartbeat, missed_heartbeats=max(1, options.missed),
                             connect_timeout=options.connect_timeout,
                             retry_min=options.retry_min, retry_max=options.retry_max,
-                            retention=options.retention)
+                            retention=options.retention, lease=options.lease,
+                            reconcile_grace=options.grace, stable_after=options.stable_after)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -94,10 +109,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _daemon_verb(paths: Paths, verb: str, rest: list[str]) -> int:
     if verb == "stop":
-        if rest:
-            print("pcontrol: stop takes no arguments", file=sys.stderr)
+        if rest not in ([], ["-kill"], ["--kill"]):
+            print("pcontrol: usage: pcontrol stop ?-kill?", file=sys.stderr)
             return 2
-        outcome = stop(paths)
+        outcome = stop(paths, kill=bool(rest))
     else:
         options = _serve_parser(f"pcontrol {verb}").parse_args(rest)
         config = _config(options)

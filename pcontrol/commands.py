@@ -82,6 +82,7 @@ def _parse_pair(word: str, what: str) -> tuple[str, str]:
 METAVAR_TYPES: dict[str, Callable[[str, str], Any]] = {
     "N": _parse_int,
     "SLOTS": _parse_count,
+    "COUNT": _parse_size,
     "S": _parse_seconds,
     "BYTES": _parse_size,
     "K=V": _parse_pair,

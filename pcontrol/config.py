@@ -1,4 +1,8 @@
-"""The controller's tunables, set by `pcontrol serve` options (and by tests)."""
+"""The controller's tunables, set by `pcontrol serve` options (and by tests).
+
+Every period and timeout here is measured on the monotonic clock (the event loop's);
+only the times shown to people (since, retry_at, history) come from the wall clock.
+"""
 
 from __future__ import annotations
 
@@ -9,12 +13,22 @@ from dataclasses import dataclass
 @dataclass
 class ControllerConfig:
     heartbeat: float = 1.0             #: seconds between pings
-    missed_heartbeats: int = 3         #: unanswered pings in a row that make a host DOWN
+    missed_heartbeats: int = 3         #: a host silent this many intervals is DOWN
     connect_timeout: float = 15.0      #: seconds for an agent start to reach its hello
     retry_min: float = 2.0             #: first automatic retry of a DOWN host
     retry_max: float = 60.0            #: backoff ceiling
     retention: float = 300.0           #: seconds a harvested job is kept before forgotten
     bye_grace: float = 3.0             #: seconds an agent gets to end after `bye`
+    lease: float = 600.0               #: seconds an agent keeps its jobs without a controller
+    reconcile_grace: float | None = None
+    """Seconds a job whose agent was lost (or that ran when pcontrol stopped) waits for its
+    host's agent to report it before it ends DOWN; None: the lease plus a minute."""
+    stable_after: float = 60.0         #: a host up this long no longer counts as flapping
+    history_size: int = 20             #: state changes kept per host for `check host`
     local_agent: tuple[str, ...] = (sys.executable, "-m", "pclient")
     ssh_command: tuple[str, ...] = ("ssh", "-o", "BatchMode=yes")
     remote_agent: str = "pclient"
+
+    @property
+    def grace(self) -> float:
+        return self.lease + 60.0 if self.reconcile_grace is None else self.reconcile_grace

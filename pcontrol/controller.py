@@ -3,12 +3,23 @@
 Everything here runs on the daemon's one event loop and mutates state synchronously, so a
 command handler sees (and leaves) a consistent picture. Hosts and their connections live
 in `hosts.HostTable`, which calls back here (HostListener) when a host comes up, is lost,
-or an agent reports; dispatch decisions come from the indexes in `dispatch`; every change
-is marked in the journal (flushed once per loop turn) and sent to subscribers as an event.
+or an agent reports; dispatch decisions come from the indexes in `dispatch`.
+
+Nothing is told before it is written: events, messages to agents, acks and the reply to
+`job` wait in the outbox (outbox.py) until the journal's flush. What hosts and agents'
+reports mean for jobs (held, lost, retried, reconciled) is in reports.py.
 
 Life of a job:   submit -> PENDING -> (slot) -> BUSY -> (agent's `ended`) -> DONE
                           PENDING -> (pending timeout) -> DONE/PENDING
-                          BUSY -> (host lost) -> DONE/DOWN
+                          BUSY -> (host lost, agent dead) -> DONE/DOWN, or PENDING again
+                                  while -retry allows
+                          BUSY -> (host lost, agent may survive) -> BUSY, unknown: waits
+                                  for the host's next agent to report it (reconcile), else
+                                  after the grace -> DONE/DOWN (or PENDING again)
+
+After a restart the journal's BUSY jobs are unknown in the same way: the next agent on
+their host takes over the surviving agent's jobs and reports which run and which finished
+(with their real outcome); the rest end DOWN.
 """
 
 from __future__ import annotations
@@ -30,19 +41,14 @@ from .errors import ConflictError, NotFoundError, UsageError
 from .hosts import HostTable, validate_host_name
 from .journal import Journal
 from .model import DEFAULT_OUTPUT_LIMIT, Host, HostState, Job, JobState, Outcome
+from .outbox import Outbox
+from .reports import AgentReports
+from .secret import agent_token
 from .wire import Event, EventKind
 
 __all__ = ["Controller", "ControllerConfig", "JobSpec", "Subscriber"]
 
 log = logging.getLogger(__name__)
-
-_AGENT_OUTCOMES = {
-    agent_protocol.Outcome.EXIT: Outcome.EXIT,
-    agent_protocol.Outcome.CRASH: Outcome.CRASH,
-    agent_protocol.Outcome.TIMEOUT: Outcome.TIMEOUT,
-    agent_protocol.Outcome.KILLED: Outcome.KILLED,
-}
-
 
 class Subscriber(Protocol):
     """A client connection that ran `subscribe`."""
@@ -67,17 +73,28 @@ class JobSpec:
     owner: str | None = None
     task: str | None = None
     output_limit: int = DEFAULT_OUTPUT_LIMIT
+    retry: int = 0
 
 
-class Controller:
-    """Jobs and dispatch over a HostTable; implements HostListener for it."""
+#: At most this many pending jobs that avoid a host are passed over per fill of that host.
+AVOID_SCAN = 32
+
+
+class Controller(AgentReports):
+    """Jobs and dispatch over a HostTable; implements HostListener for it.
+
+    `secret` (see pcontrol.secret) lets the agents of a later pcontrol with the same secret
+    take over this one's running jobs; without it the agents cannot survive a restart.
+    `clock` is the wall clock, for the times shown in records; periods use the loop's.
+    """
 
     def __init__(self, journal: Journal | None = None, config: ControllerConfig | None = None,
-                 *, clock: Callable[[], float] = time.time):
+                 *, clock: Callable[[], float] = time.time, secret: bytes | None = None):
         self.config = config or ControllerConfig()
         self.journal = journal
         self.clock = clock
-        self.host_table = HostTable(self.config, self, clock)
+        self.host_table = HostTable(self.config, self, clock,
+                                    token=agent_token(secret) if secret else None)
         self.jobs: dict[int, Job] = {}
         self._index = DispatchIndex()
         self._free = FreeHosts()
@@ -91,8 +108,13 @@ class Controller:
         self._event_seq = 0
         self._next_id = 1
         self._stopping = False
+        self.kill_on_stop = False
+        """`shutdown -kill`: stop() ends every job instead of leaving them to the agents."""
         self.started_at = self.clock()
+        self._started_mono = time.monotonic()
         self.stopped = asyncio.Event()
+        self._connected: set[str] = set()
+        self._outbox = Outbox(self._flush_journal, self._send_event, self._send_agent)
 
     @property
     def hosts(self) -> dict[str, Host]:
@@ -112,33 +134,62 @@ class Controller:
         self._next_id = loaded.next_job_id
         self.host_table.load(loaded.hosts)
         now = self.clock()
+        unknown = []
         for job in loaded.jobs:
-            if job.state is JobState.BUSY:
-                job.state, job.outcome, job.ended = JobState.DONE, Outcome.DOWN, now
-                job.reason = f"pcontrol stopped while it ran on {job.ran_on}"
-                self.journal.job_changed(job)
             self._register(job)
             if job.state is JobState.PENDING:
                 self._enqueue(job, now)
+            elif job.state is JobState.BUSY:
+                unknown.append(job)
             elif job.harvested is not None:
                 self._push_timer(job.harvested + self.config.retention - now, ("forget", job.id))
-        log.info("journal: %d hosts, %d jobs (%d pending)", len(self.hosts), len(self.jobs),
-                 len(self._index))
+        for job in unknown:
+            host = self.hosts.get(job.ran_on or "")
+            if host is None or not host.enabled:
+                where = f"host {job.ran_on} is " + ("no longer defined" if host is None else "off")
+                self._job_lost(job, f"pcontrol restarted while it ran; {where}")
+            else:
+                self._hold(host, job, job.unknown_since or now)
+        log.info("journal: %d hosts, %d jobs (%d pending, %d awaiting their agent's report)",
+                 len(self.hosts), len(self.jobs), len(self._index),
+                 sum(len(h.held) for h in self.hosts.values()))
 
-    async def stop(self) -> None:
-        """Stop: end every agent (their running jobs stay BUSY in the journal and are
-        reported DOWN by the next start), flush the journal."""
+    async def stop(self, *, kill: bool | None = None) -> None:
+        """Stop, flushing the journal last.
+
+        By default (kill False) the agents are hung up on and keep their jobs for their
+        lease; the jobs stay BUSY in the journal and the next start reconciles them with
+        what its agents report. kill=True (`shutdown -kill`, or `kill_on_stop`) ends every
+        job: pending ones at once, running ones through `bye` (agents kill and report
+        them); all end KILLED.
+        """
         if self._stopping:
             await self.stopped.wait()
             return
+        kill = self.kill_on_stop if kill is None else kill
         self._stopping = True
-        log.info("stopping")
+        log.info("stopping%s", " and killing every job" if kill else "; jobs are left to "
+                 "their agents' lease")
         if self._timer_handle is not None:
             self._timer_handle.cancel()
-        await self.host_table.stop()
-        if self.journal is not None:
-            self.journal.flush()
+        if kill:
+            for job_id in list(self._index_ids()):
+                self._index.remove(job_id)
+                self._finish(self.jobs[job_id], Outcome.KILLED, reason="pcontrol stop -kill")
+        self._outbox.sync()     # runs and acks decided so far go out before we hang up
+        await self.host_table.stop(kill=kill)
+        if kill:
+            for job in self.jobs_where(state=JobState.BUSY):
+                self._finish(job, Outcome.KILLED,
+                             reason=f"pcontrol stop -kill (no report from {job.ran_on})")
+            for host in self.hosts.values():
+                host.running.clear()
+                host.held.clear()
+        self._outbox.sync()
         self.stopped.set()
+
+    def _index_ids(self) -> list[int]:
+        return [job.id for job in self.jobs.values() if job.state is JobState.PENDING]
 
     @property
     def stopping(self) -> bool:
@@ -153,8 +204,10 @@ class Controller:
         self._subscribers.discard(subscriber)
 
     def _emit(self, kind: EventKind, data: dict[str, Any], owner: str | None = None) -> None:
-        if not self._subscribers:
-            return
+        if self._subscribers:
+            self._outbox.event(kind, data, owner)
+
+    def _send_event(self, kind: EventKind, data: dict[str, Any], owner: str | None) -> None:
         self._event_seq += 1
         event = Event(kind, data, self._event_seq)
         for subscriber in list(self._subscribers):
@@ -167,6 +220,31 @@ class Controller:
                 log.exception("dropping a subscriber whose send failed")
                 self._subscribers.discard(subscriber)
 
+    # == the outbox: written first, told after ===============================================
+
+    def _flush_journal(self) -> bool:
+        if self.journal is None:
+            return True
+        self.journal.flush()
+        return self.journal.failure is None
+
+    def _send_agent(self, name: str, message: agent_protocol.Message) -> None:
+        host = self.hosts.get(name)
+        if host is not None:
+            self.host_table.send(host, message)
+
+    def _to_agent(self, host: Host, message: agent_protocol.Message) -> None:
+        self._outbox.agent(host.name, message)
+
+    def _ack(self, host: Host, job_word: str) -> None:
+        self._outbox.ack(host.name, job_word)
+
+    async def durable(self) -> None:
+        """Return once every change made so far is in the journal (and told)."""
+        if self.journal is None and self._outbox.empty:
+            return
+        await self._outbox.durable()
+
     def _job_changed(self, job: Job) -> None:
         if self.journal is not None:
             self.journal.job_changed(job)
@@ -175,6 +253,10 @@ class Controller:
 
     def host_changed(self, host: Host) -> None:
         """HostListener: a host record changed."""
+        if host.state in (HostState.IDLE, HostState.BUSY):
+            self._connected.add(host.name)
+        else:
+            self._connected.discard(host.name)
         if self.journal is not None:
             self.journal.host_changed(host)
         if self._subscribers:
@@ -209,6 +291,12 @@ class Controller:
                 self._finish(job, Outcome.PENDING, reason=self._pending_reason(job))
             elif kind == "forget" and job.harvested is not None:
                 self._forget(job)
+            elif kind == "held" and job.unknown_since is not None:
+                host = self.hosts.get(job.ran_on or "")
+                if host is not None:
+                    host.held.discard(job.id)
+                self._job_lost(job, f"no agent on {job.ran_on} reported it within "
+                                    f"{self.config.grace:g} s of losing contact")
         self._arm_timer()
 
     def _pending_reason(self, job: Job) -> str:
@@ -234,8 +322,15 @@ class Controller:
         job.state = state
         self._job_counts[state] += 1
 
+    @staticmethod
+    def _placement(job: Job) -> Placement:
+        host = job.host
+        if host is not None and host == job.avoid and not job.required:
+            host = None         # a retry does not prefer the host its last attempt lost
+        return Placement(job.id, job.priority, host, job.required)
+
     def _enqueue(self, job: Job, now: float) -> None:
-        self._index.add(Placement(job.id, job.priority, job.host, job.required))
+        self._index.add(self._placement(job))
         deadline = job.pending_deadline
         if deadline is not None:
             self._push_timer(deadline - now, ("pending", job.id))
@@ -252,6 +347,8 @@ class Controller:
             raise UsageError("-output-limit must be >= 0")
         if spec.required and spec.host is None:
             raise UsageError("-required needs -host H")
+        if spec.retry < 0:
+            raise UsageError(f"-retry must be at least 0, got {spec.retry}")
         if spec.host is not None:
             validate_host_name(spec.host)
         self._check_encodable(spec)
@@ -259,7 +356,8 @@ class Controller:
         job = Job(id=self._next_id, argv=list(spec.argv), submitted=now, host=spec.host,
                   required=spec.required, timeout=spec.timeout, pending_timeout=spec.pending,
                   priority=spec.priority, cwd=spec.cwd, env=dict(spec.env), owner=spec.owner,
-                  task=spec.task, output_limit=spec.output_limit)
+                  task=spec.task, output_limit=spec.output_limit, retry=spec.retry,
+                  retries_left=spec.retry)
         self._next_id += 1
         if self.journal is not None:
             self.journal.next_job_id_changed(self._next_id)
@@ -267,14 +365,17 @@ class Controller:
         if job.required and job.host not in self.hosts:
             self._finish(job, Outcome.DOWN, reason=f"required host {job.host} is not defined")
             return job
-        placement = Placement(job.id, job.priority, job.host, job.required)
-        name = self._free.pick(placement)
+        self._place(job, now)
+        return job
+
+    def _place(self, job: Job, now: float) -> None:
+        """Start a PENDING job on a free host it may use, else queue it."""
+        name = self._free.pick(self._placement(job), avoid=job.avoid)
         if name is not None:
             self._start(job, self.hosts[name])
         else:
             self._enqueue(job, now)
             self._job_changed(job)
-        return job
 
     @staticmethod
     def _check_encodable(spec: JobSpec) -> None:
@@ -297,7 +398,7 @@ class Controller:
         self._set_state(job, JobState.BUSY)
         job.ran_on = host.name
         host.running.add(job.id)
-        self.host_table.send(host, agent_protocol.Run(
+        self._to_agent(host, agent_protocol.Run(
             job=str(job.id), argv=tuple(job.argv), cwd=job.cwd, env=job.env,
             timeout=job.timeout, output_limit=job.output_limit))
         self._update_load(host)
@@ -311,7 +412,9 @@ class Controller:
         self._outcome_counts[outcome] += 1
         job.status, job.signal, job.reason = status, signal, reason
         job.ended = self.clock()
+        job.unknown_since = None
         self._timers.cancel(("pending", job.id))
+        self._timers.cancel(("held", job.id))
         self._job_changed(job)
 
     def _forget(self, job: Job) -> None:
@@ -376,9 +479,12 @@ class Controller:
             return f"job {job.id} is already being killed"
         job.kill_requested = True
         host = self.hosts.get(job.ran_on or "")
-        if host is not None:
-            self.host_table.send(host, agent_protocol.Kill(job=str(job.id)))
         self._job_changed(job)
+        if host is not None and job.id in host.held:
+            return (f"job {job.id} will be killed on {job.ran_on} once its agent reports it "
+                    f"(contact lost)")
+        if host is not None:
+            self._to_agent(host, agent_protocol.Kill(job=str(job.id)))
         return f"job {job.id} is being killed on {job.ran_on}"
 
     def delete(self, job_id: int | str, *, force: bool = False,
@@ -426,84 +532,6 @@ class Controller:
             self._push_timer(self.config.retention, ("forget", job.id))
         return results
 
-    # == HostListener: what hosts mean for jobs ==============================================
-
-    def agent_message(self, host: Host, message: agent_protocol.Message) -> None:
-        if isinstance(message, agent_protocol.Started):
-            job = self._running_job(host, message.job)
-            if job is not None:
-                job.pid, job.started = message.pid, self.clock()
-                self._job_changed(job)
-        elif isinstance(message, agent_protocol.Ended):
-            self._on_ended(host, message)
-        elif isinstance(message, agent_protocol.Error):
-            self._on_agent_error(host, message)
-        else:
-            log.warning("%s: unexpected %s message from the agent", host.name, message.TYPE)
-
-    def host_connected(self, host: Host) -> None:
-        self._update_load(host)
-        self._fill(host)
-
-    def host_lost(self, host: Host, reason: str) -> None:
-        """Its running jobs end DOWN; it takes no more jobs."""
-        self._end_running(host, Outcome.DOWN, f"host {host.name} went down: {reason}")
-
-    def _end_running(self, host: Host, outcome: Outcome, reason: str) -> None:
-        for job_id in sorted(host.running):
-            job = self.jobs.get(job_id)
-            if job is not None and job.state is JobState.BUSY:
-                self._finish(job, outcome, reason=reason)
-        host.running.clear()
-        self._free.discard(host.name)
-
-    def _running_job(self, host: Host, job_word: str) -> Job | None:
-        try:
-            job_id = int(job_word)
-        except ValueError:
-            job_id = -1
-        if job_id not in host.running:
-            log.warning("%s: the agent reports job %r, which it does not run for us",
-                        host.name, job_word)
-            return None
-        return self.jobs.get(job_id)
-
-    def _on_ended(self, host: Host, message: agent_protocol.Ended) -> None:
-        job = self._running_job(host, message.job)
-        if job is None:
-            return
-        host.running.discard(job.id)
-        outcome = _AGENT_OUTCOMES[message.outcome]
-        reason = message.reason or self._default_reason(job, outcome, message)
-        job.elapsed = message.elapsed
-        job.stdout, job.stderr = message.stdout, message.stderr
-        job.stdout_bytes, job.stderr_bytes = message.stdout_bytes, message.stderr_bytes
-        job.stdout_truncated = message.stdout_truncated
-        job.stderr_truncated = message.stderr_truncated
-        self._finish(job, outcome, reason=reason, status=message.status, signal=message.signal)
-        self._slot_freed(host)
-
-    @staticmethod
-    def _default_reason(job: Job, outcome: Outcome, message: agent_protocol.Ended) -> str:
-        if outcome is Outcome.EXIT:
-            return f"exited with status {message.status}"
-        if outcome is Outcome.CRASH:
-            return f"ended by signal {message.signal}"
-        if outcome is Outcome.TIMEOUT:
-            return f"ran longer than its timeout of {job.timeout:g} s"
-        return "killed on request" if job.kill_requested else "killed by the agent"
-
-    def _on_agent_error(self, host: Host, message: agent_protocol.Error) -> None:
-        log.warning("%s: the agent reports an error: %s (job %s) %s", host.name,
-                    message.reason, message.job, message.excerpt)
-        if message.job is None:
-            return
-        job = self._running_job(host, message.job)
-        if job is not None and job.started is None:
-            host.running.discard(job.id)
-            self._finish(job, Outcome.DOWN, reason=f"the agent refused it: {message.reason}")
-            self._slot_freed(host)
-
     # == hosts: dispatch ====================================================================
 
     def _update_load(self, host: Host) -> None:
@@ -524,12 +552,23 @@ class Controller:
         self._fill(host)
 
     def _fill(self, host: Host) -> None:
-        """Give each free slot of `host` the best pending job it may run."""
+        """Give each free slot of `host` the best pending job it may run.
+
+        A retried job passes over the host its last attempt was lost on while another
+        connected host may run it (a bounded number of such jobs per fill)."""
+        passed: list[Job] = []
         while host.free_slots > 0:
             job_id = self._index.pop_best_for(host.name)
             if job_id is None:
-                return
-            self._start(self.jobs[job_id], host)
+                break
+            job = self.jobs[job_id]
+            if job.avoid == host.name and len(passed) < AVOID_SCAN \
+                    and len(self._connected - {host.name}) > 0:
+                passed.append(job)
+                continue
+            self._start(job, host)
+        for job in passed:
+            self._index.add(self._placement(job))
 
     # == hosts: commands that touch jobs ====================================================
 
@@ -547,8 +586,8 @@ class Controller:
         return self.host_table.add(name, slots=slots, connect=connect)
 
     def _refuse_if_running(self, host: Host, action: str, force: bool) -> None:
-        if host.running and not force:
-            ids = ", ".join(str(i) for i in sorted(host.running))
+        if (host.running or host.held) and not force:
+            ids = ", ".join(str(i) for i in sorted(host.running | host.held))
             raise ConflictError(f'host "{host.name}" is running jobs {ids}; '
                                 f"{action} would kill them; use -force to do it anyway")
 
@@ -601,7 +640,8 @@ class Controller:
                      if h.state in (HostState.IDLE, HostState.BUSY)]
         return {
             "pid": os.getpid(),
-            "uptime": round(self.clock() - self.started_at, 3),
+            "uptime": round(time.monotonic() - self._started_mono, 3),
+            "unknown": sum(len(h.held) for h in self.hosts.values()),
             "hosts": {state.value: host_counts.get(state.value, 0) for state in HostState},
             "jobs": {state.value: self._job_counts.get(state, 0) for state in JobState},
             "outcomes": {o.value: self._outcome_counts.get(o, 0) for o in Outcome},
@@ -611,3 +651,4 @@ class Controller:
             "journal": {"path": str(self.journal.path) if self.journal else None,
                         "failure": self.journal.failure if self.journal else None},
         }
+

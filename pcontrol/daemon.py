@@ -4,7 +4,11 @@
 share a home and a leftover socket is known to be stale. `start` runs `serve` detached
 (new session, output to the log) and waits until it reports ready through a pipe (or dies,
 in which case the end of the log says why). `stop` asks over the socket and waits until
-the pid file's lock is released.
+the pid file's lock is released; by default the agents keep running jobs for their lease
+(the next `start` takes them over), `stop -kill` ends every job first.
+
+The controller's secret ($SCHED_HOME/secret, see pcontrol.secret) is loaded (or made) here:
+it is what lets the next pcontrol's agents take over this one's.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from .controller import Controller, ControllerConfig
 from .errors import ClientError, ControllerNotRunning
 from .journal import Journal, JournalError
 from .paths import Paths
+from .secret import SecretError, load_or_create_secret
 from .server import ControlServer
 
 log = logging.getLogger(__name__)
@@ -117,7 +122,7 @@ def serve(paths: Paths, config: ControllerConfig, *, ready_fd: int | None = None
         return 1
     try:
         asyncio.run(_serve(paths, config, ready_fd))
-    except (JournalError, sqlite3.Error, OSError) as exc:
+    except (JournalError, SecretError, sqlite3.Error, OSError) as exc:
         log.error("pcontrol cannot run: %s", exc)
         return 1
     finally:
@@ -127,8 +132,9 @@ def serve(paths: Paths, config: ControllerConfig, *, ready_fd: int | None = None
 
 async def _serve(paths: Paths, config: ControllerConfig, ready_fd: int | None) -> None:
     loop = asyncio.get_running_loop()
+    secret = load_or_create_secret(paths.home)
     journal = Journal(paths.journal)
-    controller = Controller(journal, config)
+    controller = Controller(journal, config, secret=secret)
     server = ControlServer(controller, paths.socket)
     for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         loop.add_signal_handler(signum, server.request_shutdown)
@@ -209,11 +215,12 @@ def _log_tail(path: Path, lines: int = 10) -> str:
     return "\n".join(text.splitlines()[-lines:])
 
 
-def stop(paths: Paths, timeout: float = STOP_TIMEOUT) -> DaemonResult:
-    """Ask the daemon to stop and wait until it has."""
+def stop(paths: Paths, timeout: float = STOP_TIMEOUT, *, kill: bool = False) -> DaemonResult:
+    """Ask the daemon to stop (kill: ending every job) and wait until it has."""
     pid = read_pid(paths)
     try:
-        reply = run_command(["shutdown"], paths.home, timeout=10.0)
+        reply = run_command(["shutdown", "-kill"] if kill else ["shutdown"], paths.home,
+                            timeout=10.0)
     except ControllerNotRunning:
         if pid is None:
             return DaemonResult(True, "pcontrol is not running")
@@ -231,7 +238,8 @@ def stop(paths: Paths, timeout: float = STOP_TIMEOUT) -> DaemonResult:
             return DaemonResult(False, f"pcontrol (pid {pid}) did not stop within {timeout:g} s",
                            pid)
         time.sleep(0.05)
-    return DaemonResult(True, "pcontrol stopped" + (f" (pid {pid})" if pid else ""), pid)
+    return DaemonResult(True, "pcontrol stopped" + (f" (pid {pid})" if pid else "")
+                        + (", every job killed" if kill else ""), pid)
 
 
 # -- for other programs (the sched shell); blocking: call through asyncio.to_thread ----------
@@ -242,6 +250,6 @@ def start_daemon(home: str | os.PathLike[str] | None = None,
     return start(Paths.for_home(home), list(serve_args))
 
 
-def stop_daemon(home: str | os.PathLike[str] | None = None) -> DaemonResult:
-    """`pcontrol stop` for $SCHED_HOME (or `home`)."""
-    return stop(Paths.for_home(home))
+def stop_daemon(home: str | os.PathLike[str] | None = None, *, kill: bool = False) -> DaemonResult:
+    """`pcontrol stop` (kill: `pcontrol stop -kill`) for $SCHED_HOME (or `home`)."""
+    return stop(Paths.for_home(home), kill=kill)

@@ -160,14 +160,19 @@ class FreeHosts:
         if host in self._hosts:
             self._hosts.move_to_end(host)
 
-    def pick(self, placement: Placement) -> str | None:
-        """A free host the job may run on: its required or preferred host, else any."""
+    def pick(self, placement: Placement, avoid: str | None = None) -> str | None:
+        """A free host the job may run on: its required or preferred host, else any, but
+        not `avoid` (a retry's lost host) when another is free."""
         if placement.host is not None:
             if placement.host in self._hosts:
                 return placement.host
             if placement.required:
                 return None
-        return next(iter(self._hosts), None)
+        hosts = iter(self._hosts)
+        first = next(hosts, None)
+        if first is not None and first == avoid:
+            return next(hosts, first)
+        return first
 
 
 class TimerHeap:

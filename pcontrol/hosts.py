@@ -2,19 +2,27 @@
 
 HostTable owns the Host records and, per host, the live AgentLink, the connect attempt in
 flight and the retry timer. It knows nothing of jobs: what a connection means for jobs is
-the listener's business (HostListener, implemented by the Controller): a host came up (fill
-its slots), a host was lost (its running jobs end DOWN), an agent sent a message, a record
-changed (journal it, send an event).
+the listener's business (HostListener, implemented by the Controller): a host came up and
+its agent reported what it runs (reconcile, fill its slots), a host was lost (its jobs wait
+for the agent's successor, or end DOWN), an agent sent a message, a record changed.
 
-    add -> CONNECTING -> (hello) -> IDLE/BUSY            (IDLE/BUSY set by the listener)
+    add -> CONNECTING -> (hello, v1) ------------------------> IDLE/BUSY   (set by the listener)
+                      -> (hello, v2) -> auth -> (resumed) ---> IDLE/BUSY
               \\-> (failure) -> DOWN -> (backoff timer) -> CONNECTING
-    connected -> (EOF, write error, missed heartbeats) -> DOWN
+    connected -> (EOF, write error, silent for missed_heartbeats intervals) -> DOWN
     off -> OFF (no retries);  on -> CONNECTING
+
+A host that goes DOWN within `stable_after` seconds of coming up is flapping: its failure
+count carries on, so each retry waits twice as long (up to retry_max); a host that stayed
+up that long starts again from retry_min. Recent state changes are kept in its history.
+Timers (heartbeat, silence, retries) run on the loop's monotonic clock; the times in the
+records (since, retry_at, history) are wall-clock, for people.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import logging
 import random
 import shlex
@@ -31,13 +39,24 @@ from .model import Host, HostState
 
 log = logging.getLogger(__name__)
 
+#: Seconds to wait for a lost local agent (our own child) to exit before its jobs are held.
+AGENT_EXIT_WAIT = 1.0
+
 
 class HostListener(Protocol):
     def host_changed(self, host: Host) -> None: ...
 
+    def host_resumed(self, host: Host, report: agent_protocol.Resumed | None) -> None:
+        """The agent reported what it runs (None: a version 1 agent, which runs nothing)."""
+
     def host_connected(self, host: Host) -> None: ...
 
-    def host_lost(self, host: Host, reason: str) -> None: ...
+    def host_lost(self, host: Host, reason: str, survivable: bool) -> list[int]:
+        """The host's connection is gone. `survivable`: its agent may live on and keep the
+        jobs for a successor. Returns the jobs now awaiting a report."""
+
+    def agent_died(self, host: Host, job_ids: list[int], reason: str) -> None:
+        """The agent we lost is known to have exited: the jobs it held are gone."""
 
     def agent_message(self, host: Host, message: agent_protocol.Message) -> None: ...
 
@@ -49,7 +68,11 @@ class _Runtime:
     link: AgentLink | None = None
     connect_task: asyncio.Task | None = None
     retry_handle: asyncio.TimerHandle | None = None
-    unanswered: int = 0
+    last_heard: float = 0.0                   # loop time of the agent's last line
+    watchdog: asyncio.TimerHandle | None = None
+    resume_timer: asyncio.TimerHandle | None = None
+    ready: bool = False                       # resumed (or v1): the host takes jobs
+    up_since: float | None = None             # loop time it became ready
 
 
 def validate_host_name(name: str) -> None:
@@ -59,16 +82,20 @@ def validate_host_name(name: str) -> None:
 
 class HostTable:
     def __init__(self, config: ControllerConfig, listener: HostListener,
-                 clock: Callable[[], float]):
+                 clock: Callable[[], float], token: str | None = None):
         self.config = config
         self.listener = listener
         self.clock = clock
+        self.token = token
+        """Sent to version 2 agents in `auth`; None: never authenticate (agents won't survive)."""
         self.hosts: dict[str, Host] = {}
         self._runtime: dict[str, _Runtime] = {}
         self._background: set[asyncio.Task] = set()
+        self._reapers: set[asyncio.Task] = set()
         self._heartbeat_task: asyncio.Task | None = None
         self._ping_seq = 0
         self._stopping = False
+        self._draining = False
 
     # -- life -------------------------------------------------------------------------------
 
@@ -78,7 +105,9 @@ class HostTable:
             host = Host(name=record["name"], slots=record.get("slots"),
                         connect=record.get("connect"), enabled=bool(record.get("enabled", True)),
                         added=float(record.get("added") or now), since=now)
+            host.history = collections.deque(maxlen=self.config.history_size)
             host.state = HostState.CONNECTING if host.enabled else HostState.OFF
+            self._note(host, "pcontrol started")
             self.hosts[host.name] = host
             self._runtime[host.name] = _Runtime()
 
@@ -90,24 +119,45 @@ class HostTable:
             if host.enabled:
                 self._begin_connect(host)
 
-    async def stop(self) -> None:
-        """End every agent (politely: bye) and every attempt in flight."""
+    async def stop(self, *, kill: bool = False) -> None:
+        """End every attempt in flight and let go of every agent.
+
+        kill: say bye, so each agent kills its jobs and reports them (their reports still
+        reach the listener) before it exits. Otherwise hang up without a word: an agent that
+        was sent `auth` keeps its jobs for its lease, for the next pcontrol's agent.
+        """
         self._stopping = True
+        self._draining = kill
         if self._heartbeat_task is not None:
             self._heartbeat_task.cancel()
         closing: list[Any] = []
         for runtime in self._runtime.values():
+            self._cancel_timers(runtime)
             if runtime.retry_handle is not None:
                 runtime.retry_handle.cancel()
             if runtime.connect_task is not None:
                 runtime.connect_task.cancel()
                 closing.append(runtime.connect_task)
-            if runtime.link is not None:
+            if runtime.link is None:
+                continue
+            if kill or not runtime.link.authed:
                 closing.append(runtime.link.close(reason="pcontrol stopped",
                                                   grace=self.config.bye_grace))
+            else:
+                runtime.link.hang_up("pcontrol stopped")
         closing.extend(self._background)
         if closing:
             await asyncio.gather(*closing, return_exceptions=True)
+        self._draining = False
+        for task in self._reapers:
+            task.cancel()
+
+    @staticmethod
+    def _cancel_timers(runtime: _Runtime) -> None:
+        for handle in (runtime.watchdog, runtime.resume_timer):
+            if handle is not None:
+                handle.cancel()
+        runtime.watchdog = runtime.resume_timer = None
 
     def _spawn(self, coro: Any, name: str) -> None:
         task = asyncio.get_running_loop().create_task(coro, name=name)
@@ -134,11 +184,23 @@ class HostTable:
             host.reason = reason
         if not changed:
             return
+        up = (HostState.IDLE, HostState.BUSY)
+        noted = host.state is not state and not (host.state in up and state in up)
         host.state = state
         host.since = self.clock()
         if state is not HostState.DOWN:
             host.retry_at = None
+        if noted:
+            self._note(host, reason if state is HostState.DOWN else None)
         self.listener.host_changed(host)
+
+    def _note(self, host: Host, reason: str | None) -> None:
+        """Add the current state to the host's bounded history (IDLE/BUSY swings are
+        not history: only coming up is)."""
+        entry: dict[str, Any] = {"time": self.clock(), "state": host.state.value}
+        if reason:
+            entry["reason"] = reason
+        host.history.append(entry)
 
     def agent_argv(self, host: Host) -> list[str]:
         slots = ["--slots", str(host.slots)] if host.slots else []
@@ -163,6 +225,8 @@ class HostTable:
                 raise UsageError("-connect needs a command")
         now = self.clock()
         host = Host(name=name, slots=slots, connect=connect, added=now, since=now)
+        host.history = collections.deque(maxlen=self.config.history_size)
+        self._note(host, "added")
         self.hosts[name] = host
         self._runtime[name] = _Runtime()
         self.listener.host_changed(host)
@@ -175,6 +239,9 @@ class HostTable:
         if runtime.retry_handle is not None:
             runtime.retry_handle.cancel()
             runtime.retry_handle = None
+        self._cancel_timers(runtime)
+        runtime.ready = False
+        runtime.up_since = None
         link, runtime.link = runtime.link, None
         if link is not None:
             self._spawn(link.close(reason=reason, grace=self.config.bye_grace),
@@ -251,21 +318,46 @@ class HostTable:
                         host.name, host.slots, hello.slots, hello.slots)
             slots = hello.slots
         runtime.link = link
-        runtime.unanswered = 0
+        runtime.ready = False
         host.agent_slots = max(1, slots)
-        host.failures = 0
         host.last_pong = self.clock()
         host.agent = {"pid": hello.pid, "host": hello.host, "version": hello.version,
                       "agent": hello.agent, "local_pid": link.pid,
                       "clock_skew": round(hello.clock - host.last_pong, 6)}
         log.info("%s: connected (%s, pid %d on %s, %d slots)", host.name, hello.agent,
                  hello.pid, hello.host, host.agent_slots)
+        loop = asyncio.get_running_loop()
+        runtime.last_heard = loop.time()
+        self._arm_watchdog(host, runtime, runtime.last_heard + self._silence_limit())
+        if hello.version >= 2 and self.token is not None:
+            link.authed = link.send(agent_protocol.Auth(token=self.token, name=host.name,
+                                                        lease=self.config.lease))
+            runtime.resume_timer = loop.call_later(self.config.connect_timeout,
+                                                   self._resume_overdue, host, runtime)
+            return         # ready once the agent has reported what it runs (resumed)
+        self._ready(host, runtime, None)
+
+    def _ready(self, host: Host, runtime: _Runtime, report: agent_protocol.Resumed | None) -> None:
+        if runtime.resume_timer is not None:
+            runtime.resume_timer.cancel()
+            runtime.resume_timer = None
+        runtime.ready = True
+        runtime.up_since = asyncio.get_running_loop().time()
         self.set_state(host, HostState.IDLE)
+        self.listener.host_resumed(host, report)
         self.listener.host_connected(host)
+
+    def _resume_overdue(self, host: Host, runtime: _Runtime) -> None:
+        runtime.resume_timer = None
+        if self._is_current(host, runtime) and runtime.link is not None and not runtime.ready:
+            self.down(host, f"the agent did not report its jobs within "
+                            f"{self.config.connect_timeout:g} s of auth")
 
     def _host_of_link(self, link: AgentLink) -> Host | None:
         runtime = self._runtime.get(link.name)
-        if runtime is None or runtime.link is not link or self._stopping:
+        if runtime is None or runtime.link is not link:
+            return None
+        if self._stopping and not self._draining:
             return None
         return self.hosts.get(link.name)
 
@@ -273,27 +365,48 @@ class HostTable:
         host = self._host_of_link(link)
         if host is None:
             return
+        runtime = self._runtime[host.name]
+        runtime.last_heard = asyncio.get_running_loop().time()
         if isinstance(message, agent_protocol.Pong):
-            self._runtime[host.name].unanswered = 0
             host.last_pong = self.clock()
             host.agent["clock_skew"] = round(message.clock - host.last_pong, 6)
+        elif isinstance(message, agent_protocol.Resumed):
+            if runtime.ready:
+                log.warning("%s: the agent sent a second resumed; ignored", host.name)
+            elif not self._stopping:
+                log.info("%s: the agent runs %d job(s), reports %d finished, took over %d "
+                         "agent(s)", host.name, len(message.running), len(message.finished),
+                         message.survivors)
+                self._ready(host, runtime, message)
         else:
             self.listener.agent_message(host, message)
 
     def _on_lost(self, link: AgentLink, reason: str) -> None:
-        host = self._host_of_link(link)
+        runtime = self._runtime.get(link.name)
+        if runtime is None or runtime.link is not link or self._stopping:
+            return
+        host = self.hosts.get(link.name)
         if host is not None:
             self.down(host, reason)
 
     def down(self, host: Host, reason: str) -> None:
-        """The host is unusable: the listener ends its jobs; retry later with backoff."""
+        """The host is unusable: the listener deals with its jobs; retry later with backoff.
+
+        An authenticated agent is hung up on without a signal (it keeps its jobs for its
+        lease); if it is our own child and exits anyway, its jobs are known lost."""
         runtime = self._runtime[host.name]
+        self._cancel_timers(runtime)
         link, runtime.link = runtime.link, None
-        if link is not None:
+        survivable = link is not None and link.authed and self.config.lease > 0
+        if link is not None and not survivable:
             self._spawn(link.close(reason=reason, polite=False, grace=1.0),
                         f"hang up {host.name}")
-        self.listener.host_lost(host, reason)
-        host.failures += 1
+        elif link is not None:
+            link.hang_up(reason)
+        held = self.listener.host_lost(host, reason, survivable)
+        if link is not None and survivable:
+            self._watch_agent(host, link, held)
+        self._count_failure(host, runtime)
         if host.enabled and not self._stopping:
             delay = min(self.config.retry_max,
                         self.config.retry_min * 2 ** min(host.failures - 1, 30))
@@ -303,6 +416,35 @@ class HostTable:
                 delay, self._retry_due, host, runtime)
         log.warning("%s: DOWN: %s", host.name, reason)
         self.set_state(host, HostState.DOWN, reason)
+
+    def _count_failure(self, host: Host, runtime: _Runtime) -> None:
+        """One more failure; a host that had been up for `stable_after` starts over,
+        one that went down sooner is flapping and its backoff keeps growing."""
+        if runtime.up_since is not None:
+            up_for = asyncio.get_running_loop().time() - runtime.up_since
+            if up_for >= self.config.stable_after:
+                host.failures = 0
+            elif host.failures > 0:      # it had been down, came back, and fell again
+                host.flaps += 1
+                log.warning("%s: flapping: down again %.1f s after coming up (%d failures "
+                            "in a row)", host.name, up_for, host.failures + 1)
+        runtime.up_since = None
+        runtime.ready = False
+        host.failures += 1
+
+    def _watch_agent(self, host: Host, link: AgentLink, held: list[int]) -> None:
+        """Reap the agent we hung up on whenever it exits. A local agent (our child) that
+        exits at once took its jobs with it: tell the listener without waiting for grace."""
+        async def watch() -> None:
+            if link.agent_is_child and held:
+                if await link.wait_gone(AGENT_EXIT_WAIT):
+                    self.listener.agent_died(host, held, f"its agent (pid {link.pid}) died")
+                    return
+            await link.wait_gone(None)
+
+        task = asyncio.get_running_loop().create_task(watch(), name=f"reap {host.name}")
+        self._reapers.add(task)
+        task.add_done_callback(self._reapers.discard)
 
     def _retry_due(self, host: Host, runtime: _Runtime) -> None:
         runtime.retry_handle = None
@@ -317,16 +459,27 @@ class HostTable:
             self.heartbeat_tick()
 
     def heartbeat_tick(self) -> None:
-        """Ping every connected agent; one that left `missed_heartbeats` pings unanswered
-        in a row is DOWN."""
-        limit = self.config.missed_heartbeats
-        for name, runtime in list(self._runtime.items()):
-            if runtime.link is None:
-                continue
-            if runtime.unanswered >= limit:
-                self.down(self.hosts[name], f"missed {limit} heartbeats "
-                                            f"({self.config.heartbeat:g} s apart)")
-                continue
-            runtime.unanswered += 1
-            self._ping_seq += 1
-            runtime.link.send(agent_protocol.Ping(seq=self._ping_seq))
+        """Ping every connected agent (the watchdogs decide who is silent too long)."""
+        for runtime in list(self._runtime.values()):
+            if runtime.link is not None:
+                self._ping_seq += 1
+                runtime.link.send(agent_protocol.Ping(seq=self._ping_seq))
+
+    def _silence_limit(self) -> float:
+        return self.config.missed_heartbeats * self.config.heartbeat
+
+    def _arm_watchdog(self, host: Host, runtime: _Runtime, due: float) -> None:
+        runtime.watchdog = asyncio.get_running_loop().call_at(due, self._watchdog, host, runtime)
+
+    def _watchdog(self, host: Host, runtime: _Runtime) -> None:
+        """An agent heard of nothing for missed_heartbeats intervals is DOWN: at most that
+        long after its last line (any line counts, not only pongs)."""
+        runtime.watchdog = None
+        if runtime.link is None or not self._is_current(host, runtime):
+            return
+        due = runtime.last_heard + self._silence_limit()
+        if asyncio.get_running_loop().time() < due:
+            self._arm_watchdog(host, runtime, due)
+            return
+        self.down(host, f"missed {self.config.missed_heartbeats} heartbeats "
+                        f"({self.config.heartbeat:g} s apart)")

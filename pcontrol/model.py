@@ -6,6 +6,7 @@ in replies, events and the journal, `from_record()` reads it back.
 
 from __future__ import annotations
 
+import collections
 import enum
 from dataclasses import dataclass, field
 from typing import Any
@@ -84,13 +85,20 @@ class Job:
     stderr_truncated: bool = False
     harvested: float | None = None        # wall clock of the owner's acknowledgement
     kill_requested: bool = False
+    retry: int = 0                        # -retry N: runs again up to N times after DOWN
+    retries_left: int = 0
+    attempts: list[dict[str, Any]] = field(default_factory=list)   # earlier runs, lost
+    avoid: str | None = None              # the host lost by the last attempt
+    queued: float | None = None           # wall clock it last entered the queue (a retry)
+    unknown_since: float | None = None    # wall clock its agent was lost; awaiting a report
 
     @property
     def pending_deadline(self) -> float | None:
-        """Wall-clock time when a still PENDING job ends with outcome PENDING."""
+        """Wall-clock time when a still PENDING job ends with outcome PENDING (counted from
+        its submission, or from its requeue for a retry)."""
         if self.pending_timeout is None:
             return None
-        return self.submitted + self.pending_timeout
+        return (self.queued if self.queued is not None else self.submitted) + self.pending_timeout
 
     def to_record(self, *, output: bool = False) -> dict[str, Any]:
         record = {
@@ -107,6 +115,10 @@ class Job:
             "stdout_truncated": self.stdout_truncated,
             "stderr_truncated": self.stderr_truncated,
             "harvested": self.harvested, "kill_requested": self.kill_requested,
+            "retry": self.retry, "retries_left": self.retries_left,
+            "attempts": [dict(a) for a in self.attempts], "avoid": self.avoid,
+            "queued": self.queued, "unknown": self.unknown_since is not None,
+            "unknown_since": self.unknown_since,
         }
         if output:
             record["stdout"] = self.stdout
@@ -118,7 +130,8 @@ class Job:
         job = cls(id=int(record["id"]), argv=list(record["argv"]),
                   submitted=float(record["submitted"]))
         for name in ("host", "timeout", "cwd", "owner", "task", "status", "signal", "ran_on",
-                     "pid", "started", "ended", "elapsed", "harvested"):
+                     "pid", "started", "ended", "elapsed", "harvested", "avoid", "queued",
+                     "unknown_since"):
             setattr(job, name, record.get(name))
         job.required = bool(record.get("required", False))
         job.pending_timeout = record.get("pending")
@@ -134,6 +147,9 @@ class Job:
             setattr(job, name, int(record.get(name) or 0))
         for name in ("stdout_truncated", "stderr_truncated", "kill_requested"):
             setattr(job, name, bool(record.get(name)))
+        job.retry = int(record.get("retry") or 0)
+        job.retries_left = int(record.get("retries_left") or 0)
+        job.attempts = [dict(a) for a in record.get("attempts") or []]
         return job
 
 
@@ -153,6 +169,10 @@ class Host:
     retry_at: float | None = None     # wall clock of the next automatic retry
     agent: dict[str, Any] = field(default_factory=dict)   # hello: pid, version, clock skew
     last_pong: float | None = None
+    held: set[int] = field(default_factory=set)   # jobs of a lost agent, awaiting its report
+    flaps: int = 0                    # times it went DOWN soon after coming up
+    history: collections.deque[dict[str, Any]] = field(
+        default_factory=lambda: collections.deque(maxlen=20))   # recent state changes
 
     @property
     def free_slots(self) -> int:
@@ -168,4 +188,5 @@ class Host:
             "added": self.added, "running": sorted(self.running),
             "failures": self.failures, "retry_at": self.retry_at,
             "agent": dict(self.agent), "last_pong": self.last_pong,
+            "held": sorted(self.held), "flaps": self.flaps, "history": list(self.history),
         }

@@ -51,7 +51,8 @@ def job_result(record: dict[str, Any]) -> str:
     """EXIT 0 / CRASH 9 / TIMEOUT / ... or the state for an unfinished job."""
     outcome = record.get("outcome")
     if outcome is None:
-        return record["state"] + (" (killing)" if record.get("kill_requested") else "")
+        return record["state"] + (" (unknown)" if record.get("unknown") else "") \
+            + (" (killing)" if record.get("kill_requested") else "")
     if outcome == "EXIT":
         return f"EXIT {record.get('status')}"
     if outcome == "CRASH":
@@ -86,12 +87,18 @@ def host_detail(r: dict[str, Any]) -> str:
         f"connect:   {r['connect'] or '(default)'}",
         f"running:   {', '.join(str(i) for i in r['running']) or 'none'}",
     ]
+    if r.get("held"):
+        lines.append(f"unknown:   {', '.join(str(i) for i in r['held'])} (contact lost; "
+                     "awaiting the next agent's report)")
     if r.get("command"):
         lines.append(f"command:   {shlex.join(r['command'])}")
     if r["reason"]:
         lines.append(f"last down: {r['reason']}")
-    if r["failures"]:
+    if r["failures"] and r["state"] not in ("IDLE", "BUSY"):
         lines.append(f"failures:  {r['failures']} in a row")
+    if r.get("flaps"):
+        lines.append(f"flapping:  went down {r['flaps']} time(s) soon after coming up; "
+                     "retried with growing backoff")
     if r.get("retry_at"):
         lines.append(f"retry:     {when(r['retry_at'], now)}")
     agent = r.get("agent") or {}
@@ -99,6 +106,12 @@ def host_detail(r: dict[str, Any]) -> str:
         lines.append(f"agent:     {agent.get('agent')} pid {agent.get('pid')} on "
                      f"{agent.get('host')}, clock skew {agent.get('clock_skew')} s")
         lines.append(f"heartbeat: last pong {when(r.get('last_pong'), now)}")
+    history = r.get("history") or []
+    if history:
+        lines.append("history:")
+        for entry in reversed(history):
+            note = f": {entry['reason']}" if entry.get("reason") else ""
+            lines.append(f"  {when(entry['time'], now)}  {entry['state']}{note}")
     return "\n".join(lines)
 
 
@@ -110,7 +123,8 @@ def job_table(records: Sequence[dict[str, Any]]) -> str:
         where = r.get("ran_on") or (r["host"] + (" (required)" if r["required"] else "")
                                     if r.get("host") else "")
         owner = "/".join(x for x in (r.get("owner"), r.get("task")) if x)
-        rows.append((r["id"], r["state"], job_result(r) if r["state"] == "DONE" else "",
+        rows.append((r["id"], r["state"], job_result(r) if r["state"] == "DONE" else
+                     ("unknown" if r.get("unknown") else ""),
                      where, owner, command_line(r["argv"], 50)))
     return table(("ID", "STATE", "OUTCOME", "HOST", "OWNER/TASK", "COMMAND"), rows)
 
@@ -149,6 +163,15 @@ def job_detail(r: dict[str, Any]) -> str:
             lines.append(f"{stream + ':':<11}{r.get(f'{stream}_bytes', 0)} bytes{cut}")
     if r.get("harvested"):
         lines.append(f"harvested: {when(r['harvested'], now)}")
+    if r.get("unknown"):
+        lines.append(f"unknown:   contact with its agent lost {when(r.get('unknown_since'), now)};"
+                     " awaiting the host's next agent")
+    if r.get("retry"):
+        lines.append(f"retry:     {r['retry']} ({r.get('retries_left', 0)} left)")
+    for number, attempt in enumerate(r.get("attempts") or [], 1):
+        lines.append(f"attempt {number}: {attempt.get('host') or '-'} {attempt.get('outcome')}, "
+                     f"{when(attempt.get('started'), now)} to {when(attempt.get('ended'), now)}: "
+                     f"{attempt.get('reason')}")
     return "\n".join(lines)
 
 
@@ -160,7 +183,8 @@ def status_text(s: dict[str, Any]) -> str:
     lines = [f"pcontrol pid {s['pid']}, up {ago(s['uptime']).replace(' ago', '')}",
              f"hosts: {sum(s['hosts'].values())} ({counts(s['hosts'])})",
              f"slots: {s['slots']['busy']} busy of {s['slots']['total']}",
-             f"jobs:  {sum(s['jobs'].values())} ({counts(s['jobs'])})",
+             f"jobs:  {sum(s['jobs'].values())} ({counts(s['jobs'])})"
+             + (f", {s['unknown']} unknown (contact lost)" if s.get("unknown") else ""),
              f"done:  {counts(s['outcomes'])}"]
     if s["journal"]["failure"]:
         lines.append(f"JOURNAL FAILING: {s['journal']['failure']}")

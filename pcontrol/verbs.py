@@ -80,10 +80,16 @@ def _unsubscribe(session: Session, args: dict[str, Any]) -> CommandResult:
     return CommandResult("unsubscribed", {"subscribed": False})
 
 
-@command("shutdown", "", "stop pcontrol (running jobs are reported DOWN after a restart)")
+@command("shutdown", "?-kill?",
+         "stop pcontrol; running jobs go on under their agents' lease and are taken over by "
+         "the next start (-kill: end every job, pending and running, as KILLED)")
 def _shutdown(session: Session, args: dict[str, Any]) -> CommandResult:
+    session.controller.kill_on_stop = bool(args["kill"])
     session.request_shutdown()
-    return CommandResult("pcontrol is stopping", {"stopping": True, "pid": os.getpid()})
+    text = "pcontrol is stopping" + (" and killing every job" if args["kill"] else
+                                     "; running jobs are left to their agents")
+    return CommandResult(text, {"stopping": True, "kill": bool(args["kill"]),
+                                "pid": os.getpid()})
 
 
 # -- hosts -----------------------------------------------------------------------------------
@@ -146,17 +152,20 @@ def _check_host(session: Session, args: dict[str, Any]) -> CommandResult:
 
 # -- jobs ------------------------------------------------------------------------------------
 
-@command("job", "?-host H? ?-required? ?-timeout S? ?-pending S? ?-priority N? ?-cwd DIR? "
-                "?-env K=V? ?-owner OWNER? ?-task TASK? ?-output-limit BYTES? -- ARGV...",
-         "submit a job; prints its id")
-def _job(session: Session, args: dict[str, Any]) -> CommandResult:
+@command("job", "?-host H? ?-required? ?-timeout S? ?-pending S? ?-priority N? ?-retry COUNT? "
+                "?-cwd DIR? ?-env K=V? ?-owner OWNER? ?-task TASK? ?-output-limit BYTES? "
+                "-- ARGV...",
+         "submit a job; prints its id (-retry: run it again, elsewhere if allowed, when its "
+         "host is lost, up to COUNT times)")
+async def _job(session: Session, args: dict[str, Any]) -> CommandResult:
     spec = JobSpec(argv=args["argv"], host=args["host"], required=args["required"],
                    timeout=args["timeout"], pending=args["pending"],
                    priority=args["priority"] or 0, cwd=args["cwd"], env=args["env"],
-                   owner=args["owner"], task=args["task"])
+                   owner=args["owner"], task=args["task"], retry=args["retry"] or 0)
     if args["output-limit"] is not None:
         spec.output_limit = args["output-limit"]
     job = session.controller.submit(spec)
+    await session.controller.durable()     # the id is given only once the job is on disk
     return CommandResult(str(job.id), job.to_record())
 
 

@@ -1,25 +1,74 @@
-"""Fixtures for pcontrol tests: a short temporary SCHED_HOME and a fake ssh on PATH."""
+"""Fixtures for pcontrol tests: a short temporary SCHED_HOME and a fake ssh on PATH.
+
+No agent may outlive its test: after each test the agents started for its home (found by
+the socket directory in their environment) get a few seconds to exit; any still there
+are killed and the test errors.
+"""
 
 from __future__ import annotations
 
 import os
 import shutil
+import signal
 import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from pcontrol_harness import FAKE_SSH
+# The helper modules beside this file import whatever pytest's import mode.
+if str(Path(__file__).resolve().parent) not in sys.path:
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from pcontrol_harness import FAKE_SSH  # noqa: E402
 
 
 @pytest.fixture
-def home() -> Any:
+def home(monkeypatch: pytest.MonkeyPatch) -> Any:
     # Unix socket paths are limited to ~107 bytes: keep the home short, under /tmp.
     path = tempfile.mkdtemp(dir="/tmp", prefix="pc")
+    # Surviving agents of this test wait for a successor in a directory of its own.
+    run_dir = Path(path) / "run"
+    run_dir.mkdir(mode=0o700)
+    monkeypatch.setenv("PCLIENT_RUNTIME_DIR", str(run_dir))
     yield path
+    leftover = _agents_of(run_dir, deadline=time.monotonic() + AGENT_EXIT_WAIT)
+    for pid in leftover:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
     shutil.rmtree(path, ignore_errors=True)
+    assert not leftover, f"agents {leftover} outlived the test"
+
+
+#: Seconds the agents of a finished test get to exit.
+AGENT_EXIT_WAIT = 5.0
+
+
+def _agents_of(run_dir: Path, deadline: float) -> list[int]:
+    """The live agents whose survivor socket directory is `run_dir`, once they stay so
+    until `deadline` (polled: their exit is nothing we can wait on)."""
+    needle = f"PCLIENT_RUNTIME_DIR={run_dir}\0".encode()
+    while True:
+        found = []
+        for entry in os.listdir("/proc"):
+            if not entry.isdigit():
+                continue
+            try:
+                stat = Path(f"/proc/{entry}/stat").read_text()
+                if b"pclient" not in Path(f"/proc/{entry}/cmdline").read_bytes():
+                    continue
+                environ = Path(f"/proc/{entry}/environ").read_bytes()
+            except OSError:
+                continue
+            if needle in environ and stat.rsplit(")", 1)[1].split()[0] not in "ZX":
+                found.append(int(entry))
+        if not found or time.monotonic() > deadline:
+            return found
+        time.sleep(0.05)
 
 
 @pytest.fixture

@@ -21,6 +21,7 @@ from pcontrol.client import ControllerClient
 from pcontrol.controller import Controller, ControllerConfig
 from pcontrol.journal import Journal
 from pcontrol.paths import Paths
+from pcontrol.secret import load_or_create_secret
 from pcontrol.server import ControlServer
 from pcontrol.wire import Event, EventKind
 
@@ -34,8 +35,9 @@ def run(coro: Coroutine[Any, Any, Any]) -> Any:
 
 
 def make_config(**overrides: Any) -> ControllerConfig:
+    # A short lease: an agent left behind by a failing test ends itself soon.
     values: dict[str, Any] = dict(heartbeat=0.2, connect_timeout=10.0, retry_min=60.0,
-                                  retry_max=120.0, retention=60.0, bye_grace=3.0)
+                                  retry_max=120.0, retention=60.0, bye_grace=3.0, lease=20.0)
     values.update(overrides)
     return ControllerConfig(**values)
 
@@ -126,11 +128,16 @@ class Harness:
 
 @contextlib.asynccontextmanager
 async def controller_running(home: str, config: ControllerConfig | None = None,
-                             owner: str | None = None) -> AsyncIterator[Harness]:
+                             owner: str | None = None, *,
+                             stop_kill: bool = True) -> AsyncIterator[Harness]:
+    """A controller on `home` with its secret. At the end it stops with -kill (no agent
+    outlives the test) unless `stop_kill` is False or the test set kill_on_stop itself."""
     paths = Paths.for_home(home)
     paths.ensure_home()
     journal = Journal(paths.journal)
-    controller = Controller(journal, config or make_config())
+    controller = Controller(journal, config or make_config(),
+                            secret=load_or_create_secret(home))
+    controller.kill_on_stop = stop_kill
     server = ControlServer(controller, paths.socket)
     await controller.start()
     await server.start()
@@ -187,3 +194,57 @@ case "$host" in
   *)         echo "fake ssh: unknown test host $host" >&2; exit 255 ;;
 esac
 """
+
+
+#: A stand-in for ssh: runs the agent command as a child in a session of its own, on pipes,
+#: and copies bytes both ways. Killing it cuts the connection while the agent lives on
+#: (it sees end of input), as killing ssh does to a remote pclient.
+RELAY = r'''
+import os, select, subprocess, sys
+child = subprocess.Popen(sys.argv[1:], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                         stderr=subprocess.DEVNULL, start_new_session=True)
+routes = {0: child.stdin.fileno(), child.stdout.fileno(): 1}
+while routes:
+    ready, _, _ = select.select(list(routes), [], [])
+    for fd in ready:
+        data = os.read(fd, 65536)
+        if not data:
+            target = routes.pop(fd)
+            if target != 1:
+                os.close(target)
+            else:
+                sys.exit(child.wait())
+            continue
+        os.write(routes[fd], data)
+'''
+
+
+def relay_connect(home: str, *agent_args: str) -> str:
+    """A -connect command that starts a local agent through the RELAY (written in `home`)."""
+    script = os.path.join(home, "relay.py")
+    with open(script, "w") as f:
+        f.write(RELAY)
+    return f"{LOCAL_AGENT_PY} {shlex.quote(script)} {LOCAL_AGENT} " + " ".join(
+        shlex.quote(a) for a in agent_args)
+
+
+LOCAL_AGENT_PY = shlex.quote(sys.executable)
+
+
+async def poll(condition: Callable[[], bool], what: str, timeout: float = WAIT) -> None:
+    """Wait, bounded, for state nobody can tell us about (a process gone, a file there)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not condition():
+        if loop.time() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting until {what}")
+        await asyncio.sleep(0.01)
+
+
+def alive(pid: int) -> bool:
+    """A live process: not gone, not a zombie."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] not in "ZX"
+    except OSError:
+        return False

@@ -46,7 +46,7 @@ def daemon(home: str):
     started = pcontrol(home, "start", "--heartbeat", "0.2")
     assert started.returncode == 0, started.stderr
     yield started
-    pcontrol(home, "stop")
+    pcontrol(home, "stop", "-kill")
 
 
 def test_start_commands_stop_and_start_again(home: str, daemon: subprocess.CompletedProcess) -> None:

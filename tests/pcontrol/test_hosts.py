@@ -88,18 +88,83 @@ def test_agent_killed_mid_job(home: str) -> None:
     run(body())
 
 
-def test_missed_heartbeats_make_a_host_down(home: str) -> None:
+def test_missed_heartbeats_make_a_host_down_within_three_intervals(home: str) -> None:
     async def body() -> None:
-        async with controller_running(home, make_config(heartbeat=0.1)) as h:
+        async with controller_running(home, make_config(heartbeat=0.2)) as h:
             host = await h.add_local("localhost")
             pid = host["agent"]["local_pid"]
+            record = await h.cmd("check", "host", "localhost")
             mark = len(h.log.events)
             os.kill(pid, signal.SIGSTOP)
             try:
                 down = await h.wait_host("localhost", "DOWN", after=mark)
             finally:
                 os.kill(pid, signal.SIGCONT)
-            assert "missed 3 heartbeats (0.1 s apart)" in down["reason"]
+            assert "missed 3 heartbeats (0.2 s apart)" in down["reason"]
+            # Silent for three intervals after its last word, not four.
+            silent = down["since"] - down["last_pong"]
+            assert 0.6 - 0.01 <= silent <= 0.6 + 0.15, silent
+            assert record["last_pong"] <= down["last_pong"]
+    run(body())
+
+
+FLAPPY = r"""#!/bin/sh
+# An agent that says hello (protocol 1) and dies a moment later: a flapping host.
+printf '{"type":"hello","version":1,"host":"flappy","pid":%d,"clock":1.0,"slots":1,"agent":"fake"}\n' $$
+sleep 0.1
+"""
+
+
+@pytest.mark.parametrize("stable_after, grows", [(60.0, True), (0.0, False)])
+def test_a_flapping_host_is_retried_with_growing_backoff(home: str, stable_after: float,
+                                                         grows: bool) -> None:
+    script = Path(home) / "flappy"
+    script.write_text(FLAPPY)
+    script.chmod(0o755)
+
+    async def body() -> None:
+        config = make_config(retry_min=0.1, retry_max=10.0, stable_after=stable_after)
+        async with controller_running(home, config) as h:
+            await h.cmd("host", "add", "flappy", "-connect", str(script))
+            downs = []
+            for _ in range(3):
+                await h.wait_host("flappy", "IDLE", after=len(h.log.events) - 1
+                                  if downs else 0)
+                mark = len(h.log.events)
+                downs.append(await h.wait_host("flappy", "DOWN", after=mark))
+            await h.cmd("host", "off", "flappy")
+            delays = [d["retry_at"] - d["since"] for d in downs]
+            if grows:
+                assert [d["failures"] for d in downs] == [1, 2, 3]
+                assert [d["flaps"] for d in downs] == [0, 1, 2]
+                assert delays[1] > 1.5 * delays[0] and delays[2] > 1.5 * delays[1], delays
+                text = (await h.reply("check", "host", "flappy")).text
+                assert "flapping:  went down 2 time(s) soon after coming up" in text
+            else:
+                assert [d["failures"] for d in downs] == [1, 1, 1]
+                assert [d["flaps"] for d in downs] == [0, 0, 0]
+                assert max(delays) < 0.12
+            record = await h.cmd("check", "host", "flappy")
+            states = [entry["state"] for entry in record["history"]]
+            assert states[:1] == ["CONNECTING"] and states[-1] == "OFF"
+            assert states.count("DOWN") == 3 and states.count("IDLE") == 3
+            reasons = [e.get("reason", "") for e in record["history"] if e["state"] == "DOWN"]
+            assert all("EOF" in reason for reason in reasons), reasons
+            text = (await h.reply("check", "host", "flappy")).text
+            assert "history:" in text and "DOWN: the agent" in text
+    run(body())
+
+
+def test_host_history_is_bounded(home: str, fake_ssh: Path) -> None:
+    async def body() -> None:
+        config = make_config(retry_min=0.01, retry_max=0.02, history_size=5)
+        async with controller_running(home, config) as h:
+            await h.cmd("host", "add", "quits")
+            for _ in range(6):
+                await h.wait_host("quits", "DOWN", after=len(h.log.events))
+            record = await h.cmd("check", "host", "quits")
+            assert len(record["history"]) == 5
+            assert record["history"][-1]["state"] in ("DOWN", "CONNECTING")
     run(body())
 
 
@@ -218,6 +283,7 @@ def _children() -> list[int]:
                 stat = Path(f"/proc/{entry}/stat").read_text()
             except OSError:
                 continue
-            if stat.rsplit(")", 1)[1].split()[1] == me:
+            fields = stat.rsplit(")", 1)[1].split()
+            if fields[1] == me and fields[0] != "Z":   # zombies: agents of earlier tests
                 found.append(int(entry))
     return found

@@ -15,7 +15,7 @@ from pcontrol_harness import controller_running, kill_group, make_config, run
 
 def test_restart_keeps_hosts_and_jobs(home: str) -> None:
     async def first_life() -> dict:
-        async with controller_running(home) as h:
+        async with controller_running(home, stop_kill=False) as h:
             await h.add_local("node1")
             await h.cmd("host", "add", "node2", "-slots", "3", "-connect", "unused")
             await h.cmd("host", "off", "node2")
@@ -29,10 +29,8 @@ def test_restart_keeps_hosts_and_jobs(home: str) -> None:
             started = await h.wait_started(running)
             pending = await h.submit("-host", "node2", "-required", "-pending", "600",
                                      "-priority", "3", "--", "true")
-            ids = dict(finished=finished, harvested=harvested, running=running,
-                       pending=pending, pid=started["pid"])
-        kill_group(ids["pid"])
-        return ids
+            return dict(finished=finished, harvested=harvested, running=running,
+                        pending=pending, pid=started["pid"])
 
     async def second_life(ids: dict) -> None:
         async with controller_running(home) as h:
@@ -45,10 +43,14 @@ def test_restart_keeps_hosts_and_jobs(home: str) -> None:
             assert (finished["outcome"], finished["status"]) == ("EXIT", 4)
             assert finished["stdout"] == "kept\n"
             assert (await h.cmd("check", "job", ids["harvested"]))["harvested"] is not None
+            # The job that ran through the restart was taken over by the new agent.
             running = await h.cmd("check", "job", ids["running"])
-            assert (running["state"], running["outcome"]) == ("DONE", "DOWN")
-            assert running["reason"] == "pcontrol stopped while it ran on node1"
+            assert (running["state"], running["unknown"], running["pid"]) == \
+                ("BUSY", False, ids["pid"])
             assert (running["owner"], running["task"]) == ("s1", "t")
+            assert (await h.cmd("check", "host", "node1"))["running"] == [ids["running"]]
+            await h.cmd("kill", ids["running"], "-force")
+            assert (await h.wait_job(ids["running"]))["outcome"] == "KILLED"
             pending = await h.cmd("check", "job", ids["pending"])
             assert pending["state"] == "PENDING"
             assert (pending["pending"], pending["priority"]) == (600, 3)
@@ -59,7 +61,11 @@ def test_restart_keeps_hosts_and_jobs(home: str) -> None:
             down = await h.wait_host("node2", "DOWN")
             assert "not found" in down["reason"]
 
-    run(second_life(run(first_life())))
+    ids = run(first_life())
+    try:
+        run(second_life(ids))
+    finally:
+        kill_group(ids["pid"])
 
 
 def test_job_ids_are_never_reused_after_deletion(home: str) -> None:

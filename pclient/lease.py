@@ -1,0 +1,402 @@
+"""Surviving a lost controller: the per-user socket where a surviving agent waits for a
+successor, and the successor's side that finds survivors and takes their jobs over.
+
+    controller A --stdio--> agent 1 (runs jobs)       A dies: agent 1 keeps its jobs for a
+                                                      lease and listens on its socket
+    controller B --stdio--> agent 2 --socket--> agent 1
+                                                      agent 2 proves the token, agent 1
+                                                      reports (resumed, ended...) to it;
+                                                      agent 2 forwards to B and B's acks
+                                                      and kills back; agent 1 exits once
+                                                      all it had is reported and acked
+
+Running jobs cannot change parent, so the survivor keeps running them and the successor
+proxies: the survivor serves the ordinary agent protocol on the socket, as if the
+successor were its controller. Only a successor that answers the survivor's challenge
+with HMAC-SHA256(token, nonce) is served; the token comes from the controller's `auth`
+(derived from its secret), so only a controller with the same secret can take jobs over.
+
+Sockets live in one directory per user, owner-only (0700 dir, 0600 sockets, and the peer's
+uid is checked with SO_PEERCRED both ways): $PCLIENT_RUNTIME_DIR, else
+$XDG_RUNTIME_DIR/pclient, else /tmp/pclient-<uid>. A survivor's socket is
+<key>-<pid>.sock where key = sha256(token, host name)[:16]: agents of other controllers
+or other host names never look at it. Standard library only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import logging
+import os
+import secrets
+import socket
+import stat
+import struct
+from pathlib import Path
+from typing import Callable, Union
+
+from .protocol import (
+    MAX_LINE,
+    Challenge,
+    Error,
+    Message,
+    ProtocolError,
+    Resumed,
+    Takeover,
+    decode,
+    encode,
+)
+
+__all__ = [
+    "HANDSHAKE_TIMEOUT",
+    "SocketChannel",
+    "SurvivorLink",
+    "SurvivorListener",
+    "find_survivors",
+    "kill_orphans",
+    "peer_uid",
+    "runtime_dir",
+    "survivor_key",
+    "takeover_proof",
+]
+
+log = logging.getLogger(__name__)
+
+HANDSHAKE_TIMEOUT = 5.0
+"""Seconds either side waits for the other's handshake line."""
+READ_CHUNK = 256 * 1024
+RUNTIME_ENV = "PCLIENT_RUNTIME_DIR"
+
+
+class LeaseError(Exception):
+    """The socket directory cannot be used safely (wrong owner, loose mode)."""
+
+
+def survivor_key(token: str, name: str) -> str:
+    """What a survivor's socket is named by: its controller's token and its host name."""
+    return hashlib.sha256(token.encode() + b"\0" + name.encode("utf-8", "replace")).hexdigest()[:16]
+
+
+def takeover_proof(token: str, nonce: str) -> str:
+    """The answer a successor gives to a survivor's challenge."""
+    return hmac.new(token.encode(), nonce.encode(), hashlib.sha256).hexdigest()
+
+
+def runtime_dir(create: bool = True) -> Path:
+    """The per-user socket directory, made 0700 if missing; LeaseError if it is unsafe."""
+    env = os.environ.get(RUNTIME_ENV)
+    if env:
+        path = Path(env)
+    elif os.environ.get("XDG_RUNTIME_DIR") and os.path.isdir(os.environ["XDG_RUNTIME_DIR"]):
+        path = Path(os.environ["XDG_RUNTIME_DIR"]) / "pclient"
+    else:
+        path = Path("/tmp") / f"pclient-{os.getuid()}"
+    if create:
+        try:
+            path.mkdir(mode=0o700, parents=True)
+        except FileExistsError:
+            pass
+        except OSError as exc:
+            raise LeaseError(f"cannot create the socket directory {path}: {exc}") from None
+    st = os.lstat(path)
+    if not stat.S_ISDIR(st.st_mode):
+        raise LeaseError(f"{path} is not a directory")
+    if st.st_uid != os.getuid():
+        raise LeaseError(f"{path} belongs to uid {st.st_uid}, not to us ({os.getuid()})")
+    if st.st_mode & 0o077:
+        raise LeaseError(f"{path} is open to others (mode {st.st_mode & 0o777:o}); it must be 0700")
+    return path
+
+
+def peer_uid(sock: Union[socket.socket, None]) -> Union[int, None]:
+    """The uid at the other end of a connected Unix socket (SO_PEERCRED), if known."""
+    if sock is None or not hasattr(socket, "SO_PEERCRED"):
+        return None
+    try:
+        creds = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+    except OSError:
+        return None
+    return struct.unpack("3i", creds)[1]
+
+
+def _same_user(writer: asyncio.StreamWriter) -> bool:
+    uid = peer_uid(writer.get_extra_info("socket"))
+    return uid is None or uid == os.getuid()
+
+
+async def _read_message(reader: asyncio.StreamReader, timeout: float) -> Message:
+    """One line from the peer, decoded; raises ProtocolError, EOFError or TimeoutError."""
+    line = await asyncio.wait_for(reader.readline(), timeout)
+    if not line.endswith(b"\n"):
+        raise EOFError("the peer closed the connection")
+    return decode(line)
+
+
+def _new_reader() -> asyncio.StreamReader:
+    return asyncio.StreamReader(limit=MAX_LINE + 2)
+
+
+class SocketChannel:
+    """A Channel (see pclient.stdio) over a connected stream socket."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self._reader = reader
+        self._writer = writer
+
+    async def read_chunk(self) -> bytes:
+        try:
+            return await self._reader.read(READ_CHUNK)
+        except ConnectionError:
+            return b""
+
+    async def write(self, data: bytes) -> None:
+        if self._writer.is_closing():
+            raise ConnectionError("the successor's socket is closed")
+        self._writer.write(data)
+        await self._writer.drain()
+
+    async def close(self) -> None:
+        if not self._writer.is_closing():
+            self._writer.close()
+        try:
+            await asyncio.wait_for(self._writer.wait_closed(), 2.0)
+        except (OSError, asyncio.TimeoutError):
+            pass
+
+
+# -- the survivor's side ---------------------------------------------------------------------
+
+
+class SurvivorListener:
+    """Listens on <dir>/<key>-<pid>.sock and hands an authenticated successor's
+    connection to `on_successor` (a SocketChannel); refuses wrong tokens."""
+
+    def __init__(self, token: str, name: str, *, directory: Union[Path, None] = None,
+                 is_free: Callable[[], bool] = lambda: True) -> None:
+        self._token = token
+        self._directory = directory
+        self.path: Union[Path, None] = None
+        self._key = survivor_key(token, name)
+        self._is_free = is_free
+        self._server: Union[asyncio.AbstractServer, None] = None
+        self.successors: "asyncio.Queue[SocketChannel]" = asyncio.Queue()
+        self.refused = 0
+
+    async def start(self) -> Path:
+        directory = self._directory or runtime_dir()
+        path = directory / f"{self._key}-{os.getpid()}.sock"
+        try:
+            path.unlink()
+        except FileNotFoundError:
+            pass
+        old_umask = os.umask(0o177)
+        try:
+            self._server = await asyncio.start_unix_server(
+                self._accept, path=str(path), limit=MAX_LINE + 2)
+        finally:
+            os.umask(old_umask)
+        os.chmod(path, 0o600)
+        self.path = path
+        log.info("waiting for a successor on %s", path)
+        return path
+
+    async def close(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            self._server = None
+        if self.path is not None:
+            try:
+                self.path.unlink()
+            except FileNotFoundError:
+                pass
+            self.path = None
+
+    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            accepted = await self._handshake(reader, writer)
+        except (OSError, EOFError, asyncio.TimeoutError, ProtocolError) as exc:
+            log.warning("a would-be successor failed its handshake: %s", exc)
+            accepted = False
+        if accepted:
+            self.successors.put_nowait(SocketChannel(reader, writer))
+        else:
+            writer.close()
+
+    async def _handshake(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> bool:
+        if not _same_user(writer):
+            log.warning("refused a connection from another user")
+            self.refused += 1
+            return False
+        nonce = secrets.token_hex(16)
+        writer.write(encode(Challenge(nonce=nonce, pid=os.getpid())))
+        await writer.drain()
+        answer = await _read_message(reader, HANDSHAKE_TIMEOUT)
+        if not isinstance(answer, Takeover):
+            raise ProtocolError(f"expected a takeover message, got {answer.TYPE!r}")
+        if not hmac.compare_digest(answer.proof, takeover_proof(self._token, nonce)):
+            log.warning("refused a takeover by pid %d: wrong token", answer.pid)
+            self.refused += 1
+            writer.write(encode(Error(reason="takeover refused: wrong token")))
+            await writer.drain()
+            return False
+        if not self._is_free() or self._server is None:
+            writer.write(encode(Error(reason="takeover refused: already taken over")))
+            await writer.drain()
+            return False
+        log.info("taken over by pid %d", answer.pid)
+        return True
+
+
+# -- the successor's side --------------------------------------------------------------------
+
+
+class SurvivorLink:
+    """A connection to one survivor that accepted our takeover."""
+
+    def __init__(self, path: Path, pid: int, reader: asyncio.StreamReader,
+                 writer: asyncio.StreamWriter, report: Resumed) -> None:
+        self.path = path
+        self.pid = pid
+        self.report = report
+        self._reader = reader
+        self._writer = writer
+
+    def __repr__(self) -> str:
+        return f"<SurvivorLink pid={self.pid}>"
+
+    @classmethod
+    async def connect(cls, path: Path, token: str) -> "SurvivorLink":
+        """Connect, check the peer, prove the token, read its `resumed`.
+
+        Raises ConnectionRefusedError / FileNotFoundError for a stale socket, and
+        PermissionError, ProtocolError, EOFError or TimeoutError when refused.
+        """
+        reader = _new_reader()
+        loop = asyncio.get_running_loop()
+        transport, _ = await asyncio.wait_for(
+            loop.create_unix_connection(lambda: asyncio.StreamReaderProtocol(reader), str(path)),
+            HANDSHAKE_TIMEOUT)
+        protocol = transport.get_protocol()
+        writer = asyncio.StreamWriter(transport, protocol, reader, loop)
+        try:
+            if not _same_user(writer):
+                raise PermissionError(f"{path} is served by another user")
+            challenge = await _read_message(reader, HANDSHAKE_TIMEOUT)
+            if not isinstance(challenge, Challenge):
+                raise ProtocolError(f"expected a challenge, got {challenge.TYPE!r}")
+            writer.write(encode(Takeover(proof=takeover_proof(token, challenge.nonce), pid=os.getpid())))
+            await writer.drain()
+            report = await _read_message(reader, HANDSHAKE_TIMEOUT)
+            if isinstance(report, Error):
+                raise PermissionError(report.reason)
+            if not isinstance(report, Resumed):
+                raise ProtocolError(f"expected resumed, got {report.TYPE!r}")
+        except BaseException:
+            writer.close()
+            raise
+        return cls(path, challenge.pid, reader, writer, report)
+
+    def send(self, msg: Message) -> None:
+        if not self._writer.is_closing():
+            self._writer.write(encode(msg))
+
+    async def read_line(self) -> bytes:
+        """The survivor's next line, or b"" once it has closed."""
+        try:
+            return await self._reader.readuntil(b"\n")
+        except (asyncio.IncompleteReadError, ConnectionError):
+            return b""
+        except asyncio.LimitOverrunError:
+            log.error("survivor pid %d sent an over-long line; dropping it", self.pid)
+            return b""
+
+    def close(self) -> None:
+        self._writer.close()
+
+
+async def find_survivors(token: str, name: str) -> list[SurvivorLink]:
+    """Take over every survivor of a controller with this token, for host `name`."""
+    try:
+        directory = runtime_dir(create=False)
+    except FileNotFoundError:
+        return []
+    except (LeaseError, OSError) as exc:
+        log.error("not looking for survivors: %s", exc)
+        return []
+    key = survivor_key(token, name)
+    links = []
+    for path in sorted(directory.glob(f"{key}-*.sock")):
+        if path.name == f"{key}-{os.getpid()}.sock":
+            continue
+        try:
+            link = await SurvivorLink.connect(path, token)
+        except (ConnectionRefusedError, FileNotFoundError):
+            log.info("removing the stale socket %s", path)
+            try:
+                path.unlink()
+            except FileNotFoundError:
+                pass
+            continue
+        except (OSError, EOFError, asyncio.TimeoutError, ProtocolError) as exc:
+            log.warning("could not take over the survivor at %s: %s", path, exc)
+            continue
+        log.info("took over survivor pid %d: %d running, %d finished", link.pid,
+                 len(link.report.running), len(link.report.finished))
+        links.append(link)
+    return links
+
+
+# -- orphans of agents that were killed ------------------------------------------------------
+
+_AGENT_VAR_B = b"PCLIENT_AGENT="
+
+
+def _is_live_agent(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            state = f.read().rsplit(b")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state not in (b"Z", b"X")
+
+
+def kill_orphans(key: str, keep: set[int]) -> list[int]:
+    """SIGKILL every process of ours marked (PCLIENT_AGENT=<key>:<pid>) as the job of an
+    agent with this key that is dead; agents in `keep` and live ones are left alone.
+
+    Linux only (reads /proc/<pid>/environ); elsewhere it finds nothing.  Blocking:
+    call it through run_in_executor.
+    """
+    needle = _AGENT_VAR_B + key.encode() + b":"
+    me = os.getpid()
+    killed = []
+    try:
+        names = os.listdir("/proc")
+    except OSError:
+        return []
+    for name in names:
+        if not name.isdigit() or int(name) == me:
+            continue
+        try:
+            with open(f"/proc/{name}/environ", "rb") as f:
+                environ = f.read()
+        except OSError:
+            continue
+        start = environ.find(needle)
+        if start < 0 or (start > 0 and environ[start - 1] != 0):
+            continue
+        end = environ.find(b"\0", start)
+        owner = environ[start + len(needle): end if end >= 0 else None]
+        if not owner.isdigit():
+            continue
+        agent = int(owner)
+        if agent in keep or _is_live_agent(agent):
+            continue
+        try:
+            os.kill(int(name), 9)
+            killed.append(int(name))
+        except (ProcessLookupError, PermissionError):
+            pass
+    return killed

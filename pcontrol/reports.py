@@ -1,0 +1,251 @@
+"""What hosts and agents' reports mean for jobs: the Controller's HostListener half.
+
+A lost host's running jobs are held (BUSY, unknown) when its agent may survive us, else
+lost; a lost job runs again while its -retry allows (PENDING again, preferring another
+host), else ends DOWN. A new agent's `resumed` report is reconciled with the held jobs:
+those it runs carry on, those it finished get their real outcome from the `ended` that
+follows, the rest are lost. Every outcome an agent reports is acked once journaled
+(through the outbox), including ones reported twice, which are otherwise ignored.
+
+A mixin of Controller (controller.py), split out by concern; it uses the controller's
+job table, timers and dispatch.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+from pclient import protocol as agent_protocol
+
+from .config import ControllerConfig
+from .dispatch import FreeHosts, TimerHeap
+from .model import Host, Job, JobState, Outcome
+
+log = logging.getLogger(__name__)
+
+_AGENT_OUTCOMES = {
+    agent_protocol.Outcome.EXIT: Outcome.EXIT,
+    agent_protocol.Outcome.CRASH: Outcome.CRASH,
+    agent_protocol.Outcome.TIMEOUT: Outcome.TIMEOUT,
+    agent_protocol.Outcome.KILLED: Outcome.KILLED,
+}
+
+
+class AgentReports:
+    """HostListener methods of the Controller (see the module docstring)."""
+
+    # Kept by the Controller:
+    config: ControllerConfig
+    clock: Callable[[], float]
+    jobs: dict[int, Job]
+    _free: FreeHosts
+    _timers: TimerHeap
+    _stopping: bool
+
+    def _job_lost(self, job: Job, reason: str) -> None:
+        """A BUSY job ended without an outcome: PENDING again while -retry allows, else
+        DONE/DOWN. The caller has taken it off its host."""
+        if job.retries_left > 0 and not job.kill_requested and not self._stopping:
+            job.retries_left -= 1
+            job.attempts.append({"host": job.ran_on, "outcome": Outcome.DOWN.value,
+                                 "reason": reason, "started": job.started,
+                                 "ended": self.clock(), "pid": job.pid})
+            log.info("job %d: lost on %s (%s); retrying (%d retr%s left)", job.id, job.ran_on,
+                     reason, job.retries_left, "y" if job.retries_left == 1 else "ies")
+            self._requeue(job)
+        else:
+            self._finish(job, Outcome.DOWN, reason=reason)
+
+    def _requeue(self, job: Job) -> None:
+        now = self.clock()
+        self._set_state(job, JobState.PENDING)
+        self._timers.cancel(("held", job.id))
+        job.avoid = job.ran_on
+        job.ran_on = job.pid = job.started = job.elapsed = job.unknown_since = None
+        job.queued = now
+        job.reason = f"retry {job.retry - job.retries_left} of {job.retry}: " \
+                     f"{job.attempts[-1]['reason']}"
+        self._job_changed(job)              # PENDING again, for all to see
+        self._place(job, now)
+
+    def agent_message(self, host: Host, message: agent_protocol.Message) -> None:
+        if isinstance(message, agent_protocol.Started):
+            job = self._running_job(host, message.job)
+            if job is not None:
+                job.pid, job.started = message.pid, self.clock()
+                self._job_changed(job)
+        elif isinstance(message, agent_protocol.Ended):
+            self._on_ended(host, message)
+        elif isinstance(message, agent_protocol.Lost):
+            self._on_lost(host, message)
+        elif isinstance(message, agent_protocol.Error):
+            self._on_agent_error(host, message)
+        else:
+            log.warning("%s: unexpected %s message from the agent", host.name, message.TYPE)
+
+    def host_connected(self, host: Host) -> None:
+        self._update_load(host)
+        self._fill(host)
+
+    def host_lost(self, host: Host, reason: str, survivable: bool) -> list[int]:
+        """It takes no more jobs. Its running jobs end DOWN (or go back to PENDING for a
+        retry), unless its agent may survive us: then they wait for its successor's report."""
+        self._free.discard(host.name)
+        if not survivable:     # jobs held from an earlier loss still wait for their report
+            self._end_running(host, None, f"host {host.name} went down: {reason}", held=False)
+            return []
+        now = self.clock()
+        held = sorted(host.running)
+        host.running.clear()
+        for job_id in held:
+            job = self.jobs.get(job_id)
+            if job is not None and job.state is JobState.BUSY:
+                self._hold(host, job, now)
+        if held:
+            log.warning("%s: lost contact with jobs %s; they wait %g s for the host's next "
+                        "agent to report them", host.name, ", ".join(map(str, held)),
+                        self.config.grace)
+        return held
+
+    def _hold(self, host: Host, job: Job, since: float) -> None:
+        """The job's agent is out of reach: keep it BUSY, unknown, until a report or the
+        grace runs out."""
+        host.held.add(job.id)
+        if job.unknown_since is None:
+            job.unknown_since = since
+        self._push_timer(job.unknown_since + self.config.grace - self.clock(), ("held", job.id))
+        self._job_changed(job)
+
+    def agent_died(self, host: Host, job_ids: list[int], reason: str) -> None:
+        """HostListener: the agent we lost has exited; what it held is gone."""
+        for job_id in job_ids:
+            if job_id in host.held:
+                host.held.discard(job_id)
+                self._job_lost(self.jobs[job_id], f"host {host.name} went down: {reason}")
+
+    def host_resumed(self, host: Host, report: agent_protocol.Resumed | None) -> None:
+        """HostListener: a new agent on `host` says what it runs and which outcomes follow.
+
+        Reconcile: a held job it runs carries on (BUSY); one it reports finished waits for
+        its `ended` (already on its way); one it does not know is lost. A job it runs that
+        is no longer ours (ended meanwhile, or retried elsewhere) is killed.
+        """
+        running = set(report.running) if report else set()
+        finished = set(report.finished) if report else set()
+        for job_id in sorted(host.held):
+            job = self.jobs[job_id]
+            word = str(job_id)
+            if word in running:
+                host.held.discard(job_id)
+                host.running.add(job_id)
+                job.unknown_since = None
+                self._timers.cancel(("held", job_id))
+                self._job_changed(job)
+                if job.kill_requested:
+                    self._to_agent(host, agent_protocol.Kill(job=word))
+            elif word not in finished:
+                host.held.discard(job_id)
+                self._job_lost(job, f"contact with it was lost and host {host.name}'s new "
+                                    "agent does not know it (its agent did not survive)")
+        for word in sorted(running):
+            job_id = _job_number(word)
+            if job_id not in host.running:
+                log.warning("%s: the agent runs job %s, which is no longer ours; killing it",
+                            host.name, word)
+                self._to_agent(host, agent_protocol.Kill(job=word))
+        if host.held:
+            log.info("%s: awaiting the outcomes of jobs %s", host.name,
+                     ", ".join(map(str, sorted(host.held))))
+
+    def _end_running(self, host: Host, outcome: Outcome | None, reason: str, *,
+                     held: bool = True) -> None:
+        """End the host's running (and held) jobs with `outcome` (None: lost, so DOWN or a
+        retry)."""
+        for job_id in sorted(host.running | host.held if held else host.running):
+            job = self.jobs.get(job_id)
+            if job is None or job.state is not JobState.BUSY:
+                continue
+            if outcome is None:
+                self._job_lost(job, reason)
+            else:
+                self._finish(job, outcome, reason=reason)
+        host.running.clear()
+        if held:
+            host.held.clear()
+        self._free.discard(host.name)
+
+    def _running_job(self, host: Host, job_word: str) -> Job | None:
+        job_id = _job_number(job_word)
+        if job_id not in host.running:
+            log.warning("%s: the agent reports job %r, which it does not run for us",
+                        host.name, job_word)
+            return None
+        return self.jobs.get(job_id)
+
+    def _on_lost(self, host: Host, message: agent_protocol.Lost) -> None:
+        freed = False
+        for word in message.jobs:
+            job_id = _job_number(word)
+            if job_id in host.running or job_id in host.held:
+                freed = freed or job_id in host.running
+                host.running.discard(job_id)
+                host.held.discard(job_id)
+                self._job_lost(self.jobs[job_id], f"on host {host.name}: {message.reason}")
+        if freed:
+            self._slot_freed(host)
+
+    def _on_ended(self, host: Host, message: agent_protocol.Ended) -> None:
+        job_id = _job_number(message.job)
+        job = self.jobs.get(job_id)
+        if job is None or (job_id not in host.running and job_id not in host.held):
+            # Reported again (our ack was lost with the last pcontrol), or no longer ours.
+            log.info("%s: outcome of job %s reported again or too late; ignored", host.name,
+                     message.job)
+            self._ack(host, message.job)
+            return
+        reconciled = job_id in host.held
+        host.running.discard(job.id)
+        host.held.discard(job.id)
+        outcome = _AGENT_OUTCOMES[message.outcome]
+        reason = message.reason or self._default_reason(job, outcome, message)
+        job.elapsed = message.elapsed
+        job.stdout, job.stderr = message.stdout, message.stderr
+        job.stdout_bytes, job.stderr_bytes = message.stdout_bytes, message.stderr_bytes
+        job.stdout_truncated = message.stdout_truncated
+        job.stderr_truncated = message.stderr_truncated
+        self._finish(job, outcome, reason=reason, status=message.status, signal=message.signal)
+        self._ack(host, message.job)
+        if reconciled:
+            log.info("job %d: outcome %s reported after contact was lost", job.id, outcome.value)
+        else:
+            self._slot_freed(host)
+
+    @staticmethod
+    def _default_reason(job: Job, outcome: Outcome, message: agent_protocol.Ended) -> str:
+        if outcome is Outcome.EXIT:
+            return f"exited with status {message.status}"
+        if outcome is Outcome.CRASH:
+            return f"ended by signal {message.signal}"
+        if outcome is Outcome.TIMEOUT:
+            return f"ran longer than its timeout of {job.timeout:g} s"
+        return "killed on request" if job.kill_requested else "killed by the agent"
+
+    def _on_agent_error(self, host: Host, message: agent_protocol.Error) -> None:
+        log.warning("%s: the agent reports an error: %s (job %s) %s", host.name,
+                    message.reason, message.job, message.excerpt)
+        if message.job is None:
+            return
+        job = self._running_job(host, message.job)
+        if job is not None and job.started is None:
+            host.running.discard(job.id)
+            self._finish(job, Outcome.DOWN, reason=f"the agent refused it: {message.reason}")
+            self._slot_freed(host)
+
+
+def _job_number(word: str) -> int:
+    """A job id from the agent protocol's string form; -1 for anything else."""
+    try:
+        return int(word)
+    except ValueError:
+        return -1

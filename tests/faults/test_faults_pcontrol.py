@@ -1,0 +1,257 @@
+"""Fault tests for pcontrol and pclient that a new user can rerun: the real daemon is killed
+with SIGKILL under load and restarted, and the count at the end proves no job was lost or
+doubled; `pcontrol stop` leaves jobs to their agents, `pcontrol stop -kill` ends them.
+
+Each test runs `pcontrol serve` in the background in a fresh $SCHED_HOME with two local
+hosts; nothing here waits on the clock: it waits on events, or polls state with a bound.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import json
+import os
+import shlex
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import pytest
+
+from pcontrol.client import ControllerClient
+from pcontrol.daemon import read_pid
+from pcontrol.journal import Journal
+from pcontrol.paths import Paths
+from pcontrol.wire import EventKind
+
+PCONTROL = [sys.executable, "-m", "pcontrol"]
+AGENT = f"{shlex.quote(sys.executable)} -m pclient --slots 4"
+SERVE = ["--heartbeat", "0.5", "--retry-min", "0.2", "--retry-max", "1", "--lease", "120",
+         "--grace", "30"]
+WAIT = 30.0
+JOBS = 1000
+
+
+@pytest.fixture
+def home(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    path = tempfile.mkdtemp(dir="/tmp", prefix="pf")      # short: Unix socket paths
+    run_dir = Path(path) / "run"
+    run_dir.mkdir(mode=0o700)
+    monkeypatch.setenv("PCLIENT_RUNTIME_DIR", str(run_dir))
+    monkeypatch.setenv("SCHED_HOME", path)
+    yield path
+    pid = read_pid(Paths.for_home(path))
+    if pid is not None:
+        pcontrol(path, "stop", "-kill")
+    _kill_leftover_agents(path)
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def pcontrol(home: str, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([*PCONTROL, *args], env=dict(os.environ, SCHED_HOME=home),
+                          capture_output=True, text=True, timeout=60)
+
+
+def start(home: str) -> int:
+    result = pcontrol(home, "start", *SERVE)
+    assert result.returncode == 0, result.stderr
+    pid = read_pid(Paths.for_home(home))
+    assert pid is not None
+    return pid
+
+
+def agents_of(home: str) -> list[int]:
+    """Live pclient processes started for this home (their environment names it)."""
+    found = []
+    needle = f"PCLIENT_RUNTIME_DIR={home}/run\0".encode()
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            cmdline = Path(f"/proc/{entry}/cmdline").read_bytes()
+            environ = Path(f"/proc/{entry}/environ").read_bytes()
+            state = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if b"pclient" in cmdline and needle in environ and state != "Z":
+            found.append(int(entry))
+    return found
+
+
+def _kill_leftover_agents(home: str) -> None:
+    for pid in agents_of(home):
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
+async def poll(condition: Callable[[], Any], what: str, timeout: float = WAIT) -> Any:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        value = condition()
+        if asyncio.iscoroutine(value):
+            value = await value
+        if value:
+            return value
+        if loop.time() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting until {what}")
+        await asyncio.sleep(0.05)
+
+
+class Watcher:
+    """A subscribed client that counts every job's DONE events."""
+
+    def __init__(self, client: ControllerClient) -> None:
+        self.client = client
+        self.done: collections.Counter[int] = collections.Counter()
+        self.outcomes: dict[int, str] = {}
+        self.changed = asyncio.Event()
+        self._task = asyncio.get_running_loop().create_task(self._collect())
+
+    @classmethod
+    async def connect(cls, home: str) -> "Watcher":
+        client = await ControllerClient.connect(home)
+        await client.subscribe()
+        return cls(client)
+
+    async def _collect(self) -> None:
+        async for event in self.client.events():
+            if event.kind is EventKind.JOB and event.data["state"] == "DONE":
+                self.done[event.data["id"]] += 1
+                self.outcomes[event.data["id"]] = event.data["outcome"]
+                self.changed.set()
+
+    async def until(self, count: int, timeout: float = WAIT) -> None:
+        async def wait() -> None:
+            while len(self.done) < count:
+                self.changed.clear()
+                await self.changed.wait()
+        await asyncio.wait_for(wait(), timeout)
+
+    async def close(self) -> None:
+        self._task.cancel()
+        await self.client.close()
+
+
+async def add_hosts(client: ControllerClient) -> None:
+    for name in ("h1", "h2"):
+        await client.call("host", "add", name, "-slots", "4", "-connect", AGENT)
+    await poll(lambda: _all_up(client), "both hosts are up")
+
+
+async def _all_up(client: ControllerClient) -> bool:
+    hosts = await client.call("hosts", "-json")
+    return all(h["state"] in ("IDLE", "BUSY") for h in hosts) and len(hosts) == 2
+
+
+def test_kill_9_of_pcontrol_under_load_loses_and_doubles_nothing(home: str) -> None:
+    """1,000 short jobs on 2 hosts x 4 slots; SIGKILL pcontrol a third of the way through;
+    restart it: every job ends exactly once, with its real outcome. Some finish while no
+    pcontrol runs, a few (sleep 4) still run when the next one takes them over."""
+    commands = [["true"], ["sleep", "0.01"], ["sh", "-c", "exit 3"], ["sleep", "0.03"]]
+
+    def command(i: int) -> list[str]:
+        return ["sleep", "4"] if i % 100 == 50 else commands[i % len(commands)]
+
+    async def body() -> None:
+        pid = start(home)
+        before = await Watcher.connect(home)
+        await add_hosts(before.client)
+        calls = [before.client.call("job", "-retry", "1", "--", *command(i))
+                 for i in range(JOBS)]
+        ids = [record["id"] for record in await asyncio.gather(*calls)]
+        await before.until(JOBS // 3)
+        os.kill(pid, signal.SIGKILL)
+        await before.client.wait_closed()
+        await before.close()
+        told_before = sum(before.done.values())
+        assert told_before < JOBS - JOBS // 3      # the kill came with much left to do
+        assert agents_of(home)                      # the agents carry on without pcontrol
+
+        await asyncio.to_thread(start, home)
+        after = await Watcher.connect(home)
+        try:
+            await poll(lambda: _all_done(after.client, ids), "every job is done", 60.0)
+            records = {r["id"]: r for r in await after.client.call("jobs", "-json")}
+        finally:
+            await after.close()
+        assert sorted(records) == sorted(ids)                         # none lost
+        doubled = [i for i in ids if before.done[i] + after.done[i] > 1]
+        assert doubled == []                                          # none told twice
+        for job_id in ids:
+            record = records[job_id]
+            expected = ("EXIT", 3) if record["argv"] == ["sh", "-c", "exit 3"] else ("EXIT", 0)
+            assert (record["state"], record["outcome"], record["status"]) == \
+                ("DONE", *expected), record
+            if job_id in before.done:       # told before the kill: it did not change after
+                assert before.outcomes[job_id] == record["outcome"]
+
+    asyncio.run(body())
+    stopped = pcontrol(home, "stop", "-kill")
+    assert stopped.returncode == 0 and "every job killed" in stopped.stdout
+    asyncio.run(poll(lambda: not agents_of(home), "every agent has exited"))
+
+
+async def _all_done(client: ControllerClient, ids: list[int]) -> bool:
+    status = await client.call("status", "-json")
+    return status["jobs"]["DONE"] == len(ids)
+
+
+def test_stop_leaves_jobs_to_their_agents_and_stop_kill_ends_them(home: str) -> None:
+    gate = Path(home) / "gate"
+    gated = ["sh", "-c", f"while [ ! -e {gate} ]; do sleep 0.01; done; echo through"]
+
+    async def submit() -> tuple[int, int]:
+        async with await ControllerClient.connect(home) as client:
+            await add_hosts(client)
+            record = await client.call("job", "--", *gated)
+            started = await poll(lambda: _started(client, record["id"]), "the job started")
+            return record["id"], started
+
+    async def check(job_id: int) -> dict:
+        async with await ControllerClient.connect(home) as client:
+            return await poll(lambda: _reported(client, job_id), "the agent reported the job")
+
+    start(home)
+    job_id, pid = asyncio.run(submit())
+    stopped = pcontrol(home, "stop")
+    assert stopped.returncode == 0 and "killed" not in stopped.stdout
+    assert _alive(pid) and agents_of(home)           # the job runs on without pcontrol
+    start(home)
+    record = asyncio.run(check(job_id))
+    assert (record["state"], record["pid"]) == ("BUSY", pid)     # taken over, same process
+    killed = pcontrol(home, "stop", "-kill")
+    assert killed.returncode == 0 and "every job killed" in killed.stdout
+    journal = Journal(Paths.for_home(home).journal)
+    try:
+        [job] = [j for j in journal.load().jobs if j.id == job_id]
+    finally:
+        journal.close()
+    assert (job.state.value, job.outcome.value) == ("DONE", "KILLED")
+    assert not _alive(pid)
+    asyncio.run(poll(lambda: not agents_of(home), "every agent has exited"))
+
+
+async def _started(client: ControllerClient, job_id: int) -> int | None:
+    record = await client.call("check", "job", str(job_id))
+    return record["pid"] if record["state"] == "BUSY" and record["pid"] else None
+
+
+async def _reported(client: ControllerClient, job_id: int) -> dict | None:
+    record = await client.call("check", "job", str(job_id))
+    return record if not record["unknown"] else None
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state not in "ZX"

@@ -1,0 +1,218 @@
+"""The agent's lease: it survives its controller, a successor takes its jobs over (and only
+with the right token), and a lease that runs out ends the jobs leaving no process behind."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import signal
+import tempfile
+from pathlib import Path
+from typing import Callable, Iterator
+
+import pytest
+
+from pclient.lease import SurvivorLink, runtime_dir, survivor_key
+from pclient.protocol import Ack, Auth, Bye, Ended, Error, Kill, Lost, Outcome, Ping, Pong, Resumed, Run, Started
+from agent_harness import AgentProcess, alive, async_test
+
+TOKEN = "5e" * 32
+WAIT = 10.0
+
+
+@pytest.fixture
+def env() -> Iterator[dict[str, str]]:
+    """An environment whose agents keep their sockets in a fresh, short directory."""
+    directory = tempfile.mkdtemp(dir="/tmp", prefix="pcl")
+    os.chmod(directory, 0o700)
+    yield dict(os.environ, PCLIENT_RUNTIME_DIR=directory)
+    shutil.rmtree(directory, ignore_errors=True)
+
+
+async def poll(condition: Callable[[], bool], what: str, timeout: float = WAIT) -> None:
+    """Wait until `condition()` holds (state we cannot be told about), bounded."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not condition():
+        if loop.time() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting until {what}")
+        await asyncio.sleep(0.01)
+
+
+def sockets(env: dict[str, str], name: str = "n1", token: str = TOKEN) -> list[Path]:
+    return sorted(Path(env["PCLIENT_RUNTIME_DIR"]).glob(f"{survivor_key(token, name)}-*.sock"))
+
+
+def gated(gate: Path, then: str) -> tuple[str, ...]:
+    """A job that waits for `gate` to exist (the test decides when it ends), then runs `then`."""
+    return ("sh", "-c", f"while [ ! -e {gate} ]; do sleep 0.01; done; {then}")
+
+
+async def authed_agent(env: dict[str, str], *args: str, name: str = "n1",
+                       token: str = TOKEN, lease: float | None = None) -> tuple[AgentProcess, Resumed]:
+    agent = await AgentProcess.start("--slots", "4", *args, env=env)
+    await agent.recv()       # hello
+    await agent.send(Auth(token=token, name=name, lease=lease))
+    resumed = await agent.recv_type(Resumed)
+    return agent, resumed
+
+
+@async_test
+async def test_successor_takes_over_a_finished_and_a_running_job(env, tmp_path):
+    first, resumed = await authed_agent(env)
+    assert resumed == Resumed(running=(), finished=(), survivors=0)
+    await first.send(Run(job="fin", argv=gated(tmp_path / "g1", "echo early; exit 3")))
+    fin = await first.recv_type(Started)
+    await first.send(Run(job="run", argv=gated(tmp_path / "g2", "echo late")))
+    run = await first.recv_type(Started)
+
+    await first.close_stdin()                      # the controller is gone, without a bye
+    await poll(lambda: len(sockets(env)) == 1, "the survivor listens")
+    (tmp_path / "g1").touch()                      # one job ends while nobody listens
+    await poll(lambda: not alive(fin.pid), "the first job has ended")
+    assert alive(run.pid) and first.proc.returncode is None
+
+    second, taken = await authed_agent(env)
+    assert taken.survivors == 1 and "run" in taken.running
+    assert set(taken.running) | set(taken.finished) == {"fin", "run"}
+    ended = await second.recv_type(Ended)
+    assert (ended.job, ended.outcome, ended.status, ended.stdout) == ("fin", Outcome.EXIT, 3, "early\n")
+    await second.send(Ping(seq=1))
+    assert (await second.recv_type(Pong)).running == 1      # the adopted job holds a slot
+    await second.send(Ack(jobs=("fin",)))
+    (tmp_path / "g2").touch()
+    ended = await second.recv_type(Ended)
+    assert (ended.job, ended.outcome, ended.stdout) == ("run", Outcome.EXIT, "late\n")
+    assert first.proc.returncode is None           # not before its last outcome is acked
+    await second.send(Ack(jobs=("run",)))
+    assert await first.wait_exit() == 0            # everything handed over: the survivor goes
+    assert sockets(env) == []
+    await second.finish()
+
+
+@async_test
+async def test_a_wrong_token_or_another_host_name_is_refused(env, tmp_path):
+    first, _ = await authed_agent(env)
+    await first.send(Run(job="j", argv=gated(tmp_path / "g", "true")))
+    job = await first.recv_type(Started)
+    await first.close_stdin()
+    await poll(lambda: len(sockets(env)) == 1, "the survivor listens")
+    path = sockets(env)[0]
+    with pytest.raises(PermissionError, match="wrong token"):
+        await SurvivorLink.connect(path, "77" * 32)
+    other, taken = await authed_agent(env, name="n2")          # another host: not even seen
+    assert taken == Resumed(running=(), finished=(), survivors=0)
+    await other.finish()
+    stranger, taken = await authed_agent(env, token="66" * 32)  # another controller's secret
+    assert taken.survivors == 0
+    await stranger.finish()
+    assert alive(job.pid) and first.proc.returncode is None     # the survivor kept its job
+    heir, taken = await authed_agent(env)
+    assert taken.running == ("j",)
+    await heir.send(Kill(job="j"))
+    ended = await heir.recv_type(Ended)
+    assert (ended.job, ended.outcome) == ("j", Outcome.KILLED)
+    await heir.send(Ack(jobs=("j",)))
+    assert await first.wait_exit() == 0
+    await heir.finish()
+
+
+@async_test
+async def test_the_lease_runs_out_and_the_jobs_die_with_their_children(env):
+    first, _ = await authed_agent(env, lease=0.3)
+    # A job with a child in its group and a daemonized grandchild in a session of its own.
+    await first.send(Run(job="j", argv=("sh", "-c", "sleep 30 & setsid sleep 31 & sleep 32")))
+    job = await first.recv_type(Started)
+    await first.close_stdin()
+    assert await first.wait_exit() == 1                         # outcomes lost: status 1
+    assert not _live_in_group(job.pid)
+    assert not _token_processes()
+    assert sockets(env) == []
+    assert b"lease of 0.3 s ran out" in await first.stderr()
+
+
+def _live_in_group(pgid: int) -> list[int]:
+    """Live (not zombie) processes of a process group."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[2]) == pgid and fields[0] not in "ZX":
+                found.append(int(entry))
+    return found
+
+
+def _token_processes() -> list[int]:
+    """Processes still carrying the agent mark of our jobs (none may survive the lease)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                environ = Path(f"/proc/{entry}/environ").read_bytes()
+            except OSError:
+                continue
+            if b"PCLIENT_AGENT=" + survivor_key(TOKEN, "n1").encode() in environ:
+                found.append(int(entry))
+    return found
+
+
+@async_test
+async def test_without_auth_the_agent_does_not_survive(env):
+    agent = await AgentProcess.start("--lease", "600", env=env)
+    await agent.recv()
+    await agent.send(Run(job="s", argv=("sleep", "30")))
+    started = await agent.recv_type(Started)
+    await agent.close_stdin()
+    ended = await agent.recv_type(Ended)
+    assert ended.outcome is Outcome.KILLED
+    assert await agent.wait_exit() == 0 and not alive(started.pid)
+    assert sockets(env) == []
+
+
+@async_test
+async def test_a_survivor_that_dies_while_taken_over_is_reported_lost(env, tmp_path):
+    first, _ = await authed_agent(env)
+    await first.send(Run(job="j", argv=gated(tmp_path / "never", "true")))
+    job = await first.recv_type(Started)
+    await first.close_stdin()
+    await poll(lambda: len(sockets(env)) == 1, "the survivor listens")
+    second, taken = await authed_agent(env)
+    assert taken.running == ("j",)
+    first.proc.send_signal(signal.SIGKILL)
+    lost = await second.recv_type(Lost)
+    assert lost.jobs == ("j",) and f"pid {first.proc.pid}" in lost.reason
+    await first.wait_exit()
+    # The killed survivor's job is an orphan now; the next agent to arrive ends it.
+    assert alive(job.pid)
+    await second.finish()
+    third, taken = await authed_agent(env)
+    assert taken == Resumed(running=(), finished=(), survivors=0)
+    await poll(lambda: not alive(job.pid), "the orphan is killed")
+    await third.finish()
+
+
+@async_test
+async def test_auth_twice_is_an_error(env):
+    agent, _ = await authed_agent(env)
+    await agent.send(Auth(token=TOKEN, name="n1"))
+    assert "already authenticated" in (await agent.recv_type(Error)).reason
+    await agent.send(Bye())
+    assert await agent.wait_exit() == 0
+
+
+def test_runtime_dir_refuses_a_directory_open_to_others(monkeypatch):
+    directory = tempfile.mkdtemp(dir="/tmp", prefix="pcl")
+    try:
+        os.chmod(directory, 0o755)
+        monkeypatch.setenv("PCLIENT_RUNTIME_DIR", directory)
+        from pclient.lease import LeaseError
+        with pytest.raises(LeaseError, match="mode 755"):
+            runtime_dir()
+        os.chmod(directory, 0o700)
+        assert runtime_dir() == Path(directory)
+    finally:
+        shutil.rmtree(directory)

@@ -1,0 +1,241 @@
+"""Jobs outlive their controller and their connection: restart and reconcile, a cut
+connection taken over by the next agent, a dead agent's jobs DOWN or retried elsewhere,
+stop versus stop -kill, and a held job whose host never comes back."""
+
+from __future__ import annotations
+
+import os
+import signal
+from pathlib import Path
+
+import pytest
+
+from pcontrol.journal import Journal
+from pcontrol.model import JobState
+from pcontrol_harness import (alive, controller_running, kill_group, make_config, poll,
+                              relay_connect, run)
+
+
+def gated(home: str, name: str, then: str) -> list[str]:
+    """A job that runs until the test creates the file `name` in `home`, then runs `then`."""
+    gate = os.path.join(home, name)
+    return ["--", "sh", "-c", f"while [ ! -e {gate} ]; do sleep 0.01; done; {then}"]
+
+
+def open_gate(home: str, name: str) -> None:
+    Path(home, name).touch()
+
+
+def done_events(h, job_id: int) -> list[dict]:
+    return [e.data for e in h.log.events if e.kind.value == "job" and e.data["id"] == job_id
+            and e.data["state"] == "DONE"]
+
+
+def sockets(home: str) -> list[Path]:
+    return list(Path(home, "run").glob("*.sock"))
+
+
+def test_restart_reconciles_finished_running_and_unknown_jobs(home: str) -> None:
+    async def first_life() -> dict:
+        async with controller_running(home, stop_kill=False) as h:
+            await h.add_local("node1", slots=3)
+            meanwhile = await h.submit(*gated(home, "g1", "echo meanwhile; exit 5"))
+            later = await h.submit(*gated(home, "g2", "echo later"))
+            ids = {"meanwhile": meanwhile, "later": later}
+            for name, job_id in list(ids.items()):
+                ids[name + "_pid"] = (await h.wait_started(job_id))["pid"]
+            return ids
+
+    async def second_life(ids: dict) -> None:
+        await poll(lambda: len(sockets(home)) == 1, "the agent waits for a successor")
+        open_gate(home, "g1")                   # it finishes while no pcontrol runs
+        await poll(lambda: not alive(ids["meanwhile_pid"]), "the first job has ended")
+        async with controller_running(home) as h:
+            record = await h.cmd("check", "job", ids["later"])
+            assert record["state"] == "BUSY"          # unknown until its agent reports
+            await h.wait_host("node1", "IDLE")
+            ended = await h.wait_job(ids["meanwhile"])
+            assert (ended["outcome"], ended["status"], ended["ran_on"]) == ("EXIT", 5, "node1")
+            assert (await h.cmd("stdout", ids["meanwhile"]))["stdout"] == "meanwhile\n"
+            later = await h.cmd("check", "job", ids["later"])
+            assert (later["state"], later["unknown"], later["pid"]) == \
+                ("BUSY", False, ids["later_pid"])
+            assert (await h.cmd("check", "host", "node1"))["running"] == [ids["later"]]
+            open_gate(home, "g2")
+            record = await h.wait_job(ids["later"])
+            assert (record["outcome"], record["status"]) == ("EXIT", 0)
+            assert (await h.cmd("stdout", ids["later"]))["stdout"] == "later\n"
+            assert len(done_events(h, ids["meanwhile"])) == 1
+            assert len(done_events(h, ids["later"])) == 1
+            await poll(lambda: not sockets(home), "the survivor has handed over and gone")
+
+    run(second_life(run(first_life())))
+
+
+def test_a_cut_connection_is_taken_over_by_the_next_agent(home: str) -> None:
+    """kill -9 of the agent's connection (ssh, here a relay): the agent keeps the job, the
+    host goes DOWN, its retry starts a new agent that takes the job over."""
+    async def body() -> None:
+        config = make_config(retry_min=0.2, retry_max=0.4)
+        async with controller_running(home, config) as h:
+            await h.cmd("host", "add", "w1", "-slots", "2", "-connect", relay_connect(home))
+            host = await h.wait_host("w1", "IDLE")
+            job_id = await h.submit(*gated(home, "g", "echo survived"))
+            started = await h.wait_started(job_id)
+            mark = len(h.log.events)
+            os.kill(host["agent"]["local_pid"], signal.SIGKILL)     # the relay, not the agent
+            down = await h.wait_host("w1", "DOWN", after=mark)
+            assert "EOF" in down["reason"]
+            record = await h.cmd("check", "job", job_id)
+            assert (record["state"], record["unknown"]) == ("BUSY", True)
+            assert "unknown" in (await h.reply("check", "job", job_id)).text
+            assert alive(started["pid"]) and alive(host["agent"]["pid"])
+            back = await h.wait_host("w1", "IDLE", after=mark)    # the backoff retry
+            assert back["agent"]["pid"] != host["agent"]["pid"]
+            record = await h.cmd("check", "job", job_id)
+            assert (record["state"], record["unknown"], record["pid"]) == \
+                ("BUSY", False, started["pid"])
+            open_gate(home, "g")
+            ended = await h.wait_job(job_id)
+            assert (ended["outcome"], ended["status"], ended["ran_on"]) == ("EXIT", 0, "w1")
+            assert (await h.cmd("stdout", job_id))["stdout"] == "survived\n"
+            assert len(done_events(h, job_id)) == 1
+            await poll(lambda: not alive(host["agent"]["pid"]), "the old agent has gone")
+    run(body())
+
+
+def test_killing_a_job_whose_agent_is_out_of_reach(home: str) -> None:
+    async def body() -> None:
+        config = make_config(retry_min=60.0)
+        async with controller_running(home, config) as h:
+            await h.cmd("host", "add", "w1", "-connect", relay_connect(home))
+            host = await h.wait_host("w1", "IDLE")
+            job_id = await h.submit("--", "sleep", "30")
+            started = await h.wait_started(job_id)
+            mark = len(h.log.events)
+            os.kill(host["agent"]["local_pid"], signal.SIGKILL)
+            await h.wait_host("w1", "DOWN", after=mark)
+            text = (await h.reply("kill", job_id)).text
+            assert "once its agent reports it" in text
+            await h.cmd("host", "retry", "w1")
+            ended = await h.wait_job(job_id)
+            assert ended["outcome"] == "KILLED" and not alive(started["pid"])
+    run(body())
+
+
+@pytest.mark.parametrize("retry", [0, 1])
+def test_kill_9_of_an_agent_mid_job(home: str, retry: int) -> None:
+    """The agent dies: its host goes DOWN at once; the job ends DOWN, or with -retry 1
+    runs again and finishes on the other host."""
+    async def body() -> None:
+        async with controller_running(home) as h:
+            first = await h.add_local("h1")
+            await h.add_local("h2")
+            job_id = await h.submit("-host", "h1", "-retry", retry, *gated(home, "g", "echo ok"))
+            started = await h.wait_started(job_id)
+            assert started["ran_on"] == "h1"
+            mark = len(h.log.events)
+            os.kill(first["agent"]["pid"], signal.SIGKILL)
+            down = await h.wait_host("h1", "DOWN", after=mark)
+            try:
+                if retry:
+                    again = (await h.log.wait_for(
+                        lambda e: e.kind.value == "job" and e.data["id"] == job_id
+                        and e.seq > h.log.events[mark - 1].seq and e.data["state"] == "BUSY"
+                        and e.data["ran_on"] == "h2", what="the retry started")).data
+                    assert again["ran_on"] == "h2" and again["pid"] != started["pid"]
+                    open_gate(home, "g")
+                    ended = await h.wait_job(job_id)
+                    assert (ended["outcome"], ended["ran_on"]) == ("EXIT", "h2")
+                    assert ended["retries_left"] == 0
+                    [attempt] = ended["attempts"]
+                    assert (attempt["host"], attempt["outcome"]) == ("h1", "DOWN")
+                    assert "died" in attempt["reason"] and attempt["pid"] == started["pid"]
+                    text = (await h.reply("check", "job", job_id)).text
+                    assert "retry:     1 (0 left)" in text and "attempt 1: h1 DOWN" in text
+                    states = h.log.job_states(job_id)
+                    assert "PENDING" in states[states.index("BUSY"):]    # requeued
+                else:
+                    ended = await h.wait_job(job_id)
+                    assert ended["outcome"] == "DOWN" and "died" in ended["reason"]
+                    assert ended["attempts"] == []
+                assert len(done_events(h, job_id)) == 1
+                assert "EOF" in down["reason"]
+                # The dead agent's job is an orphan; the host's next agent ends it.
+                await h.cmd("host", "retry", "h1")
+                await h.wait_host("h1", "IDLE", after=mark)
+                await poll(lambda: not alive(started["pid"]), "the orphan is killed")
+            finally:
+                kill_group(started["pid"])
+    run(body())
+
+
+def test_stop_leaves_jobs_to_the_agents_and_stop_kill_ends_them(home: str) -> None:
+    async def life(kill: bool) -> dict:
+        async with controller_running(home, stop_kill=kill) as h:
+            if "node1" not in h.controller.hosts:
+                await h.add_local("node1", slots=2)
+                await h.cmd("host", "add", "node2", "-connect", "unused")
+                await h.cmd("host", "off", "node2")
+            else:
+                await h.wait_host("node1", "IDLE")
+            running = await h.submit("-host", "node1", "-required", "--", "sleep", "30")
+            started = await h.wait_started(running)
+            pending = await h.submit("-host", "node2", "-required", "--", "true")
+            agent = (await h.cmd("check", "host", "node1"))["agent"]["pid"]
+            return {"running": running, "pid": started["pid"], "pending": pending,
+                    "agent": agent}
+
+    kept = run(life(kill=False))
+    try:
+        assert alive(kept["pid"]) and alive(kept["agent"])
+        journal = Journal(Path(home, "pcontrol.db"))
+        states = {job.id: job.state for job in journal.load().jobs}
+        journal.close()
+        assert states[kept["running"]] is JobState.BUSY
+        assert states[kept["pending"]] is JobState.PENDING
+        killed = run(life(kill=True))      # takes the first job over, then stops with -kill
+        journal = Journal(Path(home, "pcontrol.db"))
+        jobs = {job.id: job for job in journal.load().jobs}
+        journal.close()
+        for job_id in (kept["running"], killed["running"], killed["pending"]):
+            assert (jobs[job_id].state, jobs[job_id].outcome.value) == ("DONE", "KILLED")
+        assert "stop -kill" in jobs[killed["pending"]].reason
+        assert not alive(kept["pid"]) and not alive(killed["pid"])
+        assert not alive(killed["agent"])
+    finally:
+        kill_group(kept["pid"])
+
+
+def test_a_job_whose_host_never_comes_back_ends_down_after_the_grace(home: str) -> None:
+    """The host's agent cannot be started again: its job waits out the grace, ends DOWN;
+    the surviving agent's lease runs out meanwhile and it ends the job (no orphan)."""
+    broken = os.path.join(home, "broken")
+    connect = f"sh -c 'test -e {broken} && exit 1; exec \"$0\" \"$@\"' " + \
+        relay_connect(home)
+
+    async def first_life() -> tuple[int, int, int]:
+        async with controller_running(home, make_config(lease=1.0), stop_kill=False) as h:
+            await h.cmd("host", "add", "w1", "-connect", connect)
+            host = await h.wait_host("w1", "IDLE")
+            job_id = await h.submit("--", "sleep", "30")
+            started = await h.wait_started(job_id)
+            return job_id, started["pid"], host["agent"]["pid"]
+
+    async def second_life(job_id: int, pid: int, agent: int) -> None:
+        config = make_config(reconcile_grace=0.5)
+        async with controller_running(home, config) as h:
+            ended = await h.wait_job(job_id)
+            assert ended["outcome"] == "DOWN"
+            assert "no agent on w1 reported it within 0.5 s" in ended["reason"]
+            host = await h.cmd("check", "host", "w1")
+            assert host["state"] == "DOWN" and "exited before the handshake" in host["reason"]
+            await poll(lambda: not alive(agent) and not alive(pid),
+                       "the lease of 1 s ran out and the survivor ended its job")
+
+    job_id, pid, agent = run(first_life())
+    Path(broken).touch()
+    try:
+        run(second_life(job_id, pid, agent))
+    finally:
+        kill_group(pid)
