@@ -1,6 +1,6 @@
 """`controller ...`: the controller's commands from the sched shell, and its daemon's life.
 
-    controller start | stop ?-force? | status       manage the pcontrol daemon of $SCHED_HOME
+    controller start | stop ?-kill? ?-force? | status     manage the pcontrol daemon of $SCHED_HOME
     controller COMMAND ...                          any pcontrol command: host add, hosts, jobs...
 
 A command is sent over the scheduler's own connection (psched.controller), and its reply text
@@ -58,14 +58,14 @@ def controller_host_words(interp: Any, words: list[str]) -> list[str]:
 
 
 @BUILTINS.command("controller subcommand ?arg ...?",
-                  "talk to the controller: start | stop ?-force? | status | any pcontrol command (host add, hosts, jobs, check...)")
+                  "talk to the controller: start | stop ?-kill? ?-force? | status | any pcontrol command (host add, hosts, jobs, check...)")
 def cmd_controller(interp: Any, argv: list[str]) -> str:
     link = _link(interp)
     sub, args = argv[1], argv[2:]
     if sub == "start":
         return _start(link)
     if sub == "stop":
-        return _stop(link, force="-force" in args)
+        return _stop(link, kill="-kill" in args, force="-force" in args)
     if sub == "status":
         return _status(link)
     return _send(link, argv[1:])
@@ -82,15 +82,19 @@ def _start(link: Any) -> str:
     return outcome.message
 
 
-def _stop(link: Any, force: bool) -> str:
+def _stop(link: Any, kill: bool, force: bool) -> str:
+    """Stop the daemon. Its agents keep running jobs for their lease and the next pcontrol
+    takes them back; with -kill every job ends. Jobs of this scheduler make it ask for -force."""
     from pcontrol import daemon
 
     out = link.jobs_out()
     if out and not force:
+        then = ("-kill ends them KILLED" if kill else
+                "they keep running on their hosts, but their ends reach this sched only after pcontrol is started again")
         raise ScriptError(f"controller stop: {out} job(s) of this scheduler are still out at the controller; "
-                          "stopping it now ends them DOWN (use `controller stop -force`)")
+                          f"{then} (add -force to stop anyway)")
     run_until(link.aclose(), "controller stop")
-    outcome = daemon.stop(link.paths)
+    outcome = daemon.stop(link.paths, kill=kill)
     if not outcome.ok:
         raise ScriptError(f"controller stop: {outcome.message}")
     link.started_daemon = False

@@ -109,6 +109,8 @@ class ControllerLink:
         self.unsent: deque[Job] = deque()
         self.orphans: dict[int, dict[str, Any]] = {}  # finished jobs of tasks not defined here (yet)
         self.hosts: set[str] = set()  # host names the controller told us of (for completion)
+        self._early: dict[int, dict[str, Any]] = {}  # events that beat their job's submit reply
+        self._to_harvest: list[int] = []
         self.harvests = HarvestLog(self.paths.home / f"harvested.log")
         self.started_daemon = False
         self._hosts_checked = False
@@ -277,8 +279,11 @@ class ControllerLink:
             cid = int(reply.data["id"]) if isinstance(reply.data, dict) and "id" in reply.data else int(reply.text)
             job.controller_id = str(cid)
             self.by_cid[cid] = job
-            if isinstance(reply.data, dict):
-                self._apply(job, reply.data)
+            # A short job may have started and ended before this reply reached us: its events
+            # came first and were kept; the newest record wins.
+            record = self._early.pop(cid, None) or reply.data
+            if isinstance(record, dict):
+                self._apply(job, record)
 
     def _job_argv(self, job: Job) -> list[str]:
         argv = ["job", "-owner", self.owner, "-task", job.task]
@@ -290,6 +295,8 @@ class ControllerLink:
             argv += ["-timeout", repr(job.timeout)]
         if job.pending is not None:
             argv += ["-pending", repr(job.pending)]
+        if job.retry:
+            argv += ["-retry", str(job.retry)]
         argv.append("--")
         argv += job.argv
         return argv
@@ -313,9 +320,12 @@ class ControllerLink:
         if kind != "job":
             return
         record = event.data
-        job = self.by_cid.get(int(record.get("id", -1)))
+        cid = int(record.get("id", -1))
+        job = self.by_cid.get(cid)
         if job is not None:
             self._apply(job, record)
+        elif record.get("owner") == self.owner and not record.get("harvested"):
+            self._early[cid] = record  # its submit reply is still on the way
 
     def _apply(self, job: Job, record: dict[str, Any]) -> None:
         state = record.get("state")
@@ -323,7 +333,10 @@ class ControllerLink:
             self.sched.job_started(job, ran_on=record.get("ran_on") or "", pid=record.get("pid"),
                                    controller_id=str(record["id"]))
         elif state == "DONE" and not job.done:
-            self._spawn(self._collect(job, int(record["id"])))
+            if not record.get("stdout_bytes") and not record.get("stderr_bytes") and "outcome" in record:
+                self._finish(job, dict(record, stdout="", stderr=""))  # nothing more to fetch
+            else:
+                self._spawn(self._collect(job, int(record["id"])))
 
     async def _collect(self, job: Job, cid: int) -> None:
         try:
@@ -360,7 +373,19 @@ class ControllerLink:
                 elapsed=record.get("elapsed"), reason=record.get("reason") or "", ran_on=record.get("ran_on") or "",
             )
         self.by_cid.pop(int(record["id"]), None)
-        self._spawn(self._request(["harvest", str(record["id"]), "-owner", self.owner], f"harvest job {job.id}"))
+        self._harvest_soon(int(record["id"]))
+
+    def _harvest_soon(self, cid: int) -> None:
+        """Acknowledge finished jobs in batches: one request for all that ended this loop turn."""
+        self._to_harvest.append(cid)
+        if len(self._to_harvest) == 1:
+            get_loop().call_soon(self._harvest_batch)
+
+    def _harvest_batch(self) -> None:
+        ids, self._to_harvest = self._to_harvest, []
+        if ids and self.connected:
+            self._spawn(self._request(["harvest", *map(str, ids), "-owner", self.owner],
+                                      f"harvest controller job(s) {', '.join(map(str, ids))}"))
 
     async def _adopt(self) -> None:
         """After (re)connecting: collect our finished jobs, follow the running ones."""

@@ -74,6 +74,7 @@ class Job:
     macro_error: str = ""
     timeout: float | None = None
     pending: float | None = None
+    retry: int = 0  # a controller job that ends DOWN runs again, up to this many times
 
     @property
     def local(self) -> bool:

@@ -260,7 +260,7 @@ class Scheduler:
             self.report(f"task {spec.name}: no command to run (give it `command` in the task or in task.exec)")
             return None
         job = Job(self._next_job, spec.name, list(draft.argv), draft.host, draft.host_required,
-                  timeout=spec.periods.timeout, pending=spec.periods.pending)
+                  timeout=spec.periods.timeout, pending=spec.periods.pending, retry=spec.retry)
         self._next_job += 1
         self.jobs[job.id] = job
         entry.jobs_out.add(job.id)

@@ -250,3 +250,32 @@ wait -timeout 60
     assert second.returncode == 0, second.stderr.decode()
     assert len(count.read_text().split()) == 4  # every exit macro ran exactly once
     assert len(list(marks.iterdir())) == 4  # and no job was made twice
+
+
+def test_retry_runs_a_job_again_elsewhere_when_its_host_is_lost(home):
+    sh = Shell()
+    pclient = f"{sys.executable} -m pclient --slots 1"
+    sh.run(f"controller host add h1 -slots 1 -connect {{{pclient}}}")
+    sh.run(f"controller host add h2 -slots 1 -connect {{{pclient}}}")
+    sh.run("""
+task sturdy
+  command sh -c {sleep 1; echo finished}
+  nmax 1
+  retry 1
+  task.exit 0
+    echo "sturdy [string trim $stdout] on $job_host"
+  end
+end
+run
+""")
+    job = sh.wait_job(1, JobState.RUNNING)
+    record = json.loads(sh.run(f"controller check job {job.controller_id} -json"))
+    lost = record["ran_on"]
+    host = json.loads(sh.run(f"controller check host {lost} -json"))
+    os.kill(host["agent"]["local_pid"], signal.SIGKILL)
+    sh.wait_job(1, JobState.DONE)
+    other = {"h1": "h2", "h2": "h1"}[lost]
+    assert sh.lines() == [f"sturdy finished on {other}"]
+    record = json.loads(sh.run(f"controller check job {job.controller_id} -json"))
+    assert [a["host"] for a in record["attempts"]][:1] == [lost]
+    sh.close()
