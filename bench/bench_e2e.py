@@ -15,14 +15,15 @@ import argparse
 import io
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
+sys.path.insert(0, os.path.dirname(__file__))
 
 import psched  # noqa: E402
+from peers import peer_rows, print_rate_table  # noqa: E402
 from psched.eventloop import run_until  # noqa: E402
 from psched.scheduler import scheduler_of  # noqa: E402
 
@@ -64,28 +65,15 @@ end
         shutil.rmtree(home, ignore_errors=True)
 
 
-def shell(cmd: str) -> float:
-    t0 = time.perf_counter()
-    subprocess.run(cmd, shell=True, check=True, stdout=subprocess.DEVNULL)
-    return time.perf_counter() - t0
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--jobs", type=int, default=2000)
     ap.add_argument("--npending", type=int, default=8)
     args = ap.parse_args()
     n = args.jobs
-    rows = [(f"sched+pcontrol (npending {args.npending}, 2x2 slots, exit macro)", through_sched(n, args.npending)),
-            ("xargs -P4", shell(f"seq {n} | xargs -P4 -I{{}} true"))]
-    rows.append(("GNU parallel -j4", shell(f"seq {n} | parallel -j4 true") if shutil.which("parallel") else None))
-    print(f"\nend-to-end throughput, {n} `true` jobs")
-    print(f"{'runner':<56} {'seconds':>8} {'jobs/s':>8}")
-    for name, secs in rows:
-        if secs is None:
-            print(f"{name:<56} {'-':>8} {'-':>8}  (not installed: apt-get install parallel)")
-        else:
-            print(f"{name:<56} {secs:>8.2f} {n / secs:>8.0f}")
+    rows = [(f"sched+pcontrol (npending {args.npending}, 2x2 slots, exit macro)", through_sched(n, args.npending))]
+    rows += peer_rows(n)
+    print_rate_table(f"end-to-end throughput, {n} `true` jobs", n, rows)
     par = rows[2][1]
     if par:
         print(f"\nsched / GNU parallel rate: {par / rows[0][1]:.1f}x (target >= 2x)")

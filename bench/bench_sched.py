@@ -18,15 +18,15 @@ import asyncio
 import io
 import os
 import resource
-import shutil
-import subprocess
 import sys
 import time
 from datetime import datetime, timedelta
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
+sys.path.insert(0, os.path.dirname(__file__))
 
 import psched  # noqa: E402
+from peers import peer_rows, print_rate_table  # noqa: E402
 from psched.eventloop import run_until  # noqa: E402
 from psched.scheduler import scheduler_of  # noqa: E402
 
@@ -82,12 +82,6 @@ end
     return elapsed
 
 
-def shell_throughput(cmd: str, jobs: int) -> float:
-    t0 = time.perf_counter()
-    subprocess.run(cmd, shell=True, check=True, stdout=subprocess.DEVNULL)
-    return time.perf_counter() - t0
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--idle-seconds", type=float, default=60.0)
@@ -101,19 +95,8 @@ def main() -> None:
     print(f"{idle['wall_s']:>10.1f} {idle['cpu_s']:>8.2f} {idle['cpu_pct']:>18.2f}  < 5 %")
 
     n = args.jobs
-    rows = [("sched (npending 4, exit macro)", sched_throughput(n))]
-    rows.append(("xargs -P4", shell_throughput(f"seq {n} | xargs -P4 -I{{}} true", n)))
-    if shutil.which("parallel"):
-        rows.append(("GNU parallel -j4", shell_throughput(f"seq {n} | parallel -j4 true", n)))
-    else:
-        rows.append(("GNU parallel -j4", None))
-    print(f"\nlocal throughput, {n} `true` jobs")
-    print(f"{'runner':<32} {'seconds':>8} {'jobs/s':>8}")
-    for name, secs in rows:
-        if secs is None:
-            print(f"{name:<32} {'-':>8} {'-':>8}  (not installed: apt-get install parallel)")
-        else:
-            print(f"{name:<32} {secs:>8.2f} {n / secs:>8.0f}")
+    rows = [("sched (npending 4, exit macro)", sched_throughput(n))] + peer_rows(n)
+    print_rate_table(f"local throughput, {n} `true` jobs", n, rows, width=32)
 
 
 if __name__ == "__main__":

@@ -32,7 +32,7 @@ from functools import lru_cache
 from typing import Protocol, Union
 
 from .errors import ExprError, ListError
-from .tcllist import backslash_at, split_tuple
+from .tcllist import backslash_at, skip_braced, split_tuple
 
 log = logging.getLogger(__name__)
 
@@ -764,31 +764,10 @@ _DIGITS = frozenset("0123456789")
 _BAREWORD_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _VARNAME_RE = re.compile(r"(?:[A-Za-z0-9_]|::+)+")
 _OP_RE = re.compile(r"\*\*|<<|>>|<=|>=|==|!=|&&|\|\||[-+*/%<>&^|!~?:(),]")
-_BRACE_SCAN_RE = re.compile(r"[{}\\]")
 _QUOTE_SCAN_RE = re.compile(r'[\\\[$"]')
 _INDEX_SCAN_RE = re.compile(r"[\\\[$)]")
 _BS_NEWLINE_RE = re.compile(r"\\\\|\\\n[ \t]*")
 _PUNCT = {"(": Tok.LPAREN, ")": Tok.RPAREN, ",": Tok.COMMA, "?": Tok.QUESTION, ":": Tok.COLON}
-
-
-def _skip_braced(text: str, pos: int) -> int:
-    """Index just after the `}` matching the `{` at `pos`, or -1 if it is never closed."""
-    depth = 0
-    scan = pos
-    while True:
-        m = _BRACE_SCAN_RE.search(text, scan)
-        if m is None:
-            return -1
-        c = m.group()
-        scan = m.end()
-        if c == "\\":
-            scan += 1
-        elif c == "{":
-            depth += 1
-        else:
-            depth -= 1
-            if depth == 0:
-                return scan
 
 
 def find_script_end(text: str, pos: int) -> int:
@@ -824,7 +803,7 @@ def find_script_end(text: str, pos: int) -> int:
             stack.append("[")
             word_start = True
         elif word_start and c == "{":
-            end = _skip_braced(text, i)
+            end = skip_braced(text, i)
             if end < 0:
                 break
             i = end
@@ -880,7 +859,7 @@ class _Lexer:
             parts, end = self._parts(pos + 1, '"', 0)
             return _Token(Tok.QUOTE, parts, pos, end + 1)
         if c == "{":
-            end = _skip_braced(text, pos)
+            end = skip_braced(text, pos)
             if end < 0:
                 raise ExprError("missing close-brace", offset=pos)
             return _Token(Tok.STR, _braced_body(text[pos + 1 : end - 1]), pos, end)

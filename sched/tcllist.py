@@ -113,6 +113,29 @@ _BARE_RE = re.compile(r"(?:[^ \t\n\r\f\v\\]+|\\\n[ \t]*|\\.|\\\Z)+", re.S)
 _CACHE_MAX_LEN = 16384
 
 
+def skip_braced(text: str, pos: int) -> int:
+    """Index just after the `}` matching the `{` at `pos`, or -1 if it is never closed.
+
+    Backslashes escape the next character, so `\\{` and `\\}` do not count.
+    """
+    depth = 0
+    scan = pos
+    while True:
+        m = _BRACE_SCAN_RE.search(text, scan)
+        if m is None:
+            return -1
+        c = m.group()
+        scan = m.end()
+        if c == "\\":
+            scan += 1
+        elif c == "{":
+            depth += 1
+        else:
+            depth -= 1
+            if depth == 0:
+                return scan
+
+
 def _garbage(text: str, pos: int) -> str:
     end = pos
     while end < len(text) and end < pos + 20 and text[end] not in _SPACE:
@@ -143,22 +166,9 @@ def _split(text: str) -> tuple[str, ...]:
                     )
                 pos = _SKIP_SPACE_RE.match(text, scan).end()
                 continue
-            depth = 1
-            scan = pos + 1
-            while True:
-                m = _BRACE_SCAN_RE.search(text, scan)
-                if m is None:
-                    raise ListError("unmatched open brace in list", offset=pos)
-                c = m.group()
-                scan = m.end()
-                if c == "\\":
-                    scan += 1
-                elif c == "{":
-                    depth += 1
-                else:
-                    depth -= 1
-                    if depth == 0:
-                        break
+            scan = skip_braced(text, pos)
+            if scan < 0:
+                raise ListError("unmatched open brace in list", offset=pos)
             out.append(text[pos + 1 : scan - 1])
             if scan < n and text[scan] not in _SPACE:
                 raise ListError(
