@@ -9,9 +9,9 @@ from pathlib import Path
 import pexpect
 import pytest
 
-VENV_SCHED = Path(sys.executable).with_name("sched")
-SCHED_COMMAND = [str(VENV_SCHED)] if VENV_SCHED.exists() else [sys.executable, "-m", "psched.cli"]
-"""How to start the `sched` program: the console script of the venv, else the module."""
+sys.path.insert(0, str(Path(__file__).parent))  # for psched_test_command, in either import mode
+
+from psched_test_command import SCHED_COMMAND  # noqa: E402
 
 PROMPT = "sched>"
 """The prompt as it reaches a terminal (the renderer draws the trailing blank as a cursor move)."""

@@ -16,7 +16,7 @@ import pexpect
 import pytest
 from pexpect.popen_spawn import PopenSpawn
 
-from conftest import SCHED_COMMAND
+from psched_test_command import SCHED_COMMAND
 from psched.cli import main
 
 pytestmark = pytest.mark.timeout(60)
