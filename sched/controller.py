@@ -116,6 +116,7 @@ class ControllerLink:
         self._hosts_checked = False
         self.state = "not connected"
         self._connecting: asyncio.Task | None = None
+        self._watcher: asyncio.Task | None = None
         self._retry = 0
         self._retry_timer: asyncio.TimerHandle | None = None
         self._tasks: set[asyncio.Task] = set()
@@ -178,7 +179,7 @@ class ControllerLink:
             await client.subscribe(owner=self.owner)
             self.state = "connected"
             self._retry = 0
-            self._spawn(self._watch(client))
+            self._watcher = get_loop().create_task(self._watch(client))  # not in _tasks: it lives as long as the connection
             await self._adopt()
             await self._flush()
         except (ClientError, OSError, ValueError) as exc:
@@ -249,6 +250,10 @@ class ControllerLink:
         self.state = "not connected"
         if client is not None:
             await client.close()
+        if self._watcher is not None:
+            self._watcher.cancel()
+            await asyncio.gather(self._watcher, return_exceptions=True)
+            self._watcher = None
         for task in list(self._tasks):
             task.cancel()
         if self._tasks:
