@@ -4,6 +4,7 @@ The sched shell (its `controller ...` command), the pcontrol CLI and its prompt 
 the daemon through `ControllerClient`:
 
     client = await ControllerClient.connect(home)          # or socket_path=...
+    client = await ControllerClient.connect(home, tcp=("10.0.0.5", 7000))   # over TCP
     reply = await client.request(["host", "add", "node1", "-slots", "4"])
     data = await client.call("jobs", "-owner", "me")       # raises CommandFailed if not ok
     await client.subscribe(owner="me")
@@ -12,6 +13,9 @@ the daemon through `ControllerClient`:
 
 Requests are pipelined: any number may be outstanding; each waits on its own future,
 resolved by the reader task when the reply with its id arrives.
+
+Over TCP (`pcontrol serve --listen`) the client first answers the server's challenge with
+a proof of the secret in $SCHED_HOME (or the `secret` given); see auth.py.
 """
 
 from __future__ import annotations
@@ -24,9 +28,11 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from . import auth
 from .errors import (CommandFailed, ControllerDisconnected, ControllerNotRunning,
                      ControllerTimeout, WireError)
 from .paths import Paths
+from .secret import load_or_create_secret
 from .wire import MAX_LINE, Event, Reply, Request, decode_server_message, encode
 
 log = logging.getLogger(__name__)
@@ -61,13 +67,18 @@ class ControllerClient:
     @classmethod
     async def connect(cls, home: str | os.PathLike[str] | None = None, *,
                       socket_path: str | os.PathLike[str] | None = None,
+                      tcp: tuple[str, int] | None = None, secret: bytes | None = None,
                       on_event: EventCallback | None = None,
                       timeout: float = 5.0) -> "ControllerClient":
         """Connect to the daemon of `home` ($SCHED_HOME by default) or to `socket_path`.
 
-        Raises ControllerNotRunning when nothing listens there, ControllerTimeout when the
-        connection does not complete within `timeout`.
+        With `tcp=(host, port)`, connect to that TCP listener instead and prove `secret`
+        (default: the secret of `home`). Raises ControllerNotRunning when nothing listens
+        there, ControllerTimeout when the connection (and authentication) does not complete
+        within `timeout`, auth.AccessDenied when the server refuses the proof.
         """
+        if tcp is not None:
+            return await cls._connect_tcp(home, tcp, secret, on_event, timeout)
         path = str(socket_path) if socket_path is not None else str(Paths.for_home(home).socket)
         try:
             reader, writer = await asyncio.wait_for(
@@ -80,6 +91,34 @@ class ControllerClient:
         except OSError as exc:
             raise ControllerNotRunning(f"cannot connect to pcontrol at {path}: {exc}") from exc
         return cls(reader, writer, on_event=on_event, socket_path=path)
+
+    @classmethod
+    async def _connect_tcp(cls, home: str | os.PathLike[str] | None, address: tuple[str, int],
+                           secret: bytes | None, on_event: EventCallback | None,
+                           timeout: float) -> "ControllerClient":
+        host, port = address
+        where = f"{host}:{port}"
+        if secret is None:
+            secret = load_or_create_secret(Paths.for_home(home).home)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        try:
+            reader, writer = await asyncio.wait_for(
+                asyncio.open_connection(host, port, limit=MAX_LINE), timeout)
+        except ConnectionRefusedError as exc:
+            raise ControllerNotRunning(f"pcontrol is not listening on TCP {where}") from exc
+        except asyncio.TimeoutError as exc:
+            raise ControllerTimeout(f"pcontrol did not accept a connection on TCP {where} "
+                                    f"within {timeout:g} s") from exc
+        except OSError as exc:
+            raise ControllerNotRunning(f"cannot connect to pcontrol at TCP {where}: "
+                                       f"{exc}") from exc
+        try:
+            await auth.prove(reader, writer, secret, max(0.0, deadline - loop.time()))
+        except BaseException:
+            writer.close()
+            raise
+        return cls(reader, writer, on_event=on_event, socket_path=f"tcp:{where}")
 
     # -- requests ---------------------------------------------------------------------------
 

@@ -10,12 +10,19 @@ Line-delimited JSON, UTF-8, one object per line.
 Requests may be pipelined; each reply carries the id of its request. Events are only sent
 to a connection that ran `subscribe`. A line that cannot be decoded is answered with an
 error reply (id null when it could not be read) and the connection stays up.
+
+Strings must be Unicode text: a request whose argv holds a lone surrogate (a "\\ud800"
+escape, which JSON allows) is refused here, at the edge, before it can reach the journal
+or an agent. `encode` never fails on such text from elsewhere: it falls back to ASCII
+escapes.
 """
 
 from __future__ import annotations
 
 import enum
 import json
+import json.scanner
+import re
 from dataclasses import dataclass, field
 from typing import Any, Union
 
@@ -61,9 +68,9 @@ class Reply:
         return cls(request_id, True, text, data, None)
 
     @classmethod
-    def failure(cls, request_id: int | None, code: ErrorCode | str, message: str,
+    def failure(cls, request_id: int | None, code: enum.Enum | str, message: str,
                 data: Any = None) -> "Reply":
-        code_text = code.value if isinstance(code, ErrorCode) else str(code)
+        code_text = code.value if isinstance(code, enum.Enum) else str(code)
         return cls(request_id, False, message, data, ErrorInfo(code_text, message))
 
 
@@ -91,20 +98,32 @@ def encode(msg: Message) -> bytes:
         obj = {"event": msg.kind.value, "seq": msg.seq, "data": msg.data}
     else:
         raise TypeError(f"not a wire message: {msg!r}")
-    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode("utf-8") + b"\n"
+    text = json.dumps(obj, separators=(",", ":"), ensure_ascii=False)
+    try:
+        return text.encode("utf-8") + b"\n"
+    except UnicodeEncodeError:      # a lone surrogate somewhere: escape it, stay valid UTF-8
+        return json.dumps(obj, separators=(",", ":"), ensure_ascii=True).encode("ascii") + b"\n"
 
 
-def _load_object(line: bytes | str) -> dict[str, Any]:
+def _text(line: bytes | str) -> str:
     if isinstance(line, bytes):
         if len(line) > MAX_LINE:
             raise WireError(f"line of {len(line)} bytes exceeds the limit of {MAX_LINE}",
                             code=ErrorCode.TOO_LONG)
         try:
-            line = line.decode("utf-8")
+            return line.decode("utf-8")
         except UnicodeDecodeError as exc:
             raise WireError(f"line is not valid UTF-8 ({exc.reason} at byte {exc.start})") from exc
+    if len(line) > MAX_LINE:
+        raise WireError(f"line of {len(line)} characters exceeds the limit of {MAX_LINE}",
+                        code=ErrorCode.TOO_LONG)
+    return line
+
+
+def _load_object(line: bytes | str) -> dict[str, Any]:
+    text = _text(line)
     try:
-        obj = json.loads(line)
+        obj = json.loads(text)
     except RecursionError as exc:
         raise WireError("JSON nested too deeply") from exc
     except ValueError as exc:
@@ -114,13 +133,126 @@ def _load_object(line: bytes | str) -> dict[str, Any]:
     return obj
 
 
+# -- requests with very many values -----------------------------------------------------------
+#
+# json.loads builds every value of a line before we can look at it: a 16 MiB line of `[],`
+# is five million lists (~400 MB, a second and a half of a blocked loop), and `"ab",` or
+# `1.5,` cost nearly as much. A request needs at most MAX_ARGS strings, so a line with more
+# separators than that is read piece by piece instead, and refused at the first value a
+# request cannot hold.
+
+#: A request line with more `,` `[` `{` than this is decoded piece by piece.
+PIECEWISE_SEPARATORS = MAX_ARGS + 64
+
+_SCAN_VALUE = json.scanner.make_scanner(json.JSONDecoder())   # one JSON value at an index
+_SPACE = re.compile(r"[ \t\n\r]*")
+
+
+def _load_request_object(line: bytes | str) -> dict[str, Any]:
+    if isinstance(line, bytes):
+        separators = line.count(b",") + line.count(b"[") + line.count(b"{")
+    else:
+        separators = line.count(",") + line.count("[") + line.count("{")
+    if separators <= PIECEWISE_SEPARATORS:
+        return _load_object(line)
+    return _PiecewiseRequest(_text(line)).parse()
+
+
+class _PiecewiseRequest:
+    """Decodes `{"key": scalar, ..., "argv": [string, ...]}` one value at a time."""
+
+    def __init__(self, text: str):
+        self.text = text
+        self.pos = 0
+        self.obj: dict[str, Any] = {}
+
+    def parse(self) -> dict[str, Any]:
+        self._expect("{", "expected a JSON object")
+        if self._peek() == "}":
+            self.pos += 1
+        else:
+            while True:
+                key = self._string("not JSON: expected a key string")
+                self._expect(":", "not JSON: expected ':'")
+                if key == "argv" and self._peek() == "[":
+                    self.obj[key] = self._argv()
+                else:
+                    self.obj[key] = self._scalar(key)
+                if self._peek() == ",":
+                    self.pos += 1
+                    continue
+                self._expect("}", "not JSON: expected ',' or '}'")
+                break
+        if self._peek() != "":
+            raise WireError(f"not JSON: extra data at character {self.pos}")
+        return self.obj
+
+    def _peek(self) -> str:
+        self.pos = _SPACE.match(self.text, self.pos).end()  # type: ignore[union-attr]
+        return self.text[self.pos:self.pos + 1]
+
+    def _expect(self, char: str, message: str) -> None:
+        if self._peek() != char:
+            raise WireError(f"{message} at character {self.pos}")
+        self.pos += 1
+
+    def _value(self) -> Any:
+        try:
+            value, self.pos = _SCAN_VALUE(self.text, self.pos)
+        except StopIteration:
+            raise WireError(f"not JSON: expected a value at character {self.pos}") from None
+        except (ValueError, RecursionError) as exc:
+            raise WireError(f"not JSON: {exc}") from None
+        return value
+
+    def _string(self, message: str) -> str:
+        if self._peek() != '"':
+            raise WireError(f"{message} at character {self.pos}")
+        return self._value()
+
+    def _scalar(self, key: str) -> Any:
+        if self._peek() in ("[", "{"):
+            raise WireError(f"{key!r} holds a list or an object, which a request has no use "
+                            f"for; refused unread (the line has very many values)",
+                            request_id=self._id())
+        return self._value()
+
+    def _argv(self) -> list[str]:
+        self.pos += 1                       # the "["
+        words: list[str] = []
+        if self._peek() == "]":
+            self.pos += 1
+            return words
+        while True:
+            if len(words) == MAX_ARGS:
+                raise WireError(f'"argv" has more than {MAX_ARGS} words', request_id=self._id())
+            if self._peek() != '"':
+                raise WireError('"argv" must be a list of strings', request_id=self._id())
+            words.append(self._value())
+            if self._peek() == ",":
+                self.pos += 1
+                continue
+            self._expect("]", "not JSON: expected ',' or ']'")
+            return words
+
+    def _id(self) -> int | None:
+        request_id = self.obj.get("id")
+        return request_id if _is_int(request_id) else None
+
+
+def _excerpt(value: Any, limit: int = 80) -> str:
+    text = repr(value) if not isinstance(value, (list, dict)) or len(value) < limit else \
+        f"<{type(value).__name__} of {len(value)} items>"
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
 def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
 def decode_request(line: bytes | str) -> Request:
     """Decode one request line; WireError (with the id when readable) if malformed."""
-    obj = _load_object(line)
+    obj = _load_request_object(line)
     request_id = obj.get("id")
     if not _is_int(request_id):
         raise WireError('request needs an integer "id"')
@@ -138,6 +270,13 @@ def decode_request(line: bytes | str) -> Request:
     if len(argv) > MAX_ARGS:
         raise WireError(f'"argv" has {len(argv)} words, more than {MAX_ARGS}',
                         request_id=request_id)
+    for index, word in enumerate(argv):
+        try:
+            word.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise WireError(f'"argv" word {index} is not Unicode text (a lone surrogate '
+                            f'{word[exc.start]!r} at character {exc.start})',
+                            request_id=request_id) from None
     return Request(request_id, tuple(argv), version)
 
 
@@ -148,7 +287,7 @@ def decode_server_message(line: bytes | str) -> Reply | Event:
         try:
             kind = EventKind(obj["event"])
         except ValueError as exc:
-            raise WireError(f"unknown event kind {obj['event']!r}") from exc
+            raise WireError(f"unknown event kind {_excerpt(obj['event'])}") from exc
         data = obj.get("data")
         if not isinstance(data, dict):
             raise WireError('event "data" must be an object')
