@@ -235,7 +235,8 @@ class SurvivorListener:
         answer = await _read_message(reader, HANDSHAKE_TIMEOUT)
         if not isinstance(answer, Takeover):
             raise ProtocolError(f"expected a takeover message, got {answer.TYPE!r}")
-        if not hmac.compare_digest(answer.proof, takeover_proof(self._token, nonce)):
+        expected = takeover_proof(self._token, nonce).encode()
+        if not hmac.compare_digest(answer.proof.encode("utf-8", "replace"), expected):
             log.warning("refused a takeover by pid %d: wrong token", answer.pid)
             self.refused += 1
             writer.write(encode(Error(reason="takeover refused: wrong token")))

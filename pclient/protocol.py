@@ -366,9 +366,15 @@ def _check_int(value: Any) -> int:
 
 
 def _check_float(value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise TypeError("a finite number")
-    return float(value)
+    try:
+        number = float(value)  # an int too large for a float raises OverflowError
+    except OverflowError:
+        raise TypeError("a finite number") from None
+    if not math.isfinite(number):
+        raise TypeError("a finite number")
+    return number
 
 
 def _check_bool(value: Any) -> bool:
