@@ -32,7 +32,10 @@ EXAMPLES = int(os.environ.get("HOSTILE_FUZZ_EXAMPLES", "150"))
 SETTINGS = settings(max_examples=EXAMPLES, deadline=None, database=None,
                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 #: Per message type (there are over a dozen): a third as many.
-PER_TYPE = settings(SETTINGS, max_examples=max(20, EXAMPLES // 3))
+# Valid messages are drawn with filters (a run needs a non-empty argv and job id...), so on a
+# loaded machine the filter health check can trip although nothing is wrong.
+PER_TYPE = settings(SETTINGS, max_examples=max(20, EXAMPLES // 3),
+                    suppress_health_check=[HealthCheck.filter_too_much, HealthCheck.too_slow])
 
 # Directions, from the module docstring; a type added later lands in OTHER and is still fuzzed.
 AGENT_TO_CONTROLLER = {"hello", "started", "ended", "pong", "error", "resumed", "lost",
