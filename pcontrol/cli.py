@@ -2,8 +2,9 @@
 
     pcontrol [--home DIR] start [SERVE OPTIONS]   start the daemon in the background
     pcontrol [--home DIR] serve [SERVE OPTIONS]   run it in the foreground (systemd)
-    pcontrol [--home DIR] stop ?-kill?            stop it (running jobs go on under their
-                                                  agents' lease; -kill: end every job)
+    pcontrol [--home DIR] stop ?-kill? ?-force?   stop it (running jobs go on under their
+                                                  agents' lease; -kill: end every job); with
+                                                  jobs out it refuses unless -force
     pcontrol [--home DIR] COMMAND ...             run one controller command, print the result
     pcontrol [--home DIR]                         interactive prompt (on a terminal), or one
                                                   command per line from stdin
@@ -50,6 +51,9 @@ def _serve_parser(prog: str) -> argparse.ArgumentParser:
                         help="longest retry backoff (default %(default)s)")
     parser.add_argument("--retention", type=float, default=defaults.retention, metavar="S",
                         help="seconds a harvested job is kept (default %(default)s)")
+    parser.add_argument("--keep-unowned", type=float, default=defaults.unowned_retention,
+                        metavar="S", help="seconds a finished job without an owner is kept "
+                                          "when nobody harvests it (default %(default)s)")
     parser.add_argument("--lease", type=float, default=defaults.lease, metavar="S",
                         help="seconds an agent keeps its jobs after losing pcontrol, for the "
                              "next one to take over (default %(default)s)")
@@ -69,14 +73,15 @@ def _config(options: argparse.Namespace) -> ControllerConfig:
     for name in ("heartbeat", "connect_timeout"):
         if getattr(options, name) <= 0:
             raise SystemExit(f"pcontrol: --{name.replace('_', '-')} must be > 0")
-    for name in ("lease", "grace", "stable_after"):
+    for name in ("lease", "grace", "stable_after", "keep_unowned"):
         value = getattr(options, name)
         if value is not None and not 0 <= value < float("inf"):
             raise SystemExit(f"pcontrol: --{name.replace('_', '-')} must be a number >= 0")
     return ControllerConfig(heartbeat=options.heartbeat, missed_heartbeats=max(1, options.missed),
                             connect_timeout=options.connect_timeout,
                             retry_min=options.retry_min, retry_max=options.retry_max,
-                            retention=options.retention, lease=options.lease,
+                            retention=options.retention,
+                            unowned_retention=options.keep_unowned, lease=options.lease,
                             reconcile_grace=options.grace, stable_after=options.stable_after)
 
 
@@ -109,10 +114,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _daemon_verb(paths: Paths, verb: str, rest: list[str]) -> int:
     if verb == "stop":
-        if rest not in ([], ["-kill"], ["--kill"]):
-            print("pcontrol: usage: pcontrol stop ?-kill?", file=sys.stderr)
+        flags = {word.lstrip("-") for word in rest}
+        if not flags <= {"kill", "force"} or not all(w.startswith("-") for w in rest):
+            print("pcontrol: usage: pcontrol stop ?-kill? ?-force?", file=sys.stderr)
             return 2
-        outcome = stop(paths, kill=bool(rest))
+        outcome = stop(paths, kill="kill" in flags, force="force" in flags)
     else:
         options = _serve_parser(f"pcontrol {verb}").parse_args(rest)
         config = _config(options)

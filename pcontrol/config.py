@@ -18,6 +18,10 @@ class ControllerConfig:
     retry_min: float = 2.0             #: first automatic retry of a DOWN host
     retry_max: float = 60.0            #: backoff ceiling
     retention: float = 300.0           #: seconds a harvested job is kept before forgotten
+    unowned_retention: float | None = 7 * 86400.0
+    """Seconds a finished job with no owner (submitted by hand, not by a scheduler) is kept
+    after it ended when nobody harvests or deletes it; None: until then. A scheduler's jobs
+    are kept until it harvests them."""
     bye_grace: float = 3.0             #: seconds an agent gets to end after `bye`
     lease: float = 600.0               #: seconds an agent keeps its jobs without a controller
     reconcile_grace: float | None = None

@@ -6,8 +6,19 @@ in `hosts.HostTable`, which calls back here (HostListener) when a host comes up,
 or an agent reports; dispatch decisions come from the indexes in `dispatch`.
 
 Nothing is told before it is written: events, messages to agents, acks and the reply to
-`job` wait in the outbox (outbox.py) until the journal's flush. What hosts and agents'
-reports mean for jobs (held, lost, retried, reconciled) is in reports.py.
+`job` wait in the outbox (outbox.py) until the journal has written the changes before them.
+While the journal fails (full disk) new jobs are refused, a job whose submission did not
+reach the disk is withdrawn (nobody was told of it), and everything else waits in the
+outbox until writes work again. What hosts and agents' reports mean for jobs (held, lost,
+retried, reconciled) is in reports.py.
+
+Work per loop turn is bounded whatever the numbers of hosts and jobs: dispatch decisions
+are O(log n) (dispatch.py), the journal writes a batch per turn, and at most TIMER_BATCH
+timers (pending timeouts, forgetting harvested jobs) fire per turn.
+
+What would end work is refused unless forced, and the refusal says what would happen:
+`delete` of a live job, `host delete`/`host off` of a host with jobs, `shutdown` with jobs
+out (refusals carry data {"needs_force": true}, so the prompt can ask instead).
 
 Life of a job:   submit -> PENDING -> (slot) -> BUSY -> (agent's `ended`) -> DONE
                           PENDING -> (pending timeout) -> DONE/PENDING
@@ -20,6 +31,9 @@ Life of a job:   submit -> PENDING -> (slot) -> BUSY -> (agent's `ended`) -> DON
 After a restart the journal's BUSY jobs are unknown in the same way: the next agent on
 their host takes over the surviving agent's jobs and reports which run and which finished
 (with their real outcome); the rest end DOWN.
+
+Finished jobs are forgotten (from memory and the journal) `retention` s after their owner
+harvested them, or, with no owner, `unowned_retention` s after they ended.
 """
 
 from __future__ import annotations
@@ -39,7 +53,8 @@ from .config import ControllerConfig
 from .dispatch import DispatchIndex, FreeHosts, Placement, TimerHeap
 from .errors import ConflictError, NotFoundError, UsageError
 from .hosts import HostTable, validate_host_name
-from .journal import Journal
+from .journal import Journal, JournalFailed
+from .loadwatch import LoopWatch, process_memory
 from .model import DEFAULT_OUTPUT_LIMIT, Host, HostState, Job, JobState, Outcome
 from .outbox import Outbox
 from .reports import AgentReports
@@ -78,6 +93,12 @@ class JobSpec:
 
 #: At most this many pending jobs that avoid a host are passed over per fill of that host.
 AVOID_SCAN = 32
+#: At most this many timers fire per loop turn (the rest fire in the turns after).
+TIMER_BATCH = 2000
+#: Job ids named in a refusal before "..." (a host may run hundreds).
+IDS_SHOWN = 10
+#: The data of a refusal that `-force` would overcome.
+NEEDS_FORCE = {"needs_force": True}
 
 
 class Controller(AgentReports):
@@ -108,13 +129,16 @@ class Controller(AgentReports):
         self._event_seq = 0
         self._next_id = 1
         self._stopping = False
+        self.loop_watch = LoopWatch()
         self.kill_on_stop = False
         """`shutdown -kill`: stop() ends every job instead of leaving them to the agents."""
         self.started_at = self.clock()
         self._started_mono = time.monotonic()
         self.stopped = asyncio.Event()
         self._connected: set[str] = set()
-        self._outbox = Outbox(self._flush_journal, self._send_event, self._send_agent)
+        self._outbox = Outbox(lambda: self.journal, self._send_event, self._send_agent)
+        if journal is not None:
+            journal.on_written.append(self._outbox.release)
 
     @property
     def hosts(self) -> dict[str, Host]:
@@ -127,6 +151,7 @@ class Controller(AgentReports):
         if self.journal is not None:
             self._load()
         self.host_table.start()
+        self.loop_watch.start()
 
     def _load(self) -> None:
         assert self.journal is not None
@@ -141,8 +166,10 @@ class Controller(AgentReports):
                 self._enqueue(job, now)
             elif job.state is JobState.BUSY:
                 unknown.append(job)
-            elif job.harvested is not None:
-                self._push_timer(job.harvested + self.config.retention - now, ("forget", job.id))
+            elif job.delete_requested:
+                self._forget(job)
+            else:
+                self._keep_finished(job, now)
         for job in unknown:
             host = self.hosts.get(job.ran_on or "")
             if host is None or not host.enabled:
@@ -172,11 +199,12 @@ class Controller(AgentReports):
                  "their agents' lease")
         if self._timer_handle is not None:
             self._timer_handle.cancel()
+        self.loop_watch.stop()
         if kill:
             for job_id in list(self._index_ids()):
                 self._index.remove(job_id)
                 self._finish(self.jobs[job_id], Outcome.KILLED, reason="pcontrol stop -kill")
-        self._outbox.sync()     # runs and acks decided so far go out before we hang up
+        self._drain()           # runs and acks decided so far go out before we hang up
         await self.host_table.stop(kill=kill)
         if kill:
             for job in self.jobs_where(state=JobState.BUSY):
@@ -185,8 +213,14 @@ class Controller(AgentReports):
             for host in self.hosts.values():
                 host.running.clear()
                 host.held.clear()
-        self._outbox.sync()
+        self._drain()
         self.stopped.set()
+
+    def _drain(self) -> None:
+        """Write everything now (however many batches) and send what that covers."""
+        if self.journal is not None:
+            self.journal.flush()
+        self._outbox.release()
 
     def _index_ids(self) -> list[int]:
         return [job.id for job in self.jobs.values() if job.state is JobState.PENDING]
@@ -221,12 +255,6 @@ class Controller(AgentReports):
                 self._subscribers.discard(subscriber)
 
     # == the outbox: written first, told after ===============================================
-
-    def _flush_journal(self) -> bool:
-        if self.journal is None:
-            return True
-        self.journal.flush()
-        return self.journal.failure is None
 
     def _send_agent(self, name: str, message: agent_protocol.Message) -> None:
         host = self.hosts.get(name)
@@ -282,7 +310,8 @@ class Controller(AgentReports):
 
     def _timers_fired(self) -> None:
         self._timer_handle = None
-        for kind, job_id in self._timers.pop_due(asyncio.get_running_loop().time()):
+        now = asyncio.get_running_loop().time()
+        for kind, job_id in self._timers.pop_due(now, limit=TIMER_BATCH):
             job = self.jobs.get(job_id)
             if job is None:
                 continue
@@ -290,6 +319,8 @@ class Controller(AgentReports):
                 self._index.remove(job.id)
                 self._finish(job, Outcome.PENDING, reason=self._pending_reason(job))
             elif kind == "forget" and job.harvested is not None:
+                self._forget(job)
+            elif kind == "expire" and job.state is JobState.DONE and job.owner is None:
                 self._forget(job)
             elif kind == "held" and job.unknown_since is not None:
                 host = self.hosts.get(job.ran_on or "")
@@ -353,7 +384,7 @@ class Controller(AgentReports):
             validate_host_name(spec.host)
         self._check_encodable(spec)
         now = self.clock()
-        job = Job(id=self._next_id, argv=list(spec.argv), submitted=now, host=spec.host,
+        job = Job(id=self._next_id, argv=tuple(spec.argv), submitted=now, host=spec.host,
                   required=spec.required, timeout=spec.timeout, pending_timeout=spec.pending,
                   priority=spec.priority, cwd=spec.cwd, env=dict(spec.env), owner=spec.owner,
                   task=spec.task, output_limit=spec.output_limit, retry=spec.retry,
@@ -367,6 +398,38 @@ class Controller(AgentReports):
             return job
         self._place(job, now)
         return job
+
+    async def submit_durable(self, spec: JobSpec) -> Job:
+        """Accept a job and return once it is in the journal (the reply to `job`).
+
+        If the journal fails before it has the job, the job is withdrawn -- nobody was
+        told of it, no agent was sent it -- and the refusal says why."""
+        job = self.submit(spec)
+        seq = self.journal.first_unwritten("job", job.id) if self.journal is not None else None
+        try:
+            await self._outbox.durable(seq)
+        except JournalFailed as exc:
+            self._withdraw(job)
+            raise ConflictError(f"not accepting jobs: {exc}; job {job.id} was not kept",
+                                data={"journal_failure": str(exc)}) from None
+        return job
+
+    def _withdraw(self, job: Job) -> None:
+        """Undo a submission that never reached the journal."""
+        log.warning("job %d withdrawn: the journal could not write it", job.id)
+        self._outbox.drop_job(job.id)
+        if job.state is JobState.PENDING:
+            self._index.remove(job.id)
+        elif job.state is JobState.BUSY:
+            host = self.hosts.get(job.ran_on or "")
+            if host is not None:
+                running = job.id in host.running
+                host.running.discard(job.id)
+                host.held.discard(job.id)
+                if running:
+                    self._slot_freed(host)
+        if job.id in self.jobs:
+            self._forget(job)
 
     def _place(self, job: Job, now: float) -> None:
         """Start a PENDING job on a free host it may use, else queue it."""
@@ -399,7 +462,7 @@ class Controller(AgentReports):
         job.ran_on = host.name
         host.running.add(job.id)
         self._to_agent(host, agent_protocol.Run(
-            job=str(job.id), argv=tuple(job.argv), cwd=job.cwd, env=job.env,
+            job=str(job.id), argv=job.argv, cwd=job.cwd, env=job.env,
             timeout=job.timeout, output_limit=job.output_limit))
         self._update_load(host)
         self._free.rotate(host.name)
@@ -407,6 +470,7 @@ class Controller(AgentReports):
 
     def _finish(self, job: Job, outcome: Outcome, *, reason: str = "",
                 status: int | None = None, signal: int | None = None) -> None:
+        """The job is DONE (callers hold the job: it may be forgotten on the way out)."""
         self._set_state(job, JobState.DONE)
         job.outcome = outcome
         self._outcome_counts[outcome] += 1
@@ -416,6 +480,21 @@ class Controller(AgentReports):
         self._timers.cancel(("pending", job.id))
         self._timers.cancel(("held", job.id))
         self._job_changed(job)
+        if job.delete_requested:
+            self._forget(job)         # `delete -force`: its end is told, then it is gone
+        else:
+            self._keep_finished(job, job.ended)
+
+    def _keep_finished(self, job: Job, now: float) -> None:
+        """Arm the timer that forgets a finished job: `retention` after its harvest, or
+        `unowned_retention` after its end when it has no owner."""
+        if self._stopping:
+            return
+        if job.harvested is not None:
+            self._push_timer(job.harvested + self.config.retention - now, ("forget", job.id))
+        elif job.owner is None and self.config.unowned_retention is not None:
+            ended = job.ended if job.ended is not None else now
+            self._push_timer(ended + self.config.unowned_retention - now, ("expire", job.id))
 
     def _forget(self, job: Job) -> None:
         del self.jobs[job.id]
@@ -428,8 +507,8 @@ class Controller(AgentReports):
                 owned.discard(job.id)
                 if not owned:
                     del self._by_owner[job.owner]
-        self._timers.cancel(("pending", job.id))
-        self._timers.cancel(("forget", job.id))
+        for kind in ("pending", "forget", "expire", "held"):
+            self._timers.cancel((kind, job.id))
         if self.journal is not None:
             self.journal.job_forgotten(job.id)
 
@@ -489,13 +568,38 @@ class Controller(AgentReports):
 
     def delete(self, job_id: int | str, *, force: bool = False,
                owner: str | None = None) -> str:
+        """Forget a finished job. A pending or running one only with `force`: a pending
+        one is cancelled (KILLED) and forgotten at once; a running one is killed and
+        forgotten once its end is reported (subscribers still see that end)."""
         job = self.job(job_id)
         self._check_owner(job, "delete", force, owner)
-        if job.state is not JobState.DONE:
-            raise ConflictError(f"job {job.id} is {job.state.value}; kill it first "
-                                "(delete only removes finished jobs)")
-        self._forget(job)
-        return f"job {job.id} deleted"
+        if job.state is JobState.DONE:
+            self._forget(job)
+            return f"job {job.id} deleted"
+        if not force:
+            raise ConflictError(self._delete_consequence(job), data=NEEDS_FORCE)
+        if job.state is JobState.PENDING:
+            job.delete_requested = True
+            self.kill(job.id, force=True)
+            return f"job {job.id} deleted (it was pending: it never ran)"
+        job.delete_requested = True
+        said = self.kill(job.id, force=True)
+        if job.id not in self.jobs:
+            return f"job {job.id} deleted"
+        return f"{said}; it will be deleted once it has ended"
+
+    def _delete_consequence(self, job: Job) -> str:
+        if job.state is JobState.PENDING:
+            return (f"job {job.id} is PENDING; deleting it cancels it (it never runs); "
+                    f"use -force to cancel and delete it")
+        host = self.hosts.get(job.ran_on or "")
+        if host is not None and job.id in host.held:
+            where = (f"ran on {job.ran_on}, whose agent is out of reach (its outcome is "
+                     f"awaited)")
+        else:
+            where = f"is running on {job.ran_on}" + (f" (pid {job.pid})" if job.pid else "")
+        return (f"job {job.id} {where}; deleting it kills it and its outcome is lost; use "
+                f"-force to kill it and delete it once it has ended")
 
     def harvest(self, job_ids: list[str], *, owner: str | None = None) -> list[dict[str, Any]]:
         """The owner has collected these finished jobs; keep them `retention` s, then forget.
@@ -585,15 +689,32 @@ class Controller(AgentReports):
                  connect: str | None = None) -> Host:
         return self.host_table.add(name, slots=slots, connect=connect)
 
-    def _refuse_if_running(self, host: Host, action: str, force: bool) -> None:
-        if (host.running or host.held) and not force:
-            ids = ", ".join(str(i) for i in sorted(host.running | host.held))
-            raise ConflictError(f'host "{host.name}" is running jobs {ids}; '
-                                f"{action} would kill them; use -force to do it anyway")
+    def _refuse_if_running(self, host: Host, action: str, force: bool, *,
+                           required: list[int] | None = None) -> None:
+        """Refuse (unless forced) an action that ends the host's jobs, saying which and
+        how: its running ones end KILLED, and (host delete) pending ones that require it
+        end DOWN."""
+        live = sorted(host.running | host.held)
+        required = required or []
+        if force or not (live or required):
+            return
+        if live:
+            text = (f"host {host.name} runs {_count(len(live), 'job')} ({_ids(live)}); "
+                    f"{action} ends {_them(len(live))} KILLED")
+            if required:
+                text += (f", and {_count(len(required), 'pending job')} that "
+                         f"{_verb(len(required), 'require')} it ({_ids(required)}) "
+                         f"{_verb(len(required), 'end')} DOWN")
+        else:
+            text = (f"{_count(len(required), 'pending job')} "
+                    f"{_verb(len(required), 'require')} host {host.name} ({_ids(required)}); "
+                    f"{action} ends {_them(len(required))} DOWN")
+        raise ConflictError(text + "; use -force to do it anyway", data=NEEDS_FORCE)
 
     def delete_host(self, name: str, *, force: bool = False) -> str:
         host = self.host(name)
-        self._refuse_if_running(host, "deleting it", force)
+        self._refuse_if_running(host, "deleting it", force,
+                                required=self._index.required_on(name))
         self._end_running(host, Outcome.KILLED, f"host {name} was deleted")
         self.host_table.remove(host)
         for job_id in self._index.required_on(name):
@@ -632,6 +753,31 @@ class Controller(AgentReports):
         self.host_table.retry(host)
         return f"host {name}: connecting"
 
+    # == stopping ===========================================================================
+
+    def stop_refusal(self, *, kill: bool) -> str | None:
+        """What `shutdown` would do to the jobs out, in words; None when no job is out."""
+        running = self._job_counts.get(JobState.BUSY, 0)
+        pending = self._job_counts.get(JobState.PENDING, 0)
+        if not running and not pending:
+            return None
+        out = " and ".join(part for part in (
+            f"{_count(running, 'job')} running" if running else "",
+            f"{_count(pending, 'job')} pending" if pending else "") if part)
+        if kill:
+            return (f"pcontrol has {out}; stopping with -kill ends {_them(running + pending)} "
+                    f"KILLED; use -kill -force to do it anyway")
+        parts = []
+        if running:
+            lease = self.config.lease
+            parts.append("the running ones go on under their agents, which kill them if no "
+                         f"pcontrol takes them over within {lease:g} s" if lease > 0 else
+                         "the running ones are killed by their agents (lease 0)")
+        if pending:
+            parts.append("the pending ones wait until pcontrol is started again")
+        return (f"pcontrol has {out}; if it stops, " + ", and ".join(parts)
+                + "; use -force to stop anyway (or -kill -force to end every job now)")
+
     # == status =============================================================================
 
     def status(self) -> dict[str, Any]:
@@ -648,7 +794,40 @@ class Controller(AgentReports):
             "slots": {"total": sum(h.agent_slots for h in connected),
                       "busy": sum(len(h.running) for h in connected)},
             "subscribers": len(self._subscribers),
-            "journal": {"path": str(self.journal.path) if self.journal else None,
-                        "failure": self.journal.failure if self.journal else None},
+            "totals": {"hosts": len(self.hosts), "connected": len(self._connected),
+                       "jobs": len(self.jobs)},
+            "memory": process_memory(),
+            "loop": self.loop_watch.summary(),
+            "journal": self._journal_status(),
         }
+
+    def _journal_status(self) -> dict[str, Any]:
+        journal = self.journal
+        if journal is None:
+            return {"path": None, "failure": None, "size": 0, "backlog": 0,
+                    "held": len(self._outbox)}
+        failing_for = None
+        if journal.failure is not None and journal.failed_since is not None:
+            failing_for = round(asyncio.get_running_loop().time() - journal.failed_since, 3)
+        return {"path": str(journal.path), "failure": journal.failure,
+                "failing_for": failing_for, "size": journal.size(),
+                "backlog": journal.backlog, "held": len(self._outbox)}
+
+
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}{'' if number == 1 else 's'}"
+
+
+def _them(number: int) -> str:
+    return "that job" if number == 1 else ("both" if number == 2 else f"all {number}")
+
+
+def _verb(number: int, verb: str) -> str:
+    """`verb` agreeing with `number` subjects: 1 requires, 2 require."""
+    return verb + "s" if number == 1 else verb
+
+
+def _ids(ids: list[int]) -> str:
+    shown = ", ".join(str(i) for i in ids[:IDS_SHOWN])
+    return shown + (f", ... ({len(ids)} in all)" if len(ids) > IDS_SHOWN else "")
 

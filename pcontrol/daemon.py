@@ -5,7 +5,8 @@ share a home and a leftover socket is known to be stale. `start` runs `serve` de
 (new session, output to the log) and waits until it reports ready through a pipe (or dies,
 in which case the end of the log says why). `stop` asks over the socket and waits until
 the pid file's lock is released; by default the agents keep running jobs for their lease
-(the next `start` takes them over), `stop -kill` ends every job first.
+(the next `start` takes them over), `stop -kill` ends every job first. With jobs out pcontrol
+refuses to stop, saying what would become of them, unless `-force` is given.
 
 The controller's secret ($SCHED_HOME/secret, see pcontrol.secret) is loaded (or made) here:
 it is what lets the next pcontrol's agents take over this one's.
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import fcntl
+import gc
 import logging
 import os
 import select
@@ -54,6 +56,8 @@ class DaemonResult:
     ok: bool
     message: str
     pid: int | None = None
+    needs_force: bool = False
+    """Refused because jobs are out: the same call with force=True would go ahead."""
 
 
 # -- the pid file ----------------------------------------------------------------------------
@@ -140,6 +144,10 @@ async def _serve(paths: Paths, config: ControllerConfig, ready_fd: int | None) -
         loop.add_signal_handler(signum, server.request_shutdown)
     try:
         await controller.start()
+        # What the journal held (100,000 jobs after a restart is ordinary) stays for long:
+        # keep it out of the cyclic collector's full passes, which would otherwise visit
+        # every one of them and stop the loop for that long.
+        gc.freeze()
         await server.start()
         log.info("pcontrol %d serving on %s", os.getpid(), paths.socket)
         if ready_fd is not None:
@@ -215,12 +223,14 @@ def _log_tail(path: Path, lines: int = 10) -> str:
     return "\n".join(text.splitlines()[-lines:])
 
 
-def stop(paths: Paths, timeout: float = STOP_TIMEOUT, *, kill: bool = False) -> DaemonResult:
-    """Ask the daemon to stop (kill: ending every job) and wait until it has."""
+def stop(paths: Paths, timeout: float = STOP_TIMEOUT, *, kill: bool = False,
+         force: bool = False) -> DaemonResult:
+    """Ask the daemon to stop (kill: ending every job) and wait until it has. With jobs
+    out it refuses (needs_force) unless `force`."""
     pid = read_pid(paths)
+    argv = ["shutdown"] + (["-kill"] if kill else []) + (["-force"] if force else [])
     try:
-        reply = run_command(["shutdown", "-kill"] if kill else ["shutdown"], paths.home,
-                            timeout=10.0)
+        reply = run_command(argv, paths.home, timeout=10.0)
     except ControllerNotRunning:
         if pid is None:
             return DaemonResult(True, "pcontrol is not running")
@@ -231,7 +241,9 @@ def stop(paths: Paths, timeout: float = STOP_TIMEOUT, *, kill: bool = False) -> 
         os.kill(pid, signal.SIGTERM)
     else:
         if not reply.ok:
-            return DaemonResult(False, f"pcontrol refused to stop: {reply.text}", pid)
+            needs_force = isinstance(reply.data, dict) and bool(reply.data.get("needs_force"))
+            return DaemonResult(False, f"pcontrol refused to stop: {reply.text}", pid,
+                                needs_force=needs_force)
     deadline = time.monotonic() + timeout
     while read_pid(paths) is not None:
         if time.monotonic() > deadline:
@@ -250,6 +262,7 @@ def start_daemon(home: str | os.PathLike[str] | None = None,
     return start(Paths.for_home(home), list(serve_args))
 
 
-def stop_daemon(home: str | os.PathLike[str] | None = None, *, kill: bool = False) -> DaemonResult:
-    """`pcontrol stop` (kill: `pcontrol stop -kill`) for $SCHED_HOME (or `home`)."""
-    return stop(Paths.for_home(home), kill=kill)
+def stop_daemon(home: str | os.PathLike[str] | None = None, *, kill: bool = False,
+                force: bool = False) -> DaemonResult:
+    """`pcontrol stop ?-kill? ?-force?` for $SCHED_HOME (or `home`)."""
+    return stop(Paths.for_home(home), kill=kill, force=force)

@@ -15,13 +15,12 @@ import heapq
 import itertools
 from collections import OrderedDict
 from collections.abc import Hashable, Iterator
-from dataclasses import dataclass
+from typing import NamedTuple
 
 _COMPACT_SLACK = 64
 
 
-@dataclass(frozen=True)
-class Placement:
+class Placement(NamedTuple):
     """How a pending job may be placed."""
 
     job_id: int
@@ -45,7 +44,9 @@ class DispatchIndex:
 
     def __init__(self) -> None:
         self._tokens = itertools.count(1)
-        self._live: dict[int, tuple[int, Placement]] = {}   # job id -> (token, placement)
+        # job id -> (token, host, required): a plain tuple of plain values, which the
+        # garbage collector stops tracking (a Placement, a subclass, it would keep visiting)
+        self._live: dict[int, tuple[int, str | None, bool]] = {}
         self._required: dict[str, _Tier] = {}
         self._preferred: dict[str, _Tier] = {}
         self._general = _Tier()
@@ -60,9 +61,9 @@ class DispatchIndex:
         if placement.job_id in self._live:
             raise ValueError(f"job {placement.job_id} is already pending")
         token = next(self._tokens)
-        self._live[placement.job_id] = (token, placement)
+        self._live[placement.job_id] = (token, placement.host, placement.required)
         entry = (-placement.priority, placement.job_id, token)
-        for tier in self._tiers_of(placement, create=True):
+        for tier in self._tiers_of(placement.host, placement.required, create=True):
             heapq.heappush(tier.heap, entry)
             tier.live += 1
 
@@ -71,7 +72,7 @@ class DispatchIndex:
         item = self._live.pop(job_id, None)
         if item is None:
             return False
-        for tier in self._tiers_of(item[1], create=False):
+        for tier in self._tiers_of(item[1], item[2], create=False):
             tier.live -= 1
             self._maybe_compact(tier)
         return True
@@ -101,12 +102,13 @@ class DispatchIndex:
 
     # -- internals --------------------------------------------------------------------------
 
-    def _tiers_of(self, placement: Placement, *, create: bool) -> Iterator[_Tier]:
-        if placement.host is not None and placement.required:
-            yield self._tier(self._required, placement.host, create)
+    def _tiers_of(self, host: str | None, required: bool, *,
+                  create: bool) -> Iterator[_Tier]:
+        if host is not None and required:
+            yield self._tier(self._required, host, create)
             return
-        if placement.host is not None:
-            yield self._tier(self._preferred, placement.host, create)
+        if host is not None:
+            yield self._tier(self._preferred, host, create)
         yield self._general
 
     @staticmethod
@@ -205,13 +207,15 @@ class TimerHeap:
             heapq.heappop(self._heap)
         return None
 
-    def pop_due(self, now: float) -> list[Hashable]:
-        """Remove and return every key due at or before `now`, earliest first."""
-        due_keys = []
-        while True:
+    def pop_due(self, now: float, limit: int | None = None) -> list[Hashable]:
+        """Remove and return the keys due at or before `now`, earliest first (at most
+        `limit` of them; the rest stay due)."""
+        due_keys: list[Hashable] = []
+        while limit is None or len(due_keys) < limit:
             due = self.next_due()
             if due is None or due > now:
                 return due_keys
             _, _, key = heapq.heappop(self._heap)
             del self._live[key]
             due_keys.append(key)
+        return due_keys

@@ -1,21 +1,38 @@
 """The journal: hosts and jobs in SQLite ($SCHED_HOME/pcontrol.db), so a restart keeps them.
 
-The controller marks objects dirty as they change; the journal writes every dirty object in
-one transaction per event-loop turn (scheduled with call_soon), so a burst of 2,000 job
-changes costs one commit, not 2,000. WAL mode with synchronous=NORMAL keeps a commit to a
-write() of the log; the loop is blocked only for that. A failing write (full disk) is kept
-as `failure`; the controller then refuses new jobs rather than accept what it cannot keep.
+The controller marks objects dirty as they change; the journal writes them in batches of at
+most `batch_rows` rows, one transaction each, one batch per event-loop turn (scheduled with
+call_soon). So a burst of 2,000 job changes costs a commit or two, not 2,000, and a burst
+of 100,000 (a restart that kills every job, a flood of submissions) is written over many
+turns, each short, with the loop serving clients in between. WAL mode with
+synchronous=NORMAL keeps a commit to a write() of the log.
+
+Every change gets a sequence number. Dirty objects are written in the order they first
+became dirty (each with its latest state), so after any batch every change numbered up to
+`durable_seq` is on disk: the outbox (outbox.py) tells nobody of a change before that.
+
+A failing write (full disk, read-only file, I/O error) is kept as `failure`; the batch is
+rolled back, nothing dirty is dropped, and the write is retried with backoff (retry_min
+doubling up to retry_max) until it works again. Meanwhile the controller refuses new jobs.
+
+Rows of forgotten jobs are deleted; the file uses incremental auto-vacuum and gives freed
+pages back to the file system a bounded step at a time once a quarter of it is free, and
+the write-ahead log is truncated after checkpoints (journal_size_limit), so the files do
+not grow without end.
 """
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import logging
+import os
 import sqlite3
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Union
 
 from .model import Host, Job
 
@@ -23,12 +40,28 @@ log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 1
 
+#: Rows written per transaction (and per loop turn); ~20 us each, so ~20 ms a batch.
+BATCH_ROWS = 1000
+#: Seconds before the first retry of a failed write, and the longest wait between retries.
+RETRY_MIN = 0.5
+RETRY_MAX = 10.0
+#: Free pages are given back once they are this share of the file (and at least VACUUM_MIN).
+VACUUM_SHARE = 0.25
+VACUUM_MIN_PAGES = 256
+#: Pages given back per step (one step per loop turn).
+VACUUM_STEP_PAGES = 2000
+#: Bytes the write-ahead log is cut back to after a checkpoint.
+WAL_SIZE_LIMIT = 16 * 1024 * 1024
+
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta  (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS hosts (name TEXT PRIMARY KEY, record TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS jobs  (id INTEGER PRIMARY KEY, state TEXT NOT NULL, owner TEXT,
                                   record TEXT NOT NULL, stdout TEXT, stderr TEXT);
 """
+
+#: A dirty object: ("job", id), ("host", name) or ("meta", key).
+_Key = tuple[str, Union[int, str]]
 
 
 @dataclass
@@ -44,27 +77,58 @@ class JournalError(Exception):
     pass
 
 
+class JournalFailed(Exception):
+    """A change could not be written (the journal's `failure` says why)."""
+
+
+@dataclass
+class _Dirty:
+    """One object to write: its latest state (None: delete its row) and the number of the
+    first change not yet on disk."""
+
+    first_seq: int
+    value: Any
+
+
 class Journal:
-    def __init__(self, path: Path | str):
+    def __init__(self, path: Path | str, *, batch_rows: int = BATCH_ROWS,
+                 retry_min: float = RETRY_MIN, retry_max: float = RETRY_MAX):
         self.path = Path(path)
+        self.batch_rows = max(1, batch_rows)
+        self.retry_min = retry_min
+        self.retry_max = retry_max
         self._db = sqlite3.connect(str(self.path), isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.executescript(_SCHEMA)
+        self._setup()
+        self._dirty: dict[_Key, _Dirty] = {}     # in order of first change
+        self.seq = 0
+        """The number of the last change."""
+        self._handle: asyncio.Handle | asyncio.TimerHandle | None = None
+        self._retry_delay = retry_min
+        self._vacuum_due = False
+        self.failure: str | None = None
+        self.failed_since: float | None = None    # loop time of the first failed write
+        self.commits = 0
+        self.on_written: list[Callable[[], None]] = []
+        """Called after every write attempt, good or bad (the outbox releases or fails)."""
+
+    def _setup(self) -> None:
+        db = self._db
+        if db.execute("PRAGMA auto_vacuum").fetchone()[0] != 2:
+            fresh = db.execute("SELECT count(*) FROM sqlite_master").fetchone()[0] == 0
+            db.execute("PRAGMA auto_vacuum=INCREMENTAL")
+            if not fresh:        # a journal from before: convert it once
+                log.info("journal %s: switching to incremental vacuum", self.path)
+                db.execute("VACUUM")
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=NORMAL")
+        db.execute(f"PRAGMA journal_size_limit={WAL_SIZE_LIMIT}")
+        db.executescript(_SCHEMA)
         version = self._meta("schema")
         if version is None:
-            self._db.execute("INSERT INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
+            db.execute("INSERT INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
         elif int(version) != SCHEMA_VERSION:
             raise JournalError(f"journal {self.path} has schema {version}; "
                                f"this pcontrol reads {SCHEMA_VERSION}")
-        self._dirty_jobs: dict[int, Job] = {}
-        self._gone_jobs: set[int] = set()
-        self._dirty_hosts: dict[str, Host] = {}
-        self._gone_hosts: set[str] = set()
-        self._next_job_id: int | None = None
-        self._flush_handle: asyncio.Handle | None = None
-        self.failure: str | None = None
-        self.commits = 0
 
     def _meta(self, key: str) -> str | None:
         row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
@@ -86,90 +150,214 @@ class Journal:
         loaded.next_job_id = max(int(stored) if stored else 1, highest + 1)
         return loaded
 
-    # -- writing ----------------------------------------------------------------------------
+    def row_count(self) -> int:
+        """Job rows on disk (for tests and tools)."""
+        return self._db.execute("SELECT count(*) FROM jobs").fetchone()[0]
+
+    def file_pages(self) -> tuple[int, int]:
+        """(pages in the file, free pages among them)."""
+        return (self._db.execute("PRAGMA page_count").fetchone()[0],
+                self._db.execute("PRAGMA freelist_count").fetchone()[0])
+
+    def size(self) -> int:
+        """Bytes on disk: the database and its write-ahead log."""
+        total = 0
+        for path in (self.path, self.path.with_name(self.path.name + "-wal")):
+            try:
+                total += os.stat(path).st_size
+            except OSError:
+                pass
+        return total
+
+    # -- changes ----------------------------------------------------------------------------
 
     def job_changed(self, job: Job) -> None:
-        self._gone_jobs.discard(job.id)
-        self._dirty_jobs[job.id] = job
-        self._schedule()
+        self._mark(("job", job.id), job)
 
     def job_forgotten(self, job_id: int) -> None:
-        self._dirty_jobs.pop(job_id, None)
-        self._gone_jobs.add(job_id)
-        self._schedule()
+        self._mark(("job", job_id), None)
 
     def host_changed(self, host: Host) -> None:
-        self._gone_hosts.discard(host.name)
-        self._dirty_hosts[host.name] = host
-        self._schedule()
+        self._mark(("host", host.name), host)
 
     def host_forgotten(self, name: str) -> None:
-        self._dirty_hosts.pop(name, None)
-        self._gone_hosts.add(name)
-        self._schedule()
+        self._mark(("host", name), None)
 
     def next_job_id_changed(self, value: int) -> None:
-        self._next_job_id = value
+        self._mark(("meta", "next_job_id"), str(value))
+
+    def _mark(self, key: _Key, value: Any) -> None:
+        self.seq += 1
+        entry = self._dirty.get(key)
+        if entry is None:
+            self._dirty[key] = _Dirty(self.seq, value)
+        else:
+            entry.value = value
         self._schedule()
 
+    def first_unwritten(self, kind: str, key: int | str) -> int | None:
+        """The number of the first change of this object not yet on disk (None: none)."""
+        entry = self._dirty.get((kind, key))
+        return entry.first_seq if entry else None
+
+    @property
+    def dirty(self) -> bool:
+        return bool(self._dirty)
+
+    @property
+    def backlog(self) -> int:
+        """Objects waiting to be written."""
+        return len(self._dirty)
+
+    @property
+    def durable_seq(self) -> int:
+        """Every change numbered up to this is on disk."""
+        for entry in self._dirty.values():
+            return entry.first_seq - 1
+        return self.seq
+
+    # -- writing ----------------------------------------------------------------------------
+
     def _schedule(self) -> None:
-        if self._flush_handle is not None:
-            return
+        if self._handle is not None:
+            return           # a write (or, while failing, a retry) is already due
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:      # no loop (tools, tests): write at once
             self.flush()
             return
-        self._flush_handle = loop.call_soon(self.flush)
+        self._handle = loop.call_soon(self._write_turn)
 
-    @property
-    def dirty(self) -> bool:
-        return bool(self._dirty_jobs or self._gone_jobs or self._dirty_hosts
-                    or self._gone_hosts or self._next_job_id is not None)
+    def _write_turn(self) -> None:
+        """One batch; the next turn does the next (or a timer retries a failed one)."""
+        self._handle = None
+        if self._dirty:
+            self.write_batch()
+        elif self._vacuum_due:
+            self._vacuum_step()
+        loop = asyncio.get_running_loop()
+        if self.failure is not None:
+            self._handle = loop.call_later(self._retry_delay, self._write_turn)
+            self._retry_delay = min(self.retry_max, self._retry_delay * 2)
+        elif self._dirty or self._vacuum_due:
+            self._handle = loop.call_soon(self._write_turn)
+        for callback in list(self.on_written):
+            callback()
+
+    def write_batch(self) -> bool:
+        """Write the oldest `batch_rows` dirty objects in one transaction. True if it worked."""
+        batch = list(itertools.islice(self._dirty.items(), self.batch_rows))
+        if not batch:
+            return True
+        jobs, gone_jobs, hosts, gone_hosts, meta = [], [], [], [], []
+        for (kind, key), entry in batch:
+            value = entry.value
+            if kind == "job":
+                if value is None:
+                    gone_jobs.append((key,))
+                else:
+                    jobs.append((value.id, value.state.value, value.owner,
+                                 json.dumps(value.to_record()), value.stdout, value.stderr))
+            elif kind == "host":
+                if value is None:
+                    gone_hosts.append((key,))
+                else:
+                    hosts.append((value.name, json.dumps(_host_config(value))))
+            else:
+                meta.append((key, value))
+        db = self._db
+        try:
+            db.execute("BEGIN")
+            if jobs:
+                db.executemany("INSERT OR REPLACE INTO jobs VALUES (?,?,?,?,?,?)", jobs)
+            if gone_jobs:
+                db.executemany("DELETE FROM jobs WHERE id = ?", gone_jobs)
+            if hosts:
+                db.executemany("INSERT OR REPLACE INTO hosts VALUES (?,?)", hosts)
+            if gone_hosts:
+                db.executemany("DELETE FROM hosts WHERE name = ?", gone_hosts)
+            if meta:
+                db.executemany("INSERT OR REPLACE INTO meta VALUES (?,?)", meta)
+            db.execute("COMMIT")
+        except sqlite3.Error as exc:
+            self._failed(exc)
+            return False
+        for key, _ in batch:
+            del self._dirty[key]
+        self.commits += 1
+        if self.failure is not None:
+            log.warning("journal %s: writes work again (%d objects still to write)",
+                        self.path, len(self._dirty))
+            self.failure = None
+            self.failed_since = None
+        self._retry_delay = self.retry_min
+        if gone_jobs or gone_hosts:
+            self._vacuum_due = True
+        return True
+
+    def _failed(self, exc: sqlite3.Error) -> None:
+        try:
+            if self._db.in_transaction:
+                self._db.execute("ROLLBACK")
+        except sqlite3.Error:
+            pass
+        if self.failure is None:
+            self._retry_delay = self.retry_min
+            log.error("journal write to %s failed: %s; refusing new jobs until writes work "
+                      "again (%d objects kept to write)", self.path, exc, len(self._dirty))
+            try:
+                self.failed_since = asyncio.get_running_loop().time()
+            except RuntimeError:
+                self.failed_since = 0.0
+        self.failure = f"journal write failed: {exc}"
+
+    def _vacuum_step(self) -> None:
+        """Give free pages back to the file system, a bounded step at a time."""
+        try:
+            pages, free = self.file_pages()
+            if free < max(VACUUM_MIN_PAGES, pages * VACUUM_SHARE):
+                self._vacuum_due = False
+                return
+            # executescript steps the pragma to the end; execute() would free one page.
+            self._db.executescript(f"PRAGMA incremental_vacuum({VACUUM_STEP_PAGES});")
+            log.debug("journal: gave back up to %d of %d free pages", VACUUM_STEP_PAGES, free)
+            if free <= VACUUM_STEP_PAGES:
+                self._vacuum_due = False
+        except sqlite3.Error as exc:
+            log.warning("journal: incremental vacuum failed: %s", exc)
+            self._vacuum_due = False
+
+    def vacuum(self) -> None:
+        """Give back every free page now (tools, tests)."""
+        self._db.executescript("PRAGMA incremental_vacuum;")
+        self._vacuum_due = False
 
     def flush(self) -> None:
-        """Write everything dirty in one transaction."""
-        self._flush_handle = None
-        if not self.dirty:
-            return
-        jobs = [(job.id, job.state.value, job.owner, json.dumps(job.to_record()),
-                 job.stdout, job.stderr) for job in self._dirty_jobs.values()]
-        hosts = [(host.name, json.dumps(_host_config(host)))
-                 for host in self._dirty_hosts.values()]
-        try:
-            with self._db:
-                self._db.execute("BEGIN")
-                if jobs:
-                    self._db.executemany("INSERT OR REPLACE INTO jobs VALUES (?,?,?,?,?,?)",
-                                         jobs)
-                if self._gone_jobs:
-                    self._db.executemany("DELETE FROM jobs WHERE id = ?",
-                                         [(i,) for i in self._gone_jobs])
-                if hosts:
-                    self._db.executemany("INSERT OR REPLACE INTO hosts VALUES (?,?)", hosts)
-                if self._gone_hosts:
-                    self._db.executemany("DELETE FROM hosts WHERE name = ?",
-                                         [(n,) for n in self._gone_hosts])
-                if self._next_job_id is not None:
-                    self._db.execute("INSERT OR REPLACE INTO meta VALUES ('next_job_id', ?)",
-                                     (str(self._next_job_id),))
-        except sqlite3.Error as exc:
-            if self.failure is None:
-                log.error("journal write to %s failed: %s", self.path, exc)
-            self.failure = f"journal write failed: {exc}"
-            return
-        self.failure = None
-        self.commits += 1
-        self._dirty_jobs.clear()
-        self._gone_jobs.clear()
-        self._dirty_hosts.clear()
-        self._gone_hosts.clear()
-        self._next_job_id = None
+        """Write everything dirty now, batch after batch (stops at the first failure)."""
+        if self._handle is not None:
+            self._handle.cancel()
+            self._handle = None
+        while self._dirty:
+            if not self.write_batch():
+                break
+        if self.failure is not None:
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:
+                pass
+            else:
+                self._handle = loop.call_later(self._retry_delay, self._write_turn)
+        for callback in list(self.on_written):
+            callback()
 
     def close(self) -> None:
-        if self._flush_handle is not None:
-            self._flush_handle.cancel()
         self.flush()
+        if self._handle is not None:
+            self._handle.cancel()
+            self._handle = None
+        if self._dirty:
+            log.error("journal %s closed with %d changes unwritten: %s", self.path,
+                      len(self._dirty), self.failure)
         self._db.close()
 
 

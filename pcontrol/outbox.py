@@ -1,93 +1,142 @@
 """The outbox: what the controller tells others goes out only after the journal has it.
 
 Events to subscribers, `run` and `kill` to agents, `ack`s of the outcomes agents reported,
-and the reply to `job` all wait here until the next flush of the journal, which happens
-once per loop turn (so a burst of changes is still one commit). Hence after a `kill -9` of
-pcontrol nothing anyone was told is missing from the journal: no agent runs a job the
-journal thinks PENDING, no subscriber saw an outcome the journal lost, and an agent forgets
-an outcome only once it is on disk (it keeps it until acked, and reports it again to the
-next pcontrol otherwise).
+and the reply to `job` all wait here until the journal has written every change made before
+them. Each is stamped with the journal's change number (Journal.seq) when queued and is
+released once `durable_seq` reaches it: usually at the end of the same loop turn (one batch
+holds a turn's changes), after a few turns when a burst is written batch by batch. Hence
+after a `kill -9` of pcontrol nothing anyone was told is missing from the journal: no agent
+runs a job the journal thinks PENDING, no subscriber saw an outcome the journal lost, and an
+agent forgets an outcome only once it is on disk (it keeps it until acked, and reports it
+again to the next pcontrol otherwise).
+
+While the journal fails (full disk), everything stays here, in order, and goes out once
+writes work again; a caller waiting for a change that did not reach the disk is told so
+(JournalFailed) rather than left waiting.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
+import math
 from collections.abc import Callable
 from typing import Any
 
 from pclient import protocol as agent_protocol
 
+from .journal import Journal, JournalFailed
 from .wire import EventKind
 
 __all__ = ["Outbox"]
 
 
 class Outbox:
-    """Messages held until `flush()` (the journal's) returns; then sent in order.
+    """Messages held until the journal's durable_seq reaches them; then sent in order.
 
-    flush() returns True when everything is durable; acks wait for a good flush (the
-    agents keep those outcomes meanwhile and report them again on a reconnect).
+    `ledger()` returns the journal (or None: nothing to wait for); the controller calls
+    `release` after each write (Journal.on_written).
     """
 
-    def __init__(self, flush: Callable[[], bool],
+    def __init__(self, ledger: Callable[[], Journal | None],
                  send_event: Callable[[EventKind, dict[str, Any], str | None], None],
                  send_agent: Callable[[str, agent_protocol.Message], None]):
-        self._flush = flush
+        self._ledger = ledger
         self._send_event = send_event
         self._send_agent = send_agent
-        self._events: list[tuple[EventKind, dict[str, Any], str | None]] = []
-        self._agents: list[tuple[str, agent_protocol.Message]] = []
-        self._acks: dict[str, list[str]] = {}
-        self._waiters: list[asyncio.Future[None]] = []
+        self._events: collections.deque[tuple[int, EventKind, dict[str, Any], str | None]] = \
+            collections.deque()
+        self._agents: collections.deque[tuple[int, str, agent_protocol.Message]] = \
+            collections.deque()
+        self._acks: collections.deque[tuple[int, str, str]] = collections.deque()
+        self._waiters: list[tuple[float, asyncio.Future[None]]] = []
         self._handle: asyncio.Handle | None = None
 
     @property
     def empty(self) -> bool:
         return not (self._events or self._agents or self._acks)
 
+    def __len__(self) -> int:
+        return len(self._events) + len(self._agents) + len(self._acks)
+
+    def _seq(self) -> int:
+        journal = self._ledger()
+        return journal.seq if journal is not None else 0
+
+    def _durable(self) -> float:
+        journal = self._ledger()
+        return journal.durable_seq if journal is not None else math.inf
+
     def event(self, kind: EventKind, data: dict[str, Any], owner: str | None) -> None:
-        self._events.append((kind, data, owner))
+        self._events.append((self._seq(), kind, data, owner))
         self._schedule()
 
     def agent(self, host: str, message: agent_protocol.Message) -> None:
-        self._agents.append((host, message))
+        self._agents.append((self._seq(), host, message))
         self._schedule()
 
     def ack(self, host: str, job_word: str) -> None:
-        self._acks.setdefault(host, []).append(job_word)
+        self._acks.append((self._seq(), host, job_word))
         self._schedule()
 
-    async def durable(self) -> None:
-        """Return once everything so far is flushed and sent."""
+    async def durable(self, seq: float | None = None) -> None:
+        """Return once every change up to `seq` (default: so far) is written and what was
+        queued before is sent; JournalFailed if the journal fails first."""
         waiter = asyncio.get_running_loop().create_future()
-        self._waiters.append(waiter)
+        self._waiters.append((self._seq() if seq is None else seq, waiter))
         self._schedule()
         await waiter
+
+    def drop_job(self, job_id: int) -> None:
+        """Forget what was queued about a job that is withdrawn (never told to anyone)."""
+        word = str(job_id)
+        self._events = collections.deque(
+            item for item in self._events
+            if not (item[1] is EventKind.JOB and item[2].get("id") == job_id))
+        self._agents = collections.deque(
+            item for item in self._agents if getattr(item[2], "job", None) != word)
 
     def _schedule(self) -> None:
         if self._handle is None:
             try:
-                self._handle = asyncio.get_running_loop().call_soon(self.sync)
+                self._handle = asyncio.get_running_loop().call_soon(self.release)
             except RuntimeError:        # no loop (tools, tests): at once
-                self.sync()
+                self.release()
 
-    def sync(self) -> None:
-        """Flush the journal, then send what waited for it."""
+    def release(self) -> None:
+        """Send what the journal now covers; fail the waiters it cannot cover."""
         if self._handle is not None:
             self._handle.cancel()
             self._handle = None
-        durable = self._flush()
-        events, self._events = self._events, []
-        for kind, data, owner in events:
+        durable = self._durable()
+        events = self._events
+        while events and events[0][0] <= durable:
+            _, kind, data, owner = events.popleft()
             self._send_event(kind, data, owner)
-        messages, self._agents = self._agents, []
-        for host, message in messages:
+        agents = self._agents
+        while agents and agents[0][0] <= durable:
+            _, host, message = agents.popleft()
             self._send_agent(host, message)
-        acks, self._acks = self._acks, {}
-        if durable:
-            for host, words in acks.items():
-                self._send_agent(host, agent_protocol.Ack(jobs=tuple(words)))
-        waiters, self._waiters = self._waiters, []
-        for waiter in waiters:
-            if not waiter.done():
+        acks: dict[str, list[str]] = {}
+        while self._acks and self._acks[0][0] <= durable:
+            _, host, word = self._acks.popleft()
+            acks.setdefault(host, []).append(word)
+        for host, words in acks.items():
+            self._send_agent(host, agent_protocol.Ack(jobs=tuple(words)))
+        if self._waiters:
+            self._settle_waiters(durable)
+
+    def _settle_waiters(self, durable: float) -> None:
+        journal = self._ledger()
+        failure = journal.failure if journal is not None else None
+        waiting = []
+        for seq, waiter in self._waiters:
+            if waiter.done():
+                continue
+            if seq <= durable:
                 waiter.set_result(None)
+            elif failure is not None:
+                waiter.set_exception(JournalFailed(failure))
+            else:
+                waiting.append((seq, waiter))
+        self._waiters = waiting

@@ -5,6 +5,11 @@ daemon as one command; the reply's text is printed. `help` is answered from the 
 table, `start` / `stop` manage the daemon, `quit` / `exit` / Ctrl-D leave, Ctrl-C clears the
 line. Completion knows commands, subcommands, options, host names and job states, all from
 the same table as everything else. History lives in $SCHED_HOME/pcontrol_history.
+
+A command that pcontrol refuses because it would end work (`delete` of a running job, `host
+delete` of a busy host, `stop` with jobs out: the refusal's data says needs_force) is not
+just refused here: the prompt shows the consequence and asks "... anyway? [y/N]"; yes runs
+it again with -force.
 """
 
 from __future__ import annotations
@@ -12,7 +17,8 @@ from __future__ import annotations
 import asyncio
 import shlex
 import sys
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any
 
 from prompt_toolkit import PromptSession
 from prompt_toolkit.completion import CompleteEvent, Completer, Completion
@@ -64,11 +70,19 @@ class PcontrolCompleter(Completer):
             yield Completion(word + " ", start_position=-len(prefix), display=word)
 
 
+def needs_force(data: Any) -> bool:
+    """A refusal that -force would overcome (see verbs: NEEDS_FORCE)."""
+    return isinstance(data, dict) and bool(data.get("needs_force"))
+
+
 class Prompt:
-    def __init__(self, paths: Paths):
+    """`ask(question)` answers a y/N question (the prompt session's, or a test's)."""
+
+    def __init__(self, paths: Paths, ask: Callable[[str], Awaitable[bool]] | None = None):
         self.paths = paths
         self.client: ControllerClient | None = None
         self.completer = PcontrolCompleter()
+        self.ask = ask or _never
 
     async def connect(self, quiet: bool = False) -> bool:
         if self.client is not None and not self.client.closed:
@@ -106,14 +120,12 @@ class Prompt:
         verb = words[0]
         if verb in ("quit", "exit"):
             return False
-        if verb in ("start", "stop"):
-            runner = daemon.start if verb == "start" else daemon.stop
-            args = (self.paths, words[1:]) if verb == "start" else (self.paths,)
-            outcome = await asyncio.to_thread(runner, *args)
+        if verb == "start":
+            outcome = await asyncio.to_thread(daemon.start, self.paths, words[1:])
             print(outcome.message, file=sys.stdout if outcome.ok else sys.stderr)
-            if verb == "stop" and self.client is not None:
-                await self.client.close()
-                self.client = None
+            return True
+        if verb == "stop":
+            await self.stop(words[1:])
             return True
         if verb == "help":
             try:
@@ -126,6 +138,12 @@ class Prompt:
         assert self.client is not None
         try:
             reply = await self.client.request(words)
+            if not reply.ok and needs_force(reply.data) and "-force" not in words:
+                print(reply.text, file=sys.stderr)
+                if not await self.ask(f"{shlex.join(words)} anyway?"):
+                    print("not done", file=sys.stderr)
+                    return True
+                reply = await self.client.request(words + ["-force"])
         except ControllerNotRunning:
             print("pcontrol is not running; type `start` to start it", file=sys.stderr)
             self.client = None
@@ -143,11 +161,39 @@ class Prompt:
             await self.refresh_hosts()
         return True
 
+    async def stop(self, flags: list[str]) -> None:
+        """`stop ?-kill? ?-force?`: asks before stopping with jobs out."""
+        names = {flag.lstrip("-") for flag in flags}
+        if not names <= {"kill", "force"}:
+            print("usage: stop ?-kill? ?-force?", file=sys.stderr)
+            return
+        kill, force = "kill" in names, "force" in names
+        outcome = await asyncio.to_thread(daemon.stop, self.paths, kill=kill, force=force)
+        if not outcome.ok and outcome.needs_force:
+            print(outcome.message, file=sys.stderr)
+            if not await self.ask("stop" + (" -kill" if kill else "") + " anyway?"):
+                print("not stopped", file=sys.stderr)
+                return
+            outcome = await asyncio.to_thread(daemon.stop, self.paths, kill=kill, force=True)
+        print(outcome.message, file=sys.stdout if outcome.ok else sys.stderr)
+        if outcome.ok and self.client is not None:
+            await self.client.close()
+            self.client = None
+
     async def loop(self) -> int:
         self.paths.ensure_home()
         session: PromptSession[str] = PromptSession(
             history=FileHistory(str(self.paths.history)), completer=self.completer,
             complete_while_typing=False)
+
+        async def ask(question: str) -> bool:
+            try:
+                answer = await PromptSession().prompt_async(f"{question} [y/N] ")
+            except (KeyboardInterrupt, EOFError):
+                return False
+            return answer.strip().lower() in ("y", "yes")
+
+        self.ask = ask
         await self.connect()
         # Replies are printed between prompts, never while one is shown, so plain print()
         # keeps them in order; patch_stdout would write them from a helper thread, possibly
@@ -164,6 +210,11 @@ class Prompt:
         if self.client is not None:
             await self.client.close()
         return 0
+
+
+async def _never(question: str) -> bool:
+    """Without a terminal to ask on, the answer is no."""
+    return False
 
 
 def run_prompt(paths: Paths) -> int:

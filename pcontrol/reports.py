@@ -48,9 +48,9 @@ class AgentReports:
         DONE/DOWN. The caller has taken it off its host."""
         if job.retries_left > 0 and not job.kill_requested and not self._stopping:
             job.retries_left -= 1
-            job.attempts.append({"host": job.ran_on, "outcome": Outcome.DOWN.value,
-                                 "reason": reason, "started": job.started,
-                                 "ended": self.clock(), "pid": job.pid})
+            job.attempts += ({"host": job.ran_on, "outcome": Outcome.DOWN.value,
+                              "reason": reason, "started": job.started,
+                              "ended": self.clock(), "pid": job.pid},)
             log.info("job %d: lost on %s (%s); retrying (%d retr%s left)", job.id, job.ran_on,
                      reason, job.retries_left, "y" if job.retries_left == 1 else "ies")
             self._requeue(job)

@@ -186,6 +186,40 @@ def status_text(s: dict[str, Any]) -> str:
              f"jobs:  {sum(s['jobs'].values())} ({counts(s['jobs'])})"
              + (f", {s['unknown']} unknown (contact lost)" if s.get("unknown") else ""),
              f"done:  {counts(s['outcomes'])}"]
-    if s["journal"]["failure"]:
-        lines.append(f"JOURNAL FAILING: {s['journal']['failure']}")
+    memory = s.get("memory") or {}
+    if memory.get("rss") is not None:
+        line = f"memory: {size(memory['rss'])} resident"
+        if memory.get("peak") is not None:
+            line += f" (peak {size(memory['peak'])})"
+        if s.get("connections") is not None:
+            line += f"; {s['connections']} client connection" \
+                    + ("" if s["connections"] == 1 else "s")
+        lines.append(line)
+    loop = s.get("loop") or {}
+    if loop.get("samples"):
+        line = (f"loop:  lag p50 {loop['lag_p50_ms']} ms, p99 {loop['lag_p99_ms']} ms, "
+                f"max {loop['lag_max_ms']} ms")
+        if loop.get("cpu_share") is not None:
+            line += (f"; on a CPU {loop['cpu_share']:.0%}, waiting for one "
+                     f"{loop['cpu_wait_share']:.0%} of the time")
+        lines.append(line)
+    journal = s["journal"]
+    if journal.get("path"):
+        line = f"journal: {size(journal.get('size') or 0)}"
+        if journal.get("backlog"):
+            line += f", {journal['backlog']} changes to write"
+        lines.append(line)
+    if journal["failure"]:
+        held = journal.get("held")
+        lines.append(f"JOURNAL FAILING: {journal['failure']}; new jobs are refused"
+                     + (f"; {held} messages held until writes work again" if held else ""))
     return "\n".join(lines)
+
+
+def size(count: float) -> str:
+    """Bytes in words: 512 B, 3.4 KiB, 120.0 MiB, 1.2 GiB."""
+    for unit in ("B", "KiB", "MiB"):
+        if count < 1024:
+            return f"{count:.0f} {unit}" if unit == "B" else f"{count:.1f} {unit}"
+        count /= 1024
+    return f"{count:.1f} GiB"

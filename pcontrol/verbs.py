@@ -3,6 +3,10 @@
 The same table serves the socket (server.py), `pcontrol COMMAND ...`, the interactive
 prompt (help and completion), and the sched shell's `controller ...`. Handlers take the
 connection's Session and the bound arguments, call the Controller, and return text + data.
+
+Commands that would end work (`delete` of a live job, `host delete`/`host off` of a host
+with jobs, `shutdown` with jobs out) refuse with the consequence in words and the data
+{"needs_force": true} unless given -force; the interactive prompt asks instead.
 """
 
 from __future__ import annotations
@@ -11,8 +15,8 @@ import os
 from typing import Any, Protocol
 
 from .commands import CommandResult, CommandTable
-from .controller import Controller, JobSpec
-from .errors import UsageError
+from .controller import NEEDS_FORCE, Controller, JobSpec
+from .errors import ConflictError, UsageError
 from .model import HostState, JobState, parse_enum
 from .textfmt import host_detail, host_table, job_detail, job_table, status_text
 from .wire import WIRE_VERSION
@@ -37,6 +41,9 @@ class Session(Protocol):
     def unsubscribe(self) -> None: ...
 
     def request_shutdown(self) -> None: ...
+
+    # A connection of the server also has `server` (its ControlServer), whose
+    # `connection_count` `status` reports; sessions without one report None.
 
 
 # -- general ---------------------------------------------------------------------------------
@@ -63,6 +70,8 @@ def _version(session: Session, args: dict[str, Any]) -> CommandResult:
 @command("status", "?-json?", "counts of hosts and jobs by state")
 def _status(session: Session, args: dict[str, Any]) -> CommandResult:
     data = session.controller.status()
+    server = getattr(session, "server", None)
+    data["connections"] = getattr(server, "connection_count", None)
     return CommandResult(status_text(data), data)
 
 
@@ -80,10 +89,14 @@ def _unsubscribe(session: Session, args: dict[str, Any]) -> CommandResult:
     return CommandResult("unsubscribed", {"subscribed": False})
 
 
-@command("shutdown", "?-kill?",
+@command("shutdown", "?-kill? ?-force?",
          "stop pcontrol; running jobs go on under their agents' lease and are taken over by "
-         "the next start (-kill: end every job, pending and running, as KILLED)")
+         "the next start (-kill: end every job, pending and running, as KILLED); with jobs "
+         "out it refuses, saying what would happen to them, unless -force")
 def _shutdown(session: Session, args: dict[str, Any]) -> CommandResult:
+    refusal = session.controller.stop_refusal(kill=bool(args["kill"]))
+    if refusal is not None and not args["force"]:
+        raise ConflictError(refusal, data=NEEDS_FORCE)
     session.controller.kill_on_stop = bool(args["kill"])
     session.request_shutdown()
     text = "pcontrol is stopping" + (" and killing every job" if args["kill"] else
@@ -120,7 +133,9 @@ def _host_add(session: Session, args: dict[str, Any]) -> CommandResult:
     return CommandResult(f"host {host.name} added; connecting", host.to_record())
 
 
-@command("host delete", "NAME ?-force?", "forget a host (-force: even if it runs jobs)")
+@command("host delete", "NAME ?-force?",
+         "forget a host (-force: even if it runs jobs, which end KILLED, or pending jobs "
+         "require it, which end DOWN)")
 def _host_delete(session: Session, args: dict[str, Any]) -> CommandResult:
     text = session.controller.delete_host(args["name"], force=args["force"])
     return CommandResult(text, {"name": args["name"], "deleted": True})
@@ -132,7 +147,8 @@ def _host_on(session: Session, args: dict[str, Any]) -> CommandResult:
     return CommandResult(text, _host_record(session.controller, args["name"]))
 
 
-@command("host off", "NAME ?-force?", "stop using a host (-force: even if it runs jobs)")
+@command("host off", "NAME ?-force?",
+         "stop using a host (-force: even if it runs jobs, which end KILLED)")
 def _host_off(session: Session, args: dict[str, Any]) -> CommandResult:
     text = session.controller.host_off(args["name"], force=args["force"])
     return CommandResult(text, _host_record(session.controller, args["name"]))
@@ -164,8 +180,7 @@ async def _job(session: Session, args: dict[str, Any]) -> CommandResult:
                    owner=args["owner"], task=args["task"], retry=args["retry"] or 0)
     if args["output-limit"] is not None:
         spec.output_limit = args["output-limit"]
-    job = session.controller.submit(spec)
-    await session.controller.durable()     # the id is given only once the job is on disk
+    job = await session.controller.submit_durable(spec)   # the id only once on disk
     return CommandResult(str(job.id), job.to_record())
 
 
@@ -215,10 +230,14 @@ def _kill(session: Session, args: dict[str, Any]) -> CommandResult:
 
 
 @command("delete", "ID ?-force? ?-owner OWNER?",
-         "forget a finished job (a scheduler's job: only with its -owner or -force)")
+         "forget a finished job (a scheduler's job: only with its -owner or -force); "
+         "-force also deletes a pending job (cancelled) or a running one (killed, and "
+         "deleted once it has ended)")
 def _delete(session: Session, args: dict[str, Any]) -> CommandResult:
-    text = session.controller.delete(args["id"], force=args["force"], owner=args["owner"])
-    return CommandResult(text, {"id": int(args["id"]), "deleted": True})
+    controller = session.controller
+    text = controller.delete(args["id"], force=args["force"], owner=args["owner"])
+    job_id = int(args["id"])
+    return CommandResult(text, {"id": job_id, "deleted": job_id not in controller.jobs})
 
 
 @command("harvest", "ID... ?-owner OWNER?",

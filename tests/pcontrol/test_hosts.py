@@ -191,7 +191,9 @@ def test_host_off_on_and_delete(home: str) -> None:
             started = await h.wait_started(job_id)
             try:
                 refused = await h.reply("host", "off", "node1")
-                assert not refused.ok and "running jobs " + str(job_id) in refused.text
+                assert not refused.ok and refused.data == {"needs_force": True}
+                assert f"runs 1 job ({job_id}); switching it off ends that job KILLED" \
+                    in refused.text
                 refused = await h.reply("host", "delete", "node1")
                 assert not refused.ok and "-force" in refused.text
                 await h.cmd("host", "off", "node1", "-force")
@@ -219,7 +221,11 @@ def test_deleting_a_host_ends_jobs_that_require_it(home: str) -> None:
             await h.add_local("node1")
             await h.cmd("host", "off", "node1")
             job_id = await h.submit("-host", "node1", "-required", "--", "true")
-            await h.cmd("host", "delete", "node1")
+            refused = await h.reply("host", "delete", "node1")
+            assert not refused.ok and refused.text == (
+                f"1 pending job requires host node1 ({job_id}); deleting it ends that job "
+                "DOWN; use -force to do it anyway")
+            await h.cmd("host", "delete", "node1", "-force")
             job = await h.wait_job(job_id)
             assert job["outcome"] == "DOWN" and "node1 was deleted" in job["reason"]
     run(body())

@@ -146,7 +146,7 @@ def test_delete_only_finished_jobs(home: str) -> None:
         async with controller_running(home) as h:
             pending = await h.submit("--", "true")           # no host: stays pending
             refused = await h.reply("delete", pending)
-            assert not refused.ok and "PENDING; kill it first" in refused.text
+            assert not refused.ok and "PENDING; deleting it cancels it" in refused.text
             await h.cmd("kill", pending)
             await h.cmd("delete", pending)
             missing = await h.reply("check", "job", pending)
