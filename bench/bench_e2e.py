@@ -61,7 +61,7 @@ end
         run_until(sched.remote.aclose())
         return elapsed
     finally:
-        daemon.stop(paths)
+        daemon.stop(paths, kill=True, force=True)
         shutil.rmtree(home, ignore_errors=True)
 
 

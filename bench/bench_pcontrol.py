@@ -135,7 +135,7 @@ def pcontrol_run(label: str, hosts: dict[str, str], jobs: int) -> list[Result]:
         burst.note = burst.note or "all submitted at once: latency includes queueing"
         return [burst, single]
     finally:
-        subprocess.run([sys.executable, "-m", "pcontrol", "stop"],
+        subprocess.run([sys.executable, "-m", "pcontrol", "stop", "-kill", "-force"],
                        env=dict(os.environ, SCHED_HOME=home), capture_output=True)
         shutil.rmtree(home, ignore_errors=True)
 

@@ -27,6 +27,7 @@ from .controller import ControllerConfig
 from .daemon import serve, start, stop
 from .errors import ClientError, CommandError, ControllerNotRunning
 from .paths import Paths
+from .server import parse_listen
 from .verbs import TABLE
 
 USAGE = """usage: pcontrol [--home DIR] start|serve|stop [options]
@@ -65,6 +66,9 @@ def _serve_parser(prog: str) -> argparse.ArgumentParser:
                              "sooner is retried with growing backoff (default %(default)s)")
     parser.add_argument("--log-level", default="INFO",
                         choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    parser.add_argument("--listen", type=_listen_address, default=None, metavar="HOST:PORT",
+                        help="also serve TCP clients that prove the secret in $SCHED_HOME "
+                             "(off by default; the traffic is not encrypted)")
     parser.add_argument("--ready-fd", type=int, default=None, help=argparse.SUPPRESS)
     return parser
 
@@ -112,6 +116,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     return _run_one(paths, args)
 
 
+def _listen_address(text: str) -> tuple[str, int]:
+    try:
+        return parse_listen(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def _daemon_verb(paths: Paths, verb: str, rest: list[str]) -> int:
     if verb == "stop":
         flags = {word.lstrip("-") for word in rest}
@@ -126,7 +137,7 @@ def _daemon_verb(paths: Paths, verb: str, rest: list[str]) -> int:
             logging.basicConfig(level=options.log_level, stream=sys.stderr,
                                 format="%(asctime)s %(levelname)s %(name)s: %(message)s")
             try:
-                return serve(paths, config, ready_fd=options.ready_fd)
+                return serve(paths, config, ready_fd=options.ready_fd, listen=options.listen)
             except ValueError as exc:      # socket path too long
                 print(f"pcontrol: {exc}", file=sys.stderr)
                 return 1

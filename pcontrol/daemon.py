@@ -113,7 +113,8 @@ def read_pid(paths: Paths) -> int | None:
 
 # -- serve -----------------------------------------------------------------------------------
 
-def serve(paths: Paths, config: ControllerConfig, *, ready_fd: int | None = None) -> int:
+def serve(paths: Paths, config: ControllerConfig, *, ready_fd: int | None = None,
+          listen: tuple[str, int] | None = None) -> int:
     """Run the daemon in the foreground until `shutdown` or SIGTERM/SIGINT. Exit status."""
     os.umask(0o077)
     paths.ensure_home()
@@ -125,7 +126,7 @@ def serve(paths: Paths, config: ControllerConfig, *, ready_fd: int | None = None
         log.error("%s", exc)
         return 1
     try:
-        asyncio.run(_serve(paths, config, ready_fd))
+        asyncio.run(_serve(paths, config, ready_fd, listen))
     except (JournalError, SecretError, sqlite3.Error, OSError) as exc:
         log.error("pcontrol cannot run: %s", exc)
         return 1
@@ -134,12 +135,13 @@ def serve(paths: Paths, config: ControllerConfig, *, ready_fd: int | None = None
     return 0
 
 
-async def _serve(paths: Paths, config: ControllerConfig, ready_fd: int | None) -> None:
+async def _serve(paths: Paths, config: ControllerConfig, ready_fd: int | None,
+                 listen: tuple[str, int] | None = None) -> None:
     loop = asyncio.get_running_loop()
     secret = load_or_create_secret(paths.home)
     journal = Journal(paths.journal)
     controller = Controller(journal, config, secret=secret)
-    server = ControlServer(controller, paths.socket)
+    server = ControlServer(controller, paths.socket, listen=listen, secret=secret)
     for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         loop.add_signal_handler(signum, server.request_shutdown)
     try:

@@ -94,7 +94,7 @@ def _stop(link: Any, kill: bool, force: bool) -> str:
         raise ScriptError(f"controller stop: {out} job(s) of this scheduler are still out at the controller; "
                           f"{then} (add -force to stop anyway)")
     run_until(link.aclose(), "controller stop")
-    outcome = daemon.stop(link.paths, kill=kill)
+    outcome = daemon.stop(link.paths, kill=kill, force=force)
     if not outcome.ok:
         raise ScriptError(f"controller stop: {outcome.message}")
     link.started_daemon = False

@@ -29,7 +29,7 @@ def home(monkeypatch):
     from pcontrol import daemon
     from pcontrol.paths import Paths
 
-    daemon.stop(Paths.for_home(path))
+    daemon.stop(Paths.for_home(path), kill=True, force=True)
 
 
 class Shell:

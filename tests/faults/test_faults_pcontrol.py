@@ -47,7 +47,7 @@ def home(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     yield path
     pid = read_pid(Paths.for_home(path))
     if pid is not None:
-        pcontrol(path, "stop", "-kill")
+        pcontrol(path, "stop", "-kill", "-force")
     _kill_leftover_agents(path)
     shutil.rmtree(path, ignore_errors=True)
 
@@ -194,7 +194,7 @@ def test_kill_9_of_pcontrol_under_load_loses_and_doubles_nothing(home: str) -> N
                 assert before.outcomes[job_id] == record["outcome"]
 
     asyncio.run(body())
-    stopped = pcontrol(home, "stop", "-kill")
+    stopped = pcontrol(home, "stop", "-kill", "-force")
     assert stopped.returncode == 0 and "every job killed" in stopped.stdout
     asyncio.run(poll(lambda: not agents_of(home), "every agent has exited"))
 
@@ -221,13 +221,13 @@ def test_stop_leaves_jobs_to_their_agents_and_stop_kill_ends_them(home: str) -> 
 
     start(home)
     job_id, pid = asyncio.run(submit())
-    stopped = pcontrol(home, "stop")
+    stopped = pcontrol(home, "stop", "-force")
     assert stopped.returncode == 0 and "killed" not in stopped.stdout
     assert _alive(pid) and agents_of(home)           # the job runs on without pcontrol
     start(home)
     record = asyncio.run(check(job_id))
     assert (record["state"], record["pid"]) == ("BUSY", pid)     # taken over, same process
-    killed = pcontrol(home, "stop", "-kill")
+    killed = pcontrol(home, "stop", "-kill", "-force")
     assert killed.returncode == 0 and "every job killed" in killed.stdout
     journal = Journal(Paths.for_home(home).journal)
     try:
