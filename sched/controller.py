@@ -26,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import uuid
 from collections import deque
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -46,6 +47,8 @@ log = logging.getLogger(__name__)
 __all__ = ["ControllerLink", "controller_of", "owner_id", "HarvestLog"]
 
 RECONNECT_DELAYS = (0.5, 1, 2, 4, 8, 15, 30)
+SUBMIT_KEY = "PSCHED_SUBMIT"
+"""Environment variable carrying `session:job id` on every controller job this link submits."""
 
 
 def owner_id(home: Path) -> str:
@@ -111,6 +114,7 @@ class ControllerLink:
         self.hosts: set[str] = set()  # host names the controller told us of (for completion)
         self._early: dict[int, dict[str, Any]] = {}  # events that beat their job's submit reply
         self._to_harvest: list[int] = []
+        self.session = uuid.uuid4().hex[:12]  # this sched process, in submit keys
         self.harvests = HarvestLog(self.paths.home / f"harvested.log")
         self.started_daemon = False
         self._hosts_checked = False
@@ -269,11 +273,13 @@ class ControllerLink:
                 self.sched.report(f"controller: {exc}")
         while self.unsent and self.connected:
             job = self.unsent.popleft()
-            if job.done:
+            if job.done or job.controller_id is not None:
                 continue
             try:
                 reply = await self.client.request(self._job_argv(job))
             except ClientError as exc:
+                # pcontrol may have taken it before the connection broke: the next _adopt
+                # finds it by its submit key; otherwise it is sent again.
                 self.unsent.appendleft(job)
                 self.sched.report(f"controller: could not submit job {job.id}: {exc}")
                 return
@@ -291,7 +297,9 @@ class ControllerLink:
                 self._apply(job, record)
 
     def _job_argv(self, job: Job) -> list[str]:
-        argv = ["job", "-owner", self.owner, "-task", job.task]
+        # The submit key lets a reconnecting link recognise a job whose reply it never got,
+        # instead of sending it again.
+        argv = ["job", "-owner", self.owner, "-task", job.task, "-env", f"{SUBMIT_KEY}={self.session}:{job.id}"]
         if job.host not in ("NONE", "LOCAL"):
             argv += ["-host", job.host]
             if job.host_required:
@@ -330,7 +338,9 @@ class ControllerLink:
         if job is not None:
             self._apply(job, record)
         elif record.get("owner") == self.owner and not record.get("harvested"):
-            self._early[cid] = record  # its submit reply is still on the way
+            self._early[cid] = record  # its submit reply (or the adoption list) is still on the way
+            if len(self._early) > 10_000:  # never matched (jobs of an earlier sched, harvested): drop the oldest
+                del self._early[next(iter(self._early))]
 
     def _apply(self, job: Job, record: dict[str, Any]) -> None:
         state = record.get("state")
@@ -396,20 +406,32 @@ class ControllerLink:
         """After (re)connecting: collect our finished jobs, follow the running ones."""
         records = await self.client.call("jobs", "-owner", self.owner, "-json")
         held = set()
+        unsent = {f"{self.session}:{j.id}": j for j in self.unsent}
         for record in records:
             if record.get("harvested"):
                 continue
             cid = int(record["id"])
-            held.add(job_key(record))
+            key = job_key(record)
+            held.add(key)
+            if key in self.harvests and cid not in self.by_cid:
+                # its macro ran and only the acknowledgement was lost: acknowledge it again
+                self._harvest_soon(cid)
+                continue
             job = self.by_cid.get(cid)
             if job is None:
-                job = self.sched.adopt(record)
+                mine = unsent.get((record.get("env") or {}).get(SUBMIT_KEY, ""))
+                if mine is not None:  # submitted, but the reply was lost with the connection
+                    self.unsent.remove(mine)
+                    job = mine
+                else:
+                    job = self.sched.adopt(record)
                 if job is None:
                     if record.get("state") == "DONE":
                         self.orphans[cid] = record
                     continue
                 job.controller_id = str(cid)
                 self.by_cid[cid] = job
+            record = self._early.pop(cid, None) or record  # it may have moved on since the list
             if record.get("state") == "DONE":
                 await self._collect(job, cid)
             else:
