@@ -94,6 +94,17 @@ class HarvestLog:
         self.keys = keep
 
 
+_STATE_ORDER = {"PENDING": 0, "BUSY": 1, "DONE": 2}
+
+
+def _later(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
+    """Of two records of one controller job, the one further on (retries restart its states)."""
+    def rank(r: dict[str, Any]) -> tuple[int, int]:
+        return len(r.get("attempts") or []), _STATE_ORDER.get(r.get("state") or "", 0)
+
+    return a if rank(a) >= rank(b) else b
+
+
 def job_key(record: dict[str, Any]) -> str:
     """A controller job's identity: its id and submit time (ids restart with a new journal)."""
     return f"{record['id']}@{record.get('submitted')}"
@@ -180,6 +191,7 @@ class ControllerLink:
                 await self._start_daemon()
                 client = await ControllerClient.connect(self.paths.home, on_event=self._on_event)
             self.client = client
+            self._early.clear()  # what came on an old connection may be staler than the job list
             await client.subscribe(owner=self.owner)
             self.state = "connected"
             self._retry = 0
@@ -431,7 +443,9 @@ class ControllerLink:
                     continue
                 job.controller_id = str(cid)
                 self.by_cid[cid] = job
-            record = self._early.pop(cid, None) or record  # it may have moved on since the list
+            early = self._early.pop(cid, None)
+            if early is not None:  # it may have moved on since the list was made
+                record = _later(early, record)
             if record.get("state") == "DONE":
                 await self._collect(job, cid)
             else:

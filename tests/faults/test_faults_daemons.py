@@ -1,0 +1,98 @@
+"""A job that leaves a daemon behind: its command double-forks a grandchild that calls
+setsid (so it is in neither the job's process group nor its session) and lives on. When the
+job is killed (`kill` at the sched prompt) or times out (`periods -timeout`), no process of
+it may be left, whether it ran locally (sched's own runner) or on a controller host (a
+pclient agent). The daemons are found by a marker in their argv and by their pid files.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Callable
+
+from fault_harness import (PYTHON, FaultHome, Shell, alive, count, job_script, pids_with_arg,
+                           read_exit_log, wait_until)
+
+#: The daemon: the classic double fork. The first child calls setsid and forks again; the
+#: grandchild writes its pid file, points its stdio at /dev/null and sleeps; the parent
+#: returns at once, so the job's shell goes on to its own long sleep.
+DAEMONIZE = r'''
+import os, sys, time
+pidfile = sys.argv[1]
+if os.fork():
+    sys.exit(0)
+os.setsid()
+if os.fork():
+    os._exit(0)
+null = os.open(os.devnull, os.O_RDWR)
+for fd in (0, 1, 2):
+    os.dup2(null, fd)
+with open(pidfile + ".tmp", "w") as f:
+    f.write(str(os.getpid()))
+os.rename(pidfile + ".tmp", pidfile)
+time.sleep(300)
+'''
+
+
+def test_no_process_of_a_killed_or_timed_out_job_is_left(
+        fault_home: FaultHome, shells: Callable[[], Shell]) -> None:
+    """Four jobs, each leaving a daemon: local and on controller host h1, each once killed
+    and once timed out. After each has ended (once, with its outcome) none of their
+    processes is left."""
+    home = fault_home
+    home.start()
+    home.add_local_hosts(["h1"], slots=2)
+    daemonize = home.path / "daemonize.py"
+    daemonize.write_text(DAEMONIZE)
+    pids = home.path / "pids"
+    pids.mkdir()
+    marker = f"fault-daemon-{home.path.name}"
+    exit_log = home.path / "exits"
+    # $0 is the job's token: the daemon's pid file is named by it. The shell joins the
+    # marker from two halves, so that only the daemon's argv holds it whole.
+    half = len(marker) // 2
+    command = (f"m={marker[:half]}; {PYTHON} {daemonize} {pids}/$0 \"${{m}}{marker[half:]}\"; "
+               "exec sleep 60")
+    tasks = {("kill", "LOCAL"): "lkill", ("timeout", "LOCAL"): "ltime",
+             ("kill", "h1"): "rkill", ("timeout", "h1"): "rtime"}
+    script = ""
+    for (end, host), name in tasks.items():
+        extra = "  periods -timeout 2" if end == "timeout" else ""
+        script += job_script(name, exit_log, [command], nmax=1, npending=1, host=host,
+                             extra=extra, selectors=("killed", "timeout", "default"))
+    sh = shells()
+    sh.run(script + "run")
+
+    def daemon_pids() -> list[int] | None:
+        files = list(pids.iterdir())
+        return [int(f.read_text()) for f in files] if len(files) == 4 else None
+
+    daemons = sh.run_until(wait_until(daemon_pids, "all four daemons have written their pid"))
+    assert all(alive(pid) for pid in daemons)
+    # the forks in between exit at once; then the marker finds exactly the daemons
+    sh.run_until(wait_until(lambda: sorted(pids_with_arg(marker)) == sorted(daemons),
+                            "only the daemons carry the marker"))
+    mains = [job.pid for job in sh.sched.jobs.values() if job.local]
+    mains += [r["pid"] for r in sh.run_until(home.jobs(home.owner))]
+    assert len(mains) == 4 and all(mains)
+    sessions = {os.getsid(pid) for pid in mains}
+    assert not sessions & {os.getsid(pid) for pid in daemons}  # out of their jobs' sessions
+    for job in sh.sched.jobs.values():
+        if job.task in ("lkill", "rkill"):
+            sh.run(f"kill {job.id}")
+    sh.run("wait -timeout 30")
+    left = [pid for pid in daemons if alive(pid)] + pids_with_arg(marker)
+    assert left == [], f"processes of ended jobs are left: {sorted(set(left))}"
+    lines = read_exit_log(exit_log)
+    by_task = {job.argv[-1]: job.task for job in sh.sched.jobs.values()}
+    outcomes = sorted((by_task[line.token], line.state, line.macro) for line in lines)
+    assert outcomes == [("lkill", "KILLED", "killed"), ("ltime", "TIMEOUT", "timeout"),
+                        ("rkill", "KILLED", "killed"), ("rtime", "TIMEOUT", "timeout")]
+    remote = sh.run_until(wait_until(lambda: _harvested(home), "the h1 jobs are harvested"))
+    tally = count(remote, [line for line in lines if by_task[line.token][0] == "r"])
+    assert tally.clean and tally.submitted == 2, tally.summary()
+
+
+async def _harvested(home: FaultHome) -> list[dict]:
+    records = await home.jobs(home.owner)
+    return records if len(records) == 2 and all(r["harvested"] for r in records) else []
