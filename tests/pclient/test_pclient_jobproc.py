@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import functools
 import os
 import re
 import signal
@@ -13,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from agent_harness import alive, async_test
 from pclient import jobproc
 from pclient.jobproc import TOKEN_VAR, JobSpec, Outcome, StartFailure, find_token_processes, start_job
 
@@ -20,27 +20,6 @@ FORKER = str(Path(__file__).with_name("pclient_forker.py"))
 PY = sys.executable
 HAVE_PROC = os.path.exists("/proc/self/environ")
 needs_proc = pytest.mark.skipif(not HAVE_PROC, reason="needs Linux /proc")
-
-
-def async_test(fn):
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        return asyncio.run(asyncio.wait_for(fn(*args, **kwargs), 30))
-    return wrapper
-
-
-PF_EXITING = 0x4  # linux/sched.h: set as soon as a process starts to exit
-
-
-def alive(pid: int) -> bool:
-    """Whether pid is a live process: not gone, not a zombie, not already exiting."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-    except (FileNotFoundError, ProcessLookupError):
-        return False
-    state, flags = fields[0], int(fields[6])
-    return state not in "ZX" and not flags & PF_EXITING
 
 
 async def run(argv, **kwargs):
