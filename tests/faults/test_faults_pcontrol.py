@@ -19,10 +19,11 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Iterator
 
 import pytest
 
+from fault_harness import wait_until
 from pcontrol.client import ControllerClient
 from pcontrol.daemon import read_pid
 from pcontrol.journal import Journal
@@ -91,20 +92,6 @@ def _kill_leftover_agents(home: str) -> None:
             pass
 
 
-async def poll(condition: Callable[[], Any], what: str, timeout: float = WAIT) -> Any:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while True:
-        value = condition()
-        if asyncio.iscoroutine(value):
-            value = await value
-        if value:
-            return value
-        if loop.time() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting until {what}")
-        await asyncio.sleep(0.05)
-
-
 class Watcher:
     """A subscribed client that counts every job's DONE events."""
 
@@ -143,7 +130,7 @@ class Watcher:
 async def add_hosts(client: ControllerClient) -> None:
     for name in ("h1", "h2"):
         await client.call("host", "add", name, "-slots", "4", "-connect", AGENT)
-    await poll(lambda: _all_up(client), "both hosts are up")
+    await wait_until(lambda: _all_up(client), "both hosts are up")
 
 
 async def _all_up(client: ControllerClient) -> bool:
@@ -178,7 +165,7 @@ def test_kill_9_of_pcontrol_under_load_loses_and_doubles_nothing(home: str) -> N
         await asyncio.to_thread(start, home)
         after = await Watcher.connect(home)
         try:
-            await poll(lambda: _all_done(after.client, ids), "every job is done", 60.0)
+            await wait_until(lambda: _all_done(after.client, ids), "every job is done", 60.0)
             records = {r["id"]: r for r in await after.client.call("jobs", "-json")}
         finally:
             await after.close()
@@ -196,7 +183,7 @@ def test_kill_9_of_pcontrol_under_load_loses_and_doubles_nothing(home: str) -> N
     asyncio.run(body())
     stopped = pcontrol(home, "stop", "-kill", "-force")
     assert stopped.returncode == 0 and "every job killed" in stopped.stdout
-    asyncio.run(poll(lambda: not agents_of(home), "every agent has exited"))
+    asyncio.run(wait_until(lambda: not agents_of(home), "every agent has exited"))
 
 
 async def _all_done(client: ControllerClient, ids: list[int]) -> bool:
@@ -212,12 +199,12 @@ def test_stop_leaves_jobs_to_their_agents_and_stop_kill_ends_them(home: str) -> 
         async with await ControllerClient.connect(home) as client:
             await add_hosts(client)
             record = await client.call("job", "--", *gated)
-            started = await poll(lambda: _started(client, record["id"]), "the job started")
+            started = await wait_until(lambda: _started(client, record["id"]), "the job started")
             return record["id"], started
 
     async def check(job_id: int) -> dict:
         async with await ControllerClient.connect(home) as client:
-            return await poll(lambda: _reported(client, job_id), "the agent reported the job")
+            return await wait_until(lambda: _reported(client, job_id), "the agent reported the job")
 
     start(home)
     job_id, pid = asyncio.run(submit())
@@ -236,7 +223,7 @@ def test_stop_leaves_jobs_to_their_agents_and_stop_kill_ends_them(home: str) -> 
         journal.close()
     assert (job.state.value, job.outcome.value) == ("DONE", "KILLED")
     assert not _alive(pid)
-    asyncio.run(poll(lambda: not agents_of(home), "every agent has exited"))
+    asyncio.run(wait_until(lambda: not agents_of(home), "every agent has exited"))
 
 
 async def _started(client: ControllerClient, job_id: int) -> int | None:
