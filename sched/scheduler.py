@@ -27,11 +27,13 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Protocol
 
 from .clock import Clock, SystemClock
+from .cmd_queues import WorkQueue
 from .errors import SchedError, Skip, TaskError
 from .eventloop import get_loop
 from .interp import Frame
 from .jobs import Job, JobState, Outcome
 from .tasks import JobDraft, OutputDest, TaskSpec
+from .tcllist import join_list
 from .timing import PlanReason, TaskTiming, TimerHandle, TimerHeap, plan
 
 log = logging.getLogger(__name__)
@@ -378,7 +380,7 @@ class Scheduler:
             "job_host": job.ran_on or job.host, "job_state": job.outcome.value,
             "job_elapsed": f"{job.elapsed or 0.0:.3f}", "task": spec.name,
             "job_signal": "" if job.signal is None else str(job.signal), "job_reason": job.reason,
-            "job_command": _join(job.argv),
+            "job_command": join_list(job.argv),
         })
         frame.declared.update(frame.vars)
         set_queue(interp, "stdout", job.stdout)
@@ -505,18 +507,7 @@ def _deliver(interp: Any, dest: OutputDest, text: str) -> None:
 
 def set_queue(interp: Any, name: str, text: str) -> None:
     """Fill queue `name` with the lines of `text` (the stdout/stderr queues of task.exit)."""
-    lines = text.splitlines()
-    setter = getattr(interp, "set_queue", None)
-    if setter is not None:
-        setter(name, lines)
-    else:
-        interp.queues[name] = lines
-
-
-def _join(argv: list[str]) -> str:
-    from .tcllist import join_list
-
-    return join_list(argv)
+    interp.queues[name] = WorkQueue(text.splitlines())
 
 
 def _known(tasks: dict) -> str:
