@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import sys
 
+from .cmd_strings import get_int
 from .errors import Break, Continue, Interrupted, Return, SchedError, ScriptError, Skip
 from .expr import format_value, parse_number
 from .interp import Interp
@@ -17,14 +18,6 @@ from .tcllist import split_list
 
 cmd = BUILTINS.command
 block = BUILTINS.block
-
-
-def _int(value: str, what: str = "integer") -> int:
-    """An integer by expr's reading of numbers (blanks around, 0x 0o 0b, leading 0 is decimal)."""
-    number = parse_number(value)
-    if type(number) is not int:
-        raise ScriptError(f'expected {what} but got "{value}"')
-    return number
 
 
 def _number(value: str) -> int | float:
@@ -57,9 +50,9 @@ def cmd_unset(interp: Interp, argv: list[str]) -> str:
 
 @cmd("incr varName ?increment?", "add to an integer variable (a missing one counts as 0)")
 def cmd_incr(interp: Interp, argv: list[str]) -> str:
-    step = _int(argv[2]) if len(argv) == 3 else 1
+    step = get_int(argv[2]) if len(argv) == 3 else 1
     current = interp.get_var(argv[1]) if interp.var_exists(argv[1]) else "0"
-    return interp.set_var(argv[1], str(_int(current) + step))
+    return interp.set_var(argv[1], str(get_int(current) + step))
 
 
 @cmd("append varName ?value ...?", "add text to the end of a variable")
