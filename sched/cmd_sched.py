@@ -367,6 +367,8 @@ def shutdown(interp: Any) -> None:
         run_until(aclose(), "quit", interruptible=False)
     except ScriptError:
         return
+    if link.jobs_out() == 0:
+        sched.end_run()  # nothing left for a next sched to go on with
     if getattr(link, "started_daemon", False) and link.jobs_out() == 0:
         from pcontrol import daemon
 

@@ -32,6 +32,7 @@ from .errors import SchedError, Skip, TaskError
 from .eventloop import get_loop
 from .interp import Frame
 from .jobs import Job, JobState, Outcome
+from .runledger import LEDGER_NAME, RunLedger
 from .tasks import JobDraft, OutputDest, TaskSpec
 from .tcllist import join_list
 from .timing import PlanReason, TaskTiming, TimerHandle, TimerHeap, plan
@@ -67,6 +68,7 @@ class TaskEntry:
     last_outcome: str = ""
     last_end: float | None = None
     last_reason: PlanReason | None = None
+    resumed: bool = False  # its `made` count goes on from an earlier sched's (see runledger.py)
 
     @property
     def name(self) -> str:
@@ -117,6 +119,8 @@ class Scheduler:
         self._timer_when: float | None = None
         self._waiters: list[tuple[list[str] | None, asyncio.Future]] = []
         self.totals = {"made": 0, "done": 0, "failed": 0}
+        self.ledger: RunLedger | None = None  # counts of controller tasks, for the next sched
+        self._resume: dict[str, int] | None = None  # counts an earlier sched left (None: not read yet)
 
     # --- the task table -----------------------------------------------------------------------
 
@@ -131,6 +135,8 @@ class Scheduler:
             entry = self.tasks[spec.name] = TaskEntry(spec, self._seq)
         else:
             entry.spec = spec
+        if self._resume and spec.name in self._resume:
+            self._resume_task(entry, self._resume.pop(spec.name))
         self.look_soon(entry)
         adopt = getattr(self.remote, "adopt_orphans", None)
         if adopt is not None:
@@ -142,7 +148,8 @@ class Scheduler:
         """Take back a controller job of ours that an earlier run of sched submitted.
 
         None when its task is not defined here. The job counts as made by, and outstanding for,
-        its task, so `npending` and `nmax` hold across the restart.
+        its task, so `npending` and `nmax` hold across the restart (as made only when the
+        task's count did not come from the run ledger, which counted it already).
         """
         entry = self.tasks.get(record.get("task") or "")
         if entry is None:
@@ -153,10 +160,62 @@ class Scheduler:
         self._next_job += 1
         self.jobs[job.id] = job
         entry.jobs_out.add(job.id)
-        entry.timing.made += 1
+        if not entry.resumed:
+            entry.timing.made += 1
+            self._record_made(entry)
         entry.timing.outstanding += 1
         self.totals["made"] += 1
         return job
+
+    # --- going on with an earlier sched's run --------------------------------------------------
+
+    def resume_run(self) -> None:
+        """Read the run ledger an earlier sched on this home left (once): its tasks' counts.
+
+        Called before the first controller job is made (and by `run`), so that `nmax` holds
+        across a restart. A sched that ends with nothing left at the controller removes the
+        ledger (`end_run`), so the next one starts afresh.
+        """
+        if self._resume is not None:
+            return
+        self._resume = {}
+        home = getattr(getattr(self.remote, "paths", None), "home", None)
+        if home is None:  # a backend without a home (tests' fakes): nothing to go on from
+            return
+        self.ledger = RunLedger(home / LEDGER_NAME)
+        counts = {task: made for task, made in self.ledger.load().items() if made > 0}
+        for name in list(counts):
+            entry = self.tasks.get(name)
+            if entry is not None:
+                self._resume_task(entry, counts.pop(name))
+        self._resume = counts  # for tasks defined later
+        for entry in self.tasks.values():  # jobs adopted before the ledger was read
+            self._record_made(entry)
+
+    def _resume_task(self, entry: TaskEntry, made: int) -> None:
+        entry.resumed = True
+        if made <= entry.timing.made:
+            return
+        entry.timing.made = made
+        nmax = entry.spec.nmax
+        of = f" of nmax {nmax}" if nmax is not None else ""
+        self.report(f"task {entry.name}: going on with the run of an earlier sched on this home, which had made "
+                    f"{made} job(s){of} (remove {self.ledger.path if self.ledger else LEDGER_NAME} "
+                    f"before `run` to start over)")
+
+    def _record_made(self, entry: TaskEntry) -> None:
+        if self.ledger is not None:
+            self.ledger.record(entry.name, entry.timing.made)
+
+    def end_run(self) -> None:
+        """Nothing of ours is left out at the controller: the next sched on this home starts
+        afresh (but for tasks of the earlier run that were never defined here: their counts stay)."""
+        if self.ledger is None:
+            return
+        self.ledger.clear()
+        for task, made in (self._resume or {}).items():
+            self.ledger.record(task, made)
+        self.ledger.close()
 
     def task(self, name: str) -> TaskEntry:
         entry = self.tasks.get(name)
@@ -185,6 +244,8 @@ class Scheduler:
     def start(self) -> None:
         """`run`: look at every task now, and keep looking."""
         self.running = True
+        if any(e.spec.host != "LOCAL" for e in self.tasks.values()):
+            self.resume_run()
         for entry in self.tasks.values():
             self.look_soon(entry)
         self._arm()
@@ -237,6 +298,8 @@ class Scheduler:
         if entry.deleting or not self.running:
             return 0
         spec = entry.spec
+        if self._resume is None and spec.host != "LOCAL":
+            self.resume_run()
         clock = self.clock
         now = clock.monotonic()
         decision = plan(spec.periods, spec.limits, spec.active, spec.ranges, entry.timing, now, clock.wall(),
@@ -267,6 +330,9 @@ class Scheduler:
         self.jobs[job.id] = job
         entry.jobs_out.add(job.id)
         entry.timing.launched(self.clock.monotonic())
+        if not job.local:
+            self.resume_run()
+            self._record_made(entry)
         self.totals["made"] += 1
         if self.verbose:
             self.report(f"job {job.id} ({spec.name}) made for {job.host}: {' '.join(job.argv)}")

@@ -10,8 +10,8 @@ The last tests inject a fault at the exact moment where the kill above may land,
 bug it found: A. a submit whose reply is lost with the connection was sent again; B. a job
 whose harvest was lost was adopted again as a new job; E. a job that ended while sched
 adopted it stayed RUNNING in sched (all three fixed in 9edfd77, kept as regression tests);
-C. `nmax` does not hold across a sched restart, and F. a stale early event from the broken
-connection wins over the fresh job list (both xfail, strict, until fixed).
+C. `nmax` did not hold across a sched restart (fixed by the run ledger, sched/runledger.py),
+and F. a stale early event from the broken connection won over the fresh job list.
 """
 
 from __future__ import annotations
@@ -29,14 +29,6 @@ from psched.errors import SchedError
 
 from fault_harness import (FAST_SERVE, ROOT, SCHED, FaultHome, Shell, count, job_script,
                            pids_with_arg, read_exit_log, wait_until, wait_until_sync)
-
-BUG_C = ("bug C (sched/scheduler.py Scheduler.adopt): nmax does not hold across a sched "
-         "restart: only jobs the controller holds unharvested are counted as made, so the "
-         "same script run again makes nmax more jobs minus those")
-BUG_F = ("bug F (sched/controller.py ControllerLink._adopt, since 9edfd77): an event parked in "
-         "_early on the broken connection (a job's BUSY that beat its lost submit reply) "
-         "overrides the fresh DONE of the job list after the reconnect: the job stays RUNNING "
-         "in sched, its exit macro never runs, `wait` never returns")
 
 #: kinds of jobs for the pcontrol kill: short ones that end with 0 or 3, and long ones
 #: still running when pcontrol is killed (they end while no pcontrol runs, or after)
@@ -95,11 +87,8 @@ def test_kill_9_of_pcontrol_with_sched_jobs_out_loses_and_doubles_nothing(
     assert sh.run_until(kill_and_restart()) > 0          # the kill came with jobs out
     try:
         sh.run("wait -timeout 60")
-    except SchedError as exc:
-        stuck = _stuck(sh, home)
-        if stuck and all(r["state"] == "DONE" for r in stuck):
-            pytest.xfail(f"{BUG_F}: controller jobs {[r['id'] for r in stuck]} are DONE")
-        raise AssertionError(f"{exc}; at the controller: {stuck}") from None
+    except SchedError as exc:   # (bug F ended here: controller jobs DONE, RUNNING in sched)
+        raise AssertionError(f"{exc}; at the controller: {_stuck(sh, home)}") from None
     assert any("controller connection lost" in m for m in sh.messages)
     records = sh.run_until(wait_until(lambda: harvested(home), "every job is harvested"))
     lines = read_exit_log(exit_log)
@@ -299,7 +288,6 @@ def test_a_lost_harvest_does_not_make_a_job_count_twice(
     assert tally.submitted == 3, tally.summary()
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=BUG_C)
 def test_nmax_holds_across_a_sched_restart(fault_home: FaultHome,
                                            shells: Callable[[], Shell]) -> None:
     """A sched leaves (`quit -force`) with 2 of its task's 4 jobs harvested and 2 running;
@@ -325,6 +313,11 @@ def test_nmax_holds_across_a_sched_restart(fault_home: FaultHome,
     tally = count(records, read_exit_log(exit_log))
     assert tally.clean, tally.summary()
     assert tally.submitted == 4, tally.summary()
+    assert any("had made 4 job(s) of nmax 4" in m for m in second.messages), second.messages
+    ledger = second.sched.ledger.path
+    assert ledger.exists()
+    second.leave()                  # nothing left out: the run is over
+    assert not ledger.exists()      # so the next sched on this home starts afresh
 
 
 async def _states_are(home: FaultHome, **expected: int) -> bool:
