@@ -9,8 +9,14 @@
     pcontrol [--home DIR]                         interactive prompt (on a terminal), or one
                                                   command per line from stdin
 
-Exit status 0 when the command succeeded, 1 when it was refused or pcontrol is not running.
-Only this module and repl.py print.
+Every client use (COMMAND, the prompt, stdin lines, `stop`) may go to a remote pcontrol's
+TCP listener instead of the local socket: `--connect HOST:PORT` before the command, or
+$PCONTROL_CONNECT (empty: the local socket). Over TCP the client proves the secret of
+$SCHED_HOME, or of `--secret-file FILE` ($PCONTROL_SECRET_FILE); `stop` becomes the
+`shutdown` command, and `start` / `serve` always run pcontrol on this machine.
+
+Exit status 0 when the command succeeded, 1 when it was refused or pcontrol is not running
+(2 for a usage error of the command line itself). Only this module and repl.py print.
 """
 
 from __future__ import annotations
@@ -22,7 +28,7 @@ import shlex
 import sys
 from collections.abc import Sequence
 
-from .client import run_command
+from .client import ControllerAddress, run_command
 from .controller import ControllerConfig
 from .daemon import serve, start, stop
 from .errors import ClientError, CommandError, ControllerNotRunning
@@ -31,10 +37,16 @@ from .server import parse_listen
 from .verbs import TABLE
 
 USAGE = """usage: pcontrol [--home DIR] start|serve|stop [options]
-       pcontrol [--home DIR] COMMAND ...   (see `pcontrol help`)
-       pcontrol [--home DIR]               (interactive prompt)"""
+       pcontrol [--home DIR] [--connect HOST:PORT [--secret-file FILE]] COMMAND ...
+                                           (see `pcontrol help`)
+       pcontrol [--home DIR] [--connect HOST:PORT [--secret-file FILE]]
+                                           (interactive prompt)
+--connect (or $PCONTROL_CONNECT) talks to a remote pcontrol's TCP listener, proving the
+secret of $SCHED_HOME or of --secret-file (or $PCONTROL_SECRET_FILE)."""
 
 DAEMON_VERBS = {"start", "serve", "stop"}
+#: Options before the command, each with a value (`--opt VALUE` or `--opt=VALUE`).
+LEADING_OPTIONS = ("--home", "--connect", "--secret-file")
 
 
 def _serve_parser(prog: str) -> argparse.ArgumentParser:
@@ -91,29 +103,57 @@ def _config(options: argparse.Namespace) -> ControllerConfig:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
-    home = None
     if args[:1] in (["-h"], ["--help"]):
         print(USAGE)
         return 0
-    if args and args[0].startswith("--home"):
-        if "=" in args[0]:
-            home = args.pop(0).split("=", 1)[1]
-        elif len(args) >= 2:
-            args.pop(0)
-            home = args.pop(0)
-        else:
-            print("pcontrol: --home needs a directory", file=sys.stderr)
+    try:
+        options = _leading_options(args)
+    except ValueError as exc:
+        print(f"pcontrol: {exc}", file=sys.stderr)
+        return 2
+    paths = Paths.for_home(options.get("home"))
+    verb = args[0] if args else None
+    if verb in ("start", "serve"):
+        if "connect" in options:
+            print(f"pcontrol: --connect is for client commands; `{verb}` runs pcontrol on "
+                  "this machine", file=sys.stderr)
             return 2
-    paths = Paths.for_home(home)
-    if not args:
+        return _daemon_verb(paths, verb, args[1:])
+    try:
+        address = ControllerAddress.chosen(paths.home, connect=options.get("connect"),
+                                           secret_file=options.get("secret-file"))
+    except ValueError as exc:
+        print(f"pcontrol: --connect: {exc}" if "connect" in options else f"pcontrol: {exc}",
+              file=sys.stderr)
+        return 2
+    if verb is None:
         if sys.stdin.isatty() and sys.stdout.isatty():
+            if address.is_tcp:
+                return _run_remote_prompt(paths, address)
             from .repl import run_prompt
             return run_prompt(paths)
-        return _run_lines(paths, sys.stdin)
-    verb = args[0]
-    if verb in DAEMON_VERBS:
+        return _run_lines(paths, sys.stdin, address)
+    if verb == "stop":
+        if address.is_tcp:
+            return _remote_stop(paths, address, args[1:])
         return _daemon_verb(paths, verb, args[1:])
-    return _run_one(paths, args)
+    return _run_one(paths, args, address)
+
+
+def _leading_options(args: list[str]) -> dict[str, str]:
+    """Take --home, --connect, --secret-file off the front of `args` (in place)."""
+    options: dict[str, str] = {}
+    while args and args[0].split("=", 1)[0] in LEADING_OPTIONS:
+        word = args.pop(0)
+        name, sep, value = word.partition("=")
+        if not sep:
+            if not args:
+                raise ValueError(f"{name} needs a value")
+            value = args.pop(0)
+        if not value:
+            raise ValueError(f"{name} needs a value, got an empty one")
+        options[name[2:]] = value
+    return options
 
 
 def _listen_address(text: str) -> tuple[str, int]:
@@ -125,9 +165,8 @@ def _listen_address(text: str) -> tuple[str, int]:
 
 def _daemon_verb(paths: Paths, verb: str, rest: list[str]) -> int:
     if verb == "stop":
-        flags = {word.lstrip("-") for word in rest}
-        if not flags <= {"kill", "force"} or not all(w.startswith("-") for w in rest):
-            print("pcontrol: usage: pcontrol stop ?-kill? ?-force?", file=sys.stderr)
+        flags = _stop_flags(rest)
+        if flags is None:
             return 2
         outcome = stop(paths, kill="kill" in flags, force="force" in flags)
     else:
@@ -150,7 +189,23 @@ def _daemon_verb(paths: Paths, verb: str, rest: list[str]) -> int:
     return 0 if outcome.ok else 1
 
 
-def _run_one(paths: Paths, argv: list[str]) -> int:
+def _stop_flags(rest: list[str]) -> set[str] | None:
+    flags = {word.lstrip("-") for word in rest}
+    if not flags <= {"kill", "force"} or not all(w.startswith("-") for w in rest):
+        print("pcontrol: usage: pcontrol stop ?-kill? ?-force?", file=sys.stderr)
+        return None
+    return flags
+
+
+def _remote_stop(paths: Paths, address: ControllerAddress, rest: list[str]) -> int:
+    """`stop` of a remote pcontrol: its `shutdown` command (the pid file is over there)."""
+    flags = _stop_flags(rest)
+    if flags is None:
+        return 2
+    return _run_one(paths, ["shutdown"] + [f"-{flag}" for flag in sorted(flags)], address)
+
+
+def _run_one(paths: Paths, argv: list[str], address: ControllerAddress | None = None) -> int:
     if argv[0] == "help":      # answered from the table: works without a daemon
         try:
             print(asyncio.run(TABLE.run(None, argv)).text)
@@ -158,11 +213,15 @@ def _run_one(paths: Paths, argv: list[str]) -> int:
         except CommandError as exc:
             print(f"pcontrol: {exc.message}", file=sys.stderr)
             return 1
+    address = address or ControllerAddress.local(paths.home)
     try:
-        reply = run_command(argv, paths.home)
-    except ControllerNotRunning:
-        print(f"pcontrol: pcontrol is not running in {paths.home} "
-              "(start it with `pcontrol start`)", file=sys.stderr)
+        reply = run_command(argv, address=address)
+    except ControllerNotRunning as exc:
+        if address.is_tcp:
+            print(f"pcontrol: {exc}", file=sys.stderr)
+        else:
+            print(f"pcontrol: pcontrol is not running in {paths.home} "
+                  "(start it with `pcontrol start`)", file=sys.stderr)
         return 1
     except ClientError as exc:
         print(f"pcontrol: {exc}", file=sys.stderr)
@@ -175,7 +234,8 @@ def _run_one(paths: Paths, argv: list[str]) -> int:
     return 1
 
 
-def _run_lines(paths: Paths, stream: "object") -> int:
+def _run_lines(paths: Paths, stream: "object",
+               address: ControllerAddress | None = None) -> int:
     """One command per input line (scripts, pipes); exit 1 if any failed."""
     status = 0
     for line in stream:  # type: ignore[attr-defined]
@@ -188,9 +248,43 @@ def _run_lines(paths: Paths, stream: "object") -> int:
             print(f"pcontrol: {exc}: {line}", file=sys.stderr)
             status = 1
             continue
-        if _run_one(paths, words) != 0:
+        if _run_one(paths, words, address) != 0:
             status = 1
     return status
+
+
+def _run_remote_prompt(paths: Paths, address: ControllerAddress) -> int:
+    """The interactive prompt, talking to a remote pcontrol over TCP."""
+    from .repl import Prompt
+
+    class RemotePrompt(Prompt):
+        """repl.Prompt with the connection made to `address`; `start` is refused (pcontrol
+        starts on its own machine) and `stop` is its `shutdown` command."""
+
+        async def connect(self, quiet: bool = False) -> bool:
+            if self.client is not None and not self.client.closed:
+                return True
+            try:
+                self.client = await address.connect()
+            except ClientError as exc:
+                if not quiet:
+                    print(f"cannot reach pcontrol: {exc}", file=sys.stderr)
+                self.client = None
+                return False
+            await self.refresh_hosts()
+            return True
+
+        async def run_line(self, line: str) -> bool:
+            verb = line.split()[0] if line.split() else ""
+            if verb == "start":
+                print(f"pcontrol at {address} starts on its own machine, not from here",
+                      file=sys.stderr)
+                return True
+            if verb == "stop":
+                line = "shutdown" + line.strip()[len("stop"):]
+            return await super().run_line(line)
+
+    return asyncio.run(RemotePrompt(paths).loop())
 
 
 if __name__ == "__main__":   # pragma: no cover

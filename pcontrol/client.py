@@ -7,6 +7,7 @@ the daemon through `ControllerClient`:
     client = await ControllerClient.connect(home, tcp=("10.0.0.5", 7000))   # over TCP
     reply = await client.request(["host", "add", "node1", "-slots", "4"])
     data = await client.call("jobs", "-owner", "me")       # raises CommandFailed if not ok
+    records = await client.all_jobs("-owner", "me")        # every one, a page per request
     await client.subscribe(owner="me")
     async for event in client.events(): ...                # or on_event=callback
     await client.close()
@@ -15,7 +16,10 @@ Requests are pipelined: any number may be outstanding; each waits on its own fut
 resolved by the reader task when the reply with its id arrives.
 
 Over TCP (`pcontrol serve --listen`) the client first answers the server's challenge with
-a proof of the secret in $SCHED_HOME (or the `secret` given); see auth.py.
+a proof of the secret in $SCHED_HOME (or the `secret` given); see auth.py. The front ends
+(the CLI, its prompt, sched's link) say where to connect with a `ControllerAddress`: the
+local socket of a home, or HOST:PORT from `--connect` or $PCONTROL_CONNECT, with the secret
+of $SCHED_HOME or of `--secret-file` / $PCONTROL_SECRET_FILE.
 """
 
 from __future__ import annotations
@@ -24,21 +28,33 @@ import asyncio
 import itertools
 import logging
 import os
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from . import auth
-from .errors import (CommandFailed, ControllerDisconnected, ControllerNotRunning,
-                     ControllerTimeout, WireError)
+from . import secret as shared_secret
+from .errors import (ClientError, CommandFailed, ControllerDisconnected, ControllerNotRunning,
+                     ControllerTimeout, ErrorCode, SecretUnavailable, WireError)
 from .paths import Paths
-from .secret import load_or_create_secret
 from .wire import MAX_LINE, Event, Reply, Request, decode_server_message, encode
 
 log = logging.getLogger(__name__)
 
 #: Default seconds to wait for a reply.
 DEFAULT_TIMEOUT = 30.0
+#: Records per `jobs` request when all_jobs() pages through a controller's jobs: one page is
+#: one turn of pcontrol's loop, some 50 ms with 100,000 jobs, while others wait.
+JOBS_PAGE = 2000
+#: HOST:PORT of a pcontrol TCP listener that the CLI and sched use instead of the local socket.
+CONNECT_ENV = "PCONTROL_CONNECT"
+#: The secret file to prove over TCP, instead of $SCHED_HOME/secret.
+SECRET_FILE_ENV = "PCONTROL_SECRET_FILE"
+
+#: Error codes of a reply with no id that pcontrol sends just before it hangs up.
+CLOSING_CODES = frozenset(code.value for code in (ErrorCode.OVERLOADED, ErrorCode.TIMEOUT,
+                                                  ErrorCode.FORBIDDEN))
 
 EventCallback = Callable[[Event], Any]
 
@@ -59,6 +75,7 @@ class ControllerClient:
         self._events: asyncio.Queue[Any] = asyncio.Queue()
         self._closed = asyncio.Event()
         self._close_reason: str | None = None
+        self._refusal: Reply | None = None    # an error reply with no id: why pcontrol hangs up
         self._reader_task = asyncio.get_running_loop().create_task(
             self._read_loop(), name=f"pcontrol-client-reader {socket_path}")
 
@@ -97,9 +114,9 @@ class ControllerClient:
                            secret: bytes | None, on_event: EventCallback | None,
                            timeout: float) -> "ControllerClient":
         host, port = address
-        where = f"{host}:{port}"
-        if secret is None:
-            secret = load_or_create_secret(Paths.for_home(home).home)
+        where = format_address(host, port)
+        if secret is None:      # never made up here: a new one could not match the server's
+            secret = read_secret_file(shared_secret.secret_path(Paths.for_home(home).home))
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         try:
@@ -156,6 +173,27 @@ class ControllerClient:
         if not reply.ok:
             raise CommandFailed(reply)
         return reply.data
+
+    async def all_jobs(self, *filters: str, page: int = JOBS_PAGE,
+                       timeout: float | None = DEFAULT_TIMEOUT) -> list[dict[str, Any]]:
+        """Every job record matching `filters` (`-owner X`, `-state S`...), in id order.
+
+        Fetched at most `page` records per request (`jobs ... -limit PAGE -after ID`), so
+        pcontrol never builds one huge reply and answers other clients between pages. Only
+        an empty page ends it: pcontrol may cut a page short to keep its reply small.
+        """
+        if page < 1:
+            raise ValueError(f"page must be at least 1, got {page}")
+        records: list[dict[str, Any]] = []
+        after = 0
+        while True:
+            # no -json: the data is the same list, and a table is cheaper text than its JSON
+            batch = await self.call("jobs", *filters, "-limit", str(page), "-after", str(after),
+                                    timeout=timeout)
+            if not batch:
+                return records
+            records.extend(batch)
+            after = int(batch[-1]["id"])
 
     async def subscribe(self, owner: str | None = None) -> Any:
         """Ask for events on this connection (only the jobs of `owner` when given)."""
@@ -230,6 +268,9 @@ class ControllerClient:
         except (ConnectionError, OSError) as exc:
             reason = f"connection to pcontrol lost: {exc}"
         finally:
+            if self._refusal is not None:     # it said why before hanging up
+                error = self._refusal.error
+                reason += f": {self._refusal.text}" + (f" ({error.code})" if error else "")
             self._finish(reason)
 
     def _resolve(self, reply: Reply) -> None:
@@ -237,6 +278,9 @@ class ControllerClient:
         if future is None:
             if not reply.ok:
                 log.warning("pcontrol error without a matching request: %s", reply.text)
+                if reply.id is None and reply.error is not None \
+                        and reply.error.code in CLOSING_CODES:
+                    self._refusal = reply   # the close follows: it says why
             else:
                 log.warning("reply for unknown request id %r", reply.id)
             return
@@ -264,14 +308,132 @@ class ControllerClient:
         self._events.put_nowait(_CLOSED)
 
 
+# -- where the controller is -----------------------------------------------------------------
+
+def format_address(host: str, port: int) -> str:
+    """HOST:PORT, an IPv6 address in brackets."""
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def parse_address(text: str) -> tuple[str, int]:
+    """HOST:PORT (an IPv6 address as [ADDR]:PORT) of a listener; ValueError saying why not."""
+    host, sep, port_text = text.strip().rpartition(":")
+    if not sep or not host:
+        raise ValueError(f"expected HOST:PORT, got {text!r}")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    elif ":" in host:
+        raise ValueError(f"write an IPv6 address in brackets, as [{host}]:{port_text}")
+    if not port_text.isdigit() or not 1 <= int(port_text) <= 65535:
+        raise ValueError(f"port must be a number from 1 to 65535, got {port_text!r}")
+    return host, int(port_text)
+
+
+def read_secret_file(path: str | os.PathLike[str]) -> bytes:
+    """The secret in `path`, with the checks the daemon makes of its own; SecretUnavailable
+    saying what is wrong. Never creates one: a new secret could not match the server's."""
+    path = Path(path).expanduser()
+    try:
+        return shared_secret._read_secret(path)     # the daemon's own checks: mode, owner, size
+    except FileNotFoundError:
+        raise SecretUnavailable(
+            f"no secret file {path}: copy the controller's $SCHED_HOME/secret there "
+            f"(mode 600) or name a copy with --secret-file / ${SECRET_FILE_ENV}") from None
+    except shared_secret.SecretError as exc:
+        raise SecretUnavailable(f"cannot use the secret file: {exc}") from None
+    except OSError as exc:
+        raise SecretUnavailable(f"cannot read the secret file {path}: "
+                                f"{exc.strerror or exc}") from None
+
+
+@dataclass(frozen=True)
+class ControllerAddress:
+    """Where a front end finds pcontrol: the Unix socket of `home`, or a TCP listener.
+
+    Over TCP the client proves the secret in `secret_file` (default: `home`'s secret).
+    """
+
+    home: Path
+    tcp: tuple[str, int] | None = None
+    secret_file: Path | None = None
+
+    @classmethod
+    def local(cls, home: str | os.PathLike[str] | None = None) -> "ControllerAddress":
+        return cls(Paths.for_home(home).home)
+
+    @classmethod
+    def remote(cls, text: str, home: str | os.PathLike[str] | None = None,
+               secret_file: str | os.PathLike[str] | None = None) -> "ControllerAddress":
+        """HOST:PORT; ValueError saying what is wrong with `text`."""
+        return cls(Paths.for_home(home).home, parse_address(text),
+                   Path(secret_file).expanduser() if secret_file else None)
+
+    @classmethod
+    def chosen(cls, home: str | os.PathLike[str] | None = None, *, connect: str | None = None,
+               secret_file: str | os.PathLike[str] | None = None,
+               environ: Mapping[str, str] | None = None) -> "ControllerAddress":
+        """`connect` (HOST:PORT) if given, else $PCONTROL_CONNECT if set and not empty, else
+        the local socket; the secret file likewise from `secret_file` or
+        $PCONTROL_SECRET_FILE. ValueError naming the bad value."""
+        environ = os.environ if environ is None else environ
+        secret_file = secret_file or environ.get(SECRET_FILE_ENV) or None
+        if connect is not None:
+            return cls.remote(connect, home, secret_file)
+        text = environ.get(CONNECT_ENV, "").strip()
+        if not text:
+            return cls.local(home)
+        try:
+            return cls.remote(text, home, secret_file)
+        except ValueError as exc:
+            raise ValueError(f"${CONNECT_ENV}: {exc}") from None
+
+    @property
+    def is_tcp(self) -> bool:
+        return self.tcp is not None
+
+    def __str__(self) -> str:
+        if self.tcp is None:
+            return f"the socket of {self.home}"
+        return f"TCP {format_address(*self.tcp)}"
+
+    def secret_path(self) -> Path:
+        return self.secret_file or shared_secret.secret_path(self.home)
+
+    async def connect(self, *, on_event: EventCallback | None = None,
+                      timeout: float = 5.0) -> ControllerClient:
+        """A connected (and, over TCP, admitted) client. Every ClientError it raises names
+        the TCP address; a refused proof also names the secret file that was used."""
+        if self.tcp is None:
+            return await ControllerClient.connect(self.home, on_event=on_event, timeout=timeout)
+        where = format_address(*self.tcp)
+        try:
+            secret = read_secret_file(self.secret_path())
+            return await ControllerClient.connect(self.home, tcp=self.tcp, secret=secret,
+                                                  on_event=on_event, timeout=timeout)
+        except ClientError as exc:
+            message = str(exc)
+            if where not in message:
+                message = f"pcontrol at TCP {where}: {message}"
+            if isinstance(exc, auth.AccessDenied) and "wrong proof" in message:
+                message += (f" (the proof was made with {self.secret_path()}: is it a copy of "
+                            f"that controller's $SCHED_HOME/secret?)")
+            if isinstance(exc, CommandFailed):      # carries a reply, not a message
+                raise
+            raise type(exc)(message) from exc
+
+
 # -- blocking helpers (CLI, scripts) ---------------------------------------------------------
 
 def run_command(argv: Sequence[str], home: str | os.PathLike[str] | None = None, *,
-                timeout: float | None = DEFAULT_TIMEOUT) -> Reply:
-    """Connect, send one command, return its Reply. Blocking; not for use inside a loop."""
+                timeout: float | None = DEFAULT_TIMEOUT,
+                address: ControllerAddress | None = None) -> Reply:
+    """Connect, send one command, return its Reply. Blocking; not for use inside a loop.
+
+    `address` (e.g. a TCP listener) replaces `home`'s socket."""
+    target = address if address is not None else ControllerAddress.local(home)
 
     async def once() -> Reply:
-        client = await ControllerClient.connect(home)
+        client = await target.connect()
         try:
             return await client.request(argv, timeout=timeout)
         finally:

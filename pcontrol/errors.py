@@ -13,6 +13,8 @@ The hierarchy::
         +-- ControllerTimeout        no reply within the deadline
         +-- ControllerDisconnected   the connection broke while requests were pending
         +-- CommandFailed            a reply came back with ok=false (carries the Reply)
+        +-- AccessDenied             the TCP handshake was refused (defined in auth.py)
+        +-- SecretUnavailable        no usable secret file to prove over TCP
 
 Codes cross the wire as strings (ErrorCode values); each class names its code once.
 """
@@ -38,7 +40,9 @@ class ErrorCode(str, enum.Enum):
     CONFLICT = "conflict"
     INTERNAL = "internal"            #: a bug in pcontrol; the daemon carries on
     SHUTTING_DOWN = "shutting_down"
-    FORBIDDEN = "forbidden"
+    FORBIDDEN = "forbidden"          #: not the socket's owner, or no proof of the secret
+    OVERLOADED = "overloaded"        #: refused: too many connections (or handshakes) at once
+    TIMEOUT = "timeout"              #: a request line or the TCP handshake did not complete
 
 
 class PcontrolError(Exception):
@@ -99,6 +103,10 @@ class ControllerTimeout(ClientError):
 
 class ControllerDisconnected(ClientError):
     """The connection to the controller broke."""
+
+
+class SecretUnavailable(ClientError):
+    """A TCP client has no secret to prove: the file is missing, loose or the wrong size."""
 
 
 class CommandFailed(ClientError):

@@ -79,13 +79,6 @@ class ServerLimits:
 DEFAULT_LIMITS = ServerLimits()
 
 
-class ServerErrorCode(str, enum.Enum):
-    """Error codes of the listeners that errors.ErrorCode does not have (yet)."""
-
-    OVERLOADED = "overloaded"    #: too many connections
-    TIMEOUT = "timeout"          #: a request line or the authentication did not complete
-
-
 class Transport(str, enum.Enum):
     """Which listener a connection came through."""
 
@@ -348,7 +341,7 @@ class Connection:
             if self.task is not None and hasattr(self.task, "uncancel"):
                 self.task.uncancel()       # our own cancel, handled here (3.11+)
             # Idle: nothing unread to linger for, and the descriptor is wanted now.
-            self._writer.write(encode(Reply.failure(None, ServerErrorCode.OVERLOADED,
+            self._writer.write(encode(Reply.failure(None, ErrorCode.OVERLOADED,
                                                     self._eviction)))
         finally:
             self.unsubscribe()
@@ -386,7 +379,7 @@ class Connection:
             log.warning("dropped %s: no answer to the challenge within %g s",
                         self.peer, server.limits.auth_timeout)
             await self._refuse(Reply.failure(
-                None, ServerErrorCode.TIMEOUT,
+                None, ErrorCode.TIMEOUT,
                 f"no answer to the authentication challenge within "
                 f"{server.limits.auth_timeout:g} s; closing"))
             return False
@@ -432,7 +425,7 @@ class Connection:
                 log.warning("dropped a client of %s: its request line was not complete "
                             "within %g s", self.peer, limits.line_timeout)
                 await self._refuse(Reply.failure(
-                    None, ServerErrorCode.TIMEOUT,
+                    None, ErrorCode.TIMEOUT,
                     f"request line incomplete after {limits.line_timeout:g} s; "
                     f"closing the connection"))
                 return
@@ -606,7 +599,7 @@ class ControlServer:
         refusal = self._make_room(connection)
         if refusal is not None:
             log.warning("refused a connection on %s: %s", connection.peer, refusal)
-            await _refuse(reader, writer, Reply.failure(None, ServerErrorCode.OVERLOADED, refusal))
+            await _refuse(reader, writer, Reply.failure(None, ErrorCode.OVERLOADED, refusal))
             return
         self._connections[connection] = None
         task = asyncio.current_task()

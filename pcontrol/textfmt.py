@@ -129,6 +129,12 @@ def job_table(records: Sequence[dict[str, Any]]) -> str:
     return table(("ID", "STATE", "OUTCOME", "HOST", "OWNER/TASK", "COMMAND"), rows)
 
 
+def more_jobs(count: int, last_id: int, command: str) -> str:
+    """The line under a `jobs` table that stopped short: how many more, and how to see them."""
+    return (f"... {count} more job{'' if count == 1 else 's'} after job {last_id}; "
+            f"see them with: {command}")
+
+
 def job_detail(r: dict[str, Any]) -> str:
     now = time.time()
     lines = [f"job:       {r['id']}",

@@ -11,14 +11,17 @@ with jobs, `shutdown` with jobs out) refuse with the consequence in words and th
 
 from __future__ import annotations
 
+import bisect
 import os
+import shlex
+from operator import attrgetter
 from typing import Any, Protocol
 
 from .commands import CommandResult, CommandTable
 from .controller import NEEDS_FORCE, Controller, JobSpec
 from .errors import ConflictError, UsageError
-from .model import HostState, JobState, parse_enum
-from .textfmt import host_detail, host_table, job_detail, job_table, status_text
+from .model import HostState, Job, JobState, parse_enum
+from .textfmt import host_detail, host_table, job_detail, job_table, more_jobs, status_text
 from .wire import WIRE_VERSION
 
 TABLE = CommandTable()
@@ -29,6 +32,17 @@ VERSION = "pcontrol 0.1"
 #: Metavariables whose completions are host names / job states.
 HOST_METAVARS = {"NAME", "H"}
 STATE_METAVARS = {"STATE"}
+#: Rows the `jobs` table shows without -limit (its -json data is then every job, as ever).
+TEXT_ROWS = 1000
+#: A `jobs` page ends once its records come to about this many bytes, whatever -limit says:
+#: a reply line must stay well under the wire's MAX_LINE, and -json text doubles it.
+PAGE_BYTES = 4 * 1024 * 1024
+#: `jobs -json` without -limit refuses to make a reply of more than about this many bytes
+#: (the client could not read it: with its JSON text it would pass MAX_LINE).
+UNPAGED_BYTES = 2 * PAGE_BYTES
+#: A job record's size without its strings, and per attempt (see _record_bytes).
+RECORD_BYTES = 600
+ATTEMPT_BYTES = 200
 
 
 class Session(Protocol):
@@ -174,6 +188,7 @@ def _check_host(session: Session, args: dict[str, Any]) -> CommandResult:
          "submit a job; prints its id (-retry: run it again, elsewhere if allowed, when its "
          "host is lost, up to COUNT times)")
 async def _job(session: Session, args: dict[str, Any]) -> CommandResult:
+    _refuse_nul(args)
     spec = JobSpec(argv=args["argv"], host=args["host"], required=args["required"],
                    timeout=args["timeout"], pending=args["pending"],
                    priority=args["priority"] or 0, cwd=args["cwd"], env=args["env"],
@@ -184,13 +199,95 @@ async def _job(session: Session, args: dict[str, Any]) -> CommandResult:
     return CommandResult(str(job.id), job.to_record())
 
 
-@command("jobs", "?-state STATE? ?-owner OWNER? ?-host H? ?-json?",
-         "list jobs (every finished job stays until harvested or deleted)")
+def _refuse_nul(args: dict[str, Any]) -> None:
+    """A NUL byte cannot reach exec() or the environment: refuse it now, naming the word,
+    rather than have the job fail on its host."""
+    for number, word in enumerate(args["argv"], 1):
+        if "\0" in word:
+            raise UsageError(f"ARGV word {number} ({_excerpt(word)}) holds a NUL byte (at "
+                             f"character {word.index(chr(0)) + 1}), which no program can "
+                             f"receive as an argument", data={"argv_word": number})
+    for key, value in args["env"].items():
+        if "\0" in key or "\0" in value:
+            raise UsageError(f"-env {_excerpt(key)}: the variable holds a NUL byte, which no "
+                             f"environment can carry", data={"env": key})
+    if args["cwd"] is not None and "\0" in args["cwd"]:
+        raise UsageError(f"-cwd {_excerpt(args['cwd'])} holds a NUL byte, which no "
+                         f"directory name can", data={"cwd": args["cwd"]})
+
+
+def _excerpt(word: str, limit: int = 40) -> str:
+    return repr(word) if len(word) <= limit else repr(word[:limit]) + "..."
+
+
+@command("jobs", "?-state STATE? ?-owner OWNER? ?-host H? ?-limit N? ?-after ID? ?-json?",
+         "list jobs in id order (finished ones stay until harvested or deleted); -limit N: "
+         "at most N (fewer when they are big), -after ID: those after job ID; page until a "
+         f"page comes back empty. Without -limit the table stops at {TEXT_ROWS} rows, saying "
+         "how to see the rest, and -json gives every job (or refuses if they would not fit "
+         "one reply)")
 def _jobs(session: Session, args: dict[str, Any]) -> CommandResult:
     state = _state(JobState, args["state"]) if args["state"] else None
+    limit = args["limit"]
+    if limit is not None and limit < 1:
+        raise UsageError(f"-limit must be at least 1, got {limit}")
+    after = _job_id(args["after"], "-after")
+    unpaged = limit is None and args["json"]
+    if limit is None and not args["json"]:
+        limit = TEXT_ROWS
     jobs = session.controller.jobs_where(state=state, owner=args["owner"], host=args["host"])
-    records = [job.to_record() for job in jobs]
-    return CommandResult(job_table(records), records)
+    page, more = _page(jobs, after, limit, UNPAGED_BYTES if unpaged else PAGE_BYTES)
+    if unpaged and more:
+        raise UsageError(f"{len(page) + more} jobs match, more than one reply can carry; "
+                         f"fetch them in pages: jobs ... -limit N -after ID (from -after 0 "
+                         f"until a page comes back empty)",
+                         data={"matching": len(page) + more})
+    records = [job.to_record() for job in page]
+    text = job_table(records)
+    if more:
+        last = records[-1]["id"]
+        words = ["jobs"] + [word for name in ("state", "owner", "host") if args[name]
+                            for word in (f"-{name}", args[name])]
+        text += "\n" + more_jobs(more, last, shlex.join(
+            words + ["-limit", str(args["limit"] or TEXT_ROWS), "-after", str(last)]))
+    return CommandResult(text, records)
+
+
+def _page(jobs: list[Job], after: int | None, limit: int | None,
+          budget: int) -> tuple[list[Job], int]:
+    """The jobs with ids above `after` -- at most `limit` of them, and no more than about
+    `budget` bytes of records (but at least one) -- and how many more follow.
+
+    Costs a pass over `jobs` (attribute reads, no records) whatever the page: the records
+    and their encoding, the expensive part, are made for the page only."""
+    jobs.sort(key=attrgetter("id"))        # almost always in order already: linear
+    start = 0 if after is None else bisect.bisect_right(jobs, after, key=attrgetter("id"))
+    stop = len(jobs) if limit is None else min(len(jobs), start + limit)
+    size = 0
+    end = start
+    while end < stop:
+        size += _record_bytes(jobs[end])
+        if size > budget and end > start:
+            break
+        end += 1
+    return jobs[start:end], len(jobs) - end
+
+
+def _record_bytes(job: Job) -> int:
+    """About the size of a job's record on the wire (its text counted twice, for escapes)."""
+    text = (sum(map(len, job.argv)) + sum(len(k) + len(v) for k, v in job.env.items())
+            + len(job.cwd or "") + len(job.reason or "") + len(job.owner or "")
+            + len(job.task or ""))
+    return RECORD_BYTES + 2 * text + ATTEMPT_BYTES * len(job.attempts)
+
+
+def _job_id(word: str | None, what: str) -> int | None:
+    if word is None:
+        return None
+    try:
+        return int(word, 10)
+    except ValueError:
+        raise UsageError(f'expected a job id for {what} but got "{word}"') from None
 
 
 @command("check job", "ID ?-output? ?-json?",

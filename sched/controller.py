@@ -19,6 +19,14 @@ and exactly once unless sched dies in the middle of that macro.
 
 A broken connection is reported; submitted jobs are not forgotten, new ones wait, and the link
 reconnects with backoff.
+
+Remote controllers: the link may talk to another machine's pcontrol over its TCP listener
+instead, named by $PCONTROL_CONNECT (HOST:PORT) when sched starts or by `controller connect
+HOST:PORT` (see cmd_controller), proving the secret of $SCHED_HOME or of the file named by
+$PCONTROL_SECRET_FILE / `-secret FILE`. Such a link never starts a daemon, does not add
+localhost to a controller without hosts (that would be the controller's machine), and its
+errors name the address. Its owner id also names this machine, so that two machines whose
+$SCHED_HOME has the same path are two owners there.
 """
 
 from __future__ import annotations
@@ -26,12 +34,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import socket
 import uuid
 from collections import deque
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pcontrol.client import ControllerClient
+from pcontrol.client import ControllerAddress, ControllerClient
 from pcontrol.errors import ClientError, ControllerNotRunning
 from pcontrol.paths import Paths
 
@@ -51,9 +60,15 @@ SUBMIT_KEY = "PSCHED_SUBMIT"
 """Environment variable carrying `session:job id` on every controller job this link submits."""
 
 
-def owner_id(home: Path) -> str:
-    """This scheduler's identity at the controller: derived from its $SCHED_HOME."""
-    return f"sched:{home.expanduser().resolve()}"
+def owner_id(home: Path, machine: str | None = None) -> str:
+    """This scheduler's identity at the controller: derived from its $SCHED_HOME (and, for a
+    controller on another machine, from the name of this one)."""
+    where = f"{machine}:" if machine else ""
+    return f"sched:{where}{home.expanduser().resolve()}"
+
+
+class AddressError(ClientError):
+    """The controller's address (e.g. $PCONTROL_CONNECT) cannot be used."""
 
 
 class HarvestLog:
@@ -113,10 +128,19 @@ def job_key(record: dict[str, Any]) -> str:
 class ControllerLink:
     """The remote backend: jobs go to pcontrol, their ends come back as events."""
 
-    def __init__(self, sched: "Scheduler", home: str | os.PathLike[str] | None = None, auto_start: bool = True):
+    def __init__(self, sched: "Scheduler", home: str | os.PathLike[str] | None = None, auto_start: bool = True,
+                 address: ControllerAddress | None = None):
         self.sched = sched
         self.paths = Paths.for_home(home)
-        self.owner = owner_id(self.paths.home)
+        self.address_error: str | None = None  # why the address from the environment is unusable
+        if address is None:
+            try:
+                address = ControllerAddress.chosen(self.paths.home)  # $PCONTROL_CONNECT, else the local socket
+            except ValueError as exc:
+                address = ControllerAddress.local(self.paths.home)
+                self.address_error = str(exc)
+        self.address = address
+        self.owner = self._owner_for(address)
         self.auto_start = auto_start
         self.client: ControllerClient | None = None
         self.by_cid: dict[int, Job] = {}
@@ -165,6 +189,46 @@ class ControllerLink:
     def connected(self) -> bool:
         return self.client is not None and not self.client.closed
 
+    def _owner_for(self, address: ControllerAddress) -> str:
+        return owner_id(self.paths.home, socket.gethostname() if address.is_tcp else None)
+
+    def jobs_at_controller(self) -> int:
+        """Jobs of this scheduler that the current controller holds and has not finished."""
+        return sum(1 for j in self.by_cid.values() if not j.done)
+
+    async def retarget(self, address: ControllerAddress) -> None:
+        """Use the controller at `address` from now on, connecting there now; on failure the
+        link goes back to the controller it used and the error (naming `address`) is raised.
+
+        Only without jobs out at the current controller (they would be lost track of); jobs
+        not sent yet go to the new one.
+        """
+        out = self.jobs_at_controller()
+        if out:
+            raise ClientError(f"{out} job(s) of this scheduler are out at pcontrol at {self.address}; "
+                              "wait for them (or kill them) before switching controllers")
+        previous = (self.address, self.owner, self.address_error)
+        await self._disconnect()
+        self.address, self.owner, self.address_error = address, self._owner_for(address), None
+        try:
+            await self._connect(raise_errors=True, quiet=True)
+        except (ClientError, OSError, ValueError):
+            await self._disconnect()
+            self.address, self.owner, self.address_error = previous
+            self.state = "not connected"
+            if self.unsent:
+                self.connect_soon()
+            raise
+
+    async def _disconnect(self) -> None:
+        """Drop the connection (and any pending retry) so that the next use connects afresh."""
+        await self.aclose()
+        self._retry = 0
+        self._hosts_checked = False
+        self.hosts = set()
+        self.orphans.clear()
+        self._early.clear()
+
     def connect_soon(self) -> None:
         if self.connected or (self._connecting is not None and not self._connecting.done()):
             return
@@ -181,15 +245,17 @@ class ControllerLink:
         if not self.connected:
             await self._connect(raise_errors=True)
 
-    async def _connect(self, raise_errors: bool = False) -> None:
+    async def _connect(self, raise_errors: bool = False, quiet: bool = False) -> None:
         try:
+            if self.address_error is not None:
+                raise AddressError(self.address_error)
             try:
-                client = await ControllerClient.connect(self.paths.home, on_event=self._on_event)
+                client = await self.address.connect(on_event=self._on_event)
             except ControllerNotRunning:
-                if not self.auto_start:
+                if not self.auto_start or self.address.is_tcp:  # a remote pcontrol is started over there
                     raise
                 await self._start_daemon()
-                client = await ControllerClient.connect(self.paths.home, on_event=self._on_event)
+                client = await self.address.connect(on_event=self._on_event)
             self.client = client
             self._early.clear()  # what came on an old connection may be staler than the job list
             await client.subscribe(owner=self.owner)
@@ -200,6 +266,8 @@ class ControllerLink:
             await self._flush()
         except (ClientError, OSError, ValueError) as exc:
             self.state = f"not connected: {exc}"
+            if quiet:
+                raise
             self.sched.report(f"controller: {exc}; will retry")
             self._schedule_retry()
             if raise_errors:
@@ -226,7 +294,9 @@ class ControllerLink:
         self._hosts_checked = True
         hosts = await self.client.call("hosts", "-json")
         self.hosts = {h["name"] for h in hosts}
-        if not hosts:
+        if not hosts and self.address.is_tcp:
+            self.sched.report(f"controller at {self.address} has no hosts: jobs wait until one is added there")
+        elif not hosts:
             slots = os.cpu_count() or 1
             await self.client.call("host", "add", "localhost", "-slots", str(slots))
             self.hosts.add("localhost")
@@ -416,7 +486,7 @@ class ControllerLink:
 
     async def _adopt(self) -> None:
         """After (re)connecting: collect our finished jobs, follow the running ones."""
-        records = await self.client.call("jobs", "-owner", self.owner, "-json")
+        records = await self.client.all_jobs("-owner", self.owner)  # a page per request: pcontrol stays responsive
         held = set()
         unsent = {f"{self.session}:{j.id}": j for j in self.unsent}
         for record in records:

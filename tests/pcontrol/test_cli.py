@@ -124,3 +124,79 @@ def test_interactive_prompt(home: str, daemon: subprocess.CompletedProcess) -> N
         child.close(force=True)
     assert child.exitstatus == 0
     assert "host add localhost" in (Path(home) / "pcontrol_history").read_text()
+
+
+# -- where the client connects: --connect, $PCONTROL_CONNECT, the local socket -----------------
+
+@pytest.mark.parametrize("text, expected", [
+    ("127.0.0.1:7000", ("127.0.0.1", 7000)),
+    ("ctl.example.org:1", ("ctl.example.org", 1)),
+    ("[::1]:65535", ("::1", 65535)),
+    (" host:22 ", ("host", 22)),
+])
+def test_parse_address(text: str, expected: tuple[str, int]) -> None:
+    from pcontrol.client import format_address, parse_address
+    assert parse_address(text) == expected
+    assert parse_address(format_address(*expected)) == expected
+
+
+@pytest.mark.parametrize("text, message", [
+    ("7000", "expected HOST:PORT, got '7000'"),
+    (":7000", "expected HOST:PORT"),
+    ("host:0", "port must be a number from 1 to 65535, got '0'"),
+    ("host:http", "port must be a number from 1 to 65535"),
+    ("::1:80", "write an IPv6 address in brackets, as [::1]:80"),
+])
+def test_parse_address_refuses(text: str, message: str) -> None:
+    from pcontrol.client import parse_address
+    with pytest.raises(ValueError) as caught:
+        parse_address(text)
+    assert str(caught.value).startswith(message)
+
+
+@pytest.mark.parametrize("connect, secret_file, environ, expected", [
+    (None, None, {}, (None, None)),
+    (None, None, {"PCONTROL_CONNECT": ""}, (None, None)),               # empty: local
+    (None, None, {"PCONTROL_CONNECT": "h:1"}, (("h", 1), None)),
+    (None, None, {"PCONTROL_CONNECT": "h:1", "PCONTROL_SECRET_FILE": "/s"}, (("h", 1), "/s")),
+    ("k:2", None, {"PCONTROL_CONNECT": "h:1"}, (("k", 2), None)),       # the option wins
+    ("k:2", "/mine", {"PCONTROL_SECRET_FILE": "/s"}, (("k", 2), "/mine")),
+])
+def test_the_address_comes_from_the_option_then_the_environment(
+        connect: str | None, secret_file: str | None, environ: dict[str, str],
+        expected: tuple) -> None:
+    from pcontrol.client import ControllerAddress
+    address = ControllerAddress.chosen("/tmp/h", connect=connect, secret_file=secret_file,
+                                       environ=environ)
+    assert (address.tcp, str(address.secret_file) if address.secret_file else None) == expected
+    assert address.home == Path("/tmp/h")
+    if address.tcp is None:
+        assert str(address) == "the socket of /tmp/h"
+    else:
+        assert str(address) == f"TCP {address.tcp[0]}:{address.tcp[1]}"
+        assert address.secret_path() == (address.secret_file or Path("/tmp/h/secret"))
+
+
+def test_a_bad_environment_address_is_named() -> None:
+    from pcontrol.client import ControllerAddress
+    with pytest.raises(ValueError, match=r"^\$PCONTROL_CONNECT: expected HOST:PORT, got 'x'$"):
+        ControllerAddress.chosen("/tmp/h", environ={"PCONTROL_CONNECT": "x"})
+
+
+def test_a_tcp_client_never_makes_up_a_secret(home: str) -> None:
+    from pcontrol.client import ControllerAddress
+    from pcontrol.errors import SecretUnavailable
+
+    async def body() -> None:
+        with pytest.raises(SecretUnavailable) as caught:
+            await ControllerAddress.remote("127.0.0.1:9", home).connect()
+        assert str(caught.value).startswith(
+            f"pcontrol at TCP 127.0.0.1:9: no secret file {home}/secret: copy the "
+            "controller's $SCHED_HOME/secret there (mode 600)")
+        assert not (Path(home) / "secret").exists()
+        loose = Path(home) / "loose"
+        loose.write_bytes(b"x" * 32)
+        loose.chmod(0o644)
+        with pytest.raises(SecretUnavailable, match="readable by others"):
+            await ControllerAddress.remote("127.0.0.1:9", home, loose).connect()
+    run(body())

@@ -184,3 +184,30 @@ def test_a_job_too_big_for_the_agent_protocol_is_refused() -> None:
         assert controller.jobs == {}
         assert controller.submit(JobSpec(argv=["echo", "fine"])).id == 1
     run(body())
+
+
+@pytest.mark.parametrize("argv, message, data", [
+    (["job", "--", "echo", "a\0b"],
+     "ARGV word 2 ('a\\x00b') holds a NUL byte (at character 2), which no program can "
+     "receive as an argument",
+     {"argv_word": 2}),
+    (["job", "--", "\0echo"],
+     "ARGV word 1 ('\\x00echo') holds a NUL byte", {"argv_word": 1}),
+    (["job", "--", "echo", "ok", "x" * 50 + "\0"],
+     f"ARGV word 3 ('{'x' * 40}'...) holds a NUL byte (at character 51)", {"argv_word": 3}),
+    (["job", "-env", "A=1", "-env", "B=x\0y", "--", "true"],
+     "-env 'B': the variable holds a NUL byte, which no environment can carry", {"env": "B"}),
+    (["job", "-cwd", "/tmp\0", "--", "true"],
+     "-cwd '/tmp\\x00' holds a NUL byte", {"cwd": "/tmp\0"}),
+])
+def test_a_nul_byte_is_refused_at_submit_naming_the_word(
+        home: str, argv: list[str], message: str, data: dict) -> None:
+    async def body() -> None:
+        async with controller_running(home) as h:
+            reply = await h.reply(*argv)
+            assert not reply.ok and reply.error.code == "usage"
+            assert reply.text.startswith(message)
+            assert reply.data == data
+            assert h.controller.jobs == {}               # nothing was accepted
+            assert (await h.submit("--", "echo", "fine")) == 1
+    run(body())
