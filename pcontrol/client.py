@@ -334,7 +334,7 @@ def read_secret_file(path: str | os.PathLike[str]) -> bytes:
     saying what is wrong. Never creates one: a new secret could not match the server's."""
     path = Path(path).expanduser()
     try:
-        return shared_secret._read_secret(path)     # the daemon's own checks: mode, owner, size
+        return shared_secret.read_secret(path)     # the daemon's own checks: mode, owner, size
     except FileNotFoundError:
         raise SecretUnavailable(
             f"no secret file {path}: copy the controller's $SCHED_HOME/secret there "

@@ -37,7 +37,7 @@ def load_or_create_secret(home: str | os.PathLike[str]) -> bytes:
     home.mkdir(mode=0o700, parents=True, exist_ok=True)
     path = secret_path(home)
     try:
-        return _read_secret(path)
+        return read_secret(path)
     except FileNotFoundError:
         pass
     tmp = home / f".{SECRET_FILE}.{os.getpid()}.{secrets.token_hex(4)}"
@@ -54,10 +54,11 @@ def load_or_create_secret(home: str | os.PathLike[str]) -> bytes:
         pass
     finally:
         os.unlink(tmp)
-    return _read_secret(path)
+    return read_secret(path)
 
 
-def _read_secret(path: Path) -> bytes:
+def read_secret(path: str | os.PathLike[str]) -> bytes:
+    """The secret in `path`, after the daemon's checks: owner-only mode, this user's, 32 bytes."""
     fd = os.open(path, os.O_RDONLY)
     try:
         st = os.fstat(fd)
