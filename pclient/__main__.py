@@ -13,7 +13,7 @@ import os
 import sys
 from typing import Sequence, Union
 
-from .agent import AGENT_NAME, DEFAULT_LEASE, run_agent
+from .agent import AGENT_NAME, DEFAULT_LEASE, WATCHDOG_MIN_SLACK, run_agent
 from .jobproc import DEFAULT_KILL_GRACE
 from .stdio import claim_stdio
 
@@ -55,6 +55,11 @@ def build_parser() -> argparse.ArgumentParser:
                         help="after its controller is lost, keep the jobs this long for a successor "
                              "(only for a controller that sent auth; the controller may set it; "
                              "0: end them at once; default: %(default)s)")
+    parser.add_argument("--watchdog-slack", type=_seconds, default=None, metavar="SECONDS",
+                        help="when the controller sends its heartbeat, give it up once it has been "
+                             "silent this long beyond its own DOWN limit (heartbeat x missed), as if "
+                             "the connection had ended (default: one heartbeat, at least %g s)"
+                             % WATCHDOG_MIN_SLACK)
     parser.add_argument("--log", metavar="FILE",
                         help="append the log to FILE (default: stderr, unless stderr is the protocol's terminal)")
     parser.add_argument("-v", "--verbose", action="count", default=0, help="log more (-v info, -vv debug)")
@@ -92,7 +97,7 @@ def main(argv: Union[Sequence[str], None] = None) -> int:
         return 2
     try:
         return asyncio.run(run_agent(claimed, slots=args.slots, host=args.host, kill_grace=args.kill_grace,
-                                     lease=args.lease))
+                                     lease=args.lease, watchdog_slack=args.watchdog_slack))
     except KeyboardInterrupt:
         return 130
     finally:

@@ -17,6 +17,16 @@ its controller has not acked, and the agent exits once all is acked.  After
 `auth` the agent also looks for survivors itself and proxies them: their
 running jobs count as its own, their reports go to its controller, and the
 controller's acks and kills go back to them.
+
+A connection can also stall without ending (a cut network: no FIN, no RST).
+When the controller's `auth` gives its heartbeat, the agent keeps a watchdog:
+silence from the controller for longer than the controller's own DOWN limit
+(heartbeat x missed) plus a slack means the controller has left; the agent
+drops the connection and survives it exactly as on EOF.  And because an agent
+may learn that late, a successor whose controller still holds jobs for the
+host (the `held` of its pings) keeps looking for survivors at every such ping:
+it takes over those that appear (a second `resumed` names their jobs), and
+reports `lost` the held jobs that no live agent on the host can have.
 """
 
 from __future__ import annotations
@@ -33,7 +43,16 @@ from dataclasses import dataclass
 from typing import Any, Awaitable, Callable, Dict, Union
 
 from .jobproc import DEFAULT_KILL_GRACE, JobResult, JobSpec, RunningJob, start_job
-from .lease import LeaseError, SurvivorLink, SurvivorListener, find_survivors, kill_orphans, survivor_key
+from .lease import (
+    AgentPresence,
+    LeaseError,
+    SurvivorLink,
+    SurvivorListener,
+    find_survivors,
+    kill_orphans,
+    live_agents,
+    survivor_key,
+)
 from .protocol import (
     MAX_LINE,
     PROTOCOL_VERSION,
@@ -56,12 +75,12 @@ from .protocol import (
 )
 from .stdio import Channel, ClaimedStdio, StdioChannel
 
-__all__ = ["AGENT_NAME", "AGENT_VAR", "AGENT_VERSION", "DEFAULT_LEASE", "Agent", "ChannelEnd", "LineSplitter",
-           "LineTooLong", "ended_message", "run_agent"]
+__all__ = ["AGENT_NAME", "AGENT_VAR", "AGENT_VERSION", "DEFAULT_LEASE", "WATCHDOG_MIN_SLACK", "Agent",
+           "ChannelEnd", "LineSplitter", "LineTooLong", "ended_message", "run_agent"]
 
 log = logging.getLogger(__name__)
 
-AGENT_VERSION = "0.2.0"
+AGENT_VERSION = "0.3.0"
 AGENT_NAME = f"pclient {AGENT_VERSION}"
 DEFAULT_LEASE = 600.0
 """Seconds an agent keeps its jobs after losing its controller (after `auth` only)."""
@@ -70,6 +89,9 @@ AGENT_VAR = "PCLIENT_AGENT"
 jobs of an agent that was killed can be found and ended by its successor."""
 SHUTDOWN_MARGIN = 10.0
 """Seconds beyond the kill grace to wait for killed jobs to be reported at shutdown."""
+WATCHDOG_MIN_SLACK = 1.0
+"""The watchdog's default slack beyond the controller's own limit: one heartbeat, and at
+least this many seconds (so the controller, not the agent, normally decides first)."""
 _EXCERPT_BYTES = 200
 
 
@@ -175,20 +197,30 @@ class Agent:
 
     def __init__(self, channel: Channel, *, slots: int, host: str,
                  kill_grace: float = DEFAULT_KILL_GRACE, clock: Callable[[], float] = time.time,
-                 lease: float = DEFAULT_LEASE) -> None:
+                 lease: float = DEFAULT_LEASE, watchdog_slack: Union[float, None] = None,
+                 monotonic: Callable[[], float] = time.monotonic) -> None:
         if slots < 1:
             raise ValueError(f"slots must be at least 1, got {slots}")
+        if watchdog_slack is not None and not watchdog_slack >= 0:
+            raise ValueError(f"watchdog_slack must be >= 0, got {watchdog_slack}")
         self.slots = slots
         self.host = host
         self.kill_grace = kill_grace
         self.lease = lease
         """Seconds to keep jobs without a controller (the controller's `auth` may change it)."""
+        self.watchdog_slack = watchdog_slack
+        """Seconds of silence tolerated beyond the controller's DOWN limit (None: one
+        heartbeat, at least WATCHDOG_MIN_SLACK)."""
+        self.silence_limit: Union[float, None] = None
+        """Seconds of silence after which the controller is lost (None: no watchdog)."""
         self.lease_expired = False
         self._channel = channel
         self._first_channel = channel
         self._broken: Union[Channel, None] = None
         """The channel whose output failed, if it is the current one."""
         self._clock = clock
+        self._monotonic = monotonic
+        """The watchdog's clock (tests pass a fake one)."""
         self._running: dict[str, RunningJob] = {}
         self._adopted: dict[str, SurvivorLink] = {}
         """Running jobs of survivors we took over, by job id."""
@@ -197,6 +229,14 @@ class Agent:
         self._links: dict[SurvivorLink, asyncio.Task[None]] = {}
         self._reporters: set[asyncio.Task[None]] = set()
         self._takeover: Union[asyncio.Task[None], None] = None
+        self._search: Union[asyncio.Task[None], None] = None
+        """A later look for survivors, for jobs the controller holds (one at a time)."""
+        self._reported_lost: set[str] = set()
+        """Held jobs already reported lost (not again while the controller still names them)."""
+        self._watchdog: Union[asyncio.Task[None], None] = None
+        self._last_heard = 0.0
+        """Monotonic time of the last bytes from the current channel."""
+        self._presence: Union[AgentPresence, None] = None
         self._token: Union[str, None] = None
         self._name: Union[str, None] = None
         self._keep_results = False
@@ -265,6 +305,8 @@ class Agent:
             await self._shutdown()
             if self._channel is not self._first_channel:
                 await self._channel.close()
+            if self._presence is not None:
+                self._presence.release()
 
     # -- input ------------------------------------------------------------------
 
@@ -288,6 +330,7 @@ class Agent:
                     log.warning("reading input failed: %s", exc)
                     self._end_channel(ChannelEnd.LOST)
                     break
+                self._last_heard = self._monotonic()
                 if not chunk:
                     log.info("end of input")
                     last = splitter.flush()
@@ -378,6 +421,7 @@ class Agent:
 
     async def _on_ping(self, msg: Ping) -> None:
         await self._send(encode(Pong(seq=msg.seq, clock=self._clock(), running=self.running)))
+        self._note_held(msg.held)
 
     async def _on_bye(self, msg: Bye) -> None:
         log.info("bye; stopping")
@@ -392,8 +436,27 @@ class Agent:
         if msg.lease is not None:
             self.lease = msg.lease
         self._keep_results = True
+        self._claim_presence(msg.token, msg.name)
+        if msg.silence_limit is not None and msg.heartbeat is not None:
+            slack = self.watchdog_slack
+            if slack is None:
+                slack = max(msg.heartbeat, WATCHDOG_MIN_SLACK)
+            self.silence_limit = msg.silence_limit + slack
+            self._last_heard = self._monotonic()
+            self._watchdog = asyncio.ensure_future(self._watch_controller(self.silence_limit))
         # In the background: pings are answered while survivors are looked for.
         self._takeover = asyncio.ensure_future(self._take_over(msg.token, msg.name))
+
+    def _claim_presence(self, token: str, name: str) -> None:
+        """Mark this agent alive for its key, so that a successor waits for us (we may
+        yet learn that we were left) instead of calling our jobs lost."""
+        presence = AgentPresence(token, name)
+        try:
+            presence.claim()
+        except (OSError, LeaseError) as exc:
+            log.warning("cannot mark this agent alive for successors: %s", exc)
+            return
+        self._presence = presence
 
     async def _on_ack(self, msg: Ack) -> None:
         by_link: dict[SurvivorLink, list[str]] = {}
@@ -419,11 +482,7 @@ class Agent:
         except Exception:  # never leave the controller without its `resumed`
             log.exception("looking for survivors failed")
             links = []
-        finished = set(self._unacked)
-        for link in links:
-            for job_id in link.report.running:
-                self._adopted[job_id] = link
-            finished.update(link.report.finished)
+        finished = set(self._unacked) | self._adopt(links)
         keep = {os.getpid()} | {link.pid for link in links}
         try:
             swept = await asyncio.get_running_loop().run_in_executor(
@@ -434,9 +493,133 @@ class Agent:
         if swept:
             log.warning("killed %d orphaned process(es) of dead agents: %s", len(swept), swept)
         await self._send(encode(Resumed(running=tuple(sorted(set(self._running) | set(self._adopted))),
-                                        finished=tuple(sorted(finished)), survivors=len(links))))
+                                        finished=tuple(sorted(finished)), survivors=len(links),
+                                        looks_again=True)))
+        self._follow_all(links)
+
+    def _adopt(self, links: list[SurvivorLink]) -> set[str]:
+        """Count the survivors' running jobs as ours; the finished jobs they will report.
+
+        A survivor found late may hold a stale copy of a job the controller has since run
+        again here (its grace ran out): that copy is killed and its outcome never passed on
+        (see _is_stale), so the job keeps the one outcome of its current run."""
+        finished: set[str] = set()
+        for link in links:
+            for job_id in link.report.running:
+                if self._is_stale(job_id, link):
+                    log.warning("job %s: survivor pid %d runs a stale copy of it; killing that",
+                                job_id, link.pid)
+                    link.send(Kill(job=job_id))
+                    continue
+                self._adopted[job_id] = link
+            finished.update(job for job in link.report.finished if not self._is_stale(job, link))
+        return finished
+
+    def _is_stale(self, job_id: str, link: SurvivorLink) -> bool:
+        """Whether `link`'s job `job_id` is another copy of one this agent runs itself or
+        follows in another survivor."""
+        owner = self._adopted.get(job_id)
+        return job_id in self._running or (owner is not None and owner is not link)
+
+    def _follow_all(self, links: list[SurvivorLink]) -> None:
         for link in links:
             self._links[link] = asyncio.ensure_future(self._follow(link))
+
+    def _known_jobs(self) -> set[str]:
+        """Every job this agent can account for: running here or in a survivor we follow,
+        finished and not yet acked, or announced finished by a survivor."""
+        known = set(self._running) | set(self._adopted) | set(self._unacked)
+        for link in self._links:
+            known.update(link.report.finished)
+        return known
+
+    # -- looking again, for jobs the controller holds -------------------------------
+
+    def _note_held(self, held: tuple[str, ...]) -> None:
+        """The controller still awaits these jobs from this host: look for survivors
+        again if we cannot account for some (one look at a time, one per ping)."""
+        self._reported_lost.intersection_update(held)
+        if not held or self._token is None or self._serving_successor:
+            return
+        if self._takeover is None or not self._takeover.done():
+            return                      # our first look is still under way
+        if self._search is not None and not self._search.done():
+            return
+        known = self._known_jobs()
+        missing = [job for job in held if job not in known and job not in self._reported_lost]
+        if missing:
+            self._search = asyncio.ensure_future(self._look_again(missing))
+
+    async def _look_again(self, missing: list[str]) -> None:
+        assert self._token is not None and self._name is not None
+        token, name = self._token, self._name
+        try:
+            links = await find_survivors(token, name)
+        except Exception:
+            log.exception("looking for survivors again failed")
+            return
+        if links:
+            finished = self._adopt(links)
+            running = sorted(job for job, link in self._adopted.items() if link in links)
+            log.warning("took over %d survivor(s) found late: %d running job(s), %d finished",
+                        len(links), len(running), len(finished))
+            await self._send(encode(Resumed(running=tuple(running), finished=tuple(sorted(finished)),
+                                            survivors=len(links), looks_again=True)))
+            self._follow_all(links)
+        gone = [job for job in missing if job not in self._known_jobs()]
+        if gone:
+            await self._report_gone(token, name, gone)
+
+    async def _report_gone(self, token: str, name: str, jobs: list[str]) -> None:
+        """Report `jobs` lost if no agent that could still have them is alive here."""
+        keep = {os.getpid()} | {link.pid for link in self._links}
+        try:
+            others = live_agents(token, name, exclude=keep)
+        except (OSError, LeaseError) as exc:
+            log.warning("cannot tell which agents are alive (%s); jobs %s wait", exc, ", ".join(jobs))
+            return
+        if others:
+            log.info("jobs %s: not found yet; agent(s) %s may still offer them", ", ".join(jobs),
+                     ", ".join(map(str, others)))
+            return
+        try:   # whatever the dead agent left running must not run on beside a retry
+            swept = await asyncio.get_running_loop().run_in_executor(
+                None, kill_orphans, survivor_key(token, name), keep)
+        except Exception:
+            log.exception("sweeping orphaned jobs failed")
+            swept = []
+        if swept:
+            log.warning("killed %d orphaned process(es) of dead agents: %s", len(swept), swept)
+        reason = "the agent that ran them is gone: no survivor had them and no other agent is alive on the host"
+        log.error("jobs %s: %s", ", ".join(jobs), reason)
+        self._reported_lost.update(jobs)
+        await self._send(encode(Lost(jobs=tuple(jobs), reason=reason)))
+
+    # -- the watchdog on a silent controller ---------------------------------------
+
+    async def _watch_controller(self, limit: float) -> None:
+        """Give the controller's connection up once it has been silent for `limit` s."""
+        channel = self._first_channel
+        while self._channel is channel and self._broken is not channel and not self._stop.is_set():
+            silent = self._monotonic() - self._last_heard
+            if silent >= limit:
+                self._give_up_controller(silent)
+                return
+            await asyncio.sleep(limit - silent)
+
+    def _give_up_controller(self, silent: float) -> None:
+        """The controller is as good as gone: stop trusting its connection, close it, and
+        go on as after its end (survive it with a lease, else end the jobs)."""
+        log.warning("heard nothing from the controller for %.1f s (limit %.1f s); "
+                    "closing the connection", silent, self.silence_limit or 0.0)
+        channel = self._first_channel
+        self._broken = channel
+        if not self._may_lease() and self._has_work():
+            self._output_lost = True     # without a lease the outcomes die with the connection
+        abort = getattr(channel, "abort", None)
+        if abort is not None:
+            abort()
+        self._end_channel(ChannelEnd.LOST)
 
     async def _follow(self, link: SurvivorLink) -> None:
         """Forward what a survivor reports; on its end, report its unreported jobs lost."""
@@ -451,6 +634,11 @@ class Agent:
                     log.warning("survivor pid %d sent a bad line: %s", link.pid, exc.reason)
                     continue
                 if isinstance(msg, Ended):
+                    if self._is_stale(msg.job, link):
+                        log.warning("job %s: dropping the outcome of a stale copy (survivor pid %d)",
+                                    msg.job, link.pid)
+                        link.send(Ack(jobs=(msg.job,)))
+                        continue
                     if self._adopted.get(msg.job) is link:
                         del self._adopted[msg.job]
                     self._unacked[msg.job] = (line, link)
@@ -522,7 +710,8 @@ class Agent:
         self._keep_results = True
         outcomes = list(self._unacked.values())
         await self._send(encode(Resumed(running=tuple(sorted(set(self._running) | set(self._adopted))),
-                                        finished=tuple(sorted(self._unacked)), survivors=len(self._links))))
+                                        finished=tuple(sorted(self._unacked)), survivors=len(self._links),
+                                        looks_again=True)))
         for line, _ in outcomes:
             await self._send(line)
         self._check_done()
@@ -551,8 +740,9 @@ class Agent:
             self._end_channel(ChannelEnd.LOST)
 
     async def _shutdown(self) -> None:
-        if self._takeover is not None and not self._takeover.done():
-            self._takeover.cancel()
+        for task in (self._takeover, self._search, self._watchdog):
+            if task is not None and not task.done():
+                task.cancel()
         if self._running or self._adopted:
             log.info("killing %d running job(s)", self.running)
         for job in list(self._running.values()):
@@ -570,7 +760,8 @@ class Agent:
 
 
 async def run_agent(claimed: ClaimedStdio, *, slots: int, host: Union[str, None] = None,
-                    kill_grace: float = DEFAULT_KILL_GRACE, lease: float = DEFAULT_LEASE) -> int:
+                    kill_grace: float = DEFAULT_KILL_GRACE, lease: float = DEFAULT_LEASE,
+                    watchdog_slack: Union[float, None] = None) -> int:
     """Serve the protocol on the claimed stdin/stdout until done.
 
     Returns the exit status: 0, or 1 if outcomes were lost (the output went away
@@ -578,7 +769,7 @@ async def run_agent(claimed: ClaimedStdio, *, slots: int, host: Union[str, None]
     """
     channel = await StdioChannel.open(claimed.in_fd, claimed.out_fd)
     agent = Agent(channel, slots=slots, host=host or socket.gethostname(), kill_grace=kill_grace,
-                  lease=lease)
+                  lease=lease, watchdog_slack=watchdog_slack)
     loop = asyncio.get_running_loop()
     for signum, action in ((signal.SIGTERM, agent.request_stop), (signal.SIGINT, agent.request_stop),
                            (signal.SIGHUP, agent.hang_up)):

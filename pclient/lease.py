@@ -20,12 +20,20 @@ Sockets live in one directory per user, owner-only (0700 dir, 0600 sockets, and 
 uid is checked with SO_PEERCRED both ways): $PCLIENT_RUNTIME_DIR, else
 $XDG_RUNTIME_DIR/pclient, else /tmp/pclient-<uid>. A survivor's socket is
 <key>-<pid>.sock where key = sha256(token, host name)[:16]: agents of other controllers
-or other host names never look at it. Standard library only.
+or other host names never look at it.
+
+Beside it, every authenticated agent holds an flock on <key>-<pid>.agent for as long as it
+lives (`AgentPresence`), connected or not: the kernel drops the lock when the process
+dies, however it dies. A successor told that its controller still awaits jobs it cannot
+find asks `live_agents` whether any other agent of the key is alive: while one is, it may
+yet learn that it was left and offer its jobs; when none is, those jobs are gone.
+Standard library only.
 """
 
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import hashlib
 import hmac
 import logging
@@ -51,11 +59,13 @@ from .protocol import (
 
 __all__ = [
     "HANDSHAKE_TIMEOUT",
+    "AgentPresence",
     "SocketChannel",
     "SurvivorLink",
     "SurvivorListener",
     "find_survivors",
     "kill_orphans",
+    "live_agents",
     "peer_uid",
     "runtime_dir",
     "survivor_key",
@@ -347,6 +357,108 @@ async def find_survivors(token: str, name: str) -> list[SurvivorLink]:
                  len(link.report.running), len(link.report.finished))
         links.append(link)
     return links
+
+
+# -- which agents of a key are alive ---------------------------------------------------------
+
+PRESENCE_SUFFIX = ".agent"
+
+
+class AgentPresence:
+    """This agent's mark on the host: <dir>/<key>-<pid>.agent, flock'ed while we live.
+
+    The descriptor is not inherited by jobs (os.open makes it close-on-exec), so the lock
+    goes with this process and no other."""
+
+    def __init__(self, token: str, name: str, *, directory: Union[Path, None] = None) -> None:
+        self._key = survivor_key(token, name)
+        self._directory = directory
+        self._fd: Union[int, None] = None
+        self.path: Union[Path, None] = None
+
+    def claim(self) -> Path:
+        """Create and lock the mark; LeaseError or OSError if the directory is unusable."""
+        directory = self._directory or runtime_dir()
+        path = directory / f"{self._key}-{os.getpid()}{PRESENCE_SUFFIX}"
+        # Locked before it gets its name, so nobody ever sees it unlocked (and takes a
+        # live agent for a dead one); the rename replaces a dead agent's mark of our pid.
+        draft = directory / f".{path.name}.new"
+        fd = os.open(draft, os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            os.replace(draft, path)
+        except OSError:
+            os.close(fd)
+            raise
+        self._fd, self.path = fd, path
+        _sweep_dead_marks(directory)
+        return path
+
+    def release(self) -> None:
+        if self._fd is None:
+            return
+        if self.path is not None:
+            try:
+                self.path.unlink()
+            except FileNotFoundError:
+                pass
+        os.close(self._fd)
+        self._fd = self.path = None
+
+
+def live_agents(token: str, name: str, *, exclude: set[int], directory: Union[Path, None] = None) -> list[int]:
+    """Pids of the agents of this key that are alive (hold their mark's lock), except
+    `exclude`. Marks left by dead agents are removed on the way."""
+    try:
+        directory = directory or runtime_dir(create=False)
+    except FileNotFoundError:
+        return []
+    key = survivor_key(token, name)
+    alive = []
+    for path in sorted(directory.glob(f"{key}-*{PRESENCE_SUFFIX}")):
+        word = path.name[len(key) + 1: -len(PRESENCE_SUFFIX)]
+        if not word.isdigit() or int(word) in exclude:
+            continue
+        if _lock_is_held(path):
+            alive.append(int(word))
+    return alive
+
+
+#: At most this many marks are checked per sweep (the rest wait for later agents).
+SWEEP_LIMIT = 200
+
+
+def _sweep_dead_marks(directory: Path) -> None:
+    """Remove the marks that agents killed without a chance to clean up left behind (of
+    any key): nobody holds their lock."""
+    for index, path in enumerate(directory.glob(f"*{PRESENCE_SUFFIX}")):
+        if index >= SWEEP_LIMIT:
+            break
+        _lock_is_held(path)
+
+
+def _lock_is_held(path: Path) -> bool:
+    """Whether a live process holds the flock on `path`; a mark nobody holds is removed."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+    except OSError:
+        return False
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        except OSError as exc:   # cannot tell: count it alive (its jobs wait out the grace)
+            log.warning("cannot check the agent mark %s: %s", path, exc)
+            return True
+        try:   # its agent is dead; remove the mark unless a new agent reused the name
+            if os.stat(path).st_ino == os.fstat(fd).st_ino:
+                path.unlink()
+        except OSError:
+            pass
+        return False
+    finally:
+        os.close(fd)
 
 
 # -- orphans of agents that were killed ------------------------------------------------------

@@ -19,6 +19,13 @@ this same protocol plus the handshake pair
 
     survivor -> successor    Challenge        successor -> survivor    Takeover
 
+Two later additions are optional fields, so peers of either age still speak:
+`auth` may carry the controller's heartbeat (the agent then gives up on a
+controller silent for too long, as on a closed connection), and `ping` may
+name the jobs the controller holds for the host (the agent then keeps
+looking for survivors that run them, and answers with a second `resumed`
+when it finds some, or `lost` when no agent on the host can have them).
+
 `encode` always writes pure ASCII (non-ASCII is escaped by JSON), so a line
 passes unmangled through pipes, ssh and pseudo-terminals in raw mode.
 Standard library only: this module also runs on the remote hosts.
@@ -216,10 +223,20 @@ class Kill(Message):
 
 @dataclass(frozen=True)
 class Ping(Message):
-    """Liveness check; answered by `Pong` with the same `seq`."""
+    """Liveness check; answered by `Pong` with the same `seq`.
+
+    `held` (version 2, after `resumed`) names the jobs the controller holds for
+    this host: they were out on it when contact was lost, and no agent has
+    reported them since.  An agent that does not know one of them looks for
+    survivors again (their agent may have learnt only now that it was left),
+    and reports `lost` those that no agent left on the host can have."""
 
     TYPE: ClassVar[str] = "ping"
     seq: int
+    held: Tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "held", tuple(self.held))
 
 
 @dataclass(frozen=True)
@@ -239,19 +256,40 @@ class Auth(Message):
     prove it holds the same token to take this agent's jobs over.  `name` is
     the host's name at the controller (survivors are found by token and name);
     `lease` is how long to keep jobs without a controller (None: the agent's
-    own --lease).  The agent answers with `Resumed` once it has looked for
+    own --lease).  `heartbeat` (seconds between the controller's pings) and
+    `missed` (pings missed before the controller calls a host DOWN) go
+    together: with them the agent keeps a watchdog, and a controller silent
+    for longer than heartbeat x missed (plus a slack) is lost, as if the
+    connection had ended; without them (an older controller) there is no
+    watchdog.  The agent answers with `Resumed` once it has looked for
     survivors of a previous controller."""
 
     TYPE: ClassVar[str] = "auth"
     token: str
     name: str
     lease: Union[float, None] = None
+    heartbeat: Union[float, None] = None
+    missed: Union[int, None] = None
 
     def __post_init__(self) -> None:
         if not self.token:
             raise ValueError("auth: token must not be empty")
         if self.lease is not None and not (self.lease >= 0 and math.isfinite(self.lease)):
             raise ValueError(f"auth: lease must be a finite number >= 0, got {self.lease!r}")
+        if (self.heartbeat is None) != (self.missed is None):
+            raise ValueError("auth: heartbeat and missed go together (both or neither)")
+        if self.heartbeat is not None and not (self.heartbeat > 0 and math.isfinite(self.heartbeat)):
+            raise ValueError(f"auth: heartbeat must be a finite number > 0, got {self.heartbeat!r}")
+        if self.missed is not None and self.missed < 1:
+            raise ValueError(f"auth: missed must be at least 1, got {self.missed!r}")
+
+    @property
+    def silence_limit(self) -> Union[float, None]:
+        """Seconds of silence after which the controller calls this host DOWN
+        (None: it did not say, so the agent keeps no watchdog)."""
+        if self.heartbeat is None or self.missed is None:
+            return None
+        return self.heartbeat * self.missed
 
 
 @dataclass(frozen=True)
@@ -269,12 +307,18 @@ class Ack(Message):
 class Resumed(Message):
     """The answer to `Auth` (and a survivor's report to its successor): the jobs
     this agent runs now and the finished ones whose `ended` follows (taken over
-    from agents of a previous controller, or not yet acknowledged)."""
+    from agents of a previous controller, or not yet acknowledged).
+
+    Sent again later, it reports survivors found late (see `Ping.held`): then
+    it names only the jobs of those `survivors`, now taken over.  `looks_again`:
+    this agent does look again when pings name held jobs (an older agent's
+    report lacks it, and the controller then expects nothing later)."""
 
     TYPE: ClassVar[str] = "resumed"
     running: Tuple[str, ...]
     finished: Tuple[str, ...]
     survivors: int = 0
+    looks_again: bool = False
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "running", tuple(self.running))

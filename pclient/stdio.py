@@ -44,6 +44,9 @@ class Channel(Protocol):
     async def close(self) -> None:
         ...
 
+    # A channel may also have `abort()`: drop unwritten output and let go of the peer at
+    # once, so that it sees our end (the agent gives up on a silent controller that way).
+
 
 @dataclass
 class ClaimedStdio:
@@ -229,6 +232,25 @@ class StdioChannel:
             raise ConnectionError("output closed")
         self._writer.write(data)
         await self._write_protocol.drain()
+
+    def abort(self) -> None:
+        """Give the peer up: drop unwritten output and close both descriptors, so the other
+        end (ssh, a relay) sees our end. The descriptor numbers stay taken (by /dev/null)."""
+        if self._writer is not None and not self._writer.is_closing():
+            self._writer.abort()
+        if self._read_transport is not None:
+            self._read_transport.close()
+        try:
+            devnull = os.open(os.devnull, os.O_RDWR)
+        except OSError as exc:
+            log.warning("cannot open %s to close the connection: %s", os.devnull, exc)
+            return
+        for fd in (self._in_fd, self._out_fd):
+            try:
+                os.dup2(devnull, fd)
+            except OSError as exc:
+                log.warning("cannot close fd %d: %s", fd, exc)
+        os.close(devnull)
 
     async def close(self) -> None:
         """Flush and let go of both descriptors (they stay open)."""

@@ -12,6 +12,13 @@ for the agent's successor, or end DOWN), an agent sent a message, a record chang
     connected -> (EOF, write error, silent for missed_heartbeats intervals) -> DOWN
     off -> OFF (no retries);  on -> CONNECTING
 
+A host lost by silence (missed heartbeats, no EOF) may still have an agent that does not
+know it was left: its jobs, held by the listener, are remembered as `unaware`, so that the
+host's next agent not knowing them does not make them lost (it may take their agent over
+later). While jobs are held for a host, every ping to its agent names them (`held`), and
+the agent looks again for survivors; a survivor found late is reported by a second
+`resumed` (listener.host_took_over).
+
 A host that goes DOWN within `stable_after` seconds of coming up is flapping: its failure
 count carries on, so each retry waits twice as long (up to retry_max); a host that stayed
 up that long starts again from retry_min. Recent state changes are kept in its history.
@@ -27,7 +34,7 @@ import logging
 import random
 import shlex
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from pclient import protocol as agent_protocol
@@ -46,8 +53,13 @@ AGENT_EXIT_WAIT = 1.0
 class HostListener(Protocol):
     def host_changed(self, host: Host) -> None: ...
 
-    def host_resumed(self, host: Host, report: agent_protocol.Resumed | None) -> None:
-        """The agent reported what it runs (None: a version 1 agent, which runs nothing)."""
+    def host_resumed(self, host: Host, report: agent_protocol.Resumed | None,
+                     unaware: frozenset[int] = frozenset()) -> None:
+        """The agent reported what it runs (None: a version 1 agent, which runs nothing).
+        `unaware`: held jobs whose agent was lost by silence and may not know it yet."""
+
+    def host_took_over(self, host: Host, report: agent_protocol.Resumed) -> None:
+        """The host's agent found survivors late and took them over: their jobs."""
 
     def host_connected(self, host: Host) -> None: ...
 
@@ -71,6 +83,8 @@ class _Runtime:
     last_heard: float = 0.0                   # loop time of the agent's last line
     watchdog: asyncio.TimerHandle | None = None
     resume_timer: asyncio.TimerHandle | None = None
+    unaware: set[int] = field(default_factory=set)
+    """Held jobs whose agent was lost by silence (it may not know yet that it was left)."""
     ready: bool = False                       # resumed (or v1): the host takes jobs
     up_since: float | None = None             # loop time it became ready
 
@@ -330,8 +344,9 @@ class HostTable:
         runtime.last_heard = loop.time()
         self._arm_watchdog(host, runtime, runtime.last_heard + self._silence_limit())
         if hello.version >= 2 and self.token is not None:
-            link.authed = link.send(agent_protocol.Auth(token=self.token, name=host.name,
-                                                        lease=self.config.lease))
+            link.authed = link.send(agent_protocol.Auth(
+                token=self.token, name=host.name, lease=self.config.lease,
+                heartbeat=self.config.heartbeat, missed=self.config.missed_heartbeats))
             runtime.resume_timer = loop.call_later(self.config.connect_timeout,
                                                    self._resume_overdue, host, runtime)
             return         # ready once the agent has reported what it runs (resumed)
@@ -344,7 +359,9 @@ class HostTable:
         runtime.ready = True
         runtime.up_since = asyncio.get_running_loop().time()
         self.set_state(host, HostState.IDLE)
-        self.listener.host_resumed(host, report)
+        runtime.unaware &= host.held
+        self.listener.host_resumed(host, report, frozenset(runtime.unaware))
+        runtime.unaware &= host.held
         self.listener.host_connected(host)
 
     def _resume_overdue(self, host: Host, runtime: _Runtime) -> None:
@@ -372,7 +389,11 @@ class HostTable:
             host.agent["clock_skew"] = round(message.clock - host.last_pong, 6)
         elif isinstance(message, agent_protocol.Resumed):
             if runtime.ready:
-                log.warning("%s: the agent sent a second resumed; ignored", host.name)
+                if not self._stopping:
+                    log.info("%s: the agent took over %d more agent(s) found late: %d running "
+                             "job(s), %d finished", host.name, message.survivors,
+                             len(message.running), len(message.finished))
+                    self.listener.host_took_over(host, message)
             elif not self._stopping:
                 log.info("%s: the agent runs %d job(s), reports %d finished, took over %d "
                          "agent(s)", host.name, len(message.running), len(message.finished),
@@ -389,11 +410,13 @@ class HostTable:
         if host is not None:
             self.down(host, reason)
 
-    def down(self, host: Host, reason: str) -> None:
+    def down(self, host: Host, reason: str, *, silent: bool = False) -> None:
         """The host is unusable: the listener deals with its jobs; retry later with backoff.
 
         An authenticated agent is hung up on without a signal (it keeps its jobs for its
-        lease); if it is our own child and exits anyway, its jobs are known lost."""
+        lease); if it is our own child and exits anyway, its jobs are known lost.
+        `silent`: the connection went quiet rather than ending, so the agent may not know
+        yet that it was left; its held jobs are remembered as unaware (module docstring)."""
         runtime = self._runtime[host.name]
         self._cancel_timers(runtime)
         link, runtime.link = runtime.link, None
@@ -404,6 +427,8 @@ class HostTable:
         elif link is not None:
             link.hang_up(reason)
         held = self.listener.host_lost(host, reason, survivable)
+        if silent and survivable:
+            runtime.unaware.update(held)
         if link is not None and survivable:
             self._watch_agent(host, link, held)
         self._count_failure(host, runtime)
@@ -459,11 +484,18 @@ class HostTable:
             self.heartbeat_tick()
 
     def heartbeat_tick(self) -> None:
-        """Ping every connected agent (the watchdogs decide who is silent too long)."""
-        for runtime in list(self._runtime.values()):
-            if runtime.link is not None:
-                self._ping_seq += 1
-                runtime.link.send(agent_protocol.Ping(seq=self._ping_seq))
+        """Ping every connected agent (the watchdogs decide who is silent too long). The
+        ping to an agent that has reported (resumed) names the jobs held for its host, so
+        it keeps looking for the agent that runs them."""
+        for name, runtime in list(self._runtime.items()):
+            if runtime.link is None:
+                continue
+            host = self.hosts.get(name)
+            held: tuple[str, ...] = ()
+            if host is not None and host.held and runtime.ready and runtime.link.authed:
+                held = tuple(str(job_id) for job_id in sorted(host.held))
+            self._ping_seq += 1
+            runtime.link.send(agent_protocol.Ping(seq=self._ping_seq, held=held))
 
     def _silence_limit(self) -> float:
         return self.config.missed_heartbeats * self.config.heartbeat
@@ -482,4 +514,4 @@ class HostTable:
             self._arm_watchdog(host, runtime, due)
             return
         self.down(host, f"missed {self.config.missed_heartbeats} heartbeats "
-                        f"({self.config.heartbeat:g} s apart)")
+                        f"({self.config.heartbeat:g} s apart)", silent=True)

@@ -4,8 +4,14 @@ A lost host's running jobs are held (BUSY, unknown) when its agent may survive u
 lost; a lost job runs again while its -retry allows (PENDING again, preferring another
 host), else ends DOWN. A new agent's `resumed` report is reconciled with the held jobs:
 those it runs carry on, those it finished get their real outcome from the `ended` that
-follows, the rest are lost. Every outcome an agent reports is acked once journaled
-(through the outbox), including ones reported twice, which are otherwise ignored.
+follows, the rest are lost -- except the jobs of a host lost by silence (missed
+heartbeats): their agent may not know yet that it was left, so they stay held while the
+new agent keeps looking for it (the pings name them), until it takes that agent over (a
+second `resumed`), reports them `lost` (no agent that could have them is alive), or the
+grace runs out. Not before one of those does such a job run again (-retry): its first run
+may still be going on. Whatever happens, a job gets exactly one outcome: every outcome an
+agent reports is acked once journaled (through the outbox), including ones reported twice
+or too late, which are otherwise ignored.
 
 A mixin of Controller (controller.py), split out by concern; it uses the controller's
 job table, timers and dispatch.
@@ -124,39 +130,71 @@ class AgentReports:
                 host.held.discard(job_id)
                 self._job_lost(self.jobs[job_id], f"host {host.name} went down: {reason}")
 
-    def host_resumed(self, host: Host, report: agent_protocol.Resumed | None) -> None:
+    def host_resumed(self, host: Host, report: agent_protocol.Resumed | None,
+                     unaware: frozenset[int] = frozenset()) -> None:
         """HostListener: a new agent on `host` says what it runs and which outcomes follow.
 
         Reconcile: a held job it runs carries on (BUSY); one it reports finished waits for
-        its `ended` (already on its way); one it does not know is lost. A job it runs that
-        is no longer ours (ended meanwhile, or retried elsewhere) is killed.
+        its `ended` (already on its way); one it does not know is lost, unless it is
+        `unaware` (lost by silence: its agent may offer it later) and the agent says it
+        looks again (`looks_again`; an older agent would not): then it stays held. A job it
+        runs that is no longer ours (ended meanwhile, or retried elsewhere) is killed.
         """
         running = set(report.running) if report else set()
         finished = set(report.finished) if report else set()
+        awaited = []
         for job_id in sorted(host.held):
             job = self.jobs[job_id]
             word = str(job_id)
             if word in running:
-                host.held.discard(job_id)
-                host.running.add(job_id)
-                job.unknown_since = None
-                self._timers.cancel(("held", job_id))
-                self._job_changed(job)
-                if job.kill_requested:
-                    self._to_agent(host, agent_protocol.Kill(job=word))
-            elif word not in finished:
+                self._carry_on(host, job)
+            elif word in finished:
+                continue
+            elif report is not None and report.looks_again and job_id in unaware:
+                awaited.append(job_id)
+            else:
                 host.held.discard(job_id)
                 self._job_lost(job, f"contact with it was lost and host {host.name}'s new "
                                     "agent does not know it (its agent did not survive)")
+        self._kill_strays(host, running)
+        if awaited:
+            log.warning("%s: the new agent does not know jobs %s, lost by silence: their agent "
+                        "may not know yet that it was left; they wait for it (up to the grace "
+                        "of %g s)", host.name, ", ".join(map(str, awaited)), self.config.grace)
+        if host.held:
+            log.info("%s: awaiting the outcomes of jobs %s", host.name,
+                     ", ".join(map(str, sorted(host.held))))
+
+    def host_took_over(self, host: Host, report: agent_protocol.Resumed) -> None:
+        """HostListener: the host's agent found survivors late (it looked again for the jobs
+        held for the host) and took them over. Held jobs they run carry on; those they
+        finished wait for their `ended`; the others stay held. A job they run that is no
+        longer ours (its grace ran out: it ended or runs elsewhere) is killed."""
+        running = set(report.running)
+        for job_id in sorted(host.held):
+            if str(job_id) in running:
+                self._carry_on(host, self.jobs[job_id])
+        self._kill_strays(host, running)
+        self._update_load(host)
+
+    def _carry_on(self, host: Host, job: Job) -> None:
+        """A held job's agent was found and runs it: it is running on `host` again."""
+        host.held.discard(job.id)
+        host.running.add(job.id)
+        job.unknown_since = None
+        self._timers.cancel(("held", job.id))
+        self._job_changed(job)
+        if job.kill_requested:
+            self._to_agent(host, agent_protocol.Kill(job=str(job.id)))
+
+    def _kill_strays(self, host: Host, running: set[str]) -> None:
+        """Kill the jobs an agent runs that are not ours (any more) on this host."""
         for word in sorted(running):
             job_id = _job_number(word)
             if job_id not in host.running:
                 log.warning("%s: the agent runs job %s, which is no longer ours; killing it",
                             host.name, word)
                 self._to_agent(host, agent_protocol.Kill(job=word))
-        if host.held:
-            log.info("%s: awaiting the outcomes of jobs %s", host.name,
-                     ", ".join(map(str, sorted(host.held))))
 
     def _end_running(self, host: Host, outcome: Outcome | None, reason: str, *,
                      held: bool = True) -> None:

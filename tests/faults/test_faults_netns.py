@@ -7,13 +7,16 @@ SIGKILLed. Then the host comes back, its new agent takes the old one over, and t
 true outcome reaches its exit macro, once.
 
 The namespace's sshd runs with ClientAliveInterval 1 / ClientAliveCountMax 2, as
-docs/operators.md advises: sshd then ends the dead session within ~3 s, which is how the
-agent learns that its controller is gone and starts waiting for a successor.
+docs/operators.md advises: sshd then ends the dead session within ~3 s (the agent's own
+watchdog on pcontrol's pings would tell it a little later).
 
-The second test shows, without any network, why that setting is needed today (bug D): the
-agent's connection is stalled (its ssh stand-in is stopped), so the agent does not know it
-was left; the host's next agent looks for survivors only once, when it starts; the old
-agent, told later, is never taken over, and the job's outcome is lost (it ends DOWN).
+The second test is bug D, without any network: the agent's connection stalls (its ssh
+stand-in is stopped), the host goes DOWN by missed heartbeats, and its next agent starts
+while the old one may still think it is connected. Either the old agent's watchdog gives
+the silent connection up, or (its watchdog slack made huge) it learns only when the stall
+ends; either way the job stays held at pcontrol, the new agent keeps looking for survivors
+while pcontrol names the job in its pings, takes the old agent over when it appears, and
+the job's true outcome is collected, once.
 """
 
 from __future__ import annotations
@@ -37,12 +40,6 @@ SERVE = ("--heartbeat", str(HEARTBEAT), "--retry-min", "0.5", "--retry-max", "1"
 SSHD_KEEPALIVE = ("ClientAliveInterval 1", "ClientAliveCountMax 2")
 #: what may pass beyond the heartbeat limit before the DOWN is seen (loop turns, polling)
 DOWN_SLACK = 0.5
-
-BUG_D = ("bug D (pclient/agent.py Agent._take_over, _on_auth): a successor agent looks for "
-         "survivors only once, when it starts, and an agent has no watchdog on its "
-         "controller's pings; an agent that learns late that it was left (a stalled "
-         "connection) is never taken over: its job ends DOWN and its outcome is lost")
-
 
 def _netns_reason() -> str | None:
     try:
@@ -165,44 +162,75 @@ while routes:
 '''
 
 
-@pytest.mark.xfail(strict=True, reason=BUG_D)
-def test_an_agent_that_learns_late_it_was_left_is_still_taken_over(fault_home: FaultHome) -> None:
-    """The agent's connection stalls (its relay is stopped): the host goes DOWN, and the
-    next agent starts while the old one still thinks it is connected. Then the stall ends
-    (the relay runs again, sees pcontrol gone and hangs up): the old agent now waits for a
-    successor with the job's outcome. It must be taken over and the outcome collected."""
+#: The old agent's own watchdog gives the stalled connection up (pcontrol's heartbeat limit
+#: plus its default slack), or it is made to wait for the stall to end (a slack of an hour).
+LEARNS = {"by-its-watchdog": "", "when-the-stall-ends": "--watchdog-slack 3600"}
+
+
+@pytest.mark.parametrize("learns", list(LEARNS))
+def test_an_agent_that_learns_late_it_was_left_is_still_taken_over(fault_home: FaultHome,
+                                                                   learns: str) -> None:
+    """The agent's connection stalls (its relay is stopped): the host goes DOWN by missed
+    heartbeats, and the next agent starts while the old one may still think it is
+    connected. The job stays held (BUSY, unknown), not DOWN, while the new agent is up.
+    by-its-watchdog: the old agent gives the silent connection up by itself, is taken over
+    and the outcome arrives while the stall lasts. when-the-stall-ends: the old agent knows
+    nothing until the relay runs again (sees pcontrol gone and hangs up); then it waits for
+    a successor, and the new agent, still looking, takes it over. Either way the job's
+    true outcome is collected, once, and the old agent exits having handed everything over."""
     home = fault_home
     relay = home.path / "relay.py"
     relay.write_text(RELAY)
     home.start(("--heartbeat", str(HEARTBEAT), "--retry-min", "0.2", "--retry-max", "0.5",
-                "--lease", "120", "--grace", "6"))
+                "--lease", "120", "--grace", "20"))
     home.call_sync("host", "add", "w1", "-slots", "2", "-connect",
-                   f"{PYTHON} {relay} {PYTHON} {relay} {PYTHON} -m pclient --slots 2")
+                   f"{PYTHON} {relay} {PYTHON} {relay} {PYTHON} -m pclient --slots 2 "
+                   + LEARNS[learns])
     gate = home.path / "gate"
     record = home.call_sync("job", "-host", "w1", "-required", "--", "sh", "-c",
                             gated(str(gate), "echo true-outcome; exit 7"))
     job_id = str(record["id"])
 
-    async def body() -> dict:
+    async def body() -> tuple[dict, dict]:
         started = await wait_until(lambda: _started(home, job_id), "the job runs on w1")
         host = await home.call("check", "host", "w1")
+        old_agent = host["agent"]["pid"]
         ssh = host["agent"]["local_pid"]              # the relay pcontrol started
         [stalled] = _children(ssh)                    # the "network": the second relay
         os.kill(stalled, signal.SIGSTOP)
         try:
-            await wait_until(lambda: _host_in(home, "w1", "DOWN"), "w1 is DOWN")
+            down = await wait_until(lambda: _host_in(home, "w1", "DOWN"), "w1 is DOWN")
+            assert "missed 3 heartbeats" in down["reason"]
             back = await wait_until(lambda: _host_in(home, "w1", "IDLE"), "w1's next agent is up")
-            assert back["agent"]["pid"] != host["agent"]["pid"]
+            assert back["agent"]["pid"] != old_agent
+            if learns == "when-the-stall-ends":
+                # The new agent did not know the job; it is held all the same.
+                record = await home.call("check", "job", job_id)
+                assert (record["state"], record["unknown"]) == ("BUSY", True), record
             gate.touch()
             await wait_until(lambda: not alive(started["pid"]), "the job has ended on w1")
+            if learns == "by-its-watchdog":
+                done = await wait_until(lambda: _done(home, job_id), "the job is DONE")
+                assert alive(stalled)                 # while the stall still lasts
+            else:
+                assert alive(old_agent)               # it still thinks it is connected
+                record = await home.call("check", "job", job_id)
+                assert (record["state"], record["unknown"]) == ("BUSY", True), record
         finally:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(stalled, signal.SIGCONT)      # the stall ends: the old agent is told
-        await wait_until(home.survivor_sockets, "the old agent waits for a successor")
-        return await wait_until(lambda: _done(home, job_id), "the job is DONE", 30)
+        if learns == "when-the-stall-ends":
+            done = await wait_until(lambda: _done(home, job_id), "the job is DONE")
+        await wait_until(lambda: not alive(old_agent), "the old agent has handed over and gone")
+        return done, await home.call("check", "host", "w1")
 
-    done = asyncio.run(body())
-    assert (done["outcome"], done["status"]) == ("EXIT", 7), done["reason"]
+    done, host = asyncio.run(body())
+    assert (done["outcome"], done["status"], done["ran_on"]) == ("EXIT", 7, "w1"), done["reason"]
+    assert done["attempts"] == []
+    assert host["held"] == [] and host["state"] == "IDLE"
+    [record] = home.jobs_sync()
+    assert record["id"] == done["id"] and record["state"] == "DONE"
+    assert "true-outcome" in home.call_sync("stdout", job_id)["stdout"]
 
 
 def _children(pid: int) -> list[int]:

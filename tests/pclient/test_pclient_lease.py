@@ -1,5 +1,7 @@
 """The agent's lease: it survives its controller, a successor takes its jobs over (and only
-with the right token), and a lease that runs out ends the jobs leaving no process behind."""
+with the right token), and a lease that runs out ends the jobs leaving no process behind.
+A successor told of held jobs keeps looking: it takes over a survivor that appears late,
+and reports lost the jobs no live agent can have (agents mark themselves alive with a lock)."""
 
 from __future__ import annotations
 
@@ -13,8 +15,9 @@ from typing import Callable, Iterator
 
 import pytest
 
-from pclient.lease import SurvivorLink, runtime_dir, survivor_key
-from pclient.protocol import Ack, Auth, Bye, Ended, Error, Kill, Lost, Outcome, Ping, Pong, Resumed, Run, Started
+from pclient.lease import SurvivorLink, live_agents, runtime_dir, survivor_key
+from pclient.protocol import (Ack, Auth, Bye, Ended, Error, Kill, Lost, Message, Outcome, Ping, Pong, Resumed, Run,
+                             Started)
 from agent_harness import AgentProcess, alive, async_test
 
 TOKEN = "5e" * 32
@@ -61,7 +64,7 @@ async def authed_agent(env: dict[str, str], *args: str, name: str = "n1",
 @async_test
 async def test_successor_takes_over_a_finished_and_a_running_job(env, tmp_path):
     first, resumed = await authed_agent(env)
-    assert resumed == Resumed(running=(), finished=(), survivors=0)
+    assert resumed == Resumed(running=(), finished=(), survivors=0, looks_again=True)
     await first.send(Run(job="fin", argv=gated(tmp_path / "g1", "echo early; exit 3")))
     fin = await first.recv_type(Started)
     await first.send(Run(job="run", argv=gated(tmp_path / "g2", "echo late")))
@@ -102,7 +105,7 @@ async def test_a_wrong_token_or_another_host_name_is_refused(env, tmp_path):
     with pytest.raises(PermissionError, match="wrong token"):
         await SurvivorLink.connect(path, "77" * 32)
     other, taken = await authed_agent(env, name="n2")          # another host: not even seen
-    assert taken == Resumed(running=(), finished=(), survivors=0)
+    assert taken == Resumed(running=(), finished=(), survivors=0, looks_again=True)
     await other.finish()
     stranger, taken = await authed_agent(env, token="66" * 32)  # another controller's secret
     assert taken.survivors == 0
@@ -190,7 +193,7 @@ async def test_a_survivor_that_dies_while_taken_over_is_reported_lost(env, tmp_p
     assert alive(job.pid)
     await second.finish()
     third, taken = await authed_agent(env)
-    assert taken == Resumed(running=(), finished=(), survivors=0)
+    assert taken == Resumed(running=(), finished=(), survivors=0, looks_again=True)
     await poll(lambda: not alive(job.pid), "the orphan is killed")
     await third.finish()
 
@@ -216,3 +219,156 @@ def test_runtime_dir_refuses_a_directory_open_to_others(monkeypatch):
         assert runtime_dir() == Path(directory)
     finally:
         shutil.rmtree(directory)
+
+
+# -- looking again: survivors that appear late, and agents that are gone ---------------------
+
+
+async def ping_until(agent: AgentProcess, held: tuple[str, ...], want: type) -> tuple[Message, list[Message], list[Message]]:
+    """Ping with `held` (as a controller holding those jobs does, every heartbeat) until a
+    `want` message arrives; it, the messages before it and those after it up to the pong
+    of the last ping (pongs aside), so that the stream is read up to a known point."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + WAIT
+    before: list[Message] = []
+    after: list[Message] = []
+    found = None
+    seq = 0
+    while found is None:
+        assert loop.time() < deadline, f"no {want.TYPE} within {WAIT} s; seen {before}"
+        if seq:
+            await asyncio.sleep(0.05)      # the controller's heartbeat
+        seq += 1
+        await agent.send(Ping(seq=seq, held=held))
+        while True:
+            msg = await agent.recv()
+            if isinstance(msg, Pong):
+                if msg.seq == seq:
+                    break
+            elif found is None and isinstance(msg, want):
+                found = msg
+            else:
+                (before if found is None else after).append(msg)
+    return found, before, after
+
+
+@async_test
+async def test_a_survivor_that_learns_late_it_was_left_is_taken_over_by_a_successor_still_looking(env, tmp_path):
+    first, _ = await authed_agent(env)
+    await first.send(Run(job="j", argv=gated(tmp_path / "g", "echo late-outcome; exit 4")))
+    job = await first.recv_type(Started)
+    second, taken = await authed_agent(env)        # first still thinks it is connected
+    assert taken == Resumed(running=(), finished=(), survivors=0, looks_again=True)
+    (tmp_path / "g").touch()                       # the job ends; first keeps its outcome
+    await poll(lambda: not alive(job.pid), "the job has ended")
+    for seq in (1, 2, 3):                          # first is alive: j is not called lost
+        await second.send(Ping(seq=seq, held=("j",)))
+        assert (await second.recv_type(Pong)).seq == seq
+    await first.close_stdin()                      # now first learns that it was left
+    late, before, after = await ping_until(second, ("j",), Resumed)
+    assert late == Resumed(running=(), finished=("j",), survivors=1, looks_again=True)
+    assert before == []                            # nothing else before: no `lost`
+    [ended] = after or [await second.recv_type(Ended)]
+    assert isinstance(ended, Ended)
+    assert (ended.job, ended.outcome, ended.status, ended.stdout) == ("j", Outcome.EXIT, 4, "late-outcome\n")
+    await second.send(Ack(jobs=("j",)))
+    assert await first.wait_exit() == 0            # handed over: the survivor goes
+    await second.send(Ping(seq=50, held=()))
+    assert (await second.recv_type(Pong)).seq == 50
+    await second.finish()
+
+
+@async_test
+async def test_a_running_job_found_late_is_adopted_and_reported_when_it_ends(env, tmp_path):
+    first, _ = await authed_agent(env)
+    await first.send(Run(job="r", argv=gated(tmp_path / "g", "echo carried-on")))
+    job = await first.recv_type(Started)
+    second, _ = await authed_agent(env)
+    await first.close_stdin()
+    await poll(lambda: len(sockets(env)) == 1, "the first agent waits for a successor")
+    late, before, after = await ping_until(second, ("r",), Resumed)
+    assert late == Resumed(running=("r",), finished=(), survivors=1, looks_again=True)
+    assert before == after == []
+    await second.send(Ping(seq=100))
+    assert (await second.recv_type(Pong)).running == 1       # it holds a slot here now
+    (tmp_path / "g").touch()
+    ended = await second.recv_type(Ended)
+    assert (ended.job, ended.outcome, ended.stdout) == ("r", Outcome.EXIT, "carried-on\n")
+    assert not alive(job.pid)
+    await second.send(Ack(jobs=("r",)))
+    assert await first.wait_exit() == 0
+    await second.finish()
+
+
+@async_test
+async def test_held_jobs_whose_agent_died_are_reported_lost_once_and_their_orphans_killed(env, tmp_path):
+    first, _ = await authed_agent(env)
+    await first.send(Run(job="j", argv=gated(tmp_path / "never", "true")))
+    job = await first.recv_type(Started)
+    second, _ = await authed_agent(env)            # first is alive: nothing swept
+    assert alive(job.pid)
+    first.proc.send_signal(signal.SIGKILL)
+    await first.wait_exit()
+    lost, before, after = await ping_until(second, ("j", "other"), Lost)
+    assert before == after == []
+    assert lost.jobs == ("j", "other") and "no other agent is alive" in lost.reason
+    await poll(lambda: not alive(job.pid), "the dead agent's job is killed")
+    for seq in (7, 8):                             # not reported again
+        await second.send(Ping(seq=seq, held=("j", "other")))
+    assert [(await second.recv()).seq for _ in range(2)] == [7, 8]
+    await second.finish()
+
+
+@async_test
+async def test_live_agents_are_those_holding_their_mark(env):
+    directory = Path(env["PCLIENT_RUNTIME_DIR"])
+    first, _ = await authed_agent(env)
+    second, _ = await authed_agent(env)
+    other, _ = await authed_agent(env, name="n2")
+    pids = {first.proc.pid, second.proc.pid}
+    assert set(live_agents(TOKEN, "n1", exclude=set(), directory=directory)) == pids
+    assert live_agents(TOKEN, "n1", exclude={second.proc.pid}, directory=directory) == [first.proc.pid]
+    assert live_agents("66" * 32, "n1", exclude=set(), directory=directory) == []
+    await first.finish()                            # a clean exit removes its mark
+    second.proc.send_signal(signal.SIGKILL)         # a killed one leaves it, unlocked
+    await second.wait_exit()
+    marks = list(directory.glob(f"{survivor_key(TOKEN, 'n1')}-*.agent"))
+    assert [m.name for m in marks] == [f"{survivor_key(TOKEN, 'n1')}-{second.proc.pid}.agent"]
+    assert live_agents(TOKEN, "n1", exclude=set(), directory=directory) == []
+    assert not list(directory.glob(f"{survivor_key(TOKEN, 'n1')}-*.agent"))   # and is removed
+    assert live_agents(TOKEN, "n2", exclude=set(), directory=directory) == [other.proc.pid]
+    await other.finish()
+    stale = directory / "00ff00ff00ff00ff-1.agent"     # left by an agent killed long ago
+    stale.touch()
+    third, _ = await authed_agent(env, name="n3")
+    assert not stale.exists()                           # swept as the new agent marks itself
+    assert [m.name for m in directory.glob("*.agent")] == [f"{survivor_key(TOKEN, 'n3')}-{third.proc.pid}.agent"]
+    await third.finish()
+
+
+@async_test
+async def test_a_stale_copy_found_late_is_killed_and_its_outcome_never_passed_on(env, tmp_path):
+    """The controller gave up on job j (its grace ran out) and runs it again on the new
+    agent; the old agent, found late, still runs its copy: that copy is killed and its
+    outcome dropped, so j's one outcome is the new run's."""
+    first, _ = await authed_agent(env)
+    await first.send(Run(job="j", argv=gated(tmp_path / "never", "echo stale")))
+    stale = await first.recv_type(Started)
+    second, _ = await authed_agent(env)
+    await second.send(Run(job="j", argv=gated(tmp_path / "g", "echo current; exit 2")))
+    current = await second.recv_type(Started)
+    await first.close_stdin()
+    await poll(lambda: len(sockets(env)) == 1, "the old agent waits for a successor")
+    late, before, after = await ping_until(second, ("x",), Resumed)    # x: still held
+    assert late == Resumed(running=(), finished=(), survivors=1, looks_again=True)
+    assert before == []
+    [lost] = after or [await second.recv()]        # x: no other agent alive, so lost
+    assert isinstance(lost, Lost) and lost.jobs == ("x",)
+    await poll(lambda: not alive(stale.pid), "the stale copy is killed")
+    assert await first.wait_exit() == 0            # its outcome acked by the successor: done
+    assert alive(current.pid)
+    (tmp_path / "g").touch()
+    ended = await second.recv_type(Ended)          # the only outcome of j: the current run's
+    assert (ended.job, ended.status, ended.stdout) == ("j", 2, "current\n")
+    await second.send(Ack(jobs=("j",)))
+    await second.finish()

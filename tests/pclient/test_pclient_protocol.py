@@ -51,11 +51,14 @@ EXAMPLES = [
     Run(job="j2", argv=("true",)),
     Kill(job="j1"),
     Ping(seq=0),
+    Ping(seq=9, held=("12", "40")),
     Bye(),
     Auth(token="9f" * 32, name="node-1", lease=600.0),
     Auth(token="ab", name="n", lease=None),
+    Auth(token="ab", name="n", lease=60.0, heartbeat=0.5, missed=3),
     Ack(jobs=("1", "2")),
     Resumed(running=("3",), finished=("1", "2"), survivors=1),
+    Resumed(running=(), finished=("4",), survivors=0, looks_again=True),
     Lost(jobs=("4",), reason="the agent that ran them (pid 9) ended without reporting them"),
     Challenge(nonce="00ff", pid=12),
     Takeover(proof="aa" * 32, pid=13),
@@ -145,6 +148,12 @@ BAD_LINES = [
     (b'{"type":"auth","token":"","name":"n"}', "token must not be empty", None),
     (b'{"type":"auth","token":"t","name":"n","lease":-5}', "lease must be a finite number >= 0", None),
     (b'{"type":"auth","name":"n"}', "auth: missing field 'token'", None),
+    (b'{"type":"auth","token":"t","name":"n","heartbeat":1}', "heartbeat and missed go together", None),
+    (b'{"type":"auth","token":"t","name":"n","missed":3}', "heartbeat and missed go together", None),
+    (b'{"type":"auth","token":"t","name":"n","heartbeat":0,"missed":3}', "heartbeat must be a finite number > 0", None),
+    (b'{"type":"auth","token":"t","name":"n","heartbeat":1,"missed":0}', "missed must be at least 1", None),
+    (b'{"type":"auth","token":"t","name":"n","heartbeat":1,"missed":2.5}', "'missed' must be an integer or null", None),
+    (b'{"type":"ping","seq":1,"held":[3]}', "field 'held' must be a list of strings", None),
     (b'{"type":"ack","jobs":[1]}', "field 'jobs' must be a list of strings", None),
     (b'{"type":"resumed","running":[]}', "resumed: missing field 'finished'", None),
     (b'\xff\xfe{"type":"bye"}', "not valid UTF-8", None),
@@ -182,6 +191,16 @@ def test_encode_refuses_an_overlong_message(monkeypatch):
     with pytest.raises(ProtocolError, match="longer than MAX_LINE") as info:
         encode(Kill(job="k" * 60))
     assert info.value.job == "k" * 60
+
+
+def test_older_peers_still_understood():
+    """The watchdog and held-jobs fields are optional: an older controller's auth and ping
+    decode (no watchdog, nothing held), and their newer forms carry the limit and the jobs."""
+    old_auth = decode(b'{"type":"auth","token":"t","name":"n","lease":30}')
+    assert (old_auth.heartbeat, old_auth.missed, old_auth.silence_limit) == (None, None, None)
+    assert Auth(token="t", name="n", heartbeat=0.5, missed=3).silence_limit == 1.5
+    assert decode(b'{"type":"ping","seq":4}').held == ()
+    assert Ping(seq=1, held=["7"]).held == ("7",)       # a list becomes a tuple
 
 
 def test_constructing_a_bad_run_fails():

@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from pclient.protocol import Auth, decode
 from pcontrol.errors import CommandFailed
-from pcontrol_harness import controller_running, kill_group, make_config, run
+from pcontrol_harness import controller_running, kill_group, make_config, poll, run
 
 # host name (see FAKE_SSH) -> words the DOWN reason must contain
 CONNECT_FAILURES = [
@@ -105,6 +106,33 @@ def test_missed_heartbeats_make_a_host_down_within_three_intervals(home: str) ->
             silent = down["since"] - down["last_pong"]
             assert 0.6 - 0.01 <= silent <= 0.6 + 0.15, silent
             assert record["last_pong"] <= down["last_pong"]
+    run(body())
+
+
+RECORDER = r"""#!/bin/sh
+# An agent that says hello (protocol 2) and writes down what pcontrol sends it.
+printf '{"type":"hello","version":2,"host":"rec","pid":%d,"clock":1.0,"slots":1,"agent":"fake"}\n' $$
+exec cat > "$0.got"
+"""
+
+
+def test_auth_tells_the_agent_the_heartbeat_limit(home: str) -> None:
+    """The agent's watchdog needs pcontrol's heartbeat and missed count: auth carries them."""
+    script = Path(home) / "recorder"
+    script.write_text(RECORDER)
+    script.chmod(0o755)
+
+    async def body() -> None:
+        config = make_config(heartbeat=0.3, missed_heartbeats=4, lease=42.0)
+        async with controller_running(home, config) as h:
+            await h.cmd("host", "add", "rec", "-connect", str(script))
+            got = Path(f"{script}.got")
+            await poll(lambda: got.exists() and b"\n" in got.read_bytes(), "the auth line")
+            auth = decode(got.read_bytes().splitlines()[0])
+            assert isinstance(auth, Auth)
+            assert (auth.name, auth.lease, auth.heartbeat, auth.missed) == ("rec", 42.0, 0.3, 4)
+            assert auth.silence_limit == pytest.approx(1.2)
+            await h.cmd("host", "off", "rec")
     run(body())
 
 

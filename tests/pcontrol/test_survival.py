@@ -1,6 +1,8 @@
 """Jobs outlive their controller and their connection: restart and reconcile, a cut
 connection taken over by the next agent, a dead agent's jobs DOWN or retried elsewhere,
-stop versus stop -kill, and a held job whose host never comes back."""
+stop versus stop -kill, a held job whose host never comes back, and a connection that
+stalls (DOWN by missed heartbeats): its job stays held while its agent may still offer it,
+and is retried only when the grace runs out or the host's agent finds its agent dead."""
 
 from __future__ import annotations
 
@@ -12,8 +14,8 @@ import pytest
 
 from pcontrol.journal import Journal
 from pcontrol.model import JobState
-from pcontrol_harness import (alive, controller_running, kill_group, make_config, poll,
-                              relay_connect, run)
+from pcontrol_harness import (LOCAL_AGENT_PY, alive, controller_running, kill_group, make_config,
+                              poll, relay_connect, run)
 
 
 def gated(home: str, name: str, then: str) -> list[str]:
@@ -239,3 +241,213 @@ def test_a_job_whose_host_never_comes_back_ends_down_after_the_grace(home: str) 
         run(second_life(job_id, pid, agent))
     finally:
         kill_group(pid)
+
+
+# -- a stalled connection: DOWN by missed heartbeats, the agent unaware --------------------------
+
+
+def stalling_connect(home: str, *agent_args: str) -> str:
+    """Two relays in a row: pcontrol's pty ends the first at DOWN (as it ends ssh); stopping
+    the second (SIGSTOP) stalls the connection as a cut network does, the agent untold."""
+    return f"{LOCAL_AGENT_PY} {os.path.join(home, 'relay.py')} " + relay_connect(home, *agent_args)
+
+
+def network_of(host: dict) -> int:
+    """The second relay of a stalling_connect host: the one to stop."""
+    ssh = host["agent"]["local_pid"]
+    [network] = [int(w) for w in open(f"/proc/{ssh}/task/{ssh}/children").read().split()]
+    return network
+
+
+async def stall(h, name: str, host: dict) -> tuple[int, int, dict]:
+    """Stop the host's network relay; wait for DOWN (missed heartbeats) and its next agent."""
+    network = network_of(host)
+    mark = len(h.log.events)
+    os.kill(network, signal.SIGSTOP)
+    down = await h.wait_host(name, "DOWN", after=mark)
+    assert "missed 3 heartbeats" in down["reason"]
+    back = await h.wait_host(name, "IDLE", after=mark)
+    assert back["agent"]["pid"] != host["agent"]["pid"]
+    return network, mark, down
+
+
+def end_stall(network: int, agent: int) -> None:
+    """Clean up: the old agent is ended, its relay let go."""
+    for pid, sig in ((agent, signal.SIGTERM), (network, signal.SIGCONT)):
+        try:
+            os.kill(pid, sig)
+        except ProcessLookupError:
+            pass
+
+
+def test_a_job_lost_by_silence_stays_held_and_retries_only_when_the_grace_runs_out(home: str) -> None:
+    """The old agent never learns it was left (its watchdog slack is an hour): w1 comes back
+    with a new agent that does not know the job, but the job is held (BUSY, unknown), not
+    retried, while its first run may still be going on; when the grace runs out it runs
+    again (-retry 1) on h2, and that run's outcome is its only one."""
+    async def body() -> None:
+        config = make_config(retry_min=0.2, retry_max=0.4, reconcile_grace=2.0)
+        async with controller_running(home, config) as h:
+            await h.cmd("host", "add", "w1", "-slots", "2", "-connect",
+                        stalling_connect(home, "--watchdog-slack", "3600"))
+            first = await h.wait_host("w1", "IDLE")
+            await h.add_local("h2")
+            job_id = await h.submit("-host", "w1", "-retry", 1, *gated(home, "g", "echo ran"))
+            started = await h.wait_started(job_id)
+            assert started["ran_on"] == "w1"
+            network, mark, down = await stall(h, "w1", first)
+            try:
+                record = await h.cmd("check", "job", job_id)
+                assert (record["state"], record["unknown"], record["retries_left"]) == \
+                    ("BUSY", True, 1)
+                assert (await h.cmd("check", "host", "w1"))["held"] == [job_id]
+                assert alive(started["pid"]) and alive(first["agent"]["pid"])
+                again = (await h.log.wait_for(
+                    lambda e: e.kind.value == "job" and e.data["id"] == job_id
+                    and e.data["state"] == "BUSY" and e.data["ran_on"] == "h2"
+                    and e.data["pid"] is not None, what="the retry runs on h2")).data
+                [attempt] = again["attempts"]
+                assert (attempt["host"], attempt["outcome"]) == ("w1", "DOWN")
+                assert "no agent on w1 reported it within 2 s" in attempt["reason"]
+                assert attempt["ended"] - down["since"] >= 2.0 - 0.05   # not before the grace
+                states = h.log.job_states(job_id)
+                assert states[states.index("BUSY"):].count("PENDING") == 1
+                open_gate(home, "g")
+                ended = await h.wait_job(job_id)
+                assert (ended["outcome"], ended["status"], ended["ran_on"]) == ("EXIT", 0, "h2")
+                assert len(done_events(h, job_id)) == 1
+                assert (await h.cmd("check", "host", "w1"))["held"] == []
+            finally:
+                end_stall(network, first["agent"]["pid"])
+                kill_group(started["pid"])
+    run(body())
+
+
+@pytest.mark.parametrize("retry", [0, 1])
+def test_a_job_lost_by_silence_whose_agent_dies_is_lost_without_waiting_for_the_grace(
+        home: str, retry: int) -> None:
+    """The old agent is killed while the job is held: the host's new agent, still looking
+    for it, finds no survivor and no live agent, kills the orphaned job and reports it lost;
+    the job ends DOWN (or runs again on h2) at once, not after the grace of 60 s."""
+    async def body() -> None:
+        config = make_config(retry_min=0.2, retry_max=0.4, reconcile_grace=60.0)
+        async with controller_running(home, config) as h:
+            await h.cmd("host", "add", "w1", "-slots", "2", "-connect",
+                        stalling_connect(home, "--watchdog-slack", "3600"))
+            first = await h.wait_host("w1", "IDLE")
+            await h.add_local("h2")
+            job_id = await h.submit("-host", "w1", "-retry", retry, *gated(home, "g", "echo ran"))
+            started = await h.wait_started(job_id)
+            network, mark, down = await stall(h, "w1", first)
+            try:
+                record = await h.cmd("check", "job", job_id)
+                assert (record["state"], record["unknown"]) == ("BUSY", True)
+                os.kill(first["agent"]["pid"], signal.SIGKILL)
+                if retry:
+                    again = (await h.log.wait_for(
+                        lambda e: e.kind.value == "job" and e.data["id"] == job_id
+                        and e.data["state"] == "BUSY" and e.data["ran_on"] == "h2",
+                        what="the retry runs on h2")).data
+                    reason = again["attempts"][0]["reason"]
+                    open_gate(home, "g")
+                    ended = await h.wait_job(job_id)
+                    assert (ended["outcome"], ended["ran_on"]) == ("EXIT", "h2")
+                else:
+                    ended = await h.wait_job(job_id)
+                    assert ended["outcome"] == "DOWN"
+                    reason = ended["reason"]
+                assert "on host w1" in reason and "no other agent is alive" in reason
+                assert len(done_events(h, job_id)) == 1
+                await poll(lambda: not alive(started["pid"]), "the orphan is killed")
+            finally:
+                end_stall(network, first["agent"]["pid"])
+                kill_group(started["pid"])
+    run(body())
+
+
+def test_a_job_lost_by_silence_gets_its_true_outcome_from_an_agent_that_learns_late(
+        home: str) -> None:
+    """The old agent learns it was left only when the stall ends; the host's new agent,
+    told by every ping that the job is held, takes it over then: the job carries on as
+    running on w1 and ends with its real outcome."""
+    async def body() -> None:
+        config = make_config(retry_min=0.2, retry_max=0.4, reconcile_grace=30.0)
+        async with controller_running(home, config) as h:
+            await h.cmd("host", "add", "w1", "-slots", "2", "-connect",
+                        stalling_connect(home, "--watchdog-slack", "3600"))
+            first = await h.wait_host("w1", "IDLE")
+            job_id = await h.submit("-host", "w1", "-retry", 1, *gated(home, "g", "exit 3"))
+            started = await h.wait_started(job_id)
+            network, mark, down = await stall(h, "w1", first)
+            try:
+                record = await h.cmd("check", "job", job_id)
+                assert (record["state"], record["unknown"]) == ("BUSY", True)
+                os.kill(network, signal.SIGCONT)       # the stall ends: the agent is told
+                carried = (await h.log.wait_for(
+                    lambda e: e.kind.value == "job" and e.data["id"] == job_id
+                    and e.seq > h.log.events[mark - 1].seq and not e.data["unknown"],
+                    what="the job is found running")).data
+                assert (carried["state"], carried["ran_on"], carried["pid"]) == \
+                    ("BUSY", "w1", started["pid"])
+                assert (await h.cmd("check", "host", "w1"))["running"] == [job_id]
+                open_gate(home, "g")
+                ended = await h.wait_job(job_id)
+                assert (ended["outcome"], ended["status"], ended["attempts"]) == ("EXIT", 3, [])
+                assert len(done_events(h, job_id)) == 1
+                await poll(lambda: not alive(first["agent"]["pid"]), "the old agent has gone")
+            finally:
+                end_stall(network, first["agent"]["pid"])
+                kill_group(started["pid"])
+    run(body())
+
+
+#: An agent of the previous version: it takes nothing over late and its `resumed` does not
+#: say `looks_again`.
+OLDER_AGENT = r'''
+import json, os, sys
+def send(message):
+    sys.stdout.write(json.dumps(message) + "\n")
+    sys.stdout.flush()
+send({"type": "hello", "version": 2, "host": "old", "pid": os.getpid(), "clock": 0.0,
+      "slots": 2, "agent": "pclient 0.2.0"})
+for line in sys.stdin:
+    message = json.loads(line)
+    if message["type"] == "auth":
+        send({"type": "resumed", "running": [], "finished": [], "survivors": 0})
+    elif message["type"] == "ping":
+        send({"type": "pong", "seq": message["seq"], "clock": 0.0, "running": 0})
+    elif message["type"] == "bye":
+        break
+'''
+
+
+def test_a_job_lost_by_silence_is_lost_at_once_when_the_next_agent_cannot_look_again(
+        home: str) -> None:
+    """The host comes back with an older agent, which would never look for survivors
+    again: waiting for the grace would gain nothing, so the job it does not know is lost
+    at once, as before."""
+    older = os.path.join(home, "older_agent.py")
+    with open(older, "w") as f:
+        f.write(OLDER_AGENT)
+    flag = os.path.join(home, "use-older")
+    connect = (f"sh -c 'test -e {flag} && exec {LOCAL_AGENT_PY} {older}; "
+               f"exec \"$0\" \"$@\"' " + stalling_connect(home, "--watchdog-slack", "3600"))
+
+    async def body() -> None:
+        config = make_config(retry_min=0.2, retry_max=0.4, reconcile_grace=60.0)
+        async with controller_running(home, config) as h:
+            await h.cmd("host", "add", "w1", "-slots", "2", "-connect", connect)
+            first = await h.wait_host("w1", "IDLE")
+            job_id = await h.submit("-host", "w1", *gated(home, "g", "true"))
+            started = await h.wait_started(job_id)
+            Path(flag).touch()
+            network = network_of(first)
+            try:
+                await stall(h, "w1", first)
+                ended = await h.wait_job(job_id)     # not held for the grace of 60 s
+                assert ended["outcome"] == "DOWN" and "does not know it" in ended["reason"]
+                assert (await h.cmd("check", "host", "w1"))["agent"]["agent"] == "pclient 0.2.0"
+            finally:
+                end_stall(network, first["agent"]["pid"])
+                kill_group(started["pid"])
+    run(body())
