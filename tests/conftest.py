@@ -3,9 +3,34 @@
 Hypothesis: no per-example deadline and no "too slow" health check. CI has 2 cores shared by
 daemons, agents and jobs that the other tests start, so timing-based checks would make
 property tests flaky without making them stricter; each test bounds its own example count.
+
+pclient's runtime directory: see _own_pclient_runtime_dir.
 """
 
+import os
+import shutil
+import tempfile
+
+import pytest
 from hypothesis import HealthCheck, settings
 
 settings.register_profile("suite", deadline=None, suppress_health_check=[HealthCheck.too_slow])
 settings.load_profile("suite")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _own_pclient_runtime_dir():
+    """Agents started by any test leave their survivor sockets and liveness marks in a
+    directory of this run (removed after it), never in the user's /tmp/pclient-UID.
+    Folders whose tests need one directory per test set their own (monkeypatch wins)."""
+    if os.environ.get("PCLIENT_RUNTIME_DIR"):
+        yield
+        return
+    path = tempfile.mkdtemp(prefix="pcl-")
+    os.chmod(path, 0o700)
+    os.environ["PCLIENT_RUNTIME_DIR"] = path
+    try:
+        yield
+    finally:
+        os.environ.pop("PCLIENT_RUNTIME_DIR", None)
+        shutil.rmtree(path, ignore_errors=True)
