@@ -34,6 +34,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import signal
 import sys
 import threading
@@ -326,6 +327,19 @@ def main(argv: list[str] | None = None) -> int:
             close_loop()
         except Exception:  # leaving anyway; say why the loop did not close cleanly
             log.exception("closing the event loop failed")
+        _settle_stdout()
+
+
+def _settle_stdout() -> None:
+    """If the reader of stdout has gone (`sched script | head`), drop what is left unwritten
+    rather than fail again in the flush at exit (`puts` has reported the broken pipe)."""
+    try:
+        sys.stdout.flush()
+    except (OSError, ValueError):
+        try:
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        except (OSError, ValueError):
+            pass
 
 
 def _is_terminal(stream: TextIO | None) -> bool:

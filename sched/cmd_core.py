@@ -354,11 +354,14 @@ def cmd_puts(interp: Interp, argv: list[str]) -> str:
     else:
         raise ScriptError('wrong # args: should be "puts ?-nonewline? ?channel? string"')
     text = text + ("\n" if newline else "")
-    if channel == "stderr":
-        sys.stderr.write(text)
-        sys.stderr.flush()
-    else:
-        interp.write(text)
+    try:
+        if channel == "stderr":
+            sys.stderr.write(text)
+            sys.stderr.flush()
+        else:
+            interp.write(text)
+    except OSError as exc:  # e.g. `sched script | head`: Tcl's error, which `catch` can keep
+        raise ScriptError(f'error writing "{channel}": {(exc.strerror or str(exc)).lower()}') from None
     return ""
 
 

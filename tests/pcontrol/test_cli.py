@@ -200,3 +200,13 @@ def test_a_tcp_client_never_makes_up_a_secret(home: str) -> None:
         with pytest.raises(SecretUnavailable, match="readable by others"):
             await ControllerAddress.remote("127.0.0.1:9", home, loose).connect()
     run(body())
+
+
+def test_a_reader_that_leaves_early_gets_no_traceback(home: str) -> None:
+    """`pcontrol help | head -1`: the broken pipe ends pcontrol quietly."""
+    reader = subprocess.Popen([*PCONTROL, "--home", home, "help"], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, bufsize=0)
+    reader.stdout.close()                        # the reader leaves before pcontrol writes
+    err = reader.stderr.read().decode()
+    assert reader.wait(30) == 1, err
+    assert err == ""

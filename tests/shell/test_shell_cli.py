@@ -7,6 +7,7 @@ a few run the real program through a pipe, as a user would.
 from __future__ import annotations
 
 import io
+import os
 import signal
 import subprocess
 import sys
@@ -169,3 +170,17 @@ def test_ctrl_c_stops_a_piped_script(sched_env):
     finally:
         child.kill(signal.SIGKILL) if child.proc.poll() is None else None
     assert child.wait() == 1
+
+
+def test_a_reader_that_leaves_early_gets_tcl_s_error_not_a_traceback(tmp_path):
+    """`sched script | head -1`: puts fails with Tcl's error (catchable), nothing else is said."""
+    script = 'catch {while 1 {puts line}} e; puts stderr "caught: $e"; while 1 {puts again}'
+    reader = subprocess.Popen([*SCHED_COMMAND, "-c", script], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, env={**os.environ, "SCHED_HOME": str(tmp_path)})
+    assert reader.stdout.readline() == b"line\n"
+    reader.stdout.close()                        # the reader leaves
+    err = reader.stderr.read().decode()
+    assert reader.wait(30) == 1
+    assert 'caught: error writing "stdout": broken pipe' in err
+    assert '-c:1:67: error writing "stdout": broken pipe' in err      # where the script failed
+    assert "Traceback" not in err and "Exception ignored" not in err, err
