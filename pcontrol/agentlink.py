@@ -3,7 +3,9 @@
 Start: the agent command (ssh ... pclient, or a local pclient) runs under pexpect on a
 pseudo-terminal, and `connect_agent` waits for one of a few named outcomes (ConnectOutcome):
 the agent's hello line, or one of the ways ssh and shells fail. Anything but the hello ends
-the attempt with a ConnectFailure whose reason is in words, for `check host`.
+the attempt with a ConnectFailure whose reason is in words, for `check host`. The spawn
+itself runs in a worker thread (see _spawn): on a loaded machine waiting for the child's
+exec takes 50-150 ms, which the loop would otherwise stand still for.
 
 Why a pty and not pipes (pexpect's PopenSpawn): ssh talks to /dev/tty for password and
 host-key questions; on a pty those prompts reach us and become named outcomes instead of
@@ -26,15 +28,18 @@ from __future__ import annotations
 import asyncio
 import enum
 import errno
+import functools
 import logging
 import os
 import re
 import signal
+import threading
 import tty
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import pexpect
+import ptyprocess
 
 from pclient import protocol as agent_protocol
 
@@ -158,8 +163,47 @@ async def terminate(pid: int, grace: float) -> None:
 
 # -- starting --------------------------------------------------------------------------------
 
+#: Seconds the loop waits for a spawn's fork, never for its exec (see _spawn), and the
+#: spawns in flight from which it does not wait at all (the worker threads may be busy).
+FORK_WAIT = 0.05
+FORK_WAIT_SPAWNS = 2
+
+
+class _InFlight:
+    """Spawns in flight in this process: counted up by the loop's thread, down by the
+    worker thread that did the spawn (even if the loop is gone by then)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.count = 0
+
+    def add(self, number: int) -> None:
+        with self._lock:
+            self.count += number
+
+
+_in_flight = _InFlight()
+
+#: The worker thread's `forked` event while it spawns (see _SignallingPty).
+_forking = threading.local()
+
+
+class _SignallingPty(ptyprocess.PtyProcess):
+    """A PtyProcess that sets its spawning thread's `forked` event when it is made:
+    ptyprocess makes it in the parent right after the fork, before it waits for the exec."""
+
+    def __init__(self, pid: int, fd: int):
+        super().__init__(pid, fd)
+        forked = getattr(_forking, "event", None)
+        if forked is not None:
+            forked.set()
+
+
 class _LoopSpawn(pexpect.spawn):
     """pexpect.spawn whose close() only releases the pty fd (never sleeps or signals)."""
+
+    def _spawnpty(self, args: list, **kwargs) -> ptyprocess.PtyProcess:
+        return _SignallingPty.spawn(args, **kwargs)
 
     def close(self, force: bool = True) -> None:
         if self.closed:
@@ -179,6 +223,27 @@ def _raw_terminal() -> None:
     tty.setraw(0)
 
 
+def _child_setup(nice: int) -> None:
+    """preexec_fn: raw mode, then niceness `nice` for the child and for its autogroup.
+
+    The child is a session of its own (the pty), and Linux's autogroup scheduling shares
+    the CPU between sessions before it looks at a process's niceness: so the session's
+    autogroup gets the niceness too, else 200 local agents would each weigh as much as
+    pcontrol. Either may be refused (no autogroups, no permission): the agent then runs
+    as it would have."""
+    _raw_terminal()
+    if nice:
+        try:
+            with open("/proc/self/autogroup", "w", encoding="ascii") as autogroup:
+                autogroup.write(str(nice))
+        except OSError:
+            pass
+        try:
+            os.nice(nice)
+        except OSError:
+            pass
+
+
 def _line_around(text: bytes, start: int, end: int) -> str:
     """The whole output line holding text[start:end], decoded, stripped."""
     line_start = max(text.rfind(b"\n", 0, start), text.rfind(b"\r", 0, start)) + 1
@@ -192,21 +257,91 @@ def _last_lines(text: bytes, count: int = 3) -> str:
     return " | ".join(lines[-count:])
 
 
-async def connect_agent(name: str, argv: Sequence[str], *, timeout: float,
-                        env: dict[str, str] | None = None,
-                        on_message: Callable[["AgentLink", agent_protocol.Message], None],
-                        on_lost: Callable[["AgentLink", str], None]) -> "AgentLink":
-    """Start the agent command and wait for its hello; raise ConnectFailure otherwise."""
-    loop = asyncio.get_running_loop()
+def _spawn_child(argv: Sequence[str], env: dict[str, str] | None, forked: threading.Event,
+                 nice: int = 0) -> _LoopSpawn:
+    """Fork and exec the agent command on a pty (blocking: run in a worker thread); sets
+    `forked` once the process exists (or the spawn failed before it did)."""
+    _forking.event = forked
     try:
-        child = _LoopSpawn(argv[0], list(argv[1:]), timeout=None, encoding=None,
-                           preexec_fn=_raw_terminal, env=env, dimensions=(24, 200))
+        return _LoopSpawn(argv[0], list(argv[1:]), timeout=None, encoding=None,
+                          preexec_fn=functools.partial(_child_setup, nice), env=env,
+                          dimensions=(24, 200))
+    finally:
+        _forking.event = None
+        forked.set()
+        _in_flight.add(-1)
+
+
+async def _spawn(argv: Sequence[str], env: dict[str, str] | None, nice: int = 0
+                 ) -> _LoopSpawn:
+    """Start the agent command; ConnectFailure (NOT_FOUND) if it cannot start.
+
+    The parent side of a pty spawn waits until the child has exec'd (ptyprocess reads an
+    exec-error pipe): tens of milliseconds on a loaded machine, for which the loop must
+    not stand still. So the spawn runs in a worker thread, and the loop waits (blocking,
+    at most FORK_WAIT) only for its fork: when this returns to the loop the process
+    exists, as it did when the whole spawn ran here, so a stop or a delete right after
+    `host add` finds it. The pty's fd is attached to the loop afterwards, from the loop's
+    own thread (expect_list with async_=True).
+
+    That wait is skipped while other spawns are in flight (200 hosts added at once): the
+    executor's threads may all be busy then, and the loop would wait for nothing.
+
+    If we are cancelled meanwhile, the thread still finishes its spawn: we wait for it and
+    end the process it started before giving up (or, cancelled again, leave that to a
+    done callback)."""
+    loop = asyncio.get_running_loop()
+    forked = threading.Event()
+    busy = _in_flight.count >= FORK_WAIT_SPAWNS
+    spawning = loop.run_in_executor(None, _spawn_child, argv, env, forked, nice)
+    _in_flight.add(1)
+    if not busy:
+        forked.wait(FORK_WAIT)
+    try:
+        return await asyncio.shield(spawning)
+    except asyncio.CancelledError:
+        await _end_spawn(spawning)
+        raise
     except pexpect.ExceptionPexpect as exc:
         raise ConnectFailure(ConnectOutcome.NOT_FOUND,
                              f"cannot start {argv[0]!r}: {exc}") from None
-    except OSError as exc:
+    except OSError as exc:        # the exec failed (ptyprocess passes its error on)
         raise ConnectFailure(ConnectOutcome.NOT_FOUND,
-                             f"cannot start {argv[0]!r}: {exc.strerror}") from None
+                             f"cannot start {argv[0]!r}: {exc.strerror or exc}") from None
+
+
+async def _end_spawn(spawning: "asyncio.Future[_LoopSpawn]") -> None:
+    """A cancelled start: wait for the thread's spawn, then end the process it started."""
+    try:
+        await asyncio.shield(spawning)
+    except asyncio.CancelledError:
+        spawning.add_done_callback(_abandon_spawned)
+        raise
+    except Exception:          # it did not start: nothing to end
+        return
+    _abandon_spawned(spawning)
+
+
+def _abandon_spawned(spawning: "asyncio.Future[_LoopSpawn]") -> None:
+    """End the process of a finished spawn that nobody wants any more."""
+    if spawning.cancelled() or spawning.exception() is not None:
+        return
+    _abandon_now(spawning.result())
+
+
+async def connect_agent(name: str, argv: Sequence[str], *, timeout: float,
+                        env: dict[str, str] | None = None,
+                        on_message: Callable[["AgentLink", agent_protocol.Message], None],
+                        on_lost: Callable[["AgentLink", str], None],
+                        nice: int = 0) -> "AgentLink":
+    """Start the agent command and wait for its hello; raise ConnectFailure otherwise.
+
+    `nice` (0 to 19) lowers the priority of the command (a local agent and its jobs, or
+    the local ssh) and of its session's autogroup, so it does not take pcontrol's CPU."""
+    if not 0 <= nice <= 19:
+        raise ValueError(f"agent niceness must be 0 to 19, got {nice}")
+    loop = asyncio.get_running_loop()
+    child = await _spawn(argv, env, nice)
     outcomes = [outcome for outcome, _ in _PATTERNS] + [ConnectOutcome.EOF,
                                                         ConnectOutcome.TIMEOUT]
     patterns: list = [re.compile(p) for _, p in _PATTERNS] + [pexpect.EOF, pexpect.TIMEOUT]

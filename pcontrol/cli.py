@@ -77,6 +77,10 @@ def _serve_parser(prog: str) -> argparse.ArgumentParser:
     parser.add_argument("--stable-after", type=float, default=defaults.stable_after, metavar="S",
                         help="a host up this long is no longer flapping; one that goes down "
                              "sooner is retried with growing backoff (default %(default)s)")
+    parser.add_argument("--agent-nice", type=int, default=defaults.agent_nice, metavar="N",
+                        help="niceness (0-19) of the agents pcontrol starts, and so of local "
+                             "hosts' jobs: keeps pcontrol responsive when many local agents "
+                             "share its CPUs (default %(default)s)")
     parser.add_argument("--log-level", default="INFO",
                         choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     parser.add_argument("--listen", type=_listen_address, default=None, metavar="HOST:PORT",
@@ -94,12 +98,15 @@ def _config(options: argparse.Namespace) -> ControllerConfig:
         value = getattr(options, name)
         if value is not None and not 0 <= value < float("inf"):
             raise SystemExit(f"pcontrol: --{name.replace('_', '-')} must be a number >= 0")
+    if not 0 <= options.agent_nice <= 19:
+        raise SystemExit("pcontrol: --agent-nice must be from 0 to 19")
     return ControllerConfig(heartbeat=options.heartbeat, missed_heartbeats=max(1, options.missed),
                             connect_timeout=options.connect_timeout,
                             retry_min=options.retry_min, retry_max=options.retry_max,
                             retention=options.retention,
                             unowned_retention=options.keep_unowned, lease=options.lease,
-                            reconcile_grace=options.grace, stable_after=options.stable_after)
+                            reconcile_grace=options.grace, stable_after=options.stable_after,
+                            agent_nice=options.agent_nice)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -28,6 +28,11 @@ class ControllerConfig:
     """Seconds a job whose agent was lost (or that ran when pcontrol stopped) waits for its
     host's agent to report it before it ends DOWN; None: the lease plus a minute."""
     stable_after: float = 60.0         #: a host up this long no longer counts as flapping
+    gc_full_interval: float = 3600.0   #: seconds between full garbage collections (daemon)
+    agent_nice: int = 0
+    """Niceness (0-19) of the commands pcontrol starts for its hosts (local agents and their
+    jobs, ssh), and of their autogroups: agents sharing pcontrol's machine then leave it
+    the CPU it needs to answer (bench/bench_scale.py --nice measures it)."""
     history_size: int = 20             #: state changes kept per host for `check host`
     local_agent: tuple[str, ...] = (sys.executable, "-m", "pclient")
     ssh_command: tuple[str, ...] = ("ssh", "-o", "BatchMode=yes")

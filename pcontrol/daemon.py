@@ -10,11 +10,20 @@ refuses to stop, saying what would become of them, unless `-force` is given.
 
 The controller's secret ($SCHED_HOME/secret, see pcontrol.secret) is loaded (or made) here:
 it is what lets the next pcontrol's agents take over this one's.
+
+Diagnostics, from the environment of `serve` (bench/bench_scale.py uses them):
+$PCONTROL_TURNWATCH=1 times every loop turn and names slow callbacks (loadwatch.TurnWatch,
+shown in `status`'s loop.turns); $PCONTROL_PROFILE=FILE runs the daemon under cProfile and
+writes the statistics to FILE when it stops, and to FILE.1, FILE.2, ... (starting afresh
+each time) on each SIGUSR1, so a tool can profile one phase of a run; with
+$PCONTROL_PROFILE_CLOCK=cpu it counts this thread's CPU time, not the wall clock's (a
+process waiting for a CPU otherwise shows its syscalls as slow).
 """
 
 from __future__ import annotations
 
 import asyncio
+import cProfile
 import fcntl
 import gc
 import logging
@@ -33,6 +42,7 @@ from .client import run_command
 from .controller import Controller, ControllerConfig
 from .errors import ClientError, ControllerNotRunning
 from .journal import Journal, JournalError
+from .loadwatch import GcPolicy, TurnWatch
 from .paths import Paths
 from .secret import SecretError, load_or_create_secret
 from .server import ControlServer
@@ -43,6 +53,10 @@ log = logging.getLogger(__name__)
 START_TIMEOUT = 30.0
 #: Seconds `stop` waits for the daemon to exit.
 STOP_TIMEOUT = 30.0
+#: Environment variables of the diagnostics (see the module docstring).
+TURNWATCH_ENV = "PCONTROL_TURNWATCH"
+PROFILE_ENV = "PCONTROL_PROFILE"
+PROFILE_CLOCK_ENV = "PCONTROL_PROFILE_CLOCK"
 
 
 class DaemonError(Exception):
@@ -125,18 +139,60 @@ def serve(paths: Paths, config: ControllerConfig, *, ready_fd: int | None = None
     except DaemonError as exc:
         log.error("%s", exc)
         return 1
+    profiler = _Profiler.from_env()
     try:
-        asyncio.run(_serve(paths, config, ready_fd, listen))
+        asyncio.run(_serve(paths, config, ready_fd, listen, profiler))
     except (JournalError, SecretError, sqlite3.Error, OSError) as exc:
         log.error("pcontrol cannot run: %s", exc)
         return 1
     finally:
+        if profiler is not None:
+            profiler.dump(final=True)
         lock.release()
     return 0
 
 
+class _Profiler:
+    """cProfile over the daemon's loop thread; see the module docstring."""
+
+    def __init__(self, path: str, *, cpu: bool = False):
+        self.path = path
+        self.dumps = 0
+        self._timer = time.thread_time if cpu else None
+        self._profile = self._new()
+        self._profile.enable()
+
+    def _new(self) -> cProfile.Profile:
+        return cProfile.Profile(self._timer) if self._timer else cProfile.Profile()
+
+    @classmethod
+    def from_env(cls) -> "_Profiler | None":
+        path = os.environ.get(PROFILE_ENV)
+        if not path:
+            return None
+        return cls(path, cpu=os.environ.get(PROFILE_CLOCK_ENV, "") == "cpu")
+
+    def dump(self, *, final: bool = False) -> None:
+        """Write what was profiled so far and start afresh (final: to `path` itself)."""
+        self._profile.disable()
+        if final:
+            target = self.path
+        else:
+            self.dumps += 1
+            target = f"{self.path}.{self.dumps}"
+        try:
+            self._profile.dump_stats(target)
+            log.info("profile written to %s", target)
+        except OSError as exc:
+            log.warning("cannot write the profile to %s: %s", target, exc)
+        if not final:
+            self._profile = self._new()
+            self._profile.enable()
+
+
 async def _serve(paths: Paths, config: ControllerConfig, ready_fd: int | None,
-                 listen: tuple[str, int] | None = None) -> None:
+                 listen: tuple[str, int] | None = None,
+                 profiler: _Profiler | None = None) -> None:
     loop = asyncio.get_running_loop()
     secret = load_or_create_secret(paths.home)
     journal = Journal(paths.journal)
@@ -144,12 +200,22 @@ async def _serve(paths: Paths, config: ControllerConfig, ready_fd: int | None,
     server = ControlServer(controller, paths.socket, listen=listen, secret=secret)
     for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         loop.add_signal_handler(signum, server.request_shutdown)
+    if profiler is not None:
+        loop.add_signal_handler(signal.SIGUSR1, profiler.dump)
+    gc_policy = GcPolicy(config.gc_full_interval)
+    turns = None
+    if os.environ.get(TURNWATCH_ENV, "") not in ("", "0"):
+        turns = TurnWatch()
+        if turns.install(loop):
+            controller.loop_watch.turns = turns
     try:
         await controller.start()
         # What the journal held (100,000 jobs after a restart is ordinary) stays for long:
         # keep it out of the cyclic collector's full passes, which would otherwise visit
-        # every one of them and stop the loop for that long.
+        # every one of them and stop the loop for that long; and have those passes come
+        # on a timer, not each time the jobs grow by a quarter (loadwatch.GcPolicy).
         gc.freeze()
+        gc_policy.start()
         await server.start()
         log.info("pcontrol %d serving on %s", os.getpid(), paths.socket)
         if ready_fd is not None:
@@ -160,6 +226,9 @@ async def _serve(paths: Paths, config: ControllerConfig, ready_fd: int | None,
         await server.close()
         await controller.stop()
     finally:
+        gc_policy.stop()
+        if turns is not None:
+            turns.uninstall()
         journal.close()
         log.info("pcontrol %d stopped", os.getpid())
 

@@ -300,7 +300,7 @@ class HostTable:
     async def _connect(self, host: Host, runtime: _Runtime) -> None:
         try:
             link = await connect_agent(host.name, self.agent_argv(host),
-                                       timeout=self.config.connect_timeout,
+                                       timeout=self.config.connect_timeout, nice=self.config.agent_nice,
                                        on_message=self._on_message, on_lost=self._on_lost)
         except ConnectFailure as failure:
             runtime.connect_task = None

@@ -1,11 +1,22 @@
 """The journal: hosts and jobs in SQLite ($SCHED_HOME/pcontrol.db), so a restart keeps them.
 
 The controller marks objects dirty as they change; the journal writes them in batches of at
-most `batch_rows` rows, one transaction each, one batch per event-loop turn (scheduled with
-call_soon). So a burst of 2,000 job changes costs a commit or two, not 2,000, and a burst
-of 100,000 (a restart that kills every job, a flood of submissions) is written over many
-turns, each short, with the loop serving clients in between. WAL mode with
-synchronous=NORMAL keeps a commit to a write() of the log.
+most `batch_rows` rows (and `batch_bytes` bytes), one transaction each, one batch per
+event-loop turn (scheduled with call_soon). So a burst of 200 job changes costs one commit,
+not 200, and a burst of 100,000 (a restart that kills every job, a flood of submissions)
+is written over many turns, each a few milliseconds, with the loop serving clients in
+between. WAL mode with synchronous=NORMAL keeps a commit to a write() of the log.
+
+Checkpoints (copying the log into the database, and the fsyncs that go with them) are the
+one part of a write that waits for the disk: SQLite's automatic checkpoint ran inside a
+commit every 1,000 pages and held the loop for 30-50 ms. So the automatic checkpoint is
+off, and a checkpoint runs in a worker thread on a connection of its own whenever about
+`checkpoint_bytes` of log have been written since the last one; the loop's writes go on
+meanwhile. A checkpoint that raced writes leaves the log's end uncopied, and SQLite
+starts the log afresh only after a checkpoint that copied all of it: so once the log
+passes `wal_pause_bytes`, the next checkpoint runs with the write turns waiting (the loop
+does not wait: it serves clients and agents, and what they change waits in the dirty set
+and the outbox a few tens of milliseconds longer), which bounds the log.
 
 Every change gets a sequence number. Dirty objects are written in the order they first
 became dirty (each with its latest state), so after any batch every change numbered up to
@@ -24,11 +35,12 @@ not grow without end.
 from __future__ import annotations
 
 import asyncio
-import itertools
+import concurrent.futures
 import json
 import logging
 import os
 import sqlite3
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,8 +52,16 @@ log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 1
 
-#: Rows written per transaction (and per loop turn); ~20 us each, so ~20 ms a batch.
-BATCH_ROWS = 1000
+#: Rows written per transaction (and per loop turn); 10-20 us each, so a few ms a batch.
+BATCH_ROWS = 250
+#: Bytes (records and outputs) after which a batch ends early: a job's output may be 2 MiB.
+BATCH_BYTES = 1024 * 1024
+#: Bytes of log between two checkpoints (SQLite's own default is 1,000 pages, ~4 MiB),
+#: estimated as a page per row (a changed row rewrites its page) plus the bytes written.
+CHECKPOINT_BYTES = 16 * 1024 * 1024
+PAGE_BYTES = 4096
+#: Bytes of log from which a checkpoint holds the writes until it has copied it all.
+WAL_PAUSE_BYTES = 16 * 1024 * 1024
 #: Seconds before the first retry of a failed write, and the longest wait between retries.
 RETRY_MIN = 0.5
 RETRY_MAX = 10.0
@@ -92,13 +112,18 @@ class _Dirty:
 
 class Journal:
     def __init__(self, path: Path | str, *, batch_rows: int = BATCH_ROWS,
+                 batch_bytes: int = BATCH_BYTES, checkpoint_bytes: int = CHECKPOINT_BYTES,
+                 wal_pause_bytes: int = WAL_PAUSE_BYTES,
                  retry_min: float = RETRY_MIN, retry_max: float = RETRY_MAX):
         self.path = Path(path)
         self.batch_rows = max(1, batch_rows)
+        self.batch_bytes = max(1, batch_bytes)
         self.retry_min = retry_min
         self.retry_max = retry_max
         self._db = sqlite3.connect(str(self.path), isolation_level=None)
         self._setup()
+        self._checkpoints = _Checkpointer(self.path, checkpoint_bytes, wal_pause_bytes,
+                                          self._checkpointed)
         self._dirty: dict[_Key, _Dirty] = {}     # in order of first change
         self.seq = 0
         """The number of the last change."""
@@ -122,6 +147,7 @@ class Journal:
         db.execute("PRAGMA journal_mode=WAL")
         db.execute("PRAGMA synchronous=NORMAL")
         db.execute(f"PRAGMA journal_size_limit={WAL_SIZE_LIMIT}")
+        db.execute("PRAGMA wal_autocheckpoint=0")      # _Checkpointer does it, off the loop
         db.executescript(_SCHEMA)
         version = self._meta("schema")
         if version is None:
@@ -231,6 +257,8 @@ class Journal:
     def _write_turn(self) -> None:
         """One batch; the next turn does the next (or a timer retries a failed one)."""
         self._handle = None
+        if self._checkpoints.holding_writes:
+            return               # _checkpointed schedules the next turn
         if self._dirty:
             self.write_batch()
         elif self._vacuum_due:
@@ -244,25 +272,37 @@ class Journal:
         for callback in list(self.on_written):
             callback()
 
+    def _checkpointed(self) -> None:
+        """A checkpoint in the worker thread is over: writing goes on."""
+        if self._dirty or self._vacuum_due:
+            self._schedule()
+
     def write_batch(self) -> bool:
-        """Write the oldest `batch_rows` dirty objects in one transaction. True if it worked."""
-        batch = list(itertools.islice(self._dirty.items(), self.batch_rows))
-        if not batch:
+        """Write the oldest dirty objects, at most `batch_rows` of them and not much more
+        than `batch_bytes`, in one transaction. True if it worked."""
+        if not self._dirty:
             return True
+        batch: list[_Key] = []
+        size = 0
         jobs, gone_jobs, hosts, gone_hosts, meta = [], [], [], [], []
-        for (kind, key), entry in batch:
+        for (kind, key), entry in self._dirty.items():
+            if len(batch) >= self.batch_rows or size >= self.batch_bytes:
+                break
+            batch.append((kind, key))
             value = entry.value
             if kind == "job":
                 if value is None:
                     gone_jobs.append((key,))
                 else:
-                    jobs.append((value.id, value.state.value, value.owner,
-                                 json.dumps(value.to_record()), value.stdout, value.stderr))
+                    record = json.dumps(value.to_record())
+                    size += len(record) + len(value.stdout) + len(value.stderr)
+                    jobs.append((value.id, value.state.value, value.owner, record,
+                                 value.stdout, value.stderr))
             elif kind == "host":
                 if value is None:
                     gone_hosts.append((key,))
                 else:
-                    hosts.append((value.name, json.dumps(_host_config(value))))
+                    hosts.append((value.name, json.dumps(host_config(value))))
             else:
                 meta.append((key, value))
         db = self._db
@@ -282,9 +322,10 @@ class Journal:
         except sqlite3.Error as exc:
             self._failed(exc)
             return False
-        for key, _ in batch:
+        for key in batch:
             del self._dirty[key]
         self.commits += 1
+        self._checkpoints.written(size + PAGE_BYTES * len(batch))
         if self.failure is not None:
             log.warning("journal %s: writes work again (%d objects still to write)",
                         self.path, len(self._dirty))
@@ -358,10 +399,103 @@ class Journal:
         if self._dirty:
             log.error("journal %s closed with %d changes unwritten: %s", self.path,
                       len(self._dirty), self.failure)
-        self._db.close()
+        self._checkpoints.close()
+        self._db.close()      # the last connection to close checkpoints what is left
 
 
-def _host_config(host: Host) -> dict[str, Any]:
+def host_config(host: Host) -> dict[str, Any]:
     """What of a host survives a restart: its configuration, not its connection."""
     return {"name": host.name, "slots": host.slots, "connect": host.connect,
             "enabled": host.enabled, "added": host.added}
+
+
+class _Checkpointer:
+    """Runs SQLite's checkpoints in a worker thread on a connection of its own (see the
+    module docstring), calling `done` in the loop after each; inline when there is no
+    event loop (tools, tests)."""
+
+    def __init__(self, path: Path, every: int, pause_above: int, done: Callable[[], None]):
+        self.path = path
+        self.every = max(1, every)
+        self.pause_above = pause_above
+        self.unchecked = 0            # bytes written since the last checkpoint began
+        self.runs = 0
+        self.exclusive = False
+        """The log passed pause_above: the next checkpoint holds the writes."""
+        self._done = done
+        self._executor: concurrent.futures.ThreadPoolExecutor | None = None
+        self._running: concurrent.futures.Future | None = None
+        self._running_exclusive = False
+        self._local = threading.local()
+
+    @property
+    def running(self) -> bool:
+        return self._running is not None and not self._running.done()
+
+    @property
+    def holding_writes(self) -> bool:
+        return self.running and self._running_exclusive
+
+    def written(self, size: int) -> None:
+        self.unchecked += size
+        if self.unchecked >= self.every and not self.running:
+            self._start()
+
+    def _start(self) -> None:
+        self.unchecked = 0
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:          # no loop: nothing to keep free
+            self._checkpoint()
+            return
+        if self._executor is None:
+            self._executor = concurrent.futures.ThreadPoolExecutor(
+                max_workers=1, thread_name_prefix="pcontrol-checkpoint")
+        self._running_exclusive = self.exclusive
+        self._running = self._executor.submit(self._checkpoint)
+        self._running.add_done_callback(lambda _: self._wake(loop))
+
+    def _wake(self, loop: asyncio.AbstractEventLoop) -> None:
+        """(worker thread) Tell the loop the checkpoint is over."""
+        try:
+            loop.call_soon_threadsafe(self._finished)
+        except RuntimeError:          # the loop is closed: pcontrol is stopping
+            pass
+
+    def _finished(self) -> None:
+        self._running = None
+        if self.exclusive and not self._running_exclusive:
+            self._start()             # the log is too long: copy it all, writes held
+        self._done()
+
+    def _checkpoint(self) -> None:
+        """PASSIVE: copy what no reader still needs, without waiting for anyone; note
+        whether the log left behind is too long."""
+        try:
+            db = getattr(self._local, "db", None)
+            if db is None:
+                db = self._local.db = sqlite3.connect(str(self.path), isolation_level=None)
+            busy, frames, copied = db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+            self.runs += 1
+            # `frames` counts the log from its start: past the limit, SQLite has not been
+            # able to start it afresh (writes kept coming as checkpoints ended).
+            self.exclusive = frames * PAGE_BYTES >= self.pause_above
+            log.debug("journal checkpoint: %d of %d log frames copied%s", copied, frames,
+                      " (busy)" if busy else "")
+        except sqlite3.Error as exc:
+            log.warning("journal %s: checkpoint failed: %s (retried after the next "
+                        "writes)", self.path, exc)
+
+    def _close_connection(self) -> None:
+        db = getattr(self._local, "db", None)
+        if db is not None:
+            db.close()
+            self._local.db = None
+
+    def close(self) -> None:
+        """Wait for a checkpoint under way, then close the worker's connection."""
+        if self._executor is not None:
+            self._executor.submit(self._close_connection)
+            self._executor.shutdown(wait=True)
+            self._executor = None
+        self._close_connection()

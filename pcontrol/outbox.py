@@ -13,6 +13,11 @@ again to the next pcontrol otherwise).
 While the journal fails (full disk), everything stays here, in order, and goes out once
 writes work again; a caller waiting for a change that did not reach the disk is told so
 (JournalFailed) rather than left waiting.
+
+What is released goes out RELEASE_BATCH messages per loop turn (a journal batch covers 250
+jobs, each with a `run` or an `ack` to encode and write to a pty and maybe an event per
+subscriber), each turn its own callback, not the journal's: the loop reads its clients and
+agents between two batches.
 """
 
 from __future__ import annotations
@@ -28,14 +33,18 @@ from pclient import protocol as agent_protocol
 from .journal import Journal, JournalFailed
 from .wire import EventKind
 
-__all__ = ["Outbox"]
+__all__ = ["Outbox", "RELEASE_BATCH"]
+
+#: Messages (events count once per event, acks once per host) sent per loop turn.
+RELEASE_BATCH = 256
 
 
 class Outbox:
     """Messages held until the journal's durable_seq reaches them; then sent in order.
 
     `ledger()` returns the journal (or None: nothing to wait for); the controller calls
-    `release` after each write (Journal.on_written).
+    `written` after each write (Journal.on_written), and `release` to send everything at
+    once (stopping).
     """
 
     def __init__(self, ledger: Callable[[], Journal | None],
@@ -96,46 +105,67 @@ class Outbox:
         self._agents = collections.deque(
             item for item in self._agents if getattr(item[2], "job", None) != word)
 
+    def written(self) -> None:
+        """Journal.on_written: the journal wrote (or failed to); release in a turn of its
+        own."""
+        self._schedule()
+
     def _schedule(self) -> None:
         if self._handle is None:
             try:
-                self._handle = asyncio.get_running_loop().call_soon(self.release)
+                self._handle = asyncio.get_running_loop().call_soon(self._release_turn)
             except RuntimeError:        # no loop (tools, tests): at once
                 self.release()
 
-    def release(self) -> None:
-        """Send what the journal now covers; fail the waiters it cannot cover."""
+    def _release_turn(self) -> None:
+        self._handle = None
+        if self.release(RELEASE_BATCH):
+            self._schedule()            # more is covered: the next turn sends it
+
+    def release(self, limit: int | None = None) -> bool:
+        """Send what the journal now covers, at most `limit` messages (None: all); fail
+        the waiters it cannot cover. True if covered messages are left for another call."""
         if self._handle is not None:
             self._handle.cancel()
             self._handle = None
         durable = self._durable()
-        events = self._events
-        while events and events[0][0] <= durable:
-            _, kind, data, owner = events.popleft()
-            self._send_event(kind, data, owner)
+        budget = limit if limit is not None else len(self)
         agents = self._agents
-        while agents and agents[0][0] <= durable:
+        while budget > 0 and agents and agents[0][0] <= durable:
             _, host, message = agents.popleft()
             self._send_agent(host, message)
+            budget -= 1
         acks: dict[str, list[str]] = {}
-        while self._acks and self._acks[0][0] <= durable:
+        while budget > 0 and self._acks and self._acks[0][0] <= durable:
             _, host, word = self._acks.popleft()
             acks.setdefault(host, []).append(word)
+            budget -= 1                 # counted by job: one Ack may name many
         for host, words in acks.items():
             self._send_agent(host, agent_protocol.Ack(jobs=tuple(words)))
+        events = self._events
+        while budget > 0 and events and events[0][0] <= durable:
+            _, kind, data, owner = events.popleft()
+            self._send_event(kind, data, owner)
+            budget -= 1
         if self._waiters:
-            self._settle_waiters(durable)
+            self._settle_waiters(min([durable] + [queue[0][0] - 1 for queue in
+                                                  (self._agents, self._acks, self._events)
+                                                  if queue]), durable)
+        return any(queue and queue[0][0] <= durable
+                   for queue in (self._agents, self._acks, self._events))
 
-    def _settle_waiters(self, durable: float) -> None:
+    def _settle_waiters(self, told: float, durable: float) -> None:
+        """Wake the waiters whose changes are written and told (everything queued up to
+        `told` is sent); fail those the failing journal has not written."""
         journal = self._ledger()
         failure = journal.failure if journal is not None else None
         waiting = []
         for seq, waiter in self._waiters:
             if waiter.done():
                 continue
-            if seq <= durable:
+            if seq <= told:
                 waiter.set_result(None)
-            elif failure is not None:
+            elif failure is not None and seq > durable:
                 waiter.set_exception(JournalFailed(failure))
             else:
                 waiting.append((seq, waiter))

@@ -323,7 +323,7 @@ class Connection:
             self.unsubscribe()
             self._writer.transport.abort()
             return
-        self._writer.write(encode(event))
+        self._writer.write(self.server.encoded(event))
 
     # -- the loop ---------------------------------------------------------------------------
 
@@ -513,6 +513,15 @@ class ControlServer:
         self._connections: dict[Connection, None] = {}
         self._tasks: set[asyncio.Task] = set()
         self.shutdown_requested = asyncio.Event()
+        self._last_event: tuple[Event, bytes] | None = None
+
+    def encoded(self, event: Event) -> bytes:
+        """The event's line, encoded once for all the subscribers it is fanned out to
+        (the controller hands each the same Event, one after the other)."""
+        last = self._last_event
+        if last is None or last[0] is not event:
+            last = self._last_event = (event, encode(event))
+        return last[1]
 
     @property
     def shutting_down(self) -> bool:

@@ -1,4 +1,6 @@
-"""Dispatch indexes: which pending job a free slot takes; pure, no clock."""
+"""Dispatch indexes: which pending job a free slot takes; pure, no clock. And their heaps,
+whose compaction is spread over the operations (no one operation examines more than a
+step of entries, whatever the heap's size)."""
 
 from __future__ import annotations
 
@@ -6,7 +8,8 @@ import random
 
 import pytest
 
-from pcontrol.dispatch import DispatchIndex, FreeHosts, Placement, TimerHeap
+from pcontrol.dispatch import (COMPACT_SLACK, COMPACT_STEP, TOP_CLEANING, DispatchIndex,
+                               FreeHosts, LazyHeap, Placement, TimerHeap)
 
 
 def order_for(host: str, placements: list[Placement]) -> list[int]:
@@ -119,3 +122,92 @@ def test_timer_heap() -> None:
     assert timers.pop_due(0.5) == []
     assert timers.pop_due(4.0) == ["early", "late"]
     assert timers.next_due() is None and len(timers) == 0
+
+
+# -- LazyHeap: compaction a step at a time -------------------------------------------------
+
+class CountingHeap:
+    """A LazyHeap over ints whose liveness is a set, counting the entries it examines."""
+
+    def __init__(self) -> None:
+        self.live: set[int] = set()
+        self.looks = 0
+        self.heap = LazyHeap(self._is_live)
+
+    def _is_live(self, entry: int) -> bool:
+        self.looks += 1
+        return entry in self.live
+
+    def push(self, entry: int) -> int:
+        self.looks = 0
+        self.live.add(entry)
+        self.heap.push(entry)
+        return self.looks
+
+    def discard(self, entry: int) -> int:
+        self.looks = 0
+        self.live.discard(entry)
+        self.heap.discarded()
+        return self.looks
+
+
+def test_no_heap_operation_examines_more_than_a_step() -> None:
+    heap = CountingHeap()
+    for entry in range(20_000):
+        assert heap.push(entry) <= COMPACT_STEP + TOP_CLEANING
+    looks = [heap.discard(entry) for entry in range(1, 20_000, 3)]      # from the middle
+    looks += [heap.discard(entry) for entry in range(0, 20_000, 3)]     # from the top
+    assert max(looks) <= COMPACT_STEP + TOP_CLEANING
+    assert heap.heap.live == len(heap.live)
+    # Compaction kept up: stale entries stay within the slack of the live ones.
+    assert len(heap.heap) <= 2 * heap.heap.live + COMPACT_SLACK + COMPACT_STEP
+    assert heap.heap.peek() == min(heap.live)
+
+
+def test_a_compaction_in_progress_serves_the_smallest_live_entry() -> None:
+    rng = random.Random(7)
+    heap = CountingHeap()
+    alive: list[int] = []
+    for _ in range(20_000):
+        if alive and rng.random() < 0.45:
+            if rng.random() < 0.5:                  # the oldest, or any
+                entry = heap.heap.peek()
+                alive.remove(entry)
+            else:
+                entry = alive.pop(rng.randrange(len(alive)))
+            heap.discard(entry)
+        else:
+            entry = rng.randrange(1_000_000_000)
+            alive.append(entry)
+            heap.push(entry)
+        if rng.random() < 0.1:
+            assert heap.heap.peek() == (min(heap.live) if heap.live else None)
+    assert heap.live <= set(heap.heap.entries())     # nothing live was lost
+    while heap.live:
+        top = heap.heap.peek()
+        assert top == min(heap.live)
+        heap.heap.pop()
+        heap.live.discard(top)
+    assert heap.heap.peek() is None and heap.heap.live == 0
+
+
+def test_the_oldest_jobs_removed_leave_no_pile_on_top() -> None:
+    index = DispatchIndex()
+    for job_id in range(10_000):
+        index.add(Placement(job_id, 0))
+    for job_id in range(5_000):                  # e.g. their pending timeouts fired
+        index.remove(job_id)
+    assert len(index._general.heap) <= 5_000 + TOP_CLEANING
+    assert index.best_for("a") == 5_000
+
+
+def test_timer_heap_compacts_a_step_at_a_time() -> None:
+    timers = TimerHeap()
+    for number in range(5_000):
+        timers.push(float(number), ("pending", number))
+    for number in range(0, 5_000, 2):
+        timers.cancel(("pending", number))
+    assert len(timers) == 2_500 and len(timers._heap) <= 2 * 2_500 + COMPACT_SLACK
+    assert timers.pop_due(10.0) == [("pending", n) for n in range(1, 11, 2)]
+    timers.push(0.5, ("pending", 11))                 # re-pushed: earlier now
+    assert timers.next_due() == 0.5 and len(timers) == 2_495

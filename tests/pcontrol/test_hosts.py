@@ -321,3 +321,23 @@ def _children() -> list[int]:
             if fields[1] == me and fields[0] != "Z":   # zombies: agents of earlier tests
                 found.append(int(entry))
     return found
+
+
+def test_agent_nice_reaches_the_agents_and_their_jobs(home: str) -> None:
+    """`pcontrol serve --agent-nice 6`: local agents, and so their jobs, run at niceness 6."""
+    async def body() -> tuple[str, str]:
+        async with controller_running(home, make_config(agent_nice=6)) as h:
+            await h.add_local("n1")
+            detail = await h.cmd("check", "host", "n1")
+            agent = int(open(f"/proc/{detail['agent']['pid']}/stat").read().rsplit(")", 1)[1].split()[16])
+            job = await h.wait_job(await h.submit("-host", "n1", "--", "sh", "-c",
+                                                  "cut -d' ' -f19 /proc/self/stat"))
+            return str(agent), (await h.cmd("stdout", job["id"]))["stdout"].strip()
+    assert run(body()) == ("6", "6")
+
+
+def test_agent_nice_out_of_range_is_refused_by_the_cli() -> None:
+    from pcontrol.cli import _config, _serve_parser
+
+    with pytest.raises(SystemExit, match="--agent-nice must be from 0 to 19"):
+        _config(_serve_parser("pcontrol serve").parse_args(["--agent-nice", "20"]))
