@@ -483,15 +483,7 @@ class Agent:
             log.exception("looking for survivors failed")
             links = []
         finished = set(self._unacked) | self._adopt(links)
-        keep = {os.getpid()} | {link.pid for link in links}
-        try:
-            swept = await asyncio.get_running_loop().run_in_executor(
-                None, kill_orphans, survivor_key(token, name), keep)
-        except Exception:
-            log.exception("sweeping orphaned jobs failed")
-            swept = []
-        if swept:
-            log.warning("killed %d orphaned process(es) of dead agents: %s", len(swept), swept)
+        await _sweep_orphans(token, name, {os.getpid()} | {link.pid for link in links})
         await self._send(encode(Resumed(running=tuple(sorted(set(self._running) | set(self._adopted))),
                                         finished=tuple(sorted(finished)), survivors=len(links),
                                         looks_again=True)))
@@ -582,14 +574,7 @@ class Agent:
             log.info("jobs %s: not found yet; agent(s) %s may still offer them", ", ".join(jobs),
                      ", ".join(map(str, others)))
             return
-        try:   # whatever the dead agent left running must not run on beside a retry
-            swept = await asyncio.get_running_loop().run_in_executor(
-                None, kill_orphans, survivor_key(token, name), keep)
-        except Exception:
-            log.exception("sweeping orphaned jobs failed")
-            swept = []
-        if swept:
-            log.warning("killed %d orphaned process(es) of dead agents: %s", len(swept), swept)
+        await _sweep_orphans(token, name, keep)  # what the dead agent left must not run beside a retry
         reason = "the agent that ran them is gone: no survivor had them and no other agent is alive on the host"
         log.error("jobs %s: %s", ", ".join(jobs), reason)
         self._reported_lost.update(jobs)
@@ -782,3 +767,15 @@ async def run_agent(claimed: ClaimedStdio, *, slots: int, host: Union[str, None]
     finally:
         await channel.close()
     return 1 if agent.output_lost else 0
+
+
+async def _sweep_orphans(token: str, name: str, keep: set[int]) -> None:
+    """Kill the jobs of dead agents of this controller and host (not of the agents in `keep`)."""
+    try:
+        swept = await asyncio.get_running_loop().run_in_executor(
+            None, kill_orphans, survivor_key(token, name), keep)
+    except Exception:
+        log.exception("sweeping orphaned jobs failed")
+        return
+    if swept:
+        log.warning("killed %d orphaned process(es) of dead agents: %s", len(swept), swept)

@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from . import auth
+from .address import format_address, parse_host_port
 from . import secret as shared_secret
 from .errors import (ClientError, CommandFailed, ControllerDisconnected, ControllerNotRunning,
                      ControllerTimeout, ErrorCode, SecretUnavailable, WireError)
@@ -310,23 +311,9 @@ class ControllerClient:
 
 # -- where the controller is -----------------------------------------------------------------
 
-def format_address(host: str, port: int) -> str:
-    """HOST:PORT, an IPv6 address in brackets."""
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-
-
 def parse_address(text: str) -> tuple[str, int]:
     """HOST:PORT (an IPv6 address as [ADDR]:PORT) of a listener; ValueError saying why not."""
-    host, sep, port_text = text.strip().rpartition(":")
-    if not sep or not host:
-        raise ValueError(f"expected HOST:PORT, got {text!r}")
-    if host.startswith("[") and host.endswith("]"):
-        host = host[1:-1]
-    elif ":" in host:
-        raise ValueError(f"write an IPv6 address in brackets, as [{host}]:{port_text}")
-    if not port_text.isdigit() or not 1 <= int(port_text) <= 65535:
-        raise ValueError(f"port must be a number from 1 to 65535, got {port_text!r}")
-    return host, int(port_text)
+    return parse_host_port(text, lowest_port=1)
 
 
 def read_secret_file(path: str | os.PathLike[str]) -> bytes:

@@ -42,6 +42,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import auth
+from .address import parse_host_port
 from .commands import CommandResult
 from .controller import Controller
 from .errors import CommandError, ErrorCode, WireError
@@ -137,17 +138,8 @@ async def _drop_input(reader: asyncio.StreamReader, budget: int) -> None:
 
 
 def parse_listen(text: str) -> tuple[str, int]:
-    """`HOST:PORT` (an IPv6 address as `[ADDR]:PORT`) for --listen; ValueError saying why not."""
-    host, sep, port_text = text.rpartition(":")
-    if not sep or not host:
-        raise ValueError(f"expected HOST:PORT, got {text!r}")
-    if host.startswith("[") and host.endswith("]"):
-        host = host[1:-1]
-    elif ":" in host:
-        raise ValueError(f"write an IPv6 address in brackets, as [{host}]:{port_text}")
-    if not port_text.isdigit() or not 0 <= int(port_text) <= 65535:
-        raise ValueError(f"port must be a number from 0 to 65535, got {port_text!r}")
-    return host, int(port_text)
+    """`HOST:PORT` (an IPv6 address as `[ADDR]:PORT`) for --listen (port 0: any free port)."""
+    return parse_host_port(text, lowest_port=0)
 
 
 def _is_loopback(host: str) -> bool:
