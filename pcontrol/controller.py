@@ -475,7 +475,7 @@ class Controller(AgentReports):
         job.ran_on = host.name
         host.running.add(job.id)
         self._to_agent(host, agent_protocol.Run(
-            job=str(job.id), argv=job.argv, cwd=job.cwd, env=job.env,
+            job=job.agent_word, argv=job.argv, cwd=job.cwd, env=job.env,
             timeout=job.timeout, output_limit=job.output_limit))
         self._update_load(host)
         self._free.rotate(host.name)
@@ -576,7 +576,7 @@ class Controller(AgentReports):
             return (f"job {job.id} will be killed on {job.ran_on} once its agent reports it "
                     f"(contact lost)")
         if host is not None:
-            self._to_agent(host, agent_protocol.Kill(job=str(job.id)))
+            self._to_agent(host, agent_protocol.Kill(job=job.agent_word))
         return f"job {job.id} is being killed on {job.ran_on}"
 
     def delete(self, job_id: int | str, *, force: bool = False,

@@ -72,6 +72,9 @@ class HostListener(Protocol):
 
     def agent_message(self, host: Host, message: agent_protocol.Message) -> None: ...
 
+    def held_words(self, host: Host) -> tuple[str, ...]:
+        """The held jobs of `host` as the agent protocol names them (attempt included)."""
+
 
 @dataclass
 class _Runtime:
@@ -493,7 +496,7 @@ class HostTable:
             host = self.hosts.get(name)
             held: tuple[str, ...] = ()
             if host is not None and host.held and runtime.ready and runtime.link.authed:
-                held = tuple(str(job_id) for job_id in sorted(host.held))
+                held = self.listener.held_words(host)
             self._ping_seq += 1
             runtime.link.send(agent_protocol.Ping(seq=self._ping_seq, held=held))
 

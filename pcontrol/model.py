@@ -99,6 +99,13 @@ class Job:
     delete_requested: bool = False        # `delete -force` of a live job: forget it once ended
 
     @property
+    def agent_word(self) -> str:
+        """The job's name in the agent protocol: its id, and for a retry its attempt too
+        (`17.1`), so that an agent never takes a retry for an earlier attempt it may still
+        run (or have taken over), nor an earlier attempt's report for the retry's."""
+        return f"{self.id}.{len(self.attempts)}" if self.attempts else str(self.id)
+
+    @property
     def pending_deadline(self) -> float | None:
         """Wall-clock time when a still PENDING job ends with outcome PENDING (counted from
         its submission, or from its requeue for a retry)."""

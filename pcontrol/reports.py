@@ -20,6 +20,7 @@ job table, timers and dispatch.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable
 
 from pclient import protocol as agent_protocol
@@ -145,7 +146,7 @@ class AgentReports:
         awaited = []
         for job_id in sorted(host.held):
             job = self.jobs[job_id]
-            word = str(job_id)
+            word = job.agent_word
             if word in running:
                 self._carry_on(host, job)
             elif word in finished:
@@ -172,10 +173,15 @@ class AgentReports:
         longer ours (its grace ran out: it ended or runs elsewhere) is killed."""
         running = set(report.running)
         for job_id in sorted(host.held):
-            if str(job_id) in running:
+            if self.jobs[job_id].agent_word in running:
                 self._carry_on(host, self.jobs[job_id])
         self._kill_strays(host, running)
         self._update_load(host)
+
+    def held_words(self, host: Host) -> tuple[str, ...]:
+        """HostListener: the agent words of the jobs held for `host` (named in its pings)."""
+        return tuple(self.jobs[job_id].agent_word for job_id in sorted(host.held)
+                     if job_id in self.jobs)
 
     def _carry_on(self, host: Host, job: Job) -> None:
         """A held job's agent was found and runs it: it is running on `host` again."""
@@ -185,13 +191,13 @@ class AgentReports:
         self._timers.cancel(("held", job.id))
         self._job_changed(job)
         if job.kill_requested:
-            self._to_agent(host, agent_protocol.Kill(job=str(job.id)))
+            self._to_agent(host, agent_protocol.Kill(job=job.agent_word))
 
     def _kill_strays(self, host: Host, running: set[str]) -> None:
-        """Kill the jobs an agent runs that are not ours (any more) on this host."""
+        """Kill the jobs an agent runs that are not ours (any more) on this host: ended,
+        running elsewhere, or an earlier attempt of a job now retried."""
         for word in sorted(running):
-            job_id = _job_number(word)
-            if job_id not in host.running:
+            if self._current(word) is None or _job_number(word) not in host.running:
                 log.warning("%s: the agent runs job %s, which is no longer ours; killing it",
                             host.name, word)
                 self._to_agent(host, agent_protocol.Kill(job=word))
@@ -213,18 +219,25 @@ class AgentReports:
             host.held.clear()
         self._free.discard(host.name)
 
+    def _current(self, word: str) -> Job | None:
+        """The job an agent's word names, if it names the job's current attempt."""
+        job = self.jobs.get(_job_number(word))
+        return job if job is not None and job.agent_word == word else None
+
     def _running_job(self, host: Host, job_word: str) -> Job | None:
-        job_id = _job_number(job_word)
-        if job_id not in host.running:
+        job = self._current(job_word)
+        if job is None or job.id not in host.running:
             log.warning("%s: the agent reports job %r, which it does not run for us",
                         host.name, job_word)
             return None
-        return self.jobs.get(job_id)
+        return job
 
     def _on_lost(self, host: Host, message: agent_protocol.Lost) -> None:
         freed = False
         for word in message.jobs:
             job_id = _job_number(word)
+            if self._current(word) is None:
+                continue                    # an earlier attempt: its loss is already known
             if job_id in host.running or job_id in host.held:
                 freed = freed or job_id in host.running
                 host.running.discard(job_id)
@@ -234,10 +247,11 @@ class AgentReports:
             self._slot_freed(host)
 
     def _on_ended(self, host: Host, message: agent_protocol.Ended) -> None:
+        job = self._current(message.job)
         job_id = _job_number(message.job)
-        job = self.jobs.get(job_id)
         if job is None or (job_id not in host.running and job_id not in host.held):
-            # Reported again (our ack was lost with the last pcontrol), or no longer ours.
+            # Reported again (our ack was lost with the last pcontrol), no longer ours, or
+            # the outcome of an earlier attempt of a job that has been retried since.
             log.info("%s: outcome of job %s reported again or too late; ignored", host.name,
                      message.job)
             self._ack(host, message.job)
@@ -282,8 +296,12 @@ class AgentReports:
 
 
 def _job_number(word: str) -> int:
-    """A job id from the agent protocol's string form; -1 for anything else."""
-    try:
-        return int(word)
-    except ValueError:
+    """A job id from the agent protocol's string form (`17`, or `17.1` for a retry); -1 for
+    anything else."""
+    number, _, attempt = word.partition(".")
+    if not _DIGITS.fullmatch(number) or (attempt and not _DIGITS.fullmatch(attempt)):
         return -1
+    return int(number)
+
+
+_DIGITS = re.compile(r"[0-9]{1,18}")

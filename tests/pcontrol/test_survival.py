@@ -451,3 +451,58 @@ def test_a_job_lost_by_silence_is_lost_at_once_when_the_next_agent_cannot_look_a
                 end_stall(network, first["agent"]["pid"])
                 kill_group(started["pid"])
     run(body())
+
+
+def test_a_retry_on_the_host_that_still_runs_its_first_attempt_is_a_job_of_its_own(home: str) -> None:
+    """A retry can reach the very agent that still runs (or took over) the job's earlier
+    attempt (a --grace shorter than the lease). Each attempt has its own name in the agent
+    protocol (`17`, then `17.1`), so the agent runs the retry beside the old attempt instead
+    of refusing it, and the old attempt's outcome is not taken for the retry's."""
+    first = os.path.join(home, "first-ran")
+    gate = os.path.join(home, "gate")
+    script = (f"if [ -e {first} ]; then echo second; exit 0; fi; touch {first}; "
+              f"while [ ! -e {gate} ]; do sleep 0.01; done; echo first; exit 5")
+
+    async def body() -> dict:
+        async with controller_running(home) as h:
+            await h.add_local("h1", slots=2)
+            job_id = await h.submit("-host", "h1", "-required", "-retry", "1", "--", "sh", "-c", script)
+            await h.wait_started(job_id)
+            controller = h.controller
+            job = controller.jobs[job_id]
+            host = controller.hosts["h1"]
+            host.running.discard(job_id)      # contact with attempt 1 is lost (as after the grace)
+            controller._job_lost(job, "test: the first attempt is out of reach")
+            assert job.agent_word == f"{job_id}.1"
+            done = await h.wait_job(job_id)    # the retry ran beside the first attempt
+            open_gate(home, "gate")            # now the first attempt ends too: ignored
+            await poll(lambda: not any(alive(int(p)) for p in _pids_of(first)), "attempt 1 ended")
+            again = await h.cmd("check", "job", job_id)
+            return {"done": done, "again": again, "stdout": (await h.cmd("stdout", job_id))["stdout"]}
+
+    result = run(body())
+    assert (result["done"]["outcome"], result["done"]["status"]) == ("EXIT", 0), result["done"]["reason"]
+    assert result["stdout"] == "second\n"
+    assert len(result["again"]["attempts"]) == 1
+    assert (result["again"]["outcome"], result["again"]["status"]) == ("EXIT", 0)
+
+
+def _pids_of(marker: str) -> list[str]:
+    """Pids of live processes whose command line names `marker` (the first attempt's shell)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                if marker.encode() in Path(f"/proc/{entry}/cmdline").read_bytes():
+                    found.append(entry)
+            except OSError:
+                pass
+    return found
+
+
+@pytest.mark.parametrize("word, number", [("17", 17), ("17.1", 17), ("17.12", 17), ("x", -1),
+                                          ("17.", 17), ("17.x", -1), (".1", -1), ("²", -1), ("", -1)])
+def test_agent_words_name_a_job_and_its_attempt(word: str, number: int) -> None:
+    from pcontrol.reports import _job_number
+
+    assert _job_number(word) == number
