@@ -18,7 +18,8 @@ from operator import attrgetter
 from typing import Any, Protocol
 
 from .commands import CommandResult, CommandTable
-from .controller import NEEDS_FORCE, Controller, JobSpec
+from .controller import Controller, JobSpec
+from .operations import NEEDS_FORCE
 from .errors import ConflictError, UsageError
 from .model import HostState, Job, JobState, parse_enum
 from .textfmt import host_detail, host_table, job_detail, job_table, more_jobs, status_text
