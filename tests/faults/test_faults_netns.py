@@ -26,6 +26,7 @@ import contextlib
 import os
 import signal
 import time
+from pathlib import Path
 from typing import Callable
 
 import pytest
@@ -134,32 +135,11 @@ async def _harvested(home: FaultHome, n: int) -> list[dict]:
     return records if len(records) == n and all(r["harvested"] for r in records) else []
 
 
-#: A stand-in for one hop of an ssh connection: runs its command as a child in a session of
-#: its own, on pipes, and copies bytes both ways. Two of them in a row stand for ssh and
-#: the network: pcontrol starts the first on a pty (and hangs that up at DOWN, which ends
-#: it as it ends ssh); stopping the second (SIGSTOP) stalls the connection as a cut network
-#: does: nothing passes, and the agent is not told.
-RELAY = r'''
-import os, select, subprocess, sys
-child = subprocess.Popen(sys.argv[1:], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                         start_new_session=True)
-routes = {0: child.stdin.fileno(), child.stdout.fileno(): 1}
-while routes:
-    ready, _, _ = select.select(list(routes), [], [])
-    for fd in ready:
-        data = os.read(fd, 65536)
-        if not data:
-            target = routes.pop(fd)
-            if target != 1:
-                os.close(target)
-            else:
-                sys.exit(child.wait())
-            continue
-        try:
-            os.write(routes[fd], data)
-        except BrokenPipeError:
-            sys.exit(1)
-'''
+#: A stand-in for one hop of an ssh connection (tests/tools/relay.py). Two of them in a row
+#: stand for ssh and the network: pcontrol starts the first on a pty (and hangs that up at
+#: DOWN, which ends it as it ends ssh); stopping the second (SIGSTOP) stalls the connection
+#: as a cut network does: nothing passes, and the agent is not told.
+RELAY_SCRIPT = Path(__file__).resolve().parent.parent / "tools" / "relay.py"
 
 
 #: The old agent's own watchdog gives the stalled connection up (pcontrol's heartbeat limit
@@ -179,8 +159,7 @@ def test_an_agent_that_learns_late_it_was_left_is_still_taken_over(fault_home: F
     a successor, and the new agent, still looking, takes it over. Either way the job's
     true outcome is collected, once, and the old agent exits having handed everything over."""
     home = fault_home
-    relay = home.path / "relay.py"
-    relay.write_text(RELAY)
+    relay = RELAY_SCRIPT
     home.start(("--heartbeat", str(HEARTBEAT), "--retry-min", "0.2", "--retry-max", "0.5",
                 "--lease", "120", "--grace", "20"))
     home.call_sync("host", "add", "w1", "-slots", "2", "-connect",

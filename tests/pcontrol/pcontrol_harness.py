@@ -15,6 +15,7 @@ import signal
 import sys
 from collections.abc import AsyncIterator, Callable, Coroutine
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from pcontrol.client import ControllerClient
@@ -196,35 +197,14 @@ esac
 """
 
 
-#: A stand-in for ssh: runs the agent command as a child in a session of its own, on pipes,
-#: and copies bytes both ways. Killing it cuts the connection while the agent lives on
-#: (it sees end of input), as killing ssh does to a remote pclient.
-RELAY = r'''
-import os, select, subprocess, sys
-child = subprocess.Popen(sys.argv[1:], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                         stderr=subprocess.DEVNULL, start_new_session=True)
-routes = {0: child.stdin.fileno(), child.stdout.fileno(): 1}
-while routes:
-    ready, _, _ = select.select(list(routes), [], [])
-    for fd in ready:
-        data = os.read(fd, 65536)
-        if not data:
-            target = routes.pop(fd)
-            if target != 1:
-                os.close(target)
-            else:
-                sys.exit(child.wait())
-            continue
-        os.write(routes[fd], data)
-'''
+#: A stand-in for ssh (tests/tools/relay.py): killing it cuts the connection while the
+#: agent lives on (it sees end of input), as killing ssh does to a remote pclient.
+RELAY_SCRIPT = Path(__file__).resolve().parent.parent / "tools" / "relay.py"
 
 
-def relay_connect(home: str, *agent_args: str) -> str:
-    """A -connect command that starts a local agent through the RELAY (written in `home`)."""
-    script = os.path.join(home, "relay.py")
-    with open(script, "w") as f:
-        f.write(RELAY)
-    return f"{LOCAL_AGENT_PY} {shlex.quote(script)} {LOCAL_AGENT} " + " ".join(
+def relay_connect(*agent_args: str) -> str:
+    """A -connect command that starts a local agent through the relay."""
+    return f"{LOCAL_AGENT_PY} {shlex.quote(str(RELAY_SCRIPT))} --no-stderr {LOCAL_AGENT} " + " ".join(
         shlex.quote(a) for a in agent_args)
 
 

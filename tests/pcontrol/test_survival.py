@@ -7,6 +7,7 @@ and is retried only when the grace runs out or the host's agent finds its agent 
 from __future__ import annotations
 
 import os
+import shlex
 import signal
 from pathlib import Path
 
@@ -14,8 +15,8 @@ import pytest
 
 from pcontrol.journal import Journal
 from pcontrol.model import JobState
-from pcontrol_harness import (LOCAL_AGENT_PY, alive, controller_running, kill_group, make_config,
-                              poll, relay_connect, run)
+from pcontrol_harness import (LOCAL_AGENT_PY, RELAY_SCRIPT, alive, controller_running, kill_group,
+                              make_config, poll, relay_connect, run)
 
 
 def gated(home: str, name: str, then: str) -> list[str]:
@@ -80,7 +81,7 @@ def test_a_cut_connection_is_taken_over_by_the_next_agent(home: str) -> None:
     async def body() -> None:
         config = make_config(retry_min=0.2, retry_max=0.4)
         async with controller_running(home, config) as h:
-            await h.cmd("host", "add", "w1", "-slots", "2", "-connect", relay_connect(home))
+            await h.cmd("host", "add", "w1", "-slots", "2", "-connect", relay_connect())
             host = await h.wait_host("w1", "IDLE")
             job_id = await h.submit(*gated(home, "g", "echo survived"))
             started = await h.wait_started(job_id)
@@ -110,7 +111,7 @@ def test_killing_a_job_whose_agent_is_out_of_reach(home: str) -> None:
     async def body() -> None:
         config = make_config(retry_min=60.0)
         async with controller_running(home, config) as h:
-            await h.cmd("host", "add", "w1", "-connect", relay_connect(home))
+            await h.cmd("host", "add", "w1", "-connect", relay_connect())
             host = await h.wait_host("w1", "IDLE")
             job_id = await h.submit("--", "sleep", "30")
             started = await h.wait_started(job_id)
@@ -214,7 +215,7 @@ def test_a_job_whose_host_never_comes_back_ends_down_after_the_grace(home: str) 
     the surviving agent's lease runs out meanwhile and it ends the job (no orphan)."""
     broken = os.path.join(home, "broken")
     connect = f"sh -c 'test -e {broken} && exit 1; exec \"$0\" \"$@\"' " + \
-        relay_connect(home)
+        relay_connect()
 
     async def first_life() -> tuple[int, int, int]:
         async with controller_running(home, make_config(lease=1.0), stop_kill=False) as h:
@@ -246,10 +247,10 @@ def test_a_job_whose_host_never_comes_back_ends_down_after_the_grace(home: str) 
 # -- a stalled connection: DOWN by missed heartbeats, the agent unaware --------------------------
 
 
-def stalling_connect(home: str, *agent_args: str) -> str:
+def stalling_connect(*agent_args: str) -> str:
     """Two relays in a row: pcontrol's pty ends the first at DOWN (as it ends ssh); stopping
     the second (SIGSTOP) stalls the connection as a cut network does, the agent untold."""
-    return f"{LOCAL_AGENT_PY} {os.path.join(home, 'relay.py')} " + relay_connect(home, *agent_args)
+    return f"{LOCAL_AGENT_PY} {shlex.quote(str(RELAY_SCRIPT))} --no-stderr " + relay_connect(*agent_args)
 
 
 def network_of(host: dict) -> int:
@@ -289,7 +290,7 @@ def test_a_job_lost_by_silence_stays_held_and_retries_only_when_the_grace_runs_o
         config = make_config(retry_min=0.2, retry_max=0.4, reconcile_grace=2.0)
         async with controller_running(home, config) as h:
             await h.cmd("host", "add", "w1", "-slots", "2", "-connect",
-                        stalling_connect(home, "--watchdog-slack", "3600"))
+                        stalling_connect("--watchdog-slack", "3600"))
             first = await h.wait_host("w1", "IDLE")
             await h.add_local("h2")
             job_id = await h.submit("-host", "w1", "-retry", 1, *gated(home, "g", "echo ran"))
@@ -333,7 +334,7 @@ def test_a_job_lost_by_silence_whose_agent_dies_is_lost_without_waiting_for_the_
         config = make_config(retry_min=0.2, retry_max=0.4, reconcile_grace=60.0)
         async with controller_running(home, config) as h:
             await h.cmd("host", "add", "w1", "-slots", "2", "-connect",
-                        stalling_connect(home, "--watchdog-slack", "3600"))
+                        stalling_connect("--watchdog-slack", "3600"))
             first = await h.wait_host("w1", "IDLE")
             await h.add_local("h2")
             job_id = await h.submit("-host", "w1", "-retry", retry, *gated(home, "g", "echo ran"))
@@ -374,7 +375,7 @@ def test_a_job_lost_by_silence_gets_its_true_outcome_from_an_agent_that_learns_l
         config = make_config(retry_min=0.2, retry_max=0.4, reconcile_grace=30.0)
         async with controller_running(home, config) as h:
             await h.cmd("host", "add", "w1", "-slots", "2", "-connect",
-                        stalling_connect(home, "--watchdog-slack", "3600"))
+                        stalling_connect("--watchdog-slack", "3600"))
             first = await h.wait_host("w1", "IDLE")
             job_id = await h.submit("-host", "w1", "-retry", 1, *gated(home, "g", "exit 3"))
             started = await h.wait_started(job_id)
@@ -431,7 +432,7 @@ def test_a_job_lost_by_silence_is_lost_at_once_when_the_next_agent_cannot_look_a
         f.write(OLDER_AGENT)
     flag = os.path.join(home, "use-older")
     connect = (f"sh -c 'test -e {flag} && exec {LOCAL_AGENT_PY} {older}; "
-               f"exec \"$0\" \"$@\"' " + stalling_connect(home, "--watchdog-slack", "3600"))
+               f"exec \"$0\" \"$@\"' " + stalling_connect("--watchdog-slack", "3600"))
 
     async def body() -> None:
         config = make_config(retry_min=0.2, retry_max=0.4, reconcile_grace=60.0)
@@ -468,6 +469,7 @@ def test_a_retry_on_the_host_that_still_runs_its_first_attempt_is_a_job_of_its_o
             await h.add_local("h1", slots=2)
             job_id = await h.submit("-host", "h1", "-required", "-retry", "1", "--", "sh", "-c", script)
             await h.wait_started(job_id)
+            await poll(lambda: os.path.exists(first), "attempt 1 is under way")
             controller = h.controller
             job = controller.jobs[job_id]
             host = controller.hosts["h1"]
