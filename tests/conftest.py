@@ -4,18 +4,24 @@ Hypothesis: no per-example deadline and no "too slow" health check. CI has 2 cor
 daemons, agents and jobs that the other tests start, so timing-based checks would make
 property tests flaky without making them stricter; each test bounds its own example count.
 
+tests/tools: helpers every test folder imports, on sys.path from here.
 pclient's runtime directory: see _own_pclient_runtime_dir.
 """
 
 import os
 import shutil
+import sys
 import tempfile
+from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, settings
 
 settings.register_profile("suite", deadline=None, suppress_health_check=[HealthCheck.too_slow])
 settings.load_profile("suite")
+
+# Shared helpers of every test folder (waiting.py, sched_shell.py) and the ssh stand-in.
+sys.path.insert(0, str(Path(__file__).resolve().parent / "tools"))
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -1,7 +1,6 @@
 """The whole path: sched tasks -> pcontrol -> local pclients -> jobs, and back into exit macros."""
 
 import asyncio
-import io
 import json
 import os
 import signal
@@ -15,7 +14,8 @@ import pytest
 import psched
 from psched.eventloop import get_loop, run_until
 from psched.jobs import JobState
-from psched.scheduler import scheduler_of
+
+from sched_shell import Shell as BaseShell
 
 ROOT = Path(__file__).resolve().parents[2]
 SCHED = [sys.executable, "-m", "psched.cli"]
@@ -32,18 +32,10 @@ def home(monkeypatch):
     daemon.stop(Paths.for_home(path), kill=True, force=True)
 
 
-class Shell:
+class Shell(BaseShell):
     """An interpreter as the sched shell has it, with messages collected."""
 
-    def __init__(self):
-        self.out = io.StringIO()
-        self.interp = psched.Interp(stdout=self.out)
-        self.sched = scheduler_of(self.interp)
-        self.messages = []
-        self.sched.on_message = self.messages.append
-
-    def run(self, text):
-        return self.interp.eval(text, "e2e.sched")
+    source = "e2e.sched"
 
     def lines(self):
         return sorted(self.out.getvalue().splitlines())
@@ -63,9 +55,6 @@ class Shell:
             return run_until(asyncio.wait_for(fut, timeout))
         finally:
             self.sched.job_listeners.remove(listener)
-
-    def close(self):
-        run_until(self.sched.remote.aclose())
 
 
 def test_every_outcome_through_the_controller(home):

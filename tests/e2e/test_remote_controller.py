@@ -6,7 +6,6 @@ told to use a TCP controller never starts a daemon of its own."""
 from __future__ import annotations
 
 import asyncio
-import io
 import json
 import os
 import re
@@ -30,8 +29,8 @@ from pcontrol.controller import Controller
 from pcontrol.errors import ControllerDisconnected
 from pcontrol.paths import Paths
 from pcontrol.server import ControlServer, ServerLimits
-from psched.eventloop import run_until
-from psched.scheduler import scheduler_of
+
+from sched_shell import Shell as BaseShell
 
 PCONTROL = [sys.executable, "-m", "pcontrol"]
 WAIT = 30.0
@@ -212,21 +211,8 @@ def test_bad_connect_options_are_usage_errors(local_home: Path, args: list[str],
 
 # -- the sched shell ---------------------------------------------------------------------------
 
-class Shell:
-    """An interpreter as the sched shell has it, with messages collected."""
-
-    def __init__(self) -> None:
-        self.out = io.StringIO()
-        self.interp = psched.Interp(stdout=self.out)
-        self.sched = scheduler_of(self.interp)
-        self.messages: list[str] = []
-        self.sched.on_message = self.messages.append
-
-    def run(self, text: str) -> str:
-        return self.interp.eval(text, "remote.sched")
-
-    def close(self) -> None:
-        run_until(self.sched.remote.aclose())
+class Shell(BaseShell):
+    source = "remote.sched"
 
 
 def test_sched_runs_jobs_on_a_remote_controller(remote: Remote, local_home: Path) -> None:

@@ -42,4 +42,4 @@ def shells(fault_home: FaultHome) -> Iterator[Callable[[], Shell]]:
         yield make
     finally:
         for shell in reversed(made):
-            shell.close(fault_home)
+            shell.stop_and_leave(fault_home)

@@ -17,7 +17,7 @@ appends one line `TOKEN STATE s=STATUS h=HOST` to an exit log. The controller's 
 line names its token, *duplicated* when more than one does, and a token that two
 controller jobs share is a job *submitted twice*.
 
-Waiting is on state, bounded: `wait_until` polls a condition nobody can signal (a process
+Waiting is on state, bounded: `wait_until` (tests/tools/waiting.py) polls a condition nobody can signal (a process
 gone, a file there) every 20 ms until a deadline; nothing here sleeps a fixed time.
 """
 
@@ -26,7 +26,6 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
-import io
 import os
 import shlex
 import shutil
@@ -34,10 +33,12 @@ import signal
 import subprocess
 import sys
 import tempfile
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Awaitable, Callable, Iterable
+
+from sched_shell import Shell as BaseShell
+from waiting import WAIT, wait_until, wait_until_sync  # noqa: F401  (the fault tests import them from here)
 
 ROOT = Path(__file__).resolve().parents[2]
 PYTHON = sys.executable
@@ -50,38 +51,6 @@ LOCAL_AGENT = f"{shlex.quote(PYTHON)} -m pclient"
 #: grace that ends a job nobody reports within 30 s.
 FAST_SERVE = ("--heartbeat", "0.5", "--retry-min", "0.2", "--retry-max", "1", "--lease", "120",
               "--grace", "30")
-WAIT = 30.0
-POLL = 0.02
-
-
-# -- waiting ---------------------------------------------------------------------------------
-
-async def wait_until(condition: Callable[[], Any], what: str, timeout: float = WAIT) -> Any:
-    """Poll `condition` (a function, possibly async) until it is truthy; its value. Raises
-    AssertionError naming `what` after `timeout` seconds."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while True:
-        value = condition()
-        if asyncio.iscoroutine(value):
-            value = await value
-        if value:
-            return value
-        if loop.time() > deadline:
-            raise AssertionError(f"timed out after {timeout:g} s waiting until {what}")
-        await asyncio.sleep(POLL)
-
-
-def wait_until_sync(condition: Callable[[], Any], what: str, timeout: float = WAIT) -> Any:
-    """`wait_until` for code that runs no event loop."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:g} s waiting until {what}")
-        time.sleep(POLL)
 
 
 # -- processes -------------------------------------------------------------------------------
@@ -344,27 +313,19 @@ def count(records: list[dict[str, Any]], lines: list[ExitLine]) -> Tally:
 
 # -- sched, in this process ------------------------------------------------------------------
 
-class Shell:
+class Shell(BaseShell):
     """A sched interpreter in this process, as the shell has it, its messages collected.
     Its loop runs only inside `run` (a script that waits) and `run_until`."""
 
-    def __init__(self) -> None:
-        import psched
-        from psched.scheduler import scheduler_of
+    source = "faults.sched"
 
-        self.out = io.StringIO()
-        self.interp = psched.Interp(stdout=self.out)
-        self.sched = scheduler_of(self.interp)
-        self.messages: list[str] = []
-        self.sched.on_message = self.messages.append
+    def __init__(self) -> None:
+        super().__init__()
         self.left = False
 
     @property
     def link(self) -> Any:
         return self.sched.remote
-
-    def run(self, text: str) -> str:
-        return self.interp.eval(text, "faults.sched")
 
     def run_until(self, awaitable: Awaitable[Any]) -> Any:
         from psched.eventloop import run_until
@@ -382,7 +343,7 @@ class Shell:
             self.left = True
             run_exit_hooks(self.interp)
 
-    def close(self, home: FaultHome) -> None:
+    def stop_and_leave(self, home: FaultHome) -> None:
         """Stop the controller (every job killed), then leave."""
         if self.left:
             return

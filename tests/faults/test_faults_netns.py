@@ -122,7 +122,7 @@ def test_a_lost_connection_to_a_namespace_host_is_survived_and_the_true_outcome_
         [record] = records
         assert (record["outcome"], record["status"], record["attempts"]) == ("EXIT", 7, [])
         assert "true-outcome" in sh.sched.jobs[1].stdout
-        sh.close(home)
+        sh.stop_and_leave(home)
 
 
 async def _host_in(home: FaultHome, name: str, state: str) -> dict | None:

@@ -19,6 +19,7 @@ from pclient.lease import SurvivorLink, live_agents, runtime_dir, survivor_key
 from pclient.protocol import (Ack, Auth, Bye, Ended, Error, Kill, Lost, Message, Outcome, Ping, Pong, Resumed, Run,
                              Started)
 from agent_harness import AgentProcess, alive, async_test
+from waiting import wait_until
 
 TOKEN = "5e" * 32
 WAIT = 10.0
@@ -35,13 +36,7 @@ def env() -> Iterator[dict[str, str]]:
 
 async def poll(condition: Callable[[], bool], what: str, timeout: float = WAIT) -> None:
     """Wait until `condition()` holds (state we cannot be told about), bounded."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not condition():
-        if loop.time() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting until {what}")
-        await asyncio.sleep(0.01)
-
+    await wait_until(condition, what, timeout)
 
 def sockets(env: dict[str, str], name: str = "n1", token: str = TOKEN) -> list[Path]:
     return sorted(Path(env["PCLIENT_RUNTIME_DIR"]).glob(f"{survivor_key(token, name)}-*.sock"))

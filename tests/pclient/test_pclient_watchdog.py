@@ -20,6 +20,7 @@ from pclient.lease import survivor_key
 from pclient.protocol import Auth, Ended, Hello, Message, Outcome, Ping, Pong, Resumed, Run, Started, decode, encode
 from pclient.stdio import StdioChannel
 from agent_harness import alive, async_test
+from waiting import wait_until
 
 TOKEN = "a7" * 32
 WAIT = 10.0
@@ -108,15 +109,6 @@ async def authed(channel: MemoryChannel, **heartbeat: float) -> None:
     assert await channel.recv(Resumed) == Resumed(running=(), finished=(), survivors=0, looks_again=True)
 
 
-async def until(condition, what: str) -> None:
-    """Wait, bounded, for state nobody can tell us about (a file there, a process gone)."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + WAIT
-    while not condition():
-        assert loop.time() < deadline, f"timed out waiting until {what}"
-        await asyncio.sleep(0.01)
-
-
 @pytest.mark.parametrize("heartbeat, missed, slack, limit", [
     (0.5, 3, None, 1.5 + WATCHDOG_MIN_SLACK),     # the slack: at least WATCHDOG_MIN_SLACK...
     (2.0, 3, None, 6.0 + 2.0),                    # ...or one heartbeat
@@ -162,7 +154,7 @@ async def test_a_silent_controller_is_given_up_and_the_job_kept_for_a_successor(
     await asyncio.wait_for(channel.gone.wait(), WAIT)
     assert channel.gone_at - last_word >= LIMIT            # not while it was shorter
     key = survivor_key(TOKEN, "n1")
-    await until(lambda: list(run_dir.glob(f"{key}-*.sock")), "it waits for a successor")
+    await wait_until(lambda: list(run_dir.glob(f"{key}-*.sock")), "it waits for a successor", WAIT)
     assert alive(started.pid) and not task.done()          # the job runs on under the lease
     agent.request_stop()
     await asyncio.wait_for(task, WAIT)
@@ -214,7 +206,7 @@ async def test_an_ended_job_is_reported_to_a_successor_after_the_watchdog(run_di
     clock.advance(LIMIT + 0.01)
     await asyncio.wait_for(channel.gone.wait(), WAIT)
     key = survivor_key(TOKEN, "n1")
-    await until(lambda: list(run_dir.glob(f"{key}-*.sock")), "it waits for a successor")
+    await wait_until(lambda: list(run_dir.glob(f"{key}-*.sock")), "it waits for a successor", WAIT)
     [path] = list(run_dir.glob(f"{key}-*.sock"))
     link = await SurvivorLink.connect(path, TOKEN)
     assert link.report.finished == ("e",)

@@ -25,6 +25,7 @@ from pcontrol.paths import Paths
 from pcontrol.secret import load_or_create_secret
 from pcontrol.server import ControlServer
 from pcontrol.wire import Event, EventKind
+from waiting import wait_until
 
 #: The exact command that starts a local agent (what -connect gets for extra local hosts).
 LOCAL_AGENT = f"{shlex.quote(sys.executable)} -m pclient"
@@ -213,13 +214,7 @@ LOCAL_AGENT_PY = shlex.quote(sys.executable)
 
 async def poll(condition: Callable[[], bool], what: str, timeout: float = WAIT) -> None:
     """Wait, bounded, for state nobody can tell us about (a process gone, a file there)."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not condition():
-        if loop.time() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting until {what}")
-        await asyncio.sleep(0.01)
-
+    await wait_until(condition, what, timeout)
 
 def alive(pid: int) -> bool:
     """A live process: not gone, not a zombie."""

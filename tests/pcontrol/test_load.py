@@ -22,6 +22,7 @@ from pcontrol.journal import VACUUM_MIN_PAGES, Journal
 from pcontrol.model import JobState
 from pcontrol.wire import Event, EventKind
 from pcontrol_harness import LOCAL_AGENT, make_config, poll, run
+from waiting import wait_until
 
 AGENTS = 20
 JOBS = 20_000
@@ -75,10 +76,10 @@ def test_status_stays_fast_with_agents_and_a_deep_queue(home: str) -> None:
                 status = await client.call("status")
                 return status["hosts"]["IDLE"] + status["hosts"]["BUSY"] == AGENTS
 
-            await poll_async(all_up, f"all {AGENTS} agents are connected", 60.0)
+            await wait_until(all_up, f"all {AGENTS} agents are connected", 60.0)
             # Dispatch with the queue deep: wait until another 500 jobs have ended.
             target = (await client.call("status"))["jobs"]["DONE"] + 500
-            await poll_async(lambda: _done_at_least(client, target), "500 more jobs ended",
+            await wait_until(lambda: _done_at_least(client, target), "500 more jobs ended",
                              60.0)
             status = await client.call("status")
             stop.set()
@@ -111,14 +112,6 @@ def test_status_stays_fast_with_agents_and_a_deep_queue(home: str) -> None:
 
 async def _done_at_least(client: ControllerClient, count: int) -> bool:
     return (await client.call("status"))["jobs"]["DONE"] >= count
-
-
-async def poll_async(condition: Any, what: str, timeout: float) -> None:
-    """Wait, bounded, for a condition only pcontrol's answers can tell."""
-    deadline = time.monotonic() + timeout
-    while not await condition():
-        assert time.monotonic() < deadline, f"timed out after {timeout} s waiting until {what}"
-        await asyncio.sleep(0.05)
 
 
 class Collector:
