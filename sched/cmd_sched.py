@@ -367,9 +367,10 @@ def shutdown(interp: Any) -> None:
         run_until(aclose(), "quit", interruptible=False)
     except ScriptError:
         return
-    if link.jobs_out() == 0:
-        sched.end_run()  # nothing left for a next sched to go on with
-    if getattr(link, "started_daemon", False) and link.jobs_out() == 0:
+    if link.jobs_out():
+        return
+    sched.end_run()  # nothing left for a next sched to go on with
+    if getattr(link, "started_daemon", False):
         from pcontrol import daemon
 
         outcome = daemon.stop(link.paths)

@@ -172,8 +172,8 @@ class Scheduler:
     def resume_run(self) -> None:
         """Read the run ledger an earlier sched on this home left (once): its tasks' counts.
 
-        Called before the first controller job is made (and by `run`), so that `nmax` holds
-        across a restart. A sched that ends with nothing left at the controller removes the
+        Called at the first look of a controller task (and before a job that task.exec sent to
+        the controller), so that `nmax` holds across a restart. A sched that ends with nothing left at the controller removes the
         ledger (`end_run`), so the next one starts afresh.
         """
         if self._resume is not None:
@@ -244,8 +244,6 @@ class Scheduler:
     def start(self) -> None:
         """`run`: look at every task now, and keep looking."""
         self.running = True
-        if any(e.spec.host != "LOCAL" for e in self.tasks.values()):
-            self.resume_run()
         for entry in self.tasks.values():
             self.look_soon(entry)
         self._arm()
@@ -298,8 +296,8 @@ class Scheduler:
         if entry.deleting or not self.running:
             return 0
         spec = entry.spec
-        if self._resume is None and spec.host != "LOCAL":
-            self.resume_run()
+        if spec.host != "LOCAL":
+            self.resume_run()  # before the plan counts what the task has made
         clock = self.clock
         now = clock.monotonic()
         decision = plan(spec.periods, spec.limits, spec.active, spec.ranges, entry.timing, now, clock.wall(),
