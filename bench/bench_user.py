@@ -1,0 +1,281 @@
+#!/usr/bin/env python3
+"""What a user sees (issue 13): whole commands, each beside its peer in the same run.
+
+    .venv/bin/python bench/bench_user.py [--jobs 2000] [--rounds 3] [--only 1,2,3,4,5]
+
+Every figure is the median of several rounds that alternate us and the peers:
+  1. 2,000 `true` jobs from one task, `host LOCAL`, `sched script` start to exit,
+     vs `xargs -P4` and `parallel -j4` on the same 2,000 commands;
+  2. the same with `host NONE` on the embedded default, cold (a fresh $SCHED_HOME, no pcontrol
+     running: sched starts it and its localhost agent, and stops it at the end);
+  3. the same with 4 hosts through a real sshd on 127.0.0.1 (one agent per host over ssh)
+     vs `parallel -j4 -S` with ssh ControlMaster over the same sshd;
+  4. `sched -c 'echo hi'` vs `tclsh` and `python3 -c pass`;
+  5. submit-to-start latency of one job on an idle controller (p50, p99 of 200), and the time
+     from `sched script` start to its first job running on a cold embedded default.
+Targets (issue 13): 1 >= 70 % of xargs; 2 >= 50 % of xargs and >= 2.5x parallel; 3 >= 10x
+parallel -S; 4 < 80 ms; 5 p50 < 2 ms, p99 < 10 ms, first job < 300 ms.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import shlex
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(ROOT / "tests" / "pcontrol"))
+
+BIN = Path(sys.executable).parent
+SCHED = str(BIN / "sched")
+PCLIENT = str(BIN / "pclient")
+#: the interpreter itself, not a shim in front of it (pyenv's `python3` is a shell script)
+PYTHON = os.path.realpath(sys.executable)
+
+
+def wall(argv: list[str] | str, env: dict[str, str] | None = None, shell: bool = False) -> float:
+    t0 = time.perf_counter()
+    done = subprocess.run(argv, shell=shell, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                          env=env, timeout=900)
+    secs = time.perf_counter() - t0
+    if done.returncode != 0:
+        raise RuntimeError(f"{argv!r} exited {done.returncode}: {done.stderr.decode(errors='replace')}")
+    return secs
+
+
+def fresh_home() -> str:
+    return tempfile.mkdtemp(prefix="bench-user.", dir="/tmp")
+
+
+def home_env(home: str) -> dict[str, str]:
+    env = dict(os.environ, SCHED_HOME=home)
+    env.pop("PCONTROL_CONNECT", None)
+    return env
+
+
+def task_script(jobs: int, host: str, npending: int, before: str = "", command: str = "true") -> str:
+    return f"""{before}
+task many
+  command {command}
+  host {host}
+  nmax {jobs}
+  npending {npending}
+end
+run
+wait
+"""
+
+
+def run_script(text: str, home: str) -> float:
+    path = Path(home) / "bench.sched"
+    path.write_text(text)
+    return wall([SCHED, str(path)], env=home_env(home))
+
+
+def stop_pcontrol(home: str) -> None:
+    subprocess.run([str(BIN / "pcontrol"), "stop", "-kill", "-force"], env=home_env(home),
+                   capture_output=True, timeout=60)
+
+
+def median_rows(rounds: int, runners: list[tuple[str, Callable[[], float | None]]]) -> list[tuple[str, float | None]]:
+    """Alternate the runners round by round; the median seconds of each."""
+    times: dict[str, list[float]] = {name: [] for name, _ in runners}
+    for _ in range(rounds):
+        for name, run in runners:
+            secs = run()
+            if secs is not None:
+                times[name].append(secs)
+    return [(name, statistics.median(ts) if ts else None) for name, ts in times.items()]
+
+
+def print_rates(title: str, jobs: int, rows: list[tuple[str, float | None]], targets: str) -> None:
+    print(f"\n{title}\n  target: {targets}")
+    base = dict(rows)
+    print(f"  {'runner':<44} {'seconds':>8} {'jobs/s':>8} {'vs xargs':>9} {'vs parallel':>12}")
+    xargs = next((s for n, s in rows if n.startswith("xargs") and s), None)
+    par = next((s for n, s in rows if n.startswith("GNU parallel") and s), None)
+    for name, secs in rows:
+        if secs is None:
+            print(f"  {name:<44} {'-':>8} {'-':>8}  (not installed)")
+            continue
+        vx = f"{xargs / secs * 100:.0f} %" if xargs else "-"
+        vp = f"{par / secs:.2f}x" if par else "-"
+        print(f"  {name:<44} {secs:>8.2f} {jobs / secs:>8.0f} {vx:>9} {vp:>12}")
+    del base
+
+
+def peers(jobs: int) -> list[tuple[str, Callable[[], float | None]]]:
+    rows: list[tuple[str, Callable[[], float | None]]] = [
+        ("xargs -P4", lambda: wall(f"seq {jobs} | xargs -P4 -I{{}} true", shell=True))]
+    if shutil.which("parallel"):
+        rows.append(("GNU parallel -j4", lambda: wall(f"seq {jobs} | parallel -j4 true", shell=True)))
+    else:
+        rows.append(("GNU parallel -j4", lambda: None))
+    return rows
+
+
+def bench_local(jobs: int, rounds: int) -> None:
+    home = fresh_home()
+    rows = median_rows(rounds, [("sched, host LOCAL, npending 4",
+                                 lambda: run_script(task_script(jobs, "LOCAL", 4), home))]
+                       + peers(jobs))
+    print_rates(f"1. {jobs} `true` jobs, host LOCAL (median of {rounds})", jobs, rows,
+                ">= 70 % of xargs -P4")
+
+
+def bench_embedded(jobs: int, rounds: int) -> None:
+    def cold() -> float:
+        home = fresh_home()
+        try:
+            return run_script(task_script(jobs, "NONE", 8), home)
+        finally:
+            stop_pcontrol(home)
+    rows = median_rows(rounds, [("sched, host NONE, embedded default, cold", cold)] + peers(jobs))
+    print_rates(f"2. {jobs} `true` jobs, host NONE on the embedded default (median of {rounds})",
+                jobs, rows, ">= 50 % of xargs -P4 and >= 2.5x GNU parallel")
+
+
+def bench_sshd(jobs: int, rounds: int) -> None:
+    from sshd_harness import SshdUnavailable, start_sshd
+    work = Path(fresh_home())
+    try:
+        with start_sshd(work / "sshd") as sshd:
+            connect = sshd.connect_command(shlex.join([PCLIENT]))
+            adds = "\n".join(f"controller host add h{i} -slots 1 -connect {{{connect}}}"
+                             for i in range(1, 5))
+
+            def ours() -> float:
+                home = fresh_home()
+                try:
+                    return run_script(task_script(jobs, "NONE", 8, before=adds), home)
+                finally:
+                    stop_pcontrol(home)
+
+            control = work / "cm-%r@%h:%p"
+            ssh = shlex.join(sshd.ssh_argv()[:-1] + [
+                "-o", "ControlMaster=auto", "-o", f"ControlPath={control}",
+                "-o", "ControlPersist=60"])
+            login = sshd.ssh_argv()[-1]
+            # the master up before parallel opens its four sessions through it
+            subprocess.run(shlex.split(ssh) + ["-o", "ControlMaster=yes", "-f", "-N", login],
+                           check=True, timeout=30)
+
+            def theirs() -> float | None:
+                if not shutil.which("parallel"):
+                    return None
+                return wall(f"seq {jobs} | parallel -j4 --ssh {shlex.quote(ssh)} "
+                            f"-S 4/{login} true", shell=True)
+            rows = median_rows(rounds, [("sched, 4 hosts x 1 slot through sshd", ours),
+                                        ("GNU parallel -j4 -S, ControlMaster", theirs)])
+    except SshdUnavailable as exc:
+        print(f"\n3. skipped: {exc}")
+        return
+    print(f"\n3. {jobs} `true` jobs through a real sshd on 127.0.0.1 (median of {rounds})")
+    print("  target: >= 10x parallel -S with ControlMaster")
+    par = rows[1][1]
+    for name, secs in rows:
+        if secs is None:
+            print(f"  {name:<44} {'-':>8} (not installed)")
+        else:
+            ratio = f"{par / secs:.1f}x" if par else "-"
+            print(f"  {name:<44} {secs:>8.2f} s {jobs / secs:>8.0f} jobs/s {ratio:>7}")
+
+
+def bench_startup(rounds: int) -> None:
+    home = fresh_home()
+    n = max(10, rounds * 5)
+    runners: list[tuple[str, Callable[[], float | None]]] = [
+        ("sched -c 'echo hi'", lambda: wall([SCHED, "-c", "echo hi"], env=home_env(home))),
+        ("python3 -c pass", lambda: wall([PYTHON, "-c", "pass"])),
+    ]
+    if shutil.which("tclsh"):
+        runners.append(("tclsh (puts hi)", lambda: wall("echo 'puts hi' | tclsh", shell=True)))
+    rows = median_rows(n, runners)
+    print(f"\n4. start-up, median of {n}\n  target: sched -c 'echo hi' < 80 ms")
+    for name, secs in rows:
+        print(f"  {name:<44} {secs * 1000 if secs else float('nan'):>8.1f} ms")
+
+
+def bench_latency(rounds: int) -> None:
+    from bench_pcontrol import one_at_a_time, settled  # noqa: F401  (settled: used inside)
+    from pcontrol import daemon
+    from pcontrol.client import ControllerClient
+    from pcontrol.paths import Paths
+    from pcontrol.wire import EventKind
+
+    home = fresh_home()
+    daemon.start(Paths.for_home(home), [])
+
+    async def measure() -> list[float]:
+        client = await ControllerClient.connect(home)
+        try:
+            await client.subscribe()
+            events = client.events()
+            await client.call("host", "add", "localhost", "-slots", "2")
+            while True:
+                if any(r["state"] == "IDLE" for r in await client.call("hosts")):
+                    break
+                await asyncio.wait_for(events.__anext__(), 60)
+            result = await one_at_a_time(client, events, 200)
+            return sorted(result.latencies)
+        finally:
+            await client.close()
+    try:
+        lat = asyncio.run(measure())
+    finally:
+        stop_pcontrol(home)
+    p50 = lat[len(lat) // 2] * 1000
+    p99 = lat[min(len(lat) - 1, int(len(lat) * 0.99))] * 1000
+
+    def first_job() -> float:
+        home = fresh_home()
+        mark = Path(home) / "first"
+        try:
+            script = task_script(1, "NONE", 1, command=f"touch {mark}")
+            path = Path(home) / "first.sched"
+            path.write_text(script)
+            t0 = time.time()
+            wall([SCHED, str(path)], env=home_env(home))
+            return mark.stat().st_mtime - t0
+        finally:
+            stop_pcontrol(home)
+    firsts = [first_job() for _ in range(max(3, rounds))]
+    print("\n5. latency\n  target: p50 < 2 ms, p99 < 10 ms; first job < 300 ms")
+    print(f"  {'submit-to-start, idle controller, 200 jobs':<44} p50 {p50:6.2f} ms  p99 {p99:6.2f} ms")
+    print(f"  {'sched script start to first job (cold)':<44} median {statistics.median(firsts) * 1000:6.0f} ms")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--jobs", type=int, default=2000)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--only", default="1,2,3,4,5")
+    args = parser.parse_args()
+    only = set(args.only.split(","))
+    print(f"bench_user: {time.strftime('%Y-%m-%d %H:%M')}, {os.cpu_count()} CPUs, "
+          f"{args.jobs} jobs, {args.rounds} rounds")
+    if "1" in only:
+        bench_local(args.jobs, args.rounds)
+    if "2" in only:
+        bench_embedded(args.jobs, args.rounds)
+    if "3" in only:
+        bench_sshd(args.jobs, args.rounds)
+    if "4" in only:
+        bench_startup(args.rounds)
+    if "5" in only:
+        bench_latency(args.rounds)
+
+
+if __name__ == "__main__":
+    main()
