@@ -39,7 +39,7 @@ from .clock import local_zone
 from .errors import ScriptError
 from .expr import parse_bool
 from .registry import BUILTINS
-from .cmd_strings import get_int, parse_options, set_arity
+from .args import get_int, parse_options, set_arity
 
 log = logging.getLogger(__name__)
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import sys
 
-from .cmd_strings import get_int
+from .args import get_int
 from .errors import Break, Continue, Interrupted, Return, SchedError, ScriptError, Skip
 from .expr import format_value, parse_number
 from .interp import Interp

@@ -44,7 +44,7 @@ from typing import IO, Any
 
 from .errors import ScriptError
 from .registry import BUILTINS
-from .cmd_strings import MAX_STRING
+from .args import MAX_STRING
 
 log = logging.getLogger(__name__)
 

@@ -3,7 +3,7 @@
     array get|set|names|exists|size|unset
     info exists|commands|vars|locals|globals|procs|body|args|default|level|script
 
-Pattern arguments are Tcl glob patterns (psched.cmd_strings.glob_match). Arrays keep their
+Pattern arguments are Tcl glob patterns (psched.patterns.glob_match). Arrays keep their
 elements in the order they were set, so `array names` and `array get` list them in that
 order (Tcl's order is its hash table's; scripts must not rely on either). The `env` array is
 the process environment.
@@ -25,7 +25,8 @@ from .interp import Interp
 from .nodes import Block, Command, Script
 from .registry import BUILTINS, Macro
 from .tcllist import join_list, split_tuple
-from .cmd_strings import get_int, glob_match, set_arity, tcl_regex
+from .args import get_int, set_arity
+from .patterns import glob_match, tcl_regex
 
 log = logging.getLogger(__name__)
 

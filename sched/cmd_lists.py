@@ -4,7 +4,7 @@ linsert lreplace lset lassign lrepeat lmap.
 A list is a string read by Tcl's rules (psched.tcllist); every command here reads its list
 arguments with `split_tuple` (cached) and writes its result with `join_list`, so results are
 canonical Tcl lists. Indexes are Tcl's (`3`, `end`, `end-1`, `1+2`), see
-psched.cmd_strings.index_of.
+psched.args.index_of.
 
 `lappend` checks that the variable's current value is a list, as Tcl does, but keeps the
 value's text as it is (Tcl would rewrite it in canonical form) and skips the check for the
@@ -21,7 +21,8 @@ from typing import Any, Callable
 from .errors import Break, Continue, ScriptError
 from .registry import BUILTINS
 from .tcllist import join_list, quote_element, split_list, split_tuple
-from .cmd_strings import MAX_STRING, get_float, get_int, glob_regex, index_of, parse_options, tcl_regex
+from .args import MAX_STRING, get_float, get_int, index_of, parse_options
+from .patterns import glob_regex, tcl_regex
 
 log = logging.getLogger(__name__)
 

@@ -34,7 +34,8 @@ from typing import Any, Iterable
 from .errors import ScriptError
 from .registry import BUILTINS
 from .tcllist import join_list
-from .cmd_strings import get_int, glob_match, set_arity
+from .args import get_int, set_arity
+from .patterns import glob_match
 
 log = logging.getLogger(__name__)
 

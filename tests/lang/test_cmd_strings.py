@@ -9,7 +9,9 @@ import re
 import pytest
 
 import psched
-from psched.cmd_strings import glob_match, index_of, tcl_format, tcl_regex
+from psched.args import index_of
+from psched.cmd_strings import tcl_format
+from psched.patterns import glob_match, tcl_regex
 from psched.errors import SchedError
 
 
