@@ -11,10 +11,10 @@ import re
 from functools import lru_cache
 from typing import Any, Callable
 
-from .args import MAX_STRING, clip, get_float, get_int, index_of, parse_options, set_arity
+from .args import MAX_STRING, get_float, get_int, index_of, parse_options, set_arity
 from .errors import ScriptError
 from .expr import parse_number
-from .patterns import glob_match, glob_regex, tcl_regex
+from .patterns import glob_match, tcl_regex
 from .registry import BUILTINS
 from .tcllist import join_list, split_tuple
 
