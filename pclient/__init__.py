@@ -10,8 +10,8 @@
 Standard library only, Python 3.10+: it is copied to and run on remote hosts.
 """
 
-from .agent import AGENT_VERSION as __version__
 from .jobproc import JobResult, JobSpec, RunningJob, StartFailure, start_job
+from .protocol import AGENT_VERSION as __version__
 from .protocol import PROTOCOL_VERSION, Outcome, ProtocolError, decode, encode
 
 __all__ = [

@@ -53,6 +53,7 @@ from .lease import (
     live_agents,
     survivor_key,
 )
+from .protocol import AGENT_VERSION
 from .protocol import (
     MAX_LINE,
     PROTOCOL_VERSION,
@@ -80,7 +81,6 @@ __all__ = ["AGENT_NAME", "AGENT_VAR", "AGENT_VERSION", "DEFAULT_LEASE", "WATCHDO
 
 log = logging.getLogger(__name__)
 
-AGENT_VERSION = "0.3.0"
 AGENT_NAME = f"pclient {AGENT_VERSION}"
 DEFAULT_LEASE = 600.0
 """Seconds an agent keeps its jobs after losing its controller (after `auth` only)."""

@@ -42,6 +42,7 @@ from dataclasses import MISSING, dataclass, field, fields
 from typing import Any, Callable, ClassVar, Dict, Tuple, Union
 
 __all__ = [
+    "AGENT_VERSION",
     "DEFAULT_OUTPUT_LIMIT",
     "MAX_LINE",
     "MESSAGE_TYPES",
@@ -69,6 +70,8 @@ __all__ = [
     "encode",
 ]
 
+AGENT_VERSION = "0.3.0"
+"""The version of pclient (the agent reports it in its hello)."""
 PROTOCOL_VERSION = 2
 MIN_PROTOCOL_VERSION = 1
 """The oldest peer version this side still speaks with."""

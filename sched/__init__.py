@@ -16,6 +16,6 @@ from . import cmd_info  # noqa: F401
 from . import tasks  # noqa: F401  (the task block and its directives)
 from . import cmd_sched  # noqa: F401  (run, stop, status, jobs, check, kill, wait...)
 from . import cmd_controller  # noqa: F401  (controller ...)
-from . import cli  # noqa: F401  (quit and exit; it does not load prompt_toolkit)
+from . import session  # noqa: F401  (quit and exit)
 
 __all__ = ["Interp", "SchedError", "ParseError", "ScriptError"]

@@ -10,20 +10,8 @@ status 1. The process has one asyncio loop (psched.eventloop), run the way Tcl r
 loop: while sched waits for input (the prompt, the next line of a pipe) and inside commands
 that wait; never while a command runs. So the scheduler's work goes on between commands.
 
-This module also owns leaving and interrupting, which scripts and the prompt share:
-
-- `quit ?-force? ?status?` (alias `exit`) raises QuitRequest, a BaseException that no `catch`
-  stops; the CLI and the REPL turn it into the exit status. Before leaving, the quit checks in
-  `interp.extensions["quit_checks"]` are asked: each is `(interp) -> str | None`, a reason not
-  to leave yet ("3 jobs still out") or None. In a script a reason makes `quit` fail with an
-  error; at the prompt (`interp.extensions["shell.interactive"]` is true) the shell asks for
-  confirmation instead. `-force` skips the checks.
-- However sched leaves, the exit hooks in `interp.extensions["exit_hooks"]` run once, each
-  `(interp) -> None`, before the loop closes: that is where later parts stop what they own
-  (kill local jobs, stop an embedded controller).
-- Ctrl-C while sched code runs calls `interp.interrupt()` (InterruptHandler): the running script
-  stops with "interrupted" at its next command; a second Ctrl-C before that stops it at once. A
-  child program the script is waiting for gets the terminal's SIGINT itself.
+Leaving (`quit`, `exit`, the quit checks and exit hooks) and interrupting (Ctrl-C) belong to
+psched.session, which this module and psched.repl share.
 
 Below this module and psched.repl nothing prints: they are the only places that write to the
 terminal.
@@ -35,179 +23,18 @@ import argparse
 import asyncio
 import logging
 import os
-import signal
 import sys
 import threading
-from contextlib import contextmanager
-from enum import IntEnum
-from typing import Any, Callable, Iterator, TextIO
+from typing import Any, Iterator, TextIO
 
-from .errors import IncompleteError, SchedError, ScriptError
+from .errors import SchedError
 from .eventloop import close_loop, get_loop, run_until
 from .interp import Interp
-from .parser import is_complete
-from .registry import BUILTINS
+from .session import ExitStatus, InterruptHandler, QuitRequest, needs_more, run_exit_hooks
 
 log = logging.getLogger(__name__)
 
-__all__ = ["main", "QuitRequest", "QUIT_CHECKS_KEY", "INTERACTIVE_KEY", "EXIT_HOOKS_KEY", "add_quit_check",
-           "quit_vetoes", "add_exit_hook", "run_exit_hooks", "InterruptHandler", "run_stream", "needs_more",
-           "ExitStatus"]
-
-QUIT_CHECKS_KEY = "quit_checks"
-"""Key in `interp.extensions` of the list of quit checks `(interp) -> str | None`."""
-
-INTERACTIVE_KEY = "shell.interactive"
-"""Key in `interp.extensions`: true while commands come from the interactive prompt."""
-
-EXIT_HOOKS_KEY = "exit_hooks"
-"""Key in `interp.extensions` of the callables `(interp) -> None` run when sched leaves."""
-
-
-class ExitStatus(IntEnum):
-    """The exit statuses of `sched`."""
-
-    OK = 0
-    SCRIPT_FAILED = 1
-    USAGE = 2  # argparse's own
-    INTERRUPTED = 130  # 128 + SIGINT, as shells report it
-
-
-# --- leaving -----------------------------------------------------------------------------------------
-
-
-class QuitRequest(BaseException):
-    """`quit` / `exit` was called: leave with `status`. A BaseException so that no `catch` keeps it."""
-
-    def __init__(self, status: int = 0, force: bool = False):
-        super().__init__(status)
-        self.status = status
-        self.force = force
-
-
-def add_quit_check(interp: Any, check: Callable[[Any], str | None]) -> None:
-    """Add a check asked before leaving: it returns a reason to stay, or None."""
-    interp.extensions.setdefault(QUIT_CHECKS_KEY, []).append(check)
-
-
-def quit_vetoes(interp: Any) -> list[str]:
-    """The reasons the quit checks give not to leave now (empty: leaving is fine)."""
-    reasons = []
-    for check in list(interp.extensions.get(QUIT_CHECKS_KEY, ())):
-        try:
-            reason = check(interp)
-        except Exception:  # a broken check must not trap the user in the shell
-            log.exception("quit check %r failed", check)
-            continue
-        if reason:
-            reasons.append(str(reason))
-    return reasons
-
-
-def add_exit_hook(interp: Any, hook: Callable[[Any], None]) -> None:
-    """Add a hook run once when sched leaves, however it leaves (quit, Ctrl-D, error, end of script).
-
-    Hooks run in the order added, before the event loop closes (a hook may still use
-    psched.eventloop.run_until to wait for something, e.g. killed jobs to end).
-    """
-    interp.extensions.setdefault(EXIT_HOOKS_KEY, []).append(hook)
-
-
-def run_exit_hooks(interp: Any) -> None:
-    """Run the exit hooks; one that fails is logged and the others still run."""
-    for hook in list(interp.extensions.get(EXIT_HOOKS_KEY, ())):
-        try:
-            hook(interp)
-        except Exception:
-            log.exception("exit hook %r failed", hook)
-
-
-def cmd_quit(interp: Any, argv: list[str]) -> str:
-    args = argv[1:]
-    force = bool(args) and args[0] == "-force"
-    if force:
-        args = args[1:]
-    if len(args) > 1:
-        raise ScriptError(f'wrong # args: should be "{argv[0]} ?-force? ?status?"')
-    try:
-        status = int(args[0]) if args else ExitStatus.OK
-    except ValueError:
-        raise ScriptError(f'expected an integer exit status but got "{args[0]}"') from None
-    if not force and not interp.extensions.get(INTERACTIVE_KEY):
-        reasons = quit_vetoes(interp)
-        if reasons:
-            raise ScriptError(f"not leaving: {'; '.join(reasons)} (use \"{argv[0]} -force\" to leave anyway)")
-    raise QuitRequest(status, force)
-
-
-BUILTINS.command("quit ?-force? ?status?", "leave sched; with jobs still out, only with -force (or at the prompt, after asking)")(cmd_quit)
-BUILTINS.command("exit ?-force? ?status?", "leave sched (the same as quit)")(cmd_quit)
-
-
-# --- interrupting ------------------------------------------------------------------------------------
-
-
-class InterruptHandler:
-    """SIGINT while sched code runs stops it; between evaluations it does `idle`'s bidding.
-
-    Installed for the whole run (so that a stray SIGINT at the prompt is ignored and one while a
-    script waits for input ends it) and again around each evaluation (`running()`), restoring
-    what was there before. A command that waits on the loop (`wait`) installs its own handler
-    for the wait (psched.eventloop.run_until).
-    """
-
-    def __init__(self, interp: Any, idle_raises: bool):
-        self.interp = interp
-        self.idle_raises = idle_raises  # True: Ctrl-C while idle ends sched; False: ignored (the prompt)
-        self.active = False
-
-    def __call__(self, signum: int, frame: Any) -> None:
-        if not self.active:
-            if self.idle_raises:
-                raise KeyboardInterrupt
-            return  # at the prompt the terminal is raw and Ctrl-C is a key; a stray SIGINT is ignored
-        if self.interp.interrupted:  # the first Ctrl-C was not noticed yet: stop now
-            raise KeyboardInterrupt
-        self.interp.interrupt()
-
-    @contextmanager
-    def installed(self) -> Iterator["InterruptHandler"]:
-        if threading.current_thread() is not threading.main_thread():
-            yield self
-            return
-        previous = signal.signal(signal.SIGINT, self)
-        try:
-            yield self
-        finally:
-            signal.signal(signal.SIGINT, previous)
-
-    @contextmanager
-    def running(self) -> Iterator[None]:
-        """Around one evaluation: Ctrl-C interrupts the interpreter."""
-        self.interp.interrupted = False
-        self.active = True
-        try:
-            with self.installed():
-                yield
-        finally:
-            self.active = False
-            self.interp.interrupted = False
-
-
-# --- running text ------------------------------------------------------------------------------------
-
-
-def needs_more(text: str) -> IncompleteError | None:
-    """What is still open at the end of `text` (a block, brace, quote, bracket, a backslash), if anything."""
-    stripped = text.rstrip("\r\n")
-    if stripped != text and _ends_with_backslash(stripped):
-        return IncompleteError("backslash at the end of the line", opener="\\")
-    return is_complete(text)
-
-
-def _ends_with_backslash(text: str) -> bool:
-    count = len(text) - len(text.rstrip("\\"))
-    return count % 2 == 1
+__all__ = ["main", "run_stream"]
 
 
 def _lines(stream: TextIO) -> Iterator[str]:
@@ -359,6 +186,7 @@ def _run(interp: Any, args: argparse.Namespace, interrupts: InterruptHandler, in
                 interp.eval(args.script, "-c")
             return ExitStatus.OK
         if interactive:
+            # imported here: the prompt loads prompt_toolkit (~0.1 s), which `sched -c` and scripts never need
             from .repl import interact
 
             return interact(interp, interrupts)

@@ -5,9 +5,8 @@
     clock scan TEXT ?-format FMT? ?-gmt BOOL? ?-timezone ZONE? ?-base SECONDS?
     clock add SECONDS ?COUNT UNIT ...? ?-gmt BOOL? ?-timezone ZONE?
 
-The time comes from the psched.clock.Clock in `interp.extensions["clock"]` (a test puts a
-FakeClock there), else from the scheduler's clock (`interp.extensions["scheduler"].clock`),
-else from the system. Local time is that clock's zone (the machine's zone by default); `-gmt 1` means UTC
+The time comes from the psched.clock.Clock in `interp.clock` (a test puts a FakeClock there;
+a scheduler hands in its own clock when none is there), else from the system. Local time is that clock's zone (the machine's zone by default); `-gmt 1` means UTC
 and `-timezone` names a zone (`:Europe/Paris`, `UTC`, `+0100`).
 
 Format groups are Tcl's (`%Y-%m-%d %H:%M:%S`, `%a %b %e`, `%s`, `%j`, `%V`, `%k`, `%l`,
@@ -43,10 +42,7 @@ from .args import get_int, parse_options, set_arity
 
 log = logging.getLogger(__name__)
 
-__all__ = ["CLOCK_KEY", "clock_format", "clock_scan", "wall_seconds"]
-
-CLOCK_KEY = "clock"
-"""Key in `interp.extensions` of the psched.clock.Clock the language reads the time from."""
+__all__ = ["clock_format", "clock_scan", "wall_seconds"]
 
 DEFAULT_FORMAT = "%a %b %d %H:%M:%S %Z %Y"
 
@@ -57,17 +53,9 @@ _JULIAN_EPOCH_DAY = 2440588  # Julian Day Number of 1970-01-01
 _GMT = timezone(timedelta(0), "GMT")  # what -gmt 1 means; Tcl calls it GMT
 
 
-def _clock_of(interp: Any) -> Any:
-    """The injected psched.clock.Clock: extensions["clock"], else the scheduler's, else None."""
-    clock = interp.extensions.get(CLOCK_KEY)
-    if clock is None:
-        clock = getattr(interp.extensions.get("scheduler"), "clock", None)
-    return clock
-
-
 def wall_seconds(interp: Any) -> float:
     """The wall time (Unix epoch seconds) the language sees: the injected clock's, or the system's."""
-    clock = _clock_of(interp)
+    clock = interp.clock
     return clock.wall() if clock is not None else time.time()
 
 
@@ -85,7 +73,7 @@ def _zone(interp: Any, opts: dict) -> tzinfo:
             raise ScriptError(f'expected boolean value but got "{opts["-gmt"]}"')
         if flag:
             return _GMT
-    clock = _clock_of(interp)
+    clock = interp.clock
     return clock.tz if clock is not None else _system_zone()
 
 

@@ -18,51 +18,20 @@ from __future__ import annotations
 
 from typing import Any
 
-from pcontrol.client import ControllerAddress
+from pcontrol.client import ControllerAddress, is_running
 from pcontrol.errors import ClientError
 
+from .attach import controller_of, scheduler_of
+from .controller import ControllerLink
 from .errors import ScriptError
 from .eventloop import run_until
 from .registry import BUILTINS
-from .scheduler import scheduler_of
 
-MANAGE = ("start", "stop", "status", "connect")
 CONNECT_USAGE = "controller connect ?HOST:PORT|local? ?-secret FILE?"
 
 
-def _link(interp: Any):
-    from .controller import controller_of
-
+def _link(interp: Any) -> ControllerLink:
     return controller_of(scheduler_of(interp))
-
-
-def controller_subcommands() -> list[str]:
-    """What may follow `controller` (for completion): ours, then pcontrol's command words."""
-    words = list(MANAGE)
-    try:
-        from pcontrol.verbs import TABLE
-
-        words += sorted({c.path.split()[0] for c in TABLE.root.commands()} - set(MANAGE) - {"shutdown"})
-    except Exception:  # completion must never fail because of this
-        pass
-    return words
-
-
-_HOST_VERBS = {("host", "on"), ("host", "off"), ("host", "delete"), ("host", "retry"), ("check", "host")}
-
-
-def controller_host_words(interp: Any, words: list[str]) -> list[str]:
-    """After `controller host add|on|...` or `controller check`: subcommands, then host names."""
-    sched = interp.extensions.get("scheduler")
-    link = getattr(sched, "remote", None)
-    hosts = sorted(getattr(link, "hosts", ()) or ())
-    if len(words) == 2 and words[1] == "host":
-        return ["add", "delete", "on", "off", "retry"]
-    if len(words) == 2 and words[1] == "check":
-        return ["host", "job"]
-    if len(words) == 3 and (words[1], words[2]) in _HOST_VERBS:
-        return hosts
-    return []
 
 
 @BUILTINS.command("controller subcommand ?arg ...?",
@@ -83,7 +52,7 @@ def cmd_controller(interp: Any, argv: list[str]) -> str:
     return _send(link, argv[1:])
 
 
-def _connect(link: Any, args: list[str]) -> str:
+def _connect(link: ControllerLink, args: list[str]) -> str:
     """`controller connect ?HOST:PORT|local? ?-secret FILE?`: say or change which pcontrol is used."""
     target, secret_file = _connect_args(args)
     if target is None:
@@ -124,25 +93,19 @@ def _connect_args(args: list[str]) -> tuple[str | None, str | None]:
     return target, secret_file
 
 
-def _start(link: Any) -> str:
-    from pcontrol import daemon
-
+def _start(link: ControllerLink) -> str:
     if link.address.is_tcp:
         raise ScriptError(f"controller start: the controller is pcontrol at {link.address}, which starts on its "
                           "own machine (`controller connect local` uses the local one again)")
-    outcome = daemon.start(link.paths, [])
+    outcome = link.start_daemon()
     if not outcome.ok:
         raise ScriptError(f"controller start: {outcome.message}")
-    if "already running" not in outcome.message:
-        link.started_daemon = True
     return outcome.message
 
 
-def _stop(link: Any, kill: bool, force: bool) -> str:
+def _stop(link: ControllerLink, kill: bool, force: bool) -> str:
     """Stop the daemon. Its agents keep running jobs for their lease and the next pcontrol
     takes them back; with -kill every job ends. Jobs of this scheduler make it ask for -force."""
-    from pcontrol import daemon
-
     out = link.jobs_out()
     if out and not force:
         then = ("-kill ends them KILLED" if kill else
@@ -154,23 +117,20 @@ def _stop(link: Any, kill: bool, force: bool) -> str:
         run_until(link.aclose(), "controller stop")
         return text
     run_until(link.aclose(), "controller stop")
-    outcome = daemon.stop(link.paths, kill=kill, force=force)
+    outcome = link.stop_daemon(kill=kill, force=force)
     if not outcome.ok:
         raise ScriptError(f"controller stop: {outcome.message}")
-    link.started_daemon = False
     return outcome.message
 
 
-def _status(link: Any) -> str:
-    from pcontrol.client import is_running
-
+def _status(link: ControllerLink) -> str:
     if not link.address.is_tcp and not link.connected and not is_running(link.paths.home):
         return f"pcontrol is not running in {link.paths.home}"
     text = _send(link, ["status"])
     return f"{text}\nsched: {link.state} (pcontrol at {link.address}); owner {link.owner}; {link.jobs_out()} job(s) out"
 
 
-def _send(link: Any, argv: list[str]) -> str:
+def _send(link: ControllerLink, argv: list[str]) -> str:
     async def request() -> Any:
         await link.connect()
         return await link.client.request(argv)

@@ -1,7 +1,8 @@
 """Commands that steer the scheduler from the prompt or a script.
 
 run, stop, status, tasks, jobs, check, kill, delete, pause, resume, wait. The listings take
--json for machine-readable output. They act on the scheduler's own tables (psched.scheduler).
+-json for machine-readable output. They act on the scheduler's own tables (psched.scheduler);
+the scheduler's completion, quit check and exit hook are registered where it is made (psched.attach).
 """
 
 from __future__ import annotations
@@ -11,11 +12,13 @@ import json
 import time
 from typing import Any
 
+from .attach import scheduler_of
 from .errors import ScriptError, TaskError
 from .eventloop import run_pending, run_until
 from .jobs import Job, JobState
 from .registry import BUILTINS
-from .scheduler import Scheduler, TaskEntry, scheduler_of
+from .scheduler import Scheduler, TaskEntry
+from .tcllist import join_list
 
 cmd = BUILTINS.command
 
@@ -97,12 +100,10 @@ def cmd_run(interp: Any, argv: list[str]) -> str:
     if not sched.running and any(e.spec.host != "LOCAL" for e in sched.tasks.values()):
         # Connect first, so that jobs an earlier sched left at the controller are adopted
         # (and counted against nmax and npending) before any new job is made.
-        connect = getattr(sched.remote, "connect", None)
-        if connect is not None:
-            try:
-                run_until(connect(), "run")
-            except Exception:  # the link reports it; jobs wait for the reconnect (or, inside a
-                pass           # macro run by the loop, the connection is made by the first job)
+        try:
+            run_until(sched.remote.connect(), "run")
+        except Exception:  # the link reports it; jobs wait for the reconnect (or, inside a
+            pass           # macro run by the loop, the connection is made by the first job)
     sched.start()
     return ""
 
@@ -141,16 +142,12 @@ def cmd_tasks(interp: Any, argv: list[str]) -> str:
         return json.dumps([dict(e.spec.describe(), state=e.state()) for e in entries])
     if not entries:
         return "no tasks"
-    from .tcllist import join_list
-
     return _table(["TASK", "STATE", "HOST", "COMMAND"],
                   [[e.name, e.state(), e.spec.host + (" -required" if e.spec.host_required else ""), join_list(e.spec.argv)]
                    for e in entries])
 
 
 def _job_row(job: Job) -> list[str]:
-    from .tcllist import join_list
-
     elapsed = f"{job.elapsed:.2f}" if job.elapsed is not None else "-"
     return [str(job.id), job.task, job.outcome_text(), job.ran_on or job.host, elapsed, join_list(job.argv)]
 
@@ -185,9 +182,7 @@ def _check_text(data: dict[str, Any]) -> str:
         if isinstance(value, bool):
             value = "yes" if value else "no"
         elif isinstance(value, (list, tuple)):
-            from .tcllist import join_list
-
-            value = join_list(str(v) for v in value)
+                    value = join_list(str(v) for v in value)
         elif isinstance(value, dict):
             value = " ".join(f"{k}={v}" for k, v in value.items() if v is not None)
         if isinstance(value, str) and "\n" in value:
@@ -290,110 +285,3 @@ def _still_going(sched: Scheduler, names: list[str] | None) -> str:
             nmax = "" if e.spec.nmax is None else f"/{e.spec.nmax}"
             parts.append(f"{e.name} ({e.timing.made}{nmax} made, {len(e.jobs_out)} out, {e.state()})")
     return ", ".join(parts) or "jobs of deleted tasks"
-
-
-# --- the shell's view of the scheduler: completion and the quit check ----------------------------
-
-_TASK_ARG = {"pause", "resume", "wait", "check", "delete"}
-_JOB_ARG = {"check", "kill", "delete"}
-
-
-def complete_sched_words(interp: Any, words: list[str], current: str) -> list[str]:
-    """Task names and job ids where the prompt commands take them; controller words and hosts."""
-    sched = interp.extensions.get("scheduler")
-    if not words:
-        return []
-    name = words[0]
-    out: list[str] = []
-    if sched is not None:
-        if name in _TASK_ARG:
-            out += sorted(sched.tasks)
-        if name in _JOB_ARG:
-            out += [str(j) for j in sorted(sched.jobs)]
-        if name in ("jobs",) and len(words) >= 2 and words[-1] == "-task":
-            out += sorted(sched.tasks)
-    if name == "controller":
-        from .cmd_controller import controller_host_words, controller_subcommands
-
-        if len(words) == 1:
-            out += controller_subcommands()
-        else:
-            out += controller_host_words(interp, words)
-    return out
-
-
-def jobs_out_reason(interp: Any) -> str | None:
-    """The quit check: jobs still out make `quit` ask (at the prompt) or refuse (in a script)."""
-    sched = interp.extensions.get("scheduler")
-    if sched is None:
-        return None
-    out = sched.outstanding()
-    if not out:
-        return None
-    local = sum(1 for j in out if j.local)
-    remote = len(out) - local
-    parts = []
-    if local:
-        parts.append(f"{local} local (they will be killed)")
-    if remote:
-        parts.append(f"{remote} at the controller (the next sched collects them)")
-    return f"{len(out)} job(s) still out: " + ", ".join(parts)
-
-
-def shutdown(interp: Any) -> None:
-    """The exit hook: kill local jobs still out, leave controller jobs to the next sched,
-    and stop the daemon when this sched started it and has nothing left out there."""
-    sched = interp.extensions.get("scheduler")
-    if sched is None:
-        return
-    sched.stop()
-    local = getattr(sched.local, "running", {})
-    if local:
-        for running in list(local.values()):
-            running.kill()
-
-        async def all_ended() -> None:
-            await asyncio.gather(*(r.wait() for r in list(local.values())), return_exceptions=True)
-
-        try:
-            run_until(asyncio.wait_for(all_ended(), 10), "quit", interruptible=False)
-        except (asyncio.TimeoutError, ScriptError):
-            sched.report("some local jobs did not end within 10 s of being killed")
-    link = sched.remote
-    aclose = getattr(link, "aclose", None)
-    if aclose is None:
-        return
-    try:
-        run_until(aclose(), "quit", interruptible=False)
-    except ScriptError:
-        return
-    if link.jobs_out():
-        return
-    sched.end_run()  # nothing left for a next sched to go on with
-    if getattr(link, "started_daemon", False):
-        from pcontrol import daemon
-
-        outcome = daemon.stop(link.paths)
-        if outcome.ok:
-            sched.report(f"stopped pcontrol (this sched started it): {outcome.message}")
-
-
-def _print_message(text: str) -> None:
-    import sys
-
-    # looked up at each call: the shell swaps sys.stderr while its prompt is on screen
-    sys.stderr.write(f"sched: {text}\n")
-    sys.stderr.flush()
-
-
-def attach_shell(interp: Any) -> None:
-    """Register the scheduler's completer, quit check, exit hook and messages (once per interp)."""
-    if interp.extensions.get("sched.shell_attached"):
-        return
-    interp.extensions["sched.shell_attached"] = True
-    interp.extensions.setdefault("completers", []).append(complete_sched_words)
-    interp.extensions.setdefault("quit_checks", []).append(jobs_out_reason)
-    interp.extensions.setdefault("exit_hooks", []).append(shutdown)
-    sched = interp.extensions.get("scheduler")
-    if sched is not None and sched.on_message is None:
-        sched.on_message = _print_message

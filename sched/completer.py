@@ -21,7 +21,7 @@ where `words` are the words of the current command before the cursor, as typed (
 substitution), and `current` is the partial word. Candidates are filtered by the prefix here,
 so a completer may return everything it knows. Register one with
 
-    add_completer(interp, fn)      # = interp.extensions.setdefault("completers", []).append(fn)
+    add_completer(interp, fn)      # = interp.completers.append(fn)
 
 A completer that raises is logged and skipped: completion never breaks the prompt.
 """
@@ -42,11 +42,9 @@ from .registry import CommandDef, Usage
 
 log = logging.getLogger(__name__)
 
-__all__ = ["COMPLETERS_KEY", "Candidate", "CompletionContext", "add_completer", "analyse", "complete",
+__all__ = ["Candidate", "CompletionContext", "add_completer", "analyse", "complete",
            "SchedCompleter"]
 
-COMPLETERS_KEY = "completers"
-"""Key in `interp.extensions` of the list of extension completers."""
 
 BLOCK_WORDS = ("end", *CLAUSE_WORDS)
 """Words that may start a line but are not commands: they close or continue blocks."""
@@ -64,7 +62,7 @@ class Candidate:
 
 def add_completer(interp: Any, fn: ExtensionCompleter) -> None:
     """Add an extension completer `(interp, words, current) -> iterable of str`."""
-    interp.extensions.setdefault(COMPLETERS_KEY, []).append(fn)
+    interp.completers.append(fn)
 
 
 # --- where is the cursor ---------------------------------------------------------------------------
@@ -336,7 +334,7 @@ def _file_names(current: str) -> Iterator[Candidate]:
 
 
 def _extension_candidates(interp: Any, words: list[str], current: str) -> Iterator[Candidate]:
-    for fn in list(interp.extensions.get(COMPLETERS_KEY, ())):
+    for fn in list(interp.completers):
         try:
             for item in fn(interp, list(words), current):
                 yield item if isinstance(item, Candidate) else Candidate(str(item))

@@ -1,6 +1,6 @@
 """The scheduler's link to pcontrol: the backend for every job that is not `host LOCAL`.
 
-    link = controller_of(sched)     # made on first use; it is sched.remote
+    link = ControllerLink(sched)    # made by psched.attach: it is sched.remote
     link.submit(job)                # queue the job; sent as soon as a connection is up
 
 The link connects lazily. With no daemon running it starts one in $SCHED_HOME (the embedded
@@ -38,26 +38,36 @@ import socket
 import uuid
 from collections import deque
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from types import ModuleType
+from typing import Any
 
 from pcontrol.client import ControllerAddress, ControllerClient
 from pcontrol.errors import ClientError, ControllerNotRunning
 from pcontrol.paths import Paths
 
 from .eventloop import get_loop
-from .jobs import Job, JobState, Outcome
+from .jobs import Job, JobSink, JobState, Outcome
 from .localjobs import output_text
-
-if TYPE_CHECKING:
-    from .scheduler import Scheduler
 
 log = logging.getLogger(__name__)
 
-__all__ = ["ControllerLink", "controller_of", "owner_id", "HarvestLog"]
+__all__ = ["ControllerLink", "owner_id", "HarvestLog"]
+
+MANAGE = ("start", "stop", "status", "connect")
+"""The `controller` subcommands sched does itself (psched.cmd_controller); the others go to pcontrol."""
 
 RECONNECT_DELAYS = (0.5, 1, 2, 4, 8, 15, 30)
 SUBMIT_KEY = "PSCHED_SUBMIT"
 """Environment variable carrying `session:job id` on every controller job this link submits."""
+
+
+def _daemon() -> ModuleType:
+    """pcontrol's daemon module, imported when a daemon is started or stopped: it loads the
+    controller, its sqlite3 journal and the agent code (~80 ms, measured with -X importtime),
+    which `import psched` and a sched that only talks to a running pcontrol never need."""
+    from pcontrol import daemon
+
+    return daemon
 
 
 def owner_id(home: Path, machine: str | None = None) -> str:
@@ -126,9 +136,10 @@ def job_key(record: dict[str, Any]) -> str:
 
 
 class ControllerLink:
-    """The remote backend: jobs go to pcontrol, their ends come back as events."""
+    """The remote backend: jobs go to pcontrol, their ends come back as events (a Backend;
+    it reports to a JobSink)."""
 
-    def __init__(self, sched: "Scheduler", home: str | os.PathLike[str] | None = None, auto_start: bool = True,
+    def __init__(self, sched: JobSink, home: str | os.PathLike[str] | None = None, auto_start: bool = True,
                  address: ControllerAddress | None = None):
         self.sched = sched
         self.paths = Paths.for_home(home)
@@ -150,7 +161,7 @@ class ControllerLink:
         self._early: dict[int, dict[str, Any]] = {}  # events that beat their job's submit reply
         self._to_harvest: list[int] = []
         self.session = uuid.uuid4().hex[:12]  # this sched process, in submit keys
-        self.harvests = HarvestLog(self.paths.home / f"harvested.log")
+        self.harvests = HarvestLog(self.paths.home / "harvested.log")
         self.started_daemon = False
         self._hosts_checked = False
         self.state = "not connected"
@@ -161,6 +172,10 @@ class ControllerLink:
         self._tasks: set[asyncio.Task] = set()
 
     # --- Backend ------------------------------------------------------------------------------
+
+    @property
+    def home(self) -> Path:
+        return self.paths.home
 
     def submit(self, job: Job) -> None:
         self.unsent.append(job)
@@ -274,9 +289,7 @@ class ControllerLink:
                 raise
 
     async def _start_daemon(self) -> None:
-        from pcontrol import daemon
-
-        outcome = await get_loop().run_in_executor(None, daemon.start, self.paths, [])
+        outcome = await get_loop().run_in_executor(None, _daemon().start, self.paths, [])
         if not outcome.ok:
             raise ControllerNotRunning(outcome.message)
         if "already running" not in outcome.message:
@@ -526,7 +539,7 @@ class ControllerLink:
             self.sched.report(f"controller holds {len(self.orphans)} finished job(s) of task(s) not defined here: "
                               f"{', '.join(tasks)}; define them to run their exit macros")
 
-    def adopt_orphans(self, task: str) -> None:
+    def task_defined(self, task: str) -> None:
         """A task was defined: run the exit macros of its finished jobs we hold."""
         for cid, record in list(self.orphans.items()):
             if record.get("task") != task:
@@ -540,6 +553,22 @@ class ControllerLink:
             if self.connected:
                 self._spawn(self._collect(job, cid))
 
+    # --- the daemon's life ----------------------------------------------------------------------
+
+    def start_daemon(self) -> Any:
+        """`controller start`: start pcontrol in this link's home; its DaemonResult."""
+        outcome = _daemon().start(self.paths, [])
+        if outcome.ok and "already running" not in outcome.message:
+            self.started_daemon = True
+        return outcome
+
+    def stop_daemon(self, kill: bool = False, force: bool = False) -> Any:
+        """`controller stop` (and sched leaving): stop the pcontrol of this link's home; its DaemonResult."""
+        outcome = _daemon().stop(self.paths, kill=kill, force=force)
+        if outcome.ok:
+            self.started_daemon = False
+        return outcome
+
     # --- helpers ------------------------------------------------------------------------------
 
     def _spawn(self, coro: Any) -> asyncio.Task:
@@ -550,12 +579,3 @@ class ControllerLink:
 
     def jobs_out(self) -> int:
         return len(self.unsent) + sum(1 for j in self.by_cid.values() if not j.done)
-
-
-def controller_of(sched: "Scheduler") -> ControllerLink:
-    """The scheduler's controller link (its remote backend), made on first use."""
-    link = sched.remote
-    if not isinstance(link, ControllerLink):
-        link = ControllerLink(sched)
-        sched.remote = link
-    return link

@@ -29,14 +29,16 @@ import os
 import re
 import sys
 from collections.abc import MutableMapping
-from typing import Any, Callable, Iterator, TextIO
+from typing import Any, Callable, Iterable, Iterator, TextIO
 
+from .clock import Clock
 from .errors import (Break, ControlFlow, Continue, ExprError, Interrupted, ParseError, Pos, Return, SchedError,
                      ScriptError, Skip)
 from .expr import compile_expr, format_value
 from .nodes import Block, CmdSub, Command, Script, Source, Text, VarRef, Word
 from .parser import parse, parse_at, parse_body, parse_cached
 from .registry import BUILTINS, CommandDef, Macro, Registry, parse_usage
+from .tcllist import backslash_subst, join_list
 
 log = logging.getLogger(__name__)
 
@@ -128,6 +130,12 @@ class Interp:
         self.stdout: TextIO = stdout if stdout is not None else sys.stdout
         self.queues: dict[str, list[str]] = {}
         self.extensions: dict[str, Any] = {}  # state of command families (tasks, scheduler, shell)
+        # Hooks the layers above hand in (named here, so that no layer repeats a string key):
+        self.clock: Clock | None = None  # the time `clock` reads (a test's FakeClock, the scheduler's)
+        self.quit_checks: list[Callable[[Interp], str | None]] = []  # a reason not to leave yet, or None
+        self.exit_hooks: list[Callable[[Interp], None]] = []  # run once when the program leaves
+        self.completers: list[Callable[[Interp, list[str], str], Iterable[str]]] = []  # words for the prompt
+        self.interactive = False  # true while commands come from the interactive prompt
         self.current_file = "<string>"
         self.interrupted = False  # set by Ctrl-C; the next command raises "interrupted"
         self.checkers: list[Callable[[Script], None]] = list(READ_CHECKS)
@@ -315,8 +323,6 @@ class Interp:
 
     def substitute(self, text: str) -> str:
         """Substitute $vars, [commands] and backslashes in a string (`subst`)."""
-        from .tcllist import backslash_subst
-
         out: list[str] = []
         i, n = 0, len(text)
         while i < n:
@@ -640,8 +646,6 @@ def _bind_proc_args(macro: Macro, args: list[str], vars: dict) -> None:
         else:
             raise ScriptError(f'wrong # args: should be "{macro.usage_line()}"')
     if macro.variadic:
-        from .tcllist import join_list
-
         vars["args"] = join_list(args[n:])
     elif len(args) > n:
         raise ScriptError(f'wrong # args: should be "{macro.usage_line()}"')

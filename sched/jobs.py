@@ -1,15 +1,22 @@
 """Jobs as the scheduler knows them: what was made, where it runs, how it ended.
 
 A Job is made by a task at a look (psched.scheduler), runs locally (psched.localjobs) or at
-the controller (a later backend), and ends with exactly one Outcome. The scheduler's job table
+the controller (psched.controller), and ends with exactly one Outcome. The scheduler's job table
 holds local and controller jobs alike; `check`, `kill`, `delete` and `status` act on it.
+
+Backends and the scheduler meet through the two interfaces declared here, as pcontrol's host
+table meets its controller through a HostListener: a Backend is what the scheduler calls, a
+JobSink (the scheduler) is what a backend reports to. Neither imports the other.
 """
 
 from __future__ import annotations
 
+import signal as _signal
 import time
 from dataclasses import dataclass, field
 from enum import Enum
+from pathlib import Path
+from typing import Any, Protocol
 
 
 class JobState(str, Enum):
@@ -116,9 +123,54 @@ class Job:
 
 
 def signal_name(number: int) -> str:
-    import signal as _signal
-
     try:
         return _signal.Signals(number).name
     except ValueError:
         return f"signal {number}"
+
+
+# --- the seams between the scheduler and its backends ----------------------------------------------
+
+
+class JobSink(Protocol):
+    """What a backend tells of its jobs: the scheduler, handed to each backend when it is made."""
+
+    output_limit: int
+    """Bytes of each output stream kept per job."""
+
+    def job_started(self, job: Job, ran_on: str = "", pid: int | None = None,
+                    controller_id: str | None = None) -> None: ...
+
+    def job_ended(self, job: Job, outcome: Outcome, status: int | None = None, signal: int | None = None,
+                  stdout: str = "", stderr: str = "", stdout_bytes: int = 0, stderr_bytes: int = 0,
+                  elapsed: float | None = None, reason: str = "", ran_on: str = "", quiet: bool = False) -> None: ...
+
+    def adopt(self, record: dict[str, Any]) -> Job | None:
+        """A job an earlier sched submitted, taken back (None: its task is not defined here)."""
+
+    def report(self, text: str) -> None:
+        """A message for the user."""
+
+
+class Backend(Protocol):
+    """Where jobs run: `submit` starts a job, which later goes to the sink's job_started / job_ended."""
+
+    home: Path | None
+    """The $SCHED_HOME whose run ledger counts this backend's jobs across restarts (None: none)."""
+
+    def submit(self, job: Job) -> None: ...
+
+    def kill(self, job: Job) -> bool:
+        """Kill a job of this backend; False when it does not know the job."""
+
+    def task_defined(self, task: str) -> None:
+        """A task was (re)defined: finished jobs of it that the backend holds can be taken back."""
+
+    async def connect(self) -> None:
+        """Be ready to take jobs (and take back an earlier sched's); raise what went wrong."""
+
+    async def aclose(self) -> None:
+        """sched is leaving: let go of what the backend holds (local jobs are killed)."""
+
+    def jobs_out(self) -> int:
+        """Jobs submitted here that have not ended."""

@@ -23,6 +23,8 @@ from __future__ import annotations
 from pygments.lexer import RegexLexer, default, include, words
 from pygments.token import Comment, Keyword, Name, Number, Punctuation, String, Text, Whitespace
 
+from .registry import BUILTINS
+
 __all__ = ["SchedLexer", "KEYWORDS"]
 
 KEYWORDS = (
@@ -38,10 +40,6 @@ _BARE_FIRST = r'[^\s;\[\]{}"$\\#][^\s;\[\]{}"$\\]*'
 
 def _builtin_names() -> dict:
     """The language's commands, once the package has registered them."""
-    try:
-        from .registry import BUILTINS
-    except ImportError:  # the lexer used on its own, without the package
-        return {}
     return BUILTINS.commands
 
 

@@ -10,17 +10,15 @@ The other jobs go to the controller (psched.controller).
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from typing import TYPE_CHECKING
+from pathlib import Path
 
 from pclient.jobproc import JobResult, JobSpec, RunningJob, start_job
 from pclient.protocol import Outcome as AgentOutcome
 
 from .eventloop import get_loop
-from .jobs import Job, Outcome
-
-if TYPE_CHECKING:
-    from .scheduler import Scheduler
+from .jobs import Job, JobSink, Outcome
 
 log = logging.getLogger(__name__)
 
@@ -40,10 +38,16 @@ def output_text(data: bytes, total: int, truncated: bool) -> str:
     return text
 
 
-class LocalBackend:
-    """Runs jobs as child processes of sched."""
+KILL_WAIT = 10.0
+"""Seconds sched, leaving, waits for the local jobs it killed to end."""
 
-    def __init__(self, sched: "Scheduler"):
+
+class LocalBackend:
+    """Runs jobs as child processes of sched (a Backend; it reports to a JobSink)."""
+
+    home: Path | None = None  # local jobs are not counted across restarts
+
+    def __init__(self, sched: JobSink):
         self.sched = sched
         self.running: dict[int, RunningJob] = {}
         self._kill_asked: set[int] = set()
@@ -88,3 +92,24 @@ class LocalBackend:
             self._kill_asked.add(job.id)
             return True
         return False
+
+    def task_defined(self, task: str) -> None:
+        """Nothing to take back: local jobs do not outlive their sched."""
+
+    async def connect(self) -> None:
+        """Always ready."""
+
+    def jobs_out(self) -> int:
+        return len(self.running)
+
+    async def aclose(self) -> None:
+        """Kill the jobs still running and wait (up to KILL_WAIT s) for them to end."""
+        running = list(self.running.values())
+        if not running:
+            return
+        for job in running:
+            job.kill()
+        try:
+            await asyncio.wait_for(asyncio.gather(*(r.wait() for r in running), return_exceptions=True), KILL_WAIT)
+        except asyncio.TimeoutError:
+            self.sched.report(f"some local jobs did not end within {KILL_WAIT:g} s of being killed")

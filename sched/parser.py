@@ -29,6 +29,7 @@ from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput
 
 from .errors import IncompleteError, ParseError, Pos
 from .nodes import Block, Clause, CmdSub, Command, Script, Source, Text, VarRef, Word
+from . import grammar
 from .tcllist import backslash_subst
 
 __all__ = ["parse", "parse_body", "parse_at", "BLOCK_OPENERS", "CLAUSE_WORDS", "is_complete", "MAX_NESTING"]
@@ -541,8 +542,6 @@ _parse_lock = threading.RLock()  # the shell parses in its completer thread too
 def _parser() -> Lark:
     global _lark
     if _lark is None:
-        from . import grammar
-
         _lark = Lark.open("sched.lark", rel_to=grammar.__file__, parser="lalr", lexer="contextual",
                           transformer=_builder, maybe_placeholders=False, cache=False)
     return _lark

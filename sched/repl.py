@@ -16,7 +16,7 @@ never dies: read a command, run it, print its result (if not empty) or its error
   must look up `sys.stdout` / `sys.stderr` when it writes (or use `interp.write`), not keep a
   reference from earlier. While a command runs, output goes straight to the terminal.
 - Ctrl-C cancels the line being edited; while a command runs it interrupts it (see
-  psched.cli.InterruptHandler). Ctrl-D on an empty line, `quit` and `exit` leave, after the quit
+  psched.session.InterruptHandler). Ctrl-D on an empty line, `quit` and `exit` leave, after the quit
   checks agree or the user confirms (`confirm_leave`).
 - History persists in $SCHED_HOME/history (psched.paths).
 """
@@ -40,13 +40,13 @@ from prompt_toolkit.patch_stdout import patch_stdout
 from prompt_toolkit.styles import Style
 from prompt_toolkit.validation import ValidationError, Validator
 
-from .cli import INTERACTIVE_KEY, ExitStatus, InterruptHandler, QuitRequest, needs_more, quit_vetoes
 from .completer import SchedCompleter
 from .errors import IncompleteError, ParseError, Pos, SchedError
 from .eventloop import run_until
 from .lexer import SchedLexer
 from .parser import parse
 from .paths import history_path
+from .session import ExitStatus, InterruptHandler, QuitRequest, needs_more, quit_vetoes
 
 log = logging.getLogger(__name__)
 
@@ -223,7 +223,7 @@ class Shell:
     def run(self) -> int:
         """Prompt, run, repeat, until the user leaves; returns the exit status."""
         interp = self.interp
-        interp.extensions[INTERACTIVE_KEY] = True
+        interp.interactive = True
         try:
             while True:
                 try:
@@ -238,7 +238,7 @@ class Shell:
                 if status is not None:
                     return status
         finally:
-            interp.extensions[INTERACTIVE_KEY] = False
+            interp.interactive = False
 
     def execute(self, text: str) -> int | None:
         """Run one input; print its result or error. Returns an exit status when leaving."""

@@ -1,6 +1,6 @@
 """The scheduler loop: turns task rules into jobs at the right moments and reacts to their ends.
 
-    sched = scheduler_of(interp)       # one per interpreter, made on first use
+    sched = scheduler_of(interp)       # one per interpreter, made on first use (psched.attach)
     sched.define(spec)                 # from a `task` block
     sched.start() / sched.stop()       # `run` / `stop`
     sched.step()                       # one pass over the due tasks (tests drive this by hand)
@@ -24,33 +24,25 @@ import logging
 import math
 import os
 from dataclasses import dataclass, field
-from typing import Any, Callable, Protocol
+from typing import Any, Callable
 
 from .clock import Clock, SystemClock
 from .cmd_queues import WorkQueue
 from .errors import SchedError, Skip, TaskError
 from .eventloop import get_loop
 from .interp import Frame
-from .jobs import Job, JobState, Outcome
+from .jobs import Backend, Job, JobState, Outcome
 from .runledger import LEDGER_NAME, RunLedger
-from .tasks import JobDraft, OutputDest, TaskSpec
+from .taskspec import DRAFT_KEY, JobDraft, OutputDest, TaskSpec
 from .tcllist import join_list
 from .timing import PlanReason, TaskTiming, TimerHandle, TimerHeap, plan
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Scheduler", "TaskEntry", "Backend", "scheduler_of", "DEFAULT_OUTPUT_LIMIT"]
+__all__ = ["Scheduler", "TaskEntry", "Backend", "DEFAULT_OUTPUT_LIMIT"]
 
 DEFAULT_OUTPUT_LIMIT = 1 << 20
 """Bytes of each output stream kept per job (the rest is counted, and noted as cut)."""
-
-
-class Backend(Protocol):
-    """Where jobs run. `submit` starts a job and later calls sched.job_started / job_ended."""
-
-    def submit(self, job: Job) -> None: ...
-
-    def kill(self, job: Job) -> bool: ...
 
 
 @dataclass
@@ -93,23 +85,26 @@ class TaskEntry:
 
 
 class Scheduler:
-    """The task table, the job table and the loop that connects them."""
+    """The task table, the job table and the loop that connects them (the JobSink of its backends).
+
+    Its backends are handed in: made with it (tests' fakes), or, as they report to the
+    scheduler, set just after it is made (psched.attach, the one place that builds a real one).
+    """
 
     def __init__(self, interp: Any, clock: Clock | None = None, local: Backend | None = None,
                  remote: Backend | None = None):
-        from .controller import ControllerLink
-        from .localjobs import LocalBackend
-
         self.interp = interp
         self.clock = clock or SystemClock()
+        if interp.clock is None:  # the language's `clock` reads the scheduler's time
+            interp.clock = self.clock
         self.real_time = isinstance(self.clock, SystemClock)
         self.tasks: dict[str, TaskEntry] = {}
         self.jobs: dict[int, Job] = {}
         self.heap: TimerHeap[str] = TimerHeap()
         self.running = False
         self.output_limit = DEFAULT_OUTPUT_LIMIT
-        self.local: Backend = local or LocalBackend(self)
-        self.remote: Backend = remote or ControllerLink(self)
+        self.local: Backend = local or _Unattached("local")
+        self.remote: Backend = remote or _Unattached("remote")
         self.on_message: Callable[[str], None] | None = None  # the shell prints these
         self.job_listeners: list[Callable[[Job], None]] = []  # told of every job start and end
         self.verbose = False
@@ -138,9 +133,7 @@ class Scheduler:
         if self._resume and spec.name in self._resume:
             self._resume_task(entry, self._resume.pop(spec.name))
         self.look_soon(entry)
-        adopt = getattr(self.remote, "adopt_orphans", None)
-        if adopt is not None:
-            adopt(spec.name)
+        self.remote.task_defined(spec.name)
         self._check_waiters()
         return entry
 
@@ -179,7 +172,7 @@ class Scheduler:
         if self._resume is not None:
             return
         self._resume = {}
-        home = getattr(getattr(self.remote, "paths", None), "home", None)
+        home = self.remote.home
         if home is None:  # a backend without a home (tests' fakes): nothing to go on from
             return
         self.ledger = RunLedger(home / LEDGER_NAME)
@@ -347,8 +340,8 @@ class Scheduler:
         frame = Frame(f"task.exec of {spec.name}", transparent=True)
         frame.vars.update({"task": spec.name, "job_count": str(entry.timing.made)})
         frame.declared.update(frame.vars)
-        saved = interp.extensions.get("task.draft")
-        interp.extensions["task.draft"] = draft
+        saved = interp.extensions.get(DRAFT_KEY)
+        interp.extensions[DRAFT_KEY] = draft
         try:
             interp.run_in_frame(frame, spec.exec_macro)
         except Skip:
@@ -357,7 +350,7 @@ class Scheduler:
             self.report(f"task {spec.name}: error in task.exec (no job made this time):\n{err.render()}")
             return None
         finally:
-            interp.extensions["task.draft"] = saved
+            interp.extensions[DRAFT_KEY] = saved
         return draft
 
     # --- jobs' lives --------------------------------------------------------------------------
@@ -581,12 +574,28 @@ def _known(tasks: dict) -> str:
     return " (tasks: " + ", ".join(names[:10]) + (" ..." if len(names) > 10 else "") + ")"
 
 
-def scheduler_of(interp: Any) -> Scheduler:
-    """The interpreter's scheduler, made on first use."""
-    sched = interp.extensions.get("scheduler")
-    if sched is None:
-        from .cmd_sched import attach_shell
+class _Unattached:
+    """The backend a Scheduler has until its real one is handed in: it takes no job."""
 
-        sched = interp.extensions["scheduler"] = Scheduler(interp)
-        attach_shell(interp)
-    return sched
+    home = None
+
+    def __init__(self, which: str):
+        self.which = which
+
+    def submit(self, job: Job) -> None:
+        raise TaskError(f"job {job.id}: this scheduler has no {self.which} backend")
+
+    def kill(self, job: Job) -> bool:
+        return False
+
+    def task_defined(self, task: str) -> None:
+        pass
+
+    async def connect(self) -> None:
+        pass
+
+    async def aclose(self) -> None:
+        pass
+
+    def jobs_out(self) -> int:
+        return 0

@@ -28,6 +28,7 @@ from pathlib import Path
 import pytest
 
 import psched
+from psched.attach import SCHEDULER_KEY
 from psched.errors import SchedError
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -193,7 +194,7 @@ def session_steps(fence: Fence) -> list[Step]:
 
 
 def _needs_more(text: str) -> bool:
-    from psched.cli import needs_more
+    from psched.session import needs_more
 
     return needs_more(text) is not None
 
@@ -211,7 +212,7 @@ def _finish_jobs(interp) -> list[str]:
     """Kill what a session left running (it should leave nothing) and say what it was."""
     from psched.eventloop import get_loop, run_until
 
-    sched = interp.extensions.get("scheduler")
+    sched = interp.extensions.get(SCHEDULER_KEY)
     if sched is None:
         return []
     sched.stop()

@@ -337,7 +337,7 @@ class Shell(BaseShell):
 
     def leave(self) -> None:
         """Leave as `quit -force` does: the exit hooks run (jobs out stay at the controller)."""
-        from psched.cli import run_exit_hooks
+        from psched.session import run_exit_hooks
 
         if not self.left:
             self.left = True

@@ -7,7 +7,6 @@ import pytest
 
 import psched
 from psched.clock import FakeClock
-from psched.cmd_clock import CLOCK_KEY
 from psched.errors import SchedError
 
 NOW = 1_700_000_000  # Tue Nov 14 22:13:20 2023 UTC
@@ -15,7 +14,7 @@ NOW = 1_700_000_000  # Tue Nov 14 22:13:20 2023 UTC
 
 def make(tz=None):
     interp = psched.Interp()
-    interp.extensions[CLOCK_KEY] = FakeClock(start_wall=NOW + 0.25, tz=tz)
+    interp.clock = FakeClock(start_wall=NOW + 0.25, tz=tz)
     return interp
 
 
@@ -95,7 +94,7 @@ def test_local_zone_comes_from_the_injected_clock():
 
 def test_fake_clock_moves_clock_seconds():
     interp = make()
-    interp.extensions[CLOCK_KEY].advance(90)
+    interp.clock.advance(90)
     assert interp.eval("clock seconds") == str(NOW + 90)
 
 

@@ -7,6 +7,7 @@ from zoneinfo import ZoneInfo
 import psched
 from psched.clock import FakeClock
 from psched.jobs import Outcome
+from psched.attach import SCHEDULER_KEY
 from psched.scheduler import Scheduler
 
 UTC = ZoneInfo("UTC")
@@ -27,6 +28,20 @@ class FakeBackend:
         self.killed.append(job)
         return True
 
+    home = None  # no run ledger
+
+    def task_defined(self, task):
+        pass
+
+    async def connect(self):
+        pass
+
+    async def aclose(self):
+        pass
+
+    def jobs_out(self):
+        return sum(1 for job in self.submitted if not job.done)
+
 
 class World:
     """An interpreter whose scheduler runs on a fake clock with fake backends."""
@@ -39,7 +54,7 @@ class World:
         self.sched = Scheduler(self.interp, self.clock, local=self.local, remote=self.remote)
         self.messages = []
         self.sched.on_message = self.messages.append
-        self.interp.extensions["scheduler"] = self.sched
+        self.interp.extensions[SCHEDULER_KEY] = self.sched
 
     def run(self, script):
         return self.interp.eval(script, "test.sched")

@@ -11,7 +11,7 @@ import psched
 from psched.errors import SchedError
 from psched.eventloop import get_loop, run_until
 from psched.jobs import JobState
-from psched.scheduler import scheduler_of
+from psched.attach import scheduler_of
 
 
 @pytest.fixture

@@ -2,7 +2,6 @@
 ended run leaves nothing behind, and a torn or foreign line never stops sched."""
 
 import json
-from types import SimpleNamespace
 
 from sched_world import FakeBackend, World, task
 
@@ -14,7 +13,7 @@ class HomeBackend(FakeBackend):
 
     def __init__(self, home):
         super().__init__()
-        self.paths = SimpleNamespace(home=home)
+        self.home = home
 
 
 def world(home):

@@ -151,7 +151,7 @@ def test_extension_completers(interp):
     assert seen[-1] == (["check"], "f")
     assert texts(interp, "kill ") == ["build", "fetch", "fold"]
     assert texts(interp, "echo ") == []
-    assert interp.extensions["completers"] == [broken, tasks]
+    assert interp.completers == [broken, tasks]
 
 
 def test_analyse_words_and_current_word():

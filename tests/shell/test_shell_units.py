@@ -14,8 +14,8 @@ from prompt_toolkit.output import DummyOutput
 from prompt_toolkit.validation import ValidationError
 
 import psched  # noqa: F401
-from psched.cli import (INTERACTIVE_KEY, InterruptHandler, QuitRequest, add_exit_hook, add_quit_check, needs_more,
-                        quit_vetoes, run_exit_hooks)
+from psched.session import (InterruptHandler, QuitRequest, add_exit_hook, add_quit_check, needs_more, quit_vetoes,
+                            run_exit_hooks)
 from psched.errors import ScriptError
 from psched.interp import Interp
 from psched.repl import InputValidator, Shell, confirm_leave, continuation_label
@@ -118,7 +118,7 @@ def test_shell_run_loop(interp, capsys):
     out, err = capsys.readouterr()
     assert out.splitlines() == ["41", "42"]  # results at the prompt are printed
     assert '<input>:1:1: invalid command name "nosuch"' in err
-    assert interp.extensions[INTERACTIVE_KEY] is False
+    assert interp.interactive is False
 
 
 # --- printing results and errors ---------------------------------------------------------------------
@@ -198,7 +198,7 @@ def test_quit_at_the_prompt_asks(interp):
     answers = [False, True]
     shell.ask = lambda question: answers.pop(0)  # type: ignore[method-assign]
     add_quit_check(interp, lambda i: "jobs out")
-    interp.extensions[INTERACTIVE_KEY] = True
+    interp.interactive = True
     assert shell.execute("quit 5") is None  # the user said no
     assert shell.execute("quit 5") == 5  # ...and then yes
     assert shell.execute("quit -force 6") == 6

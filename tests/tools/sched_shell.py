@@ -7,7 +7,7 @@ import io
 
 import psched
 from psched.eventloop import run_until
-from psched.scheduler import scheduler_of
+from psched.attach import scheduler_of
 
 
 class Shell:
