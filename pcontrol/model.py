@@ -16,6 +16,10 @@ import enum
 from dataclasses import dataclass, field
 from typing import Any
 
+from .outcome import Outcome
+
+__all__ = ["DEFAULT_OUTPUT_LIMIT", "Host", "HostState", "Job", "JobState", "Outcome", "parse_enum"]
+
 #: Default bytes kept per output stream of a job.
 DEFAULT_OUTPUT_LIMIT = 1024 * 1024
 
@@ -26,17 +30,6 @@ class JobState(str, enum.Enum):
     PENDING = "PENDING"   #: waiting for a free slot on a host it may run on
     BUSY = "BUSY"         #: sent to an agent (running or about to)
     DONE = "DONE"         #: finished; see its Outcome
-
-
-class Outcome(str, enum.Enum):
-    """How a DONE job ended."""
-
-    EXIT = "EXIT"         #: the program exited; `status` holds its exit status
-    CRASH = "CRASH"       #: a signal ended it; `signal` holds the number
-    TIMEOUT = "TIMEOUT"   #: it outlived its -timeout and was killed
-    DOWN = "DOWN"         #: its host was lost while it ran, or its required host is unknown
-    PENDING = "PENDING"   #: it did not start within its -pending timeout
-    KILLED = "KILLED"     #: `kill` ended it
 
 
 class HostState(str, enum.Enum):

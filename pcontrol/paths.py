@@ -13,12 +13,17 @@ from pathlib import Path
 MAX_SOCKET_PATH = 107
 
 
+HOME_VAR = "SCHED_HOME"
+"""The environment variable naming the home that pcontrol and the sched shell share."""
+
+
 def default_home() -> Path:
-    """$SCHED_HOME, else ~/.sched."""
-    env = os.environ.get("SCHED_HOME")
-    if env:
-        return Path(env).expanduser()
-    return Path.home() / ".sched"
+    """$SCHED_HOME, else ~/.sched: the one resolver of the home, for pcontrol and sched alike.
+
+    A value of blanks only counts as unset (it names ~/.sched, not a directory called " ").
+    """
+    configured = os.environ.get(HOME_VAR, "").strip()
+    return Path(configured).expanduser() if configured else Path.home() / ".sched"
 
 
 @dataclass(frozen=True)

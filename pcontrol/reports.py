@@ -28,15 +28,9 @@ from pclient import protocol as agent_protocol
 from .config import ControllerConfig
 from .dispatch import FreeHosts, TimerHeap
 from .model import Host, Job, JobState, Outcome
+from .outcome import from_agent
 
 log = logging.getLogger(__name__)
-
-_AGENT_OUTCOMES = {
-    agent_protocol.Outcome.EXIT: Outcome.EXIT,
-    agent_protocol.Outcome.CRASH: Outcome.CRASH,
-    agent_protocol.Outcome.TIMEOUT: Outcome.TIMEOUT,
-    agent_protocol.Outcome.KILLED: Outcome.KILLED,
-}
 
 
 class AgentReports:
@@ -259,7 +253,7 @@ class AgentReports:
         reconciled = job_id in host.held
         host.running.discard(job.id)
         host.held.discard(job.id)
-        outcome = _AGENT_OUTCOMES[message.outcome]
+        outcome = from_agent(message.outcome)
         reason = message.reason or self._default_reason(job, outcome, message)
         job.elapsed = message.elapsed
         job.stdout, job.stderr = message.stdout, message.stderr

@@ -1,7 +1,8 @@
 """Jobs as the scheduler knows them: what was made, where it runs, how it ended.
 
 A Job is made by a task at a look (psched.scheduler), runs locally (psched.localjobs) or at
-the controller (psched.controller), and ends with exactly one Outcome. The scheduler's job table
+the controller (psched.controller), and ends with exactly one Outcome (the vocabulary sched
+shares with pcontrol: pcontrol.outcome). The scheduler's job table
 holds local and controller jobs alike; `check`, `kill`, `delete` and `status` act on it.
 
 Backends and the scheduler meet through the two interfaces declared here, as pcontrol's host
@@ -18,6 +19,10 @@ from enum import Enum
 from pathlib import Path
 from typing import Any, Protocol
 
+from pcontrol.outcome import Outcome
+
+__all__ = ["Backend", "Job", "JobSink", "JobState", "Outcome", "signal_name"]
+
 
 class JobState(str, Enum):
     """Where a job is in its life."""
@@ -28,28 +33,6 @@ class JobState(str, Enum):
     """Its process runs."""
     DONE = "DONE"
     """It ended; `outcome` says how."""
-
-
-class Outcome(str, Enum):
-    """How a job ended; also the value of $job_state in a task.exit macro."""
-
-    EXIT = "EXIT"
-    """The program exited with a status (0 is success)."""
-    CRASH = "CRASH"
-    """A signal ended it."""
-    TIMEOUT = "TIMEOUT"
-    """It ran longer than the task's -timeout and was killed."""
-    DOWN = "DOWN"
-    """Its host was lost, or could not be used (no controller, host not defined)."""
-    PENDING = "PENDING"
-    """It was not started within the task's -pending time and was withdrawn."""
-    KILLED = "KILLED"
-    """Someone killed it (`kill`)."""
-
-    @property
-    def selector(self) -> str:
-        """The task.exit selector for this outcome (EXIT is selected by its status)."""
-        return self.value.lower()
 
 
 @dataclass

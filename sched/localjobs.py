@@ -15,19 +15,12 @@ import logging
 from pathlib import Path
 
 from pclient.jobproc import JobResult, JobSpec, RunningJob, start_job
-from pclient.protocol import Outcome as AgentOutcome
+from pcontrol.outcome import from_agent
 
 from .eventloop import get_loop
 from .jobs import Job, JobSink, Outcome
 
 log = logging.getLogger(__name__)
-
-_OUTCOMES = {
-    AgentOutcome.EXIT: Outcome.EXIT,
-    AgentOutcome.CRASH: Outcome.CRASH,
-    AgentOutcome.TIMEOUT: Outcome.TIMEOUT,
-    AgentOutcome.KILLED: Outcome.KILLED,
-}
 
 
 def output_text(data: bytes, total: int, truncated: bool) -> str:
@@ -76,7 +69,7 @@ class LocalBackend:
 
     def _ended(self, job: Job, result: JobResult) -> None:
         self.sched.job_ended(
-            job, _OUTCOMES[result.outcome], status=result.status, signal=result.signal,
+            job, from_agent(result.outcome), status=result.status, signal=result.signal,
             stdout=output_text(result.stdout, result.stdout_bytes, result.stdout_truncated),
             stderr=output_text(result.stderr, result.stderr_bytes, result.stderr_truncated),
             stdout_bytes=result.stdout_bytes, stderr_bytes=result.stderr_bytes,

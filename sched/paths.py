@@ -3,7 +3,8 @@
     sched_home() -> Path        the directory, created mode 0700 when missing
     history_path() -> Path      the shell's command history
 
-Later parts keep their own files here too (the embedded controller's socket and data, the
+The home is resolved by pcontrol.paths.default_home, so sched and pcontrol always mean the same
+directory. Later parts keep their own files here too (the embedded controller's socket and data, the
 scheduler's identity). The directory is private to its user: it may hold job output and a
 control socket, so it is created 0700 whatever the umask says.
 """
@@ -13,12 +14,13 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from pcontrol.paths import HOME_VAR, default_home
+
 __all__ = ["ENV_VAR", "sched_home", "history_path"]
 
-ENV_VAR = "SCHED_HOME"
+ENV_VAR = HOME_VAR
 """The environment variable that overrides the state directory."""
 
-_DEFAULT = "~/.sched"
 _MODE = 0o700
 
 
@@ -27,8 +29,7 @@ def sched_home(create: bool = True) -> Path:
 
     Raises OSError when it cannot be created (the caller decides whether that matters).
     """
-    configured = os.environ.get(ENV_VAR, "").strip()
-    home = Path(configured or _DEFAULT).expanduser()
+    home = default_home()  # the resolver pcontrol uses too: one home, whoever asks
     if create and not home.is_dir():
         home.mkdir(mode=_MODE, parents=True, exist_ok=True)
         os.chmod(home, _MODE)  # mkdir's mode is filtered by the umask; make it exactly 0700

@@ -21,3 +21,13 @@ def test_sched_home_defaults_to_dot_sched(tmp_path, monkeypatch):
     assert not (tmp_path / ".sched").exists()
     assert sched_home() == tmp_path / ".sched"
     assert stat.S_IMODE((tmp_path / ".sched").stat().st_mode) == 0o700
+
+
+def test_sched_and_pcontrol_resolve_one_home(tmp_path, monkeypatch):
+    from pcontrol.paths import Paths
+
+    monkeypatch.setenv("HOME", str(tmp_path))
+    for value, expected in ((" ", tmp_path / ".sched"), ("", tmp_path / ".sched"),
+                            (str(tmp_path / "h"), tmp_path / "h"), ("~/x", tmp_path / "x")):
+        monkeypatch.setenv("SCHED_HOME", value)
+        assert sched_home(create=False) == Paths.for_home().home == expected, repr(value)
