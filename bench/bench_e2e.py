@@ -24,8 +24,8 @@ sys.path.insert(0, os.path.dirname(__file__))
 
 import psched  # noqa: E402
 from peers import peer_rows, print_rate_table  # noqa: E402
-from psched.eventloop import run_until  # noqa: E402
-from psched.scheduler import scheduler_of  # noqa: E402
+from psched.scheduler.eventloop import run_until  # noqa: E402
+from psched.scheduler.attach import scheduler_of  # noqa: E402
 
 
 def through_sched(jobs: int, npending: int) -> float:

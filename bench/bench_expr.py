@@ -16,7 +16,7 @@ import sys
 import tempfile
 import timeit
 
-from psched.expr import _compile, compile_expr
+from psched.lang.expr import _compile, compile_expr
 
 EXPRESSIONS = [
     "$i < $n",

@@ -5,7 +5,7 @@
 1. Parse speed: a generated, realistic .sched script of 10,000 lines (task blocks with their
    directives, task.exec and task.exit blocks, macros, if/elif/else, for and foreach blocks,
    Tcl-style braced bodies, echo lines with $var, ${var}, $arr(key) and [command]
-   substitutions) is parsed with psched.parser.parse. Target: under 0.5 s. The same parse
+   substitutions) is parsed with psched.lang.parser.parse. Target: under 0.5 s. The same parse
    with the garbage collector switched off is shown too: the difference is what the
    collector costs while the parser builds its many small objects.
 2. Macro-call cost: a macro that does `set`, `expr` and `queuepush`, called in a `for` loop;
@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 
 import psched
-from psched.parser import parse
+from psched.lang.parser import parse
 
 PARSE_TARGET_S = 0.5
 CALL_TARGET_US = 100.0

@@ -1,21 +1,20 @@
 """psched: the sched language, its interpreter, the task scheduler and the shell.
 
 The folder is sched/ but the import name is psched, because the standard library already has
-a module called `sched`.
+a module called `sched`. Three layers, imported one way (shell -> scheduler -> lang):
+
+    lang/        text becomes a syntax tree and a result: the language, knowing no scheduler
+                 and no terminal (its commands, lang/commands/, each see the core only)
+    scheduler/   tasks become jobs that go to backends (local, pcontrol) and come back
+    shell/       the `sched` program: scripts, the prompt, leaving and interrupting
+
+Importing psched registers every command of the three.
 """
 
-from .errors import ParseError, SchedError, ScriptError
-from .interp import Interp
-from . import cmd_core  # noqa: F401  (registers the core commands)
-from . import cmd_lists  # noqa: F401
-from . import cmd_strings  # noqa: F401
-from . import cmd_clock  # noqa: F401
-from . import cmd_exec  # noqa: F401
-from . import cmd_queues  # noqa: F401
-from . import cmd_info  # noqa: F401
-from . import tasks  # noqa: F401  (the task block and its directives)
-from . import cmd_sched  # noqa: F401  (run, stop, status, jobs, check, kill, wait...)
-from . import cmd_controller  # noqa: F401  (controller ...)
-from . import session  # noqa: F401  (quit and exit)
+from .lang.errors import ParseError, SchedError, ScriptError
+from .lang.interp import Interp
+from .lang import commands as _language_commands  # noqa: F401  (registers the language's commands)
+from .scheduler import commands as _scheduler_commands  # noqa: F401  (task, run, status, controller...)
+from .shell import session as _session  # noqa: F401  (quit and exit)
 
 __all__ = ["Interp", "SchedError", "ParseError", "ScriptError"]

@@ -28,8 +28,8 @@ from pathlib import Path
 import pytest
 
 import psched
-from psched.attach import SCHEDULER_KEY
-from psched.errors import SchedError
+from psched.scheduler.attach import SCHEDULER_KEY
+from psched.lang.errors import SchedError
 
 ROOT = Path(__file__).resolve().parent.parent
 GENDOCS = ROOT / "scripts" / "gendocs"
@@ -69,7 +69,7 @@ def test_check_fails_with_a_diff_summary_when_the_file_is_stale(tmp_path, capsys
 
 
 def test_the_reference_picks_up_whatever_is_registered():
-    from psched.registry import CommandDef, parse_usage
+    from psched.lang.registry import CommandDef, parse_usage
 
     commands = gendocs.load_commands()
     fake = CommandDef("zzfrob", parse_usage("zzfrob thing ?-loud?"), "frobnicate a thing", fn=lambda i, a: "")
@@ -168,7 +168,7 @@ class Step:
 
 def session_steps(fence: Fence) -> list[Step]:
     """Split a session into inputs (with their continuation lines) and the output shown after each."""
-    from psched.repl import continuation_label
+    from psched.shell.repl import continuation_label
 
     steps: list[Step] = []
     i, lines = 0, fence.lines
@@ -194,7 +194,7 @@ def session_steps(fence: Fence) -> list[Step]:
 
 
 def _needs_more(text: str) -> bool:
-    from psched.session import needs_more
+    from psched.shell.session import needs_more
 
     return needs_more(text) is not None
 
@@ -210,7 +210,7 @@ def _matches(expected: list[str], actual: list[str]) -> bool:
 
 def _finish_jobs(interp) -> list[str]:
     """Kill what a session left running (it should leave nothing) and say what it was."""
-    from psched.eventloop import get_loop, run_until
+    from psched.scheduler.eventloop import get_loop, run_until
 
     sched = interp.extensions.get(SCHEDULER_KEY)
     if sched is None:
@@ -251,7 +251,7 @@ def test_the_docs_have_examples():
 
 
 class _ShellLog(logging.Handler):
-    """What `sched` prints for the library's warnings (psched.cli sets this format up)."""
+    """What `sched` prints for the library's warnings (psched.shell.cli sets this format up)."""
 
     def __init__(self, out: io.StringIO):
         super().__init__(logging.WARNING)

@@ -11,7 +11,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "scripts" / "examples"
 SCHED = Path(sys.executable).with_name("sched")
-COMMAND = [str(SCHED)] if SCHED.exists() else [sys.executable, "-m", "psched.cli"]
+COMMAND = [str(SCHED)] if SCHED.exists() else [sys.executable, "-m", "psched.shell.cli"]
 
 EXPECTED = {
     "language.sched": ["hello, world: 6 x 7 = 42", "fib 0..9: 0 1 1 2 3 5 8 13 21 34", "15: fizzbuzz",

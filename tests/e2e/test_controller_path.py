@@ -12,13 +12,13 @@ from pathlib import Path
 import pytest
 
 import psched
-from psched.eventloop import get_loop, run_until
-from psched.jobs import JobState
+from psched.scheduler.eventloop import get_loop, run_until
+from psched.scheduler.jobs import JobState
 
 from sched_shell import Shell as BaseShell
 
 ROOT = Path(__file__).resolve().parents[2]
-SCHED = [sys.executable, "-m", "psched.cli"]
+SCHED = [sys.executable, "-m", "psched.shell.cli"]
 
 
 @pytest.fixture

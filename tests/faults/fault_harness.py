@@ -43,7 +43,7 @@ from waiting import WAIT, wait_until, wait_until_sync  # noqa: F401  (the fault 
 ROOT = Path(__file__).resolve().parents[2]
 PYTHON = sys.executable
 PCONTROL = [PYTHON, "-m", "pcontrol"]
-SCHED = [PYTHON, "-m", "psched.cli"]
+SCHED = [PYTHON, "-m", "psched.shell.cli"]
 LOCAL_AGENT = f"{shlex.quote(PYTHON)} -m pclient"
 
 #: `pcontrol serve` options for fault tests: heartbeat 0.5 s (a silent host is DOWN within
@@ -117,8 +117,8 @@ class FaultHome:
 
     @property
     def owner(self) -> str:
-        """The owner id of a sched on this home (psched.controller.owner_id)."""
-        from psched.controller import owner_id
+        """The owner id of a sched on this home (psched.scheduler.remote.owner_id)."""
+        from psched.scheduler.remote import owner_id
 
         return owner_id(self.path)
 
@@ -328,7 +328,7 @@ class Shell(BaseShell):
         return self.sched.remote
 
     def run_until(self, awaitable: Awaitable[Any]) -> Any:
-        from psched.eventloop import run_until
+        from psched.scheduler.eventloop import run_until
 
         return run_until(awaitable, interruptible=False)
 
@@ -337,7 +337,7 @@ class Shell(BaseShell):
 
     def leave(self) -> None:
         """Leave as `quit -force` does: the exit hooks run (jobs out stay at the controller)."""
-        from psched.session import run_exit_hooks
+        from psched.shell.session import run_exit_hooks
 
         if not self.left:
             self.left = True

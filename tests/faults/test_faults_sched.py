@@ -10,7 +10,7 @@ The last tests inject a fault at the exact moment where the kill above may land,
 bug it found: A. a submit whose reply is lost with the connection was sent again; B. a job
 whose harvest was lost was adopted again as a new job; E. a job that ended while sched
 adopted it stayed RUNNING in sched (all three fixed in 9edfd77, kept as regression tests);
-C. `nmax` did not hold across a sched restart (fixed by the run ledger, sched/runledger.py),
+C. `nmax` did not hold across a sched restart (fixed by the run ledger, sched/scheduler/runledger.py),
 and F. a stale early event from the broken connection won over the fresh job list.
 """
 
@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Callable
 
 import pytest
-from psched.errors import SchedError
+from psched.lang.errors import SchedError
 
 from fault_harness import (FAST_SERVE, ROOT, SCHED, FaultHome, Shell, count, job_script,
                            pids_with_arg, read_exit_log, wait_until, wait_until_sync)

@@ -1,4 +1,4 @@
-"""The script parser (psched.parser.parse) against hostile text: deep nesting of every
+"""The script parser (psched.lang.parser.parse) against hostile text: deep nesting of every
 opener, unbalanced mixtures, lone surrogates and control characters, text decoded from
 arbitrary bytes, huge words. Only SchedError may come out, and a parser that refused one
 text still parses the next (its state is restored).
@@ -15,8 +15,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from psched.errors import SchedError
-from psched.parser import parse
+from psched.lang.errors import SchedError
+from psched.lang.parser import parse
 
 SETTINGS = settings(max_examples=int(os.environ.get("HOSTILE_FUZZ_EXAMPLES", "150")),
                     deadline=None, database=None,

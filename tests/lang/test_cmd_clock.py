@@ -1,4 +1,4 @@
-"""`clock` (psched.cmd_clock): the time from an injected FakeClock, formats and scans checked
+"""`clock` (psched.lang.commands.clock): the time from an injected FakeClock, formats and scans checked
 against Tcl 8.6 (tclsh)."""
 
 from zoneinfo import ZoneInfo
@@ -6,8 +6,8 @@ from zoneinfo import ZoneInfo
 import pytest
 
 import psched
-from psched.clock import FakeClock
-from psched.errors import SchedError
+from psched.lang.clock import FakeClock
+from psched.lang.errors import SchedError
 
 NOW = 1_700_000_000  # Tue Nov 14 22:13:20 2023 UTC
 

@@ -1,4 +1,4 @@
-"""`exec` (psched.cmd_exec): pipelines and redirections without a shell, exit statuses,
+"""`exec` (psched.lang.commands.exec): pipelines and redirections without a shell, exit statuses,
 signals, stderr, and Ctrl-C (interp.interrupted) while a child runs."""
 
 import os
@@ -9,8 +9,8 @@ import time
 import pytest
 
 import psched
-from psched.cmd_exec import Target, parse_pipeline
-from psched.errors import SchedError
+from psched.lang.commands.exec import Target, parse_pipeline
+from psched.lang.errors import SchedError
 
 SH = "/bin/sh"
 pytestmark = pytest.mark.skipif(not os.path.exists(SH), reason="needs /bin/sh")

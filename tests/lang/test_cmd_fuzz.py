@@ -7,8 +7,8 @@ import io
 from hypothesis import given, settings, strategies as st
 
 import psched
-from psched.errors import SchedError
-from psched.tcllist import join_list
+from psched.lang.errors import SchedError
+from psched.lang.tcllist import join_list
 
 COMMANDS = {
     "list": [], "llength": [], "lindex": [], "lrange": [], "lappend": [], "lsearch": [], "lsort": [],

@@ -1,11 +1,11 @@
-"""`array` and `info` (psched.cmd_info)."""
+"""`array` and `info` (psched.lang.commands.info)."""
 
 import os
 
 import pytest
 
 import psched
-from psched.errors import SchedError
+from psched.lang.errors import SchedError
 
 
 def run(script):

@@ -1,10 +1,10 @@
-"""List commands (psched.cmd_lists): results checked against Tcl 8.6 (tclsh), row by row."""
+"""List commands (psched.lang.commands.lists): results checked against Tcl 8.6 (tclsh), row by row."""
 
 import pytest
 
 import psched
-from psched.cmd_lists import dictionary_compare
-from psched.errors import SchedError
+from psched.lang.commands.lists import dictionary_compare
+from psched.lang.errors import SchedError
 
 
 def run(script):

@@ -1,4 +1,4 @@
-"""Queues (psched.cmd_queues): FIFO order, -uniq with and without -key, -var loops, errors,
+"""Queues (psched.lang.commands.queues): FIFO order, -uniq with and without -key, -var loops, errors,
 and that -uniq does not scan the queue."""
 
 import time
@@ -6,8 +6,8 @@ import time
 import pytest
 
 import psched
-from psched.cmd_queues import WorkQueue, line_key
-from psched.errors import SchedError
+from psched.lang.commands.queues import WorkQueue, line_key
+from psched.lang.errors import SchedError
 
 
 def run(script):

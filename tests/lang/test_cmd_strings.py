@@ -1,4 +1,4 @@
-"""String commands (psched.cmd_strings): string, format, regexp, regsub.
+"""String commands (psched.lang.commands.strings): string, format, regexp, regsub.
 
 Expected results were checked against Tcl 8.6 (tclsh); rows marked "differs" document a
 deliberate difference.
@@ -9,10 +9,10 @@ import re
 import pytest
 
 import psched
-from psched.args import index_of
-from psched.cmd_strings import tcl_format
-from psched.patterns import glob_match, tcl_regex
-from psched.errors import SchedError
+from psched.lang.args import index_of
+from psched.lang.commands.strings import tcl_format
+from psched.lang.patterns import glob_match, tcl_regex
+from psched.lang.errors import SchedError
 
 
 def run(script):

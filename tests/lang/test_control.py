@@ -8,7 +8,7 @@ import io
 import pytest
 
 import psched
-from psched.errors import IncompleteError, ParseError, SchedError, ScriptError
+from psched.lang.errors import IncompleteError, ParseError, SchedError, ScriptError
 
 
 def run(script: str) -> str:
@@ -284,7 +284,7 @@ def test_missing_end_is_incomplete():
 
 def test_loop_bodies_are_parsed_once():
     # a Tcl-form body is parsed when first run and cached on its word
-    from psched import parser
+    from psched.lang import parser
 
     interp = psched.Interp(stdout=io.StringIO())
     calls = []

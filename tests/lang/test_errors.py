@@ -8,8 +8,8 @@ import io
 import pytest
 
 import psched
-from psched.errors import ArityError, ExprError, IncompleteError, ParseError, Pos, SchedError, ScriptError
-from psched.parser import MAX_NESTING
+from psched.lang.errors import ArityError, ExprError, IncompleteError, ParseError, Pos, SchedError, ScriptError
+from psched.lang.parser import MAX_NESTING
 
 
 def error_of(script: str) -> SchedError:

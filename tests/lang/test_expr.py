@@ -1,4 +1,4 @@
-"""Tcl's expr (psched.expr): values, precedence, errors with offsets, laziness, robustness.
+"""Tcl's expr (psched.lang.expr): values, precedence, errors with offsets, laziness, robustness.
 
 Expected values in the tables were checked against tclsh 8.6 except where a row says
 otherwise (leading-zero integers are decimal, as in Tcl 9; lt/gt/le/ge come from Tcl 9;
@@ -15,9 +15,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import psched.expr as expr_module
-from psched.errors import ExprError, ListError, SchedError, ScriptError
-from psched.expr import (
+import psched.lang.expr as expr_module
+from psched.lang.errors import ExprError, ListError, SchedError, ScriptError
+from psched.lang.expr import (
     FUNCTIONS,
     MAX_DEPTH,
     compile_expr,

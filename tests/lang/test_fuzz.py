@@ -21,9 +21,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import psched
-from psched.errors import Interrupted, SchedError
-from psched.parser import is_complete, parse
-from psched.registry import BUILTINS, Registry
+from psched.lang.errors import Interrupted, SchedError
+from psched.lang.parser import is_complete, parse
+from psched.lang.registry import BUILTINS, Registry
 
 # PSCHED_FUZZ_EXAMPLES=20000 for a long hunt; the suite runs 300 of each.
 SETTINGS = settings(max_examples=int(os.environ.get("PSCHED_FUZZ_EXAMPLES", "300")), deadline=None, database=None,

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 import psched
-from psched.errors import SchedError
+from psched.lang.errors import SchedError
 
 GOLDEN = Path(__file__).parent / "golden"
 SCRIPTS = sorted(p.stem for p in GOLDEN.glob("*.sched"))

@@ -10,7 +10,7 @@ import os
 import pytest
 
 import psched
-from psched.errors import ArityError, SchedError, ScriptError
+from psched.lang.errors import ArityError, SchedError, ScriptError
 
 
 def run(script: str) -> str:
@@ -486,7 +486,7 @@ def test_error_in_sourced_file_has_its_position_and_the_source_line(tmp_path):
         interp.eval(f"set x 1\nsource {lib}\n", "main.sched")
     err = info.value
     assert (err.pos.file, err.pos.line, err.pos.column) == (str(lib), 3, 3)
-    assert err.trace == [('"source"', psched.errors.Pos("main.sched", 2, 1))]
+    assert err.trace == [('"source"', psched.lang.errors.Pos("main.sched", 2, 1))]
     assert err.render().splitlines()[-1] == "    while executing \"source\" at main.sched:2:1"
 
 
@@ -509,7 +509,7 @@ def test_interps_are_independent():
 
 
 def test_registry_copy_without_a_command():
-    from psched.registry import BUILTINS, Registry
+    from psched.lang.registry import BUILTINS, Registry
     small = Registry()
     small.commands = {k: v for k, v in BUILTINS.commands.items() if k != "echo"}
     interp = psched.Interp(registry=small, stdout=io.StringIO())
@@ -527,7 +527,7 @@ def test_interrupt_stops_the_next_command():
 
 
 def test_interrupt_is_not_caught_by_catch_and_stops_empty_loops():
-    from psched.errors import Interrupted
+    from psched.lang.errors import Interrupted
 
     class Interrupting(psched.Interp):
         """Presses Ctrl-C after a number of commands."""

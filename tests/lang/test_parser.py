@@ -2,9 +2,9 @@
 
 import pytest
 
-from psched.errors import IncompleteError, ParseError
-from psched.nodes import Block, CmdSub, Command, Text, VarRef
-from psched.parser import is_complete, parse
+from psched.lang.errors import IncompleteError, ParseError
+from psched.lang.nodes import Block, CmdSub, Command, Text, VarRef
+from psched.lang.parser import is_complete, parse
 
 
 def words(text):
@@ -109,7 +109,7 @@ def test_positions_are_absolute():
 
 
 def test_braced_body_positions_are_absolute():
-    from psched.parser import parse_body
+    from psched.lang.parser import parse_body
 
     script = parse("x\nwhile {1} {\n  set a 1\n    bad [\n}\n", "f.sched")
     word = script.commands[1].words[2]

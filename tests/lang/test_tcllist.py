@@ -1,4 +1,4 @@
-"""Tcl list syntax (psched.tcllist): splitting, canonical joining, backslash substitution."""
+"""Tcl list syntax (psched.lang.tcllist): splitting, canonical joining, backslash substitution."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from psched.errors import ListError, SchedError
-from psched.tcllist import (
+from psched.lang.errors import ListError, SchedError
+from psched.lang.tcllist import (
     backslash_at,
     backslash_subst,
     join_list,

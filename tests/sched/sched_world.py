@@ -5,10 +5,10 @@ from datetime import datetime
 from zoneinfo import ZoneInfo
 
 import psched
-from psched.clock import FakeClock
-from psched.jobs import Outcome
-from psched.attach import SCHEDULER_KEY
-from psched.scheduler import Scheduler
+from psched.lang.clock import FakeClock
+from psched.scheduler.jobs import Outcome
+from psched.scheduler.attach import SCHEDULER_KEY
+from psched.scheduler.loop import Scheduler
 
 UTC = ZoneInfo("UTC")
 MONDAY = datetime(2024, 1, 1, 0, 0, tzinfo=UTC).timestamp()  # a Monday, 00:00

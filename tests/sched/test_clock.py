@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from psched.clock import FAKE_START_WALL, Clock, FakeClock, SystemClock, local_zone
+from psched.lang.clock import FAKE_START_WALL, Clock, FakeClock, SystemClock, local_zone
 
 BERLIN = ZoneInfo("Europe/Berlin")
 

@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 
 import psched
-from psched.errors import SchedError
-from psched.eventloop import get_loop, run_until
-from psched.jobs import JobState
-from psched.attach import scheduler_of
+from psched.lang.errors import SchedError
+from psched.scheduler.eventloop import get_loop, run_until
+from psched.scheduler.jobs import JobState
+from psched.scheduler.attach import scheduler_of
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ SCHED = Path(sys.executable).with_name("sched")
 @pytest.fixture
 def term(tmp_path):
     env = dict(os.environ, SCHED_HOME=str(tmp_path / "home"), TERM="xterm", PROMPT_TOOLKIT_NO_CPR="1", COLUMNS="200")
-    command = [str(SCHED)] if SCHED.exists() else [sys.executable, "-m", "psched.cli"]
+    command = [str(SCHED)] if SCHED.exists() else [sys.executable, "-m", "psched.shell.cli"]
     child = pexpect.spawn(command[0], command[1:], env=env, cwd=str(tmp_path), encoding="utf-8", timeout=20,
                           dimensions=(40, 200))
     yield child

@@ -5,7 +5,7 @@ import json
 
 from sched_world import FakeBackend, World, task
 
-from psched.runledger import LEDGER_NAME, RunLedger
+from psched.scheduler.runledger import LEDGER_NAME, RunLedger
 
 
 class HomeBackend(FakeBackend):
@@ -42,7 +42,7 @@ def test_ledger_round_trip_last_line_wins_and_torn_lines_are_skipped(tmp_path):
 
 
 def test_compaction_keeps_one_line_per_task(tmp_path, monkeypatch):
-    import psched.runledger as runledger
+    import psched.scheduler.runledger as runledger
 
     monkeypatch.setattr(runledger, "COMPACT_AT", 200)
     path = tmp_path / LEDGER_NAME

@@ -4,8 +4,8 @@ import math
 
 import pytest
 
-from psched.errors import SchedError, TaskError
-from psched.jobs import Outcome
+from psched.lang.errors import SchedError, TaskError
+from psched.scheduler.jobs import Outcome
 
 from sched_world import World, task
 

@@ -13,8 +13,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from psched.clock import FakeClock
-from psched.timing import (
+from psched.lang.clock import FakeClock
+from psched.scheduler.timing import (
     SEARCH_DAYS,
     WALL_RECHECK,
     Limits,

@@ -4,4 +4,4 @@ import sys
 from pathlib import Path
 
 VENV_SCHED = Path(sys.executable).with_name("sched")
-SCHED_COMMAND = [str(VENV_SCHED)] if VENV_SCHED.exists() else [sys.executable, "-m", "psched.cli"]
+SCHED_COMMAND = [str(VENV_SCHED)] if VENV_SCHED.exists() else [sys.executable, "-m", "psched.shell.cli"]

@@ -1,6 +1,6 @@
 """The `sched` command: -c, files, stdin as a script, errors and exit statuses.
 
-Most cases call psched.cli.main in this process (starting Python costs more than the test);
+Most cases call psched.shell.cli.main in this process (starting Python costs more than the test);
 a few run the real program through a pipe, as a user would.
 """
 
@@ -18,7 +18,7 @@ import pytest
 from pexpect.popen_spawn import PopenSpawn
 
 from psched_test_command import SCHED_COMMAND
-from psched.cli import main
+from psched.shell.cli import main
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -1,4 +1,4 @@
-"""psched.completer: what Tab offers, as tables of (input before the cursor, expected candidates)."""
+"""psched.shell.completer: what Tab offers, as tables of (input before the cursor, expected candidates)."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ from prompt_toolkit.completion import CompleteEvent
 from prompt_toolkit.document import Document
 
 import psched  # noqa: F401  (registers the language's commands)
-from psched.completer import Candidate, SchedCompleter, add_completer, analyse, complete
-from psched.interp import Interp
-from psched.registry import CommandDef, Registry, parse_usage
+from psched.shell.completer import Candidate, SchedCompleter, add_completer, analyse, complete
+from psched.lang.interp import Interp
+from psched.lang.registry import CommandDef, Registry, parse_usage
 
 
 def _registry() -> Registry:

@@ -1,4 +1,4 @@
-"""psched.lexer: token types for a sample, no error tokens, and `pygmentize -l sched`."""
+"""psched.shell.highlight: token types for a sample, no error tokens, and `pygmentize -l sched`."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from pygments.lexers import get_lexer_by_name, get_lexer_for_filename
 from pygments.token import Comment, Error, Keyword, Name, Number, Punctuation, String, Text, Whitespace
 
 import psched  # noqa: F401  (registers the builtins the lexer recognises)
-from psched.lexer import SchedLexer
+from psched.shell.highlight import SchedLexer
 
 SAMPLE = """\
 # fetch pages every minute
@@ -36,7 +36,7 @@ def test_sample_token_types():
     expect = [
         (Comment.Single, "# fetch pages every minute"),
         (Keyword, "task"),
-        (Name.Function, "command") if "command" not in psched.registry.BUILTINS.commands else (Name.Builtin, "command"),
+        (Name.Function, "command") if "command" not in psched.lang.registry.BUILTINS.commands else (Name.Builtin, "command"),
         (Name.Attribute, "-q"),
         (Name.Variable, "$url"),
         (Name.Attribute, "-poll"),

@@ -1,8 +1,8 @@
-"""psched.paths: the state directory."""
+"""psched.shell.paths: the state directory."""
 
 import stat
 
-from psched.paths import history_path, sched_home
+from psched.shell.paths import history_path, sched_home
 
 
 def test_sched_home_is_created_private(tmp_path, monkeypatch):

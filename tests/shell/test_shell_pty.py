@@ -12,7 +12,7 @@ import time
 import pytest
 
 import psched  # noqa: F401
-from psched.interp import Interp
+from psched.lang.interp import Interp
 
 pytestmark = pytest.mark.timeout(60)
 

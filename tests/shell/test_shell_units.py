@@ -14,11 +14,11 @@ from prompt_toolkit.output import DummyOutput
 from prompt_toolkit.validation import ValidationError
 
 import psched  # noqa: F401
-from psched.session import (InterruptHandler, QuitRequest, add_exit_hook, add_quit_check, needs_more, quit_vetoes,
+from psched.shell.session import (InterruptHandler, QuitRequest, add_exit_hook, add_quit_check, needs_more, quit_vetoes,
                             run_exit_hooks)
-from psched.errors import ScriptError
-from psched.interp import Interp
-from psched.repl import InputValidator, Shell, confirm_leave, continuation_label
+from psched.lang.errors import ScriptError
+from psched.lang.interp import Interp
+from psched.shell.repl import InputValidator, Shell, confirm_leave, continuation_label
 
 pytestmark = pytest.mark.timeout(20)
 
@@ -229,7 +229,7 @@ def test_interrupt_handler(interp):
 
 
 def test_exit_hooks_run_once_however_sched_leaves(monkeypatch, capsys):
-    import psched.cli as cli
+    import psched.shell.cli as cli
 
     calls: list[object] = []
     monkeypatch.setattr(cli, "run_exit_hooks", lambda interp: calls.append(interp))

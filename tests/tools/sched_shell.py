@@ -6,8 +6,8 @@ from __future__ import annotations
 import io
 
 import psched
-from psched.eventloop import run_until
-from psched.attach import scheduler_of
+from psched.scheduler.eventloop import run_until
+from psched.scheduler.attach import scheduler_of
 
 
 class Shell:

@@ -1,0 +1,398 @@
+"""Core commands: variables, control flow, macros and procs, expr, eval, catch, output, help.
+
+Each command is declared once with its usage line (psched.lang.registry); loops and `if` have a
+Tcl form (braced bodies) and a block form (header line ... `end`), registered under one name.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from ..args import get_int
+from ..errors import Break, Continue, Interrupted, Return, SchedError, ScriptError, Skip
+from ..expr import format_value, parse_number
+from ..interp import Interp
+from ..nodes import Block
+from ..registry import BUILTINS, Macro, resolve_subcommand
+from ..tcllist import split_list
+
+cmd = BUILTINS.command
+block = BUILTINS.block
+
+
+def _number(value: str) -> int | float:
+    number = parse_number(value)
+    if number is None or number != number:  # NaN is no number to count with
+        raise ScriptError(f'expected number but got "{value}"')
+    return number
+
+
+# --- variables -----------------------------------------------------------------------------------
+
+
+@cmd("set varName ?value?", "read a variable, or give it a value")
+def cmd_set(interp: Interp, argv: list[str]) -> str:
+    if len(argv) == 2:
+        return interp.get_var(argv[1])
+    return interp.set_var(argv[1], argv[2])
+
+
+@cmd("unset ?-nocomplain? ?varName ...?", "delete variables")
+def cmd_unset(interp: Interp, argv: list[str]) -> str:
+    names = argv[1:]
+    nocomplain = bool(names) and names[0] == "-nocomplain"
+    if nocomplain:
+        names = names[1:]
+    for name in names:
+        interp.unset_var(name, nocomplain)
+    return ""
+
+
+@cmd("incr varName ?increment?", "add to an integer variable (a missing one counts as 0)")
+def cmd_incr(interp: Interp, argv: list[str]) -> str:
+    step = get_int(argv[2]) if len(argv) == 3 else 1
+    current = interp.get_var(argv[1]) if interp.var_exists(argv[1]) else "0"
+    return interp.set_var(argv[1], str(get_int(current) + step))
+
+
+@cmd("append varName ?value ...?", "add text to the end of a variable")
+def cmd_append(interp: Interp, argv: list[str]) -> str:
+    current = interp.get_var(argv[1]) if interp.var_exists(argv[1]) else ""
+    return interp.set_var(argv[1], current + "".join(argv[2:]))
+
+
+@cmd("global ?varName ...?", "in a proc or macro, use these global variables")
+def cmd_global(interp: Interp, argv: list[str]) -> str:
+    for name in argv[1:]:
+        interp.link_global(name)
+    return ""
+
+
+@cmd("local varName ?value?", "in a macro, make a variable of this call only")
+def cmd_local(interp: Interp, argv: list[str]) -> str:
+    if interp.frame is interp.globals:
+        raise ScriptError("local: only inside a macro or proc")
+    interp.declare_local(argv[1], argv[2] if len(argv) == 3 else None)
+    return argv[2] if len(argv) == 3 else ""
+
+
+# --- control flow --------------------------------------------------------------------------------
+
+
+@cmd("if expr ?then? body ?arg ...?", "run a body when a condition holds: if EXPR ?then? BODY ?elseif EXPR BODY ...? ?else BODY?")
+def cmd_if(interp: Interp, argv: list[str]) -> str:
+    # Fetch the bodies first: script_of reads the words of the command being called.
+    words = interp.cmd_words
+    i, n = 1, len(argv)
+    branches: list[tuple[int | None, object]] = []
+    while True:
+        if i >= n:
+            raise ScriptError('wrong # args: no expression after "if" argument')
+        cond = i
+        i += 1
+        if i < n and argv[i] == "then":
+            i += 1
+        if i >= n:
+            raise ScriptError(f'wrong # args: no script following "{argv[cond]}" argument')
+        branches.append((cond, interp.script_of(argv, i)))
+        i += 1
+        if i >= n:
+            break
+        if argv[i] in ("elseif", "elif"):
+            i += 1
+            continue
+        if argv[i] == "else":
+            i += 1
+            if i >= n:
+                raise ScriptError('wrong # args: no script following "else" argument')
+        if i != n - 1:
+            raise ScriptError(f'wrong # args: extra words after "else" clause in "if" command')
+        branches.append((None, interp.script_of(argv, i)))
+        break
+    for cond, body in branches:
+        if cond is None or interp.condition(argv[cond], *interp.word_origin(words, cond, argv[cond])):
+            return interp.run_script(body)
+    return ""
+
+
+@block("if expr", "block form: if EXPR / elif EXPR / else / end")
+def block_if(interp: Interp, node: Block) -> str:
+    if interp.header_condition(node.header):
+        return interp.run_script(node.body)
+    for clause in node.clauses:
+        header = clause.header
+        if header.name == "else" or interp.header_condition(header):
+            return interp.run_script(clause.body)
+    return ""
+
+
+@cmd("while test body", "run a body while a condition holds")
+def cmd_while(interp: Interp, argv: list[str]) -> str:
+    body = interp.script_of(argv, 2)
+    where = interp.word_origin(interp.cmd_words, 1, argv[1])
+    while interp.condition(argv[1], *where):
+        if not interp.loop_body(body):
+            break
+    return ""
+
+
+@block("while expr", "block form: while EXPR / body / end")
+def block_while(interp: Interp, node: Block) -> str:
+    header = node.header
+    while interp.header_condition(header):
+        if not interp.loop_body(node.body):
+            break
+    return ""
+
+
+@cmd("for start test next body", "Tcl's for loop; the block form is `for VAR FIRST LAST ?STEP?`")
+def cmd_for(interp: Interp, argv: list[str]) -> str:
+    start, nxt, body = interp.script_of(argv, 1), interp.script_of(argv, 3), interp.script_of(argv, 4)
+    where = interp.word_origin(interp.cmd_words, 2, argv[2])
+    interp.run_script(start)
+    while interp.condition(argv[2], *where):
+        if not interp.loop_body(body):
+            break
+        interp.run_script(nxt)
+    return ""
+
+
+@block("for varName first last ?step?", "block form: VAR runs from FIRST up to, not including, LAST")
+def block_for(interp: Interp, node: Block) -> str:
+    argv = [interp.subst_word(w) for w in node.header.words]
+    var = argv[1]
+    values = [_number(v) for v in argv[2:]]
+    first, last = values[0], values[1]
+    step = values[2] if len(values) == 3 else 1
+    if step == 0:
+        raise ScriptError("for: STEP may not be 0")
+    # FIRST + k*STEP rather than a running sum: 0 to 1 by 0.1 is ten rounds, not eleven.
+    k, value = 0, first
+    while (value < last) if step > 0 else (value > last):
+        interp.set_var(var, format_value(value))
+        if not interp.loop_body(node.body):
+            break
+        k += 1
+        value = first + k * step
+    return ""
+
+
+def _foreach(interp: Interp, pairs: list[tuple[list[str], list[str]]], body) -> str:
+    rounds = max((len(values) + len(names) - 1) // len(names) for names, values in pairs) if pairs else 0
+    for r in range(rounds):
+        for names, values in pairs:
+            for k, name in enumerate(names):
+                j = r * len(names) + k
+                interp.set_var(name, values[j] if j < len(values) else "")
+        if not interp.loop_body(body):
+            break
+    return ""
+
+
+def _foreach_pairs(words: list[str]) -> list[tuple[list[str], list[str]]]:
+    if len(words) % 2:
+        raise ScriptError('wrong # args: should be "foreach varList list ?varList list ...? body"')
+    pairs = []
+    for i in range(0, len(words), 2):
+        names = split_list(words[i])
+        if not names:
+            raise ScriptError("foreach varlist is empty")
+        pairs.append((names, split_list(words[i + 1])))
+    return pairs
+
+
+@cmd("foreach varList list ?varList list ...? body", "run a body for each element of lists")
+def cmd_foreach(interp: Interp, argv: list[str]) -> str:
+    body = interp.script_of(argv, len(argv) - 1)
+    return _foreach(interp, _foreach_pairs(argv[1:-1]), body)
+
+
+@block("foreach varName list", "block form: foreach VAR LIST / body / end")
+def block_foreach(interp: Interp, node: Block) -> str:
+    argv = [interp.subst_word(w) for w in node.header.words]
+    return _foreach(interp, _foreach_pairs(argv[1:]), node.body)
+
+
+@cmd("break", "leave the innermost loop")
+def cmd_break(interp: Interp, argv: list[str]) -> str:
+    raise Break()
+
+
+@cmd("continue", "go on with the next round of the innermost loop")
+def cmd_continue(interp: Interp, argv: list[str]) -> str:
+    raise Continue()
+
+
+@cmd("return ?value?", "leave the macro or proc (or sourced file) with a value")
+def cmd_return(interp: Interp, argv: list[str]) -> str:
+    raise Return(argv[1] if len(argv) > 1 else "")
+
+
+@cmd("skip", "in task.exec: make no job this time")
+def cmd_skip(interp: Interp, argv: list[str]) -> str:
+    raise Skip()
+
+
+@cmd("error message", "raise an error")
+def cmd_error(interp: Interp, argv: list[str]) -> str:
+    raise ScriptError(argv[1])
+
+
+_CATCH_CODES = ((Return, 2), (Break, 3), (Continue, 4))
+
+
+@cmd("catch script ?resultVar?", "run a script; 0 if it worked, 1 on error (2 return, 3 break, 4 continue)")
+def cmd_catch(interp: Interp, argv: list[str]) -> str:
+    script = interp.script_of(argv, 1)
+    depth, frame = interp.depth, interp.frame
+    code, result = 0, ""
+    try:
+        result = interp.eval_nested(script)
+    except Interrupted:
+        raise
+    except SchedError as err:
+        code, result = 1, err.message
+    except Skip:
+        raise
+    except (Return, Break, Continue) as flow:
+        code = dict(_CATCH_CODES)[type(flow)]
+        result = flow.value if isinstance(flow, Return) else ""
+    finally:
+        interp.depth, interp.frame = depth, frame
+    if len(argv) == 3:
+        interp.set_var(argv[2], result)
+    return str(code)
+
+
+# --- macros and procs ----------------------------------------------------------------------------
+
+
+@block("macro name ?param ...?", "define a macro: $1..$N are its words, $0 their count; variables are global unless `local`")
+def block_macro(interp: Interp, node: Block) -> str:
+    argv = [interp.subst_word(w) for w in node.header.words]
+    params = [(p, None) for p in argv[2:]]
+    interp.define_macro(Macro(argv[1], params, node.body, "macro", defined_at=node.pos))
+    return ""
+
+
+@cmd("proc name params body", "define a Tcl procedure: its variables are local unless `global`")
+def cmd_proc(interp: Interp, argv: list[str]) -> str:
+    body = interp.script_of(argv, 3)
+    params: list[tuple[str, str | None]] = []
+    variadic = False
+    spec = split_list(argv[2])
+    for i, item in enumerate(spec):
+        parts = split_list(item)
+        if not parts:
+            raise ScriptError(f'proc "{argv[1]}": argument with no name')
+        if parts[0] == "args" and i == len(spec) - 1 and len(parts) == 1:
+            variadic = True
+            continue
+        params.append((parts[0], parts[1] if len(parts) > 1 else None))
+    pos = interp.cmd_words[0].pos if interp.cmd_words else None
+    interp.define_macro(Macro(argv[1], params, body, "proc", variadic=variadic, defined_at=pos))
+    return ""
+
+
+@cmd("rename oldName newName", "rename a command; an empty new name deletes it")
+def cmd_rename(interp: Interp, argv: list[str]) -> str:
+    if argv[1] not in interp.commands:
+        raise ScriptError(f'can\'t rename "{argv[1]}": command doesn\'t exist')
+    if argv[2] and argv[2] in interp.commands:
+        raise ScriptError(f'can\'t rename to "{argv[2]}": command already exists')
+    cdef = interp.commands.pop(argv[1])
+    if argv[2]:
+        interp.commands[argv[2]] = cdef
+    return ""
+
+
+# --- evaluation ----------------------------------------------------------------------------------
+
+
+@cmd("expr arg ?arg ...?", "evaluate an expression (C-like operators, eq ne in ni, math functions)")
+def cmd_expr(interp: Interp, argv: list[str]) -> str:
+    if len(argv) == 2:
+        return format_value(interp.expr(argv[1], *interp.word_origin(interp.cmd_words, 1, argv[1])))
+    pos = interp.cmd_words[1].pos if len(interp.cmd_words) > 1 else None
+    return format_value(interp.expr(" ".join(argv[1:]), pos))
+
+
+@cmd("eval arg ?arg ...?", "run the words, joined by spaces, as a script")
+def cmd_eval(interp: Interp, argv: list[str]) -> str:
+    if len(argv) == 2:
+        return interp.eval_nested(interp.script_of(argv, 1))
+    return interp.eval_string(" ".join(argv[1:]))
+
+
+@cmd("subst string", "substitute variables, commands and backslashes in a string")
+def cmd_subst(interp: Interp, argv: list[str]) -> str:
+    return interp.substitute(argv[1])
+
+
+# --- output and files ----------------------------------------------------------------------------
+
+
+@cmd("echo ?word ...?", "print the words joined by spaces")
+def cmd_echo(interp: Interp, argv: list[str]) -> str:
+    interp.write(" ".join(argv[1:]) + "\n")
+    return ""
+
+
+@cmd("puts ?-nonewline? ?channel? string", "print a string (channel stdout or stderr)")
+def cmd_puts(interp: Interp, argv: list[str]) -> str:
+    args = argv[1:]
+    newline = True
+    if args and args[0] == "-nonewline" and len(args) > 1:
+        newline = False
+        args = args[1:]
+    if len(args) == 2:
+        channel, text = args
+        if channel not in ("stdout", "stderr"):
+            raise ScriptError(f'can not find channel named "{channel}"')
+    elif len(args) == 1:
+        channel, text = "stdout", args[0]
+    else:
+        raise ScriptError('wrong # args: should be "puts ?-nonewline? ?channel? string"')
+    text = text + ("\n" if newline else "")
+    try:
+        if channel == "stderr":
+            sys.stderr.write(text)
+            sys.stderr.flush()
+        else:
+            interp.write(text)
+    except OSError as exc:  # e.g. `sched script | head`: Tcl's error, which `catch` can keep
+        raise ScriptError(f'error writing "{channel}": {(exc.strerror or str(exc)).lower()}') from None
+    return ""
+
+
+@cmd("source fileName", "run the commands of a file")
+def cmd_source(interp: Interp, argv: list[str]) -> str:
+    return interp.eval_file(argv[1])
+
+
+BUILTINS.commands["input"] = BUILTINS.commands["source"]
+
+
+@cmd("help ?command? ?subcommand?", "list the commands, or say how to use one")
+def cmd_help(interp: Interp, argv: list[str]) -> str:
+    if len(argv) == 1:
+        names = sorted(n for n in interp.commands if not n.startswith("_"))
+        width = max(len(n) for n in names) + 2
+        lines = [f"{n:<{width}}{interp.commands[n].help.splitlines()[0] if interp.commands[n].help else ''}" for n in names]
+        return "\n".join(lines)
+    cdef = interp.commands.get(argv[1])
+    if cdef is None:
+        raise ScriptError(f'help: no command "{argv[1]}"')
+    if cdef.subcommands:
+        if len(argv) == 3:
+            sub = resolve_subcommand(cdef.subcommands, argv[2], owner=argv[1])
+            return f"{sub.usage.text}\n    {sub.help}"
+        lines = [f"{argv[1]}: {cdef.help}"]
+        lines += [f"  {sub.usage.text}\n      {sub.help}" for _, sub in sorted(cdef.subcommands.items())]
+        return "\n".join(lines)
+    lines = [cdef.usage.text, f"    {cdef.help}"] if cdef.fn else []
+    if cdef.block is not None:
+        usage = cdef.block_usage or cdef.usage
+        lines += [f"{usage.text}  ...  end", f"    {cdef.block_help or cdef.help}"]
+    return "\n".join(lines)
+

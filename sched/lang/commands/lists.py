@@ -1,0 +1,435 @@
+"""List commands: list llength lindex lrange lappend lsearch lsort join split concat lreverse
+linsert lreplace lset lassign lrepeat lmap.
+
+A list is a string read by Tcl's rules (psched.lang.tcllist); every command here reads its list
+arguments with `split_tuple` (cached) and writes its result with `join_list`, so results are
+canonical Tcl lists. Indexes are Tcl's (`3`, `end`, `end-1`, `1+2`), see
+psched.lang.args.index_of.
+
+`lappend` checks that the variable's current value is a list, as Tcl does, but keeps the
+value's text as it is (Tcl would rewrite it in canonical form) and skips the check for the
+values it made itself, so a loop of appends stays linear.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import re
+from typing import Any, Callable
+
+from ..errors import Break, Continue, ScriptError
+from ..registry import BUILTINS
+from ..tcllist import join_list, quote_element, split_list, split_tuple
+from ..args import MAX_STRING, get_float, get_int, index_of, parse_options
+from ..patterns import glob_regex, tcl_regex
+
+log = logging.getLogger(__name__)
+
+__all__ = ["dictionary_compare", "lindex_path"]
+
+cmd = BUILTINS.command
+
+
+def _elements(text: str) -> tuple[str, ...]:
+    """The elements of a list argument (ListError, a SchedError, when it is not a list)."""
+    return split_tuple(text)
+
+
+@cmd("list ?value ...?", "make a list of the words")
+def cmd_list(interp: Any, argv: list[str]) -> str:
+    return join_list(argv[1:])
+
+
+@cmd("llength list", "the number of elements of a list")
+def cmd_llength(interp: Any, argv: list[str]) -> str:
+    return str(len(_elements(argv[1])))
+
+
+def lindex_path(value: str, indexes: list[str]) -> str:
+    """The element found by following indexes into nested lists; empty when out of range."""
+    for index in indexes:
+        items = _elements(value)
+        k = index_of(index, len(items))
+        if not 0 <= k < len(items):
+            return ""
+        value = items[k]
+    return value
+
+
+@cmd("lindex list ?index ...?", "the element at an index (several indexes reach into nested lists)")
+def cmd_lindex(interp: Any, argv: list[str]) -> str:
+    if len(argv) == 2:
+        return argv[1]
+    indexes = argv[2:]
+    if len(indexes) == 1 and not _is_simple_index(indexes[0]):
+        indexes = split_list(indexes[0])  # `lindex $l {1 2}` means `lindex $l 1 2`
+    return lindex_path(argv[1], indexes)
+
+
+_SIMPLE_INDEX = re.compile(r"\s*(end|[+-]?\w+)([+-]\w+)?\s*\Z")
+
+
+def _is_simple_index(text: str) -> bool:
+    return _SIMPLE_INDEX.match(text) is not None
+
+
+@cmd("lrange list first last", "the elements from first to last, inclusive")
+def cmd_lrange(interp: Any, argv: list[str]) -> str:
+    items = _elements(argv[1])
+    first = max(index_of(argv[2], len(items)), 0)
+    last = index_of(argv[3], len(items))
+    return join_list(items[first:last + 1]) if last >= first else ""
+
+
+# The last few values lappend made: known to be lists, so a loop of appends to one variable
+# does not re-read the whole list each time (which would make the loop quadratic).
+_MADE_BY_LAPPEND: dict[int, str] = {}
+_MADE_KEEP = 4
+_LIST_SPECIALS = re.compile(r'[{}"\\]')
+
+
+def _check_list(value: str) -> None:
+    """Raise ListError unless `value` reads as a list (cheaply when lappend made it)."""
+    if _MADE_BY_LAPPEND.get(id(value)) is value:
+        return
+    if _LIST_SPECIALS.search(value) is not None:
+        split_tuple(value)
+
+
+def _remember(value: str) -> str:
+    if len(_MADE_BY_LAPPEND) >= _MADE_KEEP:
+        del _MADE_BY_LAPPEND[next(iter(_MADE_BY_LAPPEND))]
+    _MADE_BY_LAPPEND[id(value)] = value
+    return value
+
+
+@cmd("lappend varName ?value ...?", "append elements to the list in a variable (created if missing)")
+def cmd_lappend(interp: Any, argv: list[str]) -> str:
+    name = argv[1]
+    current = interp.get_var(name) if interp.var_exists(name) else ""
+    if len(argv) == 2:
+        return interp.set_var(name, current)
+    _check_list(current)
+    added = join_list(argv[2:]) if not current.strip() else " ".join(quote_element(v, quote_hash=False) for v in argv[2:])
+    if len(current) + len(added) > MAX_STRING:
+        raise ScriptError(f"lappend: list would be longer than {MAX_STRING} characters")
+    if not current.strip():
+        return _remember(interp.set_var(name, added))
+    sep = "" if current[-1] in " \t\n\r\f\v" else " "
+    return _remember(interp.set_var(name, current + sep + added))
+
+
+@cmd("lassign list ?varName ...?", "set variables to the first elements; return the elements left over")
+def cmd_lassign(interp: Any, argv: list[str]) -> str:
+    items = _elements(argv[1])
+    names = argv[2:]
+    for k, name in enumerate(names):
+        interp.set_var(name, items[k] if k < len(items) else "")
+    return join_list(items[len(names):])
+
+
+@cmd("lrepeat count ?value ...?", "a list of the values repeated count times")
+def cmd_lrepeat(interp: Any, argv: list[str]) -> str:
+    count = get_int(argv[1])
+    if count < 0:
+        raise ScriptError(f'bad count "{argv[1]}": must be integer >= 0')
+    one = join_list(argv[2:])
+    if (len(one) + 1) * count > MAX_STRING:
+        raise ScriptError(f"lrepeat: list would be longer than {MAX_STRING} characters")
+    return " ".join([one] * count) if one else ""
+
+
+@cmd("lreverse list", "the elements in reverse order")
+def cmd_lreverse(interp: Any, argv: list[str]) -> str:
+    return join_list(reversed(_elements(argv[1])))
+
+
+@cmd("linsert list index ?element ...?", "insert elements before an index (`end` appends)")
+def cmd_linsert(interp: Any, argv: list[str]) -> str:
+    items = list(_elements(argv[1]))
+    k = index_of(argv[2], len(items))
+    if argv[2].strip().startswith("end"):
+        k += 1  # `end` is after the last element, `end-1` before it
+    k = min(max(k, 0), len(items))
+    items[k:k] = argv[3:]
+    return join_list(items)
+
+
+@cmd("lreplace list first last ?element ...?", "replace the elements first..last by the given ones (or delete them)")
+def cmd_lreplace(interp: Any, argv: list[str]) -> str:
+    items = list(_elements(argv[1]))
+    first = min(max(index_of(argv[2], len(items)), 0), len(items))
+    last = index_of(argv[3], len(items))
+    stop = max(last + 1, first)
+    items[first:stop] = argv[4:]
+    return join_list(items)
+
+
+@cmd("lset varName ?index ...? newValue", "set the element at an index (or path of indexes) of a list variable")
+def cmd_lset(interp: Any, argv: list[str]) -> str:
+    name, indexes, value = argv[1], argv[2:-1], argv[-1]
+    if len(indexes) == 1 and not _is_simple_index(indexes[0]):
+        indexes = split_list(indexes[0])
+    if not indexes:
+        return interp.set_var(name, value)
+    current = interp.get_var(name)
+    return interp.set_var(name, _lset(current, indexes, value))
+
+
+def _lset(current: str, indexes: list[str], value: str) -> str:
+    items = list(_elements(current))
+    k = index_of(indexes[0], len(items))
+    if not 0 <= k <= len(items) or (k == len(items) and len(indexes) > 1):
+        raise ScriptError("list index out of range")
+    new = value if len(indexes) == 1 else _lset(items[k], indexes[1:], value)
+    if k == len(items):
+        items.append(new)
+    else:
+        items[k] = new
+    return join_list(items)
+
+
+@cmd("concat ?arg ...?", "join the arguments with spaces, trimming blanks around each")
+def cmd_concat(interp: Any, argv: list[str]) -> str:
+    return " ".join(t for t in (a.strip(" \t\n\r\f\v") for a in argv[1:]) if t)
+
+
+@cmd("join list ?joinString?", "the elements of a list joined by a string (a space by default)")
+def cmd_join(interp: Any, argv: list[str]) -> str:
+    items = _elements(argv[1])
+    sep = argv[2] if len(argv) > 2 else " "
+    if len(sep) > 1 and len(sep) * len(items) > MAX_STRING:
+        raise ScriptError(f"join: result would be longer than {MAX_STRING} characters")
+    return sep.join(items)
+
+
+@cmd("split string ?splitChars?", "a list of the pieces between any of the split characters (blanks by default)")
+def cmd_split(interp: Any, argv: list[str]) -> str:
+    text = argv[1]
+    chars = argv[2] if len(argv) > 2 else " \t\n\r"
+    if not text:
+        return ""
+    if not chars:
+        return join_list(text)
+    if len(chars) == 1:
+        return join_list(text.split(chars))
+    return join_list(re.split("[" + "".join("\\" + c if c in "\\]^-[" else c for c in chars) + "]", text))
+
+
+# --- lsearch ------------------------------------------------------------------------------------
+
+_LSEARCH_OPTIONS = {"-exact": False, "-glob": False, "-regexp": False, "-sorted": False, "-all": False,
+                    "-inline": False, "-not": False, "-nocase": False, "-start": True, "-index": True,
+                    "-integer": False, "-real": False, "-ascii": False, "-dictionary": False,
+                    "-increasing": False, "-decreasing": False}
+
+
+def _matcher(opts: dict, pattern: str) -> Callable[[str], bool]:
+    nocase = bool(opts.get("-nocase"))
+    if opts.get("-regexp"):
+        rx = tcl_regex(pattern, nocase)
+        return lambda s: rx.search(s) is not None
+    if opts.get("-exact") or opts.get("-sorted"):
+        if opts.get("-integer"):
+            want_i = get_int(pattern)
+            return lambda s: get_int(s) == want_i
+        if opts.get("-real"):
+            want_f = get_float(pattern)
+            return lambda s: get_float(s) == want_f
+        if nocase:
+            folded = pattern.lower()
+            return lambda s: s.lower() == folded
+        return lambda s: s == pattern
+    if pattern == "*":
+        return lambda s: True
+    grx = glob_regex(pattern, nocase)
+    return lambda s: grx.match(s) is not None
+
+
+@cmd("lsearch ?-exact|-glob|-regexp|-all|-inline|-not|-nocase|-start|-index|-integer|-real ...? list pattern",
+     "index of the first element matching a pattern (-glob by default), or -1; -all for every one, -inline for the elements")
+def cmd_lsearch(interp: Any, argv: list[str]) -> str:
+    opts, i = parse_options(argv, 1, _LSEARCH_OPTIONS, 2, "lsearch")
+    if len(argv) - i != 2:
+        raise ScriptError('wrong # args: should be "lsearch ?-option value ...? list pattern"')
+    items = _elements(argv[i])
+    match = _matcher(opts, argv[i + 1])
+    negate = bool(opts.get("-not"))
+    index_path = split_list(str(opts["-index"])) if "-index" in opts else None
+    start = max(index_of(str(opts["-start"]), len(items)), 0) if "-start" in opts else 0
+    every, inline = bool(opts.get("-all")), bool(opts.get("-inline"))
+    hits: list[int] = []
+    for k in range(start, len(items)):
+        item = items[k] if index_path is None else _sub_element(items[k], index_path)
+        if match(item) != negate:
+            hits.append(k)
+            if not every:
+                break
+    if inline:
+        return join_list(items[k] for k in hits) if every else (items[hits[0]] if hits else "")
+    if every:
+        return " ".join(map(str, hits))
+    return str(hits[0]) if hits else "-1"
+
+
+def _sub_element(item: str, path: list[str]) -> str:
+    value = item
+    for index in path:
+        parts = _elements(value)
+        k = index_of(index, len(parts))
+        if not 0 <= k < len(parts):
+            raise ScriptError(f'element {index} missing from sublist "{item}"')
+        value = parts[k]
+    return value
+
+
+# --- lsort --------------------------------------------------------------------------------------
+
+
+def dictionary_compare(left: str, right: str) -> int:
+    """Tcl's `lsort -dictionary` order: case folded, embedded numbers compared as numbers.
+
+    Case, then leading zeros, only break ties (a port of Tcl's DictionaryCompare).
+    """
+    i = j = 0
+    nl, nr = len(left), len(right)
+    secondary = 0
+    while True:
+        if i < nl and j < nr and left[i].isdigit() and right[j].isdigit() and left[i].isascii() and right[j].isascii():
+            zeros = 0
+            while j + 1 < nr and right[j] == "0" and right[j + 1].isdigit():
+                j += 1
+                zeros -= 1
+            while i + 1 < nl and left[i] == "0" and left[i + 1].isdigit():
+                i += 1
+                zeros += 1
+            if secondary == 0:
+                secondary = zeros
+            a = i
+            while i < nl and left[i].isdigit() and left[i].isascii():
+                i += 1
+            b = j
+            while j < nr and right[j].isdigit() and right[j].isascii():
+                j += 1
+            da, db = left[a:i], right[b:j]
+            if len(da) != len(db):
+                return 1 if len(da) > len(db) else -1
+            if da != db:
+                return 1 if da > db else -1
+            continue
+        if i >= nl or j >= nr:
+            diff = (nl - i) - (nr - j)
+            if diff == 0:
+                return secondary
+            return 1 if diff > 0 else -1
+        cl, cr = left[i], right[j]
+        i += 1
+        j += 1
+        ll, lr = cl.lower(), cr.lower()
+        if ll != lr:
+            return -1 if ll < lr else 1
+        if secondary == 0:
+            if cl.isupper() and cr.islower():
+                secondary = -1
+            elif cr.isupper() and cl.islower():
+                secondary = 1
+
+
+_LSORT_OPTIONS = {"-ascii": False, "-dictionary": False, "-integer": False, "-real": False, "-increasing": False,
+                  "-decreasing": False, "-unique": False, "-index": True, "-nocase": False, "-command": True}
+
+
+def _sort_key(opts: dict, interp: Any) -> tuple[Callable[[str], Any] | None, Callable | None]:
+    """(key function, comparison function): one of them is None."""
+    if opts.get("-integer"):
+        return get_int, None
+    if opts.get("-real"):
+        return get_float, None
+    if opts.get("-dictionary"):
+        return functools.cmp_to_key(dictionary_compare), None
+    if "-command" in opts:
+        prefix = str(opts["-command"])
+
+        def compare(a: str, b: str) -> int:
+            result = interp.eval_string(prefix + " " + join_list([a, b]))
+            try:
+                return get_int(result)
+            except ScriptError:
+                raise ScriptError(f'-compare command returned non-integer result "{result}"') from None
+
+        return None, compare
+    if opts.get("-nocase"):
+        return str.lower, None
+    return None, None
+
+
+@cmd("lsort ?-ascii|-dictionary|-integer|-real|-increasing|-decreasing|-unique|-nocase|-index|-command ...? list",
+     "the elements sorted (stable); -unique keeps one of equal elements")
+def cmd_lsort(interp: Any, argv: list[str]) -> str:
+    opts, i = parse_options(argv, 1, _LSORT_OPTIONS, 1, "lsort")
+    if len(argv) - i != 1:
+        raise ScriptError('wrong # args: should be "lsort ?-option value ...? list"')
+    items = list(_elements(argv[i]))
+    key, compare = _sort_key(opts, interp)
+    index_path = split_list(str(opts["-index"])) if "-index" in opts else None
+    pick: Callable[[str], str] = (lambda s: _sub_element(s, index_path)) if index_path else (lambda s: s)
+    if compare is not None:
+        full = functools.cmp_to_key(lambda a, b: compare(pick(a), pick(b)))
+    elif key is not None:
+        inner = key
+        full = (lambda s: inner(pick(s))) if index_path else inner
+    else:
+        full = pick if index_path else None
+    decreasing = bool(opts.get("-decreasing"))
+    if full is None:
+        ordered = sorted(items, reverse=decreasing)
+        keys = ordered
+    else:
+        decorated = [(full(s), s) for s in items]  # compute each key once (and fail early)
+        decorated.sort(key=lambda pair: pair[0], reverse=decreasing)
+        ordered = [s for _, s in decorated]
+        keys = [k for k, _ in decorated]
+    if opts.get("-unique"):
+        kept: list[str] = []
+        for k, s in enumerate(ordered):  # of a run of equal elements, Tcl keeps the last
+            if k + 1 < len(ordered) and not _differ(keys[k], keys[k + 1]):
+                continue
+            kept.append(s)
+        ordered = kept
+    return join_list(ordered)
+
+
+def _differ(a: Any, b: Any) -> bool:
+    return a < b or b < a
+
+
+# --- lmap ---------------------------------------------------------------------------------------
+
+
+@cmd("lmap varList list ?varList list ...? body", "like foreach, and collect the body's results in a list")
+def cmd_lmap(interp: Any, argv: list[str]) -> str:
+    if len(argv) < 4 or len(argv) % 2:
+        raise ScriptError('wrong # args: should be "lmap varList list ?varList list ...? body"')
+    body = interp.script_of(argv, len(argv) - 1)
+    pairs = []
+    for k in range(1, len(argv) - 1, 2):
+        names = split_list(argv[k])
+        if not names:
+            raise ScriptError("lmap varlist is empty")
+        pairs.append((names, _elements(argv[k + 1])))
+    rounds = max((len(values) + len(names) - 1) // len(names) for names, values in pairs)
+    results: list[str] = []
+    for r in range(rounds):
+        for names, values in pairs:
+            for k, name in enumerate(names):
+                j = r * len(names) + k
+                interp.set_var(name, values[j] if j < len(values) else "")
+        try:
+            results.append(interp.eval_nested(body))
+        except Break:
+            break
+        except Continue:
+            continue
+    return join_list(results)
+

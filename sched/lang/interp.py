@@ -1,0 +1,725 @@
+"""The interpreter: walks the syntax tree, substitutes words, dispatches commands by name.
+
+    interp = Interp()
+    interp.eval("set x 1; expr {$x + 1}")      -> "2"
+    interp.eval_file("jobs.sched")
+
+Everything is a string. Commands come from one registry (psched.lang.registry), looked up by the
+first word of each command. Control flow (`break`, `continue`, `return`, `skip`) travels as
+ControlFlow exceptions that loops, macros and `catch` consume; errors are SchedError with the
+position of the innermost failing command and, through macros, the chain of calls.
+
+Variables live in frames. The global frame holds scalars (str) and arrays (dict); `env` is an
+array that mirrors the process environment. A macro's frame is transparent (names resolve to
+globals unless declared `local`); a proc's frame is opaque (names are local unless `global`).
+
+Every nested run of a script (a body, a [substitution], a macro call) goes through run_script,
+which counts the depth and refuses more than MAX_DEPTH levels with a ScriptError. Python's own
+recursion limit is raised (Python 3.11+, where Python calls do not use the C stack) so that
+MAX_DEPTH levels fit; a RecursionError that still happens becomes a ScriptError as well.
+Strings run as scripts (eval, subst, a body that was not a braced word) are labelled EVAL_FILE
+in positions, and an error that comes out of another file or such a string gets a line
+"while executing CMD at FILE:LINE:COL" for the command that ran it.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import sys
+from collections.abc import MutableMapping
+from typing import Any, Callable, Iterable, Iterator, TextIO
+
+from .clock import Clock
+from .errors import (Break, ControlFlow, Continue, ExprError, Interrupted, ParseError, Pos, Return, SchedError,
+                     ScriptError, Skip)
+from .expr import compile_expr, format_value
+from .nodes import Block, CmdSub, Command, Script, Source, Text, VarRef, Word
+from .parser import parse, parse_at, parse_body, parse_cached
+from .registry import BUILTINS, CommandDef, Macro, Registry, parse_usage
+from .tcllist import backslash_subst, join_list
+
+log = logging.getLogger(__name__)
+
+__all__ = ["Interp", "Frame", "EnvArray", "split_var_name", "MAX_DEPTH"]
+
+MAX_DEPTH = 400
+"""How deep macros, procs and nested evaluations may go before we call it runaway recursion."""
+
+EVAL_FILE = "<eval>"
+"""The file name in the positions of a string run as a script (its lines count from 1)."""
+
+_RECURSION_FLOOR = 8000
+"""Python frames MAX_DEPTH levels may need (a level is 3 to 10 frames), with room for callers."""
+
+READ_CHECKS: list[Callable[[Script], None]] = []
+"""Checks run on every script when it is read, before any of it runs (e.g. task directives)."""
+
+_ARRAY_NAME = re.compile(r"^([^()]+)\((.*)\)$", re.S)
+
+
+def split_var_name(name: str) -> tuple[str, str | None]:
+    """`a(k)` -> ("a", "k"); `a` -> ("a", None)."""
+    if name.endswith(")"):
+        m = _ARRAY_NAME.match(name)
+        if m:
+            return m.group(1), m.group(2)
+    return name, None
+
+
+class EnvArray(MutableMapping):
+    """The `env` array: reads and writes go straight to the process environment."""
+
+    def __getitem__(self, key: str) -> str:
+        return os.environ[key]
+
+    def __setitem__(self, key: str, value: str) -> None:
+        os.environ[key] = value
+
+    def __delitem__(self, key: str) -> None:
+        del os.environ[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(os.environ)
+
+    def __len__(self) -> int:
+        return len(os.environ)
+
+
+class _Link:
+    """A name in a frame that stands for a variable of another frame (`global`, `upvar`)."""
+
+    __slots__ = ("vars", "name")
+
+    def __init__(self, vars: dict, name: str):
+        self.vars = vars
+        self.name = name
+
+
+class Frame:
+    """Variables of one level of calls."""
+
+    __slots__ = ("vars", "transparent", "declared", "name")
+
+    def __init__(self, name: str = "", transparent: bool = False):
+        self.vars: dict[str, Any] = {}
+        self.transparent = transparent  # macro: unknown names are globals
+        self.declared: set[str] = set()  # macro: names that are local anyway
+        self.name = name
+
+
+def _raise_recursion_limit() -> None:
+    # Only where deep Python recursion costs no C stack (3.11+); elsewhere keep Python's limit
+    # and let the RecursionError fallback in eval_command report runaway recursion.
+    if sys.version_info >= (3, 11) and sys.getrecursionlimit() < _RECURSION_FLOOR:
+        sys.setrecursionlimit(_RECURSION_FLOOR)
+
+
+class Interp:
+    """One interpreter: commands, variables, queues and where output goes."""
+
+    def __init__(self, registry: Registry | None = None, stdout: TextIO | None = None):
+        _raise_recursion_limit()
+        self.commands: dict[str, CommandDef] = dict((registry or BUILTINS).commands)
+        self.globals = Frame("global")
+        self.globals.vars["env"] = EnvArray()
+        self.frame = self.globals
+        self.depth = 0
+        self.cmd_words: list[Word] = []  # the words of the command now being called
+        self.stdout: TextIO = stdout if stdout is not None else sys.stdout
+        self.queues: dict[str, list[str]] = {}
+        self.extensions: dict[str, Any] = {}  # state of command families (tasks, scheduler, shell)
+        # Hooks the layers above hand in (named here, so that no layer repeats a string key):
+        self.clock: Clock | None = None  # the time `clock` reads (a test's FakeClock, the scheduler's)
+        self.quit_checks: list[Callable[[Interp], str | None]] = []  # a reason not to leave yet, or None
+        self.exit_hooks: list[Callable[[Interp], None]] = []  # run once when the program leaves
+        self.completers: list[Callable[[Interp, list[str], str], Iterable[str]]] = []  # words for the prompt
+        self.interactive = False  # true while commands come from the interactive prompt
+        self.current_file = "<string>"
+        self.interrupted = False  # set by Ctrl-C; the next command raises "interrupted"
+        self.checkers: list[Callable[[Script], None]] = list(READ_CHECKS)
+        # The expression being evaluated, when its text is as written in a source: (text, Pos
+        # of its first character, the Source). A [script] in it is then parsed at its place.
+        self._expr_at: tuple[str, Pos, Source | None] | None = None
+
+    # --- output -------------------------------------------------------------------------------
+
+    def write(self, text: str) -> None:
+        """Where `echo` and `puts` send their text (the shell redirects it above the prompt)."""
+        self.stdout.write(text)
+        flush = getattr(self.stdout, "flush", None)
+        if flush is not None:
+            flush()
+
+    # --- evaluation ---------------------------------------------------------------------------
+
+    def eval(self, text: str, file: str = "<string>") -> str:
+        """Parse and run a script; `return` at the top level ends it with its value."""
+        script = self.read(text, file)
+        saved = self.current_file
+        self.current_file = file
+        try:
+            return self.run_toplevel(script)
+        finally:
+            self.current_file = saved
+
+    def eval_file(self, path: str) -> str:
+        """Read and run a file (`source`)."""
+        try:
+            with open(path, encoding="utf-8", errors="replace") as fh:
+                text = fh.read()
+        except OSError as err:
+            raise ScriptError(f'couldn\'t read file "{path}": {err.strerror or err}') from None
+        saved = self.current_file
+        self.current_file = path
+        try:
+            return self.run_toplevel(self.read(text, path))
+        finally:
+            self.current_file = saved
+
+    def read(self, text: str, file: str = "<string>", line0: int = 1) -> Script:
+        """Parse a script (its first line is line `line0` of `file`) and run the read-time
+        checks on it."""
+        script = parse(text, file, line0)
+        try:
+            for check in self.checkers:
+                check(script)
+        except RecursionError:  # the parser limits nesting; this is only a safety net
+            raise ParseError("script nested too deeply to check", pos=Pos(file, 1, 1)) from None
+        return script
+
+    def run_toplevel(self, script: Script) -> str:
+        try:
+            return self.run_script(script)
+        except Return as ret:
+            return ret.value
+        except (Break, Continue, Skip) as flow:
+            raise self.stray_flow(flow) from None
+
+    def stray_flow(self, flow: ControlFlow) -> ScriptError:
+        """The error for a break/continue/skip that reached a level that cannot take it."""
+        if isinstance(flow, Skip):
+            err = ScriptError('invoked "skip" outside of a task.exec macro')
+        else:
+            err = ScriptError(f'invoked "{"break" if isinstance(flow, Break) else "continue"}" outside of a loop')
+        if flow.command is not None:
+            self._locate(err, flow.command)
+        return err
+
+    def run_script(self, script: Script) -> str:
+        """Run the commands of a script one level deeper; the result is the last command's."""
+        self.depth += 1
+        try:
+            if self.depth > MAX_DEPTH:
+                raise ScriptError(f"too many nested evaluations (more than {MAX_DEPTH} levels; infinite recursion?)")
+            result = ""
+            for command in script.commands:
+                result = self.eval_command(command)
+            return result
+        finally:
+            self.depth -= 1
+
+    def interrupt(self) -> None:
+        """Ask the running script to stop at its next command (Ctrl-C)."""
+        self.interrupted = True
+
+    def eval_command(self, command: Command | Block) -> str:
+        macro = None  # the macro called, once its body runs: errors then get a trace line
+        try:
+            if self.interrupted:
+                self.interrupted = False
+                raise Interrupted("interrupted")
+            if type(command) is Block:
+                return self._eval_block(command)
+            words = command.words
+            argv = [w.const if w.const is not None else self.subst_word(w) for w in words]
+            cdef = self.commands.get(argv[0])
+            if cdef is None or cdef.fn is None:
+                cdef = self._missing(argv[0], cdef)
+            if not cdef.min_args <= len(argv) - 1 <= cdef.max_args:
+                cdef.check_arity(argv)
+            self.cmd_words = words
+            macro = cdef.macro
+            result = cdef.fn(self, argv)
+            return result if result is not None else ""
+        except SchedError as err:
+            self._locate(err, command)
+            self._trace(err, command, macro)
+            raise
+        except ControlFlow as flow:
+            if flow.command is None:
+                flow.command = command
+            raise
+        except RecursionError:
+            raise self._locate(ScriptError("too many nested evaluations (infinite loop of calls?)"), command) from None
+        except Exception as exc:  # a bug in a command: report it as an error, never crash the shell
+            log.exception("internal error in command %r", command.name)
+            err = ScriptError(f"internal error in command \"{command.name}\": {type(exc).__name__}: {exc}")
+            raise self._locate(err, command) from None
+
+    def _locate(self, err: SchedError, command: Command | Block) -> SchedError:
+        header = command.header if type(command) is Block else command
+        if err.pos is None:
+            err.pos = header.pos
+        if err.source_line is None and err.pos.file == header.pos.file:
+            err.source_line = header.source.line(err.pos.line)
+        if isinstance(err, ScriptError) and err.command is None:
+            err.command = header.name
+        return err
+
+    @staticmethod
+    def _trace(err: SchedError, command: Command | Block, macro: Any) -> None:
+        """Add "while executing" for a macro call, or for a command whose error comes from
+        another file or from a string run as a script (where the error's position alone
+        would not say where in this file it happened)."""
+        header = command.header if type(command) is Block else command
+        if macro is None:
+            where = err.trace[-1][1] if err.trace else err.pos
+            if where is None or where.file == header.pos.file:
+                return
+        err.trace.append((f'"{header.name}"', header.pos))
+
+    def _missing(self, name: str, cdef: CommandDef | None) -> CommandDef:
+        if cdef is not None and cdef.block is not None:
+            raise ScriptError(f'"{name}" opens a block: write "{cdef.usage.text}" on a line of its own, then the body, then "end"')
+        raise ScriptError(f'invalid command name "{name}"')
+
+    def _eval_block(self, block: Block) -> str:
+        name = block.header.words[0].const
+        cdef = self.commands.get(name) if name is not None else None
+        if cdef is None or cdef.block is None:
+            raise ScriptError(f'"{name}" has no block form')
+        return cdef.block(self, block)
+
+    # --- substitution -------------------------------------------------------------------------
+
+    def subst_word(self, word: Word) -> str:
+        if word.const is not None:
+            return word.const
+        parts = word.parts
+        if len(parts) == 1:
+            return self._subst_part(parts[0])
+        return "".join([self._subst_part(p) for p in parts])
+
+    def _subst_part(self, part: Text | VarRef | CmdSub) -> str:
+        kind = type(part)
+        if kind is Text:
+            return part.value
+        if kind is VarRef:
+            try:
+                index = None if part.index is None else self.subst_word(part.index)
+                return self.get_var(part.name, index)
+            except SchedError as err:
+                if err.pos is None:
+                    err.pos = part.pos
+                raise
+        return self.run_script(part.script)
+
+    def eval_nested(self, script: Script) -> str:
+        """Run a script one level deeper (command substitution, bodies): run_script, which
+        counts the depth."""
+        return self.run_script(script)
+
+    def substitute(self, text: str) -> str:
+        """Substitute $vars, [commands] and backslashes in a string (`subst`)."""
+        out: list[str] = []
+        i, n = 0, len(text)
+        while i < n:
+            c = text[i]
+            if c == "$":
+                word = _var_word(text, i)
+                if word is None:
+                    out.append("$")
+                    i += 1
+                    continue
+                value, i = self._subst_var_text(word, i)
+                out.append(value)
+            elif c == "[":
+                end = _matching_bracket(text, i)
+                out.append(self.eval_string(text[i + 1:end]))
+                i = end + 1
+            elif c == "\\" and i + 1 < n:
+                m = re.match(r"\\(x[0-9a-fA-F]{1,2}|u[0-9a-fA-F]{1,4}|[0-7]{1,3}|\n[ \t]*|.)", text[i:], re.S)
+                out.append(backslash_subst(m.group(0)))
+                i += m.end()
+            else:
+                j = i + 1
+                while j < n and text[j] not in "$[\\":
+                    j += 1
+                out.append(text[i:j])
+                i = j
+        return "".join(out)
+
+    def _subst_var_text(self, word: str, start: int) -> tuple[str, int]:
+        ref = parse_cached(word, EVAL_FILE).commands[0].words[0]
+        return self.subst_word(ref), start + len(word)
+
+    def eval_string(self, text: str) -> str:
+        """Run a string as a script (eval, a computed body); its positions are EVAL_FILE's."""
+        return self.run_script(parse_cached(text, EVAL_FILE))
+
+    def eval_script(self, text: str) -> str:
+        """Run a [script] of the expression being evaluated (expr's context protocol).
+
+        When the expression is as written in a file, the script is found in it and parsed at
+        its place, so that its errors point into the file."""
+        at = self._expr_at
+        if at is None:
+            return self.run_script(parse_cached(text, EVAL_FILE))
+        expr_text, pos, source = at
+        offset = expr_text.find("[" + text + "]")
+        if offset < 0:
+            return self.run_script(parse_cached(text, EVAL_FILE))
+        script = parse_at(text, _advance(pos, expr_text, offset + 1), source)
+        self._expr_at = None  # what runs inside is not this expression
+        try:
+            return self.run_script(script)
+        finally:
+            self._expr_at = at
+
+    def script_of(self, argv: list[str], index: int) -> Script:
+        """The parsed script for argument `index` of the command now being called.
+
+        When the argument came from a braced word, its parse is cached on the word and its
+        positions are absolute; otherwise the text is parsed (cached by text). Call it before
+        running anything nested: the current command's words change when another command runs.
+        """
+        words = self.cmd_words
+        if index < len(words):
+            word = words[index]
+            if word.braced and word.const == argv[index]:
+                return parse_body(word, self.current_file)
+        return parse_cached(argv[index], EVAL_FILE)
+
+    # --- expressions --------------------------------------------------------------------------
+
+    def expr(self, text: str, pos: Pos | None = None, exact: bool = False, source: Source | None = None) -> Any:
+        """Evaluate an expression to a Python value (int, float or str).
+
+        `pos` is where the expression is in the source. With `exact`, it is where `text`
+        starts and the text is as written there (in `source`), so that a syntax error points
+        at its character and an error in a [script] inside at the command in the file.
+        """
+        saved = self._expr_at
+        self._expr_at = (text, pos, source) if exact and pos is not None else None
+        try:
+            return compile_expr(text).evaluate(self)
+        except SchedError as err:
+            self._expr_error(err, text, pos, exact)
+            raise
+        finally:
+            self._expr_at = saved
+
+    def expr_str(self, text: str) -> str:
+        return format_value(self.expr(text))
+
+    def condition(self, text: str, pos: Pos | None = None, exact: bool = False, source: Source | None = None) -> bool:
+        """The truth of an expression (if, while): numbers, true/false, yes/no, on/off."""
+        saved = self._expr_at
+        self._expr_at = (text, pos, source) if exact and pos is not None else None
+        try:
+            return compile_expr(text).truth(self)
+        except SchedError as err:
+            self._expr_error(err, text, pos, exact)
+            raise
+        finally:
+            self._expr_at = saved
+
+    @staticmethod
+    def _expr_error(err: SchedError, text: str, pos: Pos | None, exact: bool) -> None:
+        if err.pos is None and pos is not None:
+            if exact and isinstance(err, ExprError) and err.offset is not None and 0 <= err.offset <= len(text):
+                pos = _advance(pos, text, err.offset)
+            err.pos = pos
+        if isinstance(err, ExprError) and "in expression" not in err.message:
+            err.message = f'{err.message} in expression "{_clip(text)}"'
+            err.args = (err.message,)
+
+    def word_origin(self, words: list[Word], index: int, value: str) -> tuple[Pos | None, bool, Source | None]:
+        """Where argument `index` (whose value is `value`) of a command stands, whether that is
+        exactly where its text starts as written (a braced word), and the source it is in:
+        the last arguments of expr() and condition()."""
+        if index >= len(words):
+            return None, False, None
+        word = words[index]
+        if word.braced and word.const == value:
+            return (word.body_pos or word.pos), word.raw is None, word.source
+        return word.pos, False, None
+
+    def header_expr_text(self, header: Command, first: int = 1) -> str:
+        """The expression of a block header (`if $x > 1`, `while {$i < 3}`), as written."""
+        words = header.words[first:]
+        if len(words) == 1 and words[0].braced:
+            return words[0].const or ""
+        return _joined_lines(header.text_of(first))
+
+    def header_condition(self, header: Command, first: int = 1) -> bool:
+        """The truth of a block header's expression (`if $x > 1`, `elif`, `while`)."""
+        words = header.words
+        if len(words) == first + 1 and words[first].braced:
+            word = words[first]
+            return self.condition(word.const or "", word.body_pos, word.raw is None, word.source)
+        text = header.text_of(first)
+        joined = _joined_lines(text)
+        return self.condition(joined, words[first].pos, joined is text, header.source)
+
+    # expr's context protocol
+    def get_var(self, name: str, index: str | None = None) -> str:
+        if index is None:
+            name, index = split_var_name(name)
+        vars, key = self._scope(name)
+        value = vars.get(key)
+        if value is None:
+            label = name if index is None else f"{name}({index})"
+            raise ScriptError(f'can\'t read "{label}": no such variable')
+        if index is None:
+            if isinstance(value, str):
+                return value
+            raise ScriptError(f'can\'t read "{name}": variable is array')
+        if isinstance(value, str):
+            raise ScriptError(f'can\'t read "{name}({index})": variable isn\'t array')
+        try:
+            return value[index]
+        except KeyError:
+            raise ScriptError(f'can\'t read "{name}({index})": no such element in array') from None
+
+    # --- variables ----------------------------------------------------------------------------
+
+    def _scope(self, name: str) -> tuple[dict, str]:
+        """The dict that holds `name` in the current frame, and the key in it."""
+        frame = self.frame
+        if name.startswith("::"):
+            return self.globals.vars, name[2:]
+        vars = frame.vars
+        value = vars.get(name)
+        if value is None and frame.transparent and name not in frame.declared:
+            vars = self.globals.vars
+            value = vars.get(name)
+        if type(value) is _Link:
+            return value.vars, value.name
+        return vars, name
+
+    def set_var(self, name: str, value: str, index: str | None = None) -> str:
+        if index is None:
+            name, index = split_var_name(name)
+        vars, key = self._scope(name)
+        if index is None:
+            current = vars.get(key)
+            if current is not None and not isinstance(current, str):
+                raise ScriptError(f'can\'t set "{name}": variable is array')
+            vars[key] = value
+        else:
+            current = vars.get(key)
+            if current is None:
+                current = vars[key] = {}
+            elif isinstance(current, str):
+                raise ScriptError(f'can\'t set "{name}({index})": variable isn\'t array')
+            current[index] = value
+        return value
+
+    def var_exists(self, name: str) -> bool:
+        base, index = split_var_name(name)
+        vars, key = self._scope(base)
+        value = vars.get(key)
+        if value is None:
+            return False
+        if index is None:
+            return True
+        return not isinstance(value, str) and index in value
+
+    def unset_var(self, name: str, nocomplain: bool = False) -> None:
+        base, index = split_var_name(name)
+        vars, key = self._scope(base)
+        value = vars.get(key)
+        if value is None or (index is not None and (isinstance(value, str) or index not in value)):
+            if nocomplain:
+                return
+            raise ScriptError(f'can\'t unset "{name}": no such variable')
+        if index is None:
+            del vars[key]
+        else:
+            del value[index]
+
+    def array(self, name: str, create: bool = False) -> MutableMapping | None:
+        vars, key = self._scope(name)
+        value = vars.get(key)
+        if value is None and create:
+            value = vars[key] = {}
+        if value is None or isinstance(value, str):
+            return None
+        return value
+
+    def link_global(self, name: str) -> None:
+        """`global name`: in this frame, `name` means the global variable."""
+        if self.frame is self.globals:
+            return
+        self.frame.vars[name] = _Link(self.globals.vars, name)
+        self.frame.declared.add(name)
+
+    def declare_local(self, name: str, value: str | None = None) -> None:
+        """`local name ?value?`: in a macro, `name` is this call's own variable."""
+        frame = self.frame
+        frame.declared.add(name)
+        if value is not None:
+            frame.vars[name] = value
+        elif name not in frame.vars:
+            frame.vars.pop(name, None)
+
+    def visible_vars(self) -> list[str]:
+        names = set(k for k, v in self.frame.vars.items() if v is not None)
+        if self.frame.transparent:
+            names |= set(self.globals.vars)
+        return sorted(names)
+
+    # --- macros -------------------------------------------------------------------------------
+
+    def define_macro(self, macro: Macro) -> None:
+        usage = parse_usage(macro.usage_line())
+        cdef = CommandDef(macro.name, usage, f"{macro.kind} defined at {macro.defined_at}" if macro.defined_at else macro.kind,
+                          fn=_macro_caller(macro), macro=macro)
+        if macro.kind == "macro":  # a macro takes any number of words: $0 counts them
+            cdef.max_args = 1 << 30
+            cdef.min_args = 0
+        self.commands[macro.name] = cdef
+
+    def call_macro(self, macro: Macro, argv: list[str]) -> str:
+        frame = Frame(macro.name, transparent=macro.kind == "macro")
+        vars = frame.vars
+        args = argv[1:]
+        if macro.kind == "macro":
+            vars["0"] = str(len(args))
+            for i, value in enumerate(args, 1):
+                vars[str(i)] = value
+            frame.declared.update(vars)
+            for i, (pname, default) in enumerate(macro.params):
+                vars[pname] = args[i] if i < len(args) else (default or "")
+                frame.declared.add(pname)
+        else:
+            _bind_proc_args(macro, args, vars)
+        return self.run_in_frame(frame, macro.body)
+
+    def run_in_frame(self, frame: Frame, body: Script) -> str:
+        """Run a body in a new frame (a macro call, a task.exit macro)."""
+        saved = self.frame
+        self.frame = frame
+        try:
+            return self.run_script(body)
+        except Return as ret:
+            return ret.value
+        except (Break, Continue) as flow:
+            raise self.stray_flow(flow) from None
+        finally:
+            self.frame = saved
+
+    # --- loops --------------------------------------------------------------------------------
+
+    def loop_body(self, body: Script) -> bool:
+        """Run a loop body once; False means `break`. Ctrl-C stops even a loop with an empty body."""
+        if self.interrupted:
+            self.interrupted = False
+            raise Interrupted("interrupted")
+        try:
+            self.run_script(body)
+        except Break:
+            return False
+        except Continue:
+            pass
+        return True
+
+
+def _macro_caller(macro: Macro) -> Callable[[Interp, list[str]], str]:
+    def call(interp: Interp, argv: list[str]) -> str:
+        return interp.call_macro(macro, argv)
+
+    return call
+
+
+def _bind_proc_args(macro: Macro, args: list[str], vars: dict) -> None:
+    params = macro.params
+    n = len(params)
+    for i, (pname, default) in enumerate(params):
+        if i < len(args):
+            vars[pname] = args[i]
+        elif default is not None:
+            vars[pname] = default
+        else:
+            raise ScriptError(f'wrong # args: should be "{macro.usage_line()}"')
+    if macro.variadic:
+        vars["args"] = join_list(args[n:])
+    elif len(args) > n:
+        raise ScriptError(f'wrong # args: should be "{macro.usage_line()}"')
+
+
+_CONTINUATION = re.compile(r"\\\r?\n[ \t]*")
+
+
+def _joined_lines(text: str) -> str:
+    """A header's text with its backslash-newline continuations made blanks (the same text
+    when it has none)."""
+    return _CONTINUATION.sub(" ", text) if "\\\n" in text or "\\\r\n" in text else text
+
+
+def _advance(pos: Pos, text: str, offset: int) -> Pos:
+    """The position of text[offset] when text starts at `pos`."""
+    newlines = text.count("\n", 0, offset)
+    if not newlines:
+        return Pos(pos.file, pos.line, pos.column + offset)
+    return Pos(pos.file, pos.line + newlines, offset - text.rfind("\n", 0, offset))
+
+
+def _clip(text: str, limit: int = 60) -> str:
+    text = text.replace("\n", " ")
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+_VAR_TEXT = re.compile(r"\$(\{[^}]*\}|(::)?[A-Za-z0-9_]+(::[A-Za-z0-9_]+)*(\([^)]*\))?)")
+
+
+def _var_word(text: str, i: int) -> str | None:
+    m = _VAR_TEXT.match(text, i)
+    return m.group(0) if m else None
+
+
+def _matching_bracket(text: str, i: int) -> int:
+    """The index of the `]` that closes the `[` at text[i], by the rules of the script inside:
+    a `]` in a braced or quoted word, after a backslash or in a comment closes nothing."""
+    stack = ["["]
+    j, n = i + 1, len(text)
+    word_start = cmd_start = True
+    while j < n:
+        c = text[j]
+        top = stack[-1]
+        if c == "\\":
+            j += 2
+            word_start = cmd_start = False
+            continue
+        if top == "{":
+            if c == "{":
+                stack.append("{")
+            elif c == "}":
+                stack.pop()
+        elif top == '"' and c != "[":
+            if c == '"':
+                stack.pop()
+        elif c == "[":
+            stack.append("[")
+            word_start = cmd_start = True
+        elif c == "]":
+            stack.pop()
+            if not stack:
+                return j
+        elif c in " \t\r\f\v":
+            word_start = True
+        elif c in "\n;":
+            word_start = cmd_start = True
+        elif c == "#" and cmd_start:
+            while j < n and text[j] != "\n":
+                j += 2 if text[j] == "\\" else 1
+            continue
+        else:
+            if word_start and c in '{"':
+                stack.append(c)
+            word_start = cmd_start = False
+        j += 1
+    raise ParseError("missing close-bracket")

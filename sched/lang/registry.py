@@ -1,0 +1,224 @@
+"""Every command is declared once, with its usage line.
+
+    @BUILTINS.command("set varName ?value?", "read or write a variable")
+    def cmd_set(interp, argv): ...
+
+The usage line is the single source of the arity check ("wrong # args: should be ..."), of the
+`help` text and of what the shell completes (subcommands and -options). Ensembles (`array get`,
+`controller host add`) are tables of subcommands that accept unique prefixes and say what they
+should be when a word matches none.
+
+A command function takes (interp, argv) with argv[0] the command name and returns a string.
+A command that heads a block (`task NAME ... end`) also has a `block` handler taking
+(interp, block); the same name may have both (`if` in Tcl form and in block form).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from .errors import ArityError, ScriptError
+
+__all__ = ["Usage", "CommandDef", "Registry", "BUILTINS", "parse_usage", "resolve_subcommand"]
+
+UNLIMITED = 1 << 30
+
+
+@dataclass(frozen=True)
+class Usage:
+    """A parsed usage line: `name` is the command (and subcommand) words."""
+
+    text: str
+    name: str
+    min_args: int
+    max_args: int
+    options: tuple[str, ...]
+    params: tuple[str, ...]
+
+
+_TOKEN = re.compile(r"\?[^?]*\?|\S+")
+
+
+def parse_usage(text: str, name_words: int = 1) -> Usage:
+    """Count required and optional arguments in a usage line.
+
+    `?x?` is optional; `x ...`, `?x ...?` and a last word `args` take any number more;
+    words starting with `-` inside optional groups are options (for completion).
+    """
+    tokens = _TOKEN.findall(text)
+    name = " ".join(tokens[:name_words])
+    params = tokens[name_words:]
+    lo = hi = 0
+    options: list[str] = []
+    for tok in params:
+        variadic = tok.endswith("...") or tok.endswith("...?") or tok == "args"
+        optional = tok.startswith("?")
+        for word in tok.strip("?").split():
+            if word.startswith("-") and len(word) > 1:
+                options.append(word.split("|")[0] if "|" not in word else word)
+        if variadic:
+            hi = UNLIMITED
+            if not optional and tok != "args":
+                lo += 1
+        elif optional:
+            hi += 1
+        else:
+            lo += 1
+            hi += 1
+    hi = max(hi, lo)
+    expanded: list[str] = []
+    for opt in options:
+        expanded.extend(o for o in opt.split("|") if o.startswith("-"))
+    return Usage(text, name, lo, hi if hi < UNLIMITED else UNLIMITED, tuple(dict.fromkeys(expanded)), tuple(params))
+
+
+@dataclass
+class CommandDef:
+    """One command of the language: how to call it and how to describe it.
+
+    A command with a block form has `block` (the handler) and `block_usage` / `block_help`
+    (its header line and description); a block-only command has no `fn`, and its `usage` is
+    the header line.
+    """
+
+    name: str
+    usage: Usage
+    help: str
+    fn: Callable[[Any, list[str]], str] | None = None
+    block: Callable[[Any, Any], str] | None = None
+    subcommands: dict[str, "CommandDef"] | None = None
+    macro: Any = None  # a user macro/proc: its definition (psched.lang.interp.Macro)
+    min_args: int = 0
+    max_args: int = UNLIMITED
+    block_usage: Usage | None = None
+    block_help: str = ""
+
+    def __post_init__(self) -> None:
+        self.min_args = self.usage.min_args
+        self.max_args = self.usage.max_args
+
+    def check_arity(self, argv: list[str]) -> None:
+        if not self.min_args <= len(argv) - 1 <= self.max_args:
+            raise ArityError(f'wrong # args: should be "{self.usage.text}"', command=self.name)
+
+    def sub_names(self) -> list[str]:
+        return sorted(self.subcommands or ())
+
+
+def resolve_subcommand(table: dict[str, CommandDef], word: str, what: str = "subcommand", owner: str = "") -> CommandDef:
+    """Exact name, else a unique prefix; else an error listing what it should be."""
+    found = table.get(word)
+    if found is not None:
+        return found
+    matches = [name for name in table if name.startswith(word)] if word else []
+    if len(matches) == 1:
+        return table[matches[0]]
+    names = sorted(table)
+    listing = ", ".join(names[:-1]) + (" or " if len(names) > 1 else "") + names[-1] if names else "(none)"
+    kind = "ambiguous" if len(matches) > 1 else "unknown"
+    prefix = f"{owner} " if owner else ""
+    raise ScriptError(f'{prefix}{kind} {what} "{word}": must be {listing}', command=owner or None)
+
+
+class Ensemble:
+    """A command made of subcommands: `array get`, `info exists`, `string length`."""
+
+    def __init__(self, registry: "Registry", name: str, help: str):
+        self.name = name
+        self.table: dict[str, CommandDef] = {}
+        usage = parse_usage(f"{name} subcommand ?arg ...?")
+        self.cdef = CommandDef(name, usage, help, fn=self.dispatch, subcommands=self.table)
+        registry.add(self.cdef)
+
+    def sub(self, usage: str, help: str = "") -> Callable:
+        parsed = parse_usage(usage, name_words=2)
+
+        def register(fn: Callable) -> Callable:
+            sub_name = parsed.name.split()[1]
+            self.table[sub_name] = CommandDef(parsed.name, parsed, help, fn=fn)
+            return fn
+
+        return register
+
+    def dispatch(self, interp: Any, argv: list[str]) -> str:
+        sub = resolve_subcommand(self.table, argv[1], owner=self.name)
+        sub.check_arity(argv[1:])
+        return sub.fn(interp, argv)
+
+
+class Registry:
+    """A table of commands by name."""
+
+    def __init__(self) -> None:
+        self.commands: dict[str, CommandDef] = {}
+
+    def add(self, cdef: CommandDef) -> CommandDef:
+        self.commands[cdef.name] = cdef
+        return cdef
+
+    def command(self, usage: str, help: str = "", *, block: Callable | None = None) -> Callable:
+        """Declare a command by its usage line."""
+        parsed = parse_usage(usage)
+
+        def register(fn: Callable) -> Callable:
+            existing = self.commands.get(parsed.name)
+            cdef = CommandDef(parsed.name, parsed, help, fn=fn, block=block or (existing.block if existing else None))
+            if existing is not None and cdef.block is existing.block:
+                cdef.block_usage, cdef.block_help = existing.block_usage, existing.block_help
+            self.add(cdef)
+            return fn
+
+        return register
+
+    def block(self, usage: str, help: str = "") -> Callable:
+        """Declare the block form of a command (`task NAME` ... `end`)."""
+        parsed = parse_usage(usage)
+
+        def register(fn: Callable) -> Callable:
+            existing = self.commands.get(parsed.name)
+            if existing is not None:
+                existing.block = fn
+                if not existing.help:
+                    existing.help = help
+            else:
+                existing = self.add(CommandDef(parsed.name, parsed, help, fn=None, block=fn))
+            existing.block_usage, existing.block_help = parsed, help
+            return fn
+
+        return register
+
+    def ensemble(self, name: str, help: str) -> Ensemble:
+        return Ensemble(self, name, help)
+
+
+BUILTINS = Registry()
+"""The language's own commands; each Interp starts from a copy of this table."""
+
+
+@dataclass
+class Macro:
+    """A user-defined command: `macro NAME ?params?` ... `end`, or Tcl's `proc`.
+
+    A macro's variables are global unless declared `local` (params and $0..$N are local);
+    a proc's are local unless declared `global`, as in Tcl.
+    """
+
+    name: str
+    params: list[tuple[str, str | None]]  # (name, default or None)
+    body: Any  # Script
+    kind: str = "macro"  # or "proc"
+    variadic: bool = False  # proc with a last param `args`
+    defined_at: Any = None
+
+    def usage_line(self) -> str:
+        words = [self.name]
+        for pname, default in self.params:
+            words.append(f"?{pname}?" if default is not None or self.kind == "macro" else pname)
+        if self.variadic:
+            words.append("?arg ...?")
+        if self.kind == "macro" and not self.params:
+            words.append("?arg ...?")
+        return " ".join(words)
+

@@ -1,0 +1,164 @@
+"""Where a Scheduler is made: the one place that builds it, hands it its backends and ties it
+to the interpreter and the shell.
+
+    sched = scheduler_of(interp)    # the interpreter's scheduler, made on first use
+    link = controller_of(sched)     # its controller link (its remote backend)
+
+A Scheduler reports to nobody it imports: its backends (psched.scheduler.local, psched.scheduler.remote)
+are handed a JobSink (the scheduler) and the scheduler is handed them. Made here, it also
+registers its face to the shell on the interpreter's named hooks: completion words
+(`interp.completers`), the quit check (`interp.quit_checks`: jobs still out), the exit hook
+(`interp.exit_hooks`: kill local jobs, leave controller jobs to the next sched, stop a daemon
+this sched started) and where its messages go (stderr, above the prompt).
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+from .remote import MANAGE, ControllerLink
+from ..lang.errors import ScriptError
+from .eventloop import run_until
+from .local import KILL_WAIT, LocalBackend
+from .loop import Scheduler
+
+__all__ = ["SCHEDULER_KEY", "scheduler_of", "controller_of", "controller_subcommands", "controller_host_words"]
+
+SCHEDULER_KEY = "scheduler"
+"""Key in `interp.extensions` of the interpreter's Scheduler."""
+
+
+def scheduler_of(interp: Any) -> Scheduler:
+    """The interpreter's scheduler, made on first use with its real backends."""
+    sched = interp.extensions.get(SCHEDULER_KEY)
+    if sched is None:
+        sched = interp.extensions[SCHEDULER_KEY] = Scheduler(interp)
+        sched.local = LocalBackend(sched)
+        sched.remote = ControllerLink(sched)
+        _attach_shell(interp, sched)
+    return sched
+
+
+def controller_of(sched: Scheduler) -> ControllerLink:
+    """The scheduler's controller link (its remote backend), made when it has another one."""
+    link = sched.remote
+    if not isinstance(link, ControllerLink):
+        link = ControllerLink(sched)
+        sched.remote = link
+    return link
+
+
+# --- the scheduler's face to the shell -------------------------------------------------------------
+
+_TASK_ARG = {"pause", "resume", "wait", "check", "delete"}
+_JOB_ARG = {"check", "kill", "delete"}
+_HOST_VERBS = {("host", "on"), ("host", "off"), ("host", "delete"), ("host", "retry"), ("check", "host")}
+
+
+def _attach_shell(interp: Any, sched: Scheduler) -> None:
+    """Register the scheduler's completer, quit check, exit hook and messages."""
+    interp.completers.append(complete_sched_words)
+    interp.quit_checks.append(jobs_out_reason)
+    interp.exit_hooks.append(shutdown)
+    if sched.on_message is None:
+        sched.on_message = _print_message
+
+
+def complete_sched_words(interp: Any, words: list[str], current: str) -> list[str]:
+    """Task names and job ids where the prompt commands take them; controller words and hosts."""
+    sched = interp.extensions.get(SCHEDULER_KEY)
+    if not words:
+        return []
+    name = words[0]
+    out: list[str] = []
+    if sched is not None:
+        if name in _TASK_ARG:
+            out += sorted(sched.tasks)
+        if name in _JOB_ARG:
+            out += [str(j) for j in sorted(sched.jobs)]
+        if name in ("jobs",) and len(words) >= 2 and words[-1] == "-task":
+            out += sorted(sched.tasks)
+    if name == "controller":
+        if len(words) == 1:
+            out += controller_subcommands()
+        else:
+            out += controller_host_words(interp, words)
+    return out
+
+
+def controller_subcommands() -> list[str]:
+    """What may follow `controller` (for completion): ours, then pcontrol's command words."""
+    words = list(MANAGE)
+    try:
+        # imported at the first completion only: pcontrol's verb table loads its controller and
+        # sqlite3 journal (~80 ms), which `import psched` must not (see tests/test_layers.py)
+        from pcontrol.verbs import TABLE
+
+        words += sorted({c.path.split()[0] for c in TABLE.root.commands()} - set(MANAGE) - {"shutdown"})
+    except Exception:  # completion must never fail because of this
+        pass
+    return words
+
+
+def controller_host_words(interp: Any, words: list[str]) -> list[str]:
+    """After `controller host add|on|...` or `controller check`: subcommands, then host names."""
+    sched = interp.extensions.get(SCHEDULER_KEY)
+    link = sched.remote if sched is not None else None
+    hosts = sorted(link.hosts) if isinstance(link, ControllerLink) else []
+    if len(words) == 2 and words[1] == "host":
+        return ["add", "delete", "on", "off", "retry"]
+    if len(words) == 2 and words[1] == "check":
+        return ["host", "job"]
+    if len(words) == 3 and (words[1], words[2]) in _HOST_VERBS:
+        return hosts
+    return []
+
+
+def jobs_out_reason(interp: Any) -> str | None:
+    """The quit check: jobs still out make `quit` ask (at the prompt) or refuse (in a script)."""
+    sched = interp.extensions.get(SCHEDULER_KEY)
+    if sched is None:
+        return None
+    out = sched.outstanding()
+    if not out:
+        return None
+    local = sum(1 for j in out if j.local)
+    remote = len(out) - local
+    parts = []
+    if local:
+        parts.append(f"{local} local (they will be killed)")
+    if remote:
+        parts.append(f"{remote} at the controller (the next sched collects them)")
+    return f"{len(out)} job(s) still out: " + ", ".join(parts)
+
+
+def shutdown(interp: Any) -> None:
+    """The exit hook: kill local jobs still out, leave controller jobs to the next sched,
+    and stop the daemon when this sched started it and has nothing left out there."""
+    sched = interp.extensions.get(SCHEDULER_KEY)
+    if sched is None:
+        return
+    sched.stop()
+    try:
+        run_until(sched.local.aclose(), "quit", interruptible=False)
+    except ScriptError:
+        sched.report(f"some local jobs did not end within {KILL_WAIT:g} s of being killed")
+    link = sched.remote
+    try:
+        run_until(link.aclose(), "quit", interruptible=False)
+    except ScriptError:
+        return
+    if link.jobs_out():
+        return
+    sched.end_run()  # nothing left for a next sched to go on with
+    if isinstance(link, ControllerLink) and link.started_daemon:
+        outcome = link.stop_daemon()
+        if outcome.ok:
+            sched.report(f"stopped pcontrol (this sched started it): {outcome.message}")
+
+
+def _print_message(text: str) -> None:
+    # looked up at each call: the shell swaps sys.stderr while its prompt is on screen
+    sys.stderr.write(f"sched: {text}\n")
+    sys.stderr.flush()

@@ -1,0 +1,6 @@
+"""The scheduler's commands: the task block and its directives (tasks), the prompt's commands that
+steer the scheduler (steer), and `controller` (controller)."""
+
+from . import tasks  # noqa: F401  (the task block and its directives)
+from . import steer  # noqa: F401  (run, stop, status, jobs, check, kill, wait...)
+from . import controller  # noqa: F401  (controller ...)

@@ -1,0 +1,144 @@
+"""`controller ...`: the controller's commands from the sched shell, and its daemon's life.
+
+    controller start | stop ?-kill? ?-force? | status     manage the pcontrol daemon of $SCHED_HOME
+    controller connect ?HOST:PORT|local? ?-secret FILE?  use a remote pcontrol over TCP (or the
+                                                    local one again); alone: say which is used
+    controller COMMAND ...                          any pcontrol command: host add, hosts, jobs...
+
+A command is sent over the scheduler's own connection (psched.scheduler.remote), and its reply text
+is the result; a refusal is an error with pcontrol's message. pcontrol itself refuses `kill`
+and `delete` of a job that a scheduler owns unless `-force` is given.
+
+With a remote controller (`controller connect HOST:PORT`, or $PCONTROL_CONNECT when sched
+started) `start` is refused (it starts on its own machine), `stop` sends it `shutdown`, and
+every error names the address.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pcontrol.client import ControllerAddress, is_running
+from pcontrol.errors import ClientError
+
+from ..attach import controller_of, scheduler_of
+from ..remote import ControllerLink
+from ...lang.errors import ScriptError
+from ..eventloop import run_until
+from ...lang.registry import BUILTINS
+
+CONNECT_USAGE = "controller connect ?HOST:PORT|local? ?-secret FILE?"
+
+
+def _link(interp: Any) -> ControllerLink:
+    return controller_of(scheduler_of(interp))
+
+
+@BUILTINS.command("controller subcommand ?arg ...?",
+                  "talk to the controller: start | stop ?-kill? ?-force? | status | connect ?HOST:PORT|local? "
+                  "?-secret FILE? (a remote pcontrol over TCP, or the local one) | any pcontrol command "
+                  "(host add, hosts, jobs, check...)")
+def cmd_controller(interp: Any, argv: list[str]) -> str:
+    link = _link(interp)
+    sub, args = argv[1], argv[2:]
+    if sub == "start":
+        return _start(link)
+    if sub == "stop":
+        return _stop(link, kill="-kill" in args, force="-force" in args)
+    if sub == "status":
+        return _status(link)
+    if sub == "connect":
+        return _connect(link, args)
+    return _send(link, argv[1:])
+
+
+def _connect(link: ControllerLink, args: list[str]) -> str:
+    """`controller connect ?HOST:PORT|local? ?-secret FILE?`: say or change which pcontrol is used."""
+    target, secret_file = _connect_args(args)
+    if target is None:
+        if secret_file is not None:
+            raise ScriptError(f'wrong # args: should be "{CONNECT_USAGE}"')
+        return f"controller: pcontrol at {link.address} ({link.state})"
+    if target == "local":
+        if secret_file is not None:
+            raise ScriptError("controller connect: -secret is for a TCP controller, not the local one")
+        address = ControllerAddress.local(link.paths.home)
+    else:
+        try:
+            address = ControllerAddress.remote(target, link.paths.home, secret_file)
+        except ValueError as exc:
+            raise ScriptError(f"controller connect: {exc}") from None
+    try:
+        run_until(link.retarget(address), "controller connect")
+    except (ClientError, OSError, ValueError) as exc:
+        raise ScriptError(f"controller connect: {exc}; still using pcontrol at {link.address}") from None
+    return f"controller: connected to pcontrol at {link.address}"
+
+
+def _connect_args(args: list[str]) -> tuple[str | None, str | None]:
+    target = secret_file = None
+    words = list(args)
+    while words:
+        word = words.pop(0)
+        if word == "-secret":
+            if not words:
+                raise ScriptError('controller connect: option "-secret" needs a value (FILE)')
+            secret_file = words.pop(0)
+        elif word.startswith("-"):
+            raise ScriptError(f'controller connect: unknown option "{word}": should be -secret')
+        elif target is None:
+            target = word
+        else:
+            raise ScriptError(f'wrong # args: should be "{CONNECT_USAGE}"')
+    return target, secret_file
+
+
+def _start(link: ControllerLink) -> str:
+    if link.address.is_tcp:
+        raise ScriptError(f"controller start: the controller is pcontrol at {link.address}, which starts on its "
+                          "own machine (`controller connect local` uses the local one again)")
+    outcome = link.start_daemon()
+    if not outcome.ok:
+        raise ScriptError(f"controller start: {outcome.message}")
+    return outcome.message
+
+
+def _stop(link: ControllerLink, kill: bool, force: bool) -> str:
+    """Stop the daemon. Its agents keep running jobs for their lease and the next pcontrol
+    takes them back; with -kill every job ends. Jobs of this scheduler make it ask for -force."""
+    out = link.jobs_out()
+    if out and not force:
+        then = ("-kill ends them KILLED" if kill else
+                "they keep running on their hosts, but their ends reach this sched only after pcontrol is started again")
+        raise ScriptError(f"controller stop: {out} job(s) of this scheduler are still out at the controller; "
+                          f"{then} (add -force to stop anyway)")
+    if link.address.is_tcp:  # its pid file is over there: ask it to shut down
+        text = _send(link, ["shutdown"] + (["-kill"] if kill else []) + (["-force"] if force else []))
+        run_until(link.aclose(), "controller stop")
+        return text
+    run_until(link.aclose(), "controller stop")
+    outcome = link.stop_daemon(kill=kill, force=force)
+    if not outcome.ok:
+        raise ScriptError(f"controller stop: {outcome.message}")
+    return outcome.message
+
+
+def _status(link: ControllerLink) -> str:
+    if not link.address.is_tcp and not link.connected and not is_running(link.paths.home):
+        return f"pcontrol is not running in {link.paths.home}"
+    text = _send(link, ["status"])
+    return f"{text}\nsched: {link.state} (pcontrol at {link.address}); owner {link.owner}; {link.jobs_out()} job(s) out"
+
+
+def _send(link: ControllerLink, argv: list[str]) -> str:
+    async def request() -> Any:
+        await link.connect()
+        return await link.client.request(argv)
+
+    try:
+        reply = run_until(request(), "controller")
+    except ClientError as exc:
+        raise ScriptError(f"controller: {exc}") from None
+    if not reply.ok:
+        raise ScriptError(f"controller {argv[0]}: {reply.text}")
+    return reply.text

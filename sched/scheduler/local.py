@@ -1,0 +1,108 @@
+"""The backend that runs the scheduler's `host LOCAL` jobs on this machine.
+
+LocalBackend runs `host LOCAL` jobs through pclient.jobproc, the same runner the host agent
+uses: each job in its own session, argv without a shell, output captured up to a bound, the
+timeout and `kill` escalating SIGTERM -> SIGKILL over the whole group and any process that
+escaped it. A program that does not exist ends as exit status 127 with the reason in stderr.
+
+The other jobs go to the controller (psched.scheduler.remote).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from pathlib import Path
+
+from pclient.jobproc import JobResult, JobSpec, RunningJob, start_job
+from pcontrol.outcome import from_agent
+
+from .eventloop import get_loop
+from .jobs import Job, JobSink, Outcome
+
+log = logging.getLogger(__name__)
+
+
+def output_text(data: bytes, total: int, truncated: bool) -> str:
+    """Captured bytes as text, with a note when the stream was cut at its bound."""
+    text = data.decode("utf-8", errors="replace")
+    if truncated:
+        text += f"\n[sched: output cut: kept {len(data)} of {total} bytes]\n"
+    return text
+
+
+KILL_WAIT = 10.0
+"""Seconds sched, leaving, waits for the local jobs it killed to end."""
+
+
+class LocalBackend:
+    """Runs jobs as child processes of sched (a Backend; it reports to a JobSink)."""
+
+    home: Path | None = None  # local jobs are not counted across restarts
+
+    def __init__(self, sched: JobSink):
+        self.sched = sched
+        self.running: dict[int, RunningJob] = {}
+        self._kill_asked: set[int] = set()
+
+    def submit(self, job: Job) -> None:
+        get_loop().create_task(self._run(job))
+
+    async def _run(self, job: Job) -> None:
+        sched = self.sched
+        spec = JobSpec(str(job.id), job.argv, timeout=job.timeout, output_limit=sched.output_limit)
+        try:
+            running = await start_job(spec, on_started=lambda rj: sched.job_started(job, "local", rj.pid))
+        except Exception as exc:  # never lose a job: a failure to start is its outcome
+            log.exception("job %s could not be started", job.id)
+            sched.job_ended(job, Outcome.EXIT, status=127, stderr=f"could not start: {exc}\n", reason=str(exc), ran_on="local")
+            return
+        self.running[job.id] = running
+        if job.id in self._kill_asked:
+            running.kill()
+        try:
+            result = await running.wait()
+        finally:
+            self.running.pop(job.id, None)
+            self._kill_asked.discard(job.id)
+        self._ended(job, result)
+
+    def _ended(self, job: Job, result: JobResult) -> None:
+        self.sched.job_ended(
+            job, from_agent(result.outcome), status=result.status, signal=result.signal,
+            stdout=output_text(result.stdout, result.stdout_bytes, result.stdout_truncated),
+            stderr=output_text(result.stderr, result.stderr_bytes, result.stderr_truncated),
+            stdout_bytes=result.stdout_bytes, stderr_bytes=result.stderr_bytes,
+            elapsed=result.elapsed, reason=result.reason or "", ran_on="local",
+        )
+
+    def kill(self, job: Job) -> bool:
+        running = self.running.get(job.id)
+        if running is not None:
+            running.kill()
+            return True
+        if not job.done:  # submitted, not started yet: kill it as soon as it starts
+            self._kill_asked.add(job.id)
+            return True
+        return False
+
+    def task_defined(self, task: str) -> None:
+        """Nothing to take back: local jobs do not outlive their sched."""
+
+    async def connect(self) -> None:
+        """Always ready."""
+
+    def jobs_out(self) -> int:
+        return len(self.running)
+
+    async def aclose(self) -> None:
+        """Kill the jobs still running and wait (up to KILL_WAIT s) for them to end."""
+        running = list(self.running.values())
+        if not running:
+            return
+        for job in running:
+            job.kill()
+        try:
+            await asyncio.wait_for(asyncio.gather(*(r.wait() for r in running), return_exceptions=True), KILL_WAIT)
+        except asyncio.TimeoutError:
+            self.sched.report(f"some local jobs did not end within {KILL_WAIT:g} s of being killed")

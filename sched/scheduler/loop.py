@@ -1,0 +1,601 @@
+"""The scheduler loop: turns task rules into jobs at the right moments and reacts to their ends.
+
+    sched = scheduler_of(interp)       # one per interpreter, made on first use (psched.scheduler.attach)
+    sched.define(spec)                 # from a `task` block
+    sched.start() / sched.stop()       # `run` / `stop`
+    sched.step()                       # one pass over the due tasks (tests drive this by hand)
+
+Each task has at most one entry in a timer heap: the monotonic time of its next look. A look
+asks the pure `timing.plan` how many jobs to make and when to look next, runs the task.exec
+macro for each job, and hands the job to a backend: LocalBackend for `host LOCAL`, the remote
+backend (the controller) for the rest. A job's end comes back through `job_ended`, which
+records the outcome, writes the stdout/stderr destinations, runs the matching task.exit macro
+and makes the task due again at once. With a real clock the heap is armed on the asyncio loop
+(one `call_at` for the earliest look), so idle tasks cost nothing; with a FakeClock nothing is
+armed and tests call `step()`.
+
+Errors in macros are reported (task, job, position) and never stop the loop or other tasks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import os
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from ..lang.clock import Clock, SystemClock
+from ..lang.commands.queues import WorkQueue
+from ..lang.errors import SchedError, Skip, TaskError
+from .eventloop import get_loop
+from ..lang.interp import Frame
+from .jobs import Backend, Job, JobState, Outcome
+from .runledger import LEDGER_NAME, RunLedger
+from .taskspec import DRAFT_KEY, JobDraft, OutputDest, TaskSpec
+from ..lang.tcllist import join_list
+from .timing import PlanReason, TaskTiming, TimerHandle, TimerHeap, plan
+
+log = logging.getLogger(__name__)
+
+__all__ = ["Scheduler", "TaskEntry", "Backend", "DEFAULT_OUTPUT_LIMIT"]
+
+DEFAULT_OUTPUT_LIMIT = 1 << 20
+"""Bytes of each output stream kept per job (the rest is counted, and noted as cut)."""
+
+
+@dataclass
+class TaskEntry:
+    """A task as the loop keeps it: its spec and what it has done."""
+
+    spec: TaskSpec
+    seq: int
+    timing: TaskTiming = field(default_factory=TaskTiming)
+    handle: TimerHandle | None = None
+    deleting: bool = False
+    jobs_out: set[int] = field(default_factory=set)
+    done: int = 0
+    failed: int = 0
+    last_outcome: str = ""
+    last_end: float | None = None
+    last_reason: PlanReason | None = None
+    resumed: bool = False  # its `made` count goes on from an earlier sched's (see runledger.py)
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @property
+    def finished(self) -> bool:
+        """It will make no more jobs (nmax reached, or being deleted)."""
+        nmax = self.spec.nmax
+        return self.deleting or (nmax is not None and self.timing.made >= nmax)
+
+    def state(self) -> str:
+        if self.deleting:
+            return "deleting"
+        if self.finished:
+            return "finished" if not self.jobs_out else "finishing"
+        if not self.spec.active:
+            return "paused"
+        if self.last_reason is PlanReason.OUTSIDE_WINDOW:
+            return "waiting"  # outside its trange window
+        return "active"
+
+
+class Scheduler:
+    """The task table, the job table and the loop that connects them (the JobSink of its backends).
+
+    Its backends are handed in: made with it (tests' fakes), or, as they report to the
+    scheduler, set just after it is made (psched.scheduler.attach, the one place that builds a real one).
+    """
+
+    def __init__(self, interp: Any, clock: Clock | None = None, local: Backend | None = None,
+                 remote: Backend | None = None):
+        self.interp = interp
+        self.clock = clock or SystemClock()
+        if interp.clock is None:  # the language's `clock` reads the scheduler's time
+            interp.clock = self.clock
+        self.real_time = isinstance(self.clock, SystemClock)
+        self.tasks: dict[str, TaskEntry] = {}
+        self.jobs: dict[int, Job] = {}
+        self.heap: TimerHeap[str] = TimerHeap()
+        self.running = False
+        self.output_limit = DEFAULT_OUTPUT_LIMIT
+        self.local: Backend = local or _Unattached("local")
+        self.remote: Backend = remote or _Unattached("remote")
+        self.on_message: Callable[[str], None] | None = None  # the shell prints these
+        self.job_listeners: list[Callable[[Job], None]] = []  # told of every job start and end
+        self.verbose = False
+        self._seq = 0
+        self._next_job = 1
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_when: float | None = None
+        self._waiters: list[tuple[list[str] | None, asyncio.Future]] = []
+        self.totals = {"made": 0, "done": 0, "failed": 0}
+        self.ledger: RunLedger | None = None  # counts of controller tasks, for the next sched
+        self._resume: dict[str, int] | None = None  # counts an earlier sched left (None: not read yet)
+
+    # --- the task table -----------------------------------------------------------------------
+
+    def define(self, spec: TaskSpec) -> TaskEntry:
+        """Add a task or replace the definition of an existing one; it is looked at at once."""
+        if not spec.argv and spec.exec_macro is None:
+            raise TaskError(f"task {spec.name} has no `command` (and no task.exec macro to give one)",
+                            pos=spec.defined_at)
+        entry = self.tasks.get(spec.name)
+        if entry is None:
+            self._seq += 1
+            entry = self.tasks[spec.name] = TaskEntry(spec, self._seq)
+        else:
+            entry.spec = spec
+        if self._resume and spec.name in self._resume:
+            self._resume_task(entry, self._resume.pop(spec.name))
+        self.look_soon(entry)
+        self.remote.task_defined(spec.name)
+        self._check_waiters()
+        return entry
+
+    def adopt(self, record: dict) -> Job | None:
+        """Take back a controller job of ours that an earlier run of sched submitted.
+
+        None when its task is not defined here. The job counts as made by, and outstanding for,
+        its task, so `npending` and `nmax` hold across the restart (as made only when the
+        task's count did not come from the run ledger, which counted it already).
+        """
+        entry = self.tasks.get(record.get("task") or "")
+        if entry is None:
+            return None
+        job = Job(self._next_job, entry.name, list(record.get("argv") or []), record.get("host") or "NONE",
+                  bool(record.get("required")), timeout=record.get("timeout"), pending=record.get("pending"))
+        job.created = record.get("submitted") or job.created
+        self._next_job += 1
+        self.jobs[job.id] = job
+        entry.jobs_out.add(job.id)
+        if not entry.resumed:
+            entry.timing.made += 1
+            self._record_made(entry)
+        entry.timing.outstanding += 1
+        self.totals["made"] += 1
+        return job
+
+    # --- going on with an earlier sched's run --------------------------------------------------
+
+    def resume_run(self) -> None:
+        """Read the run ledger an earlier sched on this home left (once): its tasks' counts.
+
+        Called at the first look of a controller task (and before a job that task.exec sent to
+        the controller), so that `nmax` holds across a restart. A sched that ends with nothing left at the controller removes the
+        ledger (`end_run`), so the next one starts afresh.
+        """
+        if self._resume is not None:
+            return
+        self._resume = {}
+        home = self.remote.home
+        if home is None:  # a backend without a home (tests' fakes): nothing to go on from
+            return
+        self.ledger = RunLedger(home / LEDGER_NAME)
+        counts = {task: made for task, made in self.ledger.load().items() if made > 0}
+        for name in list(counts):
+            entry = self.tasks.get(name)
+            if entry is not None:
+                self._resume_task(entry, counts.pop(name))
+        self._resume = counts  # for tasks defined later
+        for entry in self.tasks.values():  # jobs adopted before the ledger was read
+            self._record_made(entry)
+
+    def _resume_task(self, entry: TaskEntry, made: int) -> None:
+        entry.resumed = True
+        if made <= entry.timing.made:
+            return
+        entry.timing.made = made
+        nmax = entry.spec.nmax
+        of = f" of nmax {nmax}" if nmax is not None else ""
+        self.report(f"task {entry.name}: going on with the run of an earlier sched on this home, which had made "
+                    f"{made} job(s){of} (remove {self.ledger.path if self.ledger else LEDGER_NAME} "
+                    f"before `run` to start over)")
+
+    def _record_made(self, entry: TaskEntry) -> None:
+        if self.ledger is not None:
+            self.ledger.record(entry.name, entry.timing.made)
+
+    def end_run(self) -> None:
+        """Nothing of ours is left out at the controller: the next sched on this home starts
+        afresh (but for tasks of the earlier run that were never defined here: their counts stay)."""
+        if self.ledger is None:
+            return
+        self.ledger.clear()
+        for task, made in (self._resume or {}).items():
+            self.ledger.record(task, made)
+        self.ledger.close()
+
+    def task(self, name: str) -> TaskEntry:
+        entry = self.tasks.get(name)
+        if entry is None:
+            raise TaskError(f'no task "{name}"' + _known(self.tasks))
+        return entry
+
+    def set_active(self, name: str, active: bool) -> None:
+        entry = self.task(name)
+        entry.spec.active = active
+        self.look_soon(entry)
+
+    def delete_task(self, name: str) -> str:
+        """The task makes no new jobs and is removed once its jobs have ended."""
+        entry = self.task(name)
+        entry.deleting = True
+        self._unschedule(entry)
+        if not entry.jobs_out:
+            del self.tasks[name]
+            self._check_waiters()
+            return f"task {name} deleted"
+        return f"task {name} makes no more jobs; it is removed when its {len(entry.jobs_out)} job(s) have ended"
+
+    # --- running ------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """`run`: look at every task now, and keep looking."""
+        self.running = True
+        for entry in self.tasks.values():
+            self.look_soon(entry)
+        self._arm()
+
+    def stop(self) -> None:
+        """`stop`: make no more jobs; running ones finish and their exit macros still run."""
+        self.running = False
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = self._timer_when = None
+
+    def look_soon(self, entry: TaskEntry) -> None:
+        self._schedule(entry, self.clock.monotonic())
+
+    def _schedule(self, entry: TaskEntry, due: float) -> None:
+        """Keep one heap entry per task: the earliest asked for."""
+        if entry.deleting or due == math.inf:
+            return
+        handle = entry.handle
+        if handle is not None and handle.live:
+            if handle.due <= due:
+                return
+            self.heap.cancel(handle)
+        entry.handle = self.heap.push(due, entry.name)
+        self._arm()
+
+    def _unschedule(self, entry: TaskEntry) -> None:
+        if entry.handle is not None:
+            self.heap.cancel(entry.handle)
+            entry.handle = None
+
+    def step(self) -> float | None:
+        """Look at every task that is due; return when the next look is due."""
+        if not self.running:
+            return self.heap.peek()
+        now = self.clock.monotonic()
+        due: list[tuple[TaskEntry, float]] = []
+        for name in self.heap.pop_due(now):
+            entry = self.tasks.get(name)
+            if entry is not None and entry.handle is not None:
+                due.append((entry, entry.handle.due))
+                entry.handle = None
+        due.sort(key=lambda pair: (-pair[0].spec.priority, pair[0].seq))
+        for entry, look_due in due:
+            self.look(entry, look_due)
+        return self.heap.peek()
+
+    def look(self, entry: TaskEntry, look_due: float | None = None) -> int:
+        """Make the jobs the task should make now; schedule its next look. Returns jobs made."""
+        if entry.deleting or not self.running:
+            return 0
+        spec = entry.spec
+        if spec.host != "LOCAL":
+            self.resume_run()  # before the plan counts what the task has made
+        clock = self.clock
+        now = clock.monotonic()
+        decision = plan(spec.periods, spec.limits, spec.active, spec.ranges, entry.timing, now, clock.wall(),
+                        clock.tz, look_due=look_due)
+        entry.last_reason = decision.reason
+        made = 0
+        for _ in range(decision.make):
+            if entry.deleting or self.tasks.get(spec.name) is not entry:
+                break
+            if self._make_job(entry):
+                made += 1
+        self._schedule(entry, decision.next_look)
+        return made
+
+    # --- making jobs --------------------------------------------------------------------------
+
+    def _make_job(self, entry: TaskEntry) -> Job | None:
+        spec = entry.spec
+        draft = self._draft(entry)
+        if draft is None:
+            return None
+        if not draft.argv:
+            self.report(f"task {spec.name}: no command to run (give it `command` in the task or in task.exec)")
+            return None
+        job = Job(self._next_job, spec.name, list(draft.argv), draft.host, draft.host_required,
+                  timeout=spec.periods.timeout, pending=spec.periods.pending, retry=spec.retry)
+        self._next_job += 1
+        self.jobs[job.id] = job
+        entry.jobs_out.add(job.id)
+        entry.timing.launched(self.clock.monotonic())
+        if not job.local:
+            self.resume_run()
+            self._record_made(entry)
+        self.totals["made"] += 1
+        if self.verbose:
+            self.report(f"job {job.id} ({spec.name}) made for {job.host}: {' '.join(job.argv)}")
+        (self.local if job.local else self.remote).submit(job)
+        return job
+
+    def _draft(self, entry: TaskEntry) -> JobDraft | None:
+        """The job to make, after the task.exec macro (None: skipped, or the macro failed)."""
+        spec = entry.spec
+        draft = JobDraft(list(spec.argv), spec.host, spec.host_required)
+        if spec.exec_macro is None:
+            return draft
+        interp = self.interp
+        frame = Frame(f"task.exec of {spec.name}", transparent=True)
+        frame.vars.update({"task": spec.name, "job_count": str(entry.timing.made)})
+        frame.declared.update(frame.vars)
+        saved = interp.extensions.get(DRAFT_KEY)
+        interp.extensions[DRAFT_KEY] = draft
+        try:
+            interp.run_in_frame(frame, spec.exec_macro)
+        except Skip:
+            return None
+        except SchedError as err:
+            self.report(f"task {spec.name}: error in task.exec (no job made this time):\n{err.render()}")
+            return None
+        finally:
+            interp.extensions[DRAFT_KEY] = saved
+        return draft
+
+    # --- jobs' lives --------------------------------------------------------------------------
+
+    def job_started(self, job: Job, ran_on: str = "", pid: int | None = None, controller_id: str | None = None) -> None:
+        if job.done:
+            return
+        job.state = JobState.RUNNING
+        job.started = self.clock.wall()
+        job.ran_on = ran_on or job.ran_on
+        job.pid = pid if pid is not None else job.pid
+        if self.verbose:
+            self.report(f"job {job.id} ({job.task}) started on {job.ran_on or job.host}")
+        self._tell(job)
+
+    def job_ended(self, job: Job, outcome: Outcome, status: int | None = None, signal: int | None = None,
+                  stdout: str = "", stderr: str = "", stdout_bytes: int = 0, stderr_bytes: int = 0,
+                  elapsed: float | None = None, reason: str = "", ran_on: str = "", quiet: bool = False) -> None:
+        """Record how a job ended, deliver its output and run its exit macro. Once per job.
+
+        `quiet`: the job's exit macro already ran (before a restart): record the end only.
+        """
+        if job.done:
+            log.warning("job %s reported ended twice; ignoring the second (%s)", job.id, outcome)
+            return
+        job.state = JobState.DONE
+        job.outcome, job.status, job.signal = outcome, status, signal
+        job.stdout, job.stderr = stdout, stderr
+        job.stdout_bytes, job.stderr_bytes = stdout_bytes or len(stdout), stderr_bytes or len(stderr)
+        job.ended = self.clock.wall()
+        job.elapsed = elapsed if elapsed is not None else (job.ended - job.started if job.started else 0.0)
+        job.reason = reason
+        job.ran_on = ran_on or job.ran_on
+        entry = self.tasks.get(job.task)
+        self.totals["done"] += 1
+        if job.failed:
+            self.totals["failed"] += 1
+        if entry is not None:
+            entry.jobs_out.discard(job.id)
+            entry.timing.ended()
+            entry.done += 1
+            entry.failed += job.failed
+            entry.last_outcome = job.outcome_text()
+            entry.last_end = job.ended
+            if not quiet:
+                self._deliver_output(entry.spec, job)
+                self._run_exit_macro(entry.spec, job)
+            if entry.deleting and not entry.jobs_out and self.tasks.get(job.task) is entry:
+                del self.tasks[job.task]
+            elif self.running:
+                self.look_soon(entry)
+        if self.verbose or job.macro_error:
+            self.report(f"job {job.id} ({job.task}) ended: {job.outcome_text()}" + (f" ({reason})" if reason and self.verbose else ""))
+        self._tell(job)
+        self._check_waiters()
+
+    def _tell(self, job: Job) -> None:
+        for listener in list(self.job_listeners):
+            try:
+                listener(job)
+            except Exception:  # a listener's bug must not lose the job's end
+                log.exception("job listener failed")
+
+    def _deliver_output(self, spec: TaskSpec, job: Job) -> None:
+        for dest, text, stream in ((spec.stdout, job.stdout, "stdout"), (spec.stderr, job.stderr, "stderr")):
+            if dest is None:
+                continue
+            try:
+                _deliver(self.interp, dest, text)
+            except (OSError, SchedError) as err:
+                self.report(f"task {spec.name} job {job.id}: could not write {stream} to {dest}: {getattr(err, 'strerror', None) or err}")
+
+    def _run_exit_macro(self, spec: TaskSpec, job: Job) -> None:
+        selector = str(job.status) if job.outcome is Outcome.EXIT else job.outcome.selector
+        which, body = spec.exit_macro_for(selector)
+        job.macro = which
+        if body is None:
+            return
+        interp = self.interp
+        frame = Frame(f"task.exit {which} of {spec.name}", transparent=True)
+        frame.vars.update({
+            "exit_status": "" if job.status is None else str(job.status),
+            "stdout": job.stdout, "stderr": job.stderr, "job_id": str(job.id),
+            "job_host": job.ran_on or job.host, "job_state": job.outcome.value,
+            "job_elapsed": f"{job.elapsed or 0.0:.3f}", "task": spec.name,
+            "job_signal": "" if job.signal is None else str(job.signal), "job_reason": job.reason,
+            "job_command": join_list(job.argv),
+        })
+        frame.declared.update(frame.vars)
+        set_queue(interp, "stdout", job.stdout)
+        set_queue(interp, "stderr", job.stderr)
+        try:
+            interp.run_in_frame(frame, body)
+        except Skip:
+            job.macro_error = "`skip` is for task.exec, not task.exit"
+            self.report(f"task {spec.name} job {job.id}: {job.macro_error}")
+        except SchedError as err:
+            job.macro_error = err.render()
+            self.report(f"task {spec.name} job {job.id}: error in task.exit {which}:\n{job.macro_error}")
+
+    # --- commands from the prompt -------------------------------------------------------------
+
+    def job(self, job_id: str | int) -> Job:
+        try:
+            number = int(job_id)
+        except (TypeError, ValueError):
+            raise TaskError(f'"{job_id}" is not a job id (job ids are numbers)') from None
+        job = self.jobs.get(number)
+        if job is None:
+            raise TaskError(f"no job {number}" + (" (deleted, or never made)" if number < self._next_job else ""))
+        return job
+
+    def kill(self, job_id: str | int) -> str:
+        job = self.job(job_id)
+        if job.done:
+            raise TaskError(f"job {job.id} has already ended ({job.outcome_text()})")
+        backend = self.local if job.local else self.remote
+        if not backend.kill(job):
+            raise TaskError(f"job {job.id} could not be killed: its backend does not know it")
+        return f"job {job.id} is being killed"
+
+    def delete_job(self, job_id: str | int) -> str:
+        job = self.job(job_id)
+        if not job.done:
+            raise TaskError(f"job {job.id} is {job.state.value.lower()}: kill it first, then delete it")
+        del self.jobs[job.id]
+        return f"job {job.id} deleted"
+
+    def outstanding(self) -> list[Job]:
+        return [j for j in self.jobs.values() if not j.done]
+
+    # --- waiting ------------------------------------------------------------------------------
+
+    def finished(self, names: list[str] | None) -> bool:
+        if names is None:
+            entries = [e for e in self.tasks.values() if e.spec.nmax is not None or e.deleting]
+            return all(e.finished and not e.jobs_out for e in entries) and not self.outstanding_of_gone()
+        for name in names:
+            entry = self.tasks.get(name)
+            if entry is not None and not (entry.finished and not entry.jobs_out):
+                return False
+        return True
+
+    def outstanding_of_gone(self) -> bool:
+        return any(not j.done and j.task not in self.tasks for j in self.jobs.values())
+
+    def waiter(self, names: list[str] | None) -> asyncio.Future:
+        fut = get_loop().create_future()
+        self._waiters.append((names, fut))
+        self._check_waiters()
+        return fut
+
+    def _check_waiters(self) -> None:
+        if not self._waiters:
+            return
+        keep = []
+        for names, fut in self._waiters:
+            if fut.done():
+                continue
+            if self.finished(names):
+                fut.set_result(None)
+            else:
+                keep.append((names, fut))
+        self._waiters = keep
+
+    # --- the real-time driver -----------------------------------------------------------------
+
+    def _arm(self) -> None:
+        """Wake the loop for the earliest look (real clock only)."""
+        if not self.running or not self.real_time:
+            return
+        nxt = self.heap.peek()
+        if nxt is None:
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = self._timer_when = None
+            return
+        if self._timer is not None:
+            if self._timer_when is not None and self._timer_when <= nxt:
+                return
+            self._timer.cancel()
+        self._timer_when = nxt
+        self._timer = get_loop().call_at(nxt, self._on_timer)
+
+    def _on_timer(self) -> None:
+        self._timer = self._timer_when = None
+        try:
+            self.step()
+        except Exception:  # a bug here must not kill the loop: log it and carry on
+            log.exception("scheduler step failed")
+        self._arm()
+
+    # --- messages -----------------------------------------------------------------------------
+
+    def report(self, text: str) -> None:
+        """A message for the user (printed above the prompt by the shell)."""
+        if self.on_message is not None:
+            self.on_message(text)
+        else:
+            log.warning("%s", text)
+
+
+def _deliver(interp: Any, dest: OutputDest, text: str) -> None:
+    if dest.var is not None:
+        interp.set_var("::" + dest.var, text)  # a global, whichever frame is running now
+        return
+    path = os.path.expanduser(dest.path or "")
+    with open(path, "a" if dest.append else "w", encoding="utf-8") as fh:
+        fh.write(text)
+
+
+def set_queue(interp: Any, name: str, text: str) -> None:
+    """Fill queue `name` with the lines of `text` (the stdout/stderr queues of task.exit)."""
+    interp.queues[name] = WorkQueue(text.splitlines())
+
+
+def _known(tasks: dict) -> str:
+    if not tasks:
+        return " (no tasks are defined)"
+    names = sorted(tasks)
+    return " (tasks: " + ", ".join(names[:10]) + (" ..." if len(names) > 10 else "") + ")"
+
+
+class _Unattached:
+    """The backend a Scheduler has until its real one is handed in: it takes no job."""
+
+    home = None
+
+    def __init__(self, which: str):
+        self.which = which
+
+    def submit(self, job: Job) -> None:
+        raise TaskError(f"job {job.id}: this scheduler has no {self.which} backend")
+
+    def kill(self, job: Job) -> bool:
+        return False
+
+    def task_defined(self, task: str) -> None:
+        pass
+
+    async def connect(self) -> None:
+        pass
+
+    async def aclose(self) -> None:
+        pass
+
+    def jobs_out(self) -> int:
+        return 0

@@ -1,0 +1,581 @@
+"""The scheduler's link to pcontrol: the backend for every job that is not `host LOCAL`.
+
+    link = ControllerLink(sched)    # made by psched.scheduler.attach: it is sched.remote
+    link.submit(job)                # queue the job; sent as soon as a connection is up
+
+The link connects lazily. With no daemon running it starts one in $SCHED_HOME (the embedded
+default, saying so) and, when that controller has no host, adds `localhost` with one slot per
+CPU. It subscribes to the events of this scheduler's jobs (the owner is derived from
+$SCHED_HOME), so nobody polls: a job going BUSY is reported started; a job going DONE has its
+record and output fetched, its task.exit macro run, and is then harvested (acknowledged) at the
+controller, which keeps every finished job until then.
+
+Exactly once, across restarts: before a job's exit macro runs, the link appends the job's key
+to a harvest log in $SCHED_HOME (flushed to the OS, so it survives the sched process being
+killed). After a restart, finished jobs the controller still holds are adopted: those in the log
+are only acknowledged (their macro ran, or started, before the crash), the others have their
+macro run now. Jobs still pending or running are followed. So an exit macro runs at most once,
+and exactly once unless sched dies in the middle of that macro.
+
+A broken connection is reported; submitted jobs are not forgotten, new ones wait, and the link
+reconnects with backoff.
+
+Remote controllers: the link may talk to another machine's pcontrol over its TCP listener
+instead, named by $PCONTROL_CONNECT (HOST:PORT) when sched starts or by `controller connect
+HOST:PORT` (see cmd_controller), proving the secret of $SCHED_HOME or of the file named by
+$PCONTROL_SECRET_FILE / `-secret FILE`. Such a link never starts a daemon, does not add
+localhost to a controller without hosts (that would be the controller's machine), and its
+errors name the address. Its owner id also names this machine, so that two machines whose
+$SCHED_HOME has the same path are two owners there.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+import uuid
+from collections import deque
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from pcontrol.client import ControllerAddress, ControllerClient
+from pcontrol.errors import ClientError, ControllerNotRunning
+from pcontrol.paths import Paths
+
+from .eventloop import get_loop
+from .jobs import Job, JobSink, JobState, Outcome
+from .local import output_text
+
+log = logging.getLogger(__name__)
+
+__all__ = ["ControllerLink", "owner_id", "HarvestLog"]
+
+MANAGE = ("start", "stop", "status", "connect")
+"""The `controller` subcommands sched does itself (psched.scheduler.commands.controller); the others go to pcontrol."""
+
+RECONNECT_DELAYS = (0.5, 1, 2, 4, 8, 15, 30)
+SUBMIT_KEY = "PSCHED_SUBMIT"
+"""Environment variable carrying `session:job id` on every controller job this link submits."""
+
+
+def _daemon() -> ModuleType:
+    """pcontrol's daemon module, imported when a daemon is started or stopped: it loads the
+    controller, its sqlite3 journal and the agent code (~80 ms, measured with -X importtime),
+    which `import psched` and a sched that only talks to a running pcontrol never need."""
+    from pcontrol import daemon
+
+    return daemon
+
+
+def owner_id(home: Path, machine: str | None = None) -> str:
+    """This scheduler's identity at the controller: derived from its $SCHED_HOME (and, for a
+    controller on another machine, from the name of this one)."""
+    where = f"{machine}:" if machine else ""
+    return f"sched:{where}{home.expanduser().resolve()}"
+
+
+class AddressError(ClientError):
+    """The controller's address (e.g. $PCONTROL_CONNECT) cannot be used."""
+
+
+class HarvestLog:
+    """Keys of controller jobs whose exit macro this scheduler has started (append-only file)."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.keys: set[str] = set()
+        self._fh = None
+        try:
+            with open(path, encoding="utf-8") as fh:
+                self.keys = {line.strip() for line in fh if line.strip()}
+        except FileNotFoundError:
+            pass
+
+    def __contains__(self, key: str) -> bool:
+        return key in self.keys
+
+    def add(self, key: str) -> None:
+        if self._fh is None:
+            self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            self._fh = open(self.path, "a", encoding="utf-8")
+        self._fh.write(key + "\n")
+        self._fh.flush()  # in the OS: it survives the death of this process
+        self.keys.add(key)
+
+    def compact(self, still_held: set[str]) -> None:
+        """Drop keys the controller no longer holds (they were acknowledged)."""
+        keep = self.keys & still_held
+        if keep == self.keys:
+            return
+        if self._fh is not None:
+            self._fh.close()
+            self._fh = None
+        tmp = self.path.with_suffix(".tmp")
+        tmp.write_text("".join(k + "\n" for k in sorted(keep)), encoding="utf-8")
+        os.replace(tmp, self.path)
+        self.keys = keep
+
+
+_STATE_ORDER = {"PENDING": 0, "BUSY": 1, "DONE": 2}
+
+
+def _later(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
+    """Of two records of one controller job, the one further on (retries restart its states)."""
+    def rank(r: dict[str, Any]) -> tuple[int, int]:
+        return len(r.get("attempts") or []), _STATE_ORDER.get(r.get("state") or "", 0)
+
+    return a if rank(a) >= rank(b) else b
+
+
+def job_key(record: dict[str, Any]) -> str:
+    """A controller job's identity: its id and submit time (ids restart with a new journal)."""
+    return f"{record['id']}@{record.get('submitted')}"
+
+
+class ControllerLink:
+    """The remote backend: jobs go to pcontrol, their ends come back as events (a Backend;
+    it reports to a JobSink)."""
+
+    def __init__(self, sched: JobSink, home: str | os.PathLike[str] | None = None, auto_start: bool = True,
+                 address: ControllerAddress | None = None):
+        self.sched = sched
+        self.paths = Paths.for_home(home)
+        self.address_error: str | None = None  # why the address from the environment is unusable
+        if address is None:
+            try:
+                address = ControllerAddress.chosen(self.paths.home)  # $PCONTROL_CONNECT, else the local socket
+            except ValueError as exc:
+                address = ControllerAddress.local(self.paths.home)
+                self.address_error = str(exc)
+        self.address = address
+        self.owner = self._owner_for(address)
+        self.auto_start = auto_start
+        self.client: ControllerClient | None = None
+        self.by_cid: dict[int, Job] = {}
+        self.unsent: deque[Job] = deque()
+        self.orphans: dict[int, dict[str, Any]] = {}  # finished jobs of tasks not defined here (yet)
+        self.hosts: set[str] = set()  # host names the controller told us of (for completion)
+        self._early: dict[int, dict[str, Any]] = {}  # events that beat their job's submit reply
+        self._to_harvest: list[int] = []
+        self.session = uuid.uuid4().hex[:12]  # this sched process, in submit keys
+        self.harvests = HarvestLog(self.paths.home / "harvested.log")
+        self.started_daemon = False
+        self._hosts_checked = False
+        self.state = "not connected"
+        self._connecting: asyncio.Task | None = None
+        self._watcher: asyncio.Task | None = None
+        self._retry = 0
+        self._retry_timer: asyncio.TimerHandle | None = None
+        self._tasks: set[asyncio.Task] = set()
+
+    # --- Backend ------------------------------------------------------------------------------
+
+    @property
+    def home(self) -> Path:
+        return self.paths.home
+
+    def submit(self, job: Job) -> None:
+        self.unsent.append(job)
+        if self.client is not None and not self.client.closed:
+            self._spawn(self._flush())
+        else:
+            self.connect_soon()
+
+    def kill(self, job: Job) -> bool:
+        if job in self.unsent:
+            self.unsent.remove(job)
+            get_loop().call_soon(self._end_unsent, job, Outcome.KILLED, "killed before it reached the controller")
+            return True
+        if job.controller_id is None or self.client is None:
+            return False
+        self._spawn(self._request(["kill", job.controller_id, "-owner", self.owner], f"kill job {job.id}"))
+        return True
+
+    def _end_unsent(self, job: Job, outcome: Outcome, reason: str) -> None:
+        if not job.done:
+            self.sched.job_ended(job, outcome, reason=reason, stderr=reason + "\n", elapsed=0.0)
+
+    # --- connection ---------------------------------------------------------------------------
+
+    @property
+    def connected(self) -> bool:
+        return self.client is not None and not self.client.closed
+
+    def _owner_for(self, address: ControllerAddress) -> str:
+        return owner_id(self.paths.home, socket.gethostname() if address.is_tcp else None)
+
+    def jobs_at_controller(self) -> int:
+        """Jobs of this scheduler that the current controller holds and has not finished."""
+        return sum(1 for j in self.by_cid.values() if not j.done)
+
+    async def retarget(self, address: ControllerAddress) -> None:
+        """Use the controller at `address` from now on, connecting there now; on failure the
+        link goes back to the controller it used and the error (naming `address`) is raised.
+
+        Only without jobs out at the current controller (they would be lost track of); jobs
+        not sent yet go to the new one.
+        """
+        out = self.jobs_at_controller()
+        if out:
+            raise ClientError(f"{out} job(s) of this scheduler are out at pcontrol at {self.address}; "
+                              "wait for them (or kill them) before switching controllers")
+        previous = (self.address, self.owner, self.address_error)
+        await self._disconnect()
+        self.address, self.owner, self.address_error = address, self._owner_for(address), None
+        try:
+            await self._connect(raise_errors=True, quiet=True)
+        except (ClientError, OSError, ValueError):
+            await self._disconnect()
+            self.address, self.owner, self.address_error = previous
+            self.state = "not connected"
+            if self.unsent:
+                self.connect_soon()
+            raise
+
+    async def _disconnect(self) -> None:
+        """Drop the connection (and any pending retry) so that the next use connects afresh."""
+        await self.aclose()
+        self._retry = 0
+        self._hosts_checked = False
+        self.hosts = set()
+        self.orphans.clear()
+        self._early.clear()
+
+    def connect_soon(self) -> None:
+        if self.connected or (self._connecting is not None and not self._connecting.done()):
+            return
+        if self._retry_timer is not None:
+            return
+        self._connecting = self._spawn(self._connect())
+
+    async def connect(self) -> None:
+        """Connect now (or wait for the connection under way); raise ClientError on failure."""
+        if self.connected:
+            return
+        if self._connecting is not None and not self._connecting.done():
+            await asyncio.shield(self._connecting)
+        if not self.connected:
+            await self._connect(raise_errors=True)
+
+    async def _connect(self, raise_errors: bool = False, quiet: bool = False) -> None:
+        try:
+            if self.address_error is not None:
+                raise AddressError(self.address_error)
+            try:
+                client = await self.address.connect(on_event=self._on_event)
+            except ControllerNotRunning:
+                if not self.auto_start or self.address.is_tcp:  # a remote pcontrol is started over there
+                    raise
+                await self._start_daemon()
+                client = await self.address.connect(on_event=self._on_event)
+            self.client = client
+            self._early.clear()  # what came on an old connection may be staler than the job list
+            await client.subscribe(owner=self.owner)
+            self.state = "connected"
+            self._retry = 0
+            self._watcher = get_loop().create_task(self._watch(client))  # not in _tasks: it lives as long as the connection
+            await self._adopt()
+            await self._flush()
+        except (ClientError, OSError, ValueError) as exc:
+            self.state = f"not connected: {exc}"
+            if quiet:
+                raise
+            self.sched.report(f"controller: {exc}; will retry")
+            self._schedule_retry()
+            if raise_errors:
+                raise
+
+    async def _start_daemon(self) -> None:
+        outcome = await get_loop().run_in_executor(None, _daemon().start, self.paths, [])
+        if not outcome.ok:
+            raise ControllerNotRunning(outcome.message)
+        if "already running" not in outcome.message:
+            self.started_daemon = True
+            self.sched.report(f"started pcontrol in {self.paths.home} (pid {outcome.pid})")
+
+    async def _ensure_hosts(self) -> None:
+        """The embedded default: a controller with no host gets localhost, a slot per CPU.
+
+        Checked once, when the first job is about to be sent (not when a `controller` command
+        connects: a user adding hosts gets exactly the hosts added).
+        """
+        if self._hosts_checked:
+            return
+        self._hosts_checked = True
+        hosts = await self.client.call("hosts", "-json")
+        self.hosts = {h["name"] for h in hosts}
+        if not hosts and self.address.is_tcp:
+            self.sched.report(f"controller at {self.address} has no hosts: jobs wait until one is added there")
+        elif not hosts:
+            slots = os.cpu_count() or 1
+            await self.client.call("host", "add", "localhost", "-slots", str(slots))
+            self.hosts.add("localhost")
+            self.sched.report(f"controller had no hosts: added localhost with {slots} slot(s)")
+
+    async def _watch(self, client: ControllerClient) -> None:
+        reason = await client.wait_closed()
+        if client is not self.client:
+            return
+        self.client = None
+        self.state = f"not connected: {reason}"
+        out = sum(1 for j in self.by_cid.values() if not j.done)
+        self.sched.report(f"controller connection lost ({reason}); {out} job(s) out there are not forgotten, reconnecting")
+        self._schedule_retry()
+
+    def _schedule_retry(self) -> None:
+        if self._retry_timer is not None:
+            return
+        delay = RECONNECT_DELAYS[min(self._retry, len(RECONNECT_DELAYS) - 1)]
+        self._retry += 1
+
+        def again() -> None:
+            self._retry_timer = None
+            if self.unsent or any(not j.done for j in self.by_cid.values()):
+                self.connect_soon()
+
+        self._retry_timer = get_loop().call_later(delay, again)
+
+    async def aclose(self) -> None:
+        """Close the connection (jobs out stay at the controller for the next sched)."""
+        if self._retry_timer is not None:
+            self._retry_timer.cancel()
+            self._retry_timer = None
+        if self._tasks and self.connected:  # let harvests and kills under way reach the controller
+            await asyncio.wait(list(self._tasks), timeout=5)
+        client, self.client = self.client, None
+        self.state = "not connected"
+        if client is not None:
+            await client.close()
+        if self._watcher is not None:
+            self._watcher.cancel()
+            await asyncio.gather(self._watcher, return_exceptions=True)
+            self._watcher = None
+        for task in list(self._tasks):
+            task.cancel()
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    # --- sending ------------------------------------------------------------------------------
+
+    async def _flush(self) -> None:
+        if self.unsent and self.connected:
+            try:
+                await self._ensure_hosts()
+            except ClientError as exc:
+                self.sched.report(f"controller: {exc}")
+        while self.unsent and self.connected:
+            job = self.unsent.popleft()
+            if job.done or job.controller_id is not None:
+                continue
+            try:
+                reply = await self.client.request(self._job_argv(job))
+            except ClientError as exc:
+                # pcontrol may have taken it before the connection broke: the next _adopt
+                # finds it by its submit key; otherwise it is sent again.
+                self.unsent.appendleft(job)
+                self.sched.report(f"controller: could not submit job {job.id}: {exc}")
+                return
+            if not reply.ok:
+                self.sched.job_ended(job, Outcome.DOWN, reason=f"controller refused the job: {reply.text}",
+                                     stderr=reply.text + "\n", elapsed=0.0)
+                continue
+            cid = int(reply.data["id"]) if isinstance(reply.data, dict) and "id" in reply.data else int(reply.text)
+            job.controller_id = str(cid)
+            self.by_cid[cid] = job
+            # A short job may have started and ended before this reply reached us: its events
+            # came first and were kept; the newest record wins.
+            record = self._early.pop(cid, None) or reply.data
+            if isinstance(record, dict):
+                self._apply(job, record)
+
+    def _job_argv(self, job: Job) -> list[str]:
+        # The submit key lets a reconnecting link recognise a job whose reply it never got,
+        # instead of sending it again.
+        argv = ["job", "-owner", self.owner, "-task", job.task, "-env", f"{SUBMIT_KEY}={self.session}:{job.id}"]
+        if job.host not in ("NONE", "LOCAL"):
+            argv += ["-host", job.host]
+            if job.host_required:
+                argv.append("-required")
+        if job.timeout is not None:
+            argv += ["-timeout", repr(job.timeout)]
+        if job.pending is not None:
+            argv += ["-pending", repr(job.pending)]
+        if job.retry:
+            argv += ["-retry", str(job.retry)]
+        argv.append("--")
+        argv += job.argv
+        return argv
+
+    async def _request(self, argv: list[str], what: str) -> None:
+        try:
+            reply = await self.client.request(argv)
+        except ClientError as exc:
+            self.sched.report(f"controller: {what}: {exc}")
+            return
+        if not reply.ok:
+            self.sched.report(f"controller: {what}: {reply.text}")
+
+    # --- events and harvest -------------------------------------------------------------------
+
+    def _on_event(self, event: Any) -> None:
+        kind = getattr(event.kind, "value", event.kind)
+        if kind == "host" and event.data.get("name"):
+            self.hosts.add(event.data["name"])
+            return
+        if kind != "job":
+            return
+        record = event.data
+        cid = int(record.get("id", -1))
+        job = self.by_cid.get(cid)
+        if job is not None:
+            self._apply(job, record)
+        elif record.get("owner") == self.owner and not record.get("harvested"):
+            self._early[cid] = record  # its submit reply (or the adoption list) is still on the way
+            if len(self._early) > 10_000:  # never matched (jobs of an earlier sched, harvested): drop the oldest
+                del self._early[next(iter(self._early))]
+
+    def _apply(self, job: Job, record: dict[str, Any]) -> None:
+        state = record.get("state")
+        if state == "BUSY" and job.state is JobState.PENDING:
+            self.sched.job_started(job, ran_on=record.get("ran_on") or "", pid=record.get("pid"),
+                                   controller_id=str(record["id"]))
+        elif state == "DONE" and not job.done:
+            if not record.get("stdout_bytes") and not record.get("stderr_bytes") and "outcome" in record:
+                self._finish(job, dict(record, stdout="", stderr=""))  # nothing more to fetch
+            else:
+                self._spawn(self._collect(job, int(record["id"])))
+
+    async def _collect(self, job: Job, cid: int) -> None:
+        try:
+            record = await self.client.call("check", "job", str(cid), "-output", "-json")
+        except ClientError as exc:
+            self.sched.report(f"controller: could not fetch the outcome of job {job.id} (controller job {cid}): {exc}")
+            return  # collected again after the reconnect
+        self._finish(job, record)
+
+    def _finish(self, job: Job, record: dict[str, Any]) -> None:
+        """Record the harvest, run the exit macro (once), then acknowledge at the controller."""
+        if job.done:
+            return
+        key = job_key(record)
+        already = key in self.harvests
+        if not already:
+            self.harvests.add(key)  # before the macro's side effects: at most once
+        if job.state is JobState.PENDING and record.get("started"):
+            job.started = record.get("started")
+        outcome = Outcome(record["outcome"]) if record.get("outcome") else Outcome.DOWN
+        if already:
+            job.macro = "(ran before a restart)"
+            self.sched.job_ended(job, outcome, status=record.get("status"), signal=record.get("signal"),
+                                 elapsed=record.get("elapsed"), reason=record.get("reason") or "",
+                                 ran_on=record.get("ran_on") or "", quiet=True)
+        else:
+            self.sched.job_ended(
+                job, outcome, status=record.get("status"), signal=record.get("signal"),
+                stdout=output_text((record.get("stdout") or "").encode(), record.get("stdout_bytes") or 0,
+                                   bool(record.get("stdout_truncated"))),
+                stderr=output_text((record.get("stderr") or "").encode(), record.get("stderr_bytes") or 0,
+                                   bool(record.get("stderr_truncated"))),
+                stdout_bytes=record.get("stdout_bytes") or 0, stderr_bytes=record.get("stderr_bytes") or 0,
+                elapsed=record.get("elapsed"), reason=record.get("reason") or "", ran_on=record.get("ran_on") or "",
+            )
+        self.by_cid.pop(int(record["id"]), None)
+        self._harvest_soon(int(record["id"]))
+
+    def _harvest_soon(self, cid: int) -> None:
+        """Acknowledge finished jobs in batches: one request for all that ended this loop turn."""
+        self._to_harvest.append(cid)
+        if len(self._to_harvest) == 1:
+            get_loop().call_soon(self._harvest_batch)
+
+    def _harvest_batch(self) -> None:
+        ids, self._to_harvest = self._to_harvest, []
+        if ids and self.connected:
+            self._spawn(self._request(["harvest", *map(str, ids), "-owner", self.owner],
+                                      f"harvest controller job(s) {', '.join(map(str, ids))}"))
+
+    async def _adopt(self) -> None:
+        """After (re)connecting: collect our finished jobs, follow the running ones."""
+        records = await self.client.all_jobs("-owner", self.owner)  # a page per request: pcontrol stays responsive
+        held = set()
+        unsent = {f"{self.session}:{j.id}": j for j in self.unsent}
+        for record in records:
+            if record.get("harvested"):
+                continue
+            cid = int(record["id"])
+            key = job_key(record)
+            held.add(key)
+            if key in self.harvests and cid not in self.by_cid:
+                # its macro ran and only the acknowledgement was lost: acknowledge it again
+                self._harvest_soon(cid)
+                continue
+            job = self.by_cid.get(cid)
+            if job is None:
+                mine = unsent.get((record.get("env") or {}).get(SUBMIT_KEY, ""))
+                if mine is not None:  # submitted, but the reply was lost with the connection
+                    self.unsent.remove(mine)
+                    job = mine
+                else:
+                    job = self.sched.adopt(record)
+                if job is None:
+                    if record.get("state") == "DONE":
+                        self.orphans[cid] = record
+                    continue
+                job.controller_id = str(cid)
+                self.by_cid[cid] = job
+            early = self._early.pop(cid, None)
+            if early is not None:  # it may have moved on since the list was made
+                record = _later(early, record)
+            if record.get("state") == "DONE":
+                await self._collect(job, cid)
+            else:
+                self._apply(job, record)
+        self.harvests.compact(held)
+        if self.orphans:
+            tasks = sorted({r.get("task") or "?" for r in self.orphans.values()})
+            self.sched.report(f"controller holds {len(self.orphans)} finished job(s) of task(s) not defined here: "
+                              f"{', '.join(tasks)}; define them to run their exit macros")
+
+    def task_defined(self, task: str) -> None:
+        """A task was defined: run the exit macros of its finished jobs we hold."""
+        for cid, record in list(self.orphans.items()):
+            if record.get("task") != task:
+                continue
+            job = self.sched.adopt(record)
+            if job is None:
+                continue
+            del self.orphans[cid]
+            job.controller_id = str(cid)
+            self.by_cid[cid] = job
+            if self.connected:
+                self._spawn(self._collect(job, cid))
+
+    # --- the daemon's life ----------------------------------------------------------------------
+
+    def start_daemon(self) -> Any:
+        """`controller start`: start pcontrol in this link's home; its DaemonResult."""
+        outcome = _daemon().start(self.paths, [])
+        if outcome.ok and "already running" not in outcome.message:
+            self.started_daemon = True
+        return outcome
+
+    def stop_daemon(self, kill: bool = False, force: bool = False) -> Any:
+        """`controller stop` (and sched leaving): stop the pcontrol of this link's home; its DaemonResult."""
+        outcome = _daemon().stop(self.paths, kill=kill, force=force)
+        if outcome.ok:
+            self.started_daemon = False
+        return outcome
+
+    # --- helpers ------------------------------------------------------------------------------
+
+    def _spawn(self, coro: Any) -> asyncio.Task:
+        task = get_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    def jobs_out(self) -> int:
+        return len(self.unsent) + sum(1 for j in self.by_cid.values() if not j.done)

@@ -1,0 +1,279 @@
+"""What a task is: the TaskSpec its directives build, the job draft task.exec changes, and the
+directives' arguments, parsed the same for the commands and for the read-time check.
+
+    spec = TaskSpec("name")
+    DIRECTIVES["nmax"].apply(spec, ["5"], Defining(spec))     # what `nmax 5` does in a task block
+    parse_selector("timeout")                                  # a task.exit selector
+
+The scheduler (psched.scheduler.loop) keeps TaskSpecs; the `task` block and its directive commands
+(psched.scheduler.commands.tasks) make them. A bad argument is an ArgError naming the word it is about.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from ..lang.errors import Pos
+from ..lang.nodes import Script
+from .timing import Limits, Periods, TimeRange, TimingError, parse_periods, parse_trange
+
+__all__ = ["TaskSpec", "OutputDest", "JobDraft", "Defining", "Directive", "DIRECTIVES", "ARITY", "TASK_BLOCKS",
+           "SELECTORS", "ArgError", "check_arity", "host_rule", "parse_selector", "DRAFT_KEY", "DEFINING_KEY"]
+
+DRAFT_KEY = "task.draft"
+"""Key in `interp.extensions` of the JobDraft a running task.exec macro may change."""
+
+DEFINING_KEY = "task.defining"
+"""Key in `interp.extensions` of the Defining of the task block being run."""
+
+SELECTORS = ("timeout", "crash", "down", "pending", "killed", "default")
+"""task.exit selectors besides exit statuses (0..255)."""
+
+
+@dataclass(frozen=True)
+class OutputDest:
+    """Where a job's stdout or stderr goes when it ends: a file (maybe appended) or a variable."""
+
+    path: str | None = None
+    var: str | None = None
+    append: bool = False
+
+    def __str__(self) -> str:
+        if self.var is not None:
+            return f"-var {self.var}"
+        return ("-append " if self.append else "") + (self.path or "")
+
+
+@dataclass
+class TaskSpec:
+    """What a task is: everything its directives say."""
+
+    name: str
+    argv: list[str] = field(default_factory=list)
+    host: str = "NONE"
+    host_required: bool = False
+    periods: Periods = field(default_factory=Periods)
+    nmax: int | None = None
+    npending: int = 1
+    ranges: list[TimeRange] = field(default_factory=list)
+    active: bool = True
+    priority: int = 0
+    retry: int = 0
+    stdout: OutputDest | None = None
+    stderr: OutputDest | None = None
+    exec_macro: Script | None = None
+    exit_macros: dict[str, Script] = field(default_factory=dict)
+    defined_at: Pos | None = None
+
+    @property
+    def limits(self) -> Limits:
+        return Limits(self.nmax, self.npending)
+
+    def copy(self) -> "TaskSpec":
+        return dataclasses.replace(self, argv=list(self.argv), ranges=list(self.ranges), exit_macros=dict(self.exit_macros))
+
+    def exit_macro_for(self, selector: str) -> tuple[str, Script | None]:
+        """The macro for an outcome's selector, falling back to `default`."""
+        if selector in self.exit_macros:
+            return selector, self.exit_macros[selector]
+        if "default" in self.exit_macros:
+            return "default", self.exit_macros["default"]
+        return "", None
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "name": self.name, "command": list(self.argv), "host": self.host, "host_required": self.host_required,
+            "periods": {"poll": self.periods.poll, "exec": self.periods.exec, "timeout": self.periods.timeout,
+                        "pending": self.periods.pending},
+            "nmax": self.nmax, "npending": self.npending, "trange": [str(r) for r in self.ranges],
+            "active": self.active, "priority": self.priority, "retry": self.retry,
+            "stdout": str(self.stdout) if self.stdout else None, "stderr": str(self.stderr) if self.stderr else None,
+            "task.exec": self.exec_macro is not None, "task.exit": sorted(self.exit_macros),
+            "defined_at": str(self.defined_at) if self.defined_at else None,
+        }
+
+
+@dataclass
+class JobDraft:
+    """The job a task.exec macro is about to make: it may change the command and host."""
+
+    argv: list[str]
+    host: str
+    host_required: bool
+
+
+@dataclass
+class Defining:
+    """The task block being run: the spec its directives change."""
+
+    spec: TaskSpec
+    ranges_cleared: bool = False
+
+
+# --- directive argument parsing (shared by the commands and the read-time check) ---------------
+
+
+class ArgError(Exception):
+    """A directive's argument is wrong; `index` is the word (1 = first argument)."""
+
+    def __init__(self, message: str, index: int | None = None):
+        super().__init__(message)
+        self.message = message
+        self.index = index
+
+
+def _parse_int(text: str, what: str, index: int, least: int = 0) -> int:
+    try:
+        value = int(text, 10)
+    except ValueError:
+        raise ArgError(f"{what} must be a whole number, got '{text}'", index) from None
+    if value < least:
+        raise ArgError(f"{what} must be at least {least}, got {value}", index)
+    return value
+
+
+def host_rule(args: list[str]) -> tuple[str, bool]:
+    words = [a for a in args if a != "-required"]
+    if len(words) != 1 or (len(args) - len(words)) > 1:
+        raise ArgError("expected: host LOCAL | NONE | HOSTNAME ?-required?", 1)
+    name = words[0]
+    required = "-required" in args
+    if name.startswith("-"):
+        raise ArgError(f"unknown option '{name}': expected host LOCAL | NONE | HOSTNAME ?-required?", args.index(name) + 1)
+    if name.upper() in ("LOCAL", "NONE"):
+        name = name.upper()
+        if required:
+            raise ArgError(f"-required needs a host name, not {name}", args.index("-required") + 1)
+    return name, required
+
+
+def _output_dest(args: list[str]) -> OutputDest:
+    if len(args) == 2 and args[0] == "-var":
+        if not args[1]:
+            raise ArgError("-var needs a variable name", 2)
+        return OutputDest(var=args[1])
+    if len(args) == 2 and args[0] == "-append":
+        return OutputDest(path=args[1], append=True)
+    if len(args) == 1 and not args[0].startswith("-"):
+        return OutputDest(path=args[0])
+    raise ArgError("expected ?-append? PATH, or -var NAME", 1)
+
+
+def _timing(fn: Callable[[list[str]], Any], args: list[str]) -> Any:
+    try:
+        return fn(args)
+    except TimingError as err:
+        raise ArgError(err.message, None if err.word_index is None else err.word_index + 1) from None
+
+
+def _active(args: list[str]) -> bool:
+    word = args[0].lower()
+    if word in ("on", "1", "yes", "true"):
+        return True
+    if word in ("off", "0", "no", "false"):
+        return False
+    raise ArgError(f"expected on or off, got '{args[0]}'", 1)
+
+
+def parse_selector(word: str) -> str:
+    """A task.exit selector: an exit status 0..255 or one of SELECTORS."""
+    lowered = word.lower()
+    if lowered in SELECTORS:
+        return lowered
+    if word.isdigit() and 0 <= int(word) <= 255:
+        return str(int(word))
+    raise ArgError(f"unknown selector '{word}': expected an exit status (0-255), " + ", ".join(SELECTORS), 1)
+
+
+# Each directive: usage, help, and how it changes a spec (apply(spec, args, defining)).
+
+
+def _apply_command(spec: TaskSpec, args: list[str], d: Defining) -> None:
+    spec.argv = list(args)
+
+
+def _apply_host(spec: TaskSpec, args: list[str], d: Defining) -> None:
+    spec.host, spec.host_required = host_rule(args)
+
+
+def _apply_periods(spec: TaskSpec, args: list[str], d: Defining) -> None:
+    spec.periods = _timing(lambda a: parse_periods(a, spec.periods), args)
+
+
+def _apply_nmax(spec: TaskSpec, args: list[str], d: Defining) -> None:
+    spec.nmax = None if args[0].lower() in ("none", "unlimited") else _parse_int(args[0], "nmax", 1)
+
+
+def _apply_npending(spec: TaskSpec, args: list[str], d: Defining) -> None:
+    spec.npending = _parse_int(args[0], "npending", 1, least=1)
+
+
+def _apply_trange(spec: TaskSpec, args: list[str], d: Defining) -> None:
+    if args == ["none"]:
+        spec.ranges = []
+        d.ranges_cleared = True
+        return
+    rng = _timing(parse_trange, args)
+    if not d.ranges_cleared:  # the first trange of a block replaces the ranges it had
+        spec.ranges = []
+        d.ranges_cleared = True
+    spec.ranges.append(rng)
+
+
+def _apply_active(spec: TaskSpec, args: list[str], d: Defining) -> None:
+    spec.active = _active(args)
+
+
+def _apply_priority(spec: TaskSpec, args: list[str], d: Defining) -> None:
+    try:
+        spec.priority = int(args[0])
+    except ValueError:
+        raise ArgError(f"priority must be a whole number, got '{args[0]}'", 1) from None
+
+
+def _apply_retry(spec: TaskSpec, args: list[str], d: Defining) -> None:
+    spec.retry = _parse_int(args[0], "retry", 1)
+
+
+def _apply_stdout(spec: TaskSpec, args: list[str], d: Defining) -> None:
+    spec.stdout = _output_dest(args)
+
+
+def _apply_stderr(spec: TaskSpec, args: list[str], d: Defining) -> None:
+    spec.stderr = _output_dest(args)
+
+
+@dataclass(frozen=True)
+class Directive:
+    usage: str
+    help: str
+    apply: Callable[[TaskSpec, list[str], Defining], None]
+    in_exec: bool = False  # may also be used in task.exec, for the job being made
+
+
+DIRECTIVES: dict[str, Directive] = {
+    "command": Directive("command word ?word ...?", "the program and its arguments (no shell unless you write sh -c)", _apply_command, True),
+    "host": Directive("host LOCAL|NONE|HOSTNAME ?-required?", "where the jobs run: LOCAL here, NONE any controller host, or a preferred (-required: only that) host", _apply_host, True),
+    "periods": Directive("periods ?-poll S? ?-exec S? ?-timeout S? ?-pending S?", "how often to look, the least time between launches, the job timeout, the pending timeout", _apply_periods),
+    "nmax": Directive("nmax N", "the most jobs this task may ever make (none: no limit)", _apply_nmax),
+    "npending": Directive("npending N", "the most jobs of this task outstanding at once (default 1)", _apply_npending),
+    "trange": Directive("trange ?-exclude? HH:MM HH:MM ?-days DAYS?", "allow (or -exclude) a window of time of day, on some days (Mon-Fri, Sat,Sun); repeatable; `trange none` clears", _apply_trange),
+    "active": Directive("active on|off", "a paused task makes no jobs; running ones carry on", _apply_active),
+    "priority": Directive("priority N", "higher first when several tasks are due at once", _apply_priority),
+    "retry": Directive("retry N", "a controller job that ends DOWN is run again, up to N times", _apply_retry),
+    "stdout": Directive("stdout ?-append? PATH | -var NAME", "where the job's stdout goes when it ends (also in $stdout)", _apply_stdout),
+    "stderr": Directive("stderr ?-append? PATH | -var NAME", "where the job's stderr goes when it ends (also in $stderr)", _apply_stderr),
+}
+
+ARITY = {"command": (1, None), "host": (1, 2), "periods": (0, 8), "nmax": (1, 1), "npending": (1, 1),
+          "trange": (1, 5), "active": (1, 1), "priority": (1, 1), "retry": (1, 1), "stdout": (1, 2), "stderr": (1, 2)}
+
+TASK_BLOCKS = ("task.exec", "task.exit")
+
+
+def check_arity(name: str, args: list[str]) -> None:
+    lo, hi = ARITY[name]
+    if len(args) < lo or (hi is not None and len(args) > hi):
+        raise ArgError(f'wrong # args: should be "{DIRECTIVES[name].usage}"', None)

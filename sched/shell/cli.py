@@ -1,0 +1,207 @@
+"""The `sched` command: run scripts, read commands from a pipe, or open the interactive shell.
+
+    sched                      the prompt (psched.shell.repl) when stdin is a terminal, else stdin as a script
+    sched FILE...              run the files in order, then as above
+    sched -c SCRIPT            run one script (after any FILEs) and leave
+    sched --version | -h
+
+A failing script stops with its error (file:line:col, the line, a caret) on stderr and exit
+status 1. The process has one asyncio loop (psched.scheduler.eventloop), run the way Tcl runs its event
+loop: while sched waits for input (the prompt, the next line of a pipe) and inside commands
+that wait; never while a command runs. So the scheduler's work goes on between commands.
+
+Leaving (`quit`, `exit`, the quit checks and exit hooks) and interrupting (Ctrl-C) belong to
+psched.shell.session, which this module and psched.shell.repl share.
+
+Below this module and psched.shell.repl nothing prints: they are the only places that write to the
+terminal.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import sys
+import threading
+from typing import Any, Iterator, TextIO
+
+from ..lang.errors import SchedError
+from ..scheduler.eventloop import close_loop, get_loop, run_until
+from ..lang.interp import Interp
+from .session import ExitStatus, InterruptHandler, QuitRequest, needs_more, run_exit_hooks
+
+log = logging.getLogger(__name__)
+
+__all__ = ["main", "run_stream"]
+
+
+def _lines(stream: TextIO) -> Iterator[str]:
+    """Lines of `stream`, read by a daemon thread; the loop runs while sched waits for the next one."""
+    loop = get_loop()
+    queue: asyncio.Queue[str | None] = asyncio.Queue()
+
+    def put(item: str | None) -> bool:
+        try:
+            loop.call_soon_threadsafe(queue.put_nowait, item)
+        except RuntimeError:  # the loop is closed: sched is leaving
+            return False
+        return True
+
+    def reader() -> None:
+        try:
+            for line in iter(stream.readline, ""):
+                if not put(line):
+                    return
+        except (OSError, ValueError) as err:
+            log.warning("reading commands stopped: %s", err)
+        put(None)
+
+    threading.Thread(target=reader, name="sched-stdin", daemon=True).start()
+    while (line := run_until(queue.get(), "reading commands", interruptible=False)) is not None:
+        yield line
+
+
+def run_stream(interp: Any, stream: TextIO, interrupts: InterruptHandler, file: str = "<stdin>") -> None:
+    """Run commands from `stream` as a script, each command or block as soon as it is complete.
+
+    Raises the first SchedError, with positions counted from the stream's first line.
+    """
+    pending: list[str] = []
+    first_line = line_count = 0
+    open_block = False  # what is open is a block (keyword), so only a line with `end` can close it
+    for line in _lines(stream):
+        line_count += 1
+        if not pending:
+            first_line = line_count
+        pending.append(line)
+        if open_block and "end" not in line:
+            continue
+        text = "".join(pending)
+        still_open = needs_more(text)
+        if still_open is not None:
+            open_block = still_open.opener.isidentifier() or "." in still_open.opener
+            continue
+        pending, open_block = [], False
+        _run_text(interp, text, file, first_line, interrupts)
+    if pending:
+        _run_text(interp, "".join(pending), file, first_line, interrupts)
+
+
+def _run_text(interp: Any, text: str, file: str, line0: int, interrupts: InterruptHandler) -> str:
+    script = interp.read(text, file, line0=line0)  # parse, and the read-time checks
+    saved = interp.current_file
+    interp.current_file = file
+    try:
+        with interrupts.running():
+            return interp.run_toplevel(script)
+    finally:
+        interp.current_file = saved
+
+
+# --- the command ---------------------------------------------------------------------------------------
+
+
+class _CurrentStderr(logging.StreamHandler):
+    """Logs to whatever sys.stderr is at the time (above the prompt while the shell runs)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.stream = sys.stderr
+        super().emit(record)
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("psched")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+def _argument_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="sched",
+        description="The sched shell: a Tcl-like language that schedules tasks and runs their jobs. "
+                    "With no FILE and no -c, commands come from the prompt (a terminal) or from stdin.",
+    )
+    parser.add_argument("files", nargs="*", metavar="FILE", help="scripts to run in order")
+    parser.add_argument("-c", dest="script", metavar="SCRIPT", help="run SCRIPT (after any FILEs) and leave")
+    parser.add_argument("--version", action="version", version=f"sched {_version()}")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the `sched` console command; returns the exit status."""
+    args = _argument_parser().parse_args(argv)
+    handler = _CurrentStderr()
+    handler.setFormatter(logging.Formatter("sched: %(levelname)s: %(name)s: %(message)s"))
+    logging.basicConfig(level=logging.WARNING, handlers=[handler])
+
+    interp = Interp()
+    interactive = args.script is None and _is_terminal(sys.stdin)
+    interrupts = InterruptHandler(interp, idle_raises=not interactive)
+    try:
+        with interrupts.installed():
+            return _run(interp, args, interrupts, interactive)
+    except KeyboardInterrupt:
+        print("sched: interrupted", file=sys.stderr)
+        return ExitStatus.INTERRUPTED
+    finally:
+        run_exit_hooks(interp)
+        try:
+            close_loop()
+        except Exception:  # leaving anyway; say why the loop did not close cleanly
+            log.exception("closing the event loop failed")
+        _settle_stdout()
+
+
+def _settle_stdout() -> None:
+    """If the reader of stdout has gone (`sched script | head`), drop what is left unwritten
+    rather than fail again in the flush at exit (`puts` has reported the broken pipe)."""
+    try:
+        sys.stdout.flush()
+    except (OSError, ValueError):
+        try:
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        except (OSError, ValueError):
+            pass
+
+
+def _is_terminal(stream: TextIO | None) -> bool:
+    try:
+        return stream is not None and stream.isatty()
+    except (ValueError, OSError):
+        return False
+
+
+def _run(interp: Any, args: argparse.Namespace, interrupts: InterruptHandler, interactive: bool) -> int:
+    try:
+        for path in args.files:
+            with interrupts.running():
+                interp.eval_file(path)
+        if args.script is not None:
+            with interrupts.running():
+                interp.eval(args.script, "-c")
+            return ExitStatus.OK
+        if interactive:
+            # imported here: the prompt loads prompt_toolkit (~0.1 s), which `sched -c` and scripts never need
+            from .repl import interact
+
+            return interact(interp, interrupts)
+        run_stream(interp, sys.stdin, interrupts)
+        return ExitStatus.OK
+    except SchedError as err:
+        print(err.render(), file=sys.stderr)
+        return ExitStatus.SCRIPT_FAILED
+    except QuitRequest as request:
+        return request.status
+
+
+if __name__ == "__main__":
+    # `python -m psched.shell.cli`: run the one psched.shell.cli module, not this __main__ copy, so that
+    # `quit` raises the QuitRequest that main catches.
+    from psched.shell.cli import main as _main
+
+    sys.exit(_main())

@@ -1,0 +1,181 @@
+"""Leaving and interrupting, which the `sched` program (psched.shell.cli) and its prompt (psched.shell.repl) share.
+
+- `quit ?-force? ?status?` (alias `exit`) raises QuitRequest, a BaseException that no `catch`
+  stops; the CLI and the REPL turn it into the exit status. Before leaving, the quit checks in
+  `interp.quit_checks` are asked: each is `(interp) -> str | None`, a reason not to leave yet
+  ("3 jobs still out") or None. In a script a reason makes `quit` fail with an error; at the
+  prompt (`interp.interactive` is true) the shell asks for confirmation instead. `-force` skips
+  the checks.
+- However sched leaves, the exit hooks in `interp.exit_hooks` run once, each `(interp) -> None`,
+  before the loop closes: that is where the layers below stop what they own (kill local jobs,
+  stop an embedded controller).
+- Ctrl-C while sched code runs calls `interp.interrupt()` (InterruptHandler): the running script
+  stops with "interrupted" at its next command; a second Ctrl-C before that stops it at once. A
+  child program the script is waiting for gets the terminal's SIGINT itself.
+- `needs_more(text)`: what is still open at the end of some input (the pipe reader and the
+  prompt both ask it before running what they have).
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from contextlib import contextmanager
+from enum import IntEnum
+from typing import Any, Callable, Iterator
+
+from ..lang.errors import IncompleteError, ScriptError
+from ..lang.parser import is_complete
+from ..lang.registry import BUILTINS
+
+log = logging.getLogger(__name__)
+
+__all__ = ["ExitStatus", "QuitRequest", "add_quit_check", "quit_vetoes", "add_exit_hook", "run_exit_hooks",
+           "InterruptHandler", "needs_more"]
+
+
+class ExitStatus(IntEnum):
+    """The exit statuses of `sched`."""
+
+    OK = 0
+    SCRIPT_FAILED = 1
+    USAGE = 2  # argparse's own
+    INTERRUPTED = 130  # 128 + SIGINT, as shells report it
+
+
+# --- leaving -----------------------------------------------------------------------------------------
+
+
+class QuitRequest(BaseException):
+    """`quit` / `exit` was called: leave with `status`. A BaseException so that no `catch` keeps it."""
+
+    def __init__(self, status: int = 0, force: bool = False):
+        super().__init__(status)
+        self.status = status
+        self.force = force
+
+
+def add_quit_check(interp: Any, check: Callable[[Any], str | None]) -> None:
+    """Add a check asked before leaving: it returns a reason to stay, or None."""
+    interp.quit_checks.append(check)
+
+
+def quit_vetoes(interp: Any) -> list[str]:
+    """The reasons the quit checks give not to leave now (empty: leaving is fine)."""
+    reasons = []
+    for check in list(interp.quit_checks):
+        try:
+            reason = check(interp)
+        except Exception:  # a broken check must not trap the user in the shell
+            log.exception("quit check %r failed", check)
+            continue
+        if reason:
+            reasons.append(str(reason))
+    return reasons
+
+
+def add_exit_hook(interp: Any, hook: Callable[[Any], None]) -> None:
+    """Add a hook run once when sched leaves, however it leaves (quit, Ctrl-D, error, end of script).
+
+    Hooks run in the order added, before the event loop closes (a hook may still use
+    psched.scheduler.eventloop.run_until to wait for something, e.g. killed jobs to end).
+    """
+    interp.exit_hooks.append(hook)
+
+
+def run_exit_hooks(interp: Any) -> None:
+    """Run the exit hooks; one that fails is logged and the others still run."""
+    for hook in list(interp.exit_hooks):
+        try:
+            hook(interp)
+        except Exception:
+            log.exception("exit hook %r failed", hook)
+
+
+def cmd_quit(interp: Any, argv: list[str]) -> str:
+    args = argv[1:]
+    force = bool(args) and args[0] == "-force"
+    if force:
+        args = args[1:]
+    if len(args) > 1:
+        raise ScriptError(f'wrong # args: should be "{argv[0]} ?-force? ?status?"')
+    try:
+        status = int(args[0]) if args else ExitStatus.OK
+    except ValueError:
+        raise ScriptError(f'expected an integer exit status but got "{args[0]}"') from None
+    if not force and not interp.interactive:
+        reasons = quit_vetoes(interp)
+        if reasons:
+            raise ScriptError(f"not leaving: {'; '.join(reasons)} (use \"{argv[0]} -force\" to leave anyway)")
+    raise QuitRequest(status, force)
+
+
+BUILTINS.command("quit ?-force? ?status?", "leave sched; with jobs still out, only with -force (or at the prompt, after asking)")(cmd_quit)
+BUILTINS.command("exit ?-force? ?status?", "leave sched (the same as quit)")(cmd_quit)
+
+
+# --- interrupting ------------------------------------------------------------------------------------
+
+
+class InterruptHandler:
+    """SIGINT while sched code runs stops it; between evaluations it does `idle`'s bidding.
+
+    Installed for the whole run (so that a stray SIGINT at the prompt is ignored and one while a
+    script waits for input ends it) and again around each evaluation (`running()`), restoring
+    what was there before. A command that waits on the loop (`wait`) installs its own handler
+    for the wait (psched.scheduler.eventloop.run_until).
+    """
+
+    def __init__(self, interp: Any, idle_raises: bool):
+        self.interp = interp
+        self.idle_raises = idle_raises  # True: Ctrl-C while idle ends sched; False: ignored (the prompt)
+        self.active = False
+
+    def __call__(self, signum: int, frame: Any) -> None:
+        if not self.active:
+            if self.idle_raises:
+                raise KeyboardInterrupt
+            return  # at the prompt the terminal is raw and Ctrl-C is a key; a stray SIGINT is ignored
+        if self.interp.interrupted:  # the first Ctrl-C was not noticed yet: stop now
+            raise KeyboardInterrupt
+        self.interp.interrupt()
+
+    @contextmanager
+    def installed(self) -> Iterator["InterruptHandler"]:
+        if threading.current_thread() is not threading.main_thread():
+            yield self
+            return
+        previous = signal.signal(signal.SIGINT, self)
+        try:
+            yield self
+        finally:
+            signal.signal(signal.SIGINT, previous)
+
+    @contextmanager
+    def running(self) -> Iterator[None]:
+        """Around one evaluation: Ctrl-C interrupts the interpreter."""
+        self.interp.interrupted = False
+        self.active = True
+        try:
+            with self.installed():
+                yield
+        finally:
+            self.active = False
+            self.interp.interrupted = False
+
+
+# --- what is still open ---------------------------------------------------------------------------------
+
+
+def needs_more(text: str) -> IncompleteError | None:
+    """What is still open at the end of `text` (a block, brace, quote, bracket, a backslash), if anything."""
+    stripped = text.rstrip("\r\n")
+    if stripped != text and _ends_with_backslash(stripped):
+        return IncompleteError("backslash at the end of the line", opener="\\")
+    return is_complete(text)
+
+
+def _ends_with_backslash(text: str) -> bool:
+    count = len(text) - len(text.rstrip("\\"))
+    return count % 2 == 1
