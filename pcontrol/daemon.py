@@ -53,6 +53,8 @@ log = logging.getLogger(__name__)
 START_TIMEOUT = 30.0
 #: Seconds `stop` waits for the daemon to exit.
 STOP_TIMEOUT = 30.0
+#: Seconds `start` gives a daemon that closed its ready pipe without "ready" to finish exiting.
+EXIT_SETTLE = 5.0
 #: Environment variables of the diagnostics (see the module docstring).
 TURNWATCH_ENV = "PCONTROL_TURNWATCH"
 PROFILE_ENV = "PCONTROL_PROFILE"
@@ -254,11 +256,19 @@ def start(paths: Paths, serve_args: list[str]) -> DaemonResult:
             stdin=subprocess.DEVNULL, stdout=log_file, stderr=log_file, env=env,
             cwd=Path.home(), start_new_session=True, pass_fds=(write_end,), close_fds=True)
     os.close(write_end)
+    began = time.monotonic()
     try:
         ready = _wait_ready(read_end, process, START_TIMEOUT)
     finally:
         os.close(read_end)
     if not ready:
+        if time.monotonic() - began < START_TIMEOUT:
+            # The ready pipe closed early: the daemon is exiting (say another one, started at the
+            # same moment, holds the pid lock), but its exit may not be reaped yet.
+            try:
+                process.wait(timeout=EXIT_SETTLE)
+            except subprocess.TimeoutExpired:
+                pass
         if process.poll() is None:
             return DaemonResult(False, f"pcontrol (pid {process.pid}) did not become ready within "
                                   f"{START_TIMEOUT:g} s; see {paths.log}", process.pid)
