@@ -42,6 +42,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Awaitable, Callable, Dict, Union
 
+from .build import code_digest
 from .jobproc import DEFAULT_KILL_GRACE, JobResult, JobSpec, RunningJob, start_job
 from .lease import (
     AgentPresence,
@@ -291,7 +292,8 @@ class Agent:
 
     async def serve(self) -> None:
         await self._send(encode(Hello(version=PROTOCOL_VERSION, host=self.host, pid=os.getpid(),
-                                      clock=self._clock(), slots=self.slots, agent=AGENT_NAME)))
+                                      clock=self._clock(), slots=self.slots, agent=AGENT_NAME,
+                                      build=code_digest())))
         try:
             while True:
                 end = await self._read_messages()

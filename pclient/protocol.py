@@ -19,7 +19,9 @@ this same protocol plus the handshake pair
 
     survivor -> successor    Challenge        successor -> survivor    Takeover
 
-Two later additions are optional fields, so peers of either age still speak:
+Later additions are optional fields, so peers of either age still speak:
+`hello` may carry the agent's `build` (the digest of its code, pclient.build:
+pcontrol replaces or flags an agent of another build),
 `auth` may carry the controller's heartbeat (the agent then gives up on a
 controller silent for too long, as on a closed connection), and `ping` may
 name the jobs the controller holds for the host (the agent then keeps
@@ -135,6 +137,8 @@ class Hello(Message):
     clock: float
     slots: int
     agent: str
+    build: str = ""
+    """Digest of the agent's code (pclient.build); "" from agents older than the field."""
 
 
 @dataclass(frozen=True)

@@ -37,6 +37,7 @@ import threading
 import tty
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 import pexpect
 import ptyprocess
@@ -88,6 +89,28 @@ _EXPLAIN = {
     ConnectOutcome.UNREACHABLE: "host unreachable",
     ConnectOutcome.NOT_FOUND: "the agent program was not found",
 }
+
+
+@dataclass(frozen=True)
+class PreludeReply:
+    """What to do about a line the start printed before its hello (see PreHandshake)."""
+
+    send: bytes = b""                  #: write this to the start's input, then wait on
+    failure: str | None = None         #: give up: the start fails with this reason
+
+
+class PreHandshake(Protocol):
+    """Lines a start may print before the hello, and the answers (pcontrol.bootstrap's
+    loader asks for the agent's code this way)."""
+
+    pattern: bytes
+    """A regex matching one whole such line."""
+
+    def answer(self, line: bytes) -> PreludeReply: ...
+
+
+#: The outcome slot of a PreHandshake line (never an outcome of the start itself).
+_PRELUDE = object()
 
 
 class ConnectFailure(Exception):
@@ -333,24 +356,43 @@ async def connect_agent(name: str, argv: Sequence[str], *, timeout: float,
                         env: dict[str, str] | None = None,
                         on_message: Callable[["AgentLink", agent_protocol.Message], None],
                         on_lost: Callable[["AgentLink", str], None],
-                        nice: int = 0) -> "AgentLink":
+                        nice: int = 0, prelude: PreHandshake | None = None) -> "AgentLink":
     """Start the agent command and wait for its hello; raise ConnectFailure otherwise.
 
     `nice` (0 to 19) lowers the priority of the command (a local agent and its jobs, or
-    the local ssh) and of its session's autogroup, so it does not take pcontrol's CPU."""
+    the local ssh) and of its session's autogroup, so it does not take pcontrol's CPU.
+    `prelude` answers the lines the command prints before the hello (the agent's loader);
+    all of it, transfers included, within `timeout`."""
     if not 0 <= nice <= 19:
         raise ValueError(f"agent niceness must be 0 to 19, got {nice}")
     loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
     child = await _spawn(argv, env, nice)
-    outcomes = [outcome for outcome, _ in _PATTERNS] + [ConnectOutcome.EOF,
-                                                        ConnectOutcome.TIMEOUT]
+    outcomes: list = [outcome for outcome, _ in _PATTERNS] + [ConnectOutcome.EOF,
+                                                              ConnectOutcome.TIMEOUT]
     patterns: list = [re.compile(p) for _, p in _PATTERNS] + [pexpect.EOF, pexpect.TIMEOUT]
+    if prelude is not None:
+        outcomes.insert(0, _PRELUDE)
+        patterns.insert(0, re.compile(prelude.pattern))
     try:
-        index = await child.expect_list(patterns, timeout=timeout, async_=True)
-        outcome = outcomes[index]
+        while True:
+            index = await child.expect_list(patterns, async_=True,
+                                            timeout=max(0.0, deadline - loop.time()))
+            outcome = outcomes[index]
+            if outcome is not _PRELUDE:
+                break
+            assert prelude is not None
+            reply = prelude.answer(child.after)
+            if reply.failure is not None:
+                await _abandon(child)
+                raise ConnectFailure(ConnectOutcome.NOT_FOUND, reply.failure)
+            if reply.send:
+                await _send_before_hello(child, reply.send, deadline)
     except (OSError, pexpect.ExceptionPexpect) as exc:
         outcome = ConnectOutcome.EOF
         log.debug("%s: agent start failed: %s", name, exc)
+    except asyncio.TimeoutError:
+        outcome = ConnectOutcome.TIMEOUT
     except asyncio.CancelledError:
         _abandon_now(child)
         raise
@@ -380,6 +422,30 @@ async def connect_agent(name: str, argv: Sequence[str], *, timeout: float,
     reason = _failure_reason(outcome, child, before, timeout, argv)
     await _abandon(child)
     raise ConnectFailure(outcome, reason)
+
+
+async def _send_before_hello(child: pexpect.spawn, data: bytes, deadline: float) -> None:
+    """Write `data` to the start's input without blocking the loop, and wait until the
+    pty has taken all of it (asyncio.TimeoutError at `deadline`)."""
+    loop = asyncio.get_running_loop()
+    flushed: asyncio.Future = loop.create_future()
+
+    class _Flushed(asyncio.Protocol):
+        def connection_lost(self, exc: Exception | None) -> None:
+            if not flushed.done():
+                flushed.set_result(exc)
+
+    pipe = os.fdopen(os.dup(child.child_fd), "wb", buffering=0)
+    transport, _ = await loop.connect_write_pipe(_Flushed, pipe)
+    transport.write(data)
+    transport.close()          # after what is buffered is written
+    try:
+        error = await asyncio.wait_for(flushed, max(0.0, deadline - loop.time()))
+    except asyncio.TimeoutError:
+        transport.abort()
+        raise
+    if error is not None:
+        raise OSError(f"writing to the agent's start failed: {error}")
 
 
 def _failure_reason(outcome: ConnectOutcome, child: pexpect.spawn, before: bytes,

@@ -5,6 +5,8 @@
     pcontrol [--home DIR] stop ?-kill? ?-force?   stop it (running jobs go on under their
                                                   agents' lease; -kill: end every job); with
                                                   jobs out it refuses unless -force
+    pcontrol agent-bundle FILE                    write the agent as one file (a zipapp) that
+                                                  runs with `python3 FILE ...` (no daemon needed)
     pcontrol [--home DIR] COMMAND ...             run one controller command, print the result
     pcontrol [--home DIR]                         interactive prompt (on a terminal), or one
                                                   command per line from stdin
@@ -29,6 +31,7 @@ import shlex
 import sys
 from collections.abc import Sequence
 
+from .bootstrap import write_zipapp
 from .client import ControllerAddress, run_command
 from .controller import ControllerConfig
 from .daemon import serve, start, stop
@@ -38,6 +41,7 @@ from .server import parse_listen
 from .verbs import TABLE
 
 USAGE = """usage: pcontrol [--home DIR] start|serve|stop [options]
+       pcontrol agent-bundle FILE          (the agent as one file: python3 FILE ...)
        pcontrol [--home DIR] [--connect HOST:PORT [--secret-file FILE]] COMMAND ...
                                            (see `pcontrol help`)
        pcontrol [--home DIR] [--connect HOST:PORT [--secret-file FILE]]
@@ -81,6 +85,10 @@ def _serve_parser(prog: str) -> argparse.ArgumentParser:
                         help="niceness (0-19) of the agents pcontrol starts, and so of local "
                              "hosts' jobs: keeps pcontrol responsive when many local agents "
                              "share its CPUs (default %(default)s)")
+    parser.add_argument("--remote-agent", default=defaults.remote_agent, metavar="CMD",
+                        help="an agent installed on the ssh hosts to try first (e.g. pclient); "
+                             "where it is missing or of another build pcontrol sends its own "
+                             "(default: always send its own)")
     parser.add_argument("--log-level", default="INFO",
                         choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     parser.add_argument("--listen", type=_listen_address, default=None, metavar="HOST:PORT",
@@ -106,7 +114,7 @@ def _config(options: argparse.Namespace) -> ControllerConfig:
                             retention=options.retention,
                             unowned_retention=options.keep_unowned, lease=options.lease,
                             reconcile_grace=options.grace, stable_after=options.stable_after,
-                            agent_nice=options.agent_nice)
+                            agent_nice=options.agent_nice, remote_agent=options.remote_agent)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -130,6 +138,8 @@ def _main(argv: Sequence[str] | None) -> int:
         return 2
     paths = Paths.for_home(options.get("home"))
     verb = args[0] if args else None
+    if verb == "agent-bundle":
+        return _agent_bundle(args[1:])
     if verb in ("start", "serve"):
         if "connect" in options:
             print(f"pcontrol: --connect is for client commands; `{verb}` runs pcontrol on "
@@ -155,6 +165,21 @@ def _main(argv: Sequence[str] | None) -> int:
             return _remote_stop(paths, address, args[1:])
         return _daemon_verb(paths, verb, args[1:])
     return _run_one(paths, args, address)
+
+
+def _agent_bundle(rest: list[str]) -> int:
+    if len(rest) != 1 or rest[0].startswith("-"):
+        print("pcontrol: usage: pcontrol agent-bundle FILE", file=sys.stderr)
+        return 2
+    try:
+        bundle = write_zipapp(rest[0])
+    except OSError as exc:
+        print(f"pcontrol: agent-bundle: cannot write {rest[0]}: {exc.strerror or exc}",
+              file=sys.stderr)
+        return 1
+    print(f"{rest[0]}: pclient agent, build {bundle.build[:12]}, sha256 {bundle.sha256}, "
+          f"{len(bundle.data)} bytes; run it with python3 {rest[0]} ...")
+    return 0
 
 
 def _leading_options(args: list[str]) -> dict[str, str]:

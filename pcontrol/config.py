@@ -36,7 +36,10 @@ class ControllerConfig:
     history_size: int = 20             #: state changes kept per host for `check host`
     local_agent: tuple[str, ...] = (sys.executable, "-m", "pclient")
     ssh_command: tuple[str, ...] = ("ssh", "-o", "BatchMode=yes")
-    remote_agent: str = "pclient"
+    remote_agent: str | None = None
+    """An agent installed on the ssh hosts to try first (e.g. "pclient"); None: always send
+    pcontrol's own (pcontrol.bootstrap). Where it is missing, or of another build, pcontrol
+    sends its own instead (at once, or once the installed one runs no jobs)."""
 
     @property
     def grace(self) -> float:

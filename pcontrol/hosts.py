@@ -39,7 +39,8 @@ from typing import Any, Protocol
 
 from pclient import protocol as agent_protocol
 
-from .agentlink import AgentLink, ConnectFailure, connect_agent
+from .agentlink import AgentLink, ConnectFailure, ConnectOutcome, connect_agent
+from .bootstrap import BootstrapStart, current_bundle, remote_command
 from .config import ControllerConfig
 from .errors import ConflictError, NotFoundError, UsageError
 from .model import Host, HostState
@@ -89,6 +90,9 @@ class _Runtime:
     unaware: set[int] = field(default_factory=set)
     """Held jobs whose agent was lost by silence (it may not know yet that it was left)."""
     ready: bool = False                       # resumed (or v1): the host takes jobs
+    bootstrap: bool = False
+    """Send pcontrol's own agent even where config.remote_agent is set (it was missing
+    there, or of another build)."""
     up_since: float | None = None             # loop time it became ready
 
 
@@ -225,7 +229,22 @@ class HostTable:
             return shlex.split(host.connect)
         if host.name == "localhost":
             return list(self.config.local_agent) + slots
-        return list(self.config.ssh_command) + [host.name, self.config.remote_agent] + slots
+        if not self._sends_agent(host):
+            assert self.config.remote_agent is not None
+            return list(self.config.ssh_command) + [host.name, self.config.remote_agent] + slots
+        return list(self.config.ssh_command) + [host.name,
+                                                remote_command(current_bundle(), slots)]
+
+    @staticmethod
+    def _may_send_agent(host: Host) -> bool:
+        """An ssh host started by pcontrol's own command (not -connect, not localhost)."""
+        return not host.connect and host.name != "localhost"
+
+    def _sends_agent(self, host: Host) -> bool:
+        """This host's next start sends pcontrol's own agent (pcontrol.bootstrap)."""
+        runtime = self._runtime.get(host.name)
+        return self._may_send_agent(host) and (
+            self.config.remote_agent is None or (runtime is not None and runtime.bootstrap))
 
     # -- commands (the listener has dealt with the jobs first) ------------------------------
 
@@ -301,11 +320,20 @@ class HostTable:
         return self.hosts.get(host.name) is host and self._runtime.get(host.name) is runtime
 
     async def _connect(self, host: Host, runtime: _Runtime) -> None:
+        prelude = BootstrapStart(current_bundle()) if self._sends_agent(host) else None
         try:
             link = await connect_agent(host.name, self.agent_argv(host),
                                        timeout=self.config.connect_timeout, nice=self.config.agent_nice,
-                                       on_message=self._on_message, on_lost=self._on_lost)
+                                       on_message=self._on_message, on_lost=self._on_lost,
+                                       prelude=prelude)
         except ConnectFailure as failure:
+            if (failure.outcome is ConnectOutcome.NOT_FOUND and prelude is None
+                    and self._may_send_agent(host) and self._is_current(host, runtime)):
+                log.info("%s: no installed agent (%s); sending pcontrol's own", host.name,
+                         failure.reason)
+                runtime.bootstrap = True
+                await self._connect(host, runtime)
+                return
             runtime.connect_task = None
             if self._is_current(host, runtime) and host.enabled:
                 log.info("%s: connect failed (%s): %s", host.name, failure.outcome.value,
@@ -325,9 +353,10 @@ class HostTable:
         if not self._is_current(host, runtime) or not host.enabled or self._stopping:
             await link.close(reason="no longer wanted", grace=self.config.bye_grace)
             return
-        self._connected(host, runtime, link)
+        self._connected(host, runtime, link, prelude)
 
-    def _connected(self, host: Host, runtime: _Runtime, link: AgentLink) -> None:
+    def _connected(self, host: Host, runtime: _Runtime, link: AgentLink,
+                   prelude: BootstrapStart | None = None) -> None:
         hello = link.hello
         slots = host.slots or hello.slots
         if host.slots and hello.slots < host.slots:
@@ -340,7 +369,11 @@ class HostTable:
         host.last_pong = self.clock()
         host.agent = {"pid": hello.pid, "host": hello.host, "version": hello.version,
                       "agent": hello.agent, "local_pid": link.pid,
-                      "clock_skew": round(hello.clock - host.last_pong, 6)}
+                      "clock_skew": round(hello.clock - host.last_pong, 6),
+                      "build": hello.build}
+        if prelude is not None:
+            host.agent["bootstrap"] = prelude.report
+        self._check_build(host, hello)
         log.info("%s: connected (%s, pid %d on %s, %d slots)", host.name, hello.agent,
                  hello.pid, hello.host, host.agent_slots)
         loop = asyncio.get_running_loop()
@@ -366,6 +399,40 @@ class HostTable:
         self.listener.host_resumed(host, report, frozenset(runtime.unaware))
         runtime.unaware &= host.held
         self.listener.host_connected(host)
+        self._replace_when_idle(host, runtime)
+
+    # -- agents of another build ------------------------------------------------------------
+
+    def _check_build(self, host: Host, hello: agent_protocol.Hello) -> None:
+        """An agent that is not pcontrol's own build is never used silently: it is noted
+        (and logged), and where pcontrol can send its own agent, replaced once it runs no
+        jobs (it takes no new ones meanwhile)."""
+        ours = current_bundle().build
+        host.replacing = False
+        if hello.build == ours and hello.version == agent_protocol.PROTOCOL_VERSION:
+            return
+        mismatch = (f"the agent is {hello.agent} (build {hello.build[:12] or 'unknown'}, "
+                    f"protocol {hello.version}), not pcontrol's own (build {ours[:12]}, "
+                    f"protocol {agent_protocol.PROTOCOL_VERSION})")
+        host.agent["mismatch"] = mismatch
+        if self._may_send_agent(host):
+            host.replacing = True
+            log.warning("%s: %s; it takes no new jobs and is replaced once it runs none",
+                        host.name, mismatch)
+        else:
+            log.warning("%s: %s; kept, since the host's own command starts it", host.name,
+                        mismatch)
+        self._note(host, mismatch)
+
+    def _replace_when_idle(self, host: Host, runtime: _Runtime) -> None:
+        """Replace an agent of another build by pcontrol's own, once it runs no jobs."""
+        if not host.replacing or not runtime.ready or host.running or self._stopping:
+            return
+        log.info("%s: replacing the agent of another build by pcontrol's own", host.name)
+        host.replacing = False
+        runtime.bootstrap = True
+        self.disconnect(host, "replaced by pcontrol's own agent")
+        self._begin_connect(host)
 
     def _resume_overdue(self, host: Host, runtime: _Runtime) -> None:
         runtime.resume_timer = None
@@ -404,6 +471,7 @@ class HostTable:
                 self._ready(host, runtime, message)
         else:
             self.listener.agent_message(host, message)
+            self._replace_when_idle(host, runtime)
 
     def _on_lost(self, link: AgentLink, reason: str) -> None:
         runtime = self._runtime.get(link.name)

@@ -178,12 +178,14 @@ class Host:
     last_pong: float | None = None
     held: set[int] = field(default_factory=set)   # jobs of a lost agent, awaiting its report
     flaps: int = 0                    # times it went DOWN soon after coming up
+    replacing: bool = False           # its agent is of another build: no new jobs, and
+                                      # pcontrol's own agent replaces it once it runs none
     history: collections.deque[dict[str, Any]] = field(
         default_factory=lambda: collections.deque(maxlen=20))   # recent state changes
 
     @property
     def free_slots(self) -> int:
-        if self.state not in (HostState.IDLE, HostState.BUSY):
+        if self.state not in (HostState.IDLE, HostState.BUSY) or self.replacing:
             return 0
         return max(0, self.agent_slots - len(self.running))
 
@@ -196,4 +198,5 @@ class Host:
             "failures": self.failures, "retry_at": self.retry_at,
             "agent": dict(self.agent), "last_pong": self.last_pong,
             "held": sorted(self.held), "flaps": self.flaps, "history": list(self.history),
+            "replacing": self.replacing,
         }

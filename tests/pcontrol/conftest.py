@@ -1,4 +1,5 @@
-"""Fixtures for pcontrol tests: a short temporary SCHED_HOME and a fake ssh on PATH.
+"""Fixtures for pcontrol tests: a short temporary SCHED_HOME and a fake ssh on PATH (whose
+"hosts" cache the agent pcontrol sends them in the test's own directory).
 
 No agent may outlive its test: after each test the agents started for its home (found by
 the socket directory in their environment) get a few seconds to exit; any still there
@@ -80,5 +81,6 @@ def fake_ssh(home: str, monkeypatch: pytest.MonkeyPatch) -> Path:
     script.write_text(FAKE_SSH)
     script.chmod(0o755)
     monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}")
-    monkeypatch.setenv("PYTHON_FOR_FAKE_SSH", sys.executable)
+    # the "hosts" are this machine: their agent cache (pcontrol.bootstrap) is the test's
+    monkeypatch.setenv("XDG_CACHE_HOME", str(Path(home) / "cache"))
     return script

@@ -167,7 +167,8 @@ def kill_group(pid: int | None) -> None:
 
 FAKE_SSH = r"""#!/bin/sh
 # A fake ssh for tests: behaves according to the host name it is given.
-# Called as: ssh -o BatchMode=yes NAME pclient [--slots N]
+# Called as: ssh -o BatchMode=yes NAME REMOTE-COMMAND (pcontrol.bootstrap's, or
+# `pclient [--slots N]` with config.remote_agent), run by sh as sshd runs it.
 while [ $# -gt 0 ]; do
   case "$1" in
     -o|-p|-i|-l) shift 2 ;;
@@ -189,10 +190,14 @@ case "$host" in
   noroute)   echo "ssh: connect to host noroute port 22: No route to host" >&2; exit 255 ;;
   noname)    echo "ssh: Could not resolve hostname noname: Name or service not known" >&2
              exit 255 ;;
-  nopclient) echo "bash: line 1: pclient: command not found" >&2; exit 127 ;;
+  nopclient) case "$1" in
+               pclient*) echo "bash: line 1: pclient: command not found" >&2; exit 127 ;;
+               *) exec sh -c "$*" ;;
+             esac ;;
+  nopython)  exec env PATH=/nonexistent /bin/sh -c "$*" ;;
   silent)    exec sleep 60 ;;
   quits)     exit 1 ;;
-  works)     shift; exec "$PYTHON_FOR_FAKE_SSH" -m pclient "$@" ;;
+  works)     exec sh -c "$*" ;;
   *)         echo "fake ssh: unknown test host $host" >&2; exit 255 ;;
 esac
 """

@@ -21,7 +21,8 @@ CONNECT_FAILURES = [
     ("refused", "connection refused"),
     ("noroute", "unreachable: ssh: connect to host noroute port 22: No route to host"),
     ("noname", "unreachable: ssh: Could not resolve hostname noname"),
-    ("nopclient", "agent program was not found: bash: line 1: pclient: command not found"),
+    ("nopython", "no python3 on the host's PATH (/nonexistent); the agent needs Python 3.10 "
+                 "or newer"),
     ("silent", "no handshake within 1 s"),
     ("quits", "ssh exited before the handshake without output"),
 ]
@@ -36,7 +37,8 @@ def test_connect_failure_reasons(home: str, fake_ssh: Path, name: str, reason: s
             assert reason in record["reason"]
             assert record["failures"] == 1 and record["retry_at"] is not None
             detail = await h.cmd("check", "host", name)
-            assert detail["command"] == ["ssh", "-o", "BatchMode=yes", name, "pclient"]
+            assert detail["command"][:4] == ["ssh", "-o", "BatchMode=yes", name]
+            assert "exec python3 -I -c " in detail["command"][4]    # pcontrol.bootstrap
             text = (await h.reply("check", "host", name)).text
             assert "last down: " + record["reason"] in text
     run(body())
@@ -51,6 +53,17 @@ def test_default_ssh_command_reaches_the_agent(home: str, fake_ssh: Path) -> Non
             job = await h.wait_job(await h.submit("-host", "works", "--", "echo", "via ssh"))
             assert job["outcome"] == "EXIT" and job["ran_on"] == "works"
             assert (await h.cmd("stdout", job["id"]))["stdout"] == "via ssh\n"
+    run(body())
+
+
+def test_a_missing_installed_agent_is_replaced_by_pcontrols_own(home: str,
+                                                                fake_ssh: Path) -> None:
+    async def body() -> None:
+        async with controller_running(home, make_config(remote_agent="pclient")) as h:
+            await h.cmd("host", "add", "nopclient")
+            record = await h.wait_host("nopclient", "IDLE")
+            assert record["agent"]["bootstrap"].startswith("sent ")
+            assert "mismatch" not in record["agent"] and not record["replacing"]
     run(body())
 
 
