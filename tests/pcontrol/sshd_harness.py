@@ -1,7 +1,11 @@
 """A throwaway sshd on 127.0.0.1 for tests: its own port, host key, client key and config.
 
-Used by test_sshd.py and bench/bench_pcontrol.py. `start_sshd` raises SshdUnavailable (with
-the reason) when this machine cannot run one, so callers can skip cleanly.
+Used by test_sshd.py, test_bootstrap_sshd.py and bench/. `start_sshd` raises SshdUnavailable
+(with the reason) when this machine cannot run one, so callers can skip cleanly.
+
+`fresh_user` (root only) makes a throwaway system account whose login PATH has python3 but
+no pclient or psched, so that a test or bench reaches a "host" that has only sshd and Python
+(pcontrol.bootstrap); `ssh_config` writes an ssh client config that names such hosts.
 """
 
 from __future__ import annotations
@@ -9,6 +13,9 @@ from __future__ import annotations
 import contextlib
 import getpass
 import os
+import pwd
+import secrets
+import signal
 import select
 import shlex
 import socket
@@ -76,7 +83,9 @@ def start_sshd(workdir: Path, timeout: float = 15.0) -> Iterator[Sshd]:
     config = workdir / "sshd_config"
     config.write_text("\n".join([
         f"Port {port}", "ListenAddress 127.0.0.1", f"HostKey {host_key}",
-        f"AuthorizedKeysFile {authorized}", f"PidFile {workdir / 'sshd.pid'}",
+        # the second file serves other users (fresh_user): sshd reads keys as the user
+        f"AuthorizedKeysFile {authorized} .ssh/authorized_keys",
+        f"PidFile {workdir / 'sshd.pid'}", "PermitUserEnvironment PATH",
         "StrictModes no", "UsePAM no", "PasswordAuthentication no",
         "KbdInteractiveAuthentication no", "PermitRootLogin prohibit-password",
         "PubkeyAuthentication yes", "LogLevel INFO", "MaxStartups 100:30:200",
@@ -102,6 +111,73 @@ def start_sshd(workdir: Path, timeout: float = 15.0) -> Iterator[Sshd]:
             drain.join(timeout=5)      # sshd is gone: its log pipe is at EOF
         if process.stderr is not None:
             process.stderr.close()
+
+
+@dataclass
+class FreshUser:
+    name: str
+    home: Path
+    uid: int
+    gid: int
+
+    def processes(self) -> list[int]:
+        """The live processes of this account."""
+        found = []
+        for entry in os.listdir("/proc"):
+            if entry.isdigit():
+                with contextlib.suppress(OSError):
+                    if os.stat(f"/proc/{entry}").st_uid == self.uid:
+                        found.append(int(entry))
+        return found
+
+
+@contextlib.contextmanager
+def fresh_user(sshd: Sshd, prefix: str = "pcb", login_path: str | None = None
+               ) -> Iterator[FreshUser]:
+    """A new system account (shell /bin/sh, home under /home) that accepts sshd's client
+    key; removed afterwards with its home, after its processes (all started through this
+    sshd) are killed by pid. `login_path`: its PATH over ssh (default: sshd's own, which
+    has python3). Root only: SshdUnavailable otherwise."""
+    if os.geteuid() != 0:
+        raise SshdUnavailable("making a fresh user account needs root")
+    name = f"{prefix}{secrets.token_hex(3)}"
+    try:
+        subprocess.run(["useradd", "--create-home", "--shell", "/bin/sh", "--password", "*",
+                        name], check=True, capture_output=True, text=True)
+    except (OSError, subprocess.CalledProcessError) as exc:
+        raise SshdUnavailable(f"useradd failed: {getattr(exc, 'stderr', '') or exc}") from None
+    entry = pwd.getpwnam(name)
+    user = FreshUser(name, Path(entry.pw_dir), entry.pw_uid, entry.pw_gid)
+    try:
+        ssh_dir = user.home / ".ssh"
+        ssh_dir.mkdir(mode=0o700)
+        (ssh_dir / "authorized_keys").write_text(Path(f"{sshd.key}.pub").read_text())
+        if login_path is not None:
+            (ssh_dir / "environment").write_text(f"PATH={login_path}\n")
+        for path in ssh_dir.iterdir():
+            os.chown(path, user.uid, user.gid)
+        os.chown(ssh_dir, user.uid, user.gid)
+        yield user
+    finally:
+        for pid in user.processes():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        subprocess.run(["userdel", "--remove", name], capture_output=True)
+
+
+def ssh_config(sshd: Sshd, user: str, path: Path, users: dict[str, str] | None = None
+               ) -> Path:
+    """An ssh client config where every host name reaches `user` through `sshd`, except
+    the names in `users`, which log in as the account named there."""
+    lines = []
+    for name, other in (users or {}).items():
+        lines += [f"Host {name}", f"  User {other}"]
+    lines += ["Host *", "  HostName 127.0.0.1", f"  Port {sshd.port}", f"  User {user}",
+              f"  IdentityFile {sshd.key}", "  IdentitiesOnly yes", "  BatchMode yes",
+              "  StrictHostKeyChecking no", "  UserKnownHostsFile /dev/null",
+              "  LogLevel ERROR", ""]
+    path.write_text("\n".join(lines))
+    return path
 
 
 def _drain(process: subprocess.Popen) -> None:

@@ -1,0 +1,162 @@
+"""Hosts with only sshd and python3: pcontrol brings its agent (pcontrol.bootstrap).
+
+Through a real sshd on 127.0.0.1 into fresh accounts made for this module (root only):
+one whose login PATH has python3 but no pclient, psched or pcontrol, and one whose PATH has
+no python3 at all. The hosts are names in an ssh client config, as an operator's would be.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+import pclient
+from pcontrol.bootstrap import current_bundle
+from pcontrol.config import ControllerConfig
+from pcontrol.wire import EventKind
+from pcontrol_harness import WAIT, controller_running, make_config, run
+from sshd_harness import (SSHD, FreshUser, SshdUnavailable, fresh_user, ssh_config,
+                          start_sshd)
+
+pytestmark = pytest.mark.skipif(not SSHD.exists(),
+                                reason=f"{SSHD} is missing: install openssh-server to run "
+                                       "the real-ssh tests")
+
+#: The installed agent of an older version, in the account's home (see `older_agent`).
+OLDER_AGENT = "old/bin/pclient"
+
+
+@dataclass
+class Fleet:
+    user: FreshUser
+    config_file: Path
+
+    def config(self, **overrides: object) -> ControllerConfig:
+        return make_config(ssh_command=("ssh", "-F", str(self.config_file)), **overrides)
+
+    def cache_file(self) -> Path:
+        return self.user.home / ".cache" / "pclient" / current_bundle().sha256 / "pclient.pyz"
+
+
+@pytest.fixture(scope="module")
+def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
+    work = tmp_path_factory.mktemp("fleet")
+    try:
+        with start_sshd(work / "sshd") as sshd, fresh_user(sshd) as user, \
+                fresh_user(sshd, login_path="/nonexistent") as bare:
+            config = ssh_config(sshd, user.name, work / "ssh_config", {"nopython": bare.name})
+            older_agent(user)
+            yield Fleet(user, config)
+    except SshdUnavailable as exc:
+        pytest.skip(f"no sshd with a fresh account here: {exc}")
+
+
+def older_agent(user: FreshUser) -> None:
+    """~/old: a copy of pclient that calls itself 0.2.9 (so its build differs), and
+    ~/old/bin/pclient that runs it, as a pip install of an older pclient would."""
+    old = user.home / "old"
+    shutil.copytree(Path(pclient.__file__).parent, old / "pclient",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    agent = old / "pclient" / "agent.py"
+    source = agent.read_text()
+    assert 'AGENT_VERSION = "' in source
+    agent.write_text(source.replace('AGENT_VERSION = "', 'AGENT_VERSION = "0.2.9"  # was "', 1))
+    script = old / "bin" / "pclient"
+    script.parent.mkdir()
+    script.write_text('#!/bin/sh\nPYTHONPATH="$HOME/old" exec python3 -m pclient "$@"\n')
+    script.chmod(0o755)
+    for root, dirs, files in os.walk(old):
+        for name in [root, *(os.path.join(root, f) for f in dirs + files)]:
+            os.chown(name, user.uid, user.gid)
+
+
+def test_a_job_runs_and_the_next_start_uses_the_cache(home: str, fleet: Fleet) -> None:
+    shutil.rmtree(fleet.user.home / ".cache", ignore_errors=True)
+
+    async def body() -> None:
+        async with controller_running(home, fleet.config()) as h:
+            await h.cmd("host", "add", "node1", "-slots", "2")
+            host = await h.wait_host("node1", "IDLE")
+            assert host["agent"]["bootstrap"].startswith(
+                f"sent {len(current_bundle().data)} bytes; cached as ")
+            assert host["agent"]["build"] == current_bundle().build
+            assert "mismatch" not in host["agent"]
+            job = await h.wait_job(await h.submit(
+                "-host", "node1", "--", "sh", "-c",
+                "id -un; command -v pclient psched pcontrol || echo none"))
+            assert (job["outcome"], job["status"]) == ("EXIT", 0)
+            assert (await h.cmd("stdout", job["id"]))["stdout"] == f"{fleet.user.name}\nnone\n"
+            cached = fleet.cache_file()
+            assert hashlib.sha256(cached.read_bytes()).hexdigest() == current_bundle().sha256
+            assert cached.stat().st_uid == fleet.user.uid
+
+            mark = len(h.log.events)
+            await h.cmd("host", "off", "node1")
+            await h.cmd("host", "on", "node1")
+            again = await h.wait_host("node1", "IDLE", after=mark)
+            assert again["agent"]["bootstrap"] == f"from the cache ({cached})"
+            job = await h.wait_job(await h.submit("-host", "node1", "--", "true"))
+            assert job["outcome"] == "EXIT"
+    run(body())
+
+
+def test_a_cache_with_a_wrong_hash_is_refused_and_replaced(home: str, fleet: Fleet) -> None:
+    cached = fleet.cache_file()
+    cached.parent.mkdir(parents=True, exist_ok=True)
+    cached.write_bytes(b"PK not the agent pcontrol would send")
+    os.chown(cached, fleet.user.uid, fleet.user.gid)
+
+    async def body() -> None:
+        async with controller_running(home, fleet.config()) as h:
+            await h.cmd("host", "add", "node1")
+            host = await h.wait_host("node1", "IDLE")
+            assert host["agent"]["bootstrap"] == (
+                f"cache refused: wrong sha256 ({cached}); sent {len(current_bundle().data)} "
+                f"bytes; cached as {cached}")
+            assert hashlib.sha256(cached.read_bytes()).hexdigest() == current_bundle().sha256
+            job = await h.wait_job(await h.submit("-host", "node1", "--", "true"))
+            assert job["outcome"] == "EXIT"
+    run(body())
+
+
+def test_an_installed_agent_of_an_older_version_is_replaced(home: str, fleet: Fleet) -> None:
+    ours = current_bundle().build
+
+    async def body() -> None:
+        async with controller_running(home, fleet.config(remote_agent=OLDER_AGENT)) as h:
+            await h.cmd("host", "add", "node1")
+            older = await h.log.wait_for(
+                lambda e: e.kind is EventKind.HOST and e.data.get("name") == "node1"
+                and e.data["agent"].get("agent") == "pclient 0.2.9", WAIT, "the older agent")
+            assert "not pcontrol's own" in older.data["agent"]["mismatch"]
+            assert older.data["replacing"] and older.data["agent_slots"] >= 1
+            event = await h.log.wait_for(
+                lambda e: e.kind is EventKind.HOST and e.data.get("name") == "node1"
+                and e.data["state"] == "IDLE" and e.data["agent"].get("build") == ours,
+                WAIT, "node1 IDLE with pcontrol's own agent")
+            record = event.data
+            notes = [entry.get("reason", "") for entry in record["history"]]
+            assert any(note.startswith("the agent is pclient 0.2.9 (build ")
+                       for note in notes), notes
+            assert record["agent"]["agent"] == f"pclient {pclient.__version__}"
+            assert record["agent"]["bootstrap"].startswith(("sent ", "from the cache"))
+            assert not record["replacing"] and "mismatch" not in record["agent"]
+            job = await h.wait_job(await h.submit("-host", "node1", "--", "true"))
+            assert job["outcome"] == "EXIT"
+    run(body())
+
+
+def test_a_host_without_python3_is_down_with_the_reason(home: str, fleet: Fleet) -> None:
+    async def body() -> None:
+        async with controller_running(home, fleet.config()) as h:
+            await h.cmd("host", "add", "nopython")
+            host = await h.wait_host("nopython", "DOWN")
+            assert host["reason"] == ("no python3 on the host's PATH (/nonexistent); the "
+                                      "agent needs Python 3.10 or newer")
+    run(body())
