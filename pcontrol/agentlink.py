@@ -3,7 +3,10 @@
 Start: the agent command (ssh ... pclient, or a local pclient) runs under pexpect on a
 pseudo-terminal, and `connect_agent` waits for one of a few named outcomes (ConnectOutcome):
 the agent's hello line, or one of the ways ssh and shells fail. Anything but the hello ends
-the attempt with a ConnectFailure whose reason is in words, for `check host`. The spawn
+the attempt with a ConnectFailure whose reason is in words, for `check host`. A start may
+also print lines of its own before the hello, answered through the `PreHandshake` seam
+(pcontrol.bootstrap's loader asks for the agent's code, or says why it cannot run one);
+those are the only writes before the hello. The spawn
 itself runs in a worker thread (see _spawn): on a loaded machine waiting for the child's
 exec takes 50-150 ms, which the loop would otherwise stand still for.
 
@@ -13,8 +16,8 @@ ssh reading the terminal of whoever started the daemon. PopenSpawn also reads th
 helper thread, so its fds could not be handed to the event loop afterwards. The pty's line
 discipline (echo, CR/LF mapping, 4096-byte canonical lines, ^C/^D/^S as signals) would mangle
 protocol lines, so the child puts its terminal in raw mode before exec (`preexec_fn`):
-nothing ever goes through cooked mode, whether or not the agent also sets raw mode, and we
-never write before the hello anyway.
+nothing ever goes through cooked mode, whether or not the agent also sets raw mode (the code
+the loader asks for is sent as one line of base64 all the same).
 
 Link: after the hello, pexpect's read transport is kept but given our own protocol (line
 splitting, bounded), and writes go through an asyncio write transport on a dup of the pty

@@ -194,13 +194,13 @@ def write_zipapp(path: str | os.PathLike[str], bundle: Bundle | None = None) -> 
     return bundle
 
 
-def remote_command(bundle: Bundle, agent_args: list[str]) -> str:
+def remote_command(bundle: Bundle, agent_args: list[str],
+                   need: tuple[int, int] = MIN_PYTHON) -> str:
     """The command line for the host's login shell that brings the agent up."""
     packed = base64.b64encode(zlib.compress(REMOTE_LOADER.encode(), 9)).decode()
     loader = f'import base64,zlib;exec(zlib.decompress(base64.b64decode("{packed}")))'
-    need = ".".join(map(str, MIN_PYTHON))
-    words = ["python3", "-I", "-c", loader, "pclient", need, bundle.sha256, str(len(bundle.data)),
-             *agent_args]
+    words = ["python3", "-I", "-c", loader, "pclient", ".".join(map(str, need)),
+             bundle.sha256, str(len(bundle.data)), *agent_args]
     missing = f'echo "{MARKER.decode()}no-python3 $PATH"; exit 127'
     return (f"command -v python3 >/dev/null 2>&1 || {{ {missing}; }}; exec "
             + shlex.join(words))
@@ -212,6 +212,8 @@ class BootstrapStart:
     PreHandshake) and remembers how the code got there, for `check host`."""
 
     bundle: Bundle
+    need: tuple[int, int] = MIN_PYTHON
+    """The oldest Python the loader was told to accept (for the reasons)."""
     pattern: bytes = rb"(?m)^pclient-bootstrap: ([a-z0-9-]+) ?([^\r\n]*)\r?\n"
     events: list[str] = field(default_factory=list)
 
@@ -229,7 +231,7 @@ class BootstrapStart:
         if match is None:         # agentlink matched our own pattern: cannot happen
             return PreludeReply()
         word, rest = match.group(1).decode(), match.group(2).decode("utf-8", "replace")
-        need = ".".join(map(str, MIN_PYTHON))
+        need = ".".join(map(str, self.need))
         if word == "no-python3":
             return PreludeReply(failure=f"no python3 on the host's PATH ({rest}); the agent "
                                         f"needs Python {need} or newer")

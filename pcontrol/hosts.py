@@ -19,6 +19,14 @@ later). While jobs are held for a host, every ping to its agent names them (`hel
 the agent looks again for survivors; a survivor found late is reported by a second
 `resumed` (listener.host_took_over).
 
+An ssh host's agent is pcontrol's own, sent over the connection (pcontrol.bootstrap), unless
+config.remote_agent names an installed one to try first: where that is missing pcontrol
+sends its own at once. Every hello names the agent's build; an agent of another build (or
+an older protocol) is noted in the host's record and history and never used silently: on
+a host pcontrol starts itself it takes no new jobs (`replacing`) and is replaced by
+pcontrol's own once it runs none; on a -connect host (or localhost) it is kept, with the
+note, since the host's own command would start it again.
+
 A host that goes DOWN within `stable_after` seconds of coming up is flapping: its failure
 count carries on, so each retry waits twice as long (up to retry_max); a host that stayed
 up that long starts again from retry_min. Recent state changes are kept in its history.

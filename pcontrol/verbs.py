@@ -141,7 +141,8 @@ def _hosts(session: Session, args: dict[str, Any]) -> CommandResult:
 
 
 @command("host add", "NAME ?-slots SLOTS? ?-connect COMMAND?",
-         "define a host and start its agent (localhost: local pclient; else ssh NAME pclient)")
+         "define a host and start its agent (localhost: local pclient; else ssh NAME, "
+         "sending pcontrol's own agent to its python3)")
 def _host_add(session: Session, args: dict[str, Any]) -> CommandResult:
     host = session.controller.add_host(args["name"], slots=args["slots"],
                                        connect=args["connect"])

@@ -1,0 +1,91 @@
+"""pcontrol.bootstrap without sshd: the bundle, `pcontrol agent-bundle`, the loader's refusals.
+
+The loader runs here under the machine's own python3 through `sh -c`, as a host's login
+shell would run it; the real-ssh path is in test_bootstrap_sshd.py.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pclient
+from pclient.protocol import Hello, decode
+from pcontrol.bootstrap import BootstrapStart, build_bundle, current_bundle, remote_command
+
+PCONTROL = str(Path(sys.executable).parent / "pcontrol")
+
+
+def test_the_bundle_is_the_same_bytes_from_the_same_sources() -> None:
+    first, second = build_bundle(), build_bundle()
+    assert first.data == second.data and first.sha256 == second.sha256
+    assert first.build == current_bundle().build
+
+
+def test_agent_bundle_writes_a_zipapp_that_python3_runs(tmp_path: Path) -> None:
+    target = tmp_path / "pclient.pyz"
+    done = subprocess.run([PCONTROL, "agent-bundle", str(target)], capture_output=True,
+                          text=True, check=True)
+    assert f"build {current_bundle().build[:12]}" in done.stdout
+    assert os.access(target, os.X_OK)
+    version = subprocess.run(["python3", str(target), "--version"], capture_output=True,
+                             text=True, check=True, cwd=tmp_path)
+    assert version.stdout.strip() == f"pclient {pclient.__version__}"
+    # the agent itself: its hello, then it ends at the end of its input
+    agent = subprocess.run(["python3", "-I", str(target), "--slots", "3"], input=b"",
+                           capture_output=True, check=True, cwd=tmp_path, timeout=30)
+    hello = decode(agent.stdout.splitlines()[0])
+    assert isinstance(hello, Hello) and hello.slots == 3
+    assert hello.build == current_bundle().build
+
+
+def test_agent_bundle_needs_one_file() -> None:
+    done = subprocess.run([PCONTROL, "agent-bundle"], capture_output=True, text=True)
+    assert done.returncode == 2 and "usage: pcontrol agent-bundle FILE" in done.stderr
+
+
+def _loader_says(command: str, env: dict[str, str]) -> bytes:
+    done = subprocess.run(["/bin/sh", "-c", command], stdin=subprocess.DEVNULL,
+                          capture_output=True, env=env, timeout=30)
+    return done.stdout
+
+
+def test_a_python_too_old_is_named_with_the_version_needed(tmp_path: Path) -> None:
+    bundle = current_bundle()
+    env = dict(os.environ, XDG_CACHE_HOME=str(tmp_path))
+    line = _loader_says(remote_command(bundle, [], need=(3, 99)), env)
+    start = BootstrapStart(bundle, need=(3, 99))
+    reply = start.answer(line)
+    found = subprocess.run(["sh", "-c", "python3 -c 'import platform, sys; "
+                            "print(platform.python_version(), sys.executable)'"],
+                           capture_output=True, text=True, env=env).stdout.split()
+    assert reply.failure == (f"the host's python3 ({found[1]}) is Python {found[0]}; the "
+                             "agent needs Python 3.99 or newer")
+    assert not (tmp_path / "pclient").exists()      # nothing asked for, nothing cached
+
+
+def test_no_python3_on_path(tmp_path: Path) -> None:
+    line = _loader_says(remote_command(current_bundle(), []),
+                        {"PATH": str(tmp_path), "HOME": str(tmp_path)})
+    reply = BootstrapStart(current_bundle()).answer(line)
+    assert reply.failure == (f"no python3 on the host's PATH ({tmp_path}); the agent needs "
+                             "Python 3.10 or newer")
+
+
+def test_damaged_code_is_refused(tmp_path: Path) -> None:
+    bundle = current_bundle()
+    env = dict(os.environ, XDG_CACHE_HOME=str(tmp_path))
+    damaged = bytearray(bundle.data)
+    damaged[100] ^= 0xFF
+    wire = BootstrapStart(bundle).answer  # what pcontrol would answer to `send` ...
+    assert wire(b"pclient-bootstrap: send x 1\n").send == bundle.wire
+    # ... and what arrives instead:
+    done = subprocess.run(["sh", "-c", remote_command(bundle, [])], env=env, timeout=30,
+                          input=base64.b64encode(bytes(damaged)) + b"\n", capture_output=True)
+    last = done.stdout.splitlines()[-1] + b"\n"
+    assert BootstrapStart(bundle).answer(last).failure == (
+        "the agent's code arrived damaged (sha256 mismatch)")
+    assert not any((tmp_path / "pclient").glob("*/pclient.pyz"))
