@@ -18,6 +18,7 @@ import secrets
 import signal
 import select
 import shlex
+import shutil
 import socket
 import subprocess
 import sys
@@ -163,6 +164,7 @@ def fresh_user(sshd: Sshd, prefix: str = "pcb", login_path: str | None = None
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
         subprocess.run(["userdel", "--remove", name], capture_output=True)
+        shutil.rmtree(f"/tmp/pclient-{user.uid}", ignore_errors=True)   # its agents' sockets
 
 
 def ssh_config(sshd: Sshd, user: str, path: Path, users: dict[str, str] | None = None

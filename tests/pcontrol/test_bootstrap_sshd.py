@@ -17,7 +17,8 @@ from pathlib import Path
 import pytest
 
 import pclient
-from pcontrol.bootstrap import current_bundle
+from pcontrol import hosts
+from pcontrol.bootstrap import build_bundle, current_bundle
 from pcontrol.config import ControllerConfig
 from pcontrol.wire import EventKind
 from pcontrol_harness import WAIT, controller_running, make_config, run
@@ -150,6 +151,57 @@ def test_an_installed_agent_of_an_older_version_is_replaced(home: str, fleet: Fl
             job = await h.wait_job(await h.submit("-host", "node1", "--", "true"))
             assert job["outcome"] == "EXIT"
     run(body())
+
+
+def test_an_older_agent_with_jobs_is_replaced_once_they_are_done(
+        home: str, fleet: Fleet, monkeypatch: pytest.MonkeyPatch) -> None:
+    """pcontrol upgraded while a job runs: the first controller is the older version (its
+    own agent is ~/old's code, so it starts that agent and keeps it); the next one, the
+    current version, meets the older agent with that job and replaces it after the job."""
+    older = build_bundle(fleet.user.home / "old" / "pclient")
+    gate = fleet.user.home / "go"
+    gate.unlink(missing_ok=True)
+    waits = f"while [ ! -e {gate} ]; do sleep 0.05; done; echo released"
+
+    async def before_the_upgrade() -> int:
+        monkeypatch.setattr(hosts, "current_bundle", lambda: older)
+        try:
+            async with controller_running(home, fleet.config(remote_agent=OLDER_AGENT),
+                                          stop_kill=False) as h:
+                await h.cmd("host", "add", "node1", "-slots", "2")
+                host = await h.wait_host("node1", "IDLE")
+                assert host["agent"]["agent"] == "pclient 0.2.9" and not host["replacing"]
+                job_id = await h.submit("-host", "node1", "--", "sh", "-c", waits)
+                await h.wait_started(job_id)
+                return job_id
+        finally:
+            monkeypatch.undo()
+
+    async def after_the_upgrade(job_id: int) -> None:
+        ours = current_bundle().build
+        async with controller_running(home, fleet.config(remote_agent=OLDER_AGENT)) as h:
+            event = await h.log.wait_for(
+                lambda e: e.kind is EventKind.HOST and e.data.get("name") == "node1"
+                and e.data["replacing"] and e.data["running"] == [job_id], WAIT,
+                "node1 up with the older agent and its job")
+            assert event.data["agent"]["agent"] == "pclient 0.2.9"
+            second = await h.submit("--", "echo", "on the new agent")
+            assert (await h.cmd("check", "job", second))["state"] == "PENDING"
+            mark = len(h.log.events)
+            gate.touch()
+            done = await h.wait_job(job_id)
+            assert done["outcome"] == "EXIT"
+            assert (await h.cmd("stdout", job_id))["stdout"] == "released\n"
+            start_seq = h.log.events[mark - 1].seq
+            await h.log.wait_for(
+                lambda e: e.kind is EventKind.HOST and e.data.get("name") == "node1"
+                and e.seq > start_seq and e.data["agent"].get("build") == ours
+                and e.data["state"] in ("IDLE", "BUSY"), WAIT, "node1 with our own agent")
+            record = await h.wait_job(second)
+            assert record["outcome"] == "EXIT" and record["ran_on"] == "node1"
+            assert (await h.cmd("check", "host", "node1"))["agent"]["build"] == ours
+
+    run(after_the_upgrade(run(before_the_upgrade())))
 
 
 def test_a_host_without_python3_is_down_with_the_reason(home: str, fleet: Fleet) -> None:
