@@ -197,13 +197,18 @@ def write_zipapp(path: str | os.PathLike[str], bundle: Bundle | None = None) -> 
 def remote_command(bundle: Bundle, agent_args: list[str],
                    need: tuple[int, int] = MIN_PYTHON) -> str:
     """The command line for the host's login shell that brings the agent up."""
-    packed = base64.b64encode(zlib.compress(REMOTE_LOADER.encode(), 9)).decode()
-    loader = f'import base64,zlib;exec(zlib.decompress(base64.b64decode("{packed}")))'
-    words = ["python3", "-I", "-c", loader, "pclient", ".".join(map(str, need)),
+    words = ["python3", "-I", "-c", _packed_loader(), "pclient", ".".join(map(str, need)),
              bundle.sha256, str(len(bundle.data)), *agent_args]
     missing = f'echo "{MARKER.decode()}no-python3 $PATH"; exit 127'
     return (f"command -v python3 >/dev/null 2>&1 || {{ {missing}; }}; exec "
             + shlex.join(words))
+
+
+@functools.lru_cache(maxsize=1)
+def _packed_loader() -> str:
+    """REMOTE_LOADER as one short line of Python (no quotes or newlines for the shell)."""
+    packed = base64.b64encode(zlib.compress(REMOTE_LOADER.encode(), 9)).decode()
+    return f'import base64,zlib;exec(zlib.decompress(base64.b64decode("{packed}")))'
 
 
 @dataclass

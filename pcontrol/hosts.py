@@ -381,7 +381,7 @@ class HostTable:
                       "build": hello.build}
         if prelude is not None:
             host.agent["bootstrap"] = prelude.report
-        self._check_build(host, hello)
+        self._check_build(host, hello, sent=prelude is not None)
         log.info("%s: connected (%s, pid %d on %s, %d slots)", host.name, hello.agent,
                  hello.pid, hello.host, host.agent_slots)
         loop = asyncio.get_running_loop()
@@ -411,10 +411,11 @@ class HostTable:
 
     # -- agents of another build ------------------------------------------------------------
 
-    def _check_build(self, host: Host, hello: agent_protocol.Hello) -> None:
+    def _check_build(self, host: Host, hello: agent_protocol.Hello, *, sent: bool) -> None:
         """An agent that is not pcontrol's own build is never used silently: it is noted
         (and logged), and where pcontrol can send its own agent, replaced once it runs no
-        jobs (it takes no new ones meanwhile)."""
+        jobs (it takes no new ones meanwhile). `sent`: this agent is the one pcontrol sent
+        (a mismatch then is a bug, not to be answered by sending it again)."""
         ours = current_bundle().build
         host.replacing = False
         if hello.build == ours and hello.version == agent_protocol.PROTOCOL_VERSION:
@@ -423,7 +424,7 @@ class HostTable:
                     f"protocol {hello.version}), not pcontrol's own (build {ours[:12]}, "
                     f"protocol {agent_protocol.PROTOCOL_VERSION})")
         host.agent["mismatch"] = mismatch
-        if self._may_send_agent(host):
+        if self._may_send_agent(host) and not sent:
             host.replacing = True
             log.warning("%s: %s; it takes no new jobs and is replaced once it runs none",
                         host.name, mismatch)

@@ -91,7 +91,7 @@ def host_detail(r: dict[str, Any]) -> str:
         lines.append(f"unknown:   {', '.join(str(i) for i in r['held'])} (contact lost; "
                      "awaiting the next agent's report)")
     if r.get("command"):
-        lines.append(f"command:   {shlex.join(r['command'])}")
+        lines.append(f"command:   {command_line(r['command'], limit=160)}")
     if r["reason"]:
         lines.append(f"last down: {r['reason']}")
     if r["failures"] and r["state"] not in ("IDLE", "BUSY"):
@@ -105,6 +105,11 @@ def host_detail(r: dict[str, Any]) -> str:
     if agent and r["state"] in ("IDLE", "BUSY"):
         lines.append(f"agent:     {agent.get('agent')} pid {agent.get('pid')} on "
                      f"{agent.get('host')}, clock skew {agent.get('clock_skew')} s")
+        if agent.get("bootstrap"):
+            lines.append(f"sent:      {agent['bootstrap']}")
+        if agent.get("mismatch"):
+            lines.append(f"version:   {agent['mismatch']}"
+                         + ("; replaced once it runs no jobs" if r.get("replacing") else ""))
         lines.append(f"heartbeat: last pong {when(r.get('last_pong'), now)}")
     history = r.get("history") or []
     if history:

@@ -102,6 +102,8 @@ def test_a_job_runs_and_the_next_start_uses_the_cache(home: str, fleet: Fleet) -
             await h.cmd("host", "on", "node1")
             again = await h.wait_host("node1", "IDLE", after=mark)
             assert again["agent"]["bootstrap"] == f"from the cache ({cached})"
+            text = (await h.reply("check", "host", "node1")).text
+            assert f"sent:      from the cache ({cached})" in text
             job = await h.wait_job(await h.submit("-host", "node1", "--", "true"))
             assert job["outcome"] == "EXIT"
     run(body())
