@@ -428,6 +428,9 @@ class HostTable:
             host.replacing = True
             log.warning("%s: %s; it takes no new jobs and is replaced once it runs none",
                         host.name, mismatch)
+        elif sent:
+            log.error("%s: %s, though pcontrol sent it (a bug: a stale %s?)", host.name,
+                      mismatch, "pclient/_bundled.py")
         else:
             log.warning("%s: %s; kept, since the host's own command starts it", host.name,
                         mismatch)
