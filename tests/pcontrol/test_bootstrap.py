@@ -1,7 +1,8 @@
 """pcontrol.bootstrap without sshd: the bundle, `pcontrol agent-bundle`, the loader's refusals.
 
 The loader runs here under the machine's own python3 through `sh -c`, as a host's login
-shell would run it; the real-ssh path is in test_bootstrap_sshd.py.
+shell would run it (and through the fake ssh, under real Pythons 3.10 and 3.6 when pyenv
+has them); the real-ssh path is in test_bootstrap_sshd.py.
 """
 
 from __future__ import annotations
@@ -12,9 +13,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 import pclient
 from pclient.protocol import Hello, decode
 from pcontrol.bootstrap import BootstrapStart, build_bundle, current_bundle, remote_command
+from pcontrol_harness import controller_running, run
 
 PCONTROL = str(Path(sys.executable).parent / "pcontrol")
 
@@ -89,3 +93,50 @@ def test_damaged_code_is_refused(tmp_path: Path) -> None:
     assert BootstrapStart(bundle).answer(last).failure == (
         "the agent's code arrived damaged (sha256 mismatch)")
     assert not any((tmp_path / "pclient").glob("*/pclient.pyz"))
+
+
+PYENV = Path("/root/.pyenv/versions")
+
+
+def _python3_first_on_path(home: str, monkeypatch: pytest.MonkeyPatch, version: str) -> str:
+    """Put a real interpreter of `version` first on PATH as `python3` (for the fake ssh's
+    "host", which is this machine); skip when this machine has none."""
+    found = sorted(PYENV.glob(f"{version}.*/bin/python{version}"))
+    if not found:
+        pytest.skip(f"no Python {version} under {PYENV} to stand for a host's python3")
+    bin_dir = Path(home) / f"python{version}"
+    bin_dir.mkdir()
+    (bin_dir / "python3").symlink_to(found[-1])
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    return str(bin_dir / "python3")
+
+
+def test_the_agent_runs_on_the_oldest_python_it_supports(
+        home: str, fake_ssh: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    _python3_first_on_path(home, monkeypatch, "3.10")
+
+    async def body() -> None:
+        async with controller_running(home) as h:
+            await h.cmd("host", "add", "works")
+            host = await h.wait_host("works", "IDLE")
+            assert host["agent"]["build"] == current_bundle().build
+            assert os.readlink(f"/proc/{host['agent']['pid']}/exe").endswith("python3.10")
+            job = await h.wait_job(await h.submit("-host", "works", "--", "echo", "3.10"))
+            assert job["outcome"] == "EXIT"
+    run(body())
+
+
+def test_a_python_older_than_3_10_is_down_with_both_versions(
+        home: str, fake_ssh: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    python3 = _python3_first_on_path(home, monkeypatch, "3.6")
+
+    async def body() -> None:
+        async with controller_running(home) as h:
+            await h.cmd("host", "add", "works")
+            host = await h.wait_host("works", "DOWN")
+            version = subprocess.run([python3, "-c", "import platform; "
+                                      "print(platform.python_version())"],
+                                     capture_output=True, text=True).stdout.strip()
+            assert host["reason"] == (f"the host's python3 ({python3}) is Python {version}; "
+                                      "the agent needs Python 3.10 or newer")
+    run(body())
