@@ -9,6 +9,7 @@ this process (as in the tests), reaching the host through an ssh client config; 
 is the request sched's `controller host add` sends. Each round times, in the same run:
 
     ssh node true             one ssh login, a command, logout (the floor)
+    ssh node python3 -c pass  the same with the host's Python started once
     host add, no cache        the account's ~/.cache/pclient removed first: the agent is sent
     host add, cached          the agent is read from the cache, verified, nothing sent
     host add -connect         an agent installed by hand (`pcontrol agent-bundle` copied to
@@ -51,21 +52,24 @@ async def host_add_to_idle(h, name: str) -> tuple[float, str]:
     return seconds, record["agent"].get("bootstrap", "")
 
 
-def ssh_true(config: Path) -> float:
+def ssh_run(config: Path, command: str) -> float:
     start = time.perf_counter()
-    subprocess.run(["ssh", "-F", str(config), "node", "true"], check=True)
+    subprocess.run(["ssh", "-F", str(config), "node", command], check=True)
     return time.perf_counter() - start
 
 
 async def measure(config: Path, cache: Path, installed: str, home: str, rounds: int
                   ) -> dict[str, list[float]]:
-    rows: dict[str, list[float]] = {"ssh node true": [], "host add -> IDLE, no cache": [],
+    rows: dict[str, list[float]] = {"ssh node true": [], "ssh node python3 -I -c pass": [],
+                                    "host add -> IDLE, no cache": [],
                                     "host add -> IDLE, cached": [],
                                     "host add -connect (installed) -> IDLE": []}
     settings = make_config(ssh_command=("ssh", "-F", str(config)), heartbeat=1.0)
     async with controller_running(home, settings) as h:
         for index in range(rounds):
-            rows["ssh node true"].append(await asyncio.to_thread(ssh_true, config))
+            rows["ssh node true"].append(await asyncio.to_thread(ssh_run, config, "true"))
+            rows["ssh node python3 -I -c pass"].append(
+                await asyncio.to_thread(ssh_run, config, "python3 -I -c pass"))
             shutil.rmtree(cache, ignore_errors=True)
             seconds, how = await host_add_to_idle(h, f"cold{index}")
             assert how.startswith("sent "), how
