@@ -51,7 +51,7 @@ log = logging.getLogger(__name__)
 
 #: The oldest Python the agent runs on (pyproject's requires-python).
 MIN_PYTHON = (3, 10)
-#: What starts each marker line of the loader.
+#: What starts each marker line of the loader (REMOTE_LOADER's `say` writes it too).
 MARKER = b"pclient-bootstrap: "
 #: Every zip entry gets this time, so the same sources give the same bytes.
 _ZIP_TIME = (1980, 1, 1, 0, 0, 0)
@@ -219,7 +219,7 @@ class BootstrapStart:
     bundle: Bundle
     need: tuple[int, int] = MIN_PYTHON
     """The oldest Python the loader was told to accept (for the reasons)."""
-    pattern: bytes = rb"(?m)^pclient-bootstrap: ([a-z0-9-]+) ?([^\r\n]*)\r?\n"
+    pattern: bytes = rb"(?m)^" + re.escape(MARKER) + rb"([a-z0-9-]+) ?([^\r\n]*)\r?\n"
     events: list[str] = field(default_factory=list)
 
     @property
