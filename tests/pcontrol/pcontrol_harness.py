@@ -228,3 +228,19 @@ def alive(pid: int) -> bool:
             return f.read().rsplit(")", 1)[1].split()[0] not in "ZX"
     except OSError:
         return False
+
+
+def write_older_pclient(target: Path, version: str = "0.2.9") -> Path:
+    """A copy of pclient in `target`/pclient that calls itself `version` (so its build
+    differs from pcontrol's own), as a pip install of an older pclient would be; run it
+    with PYTHONPATH=`target` python3 -m pclient."""
+    import shutil
+
+    import pclient
+    shutil.copytree(Path(pclient.__file__).parent, target / "pclient",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    agent = target / "pclient" / "agent.py"
+    source = agent.read_text()
+    assert 'AGENT_VERSION = "' in source
+    agent.write_text(source.replace('AGENT_VERSION = "', f'AGENT_VERSION = "{version}"  # was "', 1))
+    return target

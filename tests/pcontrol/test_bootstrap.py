@@ -18,7 +18,7 @@ import pytest
 import pclient
 from pclient.protocol import Hello, decode
 from pcontrol.bootstrap import BootstrapStart, build_bundle, current_bundle, remote_command
-from pcontrol_harness import controller_running, run
+from pcontrol_harness import controller_running, run, write_older_pclient
 
 PCONTROL = str(Path(sys.executable).parent / "pcontrol")
 
@@ -139,4 +139,21 @@ def test_a_python_older_than_3_10_is_down_with_both_versions(
                                      capture_output=True, text=True).stdout.strip()
             assert host["reason"] == (f"the host's python3 ({python3}) is Python {version}; "
                                       "the agent needs Python 3.10 or newer")
+    run(body())
+
+
+def test_an_agent_of_another_build_on_a_connect_host_is_kept_and_said(home: str) -> None:
+    old = write_older_pclient(Path(home) / "old")
+    connect = f"env PYTHONPATH={old} {sys.executable} -P -m pclient"   # -P: not the cwd's
+
+    async def body() -> None:
+        async with controller_running(home) as h:
+            await h.cmd("host", "add", "mine", "-connect", connect)
+            host = await h.wait_host("mine", "IDLE")
+            assert host["agent"]["agent"] == "pclient 0.2.9" and not host["replacing"]
+            assert host["agent"]["mismatch"].startswith("the agent is pclient 0.2.9 (build ")
+            text = (await h.reply("check", "host", "mine")).text
+            assert "version:   the agent is pclient 0.2.9" in text
+            job = await h.wait_job(await h.submit("-host", "mine", "--", "true"))
+            assert job["outcome"] == "EXIT"
     run(body())

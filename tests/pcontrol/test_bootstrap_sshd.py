@@ -21,7 +21,7 @@ from pcontrol import hosts
 from pcontrol.bootstrap import build_bundle, current_bundle
 from pcontrol.config import ControllerConfig
 from pcontrol.wire import EventKind
-from pcontrol_harness import WAIT, controller_running, make_config, run
+from pcontrol_harness import WAIT, controller_running, make_config, run, write_older_pclient
 from sshd_harness import (SSHD, FreshUser, SshdUnavailable, fresh_user, ssh_config,
                           start_sshd)
 
@@ -61,13 +61,7 @@ def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
 def older_agent(user: FreshUser) -> None:
     """~/old: a copy of pclient that calls itself 0.2.9 (so its build differs), and
     ~/old/bin/pclient that runs it, as a pip install of an older pclient would."""
-    old = user.home / "old"
-    shutil.copytree(Path(pclient.__file__).parent, old / "pclient",
-                    ignore=shutil.ignore_patterns("__pycache__"))
-    agent = old / "pclient" / "agent.py"
-    source = agent.read_text()
-    assert 'AGENT_VERSION = "' in source
-    agent.write_text(source.replace('AGENT_VERSION = "', 'AGENT_VERSION = "0.2.9"  # was "', 1))
+    old = write_older_pclient(user.home / "old")
     script = old / "bin" / "pclient"
     script.parent.mkdir()
     script.write_text('#!/bin/sh\nPYTHONPATH="$HOME/old" exec python3 -m pclient "$@"\n')
