@@ -239,8 +239,8 @@ def write_older_pclient(target: Path, version: str = "0.2.9") -> Path:
     import pclient
     shutil.copytree(Path(pclient.__file__).parent, target / "pclient",
                     ignore=shutil.ignore_patterns("__pycache__"))
-    agent = target / "pclient" / "agent.py"
-    source = agent.read_text()
+    protocol = target / "pclient" / "protocol.py"     # where the version is declared
+    source = protocol.read_text()
     assert 'AGENT_VERSION = "' in source
-    agent.write_text(source.replace('AGENT_VERSION = "', f'AGENT_VERSION = "{version}"  # was "', 1))
+    protocol.write_text(source.replace('AGENT_VERSION = "', f'AGENT_VERSION = "{version}"  # was "', 1))
     return target
