@@ -17,6 +17,11 @@ the command and, inside macros, the chain of calls.
 
     ControlFlow (BaseException, never an error; caught by loops, macros, catch)
      +-- Break, Continue, Return(value), Skip        .command: the command that raised it
+     +-- OtherCode(code, value)          a completion code of 5 or more (`return -code 7`)
+
+An error also carries Tcl's `errorcode` (a list, "NONE" unless `error`/`throw` gave one) and,
+once set by `error MSG INFO`, its `errorinfo`; `catch`, `try` and `$errorInfo` report them.
+`Return` carries `return -code/-level` and the other options of `return -options`.
 """
 
 from __future__ import annotations
@@ -47,6 +52,9 @@ class SchedError(Exception):
         self.source_line: str | None = None
         # Calls the error travelled through, innermost first: (description, Pos | None).
         self.trace: list[tuple[str, Pos | None]] = []
+        self.errorcode = "NONE"  # Tcl's -errorcode: a list
+        self.errorinfo: str | None = None  # Tcl's -errorinfo when given (error MSG INFO)
+        self.command_text: str | None = None  # the innermost command it came from, as written
 
     def with_pos(self, pos: Pos | None, source_line: str | None = None) -> "SchedError":
         """Attach a position if the error does not have one yet."""
@@ -78,6 +86,23 @@ class SchedError(Exception):
                 lines.append(f"    while executing {what}" + (f" at {where}" if where else ""))
             previous, repeats = entry, 0
         return "\n".join(lines)
+
+
+def error_info(err: SchedError) -> str:
+    """Tcl's errorInfo of an error: the message (or the info `error` was given), the command it
+    came from and the calls it travelled through."""
+    lines = [err.errorinfo if err.errorinfo is not None else err.message]
+    if err.command_text is not None and err.errorinfo is None:  # `error MSG INFO`: INFO says it
+        lines.append(f'    while executing\n"{_clip_info(err.command_text)}"')
+    for k, (what, where) in enumerate(err.trace):
+        if k == 0 and where is not None and where == err.pos and err.command_text is not None:
+            continue  # raised by the call itself (`return -code error`): "while executing" said it
+        lines.append(f"    invoked from within\n{what}")
+    return "\n".join(lines)
+
+
+def _clip_info(text: str) -> str:
+    return text if len(text) <= 150 else text[:150] + "..."
 
 
 class ParseError(SchedError):
@@ -137,6 +162,7 @@ class ControlFlow(BaseException):
     """
 
     command = None
+    value = ""  # the result it carries (`return -code break VALUE`)
 
 
 class Break(ControlFlow):
@@ -148,10 +174,27 @@ class Continue(ControlFlow):
 
 
 class Return(ControlFlow):
-    def __init__(self, value: str = ""):
+    """`return`: `code` is what the level it reaches completes with (0 ok, 1 error, 2 return,
+    3 break, 4 continue, or any integer), `level` how many proc or macro levels it leaves,
+    `options` the other -key value pairs (`-errorcode`, `-errorinfo`, user keys)."""
+
+    def __init__(self, value: str = "", code: int = 0, level: int = 1, options: dict[str, str] | None = None):
         super().__init__(value)
         self.value = value
+        self.code = code
+        self.level = level
+        self.options = options or {}
 
 
 class Skip(ControlFlow):
     """`skip` inside task.exec: make no job this time."""
+
+
+class OtherCode(ControlFlow):
+    """A completion code other than ok, error, return, break and continue (`return -code 6`):
+    only `catch` and `try` take it."""
+
+    def __init__(self, code: int, value: str = ""):
+        super().__init__(code, value)
+        self.code = code
+        self.value = value

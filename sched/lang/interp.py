@@ -29,16 +29,17 @@ import os
 import re
 import sys
 from collections.abc import MutableMapping
+from contextlib import contextmanager
 from typing import Any, Callable, Iterable, Iterator, TextIO
 
 from .clock import Clock
-from .errors import (Break, ControlFlow, Continue, ExprError, Interrupted, ParseError, Pos, Return, SchedError,
-                     ScriptError, Skip)
+from .errors import (Break, ControlFlow, Continue, ExprError, Interrupted, OtherCode, ParseError, Pos, Return,
+                     SchedError, ScriptError, Skip, error_info)
 from .expr import compile_expr, format_value
 from .nodes import Block, CmdSub, Command, Script, Source, Text, VarRef, Word
 from .parser import parse, parse_at, parse_body, parse_cached
 from .registry import BUILTINS, CommandDef, Macro, Registry, parse_usage
-from .tcllist import backslash_subst, join_list
+from .tcllist import backslash_subst, join_list, split_list
 
 log = logging.getLogger(__name__)
 
@@ -98,15 +99,23 @@ class _Link:
 
 
 class Frame:
-    """Variables of one level of calls."""
+    """Variables of one level of calls.
 
-    __slots__ = ("vars", "transparent", "declared", "name")
+    `caller` is the frame that was current when this one was entered and `level` its depth
+    (0 for the globals): `upvar`, `uplevel` and `info level` count levels along them. `call`
+    is the words of the macro or proc call that made the frame.
+    """
+
+    __slots__ = ("vars", "transparent", "declared", "name", "caller", "level", "call")
 
     def __init__(self, name: str = "", transparent: bool = False):
         self.vars: dict[str, Any] = {}
         self.transparent = transparent  # macro: unknown names are globals
         self.declared: set[str] = set()  # macro: names that are local anyway
         self.name = name
+        self.caller: Frame | None = None
+        self.level = 0
+        self.call: list[str] | None = None
 
 
 def _raise_recursion_limit() -> None:
@@ -138,10 +147,12 @@ class Interp:
         self.interactive = False  # true while commands come from the interactive prompt
         self.current_file = "<string>"
         self.interrupted = False  # set by Ctrl-C; the next command raises "interrupted"
+        self.native = 0  # > 0 while a long native call runs that Ctrl-C may stop at once (regexp)
         self.checkers: list[Callable[[Script], None]] = list(READ_CHECKS)
         # The expression being evaluated, when its text is as written in a source: (text, Pos
         # of its first character, the Source). A [script] in it is then parsed at its place.
         self._expr_at: tuple[str, Pos, Source | None] | None = None
+        self._within: dict[tuple[int, int], tuple[Word, list[Script] | None]] = {}  # script_within's
 
     # --- output -------------------------------------------------------------------------------
 
@@ -193,9 +204,47 @@ class Interp:
         try:
             return self.run_script(script)
         except Return as ret:
-            return ret.value
+            ret.level = 1  # the top of a file or of the prompt: there is no level above to leave
+            try:
+                return self.finish_return(ret)
+            except Return as again:
+                return again.value
+            except (Break, Continue) as flow:
+                raise self.stray_flow(flow) from None
+            except OtherCode as other:
+                raise ScriptError(f"command returned bad code: {other.code}") from None
         except (Break, Continue, Skip) as flow:
             raise self.stray_flow(flow) from None
+        except OtherCode as other:
+            raise ScriptError(f"command returned bad code: {other.code}") from None
+        except SchedError as err:
+            if not isinstance(err, Interrupted):
+                self.record_error(err)
+            raise
+
+    def finish_return(self, ret: Return) -> str:
+        """What a `return` means to the macro, proc or file it leaves: its value, or (with
+        `-code`) an error, break, continue or return of the level it reaches."""
+        if ret.level > 1:
+            raise Return(ret.value, ret.code, ret.level - 1, ret.options)
+        code = ret.code
+        if code == 0:
+            return ret.value
+        if code == 1:
+            err = ScriptError(ret.value)
+            err.errorcode = ret.options.get("-errorcode", "NONE")
+            err.errorinfo = ret.options.get("-errorinfo")
+            raise err
+        if code == 2:
+            raise Return(ret.value, 0, 1, ret.options)
+        flow: ControlFlow = Break() if code == 3 else Continue() if code == 4 else OtherCode(code, ret.value)
+        flow.value = ret.value
+        raise flow
+
+    def record_error(self, err: SchedError) -> None:
+        """Keep an error's details where Tcl keeps them: $::errorInfo and $::errorCode."""
+        self.globals.vars["errorInfo"] = error_info(err)
+        self.globals.vars["errorCode"] = err.errorcode
 
     def stray_flow(self, flow: ControlFlow) -> ScriptError:
         """The error for a break/continue/skip that reached a level that cannot take it."""
@@ -221,8 +270,25 @@ class Interp:
             self.depth -= 1
 
     def interrupt(self) -> None:
-        """Ask the running script to stop at its next command (Ctrl-C)."""
+        """Ask the running script to stop at its next command (Ctrl-C); inside a native call
+        that may take long (see `interruptible`) stop at once."""
         self.interrupted = True
+        if self.native:
+            self.interrupted = False
+            raise Interrupted("interrupted")
+
+    @contextmanager
+    def interruptible(self) -> Iterator[None]:
+        """Around a native call that checks for signals while it runs (a regexp match): Ctrl-C
+        raises Interrupted from inside it rather than waiting for the next command."""
+        if self.interrupted:
+            self.interrupted = False
+            raise Interrupted("interrupted")
+        self.native += 1
+        try:
+            yield
+        finally:
+            self.native -= 1
 
     def eval_command(self, command: Command | Block) -> str:
         macro = None  # the macro called, once its body runs: errors then get a trace line
@@ -233,7 +299,12 @@ class Interp:
             if type(command) is Block:
                 return self._eval_block(command)
             words = command.words
-            argv = [w.const if w.const is not None else self.subst_word(w) for w in words]
+            if command.expands:
+                argv, words = self._expanded(words)
+                if not argv:
+                    return ""  # as in Tcl, a command that expands to no words does nothing
+            else:
+                argv = [w.const if w.const is not None else self.subst_word(w) for w in words]
             cdef = self.commands.get(argv[0])
             if cdef is None or cdef.fn is None:
                 cdef = self._missing(argv[0], cdef)
@@ -258,8 +329,26 @@ class Interp:
             err = ScriptError(f"internal error in command \"{command.name}\": {type(exc).__name__}: {exc}")
             raise self._locate(err, command) from None
 
+    def _expanded(self, words: list[Word]) -> tuple[list[str], list[Word]]:
+        """The words of a command with {*}words expanded (and words to match, for script_of:
+        an expanded word stands for none of the values)."""
+        argv: list[str] = []
+        kept: list[Word] = []
+        for w in words:
+            value = w.const if w.const is not None else self.subst_word(w)
+            if w.expand:
+                items = split_list(value)
+                argv.extend(items)
+                kept.extend([_NO_WORD] * len(items))
+            else:
+                argv.append(value)
+                kept.append(w)
+        return argv, kept
+
     def _locate(self, err: SchedError, command: Command | Block) -> SchedError:
         header = command.header if type(command) is Block else command
+        if err.command_text is None:
+            err.command_text = header.text_of(0)
         if err.pos is None:
             err.pos = header.pos
         if err.source_line is None and err.pos.file == header.pos.file:
@@ -392,6 +481,37 @@ class Interp:
                 return parse_body(word, self.current_file)
         return parse_cached(argv[index], EVAL_FILE)
 
+    def script_within(self, argv: list[str], index: int, parts: list[str]) -> list[Script] | None:
+        """Scripts that are elements of argument `index` (a braced list of bodies: `switch`'s),
+        parsed at their places in the file, or None when they cannot be found there as written
+        (the caller then runs them as strings)."""
+        words = self.cmd_words
+        if index >= len(words) or not words[index].braced or words[index].const != argv[index]:
+            return None
+        word = words[index]
+        key = (id(word), len(parts))
+        hit = self._within.get(key)
+        if hit is not None and hit[0] is word:
+            return hit[1]
+        if len(self._within) >= 4096:
+            self._within.clear()
+        found = self._place_within(word, argv[index], parts)
+        self._within[key] = (word, found)  # keeps the word alive, so its id is not reused meanwhile
+        return found
+
+    def _place_within(self, word: Word, value: str, parts: list[str]) -> list[Script] | None:
+        text = word.raw if word.raw is not None else value
+        start = word.body_pos or word.pos
+        scripts: list[Script] = []
+        cursor = 0
+        for part in parts:
+            offset = text.find(part, cursor)
+            if offset < 0:
+                return None
+            scripts.append(parse_at(part, _advance(start, text, offset), word.source))
+            cursor = offset + len(part)
+        return scripts
+
     # --- expressions --------------------------------------------------------------------------
 
     def expr(self, text: str, pos: Pos | None = None, exact: bool = False, source: Source | None = None) -> Any:
@@ -432,6 +552,8 @@ class Interp:
             if exact and isinstance(err, ExprError) and err.offset is not None and 0 <= err.offset <= len(text):
                 pos = _advance(pos, text, err.offset)
             err.pos = pos
+        if isinstance(err, ExprError) and err.message.startswith("divide by zero"):
+            err.errorcode = "ARITH DIVZERO {divide by zero}"  # what Tcl's `trap` sees
         if isinstance(err, ExprError) and "in expression" not in err.message:
             err.message = f'{err.message} in expression "{_clip(text)}"'
             err.args = (err.message,)
@@ -557,6 +679,36 @@ class Interp:
         self.frame.vars[name] = _Link(self.globals.vars, name)
         self.frame.declared.add(name)
 
+    def link_var(self, local: str, target: Frame, other: str) -> None:
+        """`upvar`: in this frame, `local` means variable `other` of frame `target`."""
+        if split_var_name(local)[1] is not None:
+            raise ScriptError(f'bad variable name "{local}": can\'t create a scalar variable that looks like an array element')
+        base, index = split_var_name(other)
+        if base.startswith("::"):
+            vars, key = self.globals.vars, base[2:]
+        else:
+            vars, key = target.vars, base
+            if key not in vars and target.transparent and key not in target.declared:
+                vars = self.globals.vars
+        link = vars.get(key)
+        if type(link) is _Link:
+            vars, key = link.vars, link.name
+        if index is not None:  # an element: the link is to a key of the array's own table
+            array = vars.get(key)
+            if array is None:
+                array = vars[key] = {}
+            elif isinstance(array, str):
+                raise ScriptError(f'can\'t access "{other}": variable isn\'t array')
+            vars, key = array, index
+        frame = self.frame
+        if vars is frame.vars and key == local:
+            raise ScriptError(f'can\'t upvar from variable to itself')
+        existing = frame.vars.get(local)
+        if existing is not None and type(existing) is not _Link:
+            raise ScriptError(f'variable "{local}" already exists')
+        frame.vars[local] = _Link(vars, key)
+        frame.declared.add(local)
+
     def declare_local(self, name: str, value: str | None = None) -> None:
         """`local name ?value?`: in a macro, `name` is this call's own variable."""
         frame = self.frame
@@ -585,6 +737,7 @@ class Interp:
 
     def call_macro(self, macro: Macro, argv: list[str]) -> str:
         frame = Frame(macro.name, transparent=macro.kind == "macro")
+        frame.call = argv
         vars = frame.vars
         args = argv[1:]
         if macro.kind == "macro":
@@ -602,13 +755,19 @@ class Interp:
     def run_in_frame(self, frame: Frame, body: Script) -> str:
         """Run a body in a new frame (a macro call, a task.exit macro)."""
         saved = self.frame
+        frame.caller, frame.level = saved, saved.level + 1
         self.frame = frame
         try:
             return self.run_script(body)
         except Return as ret:
-            return ret.value
+            self.frame = saved
+            return self.finish_return(ret)
         except (Break, Continue) as flow:
             raise self.stray_flow(flow) from None
+        except OtherCode as other:
+            if frame.call is not None:  # a proc's caller gets the code, as in Tcl
+                raise
+            raise ScriptError(f"command returned bad code: {other.code}") from None
         finally:
             self.frame = saved
 
@@ -650,6 +809,9 @@ def _bind_proc_args(macro: Macro, args: list[str], vars: dict) -> None:
     elif len(args) > n:
         raise ScriptError(f'wrong # args: should be "{macro.usage_line()}"')
 
+
+_NO_WORD = Word((Text(""),), Pos(EVAL_FILE, 1, 1), 0, 0)
+"""Stands for the words an expansion made (none of them is a braced word of the source)."""
 
 _CONTINUATION = re.compile(r"\\\r?\n[ \t]*")
 

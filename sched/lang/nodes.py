@@ -92,6 +92,7 @@ class Word:
     script: "Script | None" = None
     raw: str | None = None
     source: Source | None = None
+    expand: bool = False  # {*}word: its value is a list whose elements become words
 
 
 @dataclass(slots=True)
@@ -100,6 +101,7 @@ class Command:
     pos: Pos
     source: Source
     depth: int = 0  # how deeply brackets and array indexes nest inside its words
+    expands: bool = False  # some word is {*}word
 
     @property
     def name(self) -> str:

@@ -76,6 +76,21 @@ def _foreach_opens(words: list[Word]) -> bool:
     return len(words) >= 3 and len(words) % 2 == 1
 
 
+_SWITCH_TAKES_VALUE = ("-matchvar", "-indexvar")
+
+
+def _switch_opens(words: list[Word]) -> bool:
+    """`switch ?options? STRING` alone opens a block (its clauses are `case PATTERN ...` and
+    `default`); Tcl's form has patterns and bodies after the string."""
+    i = 1
+    while i < len(words) - 1 and (words[i].const or "").startswith("-"):
+        option = words[i].const
+        i += 2 if option in _SWITCH_TAKES_VALUE else 1
+        if option == "--":
+            break
+    return len(words) - i == 1
+
+
 BLOCK_OPENERS: dict[str, Callable[[list[Word]], bool]] = {
     "task": lambda w: len(w) == 2,
     "task.exec": lambda w: len(w) == 1,
@@ -85,11 +100,42 @@ BLOCK_OPENERS: dict[str, Callable[[list[Word]], bool]] = {
     "while": _while_opens,
     "for": _for_opens,
     "foreach": _foreach_opens,
+    "switch": _switch_opens,
+    "try": lambda w: len(w) == 1,
 }
 """keyword -> predicate over the header's words: True when the line opens a block."""
 
-CLAUSE_WORDS = {"elif": "if", "elseif": "if", "else": "if"}
-"""Clause keywords and the block they belong to."""
+CLAUSE_WORDS = {"elif": "if", "elseif": "if", "else": "if", "case": "switch", "default": "switch",
+                "on": "try", "trap": "try", "finally": "try"}
+"""Clause keywords and the block they belong to. Outside its block a clause word is an
+ordinary word (a command named `on` or `default` still runs), except `if`'s, which Tcl's `if`
+command takes as arguments only."""
+
+_LAST_CLAUSE = {"if": "else", "switch": "default", "try": "finally"}
+"""The clause that must come last in its block."""
+
+
+def _clause_problem(block: Block, command: Command) -> tuple[str, Pos] | None:
+    """What is wrong with a clause line of a block (message, where to point)."""
+    name, n = command.words[0].const, len(command.words)
+    owner = block.name
+    last = _LAST_CLAUSE[owner]
+    if block.clauses and block.clauses[-1].header.name == last:
+        return f"`{name}` after `{last}` in the `{owner}` block opened at line {block.pos.line}", command.pos
+    if name in ("else", "default", "finally") and n != 1:
+        return f"`{name}` takes no words after it", command.words[1].pos
+    if name in ("elif", "elseif") and n < 2:
+        return f"`{name}` needs a condition", command.pos
+    if name == "case" and n < 2:
+        return "`case` needs at least one pattern", command.pos
+    if name in ("on", "trap") and n != 3:
+        what = "a completion code" if name == "on" else "an errorCode pattern"
+        return f"`{name}` takes {what} and a list of variable names: `{name} {'error' if name == 'on' else 'POSIX'} {{result options}}`", command.pos
+    if owner == "switch" and block.body.commands and not block.clauses:
+        first = block.body.commands[0]
+        return ("a `switch` block holds `case PATTERN` and `default` lines, each followed by its body; "
+                "this line comes before the first of them"), first.pos
+    return None
 
 
 # --- stage 1: lark -----------------------------------------------------------------------------
@@ -197,6 +243,9 @@ class _Builder:
         parts = self.parts(children)
         words = _group_words(parts, self)
         command = Command(words, words[0].pos, self.source)
+        for word in words:
+            if word.expand:
+                command.expands = True
         if self.nested:
             command.depth = self.claim(parts[0][0])
         return command
@@ -293,39 +342,43 @@ def _group_words(parts: list[tuple], builder: _Builder) -> list[Word]:
             groups[-1].append(part)
         else:
             groups.append([part])
-    words = []
-    for group in groups:
-        first = group[0]
-        start, end = first[0], group[-1][1]
-        where = first[4]
-        if type(where) is Pos:
-            pos = where
-        elif type(where) is tuple:  # (token, offset in it): a later word of a BARES token
-            tok, delta = where
-            pos = builder.pos(tok)
-            pos = Pos(pos.file, pos.line, pos.column + delta)
-        else:
-            pos = builder.pos(where)
-        if first[2] == "t" and len(group) == 1:  # most words: one piece of plain text
-            value = first[3]
-            words.append(Word((Text(value),), pos, end, start, const=value))
-            continue
-        if first[2] in ("b", "q") and len(group) > 1:
-            what = "close-brace" if first[2] == "b" else "close-quote"
-            bad = group[1]
-            raise _error(ParseError, f"extra characters after {what}", _offset_pos(bad[0], builder), builder.source)
-        if first[2] == "b":
-            inner = first[3]
-            value = _BACKSLASH_NEWLINE.sub(" ", inner) if "\\\n" in inner or "\\\r\n" in inner else inner
-            body_pos = Pos(pos.file, pos.line, pos.column + 1)
-            words.append(Word((Text(value),), pos, end, start, const=value, braced=True, body_pos=body_pos,
-                              raw=inner if value is not inner else None, source=builder.source))
-        elif first[2] == "q":
-            word = _make_word(first[3], pos, start, end, builder)
-            words.append(word)
-        else:
-            words.append(_make_word(group, pos, start, end, builder))
-    return words
+    return [_group_word(group, builder) for group in groups]
+
+
+def _group_word(group: list[tuple], builder: _Builder) -> Word:
+    """The Word of parts that touch. `{*}` followed by more is Tcl's expansion: the rest is
+    a word of its own, whose value's elements become words when the command runs."""
+    first = group[0]
+    start, end = first[0], group[-1][1]
+    where = first[4]
+    if type(where) is Pos:
+        pos = where
+    elif type(where) is tuple:  # (token, offset in it): a later word of a BARES token
+        tok, delta = where
+        pos = builder.pos(tok)
+        pos = Pos(pos.file, pos.line, pos.column + delta)
+    else:
+        pos = builder.pos(where)
+    if first[2] == "t" and len(group) == 1:  # most words: one piece of plain text
+        value = first[3]
+        return Word((Text(value),), pos, end, start, const=value)
+    if first[2] in ("b", "q") and len(group) > 1:
+        if first[2] == "b" and first[3] == "*":
+            word = _group_word(group[1:], builder)
+            word.expand, word.pos, word.start = True, pos, start
+            return word
+        what = "close-brace" if first[2] == "b" else "close-quote"
+        bad = group[1]
+        raise _error(ParseError, f"extra characters after {what}", _offset_pos(bad[0], builder), builder.source)
+    if first[2] == "b":
+        inner = first[3]
+        value = _BACKSLASH_NEWLINE.sub(" ", inner) if "\\\n" in inner or "\\\r\n" in inner else inner
+        body_pos = Pos(pos.file, pos.line, pos.column + 1)
+        return Word((Text(value),), pos, end, start, const=value, braced=True, body_pos=body_pos,
+                    raw=inner if value is not inner else None, source=builder.source)
+    if first[2] == "q":
+        return _make_word(first[3], pos, start, end, builder)
+    return _make_word(group, pos, start, end, builder)
 
 
 def _offset_pos(offset: int, builder: _Builder) -> Pos:
@@ -367,24 +420,26 @@ def _build_blocks(commands: list[Command], source: Source) -> Script:
                 raise _error(ParseError, "`end` without an open block to close", command.pos, source)
             block, _ = stack.pop()
             block.end_pos = command.pos
+            if block.name == "switch" and block.body.commands:
+                first = block.body.commands[0]
+                raise _error(ParseError, "a `switch` block holds `case PATTERN` and `default` lines, each followed "
+                             "by its body; this line comes before the first of them", first.pos, source)
             current = _block_target(stack, top)
             continue
         if name in CLAUSE_WORDS:
             owner = CLAUSE_WORDS[name]
             if stack and stack[-1][0].name == owner:
                 block = stack[-1][0]
-                if block.clauses and block.clauses[-1].header.name == "else":
-                    raise _error(ParseError, f"`{name}` after `else` in the `if` block opened at line {block.pos.line}", command.pos, source)
-                if name == "else" and len(command.words) != 1:
-                    raise _error(ParseError, "`else` takes no words after it", command.words[1].pos, source)
-                if name != "else" and len(command.words) < 2:
-                    raise _error(ParseError, f"`{name}` needs a condition", command.pos, source)
+                problem = _clause_problem(block, command)
+                if problem is not None:
+                    message, where = problem
+                    raise _error(ParseError, message, where, source)
                 clause = Clause(command, Script([], source))
                 block.clauses.append(clause)
                 stack[-1] = (block, clause.body.commands)
                 current = clause.body.commands
                 continue
-            if name == "else" or len(command.words) < 3:  # `elseif` as a word in a Tcl `if` is fine
+            if owner == "if" and (name == "else" or len(command.words) < 3):  # `elseif` as a word in a Tcl `if` is fine
                 raise _error(ParseError, f"`{name}` outside an `if` block", command.pos, source)
         opens = BLOCK_OPENERS.get(name) if name is not None else None
         if opens is not None and opens(command.words):

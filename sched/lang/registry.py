@@ -20,8 +20,9 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from .errors import ArityError, ScriptError
+from .tcllist import split_list
 
-__all__ = ["Usage", "CommandDef", "Registry", "BUILTINS", "parse_usage", "resolve_subcommand"]
+__all__ = ["Usage", "CommandDef", "Registry", "BUILTINS", "parse_usage", "resolve_subcommand", "parse_params"]
 
 UNLIMITED = 1 << 30
 
@@ -38,7 +39,7 @@ class Usage:
     params: tuple[str, ...]
 
 
-_TOKEN = re.compile(r"\?[^?]*\?|\S+")
+_TOKEN = re.compile(r"\?[^?]*\?|\{[^}]*\}|\S+")  # `{a b}` is one word: `dict for {k v} ...`
 
 
 def parse_usage(text: str, name_words: int = 1) -> Usage:
@@ -222,3 +223,20 @@ class Macro:
             words.append("?arg ...?")
         return " ".join(words)
 
+
+
+def parse_params(spec: str, owner: str) -> tuple[list[tuple[str, str | None]], bool]:
+    """A proc's (or lambda's) parameter list: (name, default or None) pairs, and whether the
+    last one is `args`, which takes the remaining words."""
+    params: list[tuple[str, str | None]] = []
+    variadic = False
+    items = split_list(spec)
+    for i, item in enumerate(items):
+        parts = split_list(item)
+        if not parts:
+            raise ScriptError(f'{owner}: argument with no name')
+        if parts[0] == "args" and i == len(items) - 1 and len(parts) == 1:
+            variadic = True
+            continue
+        params.append((parts[0], parts[1] if len(parts) > 1 else None))
+    return params, variadic

@@ -299,8 +299,19 @@ def quote_element(s: str, *, quote_hash: bool = True) -> str:
     return s
 
 
+_SPECIAL_BUT_SPACE_RE = re.compile(r'[\t\n\r\f\v\[\]${}";\\]')
+
+
 def join_list(items: Iterable[str]) -> str:
     """Write strings as one canonical Tcl list string (`split_list` reads it back unchanged)."""
+    if type(items) is not list:
+        items = list(items)
+    text = " ".join(items)
+    # Most lists are plain words: then the list is the words joined (checked with C-speed
+    # string operations: no empty word, no blank inside a word, no special character).
+    if (text and text[0] != "#" and "" not in items and text.count(" ") == len(items) - 1
+            and _SPECIAL_BUT_SPACE_RE.search(text) is None):
+        return text
     parts = []
     first = True
     for item in items:

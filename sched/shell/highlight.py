@@ -29,7 +29,8 @@ __all__ = ["SchedLexer", "KEYWORDS"]
 
 KEYWORDS = (
     "task.exec", "task.exit", "task", "macro", "proc", "if", "elif", "elseif", "else", "end", "while",
-    "for", "foreach", "break", "continue", "return", "skip", "catch", "error",
+    "for", "foreach", "break", "continue", "return", "skip", "catch", "error", "switch", "case", "default",
+    "try", "on", "trap", "finally", "throw",
 )
 """First words shown as keywords: block openers and control flow."""
 

@@ -11,7 +11,8 @@ import pytest
 import psched
 from psched.lang.args import index_of
 from psched.lang.commands.strings import tcl_format
-from psched.lang.patterns import glob_match, tcl_regex
+from psched.lang.patterns import glob_match
+from psched.lang.tclregex import tcl_regex
 from psched.lang.errors import SchedError
 
 
@@ -82,7 +83,9 @@ STRING = [
     ("string is integer 1.5", "0"),
     ('string is integer ""', "1"),
     ('string is integer -strict ""', "0"),
-    ("string is integer 99999999999", "1"),  # differs: Tcl 8.6 limits `integer` to 32 bits
+    ("string is integer 99999999999", "0"),  # as Tcl 8.6: `integer` is magnitudes up to 2**32-1
+    ("string is integer 4294967295", "1"),
+    ("string is entier 99999999999", "1"),
     ("string is wideinteger 99999999999999999999", "0"),
     ("string is double 1.5e3", "1"),
     ("string is double abc", "0"),

@@ -145,7 +145,7 @@ VARIABLES = [
     ("set x 99999999999999999999; incr x", "100000000000000000000"),
     ("set a(k) 1; incr a(k) 2", "3"),
     ("incr a(new)", "1"),
-    ("append x", ""),
+    ("set x {}; append x", ""),
     ("append x a", "a"),
     ("append x a b c", "abc"),
     ("set x 1; append x 2 3; set x", "123"),

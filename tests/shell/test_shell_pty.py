@@ -99,6 +99,23 @@ def test_ctrl_c_interrupts_an_empty_loop(terminal):
     term.expect("interrupted")
 
 
+def test_ctrl_c_interrupts_a_backtracking_regexp(terminal):
+    """A pattern that backtracks for ages (2**60 ways to split the a's) stops at Ctrl-C, at
+    once: the match itself checks for signals (psched.lang.tclregex); the prompt comes back."""
+    term = terminal()
+    term.prompt()
+    term.line("set w star; echo ${w}ted; regexp {(a|aa)+$} [string repeat a 60]b")
+    term.expect("started")
+    started = time.monotonic()
+    term.send("\x03")
+    term.child.timeout = 5
+    term.expect("interrupted")
+    assert time.monotonic() - started < 5
+    term.prompt()
+    term.line("echo [set w ali]ve")
+    term.expect("alive")
+
+
 @pytest.mark.skipif("exec" not in Interp().commands, reason="no exec command")
 def test_ctrl_c_reaches_a_child_program(terminal):
     term = terminal()

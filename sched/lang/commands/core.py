@@ -1,4 +1,7 @@
-"""Core commands: variables, control flow, macros and procs, expr, eval, catch, output, help.
+"""Core commands: variables, control flow, macros and procs, expr, eval, output, help.
+
+Completion codes (`return` options, `error`, `catch`, `try`), levels and `switch` are in
+psched.lang.commands.tclcontrol.
 
 Each command is declared once with its usage line (psched.lang.registry); loops and `if` have a
 Tcl form (braced bodies) and a block form (header line ... `end`), registered under one name.
@@ -9,11 +12,11 @@ from __future__ import annotations
 import sys
 
 from ..args import get_int
-from ..errors import Break, Continue, Interrupted, Return, SchedError, ScriptError, Skip
+from ..errors import Break, Continue, ScriptError, Skip
 from ..expr import format_value, parse_number
 from ..interp import Interp
 from ..nodes import Block
-from ..registry import BUILTINS, Macro, resolve_subcommand
+from ..registry import BUILTINS, Macro, parse_params, resolve_subcommand
 from ..tcllist import split_list
 
 cmd = BUILTINS.command
@@ -57,6 +60,8 @@ def cmd_incr(interp: Interp, argv: list[str]) -> str:
 
 @cmd("append varName ?value ...?", "add text to the end of a variable")
 def cmd_append(interp: Interp, argv: list[str]) -> str:
+    if len(argv) == 2:  # nothing to add: Tcl reads the variable, which must exist
+        return interp.get_var(argv[1])
     current = interp.get_var(argv[1]) if interp.var_exists(argv[1]) else ""
     return interp.set_var(argv[1], current + "".join(argv[2:]))
 
@@ -153,7 +158,10 @@ def cmd_for(interp: Interp, argv: list[str]) -> str:
     while interp.condition(argv[2], *where):
         if not interp.loop_body(body):
             break
-        interp.run_script(nxt)
+        try:
+            interp.run_script(nxt)
+        except Break:  # as in Tcl, `break` in the next clause ends the loop
+            break
     return ""
 
 
@@ -223,45 +231,9 @@ def cmd_continue(interp: Interp, argv: list[str]) -> str:
     raise Continue()
 
 
-@cmd("return ?value?", "leave the macro or proc (or sourced file) with a value")
-def cmd_return(interp: Interp, argv: list[str]) -> str:
-    raise Return(argv[1] if len(argv) > 1 else "")
-
-
 @cmd("skip", "in task.exec: make no job this time")
 def cmd_skip(interp: Interp, argv: list[str]) -> str:
     raise Skip()
-
-
-@cmd("error message", "raise an error")
-def cmd_error(interp: Interp, argv: list[str]) -> str:
-    raise ScriptError(argv[1])
-
-
-_CATCH_CODES = ((Return, 2), (Break, 3), (Continue, 4))
-
-
-@cmd("catch script ?resultVar?", "run a script; 0 if it worked, 1 on error (2 return, 3 break, 4 continue)")
-def cmd_catch(interp: Interp, argv: list[str]) -> str:
-    script = interp.script_of(argv, 1)
-    depth, frame = interp.depth, interp.frame
-    code, result = 0, ""
-    try:
-        result = interp.eval_nested(script)
-    except Interrupted:
-        raise
-    except SchedError as err:
-        code, result = 1, err.message
-    except Skip:
-        raise
-    except (Return, Break, Continue) as flow:
-        code = dict(_CATCH_CODES)[type(flow)]
-        result = flow.value if isinstance(flow, Return) else ""
-    finally:
-        interp.depth, interp.frame = depth, frame
-    if len(argv) == 3:
-        interp.set_var(argv[2], result)
-    return str(code)
 
 
 # --- macros and procs ----------------------------------------------------------------------------
@@ -278,17 +250,7 @@ def block_macro(interp: Interp, node: Block) -> str:
 @cmd("proc name params body", "define a Tcl procedure: its variables are local unless `global`")
 def cmd_proc(interp: Interp, argv: list[str]) -> str:
     body = interp.script_of(argv, 3)
-    params: list[tuple[str, str | None]] = []
-    variadic = False
-    spec = split_list(argv[2])
-    for i, item in enumerate(spec):
-        parts = split_list(item)
-        if not parts:
-            raise ScriptError(f'proc "{argv[1]}": argument with no name')
-        if parts[0] == "args" and i == len(spec) - 1 and len(parts) == 1:
-            variadic = True
-            continue
-        params.append((parts[0], parts[1] if len(parts) > 1 else None))
+    params, variadic = parse_params(argv[2], f'proc "{argv[1]}"')
     pos = interp.cmd_words[0].pos if interp.cmd_words else None
     interp.define_macro(Macro(argv[1], params, body, "proc", variadic=variadic, defined_at=pos))
     return ""

@@ -10,14 +10,13 @@ the process environment.
 
 `info procs` lists macros and procs alike (both are user commands, psched.lang.registry.Macro);
 `info body` of a block macro is the text of its lines between the header and `end`.
-`info level` counts the macro and proc calls under way by looking at the Python frames of
-Interp.run_in_frame, since the interpreter keeps no call stack of its own.
+`info level` counts the macro and proc calls under way along the interpreter's frames
+(psched.lang.interp.Frame: each knows its caller and level), as `upvar` and `uplevel` do.
 """
 
 from __future__ import annotations
 
 import logging
-import sys
 from typing import Any
 
 from ..errors import ScriptError
@@ -26,11 +25,12 @@ from ..nodes import Block, Command, Script
 from ..registry import BUILTINS, Macro
 from ..tcllist import join_list, split_tuple
 from ..args import get_int, set_arity
-from ..patterns import glob_match, tcl_regex
+from ..patterns import glob_match
+from ..tclregex import regex_search, tcl_regex
 
 log = logging.getLogger(__name__)
 
-__all__ = ["macro_body_text", "call_stack"]
+__all__ = ["macro_body_text"]
 
 
 def _matching(names: list[str], pattern: str | None) -> list[str]:
@@ -95,7 +95,7 @@ def array_names(interp: Any, argv: list[str]) -> str:
     if mode == "-exact":
         return join_list(k for k in keys if k == pattern)
     rx = tcl_regex(pattern)
-    return join_list(k for k in keys if rx.search(k))
+    return join_list(k for k in keys if regex_search(interp, rx, k))
 
 
 @array.sub("array size arrayName", "the number of elements (0 if not an array)")
@@ -216,35 +216,18 @@ def info_default(interp: Any, argv: list[str]) -> str:
     raise ScriptError(f'procedure "{argv[2]}" doesn\'t have an argument "{argv[3]}"')
 
 
-def call_stack() -> list[list[str]]:
-    """The macro and proc calls under way, outermost first, each as its command words."""
-    calls: list[list[str]] = []
-    target = Interp.run_in_frame.__code__
-    f = sys._getframe(1)
-    while f is not None:
-        if f.f_code is target:
-            caller = f.f_back
-            argv = caller.f_locals.get("argv") if caller is not None else None
-            frame = f.f_locals.get("frame")
-            if isinstance(argv, list):
-                calls.append([str(a) for a in argv])
-            else:
-                calls.append([getattr(frame, "name", "?")])
-        f = f.f_back
-    calls.reverse()
-    return calls
-
-
 @info.sub("info level ?number?", "how deep in macro and proc calls we are; with a number, the words of that call")
 def info_level(interp: Any, argv: list[str]) -> str:
-    stack = call_stack()
+    frame = interp.frame
     if len(argv) == 2:
-        return str(len(stack))
+        return str(frame.level)
     n = get_int(argv[2])
-    level = len(stack) + n if n <= 0 else n
-    if not 1 <= level <= len(stack):
+    level = frame.level + n if n <= 0 else n
+    if not 1 <= level <= frame.level:
         raise ScriptError(f'bad level "{argv[2]}"')
-    return join_list(stack[level - 1])
+    while frame.level > level and frame.caller is not None:
+        frame = frame.caller
+    return join_list(frame.call if frame.call is not None else [frame.name])
 
 
 @info.sub("info script", "the file being sourced, or empty")

@@ -22,7 +22,8 @@ from ..errors import Break, Continue, ScriptError
 from ..registry import BUILTINS
 from ..tcllist import join_list, quote_element, split_list, split_tuple
 from ..args import MAX_STRING, get_float, get_int, index_of, parse_options
-from ..patterns import glob_regex, tcl_regex
+from ..patterns import glob_regex
+from ..tclregex import regex_search, tcl_regex
 
 log = logging.getLogger(__name__)
 
@@ -86,15 +87,6 @@ def cmd_lrange(interp: Any, argv: list[str]) -> str:
 # does not re-read the whole list each time (which would make the loop quadratic).
 _MADE_BY_LAPPEND: dict[int, str] = {}
 _MADE_KEEP = 4
-_LIST_SPECIALS = re.compile(r'[{}"\\]')
-
-
-def _check_list(value: str) -> None:
-    """Raise ListError unless `value` reads as a list (cheaply when lappend made it)."""
-    if _MADE_BY_LAPPEND.get(id(value)) is value:
-        return
-    if _LIST_SPECIALS.search(value) is not None:
-        split_tuple(value)
 
 
 def _remember(value: str) -> str:
@@ -110,7 +102,8 @@ def cmd_lappend(interp: Any, argv: list[str]) -> str:
     current = interp.get_var(name) if interp.var_exists(name) else ""
     if len(argv) == 2:
         return interp.set_var(name, current)
-    _check_list(current)
+    if _MADE_BY_LAPPEND.get(id(current)) is not current and current:
+        current = join_list(split_tuple(current))  # Tcl writes the list back in canonical form
     added = join_list(argv[2:]) if not current.strip() else " ".join(quote_element(v, quote_hash=False) for v in argv[2:])
     if len(current) + len(added) > MAX_STRING:
         raise ScriptError(f"lappend: list would be longer than {MAX_STRING} characters")
@@ -225,11 +218,11 @@ _LSEARCH_OPTIONS = {"-exact": False, "-glob": False, "-regexp": False, "-sorted"
                     "-increasing": False, "-decreasing": False}
 
 
-def _matcher(opts: dict, pattern: str) -> Callable[[str], bool]:
+def _matcher(interp: Any, opts: dict, pattern: str) -> Callable[[str], bool]:
     nocase = bool(opts.get("-nocase"))
     if opts.get("-regexp"):
         rx = tcl_regex(pattern, nocase)
-        return lambda s: rx.search(s) is not None
+        return lambda s: regex_search(interp, rx, s) is not None
     if opts.get("-exact") or opts.get("-sorted"):
         if opts.get("-integer"):
             want_i = get_int(pattern)
@@ -254,7 +247,7 @@ def cmd_lsearch(interp: Any, argv: list[str]) -> str:
     if len(argv) - i != 2:
         raise ScriptError('wrong # args: should be "lsearch ?-option value ...? list pattern"')
     items = _elements(argv[i])
-    match = _matcher(opts, argv[i + 1])
+    match = _matcher(interp, opts, argv[i + 1])
     negate = bool(opts.get("-not"))
     index_path = split_list(str(opts["-index"])) if "-index" in opts else None
     start = max(index_of(str(opts["-start"]), len(items)), 0) if "-start" in opts else 0

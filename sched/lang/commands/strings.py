@@ -1,7 +1,8 @@
 """String commands: the `string` ensemble, `format`, `regexp` and `regsub`.
 
-Their argument helpers are psched's args module; glob matching and the Tcl dialect of regular
-expressions (`tcl_regex`, and what still differs from Tcl's engine) are its patterns module.
+Their argument helpers are psched's args module, glob matching its patterns module; regular
+expressions are Tcl's dialect and matching rules on the `regex` package (psched.lang.tclregex),
+matched so that Ctrl-C stops even a long match.
 """
 
 from __future__ import annotations
@@ -14,9 +15,10 @@ from typing import Any, Callable
 from ..args import MAX_STRING, get_float, get_int, index_of, parse_options, set_arity
 from ..errors import ScriptError
 from ..expr import parse_number
-from ..patterns import glob_match, tcl_regex
+from ..patterns import glob_match
 from ..registry import BUILTINS
 from ..tcllist import join_list, split_tuple
+from ..tclregex import Match, Pattern, regex_finditer, regex_search, tcl_regex
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +64,9 @@ def string_match(interp: Any, argv: list[str]) -> str:
     return "1" if glob_match(argv[i], argv[i + 1], bool(opts)) else "0"
 
 
-_WHITESPACE = " \t\n\r\f\v\0"
+# Tcl's default trim set: ASCII blanks, NUL and the Unicode spaces (tclCmdMZ.c DEFAULT_TRIM_SET).
+_WHITESPACE = (" \t\n\r\f\v\0\u0085\u00a0\u1680\u180e" + "".join(chr(c) for c in range(0x2000, 0x200c))
+               + "\u2028\u2029\u202f\u205f\u3000\ufeff")
 
 
 @string.sub("string trim string ?chars?", "remove leading and trailing blanks (or these characters)")
@@ -91,19 +95,39 @@ def _case_range(argv: list[str], convert: Callable[[str], str]) -> str:
     return s[:first] + convert(s[first:last + 1]) + s[last + 1:]
 
 
+def _one_to_one(convert: Callable[[str], str]) -> Callable[[str], str]:
+    """A case mapping character by character, as Tcl's: a character whose mapping is several
+    characters (`ß` -> `SS`, `ﬁ` -> `FI`) stays as it is, so the length never changes."""
+
+    def mapped(text: str) -> str:
+        whole = convert(text)
+        if len(whole) == len(text):
+            return whole
+        out = []
+        for c in text:
+            m = convert(c)
+            out.append(m if len(m) == 1 else c)
+        return "".join(out)
+
+    return mapped
+
+
+_upper, _lower, _title = _one_to_one(str.upper), _one_to_one(str.lower), _one_to_one(str.title)
+
+
 @string.sub("string toupper string ?first? ?last?", "upper case (of the characters first..last)")
 def string_toupper(interp: Any, argv: list[str]) -> str:
-    return _case_range(argv, str.upper)
+    return _case_range(argv, _upper)
 
 
 @string.sub("string tolower string ?first? ?last?", "lower case (of the characters first..last)")
 def string_tolower(interp: Any, argv: list[str]) -> str:
-    return _case_range(argv, str.lower)
+    return _case_range(argv, _lower)
 
 
 @string.sub("string totitle string ?first? ?last?", "first character upper case, the rest lower case")
 def string_totitle(interp: Any, argv: list[str]) -> str:
-    return _case_range(argv, lambda t: t[:1].upper() + t[1:].lower())
+    return _case_range(argv, lambda t: _title(t[:1]) + _lower(t[1:]))
 
 
 @string.sub("string first needle haystack ?startIndex?", "index of the first occurrence of needle, or -1")
@@ -237,6 +261,40 @@ def string_replace(interp: Any, argv: list[str]) -> str:
     return s[:first] + (argv[5] if len(argv) > 5 else "") + s[last + 1:]
 
 
+def _word_char(c: str) -> bool:
+    return c.isalnum() or c == "_"
+
+
+@string.sub("string wordend string charIndex", "the index just past the word that holds the character at charIndex")
+def string_wordend(interp: Any, argv: list[str]) -> str:
+    s = argv[2]
+    k = index_of(argv[3], len(s))
+    if k < 0:
+        k = 0
+    if k >= len(s):
+        return str(len(s))
+    if not _word_char(s[k]):
+        return str(k + 1)
+    while k < len(s) and _word_char(s[k]):
+        k += 1
+    return str(k)
+
+
+@string.sub("string wordstart string charIndex", "the index of the first character of the word that holds charIndex")
+def string_wordstart(interp: Any, argv: list[str]) -> str:
+    s = argv[2]
+    k = index_of(argv[3], len(s))
+    if k >= len(s):
+        k = len(s) - 1
+    if k <= 0:
+        return "0"
+    if not _word_char(s[k]):
+        return str(k)
+    while k > 0 and _word_char(s[k - 1]):
+        k -= 1
+    return str(k)
+
+
 @string.sub("string cat ?string ...?", "the strings joined together")
 def string_cat(interp: Any, argv: list[str]) -> str:
     return "".join(argv[2:])
@@ -244,18 +302,39 @@ def string_cat(interp: Any, argv: list[str]) -> str:
 
 # string is CLASS: each class is a test of one character, or of the whole string.
 _INT_RE = re.compile(r"\s*[+-]?(0[xX][0-9a-fA-F]+|0[oO][0-7]+|0[bB][01]+|[0-9]+)\s*\Z")
+# The longest number at the start of a string, for -failindex (Tcl reports where parsing stopped).
+_INT_PREFIX = re.compile(r"\s*[+-]?(0[xX][0-9a-fA-F]+|0[oO][0-7]+|0[bB][01]+|[0-9]+)\s*")
+_DOUBLE_PREFIX = re.compile(r"\s*[+-]?(0[xX][0-9a-fA-F]+|(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?|inf(inity)?|nan)\s*", re.I)
 
 
 def _is_int(s: str) -> bool:
     return _INT_RE.match(s) is not None
 
 
+def _within(s: str, limit: int) -> bool:
+    return _is_int(s) and abs(int(parse_number(s))) <= limit  # type: ignore[arg-type]
+
+
+def _is_integer(s: str) -> bool:
+    """Tcl 8.6's `string is integer`: what Tcl_GetIntFromObj takes, magnitudes up to 2**32-1."""
+    return _within(s, (1 << 32) - 1)
+
+
 def _is_wide(s: str) -> bool:
-    return _is_int(s) and -(1 << 63) <= int(parse_number(s)) < (1 << 63)  # type: ignore[arg-type]
+    """`string is wideinteger`: magnitudes up to 2**64-1, as Tcl_GetWideIntFromObj takes them."""
+    return _within(s, (1 << 64) - 1)
 
 
 def _is_double(s: str) -> bool:
     return parse_number(s) is not None
+
+
+def _fail_index(cls: str, s: str) -> int:
+    """Where Tcl says a number class failed: after the longest number at the start (and its
+    trailing blanks), 0 when there is none, -1 when the whole string is a number out of range."""
+    m = (_DOUBLE_PREFIX if cls == "double" else _INT_PREFIX).match(s)
+    end = m.end() if m else 0
+    return -1 if end == len(s) else end
 
 
 def _is_list(s: str) -> bool:
@@ -286,7 +365,7 @@ _WHOLE_CLASSES: dict[str, Callable[[str], bool]] = {
     "boolean": lambda s: _is_true(s) or _is_false(s),
     "true": _is_true,
     "false": _is_false,
-    "integer": _is_int,
+    "integer": _is_integer,
     "entier": _is_int,
     "wideinteger": _is_wide,
     "double": _is_double,
@@ -331,7 +410,7 @@ def string_is(interp: Any, argv: list[str]) -> str:
     whole = _WHOLE_CLASSES.get(cls)
     if whole is not None:
         ok = whole(s)
-        fail_at = -1 if ok else 0
+        fail_at = -1 if ok else _fail_index(cls, s) if cls in ("integer", "entier", "wideinteger", "double") else 0
     else:
         test = _CHAR_CLASSES[cls]
         fail_at = next((k for k, c in enumerate(s) if not test(c)), -1)
@@ -422,6 +501,8 @@ def _format_one(conv: str, flags: str, width: str, precision: str | None, size: 
         number = get_int(value)
         if size == "h":
             number = ((number + (1 << 15)) % (1 << 16)) - (1 << 15)
+        elif size != "ll":  # Tcl's %d is 64 bits unless `ll`
+            number = ((number + (1 << 63)) % (1 << 64)) - (1 << 63)
         return f"%{flags}{width}{prec}d" % number
     if conv == "c":
         code = get_int(value)
@@ -430,7 +511,7 @@ def _format_one(conv: str, flags: str, width: str, precision: str | None, size: 
         return f"%{flags.replace('0', '')}{width}c" % code
     if conv in "uoxXb":
         number = get_int(value)
-        if number < 0 and size != "ll":
+        if size != "ll":
             number &= (1 << (16 if size == "h" else 64)) - 1
         return _format_unsigned(conv, flags, width, precision, number)
     number_f = get_float(value)
@@ -471,7 +552,7 @@ _REGEXP_OPTIONS = {"-nocase": False, "-all": False, "-inline": False, "-indices"
                    "-linestop": False, "-lineanchor": False, "-expanded": False, "-start": True, "-about": False}
 
 
-def _compile_from(opts: dict, pattern: str) -> re.Pattern[str]:
+def _compile_from(opts: dict, pattern: str) -> Pattern:
     line = bool(opts.get("-line"))
     return tcl_regex(pattern, bool(opts.get("-nocase")), line or bool(opts.get("-linestop")),
                      line or bool(opts.get("-lineanchor")), bool(opts.get("-expanded")))
@@ -483,12 +564,12 @@ def _regexp_options(argv: list[str], name: str, positional: int) -> tuple[dict, 
     return parse_options(argv, 1, spec, positional, name)
 
 
-def _match_spans(rx: re.Pattern[str], s: str, start: int, every: bool) -> list[re.Match[str]]:
+def _match_spans(interp: Any, rx: Pattern, s: str, start: int, every: bool) -> list[Match]:
     """Matches as Tcl's `regexp -all` finds them: after an empty match, search on from the next character."""
-    found: list[re.Match[str]] = []
+    found: list[Match] = []
     offset = start
     while offset <= len(s):
-        m = rx.search(s, offset)
+        m = regex_search(interp, rx, s, offset)
         if m is None:
             break
         found.append(m)
@@ -517,7 +598,7 @@ def cmd_regexp(interp: Any, argv: list[str]) -> str:
     start = 0
     if "-start" in opts:
         start = min(max(index_of(str(opts["-start"]), len(s)), 0), len(s))
-    matches = _match_spans(rx, s, start, bool(opts.get("-all")))
+    matches = _match_spans(interp, rx, s, start, bool(opts.get("-all")))
     if inline:
         items: list[str] = []
         for m in matches:
@@ -530,7 +611,7 @@ def cmd_regexp(interp: Any, argv: list[str]) -> str:
     return str(len(matches))
 
 
-def _group_texts(m: re.Match[str], count: int, indices: bool) -> list[str]:
+def _group_texts(m: Match, count: int, indices: bool) -> list[str]:
     out = []
     for g in range(count):
         if g > m.re.groups:
@@ -572,6 +653,13 @@ def _subspec(spec: str) -> tuple[str | int, ...]:
     return tuple(p for p in pieces if p != "")
 
 
+def _empty_literal_matches(s: str, start: int) -> list[Match]:
+    """Tcl's `regsub -all {} STRING ...` inserts before each character but not at the end (its
+    literal-pattern shortcut), where a regular expression also matches at the end."""
+    empty = tcl_regex("")
+    return [empty.match(s, k) for k in range(start, len(s))]
+
+
 @BUILTINS.command("regsub ?-all|-nocase|-line|-linestop|-lineanchor|-expanded|-start ...? exp string subSpec ?varName?",
                   "replace matches of a regular expression (& and \\1 in subSpec); the result, or the count with varName")
 def cmd_regsub(interp: Any, argv: list[str]) -> str:
@@ -588,7 +676,9 @@ def cmd_regsub(interp: Any, argv: list[str]) -> str:
     last = start
     count = 0
     size = start
-    for m in rx.finditer(s, start):
+    every = bool(opts.get("-all"))
+    matches = _empty_literal_matches(s, start) if every and rest[0] == "" else regex_finditer(interp, rx, s, start)
+    for m in matches:
         out.append(s[last:m.start()])
         for piece in pieces:
             if type(piece) is int:
@@ -602,7 +692,7 @@ def cmd_regsub(interp: Any, argv: list[str]) -> str:
             _check_size(size, "regsub")
         last = m.end()
         count += 1
-        if not opts.get("-all"):
+        if not every:
             break
     out.append(s[last:])
     result = "".join(out)

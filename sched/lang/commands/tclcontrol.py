@@ -1,0 +1,461 @@
+"""Tcl's control commands beyond loops and `if`: completion codes, levels, switch, apply.
+
+    return ?-code C? ?-level N? ?-options D? ?-KEY V ...? ?value?
+    error message ?info? ?code?        throw type message
+    catch script ?resultVar? ?optionsVar?
+    try body ?on code vars script? ?trap pattern vars script? ?finally script?
+    upvar ?level? otherVar myVar ...     uplevel ?level? script ...
+    switch ?-exact|-glob|-regexp? ?-nocase? ?-matchvar V? ?-indexvar V? ?--? string patterns
+    apply {params body} ?arg ...?
+
+A script's outcome is an Outcome: its completion code (0 ok, 1 error, 2 return, 3 break,
+4 continue, or any integer), its result, its options dictionary (as `catch` reports it) and
+the exception that carried it, so that `try` can let an unhandled outcome go on unchanged.
+Levels are counted along the interpreter's frames (psched.lang.interp.Frame): `#0` is the globals,
+`1` the caller. `switch` and `try` also have a block form (psched.lang.parser knows their clauses).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+from ..errors import (Break, Continue, Interrupted, OtherCode, ParseError, Return, SchedError, ScriptError, Skip,
+                     error_info)
+from ..interp import Frame, Interp
+from ..nodes import Block, Script
+from ..parser import parse_cached
+from ..patterns import glob_match
+from ..registry import BUILTINS, Macro, parse_params
+from ..tcllist import join_list, split_list
+from ..tclregex import tcl_regex, regex_search
+
+__all__ = ["Outcome", "run_caught", "completion_code", "frame_at"]
+
+cmd = BUILTINS.command
+block = BUILTINS.block
+
+CODE_NAMES = {"ok": 0, "error": 1, "return": 2, "break": 3, "continue": 4}
+
+
+def completion_code(text: str) -> int:
+    """`ok`, `error`, ... or an integer, as `return -code` and `try ... on` take them."""
+    code = CODE_NAMES.get(text)
+    if code is not None:
+        return code
+    try:
+        return int(text, 0)
+    except ValueError:
+        raise ScriptError(f'bad completion code "{text}": must be ok, error, return, break, continue, or an integer') from None
+
+
+# --- outcomes ----------------------------------------------------------------------------------
+
+
+@dataclass
+class Outcome:
+    """How a script ended."""
+
+    code: int
+    result: str
+    options: dict[str, str]
+    carrier: BaseException | None = None  # what to raise again to let the outcome go on
+
+    def resume(self) -> str:
+        if self.carrier is not None:
+            raise self.carrier
+        return self.result
+
+
+def run_caught(interp: Interp, script: Script, first_line: int | None = None) -> Outcome:
+    """Run a script and keep its outcome; Ctrl-C and `skip` go through."""
+    depth, frame = interp.depth, interp.frame
+    try:
+        return Outcome(0, interp.eval_nested(script), {"-code": "0", "-level": "0"})
+    except Interrupted:
+        raise
+    except SchedError as err:
+        return error_outcome(interp, err, script, first_line)
+    except Skip:
+        raise
+    except Return as ret:
+        options = {**ret.options, "-code": str(ret.code), "-level": str(ret.level)}
+        return Outcome(2, ret.value, options, ret)
+    except (Break, Continue) as flow:
+        code = 3 if isinstance(flow, Break) else 4
+        return Outcome(code, flow.value, {"-code": str(code), "-level": "0"}, flow)
+    except OtherCode as other:
+        return Outcome(other.code, other.value, {"-code": str(other.code), "-level": "0"}, other)
+    finally:
+        interp.depth, interp.frame = depth, frame
+
+
+def error_outcome(interp: Interp, err: SchedError, script: Script | None = None, first_line: int | None = None) -> Outcome:
+    """The outcome of a script that raised an error (or could not be read)."""
+    interp.record_error(err)
+    options = {"-code": "1", "-level": "0", "-errorcode": err.errorcode, "-errorinfo": error_info(err)}
+    if script is not None and err.pos is not None and first_line is not None and err.pos.file == script.source.file:
+        options["-errorline"] = str(max(err.pos.line - first_line + 1, 1))
+    return Outcome(1, err.message, options, err)
+
+
+def script_or_outcome(interp: Interp, argv: list[str], index: int) -> Script | Outcome:
+    """The script of an argument, or, when it cannot be read, the error as an outcome: `catch`
+    and `try` take a script's read errors as Tcl does, as errors of the script."""
+    try:
+        return interp.script_of(argv, index)
+    except ParseError as err:
+        return error_outcome(interp, err)
+
+
+def _first_line(script: Script) -> int:
+    return script.source.line0
+
+
+# --- return, error, throw, catch -----------------------------------------------------------------
+
+
+def _options_of(words: list[str], into: dict[str, str]) -> None:
+    if len(words) % 2:
+        raise ScriptError("missing value to go with key")
+    for i in range(0, len(words), 2):
+        into[words[i]] = words[i + 1]
+
+
+@cmd("return ?-code|-level|-options|-errorcode|-errorinfo value ...? ?result?",
+     "leave the macro or proc (or sourced file) with a value, or with another completion code")
+def cmd_return(interp: Interp, argv: list[str]) -> str:
+    args = argv[1:]
+    value = args.pop() if len(args) % 2 else ""
+    options: dict[str, str] = {}
+    for i in range(0, len(args), 2):
+        if args[i] == "-options":
+            _options_of(split_list(args[i + 1]), options)
+        else:
+            options[args[i]] = args[i + 1]
+    code = completion_code(options.pop("-code", "ok"))
+    level_text = options.pop("-level", "1")
+    try:
+        level = int(level_text, 0)
+    except ValueError:
+        level = -1
+    if level < 0:
+        raise ScriptError(f'bad -level value: expected non-negative integer but got "{level_text}"')
+    if level == 0:  # the code takes effect here, as if the command itself completed with it
+        if code == 0:
+            return value
+        if code == 2:
+            raise Return(value, 0, 1, options)
+        return interp.finish_return(Return(value, code, 1, options))
+    raise Return(value, code, level, options)
+
+
+@cmd("error message ?errorInfo? ?errorCode?", "raise an error (with Tcl's errorInfo and errorCode if given)")
+def cmd_error(interp: Interp, argv: list[str]) -> str:
+    err = ScriptError(argv[1])
+    if len(argv) > 2 and argv[2]:
+        err.errorinfo = argv[2]
+    if len(argv) > 3:
+        err.errorcode = argv[3]
+    raise err
+
+
+@cmd("throw type message", "raise an error whose errorCode is type (a non-empty list)")
+def cmd_throw(interp: Interp, argv: list[str]) -> str:
+    if not split_list(argv[1]):
+        raise ScriptError("type must be non-empty list")
+    err = ScriptError(argv[2])
+    err.errorcode = argv[1]
+    raise err
+
+
+@cmd("catch script ?resultVarName? ?optionsVarName?",
+     "run a script; its completion code: 0 ok, 1 error, 2 return, 3 break, 4 continue")
+def cmd_catch(interp: Interp, argv: list[str]) -> str:
+    script = script_or_outcome(interp, argv, 1)
+    outcome = script if isinstance(script, Outcome) else run_caught(interp, script, _first_line(script))
+    if len(argv) > 2:
+        interp.set_var(argv[2], outcome.result)
+    if len(argv) > 3:
+        interp.set_var(argv[3], _dict_text(outcome.options))
+    return str(outcome.code)
+
+
+def _dict_text(options: dict[str, str]) -> str:
+    return join_list([x for kv in options.items() for x in kv])
+
+
+# --- try -----------------------------------------------------------------------------------------
+
+
+@dataclass
+class Handler:
+    """One `on` or `trap` clause of a try: what it takes and the script it runs."""
+
+    kind: str  # "on" or "trap"
+    match: Any  # a code (on) or a list of errorCode words (trap)
+    names: list[str]
+    script: Script | None  # None: `-`, fall through to the next handler's script
+
+
+def _handler_matches(handler: Handler, outcome: Outcome) -> bool:
+    if handler.kind == "on":
+        return handler.match == outcome.code
+    if outcome.code != 1:
+        return False
+    code = split_list(outcome.options.get("-errorcode", "NONE"))
+    return code[:len(handler.match)] == handler.match
+
+
+def _run_try(interp: Interp, body: Script | Outcome, handlers: list[Handler], final: Script | None) -> str:
+    outcome = body if isinstance(body, Outcome) else run_caught(interp, body, _first_line(body))
+    for i, handler in enumerate(handlers):
+        if not _handler_matches(handler, outcome):
+            continue
+        script = next((h.script for h in handlers[i:] if h.script is not None), None)
+        if handler.names:
+            interp.set_var(handler.names[0], outcome.result)
+        if len(handler.names) > 1:
+            interp.set_var(handler.names[1], _dict_text(outcome.options))
+        if script is not None:
+            outcome = run_caught(interp, script, _first_line(script))
+        break
+    if final is not None:
+        after = run_caught(interp, final, _first_line(final))
+        if after.code != 0:
+            return after.resume()
+    return outcome.resume()
+
+
+def _handler(kind: str, words: list[str], script: Script | None) -> Handler:
+    names = split_list(words[1])
+    if len(names) > 2:
+        raise ScriptError("wrong # args to " + kind + " clause: variableList must have at most two names")
+    match: Any = completion_code(words[0]) if kind == "on" else split_list(words[0])
+    return Handler(kind, match, names, script)
+
+
+@cmd("try body ?handler ...? ?finally script?",
+     "run a body; `on CODE {result ?options?} script` and `trap ERRORCODE {...} script` handle its outcome")
+def cmd_try(interp: Interp, argv: list[str]) -> str:
+    body = script_or_outcome(interp, argv, 1)
+    handlers: list[Handler] = []
+    final = None
+    i, n = 2, len(argv)
+    while i < n:
+        word = argv[i]
+        if word in ("on", "trap"):
+            if n - i < 4:
+                raise ScriptError(f'wrong # args to {word} clause: must be "... {word} {"code" if word == "on" else "pattern"} variableList script"')
+            script = None if argv[i + 3] == "-" else interp.script_of(argv, i + 3)
+            handlers.append(_handler(word, argv[i + 1:i + 3], script))
+            i += 4
+        elif word == "finally":
+            if i + 2 != n:
+                raise ScriptError('wrong # args to finally clause: must be "... finally script"')
+            final = interp.script_of(argv, i + 1)
+            i += 2
+        else:
+            raise ScriptError(f'bad handler type "{word}": must be finally, on, or trap')
+    if handlers and handlers[-1].script is None:
+        raise ScriptError('last non-finally clause must not have a body of "-"')
+    return _run_try(interp, body, handlers, final)
+
+
+@block("try", "block form: try / body / on CODE VARS / ... / trap PATTERN VARS / ... / finally / ... / end")
+def block_try(interp: Interp, node: Block) -> str:
+    handlers: list[Handler] = []
+    final = None
+    for clause in node.clauses:
+        argv = [interp.subst_word(w) for w in clause.header.words]
+        if argv[0] == "finally":
+            final = clause.body
+        else:
+            handlers.append(_handler(argv[0], argv[1:], clause.body if clause.body.commands else None))
+    if handlers and handlers[-1].script is None:  # an empty last handler: nothing to run
+        handlers[-1].script = Script([], node.body.source)
+    return _run_try(interp, node.body, handlers, final)
+
+
+# --- levels: upvar, uplevel ----------------------------------------------------------------------
+
+
+def _looks_like_level(text: str) -> bool:
+    return bool(text) and (text[0] == "#" or text[0].isdigit())
+
+
+def frame_at(interp: Interp, text: str) -> Frame:
+    """The frame that a level (`#N` absolute, `N` up from here) names."""
+    current = interp.frame
+    try:
+        target = int(text[1:]) if text.startswith("#") else current.level - int(text)
+    except ValueError:
+        target = -1
+    if text.startswith("#-") or not 0 <= target <= current.level:
+        raise ScriptError(f'bad level "{text}"')
+    frame = current
+    while frame.level > target and frame.caller is not None:
+        frame = frame.caller
+    return frame
+
+
+@cmd("upvar ?level? otherVar localVar ?otherVar localVar ...?",
+     "make localVar a name for otherVar of the caller (or of the frame at level)")
+def cmd_upvar(interp: Interp, argv: list[str]) -> str:
+    args = argv[1:]
+    level = "1"
+    if len(args) % 2 and _looks_like_level(args[0]):
+        level, args = args[0], args[1:]
+    if len(args) < 2 or len(args) % 2:
+        raise ScriptError('wrong # args: should be "upvar ?level? otherVar localVar ?otherVar localVar ...?"')
+    target = frame_at(interp, level)
+    for other, local in zip(args[::2], args[1::2]):
+        interp.link_var(local, target, other)
+    return ""
+
+
+@cmd("uplevel ?level? arg ?arg ...?", "run a script in the caller's frame (or in the frame at level)")
+def cmd_uplevel(interp: Interp, argv: list[str]) -> str:
+    first = 1
+    level = "1"
+    if len(argv) > 2 and _looks_like_level(argv[1]):
+        level, first = argv[1], 2
+    target = frame_at(interp, level)
+    script = interp.script_of(argv, first) if len(argv) == first + 1 else parse_cached(" ".join(argv[first:]))
+    saved = interp.frame
+    interp.frame = target
+    try:
+        return interp.eval_nested(script)
+    finally:
+        interp.frame = saved
+
+
+# --- apply ---------------------------------------------------------------------------------------
+
+
+@lru_cache(maxsize=256)
+def _lambda(text: str) -> Macro:
+    parts = split_list(text)
+    if len(parts) not in (2, 3):
+        raise ScriptError(f'can\'t interpret "{text}" as a lambda expression')
+    params, variadic = parse_params(parts[0], "apply")
+    return Macro("apply lambdaExpr", params, parse_cached(parts[1]), "proc", variadic=variadic)
+
+
+@cmd("apply lambdaExpr ?arg ...?", "call an anonymous proc: lambdaExpr is {params body}")
+def cmd_apply(interp: Interp, argv: list[str]) -> str:
+    return interp.call_macro(_lambda(argv[1]), argv[1:])
+
+
+# --- switch --------------------------------------------------------------------------------------
+
+_SWITCH_OPTIONS = ("-exact", "-glob", "-indexvar", "-matchvar", "-nocase", "-regexp", "--")
+_SWITCH_USAGE = 'wrong # args: should be "switch ?-option ...? string ?pattern body ...? ?default body?"'
+
+
+@dataclass
+class SwitchSpec:
+    mode: str = "-exact"
+    nocase: bool = False
+    matchvar: str | None = None
+    indexvar: str | None = None
+
+
+def _switch_options(argv: list[str], stop: int) -> tuple[SwitchSpec, int]:
+    """Options of switch among argv[1:stop]; returns them and the index of the string."""
+    spec = SwitchSpec()
+    mode_given = None
+    i = 1
+    while i < stop and argv[i].startswith("-"):
+        word = argv[i]
+        if word == "--":
+            i += 1
+            break
+        if word not in _SWITCH_OPTIONS:
+            raise ScriptError(f'bad option "{word}": must be -exact, -glob, -indexvar, -matchvar, -nocase, -regexp, or --')
+        if word in ("-exact", "-glob", "-regexp"):
+            if mode_given is not None:
+                raise ScriptError(f'bad option "{word}": {mode_given} option already found')
+            spec.mode = mode_given = word
+        elif word == "-nocase":
+            spec.nocase = True
+        else:
+            if i + 1 >= len(argv) - 1:
+                raise ScriptError(f'missing variable name argument to {word} option')
+            setattr(spec, word[1:], argv[i + 1])
+            i += 1
+        i += 1
+    if (spec.matchvar or spec.indexvar) and spec.mode != "-regexp":
+        raise ScriptError(f'{"-matchvar" if spec.matchvar else "-indexvar"} option requires -regexp option')
+    return spec, i
+
+
+def _switch_match(interp: Interp, spec: SwitchSpec, pattern: str, text: str) -> bool:
+    if spec.mode == "-exact":
+        return pattern == text if not spec.nocase else pattern.casefold() == text.casefold()
+    if spec.mode == "-glob":
+        return glob_match(pattern, text, spec.nocase)
+    rx = tcl_regex(pattern, spec.nocase)
+    m = regex_search(interp, rx, text, 0)
+    if m is None:
+        return False
+    groups = range(rx.groups + 1)
+    if spec.matchvar:
+        interp.set_var(spec.matchvar, join_list([m.group(g) or "" for g in groups]))
+    if spec.indexvar:
+        interp.set_var(spec.indexvar, join_list([f"{m.start(g)} {m.end(g) - 1}" if m.start(g) >= 0 else "-1 -1" for g in groups]))
+    return True
+
+
+def _switch_pick(interp: Interp, spec: SwitchSpec, text: str, patterns: list[str]) -> int | None:
+    """The index of the first pattern that matches (`default` matches as the last one)."""
+    last = len(patterns) - 1
+    for k, pattern in enumerate(patterns):
+        if (k == last and pattern == "default") or _switch_match(interp, spec, pattern, text):
+            return k
+    return None
+
+
+@cmd("switch ?-exact|-glob|-regexp|-nocase|-matchvar|-indexvar|-- ...? string ?pattern body ...?",
+     "run the body of the first pattern that matches the string (`-` falls through; `default` matches all)")
+def cmd_switch(interp: Interp, argv: list[str]) -> str:
+    if len(argv) < 3:
+        raise ScriptError(_SWITCH_USAGE)
+    spec, i = _switch_options(argv, len(argv) - 2)
+    if len(argv) - i < 2:
+        raise ScriptError(_SWITCH_USAGE)
+    text = argv[i]
+    rest = argv[i + 1:]
+    inline = len(rest) == 1
+    pairs = split_list(rest[0]) if inline else rest
+    if len(pairs) % 2:
+        raise ScriptError("extra switch pattern with no body")
+    patterns, bodies = pairs[::2], pairs[1::2]
+    if bodies and bodies[-1] == "-":
+        raise ScriptError(f'no body specified for pattern "{patterns[-1]}"')
+    k = _switch_pick(interp, spec, text, patterns)
+    if k is None:
+        return ""
+    while bodies[k] == "-":
+        k += 1
+    if inline:  # the bodies are elements of one braced word: parse the chosen one at its place
+        placed = interp.script_within(argv, i + 1, pairs[:2 * k + 2])
+        return interp.eval_nested(placed[-1]) if placed else interp.eval_string(bodies[k])
+    return interp.eval_nested(interp.script_of(argv, i + 2 + 2 * k))
+
+
+@block("switch ?-exact|-glob|-regexp|-nocase? string",
+       "block form: switch ?options? STRING / case PATTERN ?PATTERN ...? / body ... / default / body / end")
+def block_switch(interp: Interp, node: Block) -> str:
+    argv = [interp.subst_word(w) for w in node.header.words]
+    spec, i = _switch_options(argv, len(argv) - 1)
+    if i != len(argv) - 1:
+        raise ScriptError('wrong # args: should be "switch ?-option ...? string" on the line that opens the block')
+    text = argv[i]
+    for clause in node.clauses:
+        words = [interp.subst_word(w) for w in clause.header.words]
+        if words[0] == "default" or any(_switch_match(interp, spec, p, text) for p in words[1:]):
+            return interp.run_script(clause.body)
+    return ""
+

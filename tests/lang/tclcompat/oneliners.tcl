@@ -1,0 +1,315 @@
+# One-liners for the differential test (tests/lang/test_tclcompat.py): each line runs in catch
+# in tclsh and in sched, and what it returns and prints must be the same. A line that differs
+# on purpose ends with `;# differs: ID`, ID listed in docs/language.md's Differences from Tcl.
+#
+# --- variables, substitution, quoting
+set a 1; set b "x$a"; list $a $b
+set arr(k) v; set arr(k)
+set x 5; set y [expr {$x * 2}]; append y !; set y
+set s "a\tb\nc"; string length $s
+set n 0; incr n; incr n 10; incr n -3
+unset -nocomplain nope; incr nope; set nope
+set v {a {b c} d}; llength $v
+set q "a \"b\" c"; llength $q
+set w {$x [y]}; string length $w
+subst {x=$x [expr {1+1}] \t.}
+set name arr; set ${name}(k)
+set z [set x]; list $z $x
+puts -nonewline hello; puts " world"
+puts [list a b {c d}]
+unset -nocomplain u; append u; set u
+unset -nocomplain lst; lappend lst; set lst
+set l "a  b"; lappend l c; set l
+set l "  x  {y}  "; lappend l z; set l
+set e {}; lappend e {} {}; llength $e
+# --- {*} expansion
+set l {a b c}; list x {*}$l y
+list {*}{1 2} {*}{} {*}[list p q]
+{*}{}
+set e [{*}{}]; string length $e
+set args {1 2 3}; expr [join $args +]
+proc sum args {tcl::mathop::+ {*}$args}; list 1
+proc three {a b c} {list $c $b $a}; three {*}{x y z}
+set cmd {list a}; {*}$cmd b
+llength [list {*}"a b" c]
+# --- upvar and uplevel
+proc incr2 v {upvar $v x; incr x 2}; set c 1; incr2 c; set c
+proc setit {} {upvar 1 r local; set local 7}; setit; set r
+proc deep {} {upvar #0 g gg; set gg deep}; proc mid {} deep; mid; set g
+proc up2 {} {uplevel 1 {set upv 42}}; up2; set upv
+proc a1 {} {set x a1; b1}; proc b1 {} {uplevel 1 {set x}}; a1
+proc a2 {} {set y outer; b2}; proc b2 {} {upvar y yy; set yy changed}; a2
+proc lvl {} {info level}; proc lvl2 {} lvl; list [lvl] [lvl2]
+proc c3 {} {uplevel #0 {set top 3}}; c3; set top
+proc arr1 {} {upvar myarr a; set a(k) 1; array size a}; arr1
+proc exists1 {} {upvar nosuch n; info exists n}; exists1
+proc cnt {} {uplevel 1 [list incr counter]}; set counter 0; cnt; cnt; set counter
+upvar 1 x y
+proc bad {} {upvar 5 x y}; bad
+proc bad2 {} {uplevel 3 {set x}}; bad2
+proc q1 {} {uplevel {set a}}; q1
+proc self {} {set v 1; upvar 0 v w; set w 2; set v}; self
+# --- switch
+switch abc {abc {set r exact} default {set r none}}
+switch -glob abc {a* {set r glob} default {set r none}}
+switch -regexp abc {^b {set r 1} {^a.c$} {set r 2}}
+switch -exact -nocase ABC {abc {set r nocase}}
+switch x a {set r a} x {set r x}
+switch x a - x - y {set r shared} z {set r z}
+switch q a {set r a} default {set r dflt}
+switch q a {set r a}
+switch -- -x {-x {set r dash}}
+switch -glob -- -x {-* {set r dashglob}}
+switch -regexp -matchvar m abcd {(b)(c) {set m}}
+switch -regexp -indexvar i abcd {(b)(c) {set i}}
+switch -regexp -matchvar m -indexvar i xyz {(y) {list $m $i}}
+switch default {default {set r literal}}
+switch -glob {} {* {set r empty}}
+switch a {a}
+switch a {a -}
+switch -foo a {a b}
+switch -glob -exact a {a b}
+switch -matchvar m a {a b}
+switch ;# differs: usage-text
+switch a ;# differs: block-forms
+switch 3 {1 {expr 1} 2 {expr 2} 3 {expr 3}}
+# --- dict
+dict create a 1 b 2
+dict create a 1 a 2
+dict get {a 1 b 2} b
+dict get {a {b {c deep}}} a b c
+dict get {a 1} nope
+dict get {a 1 b}
+set d {}; dict set d x 1; dict set d y 2; set d
+set d {a {b 1}}; dict set d a c 2; set d
+set d {a 1 b 2}; dict unset d a; set d
+dict exists {a 1} a
+dict exists {a 1} b
+dict exists {a {b 1}} a b
+dict keys {a 1 b 2 c 3}
+dict keys {apple 1 banana 2 avocado 3} a*
+dict values {a 1 b 2}
+dict size {a 1 b 2 c 3}
+set r {}; dict for {k v} {a 1 b 2} {lappend r $k=$v}; set r
+set r {}; dict for {k v} {a 1 b 2 c 3} {if {$k eq "b"} break; lappend r $k}; set r
+dict map {k v} {a 1 b 2} {expr {$v * 10}}
+dict filter {a 1 b 2 c 3} key a c
+dict filter {a 1 b 2 c 3} value 2
+dict filter {a 1 b 2 c 3} script {k v} {expr {$v != 2}}
+dict merge {a 1 b 2} {b 3} {c 4}
+dict replace {a 1 b 2} b 9 c 3
+dict remove {a 1 b 2 c 3} b
+set d {}; dict append d k foo bar; set d
+set d {l {1 2}}; dict lappend d l 3 {4 5}; set d
+set d {}; dict incr d n; dict incr d n 4; set d
+set d {a 1 b 2}; dict update d a x {set x 100}; set d
+set d {a 1 b 2}; dict with d {set a [expr {$a + $b}]}; set d
+set d {o {p 1}}; dict with d o {incr p}; set d
+dict for {k} {a 1} {}
+dict filter {a 1} nope
+dict incr
+dict
+dict nosuch x ;# differs: ensemble-error-text
+dict size {a 1 b}
+dict get {}
+set d [dict create k {v w}]; dict get $d k
+# --- try, throw, catch options, return options
+try {set r ok} on ok {v} {set v}
+try {error boom} on error {m} {set m}
+try {error boom} on error {m o} {dict get $o -code}
+try {throw {MY ERR} oops} trap {MY} {m o} {list $m [dict get $o -errorcode]}
+try {throw {MY ERR} oops} trap {OTHER} {m} {set m} on error {m} {list generic $m}
+try {set x 1} finally {set fin done}; set fin
+try {error a} on error {} {error b} finally {set fin2 ran}
+set r [catch {try {error a} finally {set fin3 ran}} m]; list $r $m $fin3
+try {return -code break} on break {} {set r broke}
+try {expr {1/0}} trap {ARITH DIVZERO} {m o} {dict get $o -errorcode}
+try {error x} on error - on break {} {set r fellthrough}
+try {list 1} on error {m} {set m}
+try {continue} on continue {} {set r cont}
+foreach i {1 2 3} {try {if {$i == 2} continue; lappend out $i} on error {} {}}; set out
+try ;# differs: block-forms
+try {error boom} foo
+try {error boom} on nosuch {} {}
+try {error boom} on error
+throw {} boom
+throw {A B} message
+catch {throw {A B} msg} m o; dict get $o -errorcode
+catch {error msg info CODE} m o; list [dict get $o -code] [dict get $o -errorcode] [dict get $o -errorinfo]
+catch {set a 1} m o; set o
+catch {return -code break x} m o; list $m $o
+catch {return -level 2 x} m o; set o
+catch {return -options {-code 5 -foo bar} x} m o; list [dict get $o -code] [dict get $o -foo] $m
+catch {break} m o; set o
+proc r5 {} {return -code 5 five}; list [catch r5 m] $m
+proc rerr {} {return -code error -errorcode {E X} failed}; list [catch rerr m o] $m [dict get $o -errorcode]
+proc rl2 {} {return -level 2 fromrl2}; proc outer2 {} {rl2; return notreached}; outer2
+proc rbrk {} {return -code break}; set r {}; foreach i {1 2 3} {lappend r $i; rbrk}; set r
+proc rcont {} {return -code continue}; set r {}; foreach i {1 2 3} {rcont; lappend r $i}; set r
+return -code foo
+return -level -1
+return -level 0 direct
+list [catch {return -level 0 -code error oops} m] $m
+catch {error boom} m; set errorCode
+catch {throw {P Q} x} m; set errorCode
+catch {error boom} m; lindex [split $errorInfo \n] 0
+error
+error a b c d
+# --- apply
+apply {{x y} {expr {$x + $y}}} 3 4
+apply {{x {y 10}} {expr {$x * $y}}} 3
+apply {{args} {llength $args}} a b c
+apply {x {set x}} hi
+apply {{x y} {}} 1
+apply {x} 1
+apply
+set sq {x {expr {$x*$x}}}; list [apply $sq 3] [apply $sq 4]
+apply {{} {set local 1; info exists local}}
+# --- scan
+scan "12 34" "%d %d"
+scan "12 34" "%d %d" a b; list $a $b
+scan abc %d
+scan "" %d
+scan "" %d x
+scan 0x1f %x
+scan ff %x
+scan " 12 abc 3.5" "%d %s %f"
+scan 12abc "%d%n%c"
+scan "a-b" {%[a-z]-%s}
+scan "hello world" {%[^ ] %s}
+scan 3 %f
+scan 1e3 %g
+scan 017 %o
+scan "x 5" "x%d"
+scan "12 34" {%2$d %1$d}
+scan abc %c%c%c
+scan 12 %d%d
+scan abcdef %3s%s
+scan "1 2 3" "%d %*d %d"
+scan %5 %%%d
+scan 9999999999 %d
+scan -5 %u
+scan "1 2" "%d %d" a
+scan abc %q
+scan abc %1c
+scan "10:20:30" "%d:%d:%d" h m s; list $h $m $s
+# --- regexp and regsub: Tcl's leftmost-longest
+regexp -inline {a|ab} ab
+regexp -inline {x(\d+|\d+\.\d+)} x3.25
+regexp -inline {(.*?)(\d+)} abc123
+regexp -inline {(.*?)x} aaxbx
+regexp -inline {a*?} aaa
+regexp -inline {(wee|week)(knights|night)} weeknights
+regexp -inline {(a*)(ab)*b} aabb
+regexp -inline {(a|ab)(c|bcd)(d*)} abcd ;# differs: regexp-submatch
+regexp -all -inline {a*} baaac
+regexp -all -inline {} abc
+regexp -all {\d} a1b22c333
+regexp -indices {b+} abbbc m; set m
+regexp -nocase {ABC} xabcx
+regexp {^(\w+)@(\w+)\.com$} me@host.com -> user host; list $user $host
+regexp -line -all -inline {^\w+$} "ab\ncd\n12"
+regexp -start 2 -inline {\w} abcd
+regexp {[[:digit:]]+} abc123 m; set m
+regexp {\mfoo\M} "a foo b"
+regexp {(?i)abc} ABC
+regexp {***=a.b} a.b
+regexp {a{2,3}} caaaat m; set m
+regexp {(} x
+regsub -all {} abc -
+regsub -all {x*} abc -
+regsub -all {a*} baaac -
+regsub -all {(\w+)@(\w+)} "me@a you@b" {\2:\1}
+regsub {o} foo 0
+regsub -all o foo 0
+regsub -all {a|ab} abab X
+regsub -all {[aeiou]} "hello world" {<&>}
+regsub -all {\d+} "a1b22" {[\0]} out; set out
+regsub -nocase -all A aAa x
+# --- string commands and the listed bugs
+string toupper straße
+string tolower ǅ
+string totitle ßa
+string toupper ﬁx
+string toupper abc 1 1
+string match {[a} a
+string match {[a} b
+string match {a[bc} ab
+string match {[a-} b
+string match {[]a]} a
+string is integer -failindex i 12x3; set i
+string is integer -failindex i " 1 2"; set i
+string is integer -failindex i "  "; set i
+string is integer 4294967295
+string is integer 4294967296
+string is integer -4294967295
+string is wide 18446744073709551615
+string is wide 18446744073709551616
+string is entier 99999999999999999999999
+string is double -failindex i 1.5x; set i
+string is alpha -failindex i ab1; set i
+format %d 99999999999999999999
+format %x 99999999999999999999
+format %d -99999999999999999999
+format %lld 99999999999999999999
+format %o 99999999999999999999
+format %x -1
+format %hd 70000
+format %u -1
+string trim "\u00a0x\u2003"
+string trim "\u3000x\u200b"
+string trimleft "\u00a0x"
+string trimright "x\ufeff"
+string wordend "hello world" 1
+string wordstart "hello world" 8
+set r {}; for {set i 0} {$i < 5} {incr i; if {$i == 3} break} {lappend r $i}; set r
+# --- control flow and codes
+set r {}; foreach {a b} {1 2 3 4} {lappend r $b $a}; set r
+set r {}; foreach a {1 2} b {x y z} {lappend r $a$b}; set r
+set i 0; while {1} {if {[incr i] > 3} break}; set i
+set r {}; for {set i 0} {$i < 6} {incr i} {if {$i % 2} continue; lappend r $i}; set r
+if {0} {set r a} elseif {1} {set r b} else {set r c}
+if 0 then {set r a} else {set r else}
+proc f {n} {if {$n < 2} {return $n}; expr {[f [expr {$n-1}]] + [f [expr {$n-2}]]}}; f 15
+proc dflt {a {b 2} args} {list $a $b $args}; list [dflt 1] [dflt 1 3] [dflt 1 3 4 5]
+catch {break}
+catch {continue}
+catch {return x} m; set m
+catch {nosuchcommand} m; set m
+catch {set} m; set m ;# differs: usage-text
+catch {expr {"a" + 1}} m; set m ;# differs: expr-error-text
+eval {set e1 1; set e2 2}; list $e1 $e2
+eval set e3 3
+rename dflt dflt2; dflt2 z
+info exists nosuchvariable
+join {a b c} ,
+split a,b,,c ,
+lsort -integer {10 2 33 4}
+lsort -decreasing {b a c}
+lsearch -exact {a b c} c
+lrange {a b c d} 1 end-1
+lindex {a {b c} d} 1 0
+lreplace {a b c d} 1 2 X
+string map {ab X b Y} abcab
+expr {2 ** 100}
+expr {7 / 2}
+expr {-7 / 2}
+expr {-7 % 3}
+expr {7.0 / 2}
+expr {1 / 3.0}
+expr {double(1) / 3}
+expr {int(3.7)}
+expr {round(-2.5)}
+expr {"abc" < "abd"}
+expr {"10" == 10.0}
+expr {5 > 3 ? "yes" : "no"}
+expr {1e300 * 1e10}
+expr {0x10 + 010} ;# differs: octal-literals
+expr {1 / 0}
+format %.3f 3.14159
+format %5.1e 12345.678
+format {%-4s|%4s|} ab cd
+format %c 65
+format %08.3f -3.5
+format %+d 5
+format {%s %s} a
