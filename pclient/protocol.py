@@ -111,6 +111,9 @@ class Outcome(str, enum.Enum):
     """The job ran past its timeout and was killed."""
     KILLED = "killed"
     """The job was killed on request (a kill message, bye, or the agent shutting down)."""
+    PENDING = "pending"
+    """The job never started: it waited in a batch system's queue past its pending time
+    (only pcontrol's Slurm driver reports it; agents start jobs at once)."""
 
     def __str__(self) -> str:
         return self.value
@@ -150,6 +153,8 @@ class Started(Message):
     job: str
     pid: Union[int, None]
     clock: float
+    batch_id: Union[str, None] = None
+    """The batch system's id for the job (a Slurm host: the job was submitted, pid None)."""
 
 
 @dataclass(frozen=True)
@@ -206,6 +211,9 @@ class Run(Message):
     env: Dict[str, str] = field(default_factory=dict, hash=False)
     timeout: Union[float, None] = None
     output_limit: int = DEFAULT_OUTPUT_LIMIT
+    pending: Union[float, None] = None
+    """Seconds the job may still wait before it starts (its -pending time left): for a batch
+    system's queue; an agent starts jobs at once and ignores it."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "argv", tuple(self.argv))

@@ -89,6 +89,8 @@ def _serve_parser(prog: str) -> argparse.ArgumentParser:
                         help="an agent installed on the ssh hosts to try first (e.g. pclient); "
                              "where it is missing or of another build pcontrol sends its own "
                              "(default: always send its own)")
+    parser.add_argument("--slurm-poll", type=float, default=defaults.slurm_poll, metavar="S",
+                        help="seconds between the squeue polls of a Slurm host")
     parser.add_argument("--log-level", default="INFO",
                         choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     parser.add_argument("--listen", type=_listen_address, default=None, metavar="HOST:PORT",
@@ -99,7 +101,7 @@ def _serve_parser(prog: str) -> argparse.ArgumentParser:
 
 
 def _config(options: argparse.Namespace) -> ControllerConfig:
-    for name in ("heartbeat", "connect_timeout"):
+    for name in ("heartbeat", "connect_timeout", "slurm_poll"):
         if getattr(options, name) <= 0:
             raise SystemExit(f"pcontrol: --{name.replace('_', '-')} must be > 0")
     for name in ("lease", "grace", "stable_after", "keep_unowned"):
@@ -114,7 +116,8 @@ def _config(options: argparse.Namespace) -> ControllerConfig:
                             retention=options.retention,
                             unowned_retention=options.keep_unowned, lease=options.lease,
                             reconcile_grace=options.grace, stable_after=options.stable_after,
-                            agent_nice=options.agent_nice, remote_agent=options.remote_agent)
+                            agent_nice=options.agent_nice, remote_agent=options.remote_agent,
+                            slurm_poll=options.slurm_poll)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

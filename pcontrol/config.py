@@ -40,6 +40,11 @@ class ControllerConfig:
     """An agent installed on the ssh hosts to try first (e.g. "pclient"); None: always send
     pcontrol's own (pcontrol.bootstrap). Where it is missing, or of another build, pcontrol
     sends its own instead (at once, or once the installed one runs no jobs)."""
+    slurm_poll: float = 1.0            #: seconds between a Slurm host's squeue polls
+    slurm_output: str | None = None
+    """Where Slurm hosts' jobs write stdout and stderr (a folder per host) unless the host
+    says (-output); a file system the cluster's nodes share with pcontrol. None:
+    $SCHED_HOME/slurm (the daemon sets its home's)."""
 
     @property
     def grace(self) -> float:

@@ -64,6 +64,7 @@ from .outbox import Outbox
 from .operations import OperatorRequests
 from .reports import AgentReports
 from .secret import agent_token
+from .slurmstate import SlurmOptions
 from .wire import Event, EventKind
 
 __all__ = ["Controller", "ControllerConfig", "JobSpec", "Subscriber"]
@@ -470,9 +471,11 @@ class Controller(AgentReports, OperatorRequests):
         self._set_state(job, JobState.BUSY)
         job.ran_on = host.name
         host.running.add(job.id)
+        deadline = job.pending_deadline
         self._to_agent(host, agent_protocol.Run(
             job=job.agent_word, argv=job.argv, cwd=job.cwd, env=job.env,
-            timeout=job.timeout, output_limit=job.output_limit))
+            timeout=job.timeout, output_limit=job.output_limit,
+            pending=None if deadline is None else max(0.0, deadline - self.clock())))
         self._update_load(host)
         self._free.rotate(host.name)
         self._job_changed(job)
@@ -611,8 +614,8 @@ class Controller(AgentReports, OperatorRequests):
         self.host_table.heartbeat_tick()
 
     def add_host(self, name: str, *, slots: int | None = None,
-                 connect: str | None = None) -> Host:
-        return self.host_table.add(name, slots=slots, connect=connect)
+                 connect: str | None = None, slurm: SlurmOptions | None = None) -> Host:
+        return self.host_table.add(name, slots=slots, connect=connect, slurm=slurm)
 
     # == status =============================================================================
 

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import cProfile
+import dataclasses
 import fcntl
 import gc
 import logging
@@ -197,6 +198,8 @@ async def _serve(paths: Paths, config: ControllerConfig, ready_fd: int | None,
                  profiler: _Profiler | None = None) -> None:
     loop = asyncio.get_running_loop()
     secret = load_or_create_secret(paths.home)
+    if config.slurm_output is None:
+        config = dataclasses.replace(config, slurm_output=str(paths.home / "slurm"))
     journal = Journal(paths.journal)
     controller = Controller(journal, config, secret=secret)
     server = ControlServer(controller, paths.socket, listen=listen, secret=secret)

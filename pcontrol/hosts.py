@@ -1,6 +1,7 @@
 """The host table and each host's connection: connect, heartbeat, DOWN with backoff, on/off.
 
-HostTable owns the Host records and, per host, the live AgentLink, the connect attempt in
+HostTable owns the Host records and, per host, the live HostLink (an agent's AgentLink, or
+a Slurm cluster's SlurmLink: pcontrol's own driver speaking the agent protocol), the connect attempt in
 flight and the retry timer. It knows nothing of jobs: what a connection means for jobs is
 the listener's business (HostListener, implemented by the Controller): a host came up and
 its agent reported what it runs (reconcile, fill its slots), a host was lost (its jobs wait
@@ -43,15 +44,19 @@ import random
 import shlex
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Protocol
 
 from pclient import protocol as agent_protocol
 
-from .agentlink import AgentLink, ConnectFailure, ConnectOutcome, connect_agent
+from .agentlink import ConnectFailure, ConnectOutcome, connect_agent
 from .bootstrap import BootstrapStart, current_bundle, remote_command
 from .config import ControllerConfig
 from .errors import ConflictError, NotFoundError, UsageError
 from .model import Host, HostState
+from .paths import default_home
+from .slurm import connect_slurm
+from .slurmstate import SlurmOptions, host_tag
 
 log = logging.getLogger(__name__)
 
@@ -85,11 +90,35 @@ class HostListener(Protocol):
         """The held jobs of `host` as the agent protocol names them (attempt included)."""
 
 
+class HostLink(Protocol):
+    """A host's job runner as the table uses it: an agent over a pipe (agentlink.AgentLink)
+    or pcontrol's own driver of a batch system (slurm.SlurmLink). It takes the agent
+    protocol's messages and answers through the callbacks it was made with."""
+
+    name: str
+    hello: agent_protocol.Hello
+    authed: bool
+
+    @property
+    def pid(self) -> int: ...
+
+    @property
+    def agent_is_child(self) -> bool: ...
+
+    def send(self, message: agent_protocol.Message) -> bool: ...
+
+    async def close(self, *, reason: str, grace: float = 3.0, polite: bool = True) -> None: ...
+
+    def hang_up(self, reason: str) -> None: ...
+
+    async def wait_gone(self, timeout: float | None) -> bool: ...
+
+
 @dataclass
 class _Runtime:
     """What the table keeps per host beside its record: the live connection."""
 
-    link: AgentLink | None = None
+    link: HostLink | None = None
     connect_task: asyncio.Task | None = None
     retry_handle: asyncio.TimerHandle | None = None
     last_heard: float = 0.0                   # loop time of the agent's last line
@@ -132,7 +161,8 @@ class HostTable:
         now = self.clock()
         for record in records:
             host = Host(name=record["name"], slots=record.get("slots"),
-                        connect=record.get("connect"), enabled=bool(record.get("enabled", True)),
+                        connect=record.get("connect"), slurm=record.get("slurm"),
+                        enabled=bool(record.get("enabled", True)),
                         added=float(record.get("added") or now), since=now)
             host.history = collections.deque(maxlen=self.config.history_size)
             host.state = HostState.CONNECTING if host.enabled else HostState.OFF
@@ -245,8 +275,9 @@ class HostTable:
 
     @staticmethod
     def _may_send_agent(host: Host) -> bool:
-        """An ssh host started by pcontrol's own command (not -connect, not localhost)."""
-        return not host.connect and host.name != "localhost"
+        """An ssh host started by pcontrol's own command (not -connect, not localhost, not
+        a Slurm cluster)."""
+        return not host.connect and host.name != "localhost" and host.slurm is None
 
     def _sends_agent(self, host: Host) -> bool:
         """This host's next start sends pcontrol's own agent (pcontrol.bootstrap)."""
@@ -256,10 +287,18 @@ class HostTable:
 
     # -- commands (the listener has dealt with the jobs first) ------------------------------
 
-    def add(self, name: str, *, slots: int | None, connect: str | None) -> Host:
+    def add(self, name: str, *, slots: int | None, connect: str | None,
+            slurm: SlurmOptions | None = None) -> Host:
         validate_host_name(name)
         if name in self.hosts:
             raise ConflictError(f'host "{name}" already exists')
+        if slurm is not None and connect is not None:
+            raise UsageError("a Slurm host (-slurm) has no -connect command")
+        if slurm is not None:
+            try:
+                slurm.extra()
+            except ValueError as exc:
+                raise UsageError(f"bad -sbatch options: {exc}") from None
         if connect is not None:
             try:
                 words = shlex.split(connect)
@@ -268,7 +307,8 @@ class HostTable:
             if not words:
                 raise UsageError("-connect needs a command")
         now = self.clock()
-        host = Host(name=name, slots=slots, connect=connect, added=now, since=now)
+        host = Host(name=name, slots=slots, connect=connect, added=now, since=now,
+                    slurm=slurm.to_record() if slurm is not None else None)
         host.history = collections.deque(maxlen=self.config.history_size)
         self._note(host, "added")
         self.hosts[name] = host
@@ -330,10 +370,7 @@ class HostTable:
     async def _connect(self, host: Host, runtime: _Runtime) -> None:
         prelude = BootstrapStart(current_bundle()) if self._sends_agent(host) else None
         try:
-            link = await connect_agent(host.name, self.agent_argv(host),
-                                       timeout=self.config.connect_timeout, nice=self.config.agent_nice,
-                                       on_message=self._on_message, on_lost=self._on_lost,
-                                       prelude=prelude)
+            link = await self._open_link(host, prelude)
         except ConnectFailure as failure:
             if (failure.outcome is ConnectOutcome.NOT_FOUND and prelude is None
                     and self._may_send_agent(host) and self._is_current(host, runtime)):
@@ -363,7 +400,26 @@ class HostTable:
             return
         self._connected(host, runtime, link, prelude)
 
-    def _connected(self, host: Host, runtime: _Runtime, link: AgentLink,
+    async def _open_link(self, host: Host, prelude: BootstrapStart | None) -> HostLink:
+        if host.slurm is None:
+            return await connect_agent(host.name, self.agent_argv(host),
+                                       timeout=self.config.connect_timeout,
+                                       nice=self.config.agent_nice,
+                                       on_message=self._on_message, on_lost=self._on_lost,
+                                       prelude=prelude)
+        options = SlurmOptions.from_record(host.slurm)
+        output = Path(options.output) if options.output else \
+            Path(self.config.slurm_output or default_home() / "slurm") / host.name
+        try:
+            return await asyncio.wait_for(connect_slurm(
+                host.name, options, slots=host.slots, tag=host_tag(self.token, host.name),
+                output_dir=output, poll=self.config.slurm_poll, on_message=self._on_message,
+                on_lost=self._on_lost), self.config.connect_timeout)
+        except asyncio.TimeoutError:
+            raise ConnectFailure(ConnectOutcome.TIMEOUT, f"Slurm did not answer within "
+                                 f"{self.config.connect_timeout:g} s") from None
+
+    def _connected(self, host: Host, runtime: _Runtime, link: HostLink,
                    prelude: BootstrapStart | None = None) -> None:
         hello = link.hello
         slots = host.slots or hello.slots
@@ -381,7 +437,8 @@ class HostTable:
                       "build": hello.build}
         if prelude is not None:
             host.agent["bootstrap"] = prelude.report
-        self._check_build(host, hello, sent=prelude is not None)
+        if host.slurm is None:       # a Slurm host's runner is pcontrol itself
+            self._check_build(host, hello, sent=prelude is not None)
         log.info("%s: connected (%s, pid %d on %s, %d slots)", host.name, hello.agent,
                  hello.pid, hello.host, host.agent_slots)
         loop = asyncio.get_running_loop()
@@ -452,7 +509,7 @@ class HostTable:
             self.down(host, f"the agent did not report its jobs within "
                             f"{self.config.connect_timeout:g} s of auth")
 
-    def _host_of_link(self, link: AgentLink) -> Host | None:
+    def _host_of_link(self, link: HostLink) -> Host | None:
         runtime = self._runtime.get(link.name)
         if runtime is None or runtime.link is not link:
             return None
@@ -460,7 +517,7 @@ class HostTable:
             return None
         return self.hosts.get(link.name)
 
-    def _on_message(self, link: AgentLink, message: agent_protocol.Message) -> None:
+    def _on_message(self, link: HostLink, message: agent_protocol.Message) -> None:
         host = self._host_of_link(link)
         if host is None:
             return
@@ -485,7 +542,7 @@ class HostTable:
             self.listener.agent_message(host, message)
             self._replace_when_idle(host, runtime)
 
-    def _on_lost(self, link: AgentLink, reason: str) -> None:
+    def _on_lost(self, link: HostLink, reason: str) -> None:
         runtime = self._runtime.get(link.name)
         if runtime is None or runtime.link is not link or self._stopping:
             return
@@ -540,7 +597,7 @@ class HostTable:
         runtime.ready = False
         host.failures += 1
 
-    def _watch_agent(self, host: Host, link: AgentLink, held: list[int]) -> None:
+    def _watch_agent(self, host: Host, link: HostLink, held: list[int]) -> None:
         """Reap the agent we hung up on whenever it exits. A local agent (our child) that
         exits at once took its jobs with it: tell the listener without waiting for grace."""
         async def watch() -> None:

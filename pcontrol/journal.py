@@ -406,7 +406,7 @@ class Journal:
 def host_config(host: Host) -> dict[str, Any]:
     """What of a host survives a restart: its configuration, not its connection."""
     return {"name": host.name, "slots": host.slots, "connect": host.connect,
-            "enabled": host.enabled, "added": host.added}
+            "slurm": host.slurm, "enabled": host.enabled, "added": host.added}
 
 
 class _Checkpointer:

@@ -90,6 +90,7 @@ class Job:
     queued: float | None = None           # wall clock it last entered the queue (a retry)
     unknown_since: float | None = None    # wall clock its agent was lost; awaiting a report
     delete_requested: bool = False        # `delete -force` of a live job: forget it once ended
+    batch_id: str | None = None           # its id in a batch system (a Slurm host's job)
 
     @property
     def agent_word(self) -> str:
@@ -125,6 +126,7 @@ class Job:
             "attempts": [dict(a) for a in self.attempts], "avoid": self.avoid,
             "queued": self.queued, "unknown": self.unknown_since is not None,
             "unknown_since": self.unknown_since, "delete_requested": self.delete_requested,
+            "batch_id": self.batch_id,
         }
         if output:
             record["stdout"] = self.stdout
@@ -137,7 +139,7 @@ class Job:
                   submitted=float(record["submitted"]))
         for name in ("host", "timeout", "cwd", "owner", "task", "status", "signal", "ran_on",
                      "pid", "started", "ended", "elapsed", "harvested", "avoid", "queued",
-                     "unknown_since"):
+                     "unknown_since", "batch_id"):
             setattr(job, name, record.get(name))
         job.required = bool(record.get("required", False))
         job.pending_timeout = record.get("pending")
@@ -165,6 +167,7 @@ class Host:
     name: str
     slots: int | None = None          # configured; None: whatever the agent reports
     connect: str | None = None        # the exact command, or None for the default
+    slurm: dict[str, Any] | None = None   # a Slurm cluster: its SlurmOptions record
     enabled: bool = True              # False after `host off`
     state: HostState = HostState.CONNECTING
     reason: str = ""                  # why it went DOWN last
@@ -192,7 +195,7 @@ class Host:
     def to_record(self) -> dict[str, Any]:
         return {
             "name": self.name, "state": self.state.value, "slots": self.slots,
-            "agent_slots": self.agent_slots, "connect": self.connect,
+            "agent_slots": self.agent_slots, "connect": self.connect, "slurm": self.slurm,
             "enabled": self.enabled, "reason": self.reason, "since": self.since,
             "added": self.added, "running": sorted(self.running),
             "failures": self.failures, "retry_at": self.retry_at,

@@ -2,8 +2,9 @@
 
 pcontrol records it on each finished job (and sends it on the wire as its value); the sched
 shell's jobs, local or at the controller, end with the same members, and a task.exit macro
-sees the value as $job_state. The agent (pclient, standard library only and copied to remote
-hosts) keeps its own lower-case copy of the four outcomes a process can have;
+sees the value as $job_state. The agent protocol (pclient, standard library only and copied
+to remote hosts) keeps its own lower-case copy of the four outcomes a process can have, plus
+PENDING, which only pcontrol's Slurm driver reports (a job that never left Slurm's queue);
 `from_agent` is the one place where that copy is mapped to this one.
 """
 
@@ -43,6 +44,7 @@ _FROM_AGENT = {
     AgentOutcome.CRASH: Outcome.CRASH,
     AgentOutcome.TIMEOUT: Outcome.TIMEOUT,
     AgentOutcome.KILLED: Outcome.KILLED,
+    AgentOutcome.PENDING: Outcome.PENDING,     # only from a batch system's queue (slurm.py)
 }
 
 

@@ -75,6 +75,7 @@ class AgentReports:
             job = self._running_job(host, message.job)
             if job is not None:
                 job.pid, job.started = message.pid, self.clock()
+                job.batch_id = message.batch_id
                 self._job_changed(job)
         elif isinstance(message, agent_protocol.Ended):
             self._on_ended(host, message)

@@ -84,7 +84,9 @@ def host_detail(r: dict[str, Any]) -> str:
         f"enabled:   {'yes' if r['enabled'] else 'no (host off)'}",
         f"slots:     {r['agent_slots'] or '-'} in use for dispatch"
         + (f", {r['slots']} configured" if r["slots"] else ", as the agent offers"),
-        f"connect:   {r['connect'] or '(default)'}",
+        f"connect:   {r['connect'] or '(default)'}" if not r.get("slurm") else
+        "slurm:     " + (" ".join(f"-{k} {shlex.quote(v)}" for k, v in r["slurm"].items() if v)
+                         or "(Slurm's defaults)"),
         f"running:   {', '.join(str(i) for i in r['running']) or 'none'}",
     ]
     if r.get("held"):
@@ -150,7 +152,8 @@ def job_detail(r: dict[str, Any]) -> str:
     if r.get("host"):
         lines.append(f"host:      {r['host']} ({'required' if r['required'] else 'preferred'})")
     if r.get("ran_on"):
-        lines.append(f"ran on:    {r['ran_on']}" + (f" pid {r['pid']}" if r.get("pid") else ""))
+        lines.append(f"ran on:    {r['ran_on']}" + (f" pid {r['pid']}" if r.get("pid") else "")
+                     + (f" batch job {r['batch_id']}" if r.get("batch_id") else ""))
     if r.get("owner") or r.get("task"):
         lines.append(f"owner:     {r.get('owner') or '-'}  task: {r.get('task') or '-'}")
     lines.append(f"priority:  {r['priority']}")

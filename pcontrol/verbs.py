@@ -20,6 +20,7 @@ from typing import Any, Protocol
 from .commands import CommandResult, CommandTable
 from .controller import Controller, JobSpec
 from .operations import NEEDS_FORCE
+from .slurmstate import SlurmOptions
 from .errors import ConflictError, UsageError
 from .model import HostState, Job, JobState, parse_enum
 from .textfmt import host_detail, host_table, job_detail, job_table, more_jobs, status_text
@@ -126,7 +127,7 @@ def _host_record(controller: Controller, name: str) -> dict[str, Any]:
     host = controller.host(name)
     record = host.to_record()
     try:
-        record["command"] = controller.agent_argv(host)
+        record["command"] = None if host.slurm else controller.agent_argv(host)
     except ValueError:
         record["command"] = None
     return record
@@ -140,12 +141,23 @@ def _hosts(session: Session, args: dict[str, Any]) -> CommandResult:
     return CommandResult(host_table(records), records)
 
 
-@command("host add", "NAME ?-slots SLOTS? ?-connect COMMAND?",
+@command("host add", "NAME ?-slots SLOTS? ?-connect COMMAND? ?-slurm? ?-partition P? "
+                     "?-account A? ?-qos Q? ?-sbatch OPTIONS? ?-output DIR?",
          "define a host and start its agent (localhost: local pclient; else ssh NAME, "
-         "sending pcontrol's own agent to its python3)")
+         "sending pcontrol's own agent to its python3); -slurm: the host is a Slurm cluster, "
+         "its jobs submitted with sbatch (-slots: at most that many in the cluster at once; "
+         "-output: where they write stdout and stderr, shared with pcontrol)")
 def _host_add(session: Session, args: dict[str, Any]) -> CommandResult:
+    slurm = None
+    slurm_words = ("partition", "account", "qos", "sbatch", "output")
+    if args["slurm"]:
+        slurm = SlurmOptions(**{word: args[word] for word in slurm_words})
+    else:
+        given = [f"-{word}" for word in slurm_words if args[word] is not None]
+        if given:
+            raise UsageError(f"{', '.join(given)} only go with -slurm")
     host = session.controller.add_host(args["name"], slots=args["slots"],
-                                       connect=args["connect"])
+                                       connect=args["connect"], slurm=slurm)
     return CommandResult(f"host {host.name} added; connecting", host.to_record())
 
 
