@@ -165,9 +165,11 @@ class SlurmLink:
             self._spawn(self._resume(), "resume")
         elif isinstance(message, agent_protocol.Bye):
             self._bye = True
-            for tracked in list(self._jobs.values()):
-                if not tracked.ended:
-                    self._cancel(tracked, Cancel.KILL)
+            out = [t for t in self._jobs.values() if not t.ended]
+            for tracked in out:
+                self._cancel(tracked, Cancel.KILL)
+            if not out:
+                self._gone.set()
             self._start_polling()
             self._wake.set()
         else:

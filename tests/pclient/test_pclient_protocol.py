@@ -62,6 +62,12 @@ EXAMPLES = [
     Lost(jobs=("4",), reason="the agent that ran them (pid 9) ended without reporting them"),
     Challenge(nonce="00ff", pid=12),
     Takeover(proof="aa" * 32, pid=13),
+    # a Slurm host's (pcontrol/slurm.py): the batch id, the pending time left, PENDING
+    Started(job="j3", pid=None, clock=1700000001.5, batch_id="4711"),
+    Run(job="j3", argv=("true",), pending=12.5),
+    Ended(job="j3", outcome=Outcome.PENDING, status=None, signal=None, elapsed=0.0, stdout="",
+          stderr="", stdout_bytes=0, stderr_bytes=0, stdout_truncated=False,
+          stderr_truncated=False, reason="still pending in Slurm"),
 ]
 
 
@@ -83,7 +89,7 @@ def test_every_type_has_an_example_and_a_unique_tag():
 def test_wire_form_uses_plain_strings_for_outcome():
     obj = json.loads(encode(EXAMPLES[3]))
     assert obj["type"] == "ended" and obj["outcome"] == "exit"
-    assert [o.value for o in Outcome] == ["exit", "crash", "timeout", "killed"]
+    assert [o.value for o in Outcome] == ["exit", "crash", "timeout", "killed", "pending"]
     assert Outcome("timeout") is Outcome.TIMEOUT and Outcome.KILLED == "killed"
 
 
