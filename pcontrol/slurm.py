@@ -11,7 +11,7 @@ on pcontrol's machine but Slurm's commands, each an asyncio subprocess:
     poll   -> ONE `squeue -j <all our job ids>` per poll interval, then per job:
               ended in Slurm -> its output files read -> ended (or lost), see slurmstate
               pending past its -pending -> scancel -> PENDING
-              running past its -timeout (from Slurm's StartTime) -> scancel -> TIMEOUT
+              running past its -timeout (from its script's start) -> scancel -> TIMEOUT
     kill   -> scancel -> KILLED          ack -> the output files are removed
     auth   -> `squeue --me`: our jobs (by name) -> resumed(running, finished) + their ends
     bye    -> scancel every job of ours, report them, end
@@ -39,7 +39,8 @@ from pclient import protocol as agent_protocol
 from .agentlink import ConnectFailure, ConnectOutcome
 from .slurmstate import (SQUEUE_FORMAT, Cancel, Limits, SlurmJob, SlurmOptions,
                          batch_script, job_name, parse_sbatch, parse_squeue,
-                         pending_expired, sbatch_argv, timeout_due, verdict, word_of)
+                         pending_expired, sbatch_argv, start_time, timeout_due, verdict,
+                         word_of)
 
 log = logging.getLogger(__name__)
 
@@ -106,6 +107,7 @@ class _Tracked:
     ended: bool = False                # its end was reported; awaiting the ack
     timer: asyncio.TimerHandle | None = None
     timeout_armed: bool = False
+    started: float | None = None       # wall clock, once seen running (see start_time)
 
 
 @dataclass
@@ -317,7 +319,8 @@ class SlurmLink:
 
     async def _submit(self, tracked: _Tracked, run: agent_protocol.Run) -> None:
         try:
-            script = batch_script(run, self.name)
+            start_file = f"{self._output_base(tracked.name)}.start" if run.timeout else None
+            script = batch_script(run, self.name, start_file)
             argv = sbatch_argv(self.options, run, name=tracked.name,
                                output=str(self._output_base(tracked.name)), limits=tracked.limits)
         except ValueError as exc:
@@ -405,8 +408,9 @@ class SlurmLink:
         rows = await self._squeue(ids or None)
         if not ids:
             return
-        now = self.clock()
         seen = {row.job_id: row for row in rows}
+        await self._note_starts(seen)
+        now = self.clock()
         for job_id in ids:
             tracked = self._by_id.get(job_id)
             if tracked is None or tracked.ended:
@@ -420,6 +424,20 @@ class SlurmLink:
             else:
                 self._check_limits(tracked, row, now)
 
+    async def _note_starts(self, rows: dict[str, SlurmJob]) -> None:
+        """The exact start of each newly running job with a timeout (its .start file, read
+        in one thread for all of them)."""
+        starting = [(tracked, row) for job_id, row in rows.items()
+                    if (tracked := self._by_id.get(job_id)) is not None and row.active
+                    and row.running and tracked.limits.timeout is not None
+                    and tracked.started is None]
+        if not starting:
+            return
+        recorded = await asyncio.to_thread(
+            lambda: [_read_text(Path(f"{self._output_base(t.name)}.start")) for t, _ in starting])
+        for (tracked, row), text in zip(starting, recorded):
+            tracked.started = start_time(row, text)
+
     def _check_limits(self, tracked: _Tracked, row: SlurmJob, now: float) -> None:
         if tracked.cancel is not None:
             return
@@ -428,7 +446,7 @@ class SlurmLink:
                      tracked.word, row.reason)
             self._cancel(tracked, Cancel.PENDING)
             return
-        due = timeout_due(row, tracked.limits)
+        due = timeout_due(row, tracked.limits, tracked.started)
         if due is None:
             return
         if now >= due:
@@ -473,7 +491,7 @@ class SlurmLink:
         if tracked.timer is not None:
             tracked.timer.cancel()
         base = self._output_base(tracked.name)
-        for suffix in (".out", ".err"):
+        for suffix in (".out", ".err", ".start"):
             try:
                 os.unlink(f"{base}{suffix}")
             except OSError:
@@ -482,6 +500,13 @@ class SlurmLink:
 
 def _create(path: Path) -> None:
     path.touch()
+
+
+def _read_text(path: Path) -> str | None:
+    try:
+        return path.read_text(errors="replace")[:64]
+    except OSError:
+        return None
 
 
 def _read_head(path: Path, limit: int) -> tuple[bytes, int]:

@@ -114,10 +114,14 @@ class Limits:
             return cls()
 
 
-def batch_script(run: agent_protocol.Run, host: str) -> str:
+def batch_script(run: agent_protocol.Run, host: str, start_file: str | None = None) -> str:
     """The job as a batch script: its environment added, its directory, then exec of its
-    argv (no shell in between once it runs, as with an agent; 127 when it cannot start)."""
+    argv (no shell in between once it runs, as with an agent; 127 when it cannot start).
+    `start_file`: where it first writes the exact time it starts (Slurm's StartTime has
+    whole seconds; our timeout counts from this)."""
     lines = ["#!/bin/sh", f"# pcontrol job {run.job} on host {host}"]
+    if start_file is not None:
+        lines.append(f"date +%s.%N > {shlex.quote(start_file)} 2>/dev/null || :")
     for key, value in sorted(run.env.items()):
         if not _SHELL_NAME.fullmatch(key):
             raise ValueError(f"environment name {key!r} cannot be set in a batch script")
@@ -295,9 +299,22 @@ def pending_expired(job: SlurmJob, limits: Limits, now: float) -> bool:
             and now >= limits.pending_until)
 
 
-def timeout_due(job: SlurmJob, limits: Limits) -> float | None:
-    """Wall-clock time at which a running job has outlived its timeout (from Slurm's
-    StartTime), None when it has no timeout or has not started."""
-    if limits.timeout is None or not job.running or job.start is None:
+def start_time(job: SlurmJob, recorded: str | None) -> float | None:
+    """When a running job really started: the time its script recorded (`date +%s.%N`),
+    else Slurm's StartTime plus the second it may have truncated (never early)."""
+    if recorded:
+        try:
+            value = float(recorded.strip())
+            if math.isfinite(value):
+                return value
+        except ValueError:
+            pass
+    return None if job.start is None else job.start + 1.0
+
+
+def timeout_due(job: SlurmJob, limits: Limits, started: float | None) -> float | None:
+    """Wall-clock time at which a running job has outlived its timeout, None when it has
+    no timeout or has not started."""
+    if limits.timeout is None or not job.running or started is None:
         return None
-    return job.start + limits.timeout
+    return started + limits.timeout

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import shlex
 import subprocess
+import time
 
 import pytest
 
 from pclient import protocol as agent_protocol
 from pcontrol.slurmstate import (SQUEUE_FORMAT, Cancel, Limits, SlurmOptions, batch_script,
                                  host_tag, job_name, parse_sbatch, parse_squeue,
-                                 pending_expired, sbatch_argv, time_minutes, timeout_due,
+                                 pending_expired, sbatch_argv, start_time, time_minutes, timeout_due,
                                  verdict, word_of)
 
 Outcome = agent_protocol.Outcome
@@ -85,7 +86,7 @@ def test_active_running_and_pending():
     assert limits.pending_until == 1796525461.5
     assert not pending_expired(held, limits, now=1796525461.0)
     assert pending_expired(held, limits, now=1796525461.5)
-    assert timeout_due(held, Limits(timeout=5)) is None
+    assert timeout_due(held, Limits(timeout=5), start_time(held, None)) is None
 
 
 def test_timeout_from_slurms_start_time():
@@ -93,7 +94,10 @@ def test_timeout_from_slurms_start_time():
     assert row.running
     limits = Limits.from_comment(row.comment)
     assert (limits.timeout, limits.output_limit) == (600.0, 100)
-    assert timeout_due(row, limits) == row.start + 600.0
+    # the script's own record of its start; else StartTime's second, so never early
+    assert timeout_due(row, limits, start_time(row, "1796525627.250000000\n")) == 1796525627.25 + 600
+    assert timeout_due(row, limits, start_time(row, None)) == row.start + 1 + 600.0
+    assert timeout_due(row, limits, start_time(row, "garbage")) == row.start + 1 + 600.0
 
 
 def test_names_tell_our_jobs_from_others():
@@ -127,10 +131,11 @@ def test_sbatch_command_and_script(tmp_path):
     assert f"--chdir={tmp_path}" in argv and argv[-2:] == ["--mem=10M", "--exclusive"]
     assert "--comment=pcontrol timeout=90 limit=10" in argv or \
         "--comment=pcontrol timeout=90.0 limit=10" in argv
-    script = batch_script(run, "c1")
+    script = batch_script(run, "c1", str(tmp_path / "x.start"))
     assert script.startswith("#!/bin/sh\n")
     done = subprocess.run(["sh", "-c", script], capture_output=True, text=True)
     assert done.stdout == "it's|$HOME|"
+    assert abs(float((tmp_path / "x.start").read_text()) - time.time()) < 30
     env_script = batch_script(agent_protocol.Run(job="8", argv=("sh", "-c", 'echo "$GREETING"; pwd'),
                                                  cwd=str(tmp_path), env={"GREETING": "a b'c"}), "c1")
     done = subprocess.run(["sh", "-c", env_script], capture_output=True, text=True)
