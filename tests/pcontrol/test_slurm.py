@@ -23,7 +23,7 @@ from waiting import wait_until_sync
 pytestmark = pytest.mark.skipif(missing() is not None, reason=missing() or "")
 
 PCONTROL = [sys.executable, "-m", "pcontrol"]
-SCHED = [sys.executable, "-m", "psched.cli"]
+SCHED = [str(Path(sys.executable).parent / "sched")]        # the installed program
 WAIT = 40.0
 
 
