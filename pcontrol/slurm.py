@@ -347,7 +347,7 @@ class SlurmLink:
             self._scancel(tracked)
 
     def _refused(self, tracked: _Tracked, reason: str) -> None:
-        del self._jobs[tracked.word]
+        self._forget(tracked.word)
         self._deliver(agent_protocol.Error(reason=reason, job=tracked.word))
 
     def _on_kill(self, word: str) -> None:
