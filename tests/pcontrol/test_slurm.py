@@ -2,7 +2,7 @@
 (tests/tools/slurmcluster.py) and the real pcontrol daemon and sched programs. One cluster
 and one pcontrol for the whole module; a handful of tests, each covering what Slurm can
 produce quickly: exit n, a signal, our timeout, kill, a cancel by someone else, a pending
-timeout, -slots, the controller down and back, a pcontrol restart with jobs in the
+timeout, -slots, a job sbatch refuses, the controller down and back, a pcontrol restart with jobs in the
 cluster, and a sched task whose exit macros see the outcomes. (Slurm's own TIMEOUT takes
 over a minute: its mapping is tested on recorded output in test_slurmstate.py.)
 """
@@ -87,7 +87,8 @@ def pc(cluster):
     pc("host", "add", "c1", "-slurm", "-slots", "8")
     pc("host", "add", "one", "-slurm", "-slots", "1")
     pc("host", "add", "held", "-slurm", "-sbatch", "--hold")
-    for name in ("c1", "one", "held"):
+    pc("host", "add", "nowhere", "-slurm", "-partition", "nosuchpartition")
+    for name in ("c1", "one", "held", "nowhere"):
         pc.wait_host(name, "IDLE")
     try:
         yield pc
@@ -102,6 +103,7 @@ def test_outcomes(pc):
     killed = pc.job("c1", "sleep", "60")
     theirs = pc.job("c1", "sleep", "60")
     pending = pc.job("held", "true", options=("-pending", "1"))
+    refused = pc.job("nowhere", "true")
     first = pc.job("one", "sleep", "0.5")
     second = pc.job("one", "true")
 
@@ -133,6 +135,10 @@ def test_outcomes(pc):
     assert r["outcome"] == "PENDING" and "still pending in Slurm" in r["reason"]
     assert "Reason=JobHeldUser" in r["reason"]
     assert pc.slurm_state(r["batch_id"]) == "CANCELLED"
+
+    r = pc.wait_job(refused)
+    assert r["outcome"] == "DOWN" and "sbatch refused it" in r["reason"]
+    assert "invalid partition" in r["reason"].lower()
 
     one, two = pc.wait_job(first), pc.wait_job(second)      # -slots 1: one at a time
     assert one["outcome"] == two["outcome"] == "EXIT"
