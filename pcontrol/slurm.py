@@ -91,6 +91,10 @@ async def run_command(argv: Sequence[str], stdin: str | None = None) -> CommandR
         proc.kill()
         await proc.wait()
         return CommandResult(124, "", f"{argv[0]} did not answer within {COMMAND_TIMEOUT:g} s")
+    except asyncio.CancelledError:
+        if proc.returncode is None and argv[0] != "sbatch":
+            proc.kill()      # a squeue nobody waits for; an sbatch may have submitted: let be
+        raise
     return CommandResult(proc.returncode or 0, out.decode("utf-8", "replace"),
                          err.decode("utf-8", "replace"))
 
