@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import io
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -93,6 +94,7 @@ end
         return elapsed
     finally:
         daemon.stop(paths, kill=True, force=True)
+        shutil.rmtree(home, ignore_errors=True)
 
 
 def main() -> int:
@@ -117,6 +119,7 @@ def main() -> int:
                          through_sched(cluster, args.jobs, args.poll)))
     finally:
         cluster.stop()
+        shutil.rmtree(directory, ignore_errors=True)
     print(f"\n{args.jobs} short jobs (`true`) on a one-node Slurm ({os.cpu_count()} CPUs here)")
     print(f"{'runner':<56} {'seconds':>8} {'jobs/s':>8}")
     for name, secs in rows:

@@ -2,14 +2,16 @@
 (tests/tools/slurmcluster.py) and the real pcontrol daemon and sched programs. One cluster
 and one pcontrol for the whole module; a handful of tests, each covering what Slurm can
 produce quickly: exit n, a signal, our timeout, kill, a cancel by someone else, a pending
-timeout, -slots, a job sbatch refuses, the controller down and back, a pcontrol restart with jobs in the
-cluster, and a sched task whose exit macros see the outcomes. (Slurm's own TIMEOUT takes
-over a minute: its mapping is tested on recorded output in test_slurmstate.py.)
+timeout, -slots, a job sbatch refuses, the controller down and back, munge broken, a
+pcontrol restart with jobs in the cluster, and a sched task whose exit macros see the
+outcomes. (Slurm's own TIMEOUT takes over a minute: its mapping is tested on recorded
+output in test_slurmstate.py.)
 """
 
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -36,6 +38,7 @@ def cluster():
         yield cluster
     finally:
         cluster.stop()
+        shutil.rmtree(directory, ignore_errors=True)
 
 
 class Pcontrol:
@@ -94,6 +97,7 @@ def pc(cluster):
         yield pc
     finally:
         pc("stop", "-kill", "-force", check=False)
+        shutil.rmtree(pc.home, ignore_errors=True)
 
 
 def test_outcomes(pc):
@@ -162,6 +166,18 @@ def test_controller_down_then_back(pc):
     assert (r["outcome"], r["status"], r["stdout"]) == ("EXIT", 0, "survived\n")
     r = pc.wait_job(later)
     assert (r["outcome"], r["stdout"]) == ("EXIT", "later\n")
+
+
+def test_munge_broken_then_mended(pc):
+    pc.cluster.stop_munge()
+    try:
+        host = pc.wait_host("c1", "DOWN")
+        assert "munge" in host["reason"].lower()
+    finally:
+        pc.cluster.start_munge()
+    pc.wait_host("c1", "IDLE")
+    r = pc.wait_job(pc.job("c1", "echo", "mended"))
+    assert (r["outcome"], r["stdout"]) == ("EXIT", "mended\n")
 
 
 def test_pcontrol_restart_with_jobs_in_the_cluster(pc):

@@ -5,6 +5,7 @@ key and socket under one directory, on free ports; stopped by pid.
     cluster = SlurmCluster(Path(tmp)); cluster.start()      # waits until the node is idle
     env = cluster.env            # SLURM_CONF for sbatch, squeue, scancel and pcontrol
     cluster.stop_controller(); cluster.start_controller()    # slurmctld down and back
+    cluster.stop_munge(); cluster.start_munge()              # munge broken and mended
     cluster.stop()
 
 `missing()` says why this machine cannot run one (None when it can): Debian's slurmctld,
@@ -108,14 +109,23 @@ class SlurmCluster:
         self.conf.write_text(SLURM_CONF.format(
             host=socket.gethostname(), ctld_port=_free_port(), slurmd_port=_free_port(),
             dir=self.dir, cpus=NODE_CPUS))
-        munge = self.dir / "munge"
-        self._spawn("munged", [_program("munged"), "-F", "-f", f"--socket={munge}/munge.sock",
-                               f"--key-file={key}", f"--pid-file={munge}/munged.pid",
-                               f"--seed-file={munge}/seed", f"--log-file={munge}/munged.log"])
-        wait_until_sync(lambda: (munge / "munge.sock").exists(), "munged made its socket")
+        self.start_munge()
         self.start_controller()
         self._spawn("slurmd", [_program("slurmd"), "-D", "-N", "node1", "-f", str(self.conf)])
         wait_until_sync(self._node_idle, "the Slurm node is idle", timeout=60)
+
+    def start_munge(self) -> None:
+        munge = self.dir / "munge"
+        self._spawn("munged", [_program("munged"), "-F", "-f", f"--socket={munge}/munge.sock",
+                               f"--key-file={munge}/munge.key", f"--pid-file={munge}/munged.pid",
+                               f"--seed-file={munge}/seed", f"--log-file={munge}/munged.log"])
+        wait_until_sync(lambda: (munge / "munge.sock").exists(), "munged made its socket")
+
+    def stop_munge(self) -> None:
+        """Munge broken: nothing can prove who it is to Slurm until start_munge()."""
+        self._stop("munged")
+        wait_until_sync(lambda: not (self.dir / "munge" / "munge.sock").exists(),
+                        "munged removed its socket")
 
     def start_controller(self) -> None:
         self._spawn("slurmctld", [_program("slurmctld"), "-D", "-f", str(self.conf)])
