@@ -155,7 +155,8 @@ def _host_add(session: Session, args: dict[str, Any]) -> CommandResult:
     else:
         given = [f"-{word}" for word in slurm_words if args[word] is not None]
         if given:
-            raise UsageError(f"{', '.join(given)} only go with -slurm")
+            raise UsageError(f"{', '.join(given)} {'goes' if len(given) == 1 else 'go'} "
+                             "only with -slurm")
     host = session.controller.add_host(args["name"], slots=args["slots"],
                                        connect=args["connect"], slurm=slurm)
     return CommandResult(f"host {host.name} added; connecting", host.to_record())
