@@ -29,8 +29,8 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests" / "tools"))
 
 import psched  # noqa: E402
-from psched.eventloop import run_until  # noqa: E402
-from psched.scheduler import scheduler_of  # noqa: E402
+from psched.scheduler.attach import scheduler_of  # noqa: E402
+from psched.scheduler.eventloop import run_until  # noqa: E402
 from slurmcluster import SlurmCluster, missing  # noqa: E402
 from waiting import wait_until_sync  # noqa: E402
 
