@@ -2,8 +2,8 @@
 
 HostTable owns the Host records and, per host, the live HostLink (an agent's AgentLink, or a
 Slurm cluster's SlurmLink: pcontrol's own driver speaking the agent protocol), the connect
-attempt in flight and the retry timer. It knows nothing of jobs: what a connection means for jobs is
-the listener's business (HostListener, implemented by the Controller): a host came up and
+attempt in flight and the retry timer. It knows nothing of jobs: what a connection means for
+jobs is the listener's business (HostListener, implemented by the Controller): a host came up and
 its agent reported what it runs (reconcile, fill its slots), a host was lost (its jobs wait
 for the agent's successor, or end DOWN), an agent sent a message, a record changed.
 
