@@ -25,6 +25,22 @@ sys.path.insert(0, str(Path(__file__).resolve().parent / "tools"))
 
 
 @pytest.fixture(scope="session", autouse=True)
+def _own_sched_home():
+    """Tests never use the user's ~/.sched (nor its lock: one sched per $SCHED_HOME): the run
+    has one of its own, short for Unix socket paths. Folders and tests set their own."""
+    if os.environ.get("SCHED_HOME"):
+        yield
+        return
+    path = tempfile.mkdtemp(dir="/tmp", prefix="sh-")
+    os.environ["SCHED_HOME"] = path
+    try:
+        yield
+    finally:
+        os.environ.pop("SCHED_HOME", None)
+        shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture(scope="session", autouse=True)
 def _own_pclient_runtime_dir():
     """Agents started by any test leave their survivor sockets and liveness marks in a
     directory of this run (removed after it), never in the user's /tmp/pclient-UID.

@@ -19,6 +19,8 @@ the command and, inside macros, the chain of calls.
      +-- Break, Continue, Return(value), Skip        .command: the command that raised it
      +-- OtherCode(code, value)          a completion code of 5 or more (`return -code 7`)
 
+    QuitRequest (BaseException)          `quit`/`exit`: leave sched (no `catch` stops it)
+
 An error also carries Tcl's `errorcode` (a list, "NONE" unless `error`/`throw` gave one) and,
 once set by `error MSG INFO`, its `errorinfo`; `catch`, `try` and `$errorInfo` report them.
 `Return` carries `return -code/-level` and the other options of `return -options`.
@@ -198,3 +200,17 @@ class OtherCode(ControlFlow):
         super().__init__(code, value)
         self.code = code
         self.value = value
+
+
+class QuitRequest(BaseException):
+    """`quit` / `exit` was called: leave with `status`. A BaseException so that no `catch` keeps it.
+
+    Raised by the command (psched.shell.session); the CLI and the REPL turn it into the exit status. A
+    macro that the scheduler runs inside the event loop cannot raise it through asyncio: the
+    scheduler hands it to psched.scheduler.eventloop.leave_soon instead.
+    """
+
+    def __init__(self, status: int = 0, force: bool = False):
+        super().__init__(status)
+        self.status = status
+        self.force = force

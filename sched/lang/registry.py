@@ -64,7 +64,7 @@ def parse_usage(text: str, name_words: int = 1) -> Usage:
             if not optional and tok != "args":
                 lo += 1
         elif optional:
-            hi += 1
+            hi += len(tok.strip("?").split())  # `?-state STATE?` is two words
         else:
             lo += 1
             hi += 1

@@ -14,26 +14,33 @@ this sched started) and where its messages go (stderr, above the prompt).
 
 from __future__ import annotations
 
+import asyncio
 import sys
 from typing import Any
 
 from .remote import MANAGE, ControllerLink
 from ..lang.errors import ScriptError
-from .eventloop import run_until
+from .eventloop import get_loop, run_until
+from .home import SchedHome
+from .jobs import Job
 from .local import KILL_WAIT, LocalBackend
 from .loop import Scheduler
 
-__all__ = ["SCHEDULER_KEY", "scheduler_of", "controller_of", "controller_subcommands", "controller_host_words"]
+__all__ = ["SCHEDULER_KEY", "SCHED_NAME_KEY", "scheduler_of", "controller_of", "controller_subcommands", "controller_host_words"]
 
 SCHEDULER_KEY = "scheduler"
 """Key in `interp.extensions` of the interpreter's Scheduler."""
+
+SCHED_NAME_KEY = "sched.name"
+"""Key in `interp.extensions`: the name given with `sched --name NAME` (psched.scheduler.home)."""
 
 
 def scheduler_of(interp: Any) -> Scheduler:
     """The interpreter's scheduler, made on first use with its real backends."""
     sched = interp.extensions.get(SCHEDULER_KEY)
     if sched is None:
-        sched = interp.extensions[SCHEDULER_KEY] = Scheduler(interp)
+        home = SchedHome.locate(interp.extensions.get(SCHED_NAME_KEY))
+        sched = interp.extensions[SCHEDULER_KEY] = Scheduler(interp, home=home)
         sched.local = LocalBackend(sched)
         sched.remote = ControllerLink(sched)
         _attach_shell(interp, sched)
@@ -134,19 +141,48 @@ def jobs_out_reason(interp: Any) -> str | None:
 
 
 def shutdown(interp: Any) -> None:
-    """The exit hook: kill local jobs still out, leave controller jobs to the next sched,
-    and stop the daemon when this sched started it and has nothing left out there."""
+    """The exit hook: kill local jobs still out (recorded KILLED, their exit macros run), leave
+    controller jobs to the next sched, stop the daemon when this sched started it and has
+    nothing left out there, and give up the home's lock."""
     sched = interp.extensions.get(SCHEDULER_KEY)
     if sched is None:
         return
-    sched.stop()
     try:
-        run_until(sched.local.aclose(), "quit", interruptible=False)
-    except ScriptError:
-        sched.report(f"some local jobs did not end within {KILL_WAIT:g} s of being killed")
+        sched.stop()
+        _kill_local_jobs(sched)
+        _leave_controller(sched)
+    finally:
+        sched.release_home()
+
+
+def _kill_local_jobs(sched: Scheduler) -> None:
+    """Kill every local job still out, also one still starting, and wait (bounded) until each
+    one's end is recorded and its exit macro has run."""
+    local = [job for job in sched.outstanding() if job.local]
+    ended = get_loop().create_future()
+
+    def listener(job: Job) -> None:
+        if job.done and all(j.done for j in local) and not ended.done():
+            ended.set_result(None)
+
+    sched.job_listeners.append(listener)
+    try:
+        for job in local:
+            sched.local.kill(job)  # a job still starting is killed as soon as it has started
+        if not all(j.done for j in local):
+            run_until(asyncio.wait_for(ended, KILL_WAIT), "quit", interruptible=False, leavable=False)
+        run_until(sched.local.aclose(), "quit", interruptible=False, leavable=False)
+    except (asyncio.TimeoutError, ScriptError):
+        left = sum(1 for j in local if not j.done)
+        sched.report(f"{left} local job(s) did not end within {KILL_WAIT:g} s of being killed")
+    finally:
+        sched.job_listeners.remove(listener)
+
+
+def _leave_controller(sched: Scheduler) -> None:
     link = sched.remote
     try:
-        run_until(link.aclose(), "quit", interruptible=False)
+        run_until(link.aclose(), "quit", interruptible=False, leavable=False)
     except ScriptError:
         return
     if link.jobs_out():

@@ -7,6 +7,11 @@ so the interpreter is never entered from two places at once and needs no locks. 
 wants to wait while the loop is already running (inside an exit macro) gets a clear error.
 
 Ctrl-C while the loop runs cancels the wait (`interrupted`), never a callback half-way.
+
+Leaving from inside the loop: a callback (an exit macro that calls `exit`, a SIGTERM) cannot
+raise through asyncio. It calls `leave_soon(exc)` instead: the wait under way is cancelled and
+its `run_until` raises `exc` in the command (or prompt) that waited; a `run_until` started
+later raises it at once. The exception is raised once.
 """
 
 from __future__ import annotations
@@ -20,6 +25,8 @@ from ..lang.errors import ScriptError
 T = TypeVar("T")
 
 _loop: asyncio.AbstractEventLoop | None = None
+_waiting: "asyncio.Future | None" = None  # what the outermost run_until is waiting for
+_leaving: BaseException | None = None  # raised by the next (or the current) run_until
 
 
 def get_loop() -> asyncio.AbstractEventLoop:
@@ -31,17 +38,23 @@ def get_loop() -> asyncio.AbstractEventLoop:
     return _loop
 
 
-def run_until(awaitable: Awaitable[T], what: str = "wait", interruptible: bool = True) -> T:
+def run_until(awaitable: Awaitable[T], what: str = "wait", interruptible: bool = True, leavable: bool = True) -> T:
     """Run the loop until `awaitable` is done, and return its result.
 
     Raises ScriptError when called from inside the running loop (an exit macro) and when
-    Ctrl-C interrupts the wait.
+    Ctrl-C interrupts the wait; raises what `leave_soon` was given, unless `leavable` is
+    false (the waits of leaving itself).
     """
+    global _waiting
     loop = get_loop()
     if loop.is_running():
         if asyncio.iscoroutine(awaitable):
             awaitable.close()
         raise ScriptError(f"{what}: cannot wait inside a macro that the scheduler runs")
+    if _leaving is not None and leavable:
+        if asyncio.iscoroutine(awaitable):
+            awaitable.close()
+        _raise_leaving()
     task = asyncio.ensure_future(awaitable, loop=loop)
     interrupted = False
 
@@ -57,15 +70,48 @@ def run_until(awaitable: Awaitable[T], what: str = "wait", interruptible: bool =
             installed = True
         except (ValueError, RuntimeError, NotImplementedError):  # not the main thread
             installed = False
+    outer, _waiting = _waiting, (task if leavable else None)
     try:
-        return loop.run_until_complete(task)
+        result = loop.run_until_complete(task)
     except asyncio.CancelledError:
+        if _leaving is not None and leavable:
+            _raise_leaving()
         if interrupted:
             raise ScriptError(f"{what}: interrupted") from None
         raise
     finally:
+        _waiting = outer
         if installed:
             loop.remove_signal_handler(signal.SIGINT)
+    if _leaving is not None and leavable:
+        _raise_leaving()
+    return result
+
+
+def leave_soon(exc: BaseException) -> None:
+    """Raise `exc` (a QuitRequest) out of the wait under way, or out of the next one.
+
+    For code running inside the loop (a macro, a signal handler's callback), which cannot raise
+    through asyncio. The waits of leaving itself (`leavable=False`) are not cancelled.
+    """
+    global _leaving
+    if _leaving is None:
+        _leaving = exc
+    if _waiting is not None and not _waiting.done():
+        _waiting.cancel()
+
+
+def take_leaving() -> BaseException | None:
+    """The exception `leave_soon` stored and nobody has raised yet (and forget it)."""
+    global _leaving
+    exc, _leaving = _leaving, None
+    return exc
+
+
+def _raise_leaving() -> None:
+    exc = take_leaving()
+    if exc is not None:
+        raise exc
 
 
 def run_pending() -> None:
@@ -74,10 +120,12 @@ def run_pending() -> None:
     if loop.is_running():
         return
     loop.run_until_complete(asyncio.sleep(0))
+    _raise_leaving()
 
 
 def close_loop() -> None:
-    global _loop
+    global _loop, _leaving
+    _leaving = None
     if _loop is not None and not _loop.is_closed() and not _loop.is_running():
         pending = [t for t in asyncio.all_tasks(_loop) if not t.done()]
         for t in pending:
@@ -88,4 +136,4 @@ def close_loop() -> None:
     _loop = None
 
 
-__all__ = ["get_loop", "run_until", "run_pending", "close_loop"]
+__all__ = ["get_loop", "run_until", "run_pending", "close_loop", "leave_soon", "take_leaving"]

@@ -134,6 +134,15 @@ class JobSink(Protocol):
     def report(self, text: str) -> None:
         """A message for the user."""
 
+    home: Any
+    """The scheduler's own files (psched.scheduler.home.SchedHome), or None."""
+
+    def claim_home(self) -> None:
+        """Be the only sched on the home; HomeBusy when another one is."""
+
+    def job_sent(self, job: Job) -> None:
+        """The controller has the job (or it ended before reaching it): the run ledger's count is sure."""
+
 
 class Backend(Protocol):
     """Where jobs run: `submit` starts a job, which later goes to the sink's job_started / job_ended."""
@@ -147,7 +156,17 @@ class Backend(Protocol):
         """Kill a job of this backend; False when it does not know the job."""
 
     def task_defined(self, task: str) -> None:
-        """A task was (re)defined: finished jobs of it that the backend holds can be taken back."""
+        """A task was (re)defined: jobs of it that the backend holds can be taken back."""
+
+    submit_keys_held: set[str] | None
+    """The submit keys of every job of ours the controller holds, known after a connect (None:
+    not known; a local backend: always None). The run ledger drops jobs made but never sent."""
+
+    def submit_key(self, job: Job) -> str | None:
+        """The key by which the controller would know `job` (None: this backend has none)."""
+
+    def orphans_note(self) -> str | None:
+        """What the backend holds of an earlier sched for tasks not defined here (None: nothing)."""
 
     async def connect(self) -> None:
         """Be ready to take jobs (and take back an earlier sched's); raise what went wrong."""

@@ -86,6 +86,14 @@ class LocalBackend:
             return True
         return False
 
+    submit_keys_held = None  # local jobs do not outlive sched: no run ledger
+
+    def submit_key(self, job: Job) -> str | None:
+        return None
+
+    def orphans_note(self) -> str | None:
+        return None
+
     def task_defined(self, task: str) -> None:
         """Nothing to take back: local jobs do not outlive their sched."""
 

@@ -15,6 +15,13 @@ and makes the task due again at once. With a real clock the heap is armed on the
 armed and tests call `step()`.
 
 Errors in macros are reported (task, job, position) and never stop the loop or other tasks.
+`exit`/`quit` in a macro stops the loop and leaves sched once the macro is done (through
+psched.scheduler.eventloop.leave_soon; refused with an error, like any script's, while jobs are out).
+
+With a home (psched.scheduler.home; `scheduler_of` gives one) the scheduler is the only one on its
+$SCHED_HOME, its job ids go on from the previous sched's, and each task's last launch is kept
+so that `-exec` spacing holds across a restart. Ended jobs are forgotten after a retention
+(psched.scheduler.retention), and their output is not kept once the exit macro has run.
 """
 
 from __future__ import annotations
@@ -28,10 +35,12 @@ from typing import Any, Callable
 
 from ..lang.clock import Clock, SystemClock
 from ..lang.commands.queues import WorkQueue
-from ..lang.errors import SchedError, Skip, TaskError
-from .eventloop import get_loop
+from ..lang.errors import QuitRequest, SchedError, Skip, TaskError
+from .eventloop import get_loop, leave_soon
 from ..lang.interp import Frame
 from .jobs import Backend, Job, JobState, Outcome
+from .home import SchedHome
+from .retention import Retention
 from .runledger import LEDGER_NAME, RunLedger
 from .taskspec import DRAFT_KEY, JobDraft, OutputDest, TaskSpec
 from ..lang.tcllist import join_list
@@ -92,8 +101,9 @@ class Scheduler:
     """
 
     def __init__(self, interp: Any, clock: Clock | None = None, local: Backend | None = None,
-                 remote: Backend | None = None):
+                 remote: Backend | None = None, home: SchedHome | None = None):
         self.interp = interp
+        self.home = home  # None: no files of its own (tests' schedulers), ids from 1
         self.clock = clock or SystemClock()
         if interp.clock is None:  # the language's `clock` reads the scheduler's time
             interp.clock = self.clock
@@ -102,6 +112,7 @@ class Scheduler:
         self.jobs: dict[int, Job] = {}
         self.heap: TimerHeap[str] = TimerHeap()
         self.running = False
+        self.ever_ran = False  # `run` was called once (a later `wait` after `stop` returns, not fails)
         self.output_limit = DEFAULT_OUTPUT_LIMIT
         self.local: Backend = local or _Unattached("local")
         self.remote: Backend = remote or _Unattached("remote")
@@ -116,6 +127,10 @@ class Scheduler:
         self.totals = {"made": 0, "done": 0, "failed": 0}
         self.ledger: RunLedger | None = None  # counts of controller tasks, for the next sched
         self._resume: dict[str, int] | None = None  # counts an earlier sched left (None: not read yet)
+        self.retention = Retention()
+        self.forgotten = 0  # ended jobs dropped from the table by the retention
+        self.quit_request: QuitRequest | None = None  # `exit` in a macro: leaving
+        self.pending_scripts = 0  # `after MS SCRIPT` not run yet (psched.scheduler.commands.after): something may change
 
     # --- the task table -----------------------------------------------------------------------
 
@@ -130,8 +145,9 @@ class Scheduler:
             entry = self.tasks[spec.name] = TaskEntry(spec, self._seq)
         else:
             entry.spec = spec
-        if self._resume and spec.name in self._resume:
+        if self._resume and spec.name in self._resume and spec.host != "LOCAL":
             self._resume_task(entry, self._resume.pop(spec.name))
+        self._restore_launch(entry)
         self.look_soon(entry)
         self.remote.task_defined(spec.name)
         self._check_waiters()
@@ -147,10 +163,9 @@ class Scheduler:
         entry = self.tasks.get(record.get("task") or "")
         if entry is None:
             return None
-        job = Job(self._next_job, entry.name, list(record.get("argv") or []), record.get("host") or "NONE",
+        job = Job(self._new_job_id(), entry.name, list(record.get("argv") or []), record.get("host") or "NONE",
                   bool(record.get("required")), timeout=record.get("timeout"), pending=record.get("pending"))
         job.created = record.get("submitted") or job.created
-        self._next_job += 1
         self.jobs[job.id] = job
         entry.jobs_out.add(job.id)
         if not entry.resumed:
@@ -172,18 +187,27 @@ class Scheduler:
         if self._resume is not None:
             return
         self._resume = {}
-        home = self.remote.home
-        if home is None:  # a backend without a home (tests' fakes): nothing to go on from
-            return
-        self.ledger = RunLedger(home / LEDGER_NAME)
-        counts = {task: made for task, made in self.ledger.load().items() if made > 0}
+        if self.home is not None:
+            self.ledger = RunLedger(self.home.ledger_path)
+        else:
+            home = self.remote.home
+            if home is None:  # a backend without a home (tests' fakes): nothing to go on from
+                return
+            self.ledger = RunLedger(home / LEDGER_NAME)
+        self.ledger.load()
+        held = self.remote.submit_keys_held  # None: not connected yet, keep the counts
+        if held is not None:
+            self.ledger.forget_unsent(held)  # made by the earlier sched, killed before sending them
+        counts = {task: made for task, made in self.ledger.counts().items() if made > 0}
         for name in list(counts):
             entry = self.tasks.get(name)
-            if entry is not None:
+            if entry is not None and entry.spec.host != "LOCAL":  # local tasks start over
                 self._resume_task(entry, counts.pop(name))
         self._resume = counts  # for tasks defined later
         for entry in self.tasks.values():  # jobs adopted before the ledger was read
-            self._record_made(entry)
+            if entry.spec.host != "LOCAL":
+                self._record_made(entry)
+        self._check_waiters()
 
     def _resume_task(self, entry: TaskEntry, made: int) -> None:
         entry.resumed = True
@@ -196,9 +220,47 @@ class Scheduler:
                     f"{made} job(s){of} (remove {self.ledger.path if self.ledger else LEDGER_NAME} "
                     f"before `run` to start over)")
 
-    def _record_made(self, entry: TaskEntry) -> None:
+    def _record_made(self, entry: TaskEntry, job: Job | None = None) -> None:
         if self.ledger is not None:
-            self.ledger.record(entry.name, entry.timing.made)
+            unsent = self.remote.submit_key(job) if job is not None else None
+            self.ledger.record(entry.name, entry.timing.made, unsent=unsent)
+
+    def job_sent(self, job: Job) -> None:
+        """The controller has the job (or it ended before reaching it): see runledger.py."""
+        key = self.remote.submit_key(job)
+        if self.ledger is not None and key is not None:
+            self.ledger.sent(key)
+
+    # --- the home: one sched on it, ids and launches that outlive this process ---------------
+
+    def claim_home(self) -> None:
+        """Be the only sched on this home (and name); HomeBusy (a TaskError) if another is."""
+        if self.home is not None:
+            self.home.acquire()
+
+    def release_home(self) -> None:
+        if self.home is not None:
+            self.home.release()
+
+    def _new_job_id(self) -> int:
+        if self.home is not None and self.home.held:
+            number = max(self.home.job_ids.next(), self._next_job)
+        else:
+            number = self._next_job
+        self._next_job = number + 1
+        return number
+
+    def _restore_launch(self, entry: TaskEntry) -> None:
+        """A task with `-exec` spacing goes on from its last launch by an earlier sched."""
+        if (self.home is None or entry.spec.periods.exec <= 0 or entry.timing.last_launch_mono is not None
+                or not self.real_time):
+            return
+        last = self.home.marks.last(entry.name)
+        if last is None:
+            return
+        ago = max(0.0, self.clock.wall() - last)
+        if ago < entry.spec.periods.exec:
+            entry.timing.last_launch_mono = self.clock.monotonic() - ago
 
     def end_run(self) -> None:
         """Nothing of ours is left out at the controller: the next sched on this home starts
@@ -236,10 +298,12 @@ class Scheduler:
 
     def start(self) -> None:
         """`run`: look at every task now, and keep looking."""
-        self.running = True
+        self.claim_home()
+        self.running = self.ever_ran = True
         for entry in self.tasks.values():
             self.look_soon(entry)
         self._arm()
+        self._check_waiters()
 
     def stop(self) -> None:
         """`stop`: make no more jobs; running ones finish and their exit macros still run."""
@@ -247,6 +311,7 @@ class Scheduler:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = self._timer_when = None
+        self._check_waiters()  # `wait` ends once the jobs out have ended
 
     def look_soon(self, entry: TaskEntry) -> None:
         self._schedule(entry, self.clock.monotonic())
@@ -303,6 +368,8 @@ class Scheduler:
             if self._make_job(entry):
                 made += 1
         self._schedule(entry, decision.next_look)
+        if entry.finished or decision.reason is PlanReason.PAUSED:
+            self._check_waiters()  # e.g. the run ledger said nmax was reached already
         return made
 
     # --- making jobs --------------------------------------------------------------------------
@@ -315,15 +382,16 @@ class Scheduler:
         if not draft.argv:
             self.report(f"task {spec.name}: no command to run (give it `command` in the task or in task.exec)")
             return None
-        job = Job(self._next_job, spec.name, list(draft.argv), draft.host, draft.host_required,
+        job = Job(self._new_job_id(), spec.name, list(draft.argv), draft.host, draft.host_required,
                   timeout=spec.periods.timeout, pending=spec.periods.pending, retry=spec.retry)
-        self._next_job += 1
         self.jobs[job.id] = job
         entry.jobs_out.add(job.id)
         entry.timing.launched(self.clock.monotonic())
+        if self.home is not None and spec.periods.exec > 0 and self.real_time:
+            self.home.marks.launched(spec.name, self.clock.wall())
         if not job.local:
             self.resume_run()
-            self._record_made(entry)
+            self._record_made(entry, job)
         self.totals["made"] += 1
         if self.verbose:
             self.report(f"job {job.id} ({spec.name}) made for {job.host}: {' '.join(job.argv)}")
@@ -349,8 +417,13 @@ class Scheduler:
         except SchedError as err:
             self.report(f"task {spec.name}: error in task.exec (no job made this time):\n{err.render()}")
             return None
+        except QuitRequest as request:
+            self.leave(request)
+            return None
         finally:
             interp.extensions[DRAFT_KEY] = saved
+        if self.quit_request is not None:
+            return None
         return draft
 
     # --- jobs' lives --------------------------------------------------------------------------
@@ -405,7 +478,16 @@ class Scheduler:
         if self.verbose or job.macro_error:
             self.report(f"job {job.id} ({job.task}) ended: {job.outcome_text()}" + (f" ({reason})" if reason and self.verbose else ""))
         self._tell(job)
+        job.stdout = job.stderr = ""  # delivered (and told); sched keeps no ended job's output
+        self.retention.ended(job.id, job.ended)
+        self.forget_expired()
         self._check_waiters()
+
+    def forget_expired(self) -> None:
+        """Drop ended jobs past the retention from the table."""
+        for job_id in self.retention.expired(self.clock.wall()):
+            if self.jobs.pop(job_id, None) is not None:
+                self.forgotten += 1
 
     def _tell(self, job: Job) -> None:
         for listener in list(self.job_listeners):
@@ -450,6 +532,18 @@ class Scheduler:
         except SchedError as err:
             job.macro_error = err.render()
             self.report(f"task {spec.name} job {job.id}: error in task.exit {which}:\n{job.macro_error}")
+        except QuitRequest as request:
+            self.leave(request)
+
+    def leave(self, request: QuitRequest) -> None:
+        """`exit` in a macro: make no more jobs, and leave sched once the macro is done (the
+        shell raises the request out of the wait under way; leaving runs the exit hooks)."""
+        self.quit_request = request
+        self.stop()
+        if get_loop().is_running():
+            leave_soon(request)
+        else:  # called outside the loop (tests drive `step` by hand): leave from here
+            raise request
 
     # --- commands from the prompt -------------------------------------------------------------
 
@@ -460,7 +554,8 @@ class Scheduler:
             raise TaskError(f'"{job_id}" is not a job id (job ids are numbers)') from None
         job = self.jobs.get(number)
         if job is None:
-            raise TaskError(f"no job {number}" + (" (deleted, or never made)" if number < self._next_job else ""))
+            raise TaskError(f"no job {number}" + (" (forgotten after the retention (see `help jobs`), deleted, "
+                                                  "or never made)" if number < self._next_job else ""))
         return job
 
     def kill(self, job_id: str | int) -> str:
@@ -485,23 +580,55 @@ class Scheduler:
     # --- waiting ------------------------------------------------------------------------------
 
     def finished(self, names: list[str] | None) -> bool:
-        if names is None:
-            entries = [e for e in self.tasks.values() if e.spec.nmax is not None or e.deleting]
-            return all(e.finished and not e.jobs_out for e in entries) and not self.outstanding_of_gone()
-        for name in names:
-            entry = self.tasks.get(name)
-            if entry is not None and not (entry.finished and not entry.jobs_out):
-                return False
-        return True
+        """Nothing `wait` (on these tasks, or on everything) waits for remains."""
+        return not self.still_waiting(names)
 
-    def outstanding_of_gone(self) -> bool:
-        return any(not j.done and j.task not in self.tasks for j in self.jobs.values())
+    def still_waiting(self, names: list[str] | None) -> list[str]:
+        """What `wait` still waits for, one phrase each (empty: done).
+
+        A task is waited for while it has jobs out, and, while the scheduler runs, until it
+        has made its `nmax` jobs: a standing task (no nmax) until `stop`. With no names, also
+        the jobs of deleted tasks and `after` scripts not run yet; a paused task only while
+        something else goes on that could resume it.
+        """
+        entries = [self.tasks[n] for n in names if n in self.tasks] if names else list(self.tasks.values())
+        going: list[str] = []
+        paused: list[str] = []
+        for e in entries:
+            nmax = "" if e.spec.nmax is None else f"/{e.spec.nmax}"
+            if e.jobs_out:
+                more = ", standing: makes jobs until `stop`" if e.spec.nmax is None and self.running else ""
+                going.append(f"{e.name} ({e.timing.made}{nmax} made, {len(e.jobs_out)} out{more})")
+            elif e.finished or not self.running:
+                continue
+            elif not e.spec.active:
+                paused.append(f"{e.name} (paused, {e.timing.made}{nmax} made)")
+            elif e.spec.nmax is None:
+                going.append(f"{e.name} (standing: makes jobs until `stop`; {e.timing.made} made)")
+            else:
+                going.append(f"{e.name} ({e.timing.made}{nmax} made, {e.state()})")
+        if names is None:
+            out = self.totals["made"] - self.totals["done"]
+            if out > sum(len(e.jobs_out) for e in self.tasks.values()):  # else no scan of the job table
+                gone_jobs = [j for j in self.outstanding() if j.task not in self.tasks]
+                if gone_jobs:
+                    gone = ", ".join(sorted({j.task for j in gone_jobs}))
+                    going.append(f"{len(gone_jobs)} job(s) of deleted task(s) {gone}")
+            if self.pending_scripts and self.running:
+                going.append(f"{self.pending_scripts} `after` script(s) not run yet")
+        if going:
+            going += paused
+        return going
 
     def waiter(self, names: list[str] | None) -> asyncio.Future:
         fut = get_loop().create_future()
         self._waiters.append((names, fut))
         self._check_waiters()
         return fut
+
+    def check_waiters(self) -> None:
+        """Something `wait` may be waiting on changed (an `after` script ran or was cancelled)."""
+        self._check_waiters()
 
     def _check_waiters(self) -> None:
         if not self._waiters:
@@ -590,6 +717,14 @@ class _Unattached:
 
     def task_defined(self, task: str) -> None:
         pass
+
+    submit_keys_held = None
+
+    def submit_key(self, job: Job) -> str | None:
+        return None
+
+    def orphans_note(self) -> str | None:
+        return None
 
     async def connect(self) -> None:
         pass

@@ -48,6 +48,7 @@ from pcontrol.paths import Paths
 from .eventloop import get_loop
 from .jobs import Job, JobSink, JobState, Outcome
 from .local import output_text
+from .home import HomeBusy
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +58,9 @@ MANAGE = ("start", "stop", "status", "connect")
 """The `controller` subcommands sched does itself (psched.scheduler.commands.controller); the others go to pcontrol."""
 
 RECONNECT_DELAYS = (0.5, 1, 2, 4, 8, 15, 30)
+HARVEST_DURABLE = 30.0
+"""Seconds after the controller answered a harvest (on a connection still up) when its key
+leaves the harvest log: by then the controller's journal has it."""
 SUBMIT_KEY = "PSCHED_SUBMIT"
 """Environment variable carrying `session:job id` on every controller job this link submits."""
 
@@ -70,11 +74,12 @@ def _daemon() -> ModuleType:
     return daemon
 
 
-def owner_id(home: Path, machine: str | None = None) -> str:
+def owner_id(home: Path, machine: str | None = None, name: str | None = None) -> str:
     """This scheduler's identity at the controller: derived from its $SCHED_HOME (and, for a
-    controller on another machine, from the name of this one)."""
+    controller on another machine, from the name of this one; for `sched --name NAME`, NAME)."""
     where = f"{machine}:" if machine else ""
-    return f"sched:{where}{home.expanduser().resolve()}"
+    named = f"#{name}" if name else ""
+    return f"sched:{where}{home.expanduser().resolve()}{named}"
 
 
 class AddressError(ClientError):
@@ -88,6 +93,8 @@ class HarvestLog:
         self.path = path
         self.keys: set[str] = set()
         self._fh = None
+        self._dropped = 0  # keys dropped since the file was last rewritten
+        self._acked: deque[tuple[float, str]] = deque()  # (when the controller answered, key)
         try:
             with open(path, encoding="utf-8") as fh:
                 self.keys = {line.strip() for line in fh if line.strip()}
@@ -105,14 +112,37 @@ class HarvestLog:
         self._fh.flush()  # in the OS: it survives the death of this process
         self.keys.add(key)
 
+    def acknowledged(self, keys: list[str], now: float) -> None:
+        """The controller answered these harvests. Its journal has them a moment later, unless
+        it dies first (and then our connection with it): so a key is dropped only once its
+        answer is HARVEST_DURABLE seconds old on a connection still up (`settle`); after a
+        broken connection, the next adoption's `compact` decides from the controller's list."""
+        self._acked.extend((now, key) for key in keys)
+        self.settle(now)
+
+    def settle(self, now: float) -> None:
+        acked = self._acked
+        dropped = 0
+        while acked and acked[0][0] <= now - HARVEST_DURABLE:
+            self.keys.discard(acked.popleft()[1])
+            dropped += 1
+        self._dropped += dropped
+        if dropped and self._dropped > max(1000, len(self.keys)):
+            self.compact(self.keys)  # memory and file stay small over months
+
+    def connection_lost(self) -> None:
+        self._acked.clear()
+
     def compact(self, still_held: set[str]) -> None:
         """Drop keys the controller no longer holds (they were acknowledged)."""
         keep = self.keys & still_held
-        if keep == self.keys:
+        self._dropped = 0
+        if keep == self.keys and not self.path.exists():
             return
         if self._fh is not None:
             self._fh.close()
             self._fh = None
+        self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         tmp = self.path.with_suffix(".tmp")
         tmp.write_text("".join(k + "\n" for k in sorted(keep)), encoding="utf-8")
         os.replace(tmp, self.path)
@@ -143,6 +173,8 @@ class ControllerLink:
                  address: ControllerAddress | None = None):
         self.sched = sched
         self.paths = Paths.for_home(home)
+        own = sched.home if home is None else None  # psched.scheduler.home: the name and the files
+        self.name = own.name if own is not None else None
         self.address_error: str | None = None  # why the address from the environment is unusable
         if address is None:
             try:
@@ -161,7 +193,8 @@ class ControllerLink:
         self._early: dict[int, dict[str, Any]] = {}  # events that beat their job's submit reply
         self._to_harvest: list[int] = []
         self.session = uuid.uuid4().hex[:12]  # this sched process, in submit keys
-        self.harvests = HarvestLog(self.paths.home / "harvested.log")
+        self.submit_keys_held: set[str] | None = None  # of every job the controller has of ours (after a connect)
+        self.harvests = HarvestLog(own.harvest_path if own is not None else self.paths.home / "harvested.log")
         self.started_daemon = False
         self._hosts_checked = False
         self.state = "not connected"
@@ -194,7 +227,12 @@ class ControllerLink:
         self._spawn(self._request(["kill", job.controller_id, "-owner", self.owner], f"kill job {job.id}"))
         return True
 
+    def submit_key(self, job: Job) -> str:
+        """The key the controller keeps in the job's environment (SUBMIT_KEY)."""
+        return f"{self.session}:{job.id}"
+
     def _end_unsent(self, job: Job, outcome: Outcome, reason: str) -> None:
+        self.sched.job_sent(job)  # it never will be: counted as made, and ended
         if not job.done:
             self.sched.job_ended(job, outcome, reason=reason, stderr=reason + "\n", elapsed=0.0)
 
@@ -205,7 +243,7 @@ class ControllerLink:
         return self.client is not None and not self.client.closed
 
     def _owner_for(self, address: ControllerAddress) -> str:
-        return owner_id(self.paths.home, socket.gethostname() if address.is_tcp else None)
+        return owner_id(self.paths.home, socket.gethostname() if address.is_tcp else None, self.name)
 
     def jobs_at_controller(self) -> int:
         """Jobs of this scheduler that the current controller holds and has not finished."""
@@ -261,6 +299,14 @@ class ControllerLink:
             await self._connect(raise_errors=True)
 
     async def _connect(self, raise_errors: bool = False, quiet: bool = False) -> None:
+        try:
+            self.sched.claim_home()  # one sched per $SCHED_HOME speaks to the controller for it
+        except HomeBusy as exc:
+            self.state = f"not connected: {exc}"
+            self.sched.report(str(exc))
+            if raise_errors or quiet:
+                raise
+            return
         try:
             if self.address_error is not None:
                 raise AddressError(self.address_error)
@@ -320,6 +366,7 @@ class ControllerLink:
         if client is not self.client:
             return
         self.client = None
+        self.harvests.connection_lost()
         self.state = f"not connected: {reason}"
         out = sum(1 for j in self.by_cid.values() if not j.done)
         self.sched.report(f"controller connection lost ({reason}); {out} job(s) out there are not forgotten, reconnecting")
@@ -378,6 +425,7 @@ class ControllerLink:
                 self.unsent.appendleft(job)
                 self.sched.report(f"controller: could not submit job {job.id}: {exc}")
                 return
+            self.sched.job_sent(job)
             if not reply.ok:
                 self.sched.job_ended(job, Outcome.DOWN, reason=f"controller refused the job: {reply.text}",
                                      stderr=reply.text + "\n", elapsed=0.0)
@@ -432,6 +480,11 @@ class ControllerLink:
         job = self.by_cid.get(cid)
         if job is not None:
             self._apply(job, record)
+        elif cid in self.orphans:  # a job of a task not defined yet: keep its newest record
+            if record.get("harvested"):
+                del self.orphans[cid]
+            else:
+                self.orphans[cid] = _later(record, self.orphans[cid])
         elif record.get("owner") == self.owner and not record.get("harvested"):
             self._early[cid] = record  # its submit reply (or the adoption list) is still on the way
             if len(self._early) > 10_000:  # never matched (jobs of an earlier sched, harvested): drop the oldest
@@ -483,25 +536,38 @@ class ControllerLink:
                 elapsed=record.get("elapsed"), reason=record.get("reason") or "", ran_on=record.get("ran_on") or "",
             )
         self.by_cid.pop(int(record["id"]), None)
-        self._harvest_soon(int(record["id"]))
+        self._harvest_soon(int(record["id"]), key)
 
-    def _harvest_soon(self, cid: int) -> None:
+    def _harvest_soon(self, cid: int, key: str) -> None:
         """Acknowledge finished jobs in batches: one request for all that ended this loop turn."""
-        self._to_harvest.append(cid)
+        self._to_harvest.append((cid, key))
         if len(self._to_harvest) == 1:
             get_loop().call_soon(self._harvest_batch)
 
     def _harvest_batch(self) -> None:
-        ids, self._to_harvest = self._to_harvest, []
-        if ids and self.connected:
-            self._spawn(self._request(["harvest", *map(str, ids), "-owner", self.owner],
-                                      f"harvest controller job(s) {', '.join(map(str, ids))}"))
+        batch, self._to_harvest = self._to_harvest, []
+        if batch and self.connected:
+            self._spawn(self._harvest(batch))
+
+    async def _harvest(self, batch: list[tuple[int, str]]) -> None:
+        ids = [str(cid) for cid, _ in batch]
+        what = f"harvest controller job(s) {', '.join(ids)}"
+        try:
+            reply = await self.client.request(["harvest", *ids, "-owner", self.owner])
+        except ClientError as exc:
+            self.sched.report(f"controller: {what}: {exc}")
+            return  # harvested again after the reconnect (the keys stay in the log)
+        if not reply.ok:
+            self.sched.report(f"controller: {what}: {reply.text}")
+            return
+        self.harvests.acknowledged([key for _, key in batch], get_loop().time())
 
     async def _adopt(self) -> None:
         """After (re)connecting: collect our finished jobs, follow the running ones."""
         records = await self.client.all_jobs("-owner", self.owner)  # a page per request: pcontrol stays responsive
         held = set()
-        unsent = {f"{self.session}:{j.id}": j for j in self.unsent}
+        unsent = {self.submit_key(j): j for j in self.unsent}
+        self.submit_keys_held = {(r.get("env") or {}).get(SUBMIT_KEY, "") for r in records}
         for record in records:
             if record.get("harvested"):
                 continue
@@ -510,19 +576,20 @@ class ControllerLink:
             held.add(key)
             if key in self.harvests and cid not in self.by_cid:
                 # its macro ran and only the acknowledgement was lost: acknowledge it again
-                self._harvest_soon(cid)
+                self._harvest_soon(cid, key)
                 continue
             job = self.by_cid.get(cid)
             if job is None:
                 mine = unsent.get((record.get("env") or {}).get(SUBMIT_KEY, ""))
                 if mine is not None:  # submitted, but the reply was lost with the connection
                     self.unsent.remove(mine)
+                    self.sched.job_sent(mine)
                     job = mine
                 else:
                     job = self.sched.adopt(record)
-                if job is None:
-                    if record.get("state") == "DONE":
-                        self.orphans[cid] = record
+                if job is None:  # its task is not defined (yet): taken when it is
+                    early = self._early.pop(cid, None)
+                    self.orphans[cid] = record if early is None else _later(early, record)
                     continue
                 job.controller_id = str(cid)
                 self.by_cid[cid] = job
@@ -534,13 +601,20 @@ class ControllerLink:
             else:
                 self._apply(job, record)
         self.harvests.compact(held)
-        if self.orphans:
-            tasks = sorted({r.get("task") or "?" for r in self.orphans.values()})
-            self.sched.report(f"controller holds {len(self.orphans)} finished job(s) of task(s) not defined here: "
-                              f"{', '.join(tasks)}; define them to run their exit macros")
+
+    def orphans_note(self) -> str | None:
+        """What the controller holds of ours for tasks not defined here (None: nothing)."""
+        if not self.orphans:
+            return None
+        tasks = sorted({r.get("task") or "?" for r in self.orphans.values()})
+        running = sum(1 for r in self.orphans.values() if r.get("state") != "DONE")
+        return (f"controller holds {len(self.orphans)} job(s) ({running} not finished) of an earlier sched on this "
+                f"home for task(s) not defined here: {', '.join(tasks)}; define them to follow these jobs and run "
+                "their exit macros")
 
     def task_defined(self, task: str) -> None:
-        """A task was defined: run the exit macros of its finished jobs we hold."""
+        """A task was defined: take back the jobs of an earlier run of it that we hold (running
+        ones are followed, finished ones have their exit macro run)."""
         for cid, record in list(self.orphans.items()):
             if record.get("task") != task:
                 continue
@@ -550,8 +624,14 @@ class ControllerLink:
             del self.orphans[cid]
             job.controller_id = str(cid)
             self.by_cid[cid] = job
-            if self.connected:
-                self._spawn(self._collect(job, cid))
+            early = self._early.pop(cid, None)
+            if early is not None:
+                record = _later(early, record)
+            if record.get("state") == "DONE":
+                if self.connected:
+                    self._spawn(self._collect(job, cid))
+            else:
+                self._apply(job, record)
 
     # --- the daemon's life ----------------------------------------------------------------------
 

@@ -8,10 +8,22 @@ ledger closes that gap:
 
     ledger = RunLedger(home / "made.log")
     counts = ledger.load()            # {task: made} left by an earlier sched ({} if none)
-    ledger.record("work", 17)         # task `work` has now made 17 jobs (one line, flushed)
+    ledger.record("work", 17, unsent=key)   # ... the 17th not at the controller yet
+    ledger.sent(key)                  # the controller has it (or it ended before reaching it)
+    ledger.unsent                     # {key: task} of jobs made but never known sent
     ledger.clear()                    # the run ended cleanly: nothing to go on with
 
-Each record is one JSON line `[made, task]`, written with a single write() and flushed, so a
+A job is counted when it is made, before it is sent; a sched killed between the two would
+leave a count for a job that never reached the controller, and the next sched would make one
+job too few. So such a job's submit key (the one the controller keeps in the job's
+environment, psched.scheduler.remote.SUBMIT_KEY) is recorded with the count, and `sent` clears it.
+The next sched drops from the count every key still unsent that the controller does not hold
+(`forget_unsent`): each job of the run is then counted exactly once.
+
+Only tasks whose jobs go to the controller are recorded: `host LOCAL` tasks start over with
+each sched (their jobs die with it). One sched writes the ledger of its home and name
+(psched.scheduler.home: its lock). Each record is one JSON line `[made, task]`, written with a single
+write() in append mode and flushed, so that even two writers' lines never interleave, and a
 sched killed at any moment leaves at worst a torn last line, which `load` skips. The last line
 of a task wins. The file is rewritten compactly (atomically) when it grows past COMPACT_AT.
 """
@@ -38,12 +50,14 @@ class RunLedger:
     def __init__(self, path: Path):
         self.path = Path(path)
         self._counts: dict[str, int] = {}
+        self.unsent: dict[str, str] = {}  # submit key -> task
         self._fh: IO[str] | None = None
         self._size = 0
 
     def load(self) -> dict[str, int]:
         """The counts an earlier sched left (and start keeping ours on top of them)."""
         counts: dict[str, int] = {}
+        unsent: dict[str, str] = {}
         try:
             text = self.path.read_text(encoding="utf-8", errors="replace")
         except FileNotFoundError:
@@ -53,22 +67,59 @@ class RunLedger:
             text = ""
         for number, line in enumerate(text.splitlines(), 1):
             try:
-                made, task = json.loads(line)
+                record = json.loads(line)
+                if record[0] == "unsent" and len(record) == 3:
+                    unsent[str(record[2])] = str(record[1])
+                    continue
+                if record[0] == "sent" and len(record) == 2:
+                    unsent.pop(str(record[1]), None)
+                    continue
+                made, task = record
                 if isinstance(made, int) and isinstance(task, str) and made >= 0:
                     counts[task] = made
                     continue
-            except (ValueError, TypeError):
+            except (ValueError, TypeError, IndexError, KeyError):
                 pass
             log.warning("%s:%d: skipping a line that is not [made, task] (a torn write?)", self.path, number)
         self._counts = dict(counts)
+        self.unsent = dict(unsent)
         return counts
 
-    def record(self, task: str, made: int) -> None:
-        """Task `task` has made `made` jobs in this run."""
-        if self._counts.get(task) == made:
+    def counts(self) -> dict[str, int]:
+        return dict(self._counts)
+
+    def forget_unsent(self, held: set[str]) -> dict[str, int]:
+        """Drop the jobs recorded unsent that the controller does not hold (`held`: the submit
+        keys of every job it has of ours): they were never sent. Returns how many per task."""
+        dropped: dict[str, int] = {}
+        for key, task in list(self.unsent.items()):
+            if key in held:
+                self.sent(key)
+                continue
+            dropped[task] = dropped.get(task, 0) + 1
+            made = max(0, self._counts.get(task, 0) - 1)
+            self._write(json.dumps(["sent", key]) + "\n" + json.dumps([made, task]) + "\n")
+            self._counts[task] = made
+            del self.unsent[key]
+        return dropped
+
+    def record(self, task: str, made: int, unsent: str | None = None) -> None:
+        """Task `task` has made `made` jobs in this run (the last not sent yet: `unsent` is its key)."""
+        if self._counts.get(task) == made and unsent is None:
             return
         self._counts[task] = made
         line = json.dumps([made, task]) + "\n"
+        if unsent is not None:
+            self.unsent[unsent] = task
+            line += json.dumps(["unsent", task, unsent]) + "\n"  # one write() with the count
+        self._write(line)
+
+    def sent(self, key: str) -> None:
+        """The job of submit key `key` is at the controller (or ended without reaching it)."""
+        if self.unsent.pop(key, None) is not None:
+            self._write(json.dumps(["sent", key]) + "\n")
+
+    def _write(self, line: str) -> None:
         try:
             if self._fh is None:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -85,16 +136,19 @@ class RunLedger:
     def compact(self) -> None:
         """Rewrite the file with one line per task (atomically: a crash keeps the old file)."""
         self.close()
-        tmp = self.path.with_name(self.path.name + ".new")
+        tmp = self.path.with_name(f"{self.path.name}.{os.getpid()}.new")  # never another writer's
         with open(tmp, "w", encoding="utf-8") as fh:
             for task, made in self._counts.items():
                 fh.write(json.dumps([made, task]) + "\n")
+            for key, task in self.unsent.items():
+                fh.write(json.dumps(["unsent", task, key]) + "\n")
         os.replace(tmp, self.path)
 
     def clear(self) -> None:
         """The run ended with nothing left out: the next sched starts afresh."""
         self.close()
         self._counts.clear()
+        self.unsent.clear()
         try:
             self.path.unlink()
         except FileNotFoundError:

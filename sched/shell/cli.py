@@ -3,7 +3,13 @@
     sched                      the prompt (psched.shell.repl) when stdin is a terminal, else stdin as a script
     sched FILE...              run the files in order, then as above
     sched -c SCRIPT            run one script (after any FILEs) and leave
+    sched --name NAME ...      a second sched on the same $SCHED_HOME, with files of its own
     sched --version | -h
+
+A script (FILEs, then a stdin that is not a terminal) that ends with the scheduler running
+goes on as if it ended with `wait`. SIGTERM and SIGHUP leave as `quit -force` does, with
+status 128 + the signal's number (psched.shell.stopsignals); `exit` in a macro the scheduler
+runs leaves once the macro is done (psched.scheduler.eventloop.leave_soon).
 
 A failing script stops with its error (file:line:col, the line, a caret) on stderr and exit
 status 1. The process has one asyncio loop (psched.scheduler.eventloop), run the way Tcl runs its event
@@ -28,9 +34,12 @@ import threading
 from typing import Any, Iterator, TextIO
 
 from ..lang.errors import SchedError
-from ..scheduler.eventloop import close_loop, get_loop, run_until
+from ..scheduler.attach import SCHED_NAME_KEY, SCHEDULER_KEY
+from ..scheduler.eventloop import close_loop, get_loop, run_until, take_leaving
+from ..scheduler.home import valid_name
 from ..lang.interp import Interp
 from .session import ExitStatus, InterruptHandler, QuitRequest, needs_more, run_exit_hooks
+from .stopsignals import StopSignals
 
 log = logging.getLogger(__name__)
 
@@ -128,33 +137,61 @@ def _argument_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("files", nargs="*", metavar="FILE", help="scripts to run in order")
     parser.add_argument("-c", dest="script", metavar="SCRIPT", help="run SCRIPT (after any FILEs) and leave")
+    parser.add_argument("--name", metavar="NAME",
+                        help="run as the sched named NAME: its own lock, run ledger, harvest log and owner "
+                             "at the controller, so that it may run beside the sched of the same $SCHED_HOME")
     parser.add_argument("--version", action="version", version=f"sched {_version()}")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `sched` console command; returns the exit status."""
-    args = _argument_parser().parse_args(argv)
+    parser = _argument_parser()
+    args = parser.parse_args(argv)
+    if args.name is not None and (problem := valid_name(args.name)):
+        parser.error(f"--name: {problem}")
     handler = _CurrentStderr()
     handler.setFormatter(logging.Formatter("sched: %(levelname)s: %(name)s: %(message)s"))
     logging.basicConfig(level=logging.WARNING, handlers=[handler])
 
     interp = Interp()
+    if args.name is not None:
+        interp.extensions[SCHED_NAME_KEY] = args.name
     interactive = args.script is None and _is_terminal(sys.stdin)
     interrupts = InterruptHandler(interp, idle_raises=not interactive)
+    stops = StopSignals()
     try:
-        with interrupts.installed():
-            return _run(interp, args, interrupts, interactive)
+        with interrupts.installed(), stops.installed():
+            try:
+                status = _run(interp, args, interrupts, interactive)
+            except QuitRequest as request:  # a signal between two commands
+                status = request.status
+            left = take_leaving()  # `exit` in a macro as the script ended
+            return left.status if isinstance(left, QuitRequest) else status
     except KeyboardInterrupt:
         print("sched: interrupted", file=sys.stderr)
         return ExitStatus.INTERRUPTED
     finally:
-        run_exit_hooks(interp)
+        with stops.installed():  # a signal while leaving is ignored
+            stops.received = stops.received or -1
+            run_exit_hooks(interp)
         try:
             close_loop()
         except Exception:  # leaving anyway; say why the loop did not close cleanly
             log.exception("closing the event loop failed")
         _settle_stdout()
+
+
+def _wait_for_the_work(interp: Any) -> None:
+    """A script (files, then a stdin that is not a terminal) that ends with the scheduler
+    running goes on as if it ended with `wait`: under cron or systemd a script of standing
+    tasks and `run` runs until it is stopped (SIGTERM, or `stop` in a macro)."""
+    sched = interp.extensions.get(SCHEDULER_KEY)
+    if sched is None or not sched.running or sched.finished(None):
+        return
+    sched.report("the script has ended with the scheduler running: going on until nothing remains to do "
+                 "(`stop` in a macro, SIGTERM or Ctrl-C end it)")
+    interp.eval("wait", "<end of the script>")
 
 
 def _settle_stdout() -> None:
@@ -191,6 +228,7 @@ def _run(interp: Any, args: argparse.Namespace, interrupts: InterruptHandler, in
 
             return interact(interp, interrupts)
         run_stream(interp, sys.stdin, interrupts)
+        _wait_for_the_work(interp)
         return ExitStatus.OK
     except SchedError as err:
         print(err.render(), file=sys.stderr)

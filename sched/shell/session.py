@@ -25,9 +25,10 @@ from contextlib import contextmanager
 from enum import IntEnum
 from typing import Any, Callable, Iterator
 
-from ..lang.errors import IncompleteError, ScriptError
+from ..lang.errors import IncompleteError, QuitRequest, ScriptError
 from ..lang.parser import is_complete
 from ..lang.registry import BUILTINS
+from ..scheduler.eventloop import get_loop
 
 log = logging.getLogger(__name__)
 
@@ -45,15 +46,6 @@ class ExitStatus(IntEnum):
 
 
 # --- leaving -----------------------------------------------------------------------------------------
-
-
-class QuitRequest(BaseException):
-    """`quit` / `exit` was called: leave with `status`. A BaseException so that no `catch` keeps it."""
-
-    def __init__(self, status: int = 0, force: bool = False):
-        super().__init__(status)
-        self.status = status
-        self.force = force
 
 
 def add_quit_check(interp: Any, check: Callable[[Any], str | None]) -> None:
@@ -104,7 +96,9 @@ def cmd_quit(interp: Any, argv: list[str]) -> str:
         status = int(args[0]) if args else ExitStatus.OK
     except ValueError:
         raise ScriptError(f'expected an integer exit status but got "{args[0]}"') from None
-    if not force and not interp.interactive:
+    # At the prompt the shell asks instead; a macro the scheduler runs cannot ask, so it is refused.
+    asked_at_prompt = interp.interactive and not get_loop().is_running()
+    if not force and not asked_at_prompt:
         reasons = quit_vetoes(interp)
         if reasons:
             raise ScriptError(f"not leaving: {'; '.join(reasons)} (use \"{argv[0]} -force\" to leave anyway)")

@@ -263,21 +263,18 @@ def test_a_lost_harvest_does_not_make_a_job_count_twice(
     sh.run(job_script("work", exit_log, ["echo quick", gated(gate), "echo last"],
                       nmax=3, npending=1))
     link = sh.link
-    real = link._request
+    real = link._harvest
 
-    async def harvest_lost(argv, what):
-        if argv[0] == "harvest":
-            await link.client.close()           # the connection dies with the harvest
-            return
-        await real(argv, what)
+    async def harvest_lost(batch):
+        await link.client.close()               # the connection dies with the harvest
 
-    link._request = harvest_lost
+    link._harvest = harvest_lost
     sh.run("run")
 
     async def reconnected() -> None:
         await wait_until(lambda: len(read_exit_log(exit_log)) == 1, "the first macro ran")
         await wait_until(lambda: not link.connected, "the connection is gone")
-        link._request = real
+        link._harvest = real
         await wait_until(lambda: link.connected, "sched reconnected", 30)
 
     sh.run_until(reconnected())

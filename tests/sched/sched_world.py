@@ -29,9 +29,16 @@ class FakeBackend:
         return True
 
     home = None  # no run ledger
+    submit_keys_held = None
 
     def task_defined(self, task):
         pass
+
+    def submit_key(self, job):
+        return None
+
+    def orphans_note(self):
+        return None
 
     async def connect(self):
         pass

@@ -15,7 +15,8 @@ from psched.scheduler.attach import scheduler_of
 
 
 @pytest.fixture
-def interp():
+def interp(tmp_path, monkeypatch):
+    monkeypatch.setenv("SCHED_HOME", str(tmp_path / "home"))  # job ids start at 1
     out = io.StringIO()
     it = psched.Interp(stdout=out)
     it.out = out
@@ -148,6 +149,10 @@ task big
   host LOCAL
   command sh -c {yes a | head -c 3000000; yes b | head -c 3000000 >&2}
   nmax 1
+  task.exit default
+    set ::out $stdout
+    set ::err $stderr
+  end
 end
 run
 wait -timeout 30
@@ -155,9 +160,11 @@ wait -timeout 30
     job = sched.jobs[1]
     assert job.outcome.value == "EXIT" and job.status == 0
     assert job.stdout_bytes == 3_000_000 and job.stderr_bytes == 3_000_000
-    assert job.stdout.startswith("a\n" * 50_000)
-    assert "output cut: kept 100000 of 3000000 bytes" in job.stdout
-    assert "output cut" in job.stderr
+    out, err = interp.get_var("::out"), interp.get_var("::err")
+    assert out.startswith("a\n" * 50_000)
+    assert "output cut: kept 100000 of 3000000 bytes" in out
+    assert "output cut" in err
+    assert job.stdout == job.stderr == ""  # delivered to the macro, not kept
 
 
 def test_output_destinations_files_and_variables(interp, tmp_path):
@@ -214,7 +221,7 @@ wait -timeout 20
 
 def test_wait_times_out_with_a_clear_error(interp):
     run_script(interp, "task s\n  host LOCAL\n  command sleep 30\n  nmax 1\nend\nrun")
-    with pytest.raises(SchedError, match=r"wait: timed out after 0.2 s; still going: s \(1/1 made, 1 out"):
+    with pytest.raises(SchedError, match=r"wait: timed out after 0.2 s; still waiting for: s \(1/1 made, 1 out"):
         run_script(interp, "wait -timeout 0.2")
     run_script(interp, "kill 1")
     run_script(interp, "wait -timeout 20")

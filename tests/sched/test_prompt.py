@@ -33,7 +33,7 @@ def test_run_status_and_kill_at_the_prompt(term):
     term.expect_exact("sched>")
     # the job starts while the prompt waits; `status` shows it running
     term.send("wait -timeout 0.5\r")
-    term.expect("timed out after 0.5 s; still going: sleeper \\(1/1 made, 1 out")
+    term.expect("timed out after 0.5 s; still waiting for: sleeper \\(1/1 made, 1 out")
     term.expect_exact("sched>")
     term.send("status\r")
     term.expect(r"sleeper\s+finishing\s+LOCAL\s+1/1\s+1\s+0\s+0")

@@ -148,3 +148,24 @@ def test_an_unreadable_ledger_is_reported_in_the_log_and_counts_start_from_zero(
     make_all(w)
     assert len(w.remote.submitted) == 2
     assert "skipping a line" in caplog.text
+
+
+def test_a_job_made_but_never_sent_is_not_counted_by_the_next_sched(tmp_path):
+    """The ledger counts a job when it is made, with its submit key until the controller has
+    it. A sched killed in between leaves the key: the next sched drops the count of every such
+    job the controller does not hold (and keeps those it does)."""
+    path = tmp_path / LEDGER_NAME
+    ledger = RunLedger(path)
+    ledger.record("work", 1, unsent="s:1")
+    ledger.sent("s:1")
+    ledger.record("work", 2, unsent="s:2")        # sent, but the reply was lost with sched
+    ledger.record("work", 3, unsent="s:3")        # never sent: sched was killed first
+    ledger.close()
+    again = RunLedger(path)
+    assert again.load() == {"work": 3}
+    assert again.unsent == {"s:2": "work", "s:3": "work"}
+    assert again.forget_unsent({"s:1", "s:2"}) == {"work": 1}
+    assert again.counts() == {"work": 2} and again.unsent == {}
+    again.close()
+    third = RunLedger(path)
+    assert third.load() == {"work": 2} and third.unsent == {}

@@ -19,6 +19,7 @@ from ..jobs import Job, JobState
 from ...lang.registry import BUILTINS
 from ..loop import Scheduler, TaskEntry
 from ...lang.tcllist import join_list
+from ..retention import DEFAULT_KEEP_AGE, DEFAULT_KEEP_COUNT
 
 cmd = BUILTINS.command
 
@@ -97,6 +98,7 @@ def _summary(sched: Scheduler) -> dict[str, Any]:
 @cmd("run", "start the scheduler loop: tasks make jobs")
 def cmd_run(interp: Any, argv: list[str]) -> str:
     sched = scheduler_of(interp)
+    sched.claim_home()  # one sched per $SCHED_HOME: refused here, before any job is made
     if not sched.running and any(e.spec.host != "LOCAL" for e in sched.tasks.values()):
         # Connect first, so that jobs an earlier sched left at the controller are adopted
         # (and counted against nmax and npending) before any new job is made.
@@ -104,6 +106,9 @@ def cmd_run(interp: Any, argv: list[str]) -> str:
             run_until(sched.remote.connect(), "run")
         except Exception:  # the link reports it; jobs wait for the reconnect (or, inside a
             pass           # macro run by the loop, the connection is made by the first job)
+        note = sched.remote.orphans_note()
+        if note:
+            sched.report(note)
     sched.start()
     return ""
 
@@ -152,11 +157,15 @@ def _job_row(job: Job) -> list[str]:
     return [str(job.id), job.task, job.outcome_text(), job.ran_on or job.host, elapsed, join_list(job.argv)]
 
 
-@cmd("jobs ?-state STATE? ?-task TASK? ?-json?", "the scheduler's jobs (local and controller)")
+@cmd("jobs ?-state STATE? ?-task TASK? ?-json?",
+     "the scheduler's jobs (local and controller). Ended jobs are remembered for a retention, by default the newest "
+     f"{DEFAULT_KEEP_COUNT} and none that ended more than {DEFAULT_KEEP_AGE / 3600:g} h ago (see `retain`); their "
+     "output is not kept (it went to the task's stdout/stderr and to the exit macro)")
 def cmd_jobs(interp: Any, argv: list[str]) -> str:
     opts, _ = _flags(argv, {"-json": False, "-state": True, "-task": True})
     sched = scheduler_of(interp)
     run_pending()
+    sched.forget_expired()
     jobs = list(sched.jobs.values())
     if "-state" in opts:
         state = opts["-state"].upper()
@@ -189,6 +198,34 @@ def _check_text(data: dict[str, Any]) -> str:
             value = value.rstrip("\n").replace("\n", "\n" + " " * (width + 2))
         lines.append(f"{key:<{width}}  {value if value is not None else '-'}")
     return "\n".join(lines)
+
+
+@cmd("retain ?-count N? ?-age S?", "how long ended jobs are remembered: the newest N, none ended more than S "
+     "seconds ago; with no option, says the current retention")
+def cmd_retain(interp: Any, argv: list[str]) -> str:
+    opts, rest = _flags(argv, {"-count": True, "-age": True})
+    if rest:
+        raise ScriptError('wrong # args: should be "retain ?-count N? ?-age S?"')
+    sched = scheduler_of(interp)
+    retention = sched.retention
+    if "-count" in opts:
+        try:
+            count = int(opts["-count"])
+        except ValueError:
+            count = -1
+        if count < 0:
+            raise ScriptError(f"retain: -count expects a whole number >= 0, got '{opts['-count']}'")
+        retention.count = count
+    if "-age" in opts:
+        try:
+            age = float(opts["-age"])
+        except ValueError:
+            age = -1.0
+        if not 0 <= age < float("inf"):
+            raise ScriptError(f"retain: -age expects seconds >= 0, got '{opts['-age']}'")
+        retention.age = age
+    sched.forget_expired()
+    return f"ended jobs are remembered: {retention.describe()} ({len(sched.jobs)} in the table, {sched.forgotten} forgotten)"
 
 
 @cmd("check JOB_ID|TASK ?-json?", "everything known about a job or a task")
@@ -240,7 +277,8 @@ def cmd_resume(interp: Any, argv: list[str]) -> str:
     return ""
 
 
-@cmd("wait ?-timeout S? ?TASK ...?", "block until the tasks (default: all with nmax) have made all their jobs and those have ended")
+@cmd("wait ?-timeout S? ?TASK ...?", "block until the tasks (default: everything) have made all their jobs and those "
+     "have ended; with no TASK, until nothing remains to do: standing tasks (no nmax) run until `stop`, SIGTERM or Ctrl-C")
 def cmd_wait(interp: Any, argv: list[str]) -> str:
     opts, names = _flags(argv, {"-timeout": True})
     timeout = None
@@ -257,10 +295,10 @@ def cmd_wait(interp: Any, argv: list[str]) -> str:
         if entry.spec.nmax is None and not entry.deleting:
             raise TaskError(f"wait: task {name} has no nmax, so it never finishes (give it nmax, or delete it)")
     target = names or None
+    if not sched.ever_ran and not sched.outstanding():
+        raise ScriptError("wait: the scheduler is stopped and no jobs are out: `run` first")
     if sched.finished(target):
         return ""
-    if not sched.running and not sched.outstanding():
-        raise ScriptError("wait: the scheduler is stopped and no jobs are out: `run` first")
     future = sched.waiter(target)
 
     async def waiting() -> None:
@@ -269,19 +307,11 @@ def cmd_wait(interp: Any, argv: list[str]) -> str:
     try:
         run_until(waiting(), "wait")
     except asyncio.TimeoutError:
-        raise ScriptError(f"wait: timed out after {timeout:g} s; still going: {_still_going(sched, target)}") from None
+        waiting_for = "; ".join(sched.still_waiting(target)) or "nothing (it ended as the time ran out)"
+        raise ScriptError(f"wait: timed out after {timeout:g} s; still waiting for: {waiting_for}") from None
     finally:
         if not future.done():
             future.cancel()
     return ""
 
 
-def _still_going(sched: Scheduler, names: list[str] | None) -> str:
-    entries = [sched.tasks[n] for n in names if n in sched.tasks] if names else [
-        e for e in sched.tasks.values() if e.spec.nmax is not None or e.deleting]
-    parts = []
-    for e in entries:
-        if not (e.finished and not e.jobs_out):
-            nmax = "" if e.spec.nmax is None else f"/{e.spec.nmax}"
-            parts.append(f"{e.name} ({e.timing.made}{nmax} made, {len(e.jobs_out)} out, {e.state()})")
-    return ", ".join(parts) or "jobs of deleted tasks"

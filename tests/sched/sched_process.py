@@ -1,0 +1,86 @@
+"""`sched` as a subprocess on a home of the test's own, for the tests of its promises (one sched
+per home, clean stops, ids and launches across restarts): start it on a script, wait for a mark
+it writes, signal it, read what its exit macros logged."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from waiting import wait_until_sync
+
+_CONSOLE = Path(sys.executable).parent / "sched"
+SCHED = [str(_CONSOLE)] if _CONSOLE.exists() else [sys.executable, "-m", "psched.cli"]
+
+
+@dataclass
+class SchedRun:
+    """One `sched` process (stdin not a terminal: as under cron or systemd)."""
+
+    proc: subprocess.Popen
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def signal(self, sig: int) -> None:
+        self.proc.send_signal(sig)
+
+    def finish(self, timeout: float = 60) -> tuple[int, str, str]:
+        """Wait for the end; (status, stdout, stderr). A negative status: killed by that signal."""
+        try:
+            out, err = self.proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            out, err = self.proc.communicate()
+            raise AssertionError(f"sched did not end within {timeout} s; stderr: {err}") from None
+        return self.proc.returncode, out, err
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.communicate()
+
+
+def start(home: Path, script: Path | str, *args: str, env: dict[str, str] | None = None) -> SchedRun:
+    """`sched [ARGS] SCRIPT` with $SCHED_HOME = home; `script` is a path or the text of one."""
+    if not isinstance(script, Path):
+        path = home.parent / f"script-{len(list(home.parent.glob('script-*')))}.sched"
+        path.write_text(script)
+        script = path
+    environ = dict(os.environ if env is None else env, SCHED_HOME=str(home))
+    proc = subprocess.Popen([*SCHED, *args, str(script)], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=environ, start_new_session=True)
+    return SchedRun(proc)
+
+
+def lines(path: Path) -> list[str]:
+    try:
+        return path.read_text().splitlines()
+    except FileNotFoundError:
+        return []
+
+
+def wait_lines(path: Path, n: int, what: str, timeout: float = 30) -> list[str]:
+    wait_until_sync(lambda: len(lines(path)) >= n, what, timeout)
+    return lines(path)
+
+
+def alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0] not in "ZX"
+    except (OSError, IndexError):
+        return False
+
+
+def kill_group(pid: int) -> None:
+    """End what a test started under a session of its own (the sched and its jobs)."""
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
