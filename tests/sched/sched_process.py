@@ -14,7 +14,7 @@ from pathlib import Path
 from waiting import wait_until_sync
 
 _CONSOLE = Path(sys.executable).parent / "sched"
-SCHED = [str(_CONSOLE)] if _CONSOLE.exists() else [sys.executable, "-m", "psched.cli"]
+SCHED = [str(_CONSOLE)] if _CONSOLE.exists() else [sys.executable, "-m", "psched"]
 
 
 @dataclass

@@ -1,4 +1,4 @@
-"""One sched per $SCHED_HOME, and what outlives a sched process there (psched.schedhome),
+"""One sched per $SCHED_HOME, and what outlives a sched process there (psched.scheduler.home),
 through the real `sched`: a second one is refused naming the first, or runs under a name of
 its own; job ids never repeat across restarts; `-exec` spacing survives a restart; local
 tasks leave nothing in the run ledger; ended jobs are forgotten after the retention."""
