@@ -188,6 +188,7 @@ class ControllerLink:
         self.client: ControllerClient | None = None
         self.by_cid: dict[int, Job] = {}
         self.unsent: deque[Job] = deque()
+        self._sending: dict[int, Job] = {}  # submitted, the controller's reply not read yet
         self.orphans: dict[int, dict[str, Any]] = {}  # finished jobs of tasks not defined here (yet)
         self.hosts: set[str] = set()  # host names the controller told us of (for completion)
         self._early: dict[int, dict[str, Any]] = {}  # events that beat their job's submit reply
@@ -247,7 +248,7 @@ class ControllerLink:
 
     def jobs_at_controller(self) -> int:
         """Jobs of this scheduler that the current controller holds and has not finished."""
-        return sum(1 for j in self.by_cid.values() if not j.done)
+        return len(self._sending) + sum(1 for j in self.by_cid.values() if not j.done)
 
     async def retarget(self, address: ControllerAddress) -> None:
         """Use the controller at `address` from now on, connecting there now; on failure the
@@ -417,6 +418,7 @@ class ControllerLink:
             job = self.unsent.popleft()
             if job.done or job.controller_id is not None:
                 continue
+            self._sending[job.id] = job  # out, as far as jobs_out is concerned, while its reply is awaited
             try:
                 reply = await self.client.request(self._job_argv(job))
             except ClientError as exc:
@@ -425,6 +427,11 @@ class ControllerLink:
                 self.unsent.appendleft(job)
                 self.sched.report(f"controller: could not submit job {job.id}: {exc}")
                 return
+            except asyncio.CancelledError:  # sched is leaving: the next one finds it, or sends it
+                self.unsent.appendleft(job)
+                raise
+            finally:
+                self._sending.pop(job.id, None)
             self.sched.job_sent(job)
             if not reply.ok:
                 self.sched.job_ended(job, Outcome.DOWN, reason=f"controller refused the job: {reply.text}",
@@ -658,4 +665,4 @@ class ControllerLink:
         return task
 
     def jobs_out(self) -> int:
-        return len(self.unsent) + sum(1 for j in self.by_cid.values() if not j.done)
+        return len(self.unsent) + len(self._sending) + sum(1 for j in self.by_cid.values() if not j.done)
