@@ -28,11 +28,12 @@ from lark import Lark, Token
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput
 
 from .errors import IncompleteError, ParseError, Pos
+from .openscan import Scan
 from .nodes import Block, Clause, CmdSub, Command, Script, Source, Text, VarRef, Word
 from . import grammar
 from .tcllist import backslash_subst
 
-__all__ = ["parse", "parse_body", "parse_at", "BLOCK_OPENERS", "CLAUSE_WORDS", "is_complete", "MAX_NESTING"]
+__all__ = ["parse", "parse_commands", "parse_body", "parse_at", "BLOCK_OPENERS", "CLAUSE_WORDS", "is_complete", "MAX_NESTING"]
 
 MAX_NESTING = 256
 """How deeply blocks, brackets, array indexes (together) and braces (apart) may nest in one
@@ -157,6 +158,7 @@ class _Builder:
     def __init__(self) -> None:
         self.source: Source = Source("<string>", "")
         self.nested: list[tuple[int, int]] = []
+        self.flat = False  # True: the top level stays a flat list of commands (no blocks)
 
     def claim(self, start: int) -> int:
         """The depth of the deepest bracket or array reference reduced since offset `start`."""
@@ -218,7 +220,10 @@ class _Builder:
 
     # rules
 
-    def start(self, children: list) -> Script:
+    def start(self, children: list) -> Script | list[Command]:
+        if self.flat:
+            return [c if type(c) is Command else self.line_command(c) for c in children
+                    if type(c) is Command or c.type == "LINE"]
         return self.script(children)
 
     def script(self, children: list) -> Script:
@@ -482,73 +487,9 @@ _OPEN_WORDS = {"{": ("close-brace", "{"), '"': ("close-quote", '"'), "[": ("clos
 def open_constructs(text: str) -> list[tuple[str, int]]:
     """The braces, quotes, brackets and array parentheses still open at the end of `text`.
 
-    A small scan by Tcl's rules, used only to explain a parse that ran out of input.
+    A small scan by Tcl's rules (psched.lang.openscan), used only to explain a parse that ran out of input.
     """
-    stack: list[tuple[str, int]] = []
-    i, n = 0, len(text)
-    cmd_start = word_start = True
-    while i < n:
-        c = text[i]
-        top = stack[-1][0] if stack else None
-        if c == "\\":
-            i += 2
-            cmd_start = word_start = False
-            continue
-        if top == "{":
-            if c == "{":
-                stack.append(("{", i))
-            elif c == "}":
-                stack.pop()
-            i += 1
-            continue
-        if top == '"' and c not in '"[$':
-            i += 1
-            continue
-        if c == '"' and top == '"':
-            stack.pop()
-        elif c in " \t\r\f\v" and top != '"':
-            word_start = True
-            i += 1
-            continue
-        elif c in "\n;" and top != '"':
-            cmd_start = word_start = True
-            i += 1
-            continue
-        elif c == "#" and cmd_start and top in (None, "["):
-            while i < n and text[i] != "\n":
-                i += 2 if text[i] == "\\" else 1
-            continue
-        elif c == "[":
-            stack.append(("[", i))
-            cmd_start = word_start = True
-            i += 1
-            continue
-        elif c == "]" and top == "[":
-            stack.pop()
-        elif c == ")" and top == "(":
-            stack.pop()
-        elif c == "{" and word_start and top != "(":
-            stack.append(("{", i))
-        elif c == '"' and word_start and top != "(":
-            stack.append(('"', i))
-        elif c == "$":
-            m = re.match(r"\$(::)?[A-Za-z0-9_]+(::[A-Za-z0-9_]+)*\(", text[i:])
-            if m:
-                stack.append(("(", i + m.end() - 1))
-                i += m.end()
-                cmd_start = word_start = False
-                continue
-            if text.startswith("${", i):
-                close = text.find("}", i)
-                if close < 0:
-                    stack.append(("{", i + 1))
-                    return stack
-                i = close + 1
-                cmd_start = word_start = False
-                continue
-        cmd_start = word_start = False
-        i += 1
-    return stack
+    return Scan().feed(text).open
 
 
 def _explain(err: UnexpectedInput, source: Source) -> ParseError:
@@ -605,13 +546,28 @@ def _parser() -> Lark:
 def parse(text: str, file: str = "<string>", line0: int = 1, col0: int = 1, parent: Source | None = None) -> Script:
     """Parse a script; positions start at (line0, col0) of `file`, a part of `parent` if given."""
     source = Source(file, text, line0, col0, parent=parent)
+    script = _parse(source, flat=False)
+    return script if isinstance(script, Script) else Script([], source)  # Script([]): an empty text
+
+
+def parse_commands(text: str, file: str = "<string>", line0: int = 1) -> list[Command]:
+    """Stage 1 only: the commands of `text` as a flat list, block keywords not yet matched.
+
+    For psched.lang.openness, which follows the blocks of a growing text itself, a piece at a time.
+    """
+    commands = _parse(Source(file, text, line0, 1), flat=True)
+    return commands if isinstance(commands, list) else []
+
+
+def _parse(source: Source, flat: bool) -> Script | list[Command]:
+    text, file, line0, col0 = source.text, source.file, source.line0, source.col0
     parser = _parser()
     # A parse makes many small objects that all live on; the garbage collector's passes over
     # them during the parse find nothing to free and cost a third of the time of a big script.
     collecting = gc.isenabled() and len(text) > 4096
     with _parse_lock:  # one builder holds the state of a parse: one parse at a time
-        saved = _builder.source, _builder.nested
-        _builder.source, _builder.nested = source, []
+        saved = _builder.source, _builder.nested, _builder.flat
+        _builder.source, _builder.nested, _builder.flat = source, [], flat
         if collecting:
             gc.disable()
         try:
@@ -621,11 +577,9 @@ def parse(text: str, file: str = "<string>", line0: int = 1, col0: int = 1, pare
         except RecursionError:
             raise _error(ParseError, "script nested too deeply", Pos(file, line0, col0), source) from None
         finally:
-            _builder.source, _builder.nested = saved
+            _builder.source, _builder.nested, _builder.flat = saved
             if collecting:
                 gc.enable()
-    if not isinstance(script, Script):  # an empty text
-        script = Script([], source)
     return script
 
 

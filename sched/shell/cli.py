@@ -38,6 +38,7 @@ from ..scheduler.attach import SCHED_NAME_KEY, SCHEDULER_KEY
 from ..scheduler.eventloop import close_loop, get_loop, run_until, take_leaving
 from ..scheduler.home import valid_name
 from ..lang.interp import Interp
+from ..lang.openness import OpenTracker
 from .session import ExitStatus, InterruptHandler, QuitRequest, needs_more, run_exit_hooks
 from .stopsignals import StopSignals
 
@@ -79,20 +80,16 @@ def run_stream(interp: Any, stream: TextIO, interrupts: InterruptHandler, file: 
     """
     pending: list[str] = []
     first_line = line_count = 0
-    open_block = False  # what is open is a block (keyword), so only a line with `end` can close it
+    tracker = OpenTracker()  # looks at each line of a long block once
     for line in _lines(stream):
         line_count += 1
         if not pending:
             first_line = line_count
         pending.append(line)
-        if open_block and "end" not in line:
-            continue
         text = "".join(pending)
-        still_open = needs_more(text)
-        if still_open is not None:
-            open_block = still_open.opener.isidentifier() or "." in still_open.opener
+        if needs_more(text, tracker) is not None:
             continue
-        pending, open_block = [], False
+        pending = []
         _run_text(interp, text, file, first_line, interrupts)
     if pending:
         _run_text(interp, "".join(pending), file, first_line, interrupts)

@@ -8,7 +8,12 @@ never dies: read a command, run it, print its result (if not empty) or its error
 
 - Enter runs the input when it is complete and inserts a newline while something is open (a
   block, brace, quote, bracket or a trailing backslash); each continuation line's prompt says
-  what is open at its start (`task>`, `{>`, `if>`). Esc Enter runs the input as it is.
+  what is open at its start (`task>`, `{>`, `if>`). Esc Enter runs the input as it is. Both
+  questions go to one psched.openness.OpenTracker, which looks at each line once, so a long
+  block costs the same per line as a short one.
+- Inside a block the new line gets the indentation of the one before, unless more keys are
+  already waiting (text pasted by a terminal without bracketed paste): pasted lines bring their
+  own indentation, which must not pile up on ours. A bracketed paste lands as it is.
 - The validator refuses input that cannot parse (other than being unfinished), shows why and
   puts the cursor at the error.
 - `patch_stdout()` is active while a prompt is shown, so output of background work (the
@@ -25,16 +30,17 @@ from __future__ import annotations
 
 import logging
 import sys
-from functools import lru_cache
 from pathlib import Path
 from typing import Any, Callable
 
 from prompt_toolkit import PromptSession
 from prompt_toolkit.document import Document
 from prompt_toolkit.enums import DEFAULT_BUFFER
-from prompt_toolkit.filters import has_focus
+from prompt_toolkit.application.current import get_app
+from prompt_toolkit.filters import Condition, emacs_insert_mode, has_focus
 from prompt_toolkit.history import FileHistory, History, InMemoryHistory
-from prompt_toolkit.key_binding import KeyBindings, KeyPressEvent
+from prompt_toolkit.key_binding import KeyBindings, KeyPress, KeyPressEvent
+from prompt_toolkit.keys import Keys
 from prompt_toolkit.lexers import PygmentsLexer
 from prompt_toolkit.patch_stdout import patch_stdout
 from prompt_toolkit.styles import Style
@@ -44,6 +50,7 @@ from .completer import SchedCompleter
 from ..lang.errors import IncompleteError, ParseError, Pos, SchedError
 from ..scheduler.eventloop import run_until
 from .highlight import SchedLexer
+from ..lang.openness import OpenTracker
 from ..lang.parser import parse
 from .paths import history_path
 from .session import ExitStatus, InterruptHandler, QuitRequest, needs_more, quit_vetoes
@@ -71,10 +78,9 @@ STYLE = Style.from_dict({
 # --- pieces ------------------------------------------------------------------------------------------
 
 
-@lru_cache(maxsize=512)
-def continuation_label(text_before: str) -> str:
+def continuation_label(text_before: str, tracker: OpenTracker | None = None) -> str:
     """What is open at the end of `text_before`, as a continuation prompt shows it ("task", "{")."""
-    still_open = needs_more(text_before)
+    still_open = needs_more(text_before, tracker)
     return still_open.opener if still_open is not None else "."
 
 
@@ -85,9 +91,17 @@ def _index_of(document: Document, pos: Pos | None) -> int:
 
 
 class InputValidator(Validator):
-    """Refuse input that cannot parse; unfinished input is Enter's business, not an error."""
+    """Refuse input that cannot parse; unfinished input is Enter's business, not an error.
+
+    With the shell's tracker, input that it saw parse line by line is not parsed again.
+    """
+
+    def __init__(self, tracker: OpenTracker | None = None):
+        self.tracker = tracker
 
     def validate(self, document: Document) -> None:
+        if self.tracker is not None and self.tracker.parses(document.text):
+            return
         try:
             parse(document.text, INPUT_FILE)
         except IncompleteError:
@@ -96,7 +110,7 @@ class InputValidator(Validator):
             raise ValidationError(cursor_position=_index_of(document, err.pos), message=err.message) from None
 
 
-def _key_bindings() -> KeyBindings:
+def _key_bindings(tracker: OpenTracker) -> KeyBindings:
     bindings = KeyBindings()
 
     @bindings.add("enter", filter=has_focus(DEFAULT_BUFFER))
@@ -107,19 +121,38 @@ def _key_bindings() -> KeyBindings:
             buffer.complete_state = None  # Enter takes the completion chosen in the menu
             return
         text = buffer.text
-        still_open = needs_more(text) if text.strip() else None
+        still_open = needs_more(text, tracker) if text.strip() else None
         if still_open is not None:
             # Inside a block keep the indentation; inside braces or quotes the blanks would be
-            # part of the text, so add none.
-            buffer.newline(copy_margin=still_open.opener not in _TEXT_OPENERS)
+            # part of the text, so add none. Keys already waiting are a paste, whose lines bring
+            # their own indentation.
+            pasting = bool(event.app.key_processor.input_queue)
+            buffer.newline(copy_margin=still_open.opener not in _TEXT_OPENERS and not pasting)
         else:
             buffer.validate_and_handle()
+
+    waiting = Condition(lambda: bool(get_app().key_processor.input_queue))
+
+    @bindings.add(Keys.Any, filter=emacs_insert_mode & has_focus(DEFAULT_BUFFER) & waiting)
+    def _insert_run(event: KeyPressEvent) -> None:
+        # Keys already waiting are a paste (a person cannot type that fast): insert the plain
+        # characters that follow in one go, not one key binding lookup per character.
+        queue = event.app.key_processor.input_queue
+        run = [event.data * event.arg]
+        while queue and _plain(queue[0]):
+            run.append(queue.popleft().data)
+        event.current_buffer.insert_text("".join(run))
 
     @bindings.add("escape", "enter", filter=has_focus(DEFAULT_BUFFER))
     def _run_as_is(event: KeyPressEvent) -> None:
         event.current_buffer.validate_and_handle()
 
     return bindings
+
+
+def _plain(key: KeyPress) -> bool:
+    """A printable character that nothing but self-insert handles."""
+    return len(key.data) == 1 and key.key == key.data and key.data.isprintable()
 
 
 class _SafeFileHistory(FileHistory):
@@ -169,28 +202,30 @@ class Shell:
         self._input = input
         self._output = output
         self._stdout = interp.stdout  # where the interpreter writes while no prompt is shown
+        self._tracker = OpenTracker()  # what is open in the buffer, line by line
         self.session: PromptSession[str] = PromptSession(
             PROMPT,
             multiline=True,
             prompt_continuation=self._continuation,
-            key_bindings=_key_bindings(),
+            key_bindings=_key_bindings(self._tracker),
             history=history if history is not None else _history(None),
             completer=SchedCompleter(interp),
             complete_while_typing=False,
             lexer=PygmentsLexer(SchedLexer),
-            validator=InputValidator(),
+            validator=InputValidator(self._tracker),
             validate_while_typing=False,
             style=STYLE,
             input=input,
             output=output,
         )
+        # A paste arrives faster than the screen can be drawn: draw at most 25 times a second.
+        self.session.app.min_redraw_interval = 0.04
 
     def _continuation(self, width: int, line_number: int, wrap_count: int) -> str:
         if wrap_count:
             return " " * width
-        lines = self.session.default_buffer.document.lines
-        label = continuation_label("\n".join(lines[:line_number]))
-        return f"{label}> ".rjust(width)
+        opener = self._tracker.opener_at(self.session.default_buffer.text, line_number)
+        return f"{opener or '.'}> ".rjust(width)
 
     def read(self) -> str:
         """One complete input from the prompt (KeyboardInterrupt: cancelled, EOFError: Ctrl-D).

@@ -26,7 +26,8 @@ from enum import IntEnum
 from typing import Any, Callable, Iterator
 
 from ..lang.errors import IncompleteError, QuitRequest, ScriptError
-from ..lang.parser import is_complete
+from ..lang.openness import OpenTracker
+from ..lang.openness import needs_more as open_at_end
 from ..lang.registry import BUILTINS
 from ..scheduler.eventloop import get_loop
 
@@ -162,14 +163,10 @@ class InterruptHandler:
 # --- what is still open ---------------------------------------------------------------------------------
 
 
-def needs_more(text: str) -> IncompleteError | None:
-    """What is still open at the end of `text` (a block, brace, quote, bracket, a backslash), if anything."""
-    stripped = text.rstrip("\r\n")
-    if stripped != text and _ends_with_backslash(stripped):
-        return IncompleteError("backslash at the end of the line", opener="\\")
-    return is_complete(text)
+def needs_more(text: str, tracker: OpenTracker | None = None) -> IncompleteError | None:
+    """What is still open at the end of `text` (a block, brace, quote, bracket, a backslash), if anything.
 
-
-def _ends_with_backslash(text: str) -> bool:
-    count = len(text) - len(text.rstrip("\\"))
-    return count % 2 == 1
+    A `tracker` that saw the text's beginning before looks only at what was added
+    (psched.lang.openness).
+    """
+    return open_at_end(text, tracker)

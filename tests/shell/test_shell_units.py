@@ -80,16 +80,40 @@ def _shell(interp: Interp, pipe) -> Shell:
                  input=pipe, output=DummyOutput())
 
 
+def _typed(shell: Shell, pipe, keys: str) -> str:
+    """Read one input typed a key at a time: each key is sent after the screen was drawn for
+    the one before, so no key waits while another is handled (as when a person types)."""
+    waiting = list(keys)
+
+    def next_key(_app) -> None:
+        if waiting:
+            pipe.send_text(waiting.pop(0))
+
+    shell.session.app.after_render += next_key
+    try:
+        return shell.read()
+    finally:
+        shell.session.app.after_render -= next_key
+
+
 def test_enter_continues_while_a_block_is_open(interp):
     with create_pipe_input() as pipe:
         shell = _shell(interp, pipe)
         # inside a block, Enter keeps the indentation; inside braces it adds none
-        pipe.send_text("macro m\r  echo {a\rb}\recho c\rend\r")
-        assert shell.read() == "macro m\n  echo {a\nb}\necho c\nend"
-        pipe.send_text("macro m\r  echo a\rend\r")
-        assert shell.read() == "macro m\n  echo a\n  end"
-        pipe.send_text("echo one\r")
-        assert shell.read() == "echo one"
+        assert _typed(shell, pipe, "macro m\r  echo {a\rb}\recho c\rend\r") == "macro m\n  echo {a\nb}\necho c\nend"
+        assert _typed(shell, pipe, "macro m\r  echo a\r\x08\x08end\r") == "macro m\n  echo a\nend"
+        assert _typed(shell, pipe, "echo one\r") == "echo one"
+
+
+def test_pasted_lines_keep_their_own_indentation(interp):
+    with create_pipe_input() as pipe:
+        shell = _shell(interp, pipe)
+        # all keys at once, as a terminal without bracketed paste sends a paste
+        pipe.send_text("macro m\r  if 1\r    echo a\r  end\rend\r")
+        assert shell.read() == "macro m\n  if 1\n    echo a\n  end\nend"
+        # a bracketed paste lands as it is, and Enter then runs it
+        pipe.send_text("\x1b[200~macro m\n  if 1\n    echo a\n  end\nend\x1b[201~\r")
+        assert shell.read() == "macro m\n  if 1\n    echo a\n  end\nend"
 
 
 def test_escape_enter_runs_unfinished_input(interp):
