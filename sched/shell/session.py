@@ -10,14 +10,21 @@
   before the loop closes: that is where the layers below stop what they own (kill local jobs,
   stop an embedded controller).
 - Ctrl-C while sched code runs calls `interp.interrupt()` (InterruptHandler): the running script
-  stops with "interrupted" at its next command; a second Ctrl-C before that stops it at once. A
-  child program the script is waiting for gets the terminal's SIGINT itself.
+  stops with "interrupted" at its next command. A command that computes for long (`lsort` of a
+  million words, `string map` over a large string) does not reach its next command soon: if the
+  interrupt is still unnoticed after ESCALATE_AFTER seconds, it is raised inside the command
+  (KeyboardInterrupt, reported as "interrupted"), as a second Ctrl-C does at once. Never while
+  the event loop runs: a wait that can be interrupted has its own handler
+  (psched.scheduler.eventloop.run_until), and callbacks are never stopped half-way. A child
+  program the script is waiting for gets the terminal's SIGINT itself.
 - `needs_more(text)`: what is still open at the end of some input (the pipe reader and the
   prompt both ask it before running what they have).
 """
 
 from __future__ import annotations
 
+import _thread
+import asyncio
 import logging
 import signal
 import threading
@@ -113,6 +120,15 @@ BUILTINS.command("exit ?-force? ?status?", "leave sched (the same as quit)")(cmd
 # --- interrupting ------------------------------------------------------------------------------------
 
 
+ESCALATE_AFTER = 0.3
+"""Seconds a Ctrl-C may wait for the running script to reach its next command before it is
+raised inside the command that computes."""
+
+
+def _loop_running() -> bool:
+    return asyncio._get_running_loop() is not None
+
+
 class InterruptHandler:
     """SIGINT while sched code runs stops it; between evaluations it does `idle`'s bidding.
 
@@ -126,15 +142,38 @@ class InterruptHandler:
         self.interp = interp
         self.idle_raises = idle_raises  # True: Ctrl-C while idle ends sched; False: ignored (the prompt)
         self.active = False
+        self._escalation: threading.Timer | None = None
+        self._escalating = False  # the SIGINT now handled comes from the escalation, not the user
 
     def __call__(self, signum: int, frame: Any) -> None:
+        escalated, self._escalating = self._escalating, False
         if not self.active:
-            if self.idle_raises:
+            if self.idle_raises and not escalated:
                 raise KeyboardInterrupt
             return  # at the prompt the terminal is raw and Ctrl-C is a key; a stray SIGINT is ignored
         if self.interp.interrupted:  # the first Ctrl-C was not noticed yet: stop now
+            if escalated and _loop_running():
+                return  # a wait or a callback: they end by themselves or have their own handler
             raise KeyboardInterrupt
+        if escalated:
+            return  # noticed meanwhile
         self.interp.interrupt()
+        self._cancel_escalation()
+        self._escalation = threading.Timer(ESCALATE_AFTER, self._escalate)
+        self._escalation.daemon = True
+        self._escalation.start()
+
+    def _escalate(self) -> None:
+        """In the timer's thread: the interrupt is still unnoticed, deliver it inside the command."""
+        # Only through this handler: a wait's own handler (run_until) has noticed it already.
+        if self.active and self.interp.interrupted and signal.getsignal(signal.SIGINT) is self:
+            self._escalating = True
+            _thread.interrupt_main(signal.SIGINT)
+
+    def _cancel_escalation(self) -> None:
+        if self._escalation is not None:
+            self._escalation.cancel()
+            self._escalation = None
 
     @contextmanager
     def installed(self) -> Iterator["InterruptHandler"]:
@@ -157,6 +196,7 @@ class InterruptHandler:
                 yield
         finally:
             self.active = False
+            self._cancel_escalation()
             self.interp.interrupted = False
 
 

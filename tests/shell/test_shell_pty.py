@@ -7,12 +7,17 @@ shows the typed text too.
 
 from __future__ import annotations
 
+import os
+import signal
+import threading
 import time
 
+import pexpect
 import pytest
 
 import psched  # noqa: F401
 from psched.lang.interp import Interp
+from psched_test_command import SCHED_COMMAND
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -210,3 +215,94 @@ def test_leaving_with_jobs_out_asks_first(terminal):
     term.prompt()
     term.send("\x04")  # nothing out any more: leaves without asking
     assert term.expect_exit() == 0
+
+
+def _cpu_seconds(pid: int) -> float:
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _long_script(lines: int) -> str:
+    out = ["macro long n"] + [f"  if {{$n > {i}}}\n    set r{i} [expr {{$n * {i}}}]\n  end" for i in range(lines // 6)] + ["end"]
+    i = 0
+    while sum(part.count("\n") + 1 for part in out) < lines - 2:
+        out.append(f"macro m{i} a\n  foreach x [list 1 2 $a]\n    incr ::total $x\n  end\nend\nm{i} {i}")
+        i += 1
+    return "\n".join(["set total 0"] + out + ["long 7", "echo [set w pas]ted-$total"]) + "\n"
+
+
+def _send_while_reading(term, keys: str) -> threading.Thread:
+    """Write `keys` from a thread: the shell echoes what it reads, so reading must go on meanwhile."""
+    term.child.delaybeforesend = None
+    writer = threading.Thread(target=lambda: [term.child.send(keys[i:i + 1024]) for i in range(0, len(keys), 1024)])
+    writer.start()
+    return writer
+
+
+def test_pasting_2000_lines_is_quick(terminal):
+    text = _long_script(2000)
+    assert text.count("\n") >= 2000
+    term = terminal()
+    term.prompt()
+    cpu0 = _cpu_seconds(term.child.pid)
+    writer = _send_while_reading(term, "\x1b[200~" + text + "\x1b[201~\r")  # a terminal's bracketed paste
+    term.child.timeout = 60
+    term.expect("pasted-")
+    writer.join()
+    used = _cpu_seconds(term.child.pid) - cpu0
+    term.prompt()
+    term.line("echo [set w ali]ve-$total")
+    term.expect("alive-")
+    assert used < 2.0, f"the paste took {used:.2f} s of CPU"
+
+
+def test_pasted_lines_keep_their_indentation(terminal, tmp_path):
+    term = terminal()
+    term.prompt()
+    block = "macro m\r  if 1\r    foreach x {a b}\r      echo $x\r    end\r  end\rend\r"
+    writer = _send_while_reading(term, block + "m; echo [set w don]e\r")  # keys at once, no bracketed paste
+    term.expect("done")
+    writer.join()
+    term.prompt()
+    term.line("quit")
+    assert term.expect_exit() == 0
+    history = (tmp_path / "home" / "history").read_text()
+    assert "+macro m\n+  if 1\n+    foreach x {a b}\n+      echo $x\n+    end\n+  end\n+end\n" in history
+
+
+@pytest.mark.parametrize("command", [
+    "string map {a bb} [string repeat a 10000000]",  # one command computing for seconds
+    "expr {[string length [string map {a bb} [string repeat a 10000000]]] > 0}",  # ... inside an expression
+    "lsort -integer [lrepeat 1000000 3 1 2]",
+], ids=["string-map", "expr", "lsort"])
+def test_ctrl_c_interrupts_a_long_command(terminal, command):
+    term = terminal()
+    term.prompt()
+    term.line(f"set w star; echo ${{w}}ted; {command}")
+    term.expect("started")
+    began = time.monotonic()
+    term.send("\x03")
+    term.child.timeout = 20
+    term.expect("interrupted")
+    term.prompt()
+    assert time.monotonic() - began < 8  # the commands run for 20 s and more
+    term.line("echo [set w ali]ve")
+    term.expect("alive")
+
+
+def test_sigint_ends_a_script_that_computes(sched_env, tmp_path):
+    script = tmp_path / "long.sched"
+    script.write_text("puts [set w star]ted\nstring map {a bb} [string repeat a 10000000]\nputs never\n")
+    child = pexpect.spawn(SCHED_COMMAND[0], SCHED_COMMAND[1:] + [str(script)], env=sched_env, encoding="utf-8", timeout=20)
+    try:
+        child.expect_exact("started")
+        child.kill(signal.SIGINT)
+        child.expect(pexpect.EOF, timeout=8)  # the command runs for 20 s and more
+        child.close()
+        assert "interrupted" in child.before
+        assert "Traceback" not in child.before and "never" not in child.before
+        assert child.exitstatus != 0
+    finally:
+        if child.isalive():
+            child.terminate(force=True)
