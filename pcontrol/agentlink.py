@@ -29,7 +29,6 @@ is done here without blocking (pidfd readiness, or a short poll where pidfd is m
 from __future__ import annotations
 
 import asyncio
-import enum
 import errno
 import functools
 import logging
@@ -47,51 +46,20 @@ import ptyprocess
 
 from pclient import protocol as agent_protocol
 
+from .sshfail import PROMPTS, ConnectOutcome, classify, explain
+
 log = logging.getLogger(__name__)
 
 #: How many bytes of pre-handshake output we keep to explain a failure.
 _NOISE_KEPT = 2000
 
 
-class ConnectOutcome(enum.Enum):
-    """What an agent start came to."""
-
-    HANDSHAKE = "handshake"                   #: the hello line arrived
-    PASSWORD_PROMPT = "password prompt"       #: ssh asked for a password or passphrase
-    HOST_KEY = "host key"                     #: unknown or changed host key
-    PERMISSION_DENIED = "permission denied"   #: authentication refused
-    CONNECTION_REFUSED = "connection refused" #: nothing listens on the ssh port
-    UNREACHABLE = "unreachable"               #: no route, no such name, timed out
-    NOT_FOUND = "not found"                   #: the agent program is missing
-    TIMEOUT = "timeout"                       #: nothing decisive within the time limit
-    EOF = "eof"                               #: the command ended before the hello
-
-
-# Order matters only for ties at the same position; pexpect reports the earliest match.
+#: What ends the wait for the hello while the start runs: the hello itself, or a question that
+#: waits for an answer. Everything else is judged on the whole output once the start has ended
+#: (pcontrol.sshfail), so a failure is named by ssh's decisive message, not the first found.
 _PATTERNS: list[tuple[ConnectOutcome, bytes]] = [
     (ConnectOutcome.HANDSHAKE, rb'\{[^\r\n]*"type"\s*:\s*"hello"[^\r\n]*\r?\n'),
-    (ConnectOutcome.PASSWORD_PROMPT, rb"(?i)(?:password|passphrase)[^\r\n]*:"),
-    (ConnectOutcome.HOST_KEY, rb"(?i)(?:continue connecting|host key verification failed|"
-                              rb"remote host identification has changed)"),
-    (ConnectOutcome.PERMISSION_DENIED, rb"(?i)permission denied"),
-    (ConnectOutcome.CONNECTION_REFUSED, rb"(?i)connection refused"),
-    (ConnectOutcome.UNREACHABLE, rb"(?i)(?:no route to host|network is unreachable|"
-                                 rb"could not resolve hostname|name or service not known|"
-                                 rb"temporary failure in name resolution|"
-                                 rb"connection timed out|operation timed out)"),
-    (ConnectOutcome.NOT_FOUND, rb"(?i)(?:command not found|no such file or directory|"
-                               rb"no module named|: not found)"),
-]
-
-_EXPLAIN = {
-    ConnectOutcome.PASSWORD_PROMPT: "ssh asked for a password or passphrase; pcontrol needs "
-                                    "key authentication without prompts",
-    ConnectOutcome.HOST_KEY: "ssh does not accept the host key (unknown or changed)",
-    ConnectOutcome.PERMISSION_DENIED: "permission denied (authentication failed)",
-    ConnectOutcome.CONNECTION_REFUSED: "connection refused (is sshd running there?)",
-    ConnectOutcome.UNREACHABLE: "host unreachable",
-    ConnectOutcome.NOT_FOUND: "the agent program was not found",
-}
+] + PROMPTS
 
 
 @dataclass(frozen=True)
@@ -422,7 +390,12 @@ async def connect_agent(name: str, argv: Sequence[str], *, timeout: float,
         link = AgentLink(name, child, hello, on_message, on_lost)
         await link.attach(loop)
         return link
-    reason = _failure_reason(outcome, child, before, timeout, argv)
+    quiet = outcome in (ConnectOutcome.EOF, ConnectOutcome.TIMEOUT)
+    decisive = classify(before[-_NOISE_KEPT:]) if quiet else None
+    if decisive is not None:  # named by the decisive thing it said (pcontrol.sshfail)
+        outcome, reason = decisive.outcome, decisive.reason
+    else:
+        reason = _failure_reason(outcome, child, before, timeout, argv)
     await _abandon(child)
     raise ConnectFailure(outcome, reason)
 
@@ -465,7 +438,7 @@ def _failure_reason(outcome: ConnectOutcome, child: pexpect.spawn, before: bytes
     text = before[-_NOISE_KEPT:] + after + rest[:200]
     start = len(before[-_NOISE_KEPT:])
     line = _line_around(text, start, start + len(after))
-    return f"{_EXPLAIN[outcome]}: {line}" if line else _EXPLAIN[outcome]
+    return f"{explain(outcome)}: {line}" if line else explain(outcome)
 
 
 def _abandon_now(child: pexpect.spawn) -> None:

@@ -185,6 +185,22 @@ case "$host" in
   changed)   echo "@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@" >&2
              echo "@    WARNING: REMOTE HOST IDENTIFICATION HAS CHANGED!     @" >&2
              echo "Host key verification failed." >&2; exit 255 ;;
+  changedpw) echo "@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@" >&2
+             echo "@    WARNING: REMOTE HOST IDENTIFICATION HAS CHANGED!     @" >&2
+             echo "@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@" >&2
+             echo "IT IS POSSIBLE THAT SOMEONE IS DOING SOMETHING NASTY!" >&2
+             echo "Offending ECDSA key in /home/u/.ssh/known_hosts:3" >&2
+             echo "Password authentication is disabled to avoid man-in-the-middle attacks." >&2
+             echo "Keyboard-interactive authentication is disabled to avoid man-in-the-middle attacks." >&2
+             echo "UpdateHostkeys is disabled because the host key is not trusted." >&2
+             echo "u@changedpw: Permission denied (publickey,password)." >&2; exit 255 ;;
+  unknownkey) echo "No ED25519 host key is known for unknownkey and you have requested strict checking." >&2
+             echo "Host key verification failed." >&2; exit 255 ;;
+  idfile)    echo "Warning: Identity file /home/u/.ssh/id_gone not accessible: No such file or directory." >&2
+             echo "u@idfile: Permission denied (publickey)." >&2; exit 255 ;;
+  dns)       echo "ssh: Could not resolve hostname dns: Temporary failure in name resolution" >&2; exit 255 ;;
+  reset)     echo "kex_exchange_identification: read: Connection reset by peer" >&2
+             echo "Connection reset by 10.0.0.7 port 22" >&2; exit 255 ;;
   denied)    echo "user@denied: Permission denied (publickey,password)." >&2; exit 255 ;;
   refused)   echo "ssh: connect to host refused port 22: Connection refused" >&2; exit 255 ;;
   noroute)   echo "ssh: connect to host noroute port 22: No route to host" >&2; exit 255 ;;

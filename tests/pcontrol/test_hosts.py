@@ -15,14 +15,21 @@ from pcontrol_harness import controller_running, kill_group, make_config, poll, 
 # host name (see FAKE_SSH) -> words the DOWN reason must contain
 CONNECT_FAILURES = [
     ("pw", "asked for a password"),
-    ("newkey", "does not accept the host key"),
-    ("changed", "does not accept the host key"),
+    ("newkey", "does not accept the host key: it is unknown"),
+    ("changed", "does not accept the host key: it has changed"),
     ("denied", "permission denied"),
     ("refused", "connection refused"),
     ("noroute", "unreachable: ssh: connect to host noroute port 22: No route to host"),
-    ("noname", "unreachable: ssh: Could not resolve hostname noname"),
+    ("noname", "could not resolve the host name: ssh: Could not resolve hostname noname"),
     ("nopython", "no python3 on the host's PATH (/nonexistent); the agent needs Python 3.10 "
                  "or newer"),
+    # named by ssh's decisive message, not the first line some pattern finds
+    ("changedpw", "host key: it has changed (check the host; then ssh-keygen -R HOST removes the old key): "
+                  "WARNING: REMOTE HOST IDENTIFICATION HAS CHANGED!"),
+    ("unknownkey", "host key: it is unknown"),
+    ("idfile", "permission denied (authentication failed): u@idfile: Permission denied (publickey)."),
+    ("dns", "could not resolve the host name: ssh: Could not resolve hostname dns"),
+    ("reset", "the host closed the connection before login"),
     ("silent", "no handshake within 1 s"),
     ("quits", "ssh exited before the handshake without output"),
 ]
