@@ -131,7 +131,7 @@ def job_table(records: Sequence[dict[str, Any]]) -> str:
                                     if r.get("host") else "")
         owner = "/".join(x for x in (r.get("owner"), r.get("task")) if x)
         rows.append((r["id"], r["state"], job_result(r) if r["state"] == "DONE" else
-                     ("unknown" if r.get("unknown") else ""),
+                     ("unknown" if r.get("unknown") else r.get("waiting") or ""),
                      where, owner, command_line(r["argv"], 50)))
     return table(("ID", "STATE", "OUTCOME", "HOST", "OWNER/TASK", "COMMAND"), rows)
 
@@ -149,6 +149,8 @@ def job_detail(r: dict[str, Any]) -> str:
              f"state:     {r['state']}" + (f", {job_result(r)}" if r["outcome"] else "")]
     if r.get("reason"):
         lines.append(f"reason:    {r['reason']}")
+    if r.get("waiting"):
+        lines.append(f"waiting:   {r['waiting']}")
     if r.get("host"):
         lines.append(f"host:      {r['host']} ({'required' if r['required'] else 'preferred'})")
     if r.get("ran_on"):

@@ -23,6 +23,7 @@ from .operations import NEEDS_FORCE
 from .slurmstate import SlurmOptions
 from .errors import ConflictError, UsageError
 from .model import HostState, Job, JobState, parse_enum
+from .waiting import why_pending
 from .textfmt import host_detail, host_table, job_detail, job_table, more_jobs, status_text
 from .wire import WIRE_VERSION
 
@@ -257,7 +258,7 @@ def _jobs(session: Session, args: dict[str, Any]) -> CommandResult:
                          f"fetch them in pages: jobs ... -limit N -after ID (from -after 0 "
                          f"until a page comes back empty)",
                          data={"matching": len(page) + more})
-    records = [job.to_record() for job in page]
+    records = [_with_waiting(session, job, job.to_record()) for job in page]
     text = job_table(records)
     if more:
         last = records[-1]["id"]
@@ -296,6 +297,13 @@ def _record_bytes(job: Job) -> int:
     return RECORD_BYTES + 2 * text + ATTEMPT_BYTES * len(job.attempts)
 
 
+def _with_waiting(session: Session, job: Job, record: dict[str, Any]) -> dict[str, Any]:
+    """A PENDING job's record says why it waits ("waiting"), as squeue's REASON does."""
+    if job.state is JobState.PENDING:
+        record["waiting"] = why_pending(job, session.controller.hosts)
+    return record
+
+
 def _job_id(word: str | None, what: str) -> int | None:
     if word is None:
         return None
@@ -308,7 +316,8 @@ def _job_id(word: str | None, what: str) -> int | None:
 @command("check job", "ID ?-output? ?-json?",
          "one job in detail (-output: include its stdout and stderr in the data)")
 def _check_job(session: Session, args: dict[str, Any]) -> CommandResult:
-    record = session.controller.job(args["id"]).to_record(output=args["output"])
+    job = session.controller.job(args["id"])
+    record = _with_waiting(session, job, job.to_record(output=args["output"]))
     text = job_detail(record)
     if args["output"]:
         text += "\n--- stdout\n" + record["stdout"] + "\n--- stderr\n" + record["stderr"]
