@@ -34,7 +34,7 @@ from collections.abc import Sequence
 from .bootstrap import write_zipapp
 from .client import ControllerAddress, run_command
 from .controller import ControllerConfig
-from .daemon import serve, start, stop
+from .daemon import mark_stopped, serve, start, stop
 from .errors import ClientError, CommandError, ControllerNotRunning
 from .paths import Paths
 from .server import parse_listen
@@ -214,6 +214,8 @@ def _daemon_verb(paths: Paths, verb: str, rest: list[str]) -> int:
         if flags is None:
             return 2
         outcome = stop(paths, kill="kill" in flags, force="force" in flags)
+        if outcome.ok:     # on purpose: schedulers must not start it again by themselves
+            mark_stopped(paths, "pcontrol stop")
     else:
         options = _serve_parser(f"pcontrol {verb}").parse_args(rest)
         config = _config(options)

@@ -128,6 +128,35 @@ def read_pid(paths: Paths) -> int | None:
         return None
 
 
+# -- stopped on purpose ----------------------------------------------------------------------
+
+def mark_stopped(paths: Paths, how: str) -> None:
+    """An operator stopped pcontrol (`how`: the command): schedulers must not start it again
+    behind their back. Cleared when pcontrol starts, however it is started."""
+    stamp = time.strftime("%Y-%m-%d %H:%M:%S")
+    try:
+        paths.stopped_mark.write_text(f"{how} at {stamp}\n")
+    except OSError as exc:
+        log.warning("cannot mark pcontrol as stopped: %s", exc)
+
+
+def stopped_on_purpose(paths: Paths) -> str | None:
+    """How and when an operator stopped pcontrol ("pcontrol stop at ..."), or None."""
+    try:
+        return paths.stopped_mark.read_text().strip() or "stopped"
+    except OSError:
+        return None
+
+
+def _clear_stopped(paths: Paths) -> None:
+    try:
+        paths.stopped_mark.unlink()
+    except FileNotFoundError:
+        pass
+    except OSError as exc:
+        log.warning("cannot clear %s: %s", paths.stopped_mark, exc)
+
+
 # -- serve -----------------------------------------------------------------------------------
 
 def serve(paths: Paths, config: ControllerConfig, *, ready_fd: int | None = None,
@@ -143,10 +172,12 @@ def serve(paths: Paths, config: ControllerConfig, *, ready_fd: int | None = None
         log.error("%s", exc)
         return 1
     profiler = _Profiler.from_env()
+    _clear_stopped(paths)
     try:
         asyncio.run(_serve(paths, config, ready_fd, listen, profiler))
     except (JournalError, SecretError, sqlite3.Error, OSError) as exc:
         log.error("pcontrol cannot run: %s", exc)
+        _tell_starter(ready_fd, str(exc))
         return 1
     finally:
         if profiler is not None:
@@ -260,11 +291,14 @@ def start(paths: Paths, serve_args: list[str]) -> DaemonResult:
             cwd=Path.home(), start_new_session=True, pass_fds=(write_end,), close_fds=True)
     os.close(write_end)
     began = time.monotonic()
+    said: list[str] = []
     try:
-        ready = _wait_ready(read_end, process, START_TIMEOUT)
+        ready = _wait_ready(read_end, process, START_TIMEOUT, said)
     finally:
         os.close(read_end)
     if not ready:
+        if said:           # the daemon said why it cannot run: that, once, is the error
+            return DaemonResult(False, f"pcontrol failed to start: {said[0]}")
         if time.monotonic() - began < START_TIMEOUT:
             # The ready pipe closed early: the daemon is exiting (say another one, started at the
             # same moment, holds the pid lock), but its exit may not be reaped yet.
@@ -283,20 +317,35 @@ def start(paths: Paths, serve_args: list[str]) -> DaemonResult:
                    process.pid)
 
 
-def _wait_ready(fd: int, process: subprocess.Popen, timeout: float) -> bool:
+def _wait_ready(fd: int, process: subprocess.Popen, timeout: float,
+                said: list[str] | None = None) -> bool:
+    """Wait for the daemon's "ready"; an "error: ..." line it wrote instead goes to `said`."""
     deadline = time.monotonic() + timeout
     data = b""
     while time.monotonic() < deadline:
         readable, _, _ = select.select([fd], [], [], max(0.0, deadline - time.monotonic()))
         if not readable:
             break
-        chunk = os.read(fd, 64)
+        chunk = os.read(fd, 4096)
         if not chunk:          # the daemon exited (or closed the pipe) without "ready"
-            return b"ready" in data
+            if data.startswith(b"error: ") and said is not None:
+                said.append(data[len(b"error: "):].decode("utf-8", "replace").strip())
+            return data.startswith(b"ready")
         data += chunk
-        if b"ready" in data:
+        if data.startswith(b"ready"):
             return True
     return False
+
+
+def _tell_starter(ready_fd: int | None, message: str) -> None:
+    """Say why the daemon cannot run to `pcontrol start`, which shows it as its one error."""
+    if ready_fd is None:
+        return
+    try:
+        os.write(ready_fd, b"error: " + message.replace("\n", " ").encode("utf-8", "replace") + b"\n")
+        os.close(ready_fd)
+    except OSError:
+        pass     # already closed (the daemon was ready), or the starter has gone
 
 
 def _log_tail(path: Path, lines: int = 10) -> str:

@@ -94,7 +94,18 @@ class Loaded:
 
 
 class JournalError(Exception):
-    pass
+    """The journal cannot be used; the message says why and what to do about it."""
+
+
+def _remedy(path: Path) -> str:
+    return (f"restore it from a backup, or move it aside to start with an empty controller "
+            f"(mv {path} {path}.bad, with its -wal and -shm files if there are any)")
+
+
+def damaged(path: Path, why: object) -> JournalError:
+    """The error for a journal that cannot be read, with the way out."""
+    return JournalError(f"journal {path} is damaged ({why}): pcontrol will not start over it and "
+                        f"forget its hosts and jobs; {_remedy(path)}")
 
 
 class JournalFailed(Exception):
@@ -120,8 +131,13 @@ class Journal:
         self.batch_bytes = max(1, batch_bytes)
         self.retry_min = retry_min
         self.retry_max = retry_max
+        self._refuse_empty()
         self._db = sqlite3.connect(str(self.path), isolation_level=None)
-        self._setup()
+        try:
+            self._setup()
+        except sqlite3.DatabaseError as exc:
+            self._db.close()
+            raise damaged(self.path, exc) from None
         self._checkpoints = _Checkpointer(self.path, checkpoint_bytes, wal_pause_bytes,
                                           self._checkpointed)
         self._dirty: dict[_Key, _Dirty] = {}     # in order of first change
@@ -135,6 +151,20 @@ class Journal:
         self.commits = 0
         self.on_written: list[Callable[[], None]] = []
         """Called after every write attempt, good or bad (the outbox releases or fails)."""
+
+    def _refuse_empty(self) -> None:
+        """A journal that exists with no bytes was cut short (a full disk, a failed copy):
+        SQLite would take it for a new one, and pcontrol would start with no hosts and no
+        jobs while their agents still run them. A journal pcontrol creates is never left
+        empty: the file and its schema are written before anything else."""
+        try:
+            empty = self.path.stat().st_size == 0
+        except FileNotFoundError:
+            return
+        if empty:
+            raise JournalError(f"journal {self.path} is empty (0 bytes): it was cut short (a full disk? "
+                               f"a copy that failed?); pcontrol will not start over it and forget its "
+                               f"hosts and jobs; {_remedy(self.path)}")
 
     def _setup(self) -> None:
         db = self._db
@@ -163,6 +193,13 @@ class Journal:
     # -- reading ----------------------------------------------------------------------------
 
     def load(self) -> Loaded:
+        """The hosts and jobs on disk; JournalError (with the remedy) when they cannot be read."""
+        try:
+            return self._load()
+        except (sqlite3.DatabaseError, ValueError, KeyError, TypeError) as exc:
+            raise damaged(self.path, exc) from None
+
+    def _load(self) -> Loaded:
         loaded = Loaded()
         for (record,) in self._db.execute("SELECT record FROM hosts ORDER BY rowid"):
             loaded.hosts.append(json.loads(record))

@@ -53,6 +53,12 @@ class Paths:
         return self.home / "pcontrol.db"
 
     @property
+    def stopped_mark(self) -> Path:
+        """Present while pcontrol is stopped on purpose (`pcontrol stop`): schedulers then do
+        not start it again by themselves (pcontrol.daemon.mark_stopped)."""
+        return self.home / "pcontrol.stopped"
+
+    @property
     def history(self) -> Path:
         return self.home / "pcontrol_history"
 

@@ -204,6 +204,7 @@ class ControllerLink:
         self._retry = 0
         self._retry_timer: asyncio.TimerHandle | None = None
         self._tasks: set[asyncio.Task] = set()
+        self._last_failure: str | None = None  # the last connect failure reported
 
     # --- Backend ------------------------------------------------------------------------------
 
@@ -323,6 +324,7 @@ class ControllerLink:
             await client.subscribe(owner=self.owner)
             self.state = "connected"
             self._retry = 0
+            self._last_failure = None
             self._watcher = get_loop().create_task(self._watch(client))  # not in _tasks: it lives as long as the connection
             await self._adopt()
             await self._flush()
@@ -330,12 +332,18 @@ class ControllerLink:
             self.state = f"not connected: {exc}"
             if quiet:
                 raise
-            self.sched.report(f"controller: {exc}; will retry")
+            if str(exc) != self._last_failure:  # each retry failing the same way is said once
+                self.sched.report(f"controller: {exc}; will retry")
+            self._last_failure = str(exc)
             self._schedule_retry()
             if raise_errors:
                 raise
 
     async def _start_daemon(self) -> None:
+        stopped = _daemon().stopped_on_purpose(self.paths)
+        if stopped is not None:  # an operator stopped it: not ours to start again
+            raise ControllerNotRunning(f"pcontrol is stopped ({stopped}); jobs for it wait until it is "
+                                       f"started again: pcontrol start (or controller start)")
         outcome = await get_loop().run_in_executor(None, _daemon().start, self.paths, [])
         if not outcome.ok:
             raise ControllerNotRunning(outcome.message)
@@ -649,11 +657,17 @@ class ControllerLink:
             self.started_daemon = True
         return outcome
 
-    def stop_daemon(self, kill: bool = False, force: bool = False) -> Any:
-        """`controller stop` (and sched leaving): stop the pcontrol of this link's home; its DaemonResult."""
+    def stop_daemon(self, kill: bool = False, force: bool = False, on_purpose: bool = False) -> Any:
+        """`controller stop` (and sched leaving): stop the pcontrol of this link's home; its DaemonResult.
+
+        `on_purpose` (`controller stop`): no sched starts it again by itself until someone
+        starts it (pcontrol.daemon.mark_stopped); sched leaving stops the pcontrol it started
+        without that mark."""
         outcome = _daemon().stop(self.paths, kill=kill, force=force)
         if outcome.ok:
             self.started_daemon = False
+            if on_purpose:
+                _daemon().mark_stopped(self.paths, "controller stop")
         return outcome
 
     # --- helpers ------------------------------------------------------------------------------

@@ -117,7 +117,7 @@ def _stop(link: ControllerLink, kill: bool, force: bool) -> str:
         run_until(link.aclose(), "controller stop")
         return text
     run_until(link.aclose(), "controller stop")
-    outcome = link.stop_daemon(kill=kill, force=force)
+    outcome = link.stop_daemon(kill=kill, force=force, on_purpose=True)
     if not outcome.ok:
         raise ScriptError(f"controller stop: {outcome.message}")
     return outcome.message

@@ -1,0 +1,93 @@
+"""A pcontrol stopped on purpose stays stopped, and a damaged journal is said once with the remedy:
+through `pcontrol stop/start` and `sched FILE`, the real programs."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+
+SCHED = [sys.executable, "-m", "psched.shell.cli"]
+PCONTROL = [sys.executable, "-m", "pcontrol"]
+
+SCRIPT = """\
+task {name}
+  command echo [set w ra]n
+  nmax 1
+  task.exit 0
+    echo "job ran: [string trim $stdout]"
+  end
+end
+run
+wait -timeout 4
+"""
+
+
+@pytest.fixture
+def home():
+    path = Path(tempfile.mkdtemp(prefix="stopped.", dir="/tmp"))
+    yield path
+    subprocess.run([*PCONTROL, "stop", "-kill", "-force"], env=dict(os.environ, SCHED_HOME=str(path)),
+                   capture_output=True, timeout=60)
+
+
+def _run(home: Path, *argv: str, stdin: str | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(list(argv), env=dict(os.environ, SCHED_HOME=str(home)), capture_output=True, text=True,
+                          timeout=120, input=stdin)
+
+
+def _sched(home: Path, task: str = "remote") -> subprocess.CompletedProcess:
+    script = home / f"{task}.sched"
+    script.write_text(SCRIPT.replace("{name}", task))
+    return _run(home, *SCHED, str(script))
+
+
+def test_a_stopped_pcontrol_is_not_started_again_behind_the_operators_back(home: Path):
+    assert _run(home, *PCONTROL, "start").returncode == 0
+    stopped = _run(home, *PCONTROL, "stop")
+    assert stopped.returncode == 0
+    done = _sched(home)
+    said = done.stdout + done.stderr
+    assert "job ran" not in said
+    assert said.count("pcontrol is stopped (pcontrol stop at ") == 1, said  # once, however often sched retries
+    assert "pcontrol start (or controller start)" in said
+    assert "not running" in _run(home, *PCONTROL, "status").stderr + _run(home, *PCONTROL, "status").stdout
+
+    assert _run(home, *PCONTROL, "start").returncode == 0  # started on purpose: the mark goes
+    assert _run(home, *PCONTROL, "stop").returncode == 0
+    assert (home / "pcontrol.stopped").exists()
+    assert _run(home, *PCONTROL, "start").returncode == 0
+    assert not (home / "pcontrol.stopped").exists()
+    done = _sched(home, "again")  # another task: the first one's unsent job is not this test's business
+    assert "job ran: ran" in done.stdout + done.stderr
+
+
+def test_a_sched_starts_a_pcontrol_that_was_not_stopped_on_purpose(home: Path):
+    done = _sched(home)
+    said = done.stdout + done.stderr
+    assert "started pcontrol" in said and "job ran: ran" in said
+
+
+@pytest.mark.parametrize("content, words", [
+    (b"", "is empty (0 bytes)"),
+    (b"this is not a database, whatever it was" * 200, "is damaged (file is not a database)"),
+])
+def test_a_damaged_journal_is_said_once_with_the_remedy(home: Path, content: bytes, words: str):
+    home.chmod(0o700)
+    journal = home / "pcontrol.db"
+    journal.write_bytes(content)
+    started = _run(home, *PCONTROL, "start")
+    assert started.returncode == 1
+    message = started.stdout + started.stderr
+    assert message.startswith("pcontrol failed to start: journal ") and words in message
+    assert f"mv {journal} {journal}.bad" in message
+    assert message.count("journal ") == 1 + message.count("journal \n")  # one message, not a log tail
+    assert journal.read_bytes() == content  # left as it was, not replaced by an empty controller
+    done = _sched(home)
+    said = done.stdout + done.stderr
+    assert said.count(words) == 1, said
+    assert "job ran" not in said
