@@ -140,6 +140,9 @@ def host_rule(args: list[str]) -> tuple[str, bool]:
         raise ArgError("expected: host LOCAL | NONE | HOSTNAME ?-required?", 1)
     name = words[0]
     required = "-required" in args
+    if not name.strip() or any(c.isspace() for c in name):  # pcontrol's rule for a host name
+        raise ArgError(f"a host name cannot be empty or hold blanks, got '{name}': expected host LOCAL | NONE | HOSTNAME ?-required?",
+                       args.index(name) + 1)
     if name.startswith("-"):
         raise ArgError(f"unknown option '{name}': expected host LOCAL | NONE | HOSTNAME ?-required?", args.index(name) + 1)
     if name.upper() in ("LOCAL", "NONE"):

@@ -25,11 +25,17 @@ CASES = [
     ("queuepush q x; list [queuepop q -var v] $v", "1 x"),
     ("queuepush q a; queuepush q -uniq a; queuepush q -uniq b; queuelist q", "a b"),
     ("queuepush q a; queuepush q -uniq a", "1"),  # skipped: the size is unchanged
-    ('queuepush q -uniq -key 1 "h1 job1"; queuepush q -uniq -key 1 "h1 job2"; queuepush q -uniq -key 1 "h2 job3"; queuelist q',
+    # -key counts words from 0, as Pan-STARRS scripts do: -key 0 is the first word
+    ('queuepush q -uniq -key 0 "h1 job1"; queuepush q -uniq -key 0 "h1 job2"; queuepush q -uniq -key 0 "h2 job3"; queuelist q',
      "{h1 job1} {h2 job3}"),
-    ('queuepush q -uniq -key 2 "a x"; queuepush q -uniq -key 2 "b x"; queuepush q -uniq -key 2 "c y"; queuesize q', "2"),
-    ('queuepush q -uniq -key 3 "a b"; queuepush q -uniq -key 3 "c"; queuesize q', "1"),  # both keys are ""
-    ('queuepush q -key 1 -uniq "a b"; queuepush q -uniq -key 1 "a c"; queuesize q', "1"),
+    ('queuepush q -uniq -key 1 "a x"; queuepush q -uniq -key 1 "b x"; queuepush q -uniq -key 1 "c y"; queuesize q', "2"),
+    ('queuepush q -uniq -key 2 "a b"; queuepush q -uniq -key 2 "c"; queuesize q', "1"),  # both keys are ""
+    ('queuepush q -key 0 -uniq "a b"; queuepush q -uniq -key 0 "a c"; queuesize q', "1"),
+    # several columns joined: the key is those words together
+    ('queuepush q -uniq -key 1:2:4 "a b c d e"; queuepush q -uniq -key 1:2:4 "x b c y e"; queuesize q', "1"),
+    ('queuepush q -uniq -key 1:2:4 "a b c d e"; queuepush q -uniq -key 1:2:4 "a b c d f"; queuesize q', "2"),
+    ('queuepush q -uniq -key 0:1 "a b"; queuepush q -uniq -key 0:1 "a  b x"; queuepush q -uniq -key 0:1 "a c"; queuesize q', "2"),
+    ('queuepush q -uniq -key 3:0 "a b"; queuepush q -uniq -key 3:0 "a c"; queuesize q', "1"),  # ("", "a") twice
     # a popped line no longer blocks its key
     ("queuepush q -uniq a; queuepop q; queuepush q -uniq a", "1"),
     ("queuepush q a; queuepush q b; queuesize q", "2"),
@@ -58,13 +64,14 @@ ERRORS = [
     ("queuesize nosuch", 'queue "nosuch" does not exist'),
     ("queuelist nosuch", 'queue "nosuch" does not exist'),
     ("queuedelete nosuch", 'queue "nosuch" does not exist'),
-    ("queuepush q -key 1 a", "-key N only makes sense with -uniq"),
-    ("queuepush q -uniq -key 0 a", "-key wants a word number from 1 up"),
-    ("queuepush q -uniq -key x a", 'expected a word number (1, 2, ...) but got "x"'),
-    ("queuepush q -bogus a", 'bad option "-bogus": must be -uniq or -key N'),
+    ("queuepush q -key 1 a", "-key only makes sense with -uniq"),
+    ("queuepush q -uniq -key -1 a", "-key wants word numbers from 0 (0 is the first word)"),
+    ("queuepush q -uniq -key x a", '-key wants word numbers from 0, joined by ":" (0, 2, 1:2:4), not "x"'),
+    ("queuepush q -uniq -key 1::2 a", 'not "1::2"'),
+    ("queuepush q -bogus a", 'bad option "-bogus": must be -uniq or -key N[:N...]'),
     ("queueinit q; queuepop q -var", 'wrong # args: should be "queuepop name ?-var varName?"'),
     ("queueinit q; queuepop q -bar v", 'wrong # args: should be "queuepop name ?-var varName?"'),
-    ("queuepush q", 'wrong # args: should be "queuepush name ?-uniq? ?-key n? line"'),
+    ("queuepush q", 'wrong # args: should be "queuepush name ?-uniq? ?-key n[:n...]? line"'),
     ("queuepush q -uniq -key 1 -uniq a b", "wrong # args"),
 ]
 
@@ -104,7 +111,8 @@ def test_plain_deque_changes_keep_uniq_right():
 
 
 @pytest.mark.parametrize("line,key,expected", [
-    ("a b c", 0, "a b c"), ("a b c", 1, "a"), ("a  b\tc", 3, "c"), ("a", 2, ""), ("", 1, ""),
+    ("a b c", None, "a b c"), ("a b c", (0,), ("a",)), ("a  b\tc", (2,), ("c",)), ("a", (1,), ("",)), ("", (0,), ("",)),
+    ("a b c d e", (1, 2, 4), ("b", "c", "e")), ("a b", (3, 0), ("", "a")),
 ])
 def test_line_key(line, key, expected):
     assert line_key(line, key) == expected
@@ -114,13 +122,13 @@ def test_uniq_does_not_scan_the_queue():
     """-uniq on a queue of 100,000 lines costs about what it costs on a short one."""
     big, small = WorkQueue(), WorkQueue()
     for i in range(100_000):
-        big.push(f"host{i} job", uniq=True, key=1)
-    small.push("host0 job", uniq=True, key=1)
+        big.push(f"host{i} job", uniq=True, key=(0,))
+    small.push("host0 job", uniq=True, key=(0,))
 
     def cost(q):
         start = time.perf_counter()
         for _ in range(2000):
-            q.push("host0 again", uniq=True, key=1)  # always a duplicate
+            q.push("host0 again", uniq=True, key=(0,))  # always a duplicate
         return time.perf_counter() - start
 
     cost(small)

@@ -184,3 +184,24 @@ def test_a_reader_that_leaves_early_gets_tcl_s_error_not_a_traceback(tmp_path):
     assert 'caught: error writing "stdout": broken pipe' in err
     assert '-c:1:67: error writing "stdout": broken pipe' in err      # where the script failed
     assert "Traceback" not in err and "Exception ignored" not in err, err
+
+
+def test_an_empty_host_name_is_refused_when_the_task_is_read(sched_env, tmp_path):
+    (tmp_path / "t.sched").write_text('puts [set w sta]rted\ntask t\n  command true\n  host ""\n  nmax 1\nend\n')
+    done = subprocess.run(SCHED_COMMAND + ["t.sched"], capture_output=True, text=True, env=sched_env, cwd=tmp_path,
+                          timeout=60)
+    assert done.returncode == 1
+    assert done.stdout == ""  # refused when read: nothing ran
+    assert done.stderr.startswith("t.sched:4:8: a host name cannot be empty or hold blanks, got ''")
+
+
+def test_queuepush_key_counts_words_from_0_and_joins_columns(sched_env):
+    script = """
+foreach line {{h1 a x 1} {h1 b x 2} {h2 a x 3}}
+  queuepush byhost -uniq -key 0 $line
+  queuepush bypair -uniq -key 0:2 $line
+end
+puts "[queuelist byhost] | [queuesize bypair]"
+"""
+    done = subprocess.run(SCHED_COMMAND + ["-c", script], capture_output=True, text=True, env=sched_env, timeout=60)
+    assert (done.returncode, done.stdout, done.stderr) == (0, "{h1 a x 1} {h2 a x 3} | 2\n", "")

@@ -1,7 +1,7 @@
 """Queues: named FIFO lists of lines that pass work between tasks.
 
     queueinit NAME                        create the queue, or empty it; returns ""
-    queuepush NAME ?-uniq? ?-key N? LINE  add a line at the end; returns the new size
+    queuepush NAME ?-uniq? ?-key N[:N...]? LINE  add a line at the end; returns the new size
     queuepop NAME ?-var V?                take the first line
     queuesize NAME ?-var V?               the number of lines
     queuelist NAME                        the lines, as a Tcl list
@@ -9,9 +9,10 @@
     queuenames ?PATTERN?                  the names of the queues (glob pattern)
 
 `queuepush` creates a missing queue; the others say that it does not exist. With `-uniq`, a
-line is not added when one already queued has the same key, its Nth blank-separated word
-with `-key N` (1-based; a line with fewer words has the key ""), else the whole line; the
-size is returned either way, so the caller can tell. `-key` without `-uniq` is an error.
+line is not added when one already queued has the same key: with `-key N` its word N,
+counted from 0 as Pan-STARRS scripts count (`-key 0` is the first word; a line with fewer
+words has "" there), with `-key 1:2:4` those words together, else the whole line. The size
+is returned either way, so the caller can tell. `-key` without `-uniq` is an error.
 
 `queuepop NAME` returns the first line, or "" when the queue is empty. `queuepop NAME -var V`
 sets V to the first line and returns 1, or sets V to "" and returns 0 when the queue is
@@ -34,23 +35,37 @@ from typing import Any, Iterable
 from ..errors import ScriptError
 from ..registry import BUILTINS
 from ..tcllist import join_list
-from ..args import get_int, set_arity
+from ..args import set_arity
 from ..patterns import glob_match
 
 log = logging.getLogger(__name__)
 
-__all__ = ["WorkQueue", "line_key", "get_queue"]
+__all__ = ["WorkQueue", "line_key", "parse_columns", "get_queue"]
 
-WHOLE_LINE = 0
-"""The -key value that means the whole line."""
+Columns = tuple[int, ...] | None
+"""A -key: the word numbers (from 0) that make a line's key; None: the whole line."""
+
+WHOLE_LINE: Columns = None
 
 
-def line_key(line: str, key: int) -> str:
-    """The key of a line: its Nth blank-separated word (1-based), or the whole line for 0."""
-    if key == WHOLE_LINE:
+def line_key(line: str, key: Columns) -> str | tuple[str, ...]:
+    """The key of a line: its words at the `key` columns (from 0; "" past its end), or the
+    whole line for WHOLE_LINE."""
+    if key is None:
         return line
-    words = line.split(None, key)
-    return words[key - 1] if len(words) >= key else ""
+    words = line.split(None, max(key) + 1)
+    return tuple(words[k] if k < len(words) else "" for k in key)
+
+
+def parse_columns(text: str) -> Columns:
+    """`-key 0`, `-key 1:2:4`: word numbers from 0, joined by colons."""
+    try:
+        columns = tuple(int(part, 10) for part in text.split(":"))
+    except ValueError:
+        raise ScriptError(f'queuepush: -key wants word numbers from 0, joined by ":" (0, 2, 1:2:4), not "{text}"') from None
+    if any(c < 0 for c in columns):
+        raise ScriptError(f'queuepush: -key wants word numbers from 0 (0 is the first word), not "{text}"')
+    return columns
 
 
 class WorkQueue(deque):
@@ -58,11 +73,11 @@ class WorkQueue(deque):
 
     def __init__(self, lines: Iterable[str] = ()):
         super().__init__(lines)
-        self._keys: dict[int, Counter] = {}  # -key N -> how many queued lines have each key
+        self._keys: dict[Columns, Counter] = {}  # -key -> how many queued lines have each key
 
     # the queue operations the commands use: they keep the key counts right
 
-    def push(self, line: str, uniq: bool = False, key: int = WHOLE_LINE) -> bool:
+    def push(self, line: str, uniq: bool = False, key: Columns = WHOLE_LINE) -> bool:
         """Add a line at the end; with `uniq`, not when a line with the same key is queued."""
         if uniq:
             counts = self._counts(key)
@@ -91,7 +106,7 @@ class WorkQueue(deque):
         super().clear()
         self._keys.clear()
 
-    def _counts(self, key: int) -> Counter:
+    def _counts(self, key: Columns) -> Counter:
         counts = self._keys.get(key)
         if counts is None:
             counts = self._keys[key] = Counter(line_key(line, key) for line in self)
@@ -199,8 +214,9 @@ def cmd_queueinit(interp: Any, argv: list[str]) -> str:
     return ""
 
 
-@BUILTINS.command("queuepush name ?-uniq? ?-key n? line",
-                  "add a line at the end of a queue (created if missing); -uniq skips one whose key (-key N: Nth word) is queued; returns the size")
+@BUILTINS.command("queuepush name ?-uniq? ?-key n[:n...]? line",
+                  "add a line at the end of a queue (created if missing); -uniq skips one whose key is queued "
+                  "(-key N: word N, from 0; -key 1:2:4: those words; else the whole line); returns the size")
 def cmd_queuepush(interp: Any, argv: list[str]) -> str:
     uniq = False
     key = WHOLE_LINE
@@ -213,17 +229,15 @@ def cmd_queuepush(interp: Any, argv: list[str]) -> str:
             uniq = True
             i += 1
         elif word == "-key" and i + 1 < last:
-            key = get_int(argv[i + 1], "a word number (1, 2, ...)")
-            if key < 1:
-                raise ScriptError(f'queuepush: -key wants a word number from 1 up, not "{argv[i + 1]}"')
+            key = parse_columns(argv[i + 1])
             has_key = True
             i += 2
         elif word == "--" and i + 1 == last:
             i += 1
         else:
-            raise ScriptError(f'queuepush: bad option "{word}": must be -uniq or -key N')
+            raise ScriptError(f'queuepush: bad option "{word}": must be -uniq or -key N[:N...]')
     if has_key and not uniq:
-        raise ScriptError("queuepush: -key N only makes sense with -uniq")
+        raise ScriptError("queuepush: -key only makes sense with -uniq")
     queue = get_queue(interp, argv[1], create=True)
     queue.push(argv[last], uniq, key)
     return str(len(queue))
