@@ -307,3 +307,38 @@ def test_example_script_is_valid(fence):
         psched.Interp().read(text, fence.file)
     except SchedError as err:
         raise AssertionError(f"{fence}: the example does not read:\n{err.render()}") from None
+
+
+# --- terminal examples: `$ cat FILE` then `$ sched ...` and what it prints ----------------------
+
+
+def _terminal_fences() -> list[Fence]:
+    return [f for name in PROSE if (DOCS / name).exists() for f in fences(name)
+            if f.info == "text" and f.lines and f.lines[0].startswith("$ ")
+            and any("sched" in line for line in f.lines if line.startswith("$ "))]
+
+
+TERMINALS = _terminal_fences()
+
+
+@pytest.mark.parametrize("fence", TERMINALS, ids=_ids(TERMINALS))
+def test_terminal_example_prints_what_the_page_shows(fence, tmp_path):
+    """`$ cat NAME` shows a file (written here); any other `$ ...` runs in bash with the real
+    `sched` first on PATH, and must print the lines below it."""
+    steps: list[tuple[str, list[str]]] = []
+    for line in fence.lines:
+        if line.startswith("$ "):
+            steps.append((line[2:], []))
+        else:
+            steps[-1][1].append(line)
+    bin_dir = Path(sys.executable).parent
+    env = {"PATH": f"{bin_dir}:/usr/bin:/bin", "SCHED_HOME": str(tmp_path / "home"), "HOME": str(tmp_path)}
+    for command, shown in steps:
+        if command.startswith("cat ") and len(command.split()) == 2:
+            (tmp_path / command.split()[1]).write_text("\n".join(shown) + "\n")
+            continue
+        done = subprocess.run(["bash", "-c", command], cwd=tmp_path, env=env, capture_output=True, text=True,
+                              timeout=60)
+        printed = (done.stdout + done.stderr).splitlines()
+        assert printed == shown, f"{fence}: `{command}`\n  the page shows:\n" + "\n".join(
+            f"    {x}" for x in shown) + "\n  sched prints:\n" + "\n".join(f"    {x}" for x in printed)
