@@ -110,10 +110,17 @@ class InputValidator(Validator):
             raise ValidationError(cursor_position=_index_of(document, err.pos), message=err.message) from None
 
 
+def _typed(event: KeyPressEvent) -> bool:
+    """No keys waiting: a person's keystroke, which gets an undo step. A paste gets none per
+    key: each step is a copy of the whole buffer, and a pasted block of 2,000 lines made 2,000
+    copies of a growing text (the paste is undone in one step, back to before it)."""
+    return not event.app.key_processor.input_queue
+
+
 def _key_bindings(tracker: OpenTracker) -> KeyBindings:
     bindings = KeyBindings()
 
-    @bindings.add("enter", filter=has_focus(DEFAULT_BUFFER))
+    @bindings.add("enter", filter=has_focus(DEFAULT_BUFFER), save_before=_typed)
     def _enter(event: KeyPressEvent) -> None:
         buffer = event.current_buffer
         state = buffer.complete_state
@@ -126,28 +133,45 @@ def _key_bindings(tracker: OpenTracker) -> KeyBindings:
             # Inside a block keep the indentation; inside braces or quotes the blanks would be
             # part of the text, so add none. Keys already waiting are a paste, whose lines bring
             # their own indentation.
-            pasting = bool(event.app.key_processor.input_queue)
-            buffer.newline(copy_margin=still_open.opener not in _TEXT_OPENERS and not pasting)
+            queue = event.app.key_processor.input_queue
+            buffer.newline(copy_margin=still_open.opener not in _TEXT_OPENERS and not queue)
+            _take_paste(buffer, queue, tracker)
         else:
             buffer.validate_and_handle()
 
     waiting = Condition(lambda: bool(get_app().key_processor.input_queue))
 
-    @bindings.add(Keys.Any, filter=emacs_insert_mode & has_focus(DEFAULT_BUFFER) & waiting)
+    @bindings.add(Keys.Any, filter=emacs_insert_mode & has_focus(DEFAULT_BUFFER) & waiting, save_before=_typed)
     def _insert_run(event: KeyPressEvent) -> None:
-        # Keys already waiting are a paste (a person cannot type that fast): insert the plain
-        # characters that follow in one go, not one key binding lookup per character.
-        queue = event.app.key_processor.input_queue
-        run = [event.data * event.arg]
-        while queue and _plain(queue[0]):
-            run.append(queue.popleft().data)
-        event.current_buffer.insert_text("".join(run))
+        # Keys already waiting are a paste (a person cannot type that fast): take what follows
+        # in one go, not one key binding lookup (a walk of the whole layout) per key.
+        event.current_buffer.insert_text(event.data * event.arg)
+        _take_paste(event.current_buffer, event.app.key_processor.input_queue, tracker)
 
     @bindings.add("escape", "enter", filter=has_focus(DEFAULT_BUFFER))
     def _run_as_is(event: KeyPressEvent) -> None:
         event.current_buffer.validate_and_handle()
 
     return bindings
+
+
+def _take_paste(buffer: Any, queue: Any, tracker: OpenTracker) -> None:
+    """Insert the pasted keys waiting in `queue`: plain characters, and Enter while something
+    is open (a newline, without copying the margin: pasted lines bring their own). Stops at
+    any other key, and at an Enter that would run the input: the key bindings take those."""
+    while queue:
+        run = []
+        while queue and _plain(queue[0]):
+            run.append(queue.popleft().data)
+        if run:
+            buffer.insert_text("".join(run))
+        if not queue or queue[0].key != Keys.ControlM or buffer.complete_state is not None:
+            return
+        text = buffer.text
+        if not text.strip() or needs_more(text, tracker) is None:
+            return
+        queue.popleft()
+        buffer.newline(copy_margin=False)
 
 
 def _plain(key: KeyPress) -> bool:
