@@ -108,6 +108,8 @@ class OpenTracker:
         self._starts: list[int] = [0]  # offset of each line's start in _text, and of its end
         self._states: list[_State] = [_State(0, Scan())]
         self._memo: tuple[_State, str, _State] | None = None  # the last partial line's parse
+        self._seen: str | None = None  # the last text followed, and its last partial line
+        self._seen_last = ""
 
     # --- the questions -----------------------------------------------------------------------
 
@@ -159,6 +161,8 @@ class OpenTracker:
 
     def _follow(self, text: str) -> str:
         """Bring the states up to the complete lines of `text`; returns its last, partial line."""
+        if text is self._seen:  # the same buffer asked again (a prompt drawn line by line)
+            return self._seen_last
         if not text.startswith(self._text):
             self._cut(text)
         done = len(self._text)
@@ -177,7 +181,8 @@ class OpenTracker:
                     state = self._advance(state, self._lines[index], index, complete_line=True)
                     states.append(state)
             self._states.extend(states)
-        return text[max(cut, done):]
+        self._seen, self._seen_last = text, text[max(cut, done):]
+        return self._seen_last
 
     def _batch(self, first: int) -> list[_State] | None:
         """The states after the lines from `first` on, with one lark parse for all their chunks.
