@@ -131,9 +131,15 @@ def job_table(records: Sequence[dict[str, Any]]) -> str:
                                     if r.get("host") else "")
         owner = "/".join(x for x in (r.get("owner"), r.get("task")) if x)
         rows.append((r["id"], r["state"], job_result(r) if r["state"] == "DONE" else
-                     ("unknown" if r.get("unknown") else r.get("waiting") or ""),
+                     ("unknown" if r.get("unknown") else _short_waiting(r.get("waiting"))),
                      where, owner, command_line(r["argv"], 50)))
     return table(("ID", "STATE", "OUTCOME", "HOST", "OWNER/TASK", "COMMAND"), rows)
+
+
+def _short_waiting(waiting: str | None) -> str:
+    """Why a pending job waits, for a table: without the DOWN host's own reason (`check job`
+    has it), as squeue's REASON column is short."""
+    return (waiting or "").split(": ", 1)[0]
 
 
 def more_jobs(count: int, last_id: int, command: str) -> str:
