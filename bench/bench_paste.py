@@ -31,7 +31,7 @@ from pathlib import Path
 import pexpect
 
 VENV_SCHED = Path(sys.executable).with_name("sched")
-SCHED = [str(VENV_SCHED)] if VENV_SCHED.exists() else [sys.executable, "-m", "psched.cli"]
+SCHED = [str(VENV_SCHED)] if VENV_SCHED.exists() else [sys.executable, "-m", "psched.shell.cli"]
 DONE = "paste-finished"
 
 

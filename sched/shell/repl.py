@@ -9,7 +9,7 @@ never dies: read a command, run it, print its result (if not empty) or its error
 - Enter runs the input when it is complete and inserts a newline while something is open (a
   block, brace, quote, bracket or a trailing backslash); each continuation line's prompt says
   what is open at its start (`task>`, `{>`, `if>`). Esc Enter runs the input as it is. Both
-  questions go to one psched.openness.OpenTracker, which looks at each line once, so a long
+  questions go to one psched.lang.openness.OpenTracker, which looks at each line once, so a long
   block costs the same per line as a short one.
 - Inside a block the new line gets the indentation of the one before, unless more keys are
   already waiting (text pasted by a terminal without bracketed paste): pasted lines bring their
