@@ -20,10 +20,11 @@ from __future__ import annotations
 
 from bisect import bisect_right
 from dataclasses import dataclass
+from typing import Any
 
 from .errors import IncompleteError, ParseError, Pos
 from .openscan import Scan
-from .parser import BLOCK_OPENERS, CLAUSE_WORDS, MAX_NESTING, parse_commands
+from .parser import BLOCK_OPENERS, CLAUSE_WORDS, MAX_NESTING, clause_problem, parse_commands
 
 __all__ = ["OpenTracker", "needs_more"]
 
@@ -35,7 +36,8 @@ _FILE = "<input>"
 class _Block:
     name: str
     line: int  # 1-based, of the header
-    has_else: bool = False
+    last_clause: str | None = None  # the last clause line's keyword so far
+    body_head: Any = None  # the first line of its body before any clause (a switch refuses one)
 
 
 @dataclass(frozen=True)
@@ -63,10 +65,9 @@ class _State:
 
 
 def _step_blocks(blocks: tuple[_Block, ...], commands: list) -> tuple[tuple[_Block, ...], bool]:
-    """Move the stack of open blocks over `commands`, as psched.lang.parser._build_blocks does.
-
-    Returns the new stack and whether a parse error was met.
-    """
+    """Move the stack of open blocks over `commands`, as psched.lang.parser._build_blocks does
+    (with its own clause rules, clause_problem). Returns the new stack and whether a parse
+    error was met."""
     stack = list(blocks)
     for command in commands:
         words = command.words
@@ -79,15 +80,18 @@ def _step_blocks(blocks: tuple[_Block, ...], commands: list) -> tuple[tuple[_Blo
             stack.pop()
             continue
         if name in CLAUSE_WORDS:
-            if stack and stack[-1].name == CLAUSE_WORDS[name]:
+            owner = CLAUSE_WORDS[name]
+            if stack and stack[-1].name == owner:
                 top = stack[-1]
-                if top.has_else or (name == "else") != (len(words) == 1):
+                if clause_problem(top.name, top.line, top.last_clause, top.body_head, command) is not None:
                     return tuple(stack), True
-                if name == "else":
-                    stack[-1] = _Block(top.name, top.line, True)
+                stack[-1] = _Block(top.name, top.line, name, top.body_head)
                 continue
-            if name == "else" or len(words) < 3:
+            if owner == "if" and (name == "else" or len(words) < 3):
                 return tuple(stack), True
+        if stack and stack[-1].last_clause is None and stack[-1].body_head is None:
+            top = stack[-1]
+            stack[-1] = _Block(top.name, top.line, None, command)
         opens = BLOCK_OPENERS.get(name) if name is not None else None
         if opens is not None and opens(words):
             stack.append(_Block(name, command.pos.line))

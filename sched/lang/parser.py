@@ -33,7 +33,8 @@ from .nodes import Block, Clause, CmdSub, Command, Script, Source, Text, VarRef,
 from . import grammar
 from .tcllist import backslash_subst
 
-__all__ = ["parse", "parse_commands", "parse_body", "parse_at", "BLOCK_OPENERS", "CLAUSE_WORDS", "is_complete", "MAX_NESTING"]
+__all__ = ["parse", "parse_commands", "parse_body", "parse_at", "BLOCK_OPENERS", "CLAUSE_WORDS", "clause_problem",
+           "is_complete", "MAX_NESTING"]
 
 MAX_NESTING = 256
 """How deeply blocks, brackets, array indexes (together) and braces (apart) may nest in one
@@ -118,11 +119,19 @@ _LAST_CLAUSE = {"if": "else", "switch": "default", "try": "finally"}
 
 def _clause_problem(block: Block, command: Command) -> tuple[str, Pos] | None:
     """What is wrong with a clause line of a block (message, where to point)."""
+    return clause_problem(block.name, block.pos.line, block.clauses[-1].header.name if block.clauses else None,
+                          block.body.commands[0] if block.body.commands and not block.clauses else None, command)
+
+
+def clause_problem(owner: str, opened: int, last_clause: str | None, body_head: Command | Block | None,
+                   command: Command) -> tuple[str, Pos] | None:
+    """What is wrong with a clause line `command` of the `owner` block opened at line `opened`,
+    whose last clause so far is `last_clause` and whose first line before any clause is
+    `body_head` (message, where to point); None when nothing is. psched.lang.openness asks it too."""
     name, n = command.words[0].const, len(command.words)
-    owner = block.name
     last = _LAST_CLAUSE[owner]
-    if block.clauses and block.clauses[-1].header.name == last:
-        return f"`{name}` after `{last}` in the `{owner}` block opened at line {block.pos.line}", command.pos
+    if last_clause == last:
+        return f"`{name}` after `{last}` in the `{owner}` block opened at line {opened}", command.pos
     if name in ("else", "default", "finally") and n != 1:
         return f"`{name}` takes no words after it", command.words[1].pos
     if name in ("elif", "elseif") and n < 2:
@@ -132,8 +141,8 @@ def _clause_problem(block: Block, command: Command) -> tuple[str, Pos] | None:
     if name in ("on", "trap") and n != 3:
         what = "a completion code" if name == "on" else "an errorCode pattern"
         return f"`{name}` takes {what} and a list of variable names: `{name} {'error' if name == 'on' else 'POSIX'} {{result options}}`", command.pos
-    if owner == "switch" and block.body.commands and not block.clauses:
-        first = block.body.commands[0]
+    if owner == "switch" and body_head is not None:
+        first = body_head
         return ("a `switch` block holds `case PATTERN` and `default` lines, each followed by its body; "
                 "this line comes before the first of them"), first.pos
     return None

@@ -26,7 +26,12 @@ SNIPPETS = [
     "foreach v {1 2 3}\n  while $v > 0\n    incr v -1\n  end\nend\n",
     "if {$x} continue\nwhile {1} {break}\nfor i 1 3\n  echo $i\nend\n",
     "macro m a\n  foreach x $a\n    echo $x\n  end\nend\nm {1 2}\n",
+    "switch -glob backup.tar\ncase *.tar *.tgz\n  echo archive\ndefault\n  echo other\nend\n",
+    "try\n  error x\non error {m o}\n  echo $m\nfinally\n  echo f\nend\n",
     # errors: the whole parse stops there, and so does the tracker
+    "switch x\n  echo before\ncase a\nend\n",
+    "try\nfinally\non error {m o}\nend\n",
+    "switch x\ndefault 1\nend\n",
     "end\necho a\n",
     "if $x\nelse\nelse\nend\n",
     "else\n",
