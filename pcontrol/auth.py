@@ -25,6 +25,8 @@ import enum
 import hmac
 import json
 import secrets
+import socket
+import struct
 from typing import Any
 
 from . import secret as shared_secret
@@ -51,6 +53,19 @@ class AuthStep(str, enum.Enum):
 
 class AccessDenied(ClientError):
     """The controller refused this client (wrong uid, wrong secret, malformed handshake)."""
+
+
+def peer_uid(writer: asyncio.StreamWriter) -> int | None:
+    """The uid of the process at the other end of a Unix socket (SO_PEERCRED), if known."""
+    sock = writer.get_extra_info("socket")
+    if sock is None or not hasattr(socket, "SO_PEERCRED") or sock.family != socket.AF_UNIX:
+        return None
+    try:
+        creds = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+    except OSError:
+        return None
+    _pid, uid, _gid = struct.unpack("3i", creds)
+    return uid
 
 
 def owner_refusal(peer_uid: int | None, owner_uid: int) -> str | None:

@@ -36,13 +36,12 @@ import ipaddress
 import logging
 import os
 import resource
-import socket
-import struct
 from dataclasses import dataclass
 from pathlib import Path
 
 from . import auth
 from .address import parse_host_port
+from .auth import peer_uid
 from .commands import CommandResult
 from .controller import Controller
 from .errors import CommandError, ErrorCode, WireError
@@ -95,19 +94,6 @@ class ReadStatus(enum.Enum):
     TOO_LONG = "too_long"   #: the line passed max_line; its rest is being skipped
     NO_ROOM = "no_room"     #: unfinished lines of all connections passed max_buffered
     STALLED = "stalled"     #: the line (or the wait for it) passed its deadline
-
-
-def peer_uid(writer: asyncio.StreamWriter) -> int | None:
-    """The uid of the process at the other end of a Unix socket (SO_PEERCRED), if known."""
-    sock = writer.get_extra_info("socket")
-    if sock is None or not hasattr(socket, "SO_PEERCRED") or sock.family != socket.AF_UNIX:
-        return None
-    try:
-        creds = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
-    except OSError:
-        return None
-    _pid, uid, _gid = struct.unpack("3i", creds)
-    return uid
 
 
 async def _refuse(reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
