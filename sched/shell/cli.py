@@ -137,6 +137,14 @@ def _argument_parser() -> argparse.ArgumentParser:
     parser.add_argument("--name", metavar="NAME",
                         help="run as the sched named NAME: its own lock, run ledger, harvest log and owner "
                              "at the controller, so that it may run beside the sched of the same $SCHED_HOME")
+    server = parser.add_argument_group("server mode (psched.shell.server)")
+    server.add_argument("--serve", action="store_true",
+                        help="run the FILEs in a scheduler server in the background; its socket, pid file "
+                             "and log are in $SCHED_HOME")
+    server.add_argument("--foreground", action="store_true", help="with --serve: serve in this process")
+    server.add_argument("--attach", action="store_true",
+                        help="the prompt on the running server (with -c: run SCRIPT there and leave)")
+    server.add_argument("--stop", action="store_true", help="stop the running server, as quit -force does")
     parser.add_argument("--version", action="version", version=f"sched {_version()}")
     return parser
 
@@ -147,15 +155,34 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.name is not None and (problem := valid_name(args.name)):
         parser.error(f"--name: {problem}")
+    if sum((args.serve, args.attach, args.stop)) > 1:
+        parser.error("--serve, --attach and --stop go alone")
+    if args.foreground and not args.serve:
+        parser.error("--foreground goes with --serve")
+    if args.attach or args.stop:
+        if args.files:
+            parser.error("--attach and --stop take no FILE")
+        from . import attached  # the client side only: not the scheduler
+
+        return attached.stop() if args.stop else attached.attach(args.script)
+    if args.serve and not args.foreground:
+        if args.script is not None:
+            parser.error("-c goes with --attach, not --serve")
+        from .server import launch
+
+        return launch(args.files)
     handler = _CurrentStderr()
-    handler.setFormatter(logging.Formatter("sched: %(levelname)s: %(name)s: %(message)s"))
+    handler.setFormatter(logging.Formatter(("%(asctime)s " if args.serve else "")
+                                           + "sched: %(levelname)s: %(name)s: %(message)s"))
     logging.basicConfig(level=logging.WARNING, handlers=[handler])
 
     interp = Interp()
     if args.name is not None:
         interp.extensions[SCHED_NAME_KEY] = args.name
-    interactive = args.script is None and _is_terminal(sys.stdin)
-    interrupts = InterruptHandler(interp, idle_raises=not interactive)
+    interactive = args.script is None and not args.serve and _is_terminal(sys.stdin)
+    # a server ignores SIGINT while idle: it is how attached prompts interrupt a command, and
+    # one that arrives just after the command ended must not stop the server
+    interrupts = InterruptHandler(interp, idle_raises=not interactive and not args.serve)
     stops = StopSignals()
     try:
         with interrupts.installed(), stops.installed():
@@ -211,6 +238,10 @@ def _is_terminal(stream: TextIO | None) -> bool:
 
 
 def _run(interp: Any, args: argparse.Namespace, interrupts: InterruptHandler, interactive: bool) -> int:
+    if args.serve:
+        from .server import serve
+
+        return serve(interp, args.files, interrupts)
     try:
         for path in args.files:
             with interrupts.running():

@@ -1,0 +1,365 @@
+"""The scheduler as a server: `sched --serve FILE...` runs headless, and prompts attach to it.
+
+    sched --serve FILE...               start a server in the background; returns once it is ready
+    sched --serve --foreground FILE...  the same in this process (systemd's Type=simple)
+    sched --attach                      the prompt on the server (psched.shell.attached)
+    sched -c SCRIPT --attach            one script on the server; its status is ours
+    sched --stop                        stop the server, as `quit -force` would
+
+Its files are in $SCHED_HOME: `sched.sock` (an owner-only Unix socket: mode 0600 and the peer's
+uid checked with SO_PEERCRED, as pcontrol does), `sched.pid` and `sched.log`.
+
+The server is the interactive shell without a terminal. The one loop (psched.eventloop) runs
+while it waits for the next request, as the prompt's loop runs while it waits for a key, so the
+scheduler does its work between requests; a request is evaluated with the loop stopped, exactly
+as a typed command is. Requests from several prompts are served one at a time, in order.
+
+What the interpreter writes goes to the log and to the prompt whose request is running; what it
+writes between requests (exit macros, the scheduler's messages) goes to every attached prompt.
+Ctrl-C at a prompt is SIGINT to the server, which interrupts the running request only (while
+idle the server ignores SIGINT). SIGTERM and `sched --stop` end it the way `quit -force` does;
+`quit` at a prompt asks the quit checks first and the prompt's user confirms.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TextIO
+
+from pcontrol.auth import owner_refusal, peer_uid
+
+from ..lang.errors import SchedError
+from ..scheduler.eventloop import get_loop, run_until
+from .paths import sched_home
+from .session import ExitStatus, InterruptHandler, QuitRequest, quit_vetoes
+from .serverwire import (MAX_REQUEST_LINE, Hello, Op, Output, Reply, Request, WireError, decode_request,
+                         encode)
+
+log = logging.getLogger(__name__)
+
+__all__ = ["ServerPaths", "Server", "ServerOutput", "launch", "serve", "running_pid", "READY_FD_ENV",
+           "INPUT_FILE"]
+
+READY_FD_ENV = "PSCHED_SERVE_READY_FD"
+"""The pipe on which a server started by `launch` says it is ready (or why it is not)."""
+
+INPUT_FILE = "<input>"
+"""The file name errors give for commands sent by an attached prompt (the same as the prompt's)."""
+
+#: Bytes of output a prompt may leave unread before the server drops it (a stuck terminal
+#: must not make the server hold the output of months).
+MAX_UNREAD = 4 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class ServerPaths:
+    """The server's files in one $SCHED_HOME."""
+
+    home: Path
+
+    @classmethod
+    def for_home(cls, home: Path | None = None) -> "ServerPaths":
+        return cls(home if home is not None else sched_home())
+
+    @property
+    def socket(self) -> Path:
+        return self.home / "sched.sock"
+
+    @property
+    def pidfile(self) -> Path:
+        return self.home / "sched.pid"
+
+    @property
+    def log(self) -> Path:
+        return self.home / "sched.log"
+
+
+def running_pid(paths: ServerPaths) -> int | None:
+    """The pid of the server that answers on the socket, or None when none does."""
+    try:
+        pid = int(paths.pidfile.read_text().strip())
+    except (OSError, ValueError):
+        return None
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+        try:
+            probe.connect(str(paths.socket))
+        except OSError:
+            return None
+    return pid
+
+
+# --- the attached prompts and where output goes ---------------------------------------------------------
+
+
+class _Prompt:
+    """One attached prompt's connection, as the server writes to it."""
+
+    def __init__(self, writer: asyncio.StreamWriter):
+        self.writer = writer
+        self.gone = False
+
+    def send(self, message: Hello | Output | Reply) -> None:
+        if self.gone:
+            return
+        transport = self.writer.transport
+        if transport.is_closing():
+            self.gone = True
+            return
+        if transport.get_write_buffer_size() > MAX_UNREAD:
+            log.warning("an attached prompt reads nothing: it is dropped")
+            self.close()
+            return
+        self.writer.write(encode(message))
+
+    def close(self) -> None:
+        self.gone = True
+        self.writer.close()
+
+
+class ServerOutput(io.TextIOBase):
+    """The interpreter's stdout in a server: the log, and the prompts (see the module docstring)."""
+
+    def __init__(self, server: "Server", log_stream: TextIO):
+        super().__init__()
+        self._server = server
+        self._log = log_stream
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, text: str) -> int:
+        try:
+            self._log.write(text)
+            self._log.flush()
+        except (OSError, ValueError):
+            pass
+        self._server.publish(text)
+        return len(text)
+
+    def flush(self) -> None:
+        try:
+            self._log.flush()
+        except (OSError, ValueError):
+            pass
+
+
+# --- the server ----------------------------------------------------------------------------------------
+
+
+class Server:
+    """Listens on the socket and serves the attached prompts' requests one at a time."""
+
+    def __init__(self, interp: Any, interrupts: InterruptHandler, paths: ServerPaths):
+        self.interp = interp
+        self.interrupts = interrupts
+        self.paths = paths
+        self.prompts: set[_Prompt] = set()
+        self.current: _Prompt | None = None     # whose request is running
+        self.current_id = 0
+        self._requests: asyncio.Queue[tuple[_Prompt | None, Request]] = asyncio.Queue()
+        self._listener: asyncio.AbstractServer | None = None
+
+    # -- output ---------------------------------------------------------------------------------------
+
+    def publish(self, text: str) -> None:
+        if not text:
+            return
+        message = Output(text, self.current_id)
+        targets = [self.current] if self.current is not None else list(self.prompts)
+        for prompt in targets:
+            prompt.send(message)
+
+    # -- the socket -----------------------------------------------------------------------------------
+
+    async def listen(self) -> None:
+        path = self.paths.socket
+        if path.exists() or path.is_symlink():
+            path.unlink()               # left by a server that was killed: running_pid said none answers
+        self._listener = await asyncio.start_unix_server(self._serve_prompt, path=str(path),
+                                                         limit=MAX_REQUEST_LINE)
+        os.chmod(path, 0o600)
+        # SIGTERM is the CLI's (psched.shell.stopsignals): it ends the server as `quit -force`
+
+    async def _serve_prompt(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        refusal = owner_refusal(peer_uid(writer), os.geteuid())
+        if refusal is not None:
+            log.warning("refused a prompt: %s", refusal)
+            writer.write(encode(Reply(0, False, refusal)))
+            writer.close()
+            return
+        prompt = _Prompt(writer)
+        self.prompts.add(prompt)
+        prompt.send(Hello(pid=os.getpid(), home=str(self.paths.home)))
+        try:
+            while not prompt.gone:
+                try:
+                    line = await reader.readline()
+                except ValueError:      # longer than MAX_REQUEST_LINE
+                    prompt.send(Reply(0, False, f"request longer than {MAX_REQUEST_LINE} bytes"))
+                    break
+                if not line:
+                    break
+                try:
+                    request = decode_request(line)
+                except WireError as err:
+                    prompt.send(Reply(0, False, f"malformed request: {err}"))
+                    continue
+                self._requests.put_nowait((prompt, request))
+        except (ConnectionError, asyncio.IncompleteReadError):
+            pass
+        finally:
+            self.prompts.discard(prompt)
+            if self.current is prompt:
+                self.current = None
+            prompt.close()
+
+    # -- serving ----------------------------------------------------------------------------------------
+
+    def serve_forever(self) -> int:
+        """Serve requests until one stops the server; returns the exit status."""
+        while True:
+            prompt, request = run_until(self._requests.get(), "serving", interruptible=False)
+            if prompt is not None and prompt.gone:
+                continue
+            status = self.handle(prompt, request)
+            if status is not None:
+                return status
+
+    def handle(self, prompt: _Prompt | None, request: Request) -> int | None:
+        """Carry out one request; the exit status when the server is to stop."""
+        def answer(reply: Reply) -> None:
+            if prompt is not None:
+                prompt.send(reply)
+
+        if request.op is Op.STOP or (request.op is Op.QUIT and request.force):
+            answer(Reply(request.id, True, "stopping", leaving=True, status=ExitStatus.OK))
+            return ExitStatus.OK
+        if request.op is Op.QUIT:
+            return self._quit(request, answer, ExitStatus.OK)
+        self.current, self.current_id = prompt, request.id
+        self.interp.interactive = True
+        try:
+            with self.interrupts.running():
+                result = self.interp.eval(request.script, INPUT_FILE)
+        except SchedError as err:
+            answer(Reply(request.id, False, err.render()))
+            return None
+        except KeyboardInterrupt:
+            answer(Reply(request.id, False, "interrupted"))
+            return None
+        except QuitRequest as quit_request:
+            if quit_request.force:
+                answer(Reply(request.id, True, "stopping", leaving=True, status=quit_request.status))
+                return quit_request.status
+            return self._quit(request, answer, quit_request.status)
+        finally:
+            self.interp.interactive = False
+            self.current, self.current_id = None, 0
+            self.interp.stdout.flush()
+        answer(Reply(request.id, True, result))
+        return None
+
+    def _quit(self, request: Request, answer: Any, status: int) -> int | None:
+        reasons = quit_vetoes(self.interp)
+        if reasons:
+            answer(Reply(request.id, False, "not stopping the server: " + "; ".join(reasons),
+                         vetoes=tuple(reasons)))
+            return None
+        answer(Reply(request.id, True, "stopping", leaving=True, status=status))
+        return status
+
+    def close(self) -> None:
+        """Stop listening, say goodbye to the prompts (their connections close) and remove the files."""
+        loop = get_loop()
+        if self._listener is not None:
+            self._listener.close()
+        for prompt in list(self.prompts):
+            prompt.close()
+        if not loop.is_closed() and not loop.is_running():
+            loop.run_until_complete(asyncio.sleep(0))   # let the last replies and closes go out
+        for path in (self.paths.socket, self.paths.pidfile):
+            try:
+                path.unlink()
+            except FileNotFoundError:
+                pass
+
+
+# --- starting one --------------------------------------------------------------------------------------
+
+
+def serve(interp: Any, files: list[str], interrupts: InterruptHandler) -> int:
+    """`sched --serve --foreground FILE...`: run the files, then serve until stopped."""
+    paths = ServerPaths.for_home()
+    ready_fd = _ready_fd()
+    other = running_pid(paths)
+    if other is not None:
+        return _not_ready(ready_fd, f"sched: a server already runs in {paths.home} (pid {other})")
+    server = Server(interp, interrupts, paths)
+    interp.stdout = ServerOutput(server, sys.stdout)
+    try:
+        for path in files:
+            with interrupts.running():
+                interp.eval_file(path)
+    except SchedError as err:
+        return _not_ready(ready_fd, err.render())
+    except QuitRequest as request:
+        return request.status
+    run_until(server.listen(), "listening", interruptible=False)
+    try:
+        paths.pidfile.write_text(f"{os.getpid()}\n")
+        log.warning("serving %s in %s (pid %d)", " ".join(files) or "no files", paths.home, os.getpid())
+        if ready_fd is not None:
+            os.write(ready_fd, b"ready\n")
+            os.close(ready_fd)
+        return server.serve_forever()
+    finally:
+        server.close()
+
+
+def _ready_fd() -> int | None:
+    text = os.environ.pop(READY_FD_ENV, "")
+    return int(text) if text.isdigit() else None
+
+
+def _not_ready(ready_fd: int | None, message: str) -> int:
+    print(message, file=sys.stderr)
+    if ready_fd is not None:
+        os.write(ready_fd, b"error\n" + message.encode("utf-8", "replace") + b"\n")
+        os.close(ready_fd)
+    return ExitStatus.SCRIPT_FAILED
+
+
+def launch(files: list[str]) -> int:
+    """`sched --serve FILE...`: start the server in the background and return once it is ready."""
+    paths = ServerPaths.for_home()
+    other = running_pid(paths)
+    if other is not None:
+        print(f"sched: a server already runs in {paths.home} (pid {other}); "
+              f"attach with: sched --attach", file=sys.stderr)
+        return ExitStatus.SCRIPT_FAILED
+    read_end, write_end = os.pipe()
+    env = dict(os.environ, **{READY_FD_ENV: str(write_end)})
+    argv = [sys.executable, "-m", "psched", "--serve", "--foreground", *[os.path.abspath(f) for f in files]]
+    with open(paths.log, "ab") as log_file:
+        child = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log_file, stderr=log_file,
+                                 pass_fds=(write_end,), env=env, start_new_session=True)
+    os.close(write_end)
+    with os.fdopen(read_end, "rb") as ready:
+        said = ready.read().decode("utf-8", "replace")
+    if said.startswith("ready"):
+        print(f"sched: serving {' '.join(files) or 'no files'} in {paths.home} (pid {child.pid}); "
+              f"log {paths.log}; attach with: sched --attach", file=sys.stderr)
+        return ExitStatus.OK
+    status = child.wait()
+    reason = said.partition("\n")[2].strip() or f"it exited with status {status}; see {paths.log}"
+    print(f"sched: the server did not start: {reason}", file=sys.stderr)
+    return ExitStatus.SCRIPT_FAILED
