@@ -15,6 +15,7 @@ from typing import Sequence, Union
 
 from .agent import AGENT_NAME, DEFAULT_LEASE, WATCHDOG_MIN_SLACK, run_agent
 from .jobproc import DEFAULT_KILL_GRACE
+from .logfile import DEFAULT_KEEP, DEFAULT_MAX_BYTES, RotatingLog, parse_size
 from .stdio import claim_stdio
 
 LOG_FORMAT = "%(asctime)s pclient[%(process)d] %(levelname)s %(name)s: %(message)s"
@@ -62,16 +63,29 @@ def build_parser() -> argparse.ArgumentParser:
                              % WATCHDOG_MIN_SLACK)
     parser.add_argument("--log", metavar="FILE",
                         help="append the log to FILE (default: stderr, unless stderr is the protocol's terminal)")
+    parser.add_argument("--log-max-bytes", type=_size, default=DEFAULT_MAX_BYTES, metavar="SIZE",
+                        help="with --log: rotate FILE past SIZE (10M, 512k; 0: never; default 10M). "
+                             "SIGHUP does not reopen it: for an agent it means its terminal is gone")
+    parser.add_argument("--log-keep", type=int, default=DEFAULT_KEEP, metavar="N",
+                        help="with --log: rotated files kept (default %(default)s)")
     parser.add_argument("-v", "--verbose", action="count", default=0, help="log more (-v info, -vv debug)")
     parser.add_argument("--version", action="version", version=AGENT_NAME)
     return parser
 
 
-def _setup_logging(log_file: Union[str, None], verbosity: int, stderr_is_stream: bool) -> None:
+def _size(text: str) -> int:
+    try:
+        return parse_size(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _setup_logging(log_file: Union[str, None], verbosity: int, stderr_is_stream: bool,
+                   max_bytes: int = DEFAULT_MAX_BYTES, keep: int = DEFAULT_KEEP) -> None:
     level = logging.WARNING if verbosity == 0 else logging.INFO if verbosity == 1 else logging.DEBUG
     handler: logging.Handler
     if log_file is not None:
-        handler = logging.FileHandler(log_file)
+        handler = RotatingLog(log_file, max_bytes, keep)
     elif stderr_is_stream:
         handler = logging.NullHandler()  # stderr would land in the protocol stream
     else:
@@ -90,7 +104,7 @@ def main(argv: Union[Sequence[str], None] = None) -> int:
         print(f"pclient: cannot use stdin/stdout for the protocol: {exc}", file=sys.stderr)
         return 2
     try:
-        _setup_logging(args.log, args.verbose, claimed.stderr_is_stream)
+        _setup_logging(args.log, args.verbose, claimed.stderr_is_stream, args.log_max_bytes, args.log_keep)
     except OSError as exc:
         print(f"pclient: cannot open log file: {exc}", file=sys.stderr)
         claimed.restore()

@@ -31,6 +31,8 @@ import shlex
 import sys
 from collections.abc import Sequence
 
+from pclient.logfile import DEFAULT_KEEP, DEFAULT_MAX_BYTES, RotatingLog, parse_size
+
 from .bootstrap import write_zipapp
 from .client import ControllerAddress, run_command
 from .controller import ControllerConfig
@@ -39,6 +41,8 @@ from .errors import ClientError, CommandError, ControllerNotRunning
 from .paths import Paths
 from .server import parse_listen
 from .verbs import TABLE
+
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 USAGE = """usage: pcontrol [--home DIR] start|serve|stop [options]
        pcontrol agent-bundle FILE          (the agent as one file: python3 FILE ...)
@@ -96,8 +100,22 @@ def _serve_parser(prog: str) -> argparse.ArgumentParser:
     parser.add_argument("--listen", type=_listen_address, default=None, metavar="HOST:PORT",
                         help="also serve TCP clients that prove the secret in $SCHED_HOME "
                              "(off by default; the traffic is not encrypted)")
+    parser.add_argument("--log-file", default=None, metavar="FILE",
+                        help="log to FILE, rotated by size (pcontrol start logs to "
+                             "$SCHED_HOME/pcontrol.log); SIGHUP then reopens it, for logrotate")
+    parser.add_argument("--log-max-bytes", type=_size, default=DEFAULT_MAX_BYTES, metavar="SIZE",
+                        help="rotate the log file past SIZE (10M, 512k; 0: never; default 10M)")
+    parser.add_argument("--log-keep", type=int, default=DEFAULT_KEEP, metavar="N",
+                        help="rotated log files kept (default %(default)s)")
     parser.add_argument("--ready-fd", type=int, default=None, help=argparse.SUPPRESS)
     return parser
+
+
+def _size(text: str) -> int:
+    try:
+        return parse_size(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _config(options: argparse.Namespace) -> ControllerConfig:
@@ -220,10 +238,15 @@ def _daemon_verb(paths: Paths, verb: str, rest: list[str]) -> int:
         options = _serve_parser(f"pcontrol {verb}").parse_args(rest)
         config = _config(options)
         if verb == "serve":
-            logging.basicConfig(level=options.log_level, stream=sys.stderr,
-                                format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+            log_file = None
+            if options.log_file is not None:
+                log_file = RotatingLog(options.log_file, options.log_max_bytes, options.log_keep,
+                                       follow_fds=(1, 2))
+            logging.basicConfig(level=options.log_level, format=LOG_FORMAT,
+                                handlers=[log_file if log_file is not None else logging.StreamHandler(sys.stderr)])
             try:
-                return serve(paths, config, ready_fd=options.ready_fd, listen=options.listen)
+                return serve(paths, config, ready_fd=options.ready_fd, listen=options.listen,
+                             log_file=log_file)
             except ValueError as exc:      # socket path too long
                 print(f"pcontrol: {exc}", file=sys.stderr)
                 return 1

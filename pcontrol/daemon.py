@@ -39,6 +39,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
+from pclient.logfile import RotatingLog
+
 from .client import run_command
 from .controller import Controller, ControllerConfig
 from .errors import ClientError, ControllerNotRunning
@@ -160,8 +162,11 @@ def _clear_stopped(paths: Paths) -> None:
 # -- serve -----------------------------------------------------------------------------------
 
 def serve(paths: Paths, config: ControllerConfig, *, ready_fd: int | None = None,
-          listen: tuple[str, int] | None = None) -> int:
-    """Run the daemon in the foreground until `shutdown` or SIGTERM/SIGINT. Exit status."""
+          listen: tuple[str, int] | None = None, log_file: RotatingLog | None = None) -> int:
+    """Run the daemon in the foreground until `shutdown` or SIGTERM/SIGINT. Exit status.
+
+    SIGHUP reopens `log_file` (logrotate moved it); with no log file (logging to a terminal)
+    it is a hang-up and stops the daemon as SIGTERM does."""
     os.umask(0o077)
     paths.ensure_home()
     paths.check_socket_path()
@@ -174,7 +179,7 @@ def serve(paths: Paths, config: ControllerConfig, *, ready_fd: int | None = None
     profiler = _Profiler.from_env()
     _clear_stopped(paths)
     try:
-        asyncio.run(_serve(paths, config, ready_fd, listen, profiler))
+        asyncio.run(_serve(paths, config, ready_fd, listen, profiler, log_file))
     except (JournalError, SecretError, sqlite3.Error, OSError) as exc:
         log.error("pcontrol cannot run: %s", exc)
         _tell_starter(ready_fd, str(exc))
@@ -226,7 +231,7 @@ class _Profiler:
 
 async def _serve(paths: Paths, config: ControllerConfig, ready_fd: int | None,
                  listen: tuple[str, int] | None = None,
-                 profiler: _Profiler | None = None) -> None:
+                 profiler: _Profiler | None = None, log_file: RotatingLog | None = None) -> None:
     loop = asyncio.get_running_loop()
     secret = load_or_create_secret(paths.home)
     if config.slurm_output is None:
@@ -234,8 +239,9 @@ async def _serve(paths: Paths, config: ControllerConfig, ready_fd: int | None,
     journal = Journal(paths.journal)
     controller = Controller(journal, config, secret=secret)
     server = ControlServer(controller, paths.socket, listen=listen, secret=secret)
-    for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+    for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, server.request_shutdown)
+    loop.add_signal_handler(signal.SIGHUP, server.request_shutdown if log_file is None else log_file.reopen)
     if profiler is not None:
         loop.add_signal_handler(signal.SIGUSR1, profiler.dump)
     gc_policy = GcPolicy(config.gc_full_interval)
@@ -286,7 +292,7 @@ def start(paths: Paths, serve_args: list[str]) -> DaemonResult:
         # daemon does not pin whatever directory `start` was run from.
         process = subprocess.Popen(
             [sys.executable, "-m", "pcontrol", "serve", "--ready-fd", str(write_end),
-             *serve_args],
+             "--log-file", str(paths.log), *serve_args],
             stdin=subprocess.DEVNULL, stdout=log_file, stderr=log_file, env=env,
             cwd=Path.home(), start_new_session=True, pass_fds=(write_end,), close_fds=True)
     os.close(write_end)

@@ -145,6 +145,12 @@ def _argument_parser() -> argparse.ArgumentParser:
     server.add_argument("--attach", action="store_true",
                         help="the prompt on the running server (with -c: run SCRIPT there and leave)")
     server.add_argument("--stop", action="store_true", help="stop the running server, as quit -force does")
+    server.add_argument("--log", metavar="FILE", default=None,
+                        help="with --serve: log (and the server's output) to FILE, rotated by size; "
+                             "SIGHUP reopens it (--serve in the background: $SCHED_HOME/sched.log)")
+    server.add_argument("--log-max-bytes", metavar="SIZE", default="10M",
+                        help="rotate the log past SIZE (10M, 512k; 0: never)")
+    server.add_argument("--log-keep", metavar="N", type=int, default=5, help="rotated logs kept")
     parser.add_argument("--version", action="version", version=f"sched {_version()}")
     return parser
 
@@ -170,7 +176,7 @@ def main(argv: list[str] | None = None) -> int:
             parser.error("-c goes with --attach, not --serve")
         from .server import launch
 
-        return launch(args.files)
+        return launch(args.files, ["--log-max-bytes", args.log_max_bytes, "--log-keep", str(args.log_keep)])
     handler = _CurrentStderr()
     handler.setFormatter(logging.Formatter(("%(asctime)s " if args.serve else "")
                                            + "sched: %(levelname)s: %(name)s: %(message)s"))
@@ -241,7 +247,8 @@ def _run(interp: Any, args: argparse.Namespace, interrupts: InterruptHandler, in
     if args.serve:
         from .server import serve
 
-        return serve(interp, args.files, interrupts)
+        return serve(interp, args.files, interrupts, log_path=args.log, log_max_bytes=args.log_max_bytes,
+                     log_keep=args.log_keep)
     try:
         for path in args.files:
             with interrupts.running():

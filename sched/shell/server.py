@@ -35,6 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
+from pclient.logfile import RotatingLog, parse_size
 from pcontrol.auth import owner_refusal, peer_uid
 
 from ..lang.errors import SchedError
@@ -128,10 +129,11 @@ class _Prompt:
 class ServerOutput(io.TextIOBase):
     """The interpreter's stdout in a server: the log, and the prompts (see the module docstring)."""
 
-    def __init__(self, server: "Server", log_stream: TextIO):
+    def __init__(self, server: "Server", log_stream: TextIO, rotating: RotatingLog | None = None):
         super().__init__()
         self._server = server
         self._log = log_stream
+        self._rotating = rotating
 
     def writable(self) -> bool:
         return True
@@ -140,6 +142,8 @@ class ServerOutput(io.TextIOBase):
         try:
             self._log.write(text)
             self._log.flush()
+            if self._rotating is not None:
+                self._rotating.check()
         except (OSError, ValueError):
             pass
         self._server.publish(text)
@@ -158,8 +162,10 @@ class ServerOutput(io.TextIOBase):
 class Server:
     """Listens on the socket and serves the attached prompts' requests one at a time."""
 
-    def __init__(self, interp: Any, interrupts: InterruptHandler, paths: ServerPaths):
+    def __init__(self, interp: Any, interrupts: InterruptHandler, paths: ServerPaths,
+                 log_file: RotatingLog | None = None):
         self.interp = interp
+        self.log_file = log_file
         self.interrupts = interrupts
         self.paths = paths
         self.prompts: set[_Prompt] = set()
@@ -187,7 +193,14 @@ class Server:
         self._listener = await asyncio.start_unix_server(self._serve_prompt, path=str(path),
                                                          limit=MAX_REQUEST_LINE)
         os.chmod(path, 0o600)
-        # SIGTERM is the CLI's (psched.shell.stopsignals): it ends the server as `quit -force`
+        # SIGTERM is the CLI's (psched.shell.stopsignals): it ends the server as `quit -force`;
+        # SIGHUP, which would do the same, reopens the log here (logrotate's postrotate)
+        get_loop().add_signal_handler(signal.SIGHUP, self._hang_up)
+
+    def _hang_up(self) -> None:
+        if self.log_file is not None:
+            self.log_file.reopen()
+            log.info("SIGHUP: log reopened")
 
     async def _serve_prompt(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         refusal = owner_refusal(peer_uid(writer), os.geteuid())
@@ -280,6 +293,10 @@ class Server:
     def close(self) -> None:
         """Stop listening, say goodbye to the prompts (their connections close) and remove the files."""
         loop = get_loop()
+        try:
+            loop.remove_signal_handler(signal.SIGHUP)
+        except (ValueError, RuntimeError):
+            pass
         if self._listener is not None:
             self._listener.close()
         for prompt in list(self.prompts):
@@ -296,15 +313,29 @@ class Server:
 # --- starting one --------------------------------------------------------------------------------------
 
 
-def serve(interp: Any, files: list[str], interrupts: InterruptHandler) -> int:
-    """`sched --serve --foreground FILE...`: run the files, then serve until stopped."""
+def serve(interp: Any, files: list[str], interrupts: InterruptHandler, *, log_path: str | None = None,
+          log_max_bytes: str = "10M", log_keep: int = 5) -> int:
+    """`sched --serve --foreground FILE...`: run the files, then serve until stopped.
+
+    With `log_path`, logging and the interpreter's output go to that file, rotated by size."""
     paths = ServerPaths.for_home()
     ready_fd = _ready_fd()
     other = running_pid(paths)
     if other is not None:
         return _not_ready(ready_fd, f"sched: a server already runs in {paths.home} (pid {other})")
-    server = Server(interp, interrupts, paths)
-    interp.stdout = ServerOutput(server, sys.stdout)
+    log_file = None
+    if log_path is not None:
+        try:
+            log_file = RotatingLog(log_path, parse_size(log_max_bytes), log_keep, follow_fds=(1, 2))
+        except (OSError, ValueError) as err:
+            return _not_ready(ready_fd, f"sched: cannot log to {log_path}: {err}")
+        logging.getLogger().addHandler(log_file)
+        log_file.setFormatter(logging.Formatter("%(asctime)s sched: %(levelname)s: %(name)s: %(message)s"))
+        for handler in list(logging.getLogger().handlers):
+            if handler is not log_file:
+                logging.getLogger().removeHandler(handler)
+    server = Server(interp, interrupts, paths, log_file)
+    interp.stdout = ServerOutput(server, sys.stdout, log_file)
     try:
         for path in files:
             with interrupts.running():
@@ -338,7 +369,7 @@ def _not_ready(ready_fd: int | None, message: str) -> int:
     return ExitStatus.SCRIPT_FAILED
 
 
-def launch(files: list[str]) -> int:
+def launch(files: list[str], log_options: list[str] = ()) -> int:
     """`sched --serve FILE...`: start the server in the background and return once it is ready."""
     paths = ServerPaths.for_home()
     other = running_pid(paths)
@@ -348,7 +379,8 @@ def launch(files: list[str]) -> int:
         return ExitStatus.SCRIPT_FAILED
     read_end, write_end = os.pipe()
     env = dict(os.environ, **{READY_FD_ENV: str(write_end)})
-    argv = [sys.executable, "-m", "psched", "--serve", "--foreground", *[os.path.abspath(f) for f in files]]
+    argv = [sys.executable, "-m", "psched", "--serve", "--foreground", "--log", str(paths.log), *log_options,
+            *[os.path.abspath(f) for f in files]]
     with open(paths.log, "ab") as log_file:
         child = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log_file, stderr=log_file,
                                  pass_fds=(write_end,), env=env, start_new_session=True)

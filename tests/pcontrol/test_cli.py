@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -15,6 +16,7 @@ import pytest
 from pcontrol.client import ControllerClient
 from pcontrol.wire import EventKind
 from pcontrol_harness import run
+from waiting import wait_until_sync
 
 PCONTROL = [sys.executable, "-m", "pcontrol"]
 
@@ -210,3 +212,22 @@ def test_a_reader_that_leaves_early_gets_no_traceback(home: str) -> None:
     err = reader.stderr.read().decode()
     assert reader.wait(30) == 1, err
     assert err == ""
+
+
+def test_the_daemon_log_rotates_by_size_and_sighup_reopens_it(home: str) -> None:
+    started = pcontrol(home, "start", "--log-max-bytes", "2k", "--log-keep", "2")
+    assert started.returncode == 0, started.stderr
+    logs = Path(home)
+    try:
+        for i in range(40):   # each failing host add logs a few lines
+            pcontrol(home, "host", "add", f"h{i}", "-connect", "false")
+        names = sorted(p.name for p in logs.glob("pcontrol.log*"))
+        assert names == ["pcontrol.log", "pcontrol.log.1", "pcontrol.log.2"]
+        assert all(p.stat().st_size <= 2048 for p in logs.glob("pcontrol.log.*"))
+        (logs / "pcontrol.log").rename(logs / "moved.log")
+        os.kill(int((logs / "pcontrol.pid").read_text()), signal.SIGHUP)   # what logrotate's postrotate does
+        assert pcontrol(home, "hosts").returncode == 0                       # still serving
+        wait_until_sync(lambda: (logs / "pcontrol.log").exists(), "the log is reopened")
+    finally:
+        assert pcontrol(home, "stop", "-force").returncode == 0
+    assert "stopped" in (logs / "pcontrol.log").read_text()

@@ -179,3 +179,26 @@ run
         assert len(ledger.read_text().split()) == 3
     finally:
         subprocess.run(pcontrol + ["stop", "-kill", "-force"], env=sched_env, capture_output=True, timeout=60)
+
+
+def test_the_log_rotates_and_reopens_on_sighup(sched_env, tmp_path):
+    """`--log-max-bytes` bounds the server's log, macro output included; SIGHUP reopens it."""
+    home = Path(sched_env["SCHED_HOME"])
+    script = tmp_path / "chatty.sched"
+    script.write_text("set i 0\n")
+    assert sched(sched_env, "--serve", "--log-max-bytes", "4k", "--log-keep", "2", str(script)).returncode == 0
+    pid = int((home / "sched.pid").read_text())
+    try:
+        for _ in range(5):
+            assert sched(sched_env, "-c", "for {set j 0} {$j < 100} {incr j} {puts [string repeat x 60]}",
+                         "--attach").returncode == 0
+        logs = sorted(p.name for p in home.glob("sched.log*"))
+        assert logs == ["sched.log", "sched.log.1", "sched.log.2"]
+        assert all(p.stat().st_size < 4096 + 200 for p in home.glob("sched.log*"))
+        (home / "sched.log").rename(home / "moved.log")
+        os.kill(pid, signal.SIGHUP)
+        wait_until(lambda: (home / "sched.log").exists(), "the log is reopened", 10)
+        assert sched(sched_env, "-c", "puts after-reopen", "--attach").returncode == 0
+        wait_until(lambda: "after-reopen" in (home / "sched.log").read_text(), "output in the new log", 10)
+    finally:
+        assert sched(sched_env, "--stop").returncode == 0
