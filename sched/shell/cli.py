@@ -174,7 +174,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.serve and not args.foreground:
         if args.script is not None:
             parser.error("-c goes with --attach, not --serve")
-        from .server import launch
+        from .server import launch  # the server's code only when serving (start-up cost)
 
         return launch(args.files, ["--log-max-bytes", args.log_max_bytes, "--log-keep", str(args.log_keep)])
     handler = _CurrentStderr()
@@ -245,7 +245,7 @@ def _is_terminal(stream: TextIO | None) -> bool:
 
 def _run(interp: Any, args: argparse.Namespace, interrupts: InterruptHandler, interactive: bool) -> int:
     if args.serve:
-        from .server import serve
+        from .server import serve  # the server's code only when serving (start-up cost)
 
         return serve(interp, args.files, interrupts, log_path=args.log, log_max_bytes=args.log_max_bytes,
                      log_keep=args.log_keep)

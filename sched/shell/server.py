@@ -9,7 +9,7 @@
 Its files are in $SCHED_HOME: `sched.sock` (an owner-only Unix socket: mode 0600 and the peer's
 uid checked with SO_PEERCRED, as pcontrol does), `sched.pid` and `sched.log`.
 
-The server is the interactive shell without a terminal. The one loop (psched.eventloop) runs
+The server is the interactive shell without a terminal. The one loop (psched.scheduler.eventloop) runs
 while it waits for the next request, as the prompt's loop runs while it waits for a key, so the
 scheduler does its work between requests; a request is evaluated with the loop stopped, exactly
 as a typed command is. Requests from several prompts are served one at a time, in order.
