@@ -126,6 +126,19 @@ def _version() -> str:
         return "unknown"
 
 
+class _VersionAction(argparse.Action):
+    """`--version`: the installed version, looked up only when asked (importlib.metadata costs
+    ~10 ms of every start-up otherwise)."""
+
+    def __init__(self, option_strings: list[str], dest: str = argparse.SUPPRESS, **kwargs: Any):
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS,
+                         help="show program's version number and exit")
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: Any, values: Any, option_string: Any = None) -> None:
+        parser._print_message(f"sched {_version()}\n", sys.stdout)
+        parser.exit()
+
+
 def _argument_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="sched",
@@ -151,7 +164,7 @@ def _argument_parser() -> argparse.ArgumentParser:
     server.add_argument("--log-max-bytes", metavar="SIZE", default="10M",
                         help="rotate the log past SIZE (10M, 512k; 0: never)")
     server.add_argument("--log-keep", metavar="N", type=int, default=5, help="rotated logs kept")
-    parser.add_argument("--version", action="version", version=f"sched {_version()}")
+    parser.add_argument("--version", action=_VersionAction)
     return parser
 
 
