@@ -19,8 +19,12 @@ so errors inside it still point into the file.
 from __future__ import annotations
 
 import gc
+import hashlib
+import logging
+import os
 import re
 import threading
+from pathlib import Path
 from functools import lru_cache
 from typing import Callable
 
@@ -40,6 +44,8 @@ MAX_NESTING = 256
 """How deeply blocks, brackets, array indexes (together) and braces (apart) may nest in one
 parse. Deeper text is refused with a ParseError: whatever walks the tree later (the
 interpreter, read-time checks) then never runs out of Python stack."""
+
+log = logging.getLogger(__name__)
 
 _BACKSLASH_NEWLINE = re.compile(r"\\\r?\n[ \t]*")
 _BARE_WORD = re.compile(r"[^ \t]+")
@@ -544,11 +550,36 @@ _lark: Lark | None = None
 _parse_lock = threading.RLock()  # the shell parses in its completer thread too
 
 
+CACHE_DIR_VAR = "XDG_CACHE_HOME"
+"""Where the built parser is kept: $XDG_CACHE_HOME/psched, by default ~/.cache/psched."""
+
+
+def _cache_dir() -> Path | None:
+    base = os.environ.get(CACHE_DIR_VAR) or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "psched" if os.path.isabs(base) else None
+
+
 def _parser() -> Lark:
+    """The LALR parser, built once per machine: lark's analysis of the grammar (~60 % of a cold
+    `sched -c` without it) is kept on disk by lark's `cache=`, in a file named by a hash of the
+    grammar. lark trusts the file only if the hash line in it matches the grammar, the options
+    and the lark and Python versions (else, or if the file is damaged or half written by a
+    sched starting at the same moment, it builds the parser and writes the file again).
+    No usable cache directory: built every time."""
     global _lark
-    if _lark is None:
-        _lark = Lark.open("sched.lark", rel_to=grammar.__file__, parser="lalr", lexer="contextual",
-                          transformer=_builder, maybe_placeholders=False, cache=False)
+    if _lark is not None:
+        return _lark
+    text = Path(grammar.__file__).with_name("sched.lark").read_text(encoding="utf-8")
+    cache: str | bool = False
+    folder = _cache_dir()
+    if folder is not None:
+        try:
+            folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+            cache = str(folder / f"grammar-{hashlib.sha256(text.encode()).hexdigest()[:20]}.lark")
+        except OSError as exc:
+            log.debug("no parser cache in %s: %s", folder, exc)
+    _lark = Lark(text, parser="lalr", lexer="contextual", transformer=_builder, maybe_placeholders=False,
+                 cache=cache)
     return _lark
 
 
