@@ -28,7 +28,7 @@ import asyncio
 import itertools
 import logging
 import os
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -39,7 +39,7 @@ from . import secret as shared_secret
 from .errors import (ClientError, CommandFailed, ControllerDisconnected, ControllerNotRunning,
                      ControllerTimeout, ErrorCode, SecretUnavailable, WireError)
 from .paths import Paths
-from .wire import MAX_LINE, Event, Reply, Request, decode_server_message, encode
+from .wire import MAX_LINE, Event, Interest, Reply, Request, decode_server_message, encode
 
 log = logging.getLogger(__name__)
 
@@ -196,9 +196,19 @@ class ControllerClient:
             records.extend(batch)
             after = int(batch[-1]["id"])
 
-    async def subscribe(self, owner: str | None = None) -> Any:
-        """Ask for events on this connection (only the jobs of `owner` when given)."""
+    async def subscribe(self, owner: str | None = None, only: Iterable[Interest] | None = None) -> Any:
+        """Ask for events on this connection (only the jobs of `owner` when given; only the
+        events of the interests `only` when given). A pcontrol older than `-only` refuses it:
+        then every event is asked for, as before, and the caller ignores what it did not want."""
         argv = ["subscribe"] + (["-owner", owner] if owner is not None else [])
+        if only is None:
+            return await self.call(*argv)
+        reply = await self.request(argv + ["-only", ",".join(sorted(i.value for i in only))])
+        if reply.ok:
+            return reply.data
+        if "-only" not in reply.text:
+            raise CommandFailed(reply)
+        log.info("pcontrol does not know `subscribe -only` (%s): asking for every event", reply.text)
         return await self.call(*argv)
 
     # -- events -----------------------------------------------------------------------------

@@ -65,7 +65,7 @@ from .operations import OperatorRequests
 from .reports import AgentReports
 from .secret import agent_token
 from .slurmstate import SlurmOptions
-from .wire import Event, EventKind
+from .wire import Event, EventKind, Interest, interest_of
 
 __all__ = ["Controller", "ControllerConfig", "JobSpec", "Subscriber"]
 
@@ -75,6 +75,7 @@ class Subscriber(Protocol):
     """A client connection that ran `subscribe`."""
 
     owner: str | None
+    interests: frozenset[Interest] | None  #: what it asked for (`subscribe -only`); None: all
 
     def send_event(self, event: Event) -> None: ...
 
@@ -251,9 +252,12 @@ class Controller(AgentReports, OperatorRequests):
     def _send_event(self, kind: EventKind, data: dict[str, Any], owner: str | None) -> None:
         self._event_seq += 1
         event = Event(kind, data, self._event_seq)
+        interest = interest_of(kind, data)
         for subscriber in list(self._subscribers):
             if kind is EventKind.JOB and subscriber.owner is not None \
                     and subscriber.owner != owner:
+                continue
+            if subscriber.interests is not None and interest not in subscriber.interests:
                 continue
             try:
                 subscriber.send_event(event)

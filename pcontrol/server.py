@@ -46,7 +46,7 @@ from .commands import CommandResult
 from .controller import Controller
 from .errors import CommandError, ErrorCode, WireError
 from .verbs import TABLE
-from .wire import MAX_LINE, Event, Reply, decode_request, encode
+from .wire import MAX_LINE, Event, Interest, Reply, decode_request, encode
 
 log = logging.getLogger(__name__)
 
@@ -259,6 +259,7 @@ class Connection:
         self._lines = _LineReader(reader, server)
         self.task: asyncio.Task | None = None
         self.owner: str | None = None
+        self.interests: frozenset[Interest] | None = None  # events asked for; None: all
         self.subscribed = False
         self.admitted = False
         self.busy = False           # a command is running for it
@@ -279,8 +280,9 @@ class Connection:
 
     # -- Session ----------------------------------------------------------------------------
 
-    def subscribe(self, owner: str | None) -> None:
+    def subscribe(self, owner: str | None, interests: frozenset[Interest] | None = None) -> None:
         self.owner = owner
+        self.interests = interests
         self.subscribed = True
         self.controller.subscribe(self)
 

@@ -25,7 +25,7 @@ from .errors import ConflictError, UsageError
 from .model import HostState, Job, JobState, parse_enum
 from .waiting import why_pending
 from .textfmt import host_detail, host_table, job_detail, job_table, more_jobs, status_text
-from .wire import WIRE_VERSION
+from .wire import WIRE_VERSION, Interest
 
 TABLE = CommandTable()
 command = TABLE.command
@@ -53,7 +53,7 @@ class Session(Protocol):
 
     controller: Controller
 
-    def subscribe(self, owner: str | None) -> None: ...
+    def subscribe(self, owner: str | None, interests: frozenset[Interest] | None = None) -> None: ...
 
     def unsubscribe(self) -> None: ...
 
@@ -92,12 +92,26 @@ def _status(session: Session, args: dict[str, Any]) -> CommandResult:
     return CommandResult(status_text(data), data)
 
 
-@command("subscribe", "?-owner OWNER?",
-         "send job and host events on this connection (only OWNER's jobs if given)")
+@command("subscribe", "?-owner OWNER? ?-only INTERESTS?",
+         "send job and host events on this connection (only OWNER's jobs if given; only the "
+         "events named in the comma list INTERESTS if given: queued, start, running, end, "
+         "harvest, host, load)")
 def _subscribe(session: Session, args: dict[str, Any]) -> CommandResult:
-    session.subscribe(args["owner"])
+    if args["only"] is None:
+        session.subscribe(args["owner"])
+        interests = None
+    else:
+        try:
+            chosen = Interest.parse_list(args["only"])
+        except ValueError as exc:
+            raise UsageError(f"-only: {exc}") from None
+        session.subscribe(args["owner"], chosen)
+        interests = sorted(i.value for i in chosen)
     who = f" for owner {args['owner']}" if args["owner"] else ""
-    return CommandResult(f"subscribed{who}", {"subscribed": True, "owner": args["owner"]})
+    data = {"subscribed": True, "owner": args["owner"]}
+    if interests is not None:
+        data["only"] = interests
+    return CommandResult(f"subscribed{who}", data)
 
 
 @command("unsubscribe", "", "stop sending events on this connection")

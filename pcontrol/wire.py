@@ -42,6 +42,45 @@ class EventKind(str, enum.Enum):
     HOST = "host"   #: a host changed state (data: the host record)
 
 
+class Interest(str, enum.Enum):
+    """What a subscriber may ask to be sent (`subscribe -only start,end`; without -only, all).
+
+    A job event's interest follows from its record; a scheduler needs only START and END.
+    """
+
+    QUEUED = "queued"    #: a job waits for a slot (state PENDING)
+    START = "start"      #: a job was sent to its host (BUSY, no pid yet)
+    RUNNING = "running"  #: its process started (BUSY with a pid), was asked to die, or is out of reach
+    END = "end"          #: it finished (DONE, not harvested yet): the outcome is in the record
+    HARVEST = "harvest"  #: its owner acknowledged its end (DONE, harvested)
+    HOST = "host"        #: a host out of service changed (added, lost, connecting, switched off)
+    LOAD = "load"        #: a host in service changed (IDLE <-> BUSY as its slots fill and free)
+
+    @classmethod
+    def parse_list(cls, text: str) -> frozenset["Interest"]:
+        """`start,end` -> {START, END}; ValueError naming what is not an interest."""
+        names = [n.strip() for n in text.split(",") if n.strip()]
+        unknown = [n for n in names if n not in cls._value2member_map_]
+        if unknown or not names:
+            raise ValueError(f"unknown event interest {', '.join(unknown) or repr(text)}: "
+                             f"should be a comma list of {', '.join(m.value for m in cls)}")
+        return frozenset(cls(n) for n in names)
+
+
+def interest_of(kind: "EventKind", data: dict[str, Any]) -> Interest:
+    """Which interest an event (its kind and record) answers."""
+    state = data.get("state")
+    if kind is EventKind.HOST:
+        return Interest.LOAD if state in ("IDLE", "BUSY") else Interest.HOST
+    if state == "DONE":
+        return Interest.END if data.get("harvested") is None else Interest.HARVEST
+    if state == "BUSY":
+        if data.get("pid") is None and not data.get("kill_requested") and data.get("unknown_since") is None:
+            return Interest.START
+        return Interest.RUNNING
+    return Interest.QUEUED
+
+
 @dataclass(frozen=True)
 class Request:
     id: int

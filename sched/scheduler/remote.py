@@ -4,7 +4,7 @@
     link.submit(job)                # queue the job; sent as soon as a connection is up
 
 The link connects lazily. With no daemon running it starts one in $SCHED_HOME (the embedded
-default, saying so) and, when that controller has no host, adds `localhost` with one slot per
+default, saying so) and, when that controller has no host, adds `localhost` with two slots per
 CPU. It subscribes to the events of this scheduler's jobs (the owner is derived from
 $SCHED_HOME), so nobody polls: a job going BUSY is reported started; a job going DONE has its
 record and output fetched, its task.exit macro run, and is then harvested (acknowledged) at the
@@ -44,6 +44,7 @@ from typing import Any
 from pcontrol.client import ControllerAddress, ControllerClient
 from pcontrol.errors import ClientError, ControllerNotRunning
 from pcontrol.paths import Paths
+from pcontrol.wire import Interest
 
 from .eventloop import get_loop
 from .jobs import Job, JobSink, JobState, Outcome
@@ -61,6 +62,13 @@ RECONNECT_DELAYS = (0.5, 1, 2, 4, 8, 15, 30)
 HARVEST_DURABLE = 30.0
 """Seconds after the controller answered a harvest (on a connection still up) when its key
 leaves the harvest log: by then the controller's journal has it."""
+EVENTS_WANTED = frozenset({Interest.START, Interest.END, Interest.HOST})
+"""The events the link acts on: its jobs starting and ending, and hosts coming and going (for
+completion); not every state on the way, nor hosts filling and freeing slots."""
+LOCALHOST_SLOTS_PER_CPU = 2
+"""The embedded default's localhost: slots per CPU. Short jobs spend much of their life in
+fork, exec and the messages around them, so two per CPU keep the CPUs busy (measured with
+bench/bench_user.py: 2 slots on 2 CPUs ran 600 `true` jobs ~1.5x slower than 4; 6 and 8 no faster)."""
 SUBMIT_KEY = "PSCHED_SUBMIT"
 """Environment variable carrying `session:job id` on every controller job this link submits."""
 
@@ -321,7 +329,7 @@ class ControllerLink:
                 client = await self.address.connect(on_event=self._on_event)
             self.client = client
             self._early.clear()  # what came on an old connection may be staler than the job list
-            await client.subscribe(owner=self.owner)
+            await client.subscribe(owner=self.owner, only=EVENTS_WANTED)
             self.state = "connected"
             self._retry = 0
             self._last_failure = None
@@ -352,7 +360,7 @@ class ControllerLink:
             self.sched.report(f"started pcontrol in {self.paths.home} (pid {outcome.pid})")
 
     async def _ensure_hosts(self) -> None:
-        """The embedded default: a controller with no host gets localhost, a slot per CPU.
+        """The embedded default: a controller with no host gets localhost, two slots per CPU.
 
         Checked once, when the first job is about to be sent (not when a `controller` command
         connects: a user adding hosts gets exactly the hosts added).
@@ -365,7 +373,7 @@ class ControllerLink:
         if not hosts and self.address.is_tcp:
             self.sched.report(f"controller at {self.address} has no hosts: jobs wait until one is added there")
         elif not hosts:
-            slots = os.cpu_count() or 1
+            slots = LOCALHOST_SLOTS_PER_CPU * (os.cpu_count() or 1)
             await self.client.call("host", "add", "localhost", "-slots", str(slots))
             self.hosts.add("localhost")
             self.sched.report(f"controller had no hosts: added localhost with {slots} slot(s)")

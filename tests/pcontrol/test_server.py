@@ -12,7 +12,7 @@ import pytest
 
 from pcontrol.client import ControllerClient
 from pcontrol.errors import CommandFailed, ControllerDisconnected, ControllerNotRunning
-from pcontrol.wire import MAX_LINE, EventKind
+from pcontrol.wire import MAX_LINE, EventKind, Interest, interest_of
 from pcontrol_harness import controller_running, make_config, run
 
 
@@ -121,6 +121,49 @@ def test_events_filtered_by_owner(home: str) -> None:
                 assert [e.seq for e in seen] == sorted(e.seq for e in seen)
             finally:
                 await mine.close()
+    run(body())
+
+
+def test_a_subscriber_gets_only_the_events_it_asked_for(home: str) -> None:
+    async def body() -> None:
+        async with controller_running(home) as h:
+            ends = await ControllerClient.connect(home)
+            everything = await ControllerClient.connect(home)
+            try:
+                await ends.subscribe(owner="sched-a", only={Interest.START, Interest.END})
+                await everything.subscribe(owner="sched-a")
+                await h.cmd("host", "add", "localhost")
+                a = await h.submit("-owner", "sched-a", "-task", "t1", "--", "true")
+                await h.wait_job(a)
+                await h.cmd("harvest", str(a), "-owner", "sched-a")
+                last = await h.submit("-owner", "sched-a", "--", "true")  # its end comes after a's harvest
+                await h.wait_job(last)
+
+                async def until_last_ends(client: ControllerClient) -> list[tuple[str, object]]:
+                    seen = []
+                    async for event in client.events():
+                        seen.append((event.kind.value, interest_of(event.kind, event.data)))
+                        if event.kind is EventKind.JOB and event.data["id"] == last \
+                                and event.data["state"] == "DONE":
+                            return seen
+                    return seen
+                chosen = await until_last_ends(ends)
+                assert chosen == [("job", Interest.START), ("job", Interest.END)] * 2
+                every = {i for _, i in await until_last_ends(everything)}
+                assert {Interest.START, Interest.RUNNING, Interest.END, Interest.HARVEST} <= every
+            finally:
+                await ends.close()
+                await everything.close()
+    run(body())
+
+
+def test_subscribe_only_refuses_an_unknown_interest(home: str) -> None:
+    async def body() -> None:
+        async with controller_running(home) as h:
+            with pytest.raises(CommandFailed) as caught:
+                await h.cmd("subscribe", "-only", "start,finish")
+            assert caught.value.reply.text == ("-only: unknown event interest finish: should be a comma "
+                                               "list of queued, start, running, end, harvest, host, load")
     run(body())
 
 
