@@ -201,6 +201,7 @@ class ControllerLink:
         self.hosts: set[str] = set()  # host names the controller told us of (for completion)
         self._early: dict[int, dict[str, Any]] = {}  # events that beat their job's submit reply
         self._to_harvest: list[int] = []
+        self._harvesting = False  # a harvest request is on its way
         self.session = uuid.uuid4().hex[:12]  # this sched process, in submit keys
         self.submit_keys_held: set[str] | None = None  # of every job the controller has of ours (after a connect)
         self.harvests = HarvestLog(own.harvest_path if own is not None else self.paths.home / "harvested.log")
@@ -562,15 +563,23 @@ class ControllerLink:
         self._harvest_soon(int(record["id"]), key)
 
     def _harvest_soon(self, cid: int, key: str) -> None:
-        """Acknowledge finished jobs in batches: one request for all that ended this loop turn."""
+        """Acknowledge finished jobs in batches: one request for all that ended this loop turn,
+        and while one is on its way, the next gathers all that end meanwhile (no timer: a lone
+        job's acknowledgement leaves at once; under a stream of ends, batches grow by themselves)."""
         self._to_harvest.append((cid, key))
-        if len(self._to_harvest) == 1:
+        if len(self._to_harvest) == 1 and not self._harvesting:
             get_loop().call_soon(self._harvest_batch)
 
     def _harvest_batch(self) -> None:
         batch, self._to_harvest = self._to_harvest, []
         if batch and self.connected:
-            self._spawn(self._harvest(batch))
+            self._harvesting = True
+            self._spawn(self._harvest(batch)).add_done_callback(self._harvested)
+
+    def _harvested(self, _task: asyncio.Task) -> None:
+        self._harvesting = False
+        if self._to_harvest:
+            self._harvest_batch()
 
     async def _harvest(self, batch: list[tuple[int, str]]) -> None:
         ids = [str(cid) for cid, _ in batch]
