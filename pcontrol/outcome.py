@@ -11,8 +11,10 @@ PENDING, which only pcontrol's Slurm driver reports (a job that never left Slurm
 from __future__ import annotations
 
 import enum
+from typing import TYPE_CHECKING
 
-from pclient.protocol import Outcome as AgentOutcome
+if TYPE_CHECKING:  # only its values are needed at run time: the scheduler loads no agent code
+    from pclient.protocol import Outcome as AgentOutcome
 
 __all__ = ["Outcome", "from_agent"]
 
@@ -40,14 +42,15 @@ class Outcome(str, enum.Enum):
 
 
 _FROM_AGENT = {
-    AgentOutcome.EXIT: Outcome.EXIT,
-    AgentOutcome.CRASH: Outcome.CRASH,
-    AgentOutcome.TIMEOUT: Outcome.TIMEOUT,
-    AgentOutcome.KILLED: Outcome.KILLED,
-    AgentOutcome.PENDING: Outcome.PENDING,     # only from a batch system's queue (slurm.py)
+    "exit": Outcome.EXIT,
+    "crash": Outcome.CRASH,
+    "timeout": Outcome.TIMEOUT,
+    "killed": Outcome.KILLED,
+    "pending": Outcome.PENDING,     # only from a batch system's queue (slurm.py)
 }
+"""The agent's outcomes by value (pclient.protocol.Outcome, a str enum), to ours."""
 
 
-def from_agent(outcome: AgentOutcome) -> Outcome:
+def from_agent(outcome: "AgentOutcome") -> Outcome:
     """The outcome pclient's job runner reported (its own copy of the vocabulary) as ours."""
-    return _FROM_AGENT[outcome]
+    return _FROM_AGENT[outcome.value]

@@ -16,15 +16,17 @@ from __future__ import annotations
 
 import asyncio
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from .remote import MANAGE, ControllerLink
 from ..lang.errors import ScriptError
 from .eventloop import get_loop, run_until
 from .home import SchedHome
 from .jobs import Job
-from .local import KILL_WAIT, LocalBackend
 from .loop import Scheduler
+
+if TYPE_CHECKING:
+    from .local import LocalBackend
+    from .remote import ControllerLink
 
 __all__ = ["SCHEDULER_KEY", "SCHED_NAME_KEY", "scheduler_of", "controller_of", "controller_subcommands", "controller_host_words"]
 
@@ -35,23 +37,35 @@ SCHED_NAME_KEY = "sched.name"
 """Key in `interp.extensions`: the name given with `sched --name NAME` (psched.scheduler.home)."""
 
 
+def _backends() -> tuple[type[LocalBackend], type[ControllerLink]]:
+    """The backend classes, imported when the first Scheduler is made (or asked about): they
+    load pclient's job runner and pcontrol's client, which a `sched -c` that schedules
+    nothing never needs (see tests/test_layers.py, test_sched_c_loads_no_backend)."""
+    from .local import LocalBackend
+    from .remote import ControllerLink
+
+    return LocalBackend, ControllerLink
+
+
 def scheduler_of(interp: Any) -> Scheduler:
     """The interpreter's scheduler, made on first use with its real backends."""
     sched = interp.extensions.get(SCHEDULER_KEY)
     if sched is None:
+        local, link = _backends()
         home = SchedHome.locate(interp.extensions.get(SCHED_NAME_KEY))
         sched = interp.extensions[SCHEDULER_KEY] = Scheduler(interp, home=home)
-        sched.local = LocalBackend(sched)
-        sched.remote = ControllerLink(sched)
+        sched.local = local(sched)
+        sched.remote = link(sched)
         _attach_shell(interp, sched)
     return sched
 
 
 def controller_of(sched: Scheduler) -> ControllerLink:
     """The scheduler's controller link (its remote backend), made when it has another one."""
+    _, controller_link = _backends()
     link = sched.remote
-    if not isinstance(link, ControllerLink):
-        link = ControllerLink(sched)
+    if not isinstance(link, controller_link):
+        link = controller_link(sched)
         sched.remote = link
     return link
 
@@ -96,6 +110,8 @@ def complete_sched_words(interp: Any, words: list[str], current: str) -> list[st
 
 def controller_subcommands() -> list[str]:
     """What may follow `controller` (for completion): ours, then pcontrol's command words."""
+    from .remote import MANAGE  # at the first completion only, like pcontrol's verbs below
+
     words = list(MANAGE)
     try:
         # imported at the first completion only: pcontrol's verb table loads its controller and
@@ -112,7 +128,7 @@ def controller_host_words(interp: Any, words: list[str]) -> list[str]:
     """After `controller host add|on|...` or `controller check`: subcommands, then host names."""
     sched = interp.extensions.get(SCHEDULER_KEY)
     link = sched.remote if sched is not None else None
-    hosts = sorted(link.hosts) if isinstance(link, ControllerLink) else []
+    hosts = sorted(link.hosts) if isinstance(link, _backends()[1]) else []
     if len(words) == 2 and words[1] == "host":
         return ["add", "delete", "on", "off", "retry"]
     if len(words) == 2 and words[1] == "check":
@@ -158,6 +174,8 @@ def shutdown(interp: Any) -> None:
 def _kill_local_jobs(sched: Scheduler) -> None:
     """Kill every local job still out, also one still starting, and wait (bounded) until each
     one's end is recorded and its exit macro has run."""
+    from .local import KILL_WAIT  # loaded already: this sched has its backends
+
     local = [job for job in sched.outstanding() if job.local]
     ended = get_loop().create_future()
 
@@ -188,7 +206,7 @@ def _leave_controller(sched: Scheduler) -> None:
     if link.jobs_out():
         return
     sched.end_run()  # nothing left for a next sched to go on with
-    if isinstance(link, ControllerLink) and link.started_daemon:
+    if isinstance(link, _backends()[1]) and link.started_daemon:
         outcome = link.stop_daemon()
         if outcome.ok:
             sched.report(f"stopped pcontrol (this sched started it): {outcome.message}")

@@ -16,18 +16,28 @@ every error names the address.
 
 from __future__ import annotations
 
-from typing import Any
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
 
-from pcontrol.client import ControllerAddress, is_running
 from pcontrol.errors import ClientError
 
 from ..attach import controller_of, scheduler_of
-from ..remote import ControllerLink
 from ...lang.errors import ScriptError
 from ..eventloop import run_until
 from ...lang.registry import BUILTINS
 
+if TYPE_CHECKING:
+    from ..remote import ControllerLink
+
 CONNECT_USAGE = "controller connect ?HOST:PORT|local? ?-secret FILE?"
+
+
+def _client() -> ModuleType:
+    """pcontrol's client module, imported when a `controller` command runs (by then the
+    controller link has loaded it): registering this command must not load it."""
+    from pcontrol import client
+
+    return client
 
 
 def _link(interp: Any) -> ControllerLink:
@@ -62,10 +72,10 @@ def _connect(link: ControllerLink, args: list[str]) -> str:
     if target == "local":
         if secret_file is not None:
             raise ScriptError("controller connect: -secret is for a TCP controller, not the local one")
-        address = ControllerAddress.local(link.paths.home)
+        address = _client().ControllerAddress.local(link.paths.home)
     else:
         try:
-            address = ControllerAddress.remote(target, link.paths.home, secret_file)
+            address = _client().ControllerAddress.remote(target, link.paths.home, secret_file)
         except ValueError as exc:
             raise ScriptError(f"controller connect: {exc}") from None
     try:
@@ -124,7 +134,7 @@ def _stop(link: ControllerLink, kill: bool, force: bool) -> str:
 
 
 def _status(link: ControllerLink) -> str:
-    if not link.address.is_tcp and not link.connected and not is_running(link.paths.home):
+    if not link.address.is_tcp and not link.connected and not _client().is_running(link.paths.home):
         return f"pcontrol is not running in {link.paths.home}"
     text = _send(link, ["status"])
     return f"{text}\nsched: {link.state} (pcontrol at {link.address}); owner {link.owner}; {link.jobs_out()} job(s) out"

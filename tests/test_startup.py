@@ -1,0 +1,37 @@
+"""Start-up (issue 13): `sched -c` loads what a run needs, and no more.
+
+Figures are in bench/bench_user.py (4.); this only guards what must not be loaded.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from pclient.protocol import Outcome as AgentOutcome
+from pcontrol.outcome import Outcome, from_agent
+
+BACKEND = ("pcontrol.client", "pcontrol.auth", "pcontrol.wire", "pclient", "pclient.jobproc", "pclient.protocol",
+           "psched.scheduler.local", "psched.scheduler.remote", "prompt_toolkit", "importlib.metadata")
+
+
+def _loaded_after(code: str) -> list[str]:
+    probe = f"{code}\nimport sys\nprint(' '.join(m for m in {BACKEND!r} if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    return out.stdout.split()
+
+
+def test_sched_c_loads_no_backend_no_prompt_and_no_package_metadata() -> None:
+    assert _loaded_after("from psched.shell.cli import main; assert main(['-c', 'set x 1']) == 0") == []
+
+
+def test_a_task_loads_its_backends() -> None:
+    code = "from psched.shell.cli import main; assert main(['-c', 'task t\\n command true\\n host LOCAL\\nend']) == 0"
+    assert set(_loaded_after(code)) >= {"psched.scheduler.local", "psched.scheduler.remote", "pcontrol.client"}
+
+
+def test_every_agent_outcome_has_its_own() -> None:
+    assert {a: from_agent(a) for a in AgentOutcome} == {
+        AgentOutcome.EXIT: Outcome.EXIT, AgentOutcome.CRASH: Outcome.CRASH,
+        AgentOutcome.TIMEOUT: Outcome.TIMEOUT, AgentOutcome.KILLED: Outcome.KILLED}
