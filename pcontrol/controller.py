@@ -98,6 +98,9 @@ class JobSpec:
     retry: int = 0
 
 
+#: A job's end event carries its stdout and stderr when together they are at most this many
+#: characters (most short jobs); a longer output is fetched by whoever wants it.
+END_OUTPUT_INLINE = 8192
 #: At most this many pending jobs that avoid a host are passed over per fill of that host.
 AVOID_SCAN = 32
 #: At most this many timers fire per loop turn (the rest fire in the turns after); a
@@ -288,7 +291,11 @@ class Controller(AgentReports, OperatorRequests):
         if self.journal is not None:
             self.journal.job_changed(job)
         if self._subscribers:
-            self._emit(EventKind.JOB, job.to_record(), job.owner)
+            # A job's end carries its output when it is short, so that its owner need not
+            # ask for it (`check job -output`): a record holding "stdout" holds all of it.
+            inline = job.state is JobState.DONE and job.harvested is None \
+                and len(job.stdout) + len(job.stderr) <= END_OUTPUT_INLINE
+            self._emit(EventKind.JOB, job.to_record(output=inline), job.owner)
 
     def host_changed(self, host: Host) -> None:
         """HostListener: a host record changed."""

@@ -38,7 +38,8 @@ MAX_ARGS = 100_000
 class EventKind(str, enum.Enum):
     """What an event reports."""
 
-    JOB = "job"     #: a job changed state (data: the job record, without output)
+    JOB = "job"     #: a job changed state (data: the job record, without output, except that
+                    #: a job's end holds "stdout" and "stderr" whole when they are short)
     HOST = "host"   #: a host changed state (data: the host record)
 
 
@@ -51,7 +52,7 @@ class Interest(str, enum.Enum):
     QUEUED = "queued"    #: a job waits for a slot (state PENDING)
     START = "start"      #: a job was sent to its host (BUSY, no pid yet)
     RUNNING = "running"  #: its process started (BUSY with a pid), was asked to die, or is out of reach
-    END = "end"          #: it finished (DONE, not harvested yet): the outcome is in the record
+    END = "end"          #: it finished (DONE, not harvested yet): the outcome, and a short output, in the record
     HARVEST = "harvest"  #: its owner acknowledged its end (DONE, harvested)
     HOST = "host"        #: a host out of service changed (added, lost, connecting, switched off)
     LOAD = "load"        #: a host in service changed (IDLE <-> BUSY as its slots fill and free)

@@ -520,7 +520,9 @@ class ControllerLink:
             self.sched.job_started(job, ran_on=record.get("ran_on") or "", pid=record.get("pid"),
                                    controller_id=str(record["id"]))
         elif state == "DONE" and not job.done:
-            if not record.get("stdout_bytes") and not record.get("stderr_bytes") and "outcome" in record:
+            if "stdout" in record and "outcome" in record:
+                self._finish(job, record)  # a short output comes whole with the end
+            elif not record.get("stdout_bytes") and not record.get("stderr_bytes") and "outcome" in record:
                 self._finish(job, dict(record, stdout="", stderr=""))  # nothing more to fetch
             else:
                 self._spawn(self._collect(job, int(record["id"])))

@@ -157,6 +157,27 @@ def test_a_subscriber_gets_only_the_events_it_asked_for(home: str) -> None:
     run(body())
 
 
+def test_a_short_output_comes_whole_with_the_end_a_long_one_does_not(home: str) -> None:
+    async def body() -> None:
+        async with controller_running(home) as h:
+            mine = await ControllerClient.connect(home)
+            try:
+                await mine.subscribe(owner="o", only={Interest.END})
+                await h.cmd("host", "add", "localhost")
+                short = await h.submit("-owner", "o", "--", "sh", "-c", "echo out; echo err >&2")
+                long = await h.submit("-owner", "o", "--", "sh", "-c", "head -c 9000 /dev/zero | tr '\\0' x")
+                ends = {}
+                async for event in mine.events():
+                    ends[event.data["id"]] = event.data
+                    if len(ends) == 2:
+                        break
+                assert (ends[short]["stdout"], ends[short]["stderr"]) == ("out\n", "err\n")
+                assert "stdout" not in ends[long] and ends[long]["stdout_bytes"] == 9000
+            finally:
+                await mine.close()
+    run(body())
+
+
 def test_subscribe_only_refuses_an_unknown_interest(home: str) -> None:
     async def body() -> None:
         async with controller_running(home) as h:
