@@ -39,7 +39,8 @@ from . import secret as shared_secret
 from .errors import (ClientError, CommandFailed, ControllerDisconnected, ControllerNotRunning,
                      ControllerTimeout, ErrorCode, SecretUnavailable, WireError)
 from .paths import Paths
-from .wire import MAX_LINE, Event, Interest, Reply, Request, decode_server_message, encode
+from .wire import (BATCH_VERSION, MAX_LINE, Event, Interest, Reply, Request, decode_server_message, encode,
+                   reply_from_object)
 
 log = logging.getLogger(__name__)
 
@@ -167,6 +168,39 @@ class ControllerClient:
             raise ControllerDisconnected(f"connection to pcontrol lost: {exc}") from exc
         finally:
             self._pending.pop(request_id, None)
+
+    async def request_batch(self, commands: Sequence[Sequence[str]], *,
+                            timeout: float | None = DEFAULT_TIMEOUT) -> list[Reply] | None:
+        """Send many `job` commands in one line (wire version 2); their Replies, in order.
+
+        None when this pcontrol is older than batches (it refused the version): send the
+        commands one by one instead. Raises like request()."""
+        if self.closed:
+            raise ControllerDisconnected(self._close_reason or "connection closed")
+        request_id = next(self._ids)
+        future: asyncio.Future[Reply] = asyncio.get_running_loop().create_future()
+        self._pending[request_id] = future
+        batch = tuple(tuple(str(a) for a in argv) for argv in commands)
+        try:
+            self._writer.write(encode(Request(request_id, (), BATCH_VERSION, batch)))
+            await self._writer.drain()
+            reply = await asyncio.wait_for(future, timeout)
+        except asyncio.TimeoutError as exc:
+            raise ControllerTimeout(
+                f"pcontrol did not answer a batch of {len(batch)} within {timeout:g} s") from exc
+        except (ConnectionError, BrokenPipeError) as exc:
+            raise ControllerDisconnected(f"connection to pcontrol lost: {exc}") from exc
+        finally:
+            self._pending.pop(request_id, None)
+        if not reply.ok and reply.error is not None and reply.error.code == ErrorCode.UNSUPPORTED.value:
+            return None
+        if not reply.ok or not isinstance(reply.data, list) or len(reply.data) != len(batch):
+            raise CommandFailed(reply)
+        try:
+            return [reply_from_object(item) for item in reply.data]
+        except WireError as exc:
+            raise CommandFailed(Reply.failure(request_id, ErrorCode.MALFORMED,
+                                              f"malformed batch reply: {exc.message}")) from None
 
     async def call(self, *argv: str, timeout: float | None = DEFAULT_TIMEOUT) -> Any:
         """Like request(), but return the reply's data and raise CommandFailed if not ok."""

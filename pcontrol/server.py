@@ -46,7 +46,7 @@ from .commands import CommandResult
 from .controller import Controller
 from .errors import CommandError, ErrorCode, WireError
 from .verbs import TABLE
-from .wire import MAX_LINE, Event, Interest, Reply, decode_request, encode
+from .wire import BATCHABLE, MAX_LINE, Event, Interest, Reply, Request, decode_request, encode, reply_object
 
 log = logging.getLogger(__name__)
 
@@ -425,15 +425,36 @@ class Connection:
             return Reply.failure(exc.request_id, exc.code, exc.message)
         if self.server.shutting_down:
             return Reply.failure(request.id, ErrorCode.SHUTTING_DOWN, "pcontrol is stopping")
+        if request.batch:
+            return await self._answer_batch(request)
+        return await self._run(request.id, request.argv)
+
+    async def _run(self, request_id: int, argv: tuple[str, ...]) -> Reply:
         try:
-            result: CommandResult = await TABLE.run(self, list(request.argv))
+            result: CommandResult = await TABLE.run(self, list(argv))
         except CommandError as exc:
-            return Reply.failure(request.id, exc.code, exc.message, exc.data)
+            return Reply.failure(request_id, exc.code, exc.message, exc.data)
         except Exception as exc:      # a bug: report it, keep serving
-            log.exception("command %r failed", list(request.argv))
-            return Reply.failure(request.id, ErrorCode.INTERNAL,
+            log.exception("command %r failed", list(argv))
+            return Reply.failure(request_id, ErrorCode.INTERNAL,
                                  f"internal error in pcontrol: {type(exc).__name__}: {exc}")
-        return Reply.success(request.id, result.text, result.data)
+        return Reply.success(request_id, result.text, result.data)
+
+    async def _answer_batch(self, request: Request) -> Reply:
+        """The commands of a batch, started in order without waiting for each other (so the
+        jobs they submit share the journal's writes); one reply holding theirs, in order."""
+        runs: list[asyncio.Future[Reply]] = []
+        for argv in request.batch:
+            if argv[0] in BATCHABLE:
+                runs.append(asyncio.ensure_future(self._run(request.id, argv)))
+            else:
+                refused = asyncio.get_running_loop().create_future()
+                refused.set_result(Reply.failure(
+                    request.id, ErrorCode.USAGE,
+                    f'"{argv[0]}" cannot be batched (a batch carries only: {", ".join(sorted(BATCHABLE))})'))
+                runs.append(refused)
+        replies = await asyncio.gather(*runs)
+        return Reply.success(request.id, f"{len(replies)} replies", [reply_object(r) for r in replies])
 
     async def _send(self, reply: Reply) -> None:
         self._writer.write(encode(reply))

@@ -3,11 +3,15 @@
 Line-delimited JSON, UTF-8, one object per line.
 
     request  {"id": N, "argv": ["host", "add", "node1", "-slots", "4"]}      (optional "v": 1)
+    batch    {"id": N, "v": 2, "batch": [["job", ..., "--", "true"], ...]}   (version 2)
     reply    {"id": N, "ok": true|false, "text": "...", "data": <json|null>,
               "error": {"code": "...", "message": "..."} | null}
     event    {"event": "job"|"host", "seq": N, "data": {...record...}}
 
-Requests may be pipelined; each reply carries the id of its request. Events are only sent
+Requests may be pipelined; each reply carries the id of its request. A batch (wire version 2)
+carries many `job` submissions in one line; its one reply's data is the list of their replies
+as objects (`{"ok", "text", "data", "error"}`), in order. A pcontrol of version 1 refuses it
+(UNSUPPORTED, "wire version 2 is not supported"), and the client sends the jobs one by one. Events are only sent
 to a connection that ran `subscribe`. A line that cannot be decoded is answered with an
 error reply (id null when it could not be read) and the connection stays up.
 
@@ -28,7 +32,14 @@ from typing import Any, Union
 
 from .errors import ErrorCode, WireError
 
-WIRE_VERSION = 1
+WIRE_VERSION = 2
+"""The newest version this side speaks. 2 adds batches; a plain request is the same in 1 and 2
+(so it goes without "v" and an older pcontrol serves it)."""
+BATCH_VERSION = 2
+#: The verbs a batch may carry (they are run in order without waiting for each other's reply).
+BATCHABLE = frozenset({"job"})
+#: Most commands in one batch.
+MAX_BATCH = 4096
 #: The longest line either side accepts (bytes, newline included).
 MAX_LINE = 16 * 1024 * 1024
 #: Longest argv a request may carry; keeps a hostile client from costing us much.
@@ -87,6 +98,7 @@ class Request:
     id: int
     argv: tuple[str, ...]
     v: int = WIRE_VERSION
+    batch: tuple[tuple[str, ...], ...] = ()   #: a batch's commands (then argv is empty)
 
 
 @dataclass(frozen=True)
@@ -126,14 +138,15 @@ Message = Union[Request, Reply, Event]
 
 def encode(msg: Message) -> bytes:
     """One line of JSON, newline included."""
-    if isinstance(msg, Request):
-        obj: dict[str, Any] = {"id": msg.id, "argv": list(msg.argv)}
+    if isinstance(msg, Request) and msg.batch:
+        obj: dict[str, Any] = {"id": msg.id, "v": max(msg.v, BATCH_VERSION),
+                               "batch": [list(argv) for argv in msg.batch]}
+    elif isinstance(msg, Request):
+        obj = {"id": msg.id, "argv": list(msg.argv)}
         if msg.v != WIRE_VERSION:
             obj["v"] = msg.v
     elif isinstance(msg, Reply):
-        obj = {"id": msg.id, "ok": msg.ok, "text": msg.text, "data": msg.data,
-               "error": (None if msg.error is None
-                         else {"code": msg.error.code, "message": msg.error.message})}
+        obj = reply_object(msg)
     elif isinstance(msg, Event):
         obj = {"event": msg.kind.value, "seq": msg.seq, "data": msg.data}
     else:
@@ -290,6 +303,48 @@ def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
+def reply_object(reply: Reply) -> dict[str, Any]:
+    """A reply as the JSON object it travels as (also each item of a batch's reply)."""
+    return {"id": reply.id, "ok": reply.ok, "text": reply.text, "data": reply.data,
+            "error": (None if reply.error is None
+                      else {"code": reply.error.code, "message": reply.error.message})}
+
+
+def _check_words(argv: Any, what: str, request_id: int) -> list[str]:
+    if not isinstance(argv, list) or not all(isinstance(a, str) for a in argv):
+        raise WireError(f'{what} must be a list of strings', request_id=request_id)
+    if not argv:
+        raise WireError(f'{what} is empty', request_id=request_id)
+    if len(argv) > MAX_ARGS:
+        raise WireError(f'{what} has {len(argv)} words, more than {MAX_ARGS}',
+                        request_id=request_id)
+    for index, word in enumerate(argv):
+        try:
+            word.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise WireError(f'{what} word {index} is not Unicode text (a lone surrogate '
+                            f'{word[exc.start]!r} at character {exc.start})',
+                            request_id=request_id) from None
+    return argv
+
+
+def _decode_batch(obj: dict[str, Any], request_id: int, version: int) -> Request:
+    if version < BATCH_VERSION:
+        raise WireError(f'"batch" needs wire version {BATCH_VERSION} ("v": {BATCH_VERSION})',
+                        request_id=request_id)
+    batch = obj["batch"]
+    if not isinstance(batch, list) or not batch:
+        raise WireError('"batch" must be a non-empty list of argv lists', request_id=request_id)
+    if len(batch) > MAX_BATCH:
+        raise WireError(f'"batch" has {len(batch)} commands, more than {MAX_BATCH}',
+                        request_id=request_id)
+    commands = tuple(tuple(_check_words(argv, f'"batch" command {index}', request_id))
+                     for index, argv in enumerate(batch))
+    if sum(map(len, commands)) > MAX_ARGS:
+        raise WireError(f'"batch" has more than {MAX_ARGS} words in all', request_id=request_id)
+    return Request(request_id, (), version, commands)
+
+
 def decode_request(line: bytes | str) -> Request:
     """Decode one request line; WireError (with the id when readable) if malformed."""
     obj = _load_request_object(line)
@@ -302,21 +357,9 @@ def decode_request(line: bytes | str) -> Request:
     if version > WIRE_VERSION:
         raise WireError(f"wire version {version} is not supported (this is {WIRE_VERSION})",
                         code=ErrorCode.UNSUPPORTED, request_id=request_id)
-    argv = obj.get("argv")
-    if not isinstance(argv, list) or not all(isinstance(a, str) for a in argv):
-        raise WireError('"argv" must be a list of strings', request_id=request_id)
-    if not argv:
-        raise WireError('"argv" is empty', request_id=request_id)
-    if len(argv) > MAX_ARGS:
-        raise WireError(f'"argv" has {len(argv)} words, more than {MAX_ARGS}',
-                        request_id=request_id)
-    for index, word in enumerate(argv):
-        try:
-            word.encode("utf-8")
-        except UnicodeEncodeError as exc:
-            raise WireError(f'"argv" word {index} is not Unicode text (a lone surrogate '
-                            f'{word[exc.start]!r} at character {exc.start})',
-                            request_id=request_id) from None
+    if "batch" in obj:
+        return _decode_batch(obj, request_id, version)
+    argv = _check_words(obj.get("argv"), '"argv"', request_id)
     return Request(request_id, tuple(argv), version)
 
 
@@ -333,6 +376,13 @@ def decode_server_message(line: bytes | str) -> Reply | Event:
             raise WireError('event "data" must be an object')
         seq = obj.get("seq", 0)
         return Event(kind, data, seq if _is_int(seq) else 0)
+    return reply_from_object(obj)
+
+
+def reply_from_object(obj: Any) -> Reply:
+    """A reply from its JSON object (a reply line, or an item of a batch's reply)."""
+    if not isinstance(obj, dict):
+        raise WireError("a reply must be a JSON object")
     request_id = obj.get("id")
     if request_id is not None and not _is_int(request_id):
         raise WireError('reply "id" must be an integer or null')

@@ -65,6 +65,8 @@ leaves the harvest log: by then the controller's journal has it."""
 EVENTS_WANTED = frozenset({Interest.START, Interest.END, Interest.HOST})
 """The events the link acts on: its jobs starting and ending, and hosts coming and going (for
 completion); not every state on the way, nor hosts filling and freeing slots."""
+SUBMIT_BATCH = 256
+"""Most jobs in one batch of submissions."""
 LOCALHOST_SLOTS_PER_CPU = 2
 """The embedded default's localhost: slots per CPU. Short jobs spend much of their life in
 fork, exec and the messages around them, so two per CPU keep the CPUs busy (measured with
@@ -202,6 +204,8 @@ class ControllerLink:
         self._early: dict[int, dict[str, Any]] = {}  # events that beat their job's submit reply
         self._to_harvest: list[int] = []
         self._harvesting = False  # a harvest request is on its way
+        self._flushing = False  # a flush is sending jobs
+        self._batches = True  # the controller takes batches of submissions (until it refuses one)
         self.session = uuid.uuid4().hex[:12]  # this sched process, in submit keys
         self.submit_keys_held: set[str] | None = None  # of every job the controller has of ours (after a connect)
         self.harvests = HarvestLog(own.harvest_path if own is not None else self.paths.home / "harvested.log")
@@ -426,42 +430,78 @@ class ControllerLink:
     # --- sending ------------------------------------------------------------------------------
 
     async def _flush(self) -> None:
+        """Send the unsent jobs: one flush at a time, each request taking all the jobs that
+        gathered while the one before was on its way (a batch; a lone job goes at once)."""
+        if self._flushing:
+            return  # the flush under way takes them too
+        self._flushing = True
+        client = self.client
+        try:
+            await self._flush_all()
+        finally:
+            self._flushing = False
+        if self.client is not client and self.unsent and self.connected:
+            self._spawn(self._flush())  # a new connection came up meanwhile: its turn
+
+    async def _flush_all(self) -> None:
         if self.unsent and self.connected:
             try:
                 await self._ensure_hosts()
             except ClientError as exc:
                 self.sched.report(f"controller: {exc}")
         while self.unsent and self.connected:
-            job = self.unsent.popleft()
-            if job.done or job.controller_id is not None:
-                continue
-            self._sending[job.id] = job  # out, as far as jobs_out is concerned, while its reply is awaited
-            try:
-                reply = await self.client.request(self._job_argv(job))
-            except ClientError as exc:
-                # pcontrol may have taken it before the connection broke: the next _adopt
-                # finds it by its submit key; otherwise it is sent again.
-                self.unsent.appendleft(job)
-                self.sched.report(f"controller: could not submit job {job.id}: {exc}")
+            jobs: list[Job] = []
+            limit = SUBMIT_BATCH if self._batches else 1
+            while self.unsent and len(jobs) < limit:
+                job = self.unsent.popleft()
+                if not job.done and job.controller_id is None:
+                    jobs.append(job)
+            if not jobs:
                 return
-            except asyncio.CancelledError:  # sched is leaving: the next one finds it, or sends it
-                self.unsent.appendleft(job)
+            for job in jobs:
+                self._sending[job.id] = job  # out, as far as jobs_out is concerned, while its reply is awaited
+            try:
+                replies = await self._submit(jobs)
+            except ClientError as exc:
+                # pcontrol may have taken them before the connection broke: the next _adopt
+                # finds them by their submit keys; otherwise they are sent again.
+                self.unsent.extendleft(reversed(jobs))
+                self.sched.report(f"controller: could not submit job {jobs[0].id}: {exc}")
+                return
+            except asyncio.CancelledError:  # sched is leaving: the next one finds them, or sends them
+                self.unsent.extendleft(reversed(jobs))
                 raise
             finally:
-                self._sending.pop(job.id, None)
-            self.sched.job_sent(job)
-            if not reply.ok:
-                self.sched.job_ended(job, Outcome.DOWN, reason=f"controller refused the job: {reply.text}",
-                                     stderr=reply.text + "\n", elapsed=0.0)
-                continue
-            cid = int(reply.data["id"]) if isinstance(reply.data, dict) and "id" in reply.data else int(reply.text)
-            job.controller_id = str(cid)
-            self.by_cid[cid] = job
-            # A short job may have started and ended before this reply reached us: its events
-            # came first and were kept; the newest record wins.
-            record = self._early.pop(cid, None) or reply.data
-            if isinstance(record, dict):
-                self._apply(job, record)
+                for job in jobs:
+                    self._sending.pop(job.id, None)
+            self.unsent.extendleft(reversed(jobs[len(replies):]))  # an older pcontrol took one only
+            for job, reply in zip(jobs, replies):
+                self.sched.job_sent(job)
+                self._submitted(job, reply)
+
+    async def _submit(self, jobs: list[Job]) -> list[Any]:
+        """The replies to the first len(result) of `jobs`: all of them, unless the controller is
+        older than batches (then one, and one by one from now on)."""
+        if len(jobs) > 1:
+            replies = await self.client.request_batch([self._job_argv(job) for job in jobs])
+            if replies is not None:
+                return replies
+            self._batches = False
+        return [await self.client.request(self._job_argv(jobs[0]))]
+
+    def _submitted(self, job: Job, reply: Any) -> None:
+        if not reply.ok:
+            self.sched.job_ended(job, Outcome.DOWN, reason=f"controller refused the job: {reply.text}",
+                                 stderr=reply.text + "\n", elapsed=0.0)
+            return
+        cid = int(reply.data["id"]) if isinstance(reply.data, dict) and "id" in reply.data else int(reply.text)
+        job.controller_id = str(cid)
+        self.by_cid[cid] = job
+        # A short job may have started and ended before this reply reached us: its events
+        # came first and were kept; the newest record wins.
+        record = self._early.pop(cid, None) or reply.data
+        if isinstance(record, dict):
+            self._apply(job, record)
 
     def _job_argv(self, job: Job) -> list[str]:
         # The submit key lets a reconnecting link recognise a job whose reply it never got,
