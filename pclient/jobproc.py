@@ -36,7 +36,6 @@ from dataclasses import dataclass, field
 from typing import Callable, Mapping, Sequence, Union
 
 from .protocol import DEFAULT_OUTPUT_LIMIT, Outcome
-from .spawn import spawn
 
 __all__ = [
     "DEFAULT_KILL_GRACE",
@@ -235,7 +234,10 @@ class RunningJob:
         out_r, out_w = os.pipe()
         err_r, err_w = os.pipe()
         try:
-            self.pid, self._popen = spawn(spec.argv, env, spec.cwd, out_w, err_w)
+            self._popen = subprocess.Popen(
+                spec.argv, stdin=subprocess.DEVNULL, stdout=out_w, stderr=err_w,
+                cwd=spec.cwd, env=env, start_new_session=True,
+            )
         except (OSError, ValueError) as exc:
             os.close(out_r)
             os.close(err_r)
@@ -245,6 +247,7 @@ class RunningJob:
         finally:
             os.close(out_w)
             os.close(err_w)
+        self.pid = self._popen.pid
         for fd in (out_r, err_r):
             os.set_blocking(fd, False)
             self._captures[fd] = _Capture(spec.output_limit)
@@ -323,13 +326,12 @@ class RunningJob:
         self._on_exit(returncode)
 
     def _on_exit(self, returncode: Union[int, None]) -> None:
-        assert self.pid is not None
+        assert self.pid is not None and self._popen is not None
         if returncode is None:
             log.warning("job %s: exit status lost (pid %s was reaped elsewhere)", self.job_id, self.pid)
             returncode = _LOST_STATUS
         self._returncode = returncode
-        if self._popen is not None:
-            self._popen.returncode = returncode  # reaped: Popen must not track it any more
+        self._popen.returncode = returncode  # reaped: Popen must not track it any more
         self._exit_time = time.monotonic()
         if self._timer is not None:
             self._timer.cancel()
