@@ -36,7 +36,7 @@ MALFORMED = [
     (b'{"id": "one", "argv": ["ping"]}\n', "malformed", None),
     (b'{"id": 3, "argv": "ping"}\n', "malformed", 3),
     (b'{"id": 4, "argv": []}\n', "malformed", 4),
-    (b'{"id": 5, "argv": ["ping"], "v": 2}\n', "unsupported", 5),
+    (b'{"id": 5, "argv": ["ping"], "v": 3}\n', "unsupported", 5),
     (b'\xc3\x28\xa0\xa1\n', "malformed", None),
     (b"{" * 50_000 + b"\n", "malformed", None),
     (b'{"id": 6, "argv": ["frobnicate"]}\n', "unknown_command", 6),
