@@ -34,4 +34,5 @@ def test_a_task_loads_its_backends() -> None:
 def test_every_agent_outcome_has_its_own() -> None:
     assert {a: from_agent(a) for a in AgentOutcome} == {
         AgentOutcome.EXIT: Outcome.EXIT, AgentOutcome.CRASH: Outcome.CRASH,
-        AgentOutcome.TIMEOUT: Outcome.TIMEOUT, AgentOutcome.KILLED: Outcome.KILLED}
+        AgentOutcome.TIMEOUT: Outcome.TIMEOUT, AgentOutcome.KILLED: Outcome.KILLED,
+        AgentOutcome.PENDING: Outcome.PENDING}
