@@ -1,4 +1,4 @@
-"""Run one job as a local process, on asyncio, and report how it ended.
+"""Run one job as a local process and report how it ended.
 
 Used by the pclient agent for the jobs a controller sends, and by the sched
 shell for its local jobs; it knows nothing of the wire protocol.
@@ -8,15 +8,19 @@ shell for its local jobs; it knows nothing of the wire protocol.
     result = await job.wait()            # JobResult: outcome, status, output...
     job.kill()                           # SIGTERM the job, SIGKILL after the grace
 
-Each job runs in its own session (hence its own process group), without a
-shell, with stdin from /dev/null and stdout/stderr captured concurrently; the
-first `output_limit` bytes of each stream are kept and the full size counted.
-Every job's environment carries a unique token (PCLIENT_JOB_TOKEN), so on
-kill or timeout the job's processes are found and killed even when they
-left the group (double fork + setsid): the group is signalled with killpg
-and /proc is swept for processes whose environment carries the token.
-When a job's main process exits by itself, whatever is left in its process
-group is killed too: a job leaves nothing behind in its group.
+Each job runs in its own session, without a shell, with stdin from /dev/null, inside a Box
+(pclient.containment: its own cgroup, or under a subreaper keeper) so that its kill, its timeout
+or the end of its main process ends every process it started, also one that called setsid,
+double-forked and cleared its environment.  Every job's environment still carries a unique
+token (PCLIENT_JOB_TOKEN), the last resort where neither a cgroup nor a subreaper exists.
+
+Everything that must happen at its moment runs in the process's watcher thread
+(pclient.watcher), not on the asyncio loop: reading the output pipes, noticing the exit (so
+`elapsed` is the real run time), the timeout, the SIGKILL after the grace, the sweep until
+nothing of the job is left.  A loop kept busy by a long macro delays none of these; the loop
+learns of the result when it is free.  Output goes, byte for byte and however large, to the
+spec's `stdout_file`/`stderr_file` when set (pclient.output), and its first `output_limit`
+bytes are kept in memory for the result.
 """
 
 from __future__ import annotations
@@ -35,13 +39,17 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Callable, Mapping, Sequence, Union
 
+from .containment import TOKEN_VAR, Box, CgroupBox, KeeperBox, Kind, containment, find_token_processes
+from .output import OutputFile, Sink
 from .protocol import DEFAULT_OUTPUT_LIMIT, Outcome
+from .watcher import Timer, watcher
 
 __all__ = [
     "DEFAULT_KILL_GRACE",
     "TOKEN_VAR",
     "JobResult",
     "JobSpec",
+    "OutputFile",
     "RunningJob",
     "StartFailure",
     "find_token_processes",
@@ -50,18 +58,15 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-TOKEN_VAR = "PCLIENT_JOB_TOKEN"
-"""Environment variable that marks every process of a job."""
 DEFAULT_KILL_GRACE = 2.0
 """Seconds between SIGTERM and SIGKILL."""
 PIPE_DRAIN_TIMEOUT = 0.5
 """After the main process exits, how long to wait for its output pipes to
-close before giving up on them (a process that escaped the group holds them)."""
+close before giving up on them (a process that escaped the job holds them)."""
 SWEEP_DEADLINE = 2.0
-"""After SIGKILL, how long to keep sweeping until no process of the job is left."""
+"""After SIGKILL, how long to keep killing until no process of the job is left."""
 SWEEP_INTERVAL = 0.01
 
-_PROC = "/proc"
 _TOKEN_VAR_B = TOKEN_VAR.encode()
 _READ_CHUNK = 65536
 _LOST_STATUS = 255
@@ -79,7 +84,10 @@ class StartFailure(enum.IntEnum):
 
 @dataclass(frozen=True)
 class JobSpec:
-    """What to run.  `env` holds variables added to the current environment."""
+    """What to run.  `env` holds variables added to the current environment.
+
+    `stdout_file` / `stderr_file`: where the stream goes, every byte of it (see
+    pclient.output); the result keeps only the first `output_limit` bytes either way."""
 
     job_id: str
     argv: Sequence[str]
@@ -88,6 +96,8 @@ class JobSpec:
     timeout: Union[float, None] = None
     output_limit: int = DEFAULT_OUTPUT_LIMIT
     kill_grace: float = DEFAULT_KILL_GRACE
+    stdout_file: Union[OutputFile, None] = None
+    stderr_file: Union[OutputFile, None] = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "argv", tuple(self.argv))
@@ -108,6 +118,9 @@ class JobResult:
     TIMEOUT / KILLED); `stdout` / `stderr` are cut to the spec's output_limit
     and `*_bytes` are the full sizes produced.  `reason` explains anything
     but a plain exit.  `pid` is None if the program could not be started.
+    `elapsed` runs from the spawn to the exit of the main process, as seen
+    at its moment; `ended_at` is that exit as wall-clock time.
+    `output_errors` says why a stdout_file / stderr_file could not be written.
     """
 
     job_id: str
@@ -123,6 +136,8 @@ class JobResult:
     stderr_truncated: bool
     reason: Union[str, None]
     pid: Union[int, None]
+    ended_at: float = 0.0
+    output_errors: tuple = ()
 
     @property
     def ok(self) -> bool:
@@ -130,35 +145,11 @@ class JobResult:
         return self.outcome is Outcome.EXIT and self.status == 0
 
 
-class _Capture:
-    """One output stream: keeps the first `limit` bytes, counts them all."""
-
-    __slots__ = ("limit", "chunks", "kept", "total")
-
-    def __init__(self, limit: int) -> None:
-        self.limit = limit
-        self.chunks: list[bytes] = []
-        self.kept = 0
-        self.total = 0
-
-    def feed(self, data: bytes) -> None:
-        self.total += len(data)
-        room = self.limit - self.kept
-        if room > 0:
-            piece = data if len(data) <= room else data[:room]
-            self.chunks.append(piece)
-            self.kept += len(piece)
-
-    def value(self) -> bytes:
-        return b"".join(self.chunks)
-
-    @property
-    def truncated(self) -> bool:
-        return self.total > self.kept
-
-
 class RunningJob:
-    """A started job.  `await wait()` for its JobResult; `kill()` to stop it."""
+    """A started job.  `await wait()` for its JobResult; `kill()` to stop it.
+
+    After the spawn, the job's state belongs to the watcher thread (methods named _w_*);
+    the loop's side only asks (`kill`) and hears (`wait`)."""
 
     def __init__(self, spec: JobSpec, token: str) -> None:
         self.spec = spec
@@ -169,18 +160,23 @@ class RunningJob:
         """Wall-clock time (time.time()) the job was started."""
         self._t0 = time.monotonic()
         self._loop = asyncio.get_running_loop()
-        self._captures: dict[int, _Capture] = {}
+        self._watcher = watcher()
+        self._box: Union[Box, None] = None
+        self._sinks: dict[int, Sink] = {}
+        self._out = Sink(spec.output_limit, spec.stdout_file)
+        self._err = Sink(spec.output_limit, spec.stderr_file)
         self._open_fds: set[int] = set()
-        self._out_fd = self._err_fd = -1
         self._popen: Union[subprocess.Popen[bytes], None] = None
         self._pidfd: Union[int, None] = None
         self._returncode: Union[int, None] = None
         self._exit_time: Union[float, None] = None
-        self._exited: asyncio.Future[None] = self._loop.create_future()
-        self._timer: Union[asyncio.TimerHandle, None] = None
-        self._drain_timer: Union[asyncio.TimerHandle, None] = None
+        self._timer: Union[Timer, None] = None
+        self._grace_timer: Union[Timer, None] = None
+        self._drain_timer: Union[Timer, None] = None
         self._kill_reason: Union[Outcome, None] = None
-        self._escalation: Union[asyncio.Task[None], None] = None
+        self._sweep_deadline: Union[float, None] = None
+        self._swept = False
+        self._finished = False
         self._result: asyncio.Future[JobResult] = self._loop.create_future()
 
     def __repr__(self) -> str:
@@ -190,6 +186,11 @@ class RunningJob:
     @property
     def job_id(self) -> str:
         return self.spec.job_id
+
+    @property
+    def containment(self) -> Union[Kind, None]:
+        """How the job's processes are held together (None: it never started)."""
+        return self._box.kind if self._box is not None else None
 
     @property
     def done(self) -> bool:
@@ -204,25 +205,19 @@ class RunningJob:
         """Stop the job: SIGTERM to all its processes, SIGKILL after the grace.
 
         `reason` is the outcome to report (KILLED or TIMEOUT).  Does nothing if
-        the job has already exited or is already being killed.
+        the job has already exited or is already being killed.  Carried out in the
+        watcher thread at once, whatever the caller's loop does next.
         """
         if reason not in (Outcome.KILLED, Outcome.TIMEOUT):
             raise ValueError(f"kill reason must be KILLED or TIMEOUT, not {reason!r}")
-        if self._returncode is not None or self._kill_reason is not None or self.pid is None:
+        if self.pid is None or self.done:
             return
-        if _has_exited(self.pid):  # it ended by itself; we just have not heard yet
-            return
-        log.debug("job %s: %s, sending SIGTERM", self.job_id, reason.value)
-        self._kill_reason = reason
-        if self._timer is not None:
-            self._timer.cancel()
-        self._escalation = self._loop.create_task(self._escalate())
-        self._escalation.add_done_callback(self._escalation_done)
+        self._watcher.call(lambda: self._w_kill(reason))
 
-    # -- start ----------------------------------------------------------------
+    # -- start (on the caller's loop) -------------------------------------------------------------
 
     def _spawn(self) -> None:
-        """Start the process and watch it; on failure, the job is done at once."""
+        """Start the process and hand it to the watcher; on failure, the job is done at once."""
         spec = self.spec
         if not spec.argv:
             self._fail_start(StartFailure.NOT_FOUND, "cannot start: empty command line")
@@ -231,68 +226,100 @@ class RunningJob:
         if spec.env:
             env.update((os.fsencode(k), os.fsencode(v)) for k, v in spec.env.items())
         env[_TOKEN_VAR_B] = self.token.encode()
+        box = containment().box(self.token)
+        if isinstance(box, KeeperBox):
+            missing = _preflight(spec, env)  # the keeper would find out only after its own start
+            if missing is not None:
+                box.release()
+                self._fail_start(*_start_failure(spec, missing))
+                return
         out_r, out_w = os.pipe()
         err_r, err_w = os.pipe()
         try:
-            self._popen = subprocess.Popen(
-                spec.argv, stdin=subprocess.DEVNULL, stdout=out_w, stderr=err_w,
-                cwd=spec.cwd, env=env, start_new_session=True,
-            )
-        except (OSError, ValueError) as exc:
+            self._popen, box = self._popen_in(box, env, out_w, err_w)
+        except (OSError, ValueError, subprocess.SubprocessError) as exc:
+            box.release()
             os.close(out_r)
             os.close(err_r)
-            status, reason = _start_failure(spec, exc)
-            self._fail_start(status, reason)
+            self._fail_start(*_start_failure(spec, exc))
             return
         finally:
             os.close(out_w)
             os.close(err_w)
+        self._box = box
         self.pid = self._popen.pid
-        for fd in (out_r, err_r):
+        self._box.started(self.pid)
+        for fd, sink in ((out_r, self._out), (err_r, self._err)):
             os.set_blocking(fd, False)
-            self._captures[fd] = _Capture(spec.output_limit)
+            self._sinks[fd] = sink
             self._open_fds.add(fd)
-            self._loop.add_reader(fd, self._on_readable, fd)
-        self._out_fd, self._err_fd = out_r, err_r
-        self._watch_exit()
-        if spec.timeout is not None:
-            self._timer = self._loop.call_later(spec.timeout, self.kill, Outcome.TIMEOUT)
+        self._watcher.call(self._w_begin)
 
-    def _watch_exit(self) -> None:
-        """Learn of the exit through a pidfd (Linux), else through a waiting thread."""
+    def _popen_in(self, box: Box, env: dict, out_w: int, err_w: int) -> tuple[subprocess.Popen[bytes], Box]:
+        """Popen inside `box`; a cgroup that cannot be joined is given up for the next kind."""
+        spec = self.spec
+        try:
+            popen = subprocess.Popen(
+                box.argv(spec.argv), stdin=subprocess.DEVNULL, stdout=out_w, stderr=err_w,
+                cwd=spec.cwd, env=env, start_new_session=True, preexec_fn=box.preexec,
+                pass_fds=box.pass_fds,
+            )
+        except subprocess.SubprocessError as exc:  # only the preexec (joining the cgroup) raises this
+            if not isinstance(box, CgroupBox):
+                raise
+            box.release()
+            containment().give_up_cgroups(str(exc))
+            box = containment().box(self.token)
+            popen = subprocess.Popen(
+                box.argv(spec.argv), stdin=subprocess.DEVNULL, stdout=out_w, stderr=err_w,
+                cwd=spec.cwd, env=env, start_new_session=True, preexec_fn=box.preexec,
+                pass_fds=box.pass_fds,
+            )
+        return popen, box
+
+    def _fail_start(self, status: StartFailure, reason: str) -> None:
+        log.info("job %s: %s", self.job_id, reason)
+        message = (reason + "\n").encode("utf-8", "replace")
+        self._err.feed(message)
+        self._result.set_result(self._start_failure_result(status, reason))
+
+    def _start_failure_result(self, status: StartFailure, reason: str) -> JobResult:
+        errors = tuple(e for e in (self._out.finish(), self._err.finish()) if e)
+        elapsed = time.monotonic() - self._t0
+        return JobResult(
+            job_id=self.job_id, outcome=Outcome.EXIT, status=int(status), signal=None,
+            elapsed=elapsed, stdout=b"", stderr=self._err.head,
+            stdout_bytes=0, stderr_bytes=self._err.total, stdout_truncated=False,
+            stderr_truncated=self._err.truncated, reason=reason, pid=None,
+            ended_at=self.started_at + elapsed, output_errors=errors,
+        )
+
+    # -- in the watcher thread ----------------------------------------------------------------------
+
+    def _w_begin(self) -> None:
+        for fd in self._open_fds:
+            self._watcher.watch(fd, lambda fd=fd: self._w_readable(fd))
         assert self.pid is not None
         try:
             self._pidfd = os.pidfd_open(self.pid)  # type: ignore[attr-defined]
         except (AttributeError, OSError):
             threading.Thread(target=self._wait_in_thread, name=f"wait-{self.pid}", daemon=True).start()
-            return
-        self._loop.add_reader(self._pidfd, self._on_pidfd)
+        else:
+            self._watcher.watch(self._pidfd, self._w_pidfd)
+        if self.spec.timeout is not None:
+            self._timer = self._watcher.at(self._t0 + self.spec.timeout, lambda: self._w_kill(Outcome.TIMEOUT))
 
     def _wait_in_thread(self) -> None:
         assert self.pid is not None
         try:
             _, status = os.waitpid(self.pid, 0)
-            returncode = os.waitstatus_to_exitcode(status)
+            returncode: Union[int, None] = os.waitstatus_to_exitcode(status)
         except ChildProcessError:
             returncode = None
-        try:
-            self._loop.call_soon_threadsafe(self._on_exit, returncode)
-        except RuntimeError:  # the loop is closed: nobody is waiting any more
-            pass
+        when = time.monotonic()
+        self._watcher.call(lambda: self._w_exited(returncode, when))
 
-    def _fail_start(self, status: StartFailure, reason: str) -> None:
-        log.info("job %s: %s", self.job_id, reason)
-        message = (reason + "\n").encode("utf-8", "replace")
-        self._result.set_result(JobResult(
-            job_id=self.job_id, outcome=Outcome.EXIT, status=int(status), signal=None,
-            elapsed=time.monotonic() - self._t0, stdout=b"", stderr=message,
-            stdout_bytes=0, stderr_bytes=len(message), stdout_truncated=False,
-            stderr_truncated=False, reason=reason, pid=None,
-        ))
-
-    # -- while it runs ------------------------------------------------------------
-
-    def _on_readable(self, fd: int) -> None:
+    def _w_readable(self, fd: int) -> None:
         try:
             data = os.read(fd, _READ_CHUNK)
         except BlockingIOError:
@@ -301,64 +328,125 @@ class RunningJob:
             log.warning("job %s: reading its output failed: %s", self.job_id, exc)
             data = b""
         if data:
-            self._captures[fd].feed(data)
+            self._sinks[fd].feed(data)
         else:
-            self._close_pipe(fd)
+            self._w_close_pipe(fd)
 
-    def _close_pipe(self, fd: int) -> None:
-        self._loop.remove_reader(fd)
+    def _w_close_pipe(self, fd: int) -> None:
+        self._watcher.unwatch(fd)
         os.close(fd)
         self._open_fds.discard(fd)
         if not self._open_fds and self._drain_timer is not None:
             self._drain_timer.cancel()
-        self._maybe_finish()
+        self._w_maybe_finish()
 
-    def _on_pidfd(self) -> None:
+    def _w_pidfd(self) -> None:
         assert self._pidfd is not None and self.pid is not None
-        self._loop.remove_reader(self._pidfd)
+        when = time.monotonic()
+        self._watcher.unwatch(self._pidfd)
         os.close(self._pidfd)
         self._pidfd = None
         try:
             _, status = os.waitpid(self.pid, os.WNOHANG)
-            returncode = os.waitstatus_to_exitcode(status)
+            returncode: Union[int, None] = os.waitstatus_to_exitcode(status)
         except ChildProcessError:
             returncode = None
-        self._on_exit(returncode)
+        self._w_exited(returncode, when)
 
-    def _on_exit(self, returncode: Union[int, None]) -> None:
-        assert self.pid is not None and self._popen is not None
+    def _w_exited(self, returncode: Union[int, None], when: float) -> None:
+        assert self.pid is not None and self._popen is not None and self._box is not None
         if returncode is None:
             log.warning("job %s: exit status lost (pid %s was reaped elsewhere)", self.job_id, self.pid)
             returncode = _LOST_STATUS
         self._returncode = returncode
         self._popen.returncode = returncode  # reaped: Popen must not track it any more
-        self._exit_time = time.monotonic()
+        self._exit_time = when
+        for timer in (self._timer, self._grace_timer):
+            if timer is not None:
+                timer.cancel()
+        self._box.main_exited()
+        if self._kill_reason is None:
+            self._box.leftovers()
+            if self._box.kind is Kind.GROUP:
+                self._swept = True  # as ever: the group is killed, nothing more is looked for
+        else:
+            self._box.kill()
+        if not self._swept:
+            self._sweep_deadline = time.monotonic() + SWEEP_DEADLINE
+            self._w_sweep()
+        if self._open_fds:
+            self._drain_timer = self._watcher.at(time.monotonic() + PIPE_DRAIN_TIMEOUT, self._w_abandon_pipes)
+        self._w_maybe_finish()
+
+    def _w_sweep(self) -> None:
+        """Keep killing until nothing of the job is left (or the deadline passes)."""
+        assert self._box is not None and self._sweep_deadline is not None
+        if self._box.empty():
+            self._swept = True
+        elif time.monotonic() > self._sweep_deadline:
+            log.warning("job %s: processes survive SIGKILL; giving up on them", self.job_id)
+            self._swept = True
+        else:
+            self._box.kill()
+            self._watcher.at(time.monotonic() + SWEEP_INTERVAL, self._w_sweep)
+            return
+        self._w_maybe_finish()
+
+    def _w_abandon_pipes(self) -> None:
+        log.warning("job %s: output still open %.1f s after exit (held by a process outside "
+                    "the job); no longer reading it", self.job_id, PIPE_DRAIN_TIMEOUT)
+        for fd in list(self._open_fds):
+            self._w_close_pipe(fd)
+
+    def _w_kill(self, reason: Outcome) -> None:
+        if self._returncode is not None or self._kill_reason is not None or self.pid is None:
+            return
+        if _has_exited(self.pid):  # it ended by itself; the pidfd will tell us in a moment
+            return
+        assert self._box is not None
+        log.debug("job %s: %s, sending SIGTERM", self.job_id, reason.value)
+        self._kill_reason = reason
         if self._timer is not None:
             self._timer.cancel()
-        if self._kill_reason is None:
-            _signal_group(self.pid, signal.SIGKILL)  # leftovers of the job's group
-        self._exited.set_result(None)
-        if self._open_fds:
-            self._drain_timer = self._loop.call_later(PIPE_DRAIN_TIMEOUT, self._abandon_pipes)
-        self._maybe_finish()
+        self._box.terminate()
+        self._grace_timer = self._watcher.at(time.monotonic() + self.spec.kill_grace, self._w_grace_over)
 
-    def _abandon_pipes(self) -> None:
-        log.warning("job %s: output still open %.1f s after exit (held by a process outside "
-                    "the job's group); no longer reading it", self.job_id, PIPE_DRAIN_TIMEOUT)
-        for fd in list(self._open_fds):
-            self._close_pipe(fd)
+    def _w_grace_over(self) -> None:
+        if self._returncode is None and self._box is not None:
+            log.debug("job %s: still running %g s after SIGTERM, sending SIGKILL",
+                      self.job_id, self.spec.kill_grace)
+            self._box.kill()
 
-    # -- the end --------------------------------------------------------------------
+    # -- the end -------------------------------------------------------------------------------
 
-    def _maybe_finish(self) -> None:
-        if (self._returncode is None or self._open_fds or self._result.done()
-                or (self._escalation is not None and not self._escalation.done())):
+    def _w_maybe_finish(self) -> None:
+        if self._returncode is None or self._open_fds or not self._swept or self._finished:
             return
-        self._result.set_result(self._make_result())
+        self._finished = True
+        assert self._box is not None
+        start_error = self._box.start_error() if isinstance(self._box, KeeperBox) else None
+        self._box.release()
+        if start_error is not None and self._returncode == StartFailure.NOT_FOUND:
+            self.pid = None
+            status, reason = _start_failure(self.spec, OSError(start_error.errno, start_error.strerror,
+                                                                self.spec.argv[0]))
+            self._err.feed((reason + "\n").encode("utf-8", "replace"))
+            result = self._start_failure_result(status, reason)
+        else:
+            result = self._make_result()
+        try:
+            self._loop.call_soon_threadsafe(self._deliver, result)
+        except RuntimeError:  # the loop is closed: nobody is waiting any more
+            pass
+
+    def _deliver(self, result: JobResult) -> None:
+        if not self._result.done():
+            self._result.set_result(result)
 
     def _make_result(self) -> JobResult:
         returncode = self._returncode
-        assert returncode is not None
+        assert returncode is not None and self._exit_time is not None
+        errors = tuple(e for e in (self._out.finish(), self._err.finish()) if e)
         died_of = -returncode if returncode < 0 else None
         status: Union[int, None] = None
         if self._kill_reason is Outcome.TIMEOUT:
@@ -369,54 +457,15 @@ class RunningJob:
             outcome, reason = Outcome.CRASH, f"terminated by signal {_signal_name(died_of)}"
         else:
             outcome, reason, status = Outcome.EXIT, None, returncode
-        out, err = self._captures[self._out_fd], self._captures[self._err_fd]
-        assert self._exit_time is not None
+        elapsed = self._exit_time - self._t0
+        out, err = self._out, self._err
         return JobResult(
             job_id=self.job_id, outcome=outcome, status=status, signal=died_of,
-            elapsed=self._exit_time - self._t0, stdout=out.value(), stderr=err.value(),
+            elapsed=elapsed, stdout=out.head, stderr=err.head,
             stdout_bytes=out.total, stderr_bytes=err.total,
             stdout_truncated=out.truncated, stderr_truncated=err.truncated,
-            reason=reason, pid=self.pid,
+            reason=reason, pid=self.pid, ended_at=self.started_at + elapsed, output_errors=errors,
         )
-
-    # -- killing ------------------------------------------------------------------
-
-    async def _escalate(self) -> None:
-        """SIGTERM everything of the job, wait for the grace, SIGKILL what is left."""
-        await self._signal_all(signal.SIGTERM)
-        if not self._exited.done():
-            try:
-                await asyncio.wait_for(asyncio.shield(self._exited), self.spec.kill_grace)
-            except asyncio.TimeoutError:
-                log.debug("job %s: still running %g s after SIGTERM, sending SIGKILL",
-                          self.job_id, self.spec.kill_grace)
-        await self._signal_all(signal.SIGKILL)
-        await self._sweep_until_gone()
-
-    def _escalation_done(self, task: asyncio.Task[None]) -> None:
-        if not task.cancelled() and task.exception() is not None:
-            log.error("job %s: killing failed", self.job_id, exc_info=task.exception())
-        self._maybe_finish()
-
-    async def _signal_all(self, sig: signal.Signals) -> None:
-        assert self.pid is not None
-        _signal_group(self.pid, sig)
-        for pid in await self._loop.run_in_executor(None, find_token_processes, self.token):
-            _signal_pid(pid, sig)
-
-    async def _sweep_until_gone(self) -> None:
-        """Keep killing until /proc shows no live process with the job's token."""
-        deadline = time.monotonic() + SWEEP_DEADLINE
-        while True:
-            left = await self._loop.run_in_executor(None, find_token_processes, self.token)
-            if not left:
-                return
-            if time.monotonic() > deadline:
-                log.warning("job %s: processes %s survive SIGKILL", self.job_id, left)
-                return
-            for pid in left:
-                _signal_pid(pid, signal.SIGKILL)
-            await asyncio.sleep(SWEEP_INTERVAL)
 
 
 async def start_job(spec: JobSpec, on_started: Union[Callable[[RunningJob], None], None] = None) -> RunningJob:
@@ -431,6 +480,28 @@ async def start_job(spec: JobSpec, on_started: Union[Callable[[RunningJob], None
     if on_started is not None and job.pid is not None:
         on_started(job)
     return job
+
+
+def _preflight(spec: JobSpec, env: dict) -> Union[OSError, None]:
+    """The error exec would give for the program (not found, not executable), if we can tell."""
+    program = spec.argv[0]
+    base = spec.cwd or "."
+    if "/" in program:
+        candidates = [os.path.join(base, program)]
+    else:
+        path = env.get(b"PATH", os.defpath.encode()).decode("utf-8", "surrogateescape")
+        candidates = [os.path.join(base, d or ".", program) for d in path.split(os.pathsep)]
+    denied = False
+    for candidate in candidates:
+        if os.path.isfile(candidate):
+            if os.access(candidate, os.X_OK):
+                return None
+            denied = True
+        elif os.path.isdir(candidate) and "/" in program:
+            return OSError(errno.EISDIR, os.strerror(errno.EISDIR), program)
+    if denied:
+        return OSError(errno.EACCES, os.strerror(errno.EACCES), program)
+    return OSError(errno.ENOENT, os.strerror(errno.ENOENT), program)
 
 
 def _start_failure(spec: JobSpec, exc: Exception) -> tuple[StartFailure, str]:
@@ -457,49 +528,8 @@ def _has_exited(pid: int) -> bool:
     return info is not None
 
 
-def _signal_group(pgid: int, sig: signal.Signals) -> None:
-    try:
-        os.killpg(pgid, sig)
-    except (ProcessLookupError, PermissionError):
-        pass
-
-
-def _signal_pid(pid: int, sig: signal.Signals) -> None:
-    try:
-        os.kill(pid, sig)
-    except (ProcessLookupError, PermissionError):
-        pass
-
-
 def _signal_name(signum: int) -> str:
     try:
         return f"{signal.Signals(signum).name} ({signum})"
     except ValueError:
         return str(signum)
-
-
-def find_token_processes(token: str) -> list[int]:
-    """Pids of live processes whose environment carries TOKEN_VAR=token.
-
-    Linux only (reads /proc/<pid>/environ of our own processes); elsewhere
-    it finds nothing.  Zombies have no environment and are not reported.
-    Blocking but cheap: call it through run_in_executor from a loop.
-    """
-    needle = f"{TOKEN_VAR}={token}\0".encode()
-    me = os.getpid()
-    try:
-        names = os.listdir(_PROC)
-    except OSError:
-        return []
-    found = []
-    for name in names:
-        if not name.isdigit() or int(name) == me:
-            continue
-        try:
-            with open(f"{_PROC}/{name}/environ", "rb") as f:
-                environ = f.read()
-        except OSError:  # gone, or not ours
-            continue
-        if needle in environ:
-            found.append(int(name))
-    return found

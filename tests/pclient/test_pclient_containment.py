@@ -1,0 +1,169 @@
+"""No process escapes a job: setsid, a double fork and a cleared environment included.
+
+Each test runs once per containment kind this machine gives (a cgroup v2 directory per job,
+a subreaper keeper per job); the kind is forced with PCLIENT_CONTAINMENT as an operator would.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from agent_harness import alive, async_test
+from pclient.containment import Kind, containment
+from pclient.jobproc import JobSpec, Outcome, start_job
+from waiting import wait_until, wait_until_sync
+
+PY = sys.executable
+pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux containment")
+
+ESCAPE = "env -i setsid sh -c 'sleep 1000 & echo $! > {pidfile}'"
+"""A new session, an empty environment, and the shell that started sleep gone at once."""
+DOUBLE_FORK = ("import os, sys\n"
+               "if os.fork() == 0:\n"
+               "    os.setsid()\n"
+               "    if os.fork() == 0:\n"
+               "        os.execve('/bin/sleep', ['sleep', '1000'], {})\n"
+               "    os._exit(0)\n"
+               "os.wait()\n")
+
+
+def kinds() -> list[Kind]:
+    found = [Kind.SUBREAPER]
+    os.environ["PCLIENT_CONTAINMENT"] = "cgroup"
+    containment().reset()
+    try:
+        if containment().kind is Kind.CGROUP:
+            found.insert(0, Kind.CGROUP)
+    finally:
+        del os.environ["PCLIENT_CONTAINMENT"]
+        containment().reset()
+    return found
+
+
+@pytest.fixture(params=kinds(), ids=lambda k: k.value)
+def kind(request, monkeypatch):
+    monkeypatch.setenv("PCLIENT_CONTAINMENT", request.param.value)
+    containment().reset()
+    yield request.param
+    monkeypatch.delenv("PCLIENT_CONTAINMENT")
+    containment().reset()
+
+
+async def pids_of(*files: Path) -> list[int]:
+    await wait_until(lambda: all(f.exists() and f.read_text().strip() for f in files), "the job wrote its pids")
+    return [int(f.read_text()) for f in files]
+
+
+@async_test
+async def test_timeout_kills_what_escaped_with_setsid_and_a_cleared_environment(kind, tmp_path):
+    pidfile = tmp_path / "escaped.pid"
+    job = await start_job(JobSpec("t", ["sh", "-c", ESCAPE.format(pidfile=pidfile) + "; sleep 1000"], timeout=1))
+    assert job.containment is kind
+    (escaped,) = await pids_of(pidfile)
+    assert alive(escaped)
+    result = await job.wait()
+    assert result.outcome is Outcome.TIMEOUT
+    assert not alive(escaped)
+
+
+@async_test
+async def test_kill_kills_a_double_forked_daemon_with_an_empty_environment(kind, tmp_path):
+    pidfile = tmp_path / "daemon.pid"
+    code = DOUBLE_FORK.replace("os.execve('/bin/sleep', ['sleep', '1000'], {})",
+                               f"open({str(pidfile)!r}, 'w').write(str(os.getpid())); "
+                               "os.execve('/bin/sleep', ['sleep', '1000'], {})")
+    job = await start_job(JobSpec("t", ["sh", "-c", f"{PY} -c \"$CODE\"; sleep 1000"], env={"CODE": code}))
+    (daemon,) = await pids_of(pidfile)
+    assert alive(daemon) and b"PCLIENT_JOB_TOKEN" not in Path(f"/proc/{daemon}/environ").read_bytes()
+    job.kill()
+    result = await job.wait()
+    assert result.outcome is Outcome.KILLED
+    assert not alive(daemon)
+
+
+@async_test
+async def test_what_a_job_leaves_behind_dies_when_it_exits(kind, tmp_path):
+    pidfile = tmp_path / "escaped.pid"
+    result = await (await start_job(JobSpec("t", ["sh", "-c", ESCAPE.format(pidfile=pidfile) + "; sleep 0.3"]))).wait()
+    assert result.ok
+    (escaped,) = await pids_of(pidfile)
+    assert not alive(escaped)
+
+
+@async_test
+async def test_a_job_that_is_gone_at_once_leaves_nothing(kind, tmp_path):
+    """`setsid -f` forks and its first process exits at once: the job's main is gone before the
+    shell it started has even run; that shell and its sleep must not outlive the job."""
+    marker = tmp_path / "ran"
+    result = await (await start_job(JobSpec(
+        "t", ["env", "-i", "setsid", "-f", "sh", "-c", f"sleep 0.5; touch {marker}; sleep 1000"]))).wait()
+    assert result.ok
+    await asyncio.sleep(1.0)  # the shell would have touched the marker by now, had it lived
+    assert not marker.exists()
+
+
+@async_test
+async def test_the_timeout_fires_on_time_while_the_loop_is_blocked(kind, tmp_path):
+    """The loop is stuck in a 3 s call (as under a long macro): the job is still killed at
+    ~1 s (seen from another thread), and its reported run time is ~1 s."""
+    pidfile = tmp_path / "escaped.pid"
+    job = await start_job(JobSpec("t", ["sh", "-c", ESCAPE.format(pidfile=pidfile) + "; sleep 1000"], timeout=1.0))
+    (escaped,) = await pids_of(pidfile)
+    gone_at: list[float] = []
+
+    def look() -> None:
+        wait_until_sync(lambda: not alive(escaped) and not alive(job.pid), "the job was killed", timeout=10)
+        gone_at.append(time.monotonic())
+
+    watcher = threading.Thread(target=look)
+    watcher.start()
+    t0 = job._t0
+    time.sleep(3.0)  # blocks the loop, as an `exec sleep 3` in a macro would
+    watcher.join()
+    result = await job.wait()
+    assert result.outcome is Outcome.TIMEOUT
+    assert gone_at[0] - t0 < 1.8, f"killed {gone_at[0] - t0:.2f} s after the start"
+    assert 0.9 <= result.elapsed < 1.8, result.elapsed
+
+
+@async_test
+async def test_no_cgroup_is_left_behind(tmp_path):
+    os.environ["PCLIENT_CONTAINMENT"] = "cgroup"
+    containment().reset()
+    try:
+        if containment().kind is not Kind.CGROUP:
+            pytest.skip("no cgroup v2 directory can be made here")
+        job = await start_job(JobSpec("t", ["sh", "-c", "sleep 1000 & sleep 1000"], timeout=0.3))
+        box = job._box
+        assert Path(box.path).is_dir()
+        await job.wait()
+        assert not Path(box.path).exists()
+    finally:
+        del os.environ["PCLIENT_CONTAINMENT"]
+        containment().reset()
+
+
+@async_test
+async def test_the_keeper_reports_a_program_it_cannot_start(monkeypatch):
+    monkeypatch.setenv("PCLIENT_CONTAINMENT", "subreaper")
+    containment().reset()
+    try:
+        started = []
+        job = await start_job(JobSpec("t", ["no-such-program-pclient"]), on_started=started.append)
+        result = await job.wait()
+        assert (result.outcome, result.status, result.pid, started) == (Outcome.EXIT, 127, None, [])
+        assert b"no such program" in result.stderr
+        _, crashed = None, await (await start_job(JobSpec("t", ["sh", "-c", "kill -SEGV $$"]))).wait()
+        assert (crashed.outcome, crashed.signal) == (Outcome.CRASH, 11)
+        exited = await (await start_job(JobSpec("t", ["sh", "-c", "echo hi; exit 7"]))).wait()
+        assert (exited.outcome, exited.status, exited.stdout) == (Outcome.EXIT, 7, b"hi\n")
+    finally:
+        monkeypatch.delenv("PCLIENT_CONTAINMENT")
+        containment().reset()
