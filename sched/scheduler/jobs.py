@@ -65,6 +65,7 @@ class Job:
     timeout: float | None = None
     pending: float | None = None
     retry: int = 0  # a controller job that ends DOWN runs again, up to this many times
+    outputs: dict = field(default_factory=dict)  # stream -> pclient.output.OutputFile: its task's files
 
     @property
     def local(self) -> bool:
@@ -126,7 +127,8 @@ class JobSink(Protocol):
 
     def job_ended(self, job: Job, outcome: Outcome, status: int | None = None, signal: int | None = None,
                   stdout: str = "", stderr: str = "", stdout_bytes: int = 0, stderr_bytes: int = 0,
-                  elapsed: float | None = None, reason: str = "", ran_on: str = "", quiet: bool = False) -> None: ...
+                  elapsed: float | None = None, reason: str = "", ran_on: str = "", quiet: bool = False,
+                  ended: float | None = None, written: tuple[str, ...] = ()) -> None: ...
 
     def adopt(self, record: dict[str, Any]) -> Job | None:
         """A job an earlier sched submitted, taken back (None: its task is not defined here)."""

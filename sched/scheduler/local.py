@@ -1,9 +1,12 @@
 """The backend that runs the scheduler's `host LOCAL` jobs on this machine.
 
 LocalBackend runs `host LOCAL` jobs through pclient.jobproc, the same runner the host agent
-uses: each job in its own session, argv without a shell, output captured up to a bound, the
-timeout and `kill` escalating SIGTERM -> SIGKILL over the whole group and any process that
-escaped it. A program that does not exist ends as exit status 127 with the reason in stderr.
+uses: each job in its own session and its own cgroup (or under a subreaper keeper), argv
+without a shell, the timeout and `kill` escalating SIGTERM -> SIGKILL over every process of the
+job, carried out by jobproc's own thread even while a macro holds the loop. A task's
+`stdout PATH` / `stderr PATH` files are streamed by jobproc, every byte; only the first
+`output_limit` bytes come back here for $stdout / $stderr. A program that does not exist ends
+as exit status 127 with the reason in stderr.
 
 The other jobs go to the controller (psched.scheduler.remote).
 """
@@ -50,7 +53,8 @@ class LocalBackend:
 
     async def _run(self, job: Job) -> None:
         sched = self.sched
-        spec = JobSpec(str(job.id), job.argv, timeout=job.timeout, output_limit=sched.output_limit)
+        spec = JobSpec(str(job.id), job.argv, timeout=job.timeout, output_limit=sched.output_limit,
+                       stdout_file=job.outputs.get("stdout"), stderr_file=job.outputs.get("stderr"))
         try:
             running = await start_job(spec, on_started=lambda rj: sched.job_started(job, "local", rj.pid))
         except Exception as exc:  # never lose a job: a failure to start is its outcome
@@ -65,15 +69,20 @@ class LocalBackend:
         finally:
             self.running.pop(job.id, None)
             self._kill_asked.discard(job.id)
-        self._ended(job, result)
+        self._ended(job, result, spec)
 
-    def _ended(self, job: Job, result: JobResult) -> None:
+    def _ended(self, job: Job, result: JobResult, spec: JobSpec) -> None:
+        for error in result.output_errors:
+            self.sched.report(f"task {job.task} job {job.id}: {error}")
+        written = tuple(stream for stream, dest in (("stdout", spec.stdout_file), ("stderr", spec.stderr_file))
+                        if dest is not None)
         self.sched.job_ended(
             job, from_agent(result.outcome), status=result.status, signal=result.signal,
             stdout=output_text(result.stdout, result.stdout_bytes, result.stdout_truncated),
             stderr=output_text(result.stderr, result.stderr_bytes, result.stderr_truncated),
             stdout_bytes=result.stdout_bytes, stderr_bytes=result.stderr_bytes,
             elapsed=result.elapsed, reason=result.reason or "", ran_on="local",
+            ended=result.ended_at or None, written=written,
         )
 
     def kill(self, job: Job) -> bool:

@@ -165,6 +165,7 @@ class Scheduler:
             return None
         job = Job(self._new_job_id(), entry.name, list(record.get("argv") or []), record.get("host") or "NONE",
                   bool(record.get("required")), timeout=record.get("timeout"), pending=record.get("pending"))
+        job.outputs = entry.spec.output_files()
         job.created = record.get("submitted") or job.created
         self.jobs[job.id] = job
         entry.jobs_out.add(job.id)
@@ -384,6 +385,7 @@ class Scheduler:
             return None
         job = Job(self._new_job_id(), spec.name, list(draft.argv), draft.host, draft.host_required,
                   timeout=spec.periods.timeout, pending=spec.periods.pending, retry=spec.retry)
+        job.outputs = spec.output_files()
         self.jobs[job.id] = job
         entry.jobs_out.add(job.id)
         entry.timing.launched(self.clock.monotonic())
@@ -441,10 +443,13 @@ class Scheduler:
 
     def job_ended(self, job: Job, outcome: Outcome, status: int | None = None, signal: int | None = None,
                   stdout: str = "", stderr: str = "", stdout_bytes: int = 0, stderr_bytes: int = 0,
-                  elapsed: float | None = None, reason: str = "", ran_on: str = "", quiet: bool = False) -> None:
+                  elapsed: float | None = None, reason: str = "", ran_on: str = "", quiet: bool = False,
+                  ended: float | None = None, written: tuple[str, ...] = ()) -> None:
         """Record how a job ended, deliver its output and run its exit macro. Once per job.
 
         `quiet`: the job's exit macro already ran (before a restart): record the end only.
+        `ended`: when it really ended (wall clock), if the backend knows better than now.
+        `written`: the streams ("stdout", "stderr") the backend already wrote to their files.
         """
         if job.done:
             log.warning("job %s reported ended twice; ignoring the second (%s)", job.id, outcome)
@@ -453,7 +458,7 @@ class Scheduler:
         job.outcome, job.status, job.signal = outcome, status, signal
         job.stdout, job.stderr = stdout, stderr
         job.stdout_bytes, job.stderr_bytes = stdout_bytes or len(stdout), stderr_bytes or len(stderr)
-        job.ended = self.clock.wall()
+        job.ended = ended if ended is not None else self.clock.wall()
         job.elapsed = elapsed if elapsed is not None else (job.ended - job.started if job.started else 0.0)
         job.reason = reason
         job.ran_on = ran_on or job.ran_on
@@ -469,7 +474,7 @@ class Scheduler:
             entry.last_outcome = job.outcome_text()
             entry.last_end = job.ended
             if not quiet:
-                self._deliver_output(entry.spec, job)
+                self._deliver_output(entry.spec, job, written)
                 self._run_exit_macro(entry.spec, job)
             if entry.deleting and not entry.jobs_out and self.tasks.get(job.task) is entry:
                 del self.tasks[job.task]
@@ -496,9 +501,9 @@ class Scheduler:
             except Exception:  # a listener's bug must not lose the job's end
                 log.exception("job listener failed")
 
-    def _deliver_output(self, spec: TaskSpec, job: Job) -> None:
+    def _deliver_output(self, spec: TaskSpec, job: Job, written: tuple[str, ...] = ()) -> None:
         for dest, text, stream in ((spec.stdout, job.stdout, "stdout"), (spec.stderr, job.stderr, "stderr")):
-            if dest is None:
+            if dest is None or stream in written:
                 continue
             try:
                 _deliver(self.interp, dest, text)

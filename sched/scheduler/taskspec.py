@@ -12,8 +12,11 @@ The scheduler (psched.scheduler.loop) keeps TaskSpecs; the `task` block and its 
 from __future__ import annotations
 
 import dataclasses
+import os
 from dataclasses import dataclass, field
 from typing import Any, Callable
+
+from pclient.output import OutputFile
 
 from ..lang.errors import Pos
 from ..lang.nodes import Script
@@ -66,6 +69,14 @@ class TaskSpec:
     exec_macro: Script | None = None
     exit_macros: dict[str, Script] = field(default_factory=dict)
     defined_at: Pos | None = None
+
+    def output_files(self) -> dict[str, OutputFile]:
+        """The files the `stdout`/`stderr` directives name, by stream (`-var NAME` is not a file)."""
+        files = {}
+        for stream, dest in (("stdout", self.stdout), ("stderr", self.stderr)):
+            if dest is not None and dest.path is not None:
+                files[stream] = OutputFile(os.path.expanduser(dest.path), append=dest.append)
+        return files
 
     @property
     def limits(self) -> Limits:
