@@ -109,9 +109,20 @@ async def test_a_job_that_is_gone_at_once_leaves_nothing(kind, tmp_path):
     assert not marker.exists()
 
 
+def block_in_a_call(seconds: float) -> None:
+    time.sleep(seconds)  # as an `exec sleep 3` in a macro would
+
+
+def block_computing(seconds: float) -> None:
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:  # as a loop at the prompt would: pure Python, holding the GIL
+        sum(range(1000))
+
+
+@pytest.mark.parametrize("block", [block_in_a_call, block_computing], ids=["exec", "computing"])
 @async_test
-async def test_the_timeout_fires_on_time_while_the_loop_is_blocked(kind, tmp_path):
-    """The loop is stuck in a 3 s call (as under a long macro): the job is still killed at
+async def test_the_timeout_fires_on_time_while_the_loop_is_blocked(kind, tmp_path, block):
+    """The loop is stuck for 3 s (as under a long macro): the job is still killed at
     ~1 s (seen from another thread), and its reported run time is ~1 s."""
     pidfile = tmp_path / "escaped.pid"
     job = await start_job(JobSpec("t", ["sh", "-c", ESCAPE.format(pidfile=pidfile) + "; sleep 1000"], timeout=1.0))
@@ -125,7 +136,7 @@ async def test_the_timeout_fires_on_time_while_the_loop_is_blocked(kind, tmp_pat
     watcher = threading.Thread(target=look)
     watcher.start()
     t0 = job._t0
-    time.sleep(3.0)  # blocks the loop, as an `exec sleep 3` in a macro would
+    block(3.0)
     watcher.join()
     result = await job.wait()
     assert result.outcome is Outcome.TIMEOUT
