@@ -26,11 +26,15 @@ import os
 import resource
 import signal
 import sys
+import time
 
 PR_SET_CHILD_SUBREAPER = 36
 WATCHED = {signal.SIGCHLD, signal.SIGTERM, signal.SIGUSR1}
 RETRY_INTERVAL = 0.02
 """While the program is gone but processes are left, how often to kill them again."""
+GIVE_UP = 10.0
+"""After the program is gone, how long to keep killing what is left before exiting anyway
+(a process stuck in the kernel, in state D, dies only when its call returns)."""
 
 
 def descendants(root: int) -> list:
@@ -99,6 +103,7 @@ def main(argv: list) -> None:
         os._exit(127)
     os.close(status_fd)
     main_status = None
+    give_up_at = 0.0
     while True:
         left = True
         while True:
@@ -111,8 +116,9 @@ def main(argv: list) -> None:
                 break
             if pid == main_pid:
                 main_status = status
+                give_up_at = time.monotonic() + GIVE_UP
         if main_status is not None:
-            if not left:
+            if not left or time.monotonic() > give_up_at:
                 end_like(main_status)
             signal_all(signal.SIGKILL)
         info = signal.sigtimedwait(WATCHED, RETRY_INTERVAL if main_status is not None else 3600)
