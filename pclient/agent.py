@@ -32,6 +32,7 @@ reports `lost` the held jobs that no live agent on the host can have.
 from __future__ import annotations
 
 import asyncio
+import base64
 import dataclasses
 import enum
 import logging
@@ -61,8 +62,11 @@ from .protocol import (
     Ack,
     Auth,
     Bye,
+    Chunk,
+    Drop,
     Ended,
     Error,
+    Fetch,
     Hello,
     Kill,
     Lost,
@@ -75,10 +79,14 @@ from .protocol import (
     decode,
     encode,
 )
+from .spool import Spool
 from .stdio import Channel, ClaimedStdio, StdioChannel
 
 __all__ = ["AGENT_NAME", "AGENT_VAR", "AGENT_VERSION", "DEFAULT_LEASE", "WATCHDOG_MIN_SLACK", "Agent",
            "ChannelEnd", "LineSplitter", "LineTooLong", "ended_message", "run_agent"]
+
+FETCH_MAX = 1 << 20
+"""Most bytes of a spooled stream sent in one `chunk` (base64 makes the line 4/3 of it)."""
 
 log = logging.getLogger(__name__)
 
@@ -153,7 +161,7 @@ def _excerpt(line: bytes) -> str:
     return text + "..." if len(line) > _EXCERPT_BYTES else text
 
 
-def ended_message(result: JobResult) -> bytes:
+def ended_message(result: JobResult, spooled: bool = False) -> bytes:
     """The encoded `ended` line for a result, with output cut further if the
     line would not fit in MAX_LINE (escaping can make text grow six-fold)."""
     msg = Ended(
@@ -162,7 +170,7 @@ def ended_message(result: JobResult) -> bytes:
         stdout=result.stdout.decode("utf-8", "replace"), stderr=result.stderr.decode("utf-8", "replace"),
         stdout_bytes=result.stdout_bytes, stderr_bytes=result.stderr_bytes,
         stdout_truncated=result.stdout_truncated, stderr_truncated=result.stderr_truncated,
-        reason=result.reason,
+        reason=result.reason, spooled=spooled,
     )
     while True:
         try:
@@ -253,7 +261,11 @@ class Agent:
             Bye: self._on_bye,
             Auth: self._on_auth,
             Ack: self._on_ack,
+            Fetch: self._on_fetch,
+            Drop: self._on_drop,
         }
+        self.spool = Spool.default()
+        """Where jobs run with `spool` keep their whole output (pclient.spool)."""
 
     @property
     def running(self) -> int:
@@ -387,8 +399,16 @@ class Agent:
         env = msg.env
         if self._token is not None:
             env = dict(env, **{AGENT_VAR: self._agent_mark()})
+        files: tuple = (None, None)
+        if msg.spool:
+            problem = self.spool.usable(msg.job)
+            if problem is None:
+                files = self.spool.files(msg.job)
+            else:
+                log.warning("job %s: cannot spool its output (%s); only its head is kept", msg.job, problem)
         spec = JobSpec(job_id=msg.job, argv=msg.argv, cwd=msg.cwd, env=env, timeout=msg.timeout,
-                       output_limit=msg.output_limit, kill_grace=self.kill_grace)
+                       output_limit=msg.output_limit, kill_grace=self.kill_grace,
+                       stdout_file=files[0], stderr_file=files[1])
         job = await start_job(spec)
         self._running[msg.job] = job
         log.info("job %s: started pid %s: %s", msg.job, job.pid, " ".join(msg.argv))
@@ -406,7 +426,10 @@ class Agent:
         del self._running[job.job_id]  # the slot is free before the controller hears of it
         log.info("job %s: %s status=%s signal=%s after %.3f s", job.job_id, result.outcome.value,
                  result.status, result.signal, result.elapsed)
-        line = ended_message(result)
+        for error in result.output_errors:
+            log.warning("job %s: %s", job.job_id, error)
+        spooled = job.spec.stdout_file is not None and not result.output_errors
+        line = ended_message(result, spooled=spooled)
         if self._keep_results:
             self._unacked[job.job_id] = (line, None)
         await self._send(line)
@@ -459,6 +482,22 @@ class Agent:
             log.warning("cannot mark this agent alive for successors: %s", exc)
             return
         self._presence = presence
+
+    async def _on_fetch(self, msg: Fetch) -> None:
+        size = min(msg.size, FETCH_MAX)
+        try:
+            data, eof = await asyncio.get_running_loop().run_in_executor(
+                None, self.spool.read, msg.job, msg.stream, msg.offset, size)
+        except (OSError, ValueError) as exc:
+            reply = Chunk(job=msg.job, stream=msg.stream, offset=msg.offset, data="", eof=True,
+                          error=f"cannot read the {msg.stream} of job {msg.job}: {getattr(exc, 'strerror', None) or exc}")
+        else:
+            reply = Chunk(job=msg.job, stream=msg.stream, offset=msg.offset,
+                          data=base64.b64encode(data).decode("ascii"), eof=eof)
+        await self._send(encode(reply))
+
+    async def _on_drop(self, msg: Drop) -> None:
+        await asyncio.get_running_loop().run_in_executor(None, self.spool.drop, msg.job)
 
     async def _on_ack(self, msg: Ack) -> None:
         by_link: dict[SurvivorLink, list[str]] = {}

@@ -6,8 +6,8 @@ message type is a frozen dataclass below; `encode` turns one into a line,
 `decode` turns a line back into one or raises `ProtocolError`.  Unknown extra
 fields are ignored so that newer peers can add fields.
 
-    agent -> controller      Hello  Started  Ended  Pong  Error  | Resumed  Lost
-    controller -> agent      Run    Kill     Ping   Bye          | Auth     Ack
+    agent -> controller      Hello  Started  Ended  Pong  Error  | Resumed  Lost  Chunk
+    controller -> agent      Run    Kill     Ping   Bye          | Auth     Ack   Fetch  Drop
 
 Version 2 adds the messages right of the bar; a controller sends them only
 to an agent whose hello says version >= 2, and an agent that never gets an
@@ -54,8 +54,11 @@ __all__ = [
     "Auth",
     "Bye",
     "Challenge",
+    "Chunk",
+    "Drop",
     "Ended",
     "Error",
+    "Fetch",
     "Hello",
     "Kill",
     "Lost",
@@ -175,6 +178,24 @@ class Ended(Message):
     stdout_truncated: bool
     stderr_truncated: bool
     reason: Union[str, None]
+    spooled: bool = False
+    """The agent keeps the whole of both streams in its spool (the run asked for `spool`):
+    `fetch` reads them, `drop` removes them."""
+
+
+@dataclass(frozen=True)
+class Chunk(Message):
+    """The answer to `Fetch`: `data` is base64 of the bytes of `stream` from `offset` (at most
+    the size asked); `eof` says nothing follows them.  `error` (data empty) when the spool
+    cannot be read."""
+
+    TYPE: ClassVar[str] = "chunk"
+    job: str
+    stream: str
+    offset: int
+    data: str
+    eof: bool
+    error: Union[str, None] = None
 
 
 @dataclass(frozen=True)
@@ -214,6 +235,9 @@ class Run(Message):
     pending: Union[float, None] = None
     """Seconds the job may still wait before it starts (its -pending time left): for a batch
     system's queue; an agent starts jobs at once and ignores it."""
+    spool: bool = False
+    """Keep the whole of stdout and stderr, every byte, in the agent's spool for `fetch`
+    (the `ended` then says `spooled`); an older agent ignores it."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "argv", tuple(self.argv))
@@ -233,6 +257,32 @@ class Kill(Message):
     """Kill job `job` (SIGTERM to its group, SIGKILL after a grace)."""
 
     TYPE: ClassVar[str] = "kill"
+    job: str
+
+
+@dataclass(frozen=True)
+class Fetch(Message):
+    """Read up to `size` bytes of a spooled job's `stream` ("stdout" or "stderr") from
+    `offset`; answered by `Chunk`."""
+
+    TYPE: ClassVar[str] = "fetch"
+    job: str
+    stream: str
+    offset: int
+    size: int
+
+    def __post_init__(self) -> None:
+        if self.stream not in ("stdout", "stderr"):
+            raise ValueError(f"fetch: stream must be stdout or stderr, not {self.stream!r}")
+        if self.offset < 0 or self.size < 1:
+            raise ValueError(f"fetch: offset must be >= 0 and size >= 1, got {self.offset}, {self.size}")
+
+
+@dataclass(frozen=True)
+class Drop(Message):
+    """The controller has all it wants of a spooled job's output: remove it."""
+
+    TYPE: ClassVar[str] = "drop"
     job: str
 
 
@@ -372,7 +422,7 @@ class Takeover(Message):
 
 MESSAGE_TYPES: dict[str, type[Message]] = {
     cls.TYPE: cls for cls in (Hello, Started, Ended, Pong, Error, Run, Kill, Ping, Bye,
-                              Auth, Ack, Resumed, Lost, Challenge, Takeover)
+                              Auth, Ack, Resumed, Lost, Challenge, Takeover, Fetch, Chunk, Drop)
 }
 """Wire tag -> message class."""
 

@@ -56,6 +56,7 @@ from pclient import protocol as agent_protocol
 from .config import ControllerConfig
 from .dispatch import DispatchIndex, FreeHosts, Placement, TimerHeap
 from .errors import ConflictError, NotFoundError, UsageError
+from .fetches import OutputFetches
 from .hosts import HostTable, validate_host_name
 from .journal import Journal, JournalFailed, host_config
 from .loadwatch import LoopWatch, process_memory
@@ -96,6 +97,7 @@ class JobSpec:
     task: str | None = None
     output_limit: int = DEFAULT_OUTPUT_LIMIT
     retry: int = 0
+    spool: bool = False
 
 
 #: A job's end event carries its stdout and stderr when together they are at most this many
@@ -126,6 +128,7 @@ class Controller(AgentReports, OperatorRequests):
         self.host_table = HostTable(self.config, self, clock,
                                     token=agent_token(secret) if secret else None)
         self.jobs: dict[int, Job] = {}
+        self.fetches = OutputFetches()
         self._index = DispatchIndex()
         self._free = FreeHosts()
         self._timers = TimerHeap()
@@ -409,7 +412,7 @@ class Controller(AgentReports, OperatorRequests):
                   required=spec.required, timeout=spec.timeout, pending_timeout=spec.pending,
                   priority=spec.priority, cwd=spec.cwd, env=dict(spec.env), owner=spec.owner,
                   task=spec.task, output_limit=spec.output_limit, retry=spec.retry,
-                  retries_left=spec.retry)
+                  retries_left=spec.retry, spool=spec.spool)
         self._next_id += 1
         if self.journal is not None:
             self.journal.next_job_id_changed(self._next_id)
@@ -485,7 +488,7 @@ class Controller(AgentReports, OperatorRequests):
         deadline = job.pending_deadline
         self._to_agent(host, agent_protocol.Run(
             job=job.agent_word, argv=job.argv, cwd=job.cwd, env=job.env,
-            timeout=job.timeout, output_limit=job.output_limit,
+            timeout=job.timeout, output_limit=job.output_limit, spool=job.spool,
             pending=None if deadline is None else max(0.0, deadline - self.clock())))
         self._update_load(host)
         self._free.rotate(host.name)
@@ -521,6 +524,9 @@ class Controller(AgentReports, OperatorRequests):
 
     def _forget(self, job: Job) -> None:
         del self.jobs[job.id]
+        host = self.hosts.get(job.ran_on or "") if job.spooled else None
+        if host is not None:  # the agent may remove the job's spooled output now
+            self._to_agent(host, agent_protocol.Drop(job=job.agent_word))
         self._job_counts[job.state] -= 1
         if job.outcome is not None:
             self._outcome_counts[job.outcome] -= 1

@@ -65,6 +65,8 @@ class Job:
     owner: str | None = None              # the scheduler that submitted it
     task: str | None = None               # and its task
     output_limit: int = DEFAULT_OUTPUT_LIMIT
+    spool: bool = False                   # -spool: its agent keeps its whole output for `output`
+    spooled: bool = False                 # ... and said it did, when it ended
     state: JobState = JobState.PENDING
     outcome: Outcome | None = None
     status: int | None = None
@@ -113,7 +115,8 @@ class Job:
             "host": self.host, "required": self.required, "timeout": self.timeout,
             "pending": self.pending_timeout, "priority": self.priority, "cwd": self.cwd,
             "env": dict(self.env), "owner": self.owner, "task": self.task,
-            "output_limit": self.output_limit, "state": self.state.value,
+            "output_limit": self.output_limit, "spool": self.spool, "spooled": self.spooled,
+            "state": self.state.value,
             "outcome": self.outcome.value if self.outcome else None,
             "status": self.status, "signal": self.signal, "ran_on": self.ran_on,
             "pid": self.pid, "started": self.started, "ended": self.ended,
@@ -154,7 +157,7 @@ class Job:
         for name in ("stdout_bytes", "stderr_bytes"):
             setattr(job, name, int(record.get(name) or 0))
         for name in ("stdout_truncated", "stderr_truncated", "kill_requested",
-                     "delete_requested"):
+                     "delete_requested", "spool", "spooled"):
             setattr(job, name, bool(record.get(name)))
         job.retry = int(record.get("retry") or 0)
         job.retries_left = int(record.get("retries_left") or 0)

@@ -19,6 +19,7 @@ from pclient import protocol as agent_protocol
 from .config import ControllerConfig
 from .dispatch import DispatchIndex
 from .errors import ConflictError, NotFoundError, UsageError
+from .fetches import OutputFetches
 from .model import Host, HostState, Job, JobState, Outcome
 from .wire import EventKind
 
@@ -36,6 +37,7 @@ class OperatorRequests:
     # Kept by the Controller:
     config: ControllerConfig
     jobs: dict[int, Job]
+    fetches: OutputFetches
     _index: DispatchIndex
     _job_counts: Any
     _next_id: int
@@ -106,6 +108,25 @@ class OperatorRequests:
             where = f"is running on {job.ran_on}" + (f" (pid {job.pid})" if job.pid else "")
         return (f"job {job.id} {where}; deleting it kills it and its outcome is lost; use "
                 f"-force to kill it and delete it once it has ended")
+
+    async def output(self, job_id: str, stream: str, offset: int, size: int) -> tuple[bytes, bool]:
+        """A piece of a finished job's spooled stream, read from its agent (pcontrol.fetches)."""
+        if stream not in ("stdout", "stderr"):
+            raise UsageError(f'expected stdout or stderr but got "{stream}"')
+        if offset < 0 or size < 1:
+            raise UsageError(f"-offset must be >= 0 and -size >= 1, got {offset} and {size}")
+        job = self.job(job_id)
+        if job.state is not JobState.DONE:
+            raise ConflictError(f"job {job.id} is {job.state.value}; its output is read once it has ended")
+        if not job.spooled:
+            raise ConflictError(f"job {job.id} was not spooled by its agent (submitted without -spool, "
+                                "or an older agent): only its head is kept (check job -output)")
+        host = self.hosts.get(job.ran_on or "")
+        if host is None or host.state not in (HostState.IDLE, HostState.BUSY):
+            raise ConflictError(f"job {job.id}'s output is on host {job.ran_on}, which is not "
+                                "connected now; read it once the host is back")
+        return await self.fetches.fetch(lambda message: self._to_agent(host, message), host.name,
+                                        job.agent_word, stream, offset, size)
 
     def harvest(self, job_ids: list[str], *, owner: str | None = None) -> list[dict[str, Any]]:
         """The owner has collected these finished jobs; keep them `retention` s, then forget.

@@ -27,6 +27,7 @@ from pclient import protocol as agent_protocol
 
 from .config import ControllerConfig
 from .dispatch import FreeHosts, TimerHeap
+from .fetches import OutputFetches
 from .model import Host, Job, JobState, Outcome
 from .outcome import from_agent
 
@@ -43,6 +44,7 @@ class AgentReports:
     _free: FreeHosts
     _timers: TimerHeap
     _stopping: bool
+    fetches: OutputFetches
 
     def _job_lost(self, job: Job, reason: str) -> None:
         """A BUSY job ended without an outcome: PENDING again while -retry allows, else
@@ -83,6 +85,8 @@ class AgentReports:
             self._on_lost(host, message)
         elif isinstance(message, agent_protocol.Error):
             self._on_agent_error(host, message)
+        elif isinstance(message, agent_protocol.Chunk):
+            self.fetches.chunk_received(host.name, message)
         else:
             log.warning("%s: unexpected %s message from the agent", host.name, message.TYPE)
 
@@ -94,6 +98,7 @@ class AgentReports:
         """It takes no more jobs. Its running jobs end DOWN (or go back to PENDING for a
         retry), unless its agent may survive us: then they wait for its successor's report."""
         self._free.discard(host.name)
+        self.fetches.host_lost(host.name, reason)
         if not survivable:     # jobs held from an earlier loss still wait for their report
             self._end_running(host, None, f"host {host.name} went down: {reason}", held=False)
             return []
@@ -261,6 +266,7 @@ class AgentReports:
         job.stdout_bytes, job.stderr_bytes = message.stdout_bytes, message.stderr_bytes
         job.stdout_truncated = message.stdout_truncated
         job.stderr_truncated = message.stderr_truncated
+        job.spooled = message.spooled
         self._finish(job, outcome, reason=reason, status=message.status, signal=message.signal)
         self._ack(host, message.job)
         if reconciled:

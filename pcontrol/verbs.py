@@ -11,6 +11,7 @@ with jobs, `shutdown` with jobs out) refuse with the consequence in words and th
 
 from __future__ import annotations
 
+import base64
 import bisect
 import os
 import shlex
@@ -46,6 +47,8 @@ UNPAGED_BYTES = 2 * PAGE_BYTES
 #: A job record's size without its strings, and per attempt (see _record_bytes).
 RECORD_BYTES = 600
 ATTEMPT_BYTES = 200
+#: Bytes of output one `output` reply carries unless -size says otherwise (4/3 of it as base64).
+OUTPUT_PIECE = 1 << 20
 
 
 class Session(Protocol):
@@ -214,15 +217,17 @@ def _check_host(session: Session, args: dict[str, Any]) -> CommandResult:
 
 @command("job", "?-host H? ?-required? ?-timeout S? ?-pending S? ?-priority N? ?-retry COUNT? "
                 "?-cwd DIR? ?-env K=V? ?-owner OWNER? ?-task TASK? ?-output-limit BYTES? "
-                "-- ARGV...",
+                "?-spool? -- ARGV...",
          "submit a job; prints its id (-retry: run it again, elsewhere if allowed, when its "
-         "host is lost, up to COUNT times)")
+         "host is lost, up to COUNT times; -spool: its agent keeps its whole output, every "
+         "byte, for `output`)")
 async def _job(session: Session, args: dict[str, Any]) -> CommandResult:
     _refuse_nul(args)
     spec = JobSpec(argv=args["argv"], host=args["host"], required=args["required"],
                    timeout=args["timeout"], pending=args["pending"],
                    priority=args["priority"] or 0, cwd=args["cwd"], env=args["env"],
-                   owner=args["owner"], task=args["task"], retry=args["retry"] or 0)
+                   owner=args["owner"], task=args["task"], retry=args["retry"] or 0,
+                   spool=args["spool"])
     if args["output-limit"] is not None:
         spec.output_limit = args["output-limit"]
     job = await session.controller.submit_durable(spec)   # the id only once on disk
@@ -355,6 +360,18 @@ def _stdout(session: Session, args: dict[str, Any]) -> CommandResult:
 @command("stderr", "ID ?-json?", "what a finished job wrote to stderr")
 def _stderr(session: Session, args: dict[str, Any]) -> CommandResult:
     return _stream(session, args, "stderr")
+
+
+@command("output", "ID STREAM ?-offset N? ?-size BYTES? ?-json?",
+         "a piece of the whole stdout or stderr of a finished job run with -spool, read from "
+         "its host's agent: base64 in the data, with `eof` (default: 1 MiB from offset 0)")
+async def _output(session: Session, args: dict[str, Any]) -> CommandResult:
+    offset = args["offset"] or 0
+    data, eof = await session.controller.output(args["id"], args["stream"], offset,
+                                                args["size"] or OUTPUT_PIECE)
+    text = f"{len(data)} bytes from offset {offset}" + (", the end" if eof else "")
+    return CommandResult(text, {"id": int(args["id"]), "stream": args["stream"], "offset": offset,
+                                "data": base64.b64encode(data).decode("ascii"), "eof": eof})
 
 
 @command("kill", "ID ?-force? ?-owner OWNER?",

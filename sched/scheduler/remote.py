@@ -50,6 +50,7 @@ from .eventloop import get_loop
 from .jobs import Job, JobSink, JobState, Outcome
 from .local import output_text
 from .home import HomeBusy
+from .remote_output import fetch_into_files
 
 log = logging.getLogger(__name__)
 
@@ -517,6 +518,8 @@ class ControllerLink:
             argv += ["-pending", repr(job.pending)]
         if job.retry:
             argv += ["-retry", str(job.retry)]
+        if job.outputs:
+            argv.append("-spool")  # the agent keeps every byte for the task's stdout/stderr files
         argv.append("--")
         argv += job.argv
         return argv
@@ -573,9 +576,15 @@ class ControllerLink:
         except ClientError as exc:
             self.sched.report(f"controller: could not fetch the outcome of job {job.id} (controller job {cid}): {exc}")
             return  # collected again after the reconnect
-        self._finish(job, record)
+        written: tuple[str, ...] = ()
+        files = job.outputs
+        if record.get("spooled") and files and job_key(record) not in self.harvests:
+            written, errors = await fetch_into_files(self.client, cid, files)
+            for error in errors:
+                self.sched.report(f"task {job.task} job {job.id}: {error}")
+        self._finish(job, record, written)
 
-    def _finish(self, job: Job, record: dict[str, Any]) -> None:
+    def _finish(self, job: Job, record: dict[str, Any], written: tuple[str, ...] = ()) -> None:
         """Record the harvest, run the exit macro (once), then acknowledge at the controller."""
         if job.done:
             return
@@ -600,6 +609,7 @@ class ControllerLink:
                                    bool(record.get("stderr_truncated"))),
                 stdout_bytes=record.get("stdout_bytes") or 0, stderr_bytes=record.get("stderr_bytes") or 0,
                 elapsed=record.get("elapsed"), reason=record.get("reason") or "", ran_on=record.get("ran_on") or "",
+                written=written,
             )
         self.by_cid.pop(int(record["id"]), None)
         self._harvest_soon(int(record["id"]), key)

@@ -1,6 +1,8 @@
 """Controller jobs through a real pcontrol and pclient agent: nothing of a job outlives its
 timeout or its kill, also a process that called setsid, double-forked and cleared its
-environment (the agent runs jobs with the same pclient.jobproc as sched's local jobs)."""
+environment (the agent runs jobs with the same pclient.jobproc as sched's local jobs); and the
+task's stdout/stderr files get the job's exact bytes, however many (spooled by the agent,
+fetched through pcontrol)."""
 
 import asyncio
 import sys
@@ -43,6 +45,7 @@ def home():
     path = Path(tempfile.mkdtemp(prefix="e2e.", dir="/tmp"))
     patch = pytest.MonkeyPatch()
     patch.setenv("SCHED_HOME", str(path))
+    patch.setenv("PCLIENT_SPOOL_DIR", str(path / "spool"))  # the agent's, inherited through pcontrol
     yield path
     from pcontrol import daemon
     from pcontrol.paths import Paths
@@ -106,4 +109,36 @@ def test_kill_on_an_agent_leaves_nothing(home, tmp_path):
     job = sh.wait_job(1, JobState.DONE, timeout=60)
     assert job.outcome.value == "KILLED"
     run_until(wait_until(lambda: not any(alive(pid) for pid in pids), "every process of the job is gone", timeout=5))
+    sh.close()
+
+
+def test_output_files_of_a_controller_job_get_its_exact_bytes(home, tmp_path):
+    writer = tmp_path / "bytes.py"
+    writer.write_text("import sys\n"
+                      "block = bytes(range(256)) * 4096 + b'\\0' * 4096\n"
+                      "for i in range(12):\n"
+                      "    sys.stdout.buffer.write(block)\n"
+                      "sys.stderr.buffer.write(bytes(range(256)))\n")
+    out_file, err_file = tmp_path / "out.bin", tmp_path / "err.bin"
+    err_file.write_bytes(b"before\n")
+    sh = Shell()
+    sh.run(f"""
+task remote_bytes
+  command {sys.executable} {writer}
+  stdout {out_file}
+  stderr -append {err_file}
+  nmax 1
+  task.exit 0
+    echo "len [string length $stdout]"
+  end
+end
+run""")
+    job = sh.wait_job(1, JobState.DONE, timeout=120)
+    assert job.outcome.value == "EXIT" and job.status == 0, job.reason
+    block = bytes(range(256)) * 4096 + b"\0" * 4096
+    assert out_file.read_bytes() == block * 12  # 12.6 MB, byte for byte, through agent and pcontrol
+    assert err_file.read_bytes() == b"before\n" + bytes(range(256))
+    assert int(sh.out.getvalue().split()[1]) < 1.2 * (1 << 20), "$stdout is bounded (1 MiB kept)"
+    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".part")], "no spool file is left"
+    assert not [m for m in sh.messages if "could not" in m], sh.messages
     sh.close()

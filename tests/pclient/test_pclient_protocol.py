@@ -31,6 +31,9 @@ from pclient.protocol import (
     Run,
     Started,
     Takeover,
+    Fetch,
+    Chunk,
+    Drop,
     decode,
     encode,
 )
@@ -68,6 +71,9 @@ EXAMPLES = [
     Ended(job="j3", outcome=Outcome.PENDING, status=None, signal=None, elapsed=0.0, stdout="",
           stderr="", stdout_bytes=0, stderr_bytes=0, stdout_truncated=False,
           stderr_truncated=False, reason="still pending in Slurm"),
+    Fetch(job="7", stream="stdout", offset=1048576, size=1048576),
+    Chunk(job="7", stream="stderr", offset=0, data="AAEC/w==", eof=True),
+    Drop(job="7"),
 ]
 
 
