@@ -579,8 +579,8 @@ class ControllerLink:
         written: tuple[str, ...] = ()
         files = job.outputs
         if record.get("spooled") and files and job_key(record) not in self.harvests:
-            written, errors = await fetch_into_files(self.client, cid, files)
-            for error in errors:
+            written = tuple(files)  # fetched into their files, or left as they were (and said so)
+            for error in await fetch_into_files(self.client, cid, files):
                 self.sched.report(f"task {job.task} job {job.id}: {error}")
         self._finish(job, record, written)
 

@@ -7,7 +7,10 @@ destination through pclient.output's Sink: a spool file beside PATH that replace
 appended to it) once complete, so the file gets exactly the job's bytes, however large, and
 sched holds one piece at a time.  The exit macro's $stdout is still the head pcontrol keeps.
 
-    written, errors = await fetch_into_files(client, controller_id, {"stdout": OutputFile(path)})
+    errors = await fetch_into_files(client, controller_id, {"stdout": OutputFile(path)})
+
+A stream that cannot be fetched (its host is down, its spool gone) leaves its file as it was:
+the error says so, and sched does not put the head in its place as if it were the whole.
 """
 
 from __future__ import annotations
@@ -29,11 +32,9 @@ class Caller(Protocol):
     async def call(self, *argv: str) -> Any: ...
 
 
-async def fetch_into_files(client: Caller, controller_id: int,
-                           dests: dict[str, OutputFile]) -> tuple[tuple[str, ...], list[str]]:
-    """Fetch each stream into its file: the streams written, and what went wrong with others."""
+async def fetch_into_files(client: Caller, controller_id: int, dests: dict[str, OutputFile]) -> list[str]:
+    """Fetch each stream into its file; what went wrong, stream by stream."""
     loop = asyncio.get_running_loop()
-    written: list[str] = []
     errors: list[str] = []
     for stream, dest in dests.items():
         sink = Sink(0, dest)
@@ -54,8 +55,6 @@ async def fetch_into_files(client: Caller, controller_id: int,
             errors.append(f"could not fetch the {stream} from the controller: {exc}")
             continue
         error = await loop.run_in_executor(None, sink.finish)
-        if error is None:
-            written.append(stream)
-        else:
+        if error is not None:
             errors.append(error)
-    return tuple(written), errors
+    return errors
