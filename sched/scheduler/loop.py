@@ -165,7 +165,6 @@ class Scheduler:
             return None
         job = Job(self._new_job_id(), entry.name, list(record.get("argv") or []), record.get("host") or "NONE",
                   bool(record.get("required")), timeout=record.get("timeout"), pending=record.get("pending"))
-        job.outputs = entry.spec.output_files()
         job.created = record.get("submitted") or job.created
         self.jobs[job.id] = job
         entry.jobs_out.add(job.id)

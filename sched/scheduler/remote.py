@@ -577,10 +577,9 @@ class ControllerLink:
             self.sched.report(f"controller: could not fetch the outcome of job {job.id} (controller job {cid}): {exc}")
             return  # collected again after the reconnect
         written: tuple[str, ...] = ()
-        files = job.outputs
-        if record.get("spooled") and files and job_key(record) not in self.harvests:
-            written = tuple(files)  # fetched into their files, or left as they were (and said so)
-            for error in await fetch_into_files(self.client, cid, files):
+        if record.get("spooled") and job.outputs and job_key(record) not in self.harvests:
+            written = tuple(job.outputs)  # fetched into their files, or left as they were (and said so)
+            for error in await fetch_into_files(self.client, cid, job.outputs):
                 self.sched.report(f"task {job.task} job {job.id}: {error}")
         self._finish(job, record, written)
 
