@@ -401,9 +401,9 @@ class Agent:
             env = dict(env, **{AGENT_VAR: self._agent_mark()})
         files: tuple = (None, None)
         if msg.spool:
-            problem = self.spool.usable(msg.job)
+            problem = self._spool().usable(msg.job)
             if problem is None:
-                files = self.spool.files(msg.job)
+                files = self._spool().files(msg.job)
             else:
                 log.warning("job %s: cannot spool its output (%s); only its head is kept", msg.job, problem)
         spec = JobSpec(job_id=msg.job, argv=msg.argv, cwd=msg.cwd, env=env, timeout=msg.timeout,
@@ -483,11 +483,17 @@ class Agent:
             return
         self._presence = presence
 
+    def _spool(self) -> Spool:
+        """This controller's part of the spool: by its token and our host name (so a successor
+        agent finds a survivor's files), else by our own pid (a version 1 controller)."""
+        key = survivor_key(self._token, self._name) if self._token and self._name else f"agent-{os.getpid()}"
+        return self.spool.of(key)
+
     async def _on_fetch(self, msg: Fetch) -> None:
         size = min(msg.size, FETCH_MAX)
         try:
             data, eof = await asyncio.get_running_loop().run_in_executor(
-                None, self.spool.read, msg.job, msg.stream, msg.offset, size)
+                None, self._spool().read, msg.job, msg.stream, msg.offset, size)
         except (OSError, ValueError) as exc:
             reply = Chunk(job=msg.job, stream=msg.stream, offset=msg.offset, data="", eof=True,
                           error=f"cannot read the {msg.stream} of job {msg.job}: {getattr(exc, 'strerror', None) or exc}")
@@ -497,7 +503,7 @@ class Agent:
         await self._send(encode(reply))
 
     async def _on_drop(self, msg: Drop) -> None:
-        await asyncio.get_running_loop().run_in_executor(None, self.spool.drop, msg.job)
+        await asyncio.get_running_loop().run_in_executor(None, self._spool().drop, msg.job)
 
     async def _on_ack(self, msg: Ack) -> None:
         by_link: dict[SurvivorLink, list[str]] = {}

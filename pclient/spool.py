@@ -1,12 +1,13 @@
 """The agent's spool: the whole output of jobs run with `spool`, kept until the controller drops it.
 
-    spool = Spool.default()                      # $PCLIENT_SPOOL_DIR, else ~/.cache/pclient/spool
+    spool = Spool.default().of(key)              # $PCLIENT_SPOOL_DIR, else ~/.cache/pclient/spool; per controller
     out, err = spool.files("17")                 # OutputFile destinations for jobproc
     data, eof = spool.read("17", "stdout", offset, size)
     spool.drop("17")
 
-jobproc streams a spooled job's stdout and stderr, every byte, into `<dir>/<job>.stdout` and
-`<dir>/<job>.stderr` (each replaced at once when the job ends, so a reader never sees half of
+jobproc streams a spooled job's stdout and stderr, every byte, into `<dir>/<key>/<job>.stdout`
+and `<dir>/<key>/<job>.stderr`, where `key` names the controller (job ids are a controller's
+own: two controllers' agents on one host must not share files) (each replaced at once when the job ends, so a reader never sees half of
 one).  The controller reads them back in pieces (`fetch`) and removes them (`drop`) once its
 scheduler has them.  The directory is on disk, not in $XDG_RUNTIME_DIR, since outputs may be
 large; any agent of the same user on the host can serve a job's files (a successor that took a
@@ -41,6 +42,12 @@ class Spool:
             return cls(Path(explicit))
         cache = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
         return cls(Path(cache) / "pclient" / "spool")
+
+    def of(self, key: str) -> "Spool":
+        """The part of the spool that belongs to one controller."""
+        if not _JOB_WORD.fullmatch(key) or key.startswith("."):
+            raise ValueError(f"not a spool key: {key!r}")
+        return Spool(self.directory / key)
 
     def path(self, job: str, stream: str) -> Path:
         if not _JOB_WORD.fullmatch(job) or job.startswith(".") or stream not in STREAMS:
