@@ -263,19 +263,13 @@ class Kill(Message):
 @dataclass(frozen=True)
 class Fetch(Message):
     """Read up to `size` bytes of a spooled job's `stream` ("stdout" or "stderr") from
-    `offset`; answered by `Chunk`."""
+    `offset`; answered by `Chunk` (with its `error` for a stream, offset or job it cannot read)."""
 
     TYPE: ClassVar[str] = "fetch"
     job: str
     stream: str
     offset: int
     size: int
-
-    def __post_init__(self) -> None:
-        if self.stream not in ("stdout", "stderr"):
-            raise ValueError(f"fetch: stream must be stdout or stderr, not {self.stream!r}")
-        if self.offset < 0 or self.size < 1:
-            raise ValueError(f"fetch: offset must be >= 0 and size >= 1, got {self.offset}, {self.size}")
 
 
 @dataclass(frozen=True)

@@ -61,6 +61,8 @@ class Spool:
 
     def read(self, job: str, stream: str, offset: int, size: int) -> tuple[bytes, bool]:
         """Up to `size` bytes from `offset`, and whether the stream ends after them."""
+        if offset < 0 or size < 1:
+            raise ValueError(f"offset must be >= 0 and size >= 1, got {offset} and {size}")
         with open(self.path(job, stream), "rb") as f:
             total = os.fstat(f.fileno()).st_size
             f.seek(offset)

@@ -81,7 +81,8 @@ async def test_kill_kills_a_double_forked_daemon_with_an_empty_environment(kind,
                                "os.execve('/bin/sleep', ['sleep', '1000'], {})")
     job = await start_job(JobSpec("t", ["sh", "-c", f"{PY} -c \"$CODE\"; sleep 1000"], env={"CODE": code}))
     (daemon,) = await pids_of(pidfile)
-    assert alive(daemon) and b"PCLIENT_JOB_TOKEN" not in Path(f"/proc/{daemon}/environ").read_bytes()
+    await wait_until(lambda: Path(f"/proc/{daemon}/environ").read_bytes() == b"", "the daemon exec'd with no environment")
+    assert alive(daemon)
     job.kill()
     result = await job.wait()
     assert result.outcome is Outcome.KILLED
