@@ -9,7 +9,7 @@ per process (`containment()`), the best the system gives:
   `cgroup.procs`; SIGKILL is one write of "1" to `cgroup.kill` (Linux >= 5.14; before that the
   listed processes are killed until none is left).  Needs a cgroup2 mount and the right to make
   a directory in our own cgroup: root, or a user whose systemd unit has `Delegate=yes`.
-- SUBREAPER: the job runs under a keeper (pclient/keeper.py), a small Python process that is a
+- SUBREAPER: the job runs under a keeper (pclient/keeper.py, run with `python3 -c`), a small Python process that is a
   child subreaper (prctl PR_SET_CHILD_SUBREAPER): orphans of the job are re-parented to it and
   it kills everything below itself.  Costs one Python start per job (~20-100 ms, ~8 MB while
   the job runs).  Linux >= 3.4.
@@ -35,14 +35,15 @@ import sys
 import threading
 from typing import Callable, Union
 
-__all__ = ["Box", "Kind", "containment", "find_token_processes", "KEEPER", "TOKEN_VAR"]
+from .keeper import PROGRAM as KEEPER_PROGRAM
+
+__all__ = ["Box", "Kind", "containment", "find_token_processes", "TOKEN_VAR"]
 
 log = logging.getLogger(__name__)
 
 TOKEN_VAR = "PCLIENT_JOB_TOKEN"
 """Environment variable that marks every process of a job (the GROUP kind's last resort)."""
 CHOICE_VAR = "PCLIENT_CONTAINMENT"
-KEEPER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "keeper.py")
 _PROC = "/proc"
 _CGROUP_PREFIX = "pclient."
 
@@ -118,7 +119,7 @@ class KeeperBox(Box):
         self.status_r, self.status_w = os.pipe()
 
     def argv(self, argv: tuple) -> tuple:
-        return (sys.executable, "-I", "-S", KEEPER, str(self.status_w), "--", *argv)
+        return (sys.executable, "-I", "-S", "-c", KEEPER_PROGRAM, str(self.status_w), "--", *argv)
 
     @property
     def pass_fds(self) -> tuple:
@@ -383,7 +384,7 @@ def _remove_stale(base: str) -> None:
 
 
 def _can_subreap() -> bool:
-    return sys.platform.startswith("linux") and os.path.exists(KEEPER) and bool(sys.executable)
+    return sys.platform.startswith("linux") and bool(sys.executable)
 
 
 def _alive(pid: int) -> bool:

@@ -3,7 +3,10 @@
 Used by pclient.containment where no cgroup can be made for a job.  jobproc starts it as the
 job's first process, and it starts the job's program as its only child:
 
-    python3 -I -S keeper.py STATUS_FD -- PROGRAM ARGS...
+    python3 -I -S -c PROGRAM STATUS_FD -- PROGRAM ARGS...
+
+The program is the string PROGRAM below, run with `python3 -I -S -c PROGRAM`: the agent may
+itself run from a bundle in memory (pcontrol.bootstrap), with no file of this module to name.
 
 The keeper marks itself a child subreaper (prctl PR_SET_CHILD_SUBREAPER), so every process the
 job starts stays below it whatever it does (setsid, double fork, a cleared environment): an
@@ -16,11 +19,12 @@ orphan is re-parented to the keeper, not to init.  Then:
   program's status (or dies of the program's signal), so its parent sees the program's end.
 
 If the program cannot be started, the keeper writes `E<errno>` on STATUS_FD and exits 127.
-A standalone script on purpose (run with -I -S, it imports nothing of pclient): it costs one
-Python start per job, which is why a cgroup is preferred where there is one.
+Standalone on purpose (run with -I -S, it imports nothing of pclient): it costs one Python
+start per job, which is why a cgroup is preferred where there is one.
 Linux only (prctl, /proc).
 """
 
+PROGRAM = r'''
 import ctypes
 import os
 import resource
@@ -130,5 +134,8 @@ def main(argv: list) -> None:
             signal_all(signal.SIGKILL)
 
 
+main(sys.argv)
+'''
+
 if __name__ == "__main__":
-    main(sys.argv)
+    exec(compile(PROGRAM, "pclient-keeper", "exec"))
