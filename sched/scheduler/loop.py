@@ -166,6 +166,7 @@ class Scheduler:
         job = Job(self._new_job_id(), entry.name, list(record.get("argv") or []), record.get("host") or "NONE",
                   bool(record.get("required")), timeout=record.get("timeout"), pending=record.get("pending"))
         job.created = record.get("submitted") or job.created
+        job.outputs = entry.spec.output_files()
         self.jobs[job.id] = job
         entry.jobs_out.add(job.id)
         if not entry.resumed:
