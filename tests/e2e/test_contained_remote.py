@@ -39,9 +39,9 @@ class Shell(BaseShell):
             self.sched.job_listeners.remove(listener)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def home():
-    """One pcontrol (with its localhost agent) for the module."""
+    """A pcontrol (with its localhost agent) per test: one sched per $SCHED_HOME."""
     path = Path(tempfile.mkdtemp(prefix="e2e.", dir="/tmp"))
     patch = pytest.MonkeyPatch()
     patch.setenv("SCHED_HOME", str(path))
