@@ -14,13 +14,14 @@ from __future__ import annotations
 import dataclasses
 import os
 from dataclasses import dataclass, field
-from typing import Any, Callable
-
-from pclient.output import OutputFile
+from typing import TYPE_CHECKING, Any, Callable
 
 from ..lang.errors import Pos
 from ..lang.nodes import Script
 from .timing import Limits, Periods, TimeRange, TimingError, parse_periods, parse_trange
+
+if TYPE_CHECKING:
+    from pclient.output import OutputFile
 
 __all__ = ["TaskSpec", "OutputDest", "JobDraft", "Defining", "Directive", "DIRECTIVES", "ARITY", "TASK_BLOCKS",
            "SELECTORS", "ArgError", "check_arity", "host_rule", "parse_selector", "DRAFT_KEY", "DEFINING_KEY"]
@@ -72,6 +73,9 @@ class TaskSpec:
 
     def output_files(self) -> dict[str, OutputFile]:
         """The files the `stdout`/`stderr` directives name, by stream (`-var NAME` is not a file)."""
+        # imported here: pclient's package loads its job runner, which `sched -c` never needs
+        from pclient.output import OutputFile
+
         files = {}
         for stream, dest in (("stdout", self.stdout), ("stderr", self.stderr)):
             if dest is not None and dest.path is not None:

@@ -118,6 +118,7 @@ class Collector:
     """A subscriber that checks, for each event, that the journal already has the job."""
 
     owner = None
+    interests = None      # every kind of event (the Subscriber protocol's `subscribe -only`)
 
     def __init__(self, journal: Journal):
         self.journal = journal

@@ -41,6 +41,7 @@ class Collector:
     """A subscriber that keeps the events it is sent."""
 
     owner = None
+    interests = None      # every kind of event (the Subscriber protocol's `subscribe -only`)
 
     def __init__(self) -> None:
         self.events: list[Event] = []
