@@ -63,15 +63,20 @@ from .protocol import (
     Auth,
     Bye,
     Chunk,
+    ClockProbe,
+    ClockReply,
     Drop,
     Ended,
     Error,
     Fetch,
+    Go,
     Hello,
     Kill,
     Lost,
+    Message,
     Ping,
     Pong,
+    Prepare,
     ProtocolError,
     Resumed,
     Run,
@@ -81,6 +86,7 @@ from .protocol import (
 )
 from .spool import Spool
 from .stdio import Channel, ClaimedStdio, StdioChannel
+from .syncstart import SyncStarter
 
 __all__ = ["AGENT_NAME", "AGENT_VAR", "AGENT_VERSION", "DEFAULT_LEASE", "WATCHDOG_MIN_SLACK", "Agent",
            "ChannelEnd", "LineSplitter", "LineTooLong", "ended_message", "run_agent"]
@@ -263,9 +269,15 @@ class Agent:
             Ack: self._on_ack,
             Fetch: self._on_fetch,
             Drop: self._on_drop,
+            ClockProbe: self._on_clock_probe,
+            Prepare: self._on_prepare,
+            Go: self._on_go,
         }
         self.spool = Spool.default()
         """Where jobs run with `spool` keep their whole output (pclient.spool)."""
+        self._sync = SyncStarter(self._send_message, self._report_sync_end, kill_grace=kill_grace,
+                                 clock=clock)
+        """Jobs of synchronized runs (pclient.syncstart): prepared at a gate, started at an instant."""
 
     @property
     def running(self) -> int:
@@ -435,6 +447,8 @@ class Agent:
         await self._send(line)
 
     async def _on_kill(self, msg: Kill) -> None:
+        if self._sync.kill(msg.job):
+            return
         job = self._running.get(msg.job)
         link = self._adopted.get(msg.job)
         if link is not None:
@@ -447,6 +461,31 @@ class Agent:
     async def _on_ping(self, msg: Ping) -> None:
         await self._send(encode(Pong(seq=msg.seq, clock=self._clock(), running=self.running)))
         self._note_held(msg.held)
+
+    # -- synchronized runs (pclient.syncstart) ---------------------------------------
+
+    async def _on_clock_probe(self, msg: ClockProbe) -> None:
+        received = self._clock()
+        await self._send(encode(ClockReply(seq=msg.seq, sent=msg.sent, received=received,
+                                           replied=self._clock())))
+
+    async def _on_prepare(self, msg: Prepare) -> None:
+        env = msg.env
+        if self._token is not None:
+            env = dict(env, **{AGENT_VAR: self._agent_mark()})
+        refusal = await self._sync.prepare(msg, env)
+        if refusal is not None:
+            await self._send_error(refusal, job=msg.job)
+
+    async def _on_go(self, msg: Go) -> None:
+        for job, reason in await self._sync.go(msg):
+            await self._send_error(reason, job=job)
+
+    async def _send_message(self, msg: Message) -> None:
+        await self._send(encode(msg))
+
+    async def _report_sync_end(self, result: JobResult) -> None:
+        await self._send(ended_message(result))
 
     async def _on_bye(self, msg: Bye) -> None:
         log.info("bye; stopping")
@@ -700,6 +739,7 @@ class Agent:
         until the lease runs out or a stop request.  The successor's channel, or None."""
         assert self._token is not None and self._name is not None
         self._broken = self._channel   # nothing more goes to a controller that is gone
+        self._sync.kill_all()          # a synchronized run ends with its controller
         log.warning("lost the controller; keeping %d running job(s) and %d outcome(s) for a "
                     "lease of %g s", self.running, len(self._unacked), self.lease)
         listener = SurvivorListener(self._token, self._name)
@@ -779,9 +819,10 @@ class Agent:
             log.info("killing %d running job(s)", self.running)
         for job in list(self._running.values()):
             job.kill()
+        sync_jobs = asyncio.ensure_future(self._sync.close())
         for link in list(self._links):
             link.send(Bye())
-        waiting = set(self._reporters) | set(self._links.values())
+        waiting = set(self._reporters) | set(self._links.values()) | {sync_jobs}
         if waiting:
             _, late = await asyncio.wait(waiting, timeout=self.kill_grace + SHUTDOWN_MARGIN)
             for task in late:

@@ -19,6 +19,16 @@ this same protocol plus the handshake pair
 
     survivor -> successor    Challenge        successor -> survivor    Takeover
 
+Synchronized starts (pclient.syncstart) add two more pairs, sent only for a sync run (an
+older agent answers them with an `error`, which makes its targets fail, never the agent):
+
+    controller -> agent      ClockProbe  Prepare  Go
+    agent -> controller      ClockReply  Ready    Launched
+
+`clock`/`clock_reply` carry NTP's four timestamps (pclient.clockmath); `prepare` forks a
+job held at a gate, `ready` says it waits there, `go` names the instant to pass the gate,
+`launched` says when the program really started; its end is an ordinary `ended`.
+
 Later additions are optional fields, so peers of either age still speak:
 `hello` may carry the agent's `build` (the digest of its code, pclient.build:
 pcontrol replaces or flags an agent of another build),
@@ -55,18 +65,24 @@ __all__ = [
     "Bye",
     "Challenge",
     "Chunk",
+    "ClockProbe",
+    "ClockReply",
     "Drop",
     "Ended",
     "Error",
     "Fetch",
+    "Go",
     "Hello",
     "Kill",
+    "Launched",
     "Lost",
     "Message",
     "Outcome",
     "Ping",
     "Pong",
+    "Prepare",
     "ProtocolError",
+    "Ready",
     "Resumed",
     "Run",
     "Started",
@@ -414,9 +430,96 @@ class Takeover(Message):
     pid: int
 
 
+# -- synchronized starts ------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ClockProbe(Message):
+    """Controller -> agent: answer at once with a `ClockReply`; `sent` is the controller's
+    clock when it sent this (t0 of pclient.clockmath)."""
+
+    TYPE: ClassVar[str] = "clock"
+    seq: int
+    sent: float
+
+
+@dataclass(frozen=True)
+class ClockReply(Message):
+    """Agent -> controller: `sent` echoed (t0), and the agent's clock when the probe was
+    read (`received`, t1) and when this reply was written (`replied`, t2)."""
+
+    TYPE: ClassVar[str] = "clock_reply"
+    seq: int
+    sent: float
+    received: float
+    replied: float
+
+
+@dataclass(frozen=True)
+class Prepare(Message):
+    """Controller -> agent: fork job `job` now but hold it at a gate before its program
+    starts (answered by `Ready`, or by `ended` if it could not be made ready); `Go` lets
+    it through.  Its run has no timeout here: the controller times the run itself."""
+
+    TYPE: ClassVar[str] = "prepare"
+    job: str
+    argv: Tuple[str, ...]
+    cwd: Union[str, None] = None
+    env: Dict[str, str] = field(default_factory=dict, hash=False)
+    output_limit: int = DEFAULT_OUTPUT_LIMIT
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "argv", tuple(self.argv))
+        object.__setattr__(self, "env", dict(self.env or {}))
+        if not self.job:
+            raise ValueError("prepare: job id must not be empty")
+        if not self.argv:
+            raise ValueError("prepare: argv must not be empty")
+        if self.output_limit < 0:
+            raise ValueError(f"prepare: output_limit must be >= 0, got {self.output_limit!r}")
+
+
+@dataclass(frozen=True)
+class Ready(Message):
+    """Agent -> controller: job `job` was forked (pid `pid`, at `clock` by the agent's
+    clock) and now waits at its gate."""
+
+    TYPE: ClassVar[str] = "ready"
+    job: str
+    pid: int
+    clock: float
+
+
+@dataclass(frozen=True)
+class Go(Message):
+    """Controller -> agent: start these prepared jobs at the instant `at` of the
+    controller's clock, that is at `at + offset` by the agent's own clock (`offset`: the
+    agent's clock minus the controller's, as the controller measured it)."""
+
+    TYPE: ClassVar[str] = "go"
+    jobs: Tuple[str, ...]
+    at: float
+    offset: float = 0.0
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "jobs", tuple(self.jobs))
+
+
+@dataclass(frozen=True)
+class Launched(Message):
+    """Agent -> controller: job `job`'s program really started at `clock` (agent's clock);
+    `late` is how far past its instant that was, by the agent's clock (0 if on time)."""
+
+    TYPE: ClassVar[str] = "launched"
+    job: str
+    clock: float
+    late: float = 0.0
+
+
 MESSAGE_TYPES: dict[str, type[Message]] = {
     cls.TYPE: cls for cls in (Hello, Started, Ended, Pong, Error, Run, Kill, Ping, Bye,
-                              Auth, Ack, Resumed, Lost, Challenge, Takeover, Fetch, Chunk, Drop)
+                              Auth, Ack, Resumed, Lost, Challenge, Takeover, Fetch, Chunk, Drop,
+                              ClockProbe, ClockReply, Prepare, Ready, Go, Launched)
 }
 """Wire tag -> message class."""
 

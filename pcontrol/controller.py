@@ -53,6 +53,7 @@ from typing import Any, Protocol
 
 from pclient import protocol as agent_protocol
 
+from .clockprobe import ClockProbes
 from .config import ControllerConfig
 from .dispatch import DispatchIndex, FreeHosts, Placement, TimerHeap
 from .errors import ConflictError, NotFoundError, UsageError
@@ -66,6 +67,7 @@ from .operations import OperatorRequests
 from .reports import AgentReports
 from .secret import agent_token
 from .slurmstate import SlurmOptions
+from .syncrun import SyncRuns
 from .wire import Event, EventKind, Interest, interest_of
 
 __all__ = ["Controller", "ControllerConfig", "JobSpec", "Subscriber"]
@@ -151,6 +153,11 @@ class Controller(AgentReports, OperatorRequests):
         self._refill: set[str] = set()         # hosts whose fill goes on next turn
         self._host_configs: dict[str, dict[str, Any]] = {}    # as last journaled
         self._outbox = Outbox(lambda: self.journal, self._send_event, self._send_agent)
+        self.clocks = ClockProbes(self.host_table.send, clock)
+        """Clock offsets of the agents, measured over their links (clockprobe.py)."""
+        self.syncs = SyncRuns(lambda: self.hosts, self.add_host, self.host_table.send, self.clocks,
+                              connect_timeout=self.config.connect_timeout, clock=clock)
+        """Synchronized runs under way (syncrun.py); not journaled."""
         if journal is not None:
             journal.on_written.append(self._outbox.written)
 
@@ -214,6 +221,7 @@ class Controller(AgentReports, OperatorRequests):
         if self._timer_handle is not None:
             self._timer_handle.cancel()
         self.loop_watch.stop()
+        self.clocks.cancel()
         if kill:
             for job_id in list(self._index_ids()):
                 self._index.remove(job_id)
@@ -302,6 +310,7 @@ class Controller(AgentReports, OperatorRequests):
 
     def host_changed(self, host: Host) -> None:
         """HostListener: a host record changed."""
+        self.syncs.host_changed(host)
         if host.state in (HostState.IDLE, HostState.BUSY):
             self._connected.add(host.name)
         else:

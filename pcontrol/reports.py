@@ -25,11 +25,13 @@ from collections.abc import Callable
 
 from pclient import protocol as agent_protocol
 
+from .clockprobe import ClockProbes
 from .config import ControllerConfig
 from .dispatch import FreeHosts, TimerHeap
 from .fetches import OutputFetches
 from .model import Host, Job, JobState, Outcome
 from .outcome import from_agent
+from .syncrun import SyncRuns
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +47,8 @@ class AgentReports:
     _timers: TimerHeap
     _stopping: bool
     fetches: OutputFetches
+    clocks: ClockProbes
+    syncs: SyncRuns
 
     def _job_lost(self, job: Job, reason: str) -> None:
         """A BUSY job ended without an outcome: PENDING again while -retry allows, else
@@ -73,7 +77,11 @@ class AgentReports:
         self._place(job, now)
 
     def agent_message(self, host: Host, message: agent_protocol.Message) -> None:
-        if isinstance(message, agent_protocol.Started):
+        if isinstance(message, agent_protocol.ClockReply):
+            self.clocks.reply(host, message)
+        elif self.syncs.owns(message):
+            self.syncs.message(host, message)          # a synchronized run's target
+        elif isinstance(message, agent_protocol.Started):
             job = self._running_job(host, message.job)
             if job is not None:
                 job.pid, job.started = message.pid, self.clock()
@@ -93,12 +101,14 @@ class AgentReports:
     def host_connected(self, host: Host) -> None:
         self._update_load(host)
         self._fill(host)
+        self.clocks.measure_soon(host)
 
     def host_lost(self, host: Host, reason: str, survivable: bool) -> list[int]:
         """It takes no more jobs. Its running jobs end DOWN (or go back to PENDING for a
         retry), unless its agent may survive us: then they wait for its successor's report."""
         self._free.discard(host.name)
         self.fetches.host_lost(host.name, reason)
+        self.syncs.host_lost(host, reason)
         if not survivable:     # jobs held from an earlier loss still wait for their report
             self._end_running(host, None, f"host {host.name} went down: {reason}", held=False)
             return []

@@ -72,8 +72,22 @@ def host_table(records: Sequence[dict[str, Any]]) -> str:
             if r.get("retry_at"):
                 note += f" (retry {ago(now - r['retry_at'])})"
         slots = r["agent_slots"] if r["state"] in ("IDLE", "BUSY") else (r["slots"] or "-")
-        rows.append((r["name"], r["state"], slots, len(r["running"]), note))
-    return table(("HOST", "STATE", "SLOTS", "RUNNING", "NOTE"), rows)
+        rows.append((r["name"], r["state"], slots, len(r["running"]),
+                     clock_offset_text(r.get("agent") or {}), note))
+    return table(("HOST", "STATE", "SLOTS", "RUNNING", "OFFSET", "NOTE"), rows)
+
+
+def clock_offset_text(agent: dict[str, Any], *, detail: bool = False) -> str:
+    """The measured clock offset of a host's agent (`+0.042 ms`), '-' if never measured;
+    `detail` adds the round trip it was measured with (its error is at most half of it)."""
+    offset = agent.get("clock_offset")
+    if offset is None:
+        return "-"
+    text = f"{offset * 1e3:+.3f} ms"
+    if detail:
+        text += f" (round trip {agent.get('clock_delay', 0) * 1e3:.3f} ms, measured " \
+                f"{when(agent.get('clock_measured'), time.time())})"
+    return text
 
 
 def host_detail(r: dict[str, Any]) -> str:
@@ -107,6 +121,8 @@ def host_detail(r: dict[str, Any]) -> str:
     if agent and r["state"] in ("IDLE", "BUSY"):
         lines.append(f"agent:     {agent.get('agent')} pid {agent.get('pid')} on "
                      f"{agent.get('host')}, clock skew {agent.get('clock_skew')} s")
+        lines.append(f"offset:    {clock_offset_text(agent, detail=True)} (agent's clock minus ours, "
+                     "NTP-style over the link)")
         if agent.get("bootstrap"):
             lines.append(f"sent:      {agent['bootstrap']}")
         if agent.get("mismatch"):

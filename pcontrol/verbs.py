@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import bisect
+import json
 import os
 import shlex
 from operator import attrgetter
@@ -22,8 +23,9 @@ from .commands import CommandResult, CommandTable
 from .controller import Controller, JobSpec
 from .operations import NEEDS_FORCE
 from .slurmstate import SlurmOptions
-from .errors import ConflictError, UsageError
+from .errors import ConflictError, NotFoundError, UsageError
 from .model import HostState, Job, JobState, parse_enum
+from .syncspec import SyncSpec, result_text
 from .waiting import why_pending
 from .textfmt import host_detail, host_table, job_detail, job_table, more_jobs, status_text
 from .wire import WIRE_VERSION, Interest
@@ -211,6 +213,33 @@ def _host_retry(session: Session, args: dict[str, Any]) -> CommandResult:
 def _check_host(session: Session, args: dict[str, Any]) -> CommandResult:
     record = _host_record(session.controller, args["name"])
     return CommandResult(host_detail(record), record)
+
+
+# -- synchronized runs -----------------------------------------------------------------------
+
+@command("sync run", "SPEC ?-quiet? ?-json?",
+         "run a synchronized start (SPEC: the run as JSON, see syncspec.py): check every "
+         "target's host and its clock offset, fork every command held at a gate, start them "
+         "all at one instant, wait for them; prints the targets and the start skew "
+         "(-quiet: without their output). Answers when the run is over")
+async def _sync_run(session: Session, args: dict[str, Any]) -> CommandResult:
+    try:
+        data = json.loads(args["spec"])
+    except ValueError as exc:
+        raise UsageError(f"sync run: SPEC is not valid JSON: {exc}") from None
+    spec = SyncSpec.from_record(data)
+    result = await session.controller.syncs.run(spec)
+    return CommandResult(result_text(result, output=not args["quiet"]), result)
+
+
+@command("sync kill", "NAME", "end the sync runs named NAME now: their targets are killed (KILLED) "
+                              "and each run answers its `sync run` with a failed verdict")
+def _sync_kill(session: Session, args: dict[str, Any]) -> CommandResult:
+    count = session.controller.syncs.kill(args["name"])
+    if not count:
+        raise NotFoundError(f'no sync run named "{args["name"]}" is under way')
+    return CommandResult(f"killing {count} sync run(s) named {args['name']}",
+                         {"name": args["name"], "runs": count})
 
 
 # -- jobs ------------------------------------------------------------------------------------

@@ -110,8 +110,13 @@ BLOCK_OPENERS: dict[str, Callable[[list[Word]], bool]] = {
     "foreach": _foreach_opens,
     "switch": _switch_opens,
     "try": lambda w: len(w) == 1,
+    "sync": lambda w: len(w) >= 2,
 }
 """keyword -> predicate over the header's words: True when the line opens a block."""
+
+PLAIN_INSIDE = {"sync": "task"}
+"""keyword -> the block directly inside which it opens nothing: there it is a plain command
+(`sync NAME` in a task is a directive; elsewhere it opens a sync block)."""
 
 CLAUSE_WORDS = {"elif": "if", "elseif": "if", "else": "if", "case": "switch", "default": "switch",
                 "on": "try", "trap": "try", "finally": "try"}
@@ -462,6 +467,8 @@ def _build_blocks(commands: list[Command], source: Source) -> Script:
             if owner == "if" and (name == "else" or len(command.words) < 3):  # `elseif` as a word in a Tcl `if` is fine
                 raise _error(ParseError, f"`{name}` outside an `if` block", command.pos, source)
         opens = BLOCK_OPENERS.get(name) if name is not None else None
+        if opens is not None and stack and PLAIN_INSIDE.get(name or "") == stack[-1][0].name:
+            opens = None
         if opens is not None and opens(command.words):
             block = Block(command, Script([], source))
             current.append(block)

@@ -23,6 +23,7 @@ from .eventloop import get_loop, run_until
 from .home import SchedHome
 from .jobs import Job
 from .loop import Scheduler
+from .syncdefs import sync_defs
 
 if TYPE_CHECKING:
     from .local import LocalBackend
@@ -56,6 +57,9 @@ def scheduler_of(interp: Any) -> Scheduler:
         sched = interp.extensions[SCHEDULER_KEY] = Scheduler(interp, home=home)
         sched.local = local(sched)
         sched.remote = link(sched)
+        from .syncjobs import SyncBackend  # pcontrol's client face: loaded with the backends, on first use
+
+        sched.syncs = SyncBackend(sched, lambda: sync_defs(interp), lambda: controller_of(sched))
         _attach_shell(interp, sched)
     return sched
 
@@ -166,6 +170,7 @@ def shutdown(interp: Any) -> None:
     try:
         sched.stop()
         _kill_local_jobs(sched)
+        run_until(sched.syncs.aclose(), "quit", interruptible=False, leavable=False)  # sync runs end at pcontrol
         _leave_controller(sched)
     finally:
         sched.release_home()

@@ -66,6 +66,8 @@ class Job:
     pending: float | None = None
     retry: int = 0  # a controller job that ends DOWN runs again, up to this many times
     outputs: dict = field(default_factory=dict)  # stream -> pclient.output.OutputFile: its task's files
+    sync: str | None = None  # a task's `sync NAME`: the job is that whole synchronized run
+    vars: dict[str, str] = field(default_factory=dict)  # extra variables of its task.exit macro
 
     @property
     def local(self) -> bool:

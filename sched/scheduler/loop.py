@@ -7,8 +7,9 @@
 
 Each task has at most one entry in a timer heap: the monotonic time of its next look. A look
 asks the pure `timing.plan` how many jobs to make and when to look next, runs the task.exec
-macro for each job, and hands the job to a backend: LocalBackend for `host LOCAL`, the remote
-backend (the controller) for the rest. A job's end comes back through `job_ended`, which
+macro for each job, and hands the job to a backend: LocalBackend for `host LOCAL`, the sync
+backend for a task's `sync NAME` (psched.scheduler.syncjobs), the remote backend (the
+controller) for the rest. A job's end comes back through `job_ended`, which
 records the outcome, writes the stdout/stderr destinations, runs the matching task.exit macro
 and makes the task due again at once. With a real clock the heap is armed on the asyncio loop
 (one `call_at` for the earliest look), so idle tasks cost nothing; with a FakeClock nothing is
@@ -41,6 +42,7 @@ from ..lang.interp import Frame
 from .jobs import Backend, Job, JobState, Outcome
 from .home import SchedHome
 from .retention import Retention
+from .joblog import JobLog
 from .runledger import LEDGER_NAME, RunLedger
 from .taskspec import DRAFT_KEY, JobDraft, OutputDest, TaskSpec
 from ..lang.tcllist import join_list
@@ -101,7 +103,8 @@ class Scheduler:
     """
 
     def __init__(self, interp: Any, clock: Clock | None = None, local: Backend | None = None,
-                 remote: Backend | None = None, home: SchedHome | None = None):
+                 remote: Backend | None = None, home: SchedHome | None = None,
+                 syncs: Backend | None = None):
         self.interp = interp
         self.home = home  # None: no files of its own (tests' schedulers), ids from 1
         self.clock = clock or SystemClock()
@@ -116,8 +119,9 @@ class Scheduler:
         self.output_limit = DEFAULT_OUTPUT_LIMIT
         self.local: Backend = local or _Unattached("local")
         self.remote: Backend = remote or _Unattached("remote")
+        self.syncs: Backend = syncs or _Unattached("sync")
         self.on_message: Callable[[str], None] | None = None  # the shell prints these
-        self.job_listeners: list[Callable[[Job], None]] = []  # told of every job start and end
+        self.job_listeners: list[Callable[[Job], None]] = [JobLog(self)]  # told of every job start and end
         self.verbose = False
         self._seq = 0
         self._next_job = 1
@@ -136,8 +140,8 @@ class Scheduler:
 
     def define(self, spec: TaskSpec) -> TaskEntry:
         """Add a task or replace the definition of an existing one; it is looked at at once."""
-        if not spec.argv and spec.exec_macro is None:
-            raise TaskError(f"task {spec.name} has no `command` (and no task.exec macro to give one)",
+        if not spec.argv and spec.exec_macro is None and spec.sync is None:
+            raise TaskError(f"task {spec.name} has no `command` or `sync` (and no task.exec macro to give one)",
                             pos=spec.defined_at)
         entry = self.tasks.get(spec.name)
         if entry is None:
@@ -355,7 +359,7 @@ class Scheduler:
         if entry.deleting or not self.running:
             return 0
         spec = entry.spec
-        if spec.host != "LOCAL":
+        if spec.host != "LOCAL" and spec.sync is None:
             self.resume_run()  # before the plan counts what the task has made
         clock = self.clock
         now = clock.monotonic()
@@ -380,25 +384,31 @@ class Scheduler:
         draft = self._draft(entry)
         if draft is None:
             return None
-        if not draft.argv:
+        if not draft.argv and spec.sync is None:
             self.report(f"task {spec.name}: no command to run (give it `command` in the task or in task.exec)")
             return None
         job = Job(self._new_job_id(), spec.name, list(draft.argv), draft.host, draft.host_required,
-                  timeout=spec.periods.timeout, pending=spec.periods.pending, retry=spec.retry)
+                  timeout=spec.periods.timeout, pending=spec.periods.pending, retry=spec.retry,
+                  sync=spec.sync)
         job.outputs = spec.output_files()
         self.jobs[job.id] = job
         entry.jobs_out.add(job.id)
         entry.timing.launched(self.clock.monotonic())
         if self.home is not None and spec.periods.exec > 0 and self.real_time:
             self.home.marks.launched(spec.name, self.clock.wall())
-        if not job.local:
+        if not job.local and job.sync is None:
             self.resume_run()
             self._record_made(entry, job)
         self.totals["made"] += 1
         if self.verbose:
             self.report(f"job {job.id} ({spec.name}) made for {job.host}: {' '.join(job.argv)}")
-        (self.local if job.local else self.remote).submit(job)
+        self._backend(job).submit(job)
         return job
+
+    def _backend(self, job: Job) -> Backend:
+        if job.sync is not None:
+            return self.syncs
+        return self.local if job.local else self.remote
 
     def _draft(self, entry: TaskEntry) -> JobDraft | None:
         """The job to make, after the task.exec macro (None: skipped, or the macro failed)."""
@@ -526,6 +536,7 @@ class Scheduler:
             "job_signal": "" if job.signal is None else str(job.signal), "job_reason": job.reason,
             "job_command": join_list(job.argv),
         })
+        frame.vars.update(job.vars)
         frame.declared.update(frame.vars)
         set_queue(interp, "stdout", job.stdout)
         set_queue(interp, "stderr", job.stderr)
@@ -567,7 +578,7 @@ class Scheduler:
         job = self.job(job_id)
         if job.done:
             raise TaskError(f"job {job.id} has already ended ({job.outcome_text()})")
-        backend = self.local if job.local else self.remote
+        backend = self._backend(job)
         if not backend.kill(job):
             raise TaskError(f"job {job.id} could not be killed: its backend does not know it")
         return f"job {job.id} is being killed"

@@ -70,6 +70,8 @@ class TaskSpec:
     exec_macro: Script | None = None
     exit_macros: dict[str, Script] = field(default_factory=dict)
     defined_at: Pos | None = None
+    sync: str | None = None  # `sync NAME`: each job is that synchronized run (psched.scheduler.syncjobs)
+    joblog: str | None = None  # `joblog FILE`: a line per finished job (psched.scheduler.joblog)
 
     def output_files(self) -> dict[str, OutputFile]:
         """The files the `stdout`/`stderr` directives name, by stream (`-var NAME` is not a file)."""
@@ -107,6 +109,7 @@ class TaskSpec:
             "stdout": str(self.stdout) if self.stdout else None, "stderr": str(self.stderr) if self.stderr else None,
             "task.exec": self.exec_macro is not None, "task.exit": sorted(self.exit_macros),
             "defined_at": str(self.defined_at) if self.defined_at else None,
+            "sync": self.sync, "joblog": self.joblog,
         }
 
 
@@ -263,6 +266,18 @@ def _apply_stderr(spec: TaskSpec, args: list[str], d: Defining) -> None:
     spec.stderr = _output_dest(args)
 
 
+def _apply_sync(spec: TaskSpec, args: list[str], d: Defining) -> None:
+    if not args[0] or args[0].startswith("-"):
+        raise ArgError(f"sync needs the name of a sync block, got '{args[0]}'", 1)
+    spec.sync = args[0]
+
+
+def _apply_joblog(spec: TaskSpec, args: list[str], d: Defining) -> None:
+    if not args[0]:
+        raise ArgError("joblog needs a file name", 1)
+    spec.joblog = args[0]
+
+
 @dataclass(frozen=True)
 class Directive:
     usage: str
@@ -283,10 +298,12 @@ DIRECTIVES: dict[str, Directive] = {
     "retry": Directive("retry N", "a controller job that ends DOWN is run again, up to N times", _apply_retry),
     "stdout": Directive("stdout ?-append? PATH | -var NAME", "where the job's stdout goes when it ends (also in $stdout)", _apply_stdout),
     "stderr": Directive("stderr ?-append? PATH | -var NAME", "where the job's stderr goes when it ends (also in $stderr)", _apply_stderr),
+    "sync": Directive("sync name", "instead of `command`: each job is the synchronized run of that `sync` block (exit 0 on success, 1 on failure; $sync_result in task.exit)", _apply_sync),
+    "joblog": Directive("joblog file", "append a line per finished job to FILE, as GNU parallel's --joblog (seq, host, start, run time, exit value, signal, command)", _apply_joblog),
 }
 
 ARITY = {"command": (1, None), "host": (1, 2), "periods": (0, 8), "nmax": (1, 1), "npending": (1, 1),
-          "trange": (1, 5), "active": (1, 1), "priority": (1, 1), "retry": (1, 1), "stdout": (1, 2), "stderr": (1, 2)}
+          "trange": (1, 5), "active": (1, 1), "priority": (1, 1), "retry": (1, 1), "stdout": (1, 2), "stderr": (1, 2), "sync": (1, 1), "joblog": (1, 1)}
 
 TASK_BLOCKS = ("task.exec", "task.exit")
 

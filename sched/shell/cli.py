@@ -39,6 +39,7 @@ from ..scheduler.eventloop import close_loop, get_loop, run_until, take_leaving
 from ..scheduler.home import valid_name
 from ..lang.interp import Interp
 from ..lang.openness import OpenTracker
+from .netjobs import run_netjobs_file
 from .session import ExitStatus, InterruptHandler, QuitRequest, needs_more, run_exit_hooks
 from .stopsignals import StopSignals
 
@@ -164,6 +165,11 @@ def _argument_parser() -> argparse.ArgumentParser:
     server.add_argument("--log-max-bytes", metavar="SIZE", default="10M",
                         help="rotate the log past SIZE (10M, 512k; 0: never)")
     server.add_argument("--log-keep", metavar="N", type=int, default=5, help="rotated logs kept")
+    parser.add_argument("--netjobs", metavar="CONFIG",
+                        help="run a NetJobs configuration file (its tests in order, as sync runs) and leave")
+    parser.add_argument("-v", dest="netjobs_verbose", action="store_true", help="with --netjobs: show progress and the full tables")
+    parser.add_argument("-l", dest="netjobs_log", action="store_true",
+                        help="with --netjobs: a timestamped log per test, beside the configuration file")
     parser.add_argument("--version", action=_VersionAction)
     return parser
 
@@ -198,7 +204,7 @@ def main(argv: list[str] | None = None) -> int:
     interp = Interp()
     if args.name is not None:
         interp.extensions[SCHED_NAME_KEY] = args.name
-    interactive = args.script is None and not args.serve and _is_terminal(sys.stdin)
+    interactive = args.script is None and not args.serve and args.netjobs is None and _is_terminal(sys.stdin)
     # a server ignores SIGINT while idle: it is how attached prompts interrupt a command, and
     # one that arrives just after the command ended must not stop the server
     interrupts = InterruptHandler(interp, idle_raises=not interactive and not args.serve)
@@ -262,6 +268,9 @@ def _run(interp: Any, args: argparse.Namespace, interrupts: InterruptHandler, in
 
         return serve(interp, args.files, interrupts, log_path=args.log, log_max_bytes=args.log_max_bytes,
                      log_keep=args.log_keep)
+    if args.netjobs is not None:
+        with interrupts.running():
+            return run_netjobs_file(interp, args.netjobs, verbose=args.netjobs_verbose, log=args.netjobs_log)
     try:
         for path in args.files:
             with interrupts.running():

@@ -208,3 +208,25 @@ def test_a_host_without_python3_is_down_with_the_reason(home: str, fleet: Fleet)
             assert host["reason"] == ("no python3 on the host's PATH (/nonexistent); the "
                                       "agent needs Python 3.10 or newer")
     run(body())
+
+
+def test_a_sync_run_on_a_host_that_got_its_agent_over_ssh(home: str, fleet: Fleet) -> None:
+    """The gate runs beside an agent imported from memory (no pclient on the host's disk)."""
+    import json
+
+    from pcontrol_harness import LOCAL_AGENT
+
+    async def body() -> None:
+        async with controller_running(home, fleet.config()) as h:
+            await h.cmd("host", "add", "node1")
+            await h.cmd("host", "add", "here", "-connect", LOCAL_AGENT)
+            await h.wait_host("node1", "IDLE")
+            await h.wait_host("here", "IDLE")
+            spec = {"name": "fleet", "targets": [
+                {"host": "node1", "argv": ["sh", "-c", "id -un"]},
+                {"host": "here", "argv": ["sh", "-c", "echo here"]}]}
+            result = await h.cmd("sync", "run", json.dumps(spec))
+            assert [t["outcome"] for t in result["targets"]] == ["EXIT 0", "EXIT 0"], result
+            assert result["targets"][0]["stdout"] == f"{fleet.user.name}\n"
+            assert result["skew_ms"]["max"] < 50
+    run(body())
