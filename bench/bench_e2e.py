@@ -23,9 +23,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 sys.path.insert(0, os.path.dirname(__file__))
 
 import psched  # noqa: E402
-from peers import peer_rows, print_rate_table  # noqa: E402
-from psched.scheduler.eventloop import run_until  # noqa: E402
-from psched.scheduler.attach import scheduler_of  # noqa: E402
+from peers import peer_rows, print_rate_table, timed_run  # noqa: E402
 
 
 def through_sched(jobs: int, npending: int) -> float:
@@ -52,14 +50,7 @@ task many
   end
 end
 """)
-        t0 = time.perf_counter()
-        interp.eval("run\nwait -timeout 900")
-        elapsed = time.perf_counter() - t0
-        assert interp.eval("set n") == str(jobs), "every exit macro must have run"
-        sched = scheduler_of(interp)
-        sched.stop()
-        run_until(sched.remote.aclose())
-        return elapsed
+        return timed_run(interp, jobs)
     finally:
         daemon.stop(paths, kill=True, force=True)
         shutil.rmtree(home, ignore_errors=True)

@@ -27,10 +27,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests" / "tools"))
+sys.path.insert(0, str(ROOT / "bench"))
 
 import psched  # noqa: E402
-from psched.scheduler.attach import scheduler_of  # noqa: E402
-from psched.scheduler.eventloop import run_until  # noqa: E402
+from peers import timed_run  # noqa: E402
 from slurmcluster import SlurmCluster, missing  # noqa: E402
 from waiting import wait_until_sync  # noqa: E402
 
@@ -84,14 +84,7 @@ task many
   end
 end
 """)
-        t0 = time.perf_counter()
-        interp.eval("run\nwait -timeout 900")
-        elapsed = time.perf_counter() - t0
-        assert interp.eval("set n") == str(jobs), "every exit macro must have run"
-        sched = scheduler_of(interp)
-        sched.stop()
-        run_until(sched.remote.aclose())
-        return elapsed
+        return timed_run(interp, jobs)
     finally:
         daemon.stop(paths, kill=True, force=True)
         shutil.rmtree(home, ignore_errors=True)

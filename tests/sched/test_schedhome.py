@@ -14,15 +14,6 @@ import pytest
 from sched_process import kill_group, lines, start, wait_lines
 
 
-@pytest.fixture
-def home(tmp_path: Path):
-    path = tmp_path / "home"
-    runs = []
-    yield path, runs
-    for run in runs:
-        kill_group(run.pid)
-
-
 def logging_task(log: Path, *lines_: str, command: str = "sleep 300") -> str:
     body = "\n".join(f"  {line}" for line in lines_)
     return f"""

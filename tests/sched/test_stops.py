@@ -13,15 +13,6 @@ import pytest
 from sched_process import alive, kill_group, lines, start, wait_lines
 
 
-@pytest.fixture
-def home(tmp_path: Path):
-    path = tmp_path / "home"
-    runs = []
-    yield path, runs
-    for run in runs:
-        kill_group(run.pid)
-
-
 def standing(log: Path, npending: int = 2) -> str:
     """A standing task of long local jobs; its pids and exit macros go to `log`."""
     return f"""
