@@ -22,6 +22,7 @@ from pathlib import Path
 
 import pexpect
 import pytest
+from prompts import new_prompt  # a new prompt, not a redraw (tests/tools/prompts.py)
 
 import psched
 from pcontrol.client import CONNECT_ENV, SECRET_FILE_ENV, ControllerClient
@@ -177,16 +178,16 @@ def test_the_interactive_prompt_talks_to_a_remote_pcontrol(remote: Remote,
                                         "--secret-file", str(remote.secret)],
                           env=env, encoding="utf-8", timeout=20, dimensions=(40, 200))
     try:
-        child.expect("pcontrol>")
+        child.expect(new_prompt("pcontrol>"))
         child.sendline("version")
         child.expect(f"pid {remote.process.pid}")
-        child.expect("pcontrol>")
+        child.expect(new_prompt("pcontrol>"))
         child.sendline("start")
         child.expect(f"pcontrol at TCP {remote.address} starts on its own machine")
-        child.expect("pcontrol>")
+        child.expect(new_prompt("pcontrol>"))
         child.sendline("stop")                 # its shutdown command
         child.expect("pcontrol is stopping")
-        child.expect("pcontrol>")
+        child.expect(new_prompt("pcontrol>"))
         child.sendeof()
         child.expect(pexpect.EOF)
     finally:

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pexpect
 import pytest
+from prompts import new_prompt
 
 from pcontrol.client import ControllerClient
 from pcontrol.wire import EventKind
@@ -98,28 +99,31 @@ def test_commands_from_stdin(home: str, daemon: subprocess.CompletedProcess) -> 
     assert failed.returncode == 1 and 'unknown command "bogus"' in failed.stderr
 
 
+PROMPT = new_prompt("pcontrol>")  # a new prompt, not a redraw (tests/tools/prompts.py)
+
+
 def test_interactive_prompt(home: str, daemon: subprocess.CompletedProcess) -> None:
     env = dict(os.environ, SCHED_HOME=home, TERM="xterm", PROMPT_TOOLKIT_NO_CPR="1")
     child = pexpect.spawn(PCONTROL[0], PCONTROL[1:], env=env, encoding="utf-8", timeout=20,
                           dimensions=(40, 200))
     try:
-        child.expect("pcontrol>")
+        child.expect(PROMPT)
         child.sendline("host add localhost")
         child.expect("host localhost added")
-        child.expect("pcontrol>")
+        child.expect(PROMPT)
         child.sendline("help check")
         child.expect("check host NAME")
-        child.expect("pcontrol>")
+        child.expect(PROMPT)
         child.sendline("nosuch")
         child.expect('unknown command "nosuch"')
-        child.expect("pcontrol>")
+        child.expect(PROMPT)
         child.send("check ho\t")                 # completes the subcommand...
         child.expect("check host")
         child.send("loc\t")                      # ...and the host name
         child.expect("localhost")
         child.send("\r")
         child.expect("state:")
-        child.expect("pcontrol>")
+        child.expect(PROMPT)
         child.sendeof()
         child.expect(pexpect.EOF)
     finally:

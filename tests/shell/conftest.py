@@ -12,9 +12,13 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))  # for psched_test_command, in either import mode
 
 from psched_test_command import SCHED_COMMAND  # noqa: E402
+from prompts import new_prompt  # noqa: E402
 
 PROMPT = "sched>"
 """The prompt as it reaches a terminal (the renderer draws the trailing blank as a cursor move)."""
+
+NEW_PROMPT = new_prompt(PROMPT)
+"""A new prompt, not a redraw of the one being typed at (see tests/tools/prompts.py)."""
 
 
 @pytest.fixture
@@ -33,7 +37,7 @@ class Terminal:
                                    encoding="utf-8", timeout=timeout, dimensions=(40, 200))
 
     def prompt(self) -> None:
-        self.child.expect_exact(PROMPT)
+        self.child.expect(NEW_PROMPT)
 
     def send(self, keys: str) -> None:
         self.child.send(keys)
