@@ -32,7 +32,7 @@ import logging
 import math
 import os
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from ..lang.clock import Clock, SystemClock
 from ..lang.commands.queues import WorkQueue
@@ -48,9 +48,12 @@ from .taskspec import DRAFT_KEY, JobDraft, OutputDest, TaskSpec
 from ..lang.tcllist import join_list
 from .timing import PlanReason, TaskTiming, TimerHandle, TimerHeap, plan
 
+if TYPE_CHECKING:
+    from .reload import TaskStaging
+
 log = logging.getLogger(__name__)
 
-__all__ = ["Scheduler", "TaskEntry", "Backend", "DEFAULT_OUTPUT_LIMIT"]
+__all__ = ["Scheduler", "TaskEntry", "Backend", "DEFAULT_OUTPUT_LIMIT", "check_definable"]
 
 DEFAULT_OUTPUT_LIMIT = 1 << 20
 """Bytes of each output stream kept per job (the rest is counted, and noted as cut)."""
@@ -72,6 +75,7 @@ class TaskEntry:
     last_end: float | None = None
     last_reason: PlanReason | None = None
     resumed: bool = False  # its `made` count goes on from an earlier sched's (see runledger.py)
+    first_look: float = 0.0  # no look before this monotonic time (a first run spread, psched.scheduler.reload)
 
     @property
     def name(self) -> str:
@@ -135,14 +139,14 @@ class Scheduler:
         self.forgotten = 0  # ended jobs dropped from the table by the retention
         self.quit_request: QuitRequest | None = None  # `exit` in a macro: leaving
         self.pending_scripts = 0  # `after MS SCRIPT` not run yet (psched.scheduler.commands.after): something may change
+        self.staging: TaskStaging | None = None  # a reload reading its files: task blocks and `run` go there
 
     # --- the task table -----------------------------------------------------------------------
 
-    def define(self, spec: TaskSpec) -> TaskEntry:
-        """Add a task or replace the definition of an existing one; it is looked at at once."""
-        if not spec.argv and spec.exec_macro is None and spec.sync is None:
-            raise TaskError(f"task {spec.name} has no `command` or `sync` (and no task.exec macro to give one)",
-                            pos=spec.defined_at)
+    def define(self, spec: TaskSpec, look: bool = True) -> TaskEntry:
+        """Add a task or replace the definition of an existing one; it is looked at at once
+        (with `look` false the caller schedules it: a reload keeps a task's phase)."""
+        check_definable(spec)
         entry = self.tasks.get(spec.name)
         if entry is None:
             self._seq += 1
@@ -152,7 +156,8 @@ class Scheduler:
         if self._resume and spec.name in self._resume and spec.host != "LOCAL":
             self._resume_task(entry, self._resume.pop(spec.name))
         self._restore_launch(entry)
-        self.look_soon(entry)
+        if look:
+            self.look_soon(entry)
         self.remote.task_defined(spec.name)
         self._check_waiters()
         return entry
@@ -319,7 +324,12 @@ class Scheduler:
         self._check_waiters()  # `wait` ends once the jobs out have ended
 
     def look_soon(self, entry: TaskEntry) -> None:
-        self._schedule(entry, self.clock.monotonic())
+        self._schedule(entry, max(self.clock.monotonic(), entry.first_look))
+
+    def reschedule(self, entry: TaskEntry, due: float) -> None:
+        """Move the task's next look to `due`, later or earlier than it was."""
+        self._unschedule(entry)
+        self._schedule(entry, due)
 
     def _schedule(self, entry: TaskEntry, due: float) -> None:
         """Keep one heap entry per task: the earliest asked for."""
@@ -694,6 +704,13 @@ class Scheduler:
             self.on_message(text)
         else:
             log.warning("%s", text)
+
+
+def check_definable(spec: TaskSpec) -> None:
+    """TaskError unless the scheduler can take the task: it needs something to run."""
+    if not spec.argv and spec.exec_macro is None and spec.sync is None:
+        raise TaskError(f"task {spec.name} has no `command` or `sync` (and no task.exec macro to give one)",
+                        pos=spec.defined_at)
 
 
 def _deliver(interp: Any, dest: OutputDest, text: str) -> None:

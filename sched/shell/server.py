@@ -31,6 +31,7 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
@@ -40,6 +41,7 @@ from pcontrol.auth import owner_refusal, peer_uid
 
 from ..lang.errors import SchedError
 from ..scheduler.eventloop import get_loop, run_until
+from ..scheduler.reload import load_files
 from .paths import sched_home
 from .session import ExitStatus, InterruptHandler, QuitRequest, quit_vetoes
 from .serverwire import (MAX_REQUEST_LINE, Hello, Op, Output, Reply, Request, WireError, decode_request,
@@ -55,6 +57,12 @@ READY_FD_ENV = "PSCHED_SERVE_READY_FD"
 
 INPUT_FILE = "<input>"
 """The file name errors give for commands sent by an attached prompt (the same as the prompt's)."""
+
+RELOAD_SCRIPT = "reload"
+"""What the server runs when SIGHUP or the flag file asks for a reload."""
+
+FLAG_CHECK = 1.0
+"""Seconds between two looks for the flag file $SCHED_HOME/reload (one stat: nothing to save)."""
 
 #: Bytes of output a prompt may leave unread before the server drops it (a stuck terminal
 #: must not make the server hold the output of months).
@@ -82,6 +90,10 @@ class ServerPaths:
     @property
     def log(self) -> Path:
         return self.home / "sched.log"
+
+    @property
+    def reload_flag(self) -> Path:
+        return self.home / "reload"
 
 
 def running_pid(paths: ServerPaths) -> int | None:
@@ -173,6 +185,9 @@ class Server:
         self.current_id = 0
         self._requests: asyncio.Queue[tuple[_Prompt | None, Request]] = asyncio.Queue()
         self._listener: asyncio.AbstractServer | None = None
+        self._flag_check: asyncio.TimerHandle | None = None
+        self._flag_seen = False     # the flag file's reload is queued or running
+        self._reload_reasons: list[str] = []     # who asked for the reloads queued
 
     # -- output ---------------------------------------------------------------------------------------
 
@@ -194,13 +209,43 @@ class Server:
                                                          limit=MAX_REQUEST_LINE)
         os.chmod(path, 0o600)
         # SIGTERM is the CLI's (psched.shell.stopsignals): it ends the server as `quit -force`;
-        # SIGHUP, which would do the same, reopens the log here (logrotate's postrotate)
-        get_loop().add_signal_handler(signal.SIGHUP, self._hang_up)
+        # SIGHUP, which would do the same, reopens the log and reloads here (as nginx does)
+        loop = get_loop()
+        loop.add_signal_handler(signal.SIGHUP, self._hang_up)
+        self._flag_check = loop.call_later(FLAG_CHECK, self._check_flag)
 
     def _hang_up(self) -> None:
         if self.log_file is not None:
             self.log_file.reopen()
             log.info("SIGHUP: log reopened")
+        self._queue_reload("SIGHUP")
+
+    def _check_flag(self) -> None:
+        """The flag file $SCHED_HOME/reload asks for a reload; it is removed once done."""
+        if self.paths.reload_flag.exists() and not self._flag_seen:
+            self._flag_seen = True
+            self._queue_reload(f"the flag file {self.paths.reload_flag}")
+        self._flag_check = get_loop().call_later(FLAG_CHECK, self._check_flag)
+
+    def _queue_reload(self, why: str) -> None:
+        self._reload_reasons.append(why)
+        self._requests.put_nowait((None, Request(0, Op.EVAL, RELOAD_SCRIPT)))
+
+    def _reloaded(self, reply: Reply) -> None:
+        """A reload asked by a signal or the flag file is done: say how it went to every prompt
+        and the log, and remove the flag file."""
+        why = self._reload_reasons.pop(0) if self._reload_reasons else "?"
+        self.publish_line(f"sched: {time.strftime('%Y-%m-%d %H:%M:%S')} {why}: {reply.text}")
+        if self._flag_seen:
+            self._flag_seen = False
+            try:
+                self.paths.reload_flag.unlink()
+            except FileNotFoundError:
+                pass
+
+    def publish_line(self, text: str) -> None:
+        self.interp.stdout.write(text + "\n")
+        self.interp.stdout.flush()
 
     async def _serve_prompt(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         refusal = owner_refusal(peer_uid(writer), os.geteuid())
@@ -252,6 +297,8 @@ class Server:
         def answer(reply: Reply) -> None:
             if prompt is not None:
                 prompt.send(reply)
+            elif request.script == RELOAD_SCRIPT:
+                self._reloaded(reply)
 
         if request.op is Op.STOP or (request.op is Op.QUIT and request.force):
             answer(Reply(request.id, True, "stopping", leaving=True, status=ExitStatus.OK))
@@ -297,6 +344,8 @@ class Server:
             loop.remove_signal_handler(signal.SIGHUP)
         except (ValueError, RuntimeError):
             pass
+        if self._flag_check is not None:
+            self._flag_check.cancel()
         if self._listener is not None:
             self._listener.close()
         for prompt in list(self.prompts):
@@ -337,9 +386,8 @@ def serve(interp: Any, files: list[str], interrupts: InterruptHandler, *, log_pa
     server = Server(interp, interrupts, paths, log_file)
     interp.stdout = ServerOutput(server, sys.stdout, log_file)
     try:
-        for path in files:
-            with interrupts.running():
-                interp.eval_file(path)
+        with interrupts.running():
+            load_files(interp, [os.path.abspath(f) for f in files])  # first runs spread: psched.scheduler.reload
     except SchedError as err:
         return _not_ready(ready_fd, err.render())
     except QuitRequest as request:

@@ -1,9 +1,10 @@
 """The scheduler's commands: the task block and its directives (tasks), the prompt's commands that
 steer the scheduler (steer), `controller` (controller), Tcl's `after` on the scheduler's loop (after),
-and synchronized runs (sync)."""
+synchronized runs (sync), and `reload` (reload)."""
 
 from . import tasks  # noqa: F401  (the task block and its directives)
 from . import steer  # noqa: F401  (run, stop, status, jobs, check, kill, wait...)
 from . import controller  # noqa: F401  (controller ...)
 from . import after  # noqa: F401  (after)
 from . import sync  # noqa: F401  (sync blocks, target, syncrun)
+from . import reload  # noqa: F401  (reload)

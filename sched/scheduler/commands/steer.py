@@ -98,6 +98,9 @@ def _summary(sched: Scheduler) -> dict[str, Any]:
 @cmd("run", "start the scheduler loop: tasks make jobs")
 def cmd_run(interp: Any, argv: list[str]) -> str:
     sched = scheduler_of(interp)
+    if sched.staging is not None:  # a reload reading its files: run once its tasks are in place
+        sched.staging.run = True
+        return ""
     sched.claim_home()  # one sched per $SCHED_HOME: refused here, before any job is made
     if not sched.running and any(e.spec.host != "LOCAL" for e in sched.tasks.values()):
         # Connect first, so that jobs an earlier sched left at the controller are adopted

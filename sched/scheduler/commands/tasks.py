@@ -83,8 +83,12 @@ def _task_name(name: str) -> str:
 def block_task(interp: Any, node: Block) -> str:
     name = _task_name(interp.subst_word(node.header.words[1]))
     sched = scheduler_of(interp)
-    existing = sched.tasks.get(name)
-    spec = existing.spec.copy() if existing is not None else TaskSpec(name, defined_at=node.pos)
+    staging = sched.staging  # a reload reading its files (psched.scheduler.reload): the block is staged
+    existing = sched.tasks.get(name) if staging is None else None
+    if staging is not None:
+        spec = staging.spec_to_change(name, node.pos)
+    else:
+        spec = existing.spec.copy() if existing is not None else TaskSpec(name, defined_at=node.pos)
     if existing is not None and existing.deleting:
         raise TaskError(f"task {name} is being deleted (its last jobs are still out); wait for them, then define it again")
     saved = interp.extensions.get(DEFINING_KEY)
@@ -93,7 +97,10 @@ def block_task(interp: Any, node: Block) -> str:
         interp.run_script(node.body)
     finally:
         interp.extensions[DEFINING_KEY] = saved
-    sched.define(spec)
+    if staging is not None:
+        staging.stage(spec)
+    else:
+        sched.define(spec)
     return ""
 
 
