@@ -134,11 +134,14 @@ def spec_shape(spec: TaskSpec) -> tuple:
 
 
 def load_files(interp: Any, files: list[str] | None = None) -> ReloadResult:
-    """Load `files` (the first time) or the files loaded before (`reload`); see the module doc.
+    """Load `files` (the first time, or other files from now on) or the files loaded before
+    (`reload`); see the module doc.
 
     Raises a SchedError (file:line:col) and changes no task when a file is wrong."""
     loaded: Loaded | None = interp.extensions.get(RELOAD_KEY)
-    if files is not None:
+    if files is not None and loaded is not None:
+        loaded.files = list(files)
+    elif files is not None:
         loaded = interp.extensions[RELOAD_KEY] = Loaded(list(files))
     if loaded is None:
         raise TaskError(NO_FILES)
@@ -197,7 +200,7 @@ def _apply(sched: Scheduler, loaded: Loaded, staging: TaskStaging) -> ReloadResu
         if name not in staging.specs and entry is not None and not entry.deleting:
             sched.delete_task(name)
             result.removed.append(name)
-    loaded.specs = dict(staging.specs)
+    loaded.specs = {name: spec.copy() for name, spec in staging.specs.items()}  # not the live ones: `pause` changes those
     return result
 
 
