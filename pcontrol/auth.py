@@ -14,7 +14,8 @@ proves it holds the secret in $SCHED_HOME (pcontrol.secret), without sending it:
 
 TCP_PROOF_LABEL keeps these proofs apart from every other HMAC computed under the secret
 (agent tokens, agents' challenges): nobody can get a TCP proof out of pcontrol by asking it
-to answer some other challenge. Neither side logs the secret or a proof. The stream itself
+to answer some other challenge. sched's server (`sched --serve --listen`, psched.shell.server)
+runs the same handshake with the same secret under a label of its own. Neither side logs the secret or a proof. The stream itself
 is not encrypted: use the listener on loopback, through an ssh tunnel or a trusted network.
 """
 
@@ -91,12 +92,14 @@ def challenge_line(challenge: bytes) -> bytes:
     return json.dumps(obj, separators=(",", ":")).encode("ascii") + b"\n"
 
 
-def expected_proof(secret: bytes, challenge: bytes) -> str:
-    return shared_secret.proof(secret, TCP_PROOF_LABEL + challenge)
+def expected_proof(secret: bytes, challenge: bytes, label: bytes = TCP_PROOF_LABEL) -> str:
+    """The proof of `challenge`; `label` names the service (pcontrol's by default; sched's
+    server has its own), so that a proof made for one is worth nothing to the other."""
+    return shared_secret.proof(secret, label + challenge)
 
 
-def proof_line(secret: bytes, challenge: bytes) -> bytes:
-    obj = {"auth": AuthStep.PROOF.value, "proof": expected_proof(secret, challenge)}
+def proof_line(secret: bytes, challenge: bytes, label: bytes = TCP_PROOF_LABEL) -> bytes:
+    obj = {"auth": AuthStep.PROOF.value, "proof": expected_proof(secret, challenge, label)}
     return json.dumps(obj, separators=(",", ":")).encode("ascii") + b"\n"
 
 
@@ -137,9 +140,9 @@ def decode_challenge(line: bytes) -> bytes:
     return challenge
 
 
-def proof_matches(secret: bytes, challenge: bytes, given: str) -> bool:
+def proof_matches(secret: bytes, challenge: bytes, given: str, label: bytes = TCP_PROOF_LABEL) -> bool:
     """Constant-time check of a client's proof (any string, even a hostile one)."""
-    expected = expected_proof(secret, challenge).encode("ascii")
+    expected = expected_proof(secret, challenge, label).encode("ascii")
     return hmac.compare_digest(expected, given.encode("utf-8", "replace"))
 
 

@@ -18,17 +18,23 @@ import itertools
 import os
 import signal
 import sys
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
+
+from pcontrol.address import format_address, parse_host_port
+from pcontrol.secret import SecretError, read_secret, secret_path
 
 from ..lang.interp import Interp
 from ..scheduler.eventloop import get_loop, run_until
 from .repl import Shell
 from .session import ExitStatus, InterruptHandler
 from .server import ServerPaths, running_pid
+from .serverauth import Refused, prove
 from .serverwire import (MAX_REQUEST_LINE, Hello, Op, Output, Reply, Request, ServerMessage, WireError,
                          decode_server_message, encode)
 
-__all__ = ["ServerLink", "ServerGone", "AttachedShell", "attach", "stop", "DETACH"]
+__all__ = ["ServerLink", "ServerGone", "AttachedShell", "Remote", "attach", "stop", "DETACH"]
 
 DETACH = "detach"
 """What typed alone at an attached prompt leaves it, the server running on."""
@@ -42,7 +48,8 @@ class ServerLink:
     """One connection to the server: requests with ids, replies matched to them, output passed on."""
 
     def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, hello: Hello,
-                 on_output: Any):
+                 on_output: Any, where: str | None = None):
+        self.where = where          # HOST:PORT over TCP; None: the Unix socket (the server's pid is ours to signal)
         self.reader = reader
         self.writer = writer
         self.pid = hello.pid
@@ -62,6 +69,26 @@ class ServerLink:
         if not isinstance(first, Hello):
             raise ServerGone("the server did not greet")
         return cls(reader, writer, first, on_output)
+
+    @classmethod
+    async def connect_tcp(cls, address: tuple[str, int], secret: bytes, on_output: Any) -> "ServerLink":
+        reader, writer = await asyncio.open_connection(*address, limit=MAX_REQUEST_LINE)
+        try:
+            hello = await prove(reader, writer, secret)
+        except (Refused, asyncio.TimeoutError) as err:
+            writer.close()
+            raise ServerGone(str(err) or "no answer to the authentication") from None
+        return cls(reader, writer, hello, on_output, format_address(*address))
+
+    def interrupt(self) -> None:
+        """Ctrl-C: interrupt the request under way in the server."""
+        if self.where is None:
+            try:
+                os.kill(self.pid, signal.SIGINT)
+            except ProcessLookupError:
+                pass
+        elif not self.writer.is_closing():
+            self.writer.write(encode(Request(0, Op.INTERRUPT)))
 
     async def _read(self) -> None:
         reason = "the server closed the connection"
@@ -110,7 +137,17 @@ def _print_own_output(output: Output) -> None:
         _print_output(output)
 
 
-def _connect(paths: ServerPaths, on_output: Any = _print_output) -> ServerLink | None:
+@dataclass(frozen=True)
+class Remote:
+    """A server reached over TCP (`--connect HOST:PORT`), and the secret file to prove."""
+
+    address: str
+    secret_file: str | None = None
+
+
+def _connect(paths: ServerPaths, on_output: Any = _print_output, remote: Remote | None = None) -> ServerLink | None:
+    if remote is not None:
+        return _connect_tcp(paths, on_output, remote)
     if running_pid(paths) is None:
         print(f"sched: no server runs in {paths.home} (start one with: sched --serve FILE...)",
               file=sys.stderr)
@@ -122,16 +159,35 @@ def _connect(paths: ServerPaths, on_output: Any = _print_output) -> ServerLink |
         return None
 
 
+def _connect_tcp(paths: ServerPaths, on_output: Any, remote: Remote) -> ServerLink | None:
+    try:
+        address = parse_host_port(remote.address)
+    except ValueError as err:
+        print(f"sched: --connect {remote.address}: {err}", file=sys.stderr)
+        return None
+    path = Path(remote.secret_file).expanduser() if remote.secret_file else secret_path(paths.home)
+    try:
+        secret = read_secret(path)      # the server's own checks of it: owner-only, 32 bytes
+    except FileNotFoundError:
+        print(f"sched: no secret file {path}: copy the server's $SCHED_HOME/secret there (mode 600) "
+              f"or name a copy with --secret-file", file=sys.stderr)
+        return None
+    except (SecretError, OSError) as err:
+        print(f"sched: cannot use the secret file {path}: {err}", file=sys.stderr)
+        return None
+    try:
+        return run_until(ServerLink.connect_tcp(address, secret, on_output), "attaching", interruptible=False)
+    except OSError as err:
+        print(f"sched: no server listens on TCP {remote.address}: {err.strerror or err}", file=sys.stderr)
+    except (ServerGone, WireError) as err:
+        print(f"sched: cannot attach to the server at {remote.address}: {err}", file=sys.stderr)
+    return None
+
+
 def call(link: ServerLink, op: Op, script: str = "", force: bool = False) -> Reply:
     """One request, waited for with the loop running; Ctrl-C meanwhile interrupts it in the server."""
     loop = get_loop()
-
-    def forward_interrupt() -> None:
-        try:
-            os.kill(link.pid, signal.SIGINT)
-        except ProcessLookupError:
-            pass
-    loop.add_signal_handler(signal.SIGINT, forward_interrupt)
+    loop.add_signal_handler(signal.SIGINT, link.interrupt)
     try:
         return run_until(link.request(op, script, force), "waiting for the server", interruptible=False)
     finally:
@@ -178,10 +234,11 @@ class AttachedShell(Shell):
         return True                 # Ctrl-D detaches: the server runs on
 
 
-def attach(one_script: str | None = None, *, input: Any = None, output: Any = None) -> int:
-    """`sched --attach` (the prompt) or `sched -c SCRIPT --attach` (one script)."""
+def attach(one_script: str | None = None, *, input: Any = None, output: Any = None,
+           remote: Remote | None = None) -> int:
+    """`sched --attach` (the prompt) or `sched -c SCRIPT --attach` (one script); over TCP with `remote`."""
     paths = ServerPaths.for_home()
-    link = _connect(paths, _print_output if one_script is None else _print_own_output)
+    link = _connect(paths, _print_output if one_script is None else _print_own_output, remote)
     if link is None:
         return ExitStatus.SCRIPT_FAILED
     try:
@@ -199,7 +256,8 @@ def attach(one_script: str | None = None, *, input: Any = None, output: Any = No
             return reply.status if reply.leaving and reply.status is not None else ExitStatus.OK
         interrupts = InterruptHandler(Interp(), idle_raises=False)
         with interrupts.installed():
-            print(f"sched: attached to the server in {link.home} (pid {link.pid}); "
+            where = f" at {link.where}" if link.where else ""
+            print(f"sched: attached to the server in {link.home}{where} (pid {link.pid}); "
                   f"`{DETACH}` or Ctrl-D leaves it running", file=sys.stderr)
             return AttachedShell(link, interrupts, input=input, output=output).run()
     finally:
@@ -225,14 +283,16 @@ def _process_end(pid: int) -> "asyncio.Future[None]":
     return ended
 
 
-def stop() -> int:
-    """`sched --stop`: stop the server as `quit -force` does, and wait until it is gone."""
+def stop(remote: Remote | None = None) -> int:
+    """`sched --stop`: stop the server as `quit -force` does, and wait until it is gone (over
+    TCP: until it closes the connection)."""
     paths = ServerPaths.for_home()
-    link = _connect(paths, _print_own_output)
+    link = _connect(paths, _print_own_output, remote)
     if link is None:
         return ExitStatus.SCRIPT_FAILED
     try:
-        ended = _process_end(link.pid)      # opened before asking: the pid cannot be reused meanwhile
+        # opened before asking: the pid cannot be reused meanwhile
+        ended = _process_end(link.pid) if link.where is None else link.gone
         reply = call(link, Op.STOP)
         run_until(asyncio.wait_for(ended, 120), "stopping", interruptible=False)
     except (ServerGone, asyncio.TimeoutError) as err:

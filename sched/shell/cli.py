@@ -165,6 +165,13 @@ def _argument_parser() -> argparse.ArgumentParser:
     server.add_argument("--log-max-bytes", metavar="SIZE", default="10M",
                         help="rotate the log past SIZE (10M, 512k; 0: never)")
     server.add_argument("--log-keep", metavar="N", type=int, default=5, help="rotated logs kept")
+    server.add_argument("--listen", metavar="HOST:PORT",
+                        help="with --serve: prompts may also attach over TCP, proving the secret of "
+                             "$SCHED_HOME/secret (the challenge-response of pcontrol's --listen); port 0: any")
+    server.add_argument("--connect", metavar="HOST:PORT",
+                        help="with --attach or --stop: the server listening there (sched --serve --listen)")
+    server.add_argument("--secret-file", metavar="FILE",
+                        help="with --connect: the server's secret (default: $SCHED_HOME/secret)")
     parser.add_argument("--netjobs", metavar="CONFIG",
                         help="run a NetJobs configuration file (its tests in order, as sync runs) and leave")
     parser.add_argument("-v", dest="netjobs_verbose", action="store_true", help="with --netjobs: show progress and the full tables")
@@ -184,18 +191,26 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--serve, --attach and --stop go alone")
     if args.foreground and not args.serve:
         parser.error("--foreground goes with --serve")
+    if args.listen is not None and not args.serve:
+        parser.error("--listen goes with --serve")
+    if (args.connect is not None or args.secret_file is not None) and not (args.attach or args.stop):
+        parser.error("--connect and --secret-file go with --attach or --stop")
+    if args.secret_file is not None and args.connect is None:
+        parser.error("--secret-file goes with --connect")
     if args.attach or args.stop:
         if args.files:
             parser.error("--attach and --stop take no FILE")
         from . import attached  # the client side only: not the scheduler
 
-        return attached.stop() if args.stop else attached.attach(args.script)
+        remote = attached.Remote(args.connect, args.secret_file) if args.connect is not None else None
+        return attached.stop(remote) if args.stop else attached.attach(args.script, remote=remote)
     if args.serve and not args.foreground:
         if args.script is not None:
             parser.error("-c goes with --attach, not --serve")
         from .server import launch  # the server's code only when serving (start-up cost)
 
-        return launch(args.files, ["--log-max-bytes", args.log_max_bytes, "--log-keep", str(args.log_keep)])
+        listen = ["--listen", args.listen] if args.listen is not None else []
+        return launch(args.files, ["--log-max-bytes", args.log_max_bytes, "--log-keep", str(args.log_keep), *listen])
     handler = _CurrentStderr()
     handler.setFormatter(logging.Formatter(("%(asctime)s " if args.serve else "")
                                            + "sched: %(levelname)s: %(name)s: %(message)s"))
@@ -267,7 +282,7 @@ def _run(interp: Any, args: argparse.Namespace, interrupts: InterruptHandler, in
         from .server import serve  # the server's code only when serving (start-up cost)
 
         return serve(interp, args.files, interrupts, log_path=args.log, log_max_bytes=args.log_max_bytes,
-                     log_keep=args.log_keep)
+                     log_keep=args.log_keep, listen=args.listen)
     if args.netjobs is not None:
         with interrupts.running():
             return run_netjobs_file(interp, args.netjobs, verbose=args.netjobs_verbose, log=args.netjobs_log)

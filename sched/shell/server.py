@@ -37,13 +37,16 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from pclient.logfile import RotatingLog, parse_size
+from pcontrol.address import format_address, parse_host_port
 from pcontrol.auth import owner_refusal, peer_uid
+from pcontrol.secret import SecretError, load_or_create_secret
 
 from ..lang.errors import SchedError
 from ..scheduler.eventloop import get_loop, run_until
 from ..scheduler.reload import load_files
 from .paths import sched_home
 from .session import ExitStatus, InterruptHandler, QuitRequest, quit_vetoes
+from .serverauth import admit
 from .serverwire import (MAX_REQUEST_LINE, Hello, Op, Output, Reply, Request, WireError, decode_request,
                          encode)
 
@@ -175,8 +178,15 @@ class Server:
     """Listens on the socket and serves the attached prompts' requests one at a time."""
 
     def __init__(self, interp: Any, interrupts: InterruptHandler, paths: ServerPaths,
-                 log_file: RotatingLog | None = None):
+                 log_file: RotatingLog | None = None, tcp: tuple[str, int] | None = None,
+                 secret: bytes | None = None):
+        if tcp is not None and not secret:
+            raise ValueError("a TCP listener needs the secret")
         self.interp = interp
+        self.tcp = tcp
+        self.secret = secret
+        self.tcp_addresses: list[tuple[str, int]] = []
+        self._tcp_listener: asyncio.AbstractServer | None = None
         self.log_file = log_file
         self.interrupts = interrupts
         self.paths = paths
@@ -208,6 +218,10 @@ class Server:
         self._listener = await asyncio.start_unix_server(self._serve_prompt, path=str(path),
                                                          limit=MAX_REQUEST_LINE)
         os.chmod(path, 0o600)
+        if self.tcp is not None:
+            self._tcp_listener = await asyncio.start_server(self._serve_tcp_prompt, *self.tcp,
+                                                            limit=MAX_REQUEST_LINE)
+            self.tcp_addresses = [sock.getsockname()[:2] for sock in self._tcp_listener.sockets]
         # SIGTERM is the CLI's (psched.shell.stopsignals): it ends the server as `quit -force`;
         # SIGHUP, which would do the same, reopens the log and reloads here (as nginx does)
         loop = get_loop()
@@ -250,10 +264,25 @@ class Server:
     async def _serve_prompt(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         refusal = owner_refusal(peer_uid(writer), os.geteuid())
         if refusal is not None:
-            log.warning("refused a prompt: %s", refusal)
-            writer.write(encode(Reply(0, False, refusal)))
-            writer.close()
+            self._refuse(writer, refusal)
             return
+        await self._serve_admitted(reader, writer)
+
+    async def _serve_tcp_prompt(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        assert self.secret is not None
+        refusal = await admit(reader, writer, self.secret)
+        if refusal is not None:
+            self._refuse(writer, f"{refusal}; closing", writer.get_extra_info("peername"))
+            return
+        await self._serve_admitted(reader, writer)
+
+    @staticmethod
+    def _refuse(writer: asyncio.StreamWriter, refusal: str, peer: Any = None) -> None:
+        log.warning("refused a prompt%s: %s", f" from {peer}" if peer else "", refusal)
+        writer.write(encode(Reply(0, False, refusal)))
+        writer.close()
+
+    async def _serve_admitted(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         prompt = _Prompt(writer)
         self.prompts.add(prompt)
         prompt.send(Hello(pid=os.getpid(), home=str(self.paths.home)))
@@ -270,6 +299,11 @@ class Server:
                     request = decode_request(line)
                 except WireError as err:
                     prompt.send(Reply(0, False, f"malformed request: {err}"))
+                    continue
+                if request.op is Op.INTERRUPT:
+                    # read while the loop runs, so while the request waits (`wait`): Ctrl-C for it
+                    if self.current is prompt:
+                        os.kill(os.getpid(), signal.SIGINT)
                     continue
                 self._requests.put_nowait((prompt, request))
         except (ConnectionError, asyncio.IncompleteReadError):
@@ -346,8 +380,9 @@ class Server:
             pass
         if self._flag_check is not None:
             self._flag_check.cancel()
-        if self._listener is not None:
-            self._listener.close()
+        for listener in (self._listener, self._tcp_listener):
+            if listener is not None:
+                listener.close()
         for prompt in list(self.prompts):
             prompt.close()
         if not loop.is_closed() and not loop.is_running():
@@ -363,15 +398,24 @@ class Server:
 
 
 def serve(interp: Any, files: list[str], interrupts: InterruptHandler, *, log_path: str | None = None,
-          log_max_bytes: str = "10M", log_keep: int = 5) -> int:
+          log_max_bytes: str = "10M", log_keep: int = 5, listen: str | None = None) -> int:
     """`sched --serve --foreground FILE...`: run the files, then serve until stopped.
 
-    With `log_path`, logging and the interpreter's output go to that file, rotated by size."""
+    With `log_path`, logging and the interpreter's output go to that file, rotated by size.
+    With `listen` (HOST:PORT, port 0: any free one) prompts may also attach over TCP, proving
+    the secret of $SCHED_HOME (psched.shell.serverauth)."""
     paths = ServerPaths.for_home()
     ready_fd = _ready_fd()
     other = running_pid(paths)
     if other is not None:
         return _not_ready(ready_fd, f"sched: a server already runs in {paths.home} (pid {other})")
+    tcp = secret = None
+    if listen is not None:
+        try:
+            tcp = parse_host_port(listen, lowest_port=0)
+            secret = load_or_create_secret(paths.home)
+        except (ValueError, OSError, SecretError) as err:
+            return _not_ready(ready_fd, f"sched: --listen {listen}: {err}")
     log_file = None
     if log_path is not None:
         try:
@@ -383,7 +427,7 @@ def serve(interp: Any, files: list[str], interrupts: InterruptHandler, *, log_pa
         for handler in list(logging.getLogger().handlers):
             if handler is not log_file:
                 logging.getLogger().removeHandler(handler)
-    server = Server(interp, interrupts, paths, log_file)
+    server = Server(interp, interrupts, paths, log_file, tcp, secret)
     interp.stdout = ServerOutput(server, sys.stdout, log_file)
     try:
         with interrupts.running():
@@ -392,12 +436,16 @@ def serve(interp: Any, files: list[str], interrupts: InterruptHandler, *, log_pa
         return _not_ready(ready_fd, err.render())
     except QuitRequest as request:
         return request.status
-    run_until(server.listen(), "listening", interruptible=False)
+    try:
+        run_until(server.listen(), "listening", interruptible=False)
+    except OSError as err:
+        return _not_ready(ready_fd, f"sched: cannot listen: {err.strerror or err}")
     try:
         paths.pidfile.write_text(f"{os.getpid()}\n")
-        log.warning("serving %s in %s (pid %d)", " ".join(files) or "no files", paths.home, os.getpid())
+        tcp_text = "".join(f"; on TCP {format_address(*a)}" for a in server.tcp_addresses)
+        log.warning("serving %s in %s (pid %d)%s", " ".join(files) or "no files", paths.home, os.getpid(), tcp_text)
         if ready_fd is not None:
-            os.write(ready_fd, b"ready\n")
+            os.write(ready_fd, f"ready{tcp_text}\n".encode())
             os.close(ready_fd)
         return server.serve_forever()
     finally:
@@ -436,7 +484,8 @@ def launch(files: list[str], log_options: list[str] = ()) -> int:
     with os.fdopen(read_end, "rb") as ready:
         said = ready.read().decode("utf-8", "replace")
     if said.startswith("ready"):
-        print(f"sched: serving {' '.join(files) or 'no files'} in {paths.home} (pid {child.pid}); "
+        tcp_text = said[len("ready"):].strip()
+        print(f"sched: serving {' '.join(files) or 'no files'} in {paths.home} (pid {child.pid}){tcp_text}; "
               f"log {paths.log}; attach with: sched --attach", file=sys.stderr)
         return ExitStatus.OK
     status = child.wait()

@@ -3,6 +3,7 @@
     prompt -> server   {"v": 1, "op": "eval", "id": 3, "script": "status"}
                        {"v": 1, "op": "quit", "id": 4, "force": true}
                        {"v": 1, "op": "stop", "id": 5}
+                       {"v": 1, "op": "interrupt", "id": 6}    (a TCP prompt's Ctrl-C)
     server -> prompt   {"v": 1, "type": "hello", "pid": 1234, "home": "/home/u/.sched"}
                        {"v": 1, "type": "output", "text": "job 7 done\\n", "id": 0}
                        {"v": 1, "type": "reply", "id": 3, "ok": true, "text": "...",
@@ -38,6 +39,7 @@ class Op(str, enum.Enum):
     EVAL = "eval"    #: run a script, as if typed at the server's own prompt
     QUIT = "quit"    #: stop the server (with `force`, whatever the quit checks say)
     STOP = "stop"    #: stop the server now, as `quit -force` (sched --stop, SIGTERM)
+    INTERRUPT = "interrupt"  #: Ctrl-C at a TCP prompt: interrupt its request if it waits (`wait`)
 
 
 @dataclass(frozen=True)
