@@ -4,7 +4,8 @@
 
 One load goes in four steps, and the task table changes only in the last:
 
-1. read: every file is parsed and checked (syntax, task directives) before any of it runs;
+1. read: every file is parsed and checked (syntax, task directives) before any of it runs,
+   in a thread, while the loop goes on making the jobs that are due;
 2. stage: the files run with `Scheduler.staging` set: a `task` block builds its TaskSpec into
    the staging set, from scratch (not from the running task), and `run` is only recorded.
    Other commands (`proc`, `set`, `controller host add`, ...) act as they always do;
@@ -31,6 +32,7 @@ done: the interpreter has no undo.
 from __future__ import annotations
 
 import dataclasses
+import gc
 import hashlib
 from dataclasses import dataclass, field
 from typing import Any
@@ -38,6 +40,7 @@ from typing import Any
 from ..lang.errors import Pos, SchedError, TaskError
 from ..lang.nodes import Block, Command, Script
 from .attach import scheduler_of
+from .eventloop import get_loop, run_until
 from .loop import Scheduler, TaskEntry, check_definable
 from .taskspec import TaskSpec
 from .timing import Periods
@@ -148,8 +151,10 @@ def load_files(interp: Any, files: list[str] | None = None) -> ReloadResult:
     sched = scheduler_of(interp)
     if sched.staging is not None:
         raise TaskError("reload: the files are being loaded already (is `reload` in one of them?)")
-    scripts = [(path, _read(interp, path)) for path in loaded.files]
+    scripts = _read_all(interp, loaded.files)
     staging = sched.staging = TaskStaging()
+    collecting = gc.isenabled()  # the loop waits for what follows: no pass over a heap that frees nothing
+    gc.disable()
     try:
         for path, script in scripts:
             saved = interp.current_file
@@ -160,14 +165,29 @@ def load_files(interp: Any, files: list[str] | None = None) -> ReloadResult:
                 interp.current_file = saved
         for spec in staging.specs.values():
             check_definable(spec)
+        result = _apply(sched, loaded, staging)
     finally:
         sched.staging = None
-    result = _apply(sched, loaded, staging)
+        if collecting:
+            gc.enable()
     loaded.loads += 1
     if staging.run and not sched.running:
         interp.eval("run", "<load of " + ", ".join(loaded.files) + ">")
         result.started = True
     return result
+
+
+def _read_all(interp: Any, files: list[str]) -> list[tuple[str, Script]]:
+    """Parse and check the files in a thread while the loop runs (a thousand tasks take most of
+    a second to parse, which would hold up the jobs due meanwhile); in a macro the scheduler runs
+    (the loop is running already), here and now."""
+    def reading() -> list[tuple[str, Script]]:
+        return [(path, _read(interp, path)) for path in files]
+
+    loop = get_loop()
+    if loop.is_running():
+        return reading()
+    return run_until(loop.run_in_executor(None, reading), "reload")
 
 
 def _read(interp: Any, path: str) -> Script:
