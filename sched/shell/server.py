@@ -7,7 +7,14 @@
     sched --stop                        stop the server, as `quit -force` would
 
 Its files are in $SCHED_HOME: `sched.sock` (an owner-only Unix socket: mode 0600 and the peer's
-uid checked with SO_PEERCRED, as pcontrol does), `sched.pid` and `sched.log`.
+uid checked with SO_PEERCRED, as pcontrol does), `sched.pid` and `sched.log`. With `--listen
+HOST:PORT` prompts may also attach over TCP after pcontrol's challenge-response
+(psched.shell.serverauth).
+
+The files are loaded through psched.scheduler.reload, and loaded again (`reload`) when a prompt
+says `reload`, on SIGHUP (which also reopens the log) and when the flag file $SCHED_HOME/reload
+appears (looked for every FLAG_CHECK seconds; removed once the reload is done). SIGHUP and the
+flag file queue the reload as a request of nobody's: its answer goes to every prompt and the log.
 
 The server is the interactive shell without a terminal. The one loop (psched.scheduler.eventloop) runs
 while it waits for the next request, as the prompt's loop runs while it waits for a key, so the

@@ -2,6 +2,7 @@
 terminal): no new jobs, local jobs killed and recorded KILLED with their exit macros run,
 controller jobs left for the next sched, ledgers written. The exit status is 128 + the
 signal's number (143 for SIGTERM, 129 for SIGHUP), as a shell reports a job a signal ended.
+A server (psched.shell.server) takes SIGHUP over: there it reopens the log and reloads the files.
 
     with StopSignals().installed():     # around the whole run of the CLI
         ...

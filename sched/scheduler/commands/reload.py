@@ -1,6 +1,7 @@
-"""`reload`: read the files a server was started with again, and apply what changed without a
-burst of jobs (psched.scheduler.reload says how). The server also reloads on SIGHUP and when the
-flag file $SCHED_HOME/reload appears (psched.shell.server)."""
+"""`reload`: read a server's files again and apply what changed, without a burst of jobs.
+
+psched.scheduler.reload says how. The server also reloads on SIGHUP and when the flag file
+$SCHED_HOME/reload appears (psched.shell.server)."""
 
 from __future__ import annotations
 
