@@ -154,7 +154,8 @@ def _argument_parser() -> argparse.ArgumentParser:
     server = parser.add_argument_group("server mode (psched.shell.server)")
     server.add_argument("--serve", action="store_true",
                         help="run the FILEs in a scheduler server in the background; its socket, pid file "
-                             "and log are in $SCHED_HOME")
+                             "and log are in $SCHED_HOME; `reload`, SIGHUP or the file $SCHED_HOME/reload "
+                             "make it read them again")
     server.add_argument("--foreground", action="store_true", help="with --serve: serve in this process")
     server.add_argument("--attach", action="store_true",
                         help="the prompt on the running server (with -c: run SCRIPT there and leave)")
