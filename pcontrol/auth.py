@@ -15,8 +15,9 @@ proves it holds the secret in $SCHED_HOME (pcontrol.secret), without sending it:
 TCP_PROOF_LABEL keeps these proofs apart from every other HMAC computed under the secret
 (agent tokens, agents' challenges): nobody can get a TCP proof out of pcontrol by asking it
 to answer some other challenge. sched's server (`sched --serve --listen`, psched.shell.server)
-runs the same handshake with the same secret under a label of its own. Neither side logs the secret or a proof. The stream itself
-is not encrypted: use the listener on loopback, through an ssh tunnel or a trusted network.
+runs the same handshake with the same secret under a label of its own. Neither side logs the
+secret or a proof. The stream itself is not encrypted: use the listener on loopback, through an
+ssh tunnel or a trusted network.
 """
 
 from __future__ import annotations
