@@ -1,5 +1,6 @@
 """A sched server on TCP through the real programs: `sched --serve --listen`, `--attach --connect`
-(pexpect), `-c ... --attach --connect`, `--stop --connect`; a wrong secret and a bad handshake refused."""
+(pexpect), `-c ... --attach --connect`, `--stop --connect`; a wrong secret, a bad handshake and a
+proof made for pcontrol (the same secret, pcontrol's label) refused."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from pcontrol import auth
 
 from psched_test_command import SCHED_COMMAND
 
@@ -60,6 +62,14 @@ def test_attach_over_tcp_with_the_secret_only(sched_env, tmp_path, terminal):
             reply = json.loads(stream.readline())
             assert reply["ok"] is False and "malformed authentication" in reply["text"]
             assert stream.readline() == b""                          # and the server hung up
+
+        with socket.create_connection((host, int(port))) as sock:    # the right secret, pcontrol's proof
+            stream = sock.makefile("rwb")
+            challenge = auth.decode_challenge(stream.readline())
+            stream.write(auth.proof_line((home / "secret").read_bytes(), challenge))
+            stream.flush()
+            reply = json.loads(stream.readline())
+            assert reply["ok"] is False and "wrong proof" in reply["text"]
 
         prompt = terminal("--attach", "--connect", address)
         prompt.expect(f"attached to the server in {home} at {address}")
