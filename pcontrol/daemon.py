@@ -1,4 +1,5 @@
-"""Running pcontrol as a daemon: serve in the foreground, start in the background, stop.
+"""Running pcontrol as a daemon: serve in the foreground (starting it in the background and
+stopping it are pcontrol.launch's, re-exported here).
 
 `serve` holds an exclusive lock on the pid file for its whole life, so two daemons never
 share a home and a leftover socket is known to be stale. `start` runs `serve` detached
@@ -29,22 +30,18 @@ import fcntl
 import gc
 import logging
 import os
-import select
 import signal
 import sqlite3
-import subprocess
-import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
 from pclient.logfile import RotatingLog
 
-from .client import run_command
 from .controller import Controller, ControllerConfig
-from .errors import ClientError, ControllerNotRunning
 from .journal import Journal, JournalError
+from .launch import (EXIT_SETTLE, START_TIMEOUT, STOP_TIMEOUT, DaemonResult, mark_stopped,  # noqa: F401
+                     read_pid, start, start_daemon, stop, stop_daemon, stopped_on_purpose)
 from .loadwatch import GcPolicy, TurnWatch
 from .paths import Paths
 from .secret import SecretError, load_or_create_secret
@@ -52,12 +49,6 @@ from .server import ControlServer
 
 log = logging.getLogger(__name__)
 
-#: Seconds `start` waits for the daemon to answer.
-START_TIMEOUT = 30.0
-#: Seconds `stop` waits for the daemon to exit.
-STOP_TIMEOUT = 30.0
-#: Seconds `start` gives a daemon that closed its ready pipe without "ready" to finish exiting.
-EXIT_SETTLE = 5.0
 #: Environment variables of the diagnostics (see the module docstring).
 TURNWATCH_ENV = "PCONTROL_TURNWATCH"
 PROFILE_ENV = "PCONTROL_PROFILE"
@@ -66,17 +57,6 @@ PROFILE_CLOCK_ENV = "PCONTROL_PROFILE_CLOCK"
 
 class DaemonError(Exception):
     pass
-
-
-@dataclass
-class DaemonResult:
-    """What start/stop did, for the CLI to print."""
-
-    ok: bool
-    message: str
-    pid: int | None = None
-    needs_force: bool = False
-    """Refused because jobs are out: the same call with force=True would go ahead."""
 
 
 # -- the pid file ----------------------------------------------------------------------------
@@ -114,40 +94,6 @@ class PidLock:
         self._file = None
 
 
-def read_pid(paths: Paths) -> int | None:
-    """The pid of the running daemon, or None when nobody holds the pid lock."""
-    try:
-        file = open(paths.pidfile, encoding="ascii")
-    except FileNotFoundError:
-        return None
-    with file:
-        try:
-            fcntl.flock(file, fcntl.LOCK_SH | fcntl.LOCK_NB)
-        except BlockingIOError:
-            text = file.read().strip()
-            return int(text) if text.isdigit() else None
-        fcntl.flock(file, fcntl.LOCK_UN)
-        return None
-
-
-# -- stopped on purpose ----------------------------------------------------------------------
-
-def mark_stopped(paths: Paths, how: str) -> None:
-    """An operator stopped pcontrol (`how`: the command): schedulers must not start it again
-    behind their back. Cleared when pcontrol starts, however it is started."""
-    stamp = time.strftime("%Y-%m-%d %H:%M:%S")
-    try:
-        paths.stopped_mark.write_text(f"{how} at {stamp}\n")
-    except OSError as exc:
-        log.warning("cannot mark pcontrol as stopped: %s", exc)
-
-
-def stopped_on_purpose(paths: Paths) -> str | None:
-    """How and when an operator stopped pcontrol ("pcontrol stop at ..."), or None."""
-    try:
-        return paths.stopped_mark.read_text().strip() or "stopped"
-    except OSError:
-        return None
 
 
 def _clear_stopped(paths: Paths) -> None:
@@ -275,74 +221,6 @@ async def _serve(paths: Paths, config: ControllerConfig, ready_fd: int | None,
         log.info("pcontrol %d stopped", os.getpid())
 
 
-# -- start / stop (called by the CLI) --------------------------------------------------------
-
-def start(paths: Paths, serve_args: list[str]) -> DaemonResult:
-    """Start `pcontrol serve` in the background; return once it answers."""
-    pid = read_pid(paths)
-    if pid is not None:
-        return DaemonResult(True, f"pcontrol is already running (pid {pid})", pid)
-    paths.ensure_home()
-    paths.check_socket_path()
-    read_end, write_end = os.pipe()
-    env = dict(os.environ, SCHED_HOME=str(paths.home))
-    log_fd = os.open(paths.log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-    with open(log_fd, "ab") as log_file:
-        # cwd $HOME: local agents then start jobs without -cwd where ssh would, and the
-        # daemon does not pin whatever directory `start` was run from.
-        process = subprocess.Popen(
-            [sys.executable, "-m", "pcontrol", "serve", "--ready-fd", str(write_end),
-             "--log-file", str(paths.log), *serve_args],
-            stdin=subprocess.DEVNULL, stdout=log_file, stderr=log_file, env=env,
-            cwd=Path.home(), start_new_session=True, pass_fds=(write_end,), close_fds=True)
-    os.close(write_end)
-    began = time.monotonic()
-    said: list[str] = []
-    try:
-        ready = _wait_ready(read_end, process, START_TIMEOUT, said)
-    finally:
-        os.close(read_end)
-    if not ready:
-        if said:           # the daemon said why it cannot run: that, once, is the error
-            return DaemonResult(False, f"pcontrol failed to start: {said[0]}")
-        if time.monotonic() - began < START_TIMEOUT:
-            # The ready pipe closed early: the daemon is exiting (say another one, started at the
-            # same moment, holds the pid lock), but its exit may not be reaped yet.
-            try:
-                process.wait(timeout=EXIT_SETTLE)
-            except subprocess.TimeoutExpired:
-                pass
-        if process.poll() is None:
-            return DaemonResult(False, f"pcontrol (pid {process.pid}) did not become ready within "
-                                  f"{START_TIMEOUT:g} s; see {paths.log}", process.pid)
-        already = read_pid(paths)
-        if already is not None:
-            return DaemonResult(True, f"pcontrol is already running (pid {already})", already)
-        return DaemonResult(False, "pcontrol failed to start:\n" + _log_tail(paths.log))
-    return DaemonResult(True, f"pcontrol started (pid {process.pid}), socket {paths.socket}",
-                   process.pid)
-
-
-def _wait_ready(fd: int, process: subprocess.Popen, timeout: float,
-                said: list[str] | None = None) -> bool:
-    """Wait for the daemon's "ready"; an "error: ..." line it wrote instead goes to `said`."""
-    deadline = time.monotonic() + timeout
-    data = b""
-    while time.monotonic() < deadline:
-        readable, _, _ = select.select([fd], [], [], max(0.0, deadline - time.monotonic()))
-        if not readable:
-            break
-        chunk = os.read(fd, 4096)
-        if not chunk:          # the daemon exited (or closed the pipe) without "ready"
-            if data.startswith(b"error: ") and said is not None:
-                said.append(data[len(b"error: "):].decode("utf-8", "replace").strip())
-            return data.startswith(b"ready")
-        data += chunk
-        if data.startswith(b"ready"):
-            return True
-    return False
-
-
 def _tell_starter(ready_fd: int | None, message: str) -> None:
     """Say why the daemon cannot run to `pcontrol start`, which shows it as its one error."""
     if ready_fd is None:
@@ -354,54 +232,3 @@ def _tell_starter(ready_fd: int | None, message: str) -> None:
         pass     # already closed (the daemon was ready), or the starter has gone
 
 
-def _log_tail(path: Path, lines: int = 10) -> str:
-    try:
-        text = path.read_text(errors="replace")
-    except OSError:
-        return "(no log)"
-    return "\n".join(text.splitlines()[-lines:])
-
-
-def stop(paths: Paths, timeout: float = STOP_TIMEOUT, *, kill: bool = False,
-         force: bool = False) -> DaemonResult:
-    """Ask the daemon to stop (kill: ending every job) and wait until it has. With jobs
-    out it refuses (needs_force) unless `force`."""
-    pid = read_pid(paths)
-    argv = ["shutdown"] + (["-kill"] if kill else []) + (["-force"] if force else [])
-    try:
-        reply = run_command(argv, paths.home, timeout=10.0)
-    except ControllerNotRunning:
-        if pid is None:
-            return DaemonResult(True, "pcontrol is not running")
-        os.kill(pid, signal.SIGTERM)      # a daemon with no socket: ask by signal
-    except ClientError as exc:
-        if pid is None:
-            return DaemonResult(False, f"cannot reach pcontrol: {exc}")
-        os.kill(pid, signal.SIGTERM)
-    else:
-        if not reply.ok:
-            needs_force = isinstance(reply.data, dict) and bool(reply.data.get("needs_force"))
-            return DaemonResult(False, f"pcontrol refused to stop: {reply.text}", pid,
-                                needs_force=needs_force)
-    deadline = time.monotonic() + timeout
-    while read_pid(paths) is not None:
-        if time.monotonic() > deadline:
-            return DaemonResult(False, f"pcontrol (pid {pid}) did not stop within {timeout:g} s",
-                           pid)
-        time.sleep(0.05)
-    return DaemonResult(True, "pcontrol stopped" + (f" (pid {pid})" if pid else "")
-                        + (", every job killed" if kill else ""), pid)
-
-
-# -- for other programs (the sched shell); blocking: call through asyncio.to_thread ----------
-
-def start_daemon(home: str | os.PathLike[str] | None = None,
-                 serve_args: list[str] | tuple[str, ...] = ()) -> DaemonResult:
-    """`pcontrol start` for $SCHED_HOME (or `home`): ok=True if running when it returns."""
-    return start(Paths.for_home(home), list(serve_args))
-
-
-def stop_daemon(home: str | os.PathLike[str] | None = None, *, kill: bool = False,
-                force: bool = False) -> DaemonResult:
-    """`pcontrol stop ?-kill? ?-force?` for $SCHED_HOME (or `home`)."""
-    return stop(Paths.for_home(home), kill=kill, force=force)

@@ -38,9 +38,9 @@ import socket
 import uuid
 from collections import deque
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
+from pcontrol import launch  # starts and stops the daemon without loading it (pcontrol.daemon)
 from pcontrol.client import ControllerAddress, ControllerClient
 from pcontrol.errors import ClientError, ControllerNotRunning
 from pcontrol.paths import Paths
@@ -74,15 +74,6 @@ fork, exec and the messages around them, so two per CPU keep the CPUs busy (meas
 bench/bench_user.py: 2 slots on 2 CPUs ran 600 `true` jobs ~1.5x slower than 4; 6 and 8 no faster)."""
 SUBMIT_KEY = "PSCHED_SUBMIT"
 """Environment variable carrying `session:job id` on every controller job this link submits."""
-
-
-def _daemon() -> ModuleType:
-    """pcontrol's daemon module, imported when a daemon is started or stopped: it loads the
-    controller, its sqlite3 journal and the agent code (~80 ms, measured with -X importtime),
-    which `import psched` and a sched that only talks to a running pcontrol never need."""
-    from pcontrol import daemon
-
-    return daemon
 
 
 def owner_id(home: Path, machine: str | None = None, name: str | None = None) -> str:
@@ -354,11 +345,11 @@ class ControllerLink:
                 raise
 
     async def _start_daemon(self) -> None:
-        stopped = _daemon().stopped_on_purpose(self.paths)
+        stopped = launch.stopped_on_purpose(self.paths)
         if stopped is not None:  # an operator stopped it: not ours to start again
             raise ControllerNotRunning(f"pcontrol is stopped ({stopped}); jobs for it wait until it is "
                                        f"started again: pcontrol start (or controller start)")
-        outcome = await get_loop().run_in_executor(None, _daemon().start, self.paths, [])
+        outcome = await get_loop().run_in_executor(None, launch.start, self.paths, [])
         if not outcome.ok:
             raise ControllerNotRunning(outcome.message)
         if "already running" not in outcome.message:
@@ -720,7 +711,7 @@ class ControllerLink:
 
     def start_daemon(self) -> Any:
         """`controller start`: start pcontrol in this link's home; its DaemonResult."""
-        outcome = _daemon().start(self.paths, [])
+        outcome = launch.start(self.paths, [])
         if outcome.ok and "already running" not in outcome.message:
             self.started_daemon = True
         return outcome
@@ -731,11 +722,11 @@ class ControllerLink:
         `on_purpose` (`controller stop`): no sched starts it again by itself until someone
         starts it (pcontrol.daemon.mark_stopped); sched leaving stops the pcontrol it started
         without that mark."""
-        outcome = _daemon().stop(self.paths, kill=kill, force=force)
+        outcome = launch.stop(self.paths, kill=kill, force=force)
         if outcome.ok:
             self.started_daemon = False
             if on_purpose:
-                _daemon().mark_stopped(self.paths, "controller stop")
+                launch.mark_stopped(self.paths, "controller stop")
         return outcome
 
     # --- helpers ------------------------------------------------------------------------------
