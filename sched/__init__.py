@@ -8,13 +8,19 @@ a module called `sched`. Three layers, imported one way (shell -> scheduler -> l
     scheduler/   tasks become jobs that go to backends (local, pcontrol) and come back
     shell/       the `sched` program: scripts, the prompt, leaving and interrupting
 
-Importing psched registers every command of the three.
+Importing psched registers every command of the three: the scheduler's are declared from their
+table (psched.scheduler.commandtable) and loaded at the first call of one of them, so that a
+run that schedules nothing does not import the scheduler (start-up, issue 13).
 """
 
 from .lang.errors import ParseError, SchedError, ScriptError
 from .lang.interp import Interp
 from .lang import commands as _language_commands  # noqa: F401  (registers the language's commands)
-from .scheduler import commands as _scheduler_commands  # noqa: F401  (task, run, status, controller...)
+from .lang.declared import declare
+from .lang.registry import BUILTINS
+from .scheduler.commandtable import DECLARED, MODULE
+
+declare(BUILTINS, MODULE, DECLARED)  # task, run, status, controller...: loaded when first called
 from .shell import session as _session  # noqa: F401  (quit and exit)
 
 __all__ = ["Interp", "SchedError", "ParseError", "ScriptError"]

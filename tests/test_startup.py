@@ -10,9 +10,13 @@ import sys
 
 from pclient.protocol import Outcome as AgentOutcome
 from pcontrol.outcome import Outcome, from_agent
+from psched.lang.declared import DeclaredCommand
+from psched.lang.registry import BUILTINS
+from psched.scheduler import commandtable
 
 BACKEND = ("pcontrol.client", "pcontrol.auth", "pcontrol.wire", "pclient", "pclient.jobproc", "pclient.protocol",
-           "psched.scheduler.local", "psched.scheduler.remote", "prompt_toolkit", "importlib.metadata")
+           "psched.scheduler.local", "psched.scheduler.remote", "prompt_toolkit", "importlib.metadata",
+           "psched.scheduler.loop", "psched.scheduler.commands", "asyncio", "lark", "regex", "pcontrol.daemon")
 
 
 def _loaded_after(code: str) -> list[str]:
@@ -24,6 +28,26 @@ def _loaded_after(code: str) -> list[str]:
 
 def test_sched_c_loads_no_backend_no_prompt_and_no_package_metadata() -> None:
     assert _loaded_after("from psched.shell.cli import main; assert main(['-c', 'set x 1']) == 0") == []
+
+
+def test_the_scheduler_commands_are_declared_as_their_module_declares_them() -> None:
+    """psched.scheduler.commandtable is current (else: run scripts/gentables), and its stubs
+    give way to the real commands at the first call."""
+    assert commandtable.current() == commandtable.DECLARED, "a scheduler command changed: run scripts/gentables"
+    assert all(not isinstance(c, DeclaredCommand) for c in BUILTINS.commands.values())
+
+
+def test_a_stub_loads_the_scheduler_at_its_first_call_and_keeps_its_face() -> None:
+    code = ("from psched.shell.cli import main\n"
+            "from psched.lang.interp import Interp\n"
+            "i = Interp(); u = i.commands['nmax'].usage.text; a = i.commands['wait'].max_args\n"
+            "assert 'psched.scheduler.loop' not in sys.modules\n"
+            "try:\n    i.eval('nmax 3')\nexcept Exception as e:\n    print(str(e))\n"
+            "assert type(i.commands['nmax']).__name__ == 'CommandDef' and i.commands['nmax'].usage.text == u\n"
+            "assert i.commands['wait'].max_args == a\n")
+    out = subprocess.run([sys.executable, "-c", "import sys\n" + code], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert "task directive" in out.stdout
 
 
 def test_a_task_loads_its_backends() -> None:

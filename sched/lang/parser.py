@@ -2,7 +2,7 @@
 
     parse(text, file) -> Script        raises ParseError / IncompleteError with positions
 
-Stage 1 is lark with an inline transformer: tokens become parts (Text, VarRef, CmdSub, braced
+Stage 1 is lark (its standalone module, psched.lang.lalr) with an inline transformer: tokens become parts (Text, VarRef, CmdSub, braced
 and quoted pieces) carrying source offsets; parts that touch are grouped into Words; each
 command line becomes a Command (a line of bare words comes as one LINE token, split here).
 Nesting is counted on the way: more than MAX_NESTING levels is a ParseError, so no later walk
@@ -19,26 +19,24 @@ so errors inside it still point into the file.
 from __future__ import annotations
 
 import gc
-import hashlib
 import logging
-import os
 import re
 import threading
-from pathlib import Path
 from functools import lru_cache
-from typing import Callable
-
-from lark import Lark, Token
-from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput
+from typing import Any, Callable
 
 from .errors import IncompleteError, ParseError, Pos
+from .lalr import parser_module
 from .openscan import Scan
 from .nodes import Block, Clause, CmdSub, Command, Script, Source, Text, VarRef, Word
-from . import grammar
 from .tcllist import backslash_subst
 
 __all__ = ["parse", "parse_commands", "parse_body", "parse_at", "BLOCK_OPENERS", "CLAUSE_WORDS", "clause_problem",
            "is_complete", "MAX_NESTING"]
+
+_lalr = parser_module()
+Token = _lalr.Token
+UnexpectedInput, UnexpectedCharacters, UnexpectedEOF = _lalr.UnexpectedInput, _lalr.UnexpectedCharacters, _lalr.UnexpectedEOF
 
 MAX_NESTING = 256
 """How deeply blocks, brackets, array indexes (together) and braces (apart) may nest in one
@@ -553,40 +551,16 @@ def _explain(err: UnexpectedInput, source: Source) -> ParseError:
 # --- entry points ------------------------------------------------------------------------------
 
 _builder = _Builder()
-_lark: Lark | None = None
+_lark: Any = None
 _parse_lock = threading.RLock()  # the shell parses in its completer thread too
 
 
-CACHE_DIR_VAR = "XDG_CACHE_HOME"
-"""Where the built parser is kept: $XDG_CACHE_HOME/psched, by default ~/.cache/psched."""
-
-
-def _cache_dir() -> Path | None:
-    base = os.environ.get(CACHE_DIR_VAR) or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "psched" if os.path.isabs(base) else None
-
-
-def _parser() -> Lark:
-    """The LALR parser, built once per machine: lark's analysis of the grammar (~60 % of a cold
-    `sched -c` without it) is kept on disk by lark's `cache=`, in a file named by a hash of the
-    grammar. lark trusts the file only if the hash line in it matches the grammar, the options
-    and the lark and Python versions (else, or if the file is damaged or half written by a
-    sched starting at the same moment, it builds the parser and writes the file again).
-    No usable cache directory: built every time."""
+def _parser() -> Any:
+    """The LALR parser (psched.lang.lalr: lark's standalone module for lang/grammar/sched.lark),
+    loaded once, with _Builder's callbacks."""
     global _lark
-    if _lark is not None:
-        return _lark
-    text = Path(grammar.__file__).with_name("sched.lark").read_text(encoding="utf-8")
-    cache: str | bool = False
-    folder = _cache_dir()
-    if folder is not None:
-        try:
-            folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-            cache = str(folder / f"grammar-{hashlib.sha256(text.encode()).hexdigest()[:20]}.lark")
-        except OSError as exc:
-            log.debug("no parser cache in %s: %s", folder, exc)
-    _lark = Lark(text, parser="lalr", lexer="contextual", transformer=_builder, maybe_placeholders=False,
-                 cache=cache)
+    if _lark is None:
+        _lark = _lalr.Lark_StandAlone(transformer=_builder)
     return _lark
 
 

@@ -33,17 +33,40 @@ matches, so a match runs inside Interp.interruptible: Ctrl-C stops it at once.
 
 from __future__ import annotations
 
+import re
 from functools import lru_cache
-from typing import Any
-
-import regex
+from typing import TYPE_CHECKING, Any
 
 from .errors import ScriptError
 
+if TYPE_CHECKING:
+    import regex
+    from regex import Match, Pattern
+
 __all__ = ["tcl_regex", "regex_search", "regex_finditer", "prefers_shortest", "Pattern", "Match"]
 
-Pattern = regex.Pattern
-Match = regex.Match
+
+
+class _Package:
+    """The `regex` package, imported when a script first uses a regular expression: importing
+    it costs ~10 ms of every start-up otherwise (issue 13). The first use replaces this stand-in."""
+
+    def __getattr__(self, name: str) -> Any:
+        import regex as package  # see the class docstring
+
+        globals()["regex"] = package
+        return getattr(package, name)
+
+
+if not TYPE_CHECKING:
+    regex = _Package()
+
+
+def __getattr__(name: str) -> Any:
+    """`Pattern` and `Match`, the package's types, for those who import them from here."""
+    if name in ("Pattern", "Match"):
+        return getattr(regex, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 _POSIX_CLASSES = {
     "digit": r"0-9", "upper": "A-Z", "lower": "a-z", "space": r"\s", "blank": r" \t",
@@ -132,7 +155,7 @@ def _bracket(pattern: str, i: int) -> tuple[str, int]:
     return "(?:" + "|".join(([f"[{body}]"] if body else []) + extras) + ")", j + 1
 
 
-_LEADING_OPTIONS = regex.compile(r"\(\?([bceimnpqstwx]+)\)")
+_LEADING_OPTIONS = re.compile(r"\(\?([bceimnpqstwx]+)\)")  # (plain `re`: no need of the package here)
 
 
 @lru_cache(maxsize=512)
@@ -230,7 +253,7 @@ def _quantifier_end(pattern: str, i: int) -> int:
     return close + 1 if close > 0 else i + 1
 
 
-_BOUND = regex.compile(r"\{\d+(,\d*)?\}")
+_BOUND = re.compile(r"\{\d+(,\d*)?\}")
 
 
 def _group_has_alternation(pattern: str, i: int) -> bool:

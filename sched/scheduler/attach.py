@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..lang.errors import ScriptError
 from .eventloop import get_loop, run_until
+from .extkeys import SCHED_NAME_KEY, SCHEDULER_KEY
 from .home import SchedHome
 from .jobs import Job
 from .loop import Scheduler
@@ -31,11 +32,6 @@ if TYPE_CHECKING:
 
 __all__ = ["SCHEDULER_KEY", "SCHED_NAME_KEY", "scheduler_of", "controller_of", "controller_subcommands", "controller_host_words"]
 
-SCHEDULER_KEY = "scheduler"
-"""Key in `interp.extensions` of the interpreter's Scheduler."""
-
-SCHED_NAME_KEY = "sched.name"
-"""Key in `interp.extensions`: the name given with `sched --name NAME` (psched.scheduler.home)."""
 
 
 def _backends() -> tuple[type[LocalBackend], type[ControllerLink]]:

@@ -12,13 +12,19 @@ Leaving from inside the loop: a callback (an exit macro that calls `exit`, a SIG
 raise through asyncio. It calls `leave_soon(exc)` instead: the wait under way is cancelled and
 its `run_until` raises `exc` in the command (or prompt) that waited; a `run_until` started
 later raises it at once. The exception is raised once.
+
+asyncio itself is imported when the loop is first made: a `sched -c` that never waits never
+loads it (start-up, issue 13).
 """
 
 from __future__ import annotations
 
-import asyncio
 import signal
-from typing import Awaitable, TypeVar
+import sys
+from typing import TYPE_CHECKING, Awaitable, TypeVar
+
+if TYPE_CHECKING:
+    import asyncio
 
 from ..lang.errors import ScriptError
 
@@ -33,6 +39,8 @@ def get_loop() -> asyncio.AbstractEventLoop:
     """The process's loop, made on first use."""
     global _loop
     if _loop is None or _loop.is_closed():
+        import asyncio  # with the first loop only (see the module docstring)
+
         _loop = asyncio.new_event_loop()
         asyncio.set_event_loop(_loop)
     return _loop
@@ -47,6 +55,8 @@ def run_until(awaitable: Awaitable[T], what: str = "wait", interruptible: bool =
     """
     global _waiting
     loop = get_loop()
+    import asyncio  # loaded by get_loop
+
     if loop.is_running():
         if asyncio.iscoroutine(awaitable):
             awaitable.close()
@@ -114,9 +124,17 @@ def _raise_leaving() -> None:
         raise exc
 
 
+def loop_running() -> bool:
+    """Whether this thread runs the loop now (false, and nothing loaded, if there is none yet)."""
+    asyncio = sys.modules.get("asyncio")
+    return asyncio is not None and asyncio._get_running_loop() is not None
+
+
 def run_pending() -> None:
     """Let the loop handle what is ready now (ended jobs, due timers), without waiting."""
     loop = get_loop()
+    import asyncio  # loaded by get_loop
+
     if loop.is_running():
         return
     loop.run_until_complete(asyncio.sleep(0))
@@ -127,6 +145,8 @@ def close_loop() -> None:
     global _loop, _leaving
     _leaving = None
     if _loop is not None and not _loop.is_closed() and not _loop.is_running():
+        import asyncio  # loaded with the loop
+
         pending = [t for t in asyncio.all_tasks(_loop) if not t.done()]
         for t in pending:
             t.cancel()
@@ -136,4 +156,4 @@ def close_loop() -> None:
     _loop = None
 
 
-__all__ = ["get_loop", "run_until", "run_pending", "close_loop", "leave_soon", "take_leaving"]
+__all__ = ["get_loop", "loop_running", "run_until", "run_pending", "close_loop", "leave_soon", "take_leaving"]

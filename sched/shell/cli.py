@@ -26,7 +26,6 @@ terminal.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import logging
 import os
 import sys
@@ -34,12 +33,10 @@ import threading
 from typing import Any, Iterator, TextIO
 
 from ..lang.errors import SchedError
-from ..scheduler.attach import SCHED_NAME_KEY, SCHEDULER_KEY
 from ..scheduler.eventloop import close_loop, get_loop, run_until, take_leaving
-from ..scheduler.home import valid_name
+from ..scheduler.extkeys import SCHED_NAME_KEY, SCHEDULER_KEY
 from ..lang.interp import Interp
 from ..lang.openness import OpenTracker
-from .netjobs import run_netjobs_file
 from .session import ExitStatus, InterruptHandler, QuitRequest, needs_more, run_exit_hooks
 from .stopsignals import StopSignals
 
@@ -51,6 +48,8 @@ __all__ = ["main", "run_stream"]
 def _lines(stream: TextIO) -> Iterator[str]:
     """Lines of `stream`, read by a daemon thread; the loop runs while sched waits for the next one."""
     loop = get_loop()
+    import asyncio  # loaded by get_loop (psched.scheduler.eventloop: not loaded for a `sched -c`)
+
     queue: asyncio.Queue[str | None] = asyncio.Queue()
 
     def put(item: str | None) -> bool:
@@ -186,8 +185,11 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of the `sched` console command; returns the exit status."""
     parser = _argument_parser()
     args = parser.parse_args(argv)
-    if args.name is not None and (problem := valid_name(args.name)):
-        parser.error(f"--name: {problem}")
+    if args.name is not None:
+        from ..scheduler.home import valid_name  # $SCHED_HOME's code, for --name only (start-up)
+
+        if problem := valid_name(args.name):
+            parser.error(f"--name: {problem}")
     if sum((args.serve, args.attach, args.stop)) > 1:
         parser.error("--serve, --attach and --stop go alone")
     if args.foreground and not args.serve:
@@ -285,6 +287,8 @@ def _run(interp: Any, args: argparse.Namespace, interrupts: InterruptHandler, in
         return serve(interp, args.files, interrupts, log_path=args.log, log_max_bytes=args.log_max_bytes,
                      log_keep=args.log_keep, listen=args.listen)
     if args.netjobs is not None:
+        from .netjobs import run_netjobs_file  # loads the scheduler: only for --netjobs (start-up)
+
         with interrupts.running():
             return run_netjobs_file(interp, args.netjobs, verbose=args.netjobs_verbose, log=args.netjobs_log)
     try:

@@ -24,7 +24,6 @@
 from __future__ import annotations
 
 import _thread
-import asyncio
 import logging
 import signal
 import threading
@@ -36,7 +35,7 @@ from ..lang.errors import IncompleteError, QuitRequest, ScriptError
 from ..lang.openness import OpenTracker
 from ..lang.openness import needs_more as open_at_end
 from ..lang.registry import BUILTINS
-from ..scheduler.eventloop import get_loop
+from ..scheduler.eventloop import loop_running
 
 log = logging.getLogger(__name__)
 
@@ -105,7 +104,7 @@ def cmd_quit(interp: Any, argv: list[str]) -> str:
     except ValueError:
         raise ScriptError(f'expected an integer exit status but got "{args[0]}"') from None
     # At the prompt the shell asks instead; a macro the scheduler runs cannot ask, so it is refused.
-    asked_at_prompt = interp.interactive and not get_loop().is_running()
+    asked_at_prompt = interp.interactive and not loop_running()
     if not force and not asked_at_prompt:
         reasons = quit_vetoes(interp)
         if reasons:
@@ -126,7 +125,7 @@ raised inside the command that computes."""
 
 
 def _loop_running() -> bool:
-    return asyncio._get_running_loop() is not None
+    return loop_running()
 
 
 class InterruptHandler:

@@ -26,7 +26,7 @@ from contextlib import contextmanager
 from typing import Any, Iterator
 
 from ..lang.errors import QuitRequest
-from ..scheduler.eventloop import get_loop, leave_soon
+from ..scheduler.eventloop import get_loop, leave_soon, loop_running
 
 log = logging.getLogger(__name__)
 
@@ -47,10 +47,9 @@ class StopSignals:
             return
         self.received = signum
         request = QuitRequest(128 + signum, force=True)
-        loop = get_loop()
-        if loop.is_running():
+        if loop_running():  # (no loop made, nor asyncio loaded, here: a signal handler)
             # asyncio's own structures may be half-way through a change here: act from the loop
-            loop.call_soon_threadsafe(leave_soon, request)
+            get_loop().call_soon_threadsafe(leave_soon, request)
         else:
             raise request
 

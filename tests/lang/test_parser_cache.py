@@ -1,4 +1,6 @@
-"""The built parser is kept on disk ($XDG_CACHE_HOME/psched) and trusted only for its grammar."""
+"""The parser is lark's standalone module for the grammar (psched.lang.lalr): the package ships it
+made from lang/grammar/sched.lark, and a grammar that differs from the shipped module's is made
+again and kept in $XDG_CACHE_HOME/psched, trusted only for its grammar."""
 
 from __future__ import annotations
 
@@ -7,36 +9,66 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+from psched.lang import lalr
+from psched.lang.grammar import lalr as shipped
+
 PARSE = ("import psched.lang.parser as p; s = p.parse('set x [expr {1 + 2}]\\nputs $x', 'f.sched'); "
          "print(len(s.commands), s.commands[1].words[1].parts[0].name)")
 
 
-def _run(cache: Path) -> str:
-    env = dict(os.environ, XDG_CACHE_HOME=str(cache))
-    done = subprocess.run([sys.executable, "-c", PARSE], env=env, capture_output=True, text=True, timeout=120)
+def test_the_shipped_parser_is_made_from_the_grammar_as_it_is() -> None:
+    text = lalr.GRAMMAR.read_text(encoding="utf-8")
+    assert shipped.GRAMMAR_STAMP == lalr.stamp(text), "the grammar changed: run scripts/gentables"
+    # (not compared with a module made now: lark numbers its states differently from run to run)
+    assert lalr.parser_module() is shipped
+
+
+def test_a_run_on_the_shipped_grammar_loads_neither_lark_nor_a_cache(tmp_path: Path) -> None:
+    probe = PARSE + "; import sys; print('lark' in sys.modules, 'regex' in sys.modules)"
+    env = dict(os.environ, XDG_CACHE_HOME=str(tmp_path))
+    done = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
-    assert done.stderr == ""
-    return done.stdout
+    assert done.stdout == "2 x\nFalse False\n"
+    assert list(tmp_path.iterdir()) == []
 
 
-def test_the_first_run_writes_the_cache_and_the_next_reads_it(tmp_path: Path) -> None:
-    first = _run(tmp_path)
-    files = list((tmp_path / "psched").iterdir())
-    assert [f.name.startswith("grammar-") and f.name.endswith(".lark") for f in files] == [True]
+@pytest.fixture
+def changed() -> str:
+    """A grammar that is not the shipped module's (a comment more)."""
+    return lalr.GRAMMAR.read_text(encoding="utf-8") + "\n// changed\n"
+
+
+def _parses(module) -> bool:
+    tree = module.Lark_StandAlone().parse("set x [expr {1 + 2}]\nputs $x\n")
+    return tree.data == "start"
+
+
+def test_a_changed_grammar_is_made_once_and_kept(changed: str, tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    want = lalr.stamp(changed)
+    assert _parses(lalr._made(changed, want))
+    (kept,) = (tmp_path / "psched").iterdir()
+    assert kept.name == f"lalr-{want}.py"
     assert oct(os.stat(tmp_path / "psched").st_mode & 0o777) == "0o700"
-    stamp = files[0].stat().st_mtime_ns
-    assert _run(tmp_path) == first == "2 x\n"
-    assert files[0].stat().st_mtime_ns == stamp  # read, not written again
+    stamp = kept.stat().st_mtime_ns
+    assert _parses(lalr._made(changed, want))
+    assert kept.stat().st_mtime_ns == stamp  # read, not made again
 
 
-def test_a_damaged_or_foreign_cache_is_built_afresh(tmp_path: Path) -> None:
-    _run(tmp_path)
-    (cached,) = (tmp_path / "psched").iterdir()
-    cached.write_bytes(b"not a parser\n")  # lark checks its hash line: built and written over
-    assert _run(tmp_path) == "2 x\n"
+def test_a_damaged_kept_parser_is_made_afresh(changed: str, tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    want = lalr.stamp(changed)
+    lalr._made(changed, want)
+    (kept,) = (tmp_path / "psched").iterdir()
+    kept.write_text("not a parser\n")
+    assert _parses(lalr._made(changed, want))
+    assert f"GRAMMAR_STAMP = {want!r}" in kept.read_text()
 
 
-def test_no_usable_cache_directory_still_parses(tmp_path: Path) -> None:
+def test_no_usable_cache_directory_still_parses(changed: str, tmp_path: Path, monkeypatch) -> None:
     blocked = tmp_path / "file"
     blocked.write_text("")
-    assert _run(blocked) == "2 x\n"  # $XDG_CACHE_HOME is a file: no cache, same parse
+    monkeypatch.setenv("XDG_CACHE_HOME", str(blocked))  # a file: made in memory, same parse
+    assert _parses(lalr._made(changed, lalr.stamp(changed)))

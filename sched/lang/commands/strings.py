@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import re
 from functools import lru_cache
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from ..args import MAX_STRING, get_float, get_int, index_of, parse_options, set_arity
 from ..errors import ScriptError
@@ -18,7 +18,10 @@ from ..expr import parse_number
 from ..patterns import glob_match
 from ..registry import BUILTINS
 from ..tcllist import join_list, split_tuple
-from ..tclregex import Match, Pattern, regex_finditer, regex_search, tcl_regex
+from ..tclregex import regex_finditer, regex_search, tcl_regex
+
+if TYPE_CHECKING:
+    from regex import Match, Pattern
 
 log = logging.getLogger(__name__)
 

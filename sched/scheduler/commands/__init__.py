@@ -2,6 +2,11 @@
 steer the scheduler (steer), `controller` (controller), Tcl's `after` on the scheduler's loop (after),
 synchronized runs (sync), and `reload` (reload)."""
 
+from ...lang.declared import undeclare
+from ...lang.registry import BUILTINS
+
+undeclare(BUILTINS, __name__)  # psched.scheduler.commandtable's stubs give way to the commands declared below
+
 from . import tasks  # noqa: F401  (the task block and its directives)
 from . import steer  # noqa: F401  (run, stop, status, jobs, check, kill, wait...)
 from . import controller  # noqa: F401  (controller ...)
