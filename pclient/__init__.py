@@ -8,9 +8,14 @@
     __main__  -- the `pclient` command (also `python -m pclient`)
 
 Standard library only, Python 3.10+: it is copied to and run on remote hosts.
+
+The job runner's names (JobSpec, start_job, ...) are loaded from jobproc when first asked for:
+pcontrol, which imports pclient's protocol and log file but runs no job itself, then starts
+without jobproc, asyncio's subprocess support and containment (start-up, issue 13).
 """
 
-from .jobproc import JobResult, JobSpec, RunningJob, StartFailure, start_job
+from typing import Any
+
 from .protocol import AGENT_VERSION as __version__
 from .protocol import PROTOCOL_VERSION, Outcome, ProtocolError, decode, encode
 
@@ -27,3 +32,13 @@ __all__ = [
     "encode",
     "start_job",
 ]
+
+_JOBPROC = ("JobResult", "JobSpec", "RunningJob", "StartFailure", "start_job")
+
+
+def __getattr__(name: str) -> Any:
+    if name in _JOBPROC:
+        from . import jobproc  # on first use (see the module docstring)
+
+        return getattr(jobproc, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

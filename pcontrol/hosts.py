@@ -55,7 +55,6 @@ from .config import ControllerConfig
 from .errors import ConflictError, NotFoundError, UsageError
 from .model import Host, HostState
 from .paths import default_home
-from .slurm import connect_slurm
 from .slurmstate import SlurmOptions, host_tag
 
 log = logging.getLogger(__name__)
@@ -407,6 +406,8 @@ class HostTable:
                                        nice=self.config.agent_nice,
                                        on_message=self._on_message, on_lost=self._on_lost,
                                        prelude=prelude)
+        from .slurm import connect_slurm  # a Slurm host's driver, loaded for the first one (pcontrol's start-up)
+
         options = SlurmOptions.from_record(host.slurm)
         output = Path(options.output) if options.output else \
             Path(self.config.slurm_output or default_home() / "slurm") / host.name

@@ -38,14 +38,18 @@ def test_the_scheduler_commands_are_declared_as_their_module_declares_them() -> 
 
 
 def test_a_stub_loads_the_scheduler_at_its_first_call_and_keeps_its_face() -> None:
-    code = ("from psched.shell.cli import main\n"
+    code = ("import sys\n"
+            "from psched.shell.cli import main\n"
             "from psched.lang.interp import Interp\n"
             "i = Interp(); u = i.commands['nmax'].usage.text; a = i.commands['wait'].max_args\n"
+            "i.eval('set x 1')\n"
             "assert 'psched.scheduler.loop' not in sys.modules\n"
-            "try:\n    i.eval('nmax 3')\nexcept Exception as e:\n    print(str(e))\n"
+            "try:\n    i.eval('nmax 3')\nexcept Exception as e:\n    print(str(e))\n"  # refused when read
+            "assert 'psched.scheduler.loop' in sys.modules\n"
+            "i.eval('tasks')\n"  # a stub's first call: the interpreter gets the real commands
             "assert type(i.commands['nmax']).__name__ == 'CommandDef' and i.commands['nmax'].usage.text == u\n"
             "assert i.commands['wait'].max_args == a\n")
-    out = subprocess.run([sys.executable, "-c", "import sys\n" + code], capture_output=True, text=True, timeout=60)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     assert "task directive" in out.stdout
 

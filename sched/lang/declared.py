@@ -10,6 +10,11 @@ module, whose declarations take the stubs' place (the module calls `undeclare` b
 declares its commands), and runs the real command. An interpreter made before the load swaps
 its stubs for the real commands at that first call, so a renamed stub stays renamed.
 
+The module's read-time checks (psched.lang.interp.READ_CHECKS) are declared too: a script that
+names one of the module's commands (in a command or a block header, at any depth) loads the
+module when it is read, and its checks run as they always did; other scripts skip them, having
+nothing they could refuse. The module hands its checks over with `declared_checks`.
+
 The entries are generated from the real declarations and checked against them, so they cannot
 drift (psched.scheduler.commandtable, tests/test_startup.py).
 """
@@ -18,11 +23,18 @@ from __future__ import annotations
 
 import importlib
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
+from .interp import READ_CHECKS
+from .nodes import Block, Script
 from .registry import CommandDef, Registry, parse_usage
 
-__all__ = ["Declared", "DeclaredCommand", "declare", "undeclare"]
+__all__ = ["Declared", "DeclaredCommand", "declare", "undeclare", "declared_checks"]
+
+_CHECKS: dict[str, list[Callable[[Script], None]]] = {}
+"""A loaded module's read-time checks, by module (handed over with `declared_checks`)."""
+_STAND_INS: dict[str, Callable[[Script], None]] = {}
+"""The read-time check standing for a module's checks until it is loaded, by module."""
 
 
 @dataclass(frozen=True)
@@ -54,15 +66,48 @@ class DeclaredCommand(CommandDef):
 
 def declare(registry: Registry, module: str, entries: Iterable[Declared]) -> None:
     """Add a stub for each entry, loading `module` at the first call of any of them."""
+    entries = tuple(entries)
     for entry in entries:
         registry.add(_stub(registry, module, entry))
+    names = frozenset(e.name for e in entries)
+
+    def check(script: Script) -> None:
+        if _names_any(script, names):
+            importlib.import_module(module)
+            for real in _CHECKS.get(module, ()):
+                real(script)
+
+    _STAND_INS[module] = check
+    READ_CHECKS.append(check)
 
 
 def undeclare(registry: Registry, module: str) -> None:
-    """Drop the stubs of `module` (it is being loaded and declares the real commands)."""
+    """Drop the stubs of `module` (it is being loaded and declares the real commands), and its
+    stand-in read-time check (interpreters made from now on get the real ones)."""
     for name, cdef in list(registry.commands.items()):
         if isinstance(cdef, DeclaredCommand) and cdef.module == module:
             del registry.commands[name]
+    stand_in = _STAND_INS.get(module)
+    if stand_in in READ_CHECKS:
+        READ_CHECKS.remove(stand_in)
+
+
+def declared_checks(module: str, checks: list[Callable[[Script], None]]) -> None:
+    """`module`'s read-time checks, for interpreters made before it was loaded."""
+    _CHECKS[module] = list(checks)
+
+
+def _names_any(script: Script, names: frozenset[str]) -> bool:
+    """Whether a command or block header of `script` (at any depth) is named in `names`."""
+    for node in script.commands:
+        if isinstance(node, Block):
+            if node.header.words[0].const in names or _names_any(node.body, names):
+                return True
+            if any(_names_any(clause.body, names) for clause in node.clauses):
+                return True
+        elif node.words and node.words[0].const in names:
+            return True
+    return False
 
 
 def _stub(registry: Registry, module: str, entry: Declared) -> DeclaredCommand:

@@ -24,6 +24,9 @@ never dies: read a command, run it, print its result (if not empty) or its error
   psched.shell.session.InterruptHandler). Ctrl-D on an empty line, `quit` and `exit` leave, after the quit
   checks agree or the user confirms (`confirm_leave`).
 - History persists in $SCHED_HOME/history (psched.shell.paths).
+- The scheduler's commands are loaded before the first prompt (as prompt_toolkit is), not at
+  their first use as in `sched -c` and scripts (psched.lang.declared): the user's first task
+  block runs at once.
 """
 
 from __future__ import annotations
@@ -48,6 +51,7 @@ from prompt_toolkit.validation import ValidationError, Validator
 
 from .completer import SchedCompleter
 from ..lang.errors import IncompleteError, ParseError, Pos, SchedError
+from ..scheduler import commands as _scheduler_commands  # noqa: F401  (loaded up front at the prompt, see below)
 from ..scheduler.eventloop import run_until
 from .highlight import SchedLexer
 from ..lang.openness import OpenTracker

@@ -2,10 +2,12 @@
 steer the scheduler (steer), `controller` (controller), Tcl's `after` on the scheduler's loop (after),
 synchronized runs (sync), and `reload` (reload)."""
 
-from ...lang.declared import undeclare
+from ...lang.declared import declared_checks, undeclare
+from ...lang.interp import READ_CHECKS
 from ...lang.registry import BUILTINS
 
 undeclare(BUILTINS, __name__)  # psched.scheduler.commandtable's stubs give way to the commands declared below
+_FIRST_CHECK = len(READ_CHECKS)
 
 from . import tasks  # noqa: F401  (the task block and its directives)
 from . import steer  # noqa: F401  (run, stop, status, jobs, check, kill, wait...)
@@ -13,3 +15,5 @@ from . import controller  # noqa: F401  (controller ...)
 from . import after  # noqa: F401  (after)
 from . import sync  # noqa: F401  (sync blocks, target, syncrun)
 from . import reload  # noqa: F401  (reload)
+
+declared_checks(__name__, READ_CHECKS[_FIRST_CHECK:])  # for interpreters made before this import
