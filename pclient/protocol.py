@@ -658,7 +658,9 @@ def _field_specs(cls: type[Message]) -> list[_FieldSpec]:
     return specs
 
 
-_FIELD_SPECS: dict[type[Message], list[_FieldSpec]] = {cls: _field_specs(cls) for cls in MESSAGE_TYPES.values()}
+_FIELD_SPECS: dict[type[Message], list[_FieldSpec]] = {}
+"""Each message type's fields as `decode` checks them, worked out at the type's first decode:
+an agent and pcontrol start without reading the type hints of every message (start-up, issue 13)."""
 
 
 def _reject_constant(name: str) -> Any:
@@ -710,7 +712,10 @@ def decode(line: bytes | str) -> Message:
         raise ProtocolError(f"unknown message type {kind!r}; expected one of {', '.join(MESSAGE_TYPES)}",
                             job=job, excerpt=excerpt)
     kwargs: dict[str, Any] = {}
-    for name, check, required in _FIELD_SPECS[cls]:
+    specs = _FIELD_SPECS.get(cls)
+    if specs is None:
+        specs = _FIELD_SPECS[cls] = _field_specs(cls)
+    for name, check, required in specs:
         if name not in obj:
             if required:
                 raise ProtocolError(f"{kind}: missing field {name!r}", job=job, excerpt=excerpt)

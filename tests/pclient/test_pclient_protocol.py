@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
@@ -255,3 +256,9 @@ def test_decode_never_fails_with_anything_but_protocol_error(data):
         decode(data)
     except ProtocolError as exc:
         assert exc.reason
+
+
+def test_every_message_type_has_a_wire_check_for_each_field() -> None:
+    """decode works out a type's field checks at its first use (start-up): each must exist."""
+    for cls in protocol.MESSAGE_TYPES.values():
+        assert [name for name, _, _ in protocol._field_specs(cls)] == [f.name for f in dataclasses.fields(cls)]
