@@ -318,4 +318,14 @@ DECLARED: tuple[Declared, ...] = (Declared(name='command',
           max_args=3,
           has_fn=True,
           block_usage=None,
+          block_help=''),
+ Declared(name='reload',
+          usage='reload',
+          help="read the server's files again: new tasks start (spread over their first period), removed "
+               'ones stop making jobs, changed ones keep their counters, jobs and schedule; a file with an '
+               'error changes nothing',
+          min_args=0,
+          max_args=0,
+          has_fn=True,
+          block_usage=None,
           block_help=''))
