@@ -44,6 +44,8 @@ from .home import SchedHome
 from .retention import Retention
 from .joblog import JobLog
 from .runledger import LEDGER_NAME, RunLedger
+from .roundjobs import RoundCursor
+from .rounds import RoundsConfig
 from .taskspec import DRAFT_KEY, JobDraft, OutputDest, TaskSpec
 from ..lang.tcllist import join_list
 from .timing import PlanReason, TaskTiming, TimerHandle, TimerHeap, plan
@@ -76,6 +78,7 @@ class TaskEntry:
     last_reason: PlanReason | None = None
     resumed: bool = False  # its `made` count goes on from an earlier sched's (see runledger.py)
     first_look: float = 0.0  # no look before this monotonic time (a first run spread, psched.scheduler.reload)
+    rounds: RoundCursor | None = None  # a `rounds` task: where it stands in its plan
 
     @property
     def name(self) -> str:
@@ -153,6 +156,7 @@ class Scheduler:
             entry = self.tasks[spec.name] = TaskEntry(spec, self._seq)
         else:
             entry.spec = spec
+        entry.rounds = RoundCursor(RoundsConfig(spec.rounds, spec.hosts), spec.rounds_seed) if spec.rounds else None
         if self._resume and spec.name in self._resume and spec.host != "LOCAL":
             self._resume_task(entry, self._resume.pop(spec.name))
         self._restore_launch(entry)
@@ -373,25 +377,45 @@ class Scheduler:
             self.resume_run()  # before the plan counts what the task has made
         clock = self.clock
         now = clock.monotonic()
+        if entry.rounds is not None:
+            return self._look_rounds(entry, entry.rounds)
         decision = plan(spec.periods, spec.limits, spec.active, spec.ranges, entry.timing, now, clock.wall(),
                         clock.tz, look_due=look_due)
         entry.last_reason = decision.reason
         made = 0
         for _ in range(decision.make):
-            if entry.deleting or self.tasks.get(spec.name) is not entry:
-                break
-            if self._make_job(entry):
-                made += 1
+            for host in spec.hosts or (None,):  # `host -each`: a job per host at each launch
+                if entry.deleting or entry.finished or self.tasks.get(spec.name) is not entry:
+                    break
+                if self._make_job(entry, host):
+                    made += 1
         self._schedule(entry, decision.next_look)
         if entry.finished or decision.reason is PlanReason.PAUSED:
             self._check_waiters()  # e.g. the run ledger said nmax was reached already
         return made
 
+    def _look_rounds(self, entry: TaskEntry, cursor: RoundCursor) -> int:
+        """A rounds task: a job for each planned run now due; look again at the next run."""
+        clock = self.clock
+        wall = clock.wall()
+        due, next_wall = cursor.due(wall, clock.tz)
+        made = 0
+        for run in due:
+            if entry.finished or not entry.spec.active or self.tasks.get(entry.name) is not entry:
+                entry.last_reason = PlanReason.FINISHED if entry.finished else PlanReason.PAUSED
+                break  # a paused task lets its runs go by
+            if self._make_job(entry, run.host):
+                made += 1
+        if not entry.finished:
+            self._schedule(entry, clock.monotonic() + max(0.0, next_wall - wall))
+        self._check_waiters()
+        return made
+
     # --- making jobs --------------------------------------------------------------------------
 
-    def _make_job(self, entry: TaskEntry) -> Job | None:
+    def _make_job(self, entry: TaskEntry, host: str | None = None) -> Job | None:
         spec = entry.spec
-        draft = self._draft(entry)
+        draft = self._draft(entry, host)
         if draft is None:
             return None
         if not draft.argv and spec.sync is None:
@@ -420,10 +444,10 @@ class Scheduler:
             return self.syncs
         return self.local if job.local else self.remote
 
-    def _draft(self, entry: TaskEntry) -> JobDraft | None:
+    def _draft(self, entry: TaskEntry, host: str | None = None) -> JobDraft | None:
         """The job to make, after the task.exec macro (None: skipped, or the macro failed)."""
         spec = entry.spec
-        draft = JobDraft(list(spec.argv), spec.host, spec.host_required)
+        draft = JobDraft(list(spec.argv), host or spec.host, spec.host_required or host is not None)
         if spec.exec_macro is None:
             return draft
         interp = self.interp

@@ -13,11 +13,14 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import random
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable
 
 from ..lang.errors import Pos
 from ..lang.nodes import Script
+from ..lang.tcllist import split_list
+from .rounds import RoundsError, RoundsRule, parse_rounds
 from .timing import Limits, Periods, TimeRange, TimingError, parse_periods, parse_trange
 
 if TYPE_CHECKING:
@@ -72,6 +75,9 @@ class TaskSpec:
     defined_at: Pos | None = None
     sync: str | None = None  # `sync NAME`: each job is that synchronized run (psched.scheduler.syncjobs)
     joblog: str | None = None  # `joblog FILE`: a line per finished job (psched.scheduler.joblog)
+    hosts: tuple[str, ...] = ()  # `host -each LIST`: each launch makes one job per host (required there)
+    rounds: RoundsRule | None = None  # `rounds N -windows ...`: jobs at the planned moments (psched.scheduler.rounds)
+    rounds_seed: int = 0  # the rule's -seed, or one drawn when the rule was given
 
     def output_files(self) -> dict[str, OutputFile]:
         """The files the `stdout`/`stderr` directives name, by stream (`-var NAME` is not a file)."""
@@ -100,6 +106,19 @@ class TaskSpec:
         return "", None
 
     def describe(self) -> dict[str, Any]:
+        return self._describe_base() | self._describe_rounds()
+
+    def _describe_rounds(self) -> dict[str, Any]:
+        """Only for a task that uses them, so other tasks read as before."""
+        extra: dict[str, Any] = {}
+        if self.hosts:
+            extra["hosts"] = list(self.hosts)
+        if self.rounds is not None:
+            extra["rounds"] = str(self.rounds)
+            extra["rounds_seed"] = self.rounds_seed
+        return extra
+
+    def _describe_base(self) -> dict[str, Any]:
         return {
             "name": self.name, "command": list(self.argv), "host": self.host, "host_required": self.host_required,
             "periods": {"poll": self.periods.poll, "exec": self.periods.exec, "timeout": self.periods.timeout,
@@ -216,7 +235,37 @@ def _apply_command(spec: TaskSpec, args: list[str], d: Defining) -> None:
 
 
 def _apply_host(spec: TaskSpec, args: list[str], d: Defining) -> None:
+    if args and args[0] == "-each":
+        spec.hosts = _each_hosts(args)
+        spec.host, spec.host_required = spec.hosts[0], True
+        return
     spec.host, spec.host_required = host_rule(args)
+    spec.hosts = ()
+
+
+def _each_hosts(args: list[str]) -> tuple[str, ...]:
+    if len(args) != 2:
+        raise ArgError("expected: host -each {HOST ...}", 1)
+    try:
+        hosts = split_list(args[1])
+    except Exception as err:  # the list code's message says what is wrong with the list
+        raise ArgError(f"host -each needs a list of host names: {err}", 2) from None
+    if not hosts:
+        raise ArgError("host -each needs at least one host", 2)
+    for name in hosts:
+        if name.upper() in ("LOCAL", "NONE") or name.startswith("-") or any(c.isspace() for c in name) or not name:
+            raise ArgError(f"host -each takes host names, got '{name}'", 2)
+    if len(set(hosts)) != len(hosts):
+        raise ArgError("host -each names a host twice", 2)
+    return tuple(hosts)
+
+
+def _apply_rounds(spec: TaskSpec, args: list[str], d: Defining) -> None:
+    try:
+        spec.rounds = parse_rounds(args)
+    except RoundsError as err:
+        raise ArgError(err.message, None if err.word_index is None else err.word_index + 1) from None
+    spec.rounds_seed = spec.rounds.seed if spec.rounds.seed is not None else random.randrange(1 << 31)
 
 
 def _apply_periods(spec: TaskSpec, args: list[str], d: Defining) -> None:
@@ -288,7 +337,7 @@ class Directive:
 
 DIRECTIVES: dict[str, Directive] = {
     "command": Directive("command word ?word ...?", "the program and its arguments (no shell unless you write sh -c)", _apply_command, True),
-    "host": Directive("host LOCAL|NONE|HOSTNAME ?-required?", "where the jobs run: LOCAL here, NONE any controller host, or a preferred (-required: only that) host", _apply_host, True),
+    "host": Directive("host LOCAL|NONE|HOSTNAME ?-required? | -each LIST", "where the jobs run: LOCAL here, NONE any controller host, or a preferred (-required: only that) host; -each: one job per host of the list at each launch", _apply_host, True),
     "periods": Directive("periods ?-poll S? ?-exec S? ?-timeout S? ?-pending S?", "how often to look, the least time between launches, the job timeout, the pending timeout", _apply_periods),
     "nmax": Directive("nmax N", "the most jobs this task may ever make (none: no limit)", _apply_nmax),
     "npending": Directive("npending N", "the most jobs of this task outstanding at once (default 1)", _apply_npending),
@@ -300,10 +349,11 @@ DIRECTIVES: dict[str, Directive] = {
     "stderr": Directive("stderr ?-append? PATH | -var NAME", "where the job's stderr goes when it ends (also in $stderr)", _apply_stderr),
     "sync": Directive("sync name", "instead of `command`: each job is the synchronized run of that `sync` block (exit 0 on success, 1 on failure; $sync_result in task.exit)", _apply_sync),
     "joblog": Directive("joblog file", "append a line per finished job to FILE, as GNU parallel's --joblog (seq, host, start, run time, exit value, signal, command)", _apply_joblog),
+    "rounds": Directive("rounds n -windows BOUNDARIES -gap DURATION -runtime DURATION ?-seed N?", "N random rounds between each two times of day: every host of `host -each` once per round, shuffled, runtime+gap apart (psched.scheduler.rounds); `check TASK -plan` shows the plan", _apply_rounds),
 }
 
 ARITY = {"command": (1, None), "host": (1, 2), "periods": (0, 8), "nmax": (1, 1), "npending": (1, 1),
-          "trange": (1, 5), "active": (1, 1), "priority": (1, 1), "retry": (1, 1), "stdout": (1, 2), "stderr": (1, 2), "sync": (1, 1), "joblog": (1, 1)}
+          "trange": (1, 5), "active": (1, 1), "priority": (1, 1), "retry": (1, 1), "stdout": (1, 2), "stderr": (1, 2), "sync": (1, 1), "joblog": (1, 1), "rounds": (1, 9)}
 
 TASK_BLOCKS = ("task.exec", "task.exit")
 

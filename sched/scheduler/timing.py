@@ -67,6 +67,7 @@ __all__ = [
     "TimerHeap",
     "SEARCH_DAYS",
     "WALL_RECHECK",
+    "wall_to_epoch",
 ]
 
 MINUTES_PER_DAY = 24 * 60
@@ -380,6 +381,10 @@ def _wall_to_epoch(wall: datetime, tz: tzinfo) -> float:
     other = wall.replace(tzinfo=tz, fold=1).timestamp()
     low, high = min(epoch, other), max(epoch, other)
     return _first_instant_with_offset(tz, low, high)
+
+
+wall_to_epoch = _wall_to_epoch
+"""The epoch at which a naive local wall time happens in a zone (public: the round planner uses it)."""
 
 
 def _first_instant_with_offset(tz: tzinfo, low: float, high: float) -> float:

@@ -20,6 +20,7 @@ from ...lang.registry import BUILTINS
 from ..loop import Scheduler, TaskEntry
 from ...lang.tcllist import join_list
 from ..retention import DEFAULT_KEEP_AGE, DEFAULT_KEEP_COUNT
+from ..rounds import RoundsConfig, describe_plan, plan_rounds
 
 cmd = BUILTINS.command
 
@@ -231,14 +232,16 @@ def cmd_retain(interp: Any, argv: list[str]) -> str:
     return f"ended jobs are remembered: {retention.describe()} ({len(sched.jobs)} in the table, {sched.forgotten} forgotten)"
 
 
-@cmd("check JOB_ID|TASK ?-json?", "everything known about a job or a task")
+@cmd("check JOB_ID|TASK ?-json? ?-plan?", "everything known about a job or a task; -plan: a rounds task's runs in the current window")
 def cmd_check(interp: Any, argv: list[str]) -> str:
-    opts, rest = _flags(argv, {"-json": False})
+    opts, rest = _flags(argv, {"-json": False, "-plan": False})
     if len(rest) != 1:
-        raise ScriptError('wrong # args: should be "check JOB_ID|TASK ?-json?"')
+        raise ScriptError('wrong # args: should be "check JOB_ID|TASK ?-json? ?-plan?"')
     sched = scheduler_of(interp)
     run_pending()
     what = rest[0]
+    if opts.get("-plan"):
+        return _round_plan(sched, what)
     if what.isdigit():
         data = sched.job(what).to_json(output=True)
     else:
@@ -249,6 +252,15 @@ def cmd_check(interp: Any, argv: list[str]) -> str:
     if opts.get("-json"):
         return json.dumps(data)
     return _check_text(data)
+
+
+def _round_plan(sched: Any, name: str) -> str:
+    spec = sched.task(name).spec
+    if spec.rounds is None:
+        raise TaskError(f"check -plan: task {name} has no `rounds` directive, so no plan")
+    clock = sched.clock
+    plan = plan_rounds(RoundsConfig(spec.rounds, spec.hosts), clock.wall(), spec.rounds_seed, clock.tz)
+    return "\n".join(describe_plan(plan, clock.tz))
 
 
 @cmd("kill JOB_ID", "stop a running job: SIGTERM to its process group, SIGKILL after a grace")

@@ -18,6 +18,7 @@ from __future__ import annotations
 from typing import Any, Callable
 
 from ..attach import scheduler_of
+from ..rounds import RoundsConfig, RoundsError, check_fits
 from ...lang.errors import Pos, SchedError, TaskError
 from ...lang.interp import READ_CHECKS
 from ...lang.nodes import Block, Command, Script
@@ -97,6 +98,11 @@ def block_task(interp: Any, node: Block) -> str:
         interp.run_script(node.body)
     finally:
         interp.extensions[DEFINING_KEY] = saved
+    if spec.rounds is not None:
+        try:
+            check_fits(RoundsConfig(spec.rounds, spec.hosts))
+        except RoundsError as err:
+            raise TaskError(f"task {name}: {err.message}", pos=node.pos) from None
     if staging is not None:
         staging.stage(spec)
     else:
