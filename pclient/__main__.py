@@ -1,4 +1,5 @@
-"""Command line of the agent: `pclient [--slots N] [--host NAME] ...` or `python -m pclient`.
+"""Command line of the agent: `pclient [--slots N] [--host NAME] ...` or `python -m pclient`;
+with --pull, of a pull probe instead (pclient.probe).
 
 Parses the options, claims stdin/stdout for the protocol, sets up logging
 (stderr or --log FILE, never stdout) and runs the agent until bye or EOF.
@@ -17,6 +18,7 @@ from .agent import AGENT_NAME, DEFAULT_LEASE, WATCHDOG_MIN_SLACK, run_agent
 from .jobproc import DEFAULT_KILL_GRACE
 from .logfile import DEFAULT_KEEP, DEFAULT_MAX_BYTES, RotatingLog, parse_size
 from .stdio import claim_stdio
+from . import probe
 
 LOG_FORMAT = "%(asctime)s pclient[%(process)d] %(levelname)s %(name)s: %(message)s"
 
@@ -97,6 +99,9 @@ def _setup_logging(log_file: Union[str, None], verbosity: int, stderr_is_stream:
 
 
 def main(argv: Union[Sequence[str], None] = None) -> int:
+    words = list(sys.argv[1:] if argv is None else argv)
+    if any(w == "--pull" or w.startswith("--pull=") for w in words):
+        return probe.main(words)  # a pull probe (pclient.probe), not an agent on stdin/stdout
     args = build_parser().parse_args(argv)
     try:
         claimed = claim_stdio()

@@ -40,6 +40,7 @@ from .daemon import mark_stopped, serve, start, stop
 from .errors import ClientError, CommandError, ControllerNotRunning
 from .paths import Paths
 from .server import parse_listen
+from .alerts import AlertError, MailSettings
 from .verbs import TABLE
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -100,6 +101,18 @@ def _serve_parser(prog: str) -> argparse.ArgumentParser:
     parser.add_argument("--listen", type=_listen_address, default=None, metavar="HOST:PORT",
                         help="also serve TCP clients that prove the secret in $SCHED_HOME "
                              "(off by default; the traffic is not encrypted)")
+    parser.add_argument("--pull-listen", type=_listen_address, default=None, metavar="HOST:PORT",
+                        help="listen for pull probes' check-ins (hosts added with -pull)")
+    parser.add_argument("--pull-interval", type=float, default=defaults.pull_interval, metavar="S",
+                        help="seconds until a probe with nothing to run checks in again")
+    parser.add_argument("--pull-grace", type=float, default=defaults.pull_grace, metavar="S",
+                        help="a run time not reported within this (plus the job's timeout) is missed")
+    parser.add_argument("--misses", type=int, default=defaults.pull_misses, metavar="N",
+                        help="missed run times in a row that send an alert")
+    parser.add_argument("--skew-threshold", type=float, default=defaults.skew_threshold, metavar="S",
+                        help="clock offset past which a host is SKEWED (and an alert goes out)")
+    parser.add_argument("--alerts", default=None, metavar="FILE",
+                        help="mail settings for alerts (JSON: host, port, from, to, starttls, user, password_file)")
     parser.add_argument("--log-file", default=None, metavar="FILE",
                         help="log to FILE, rotated by size (pcontrol start logs to "
                              "$SCHED_HOME/pcontrol.log); SIGHUP then reopens it, for logrotate")
@@ -135,7 +148,21 @@ def _config(options: argparse.Namespace) -> ControllerConfig:
                             unowned_retention=options.keep_unowned, lease=options.lease,
                             reconcile_grace=options.grace, stable_after=options.stable_after,
                             agent_nice=options.agent_nice, remote_agent=options.remote_agent,
-                            slurm_poll=options.slurm_poll)
+                            slurm_poll=options.slurm_poll, pull_listen=options.pull_listen,
+                            alerts=_alerts_file(options.alerts), pull_interval=options.pull_interval,
+                            pull_grace=options.pull_grace, pull_misses=max(1, options.misses),
+                            skew_threshold=options.skew_threshold)
+
+
+def _alerts_file(path: str | None) -> str | None:
+    """The mail settings file, checked now so that a bad one stops `serve` with its reason."""
+    if path is None:
+        return None
+    try:
+        MailSettings.load(path)
+    except AlertError as exc:
+        raise SystemExit(f"pcontrol: --alerts: {exc}") from None
+    return os.path.abspath(path)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -46,6 +46,15 @@ class ControllerConfig:
     says (-output); a file system the cluster's nodes share with pcontrol. None:
     $SCHED_HOME/slurm (the daemon sets its home's)."""
 
+    pull_listen: tuple[str, int] | None = None
+    """Where pull probes check in (pcontrol serve --pull-listen); None: no pull hosts."""
+    alerts: str | None = None
+    """The mail settings file (alerts.MailSettings); None: alerts go to the log only."""
+    pull_interval: float = 60.0        #: seconds until a probe with nothing to run checks in again
+    pull_grace: float = 60.0           #: a run time not reported within this (plus the job's timeout) is missed
+    pull_misses: int = 3               #: missed run times in a row that make an alert
+    skew_threshold: float = 1.0        #: seconds of clock offset past which a host is SKEWED
+
     @property
     def grace(self) -> float:
         return self.lease + 60.0 if self.reconcile_grace is None else self.reconcile_grace

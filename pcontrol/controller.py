@@ -67,6 +67,8 @@ from .operations import OperatorRequests
 from .reports import AgentReports
 from .secret import agent_token
 from .slurmstate import SlurmOptions
+from .alerts import Alerter
+from .pull import PullHub
 from .syncrun import SyncRuns
 from .wire import Event, EventKind, Interest, interest_of
 
@@ -145,6 +147,10 @@ class Controller(AgentReports, OperatorRequests):
         self._stopping = False
         self.loop_watch = LoopWatch()
         self.kill_on_stop = False
+        self.alerter = Alerter(None)
+        """Alerts (alerts.py): the daemon's, with its mail settings; tests' log only."""
+        self.pull: PullHub | None = None
+        """The pull probes' hub (pull.py), when the daemon has a pull listener."""
         """`shutdown -kill`: stop() ends every job instead of leaving them to the agents."""
         self.started_at = self.clock()
         self._started_mono = time.monotonic()
@@ -640,8 +646,9 @@ class Controller(AgentReports, OperatorRequests):
         self.host_table.heartbeat_tick()
 
     def add_host(self, name: str, *, slots: int | None = None,
-                 connect: str | None = None, slurm: SlurmOptions | None = None) -> Host:
-        return self.host_table.add(name, slots=slots, connect=connect, slurm=slurm)
+                 connect: str | None = None, slurm: SlurmOptions | None = None,
+                 pull: bool = False) -> Host:
+        return self.host_table.add(name, slots=slots, connect=connect, slurm=slurm, pull=pull)
 
     # == status =============================================================================
 

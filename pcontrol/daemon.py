@@ -46,6 +46,9 @@ from .loadwatch import GcPolicy, TurnWatch
 from .paths import Paths
 from .secret import SecretError, load_or_create_secret
 from .server import ControlServer
+from .alerts import Alerter, MailSettings
+from .pull import PullHub, PullSettings
+from .pullserver import PullServer
 
 log = logging.getLogger(__name__)
 
@@ -184,6 +187,7 @@ async def _serve(paths: Paths, config: ControllerConfig, ready_fd: int | None,
         config = dataclasses.replace(config, slurm_output=str(paths.home / "slurm"))
     journal = Journal(paths.journal)
     controller = Controller(journal, config, secret=secret)
+    pull_server = _pull_and_alerts(paths, config, controller)
     server = ControlServer(controller, paths.socket, listen=listen, secret=secret)
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, server.request_shutdown)
@@ -205,6 +209,8 @@ async def _serve(paths: Paths, config: ControllerConfig, ready_fd: int | None,
         gc.freeze()
         gc_policy.start()
         await server.start()
+        if pull_server is not None:
+            await pull_server.start()
         log.info("pcontrol %d serving on %s", os.getpid(), paths.socket)
         if ready_fd is not None:
             os.write(ready_fd, b"ready\n")
@@ -212,13 +218,33 @@ async def _serve(paths: Paths, config: ControllerConfig, ready_fd: int | None,
         await server.shutdown_requested.wait()
         log.info("shutdown requested")
         await server.close()
+        if pull_server is not None:
+            await pull_server.close()
         await controller.stop()
+        if controller.pull is not None:
+            await controller.pull.close()
+        await controller.alerter.close(grace=2.0)
     finally:
         gc_policy.stop()
         if turns is not None:
             turns.uninstall()
         journal.close()
         log.info("pcontrol %d stopped", os.getpid())
+
+
+def _pull_and_alerts(paths: Paths, config: ControllerConfig, controller: Controller) -> PullServer | None:
+    """The alerter (mail settings from config.alerts) and, with --pull-listen, the pull hub and
+    its listener (not yet listening)."""
+    controller.alerter = Alerter(MailSettings.load(config.alerts) if config.alerts else None)
+    if config.pull_listen is None:
+        return None
+    settings = PullSettings(interval=config.pull_interval, grace=config.pull_grace,
+                            misses=config.pull_misses, skew_threshold=config.skew_threshold)
+    hub = PullHub(paths.home / "pull", settings, controller.alerter, controller.hosts)
+    hub.on_changed = controller.host_changed
+    controller.pull = hub
+    controller.host_table.pull = hub
+    return PullServer(hub, config.pull_listen)
 
 
 def _tell_starter(ready_fd: int | None, message: str) -> None:

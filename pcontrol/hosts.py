@@ -89,6 +89,12 @@ class HostListener(Protocol):
         """The held jobs of `host` as the agent protocol names them (attempt included)."""
 
 
+class PullLinks(Protocol):
+    """Where a pull host's link comes from (pull.PullHub)."""
+
+    def open_link(self, name: str, on_message: Any, on_lost: Any, slots: int | None = None) -> "HostLink": ...
+
+
 class HostLink(Protocol):
     """A host's job runner as the table uses it: an agent over a pipe (agentlink.AgentLink)
     or pcontrol's own driver of a batch system (slurm.SlurmLink). It takes the agent
@@ -153,6 +159,8 @@ class HostTable:
         self._ping_seq = 0
         self._stopping = False
         self._draining = False
+        self.pull: PullLinks | None = None
+        """Opens pull hosts' links (pull.PullHub); set by the daemon when it has a pull listener."""
 
     # -- life -------------------------------------------------------------------------------
 
@@ -161,7 +169,7 @@ class HostTable:
         for record in records:
             host = Host(name=record["name"], slots=record.get("slots"),
                         connect=record.get("connect"), slurm=record.get("slurm"),
-                        enabled=bool(record.get("enabled", True)),
+                        pull=bool(record.get("pull", False)), enabled=bool(record.get("enabled", True)),
                         added=float(record.get("added") or now), since=now)
             host.history = collections.deque(maxlen=self.config.history_size)
             host.state = HostState.CONNECTING if host.enabled else HostState.OFF
@@ -276,7 +284,7 @@ class HostTable:
     def _may_send_agent(host: Host) -> bool:
         """An ssh host started by pcontrol's own command (not -connect, not localhost, not
         a Slurm cluster)."""
-        return not host.connect and host.name != "localhost" and host.slurm is None
+        return not host.connect and host.name != "localhost" and host.slurm is None and not host.pull
 
     def _sends_agent(self, host: Host) -> bool:
         """This host's next start sends pcontrol's own agent (pcontrol.bootstrap)."""
@@ -287,8 +295,12 @@ class HostTable:
     # -- commands (the listener has dealt with the jobs first) ------------------------------
 
     def add(self, name: str, *, slots: int | None, connect: str | None,
-            slurm: SlurmOptions | None = None) -> Host:
+            slurm: SlurmOptions | None = None, pull: bool = False) -> Host:
         validate_host_name(name)
+        if pull and (slurm is not None or connect is not None):
+            raise UsageError("a pull host (-pull) has no -connect command and is not a Slurm cluster")
+        if pull and self.pull is None:
+            raise UsageError("this pcontrol has no pull listener: start it with --pull-listen HOST:PORT")
         if name in self.hosts:
             raise ConflictError(f'host "{name}" already exists')
         if slurm is not None and connect is not None:
@@ -307,7 +319,7 @@ class HostTable:
                 raise UsageError("-connect needs a command")
         now = self.clock()
         host = Host(name=name, slots=slots, connect=connect, added=now, since=now,
-                    slurm=slurm.to_record() if slurm is not None else None)
+                    slurm=slurm.to_record() if slurm is not None else None, pull=pull)
         host.history = collections.deque(maxlen=self.config.history_size)
         self._note(host, "added")
         self.hosts[name] = host
@@ -400,6 +412,11 @@ class HostTable:
         self._connected(host, runtime, link, prelude)
 
     async def _open_link(self, host: Host, prelude: BootstrapStart | None) -> HostLink:
+        if host.pull:
+            if self.pull is None:
+                raise ConnectFailure(ConnectOutcome.NOT_FOUND, "a pull host, but this pcontrol has no "
+                                     "pull listener (--pull-listen)")
+            return self.pull.open_link(host.name, self._on_message, self._on_lost, slots=host.slots)
         if host.slurm is None:
             return await connect_agent(host.name, self.agent_argv(host),
                                        timeout=self.config.connect_timeout,
@@ -438,7 +455,7 @@ class HostTable:
                       "build": hello.build}
         if prelude is not None:
             host.agent["bootstrap"] = prelude.report
-        if host.slurm is None:       # a Slurm host's runner is pcontrol itself
+        if host.slurm is None and not host.pull:   # a Slurm or pull host's runner is pcontrol itself
             self._check_build(host, hello, sent=prelude is not None)
         log.info("%s: connected (%s, pid %d on %s, %d slots)", host.name, hello.agent,
                  hello.pid, hello.host, host.agent_slots)

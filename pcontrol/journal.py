@@ -443,7 +443,8 @@ class Journal:
 def host_config(host: Host) -> dict[str, Any]:
     """What of a host survives a restart: its configuration, not its connection."""
     return {"name": host.name, "slots": host.slots, "connect": host.connect,
-            "slurm": host.slurm, "enabled": host.enabled, "added": host.added}
+            "slurm": host.slurm, "enabled": host.enabled, "added": host.added,
+            "pull": host.pull}
 
 
 class _Checkpointer:

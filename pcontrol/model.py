@@ -171,6 +171,7 @@ class Host:
     slots: int | None = None          # configured; None: whatever the agent reports
     connect: str | None = None        # the exact command, or None for the default
     slurm: dict[str, Any] | None = None   # a Slurm cluster: its SlurmOptions record
+    pull: bool = False                # a probe that checks in (pull.py); pcontrol never connects
     enabled: bool = True              # False after `host off`
     state: HostState = HostState.CONNECTING
     reason: str = ""                  # why it went DOWN last
@@ -204,5 +205,5 @@ class Host:
             "failures": self.failures, "retry_at": self.retry_at,
             "agent": dict(self.agent), "last_pong": self.last_pong,
             "held": sorted(self.held), "flaps": self.flaps, "history": list(self.history),
-            "replacing": self.replacing,
+            "replacing": self.replacing, "pull": self.pull,
         }

@@ -72,6 +72,9 @@ def host_table(records: Sequence[dict[str, Any]]) -> str:
             if r.get("retry_at"):
                 note += f" (retry {ago(now - r['retry_at'])})"
         slots = r["agent_slots"] if r["state"] in ("IDLE", "BUSY") else (r["slots"] or "-")
+        skewed = (r.get("agent") or {}).get("skewed")
+        if skewed:
+            note = f"SKEWED: {skewed}" + (f"; {note}" if note else "")
         rows.append((r["name"], r["state"], slots, len(r["running"]),
                      clock_offset_text(r.get("agent") or {}), note))
     return table(("HOST", "STATE", "SLOTS", "RUNNING", "OFFSET", "NOTE"), rows)
@@ -90,6 +93,17 @@ def clock_offset_text(agent: dict[str, Any], *, detail: bool = False) -> str:
     return text
 
 
+def _pull_lines(agent: dict[str, Any], now: float) -> list[str]:
+    lines = [f"check-in:  last {when(agent.get('pull_last'), now) if agent.get('pull_last') else 'never'}"
+             + (f", next run {when(agent['pull_next'], now)}" if agent.get("pull_next") else "")]
+    if agent.get("pull_missed"):
+        lines.append(f"missed:    {agent['pull_missed']} run time(s) in a row")
+    if agent.get("clock_offset") is not None:
+        lines.append(f"offset:    {clock_offset_text(agent, detail=True)} (probe's clock minus ours, "
+                     "NTP-style at its last check-in)")
+    return lines
+
+
 def host_detail(r: dict[str, Any]) -> str:
     now = time.time()
     lines = [
@@ -98,6 +112,7 @@ def host_detail(r: dict[str, Any]) -> str:
         f"enabled:   {'yes' if r['enabled'] else 'no (host off)'}",
         f"slots:     {r['agent_slots'] or '-'} in use for dispatch"
         + (f", {r['slots']} configured" if r["slots"] else ", as the agent offers"),
+        "pull:      its probe checks in (pclient --pull)" if r.get("pull") else
         f"connect:   {r['connect'] or '(default)'}" if not r.get("slurm") else
         "slurm:     " + (" ".join(f"-{k} {shlex.quote(v)}" for k, v in r["slurm"].items() if v)
                          or "(Slurm's defaults)"),
@@ -118,7 +133,11 @@ def host_detail(r: dict[str, Any]) -> str:
     if r.get("retry_at"):
         lines.append(f"retry:     {when(r['retry_at'], now)}")
     agent = r.get("agent") or {}
-    if agent and r["state"] in ("IDLE", "BUSY"):
+    if agent.get("skewed"):
+        lines.append(f"SKEWED:    {agent['skewed']}")
+    if r.get("pull"):
+        lines.extend(_pull_lines(agent, now))
+    if agent and r["state"] in ("IDLE", "BUSY") and not r.get("pull"):
         lines.append(f"agent:     {agent.get('agent')} pid {agent.get('pid')} on "
                      f"{agent.get('host')}, clock skew {agent.get('clock_skew')} s")
         lines.append(f"offset:    {clock_offset_text(agent, detail=True)} (agent's clock minus ours, "

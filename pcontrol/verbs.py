@@ -147,7 +147,7 @@ def _host_record(controller: Controller, name: str) -> dict[str, Any]:
     host = controller.host(name)
     record = host.to_record()
     try:
-        record["command"] = None if host.slurm else controller.agent_argv(host)
+        record["command"] = None if host.slurm or host.pull else controller.agent_argv(host)
     except ValueError:
         record["command"] = None
     return record
@@ -162,11 +162,12 @@ def _hosts(session: Session, args: dict[str, Any]) -> CommandResult:
 
 
 @command("host add", "NAME ?-slots SLOTS? ?-connect COMMAND? ?-slurm? ?-partition P? "
-                     "?-account A? ?-qos Q? ?-sbatch OPTIONS? ?-output DIR?",
+                     "?-account A? ?-qos Q? ?-sbatch OPTIONS? ?-output DIR? ?-pull?",
          "define a host and start its agent (localhost: local pclient; else ssh NAME, "
          "sending pcontrol's own agent to its python3); -slurm: the host is a Slurm cluster, "
          "its jobs submitted with sbatch (-slots: at most that many in the cluster at once; "
-         "-output: where they write stdout and stderr, shared with pcontrol)")
+         "-output: where they write stdout and stderr, shared with pcontrol); -pull: a probe "
+         "pcontrol cannot reach, which checks in (`host key NAME` makes its key)")
 def _host_add(session: Session, args: dict[str, Any]) -> CommandResult:
     slurm = None
     slurm_words = ("partition", "account", "qos", "sbatch", "output")
@@ -178,8 +179,38 @@ def _host_add(session: Session, args: dict[str, Any]) -> CommandResult:
             raise UsageError(f"{', '.join(given)} {'goes' if len(given) == 1 else 'go'} "
                              "only with -slurm")
     host = session.controller.add_host(args["name"], slots=args["slots"],
-                                       connect=args["connect"], slurm=slurm)
+                                       connect=args["connect"], slurm=slurm, pull=bool(args["pull"]))
+    if host.pull:
+        return CommandResult(f"host {host.name} added: its jobs wait for its probe to check in "
+                             f"(make its key with `host key {host.name}`)", host.to_record())
     return CommandResult(f"host {host.name} added; connecting", host.to_record())
+
+
+@command("host key", "NAME ?-revoke?",
+         "make (again) the secret key of pull probe NAME and print it, once: put it in the probe's "
+         "--key-file; -revoke: delete it, so that the probe is refused")
+def _host_key(session: Session, args: dict[str, Any]) -> CommandResult:
+    controller = session.controller
+    host = controller.host(args["name"])
+    if controller.pull is None or not host.pull:
+        raise UsageError(f"host {host.name} is not a pull host (host add NAME -pull)")
+    if args["revoke"]:
+        if not controller.pull.revoke_key(host.name):
+            raise NotFoundError(f"pull host {host.name} has no key")
+        return CommandResult(f"the key of {host.name} is revoked: its probe is refused",
+                             {"name": host.name, "revoked": True})
+    key = controller.pull.create_key(host.name)
+    return CommandResult(key, {"name": host.name, "key": key})
+
+
+@command("alert", "SUBJECT BODY",
+         "send an alert: to the log, to the subscribers (an `alert` event) and by mail when "
+         "pcontrol has mail settings (--alerts FILE)")
+def _alert(session: Session, args: dict[str, Any]) -> CommandResult:
+    session.controller.alerter.send(args["subject"], args["body"])
+    mailed = session.controller.alerter.settings is not None
+    return CommandResult("alert sent" + (" (mail queued)" if mailed else " (no mail settings: logged)"),
+                         {"mail": mailed})
 
 
 @command("host delete", "NAME ?-force?",

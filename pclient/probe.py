@@ -1,0 +1,270 @@
+"""A pull probe: `pclient --pull HOST:PORT --id NAME --key-file F` (for hosts behind NAT).
+
+    check in -> (next run, job) -> wait until then -> run the job -> check in with its outcome -> ...
+
+The probe connects out to pcontrol's pull listener; pcontrol never connects to it. Each
+check-in is one short connection (pclient.pullwire): the probe sends only its id, proves its key,
+hands over the outcome of the job it ran last, and receives the time of its next run and the
+job to run then (or none: check in again then). It waits, by durations measured on its own
+monotonic clock (so that its wall clock may be wrong), runs the job (its own process group,
+killed at the job's timeout), and checks in again at once.
+
+The state file (STATE_DIR/NAME.json, written before every step that matters) makes an outcome
+delivered exactly once: the outcome stays there until pcontrol acknowledges it, across
+unreachable controllers (retried with backoff, `--retry-min` doubling to `--retry-max`) and
+restarts of the probe. A probe killed while its job ran finds the job in the file when it starts
+again and reports it as a crash ("the probe restarted while the job ran"). A lock on
+STATE_DIR/NAME.lock keeps a second probe of the same name from running (it exits 0 saying so),
+which is what the cron watchdog (scripts/pclient-watchdog) relies on.
+
+Exit statuses: 0 after --once, or when another probe of this name runs; 2 bad options or files;
+3 refused by pcontrol (wrong or revoked key, unknown probe). Standard library only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import fcntl
+import json
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any, Dict, Optional, Sequence, Tuple
+
+from .pullwire import Answer, Challenge, Hello, Proof, PullError, PullJob, Report, decode, encode, pull_proof
+
+log = logging.getLogger(__name__)
+
+__all__ = ["main", "Probe"]
+
+LOG_FORMAT = "%(asctime)s pclient-probe[%(process)d] %(levelname)s %(message)s"
+EXIT_REFUSED = 3
+
+
+class Refused(Exception):
+    """pcontrol refused this probe (its key or its name)."""
+
+
+class Probe:
+    def __init__(self, address: Tuple[str, int], name: str, key: bytes, state_dir: Path, *,
+                 retry_min: float = 1.0, retry_max: float = 300.0, clock_offset: float = 0.0,
+                 connect_timeout: float = 10.0) -> None:
+        self.address = address
+        self.name = name
+        self.key = key
+        self.state_path = state_dir / f"{name}.json"
+        self.retry_min = retry_min
+        self.retry_max = retry_max
+        self.clock_offset = clock_offset  # added to every time this probe reports (drills, tests)
+        self.connect_timeout = connect_timeout
+        self.state: Dict[str, Any] = self._load()
+
+    # -- the state file ---------------------------------------------------------------------------
+
+    def _load(self) -> Dict[str, Any]:
+        try:
+            return json.loads(self.state_path.read_text())
+        except FileNotFoundError:
+            return {"job": None, "running": False, "report": None}
+
+    def _save(self) -> None:
+        tmp = self.state_path.with_suffix(".tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as out:
+            json.dump(self.state, out)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(tmp, self.state_path)
+
+    def recover(self) -> None:
+        """A job that was running when this probe died: report it as a crash."""
+        job = self.state.get("job")
+        if self.state.get("running") and job is not None and self.state.get("report") is None:
+            log.warning("job %s was running when the probe stopped: reporting it as a crash", job["job"])
+            self.state["report"] = asdict(Report(job=job["job"], outcome="crash", status=None, signal=None,
+                                                 elapsed=0.0, reason="the probe restarted while the job ran"))
+            self.state["running"] = False
+            self.state["job"] = None
+            self._save()
+
+    # -- one check-in ------------------------------------------------------------------------------
+
+    def now(self) -> float:
+        return time.time() + self.clock_offset
+
+    def check_in(self) -> Tuple[Answer, float]:
+        """One exchange; the answer and how many seconds from now its `next` is."""
+        report = self.state.get("report")
+        with socket.create_connection(self.address, timeout=self.connect_timeout) as sock:
+            reader = sock.makefile("rb")
+            t0 = self.now()
+            sock.sendall(encode(Hello(self.name, t0)))
+            challenge = decode(_line(reader), Challenge)
+            t3 = self.now()
+            mono3 = time.monotonic()
+            proof = pull_proof(self.key, self.name, bytes.fromhex(challenge.challenge))
+            sock.sendall(encode(Proof(proof, t0, t3, _report(report))))
+            answer = decode(_line(reader), Answer)
+        if not answer.ok:
+            error = answer.error or "refused"
+            if error.startswith("forbidden"):
+                raise Refused(error)
+            raise PullError(error)
+        if report is not None and report["job"] in answer.acked:
+            self.state["report"] = None
+        if answer.job is not None:
+            self.state["job"] = asdict(answer.job)
+            self.state["running"] = False
+        self._save()
+        # pcontrol's clock at t2 ~ our t3: the wait is a duration from then
+        wait = (answer.next or challenge.t2) - challenge.t2 - (time.monotonic() - mono3)
+        return answer, max(0.0, wait)
+
+    # -- running a job -------------------------------------------------------------------------------
+
+    def run_job(self) -> None:
+        job = PullJob(**{**self.state["job"], "argv": tuple(self.state["job"]["argv"])})
+        self.state["running"] = True
+        self._save()
+        log.info("running job %s: %s", job.job, " ".join(job.argv))
+        started = time.monotonic()
+        outcome, status, sig, reason = "exit", None, None, None
+        env = dict(os.environ, **job.env)
+        try:
+            proc = subprocess.Popen(list(job.argv), cwd=job.cwd or None, env=env, stdin=subprocess.DEVNULL,
+                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+        except OSError as exc:
+            out, err = b"", str(exc).encode()
+            status, reason = 127, f"cannot run {job.argv[0]}: {exc.strerror or exc}"
+        else:
+            try:
+                out, err = proc.communicate(timeout=job.timeout)
+            except subprocess.TimeoutExpired:
+                _kill_group(proc)
+                out, err = proc.communicate()
+                outcome, reason = "timeout", f"ran past its timeout of {job.timeout:g} s"
+            code = proc.returncode
+            if outcome == "exit":
+                if code < 0:
+                    outcome, sig = "crash", -code
+                else:
+                    status = code
+        limit = job.output_limit
+        report = Report(job=job.job, outcome=outcome, status=status, signal=sig,
+                        elapsed=round(time.monotonic() - started, 6),
+                        stdout=out[:limit].decode("utf-8", "replace"), stderr=err[:limit].decode("utf-8", "replace"),
+                        reason=reason)
+        self.state.update(report=asdict(report), running=False, job=None)
+        self._save()
+        log.info("job %s ended: %s %s", job.job, outcome, status if status is not None else sig)
+
+    # -- the loop ------------------------------------------------------------------------------------
+
+    def run(self, once: bool = False) -> int:
+        self.recover()
+        backoff = self.retry_min
+        while True:
+            try:
+                answer, wait = self.check_in()
+            except Refused as exc:
+                log.error("pcontrol refused probe %s: %s", self.name, exc)
+                return EXIT_REFUSED
+            except (OSError, PullError) as exc:
+                log.warning("check-in failed (%s); again in %.3g s", exc, backoff)
+                time.sleep(backoff)
+                backoff = min(self.retry_max, backoff * 2)
+                continue
+            backoff = self.retry_min
+            log.info("checked in: next run in %.3f s%s", wait,
+                     f", job {answer.job.job}" if answer.job is not None else "")
+            if once and answer.job is None:
+                return 0
+            time.sleep(wait)
+            if self.state.get("job") is not None:
+                self.run_job()
+
+
+def _kill_group(proc: subprocess.Popen) -> None:
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
+def _line(reader: Any) -> bytes:
+    line = reader.readline()
+    if not line.endswith(b"\n"):
+        raise PullError("pcontrol closed the connection")
+    return line
+
+
+def _report(record: Optional[Dict[str, Any]]) -> Optional[Report]:
+    return None if record is None else Report(**record)
+
+
+def _address(text: str) -> Tuple[str, int]:
+    host, sep, port = text.rpartition(":")
+    if not sep or not host or not port.isdigit():
+        raise argparse.ArgumentTypeError(f"expected HOST:PORT, got {text!r}")
+    return host.strip("[]"), int(port)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="pclient --pull", description="A pull probe: checks in to pcontrol's "
+                                     "pull listener for its next run, runs it, reports its outcome.")
+    parser.add_argument("--pull", type=_address, required=True, metavar="HOST:PORT", help="pcontrol's pull listener")
+    parser.add_argument("--id", required=True, help="this probe's name (its host name in pcontrol)")
+    parser.add_argument("--key-file", required=True, metavar="F", help="the key `pcontrol host key NAME` printed")
+    parser.add_argument("--state-dir", default=os.path.expanduser("~/.pclient-probe"), metavar="DIR",
+                        help="where the probe keeps its job and unacknowledged outcome (default %(default)s)")
+    parser.add_argument("--retry-min", type=float, default=1.0, metavar="S", help="first wait after a failed check-in")
+    parser.add_argument("--retry-max", type=float, default=300.0, metavar="S", help="longest wait between check-ins that fail")
+    parser.add_argument("--clock-offset", type=float, default=0.0, metavar="S",
+                        help="add S seconds to the times this probe reports (drills of the clock check)")
+    parser.add_argument("--once", action="store_true", help="check in (and run what is due) until nothing is left, then exit")
+    parser.add_argument("--log", metavar="FILE", help="append the log to FILE (default stderr)")
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="log more")
+    return parser
+
+
+def main(argv: Sequence[str]) -> int:
+    args = build_parser().parse_args(list(argv))
+    handler: logging.Handler = logging.FileHandler(args.log) if args.log else logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter(LOG_FORMAT))
+    logging.getLogger().addHandler(handler)
+    logging.getLogger().setLevel(logging.INFO if args.verbose else logging.WARNING)
+    try:
+        key = bytes.fromhex(Path(args.key_file).read_text().strip())
+    except (OSError, ValueError) as exc:
+        print(f"pclient: --key-file {args.key_file}: {exc}", file=sys.stderr)
+        return 2
+    state_dir = Path(args.state_dir)
+    try:
+        state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        lock = open(state_dir / f"{args.id}.lock", "a")
+    except OSError as exc:
+        print(f"pclient: --state-dir {state_dir}: {exc}", file=sys.stderr)
+        return 2
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        log.warning("probe %s is already running (%s is locked): not starting another", args.id, lock.name)
+        print(f"pclient: probe {args.id} is already running", file=sys.stderr)
+        return 0
+    lock.seek(0)
+    lock.truncate()
+    lock.write(f"{os.getpid()}\n")
+    lock.flush()
+    probe = Probe(args.pull, args.id, key, state_dir, retry_min=args.retry_min, retry_max=args.retry_max,
+                  clock_offset=args.clock_offset)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    try:
+        return probe.run(once=args.once)
+    except KeyboardInterrupt:
+        return 130

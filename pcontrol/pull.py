@@ -1,0 +1,458 @@
+"""Pull probes: hosts pcontrol cannot reach, whose probe client checks in to fetch its next run.
+
+    hub = PullHub(home / "pull", PullSettings(), alerter, hosts)   # made by the daemon
+    link = hub.open_link(name, on_message, on_lost)   # hosts.HostTable, for a `host add NAME -pull`
+    answer = hub.check_in(hello, proof, t1, t2)       # pullserver.py, once the probe's line is read
+    hub.create_key(name) / hub.revoke_key(name)       # `host key NAME ?-revoke?`
+
+A pull host's jobs reach it the way every host's do: the controller dispatches them to the host's
+link. Its link is a PullLink, which stands where an AgentLink stands (hosts.HostLink) and speaks
+the agent protocol to the controller (`run`, `kill`, `ping`, `ack`, `auth`, `bye` in; `hello`,
+`resumed`, `started`, `ended`, `pong` out), like slurm.SlurmLink. Instead of a process it keeps
+the jobs in a per-host state file ($SCHED_HOME/pull/NAME.json): the jobs waiting for the probe,
+the one the probe has taken, and the reports the controller has not acknowledged yet. When the
+probe checks in it proves its own key, hands over the outcome of the job it ran last (taken
+exactly once: a report already taken is acknowledged again, never delivered twice), and gets
+the time of its next run with the job to run then (now, when one waits), or, with nothing to run,
+the time to check in again (`interval` later). After a restart of pcontrol, the state file says
+which jobs the probe holds (reported `running` in `resumed`) and which ended unacknowledged.
+
+Every check-in carries NTP's four timestamps: the probe's clock offset and round trip are kept in
+the host's record (`agent.clock_offset`, `clock_delay`, `clock_measured`); past `skew_threshold`
+the host is marked SKEWED (`agent.skewed`, with the offset as the reason) and an alert goes out.
+A probe that has not checked in by a run time plus `grace` has missed it (checkins.py); after
+`misses` in a row, one alert; its next check-in, one recovery notice (alerts.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import json
+import logging
+import os
+import secrets
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pclient import protocol as agent_protocol
+from pclient.clockmath import sample
+from pclient.pullwire import Answer, Hello, Proof, PullJob, Report, pull_proof
+
+from .alerts import Alerter
+from .checkins import CheckIns, Verdict
+from .model import Host
+
+log = logging.getLogger(__name__)
+
+__all__ = ["PullSettings", "PullHub", "PullLink"]
+
+KEYS_FILE = "keys.json"
+DONE_KEPT = 200
+"""Job words whose report was taken, remembered per probe to acknowledge a repeated report."""
+
+
+@dataclass(frozen=True)
+class PullSettings:
+    interval: float = 60.0
+    """Seconds until a probe with nothing to run checks in again."""
+    grace: float = 60.0
+    """A run time not reported within this is missed (a job's own timeout adds to it)."""
+    misses: int = 3
+    """Missed run times in a row that make an alert."""
+    skew_threshold: float = 1.0
+    """Seconds of clock offset past which a host is SKEWED."""
+
+
+@dataclass
+class _Probe:
+    """What is kept of one pull host, in memory and in its state file."""
+
+    queue: list[dict[str, Any]] = field(default_factory=list)      # Run records waiting for the probe
+    given: dict[str, Any] | None = None                             # the Run record the probe holds
+    finished: list[dict[str, Any]] = field(default_factory=list)   # Ended records not yet acked
+    done: list[str] = field(default_factory=list)                   # words whose report was taken
+
+    def to_record(self) -> dict[str, Any]:
+        return {"queue": self.queue, "given": self.given, "finished": self.finished, "done": self.done}
+
+    @classmethod
+    def from_record(cls, data: dict[str, Any]) -> "_Probe":
+        return cls(list(data.get("queue", [])), data.get("given"), list(data.get("finished", [])),
+                   list(data.get("done", [])))
+
+
+def _run_record(run: agent_protocol.Run) -> dict[str, Any]:
+    return json.loads(agent_protocol.encode(run))
+
+
+def _message(record: dict[str, Any]) -> agent_protocol.Message:
+    return agent_protocol.decode(json.dumps(record))
+
+
+class PullHub:
+    """The pull hosts' state, their keys, check-ins, misses and clocks (module docstring)."""
+
+    def __init__(self, directory: Path, settings: PullSettings, alerter: Alerter,
+                 hosts: Mapping[str, Host], clock: Callable[[], float] = time.time) -> None:
+        self.dir = Path(directory)
+        self.settings = settings
+        self.alerter = alerter
+        self.hosts = hosts
+        self.clock = clock
+        self.links: dict[str, PullLink] = {}
+        self.books: dict[str, CheckIns] = {}
+        self._probes: dict[str, _Probe] = {}
+        self._ticker: asyncio.Task | None = None
+        self.on_changed: Callable[[Host], None] | None = None  # the controller's host_changed
+
+    # -- keys -------------------------------------------------------------------------------------
+
+    def _keys(self) -> dict[str, str]:
+        try:
+            return json.loads((self.dir / KEYS_FILE).read_text())
+        except FileNotFoundError:
+            return {}
+
+    def _write(self, name: str, data: Any) -> None:
+        self.dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        path = self.dir / name
+        tmp = path.with_suffix(".tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as out:
+            json.dump(data, out)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(tmp, path)
+
+    def create_key(self, name: str) -> str:
+        """A new secret key for probe `name` (hex), replacing any earlier one; shown once."""
+        keys = self._keys()
+        keys[name] = secrets.token_hex(32)
+        self._write(KEYS_FILE, keys)
+        log.info("%s: a new pull key was made", name)
+        return keys[name]
+
+    def revoke_key(self, name: str) -> bool:
+        keys = self._keys()
+        if keys.pop(name, None) is None:
+            return False
+        self._write(KEYS_FILE, keys)
+        log.info("%s: its pull key was revoked", name)
+        return True
+
+    def has_key(self, name: str) -> bool:
+        return name in self._keys()
+
+    # -- per-probe state ----------------------------------------------------------------------------
+
+    def _probe(self, name: str) -> _Probe:
+        probe = self._probes.get(name)
+        if probe is None:
+            try:
+                probe = _Probe.from_record(json.loads((self.dir / f"{name}.json").read_text()))
+            except FileNotFoundError:
+                probe = _Probe()
+            self._probes[name] = probe
+        return probe
+
+    def _save(self, name: str) -> None:
+        self._write(f"{name}.json", self._probe(name).to_record())
+
+    def book(self, name: str) -> CheckIns:
+        book = self.books.get(name)
+        if book is None:
+            s = self.settings
+            book = self.books[name] = CheckIns(threshold=s.misses, grace=s.grace, interval=s.interval)
+            book.told(self.clock() + s.interval)  # a probe added (or pcontrol started) should come by then
+        return book
+
+    # -- links ----------------------------------------------------------------------------------------
+
+    def open_link(self, name: str, on_message: Callable[[Any, agent_protocol.Message], None],
+                  on_lost: Callable[[Any, str], None], slots: int | None = None) -> "PullLink":
+        hello = agent_protocol.Hello(version=2, host=name, pid=os.getpid(), clock=self.clock(),
+                                     slots=slots or 1, agent="pull probe")
+        link = PullLink(name, hello, self, on_message, on_lost)
+        self.links[name] = link
+        self.book(name)
+        self._start_ticker()
+        return link
+
+    def forget(self, name: str, link: "PullLink") -> None:
+        if self.links.get(name) is link:
+            del self.links[name]
+
+    # -- a check-in -------------------------------------------------------------------------------------
+
+    def check_in(self, hello: Hello, proof: Proof, challenge: bytes, t1: float, t2: float) -> Answer:
+        """Answer a probe that proved (or failed to prove) its key; never raises for bad input."""
+        name = hello.id
+        host = self.hosts.get(name)
+        key = self._keys().get(name)
+        if host is None or not host.pull or key is None:
+            log.warning("pull check-in refused: %r is not a pull host with a key", name)
+            return Answer(False, error="forbidden: unknown probe or wrong key")
+        if not _same(pull_proof(bytes.fromhex(key), name, challenge), proof.proof):
+            log.warning("%s: pull check-in refused: wrong key", name)
+            return Answer(False, error="forbidden: unknown probe or wrong key")
+        now = self.clock()
+        self._clock_check(host, sample(proof.t0, t1, t2, proof.t3))
+        probe = self._probe(name)
+        acked: tuple[str, ...] = ()
+        if proof.report is not None:
+            refusal = self._take_report(name, probe, proof.report)
+            if refusal is not None:
+                return Answer(False, error=refusal)
+            acked = (proof.report.job,)
+        verdict = self.book(name).checked_in(now)
+        if verdict is Verdict.RECOVERED:
+            self.alerter.clear(name, "missed", f"pcontrol: probe {name} is back",
+                               f"Probe {name} checked in again at {_when(now)} after missing its run times.")
+        job = self._next_job(name, probe)
+        next_run = now if job is not None else now + self.settings.interval
+        grace = self.settings.grace + ((job.timeout or 0.0) if job is not None else 0.0)
+        book = self.book(name)
+        book.grace = grace
+        book.told(next_run)
+        host.agent["pull_last"] = now
+        host.agent["pull_missed"] = 0
+        host.agent["pull_next"] = next_run
+        return Answer(True, next=next_run, job=job, acked=acked)
+
+    def _take_report(self, name: str, probe: _Probe, report: Report) -> str | None:
+        if report.job in probe.done or any(e["job"] == report.job for e in probe.finished):
+            log.info("%s: report of job %s again (taken before): acknowledged", name, report.job)
+            return None
+        if probe.given is None or probe.given["job"] != report.job:
+            log.warning("%s: refused a report of job %s, which is not this probe's", name, report.job)
+            return f"job {report.job} is not a job of probe {name}"
+        try:
+            outcome = agent_protocol.Outcome(report.outcome)
+        except ValueError:
+            return f"unknown outcome {report.outcome!r}"
+        stdout, stderr = report.stdout, report.stderr
+        ended = agent_protocol.Ended(
+            job=report.job, outcome=outcome, status=report.status, signal=report.signal,
+            elapsed=report.elapsed, stdout=stdout, stderr=stderr, stdout_bytes=len(stdout.encode()),
+            stderr_bytes=len(stderr.encode()), stdout_truncated=False, stderr_truncated=False,
+            reason=report.reason)
+        probe.given = None
+        probe.finished.append(json.loads(agent_protocol.encode(ended)))
+        probe.done = (probe.done + [report.job])[-DONE_KEPT:]
+        self._save(name)
+        link = self.links.get(name)
+        if link is not None and link.ready:
+            link.deliver(ended)
+        return None
+
+    def _next_job(self, name: str, probe: _Probe) -> PullJob | None:
+        if probe.given is None and probe.queue:
+            probe.given = probe.queue.pop(0)
+            self._save(name)
+            link = self.links.get(name)
+            if link is not None and link.ready:
+                link.deliver(agent_protocol.Started(job=probe.given["job"], pid=None, clock=self.clock()))
+        if probe.given is None:
+            return None
+        run = _message(probe.given)
+        assert isinstance(run, agent_protocol.Run)
+        return PullJob(job=run.job, argv=tuple(run.argv), timeout=run.timeout, cwd=run.cwd, env=dict(run.env),
+                       output_limit=run.output_limit)
+
+    def _clock_check(self, host: Host, measured: Any) -> None:
+        offset = -measured.offset  # the sample is pcontrol's clock minus the probe's
+        host.agent["clock_offset"] = round(offset, 6)
+        host.agent["clock_delay"] = round(measured.delay, 6)
+        host.agent["clock_measured"] = self.clock()
+        if abs(offset) > self.settings.skew_threshold:
+            reason = f"clock offset {offset:+.3f} s (over {self.settings.skew_threshold:g} s)"
+            if host.agent.get("skewed") is None:
+                host.agent["skewed"] = reason
+                self._changed(host)
+            host.agent["skewed"] = reason
+            self.alerter.raise_(host.name, "skew", f"pcontrol: host {host.name} is SKEWED",
+                                f"Host {host.name}: {reason}, measured at {_when(self.clock())} "
+                                f"(round trip {measured.delay * 1e3:.1f} ms).")
+        elif host.agent.pop("skewed", None) is not None:
+            self._changed(host)
+            self.alerter.clear(host.name, "skew", f"pcontrol: host {host.name} clock is back in line",
+                               f"Host {host.name}: clock offset {offset:+.3f} s.")
+
+    def _changed(self, host: Host) -> None:
+        if self.on_changed is not None:
+            self.on_changed(host)
+
+    # -- misses -------------------------------------------------------------------------------------------
+
+    def tick(self) -> None:
+        now = self.clock()
+        for name in list(self.links):
+            book = self.book(name)
+            verdict = book.tick(now)
+            if verdict is Verdict.NONE:
+                continue
+            host = self.hosts.get(name)
+            if host is not None:
+                host.agent["pull_missed"] = book.misses
+            log.info("%s: missed a run time (%d in a row)", name, book.misses)
+            if verdict is Verdict.ALERT:
+                last = _when(book.last) if book.last is not None else "never since pcontrol started"
+                self.alerter.raise_(name, "missed", f"pcontrol: probe {name} missed {book.misses} run times",
+                                    f"Probe {name} has not checked in for {book.misses} consecutive run times "
+                                    f"(last check-in: {last}).")
+
+    def _start_ticker(self) -> None:
+        if self._ticker is None or self._ticker.done():
+            self._ticker = asyncio.get_running_loop().create_task(self._tick_loop(), name="pull misses")
+
+    async def _tick_loop(self) -> None:
+        period = max(0.05, min(1.0, self.settings.interval / 4, self.settings.grace / 4))
+        while True:
+            await asyncio.sleep(period)
+            try:
+                self.tick()
+            except Exception:
+                log.exception("checking pull probes' misses failed")
+
+    async def close(self) -> None:
+        if self._ticker is not None:
+            self._ticker.cancel()
+            try:
+                await self._ticker
+            except asyncio.CancelledError:
+                pass
+
+
+def _same(a: str, b: str) -> bool:
+    return hmac.compare_digest(a.encode(), b.encode())
+
+
+def _when(epoch: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S %Z", time.localtime(epoch))
+
+
+class PullLink:
+    """A pull host's link (hosts.HostLink): jobs wait in the hub's state for the probe."""
+
+    def __init__(self, name: str, hello: agent_protocol.Hello, hub: PullHub,
+                 on_message: Callable[[Any, agent_protocol.Message], None],
+                 on_lost: Callable[[Any, str], None]) -> None:
+        self.name = name
+        self.hello = hello
+        self.hub = hub
+        self.on_message = on_message
+        self.on_lost = on_lost
+        self.authed = False
+        self.ready = False  # `resumed` was sent: ends may be reported
+        self._lost: str | None = None
+
+    @property
+    def pid(self) -> int:
+        return os.getpid()
+
+    @property
+    def agent_is_child(self) -> bool:
+        return False
+
+    @property
+    def is_open(self) -> bool:
+        return self._lost is None
+
+    def write_buffer_size(self) -> int:
+        return 0
+
+    def send(self, message: agent_protocol.Message) -> bool:
+        if not self.is_open:
+            return False
+        hub, name = self.hub, self.name
+        probe = hub._probe(name)
+        if isinstance(message, agent_protocol.Run):
+            held = {r["job"] for r in probe.queue} | ({probe.given["job"]} if probe.given else set())
+            if message.job not in held:
+                probe.queue.append(_run_record(message))
+                hub._save(name)
+        elif isinstance(message, agent_protocol.Kill):
+            self._kill(probe, message.job, "killed before the probe took it")
+        elif isinstance(message, agent_protocol.Ping):
+            self.deliver(agent_protocol.Pong(seq=message.seq, clock=hub.clock(),
+                                             running=len(probe.queue) + (probe.given is not None)))
+        elif isinstance(message, agent_protocol.Ack):
+            probe.finished = [e for e in probe.finished if e["job"] not in message.jobs]
+            hub._save(name)
+        elif isinstance(message, agent_protocol.Auth):
+            self._resume(probe)
+        elif isinstance(message, agent_protocol.ClockProbe):
+            self._clock_reply(message)
+        elif isinstance(message, agent_protocol.Bye):
+            for word in [r["job"] for r in probe.queue] + ([probe.given["job"]] if probe.given else []):
+                self._kill(probe, word, "pull host closed")
+        else:
+            log.debug("%s: a pull host has no use for %s", name, message.TYPE)
+        return True
+
+    def _kill(self, probe: _Probe, word: str, reason: str) -> None:
+        """A queued job is withdrawn; one the probe holds ends KILLED here (the probe's later report
+        of it is then only acknowledged: it cannot be reached to stop it)."""
+        if probe.given is not None and probe.given["job"] == word:
+            probe.given = None
+            probe.done = (probe.done + [word])[-DONE_KEPT:]
+            reason = "killed here; the probe (out of reach) runs it to its end"
+        elif any(r["job"] == word for r in probe.queue):
+            probe.queue = [r for r in probe.queue if r["job"] != word]
+        else:
+            return
+        self.hub._save(self.name)
+        self.deliver(agent_protocol.Ended(job=word, outcome=agent_protocol.Outcome.KILLED, status=None, signal=None,
+                                          elapsed=0.0, stdout="", stderr="", stdout_bytes=0, stderr_bytes=0,
+                                          stdout_truncated=False, stderr_truncated=False, reason=reason))
+
+    def _resume(self, probe: _Probe) -> None:
+        running = [r["job"] for r in probe.queue] + ([probe.given["job"]] if probe.given else [])
+        finished = [e["job"] for e in probe.finished]
+        self.deliver(agent_protocol.Resumed(running=tuple(running), finished=tuple(finished)))
+        for record in probe.finished:
+            self.deliver(_message(record))
+        self.ready = True
+
+    def _clock_reply(self, probe: agent_protocol.ClockProbe) -> None:
+        """Answer with the offset measured at the probe's last check-in (if any): the controller's
+        clock probe then keeps it rather than measuring pcontrol against itself."""
+        host = self.hub.hosts.get(self.name)
+        offset = host.agent.get("clock_offset") if host is not None else None
+        if offset is None:
+            return
+        self.deliver(agent_protocol.ClockReply(seq=probe.seq, sent=probe.sent, received=probe.sent + offset,
+                                               replied=probe.sent + offset))
+
+    def deliver(self, message: agent_protocol.Message) -> None:
+        """Hand a message to the controller as an agent's would arrive: later, not inside its call."""
+        def deliver() -> None:
+            if self.is_open:
+                try:
+                    self.on_message(self, message)
+                except Exception:
+                    log.exception("%s: handling %s failed", self.name, type(message).__name__)
+        asyncio.get_running_loop().call_soon(deliver)
+
+    async def close(self, *, reason: str, grace: float = 3.0, polite: bool = True) -> None:
+        self.lost(reason)
+
+    def hang_up(self, reason: str) -> None:
+        self.lost(reason)
+
+    async def wait_gone(self, timeout: float | None) -> bool:
+        return True
+
+    def lost(self, reason: str) -> None:
+        if self._lost is not None:
+            return
+        self._lost = reason
+        self.hub.forget(self.name, self)
+        try:
+            self.on_lost(self, reason)
+        except Exception:
+            log.exception("%s: on_lost handler failed", self.name)
