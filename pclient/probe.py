@@ -13,7 +13,8 @@ The state file (STATE_DIR/NAME.json, written before every step that matters) mak
 delivered exactly once: the outcome stays there until pcontrol acknowledges it, across
 unreachable controllers (retried with backoff, `--retry-min` doubling to `--retry-max`) and
 restarts of the probe. A probe killed while its job ran finds the job in the file when it starts
-again and reports it as a crash ("the probe restarted while the job ran"). A lock on
+again, kills what is left of the job's process group, and reports it as a crash ("the probe
+restarted while the job ran"). A lock on
 STATE_DIR/NAME.lock keeps a second probe of the same name from running (it exits 0 saying so),
 which is what the cron watchdog (scripts/pclient-watchdog) relies on.
 
@@ -87,6 +88,12 @@ class Probe:
         job = self.state.get("job")
         if self.state.get("running") and job is not None and self.state.get("report") is None:
             log.warning("job %s was running when the probe stopped: reporting it as a crash", job["job"])
+            pid = self.state.get("pid")
+            if isinstance(pid, int) and pid > 1:
+                try:  # what is left of it (its own process group, as run_job made it)
+                    os.killpg(pid, signal.SIGKILL)
+                except (ProcessLookupError, PermissionError):
+                    pass
             self.state["report"] = asdict(Report(job=job["job"], outcome="crash", status=None, signal=None,
                                                  elapsed=0.0, reason="the probe restarted while the job ran"))
             self.state["running"] = False
@@ -143,6 +150,8 @@ class Probe:
             out, err = b"", str(exc).encode()
             status, reason = 127, f"cannot run {job.argv[0]}: {exc.strerror or exc}"
         else:
+            self.state["pid"] = proc.pid
+            self._save()
             try:
                 out, err = proc.communicate(timeout=job.timeout)
             except subprocess.TimeoutExpired:
@@ -160,7 +169,7 @@ class Probe:
                         elapsed=round(time.monotonic() - started, 6),
                         stdout=out[:limit].decode("utf-8", "replace"), stderr=err[:limit].decode("utf-8", "replace"),
                         reason=reason)
-        self.state.update(report=asdict(report), running=False, job=None)
+        self.state.update(report=asdict(report), running=False, job=None, pid=None)
         self._save()
         log.info("job %s ended: %s %s", job.job, outcome, status if status is not None else sig)
 

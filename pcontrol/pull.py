@@ -75,14 +75,16 @@ class _Probe:
     given: dict[str, Any] | None = None                             # the Run record the probe holds
     finished: list[dict[str, Any]] = field(default_factory=list)   # Ended records not yet acked
     done: list[str] = field(default_factory=list)                   # words whose report was taken
+    next: float | None = None                                       # the run time it was told last
 
     def to_record(self) -> dict[str, Any]:
-        return {"queue": self.queue, "given": self.given, "finished": self.finished, "done": self.done}
+        return {"queue": self.queue, "given": self.given, "finished": self.finished, "done": self.done,
+                "next": self.next}
 
     @classmethod
     def from_record(cls, data: dict[str, Any]) -> "_Probe":
         return cls(list(data.get("queue", [])), data.get("given"), list(data.get("finished", [])),
-                   list(data.get("done", [])))
+                   list(data.get("done", [])), data.get("next"))
 
 
 def _run_record(run: agent_protocol.Run) -> dict[str, Any]:
@@ -167,7 +169,9 @@ class PullHub:
         if book is None:
             s = self.settings
             book = self.books[name] = CheckIns(threshold=s.misses, grace=s.grace, interval=s.interval)
-            book.told(self.clock() + s.interval)  # a probe added (or pcontrol started) should come by then
+            told = self._probe(name).next
+            if told is not None:  # what it was told before pcontrol restarted; a new probe: nothing yet
+                book.told(told)
         return book
 
     # -- links ----------------------------------------------------------------------------------------
@@ -218,6 +222,8 @@ class PullHub:
         book = self.book(name)
         book.grace = grace
         book.told(next_run)
+        probe.next = next_run
+        self._save(name)
         host.agent["pull_last"] = now
         host.agent["pull_missed"] = 0
         host.agent["pull_next"] = next_run

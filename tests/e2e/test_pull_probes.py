@@ -1,0 +1,288 @@
+"""Pull probes, alerts and clocks through the real programs (issue 16): one `pcontrol serve
+--pull-listen 127.0.0.1:PORT --alerts FILE` per module, `pclient --pull` probes as processes, and a
+real SMTP server (aiosmtpd) started here on a free port, which receives pcontrol's mail.
+
+Each test uses probes of its own names and deletes them at its end, so that one probe's misses
+never make another test's mail."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+from aiosmtpd.controller import Controller as SmtpController
+
+from pclient.probe import Probe
+from pclient.pullwire import PullError
+from waiting import wait_until_sync
+
+PCONTROL = [sys.executable, "-m", "pcontrol"]
+PCLIENT = [sys.executable, "-m", "pclient"]
+WAIT = 30.0
+INTERVAL = 0.3
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@dataclass
+class Mailbox:
+    """What the SMTP server received: (envelope from, recipients, message text)."""
+
+    mails: list[tuple[str, list[str], str]] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    async def handle_DATA(self, server, session, envelope):  # aiosmtpd's handler hook
+        with self.lock:
+            self.mails.append((envelope.mail_from, list(envelope.rcpt_tos),
+                               envelope.content.decode("utf-8", "replace")))
+        return "250 OK"
+
+    def about(self, word: str) -> list[tuple[str, list[str], str]]:
+        with self.lock:
+            return [m for m in self.mails if re.search(rf"^Subject:.*\b{re.escape(word)}\b", m[2], re.M)]
+
+
+class Smtp:
+    """A real SMTP server on 127.0.0.1:port that a test may stop and start again."""
+
+    def __init__(self, mailbox: Mailbox) -> None:
+        self.mailbox = mailbox
+        self.port = free_port()
+        self.server: SmtpController | None = None
+
+    def start(self) -> None:
+        self.server = SmtpController(self.mailbox, hostname="127.0.0.1", port=self.port)
+        self.server.start()
+
+    def stop(self) -> None:
+        if self.server is not None:
+            self.server.stop()
+            self.server = None
+
+
+@dataclass
+class World:
+    home: Path
+    pull_port: int
+    smtp: Smtp
+    serve_args: list[str]
+    probes: list[subprocess.Popen] = field(default_factory=list)
+
+    def pcontrol(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+        done = subprocess.run([*PCONTROL, "--home", str(self.home), *args], capture_output=True, text=True,
+                              timeout=60)
+        if check:
+            assert done.returncode == 0, (args, done.stdout, done.stderr)
+        return done
+
+    def start(self) -> None:
+        self.pcontrol("start", *self.serve_args)
+
+    def stop(self, *flags: str) -> None:
+        self.pcontrol("stop", *flags)
+
+    def add_probe(self, name: str) -> Path:
+        self.pcontrol("host", "add", name, "-pull")
+        key = self.home / f"{name}.key"
+        key.write_text(self.pcontrol("host", "key", name).stdout.strip() + "\n")
+        return key
+
+    def probe(self, name: str, key: Path, *extra: str) -> subprocess.Popen:
+        process = subprocess.Popen(
+            [*PCLIENT, "--pull", f"127.0.0.1:{self.pull_port}", "--id", name, "--key-file", str(key),
+             "--state-dir", str(self.home / "probes"), "--retry-min", "0.1", "--retry-max", "0.5", "-v",
+             "--log", str(self.home / f"{name}.log"), *extra],
+            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+        self.probes.append(process)
+        return process
+
+    def host(self, name: str) -> dict:
+        return json.loads(self.pcontrol("check", "host", name, "-json").stdout)
+
+    def job(self, job_id: str) -> dict:
+        return json.loads(self.pcontrol("check", "job", job_id, "-json").stdout)
+
+    def submit(self, name: str, *argv: str) -> str:
+        return self.pcontrol("job", "-host", name, "-required", "--", *argv).stdout.strip()
+
+    def done(self, job_id: str) -> dict:
+        return wait_until_sync(lambda: (lambda j: j if j["state"] == "DONE" else None)(self.job(job_id)),
+                               f"job {job_id} ended", WAIT)
+
+    def forget(self, *names: str) -> None:
+        for name in names:
+            self.pcontrol("host", "delete", name, "-force", check=False)
+
+    def state(self, name: str) -> dict:
+        path = self.home / "probes" / f"{name}.json"
+        return json.loads(path.read_text()) if path.exists() else {}
+
+
+def kill(process: subprocess.Popen) -> None:
+    if process.poll() is None:
+        os.killpg(process.pid, signal.SIGKILL)
+    process.wait(WAIT)
+
+
+@pytest.fixture(scope="module")
+def world() -> Iterator[World]:
+    home = Path(tempfile.mkdtemp(prefix="pull.", dir="/tmp"))
+    home.chmod(0o700)
+    smtp = Smtp(Mailbox())
+    smtp.start()
+    alerts = home / "mail.json"
+    alerts.write_text(json.dumps({"host": "127.0.0.1", "port": smtp.port, "from": "pcontrol@test.example",
+                                  "to": ["noc@test.example", "oncall@test.example"],
+                                  "retry_min": 0.1, "retry_max": 0.5}))
+    port = free_port()
+    w = World(home, port, smtp, ["--pull-listen", f"127.0.0.1:{port}", "--alerts", str(alerts),
+                                 "--pull-interval", str(INTERVAL), "--pull-grace", str(INTERVAL),
+                                 "--misses", "3", "--skew-threshold", "1"])
+    w.start()
+    try:
+        yield w
+    finally:
+        for process in w.probes:
+            kill(process)
+        w.pcontrol("stop", "-kill", "-force", check=False)
+        smtp.stop()
+        shutil.rmtree(home, ignore_errors=True)
+
+
+def test_a_probe_checks_in_runs_its_job_and_reports_it(world: World) -> None:
+    key = world.add_probe("p-run")
+    probe = world.probe("p-run", key)
+    wait_until_sync(lambda: world.host("p-run")["agent"].get("pull_last"), "the probe checked in")
+    job = world.submit("p-run", "sh", "-c", "echo from the probe; echo oops >&2; exit 3")
+    ended = world.done(job)
+    assert ended["outcome"] == "EXIT" and ended["status"] == 3 and ended["ran_on"] == "p-run"
+    output = world.pcontrol("check", "job", job, "-output").stdout
+    assert "from the probe" in output and "oops" in output
+    assert world.state("p-run")["report"] is None  # acknowledged, so forgotten by the probe
+    kill(probe)
+    world.forget("p-run")
+
+
+def test_a_wrong_key_and_another_probes_name_are_refused(world: World) -> None:
+    key_a = world.add_probe("p-a")
+    world.add_probe("p-b")
+    wrong = world.home / "wrong.key"
+    wrong.write_text(os.urandom(32).hex())
+    refused = world.probe("p-a", wrong)
+    assert refused.wait(WAIT) == 3
+    assert "forbidden" in (world.home / "p-a.log").read_text()
+    # a probe that claims to be another (its own key, the other's name) is refused the same way
+    impostor = world.probe("p-b", key_a, "--state-dir", str(world.home / "impostor"))
+    assert impostor.wait(WAIT) == 3
+    # and a probe cannot report a job that is not its own
+    job_b = world.submit("p-b", "true")
+    state_dir = world.home / "forger"
+    state_dir.mkdir()
+    forger = Probe(("127.0.0.1", world.pull_port), "p-a", bytes.fromhex(key_a.read_text().strip()), state_dir)
+    forger.state["report"] = {"job": job_b, "outcome": "exit", "status": 0, "signal": None, "elapsed": 0.0,
+                              "stdout": "forged", "stderr": "", "reason": None}
+    with pytest.raises(PullError, match=f"job {job_b} is not a job of probe p-a"):
+        forger.check_in()
+    assert world.job(job_b)["state"] != "DONE"  # p-b's job still waits for p-b
+    world.forget("p-a", "p-b")
+
+
+def test_a_probe_killed_mid_run_reports_the_job_as_a_crash_when_it_starts_again(world: World) -> None:
+    key = world.add_probe("p-kill")
+    probe = world.probe("p-kill", key)
+    job = world.submit("p-kill", "sleep", "60")
+    wait_until_sync(lambda: world.state("p-kill").get("pid"), "the probe started the job")
+    left = world.state("p-kill")["pid"]
+    kill(probe)
+    assert world.job(job)["state"] == "BUSY"
+    world.probe("p-kill", key)
+    ended = world.done(job)
+    assert ended["outcome"] == "CRASH" and "restarted while the job ran" in ended["reason"]
+    wait_until_sync(lambda: not os.path.exists(f"/proc/{left}") or "Z" in open(f"/proc/{left}/stat").read().split()[2],
+                    "the job's process was killed")
+    world.forget("p-kill")
+
+
+def test_three_misses_make_one_mail_and_the_return_one_recovery_mail(world: World) -> None:
+    key = world.add_probe("p-quiet")
+    probe = world.probe("p-quiet", key)
+    wait_until_sync(lambda: world.host("p-quiet")["agent"].get("pull_last"), "the probe checked in")
+    kill(probe)
+    wait_until_sync(lambda: world.smtp.mailbox.about("p-quiet"), "the alert mail")
+    wait_until_sync(lambda: world.host("p-quiet")["agent"].get("pull_missed", 0) >= 6,
+                    "three more run times went by")
+    alerts = world.smtp.mailbox.about("p-quiet")
+    assert len(alerts) == 1, [re.findall(r"^Subject:.*", m[2], re.M) for m in alerts]  # once per episode
+    sender, recipients, text = alerts[0]
+    assert sender == "pcontrol@test.example"
+    assert recipients == ["noc@test.example", "oncall@test.example"]
+    assert "Subject: pcontrol: probe p-quiet missed 3 run times" in text
+    assert "has not checked in for 3 consecutive run times" in text
+    world.probe("p-quiet", key)
+    wait_until_sync(lambda: len(world.smtp.mailbox.about("p-quiet")) == 2, "the recovery mail")
+    assert "Subject: pcontrol: probe p-quiet is back" in world.smtp.mailbox.about("p-quiet")[1][2]
+    world.forget("p-quiet")
+
+
+def test_an_alert_waits_out_a_mail_server_that_is_down(world: World) -> None:
+    world.smtp.stop()
+    try:
+        world.pcontrol("alert", "smtpdown drill", "sent while the server was down")
+        wait_until_sync(lambda: "alert mail to 127.0.0.1" in (world.home / "pcontrol.log").read_text(),
+                        "a failed attempt")
+        assert world.smtp.mailbox.about("smtpdown") == []
+    finally:
+        world.smtp.start()
+    mails = wait_until_sync(lambda: world.smtp.mailbox.about("smtpdown"), "the mail, once the server is back")
+    assert len(mails) == 1 and "sent while the server was down" in mails[0][2]
+
+
+def test_a_probe_clock_offset_is_measured_and_past_the_threshold_it_is_skewed(world: World) -> None:
+    fine, skewed = world.add_probe("p-clock1"), world.add_probe("p-clock2")
+    world.probe("p-clock1", fine, "--clock-offset", "0.4")
+    world.probe("p-clock2", skewed, "--clock-offset", "-2.5")
+    for name, offset in (("p-clock1", 0.4), ("p-clock2", -2.5)):
+        agent = wait_until_sync(lambda: (lambda a: a if a.get("clock_offset") is not None else None)(
+            world.host(name)["agent"]), f"{name}'s offset")
+        assert abs(agent["clock_offset"] - offset) < 0.020, agent
+    assert "skewed" not in world.host("p-clock1")["agent"]
+    assert "clock offset -2.5" in world.host("p-clock2")["agent"]["skewed"]
+    assert "SKEWED" in world.pcontrol("hosts").stdout
+    mail = wait_until_sync(lambda: world.smtp.mailbox.about("p-clock2"), "the skew alert")
+    assert "Subject: pcontrol: host p-clock2 is SKEWED" in mail[0][2]
+    world.forget("p-clock1", "p-clock2")
+
+
+def test_a_report_survives_a_controller_restart_and_is_taken_once(world: World) -> None:
+    key = world.add_probe("p-restart")
+    world.probe("p-restart", key)
+    job = world.submit("p-restart", "sh", "-c", "sleep 1.5; echo done")
+    wait_until_sync(lambda: world.state("p-restart").get("running"), "the probe runs the job")
+    world.stop("-force")  # the job is out: its probe keeps it
+    wait_until_sync(lambda: world.state("p-restart").get("report"), "the job ended on the probe")
+    wait_until_sync(lambda: "check-in failed" in (world.home / "p-restart.log").read_text(),
+                    "the probe tried to report while pcontrol was down")
+    world.start()
+    ended = world.done(job)
+    assert ended["outcome"] == "EXIT" and ended["status"] == 0
+    wait_until_sync(lambda: world.state("p-restart").get("report") is None, "the report acknowledged")
+    # and the next job still reaches it
+    assert world.done(world.submit("p-restart", "true"))["status"] == 0
+    assert (world.home / "pcontrol.log").read_text().count("p-restart: refused") == 0
+    world.forget("p-restart")
