@@ -286,3 +286,36 @@ def test_a_report_survives_a_controller_restart_and_is_taken_once(world: World) 
     assert world.done(world.submit("p-restart", "true"))["status"] == 0
     assert (world.home / "pcontrol.log").read_text().count("p-restart: refused") == 0
     world.forget("p-restart")
+
+
+SCHED_SCRIPT = """
+task ndt
+  command sh -c {echo measured by the probe}
+  host -each {p-sched1 p-sched2}
+  nmax 2
+  stdout -var out
+  task.exit 0
+    puts "job $job_id on $job_host: [string trim $out]"
+    alert "schedprobe $job_host done" "it said: $out"
+  end
+end
+run
+wait ndt
+"""
+
+
+def test_the_task_language_drives_pull_hosts_and_its_alert_command_mails(world: World) -> None:
+    for name in ("p-sched1", "p-sched2"):
+        world.probe(name, world.add_probe(name))
+    script = world.home / "probes.sched"
+    script.write_text(SCHED_SCRIPT)
+    done = subprocess.run([str(Path(sys.executable).parent / "sched"), str(script)], capture_output=True, text=True,
+                          timeout=60, env=dict(os.environ, SCHED_HOME=str(world.home)))
+    assert done.returncode == 0, done.stderr
+    lines = sorted(done.stdout.splitlines())
+    assert [re.sub(r"job \d+", "job N", line) for line in lines] == [
+        "job N on p-sched1: measured by the probe", "job N on p-sched2: measured by the probe"]
+    for name in ("p-sched1", "p-sched2"):
+        mails = wait_until_sync(lambda: world.smtp.mailbox.about(f"schedprobe {name}"), f"the alert of {name}")
+        assert "it said: measured by the probe" in mails[0][2]
+    world.forget("p-sched1", "p-sched2")

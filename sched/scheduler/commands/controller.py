@@ -23,7 +23,7 @@ from pcontrol.errors import ClientError
 
 from ..attach import controller_of, scheduler_of
 from ...lang.errors import ScriptError
-from ..eventloop import run_until
+from ..eventloop import get_loop, run_until
 from ...lang.registry import BUILTINS
 
 if TYPE_CHECKING:
@@ -152,3 +152,32 @@ def _send(link: ControllerLink, argv: list[str]) -> str:
     if not reply.ok:
         raise ScriptError(f"controller {argv[0]}: {reply.text}")
     return reply.text
+
+
+@BUILTINS.command("alert subject body",
+                  "send an alert through the controller: to its log and, when pcontrol has mail settings "
+                  "(pcontrol serve --alerts FILE), by mail (for task.exit macros: a job that failed, a probe gone quiet)")
+def cmd_alert(interp: Any, argv: list[str]) -> str:
+    link, words = _link(interp), ["alert", argv[1], argv[2]]
+    if not get_loop().is_running():
+        return _send(link, words)
+    sched = scheduler_of(interp)  # in a macro: sent in the background; a failure is reported
+
+    async def send() -> None:
+        try:
+            await link.connect()
+            reply = await link.client.request(words)
+        except ClientError as exc:
+            sched.report(f"alert {argv[1]!r} not sent: {exc}")
+            return
+        if not reply.ok:
+            sched.report(f"alert {argv[1]!r} not sent: {reply.text}")
+
+    task = get_loop().create_task(send(), name="alert")
+    _SENDING.add(task)
+    task.add_done_callback(_SENDING.discard)
+    return "alert sent"
+
+
+_SENDING: set = set()
+"""Alerts sent from macros, kept until done (a task nobody holds may be collected)."""
