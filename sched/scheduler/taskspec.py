@@ -27,13 +27,17 @@ if TYPE_CHECKING:
     from pclient.output import OutputFile
 
 __all__ = ["TaskSpec", "OutputDest", "JobDraft", "Defining", "Directive", "DIRECTIVES", "ARITY", "TASK_BLOCKS",
-           "SELECTORS", "ArgError", "check_arity", "host_rule", "parse_selector", "DRAFT_KEY", "DEFINING_KEY"]
+           "SELECTORS", "ArgError", "check_arity", "host_rule", "parse_selector", "DRAFT_KEY", "DEFINING_KEY",
+           "SITE_KEY"]
 
 DRAFT_KEY = "task.draft"
 """Key in `interp.extensions` of the JobDraft a running task.exec macro may change."""
 
 DEFINING_KEY = "task.defining"
 """Key in `interp.extensions` of the Defining of the task block being run."""
+
+SITE_KEY = "task.site"
+"""Key in `interp.extensions` of the prefix (`SITE.`) of the site file being read (sched --sites)."""
 
 SELECTORS = ("timeout", "crash", "down", "pending", "killed", "default")
 """task.exit selectors besides exit statuses (0..255)."""

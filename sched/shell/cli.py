@@ -172,6 +172,9 @@ def _argument_parser() -> argparse.ArgumentParser:
                         help="with --attach or --stop: the server listening there (sched --serve --listen)")
     server.add_argument("--secret-file", metavar="FILE",
                         help="with --connect: the server's secret (default: $SCHED_HOME/secret)")
+    parser.add_argument("--sites", metavar="DIR",
+                        help="load every DIR/*.sched (one per site, its tasks named SITE.TASK; a file with an "
+                             "error is reported and skipped), then run the scheduler until stopped")
     parser.add_argument("--netjobs", metavar="CONFIG",
                         help="run a NetJobs configuration file (its tests in order, as sync runs) and leave")
     parser.add_argument("-v", dest="netjobs_verbose", action="store_true", help="with --netjobs: show progress and the full tables")
@@ -273,6 +276,24 @@ def _settle_stdout() -> None:
             pass
 
 
+def _run_sites(interp: Any, directory: str, interrupts: InterruptHandler) -> int:
+    """`sched --sites DIR`: every site's script, then `run` until nothing remains (or a stop)."""
+    from .sites import load_sites  # only for --sites: scripts and -c never need it
+
+    try:
+        with interrupts.running():
+            failed = load_sites(interp, directory)
+    except OSError as exc:
+        print(f"sched: --sites {directory}: {exc.strerror or exc}", file=sys.stderr)
+        return ExitStatus.SCRIPT_FAILED
+    for path, error in failed:
+        print(f"sched: site {path} skipped:\n{error}", file=sys.stderr)
+    with interrupts.running():
+        interp.eval("run", "<sites>")
+        _wait_for_the_work(interp)
+    return ExitStatus.OK
+
+
 def _is_terminal(stream: TextIO | None) -> bool:
     try:
         return stream is not None and stream.isatty()
@@ -292,6 +313,8 @@ def _run(interp: Any, args: argparse.Namespace, interrupts: InterruptHandler, in
         with interrupts.running():
             return run_netjobs_file(interp, args.netjobs, verbose=args.netjobs_verbose, log=args.netjobs_log)
     try:
+        if args.sites is not None:
+            return _run_sites(interp, args.sites, interrupts)
         for path in args.files:
             with interrupts.running():
                 interp.eval_file(path)

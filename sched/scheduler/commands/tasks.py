@@ -23,8 +23,8 @@ from ...lang.errors import Pos, SchedError, TaskError
 from ...lang.interp import READ_CHECKS
 from ...lang.nodes import Block, Command, Script
 from ...lang.registry import BUILTINS
-from ..taskspec import (ARITY, DEFINING_KEY, DIRECTIVES, DRAFT_KEY, TASK_BLOCKS, ArgError, Defining, Directive,
-                       TaskSpec, check_arity, host_rule, parse_selector)
+from ..taskspec import (ARITY, DEFINING_KEY, DIRECTIVES, DRAFT_KEY, SITE_KEY, TASK_BLOCKS, ArgError, Defining,
+                       Directive, TaskSpec, check_arity, host_rule, parse_selector)
 
 __all__ = ["check_script"]
 
@@ -82,7 +82,7 @@ def _task_name(name: str) -> str:
 
 @BUILTINS.block("task name", "define a task (or change one): directives, task.exec and task.exit macros, then `end`")
 def block_task(interp: Any, node: Block) -> str:
-    name = _task_name(interp.subst_word(node.header.words[1]))
+    name = interp.extensions.get(SITE_KEY, "") + _task_name(interp.subst_word(node.header.words[1]))
     sched = scheduler_of(interp)
     staging = sched.staging  # a reload reading its files (psched.scheduler.reload): the block is staged
     existing = sched.tasks.get(name) if staging is None else None
