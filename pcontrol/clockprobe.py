@@ -46,6 +46,8 @@ class ClockProbes:
         self._seq = itertools.count(1)
         self._waiting: dict[int, asyncio.Future[tuple[agent_protocol.ClockReply, float]]] = {}
         self._tasks: set[asyncio.Task] = set()
+        self.on_measured: list[Callable[[Host, ClockSample], None]] = []
+        """Told of every measurement (skew.SkewWatch: SKEWED hosts)."""
         self._one_at_a_time = asyncio.Lock()
         """Measurements take turns: twenty agents answering at once would queue their
         replies behind each other (and behind their wake-ups), and every queued reply
@@ -92,6 +94,8 @@ class ClockProbes:
             host.agent["clock_measured"] = self._clock()
             log.info("%s: clock offset %+.3f ms (round trip %.3f ms, best of %d)", host.name,
                      best.offset * 1e3, best.delay * 1e3, len(samples))
+            for listener in self.on_measured:
+                listener(host, best)
         return best
 
     def reply(self, host: Host, message: agent_protocol.ClockReply) -> None:

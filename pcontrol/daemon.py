@@ -49,6 +49,7 @@ from .server import ControlServer
 from .alerts import Alerter, MailSettings
 from .pull import PullHub, PullSettings
 from .pullserver import PullServer
+from .skew import SkewWatch
 
 log = logging.getLogger(__name__)
 
@@ -236,6 +237,8 @@ def _pull_and_alerts(paths: Paths, config: ControllerConfig, controller: Control
     """The alerter (mail settings from config.alerts) and, with --pull-listen, the pull hub and
     its listener (not yet listening)."""
     controller.alerter = Alerter(MailSettings.load(config.alerts) if config.alerts else None)
+    skew = SkewWatch(controller.alerter, config.skew_threshold, controller.host_changed)
+    controller.clocks.on_measured.append(lambda host, best: skew.measured(host, best.offset, best.delay))
     if config.pull_listen is None:
         return None
     settings = PullSettings(interval=config.pull_interval, grace=config.pull_grace,

@@ -45,6 +45,7 @@ from pclient.pullwire import Answer, Hello, Proof, PullJob, Report, pull_proof
 from .alerts import Alerter
 from .checkins import CheckIns, Verdict
 from .model import Host
+from .skew import SkewWatch
 
 log = logging.getLogger(__name__)
 
@@ -110,6 +111,7 @@ class PullHub:
         self._probes: dict[str, _Probe] = {}
         self._ticker: asyncio.Task | None = None
         self.on_changed: Callable[[Host], None] | None = None  # the controller's host_changed
+        self.skew = SkewWatch(alerter, settings.skew_threshold, self._changed)
 
     # -- keys -------------------------------------------------------------------------------------
 
@@ -274,19 +276,7 @@ class PullHub:
         host.agent["clock_offset"] = round(offset, 6)
         host.agent["clock_delay"] = round(measured.delay, 6)
         host.agent["clock_measured"] = self.clock()
-        if abs(offset) > self.settings.skew_threshold:
-            reason = f"clock offset {offset:+.3f} s (over {self.settings.skew_threshold:g} s)"
-            if host.agent.get("skewed") is None:
-                host.agent["skewed"] = reason
-                self._changed(host)
-            host.agent["skewed"] = reason
-            self.alerter.raise_(host.name, "skew", f"pcontrol: host {host.name} is SKEWED",
-                                f"Host {host.name}: {reason}, measured at {_when(self.clock())} "
-                                f"(round trip {measured.delay * 1e3:.1f} ms).")
-        elif host.agent.pop("skewed", None) is not None:
-            self._changed(host)
-            self.alerter.clear(host.name, "skew", f"pcontrol: host {host.name} clock is back in line",
-                               f"Host {host.name}: clock offset {offset:+.3f} s.")
+        self.skew.measured(host, offset, measured.delay)
 
     def _changed(self, host: Host) -> None:
         if self.on_changed is not None:

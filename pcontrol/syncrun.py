@@ -322,9 +322,13 @@ class SyncRuns:
         if host.state not in _UP:
             why = f": {host.reason}" if host.reason else ""
             return f"host {name} is {host.state.value}{why}"
+        if host.pull:
+            return f"host {name} is a pull probe: pcontrol cannot start it at an instant"
         measured = await self._probes.measure(host)
         if measured is None:
             return f"host {name}: its agent did not answer the clock probe (an agent too old for sync runs?)"
+        if host.agent.get("skewed"):  # set by skew.SkewWatch as the measurement came in
+            return f"host {name} is SKEWED: {host.agent['skewed']}"
         return measured
 
     async def _wait_connected(self, host: Host) -> None:
