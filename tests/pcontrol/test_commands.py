@@ -131,12 +131,12 @@ def test_every_listing_takes_json() -> None:
 
 @pytest.mark.parametrize("words, prefix, expected", [
     ([], "ho", ["host", "hosts"]),
-    (["host"], "", ["add", "delete", "off", "on", "retry"]),
+    (["host"], "", ["add", "delete", "key", "off", "on", "retry"]),
     (["host"], "o", ["off", "on"]),
-    (["host", "add", "n1"], "-", ["-account", "-connect", "-output", "-partition", "-qos",
+    (["host", "add", "n1"], "-", ["-account", "-connect", "-output", "-partition", "-pull", "-qos",
                                   "-sbatch", "-slots", "-slurm"]),
     (["host", "add", "n1", "-slots", "2"], "-", ["-account", "-connect", "-output",
-                                                 "-partition", "-qos", "-sbatch", "-slurm"]),
+                                                 "-partition", "-pull", "-qos", "-sbatch", "-slurm"]),
     (["host", "delete"], "n", ["n1", "n2"]),
     (["check", "host"], "", ["n1", "n2"]),
     (["job", "-host"], "", ["n1", "n2"]),
