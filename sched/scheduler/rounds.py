@@ -54,7 +54,7 @@ class RoundsError(ValueError):
 class RoundsRule:
     """The words of a `rounds` directive: how many rounds per window, the boundaries (minutes of
     the day, increasing), the least gap and the time a run takes (seconds), and the seed (None:
-    the task draws one when it is defined)."""
+    the task derives one from its name)."""
 
     rounds: int
     windows: tuple[int, ...]

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import random
+import zlib
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable
 
@@ -81,7 +81,7 @@ class TaskSpec:
     joblog: str | None = None  # `joblog FILE`: a line per finished job (psched.scheduler.joblog)
     hosts: tuple[str, ...] = ()  # `host -each LIST`: each launch makes one job per host (required there)
     rounds: RoundsRule | None = None  # `rounds N -windows ...`: jobs at the planned moments (psched.scheduler.rounds)
-    rounds_seed: int = 0  # the rule's -seed, or one drawn when the rule was given
+    rounds_seed: int = 0  # the rule's -seed, or one derived from the task's name
 
     def output_files(self) -> dict[str, OutputFile]:
         """The files the `stdout`/`stderr` directives name, by stream (`-var NAME` is not a file)."""
@@ -269,7 +269,8 @@ def _apply_rounds(spec: TaskSpec, args: list[str], d: Defining) -> None:
         spec.rounds = parse_rounds(args)
     except RoundsError as err:
         raise ArgError(err.message, None if err.word_index is None else err.word_index + 1) from None
-    spec.rounds_seed = spec.rounds.seed if spec.rounds.seed is not None else random.randrange(1 << 31)
+    # no -seed: one derived from the name, so that a restart or a reload of sched keeps today's plan
+    spec.rounds_seed = spec.rounds.seed if spec.rounds.seed is not None else zlib.crc32(spec.name.encode())
 
 
 def _apply_periods(spec: TaskSpec, args: list[str], d: Defining) -> None:

@@ -223,3 +223,14 @@ def test_check_plan_needs_a_rounds_task():
     w.run("task t\n  command true\n  host LOCAL\nend\n")
     with pytest.raises(TaskError, match="no `rounds`"):
         w.run("check t -plan")
+
+
+def test_without_a_seed_the_plan_is_the_task_names_and_survives_a_redefinition():
+    w = World(start=at(2024, 1, 1, 2, 0))
+    script = NDT_TASK.replace(" -seed 7", "")
+    w.run(script)
+    first = w.run("check ndt -plan")
+    w.run(script)  # read again (a reload, a restart of sched): the same plan
+    assert w.run("check ndt -plan") == first
+    w.run(script.replace("task ndt", "task ndt2"))
+    assert w.run("check ndt2 -plan") != first
