@@ -44,6 +44,7 @@ from dataclasses import dataclass
 from typing import Any, Awaitable, Callable, Dict, Union
 
 from .build import code_digest
+from .fencing import FenceFloor, refusal
 from .jobproc import DEFAULT_KILL_GRACE, JobResult, JobSpec, RunningJob, start_job
 from .lease import (
     AgentPresence,
@@ -90,6 +91,9 @@ from .syncstart import SyncStarter
 
 __all__ = ["AGENT_NAME", "AGENT_VAR", "AGENT_VERSION", "DEFAULT_LEASE", "WATCHDOG_MIN_SLACK", "Agent",
            "ChannelEnd", "LineSplitter", "LineTooLong", "ended_message", "run_agent"]
+
+FENCED = (Run, Kill, Prepare, Go)
+"""What a controller asks that a higher fencing token on the host makes us refuse (pclient.fencing)."""
 
 FETCH_MAX = 1 << 20
 """Most bytes of a spooled stream sent in one `chunk` (base64 makes the line 4/3 of it)."""
@@ -255,6 +259,9 @@ class Agent:
         self._token: Union[str, None] = None
         self._name: Union[str, None] = None
         self._keep_results = False
+        self._fence: Union[int, None] = None
+        """Our controller's fencing token (pclient.fencing); None: not in a pool."""
+        self._floor: Union[FenceFloor, None] = None
         self._serving_successor = False
         self._stop = asyncio.Event()
         self._wake = asyncio.Event()
@@ -387,6 +394,10 @@ class Agent:
             await self._send_error(exc.reason, job=exc.job, excerpt=exc.excerpt)
             return
         job = getattr(msg, "job", None)
+        if isinstance(msg, FENCED) and (fenced := self._fenced()) is not None:
+            log.warning("refused %s%s: %s", msg.TYPE, f" of job {job}" if job else "", fenced)
+            await self._send_error(fenced, job=job, excerpt=_excerpt(line))
+            return
         handler = self._handlers.get(type(msg))
         if handler is None:
             await self._send_error(f"unexpected {msg.TYPE!r} message: an agent only accepts "
@@ -496,6 +507,13 @@ class Agent:
         if self._token is not None:
             await self._send_error("auth: this agent is already authenticated")
             return
+        refused = self._take_fence(msg)
+        if refused is not None:
+            log.warning("refused the controller's auth: %s", refused)
+            await self._send_error(refused)
+            self._stop.set()
+            self._end_channel(ChannelEnd.BYE)
+            return
         self._token, self._name = msg.token, msg.name
         if msg.lease is not None:
             self.lease = msg.lease
@@ -510,6 +528,26 @@ class Agent:
             self._watchdog = asyncio.ensure_future(self._watch_controller(self.silence_limit))
         # In the background: pings are answered while survivors are looked for.
         self._takeover = asyncio.ensure_future(self._take_over(msg.token, msg.name))
+
+    def _take_fence(self, msg: Auth) -> Union[str, None]:
+        """Check the controller's fencing token against the host's floor and raise the floor
+        to it; why it is refused (None: accepted)."""
+        try:
+            floor = FenceFloor.of(survivor_key(msg.token, msg.name))
+            refused = refusal(msg.fence, floor.current())
+            if refused is None and msg.fence is not None:
+                floor.raise_to(msg.fence)
+        except (OSError, LeaseError) as exc:
+            log.warning("cannot keep fencing tokens on this host: %s", exc)
+            return None
+        self._fence, self._floor = msg.fence, floor
+        return refused
+
+    def _fenced(self) -> Union[str, None]:
+        """Why our controller may no longer act here (a higher token has taken over), or None."""
+        if self._floor is None or self._serving_successor:
+            return None
+        return refusal(self._fence, self._floor.current())
 
     def _claim_presence(self, token: str, name: str) -> None:
         """Mark this agent alive for its key, so that a successor waits for us (we may
@@ -564,7 +602,7 @@ class Agent:
 
     async def _take_over(self, token: str, name: str) -> None:
         try:
-            links = await find_survivors(token, name)
+            links = await find_survivors(token, name, self._fence)
         except Exception:  # never leave the controller without its `resumed`
             log.exception("looking for survivors failed")
             links = []
@@ -632,7 +670,7 @@ class Agent:
         assert self._token is not None and self._name is not None
         token, name = self._token, self._name
         try:
-            links = await find_survivors(token, name)
+            links = await find_survivors(token, name, self._fence)
         except Exception:
             log.exception("looking for survivors again failed")
             return
@@ -742,7 +780,7 @@ class Agent:
         self._sync.kill_all()          # a synchronized run ends with its controller
         log.warning("lost the controller; keeping %d running job(s) and %d outcome(s) for a "
                     "lease of %g s", self.running, len(self._unacked), self.lease)
-        listener = SurvivorListener(self._token, self._name)
+        listener = SurvivorListener(self._token, self._name, fence=self._fence)
         try:
             await listener.start()
         except (OSError, LeaseError) as exc:

@@ -184,8 +184,9 @@ class SurvivorListener:
     connection to `on_successor` (a SocketChannel); refuses wrong tokens."""
 
     def __init__(self, token: str, name: str, *, directory: Union[Path, None] = None,
-                 is_free: Callable[[], bool] = lambda: True) -> None:
+                 is_free: Callable[[], bool] = lambda: True, fence: Union[int, None] = None) -> None:
         self._token = token
+        self._fence = fence  # our controller's fencing token: a successor's may not be lower
         self._directory = directory
         self.path: Union[Path, None] = None
         self._key = survivor_key(token, name)
@@ -252,6 +253,13 @@ class SurvivorListener:
             writer.write(encode(Error(reason="takeover refused: wrong token")))
             await writer.drain()
             return False
+        if self._fence is not None and (answer.fence is None or answer.fence < self._fence):
+            log.warning("refused a takeover by pid %d: fencing token %s is lower than ours (%d)",
+                        answer.pid, answer.fence, self._fence)
+            self.refused += 1
+            writer.write(encode(Error(reason=f"takeover refused: fencing token {answer.fence} is lower than {self._fence}")))
+            await writer.drain()
+            return False
         if not self._is_free() or self._server is None:
             writer.write(encode(Error(reason="takeover refused: already taken over")))
             await writer.drain()
@@ -278,7 +286,7 @@ class SurvivorLink:
         return f"<SurvivorLink pid={self.pid}>"
 
     @classmethod
-    async def connect(cls, path: Path, token: str) -> "SurvivorLink":
+    async def connect(cls, path: Path, token: str, fence: Union[int, None] = None) -> "SurvivorLink":
         """Connect, check the peer, prove the token, read its `resumed`.
 
         Raises ConnectionRefusedError / FileNotFoundError for a stale socket, and
@@ -297,7 +305,7 @@ class SurvivorLink:
             challenge = await _read_message(reader, HANDSHAKE_TIMEOUT)
             if not isinstance(challenge, Challenge):
                 raise ProtocolError(f"expected a challenge, got {challenge.TYPE!r}")
-            writer.write(encode(Takeover(proof=takeover_proof(token, challenge.nonce), pid=os.getpid())))
+            writer.write(encode(Takeover(proof=takeover_proof(token, challenge.nonce), pid=os.getpid(), fence=fence)))
             await writer.drain()
             report = await _read_message(reader, HANDSHAKE_TIMEOUT)
             if isinstance(report, Error):
@@ -327,8 +335,9 @@ class SurvivorLink:
         self._writer.close()
 
 
-async def find_survivors(token: str, name: str) -> list[SurvivorLink]:
-    """Take over every survivor of a controller with this token, for host `name`."""
+async def find_survivors(token: str, name: str, fence: Union[int, None] = None) -> list[SurvivorLink]:
+    """Take over every survivor of a controller with this token, for host `name` (with our
+    controller's fencing token, if it has one: pclient.fencing)."""
     try:
         directory = runtime_dir(create=False)
     except FileNotFoundError:
@@ -342,7 +351,7 @@ async def find_survivors(token: str, name: str) -> list[SurvivorLink]:
         if path.name == f"{key}-{os.getpid()}.sock":
             continue
         try:
-            link = await SurvivorLink.connect(path, token)
+            link = await SurvivorLink.connect(path, token, fence)
         except (ConnectionRefusedError, FileNotFoundError):
             log.info("removing the stale socket %s", path)
             try:

@@ -345,10 +345,15 @@ class Auth(Message):
     lease: Union[float, None] = None
     heartbeat: Union[float, None] = None
     missed: Union[int, None] = None
+    fence: Union[int, None] = None
+    """The fencing token of the controller's leader in a high-availability pool (pclient.fencing):
+    the agent refuses it when a higher one has taken over the host. None: no pool."""
 
     def __post_init__(self) -> None:
         if not self.token:
             raise ValueError("auth: token must not be empty")
+        if self.fence is not None and (isinstance(self.fence, bool) or not isinstance(self.fence, int) or self.fence < 0):
+            raise ValueError(f"auth: fence must be an integer >= 0, got {self.fence!r}")
         if self.lease is not None and not (self.lease >= 0 and math.isfinite(self.lease)):
             raise ValueError(f"auth: lease must be a finite number >= 0, got {self.lease!r}")
         if (self.heartbeat is None) != (self.missed is None):
@@ -428,6 +433,8 @@ class Takeover(Message):
     TYPE: ClassVar[str] = "takeover"
     proof: str
     pid: int
+    fence: Union[int, None] = None
+    """The successor's fencing token (its controller's `auth`): a survivor refuses a lower one."""
 
 
 # -- synchronized starts ------------------------------------------------------------

@@ -53,6 +53,7 @@ from .agentlink import ConnectFailure, ConnectOutcome, connect_agent
 from .bootstrap import BootstrapStart, current_bundle, remote_command
 from .config import ControllerConfig
 from .errors import ConflictError, NotFoundError, UsageError
+from .fencing import fence_from_env
 from .model import Host, HostState
 from .paths import default_home
 from .slurmstate import SlurmOptions, host_tag
@@ -151,6 +152,8 @@ class HostTable:
         self.clock = clock
         self.token = token
         """Sent to version 2 agents in `auth`; None: never authenticate (agents won't survive)."""
+        self.fence = fence_from_env()
+        """The leader's fencing token, sent in `auth` (pcontrol.fencing); None: not in a pool."""
         self.hosts: dict[str, Host] = {}
         self._runtime: dict[str, _Runtime] = {}
         self._background: set[asyncio.Task] = set()
@@ -465,7 +468,7 @@ class HostTable:
         if hello.version >= 2 and self.token is not None:
             link.authed = link.send(agent_protocol.Auth(
                 token=self.token, name=host.name, lease=self.config.lease,
-                heartbeat=self.config.heartbeat, missed=self.config.missed_heartbeats))
+                heartbeat=self.config.heartbeat, missed=self.config.missed_heartbeats, fence=self.fence))
             runtime.resume_timer = loop.call_later(self.config.connect_timeout,
                                                    self._resume_overdue, host, runtime)
             return         # ready once the agent has reported what it runs (resumed)

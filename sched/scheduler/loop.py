@@ -32,7 +32,7 @@ import logging
 import math
 import os
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, Protocol
 
 from ..lang.clock import Clock, SystemClock
 from ..lang.commands.queues import WorkQueue
@@ -59,6 +59,12 @@ __all__ = ["Scheduler", "TaskEntry", "Backend", "DEFAULT_OUTPUT_LIMIT", "check_d
 
 DEFAULT_OUTPUT_LIMIT = 1 << 20
 """Bytes of each output stream kept per job (the rest is counted, and noted as cut)."""
+
+
+class Dispatcher(Protocol):
+    """Hands a made job to its backend, or holds it back (the leader's gate in high availability)."""
+
+    def dispatch(self, job: Job, backend: Backend) -> None: ...
 
 
 @dataclass
@@ -143,6 +149,7 @@ class Scheduler:
         self.quit_request: QuitRequest | None = None  # `exit` in a macro: leaving
         self.pending_scripts = 0  # `after MS SCRIPT` not run yet (psched.scheduler.commands.after): something may change
         self.staging: TaskStaging | None = None  # a reload reading its files: task blocks and `run` go there
+        self.dispatcher: Dispatcher | None = None  # between a made job and its backend (psched.scheduler.ha)
 
     # --- the task table -----------------------------------------------------------------------
 
@@ -436,7 +443,10 @@ class Scheduler:
         self.totals["made"] += 1
         if self.verbose:
             self.report(f"job {job.id} ({spec.name}) made for {job.host}: {' '.join(job.argv)}")
-        self._backend(job).submit(job)
+        if self.dispatcher is not None:
+            self.dispatcher.dispatch(job, self._backend(job))
+        else:
+            self._backend(job).submit(job)
         return job
 
     def _backend(self, job: Job) -> Backend:

@@ -172,6 +172,11 @@ def _argument_parser() -> argparse.ArgumentParser:
                         help="with --attach or --stop: the server listening there (sched --serve --listen)")
     server.add_argument("--secret-file", metavar="FILE",
                         help="with --connect: the server's secret (default: $SCHED_HOME/secret)")
+    server.add_argument("--ha", metavar="URL", default=None,
+                        help="with --serve: serve only while leading the pool of schedulers elected through "
+                             "etcd at URL (http://HOST:PORT[,...]/POOL; psched.shell.ha)")
+    server.add_argument("--ha-ttl", metavar="SECONDS", type=int, default=None,
+                        help="with --ha: the leader's lease, the longest a dead leader stays unreplaced (default 5)")
     parser.add_argument("--sites", metavar="DIR",
                         help="load every DIR/*.sched (one per site, its tasks named SITE.TASK; a file with an "
                              "error is reported and skipped), then run the scheduler until stopped")
@@ -188,6 +193,22 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of the `sched` console command; returns the exit status."""
     parser = _argument_parser()
     args = parser.parse_args(argv)
+    status = _main(parser, args)
+    if args.ha is not None and args.serve:
+        from .ha import STEPPED_DOWN, restart_as_standby  # only a server of a pool loads the HA code
+
+        if status == STEPPED_DOWN:
+            restart_as_standby()
+    return status
+
+
+def _ha_options(args: argparse.Namespace) -> list[str]:
+    if args.ha is None:
+        return []
+    return ["--ha", args.ha] + ([] if args.ha_ttl is None else ["--ha-ttl", str(args.ha_ttl)])
+
+
+def _main(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     if args.name is not None:
         from ..scheduler.home import valid_name  # $SCHED_HOME's code, for --name only (start-up)
 
@@ -203,6 +224,10 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--connect and --secret-file go with --attach or --stop")
     if args.secret_file is not None and args.connect is None:
         parser.error("--secret-file goes with --connect")
+    if (args.ha is not None or args.ha_ttl is not None) and not args.serve:
+        parser.error("--ha and --ha-ttl go with --serve")
+    if args.ha_ttl is not None and args.ha_ttl < 2:
+        parser.error("--ha-ttl: at least 2 seconds (etcd's shortest lease)")
     if args.attach or args.stop:
         if args.files:
             parser.error("--attach and --stop take no FILE")
@@ -216,7 +241,8 @@ def main(argv: list[str] | None = None) -> int:
         from .server import launch  # the server's code only when serving (start-up cost)
 
         listen = ["--listen", args.listen] if args.listen is not None else []
-        return launch(args.files, ["--log-max-bytes", args.log_max_bytes, "--log-keep", str(args.log_keep), *listen])
+        return launch(args.files, ["--log-max-bytes", args.log_max_bytes, "--log-keep", str(args.log_keep), *listen],
+                      _ha_options(args))
     handler = _CurrentStderr()
     handler.setFormatter(logging.Formatter(("%(asctime)s " if args.serve else "")
                                            + "sched: %(levelname)s: %(name)s: %(message)s"))
@@ -305,8 +331,17 @@ def _run(interp: Any, args: argparse.Namespace, interrupts: InterruptHandler, in
     if args.serve:
         from .server import serve  # the server's code only when serving (start-up cost)
 
+        ha = None
+        if args.ha is not None:
+            from .ha import HAServer  # only a server of a pool loads the HA code (and pcontrol.fencing)
+
+            try:
+                ha = HAServer(args.ha, args.ha_ttl or 5)
+            except ValueError as err:
+                print(f"sched: --ha: {err}", file=sys.stderr)
+                return ExitStatus.SCRIPT_FAILED
         return serve(interp, args.files, interrupts, log_path=args.log, log_max_bytes=args.log_max_bytes,
-                     log_keep=args.log_keep, listen=args.listen)
+                     log_keep=args.log_keep, listen=args.listen, ha=ha)
     if args.netjobs is not None:
         from .netjobs import run_netjobs_file  # loads the scheduler: only for --netjobs (start-up)
 

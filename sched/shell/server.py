@@ -41,7 +41,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, Callable, TextIO
 
 from pclient.logfile import RotatingLog, parse_size
 from pcontrol.address import format_address, parse_host_port
@@ -49,7 +49,7 @@ from pcontrol.auth import owner_refusal, peer_uid
 from pcontrol.secret import SecretError, load_or_create_secret
 
 from ..lang.errors import SchedError
-from ..scheduler.eventloop import get_loop, run_until
+from ..scheduler.eventloop import get_loop, leave_soon, run_until
 from ..scheduler.reload import load_files
 from .paths import sched_home
 from .session import ExitStatus, InterruptHandler, QuitRequest, quit_vetoes
@@ -205,6 +205,8 @@ class Server:
         self._flag_check: asyncio.TimerHandle | None = None
         self._flag_seen = False     # the flag file's reload is queued or running
         self._reload_reasons: list[str] = []     # who asked for the reloads queued
+        self.standby: Callable[[], str] | None = None
+        """While a server of a pool stands by (psched.shell.ha): why it runs no command."""
 
     # -- output ---------------------------------------------------------------------------------------
 
@@ -312,6 +314,9 @@ class Server:
                     if self.current is prompt:
                         os.kill(os.getpid(), signal.SIGINT)
                     continue
+                if self.standby is not None:
+                    self._answer_standby(prompt, request)
+                    continue
                 self._requests.put_nowait((prompt, request))
         except (ConnectionError, asyncio.IncompleteReadError):
             pass
@@ -320,6 +325,15 @@ class Server:
             if self.current is prompt:
                 self.current = None
             prompt.close()
+
+    def _answer_standby(self, prompt: _Prompt, request: Request) -> None:
+        """A standby runs no command: it says who leads; `quit` and `sched --stop` stop it."""
+        if request.op in (Op.STOP, Op.QUIT):
+            prompt.send(Reply(request.id, True, "stopping", leaving=True, status=ExitStatus.OK))
+            leave_soon(QuitRequest(ExitStatus.OK, force=True))
+            return
+        assert self.standby is not None
+        prompt.send(Reply(request.id, False, self.standby()))
 
     # -- serving ----------------------------------------------------------------------------------------
 
@@ -405,12 +419,13 @@ class Server:
 
 
 def serve(interp: Any, files: list[str], interrupts: InterruptHandler, *, log_path: str | None = None,
-          log_max_bytes: str = "10M", log_keep: int = 5, listen: str | None = None) -> int:
+          log_max_bytes: str = "10M", log_keep: int = 5, listen: str | None = None, ha: Any = None) -> int:
     """`sched --serve --foreground FILE...`: run the files, then serve until stopped.
 
     With `log_path`, logging and the interpreter's output go to that file, rotated by size.
     With `listen` (HOST:PORT, port 0: any free one) prompts may also attach over TCP, proving
-    the secret of $SCHED_HOME (psched.shell.serverauth)."""
+    the secret of $SCHED_HOME (psched.shell.serverauth). With `ha` (psched.shell.ha.HAServer),
+    the files run only once this server leads its pool; until then it answers as a standby."""
     paths = ServerPaths.for_home()
     ready_fd = _ready_fd()
     other = running_pid(paths)
@@ -436,6 +451,12 @@ def serve(interp: Any, files: list[str], interrupts: InterruptHandler, *, log_pa
                 logging.getLogger().removeHandler(handler)
     server = Server(interp, interrupts, paths, log_file, tcp, secret)
     interp.stdout = ServerOutput(server, sys.stdout, log_file)
+    if ha is not None:
+        try:
+            _stand_by(server, ha, interp, ready_fd)
+        except OSError as err:
+            return _not_ready(ready_fd, f"sched: cannot listen: {err.strerror or err}")
+        ready_fd = None
     try:
         with interrupts.running():
             load_files(interp, [os.path.abspath(f) for f in files])  # first runs spread: psched.scheduler.reload
@@ -443,10 +464,13 @@ def serve(interp: Any, files: list[str], interrupts: InterruptHandler, *, log_pa
         return _not_ready(ready_fd, err.render())
     except QuitRequest as request:
         return request.status
-    try:
-        run_until(server.listen(), "listening", interruptible=False)
-    except OSError as err:
-        return _not_ready(ready_fd, f"sched: cannot listen: {err.strerror or err}")
+    if ha is not None:
+        ha.take_over(interp)    # listening since it stood by
+    else:
+        try:
+            run_until(server.listen(), "listening", interruptible=False)
+        except OSError as err:
+            return _not_ready(ready_fd, f"sched: cannot listen: {err.strerror or err}")
     try:
         paths.pidfile.write_text(f"{os.getpid()}\n")
         tcp_text = "".join(f"; on TCP {format_address(*a)}" for a in server.tcp_addresses)
@@ -457,6 +481,22 @@ def serve(interp: Any, files: list[str], interrupts: InterruptHandler, *, log_pa
         return server.serve_forever()
     finally:
         server.close()
+
+
+def _stand_by(server: Server, ha: Any, interp: Any, ready_fd: int | None) -> None:
+    """A server of a pool listens at once, answering as a standby, until it leads."""
+    server.standby = ha.standby_reason
+    run_until(server.listen(), "listening", interruptible=False)   # OSError: the caller says so
+    server.paths.pidfile.write_text(f"{os.getpid()}\n")
+    if ready_fd is not None:  # `sched --serve` returns: this one stands by
+        os.write(ready_fd, b"standby\n")
+        os.close(ready_fd)
+    try:
+        ha.stand_by(interp)
+    except BaseException:
+        server.close()
+        raise
+    server.standby = None
 
 
 def _ready_fd() -> int | None:
@@ -472,7 +512,7 @@ def _not_ready(ready_fd: int | None, message: str) -> int:
     return ExitStatus.SCRIPT_FAILED
 
 
-def launch(files: list[str], log_options: list[str] = ()) -> int:
+def launch(files: list[str], log_options: list[str] = (), ha_options: list[str] = ()) -> int:
     """`sched --serve FILE...`: start the server in the background and return once it is ready."""
     paths = ServerPaths.for_home()
     other = running_pid(paths)
@@ -483,13 +523,17 @@ def launch(files: list[str], log_options: list[str] = ()) -> int:
     read_end, write_end = os.pipe()
     env = dict(os.environ, **{READY_FD_ENV: str(write_end)})
     argv = [sys.executable, "-m", "psched", "--serve", "--foreground", "--log", str(paths.log), *log_options,
-            *[os.path.abspath(f) for f in files]]
+            *ha_options, *[os.path.abspath(f) for f in files]]
     with open(paths.log, "ab") as log_file:
         child = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log_file, stderr=log_file,
                                  pass_fds=(write_end,), env=env, start_new_session=True)
     os.close(write_end)
     with os.fdopen(read_end, "rb") as ready:
         said = ready.read().decode("utf-8", "replace")
+    if said.startswith("standby"):
+        print(f"sched: standing by in its pool (pid {child.pid}): it runs {' '.join(files) or 'no files'} and "
+              f"serves once it leads; log {paths.log}", file=sys.stderr)
+        return ExitStatus.OK
     if said.startswith("ready"):
         tcp_text = said[len("ready"):].strip()
         print(f"sched: serving {' '.join(files) or 'no files'} in {paths.home} (pid {child.pid}){tcp_text}; "

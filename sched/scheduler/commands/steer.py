@@ -92,8 +92,12 @@ def _summary(sched: Scheduler) -> dict[str, Any]:
         else:
             counts["done"] += 1
             counts["failed"] += job.failed
-    return {"scheduler": "running" if sched.running else "stopped", "tasks": len(sched.tasks), "jobs": counts,
-            "made": sched.totals["made"]}
+    summary = {"scheduler": "running" if sched.running else "stopped", "tasks": len(sched.tasks), "jobs": counts,
+               "made": sched.totals["made"]}
+    ha = sched.interp.extensions.get("ha")  # psched.scheduler.ha.HA_KEY: a server of a pool (sched --serve --ha)
+    if ha is not None:
+        summary["ha"] = ha.summary()
+    return summary
 
 
 @cmd("run", "start the scheduler loop: tasks make jobs")
@@ -138,8 +142,9 @@ def cmd_status(interp: Any, argv: list[str]) -> str:
         for r in rows
     ]) if rows else "no tasks"
     c = summary["jobs"]
+    ha = f"\nha: {summary['ha']['text']}" if "ha" in summary else ""
     return (f"{table}\njobs: {c['running']} running, {c['pending']} pending, {c['done']} done ({c['failed']} failed); "
-            f"scheduler {summary['scheduler']}")
+            f"scheduler {summary['scheduler']}{ha}")
 
 
 @cmd("tasks ?-json?", "the defined tasks")

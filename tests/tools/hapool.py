@@ -1,0 +1,173 @@
+"""A pool of `sched --serve --foreground --ha URL` processes for the high-availability tests and
+bench/bench_failover.py: each member with its own $SCHED_HOME and log, signalled by pid; and
+the periodic task they share, whose every job appends its run number and due time to a file.
+
+    pool = Pool(tmp, etcd_url, ttl=2)
+    a = pool.member("a"); a.wait_log("leading:")
+    b = pool.member("b", url=relay_url)      # b reaches etcd through a relay (a partition to cut)
+    a.kill9(); b.wait_log("taken over")
+    runs = pool.runs()                       # [(run number, fired ms)] in the order written
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from waiting import wait_until_sync
+
+_CONSOLE = Path(sys.executable).parent / "sched"
+SCHED = [str(_CONSOLE)] if _CONSOLE.exists() else [sys.executable, "-m", "psched"]
+RELAY = Path(__file__).with_name("tcprelay.py")
+
+# Each job writes `RUN FIRED LINE`: its task's run number (job_count), when it was fired (ms), and
+# the line its task.exec took from the queue `work` (item-RUN when each line is taken once, in
+# order, across failovers). One write(), so lines never interleave.
+TASKS = """\
+for {{set i 0}} {{$i < 1000}} {{incr i}} {{ queuepush work item-$i }}
+task tick
+  host LOCAL
+  periods -poll 0.05 -exec {period}
+  task.exec
+    command sh -c "echo $job_count [clock milliseconds] [queuepop work] >> {runs}"
+  end
+end
+run
+"""
+
+
+@dataclass
+class Member:
+    name: str
+    home: Path
+    log: Path
+    proc: subprocess.Popen
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def text(self) -> str:
+        try:
+            return self.log.read_text(errors="replace")
+        except FileNotFoundError:
+            return ""
+
+    def wait_log(self, text: str, timeout: float = 30, after: int = 0) -> float:
+        """Wait until the log says `text` (past offset `after`); the monotonic time it was seen."""
+        wait_until_sync(lambda: text in self.text()[after:], f"{self.name}'s log says {text!r}:\n{self.text()[-2000:]}",
+                        timeout)
+        return time.monotonic()
+
+    @property
+    def name_in_pool(self) -> str:
+        """How the pool names this member (psched.scheduler.ha.default_identity)."""
+        import socket
+
+        return f"{socket.gethostname()} pid {self.pid}"
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def kill9(self) -> None:
+        os.kill(self.pid, signal.SIGKILL)
+        self.proc.wait(10)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            os.kill(self.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                os.kill(self.pid, signal.SIGKILL)
+                self.proc.wait(10)
+
+
+class Pool:
+    def __init__(self, directory: Path, url: str, ttl: int = 2, period: float = 1.0):
+        self.directory = Path(directory)
+        self.url = url
+        self.ttl = ttl
+        self.runs_file = self.directory / "runs"
+        self.script = self.directory / "tasks.sched"
+        self.script.write_text(TASKS.format(period=period, runs=self.runs_file))
+        self.members: list[Member] = []
+        self.relays: list[subprocess.Popen] = []
+
+    def member(self, name: str, url: str | None = None, ha: bool = True) -> Member:
+        """A `sched --serve --foreground --ha` on the pool's file (ha False: a plain server, the
+        bench's peer: one sched that a supervisor restarts)."""
+        home = self.directory / name
+        home.mkdir(parents=True, exist_ok=True)
+        log = self.directory / f"{name}.log"
+        env = dict(os.environ, SCHED_HOME=str(home))
+        with open(log, "ab") as out:
+            options = ["--ha", url or self.url, "--ha-ttl", str(self.ttl)] if ha else []
+            proc = subprocess.Popen(SCHED + ["--serve", "--foreground", *options, str(self.script)], env=env,
+                                    stdout=out, stderr=out,
+                                    stdin=subprocess.DEVNULL, cwd=self.directory)
+        member = Member(name, home, log, proc)
+        self.members.append(member)
+        return member
+
+    def attach(self, member: Member, script: str) -> subprocess.CompletedProcess:
+        """`sched -c SCRIPT --attach` on a member's home."""
+        env = dict(os.environ, SCHED_HOME=str(member.home))
+        return subprocess.run(SCHED + ["-c", script, "--attach"], env=env, capture_output=True, text=True, timeout=30)
+
+    def stop_command(self, member: Member) -> subprocess.CompletedProcess:
+        """`sched --stop` on a member's home."""
+        env = dict(os.environ, SCHED_HOME=str(member.home))
+        return subprocess.run(SCHED + ["--stop"], env=env, capture_output=True, text=True, timeout=30)
+
+    @property
+    def prefix(self) -> str:
+        """The pool's keys in etcd (psched.scheduler.ha.parse_ha_url)."""
+        return "/psched/" + self.url.rsplit("/", 1)[1]
+
+    def relay(self, port: int, target_port: int) -> subprocess.Popen:
+        """A TCP relay 127.0.0.1:port -> 127.0.0.1:target_port (SIGSTOP it: a partition)."""
+        proc = subprocess.Popen([sys.executable, str(RELAY), str(port), "127.0.0.1", str(target_port)],
+                                stdout=subprocess.PIPE, stdin=subprocess.DEVNULL)
+        assert proc.stdout is not None and proc.stdout.readline().strip() == b"ready"
+        self.relays.append(proc)
+        return proc
+
+    def runs(self) -> list[tuple[int, int]]:
+        """(run number, fired at ms) of every job, in the order they were written (each job
+        also took the next line of the queue `work`: check_each_run_once checks those too)."""
+        out = []
+        try:
+            text = self.runs_file.read_text()
+        except FileNotFoundError:
+            return []
+        for line in text.splitlines():
+            parts = line.split()
+            if len(parts) == 3:
+                assert parts[2] == f"item-{parts[0]}", f"run {parts[0]} took {parts[2]} from the queue"
+                out.append((int(parts[0]), int(parts[1])))
+        return out
+
+    def close(self) -> None:
+        for member in self.members:
+            member.stop()
+        for relay in self.relays:
+            try:
+                os.kill(relay.pid, signal.SIGCONT)
+            except ProcessLookupError:
+                pass
+            relay.kill()
+            relay.wait(10)
+
+
+def check_each_run_once(runs: list[tuple[int, int]], period: float) -> None:
+    """Every run number from 0 on exactly once, in order, and never two within the exec period."""
+    numbers = [n for n, _ in runs]
+    assert numbers == list(range(len(numbers))), f"runs out of order, missing or twice: {numbers}"
+    for (_, before), (n, at) in zip(runs, runs[1:]):
+        assert at - before >= period * 1000 - 50, f"run {n} fired {at - before} ms after run {n - 1}"
