@@ -578,7 +578,7 @@ class Scheduler:
             "job_host": job.ran_on or job.host, "job_state": job.outcome.value,
             "job_elapsed": f"{job.elapsed or 0.0:.3f}", "task": spec.name,
             "job_signal": "" if job.signal is None else str(job.signal), "job_reason": job.reason,
-            "job_command": join_list(job.argv),
+            "job_command": join_list(job.argv), "job_rerun": "0",
         })
         frame.vars.update(job.vars)
         frame.declared.update(frame.vars)

@@ -10,12 +10,14 @@ $SCHED_HOME), so nobody polls: a job going BUSY is reported started; a job going
 record and output fetched, its task.exit macro run, and is then harvested (acknowledged) at the
 controller, which keeps every finished job until then.
 
-Exactly once, across restarts: before a job's exit macro runs, the link appends the job's key
-to a harvest log in $SCHED_HOME (flushed to the OS, so it survives the sched process being
-killed). After a restart, finished jobs the controller still holds are adopted: those in the log
-are only acknowledged (their macro ran, or started, before the crash), the others have their
-macro run now. Jobs still pending or running are followed. So an exit macro runs at most once,
-and exactly once unless sched dies in the middle of that macro.
+Exactly once, across restarts: before a job's exit macro runs, the link appends `+KEY` to a
+harvest log in $SCHED_HOME, and `KEY` once the macro has ended (each line flushed to the OS, so
+it survives the sched process being killed). After a restart, finished jobs the controller still
+holds are adopted: those whose macro ended are only acknowledged, the others have their macro run
+now, and one that an earlier sched began and died in runs again in full, with `$job_rerun` 1
+(whatever it did before the kill stays done: a macro that must not repeat an effect checks
+`$job_rerun`). Jobs still pending or running are followed. So every exit macro runs to its end
+once; only a sched killed in the middle of a macro makes it run (part of it) twice.
 
 A broken connection is reported; submitted jobs are not forgotten, new ones wait, and the link
 reconnects with backoff.
@@ -89,30 +91,60 @@ class AddressError(ClientError):
 
 
 class HarvestLog:
-    """Keys of controller jobs whose exit macro this scheduler has started (append-only file)."""
+    """Which controller jobs' exit macros this scheduler has begun and ended (an append-only
+    file of lines: `+KEY` when the macro begins, `KEY` once it has ended).
+
+    A key begun and never ended is a macro that its sched died in (`interrupted`): the next
+    sched runs it again. A bare key written by an older sched (which wrote it before the macro
+    only) counts as ended.
+    """
 
     def __init__(self, path: Path):
         self.path = path
-        self.keys: set[str] = set()
+        self.keys: set[str] = set()  # begun or ended
+        self.unfinished: set[str] = set()  # begun, not ended
         self._fh = None
         self._dropped = 0  # keys dropped since the file was last rewritten
         self._acked: deque[tuple[float, str]] = deque()  # (when the controller answered, key)
+        begun: set[str] = set()
         try:
             with open(path, encoding="utf-8") as fh:
-                self.keys = {line.strip() for line in fh if line.strip()}
+                for line in fh:
+                    line = line.strip()
+                    if line.startswith("+"):
+                        begun.add(line[1:])
+                    elif line:
+                        self.keys.add(line)
         except FileNotFoundError:
             pass
+        self.unfinished = begun - self.keys
+        self.keys |= begun
 
     def __contains__(self, key: str) -> bool:
         return key in self.keys
 
-    def add(self, key: str) -> None:
+    def interrupted(self, key: str) -> bool:
+        """Its macro began under an earlier sched, which died before the macro ended."""
+        return key in self.unfinished
+
+    def begin(self, key: str) -> None:
+        """The job's harvest (output, exit macro) begins."""
+        self._append("+" + key)
+        self.keys.add(key)
+        self.unfinished.add(key)
+
+    def end(self, key: str) -> None:
+        """The job's exit macro has ended: from now on it is only acknowledged."""
+        self._append(key)
+        self.keys.add(key)
+        self.unfinished.discard(key)
+
+    def _append(self, line: str) -> None:
         if self._fh is None:
             self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
             self._fh = open(self.path, "a", encoding="utf-8")
-        self._fh.write(key + "\n")
+        self._fh.write(line + "\n")
         self._fh.flush()  # in the OS: it survives the death of this process
-        self.keys.add(key)
 
     def acknowledged(self, keys: list[str], now: float) -> None:
         """The controller answered these harvests. Its journal has them a moment later, unless
@@ -135,9 +167,14 @@ class HarvestLog:
     def connection_lost(self) -> None:
         self._acked.clear()
 
-    def compact(self, still_held: set[str]) -> None:
-        """Drop keys the controller no longer holds (they were acknowledged)."""
-        keep = self.keys & still_held
+    def compact(self, still_held: set[str], listed: set[str] | None = None) -> None:
+        """Drop the keys the controller no longer holds (they were acknowledged).
+
+        `listed`: the keys there were when the controller's list was asked for; keys added
+        since (jobs that ended while the list was read) are kept whatever the list says.
+        """
+        gone = (self.keys if listed is None else self.keys & listed) - still_held
+        keep = self.keys - gone
         self._dropped = 0
         if keep == self.keys and not self.path.exists():
             return
@@ -146,9 +183,11 @@ class HarvestLog:
             self._fh = None
         self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         tmp = self.path.with_suffix(".tmp")
-        tmp.write_text("".join(k + "\n" for k in sorted(keep)), encoding="utf-8")
+        unfinished = self.unfinished & keep
+        tmp.write_text("".join(("+" if k in unfinished else "") + k + "\n" for k in sorted(keep)), encoding="utf-8")
         os.replace(tmp, self.path)
         self.keys = keep
+        self.unfinished = unfinished
 
 
 _STATE_ORDER = {"PENDING": 0, "BUSY": 1, "DONE": 2}
@@ -568,20 +607,22 @@ class ControllerLink:
             self.sched.report(f"controller: could not fetch the outcome of job {job.id} (controller job {cid}): {exc}")
             return  # collected again after the reconnect
         written: tuple[str, ...] = ()
-        if record.get("spooled") and job.outputs and job_key(record) not in self.harvests:
+        if record.get("spooled") and job.outputs:
             written = tuple(job.outputs)  # fetched into their files, or left as they were (and said so)
-            for error in await fetch_into_files(self.client, cid, job.outputs):
-                self.sched.report(f"task {job.task} job {job.id}: {error}")
+            if job_key(record) not in self.harvests:  # else fetched before an earlier sched's macro began
+                for error in await fetch_into_files(self.client, cid, job.outputs):
+                    self.sched.report(f"task {job.task} job {job.id}: {error}")
         self._finish(job, record, written)
 
     def _finish(self, job: Job, record: dict[str, Any], written: tuple[str, ...] = ()) -> None:
-        """Record the harvest, run the exit macro (once), then acknowledge at the controller."""
+        """Mark the harvest begun, run the exit macro, mark it ended, then acknowledge at the
+        controller. A macro that an earlier sched began and died in runs again, told so by
+        `$job_rerun`; one that ended under an earlier sched does not."""
         if job.done:
             return
         key = job_key(record)
-        already = key in self.harvests
-        if not already:
-            self.harvests.add(key)  # before the macro's side effects: at most once
+        rerun = self.harvests.interrupted(key)
+        already = key in self.harvests and not rerun
         if job.state is JobState.PENDING and record.get("started"):
             job.started = record.get("started")
         outcome = Outcome(record["outcome"]) if record.get("outcome") else Outcome.DOWN
@@ -591,16 +632,23 @@ class ControllerLink:
                                  elapsed=record.get("elapsed"), reason=record.get("reason") or "",
                                  ran_on=record.get("ran_on") or "", quiet=True)
         else:
-            self.sched.job_ended(
-                job, outcome, status=record.get("status"), signal=record.get("signal"),
-                stdout=output_text((record.get("stdout") or "").encode(), record.get("stdout_bytes") or 0,
-                                   bool(record.get("stdout_truncated"))),
-                stderr=output_text((record.get("stderr") or "").encode(), record.get("stderr_bytes") or 0,
-                                   bool(record.get("stderr_truncated"))),
-                stdout_bytes=record.get("stdout_bytes") or 0, stderr_bytes=record.get("stderr_bytes") or 0,
-                elapsed=record.get("elapsed"), reason=record.get("reason") or "", ran_on=record.get("ran_on") or "",
-                written=written,
-            )
+            if rerun:
+                job.vars["job_rerun"] = "1"
+            else:
+                self.harvests.begin(key)  # before the macro's side effects
+            try:
+                self.sched.job_ended(
+                    job, outcome, status=record.get("status"), signal=record.get("signal"),
+                    stdout=output_text((record.get("stdout") or "").encode(), record.get("stdout_bytes") or 0,
+                                       bool(record.get("stdout_truncated"))),
+                    stderr=output_text((record.get("stderr") or "").encode(), record.get("stderr_bytes") or 0,
+                                       bool(record.get("stderr_truncated"))),
+                    stdout_bytes=record.get("stdout_bytes") or 0, stderr_bytes=record.get("stderr_bytes") or 0,
+                    elapsed=record.get("elapsed"), reason=record.get("reason") or "",
+                    ran_on=record.get("ran_on") or "", written=written,
+                )
+            finally:
+                self.harvests.end(key)  # this process lives on: the macro has had its run
         self.by_cid.pop(int(record["id"]), None)
         self._harvest_soon(int(record["id"]), key)
 
@@ -638,6 +686,7 @@ class ControllerLink:
 
     async def _adopt(self) -> None:
         """After (re)connecting: collect our finished jobs, follow the running ones."""
+        listed = set(self.harvests.keys)  # keys added from here on are of jobs that end meanwhile
         records = await self.client.all_jobs("-owner", self.owner)  # a page per request: pcontrol stays responsive
         held = set()
         unsent = {self.submit_key(j): j for j in self.unsent}
@@ -648,7 +697,7 @@ class ControllerLink:
             cid = int(record["id"])
             key = job_key(record)
             held.add(key)
-            if key in self.harvests and cid not in self.by_cid:
+            if key in self.harvests and not self.harvests.interrupted(key) and cid not in self.by_cid:
                 # its macro ran and only the acknowledgement was lost: acknowledge it again
                 self._harvest_soon(cid, key)
                 continue
@@ -674,7 +723,7 @@ class ControllerLink:
                 await self._collect(job, cid)
             else:
                 self._apply(job, record)
-        self.harvests.compact(held)
+        self.harvests.compact(held, listed)
 
     def orphans_note(self) -> str | None:
         """What the controller holds of ours for tasks not defined here (None: nothing)."""

@@ -12,10 +12,13 @@ sched interpreter driven in-process, and the count that proves nothing was lost 
 
 The count. Every job of a test's task carries a unique token as the last word of its
 command (made by the task's task.exec: `job_script` below), and the task's exit macro
-appends one line `TOKEN STATE s=STATUS h=HOST` to an exit log. The controller's records
-(`jobs -owner OWNER -json`) are the jobs that exist; a job is counted *lost* when no
-line names its token, *duplicated* when more than one does, and a token that two
-controller jobs share is a job *submitted twice*.
+appends one line `TOKEN STATE s=STATUS h=HOST m=SELECTOR r=RERUN` to an exit log. The
+controller's records (`jobs -owner OWNER -json`) are the jobs that exist; a job is counted
+*lost* when no line names its token, *duplicated* when more than one first run (r=0) does,
+and a token that two controller jobs share is a job *submitted twice*. A line with r=1 is a
+*rerun*: the macro ran again because the sched running it was killed in the middle of it
+(`$job_rerun`); a test that kills sched allows at most one rerun per kill (one macro runs at
+a time).
 
 Waiting is on state, bounded: `wait_until` (tests/tools/waiting.py) polls a condition nobody can signal (a process
 gone, a file there) every 20 ms until a deadline; nothing here sleeps a fixed time.
@@ -211,12 +214,12 @@ def job_script(name: str, exit_log: Path, scripts: list[str], *, nmax: int, npen
                selectors: tuple[str, ...] = ("default",)) -> str:
     """A task whose job number k runs `sh -c scripts[k % len(scripts)] TOKEN` (the script
     sees its token as $0) and whose exit macros (one per selector) append
-    `TOKEN STATE s=STATUS h=HOST m=SELECTOR` to `exit_log`. TOKEN is unique per job, across
+    `TOKEN STATE s=STATUS h=HOST m=SELECTOR r=RERUN` to `exit_log`. TOKEN is unique per job, across
     restarts of sched: the time in microseconds and the task's job count."""
     kinds = " ".join("{" + s + "}" for s in scripts)
     macros = "".join(f"""
   task.exit {selector}
-    exec sh -c {{echo "$1 $2 s=$3 h=$4 m=$5" >> "$6"}} exitlog [lindex $job_command end] $job_state $exit_status $job_host {selector} {{{exit_log}}}
+    exec sh -c {{echo "$1 $2 s=$3 h=$4 m=$5 r=$7" >> "$6"}} exitlog [lindex $job_command end] $job_state $exit_status $job_host {selector} {{{exit_log}}} $job_rerun
   end""" for selector in selectors)
     return f"""
 task {name}
@@ -240,10 +243,12 @@ class ExitLine:
     status: str
     host: str
     macro: str
+    rerun: bool = False  # r=1: run again after a sched died in it
 
 
 def read_exit_log(path: Path) -> list[ExitLine]:
-    """The lines the exit macros wrote (none yet: empty)."""
+    """The lines the exit macros wrote (none yet: empty). The r= word is optional (bench_soak's
+    macro writes none)."""
     try:
         text = path.read_text()
     except FileNotFoundError:
@@ -251,9 +256,10 @@ def read_exit_log(path: Path) -> list[ExitLine]:
     lines = []
     for raw in text.splitlines():
         words = raw.split()
-        if len(words) != 5:
+        if len(words) not in (5, 6):
             raise AssertionError(f"malformed exit-log line {raw!r} in {path}")
-        lines.append(ExitLine(words[0], words[1], words[2][2:], words[3][2:], words[4][2:]))
+        lines.append(ExitLine(words[0], words[1], words[2][2:], words[3][2:], words[4][2:],
+                              len(words) == 6 and words[5] == "r=1"))
     return lines
 
 
@@ -268,7 +274,8 @@ class Tally:
     submitted: int
     one_outcome: int
     lost: list[str] = field(default_factory=list)             # no exit macro ran
-    duplicated: list[str] = field(default_factory=list)       # more than one ran
+    duplicated: list[str] = field(default_factory=list)       # more than one first run
+    reruns: list[str] = field(default_factory=list)           # a run after sched died in one
     submitted_twice: list[str] = field(default_factory=list)  # one token, two controller jobs
     not_done: list[int] = field(default_factory=list)         # controller ids not DONE
     wrong_outcome: list[str] = field(default_factory=list)    # macro saw another outcome
@@ -282,6 +289,7 @@ class Tally:
     def summary(self) -> str:
         return (f"{self.submitted} submitted, {self.one_outcome} with exactly one outcome, "
                 f"{len(self.lost)} lost, {len(self.duplicated)} duplicated, "
+                f"{len(self.reruns)} rerun after a kill, "
                 f"{len(self.submitted_twice)} submitted twice, {len(self.not_done)} not done, "
                 f"{len(self.wrong_outcome)} with a wrong outcome, {len(self.strays)} strays")
 
@@ -292,15 +300,17 @@ def count(records: list[dict[str, Any]], lines: list[ExitLine]) -> Tally:
     for record in records:
         by_token[token_of(record)].append(record)
     runs = collections.Counter(line.token for line in lines)
+    first_runs = collections.Counter(line.token for line in lines if not line.rerun)
     seen = {line.token: line for line in lines}
     tally = Tally(submitted=len(by_token), one_outcome=0)
     tally.submitted_twice = sorted(t for t, rs in by_token.items() if len(rs) > 1)
     tally.not_done = sorted(r["id"] for r in records if r["state"] != "DONE")
     for token, recs in by_token.items():
         n = runs.get(token, 0)
+        tally.reruns += [token] * (n - first_runs.get(token, 0))
         if n == 0:
             tally.lost.append(token)
-        elif n > 1:
+        elif first_runs.get(token, 0) > 1:
             tally.duplicated.append(token)
         else:
             tally.one_outcome += 1

@@ -7,9 +7,12 @@ real pcontrol with local agents:
   the last sched exited 0 with jobs still running;
 - `wait` returns when the run ledger says the task already made its `nmax` (a sched killed
   after its last harvest);
+- a macro that sched was SIGKILLed in runs again in full under the next sched, told so by
+  `$job_rerun` (the bug: the harvest was recorded before the macro, so the macro was lost);
 - the random fault test: sched, pcontrol and agents killed at random moments while scripts
-  of different shapes run; every exit macro exactly once with the job's true outcome, nothing
-  left running, nmax never exceeded. Several seeds, each bounded in time.
+  of different shapes run; every exit macro exactly once with the job's true outcome (a
+  macro interrupted by a kill of sched: its start, then one full rerun), nothing left
+  running, nmax never exceeded. Several seeds, each bounded in time.
 """
 
 from __future__ import annotations
@@ -24,8 +27,8 @@ from pathlib import Path
 
 import pytest
 
-from fault_harness import (FAST_SERVE, ROOT, SCHED, FaultHome, alive, count, job_script, pids_with_arg,
-                           read_exit_log, wait_until_sync)
+from fault_harness import (FAST_SERVE, ROOT, SCHED, FaultHome, alive, count, job_script, kill_all,
+                           pids_with_arg, read_exit_log, wait_until_sync)
 
 
 def gated(gate: Path, then: str = "echo finished") -> str:
@@ -117,6 +120,46 @@ def test_wait_returns_when_the_ledger_says_nmax_was_reached(fault_home: FaultHom
     assert len(read_exit_log(exit_log)) == 4 and states(home) == {"harvested": 4}
 
 
+def test_a_macro_that_sched_died_in_runs_again_in_full(fault_home: FaultHome) -> None:
+    """The window the random test found: sched is SIGKILLed while a controller job's exit
+    macro runs (the macro has begun, written a line, and waits on a gate). The next sched
+    runs that macro again, in full, with `$job_rerun` 1, and exits 0 with the job harvested;
+    the bug was that the harvest was recorded before the macro, so the next sched only
+    acknowledged the job and its macro never ran to its end."""
+    home = fault_home
+    home.start()
+    home.add_local_hosts(["h1"], slots=2)
+    log, gate = home.path / "macro.log", home.path / "gate"
+    script = home.path / "jobs.sched"
+    script.write_text(f"""
+task work
+  host NONE
+  nmax 1
+  command echo hi
+  task.exit default
+    exec sh -c {{echo "begun r=$1" >> "$2"; while [ ! -e "$3" ]; do sleep 0.02; done; echo "ended r=$1" >> "$2"}} macro $job_rerun {{{log}}} {{{gate}}}
+  end
+end
+run
+wait -timeout 60
+""")
+    first = sched(home, script)
+    try:
+        wait_until_sync(lambda: log.exists() and log.read_text() == "begun r=0\n", "the macro has begun", 60)
+    finally:
+        first.kill()
+        first.communicate()
+    kill_all(pids_with_arg(str(gate)))  # the first macro's shell: it dies with its sched here
+    assert home.jobs_sync(home.owner)[0]["harvested"] is None
+    gate.touch()
+    second = sched(home, script)
+    out, err = second.communicate(timeout=60)
+    assert second.returncode == 0, err.decode()
+    assert log.read_text() == "begun r=0\nbegun r=1\nended r=1\n"
+    records = home.jobs_sync(home.owner)
+    assert len(records) == 1 and records[0]["harvested"], records
+
+
 # -- the random fault test ---------------------------------------------------------------------
 
 def shaped_script(shape: str, exit_log: Path, nmax: int, retry: int) -> str:
@@ -165,8 +208,10 @@ def _kill_something(rng: random.Random, home: FaultHome, proc: subprocess.Popen)
 def test_random_kills_of_sched_pcontrol_and_agents(fault_home: FaultHome, seed: int) -> None:
     """For one seed: a shape, a retry count, then up to 4 random SIGKILLs at random moments
     while `sched SCRIPT` runs (restarted whenever it was killed), then runs to the end. Every
-    controller job's exit macro ran once with its true outcome; local jobs of a killed sched
-    died with it (never a macro twice); no task made more than its nmax; nothing is left."""
+    controller job's exit macro ran to its end once with its true outcome (a macro that a
+    killed sched was in runs again in full, `$job_rerun` 1: at most one such rerun per kill
+    of sched, as one macro runs at a time); local jobs of a killed sched died with it (never
+    a macro twice); no task made more than its nmax; nothing is left."""
     rng = random.Random(seed)
     shape = ["controller-first", "controller-after", "local-first"][seed % 3]
     retry = rng.choice([0, 1])
@@ -210,6 +255,7 @@ def test_random_kills_of_sched_pcontrol_and_agents(fault_home: FaultHome, seed: 
     tally = count(records, controller_lines)
     assert (tally.lost, tally.duplicated, tally.submitted_twice, tally.not_done, tally.wrong_outcome) == \
         ([], [], [], [], []), f"kills {kills}: {tally.summary()}"
+    assert len(tally.reruns) <= kills.count("sched"), f"kills {kills}: {tally.summary()}"
     assert all(r["harvested"] for r in records), kills
     assert tally.submitted <= nmax, f"nmax exceeded: {tally.submitted} > {nmax} (kills {kills})"
     assert tally.submitted == nmax, f"kills {kills}: {tally.summary()}"
