@@ -20,7 +20,7 @@ interpreters) the lock is shared, not refused.
 Files (for the default name; with a name, `NAME` is inserted before the extension):
     sched.lock       the lock; its text is the holder's pid
     made.log         the run ledger (psched.scheduler.runledger)
-    harvested.log    controller jobs whose exit macro started (psched.scheduler.remote)
+    harvested.log    controller jobs whose exit macro began (+KEY) and ended (KEY) (psched.scheduler.remote)
     jobids           the first job id not yet handed out
     marks.json       each task's last launch (wall time), for `-exec` spacing across restarts
 """
