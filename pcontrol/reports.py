@@ -9,7 +9,10 @@ heartbeats): their agent may not know yet that it was left, so they stay held wh
 new agent keeps looking for it (the pings name them), until it takes that agent over (a
 second `resumed`), reports them `lost` (no agent that could have them is alive), or the
 grace runs out. Not before one of those does such a job run again (-retry): its first run
-may still be going on. Whatever happens, a job gets exactly one outcome: every outcome an
+may still be going on. A held job that no agent ever said it started and that the agents
+which outlived the old pcontrol (taken over by the new agent) do not know never reached
+them: the journal has a job BUSY before its `run` goes out (outbox.py), and pcontrol was
+killed in between. It is queued again, as if never placed (it never ran). Whatever happens, a job gets exactly one outcome: every outcome an
 agent reports is acked once journaled (through the outbox), including ones reported twice
 or too late, which are otherwise ignored.
 
@@ -74,6 +77,19 @@ class AgentReports:
         job.reason = f"retry {job.retry - job.retries_left} of {job.retry}: " \
                      f"{job.attempts[-1]['reason']}"
         self._job_changed(job)              # PENDING again, for all to see
+        self._place(job, now)
+
+    def _never_sent(self, host: Host, job: Job) -> None:
+        """A BUSY job whose `run` never reached an agent: PENDING again, as if it had never
+        been placed (it never ran: no attempt is counted)."""
+        log.info("job %d: its run never reached %s's agent (pcontrol stopped first); queued again",
+                 job.id, host.name)
+        now = self.clock()
+        self._set_state(job, JobState.PENDING)
+        self._timers.cancel(("held", job.id))
+        job.ran_on = job.pid = job.started = job.elapsed = job.unknown_since = None
+        job.queued = now
+        self._job_changed(job)
         self._place(job, now)
 
     def agent_message(self, host: Host, message: agent_protocol.Message) -> None:
@@ -163,6 +179,11 @@ class AgentReports:
                 continue
             elif report is not None and report.looks_again and job_id in unaware:
                 awaited.append(job_id)
+            elif job.pid is None and report is not None and report.survivors:
+                # never said to have started, and unknown to the agents that outlived us: its
+                # `run` never reached them (we died between the journal and the send)
+                host.held.discard(job_id)
+                self._never_sent(host, job)
             else:
                 host.held.discard(job_id)
                 self._job_lost(job, f"contact with it was lost and host {host.name}'s new "

@@ -242,3 +242,57 @@ def _alive(pid: int) -> bool:
     except OSError:
         return False
     return state not in "ZX"
+
+
+def test_a_job_whose_run_never_left_a_killed_pcontrol_runs_after_the_restart(home: str) -> None:
+    """The journal has a job BUSY before its `run` goes out to the agent (outbox.py): a
+    pcontrol SIGKILLed in between leaves a BUSY job that no agent ever got. The next pcontrol's
+    agent takes over the one that outlived the kill, which does not know the job: the job never
+    ran, so it is queued again and runs (the bug: it ended DOWN, "its agent did not survive";
+    tests/faults/test_faults_sched.py's kill -9 of pcontrol saw it about once in ten runs).
+    The moment cannot be hit from outside, so the journal is given that job by hand while no
+    pcontrol runs: a copy of a running job, never sent, never started."""
+    gate = Path(home) / "gate"
+    gated = ["sh", "-c", f"while [ ! -e {gate} ]; do sleep 0.01; done"]
+
+    async def running_job() -> int:
+        async with await ControllerClient.connect(home) as client:
+            await client.call("host", "add", "h1", "-slots", "4", "-connect", AGENT)
+            job_id = (await client.call("job", "-host", "h1", "--", *gated))["id"]
+
+            async def started() -> bool:
+                return (await client.call("check", "job", str(job_id), "-json")).get("pid") is not None
+
+            await wait_until(started, "the gated job has started")
+            return job_id
+
+    pid = start(home)
+    first = asyncio.run(running_job())
+    os.kill(pid, signal.SIGKILL)
+    asyncio.run(wait_until(lambda: read_pid(Paths.for_home(home)) is None, "pcontrol is gone"))
+    assert agents_of(home)  # the agent and its job outlive pcontrol
+    journal = Path(home) / "pcontrol.db"
+    import sqlite3
+
+    with sqlite3.connect(journal) as db:
+        (record,) = db.execute("SELECT record FROM jobs WHERE id = ?", (first,)).fetchone()
+        never_sent = dict(json.loads(record), id=first + 1, argv=["echo", "never sent"], pid=None, started=None)
+        db.execute("INSERT INTO jobs VALUES (?, 'BUSY', ?, ?, '', '')",
+                   (first + 1, never_sent["owner"], json.dumps(never_sent)))
+    db.close()
+    start(home)
+
+    async def outcomes() -> dict[int, tuple]:
+        async with await ControllerClient.connect(home) as client:
+            await wait_until(lambda: _job_done(client, first + 1), "the job never sent has run", 60.0)
+            gate.touch()
+            await wait_until(lambda: _job_done(client, first), "the gated job has ended", 60.0)
+            return {r["id"]: (r["outcome"], r["status"], r["attempts"], r["stdout"])
+                    for r in [await client.call("check", "job", str(i), "-output", "-json")
+                              for i in (first, first + 1)]}
+
+    assert asyncio.run(outcomes()) == {first: ("EXIT", 0, [], ""), first + 1: ("EXIT", 0, [], "never sent\n")}
+
+
+async def _job_done(client: ControllerClient, job_id: int) -> bool:
+    return (await client.call("check", "job", str(job_id), "-json"))["state"] == "DONE"
