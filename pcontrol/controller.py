@@ -58,7 +58,7 @@ from .config import ControllerConfig
 from .dispatch import DispatchIndex, FreeHosts, Placement, TimerHeap
 from .errors import ConflictError, NotFoundError, UsageError
 from .fetches import OutputFetches
-from .hosts import HostTable, validate_host_name
+from .hosts import HostOpener, HostTable, validate_host_name
 from .journal import Journal, JournalFailed, host_config
 from .loadwatch import LoopWatch, process_memory
 from .model import DEFAULT_OUTPUT_LIMIT, Host, HostState, Job, JobState, Outcome
@@ -122,15 +122,18 @@ class Controller(AgentReports, OperatorRequests):
     `secret` (see pcontrol.secret) lets the agents of a later pcontrol with the same secret
     take over this one's running jobs; without it the agents cannot survive a restart.
     `clock` is the wall clock, for the times shown in records; periods use the loop's.
+    `opener` (hosts.HostOpener): what starts hosts' runners (None: real agents; `sched
+    --simulate`: simulated ones).
     """
 
     def __init__(self, journal: Journal | None = None, config: ControllerConfig | None = None,
-                 *, clock: Callable[[], float] = time.time, secret: bytes | None = None):
+                 *, clock: Callable[[], float] = time.time, secret: bytes | None = None,
+                 opener: HostOpener | None = None):
         self.config = config or ControllerConfig()
         self.journal = journal
         self.clock = clock
         self.host_table = HostTable(self.config, self, clock,
-                                    token=agent_token(secret) if secret else None)
+                                    token=agent_token(secret) if secret else None, opener=opener)
         self.jobs: dict[int, Job] = {}
         self.fetches = OutputFetches()
         self._index = DispatchIndex()
@@ -173,12 +176,15 @@ class Controller(AgentReports, OperatorRequests):
 
     # == life of the controller =============================================================
 
-    async def start(self) -> None:
-        """Load the journal, start the heartbeat, connect the enabled hosts."""
+    async def start(self, *, watch_loop: bool = True) -> None:
+        """Load the journal, start the heartbeat, connect the enabled hosts, and (unless
+        `watch_loop` is false: on sched --simulate's virtual time it would mean nothing)
+        measure the loop's responsiveness."""
         if self.journal is not None:
             self._load()
         self.host_table.start()
-        self.loop_watch.start()
+        if watch_loop:
+            self.loop_watch.start()
 
     def _load(self) -> None:
         assert self.journal is not None

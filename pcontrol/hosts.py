@@ -120,6 +120,16 @@ class HostLink(Protocol):
     async def wait_gone(self, timeout: float | None) -> bool: ...
 
 
+class HostOpener(Protocol):
+    """Starts a host's runner and hands back its live link, or raises ConnectFailure. The
+    table's own opener starts agents (ssh, pexpect) and Slurm drivers; `sched --simulate`
+    hands in one of simulated agents (pcontrol.simagent), so that the same table, with its
+    backoff, heartbeats and states, runs them."""
+
+    async def open(self, host: Host, on_message: Callable[[HostLink, agent_protocol.Message], None],
+                   on_lost: Callable[[HostLink, str], None]) -> HostLink: ...
+
+
 @dataclass
 class _Runtime:
     """What the table keeps per host beside its record: the live connection."""
@@ -146,8 +156,11 @@ def validate_host_name(name: str) -> None:
 
 class HostTable:
     def __init__(self, config: ControllerConfig, listener: HostListener,
-                 clock: Callable[[], float], token: str | None = None):
+                 clock: Callable[[], float], token: str | None = None,
+                 opener: HostOpener | None = None):
         self.config = config
+        self.opener = opener
+        """None: start real agents (and Slurm drivers); else the opener that gives links."""
         self.listener = listener
         self.clock = clock
         self.token = token
@@ -382,7 +395,8 @@ class HostTable:
         return self.hosts.get(host.name) is host and self._runtime.get(host.name) is runtime
 
     async def _connect(self, host: Host, runtime: _Runtime) -> None:
-        prelude = BootstrapStart(current_bundle()) if self._sends_agent(host) else None
+        prelude = BootstrapStart(current_bundle()) \
+            if self._sends_agent(host) and self.opener is None else None
         try:
             link = await self._open_link(host, prelude)
         except ConnectFailure as failure:
@@ -415,6 +429,8 @@ class HostTable:
         self._connected(host, runtime, link, prelude)
 
     async def _open_link(self, host: Host, prelude: BootstrapStart | None) -> HostLink:
+        if self.opener is not None:
+            return await self.opener.open(host, self._on_message, self._on_lost)
         if host.pull:
             if self.pull is None:
                 raise ConnectFailure(ConnectOutcome.NOT_FOUND, "a pull host, but this pcontrol has no "

@@ -3,7 +3,7 @@
 Admission first: on the Unix socket only the owner's uid (SO_PEERCRED); on TCP only a
 client that answers the challenge with a proof of the shared secret (auth.py). Then the
 loop: read a line, decode it (wire.decode_request), run the command from the table
-(verbs.TABLE), turn any refusal or bug into an error reply, write the reply. Only end of
+(verbs.TABLE, through answer.py), turn any refusal or bug into an error reply, write the reply. Only end of
 input or a closed connection ends the loop; a malformed, over-long or unknown request gets
 an error reply and the next line is read. Connections that `subscribe` also receive
 events; one that cannot keep up (its write backlog passes EVENT_BACKLOG) is dropped.
@@ -42,11 +42,10 @@ from pathlib import Path
 from . import auth
 from .address import parse_host_port
 from .auth import peer_uid
-from .commands import CommandResult
 from .controller import Controller
-from .errors import CommandError, ErrorCode, WireError
-from .verbs import TABLE
-from .wire import BATCHABLE, MAX_LINE, Event, Interest, Reply, Request, decode_request, encode, reply_object
+from .errors import ErrorCode, WireError
+from .answer import answer, answer_batch
+from .wire import MAX_LINE, Event, Interest, Reply, Request, decode_request, encode
 
 log = logging.getLogger(__name__)
 
@@ -430,31 +429,10 @@ class Connection:
         return await self._run(request.id, request.argv)
 
     async def _run(self, request_id: int, argv: tuple[str, ...]) -> Reply:
-        try:
-            result: CommandResult = await TABLE.run(self, list(argv))
-        except CommandError as exc:
-            return Reply.failure(request_id, exc.code, exc.message, exc.data)
-        except Exception as exc:      # a bug: report it, keep serving
-            log.exception("command %r failed", list(argv))
-            return Reply.failure(request_id, ErrorCode.INTERNAL,
-                                 f"internal error in pcontrol: {type(exc).__name__}: {exc}")
-        return Reply.success(request_id, result.text, result.data)
+        return await answer(self, request_id, argv)
 
     async def _answer_batch(self, request: Request) -> Reply:
-        """The commands of a batch, started in order without waiting for each other (so the
-        jobs they submit share the journal's writes); one reply holding theirs, in order."""
-        runs: list[asyncio.Future[Reply]] = []
-        for argv in request.batch:
-            if argv[0] in BATCHABLE:
-                runs.append(asyncio.ensure_future(self._run(request.id, argv)))
-            else:
-                refused = asyncio.get_running_loop().create_future()
-                refused.set_result(Reply.failure(
-                    request.id, ErrorCode.USAGE,
-                    f'"{argv[0]}" cannot be batched (a batch carries only: {", ".join(sorted(BATCHABLE))})'))
-                runs.append(refused)
-        replies = await asyncio.gather(*runs)
-        return Reply.success(request.id, f"{len(replies)} replies", [reply_object(r) for r in replies])
+        return await answer_batch(self, request)
 
     async def _send(self, reply: Reply) -> None:
         self._writer.write(encode(reply))

@@ -37,6 +37,11 @@ FAKE_START_WALL = 1_704_067_200.0
 class Clock(ABC):
     """What the scheduler needs to know about time."""
 
+    on_loop: bool = False
+    """Its monotonic() is the time of the process's asyncio loop, so the scheduler arms its
+    timers there (SystemClock; sched --simulate's virtual clock). A FakeClock is not: tests
+    call `step()`."""
+
     @property
     @abstractmethod
     def tz(self) -> tzinfo:
@@ -61,6 +66,8 @@ class Clock(ABC):
 
 class SystemClock(Clock):
     """The real clocks of this machine; `tz` defaults to the machine's local zone."""
+
+    on_loop = True
 
     def __init__(self, tz: tzinfo | None = None) -> None:
         self._tz = tz if tz is not None else local_zone()

@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     from .local import LocalBackend
     from .remote import ControllerLink
 
-__all__ = ["SCHEDULER_KEY", "SCHED_NAME_KEY", "scheduler_of", "controller_of", "controller_subcommands", "controller_host_words"]
+__all__ = ["attach_shell", "SCHEDULER_KEY", "SCHED_NAME_KEY", "scheduler_of", "controller_of", "controller_subcommands", "controller_host_words"]
 
 
 
@@ -56,7 +56,7 @@ def scheduler_of(interp: Any) -> Scheduler:
         from .syncjobs import SyncBackend  # pcontrol's client face: loaded with the backends, on first use
 
         sched.syncs = SyncBackend(sched, lambda: sync_defs(interp), lambda: controller_of(sched))
-        _attach_shell(interp, sched)
+        attach_shell(interp, sched)
     return sched
 
 
@@ -77,7 +77,7 @@ _JOB_ARG = {"check", "kill", "delete"}
 _HOST_VERBS = {("host", "on"), ("host", "off"), ("host", "delete"), ("host", "retry"), ("check", "host")}
 
 
-def _attach_shell(interp: Any, sched: Scheduler) -> None:
+def attach_shell(interp: Any, sched: Scheduler) -> None:
     """Register the scheduler's completer, quit check, exit hook and messages."""
     interp.completers.append(complete_sched_words)
     interp.quit_checks.append(jobs_out_reason)

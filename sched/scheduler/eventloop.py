@@ -46,6 +46,17 @@ def get_loop() -> asyncio.AbstractEventLoop:
     return _loop
 
 
+def install_loop(loop: asyncio.AbstractEventLoop) -> None:
+    """Make `loop` the process's loop (sched --simulate's virtual-time loop), before any use."""
+    global _loop
+    if _loop is not None and not _loop.is_closed():
+        raise RuntimeError("the process's loop is already made")
+    import asyncio  # a loop is being made (see the module docstring)
+
+    _loop = loop
+    asyncio.set_event_loop(loop)
+
+
 def run_until(awaitable: Awaitable[T], what: str = "wait", interruptible: bool = True, leavable: bool = True) -> T:
     """Run the loop until `awaitable` is done, and return its result.
 
@@ -156,4 +167,4 @@ def close_loop() -> None:
     _loop = None
 
 
-__all__ = ["get_loop", "loop_running", "run_until", "run_pending", "close_loop", "leave_soon", "take_leaving"]
+__all__ = ["get_loop", "install_loop", "loop_running", "run_until", "run_pending", "close_loop", "leave_soon", "take_leaving"]

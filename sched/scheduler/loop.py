@@ -55,7 +55,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Scheduler", "TaskEntry", "Backend", "DEFAULT_OUTPUT_LIMIT", "check_definable"]
+__all__ = ["Scheduler", "TaskEntry", "Backend", "DEFAULT_OUTPUT_LIMIT", "check_definable", "deliver"]
 
 DEFAULT_OUTPUT_LIMIT = 1 << 20
 """Bytes of each output stream kept per job (the rest is counted, and noted as cut)."""
@@ -123,7 +123,7 @@ class Scheduler:
         self.clock = clock or SystemClock()
         if interp.clock is None:  # the language's `clock` reads the scheduler's time
             interp.clock = self.clock
-        self.real_time = isinstance(self.clock, SystemClock)
+        self.real_time = self.clock.on_loop  # its timers are armed on the loop
         self.tasks: dict[str, TaskEntry] = {}
         self.jobs: dict[int, Job] = {}
         self.heap: TimerHeap[str] = TimerHeap()
@@ -135,6 +135,9 @@ class Scheduler:
         self.syncs: Backend = syncs or _Unattached("sync")
         self.on_message: Callable[[str], None] | None = None  # the shell prints these
         self.job_listeners: list[Callable[[Job], None]] = [JobLog(self)]  # told of every job start and end
+        self.deliver: Callable[[Any, OutputDest, str], None] = deliver
+        """Puts a job's stdout/stderr where its task's `stdout`/`stderr` says (sched --simulate
+        hands in one that writes no file)."""
         self.verbose = False
         self._seq = 0
         self._next_job = 1
@@ -560,7 +563,7 @@ class Scheduler:
             if dest is None or stream in written:
                 continue
             try:
-                _deliver(self.interp, dest, text)
+                self.deliver(self.interp, dest, text)
             except (OSError, SchedError) as err:
                 self.report(f"task {spec.name} job {job.id}: could not write {stream} to {dest}: {getattr(err, 'strerror', None) or err}")
 
@@ -747,7 +750,7 @@ def check_definable(spec: TaskSpec) -> None:
                         pos=spec.defined_at)
 
 
-def _deliver(interp: Any, dest: OutputDest, text: str) -> None:
+def deliver(interp: Any, dest: OutputDest, text: str) -> None:
     if dest.var is not None:
         interp.set_var("::" + dest.var, text)  # a global, whichever frame is running now
         return

@@ -185,6 +185,23 @@ def _argument_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", dest="netjobs_verbose", action="store_true", help="with --netjobs: show progress and the full tables")
     parser.add_argument("-l", dest="netjobs_log", action="store_true",
                         help="with --netjobs: a timestamped log per test, beside the configuration file")
+    parser.add_argument("-s", dest="netjobs_simulate", action="store_true",
+                        help="with --netjobs: simulate the tests (as --simulate does) instead of running them")
+    sim = parser.add_argument_group("simulation (psched.shell.simulate; see docs/operators.md)")
+    sim.add_argument("--simulate", metavar="DURATION",
+                     help="run the FILEs with the real scheduler and controller on virtual time for DURATION "
+                          "(90s, 8h, 7d, 1h30m), with simulated hosts and jobs: nothing is started, no socket "
+                          "opened, nothing written to $SCHED_HOME; print the timeline and a summary per task "
+                          "and per host")
+    sim.add_argument("--start", metavar="TIME", help="with --simulate: the virtual start, YYYY-MM-DD HH:MM or HH:MM "
+                                                      "(today); default: now")
+    sim.add_argument("--faults", metavar="FILE", help="with --simulate: what jobs, exec, hosts and the controller "
+                                                      "do (job/exec/host/controller rules; docs/operators.md)")
+    sim.add_argument("--seed", metavar="N", type=int, default=0,
+                     help="with --simulate: the seed of every random draw (job times from ranges, retry jitter)")
+    sim.add_argument("--json", action="store_true", help="with --simulate: JSON lines instead of the tables")
+    sim.add_argument("--job-time", metavar="S", default="1",
+                     help="with --simulate: how long a job runs unless the faults file says (default 1 s)")
     parser.add_argument("--version", action=_VersionAction)
     return parser
 
@@ -228,6 +245,15 @@ def _main(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
         parser.error("--ha and --ha-ttl go with --serve")
     if args.ha_ttl is not None and args.ha_ttl < 2:
         parser.error("--ha-ttl: at least 2 seconds (etcd's shortest lease)")
+    simulating = args.simulate is not None or args.netjobs_simulate
+    if simulating and (args.serve or args.attach or args.stop):
+        parser.error("--simulate goes with FILEs, -c or --netjobs, not with --serve, --attach or --stop")
+    if args.netjobs_simulate and args.netjobs is None:
+        parser.error("-s goes with --netjobs")
+    if not simulating and (args.start is not None or args.faults is not None or args.json):
+        parser.error("--start, --faults and --json go with --simulate")
+    if simulating:
+        return _simulate(parser, args)
     if args.attach or args.stop:
         if args.files:
             parser.error("--attach and --stop take no FILE")
@@ -276,6 +302,38 @@ def _main(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
         except Exception:  # leaving anyway; say why the loop did not close cleanly
             log.exception("closing the event loop failed")
         _settle_stdout()
+
+
+def _simulate(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
+    """`sched --simulate ...` (and `sched --netjobs FILE -s`): psched.shell.simulate."""
+    import time
+
+    from ..scheduler.simfaults import FaultsError
+    from . import simulate  # the controller's code only when simulating (start-up cost)
+
+    logging.basicConfig(level=logging.ERROR, format="sched: %(levelname)s: %(name)s: %(message)s")
+    duration = args.simulate or f"{simulate.NETJOBS_DURATION:g}s"
+    try:
+        options = simulate.options_from(duration, args.start, args.faults, args.seed, args.job_time, time.time())
+    except simulate.OptionError as exc:
+        parser.error(str(exc))
+    except FaultsError as exc:
+        print(exc.render(), file=sys.stderr)
+        return ExitStatus.USAGE
+    interp = Interp()
+    if args.name is not None:
+        interp.extensions[SCHED_NAME_KEY] = args.name
+
+    def script() -> Any:
+        if args.netjobs is not None:
+            return run_netjobs_file(interp, args.netjobs, verbose=args.netjobs_verbose, log=False)
+        for path in args.files:
+            interp.eval_file(path)
+        if args.script is not None:
+            interp.eval(args.script, "-c")
+        return None
+
+    return simulate.simulate(interp, options, script, as_json=args.json, wait_to_end=args.netjobs is None)
 
 
 def _wait_for_the_work(interp: Any) -> None:

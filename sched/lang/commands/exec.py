@@ -26,6 +26,10 @@ carrying that text unless `-ignorestderr`. One difference from Tcl: a program be
 that dies of SIGPIPE (its reader finished first, as in `yes | head -1`) is not an error.
 Background pipelines (`&`) are not supported.
 
+A simulation (`sched --simulate`) hands in an ExecRunner under EXEC_RUNNER_KEY in
+`interp.extensions`: then `exec` starts nothing and the runner gives the result (or raises
+the error) instead.
+
 Ctrl-C: the terminal sends SIGINT to the children itself; we also watch
 `interp.interrupted` while waiting, and when it is set we stop the children (SIGTERM, then
 SIGKILL after a grace period) and raise "interrupted".
@@ -40,7 +44,7 @@ import subprocess
 import tempfile
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import IO, Any
+from typing import IO, Any, Protocol
 
 from ..errors import ScriptError
 from ..registry import BUILTINS
@@ -348,6 +352,17 @@ def _check_status(pipe: Pipeline, procs: list[subprocess.Popen], stderr_text: st
         raise ScriptError(text)
 
 
+EXEC_RUNNER_KEY = "exec.runner"
+"""Key in `interp.extensions` of the ExecRunner that stands in for running programs."""
+
+
+class ExecRunner(Protocol):
+    """What runs `exec`'s words instead of starting programs (sched --simulate records them)."""
+
+    def run(self, words: list[str]) -> str:
+        """The result of `exec WORDS` (the words after the options); ScriptError for a failure."""
+
+
 @BUILTINS.command("exec ?-ignorestderr? ?-keepnewline? ?--? arg ?arg ...?",
                   "run programs (| pipelines, < > >> 2> 2>@1 << redirections) and return their output")
 def cmd_exec(interp: Any, argv: list[str]) -> str:
@@ -366,5 +381,8 @@ def cmd_exec(interp: Any, argv: list[str]) -> str:
             raise ScriptError(f'exec: bad option "{word}": must be -ignorestderr, -keepnewline, or --')
     if i >= len(argv):
         raise ScriptError('wrong # args: should be "exec ?-option ...? arg ?arg ...?"')
+    runner: ExecRunner | None = interp.extensions.get(EXEC_RUNNER_KEY)
+    if runner is not None:
+        return runner.run(argv[i:])
     pipe = parse_pipeline(argv[i:])
     return run_pipeline(interp, pipe, ignore_stderr=ignore_stderr, keep_newline=keep_newline)
