@@ -308,7 +308,7 @@ def _simulate(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     """`sched --simulate ...` (and `sched --netjobs FILE -s`): psched.shell.simulate."""
     import time
 
-    from ..scheduler.simfaults import FaultsError
+    from ..scheduler.simfaults import FaultsError  # the simulation's code only when simulating (start-up cost)
     from . import simulate  # the controller's code only when simulating (start-up cost)
 
     logging.basicConfig(level=logging.ERROR, format="sched: %(levelname)s: %(name)s: %(message)s")
