@@ -35,6 +35,7 @@ from typing import Any, Callable, Protocol
 
 from pclient import protocol as agent_protocol
 from pcontrol.config import ControllerConfig
+from pcontrol.errors import ClientError
 from pcontrol.controller import Controller
 from pcontrol.inprocess import InProcessAddress
 from pcontrol.outcome import from_agent
@@ -124,6 +125,32 @@ class MemoryHarvestLog(HarvestLog):
     def compact(self, still_held: set[str]) -> None:
         self.keys &= still_held
         self._dropped = 0
+
+
+class SimControllerLink(ControllerLink):
+    """sched's real controller link, on the simulated controller: no home of its own (no run
+    ledger, its harvest log in memory), and no daemon to start, stop or switch to."""
+
+    def __init__(self, sched: JobSink, address: InProcessAddress):
+        super().__init__(sched, home=SIM_HOME, auto_start=False, address=address)  # type: ignore[arg-type]
+        self.harvests = MemoryHarvestLog()
+
+    @property
+    def home(self) -> None:  # type: ignore[override]
+        return None  # the scheduler keeps no run ledger for the next sched
+
+    def start_daemon(self) -> Any:
+        from pcontrol.daemon import DaemonResult  # loaded with the controller already
+
+        return DaemonResult(True, "pcontrol already running (the simulated controller)")
+
+    def stop_daemon(self, kill: bool = False, force: bool = False, on_purpose: bool = False) -> Any:
+        from pcontrol.daemon import DaemonResult  # loaded with the controller already
+
+        return DaemonResult(False, "the simulated controller is not stopped by a simulation")
+
+    async def retarget(self, address: Any) -> None:
+        raise ClientError("a simulation has one controller, the simulated one")
 
 
 class SimLocalBackend:
@@ -230,8 +257,7 @@ class Simulation:
         sched = Scheduler(interp, clock=self.clock)
         interp.clock = self.clock
         sched.local = SimLocalBackend(sched, self.opener)
-        link = ControllerLink(sched, home=SIM_HOME, auto_start=False, address=self.address)  # type: ignore[arg-type]
-        link.harvests = MemoryHarvestLog()
+        link = SimControllerLink(sched, self.address)
         sched.remote = link
         sched.syncs = SyncBackend(sched, lambda: sync_defs(interp), lambda: link)
         sched.job_listeners = [self.timeline.job_changed]  # no joblog file: recorded instead
