@@ -304,8 +304,10 @@ class Simulation:
         where = f"(faults line {fault.line})"
         if fault.kind == "down":
             span = "" if fault.duration is None else f" for {fault.duration:g} s"
-            reason = "simulated: the host went down" if fault.duration != 0 else "simulated: its agent was killed"
-            self.timeline.note("fault", host=fault.target, detail=f"host down{span} {where}")
+            killed = fault.duration == 0
+            reason = "simulated: its agent was killed" if killed else "simulated: the host went down"
+            self.timeline.note("fault", host=fault.target, detail=f"agent killed {where}" if killed
+                               else f"host down{span} {where}")
             until = self.options.duration * 2 + 1 if fault.duration is None else fault.duration
             self.opener.kill(fault.target, reason, down_for=until)
         elif fault.kind == "clock":
