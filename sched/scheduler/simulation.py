@@ -58,7 +58,7 @@ from .virtualloop import VirtualLoop
 
 log = logging.getLogger(__name__)
 
-__all__ = ["RoundSource", "SimClock", "SimOptions", "Simulation", "SimulationOver", "SIM_HOME"]
+__all__ = ["ROUND_SOURCE_KEY", "RoundSource", "SimClock", "SimOptions", "Simulation", "SimulationOver", "SIM_HOME"]
 
 SIM_HOME = Path("/nonexistent/sched-simulation")
 """The home the simulated controller link names (for its owner id): never created, never read."""
@@ -72,9 +72,15 @@ class SimulationOver(QuitRequest):
     """The simulated duration has passed: raised out of the wait under way (a script's `wait`)."""
 
 
+ROUND_SOURCE_KEY = "simulation.rounds"
+"""Key in `interp.extensions` of the simulation's RoundSource (absent outside a simulation)."""
+
+
 class RoundSource(Protocol):
     """The seam for probe rounds (issue 16): what a simulation hands their scheduling, so that
-    their random times come from --seed and their waits from the virtual clock."""
+    their random times come from --seed and their waits from the virtual clock (the Simulation
+    is one; found under ROUND_SOURCE_KEY in `interp.extensions`). Rounds themselves are not
+    simulated here: their code plugs in by drawing from `rng()` and reading `now()`."""
 
     def rng(self) -> random.Random: ...
 
@@ -251,6 +257,15 @@ class Simulation:
         self.sched = self._scheduler()
         self.controller.subscribe(self.timeline)
         interp.extensions[EXEC_RUNNER_KEY] = SimExec(options.faults, self.timeline)
+        interp.extensions[ROUND_SOURCE_KEY] = self
+
+    # -- RoundSource -------------------------------------------------------------------------
+
+    def rng(self) -> random.Random:
+        return self.random
+
+    def now(self) -> float:
+        return self.clock.wall()
 
     def _scheduler(self) -> Scheduler:
         interp = self.interp
@@ -279,6 +294,9 @@ class Simulation:
     def run(self, script: Callable[[], Any], wait_to_end: bool = True) -> int:
         """Run the script, then (`wait_to_end`) virtual time up to the end; the script's exit status."""
         run_until(self.controller.start(watch_loop=False), "simulate", interruptible=False)
+        link = self.sched.remote
+        assert isinstance(link, SimControllerLink)
+        run_until(link.connect(), "simulate", interruptible=False)  # `controller status` asks no socket
         for fault in self.options.faults.events:
             self.loop.call_at(fault.at, self._apply, fault)
         self.loop.call_at(self.options.duration, self._over)

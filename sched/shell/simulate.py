@@ -22,7 +22,7 @@ from typing import Any, Callable
 from ..lang.clock import local_zone
 from ..lang.errors import SchedError
 from ..scheduler.eventloop import close_loop
-from ..scheduler.simfaults import Faults, FaultsError, parse_faults, parse_span
+from ..scheduler.simfaults import Faults, parse_faults, parse_span
 from ..scheduler.simulation import SimOptions, Simulation
 from .session import ExitStatus, run_exit_hooks
 

@@ -60,6 +60,9 @@ task a
   command backup.sh
   host h1 -required
   nmax 2
+  task.exit default
+    set ::said [string trim $stdout]
+  end
 end
 task b
   command probe --fast
@@ -78,14 +81,17 @@ task d
   nmax 1
 end
 run
+wait
+puts "a said: $said"
 """
     faults = """
-job "backup.sh" takes 3s exits 2
+job "backup.sh" takes 3s exits 2 prints "partial copy\\n"
 job "probe *" takes 1s crashes SIGABRT
 job "sync-db" times out
 """
     status, out, err = simulate(tmp_path, script, faults, "--json")
     assert status == 0, err
+    assert "a said: partial copy" in out  # the exit macro saw what the faults file says it printed
     got = ends(out)
     assert ("a", 1, "h1", "EXIT 2") in got and ("a", 5, "h1", "EXIT 2") in got
     assert ("b", 2, "h1", "CRASH SIGABRT") in got

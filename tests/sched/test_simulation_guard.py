@@ -18,7 +18,7 @@ from pathlib import Path
 
 from psched.lang.interp import Interp
 from psched.scheduler import loop, timing
-from psched.scheduler.eventloop import close_loop, run_until
+from psched.scheduler.eventloop import close_loop
 from psched.scheduler.remote import ControllerLink
 from psched.scheduler.simfaults import Faults
 from psched.scheduler.simulation import SimOptions, Simulation
