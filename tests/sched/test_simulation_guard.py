@@ -38,6 +38,7 @@ PRODUCTION = {"Scheduler", "Controller", "HostTable", "DispatchIndex", "FreeHost
 
 
 def test_a_simulation_is_made_of_the_production_classes() -> None:
+    close_loop()  # a simulation installs its own loop as the process's: none may be made yet
     interp = Interp()
     sim = Simulation(interp, SimOptions(duration=600, start_wall=1_740_996_000.0, tz=timing.timezone.utc,
                                         faults=Faults(), seed=1))
