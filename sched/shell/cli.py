@@ -326,6 +326,8 @@ def _simulate(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
 
     def script() -> Any:
         if args.netjobs is not None:
+            from .netjobs import run_netjobs_file  # loads the scheduler: only for --netjobs (start-up)
+
             return run_netjobs_file(interp, args.netjobs, verbose=args.netjobs_verbose, log=False)
         for path in args.files:
             interp.eval_file(path)
