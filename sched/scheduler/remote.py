@@ -96,10 +96,10 @@ class HarvestLog:
 
     A key begun and never ended is a macro that its sched died in (`interrupted`): the next
     sched runs it again. A bare key written by an older sched (which wrote it before the macro
-    only) counts as ended.
+    only) counts as ended. With no path (a simulation) the log is kept in memory only.
     """
 
-    def __init__(self, path: Path):
+    def __init__(self, path: Path | None):
         self.path = path
         self.keys: set[str] = set()  # begun or ended
         self.unfinished: set[str] = set()  # begun, not ended
@@ -108,6 +108,8 @@ class HarvestLog:
         self._acked: deque[tuple[float, str]] = deque()  # (when the controller answered, key)
         begun: set[str] = set()
         try:
+            if path is None:
+                raise FileNotFoundError
             with open(path, encoding="utf-8") as fh:
                 for line in fh:
                     line = line.strip()
@@ -140,6 +142,8 @@ class HarvestLog:
         self.unfinished.discard(key)
 
     def _append(self, line: str) -> None:
+        if self.path is None:
+            return
         if self._fh is None:
             self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
             self._fh = open(self.path, "a", encoding="utf-8")
@@ -176,6 +180,9 @@ class HarvestLog:
         gone = (self.keys if listed is None else self.keys & listed) - still_held
         keep = self.keys - gone
         self._dropped = 0
+        if self.path is None:
+            self.keys, self.unfinished = keep, self.unfinished & keep
+            return
         if keep == self.keys and not self.path.exists():
             return
         if self._fh is not None:

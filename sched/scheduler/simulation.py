@@ -119,27 +119,13 @@ class SimOptions:
     job_time: float = 1.0
 
 
-class MemoryHarvestLog(HarvestLog):
-    """The link's harvest log, kept in memory only (a simulation writes no file)."""
-
-    def __init__(self) -> None:
-        super().__init__(SIM_HOME / "harvested.log")
-
-    def add(self, key: str) -> None:
-        self.keys.add(key)
-
-    def compact(self, still_held: set[str]) -> None:
-        self.keys &= still_held
-        self._dropped = 0
-
-
 class SimControllerLink(ControllerLink):
     """sched's real controller link, on the simulated controller: no home of its own (no run
     ledger, its harvest log in memory), and no daemon to start, stop or switch to."""
 
     def __init__(self, sched: JobSink, address: InProcessAddress):
         super().__init__(sched, home=SIM_HOME, auto_start=False, address=address)  # type: ignore[arg-type]
-        self.harvests = MemoryHarvestLog()
+        self.harvests = HarvestLog(None)  # in memory only: a simulation writes no file
 
     @property
     def home(self) -> None:  # type: ignore[override]
