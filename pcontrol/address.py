@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-__all__ = ["parse_host_port", "format_address"]
+import ipaddress
+
+__all__ = ["parse_host_port", "format_address", "is_loopback"]
 
 
 def parse_host_port(text: str, *, lowest_port: int = 1) -> tuple[str, int]:
@@ -23,3 +25,13 @@ def parse_host_port(text: str, *, lowest_port: int = 1) -> tuple[str, int]:
 def format_address(host: str, port: int) -> str:
     """The HOST:PORT that parse_host_port reads back (IPv6 in brackets)."""
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def is_loopback(host: str) -> bool:
+    """True for `localhost` and loopback addresses (127.0.0.0/8, ::1)."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

@@ -5,6 +5,9 @@
     pcontrol [--home DIR] stop ?-kill? ?-force?   stop it (running jobs go on under their
                                                   agents' lease; -kill: end every job); with
                                                   jobs out it refuses unless -force
+    pcontrol [--home DIR] web [WEB OPTIONS]       the read-only status page and /metrics, a
+                                                  process of its own reading pcontrol as a
+                                                  client (pweb.cli; --connect works too)
     pcontrol agent-bundle FILE                    write the agent as one file (a zipapp) that
                                                   runs with `python3 FILE ...` (no daemon needed)
     pcontrol [--home DIR] COMMAND ...             run one controller command, print the result
@@ -46,6 +49,8 @@ from .verbs import TABLE
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 USAGE = """usage: pcontrol [--home DIR] start|serve|stop [options]
+       pcontrol [--home DIR] [--connect HOST:PORT] web [--listen HOST:PORT] [--token-file FILE]
+                                           (the status page and /metrics; web --help)
        pcontrol agent-bundle FILE          (the agent as one file: python3 FILE ...)
        pcontrol [--home DIR] [--connect HOST:PORT [--secret-file FILE]] COMMAND ...
                                            (see `pcontrol help`)
@@ -201,6 +206,10 @@ def _main(argv: Sequence[str] | None) -> int:
         print(f"pcontrol: --connect: {exc}" if "connect" in options else f"pcontrol: {exc}",
               file=sys.stderr)
         return 2
+    if verb == "web":
+        # loaded only for `web`: aiohttp and prometheus_client cost nothing to the other verbs
+        from pweb.cli import main as web_main
+        return web_main(paths.home, address, args[1:])
     if verb is None:
         if sys.stdin.isatty() and sys.stdout.isatty():
             if address.is_tcp:

@@ -689,4 +689,5 @@ class Controller(AgentReports, OperatorRequests):
             failing_for = round(asyncio.get_running_loop().time() - journal.failed_since, 3)
         return {"path": str(journal.path), "failure": journal.failure,
                 "failing_for": failing_for, "size": journal.size(),
-                "backlog": journal.backlog, "held": len(self._outbox)}
+                "backlog": journal.backlog, "held": len(self._outbox),
+                "write_seconds": journal.write_times.summary()}

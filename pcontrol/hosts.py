@@ -144,6 +144,7 @@ class _Runtime:
     """Held jobs whose agent was lost by silence (it may not know yet that it was left)."""
     ready: bool = False                       # resumed (or v1): the host takes jobs
     bootstrap: bool = False
+    ping_sent: tuple[int, float] | None = None   # seq and loop time of the last ping
     """Send pcontrol's own agent even where config.remote_agent is set (it was missing
     there, or of another build)."""
     up_since: float | None = None             # loop time it became ready
@@ -563,6 +564,8 @@ class HostTable:
         if isinstance(message, agent_protocol.Pong):
             host.last_pong = self.clock()
             host.agent["clock_skew"] = round(message.clock - host.last_pong, 6)
+            if runtime.ping_sent is not None and runtime.ping_sent[0] == message.seq:
+                host.agent["rtt"] = round(runtime.last_heard - runtime.ping_sent[1], 6)
         elif isinstance(message, agent_protocol.Resumed):
             if runtime.ready:
                 if not self._stopping:
@@ -672,6 +675,7 @@ class HostTable:
             if host is not None and host.held and runtime.ready and runtime.link.authed:
                 held = self.listener.held_words(host)
             self._ping_seq += 1
+            runtime.ping_sent = (self._ping_seq, asyncio.get_running_loop().time())
             runtime.link.send(agent_protocol.Ping(seq=self._ping_seq, held=held))
 
     def _silence_limit(self) -> float:

@@ -41,6 +41,7 @@ import logging
 import os
 import sqlite3
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -121,6 +122,32 @@ class _Dirty:
     value: Any
 
 
+#: Upper bounds (seconds) of the journal's write-time tally (status -json, the web's /metrics).
+WRITE_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0)
+
+
+class WriteTimes:
+    """How long the journal's transactions took: counts by upper bound, cumulative as
+    Prometheus histograms are, and their sum."""
+
+    def __init__(self) -> None:
+        self.counts = [0] * (len(WRITE_BUCKETS) + 1)     # the last: above every bound
+        self.total = 0.0
+
+    def add(self, seconds: float) -> None:
+        index = next((i for i, bound in enumerate(WRITE_BUCKETS) if seconds <= bound),
+                     len(WRITE_BUCKETS))
+        self.counts[index] += 1
+        self.total += seconds
+
+    def summary(self) -> dict[str, Any]:
+        running, buckets = 0, []
+        for bound, count in zip((*WRITE_BUCKETS, "+Inf"), self.counts):
+            running += count
+            buckets.append([bound, running])
+        return {"buckets": buckets, "sum": round(self.total, 6), "count": running}
+
+
 class Journal:
     def __init__(self, path: Path | str, *, batch_rows: int = BATCH_ROWS,
                  batch_bytes: int = BATCH_BYTES, checkpoint_bytes: int = CHECKPOINT_BYTES,
@@ -149,6 +176,7 @@ class Journal:
         self.failure: str | None = None
         self.failed_since: float | None = None    # loop time of the first failed write
         self.commits = 0
+        self.write_times = WriteTimes()
         self.on_written: list[Callable[[], None]] = []
         """Called after every write attempt, good or bad (the outbox releases or fails)."""
 
@@ -343,6 +371,7 @@ class Journal:
             else:
                 meta.append((key, value))
         db = self._db
+        began = time.perf_counter()
         try:
             db.execute("BEGIN")
             if jobs:
@@ -359,6 +388,7 @@ class Journal:
         except sqlite3.Error as exc:
             self._failed(exc)
             return False
+        self.write_times.add(time.perf_counter() - began)
         for key in batch:
             del self._dirty[key]
         self.commits += 1

@@ -32,7 +32,6 @@ from __future__ import annotations
 import asyncio
 import enum
 import functools
-import ipaddress
 import logging
 import os
 import resource
@@ -40,7 +39,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import auth
-from .address import parse_host_port
+from .address import is_loopback, parse_host_port
 from .auth import peer_uid
 from .controller import Controller
 from .errors import ErrorCode, WireError
@@ -125,15 +124,6 @@ async def _drop_input(reader: asyncio.StreamReader, budget: int) -> None:
 def parse_listen(text: str) -> tuple[str, int]:
     """`HOST:PORT` (an IPv6 address as `[ADDR]:PORT`) for --listen (port 0: any free port)."""
     return parse_host_port(text, lowest_port=0)
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 class _LineReader:
@@ -534,7 +524,7 @@ class ControlServer:
         self.tcp_addresses = [sock.getsockname()[:2] for sock in self._tcp_server.sockets]
         for address in self.tcp_addresses:
             log.info("listening on TCP %s:%d (clients must prove the secret)", *address)
-        if not _is_loopback(host):
+        if not is_loopback(host):
             log.warning("the TCP listener on %s is not loopback-only; its traffic is not "
                         "encrypted (use a trusted network or an ssh tunnel)", host)
 
