@@ -82,8 +82,27 @@ def is_ok(record: dict[str, Any]) -> bool:
     return record.get("outcome") == "EXIT" and record.get("status") == 0
 
 
+def outcome_key(record: dict[str, Any]) -> str | None:
+    """OK for an exit status 0, else the outcome (None while the job has not finished)."""
+    return "OK" if is_ok(record) else record.get("outcome")
+
+
+#: The fields the mirror indexes, and how each is read from a record.
+INDEXED = {
+    "task": lambda r: r.get("task"),
+    "host": lambda r: r.get("ran_on") or r.get("host"),
+    "state": lambda r: r.get("state"),
+    "outcome": outcome_key,
+}
+
+
 class JobMirror:
-    """Jobs by id (newest first on the page) and hosts by name."""
+    """Jobs by id (newest first on the page) and hosts by name.
+
+    Each filterable field has an index (value -> set of ids), so a filtered page costs the
+    size of its answer, not of the table; counts and the per-minute tally of finished jobs
+    are kept as jobs change, so the overview and the plot cost nothing per job.
+    """
 
     def __init__(self, listener: MirrorListener | None = None, *, keep: int = DEFAULT_KEEP,
                  keep_age: float = DEFAULT_KEEP_AGE):
@@ -93,6 +112,8 @@ class JobMirror:
         self.jobs: dict[int, dict[str, Any]] = {}
         self._ids: list[int] = []                      # sorted
         self._finished: collections.deque[int] = collections.deque()   # in the order they ended
+        self._index: dict[str, dict[Any, set[int]]] = {name: {} for name in INDEXED}
+        self._per_minute: dict[int, collections.Counter[str]] = {}
         self.hosts: dict[str, dict[str, Any]] = {}
         self.version = 0                               # bumped on every change
 
@@ -104,7 +125,10 @@ class JobMirror:
         before = self.jobs.get(job_id)
         if before is not None and "stdout" in before and "stdout" not in record:
             record = dict(record, stdout=before["stdout"], stderr=before.get("stderr", ""))
+        if before is not None:
+            self._unindex(job_id, before)
         self.jobs[job_id] = record
+        self._reindex(job_id, record)
         if before is None:
             if not self._ids or job_id > self._ids[-1]:
                 self._ids.append(job_id)
@@ -117,6 +141,36 @@ class JobMirror:
         if self.listener is not None:
             self.listener.job_seen(record, before)
         return before
+
+    def _reindex(self, job_id: int, record: dict[str, Any]) -> None:
+        for name, read in INDEXED.items():
+            self._index[name].setdefault(read(record), set()).add(job_id)
+        minute = self._minute_of(record)
+        if minute is not None:
+            self._per_minute.setdefault(minute, collections.Counter())[outcome_key(record) or "?"] += 1
+
+    def _unindex(self, job_id: int, record: dict[str, Any]) -> None:
+        for name, read in INDEXED.items():
+            index = self._index[name]
+            key = read(record)
+            ids = index.get(key)
+            if ids is not None:
+                ids.discard(job_id)
+                if not ids:
+                    del index[key]
+        minute = self._minute_of(record)
+        if minute is not None:
+            tally = self._per_minute[minute]
+            tally[outcome_key(record) or "?"] -= 1
+            if not +tally:
+                del self._per_minute[minute]
+
+    @staticmethod
+    def _minute_of(record: dict[str, Any]) -> int | None:
+        ended = record.get("ended")
+        if record.get("state") != "DONE" or ended is None:
+            return None
+        return int(ended // 60)
 
     def take_hosts(self, records: Iterable[dict[str, Any]]) -> None:
         """The whole host list (`hosts -json`)."""
@@ -139,6 +193,7 @@ class JobMirror:
                 return
             job_id = self._finished.popleft()
             if oldest is not None and oldest.get("state") == "DONE":
+                self._unindex(job_id, oldest)
                 del self.jobs[job_id]
                 index = bisect.bisect_left(self._ids, job_id)
                 if index < len(self._ids) and self._ids[index] == job_id:
@@ -146,66 +201,73 @@ class JobMirror:
 
     # -- reading ----------------------------------------------------------------------------
 
+    def _matching(self, where: JobFilter) -> list[int] | None:
+        """The ids that match, newest first; None for "every job" (no filter)."""
+        chosen: list[set[int]] = []
+        for name in ("task", "host", "state"):
+            value = getattr(where, name)
+            if value is not None:
+                chosen.append(self._index[name].get(value, set()))
+        if where.outcome == "FAILED":
+            failed: set[int] = set()
+            for key, ids in self._index["outcome"].items():
+                if key not in (None, "OK"):
+                    failed |= ids
+            chosen.append(failed)
+        elif where.outcome == "EXIT":
+            chosen.append(self._index["outcome"].get("EXIT", set())
+                          | self._index["outcome"].get("OK", set()))
+        elif where.outcome is not None:
+            chosen.append(self._index["outcome"].get(where.outcome, set()))
+        if not chosen:
+            return None
+        chosen.sort(key=len)
+        ids = set(chosen[0]).intersection(*chosen[1:]) if len(chosen) > 1 else chosen[0]
+        return sorted(ids, reverse=True)
+
     def page(self, where: JobFilter, offset: int = 0, limit: int = 50) -> Page:
         """The jobs that match, newest first, `limit` of them from `offset`."""
         limit = max(1, min(limit, MAX_PAGE))
         offset = max(0, offset)
-        rows: list[dict[str, Any]] = []
-        total = 0
-        jobs = self.jobs
-        everything = where == JobFilter()
-        if everything:
+        matching = self._matching(where)
+        if matching is None:
             total = len(self._ids)
-            end = len(self._ids) - offset
-            chosen = self._ids[max(0, end - limit):max(0, end)]
-            rows = [row(jobs[i]) for i in reversed(chosen)]
-            return Page(rows, total, offset, limit)
-        for job_id in reversed(self._ids):
-            record = jobs[job_id]
-            if where.matches(record):
-                if offset <= total < offset + limit:
-                    rows.append(row(record))
-                total += 1
-        return Page(rows, total, offset, limit)
+            end = total - offset
+            chosen = reversed(self._ids[max(0, end - limit):max(0, end)])
+        else:
+            total = len(matching)
+            chosen = iter(matching[offset:offset + limit])
+        return Page([row(self.jobs[i]) for i in chosen], total, offset, limit)
 
     def counts(self) -> dict[str, Any]:
-        """Jobs by state and finished jobs by outcome (with OK / FAILED), tasks and hosts seen:
-        what the page's filters offer."""
-        states: collections.Counter[str] = collections.Counter()
-        outcomes: collections.Counter[str] = collections.Counter()
-        tasks: set[str] = set()
-        for r in self.jobs.values():
-            states[r.get("state") or "?"] += 1
-            if r.get("outcome"):
-                outcomes[r["outcome"]] += 1
-            if r.get("task"):
-                tasks.add(r["task"])
-        return {"states": dict(states), "outcomes": dict(outcomes), "tasks": sorted(tasks),
+        """Jobs by state and finished jobs by outcome (OK apart from EXIT), the tasks and
+        hosts seen: what the page's filters offer."""
+        def sizes(name: str) -> dict[str, int]:
+            return {key: len(ids) for key, ids in self._index[name].items() if key is not None}
+        return {"states": sizes("state"), "outcomes": sizes("outcome"),
+                "tasks": sorted(k for k in self._index["task"] if k is not None),
                 "total": len(self.jobs)}
 
     def finished_per_minute(self, now: float, hours: float) -> dict[str, Any]:
         """Jobs finished per minute by outcome over the last `hours` (OK apart from EXIT)."""
         minutes = max(1, int(hours * 60))
-        start = (int(now // 60) - minutes + 1) * 60
+        first = int(now // 60) - minutes + 1
         series: dict[str, list[int]] = {}
-        for r in self.jobs.values():
-            ended = r.get("ended")
-            if r.get("state") != "DONE" or ended is None or ended < start:
-                continue
-            slot = min(minutes - 1, int((ended - start) // 60))
-            key = "OK" if is_ok(r) else (r.get("outcome") or "?")
-            series.setdefault(key, [0] * minutes)[slot] += 1
-        return {"start": start, "step": 60, "minutes": minutes, "series": series}
+        for minute, tally in self._per_minute.items():
+            if first <= minute < first + minutes:
+                for key, count in tally.items():
+                    if count:
+                        series.setdefault(key, [0] * minutes)[minute - first] += count
+        return {"start": first * 60, "step": 60, "minutes": minutes, "series": series}
 
     def run_times(self, task: str, limit: int = 500) -> list[dict[str, Any]]:
         """A task's finished jobs (the newest `limit`): when each ended, how long it ran."""
+        ids = self._index["task"].get(task, set()) & self._index["state"].get("DONE", set())
         points = []
-        for job_id in reversed(self._ids):
+        for job_id in sorted(ids, reverse=True)[:limit]:
             r = self.jobs[job_id]
-            if r.get("task") == task and r.get("state") == "DONE" and r.get("elapsed") is not None:
+            if r.get("elapsed") is not None:
                 points.append({"id": job_id, "ended": r.get("ended"), "elapsed": r["elapsed"],
                                "ok": is_ok(r)})
-                if len(points) >= limit:
-                    break
         points.reverse()
         return points

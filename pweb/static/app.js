@@ -104,7 +104,9 @@ async function loadOverview() {
   $("summary").textContent = c.status ? `${st.PENDING || 0} pending, ${st.BUSY || 0} running, ${st.DONE || 0} done` : "";
   const tasks = new Set([...data.jobs.tasks, ...view.tasks]);
   fillChoices($("f-task"), [...tasks].sort());
-  fillChoices($("plot-task"), [...tasks].sort());
+  const plotTask = $("plot-task"), hadTask = plotTask.value;
+  fillChoices(plotTask, [...tasks].sort());
+  if (!hadTask && plotTask.options.length) { plotTask.value = plotTask.options[0].value; plotRuntimes().catch(console.error); }
 }
 
 // -- jobs -------------------------------------------------------------------------------------
@@ -198,7 +200,8 @@ function svg(tag, attrs, text) {
 async function plotFinished() {
   const data = await getJSON(`/api/v1/plots/finished?hours=${$("plot-hours").value}`);
   const plot = $("plot-finished");
-  const W = 900, H = 200, L = 40, B = 20;
+  const W = plot.clientWidth || 900, H = 200, L = 40, B = 20;
+  plot.setAttribute("viewBox", `0 0 ${W} ${H}`);
   const keys = Object.keys(data.series).sort();
   const totals = new Array(data.minutes).fill(0);
   for (const k of keys) data.series[k].forEach((n, i) => { totals[i] += n; });
@@ -233,7 +236,8 @@ async function plotRuntimes() {
   const plot = $("plot-runtimes");
   if (!task) { plot.replaceChildren(svg("text", { x: 50, y: 100, class: "axis-label" }, "no task has finished jobs yet")); return; }
   const data = await getJSON(`/api/v1/plots/runtimes?task=${encodeURIComponent(task)}`);
-  const W = 900, H = 200, L = 40, B = 20;
+  const W = plot.clientWidth || 900, H = 200, L = 40, B = 20;
+  plot.setAttribute("viewBox", `0 0 ${W} ${H}`);
   const pts = data.points;
   const top = Math.max(0.001, ...pts.map((p) => p.elapsed));
   const t0 = pts.length ? pts[0].ended : 0, t1 = pts.length ? pts[pts.length - 1].ended : 1;
@@ -271,6 +275,9 @@ function follow() {
     if (msg.resync) { soon("all", refreshAll); return; }
     const missing = updateRows(msg.jobs || []);
     if ((missing && view.offset === 0) || filterQuery().toString()) soon("jobs", loadJobs);
+    if ((msg.jobs || []).some((r) => r.state === "DONE")) {
+      soon("plots", () => { plotFinished().catch(console.error); plotRuntimes().catch(console.error); }, 3000);
+    }
     if (msg.other || (msg.jobs || []).length) soon("other", () => { loadOverview().catch(console.error); loadHosts().catch(console.error); loadTasks().catch(console.error); }, 1000);
   });
 }
