@@ -35,6 +35,7 @@ agents kill their sync jobs when their controller goes).
 from __future__ import annotations
 
 import asyncio
+import collections
 import itertools
 import logging
 import time
@@ -148,6 +149,10 @@ class _Run:
         return outcome_text(target.outcome, target.status, target.signal)
 
 
+#: Finished runs `sync runs` remembers (their results without the targets' output).
+RECENT_RUNS = 20
+
+
 class SyncRuns:
     """The runs under way, and how a run goes (module docstring)."""
 
@@ -163,6 +168,8 @@ class SyncRuns:
         self._numbers = itertools.count(1)
         self._runs: dict[int, _Run] = {}
         self._host_events: dict[str, asyncio.Event] = {}
+        self.recent: collections.deque[dict[str, Any]] = collections.deque(maxlen=RECENT_RUNS)
+        """The last runs' results, oldest first, without output (not journaled)."""
 
     # -- routing -------------------------------------------------------------------------
 
@@ -277,6 +284,8 @@ class SyncRuns:
             del self._runs[number]
         result = self._result(run)
         result["added_hosts"] = added
+        self.recent.append(dict(result, ended=self._clock(), targets=[
+            {k: v for k, v in t.items() if k not in ("stdout", "stderr")} for t in result["targets"]]))
         return result
 
     async def _go_through(self, run: _Run) -> None:

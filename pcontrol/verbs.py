@@ -263,6 +263,15 @@ async def _sync_run(session: Session, args: dict[str, Any]) -> CommandResult:
     return CommandResult(result_text(result, output=not args["quiet"]), result)
 
 
+@command("sync runs", "?-json?", "the last synchronized runs that ended (up to 20, newest last): "
+                                "verdict, start skew, and each target's start offset, without output")
+def _sync_runs(session: Session, args: dict[str, Any]) -> CommandResult:
+    runs = list(session.controller.syncs.recent)
+    text = "\n".join(f"{r['name']}: {r['verdict']}, {r['succeeded']}/{r['total']} succeeded, "
+                     f"start skew max {r['skew_ms']['max']} ms" for r in runs)
+    return CommandResult(text or "no synchronized run has ended", runs)
+
+
 @command("sync kill", "NAME", "end the sync runs named NAME now: their targets are killed (KILLED) "
                               "and each run answers its `sync run` with a failed verdict")
 def _sync_kill(session: Session, args: dict[str, Any]) -> CommandResult:

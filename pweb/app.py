@@ -10,6 +10,8 @@
                                    its stdout and stderr
     GET /api/v1/plots/finished?hours=H    jobs finished per minute by outcome
     GET /api/v1/plots/runtimes?task=T     a task's run times
+    GET /api/v1/syncs              `sync runs -json`: the last synchronized runs, with each
+                                   target's start offset (start_ms)
     GET /api/v1/events             server-sent events: changed job rows, "other", "resync"
     GET /metrics                   Prometheus text format (prometheus_client)
 
@@ -223,6 +225,10 @@ async def _plot_runtimes(request: web.Request) -> web.Response:
     return _json({"task": task, "points": request.app[STATE].mirror.run_times(task)})
 
 
+async def _syncs(request: web.Request) -> web.Response:
+    return _json({"runs": request.app[STATE].controller.syncs})
+
+
 async def _events(request: web.Request) -> web.StreamResponse:
     fanout = request.app[STATE].fanout
     try:
@@ -262,6 +268,7 @@ def make_app(state: WebState) -> web.Application:
     app.router.add_get("/api/v1/jobs/{id}", _job)
     app.router.add_get("/api/v1/plots/finished", _plot_finished)
     app.router.add_get("/api/v1/plots/runtimes", _plot_runtimes)
+    app.router.add_get("/api/v1/syncs", _syncs)
     app.router.add_get("/api/v1/events", _events)
     app.router.add_get("/metrics", _metrics)
     return app

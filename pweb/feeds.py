@@ -62,6 +62,7 @@ class ControllerFeed:
         self.on_change = on_change or (lambda: None)
         self.client: ControllerClient | None = None
         self.status: dict[str, Any] | None = None
+        self.syncs: list[dict[str, Any]] = []     # `sync runs`: the last synchronized runs
         self.error: str | None = "not connected yet"
         self.loaded = asyncio.Event()           # the first full read is done
 
@@ -110,6 +111,9 @@ class ControllerFeed:
     async def _poll_once(self, client: ControllerClient) -> None:
         self.status = await client.call("status", timeout=REQUEST_TIMEOUT)
         self.mirror.take_hosts(await client.call("hosts", timeout=REQUEST_TIMEOUT))
+        syncs = await client.request(["sync", "runs"], timeout=REQUEST_TIMEOUT)
+        if syncs.ok and isinstance(syncs.data, list):     # a pcontrol older than `sync runs`: none
+            self.syncs = syncs.data
         self.status_listener.status_seen(self.status, True)
 
     def _on_event(self, event: Event) -> None:

@@ -254,6 +254,49 @@ async function plotRuntimes() {
   plot.replaceChildren(...nodes);
 }
 
+let syncRuns = [];
+async function loadSyncs() {
+  const data = await getJSON("/api/v1/syncs");
+  syncRuns = data.runs;
+  const select = $("plot-sync");
+  const chosen = select.value;
+  select.replaceChildren(...syncRuns.map((r, i) => new Option(`${r.name} ${when(r.ended)}`, String(i))).reverse());
+  if (chosen && Number(chosen) < syncRuns.length) select.value = chosen;
+  plotSync();
+}
+
+function plotSync() {
+  const plot = $("plot-sync-offsets");
+  const run = syncRuns[Number($("plot-sync").value)];
+  if (!run) {
+    $("sync-note").textContent = "";
+    plot.replaceChildren(svg("text", { x: 50, y: 100, class: "axis-label" }, "no synchronized run has ended"));
+    return;
+  }
+  const skew = run.skew_ms || {};
+  $("sync-note").textContent = `${run.verdict}, ${run.succeeded}/${run.total} succeeded, skew max ${skew.max} ms, p95 ${skew.p95} ms`;
+  const W = plot.clientWidth || 900, H = 200, L = 60, B = 20;
+  plot.setAttribute("viewBox", `0 0 ${W} ${H}`);
+  const targets = run.targets.filter((t) => t.start_ms !== null && t.start_ms !== undefined);
+  const first = Math.min(...targets.map((t) => t.start_ms));
+  const top = Math.max(0.001, ...targets.map((t) => t.start_ms - first));
+  const w = (W - L) / Math.max(1, run.targets.length);
+  const nodes = [svg("line", { x1: L, y1: H - B, x2: W, y2: H - B, class: "axis" }),
+    svg("line", { x1: L, y1: 0, x2: L, y2: H - B, class: "axis" }),
+    svg("text", { x: 2, y: 12, class: "axis-label" }, `${top.toFixed(3)} ms`)];
+  run.targets.forEach((t, i) => {
+    const label = svg("text", { x: L + i * w + 2, y: H - 4, class: "axis-label" }, `${t.index} ${t.host}`);
+    nodes.push(label);
+    if (t.start_ms === null || t.start_ms === undefined) return;
+    const h = Math.max(1, ((t.start_ms - first) / top) * (H - B - 6));
+    const bar = svg("rect", { x: L + i * w + 2, y: H - B - h, width: Math.max(1, w - 4), height: h,
+      class: t.outcome === "EXIT 0" || t.status === 0 ? "c-OK" : "c-CRASH" });
+    bar.append(svg("title", {}, `target ${t.index} on ${t.host}: +${(t.start_ms - first).toFixed(3)} ms (offset ${t.offset_ms} ms)`));
+    nodes.push(bar);
+  });
+  plot.replaceChildren(...nodes);
+}
+
 // -- live updates -------------------------------------------------------------------------------
 
 const timers = new Map();
@@ -278,7 +321,7 @@ function follow() {
     if ((msg.jobs || []).some((r) => r.state === "DONE")) {
       soon("plots", () => { plotFinished().catch(console.error); plotRuntimes().catch(console.error); }, 3000);
     }
-    if (msg.other || (msg.jobs || []).length) soon("other", () => { loadOverview().catch(console.error); loadHosts().catch(console.error); loadTasks().catch(console.error); }, 1000);
+    if (msg.other || (msg.jobs || []).length) soon("other", () => { loadOverview().catch(console.error); loadSyncs().catch(console.error); loadHosts().catch(console.error); loadTasks().catch(console.error); }, 1000);
   });
 }
 
@@ -291,8 +334,9 @@ function start() {
   $("detail-close").addEventListener("click", () => { $("detail").hidden = true; view.detail = null; });
   $("plot-hours").addEventListener("change", plotFinished);
   $("plot-task").addEventListener("change", plotRuntimes);
-  refreshAll().then(() => Promise.all([plotFinished(), plotRuntimes()])).catch(console.error);
-  setInterval(() => { plotFinished().catch(console.error); plotRuntimes().catch(console.error); }, 30000);
+  $("plot-sync").addEventListener("change", plotSync);
+  refreshAll().then(() => Promise.all([plotFinished(), plotRuntimes(), loadSyncs()])).catch(console.error);
+  setInterval(() => { plotFinished().catch(console.error); plotRuntimes().catch(console.error); loadSyncs().catch(console.error); }, 30000);
   follow();
 }
 

@@ -145,12 +145,25 @@ def test_the_tasks_of_a_sched_server_are_shown(world):
     assert set(row) >= {"state", "made", "nmax", "running", "last", "next"} and row["nmax"] == 1
 
 
+def test_a_synchronized_runs_start_offsets_are_served(world):
+    spec = {"name": "webgo", "targets": [{"host": "localhost", "argv": ["true"]},
+                                         {"host": "localhost", "argv": ["true"]}]}
+    world.pcontrol("sync", "run", json.dumps(spec))
+
+    def served():
+        return [r for r in world.page.json("/api/v1/syncs")["runs"] if r["name"] == "webgo"]
+    run = wait_until_sync(served, "the page has the sync run", WAIT)[0]
+    assert run["verdict"] == "success" and len(run["targets"]) == 2
+    assert all(t["start_ms"] is not None and "stdout" not in t for t in run["targets"])
+    assert run["skew_ms"]["max"] is not None
+
+
 # -- access --------------------------------------------------------------------------------------
 
 def test_no_url_changes_state(world):
     routes = ["/", "/static/app.js", "/api/v1/overview", "/api/v1/hosts", "/api/v1/tasks",
               "/api/v1/jobs", "/api/v1/jobs/1", "/api/v1/plots/finished",
-              "/api/v1/plots/runtimes?task=many", "/metrics"]
+              "/api/v1/plots/runtimes?task=many", "/api/v1/syncs", "/metrics"]
     before = [(j["id"], j["state"]) for j in world.jobs()]
     hosts_before = [(h["name"], h["state"], h["enabled"]) for h in world.pcontrol_json("hosts")]
     for path in routes + ["/api/v1/events"]:
