@@ -72,6 +72,13 @@ async function loadHosts() {
   fillChoices($("f-host"), data.hosts.map((h) => h.name));
 }
 
+const TASK_FIELDS = new Set(["task", "state", "host", "made", "nmax", "running", "pending", "done", "failed", "last", "next"]);
+// Whatever else a task row carries (a probe campaign's plan of its window, issue 16), as key=value.
+function extraFields(t) {
+  return Object.entries(t).filter(([k, v]) => !TASK_FIELDS.has(k) && v !== null && v !== undefined)
+    .map(([k, v]) => `${k}=${typeof v === "object" ? JSON.stringify(v) : v}`).join(" ");
+}
+
 async function loadTasks() {
   const data = await getJSON("/api/v1/tasks");
   $("tasks-note").textContent = data.running ? (data.summary ? `scheduler ${data.summary.scheduler}` : "") : `(${data.error || "no scheduler server"})`;
@@ -81,7 +88,7 @@ async function loadTasks() {
     tr.append(el("td", t.task), el("td", t.state), el("td", t.host),
       el("td", `${t.made}` + (t.nmax !== null && t.nmax !== undefined ? `/${t.nmax}` : "")),
       el("td", t.running), el("td", t.pending), el("td", t.done), el("td", t.failed),
-      el("td", t.last || "-"), el("td", t.next ? when(t.next) : "-"));
+      el("td", t.last || "-"), el("td", t.next ? when(t.next) : "-"), el("td", extraFields(t), "reason"));
     return tr;
   }));
   for (const t of data.tasks) view.tasks.add(t.task);
@@ -316,8 +323,10 @@ function follow() {
   source.addEventListener("update", (e) => {
     const msg = JSON.parse(e.data);
     if (msg.resync) { soon("all", refreshAll); return; }
-    const missing = updateRows(msg.jobs || []);
-    if ((missing && view.offset === 0) || filterQuery().toString()) soon("jobs", loadJobs);
+    const rows = msg.jobs || [];
+    const missing = updateRows(rows);
+    // a new job, or (with a filter) a job that may now match or no longer: the server decides
+    if (rows.length && ((missing && view.offset === 0) || filterQuery().toString())) soon("jobs", loadJobs);
     if ((msg.jobs || []).some((r) => r.state === "DONE")) {
       soon("plots", () => { plotFinished().catch(console.error); plotRuntimes().catch(console.error); }, 3000);
     }

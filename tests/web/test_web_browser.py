@@ -6,6 +6,7 @@ screenshot is saved (in $PWEB_ARTIFACTS, default /tmp/pweb-artifacts)."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from pathlib import Path
@@ -17,6 +18,7 @@ from web_world import WAIT, World
 selenium = pytest.importorskip("selenium", reason="selenium is in the test extra (pip install -e '.[test]')")
 from selenium import webdriver  # noqa: E402
 from selenium.webdriver.chrome.service import Service  # noqa: E402
+from selenium.common.exceptions import StaleElementReferenceException  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.support.ui import Select, WebDriverWait  # noqa: E402
 
@@ -45,7 +47,7 @@ def browser():
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
     for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage",
-                     "--disable-gpu", "--window-size=1300,1500"):
+                     "--disable-gpu", "--window-size=1300,2100"):
         options.add_argument(argument)
     driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
     try:
@@ -55,7 +57,9 @@ def browser():
 
 
 def wait(browser, condition, what: str):
-    return WebDriverWait(browser, WAIT, poll_frequency=0.05).until(
+    # a live update may replace a row between finding it and reading it: read again
+    return WebDriverWait(browser, WAIT, poll_frequency=0.05,
+                         ignored_exceptions=(StaleElementReferenceException,)).until(
         lambda driver: condition(driver), message=f"the page did not show {what}")
 
 
@@ -83,8 +87,10 @@ def test_the_page_shows_a_host_and_a_job_and_follows_a_job_to_its_end(world, bro
     wait(browser, lambda d: row_of(d, running_id).get_attribute("data-state") == "DONE",
          f"job {running_id}'s row turn DONE")
     assert browser.execute_script("return window.notReloaded === true;")
-    cells = row_of(browser, running_id).find_elements(By.TAG_NAME, "td")
-    assert cells[2].text == "OK" and cells[3].text == "beta"
+    cells = browser.execute_script(
+        f"return [...document.querySelector('#jobs tr[data-job=\"{running_id}\"]').cells]"
+        ".map(c => c.textContent);")
+    assert cells[2] == "OK" and cells[3] == "beta"
 
 
 def test_a_filter_shows_only_the_jobs_of_a_task(world, browser):
@@ -94,11 +100,11 @@ def test_a_filter_shows_only_the_jobs_of_a_task(world, browser):
     Select(browser.find_element(By.ID, "f-task")).select_by_value("alpha")
 
     def only_alpha(driver):
-        rows = driver.find_elements(By.CSS_SELECTOR, "#jobs tbody tr")
-        tasks = [r.find_elements(By.TAG_NAME, "td")[3].text for r in rows]
+        tasks = driver.execute_script(
+            "return [...document.querySelectorAll('#jobs tbody tr')].map(r => r.cells[3].textContent);")
         return tasks and set(tasks) == {"alpha"}
     wait(browser, only_alpha, "only the jobs of task alpha")
-    assert "of 1" in browser.find_element(By.ID, "page-info").text
+    wait(browser, lambda d: "of 1" in d.find_element(By.ID, "page-info").text, "a total of 1")
     Select(browser.find_element(By.ID, "f-task")).select_by_value("")
     wait(browser, lambda d: len(d.find_elements(By.CSS_SELECTOR, "#jobs tbody tr")) >= 2,
          "every job again")
@@ -113,6 +119,10 @@ def test_a_jobs_detail_shows_its_output_and_a_screenshot_is_saved(world, browser
     assert "echo first-job-output" in fields and "OK" in fields
     wait(browser, lambda d: d.find_elements(By.CSS_SELECTOR, "#plot-finished rect"),
          "the finished-jobs plot")
+    world.pcontrol("sync", "run", json.dumps({"name": "shot", "targets": [
+        {"host": "localhost", "argv": ["true"]}, {"host": "localhost", "argv": ["true"]}]}))
+    wait(browser, lambda d: len(d.find_elements(By.CSS_SELECTOR, "#plot-sync-offsets rect")) == 2,
+         "the sync run's start offsets")
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     shot = ARTIFACTS / "status-page.png"
     assert browser.save_screenshot(str(shot)) and shot.stat().st_size > 10_000
