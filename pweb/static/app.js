@@ -287,7 +287,7 @@ function plotSync() {
   const targets = run.targets.filter((t) => t.start_ms !== null && t.start_ms !== undefined);
   const first = Math.min(...targets.map((t) => t.start_ms));
   const top = Math.max(0.001, ...targets.map((t) => t.start_ms - first));
-  const w = (W - L) / Math.max(1, run.targets.length);
+  const w = Math.min(80, (W - L) / Math.max(1, run.targets.length));
   const nodes = [svg("line", { x1: L, y1: H - B, x2: W, y2: H - B, class: "axis" }),
     svg("line", { x1: L, y1: 0, x2: L, y2: H - B, class: "axis" }),
     svg("text", { x: 2, y: 12, class: "axis-label" }, `${top.toFixed(3)} ms`)];
