@@ -32,7 +32,7 @@ from aiohttp import web
 from .access import COOKIE, token_matches
 from .feeds import ControllerFeed, SchedFeed
 from .live import Fanout, TooManyStreams
-from .metrics import CONTENT_TYPE, Metrics
+from .metrics import Metrics
 from .mirror import MAX_PAGE, JobFilter, JobMirror
 
 log = logging.getLogger(__name__)
@@ -251,8 +251,8 @@ async def _events(request: web.Request) -> web.StreamResponse:
 
 
 async def _metrics(request: web.Request) -> web.Response:
-    body = request.app[STATE].metrics.render()
-    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE})
+    body, content_type = request.app[STATE].metrics.render(request.headers.get("Accept", ""))
+    return web.Response(body=body, headers={"Content-Type": content_type})
 
 
 def make_app(state: WebState) -> web.Application:

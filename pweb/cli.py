@@ -21,6 +21,7 @@ import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from aiohttp import web
 
@@ -46,11 +47,11 @@ class _Both:
     def __init__(self, *listeners: MirrorListener):
         self._listeners = listeners
 
-    def job_seen(self, record, before):  # type: ignore[no-untyped-def]
+    def job_seen(self, record: dict[str, Any], before: dict[str, Any] | None) -> None:
         for listener in self._listeners:
             listener.job_seen(record, before)
 
-    def hosts_seen(self, records):  # type: ignore[no-untyped-def]
+    def hosts_seen(self, records: Sequence[dict[str, Any]]) -> None:
         for listener in self._listeners:
             listener.hosts_seen(records)
 

@@ -80,6 +80,9 @@ class ControllerFeed:
             except ClientError as exc:
                 self.error = str(exc)
                 log.warning("pcontrol: %s", exc)
+            except Exception as exc:     # a record not as expected: say so, start over
+                self.error = f"unexpected answer from pcontrol: {exc!r}"
+                log.exception("pcontrol: unexpected answer; reconnecting")
             finally:
                 if self.client is not None:
                     await self.client.close()
@@ -151,7 +154,8 @@ class SchedFeed:
         while True:
             try:
                 await self._session()
-            except (OSError, ValueError, asyncio.IncompleteReadError, asyncio.TimeoutError) as exc:
+            except (OSError, ValueError, KeyError, TypeError, asyncio.IncompleteReadError,
+                    asyncio.TimeoutError) as exc:
                 changed = self.status is not None
                 self.status = None
                 self.error = (f"no scheduler server at {self.paths.socket}"

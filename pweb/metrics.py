@@ -16,14 +16,12 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from prometheus_client import (CollectorRegistry, Counter, Histogram, disable_created_metrics,
-                               generate_latest)
+from prometheus_client import CollectorRegistry, Counter, Histogram, disable_created_metrics
 from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.exposition import choose_encoder
 from prometheus_client.registry import Collector
 
-__all__ = ["Metrics", "CONTENT_TYPE"]
-
-from prometheus_client import CONTENT_TYPE_LATEST as CONTENT_TYPE
+__all__ = ["Metrics"]
 
 #: Buckets (seconds) of the dispatch latency and run time histograms.
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300)
@@ -137,5 +135,8 @@ class Metrics:
         self.status = status
         self.connected = connected
 
-    def render(self) -> bytes:
-        return generate_latest(self.registry)
+    def render(self, accept: str = "") -> tuple[bytes, str]:
+        """The body and its Content-Type for a scraper's Accept header (the library's own
+        negotiation: Prometheus' text format 0.0.4 unless OpenMetrics is asked for)."""
+        encoder, content_type = choose_encoder(accept)
+        return encoder(self.registry), content_type

@@ -87,6 +87,16 @@ def test_metrics_match_the_job_table_after_a_few_hundred_jobs(world):
     assert writes and writes[0].value > 0
 
 
+def test_metrics_speak_openmetrics_when_the_scraper_asks(world):
+    from prometheus_client.openmetrics.parser import text_string_to_metric_families as openmetrics
+
+    status, body, headers = world.page.get(
+        "/metrics", {"Accept": "application/openmetrics-text; version=1.0.0,text/plain;q=0.5"})
+    assert status == 200 and headers["Content-Type"].startswith("application/openmetrics-text")
+    names = {family.name for family in openmetrics(body.decode())}
+    assert {"pcontrol_jobs_finished", "pcontrol_job_run_seconds", "pcontrol_hosts"} <= names
+
+
 def test_jobs_are_filtered_and_paged_by_the_server(world):
     world.job("sh", "-c", "echo needle; exit 5", task="haystack")
     wait_until_sync(lambda: world.page.json("/api/v1/jobs?task=haystack&state=DONE")["total"],
