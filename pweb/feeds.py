@@ -174,21 +174,42 @@ class SchedFeed:
             if not isinstance(hello, Hello):
                 raise WireError("the server did not greet")
             while True:
-                self._ids += 1
-                writer.write(encode(Request(self._ids, Op.EVAL, "status -json")))
-                await writer.drain()
-                reply = await asyncio.wait_for(self._reply(reader, self._ids), REQUEST_TIMEOUT)
+                reply = await self._ask(reader, writer, "status -json")
                 if reply.ok:
-                    self.status = json.loads(reply.text)
+                    status = json.loads(reply.text)
+                    await self._add_plans(reader, writer, status)
+                    self.status = status
                     self.error = None
                 else:
                     self.error = f"scheduler server: {reply.text}"
                 self.on_change()
-                if reply.leaving:
-                    raise ConnectionResetError("the scheduler server is stopping")
                 await asyncio.sleep(self.poll)   # the poll interval itself
         finally:
             writer.close()
+
+    async def _ask(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                   script: str) -> Reply:
+        """One read-only command evaluated in the server (as an attached prompt would)."""
+        self._ids += 1
+        writer.write(encode(Request(self._ids, Op.EVAL, script)))
+        await writer.drain()
+        reply = await asyncio.wait_for(self._reply(reader, self._ids), REQUEST_TIMEOUT)
+        if reply.leaving:
+            raise ConnectionResetError("the scheduler server is stopping")
+        return reply
+
+    async def _add_plans(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                         status: dict[str, Any]) -> None:
+        """Each `rounds` task's plan of its current window (`check NAME -plan`), as `plan`."""
+        described = await self._ask(reader, writer, "tasks -json")
+        if not described.ok:
+            return
+        rounds = {t["name"] for t in json.loads(described.text) if t.get("rounds") is not None}
+        for row in status.get("tasks", []):
+            if row.get("task") in rounds:
+                plan = await self._ask(reader, writer, f"check {{{row['task']}}} -plan")
+                if plan.ok:
+                    row["plan"] = plan.text.splitlines()
 
     @staticmethod
     async def _reply(reader: asyncio.StreamReader, request_id: int) -> Reply:

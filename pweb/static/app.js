@@ -73,10 +73,11 @@ async function loadHosts() {
 }
 
 const TASK_FIELDS = new Set(["task", "state", "host", "made", "nmax", "running", "pending", "done", "failed", "last", "next"]);
-// Whatever else a task row carries (a probe campaign's plan of its window, issue 16), as key=value.
+// A rounds task's plan of its window (`check NAME -plan`), and whatever else a task row carries.
 function extraFields(t) {
   return Object.entries(t).filter(([k, v]) => !TASK_FIELDS.has(k) && v !== null && v !== undefined)
-    .map(([k, v]) => `${k}=${typeof v === "object" ? JSON.stringify(v) : v}`).join(" ");
+    .map(([k, v]) => k === "plan" && Array.isArray(v) ? v.join("; ")
+      : `${k}=${typeof v === "object" ? JSON.stringify(v) : v}`).join(" ");
 }
 
 async function loadTasks() {

@@ -146,13 +146,20 @@ def test_hosts_and_plots_have_the_records_of_the_prompt(world):
 
 def test_the_tasks_of_a_sched_server_are_shown(world):
     assert world.page.json("/api/v1/tasks")["running"] is False
-    world.serve_sched("task ticker\n  command true\n  nmax 1\nend\n")
+    world.serve_sched("task ticker\n  command true\n  nmax 1\nend\n"
+                      "task probe\n  command true\n  host -each {localhost}\n"
+                      "  rounds 2 -windows {00:00 12:00} -gap 1m -runtime 10s -seed 3\nend\n")
 
-    def ticker():
-        tasks = world.page.json("/api/v1/tasks")
-        return tasks["running"] and [t for t in tasks["tasks"] if t["task"] == "ticker"]
-    row = wait_until_sync(ticker, "the page shows the server's task", WAIT)[0]
+    def tasks():
+        answer = world.page.json("/api/v1/tasks")
+        rows = {t["task"]: t for t in answer["tasks"]}
+        return answer["running"] and {"ticker", "probe"} <= set(rows) and rows
+    rows = wait_until_sync(tasks, "the page shows the server's tasks", WAIT)
+    row = rows["ticker"]
     assert set(row) >= {"state", "made", "nmax", "running", "last", "next"} and row["nmax"] == 1
+    assert "plan" not in row
+    plan = rows["probe"]["plan"]      # `check probe -plan` in the server: its window's rounds
+    assert plan and any("round" in line for line in plan), plan
 
 
 def test_a_synchronized_runs_start_offsets_are_served(world):
