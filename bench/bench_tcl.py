@@ -1,6 +1,6 @@
 """Benchmark of the Tcl commands of issue 21 in a tight loop, next to tclsh in the same run.
 
-    .venv/bin/python bench/bench_tcl.py [--calls N]
+    .venv/bin/python bench/bench_tcl.py [--calls N] [--instructions]
 
 The same Tcl script runs in sched (in this process, psched.Interp) and in tclsh 8.6: a proc
 that takes a dictionary by name (`upvar`), picks a branch with `switch -glob` and counts with
@@ -10,21 +10,37 @@ microseconds per call (best of 3) with the empty loop's own round subtracted, in
 the ratio sched / tclsh. Target: the upvar/switch/dict call within 25x of tclsh (the issue's
 bound for macro calls); the reference row shows where the same machine puts today's ~20x.
 Without tclsh (Debian package tcl8.6) the Tcl column says so.
+
+Wall time depends on how busy the machine is; `--instructions` also counts the user-space
+instructions each side executes per call, which does not: with `perf stat -e instructions:u`
+where the CPU's counters can be read, else with valgrind (callgrind for sched, cachegrind for
+tclsh). Each row runs with N and with 2N calls, and the difference over N is one call, so
+starting the program, reading the procs and parsing the loop cancel out; the empty loop round is
+subtracted as in the wall table. Under valgrind, sched runs all rows in one child process, each
+run of a loop counted apart (callgrind's --zero-before/--dump-after around one C function,
+operator.methodcaller, through which the child calls `eval`).
 """
 
 from __future__ import annotations
 
 import argparse
 import gc
+import operator
+import os
+import re
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 
 import psched
 
 RATIO_TARGET = 25.0
 REPEAT = 3
+INSTRUCTION_CALLS = 400
+"""Calls per row in the instruction count (N; each row also runs 2N): enough to drown noise
+such as the cyclic garbage collector's rounds, few enough for valgrind."""
 
 PROCS = """\
 proc tally {dictVar key} {
@@ -74,7 +90,7 @@ def bench_ours(calls: int) -> dict[str, float]:
 
 
 def bench_tcl(calls: int) -> dict[str, float] | None:
-    tclsh = shutil.which("tclsh8.6") or shutil.which("tclsh")
+    tclsh = _tclsh()
     if tclsh is None:
         return None
     lines = [PROCS, "proc best {script} { set b 1e99; for {set r 0} {$r < %d} {incr r} "
@@ -88,10 +104,149 @@ def bench_tcl(calls: int) -> dict[str, float] | None:
     return {name: float(v) / calls for name, v in zip(LOOPS, done.stdout.split())}
 
 
+# --- instruction counts -----------------------------------------------------------------------
+
+MARK = "methodcaller_call"
+"""The C function (CPython's operator.methodcaller) a valgrind child calls `eval` through."""
+
+
+def _tclsh() -> str | None:
+    return shutil.which("tclsh8.6") or shutil.which("tclsh")
+
+
+def _perf_counts() -> bool:
+    """Whether `perf stat` can count user-space instructions here (not in most VMs)."""
+    if shutil.which("perf") is None:
+        return False
+    done = subprocess.run(["perf", "stat", "-x,", "-e", "instructions:u", "true"], capture_output=True, text=True)
+    return done.returncode == 0 and re.match(r"\d+,", done.stderr.strip().splitlines()[-1] if done.stderr.strip() else "") is not None
+
+
+def _perf_instructions(cmd: list[str], stdin: str | None = None) -> int:
+    done = subprocess.run(["perf", "stat", "-x,", "-e", "instructions:u", "--", *cmd], input=stdin,
+                          capture_output=True, text=True, timeout=900, check=True)
+    for line in done.stderr.splitlines():
+        fields = line.split(",")
+        if len(fields) > 2 and fields[2].startswith("instructions"):
+            return int(fields[0])
+    raise RuntimeError(f"no instruction count from perf: {done.stderr.strip()}")
+
+
+def _cachegrind_instructions(cmd: list[str], stdin: str | None = None) -> int:
+    done = subprocess.run(["valgrind", "--tool=cachegrind", "--cache-sim=no", "--cachegrind-out-file=/dev/null", *cmd],
+                          input=stdin, capture_output=True, text=True, timeout=900, check=True)
+    m = re.search(r"I\s+refs:\s+([\d,]+)", done.stderr)
+    if m is None:
+        raise RuntimeError(f"no instruction count from valgrind: {done.stderr.strip()[-500:]}")
+    return int(m.group(1).replace(",", ""))
+
+
+def _loop(name: str, calls: int) -> str:
+    return LOOPS[name].replace("CALLS", str(calls))
+
+
+def child(which: str, calls: int) -> None:
+    """In a counted child: read the procs, then run one row's loop (perf), or every row's loop
+    with N and 2N calls, each run through operator.methodcaller (callgrind dumps each)."""
+    interp = psched.Interp()
+    interp.eval(PROCS)
+    if which != "all":
+        interp.eval(_loop(which, calls))
+        return
+    for name in LOOPS:
+        interp.eval(_loop(name, 10))  # caches warm, outside the counted runs
+        for n in (calls, 2 * calls):
+            operator.methodcaller("eval", _loop(name, n))(interp)
+
+
+def _child_cmd(which: str, calls: int) -> list[str]:
+    return [sys.executable, os.path.abspath(__file__), "--child", which, "--calls", str(calls)]
+
+
+def instructions_ours(calls: int, perf: bool) -> dict[str, float]:
+    """Instructions per call of each row in sched: (count with 2N calls - count with N) / N."""
+    if perf:
+        return {name: (_perf_instructions(_child_cmd(name, 2 * calls)) - _perf_instructions(_child_cmd(name, calls))) / calls
+                for name in LOOPS}
+    with tempfile.TemporaryDirectory(prefix="bench_tcl.") as tmp:
+        out = os.path.join(tmp, "cg")
+        subprocess.run(["valgrind", "--tool=callgrind", f"--zero-before={MARK}", f"--dump-after={MARK}",
+                        f"--callgrind-out-file={out}", *_child_cmd("all", calls)],
+                       capture_output=True, text=True, timeout=3600, check=True)
+        counts = []
+        for k in range(1, 2 * len(LOOPS) + 1):
+            with open(f"{out}.{k}", encoding="utf-8") as fh:
+                m = re.search(r"^summary:\s+(\d+)", fh.read(), re.M)
+            counts.append(int(m.group(1)))
+    return {name: (counts[2 * k + 1] - counts[2 * k]) / calls for k, name in enumerate(LOOPS)}
+
+
+def instructions_tcl(calls: int, perf: bool) -> dict[str, float] | None:
+    tclsh = _tclsh()
+    if tclsh is None:
+        return None
+    count = _perf_instructions if perf else _cachegrind_instructions
+    out = {}
+    for name in LOOPS:
+        n1, n2 = (count([tclsh], PROCS + _loop(name, n) + "\n") for n in (calls, 2 * calls))
+        out[name] = (n2 - n1) / calls
+    return out
+
+
+def print_table(header: list[str], rows: list[list[str]]) -> None:
+    rows = [header, *rows]
+    widths = [max(len(r[k]) for r in rows) for k in range(len(rows[0]))]
+    for i, row in enumerate(rows):
+        print("  ".join(c.ljust(w) if k == 0 else c.rjust(w) for k, (c, w) in enumerate(zip(row, widths))))
+        if i == 0:
+            print("  ".join("-" * w for w in widths))
+
+
+def report_instructions(calls: int) -> float | None:
+    """Print the instructions table; the tally row's ratio (None without tclsh)."""
+    perf = _perf_counts()
+    if not perf and shutil.which("valgrind") is None:
+        print("\n(no instruction counts: perf cannot count instructions here and valgrind is not installed)")
+        return None
+    ours = instructions_ours(calls, perf)
+    tcl = instructions_tcl(calls, perf)
+    loop = "empty loop round"
+    rows = []
+    tally = None
+    for name in LOOPS:
+        if name == loop:
+            continue
+        mine = ours[name] - ours[loop]
+        if tcl is None:
+            rows.append([name, f"{mine:.0f}", "(no tclsh)", "-"])
+            continue
+        theirs = tcl[name] - tcl[loop]
+        ratio = mine / theirs if theirs > 0 else float("inf")
+        tally = ratio if tally is None else tally
+        rows.append([name, f"{mine:.0f}", f"{theirs:.0f}", f"{ratio:.1f}x"])
+    rows.append([loop + " (not subtracted)", f"{ours[loop]:.0f}", f"{tcl[loop]:.0f}" if tcl else "-", ""])
+    print()
+    print_table(["instructions per call, loop round subtracted", "sched", "tclsh", "ratio"], rows)
+    tool = "perf stat -e instructions:u" if perf else "valgrind (callgrind / cachegrind)"
+    print(f"\n{tool}; (count with {2 * calls} calls - count with {calls}) / {calls}")
+    return tally
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--calls", type=int, default=20000)
+    parser.add_argument("--calls", type=int, default=None,
+                        help=f"calls per loop (default 20000; {INSTRUCTION_CALLS} for the instruction counts)")
+    parser.add_argument("--instructions", action="store_true",
+                        help="also count instructions per call in each (load-independent)")
+    parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.child is not None:
+        child(args.child, args.calls or INSTRUCTION_CALLS)
+        return 0
+    if args.instructions:
+        report_instructions(args.calls or INSTRUCTION_CALLS)
+        print()
+    args.calls = args.calls or 20000
     ours = bench_ours(args.calls)
     tcl = bench_tcl(args.calls)
     rows = [["call, loop round subtracted", "sched us", "tclsh us", "ratio", "target", "verdict"]]
@@ -111,11 +266,7 @@ def main(argv: list[str] | None = None) -> int:
                      ("ok" if ratio < RATIO_TARGET else "SLOW") if target else ""])
     rows.append([loop + " (not subtracted)", f"{ours[loop]:.2f}", f"{tcl[loop]:.3f}" if tcl else "-", "", "", ""])
     worst = ratios.get(next(iter(LOOPS)), 0.0)
-    widths = [max(len(r[k]) for r in rows) for k in range(len(rows[0]))]
-    for i, row in enumerate(rows):
-        print("  ".join(c.ljust(w) if k == 0 else c.rjust(w) for k, (c, w) in enumerate(zip(row, widths))))
-        if i == 0:
-            print("  ".join("-" * w for w in widths))
+    print_table(rows[0], rows[1:])
     print(f"\n{args.calls} calls per loop, best of {REPEAT}; sched in this process, tclsh {'not found' if tcl is None else 'as a child'}")
     return 0 if tcl is None or worst < RATIO_TARGET else 1
 
