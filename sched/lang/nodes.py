@@ -14,7 +14,7 @@ The parser (psched.lang.parser) builds these; the interpreter (psched.lang.inter
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Union
+from typing import Any, Union
 
 from .errors import Pos
 
@@ -102,6 +102,7 @@ class Command:
     source: Source
     depth: int = 0  # how deeply brackets and array indexes nest inside its words
     expands: bool = False  # some word is {*}word
+    plan: Any = None  # how the interpreter builds its words, made at its first run (psched.lang.interp)
 
     @property
     def name(self) -> str:
