@@ -607,8 +607,13 @@ class Interp:
     def get_var(self, name: str, index: str | None = None) -> str:
         if index is None:
             value = self.frame.vars.get(name)
-            if type(value) is str and "(" not in name and ":" not in name:
-                return value  # a scalar of this frame: what the general way below finds too
+            if "(" not in name and ":" not in name:  # what the general way below finds, found sooner
+                if type(value) is str:
+                    return value  # a scalar of this frame
+                if type(value) is _Link:
+                    value = value.vars.get(value.name)
+                    if type(value) is str:
+                        return value  # a scalar of another frame (global, upvar)
             name, index = split_var_name(name)
         vars, key = self._scope(name)
         value = vars.get(key)
@@ -714,9 +719,9 @@ class Interp:
 
     def link_var(self, local: str, target: Frame, other: str) -> None:
         """`upvar`: in this frame, `local` means variable `other` of frame `target`."""
-        if split_var_name(local)[1] is not None:
+        if "(" in local and split_var_name(local)[1] is not None:
             raise ScriptError(f'bad variable name "{local}": can\'t create a scalar variable that looks like an array element')
-        base, index = split_var_name(other)
+        base, index = split_var_name(other) if "(" in other else (other, None)
         if base.startswith("::"):
             vars, key = self.globals.vars, base[2:]
         else:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from functools import lru_cache
+from typing import Callable
 
 
 __all__ = ["glob_match", "glob_regex"]
@@ -77,4 +78,15 @@ def glob_match(pattern: str, text: str, nocase: bool = False) -> bool:
     """Tcl's `string match`."""
     if pattern == "*":
         return True
-    return glob_regex(pattern, nocase).match(text) is not None
+    return _glob_test(pattern, nocase)(text)
+
+
+@lru_cache(maxsize=1024)
+def _glob_test(pattern: str, nocase: bool) -> Callable[[str], bool]:
+    """What glob_regex's match tells, done with a string operation when the pattern is a
+    literal, or a literal and one final `*` (most patterns are)."""
+    literal = pattern[:-1] if pattern.endswith("*") else pattern
+    if not nocase and not any(c in literal for c in "*?[\\"):
+        return literal.__eq__ if literal is pattern else lambda text: text.startswith(literal)
+    rx = glob_regex(pattern, nocase)
+    return lambda text: rx.match(text) is not None

@@ -144,8 +144,9 @@ class Ensemble:
         return register
 
     def dispatch(self, interp: Any, argv: list[str]) -> str:
-        sub = resolve_subcommand(self.table, argv[1], owner=self.name)
-        sub.check_arity(argv[1:])
+        sub = self.table.get(argv[1]) or resolve_subcommand(self.table, argv[1], owner=self.name)
+        if not sub.min_args <= len(argv) - 2 <= sub.max_args:
+            sub.check_arity(argv[1:])
         return sub.fn(interp, argv)
 
 

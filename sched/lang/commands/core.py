@@ -54,7 +54,12 @@ def cmd_unset(interp: Interp, argv: list[str]) -> str:
 @cmd("incr varName ?increment?", "add to an integer variable (a missing one counts as 0)")
 def cmd_incr(interp: Interp, argv: list[str]) -> str:
     step = get_int(argv[2]) if len(argv) == 3 else 1
-    current = interp.get_var(argv[1]) if interp.var_exists(argv[1]) else "0"
+    try:
+        current = interp.get_var(argv[1])
+    except ScriptError:
+        if interp.var_exists(argv[1]):  # (an array, or an array element that is missing)
+            raise
+        current = "0"
     return interp.set_var(argv[1], str(get_int(current) + step))
 
 

@@ -25,35 +25,38 @@ dict_ens = BUILTINS.ensemble("dict", "dictionaries: key-value lists (create, get
 sub = dict_ens.sub
 
 
-_PARSED: dict[str, tuple[tuple[str, str], ...]] = {}
+_PARSED: dict[str, dict[str, str]] = {}
 """Dictionaries by their text: those read lately and those the commands wrote (so that a loop
-of `dict incr` on one variable never parses what it just wrote)."""
+of `dict incr` on one variable never parses what it just wrote). Never handed out: dict_of
+gives a copy."""
 _PARSED_KEEP = 512
 
 
-def _remember(text: str, pairs: tuple[tuple[str, str], ...]) -> None:
+def _remember(text: str, table: dict[str, str]) -> None:
     if len(_PARSED) >= _PARSED_KEEP:
         _PARSED.clear()  # (dropping the oldest one by one makes iterating the dict slow)
-    _PARSED[text] = pairs
+    _PARSED[text] = table
 
 
 def dict_of(text: str) -> dict[str, str]:
     """The dictionary a string holds (a new dict: callers may change it)."""
     if not text:
         return {}
-    pairs = _PARSED.get(text)
-    if pairs is None:
+    table = _PARSED.get(text)
+    if table is None:
         items = split_tuple(text)
         if len(items) % 2:
             raise ScriptError("missing value to go with key")
-        pairs = tuple(dict(zip(items[::2], items[1::2])).items())
-        _remember(text, pairs)
-    return dict(pairs)
+        table = dict(zip(items[::2], items[1::2]))
+        _remember(text, table)
+    return table.copy()
 
 
 def dict_text(table: dict[str, str]) -> str:
+    """The canonical text of a dictionary (which the caller then leaves as it is: it is kept
+    as the parse of that text)."""
     text = join_list([x for kv in table.items() for x in kv])
-    _remember(text, tuple(table.items()))
+    _remember(text, table)
     return text
 
 

@@ -62,6 +62,10 @@ def lindex_path(value: str, indexes: list[str]) -> str:
 def cmd_lindex(interp: Any, argv: list[str]) -> str:
     if len(argv) == 2:
         return argv[1]
+    if len(argv) == 3 and argv[2].isdigit() and argv[2].isascii() and len(argv[2]) < 16:  # `lindex $list 3`
+        items = _elements(argv[1])
+        k = int(argv[2])
+        return items[k] if k < len(items) else ""
     indexes = argv[2:]
     if len(indexes) == 1 and not _is_simple_index(indexes[0]):
         indexes = split_list(indexes[0])  # `lindex $l {1 2}` means `lindex $l 1 2`

@@ -28,7 +28,7 @@ from ..nodes import Block, Script
 from ..parser import parse_cached
 from ..patterns import glob_match
 from ..registry import BUILTINS, Macro, parse_params
-from ..tcllist import join_list, split_list
+from ..tcllist import join_list, split_list, split_tuple
 from ..tclregex import tcl_regex, regex_search
 
 __all__ = ["Outcome", "run_caught", "completion_code", "frame_at"]
@@ -303,15 +303,17 @@ def frame_at(interp: Interp, text: str) -> Frame:
 @cmd("upvar ?level? otherVar localVar ?otherVar localVar ...?",
      "make localVar a name for otherVar of the caller (or of the frame at level)")
 def cmd_upvar(interp: Interp, argv: list[str]) -> str:
-    args = argv[1:]
+    first = 1
     level = "1"
-    if len(args) % 2 and _looks_like_level(args[0]):
-        level, args = args[0], args[1:]
-    if len(args) < 2 or len(args) % 2:
+    if len(argv) % 2 == 0 and _looks_like_level(argv[1]):  # an odd number of arguments: a level first
+        level, first = argv[1], 2
+    if len(argv) - first < 2 or (len(argv) - first) % 2:
         raise ScriptError('wrong # args: should be "upvar ?level? otherVar localVar ?otherVar localVar ...?"')
-    target = frame_at(interp, level)
-    for other, local in zip(args[::2], args[1::2]):
-        interp.link_var(local, target, other)
+    caller = interp.frame.caller
+    # (level 1 is the caller: a frame's caller is always one level up)
+    target = caller if level == "1" and caller is not None else frame_at(interp, level)
+    for k in range(first, len(argv), 2):
+        interp.link_var(argv[k + 1], target, argv[k])
     return ""
 
 
@@ -363,6 +365,16 @@ class SwitchSpec:
 
 
 def _switch_options(argv: list[str], stop: int) -> tuple[SwitchSpec, int]:
+    """Options of switch among argv[1:stop] (the same ones are read once)."""
+    if stop < 2:
+        return _NO_OPTIONS, 1
+    spec, i = _options_read(tuple(argv[1:stop]), len(argv))
+    if i > stop:  # an option's value was the word after the options: read them with it
+        return _read_switch_options(argv, stop)
+    return spec, i
+
+
+def _read_switch_options(argv: list[str], stop: int) -> tuple[SwitchSpec, int]:
     """Options of switch among argv[1:stop]; returns them and the index of the string."""
     spec = SwitchSpec()
     mode_given = None
@@ -391,6 +403,16 @@ def _switch_options(argv: list[str], stop: int) -> tuple[SwitchSpec, int]:
     return spec, i
 
 
+_NO_OPTIONS = SwitchSpec()
+
+
+@lru_cache(maxsize=512)
+def _options_read(words: tuple[str, ...], length: int) -> tuple[SwitchSpec, int]:
+    """_read_switch_options of a command of `length` words whose words 1.. are `words` and
+    whose last two are not read (unless the result says so: then the caller reads again)."""
+    return _read_switch_options(["switch", *words] + [""] * (length - 1 - len(words)), len(words) + 1)
+
+
 def _switch_match(interp: Interp, spec: SwitchSpec, pattern: str, text: str) -> bool:
     if spec.mode == "-exact":
         return pattern == text if not spec.nocase else pattern.casefold() == text.casefold()
@@ -408,13 +430,35 @@ def _switch_match(interp: Interp, spec: SwitchSpec, pattern: str, text: str) -> 
     return True
 
 
-def _switch_pick(interp: Interp, spec: SwitchSpec, text: str, patterns: list[str]) -> int | None:
+def _switch_pick(interp: Interp, spec: SwitchSpec, text: str, patterns: tuple[str, ...] | list[str]) -> int | None:
     """The index of the first pattern that matches (`default` matches as the last one)."""
     last = len(patterns) - 1
+    if spec.mode == "-glob":
+        nocase = spec.nocase
+        for k, pattern in enumerate(patterns):
+            if glob_match(pattern, text, nocase) or (k == last and pattern == "default"):
+                return k
+        return None
     for k, pattern in enumerate(patterns):
         if (k == last and pattern == "default") or _switch_match(interp, spec, pattern, text):
             return k
     return None
+
+
+@lru_cache(maxsize=512)
+def _switch_table(text: str) -> tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]:
+    """The patterns and bodies of a switch written as one word: (pairs, patterns, bodies)."""
+    pairs = split_tuple(text)
+    return _checked_pairs(pairs)
+
+
+def _checked_pairs(pairs: tuple[str, ...]) -> tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]:
+    if len(pairs) % 2:
+        raise ScriptError("extra switch pattern with no body")
+    patterns, bodies = pairs[::2], pairs[1::2]
+    if bodies and bodies[-1] == "-":
+        raise ScriptError(f'no body specified for pattern "{patterns[-1]}"')
+    return pairs, patterns, bodies
 
 
 @cmd("switch ?-exact|-glob|-regexp|-nocase|-matchvar|-indexvar|-- ...? string ?pattern body ...?",
@@ -426,14 +470,8 @@ def cmd_switch(interp: Interp, argv: list[str]) -> str:
     if len(argv) - i < 2:
         raise ScriptError(_SWITCH_USAGE)
     text = argv[i]
-    rest = argv[i + 1:]
-    inline = len(rest) == 1
-    pairs = split_list(rest[0]) if inline else rest
-    if len(pairs) % 2:
-        raise ScriptError("extra switch pattern with no body")
-    patterns, bodies = pairs[::2], pairs[1::2]
-    if bodies and bodies[-1] == "-":
-        raise ScriptError(f'no body specified for pattern "{patterns[-1]}"')
+    inline = len(argv) - i == 2
+    pairs, patterns, bodies = _switch_table(argv[i + 1]) if inline else _checked_pairs(tuple(argv[i + 1:]))
     k = _switch_pick(interp, spec, text, patterns)
     if k is None:
         return ""
