@@ -538,6 +538,12 @@ class Interp:
         starts and the text is as written there (in `source`), so that a syntax error points
         at its character and an error in a [script] inside at the command in the file.
         """
+        if "[" not in text:  # no [script] in it, which is what needs to know where the text is
+            try:
+                return compile_expr(text).evaluate(self)
+            except SchedError as err:
+                self._expr_error(err, text, pos, exact)
+                raise
         saved = self._expr_at
         self._expr_at = (text, pos, source) if exact and pos is not None else None
         try:
@@ -548,11 +554,40 @@ class Interp:
         finally:
             self._expr_at = saved
 
+    def expr_arg(self, argv: list[str], index: int, words: list[Word] | None = None) -> Any:
+        """expr() of argument `index` of the command now being called (whose words are
+        `words`, by default the current command's), placed where the word stands."""
+        text = argv[index]
+        if "[" not in text:  # its place only matters for an error
+            try:
+                return compile_expr(text).evaluate(self)
+            except SchedError as err:
+                self._expr_error(err, text, *self.word_origin(words or self.cmd_words, index, text)[:2])
+                raise
+        return self.expr(text, *self.word_origin(words or self.cmd_words, index, text))
+
+    def condition_arg(self, argv: list[str], index: int, words: list[Word] | None = None) -> bool:
+        """condition() of argument `index` of the command now being called, as expr_arg."""
+        text = argv[index]
+        if "[" not in text:
+            try:
+                return compile_expr(text).truth(self)
+            except SchedError as err:
+                self._expr_error(err, text, *self.word_origin(words or self.cmd_words, index, text)[:2])
+                raise
+        return self.condition(text, *self.word_origin(words or self.cmd_words, index, text))
+
     def expr_str(self, text: str) -> str:
         return format_value(self.expr(text))
 
     def condition(self, text: str, pos: Pos | None = None, exact: bool = False, source: Source | None = None) -> bool:
         """The truth of an expression (if, while): numbers, true/false, yes/no, on/off."""
+        if "[" not in text:  # (as in expr)
+            try:
+                return compile_expr(text).truth(self)
+            except SchedError as err:
+                self._expr_error(err, text, pos, exact)
+                raise
         saved = self._expr_at
         self._expr_at = (text, pos, source) if exact and pos is not None else None
         try:

@@ -120,7 +120,7 @@ def cmd_if(interp: Interp, argv: list[str]) -> str:
         branches.append((None, interp.script_of(argv, i)))
         break
     for cond, body in branches:
-        if cond is None or interp.condition(argv[cond], *interp.word_origin(words, cond, argv[cond])):
+        if cond is None or interp.condition_arg(argv, cond, words):
             return interp.run_script(body)
     return ""
 
@@ -279,7 +279,7 @@ def cmd_rename(interp: Interp, argv: list[str]) -> str:
 @cmd("expr arg ?arg ...?", "evaluate an expression (C-like operators, eq ne in ni, math functions)")
 def cmd_expr(interp: Interp, argv: list[str]) -> str:
     if len(argv) == 2:
-        return format_value(interp.expr(argv[1], *interp.word_origin(interp.cmd_words, 1, argv[1])))
+        return format_value(interp.expr_arg(argv, 1))
     pos = interp.cmd_words[1].pos if len(interp.cmd_words) > 1 else None
     return format_value(interp.expr(" ".join(argv[1:]), pos))
 

@@ -85,6 +85,8 @@ _parse_number_cached = lru_cache(maxsize=8192)(_parse_number_uncached)
 def parse_number(s: str) -> int | float | None:
     """The number a string denotes (Tcl rules: blanks around, 0x/0o/0b, floats, Inf, NaN) or None."""
     if len(s) <= 64:
+        if s.isdigit() and s.isascii():  # (as _NUMBER_RE reads it: decimal, leading zeros too)
+            return int(s)
         return _parse_number_cached(s)
     return _parse_number_uncached(s)
 
@@ -180,6 +182,8 @@ def _num(v: Value, op: str) -> int | float:
         return v  # type: ignore[return-value]
     if t is float:
         n = v
+    elif v.isdigit() and v.isascii() and len(v) <= 64:  # type: ignore[union-attr]  # (parse_number's first case)
+        return int(v)  # type: ignore[arg-type]
     else:
         n = parse_number(v)  # type: ignore[arg-type]
         if n is None:
