@@ -6,7 +6,9 @@
     handler.check()             # rotate now if the file passed max_bytes (writes not made by logging)
 
 Used by pcontrol's daemon, the sched server and pclient's --log (standard library only, so
-the agent can carry it). `follow_fds` are descriptors (stdout, stderr) pointed at the current
+the agent can carry it). `rotate_files` is the one rename chain (PATH -> PATH.1 -> ... ->
+PATH.N): RotatingLog uses it, and so do a task's `stdout PATH -append -rotate SIZE -keep N`
+files (pclient.output). `follow_fds` are descriptors (stdout, stderr) pointed at the current
 file whenever it is opened, rotated or reopened, so that what the process writes outside
 logging (a traceback, a server's macro output) lands in the same file and counts toward its
 size: disk use stays within about (keep + 1) x max_bytes. max_bytes 0 never rotates.
@@ -36,6 +38,22 @@ def parse_size(text: str) -> int:
     if value < 0:
         raise ValueError(f'a size cannot be negative: "{text}"')
     return int(value * scale)
+
+
+def rotate_files(path: str, keep: int) -> None:
+    """PATH becomes PATH.1, PATH.1 becomes PATH.2, ... PATH.keep is dropped (keep 0: PATH is removed)."""
+    if keep <= 0:
+        try:
+            os.remove(path)
+        except FileNotFoundError:
+            pass
+        return
+    for index in range(keep - 1, 0, -1):
+        source, target = f"{path}.{index}", f"{path}.{index + 1}"
+        if os.path.exists(source):
+            os.replace(source, target)
+    if os.path.exists(path):
+        os.replace(path, f"{path}.1")
 
 
 class RotatingLog(logging.handlers.RotatingFileHandler):
@@ -69,7 +87,12 @@ class RotatingLog(logging.handlers.RotatingFileHandler):
             os.dup2(self.stream.fileno(), fd)
 
     def doRollover(self) -> None:
-        super().doRollover()
+        if self.stream:
+            self.stream.close()
+            self.stream = None  # type: ignore[assignment]
+        if self.backupCount > 0:
+            rotate_files(self.baseFilename, self.backupCount)
+        self.stream = self._open()
         self._follow()
 
     def reopen(self) -> None:
@@ -95,4 +118,4 @@ class RotatingLog(logging.handlers.RotatingFileHandler):
             self.release()
 
 
-__all__ = ["RotatingLog", "parse_size", "DEFAULT_MAX_BYTES", "DEFAULT_KEEP"]
+__all__ = ["RotatingLog", "parse_size", "rotate_files", "DEFAULT_MAX_BYTES", "DEFAULT_KEEP"]

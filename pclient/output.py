@@ -12,6 +12,12 @@ file), or, with `append`, is appended to it and removed.  The destination receiv
 job's bytes: no decoding, no cut.  Only the first `limit` bytes are also kept in memory (for
 $stdout and the like); `total` counts them all.  Errors (a missing directory, a full disk)
 are returned by `finish`, never raised: they are the job's data, not the runner's failure.
+
+A destination with `rotate` (a task's `stdout PATH -append -rotate SIZE -keep N`) is written
+in place instead, as the bytes come, and rotated by size with `keep` old files
+(pclient.logfile.rotate_files, the daemons' rename chain): no file passes `rotate` bytes, so
+a job that prints without end holds at most (keep + 1) x rotate bytes of disk.  A reader may
+then see the output of a job still running, which is what such a file is for.
 """
 
 from __future__ import annotations
@@ -21,6 +27,8 @@ import os
 from dataclasses import dataclass
 from typing import Union
 
+from .logfile import rotate_files
+
 __all__ = ["OutputFile", "Sink"]
 
 _COPY_CHUNK = 1 << 20
@@ -29,10 +37,13 @@ _serial = itertools.count(1)
 
 @dataclass(frozen=True)
 class OutputFile:
-    """Where a stream goes: `path` (replaced when the job ends), or appended to with `append`."""
+    """Where a stream goes: `path` (replaced when the job ends), or appended to with `append`;
+    with `rotate` (bytes, needs `append`) written in place and rotated, `keep` old files kept."""
 
     path: str
     append: bool = False
+    rotate: int = 0
+    keep: int = 0
 
 
 class Sink:
@@ -48,8 +59,38 @@ class Sink:
         self._fd = -1
         self._spool: Union[str, None] = None
         self._target: Union[str, None] = None
-        if dest is not None:
+        self._size = 0  # bytes in the file written in place (a rotating destination)
+        if dest is not None and dest.rotate > 0:
+            self._open_rotating(dest)
+        elif dest is not None:
             self._open(dest)
+
+    def _open_rotating(self, dest: OutputFile) -> None:
+        target = os.path.realpath(dest.path)
+        try:
+            self._fd = os.open(target, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o666)
+            self._size = os.fstat(self._fd).st_size
+        except OSError as exc:
+            self.error = f"cannot write {dest.path}: {exc.strerror or exc}"
+            self._fd = -1
+            return
+        self._target = target
+
+    def _write_rotating(self, data: bytes) -> None:
+        assert self.dest is not None and self._target is not None
+        limit = self.dest.rotate
+        view = memoryview(data)
+        while view:
+            if self._size >= limit:
+                os.close(self._fd)
+                self._fd = -1
+                rotate_files(self._target, self.dest.keep)
+                self._fd = os.open(self._target, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o666)
+                self._size = 0
+            piece = view[:limit - self._size]
+            _write_all(self._fd, piece)
+            self._size += len(piece)
+            view = view[len(piece):]
 
     def _open(self, dest: OutputFile) -> None:
         target = os.path.realpath(dest.path)  # write through a symlink, as open() would
@@ -80,13 +121,20 @@ class Sink:
             self.kept += len(piece)
         if self._fd >= 0:
             try:
-                _write_all(self._fd, data)
+                if self._spool is None:
+                    self._write_rotating(data)
+                else:
+                    _write_all(self._fd, data)
             except OSError as exc:
                 self.error = f"cannot write {self.dest.path if self.dest else '?'}: {exc.strerror or exc}"
                 self.abandon()
 
     def finish(self) -> Union[str, None]:
         """Put the file in place; the error that kept it from being written, if any."""
+        if self._fd >= 0 and self._spool is None:  # written in place (rotating): nothing to move
+            os.close(self._fd)
+            self._fd = -1
+            return self.error
         if self._fd < 0 or self._spool is None or self._target is None:
             return self.error
         spool, target = self._spool, self._target

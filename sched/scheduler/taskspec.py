@@ -45,16 +45,20 @@ SELECTORS = ("timeout", "crash", "down", "pending", "killed", "default")
 
 @dataclass(frozen=True)
 class OutputDest:
-    """Where a job's stdout or stderr goes when it ends: a file (maybe appended) or a variable."""
+    """Where a job's stdout or stderr goes when it ends: a file (maybe appended, maybe rotated by
+    size with `keep` old files) or a variable."""
 
     path: str | None = None
     var: str | None = None
     append: bool = False
+    rotate: int = 0
+    keep: int = 0
 
     def __str__(self) -> str:
         if self.var is not None:
             return f"-var {self.var}"
-        return ("-append " if self.append else "") + (self.path or "")
+        rotation = f" -rotate {self.rotate} -keep {self.keep}" if self.rotate else ""
+        return ("-append " if self.append else "") + (self.path or "") + rotation
 
 
 @dataclass
@@ -91,7 +95,8 @@ class TaskSpec:
         files = {}
         for stream, dest in (("stdout", self.stdout), ("stderr", self.stderr)):
             if dest is not None and dest.path is not None:
-                files[stream] = OutputFile(os.path.expanduser(dest.path), append=dest.append)
+                files[stream] = OutputFile(os.path.expanduser(dest.path), append=dest.append, rotate=dest.rotate,
+                                           keep=dest.keep)
         return files
 
     @property
@@ -193,16 +198,63 @@ def host_rule(args: list[str]) -> tuple[str, bool]:
     return name, required
 
 
+_OUTPUT_FORMS = "expected PATH ?-append? ?-rotate SIZE? ?-keep N?, or -var NAME"
+
+
 def _output_dest(args: list[str]) -> OutputDest:
-    if len(args) == 2 and args[0] == "-var":
-        if not args[1]:
-            raise ArgError("-var needs a variable name", 2)
+    """`-var NAME`, or a PATH with `-append`, `-rotate SIZE`, `-keep N` before or after it."""
+    if args and args[0] == "-var":
+        if len(args) != 2 or not args[1]:
+            raise ArgError("-var needs a variable name (and nothing else)", 2 if len(args) > 1 else 1)
         return OutputDest(var=args[1])
-    if len(args) == 2 and args[0] == "-append":
-        return OutputDest(path=args[1], append=True)
-    if len(args) == 1 and not args[0].startswith("-"):
-        return OutputDest(path=args[0])
-    raise ArgError("expected ?-append? PATH, or -var NAME", 1)
+    path: str | None = None
+    append = False
+    rotate: int | None = None
+    keep: int | None = None
+    index = 0
+    while index < len(args):
+        word = args[index]
+        if word == "-append":
+            append = True
+        elif word in ("-rotate", "-keep"):
+            if index + 1 >= len(args):
+                raise ArgError(f"{word} needs a value: {_OUTPUT_FORMS}", index + 1)
+            value = args[index + 1]
+            index += 1
+            if word == "-rotate":
+                rotate = _parse_size(value, index + 1)
+            else:
+                keep = _parse_int(value, "-keep", index + 1)
+        elif word.startswith("-"):
+            raise ArgError(f"unknown option '{word}': {_OUTPUT_FORMS}", index + 1)
+        elif path is not None:
+            raise ArgError(f"one file only, got '{path}' and '{word}': {_OUTPUT_FORMS}", index + 1)
+        else:
+            path = word
+        index += 1
+    if path is None:
+        raise ArgError(_OUTPUT_FORMS, 1)
+    if keep is not None and rotate is None:
+        raise ArgError("-keep needs -rotate SIZE", args.index("-keep") + 1)
+    if rotate is not None and not append:
+        raise ArgError("-rotate needs -append (a rotated file is written as the job runs, after what it holds)",
+                       args.index("-rotate") + 1)
+    if rotate == 0:
+        raise ArgError("-rotate needs a size above 0", args.index("-rotate") + 2)
+    if rotate and keep is None:
+        from pclient.logfile import DEFAULT_KEEP  # as the daemons' logs (pclient: not loaded by `sched -c`)
+
+        keep = DEFAULT_KEEP
+    return OutputDest(path=path, append=append, rotate=rotate or 0, keep=keep if rotate else 0)
+
+
+def _parse_size(text: str, index: int) -> int:
+    from pclient.logfile import parse_size  # one size syntax for every log (pclient: not loaded by `sched -c`)
+
+    try:
+        return parse_size(text)
+    except ValueError as err:
+        raise ArgError(f"-rotate: {err}", index) from None
 
 
 def _timing(fn: Callable[[list[str]], Any], args: list[str]) -> Any:
@@ -350,15 +402,15 @@ DIRECTIVES: dict[str, Directive] = {
     "active": Directive("active on|off", "a paused task makes no jobs; running ones carry on", _apply_active),
     "priority": Directive("priority N", "higher first when several tasks are due at once", _apply_priority),
     "retry": Directive("retry N", "a controller job that ends DOWN is run again, up to N times", _apply_retry),
-    "stdout": Directive("stdout ?-append? PATH | -var NAME", "where the job's stdout goes when it ends (also in $stdout)", _apply_stdout),
-    "stderr": Directive("stderr ?-append? PATH | -var NAME", "where the job's stderr goes when it ends (also in $stderr)", _apply_stderr),
+    "stdout": Directive("stdout PATH ?-append? ?-rotate SIZE? ?-keep N? | -var NAME", "where the job's stdout goes when it ends (also in $stdout); -append -rotate 10M -keep 5: written as the job runs, rotated by size, N old files kept", _apply_stdout),
+    "stderr": Directive("stderr PATH ?-append? ?-rotate SIZE? ?-keep N? | -var NAME", "where the job's stderr goes when it ends (also in $stderr); -rotate and -keep as for stdout", _apply_stderr),
     "sync": Directive("sync name", "instead of `command`: each job is the synchronized run of that `sync` block (exit 0 on success, 1 on failure; $sync_result in task.exit)", _apply_sync),
     "joblog": Directive("joblog file", "append a line per finished job to FILE, as GNU parallel's --joblog (seq, host, start, run time, exit value, signal, command)", _apply_joblog),
     "rounds": Directive("rounds n -windows BOUNDARIES -gap DURATION -runtime DURATION ?-seed N?", "N random rounds between each two times of day: every host of `host -each` once per round, shuffled, runtime+gap apart (psched.scheduler.rounds); `check TASK -plan` shows the plan", _apply_rounds),
 }
 
 ARITY = {"command": (1, None), "host": (1, 2), "periods": (0, 8), "nmax": (1, 1), "npending": (1, 1),
-          "trange": (1, 5), "active": (1, 1), "priority": (1, 1), "retry": (1, 1), "stdout": (1, 2), "stderr": (1, 2), "sync": (1, 1), "joblog": (1, 1), "rounds": (1, 9)}
+          "trange": (1, 5), "active": (1, 1), "priority": (1, 1), "retry": (1, 1), "stdout": (1, 6), "stderr": (1, 6), "sync": (1, 1), "joblog": (1, 1), "rounds": (1, 9)}
 
 TASK_BLOCKS = ("task.exec", "task.exit")
 
