@@ -180,12 +180,15 @@ def ended_message(result: JobResult, spooled: bool = False) -> bytes:
         stdout=result.stdout.decode("utf-8", "replace"), stderr=result.stderr.decode("utf-8", "replace"),
         stdout_bytes=result.stdout_bytes, stderr_bytes=result.stderr_bytes,
         stdout_truncated=result.stdout_truncated, stderr_truncated=result.stderr_truncated,
-        reason=result.reason, spooled=spooled,
+        reason=result.reason, spooled=spooled, outbox=result.outbox,
     )
     while True:
         try:
             return encode(msg)
         except ProtocolError:
+            if not msg.stdout and not msg.stderr:  # only the outbox is left to cut
+                msg = dataclasses.replace(msg, outbox=msg.outbox[: len(msg.outbox) // 2])
+                continue
             msg = dataclasses.replace(
                 msg, stdout=msg.stdout[: len(msg.stdout) // 2], stderr=msg.stderr[: len(msg.stderr) // 2],
                 stdout_truncated=msg.stdout_truncated or bool(msg.stdout),
@@ -431,7 +434,7 @@ class Agent:
                 log.warning("job %s: cannot spool its output (%s); only its head is kept", msg.job, problem)
         spec = JobSpec(job_id=msg.job, argv=msg.argv, cwd=msg.cwd, env=env, timeout=msg.timeout,
                        output_limit=msg.output_limit, kill_grace=self.kill_grace,
-                       stdout_file=files[0], stderr_file=files[1])
+                       stdout_file=files[0], stderr_file=files[1], mailbox=msg.mailbox, inbox=msg.inbox)
         job = await start_job(spec)
         self._running[msg.job] = job
         log.info("job %s: started pid %s: %s", msg.job, job.pid, " ".join(msg.argv))

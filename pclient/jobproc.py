@@ -20,7 +20,9 @@ Everything that must happen at its moment runs in the process's watcher thread
 nothing of the job is left.  A loop kept busy by a long macro delays none of these; the loop
 learns of the result when it is free.  Output goes, byte for byte and however large, to the
 spec's `stdout_file`/`stderr_file` when set (pclient.output), and its first `output_limit`
-bytes are kept in memory for the result.
+bytes are kept in memory for the result.  A spec with `mailbox` gives the job an inbox and an
+outbox file (pclient.mailbox: $PSCHED_INBOX, $PSCHED_OUTBOX); the outbox's lines come back in
+the result.
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ from dataclasses import dataclass, field
 from typing import Callable, Mapping, Sequence, Union
 
 from .containment import TOKEN_VAR, Box, CgroupBox, KeeperBox, Kind, containment, find_token_processes
+from .mailbox import Mailbox
 from .output import OutputFile, Sink
 from .protocol import DEFAULT_OUTPUT_LIMIT, Outcome
 from .watcher import Timer, watcher
@@ -98,9 +101,13 @@ class JobSpec:
     kill_grace: float = DEFAULT_KILL_GRACE
     stdout_file: Union[OutputFile, None] = None
     stderr_file: Union[OutputFile, None] = None
+    mailbox: bool = False
+    """Give the job $PSCHED_INBOX (holding `inbox`) and $PSCHED_OUTBOX (pclient.mailbox)."""
+    inbox: Sequence[str] = ()
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "argv", tuple(self.argv))
+        object.__setattr__(self, "inbox", tuple(self.inbox))
         if self.timeout is not None and not (self.timeout >= 0 and math.isfinite(self.timeout)):
             raise ValueError(f"job {self.job_id}: timeout must be a finite number >= 0, got {self.timeout!r}")
         if self.output_limit < 0:
@@ -138,6 +145,8 @@ class JobResult:
     pid: Union[int, None]
     ended_at: float = 0.0
     output_errors: tuple = ()
+    outbox: tuple = ()
+    """The lines the job wrote to $PSCHED_OUTBOX (a spec with `mailbox`)."""
 
     @property
     def ok(self) -> bool:
@@ -178,6 +187,7 @@ class RunningJob:
         self._swept = False
         self._finished = False
         self._result: asyncio.Future[JobResult] = self._loop.create_future()
+        self._mail: Union[Mailbox, None] = None
 
     def __repr__(self) -> str:
         state = "done" if self.done else ("killing" if self._kill_reason else "running")
@@ -226,6 +236,9 @@ class RunningJob:
         if spec.env:
             env.update((os.fsencode(k), os.fsencode(v)) for k, v in spec.env.items())
         env[_TOKEN_VAR_B] = self.token.encode()
+        if spec.mailbox:
+            self._mail = Mailbox.open(spec.job_id, spec.inbox)
+            env.update((os.fsencode(k), os.fsencode(v)) for k, v in self._mail.env.items())
         box = containment().box(self.token)
         if isinstance(box, KeeperBox):
             missing = _preflight(spec, env)  # the keeper would find out only after its own start
@@ -283,15 +296,22 @@ class RunningJob:
         self._err.feed(message)
         self._result.set_result(self._start_failure_result(status, reason))
 
+    def _collect_mail(self) -> tuple[tuple, Union[str, None]]:
+        """The outbox's lines, and why some were lost (the mailbox is removed)."""
+        if self._mail is None:
+            return (), None
+        return self._mail.collect()
+
     def _start_failure_result(self, status: StartFailure, reason: str) -> JobResult:
-        errors = tuple(e for e in (self._out.finish(), self._err.finish()) if e)
+        outbox, note = self._collect_mail()
+        errors = tuple(e for e in (self._out.finish(), self._err.finish(), note) if e)
         elapsed = time.monotonic() - self._t0
         return JobResult(
             job_id=self.job_id, outcome=Outcome.EXIT, status=int(status), signal=None,
             elapsed=elapsed, stdout=b"", stderr=self._err.head,
             stdout_bytes=0, stderr_bytes=self._err.total, stdout_truncated=False,
             stderr_truncated=self._err.truncated, reason=reason, pid=None,
-            ended_at=self.started_at + elapsed, output_errors=errors,
+            ended_at=self.started_at + elapsed, output_errors=errors, outbox=outbox,
         )
 
     # -- in the watcher thread ----------------------------------------------------------------------
@@ -446,7 +466,8 @@ class RunningJob:
     def _make_result(self) -> JobResult:
         returncode = self._returncode
         assert returncode is not None and self._exit_time is not None
-        errors = tuple(e for e in (self._out.finish(), self._err.finish()) if e)
+        outbox, note = self._collect_mail()
+        errors = tuple(e for e in (self._out.finish(), self._err.finish(), note) if e)
         died_of = -returncode if returncode < 0 else None
         status: Union[int, None] = None
         if self._kill_reason is Outcome.TIMEOUT:
@@ -465,6 +486,7 @@ class RunningJob:
             stdout_bytes=out.total, stderr_bytes=err.total,
             stdout_truncated=out.truncated, stderr_truncated=err.truncated,
             reason=reason, pid=self.pid, ended_at=self.started_at + elapsed, output_errors=errors,
+            outbox=outbox,
         )
 
 

@@ -30,6 +30,8 @@ job held at a gate, `ready` says it waits there, `go` names the instant to pass 
 `launched` says when the program really started; its end is an ordinary `ended`.
 
 Later additions are optional fields, so peers of either age still speak:
+`run` may ask for a `mailbox` (with the `inbox` lines) and `ended` then carries the
+job's `outbox` lines (pclient.mailbox, for sched's switchboard),
 `hello` may carry the agent's `build` (the digest of its code, pclient.build:
 pcontrol replaces or flags an agent of another build),
 `auth` may carry the controller's heartbeat (the agent then gives up on a
@@ -197,6 +199,11 @@ class Ended(Message):
     spooled: bool = False
     """The agent keeps the whole of both streams in its spool (the run asked for `spool`):
     `fetch` reads them, `drop` removes them."""
+    outbox: Tuple[str, ...] = ()
+    """The lines the job wrote to $PSCHED_OUTBOX (the run asked for `outbox`; pclient.mailbox)."""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "outbox", tuple(self.outbox))
 
 
 @dataclass(frozen=True)
@@ -254,10 +261,15 @@ class Run(Message):
     spool: bool = False
     """Keep the whole of stdout and stderr, every byte, in the agent's spool for `fetch`
     (the `ended` then says `spooled`); an older agent ignores it."""
+    mailbox: bool = False
+    """Give the job a mailbox (pclient.mailbox): $PSCHED_INBOX holding `inbox`, and
+    $PSCHED_OUTBOX, whose lines come back in the `ended`; an older agent ignores both."""
+    inbox: Tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "argv", tuple(self.argv))
         object.__setattr__(self, "env", dict(self.env or {}))
+        object.__setattr__(self, "inbox", tuple(self.inbox))
         if not self.job:
             raise ValueError("run: job id must not be empty")
         if not self.argv:

@@ -102,6 +102,8 @@ class JobSpec:
     output_limit: int = DEFAULT_OUTPUT_LIMIT
     retry: int = 0
     spool: bool = False
+    mail: bool = False
+    inbox: tuple[str, ...] = ()
 
 
 #: A job's end event carries its stdout and stderr when together they are at most this many
@@ -433,7 +435,7 @@ class Controller(AgentReports, OperatorRequests):
                   required=spec.required, timeout=spec.timeout, pending_timeout=spec.pending,
                   priority=spec.priority, cwd=spec.cwd, env=dict(spec.env), owner=spec.owner,
                   task=spec.task, output_limit=spec.output_limit, retry=spec.retry,
-                  retries_left=spec.retry, spool=spec.spool)
+                  retries_left=spec.retry, spool=spec.spool, mail=spec.mail, inbox=tuple(spec.inbox))
         self._next_id += 1
         if self.journal is not None:
             self.journal.next_job_id_changed(self._next_id)
@@ -489,13 +491,13 @@ class Controller(AgentReports, OperatorRequests):
     def _check_encodable(spec: JobSpec) -> None:
         """Refuse a job whose `run` line the agent would refuse as too long."""
         size = sum(map(len, spec.argv)) + len(spec.cwd or "") \
-            + sum(len(k) + len(v) for k, v in spec.env.items())
+            + sum(len(k) + len(v) for k, v in spec.env.items()) + sum(map(len, spec.inbox))
         if size * 12 + 4096 < agent_protocol.MAX_LINE:   # \uXXXX escapes at worst
             return                                       # surely fits: skip the encode
         try:
             agent_protocol.encode(agent_protocol.Run(
                 job="0", argv=tuple(spec.argv), cwd=spec.cwd, env=spec.env,
-                timeout=spec.timeout, output_limit=spec.output_limit))
+                timeout=spec.timeout, output_limit=spec.output_limit, inbox=tuple(spec.inbox)))
         except (ValueError, agent_protocol.ProtocolError) as exc:
             raise UsageError(f"job cannot be sent to an agent: {exc}") from None
 
@@ -510,6 +512,7 @@ class Controller(AgentReports, OperatorRequests):
         self._to_agent(host, agent_protocol.Run(
             job=job.agent_word, argv=job.argv, cwd=job.cwd, env=job.env,
             timeout=job.timeout, output_limit=job.output_limit, spool=job.spool,
+            mailbox=job.mail, inbox=job.inbox,
             pending=None if deadline is None else max(0.0, deadline - self.clock())))
         self._update_load(host)
         self._free.rotate(host.name)
@@ -653,8 +656,9 @@ class Controller(AgentReports, OperatorRequests):
 
     def add_host(self, name: str, *, slots: int | None = None,
                  connect: str | None = None, slurm: SlurmOptions | None = None,
-                 pull: bool = False) -> Host:
-        return self.host_table.add(name, slots=slots, connect=connect, slurm=slurm, pull=pull)
+                 pull: bool = False, address: str | None = None, port: int | None = None) -> Host:
+        return self.host_table.add(name, slots=slots, connect=connect, slurm=slurm, pull=pull,
+                                   address=address, port=port)
 
     # == status =============================================================================
 

@@ -186,6 +186,7 @@ class HostTable:
         for record in records:
             host = Host(name=record["name"], slots=record.get("slots"),
                         connect=record.get("connect"), slurm=record.get("slurm"),
+                        address=record.get("address"), port=record.get("port"),
                         pull=bool(record.get("pull", False)), enabled=bool(record.get("enabled", True)),
                         added=float(record.get("added") or now), since=now)
             host.history = collections.deque(maxlen=self.config.history_size)
@@ -289,19 +290,19 @@ class HostTable:
         slots = ["--slots", str(host.slots)] if host.slots else []
         if host.connect:
             return shlex.split(host.connect)
-        if host.name == "localhost":
+        if host.local:
             return list(self.config.local_agent) + slots
+        ssh = list(self.config.ssh_command) + (["-p", str(host.port)] if host.port is not None else [])
         if not self._sends_agent(host):
             assert self.config.remote_agent is not None
-            return list(self.config.ssh_command) + [host.name, self.config.remote_agent] + slots
-        return list(self.config.ssh_command) + [host.name,
-                                                remote_command(current_bundle(), slots)]
+            return ssh + [host.target, self.config.remote_agent] + slots
+        return ssh + [host.target, remote_command(current_bundle(), slots)]
 
     @staticmethod
     def _may_send_agent(host: Host) -> bool:
         """An ssh host started by pcontrol's own command (not -connect, not localhost, not
         a Slurm cluster)."""
-        return not host.connect and host.name != "localhost" and host.slurm is None and not host.pull
+        return not host.connect and not host.local and host.slurm is None and not host.pull
 
     def _sends_agent(self, host: Host) -> bool:
         """This host's next start sends pcontrol's own agent (pcontrol.bootstrap)."""
@@ -312,12 +313,19 @@ class HostTable:
     # -- commands (the listener has dealt with the jobs first) ------------------------------
 
     def add(self, name: str, *, slots: int | None, connect: str | None,
-            slurm: SlurmOptions | None = None, pull: bool = False) -> Host:
+            slurm: SlurmOptions | None = None, pull: bool = False,
+            address: str | None = None, port: int | None = None) -> Host:
         validate_host_name(name)
         if pull and (slurm is not None or connect is not None):
             raise UsageError("a pull host (-pull) has no -connect command and is not a Slurm cluster")
         if pull and self.pull is None:
             raise UsageError("this pcontrol has no pull listener: start it with --pull-listen HOST:PORT")
+        if (address is not None or port is not None) and (connect is not None or slurm is not None or pull):
+            raise UsageError("-address and -port are for the default ssh start, not with -connect, -slurm or -pull")
+        if address is not None:
+            validate_host_name(address)
+        if port is not None and not 0 < port < 65536:
+            raise UsageError(f"-port must be a TCP port (1-65535), got {port}")
         if name in self.hosts:
             raise ConflictError(f'host "{name}" already exists')
         if slurm is not None and connect is not None:
@@ -336,7 +344,8 @@ class HostTable:
                 raise UsageError("-connect needs a command")
         now = self.clock()
         host = Host(name=name, slots=slots, connect=connect, added=now, since=now,
-                    slurm=slurm.to_record() if slurm is not None else None, pull=pull)
+                    slurm=slurm.to_record() if slurm is not None else None, pull=pull,
+                    address=address, port=port)
         host.history = collections.deque(maxlen=self.config.history_size)
         self._note(host, "added")
         self.hosts[name] = host

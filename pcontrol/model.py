@@ -67,6 +67,9 @@ class Job:
     output_limit: int = DEFAULT_OUTPUT_LIMIT
     spool: bool = False                   # -spool: its agent keeps its whole output for `output`
     spooled: bool = False                 # ... and said it did, when it ended
+    mail: bool = False                    # -mail: its agent gives it $PSCHED_INBOX / $PSCHED_OUTBOX
+    inbox: tuple[str, ...] = ()           # -inbox: the lines of its $PSCHED_INBOX
+    outbox: tuple[str, ...] = ()          # the lines it wrote to $PSCHED_OUTBOX, when it ended
     state: JobState = JobState.PENDING
     outcome: Outcome | None = None
     status: int | None = None
@@ -116,6 +119,7 @@ class Job:
             "pending": self.pending_timeout, "priority": self.priority, "cwd": self.cwd,
             "env": dict(self.env), "owner": self.owner, "task": self.task,
             "output_limit": self.output_limit, "spool": self.spool, "spooled": self.spooled,
+            "mail": self.mail, "inbox": list(self.inbox), "outbox": list(self.outbox),
             "state": self.state.value,
             "outcome": self.outcome.value if self.outcome else None,
             "status": self.status, "signal": self.signal, "ran_on": self.ran_on,
@@ -157,8 +161,10 @@ class Job:
         for name in ("stdout_bytes", "stderr_bytes"):
             setattr(job, name, int(record.get(name) or 0))
         for name in ("stdout_truncated", "stderr_truncated", "kill_requested",
-                     "delete_requested", "spool", "spooled"):
+                     "delete_requested", "spool", "spooled", "mail"):
             setattr(job, name, bool(record.get(name)))
+        job.inbox = tuple(str(line) for line in record.get("inbox") or ())
+        job.outbox = tuple(str(line) for line in record.get("outbox") or ())
         job.retry = int(record.get("retry") or 0)
         job.retries_left = int(record.get("retries_left") or 0)
         job.attempts = tuple(dict(a) for a in record.get("attempts") or ())
@@ -170,6 +176,8 @@ class Host:
     name: str
     slots: int | None = None          # configured; None: whatever the agent reports
     connect: str | None = None        # the exact command, or None for the default
+    address: str | None = None        # where the default command connects (None: the name)
+    port: int | None = None           # and the ssh port there (None: ssh's own)
     slurm: dict[str, Any] | None = None   # a Slurm cluster: its SlurmOptions record
     pull: bool = False                # a probe that checks in (pull.py); pcontrol never connects
     enabled: bool = True              # False after `host off`
@@ -191,6 +199,16 @@ class Host:
         default_factory=lambda: collections.deque(maxlen=20))   # recent state changes
 
     @property
+    def target(self) -> str:
+        """Where its agent is started: the address, else the name."""
+        return self.address or self.name
+
+    @property
+    def local(self) -> bool:
+        """Its agent is a local pclient (the default command for localhost, no port)."""
+        return self.target == "localhost" and self.port is None
+
+    @property
     def free_slots(self) -> int:
         if self.state not in (HostState.IDLE, HostState.BUSY) or self.replacing:
             return 0
@@ -200,6 +218,7 @@ class Host:
         return {
             "name": self.name, "state": self.state.value, "slots": self.slots,
             "agent_slots": self.agent_slots, "connect": self.connect, "slurm": self.slurm,
+            "address": self.address, "port": self.port,
             "enabled": self.enabled, "reason": self.reason, "since": self.since,
             "added": self.added, "running": sorted(self.running),
             "failures": self.failures, "retry_at": self.retry_at,

@@ -298,6 +298,7 @@ class AgentReports:
         job.stdout_truncated = message.stdout_truncated
         job.stderr_truncated = message.stderr_truncated
         job.spooled = message.spooled
+        job.outbox = message.outbox
         self._finish(job, outcome, reason=reason, status=message.status, signal=message.signal)
         self._ack(host, message.job)
         if reconciled:

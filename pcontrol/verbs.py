@@ -161,10 +161,11 @@ def _hosts(session: Session, args: dict[str, Any]) -> CommandResult:
     return CommandResult(host_table(records), records)
 
 
-@command("host add", "NAME ?-slots SLOTS? ?-connect COMMAND? ?-slurm? ?-partition P? "
-                     "?-account A? ?-qos Q? ?-sbatch OPTIONS? ?-output DIR? ?-pull?",
-         "define a host and start its agent (localhost: local pclient; else ssh NAME, "
-         "sending pcontrol's own agent to its python3); -slurm: the host is a Slurm cluster, "
+@command("host add", "NAME ?-slots SLOTS? ?-connect COMMAND? ?-address ADDRESS? ?-port N? ?-slurm? "
+                     "?-partition P? ?-account A? ?-qos Q? ?-sbatch OPTIONS? ?-output DIR? ?-pull?",
+         "define a host and start its agent (localhost: local pclient; else ssh NAME, or ssh "
+         "-p N ADDRESS, sending pcontrol's own agent to its python3; -address localhost "
+         "without -port: a local pclient under the name NAME); -slurm: the host is a Slurm cluster, "
          "its jobs submitted with sbatch (-slots: at most that many in the cluster at once; "
          "-output: where they write stdout and stderr, shared with pcontrol); -pull: a probe "
          "pcontrol cannot reach, which checks in (`host key NAME` makes its key)")
@@ -179,7 +180,8 @@ def _host_add(session: Session, args: dict[str, Any]) -> CommandResult:
             raise UsageError(f"{', '.join(given)} {'goes' if len(given) == 1 else 'go'} "
                              "only with -slurm")
     host = session.controller.add_host(args["name"], slots=args["slots"],
-                                       connect=args["connect"], slurm=slurm, pull=bool(args["pull"]))
+                                       connect=args["connect"], slurm=slurm, pull=bool(args["pull"]),
+                                       address=args["address"], port=args["port"])
     if host.pull:
         return CommandResult(f"host {host.name} added: its jobs wait for its probe to check in "
                              f"(make its key with `host key {host.name}`)", host.to_record())
@@ -286,17 +288,19 @@ def _sync_kill(session: Session, args: dict[str, Any]) -> CommandResult:
 
 @command("job", "?-host H? ?-required? ?-timeout S? ?-pending S? ?-priority N? ?-retry COUNT? "
                 "?-cwd DIR? ?-env K=V? ?-owner OWNER? ?-task TASK? ?-output-limit BYTES? "
-                "?-spool? -- ARGV...",
+                "?-spool? ?-mail? ?-inbox TEXT? -- ARGV...",
          "submit a job; prints its id (-retry: run it again, elsewhere if allowed, when its "
          "host is lost, up to COUNT times; -spool: its agent keeps its whole output, every "
-         "byte, for `output`)")
+         "byte, for `output`; -mail: it gets $PSCHED_INBOX holding the lines of -inbox and "
+         "$PSCHED_OUTBOX, whose lines come back with its end)")
 async def _job(session: Session, args: dict[str, Any]) -> CommandResult:
     _refuse_nul(args)
     spec = JobSpec(argv=args["argv"], host=args["host"], required=args["required"],
                    timeout=args["timeout"], pending=args["pending"],
                    priority=args["priority"] or 0, cwd=args["cwd"], env=args["env"],
                    owner=args["owner"], task=args["task"], retry=args["retry"] or 0,
-                   spool=args["spool"])
+                   spool=args["spool"], mail=args["mail"] or bool(args["inbox"]),
+                   inbox=tuple((args["inbox"] or "").splitlines()))
     if args["output-limit"] is not None:
         spec.output_limit = args["output-limit"]
     job = await session.controller.submit_durable(spec)   # the id only once on disk

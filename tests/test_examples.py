@@ -19,6 +19,10 @@ EXPECTED = {
     "pipeline.sched": ["processed 4 item(s):", "  ALPHA on localhost", "  GAMMA on localhost"],
     "fleet.sched": ["fleet probe: 1 of 1 host(s) answered (minhosts 1): ok"],
     "probes.sched": ["ran 3 probes in the window; closest two were at least 0.3 s apart: yes"],
+    "switchboard.sched": ["web-probe: unreachable: router 10.0.0.1 does not answer (told by router-probe)",
+                          "db-probe: unreachable: router 10.0.0.1 does not answer (told by router-probe)",
+                          "switchboard: 2 of 2 children reported unreachable, 0 failed on their own",
+                          "still waiting: 0 message(s)"],
     "demo.sched": ["crashed with signal 11", "exit status 3: disk quota exceeded", "(TIMEOUT)",
                    "consumer job", "== done:"],
 }

@@ -21,6 +21,7 @@ Files (for the default name; with a name, `NAME` is inserted before the extensio
     sched.lock       the lock; its text is the holder's pid
     made.log         the run ledger (psched.scheduler.runledger)
     harvested.log    controller jobs whose exit macro began (+KEY) and ended (KEY) (psched.scheduler.remote)
+    switchboard.log  messages waiting for a task's next job (psched.scheduler.switchboard)
     jobids           the first job id not yet handed out
     marks.json       each task's last launch (wall time), for `-exec` spacing across restarts
 """
@@ -91,6 +92,10 @@ class SchedHome:
     @property
     def harvest_path(self) -> Path:
         return self.file("harvested", ".log")
+
+    @property
+    def switchboard_path(self) -> Path:
+        return self.file("switchboard", ".log")
 
     @property
     def held(self) -> bool:

@@ -68,6 +68,8 @@ class Job:
     outputs: dict = field(default_factory=dict)  # stream -> pclient.output.OutputFile: its task's files
     sync: str | None = None  # a task's `sync NAME`: the job is that whole synchronized run
     vars: dict[str, str] = field(default_factory=dict)  # extra variables of its task.exit macro
+    env: dict[str, str] = field(default_factory=dict)  # added to its environment
+    inbox: tuple[str, ...] = ()  # the switchboard's messages for it, `SENDER TEXT` (psched.scheduler.switchboard)
 
     @property
     def local(self) -> bool:
@@ -130,7 +132,7 @@ class JobSink(Protocol):
     def job_ended(self, job: Job, outcome: Outcome, status: int | None = None, signal: int | None = None,
                   stdout: str = "", stderr: str = "", stdout_bytes: int = 0, stderr_bytes: int = 0,
                   elapsed: float | None = None, reason: str = "", ran_on: str = "", quiet: bool = False,
-                  ended: float | None = None, written: tuple[str, ...] = ()) -> None: ...
+                  ended: float | None = None, written: tuple[str, ...] = (), outbox: tuple[str, ...] = ()) -> None: ...
 
     def adopt(self, record: dict[str, Any]) -> Job | None:
         """A job an earlier sched submitted, taken back (None: its task is not defined here)."""

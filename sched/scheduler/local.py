@@ -54,7 +54,8 @@ class LocalBackend:
     async def _run(self, job: Job) -> None:
         sched = self.sched
         spec = JobSpec(str(job.id), job.argv, timeout=job.timeout, output_limit=sched.output_limit,
-                       stdout_file=job.outputs.get("stdout"), stderr_file=job.outputs.get("stderr"))
+                       stdout_file=job.outputs.get("stdout"), stderr_file=job.outputs.get("stderr"),
+                       env=job.env, mailbox=True, inbox=job.inbox)
         try:
             running = await start_job(spec, on_started=lambda rj: sched.job_started(job, "local", rj.pid))
         except Exception as exc:  # never lose a job: a failure to start is its outcome
@@ -82,7 +83,7 @@ class LocalBackend:
             stderr=output_text(result.stderr, result.stderr_bytes, result.stderr_truncated),
             stdout_bytes=result.stdout_bytes, stderr_bytes=result.stderr_bytes,
             elapsed=result.elapsed, reason=result.reason or "", ran_on="local",
-            ended=result.ended_at or None, written=written,
+            ended=result.ended_at or None, written=written, outbox=result.outbox,
         )
 
     def kill(self, job: Job) -> bool:

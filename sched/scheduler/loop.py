@@ -46,6 +46,7 @@ from .joblog import JobLog
 from .runledger import LEDGER_NAME, RunLedger
 from .roundjobs import RoundCursor
 from .rounds import RoundsConfig
+from .switchboard import Switchboard
 from .taskspec import DRAFT_KEY, JobDraft, OutputDest, TaskSpec
 from ..lang.tcllist import join_list
 from .timing import PlanReason, TaskTiming, TimerHandle, TimerHeap, plan
@@ -153,6 +154,7 @@ class Scheduler:
         self.pending_scripts = 0  # `after MS SCRIPT` not run yet (psched.scheduler.commands.after): something may change
         self.staging: TaskStaging | None = None  # a reload reading its files: task blocks and `run` go there
         self.dispatcher: Dispatcher | None = None  # between a made job and its backend (psched.scheduler.ha)
+        self.switchboard = Switchboard(home.switchboard_path if home is not None else None)  # messages between jobs
 
     # --- the task table -----------------------------------------------------------------------
 
@@ -425,15 +427,21 @@ class Scheduler:
 
     def _make_job(self, entry: TaskEntry, host: str | None = None) -> Job | None:
         spec = entry.spec
+        inbox = self.switchboard.take(spec.name)  # the switchboard's messages go to this job
+        inbox_lines = tuple(m.line for m in inbox)
+        self.interp.queues["inbox"] = WorkQueue(inbox_lines)
         draft = self._draft(entry, host)
-        if draft is None:
-            return None
-        if not draft.argv and spec.sync is None:
+        if draft is not None and not draft.argv and spec.sync is None:
             self.report(f"task {spec.name}: no command to run (give it `command` in the task or in task.exec)")
+            draft = None
+        if draft is None:
+            self.switchboard.put_back(inbox)  # for the next job that is made
             return None
         job = Job(self._new_job_id(), spec.name, list(draft.argv), draft.host, draft.host_required,
                   timeout=spec.periods.timeout, pending=spec.periods.pending, retry=spec.retry,
-                  sync=spec.sync)
+                  sync=spec.sync, env=dict(draft.env), inbox=inbox_lines, vars=dict(draft.vars))
+        if spec.source is not None:
+            spec.source.made(job)
         job.outputs = spec.output_files()
         self.jobs[job.id] = job
         entry.jobs_out.add(job.id)
@@ -461,6 +469,8 @@ class Scheduler:
         """The job to make, after the task.exec macro (None: skipped, or the macro failed)."""
         spec = entry.spec
         draft = JobDraft(list(spec.argv), host or spec.host, spec.host_required or host is not None)
+        if spec.source is not None and not spec.source.fill(draft):
+            return None  # nothing to run now (a sequence: every host with jobs left has one out)
         if spec.exec_macro is None:
             return draft
         interp = self.interp
@@ -501,12 +511,13 @@ class Scheduler:
     def job_ended(self, job: Job, outcome: Outcome, status: int | None = None, signal: int | None = None,
                   stdout: str = "", stderr: str = "", stdout_bytes: int = 0, stderr_bytes: int = 0,
                   elapsed: float | None = None, reason: str = "", ran_on: str = "", quiet: bool = False,
-                  ended: float | None = None, written: tuple[str, ...] = ()) -> None:
+                  ended: float | None = None, written: tuple[str, ...] = (), outbox: tuple[str, ...] = ()) -> None:
         """Record how a job ended, deliver its output and run its exit macro. Once per job.
 
         `quiet`: the job's exit macro already ran (before a restart): record the end only.
         `ended`: when it really ended (wall clock), if the backend knows better than now.
         `written`: the streams ("stdout", "stderr") the backend already wrote to their files.
+        `outbox`: the lines the job wrote to $PSCHED_OUTBOX, for the switchboard.
         """
         if job.done:
             log.warning("job %s reported ended twice; ignoring the second (%s)", job.id, outcome)
@@ -520,10 +531,14 @@ class Scheduler:
         job.reason = reason
         job.ran_on = ran_on or job.ran_on
         entry = self.tasks.get(job.task)
+        if outbox and not quiet:  # before its exit macro, which may `send` too
+            self.switchboard.post_lines(job.task, outbox)
         self.totals["done"] += 1
         if job.failed:
             self.totals["failed"] += 1
         if entry is not None:
+            if entry.spec.source is not None:
+                entry.spec.source.ended(job)
             entry.jobs_out.discard(job.id)
             entry.timing.ended()
             entry.done += 1
@@ -587,6 +602,7 @@ class Scheduler:
         frame.declared.update(frame.vars)
         set_queue(interp, "stdout", job.stdout)
         set_queue(interp, "stderr", job.stderr)
+        interp.queues["inbox"] = WorkQueue(job.inbox)  # what the switchboard gave this job
         try:
             interp.run_in_frame(frame, body)
         except Skip:

@@ -557,6 +557,11 @@ class ControllerLink:
             argv += ["-retry", str(job.retry)]
         if job.outputs:
             argv.append("-spool")  # the agent keeps every byte for the task's stdout/stderr files
+        for key, value in job.env.items():
+            argv += ["-env", f"{key}={value}"]
+        argv.append("-mail")  # $PSCHED_INBOX, $PSCHED_OUTBOX: the switchboard (psched.scheduler.switchboard)
+        if job.inbox:
+            argv += ["-inbox", "\n".join(job.inbox)]
         argv.append("--")
         argv += job.argv
         return argv
@@ -653,6 +658,7 @@ class ControllerLink:
                     stdout_bytes=record.get("stdout_bytes") or 0, stderr_bytes=record.get("stderr_bytes") or 0,
                     elapsed=record.get("elapsed"), reason=record.get("reason") or "",
                     ran_on=record.get("ran_on") or "", written=written,
+                    outbox=() if rerun else tuple(str(line) for line in record.get("outbox") or ()),  # posted before the first run
                 )
             finally:
                 self.harvests.end(key)  # this process lives on: the macro has had its run

@@ -15,7 +15,7 @@ import dataclasses
 import os
 import zlib
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, Protocol
 
 from ..lang.errors import Pos
 from ..lang.nodes import Script
@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from pclient.output import OutputFile
 
 __all__ = ["TaskSpec", "OutputDest", "JobDraft", "Defining", "Directive", "DIRECTIVES", "ARITY", "TASK_BLOCKS",
-           "SELECTORS", "ArgError", "check_arity", "host_rule", "parse_selector", "DRAFT_KEY", "DEFINING_KEY",
+           "SELECTORS", "JobSource", "ArgError", "check_arity", "host_rule", "parse_selector", "DRAFT_KEY", "DEFINING_KEY",
            "SITE_KEY"]
 
 DRAFT_KEY = "task.draft"
@@ -61,6 +61,23 @@ class OutputDest:
         return ("-append " if self.append else "") + (self.path or "") + rotation
 
 
+class JobSource(Protocol):
+    """What gives a task's jobs their command, host and environment, job by job (a sequence:
+    psched.scheduler.sequences), before its task.exec macro runs."""
+
+    def fill(self, draft: JobDraft) -> bool:
+        """Fill in the job to make; False: none now (no job is made this time)."""
+
+    def made(self, job: Any) -> None:
+        """The job drafted by the last `fill` is made."""
+
+    def ended(self, job: Any) -> None:
+        """A job of the task has ended (before its exit macro runs)."""
+
+    def describe(self) -> str:
+        """One line for `tasks -json`."""
+
+
 @dataclass
 class TaskSpec:
     """What a task is: everything its directives say."""
@@ -86,6 +103,7 @@ class TaskSpec:
     hosts: tuple[str, ...] = ()  # `host -each LIST`: each launch makes one job per host (required there)
     rounds: RoundsRule | None = None  # `rounds N -windows ...`: jobs at the planned moments (psched.scheduler.rounds)
     rounds_seed: int = 0  # the rule's -seed, or one derived from the task's name
+    source: JobSource | None = None  # gives each job its command, host and env (a sequence)
 
     def output_files(self) -> dict[str, OutputFile]:
         """The files the `stdout`/`stderr` directives name, by stream (`-var NAME` is not a file)."""
@@ -138,16 +156,20 @@ class TaskSpec:
             "task.exec": self.exec_macro is not None, "task.exit": sorted(self.exit_macros),
             "defined_at": str(self.defined_at) if self.defined_at else None,
             "sync": self.sync, "joblog": self.joblog,
+            "sequence": self.source.describe() if self.source is not None else None,
         }
 
 
 @dataclass
 class JobDraft:
-    """The job a task.exec macro is about to make: it may change the command and host."""
+    """The job a task.exec macro is about to make: it may change the command and host; `env`
+    is added to the job's environment (a sequence's params: psched.scheduler.sequences)."""
 
     argv: list[str]
     host: str
     host_required: bool
+    env: dict[str, str] = field(default_factory=dict)
+    vars: dict[str, str] = field(default_factory=dict)  # extra variables of its task.exit macro
 
 
 @dataclass

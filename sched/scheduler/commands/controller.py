@@ -3,6 +3,7 @@
     controller start | stop ?-kill? ?-force? | status     manage the pcontrol daemon of $SCHED_HOME
     controller connect ?HOST:PORT|local? ?-secret FILE?  use a remote pcontrol over TCP (or the
                                                     local one again); alone: say which is used
+    controller host load FILE.json                  add the hosts of a pktgen hosts file (commands/sequence.py)
     controller COMMAND ...                          any pcontrol command: host add, hosts, jobs...
 
 A command is sent over the scheduler's own connection (psched.scheduler.remote), and its reply text
@@ -25,6 +26,7 @@ from ..attach import controller_of, scheduler_of
 from ...lang.errors import ScriptError
 from ..eventloop import get_loop, run_until
 from ...lang.registry import BUILTINS
+from .sequence import HOST_LOAD_USAGE, load_hosts
 
 if TYPE_CHECKING:
     from ..remote import ControllerLink
@@ -47,7 +49,8 @@ def _link(interp: Any) -> ControllerLink:
 @BUILTINS.command("controller subcommand ?arg ...?",
                   "talk to the controller: start | stop ?-kill? ?-force? | status | connect ?HOST:PORT|local? "
                   "?-secret FILE? (a remote pcontrol over TCP, or the local one) | any pcontrol command "
-                  "(host add, hosts, jobs, check...)")
+                  "(host add, hosts, jobs, check...) | " + HOST_LOAD_USAGE.removeprefix("controller ") +
+                  " (a pktgen hosts file: [{name, address[, port][, slots]}])")
 def cmd_controller(interp: Any, argv: list[str]) -> str:
     link = _link(interp)
     sub, args = argv[1], argv[2:]
@@ -59,6 +62,8 @@ def cmd_controller(interp: Any, argv: list[str]) -> str:
         return _status(link)
     if sub == "connect":
         return _connect(link, args)
+    if sub == "host" and args[:1] == ["load"]:
+        return load_hosts(interp, args[1:])
     return _send(link, argv[1:])
 
 

@@ -1,0 +1,219 @@
+"""The switchboard: messages between jobs, as SHAFT's satellite scheduler kept them.
+
+A message is addressed to a task and waits here until that task's next job is made; it is then
+delivered to that job: in its task.exec and task.exit macros as the queue `inbox`, and to the
+job itself as the file named by $PSCHED_INBOX (pclient.mailbox). Each delivered line reads
+`SENDER TEXT`.
+
+    board = Switchboard(home.switchboard_path)     # None: kept in memory only (tests' schedulers)
+    board.post("child", "parent", "unreachable")   # `send child unreachable` in parent's macro
+    board.post_lines("parent", ("child unreachable",))  # a job's $PSCHED_OUTBOX lines, `TASK TEXT`
+    taken = board.take("child")                   # for the job being made: the messages, oldest first
+    board.put_back(taken)                         # no job was made after all (skipped, failed)
+    board.waiting("child")                        # what waits (`messages ?TASK?`)
+
+Undelivered messages survive a restart: each change is one JSON line appended to
+$SCHED_HOME/switchboard.log and flushed (as the run ledger, psched.scheduler.runledger):
+`["post", ID, TO, FROM, TEXT, WALL]` and `["taken", ID]`. A torn last line (sched killed while
+writing) is skipped. The file is rewritten compactly when it grows past COMPACT_AT, and
+removed when nothing waits. A message is taken for good once its job is made: a sched killed
+while that job runs does not deliver it again.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Iterable
+
+from ..lang.errors import TaskError
+
+log = logging.getLogger(__name__)
+
+__all__ = ["Message", "Switchboard", "SWITCHBOARD_NAME", "parse_outbox_line"]
+
+SWITCHBOARD_NAME = "switchboard.log"
+COMPACT_AT = 1 << 20  # bytes
+
+
+@dataclass(frozen=True)
+class Message:
+    """One message waiting for a task's next job."""
+
+    id: int
+    to: str
+    sender: str
+    text: str
+    sent: float  # wall clock
+
+    @property
+    def line(self) -> str:
+        """As the addressee's job and macros see it."""
+        return f"{self.sender} {self.text}"
+
+
+def parse_outbox_line(line: str) -> tuple[str, str] | None:
+    """`TASK TEXT` from a job's outbox: (task, text), or None for a line without a task."""
+    words = line.strip().split(None, 1)
+    if not words:
+        return None
+    return words[0], words[1] if len(words) > 1 else ""
+
+
+def check_text(text: str) -> str:
+    """A message is one line (it is one line of the addressee's inbox)."""
+    if "\n" in text or "\r" in text:
+        raise TaskError("a message is one line: it holds a newline")
+    return text
+
+
+class Switchboard:
+    """The messages waiting for each task (see the module docstring)."""
+
+    def __init__(self, path: Path | None = None):
+        self.path = Path(path) if path is not None else None
+        self._waiting: dict[int, Message] = {}  # by id, in the order posted
+        self._next = 1
+        self._loaded = path is None
+        self._fh: IO[str] | None = None
+        self._size = 0
+
+    # --- the file ----------------------------------------------------------------------------------
+
+    def load(self) -> None:
+        """Read what an earlier sched left waiting (once; later calls do nothing)."""
+        if self._loaded:
+            return
+        self._loaded = True
+        assert self.path is not None
+        try:
+            text = self.path.read_text(encoding="utf-8", errors="replace")
+        except FileNotFoundError:
+            return
+        except OSError as exc:
+            log.warning("cannot read %s: %s; no messages from the earlier sched", self.path, exc)
+            return
+        for number, line in enumerate(text.splitlines(), 1):
+            try:
+                record = json.loads(line)
+                if record[0] == "post" and len(record) == 6:
+                    _, ident, to, sender, body, sent = record
+                    message = Message(int(ident), str(to), str(sender), str(body), float(sent))
+                    self._waiting[message.id] = message
+                    self._next = max(self._next, message.id + 1)
+                    continue
+                if record[0] == "taken" and len(record) == 2:
+                    self._waiting.pop(int(record[1]), None)
+                    continue
+            except (ValueError, TypeError, IndexError):
+                pass
+            log.warning("%s:%d: skipping a line that is not a switchboard record (a torn write?)", self.path, number)
+
+    def _write(self, records: Iterable[list]) -> None:
+        if self.path is None:
+            return
+        text = "".join(json.dumps(record) + "\n" for record in records)
+        try:
+            if self._fh is None:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                self._fh = open(self.path, "a", encoding="utf-8")
+                self._size = self._fh.tell()
+                if self._size and not _ends_a_line(self.path):
+                    text = "\n" + text  # after a torn last line (a killed sched), not onto it
+            self._fh.write(text)  # one write(): two writers' lines never interleave
+            self._fh.flush()
+            self._size += len(text)
+            if not self._waiting:
+                self._remove()
+            elif self._size > COMPACT_AT:
+                self._compact()
+        except OSError as exc:  # the messages live on in memory; only a restart would lose them
+            log.warning("cannot write %s: %s", self.path, exc)
+
+    def _compact(self) -> None:
+        assert self.path is not None
+        self.close()
+        tmp = self.path.with_name(f"{self.path.name}.{os.getpid()}.new")
+        with open(tmp, "w", encoding="utf-8") as fh:
+            fh.writelines(json.dumps(_record(m)) + "\n" for m in self._waiting.values())
+        os.replace(tmp, self.path)
+
+    def _remove(self) -> None:
+        assert self.path is not None
+        self.close()
+        try:
+            self.path.unlink()
+        except FileNotFoundError:
+            pass
+
+    def close(self) -> None:
+        if self._fh is not None:
+            try:
+                self._fh.close()
+            except OSError:
+                pass
+            self._fh = None
+
+    # --- messages ------------------------------------------------------------------------------
+
+    def post(self, to: str, sender: str, text: str, now: float | None = None) -> Message:
+        """A message for task `to`'s next job."""
+        self.load()
+        message = Message(self._next, to, sender, check_text(text), time.time() if now is None else now)
+        self._next += 1
+        self._waiting[message.id] = message
+        self._write([_record(message)])
+        return message
+
+    def post_lines(self, sender: str, lines: Iterable[str], now: float | None = None) -> list[Message]:
+        """A job's outbox lines (`TASK TEXT`), in one write."""
+        self.load()
+        posted = []
+        for line in lines:
+            parsed = parse_outbox_line(line)
+            if parsed is None:
+                continue
+            message = Message(self._next, parsed[0], sender, parsed[1], time.time() if now is None else now)
+            self._next += 1
+            self._waiting[message.id] = message
+            posted.append(message)
+        if posted:
+            self._write([_record(m) for m in posted])
+        return posted
+
+    def take(self, task: str) -> list[Message]:
+        """The messages waiting for `task`, oldest first; they wait no more."""
+        self.load()
+        taken = [m for m in self._waiting.values() if m.to == task]
+        if taken:
+            for message in taken:
+                del self._waiting[message.id]
+            self._write([["taken", m.id] for m in taken])
+        return taken
+
+    def put_back(self, messages: list[Message]) -> None:
+        """Messages taken for a job that was not made after all: they wait again, as they were."""
+        if not messages:
+            return
+        for message in messages:
+            self._waiting[message.id] = message
+        self._waiting = dict(sorted(self._waiting.items()))
+        self._write([_record(m) for m in messages])
+
+    def waiting(self, task: str | None = None) -> list[Message]:
+        self.load()
+        return [m for m in self._waiting.values() if task is None or m.to == task]
+
+
+def _record(message: Message) -> list:
+    return ["post", message.id, message.to, message.sender, message.text, message.sent]
+
+
+def _ends_a_line(path: Path) -> bool:
+    with open(path, "rb") as fh:
+        fh.seek(-1, os.SEEK_END)
+        return fh.read(1) == b"\n"

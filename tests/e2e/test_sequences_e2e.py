@@ -1,0 +1,76 @@
+"""pktgen's JSON files through the real programs: `controller host load` adds two hosts (local
+agents under two host names), `sequence load` runs each host's jobs in order on its host, the
+next starting when the previous has ended, params in the command and the environment; the
+sequence is a task (status, exit macros, joblog); an unknown host is refused naming file and entry."""
+
+import json
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from sched_shell import Shell
+from psched.lang.errors import SchedError
+
+
+@pytest.fixture
+def home(monkeypatch):
+    path = Path(tempfile.mkdtemp(prefix="e2e.", dir="/tmp"))
+    monkeypatch.setenv("SCHED_HOME", str(path))
+    yield path
+    from pcontrol import daemon
+    from pcontrol.paths import Paths
+
+    daemon.stop(Paths.for_home(path), kill=True, force=True)
+
+
+@pytest.mark.timeout(180)
+def test_two_hosts_run_their_sequences_in_order(home, tmp_path):
+    hosts = tmp_path / "nodes.json"
+    hosts.write_text(json.dumps([{"name": "node-a", "address": "localhost", "slots": 2},
+                                 {"name": "node-b", "address": "localhost", "slots": 2}]))
+    jobs = tmp_path / "jobs.json"
+    jobs.write_text(json.dumps({
+        "node-a": [{"id": f"a{k}", "params": {"RATE": 10 * k, "PAUSE": 0.2}} for k in range(1, 4)],
+        "node-b": [{"id": f"b{k}", "params": {"RATE": k, "PAUSE": 0.1}} for k in range(1, 3)],
+    }))
+    log = tmp_path / "runs.log"
+    joblog = tmp_path / "joblog.txt"
+    sh = Shell()
+    assert sh.run(f"controller host load {hosts}") == "nodes.json: added 2 host(s) (node-a, node-b)"
+    assert sh.run(f"controller host load {hosts}") == "nodes.json: added 0 host(s); 2 the controller had already"
+    loaded = sh.run(f"sequence load {jobs} -command {{sh -c {{echo \"start $PSCHED_SEQUENCE_HOST $id rate=$RATE\" >> {log}; "
+                    f"sleep $PAUSE; echo \"end $PSCHED_SEQUENCE_HOST $id\" >> {log}}}}}")
+    assert loaded == f"sequence jobs from {jobs}: 5 job(s) on 2 host(s), 5 not started"
+    sh.run(f"""
+set ended {{}}
+task jobs
+  joblog {joblog}
+  task.exit 0
+    lappend ended "$sequence_host $sequence_id on $job_host"
+  end
+end
+run
+wait -timeout 120
+""")
+    ended = sh.interp.get_var("ended")
+    assert ended.count("node-a a") == 3 and ended.count("node-b b") == 2
+    assert "node-a a1 on node-a" in ended and "node-b b2 on node-b" in ended
+    lines = log.read_text().splitlines()
+    for host, ids in (("node-a", ["a1", "a2", "a3"]), ("node-b", ["b1", "b2"])):
+        mine = [line for line in lines if f" {host} " in line]
+        expected = []
+        for ident in ids:  # each job ends before the next of its host starts
+            expected += [f"start {host} {ident} rate={10 * int(ident[1:]) if host == 'node-a' else int(ident[1:])}",
+                         f"end {host} {ident}"]
+        assert mine == expected, lines
+    status = sh.run("status")
+    assert any(line.split()[:2] == ["jobs", "finished"] and "5/5" in line for line in status.splitlines()), status
+    assert len(joblog.read_text().splitlines()) == 1 + 5  # a header and a line per job
+
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"node-a": [{"id": 1}], "node-z": [{"id": 2}]}))
+    with pytest.raises(SchedError, match=r'bad.json: host "node-z" \(entry 2\): unknown host \(the controller\'s hosts: '
+                                         r'node-a, node-b;'):
+        sh.run(f"sequence load {bad} -command true")
+    sh.close()

@@ -1,0 +1,82 @@
+"""psched.scheduler.switchboard and pclient.mailbox: messages kept across restarts (torn lines
+skipped), put back when no job was made, a job's outbox read and bounded."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from pclient.mailbox import OUTBOX_LIMIT, Mailbox
+from psched.scheduler.switchboard import Switchboard
+
+
+def test_messages_survive_a_new_switchboard_and_a_torn_line(tmp_path):
+    path = tmp_path / "switchboard.log"
+    board = Switchboard(path)
+    board.post("child", "parent", "down", now=1.0)
+    board.post_lines("probe", ["child unreachable too", "   ", "other hello world", "lonely"], now=2.0)
+    taken = board.take("other")
+    assert [m.line for m in taken] == ["probe hello world"]
+    with open(path, "a") as fh:
+        fh.write('["post", 99, "chi')  # sched killed in the middle of a write
+    again = Switchboard(path)
+    assert [(m.to, m.line) for m in again.waiting()] == [
+        ("child", "parent down"), ("child", "probe unreachable too"), ("lonely", "probe ")]
+    again.put_back(taken)
+    assert [m.line for m in Switchboard(path).waiting("other")] == ["probe hello world"]
+
+
+def test_the_file_goes_when_nothing_waits(tmp_path):
+    path = tmp_path / "switchboard.log"
+    board = Switchboard(path)
+    board.post("a", "sched", "x")
+    assert json.loads(path.read_text().splitlines()[0])[:5] == ["post", 1, "a", "sched", "x"]
+    board.take("a")
+    assert not path.exists()
+    assert Switchboard(path).waiting() == []
+
+
+def test_a_message_is_one_line():
+    with pytest.raises(Exception, match="one line"):
+        Switchboard().post("a", "sched", "two\nlines")
+
+
+def test_mailbox_gives_the_inbox_and_reads_a_bounded_outbox(tmp_path):
+    box = Mailbox.open("7", ["parent down"], base=str(tmp_path))
+    assert open(box.env["PSCHED_INBOX"]).read() == "parent down\n"
+    with open(box.env["PSCHED_OUTBOX"], "w") as fh:
+        fh.write("a first\n\n" + "b " + "x" * OUTBOX_LIMIT + "\n")
+    lines, note = box.collect()
+    assert lines == ("a first",) and "passed" in note
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_skipped_job_leaves_its_messages_waiting(tmp_path, monkeypatch):
+    import io
+
+    import psched
+    from psched.scheduler.attach import scheduler_of
+
+    monkeypatch.setenv("SCHED_HOME", str(tmp_path / "home"))
+    interp = psched.Interp(stdout=io.StringIO())
+    sched = scheduler_of(interp)
+    interp.eval("""
+task t
+  host LOCAL
+  command true
+  nmax 1
+  task.exec
+    set seen [queuelist inbox]
+    skip
+  end
+end
+send t {hello there}
+""", "t.sched")
+    entry = sched.tasks["t"]
+    sched.running = True
+    sched.look(entry)
+    sched.running = False
+    assert interp.get_var("seen") == "{sched hello there}"
+    assert interp.eval("messages t", "t.sched") == "t sched {hello there}"
+    assert (tmp_path / "home" / "switchboard.log").exists()
