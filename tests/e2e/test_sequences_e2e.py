@@ -74,3 +74,23 @@ wait -timeout 120
                                          r'node-a, node-b;'):
         sh.run(f"sequence load {bad} -command true")
     sh.close()
+
+
+@pytest.mark.timeout(180)
+def test_a_killed_job_lets_its_host_go_on(home, tmp_path):
+    hosts = tmp_path / "nodes.json"
+    hosts.write_text(json.dumps([{"name": "node-a", "address": "localhost"}]))
+    jobs = tmp_path / "steps.json"
+    jobs.write_text(json.dumps({"node-a": [{"id": "stuck", "params": {"T": 60}}, {"id": "next", "params": {"T": 0}}]}))
+    sh = Shell()
+    sh.run(f"controller host load {hosts}")
+    sh.run(f"sequence load {jobs} -command {{sleep $T}} -name steps")
+    sh.run("set seen {}\ntask steps\n  task.exit default\n    lappend seen \"$sequence_id $job_state\"\n  end\nend\nrun")
+    from waiting import wait_until_sync
+
+    wait_until_sync(lambda: "RUNNING" in sh.run("jobs -task steps"), "the first job runs", 60)
+    first = [j for j in sh.sched.jobs.values() if j.task == "steps"][0]
+    assert sh.run(f"kill {first.id}") == f"job {first.id} is being killed"
+    sh.run("wait -timeout 60")
+    assert sh.interp.get_var("seen") == "{stuck KILLED} {next EXIT}"
+    sh.close()

@@ -48,3 +48,12 @@ def test_a_failed_fetch_leaves_the_file_as_it_was_and_says_so(tmp_path):
 def test_a_missing_directory_is_an_error_not_an_exception(tmp_path):
     errors = asyncio.run(fetch_into_files(Pieces(), 7, {"stdout": OutputFile(str(tmp_path / "no" / "out"))}))
     assert len(errors) == 1 and "cannot write" in errors[0] and "No such file or directory" in errors[0]
+
+
+def test_a_rotating_file_gets_the_fetched_bytes_rotated(tmp_path):
+    out = tmp_path / "out"
+    errors = asyncio.run(fetch_into_files(Pieces(), 7, {"stdout": OutputFile(str(out), append=True, rotate=1024, keep=1)}))
+    assert errors == []
+    whole = DATA  # 2560 bytes: files of 1024, the oldest beyond -keep 1 dropped
+    assert out.read_bytes() == whole[2048:] and (tmp_path / "out.1").read_bytes() == whole[1024:2048]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out", "out.1"]
