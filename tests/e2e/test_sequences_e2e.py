@@ -94,3 +94,24 @@ def test_a_killed_job_lets_its_host_go_on(home, tmp_path):
     sh.run("wait -timeout 60")
     assert sh.interp.get_var("seen") == "{stuck KILLED} {next EXIT}"
     sh.close()
+
+
+@pytest.mark.timeout(180)
+def test_reload_leaves_a_loaded_sequence_alone(home, tmp_path):
+    from psched.scheduler.reload import load_files
+
+    hosts = tmp_path / "nodes.json"
+    hosts.write_text(json.dumps([{"name": "node-a", "address": "localhost"}]))
+    jobs = tmp_path / "jobs.json"
+    jobs.write_text(json.dumps({"node-a": [{"id": 1, "params": {"N": 1}}, {"id": 2, "params": {"N": 2}}]}))
+    script = tmp_path / "served.sched"
+    script.write_text(f"controller host load {hosts}\nsequence load {jobs} -command {{echo $N}}\n"
+                      "task jobs\n  task.exit 0\n    lappend ::ran $sequence_id\n  end\nend\n")
+    sh = Shell()
+    first = load_files(sh.interp, [str(script)])
+    assert first.added == ["jobs"]
+    again = load_files(sh.interp)
+    assert again.unchanged == ["jobs"] and not again.changed
+    sh.run("run\nwait -timeout 60")
+    assert sh.interp.get_var("ran") == "1 2"
+    sh.close()
