@@ -119,7 +119,6 @@ class Job:
             "pending": self.pending_timeout, "priority": self.priority, "cwd": self.cwd,
             "env": dict(self.env), "owner": self.owner, "task": self.task,
             "output_limit": self.output_limit, "spool": self.spool, "spooled": self.spooled,
-            "mail": self.mail, "inbox": list(self.inbox), "outbox": list(self.outbox),
             "state": self.state.value,
             "outcome": self.outcome.value if self.outcome else None,
             "status": self.status, "signal": self.signal, "ran_on": self.ran_on,
@@ -135,6 +134,8 @@ class Job:
             "unknown_since": self.unknown_since, "delete_requested": self.delete_requested,
             "batch_id": self.batch_id,
         }
+        if self.mail:  # only when used: the journal writes every record of every job
+            record.update(mail=True, inbox=list(self.inbox), outbox=list(self.outbox))
         if output:
             record["stdout"] = self.stdout
             record["stderr"] = self.stderr
