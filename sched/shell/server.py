@@ -49,6 +49,7 @@ from pcontrol.auth import owner_refusal, peer_uid
 from pcontrol.secret import SecretError, load_or_create_secret
 
 from ..lang.errors import SchedError
+from ..scheduler.attach import scheduler_of
 from ..scheduler.eventloop import get_loop, leave_soon, run_until
 from ..scheduler.reload import load_files
 from .paths import sched_home
@@ -451,6 +452,9 @@ def serve(interp: Any, files: list[str], interrupts: InterruptHandler, *, log_pa
                 logging.getLogger().removeHandler(handler)
     server = Server(interp, interrupts, paths, log_file, tcp, secret)
     interp.stdout = ServerOutput(server, sys.stdout, log_file)
+    # The scheduler's own messages (a job that timed out, a host lost) go where exit macros'
+    # output goes: every attached prompt and the log, not only the log (its stderr).
+    scheduler_of(interp).on_message = lambda text: server.publish_line(f"sched: {text}")
     if ha is not None:
         try:
             _stand_by(server, ha, interp, ready_fd)

@@ -119,6 +119,25 @@ def test_two_prompts_see_macro_output_detach_and_quit(server, sched_env, termina
     wait_until(lambda: not (home / "sched.pid").exists(), "the server is gone", 30)
 
 
+def test_the_schedulers_messages_reach_every_prompt_and_the_log(server, sched_env, terminal):
+    start, home = server
+    assert start().returncode == 0
+    first, second = terminal("--attach"), terminal("--attach")
+    first.prompt()
+    second.prompt()
+    for line in ("task flawed", "host LOCAL", "periods -poll 3600", "task.exec",
+                 "error [set w bro]ken-exec", "end", "end"):
+        second.line(line)
+    second.prompt()
+    second.line("run")
+    for prompt in (first, second):       # the scheduler's own message, not a macro's output
+        prompt.expect("error in task.exec")
+        prompt.expect("broken-exec")
+    wait_until(lambda: "broken-exec" in (home / "sched.log").read_text(), "the message is in the log", 30)
+    second.line("quit -force")
+    second.expect_exit()
+
+
 def test_sigterm_stops_the_server_like_quit_force(server, sched_env):
     start, home = server
     assert start(QUIET + "task busy\n  host LOCAL\n  command sleep 600\nend\nrun\n").returncode == 0
