@@ -214,3 +214,18 @@ class QuitRequest(BaseException):
         super().__init__(status)
         self.status = status
         self.force = force
+
+
+class FileFormatError(ValueError):
+    """A malformed file of another format than the language's (a faults file, a NetJobs file):
+    where (path, line, column), what was expected, and the line itself to show a caret under."""
+
+    def __init__(self, path: str, line: int, column: int, message: str, text: str = ""):
+        super().__init__(f"{path}:{line}:{column}: {message}")
+        self.path, self.line, self.column, self.message, self.text = path, line, column, message, text
+
+    def render(self) -> str:
+        out = str(self)
+        if self.text:
+            out += "\n    " + self.text.expandtabs(1) + "\n    " + " " * (self.column - 1) + "^"
+        return out

@@ -35,24 +35,15 @@ from typing import Callable
 from pclient.protocol import Outcome as AgentOutcome
 from pcontrol.simagent import Behaviour
 
+from ..lang.errors import FileFormatError
 from ..lang.patterns import glob_match
 
 __all__ = ["FaultModel", "Faults", "FaultsError", "HostFault", "JobRule", "ExecRule", "parse_faults", "parse_span",
            "parse_time"]
 
 
-class FaultsError(ValueError):
+class FaultsError(FileFormatError):
     """A malformed faults file: where, and what was expected."""
-
-    def __init__(self, path: str, line: int, column: int, message: str, text: str = ""):
-        super().__init__(f"{path}:{line}:{column}: {message}")
-        self.path, self.line, self.column, self.message, self.text = path, line, column, message, text
-
-    def render(self) -> str:
-        out = str(self)
-        if self.text:
-            out += "\n    " + self.text.expandtabs(1) + "\n    " + " " * (self.column - 1) + "^"
-        return out
 
 
 _SPAN_PART = re.compile(r"([0-9]+(?:\.[0-9]*)?|\.[0-9]+)(ms|s|m|h|d)", re.IGNORECASE)

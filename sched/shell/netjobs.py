@@ -26,6 +26,7 @@ from typing import Any, Callable, TextIO
 
 from pcontrol.syncspec import result_text, summary_line
 
+from ..lang.errors import FileFormatError
 from ..scheduler.attach import controller_of, scheduler_of
 from ..scheduler.eventloop import run_until
 from ..scheduler.syncdefs import DurationError, SyncDef, SyncTargetDef, parse_duration, parse_minhosts, write_run_log
@@ -36,18 +37,8 @@ __all__ = ["NetJobsError", "parse_netjobs", "run_netjobs", "run_netjobs_file"]
 _LABEL = re.compile(r"[A-Za-z0-9_.-]+")
 
 
-class NetJobsError(ValueError):
+class NetJobsError(FileFormatError):
     """A malformed NetJobs file: where, and what was expected."""
-
-    def __init__(self, path: str, line: int, column: int, message: str, text: str = ""):
-        super().__init__(f"{path}:{line}:{column}: {message}")
-        self.path, self.line, self.column, self.message, self.text = path, line, column, message, text
-
-    def render(self) -> str:
-        out = str(self)
-        if self.text:
-            out += "\n    " + self.text.expandtabs(1) + "\n    " + " " * (self.column - 1) + "^"
-        return out
 
 
 @dataclass
