@@ -104,6 +104,7 @@ class JobSpec:
     spool: bool = False
     mail: bool = False
     inbox: tuple[str, ...] = ()
+    noskew: bool = False      # -noskew: never on a SKEWED host (skew.py)
 
 
 #: A job's end event carries its stdout and stderr when together they are at most this many
@@ -140,6 +141,7 @@ class Controller(AgentReports, OperatorRequests):
         self.fetches = OutputFetches()
         self._index = DispatchIndex()
         self._free = FreeHosts()
+        self._skewed: set[str] = set()     # SKEWED hosts (skew.py): no -noskew job goes there
         self._timers = TimerHeap()
         self._timer_handle: asyncio.TimerHandle | None = None
         self._timer_due: float | None = None
@@ -325,6 +327,7 @@ class Controller(AgentReports, OperatorRequests):
     def host_changed(self, host: Host) -> None:
         """HostListener: a host record changed."""
         self.syncs.host_changed(host)
+        self._skew_changed(host)
         if host.state in (HostState.IDLE, HostState.BUSY):
             self._connected.add(host.name)
         else:
@@ -336,6 +339,15 @@ class Controller(AgentReports, OperatorRequests):
                 self.journal.host_changed(host)
         if self._subscribers:
             self._emit(EventKind.HOST, host.to_record())
+
+    def _skew_changed(self, host: Host) -> None:
+        """Keep the SKEWED set in step; a host back in line takes the -noskew jobs waiting."""
+        if host.agent.get("skewed"):
+            self._skewed.add(host.name)
+        elif host.name in self._skewed:
+            self._skewed.discard(host.name)
+            if host.name in self._free:
+                self._fill_later(host)
 
     # == timers =============================================================================
 
@@ -405,7 +417,7 @@ class Controller(AgentReports, OperatorRequests):
         host = job.host
         if host is not None and host == job.avoid and not job.required:
             host = None         # a retry does not prefer the host its last attempt lost
-        return Placement(job.id, job.priority, host, job.required)
+        return Placement(job.id, job.priority, host, job.required, job.noskew)
 
     def _enqueue(self, job: Job, now: float) -> None:
         self._index.add(self._placement(job))
@@ -435,7 +447,8 @@ class Controller(AgentReports, OperatorRequests):
                   required=spec.required, timeout=spec.timeout, pending_timeout=spec.pending,
                   priority=spec.priority, cwd=spec.cwd, env=dict(spec.env), owner=spec.owner,
                   task=spec.task, output_limit=spec.output_limit, retry=spec.retry,
-                  retries_left=spec.retry, spool=spec.spool, mail=spec.mail, inbox=tuple(spec.inbox))
+                  retries_left=spec.retry, spool=spec.spool, mail=spec.mail, inbox=tuple(spec.inbox),
+                  noskew=spec.noskew)
         self._next_id += 1
         if self.journal is not None:
             self.journal.next_job_id_changed(self._next_id)
@@ -480,7 +493,7 @@ class Controller(AgentReports, OperatorRequests):
 
     def _place(self, job: Job, now: float) -> None:
         """Start a PENDING job on a free host it may use, else queue it."""
-        name = self._free.pick(self._placement(job), avoid=job.avoid)
+        name = self._free.pick(self._placement(job), avoid=job.avoid, skewed=self._skewed)
         if name is not None:
             self._start(job, self.hosts[name])
         else:
@@ -620,7 +633,7 @@ class Controller(AgentReports, OperatorRequests):
             if started >= FILL_BATCH:
                 self._fill_later(host)
                 break
-            job_id = self._index.pop_best_for(host.name)
+            job_id = self._index.pop_best_for(host.name, skewed=host.name in self._skewed)
             if job_id is None:
                 break
             job = self.jobs[job_id]

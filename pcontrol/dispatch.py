@@ -8,6 +8,10 @@ or pending jobs. A job that prefers H sits in two heaps (H's and the general one
 is lazy (a generation token per job), and a heap that fills up with stale entries is
 compacted, which keeps memory proportional to the live jobs.
 
+A job submitted with -noskew never goes to a SKEWED host (skew.py): its entries sit in heaps of
+their own (keyed by the flag too), which a free slot on a SKEWED host does not look at; on any
+other host the better top of the two heaps of a tier wins, so the order above holds across both.
+
 Compaction is itself spread out (LazyHeap): a one-go rebuild of a heap of 100,000 entries
 held the loop for 20-30 ms; instead each later operation on the heap moves COMPACT_STEP
 entries from the old heap to a fresh one, so no operation costs more than
@@ -19,7 +23,7 @@ from __future__ import annotations
 import heapq
 import itertools
 from collections import OrderedDict
-from collections.abc import Callable, Hashable, Iterator
+from collections.abc import Callable, Container, Hashable, Iterator
 from typing import Any, NamedTuple
 
 #: Stale entries a heap may hold beyond as many as it has live ones before compaction.
@@ -37,6 +41,7 @@ class Placement(NamedTuple):
     priority: int
     host: str | None = None
     required: bool = False
+    noskew: bool = False     # -noskew: never on a SKEWED host
 
 
 class LazyHeap:
@@ -134,12 +139,14 @@ class DispatchIndex:
 
     def __init__(self) -> None:
         self._tokens = itertools.count(1)
-        # job id -> (token, host, required): a plain tuple of plain values, which the
+        # job id -> (token, host, required, noskew): a plain tuple of plain values, which the
         # garbage collector stops tracking (a Placement, a subclass, it would keep visiting)
-        self._live: dict[int, tuple[int, str | None, bool]] = {}
-        self._required: dict[str, LazyHeap] = {}
-        self._preferred: dict[str, LazyHeap] = {}
-        self._general = self._new_tier()
+        self._live: dict[int, tuple[int, str | None, bool, bool]] = {}
+        # tiers by (host, noskew); the general tiers by (None, noskew)
+        self._required: dict[tuple[str | None, bool], LazyHeap] = {}
+        self._preferred: dict[tuple[str | None, bool], LazyHeap] = {}
+        self._general: dict[tuple[str | None, bool], LazyHeap] = {
+            (None, False): self._new_tier(), (None, True): self._new_tier()}
 
     def __len__(self) -> int:
         return len(self._live)
@@ -151,9 +158,9 @@ class DispatchIndex:
         if placement.job_id in self._live:
             raise ValueError(f"job {placement.job_id} is already pending")
         token = next(self._tokens)
-        self._live[placement.job_id] = (token, placement.host, placement.required)
+        self._live[placement.job_id] = (token, placement.host, placement.required, placement.noskew)
         entry = (-placement.priority, placement.job_id, token)
-        for tier in self._tiers_of(placement.host, placement.required, create=True):
+        for tier in self._tiers_of(placement.host, placement.required, placement.noskew, create=True):
             tier.push(entry)
 
     def remove(self, job_id: int) -> bool:
@@ -161,30 +168,33 @@ class DispatchIndex:
         item = self._live.pop(job_id, None)
         if item is None:
             return False
-        for tier in self._tiers_of(item[1], item[2], create=False):
+        for tier in self._tiers_of(item[1], item[2], item[3], create=False):
             tier.discarded()
         return True
 
     def required_on(self, host: str) -> list[int]:
         """The pending jobs that require `host` (for `host delete`)."""
-        tier = self._required.get(host)
-        if tier is None:
-            return []
-        return sorted({job_id for _, job_id, token in tier.entries()
-                       if self._valid(job_id, token)})
+        tiers = (self._required.get((host, False)), self._required.get((host, True)))
+        return sorted({job_id for tier in tiers if tier is not None
+                       for _, job_id, token in tier.entries() if self._valid(job_id, token)})
 
-    def best_for(self, host: str) -> int | None:
-        """The id of the best pending job for a free slot on `host`, without removing it."""
-        for tier in (self._required.get(host), self._preferred.get(host), self._general):
-            if tier is None:
-                continue
-            entry = tier.peek()
-            if entry is not None:
-                return entry[1]
+    def best_for(self, host: str, skewed: bool = False) -> int | None:
+        """The id of the best pending job for a free slot on `host`, without removing it
+        (a SKEWED host: none of the -noskew jobs)."""
+        kinds = (False,) if skewed else (False, True)
+        for tiers, key in ((self._required, host), (self._preferred, host), (self._general, None)):
+            best = None
+            for noskew in kinds:
+                tier = tiers.get((key, noskew))
+                entry = tier.peek() if tier is not None else None
+                if entry is not None and (best is None or entry < best):
+                    best = entry
+            if best is not None:
+                return best[1]
         return None
 
-    def pop_best_for(self, host: str) -> int | None:
-        job_id = self.best_for(host)
+    def pop_best_for(self, host: str, skewed: bool = False) -> int | None:
+        job_id = self.best_for(host, skewed)
         if job_id is not None:
             self.remove(job_id)
         return job_id
@@ -194,21 +204,22 @@ class DispatchIndex:
     def _new_tier(self) -> LazyHeap:
         return LazyHeap(lambda entry: self._valid(entry[1], entry[2]))
 
-    def _tiers_of(self, host: str | None, required: bool, *,
+    def _tiers_of(self, host: str | None, required: bool, noskew: bool, *,
                   create: bool) -> Iterator[LazyHeap]:
         if host is not None and required:
-            yield self._tier(self._required, host, create)
+            yield self._tier(self._required, (host, noskew), create)
             return
         if host is not None:
-            yield self._tier(self._preferred, host, create)
-        yield self._general
+            yield self._tier(self._preferred, (host, noskew), create)
+        yield self._general[(None, noskew)]
 
-    def _tier(self, tiers: dict[str, LazyHeap], host: str, create: bool) -> LazyHeap:
-        tier = tiers.get(host)
+    def _tier(self, tiers: dict[tuple[str | None, bool], LazyHeap], key: tuple[str | None, bool],
+              create: bool) -> LazyHeap:
+        tier = tiers.get(key)
         if tier is None:
             tier = self._new_tier()
             if create:
-                tiers[host] = tier
+                tiers[key] = tier
         return tier
 
     def _valid(self, job_id: int, token: int) -> bool:
@@ -238,15 +249,18 @@ class FreeHosts:
         if host in self._hosts:
             self._hosts.move_to_end(host)
 
-    def pick(self, placement: Placement, avoid: str | None = None) -> str | None:
+    def pick(self, placement: Placement, avoid: str | None = None,
+             skewed: Container[str] = ()) -> str | None:
         """A free host the job may run on: its required or preferred host, else any, but
-        not `avoid` (a retry's lost host) when another is free."""
+        not `avoid` (a retry's lost host) when another is free, and for a -noskew job none
+        of the `skewed` hosts."""
+        refused = skewed if placement.noskew else ()
         if placement.host is not None:
-            if placement.host in self._hosts:
+            if placement.host in self._hosts and placement.host not in refused:
                 return placement.host
             if placement.required:
                 return None
-        hosts = iter(self._hosts)
+        hosts = (name for name in self._hosts if name not in refused)
         first = next(hosts, None)
         if first is not None and first == avoid:
             return next(hosts, first)

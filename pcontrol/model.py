@@ -96,6 +96,7 @@ class Job:
     unknown_since: float | None = None    # wall clock its agent was lost; awaiting a report
     delete_requested: bool = False        # `delete -force` of a live job: forget it once ended
     batch_id: str | None = None           # its id in a batch system (a Slurm host's job)
+    noskew: bool = False                  # -noskew: never dispatched to a SKEWED host
 
     @property
     def agent_word(self) -> str:
@@ -119,6 +120,7 @@ class Job:
             "pending": self.pending_timeout, "priority": self.priority, "cwd": self.cwd,
             "env": dict(self.env), "owner": self.owner, "task": self.task,
             "output_limit": self.output_limit, "spool": self.spool, "spooled": self.spooled,
+            "noskew": self.noskew,
             "state": self.state.value,
             "outcome": self.outcome.value if self.outcome else None,
             "status": self.status, "signal": self.signal, "ran_on": self.ran_on,
@@ -162,7 +164,7 @@ class Job:
         for name in ("stdout_bytes", "stderr_bytes"):
             setattr(job, name, int(record.get(name) or 0))
         for name in ("stdout_truncated", "stderr_truncated", "kill_requested",
-                     "delete_requested", "spool", "spooled", "mail"):
+                     "delete_requested", "spool", "spooled", "mail", "noskew"):
             setattr(job, name, bool(record.get(name)))
         job.inbox = tuple(str(line) for line in record.get("inbox") or ())
         job.outbox = tuple(str(line) for line in record.get("outbox") or ())

@@ -288,11 +288,12 @@ def _sync_kill(session: Session, args: dict[str, Any]) -> CommandResult:
 
 @command("job", "?-host H? ?-required? ?-timeout S? ?-pending S? ?-priority N? ?-retry COUNT? "
                 "?-cwd DIR? ?-env K=V? ?-owner OWNER? ?-task TASK? ?-output-limit BYTES? "
-                "?-spool? ?-mail? ?-inbox TEXT? -- ARGV...",
+                "?-spool? ?-mail? ?-inbox TEXT? ?-noskew? -- ARGV...",
          "submit a job; prints its id (-retry: run it again, elsewhere if allowed, when its "
          "host is lost, up to COUNT times; -spool: its agent keeps its whole output, every "
          "byte, for `output`; -mail: it gets $PSCHED_INBOX holding the lines of -inbox and "
-         "$PSCHED_OUTBOX, whose lines come back with its end)")
+         "$PSCHED_OUTBOX, whose lines come back with its end; -noskew: never on a SKEWED "
+         "host, it waits for one in line)")
 async def _job(session: Session, args: dict[str, Any]) -> CommandResult:
     _refuse_nul(args)
     spec = JobSpec(argv=args["argv"], host=args["host"], required=args["required"],
@@ -300,7 +301,7 @@ async def _job(session: Session, args: dict[str, Any]) -> CommandResult:
                    priority=args["priority"] or 0, cwd=args["cwd"], env=args["env"],
                    owner=args["owner"], task=args["task"], retry=args["retry"] or 0,
                    spool=args["spool"], mail=args["mail"] or bool(args["inbox"]),
-                   inbox=tuple((args["inbox"] or "").splitlines()))
+                   inbox=tuple((args["inbox"] or "").splitlines()), noskew=args["noskew"])
     if args["output-limit"] is not None:
         spec.output_limit = args["output-limit"]
     job = await session.controller.submit_durable(spec)   # the id only once on disk

@@ -350,7 +350,8 @@ class FencedDispatcher:
         entry = self.sched.tasks.get(job.task)
         made = entry.timing.made if entry is not None else 0
         record = {"task": job.task, "argv": job.argv, "host": job.host, "required": job.host_required,
-                  "timeout": job.timeout, "pending": job.pending, "number": made, "placing": False}
+                  "timeout": job.timeout, "pending": job.pending, "number": made, "placing": False,
+                  "noskew": job.noskew}
         # the queues in the same transaction: a line that task.exec took for this job is gone
         # from the kept queue exactly when the job is counted made
         ops = self.state.task_ops(job.task, made, time.time(), made, record) + self.state.queue_ops(self.sched.interp.queues)

@@ -67,6 +67,7 @@ class Job:
     retry: int = 0  # a controller job that ends DOWN runs again, up to this many times
     outputs: dict = field(default_factory=dict)  # stream -> pclient.output.OutputFile: its task's files
     sync: str | None = None  # a task's `sync NAME`: the job is that whole synchronized run
+    noskew: bool = False  # `host ... -noskew`: pcontrol never sends it to a SKEWED host
     vars: dict[str, str] = field(default_factory=dict)  # extra variables of its task.exit macro
     env: dict[str, str] = field(default_factory=dict)  # added to its environment
     inbox: tuple[str, ...] = ()  # the switchboard's messages for it, `SENDER TEXT` (psched.scheduler.switchboard)

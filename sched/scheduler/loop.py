@@ -189,7 +189,8 @@ class Scheduler:
         if entry is None:
             return None
         job = Job(self._new_job_id(), entry.name, list(record.get("argv") or []), record.get("host") or "NONE",
-                  bool(record.get("required")), timeout=record.get("timeout"), pending=record.get("pending"))
+                  bool(record.get("required")), timeout=record.get("timeout"), pending=record.get("pending"),
+                  noskew=bool(record.get("noskew")))
         job.created = record.get("submitted") or job.created
         job.outputs = entry.spec.output_files()
         self.jobs[job.id] = job
@@ -439,7 +440,8 @@ class Scheduler:
             return None
         job = Job(self._new_job_id(), spec.name, list(draft.argv), draft.host, draft.host_required,
                   timeout=spec.periods.timeout, pending=spec.periods.pending, retry=spec.retry,
-                  sync=spec.sync, env=dict(draft.env), inbox=inbox_lines, vars=dict(draft.vars))
+                  sync=spec.sync, env=dict(draft.env), inbox=inbox_lines, vars=dict(draft.vars),
+                  noskew=draft.noskew)
         if spec.source is not None:
             spec.source.made(job)
         job.outputs = spec.output_files()
@@ -468,7 +470,8 @@ class Scheduler:
     def _draft(self, entry: TaskEntry, host: str | None = None) -> JobDraft | None:
         """The job to make, after the task.exec macro (None: skipped, or the macro failed)."""
         spec = entry.spec
-        draft = JobDraft(list(spec.argv), host or spec.host, spec.host_required or host is not None)
+        draft = JobDraft(list(spec.argv), host or spec.host, spec.host_required or host is not None,
+                         noskew=spec.noskew)
         if spec.source is not None and not spec.source.fill(draft):
             return None  # nothing to run now (a sequence: every host with jobs left has one out)
         if spec.exec_macro is None:

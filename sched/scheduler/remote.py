@@ -549,6 +549,8 @@ class ControllerLink:
             argv += ["-host", job.host]
             if job.host_required:
                 argv.append("-required")
+        if job.noskew:
+            argv.append("-noskew")  # pcontrol keeps it off SKEWED hosts (an older one refuses the option)
         if job.timeout is not None:
             argv += ["-timeout", repr(job.timeout)]
         if job.pending is not None:

@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from pclient.output import OutputFile
 
 __all__ = ["TaskSpec", "OutputDest", "JobDraft", "Defining", "Directive", "DIRECTIVES", "ARITY", "TASK_BLOCKS",
-           "SELECTORS", "JobSource", "ArgError", "check_arity", "host_rule", "parse_selector", "DRAFT_KEY", "DEFINING_KEY",
+           "SELECTORS", "JobSource", "ArgError", "check_arity", "host_noskew", "host_rule", "parse_selector", "DRAFT_KEY", "DEFINING_KEY",
            "SITE_KEY"]
 
 DRAFT_KEY = "task.draft"
@@ -104,6 +104,7 @@ class TaskSpec:
     rounds: RoundsRule | None = None  # `rounds N -windows ...`: jobs at the planned moments (psched.scheduler.rounds)
     rounds_seed: int = 0  # the rule's -seed, or one derived from the task's name
     source: JobSource | None = None  # gives each job its command, host and env (a sequence)
+    noskew: bool = False  # `host ... -noskew`: its jobs never go to a SKEWED host (pcontrol's skew.py)
 
     def output_files(self) -> dict[str, OutputFile]:
         """The files the `stdout`/`stderr` directives name, by stream (`-var NAME` is not a file)."""
@@ -140,6 +141,8 @@ class TaskSpec:
         extra: dict[str, Any] = {}
         if self.hosts:
             extra["hosts"] = list(self.hosts)
+        if self.noskew:
+            extra["noskew"] = True
         if self.rounds is not None:
             extra["rounds"] = str(self.rounds)
             extra["rounds_seed"] = self.rounds_seed
@@ -170,6 +173,7 @@ class JobDraft:
     host_required: bool
     env: dict[str, str] = field(default_factory=dict)
     vars: dict[str, str] = field(default_factory=dict)  # extra variables of its task.exit macro
+    noskew: bool = False
 
 
 @dataclass
@@ -200,6 +204,12 @@ def _parse_int(text: str, what: str, index: int, least: int = 0) -> int:
     if value < least:
         raise ArgError(f"{what} must be at least {least}, got {value}", index)
     return value
+
+
+def host_noskew(args: list[str]) -> tuple[list[str], bool]:
+    """The `host` words without -noskew, and whether it was there."""
+    words = [a for a in args if a != "-noskew"]
+    return words, len(words) < len(args)
 
 
 def host_rule(args: list[str]) -> tuple[str, bool]:
@@ -313,6 +323,9 @@ def _apply_command(spec: TaskSpec, args: list[str], d: Defining) -> None:
 
 
 def _apply_host(spec: TaskSpec, args: list[str], d: Defining) -> None:
+    args, spec.noskew = host_noskew(args)
+    if spec.noskew and args and args[0].upper() == "LOCAL":
+        raise ArgError("-noskew is for controller hosts: a LOCAL job runs here", 2)
     if args and args[0] == "-each":
         spec.hosts = _each_hosts(args)
         spec.host, spec.host_required = spec.hosts[0], True
@@ -416,7 +429,7 @@ class Directive:
 
 DIRECTIVES: dict[str, Directive] = {
     "command": Directive("command word ?word ...?", "the program and its arguments (no shell unless you write sh -c)", _apply_command, True),
-    "host": Directive("host LOCAL|NONE|HOSTNAME ?-required? | -each LIST", "where the jobs run: LOCAL here, NONE any controller host, or a preferred (-required: only that) host; -each: one job per host of the list at each launch", _apply_host, True),
+    "host": Directive("host LOCAL|NONE|HOSTNAME ?-required? ?-noskew? | -each LIST ?-noskew?", "where the jobs run: LOCAL here, NONE any controller host, or a preferred (-required: only that) host; -each: one job per host of the list at each launch; -noskew: never on a SKEWED host (a job for one waits until its clock is back in line)", _apply_host, True),
     "periods": Directive("periods ?-poll S? ?-exec S? ?-timeout S? ?-pending S?", "how often to look, the least time between launches, the job timeout, the pending timeout", _apply_periods),
     "nmax": Directive("nmax N", "the most jobs this task may ever make (none: no limit)", _apply_nmax),
     "npending": Directive("npending N", "the most jobs of this task outstanding at once (default 1)", _apply_npending),
@@ -431,7 +444,7 @@ DIRECTIVES: dict[str, Directive] = {
     "rounds": Directive("rounds n -windows BOUNDARIES -gap DURATION -runtime DURATION ?-seed N?", "N random rounds between each two times of day: every host of `host -each` once per round, shuffled, runtime+gap apart (psched.scheduler.rounds); `check TASK -plan` shows the plan", _apply_rounds),
 }
 
-ARITY = {"command": (1, None), "host": (1, 2), "periods": (0, 8), "nmax": (1, 1), "npending": (1, 1),
+ARITY = {"command": (1, None), "host": (1, 3), "periods": (0, 8), "nmax": (1, 1), "npending": (1, 1),
           "trange": (1, 5), "active": (1, 1), "priority": (1, 1), "retry": (1, 1), "stdout": (1, 6), "stderr": (1, 6), "sync": (1, 1), "joblog": (1, 1), "rounds": (1, 9)}
 
 TASK_BLOCKS = ("task.exec", "task.exit")

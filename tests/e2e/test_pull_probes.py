@@ -319,3 +319,52 @@ def test_the_task_language_drives_pull_hosts_and_its_alert_command_mails(world: 
         mails = wait_until_sync(lambda: world.smtp.mailbox.about(f"schedprobe {name}"), f"the alert of {name}")
         assert "it said: measured by the probe" in mails[0][2]
     world.forget("p-sched1", "p-sched2")
+
+
+NOSKEW_SCRIPT = """
+task plain
+  command sh -c {echo plain}
+  host -each {p-skewed p-inline}
+  nmax 2
+  task.exit 0
+    puts "plain ran on $job_host"
+  end
+end
+task careful
+  command sh -c {echo careful}
+  host p-skewed -required -noskew
+  nmax 1
+  periods -pending 2
+  task.exit pending
+    puts "careful $job_state: $job_reason"
+  end
+end
+run
+wait plain careful
+"""
+
+
+def test_a_noskew_task_never_runs_on_a_skewed_host_and_a_plain_one_does(world: World) -> None:
+    skewed_key = world.add_probe("p-skewed")
+    skewed = world.probe("p-skewed", skewed_key, "--clock-offset", "2.5")
+    world.probe("p-inline", world.add_probe("p-inline"))
+    wait_until_sync(lambda: world.host("p-skewed")["agent"].get("skewed"), "p-skewed is SKEWED")
+    wait_until_sync(lambda: world.host("p-inline")["agent"].get("pull_last"), "p-inline checked in")
+    # waits while the host is SKEWED, and runs once its clock is back in line
+    waiting = world.pcontrol("job", "-host", "p-skewed", "-required", "-noskew", "--", "echo", "later").stdout.strip()
+    assert world.job(waiting)["noskew"] is True
+    script = world.home / "noskew.sched"
+    script.write_text(NOSKEW_SCRIPT)
+    done = subprocess.run([str(Path(sys.executable).parent / "sched"), str(script)], capture_output=True, text=True,
+                          timeout=60, env=dict(os.environ, SCHED_HOME=str(world.home)))
+    assert done.returncode == 0, done.stderr
+    lines = sorted(done.stdout.splitlines())
+    assert lines[0].startswith("careful PENDING"), lines  # its pending time ran out: it never went there
+    assert lines[1:] == ["plain ran on p-inline", "plain ran on p-skewed"], lines  # ordinary tasks use it
+    assert world.job(waiting)["state"] == "PENDING"  # the probe checked in many times meanwhile
+    kill(skewed)
+    world.probe("p-skewed", skewed_key, "--clock-offset", "0")
+    ended = world.done(waiting)
+    assert ended["outcome"] == "EXIT" and ended["status"] == 0 and ended["ran_on"] == "p-skewed"
+    assert "skewed" not in world.host("p-skewed")["agent"]
+    world.forget("p-skewed", "p-inline")

@@ -75,7 +75,7 @@ def test_stale_entries_are_compacted() -> None:
     for job_id in range(10_000):
         index.add(Placement(job_id, 0, "a"))
         assert index.pop_best_for("b") == job_id      # leaves a stale entry in a's heap
-    assert len(index._preferred["a"].heap) < 200
+    assert len(index._preferred[("a", False)].heap) < 200
 
 
 def test_random_against_a_sort() -> None:
@@ -109,6 +109,45 @@ def test_free_hosts_pick_and_rotate() -> None:
     free.discard("c")
     free.discard("a")
     assert free.pick(Placement(6, 0)) is None
+
+
+NOSKEW = [Placement(1, 0, noskew=True), Placement(2, 5), Placement(3, 5, noskew=True),
+          Placement(4, 0, "a", noskew=True), Placement(5, 0, "a", True, noskew=True), Placement(6, -1, "a")]
+
+
+def test_noskew_jobs_keep_the_order_on_a_host_in_line_and_are_passed_over_on_a_skewed_one() -> None:
+    # in line: tiers, then priority, then age, across -noskew jobs and others alike
+    assert order_for("a", NOSKEW) == [5, 4, 6, 2, 3, 1]
+    index = DispatchIndex()
+    for placement in NOSKEW:
+        index.add(placement)
+    taken = []
+    while (job_id := index.pop_best_for("a", skewed=True)) is not None:
+        taken.append(job_id)
+    assert taken == [6, 2]                                  # only the jobs that allow skew
+    assert index.required_on("a") == [5]                    # the rest still wait
+    assert order_for_index(index, "a") == [5, 4, 3, 1]
+
+
+def order_for_index(index: DispatchIndex, host: str) -> list[int]:
+    taken = []
+    while (job_id := index.pop_best_for(host)) is not None:
+        taken.append(job_id)
+    return taken
+
+
+def test_free_hosts_pick_passes_over_skewed_hosts_for_noskew_jobs_only() -> None:
+    free = FreeHosts()
+    for name in ("a", "b"):
+        free.add(name)
+    skewed = {"a"}
+    assert free.pick(Placement(1, 0), skewed=skewed) == "a"
+    assert free.pick(Placement(2, 0, noskew=True), skewed=skewed) == "b"
+    assert free.pick(Placement(3, 0, "a", noskew=True), skewed=skewed) == "b"       # preferred: elsewhere
+    assert free.pick(Placement(4, 0, "a", True, noskew=True), skewed=skewed) is None  # required: waits
+    assert free.pick(Placement(5, 0, noskew=True), avoid="b", skewed=skewed) == "b"  # the only one left
+    free.discard("b")
+    assert free.pick(Placement(6, 0, noskew=True), skewed=skewed) is None
 
 
 def test_timer_heap() -> None:
@@ -197,7 +236,7 @@ def test_the_oldest_jobs_removed_leave_no_pile_on_top() -> None:
         index.add(Placement(job_id, 0))
     for job_id in range(5_000):                  # e.g. their pending timeouts fired
         index.remove(job_id)
-    assert len(index._general.heap) <= 5_000 + TOP_CLEANING
+    assert len(index._general[(None, False)].heap) <= 5_000 + TOP_CLEANING
     assert index.best_for("a") == 5_000
 
 

@@ -24,7 +24,7 @@ from ...lang.interp import READ_CHECKS
 from ...lang.nodes import Block, Command, Script
 from ...lang.registry import BUILTINS
 from ..taskspec import (ARITY, DEFINING_KEY, DIRECTIVES, DRAFT_KEY, SITE_KEY, TASK_BLOCKS, ArgError, Defining,
-                       Directive, TaskSpec, check_arity, host_rule, parse_selector)
+                       Directive, TaskSpec, check_arity, host_noskew, host_rule, parse_selector)
 
 __all__ = ["check_script"]
 
@@ -52,7 +52,9 @@ def _directive_command(name: str, directive: Directive) -> Callable:
                 if name == "command":
                     draft.argv = list(args)
                 else:
-                    draft.host, draft.host_required = host_rule(args)
+                    words, noskew = host_noskew(args)
+                    draft.host, draft.host_required = host_rule(words)
+                    draft.noskew = draft.noskew or noskew  # the task's -noskew holds
                 return ""
         except ArgError as err:
             raise _where_from(interp, err) from None
