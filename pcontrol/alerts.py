@@ -20,8 +20,10 @@ The mail settings are a small JSON file (`pcontrol serve --alerts FILE`):
     {"host": "smtp.example.org", "port": 587, "from": "pcontrol@example.org",
      "to": ["noc@example.org"], "starttls": true, "user": "pcontrol", "password_file": "/etc/pcontrol/smtp"}
 
-Listeners (`on_alert`) are told of every alert, raise and clear, as (kind, subject, body):
-the controller turns them into `alert` events for its subscribers.
+Listeners (`on_alert`) are told of every alert, raise and clear, as an AlertNotice: the
+controller turns those of an episode (a host's missed run times, its SKEWED clock) into `alert`
+events for its subscribers (`subscribe -only alert`); a one-off alert, which a script sent, is
+not sent back to scripts.
 """
 
 from __future__ import annotations
@@ -40,7 +42,22 @@ from typing import Any, Callable
 
 log = logging.getLogger(__name__)
 
-__all__ = ["MailSettings", "Alerter", "AlertError"]
+__all__ = ["MailSettings", "Alerter", "AlertError", "AlertNotice"]
+
+
+@dataclass(frozen=True)
+class AlertNotice:
+    """One alert, as listeners see it (and subscribers, in an `alert` event's data)."""
+
+    state: str       #: "alert" (an episode starts, or a one-off) or "recovery" (the episode ended)
+    host: str        #: whom an episode is about ("" for a one-off)
+    condition: str   #: the episode's kind: "missed" (run times), "skew" (clock); "" for a one-off
+    subject: str
+    body: str
+
+    def to_record(self) -> dict[str, str]:
+        return {"state": self.state, "host": self.host, "condition": self.condition,
+                "subject": self.subject, "body": self.body}
 
 
 class AlertError(ValueError):
@@ -117,7 +134,7 @@ class Alerter:
     """The alert queue and its one sender task (see the module docstring)."""
 
     settings: MailSettings | None
-    on_alert: list[Callable[[str, str, str], None]] = field(default_factory=list)
+    on_alert: list[Callable[[AlertNotice], None]] = field(default_factory=list)
     _queue: collections.deque[_Mail] = field(default_factory=collections.deque)
     _open: set[tuple[str, str]] = field(default_factory=set)
     _wake: asyncio.Event | None = None
@@ -133,7 +150,7 @@ class Alerter:
         if key in self._open:
             return False
         self._open.add(key)
-        self._alert("alert", subject, body)
+        self._alert(AlertNotice("alert", subject_of, kind, subject, body))
         return True
 
     def clear(self, subject_of: str, kind: str, subject: str, body: str) -> bool:
@@ -142,7 +159,7 @@ class Alerter:
         if key not in self._open:
             return False
         self._open.discard(key)
-        self._alert("recovery", subject, body)
+        self._alert(AlertNotice("recovery", subject_of, kind, subject, body))
         return True
 
     def is_open(self, subject_of: str, kind: str) -> bool:
@@ -150,7 +167,7 @@ class Alerter:
 
     def send(self, subject: str, body: str) -> None:
         """A one-off alert (a script's `alert`)."""
-        self._alert("alert", subject, body)
+        self._alert(AlertNotice("alert", "", "", subject, body))
 
     def status(self) -> dict[str, Any]:
         return {"mail": self.settings is not None, "queued": len(self._queue), "sent": self.sent,
@@ -175,16 +192,16 @@ class Alerter:
 
     # -- internals ------------------------------------------------------------------------------
 
-    def _alert(self, kind: str, subject: str, body: str) -> None:
-        log.warning("%s: %s\n%s", kind, subject, body)
+    def _alert(self, notice: AlertNotice) -> None:
+        log.warning("%s: %s\n%s", notice.state, notice.subject, notice.body)
         for listener in list(self.on_alert):
             try:
-                listener(kind, subject, body)
+                listener(notice)
             except Exception:
                 log.exception("an alert listener failed")
         if self.settings is None:
             return
-        self._queue.append(_Mail(subject, body))
+        self._queue.append(_Mail(notice.subject, notice.body))
         self._start()
 
     def _start(self) -> None:

@@ -240,6 +240,9 @@ class ControllerClient:
         reply = await self.request(argv + ["-only", ",".join(sorted(i.value for i in only))])
         if reply.ok:
             return reply.data
+        if "unknown event interest alert" in reply.text:  # older than alert events: all but those
+            log.info("pcontrol has no alert events: subscribing without them")
+            return await self.subscribe(owner, frozenset(only) - {Interest.ALERT})
         if "-only" not in reply.text:
             raise CommandFailed(reply)
         log.info("pcontrol does not know `subscribe -only` (%s): asking for every event", reply.text)

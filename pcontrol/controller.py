@@ -67,7 +67,7 @@ from .operations import OperatorRequests
 from .reports import AgentReports
 from .secret import agent_token
 from .slurmstate import SlurmOptions
-from .alerts import Alerter
+from .alerts import Alerter, AlertNotice
 from .pull import PullHub
 from .syncrun import SyncRuns
 from .wire import Event, EventKind, Interest, interest_of
@@ -156,6 +156,7 @@ class Controller(AgentReports, OperatorRequests):
         self.kill_on_stop = False
         self.alerter = Alerter(None)
         """Alerts (alerts.py): the daemon's, with its mail settings; tests' log only."""
+        self.alerter.on_alert.append(self.alerted)
         self.pull: PullHub | None = None
         """The pull probes' hub (pull.py), when the daemon has a pull listener."""
         """`shutdown -kill`: stop() ends every job instead of leaving them to the agents."""
@@ -278,6 +279,12 @@ class Controller(AgentReports, OperatorRequests):
     def _emit(self, kind: EventKind, data: dict[str, Any], owner: str | None = None) -> None:
         if self._subscribers:
             self._outbox.event(kind, data, owner)
+
+    def alerted(self, notice: AlertNotice) -> None:
+        """Alerter listener: an episode's alert or recovery goes to the subscribers (not a
+        one-off, which a script sent: a script reacting to alerts would hear its own)."""
+        if notice.condition:
+            self._emit(EventKind.ALERT, notice.to_record())
 
     def _send_event(self, kind: EventKind, data: dict[str, Any], owner: str | None) -> None:
         self._event_seq += 1

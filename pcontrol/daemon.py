@@ -237,6 +237,7 @@ def _pull_and_alerts(paths: Paths, config: ControllerConfig, controller: Control
     """The alerter (mail settings from config.alerts) and, with --pull-listen, the pull hub and
     its listener (not yet listening)."""
     controller.alerter = Alerter(MailSettings.load(config.alerts) if config.alerts else None)
+    controller.alerter.on_alert.append(controller.alerted)
     skew = SkewWatch(controller.alerter, config.skew_threshold, controller.host_changed)
     controller.clocks.on_measured.append(lambda host, best: skew.measured(host, best.offset, best.delay))
     if config.pull_listen is None:

@@ -100,7 +100,7 @@ def _status(session: Session, args: dict[str, Any]) -> CommandResult:
 @command("subscribe", "?-owner OWNER? ?-only INTERESTS?",
          "send job and host events on this connection (only OWNER's jobs if given; only the "
          "events named in the comma list INTERESTS if given: queued, start, running, end, "
-         "harvest, host, load)")
+         "harvest, host, load, alert)")
 def _subscribe(session: Session, args: dict[str, Any]) -> CommandResult:
     if args["only"] is None:
         session.subscribe(args["owner"])

@@ -6,7 +6,7 @@ Line-delimited JSON, UTF-8, one object per line.
     batch    {"id": N, "v": 2, "batch": [["job", ..., "--", "true"], ...]}   (version 2)
     reply    {"id": N, "ok": true|false, "text": "...", "data": <json|null>,
               "error": {"code": "...", "message": "..."} | null}
-    event    {"event": "job"|"host", "seq": N, "data": {...record...}}
+    event    {"event": "job"|"host"|"alert", "seq": N, "data": {...record...}}
 
 Requests may be pipelined; each reply carries the id of its request. A batch (wire version 2)
 carries many `job` submissions in one line; its one reply's data is the list of their replies
@@ -52,6 +52,8 @@ class EventKind(str, enum.Enum):
     JOB = "job"     #: a job changed state (data: the job record, without output, except that
                     #: a job's end holds "stdout" and "stderr" whole when they are short)
     HOST = "host"   #: a host changed state (data: the host record)
+    ALERT = "alert"  #: an alert episode started or ended (data: alerts.AlertNotice's record:
+                     #: state alert|recovery, host, condition missed|skew, subject, body)
 
 
 class Interest(str, enum.Enum):
@@ -67,6 +69,7 @@ class Interest(str, enum.Enum):
     HARVEST = "harvest"  #: its owner acknowledged its end (DONE, harvested)
     HOST = "host"        #: a host out of service changed (added, lost, connecting, switched off)
     LOAD = "load"        #: a host in service changed (IDLE <-> BUSY as its slots fill and free)
+    ALERT = "alert"      #: an alert about a host started or ended (missed run times, SKEWED clock)
 
     @classmethod
     def parse_list(cls, text: str) -> frozenset["Interest"]:
@@ -82,6 +85,8 @@ class Interest(str, enum.Enum):
 def interest_of(kind: "EventKind", data: dict[str, Any]) -> Interest:
     """Which interest an event (its kind and record) answers."""
     state = data.get("state")
+    if kind is EventKind.ALERT:
+        return Interest.ALERT
     if kind is EventKind.HOST:
         return Interest.LOAD if state in ("IDLE", "BUSY") else Interest.HOST
     if state == "DONE":

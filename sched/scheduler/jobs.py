@@ -150,6 +150,9 @@ class JobSink(Protocol):
     def job_sent(self, job: Job) -> None:
         """The controller has the job (or it ended before reaching it): the run ledger's count is sure."""
 
+    def controller_alert(self, record: dict[str, Any]) -> None:
+        """pcontrol's `alert` event (an episode about a host started or ended): see alertqueue.py."""
+
 
 class Backend(Protocol):
     """Where jobs run: `submit` starts a job, which later goes to the sink's job_started / job_ended."""

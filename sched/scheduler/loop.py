@@ -39,6 +39,7 @@ from ..lang.commands.queues import WorkQueue
 from ..lang.errors import QuitRequest, SchedError, Skip, TaskError
 from .eventloop import get_loop, leave_soon
 from ..lang.interp import Frame
+from .alertqueue import queue_alert
 from .jobs import Backend, Job, JobState, Outcome
 from .home import SchedHome
 from .retention import Retention
@@ -753,6 +754,10 @@ class Scheduler:
         self._arm()
 
     # --- messages -----------------------------------------------------------------------------
+
+    def controller_alert(self, record: dict[str, Any]) -> None:
+        """An alert event from pcontrol: into the script's `alerts` queue (alertqueue.py)."""
+        queue_alert(self.interp, record)
 
     def report(self, text: str) -> None:
         """A message for the user (printed above the prompt by the shell)."""

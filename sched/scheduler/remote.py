@@ -65,9 +65,10 @@ RECONNECT_DELAYS = (0.5, 1, 2, 4, 8, 15, 30)
 HARVEST_DURABLE = 30.0
 """Seconds after the controller answered a harvest (on a connection still up) when its key
 leaves the harvest log: by then the controller's journal has it."""
-EVENTS_WANTED = frozenset({Interest.START, Interest.END, Interest.HOST})
-"""The events the link acts on: its jobs starting and ending, and hosts coming and going (for
-completion); not every state on the way, nor hosts filling and freeing slots."""
+EVENTS_WANTED = frozenset({Interest.START, Interest.END, Interest.HOST, Interest.ALERT})
+"""The events the link acts on: its jobs starting and ending, hosts coming and going (for
+completion), and alerts about hosts (for the script's `alerts` queue, alertqueue.py); not every
+state on the way, nor hosts filling and freeing slots."""
 SUBMIT_BATCH = 256
 """Most jobs in one batch of submissions."""
 LOCALHOST_SLOTS_PER_CPU = 2
@@ -583,6 +584,9 @@ class ControllerLink:
         kind = getattr(event.kind, "value", event.kind)
         if kind == "host" and event.data.get("name"):
             self.hosts.add(event.data["name"])
+            return
+        if kind == "alert":
+            self.sched.controller_alert(event.data)
             return
         if kind != "job":
             return

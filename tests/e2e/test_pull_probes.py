@@ -368,3 +368,52 @@ def test_a_noskew_task_never_runs_on_a_skewed_host_and_a_plain_one_does(world: W
     assert ended["outcome"] == "EXIT" and ended["status"] == 0 and ended["ran_on"] == "p-skewed"
     assert "skewed" not in world.host("p-skewed")["agent"]
     world.forget("p-skewed", "p-inline")
+
+
+ALERT_SCRIPT = """
+queueinit alerts
+controller hosts
+exec touch {READY}
+task react
+  host LOCAL
+  nmax 2
+  periods -poll 0.1
+  task.exec
+    if {![queuepop alerts -var line]} skip
+    lassign $line state host condition subject
+    if {$condition ne "skew" || $host ne "p-alerted"} skip
+    command echo "$state $condition $host: $subject"
+  end
+  stdout -var out
+  task.exit 0
+    puts [string trim $out]
+  end
+end
+run
+wait react
+"""
+
+
+def test_a_script_reacts_to_alert_events_through_its_alerts_queue(world: World) -> None:
+    key = world.add_probe("p-alerted")
+    ready = world.home / "alert-script.ready"
+    script = world.home / "alerts.sched"
+    script.write_text(ALERT_SCRIPT.replace("{READY}", str(ready)))
+    sched = subprocess.Popen([str(Path(sys.executable).parent / "sched"), str(script)], stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True, env=dict(os.environ, SCHED_HOME=str(world.home)))
+    try:
+        wait_until_sync(lambda: ready.exists() or sched.poll() is not None, "sched subscribed", WAIT)
+        assert sched.poll() is None, sched.communicate()
+        probe = world.probe("p-alerted", key, "--clock-offset", "2.5")
+        wait_until_sync(lambda: world.host("p-alerted")["agent"].get("skewed"), "p-alerted is SKEWED")
+        kill(probe)
+        world.probe("p-alerted", key, "--clock-offset", "0")
+        out, err = sched.communicate(timeout=60)
+    finally:
+        if sched.poll() is None:
+            sched.kill()
+            sched.wait()
+    assert sched.returncode == 0, err
+    assert out.splitlines() == ["alert skew p-alerted: pcontrol: host p-alerted is SKEWED",
+                                "recovery skew p-alerted: pcontrol: host p-alerted clock is back in line"], (out, err)
+    world.forget("p-alerted")

@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import pytest
 
-from pcontrol.alerts import Alerter
+from pcontrol.alerts import Alerter, AlertNotice
 from pcontrol.checkins import CheckIns, Verdict
 from pcontrol.model import Host
 from pcontrol.skew import SkewWatch
+from pcontrol.wire import EventKind, Interest, interest_of
 
 
 @pytest.mark.parametrize("steps,expected", [
@@ -51,7 +52,7 @@ def test_a_probe_never_told_misses_nothing():
 def test_skew(offsets, flagged, episodes):
     alerter = Alerter(None)
     seen: list[str] = []
-    alerter.on_alert.append(lambda kind, subject, body: seen.append(kind))
+    alerter.on_alert.append(lambda notice: seen.append(notice.state))
     changed: list[str] = []
     watch = SkewWatch(alerter, 1.0, lambda host: changed.append(host.name))
     host = Host("h")
@@ -62,3 +63,16 @@ def test_skew(offsets, flagged, episodes):
     assert len(changed) == len(episodes)
     if flagged:
         assert host.agent["skewed"] == f"clock offset {offsets[-1]:+.3f} s (over 1 s)"
+
+
+def test_an_episodes_notice_names_its_host_and_condition_and_a_one_off_neither():
+    alerter = Alerter(None)
+    seen: list[AlertNotice] = []
+    alerter.on_alert.append(seen.append)
+    SkewWatch(alerter, 1.0).measured(Host("h"), 2.0, 0.001)
+    alerter.send("by a script", "body")
+    assert [(n.state, n.host, n.condition) for n in seen] == [("alert", "h", "skew"), ("alert", "", "")]
+    assert seen[0].to_record() == {"state": "alert", "host": "h", "condition": "skew",
+                                   "subject": "pcontrol: host h is SKEWED", "body": seen[0].body}
+    assert interest_of(EventKind.ALERT, seen[0].to_record()) is Interest.ALERT
+    assert Interest.parse_list("end,alert") == {Interest.END, Interest.ALERT}
