@@ -184,7 +184,7 @@ def test_subscribe_only_refuses_an_unknown_interest(home: str) -> None:
             with pytest.raises(CommandFailed) as caught:
                 await h.cmd("subscribe", "-only", "start,finish")
             assert caught.value.reply.text == ("-only: unknown event interest finish: should be a comma "
-                                               "list of queued, start, running, end, harvest, host, load")
+                                               "list of queued, start, running, end, harvest, host, load, alert")
     run(body())
 
 
