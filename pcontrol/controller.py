@@ -162,6 +162,7 @@ class Controller(AgentReports, OperatorRequests):
         """`shutdown -kill`: stop() ends every job instead of leaving them to the agents."""
         self.started_at = self.clock()
         self._started_mono = time.monotonic()
+        self.output_requests = 0  # requests for a finished job's output (check job -output, stdout, stderr, output)
         self.stopped = asyncio.Event()
         self._connected: set[str] = set()
         self._refill: set[str] = set()         # hosts whose fill goes on next turn
@@ -696,6 +697,7 @@ class Controller(AgentReports, OperatorRequests):
             "slots": {"total": sum(h.agent_slots for h in connected),
                       "busy": sum(len(h.running) for h in connected)},
             "subscribers": len(self._subscribers),
+            "output_requests": self.output_requests,
             "totals": {"hosts": len(self.hosts), "connected": len(self._connected),
                        "jobs": len(self.jobs)},
             "memory": process_memory(),

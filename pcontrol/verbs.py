@@ -410,6 +410,7 @@ def _job_id(word: str | None, what: str) -> int | None:
          "one job in detail (-output: include its stdout and stderr in the data)")
 def _check_job(session: Session, args: dict[str, Any]) -> CommandResult:
     job = session.controller.job(args["id"])
+    session.controller.output_requests += bool(args["output"])
     record = _with_waiting(session, job, job.to_record(output=args["output"]))
     text = job_detail(record)
     if args["output"]:
@@ -419,6 +420,7 @@ def _check_job(session: Session, args: dict[str, Any]) -> CommandResult:
 
 def _stream(session: Session, args: dict[str, Any], stream: str) -> CommandResult:
     job = session.controller.job(args["id"])
+    session.controller.output_requests += 1
     text = getattr(job, stream)
     data = {"id": job.id, "state": job.state.value, stream: text,
             "bytes": getattr(job, f"{stream}_bytes"),
@@ -441,6 +443,7 @@ def _stderr(session: Session, args: dict[str, Any]) -> CommandResult:
          "its host's agent: base64 in the data, with `eof` (default: 1 MiB from offset 0)")
 async def _output(session: Session, args: dict[str, Any]) -> CommandResult:
     offset = args["offset"] or 0
+    session.controller.output_requests += 1
     data, eof = await session.controller.output(args["id"], args["stream"], offset,
                                                 args["size"] or OUTPUT_PIECE)
     text = f"{len(data)} bytes from offset {offset}" + (", the end" if eof else "")

@@ -30,7 +30,7 @@ import re
 import sys
 from collections.abc import MutableMapping
 from contextlib import contextmanager
-from typing import Any, Callable, Iterable, Iterator, TextIO
+from typing import Any, Callable, Iterable, Iterator, Protocol, TextIO
 
 from .clock import Clock
 from .errors import (Break, ControlFlow, Continue, ExprError, Interrupted, OtherCode, ParseError, Pos, Return,
@@ -43,7 +43,7 @@ from .tcllist import backslash_subst, join_list, split_list
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Interp", "Frame", "EnvArray", "split_var_name", "MAX_DEPTH"]
+__all__ = ["Interp", "Frame", "EnvArray", "Deferred", "Lazy", "split_var_name", "MAX_DEPTH"]
 
 MAX_DEPTH = 400
 """How deep macros, procs and nested evaluations may go before we call it runaway recursion."""
@@ -86,6 +86,25 @@ class EnvArray(MutableMapping):
 
     def __len__(self) -> int:
         return len(os.environ)
+
+
+class Deferred(Protocol):
+    """Where a lazily-filled variable's value comes from (e.g. a job's output, fetched only
+    when a macro reads it). May raise ScriptError, which the read then raises."""
+
+    def value(self) -> str: ...
+
+
+class Lazy:
+    """A scalar variable's value still to be made: `frame.vars[name] = Lazy(source)`. Its first
+    read (get_var) asks `source.value()` once and keeps the text in its place; setting or
+    unsetting the variable never asks. Reading a variable that holds a plain string never
+    looks here (only get_var's slow path does)."""
+
+    __slots__ = ("source",)
+
+    def __init__(self, source: Deferred):
+        self.source = source
 
 
 class _Link:
@@ -658,8 +677,11 @@ class Interp:
         if index is None:
             if isinstance(value, str):
                 return value
+            if type(value) is Lazy:  # the slow path only: filled on its first read
+                text = vars[key] = value.source.value()
+                return text
             raise ScriptError(f'can\'t read "{name}": variable is array')
-        if isinstance(value, str):
+        if isinstance(value, (str, Lazy)):
             raise ScriptError(f'can\'t read "{name}({index})": variable isn\'t array')
         try:
             return value[index]
@@ -700,14 +722,14 @@ class Interp:
         vars, key = self._scope(name)
         if index is None:
             current = vars.get(key)
-            if current is not None and not isinstance(current, str):
+            if current is not None and not isinstance(current, (str, Lazy)):
                 raise ScriptError(f'can\'t set "{name}": variable is array')
             vars[key] = value
         else:
             current = vars.get(key)
             if current is None:
                 current = vars[key] = {}
-            elif isinstance(current, str):
+            elif isinstance(current, (str, Lazy)):
                 raise ScriptError(f'can\'t set "{name}({index})": variable isn\'t array')
             current[index] = value
         return value
@@ -720,13 +742,13 @@ class Interp:
             return False
         if index is None:
             return True
-        return not isinstance(value, str) and index in value
+        return not isinstance(value, (str, Lazy)) and index in value
 
     def unset_var(self, name: str, nocomplain: bool = False) -> None:
         base, index = split_var_name(name)
         vars, key = self._scope(base)
         value = vars.get(key)
-        if value is None or (index is not None and (isinstance(value, str) or index not in value)):
+        if value is None or (index is not None and (isinstance(value, (str, Lazy)) or index not in value)):
             if nocomplain:
                 return
             raise ScriptError(f'can\'t unset "{name}": no such variable')
@@ -740,7 +762,7 @@ class Interp:
         value = vars.get(key)
         if value is None and create:
             value = vars[key] = {}
-        if value is None or isinstance(value, str):
+        if value is None or isinstance(value, (str, Lazy)):
             return None
         return value
 
@@ -770,7 +792,7 @@ class Interp:
             array = vars.get(key)
             if array is None:
                 array = vars[key] = {}
-            elif isinstance(array, str):
+            elif isinstance(array, (str, Lazy)):
                 raise ScriptError(f'can\'t access "{other}": variable isn\'t array')
             vars, key = array, index
         frame = self.frame

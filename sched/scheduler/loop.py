@@ -38,7 +38,7 @@ from ..lang.clock import Clock, SystemClock
 from ..lang.commands.queues import WorkQueue
 from ..lang.errors import QuitRequest, SchedError, Skip, TaskError
 from .eventloop import get_loop, leave_soon
-from ..lang.interp import Frame
+from ..lang.interp import Deferred, Frame, Lazy
 from .alertqueue import queue_alert
 from .jobs import Backend, Job, JobState, Outcome
 from .home import SchedHome
@@ -515,13 +515,16 @@ class Scheduler:
     def job_ended(self, job: Job, outcome: Outcome, status: int | None = None, signal: int | None = None,
                   stdout: str = "", stderr: str = "", stdout_bytes: int = 0, stderr_bytes: int = 0,
                   elapsed: float | None = None, reason: str = "", ran_on: str = "", quiet: bool = False,
-                  ended: float | None = None, written: tuple[str, ...] = (), outbox: tuple[str, ...] = ()) -> None:
+                  ended: float | None = None, written: tuple[str, ...] = (), outbox: tuple[str, ...] = (),
+                  deferred: dict[str, Deferred] | None = None) -> None:
         """Record how a job ended, deliver its output and run its exit macro. Once per job.
 
         `quiet`: the job's exit macro already ran (before a restart): record the end only.
         `ended`: when it really ended (wall clock), if the backend knows better than now.
         `written`: the streams ("stdout", "stderr") the backend already wrote to their files.
         `outbox`: the lines the job wrote to $PSCHED_OUTBOX, for the switchboard.
+        `deferred`: streams whose text the backend makes only when asked (a controller job's
+        long output, fetched only if a destination or the exit macro reads it).
         """
         if job.done:
             log.warning("job %s reported ended twice; ignoring the second (%s)", job.id, outcome)
@@ -550,8 +553,8 @@ class Scheduler:
             entry.last_outcome = job.outcome_text()
             entry.last_end = job.ended
             if not quiet:
-                self._deliver_output(entry.spec, job, written)
-                self._run_exit_macro(entry.spec, job)
+                self._deliver_output(entry.spec, job, written, deferred or {})
+                self._run_exit_macro(entry.spec, job, deferred or {})
             if entry.deleting and not entry.jobs_out and self.tasks.get(job.task) is entry:
                 del self.tasks[job.task]
             elif self.running:
@@ -577,16 +580,19 @@ class Scheduler:
             except Exception:  # a listener's bug must not lose the job's end
                 log.exception("job listener failed")
 
-    def _deliver_output(self, spec: TaskSpec, job: Job, written: tuple[str, ...] = ()) -> None:
+    def _deliver_output(self, spec: TaskSpec, job: Job, written: tuple[str, ...] = (),
+                        deferred: dict[str, Deferred] | None = None) -> None:
         for dest, text, stream in ((spec.stdout, job.stdout, "stdout"), (spec.stderr, job.stderr, "stderr")):
             if dest is None or stream in written:
                 continue
             try:
+                if deferred and stream in deferred:
+                    text = deferred[stream].value()
                 self.deliver(self.interp, dest, text)
             except (OSError, SchedError) as err:
                 self.report(f"task {spec.name} job {job.id}: could not write {stream} to {dest}: {getattr(err, 'strerror', None) or err}")
 
-    def _run_exit_macro(self, spec: TaskSpec, job: Job) -> None:
+    def _run_exit_macro(self, spec: TaskSpec, job: Job, deferred: dict[str, Deferred] | None = None) -> None:
         selector = str(job.status) if job.outcome is Outcome.EXIT else job.outcome.selector
         which, body = spec.exit_macro_for(selector)
         job.macro = which
@@ -602,10 +608,16 @@ class Scheduler:
             "job_signal": "" if job.signal is None else str(job.signal), "job_reason": job.reason,
             "job_command": join_list(job.argv), "job_rerun": "0",
         })
+        for stream, source in (deferred or {}).items():
+            frame.vars[stream] = Lazy(source)  # made on its first read
         frame.vars.update(job.vars)
         frame.declared.update(frame.vars)
-        set_queue(interp, "stdout", job.stdout)
-        set_queue(interp, "stderr", job.stderr)
+        for stream in ("stdout", "stderr"):
+            source = (deferred or {}).get(stream)
+            if source is None:
+                set_queue(interp, stream, job.stdout if stream == "stdout" else job.stderr)
+            else:  # a queue's first use (get_queue) takes its lines from the source
+                interp.queues[stream] = _DeferredLines(source)
         interp.queues["inbox"] = WorkQueue(job.inbox)  # what the switchboard gave this job
         try:
             interp.run_in_frame(frame, body)
@@ -781,6 +793,19 @@ def deliver(interp: Any, dest: OutputDest, text: str) -> None:
     path = os.path.expanduser(dest.path or "")
     with open(path, "a" if dest.append else "w", encoding="utf-8") as fh:
         fh.write(text)
+
+
+class _DeferredLines:
+    """The lines of a deferred stream, for its queue: get_queue adopts any iterable as a
+    WorkQueue on the queue's first use, and only then is the text made."""
+
+    __slots__ = ("source",)
+
+    def __init__(self, source: Deferred):
+        self.source = source
+
+    def __iter__(self):
+        return iter(self.source.value().splitlines())
 
 
 def set_queue(interp: Any, name: str, text: str) -> None:

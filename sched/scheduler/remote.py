@@ -7,8 +7,10 @@ The link connects lazily. With no daemon running it starts one in $SCHED_HOME (t
 default, saying so) and, when that controller has no host, adds `localhost` with two slots per
 CPU. It subscribes to the events of this scheduler's jobs (the owner is derived from
 $SCHED_HOME), so nobody polls: a job going BUSY is reported started; a job going DONE has its
-record and output fetched, its task.exit macro run, and is then harvested (acknowledged) at the
-controller, which keeps every finished job until then.
+task.exit macro run, and is then harvested (acknowledged) at the controller, which keeps every
+finished job until then. Its end event brings its outcome, and its output when that is short;
+a longer output is fetched only if the macro reads it (remote_output.DeferredOutput), or into
+the task's stdout/stderr files before the macro.
 
 Exactly once, across restarts: before a job's exit macro runs, the link appends `+KEY` to a
 harvest log in $SCHED_HOME, and `KEY` once the macro has ended (each line flushed to the OS, so
@@ -52,7 +54,7 @@ from .eventloop import get_loop
 from .jobs import Job, JobSink, JobState, Outcome
 from .local import output_text
 from .home import HomeBusy
-from .remote_output import fetch_into_files
+from .remote_output import DeferredOutput, fetch_into_files
 
 log = logging.getLogger(__name__)
 
@@ -615,6 +617,8 @@ class ControllerLink:
                 self._finish(job, record)  # a short output comes whole with the end
             elif not record.get("stdout_bytes") and not record.get("stderr_bytes") and "outcome" in record:
                 self._finish(job, dict(record, stdout="", stderr=""))  # nothing more to fetch
+            elif "outcome" in record and not job.outputs:
+                self._finish(job, record, lazy=True)  # the output is fetched only if it is read
             else:
                 self._spawn(self._collect(job, int(record["id"])))
 
@@ -632,10 +636,12 @@ class ControllerLink:
                     self.sched.report(f"task {job.task} job {job.id}: {error}")
         self._finish(job, record, written)
 
-    def _finish(self, job: Job, record: dict[str, Any], written: tuple[str, ...] = ()) -> None:
+    def _finish(self, job: Job, record: dict[str, Any], written: tuple[str, ...] = (), lazy: bool = False) -> None:
         """Mark the harvest begun, run the exit macro, mark it ended, then acknowledge at the
         controller. A macro that an earlier sched began and died in runs again, told so by
-        `$job_rerun`; one that ended under an earlier sched does not."""
+        `$job_rerun`; one that ended under an earlier sched does not.
+
+        `lazy`: the record holds no output; it is fetched only if the macro reads it."""
         if job.done:
             return
         key = job_key(record)
@@ -665,6 +671,8 @@ class ControllerLink:
                     elapsed=record.get("elapsed"), reason=record.get("reason") or "",
                     ran_on=record.get("ran_on") or "", written=written,
                     outbox=() if rerun else tuple(str(line) for line in record.get("outbox") or ()),  # posted before the first run
+                    deferred=DeferredOutput(self.address, int(record["id"]),
+                                            f"job {job.id} (controller job {record['id']})").streams() if lazy else None,
                 )
             finally:
                 self.harvests.end(key)  # this process lives on: the macro has had its run

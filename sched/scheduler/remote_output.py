@@ -11,6 +11,13 @@ sched holds one piece at a time.  The exit macro's $stdout is still the head pco
 
 A stream that cannot be fetched (its host is down, its spool gone) leaves its file as it was:
 the error says so, and sched does not put the head in its place as if it were the whole.
+
+A job whose output did not fit in its end event and that has no such file gets its $stdout and
+$stderr as a DeferredOutput: the `check job -output` that brings them is sent only if the exit
+macro (or a `-var` destination) reads one of them.
+
+    output = DeferredOutput(address, controller_id, "job 12 (controller job 40)")
+    sched.job_ended(job, ..., deferred=output.streams())
 """
 
 from __future__ import annotations
@@ -18,12 +25,17 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import threading
 from typing import Any, Protocol
 
 from pclient.output import OutputFile, Sink
+from pcontrol.client import ControllerAddress, run_command
 from pcontrol.errors import ClientError
 
-__all__ = ["Caller", "fetch_into_files"]
+from ..lang.errors import ScriptError
+from .local import output_text
+
+__all__ = ["Caller", "DeferredOutput", "fetch_into_files"]
 
 
 class Caller(Protocol):
@@ -58,3 +70,64 @@ async def fetch_into_files(client: Caller, controller_id: int, dests: dict[str, 
         if error is not None:
             errors.append(error)
     return errors
+
+
+class DeferredOutput:
+    """A finished controller job's stdout and stderr, fetched on first use (once, both).
+
+    The exit macro runs inside the scheduler's loop and the interpreter cannot wait there
+    (run_until refuses), so the fetch is one request on a connection of its own, made by a
+    helper thread while the macro (and so the loop) waits for it: only for a macro that reads
+    the output, and only for that request.
+    """
+
+    def __init__(self, address: ControllerAddress, controller_id: int, what: str):
+        self.address = address
+        self.controller_id = controller_id
+        self.what = what  # "job 12 (controller job 40)", for errors
+        self._texts: dict[str, str] | None = None
+
+    def streams(self) -> dict[str, "DeferredStream"]:
+        return {"stdout": DeferredStream(self, "stdout"), "stderr": DeferredStream(self, "stderr")}
+
+    def text(self, stream: str) -> str:
+        if self._texts is None:
+            record = self._fetch()
+            self._texts = {name: output_text((record.get(name) or "").encode(), record.get(f"{name}_bytes") or 0,
+                                             bool(record.get(f"{name}_truncated")))
+                           for name in ("stdout", "stderr")}
+        return self._texts[stream]
+
+    def _fetch(self) -> dict[str, Any]:
+        argv = ["check", "job", str(self.controller_id), "-output", "-json"]
+        box: dict[str, Any] = {}
+
+        def work() -> None:  # its own short loop and connection: the process's loop is stopped in the macro
+            try:
+                box["reply"] = run_command(argv, address=self.address)
+            except Exception as exc:  # noqa: BLE001 - handed to the reading thread as data
+                box["error"] = exc
+
+        worker = threading.Thread(target=work, name=f"sched-output-{self.controller_id}", daemon=True)
+        worker.start()
+        worker.join()
+        reply = box.get("reply")
+        error = box.get("error") or (None if reply is None or reply.ok else reply.text)
+        if error is None and not isinstance(reply.data, dict):
+            error = "the controller's reply holds no record"
+        if error is not None:
+            raise ScriptError(f"could not fetch the output of {self.what} from the controller: {error}")
+        return reply.data
+
+
+class DeferredStream:
+    """One stream of a DeferredOutput (a psched.lang.interp.Deferred)."""
+
+    __slots__ = ("output", "stream")
+
+    def __init__(self, output: DeferredOutput, stream: str):
+        self.output = output
+        self.stream = stream
+
+    def value(self) -> str:
+        return self.output.text(self.stream)

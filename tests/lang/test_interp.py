@@ -566,3 +566,56 @@ def test_read_with_a_first_line_number_then_run():
     with pytest.raises(ScriptError) as info:
         interp.run_toplevel(script)
     assert (info.value.pos.file, info.value.pos.line, info.value.pos.column) == ("shell", 11, 7)
+
+
+# --- lazily-filled variables (psched.lang.interp.Lazy) -------------------------------------------
+
+class Counted:
+    """A Deferred that counts how often it was asked."""
+
+    def __init__(self, text: str):
+        self.text = text
+        self.asked = 0
+
+    def value(self) -> str:
+        self.asked += 1
+        return self.text
+
+
+LAZY = [
+    # (script, expected result, times the value is made)
+    ("set a 1", "1", 0),
+    ("info exists v", "1", 0),
+    ("array exists v", "0", 0),
+    ("set v new; set v", "new", 0),
+    ("unset v; info exists v", "0", 0),
+    ("string length $v", "5", 1),
+    ("set x $v; append x !; list $v $x", "lazy! lazy!!", 1),
+    ("proc p {} {upvar 1 v w; return $w}; p", "lazy!", 1),
+    ("append v +", "lazy!+", 1),
+]
+
+
+@pytest.mark.parametrize("script,expected,asked", LAZY)
+def test_a_lazy_value_is_made_once_and_only_when_read(script, expected, asked):
+    from psched.lang.interp import Lazy
+
+    interp = psched.Interp(stdout=io.StringIO())
+    source = Counted("lazy!")
+    interp.globals.vars["v"] = Lazy(source)
+    assert interp.eval(script) == expected
+    assert source.asked == asked
+
+
+def test_a_lazy_value_that_cannot_be_made_is_an_error_of_the_read():
+    from psched.lang.interp import Lazy
+
+    class Broken:
+        def value(self) -> str:
+            raise ScriptError("could not fetch the output of job 1 from the controller: gone")
+
+    interp = psched.Interp(stdout=io.StringIO())
+    interp.globals.vars["v"] = Lazy(Broken())
+    with pytest.raises(ScriptError, match="could not fetch the output of job 1"):
+        interp.eval("string length $v")
+    assert interp.eval("array exists v") == "0"
