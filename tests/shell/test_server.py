@@ -140,13 +140,14 @@ def test_the_schedulers_messages_reach_every_prompt_and_the_log(server, sched_en
 
 def test_sigterm_stops_the_server_like_quit_force(server, sched_env):
     start, home = server
-    assert start(QUIET + "task busy\n  host LOCAL\n  command sleep 600\nend\nrun\n").returncode == 0
+    sleeper = f"sleep 600.{os.getpid()}"  # this test's own: another suite's `sleep 600` may run beside it
+    assert start(QUIET + f"task busy\n  host LOCAL\n  command {sleeper}\nend\nrun\n").returncode == 0
     pid = int((home / "sched.pid").read_text())
     wait_until(lambda: "sleep" in sched(sched_env, "-c", "jobs", "--attach").stdout, "the job runs", 30)
     os.kill(pid, signal.SIGTERM)
     wait_until(lambda: not Path(f"/proc/{pid}").exists(), "the server has ended", 30)
     assert not (home / "sched.sock").exists()
-    assert subprocess.run(["pgrep", "-f", "sleep 600"], capture_output=True).returncode == 1
+    assert subprocess.run(["pgrep", "-f", sleeper], capture_output=True).returncode == 1
 
 
 def test_a_malformed_request_is_answered_and_the_server_lives(server, sched_env):
