@@ -68,14 +68,18 @@ class AgentReports:
             self._finish(job, Outcome.DOWN, reason=reason)
 
     def _requeue(self, job: Job) -> None:
+        job.avoid = job.ran_on
+        job.reason = f"retry {job.retry - job.retries_left} of {job.retry}: " \
+                     f"{job.attempts[-1]['reason']}"
+        self._pending_again(job)
+
+    def _pending_again(self, job: Job) -> None:
+        """PENDING again, as if never placed: off its host, queued now, placed anew."""
         now = self.clock()
         self._set_state(job, JobState.PENDING)
         self._timers.cancel(("held", job.id))
-        job.avoid = job.ran_on
         job.ran_on = job.pid = job.started = job.elapsed = job.unknown_since = None
         job.queued = now
-        job.reason = f"retry {job.retry - job.retries_left} of {job.retry}: " \
-                     f"{job.attempts[-1]['reason']}"
         self._job_changed(job)              # PENDING again, for all to see
         self._place(job, now)
 
@@ -84,13 +88,7 @@ class AgentReports:
         been placed (it never ran: no attempt is counted)."""
         log.info("job %d: its run never reached %s's agent (pcontrol stopped first); queued again",
                  job.id, host.name)
-        now = self.clock()
-        self._set_state(job, JobState.PENDING)
-        self._timers.cancel(("held", job.id))
-        job.ran_on = job.pid = job.started = job.elapsed = job.unknown_since = None
-        job.queued = now
-        self._job_changed(job)
-        self._place(job, now)
+        self._pending_again(job)
 
     def agent_message(self, host: Host, message: agent_protocol.Message) -> None:
         if isinstance(message, agent_protocol.ClockReply):
