@@ -814,4 +814,4 @@ class ControllerLink:
         return task
 
     def jobs_out(self) -> int:
-        return len(self.unsent) + len(self._sending) + sum(1 for j in self.by_cid.values() if not j.done)
+        return len(self.unsent) + self.jobs_at_controller()
