@@ -95,8 +95,7 @@ class HAServer:
         for line in restore_state(sched, self.kept, time.time()):
             log.warning("taken over: %s", line)
         self.state.kept_queues(self.kept.get("queue", {}))
-        pending = sorted(self.kept.get("pending", {}).items(),
-                         key=lambda item: (item[0].rpartition("/")[0], int(item[0].rpartition("/")[2] or 0)))
+        pending = sorted(self.kept.get("pending", {}).items(), key=lambda item: _task_and_number(item[0]))
         unsent = [(key, record) for key, record in pending if not record.get("placing")]
         maybe = [key for key, record in pending if record.get("placing")]
         if unsent:
