@@ -427,11 +427,10 @@ class Agent:
             env = dict(env, **{AGENT_VAR: self._agent_mark()})
         files: tuple = (None, None)
         if msg.spool:
-            problem = self._spool().usable(msg.job)
-            if problem is None:
+            try:
                 files = self._spool().files(msg.job)
-            else:
-                log.warning("job %s: cannot spool its output (%s); only its head is kept", msg.job, problem)
+            except (OSError, ValueError) as exc:
+                log.warning("job %s: cannot spool its output (%s); only its head is kept", msg.job, exc)
         spec = JobSpec(job_id=msg.job, argv=msg.argv, cwd=msg.cwd, env=env, timeout=msg.timeout,
                        output_limit=msg.output_limit, kill_grace=self.kill_grace,
                        stdout_file=files[0], stderr_file=files[1], mailbox=msg.mailbox, inbox=msg.inbox)

@@ -19,7 +19,6 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import Union
 
 from .output import OutputFile
 
@@ -55,9 +54,11 @@ class Spool:
         return self.directory / f"{job}.{stream}"
 
     def files(self, job: str) -> tuple[OutputFile, OutputFile]:
-        """Where jobproc writes the job's two streams (the directory is made if need be)."""
+        """Where jobproc writes the job's two streams (the directory is made if need be);
+        ValueError or OSError when the job cannot be spooled here."""
+        out, err = self.path(job, "stdout"), self.path(job, "stderr")
         self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
-        return (OutputFile(str(self.path(job, "stdout"))), OutputFile(str(self.path(job, "stderr"))))
+        return (OutputFile(str(out)), OutputFile(str(err)))
 
     def read(self, job: str, stream: str, offset: int, size: int) -> tuple[bytes, bool]:
         """Up to `size` bytes from `offset`, and whether the stream ends after them."""
@@ -76,11 +77,3 @@ class Spool:
             except (OSError, ValueError):
                 pass
 
-    def usable(self, job: str) -> Union[str, None]:
-        """Why the job cannot be spooled here (None: it can)."""
-        try:
-            self.path(job, "stdout")
-            self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
-        except (OSError, ValueError) as exc:
-            return str(exc)
-        return None
