@@ -37,13 +37,9 @@ from pathlib import Path
 from pcontrol import daemon
 from pcontrol.client import ControllerClient
 from pcontrol.paths import Paths
+from pcontrol.syncspec import percentile
 
 LOCAL_AGENT = f"{shlex.quote(sys.executable)} -m pclient"
-
-
-def percentile(values: list[float], fraction: float) -> float:
-    ordered = sorted(values)
-    return ordered[max(1, math.ceil(fraction * len(ordered))) - 1]
 
 
 def spreads(result: dict) -> tuple[float, float]:

@@ -35,6 +35,11 @@ from pathlib import Path
 
 from pcontrol.client import ControllerClient
 
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tests" / "tools"))
+
+from waiting import wait_until_sync  # noqa: E402
+
 BIN = Path(sys.executable).parent
 PCONTROL = [str(BIN / "pcontrol")] if (BIN / "pcontrol").exists() else [sys.executable, "-m", "pcontrol"]
 TARGETS = {"page": 50.0, "metrics": 20.0}
@@ -90,17 +95,6 @@ def http_times(port: int, path: str, requests: int) -> tuple[list[float], int]:
     return times, size
 
 
-def wait_for(condition, what: str, timeout: float = 300.0):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise SystemExit(f"bench: timed out waiting until {what}")
-        time.sleep(0.1)
-
-
 def row(name: str, times: list[float], size: int, target: float | None) -> str:
     times = sorted(times)
     p95 = times[min(len(times) - 1, int(len(times) * 0.95))]
@@ -130,8 +124,8 @@ def main() -> int:
         web = subprocess.Popen(PCONTROL + ["web", "--listen", "127.0.0.1:0", "--no-sched"],
                                env=env, stdout=open(out, "wb"), stderr=subprocess.DEVNULL,
                                start_new_session=True)
-        port = int(wait_for(lambda: "http://" in out.read_text() and out.read_text(),
-                            "pcontrol web listens").split("http://127.0.0.1:")[1].split("/")[0])
+        port = int(wait_until_sync(lambda: "http://" in out.read_text() and out.read_text(),
+                                   "pcontrol web listens", timeout=300).split("http://127.0.0.1:")[1].split("/")[0])
         t0 = time.perf_counter()
 
         def loaded():
@@ -140,7 +134,7 @@ def main() -> int:
             overview = json.loads(connection.getresponse().read())
             connection.close()
             return overview["jobs"]["total"] >= options.jobs and overview["controller"]["connected"]
-        wait_for(loaded, "the page has read every job")
+        wait_until_sync(loaded, "the page has read every job", timeout=300)
         read = time.perf_counter() - t0
         status = json.loads(pcontrol(env, "status", "-json"))
         print(f"\nbench_web: {options.jobs} jobs submitted in {submitted:.1f} s; the page read "
