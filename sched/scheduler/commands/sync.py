@@ -34,19 +34,13 @@ from ..attach import controller_of, scheduler_of
 from ..eventloop import run_until
 from ..syncdefs import DurationError, SyncDef, SyncTargetDef, parse_duration, parse_minhosts, result_dict, sync_defs
 from ..syncjobs import SyncFailed, log_run, run_sync
+from ..taskspec import ArgError
 
 __all__ = ["check_sync_blocks"]
 
 BLOCK_USAGE = "sync name ?-minhosts N|all? ?-timeout DURATION? ?-log DIR?"
 TARGET_USAGE = "target ?-timeout DURATION? host command ?arg ...?"
 _BLOCK_OPTIONS = ("-minhosts", "-timeout", "-log")
-
-
-class _WordError(Exception):
-    def __init__(self, message: str, index: int | None):
-        super().__init__(message)
-        self.message = message
-        self.index = index
 
 
 @dataclass
@@ -60,7 +54,7 @@ class _Header:
 def _parse_header(words: list[str]) -> _Header:
     """The block's header words after `sync` (index 1 = the name)."""
     if not words or not words[0] or words[0].startswith("-"):
-        raise _WordError(f'a sync block needs a name: "{BLOCK_USAGE}"', 1)
+        raise ArgError(f'a sync block needs a name: "{BLOCK_USAGE}"', 1)
     header = _Header(words[0])
     rest = words[1:]
     i = 0
@@ -68,10 +62,10 @@ def _parse_header(words: list[str]) -> _Header:
         option = rest[i]
         index = i + 2
         if option not in _BLOCK_OPTIONS:
-            raise _WordError(f"unknown option '{option}' of sync {header.name}: expected "
+            raise ArgError(f"unknown option '{option}' of sync {header.name}: expected "
                              + ", ".join(_BLOCK_OPTIONS), index)
         if i + 1 >= len(rest):
-            raise _WordError(f"{option} needs a value", index)
+            raise ArgError(f"{option} needs a value", index)
         value = rest[i + 1]
         try:
             if option == "-minhosts":
@@ -81,7 +75,7 @@ def _parse_header(words: list[str]) -> _Header:
             else:
                 header.log_dir = value
         except DurationError as err:
-            raise _WordError(str(err), index + 1) from None
+            raise ArgError(str(err), index + 1) from None
         i += 2
     return header
 
@@ -91,34 +85,34 @@ def _parse_target(words: list[str], line: int | None) -> SyncTargetDef:
     timeout, timeout_set, i = None, False, 0
     if words and words[0] == "-timeout":
         if len(words) < 2:
-            raise _WordError("-timeout needs a value", 1)
+            raise ArgError("-timeout needs a value", 1)
         try:
             timeout = parse_duration(words[1])
         except DurationError as err:
-            raise _WordError(str(err), 2) from None
+            raise ArgError(str(err), 2) from None
         timeout_set, i = True, 2
     elif words and words[0].startswith("-") and len(words[0]) > 1:
-        raise _WordError(f"unknown option '{words[0]}' of target: expected -timeout", 1)
+        raise ArgError(f"unknown option '{words[0]}' of target: expected -timeout", 1)
     if len(words) <= i:
-        raise _WordError(f'target needs a host and a command: "{TARGET_USAGE}"', None)
+        raise ArgError(f'target needs a host and a command: "{TARGET_USAGE}"', None)
     host = words[i]
     if not host or any(c.isspace() for c in host):
-        raise _WordError(f"bad host name '{host}'", i + 1)
+        raise ArgError(f"bad host name '{host}'", i + 1)
     if len(words) <= i + 1:
-        raise _WordError(f"target {host} has no command: \"{TARGET_USAGE}\"", i + 1)
+        raise ArgError(f"target {host} has no command: \"{TARGET_USAGE}\"", i + 1)
     return SyncTargetDef(host, tuple(words[i + 1:]), timeout, timeout_set, line)
 
 
 def _check_minhosts(sync: SyncDef) -> None:
     if sync.minhosts is not None and sync.minhosts > len(sync.targets):
-        raise _WordError(f"sync {sync.name}: -minhosts {sync.minhosts} is more than its "
+        raise ArgError(f"sync {sync.name}: -minhosts {sync.minhosts} is more than its "
                          f"{len(sync.targets)} target(s)", None)
 
 
 # -- the commands -----------------------------------------------------------------------------------
 
 
-def _at(words: list[Word], err: _WordError, fallback: Pos) -> ScriptError:
+def _at(words: list[Word], err: ArgError, fallback: Pos) -> ScriptError:
     pos = words[err.index].pos if err.index is not None and err.index < len(words) else fallback
     return ScriptError(err.message, pos=pos)
 
@@ -129,7 +123,7 @@ def block_sync(interp: Any, node: Block) -> str:
     values = [interp.subst_word(w) for w in words[1:]]
     try:
         header = _parse_header(values)
-    except _WordError as err:
+    except ArgError as err:
         raise _at(words, err, node.pos) from None
     sync = SyncDef(header.name, minhosts=header.minhosts, timeout=header.timeout, log_dir=header.log_dir,
                    where=f"{interp.current_file}:{node.pos.line}")
@@ -143,7 +137,7 @@ def block_sync(interp: Any, node: Block) -> str:
         raise ScriptError(f"sync {sync.name} has no targets (give it `{TARGET_USAGE}` lines)", pos=node.pos)
     try:
         _check_minhosts(sync)
-    except _WordError as err:
+    except ArgError as err:
         raise ScriptError(err.message, pos=node.pos) from None
     sync_defs(interp)[sync.name] = sync
     return ""
@@ -158,7 +152,7 @@ def cmd_target(interp: Any, argv: list[str]) -> str:
     line = words[0].pos.line if words else None
     try:
         sync.targets.append(_parse_target(argv[1:], line))
-    except _WordError as err:
+    except ArgError as err:
         raise _at(words, err, words[0].pos) from None
     return ""
 
@@ -226,7 +220,7 @@ def _check_block(node: Block) -> None:
     if all(c is not None for c in consts):
         try:
             parsed = _parse_header([c for c in consts if c is not None])
-        except _WordError as err:
+        except ArgError as err:
             raise _located_word(err, header.words, header) from None
         sync = SyncDef(parsed.name, minhosts=parsed.minhosts)
     for cmd in node.body.commands:
@@ -239,7 +233,7 @@ def _check_block(node: Block) -> None:
         if all(a is not None for a in args):
             try:
                 target = _parse_target([a for a in args if a is not None], cmd.pos.line)
-            except _WordError as err:
+            except ArgError as err:
                 raise _located_word(err, cmd.words, cmd) from None
             if sync is not None:
                 sync.targets.append(target)
@@ -250,11 +244,11 @@ def _check_block(node: Block) -> None:
             raise _located(f"sync {sync.name} has no targets (give it `{TARGET_USAGE}` lines)", node.pos, header)
         try:
             _check_minhosts(sync)
-        except _WordError as err:
+        except ArgError as err:
             raise _located(err.message, node.pos, header) from None
 
 
-def _located_word(err: _WordError, words: list[Word], cmd: Command) -> SchedError:
+def _located_word(err: ArgError, words: list[Word], cmd: Command) -> SchedError:
     pos = words[err.index].pos if err.index is not None and err.index < len(words) else cmd.pos
     return _located(err.message, pos, cmd)
 
