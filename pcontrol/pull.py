@@ -381,8 +381,6 @@ class PullLink:
             hub._save(name)
         elif isinstance(message, agent_protocol.Auth):
             self._resume(probe)
-        elif isinstance(message, agent_protocol.ClockProbe):
-            self._clock_reply(message)
         elif isinstance(message, agent_protocol.Bye):
             for word in [r["job"] for r in probe.queue] + ([probe.given["job"]] if probe.given else []):
                 self._kill(probe, word, "pull host closed")
@@ -413,16 +411,6 @@ class PullLink:
         for record in probe.finished:
             self.deliver(_message(record))
         self.ready = True
-
-    def _clock_reply(self, probe: agent_protocol.ClockProbe) -> None:
-        """Answer with the offset measured at the probe's last check-in (if any): the controller's
-        clock probe then keeps it rather than measuring pcontrol against itself."""
-        host = self.hub.hosts.get(self.name)
-        offset = host.agent.get("clock_offset") if host is not None else None
-        if offset is None:
-            return
-        self.deliver(agent_protocol.ClockReply(seq=probe.seq, sent=probe.sent, received=probe.sent + offset,
-                                               replied=probe.sent + offset))
 
     def deliver(self, message: agent_protocol.Message) -> None:
         """Hand a message to the controller as an agent's would arrive: later, not inside its call."""

@@ -115,7 +115,8 @@ class AgentReports:
     def host_connected(self, host: Host) -> None:
         self._update_load(host)
         self._fill(host)
-        self.clocks.measure_soon(host)
+        if host.slurm is None and not host.pull:  # an agent to probe (a pull probe is measured at check-in)
+            self.clocks.measure_soon(host)
 
     def host_lost(self, host: Host, reason: str, survivable: bool) -> list[int]:
         """It takes no more jobs. Its running jobs end DOWN (or go back to PENDING for a
