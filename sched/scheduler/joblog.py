@@ -52,11 +52,9 @@ class JobLog:
     def __call__(self, job: Job) -> None:
         if not job.done:
             return
-        entry = self.sched.tasks.get(job.task)
-        path = entry.spec.joblog if entry is not None else None
-        if not path:
+        if not job.joblog:  # (the job's, not the task's: a deleted task is gone by its last job's end)
             return
-        path = os.path.expanduser(path)
+        path = os.path.expanduser(job.joblog)
         try:
             with open(path, "a", encoding="utf-8") as fh:
                 if fh.tell() == 0:

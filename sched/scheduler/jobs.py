@@ -66,6 +66,7 @@ class Job:
     pending: float | None = None
     retry: int = 0  # a controller job that ends DOWN runs again, up to this many times
     outputs: dict = field(default_factory=dict)  # stream -> pclient.output.OutputFile: its task's files
+    joblog: str | None = None  # its task's `joblog FILE`, kept here: the task may be gone when it ends
     sync: str | None = None  # a task's `sync NAME`: the job is that whole synchronized run
     noskew: bool = False  # `host ... -noskew`: pcontrol never sends it to a SKEWED host
     vars: dict[str, str] = field(default_factory=dict)  # extra variables of its task.exit macro

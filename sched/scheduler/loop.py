@@ -194,6 +194,7 @@ class Scheduler:
                   noskew=bool(record.get("noskew")))
         job.created = record.get("submitted") or job.created
         job.outputs = entry.spec.output_files()
+        job.joblog = entry.spec.joblog
         self.jobs[job.id] = job
         entry.jobs_out.add(job.id)
         if not entry.resumed:
@@ -446,6 +447,7 @@ class Scheduler:
         if spec.source is not None:
             spec.source.made(job)
         job.outputs = spec.output_files()
+        job.joblog = spec.joblog
         self.jobs[job.id] = job
         entry.jobs_out.add(job.id)
         entry.timing.launched(self.clock.monotonic())
