@@ -82,7 +82,10 @@ def test_a_lost_connection_to_a_namespace_host_is_survived_and_the_true_outcome_
         async def lose_and_regain() -> tuple[dict, int]:
             job = await wait_until(lambda: next(iter(sh.sched.jobs.values()), None), "the job is made")
             await wait_until(lambda: job.state.value == "RUNNING", "the job runs on ns1")
+            # its agent's "started" (with the pid) has reached pcontrol: a cut before that is
+            # another case (the job is then known by the survivor's report only)
             [record] = await home.jobs(home.owner)
+            record = await wait_until(lambda: _started(home, str(record["id"])), "pcontrol has the job's pid")
             host = await home.call("check", "host", "ns1")
             assert (record["ran_on"], host["running"]) == ("ns1", [record["id"]])
             old_agent = host["agent"]["pid"]
