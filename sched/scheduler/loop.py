@@ -308,12 +308,19 @@ class Scheduler:
         return entry
 
     def set_active(self, name: str, active: bool) -> None:
+        staged = self.staging.specs.get(name) if self.staging is not None else None
+        if staged is not None:  # `pause t` after `task t ... end` in files being (re)loaded:
+            staged.active = active  # part of the definition they stage (psched.scheduler.reload)
+            return
         entry = self.task(name)
         entry.spec.active = active
         self.look_soon(entry)
 
     def delete_task(self, name: str) -> str:
         """The task makes no new jobs and is removed once its jobs have ended."""
+        if self.staging is not None and self.staging.specs.pop(name, None) is not None:
+            if name not in self.tasks:  # files being (re)loaded no longer define it: the apply
+                return ""               # step deletes it if an earlier load did
         entry = self.task(name)
         entry.deleting = True
         self._unschedule(entry)

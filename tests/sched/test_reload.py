@@ -79,6 +79,18 @@ def test_an_unchanged_task_is_left_alone_even_paused_at_the_prompt(tmp_path):
     assert not w.sched.tasks["a"].spec.active and next_due(w, "b") == due
 
 
+def test_pause_and_delete_right_after_a_task_block_in_the_files_act_on_what_they_define(tmp_path):
+    path = write(tmp_path / "site.sched", task("a", EVERY_MINUTE), "pause a\n",
+                 task("b", EVERY_MINUTE), task("gone", EVERY_MINUTE), "delete gone\n")
+    w = World()
+    result = load_files(w.interp, [path])       # no 'no task "a"': the task is still staged
+    assert sorted(result.added) == ["a", "b"] and "gone" not in w.sched.tasks
+    assert not w.sched.tasks["a"].spec.active and w.sched.tasks["b"].spec.active
+    w.run("resume a")                           # what the prompt changed stays across a reload
+    result = load_files(w.interp)
+    assert sorted(result.unchanged) == ["a", "b"] and w.sched.tasks["a"].spec.active
+
+
 def test_a_new_task_starts_after_its_offset_and_a_removed_one_finishes_its_jobs(tmp_path):
     path = tmp_path / "site.sched"
     w = World()
