@@ -50,6 +50,7 @@ from pcontrol.errors import ClientError, ControllerNotRunning
 from pcontrol.paths import Paths
 from pcontrol.wire import Interest
 
+from .appendlog import AppendLog
 from .eventloop import get_loop
 from .jobs import Job, JobSink, JobState, Outcome
 from .local import output_text
@@ -99,29 +100,24 @@ class HarvestLog:
 
     A key begun and never ended is a macro that its sched died in (`interrupted`): the next
     sched runs it again. A bare key written by an older sched (which wrote it before the macro
-    only) counts as ended. With no path (a simulation) the log is kept in memory only.
+    only) counts as ended. With no path (a simulation) the log is kept in memory only. The file
+    is an appendlog.AppendLog: a torn last line (a sched killed while writing it) is skipped.
     """
 
     def __init__(self, path: Path | None):
         self.path = path
         self.keys: set[str] = set()  # begun or ended
         self.unfinished: set[str] = set()  # begun, not ended
-        self._fh = None
+        self._file = AppendLog(path, "`+KEY` or `KEY`", dir_mode=0o700) if path is not None else None
         self._dropped = 0  # keys dropped since the file was last rewritten
         self._acked: deque[tuple[float, str]] = deque()  # (when the controller answered, key)
         begun: set[str] = set()
-        try:
-            if path is None:
-                raise FileNotFoundError
-            with open(path, encoding="utf-8") as fh:
-                for line in fh:
-                    line = line.strip()
-                    if line.startswith("+"):
-                        begun.add(line[1:])
-                    elif line:
-                        self.keys.add(line)
-        except FileNotFoundError:
-            pass
+        for _, line in self._file.replay() if self._file is not None else ():
+            line = line.strip()
+            if line.startswith("+"):
+                begun.add(line[1:])
+            elif line:
+                self.keys.add(line)
         self.unfinished = begun - self.keys
         self.keys |= begun
 
@@ -145,13 +141,8 @@ class HarvestLog:
         self.unfinished.discard(key)
 
     def _append(self, line: str) -> None:
-        if self.path is None:
-            return
-        if self._fh is None:
-            self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-            self._fh = open(self.path, "a", encoding="utf-8")
-        self._fh.write(line + "\n")
-        self._fh.flush()  # in the OS: it survives the death of this process
+        if self._file is not None:
+            self._file.append([line])  # flushed to the OS: it survives the death of this process
 
     def acknowledged(self, keys: list[str], now: float) -> None:
         """The controller answered these harvests. Its journal has them a moment later, unless
@@ -183,19 +174,13 @@ class HarvestLog:
         gone = (self.keys if listed is None else self.keys & listed) - still_held
         keep = self.keys - gone
         self._dropped = 0
-        if self.path is None:
+        if self._file is None:
             self.keys, self.unfinished = keep, self.unfinished & keep
             return
-        if keep == self.keys and not self.path.exists():
+        if keep == self.keys and not self._file.path.exists():
             return
-        if self._fh is not None:
-            self._fh.close()
-            self._fh = None
-        self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        tmp = self.path.with_suffix(".tmp")
         unfinished = self.unfinished & keep
-        tmp.write_text("".join(("+" if k in unfinished else "") + k + "\n" for k in sorted(keep)), encoding="utf-8")
-        os.replace(tmp, self.path)
+        self._file.rewrite(("+" if k in unfinished else "") + k for k in sorted(keep))
         self.keys = keep
         self.unfinished = unfinished
 

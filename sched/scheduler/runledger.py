@@ -24,24 +24,24 @@ Only tasks whose jobs go to the controller are recorded: `host LOCAL` tasks star
 each sched (their jobs die with it). One sched writes the ledger of its home and name
 (psched.scheduler.home: its lock). Each record is one JSON line `[made, task]`, written with a single
 write() in append mode and flushed, so that even two writers' lines never interleave, and a
-sched killed at any moment leaves at worst a torn last line, which `load` skips. The last line
-of a task wins. The file is rewritten compactly (atomically) when it grows past COMPACT_AT.
+sched killed at any moment leaves at worst a torn last line, which `load` skips (the file is an
+appendlog.AppendLog). The last line of a task wins. The file is rewritten compactly (atomically)
+when it grows past appendlog.COMPACT_AT.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import os
 from pathlib import Path
-from typing import IO
+
+from .appendlog import AppendLog
 
 log = logging.getLogger(__name__)
 
 __all__ = ["RunLedger", "LEDGER_NAME"]
 
 LEDGER_NAME = "made.log"
-COMPACT_AT = 1 << 20  # bytes
 
 
 class RunLedger:
@@ -51,36 +51,32 @@ class RunLedger:
         self.path = Path(path)
         self._counts: dict[str, int] = {}
         self.unsent: dict[str, str] = {}  # submit key -> task
-        self._fh: IO[str] | None = None
-        self._size = 0
+        self._file = AppendLog(self.path, "[made, task]")
 
     def load(self) -> dict[str, int]:
         """The counts an earlier sched left (and start keeping ours on top of them)."""
         counts: dict[str, int] = {}
         unsent: dict[str, str] = {}
         try:
-            text = self.path.read_text(encoding="utf-8", errors="replace")
-        except FileNotFoundError:
-            text = ""
+            for number, line in self._file.replay():
+                try:
+                    record = json.loads(line)
+                    if record[0] == "unsent" and len(record) == 3:
+                        unsent[str(record[2])] = str(record[1])
+                        continue
+                    if record[0] == "sent" and len(record) == 2:
+                        unsent.pop(str(record[1]), None)
+                        continue
+                    made, task = record
+                    if isinstance(made, int) and isinstance(task, str) and made >= 0:
+                        counts[task] = made
+                        continue
+                except (ValueError, TypeError, IndexError, KeyError):
+                    pass
+                self._file.skip(number)
         except OSError as exc:
             log.warning("cannot read %s: %s; task counts start from 0", self.path, exc)
-            text = ""
-        for number, line in enumerate(text.splitlines(), 1):
-            try:
-                record = json.loads(line)
-                if record[0] == "unsent" and len(record) == 3:
-                    unsent[str(record[2])] = str(record[1])
-                    continue
-                if record[0] == "sent" and len(record) == 2:
-                    unsent.pop(str(record[1]), None)
-                    continue
-                made, task = record
-                if isinstance(made, int) and isinstance(task, str) and made >= 0:
-                    counts[task] = made
-                    continue
-            except (ValueError, TypeError, IndexError, KeyError):
-                pass
-            log.warning("%s:%d: skipping a line that is not [made, task] (a torn write?)", self.path, number)
+            counts, unsent = {}, {}
         self._counts = dict(counts)
         self.unsent = dict(unsent)
         return counts
@@ -98,7 +94,7 @@ class RunLedger:
                 continue
             dropped[task] = dropped.get(task, 0) + 1
             made = max(0, self._counts.get(task, 0) - 1)
-            self._write(json.dumps(["sent", key]) + "\n" + json.dumps([made, task]) + "\n")
+            self._write(json.dumps(["sent", key]), json.dumps([made, task]))
             self._counts[task] = made
             del self.unsent[key]
         return dropped
@@ -108,58 +104,38 @@ class RunLedger:
         if self._counts.get(task) == made and unsent is None:
             return
         self._counts[task] = made
-        line = json.dumps([made, task]) + "\n"
+        lines = [json.dumps([made, task])]
         if unsent is not None:
             self.unsent[unsent] = task
-            line += json.dumps(["unsent", task, unsent]) + "\n"  # one write() with the count
-        self._write(line)
+            lines.append(json.dumps(["unsent", task, unsent]))  # one write() with the count
+        self._write(*lines)
 
     def sent(self, key: str) -> None:
         """The job of submit key `key` is at the controller (or ended without reaching it)."""
         if self.unsent.pop(key, None) is not None:
-            self._write(json.dumps(["sent", key]) + "\n")
+            self._write(json.dumps(["sent", key]))
 
-    def _write(self, line: str) -> None:
+    def _write(self, *lines: str) -> None:
         try:
-            if self._fh is None:
-                self.path.parent.mkdir(parents=True, exist_ok=True)
-                self._fh = open(self.path, "a", encoding="utf-8")
-                self._size = self._fh.tell()
-            self._fh.write(line)
-            self._fh.flush()
-            self._size += len(line)
-            if self._size > COMPACT_AT:
+            self._file.append(lines)
+            if self._file.full:
                 self.compact()
         except OSError as exc:  # the count lives on in memory; only a restart would miss it
             log.warning("cannot write %s: %s", self.path, exc)
 
     def compact(self) -> None:
         """Rewrite the file with one line per task (atomically: a crash keeps the old file)."""
-        self.close()
-        tmp = self.path.with_name(f"{self.path.name}.{os.getpid()}.new")  # never another writer's
-        with open(tmp, "w", encoding="utf-8") as fh:
-            for task, made in self._counts.items():
-                fh.write(json.dumps([made, task]) + "\n")
-            for key, task in self.unsent.items():
-                fh.write(json.dumps(["unsent", task, key]) + "\n")
-        os.replace(tmp, self.path)
+        self._file.rewrite([json.dumps([made, task]) for task, made in self._counts.items()]
+                           + [json.dumps(["unsent", task, key]) for key, task in self.unsent.items()])
 
     def clear(self) -> None:
         """The run ended with nothing left out: the next sched starts afresh."""
-        self.close()
         self._counts.clear()
         self.unsent.clear()
         try:
-            self.path.unlink()
-        except FileNotFoundError:
-            pass
+            self._file.remove()
         except OSError as exc:
             log.warning("cannot remove %s: %s; the next sched will go on from its counts", self.path, exc)
 
     def close(self) -> None:
-        if self._fh is not None:
-            try:
-                self._fh.close()
-            except OSError:
-                pass
-            self._fh = None
+        self._file.close()

@@ -15,29 +15,28 @@ job itself as the file named by $PSCHED_INBOX (pclient.mailbox). Each delivered 
 Undelivered messages survive a restart: each change is one JSON line appended to
 $SCHED_HOME/switchboard.log and flushed (as the run ledger, psched.scheduler.runledger):
 `["post", ID, TO, FROM, TEXT, WALL]` and `["taken", ID]`. A torn last line (sched killed while
-writing) is skipped. The file is rewritten compactly when it grows past COMPACT_AT, and
-removed when nothing waits. A message is taken for good once its job is made: a sched killed
-while that job runs does not deliver it again.
+writing) is skipped (the file is an appendlog.AppendLog). The file is rewritten compactly when it
+grows past appendlog.COMPACT_AT, and removed when nothing waits. A message is taken for good
+once its job is made: a sched killed while that job runs does not deliver it again.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Iterable
+from typing import Iterable
 
 from ..lang.errors import TaskError
+from .appendlog import AppendLog
 
 log = logging.getLogger(__name__)
 
 __all__ = ["Message", "Switchboard", "SWITCHBOARD_NAME", "parse_outbox_line"]
 
 SWITCHBOARD_NAME = "switchboard.log"
-COMPACT_AT = 1 << 20  # bytes
 
 
 @dataclass(frozen=True)
@@ -79,8 +78,7 @@ class Switchboard:
         self._waiting: dict[int, Message] = {}  # by id, in the order posted
         self._next = 1
         self._loaded = path is None
-        self._fh: IO[str] | None = None
-        self._size = 0
+        self._file = AppendLog(self.path, "a switchboard record") if self.path is not None else None
 
     # --- the file ----------------------------------------------------------------------------------
 
@@ -89,74 +87,41 @@ class Switchboard:
         if self._loaded:
             return
         self._loaded = True
-        assert self.path is not None
+        assert self._file is not None
         try:
-            text = self.path.read_text(encoding="utf-8", errors="replace")
-        except FileNotFoundError:
-            return
+            for number, line in self._file.replay():
+                try:
+                    record = json.loads(line)
+                    if record[0] == "post" and len(record) == 6:
+                        _, ident, to, sender, body, sent = record
+                        message = Message(int(ident), str(to), str(sender), str(body), float(sent))
+                        self._waiting[message.id] = message
+                        self._next = max(self._next, message.id + 1)
+                        continue
+                    if record[0] == "taken" and len(record) == 2:
+                        self._waiting.pop(int(record[1]), None)
+                        continue
+                except (ValueError, TypeError, IndexError):
+                    pass
+                self._file.skip(number)
         except OSError as exc:
             log.warning("cannot read %s: %s; no messages from the earlier sched", self.path, exc)
-            return
-        for number, line in enumerate(text.splitlines(), 1):
-            try:
-                record = json.loads(line)
-                if record[0] == "post" and len(record) == 6:
-                    _, ident, to, sender, body, sent = record
-                    message = Message(int(ident), str(to), str(sender), str(body), float(sent))
-                    self._waiting[message.id] = message
-                    self._next = max(self._next, message.id + 1)
-                    continue
-                if record[0] == "taken" and len(record) == 2:
-                    self._waiting.pop(int(record[1]), None)
-                    continue
-            except (ValueError, TypeError, IndexError):
-                pass
-            log.warning("%s:%d: skipping a line that is not a switchboard record (a torn write?)", self.path, number)
 
     def _write(self, records: Iterable[list]) -> None:
-        if self.path is None:
+        if self._file is None:
             return
-        text = "".join(json.dumps(record) + "\n" for record in records)
         try:
-            if self._fh is None:
-                self.path.parent.mkdir(parents=True, exist_ok=True)
-                self._fh = open(self.path, "a", encoding="utf-8")
-                self._size = self._fh.tell()
-                if self._size and not _ends_a_line(self.path):
-                    text = "\n" + text  # after a torn last line (a killed sched), not onto it
-            self._fh.write(text)  # one write(): two writers' lines never interleave
-            self._fh.flush()
-            self._size += len(text)
+            self._file.append(json.dumps(record) for record in records)  # one write()
             if not self._waiting:
-                self._remove()
-            elif self._size > COMPACT_AT:
-                self._compact()
+                self._file.remove()
+            elif self._file.full:
+                self._file.rewrite(json.dumps(_record(m)) for m in self._waiting.values())
         except OSError as exc:  # the messages live on in memory; only a restart would lose them
             log.warning("cannot write %s: %s", self.path, exc)
 
-    def _compact(self) -> None:
-        assert self.path is not None
-        self.close()
-        tmp = self.path.with_name(f"{self.path.name}.{os.getpid()}.new")
-        with open(tmp, "w", encoding="utf-8") as fh:
-            fh.writelines(json.dumps(_record(m)) + "\n" for m in self._waiting.values())
-        os.replace(tmp, self.path)
-
-    def _remove(self) -> None:
-        assert self.path is not None
-        self.close()
-        try:
-            self.path.unlink()
-        except FileNotFoundError:
-            pass
-
     def close(self) -> None:
-        if self._fh is not None:
-            try:
-                self._fh.close()
-            except OSError:
-                pass
-            self._fh = None
+        if self._file is not None:
+            self._file.close()
 
     # --- messages ------------------------------------------------------------------------------
 
@@ -212,8 +177,3 @@ class Switchboard:
 def _record(message: Message) -> list:
     return ["post", message.id, message.to, message.sender, message.text, message.sent]
 
-
-def _ends_a_line(path: Path) -> bool:
-    with open(path, "rb") as fh:
-        fh.seek(-1, os.SEEK_END)
-        return fh.read(1) == b"\n"

@@ -42,9 +42,9 @@ def test_ledger_round_trip_last_line_wins_and_torn_lines_are_skipped(tmp_path):
 
 
 def test_compaction_keeps_one_line_per_task(tmp_path, monkeypatch):
-    import psched.scheduler.runledger as runledger
+    import psched.scheduler.appendlog as appendlog
 
-    monkeypatch.setattr(runledger, "COMPACT_AT", 200)
+    monkeypatch.setattr(appendlog, "COMPACT_AT", 200)
     path = tmp_path / LEDGER_NAME
     ledger = RunLedger(path)
     for made in range(1, 101):

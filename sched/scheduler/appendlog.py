@@ -1,0 +1,127 @@
+"""One append-only file of text lines: how sched keeps state in $SCHED_HOME across restarts.
+
+The run ledger (runledger.py), the switchboard (switchboard.py) and the harvest log
+(remote.HarvestLog) each keep one; each knows its own records, this module only the file:
+
+    log = AppendLog(path, "a switchboard record")  # `what` names a good line in warnings
+    for number, line in log.replay():   # the complete lines an earlier sched left
+        ...                             # a line its owner cannot read: log.skip(number)
+    log.append([line, ...])             # whole lines, in one write(), flushed
+    if log.full:                        # past COMPACT_AT
+        log.rewrite(lines)              # the owner's state, compactly (atomically)
+    log.remove()                        # nothing left to keep
+
+Each append is one write() in append mode, flushed to the OS (not fsynced): it survives the
+death of the sched process, and two writers' lines never interleave. A sched killed in the
+middle of a write leaves at worst a torn last line, without its newline: `replay` skips it and
+says so in the log, and the next append cuts it off first, so that it is neither written onto
+nor read later as a line of its own. A rewrite is atomic: a crash leaves the old file or the new
+one.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import IO
+
+log = logging.getLogger(__name__)
+
+__all__ = ["AppendLog", "COMPACT_AT"]
+
+COMPACT_AT = 1 << 20
+"""Bytes appended (since the file was opened or rewritten) past which its owner rewrites it."""
+
+
+class AppendLog:
+    """An append-only file of lines (see the module docstring); errors are OSError, which each
+    owner reports in its own words."""
+
+    def __init__(self, path: Path, what: str, dir_mode: int = 0o777):
+        self.path = Path(path)
+        self.what = what
+        self.dir_mode = dir_mode  # of the folders made for it
+        self._fh: IO[str] | None = None
+        self._size = 0
+
+    def replay(self) -> Iterator[tuple[int, str]]:
+        """The file's complete lines, numbered from 1, without their newline (none when there is
+        no file). A torn last line is skipped (and logged). Raises OSError when it cannot be read."""
+        try:
+            data = self.path.read_bytes()
+        except FileNotFoundError:
+            return
+        lines = data.decode("utf-8", errors="replace").split("\n")
+        torn = lines.pop()  # "" after the last newline
+        yield from enumerate(lines, 1)
+        if torn:
+            self.skip(len(lines) + 1)
+
+    def skip(self, number: int) -> None:
+        """Line `number` of the file is not a record (a torn write, or not ours)."""
+        log.warning("%s:%d: skipping a line that is not %s (a torn write?)", self.path, number, self.what)
+
+    def append(self, lines: Iterable[str]) -> None:
+        """Add whole lines (given without their newline) in one write(), flushed."""
+        text = "".join(line + "\n" for line in lines)
+        if self._fh is None:
+            self.path.parent.mkdir(mode=self.dir_mode, parents=True, exist_ok=True)
+            self._cut_torn_line()
+            self._fh = open(self.path, "a", encoding="utf-8")
+            self._size = self._fh.tell()
+        self._fh.write(text)
+        self._fh.flush()
+        self._size += len(text)
+
+    @property
+    def full(self) -> bool:
+        """It has grown past COMPACT_AT: time for its owner to rewrite it."""
+        return self._size > COMPACT_AT
+
+    def rewrite(self, lines: Iterable[str]) -> None:
+        """Replace the file with these lines (atomically: a crash keeps the old file)."""
+        self.close()
+        self.path.parent.mkdir(mode=self.dir_mode, parents=True, exist_ok=True)
+        tmp = self.path.with_name(f"{self.path.name}.{os.getpid()}.new")  # never another writer's
+        with open(tmp, "w", encoding="utf-8") as fh:
+            fh.writelines(line + "\n" for line in lines)
+        os.replace(tmp, self.path)
+
+    def remove(self) -> None:
+        """No more file (there may have been none)."""
+        self.close()
+        try:
+            self.path.unlink()
+        except FileNotFoundError:
+            pass
+
+    def _cut_torn_line(self) -> None:
+        """Truncate the file after its last newline: a killed sched's torn write goes."""
+        try:
+            fh = open(self.path, "rb+")
+        except FileNotFoundError:
+            return
+        with fh:
+            end = start = fh.seek(0, os.SEEK_END)
+            while start > 0:
+                step = min(start, 4096)
+                fh.seek(start - step)
+                newline = fh.read(step).rfind(b"\n")
+                if newline >= 0:
+                    start = start - step + newline + 1
+                    break
+                start -= step
+            if start < end:
+                log.info("%s: cutting off a torn last line (%d bytes) before appending", self.path, end - start)
+                fh.truncate(start)
+
+    def close(self) -> None:
+        self._size = 0  # counted afresh from the file's size when it is opened again
+        if self._fh is not None:
+            try:
+                self._fh.close()
+            except OSError:
+                pass
+            self._fh = None
