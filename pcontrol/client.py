@@ -152,22 +152,7 @@ class ControllerClient:
         Raises ControllerDisconnected if the connection is or becomes closed, and
         ControllerTimeout if no reply arrives within `timeout` seconds (None: wait forever).
         """
-        if self.closed:
-            raise ControllerDisconnected(self._close_reason or "connection closed")
-        request_id = next(self._ids)
-        future: asyncio.Future[Reply] = asyncio.get_running_loop().create_future()
-        self._pending[request_id] = future
-        try:
-            self._writer.write(encode(Request(request_id, tuple(str(a) for a in argv))))
-            await self._writer.drain()
-            return await asyncio.wait_for(future, timeout)
-        except asyncio.TimeoutError as exc:
-            raise ControllerTimeout(
-                f"pcontrol did not answer {' '.join(argv)!r} within {timeout:g} s") from exc
-        except (ConnectionError, BrokenPipeError) as exc:
-            raise ControllerDisconnected(f"connection to pcontrol lost: {exc}") from exc
-        finally:
-            self._pending.pop(request_id, None)
+        return await self._exchange(Request(next(self._ids), tuple(str(a) for a in argv)), timeout)
 
     async def request_batch(self, commands: Sequence[Sequence[str]], *,
                             timeout: float | None = DEFAULT_TIMEOUT) -> list[Reply] | None:
@@ -175,23 +160,9 @@ class ControllerClient:
 
         None when this pcontrol is older than batches (it refused the version): send the
         commands one by one instead. Raises like request()."""
-        if self.closed:
-            raise ControllerDisconnected(self._close_reason or "connection closed")
-        request_id = next(self._ids)
-        future: asyncio.Future[Reply] = asyncio.get_running_loop().create_future()
-        self._pending[request_id] = future
         batch = tuple(tuple(str(a) for a in argv) for argv in commands)
-        try:
-            self._writer.write(encode(Request(request_id, (), BATCH_VERSION, batch)))
-            await self._writer.drain()
-            reply = await asyncio.wait_for(future, timeout)
-        except asyncio.TimeoutError as exc:
-            raise ControllerTimeout(
-                f"pcontrol did not answer a batch of {len(batch)} within {timeout:g} s") from exc
-        except (ConnectionError, BrokenPipeError) as exc:
-            raise ControllerDisconnected(f"connection to pcontrol lost: {exc}") from exc
-        finally:
-            self._pending.pop(request_id, None)
+        request_id = next(self._ids)
+        reply = await self._exchange(Request(request_id, (), BATCH_VERSION, batch), timeout)
         if not reply.ok and reply.error is not None and reply.error.code == ErrorCode.UNSUPPORTED.value:
             return None
         if not reply.ok or not isinstance(reply.data, list) or len(reply.data) != len(batch):
@@ -201,6 +172,24 @@ class ControllerClient:
         except WireError as exc:
             raise CommandFailed(Reply.failure(request_id, ErrorCode.MALFORMED,
                                               f"malformed batch reply: {exc.message}")) from None
+
+    async def _exchange(self, request: Request, timeout: float | None) -> Reply:
+        """Send `request` and wait for the reply with its id (request()'s errors)."""
+        if self.closed:
+            raise ControllerDisconnected(self._close_reason or "connection closed")
+        future: asyncio.Future[Reply] = asyncio.get_running_loop().create_future()
+        self._pending[request.id] = future
+        try:
+            self._writer.write(encode(request))
+            await self._writer.drain()
+            return await asyncio.wait_for(future, timeout)
+        except asyncio.TimeoutError as exc:
+            what = f"a batch of {len(request.batch)}" if request.batch else repr(" ".join(request.argv))
+            raise ControllerTimeout(f"pcontrol did not answer {what} within {timeout:g} s") from exc
+        except (ConnectionError, BrokenPipeError) as exc:
+            raise ControllerDisconnected(f"connection to pcontrol lost: {exc}") from exc
+        finally:
+            self._pending.pop(request.id, None)
 
     async def call(self, *argv: str, timeout: float | None = DEFAULT_TIMEOUT) -> Any:
         """Like request(), but return the reply's data and raise CommandFailed if not ok."""
