@@ -63,7 +63,62 @@ EventCallback = Callable[[Event], Any]
 _CLOSED = object()   # sentinel put on the event queue when the connection ends
 
 
-class ControllerClient:
+class Calls:
+    """What a connection offers on top of its request(): call() and all_jobs(). Shared by
+    ControllerClient (a socket) and pcontrol.inprocess.InProcessClient (the same process)."""
+
+    async def request(self, argv: Sequence[str], *, timeout: float | None = DEFAULT_TIMEOUT) -> Reply:
+        raise NotImplementedError
+
+    async def call(self, *argv: str, timeout: float | None = DEFAULT_TIMEOUT) -> Any:
+        """Like request(), but return the reply's data and raise CommandFailed if not ok."""
+        reply = await self.request(argv, timeout=timeout)
+        if not reply.ok:
+            raise CommandFailed(reply)
+        return reply.data
+
+    async def all_jobs(self, *filters: str, page: int = JOBS_PAGE,
+                       timeout: float | None = DEFAULT_TIMEOUT) -> list[dict[str, Any]]:
+        """Every job record matching `filters` (`-owner X`, `-state S`...), in id order.
+
+        Fetched at most `page` records per request (`jobs ... -limit PAGE -after ID`), so
+        pcontrol never builds one huge reply and answers other clients between pages. Only
+        an empty page ends it: pcontrol may cut a page short to keep its reply small.
+        """
+        if page < 1:
+            raise ValueError(f"page must be at least 1, got {page}")
+        records: list[dict[str, Any]] = []
+        after = 0
+        while True:
+            # no -json: the data is the same list, and a table is cheaper text than its JSON
+            batch = await self.call("jobs", *filters, "-limit", str(page), "-after", str(after),
+                                    timeout=timeout)
+            if not batch:
+                return records
+            records.extend(batch)
+            after = int(batch[-1]["id"])
+
+
+def batch_request(request_id: int, commands: Sequence[Sequence[str]]) -> Request:
+    """Many `job` commands in one request (wire version 2)."""
+    return Request(request_id, (), BATCH_VERSION, tuple(tuple(str(a) for a in argv) for argv in commands))
+
+
+def batch_replies(request: Request, reply: Reply) -> list[Reply] | None:
+    """The Replies of a batch's commands, in order, from the batch's reply; None when pcontrol
+    is older than batches (it refused the version). Raises CommandFailed."""
+    if not reply.ok and reply.error is not None and reply.error.code == ErrorCode.UNSUPPORTED.value:
+        return None
+    if not reply.ok or not isinstance(reply.data, list) or len(reply.data) != len(request.batch):
+        raise CommandFailed(reply)
+    try:
+        return [reply_from_object(item) for item in reply.data]
+    except WireError as exc:
+        raise CommandFailed(Reply.failure(request.id, ErrorCode.MALFORMED,
+                                          f"malformed batch reply: {exc.message}")) from None
+
+
+class ControllerClient(Calls):
     """One connection to a pcontrol daemon."""
 
     def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, *,
@@ -160,18 +215,8 @@ class ControllerClient:
 
         None when this pcontrol is older than batches (it refused the version): send the
         commands one by one instead. Raises like request()."""
-        batch = tuple(tuple(str(a) for a in argv) for argv in commands)
-        request_id = next(self._ids)
-        reply = await self._exchange(Request(request_id, (), BATCH_VERSION, batch), timeout)
-        if not reply.ok and reply.error is not None and reply.error.code == ErrorCode.UNSUPPORTED.value:
-            return None
-        if not reply.ok or not isinstance(reply.data, list) or len(reply.data) != len(batch):
-            raise CommandFailed(reply)
-        try:
-            return [reply_from_object(item) for item in reply.data]
-        except WireError as exc:
-            raise CommandFailed(Reply.failure(request_id, ErrorCode.MALFORMED,
-                                              f"malformed batch reply: {exc.message}")) from None
+        request = batch_request(next(self._ids), commands)
+        return batch_replies(request, await self._exchange(request, timeout))
 
     async def _exchange(self, request: Request, timeout: float | None) -> Reply:
         """Send `request` and wait for the reply with its id (request()'s errors)."""
@@ -190,34 +235,6 @@ class ControllerClient:
             raise ControllerDisconnected(f"connection to pcontrol lost: {exc}") from exc
         finally:
             self._pending.pop(request.id, None)
-
-    async def call(self, *argv: str, timeout: float | None = DEFAULT_TIMEOUT) -> Any:
-        """Like request(), but return the reply's data and raise CommandFailed if not ok."""
-        reply = await self.request(argv, timeout=timeout)
-        if not reply.ok:
-            raise CommandFailed(reply)
-        return reply.data
-
-    async def all_jobs(self, *filters: str, page: int = JOBS_PAGE,
-                       timeout: float | None = DEFAULT_TIMEOUT) -> list[dict[str, Any]]:
-        """Every job record matching `filters` (`-owner X`, `-state S`...), in id order.
-
-        Fetched at most `page` records per request (`jobs ... -limit PAGE -after ID`), so
-        pcontrol never builds one huge reply and answers other clients between pages. Only
-        an empty page ends it: pcontrol may cut a page short to keep its reply small.
-        """
-        if page < 1:
-            raise ValueError(f"page must be at least 1, got {page}")
-        records: list[dict[str, Any]] = []
-        after = 0
-        while True:
-            # no -json: the data is the same list, and a table is cheaper text than its JSON
-            batch = await self.call("jobs", *filters, "-limit", str(page), "-after", str(after),
-                                    timeout=timeout)
-            if not batch:
-                return records
-            records.extend(batch)
-            after = int(batch[-1]["id"])
 
     async def subscribe(self, owner: str | None = None, only: Iterable[Interest] | None = None) -> Any:
         """Ask for events on this connection (only the jobs of `owner` when given; only the

@@ -24,17 +24,17 @@ from pathlib import Path
 from typing import Any
 
 from .answer import answer, answer_batch
-from .client import JOBS_PAGE
+from .client import Calls, batch_replies, batch_request
 from .controller import Controller
-from .errors import CommandFailed, ControllerDisconnected, ControllerNotRunning
-from .wire import BATCH_VERSION, Event, Interest, Reply, Request, reply_from_object
+from .errors import ControllerDisconnected, ControllerNotRunning
+from .wire import Event, Interest, Reply
 
 log = logging.getLogger(__name__)
 
 __all__ = ["InProcessAddress", "InProcessClient"]
 
 
-class InProcessClient:
+class InProcessClient(Calls):
     """One connection: the client's calls (as pcontrol.client.ControllerClient's), and the
     controller's Subscriber of its events."""
 
@@ -82,34 +82,14 @@ class InProcessClient:
                             timeout: float | None = None) -> list[Reply] | None:
         if self.closed:
             raise ControllerDisconnected(self._close_reason or "connection closed")
-        batch = tuple(tuple(str(a) for a in argv) for argv in commands)
+        request = batch_request(next(self._ids), commands)
         await asyncio.sleep(0)
-        reply = self._received(await answer_batch(_Served(self), Request(next(self._ids), (), BATCH_VERSION, batch)))
-        if not reply.ok or not isinstance(reply.data, list):
-            raise CommandFailed(reply)
-        return [reply_from_object(item) for item in reply.data]
+        return batch_replies(request, self._received(await answer_batch(_Served(self), request)))
 
     def _received(self, reply: Reply) -> Reply:
         if self.closed:
             raise ControllerDisconnected(self._close_reason or "connection closed")
         return reply
-
-    async def call(self, *argv: str, timeout: float | None = None) -> Any:
-        reply = await self.request(argv, timeout=timeout)
-        if not reply.ok:
-            raise CommandFailed(reply)
-        return reply.data
-
-    async def all_jobs(self, *filters: str, page: int = JOBS_PAGE,
-                       timeout: float | None = None) -> list[dict[str, Any]]:
-        records: list[dict[str, Any]] = []
-        after = 0
-        while True:
-            batch = await self.call("jobs", *filters, "-limit", str(page), "-after", str(after))
-            if not batch:
-                return records
-            records.extend(batch)
-            after = int(batch[-1]["id"])
 
     async def subscribe(self, owner: str | None = None, only: Iterable[Interest] | None = None) -> Any:
         argv = ["subscribe"] + (["-owner", owner] if owner is not None else [])
