@@ -254,7 +254,7 @@ class ControllerLink:
     def submit(self, job: Job) -> None:
         self.unsent.append(job)
         if self.client is not None and not self.client.closed:
-            self._spawn(self._flush())
+            self.spawn(self._flush())
         else:
             self.connect_soon()
 
@@ -265,7 +265,7 @@ class ControllerLink:
             return True
         if job.controller_id is None or self.client is None:
             return False
-        self._spawn(self._request(["kill", job.controller_id, "-owner", self.owner], f"kill job {job.id}"))
+        self.spawn(self._request(["kill", job.controller_id, "-owner", self.owner], f"kill job {job.id}"))
         return True
 
     def submit_key(self, job: Job) -> str:
@@ -328,7 +328,7 @@ class ControllerLink:
             return
         if self._retry_timer is not None:
             return
-        self._connecting = self._spawn(self._connect())
+        self._connecting = self.spawn(self._connect())
 
     async def connect(self) -> None:
         """Connect now (or wait for the connection under way); raise ClientError on failure."""
@@ -467,7 +467,7 @@ class ControllerLink:
         finally:
             self._flushing = False
         if self.client is not client and self.unsent and self.connected:
-            self._spawn(self._flush())  # a new connection came up meanwhile: its turn
+            self.spawn(self._flush())  # a new connection came up meanwhile: its turn
 
     async def _flush_all(self) -> None:
         if self.unsent and self.connected:
@@ -605,7 +605,7 @@ class ControllerLink:
             elif "outcome" in record and not job.outputs:
                 self._finish(job, record, lazy=True)  # the output is fetched only if it is read
             else:
-                self._spawn(self._collect(job, int(record["id"])))
+                self.spawn(self._collect(job, int(record["id"])))
 
     async def _collect(self, job: Job, cid: int) -> None:
         try:
@@ -676,7 +676,7 @@ class ControllerLink:
         batch, self._to_harvest = self._to_harvest, []
         if batch and self.connected:
             self._harvesting = True
-            self._spawn(self._harvest(batch)).add_done_callback(self._harvested)
+            self.spawn(self._harvest(batch)).add_done_callback(self._harvested)
 
     def _harvested(self, _task: asyncio.Task) -> None:
         self._harvesting = False
@@ -764,7 +764,7 @@ class ControllerLink:
                 record = _later(early, record)
             if record.get("state") == "DONE":
                 if self.connected:
-                    self._spawn(self._collect(job, cid))
+                    self.spawn(self._collect(job, cid))
             else:
                 self._apply(job, record)
 
@@ -792,8 +792,11 @@ class ControllerLink:
 
     # --- helpers ------------------------------------------------------------------------------
 
-    def _spawn(self, coro: Any) -> asyncio.Task:
-        task = get_loop().create_task(coro)
+    def spawn(self, coro: Any, name: str | None = None) -> asyncio.Task:
+        """Run `coro` in the background on the link's behalf (its own work, and commands sent
+        over it such as `alert`): held until done; `aclose` lets it end, within a bound, while
+        connected, and cancels it otherwise."""
+        task = get_loop().create_task(coro, name=name)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         return task

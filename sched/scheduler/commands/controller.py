@@ -178,11 +178,5 @@ def cmd_alert(interp: Any, argv: list[str]) -> str:
         if not reply.ok:
             sched.report(f"alert {argv[1]!r} not sent: {reply.text}")
 
-    task = get_loop().create_task(send(), name="alert")
-    _SENDING.add(task)
-    task.add_done_callback(_SENDING.discard)
+    link.spawn(send(), name="alert")
     return "alert sent"
-
-
-_SENDING: set = set()
-"""Alerts sent from macros, kept until done (a task nobody holds may be collected)."""
