@@ -17,7 +17,7 @@ import time
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Mapping, Protocol
 
 from pcontrol.outcome import Outcome
 
@@ -65,7 +65,7 @@ class Job:
     timeout: float | None = None
     pending: float | None = None
     retry: int = 0  # a controller job that ends DOWN runs again, up to this many times
-    outputs: dict = field(default_factory=dict)  # stream -> pclient.output.OutputFile: its task's files
+    outputs: Mapping[str, Any] = field(default_factory=dict)  # stream -> pclient.output.OutputFile: its task's files (shared, read-only)
     joblog: str | None = None  # its task's `joblog FILE`, kept here: the task may be gone when it ends
     sync: str | None = None  # a task's `sync NAME`: the job is that whole synchronized run
     noskew: bool = False  # `host ... -noskew`: pcontrol never sends it to a SKEWED host

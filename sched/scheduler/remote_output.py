@@ -26,7 +26,7 @@ import asyncio
 import base64
 import binascii
 import threading
-from typing import Any, Protocol
+from typing import Any, Mapping, Protocol
 
 from pclient.output import OutputFile, Sink
 from pcontrol.client import ControllerAddress, run_command
@@ -44,7 +44,7 @@ class Caller(Protocol):
     async def call(self, *argv: str) -> Any: ...
 
 
-async def fetch_into_files(client: Caller, controller_id: int, dests: dict[str, OutputFile]) -> list[str]:
+async def fetch_into_files(client: Caller, controller_id: int, dests: Mapping[str, OutputFile]) -> list[str]:
     """Fetch each stream into its file; what went wrong, stream by stream."""
     loop = asyncio.get_running_loop()
     errors: list[str] = []

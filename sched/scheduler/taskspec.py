@@ -12,10 +12,12 @@ The scheduler (psched.scheduler.loop) keeps TaskSpecs; the `task` block and its 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 import zlib
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable, Protocol
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Protocol
 
 from ..lang.errors import Pos
 from ..lang.nodes import Script
@@ -78,6 +80,20 @@ class JobSource(Protocol):
         """One line for `tasks -json`."""
 
 
+@functools.lru_cache(maxsize=256)
+def _output_files(stdout: OutputDest | None, stderr: OutputDest | None, home: str | None) -> Mapping[str, OutputFile]:
+    """TaskSpec.output_files, by what it depends on (`home`: $HOME, for os.path.expanduser)."""
+    # imported here: pclient's package loads its job runner, which `sched -c` never needs
+    from pclient.output import OutputFile
+
+    files = {}
+    for stream, dest in (("stdout", stdout), ("stderr", stderr)):
+        if dest is not None and dest.path is not None:
+            files[stream] = OutputFile(os.path.expanduser(dest.path), append=dest.append, rotate=dest.rotate,
+                                       keep=dest.keep)
+    return MappingProxyType(files)
+
+
 @dataclass
 class TaskSpec:
     """What a task is: everything its directives say."""
@@ -106,17 +122,11 @@ class TaskSpec:
     source: JobSource | None = None  # gives each job its command, host and env (a sequence)
     noskew: bool = False  # `host ... -noskew`: its jobs never go to a SKEWED host (pcontrol's skew.py)
 
-    def output_files(self) -> dict[str, OutputFile]:
-        """The files the `stdout`/`stderr` directives name, by stream (`-var NAME` is not a file)."""
-        # imported here: pclient's package loads its job runner, which `sched -c` never needs
-        from pclient.output import OutputFile
-
-        files = {}
-        for stream, dest in (("stdout", self.stdout), ("stderr", self.stderr)):
-            if dest is not None and dest.path is not None:
-                files[stream] = OutputFile(os.path.expanduser(dest.path), append=dest.append, rotate=dest.rotate,
-                                           keep=dest.keep)
-        return files
+    def output_files(self) -> Mapping[str, OutputFile]:
+        """The files the `stdout`/`stderr` directives name, by stream (`-var NAME` is not a file).
+        Made once for all the jobs of a definition (while $HOME, which `~` names, stays the same),
+        not once per job: the mapping is shared, and read-only."""
+        return _output_files(self.stdout, self.stderr, os.environ.get("HOME"))
 
     @property
     def limits(self) -> Limits:

@@ -97,3 +97,23 @@ def test_rotation_arguments_in_any_order():
     DIRECTIVES["stderr"].apply(spec, ["-append", "-rotate", "2M", "err.log"], Defining(spec))
     assert (spec.stderr.path, spec.stderr.append, spec.stderr.rotate, spec.stderr.keep) == ("err.log", True, 2 * MIB, 5)
     assert spec.output_files()["stderr"] == OutputFile("err.log", append=True, rotate=2 * MIB, keep=5)
+
+
+def test_the_output_files_are_made_once_per_definition_and_follow_home(monkeypatch):
+    """Every job of a task gets the same (read-only) files; a new $HOME or a new `stdout` gives new ones."""
+    from sched_world import World, task
+
+    monkeypatch.setenv("HOME", "/home/one")
+    w = World()
+    w.run(task("t", "stdout ~/t.out", "npending 2", "nmax 3"))
+    w.run("run")
+    w.step()
+    first, second = w.local.submitted[:2]
+    assert first.outputs is second.outputs and dict(first.outputs) == {"stdout": OutputFile("/home/one/t.out")}
+    with pytest.raises(TypeError):
+        first.outputs["stderr"] = OutputFile("x")  # shared by the jobs: nobody changes it
+    spec = w.sched.tasks["t"].spec
+    monkeypatch.setenv("HOME", "/home/two")
+    assert spec.output_files()["stdout"] == OutputFile("/home/two/t.out")
+    DIRECTIVES["stdout"].apply(spec, ["-append", "/tmp/t.out"], Defining(spec))
+    assert spec.output_files()["stdout"] == OutputFile("/tmp/t.out", append=True)
