@@ -38,16 +38,9 @@ __all__ = ["RoundsError", "RoundsRule", "RoundsConfig", "Run", "WindowPlan", "pa
 ROUNDS_USAGE = "rounds N -windows {HH:MM ...} -gap DURATION -runtime DURATION ?-seed N?"
 
 
-class RoundsError(ValueError):
-    """A `rounds` directive that cannot be read or cannot fit; `word_index` is 0-based among its words."""
-
-    def __init__(self, message: str, word_index: int | None = None) -> None:
-        super().__init__(message)
-        self.message = message
-        self.word_index = word_index
-
-    def __str__(self) -> str:
-        return self.message
+class RoundsError(TimingError):
+    """A `rounds` directive that cannot be read or cannot fit; `word_index` is 0-based among its
+    words (a TimingError: the same message and word index)."""
 
 
 @dataclass(frozen=True)

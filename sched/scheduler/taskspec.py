@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping, Protocol
 from ..lang.errors import Pos
 from ..lang.nodes import Script
 from ..lang.tcllist import split_list
-from .rounds import RoundsError, RoundsRule, parse_rounds
+from .rounds import RoundsRule, parse_rounds
 from .timing import Limits, Periods, TimeRange, TimingError, parse_periods, parse_trange
 
 if TYPE_CHECKING:
@@ -300,6 +300,7 @@ def _parse_size(text: str, index: int) -> int:
 
 
 def _timing(fn: Callable[[list[str]], Any], args: list[str]) -> Any:
+    """fn(args), its TimingError (or RoundsError) as an ArgError naming the same word."""
     try:
         return fn(args)
     except TimingError as err:
@@ -362,10 +363,7 @@ def _each_hosts(args: list[str]) -> tuple[str, ...]:
 
 
 def _apply_rounds(spec: TaskSpec, args: list[str], d: Defining) -> None:
-    try:
-        spec.rounds = parse_rounds(args)
-    except RoundsError as err:
-        raise ArgError(err.message, None if err.word_index is None else err.word_index + 1) from None
+    spec.rounds = _timing(parse_rounds, args)
     # no -seed: one derived from the name, so that a restart or a reload of sched keeps today's plan
     spec.rounds_seed = spec.rounds.seed if spec.rounds.seed is not None else zlib.crc32(spec.name.encode())
 
