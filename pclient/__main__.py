@@ -16,7 +16,7 @@ from typing import Sequence, Union
 
 from .agent import AGENT_NAME, DEFAULT_LEASE, WATCHDOG_MIN_SLACK, run_agent
 from .jobproc import DEFAULT_KILL_GRACE
-from .logfile import DEFAULT_KEEP, DEFAULT_MAX_BYTES, RotatingLog, parse_size
+from .logfile import DEFAULT_KEEP, DEFAULT_MAX_BYTES, RotatingLog, size_argument
 from .stdio import claim_stdio
 from . import probe
 
@@ -65,7 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
                              % WATCHDOG_MIN_SLACK)
     parser.add_argument("--log", metavar="FILE",
                         help="append the log to FILE (default: stderr, unless stderr is the protocol's terminal)")
-    parser.add_argument("--log-max-bytes", type=_size, default=DEFAULT_MAX_BYTES, metavar="SIZE",
+    parser.add_argument("--log-max-bytes", type=size_argument, default=DEFAULT_MAX_BYTES, metavar="SIZE",
                         help="with --log: rotate FILE past SIZE (10M, 512k; 0: never; default 10M). "
                              "SIGHUP does not reopen it: for an agent it means its terminal is gone")
     parser.add_argument("--log-keep", type=int, default=DEFAULT_KEEP, metavar="N",
@@ -73,13 +73,6 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="count", default=0, help="log more (-v info, -vv debug)")
     parser.add_argument("--version", action="version", version=AGENT_NAME)
     return parser
-
-
-def _size(text: str) -> int:
-    try:
-        return parse_size(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _setup_logging(log_file: Union[str, None], verbosity: int, stderr_is_stream: bool,

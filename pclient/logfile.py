@@ -16,6 +16,7 @@ size: disk use stays within about (keep + 1) x max_bytes. max_bytes 0 never rota
 
 from __future__ import annotations
 
+import argparse
 import logging.handlers
 import os
 import sys
@@ -38,6 +39,14 @@ def parse_size(text: str) -> int:
     if value < 0:
         raise ValueError(f'a size cannot be negative: "{text}"')
     return int(value * scale)
+
+
+def size_argument(text: str) -> int:
+    """parse_size as an argparse type (the programs' --log-max-bytes): a bad size is a usage error."""
+    try:
+        return parse_size(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def rotate_files(path: str, keep: int) -> None:
@@ -118,4 +127,4 @@ class RotatingLog(logging.handlers.RotatingFileHandler):
             self.release()
 
 
-__all__ = ["RotatingLog", "parse_size", "rotate_files", "DEFAULT_MAX_BYTES", "DEFAULT_KEEP"]
+__all__ = ["RotatingLog", "parse_size", "size_argument", "rotate_files", "DEFAULT_MAX_BYTES", "DEFAULT_KEEP"]

@@ -34,7 +34,7 @@ import shlex
 import sys
 from collections.abc import Sequence
 
-from pclient.logfile import DEFAULT_KEEP, DEFAULT_MAX_BYTES, RotatingLog, parse_size
+from pclient.logfile import DEFAULT_KEEP, DEFAULT_MAX_BYTES, RotatingLog, size_argument
 
 from .bootstrap import write_zipapp
 from .client import ControllerAddress, run_command
@@ -121,19 +121,12 @@ def _serve_parser(prog: str) -> argparse.ArgumentParser:
     parser.add_argument("--log-file", default=None, metavar="FILE",
                         help="log to FILE, rotated by size (pcontrol start logs to "
                              "$SCHED_HOME/pcontrol.log); SIGHUP then reopens it, for logrotate")
-    parser.add_argument("--log-max-bytes", type=_size, default=DEFAULT_MAX_BYTES, metavar="SIZE",
+    parser.add_argument("--log-max-bytes", type=size_argument, default=DEFAULT_MAX_BYTES, metavar="SIZE",
                         help="rotate the log file past SIZE (10M, 512k; 0: never; default 10M)")
     parser.add_argument("--log-keep", type=int, default=DEFAULT_KEEP, metavar="N",
                         help="rotated log files kept (default %(default)s)")
     parser.add_argument("--ready-fd", type=int, default=None, help=argparse.SUPPRESS)
     return parser
-
-
-def _size(text: str) -> int:
-    try:
-        return parse_size(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _config(options: argparse.Namespace) -> ControllerConfig:
