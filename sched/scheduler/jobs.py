@@ -21,7 +21,7 @@ from typing import Any, Mapping, Protocol
 
 from pcontrol.outcome import Outcome
 
-__all__ = ["Backend", "Job", "JobSink", "JobState", "Outcome", "signal_name"]
+__all__ = ["Backend", "Job", "JobSink", "JobState", "Outcome", "signal_name", "WithoutController"]
 
 
 class JobState(str, Enum):
@@ -187,3 +187,26 @@ class Backend(Protocol):
 
     def jobs_out(self) -> int:
         """Jobs submitted here that have not ended."""
+
+
+class WithoutController:
+    """The parts of a Backend with no controller behind it, to inherit: nothing of an earlier
+    sched to take back, no submit keys, nothing to connect to or let go of."""
+
+    home: Path | None = None
+    submit_keys_held: set[str] | None = None
+
+    def task_defined(self, task: str) -> None:
+        pass
+
+    def submit_key(self, job: Job) -> str | None:
+        return None
+
+    def orphans_note(self) -> str | None:
+        return None
+
+    async def connect(self) -> None:
+        pass
+
+    async def aclose(self) -> None:
+        pass

@@ -40,7 +40,7 @@ from ..lang.errors import QuitRequest, SchedError, Skip, TaskError
 from .eventloop import get_loop, leave_soon
 from ..lang.interp import Deferred, Frame, Lazy
 from .alertqueue import queue_alert
-from .jobs import Backend, Job, JobState, Outcome
+from .jobs import Backend, Job, JobState, Outcome, WithoutController
 from .home import SchedHome
 from .retention import Retention
 from .joblog import JobLog
@@ -829,10 +829,8 @@ def _known(tasks: dict) -> str:
     return " (tasks: " + ", ".join(names[:10]) + (" ..." if len(names) > 10 else "") + ")"
 
 
-class _Unattached:
+class _Unattached(WithoutController):
     """The backend a Scheduler has until its real one is handed in: it takes no job."""
-
-    home = None
 
     def __init__(self, which: str):
         self.which = which
@@ -842,23 +840,6 @@ class _Unattached:
 
     def kill(self, job: Job) -> bool:
         return False
-
-    def task_defined(self, task: str) -> None:
-        pass
-
-    submit_keys_held = None
-
-    def submit_key(self, job: Job) -> str | None:
-        return None
-
-    def orphans_note(self) -> str | None:
-        return None
-
-    async def connect(self) -> None:
-        pass
-
-    async def aclose(self) -> None:
-        pass
 
     def jobs_out(self) -> int:
         return 0

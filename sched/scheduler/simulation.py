@@ -46,7 +46,7 @@ from ..lang.commands.exec import EXEC_RUNNER_KEY
 from ..lang.errors import QuitRequest, ScriptError
 from .attach import SCHEDULER_KEY, attach_shell
 from .eventloop import get_loop, install_loop, leave_soon, run_until
-from .jobs import Job, JobSink
+from .jobs import Job, JobSink, WithoutController
 from .loop import Scheduler
 from .remote import ControllerLink, HarvestLog
 from .simfaults import Faults, FaultModel, HostFault
@@ -145,12 +145,9 @@ class SimControllerLink(ControllerLink):
         raise ClientError("a simulation has one controller, the simulated one")
 
 
-class SimLocalBackend:
+class SimLocalBackend(WithoutController):
     """`host LOCAL` jobs in a simulation: run on a simulated agent of their own (the same
     SimLink the controller's hosts have), reported to the scheduler as LocalBackend does."""
-
-    home = None
-    submit_keys_held = None
 
     def __init__(self, sched: JobSink, opener: SimOpener):
         self.sched = sched
@@ -185,21 +182,6 @@ class SimLocalBackend:
             return False
         self._agent().send(agent_protocol.Kill(job=str(job.id)))
         return True
-
-    def task_defined(self, task: str) -> None:
-        pass
-
-    def submit_key(self, job: Job) -> str | None:
-        return None
-
-    def orphans_note(self) -> str | None:
-        return None
-
-    async def connect(self) -> None:
-        pass
-
-    async def aclose(self) -> None:
-        pass
 
     def jobs_out(self) -> int:
         return len(self._jobs)
