@@ -348,3 +348,10 @@ def test_read_time_check_refuses_before_anything_runs():
     with pytest.raises(SchedError):
         w.run("echo before\ntask t\n  command ls\n  nmax x\nend")
     assert w.output() == ""  # nothing ran: the script was refused when read
+
+
+@pytest.mark.parametrize("block", ["task.exec", "task.exit 0"])
+def test_a_task_block_outside_a_task_says_where_it_belongs(block):
+    name = block.split()[0]
+    with pytest.raises(SchedError, match=f"^{name} belongs inside a `task NAME` block$"):
+        World().run(f"{block}\n  set x 1\nend\n")

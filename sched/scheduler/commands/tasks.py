@@ -114,24 +114,31 @@ def block_task(interp: Any, node: Block) -> str:
 
 @BUILTINS.block("task.exec", "inside a task: a macro run before each job is made ($task, $job_count); `skip` makes no job")
 def block_task_exec(interp: Any, node: Block) -> str:
-    defining = interp.extensions.get(DEFINING_KEY)
-    if defining is None:
-        raise TaskError("task.exec belongs inside a `task NAME` block")
-    defining.spec.exec_macro = node.body
+    _defining(interp, "task.exec").spec.exec_macro = node.body
     return ""
 
 
 @BUILTINS.block("task.exit selector", "inside a task: a macro run when a job ends this way (exit status N, timeout, crash, down, pending, killed, default)")
 def block_task_exit(interp: Any, node: Block) -> str:
-    defining = interp.extensions.get(DEFINING_KEY)
-    if defining is None:
-        raise TaskError("task.exit belongs inside a `task NAME` block")
+    defining = _defining(interp, "task.exit")
     try:
         selector = parse_selector(interp.subst_word(node.header.words[1]))
     except ArgError as err:
         raise TaskError(err.message, pos=node.header.words[1].pos) from None
     defining.spec.exit_macros[selector] = node.body
     return ""
+
+
+def _defining(interp: Any, block: str) -> Defining:
+    """The task being defined, for a block that belongs inside one (TASK_BLOCKS)."""
+    defining = interp.extensions.get(DEFINING_KEY)
+    if defining is None:
+        raise TaskError(_outside_task(block))
+    return defining
+
+
+def _outside_task(block: str) -> str:
+    return f"{block} belongs inside a `task NAME` block"
 
 
 # --- the read-time check -----------------------------------------------------------------------
@@ -166,7 +173,7 @@ def _check_block(node: Block, context: str, task: str) -> None:
         return
     if name in TASK_BLOCKS:
         if context != "task":
-            raise _located(f"{name} belongs inside a `task NAME` block", header.pos, header)
+            raise _located(_outside_task(name), header.pos, header)
         if name == "task.exit":
             word = header.words[1]
             if word.const is not None:
