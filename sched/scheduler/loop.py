@@ -193,6 +193,8 @@ class Scheduler:
                   bool(record.get("required")), timeout=record.get("timeout"), pending=record.get("pending"),
                   noskew=bool(record.get("noskew")))
         job.created = record.get("submitted") or job.created
+        if entry.spec.source is not None:
+            entry.spec.source.adopted(job, record.get("env") or {})
         job.outputs = entry.spec.output_files()
         job.joblog = entry.spec.joblog
         self.jobs[job.id] = job
@@ -240,6 +242,8 @@ class Scheduler:
 
     def _resume_task(self, entry: TaskEntry, made: int) -> None:
         entry.resumed = True
+        if entry.spec.source is not None and self.ledger is not None:
+            entry.spec.source.resume(self.ledger.items(entry.name))  # which jobs, not only how many
         if made <= entry.timing.made:
             return
         entry.timing.made = made
@@ -249,10 +253,10 @@ class Scheduler:
                     f"{made} job(s){of} (remove {self.ledger.path if self.ledger else LEDGER_NAME} "
                     f"before `run` to start over)")
 
-    def _record_made(self, entry: TaskEntry, job: Job | None = None) -> None:
+    def _record_made(self, entry: TaskEntry, job: Job | None = None, item: str | None = None) -> None:
         if self.ledger is not None:
             unsent = self.remote.submit_key(job) if job is not None else None
-            self.ledger.record(entry.name, entry.timing.made, unsent=unsent)
+            self.ledger.record(entry.name, entry.timing.made, unsent=unsent, item=item)
 
     def job_sent(self, job: Job) -> None:
         """The controller has the job (or it ended before reaching it): see runledger.py."""
@@ -296,9 +300,12 @@ class Scheduler:
         afresh (but for tasks of the earlier run that were never defined here: their counts stay)."""
         if self.ledger is None:
             return
+        kept = {task: (made, self.ledger.items(task)) for task, made in (self._resume or {}).items()}
         self.ledger.clear()
-        for task, made in (self._resume or {}).items():
+        for task, (made, items) in kept.items():
             self.ledger.record(task, made)
+            for item in items:
+                self.ledger.record(task, made, item=item)
         self.ledger.close()
 
     def task(self, name: str) -> TaskEntry:
@@ -451,8 +458,7 @@ class Scheduler:
                   timeout=spec.periods.timeout, pending=spec.periods.pending, retry=spec.retry,
                   sync=spec.sync, env=dict(draft.env), inbox=inbox_lines, vars=dict(draft.vars),
                   noskew=draft.noskew)
-        if spec.source is not None:
-            spec.source.made(job)
+        item = spec.source.made(job) if spec.source is not None else None
         job.outputs = spec.output_files()
         job.joblog = spec.joblog
         self.jobs[job.id] = job
@@ -462,7 +468,7 @@ class Scheduler:
             self.home.marks.launched(spec.name, self.clock.wall())
         if not job.local and job.sync is None:
             self.resume_run()
-            self._record_made(entry, job)
+            self._record_made(entry, job, item)
         self.totals["made"] += 1
         if self.verbose:
             self.report(f"job {job.id} ({spec.name}) made for {job.host}: {' '.join(job.argv)}")

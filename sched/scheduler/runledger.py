@@ -11,6 +11,8 @@ ledger closes that gap:
     ledger.record("work", 17, unsent=key)   # ... the 17th not at the controller yet
     ledger.sent(key)                  # the controller has it (or it ended before reaching it)
     ledger.unsent                     # {key: task} of jobs made but never known sent
+    ledger.record("jobs", 3, unsent=key, item="node-a\ta3")   # a sequence's job: which one
+    ledger.items("jobs")              # the items of the task's sequence made so far
     ledger.clear()                    # the run ended cleanly: nothing to go on with
 
 A job is counted when it is made, before it is sent; a sched killed between the two would
@@ -19,6 +21,10 @@ job too few. So such a job's submit key (the one the controller keeps in the job
 environment, psched.scheduler.remote.SUBMIT_KEY) is recorded with the count, and `sent` clears it.
 The next sched drops from the count every key still unsent that the controller does not hold
 (`forget_unsent`): each job of the run is then counted exactly once.
+
+A task whose jobs come from a sequence (psched.scheduler.sequences) also needs to know which
+jobs were made, not only how many: each is recorded as an item (`["item", task, item, key]`),
+dropped again with its count when its key turns out never sent (`["unitem", task, item]`).
 
 Only tasks whose jobs go to the controller are recorded: `host LOCAL` tasks start over with
 each sched (their jobs die with it). One sched writes the ledger of its home and name
@@ -51,12 +57,14 @@ class RunLedger:
         self.path = Path(path)
         self._counts: dict[str, int] = {}
         self.unsent: dict[str, str] = {}  # submit key -> task
+        self._items: dict[str, dict[str, str | None]] = {}  # task -> {item: its submit key}
         self._file = AppendLog(self.path, "[made, task]")
 
     def load(self) -> dict[str, int]:
         """The counts an earlier sched left (and start keeping ours on top of them)."""
         counts: dict[str, int] = {}
         unsent: dict[str, str] = {}
+        items: dict[str, dict[str, str | None]] = {}
         try:
             for number, line in self._file.replay():
                 try:
@@ -67,6 +75,12 @@ class RunLedger:
                     if record[0] == "sent" and len(record) == 2:
                         unsent.pop(str(record[1]), None)
                         continue
+                    if record[0] == "item" and len(record) == 4:
+                        items.setdefault(str(record[1]), {})[str(record[2])] = record[3]
+                        continue
+                    if record[0] == "unitem" and len(record) == 3:
+                        items.get(str(record[1]), {}).pop(str(record[2]), None)
+                        continue
                     made, task = record
                     if isinstance(made, int) and isinstance(task, str) and made >= 0:
                         counts[task] = made
@@ -76,13 +90,18 @@ class RunLedger:
                 self._file.skip(number)
         except OSError as exc:
             log.warning("cannot read %s: %s; task counts start from 0", self.path, exc)
-            counts, unsent = {}, {}
+            counts, unsent, items = {}, {}, {}
         self._counts = dict(counts)
         self.unsent = dict(unsent)
+        self._items = items
         return counts
 
     def counts(self) -> dict[str, int]:
         return dict(self._counts)
+
+    def items(self, task: str) -> list[str]:
+        """The items (sequence jobs) task `task` has made in this run, in the order made."""
+        return list(self._items.get(task, ()))
 
     def forget_unsent(self, held: set[str]) -> dict[str, int]:
         """Drop the jobs recorded unsent that the controller does not hold (`held`: the submit
@@ -94,20 +113,29 @@ class RunLedger:
                 continue
             dropped[task] = dropped.get(task, 0) + 1
             made = max(0, self._counts.get(task, 0) - 1)
-            self._write(json.dumps(["sent", key]), json.dumps([made, task]))
+            lines = [json.dumps(["sent", key]), json.dumps([made, task])]
+            task_items = self._items.get(task, {})
+            for item in [i for i, k in task_items.items() if k == key]:  # made, never sent: to make again
+                del task_items[item]
+                lines.append(json.dumps(["unitem", task, item]))
+            self._write(*lines)
             self._counts[task] = made
             del self.unsent[key]
         return dropped
 
-    def record(self, task: str, made: int, unsent: str | None = None) -> None:
-        """Task `task` has made `made` jobs in this run (the last not sent yet: `unsent` is its key)."""
-        if self._counts.get(task) == made and unsent is None:
+    def record(self, task: str, made: int, unsent: str | None = None, item: str | None = None) -> None:
+        """Task `task` has made `made` jobs in this run (the last not sent yet: `unsent` is its
+        key; `item`: which job of its sequence it is)."""
+        if self._counts.get(task) == made and unsent is None and item is None:
             return
         self._counts[task] = made
         lines = [json.dumps([made, task])]
         if unsent is not None:
             self.unsent[unsent] = task
             lines.append(json.dumps(["unsent", task, unsent]))  # one write() with the count
+        if item is not None:
+            self._items.setdefault(task, {})[item] = unsent
+            lines.append(json.dumps(["item", task, item, unsent]))
         self._write(*lines)
 
     def sent(self, key: str) -> None:
@@ -126,12 +154,15 @@ class RunLedger:
     def compact(self) -> None:
         """Rewrite the file with one line per task (atomically: a crash keeps the old file)."""
         self._file.rewrite([json.dumps([made, task]) for task, made in self._counts.items()]
-                           + [json.dumps(["unsent", task, key]) for key, task in self.unsent.items()])
+                           + [json.dumps(["unsent", task, key]) for key, task in self.unsent.items()]
+                           + [json.dumps(["item", task, item, key]) for task, made_items in self._items.items()
+                              for item, key in made_items.items()])
 
     def clear(self) -> None:
         """The run ended with nothing left out: the next sched starts afresh."""
         self._counts.clear()
         self.unsent.clear()
+        self._items.clear()
         try:
             self._file.remove()
         except OSError as exc:

@@ -2,7 +2,8 @@
 
     seq = Sequence("jobs", "jobs.json", ["pktgen", "-rate", "$rate"], plan)   # plan: seqfiles.read_sequences
     spec = seq.task_spec()             # the task underneath: nmax = every job, npending = hosts
-    sched.define(spec)                 # the scheduler calls seq.fill / made / ended (TaskSpec.source)
+    sched.define(spec)                 # the scheduler calls seq.fill / made / ended (TaskSpec.source),
+                                       # and resume / adopted when it goes on with an earlier run
 
 A sequence is a task: `status`, `kill`, its exit macros, `joblog` and the rest apply as to any
 task (a `task NAME` block adds them). The task's job source (TaskSpec.source) is the sequence:
@@ -11,6 +12,10 @@ jobs left and none out, and gives the draft that host (required), the command te
 with the job's params, and the params as environment variables (plus PSCHED_SEQUENCE_ID and
 PSCHED_SEQUENCE_HOST), and $sequence_id / $sequence_host for the exit macro. No host free: no
 job this time; a host's job ending (any outcome) frees it, and the scheduler looks again.
+
+A sched restarted on the same home goes on where the last one was: the run ledger names each
+job made (`host<TAB>id`, psched.scheduler.runledger), and `resume` takes those out; a job still
+running at the controller comes back through `adopted`, holding its host until it ends.
 
 Two sequences loaded from the same file contents with the same template and name compare equal
 (their repr), so a `reload` that reads `sequence load` again leaves a running sequence alone.
@@ -73,13 +78,39 @@ class Sequence:
                 return True
         return False
 
-    def made(self, job: Job) -> None:
+    def made(self, job: Job) -> str | None:
         """The job of the draft `fill` gave is made: its host has it out."""
         host = job.vars.get("sequence_host", "")
         items = self.left.get(host)
         if items and items[0].id == job.vars.get("sequence_id"):
             items.popleft()
             self.out[host] = job.id
+            return f"{host}\t{job.vars['sequence_id']}"
+        return None
+
+    def resume(self, made: list[str]) -> None:
+        """Jobs an earlier sched on this home made (`made`'s names): they are not made again."""
+        for name in made:
+            host, _, ident = name.partition("\t")
+            self._take(host, ident)
+
+    def adopted(self, job: Job, env: dict[str, str]) -> None:
+        """A job of an earlier sched is back: its host has it out until it ends, and its exit
+        macro gets $sequence_id and $sequence_host."""
+        host, ident = env.get(HOST_VAR), env.get(ID_VAR)
+        if host is None or ident is None or host not in self.left:
+            return
+        job.vars.update(sequence_id=ident, sequence_host=host)
+        self._take(host, ident)
+        self.out[host] = job.id
+
+    def _take(self, host: str, ident: str) -> None:
+        items = self.left.get(host)
+        if items:
+            for item in items:
+                if item.id == ident:
+                    items.remove(item)
+                    return
 
     def ended(self, job: Job) -> None:
         """A job of the task ended: its host is free for its next one."""

@@ -70,8 +70,15 @@ class JobSource(Protocol):
     def fill(self, draft: JobDraft) -> bool:
         """Fill in the job to make; False: none now (no job is made this time)."""
 
-    def made(self, job: Any) -> None:
-        """The job drafted by the last `fill` is made."""
+    def made(self, job: Any) -> str | None:
+        """The job drafted by the last `fill` is made; what names it among the source's jobs
+        (kept in the run ledger so that a restarted sched does not make it again)."""
+
+    def resume(self, made: list[str]) -> None:
+        """An earlier sched on this home made these jobs (as `made` named them): not again."""
+
+    def adopted(self, job: Any, env: dict[str, str]) -> None:
+        """A job an earlier sched made (`env`: the environment it was submitted with) is back."""
 
     def ended(self, job: Any) -> None:
         """A job of the task has ended (before its exit macro runs)."""

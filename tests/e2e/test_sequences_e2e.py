@@ -115,3 +115,56 @@ def test_reload_leaves_a_loaded_sequence_alone(home, tmp_path):
     sh.run("run\nwait -timeout 60")
     assert sh.interp.get_var("ran") == "1 2"
     sh.close()
+
+
+@pytest.mark.timeout(180)
+def test_sched_killed_mid_sequence_goes_on_where_it_was(home, tmp_path):
+    """kill -9 of sched while a sequence runs: the next sched on the home makes each job not made
+    yet, once, in order per host; a job running at the kill is followed, holds its host until it
+    ends, and its exit macro gets $sequence_id; every exit macro runs once."""
+    import asyncio
+    import os
+    import subprocess
+    import sys
+
+    from psched.scheduler.eventloop import run_until
+
+    hosts = tmp_path / "nodes.json"
+    hosts.write_text(json.dumps([{"name": "node-a", "address": "localhost", "slots": 1},
+                                 {"name": "node-b", "address": "localhost", "slots": 1}]))
+    jobs = tmp_path / "jobs.json"
+    jobs.write_text(json.dumps({"node-a": [{"id": f"a{k}", "params": {"T": 0.4}} for k in range(1, 6)],
+                                "node-b": [{"id": f"b{k}", "params": {"T": 0.3}} for k in range(1, 5)]}))
+    runs, macros = tmp_path / "runs.log", tmp_path / "macros.log"
+    script = tmp_path / "seq.sched"
+    script.write_text(f"""controller host load {hosts}
+sequence load {jobs} -command {{sh -c {{echo "start $PSCHED_SEQUENCE_HOST $id" >> {runs}; sleep $T; echo "end $PSCHED_SEQUENCE_HOST $id" >> {runs}}}}}
+task jobs
+  task.exit 0
+    exec sh -c "echo $sequence_host $sequence_id >> {macros}"
+  end
+end
+run
+wait -timeout 120
+""")
+    sched = [sys.executable, "-m", "psched.shell.cli", str(script)]
+    env = dict(os.environ, SCHED_HOME=str(home))
+    first = subprocess.Popen(sched, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+
+    async def started(n):
+        while not runs.exists() or runs.read_text().count("start") < n:
+            if first.poll() is not None:
+                raise AssertionError(first.stderr.read().decode())
+            await asyncio.sleep(0.02)
+
+    run_until(asyncio.wait_for(started(4), 60))
+    first.kill()
+    first.wait()
+    second = subprocess.run(sched, stdin=subprocess.DEVNULL, capture_output=True, env=env, timeout=120)
+    assert second.returncode == 0, second.stderr.decode()
+    lines = runs.read_text().splitlines()
+    for host, ids in (("node-a", [f"a{k}" for k in range(1, 6)]), ("node-b", [f"b{k}" for k in range(1, 5)])):
+        mine = [line for line in lines if f" {host} " in line]
+        assert mine == [f"{what} {host} {i}" for i in ids for what in ("start", "end")], lines
+    assert sorted(macros.read_text().splitlines()) == sorted(
+        [f"node-a a{k}" for k in range(1, 6)] + [f"node-b b{k}" for k in range(1, 5)])
