@@ -168,6 +168,8 @@ class Scheduler:
             self._seq += 1
             entry = self.tasks[spec.name] = TaskEntry(spec, self._seq)
         else:
+            if spec.source is not None and repr(spec.source) == repr(entry.spec.source):
+                spec.source = entry.spec.source  # the same sequence (a reload changed the task's macros): its progress stays
             entry.spec = spec
         entry.rounds = RoundCursor(RoundsConfig(spec.rounds, spec.hosts), spec.rounds_seed) if spec.rounds else None
         if self._resume and spec.name in self._resume and spec.host != "LOCAL":

@@ -99,3 +99,23 @@ def test_each_host_runs_its_jobs_in_order_one_at_a_time(tmp_path):
     seq.ended(made[0])
     draft = JobDraft([], "NONE", False)
     assert seq.fill(draft) and (draft.host, draft.argv, draft.host_required) == ("a", ["run", "2"], True)
+
+
+def test_a_task_redefined_over_the_same_sequence_keeps_its_progress(tmp_path):
+    from sched_world import World
+
+    path = _file(tmp_path, "jobs.json", {"a": [{"id": 1, "params": {"n": 1}}, {"id": 2, "params": {"n": 2}}]})
+    w = World()
+    first = Sequence("jobs", path, ["run", "$n"], read_sequences(path, {"a"}))
+    w.sched.define(first.task_spec())
+    w.run("run")
+    w.step()
+    assert [j.argv for j in w.jobs] == [["run", "1"]]
+    again = Sequence("jobs", path, ["run", "$n"], read_sequences(path, {"a"}))  # a reload: the task's macros changed
+    spec = again.task_spec(w.sched.tasks["jobs"].spec)
+    spec.exit_macros = {}
+    w.sched.define(spec)
+    assert w.sched.tasks["jobs"].spec.source is first
+    w.end(w.jobs[0])
+    w.step()
+    assert [j.argv for j in w.jobs] == [["run", "1"], ["run", "2"]]
