@@ -7,7 +7,8 @@ misses nothing; afterwards it asks for `status` and `hosts` every `poll` seconds
 job's detail when a page shows it. When pcontrol goes away it says so and connects again.
 
 `SchedFeed` asks a running `sched --serve` for `status -json` every `poll` seconds, the same
-request a prompt attached to it would type. Without a server it says "no scheduler server".
+request a prompt attached to it would type, through the same client (psched.shell.serverlink).
+Without a server it says "no scheduler server".
 """
 
 from __future__ import annotations
@@ -24,14 +25,14 @@ from pcontrol.client import ControllerAddress, ControllerClient
 from pcontrol.errors import ClientError
 from pcontrol.wire import Event, EventKind
 from psched.shell.server import ServerPaths
-from psched.shell.serverwire import (MAX_REQUEST_LINE, Hello, Op, Reply, Request, WireError,
-                                     decode_server_message, encode)
+from psched.shell.serverlink import ServerGone, ServerLink
+from psched.shell.serverwire import Op, Output, Reply
 
 from .mirror import JobMirror
 
 log = logging.getLogger(__name__)
 
-__all__ = ["ControllerFeed", "SchedFeed", "StatusListener"]
+__all__ = ["ControllerFeed", "SchedFeed", "SchedListener", "StatusListener"]
 
 #: Seconds between `status` / `hosts` polls of pcontrol, and `status -json` of the sched server.
 DEFAULT_POLL = 2.0
@@ -138,85 +139,86 @@ class ControllerFeed:
         return self.mirror.jobs.get(job_id)
 
 
+class SchedListener(Protocol):
+    """Told of each `status -json` summary of the sched server (None while there is none), and of
+    the server's name in its pool ("" when it is in none)."""
+
+    def sched_seen(self, summary: dict[str, Any] | None, member: str) -> None: ...
+
+
 class SchedFeed:
-    """The tasks of the sched server of one $SCHED_HOME, when one runs."""
+    """The tasks of the sched server of one $SCHED_HOME, when one runs. A standby of a pool
+    carries the feed's requests on to the leader (psched.shell.harelay): the page of any member
+    shows the leader's tasks, and `member` says which member this page follows."""
 
     def __init__(self, home: Path, *, poll: float = DEFAULT_POLL,
-                 on_change: Callable[[], None] | None = None):
+                 on_change: Callable[[], None] | None = None, listener: SchedListener | None = None):
         self.paths = ServerPaths.for_home(home)
         self.poll = poll
         self.on_change = on_change or (lambda: None)
+        self.listener = listener
         self.status: dict[str, Any] | None = None     # `status -json`: tasks and summary
+        self.member = ""                              # the server's name in its pool
         self.error: str | None = "no scheduler server"
-        self._ids = 0
+
+    def _seen(self) -> None:
+        if self.listener is not None:
+            self.listener.sched_seen((self.status or {}).get("summary"), self.member)
+        self.on_change()
 
     async def run(self) -> None:
         while True:
             try:
                 await self._session()
-            except (OSError, ValueError, KeyError, TypeError, asyncio.IncompleteReadError,
-                    asyncio.TimeoutError) as exc:
+            except (OSError, ValueError, KeyError, TypeError, ServerGone, asyncio.TimeoutError) as exc:
                 changed = self.status is not None
                 self.status = None
                 self.error = (f"no scheduler server at {self.paths.socket}"
                               if isinstance(exc, (FileNotFoundError, ConnectionRefusedError))
                               else f"scheduler server: {exc}")
                 if changed:
-                    self.on_change()
+                    self._seen()
             await asyncio.sleep(self.poll)   # the next look for a server, not a wait for an event
 
     async def _session(self) -> None:
-        reader, writer = await asyncio.open_unix_connection(str(self.paths.socket),
-                                                            limit=MAX_REQUEST_LINE)
+        link = await asyncio.wait_for(ServerLink.connect(self.paths.socket, _ignore_output), REQUEST_TIMEOUT)
+        self.member = link.hello.member
         try:
-            hello = decode_server_message(await asyncio.wait_for(reader.readline(), REQUEST_TIMEOUT)
-                                          or b"{}")
-            if not isinstance(hello, Hello):
-                raise WireError("the server did not greet")
             while True:
-                reply = await self._ask(reader, writer, "status -json")
+                reply = await self._ask(link, "status -json")
                 if reply.ok:
                     status = json.loads(reply.text)
-                    await self._add_plans(reader, writer, status)
+                    await self._add_plans(link, status)
                     self.status = status
                     self.error = None
                 else:
+                    self.status = None
                     self.error = f"scheduler server: {reply.text}"
-                self.on_change()
+                self._seen()
                 await asyncio.sleep(self.poll)   # the poll interval itself
         finally:
-            writer.close()
+            link.close()
 
-    async def _ask(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
-                   script: str) -> Reply:
+    @staticmethod
+    async def _ask(link: ServerLink, script: str) -> Reply:
         """One read-only command evaluated in the server (as an attached prompt would)."""
-        self._ids += 1
-        writer.write(encode(Request(self._ids, Op.EVAL, script)))
-        await writer.drain()
-        reply = await asyncio.wait_for(self._reply(reader, self._ids), REQUEST_TIMEOUT)
+        reply = await asyncio.wait_for(link.request(Op.EVAL, script), REQUEST_TIMEOUT)
         if reply.leaving:
             raise ConnectionResetError("the scheduler server is stopping")
         return reply
 
-    async def _add_plans(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
-                         status: dict[str, Any]) -> None:
+    async def _add_plans(self, link: ServerLink, status: dict[str, Any]) -> None:
         """Each `rounds` task's plan of its current window (`check NAME -plan`), as `plan`."""
-        described = await self._ask(reader, writer, "tasks -json")
+        described = await self._ask(link, "tasks -json")
         if not described.ok:
             return
         rounds = {t["name"] for t in json.loads(described.text) if t.get("rounds") is not None}
         for row in status.get("tasks", []):
             if row.get("task") in rounds:
-                plan = await self._ask(reader, writer, f"check {{{row['task']}}} -plan")
+                plan = await self._ask(link, f"check {{{row['task']}}} -plan")
                 if plan.ok:
                     row["plan"] = plan.text.splitlines()
 
-    @staticmethod
-    async def _reply(reader: asyncio.StreamReader, request_id: int) -> Reply:
-        while True:
-            line = await reader.readline()
-            if not line:
-                raise asyncio.IncompleteReadError(b"", None)
-            message = decode_server_message(line)
-            if isinstance(message, Reply) and message.id == request_id:
-                return message
+
+def _ignore_output(output: Output) -> None:
+    """What the server writes between replies (exit macros' output) is not the page's."""

@@ -9,12 +9,16 @@ server instead of here. What the server writes between commands (exit macros, it
 appears above the prompt. Ctrl-C while a command runs sends SIGINT to the server, which
 interrupts that command only. `detach` or Ctrl-D leaves the server running; `quit` stops it,
 after asking when its quit checks object (jobs still out).
+
+A server of a pool (sched --serve --ha) may be attached to on any member: a standby carries the
+commands on to the leader (psched.shell.harelay) and says when the leader changes. When the
+member the prompt is attached to goes away, the prompt stays: its next command reaches another
+member of the pool (the TCP addresses the server named in its hello, or `--connect A,B,C`).
 """
 
 from __future__ import annotations
 
 import asyncio
-import itertools
 import os
 import signal
 import sys
@@ -22,108 +26,21 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pcontrol.address import format_address, parse_host_port
+from pcontrol.address import parse_host_port
 from pcontrol.secret import SecretError, read_secret, secret_path
 
 from ..lang.interp import Interp
 from ..scheduler.eventloop import get_loop, run_until
 from .repl import Shell
-from .session import ExitStatus, InterruptHandler
 from .server import ServerPaths, running_pid
-from .serverauth import Refused, prove
-from .serverwire import (MAX_REQUEST_LINE, Hello, Op, Output, Reply, Request, ServerMessage, WireError,
-                         decode_server_message, encode)
+from .serverlink import ServerGone, ServerLink
+from .serverwire import Op, Output, Reply, WireError
+from .session import ExitStatus, InterruptHandler
 
-__all__ = ["ServerLink", "ServerGone", "AttachedShell", "Remote", "attach", "stop", "DETACH"]
+__all__ = ["AttachedShell", "Remote", "PoolDialer", "attach", "stop", "DETACH"]
 
 DETACH = "detach"
 """What typed alone at an attached prompt leaves it, the server running on."""
-
-
-class ServerGone(Exception):
-    """The server closed the connection (it stopped, or was killed)."""
-
-
-class ServerLink:
-    """One connection to the server: requests with ids, replies matched to them, output passed on."""
-
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, hello: Hello,
-                 on_output: Any, where: str | None = None):
-        self.where = where          # HOST:PORT over TCP; None: the Unix socket (the server's pid is ours to signal)
-        self.reader = reader
-        self.writer = writer
-        self.pid = hello.pid
-        self.home = hello.home
-        self.on_output = on_output
-        self._ids = itertools.count(1)
-        self._waiting: dict[int, asyncio.Future[Reply]] = {}
-        self.gone = asyncio.get_running_loop().create_future()
-        self._reading = asyncio.ensure_future(self._read())
-
-    @classmethod
-    async def connect(cls, paths: ServerPaths, on_output: Any) -> "ServerLink":
-        reader, writer = await asyncio.open_unix_connection(str(paths.socket), limit=MAX_REQUEST_LINE)
-        first = decode_server_message(await reader.readline() or b"{}")
-        if isinstance(first, Reply):
-            raise ServerGone(first.text)
-        if not isinstance(first, Hello):
-            raise ServerGone("the server did not greet")
-        return cls(reader, writer, first, on_output)
-
-    @classmethod
-    async def connect_tcp(cls, address: tuple[str, int], secret: bytes, on_output: Any) -> "ServerLink":
-        reader, writer = await asyncio.open_connection(*address, limit=MAX_REQUEST_LINE)
-        try:
-            hello = await prove(reader, writer, secret)
-        except (Refused, asyncio.TimeoutError) as err:
-            writer.close()
-            raise ServerGone(str(err) or "no answer to the authentication") from None
-        return cls(reader, writer, hello, on_output, format_address(*address))
-
-    def interrupt(self) -> None:
-        """Ctrl-C: interrupt the request under way in the server."""
-        if self.where is None:
-            try:
-                os.kill(self.pid, signal.SIGINT)
-            except ProcessLookupError:
-                pass
-        elif not self.writer.is_closing():
-            self.writer.write(encode(Request(0, Op.INTERRUPT)))
-
-    async def _read(self) -> None:
-        reason = "the server closed the connection"
-        try:
-            while line := await self.reader.readline():
-                message: ServerMessage = decode_server_message(line)
-                if isinstance(message, Output):
-                    self.on_output(message)
-                elif isinstance(message, Reply):
-                    waiter = self._waiting.pop(message.id, None)
-                    if waiter is not None and not waiter.done():
-                        waiter.set_result(message)
-                    elif not message.ok:
-                        self.on_output(Output(message.text + "\n"))
-        except (ConnectionError, WireError, ValueError) as err:
-            reason = f"the connection to the server broke: {err}"
-        for waiter in self._waiting.values():
-            if not waiter.done():
-                waiter.set_exception(ServerGone(reason))
-        if not self.gone.done():
-            self.gone.set_result(reason)
-
-    async def request(self, op: Op, script: str = "", force: bool = False) -> Reply:
-        if self.gone.done():
-            raise ServerGone(self.gone.result())
-        request = Request(next(self._ids), op, script, force)
-        waiter = asyncio.get_running_loop().create_future()
-        self._waiting[request.id] = waiter
-        self.writer.write(encode(request))
-        await self.writer.drain()
-        return await waiter
-
-    def close(self) -> None:
-        self._reading.cancel()
-        self.writer.close()
 
 
 def _print_output(output: Output) -> None:
@@ -139,49 +56,93 @@ def _print_own_output(output: Output) -> None:
 
 @dataclass(frozen=True)
 class Remote:
-    """A server reached over TCP (`--connect HOST:PORT`), and the secret file to prove."""
+    """A server reached over TCP (`--connect HOST:PORT[,HOST:PORT...]`: the members of a pool,
+    tried in turn), and the secret file to prove."""
 
     address: str
     secret_file: str | None = None
 
+    @property
+    def addresses(self) -> list[str]:
+        return [part.strip() for part in self.address.split(",") if part.strip()]
+
+
+def _read_secret(paths: ServerPaths, secret_file: str | None) -> bytes | None:
+    path = Path(secret_file).expanduser() if secret_file else secret_path(paths.home)
+    try:
+        return read_secret(path)      # the server's own checks of it: owner-only, 32 bytes
+    except FileNotFoundError:
+        print(f"sched: no secret file {path}: copy the server's $SCHED_HOME/secret there (mode 600) "
+              f"or name a copy with --secret-file", file=sys.stderr)
+    except (SecretError, OSError) as err:
+        print(f"sched: cannot use the secret file {path}: {err}", file=sys.stderr)
+    return None
+
 
 def _connect(paths: ServerPaths, on_output: Any = _print_output, remote: Remote | None = None) -> ServerLink | None:
     if remote is not None:
-        return _connect_tcp(paths, on_output, remote)
+        secret = _read_secret(paths, remote.secret_file)
+        if secret is None:
+            return None
+        return _connect_tcp(remote.addresses, secret, on_output)
     if running_pid(paths) is None:
         print(f"sched: no server runs in {paths.home} (start one with: sched --serve FILE...)",
               file=sys.stderr)
         return None
     try:
-        return run_until(ServerLink.connect(paths, on_output), "attaching", interruptible=False)
+        return run_until(ServerLink.connect(paths.socket, on_output), "attaching", interruptible=False)
     except (OSError, ServerGone, WireError) as err:
         print(f"sched: cannot attach to the server in {paths.home}: {err}", file=sys.stderr)
         return None
 
 
-def _connect_tcp(paths: ServerPaths, on_output: Any, remote: Remote) -> ServerLink | None:
-    try:
-        address = parse_host_port(remote.address)
-    except ValueError as err:
-        print(f"sched: --connect {remote.address}: {err}", file=sys.stderr)
-        return None
-    path = Path(remote.secret_file).expanduser() if remote.secret_file else secret_path(paths.home)
-    try:
-        secret = read_secret(path)      # the server's own checks of it: owner-only, 32 bytes
-    except FileNotFoundError:
-        print(f"sched: no secret file {path}: copy the server's $SCHED_HOME/secret there (mode 600) "
-              f"or name a copy with --secret-file", file=sys.stderr)
-        return None
-    except (SecretError, OSError) as err:
-        print(f"sched: cannot use the secret file {path}: {err}", file=sys.stderr)
-        return None
-    try:
-        return run_until(ServerLink.connect_tcp(address, secret, on_output), "attaching", interruptible=False)
-    except OSError as err:
-        print(f"sched: no server listens on TCP {remote.address}: {err.strerror or err}", file=sys.stderr)
-    except (ServerGone, WireError) as err:
-        print(f"sched: cannot attach to the server at {remote.address}: {err}", file=sys.stderr)
+def _connect_tcp(addresses: list[str], secret: bytes, on_output: Any) -> ServerLink | None:
+    """The first of `addresses` that lets us in; each failure said."""
+    for text in addresses:
+        try:
+            address = parse_host_port(text)
+        except ValueError as err:
+            print(f"sched: --connect {text}: {err}", file=sys.stderr)
+            continue
+        try:
+            return run_until(ServerLink.connect_tcp(address, secret, on_output), "attaching", interruptible=False)
+        except (OSError, asyncio.TimeoutError) as err:
+            print(f"sched: no server listens on TCP {text}: {getattr(err, 'strerror', None) or err or 'no answer'}",
+                  file=sys.stderr)
+        except (ServerGone, WireError) as err:
+            print(f"sched: cannot attach to the server at {text}: {err}", file=sys.stderr)
     return None
+
+
+class PoolDialer:
+    """Where an attached prompt goes when its server is gone: the other members of its pool
+    (sched --serve --ha), over TCP with the pool's secret (every member holds the same one).
+    A standby carries the prompt's commands on to the leader (psched.shell.harelay), so any
+    member that answers will do."""
+
+    def __init__(self, paths: ServerPaths, remote: Remote | None):
+        self.paths = paths
+        self.remote = remote
+        self.secret: bytes | None = None
+        self.known: list[str] = list(remote.addresses) if remote is not None else []
+
+    def learn(self, link: ServerLink) -> None:
+        """The members the server named in its hello (the newest list first)."""
+        self.known = list(dict.fromkeys([*link.hello.pool, *self.known]))
+
+    def others(self, link: ServerLink) -> list[str]:
+        """The members to try once `link` is gone: the one it reached goes last (it may be back)."""
+        return [a for a in self.known if a != link.where] + ([link.where] if link.where in self.known else [])
+
+    def dial(self, link: ServerLink, on_output: Any) -> ServerLink | None:
+        if self.secret is None:
+            self.secret = _read_secret(self.paths, self.remote.secret_file if self.remote else None)
+            if self.secret is None:
+                return None
+        found = _connect_tcp(self.others(link), self.secret, on_output)
+        if found is not None:
+            self.learn(found)
+        return found
 
 
 def call(link: ServerLink, op: Op, script: str = "", force: bool = False) -> Reply:
@@ -194,31 +155,77 @@ def call(link: ServerLink, op: Op, script: str = "", force: bool = False) -> Rep
         loop.remove_signal_handler(signal.SIGINT)
 
 
+def _greeting(link: ServerLink) -> str:
+    where = f" at {link.where}" if link.where else ""
+    text = f"attached to the server in {link.home}{where} (pid {link.pid})"
+    hello = link.hello
+    if hello.standby:
+        text += f", a standby of its pool: commands go on to the leader ({hello.leader or 'none seen yet'})"
+    elif hello.member:
+        text += f", the leader of its pool ({hello.leader})"
+    return text
+
+
 class AttachedShell(Shell):
-    """The interactive shell whose commands run in the server."""
+    """The interactive shell whose commands run in the server. A member of a pool that goes away
+    leaves the prompt on: its next command goes to another member (PoolDialer)."""
 
-    def __init__(self, link: ServerLink, interrupts: InterruptHandler, **kwargs: Any):
+    def __init__(self, link: ServerLink, interrupts: InterruptHandler, dialer: PoolDialer | None = None,
+                 **kwargs: Any):
         super().__init__(interrupts.interp, interrupts, **kwargs)
+        self.dialer = dialer
         self.link = link
-        link.gone.add_done_callback(self._server_gone)
+        self._follow(link)
 
-    def _server_gone(self, _: Any) -> None:
+    def _follow(self, link: ServerLink) -> None:
+        self.link = link
+        if self.dialer is not None:
+            self.dialer.learn(link)
+        link.gone.add_done_callback(lambda gone: self._server_gone(link, gone.result()))
+
+    def _can_redial(self, link: ServerLink) -> bool:
+        return self.dialer is not None and bool(self.dialer.others(link))
+
+    def _server_gone(self, link: ServerLink, reason: str) -> None:
+        if link is not self.link:
+            return
+        if self._can_redial(link):
+            assert self.dialer is not None
+            print(f"sched: {reason} (the server{' at ' + link.where if link.where else ''}, pid {link.pid}); "
+                  f"your next command goes to the leader through another member of the pool "
+                  f"({', '.join(self.dialer.others(link))})", file=sys.stderr)
+            return
         app = self.session.app
         if app.is_running:
             app.exit(exception=EOFError())
+
+    def _redial(self) -> bool:
+        """The server is gone: reach another member of the pool; False when none answers."""
+        old = self.link
+        assert self.dialer is not None
+        link = self.dialer.dial(old, _print_output)
+        if link is None:
+            print("sched: no member of the pool answers; try again, or `detach`", file=sys.stderr)
+            return False
+        old.close()
+        self._follow(link)
+        print(f"sched: {_greeting(link)}", file=sys.stderr)
+        return True
 
     def execute(self, text: str) -> int | None:
         if not text.strip():
             return None
         if text.strip() == DETACH:
             return ExitStatus.OK
+        if self.link.gone.done() and self._can_redial(self.link) and not self._redial():
+            return None
         try:
             reply = call(self.link, Op.EVAL, text)
             if reply.vetoes and self.ask(f"{'; '.join(reply.vetoes)}: really stop the server?"):
                 reply = call(self.link, Op.QUIT, force=True)
         except ServerGone as err:
             print(f"sched: {err}", file=sys.stderr)
-            return ExitStatus.SCRIPT_FAILED
+            return None if self._can_redial(self.link) else ExitStatus.SCRIPT_FAILED
         if reply.vetoes:
             return None
         if not reply.ok:
@@ -256,10 +263,12 @@ def attach(one_script: str | None = None, *, input: Any = None, output: Any = No
             return reply.status if reply.leaving and reply.status is not None else ExitStatus.OK
         interrupts = InterruptHandler(Interp(), idle_raises=False)
         with interrupts.installed():
-            where = f" at {link.where}" if link.where else ""
-            print(f"sched: attached to the server in {link.home}{where} (pid {link.pid}); "
-                  f"`{DETACH}` or Ctrl-D leaves it running", file=sys.stderr)
-            return AttachedShell(link, interrupts, input=input, output=output).run()
+            print(f"sched: {_greeting(link)}; `{DETACH}` or Ctrl-D leaves it running", file=sys.stderr)
+            shell = AttachedShell(link, interrupts, PoolDialer(paths, remote), input=input, output=output)
+            try:
+                return shell.run()
+            finally:
+                link = shell.link
     finally:
         link.close()
 

@@ -4,7 +4,7 @@ the same secret ($SCHED_HOME/secret) under a label of sched's own.
     server -> {"auth": "challenge", "v": 1, "challenge": "<64 hex digits>"}
     prompt -> {"auth": "proof", "proof": "<HMAC-SHA256 of SCHED_PROOF_LABEL + challenge>"}
     server -> the usual `hello` (psched.shell.serverwire), or a `reply` with ok false and the
-              reason, and the connection is closed
+              reason, and the connection is closed (both read by psched.shell.serverlink)
 
 The label keeps a proof made for a sched server from being of any use to pcontrol, and the
 other way round, although both hold the same secret. Neither side logs the secret or a proof.
@@ -18,7 +18,6 @@ import asyncio
 from pcontrol import auth
 from pcontrol.errors import WireError as AuthWireError
 
-from .serverwire import Hello, Reply, WireError, decode_server_message
 
 __all__ = ["SCHED_PROOF_LABEL", "AUTH_TIMEOUT", "admit", "prove", "Refused"]
 
@@ -49,8 +48,9 @@ async def admit(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, secr
     return "wrong proof: this prompt does not hold the server's secret ($SCHED_HOME/secret)"
 
 
-async def prove(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, secret: bytes) -> Hello:
-    """The prompt's side: answer the challenge; the server's hello, or Refused saying why."""
+async def prove(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, secret: bytes) -> None:
+    """The prompt's side: answer the challenge (Refused when there is none). The server's answer,
+    its hello or its refusal, is read as any greeting is (psched.shell.serverlink.read_hello)."""
     line = await asyncio.wait_for(reader.readline(), AUTH_TIMEOUT)
     try:
         challenge = auth.decode_challenge(line)
@@ -58,13 +58,3 @@ async def prove(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, secr
         raise Refused(f"the server sent no authentication challenge: {err.message}") from None
     writer.write(auth.proof_line(secret, challenge, SCHED_PROOF_LABEL))
     await writer.drain()
-    answer = await asyncio.wait_for(reader.readline(), AUTH_TIMEOUT)
-    try:
-        first = decode_server_message(answer or b"{}")
-    except WireError:
-        raise Refused("the server closed the connection during authentication") from None
-    if isinstance(first, Reply):
-        raise Refused(f"the server refused the connection: {first.text}")
-    if not isinstance(first, Hello):
-        raise Refused("the server did not greet")
-    return first

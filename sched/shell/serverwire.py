@@ -9,7 +9,11 @@
                        {"v": 1, "type": "reply", "id": 3, "ok": true, "text": "...",
                         "leaving": false, "status": null, "vetoes": []}
 
-The server greets each prompt with `hello` (its pid: Ctrl-C at the prompt is SIGINT to it).
+The server greets each prompt with `hello` (its pid: Ctrl-C at the prompt is SIGINT to it). A
+server of a pool (sched --serve --ha) adds to it `member` (its name in the pool), `standby`
+(true: it carries requests on to the leader, psched.shell.harelay), `leader` (who leads, as it
+last saw) and `pool` (the members' TCP addresses: where a prompt goes when this one is gone);
+a client that knows nothing of pools reads a hello without them.
 `reply.ok` false carries the rendered error in `text`; `vetoes` (with ok false) are the quit
 checks' reasons not to stop the server, which the prompt asks its user about before sending
 `quit` with `force`; `leaving` says the server stops after this reply, with `status`.
@@ -54,6 +58,10 @@ class Request:
 class Hello:
     pid: int
     home: str
+    member: str = ""                 #: its name in its pool (sched --serve --ha); "" alone
+    standby: bool = False            #: it stands by: requests go on to the leader (psched.shell.harelay)
+    leader: str = ""                 #: who leads, since when, the token, as it last saw
+    pool: tuple[str, ...] = ()       #: HOST:PORT of the pool's members that listen on TCP
 
 
 @dataclass(frozen=True)
@@ -84,6 +92,8 @@ def encode(message: Request | ServerMessage) -> bytes:
         body.update(asdict(message), type=_TYPES[type(message)])
         if isinstance(message, Reply):
             body["vetoes"] = list(message.vetoes)
+        if isinstance(message, Hello):
+            body["pool"] = list(message.pool)
     return json.dumps(body, ensure_ascii=False).encode("utf-8") + b"\n"
 
 
@@ -121,7 +131,10 @@ def decode_server_message(line: bytes) -> ServerMessage:
     body = _object(line)
     kind = body.get("type")
     if kind == "hello":
-        return Hello(pid=_field(body, "pid", int), home=_field(body, "home", str))
+        pool = _field(body, "pool", list, [])
+        return Hello(pid=_field(body, "pid", int), home=_field(body, "home", str),
+                     member=_field(body, "member", str, ""), standby=_field(body, "standby", bool, False),
+                     leader=_field(body, "leader", str, ""), pool=tuple(str(a) for a in pool))
     if kind == "output":
         return Output(text=_field(body, "text", str), id=_field(body, "id", int, 0))
     if kind == "reply":
