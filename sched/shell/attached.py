@@ -191,8 +191,8 @@ class AttachedShell(Shell):
             return
         if self._can_redial(link):
             assert self.dialer is not None
-            print(f"sched: {reason} (the server{' at ' + link.where if link.where else ''}, pid {link.pid}); "
-                  f"your next command goes to the leader through another member of the pool "
+            print(f"sched: the server{' at ' + link.where if link.where else ''} (pid {link.pid}) has gone "
+                  f"({reason}); your next command goes to the leader through another member of the pool "
                   f"({', '.join(self.dialer.others(link))})", file=sys.stderr)
             return
         app = self.session.app

@@ -41,19 +41,23 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, TextIO
+from typing import Any, Protocol, TextIO
 
 from pclient.logfile import RotatingLog, parse_size
 from pcontrol.address import format_address, parse_host_port
 from pcontrol.auth import owner_refusal, peer_uid
-from pcontrol.secret import SecretError, load_or_create_secret
+from pcontrol.secret import SecretError, load_or_create_secret, read_secret, secret_path
 
 from ..lang.errors import SchedError
 from ..scheduler.attach import scheduler_of
+from ..scheduler.etcd import EtcdError
 from ..scheduler.eventloop import get_loop, leave_soon, run_until
+from ..scheduler.hamembers import Members
 from ..scheduler.reload import load_files
 from .paths import sched_home
 from .session import ExitStatus, InterruptHandler, QuitRequest, quit_vetoes
+from .harelay import LeaderRelay
+from .hapool import PoolView
 from .serverauth import admit
 from .serverwire import (MAX_REQUEST_LINE, Hello, Op, Output, Reply, Request, WireError, decode_request,
                          encode)
@@ -119,6 +123,22 @@ def running_pid(paths: ServerPaths) -> int | None:
         except OSError:
             return None
     return pid
+
+
+class Standby(Protocol):
+    """While a server of a pool stands by, where its prompts' requests go (psched.shell.harelay)."""
+
+    def attached(self, prompt: Any) -> None: ...
+
+    def forward(self, prompt: Any, request: Request) -> None: ...
+
+    def drop(self, prompt: Any) -> None: ...
+
+
+class PoolGreeting(Protocol):
+    """A server of a pool says in each hello who it is in the pool (psched.shell.hapool.PoolView)."""
+
+    def hello_fields(self, standby: bool) -> dict[str, Any]: ...
 
 
 # --- the attached prompts and where output goes ---------------------------------------------------------
@@ -206,8 +226,10 @@ class Server:
         self._flag_check: asyncio.TimerHandle | None = None
         self._flag_seen = False     # the flag file's reload is queued or running
         self._reload_reasons: list[str] = []     # who asked for the reloads queued
-        self.standby: Callable[[], str] | None = None
-        """While a server of a pool stands by (psched.shell.ha): why it runs no command."""
+        self.relay: Standby | None = None
+        """A server of a pool: where its prompts' requests go while it stands by."""
+        self.standing_by = False
+        self.pool: PoolGreeting | None = None
 
     # -- output ---------------------------------------------------------------------------------------
 
@@ -295,7 +317,10 @@ class Server:
     async def _serve_admitted(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         prompt = _Prompt(writer)
         self.prompts.add(prompt)
-        prompt.send(Hello(pid=os.getpid(), home=str(self.paths.home)))
+        fields = self.pool.hello_fields(self.standing_by) if self.pool is not None else {}
+        prompt.send(Hello(pid=os.getpid(), home=str(self.paths.home), **fields))
+        if self.standing_by and self.relay is not None:
+            self.relay.attached(prompt)
         try:
             while not prompt.gone:
                 try:
@@ -310,31 +335,37 @@ class Server:
                 except WireError as err:
                     prompt.send(Reply(0, False, f"malformed request: {err}"))
                     continue
+                if self.standing_by and request.op is Op.STOP:
+                    self._stop_standby(prompt, request)
+                    continue
+                if self.standing_by and self.relay is not None:
+                    self.relay.forward(prompt, request)     # to the leader, in order
+                    continue
                 if request.op is Op.INTERRUPT:
                     # read while the loop runs, so while the request waits (`wait`): Ctrl-C for it
                     if self.current is prompt:
                         os.kill(os.getpid(), signal.SIGINT)
                     continue
-                if self.standby is not None:
-                    self._answer_standby(prompt, request)
-                    continue
                 self._requests.put_nowait((prompt, request))
         except (ConnectionError, asyncio.IncompleteReadError):
             pass
         finally:
+            if self.relay is not None:
+                self.relay.drop(prompt)
             self.prompts.discard(prompt)
             if self.current is prompt:
                 self.current = None
             prompt.close()
 
-    def _answer_standby(self, prompt: _Prompt, request: Request) -> None:
-        """A standby runs no command: it says who leads; `quit` and `sched --stop` stop it."""
-        if request.op in (Op.STOP, Op.QUIT):
-            prompt.send(Reply(request.id, True, "stopping", leaving=True, status=ExitStatus.OK))
-            leave_soon(QuitRequest(ExitStatus.OK, force=True))
-            return
-        assert self.standby is not None
-        prompt.send(Reply(request.id, False, self.standby()))
+    @staticmethod
+    def _stop_standby(prompt: _Prompt, request: Request) -> None:
+        """`sched --stop` stops a standby (its prompts' other requests go to the leader)."""
+        prompt.send(Reply(request.id, True, "stopping", leaving=True, status=ExitStatus.OK))
+        leave_soon(QuitRequest(ExitStatus.OK, force=True))
+
+    def serve_later(self, prompt: Any, request: Request) -> None:
+        """A request this server serves once it is ready (a standby's relay, once it leads)."""
+        self._requests.put_nowait((prompt, request))
 
     # -- serving ----------------------------------------------------------------------------------------
 
@@ -488,19 +519,55 @@ def serve(interp: Any, files: list[str], interrupts: InterruptHandler, *, log_pa
 
 
 def _stand_by(server: Server, ha: Any, interp: Any, ready_fd: int | None) -> None:
-    """A server of a pool listens at once, answering as a standby, until it leads."""
-    server.standby = ha.standby_reason
+    """A server of a pool listens at once, carrying its prompts' requests on to the leader
+    (psched.shell.harelay), until it leads; it says where it listens in the pool's list of
+    members (psched.scheduler.hamembers) until it stops."""
+    server.standing_by = True
     run_until(server.listen(), "listening", interruptible=False)   # OSError: the caller says so
+    elector = ha.elector
+    members = Members(elector.etcd, elector.prefix, elector.me, _pool_address(server.tcp_addresses), elector.ttl)
+    try:   # listed before it may lead: a standby finds where the leader listens as soon as it leads
+        run_until(members.join(), "joining the pool", interruptible=False)
+    except EtcdError as err:
+        log.warning("pool members: etcd does not answer yet (%s): listed once it does", err)
+    keeping = asyncio.ensure_future(members.run())
+
+    def leave(_: Any) -> None:
+        keeping.cancel()
+        run_until(members.leave(), "leaving the pool", interruptible=False, leavable=False)
+    interp.exit_hooks.append(leave)
+    server.pool = view = PoolView(ha, members)
+    server.relay = relay = LeaderRelay(view, lambda: server.secret or _pool_secret(server.paths), server.serve_later)
     server.paths.pidfile.write_text(f"{os.getpid()}\n")
     if ready_fd is not None:  # `sched --serve` returns: this one stands by
         os.write(ready_fd, b"standby\n")
         os.close(ready_fd)
     try:
-        ha.stand_by(interp)
+        lead = ha.stand_by(interp)
     except BaseException:
         server.close()
         raise
-    server.standby = None
+    server.standing_by = False
+    relay.leading(view.hello_fields(False)["leader"] or lead.describe())
+
+
+def _pool_address(addresses: list[tuple[str, int]]) -> str | None:
+    """Where the other members and prompts reach this one: its TCP listener (a wildcard address
+    named by the host's name)."""
+    if not addresses:
+        return None
+    host, port = addresses[0]
+    if host in ("0.0.0.0", "::", ""):
+        host = socket.gethostname()
+    return format_address(host, port)
+
+
+def _pool_secret(paths: ServerPaths) -> bytes | None:
+    """The pool's secret, for a standby without --listen to reach the leader (None: it has none)."""
+    try:
+        return read_secret(secret_path(paths.home))
+    except (OSError, SecretError):
+        return None
 
 
 def _ready_fd() -> int | None:

@@ -6,6 +6,7 @@ the periodic task they share, whose every job appends its run number and due tim
     a = pool.member("a"); a.wait_log("leading:")
     b = pool.member("b", url=relay_url)      # b reaches etcd through a relay (a partition to cut)
     a.kill9(); b.wait_log("taken over")
+    c = pool.member("c", listen=True)        # --listen 127.0.0.1:PORT (c.address), the pool's secret
     runs = pool.runs()                       # [(run number, fired ms)] in the order written
 """
 
@@ -19,6 +20,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from etcdserver import free_port
 from waiting import wait_until_sync
 
 _CONSOLE = Path(sys.executable).parent / "sched"
@@ -47,6 +49,7 @@ class Member:
     home: Path
     log: Path
     proc: subprocess.Popen
+    address: str | None = None
 
     @property
     def pid(self) -> int:
@@ -98,20 +101,28 @@ class Pool:
         self.script.write_text(TASKS.format(period=period, runs=self.runs_file))
         self.members: list[Member] = []
         self.relays: list[subprocess.Popen] = []
+        self.secret = os.urandom(32)      # the pool's: every member that listens holds it
 
-    def member(self, name: str, url: str | None = None, ha: bool = True) -> Member:
+    def member(self, name: str, url: str | None = None, ha: bool = True, listen: bool = False) -> Member:
         """A `sched --serve --foreground --ha` on the pool's file (ha False: a plain server, the
-        bench's peer: one sched that a supervisor restarts)."""
+        bench's peer: one sched that a supervisor restarts); with `listen`, on TCP too (a free
+        port of 127.0.0.1, the pool's secret in its home)."""
         home = self.directory / name
-        home.mkdir(parents=True, exist_ok=True)
+        home.mkdir(mode=0o700, parents=True, exist_ok=True)
         log = self.directory / f"{name}.log"
         env = dict(os.environ, SCHED_HOME=str(home))
+        address = None
+        if listen:
+            (home / "secret").write_bytes(self.secret)
+            (home / "secret").chmod(0o600)
+            address = f"127.0.0.1:{free_port()}"
         with open(log, "ab") as out:
             options = ["--ha", url or self.url, "--ha-ttl", str(self.ttl)] if ha else []
+            options += ["--listen", address] if address else []
             proc = subprocess.Popen(SCHED + ["--serve", "--foreground", *options, str(self.script)], env=env,
                                     stdout=out, stderr=out,
                                     stdin=subprocess.DEVNULL, cwd=self.directory)
-        member = Member(name, home, log, proc)
+        member = Member(name, home, log, proc, address)
         self.members.append(member)
         return member
 
