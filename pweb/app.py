@@ -134,7 +134,8 @@ async def _overview(request: web.Request) -> web.Response:
                        "error": feed.error, "status": feed.status},
         "sched": {"running": sched is not None and sched.status is not None,
                   "error": sched.error if sched is not None else "not followed",
-                  "summary": (sched.status or {}).get("summary") if sched is not None else None},
+                  "summary": (sched.status or {}).get("summary") if sched is not None else None,
+                  "member": sched.member if sched is not None else ""},
         "jobs": state.mirror.counts(),
         "hosts": sorted(state.mirror.hosts),
         "version": state.mirror.version,
@@ -153,7 +154,8 @@ async def _tasks(request: web.Request) -> web.Response:
     return _json({"running": status is not None,
                   "error": sched.error if sched is not None else "not followed",
                   "tasks": (status or {}).get("tasks", []),
-                  "summary": (status or {}).get("summary")})
+                  "summary": (status or {}).get("summary"),
+                  "member": sched.member if sched is not None else ""})
 
 
 def _int_param(request: web.Request, name: str, default: int, low: int, high: int) -> int:

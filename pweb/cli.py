@@ -115,7 +115,7 @@ async def _serve(address: ControllerAddress, sched_home: Path | None, host: str,
     mirror = JobMirror(_Both(metrics, fanout), keep=max(0, options.keep))
     controller = ControllerFeed(address, mirror, metrics, poll=options.poll,
                                 on_change=fanout.changed)
-    sched = (SchedFeed(sched_home, poll=options.poll, on_change=fanout.changed)
+    sched = (SchedFeed(sched_home, poll=options.poll, on_change=fanout.changed, listener=metrics)
              if sched_home is not None else None)
     app = make_app(WebState(mirror, controller, sched, metrics, fanout, token))
     runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=1.0)

@@ -6,7 +6,9 @@ Two kinds of numbers, in one registry of our own (never the library's global one
   and histograms of dispatch latency (submission or requeue to start) and run time;
 - read from pcontrol's last `status` and `hosts` answers at scrape time: jobs by state, finished
   jobs in its table by outcome, hosts by state, queue depth, slots, agent round-trip time, and
-  its journal's write-time histogram.
+  its journal's write-time histogram;
+- read from the sched server's last `status -json` summary: who leads its pool, since when, and
+  the token (sched --serve --ha), and whether the member the page follows leads.
 
 A scrape reads only this process's memory: it never waits for pcontrol.
 """
@@ -90,6 +92,44 @@ class _ControllerCollector(Collector):
         yield backlog
 
 
+class _SchedCollector(Collector):
+    """Who leads the pool of sched servers (sched --serve --ha), from the last `status -json`
+    summary of the server the page follows (a standby's is the leader's, relayed)."""
+
+    def __init__(self, metrics: "Metrics"):
+        self._metrics = metrics
+
+    def collect(self) -> Iterator[Metric]:
+        summary = self._metrics.sched_summary
+        up = GaugeMetricFamily("sched_up", "1 when the page's process has the sched server's status")
+        up.add_metric([], 1.0 if summary is not None else 0.0)
+        yield up
+        ha = (summary or {}).get("ha")
+        if not ha or ha.get("leader") is None:
+            return
+        leader = GaugeMetricFamily("sched_ha_leader", "1 for the member of the pool that leads",
+                                   labels=["member"])
+        leader.add_metric([str(ha["leader"])], 1.0)
+        yield leader
+        token = GaugeMetricFamily("sched_ha_token", "the leader's fencing token (its lease's revision in etcd)")
+        token.add_metric([], float(ha.get("token") or 0))
+        yield token
+        if ha.get("since") is not None:
+            since = GaugeMetricFamily("sched_ha_leader_since_seconds", "when the leader took the lead (Unix time)")
+            since.add_metric([], float(ha["since"]))
+            yield since
+        lease = GaugeMetricFamily("sched_ha_lease_seconds", "the leader's lease: the longest a dead leader "
+                                  "stays unreplaced")
+        lease.add_metric([], float(ha.get("ttl") or 0))
+        yield lease
+        member = self._metrics.sched_member
+        if member:
+            mine = GaugeMetricFamily("sched_ha_this_member_leads", "1 when the member the page follows "
+                                     "leads, 0 while it stands by", labels=["member"])
+            mine.add_metric([member], 1.0 if member == ha["leader"] else 0.0)
+            yield mine
+
+
 def _bucket_label(bound: Any) -> str:
     return "+Inf" if bound in ("+Inf", None) else repr(float(bound))
 
@@ -103,6 +143,8 @@ class Metrics:
         self.status: dict[str, Any] | None = None
         self.hosts: list[dict[str, Any]] = []
         self.connected = False
+        self.sched_summary: dict[str, Any] | None = None
+        self.sched_member = ""
         self.finished = Counter("pcontrol_jobs_finished", "jobs seen to finish, by outcome "
                                 "(ok: exit status 0)", ["outcome", "ok"], registry=self.registry)
         self.dispatch = Histogram("pcontrol_job_dispatch_latency_seconds",
@@ -111,6 +153,7 @@ class Metrics:
         self.run_time = Histogram("pcontrol_job_run_seconds", "run time of finished jobs",
                                   buckets=RUN_TIME_BUCKETS, registry=self.registry)
         self.registry.register(_ControllerCollector(self))
+        self.registry.register(_SchedCollector(self))
 
     # -- MirrorListener ---------------------------------------------------------------------
 
@@ -134,6 +177,12 @@ class Metrics:
     def status_seen(self, status: dict[str, Any] | None, connected: bool) -> None:
         self.status = status
         self.connected = connected
+
+    # -- the sched server's answers (a SchedListener) -------------------------------------------
+
+    def sched_seen(self, summary: dict[str, Any] | None, member: str) -> None:
+        self.sched_summary = summary
+        self.sched_member = member
 
     def render(self, accept: str = "") -> tuple[bytes, str]:
         """The body and its Content-Type for a scraper's Accept header (the library's own

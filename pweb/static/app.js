@@ -80,9 +80,18 @@ function extraFields(t) {
       : `${k}=${typeof v === "object" ? JSON.stringify(v) : v}`).join(" ");
 }
 
+// A pool of sched servers (sched --serve --ha): who leads, since when, the token, and which
+// member this page follows (a standby relays the leader's status).
+function haText(ha, member) {
+  if (!ha || !ha.leader) return "";
+  const mine = member ? `; this page follows ${member}, ${member === ha.leader ? "the leader" : "a standby"}` : "";
+  return `pool: leader ${ha.leader}, since ${when(ha.since)}, token ${ha.token}, lease ${ha.ttl} s${mine}`;
+}
+
 async function loadTasks() {
   const data = await getJSON("/api/v1/tasks");
   $("tasks-note").textContent = data.running ? (data.summary ? `scheduler ${data.summary.scheduler}` : "") : `(${data.error || "no scheduler server"})`;
+  $("ha").textContent = haText(data.summary && data.summary.ha, data.member);
   $("tasks").tBodies[0].replaceChildren(...data.tasks.map((t) => {
     const tr = el("tr");
     tr.dataset.task = t.task;
