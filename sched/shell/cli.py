@@ -168,8 +168,9 @@ def _argument_parser() -> argparse.ArgumentParser:
     server.add_argument("--listen", metavar="HOST:PORT",
                         help="with --serve: prompts may also attach over TCP, proving the secret of "
                              "$SCHED_HOME/secret (the challenge-response of pcontrol's --listen); port 0: any")
-    server.add_argument("--connect", metavar="HOST:PORT",
-                        help="with --attach or --stop: the server listening there (sched --serve --listen)")
+    server.add_argument("--connect", metavar="HOST:PORT[,...]",
+                        help="with --attach or --stop: the server listening there (sched --serve --listen); "
+                             "several: the first that answers (the members of a pool)")
     server.add_argument("--secret-file", metavar="FILE",
                         help="with --connect: the server's secret (default: $SCHED_HOME/secret)")
     server.add_argument("--ha", metavar="URL", default=None,

@@ -67,12 +67,6 @@ class HAServer:
         return {"role": role, "leader": shown.who if shown else None, "since": shown.since if shown else None,
                 "token": shown.token if shown else None, "ttl": self.elector.ttl, "text": text}
 
-    def standby_reason(self) -> str:
-        """What a standby answers an attached prompt."""
-        seen = self.elector.seen
-        where = f"{seen.describe()}: attach on that machine" if seen else "no leader seen yet"
-        return f"this server stands by in its pool ({self.elector.prefix}); {where}"
-
     def stand_by(self, interp: Any) -> Leadership:
         """Wait (the loop running) until we lead; then read what the earlier leader kept and put
         the gate between the scheduler and its backends, before the files make any task. From

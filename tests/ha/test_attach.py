@@ -2,7 +2,8 @@
 real programs: a private etcd, three `sched --serve --ha URL --listen` members sharing the pool's
 secret, and real `sched --attach` prompts on ptys (pexpect).
 
-A prompt on a standby's Unix socket runs `status` in the leader; when the leader is killed (-9)
+A prompt on a standby's Unix socket runs `status` in the leader (and Ctrl-C interrupts a `wait`
+there); when the leader is killed (-9)
 the prompts say so, and their next command reaches the new leader: the prompt on the member that
 takes the lead is served there, the one on a member that stays a standby is relayed to the new
 leader, and one attached to the killed leader over TCP goes on through another member."""
@@ -79,6 +80,12 @@ def test_attach_to_any_member_reaches_the_leader_and_follows_a_failover(pool):
         on_b.expect("tick")                                     # the leader's task, in its table
         first = on_b.token()
         assert on_b.child.match.group(1) == a.name_in_pool
+
+        on_b.run("wait")                                        # the leader's scheduler runs on: waits ...
+        on_b.expect("wait")
+        on_b.child.send("\x03")                                 # ... until Ctrl-C, carried to the leader
+        on_b.expect("interrupted")
+        assert a.alive() and b.alive()
 
         on_c = Prompt(c.home)
         prompts.append(on_c)
