@@ -43,7 +43,8 @@ class PoolView:
         """(who leads or None, where it listens or None, what a prompt is told when either is None)."""
         try:
             lead = await self.ha.elector.who_leads()
-            await self.members.refresh()
+            if lead is not None and self.members.address_of(lead.who) is None:
+                await self.members.refresh()    # a leader new since the list was last read
         except EtcdError as err:
             return None, None, f"{self._standing_by()}, and etcd does not answer it: {err}"
         if lead is None:

@@ -36,6 +36,10 @@ from .serverwire import Hello, Op, Output, Reply, Request, WireError
 
 log = logging.getLogger(__name__)
 
+INTERRUPT_GRACE = 2.0
+"""Seconds the leader has to answer a request interrupted at a relayed prompt; then the relay
+answers it and hangs up (a leader that hangs must not hold the prompt)."""
+
 __all__ = ["LeaderRelay", "LeaderView", "PromptSink"]
 
 
@@ -66,6 +70,7 @@ class _Relayed:
         self.token: int | None = None
         self.address = ""
         self.in_flight = 0
+        self.abandoned: str | None = None    # why the relay hung up on the request in flight
         self.requests: asyncio.Queue[Request | None] = asyncio.Queue()
         self.worker: asyncio.Task | None = None
 
@@ -75,6 +80,12 @@ class _Relayed:
     def output(self, output: Output) -> None:
         """The leader's output: a request's own goes with that request's id here."""
         self.prompt.send(Output(output.text, self.in_flight if output.id else 0))
+
+    def abandon(self, request_id: int, reason: str) -> None:
+        """Hang up on a request the leader does not answer (after a Ctrl-C)."""
+        if self.in_flight == request_id and self.link is not None:
+            self.abandoned = reason
+            self.hang_up()
 
     def hang_up(self) -> None:
         if self.link is not None:
@@ -91,7 +102,7 @@ class LeaderRelay:
         self.secret = secret
         self.serve_here = serve_here
         self.here: str | None = None        # set once we lead: why requests are served here
-        self._prompts: dict[int, _Relayed] = {}
+        self._prompts: dict[PromptSink, _Relayed] = {}
 
     # -- the server's side ----------------------------------------------------------------------------
 
@@ -100,15 +111,18 @@ class LeaderRelay:
         self._queue(prompt, None)
 
     def forward(self, prompt: PromptSink, request: Request) -> None:
-        relayed = self._prompts.get(id(prompt))
+        relayed = self._prompts.get(prompt)
         if request.op is Op.INTERRUPT:
             if relayed is not None and relayed.link is not None and relayed.in_flight:
                 relayed.link.interrupt()
+                asyncio.get_running_loop().call_later(
+                    INTERRUPT_GRACE, relayed.abandon, relayed.in_flight,
+                    f"interrupted here: the leader at {relayed.address} did not answer within {INTERRUPT_GRACE:g} s")
             return
         self._queue(prompt, request)
 
     def drop(self, prompt: PromptSink) -> None:
-        relayed = self._prompts.pop(id(prompt), None)
+        relayed = self._prompts.pop(prompt, None)
         if relayed is not None:
             relayed.hang_up()
             if relayed.worker is not None:
@@ -124,9 +138,9 @@ class LeaderRelay:
     # -- per prompt -----------------------------------------------------------------------------------
 
     def _queue(self, prompt: PromptSink, request: Request | None) -> None:
-        relayed = self._prompts.get(id(prompt))
+        relayed = self._prompts.get(prompt)
         if relayed is None:
-            relayed = self._prompts[id(prompt)] = _Relayed(prompt)
+            relayed = self._prompts[prompt] = _Relayed(prompt)
             relayed.worker = asyncio.ensure_future(self._work(relayed))
         relayed.requests.put_nowait(request)
 
@@ -169,12 +183,13 @@ class LeaderRelay:
         if request is None:
             return
         assert relayed.link is not None
-        relayed.in_flight = request.id
+        relayed.in_flight, relayed.abandoned = request.id, None
         try:
             reply = await relayed.link.request(request.op, request.script, request.force)
         except ServerGone as err:
-            return refuse(f"the leader at {address} went away before it answered ({err}); the command may have "
-                          f"run there; your next command goes to whichever member leads then")
+            return refuse(relayed.abandoned or (
+                f"the leader at {address} went away before it answered ({err}); the command may have "
+                f"run there; your next command goes to whichever member leads then"))
         finally:
             relayed.in_flight = 0
         relayed.prompt.send(dataclasses.replace(reply, id=request.id))

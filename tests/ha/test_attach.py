@@ -11,7 +11,9 @@ leader, and one attached to the killed leader over TCP goes on through another m
 from __future__ import annotations
 
 import os
+import signal
 import sys
+import time
 from pathlib import Path
 
 import pexpect
@@ -48,6 +50,12 @@ class Prompt:
     def expect(self, text: str, timeout: float = 30) -> None:
         self.child.expect_exact(text, timeout=timeout)
 
+    def expect_all(self, *texts: str) -> None:
+        """Each of `texts`, in any order (the server's notes and the prompt's own lines race)."""
+        left = list(texts)
+        while left:
+            left.pop(self.child.expect_exact(left))
+
     def run(self, line: str) -> None:
         """Wait for a new prompt, type `line` and Enter."""
         self.child.expect(PROMPT)
@@ -74,8 +82,8 @@ def test_attach_to_any_member_reaches_the_leader_and_follows_a_failover(pool):
     try:
         on_b = Prompt(b.home)                                   # the standby's own Unix socket
         prompts.append(on_b)
-        on_b.expect("a standby of its pool: commands go on to the leader (" + a.name_in_pool)
-        on_b.expect(f"this standby carries your commands to the leader: {a.name_in_pool} leads since ")
+        on_b.expect_all("a standby of its pool: commands go on to the leader (" + a.name_in_pool,
+                        f"this standby carries your commands to the leader: {a.name_in_pool} leads since ")
         on_b.run("status")
         on_b.expect("tick")                                     # the leader's task, in its table
         first = on_b.token()
@@ -94,7 +102,7 @@ def test_attach_to_any_member_reaches_the_leader_and_follows_a_failover(pool):
 
         on_a = Prompt(a.home, "--connect", a.address)         # the leader itself, over TCP
         prompts.append(on_a)
-        on_a.expect(f"the leader of its pool ({a.name_in_pool} leads since ")
+        on_a.expect(f"the leader of its pool ({a.name_in_pool} leads since ")     # no relay: no note
         on_a.run("status")
         assert on_a.token() == first
 
@@ -125,3 +133,39 @@ def test_attach_to_any_member_reaches_the_leader_and_follows_a_failover(pool):
     finally:
         for prompt in prompts:
             prompt.close()
+
+
+def test_a_hung_leader_does_not_hold_a_relayed_prompt(etcd, tmp_path):
+    """The leader stopped (SIGSTOP: its connection open, nothing answered): Ctrl-C at a prompt
+    relayed to it is answered by the standby within its grace, long before the leader's lease
+    of 5 s ends; then the standby leads and serves the prompt itself."""
+    pool = Pool(tmp_path, f"{etcd.url}/hung", ttl=5, period=PERIOD)
+    prompt = None
+    a = None
+    try:
+        a = pool.member("a", listen=True)
+        a.wait_log("serving")
+        b = pool.member("b", listen=True)
+        b.wait_log("standby: ")
+        prompt = Prompt(b.home)
+        prompt.expect_all("a standby of its pool: commands go on to the leader (" + a.name_in_pool,
+                          f"this standby carries your commands to the leader: {a.name_in_pool} leads since ")
+        prompt.run("status")
+        first = prompt.token()
+        os.kill(a.pid, signal.SIGSTOP)
+        stopped = time.monotonic()
+        prompt.run("status")
+        prompt.expect("status")
+        prompt.child.send("\x03")
+        prompt.expect(f"interrupted here: the leader at {a.address} did not answer within 2 s")
+        assert time.monotonic() - stopped < 5, "answered only once the lease had ended"
+        prompt.expect(f"this server leads the pool now: {b.name_in_pool} leads since ", timeout=30)
+        b.wait_log("serving")
+        prompt.run("status")
+        assert prompt.token() > first and prompt.child.match.group(1) == b.name_in_pool
+    finally:
+        if a is not None:
+            os.kill(a.pid, signal.SIGCONT)
+        if prompt is not None:
+            prompt.close()
+        pool.close()
