@@ -26,6 +26,10 @@ writes between requests (exit macros, the scheduler's messages) goes to every at
 Ctrl-C at a prompt is SIGINT to the server, which interrupts the running request only (while
 idle the server ignores SIGINT). SIGTERM and `sched --stop` end it the way `quit -force` does;
 `quit` at a prompt asks the quit checks first and the prompt's user confirms.
+
+A server of a pool (`--ha`, psched.shell.ha) listens from the start; while it stands by, its
+prompts' requests go on to the leader (psched.shell.harelay, psched.shell.hapool) and only
+`sched --stop` is its own.
 """
 
 from __future__ import annotations
@@ -46,18 +50,15 @@ from typing import Any, Protocol, TextIO
 from pclient.logfile import RotatingLog, parse_size
 from pcontrol.address import format_address, parse_host_port
 from pcontrol.auth import owner_refusal, peer_uid
-from pcontrol.secret import SecretError, load_or_create_secret, read_secret, secret_path
+from pcontrol.secret import SecretError, load_or_create_secret
 
 from ..lang.errors import SchedError
 from ..scheduler.attach import scheduler_of
-from ..scheduler.etcd import EtcdError
 from ..scheduler.eventloop import get_loop, leave_soon, run_until
-from ..scheduler.hamembers import Members
 from ..scheduler.reload import load_files
+from .hapool import join_pool, pool_secret
 from .paths import sched_home
 from .session import ExitStatus, InterruptHandler, QuitRequest, quit_vetoes
-from .harelay import LeaderRelay
-from .hapool import PoolView
 from .serverauth import admit
 from .serverwire import (MAX_REQUEST_LINE, Hello, Op, Output, Reply, Request, WireError, decode_request,
                          encode)
@@ -524,20 +525,9 @@ def _stand_by(server: Server, ha: Any, interp: Any, ready_fd: int | None) -> Non
     members (psched.scheduler.hamembers) until it stops."""
     server.standing_by = True
     run_until(server.listen(), "listening", interruptible=False)   # OSError: the caller says so
-    elector = ha.elector
-    members = Members(elector.etcd, elector.prefix, elector.me, _pool_address(server.tcp_addresses), elector.ttl)
-    try:   # listed before it may lead: a standby finds where the leader listens as soon as it leads
-        run_until(members.join(), "joining the pool", interruptible=False)
-    except EtcdError as err:
-        log.warning("pool members: etcd does not answer yet (%s): listed once it does", err)
-    keeping = asyncio.ensure_future(members.run())
-
-    def leave(_: Any) -> None:
-        keeping.cancel()
-        run_until(members.leave(), "leaving the pool", interruptible=False, leavable=False)
-    interp.exit_hooks.append(leave)
-    server.pool = view = PoolView(ha, members)
-    server.relay = relay = LeaderRelay(view, lambda: server.secret or _pool_secret(server.paths), server.serve_later)
+    view, relay = join_pool(ha, interp, server.tcp_addresses,
+                            lambda: server.secret or pool_secret(server.paths.home), server.serve_later)
+    server.pool, server.relay = view, relay
     server.paths.pidfile.write_text(f"{os.getpid()}\n")
     if ready_fd is not None:  # `sched --serve` returns: this one stands by
         os.write(ready_fd, b"standby\n")
@@ -548,26 +538,7 @@ def _stand_by(server: Server, ha: Any, interp: Any, ready_fd: int | None) -> Non
         server.close()
         raise
     server.standing_by = False
-    relay.leading(view.hello_fields(False)["leader"] or lead.describe())
-
-
-def _pool_address(addresses: list[tuple[str, int]]) -> str | None:
-    """Where the other members and prompts reach this one: its TCP listener (a wildcard address
-    named by the host's name)."""
-    if not addresses:
-        return None
-    host, port = addresses[0]
-    if host in ("0.0.0.0", "::", ""):
-        host = socket.gethostname()
-    return format_address(host, port)
-
-
-def _pool_secret(paths: ServerPaths) -> bytes | None:
-    """The pool's secret, for a standby without --listen to reach the leader (None: it has none)."""
-    try:
-        return read_secret(secret_path(paths.home))
-    except (OSError, SecretError):
-        return None
+    relay.leading(view.leader_text() or lead.describe())
 
 
 def _ready_fd() -> int | None:
