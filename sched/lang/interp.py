@@ -35,15 +35,16 @@ from typing import Any, Callable, Iterable, Iterator, Protocol, TextIO
 from .clock import Clock
 from .errors import (Break, ControlFlow, Continue, ExprError, Interrupted, OtherCode, ParseError, Pos, Return,
                      SchedError, ScriptError, Skip, error_info)
-from .expr import compile_expr, format_value
+from .expr import Expr, compile_expr, format_value
 from .nodes import Block, CmdSub, Command, Script, Source, Text, VarRef, Word
 from .parser import parse, parse_at, parse_body, parse_cached
+from .compile import command_code, script_code
 from .registry import BUILTINS, CommandDef, Macro, Registry, parse_usage
 from .tcllist import backslash_subst, join_list, split_list
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Interp", "Frame", "EnvArray", "Deferred", "Lazy", "split_var_name", "MAX_DEPTH"]
+__all__ = ["Interp", "Frame", "EnvArray", "Deferred", "Lazy", "split_var_name", "script_at", "word_origin", "MAX_DEPTH"]
 
 MAX_DEPTH = 400
 """How deep macros, procs and nested evaluations may go before we call it runaway recursion."""
@@ -281,15 +282,16 @@ class Interp:
         return err
 
     def run_script(self, script: Script) -> str:
-        """Run the commands of a script one level deeper; the result is the last command's."""
+        """Run the commands of a script one level deeper; the result is the last command's.
+        The script runs as closures compiled once (psched.lang.compile)."""
+        code = script.code
+        if code is None:
+            code = script_code(script, self)
         self.depth += 1
         try:
             if self.depth > MAX_DEPTH:
                 raise ScriptError(f"too many nested evaluations (more than {MAX_DEPTH} levels; infinite recursion?)")
-            result = ""
-            for command in script.commands:
-                result = self.eval_command(command)
-            return result
+            return code(self)
         finally:
             self.depth -= 1
 
@@ -315,48 +317,11 @@ class Interp:
             self.native -= 1
 
     def eval_command(self, command: Command | Block) -> str:
-        macro = None  # the macro called, once its body runs: errors then get a trace line
-        try:
-            if self.interrupted:
-                self.interrupted = False
-                raise Interrupted("interrupted")
-            if type(command) is Block:
-                return self._eval_block(command)
-            plan = command.plan
-            if plan is None:
-                plan = command.plan = _plan_of(command)
-            if plan is _EXPANDS:
-                argv, words = self._expanded(command.words)
-                if not argv:
-                    return ""  # as in Tcl, a command that expands to no words does nothing
-            else:
-                argv = plan[0][:]
-                for k, substitute, what in plan[1]:
-                    argv[k] = substitute(self, what)
-                words = command.words
-            cdef = self.commands.get(argv[0])
-            if cdef is None or cdef.fn is None:
-                cdef = self._missing(argv[0], cdef)
-            if not cdef.min_args <= len(argv) - 1 <= cdef.max_args:
-                cdef.check_arity(argv)
-            self.cmd_words = words
-            macro = cdef.macro
-            result = cdef.fn(self, argv)
-            return result if result is not None else ""
-        except SchedError as err:
-            self._locate(err, command)
-            self._trace(err, command, macro)
-            raise
-        except ControlFlow as flow:
-            if flow.command is None:
-                flow.command = command
-            raise
-        except RecursionError:
-            raise self._locate(ScriptError("too many nested evaluations (infinite loop of calls?)"), command) from None
-        except Exception as exc:  # a bug in a command: report it as an error, never crash the shell
-            log.exception("internal error in command %r", command.name)
-            err = ScriptError(f"internal error in command \"{command.name}\": {type(exc).__name__}: {exc}")
-            raise self._locate(err, command) from None
+        """Run one command (or block) of a script: its compiled closure (psched.lang.compile)."""
+        code = command.plan
+        if code is None:
+            code = command_code(command, self)
+        return code(self)
 
     def _expanded(self, words: list[Word]) -> tuple[list[str], list[Word]]:
         """The words of a command with {*}words expanded (and words to match, for script_of:
@@ -419,13 +384,6 @@ class Interp:
         if len(parts) == 1:
             return self._subst_part(parts[0])
         return "".join([self._subst_part(p) for p in parts])
-
-    def _read_ref(self, ref: VarRef) -> str:
-        """The value of $name (a plain name: no index, no `::`, no parentheses)."""
-        value = self.frame.vars.get(ref.name)
-        if type(value) is str:
-            return value
-        return self._subst_part(ref)
 
     def _subst_part(self, part: Text | VarRef | CmdSub) -> str:
         kind = type(part)
@@ -510,12 +468,7 @@ class Interp:
         positions are absolute; otherwise the text is parsed (cached by text). Call it before
         running anything nested: the current command's words change when another command runs.
         """
-        words = self.cmd_words
-        if index < len(words):
-            word = words[index]
-            if word.braced and word.const == argv[index]:
-                return parse_body(word, self.current_file)
-        return parse_cached(argv[index], EVAL_FILE)
+        return script_at(self.cmd_words, argv, index, self.current_file)
 
     def script_within(self, argv: list[str], index: int, parts: list[str]) -> list[Script] | None:
         """Scripts that are elements of argument `index` (a braced list of bodies: `switch`'s),
@@ -557,65 +510,45 @@ class Interp:
         starts and the text is as written there (in `source`), so that a syntax error points
         at its character and an error in a [script] inside at the command in the file.
         """
-        if "[" not in text:  # no [script] in it, which is what needs to know where the text is
-            try:
-                return compile_expr(text).evaluate(self)
-            except SchedError as err:
-                self._expr_error(err, text, pos, exact)
-                raise
-        saved = self._expr_at
-        self._expr_at = (text, pos, source) if exact and pos is not None else None
-        try:
-            return compile_expr(text).evaluate(self)
-        except SchedError as err:
-            self._expr_error(err, text, pos, exact)
-            raise
-        finally:
-            self._expr_at = saved
+        return self.evaluate(text, False, pos, exact, source)
+
+    def condition(self, text: str, pos: Pos | None = None, exact: bool = False, source: Source | None = None) -> bool:
+        """The truth of an expression (if, while): numbers, true/false, yes/no, on/off."""
+        return self.evaluate(text, True, pos, exact, source)
 
     def expr_arg(self, argv: list[str], index: int, words: list[Word] | None = None) -> Any:
         """expr() of argument `index` of the command now being called (whose words are
         `words`, by default the current command's), placed where the word stands."""
         text = argv[index]
-        if "[" not in text:  # its place only matters for an error
-            try:
-                return compile_expr(text).evaluate(self)
-            except SchedError as err:
-                self._expr_error(err, text, *self.word_origin(words or self.cmd_words, index, text)[:2])
-                raise
-        return self.expr(text, *self.word_origin(words or self.cmd_words, index, text))
+        return self.evaluate(text, False, *word_origin(words or self.cmd_words, index, text))
 
     def condition_arg(self, argv: list[str], index: int, words: list[Word] | None = None) -> bool:
         """condition() of argument `index` of the command now being called, as expr_arg."""
         text = argv[index]
-        if "[" not in text:
-            try:
-                return compile_expr(text).truth(self)
-            except SchedError as err:
-                self._expr_error(err, text, *self.word_origin(words or self.cmd_words, index, text)[:2])
-                raise
-        return self.condition(text, *self.word_origin(words or self.cmd_words, index, text))
+        return self.evaluate(text, True, *word_origin(words or self.cmd_words, index, text))
 
-    def expr_str(self, text: str) -> str:
-        return format_value(self.expr(text))
-
-    def condition(self, text: str, pos: Pos | None = None, exact: bool = False, source: Source | None = None) -> bool:
-        """The truth of an expression (if, while): numbers, true/false, yes/no, on/off."""
-        if "[" not in text:  # (as in expr)
-            try:
-                return compile_expr(text).truth(self)
-            except SchedError as err:
-                self._expr_error(err, text, pos, exact)
-                raise
-        saved = self._expr_at
-        self._expr_at = (text, pos, source) if exact and pos is not None else None
+    def evaluate(self, text: str, truth: bool, pos: Pos | None = None, exact: bool = False,
+                 source: Source | None = None, compiled: Expr | None = None) -> Any:
+        """The one way an expression is evaluated (expr, condition and the compiled forms of
+        expr, if, while and for, which hand in the expression they compiled): its value, or
+        with `truth` its truth as a condition. Where it stands (`pos`, `exact`, `source`, as
+        in expr) places its errors, and a [script] inside it when it has one."""
         try:
-            return compile_expr(text).truth(self)
+            ex = compiled if compiled is not None else compile_expr(text)
+            if "[" not in text:  # no [script] in it, which is what needs to know where the text is
+                return ex.truth(self) if truth else ex.evaluate(self)
+            saved = self._expr_at
+            self._expr_at = (text, pos, source) if exact and pos is not None else None
+            try:
+                return ex.truth(self) if truth else ex.evaluate(self)
+            finally:
+                self._expr_at = saved
         except SchedError as err:
             self._expr_error(err, text, pos, exact)
             raise
-        finally:
-            self._expr_at = saved
+
+    def expr_str(self, text: str) -> str:
+        return format_value(self.expr(text))
 
     @staticmethod
     def _expr_error(err: SchedError, text: str, pos: Pos | None, exact: bool) -> None:
@@ -628,17 +561,6 @@ class Interp:
         if isinstance(err, ExprError) and "in expression" not in err.message:
             err.message = f'{err.message} in expression "{_clip(text)}"'
             err.args = (err.message,)
-
-    def word_origin(self, words: list[Word], index: int, value: str) -> tuple[Pos | None, bool, Source | None]:
-        """Where argument `index` (whose value is `value`) of a command stands, whether that is
-        exactly where its text starts as written (a braced word), and the source it is in:
-        the last arguments of expr() and condition()."""
-        if index >= len(words):
-            return None, False, None
-        word = words[index]
-        if word.braced and word.const == value:
-            return (word.body_pos or word.pos), word.raw is None, word.source
-        return word.pos, False, None
 
     def header_expr_text(self, header: Command, first: int = 1) -> str:
         """The expression of a block header (`if $x > 1`, `while {$i < 3}`), as written."""
@@ -914,10 +836,8 @@ def _proc_caller(macro: Macro) -> Callable[[Interp, list[str]], str]:
         try:
             if interp.depth > MAX_DEPTH:
                 raise ScriptError(f"too many nested evaluations (more than {MAX_DEPTH} levels; infinite recursion?)")
-            result = ""
-            for command in body.commands:
-                result = interp.eval_command(command)
-            return result
+            code = body.code
+            return (code if code is not None else script_code(body, interp))(interp)
         except Return as ret:
             interp.frame = saved
             return interp.finish_return(ret)
@@ -946,38 +866,26 @@ def _bind_proc_args(macro: Macro, args: list[str], vars: dict) -> None:
         raise ScriptError(f'wrong # args: should be "{macro.usage_line()}"')
 
 
-_EXPANDS = ([], ())
-"""The plan of a command with {*}words: its words are counted anew each time."""
+def script_at(words: list[Word], argv: list[str], index: int, file: str) -> Script:
+    """The parsed script for argument `index` of a command whose words are `words` and
+    `argv` substituted (Interp.script_of; a compiled form calls it with its constant words)."""
+    if index < len(words):
+        word = words[index]
+        if word.braced and word.const == argv[index]:
+            return parse_body(word, file)
+    return parse_cached(argv[index], EVAL_FILE)
 
 
-def _plain_name(name: str) -> bool:
-    """A variable name that names a scalar or array of the current frame as it is (no index
-    in parentheses, no `::`)."""
-    return "(" not in name and ":" not in name
-
-
-def _plan_of(command: Command) -> tuple[list[str], tuple[tuple[int, Callable[[Interp, Any], str], Any], ...]]:
-    """How to build a command's words: the constant words in place (an empty string where
-    a word is substituted), and for each substituted word its index, the function that
-    substitutes it and what that function takes: $name, [script] or any other word."""
-    if command.expands:
-        return _EXPANDS
-    template: list[str] = []
-    steps = []
-    for k, word in enumerate(command.words):
-        if word.const is not None:
-            template.append(word.const)
-            continue
-        template.append("")
-        parts = word.parts
-        part = parts[0] if len(parts) == 1 else None
-        if type(part) is VarRef and part.index is None and _plain_name(part.name):
-            steps.append((k, Interp._read_ref, part))
-        elif type(part) is CmdSub:
-            steps.append((k, Interp.run_script, part.script))
-        else:
-            steps.append((k, Interp.subst_word, word))
-    return template, tuple(steps)
+def word_origin(words: list[Word], index: int, value: str) -> tuple[Pos | None, bool, Source | None]:
+    """Where argument `index` (whose value is `value`) of a command stands, whether that is
+    exactly where its text starts as written (a braced word), and the source it is in:
+    the last arguments of Interp.expr() and Interp.condition()."""
+    if index >= len(words):
+        return None, False, None
+    word = words[index]
+    if word.braced and word.const == value:
+        return (word.body_pos or word.pos), word.raw is None, word.source
+    return word.pos, False, None
 
 
 _NO_WORD = Word((Text(""),), Pos(EVAL_FILE, 1, 1), 0, 0)

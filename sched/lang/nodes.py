@@ -102,7 +102,7 @@ class Command:
     source: Source
     depth: int = 0  # how deeply brackets and array indexes nest inside its words
     expands: bool = False  # some word is {*}word
-    plan: Any = None  # how the interpreter builds its words, made at its first run (psched.lang.interp)
+    plan: Any = field(default=None, compare=False, repr=False)  # its compiled closure, made at its first run (psched.lang.compile)
 
     @property
     def name(self) -> str:
@@ -136,6 +136,7 @@ class Block:
     body: "Script"
     clauses: list[Clause] = field(default_factory=list)
     end_pos: Pos | None = None
+    plan: Any = field(default=None, compare=False, repr=False)  # its compiled closure, made at its first run (psched.lang.compile)
 
     @property
     def pos(self) -> Pos:
@@ -155,3 +156,4 @@ class Script:
     commands: list  # of Command | Block
     source: Source
     depth: int = 0  # how deeply blocks, brackets and array indexes nest inside it
+    code: Any = field(default=None, compare=False, repr=False)  # its compiled closure, made at its first run (psched.lang.compile)

@@ -13,7 +13,7 @@ from functools import lru_cache
 from typing import Callable
 
 
-__all__ = ["glob_match", "glob_regex"]
+__all__ = ["glob_match", "glob_regex", "glob_tester"]
 
 
 @lru_cache(maxsize=1024)
@@ -78,13 +78,14 @@ def glob_match(pattern: str, text: str, nocase: bool = False) -> bool:
     """Tcl's `string match`."""
     if pattern == "*":
         return True
-    return _glob_test(pattern, nocase)(text)
+    return glob_tester(pattern, nocase)(text)
 
 
 @lru_cache(maxsize=1024)
-def _glob_test(pattern: str, nocase: bool) -> Callable[[str], bool]:
-    """What glob_regex's match tells, done with a string operation when the pattern is a
-    literal, or a literal and one final `*` (most patterns are)."""
+def glob_tester(pattern: str, nocase: bool) -> Callable[[str], bool]:
+    """glob_match of one pattern as a function of the text: what glob_regex's match tells,
+    done with a string operation when the pattern is a literal, or a literal and one final
+    `*` (most patterns are)."""
     literal = pattern[:-1] if pattern.endswith("*") else pattern
     if not nocase and not any(c in literal for c in "*?[\\"):
         return literal.__eq__ if literal is pattern else lambda text: text.startswith(literal)

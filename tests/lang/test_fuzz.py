@@ -56,17 +56,23 @@ class GuardedInterp(psched.Interp):
     """An Interp that stops after MAX_STEPS commands and loop rounds and refuses huge values."""
 
     def __init__(self) -> None:
-        super().__init__(registry=safe_registry(), stdout=io.StringIO())
         self.steps = 0
+        super().__init__(registry=safe_registry(), stdout=io.StringIO())
 
     def _step(self) -> None:
         self.steps += 1
         if self.steps > MAX_STEPS:
             raise Interrupted("fuzz budget spent")
 
-    def eval_command(self, command):
+    # Every command asks whether Ctrl-C was pressed before it runs: count the commands there.
+    @property
+    def interrupted(self) -> bool:
         self._step()
-        return super().eval_command(command)
+        return self._interrupted
+
+    @interrupted.setter
+    def interrupted(self, value: bool) -> None:
+        self._interrupted = value
 
     def loop_body(self, body):
         self._step()

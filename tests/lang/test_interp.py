@@ -533,14 +533,20 @@ def test_interrupt_is_not_caught_by_catch_and_stops_empty_loops():
         """Presses Ctrl-C after a number of commands."""
 
         def __init__(self, after: int):
-            super().__init__(stdout=io.StringIO())
             self.left = after
+            super().__init__(stdout=io.StringIO())
 
-        def eval_command(self, command):
+        # Every command asks whether Ctrl-C was pressed before it runs: press it there.
+        @property
+        def interrupted(self) -> bool:
             self.left -= 1
             if self.left == 0:
                 self.interrupt()
-            return super().eval_command(command)
+            return self._interrupted
+
+        @interrupted.setter
+        def interrupted(self, value: bool) -> None:
+            self._interrupted = value
 
     with pytest.raises(Interrupted):
         Interrupting(50).eval("while 1 {catch {set x 1}}")

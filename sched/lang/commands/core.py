@@ -10,13 +10,15 @@ Tcl form (braced bodies) and a block form (header line ... `end`), registered un
 from __future__ import annotations
 
 import sys
+from typing import Callable
 
 from ..args import get_int
+from ..compile import Special, compiles
 from ..errors import Break, Continue, ScriptError, Skip
-from ..expr import format_value, parse_number
-from ..interp import Interp
-from ..nodes import Block
-from ..registry import BUILTINS, Macro, parse_params, resolve_subcommand
+from ..expr import Expr, compile_expr, format_value, parse_number
+from ..interp import Interp, script_at, word_origin
+from ..nodes import Block, Command, Script
+from ..registry import BUILTINS, CommandDef, Macro, parse_params, resolve_subcommand
 from ..tcllist import split_list
 
 cmd = BUILTINS.command
@@ -40,6 +42,20 @@ def cmd_set(interp: Interp, argv: list[str]) -> str:
     return interp.set_var(argv[1], argv[2])
 
 
+def _set_value(interp: Interp, argv: list[str]) -> str:
+    return interp.set_var(argv[1], argv[2])
+
+
+def _get_value(interp: Interp, argv: list[str]) -> str:
+    return interp.get_var(argv[1])
+
+
+@compiles(cmd_set)
+def _compiled_set(command: Command, cdef: CommandDef, interp: Interp) -> Special | None:
+    """cmd_set with its count of words known."""
+    return _set_value if len(command.words) == 3 else _get_value
+
+
 @cmd("unset ?-nocomplain? ?varName ...?", "delete variables")
 def cmd_unset(interp: Interp, argv: list[str]) -> str:
     names = argv[1:]
@@ -61,6 +77,27 @@ def cmd_incr(interp: Interp, argv: list[str]) -> str:
             raise
         current = "0"
     return interp.set_var(argv[1], str(get_int(current) + step))
+
+
+@compiles(cmd_incr)
+def _compiled_incr(command: Command, cdef: CommandDef, interp: Interp) -> Special | None:
+    """`incr i` and `incr i 2`: a scalar of this frame that holds decimal digits gets the sum in
+    its place (what get_var, get_int and set_var do with it); anything else goes to cmd_incr."""
+    words = command.words
+    name = words[1].const
+    if name is None or "(" in name or ":" in name or (len(words) == 3 and words[2].const is None):
+        return None
+    step = get_int(words[2].const) if len(words) == 3 else 1  # type: ignore[arg-type]
+
+    def incr(interp: Interp, argv: list[str]) -> str:
+        vars = interp.frame.vars
+        value = vars.get(name)
+        if type(value) is str and value.isdigit() and value.isascii() and len(value) <= 64:
+            result = vars[name] = str(int(value) + step)
+            return result
+        return cmd_incr(interp, argv)
+
+    return incr
 
 
 @cmd("append varName ?value ...?", "add text to the end of a variable")
@@ -93,8 +130,16 @@ def cmd_local(interp: Interp, argv: list[str]) -> str:
 def cmd_if(interp: Interp, argv: list[str]) -> str:
     # Fetch the bodies first: script_of reads the words of the command being called.
     words = interp.cmd_words
+    for cond, body in _if_branches(argv, lambda i: interp.script_of(argv, i)):
+        if cond is None or interp.condition_arg(argv, cond, words):
+            return interp.run_script(body)
+    return ""
+
+
+def _if_branches(argv: list[str], body_at: Callable[[int], Script]) -> list[tuple[int | None, Script]]:
+    """The branches of `if`: the index of each condition (None for `else`) and its body."""
     i, n = 1, len(argv)
-    branches: list[tuple[int | None, object]] = []
+    branches: list[tuple[int | None, Script]] = []
     while True:
         if i >= n:
             raise ScriptError('wrong # args: no expression after "if" argument')
@@ -104,7 +149,7 @@ def cmd_if(interp: Interp, argv: list[str]) -> str:
             i += 1
         if i >= n:
             raise ScriptError(f'wrong # args: no script following "{argv[cond]}" argument')
-        branches.append((cond, interp.script_of(argv, i)))
+        branches.append((cond, body_at(i)))
         i += 1
         if i >= n:
             break
@@ -117,12 +162,34 @@ def cmd_if(interp: Interp, argv: list[str]) -> str:
                 raise ScriptError('wrong # args: no script following "else" argument')
         if i != n - 1:
             raise ScriptError(f'wrong # args: extra words after "else" clause in "if" command')
-        branches.append((None, interp.script_of(argv, i)))
+        branches.append((None, body_at(i)))
         break
-    for cond, body in branches:
-        if cond is None or interp.condition_arg(argv, cond, words):
-            return interp.run_script(body)
-    return ""
+    return branches
+
+
+@compiles(cmd_if)
+def _compiled_if(command: Command, cdef: CommandDef, interp: Interp) -> Special | None:
+    """`if` whose words are all constants: its bodies parsed and its conditions compiled once."""
+    words = command.words
+    argv = [w.const for w in words]
+    if None in argv:
+        return None
+    file = interp.current_file
+    branches = []
+    for cond, body in _if_branches(argv, lambda i: script_at(words, argv, i, file)):  # type: ignore[arg-type]
+        if cond is None:
+            branches.append((None, body))
+        else:
+            text = argv[cond]
+            branches.append(((text, *word_origin(words, cond, text), compile_expr(text)), body))  # type: ignore[arg-type]
+
+    def run_if(interp: Interp, argv: list[str]) -> str:
+        for test, body in branches:
+            if test is None or interp.evaluate(test[0], True, *test[1:]):
+                return interp.run_script(body)
+        return ""
+
+    return run_if
 
 
 @block("if expr", "block form: if EXPR / elif EXPR / else / end")
@@ -139,11 +206,26 @@ def block_if(interp: Interp, node: Block) -> str:
 @cmd("while test body", "run a body while a condition holds")
 def cmd_while(interp: Interp, argv: list[str]) -> str:
     body = interp.script_of(argv, 2)
-    where = interp.word_origin(interp.cmd_words, 1, argv[1])
-    while interp.condition(argv[1], *where):
+    return _while(interp, argv[1], word_origin(interp.cmd_words, 1, argv[1]), None, body)
+
+
+def _while(interp: Interp, test: str, where: tuple, compiled: Expr | None, body: Script) -> str:
+    while interp.evaluate(test, True, *where, compiled):
         if not interp.loop_body(body):
             break
     return ""
+
+
+@compiles(cmd_while)
+def _compiled_while(command: Command, cdef: CommandDef, interp: Interp) -> Special | None:
+    """`while {test} {body}`: the body parsed and the test compiled once."""
+    words = command.words
+    if not all(w.braced for w in words[1:]):
+        return None
+    test = words[1].const or ""
+    where, compiled = word_origin(words, 1, test), compile_expr(test)
+    body = script_at(words, [w.const for w in words], 2, interp.current_file)  # type: ignore[misc]
+    return lambda interp, argv: _while(interp, test, where, compiled, body)
 
 
 @block("while expr", "block form: while EXPR / body / end")
@@ -158,9 +240,12 @@ def block_while(interp: Interp, node: Block) -> str:
 @cmd("for start test next body", "Tcl's for loop; the block form is `for VAR FIRST LAST ?STEP?`")
 def cmd_for(interp: Interp, argv: list[str]) -> str:
     start, nxt, body = interp.script_of(argv, 1), interp.script_of(argv, 3), interp.script_of(argv, 4)
-    where = interp.word_origin(interp.cmd_words, 2, argv[2])
+    return _for(interp, start, argv[2], word_origin(interp.cmd_words, 2, argv[2]), None, nxt, body)
+
+
+def _for(interp: Interp, start: Script, test: str, where: tuple, compiled: Expr | None, nxt: Script, body: Script) -> str:
     interp.run_script(start)
-    while interp.condition(argv[2], *where):
+    while interp.evaluate(test, True, *where, compiled):
         if not interp.loop_body(body):
             break
         try:
@@ -168,6 +253,19 @@ def cmd_for(interp: Interp, argv: list[str]) -> str:
         except Break:  # as in Tcl, `break` in the next clause ends the loop
             break
     return ""
+
+
+@compiles(cmd_for)
+def _compiled_for(command: Command, cdef: CommandDef, interp: Interp) -> Special | None:
+    """`for {start} {test} {next} {body}`: the scripts parsed and the test compiled once."""
+    words = command.words
+    if not all(w.braced for w in words[1:]):
+        return None
+    argv = [w.const for w in words]
+    start, nxt, body = (script_at(words, argv, k, interp.current_file) for k in (1, 3, 4))  # type: ignore[arg-type]
+    test = argv[2] or ""
+    where, compiled = word_origin(words, 2, test), compile_expr(test)
+    return lambda interp, argv: _for(interp, start, test, where, compiled, nxt, body)
 
 
 @block("for varName first last ?step?", "block form: VAR runs from FIRST up to, not including, LAST")
@@ -282,6 +380,17 @@ def cmd_expr(interp: Interp, argv: list[str]) -> str:
         return format_value(interp.expr_arg(argv, 1))
     pos = interp.cmd_words[1].pos if len(interp.cmd_words) > 1 else None
     return format_value(interp.expr(" ".join(argv[1:]), pos))
+
+
+@compiles(cmd_expr)
+def _compiled_expr(command: Command, cdef: CommandDef, interp: Interp) -> Special | None:
+    """`expr {...}`: compiled once, evaluated as expr_arg evaluates it."""
+    words = command.words
+    if len(words) != 2 or not words[1].braced:
+        return None
+    text = words[1].const or ""
+    where, compiled = word_origin(words, 1, text), compile_expr(text)
+    return lambda interp, argv: format_value(interp.evaluate(text, False, *where, compiled))
 
 
 @cmd("eval arg ?arg ...?", "run the words, joined by spaces, as a script")

@@ -19,15 +19,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any
+from typing import Any, Callable
 
 from ..errors import (Break, Continue, Interrupted, OtherCode, ParseError, Return, SchedError, ScriptError, Skip,
                      error_info)
+from ..compile import Special, compiles
 from ..interp import Frame, Interp
-from ..nodes import Block, Script
+from ..nodes import Block, Command, Script
 from ..parser import parse_cached
-from ..patterns import glob_match
-from ..registry import BUILTINS, Macro, parse_params
+from ..patterns import glob_tester
+from ..registry import BUILTINS, CommandDef, Macro, parse_params
 from ..tcllist import join_list, split_list, split_tuple
 from ..tclregex import tcl_regex, regex_search
 
@@ -317,6 +318,23 @@ def cmd_upvar(interp: Interp, argv: list[str]) -> str:
     return ""
 
 
+@compiles(cmd_upvar)
+def _compiled_upvar(command: Command, cdef: CommandDef, interp: Interp) -> Special | None:
+    """`upvar 1 otherVar localVar`, what most procs that take a variable by name do."""
+    words = command.words
+    if len(words) != 4 or words[1].const != "1":
+        return None
+
+    def upvar1(interp: Interp, argv: list[str]) -> str:
+        caller = interp.frame.caller
+        if caller is None:  # at the top level: the error cmd_upvar gives
+            return cmd_upvar(interp, argv)
+        interp.link_var(argv[3], caller, argv[2])
+        return ""
+
+    return upvar1
+
+
 @cmd("uplevel ?level? arg ?arg ...?", "run a script in the caller's frame (or in the frame at level)")
 def cmd_uplevel(interp: Interp, argv: list[str]) -> str:
     first = 1
@@ -417,7 +435,7 @@ def _switch_match(interp: Interp, spec: SwitchSpec, pattern: str, text: str) -> 
     if spec.mode == "-exact":
         return pattern == text if not spec.nocase else pattern.casefold() == text.casefold()
     if spec.mode == "-glob":
-        return glob_match(pattern, text, spec.nocase)
+        return pattern == "*" or glob_tester(pattern, spec.nocase)(text)
     rx = tcl_regex(pattern, spec.nocase)
     m = regex_search(interp, rx, text, 0)
     if m is None:
@@ -430,19 +448,30 @@ def _switch_match(interp: Interp, spec: SwitchSpec, pattern: str, text: str) -> 
     return True
 
 
-def _switch_pick(interp: Interp, spec: SwitchSpec, text: str, patterns: tuple[str, ...] | list[str]) -> int | None:
+def _switch_pick(interp: Interp, spec: SwitchSpec, text: str, patterns: tuple[str, ...]) -> int | None:
     """The index of the first pattern that matches (`default` matches as the last one)."""
-    last = len(patterns) - 1
     if spec.mode == "-glob":
-        nocase = spec.nocase
-        for k, pattern in enumerate(patterns):
-            if glob_match(pattern, text, nocase) or (k == last and pattern == "default"):
-                return k
-        return None
+        return _glob_pick(patterns, spec.nocase)(text)
+    last = len(patterns) - 1
     for k, pattern in enumerate(patterns):
         if (k == last and pattern == "default") or _switch_match(interp, spec, pattern, text):
             return k
     return None
+
+
+@lru_cache(maxsize=512)
+def _glob_pick(patterns: tuple[str, ...], nocase: bool) -> Callable[[str], int | None]:
+    """_switch_pick of `switch -glob` with these patterns, as a function of the text."""
+    tests = [glob_tester(p, nocase) for p in patterns]
+    default = len(patterns) - 1 if patterns and patterns[-1] == "default" else None
+
+    def pick(text: str) -> int | None:
+        for k, test in enumerate(tests):
+            if test(text):
+                return k
+        return default
+
+    return pick
 
 
 @lru_cache(maxsize=512)
@@ -470,17 +499,60 @@ def cmd_switch(interp: Interp, argv: list[str]) -> str:
     if len(argv) - i < 2:
         raise ScriptError(_SWITCH_USAGE)
     text = argv[i]
-    inline = len(argv) - i == 2
-    pairs, patterns, bodies = _switch_table(argv[i + 1]) if inline else _checked_pairs(tuple(argv[i + 1:]))
+    if len(argv) - i == 2:  # the patterns and bodies in one word
+        pairs, patterns, bodies = _switch_table(argv[i + 1])
+        k = _switch_pick(interp, spec, text, patterns)
+        return "" if k is None else _switch_body(interp, argv, i, pairs, bodies, k, None)
+    pairs, patterns, bodies = _checked_pairs(tuple(argv[i + 1:]))
     k = _switch_pick(interp, spec, text, patterns)
     if k is None:
         return ""
     while bodies[k] == "-":
         k += 1
-    if inline:  # the bodies are elements of one braced word: parse the chosen one at its place
-        placed = interp.script_within(argv, i + 1, pairs[:2 * k + 2])
-        return interp.eval_nested(placed[-1]) if placed else interp.eval_string(bodies[k])
     return interp.eval_nested(interp.script_of(argv, i + 2 + 2 * k))
+
+
+def _switch_body(interp: Interp, argv: list[str], i: int, pairs: tuple[str, ...], bodies: tuple[str, ...], k: int,
+                 placed: dict[int, Script | None] | None) -> str:
+    """Run the body of pattern k (or of the first after it that is not `-`) of a switch whose
+    patterns and bodies are the one word argv[i + 1]; `placed` keeps the bodies found."""
+    while bodies[k] == "-":
+        k += 1
+    script = placed.get(k, _UNPLACED) if placed is not None else _UNPLACED
+    if script is _UNPLACED:  # the bodies are elements of one braced word: parse the chosen one at its place
+        found = interp.script_within(argv, i + 1, pairs[:2 * k + 2])
+        script = found[-1] if found else None
+        if placed is not None:
+            placed[k] = script
+    return interp.eval_nested(script) if script is not None else interp.eval_string(bodies[k])
+
+
+_UNPLACED: Any = object()
+
+
+@compiles(cmd_switch)
+def _compiled_switch(command: Command, cdef: CommandDef, interp: Interp) -> Special | None:
+    """A switch whose options and one word of patterns and bodies are constants (the string
+    may be anything): the options and the table read once, the bodies parsed at their first
+    run; -glob patterns are tested by functions made once."""
+    words = command.words
+    n = len(words)
+    if n < 3 or any(w.const is None for w in words[1:n - 2]) or words[n - 1].const is None:
+        return None
+    argv = [w.const or "" for w in words]
+    spec, i = _switch_options(argv, n - 2)
+    if i != n - 2:  # (the string was read as the value of an option)
+        return None
+    pairs, patterns, bodies = _switch_table(argv[n - 1])
+    pick = _glob_pick(patterns, spec.nocase) if spec.mode == "-glob" else None
+    placed: dict[int, Script | None] = {}
+
+    def switch(interp: Interp, argv: list[str]) -> str:
+        text = argv[i]
+        k = pick(text) if pick is not None else _switch_pick(interp, spec, text, patterns)
+        return "" if k is None else _switch_body(interp, argv, i, pairs, bodies, k, placed)
+
+    return switch
 
 
 @block("switch ?-exact|-glob|-regexp|-nocase? string",
