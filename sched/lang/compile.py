@@ -42,7 +42,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Code", "Special", "compiles", "script_code", "command_code"]
+__all__ = ["Code", "Special", "MAX_DEPTH", "compiles", "script_code", "command_code", "too_deep"]
 
 Code = Callable[["Interp"], str]
 """A compiled script or command: run it against an interpreter, get its result."""
@@ -72,13 +72,18 @@ def compiles(fn: Callable) -> Callable[[Factory], Factory]:
 
 # --- scripts -------------------------------------------------------------------------------------
 
+MAX_DEPTH = 400
+"""How deep macros, procs and nested evaluations may go before we call it runaway recursion."""
 
-def _empty(interp: Interp) -> str:
-    return ""
+
+def too_deep() -> ScriptError:
+    """The error of a script run more than MAX_DEPTH levels deep."""
+    return ScriptError(f"too many nested evaluations (more than {MAX_DEPTH} levels; infinite recursion?)")
 
 
 def script_code(script: Script, interp: Interp) -> Code:
-    """The closure that runs the commands of `script` (made once, kept on the node)."""
+    """The closure that runs the commands of `script` one level deeper (made once, kept on the
+    node): the result is the last command's."""
     code = script.code
     if code is None:
         code = script.code = _compile_script(script, interp)
@@ -87,19 +92,34 @@ def script_code(script: Script, interp: Interp) -> Code:
 
 def _compile_script(script: Script, interp: Interp) -> Code:
     commands = script.commands
-    if not commands:
-        return _empty
     if len(commands) == 1:
-        return command_code(commands[0], interp)
+        only = command_code(commands[0], interp)
+
+        def run_one(interp: Interp) -> str:
+            interp.depth += 1
+            try:
+                if interp.depth > MAX_DEPTH:
+                    raise too_deep()
+                return only(interp)
+            finally:
+                interp.depth -= 1
+
+        return run_one
 
     def run(interp: Interp) -> str:
-        # Each command is compiled when it first runs: a long file run once, or a body that
-        # returns early, pays only for what runs.
-        result = ""
-        for command in commands:
-            code = command.plan
-            result = (code if code is not None else command_code(command, interp))(interp)
-        return result
+        interp.depth += 1
+        try:
+            if interp.depth > MAX_DEPTH:
+                raise too_deep()
+            # Each command is compiled when it first runs: a long file run once, or a body
+            # that returns early, pays only for what runs.
+            result = ""
+            for command in commands:
+                code = command.plan
+                result = (code if code is not None else command_code(command, interp))(interp)
+            return result
+        finally:
+            interp.depth -= 1
 
     return run
 
@@ -121,33 +141,42 @@ def command_code(command: Command | Block, interp: Interp) -> Code:
     return code
 
 
-def _compile_command(command: Command, interp: Interp) -> Code:
+def _special(command: Command, interp: Interp) -> tuple[Any, Special | None]:
+    """The compiled form of a command, if its function has one and the node fits it, with the
+    function it stands for (at each call, the form is used if the name still finds it)."""
     words = command.words
-    build = _builder(words)
-    special_fn: Any = _NEVER
-    special: Special | None = None
     name = words[0].const
     cdef = interp.commands.get(name) if name is not None else None
-    if cdef is not None and cdef.fn is not None and cdef.min_args <= len(words) - 1 <= cdef.max_args:
-        fn = cdef.fn
-        factory = _FACTORIES.get(fn.__func__ if type(fn) is MethodType else fn)
-        if factory is not None:
-            try:
-                special = factory(command, cdef, interp)
-            except SchedError:  # (a body that does not parse: the command says so when it runs)
-                special = None
-            if special is not None:
-                special_fn = fn
-    checked: Any = _NEVER  # the definition last found, and checked for the count of words
+    if cdef is None or cdef.fn is None or not cdef.min_args <= len(words) - 1 <= cdef.max_args:
+        return _NEVER, None
+    fn = cdef.fn
+    factory = _FACTORIES.get(fn.__func__ if type(fn) is MethodType else fn)
+    if factory is None:
+        return _NEVER, None
+    try:
+        special = factory(command, cdef, interp)
+    except SchedError:  # (a body that does not parse: the command says so when it runs)
+        return _NEVER, None
+    return (fn, special) if special is not None else (_NEVER, None)
 
-    def run(interp: Interp) -> str:
+
+# The closure of a command, generated per shape of command (see _maker): WORDS becomes the
+# expression that builds its words. It is the interpreter's general path for one command:
+# Ctrl-C, the words, the definition the name finds (its count of words checked when it is not
+# the one found last time), the call, and the error's position, trace line or control flow's
+# node on the way out.
+_COMMAND_TEMPLATE = """\
+def make(command, words, special_fn, special, {params}):
+    checked = _NEVER  # the definition last found, and checked for the count of words
+
+    def run(interp):
         nonlocal checked
         macro = None  # the macro called, once its body runs: errors then get a trace line
         try:
             if interp.interrupted:
                 interp.interrupted = False
                 raise Interrupted("interrupted")
-            argv = build(interp)
+            argv = {WORDS}
             cdef = interp.commands.get(argv[0])
             if cdef is not checked:
                 if cdef is None or cdef.fn is None:
@@ -158,7 +187,7 @@ def _compile_command(command: Command, interp: Interp) -> Code:
             interp.cmd_words = words
             fn = cdef.fn
             if fn is special_fn:
-                result = special(interp, argv)  # type: ignore[misc]
+                result = special(interp, argv)
             else:
                 macro = cdef.macro
                 result = fn(interp, argv)
@@ -177,6 +206,26 @@ def _compile_command(command: Command, interp: Interp) -> Code:
             raise _internal(interp, command, exc) from None
 
     return run
+"""
+
+
+def _compile_command(command: Command, interp: Interp) -> Code:
+    words = command.words
+    special_fn, special = _special(command, interp)
+    if len(words) > _MAX_SHAPE:
+        return _maker("L")(command, words, special_fn, special, _loop_builder(words))
+    shape = "".join(_kind(w) for w in words)
+    args: list[Any] = []
+    for word, kind in zip(words, shape):
+        if kind == "c":
+            args.append(word.const)
+        elif kind == "v":
+            args += [word.parts[0].name, word.parts[0]]
+        elif kind == "s":
+            args.append(script_code(word.parts[0].script, interp))
+        else:
+            args.append(word)
+    return _maker(shape)(command, words, special_fn, special, *args)
 
 
 def _general(command: Command | Block, words: list[Word] | None) -> Code:
@@ -232,9 +281,9 @@ def _internal(interp: Interp, command: Command | Block, exc: Exception) -> Sched
 # --- word builders -------------------------------------------------------------------------------
 
 _MAX_SHAPE = 12
-"""Commands with more words than this build them in a loop (no generated builder)."""
+"""Commands with more words than this build them in a loop."""
 
-_MAKERS: dict[str, Callable[..., Callable[["Interp"], list[str]]]] = {}
+_MAKERS: dict[str, Callable[..., Code]] = {}
 _MAKERS_KEEP = 1024
 
 
@@ -252,24 +301,6 @@ def _kind(word: Word) -> str:
     return "w"
 
 
-def _builder(words: list[Word]) -> Callable[["Interp"], list[str]]:
-    """A function of the interpreter that returns the words of the command, substituted."""
-    shape = "".join(_kind(w) for w in words)
-    args: list[Any] = []
-    for word, kind in zip(words, shape):
-        if kind == "c":
-            args.append(word.const)
-        elif kind == "v":
-            args += [word.parts[0].name, word.parts[0]]
-        elif kind == "s":
-            args.append(word.parts[0].script)
-        else:
-            args.append(word)
-    if len(words) > _MAX_SHAPE:
-        return _loop_builder(words)
-    return _maker(shape)(*args)
-
-
 def _loop_builder(words: list[Word]) -> Callable[["Interp"], list[str]]:
     template = [w.const if w.const is not None else "" for w in words]
     steps = [(k, w) for k, w in enumerate(words) if w.const is None]
@@ -283,9 +314,11 @@ def _loop_builder(words: list[Word]) -> Callable[["Interp"], list[str]]:
     return build
 
 
-def _maker(shape: str) -> Callable[..., Callable[["Interp"], list[str]]]:
-    """The maker of builders for one shape: its arguments are, per word, the constant (c), the
-    name and VarRef (v), the Script (s) or the Word (w)."""
+def _maker(shape: str) -> Callable[..., Code]:
+    """The maker of command closures for one shape of words ("L": built in a loop). Its
+    arguments are the command, its words, its compiled form and the function that stands
+    for, then per word: the constant (c), the name and the VarRef (v), the compiled script
+    (s) or the Word (w); for "L", the builder."""
     make = _MAKERS.get(shape)
     if make is not None:
         return make
@@ -296,19 +329,20 @@ def _maker(shape: str) -> Callable[..., Callable[["Interp"], list[str]]]:
         params.append(a)
         if kind == "c":
             items.append(a)
-        elif kind == "v":  # Interp._read_ref, inline: a scalar of this frame, else the general way
+        elif kind == "v":  # a scalar of this frame, else the general way
             params.append(f"r{k}")
             items.append(f"(v if type(v := interp.frame.vars.get({a})) is str else interp._subst_part(r{k}))")
         elif kind == "s":
-            items.append(f"interp.run_script({a})")
-        else:
+            items.append(f"{a}(interp)")
+        elif kind == "w":
             items.append(f"interp.subst_word({a})")
-    source = (f"def make({', '.join(params)}):\n"
-              f"    def build(interp):\n"
-              f"        return [{', '.join(items)}]\n"
-              f"    return build\n")
-    namespace: dict[str, Any] = {}
-    exec(compile(source, f"<words {shape}>", "exec"), namespace)  # noqa: S102 (generated from the shape only)
+        else:
+            items.append(None)
+    words = "build(interp)" if shape == "L" else "[" + ", ".join(items) + "]"  # type: ignore[arg-type]
+    source = _COMMAND_TEMPLATE.format(params="build" if shape == "L" else ", ".join(params), WORDS=words)
+    namespace: dict[str, Any] = {"_NEVER": _NEVER, "Interrupted": Interrupted, "SchedError": SchedError,
+                                 "ControlFlow": ControlFlow, "_runaway": _runaway, "_internal": _internal}
+    exec(compile(source, f"<command {shape}>", "exec"), namespace)  # noqa: S102 (generated from the shape only)
     make = namespace["make"]
     if len(_MAKERS) < _MAKERS_KEEP:
         _MAKERS[shape] = make

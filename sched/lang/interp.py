@@ -38,16 +38,13 @@ from .errors import (Break, ControlFlow, Continue, ExprError, Interrupted, Other
 from .expr import Expr, compile_expr, format_value
 from .nodes import Block, CmdSub, Command, Script, Source, Text, VarRef, Word
 from .parser import parse, parse_at, parse_body, parse_cached
-from .compile import command_code, script_code
+from .compile import MAX_DEPTH, command_code, script_code
 from .registry import BUILTINS, CommandDef, Macro, Registry, parse_usage
 from .tcllist import backslash_subst, join_list, split_list
 
 log = logging.getLogger(__name__)
 
 __all__ = ["Interp", "Frame", "EnvArray", "Deferred", "Lazy", "split_var_name", "script_at", "word_origin", "MAX_DEPTH"]
-
-MAX_DEPTH = 400
-"""How deep macros, procs and nested evaluations may go before we call it runaway recursion."""
 
 EVAL_FILE = "<eval>"
 """The file name in the positions of a string run as a script (its lines count from 1)."""
@@ -285,15 +282,7 @@ class Interp:
         """Run the commands of a script one level deeper; the result is the last command's.
         The script runs as closures compiled once (psched.lang.compile)."""
         code = script.code
-        if code is None:
-            code = script_code(script, self)
-        self.depth += 1
-        try:
-            if self.depth > MAX_DEPTH:
-                raise ScriptError(f"too many nested evaluations (more than {MAX_DEPTH} levels; infinite recursion?)")
-            return code(self)
-        finally:
-            self.depth -= 1
+        return (code if code is not None else script_code(script, self))(self)
 
     def interrupt(self) -> None:
         """Ask the running script to stop at its next command (Ctrl-C); inside a native call
@@ -832,11 +821,8 @@ def _proc_caller(macro: Macro) -> Callable[[Interp, list[str]], str]:
         saved = interp.frame
         frame.caller, frame.level = saved, saved.level + 1
         interp.frame = frame
-        interp.depth += 1
         try:
-            if interp.depth > MAX_DEPTH:
-                raise ScriptError(f"too many nested evaluations (more than {MAX_DEPTH} levels; infinite recursion?)")
-            code = body.code
+            code = body.code  # (it runs the body one level deeper)
             return (code if code is not None else script_code(body, interp))(interp)
         except Return as ret:
             interp.frame = saved
@@ -845,7 +831,6 @@ def _proc_caller(macro: Macro) -> Callable[[Interp, list[str]], str]:
             raise interp.stray_flow(flow) from None
         finally:
             interp.frame = saved
-            interp.depth -= 1
 
     return call
 

@@ -524,7 +524,7 @@ def _switch_body(interp: Interp, argv: list[str], i: int, pairs: tuple[str, ...]
         script = found[-1] if found else None
         if placed is not None:
             placed[k] = script
-    return interp.eval_nested(script) if script is not None else interp.eval_string(bodies[k])
+    return interp.run_script(script) if script is not None else interp.eval_string(bodies[k])
 
 
 _UNPLACED: Any = object()

@@ -32,13 +32,14 @@ public face (every public name is importable from here):
 from __future__ import annotations
 
 import logging
+import operator
 from collections.abc import Callable
 from functools import lru_cache
 from typing import Protocol
 
 from ..errors import ExprError, ListError
 from .funcs import FUNCTIONS
-from .ops import _BINARY, _UNARY, _Op
+from .ops import _BINARY, _UNARY, _Op, _add, _eq, _ge, _gt, _le, _lt, _mod, _ne, _sub
 from .parse import (
     MAX_DEPTH,
     _Call,
@@ -200,7 +201,8 @@ def _compile_chain(node: _Chain) -> tuple[Evaluator, object]:
     if not steps:
         return first, acc
     if len(steps) == 1:
-        return _binary_closure(first, *steps[0]), _NC
+        fast = _digits_op(node.first, *steps[0]) if not folded else None
+        return fast or _binary_closure(first, *steps[0]), _NC
 
     def chain(ctx: ExprContext) -> Value:
         value = first(ctx)
@@ -233,6 +235,42 @@ def _binary_closure(left: Evaluator, fn: Callable[[Value, Value], Value], right:
             raise ExprError(e.message, offset=offset) from None
 
     return binary
+
+
+_DIGITS_OPS: dict[Callable[[Value, Value], Value], tuple[Callable[[int, int], object], bool]] = {
+    _lt: (operator.lt, True), _gt: (operator.gt, True), _le: (operator.le, True), _ge: (operator.ge, True),
+    _eq: (operator.eq, True), _ne: (operator.ne, True), _add: (operator.add, False), _sub: (operator.sub, False),
+}
+"""Operators whose result on two integers is Python's (a comparison's made 1 or 0)."""
+
+
+def _digits_op(left: _Node, fn: Callable[[Value, Value], Value], right: Evaluator, const: object,
+               offset: int) -> Evaluator | None:
+    """`$i < 10`, `$i + 1`, `$i % 5`: a scalar variable and an integer constant, when the
+    variable holds decimal digits (as a counter does), computed at once on the two integers;
+    any other value goes the general way (_binary_closure's)."""
+    if type(left) is not _Var or left.index is not None or type(const) is not int:  # type: ignore[attr-defined]
+        return None
+    if fn is _mod and const != 0:
+        op, compare = operator.mod, False  # (Python's sign rule is Tcl's)
+    elif fn in _DIGITS_OPS:
+        op, compare = _DIGITS_OPS[fn]
+    else:
+        return None
+    name = left.name  # type: ignore[attr-defined]
+    k: int = const  # type: ignore[assignment]
+
+    def digits_op(ctx: ExprContext) -> Value:
+        v = ctx.get_var(name, None)
+        if type(v) is str and v.isdigit() and v.isascii() and len(v) <= 64:  # (as parse_number reads it)
+            r = op(int(v), k)
+            return (1 if r else 0) if compare else r  # type: ignore[return-value]
+        try:
+            return fn(v, k)
+        except _OpFailure as e:
+            raise ExprError(e.message, offset=offset) from None
+
+    return digits_op
 
 
 def _truth_at(v: Value, offset: int) -> bool:
@@ -397,7 +435,8 @@ class Expr:
 
     def truth(self, ctx: ExprContext) -> bool:
         """The value as a condition (if/while): numbers and yes/no/true/false/on/off."""
-        return _truth_at(self._ev(ctx), 0)
+        v = self._ev(ctx)
+        return v != 0 if type(v) is int else _truth_at(v, 0)
 
     def __repr__(self) -> str:
         return f"Expr({self.text!r})"

@@ -157,7 +157,7 @@ def format_value(v: Value) -> str:
     if t is str:
         return v  # type: ignore[return-value]
     if t is int:
-        return _int_to_str(v)  # type: ignore[arg-type]
+        return str(v) if v.bit_length() <= 13000 else _int_to_str(v)  # type: ignore[union-attr,arg-type]  # (_int_to_str's first case)
     if t is float:
         return _float_to_str(v)  # type: ignore[arg-type]
     if t is bool:
