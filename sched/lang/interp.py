@@ -130,14 +130,15 @@ class Frame:
 
     __slots__ = ("vars", "transparent", "declared", "name", "caller", "level", "call")
 
-    def __init__(self, name: str = "", transparent: bool = False, vars: dict[str, Any] | None = None):
+    def __init__(self, name: str = "", transparent: bool = False, vars: dict[str, Any] | None = None,
+                 caller: "Frame | None" = None, call: list[str] | None = None):
         self.vars: dict[str, Any] = {} if vars is None else vars
         self.transparent = transparent  # macro: unknown names are globals
         self.declared: set[str] | frozenset[str] = set() if transparent else _NO_NAMES  # macro: names that are local anyway
         self.name = name
-        self.caller: Frame | None = None
-        self.level = 0
-        self.call: list[str] | None = None
+        self.caller = caller
+        self.level = 0 if caller is None else caller.level + 1
+        self.call = call
 
 
 def _raise_recursion_limit() -> None:
@@ -787,8 +788,9 @@ class Interp:
         if self.interrupted:
             self.interrupted = False
             raise Interrupted("interrupted")
+        code = body.code
         try:
-            self.run_script(body)
+            (code if code is not None else script_code(body, self))(self)  # (run_script)
         except Break:
             return False
         except Continue:
@@ -812,14 +814,12 @@ def _proc_caller(macro: Macro) -> Callable[[Interp, list[str]], str]:
     name = macro.name
 
     def call(interp: Interp, argv: list[str]) -> str:
-        if len(argv) == exact:
-            frame = Frame(name, False, dict(zip(names, argv[1:])))
-        else:
-            frame = Frame(name)
-            _bind_proc_args(macro, argv[1:], frame.vars)
-        frame.call = argv
         saved = interp.frame
-        frame.caller, frame.level = saved, saved.level + 1
+        if len(argv) == exact:
+            frame = Frame(name, False, dict(zip(names, argv[1:])), saved, argv)
+        else:
+            frame = Frame(name, False, None, saved, argv)
+            _bind_proc_args(macro, argv[1:], frame.vars)
         interp.frame = frame
         try:
             code = body.code  # (it runs the body one level deeper)
