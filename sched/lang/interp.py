@@ -13,8 +13,10 @@ Variables live in frames. The global frame holds scalars (str) and arrays (dict)
 array that mirrors the process environment. A macro's frame is transparent (names resolve to
 globals unless declared `local`); a proc's frame is opaque (names are local unless `global`).
 
-Every nested run of a script (a body, a [substitution], a macro call) goes through run_script,
-which counts the depth and refuses more than MAX_DEPTH levels with a ScriptError. Python's own
+Scripts and commands run as closures compiled once per node at their first run
+(psched.lang.compile); eval_command and run_script run them. Every nested run of a script (a
+body, a [substitution], a macro call) counts the depth and refuses more than MAX_DEPTH levels
+with a ScriptError. Python's own
 recursion limit is raised (Python 3.11+, where Python calls do not use the C stack) so that
 MAX_DEPTH levels fit; a RecursionError that still happens becomes a ScriptError as well.
 Strings run as scripts (eval, subst, a body that was not a braced word) are labelled EVAL_FILE
