@@ -30,6 +30,7 @@ words of a command is one Python call with no loop.
 from __future__ import annotations
 
 import logging
+import weakref
 from types import MethodType
 from typing import TYPE_CHECKING, Any, Callable
 
@@ -166,7 +167,7 @@ def _special(command: Command, interp: Interp) -> tuple[Any, Special | None]:
 # the one found last time), the call, and the error's position, trace line or control flow's
 # node on the way out.
 _COMMAND_TEMPLATE = """\
-def make(command, words, special_fn, special, {params}):
+def make(node, words, special_fn, special, {params}):
     checked = _NEVER  # the definition last found, and checked for the count of words
 
     def run(interp):
@@ -193,17 +194,17 @@ def make(command, words, special_fn, special, {params}):
                 result = fn(interp, argv)
             return result if result is not None else ""
         except SchedError as err:
-            interp._locate(err, command)
-            interp._trace(err, command, macro)
+            interp._locate(err, node())
+            interp._trace(err, node(), macro)
             raise
         except ControlFlow as flow:
             if flow.command is None:
-                flow.command = command
+                flow.command = node()
             raise
         except RecursionError:
-            raise _runaway(interp, command) from None
+            raise _runaway(interp, node()) from None
         except Exception as exc:  # a bug in a command: report it as an error, never crash the shell
-            raise _internal(interp, command, exc) from None
+            raise _internal(interp, node(), exc) from None
 
     return run
 """
@@ -213,7 +214,7 @@ def _compile_command(command: Command, interp: Interp) -> Code:
     words = command.words
     special_fn, special = _special(command, interp)
     if len(words) > _MAX_SHAPE:
-        return _maker("L")(command, words, special_fn, special, _loop_builder(words))
+        return _maker("L")(weakref.ref(command), words, special_fn, special, _loop_builder(words))
     shape = "".join(_kind(w) for w in words)
     args: list[Any] = []
     for word, kind in zip(words, shape):
@@ -225,14 +226,17 @@ def _compile_command(command: Command, interp: Interp) -> Code:
             args.append(script_code(word.parts[0].script, interp))
         else:
             args.append(word)
-    return _maker(shape)(command, words, special_fn, special, *args)
+    return _maker(shape)(weakref.ref(command), words, special_fn, special, *args)
 
 
 def _general(command: Command | Block, words: list[Word] | None) -> Code:
     """The closure of a block, or of a command with {*}words (`words`), whose count of words
     is known only when it runs."""
+    node = weakref.ref(command)  # (see _maker)
+    del command
 
     def run(interp: Interp) -> str:
+        command = node()
         macro = None
         try:
             if interp.interrupted:
@@ -316,7 +320,9 @@ def _loop_builder(words: list[Word]) -> Callable[["Interp"], list[str]]:
 
 def _maker(shape: str) -> Callable[..., Code]:
     """The maker of command closures for one shape of words ("L": built in a loop). Its
-    arguments are the command, its words, its compiled form and the function that stands
+    arguments are a weak reference to the command (the node keeps its closure: a strong one
+    would make each compiled node a reference cycle, freed only by the cyclic garbage
+    collector; the node outlives every run of its closure), its words, its compiled form and the function that stands
     for, then per word: the constant (c), the name and the VarRef (v), the compiled script
     (s) or the Word (w); for "L", the builder."""
     make = _MAKERS.get(shape)

@@ -95,7 +95,7 @@ class Word:
     expand: bool = False  # {*}word: its value is a list whose elements become words
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, weakref_slot=True)
 class Command:
     words: list[Word]
     pos: Pos
@@ -128,7 +128,7 @@ class Clause:
     body: "Script"
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, weakref_slot=True)
 class Block:
     """A block opened by a header line and closed by `end`."""
 
