@@ -1,6 +1,6 @@
 """Benchmark of the Tcl commands of issue 21 in a tight loop, next to tclsh in the same run.
 
-    .venv/bin/python bench/bench_tcl.py [--calls N] [--rounds N] [--instructions]
+    .venv/bin/python bench/bench_tcl.py [--calls N] [--rounds N] [--cpu] [--instructions]
 
 The same Tcl script runs in sched (in this process, psched.Interp) and in tclsh 8.6: a proc
 that takes a dictionary by name (`upvar`), picks a branch with `switch -glob` and counts with
@@ -15,6 +15,9 @@ With `--rounds N` the whole comparison (every row in sched, then every row in tc
 times, alternating, and each side keeps its best time per row: on a busy machine the best of
 several rounds apart in time is nearer what a quiet machine gives, for both sides alike. The
 load average is printed with the table.
+
+With `--cpu` the times are CPU times (sched: this process's; tclsh: see cpu_tcl), which other
+programs on a busy machine disturb less than wall time (only through shared caches).
 
 Wall time depends on how busy the machine is; `--instructions` also counts the user-space
 instructions each side executes per call, which does not: with `perf stat -e instructions:u`
@@ -33,6 +36,7 @@ import gc
 import operator
 import os
 import re
+import resource
 import shutil
 import subprocess
 import sys
@@ -43,6 +47,7 @@ import psched
 
 RATIO_TARGET = 25.0
 REPEAT = 3
+CPU_CALLS = 100_000
 INSTRUCTION_CALLS = 400
 """Calls per row in the instruction count (N; each row also runs 2N): enough to drown noise
 such as the cyclic garbage collector's rounds, few enough for valgrind."""
@@ -77,7 +82,10 @@ LOOPS = {
 }
 
 
-def bench_ours(calls: int) -> dict[str, float]:
+def bench_ours(calls: int, cpu: bool = False) -> dict[str, float]:
+    """Microseconds per call of each row in sched: wall time, or with `cpu` this process's
+    CPU time."""
+    clock = time.process_time if cpu else time.perf_counter
     interp = psched.Interp()
     interp.eval(PROCS)
     out = {}
@@ -86,18 +94,22 @@ def bench_ours(calls: int) -> dict[str, float]:
         best = float("inf")
         for _ in range(REPEAT):
             gc.collect()
-            start = time.perf_counter()
+            start = clock()
             interp.eval(script)
-            best = min(best, time.perf_counter() - start)
+            best = min(best, clock() - start)
         out[name] = best / calls * 1e6
     assert interp.eval("dict get $counts a") != ""
     return out
 
 
-def bench_tcl(calls: int) -> dict[str, float] | None:
+def bench_tcl(calls: int, cpu: bool = False) -> dict[str, float] | None:
+    """Microseconds per call of each row in tclsh: wall time (Tcl's `time`), or with `cpu` the
+    CPU time of a tclsh child (see cpu_tcl)."""
     tclsh = _tclsh()
     if tclsh is None:
         return None
+    if cpu:
+        return cpu_tcl(tclsh, calls)
     lines = [PROCS, "proc best {script} { set b 1e99; for {set r 0} {$r < %d} {incr r} "
                     "{ set t [lindex [time {uplevel #0 $script} 1] 0]; if {$t < $b} {set b $t} }; return $b }" % REPEAT]
     for loop in LOOPS.values():
@@ -107,6 +119,27 @@ def bench_tcl(calls: int) -> dict[str, float] | None:
         print(f"tclsh failed: {done.stderr.strip()}", file=sys.stderr)
         return None
     return {name: float(v) / calls for name, v in zip(LOOPS, done.stdout.split())}
+
+
+def cpu_tcl(tclsh: str, calls: int) -> dict[str, float]:
+    """Tcl has no CPU clock: each row runs in a tclsh child with N and with 2N calls, and the
+    difference of the children's CPU time (user + system, from getrusage) over N is one call
+    (best of REPEAT of each), as the instruction counts do it; N is at least CPU_CALLS, so that
+    the difference is well above the noise of starting tclsh."""
+    calls = max(calls, CPU_CALLS)
+    out = {}
+    for name in LOOPS:
+        best = {}
+        for n in (calls, 2 * calls):
+            for _ in range(REPEAT):
+                before = resource.getrusage(resource.RUSAGE_CHILDREN)
+                subprocess.run([tclsh], input=PROCS + _loop(name, n) + "\n", capture_output=True, text=True,
+                               timeout=300, check=True)
+                after = resource.getrusage(resource.RUSAGE_CHILDREN)
+                spent = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+                best[n] = min(spent, best.get(n, spent))
+        out[name] = (best[2 * calls] - best[calls]) / calls * 1e6
+    return out
 
 
 # --- instruction counts -----------------------------------------------------------------------
@@ -245,6 +278,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="also count instructions per call in each (load-independent)")
     parser.add_argument("--rounds", type=int, default=1,
                         help="run the whole comparison this many times, alternating, and keep each side's best (default 1)")
+    parser.add_argument("--cpu", action="store_true",
+                        help="CPU time instead of wall time (less disturbed by other programs on a busy machine)")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child is not None:
@@ -259,15 +294,16 @@ def main(argv: list[str] | None = None) -> int:
     loads = []
     for _ in range(args.rounds):
         loads.append(os.getloadavg()[0])
-        for name, us in bench_ours(args.calls).items():
+        for name, us in bench_ours(args.calls, args.cpu).items():
             ours[name] = min(us, ours.get(name, us))
-        theirs = bench_tcl(args.calls) if tcl is not None else None
+        theirs = bench_tcl(args.calls, args.cpu) if tcl is not None else None
         if theirs is None:
             tcl = None
         else:
             for name, us in theirs.items():
                 tcl[name] = min(us, tcl.get(name, us))  # type: ignore[index]
-    rows = [["call, loop round subtracted", "sched us", "tclsh us", "ratio", "target", "verdict"]]
+    what = "CPU" if args.cpu else "wall"
+    rows = [[f"call, loop round subtracted ({what} time)", "sched us", "tclsh us", "ratio", "target", "verdict"]]
     loop = "empty loop round"
     ratios = {}
     for name in LOOPS:
