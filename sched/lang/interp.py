@@ -35,12 +35,12 @@ from contextlib import contextmanager
 from typing import Any, Callable, Iterable, Iterator, Protocol, TextIO
 
 from .clock import Clock
+from .compile import MAX_DEPTH, command_code, script_code
 from .errors import (Break, ControlFlow, Continue, ExprError, Interrupted, OtherCode, ParseError, Pos, Return,
                      SchedError, ScriptError, Skip, error_info)
 from .expr import Expr, compile_expr, format_value
 from .nodes import Block, CmdSub, Command, Script, Source, Text, VarRef, Word
 from .parser import parse, parse_at, parse_body, parse_cached
-from .compile import MAX_DEPTH, command_code, script_code
 from .registry import BUILTINS, CommandDef, Macro, Registry, parse_usage
 from .tcllist import backslash_subst, join_list, split_list
 
