@@ -12,12 +12,14 @@ changed grammar is always the one parsed; with no usable cache directory it is m
 at each start. tests/lang/test_parser_cache.py checks that the shipped module is current.
 
 The generated code tries `import regex` (for grammars with Unicode categories, which ours has
-none of); that line is left out of the module, as importing the package costs ~10 ms.
+none of); that line is left out of the module, as importing the package costs ~10 ms. So is its
+`import pickle, zlib, base64`, which only lark's own cache and save/load use, never the standalone
+parser. The shipped module also holds the grammar text and options it was made from, so that a
+run knows it is current by comparing them, without hashing (hashlib loads OpenSSL: ~3 ms).
 """
 
 from __future__ import annotations
 
-import hashlib
 import io
 import logging
 import os
@@ -39,11 +41,15 @@ GRAMMAR = Path(grammar.__file__).with_name("sched.lark")
 SHIPPED = Path(grammar.__file__).with_name("lalr.py")
 _REGEX_IMPORT = "try:\n    import regex\n    _has_regex = True\nexcept ImportError:\n    _has_regex = False\n"
 _NO_REGEX = "_has_regex = False  # (psched.lang.lalr: the grammar has no Unicode categories)\n"
+_PICKLE_IMPORT = "import pickle, zlib, base64\n"
+_NO_PICKLE = "# (psched.lang.lalr: no `import pickle, zlib, base64`: only lark's cache and save/load use them)\n"
 
 
 def stamp(text: str) -> str:
     """What a generated module must have been made from: the grammar and the options."""
-    return hashlib.sha256(repr((text, sorted(OPTIONS.items()))).encode()).hexdigest()[:24]
+    import hashlib  # only for a grammar the shipped module was not made from (see the module doc)
+
+    return hashlib.sha256(repr((text, _options())).encode()).hexdigest()[:24]
 
 
 def generate(text: str) -> str:
@@ -54,23 +60,30 @@ def generate(text: str) -> str:
     out = io.StringIO()
     gen_standalone(Lark(text, **OPTIONS), out=out)
     code = out.getvalue()
-    if _REGEX_IMPORT not in code:
-        raise RuntimeError("lark's standalone module no longer tries `import regex` as psched.lang.lalr expects")
+    if _REGEX_IMPORT not in code or _PICKLE_IMPORT not in code:
+        raise RuntimeError("lark's standalone module no longer imports regex and pickle as psched.lang.lalr expects")
     return ("# psched: made from lang/grammar/sched.lark by scripts/gentables (psched.lang.lalr); do not edit\n"
-            f"GRAMMAR_STAMP = {stamp(text)!r}\n" + code.replace(_REGEX_IMPORT, _NO_REGEX))
+            f"GRAMMAR_STAMP = {stamp(text)!r}\n"
+            f"GRAMMAR_TEXT = {text!r}\n"
+            f"GRAMMAR_OPTIONS = {_options()!r}\n"
+            + code.replace(_REGEX_IMPORT, _NO_REGEX).replace(_PICKLE_IMPORT, _NO_PICKLE))
+
+
+def _options() -> list:
+    return sorted(OPTIONS.items())
 
 
 def parser_module() -> types.ModuleType:
     """The standalone parser module for the grammar as it is now."""
     text = GRAMMAR.read_text(encoding="utf-8")
-    want = stamp(text)
     try:
         from .grammar import lalr as shipped  # the generated module: absent until scripts/gentables made it
     except ImportError:
         shipped = None
-    if shipped is not None and getattr(shipped, "GRAMMAR_STAMP", None) == want:
+    if (shipped is not None and getattr(shipped, "GRAMMAR_TEXT", None) == text
+            and getattr(shipped, "GRAMMAR_OPTIONS", None) == _options()):
         return shipped
-    return _made(text, want)
+    return _made(text, stamp(text))
 
 
 def _made(text: str, want: str) -> types.ModuleType:

@@ -11,7 +11,6 @@ is stale. Regenerate it with scripts/gentables.
 from __future__ import annotations
 
 import importlib
-import pprint
 from pathlib import Path
 
 from ..lang.declared import Declared, DeclaredCommand
@@ -37,6 +36,8 @@ def current() -> tuple[Declared, ...]:
 
 def write_table() -> Path:
     """Write the table below from the real declarations (scripts/gentables)."""
+    import pprint  # only to write the table, never in a run
+
     path = Path(__file__)
     text = path.read_text(encoding="utf-8")
     head = text[: text.rindex(_MARK) + len(_MARK)]

@@ -40,8 +40,6 @@ from __future__ import annotations
 import logging
 import os
 import signal
-import subprocess
-import tempfile
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import IO, Any, Protocol
@@ -184,6 +182,8 @@ class _Files:
         return handle
 
     def temp(self) -> IO[bytes]:
+        import tempfile  # here, not at the top: a run that never calls exec does not load it (start-up)
+
         try:
             handle = tempfile.TemporaryFile()
         except OSError as err:
@@ -209,6 +209,8 @@ def _reason(err: OSError) -> str:
 
 
 def _stdin_source(pipe: Pipeline, files: _Files) -> Any:
+    import subprocess  # (see _Files.temp)
+
     spec = pipe.stdin
     if spec.target is Target.FILE:
         return files.open(spec.path, "rb", "read")
@@ -272,6 +274,8 @@ def run_pipeline(interp: Any, pipe: Pipeline, *, ignore_stderr: bool = False, ke
 
 
 def _spawn(argv: list[str], stdin: Any, stdout: Any, stderr: Any) -> subprocess.Popen:
+    import subprocess  # (see _Files.temp)
+
     try:
         return subprocess.Popen(argv, stdin=stdin, stdout=stdout, stderr=stderr, close_fds=True)
     except FileNotFoundError:
@@ -284,6 +288,8 @@ def _spawn(argv: list[str], stdin: Any, stdout: Any, stderr: Any) -> subprocess.
 
 
 def _wait_all(interp: Any, procs: list[subprocess.Popen]) -> None:
+    import subprocess  # (see _Files.temp)
+
     for proc in procs:
         while True:
             try:
@@ -298,6 +304,8 @@ def _wait_all(interp: Any, procs: list[subprocess.Popen]) -> None:
 
 def _stop(procs: list[subprocess.Popen]) -> None:
     """End children still running: SIGTERM, then SIGKILL after KILL_GRACE seconds."""
+    import subprocess  # (see _Files.temp)
+
     running = [p for p in procs if p.poll() is None]
     for proc in running:
         _signal(proc, signal.SIGTERM)
