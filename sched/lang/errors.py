@@ -28,16 +28,21 @@ once set by `error MSG INFO`, its `errorinfo`; `catch`, `try` and `$errorInfo` r
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from .record import Frozen
 
 
-@dataclass(frozen=True, slots=True)
-class Pos:
+class Pos(Frozen):
     """A place in a source text: 1-based line and column."""
 
+    __slots__ = _fields = ("file", "line", "column")
     file: str
     line: int
     column: int
+
+    def __init__(self, file: str, line: int, column: int) -> None:
+        object.__setattr__(self, "file", file)
+        object.__setattr__(self, "line", line)
+        object.__setattr__(self, "column", column)
 
     def __str__(self) -> str:
         return f"{self.file}:{self.line}:{self.column}"

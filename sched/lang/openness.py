@@ -19,11 +19,11 @@ edit further up starts again from the line where the texts part.
 from __future__ import annotations
 
 from bisect import bisect_right
-from dataclasses import dataclass
 from typing import Any
 
 from .errors import IncompleteError, ParseError, Pos
 from .openscan import Scan
+from .record import Frozen
 from .parser import BLOCK_OPENERS, CLAUSE_WORDS, MAX_NESTING, clause_problem, parse_commands
 
 __all__ = ["OpenTracker", "needs_more"]
@@ -32,23 +32,37 @@ _WHAT = {"{": "close-brace", '"': "close-quote", "[": "close-bracket `]`", "(": 
 _FILE = "<input>"
 
 
-@dataclass(frozen=True)
-class _Block:
+class _Block(Frozen):
+    __slots__ = _fields = ("name", "line", "last_clause", "body_head")
     name: str
     line: int  # 1-based, of the header
-    last_clause: str | None = None  # the last clause line's keyword so far
-    body_head: Any = None  # the first line of its body before any clause (a switch refuses one)
+    last_clause: str | None  # the last clause line's keyword so far
+    body_head: Any  # the first line of its body before any clause (a switch refuses one)
+
+    def __init__(self, name: str, line: int, last_clause: str | None = None, body_head: Any = None) -> None:
+        object.__setattr__(self, "name", name)
+        object.__setattr__(self, "line", line)
+        object.__setattr__(self, "last_clause", last_clause)
+        object.__setattr__(self, "body_head", body_head)
 
 
-@dataclass(frozen=True)
-class _State:
+class _State(Frozen):
     """What is open at the start of a line."""
 
+    __slots__ = _fields = ("chunk_line", "scan", "blocks", "broken", "unfinished")
     chunk_line: int  # the line where the unfinished chunk began (== this line: none unfinished)
     scan: Scan  # the brace/quote/bracket scan of the unfinished chunk
-    blocks: tuple[_Block, ...] = ()
-    broken: bool = False  # a parse error was met: more lines cannot make the text parse
-    unfinished: IncompleteError | None = None  # lark ran out of input where the scan did not
+    blocks: tuple[_Block, ...]
+    broken: bool  # a parse error was met: more lines cannot make the text parse
+    unfinished: IncompleteError | None  # lark ran out of input where the scan did not
+
+    def __init__(self, chunk_line: int, scan: Scan, blocks: tuple[_Block, ...] = (), broken: bool = False,
+                 unfinished: IncompleteError | None = None) -> None:
+        object.__setattr__(self, "chunk_line", chunk_line)
+        object.__setattr__(self, "scan", scan)
+        object.__setattr__(self, "blocks", blocks)
+        object.__setattr__(self, "broken", broken)
+        object.__setattr__(self, "unfinished", unfinished)
 
     @property
     def opener(self) -> str | None:

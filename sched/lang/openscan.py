@@ -11,15 +11,15 @@ growing text without scanning it again from the start.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, replace
+
+from .record import Frozen
 
 __all__ = ["Scan"]
 
 _ARRAY_START = re.compile(r"\$(::)?[A-Za-z0-9_]+(::[A-Za-z0-9_]+)*\(")
 
 
-@dataclass(frozen=True)
-class Scan:
+class Scan(Frozen):
     """The scan's state after the text fed so far.
 
     `stack` holds the open constructs as (kind, absolute offset); `carry` is text fed but not yet
@@ -27,14 +27,28 @@ class Scan:
     characters of the next piece already consumed (the character after a final backslash).
     """
 
-    stack: tuple[tuple[str, int], ...] = ()
-    base: int = 0
-    carry: str = ""
-    skip: int = 0
-    cmd_start: bool = True
-    word_start: bool = True
-    in_comment: bool = False
-    waiting_brace: bool = False
+    __slots__ = _fields = ("stack", "base", "carry", "skip", "cmd_start", "word_start", "in_comment", "waiting_brace")
+    stack: tuple[tuple[str, int], ...]
+    base: int
+    carry: str
+    skip: int
+    cmd_start: bool
+    word_start: bool
+    in_comment: bool
+    waiting_brace: bool
+
+    def __init__(self, stack: tuple[tuple[str, int], ...] = (), base: int = 0, carry: str = "", skip: int = 0,
+                 cmd_start: bool = True, word_start: bool = True, in_comment: bool = False,
+                 waiting_brace: bool = False) -> None:
+        put = object.__setattr__
+        put(self, "stack", stack)
+        put(self, "base", base)
+        put(self, "carry", carry)
+        put(self, "skip", skip)
+        put(self, "cmd_start", cmd_start)
+        put(self, "word_start", word_start)
+        put(self, "in_comment", in_comment)
+        put(self, "waiting_brace", waiting_brace)
 
     @property
     def open(self) -> list[tuple[str, int]]:
@@ -124,4 +138,4 @@ class Scan:
 
     def restart(self) -> "Scan":
         """The same position, as at the start of a new command (after a complete piece)."""
-        return replace(self, cmd_start=True, word_start=True)
+        return Scan(self.stack, self.base, self.carry, self.skip, True, True, self.in_comment, self.waiting_brace)

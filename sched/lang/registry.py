@@ -16,10 +16,10 @@ A command that heads a block (`task NAME ... end`) also has a `block` handler ta
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from typing import Any, Callable
 
 from .errors import ArityError, ScriptError
+from .record import Frozen, Record
 from .tcllist import split_list
 
 __all__ = ["Usage", "CommandDef", "Registry", "BUILTINS", "parse_usage", "resolve_subcommand", "parse_params"]
@@ -27,16 +27,21 @@ __all__ = ["Usage", "CommandDef", "Registry", "BUILTINS", "parse_usage", "resolv
 UNLIMITED = 1 << 30
 
 
-@dataclass(frozen=True)
-class Usage:
+class Usage(Frozen):
     """A parsed usage line: `name` is the command (and subcommand) words."""
 
+    _fields = ("text", "name", "min_args", "max_args", "options", "params")
     text: str
     name: str
     min_args: int
     max_args: int
     options: tuple[str, ...]
     params: tuple[str, ...]
+
+    def __init__(self, text: str, name: str, min_args: int, max_args: int, options: tuple[str, ...],
+                 params: tuple[str, ...]) -> None:
+        object.__setattr__(self, "__dict__", {"text": text, "name": name, "min_args": min_args,
+                                              "max_args": max_args, "options": options, "params": params})
 
 
 _TOKEN = re.compile(r"\?[^?]*\?|\{[^}]*\}|\S+")  # `{a b}` is one word: `dict for {k v} ...`
@@ -75,8 +80,7 @@ def parse_usage(text: str, name_words: int = 1) -> Usage:
     return Usage(text, name, lo, hi if hi < UNLIMITED else UNLIMITED, tuple(dict.fromkeys(expanded)), tuple(params))
 
 
-@dataclass
-class CommandDef:
+class CommandDef(Record):
     """One command of the language: how to call it and how to describe it.
 
     A command with a block form has `block` (the handler) and `block_usage` / `block_help`
@@ -84,21 +88,35 @@ class CommandDef:
     the header line.
     """
 
+    _fields = ("name", "usage", "help", "fn", "block", "subcommands", "macro", "min_args", "max_args", "block_usage",
+               "block_help")
     name: str
     usage: Usage
     help: str
-    fn: Callable[[Any, list[str]], str] | None = None
-    block: Callable[[Any, Any], str] | None = None
-    subcommands: dict[str, "CommandDef"] | None = None
-    macro: Any = None  # a user macro/proc: its definition (psched.lang.interp.Macro)
-    min_args: int = 0
-    max_args: int = UNLIMITED
-    block_usage: Usage | None = None
-    block_help: str = ""
+    fn: Callable[[Any, list[str]], str] | None
+    block: Callable[[Any, Any], str] | None
+    subcommands: dict[str, "CommandDef"] | None
+    macro: Any  # a user macro/proc: its definition (psched.lang.interp.Macro)
+    min_args: int  # (from the usage line)
+    max_args: int
+    block_usage: Usage | None
+    block_help: str
 
-    def __post_init__(self) -> None:
-        self.min_args = self.usage.min_args
-        self.max_args = self.usage.max_args
+    def __init__(self, name: str, usage: Usage, help: str, fn: Callable[[Any, list[str]], str] | None = None,
+                 block: Callable[[Any, Any], str] | None = None, subcommands: dict[str, "CommandDef"] | None = None,
+                 macro: Any = None, min_args: int = 0, max_args: int = UNLIMITED, block_usage: Usage | None = None,
+                 block_help: str = "") -> None:
+        self.name = name
+        self.usage = usage
+        self.help = help
+        self.fn = fn
+        self.block = block
+        self.subcommands = subcommands
+        self.macro = macro
+        self.min_args = usage.min_args  # whatever was given: the usage line says
+        self.max_args = usage.max_args
+        self.block_usage = block_usage
+        self.block_help = block_help
 
     def check_arity(self, argv: list[str]) -> None:
         if not self.min_args <= len(argv) - 1 <= self.max_args:
@@ -199,20 +217,29 @@ BUILTINS = Registry()
 """The language's own commands; each Interp starts from a copy of this table."""
 
 
-@dataclass
-class Macro:
+class Macro(Record):
     """A user-defined command: `macro NAME ?params?` ... `end`, or Tcl's `proc`.
 
     A macro's variables are global unless declared `local` (params and $0..$N are local);
     a proc's are local unless declared `global`, as in Tcl.
     """
 
+    _fields = ("name", "params", "body", "kind", "variadic", "defined_at")
     name: str
     params: list[tuple[str, str | None]]  # (name, default or None)
     body: Any  # Script
-    kind: str = "macro"  # or "proc"
-    variadic: bool = False  # proc with a last param `args`
-    defined_at: Any = None
+    kind: str  # "macro" or "proc"
+    variadic: bool  # proc with a last param `args`
+    defined_at: Any
+
+    def __init__(self, name: str, params: list[tuple[str, str | None]], body: Any, kind: str = "macro",
+                 variadic: bool = False, defined_at: Any = None) -> None:
+        self.name = name
+        self.params = params
+        self.body = body
+        self.kind = kind
+        self.variadic = variadic
+        self.defined_at = defined_at
 
     def usage_line(self) -> str:
         words = [self.name]
