@@ -40,13 +40,13 @@ from __future__ import annotations
 import logging
 import os
 import signal
-from dataclasses import dataclass, field
 from enum import Enum
 from typing import IO, Any, Protocol
 
 from ..errors import ScriptError
 from ..registry import BUILTINS
 from ..args import MAX_STRING
+from ..record import Record
 
 log = logging.getLogger(__name__)
 
@@ -70,22 +70,35 @@ class Target(Enum):
     STDOUT = "stdout"  # stderr only: wherever stdout goes (2>@1)
 
 
-@dataclass
-class Redirect:
+class Redirect(Record):
+    __slots__ = _fields = ("target", "path", "append")
     target: Target
-    path: str = ""  # FILE: the file; TEXT: the text
-    append: bool = False
+    path: str  # FILE: the file; TEXT: the text
+    append: bool
+
+    def __init__(self, target: Target, path: str = "", append: bool = False) -> None:
+        self.target = target
+        self.path = path
+        self.append = append
 
 
-@dataclass
-class Pipeline:
+class Pipeline(Record):
     """A parsed exec command line."""
 
+    __slots__ = _fields = ("stages", "stdin", "stdout", "stderr", "stderr_piped")
     stages: list[list[str]]
-    stdin: Redirect = field(default_factory=lambda: Redirect(Target.NULL))
-    stdout: Redirect = field(default_factory=lambda: Redirect(Target.CAPTURE))
-    stderr: Redirect = field(default_factory=lambda: Redirect(Target.CAPTURE))
-    stderr_piped: list[bool] = field(default_factory=list)  # stage k's stderr joins its stdout pipe (|&)
+    stdin: Redirect
+    stdout: Redirect
+    stderr: Redirect
+    stderr_piped: list[bool]  # stage k's stderr joins its stdout pipe (|&)
+
+    def __init__(self, stages: list[list[str]], stdin: Redirect | None = None, stdout: Redirect | None = None,
+                 stderr: Redirect | None = None, stderr_piped: list[bool] | None = None) -> None:
+        self.stages = stages
+        self.stdin = Redirect(Target.NULL) if stdin is None else stdin
+        self.stdout = Redirect(Target.CAPTURE) if stdout is None else stdout
+        self.stderr = Redirect(Target.CAPTURE) if stderr is None else stderr
+        self.stderr_piped = [] if stderr_piped is None else stderr_piped
 
 
 # Longest operators first, so that `2>>` is not read as `2>` then `>`.

@@ -15,12 +15,12 @@ the first); without, the list of the values, empty for the conversions that did 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
 from ..errors import ScriptError
 from ..expr import format_value
+from ..record import Frozen
 from ..registry import BUILTINS
 from ..tcllist import join_list
 
@@ -34,14 +34,23 @@ _BASES = {"d": 10, "u": 10, "o": 8, "b": 2, "x": 16, "X": 16}
 _FLOAT = re.compile(r"[+-]?(?:(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?|inf(?:inity)?|nan)", re.I)
 
 
-@dataclass(frozen=True)
-class Conversion:
+class Conversion(Frozen):
+    __slots__ = _fields = ("kind", "slot", "width", "size", "charset", "negated")
     kind: str  # d i o x X b u c s e f g [ n
     slot: int | None  # the variable (value) index it fills; None when suppressed
     width: int | None
     size: str  # "", "l" or "ll"
-    charset: frozenset[str] | None = None
-    negated: bool = False
+    charset: frozenset[str] | None
+    negated: bool
+
+    def __init__(self, kind: str, slot: int | None, width: int | None, size: str,
+                 charset: frozenset[str] | None = None, negated: bool = False) -> None:
+        object.__setattr__(self, "kind", kind)
+        object.__setattr__(self, "slot", slot)
+        object.__setattr__(self, "width", width)
+        object.__setattr__(self, "size", size)
+        object.__setattr__(self, "charset", charset)
+        object.__setattr__(self, "negated", negated)
 
 
 def _charset(fmt: str, i: int) -> tuple[frozenset[str], bool, int]:

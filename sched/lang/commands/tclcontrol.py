@@ -17,7 +17,6 @@ Levels are counted along the interpreter's frames (psched.lang.interp.Frame): `#
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, Callable
 
@@ -28,6 +27,7 @@ from ..interp import Frame, Interp
 from ..nodes import Block, Command, Script
 from ..parser import parse_cached
 from ..patterns import glob_tester
+from ..record import Record
 from ..registry import BUILTINS, CommandDef, Macro, parse_params
 from ..tcllist import join_list, split_list, split_tuple
 from ..tclregex import tcl_regex, regex_search
@@ -54,14 +54,20 @@ def completion_code(text: str) -> int:
 # --- outcomes ----------------------------------------------------------------------------------
 
 
-@dataclass
-class Outcome:
+class Outcome(Record):
     """How a script ended."""
 
+    __slots__ = _fields = ("code", "result", "options", "carrier")
     code: int
     result: str
     options: dict[str, str]
-    carrier: BaseException | None = None  # what to raise again to let the outcome go on
+    carrier: BaseException | None  # what to raise again to let the outcome go on
+
+    def __init__(self, code: int, result: str, options: dict[str, str], carrier: BaseException | None = None) -> None:
+        self.code = code
+        self.result = result
+        self.options = options
+        self.carrier = carrier
 
     def resume(self) -> str:
         if self.carrier is not None:
@@ -190,14 +196,20 @@ def _dict_text(options: dict[str, str]) -> str:
 # --- try -----------------------------------------------------------------------------------------
 
 
-@dataclass
-class Handler:
+class Handler(Record):
     """One `on` or `trap` clause of a try: what it takes and the script it runs."""
 
+    __slots__ = _fields = ("kind", "match", "names", "script")
     kind: str  # "on" or "trap"
     match: Any  # a code (on) or a list of errorCode words (trap)
     names: list[str]
     script: Script | None  # None: `-`, fall through to the next handler's script
+
+    def __init__(self, kind: str, match: Any, names: list[str], script: Script | None) -> None:
+        self.kind = kind
+        self.match = match
+        self.names = names
+        self.script = script
 
 
 def _handler_matches(handler: Handler, outcome: Outcome) -> bool:
@@ -374,12 +386,19 @@ _SWITCH_OPTIONS = ("-exact", "-glob", "-indexvar", "-matchvar", "-nocase", "-reg
 _SWITCH_USAGE = 'wrong # args: should be "switch ?-option ...? string ?pattern body ...? ?default body?"'
 
 
-@dataclass
-class SwitchSpec:
-    mode: str = "-exact"
-    nocase: bool = False
-    matchvar: str | None = None
-    indexvar: str | None = None
+class SwitchSpec(Record):
+    __slots__ = _fields = ("mode", "nocase", "matchvar", "indexvar")
+    mode: str
+    nocase: bool
+    matchvar: str | None
+    indexvar: str | None
+
+    def __init__(self, mode: str = "-exact", nocase: bool = False, matchvar: str | None = None,
+                 indexvar: str | None = None) -> None:
+        self.mode = mode
+        self.nocase = nocase
+        self.matchvar = matchvar
+        self.indexvar = indexvar
 
 
 def _switch_options(argv: list[str], stop: int) -> tuple[SwitchSpec, int]:
