@@ -32,9 +32,8 @@ import re
 import sys
 from collections.abc import MutableMapping
 from contextlib import contextmanager
-from typing import Any, Callable, Iterable, Iterator, Protocol, TextIO
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Protocol, TextIO
 
-from .clock import Clock
 from .compile import MAX_DEPTH, command_code, script_code
 from .errors import (Break, ControlFlow, Continue, ExprError, Interrupted, OtherCode, ParseError, Pos, Return,
                      SchedError, ScriptError, Skip, error_info)
@@ -43,6 +42,9 @@ from .nodes import Block, CmdSub, Command, Script, Source, Text, VarRef, Word
 from .parser import parse, parse_at, parse_body, parse_cached
 from .registry import BUILTINS, CommandDef, Macro, Registry, parse_usage
 from .tcllist import backslash_subst, join_list, split_list
+
+if TYPE_CHECKING:
+    from .clock import Clock  # (only named: a run that never reads the time does not load it)
 
 log = logging.getLogger(__name__)
 
