@@ -1,31 +1,32 @@
-"""The LALR parser of lang/grammar/sched.lark as a module of its own, made by lark's standalone
-tool: importing it costs a fraction of importing lark and loading a parser lark has cached
-(start-up, issue 13; measured with bench/bench_user.py, figure 4).
+"""The LALR tables of lang/grammar/sched.lark, made by lark in advance and run by our own small
+engine (psched.lang.lalrrun): a run imports neither lark nor its standalone module, and builds
+no parser (start-up, issue 13; measured with bench/bench_user.py, figure 4).
 
-    lalr = parser_module()     # .Lark_StandAlone, .Token, .UnexpectedInput, ...
+    tables = parser_module()     # .STATES, .RULES, .LEXERS, ... for lalrrun.Parser
 
-The package ships the module (lang/grammar/lalr.py, written by scripts/gentables)
-with a stamp: the hash of the grammar and of the options it was made with. When the grammar
-differs from the stamp's (someone is editing it), the module is made again from the grammar with
-lark and kept in $XDG_CACHE_HOME/psched (by default ~/.cache/psched) under the new stamp, so a
-changed grammar is always the one parsed; with no usable cache directory it is made in memory
-at each start. tests/lang/test_parser_cache.py checks that the shipped module is current.
+The package ships the tables (lang/grammar/lalr.py, written by scripts/gentables) with the
+grammar text and options they were made from (compared at each start, without hashing: hashlib
+loads OpenSSL) and a stamp (a hash of both). When the grammar differs (someone is editing it),
+the tables are made again from the grammar with lark and kept in $XDG_CACHE_HOME/psched (by
+default ~/.cache/psched) under the new stamp, so a changed grammar is always the one parsed;
+with no usable cache directory they are made in memory at each start.
+tests/lang/test_parser_cache.py checks that the shipped tables are current.
 
-The generated code tries `import regex` (for grammars with Unicode categories, which ours has
-none of); that line is left out of the module, as importing the package costs ~10 ms. So is its
-`import pickle, zlib, base64`, which only lark's own cache and save/load use, never the standalone
-parser. The shipped module also holds the grammar text and options it was made from, so that a
-run knows it is current by comparing them, without hashing (hashlib loads OpenSSL: ~3 ms).
+What the tables hold is what lark's LALR parser with its contextual lexer uses once built: the
+parse table (by state: a terminal or rule name -> shift to a state, or reduce by a rule), the
+rules (name, length, which children the tree keeps and which `_rule`s it splices), and each
+state's lexer as lark compiles it (its alternation of terminals, the string terminals folded
+into a pattern, the terminals that may hold a newline, the ignored ones).
 """
 
 from __future__ import annotations
 
-import io
 import logging
 import os
 import sys
 import types
 from pathlib import Path
+from typing import Any
 
 from . import grammar
 
@@ -34,17 +35,11 @@ log = logging.getLogger(__name__)
 __all__ = ["parser_module", "stamp", "generate", "write_shipped", "CACHE_DIR_VAR"]
 
 OPTIONS = {"parser": "lalr", "lexer": "contextual", "maybe_placeholders": False}
-"""How lark builds the parser; the callbacks (psched.lang.parser._Builder) are given at load."""
+"""How lark builds the parser the tables are taken from."""
 CACHE_DIR_VAR = "XDG_CACHE_HOME"
 """Where a parser made for a changed grammar is kept: $XDG_CACHE_HOME/psched."""
 GRAMMAR = Path(grammar.__file__).with_name("sched.lark")
 SHIPPED = Path(grammar.__file__).with_name("lalr.py")
-_REGEX_IMPORT = "try:\n    import regex\n    _has_regex = True\nexcept ImportError:\n    _has_regex = False\n"
-_NO_REGEX = "_has_regex = False  # (psched.lang.lalr: the grammar has no Unicode categories)\n"
-_PICKLE_IMPORT = "import pickle, zlib, base64\n"
-_NO_PICKLE = "# (psched.lang.lalr: no `import pickle, zlib, base64`: only lark's cache and save/load use them)\n"
-
-
 def stamp(text: str) -> str:
     """What a generated module must have been made from: the grammar and the options."""
     import hashlib  # only for a grammar the shipped module was not made from (see the module doc)
@@ -53,20 +48,64 @@ def stamp(text: str) -> str:
 
 
 def generate(text: str) -> str:
-    """The standalone module's code for grammar `text` (needs lark)."""
-    from lark import Lark  # only to make the module: never in a run whose grammar is the shipped one
-    from lark.tools.standalone import gen_standalone
+    """The tables module's code for grammar `text` (needs lark)."""
+    from lark import Lark  # only to make the tables: never in a run whose grammar is the shipped one
 
-    out = io.StringIO()
-    gen_standalone(Lark(text, **OPTIONS), out=out)
-    code = out.getvalue()
-    if _REGEX_IMPORT not in code or _PICKLE_IMPORT not in code:
-        raise RuntimeError("lark's standalone module no longer imports regex and pickle as psched.lang.lalr expects")
-    return ("# psched: made from lang/grammar/sched.lark by scripts/gentables (psched.lang.lalr); do not edit\n"
-            f"GRAMMAR_STAMP = {stamp(text)!r}\n"
-            f"GRAMMAR_TEXT = {text!r}\n"
-            f"GRAMMAR_OPTIONS = {_options()!r}\n"
-            + code.replace(_REGEX_IMPORT, _NO_REGEX).replace(_PICKLE_IMPORT, _NO_PICKLE))
+    tables = _tables(Lark(text, **OPTIONS))
+    lines = ["# psched: made from lang/grammar/sched.lark by scripts/gentables (psched.lang.lalr); do not edit",
+             f"GRAMMAR_STAMP = {stamp(text)!r}",
+             f"GRAMMAR_TEXT = {text!r}",
+             f"GRAMMAR_OPTIONS = {_options()!r}"]
+    lines += [f"{name} = {value!r}" for name, value in tables.items()]
+    return "\n".join(lines) + "\n"
+
+
+def _tables(lark: Any) -> dict[str, Any]:
+    """What psched.lang.lalrrun needs of a built lark parser (LALR, contextual lexer)."""
+    from lark.lexer import UnlessCallback
+    from lark.parse_tree_builder import ChildFilterLALR_NoPlaceholders
+
+    frontend = lark.parser
+    parser = frontend.parser.parser
+    table = parser.parse_table
+    rules, rule_index = [], {}
+    for rule, callback in parser.callbacks.items():
+        if rule.options.expand1 or rule.alias or rule.options.template_source:
+            raise RuntimeError(f"rule {rule} uses a lark feature psched.lang.lalrrun does not run")
+        if isinstance(callback, ChildFilterLALR_NoPlaceholders):
+            include = tuple((i, bool(expand)) for i, expand in callback.to_include)
+        elif hasattr(callback, "to_include") or hasattr(callback, "node_builder"):
+            raise RuntimeError(f"rule {rule}: a child filter psched.lang.lalrrun does not run")
+        else:
+            include = None
+        rule_index[rule] = len(rules)
+        rules.append((str(rule.origin.name), len(rule.expansion), include))
+    states = {}
+    for state, actions in table.states.items():
+        states[state] = {str(name): (True, arg) if action.name == "Shift" else (False, rule_index[arg])
+                         for name, action_arg in actions.items() for action, arg in [action_arg]}
+    lexers, lexer_of_state, index_of = [], {}, {}
+    for state, lexer in frontend.lexer.lexers.items():
+        if id(lexer) not in index_of:
+            index_of[id(lexer)] = len(lexers)
+            lexers.append(_lexer_spec(lexer, UnlessCallback))
+        lexer_of_state[state] = index_of[id(lexer)]
+    (start,) = table.start_states.values()
+    (end,) = table.end_states.values()
+    return {"START_STATE": start, "END_STATE": end, "STATES": states, "RULES": tuple(rules),
+            "LEXER_OF_STATE": lexer_of_state, "LEXERS": tuple(lexers),
+            "ROOT_LEXER": _lexer_spec(frontend.lexer.root_lexer, UnlessCallback)}
+
+
+def _lexer_spec(lexer: Any, unless_type: type) -> tuple:
+    scanner = lexer.scanner  # (built now: lark builds it at the lexer's first use)
+    unless = {}
+    for name, callback in lexer.callback.items():
+        if not isinstance(callback, unless_type):
+            raise RuntimeError(f"terminal {name}: a lexer callback psched.lang.lalrrun does not run")
+        unless[name] = tuple((m.pattern, m.flags) for m in callback.scanner._mres)
+    return (tuple((m.pattern, m.flags) for m in scanner._mres), unless, tuple(sorted(lexer.newline_types)),
+            tuple(sorted(lexer.ignore_types)), tuple(sorted(scanner.allowed_types)))
 
 
 def _options() -> list:
@@ -74,7 +113,7 @@ def _options() -> list:
 
 
 def parser_module() -> types.ModuleType:
-    """The standalone parser module for the grammar as it is now."""
+    """The tables module for the grammar as it is now."""
     text = GRAMMAR.read_text(encoding="utf-8")
     try:
         from .grammar import lalr as shipped  # the generated module: absent until scripts/gentables made it
@@ -104,7 +143,6 @@ def _made(text: str, want: str) -> types.ModuleType:
             _keep(path, code)
     module = types.ModuleType(f"psched.lang.grammar.lalr_{want}")
     module.__file__ = str(path) if path is not None else "<psched.lang.lalr>"
-    sys.modules[module.__name__] = module  # the generated code's dataclasses look their module up
     exec(compile(code, module.__file__, "exec"), module.__dict__)
     return module
 
@@ -126,6 +164,6 @@ def _keep(path: Path, code: str) -> None:
 
 
 def write_shipped() -> Path:
-    """Write the module the package ships (scripts/gentables)."""
+    """Write the tables the package ships (scripts/gentables)."""
     SHIPPED.write_text(generate(GRAMMAR.read_text(encoding="utf-8")), encoding="utf-8")
     return SHIPPED

@@ -2,7 +2,8 @@
 
     parse(text, file) -> Script        raises ParseError / IncompleteError with positions
 
-Stage 1 is lark (its standalone module, psched.lang.lalr) with an inline transformer: tokens become parts (Text, VarRef, CmdSub, braced
+Stage 1 is the LALR parser lark made of the grammar (psched.lang.lalr's tables, run by
+psched.lang.lalrrun) with inline callbacks: tokens become parts (Text, VarRef, CmdSub, braced
 and quoted pieces) carrying source offsets; parts that touch are grouped into Words; each
 command line becomes a Command (a line of bare words comes as one LINE token, split here).
 Nesting is counted on the way: more than MAX_NESTING levels is a ParseError, so no later walk
@@ -27,6 +28,7 @@ from typing import Any, Callable
 
 from .errors import IncompleteError, ParseError, Pos
 from .lalr import parser_module
+from .lalrrun import Parser, Token, UnexpectedCharacters, UnexpectedEOF, UnexpectedInput
 from .openscan import Scan
 from .nodes import Block, Clause, CmdSub, Command, Script, Source, Text, VarRef, Word
 from .tcllist import backslash_subst
@@ -34,9 +36,6 @@ from .tcllist import backslash_subst
 __all__ = ["parse", "parse_commands", "parse_body", "parse_at", "BLOCK_OPENERS", "CLAUSE_WORDS", "clause_problem",
            "is_complete", "MAX_NESTING"]
 
-_lalr = parser_module()
-Token = _lalr.Token
-UnexpectedInput, UnexpectedCharacters, UnexpectedEOF = _lalr.UnexpectedInput, _lalr.UnexpectedCharacters, _lalr.UnexpectedEOF
 
 MAX_NESTING = 256
 """How deeply blocks, brackets, array indexes (together) and braces (apart) may nest in one
@@ -556,11 +555,11 @@ _parse_lock = threading.RLock()  # the shell parses in its completer thread too
 
 
 def _parser() -> Any:
-    """The LALR parser (psched.lang.lalr: lark's standalone module for lang/grammar/sched.lark),
-    loaded once, with _Builder's callbacks."""
+    """The LALR parser of lang/grammar/sched.lark (psched.lang.lalr's tables), made once, with
+    _Builder's callbacks."""
     global _lark
     if _lark is None:
-        _lark = _lalr.Lark_StandAlone(transformer=_builder)
+        _lark = Parser(parser_module(), _builder)
     return _lark
 
 
