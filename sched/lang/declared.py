@@ -22,11 +22,11 @@ drift (psched.scheduler.commandtable, tests/test_startup.py).
 from __future__ import annotations
 
 import importlib
-from dataclasses import dataclass
 from typing import Any, Callable, Iterable
 
 from .interp import READ_CHECKS
 from .nodes import Block, Script
+from .record import Frozen
 from .registry import CommandDef, Registry, parse_usage
 
 __all__ = ["Declared", "DeclaredCommand", "declare", "undeclare", "declared_checks"]
@@ -37,19 +37,31 @@ _STAND_INS: dict[str, Callable[[Script], None]] = {}
 """The read-time check standing for a module's checks until it is loaded, by module."""
 
 
-@dataclass(frozen=True)
-class Declared:
+class Declared(Frozen):
     """What a command's declaration says about it, without its functions."""
 
+    __slots__ = _fields = ("name", "usage", "help", "min_args", "max_args", "has_fn", "block_usage", "block_help")
     name: str
     usage: str
     help: str
     min_args: int
     max_args: int
-    has_fn: bool = True
-    block_usage: str | None = None
+    has_fn: bool
+    block_usage: str | None
     """The block header line, if the command has a block form."""
-    block_help: str = ""
+    block_help: str
+
+    def __init__(self, name: str, usage: str, help: str, min_args: int, max_args: int, has_fn: bool = True,
+                 block_usage: str | None = None, block_help: str = "") -> None:
+        put = object.__setattr__
+        put(self, "name", name)
+        put(self, "usage", usage)
+        put(self, "help", help)
+        put(self, "min_args", min_args)
+        put(self, "max_args", max_args)
+        put(self, "has_fn", has_fn)
+        put(self, "block_usage", block_usage)
+        put(self, "block_help", block_help)
 
     @classmethod
     def of(cls, cdef: CommandDef) -> "Declared":

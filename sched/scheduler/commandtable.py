@@ -36,12 +36,15 @@ def current() -> tuple[Declared, ...]:
 
 def write_table() -> Path:
     """Write the table below from the real declarations (scripts/gentables)."""
-    import pprint  # only to write the table, never in a run
+    import dataclasses  # only to write the table, never in a run
+    import pprint
 
     path = Path(__file__)
     text = path.read_text(encoding="utf-8")
     head = text[: text.rindex(_MARK) + len(_MARK)]
-    body = pprint.pformat(current(), width=110, sort_dicts=False)
+    # laid out as pprint lays out a dataclass, one field a line (Declared is a record: start-up)
+    shape = dataclasses.make_dataclass("Declared", Declared._fields)
+    body = pprint.pformat(tuple(shape(*entry._values()) for entry in current()), width=110, sort_dicts=False)
     path.write_text(f"{head}\nDECLARED: tuple[Declared, ...] = {body}\n", encoding="utf-8")
     return path
 
