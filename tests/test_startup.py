@@ -19,8 +19,15 @@ BACKEND = ("pcontrol.client", "pcontrol.auth", "pcontrol.wire", "pclient", "pcli
            "psched.scheduler.loop", "psched.scheduler.commands", "asyncio", "lark", "regex", "pcontrol.daemon")
 
 
-def _loaded_after(code: str) -> list[str]:
-    probe = f"{code}\nimport sys\nprint(' '.join(m for m in {BACKEND!r} if m in sys.modules))"
+HEAVY = ("dataclasses", "inspect", "datetime", "zoneinfo", "calendar", "subprocess", "tempfile", "hashlib", "pickle",
+         "pprint", "psched.lang.clocktext", "psched.scheduler.home")
+"""What a run that reads no time, runs no program and schedules nothing does without: the
+language's records are written out (psched.lang.record), clock's dates, exec's processes and the
+parser's hashing are loaded when first used."""
+
+
+def _loaded_after(code: str, modules: tuple[str, ...] = BACKEND) -> list[str]:
+    probe = f"{code}\nimport sys\nprint(' '.join(m for m in {modules!r} if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     return out.stdout.split()
@@ -28,6 +35,17 @@ def _loaded_after(code: str) -> list[str]:
 
 def test_sched_c_loads_no_backend_no_prompt_and_no_package_metadata() -> None:
     assert _loaded_after("from psched.shell.cli import main; assert main(['-c', 'set x 1']) == 0") == []
+
+
+def test_sched_c_loads_no_dataclasses_dates_processes_or_hashing() -> None:
+    code = "from psched.shell.cli import main; assert main(['-c', 'set x [string length abc]; incr x']) == 0"
+    assert _loaded_after(code, HEAVY) == []
+
+
+def test_clock_and_exec_load_what_they_need_at_their_first_call() -> None:
+    code = ("from psched.shell.cli import main\n"
+            "assert main(['-c', 'clock seconds; clock format 0 -gmt 1; exec true']) == 0")
+    assert set(_loaded_after(code, HEAVY)) >= {"datetime", "zoneinfo", "psched.lang.clocktext", "subprocess"}
 
 
 def test_the_scheduler_commands_are_declared_as_their_module_declares_them() -> None:
