@@ -18,7 +18,6 @@ from .agent import AGENT_NAME, DEFAULT_LEASE, WATCHDOG_MIN_SLACK, run_agent
 from .jobproc import DEFAULT_KILL_GRACE
 from .logfile import DEFAULT_KEEP, DEFAULT_MAX_BYTES, RotatingLog, size_argument
 from .stdio import claim_stdio
-from . import probe
 
 LOG_FORMAT = "%(asctime)s pclient[%(process)d] %(levelname)s %(name)s: %(message)s"
 
@@ -94,6 +93,8 @@ def _setup_logging(log_file: Union[str, None], verbosity: int, stderr_is_stream:
 def main(argv: Union[Sequence[str], None] = None) -> int:
     words = list(sys.argv[1:] if argv is None else argv)
     if any(w == "--pull" or w.startswith("--pull=") for w in words):
+        from . import probe  # (only a probe loads it: an agent starts without its wire and TLS code)
+
         return probe.main(words)  # a pull probe (pclient.probe), not an agent on stdin/stdout
     args = build_parser().parse_args(argv)
     try:

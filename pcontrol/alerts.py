@@ -32,11 +32,8 @@ import asyncio
 import collections
 import json
 import logging
-import smtplib
 import ssl
 from dataclasses import dataclass, field
-from email.message import EmailMessage
-from email.utils import formatdate, make_msgid
 from pathlib import Path
 from typing import Any, Callable
 
@@ -212,6 +209,8 @@ class Alerter:
             self._task = asyncio.get_running_loop().create_task(self._sender(), name="alert mail")
 
     async def _sender(self) -> None:
+        import smtplib  # here, not at the top: a pcontrol that mails nothing starts without it (~8 ms)
+
         assert self.settings is not None and self._wake is not None
         settings = self.settings
         backoff = settings.retry_min
@@ -240,6 +239,10 @@ class Alerter:
 
 def _deliver(settings: MailSettings, subject: str, body: str) -> None:
     """One mail through smtplib (in a worker thread)."""
+    import smtplib
+    from email.message import EmailMessage
+    from email.utils import formatdate, make_msgid
+
     message = EmailMessage()
     message["From"] = settings.sender
     message["To"] = ", ".join(settings.to)

@@ -37,7 +37,6 @@ import logging
 import os
 import re
 import shlex
-import zipfile
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -154,6 +153,8 @@ class Bundle:
 
 
 def _archive(entries: tuple[tuple[str, bytes], ...], prefix: bytes = b"") -> bytes:
+    import zipfile  # here: only an agent sent to another host is zipped (pcontrol start-up, issue 13)
+
     buffer = io.BytesIO()
     buffer.write(prefix)       # zipfile counts its offsets from the start of the file
     with zipfile.ZipFile(buffer, "w") as archive:
