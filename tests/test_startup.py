@@ -82,3 +82,10 @@ def test_every_agent_outcome_has_its_own() -> None:
         AgentOutcome.EXIT: Outcome.EXIT, AgentOutcome.CRASH: Outcome.CRASH,
         AgentOutcome.TIMEOUT: Outcome.TIMEOUT, AgentOutcome.KILLED: Outcome.KILLED,
         AgentOutcome.PENDING: Outcome.PENDING}
+
+
+def test_pcontrol_and_the_agent_start_without_mail_zip_or_pull_probe_code() -> None:
+    """pcontrol loads smtplib and email when a mail goes out and zipfile when it zips an agent for
+    another host; the agent loads the pull probe's code only as `pclient --pull`."""
+    assert _loaded_after("import pcontrol.cli", ("smtplib", "email.message", "zipfile")) == []
+    assert _loaded_after("import pclient.__main__", ("pclient.probe", "pclient.pullwire")) == []
