@@ -8,8 +8,8 @@ Each function takes values and returns a value, or raises _OpFailure with Tcl's 
 from __future__ import annotations
 
 import math
-import random
 from collections.abc import Callable
+from typing import Any
 
 from .ops import _float_pow
 from .values import (
@@ -179,19 +179,31 @@ def _fn_bool(v: Value) -> Value:
     return 1 if _truth(v) else 0
 
 
-_rng = random.Random()
+_generator: Any = None
+"""rand()'s random.Random, made at the first rand() or srand(): a run that draws no number does
+not load `random` (start-up, issue 13)."""
+
+
+def _rng() -> Any:
+    global _generator
+    if _generator is None:
+        import random
+
+        _generator = random.Random()
+    return _generator
 
 
 def _fn_rand() -> Value:
-    return _rng.random()
+    return _rng().random()
 
 
 def _fn_srand(v: Value) -> Value:
     n = _arg(v, "srand")
     if type(n) is not int:
         raise _OpFailure(f'argument to srand(): expected integer but got "{_s(v)}"')
-    _rng.seed(n)
-    return _rng.random()
+    rng = _rng()
+    rng.seed(n)
+    return rng.random()
 
 
 # name -> (function, min args, max args or None for any, pure: may be folded at compile time)
