@@ -218,6 +218,50 @@ def bench_startup(rounds: int) -> None:
         print(f"  {name:<44} {secs * 1000 if secs else float('nan'):>8.1f} ms")
 
 
+async def _agent_up(home: str) -> float:
+    """Seconds from `host add localhost` to its agent IDLE, on a running pcontrol."""
+    from pcontrol.client import ControllerClient
+    from pcontrol.wire import EventKind
+
+    client = await ControllerClient.connect(home)
+    try:
+        await client.subscribe()
+        events = client.events()
+        t0 = time.perf_counter()
+        await client.call("host", "add", "localhost", "-slots", "2")
+        while True:
+            event = await asyncio.wait_for(events.__anext__(), 60)
+            if event.kind is EventKind.HOST and event.data["state"] == "IDLE":
+                return time.perf_counter() - t0
+            if event.kind is EventKind.HOST and event.data["state"] == "DOWN":
+                raise RuntimeError(f"localhost DOWN: {event.data['reason']}")
+    finally:
+        await client.close()
+
+
+def controller_start(rounds: int) -> dict[str, float]:
+    """The two steps of a cold embedded default after sched's own start, one after the other:
+    pcontrol from its start to ready (as sched starts it: pcontrol.launch), then its first agent
+    from `host add localhost` to IDLE; beside `python3 -c pass`, alternated. Median seconds."""
+    from pcontrol import launch
+    from pcontrol.paths import Paths
+
+    times: dict[str, list[float]] = {"ready": [], "agent": [], "python": []}
+    for _ in range(max(3, rounds)):
+        home = fresh_home()
+        try:
+            t0 = time.perf_counter()
+            outcome = launch.start(Paths.for_home(home), [])
+            times["ready"].append(time.perf_counter() - t0)
+            if not outcome.ok:
+                raise RuntimeError(outcome.message)
+            times["agent"].append(asyncio.run(_agent_up(home)))
+        finally:
+            stop_pcontrol(home)
+        times["python"].append(wall([PYTHON, "-c", "pass"]))
+    return {name: statistics.median(ts) for name, ts in times.items()}
+
+
 def bench_latency(rounds: int) -> None:
     from bench_pcontrol import one_at_a_time, settled  # noqa: F401  (settled: used inside)
     from pcontrol import daemon
@@ -262,9 +306,13 @@ def bench_latency(rounds: int) -> None:
         finally:
             stop_pcontrol(home)
     firsts = [first_job() for _ in range(max(3, rounds))]
+    steps = controller_start(rounds)
     print("\n5. latency\n  target: p50 < 2 ms, p99 < 10 ms; first job < 300 ms")
     print(f"  {'submit-to-start, idle controller, 200 jobs':<44} p50 {p50:6.2f} ms  p99 {p99:6.2f} ms")
     print(f"  {'sched script start to first job (cold)':<44} median {statistics.median(firsts) * 1000:6.0f} ms")
+    print(f"    {'of which pcontrol start to ready':<42} median {steps['ready'] * 1000:6.0f} ms")
+    print(f"    {'and its agent up (host add to IDLE)':<42} median {steps['agent'] * 1000:6.0f} ms")
+    print(f"    {'(python3 -c pass, alternated with them)':<42} median {steps['python'] * 1000:6.0f} ms")
 
 
 def main() -> None:
