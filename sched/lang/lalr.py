@@ -23,12 +23,13 @@ from __future__ import annotations
 
 import logging
 import os
-import sys
 import types
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import grammar
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 log = logging.getLogger(__name__)
 
@@ -38,8 +39,12 @@ OPTIONS = {"parser": "lalr", "lexer": "contextual", "maybe_placeholders": False}
 """How lark builds the parser the tables are taken from."""
 CACHE_DIR_VAR = "XDG_CACHE_HOME"
 """Where a parser made for a changed grammar is kept: $XDG_CACHE_HOME/psched."""
-GRAMMAR = Path(grammar.__file__).with_name("sched.lark")
-SHIPPED = Path(grammar.__file__).with_name("lalr.py")
+GRAMMAR = os.path.join(os.path.dirname(grammar.__file__), "sched.lark")
+"""(Paths as strings: a run reads the grammar without loading pathlib, which an installed package
+would load for nothing else; start-up, issue 13.)"""
+SHIPPED = os.path.join(os.path.dirname(grammar.__file__), "lalr.py")
+
+
 def stamp(text: str) -> str:
     """What a generated module must have been made from: the grammar and the options."""
     import hashlib  # only for a grammar the shipped module was not made from (see the module doc)
@@ -114,7 +119,8 @@ def _options() -> list:
 
 def parser_module() -> types.ModuleType:
     """The tables module for the grammar as it is now."""
-    text = GRAMMAR.read_text(encoding="utf-8")
+    with open(GRAMMAR, encoding="utf-8") as file:
+        text = file.read()
     try:
         from .grammar import lalr as shipped  # the generated module: absent until scripts/gentables made it
     except ImportError:
@@ -148,6 +154,8 @@ def _made(text: str, want: str) -> types.ModuleType:
 
 
 def _cache_dir() -> Path | None:
+    from pathlib import Path  # a changed grammar only
+
     base = os.environ.get(CACHE_DIR_VAR) or os.path.join(os.path.expanduser("~"), ".cache")
     return Path(base) / "psched" if os.path.isabs(base) else None
 
@@ -165,5 +173,8 @@ def _keep(path: Path, code: str) -> None:
 
 def write_shipped() -> Path:
     """Write the tables the package ships (scripts/gentables)."""
-    SHIPPED.write_text(generate(GRAMMAR.read_text(encoding="utf-8")), encoding="utf-8")
-    return SHIPPED
+    from pathlib import Path
+
+    shipped = Path(SHIPPED)
+    shipped.write_text(generate(Path(GRAMMAR).read_text(encoding="utf-8")), encoding="utf-8")
+    return shipped

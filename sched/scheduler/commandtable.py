@@ -11,10 +11,13 @@ is stale. Regenerate it with scripts/gentables.
 from __future__ import annotations
 
 import importlib
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..lang.declared import Declared, DeclaredCommand
 from ..lang.registry import BUILTINS
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 __all__ = ["MODULE", "DECLARED", "current", "write_table"]
 
@@ -38,6 +41,7 @@ def write_table() -> Path:
     """Write the table below from the real declarations (scripts/gentables)."""
     import dataclasses  # only to write the table, never in a run
     import pprint
+    from pathlib import Path
 
     path = Path(__file__)
     text = path.read_text(encoding="utf-8")
