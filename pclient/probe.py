@@ -38,7 +38,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Dict, Optional, Sequence, Tuple
 
-from .pullwire import Answer, Challenge, Hello, Proof, PullError, PullJob, Report, decode, encode, pull_proof
+from .pullwire import RUN_NEAR, Answer, Challenge, Hello, Proof, PullError, PullJob, Report, decode, encode, pull_proof
 
 log = logging.getLogger(__name__)
 
@@ -125,13 +125,18 @@ class Probe:
             raise PullError(error)
         if report is not None and report["job"] in answer.acked:
             self.state["report"] = None
-        if answer.job is not None:
-            self.state["job"] = asdict(answer.job)
-            self.state["running"] = False
-        self._save()
         # pcontrol's clock at t2 ~ our t3: the wait is a duration from then
-        wait = (answer.next or challenge.t2) - challenge.t2 - (time.monotonic() - mono3)
-        return answer, max(0.0, wait)
+        wait = max(0.0, (answer.next or challenge.t2) - challenge.t2 - (time.monotonic() - mono3))
+        # what pcontrol gives is what this probe holds: a job it held and is not given again
+        # was withdrawn before its run time
+        held = self.state.get("job")
+        if held is not None and (answer.job is None or answer.job.job != held["job"]):
+            log.info("job %s was withdrawn before its run time: dropped", held["job"])
+        self.state["job"] = asdict(answer.job) if answer.job is not None else None
+        self.state["run_at"] = time.time() + wait if answer.job is not None else None
+        self.state["running"] = False
+        self._save()
+        return answer, wait
 
     # -- running a job -------------------------------------------------------------------------------
 
@@ -185,8 +190,15 @@ class Probe:
                 log.error("pcontrol refused probe %s: %s", self.name, exc)
                 return EXIT_REFUSED
             except (OSError, PullError) as exc:
-                log.warning("check-in failed (%s); again in %.3g s", exc, backoff)
-                time.sleep(backoff)
+                due = self._held_due()
+                if due is not None and due <= 0.0:  # out of reach at the run time: run what it holds
+                    log.warning("check-in failed (%s); running job %s at its run time anyway", exc,
+                                self.state["job"]["job"])
+                    self.run_job()
+                    continue
+                pause = backoff if due is None else min(backoff, due)
+                log.warning("check-in failed (%s); again in %.3g s", exc, pause)
+                time.sleep(pause)
                 backoff = min(self.retry_max, backoff * 2)
                 continue
             backoff = self.retry_min
@@ -194,9 +206,18 @@ class Probe:
                      f", job {answer.job.job}" if answer.job is not None else "")
             if once and answer.job is None:
                 return 0
+            if answer.job is not None and wait > RUN_NEAR:
+                time.sleep(wait - RUN_NEAR / 2)  # come back just before the run time: still wanted?
+                continue
             time.sleep(wait)
             if self.state.get("job") is not None:
                 self.run_job()
+
+    def _held_due(self) -> Optional[float]:
+        """Seconds until the run time of the job this probe holds (None: it holds none)."""
+        if self.state.get("job") is None or self.state.get("run_at") is None:
+            return None
+        return float(self.state["run_at"]) - time.time()
 
 
 def _kill_group(proc: subprocess.Popen) -> None:

@@ -265,6 +265,9 @@ class Run(Message):
     """Give the job a mailbox (pclient.mailbox): $PSCHED_INBOX holding `inbox`, and
     $PSCHED_OUTBOX, whose lines come back in the `ended`; an older agent ignores both."""
     inbox: Tuple[str, ...] = ()
+    not_before: Union[float, None] = None
+    """The job's planned start (pcontrol's wall clock): pcontrol sends a pushed agent a job only
+    once it is due, so an agent ignores it; a pull probe is told it as the time of its run."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "argv", tuple(self.argv))

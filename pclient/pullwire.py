@@ -26,12 +26,16 @@ from dataclasses import MISSING, dataclass, field, fields
 from typing import Any, ClassVar, Dict, Tuple, Type, TypeVar, Union
 
 __all__ = ["PULL_VERSION", "PullError", "Hello", "Challenge", "Proof", "Report", "PullJob", "Answer",
-           "encode", "decode", "pull_proof", "MAX_PULL_LINE"]
+           "encode", "decode", "pull_proof", "MAX_PULL_LINE", "RUN_NEAR"]
 
 PULL_VERSION = 1
 PROOF_LABEL = b"pcontrol pull probe v1\0"
 MAX_PULL_LINE = 4 * 1024 * 1024
 """A report carries the job's output (cut to its output limit): lines stay under this."""
+RUN_NEAR = 2.0
+"""A probe given a job to run more than this many seconds from now checks in again a second
+before its run time (pcontrol may have withdrawn the job meanwhile: it then drops it); within
+this, it runs the job at its time without checking in, and pcontrol counts it as started."""
 
 
 class PullError(ValueError):

@@ -84,6 +84,7 @@ METAVAR_TYPES: dict[str, Callable[[str, str], Any]] = {
     "SLOTS": _parse_count,
     "COUNT": _parse_size,
     "S": _parse_seconds,
+    "EPOCH": _parse_seconds,
     "BYTES": _parse_size,
     "K=V": _parse_pair,
 }

@@ -105,6 +105,7 @@ class JobSpec:
     mail: bool = False
     inbox: tuple[str, ...] = ()
     noskew: bool = False      # -noskew: never on a SKEWED host (skew.py)
+    not_before: float | None = None   # -not-before: its planned start (wall clock); held until then
 
 
 #: A job's end event carries its stdout and stderr when together they are at most this many
@@ -142,6 +143,8 @@ class Controller(AgentReports, OperatorRequests):
         self._index = DispatchIndex()
         self._free = FreeHosts()
         self._skewed: set[str] = set()     # SKEWED hosts (skew.py): no -noskew job goes there
+        self._later: set[int] = set()      # PENDING jobs held until their planned start (_hold_until_planned)
+        self._planned: dict[str, set[int]] = collections.defaultdict(set)  # host -> its -not-before jobs
         self._timers = TimerHeap()
         self._timer_handle: asyncio.TimerHandle | None = None
         self._timer_due: float | None = None
@@ -202,7 +205,8 @@ class Controller(AgentReports, OperatorRequests):
         for job in loaded.jobs:
             self._register(job)
             if job.state is JobState.PENDING:
-                self._enqueue(job, now)
+                if not self._hold_until_planned(job, now):
+                    self._enqueue(job, now)
             elif job.state is JobState.BUSY:
                 unknown.append(job)
             elif job.delete_requested:
@@ -389,6 +393,12 @@ class Controller(AgentReports, OperatorRequests):
                 self._forget(job)
             elif kind == "expire" and job.state is JobState.DONE and job.owner is None:
                 self._forget(job)
+            elif kind == "release" and job.state is JobState.PENDING and job.id in self._later:
+                self._later.discard(job.id)
+                if job.required and job.host not in self.hosts:
+                    self._finish(job, Outcome.DOWN, reason=f"required host {job.host} is not defined")
+                else:
+                    self._place(job, self.clock())
             elif kind == "held" and job.unknown_since is not None:
                 host = self.hosts.get(job.ran_on or "")
                 if host is not None:
@@ -433,6 +443,49 @@ class Controller(AgentReports, OperatorRequests):
         if deadline is not None:
             self._push_timer(deadline - now, ("pending", job.id))
 
+    def _hold_until_planned(self, job: Job, now: float) -> bool:
+        """Keep a job whose planned start (-not-before) is still ahead out of dispatch until
+        then; True if held. A pull probe's job is released `pull.settings.interval` earlier:
+        the probe hears of it at the check-in before its run time, and is told that time."""
+        if job.not_before is None:
+            return False
+        if job.host is not None:
+            self._planned[job.host].add(job.id)
+        release = job.not_before - self._lead(job)
+        if release <= now:
+            return False
+        self._later.add(job.id)
+        self._push_timer(release - now, ("release", job.id))
+        return True
+
+    def _lead(self, job: Job) -> float:
+        host = self.hosts.get(job.host or "")
+        if host is not None and host.pull and self.pull is not None:
+            return self.pull.settings.interval
+        return 0.0
+
+    def _required_on(self, host: str) -> list[int]:
+        """The PENDING jobs that require `host`, queued or held (for `host delete`)."""
+        held = {i for i in self._planned.get(host, ()) if i in self._later and self.jobs[i].required}
+        return sorted(held.union(self._index.required_on(host)))
+
+    def planned_for(self, host: str) -> float | None:
+        """The earliest planned start (-not-before) of the jobs still PENDING for `host`, held
+        or queued: when a pull probe with nothing to run now should check in again."""
+        ids = self._planned.get(host)
+        if not ids:
+            return None
+        earliest = None
+        for job_id in list(ids):
+            job = self.jobs.get(job_id)
+            if job is None or job.state is not JobState.PENDING or job.not_before is None:
+                ids.discard(job_id)
+            elif earliest is None or job.not_before < earliest:
+                earliest = job.not_before
+        if not ids:
+            del self._planned[host]
+        return earliest
+
     def submit(self, spec: JobSpec) -> Job:
         """Accept a job; start it at once when a slot it may use is free."""
         if self.journal is not None and self.journal.failure:
@@ -456,7 +509,7 @@ class Controller(AgentReports, OperatorRequests):
                   priority=spec.priority, cwd=spec.cwd, env=dict(spec.env), owner=spec.owner,
                   task=spec.task, output_limit=spec.output_limit, retry=spec.retry,
                   retries_left=spec.retry, spool=spec.spool, mail=spec.mail, inbox=tuple(spec.inbox),
-                  noskew=spec.noskew)
+                  noskew=spec.noskew, not_before=spec.not_before)
         self._next_id += 1
         if self.journal is not None:
             self.journal.next_job_id_changed(self._next_id)
@@ -500,7 +553,11 @@ class Controller(AgentReports, OperatorRequests):
             self._forget(job)
 
     def _place(self, job: Job, now: float) -> None:
-        """Start a PENDING job on a free host it may use, else queue it."""
+        """Start a PENDING job on a free host it may use, else queue it (a job whose planned
+        start is still ahead is held until then: _hold_until_planned)."""
+        if self._hold_until_planned(job, now):
+            self._job_changed(job)
+            return
         name = self._free.pick(self._placement(job), avoid=job.avoid, skewed=self._skewed)
         if name is not None:
             self._start(job, self.hosts[name])
@@ -533,7 +590,7 @@ class Controller(AgentReports, OperatorRequests):
         self._to_agent(host, agent_protocol.Run(
             job=job.agent_word, argv=job.argv, cwd=job.cwd, env=job.env,
             timeout=job.timeout, output_limit=job.output_limit, spool=job.spool,
-            mailbox=job.mail, inbox=job.inbox,
+            mailbox=job.mail, inbox=job.inbox, not_before=job.not_before,
             pending=None if deadline is None else max(0.0, deadline - self.clock())))
         self._update_load(host)
         self._free.rotate(host.name)
@@ -550,6 +607,8 @@ class Controller(AgentReports, OperatorRequests):
         job.unknown_since = None
         self._timers.cancel(("pending", job.id))
         self._timers.cancel(("held", job.id))
+        self._timers.cancel(("release", job.id))
+        self._later.discard(job.id)
         self._job_changed(job)
         if job.delete_requested:
             self._forget(job)         # `delete -force`: its end is told, then it is gone
@@ -581,7 +640,8 @@ class Controller(AgentReports, OperatorRequests):
                 owned.discard(job.id)
                 if not owned:
                     del self._by_owner[job.owner]
-        for kind in ("pending", "forget", "expire", "held"):
+        self._later.discard(job.id)
+        for kind in ("pending", "forget", "expire", "held", "release"):
             self._timers.cancel((kind, job.id))
         if self.journal is not None:
             self.journal.job_forgotten(job.id)

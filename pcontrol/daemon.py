@@ -246,6 +246,7 @@ def _pull_and_alerts(paths: Paths, config: ControllerConfig, controller: Control
                             misses=config.pull_misses, skew_threshold=config.skew_threshold)
     hub = PullHub(paths.home / "pull", settings, controller.alerter, controller.hosts)
     hub.on_changed = controller.host_changed
+    hub.planned = controller.planned_for
     controller.pull = hub
     controller.host_table.pull = hub
     return PullServer(hub, config.pull_listen)

@@ -97,6 +97,7 @@ class Job:
     delete_requested: bool = False        # `delete -force` of a live job: forget it once ended
     batch_id: str | None = None           # its id in a batch system (a Slurm host's job)
     noskew: bool = False                  # -noskew: never dispatched to a SKEWED host
+    not_before: float | None = None       # -not-before: wall clock of its planned start; held until then
 
     @property
     def agent_word(self) -> str:
@@ -108,10 +109,13 @@ class Job:
     @property
     def pending_deadline(self) -> float | None:
         """Wall-clock time when a still PENDING job ends with outcome PENDING (counted from
-        its submission, or from its requeue for a retry)."""
+        its submission, or from its planned start (-not-before) when later, or from its requeue
+        for a retry)."""
         if self.pending_timeout is None:
             return None
-        return (self.queued if self.queued is not None else self.submitted) + self.pending_timeout
+        if self.queued is not None:
+            return self.queued + self.pending_timeout
+        return max(self.submitted, self.not_before or 0.0) + self.pending_timeout
 
     def to_record(self, *, output: bool = False) -> dict[str, Any]:
         record = {
@@ -120,7 +124,7 @@ class Job:
             "pending": self.pending_timeout, "priority": self.priority, "cwd": self.cwd,
             "env": dict(self.env), "owner": self.owner, "task": self.task,
             "output_limit": self.output_limit, "spool": self.spool, "spooled": self.spooled,
-            "noskew": self.noskew,
+            "noskew": self.noskew, "not_before": self.not_before,
             "state": self.state.value,
             "outcome": self.outcome.value if self.outcome else None,
             "status": self.status, "signal": self.signal, "ran_on": self.ran_on,
@@ -149,7 +153,7 @@ class Job:
                   submitted=float(record["submitted"]))
         for name in ("host", "timeout", "cwd", "owner", "task", "status", "signal", "ran_on",
                      "pid", "started", "ended", "elapsed", "harvested", "avoid", "queued",
-                     "unknown_since", "batch_id"):
+                     "unknown_since", "batch_id", "not_before"):
             setattr(job, name, record.get(name))
         job.required = bool(record.get("required", False))
         job.pending_timeout = record.get("pending")

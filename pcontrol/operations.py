@@ -190,10 +190,10 @@ class OperatorRequests:
     def delete_host(self, name: str, *, force: bool = False) -> str:
         host = self.host(name)
         self._refuse_if_running(host, "deleting it", force,
-                                required=self._index.required_on(name))
+                                required=self._required_on(name))
         self._end_running(host, Outcome.KILLED, f"host {name} was deleted")
         self.host_table.remove(host)
-        for job_id in self._index.required_on(name):
+        for job_id in self._required_on(name):
             self._index.remove(job_id)
             self._finish(self.jobs[job_id], Outcome.DOWN,
                          reason=f"required host {name} was deleted")

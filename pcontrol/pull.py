@@ -40,7 +40,7 @@ from typing import Any
 
 from pclient import protocol as agent_protocol
 from pclient.clockmath import sample
-from pclient.pullwire import Answer, Hello, Proof, PullJob, Report, pull_proof
+from pclient.pullwire import RUN_NEAR, Answer, Hello, Proof, PullJob, Report, pull_proof
 
 from .alerts import Alerter
 from .checkins import CheckIns, Verdict
@@ -54,6 +54,9 @@ __all__ = ["PullSettings", "PullHub", "PullLink"]
 KEYS_FILE = "keys.json"
 DONE_KEPT = 200
 """Job words whose report was taken, remembered per probe to acknowledge a repeated report."""
+RECHECK = 1.0
+"""Seconds until a probe whose next job waits at the controller past its planned start (for
+the probe's one slot, or for its clock to be back in line) checks in again."""
 
 
 @dataclass(frozen=True)
@@ -77,15 +80,16 @@ class _Probe:
     finished: list[dict[str, Any]] = field(default_factory=list)   # Ended records not yet acked
     done: list[str] = field(default_factory=list)                   # words whose report was taken
     next: float | None = None                                       # the run time it was told last
+    started: bool = False                                           # `started` was told of `given`
 
     def to_record(self) -> dict[str, Any]:
         return {"queue": self.queue, "given": self.given, "finished": self.finished, "done": self.done,
-                "next": self.next}
+                "next": self.next, "started": self.started}
 
     @classmethod
     def from_record(cls, data: dict[str, Any]) -> "_Probe":
         return cls(list(data.get("queue", [])), data.get("given"), list(data.get("finished", [])),
-                   list(data.get("done", [])), data.get("next"))
+                   list(data.get("done", [])), data.get("next"), bool(data.get("started")))
 
 
 def _run_record(run: agent_protocol.Run) -> dict[str, Any]:
@@ -111,6 +115,9 @@ class PullHub:
         self._probes: dict[str, _Probe] = {}
         self._ticker: asyncio.Task | None = None
         self.on_changed: Callable[[Host], None] | None = None  # the controller's host_changed
+        self.planned: Callable[[str], float | None] = lambda name: None
+        """The earliest planned start of a host's jobs still waiting at the controller (its
+        planned_for): when a probe with nothing to take now should come back."""
         self.skew = SkewWatch(alerter, settings.skew_threshold, self._changed)
 
     # -- keys -------------------------------------------------------------------------------------
@@ -218,8 +225,7 @@ class PullHub:
         if verdict is Verdict.RECOVERED:
             self.alerter.clear(name, "missed", f"pcontrol: probe {name} is back",
                                f"Probe {name} checked in again at {_when(now)} after missing its run times.")
-        job = self._next_job(name, probe)
-        next_run = now if job is not None else now + self.settings.interval
+        job, next_run = self._next_job(name, probe, now)
         grace = self.settings.grace + ((job.timeout or 0.0) if job is not None else 0.0)
         book = self.book(name)
         book.grace = grace
@@ -257,19 +263,40 @@ class PullHub:
             link.deliver(ended)
         return None
 
-    def _next_job(self, name: str, probe: _Probe) -> PullJob | None:
+    def _next_job(self, name: str, probe: _Probe, now: float) -> tuple[PullJob | None, float]:
+        """The job the probe is to hold and the time to run it; or none and when to come back.
+
+        The waiting job with the earliest planned start is given once that start is at most
+        one interval away (the probe would come back after it otherwise), with that start as
+        the run time (now, for a job planned for no time or a time gone by). With none to
+        give: come back in one interval, or at the planned start of a job still waiting at
+        the controller when that is sooner. `started` is told once the run time is near
+        (RUN_NEAR): the probe runs the job then without checking in again."""
+        interval = self.settings.interval
         if probe.given is None and probe.queue:
-            probe.given = probe.queue.pop(0)
+            head = min(probe.queue, key=lambda record: record.get("not_before") or 0.0)
+            if (head.get("not_before") or 0.0) <= now + interval:
+                probe.queue.remove(head)
+                probe.given, probe.started = head, False
+                self._save(name)
+        if probe.given is None:
+            waiting = [r.get("not_before") or now for r in probe.queue]
+            planned = self.planned(name)
+            if planned is not None:
+                waiting.append(max(planned, now + min(interval, RECHECK)))
+            return None, min([now + interval, *waiting])
+        run = _message(probe.given)
+        assert isinstance(run, agent_protocol.Run)
+        run_at = max(now, run.not_before or now)
+        if not probe.started and run_at - now <= RUN_NEAR:
+            probe.started = True
             self._save(name)
             link = self.links.get(name)
             if link is not None and link.ready:
-                link.deliver(agent_protocol.Started(job=probe.given["job"], pid=None, clock=self.clock()))
-        if probe.given is None:
-            return None
-        run = _message(probe.given)
-        assert isinstance(run, agent_protocol.Run)
-        return PullJob(job=run.job, argv=tuple(run.argv), timeout=run.timeout, cwd=run.cwd, env=dict(run.env),
-                       output_limit=run.output_limit)
+                link.deliver(agent_protocol.Started(job=run.job, pid=None, clock=run_at))
+        job = PullJob(job=run.job, argv=tuple(run.argv), timeout=run.timeout, cwd=run.cwd, env=dict(run.env),
+                      output_limit=run.output_limit)
+        return job, run_at
 
     def _clock_check(self, host: Host, measured: Any) -> None:
         offset = -measured.offset  # the sample is pcontrol's clock minus the probe's
@@ -392,9 +419,11 @@ class PullLink:
         """A queued job is withdrawn; one the probe holds ends KILLED here (the probe's later report
         of it is then only acknowledged: it cannot be reached to stop it)."""
         if probe.given is not None and probe.given["job"] == word:
-            probe.given = None
+            started = probe.started
+            probe.given, probe.started = None, False
             probe.done = (probe.done + [word])[-DONE_KEPT:]
-            reason = "killed here; the probe (out of reach) runs it to its end"
+            reason = ("killed here; the probe (out of reach) runs it to its end" if started else
+                      "withdrawn before its run time; the probe drops it at its next check-in")
         elif any(r["job"] == word for r in probe.queue):
             probe.queue = [r for r in probe.queue if r["job"] != word]
         else:

@@ -288,12 +288,13 @@ def _sync_kill(session: Session, args: dict[str, Any]) -> CommandResult:
 
 @command("job", "?-host H? ?-required? ?-timeout S? ?-pending S? ?-priority N? ?-retry COUNT? "
                 "?-cwd DIR? ?-env K=V? ?-owner OWNER? ?-task TASK? ?-output-limit BYTES? "
-                "?-spool? ?-mail? ?-inbox TEXT? ?-noskew? -- ARGV...",
+                "?-spool? ?-mail? ?-inbox TEXT? ?-noskew? ?-not-before EPOCH? -- ARGV...",
          "submit a job; prints its id (-retry: run it again, elsewhere if allowed, when its "
          "host is lost, up to COUNT times; -spool: its agent keeps its whole output, every "
          "byte, for `output`; -mail: it gets $PSCHED_INBOX holding the lines of -inbox and "
          "$PSCHED_OUTBOX, whose lines come back with its end; -noskew: never on a SKEWED "
-         "host, it waits for one in line)")
+         "host, it waits for one in line; -not-before: its planned start, seconds since the "
+         "epoch: it waits until then, and a pull probe is told that time ahead)")
 async def _job(session: Session, args: dict[str, Any]) -> CommandResult:
     _refuse_nul(args)
     spec = JobSpec(argv=args["argv"], host=args["host"], required=args["required"],
@@ -301,7 +302,8 @@ async def _job(session: Session, args: dict[str, Any]) -> CommandResult:
                    priority=args["priority"] or 0, cwd=args["cwd"], env=args["env"],
                    owner=args["owner"], task=args["task"], retry=args["retry"] or 0,
                    spool=args["spool"], mail=args["mail"] or bool(args["inbox"]),
-                   inbox=tuple((args["inbox"] or "").splitlines()), noskew=args["noskew"])
+                   inbox=tuple((args["inbox"] or "").splitlines()), noskew=args["noskew"],
+                   not_before=args["not-before"])
     if args["output-limit"] is not None:
         spec.output_limit = args["output-limit"]
     job = await session.controller.submit_durable(spec)   # the id only once on disk
@@ -393,7 +395,7 @@ def _record_bytes(job: Job) -> int:
 def _with_waiting(session: Session, job: Job, record: dict[str, Any]) -> dict[str, Any]:
     """A PENDING job's record says why it waits ("waiting"), as squeue's REASON does."""
     if job.state is JobState.PENDING:
-        record["waiting"] = why_pending(job, session.controller.hosts)
+        record["waiting"] = why_pending(job, session.controller.hosts, session.controller.clock())
     return record
 
 

@@ -351,7 +351,7 @@ class FencedDispatcher:
         made = entry.timing.made if entry is not None else 0
         record = {"task": job.task, "argv": job.argv, "host": job.host, "required": job.host_required,
                   "timeout": job.timeout, "pending": job.pending, "number": made, "placing": False,
-                  "noskew": job.noskew}
+                  "noskew": job.noskew, "not_before": job.not_before}
         # the queues in the same transaction: a line that task.exec took for this job is gone
         # from the kept queue exactly when the job is counted made
         ops = self.state.task_ops(job.task, made, time.time(), made, record) + self.state.queue_ops(self.sched.interp.queues)

@@ -69,6 +69,8 @@ class Job:
     joblog: str | None = None  # its task's `joblog FILE`, kept here: the task may be gone when it ends
     sync: str | None = None  # a task's `sync NAME`: the job is that whole synchronized run
     noskew: bool = False  # `host ... -noskew`: pcontrol never sends it to a SKEWED host
+    not_before: float | None = None  # its planned start (wall clock): a rounds run, made ahead (roundjobs.py)
+    withdrawn: bool = False  # killed before its planned start because its task paused or went: not a run
     vars: dict[str, str] = field(default_factory=dict)  # extra variables of its task.exit macro
     env: dict[str, str] = field(default_factory=dict)  # added to its environment
     inbox: tuple[str, ...] = ()  # the switchboard's messages for it, `SENDER TEXT` (psched.scheduler.switchboard)

@@ -45,7 +45,7 @@ from .home import SchedHome
 from .retention import Retention
 from .joblog import JobLog
 from .runledger import LEDGER_NAME, RunLedger
-from .roundjobs import RoundCursor
+from .roundjobs import ROUNDS_AHEAD, RoundCursor, no_lead
 from .rounds import RoundsConfig
 from .switchboard import Switchboard
 from .taskspec import DRAFT_KEY, JobDraft, OutputDest, TaskSpec
@@ -193,7 +193,7 @@ class Scheduler:
             return None
         job = Job(self._new_job_id(), entry.name, list(record.get("argv") or []), record.get("host") or "NONE",
                   bool(record.get("required")), timeout=record.get("timeout"), pending=record.get("pending"),
-                  noskew=bool(record.get("noskew")))
+                  noskew=bool(record.get("noskew")), not_before=record.get("not_before"))
         job.created = record.get("submitted") or job.created
         if entry.spec.source is not None:
             entry.spec.source.adopted(job, record.get("env") or {})
@@ -323,6 +323,8 @@ class Scheduler:
             return
         entry = self.task(name)
         entry.spec.active = active
+        if not active:
+            self._withdraw_ahead(entry, "its task was paused")
         self.look_soon(entry)
 
     def delete_task(self, name: str) -> str:
@@ -333,6 +335,7 @@ class Scheduler:
         entry = self.task(name)
         entry.deleting = True
         self._unschedule(entry)
+        self._withdraw_ahead(entry, "its task was deleted")
         if not entry.jobs_out:
             del self.tasks[name]
             self._check_waiters()
@@ -426,16 +429,18 @@ class Scheduler:
         return made
 
     def _look_rounds(self, entry: TaskEntry, cursor: RoundCursor) -> int:
-        """A rounds task: a job for each planned run now due; look again at the next run."""
+        """A rounds task: a job for each planned run now due (a controller host's ahead of its
+        start, roundjobs.py); look again at the next run."""
         clock = self.clock
         wall = clock.wall()
-        due, next_wall = cursor.due(wall, clock.tz)
+        going = entry.spec.active and not entry.finished
+        due, next_wall = cursor.due(wall, clock.tz, _rounds_lead if going else no_lead)
         made = 0
         for run in due:
             if entry.finished or not entry.spec.active or self.tasks.get(entry.name) is not entry:
                 entry.last_reason = PlanReason.FINISHED if entry.finished else PlanReason.PAUSED
                 break  # a paused task lets its runs go by
-            if self._make_job(entry, run.host):
+            if self._make_job(entry, run.host, not_before=run.start):
                 made += 1
         if not entry.finished:
             self._schedule(entry, clock.monotonic() + max(0.0, next_wall - wall))
@@ -444,7 +449,21 @@ class Scheduler:
 
     # --- making jobs --------------------------------------------------------------------------
 
-    def _make_job(self, entry: TaskEntry, host: str | None = None) -> Job | None:
+    def _withdraw_ahead(self, entry: TaskEntry, why: str) -> None:
+        """Kill the task's jobs made ahead of a planned start still to come: they are not runs
+        (job_ended forgets them quietly, and their runs are made again if the task runs then)."""
+        wall = self.clock.wall()
+        for job_id in sorted(entry.jobs_out):
+            job = self.jobs.get(job_id)
+            if job is None or job.done or job.not_before is None or job.not_before <= wall or job.withdrawn:
+                continue
+            job.withdrawn = True
+            log.info("task %s: job %s withdrawn before its planned start: %s", entry.name, job.id, why)
+            if not self._backend(job).kill(job):
+                job.withdrawn = False
+                log.warning("task %s: job %s could not be withdrawn (not at the controller yet)", entry.name, job.id)
+
+    def _make_job(self, entry: TaskEntry, host: str | None = None, not_before: float | None = None) -> Job | None:
         spec = entry.spec
         inbox = self.switchboard.take(spec.name)  # the switchboard's messages go to this job
         inbox_lines = tuple(m.line for m in inbox)
@@ -459,7 +478,7 @@ class Scheduler:
         job = Job(self._new_job_id(), spec.name, list(draft.argv), draft.host, draft.host_required,
                   timeout=spec.periods.timeout, pending=spec.periods.pending, retry=spec.retry,
                   sync=spec.sync, env=dict(draft.env), inbox=inbox_lines, vars=dict(draft.vars),
-                  noskew=draft.noskew)
+                  noskew=draft.noskew, not_before=not_before)
         item = spec.source.made(job) if spec.source is not None else None
         job.outputs = spec.output_files()
         job.joblog = spec.joblog
@@ -555,12 +574,26 @@ class Scheduler:
         job.reason = reason
         job.ran_on = ran_on or job.ran_on
         entry = self.tasks.get(job.task)
+        if job.withdrawn:  # killed before its planned start: not a run (_withdraw_ahead)
+            quiet = True
+            job.reason = "withdrawn before its planned start" + (f" ({reason})" if reason else "")
         if outbox and not quiet:  # before its exit macro, which may `send` too
             self.switchboard.post_lines(job.task, outbox)
         self.totals["done"] += 1
-        if job.failed:
+        if job.failed and not job.withdrawn:
             self.totals["failed"] += 1
-        if entry is not None:
+        if entry is not None and job.withdrawn:
+            entry.jobs_out.discard(job.id)
+            entry.timing.ended()
+            entry.timing.made -= 1  # not made after all: nmax counts runs
+            self._record_made(entry)
+            if entry.rounds is not None and job.not_before is not None:
+                entry.rounds.put_back(job.not_before, job.host, self.clock.wall())
+            if entry.deleting and not entry.jobs_out and self.tasks.get(job.task) is entry:
+                del self.tasks[job.task]
+            elif self.running:
+                self.look_soon(entry)
+        elif entry is not None:
             if entry.spec.source is not None:
                 entry.spec.source.ended(job)
             entry.jobs_out.discard(job.id)
@@ -794,6 +827,13 @@ class Scheduler:
             self.on_message(text)
         else:
             log.warning("%s", text)
+
+
+def _rounds_lead(host: str) -> float:
+    """How long before its start a rounds run is made (its hosts are controller hosts, `host
+    -each`): the job goes ahead to the controller, which holds it until then and tells a pull
+    probe its run time."""
+    return ROUNDS_AHEAD
 
 
 def check_definable(spec: TaskSpec) -> None:

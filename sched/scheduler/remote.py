@@ -539,6 +539,8 @@ class ControllerLink:
                 argv.append("-required")
         if job.noskew:
             argv.append("-noskew")  # pcontrol keeps it off SKEWED hosts (an older one refuses the option)
+        if job.not_before is not None:
+            argv += ["-not-before", repr(job.not_before)]  # held by pcontrol until then (an older one refuses it)
         if job.timeout is not None:
             argv += ["-timeout", repr(job.timeout)]
         if job.pending is not None:

@@ -8,6 +8,8 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from psched.lang.errors import TaskError
+from psched.scheduler.jobs import Outcome
+from psched.scheduler.roundjobs import ROUNDS_AHEAD
 from psched.scheduler.rounds import (RoundsConfig, RoundsError, check_fits, parse_rounds, plan_rounds, plan_window,
                                      window_at)
 
@@ -184,9 +186,11 @@ def test_a_rounds_task_makes_its_9_jobs_at_the_planned_moments_on_each_host():
                 w.end(job)
         w.clock.advance(max(0.0, next_look - w.clock.monotonic()) if next_look is not None else 60)
         assert before == len(w.jobs)
-    assert [j.host for j in w.jobs] == [r.host for r in plan.runs]
+    this_window = [j for j in w.jobs if j.not_before < plan.end]  # the next window's first runs come ahead too
+    assert [(j.host, j.not_before) for j in this_window] == [(r.host, r.start) for r in plan.runs]
     assert all(j.host_required and j.timeout == 90 for j in w.jobs)
-    assert made_at == [r.start for r in plan.runs]
+    # a controller host's run goes to the controller ROUNDS_AHEAD before its start, which it carries
+    assert made_at[:len(plan.runs)] == [max(plan.start, r.start - ROUNDS_AHEAD) for r in plan.runs]
 
 
 def test_a_rounds_task_started_mid_window_skips_the_past_runs():
@@ -199,7 +203,50 @@ def test_a_rounds_task_started_mid_window_skips_the_past_runs():
     future = [r for r in plan.runs if r.start >= w.clock.wall()]
     w.clock.advance(plan.end - w.clock.wall() - 1)
     w.step()
-    assert [j.host for j in w.jobs] == [r.host for r in future]
+    assert [(j.host, j.not_before) for j in w.jobs if j.not_before < plan.end] == [(r.host, r.start) for r in future]
+
+
+def _made_ahead(w):
+    """Step to the first look that makes jobs; the jobs made then."""
+    w.run("run")
+    for _ in range(100):
+        next_look = w.step()
+        if w.jobs:
+            return list(w.jobs)
+        w.clock.advance(max(0.0, next_look - w.clock.monotonic()))
+    raise AssertionError("no job made")
+
+
+@pytest.mark.parametrize("how", ["pause", "delete"])
+def test_jobs_made_ahead_are_withdrawn_when_the_task_pauses_or_goes_and_not_counted(how):
+    w = World(start=at(2024, 1, 1, 2, 0))
+    w.run(NDT_TASK.replace("periods -timeout 90", "periods -timeout 90\n  nmax 4"))
+    ahead = _made_ahead(w)
+    entry = w.sched.tasks["ndt"]
+    assert all(j.not_before > w.clock.wall() for j in ahead) and entry.timing.made == len(ahead)
+    w.run("pause ndt" if how == "pause" else "delete ndt")
+    assert w.remote.killed == ahead  # the controller is told to withdraw them
+    for job in ahead:  # ... and ends them KILLED
+        w.sched.job_ended(job, Outcome.KILLED, reason="killed while pending")
+    assert all(j.withdrawn and "withdrawn before its planned start" in j.reason for j in ahead)
+    if how == "delete":
+        assert "ndt" not in w.sched.tasks
+        return
+    assert entry.timing.made == 0 and entry.done == 0 and entry.failed == 0  # not runs: nmax still allows 4
+    # resumed before their start: the same runs are made again, with the same planned starts
+    w.run("resume ndt")
+    w.step()
+    again = [j for j in w.jobs if j not in ahead]
+    assert [(j.host, j.not_before) for j in again] == [(j.host, j.not_before) for j in ahead]
+
+
+def test_a_job_whose_planned_start_has_come_is_not_withdrawn():
+    w = World(start=at(2024, 1, 1, 2, 0))
+    w.run(NDT_TASK)
+    ahead = _made_ahead(w)
+    w.clock.advance(ahead[0].not_before - w.clock.wall())  # the first one's start: it runs
+    w.run("pause ndt")
+    assert w.remote.killed == ahead[1:]
 
 
 def test_a_rounds_task_that_cannot_fit_is_refused_at_definition_with_its_line():
