@@ -6,8 +6,10 @@ The probe connects out to pcontrol's pull listener; pcontrol never connects to i
 check-in is one short connection (pclient.pullwire): the probe sends only its id, proves its key,
 hands over the outcome of the job it ran last, and receives the time of its next run and the
 job to run then (or none: check in again then). It waits, by durations measured on its own
-monotonic clock (so that its wall clock may be wrong), runs the job (its own process group,
-killed at the job's timeout), and checks in again at once.
+monotonic clock (so that its wall clock may be wrong); a run time more than RUN_NEAR away is
+confirmed by one more check-in a second before it (a job pcontrol withdrew meanwhile is no
+longer given: the probe drops it; pcontrol out of reach then: it runs the job it holds). It runs
+the job at its time and checks in again at once with the outcome.
 
 The state file (STATE_DIR/NAME.json, written before every step that matters) makes an outcome
 delivered exactly once: the outcome stays there until pcontrol acknowledges it, across

@@ -445,8 +445,8 @@ class Controller(AgentReports, OperatorRequests):
 
     def _hold_until_planned(self, job: Job, now: float) -> bool:
         """Keep a job whose planned start (-not-before) is still ahead out of dispatch until
-        then; True if held. A pull probe's job is released `pull.settings.interval` earlier:
-        the probe hears of it at the check-in before its run time, and is told that time."""
+        then; True if held. A pull probe's job is released `pull.lead` earlier: the probe
+        hears of it at a check-in before its run time, and is told that time."""
         if job.not_before is None:
             return False
         if job.host is not None:
@@ -461,7 +461,7 @@ class Controller(AgentReports, OperatorRequests):
     def _lead(self, job: Job) -> float:
         host = self.hosts.get(job.host or "")
         if host is not None and host.pull and self.pull is not None:
-            return self.pull.settings.interval
+            return self.pull.lead
         return 0.0
 
     def _required_on(self, host: str) -> list[int]:

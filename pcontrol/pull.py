@@ -13,14 +13,21 @@ the jobs in a per-host state file ($SCHED_HOME/pull/NAME.json): the jobs waiting
 the one the probe has taken, and the reports the controller has not acknowledged yet. When the
 probe checks in it proves its own key, hands over the outcome of the job it ran last (taken
 exactly once: a report already taken is acknowledged again, never delivered twice), and gets
-the time of its next run with the job to run then (now, when one waits), or, with nothing to run,
-the time to check in again (`interval` later). After a restart of pcontrol, the state file says
-which jobs the probe holds (reported `running` in `resumed`) and which ended unacknowledged.
+the time of its next run with the job to run then, or, with nothing to run, the time to check in
+again (`interval` later, or the planned start of a job of its own still waiting at the
+controller, if sooner). A job with a planned start (`job -not-before`: a rounds run, which sched
+sends ahead) is held by the controller until `lead` (one interval + RUN_NEAR) before its start,
+then given at the probe's next check-in with that start as its run time: the probe waits, checks
+in once more just before it (a job withdrawn meanwhile, killed or its task paused, is then no
+longer given, and the probe drops it), and runs it at its time. After a restart of pcontrol,
+the state file says which jobs the probe holds (reported `running` in `resumed`) and which
+ended unacknowledged; the journal keeps the planned starts of those still at the controller.
 
 Every check-in carries NTP's four timestamps: the probe's clock offset and round trip are kept in
 the host's record (`agent.clock_offset`, `clock_delay`, `clock_measured`); past `skew_threshold`
 the host is marked SKEWED (`agent.skewed`, with the offset as the reason) and an alert goes out.
-A probe that has not checked in by a run time plus `grace` has missed it (checkins.py); after
+A probe that has not reported by a run time plus `grace` (plus the job's timeout) has missed it
+(checkins.py; the run time is the one the probe was told: a job's planned start); after
 `misses` in a row, one alert; its next check-in, one recovery notice (alerts.py).
 """
 
@@ -119,6 +126,14 @@ class PullHub:
         """The earliest planned start of a host's jobs still waiting at the controller (its
         planned_for): when a probe with nothing to take now should come back."""
         self.skew = SkewWatch(alerter, settings.skew_threshold, self._changed)
+
+    @property
+    def lead(self) -> float:
+        """How long before its planned start a job is given to its probe: one interval (the
+        probe checks in at least that often) and RUN_NEAR, so that a probe checking in
+        regularly gets it more than RUN_NEAR ahead and checks in once more just before (to
+        hear of a withdrawal). The controller holds a pull host's job until then."""
+        return self.settings.interval + RUN_NEAR
 
     # -- keys -------------------------------------------------------------------------------------
 
@@ -267,7 +282,7 @@ class PullHub:
         """The job the probe is to hold and the time to run it; or none and when to come back.
 
         The waiting job with the earliest planned start is given once that start is at most
-        one interval away (the probe would come back after it otherwise), with that start as
+        `lead` away (the probe would come back after it otherwise), with that start as
         the run time (now, for a job planned for no time or a time gone by). With none to
         give: come back in one interval, or at the planned start of a job still waiting at
         the controller when that is sooner. `started` is told once the run time is near
@@ -275,7 +290,7 @@ class PullHub:
         interval = self.settings.interval
         if probe.given is None and probe.queue:
             head = min(probe.queue, key=lambda record: record.get("not_before") or 0.0)
-            if (head.get("not_before") or 0.0) <= now + interval:
+            if (head.get("not_before") or 0.0) <= now + self.lead:
                 probe.queue.remove(head)
                 probe.given, probe.started = head, False
                 self._save(name)

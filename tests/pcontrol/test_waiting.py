@@ -7,6 +7,7 @@ import os
 import shlex
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -24,8 +25,16 @@ def _host(name: str, state: HostState, *, slots: int = 1, running: int = 0, enab
                 reason=reason)
 
 
-def _job(host: str | None = None, required: bool = False) -> Job:
-    return Job(id=7, argv=("true",), submitted=0.0, host=host, required=required)
+def _job(host: str | None = None, required: bool = False, noskew: bool = False,
+         not_before: float | None = None) -> Job:
+    return Job(id=7, argv=("true",), submitted=0.0, host=host, required=required, noskew=noskew,
+               not_before=not_before)
+
+
+def _skewed(name: str) -> Host:
+    host = _host(name, HostState.IDLE, slots=2)
+    host.agent["skewed"] = "clock offset 2.5 s (over 1 s)"
+    return host
 
 
 N1_BUSY = _host("n1", HostState.BUSY, slots=2, running=2)
@@ -45,12 +54,23 @@ TABLE = [
     (_job(), {"n1": N1_OFF, "n2": N2_CONNECTING}, "no host is up (1 CONNECTING, 1 OFF)"),
     (_job("n2"), {"n1": N1_BUSY, "n2": N1_DOWN}, "no free slot (2 of 2 slots busy on 1 host)"),
     (_job(), {"n1": N1_BUSY, "n2": N2_IDLE}, "about to start"),
+    # -noskew: a SKEWED host does not take it (a plain job it does)
+    (_job("p1", True, noskew=True), {"p1": _skewed("p1")},
+     "required host p1 is SKEWED (clock offset 2.5 s (over 1 s)) and the job is -noskew"),
+    (_job("p1", True), {"p1": _skewed("p1")}, "about to start"),
+    (_job(noskew=True), {"p1": _skewed("p1"), "n1": N1_BUSY}, "every host with a free slot is SKEWED and the job is -noskew"),
+    (_job(noskew=True), {"p1": _skewed("p1"), "n2": N2_IDLE}, "about to start"),
+    # a planned start still ahead (-not-before)
+    (_job("n2", True, not_before=1000.0 + 90), {"n2": N2_IDLE}, "planned start at {at} (-not-before), in 90 s"),
+    (_job("n2", True, not_before=1000.0 - 1), {"n2": N2_IDLE}, "about to start"),
 ]
 
 
 @pytest.mark.parametrize("job, hosts, reason", TABLE)
 def test_why_a_job_waits(job, hosts, reason):
-    assert why_pending(job, hosts) == reason
+    if job.not_before is not None:
+        reason = reason.format(at=time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(job.not_before)))
+    assert why_pending(job, hosts, now=1000.0) == reason
 
 
 def _pcontrol(home: str, *args: str) -> str:
