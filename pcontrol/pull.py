@@ -120,6 +120,11 @@ class PullHub:
         self.links: dict[str, PullLink] = {}
         self.books: dict[str, CheckIns] = {}
         self._probes: dict[str, _Probe] = {}
+        self._keys_seen: tuple[int, int, int] | None = None   # keys.json's (inode, mtime_ns, size) when read
+        self._keys_cache: dict[str, str] = {}
+        self._dirty: set[str] = set()               # probes whose state file is behind
+        self._flushing: asyncio.Task | None = None
+        self._write_lock = asyncio.Lock()
         self._ticker: asyncio.Task | None = None
         self.on_changed: Callable[[Host], None] | None = None  # the controller's host_changed
         self.planned: Callable[[str], float | None] = lambda name: None
@@ -138,21 +143,23 @@ class PullHub:
     # -- keys -------------------------------------------------------------------------------------
 
     def _keys(self) -> dict[str, str]:
+        """The keys, read again only when keys.json changed (a check-in costs one stat)."""
+        path = self.dir / KEYS_FILE
         try:
-            return json.loads((self.dir / KEYS_FILE).read_text())
+            st = path.stat()
         except FileNotFoundError:
+            self._keys_seen, self._keys_cache = None, {}
             return {}
+        seen = (st.st_ino, st.st_mtime_ns, st.st_size)
+        if seen != self._keys_seen:
+            self._keys_cache = json.loads(path.read_text())
+            self._keys_seen = seen
+        return dict(self._keys_cache)
 
     def _write(self, name: str, data: Any) -> None:
-        self.dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-        path = self.dir / name
-        tmp = path.with_suffix(".tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as out:
-            json.dump(data, out)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(tmp, path)
+        _write_file(self.dir, name, json.dumps(data).encode())
+        if name == KEYS_FILE:
+            self._keys_seen = None
 
     def create_key(self, name: str) -> str:
         """A new secret key for probe `name` (hex), replacing any earlier one; shown once."""
@@ -186,7 +193,42 @@ class PullHub:
         return probe
 
     def _save(self, name: str) -> None:
-        self._write(f"{name}.json", self._probe(name).to_record())
+        """The probe's state file is behind: written (fsync'd) by flush, off the event loop,
+        once however many changes a check-in or a burst of the controller's messages made."""
+        self._dirty.add(name)
+        if self._flushing is None or self._flushing.done():
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:  # no loop (a tool, a test): write now
+                self._write_dirty_now()
+                return
+            self._flushing = loop.create_task(self._flush_soon(), name="pull state")
+
+    async def _flush_soon(self) -> None:
+        try:
+            await self.flush()
+        except OSError:
+            pass  # logged; the next change tries again
+
+    def _snapshot(self) -> list[tuple[str, bytes]]:
+        names, self._dirty = sorted(self._dirty), set()
+        return [(f"{name}.json", json.dumps(self._probe(name).to_record()).encode()) for name in names]
+
+    def _write_dirty_now(self) -> None:
+        for filename, data in self._snapshot():
+            _write_file(self.dir, filename, data)
+
+    async def flush(self) -> None:
+        """Return once every state change made so far is on disk (the pull listener awaits
+        this before it answers: an acknowledged report is never lost to a crash)."""
+        async with self._write_lock:  # one writer: a newer snapshot never lands before an older
+            while self._dirty:
+                batch = self._snapshot()
+                try:
+                    await asyncio.to_thread(_write_files, self.dir, batch)
+                except OSError:
+                    log.exception("writing the pull probes' state failed")
+                    raise
 
     def book(self, name: str) -> CheckIns:
         book = self.books.get(name)
@@ -357,12 +399,33 @@ class PullHub:
                 log.exception("checking pull probes' misses failed")
 
     async def close(self) -> None:
+        try:
+            await self.flush()
+        except OSError:
+            pass  # logged
         if self._ticker is not None:
             self._ticker.cancel()
             try:
                 await self._ticker
             except asyncio.CancelledError:
                 pass
+
+
+def _write_file(directory: Path, name: str, data: bytes) -> None:
+    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+    path = directory / name
+    tmp = path.with_suffix(".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as out:
+        out.write(data)
+        out.flush()
+        os.fsync(out.fileno())
+    os.replace(tmp, path)
+
+
+def _write_files(directory: Path, batch: list[tuple[str, bytes]]) -> None:
+    for name, data in batch:
+        _write_file(directory, name, data)
 
 
 def _same(a: str, b: str) -> bool:

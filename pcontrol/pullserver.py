@@ -75,6 +75,7 @@ class PullServer:
             await writer.drain()
             proof = decode(await self._line(reader), Proof)
             answer = self.hub.check_in(hello, proof, challenge, t1, t2)
+            await self.hub.flush()  # what the answer says (a report taken, a job given) is on disk first
         except (PullError, asyncio.TimeoutError, ConnectionError) as exc:
             message = "no line within the time allowed" if isinstance(exc, asyncio.TimeoutError) else str(exc)
             log.info("pull connection from %s: %s", peer, message)
