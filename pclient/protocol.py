@@ -56,6 +56,9 @@ from dataclasses import MISSING, dataclass, field, fields
 from typing import Any, Callable, ClassVar, Dict, Tuple, Union
 
 __all__ = [
+    "checker_for",
+    "describe_json",
+    "reject_json_constant",
     "AGENT_VERSION",
     "DEFAULT_OUTPUT_LIMIT",
     "MAX_LINE",
@@ -574,7 +577,7 @@ _Checker = Callable[[Any], Any]
 TypeError with a description of what was expected."""
 
 
-def _describe(value: Any) -> str:
+def describe_json(value: Any) -> str:
     if value is None:
         return "null"
     return {bool: "a boolean", int: "an integer", float: "a number", str: "a string",
@@ -623,7 +626,7 @@ def _check_str_tuple(value: Any) -> tuple[str, ...]:
         raise TypeError("a list of strings")
     for index, item in enumerate(value):
         if not isinstance(item, str):
-            raise TypeError(f"a list of strings (item {index} is {_describe(item)})")
+            raise TypeError(f"a list of strings (item {index} is {describe_json(item)})")
     return tuple(value)
 
 
@@ -632,7 +635,7 @@ def _check_str_dict(value: Any) -> dict[str, str]:
         raise TypeError("an object of strings")
     for key, item in value.items():
         if not isinstance(item, str):
-            raise TypeError(f"an object of strings ({key!r} is {_describe(item)})")
+            raise TypeError(f"an object of strings ({key!r} is {describe_json(item)})")
     return value
 
 
@@ -647,14 +650,15 @@ _SIMPLE_CHECKERS: dict[Any, _Checker] = {
 }
 
 
-def _checker_for(hint: Any) -> _Checker:
-    """A checker for one field's type hint (the few shapes messages use)."""
+def checker_for(hint: Any) -> _Checker:
+    """A checker for one field's type hint (the few shapes messages use): the one field checker
+    of pclient's wire formats (pullwire.py uses it too)."""
     if hint in _SIMPLE_CHECKERS:
         return _SIMPLE_CHECKERS[hint]
     if typing.get_origin(hint) in (Union, getattr(types, "UnionType", Union)):
         inner = [arg for arg in typing.get_args(hint) if arg is not type(None)]
         if len(inner) == 1:
-            check = _checker_for(inner[0])
+            check = checker_for(inner[0])
 
             def check_optional(value: Any) -> Any:
                 if value is None:
@@ -676,7 +680,7 @@ def _field_specs(cls: type[Message]) -> list[_FieldSpec]:
     specs = []
     for f in fields(cls):
         required = f.default is MISSING and f.default_factory is MISSING
-        specs.append((f.name, _checker_for(hints[f.name]), required))
+        specs.append((f.name, checker_for(hints[f.name]), required))
     return specs
 
 
@@ -685,7 +689,7 @@ _FIELD_SPECS: dict[type[Message], list[_FieldSpec]] = {}
 an agent and pcontrol start without reading the type hints of every message (start-up, issue 13)."""
 
 
-def _reject_constant(name: str) -> Any:
+def reject_json_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
 
 
@@ -717,17 +721,17 @@ def decode(line: bytes | str) -> Message:
                                 excerpt=_excerpt(text))
     excerpt = _excerpt(text)
     try:
-        obj = json.loads(text, parse_constant=_reject_constant)
+        obj = json.loads(text, parse_constant=reject_json_constant)
     except ValueError as exc:  # json.JSONDecodeError is a ValueError
         raise ProtocolError(f"malformed JSON: {exc}", excerpt=excerpt) from None
     except RecursionError:
         raise ProtocolError("malformed JSON: nested too deeply", excerpt=excerpt) from None
     if not isinstance(obj, dict):
-        raise ProtocolError(f"expected a JSON object, got {_describe(obj)}", excerpt=excerpt)
+        raise ProtocolError(f"expected a JSON object, got {describe_json(obj)}", excerpt=excerpt)
     job = obj.get("job") if isinstance(obj.get("job"), str) and obj.get("job") else None
     kind = obj.get("type")
     if not isinstance(kind, str):
-        what = "missing" if kind is None else f"{_describe(kind)}, not a string"
+        what = "missing" if kind is None else f"{describe_json(kind)}, not a string"
         raise ProtocolError(f"message type is {what}", job=job, excerpt=excerpt)
     cls = MESSAGE_TYPES.get(kind)
     if cls is None:
@@ -746,7 +750,7 @@ def decode(line: bytes | str) -> Message:
         try:
             kwargs[name] = check(value)
         except TypeError as exc:
-            raise ProtocolError(f"{kind}: field {name!r} must be {exc}, got {_describe(value)}",
+            raise ProtocolError(f"{kind}: field {name!r} must be {exc}, got {describe_json(value)}",
                                 job=job, excerpt=excerpt) from None
     try:
         return cls(**kwargs)

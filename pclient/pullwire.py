@@ -13,7 +13,8 @@ One short TCP connection per check-in, JSON lines, the probe speaking first:
                                                     reports now safely taken (the probe forgets them)
 
 The four timestamps are NTP's (pclient.clockmath): pcontrol measures the probe's clock offset at
-every check-in. The proof binds the probe's id (PROOF_LABEL + id + challenge), so a key proves
+every check-in. Fields are checked by pclient.protocol's checkers (finite numbers only, as the
+agent protocol). The proof binds the probe's id (PROOF_LABEL + id + challenge), so a key proves
 only its own probe: a probe never sees, runs or reports another probe's jobs. Standard library only.
 """
 
@@ -22,8 +23,11 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import typing
 from dataclasses import MISSING, dataclass, field, fields
-from typing import Any, ClassVar, Dict, Tuple, Type, TypeVar, Union
+from typing import Any, Callable, ClassVar, Dict, List, Tuple, Type, TypeVar, Union
+
+from .protocol import checker_for, describe_json, reject_json_constant
 
 __all__ = ["PULL_VERSION", "PullError", "Hello", "Challenge", "Proof", "Report", "PullJob", "Answer",
            "encode", "decode", "pull_proof", "MAX_PULL_LINE", "RUN_NEAR"]
@@ -112,8 +116,6 @@ class Answer(_Msg):
     error: Union[str, None] = None
 
 
-_NESTED: Dict[str, Type[_Msg]] = {"Report": Report, "PullJob": PullJob}
-"""Fields holding a message, by the name of its type in the field's annotation."""
 M = TypeVar("M", bound=_Msg)
 
 
@@ -135,7 +137,7 @@ def encode(msg: _Msg) -> bytes:
 def decode(line: bytes, cls: Type[M]) -> M:
     """The message of type `cls` in `line`; PullError saying what is wrong otherwise."""
     try:
-        obj = json.loads(line.decode("utf-8"))
+        obj = json.loads(line.decode("utf-8"), parse_constant=reject_json_constant)
     except (UnicodeDecodeError, ValueError, RecursionError):
         raise PullError(f"expected a {cls.TYPE} line (JSON)") from None
     return _from_obj(obj, cls)
@@ -148,47 +150,50 @@ def _from_obj(obj: Any, cls: Type[M]) -> M:
     if obj.get("v", PULL_VERSION) != PULL_VERSION:
         raise PullError(f"pull protocol version {obj.get('v')!r} is not supported (this side speaks {PULL_VERSION})")
     kwargs: Dict[str, Any] = {}
-    for f in fields(cls):
-        if f.name not in obj:
-            if f.default is not MISSING or f.default_factory is not MISSING:  # a field with a default may be left out
-                continue
-            raise PullError(f"{cls.TYPE}: missing {f.name}")
-        kwargs[f.name] = _check(cls.TYPE, f.name, str(f.type), obj[f.name])
+    for name, check, required in _specs(cls):
+        if name not in obj:
+            if required:
+                raise PullError(f"{cls.TYPE}: missing {name}")
+            continue  # a field with a default may be left out
+        value = obj[name]
+        try:
+            kwargs[name] = check(value)
+        except TypeError as exc:
+            raise PullError(f"{cls.TYPE}: {name} must be {exc}, got {describe_json(value)}") from None
     try:
         return cls(**kwargs)
     except TypeError as exc:
         raise PullError(f"{cls.TYPE}: {exc}") from None
 
 
-def _check(tag: str, name: str, kind: str, value: Any) -> Any:
-    optional = "None" in kind
-    if value is None:
-        if optional:
+_SPECS: Dict[type, List[Tuple[str, Callable[[Any], Any], bool]]] = {}
+
+
+def _specs(cls: Type[_Msg]) -> List[Tuple[str, Callable[[Any], Any], bool]]:
+    """(name, checker, required) of each field: pclient.protocol's checkers, and for a field
+    holding a message (a Report, a PullJob) that message's own decoding."""
+    specs = _SPECS.get(cls)
+    if specs is None:
+        hints = typing.get_type_hints(cls)
+        specs = _SPECS[cls] = [(f.name, _checker(hints[f.name]),
+                                f.default is MISSING and f.default_factory is MISSING) for f in fields(cls)]
+    return specs
+
+
+def _checker(hint: Any) -> Callable[[Any], Any]:
+    nested = [arg for arg in typing.get_args(hint) if isinstance(arg, type) and issubclass(arg, _Msg)]
+    if isinstance(hint, type) and issubclass(hint, _Msg):
+        nested = [hint]
+    if not nested:
+        return checker_for(hint)
+    kind = nested[0]
+    optional = type(None) in typing.get_args(hint)
+
+    def check(value: Any) -> Any:
+        if value is None and optional:
             return None
-        raise PullError(f"{tag}: {name} may not be null")
-    nested = next((cls for tname, cls in _NESTED.items() if tname in kind), None)
-    if nested is not None:
-        return _from_obj(value, nested)
-    if kind.startswith("Tuple"):
-        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-            raise PullError(f"{tag}: {name} must be a list of strings")
-        return tuple(value)
-    if kind.startswith("Dict"):
-        if not isinstance(value, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
-            raise PullError(f"{tag}: {name} must be an object of strings")
-        return dict(value)
-    if "float" in kind:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise PullError(f"{tag}: {name} must be a number")
-        return float(value)
-    if "int" in kind:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise PullError(f"{tag}: {name} must be a whole number")
-        return value
-    if "bool" in kind:
-        if not isinstance(value, bool):
-            raise PullError(f"{tag}: {name} must be true or false")
-        return value
-    if not isinstance(value, str):
-        raise PullError(f"{tag}: {name} must be a string")
-    return value
+        if not isinstance(value, dict):
+            raise TypeError(f"a {kind.TYPE} object" + (" or null" if optional else ""))
+        return _from_obj(value, kind)
+
+    return check
