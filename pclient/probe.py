@@ -27,20 +27,26 @@ Exit statuses: 0 after --once, or when another probe of this name runs; 2 bad op
 from __future__ import annotations
 
 import argparse
+import asyncio
+import dataclasses
 import fcntl
 import json
 import logging
 import os
 import signal
 import socket
-import subprocess
 import sys
 import time
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Dict, Optional, Sequence, Tuple
 
-from .pullwire import RUN_NEAR, Answer, Challenge, Hello, Proof, PullError, PullJob, Report, decode, encode, pull_proof
+from .containment import find_token_processes
+from .jobproc import JobResult, JobSpec, RunningJob, start_job
+from .logfile import DEFAULT_KEEP, DEFAULT_MAX_BYTES, RotatingLog, size_argument
+from .pullwire import (RUN_NEAR, Answer, Challenge, Hello, Proof, PullError, PullJob, Report, decode,
+                       encode, pull_proof)
+from .spool import Spool
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +54,8 @@ __all__ = ["main", "Probe"]
 
 LOG_FORMAT = "%(asctime)s pclient-probe[%(process)d] %(levelname)s %(message)s"
 EXIT_REFUSED = 3
+SPOOL_KEPT = 5
+"""Jobs whose whole output stays in the probe's spool (STATE_DIR/NAME.spool/JOB.stdout, .stderr)."""
 
 
 class Refused(Exception):
@@ -62,6 +70,7 @@ class Probe:
         self.name = name
         self.key = key
         self.state_path = state_dir / f"{name}.json"
+        self.spool = Spool(state_dir / f"{name}.spool")
         self.retry_min = retry_min
         self.retry_max = retry_max
         self.clock_offset = clock_offset  # added to every time this probe reports (drills, tests)
@@ -90,12 +99,7 @@ class Probe:
         job = self.state.get("job")
         if self.state.get("running") and job is not None and self.state.get("report") is None:
             log.warning("job %s was running when the probe stopped: reporting it as a crash", job["job"])
-            pid = self.state.get("pid")
-            if isinstance(pid, int) and pid > 1:
-                try:  # what is left of it (its own process group, as run_job made it)
-                    os.killpg(pid, signal.SIGKILL)
-                except (ProcessLookupError, PermissionError):
-                    pass
+            _kill_leftovers(self.state.get("pid"), self.state.get("token"))
             self.state["report"] = asdict(Report(job=job["job"], outcome="crash", status=None, signal=None,
                                                  elapsed=0.0, reason="the probe restarted while the job ran"))
             self.state["running"] = False
@@ -143,42 +147,60 @@ class Probe:
     # -- running a job -------------------------------------------------------------------------------
 
     def run_job(self) -> None:
+        """Run the held job as the agent runs its jobs (pclient.jobproc): contained (a cgroup, or
+        a keeper: its kill or timeout ends every process it started), its output streamed to the
+        spool, every byte, with only the head (its output limit) kept for the report."""
         job = PullJob(**{**self.state["job"], "argv": tuple(self.state["job"]["argv"])})
         self.state["running"] = True
         self._save()
         log.info("running job %s: %s", job.job, " ".join(job.argv))
-        started = time.monotonic()
-        outcome, status, sig, reason = "exit", None, None, None
-        env = dict(os.environ, **job.env)
+        out_file = err_file = None
         try:
-            proc = subprocess.Popen(list(job.argv), cwd=job.cwd or None, env=env, stdin=subprocess.DEVNULL,
-                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
-        except OSError as exc:
-            out, err = b"", str(exc).encode()
-            status, reason = 127, f"cannot run {job.argv[0]}: {exc.strerror or exc}"
-        else:
-            self.state["pid"] = proc.pid
-            self._save()
-            try:
-                out, err = proc.communicate(timeout=job.timeout)
-            except subprocess.TimeoutExpired:
-                _kill_group(proc)
-                out, err = proc.communicate()
-                outcome, reason = "timeout", f"ran past its timeout of {job.timeout:g} s"
-            code = proc.returncode
-            if outcome == "exit":
-                if code < 0:
-                    outcome, sig = "crash", -code
-                else:
-                    status = code
-        limit = job.output_limit
-        report = Report(job=job.job, outcome=outcome, status=status, signal=sig,
-                        elapsed=round(time.monotonic() - started, 6),
-                        stdout=out[:limit].decode("utf-8", "replace"), stderr=err[:limit].decode("utf-8", "replace"),
-                        reason=reason)
-        self.state.update(report=asdict(report), running=False, job=None, pid=None)
+            self._prune_spool(job.job)
+            out_file, err_file = self.spool.files(job.job)
+        except (OSError, ValueError) as exc:
+            log.warning("job %s: cannot spool its output (%s); only its head is kept", job.job, exc)
+        spec = JobSpec(job.job, job.argv, cwd=job.cwd or None, env=job.env, timeout=job.timeout,
+                       output_limit=job.output_limit, stdout_file=out_file, stderr_file=err_file)
+        result = asyncio.run(self._run(spec))
+        for error in result.output_errors:
+            log.warning("job %s: %s", job.job, error)
+        report = _fitting(Report(
+            job=job.job, outcome=result.outcome.value, status=result.status, signal=result.signal,
+            elapsed=round(result.elapsed, 6), stdout=result.stdout.decode("utf-8", "replace"),
+            stderr=result.stderr.decode("utf-8", "replace"), reason=result.reason,
+            stdout_bytes=result.stdout_bytes, stderr_bytes=result.stderr_bytes))
+        self.state.update(report=asdict(report), running=False, job=None, pid=None, token=None, run_at=None)
         self._save()
-        log.info("job %s ended: %s %s", job.job, outcome, status if status is not None else sig)
+        log.info("job %s ended: %s %s", job.job, result.outcome.value,
+                 result.status if result.status is not None else result.signal)
+
+    async def _run(self, spec: JobSpec) -> JobResult:
+        def started(running: RunningJob) -> None:  # what recover() needs if this probe dies now
+            self.state.update(pid=running.pid, token=running.token)
+            self._save()
+
+        running = await start_job(spec, on_started=started)
+        try:
+            return await running.wait()
+        except asyncio.CancelledError:  # the probe is stopping (SIGTERM): the job goes with it
+            running.kill()
+            await asyncio.wait_for(running.wait(), spec.kill_grace + 5.0)
+            raise
+
+    def _prune_spool(self, keep: str) -> None:
+        """Keep the spooled output of the SPOOL_KEPT most recent jobs (and of `keep`)."""
+        try:
+            files = sorted(self.spool.directory.iterdir(), key=lambda p: p.stat().st_mtime)
+        except FileNotFoundError:
+            return
+        words = []
+        for path in files:
+            word = path.name.rsplit(".", 1)[0]
+            if word not in words and word != keep:
+                words.append(word)
+        for word in words[:max(0, len(words) - SPOOL_KEPT + 1)]:
+            self.spool.drop(word)
 
     # -- the loop ------------------------------------------------------------------------------------
 
@@ -222,11 +244,34 @@ class Probe:
         return float(self.state["run_at"]) - time.time()
 
 
-def _kill_group(proc: subprocess.Popen) -> None:
-    try:
-        os.killpg(proc.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
+def _kill_leftovers(pid: Any, token: Any) -> None:
+    """What is left of a job of a probe that died while it ran: its process group, and every
+    process carrying its job token (pclient.containment), also one that left the group."""
+    if isinstance(pid, int) and pid > 1:
+        try:
+            os.killpg(pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+    if isinstance(token, str) and token:
+        for left in find_token_processes(token):
+            try:
+                os.kill(left, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+
+
+def _fitting(report: Report) -> Report:
+    """The report, its output heads cut until its check-in line fits in MAX_PULL_LINE (escaping
+    can make text grow six-fold); the whole sizes stay in stdout_bytes / stderr_bytes."""
+    while True:
+        try:
+            encode(Proof("0" * 64, 0.0, 0.0, report))
+            return report
+        except PullError:
+            if not report.stdout and not report.stderr:
+                return report
+            report = dataclasses.replace(report, stdout=report.stdout[: len(report.stdout) // 2],
+                                         stderr=report.stderr[: len(report.stderr) // 2])
 
 
 def _line(reader: Any) -> bytes:
@@ -260,14 +305,27 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--clock-offset", type=float, default=0.0, metavar="S",
                         help="add S seconds to the times this probe reports (drills of the clock check)")
     parser.add_argument("--once", action="store_true", help="check in (and run what is due) until nothing is left, then exit")
-    parser.add_argument("--log", metavar="FILE", help="append the log to FILE (default stderr)")
+    parser.add_argument("--log", metavar="FILE", help="append the log to FILE (default stderr); rotated by size, "
+                        "reopened on SIGHUP (logrotate)")
+    parser.add_argument("--log-max-bytes", type=size_argument, default=DEFAULT_MAX_BYTES, metavar="SIZE",
+                        help="with --log: rotate FILE past SIZE (10M, 512k; 0: never; default 10M)")
+    parser.add_argument("--log-keep", type=int, default=DEFAULT_KEEP, metavar="N",
+                        help="with --log: rotated files kept (default %(default)s)")
     parser.add_argument("-v", "--verbose", action="count", default=0, help="log more")
     return parser
 
 
 def main(argv: Sequence[str]) -> int:
     args = build_parser().parse_args(list(argv))
-    handler: logging.Handler = logging.FileHandler(args.log) if args.log else logging.StreamHandler(sys.stderr)
+    handler: logging.Handler
+    try:
+        handler = (RotatingLog(args.log, args.log_max_bytes, args.log_keep) if args.log
+                   else logging.StreamHandler(sys.stderr))
+    except OSError as exc:
+        print(f"pclient: --log {args.log}: {exc}", file=sys.stderr)
+        return 2
+    if isinstance(handler, RotatingLog):
+        signal.signal(signal.SIGHUP, lambda *_: handler.reopen())  # type: ignore[union-attr]
     handler.setFormatter(logging.Formatter(LOG_FORMAT))
     logging.getLogger().addHandler(handler)
     logging.getLogger().setLevel(logging.INFO if args.verbose else logging.WARNING)

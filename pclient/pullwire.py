@@ -84,6 +84,9 @@ class Report(_Msg):
     stdout: str = ""
     stderr: str = ""
     reason: Union[str, None] = None
+    stdout_bytes: Union[int, None] = None
+    """The whole stream's size (`stdout` is its head, cut to the job's output limit); None: len(stdout)."""
+    stderr_bytes: Union[int, None] = None
 
 
 @dataclass(frozen=True)

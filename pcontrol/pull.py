@@ -306,10 +306,13 @@ class PullHub:
         except ValueError:
             return f"unknown outcome {report.outcome!r}"
         stdout, stderr = report.stdout, report.stderr
+        out_bytes, err_bytes = len(stdout.encode()), len(stderr.encode())
+        out_total = max(out_bytes, report.stdout_bytes or 0)
+        err_total = max(err_bytes, report.stderr_bytes or 0)
         ended = agent_protocol.Ended(
             job=report.job, outcome=outcome, status=report.status, signal=report.signal,
-            elapsed=report.elapsed, stdout=stdout, stderr=stderr, stdout_bytes=len(stdout.encode()),
-            stderr_bytes=len(stderr.encode()), stdout_truncated=False, stderr_truncated=False,
+            elapsed=report.elapsed, stdout=stdout, stderr=stderr, stdout_bytes=out_total,
+            stderr_bytes=err_total, stdout_truncated=out_total > out_bytes, stderr_truncated=err_total > err_bytes,
             reason=report.reason)
         probe.given = None
         probe.finished.append(json.loads(agent_protocol.encode(ended)))

@@ -162,7 +162,7 @@ def test_a_job_withdrawn_before_its_run_time_is_dropped_by_the_probe_and_never_r
     assert ended["outcome"] == "KILLED"
     wait_until_sync(lambda: f"job {job} was withdrawn before its run time: dropped" in world.log("a-drop"),
                     "the probe heard of the withdrawal", WAIT)
-    assert world.state("a-drop").get("job") is None
+    wait_until_sync(lambda: world.state("a-drop").get("job") is None, "the probe holds no job", WAIT)
     wait_until_sync(lambda: (world.host("a-drop")["agent"].get("pull_last") or 0) > at + 0.5,
                     "the probe checked in after the run time", WAIT)
     assert not marker.exists()

@@ -418,3 +418,39 @@ def test_a_script_reacts_to_alert_events_through_its_alerts_queue(world: World) 
     assert out.splitlines() == ["alert skew p-alerted: pcontrol: host p-alerted is SKEWED",
                                 "recovery skew p-alerted: pcontrol: host p-alerted clock is back in line"], (out, err)
     world.forget("p-alerted")
+
+
+def _gone(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] == "Z"
+    except FileNotFoundError:
+        return True
+
+
+def test_a_probe_job_that_forks_a_grandchild_and_times_out_leaves_no_process(world: World) -> None:
+    key = world.add_probe("p-contain")
+    world.probe("p-contain", key)
+    # the grandchild leaves the job's process group and session (setsid): a kill of the group misses it
+    job = world.pcontrol("job", "-host", "p-contain", "-required", "-timeout", "1", "--", "sh", "-c",
+                         "setsid sleep 300 & echo grandchild $!; sleep 300").stdout.strip()
+    ended = world.done(job)
+    assert ended["outcome"] == "TIMEOUT", ended
+    grandchild = int(re.search(r"grandchild (\d+)", world.pcontrol("stdout", job).stdout).group(1))
+    wait_until_sync(lambda: _gone(grandchild), "the grandchild is gone", 5.0)  # only init's reaping is waited for
+    world.forget("p-contain")
+
+
+def test_a_probe_jobs_output_is_spooled_every_byte_and_reported_as_its_head(world: World) -> None:
+    key = world.add_probe("p-spool")
+    world.probe("p-spool", key)
+    job = world.pcontrol("job", "-host", "p-spool", "-required", "-output-limit", "1000", "--", "sh", "-c",
+                         "head -c 3000000 /dev/zero | tr '\\0' x; echo tail").stdout.strip()
+    ended = world.done(job)
+    assert ended["outcome"] == "EXIT" and ended["status"] == 0
+    assert ended["stdout_bytes"] == 3000005 and ended["stdout_truncated"] is True
+    assert world.pcontrol("stdout", job).stdout.rstrip("\n") == "x" * 1000  # the head, cut to the output limit
+    spooled = world.home / "probes" / "p-spool.spool" / f"{job}.stdout"
+    assert spooled.stat().st_size == 3000005  # every byte, on the probe's disk
+    assert spooled.read_bytes().endswith(b"x" * 10 + b"tail\n")
+    world.forget("p-spool")
