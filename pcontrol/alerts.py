@@ -18,7 +18,14 @@ when it ends, however often the condition is seen in between: no storms.
 The mail settings are a small JSON file (`pcontrol serve --alerts FILE`):
 
     {"host": "smtp.example.org", "port": 587, "from": "pcontrol@example.org",
-     "to": ["noc@example.org"], "starttls": true, "user": "pcontrol", "password_file": "/etc/pcontrol/smtp"}
+     "to": ["noc@example.org"], "starttls": true, "user": "pcontrol", "password_file": "/etc/pcontrol/smtp",
+     "cafile": "/etc/pcontrol/smtp-ca.pem"}
+
+With `starttls` the server's certificate is verified (against the system's CAs, or only
+`cafile`'s, for a server with a private CA) and must name `host`. A server that refuses the
+login, or whose certificate does not verify, is logged with what to check, and tried again
+with the same backoff: such mail waits in the queue until the settings are fixed (and
+pcontrol restarted) or the server accepts it.
 
 Listeners (`on_alert`) are told of every alert, raise and clear, as an AlertNotice: the
 controller turns those of an episode (a host's missed run times, its SKEWED clock) into `alert`
@@ -72,6 +79,7 @@ class MailSettings:
     starttls: bool = False
     user: str | None = None
     password: str | None = None
+    cafile: str | None = None
     timeout: float = 20.0
     retry_min: float = 1.0
     retry_max: float = 300.0
@@ -91,7 +99,8 @@ class MailSettings:
     def from_record(cls, data: Any, where: str = "mail settings") -> "MailSettings":
         if not isinstance(data, dict):
             raise AlertError(f"{where}: expected a JSON object")
-        known = {"host", "port", "from", "to", "starttls", "user", "password_file", "timeout", "retry_min", "retry_max"}
+        known = {"host", "port", "from", "to", "starttls", "user", "password_file", "cafile", "timeout", "retry_min",
+                 "retry_max"}
         unknown = sorted(set(data) - known)
         if unknown:
             raise AlertError(f"{where}: unknown field(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
@@ -112,8 +121,15 @@ class MailSettings:
                 password = Path(data["password_file"]).read_text().strip()
             except OSError as exc:
                 raise AlertError(f"{where}: cannot read password_file: {exc.strerror or exc}") from None
+        cafile = data.get("cafile")
+        if cafile is not None and (not isinstance(cafile, str) or not Path(cafile).is_file()):
+            raise AlertError(f"{where}: \"cafile\" must name a file of CA certificates, got {cafile!r}")
+        if data.get("user") is not None and not data.get("starttls"):
+            log.warning("%s: the SMTP login of %s goes without STARTTLS: its password crosses the network "
+                        "in the clear", where, data.get("user"))
         return cls(host=host, port=port, sender=str(data.get("from", "pcontrol@localhost")), to=tuple(to),
                    starttls=bool(data.get("starttls", False)), user=data.get("user"), password=password,
+                   cafile=cafile,
                    timeout=float(data.get("timeout", 20.0)), retry_min=float(data.get("retry_min", 1.0)),
                    retry_max=float(data.get("retry_max", 300.0)))
 
@@ -224,7 +240,7 @@ class Alerter:
             try:
                 await asyncio.to_thread(_deliver, settings, mail.subject, mail.body)
             except (OSError, smtplib.SMTPException, ssl.SSLError) as exc:
-                mail.last_error = f"{type(exc).__name__}: {exc}"
+                mail.last_error = _explain(settings, exc)
                 self.failures += 1
                 log.warning("alert mail to %s:%d failed (attempt %d, next in %.3g s): %s", settings.host,
                             settings.port, mail.attempts, backoff, mail.last_error)
@@ -252,7 +268,22 @@ def _deliver(settings: MailSettings, subject: str, body: str) -> None:
     message.set_content(body)
     with smtplib.SMTP(settings.host, settings.port, timeout=settings.timeout) as smtp:
         if settings.starttls:
-            smtp.starttls(context=ssl.create_default_context())
+            smtp.starttls(context=ssl.create_default_context(cafile=settings.cafile))
         if settings.user:
             smtp.login(settings.user, settings.password or "")
         smtp.send_message(message, from_addr=settings.sender, to_addrs=list(settings.to))
+
+
+def _explain(settings: MailSettings, exc: BaseException) -> str:
+    """What went wrong with one attempt, with what to check for the failures a setting causes."""
+    said = f"{type(exc).__name__}: {exc}"
+    if isinstance(exc, smtplib.SMTPAuthenticationError):
+        detail = exc.smtp_error.decode("utf-8", "replace") if isinstance(exc.smtp_error, bytes) else exc.smtp_error
+        return (f"the server refused the login of user {settings.user!r} ({exc.smtp_code} {detail}): "
+                f"check \"user\" and \"password_file\" in the mail settings")
+    if isinstance(exc, smtplib.SMTPNotSupportedError) and settings.starttls:
+        return f"{said} (does the server offer STARTTLS on port {settings.port}?)"
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        trust = f"cafile {settings.cafile}" if settings.cafile else "the system's CAs (set \"cafile\" for a private CA)"
+        return f"the server's certificate does not verify against {trust}: {exc.verify_message or exc}"
+    return said
