@@ -171,6 +171,10 @@ class Backend(Protocol):
     def task_defined(self, task: str) -> None:
         """A task was (re)defined: jobs of it that the backend holds can be taken back."""
 
+    def lead(self, host: str) -> float:
+        """Seconds before its planned start that a job for `host` is best made (a pull probe's
+        host: the controller tells the probe its run time ahead); 0: at its start."""
+
     submit_keys_held: set[str] | None
     """The submit keys of every job of ours the controller holds, known after a connect (None:
     not known; a local backend: always None). The run ledger drops jobs made but never sent."""
@@ -200,6 +204,9 @@ class WithoutController:
 
     def task_defined(self, task: str) -> None:
         pass
+
+    def lead(self, host: str) -> float:
+        return 0.0
 
     def submit_key(self, job: Job) -> str | None:
         return None

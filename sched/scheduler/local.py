@@ -107,6 +107,9 @@ class LocalBackend:
     def task_defined(self, task: str) -> None:
         """Nothing to take back: local jobs do not outlive their sched."""
 
+    def lead(self, host: str) -> float:
+        return 0.0
+
     async def connect(self) -> None:
         """Always ready."""
 

@@ -50,7 +50,7 @@ from .rounds import RoundsConfig
 from .switchboard import Switchboard
 from .taskspec import DRAFT_KEY, JobDraft, OutputDest, TaskSpec
 from ..lang.tcllist import join_list
-from .timing import PlanReason, TaskTiming, TimerHandle, TimerHeap, plan
+from .timing import PlanReason, TaskTiming, TimerHandle, TimerHeap, next_change, plan
 
 if TYPE_CHECKING:
     from .reload import TaskStaging
@@ -423,9 +423,45 @@ class Scheduler:
                     break
                 if self._make_job(entry, host):
                     made += 1
+        if not decision.make and decision.reason in (PlanReason.EXEC_PERIOD, PlanReason.OUTSIDE_WINDOW):
+            made += self._make_ahead(entry, now, decision.reason)
         self._schedule(entry, decision.next_look)
         if entry.finished or decision.reason is PlanReason.PAUSED:
             self._check_waiters()  # e.g. the run ledger said nmax was reached already
+        return made
+
+    def _make_ahead(self, entry: TaskEntry, now: float, reason: PlanReason) -> int:
+        """A task whose hosts are all pull probes (backend `lead`), waiting for its -exec period
+        or its trange window: the jobs it would make when that wait ends, made now with that
+        moment as their planned start (not-before), when it is within the lead; their launch
+        counts from that moment, so -exec spacing holds."""
+        spec = entry.spec
+        if spec.host == "LOCAL" or spec.sync is not None:
+            return 0
+        hosts = spec.hosts or (spec.host,)
+        if "NONE" in hosts:
+            return 0
+        clock = self.clock
+        wall = clock.wall()
+        if reason is PlanReason.EXEC_PERIOD and entry.timing.last_launch_mono is not None:
+            at = entry.timing.last_launch_mono + spec.periods.exec
+        else:
+            opens = next_change(spec.ranges, wall, clock.tz) if spec.ranges else None
+            if opens is None:
+                return 0
+            at = now + (opens - wall)
+        if at <= now or min(self.remote.lead(h) for h in hosts) < at - now:
+            return 0
+        start_wall = wall + (at - now)
+        then = plan(spec.periods, spec.limits, spec.active, spec.ranges, entry.timing, at, start_wall, clock.tz)
+        next_look = at
+        made = 0
+        for _ in range(then.make):
+            for host in spec.hosts or (None,):
+                if entry.deleting or entry.finished or self.tasks.get(spec.name) is not entry:
+                    break
+                if self._make_job(entry, host, not_before=start_wall, launch_mono=next_look):
+                    made += 1
         return made
 
     def _look_rounds(self, entry: TaskEntry, cursor: RoundCursor) -> int:
@@ -463,7 +499,8 @@ class Scheduler:
                 job.withdrawn = False
                 log.warning("task %s: job %s could not be withdrawn (not at the controller yet)", entry.name, job.id)
 
-    def _make_job(self, entry: TaskEntry, host: str | None = None, not_before: float | None = None) -> Job | None:
+    def _make_job(self, entry: TaskEntry, host: str | None = None, not_before: float | None = None,
+                  launch_mono: float | None = None) -> Job | None:
         spec = entry.spec
         inbox = self.switchboard.take(spec.name)  # the switchboard's messages go to this job
         inbox_lines = tuple(m.line for m in inbox)
@@ -484,9 +521,9 @@ class Scheduler:
         job.joblog = spec.joblog
         self.jobs[job.id] = job
         entry.jobs_out.add(job.id)
-        entry.timing.launched(self.clock.monotonic())
+        entry.timing.launched(self.clock.monotonic() if launch_mono is None else launch_mono)
         if self.home is not None and spec.periods.exec > 0 and self.real_time:
-            self.home.marks.launched(spec.name, self.clock.wall())
+            self.home.marks.launched(spec.name, self.clock.wall() if not_before is None else not_before)
         if not job.local and job.sync is None:
             self.resume_run()
             self._record_made(entry, job, item)

@@ -78,6 +78,10 @@ LOCALHOST_SLOTS_PER_CPU = 2
 """The embedded default's localhost: slots per CPU. Short jobs spend much of their life in
 fork, exec and the messages around them, so two per CPU keep the CPUs busy (measured with
 bench/bench_user.py: 2 slots on 2 CPUs ran 600 `true` jobs ~1.5x slower than 4; 6 and 8 no faster)."""
+PULL_AHEAD = 600.0
+"""Seconds before its planned start that a job for a pull probe is made (with that start as its
+-not-before): the controller hands it to the probe at its check-in before that time, telling it
+the time. pcontrol's --pull-interval should stay below this."""
 SUBMIT_KEY = "PSCHED_SUBMIT"
 """Environment variable carrying `session:job id` on every controller job this link submits."""
 
@@ -227,6 +231,7 @@ class ControllerLink:
         self._sending: dict[int, Job] = {}  # submitted, the controller's reply not read yet
         self.orphans: dict[int, dict[str, Any]] = {}  # finished jobs of tasks not defined here (yet)
         self.hosts: set[str] = set()  # host names the controller told us of (for completion)
+        self.pull_hosts: set[str] = set()  # those that are pull probes: their jobs are made ahead (lead)
         self._early: dict[int, dict[str, Any]] = {}  # events that beat their job's submit reply
         self._to_harvest: list[int] = []
         self._harvesting = False  # a harvest request is on its way
@@ -320,6 +325,7 @@ class ControllerLink:
         self._retry = 0
         self._hosts_checked = False
         self.hosts = set()
+        self.pull_hosts = set()
         self.orphans.clear()
         self._early.clear()
 
@@ -401,6 +407,7 @@ class ControllerLink:
         self._hosts_checked = True
         hosts = await self.client.call("hosts", "-json")
         self.hosts = {h["name"] for h in hosts}
+        self.pull_hosts = {h["name"] for h in hosts if h.get("pull")}
         if not hosts and self.address.is_tcp:
             self.sched.report(f"controller at {self.address} has no hosts: jobs wait until one is added there")
         elif not hosts:
@@ -572,7 +579,12 @@ class ControllerLink:
     def _on_event(self, event: Any) -> None:
         kind = getattr(event.kind, "value", event.kind)
         if kind == "host" and event.data.get("name"):
-            self.hosts.add(event.data["name"])
+            name = event.data["name"]
+            self.hosts.add(name)
+            if event.data.get("pull") and not event.data.get("deleted"):
+                self.pull_hosts.add(name)
+            else:
+                self.pull_hosts.discard(name)
             return
         if kind == "alert":
             self.sched.controller_alert(event.data)
@@ -748,6 +760,11 @@ class ControllerLink:
         return (f"controller holds {len(self.orphans)} job(s) ({running} not finished) of an earlier sched on this "
                 f"home for task(s) not defined here: {', '.join(tasks)}; define them to follow these jobs and run "
                 "their exit macros")
+
+    def lead(self, host: str) -> float:
+        """A pull probe's job is made PULL_AHEAD before its planned start (it carries that start:
+        `job -not-before`), so that its probe is told its run time in advance; others at it."""
+        return PULL_AHEAD if host in self.pull_hosts else 0.0
 
     def task_defined(self, task: str) -> None:
         """A task was defined: take back the jobs of an earlier run of it that we hold (running

@@ -138,6 +138,9 @@ class SyncBackend:
     def task_defined(self, task: str) -> None:
         pass
 
+    def lead(self, host: str) -> float:
+        return 0.0
+
     async def connect(self) -> None:
         pass
 

@@ -34,6 +34,11 @@ class FakeBackend:
     def task_defined(self, task):
         pass
 
+    leads = {}  # host -> seconds: a test's pull hosts
+
+    def lead(self, host):
+        return self.leads.get(host, 0.0)
+
     def submit_key(self, job):
         return None
 

@@ -281,3 +281,46 @@ def test_without_a_seed_the_plan_is_the_task_names_and_survives_a_redefinition()
     assert w.run("check ndt -plan") == first
     w.run(script.replace("task ndt", "task ndt2"))
     assert w.run("check ndt2 -plan") != first
+
+
+# --- periodic jobs of pull probes, made ahead ---------------------------------------------------
+
+def _until_jobs(w, count, limit=10_000):
+    """Step the loop on its fake clock until `count` jobs were made; the wall time each was made."""
+    made_at = []
+    for _ in range(limit):
+        next_look = w.step()
+        made_at.extend([w.clock.wall()] * (len(w.jobs) - len(made_at)))
+        for job in w.jobs:
+            if not job.done and job.not_before is not None and job.not_before <= w.clock.wall():
+                w.end(job)  # it ran at its planned start
+            elif not job.done and job.not_before is None:
+                w.end(job)
+        if len(w.jobs) >= count:
+            return made_at
+        w.clock.advance(max(0.0, next_look - w.clock.monotonic()))
+    raise AssertionError(f"only {len(w.jobs)} jobs made")
+
+
+def test_a_periodic_task_on_a_pull_probe_makes_each_next_job_ahead_carrying_its_planned_start():
+    w = World()
+    w.remote.leads = {"probe": 30.0}  # the controller says probe is a pull probe
+    w.run("task t\n  command true\n  host probe -required\n  periods -exec 60\n  nmax 3\nend\n")
+    w.run("run")
+    t0 = w.clock.wall()
+    made_at = _until_jobs(w, 3)
+    first, second, third = w.jobs
+    assert first.not_before is None and made_at[0] == t0  # the first look makes it at once
+    assert second.not_before == t0 + 60 and third.not_before == t0 + 120  # -exec spacing, from planned starts
+    for job, made in zip((second, third), made_at[1:]):
+        assert job.not_before - 30 <= made < job.not_before  # within the lead, ahead of its start
+
+
+def test_a_periodic_task_on_an_ordinary_host_makes_its_jobs_at_their_time():
+    w = World()
+    w.run("task t\n  command true\n  host n1 -required\n  periods -exec 60\n  nmax 3\nend\n")
+    w.run("run")
+    t0 = w.clock.wall()
+    made_at = _until_jobs(w, 3)
+    assert [j.not_before for j in w.jobs] == [None, None, None]
+    assert made_at == [t0, t0 + 60, t0 + 120]
