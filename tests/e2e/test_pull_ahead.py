@@ -182,3 +182,37 @@ def test_the_planned_start_survives_a_restart_of_pcontrol(world: World) -> None:
     started = float(world.pcontrol("stdout", job).stdout.strip())
     assert at - 0.05 <= started <= at + ON_TIME, started - at
     kill(world.probes.pop())
+
+
+SCHED_PERIODIC = """
+task periodic
+  command sh -c {date +%s.%N}
+  host a-sched -required
+  periods -exec 7
+  nmax 2
+  stdout -var out
+  task.exit 0
+    puts "ran at [string trim $out]"
+  end
+end
+run
+wait periodic
+"""
+
+
+def test_sched_makes_a_pull_probes_next_periodic_job_ahead_and_it_starts_at_its_planned_start(world: World) -> None:
+    world.probe("a-sched")
+    script = world.home / "periodic.sched"
+    script.write_text(SCHED_PERIODIC)
+    done = subprocess.run([str(Path(sys.executable).parent / "sched"), str(script)], capture_output=True, text=True,
+                          timeout=120, env=dict(os.environ, SCHED_HOME=str(world.home)))
+    assert done.returncode == 0, done.stderr
+    jobs = [j for j in json.loads(world.pcontrol("jobs", "-json").stdout) if j.get("task") == "periodic"]
+    planned = [j for j in jobs if j.get("not_before") is not None]
+    assert len(jobs) == 2 and len(planned) == 1, jobs  # the first at once, the second made ahead
+    first = next(j for j in jobs if j["not_before"] is None)
+    started = sorted(float(line.split()[-1]) for line in done.stdout.splitlines())
+    at = planned[0]["not_before"]
+    assert abs(at - first["submitted"] - 7.0) < 0.5  # -exec 7 from the first launch
+    assert at - 0.05 <= started[1] <= at + ON_TIME, (started, at)
+    kill(world.probes.pop())
