@@ -458,6 +458,15 @@ class Controller(AgentReports, OperatorRequests):
         self._push_timer(release - now, ("release", job.id))
         return True
 
+    def _unplan(self, job: Job) -> None:
+        """The job no longer waits for its planned start (started, ended, forgotten)."""
+        self._later.discard(job.id)
+        planned = self._planned.get(job.host or "")
+        if planned is not None:
+            planned.discard(job.id)
+            if not planned:
+                del self._planned[job.host or ""]
+
     def _lead(self, job: Job) -> float:
         host = self.hosts.get(job.host or "")
         if host is not None and host.pull and self.pull is not None:
@@ -581,6 +590,7 @@ class Controller(AgentReports, OperatorRequests):
 
     def _start(self, job: Job, host: Host) -> None:
         assert host.free_slots > 0
+        self._unplan(job)
         self._index.remove(job.id)
         self._timers.cancel(("pending", job.id))
         self._set_state(job, JobState.BUSY)
@@ -608,7 +618,7 @@ class Controller(AgentReports, OperatorRequests):
         self._timers.cancel(("pending", job.id))
         self._timers.cancel(("held", job.id))
         self._timers.cancel(("release", job.id))
-        self._later.discard(job.id)
+        self._unplan(job)
         self._job_changed(job)
         if job.delete_requested:
             self._forget(job)         # `delete -force`: its end is told, then it is gone
@@ -640,7 +650,7 @@ class Controller(AgentReports, OperatorRequests):
                 owned.discard(job.id)
                 if not owned:
                     del self._by_owner[job.owner]
-        self._later.discard(job.id)
+        self._unplan(job)
         for kind in ("pending", "forget", "expire", "held", "release"):
             self._timers.cancel((kind, job.id))
         if self.journal is not None:
