@@ -434,9 +434,10 @@ class Scheduler:
         """A task whose hosts are all pull probes (backend `lead`), waiting for its -exec period
         or its trange window: the jobs it would make when that wait ends, made now with that
         moment as their planned start (not-before), when it is within the lead; their launch
-        counts from that moment, so -exec spacing holds."""
+        counts from that moment, so -exec spacing holds. Not for a task that takes its jobs from
+        a source (a sequence: its items are handed out as they run)."""
         spec = entry.spec
-        if spec.host == "LOCAL" or spec.sync is not None:
+        if spec.host == "LOCAL" or spec.sync is not None or spec.source is not None:
             return 0
         hosts = spec.hosts or (spec.host,)
         if "NONE" in hosts:

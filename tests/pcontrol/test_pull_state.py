@@ -54,7 +54,7 @@ def test_check_ins_read_keys_once_and_write_state_off_the_loop(tmp_path: Path, c
             counted["fsync_threads"].clear()
             for _ in range(3):
                 answer, wait = await asyncio.to_thread(probe.check_in)
-                assert answer.ok and answer.job is None and 29.0 < wait <= 30.0
+                assert answer.ok and answer.job is None and 20.0 < wait <= 31.0  # come back in one interval
                 # the answer came after its state was on disk
                 assert (tmp_path / "pull" / "p1.json").exists()
             assert counted["keys_reads"] == 1  # read once, then only stat'd
