@@ -4,7 +4,7 @@
 sched sends for a rounds run made ahead).
 
 With a 4 s interval, a probe that learnt of a job only at its next check-in would start it up to
-4 s late; these tests hold it to a fraction of a second, and check the planned start survives a
+4 s late; these tests hold it to under a second, and check the planned start survives a
 restart of pcontrol and that a job withdrawn before its run time never runs."""
 
 from __future__ import annotations
@@ -33,9 +33,10 @@ PCONTROL = [sys.executable, "-m", "pcontrol"]
 PCLIENT = [sys.executable, "-m", "pclient"]
 WAIT = 40.0
 INTERVAL = 4.0
-ON_TIME = 0.5
-"""How close to its planned start a job starts (a check-in is one loopback round trip; the
-machine is shared)."""
+ON_TIME = 1.0
+"""How late after its planned start a job may start: a check-in is one loopback round trip
+(measured 30-70 ms), but the machine is shared by many test runs; a job learnt of at the next
+check-in would be up to INTERVAL (4 s) late."""
 
 
 def free_port() -> int:
