@@ -239,7 +239,9 @@ class Alerter:
             mail.attempts += 1
             try:
                 await asyncio.to_thread(_deliver, settings, mail.subject, mail.body)
-            except (OSError, smtplib.SMTPException, ssl.SSLError) as exc:
+            except Exception as exc:  # OSError, SMTPException, SSLError; anything else is a bug, logged, and retried
+                if not isinstance(exc, (OSError, smtplib.SMTPException, ssl.SSLError)):
+                    log.exception("alert mail: unexpected error")
                 mail.last_error = _explain(settings, exc)
                 self.failures += 1
                 log.warning("alert mail to %s:%d failed (attempt %d, next in %.3g s): %s", settings.host,
@@ -276,6 +278,8 @@ def _deliver(settings: MailSettings, subject: str, body: str) -> None:
 
 def _explain(settings: MailSettings, exc: BaseException) -> str:
     """What went wrong with one attempt, with what to check for the failures a setting causes."""
+    import smtplib  # loaded by now: _sender imported it
+
     said = f"{type(exc).__name__}: {exc}"
     if isinstance(exc, smtplib.SMTPAuthenticationError):
         detail = exc.smtp_error.decode("utf-8", "replace") if isinstance(exc.smtp_error, bytes) else exc.smtp_error
