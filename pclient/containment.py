@@ -4,8 +4,17 @@ jobproc puts each job in a Box and signals the box, never single pids.  Three ki
 per process (`containment()`), the best the system gives:
 
 - CGROUP: the job gets its own cgroup v2 directory, made beside the cgroup this process runs in
-  (`<mount>/<own cgroup>/pclient.<pid>.<n>`); the job's first process moves itself into it before
-  it execs, so every process it ever starts is inside.  SIGTERM goes to each process listed in
+  (`<mount>/<own cgroup>/pclient.<pid>.<n>`); the job's first process is born inside it, so every
+  process it ever starts is inside.  To start it, this process moves itself into the job's
+  cgroup, starts the job (subprocess's vfork path: a child inherits its parent's cgroup) and
+  moves itself back (`Box.spawning()`; ~50 us per job on Linux 6.x, where a child that joins
+  from a `preexec_fn` makes subprocess fork the whole parent instead: ~2 ms of CPU per job in
+  a big process, bench/bench_spawn.py).  The move takes the whole process, every thread: while
+  it is inside, no other thread may start a process, or that one is born in the job's cgroup
+  and dies with the job.  So every start of a process in a program that runs jobs holds
+  SPAWN_LOCK (jobproc's starts do; so does sched's start of pcontrol).  Where this process may
+  not move itself back out (checked once, on a probe cgroup), the child joins from a
+  `preexec_fn` instead, as it always did.  SIGTERM goes to each process listed in
   `cgroup.procs`; SIGKILL is one write of "1" to `cgroup.kill` (Linux >= 5.14; before that the
   listed processes are killed until none is left).  Needs a cgroup2 mount and the right to make
   a directory in our own cgroup: root, or a user whose systemd unit has `Delegate=yes`.
@@ -33,19 +42,30 @@ import os
 import signal
 import sys
 import threading
-from typing import Callable, Union
+from contextlib import contextmanager
+from typing import Callable, Iterator, Union
 
 from .keeper import PROGRAM as KEEPER_PROGRAM
 
-__all__ = ["Box", "Kind", "containment", "find_token_processes", "TOKEN_VAR"]
+__all__ = ["Box", "CannotJoin", "Kind", "SPAWN_LOCK", "containment", "find_token_processes", "TOKEN_VAR"]
 
 log = logging.getLogger(__name__)
 
 TOKEN_VAR = "PCLIENT_JOB_TOKEN"
 """Environment variable that marks every process of a job (the GROUP kind's last resort)."""
 CHOICE_VAR = "PCLIENT_CONTAINMENT"
+JOIN_VAR = "PCLIENT_CGROUP_JOIN"
+"""`child`: a job's first process joins its cgroup itself (a preexec_fn), as before issue 13."""
 _PROC = "/proc"
 _CGROUP_PREFIX = "pclient."
+
+SPAWN_LOCK = threading.RLock()
+"""Held around every start of a child process in a process that runs jobs (see the module
+docstring: while a job starts, this whole process sits in the job's cgroup)."""
+
+
+class CannotJoin(OSError):
+    """This process could not move itself into a job's cgroup to start the job there."""
 
 
 class Kind(str, enum.Enum):
@@ -75,6 +95,12 @@ class Box:
     @property
     def pass_fds(self) -> tuple:
         return ()
+
+    @contextmanager
+    def spawning(self) -> Iterator[None]:
+        """Start the job's first process inside this context (and with `preexec`)."""
+        with SPAWN_LOCK:
+            yield
 
     def started(self, pid: int) -> None:
         self.pid = pid
@@ -171,24 +197,61 @@ class KeeperBox(Box):
 
 
 class CgroupBox(Box):
-    """The job in a cgroup v2 directory of its own."""
+    """The job in a cgroup v2 directory of its own.
+
+    With `home_fd` (this process's own cgroup.procs, open for writing) the job is started by
+    moving this process into the job's cgroup and back (`spawning`); without it, by the child
+    joining from `preexec`, which costs subprocess its vfork.
+    """
 
     kind = Kind.CGROUP
 
-    def __init__(self, token: str, path: str) -> None:
+    def __init__(self, token: str, path: str, home_fd: Union[int, None] = None) -> None:
         super().__init__(token)
         self.path = path
+        self._home_fd = home_fd
+        self._holds_us = False  # we could not move back out: never cgroup.kill, never signal us
         os.mkdir(path)
         self._procs_fd = os.open(os.path.join(path, "cgroup.procs"), os.O_WRONLY | os.O_CLOEXEC)
 
     @property
-    def preexec(self) -> Callable[[], None]:
+    def preexec(self) -> Union[Callable[[], None], None]:
+        if self._home_fd is not None:
+            return None
         fd = self._procs_fd
 
         def join() -> None:  # runs in the child between fork and exec: no locks, no allocation to speak of
             os.write(fd, b"0")
 
         return join
+
+    @contextmanager
+    def spawning(self) -> Iterator[None]:
+        if self._home_fd is None:
+            with SPAWN_LOCK:
+                yield
+            return
+        with SPAWN_LOCK:
+            try:
+                os.write(self._procs_fd, b"0")
+            except OSError as exc:
+                raise CannotJoin(exc.errno, f"cannot move into {self.path}: {exc.strerror}") from None
+            try:
+                yield
+            finally:
+                self._leave()
+
+    def _leave(self) -> None:
+        assert self._home_fd is not None
+        for _ in range(2):
+            try:
+                os.write(self._home_fd, b"0")
+                return
+            except OSError as exc:
+                error = exc
+        self._holds_us = True
+        log.error("cgroup %s: cannot move this process back out (%s): its job is signalled process "
+                  "by process from now on", self.path, error)
 
     def started(self, pid: int) -> None:
         super().started(pid)
@@ -202,9 +265,13 @@ class CgroupBox(Box):
     def pids(self) -> list[int]:
         try:
             with open(os.path.join(self.path, "cgroup.procs")) as f:
-                return [int(line) for line in f if line.strip()]
+                found = [int(line) for line in f if line.strip()]
         except OSError:
             return []
+        if self._holds_us:
+            me = os.getpid()
+            return [pid for pid in found if pid != me]
+        return found
 
     def terminate(self) -> None:
         if self.pid is not None:
@@ -213,13 +280,14 @@ class CgroupBox(Box):
             _signal_pid(pid, signal.SIGTERM)
 
     def kill(self) -> None:
-        try:
-            with open(os.path.join(self.path, "cgroup.kill"), "w") as f:
-                f.write("1")
-            return
-        except OSError as exc:
-            if exc.errno != errno.ENOENT:
-                log.warning("cgroup %s: cgroup.kill failed: %s", self.path, exc)
+        if not self._holds_us:
+            try:
+                with open(os.path.join(self.path, "cgroup.kill"), "w") as f:
+                    f.write("1")
+                return
+            except OSError as exc:
+                if exc.errno != errno.ENOENT:
+                    log.warning("cgroup %s: cgroup.kill failed: %s", self.path, exc)
         for pid in self.pids():  # a kernel before 5.14: no cgroup.kill
             _signal_pid(pid, signal.SIGKILL)
 
@@ -228,6 +296,8 @@ class CgroupBox(Box):
             self.kill()
 
     def empty(self) -> bool:
+        if self._holds_us:
+            return not self.pids()
         try:
             with open(os.path.join(self.path, "cgroup.events")) as f:
                 return "populated 0" in f.read()
@@ -249,12 +319,17 @@ class _Containment:
         self._lock = threading.Lock()
         self._kind: Union[Kind, None] = None
         self._cgroup_base: Union[str, None] = None
+        self._home_fd: Union[int, None] = None  # our own cgroup.procs, when we may move back into it
         self._serial = itertools.count(1)
 
     def reset(self) -> None:
-        """Forget the choice: the next box chooses again (tests switch PCLIENT_CONTAINMENT so)."""
+        """Forget the choice: the next box chooses again (tests switch PCLIENT_CONTAINMENT and
+        PCLIENT_CGROUP_JOIN so)."""
         with self._lock:
             self._kind = None
+            if self._home_fd is not None:
+                os.close(self._home_fd)
+                self._home_fd = None
 
     @property
     def kind(self) -> Kind:
@@ -272,7 +347,7 @@ class _Containment:
             assert self._cgroup_base is not None
             path = os.path.join(self._cgroup_base, f"{_CGROUP_PREFIX}{os.getpid()}.{next(self._serial)}")
             try:
-                return CgroupBox(token, path)
+                return CgroupBox(token, path, self._home_fd)
             except OSError as exc:
                 log.warning("cannot make cgroup %s (%s); this job runs under a keeper", path, exc)
                 return self._fallback(token)
@@ -299,6 +374,7 @@ class _Containment:
             base = _usable_cgroup_base()
             if base is not None:
                 self._cgroup_base = base
+                self._home_fd = _can_move_self(base)
                 return Kind.CGROUP
             if wanted == Kind.CGROUP.value:
                 log.warning("%s=cgroup but no cgroup can be made here; trying a keeper", CHOICE_VAR)
@@ -365,6 +441,45 @@ def _usable_cgroup_base() -> Union[str, None]:
             pass
     _remove_stale(base)
     return base if usable else None
+
+
+def _can_move_self(base: str) -> Union[int, None]:
+    """Our own cgroup.procs open for writing, if we may move into a cgroup under `base` and back.
+
+    Tried on a probe cgroup, with SPAWN_LOCK held (no process is started meanwhile).
+    `PCLIENT_CGROUP_JOIN=child` skips it: the child joins its cgroup itself (tests use it to
+    keep that path tried).
+    """
+    if os.environ.get(JOIN_VAR, "").strip().lower() == "child":
+        return None
+    probe = os.path.join(base, f"{_CGROUP_PREFIX}{os.getpid()}.move")
+    try:
+        home_fd = os.open(os.path.join(base, "cgroup.procs"), os.O_WRONLY | os.O_CLOEXEC)
+    except OSError as exc:
+        log.debug("cannot open %s/cgroup.procs: %s; jobs join their cgroup themselves", base, exc)
+        return None
+    moved = False
+    with SPAWN_LOCK:
+        try:
+            os.mkdir(probe)
+            try:
+                with open(os.path.join(probe, "cgroup.procs"), "w") as f:
+                    f.write("0")
+                moved = True
+                os.write(home_fd, b"0")
+                moved = False
+                return home_fd
+            finally:
+                if not moved:
+                    os.rmdir(probe)
+        except OSError as exc:
+            if moved:  # in and not out: stay in the probe, away from every job's cgroup
+                log.error("moved into %s but cannot move back (%s)", probe, exc)
+            else:
+                log.debug("cannot move this process to %s and back: %s; jobs join their cgroup "
+                          "themselves", probe, exc)
+    os.close(home_fd)
+    return None
 
 
 def _remove_stale(base: str) -> None:

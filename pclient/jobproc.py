@@ -41,7 +41,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Callable, Mapping, Sequence, Union
 
-from .containment import TOKEN_VAR, Box, CgroupBox, KeeperBox, Kind, containment, find_token_processes
+from .containment import TOKEN_VAR, Box, CannotJoin, CgroupBox, KeeperBox, Kind, containment, find_token_processes
 from .mailbox import Mailbox
 from .output import OutputFile, Sink
 from .protocol import DEFAULT_OUTPUT_LIMIT, Outcome
@@ -270,25 +270,23 @@ class RunningJob:
 
     def _popen_in(self, box: Box, env: dict, out_w: int, err_w: int) -> tuple[subprocess.Popen[bytes], Box]:
         """Popen inside `box`; a cgroup that cannot be joined is given up for the next kind."""
-        spec = self.spec
         try:
-            popen = subprocess.Popen(
-                box.argv(spec.argv), stdin=subprocess.DEVNULL, stdout=out_w, stderr=err_w,
-                cwd=spec.cwd, env=env, start_new_session=True, preexec_fn=box.preexec,
-                pass_fds=box.pass_fds,
-            )
-        except subprocess.SubprocessError as exc:  # only the preexec (joining the cgroup) raises this
+            return self._start_in(box, env, out_w, err_w), box
+        except (subprocess.SubprocessError, CannotJoin) as exc:  # only joining the cgroup raises these
             if not isinstance(box, CgroupBox):
                 raise
             box.release()
             containment().give_up_cgroups(str(exc))
             box = containment().box(self.token)
-            popen = subprocess.Popen(
-                box.argv(spec.argv), stdin=subprocess.DEVNULL, stdout=out_w, stderr=err_w,
-                cwd=spec.cwd, env=env, start_new_session=True, preexec_fn=box.preexec,
+            return self._start_in(box, env, out_w, err_w), box
+
+    def _start_in(self, box: Box, env: dict, out_w: int, err_w: int) -> subprocess.Popen[bytes]:
+        with box.spawning():
+            return subprocess.Popen(
+                box.argv(self.spec.argv), stdin=subprocess.DEVNULL, stdout=out_w, stderr=err_w,
+                cwd=self.spec.cwd, env=env, start_new_session=True, preexec_fn=box.preexec,
                 pass_fds=box.pass_fds,
             )
-        return popen, box
 
     def _fail_start(self, status: StartFailure, reason: str) -> None:
         log.info("job %s: %s", self.job_id, reason)

@@ -102,7 +102,10 @@ def start(paths: Paths, serve_args: list[str]) -> DaemonResult:
     read_end, write_end = os.pipe()
     env = dict(os.environ, SCHED_HOME=str(paths.home))
     log_fd = os.open(paths.log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-    with open(log_fd, "ab") as log_file:
+    # sched starts us from a worker thread while its loop may be starting local jobs: the
+    # lock keeps the daemon from being born inside a job's cgroup (pclient.containment)
+    from pclient.containment import SPAWN_LOCK
+    with open(log_fd, "ab") as log_file, SPAWN_LOCK:
         # cwd $HOME: local agents then start jobs without -cwd where ssh would, and the
         # daemon does not pin whatever directory `start` was run from.
         process = subprocess.Popen(

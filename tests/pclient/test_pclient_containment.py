@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from agent_harness import alive, async_test
-from pclient.containment import Kind, containment
+from pclient.containment import Kind, containment, own_cgroup
 from pclient.jobproc import JobSpec, Outcome, start_job
 from waiting import wait_until, wait_until_sync
 
@@ -34,25 +34,32 @@ DOUBLE_FORK = ("import os, sys\n"
                "os.wait()\n")
 
 
-def kinds() -> list[Kind]:
-    found = [Kind.SUBREAPER]
+CHILD_JOINS = "cgroup-child-joins"
+"""The cgroup kind with the job's first process joining its cgroup itself (PCLIENT_CGROUP_JOIN=child)."""
+
+
+def kinds() -> list[str]:
+    found = [Kind.SUBREAPER.value]
     os.environ["PCLIENT_CONTAINMENT"] = "cgroup"
     containment().reset()
     try:
         if containment().kind is Kind.CGROUP:
-            found.insert(0, Kind.CGROUP)
+            found[:0] = [Kind.CGROUP.value, CHILD_JOINS]
     finally:
         del os.environ["PCLIENT_CONTAINMENT"]
         containment().reset()
     return found
 
 
-@pytest.fixture(params=kinds(), ids=lambda k: k.value)
+@pytest.fixture(params=kinds())
 def kind(request, monkeypatch):
-    monkeypatch.setenv("PCLIENT_CONTAINMENT", request.param.value)
+    if request.param == CHILD_JOINS:
+        monkeypatch.setenv("PCLIENT_CGROUP_JOIN", "child")
+    monkeypatch.setenv("PCLIENT_CONTAINMENT", Kind.CGROUP.value if request.param == CHILD_JOINS else request.param)
     containment().reset()
-    yield request.param
+    yield Kind.CGROUP if request.param == CHILD_JOINS else Kind(request.param)
     monkeypatch.delenv("PCLIENT_CONTAINMENT")
+    monkeypatch.delenv("PCLIENT_CGROUP_JOIN", raising=False)
     containment().reset()
 
 
@@ -179,3 +186,25 @@ async def test_the_keeper_reports_a_program_it_cannot_start(monkeypatch):
     finally:
         monkeypatch.delenv("PCLIENT_CONTAINMENT")
         containment().reset()
+
+
+@async_test
+async def test_the_job_is_born_in_its_cgroup_and_we_stay_in_ours(kind):
+    """The cgroup kind moves this process into the job's cgroup to start it, and back out."""
+    if kind is not Kind.CGROUP:
+        pytest.skip("cgroups only")
+    ours = own_cgroup()
+    job = await start_job(JobSpec("t", ["sleep", "1000"]))
+    try:
+        assert own_cgroup() == ours
+        joins_itself = os.environ.get("PCLIENT_CGROUP_JOIN") == "child"
+        assert (job._box.preexec is not None) is joins_itself  # otherwise: vfork, no preexec_fn
+        assert job._box.pids() == [job.pid]
+        assert os.getpid() not in job._box.pids()
+        missing = await (await start_job(JobSpec("t", ["no-such-program-pclient"]))).wait()
+        assert (missing.outcome, missing.status) == (Outcome.EXIT, 127)
+        assert own_cgroup() == ours
+    finally:
+        job.kill()
+        await job.wait()
+    assert own_cgroup() == ours
