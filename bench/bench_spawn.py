@@ -13,6 +13,14 @@ vforked child's exec attempts along PATH are counted there), median of alternati
                         of the job's environment searched here, inheritable descriptors above 2
                         made close-on-exec first (Popen's close_fds), SIGPIPE/SIGXFSZ reset
   posix_spawn, bare     an absolute path and nothing else: the floor, not a usable job start
+and, where a cgroup v2 directory can be made here (pclient.containment's CGROUP kind), each job
+also in a cgroup of its own, made and removed around it:
+  cgroup, child joins   the child writes itself into the job's cgroup.procs from a preexec_fn:
+                        subprocess must fork the whole parent (pclient before issue 13)
+  cgroup, parent moves  the parent moves itself into the job's cgroup, Popen(vfork), and back
+                        (pclient.containment.CgroupBox.spawning: what jobproc does now)
+The parent carries --heap MB of Python objects, as sched or an agent does: fork copies its page
+tables, vfork does not.
 """
 
 from __future__ import annotations
@@ -25,7 +33,10 @@ import shutil
 import signal
 import statistics
 import subprocess
+import uuid
 from collections.abc import Callable
+
+from pclient.containment import CgroupBox, Kind, containment
 
 ENV = dict(os.environb)
 TRUE = shutil.which("true") or "/bin/true"
@@ -92,6 +103,25 @@ def spawn_bare() -> None:
     _pipes_then(start)
 
 
+def in_cgroup(child_joins: bool) -> Callable[[], None]:
+    def run() -> None:
+        box = containment().box(uuid.uuid4().hex)
+        assert isinstance(box, CgroupBox)
+        if child_joins:
+            box._home_fd = None  # the child joins from preexec_fn, as with PCLIENT_CGROUP_JOIN=child
+
+        def start(w: int) -> int:
+            with box.spawning():
+                p = subprocess.Popen(["true"], stdin=subprocess.DEVNULL, stdout=w, stderr=w, env=ENV,
+                                     start_new_session=True, preexec_fn=box.preexec)
+            p.returncode = 0
+            box.started(p.pid)
+            return p.pid
+        _pipes_then(start)
+        box.release()
+    return run
+
+
 def cpu() -> tuple[float, float]:
     me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
     return me.ru_utime + me.ru_stime, kids.ru_utime + kids.ru_stime
@@ -101,9 +131,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--jobs", type=int, default=300)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--heap", type=int, default=60, help="MB of Python objects the parent holds")
     args = parser.parse_args()
-    runners = [("Popen(vfork)  [pclient.jobproc]", popen(True)), ("Popen(fork)", popen(False)),
+    heap = [bytearray(1 << 20) for _ in range(args.heap)]  # noqa: F841  (held for the fork's sake)
+    runners = [("Popen(vfork)", popen(True)), ("Popen(fork)", popen(False)),
                ("posix_spawn, as Popen", spawn_as_popen), ("posix_spawn, bare", spawn_bare)]
+    os.environ.setdefault("PCLIENT_CONTAINMENT", "cgroup")
+    if containment().kind is Kind.CGROUP:
+        runners += [("cgroup, child joins  [before]", in_cgroup(True)),
+                    ("cgroup, parent moves [pclient.jobproc]", in_cgroup(False))]
+    else:
+        print("(no cgroup v2 directory can be made here: the cgroup rows are left out)")
     parent: dict[str, list[float]] = {n: [] for n, _ in runners}
     child: dict[str, list[float]] = {n: [] for n, _ in runners}
     for _ in range(args.rounds):
@@ -114,11 +152,12 @@ def main() -> None:
             me1, kids1 = cpu()
             parent[name].append((me1 - me0) / args.jobs * 1e6)
             child[name].append((kids1 - kids0) / args.jobs * 1e6)
-    print(f"bench_spawn: {args.jobs} `true` jobs x {args.rounds} rounds, load {os.getloadavg()[0]:.1f}")
-    print(f"  {'spawn path':<34} {'parent us/job':>14} {'child us/job':>13} {'total':>8}")
+    print(f"bench_spawn: {args.jobs} `true` jobs x {args.rounds} rounds, parent heap {args.heap} MB, "
+          f"load {os.getloadavg()[0]:.1f}")
+    print(f"  {'spawn path':<40} {'parent us/job':>14} {'child us/job':>13} {'total':>8}")
     for name, _ in runners:
         p, c = statistics.median(parent[name]), statistics.median(child[name])
-        print(f"  {name:<34} {p:>14.0f} {c:>13.0f} {p + c:>8.0f}")
+        print(f"  {name:<40} {p:>14.0f} {c:>13.0f} {p + c:>8.0f}")
 
 
 if __name__ == "__main__":
