@@ -49,7 +49,11 @@ def test_mailbox_gives_the_inbox_and_reads_a_bounded_outbox(tmp_path):
         fh.write("a first\n\n" + "b " + "x" * OUTBOX_LIMIT + "\n")
     lines, note = box.collect()
     assert lines == ("a first",) and "passed" in note
-    assert list(tmp_path.iterdir()) == []
+    assert [list(d.iterdir()) for d in tmp_path.iterdir()] == [[]]  # this process's directory, empty
+    quiet = Mailbox.open("8", [], base=str(tmp_path))
+    assert open(quiet.env["PSCHED_INBOX"]).read() == ""
+    assert quiet.collect() == ((), None)
+    assert [list(d.iterdir()) for d in tmp_path.iterdir()] == [[]]
 
 
 def test_a_skipped_job_leaves_its_messages_waiting(tmp_path, monkeypatch):
