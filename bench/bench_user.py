@@ -13,6 +13,10 @@ Every figure is the median of several rounds that alternate us and the peers:
   4. `sched -c 'echo hi'` vs `tclsh` and `python3 -c pass`;
   5. submit-to-start latency of one job on an idle controller (p50, p99 of 200), and the time
      from `sched script` start to its first job running on a cold embedded default.
+Figures 1 and 2 also give the CPU per job of everything each runner started, its jobs included
+(sched, its local jobs, and the pcontrol and agent it started, which this process reaps as their
+child subreaper; xargs or parallel and theirs): unlike the wall times, it hardly depends on the
+load of the machine.
 Targets (issue 13): 1 >= 70 % of xargs; 2 >= 50 % of xargs and >= 2.5x parallel; 3 >= 10x
 parallel -S; 4 < 80 ms; 5 p50 < 2 ms, p99 < 10 ms, first job < 300 ms.
 
@@ -26,7 +30,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import compileall
+import ctypes
 import os
+import resource
 import shlex
 import shutil
 import statistics
@@ -47,6 +53,40 @@ SCHED = str(BIN / "sched")
 PCLIENT = str(BIN / "pclient")
 #: the interpreter itself, not a shim in front of it (pyenv's `python3` is a shell script)
 PYTHON = os.path.realpath(sys.executable)
+
+
+#: CPU seconds of each runner's rounds: every process the run started, its jobs included
+#: (xargs or parallel and theirs; sched, its local jobs, and the pcontrol and agent it started,
+#: which this process, a child subreaper, reaps after they stop). Load-independent, unlike the
+#: wall times.
+CPU: dict[str, list[float]] = {}
+REAP_WAIT = 60.0
+_PR_SET_CHILD_SUBREAPER = 36
+
+
+def become_subreaper() -> None:
+    """Orphans of our runs (pcontrol, its agents) are re-parented to us, so their CPU counts."""
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+    except (OSError, AttributeError):
+        pass
+
+
+def children_cpu() -> float:
+    use = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return use.ru_utime + use.ru_stime
+
+
+def reap_orphans() -> None:
+    """Wait (bounded) for every child left, such as a pcontrol that was told to stop."""
+    deadline = time.monotonic() + REAP_WAIT
+    while time.monotonic() < deadline:
+        try:
+            pid, _ = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            time.sleep(0.05)
 
 
 def wall(argv: list[str] | str, env: dict[str, str] | None = None, shell: bool = False) -> float:
@@ -104,16 +144,19 @@ def median_rows(rounds: int, runners: list[tuple[str, Callable[[], float | None]
     times: dict[str, list[float]] = {name: [] for name, _ in runners}
     for _ in range(rounds):
         for name, run in runners:
+            cpu0 = children_cpu()
             secs = run()
+            reap_orphans()
             if secs is not None:
                 times[name].append(secs)
+                CPU.setdefault(name, []).append(children_cpu() - cpu0)
     return [(name, statistics.median(ts) if ts else None) for name, ts in times.items()]
 
 
 def print_rates(title: str, jobs: int, rows: list[tuple[str, float | None]], targets: str) -> None:
     print(f"\n{title}\n  target: {targets}")
     base = dict(rows)
-    print(f"  {'runner':<44} {'seconds':>8} {'jobs/s':>8} {'vs xargs':>9} {'vs parallel':>12}")
+    print(f"  {'runner':<44} {'seconds':>8} {'jobs/s':>8} {'vs xargs':>9} {'vs parallel':>12} {'CPU ms/job':>11}")
     xargs = next((s for n, s in rows if n.startswith("xargs") and s), None)
     par = next((s for n, s in rows if n.startswith("GNU parallel") and s), None)
     for name, secs in rows:
@@ -122,7 +165,8 @@ def print_rates(title: str, jobs: int, rows: list[tuple[str, float | None]], tar
             continue
         vx = f"{xargs / secs * 100:.0f} %" if xargs else "-"
         vp = f"{par / secs:.2f}x" if par else "-"
-        print(f"  {name:<44} {secs:>8.2f} {jobs / secs:>8.0f} {vx:>9} {vp:>12}")
+        cpu = statistics.median(CPU[name]) / jobs * 1000 if CPU.get(name) else float("nan")
+        print(f"  {name:<44} {secs:>8.2f} {jobs / secs:>8.0f} {vx:>9} {vp:>12} {cpu:>11.2f}")
     del base
 
 
@@ -323,6 +367,7 @@ def main() -> None:
     args = parser.parse_args()
     only = set(args.only.split(","))
     compile_project()
+    become_subreaper()
     print(f"bench_user: {time.strftime('%Y-%m-%d %H:%M')}, {os.cpu_count()} CPUs, "
           f"{args.jobs} jobs, {args.rounds} rounds")
     if "1" in only:
