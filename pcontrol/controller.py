@@ -329,12 +329,22 @@ class Controller(AgentReports, OperatorRequests):
     def _job_changed(self, job: Job) -> None:
         if self.journal is not None:
             self.journal.job_changed(job)
-        if self._subscribers:
+        if self._subscribers and self._someone_wants(job):
             # A job's end carries its output when it is short, so that its owner need not
             # ask for it (`check job -output`): a record holding "stdout" holds all of it.
             inline = job.state is JobState.DONE and job.harvested is None \
                 and len(job.stdout) + len(job.stderr) <= END_OUTPUT_INLINE
             self._emit(EventKind.JOB, job.to_record(output=inline), job.owner)
+
+    def _someone_wants(self, job: Job) -> bool:
+        """Whether a subscriber takes this change of the job (as _send_event will judge it):
+        a scheduler subscribes to starts and ends only, and the record of each of the other
+        changes (~4 a job) is then not made at all."""
+        interest = interest_of(EventKind.JOB, {
+            "state": job.state.value, "harvested": job.harvested, "pid": job.pid,
+            "kill_requested": job.kill_requested, "unknown_since": job.unknown_since})
+        return any((s.owner is None or s.owner == job.owner)
+                   and (s.interests is None or interest in s.interests) for s in self._subscribers)
 
     def host_changed(self, host: Host) -> None:
         """HostListener: a host record changed."""
