@@ -48,6 +48,7 @@ Standard library only: this module also runs on the remote hosts.
 from __future__ import annotations
 
 import enum
+import functools
 import json
 import math
 import types
@@ -558,16 +559,25 @@ def encode(msg: Message) -> bytes:
     Raises ProtocolError if the line would be longer than MAX_LINE.
     """
     obj: dict[str, Any] = {"type": msg.TYPE}
-    for f in fields(msg):
-        value = getattr(msg, f.name)
-        obj[f.name] = value.value if isinstance(value, enum.Enum) else value
-    data = json.dumps(obj, ensure_ascii=True, separators=(",", ":"), allow_nan=False).encode("ascii")
+    for name in _field_names(type(msg)):
+        value = getattr(msg, name)
+        obj[name] = value.value if isinstance(value, enum.Enum) else value
+    data = _ENCODER.encode(obj).encode("ascii")
     if len(data) > MAX_LINE:
         raise ProtocolError(
             f"{msg.TYPE} message is {len(data)} bytes, longer than MAX_LINE ({MAX_LINE})",
             job=getattr(msg, "job", None),
         )
     return data + b"\n"
+
+
+_ENCODER = json.JSONEncoder(ensure_ascii=True, separators=(",", ":"), allow_nan=False)
+"""Made once: json.dumps with any option makes a new encoder for every call."""
+
+
+@functools.lru_cache(maxsize=None)
+def _field_names(cls: type) -> tuple[str, ...]:
+    return tuple(f.name for f in fields(cls))
 
 
 # -- decoding -----------------------------------------------------------------
@@ -697,6 +707,10 @@ def _excerpt(text: str) -> str:
     return text if len(text) <= EXCERPT_CHARS else text[:EXCERPT_CHARS] + "..."
 
 
+_DECODER = json.JSONDecoder(parse_constant=reject_json_constant)
+"""Made once: json.loads with any option makes a new decoder for every call."""
+
+
 def decode(line: bytes | str) -> Message:
     """Parse one line (with or without its newline) into a message.
 
@@ -721,7 +735,7 @@ def decode(line: bytes | str) -> Message:
                                 excerpt=_excerpt(text))
     excerpt = _excerpt(text)
     try:
-        obj = json.loads(text, parse_constant=reject_json_constant)
+        obj = _DECODER.decode(text)
     except ValueError as exc:  # json.JSONDecodeError is a ValueError
         raise ProtocolError(f"malformed JSON: {exc}", excerpt=excerpt) from None
     except RecursionError:

@@ -15,6 +15,12 @@ and no exit time, only the moment the loop learns of them.
 
 Callbacks run in the watcher thread and must not block for long; an exception in one is
 logged and never stops the thread.
+
+Every job passes between this thread and the loop's several times (started, exited, result),
+and a thread that wants the GIL waits for the one holding it up to the interpreter's switch
+interval, 5 ms by default: longer than a short job lives.  So the process that starts the
+watcher runs with a switch interval of SWITCH_INTERVAL (issue 13: 2,000 `true` jobs from sched
+took ~25 % less time, for the same CPU).
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ import itertools
 import logging
 import os
 import selectors
+import sys
 import threading
 import time
 from collections import deque
@@ -32,6 +39,9 @@ from typing import Callable, Union
 __all__ = ["Timer", "Watcher", "watcher"]
 
 log = logging.getLogger(__name__)
+
+SWITCH_INTERVAL = 0.0005
+"""Seconds a thread may hold the GIL while another wants it, in a process that runs jobs."""
 
 
 class Timer:
@@ -61,6 +71,8 @@ class Watcher:
         self._timers: list[tuple[float, int, Timer]] = []
         self._seq = itertools.count()
         self._thread = threading.Thread(target=self._run, name="pclient-jobs", daemon=True)
+        if sys.getswitchinterval() > SWITCH_INTERVAL:
+            sys.setswitchinterval(SWITCH_INTERVAL)
         self._thread.start()
 
     @property
