@@ -276,3 +276,24 @@ async def test_without_pidfd_a_thread_waits_for_the_exit(monkeypatch):
     assert (result.outcome, result.status, result.stdout) == (Outcome.EXIT, 4, b"hi\n")
     job = await start_job(JobSpec("t", ["sleep", "30"], timeout=0.05))
     assert (await job.wait()).outcome is Outcome.TIMEOUT
+
+
+@async_test
+async def test_a_job_gets_no_descriptor_of_ours_and_the_path_of_its_own_environment(tmp_path):
+    """What Popen(close_fds=True, env=...) gives, whichever call starts the job (pclient.spawn)."""
+    r, w = os.pipe()
+    os.set_inheritable(w, True)  # as a descriptor inherited from whoever started us would be
+    try:
+        _, result = await run(["sh", "-c", f"echo leak >&{w} && echo open"])
+        assert result.stdout == b"" and result.status != 0, "the job could write to our descriptor"
+        assert not os.get_inheritable(w)
+    finally:
+        os.close(r)
+        os.close(w)
+    mine = tmp_path / "only-here-pclient"
+    mine.write_text("#!/bin/sh\necho found\n")
+    mine.chmod(0o755)
+    _, result = await run(["only-here-pclient"], env={"PATH": f"{tmp_path}:{os.environ['PATH']}"})
+    assert (result.status, result.stdout) == (0, b"found\n")
+    _, result = await run(["only-here-pclient"])
+    assert result.status == StartFailure.NOT_FOUND
