@@ -6,19 +6,21 @@ own (a new session) and the output pipes, measured against each other in one pro
 
 CPU per `true` job, in this process (parent) and in the children it started (child: the
 vforked child's exec attempts along PATH are counted there), median of alternating rounds:
-  Popen(vfork)          what pclient.jobproc does: subprocess.Popen(start_new_session=True),
-                        vfork-based since Python 3.10; PATH searched in the child
+  Popen(vfork)          subprocess.Popen(start_new_session=True): vfork-based since Python 3.10
+                        (pclient.jobproc before issue 13); PATH searched in the child
   Popen(fork)           the same with vfork turned off (the pre-3.10 path)
   posix_spawn, as Popen what posix_spawn must do to give the job what Popen gives it: the PATH
                         of the job's environment searched here, inheritable descriptors above 2
                         made close-on-exec first (Popen's close_fds), SIGPIPE/SIGXFSZ reset
+  pclient.spawn         what pclient.jobproc calls now: posix_spawnp (PATH searched in the
+                        child) where it gives what Popen gives, else Popen
   posix_spawn, bare     an absolute path and nothing else: the floor, not a usable job start
 and, where a cgroup v2 directory can be made here (pclient.containment's CGROUP kind), each job
 also in a cgroup of its own, made and removed around it:
   cgroup, child joins   the child writes itself into the job's cgroup.procs from a preexec_fn:
                         subprocess must fork the whole parent (pclient before issue 13)
-  cgroup, parent moves  the parent moves itself into the job's cgroup, Popen(vfork), and back
-                        (pclient.containment.CgroupBox.spawning: what jobproc does now)
+  cgroup, parent moves  the parent moves itself into the job's cgroup, starts the job with
+                        pclient.spawn and moves back (CgroupBox.spawning: pclient.jobproc now)
 The parent carries --heap MB of Python objects, as sched or an agent does: fork copies its page
 tables, vfork does not.
 """
@@ -36,6 +38,7 @@ import subprocess
 import uuid
 from collections.abc import Callable
 
+from pclient import spawn
 from pclient.containment import CgroupBox, Kind, containment
 
 ENV = dict(os.environb)
@@ -103,6 +106,13 @@ def spawn_bare() -> None:
     _pipes_then(start)
 
 
+def pclient_spawn() -> None:
+    def start(w: int) -> int:
+        pid, _ = spawn.start(["true"], ENV, w, w)
+        return pid
+    _pipes_then(start)
+
+
 def in_cgroup(child_joins: bool) -> Callable[[], None]:
     def run() -> None:
         box = containment().box(uuid.uuid4().hex)
@@ -112,11 +122,11 @@ def in_cgroup(child_joins: bool) -> Callable[[], None]:
 
         def start(w: int) -> int:
             with box.spawning():
-                p = subprocess.Popen(["true"], stdin=subprocess.DEVNULL, stdout=w, stderr=w, env=ENV,
-                                     start_new_session=True, preexec_fn=box.preexec)
-            p.returncode = 0
-            box.started(p.pid)
-            return p.pid
+                pid, popen = spawn.start(["true"], ENV, w, w, preexec=box.preexec)
+            if popen is not None:
+                popen.returncode = 0  # reaped below
+            box.started(pid)
+            return pid
         _pipes_then(start)
         box.release()
     return run
@@ -135,7 +145,8 @@ def main() -> None:
     args = parser.parse_args()
     heap = [bytearray(1 << 20) for _ in range(args.heap)]  # noqa: F841  (held for the fork's sake)
     runners = [("Popen(vfork)", popen(True)), ("Popen(fork)", popen(False)),
-               ("posix_spawn, as Popen", spawn_as_popen), ("posix_spawn, bare", spawn_bare)]
+               ("posix_spawn, as Popen", spawn_as_popen), ("pclient.spawn  [pclient.jobproc]", pclient_spawn),
+               ("posix_spawn, bare", spawn_bare)]
     os.environ.setdefault("PCLIENT_CONTAINMENT", "cgroup")
     if containment().kind is Kind.CGROUP:
         runners += [("cgroup, child joins  [before]", in_cgroup(True)),
