@@ -47,7 +47,7 @@ from typing import Callable, Iterator, Union
 
 from .keeper import PROGRAM as KEEPER_PROGRAM
 
-__all__ = ["Box", "CannotJoin", "Kind", "SPAWN_LOCK", "containment", "find_token_processes", "TOKEN_VAR"]
+__all__ = ["Box", "CannotJoin", "Kind", "SPAWN_LOCK", "alive", "containment", "find_token_processes", "TOKEN_VAR"]
 
 log = logging.getLogger(__name__)
 
@@ -490,7 +490,7 @@ def _remove_stale(base: str) -> None:
         return
     for name in names:
         owner = name[len(_CGROUP_PREFIX):].split(".", 1)[0]
-        if not name.startswith(_CGROUP_PREFIX) or not owner.isdigit() or _alive(int(owner)):
+        if not name.startswith(_CGROUP_PREFIX) or not owner.isdigit() or alive(int(owner)):
             continue
         try:
             os.rmdir(os.path.join(base, name))  # fails, as it should, while processes are inside
@@ -502,7 +502,8 @@ def _can_subreap() -> bool:
     return sys.platform.startswith("linux") and bool(sys.executable)
 
 
-def _alive(pid: int) -> bool:
+def alive(pid: int) -> bool:
+    """Whether a process `pid` exists (ours or not)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

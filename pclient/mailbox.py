@@ -5,8 +5,8 @@ write ($PSCHED_OUTBOX), for sched's switchboard of messages between jobs.
     lines, note = box.collect()     # once the job has ended: its outbox lines; both files gone
 
 Each job gets two files in a private directory (mode 0700) that this process makes once under
-the temporary directory (`psched-mail-<pid>-XXXX`, removed when the process exits if it is empty): its inbox
-`<n>.<job>.in` (the messages delivered to it, one `SENDER TEXT` per line; empty when none) and
+the temporary directory (`psched-mail-<pid>-XXXX`, removed when the process exits if it is
+empty, or by the next one if it was killed): its inbox `<n>.<job>.in` (the messages delivered to it, one `SENDER TEXT` per line; empty when none) and
 the name of its outbox `<n>.<job>.out`, which the job creates if it has something to say: one
 `TASK TEXT` line per message.  `collect` reads at most OUTBOX_LIMIT bytes of it (a longer outbox
 is cut at a line, and `note` says so), drops blank lines, and removes both files.  (One
@@ -25,6 +25,8 @@ import os
 import tempfile
 import threading
 from typing import Dict, Sequence, Tuple, Union
+
+from .containment import alive
 
 __all__ = ["INBOX_VAR", "OUTBOX_VAR", "OUTBOX_LIMIT", "Mailbox"]
 
@@ -92,6 +94,7 @@ class Mailbox:
         return lines, note
 
 
+_PREFIX = "psched-mail-"
 _SERIAL = itertools.count(1)
 _LOCK = threading.Lock()
 _DIRECTORIES: Dict[Union[str, None], str] = {}
@@ -102,10 +105,29 @@ def _directory(base: Union[str, None]) -> str:
     with _LOCK:
         made = _DIRECTORIES.get(base)
         if made is None or not os.path.isdir(made):
-            made = _DIRECTORIES[base] = tempfile.mkdtemp(prefix=f"psched-mail-{os.getpid()}-", dir=base)
+            if made is None:
+                _remove_stale(base if base is not None else tempfile.gettempdir())
+            made = _DIRECTORIES[base] = tempfile.mkdtemp(prefix=f"{_PREFIX}{os.getpid()}-", dir=base)
             if len(_DIRECTORIES) == 1:
                 atexit.register(_remove_directories)
         return made
+
+
+def _remove_stale(base: str) -> None:
+    """The empty mailbox directories of processes gone without their exit (killed)."""
+    try:
+        names = os.listdir(base)
+    except OSError:
+        return
+    for name in names:
+        owner = name[len(_PREFIX):].split("-", 1)[0]
+        if not name.startswith(_PREFIX) or not owner.isdigit() or alive(int(owner)):
+            continue
+        try:
+            os.rmdir(os.path.join(base, name))  # fails, as it should, while a job's files are there
+        except OSError:
+            pass
+
 
 
 def _remove(path: str) -> None:
