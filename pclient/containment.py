@@ -506,7 +506,7 @@ def alive(pid: int) -> bool:
     """Whether a process `pid` exists (ours or not)."""
     try:
         os.kill(pid, 0)
-    except ProcessLookupError:
+    except (ProcessLookupError, OverflowError):  # (OverflowError: no pid is that large)
         return False
     except PermissionError:
         return True

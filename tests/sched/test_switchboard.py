@@ -44,6 +44,7 @@ def test_a_message_is_one_line():
 
 def test_mailbox_gives_the_inbox_and_reads_a_bounded_outbox(tmp_path):
     (tmp_path / "psched-mail-4194999-stale").mkdir()  # left by a killed process (no such pid)
+    (tmp_path / "psched-mail-99999999999999999999-x").mkdir()  # not a pid at all
     box = Mailbox.open("7", ["parent down"], base=str(tmp_path))
     assert open(box.env["PSCHED_INBOX"]).read() == "parent down\n"
     with open(box.env["PSCHED_OUTBOX"], "w") as fh:
