@@ -77,16 +77,31 @@ def children_cpu() -> float:
     return use.ru_utime + use.ru_stime
 
 
-def reap_orphans() -> None:
-    """Wait (bounded) for every child left, such as a pcontrol that was told to stop."""
+def children() -> set[int]:
+    """Our live (or not yet reaped) children."""
+    found: set[int] = set()
+    for task in Path("/proc/self/task").iterdir():
+        try:
+            found.update(int(pid) for pid in (task / "children").read_text().split())
+        except OSError:
+            pass
+    return found
+
+
+def reap_orphans(before: set[int]) -> None:
+    """Wait (bounded) for the children a run left, such as a pcontrol that was told to stop;
+    not for those we had before it (a running sshd, an ssh ControlMaster)."""
     deadline = time.monotonic() + REAP_WAIT
     while time.monotonic() < deadline:
-        try:
-            pid, _ = os.waitpid(-1, os.WNOHANG)
-        except ChildProcessError:
+        left = children() - before
+        if not left:
             return
-        if pid == 0:
-            time.sleep(0.05)
+        for pid in left:
+            try:
+                os.waitpid(pid, os.WNOHANG)
+            except ChildProcessError:
+                pass
+        time.sleep(0.05)
 
 
 def wall(argv: list[str] | str, env: dict[str, str] | None = None, shell: bool = False) -> float:
@@ -144,9 +159,9 @@ def median_rows(rounds: int, runners: list[tuple[str, Callable[[], float | None]
     times: dict[str, list[float]] = {name: [] for name, _ in runners}
     for _ in range(rounds):
         for name, run in runners:
-            cpu0 = children_cpu()
+            kids, cpu0 = children(), children_cpu()
             secs = run()
-            reap_orphans()
+            reap_orphans(kids)
             if secs is not None:
                 times[name].append(secs)
                 CPU.setdefault(name, []).append(children_cpu() - cpu0)
