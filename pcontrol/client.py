@@ -25,6 +25,7 @@ of $SCHED_HOME or of `--secret-file` / $PCONTROL_SECRET_FILE.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import itertools
 import logging
 import os
@@ -133,6 +134,8 @@ class ControllerClient(Calls):
         self._closed = asyncio.Event()
         self._close_reason: str | None = None
         self._refusal: Reply | None = None    # an error reply with no id: why pcontrol hangs up
+        self.fence: int | None = None
+        """Sent with every request: the fencing token of a pool's leader (pcontrol.adoption)."""
         self._reader_task = asyncio.get_running_loop().create_task(
             self._read_loop(), name=f"pcontrol-client-reader {socket_path}")
 
@@ -225,6 +228,8 @@ class ControllerClient(Calls):
         future: asyncio.Future[Reply] = asyncio.get_running_loop().create_future()
         self._pending[request.id] = future
         try:
+            if self.fence is not None:   # a pool's leader: every request carries its token
+                request = dataclasses.replace(request, fence=self.fence)
             self._writer.write(encode(request))
             await self._writer.drain()
             return await asyncio.wait_for(future, timeout)

@@ -53,6 +53,7 @@ from typing import Any, Protocol
 
 from pclient import protocol as agent_protocol
 
+from .adoption import PoolAdoption
 from .clockprobe import ClockProbes
 from .config import ControllerConfig
 from .dispatch import DispatchIndex, FreeHosts, Placement, TimerHeap
@@ -106,6 +107,7 @@ class JobSpec:
     inbox: tuple[str, ...] = ()
     noskew: bool = False      # -noskew: never on a SKEWED host (skew.py)
     not_before: float | None = None   # -not-before: its planned start (wall clock); held until then
+    id: int | None = None     # -id: chosen by a pool's scheduler, under its token (adoption.py)
 
 
 #: A job's end event carries its stdout and stderr when together they are at most this many
@@ -120,7 +122,7 @@ TIMER_BATCH = 128
 FILL_BATCH = 64
 
 
-class Controller(AgentReports, OperatorRequests):
+class Controller(AgentReports, OperatorRequests, PoolAdoption):
     """Jobs and dispatch over a HostTable; implements HostListener for it.
 
     `secret` (see pcontrol.secret) lets the agents of a later pcontrol with the same secret
@@ -522,16 +524,19 @@ class Controller(AgentReports, OperatorRequests):
         if spec.host is not None:
             validate_host_name(spec.host)
         self._check_encodable(spec)
+        if spec.id is not None and (spec.id < 1 or spec.id in self.jobs):
+            raise ConflictError(f"job id {spec.id} is in use" if spec.id in self.jobs else "-id must be at least 1")
         now = self.clock()
-        job = Job(id=self._next_id, argv=tuple(spec.argv), submitted=now, host=spec.host,
+        job = Job(id=self._next_id if spec.id is None else spec.id, argv=tuple(spec.argv), submitted=now, host=spec.host,
                   required=spec.required, timeout=spec.timeout, pending_timeout=spec.pending,
                   priority=spec.priority, cwd=spec.cwd, env=dict(spec.env), owner=spec.owner,
                   task=spec.task, output_limit=spec.output_limit, retry=spec.retry,
                   retries_left=spec.retry, spool=spec.spool, mail=spec.mail, inbox=tuple(spec.inbox),
                   noskew=spec.noskew, not_before=spec.not_before)
-        self._next_id += 1
-        if self.journal is not None:
-            self.journal.next_job_id_changed(self._next_id)
+        if spec.id is None:
+            self._next_id += 1
+            if self.journal is not None:
+                self.journal.next_job_id_changed(self._next_id)
         self._register(job)
         if job.required and job.host not in self.hosts:
             self._finish(job, Outcome.DOWN, reason=f"required host {job.host} is not defined")

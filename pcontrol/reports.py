@@ -228,6 +228,8 @@ class AgentReports:
         running elsewhere, or an earlier attempt of a job now retried."""
         for word in sorted(running):
             if self._current(word) is None or _job_number(word) not in host.running:
+                if self._keep_unclaimed(host, word):  # another controller's of the pool: adoption.py
+                    continue
                 log.warning("%s: the agent runs job %s, which is no longer ours; killing it",
                             host.name, word)
                 self._to_agent(host, agent_protocol.Kill(job=word))
@@ -279,6 +281,8 @@ class AgentReports:
     def _on_ended(self, host: Host, message: agent_protocol.Ended) -> None:
         job = self._current(message.job)
         job_id = _job_number(message.job)
+        if job is None and self._keep_unclaimed_end(host, message):
+            return                          # another controller's of the pool: adoption.py
         if job is None or (job_id not in host.running and job_id not in host.held):
             # Reported again (our ack was lost with the last pcontrol), no longer ours, or
             # the outcome of an earlier attempt of a job that has been retried since.

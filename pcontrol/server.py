@@ -414,6 +414,9 @@ class Connection:
             return Reply.failure(exc.request_id, exc.code, exc.message)
         if self.server.shutting_down:
             return Reply.failure(request.id, ErrorCode.SHUTTING_DOWN, "pcontrol is stopping")
+        fenced = self.server.controller.fence_refusal(request.fence, self.peer)
+        if fenced is not None:
+            return Reply.failure(request.id, ErrorCode.FORBIDDEN, fenced)
         if request.batch:
             return await self._answer_batch(request)
         return await self._run(request.id, request.argv)

@@ -288,8 +288,9 @@ def _sync_kill(session: Session, args: dict[str, Any]) -> CommandResult:
 
 @command("job", "?-host H? ?-required? ?-timeout S? ?-pending S? ?-priority N? ?-retry COUNT? "
                 "?-cwd DIR? ?-env K=V? ?-owner OWNER? ?-task TASK? ?-output-limit BYTES? "
-                "?-spool? ?-mail? ?-inbox TEXT? ?-noskew? ?-not-before EPOCH? -- ARGV...",
-         "submit a job; prints its id (-retry: run it again, elsewhere if allowed, when its "
+                "?-spool? ?-mail? ?-inbox TEXT? ?-noskew? ?-not-before EPOCH? ?-id N? -- ARGV...",
+         "submit a job; prints its id (-id: this id, which a pool's scheduler chose under its "
+         "fencing token; -retry: run it again, elsewhere if allowed, when its "
          "host is lost, up to COUNT times; -spool: its agent keeps its whole output, every "
          "byte, for `output`; -mail: it gets $PSCHED_INBOX holding the lines of -inbox and "
          "$PSCHED_OUTBOX, whose lines come back with its end; -noskew: never on a SKEWED "
@@ -303,11 +304,28 @@ async def _job(session: Session, args: dict[str, Any]) -> CommandResult:
                    owner=args["owner"], task=args["task"], retry=args["retry"] or 0,
                    spool=args["spool"], mail=args["mail"] or bool(args["inbox"]),
                    inbox=tuple((args["inbox"] or "").splitlines()), noskew=args["noskew"],
-                   not_before=args["not-before"])
+                   not_before=args["not-before"], id=args["id"])
     if args["output-limit"] is not None:
         spec.output_limit = args["output-limit"]
     job = await session.controller.submit_durable(spec)   # the id only once on disk
     return CommandResult(str(job.id), job.to_record())
+
+
+@command("adopt", "ID ?-owner OWNER? ?-task TASK? ?-host H? ?-required? ?-timeout S? ?-env K=V? ?-spool? "
+                  "?-mail? ?-noskew? -- ARGV...",
+         "in a pool: take over job ID of an earlier leader's controller, which this one's agents "
+         "found (its record; null data when no agent has it: it never reached one)")
+async def _adopt(session: Session, args: dict[str, Any]) -> CommandResult:
+    _refuse_nul(dict(args, cwd=None))
+    number = _job_id(args["id"], "ID")
+    spec = JobSpec(argv=args["argv"], host=args["host"], required=args["required"], timeout=args["timeout"],
+                   env=args["env"], owner=args["owner"], task=args["task"], spool=args["spool"],
+                   mail=args["mail"], noskew=args["noskew"])
+    job = await session.controller.adopt(number, spec)
+    if job is None:
+        return CommandResult(f"no agent has job {number}", None)
+    await session.controller.durable()
+    return CommandResult(f"adopted job {number} ({job.state.value})", job.to_record())
 
 
 def _refuse_nul(args: dict[str, Any]) -> None:

@@ -23,6 +23,7 @@ escapes.
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import json
 import json.scanner
@@ -104,6 +105,7 @@ class Request:
     argv: tuple[str, ...]
     v: int = WIRE_VERSION
     batch: tuple[tuple[str, ...], ...] = ()   #: a batch's commands (then argv is empty)
+    fence: int | None = None  #: the fencing token of a pool's leader (pcontrol.adoption); None: no pool
 
 
 @dataclass(frozen=True)
@@ -156,6 +158,8 @@ def encode(msg: Message) -> bytes:
         obj = {"event": msg.kind.value, "seq": msg.seq, "data": msg.data}
     else:
         raise TypeError(f"not a wire message: {msg!r}")
+    if isinstance(msg, Request) and msg.fence is not None:
+        obj["fence"] = msg.fence
     text = json.dumps(obj, separators=(",", ":"), ensure_ascii=False)
     try:
         return text.encode("utf-8") + b"\n"
@@ -362,10 +366,13 @@ def decode_request(line: bytes | str) -> Request:
     if version > WIRE_VERSION:
         raise WireError(f"wire version {version} is not supported (this is {WIRE_VERSION})",
                         code=ErrorCode.UNSUPPORTED, request_id=request_id)
+    fence = obj.get("fence")
+    if fence is not None and (not _is_int(fence) or fence < 0):
+        raise WireError('"fence" must be an integer >= 0', request_id=request_id)
     if "batch" in obj:
-        return _decode_batch(obj, request_id, version)
+        return dataclasses.replace(_decode_batch(obj, request_id, version), fence=fence)
     argv = _check_words(obj.get("argv"), '"argv"', request_id)
-    return Request(request_id, tuple(argv), version)
+    return Request(request_id, tuple(argv), version, fence=fence)
 
 
 def decode_server_message(line: bytes | str) -> Reply | Event:

@@ -1,0 +1,200 @@
+"""Jobs of another controller of a high-availability pool, taken over through the agents.
+
+In a pool (`sched --serve --ha`: pcontrol runs with a fencing token, pcontrol.fencing), the
+jobs an earlier leader's pcontrol placed are found by this one's agents: a new agent takes over
+the agents that outlived their controller (pclient.lease, refused to a lower token) and reports
+their jobs in `resumed`, then their outcomes in `ended`. Their ids are not in this pcontrol's
+table (the earlier leader's scheduler chose them: `job -id N`, ids under its token, which no
+other member's can equal), so instead of killing them as strays and dropping their outcomes,
+this pcontrol keeps them **unclaimed**, for UNCLAIMED_GRACE seconds:
+
+    running word on host H    -> kept running, not killed
+    `ended` of such a job     -> kept, not acknowledged (the agent holds it until we do)
+
+until the new leader's scheduler claims them with `adopt ID -owner O -task T -- ARGV` (it knows
+from etcd which jobs the earlier leader placed, with their ids):
+
+    adopt found it running    -> a BUSY job of the owner here, whose end comes as any other
+    adopt found its outcome   -> the job, ended with the outcome its agent reported (its true one)
+    adopt found nothing       -> None: no agent has it (its run never reached one); the
+                                 scheduler runs it now (a job placed and never started)
+
+`adopt` first waits (bounded) until the hosts have reported (their agents are `resumed`), so
+that "nothing" means that the agents which outlived the earlier controller do not know the job.
+Unclaimed jobs not adopted within the grace are killed, and their outcomes acknowledged, as
+strays are outside a pool. A mixin of Controller (controller.py), beside reports.py.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from pclient import protocol as agent_protocol
+
+from .config import ControllerConfig
+from .errors import ConflictError, UsageError
+from .model import Host, HostState, Job, JobState
+
+log = logging.getLogger(__name__)
+
+__all__ = ["PoolAdoption", "UNCLAIMED_GRACE", "ADOPT_WAIT"]
+
+UNCLAIMED_GRACE = 120.0
+"""Seconds another controller's job, found on our agents, waits to be adopted before it is killed."""
+
+ADOPT_WAIT = 10.0
+"""Seconds `adopt` waits at most for the hosts' agents to report what they run."""
+
+
+class PoolAdoption:
+    """Controller methods: unclaimed jobs of a pool, and `adopt` (see the module docstring)."""
+
+    # Kept by the Controller:
+    config: ControllerConfig
+    clock: Callable[[], float]
+    jobs: dict[int, Job]
+    host_table: Any
+
+    def _pool_state(self) -> tuple[dict[str, tuple[str, float]], dict[str, tuple[str, agent_protocol.Ended]]]:
+        """(running word -> (host, since), word -> (host, its `ended`)) of unclaimed jobs."""
+        try:
+            return self._unclaimed_running, self._unclaimed_ends
+        except AttributeError:
+            self._unclaimed_running: dict[str, tuple[str, float]] = {}
+            self._unclaimed_ends: dict[str, tuple[str, agent_protocol.Ended]] = {}
+            return self._unclaimed_running, self._unclaimed_ends
+
+    @property
+    def in_pool(self) -> bool:
+        return self.host_table.fence is not None
+
+    # -- fencing of requests ----------------------------------------------------------------
+
+    def fence_refusal(self, fence: int | None, peer: str) -> str | None:
+        """Why a request carrying `fence` is refused (a lower token than ours: a deposed
+        leader's scheduler); a higher one becomes ours. None: accepted."""
+        if fence is None:
+            return None
+        mine = self.host_table.fence
+        if mine is not None and fence < mine:
+            reason = f"fenced: token {fence} is lower than {mine}, which leads the pool now"
+            log.warning("refused a request of %s: %s", peer, reason)
+            return reason
+        if mine is None or fence > mine:
+            log.warning("fencing token %d (from %s): the agents are given it from now on", fence, peer)
+            self.host_table.fence = fence
+        return None
+
+    # -- found on our agents ----------------------------------------------------------------
+
+    def _keep_unclaimed(self, host: Host, word: str) -> bool:
+        """A running job of another controller of the pool: kept for `adopt` (True), or not ours to keep."""
+        if not self.in_pool or _number(word) in self.jobs:
+            return False
+        running, _ = self._pool_state()
+        if word not in running:
+            running[word] = (host.name, self.clock())
+            log.warning("%s: the agent runs job %s of an earlier controller of the pool; kept "
+                        "%g s for its scheduler to adopt", host.name, word, UNCLAIMED_GRACE)
+            asyncio.get_running_loop().call_later(UNCLAIMED_GRACE, self._unclaimed_expired, word)
+        return True
+
+    def _keep_unclaimed_end(self, host: Host, message: agent_protocol.Ended) -> bool:
+        """The outcome of another controller's job: kept unacknowledged for `adopt` (True)."""
+        if not self.in_pool or _number(message.job) in self.jobs:
+            return False
+        running, ends = self._pool_state()
+        running.pop(message.job, None)
+        if message.job not in ends:
+            asyncio.get_running_loop().call_later(UNCLAIMED_GRACE, self._unclaimed_expired, message.job)
+        ends[message.job] = (host.name, message)
+        log.warning("%s: outcome of job %s of an earlier controller of the pool (%s); kept for "
+                    "its scheduler to adopt", host.name, message.job, message.outcome.value)
+        return True
+
+    def _unclaimed_expired(self, word: str) -> None:
+        running, ends = self._pool_state()
+        if word in running:
+            name, _ = running.pop(word)
+            host = self.hosts.get(name)
+            log.warning("%s: job %s of an earlier controller was not adopted within %g s; killing it",
+                        name, word, UNCLAIMED_GRACE)
+            if host is not None:
+                self._to_agent(host, agent_protocol.Kill(job=word))
+        if word in ends:
+            name, _ = ends.pop(word)
+            host = self.hosts.get(name)
+            log.warning("%s: the outcome of job %s of an earlier controller was not adopted "
+                        "within %g s; dropped", name, word, UNCLAIMED_GRACE)
+            if host is not None:
+                self._ack(host, word)
+
+    # -- adopt ------------------------------------------------------------------------------
+
+    async def adopt(self, job_id: int, spec: Any, wait: float = ADOPT_WAIT) -> Job | None:
+        """Claim job `job_id` of an earlier controller of the pool for `spec.owner` (see the
+        module docstring); None when no agent has it."""
+        if not self.in_pool:
+            raise ConflictError("adopt: this pcontrol is not in a pool (no fencing token)")
+        if spec.owner is None or spec.task is None:
+            raise UsageError("adopt needs -owner and -task")
+        have = self.jobs.get(job_id)
+        if have is not None:
+            if have.owner != spec.owner:
+                raise ConflictError(f"adopt: job {job_id} is another owner's")
+            return have
+        await self._hosts_reported(spec.host, wait)
+        running, ends = self._pool_state()
+        word = next((w for w in list(ends) + list(running) if _number(w) == job_id), None)
+        if word is None:
+            log.warning("adopt: no agent has job %d (of %s, task %s): it never reached one",
+                        job_id, spec.owner, spec.task)
+            return None
+        name = ends[word][0] if word in ends else running[word][0]
+        host = self.hosts.get(name)
+        if host is None:
+            return None
+        now = self.clock()
+        job = Job(id=job_id, argv=tuple(spec.argv), submitted=now, host=spec.host, required=spec.required,
+                  timeout=spec.timeout, env=dict(spec.env), owner=spec.owner, task=spec.task,
+                  spool=spec.spool, mail=spec.mail, inbox=tuple(spec.inbox), noskew=spec.noskew)
+        attempt = word.partition(".")[2]
+        if attempt:  # the agent runs a retry: the attempts before it ran under the earlier controller
+            job.attempts = tuple({"host": name, "reason": "an attempt under an earlier controller"}
+                                 for _ in range(int(attempt)))
+        self._register(job)
+        self._set_state(job, JobState.BUSY)
+        job.ran_on, job.started = name, now
+        host.running.add(job.id)
+        self._job_changed(job)
+        self._update_load(host)
+        if word in ends:
+            _, message = ends.pop(word)
+            log.warning("adopt: job %d of %s (task %s) ended on %s while no controller led: %s",
+                        job_id, spec.owner, spec.task, name, message.outcome.value)
+            self._on_ended(host, message)
+        else:
+            running.pop(word, None)
+            log.warning("adopt: job %d of %s (task %s) runs on %s: taken over", job_id, spec.owner, spec.task, name)
+        return job
+
+    async def _hosts_reported(self, name: str | None, wait: float) -> None:
+        """Until the host (None: every enabled host) has an agent that reported, or `wait` s."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + wait
+
+        def reported() -> bool:
+            hosts = [self.hosts[name]] if name in self.hosts else \
+                [h for h in self.hosts.values() if h.enabled]
+            return all(h.state in (HostState.IDLE, HostState.BUSY) for h in hosts)
+
+        while not reported() and loop.time() < deadline:
+            await asyncio.sleep(0.05)
+
+
+def _number(word: str) -> int:
+    number = word.partition(".")[0]
+    return int(number) if number.isdigit() else -1
