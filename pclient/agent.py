@@ -70,6 +70,7 @@ from .protocol import (
     Ended,
     Error,
     Fetch,
+    Fence,
     Go,
     Hello,
     Kill,
@@ -282,6 +283,7 @@ class Agent:
             ClockProbe: self._on_clock_probe,
             Prepare: self._on_prepare,
             Go: self._on_go,
+            Fence: self._on_fence,
         }
         self.spool = Spool.default()
         """Where jobs run with `spool` keep their whole output (pclient.spool)."""
@@ -544,6 +546,25 @@ class Agent:
             return None
         self._fence, self._floor = msg.fence, floor
         return refused
+
+    async def _on_fence(self, msg: Fence) -> None:
+        """Our controller leads under a higher token now: take it, unless a higher one has
+        taken the host over (pclient.fencing)."""
+        if self._floor is None:
+            await self._send_error("fence: this agent is not authenticated in a pool")
+            return
+        try:
+            refused = refusal(msg.token, self._floor.current())
+            if refused is None:
+                self._floor.raise_to(msg.token)
+        except OSError as exc:
+            refused = f"cannot keep fencing tokens on this host: {exc}"
+        if refused is not None:
+            log.warning("refused the controller's fencing token %d: %s", msg.token, refused)
+            await self._send_error(refused)
+            return
+        log.info("fencing token %s -> %d", self._fence, msg.token)
+        self._fence = msg.token
 
     def _fenced(self) -> Union[str, None]:
         """Why our controller may no longer act here (a higher token has taken over), or None."""

@@ -542,10 +542,24 @@ class Launched(Message):
     late: float = 0.0
 
 
+@dataclass(frozen=True)
+class Fence(Message):
+    """Controller -> agent: the controller's scheduler now leads its pool under `token` (a
+    higher fencing token than the one in `auth`): the agent takes it (and raises the host's
+    floor), unless a higher one has taken the host over (then it answers an `error`)."""
+
+    TYPE: ClassVar[str] = "fence"
+    token: int
+
+    def __post_init__(self) -> None:
+        if isinstance(self.token, bool) or not isinstance(self.token, int) or self.token < 0:
+            raise ValueError(f"fence: token must be an integer >= 0, got {self.token!r}")
+
+
 MESSAGE_TYPES: dict[str, type[Message]] = {
     cls.TYPE: cls for cls in (Hello, Started, Ended, Pong, Error, Run, Kill, Ping, Bye,
                               Auth, Ack, Resumed, Lost, Challenge, Takeover, Fetch, Chunk, Drop,
-                              ClockProbe, ClockReply, Prepare, Ready, Go, Launched)
+                              ClockProbe, ClockReply, Prepare, Ready, Go, Launched, Fence)
 }
 """Wire tag -> message class."""
 

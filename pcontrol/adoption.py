@@ -86,6 +86,9 @@ class PoolAdoption:
         if mine is None or fence > mine:
             log.warning("fencing token %d (from %s): the agents are given it from now on", fence, peer)
             self.host_table.fence = fence
+            for host in self.hosts.values():   # those up now take it (pclient.agent: `fence`)
+                if host.slurm is None and not host.pull and host.state in (HostState.IDLE, HostState.BUSY):
+                    self.host_table.send(host, agent_protocol.Fence(token=fence))
         return None
 
     # -- found on our agents ----------------------------------------------------------------

@@ -311,8 +311,8 @@ async def _job(session: Session, args: dict[str, Any]) -> CommandResult:
     return CommandResult(str(job.id), job.to_record())
 
 
-@command("adopt", "ID ?-owner OWNER? ?-task TASK? ?-host H? ?-required? ?-timeout S? ?-env K=V? ?-spool? "
-                  "?-mail? ?-noskew? -- ARGV...",
+@command("adopt", "?-owner OWNER? ?-task TASK? ?-host H? ?-required? ?-timeout S? ?-env K=V? ?-spool? "
+                  "?-mail? ?-noskew? -- ID ARGV...",
          "in a pool: take over job ID of an earlier leader's controller, which this one's agents "
          "found (its record; null data when no agent has it: it never reached one)")
 async def _adopt(session: Session, args: dict[str, Any]) -> CommandResult:

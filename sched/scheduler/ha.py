@@ -22,7 +22,10 @@ end, and the standbys (which poll the key every ttl/8) can lead only once it has
 
 What is kept (`PREFIX/state/...`, JSON values):
     task/NAME         {"made": jobs made in the run, "last_launch": wall time of the last}
-    pending/NAME/N    the N-th job of task NAME: made, and not yet placed on a backend
+    pending/NAME/N    the N-th job of task NAME, from when it is made until its exit macro has
+                      run: `placing` once it is being sent; a controller job also `cid` (its id at
+                      the controller, chosen under our token: ID_SPAN), `started` and `ran_on`
+                      once it runs, and `harvest` (its outcome) once its exit macro begins
     queue/NAME        a queue's items (psched.lang.commands.queues)
 The scheduler's side (what to write when; restoring it) is FencedDispatcher and restore_state below.
 """
@@ -55,6 +58,15 @@ RETRY = 0.1
 
 DEFAULT_TTL = 5
 """Seconds of the leader's lease: the longest a dead leader's scheduler stays unreplaced."""
+
+ID_SPAN = 10**9
+"""A leader's controller jobs have ids token * ID_SPAN + its job number: ids no other leader of
+the pool (a different token) can give, so that the next leader's controller can take them over
+from the agents by id (pcontrol.adoption)."""
+
+OUTPUT_KEPT = 8192
+"""Characters of a job's output kept in etcd with its outcome when its exit macro begins (the
+rest is cut: a macro run again by the next leader sees that much)."""
 
 
 class HAStatus(Protocol):
@@ -345,6 +357,16 @@ class FencedDispatcher:
         self.sched = sched
         self.held_back = 0
         self._unplaced: dict[int, tuple[str, int]] = {}  # job id -> (task, number) of state/pending
+        self.records: dict[int, tuple[str, int, dict]] = {}  # controller jobs: job id -> (task, number, record)
+
+    def controller_id(self, job: Any) -> int | None:
+        """The id a controller job of ours has at the controller (ControllerLink.chosen_id)."""
+        kept = self.records.get(job.id)
+        return None if kept is None else kept[2].get("cid")
+
+    def keep(self, job: Any, task: str, number: int, record: dict) -> None:
+        """Follow a controller job's record until its exit macro has run."""
+        self.records[job.id] = (task, number, record)
 
     def dispatch(self, job: Any, backend: Any) -> None:
         entry = self.sched.tasks.get(job.task)
@@ -352,6 +374,9 @@ class FencedDispatcher:
         record = {"task": job.task, "argv": job.argv, "host": job.host, "required": job.host_required,
                   "timeout": job.timeout, "pending": job.pending, "number": made, "placing": False,
                   "noskew": job.noskew, "not_before": job.not_before}
+        if not job.local:
+            record["cid"] = self.state.elector.leadership.token * ID_SPAN + job.id
+            self.keep(job, job.task, made, record)
         # the queues in the same transaction: a line that task.exec took for this job is gone
         # from the kept queue exactly when the job is counted made
         ops = self.state.task_ops(job.task, made, time.time(), made, record) + self.state.queue_ops(self.sched.interp.queues)
@@ -365,6 +390,7 @@ class FencedDispatcher:
             self.held_back += 1
             log.warning("job %s of task %s not dispatched: this scheduler no longer leads", job.id, job.task)
             self._unplaced.pop(job.id, None)
+            self.records.pop(job.id, None)
             self._forget(job)
             return
         # etcd took `placing` under our token: nobody else led then, and the next leader will
@@ -377,18 +403,56 @@ class FencedDispatcher:
         job = self.sched.adopt(record)  # in the tables, counted as made by the earlier leader
         if job is None:
             return None
+        self.send_again(job, record)
+        return job
+
+    def send_again(self, job: Any, record: dict[str, Any]) -> None:
+        """Send out `job`, made by an earlier leader (record), which never reached a backend."""
         number = int(record.get("number") or 0)
+        record = {key: value for key, value in record.items() if key not in ("cid", "started", "ran_on", "harvest")}
+        if not job.local:
+            record["cid"] = self.state.elector.leadership.token * ID_SPAN + job.id
+            self.keep(job, job.task, number, record)
         self._unplaced[job.id] = (job.task, number)
         backend = self.sched.local if job.local else self.sched.remote
         asyncio.ensure_future(self._dispatch(job, backend, [], self.state.placing_ops(job.task, number, record)))
-        return job
+
+    async def begin(self, job: Any, outcome: dict[str, Any]) -> bool:
+        """The HarvestGate of the controller link: etcd keeps, under our token, that the job's
+        exit macro begins, with its outcome, before the macro runs (a leader killed in the
+        macro: the next one runs it again in full, from that outcome; one that ended: the
+        record is gone, not run again)."""
+        kept = self.records.get(job.id)
+        if kept is None:
+            return True
+        task, number, record = kept
+        harvest = {key: outcome.get(key) for key in ("outcome", "status", "signal", "elapsed", "reason", "ran_on")}
+        for stream in ("stdout", "stderr"):
+            harvest[stream] = (outcome.get(stream) or "")[:OUTPUT_KEPT]
+        record = dict(record, harvest=harvest)
+        self.records[job.id] = (task, number, record)
+        return await self.state.apply([put(self.state.elector.key("pending", f"{task}/{number}"),
+                                           json.dumps(record).encode())])
 
     def job_changed(self, job: Any) -> None:
-        """The scheduler's job listener: a job that has started is placed; its pending record goes."""
+        """The scheduler's job listener: a local job that has started is placed, its pending
+        record goes; a controller job's record says it started, and goes once its exit macro
+        has run (the listeners are told after it)."""
         if job.started is None and not job.done:
             return
         placed = self._unplaced.pop(job.id, None)
-        if placed is not None:
+        kept = self.records.get(job.id)
+        if kept is not None and job.done:
+            del self.records[job.id]
+            asyncio.ensure_future(self.state.apply(self.state.placed_ops(kept[0], kept[1])))
+        elif kept is not None:
+            task, number, record = kept
+            if not record.get("started"):
+                record = dict(record, placing=True, started=True, ran_on=job.ran_on)
+                self.records[job.id] = (task, number, record)
+                asyncio.ensure_future(self.state.apply([put(self.state.elector.key("pending", f"{task}/{number}"),
+                                                            json.dumps(record).encode())]))
+        elif placed is not None:
             asyncio.ensure_future(self.state.apply(self.state.placed_ops(*placed)))
 
     def _forget(self, job: Any) -> None:

@@ -42,7 +42,7 @@ import socket
 import uuid
 from collections import deque
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Protocol
 
 from pcontrol import launch  # starts and stops the daemon without loading it (pcontrol.daemon)
 from pcontrol.client import ControllerAddress, ControllerClient
@@ -92,6 +92,14 @@ def owner_id(home: Path, machine: str | None = None, name: str | None = None) ->
     where = f"{machine}:" if machine else ""
     named = f"#{name}" if name else ""
     return f"sched:{where}{home.expanduser().resolve()}{named}"
+
+
+class HarvestGate(Protocol):
+    """Between a controller job's end and its exit macro (psched.scheduler.ha, a pool's leader):
+    the macro runs only once the gate has kept, elsewhere, that it begins."""
+
+    async def begin(self, job: Job, record: dict[str, Any]) -> bool:
+        """Keep that the job's macro begins, with its outcome (`record`); False: it must not run here."""
 
 
 class AddressError(ClientError):
@@ -249,6 +257,11 @@ class ControllerLink:
         self._retry_timer: asyncio.TimerHandle | None = None
         self._tasks: set[asyncio.Task] = set()
         self._last_failure: str | None = None  # the last connect failure reported
+        self.fence: int | None = None  # a pool's leader: its fencing token, sent with every request
+        self.chosen_id: Callable[[Job], int | None] | None = None  # a pool's leader: the controller id of a job
+        self.gate: HarvestGate | None = None  # a pool's leader: where a macro's beginning is kept
+        self._gating: set[int] = set()  # jobs waiting at the gate
+        self._through: set[int] = set()  # jobs the gate let through
 
     # --- Backend ------------------------------------------------------------------------------
 
@@ -365,6 +378,7 @@ class ControllerLink:
                 await self._start_daemon()
                 client = await self.address.connect(on_event=self._on_event)
             self.client = client
+            client.fence = self.fence
             self._early.clear()  # what came on an old connection may be staler than the job list
             await client.subscribe(owner=self.owner, only=EVENTS_WANTED)
             self.state = "connected"
@@ -540,6 +554,9 @@ class ControllerLink:
         # The submit key lets a reconnecting link recognise a job whose reply it never got,
         # instead of sending it again.
         argv = ["job", "-owner", self.owner, "-task", job.task, "-env", f"{SUBMIT_KEY}={self.session}:{job.id}"]
+        chosen = self.chosen_id(job) if self.chosen_id is not None else None
+        if chosen is not None:
+            argv += ["-id", str(chosen)]
         if job.host not in ("NONE", "LOCAL"):
             argv += ["-host", job.host]
             if job.host_required:
@@ -643,6 +660,12 @@ class ControllerLink:
         `lazy`: the record holds no output; it is fetched only if the macro reads it."""
         if job.done:
             return
+        if self.gate is not None and job.id not in self._through:
+            if job.id not in self._gating:
+                self._gating.add(job.id)
+                self._spawn(self._pass_gate(job, record, written, lazy))
+            return
+        self._through.discard(job.id)
         key = job_key(record)
         rerun = self.harvests.interrupted(key)
         already = key in self.harvests and not rerun
@@ -677,6 +700,40 @@ class ControllerLink:
                 self.harvests.end(key)  # this process lives on: the macro has had its run
         self.by_cid.pop(int(record["id"]), None)
         self._harvest_soon(int(record["id"]), key)
+
+    async def _pass_gate(self, job: Job, record: dict[str, Any], written: tuple[str, ...], lazy: bool) -> None:
+        try:
+            passed = await self.gate.begin(job, record)
+        finally:
+            self._gating.discard(job.id)
+        if passed:
+            self._through.add(job.id)
+            self._finish(job, record, written, lazy)
+
+    async def claim(self, job: Job, cid: int) -> dict[str, Any] | None:
+        """A pool's new leader: take over controller job `cid`, which an earlier leader's
+        controller placed, from the agents that ran it (pcontrol.adoption); its record (the job
+        is followed from now on), or None when no agent has it."""
+        await self.connect()
+        await self._ensure_hosts()
+        argv = ["adopt", "-owner", self.owner, "-task", job.task]
+        if job.host not in ("NONE", "LOCAL"):
+            argv += ["-host", job.host] + (["-required"] if job.host_required else [])
+        if job.timeout is not None:
+            argv += ["-timeout", repr(job.timeout)]
+        if job.outputs:
+            argv.append("-spool")
+        argv += ["-mail", "--", str(cid), *job.argv]
+        reply = await self.client.request(argv, timeout=60)
+        if not reply.ok:
+            raise ClientError(reply.text)
+        if reply.data is None:
+            return None
+        job.controller_id = str(cid)
+        self.by_cid[cid] = job
+        record = self._early.pop(cid, None) or reply.data
+        self._apply(job, record)
+        return record
 
     def _harvest_soon(self, cid: int, key: str) -> None:
         """Acknowledge finished jobs in batches: one request for all that ended this loop turn,

@@ -25,9 +25,10 @@ from typing import Any
 from pcontrol.fencing import FENCE_ENV
 
 from ..lang.errors import QuitRequest
-from ..scheduler.attach import scheduler_of
+from ..scheduler.attach import controller_of, scheduler_of
 from ..scheduler.etcd import Etcd
 from ..scheduler.eventloop import leave_soon, run_until
+from ..scheduler.hatakeover import take_over_jobs
 from ..scheduler.ha import (DEFAULT_TTL, HA_KEY, Elector, FencedDispatcher, HAState, Leadership, default_identity,
                             parse_ha_url, restore_state)
 
@@ -80,6 +81,8 @@ class HAServer:
         sched = self.sched = scheduler_of(interp)
         sched.dispatcher = self.dispatcher = FencedDispatcher(self.state, sched)
         sched.job_listeners.append(self.dispatcher.job_changed)
+        link = controller_of(sched)   # every request carries our token; job ids under it; harvests kept
+        link.fence, link.chosen_id, link.gate = lead.token, self.dispatcher.controller_id, self.dispatcher
         return lead
 
     def take_over(self, interp: Any) -> None:
@@ -91,7 +94,8 @@ class HAServer:
         self.state.kept_queues(self.kept.get("queue", {}))
         pending = sorted(self.kept.get("pending", {}).items(), key=lambda item: _task_and_number(item[0]))
         unsent = [(key, record) for key, record in pending if not record.get("placing")]
-        maybe = [key for key, record in pending if record.get("placing")]
+        maybe = [key for key, record in pending if record.get("placing") and "cid" not in record]
+        at_controller = [(key, record) for key, record in pending if record.get("placing") and "cid" in record]
         if unsent:
             log.warning("taken over: %d job(s) the earlier leader made and never sent go out now: %s",
                         len(unsent), ", ".join(key for key, _ in unsent))
@@ -102,6 +106,10 @@ class HAServer:
                         "started; not sent again: %s", len(maybe), ", ".join(maybe))
             ops = [op for key in maybe for op in self.state.placed_ops(*_task_and_number(key))]
             asyncio.ensure_future(self.state.apply(ops))
+        if at_controller:  # the agents ran them: the new controller takes them over (psched.scheduler.hatakeover)
+            log.warning("taken over: %d controller job(s) the earlier leader placed are looked for on the agents: %s",
+                        len(at_controller), ", ".join(key for key, _ in at_controller))
+            asyncio.ensure_future(take_over_jobs(self.dispatcher, controller_of(sched), at_controller))
         self.took_over_at = time.time()
         self._holder = asyncio.ensure_future(self._hold(sched))
 
@@ -129,6 +137,10 @@ class HAServer:
             run_until(self.elector.resign(), "resign", interruptible=False, leavable=False)
         except Exception:  # leaving anyway: the lease then ends by itself
             log.exception("could not give the lease up")
+        if self.sched is not None:  # our controller acts no more: its agents keep their jobs for the next leader's
+            outcome = controller_of(self.sched).stop_daemon()
+            if outcome.ok:
+                log.warning("stopped our pcontrol: its agents keep their jobs for the next leader's to take over")
 
 
 def _task_and_number(key: str) -> tuple[str, int]:

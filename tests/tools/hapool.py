@@ -81,6 +81,15 @@ class Member:
         os.kill(self.pid, signal.SIGKILL)
         self.proc.wait(10)
 
+    def pcontrol_pid(self) -> int | None:
+        """The pid of the pcontrol in this member's home (None: none runs)."""
+        try:
+            pid = int((self.home / "pcontrol.pid").read_text().split()[0])
+            os.kill(pid, 0)
+            return pid
+        except (FileNotFoundError, ValueError, IndexError, ProcessLookupError):
+            return None
+
     def stop(self) -> None:
         if self.proc.poll() is None:
             os.kill(self.pid, signal.SIGTERM)
@@ -92,16 +101,24 @@ class Member:
 
 
 class Pool:
-    def __init__(self, directory: Path, url: str, ttl: int = 2, period: float = 1.0):
+    def __init__(self, directory: Path, url: str, ttl: int = 2, period: float = 1.0, tasks: str = TASKS,
+                 secret: bytes | None = None):
+        """`tasks`: the pool's file, formatted with {period}, {runs} and {exits} (files in the
+        pool's directory); `secret`: every member's $SCHED_HOME/secret (its controller's agents
+        then take over each other's: pcontrol.adoption)."""
         self.directory = Path(directory)
         self.url = url
         self.ttl = ttl
         self.runs_file = self.directory / "runs"
+        self.exits_file = self.directory / "exits"
         self.script = self.directory / "tasks.sched"
-        self.script.write_text(TASKS.format(period=period, runs=self.runs_file))
+        self.script.write_text(tasks.format(period=period, runs=self.runs_file, exits=self.exits_file))
         self.members: list[Member] = []
         self.relays: list[subprocess.Popen] = []
-        self.secret = os.urandom(32)      # the pool's: every member that listens holds it
+        self.secret = secret if secret is not None else os.urandom(32)
+        """The pool's: every member that listens holds it (and, given here, every member: their
+        controllers' agents then take over each other's)."""
+        self.shares_agents = secret is not None
 
     def member(self, name: str, url: str | None = None, ha: bool = True, listen: bool = False) -> Member:
         """A `sched --serve --foreground --ha` on the pool's file (ha False: a plain server, the
@@ -109,6 +126,10 @@ class Pool:
         port of 127.0.0.1, the pool's secret in its home)."""
         home = self.directory / name
         home.mkdir(mode=0o700, parents=True, exist_ok=True)
+        if self.shares_agents and not (home / "secret").exists():
+            fd = os.open(home / "secret", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            os.write(fd, self.secret)
+            os.close(fd)
         log = self.directory / f"{name}.log"
         env = dict(os.environ, SCHED_HOME=str(home))
         address = None
