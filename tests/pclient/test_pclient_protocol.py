@@ -26,6 +26,7 @@ from pclient.protocol import (
     Go,
     Hello,
     Kill,
+    Fence,
     Launched,
     Lost,
     Outcome,
@@ -88,6 +89,7 @@ EXAMPLES = [
     Ready(job="sync1.1", pid=99, clock=1700000000.75),
     Go(jobs=("sync1.1", "sync1.2"), at=1700000001.0, offset=-0.0025),
     Launched(job="sync1.1", clock=1700000001.00004, late=0.00004),
+    Fence(token=17),
 ]
 
 
