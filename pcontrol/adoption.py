@@ -22,7 +22,9 @@ from etcd which jobs the earlier leader placed, with their ids):
 `adopt` first waits (bounded) until the hosts have reported (their agents are `resumed`), so
 that "nothing" means that the agents which outlived the earlier controller do not know the job.
 Unclaimed jobs not adopted within the grace are killed, and their outcomes acknowledged, as
-strays are outside a pool. A mixin of Controller (controller.py), beside reports.py.
+strays are outside a pool. A pcontrol of a pool that starts again does not go on with the jobs
+its journal has unfinished (another leader's controller may have taken them over meanwhile):
+they leave its table, and those its agents still run are unclaimed like any other. A mixin of Controller (controller.py), beside reports.py.
 """
 
 from __future__ import annotations
@@ -57,6 +59,7 @@ class PoolAdoption:
     clock: Callable[[], float]
     jobs: dict[int, Job]
     host_table: Any
+    journal: Any
 
     def _pool_state(self) -> tuple[dict[str, tuple[str, float]], dict[str, tuple[str, agent_protocol.Ended]]]:
         """(running word -> (host, since), word -> (host, its `ended`)) of unclaimed jobs."""
@@ -134,6 +137,16 @@ class PoolAdoption:
                         "within %g s; dropped", name, word, UNCLAIMED_GRACE)
             if host is not None:
                 self._ack(host, word)
+
+    def _left_to_pool(self, job: Job) -> None:
+        """A job this pcontrol had not finished when it stopped: in a pool, another leader's
+        controller may have taken it over from the agents since, so it is not ours to go on
+        with (run again, or call lost): it leaves the table, and if an agent still runs it, it
+        is unclaimed like any other, for the leader to adopt."""
+        log.warning("job %d (of %s, task %s) was %s when this pcontrol stopped: in a pool it is "
+                    "the leader's to adopt", job.id, job.owner, job.task, job.state.value)
+        if self.journal is not None:
+            self.journal.job_forgotten(job.id)
 
     # -- adopt ------------------------------------------------------------------------------
 

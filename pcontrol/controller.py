@@ -205,6 +205,9 @@ class Controller(AgentReports, OperatorRequests, PoolAdoption):
         now = self.clock()
         unknown = []
         for job in loaded.jobs:
+            if self.in_pool and job.state is not JobState.DONE:
+                self._left_to_pool(job)  # adoption.py: the pool's leader adopts it, if it still runs
+                continue
             self._register(job)
             if job.state is JobState.PENDING:
                 if not self._hold_until_planned(job, now):

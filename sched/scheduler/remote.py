@@ -260,6 +260,7 @@ class ControllerLink:
         self.fence: int | None = None  # a pool's leader: its fencing token, sent with every request
         self.chosen_id: Callable[[Job], int | None] | None = None  # a pool's leader: the controller id of a job
         self.gate: HarvestGate | None = None  # a pool's leader: where a macro's beginning is kept
+        self.foreign: Callable[[dict[str, Any]], bool] | None = None  # a pool's leader: jobs it settles elsewhere
         self._gating: set[int] = set()  # jobs waiting at the gate
         self._through: set[int] = set()  # jobs the gate let through
 
@@ -735,6 +736,16 @@ class ControllerLink:
         self._apply(job, record)
         return record
 
+    async def _claim_back(self, job: Job, cid: int) -> None:
+        try:
+            found = await self.claim(job, cid)
+        except ClientError as exc:
+            self.sched.report(f"controller: could not take job {job.id} (controller job {cid}) back: {exc}")
+            return
+        if found is None and not job.done:
+            reason = f"the controller lost it: no agent had controller job {cid} after pcontrol restarted"
+            self.sched.job_ended(job, Outcome.DOWN, reason=reason, stderr=reason + "\n", elapsed=0.0)
+
     def _harvest_soon(self, cid: int, key: str) -> None:
         """Acknowledge finished jobs in batches: one request for all that ended this loop turn,
         and while one is on its way, the next gathers all that end meanwhile (no timer: a lone
@@ -775,8 +786,9 @@ class ControllerLink:
         unsent = {self.submit_key(j): j for j in self.unsent}
         self.submit_keys_held = {(r.get("env") or {}).get(SUBMIT_KEY, "") for r in records}
         for record in records:
-            if record.get("harvested"):
-                continue
+            if record.get("harvested") or (self.foreign is not None and int(record["id"]) not in self.by_cid
+                                           and self.foreign(record)):
+                continue  # (foreign: an earlier leadership's, settled through etcd: psched.scheduler.hatakeover)
             cid = int(record["id"])
             key = job_key(record)
             held.add(key)
@@ -807,6 +819,11 @@ class ControllerLink:
             else:
                 self._apply(job, record)
         self.harvests.compact(held, listed)
+        if self.fence is not None:  # a pool's new pcontrol left our jobs to the agents: take them back
+            listed_ids = {int(r["id"]) for r in records}
+            for cid, job in list(self.by_cid.items()):
+                if cid not in listed_ids and not job.done:
+                    self._spawn(self._claim_back(job, cid))
 
     def orphans_note(self) -> str | None:
         """What the controller holds of ours for tasks not defined here (None: nothing)."""

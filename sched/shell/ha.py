@@ -29,7 +29,7 @@ from ..scheduler.attach import controller_of, scheduler_of
 from ..scheduler.etcd import Etcd
 from ..scheduler.eventloop import leave_soon, run_until
 from ..scheduler.hatakeover import take_over_jobs
-from ..scheduler.ha import (DEFAULT_TTL, HA_KEY, Elector, FencedDispatcher, HAState, Leadership, default_identity,
+from ..scheduler.ha import (DEFAULT_TTL, HA_KEY, ID_SPAN, Elector, FencedDispatcher, HAState, Leadership, default_identity,
                             parse_ha_url, restore_state)
 
 log = logging.getLogger(__name__)
@@ -83,6 +83,7 @@ class HAServer:
         sched.job_listeners.append(self.dispatcher.job_changed)
         link = controller_of(sched)   # every request carries our token; job ids under it; harvests kept
         link.fence, link.chosen_id, link.gate = lead.token, self.dispatcher.controller_id, self.dispatcher
+        link.foreign = lambda record: int(record["id"]) // ID_SPAN != lead.token
         return lead
 
     def take_over(self, interp: Any) -> None:
