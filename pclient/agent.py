@@ -475,6 +475,11 @@ class Agent:
 
     async def _on_ping(self, msg: Ping) -> None:
         await self._send(encode(Pong(seq=msg.seq, clock=self._clock(), running=self.running)))
+        fenced = self._fenced()
+        if fenced is not None:  # a deposed controller: our jobs go to the agent of the one that took the host over
+            log.warning("leaving our controller (%s): our jobs wait for the agent of the controller that took over", fenced)
+            self._end_channel(ChannelEnd.LOST)
+            return
         self._note_held(msg.held)
 
     # -- synchronized runs (pclient.syncstart) ---------------------------------------

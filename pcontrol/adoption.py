@@ -164,7 +164,7 @@ class PoolAdoption:
             return have
         await self._hosts_reported(spec.host, wait)
         running, ends = self._pool_state()
-        word = next((w for w in list(ends) + list(running) if _number(w) == job_id), None)
+        word = await self._look_for(job_id, spec.host, wait)
         if word is None:
             log.warning("adopt: no agent has job %d (of %s, task %s): it never reached one",
                         job_id, spec.owner, spec.task)
@@ -196,6 +196,53 @@ class PoolAdoption:
             running.pop(word, None)
             log.warning("adopt: job %d of %s (task %s) runs on %s: taken over", job_id, spec.owner, spec.task, name)
         return job
+
+    async def _look_for(self, job_id: int, name: str | None, wait: float) -> str | None:
+        """The agent word of job `job_id` among the unclaimed, else looked for: the hosts' pings
+        name it (the agents look again for survivors: an agent still serving a deposed
+        controller leaves it once fenced, pclient.agent) until an agent has it or one says
+        it is lost (no agent that could have it is alive there), or `wait` s have passed."""
+        running, ends = self._pool_state()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + wait
+        word = str(job_id)
+        wanted = self._wanted_words()
+        lost = self._lost_words()
+        wanted.add(word)
+        try:
+            while True:
+                found = next((w for w in list(ends) + list(running) if _number(w) == job_id), None)
+                if found is not None:
+                    return found
+                if word in lost or loop.time() >= deadline:
+                    return None
+                await asyncio.sleep(0.05)
+        finally:
+            wanted.discard(word)
+            lost.discard(word)
+
+    def _wanted_words(self) -> set[str]:
+        try:
+            return self._wanted
+        except AttributeError:
+            self._wanted: set[str] = set()
+            self._lost: set[str] = set()
+            return self._wanted
+
+    def _lost_words(self) -> set[str]:
+        self._wanted_words()
+        return self._lost
+
+    def pool_held_words(self) -> tuple[str, ...]:
+        """Words an `adopt` looks for, named in every host's pings (reports.held_words)."""
+        return tuple(sorted(self._wanted_words())) if self.in_pool else ()
+
+    def pool_lost(self, word: str) -> bool:
+        """An agent reports lost a job no longer (or not yet) ours: one `adopt` looks for?"""
+        if word in self._wanted_words():
+            self._lost.add(word)
+            return True
+        return False
 
     async def _hosts_reported(self, name: str | None, wait: float) -> None:
         """Until the host (None: every enabled host) has an agent that reported, or `wait` s."""

@@ -681,7 +681,7 @@ class HostTable:
                 continue
             host = self.hosts.get(name)
             held: tuple[str, ...] = ()
-            if host is not None and host.held and runtime.ready and runtime.link.authed:
+            if host is not None and runtime.ready and runtime.link.authed:  # (+ the jobs `adopt` looks for)
                 held = self.listener.held_words(host)
             self._ping_seq += 1
             runtime.ping_sent = (self._ping_seq, asyncio.get_running_loop().time())

@@ -211,7 +211,7 @@ class AgentReports:
     def held_words(self, host: Host) -> tuple[str, ...]:
         """HostListener: the agent words of the jobs held for `host` (named in its pings)."""
         return tuple(self.jobs[job_id].agent_word for job_id in sorted(host.held)
-                     if job_id in self.jobs)
+                     if job_id in self.jobs) + self.pool_held_words()  # adoption.py
 
     def _carry_on(self, host: Host, job: Job) -> None:
         """A held job's agent was found and runs it: it is running on `host` again."""
@@ -269,6 +269,7 @@ class AgentReports:
         for word in message.jobs:
             job_id = _job_number(word)
             if self._current(word) is None:
+                self.pool_lost(word)        # one `adopt` looks for (adoption.py)?
                 continue                    # an earlier attempt: its loss is already known
             if job_id in host.running or job_id in host.held:
                 freed = freed or job_id in host.running

@@ -71,3 +71,34 @@ def test_the_next_controller_adopts_running_and_finished_jobs_by_id(home: str, m
     assert "refused a request of" in text and "fenced: token 7 is lower than 9" in text
     assert "fencing token 12" in text
     assert "the agent runs job 5000000001 of an earlier controller of the pool" in text
+    assert "adopt: no agent has job 5000000003" in text
+
+
+def test_an_agent_of_a_deposed_controller_still_running_leaves_it_and_its_job_is_adopted(
+        home: str, monkeypatch, caplog) -> None:
+    """The earlier leader's pcontrol lives on (only its scheduler died, or it is cut off): its
+    agent, fenced by the new controller's agent, leaves it at its next ping, and the new
+    controller's `adopt` finds the job by looking again (its pings name it)."""
+    caplog.set_level(logging.INFO)
+    second = os.path.join(home, "b")
+    os.makedirs(second, mode=0o700)
+
+    async def both() -> None:
+        monkeypatch.setenv(FENCE_ENV, "5")
+        async with controller_running(home) as old:
+            await old.add_local("node1", slots=2)
+            job = await old.cmd("job", "-id", 5000000007, *gated(home, "g", "exit 4"))
+            await old.wait_started(job["id"])
+            shutil.copy(os.path.join(home, "secret"), os.path.join(second, "secret"))
+            monkeypatch.setenv(FENCE_ENV, "9")
+            async with controller_running(second) as new:
+                await new.add_local("node1", slots=2)
+                adopted = await new.cmd("adopt", "-owner", OWNER, "-task", "t", "-host", "node1", "--",
+                                        5000000007, "sh")
+                assert (adopted["state"], adopted["ran_on"]) == ("BUSY", "node1")
+                open_gate(home, "g")
+                ended = await new.wait_job(5000000007)
+                assert (ended["outcome"], ended["status"]) == ("EXIT", 4)
+
+    run(both())
+    assert "adopt: job 5000000007 of sched:/pool/b (task t) runs on node1: taken over" in caplog.text
