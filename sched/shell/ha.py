@@ -134,14 +134,16 @@ class HAServer:
     def _resign(self, interp: Any) -> None:
         if self._holder is not None:
             self._holder.cancel()
+        self.elector.act_until = float("-inf")
+        if self.sched is not None:
+            # Our controller acts no more, before the next leader can lead: its agents keep
+            # their jobs as survivors, for the next leader's agents to take over (pcontrol.adoption)
+            outcome = controller_of(self.sched).stop_daemon(force=True)
+            (log.warning if outcome.ok else log.error)("stopping our pcontrol: %s", outcome.message)
         try:
             run_until(self.elector.resign(), "resign", interruptible=False, leavable=False)
         except Exception:  # leaving anyway: the lease then ends by itself
             log.exception("could not give the lease up")
-        if self.sched is not None:  # our controller acts no more: its agents keep their jobs for the next leader's
-            outcome = controller_of(self.sched).stop_daemon()
-            if outcome.ok:
-                log.warning("stopped our pcontrol: its agents keep their jobs for the next leader's to take over")
 
 
 def _task_and_number(key: str) -> tuple[str, int]:
