@@ -50,14 +50,12 @@ def first_new_run(pool: Pool, count: int, timeout: float) -> float:
 
 def ha_failovers(directory: Path, etcd: EtcdServer, rounds: int, ttl: int,
                  controller: bool = False) -> tuple[list[float], str]:
-    if controller:  # the agents' survivor sockets, shared by the members' controllers
-        os.environ["PCLIENT_RUNTIME_DIR"] = str(directory / "run")
+    if controller:
         pool = Pool(directory, f"{etcd.url}/bench-controller", ttl=ttl, tasks=CONTROLLER_TASKS,
                     secret=os.urandom(32))
     else:
         pool = Pool(directory, f"{etcd.url}/bench", ttl=ttl)
     times = []
-    pcontrols: list[int] = []
     try:
         members = {"a": pool.member("a")}
         members["a"].wait_log("serving")
@@ -74,8 +72,6 @@ def ha_failovers(directory: Path, etcd: EtcdServer, rounds: int, ttl: int,
             members[leader].kill9()
             times.append(first_new_run(pool, count, 10 * ttl + 30) - killed)
             members[standby].wait_log("taken over")
-            if controller:
-                pcontrols.extend(p for p in [members[standby].pcontrol_pid()] if p)
             offset = len(members[leader].text())
             members[leader] = pool.member(leader)           # back, as a standby
             members[leader].wait_log("standby: ", after=offset)
@@ -94,11 +90,6 @@ def ha_failovers(directory: Path, etcd: EtcdServer, rounds: int, ttl: int,
                     f" ({skipped} job(s) found mid-send at a failover and not sent again)")
     finally:
         pool.close()
-        for pid in pcontrols:
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
     return times, verdict
 
 

@@ -21,6 +21,8 @@ from etcd which jobs the earlier leader placed, with their ids):
 
 `adopt` first waits (bounded) until the hosts have reported (their agents are `resumed`), so
 that "nothing" means that the agents which outlived the earlier controller do not know the job.
+In a pool an outcome is acknowledged to its agent only once the job's owner has harvested it
+(its exit macro has run): a controller that dies before leaves it with the agent, for the next.
 Unclaimed jobs not adopted within the grace are killed, and their outcomes acknowledged, as
 strays are outside a pool. A pcontrol of a pool that starts again does not go on with the jobs
 its journal has unfinished (another leader's controller may have taken them over meanwhile):
@@ -147,6 +149,31 @@ class PoolAdoption:
                     "the leader's to adopt", job.id, job.owner, job.task, job.state.value)
         if self.journal is not None:
             self.journal.job_forgotten(job.id)
+
+    # -- outcomes acknowledged once harvested ------------------------------------------------
+
+    def _ack_outcome(self, job: Job, host: Host, word: str) -> None:
+        """Acknowledge a job's outcome to its agent: at once, but in a pool only once its
+        owner has harvested it (its exit macro has run): until then the agent keeps it, and
+        hands it to the next controller's agent if this controller dies first."""
+        if not self.in_pool or job.owner is None:
+            self._ack(host, word)
+            return
+        self._pool_acks()[job.id] = (host.name, word)
+
+    def _harvested_in_pool(self, job: Job) -> None:
+        due = self._pool_acks().pop(job.id, None)
+        if due is not None:
+            host = self.hosts.get(due[0])
+            if host is not None:
+                self._ack(host, due[1])
+
+    def _pool_acks(self) -> dict[int, tuple[str, str]]:
+        try:
+            return self._acks_due
+        except AttributeError:
+            self._acks_due: dict[int, tuple[str, str]] = {}
+            return self._acks_due
 
     # -- adopt ------------------------------------------------------------------------------
 

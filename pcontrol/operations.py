@@ -143,7 +143,7 @@ class OperatorRequests:
                 raise UsageError(f'expected a job id but got "{word}"') from None
             job = self.jobs.get(number)
             if job is None:
-                if 0 < number < self._next_id:
+                if 0 < number < self._next_id or self.in_pool:  # (a pool's ids: adoption.py)
                     results.append({"id": number, "harvested": True, "known": False})
                     continue
                 raise NotFoundError(f"no job {number}")
@@ -158,6 +158,7 @@ class OperatorRequests:
                 marks.append(job)
         now = self.clock()
         for job in marks:
+            self._harvested_in_pool(job)
             job.harvested = now
             self._job_changed(job)
             self._push_timer(self.config.retention, ("forget", job.id))

@@ -304,7 +304,7 @@ class AgentReports:
         job.spooled = message.spooled
         job.outbox = message.outbox
         self._finish(job, outcome, reason=reason, status=message.status, signal=message.signal)
-        self._ack(host, message.job)
+        self._ack_outcome(job, host, message.job)   # in a pool, once harvested (adoption.py)
         if reconciled:
             log.info("job %d: outcome %s reported after contact was lost", job.id, outcome.value)
         else:

@@ -67,19 +67,11 @@ def _lines(path: Path) -> list[list[str]]:
 
 
 @pytest.fixture
-def pool(etcd, tmp_path: Path, request, monkeypatch):
-    monkeypatch.setenv("PCLIENT_RUNTIME_DIR", str(tmp_path / "run"))  # the agents' survivor sockets, shared
+def pool(etcd, tmp_path: Path, request):
     made = Pool(tmp_path, f"{etcd.url}/{request.node.name[:40]}", ttl=TTL, period=1.0, tasks=TASKS,
                 secret=os.urandom(32))
-    pcontrols: list[int] = []
-    made.pcontrols = pcontrols
     yield made
     made.close()
-    for pid in pcontrols:
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
 
 
 def test_kill9_of_the_leaders_sched_and_pcontrol_running_jobs_are_taken_over(pool):
@@ -97,7 +89,6 @@ def test_kill9_of_the_leaders_sched_and_pcontrol_running_jobs_are_taken_over(poo
     os.kill(a_pcontrol, signal.SIGKILL)      # the leader's machine dies: its sched and its pcontrol
     a.kill9()
     b.wait_log("taken over: task tick", 3 * TTL + 10)
-    pool.pcontrols.extend(p for p in [b.pcontrol_pid()] if p)
 
     def batch_done() -> bool:
         return sum(1 for r in _lines(pool.exits_file) if r[0] == "batch") >= BATCH

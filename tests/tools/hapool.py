@@ -85,9 +85,10 @@ class Member:
         """The pid of the pcontrol in this member's home (None: none runs)."""
         try:
             pid = int((self.home / "pcontrol.pid").read_text().split()[0])
-            os.kill(pid, 0)
+            if b"pcontrol" not in Path(f"/proc/{pid}/cmdline").read_bytes():
+                return None
             return pid
-        except (FileNotFoundError, ValueError, IndexError, ProcessLookupError):
+        except (OSError, ValueError, IndexError):
             return None
 
     def stop(self) -> None:
@@ -109,6 +110,8 @@ class Pool:
         self.directory = Path(directory)
         self.url = url
         self.ttl = ttl
+        self.runtime = self.directory / "run" if secret is not None else None
+        """The agents' survivor sockets, shared by the members' controllers (with `secret`)."""
         self.runs_file = self.directory / "runs"
         self.exits_file = self.directory / "exits"
         self.script = self.directory / "tasks.sched"
@@ -137,6 +140,8 @@ class Pool:
             (home / "secret").write_bytes(self.secret)
             (home / "secret").chmod(0o600)
             address = f"127.0.0.1:{free_port()}"
+        if self.runtime is not None:
+            env["PCLIENT_RUNTIME_DIR"] = str(self.runtime)
         with open(log, "ab") as out:
             options = ["--ha", url or self.url, "--ha-ttl", str(self.ttl)] if ha else []
             options += ["--listen", address] if address else []
@@ -188,6 +193,16 @@ class Pool:
     def close(self) -> None:
         for member in self.members:
             member.stop()
+        for member in self.members:   # a killed member's pcontrol; agents left with jobs (by pid)
+            pid = member.pcontrol_pid()
+            if pid is not None:
+                os.kill(pid, signal.SIGKILL)
+        if self.runtime is not None:
+            for pid in _agents_of(self.runtime):
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
         for relay in self.relays:
             try:
                 os.kill(relay.pid, signal.SIGCONT)
@@ -195,6 +210,23 @@ class Pool:
                 pass
             relay.kill()
             relay.wait(10)
+
+
+def _agents_of(runtime: Path) -> list[int]:
+    """The live agents whose survivor socket directory is `runtime` (their environment says so)."""
+    needle = f"PCLIENT_RUNTIME_DIR={runtime}\0".encode()
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            if b"pclient" not in Path(f"/proc/{entry}/cmdline").read_bytes():
+                continue
+            if needle in Path(f"/proc/{entry}/environ").read_bytes():
+                found.append(int(entry))
+        except OSError:
+            continue
+    return found
 
 
 def check_each_run_once(runs: list[tuple[int, int]], period: float) -> None:
