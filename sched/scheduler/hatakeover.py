@@ -11,8 +11,8 @@ record left in etcd is settled here exactly once:
                        it runs again, in full, from the kept outcome (`$job_rerun` 1)
     agent has it       adopted (`adopt CID`): followed as if sent here; a job that ended while
                        no controller led brings its true outcome, and its macro runs here
-    no agent has it    started: its outcome went with the earlier controller (DOWN, said so);
-                       never started: its run never reached an agent, and it goes out now, once
+    no agent has it    started: its agent died with its host (DOWN, said so); never started:
+                       its run never reached an agent, and it goes out now, once
 
     asyncio.ensure_future(take_over_jobs(dispatcher, link, [(key, record), ...]))
 """
@@ -36,8 +36,10 @@ CLAIM_TRIES = 5
 
 
 async def take_over_jobs(dispatcher: Any, link: Any, records: list[tuple[str, dict[str, Any]]]) -> None:
-    """Settle each controller job the earlier leader left in etcd (see the module docstring)."""
+    """Settle each controller job the earlier leader left in etcd (see the module docstring);
+    the jobs are looked for at the controller all at once."""
     sched = dispatcher.sched
+    settling = []
     for key, record in records:
         job = sched.adopt(record)  # in the tables, counted as made by the earlier leader
         if job is None:
@@ -49,25 +51,30 @@ async def take_over_jobs(dispatcher: Any, link: Any, records: list[tuple[str, di
         harvest = record.get("harvest")
         if isinstance(harvest, dict):
             _macro_again(sched, job, key, cid, harvest)
-            continue
-        try:
-            found = await _claim(link, job, cid, key)
-        except ClientError as exc:
-            log.error("taken over: job %s (controller job %d) not settled: %s", key, cid, exc)
-            continue
-        if found is not None:
-            state = found.get("state")
-            log.warning("taken over: job %s (controller job %d) %s on %s", key, cid,
-                        "ended while no controller led; its true outcome goes to its exit macro"
-                        if state == "DONE" else "runs", found.get("ran_on"))
-        elif record.get("started"):
-            reason = (f"its outcome went with the earlier leader's controller: no agent had controller job {cid} "
-                      f"after the failover")
-            log.warning("taken over: job %s started under the earlier leader and %s", key, reason)
-            sched.job_ended(job, Outcome.DOWN, reason=reason, stderr=reason + "\n", ran_on=record.get("ran_on") or "")
         else:
-            log.warning("taken over: job %s (controller job %d) never reached an agent: it goes out now", key, cid)
-            dispatcher.send_again(job, record)
+            settling.append(_settle(dispatcher, link, job, key, record, cid))
+    await asyncio.gather(*settling)
+
+
+async def _settle(dispatcher: Any, link: Any, job: Any, key: str, record: dict[str, Any], cid: int) -> None:
+    try:
+        found = await _claim(link, job, cid, key)
+    except ClientError as exc:
+        log.error("taken over: job %s (controller job %d) not settled: %s", key, cid, exc)
+        return
+    if found is not None:
+        state = found.get("state")
+        log.warning("taken over: job %s (controller job %d) %s on %s", key, cid,
+                    "ended while no controller led; its true outcome goes to its exit macro"
+                    if state == "DONE" else "runs", found.get("ran_on"))
+    elif record.get("started"):
+        reason = f"no agent had controller job {cid} after the failover: its agent died with its host"
+        log.warning("taken over: job %s started under the earlier leader, but %s", key, reason)
+        dispatcher.sched.job_ended(job, Outcome.DOWN, reason=reason, stderr=reason + "\n",
+                                   ran_on=record.get("ran_on") or "")
+    else:
+        log.warning("taken over: job %s (controller job %d) never reached an agent: it goes out now", key, cid)
+        dispatcher.send_again(job, record)
 
 
 def _macro_again(sched: Any, job: Any, key: str, cid: int, harvest: dict[str, Any]) -> None:

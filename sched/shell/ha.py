@@ -84,6 +84,9 @@ class HAServer:
         link = controller_of(sched)   # every request carries our token; job ids under it; harvests kept
         link.fence, link.chosen_id, link.gate = lead.token, self.dispatcher.controller_id, self.dispatcher
         link.foreign = lambda record: int(record["id"]) // ID_SPAN != lead.token
+        # the lease is renewed from now on: the files may take a while (a `controller` command
+        # starting pcontrol), and a lease not renewed meanwhile would end our lead as it begins
+        self._holder = asyncio.ensure_future(self._hold(sched))
         return lead
 
     def take_over(self, interp: Any) -> None:
@@ -112,7 +115,6 @@ class HAServer:
                         len(at_controller), ", ".join(key for key, _ in at_controller))
             asyncio.ensure_future(take_over_jobs(self.dispatcher, controller_of(sched), at_controller))
         self.took_over_at = time.time()
-        self._holder = asyncio.ensure_future(self._hold(sched))
 
     async def _hold(self, sched: Any) -> None:
         reason = await self.elector.hold()
