@@ -68,7 +68,7 @@ def _lines(path: Path) -> list[list[str]]:
 
 @pytest.fixture
 def pool(etcd, tmp_path: Path, request):
-    made = Pool(tmp_path, f"{etcd.url}/{request.node.name[:40]}", ttl=TTL, period=1.0, tasks=TASKS,
+    made = Pool(tmp_path, f"{etcd.url}/takeover-{abs(hash(request.node.name))}", ttl=TTL, period=1.0, tasks=TASKS,
                 secret=os.urandom(32))
     yield made
     made.close()
