@@ -664,7 +664,7 @@ class ControllerLink:
         if self.gate is not None and job.id not in self._through:
             if job.id not in self._gating:
                 self._gating.add(job.id)
-                self._spawn(self._pass_gate(job, record, written, lazy))
+                self.spawn(self._pass_gate(job, record, written, lazy))
             return
         self._through.discard(job.id)
         key = job_key(record)
@@ -823,7 +823,7 @@ class ControllerLink:
             listed_ids = {int(r["id"]) for r in records}
             for cid, job in list(self.by_cid.items()):
                 if cid not in listed_ids and not job.done:
-                    self._spawn(self._claim_back(job, cid))
+                    self.spawn(self._claim_back(job, cid))
 
     def orphans_note(self) -> str | None:
         """What the controller holds of ours for tasks not defined here (None: nothing)."""
