@@ -47,7 +47,7 @@ from typing import Callable, Iterator, Union
 
 from .keeper import PROGRAM as KEEPER_PROGRAM
 
-__all__ = ["Box", "CannotJoin", "Kind", "SPAWN_LOCK", "alive", "containment", "find_token_processes", "TOKEN_VAR"]
+__all__ = ["Box", "CannotJoin", "Kind", "SPAWN_LOCK", "alive", "containment", "find_token_processes", "remove_stale", "TOKEN_VAR"]
 
 log = logging.getLogger(__name__)
 
@@ -439,7 +439,7 @@ def _usable_cgroup_base() -> Union[str, None]:
             os.rmdir(probe)
         except OSError:
             pass
-    _remove_stale(base)
+    remove_stale(base, _CGROUP_PREFIX, ".")
     return base if usable else None
 
 
@@ -482,18 +482,20 @@ def _can_move_self(base: str) -> Union[int, None]:
     return None
 
 
-def _remove_stale(base: str) -> None:
-    """Remove the empty job cgroups that processes now dead left behind (killed -9, say)."""
+def remove_stale(base: str, prefix: str, separator: str) -> None:
+    """Remove the empty directories named PREFIX<pid><separator>... in `base` whose process is
+    dead (killed -9, say): job cgroups here, mailbox directories in pclient.mailbox. A directory
+    that is not empty (processes or a job's files still in it) stays: rmdir fails, as it should."""
     try:
         names = os.listdir(base)
     except OSError:
         return
     for name in names:
-        owner = name[len(_CGROUP_PREFIX):].split(".", 1)[0]
-        if not name.startswith(_CGROUP_PREFIX) or not owner.isdigit() or alive(int(owner)):
+        owner = name[len(prefix):].split(separator, 1)[0]
+        if not name.startswith(prefix) or not owner.isdigit() or alive(int(owner)):
             continue
         try:
-            os.rmdir(os.path.join(base, name))  # fails, as it should, while processes are inside
+            os.rmdir(os.path.join(base, name))
         except OSError:
             pass
 

@@ -26,7 +26,7 @@ import tempfile
 import threading
 from typing import Dict, Sequence, Tuple, Union
 
-from .containment import alive
+from .containment import remove_stale
 
 __all__ = ["INBOX_VAR", "OUTBOX_VAR", "OUTBOX_LIMIT", "Mailbox"]
 
@@ -106,27 +106,11 @@ def _directory(base: Union[str, None]) -> str:
         made = _DIRECTORIES.get(base)
         if made is None or not os.path.isdir(made):
             if made is None:
-                _remove_stale(base if base is not None else tempfile.gettempdir())
+                remove_stale(base if base is not None else tempfile.gettempdir(), _PREFIX, "-")
             made = _DIRECTORIES[base] = tempfile.mkdtemp(prefix=f"{_PREFIX}{os.getpid()}-", dir=base)
             if len(_DIRECTORIES) == 1:
                 atexit.register(_remove_directories)
         return made
-
-
-def _remove_stale(base: str) -> None:
-    """The empty mailbox directories of processes gone without their exit (killed)."""
-    try:
-        names = os.listdir(base)
-    except OSError:
-        return
-    for name in names:
-        owner = name[len(_PREFIX):].split("-", 1)[0]
-        if not name.startswith(_PREFIX) or not owner.isdigit() or alive(int(owner)):
-            continue
-        try:
-            os.rmdir(os.path.join(base, name))  # fails, as it should, while a job's files are there
-        except OSError:
-            pass
 
 
 
