@@ -308,8 +308,14 @@ class Agent:
 
     def hang_up(self) -> None:
         """SIGHUP: the terminal the controller talked through is gone.  With a lease
-        that is a lost controller (survive it); without, a stop request."""
-        if self._may_lease() and self._channel is self._first_channel:
+        that is a lost controller (survive it); without, a stop request.  The terminal of a
+        controller already given up (silent, or succeeded by another: a deposed leader's
+        controller that closes it late) is no request at all: its jobs go on."""
+        if self._channel is not self._first_channel or self._broken is self._first_channel:
+            log.warning("the terminal of a controller already given up is gone (SIGHUP): refused as a "
+                        "request to stop; the jobs go on")
+            return
+        if self._may_lease():
             self._broken = self._channel
             self._end_channel(ChannelEnd.LOST)
         else:
