@@ -5,7 +5,10 @@ same secret: their agents on this host take over each other's), share one privat
 local agents. A periodic task fires every second and a batch task makes 20 jobs, all on the
 controller's `localhost`; each job appends `TASK RUN` to a file as it starts, runs a few seconds
 and exits with a status of its own (RUN modulo something); each exit macro appends `TASK RUN
-STATE STATUS RERUN`. The leader's sched AND its pcontrol are killed with SIGKILL while jobs run:
+STATE STATUS RERUN`. The leader's sched AND its pcontrol are killed with SIGKILL while jobs run
+(or only its sched: its pcontrol lives on, its agent leaves it once fenced and serves the new
+leader's agent, and the hangup of its terminal when the old pcontrol gives up on it must not
+end the jobs -- pclient.agent.Agent.hang_up):
 the standby leads, its controller adopts from the agents the jobs the dead one placed (their ids
 were chosen under the dead leader's token), and at the end every run fired exactly once, every
 exit macro ran once, and each got its job's true exit status -- also the jobs that ran across
@@ -74,7 +77,8 @@ def pool(etcd, tmp_path: Path, request):
     made.close()
 
 
-def test_kill9_of_the_leaders_sched_and_pcontrol_running_jobs_are_taken_over(pool):
+@pytest.mark.parametrize("kill_pcontrol", [True, False], ids=["sched-and-pcontrol", "sched-only"])
+def test_kill9_of_the_leaders_sched_and_pcontrol_running_jobs_are_taken_over(pool, kill_pcontrol):
     a = pool.member("a")
     a.wait_log("serving")
     b = pool.member("b")
@@ -86,7 +90,8 @@ def test_kill9_of_the_leaders_sched_and_pcontrol_running_jobs_are_taken_over(poo
     assert a_pcontrol is not None
     started_by_a = {tuple(r[:2]) for r in _lines(pool.runs_file)}
     ended_under_a = {tuple(r[:2]) for r in _lines(pool.exits_file)}
-    os.kill(a_pcontrol, signal.SIGKILL)      # the leader's machine dies: its sched and its pcontrol
+    if kill_pcontrol:
+        os.kill(a_pcontrol, signal.SIGKILL)  # the leader's machine dies: its sched and its pcontrol
     a.kill9()
     b.wait_log("taken over: task tick", 3 * TTL + 10)
 
@@ -107,9 +112,13 @@ def test_kill9_of_the_leaders_sched_and_pcontrol_running_jobs_are_taken_over(poo
     assert tick_runs == list(range(len(tick_runs))), tick_runs
     twice = [key for key, count in runs.items() if count > 1]
     assert not twice, f"fired twice: {twice}"
-    # every exit macro once, with the job's true exit status
+    # every exit macro once, with the job's true exit status; but a macro whose end etcd had
+    # not recorded when a was killed (cut in the middle, or just ended) runs again in full
+    # under b, with $job_rerun 1 (docs/operators.md): a second line of that job, never a third
     macros = Counter((task, int(n)) for task, n, *_ in exits)
-    assert not [key for key, count in macros.items() if count > 1], macros
+    reruns = [(task, int(n)) for task, n, *_, rerun in exits if rerun == "1"]
+    assert len(reruns) <= text.count("began under the earlier leader, which died before it ended"), (reruns, exits)
+    assert not [key for key, count in macros.items() if count > 1 + (key in reruns)], macros
     assert {n for (task, n) in macros if task == "batch"} == set(range(BATCH))
     for task, n, state, status, rerun in exits:
         expected = int(n) % (7 if task == "batch" else 4)
