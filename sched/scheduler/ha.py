@@ -27,6 +27,7 @@ What is kept (`PREFIX/state/...`, JSON values):
                       the controller, chosen under our token: ID_SPAN), `started` and `ran_on`
                       once it runs, and `harvest` (its outcome) once its exit macro begins
     queue/NAME        a queue's items (psched.lang.commands.queues)
+    messages/waiting  the switchboard's undelivered messages (psched.scheduler.switchboard)
 The scheduler's side (what to write when; restoring it) is FencedDispatcher and restore_state below.
 """
 
@@ -43,6 +44,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Protocol
 
 from ..lang.commands.queues import WorkQueue
+from .switchboard import message_records, messages_from
 from .etcd import Compare, Etcd, EtcdError, delete, get, put
 
 log = logging.getLogger(__name__)
@@ -253,7 +255,7 @@ class Elector:
 
     async def read_state(self) -> dict[str, Any]:
         """What an earlier leader kept: {"task": {NAME: {...}}, "pending": {...}, "queue": {...}}."""
-        state: dict[str, dict[str, Any]] = {"task": {}, "pending": {}, "queue": {}}
+        state: dict[str, dict[str, Any]] = {"task": {}, "pending": {}, "queue": {}, "messages": {}}
         base = self.key("")
         for kv in await self.etcd.get_prefix(base):
             rest = kv.key[len(base):].decode("utf-8", "replace")
@@ -285,6 +287,7 @@ class HAState:
         self.on_fenced = on_fenced
         self.failed: str | None = None
         self._queues: dict[str, list[str]] = {}  # as last written
+        self._messages: list[list] = []  # as last written
 
     def queue_ops(self, queues: dict[str, Any]) -> list[dict]:
         """Puts for the queues that changed since the last write, deletes for those gone."""
@@ -297,6 +300,18 @@ class HAState:
             ops.append(delete(self.elector.key("queue", name)))
         self._queues = now
         return ops
+
+    def message_ops(self, switchboard: Any) -> list[dict]:
+        """A put of the switchboard's waiting messages when they changed since the last write."""
+        now = message_records(switchboard.waiting())
+        if now == self._messages:
+            return []
+        self._messages = now
+        return [put(self.elector.key("messages", "waiting"), json.dumps(now).encode())]
+
+    def kept_messages(self, records: list[list]) -> None:
+        """What the earlier leader wrote (restored): the base of the next message_ops."""
+        self._messages = message_records(messages_from(records))
 
     def kept_queues(self, queues: dict[str, list[str]]) -> None:
         """What the earlier leader wrote (restored): the base of the next queue_ops."""
@@ -379,7 +394,9 @@ class FencedDispatcher:
             self.keep(job, job.task, made, record)
         # the queues in the same transaction: a line that task.exec took for this job is gone
         # from the kept queue exactly when the job is counted made
-        ops = self.state.task_ops(job.task, made, time.time(), made, record) + self.state.queue_ops(self.sched.interp.queues)
+        # (and the switchboard's messages: those this job took are gone with it)
+        ops = (self.state.task_ops(job.task, made, time.time(), made, record)
+               + self.state.queue_ops(self.sched.interp.queues) + self.state.message_ops(self.sched.switchboard))
         self._unplaced[job.id] = (job.task, made)
         asyncio.ensure_future(self._dispatch(job, backend, ops, self.state.placing_ops(job.task, made, record)))
 
@@ -476,6 +493,11 @@ def restore_state(sched: Any, state: dict[str, Any], now_wall: float) -> list[st
         if isinstance(lines, list):
             sched.interp.queues[name] = WorkQueue(str(line) for line in lines)
             said.append(f"queue {name}: {len(lines)} line(s)")
+    kept = state.get("messages", {}).get("waiting")
+    if isinstance(kept, list):
+        messages = messages_from(kept)
+        sched.switchboard.replace(messages)
+        said.append(f"messages: {len(messages)} waiting")
     for name, kept in state.get("task", {}).items():
         entry = sched.tasks.get(name)
         if entry is None:

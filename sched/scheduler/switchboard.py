@@ -34,7 +34,7 @@ from .appendlog import AppendLog
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Message", "Switchboard", "SWITCHBOARD_NAME", "parse_outbox_line"]
+__all__ = ["Message", "Switchboard", "SWITCHBOARD_NAME", "parse_outbox_line", "message_records", "messages_from"]
 
 SWITCHBOARD_NAME = "switchboard.log"
 
@@ -169,6 +169,20 @@ class Switchboard:
         self._waiting = dict(sorted(self._waiting.items()))
         self._write([_record(m) for m in messages])
 
+    def replace(self, messages: list[Message]) -> None:
+        """These messages wait, and no other (an HA leader taking over: psched.scheduler.ha)."""
+        self.load()
+        self._waiting = {m.id: m for m in sorted(messages, key=lambda m: m.id)}
+        self._next = max([self._next] + [m.id + 1 for m in messages])
+        if self._file is not None:
+            try:
+                if self._waiting:
+                    self._file.rewrite(json.dumps(_record(m)) for m in self._waiting.values())
+                else:
+                    self._file.remove()
+            except OSError as exc:
+                log.warning("cannot write %s: %s", self.path, exc)
+
     def waiting(self, task: str | None = None) -> list[Message]:
         self.load()
         return [m for m in self._waiting.values() if task is None or m.to == task]
@@ -176,4 +190,22 @@ class Switchboard:
 
 def _record(message: Message) -> list:
     return ["post", message.id, message.to, message.sender, message.text, message.sent]
+
+
+def message_records(messages: Iterable[Message]) -> list[list]:
+    """Messages as JSON-able records (kept in etcd by an HA leader)."""
+    return [_record(m) for m in messages]
+
+
+def messages_from(records: Iterable) -> list[Message]:
+    """The messages of `message_records`' records; a malformed record is left out."""
+    out = []
+    for record in records:
+        try:
+            kind, ident, to, sender, text, sent = record
+            if kind == "post":
+                out.append(Message(int(ident), str(to), str(sender), str(text), float(sent)))
+        except (TypeError, ValueError):
+            log.warning("a kept message that is not a message record: %r", record)
+    return out
 

@@ -96,6 +96,7 @@ class HAServer:
         for line in restore_state(sched, self.kept, time.time()):
             log.warning("taken over: %s", line)
         self.state.kept_queues(self.kept.get("queue", {}))
+        self.state.kept_messages(self.kept.get("messages", {}).get("waiting") or [])
         pending = sorted(self.kept.get("pending", {}).items(), key=lambda item: _task_and_number(item[0]))
         unsent = [(key, record) for key, record in pending if not record.get("placing")]
         maybe = [key for key, record in pending if record.get("placing") and "cid" not in record]

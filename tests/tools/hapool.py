@@ -27,16 +27,18 @@ _CONSOLE = Path(sys.executable).parent / "sched"
 SCHED = [str(_CONSOLE)] if _CONSOLE.exists() else [sys.executable, "-m", "psched"]
 RELAY = Path(__file__).with_name("tcprelay.py")
 
-# Each job writes `RUN FIRED LINE`: its task's run number (job_count), when it was fired (ms), and
-# the line its task.exec took from the queue `work` (item-RUN when each line is taken once, in
-# order, across failovers). One write(), so lines never interleave.
+# Each job writes `RUN FIRED LINE MESSAGE`: its task's run number (job_count), when it was fired
+# (ms), the line its task.exec took from the queue `work` (item-RUN when each line is taken once,
+# in order, across failovers), and the message the previous run sent it through the switchboard
+# (m-RUN-1; none for the first run). One write(), so lines never interleave.
 TASKS = """\
 for {{set i 0}} {{$i < 1000}} {{incr i}} {{ queuepush work item-$i }}
 task tick
   host LOCAL
   periods -poll 0.05 -exec {period}
   task.exec
-    command sh -c "echo $job_count [clock milliseconds] [queuepop work] >> {runs}"
+    command sh -c "echo $job_count [clock milliseconds] [queuepop work] [lindex [queuepop inbox] end] >> {runs}"
+    send tick m-$job_count
   end
 end
 run
@@ -185,8 +187,10 @@ class Pool:
             return []
         for line in text.splitlines():
             parts = line.split()
-            if len(parts) == 3:
+            if len(parts) in (3, 4):
                 assert parts[2] == f"item-{parts[0]}", f"run {parts[0]} took {parts[2]} from the queue"
+                if out or len(parts) == 4:  # each run but the first got the message of the one before
+                    assert parts[3:] == [f"m-{int(parts[0]) - 1}"], f"run {parts[0]} got the message {parts[3:]}"
                 out.append((int(parts[0]), int(parts[1])))
         return out
 
