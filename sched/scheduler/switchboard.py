@@ -92,9 +92,8 @@ class Switchboard:
             for number, line in self._file.replay():
                 try:
                     record = json.loads(line)
-                    if record[0] == "post" and len(record) == 6:
-                        _, ident, to, sender, body, sent = record
-                        message = Message(int(ident), str(to), str(sender), str(body), float(sent))
+                    message = _message(record)
+                    if message is not None:
                         self._waiting[message.id] = message
                         self._next = max(self._next, message.id + 1)
                         continue
@@ -107,14 +106,17 @@ class Switchboard:
         except OSError as exc:
             log.warning("cannot read %s: %s; no messages from the earlier sched", self.path, exc)
 
-    def _write(self, records: Iterable[list]) -> None:
+    def _write(self, records: Iterable[list] = (), rewrite: bool = False) -> None:
+        """Append `records`; the file goes when nothing waits, and is rewritten with what waits
+        when it has grown too long (or `rewrite`)."""
         if self._file is None:
             return
         try:
-            self._file.append(json.dumps(record) for record in records)  # one write()
+            if records:
+                self._file.append(json.dumps(record) for record in records)  # one write()
             if not self._waiting:
                 self._file.remove()
-            elif self._file.full:
+            elif rewrite or self._file.full:
                 self._file.rewrite(json.dumps(_record(m)) for m in self._waiting.values())
         except OSError as exc:  # the messages live on in memory; only a restart would lose them
             log.warning("cannot write %s: %s", self.path, exc)
@@ -174,14 +176,7 @@ class Switchboard:
         self.load()
         self._waiting = {m.id: m for m in sorted(messages, key=lambda m: m.id)}
         self._next = max([self._next] + [m.id + 1 for m in messages])
-        if self._file is not None:
-            try:
-                if self._waiting:
-                    self._file.rewrite(json.dumps(_record(m)) for m in self._waiting.values())
-                else:
-                    self._file.remove()
-            except OSError as exc:
-                log.warning("cannot write %s: %s", self.path, exc)
+        self._write(rewrite=True)
 
     def waiting(self, task: str | None = None) -> list[Message]:
         self.load()
@@ -197,15 +192,25 @@ def message_records(messages: Iterable[Message]) -> list[list]:
     return [_record(m) for m in messages]
 
 
+def _message(record: object) -> Message | None:
+    """The message of a `post` record (None: not one)."""
+    if not isinstance(record, list) or len(record) != 6 or record[0] != "post":
+        return None
+    _, ident, to, sender, body, sent = record
+    return Message(int(ident), str(to), str(sender), str(body), float(sent))  # ValueError, TypeError: not one
+
+
 def messages_from(records: Iterable) -> list[Message]:
     """The messages of `message_records`' records; a malformed record is left out."""
     out = []
     for record in records:
         try:
-            kind, ident, to, sender, text, sent = record
-            if kind == "post":
-                out.append(Message(int(ident), str(to), str(sender), str(text), float(sent)))
+            message = _message(record)
         except (TypeError, ValueError):
+            message = None
+        if message is None:
             log.warning("a kept message that is not a message record: %r", record)
+        else:
+            out.append(message)
     return out
 
