@@ -38,7 +38,7 @@ from pathlib import Path
 import pytest
 
 from etcdserver import free_port
-from hapool import Pool
+from hapool import Pool, lines_of as _lines
 from waiting import wait_until_sync
 
 pytestmark = pytest.mark.timeout(180)
@@ -60,13 +60,6 @@ task tick
 end
 run
 """
-
-
-def _lines(path: Path) -> list[list[str]]:
-    try:
-        return [line.split() for line in path.read_text().splitlines() if line.strip()]
-    except FileNotFoundError:
-        return []
 
 
 @pytest.fixture

@@ -45,6 +45,14 @@ run
 """
 
 
+def lines_of(path: Path) -> list[list[str]]:
+    """The words of each non-empty line of a file the jobs append to ([] before it exists)."""
+    try:
+        return [line.split() for line in path.read_text().splitlines() if line.strip()]
+    except FileNotFoundError:
+        return []
+
+
 @dataclass
 class Member:
     name: str
