@@ -25,12 +25,12 @@ terminal.
 
 from __future__ import annotations
 
-import argparse
 import logging
 import os
 import sys
 import threading
-from typing import Any, Iterator, TextIO
+from types import SimpleNamespace
+from typing import TYPE_CHECKING, Any, Iterator, NoReturn, TextIO
 
 from ..lang.errors import SchedError
 from ..scheduler.eventloop import close_loop, get_loop, run_until, take_leaving
@@ -39,6 +39,9 @@ from ..lang.interp import Interp
 from ..lang.openness import OpenTracker
 from .session import ExitStatus, InterruptHandler, QuitRequest, needs_more, run_exit_hooks
 from .stopsignals import StopSignals
+
+if TYPE_CHECKING:
+    import argparse
 
 log = logging.getLogger(__name__)
 
@@ -117,101 +120,43 @@ class _CurrentStderr(logging.StreamHandler):
         super().emit(record)
 
 
-def _version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version("psched")
-    except PackageNotFoundError:
-        return "unknown"
-
-
-class _VersionAction(argparse.Action):
-    """`--version`: the installed version, looked up only when asked (importlib.metadata costs
-    ~10 ms of every start-up otherwise)."""
-
-    def __init__(self, option_strings: list[str], dest: str = argparse.SUPPRESS, **kwargs: Any):
-        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS,
-                         help="show program's version number and exit")
-
-    def __call__(self, parser: argparse.ArgumentParser, namespace: Any, values: Any, option_string: Any = None) -> None:
-        parser._print_message(f"sched {_version()}\n", sys.stdout)
-        parser.exit()
+PLAIN_DEFAULTS: dict[str, Any] = {
+    "files": [], "script": None, "name": None, "serve": False, "foreground": False, "attach": False,
+    "stop": False, "log": None, "log_max_bytes": "10M", "log_keep": 5, "listen": None, "connect": None,
+    "secret_file": None, "ha": None, "ha_ttl": None, "sites": None, "netjobs": None, "netjobs_verbose": False,
+    "netjobs_log": False, "netjobs_simulate": False, "simulate": None, "start": None, "faults": None, "seed": 0,
+    "json": False, "job_time": "1"}
+"""The options of `sched` with none given, as psched.shell.options' parser gives them (a test
+compares the two)."""
 
 
-def _argument_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="sched",
-        description="The sched shell: a Tcl-like language that schedules tasks and runs their jobs. "
-                    "With no FILE and no -c, commands come from the prompt (a terminal) or from stdin.",
-    )
-    parser.add_argument("files", nargs="*", metavar="FILE", help="scripts to run in order")
-    parser.add_argument("-c", dest="script", metavar="SCRIPT", help="run SCRIPT (after any FILEs) and leave")
-    parser.add_argument("--name", metavar="NAME",
-                        help="run as the sched named NAME: its own lock, run ledger, harvest log and owner "
-                             "at the controller, so that it may run beside the sched of the same $SCHED_HOME")
-    server = parser.add_argument_group("server mode (psched.shell.server)")
-    server.add_argument("--serve", action="store_true",
-                        help="run the FILEs in a scheduler server in the background; its socket, pid file "
-                             "and log are in $SCHED_HOME; `reload`, SIGHUP or the file $SCHED_HOME/reload "
-                             "make it read them again")
-    server.add_argument("--foreground", action="store_true", help="with --serve: serve in this process")
-    server.add_argument("--attach", action="store_true",
-                        help="the prompt on the running server (with -c: run SCRIPT there and leave)")
-    server.add_argument("--stop", action="store_true", help="stop the running server, as quit -force does")
-    server.add_argument("--log", metavar="FILE", default=None,
-                        help="with --serve: log (and the server's output) to FILE, rotated by size; "
-                             "SIGHUP reopens it (--serve in the background: $SCHED_HOME/sched.log)")
-    server.add_argument("--log-max-bytes", metavar="SIZE", default="10M",
-                        help="rotate the log past SIZE (10M, 512k; 0: never)")
-    server.add_argument("--log-keep", metavar="N", type=int, default=5, help="rotated logs kept")
-    server.add_argument("--listen", metavar="HOST:PORT",
-                        help="with --serve: prompts may also attach over TCP, proving the secret of "
-                             "$SCHED_HOME/secret (the challenge-response of pcontrol's --listen); port 0: any")
-    server.add_argument("--connect", metavar="HOST:PORT[,...]",
-                        help="with --attach or --stop: the server listening there (sched --serve --listen); "
-                             "several: the first that answers (the members of a pool)")
-    server.add_argument("--secret-file", metavar="FILE",
-                        help="with --connect: the server's secret (default: $SCHED_HOME/secret)")
-    server.add_argument("--ha", metavar="URL", default=None,
-                        help="with --serve: serve only while leading the pool of schedulers elected through "
-                             "etcd at URL (http://HOST:PORT[,...]/POOL; psched.shell.ha)")
-    server.add_argument("--ha-ttl", metavar="SECONDS", type=int, default=None,
-                        help="with --ha: the leader's lease, the longest a dead leader stays unreplaced (default 5)")
-    parser.add_argument("--sites", metavar="DIR",
-                        help="load every DIR/*.sched (one per site, its tasks named SITE.TASK; a file with an "
-                             "error is reported and skipped), then run the scheduler until stopped")
-    parser.add_argument("--netjobs", metavar="CONFIG",
-                        help="run a NetJobs configuration file (its tests in order, as sync runs) and leave")
-    parser.add_argument("-v", dest="netjobs_verbose", action="store_true", help="with --netjobs: show progress and the full tables")
-    parser.add_argument("-l", dest="netjobs_log", action="store_true",
-                        help="with --netjobs: a timestamped log per test, beside the configuration file")
-    parser.add_argument("-s", dest="netjobs_simulate", action="store_true",
-                        help="with --netjobs: simulate the tests (as --simulate does) instead of running them")
-    sim = parser.add_argument_group("simulation (psched.shell.simulate; see docs/operators.md)")
-    sim.add_argument("--simulate", metavar="DURATION",
-                     help="run the FILEs with the real scheduler and controller on virtual time for DURATION "
-                          "(90s, 8h, 7d, 1h30m), with simulated hosts and jobs: nothing is started, no socket "
-                          "opened, nothing written to $SCHED_HOME; print the timeline and a summary per task "
-                          "and per host")
-    sim.add_argument("--start", metavar="TIME", help="with --simulate: the virtual start, YYYY-MM-DD HH:MM or HH:MM "
-                                                      "(today); default: now")
-    sim.add_argument("--faults", metavar="FILE", help="with --simulate: what jobs, exec, hosts and the controller "
-                                                      "do (job/exec/host/controller rules; docs/operators.md)")
-    sim.add_argument("--seed", metavar="N", type=int, default=0,
-                     help="with --simulate: the seed of every random draw (job times from ranges, retry jitter)")
-    sim.add_argument("--json", action="store_true", help="with --simulate: JSON lines instead of the tables")
-    sim.add_argument("--job-time", metavar="S", default="1",
-                     help="with --simulate: how long a job runs unless the faults file says (default 1 s)")
-    parser.add_argument("--version", action=_VersionAction)
-    return parser
+def _plain_options(argv: list[str]) -> Any:
+    """The options of `sched [FILE...] [-c SCRIPT]`, the common command line, read without
+    argparse (start-up, issue 13); None for any other, which psched.shell.options reads.
+    An argument that starts with "-", other than that one -c, is left to argparse."""
+    files, script = (argv[:-2], argv[-1]) if argv[-2:-1] == ["-c"] else (argv, None)
+    if any(arg.startswith("-") for arg in (files if script is None else [*files, script])):
+        return None
+    return SimpleNamespace(**dict(PLAIN_DEFAULTS, files=files, script=script))
+
+
+def _usage_error(message: str) -> NoReturn:
+    """Usage, `sched: error: MESSAGE` and exit status 2, as argparse says it."""
+    from .options import argument_parser  # only for a command line that is not plain (start-up)
+
+    argument_parser().error(message)
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `sched` console command; returns the exit status."""
-    parser = _argument_parser()
-    args = parser.parse_args(argv)
-    status = _main(parser, args)
+    if argv is None:
+        argv = sys.argv[1:]
+    args = _plain_options(argv)
+    if args is None:
+        from .options import argument_parser  # only for a command line that is not plain (start-up)
+
+        args = argument_parser().parse_args(argv)
+    status = _main(args)
     if args.ha is not None and args.serve:
         from .ha import STEPPED_DOWN, restart_as_standby  # only a server of a pool loads the HA code
 
@@ -226,45 +171,45 @@ def _ha_options(args: argparse.Namespace) -> list[str]:
     return ["--ha", args.ha] + ([] if args.ha_ttl is None else ["--ha-ttl", str(args.ha_ttl)])
 
 
-def _main(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
+def _main(args: argparse.Namespace) -> int:
     if args.name is not None:
         from ..scheduler.home import valid_name  # $SCHED_HOME's code, for --name only (start-up)
 
         if problem := valid_name(args.name):
-            parser.error(f"--name: {problem}")
+            _usage_error(f"--name: {problem}")
     if sum((args.serve, args.attach, args.stop)) > 1:
-        parser.error("--serve, --attach and --stop go alone")
+        _usage_error("--serve, --attach and --stop go alone")
     if args.foreground and not args.serve:
-        parser.error("--foreground goes with --serve")
+        _usage_error("--foreground goes with --serve")
     if args.listen is not None and not args.serve:
-        parser.error("--listen goes with --serve")
+        _usage_error("--listen goes with --serve")
     if (args.connect is not None or args.secret_file is not None) and not (args.attach or args.stop):
-        parser.error("--connect and --secret-file go with --attach or --stop")
+        _usage_error("--connect and --secret-file go with --attach or --stop")
     if args.secret_file is not None and args.connect is None:
-        parser.error("--secret-file goes with --connect")
+        _usage_error("--secret-file goes with --connect")
     if (args.ha is not None or args.ha_ttl is not None) and not args.serve:
-        parser.error("--ha and --ha-ttl go with --serve")
+        _usage_error("--ha and --ha-ttl go with --serve")
     if args.ha_ttl is not None and args.ha_ttl < 2:
-        parser.error("--ha-ttl: at least 2 seconds (etcd's shortest lease)")
+        _usage_error("--ha-ttl: at least 2 seconds (etcd's shortest lease)")
     simulating = args.simulate is not None or args.netjobs_simulate
     if simulating and (args.serve or args.attach or args.stop):
-        parser.error("--simulate goes with FILEs, -c or --netjobs, not with --serve, --attach or --stop")
+        _usage_error("--simulate goes with FILEs, -c or --netjobs, not with --serve, --attach or --stop")
     if args.netjobs_simulate and args.netjobs is None:
-        parser.error("-s goes with --netjobs")
+        _usage_error("-s goes with --netjobs")
     if not simulating and (args.start is not None or args.faults is not None or args.json):
-        parser.error("--start, --faults and --json go with --simulate")
+        _usage_error("--start, --faults and --json go with --simulate")
     if simulating:
-        return _simulate(parser, args)
+        return _simulate(args)
     if args.attach or args.stop:
         if args.files:
-            parser.error("--attach and --stop take no FILE")
+            _usage_error("--attach and --stop take no FILE")
         from . import attached  # the client side only: not the scheduler
 
         remote = attached.Remote(args.connect, args.secret_file) if args.connect is not None else None
         return attached.stop(remote) if args.stop else attached.attach(args.script, remote=remote)
     if args.serve and not args.foreground:
         if args.script is not None:
-            parser.error("-c goes with --attach, not --serve")
+            _usage_error("-c goes with --attach, not --serve")
         from .server import launch  # the server's code only when serving (start-up cost)
 
         listen = ["--listen", args.listen] if args.listen is not None else []
@@ -305,7 +250,7 @@ def _main(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
         _settle_stdout()
 
 
-def _simulate(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
+def _simulate(args: argparse.Namespace) -> int:
     """`sched --simulate ...` (and `sched --netjobs FILE -s`): psched.shell.simulate."""
     import time
 
@@ -317,7 +262,7 @@ def _simulate(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     try:
         options = simulate.options_from(duration, args.start, args.faults, args.seed, args.job_time, time.time())
     except simulate.OptionError as exc:
-        parser.error(str(exc))
+        _usage_error(str(exc))
     except FaultsError as exc:
         print(exc.render(), file=sys.stderr)
         return ExitStatus.USAGE

@@ -120,6 +120,23 @@ def test_version_and_help(sched):
     assert done.returncode == 0 and "-c SCRIPT" in done.stdout and "FILE" in done.stdout
 
 
+PLAIN_LINES = [[], ["-c", "echo hi"], ["a.sched"], ["a.sched", "b.sched", "-c", "puts x"], ["-c", ""], ["-c", "x y"]]
+OTHER_LINES = [["-c", "x", "-c", "y"], ["-c"], ["a", "-c"], ["-c", "-1"], ["-c", "x", "a"], ["--", "-c", "x"], ["-"],
+               ["-cx"], ["--name", "n", "-c", "x"], ["-c", "x", "-h"], ["a.sched", "--version"]]
+
+
+def test_the_plain_command_line_is_read_as_argparse_reads_it():
+    """`sched [FILE...] [-c SCRIPT]` is read without argparse (start-up); every other command
+    line goes to psched.shell.options, and the two agree wherever the plain reading applies."""
+    from psched.shell.cli import PLAIN_DEFAULTS, _plain_options
+    from psched.shell.options import argument_parser
+
+    assert vars(argument_parser().parse_args([])) == PLAIN_DEFAULTS
+    for argv in PLAIN_LINES:
+        assert vars(_plain_options(argv)) == vars(argument_parser().parse_args(argv)), argv
+    assert [argv for argv in OTHER_LINES if _plain_options(argv) is not None] == []
+
+
 def test_the_installed_program(sched_env, tmp_path):
     (tmp_path / "lib.sched").write_text("macro greet\n  echo hello $1\nend\n")
     done = subprocess.run(SCHED_COMMAND + ["lib.sched", "-c", "greet [set w wor]ld; set x 1"], capture_output=True,
