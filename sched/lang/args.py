@@ -12,9 +12,9 @@ what several of them need lives here, in the core of the language):
 
 from __future__ import annotations
 
-import re
 from functools import lru_cache
 
+from .lazyre import lazy_compile
 from .errors import ScriptError
 from .expr import parse_number
 from .registry import CommandDef
@@ -41,7 +41,7 @@ def get_float(text: str) -> float:
     return float(value)
 
 
-_INDEX_RE = re.compile(r"^\s*(end|[+-]?[0-9][0-9a-fA-FxXoObB]*)(?:([+-])([+-]?[0-9][0-9a-fA-FxXoObB]*))?\s*$")
+_INDEX_RE = lazy_compile(r"^\s*(end|[+-]?[0-9][0-9a-fA-FxXoObB]*)(?:([+-])([+-]?[0-9][0-9a-fA-FxXoObB]*))?\s*$")
 
 
 @lru_cache(maxsize=1024)

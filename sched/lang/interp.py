@@ -34,6 +34,7 @@ from collections.abc import MutableMapping
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Protocol, TextIO
 
+from .lazyre import lazy_compile
 from .compile import MAX_DEPTH, command_code, script_code
 from .errors import (Break, ControlFlow, Continue, ExprError, Interrupted, OtherCode, ParseError, Pos, Return,
                      SchedError, ScriptError, Skip, error_info)
@@ -59,7 +60,7 @@ _RECURSION_FLOOR = 8000
 READ_CHECKS: list[Callable[[Script], None]] = []
 """Checks run on every script when it is read, before any of it runs (e.g. task directives)."""
 
-_ARRAY_NAME = re.compile(r"^([^()]+)\((.*)\)$", re.S)
+_ARRAY_NAME = lazy_compile(r"^([^()]+)\((.*)\)$", re.S)
 
 
 def split_var_name(name: str) -> tuple[str, str | None]:
@@ -880,7 +881,7 @@ def word_origin(words: list[Word], index: int, value: str) -> tuple[Pos | None, 
 _NO_WORD = Word((Text(""),), Pos(EVAL_FILE, 1, 1), 0, 0)
 """Stands for the words an expansion made (none of them is a braced word of the source)."""
 
-_CONTINUATION = re.compile(r"\\\r?\n[ \t]*")
+_CONTINUATION = lazy_compile(r"\\\r?\n[ \t]*")
 
 
 def _joined_lines(text: str) -> str:
@@ -902,7 +903,7 @@ def _clip(text: str, limit: int = 60) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-_VAR_TEXT = re.compile(r"\$(\{[^}]*\}|(::)?[A-Za-z0-9_]+(::[A-Za-z0-9_]+)*(\([^)]*\))?)")
+_VAR_TEXT = lazy_compile(r"\$(\{[^}]*\}|(::)?[A-Za-z0-9_]+(::[A-Za-z0-9_]+)*(\([^)]*\))?)")
 
 
 def _var_word(text: str, i: int) -> str | None:

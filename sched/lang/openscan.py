@@ -10,13 +10,12 @@ growing text without scanning it again from the start.
 
 from __future__ import annotations
 
-import re
-
+from .lazyre import lazy_compile
 from .record import Frozen
 
 __all__ = ["Scan"]
 
-_ARRAY_START = re.compile(r"\$(::)?[A-Za-z0-9_]+(::[A-Za-z0-9_]+)*\(")
+_ARRAY_START = lazy_compile(r"\$(::)?[A-Za-z0-9_]+(::[A-Za-z0-9_]+)*\(")
 
 
 class Scan(Frozen):

@@ -21,11 +21,11 @@ from __future__ import annotations
 
 import gc
 import logging
-import re
 import threading
 from functools import lru_cache
 from typing import Any, Callable
 
+from .lazyre import lazy_compile
 from .errors import IncompleteError, ParseError, Pos
 from .lalr import parser_module
 from .lalrrun import Parser, Token, UnexpectedCharacters, UnexpectedEOF, UnexpectedInput
@@ -44,8 +44,8 @@ interpreter, read-time checks) then never runs out of Python stack."""
 
 log = logging.getLogger(__name__)
 
-_BACKSLASH_NEWLINE = re.compile(r"\\\r?\n[ \t]*")
-_BARE_WORD = re.compile(r"[^ \t]+")
+_BACKSLASH_NEWLINE = lazy_compile(r"\\\r?\n[ \t]*")
+_BARE_WORD = lazy_compile(r"[^ \t]+")
 
 
 # --- which header lines open a block ----------------------------------------------------------

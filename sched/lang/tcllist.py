@@ -23,6 +23,7 @@ import re
 from collections.abc import Iterable
 from functools import lru_cache
 
+from .lazyre import lazy_compile
 from .errors import ListError
 
 log = logging.getLogger(__name__)
@@ -41,7 +42,7 @@ _SIMPLE_ESCAPES = {
     "a": "\a", "b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t", "v": "\v",
 }
 
-_BACKSLASH_RE = re.compile(
+_BACKSLASH_RE = lazy_compile(
     r"\\(?:"
     r"x([0-9A-Fa-f]{1,2})"          # \xHH: at most two hex digits (Tcl 8.6)
     r"|u([0-9A-Fa-f]{1,4})"         # \uHHHH
@@ -100,14 +101,14 @@ def backslash_subst(text: str) -> str:
 
 # ASCII separators of str.split() that are not Tcl white space.
 _SPLIT_ONLY_SPACE = "\x1c\x1d\x1e\x1f"
-_WORD_RE = re.compile(r"[^ \t\n\r\f\v]+")
-_SKIP_SPACE_RE = re.compile(r"[ \t\n\r\f\v]*")
-_BRACE_SCAN_RE = re.compile(r"[{}\\]")
-_SIMPLE_BRACED_RE = re.compile(r"\{([^{}\\]*)\}")
+_WORD_RE = lazy_compile(r"[^ \t\n\r\f\v]+")
+_SKIP_SPACE_RE = lazy_compile(r"[ \t\n\r\f\v]*")
+_BRACE_SCAN_RE = lazy_compile(r"[{}\\]")
+_SIMPLE_BRACED_RE = lazy_compile(r"\{([^{}\\]*)\}")
 # A quoted element's body: anything but an unescaped quote.
-_QUOTED_BODY_RE = re.compile(r'(?:[^"\\]+|\\.|\\\Z)*', re.S)
+_QUOTED_BODY_RE = lazy_compile(r'(?:[^"\\]+|\\.|\\\Z)*', re.S)
 # A bare element: up to white space; backslash-newline-blanks is one unit inside the element.
-_BARE_RE = re.compile(r"(?:[^ \t\n\r\f\v\\]+|\\\n[ \t]*|\\.|\\\Z)+", re.S)
+_BARE_RE = lazy_compile(r"(?:[^ \t\n\r\f\v\\]+|\\\n[ \t]*|\\.|\\\Z)+", re.S)
 
 # Strings longer than this are split without going through the cache.
 _CACHE_MAX_LEN = 16384
@@ -220,16 +221,16 @@ def split_list(text: str) -> list[str]:
 # joining
 
 # Characters that make an element need braces or backslashes (not `{`/`}` inside a word).
-_NEEDS_CARE_RE = re.compile(r'[ \t\n\r\f\v\[\]${}";\\]')
+_NEEDS_CARE_RE = lazy_compile(r'[ \t\n\r\f\v\[\]${}";\\]')
 # Characters that make braces unsafe or escapes preferable; without them braces always do.
-_BRACE_TROUBLE_RE = re.compile(r'[{}\\"\]]')
+_BRACE_TROUBLE_RE = lazy_compile(r'[{}\\"\]]')
 
 _ESCAPES_OUT = {
     "\f": "\\f", "\n": "\\n", "\r": "\\r", "\t": "\\t", "\v": "\\v",
     "]": "\\]", "[": "\\[", "$": "\\$", ";": "\\;", " ": "\\ ", "\\": "\\\\", '"': '\\"',
 }
-_ESCAPE_ALL_RE = re.compile(r'[\f\n\r\t\v\[\]$; \\"{}]')
-_ESCAPE_NO_BRACES_RE = re.compile(r'[\f\n\r\t\v\[\]$; \\"]')
+_ESCAPE_ALL_RE = lazy_compile(r'[\f\n\r\t\v\[\]$; \\"{}]')
+_ESCAPE_NO_BRACES_RE = lazy_compile(r'[\f\n\r\t\v\[\]$; \\"]')
 
 
 def _escape_char(m: re.Match[str]) -> str:
@@ -299,7 +300,7 @@ def quote_element(s: str, *, quote_hash: bool = True) -> str:
     return s
 
 
-_SPECIAL_BUT_SPACE_RE = re.compile(r'[\t\n\r\f\v\[\]${}";\\]')
+_SPECIAL_BUT_SPACE_RE = lazy_compile(r'[\t\n\r\f\v\[\]${}";\\]')
 
 
 def join_list(items: Iterable[str]) -> str:

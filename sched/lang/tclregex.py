@@ -33,10 +33,10 @@ matches, so a match runs inside Interp.interruptible: Ctrl-C stops it at once.
 
 from __future__ import annotations
 
-import re
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
+from .lazyre import lazy_compile
 from .errors import ScriptError
 
 if TYPE_CHECKING:
@@ -155,7 +155,7 @@ def _bracket(pattern: str, i: int) -> tuple[str, int]:
     return "(?:" + "|".join(([f"[{body}]"] if body else []) + extras) + ")", j + 1
 
 
-_LEADING_OPTIONS = re.compile(r"\(\?([bceimnpqstwx]+)\)")  # (plain `re`: no need of the package here)
+_LEADING_OPTIONS = lazy_compile(r"\(\?([bceimnpqstwx]+)\)")  # (plain `re`: no need of the package here)
 
 
 @lru_cache(maxsize=512)
@@ -253,7 +253,7 @@ def _quantifier_end(pattern: str, i: int) -> int:
     return close + 1 if close > 0 else i + 1
 
 
-_BOUND = re.compile(r"\{\d+(,\d*)?\}")
+_BOUND = lazy_compile(r"\{\d+(,\d*)?\}")
 
 
 def _group_has_alternation(pattern: str, i: int) -> bool:

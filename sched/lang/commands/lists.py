@@ -18,6 +18,7 @@ import logging
 import re
 from typing import Any, Callable
 
+from ..lazyre import lazy_compile
 from ..errors import Break, Continue, ScriptError
 from ..registry import BUILTINS
 from ..tcllist import join_list, quote_element, split_list, split_tuple
@@ -72,7 +73,7 @@ def cmd_lindex(interp: Any, argv: list[str]) -> str:
     return lindex_path(argv[1], indexes)
 
 
-_SIMPLE_INDEX = re.compile(r"\s*(end|[+-]?\w+)([+-]\w+)?\s*\Z")
+_SIMPLE_INDEX = lazy_compile(r"\s*(end|[+-]?\w+)([+-]\w+)?\s*\Z")
 
 
 def _is_simple_index(text: str) -> bool:

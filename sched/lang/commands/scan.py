@@ -18,6 +18,7 @@ import re
 from functools import lru_cache
 from typing import Any
 
+from ..lazyre import lazy_compile
 from ..errors import ScriptError
 from ..expr import format_value
 from ..record import Frozen
@@ -26,12 +27,12 @@ from ..tcllist import join_list
 
 __all__ = ["scan"]
 
-_SPEC = re.compile(r"%(?:(\d+)\$|(\*))?(\d+)?(ll|[hlLqjzt])?(.)", re.S)
+_SPEC = lazy_compile(r"%(?:(\d+)\$|(\*))?(\d+)?(ll|[hlLqjzt])?(.)", re.S)
 _BLANKS = " \t\n\r\f\v"
 _INT_DIGITS = {"d": "0123456789", "u": "0123456789", "o": "01234567", "b": "01",
                "x": "0123456789abcdefABCDEF", "X": "0123456789abcdefABCDEF"}
 _BASES = {"d": 10, "u": 10, "o": 8, "b": 2, "x": 16, "X": 16}
-_FLOAT = re.compile(r"[+-]?(?:(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?|inf(?:inity)?|nan)", re.I)
+_FLOAT = lazy_compile(r"[+-]?(?:(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?|inf(?:inity)?|nan)", re.I)
 
 
 class Conversion(Frozen):

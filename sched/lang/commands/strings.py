@@ -12,6 +12,7 @@ import re
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any, Callable
 
+from ..lazyre import lazy_compile
 from ..args import MAX_STRING, get_float, get_int, index_of, parse_options, set_arity
 from ..errors import ScriptError
 from ..expr import parse_number
@@ -304,10 +305,10 @@ def string_cat(interp: Any, argv: list[str]) -> str:
 
 
 # string is CLASS: each class is a test of one character, or of the whole string.
-_INT_RE = re.compile(r"\s*[+-]?(0[xX][0-9a-fA-F]+|0[oO][0-7]+|0[bB][01]+|[0-9]+)\s*\Z")
+_INT_RE = lazy_compile(r"\s*[+-]?(0[xX][0-9a-fA-F]+|0[oO][0-7]+|0[bB][01]+|[0-9]+)\s*\Z")
 # The longest number at the start of a string, for -failindex (Tcl reports where parsing stopped).
-_INT_PREFIX = re.compile(r"\s*[+-]?(0[xX][0-9a-fA-F]+|0[oO][0-7]+|0[bB][01]+|[0-9]+)\s*")
-_DOUBLE_PREFIX = re.compile(r"\s*[+-]?(0[xX][0-9a-fA-F]+|(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?|inf(inity)?|nan)\s*", re.I)
+_INT_PREFIX = lazy_compile(r"\s*[+-]?(0[xX][0-9a-fA-F]+|0[oO][0-7]+|0[bB][01]+|[0-9]+)\s*")
+_DOUBLE_PREFIX = lazy_compile(r"\s*[+-]?(0[xX][0-9a-fA-F]+|(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?|inf(inity)?|nan)\s*", re.I)
 
 
 def _is_int(s: str) -> bool:
@@ -430,7 +431,7 @@ set_arity(string.table["equal"], 5)
 
 # --- format -------------------------------------------------------------------------------------
 
-_SPEC_RE = re.compile(r"%(?:(\d+)\$)?([-+ 0#]*)(\*|\d+)?(?:\.(\*|\d*))?(h|ll|l)?(.?)", re.S)
+_SPEC_RE = lazy_compile(r"%(?:(\d+)\$)?([-+ 0#]*)(\*|\d+)?(?:\.(\*|\d*))?(h|ll|l)?(.?)", re.S)
 _CONVERSIONS = set("diuoxXbcsfFeEgG%")
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import enum
 import re
 
+from ..lazyre import lazy_compile
 from ..errors import ExprError
 from .funcs import FUNCTIONS
 from .ops import _BINARY, _LOGIC_PREC, _UNARY, _WORD_OPS
@@ -51,19 +52,19 @@ class _Token:
         self.extra = extra
 
 
-_SPACE_RE = re.compile(r"[ \t\n\r\f\v]*")
-_NUM_TOKEN_RE = re.compile(
+_SPACE_RE = lazy_compile(r"[ \t\n\r\f\v]*")
+_NUM_TOKEN_RE = lazy_compile(
     r"0[xX][0-9a-fA-F]+|0[oO][0-7]+|0[bB][01]+|0[dD][0-9]+"
     r"|(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?"
 )
-_WORD_TAIL_RE = re.compile(r"[\w.]*")
+_WORD_TAIL_RE = lazy_compile(r"[\w.]*")
 _DIGITS = frozenset("0123456789")
-_BAREWORD_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-_VARNAME_RE = re.compile(r"(?:[A-Za-z0-9_]|::+)+")
-_OP_RE = re.compile(r"\*\*|<<|>>|<=|>=|==|!=|&&|\|\||[-+*/%<>&^|!~?:(),]")
-_QUOTE_SCAN_RE = re.compile(r'[\\\[$"]')
-_INDEX_SCAN_RE = re.compile(r"[\\\[$)]")
-_BS_NEWLINE_RE = re.compile(r"\\\\|\\\n[ \t]*")
+_BAREWORD_RE = lazy_compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_VARNAME_RE = lazy_compile(r"(?:[A-Za-z0-9_]|::+)+")
+_OP_RE = lazy_compile(r"\*\*|<<|>>|<=|>=|==|!=|&&|\|\||[-+*/%<>&^|!~?:(),]")
+_QUOTE_SCAN_RE = lazy_compile(r'[\\\[$"]')
+_INDEX_SCAN_RE = lazy_compile(r"[\\\[$)]")
+_BS_NEWLINE_RE = lazy_compile(r"\\\\|\\\n[ \t]*")
 _PUNCT = {"(": Tok.LPAREN, ")": Tok.RPAREN, ",": Tok.COMMA, "?": Tok.QUESTION, ":": Tok.COLON}
 
 

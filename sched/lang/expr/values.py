@@ -10,10 +10,10 @@ an ExprError carrying the offset of the operator in the expression text.
 from __future__ import annotations
 
 import math
-import re
 from functools import lru_cache
 from typing import Union
 
+from ..lazyre import lazy_compile
 from ..errors import ExprError
 
 Value = Union[int, float, str]
@@ -38,7 +38,7 @@ class _OpFailure(Exception):
 # numbers, booleans and their text
 
 
-_NUMBER_RE = re.compile(
+_NUMBER_RE = lazy_compile(
     r"[ \t\n\r\f\v]*([+-]?)(?:"
     r"0[xX]([0-9a-fA-F]+)|0[oO]([0-7]+)|0[bB]([01]+)|0[dD]([0-9]+)"
     r"|([0-9]+)"
