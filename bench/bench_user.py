@@ -10,7 +10,8 @@ Every figure is the median of several rounds that alternate us and the peers:
      running: sched starts it and its localhost agent, and stops it at the end);
   3. the same with 4 hosts through a real sshd on 127.0.0.1 (one agent per host over ssh)
      vs `parallel -j4 -S` with ssh ControlMaster over the same sshd;
-  4. `sched -c 'echo hi'` vs `tclsh` and `python3 -c pass`;
+  4. `sched -c 'echo hi'` vs `tclsh`, `python3 -c pass` and the venv's own `python -c pass`,
+     with the instructions each runs when valgrind is installed (independent of the load);
   5. submit-to-start latency of one job on an idle controller (p50, p99 of 200), and the time
      from `sched script` start to its first job running on a cold embedded default.
 Figures 1 and 2 also give the CPU per job of everything each runner started, its jobs included
@@ -262,19 +263,52 @@ def bench_sshd(jobs: int, rounds: int) -> None:
             print(f"  {name:<44} {secs:>8.2f} s {jobs / secs:>8.0f} jobs/s {ratio:>7}")
 
 
+def instructions(argv: list[str], env: dict[str, str] | None = None, stdin: bytes = b"") -> float | None:
+    """Millions of instructions `argv` runs, its children included (valgrind's callgrind): unlike
+    the wall time, independent of the load of the machine. None without valgrind."""
+    if not shutil.which("valgrind"):
+        return None
+    with tempfile.TemporaryDirectory(prefix="bench-user-ir.") as out:
+        subprocess.run(["valgrind", "--tool=callgrind", "--trace-children=yes",
+                        f"--callgrind-out-file={out}/cg.%p", *argv], input=stdin, env=env,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=300, check=True)
+        total = 0
+        for path in Path(out).glob("cg.*"):
+            for line in path.read_text().splitlines():
+                if line.startswith("summary:"):
+                    total += int(line.split()[1])
+    return total / 1e6
+
+
 def bench_startup(rounds: int) -> None:
+    """sched -c against the interpreter it runs on (the venv's python, with its site-packages:
+    what any program of the venv pays before its first line), the system's python3 and tclsh."""
     home = fresh_home()
     n = max(10, rounds * 5)
-    runners: list[tuple[str, Callable[[], float | None]]] = [
-        ("sched -c 'echo hi'", lambda: wall([SCHED, "-c", "echo hi"], env=home_env(home))),
-        ("python3 -c pass", lambda: wall([PYTHON, "-c", "pass"])),
+    venv_python = str(BIN / "python")
+    commands: list[tuple[str, list[str], dict[str, str] | None, bytes]] = [
+        ("sched -c 'echo hi'", [SCHED, "-c", "echo hi"], home_env(home), b""),
+        ("python -c pass (sched's venv)", [venv_python, "-c", "pass"], None, b""),
+        ("python3 -c pass", [PYTHON, "-c", "pass"], None, b""),
     ]
     if shutil.which("tclsh"):
-        runners.append(("tclsh (puts hi)", lambda: wall("echo 'puts hi' | tclsh", shell=True)))
-    rows = median_rows(n, runners)
-    print(f"\n4. start-up, median of {n}\n  target: sched -c 'echo hi' < 80 ms")
+        commands.append(("tclsh (puts hi)", [str(shutil.which("tclsh"))], None, b"puts hi\n"))
+
+    def runner(argv: list[str], env: dict[str, str] | None, stdin: bytes) -> Callable[[], float]:
+        def run() -> float:
+            t0 = time.perf_counter()
+            subprocess.run(argv, input=stdin, stdout=subprocess.DEVNULL, env=env, timeout=60, check=True)
+            return time.perf_counter() - t0
+        return run
+
+    rows = median_rows(n, [(name, runner(argv, env, stdin)) for name, argv, env, stdin in commands])
+    counts = {name: instructions(argv, env, stdin) for name, argv, env, stdin in commands}
+    print(f"\n4. start-up, median of {n} (instructions: valgrind's count, once)\n"
+          f"  target: sched -c 'echo hi' < 80 ms")
     for name, secs in rows:
-        print(f"  {name:<44} {secs * 1000 if secs else float('nan'):>8.1f} ms")
+        count = counts[name]
+        ir = f"{count:8.1f} M instructions" if count is not None else "(no valgrind: no instruction count)"
+        print(f"  {name:<44} {secs * 1000 if secs else float('nan'):>8.1f} ms {ir}")
 
 
 async def _agent_up(home: str) -> float:
