@@ -90,7 +90,7 @@ def test_python_starts_with_no_import_hook_and_the_packages_are_the_worktree_s()
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     hooks, folders = out.stdout.split("\n")[:2]
-    assert hooks == ""
+    assert hooks == "", "an editable install's import hook runs at every start: run scripts/setup"
     root = Path(__file__).resolve().parents[1]
     assert [Path(f).resolve() for f in folders.split()] == [root / "sched", root / "pcontrol", root / "pclient"]
 
