@@ -36,7 +36,6 @@ import os
 import re
 import signal
 import threading
-import tty
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
@@ -46,6 +45,7 @@ import ptyprocess
 
 from pclient import protocol as agent_protocol
 
+from .spareagent import DIMENSIONS, child_setup
 from .sshfail import PROMPTS, ConnectOutcome, classify, explain
 
 log = logging.getLogger(__name__)
@@ -212,30 +212,16 @@ class _LoopSpawn(pexpect.spawn):
         self.closed = True
 
 
-def _raw_terminal() -> None:
-    """preexec_fn: raw mode on the child's terminal before the agent command starts."""
-    tty.setraw(0)
+class _AdoptedSpawn(_LoopSpawn):
+    """A _LoopSpawn of a process started already on a pty (pcontrol.spareagent): pexpect's
+    spawn takes it as it is."""
 
+    def __init__(self, argv: Sequence[str], process: ptyprocess.PtyProcess):
+        self.process = process
+        super().__init__(argv[0], list(argv[1:]), timeout=None, encoding=None, dimensions=DIMENSIONS)
 
-def _child_setup(nice: int) -> None:
-    """preexec_fn: raw mode, then niceness `nice` for the child and for its autogroup.
-
-    The child is a session of its own (the pty), and Linux's autogroup scheduling shares
-    the CPU between sessions before it looks at a process's niceness: so the session's
-    autogroup gets the niceness too, else 200 local agents would each weigh as much as
-    pcontrol. Either may be refused (no autogroups, no permission): the agent then runs
-    as it would have."""
-    _raw_terminal()
-    if nice:
-        try:
-            with open("/proc/self/autogroup", "w", encoding="ascii") as autogroup:
-                autogroup.write(str(nice))
-        except OSError:
-            pass
-        try:
-            os.nice(nice)
-        except OSError:
-            pass
+    def _spawnpty(self, args: list, **kwargs) -> ptyprocess.PtyProcess:
+        return self.process
 
 
 def _line_around(text: bytes, start: int, end: int) -> str:
@@ -258,8 +244,8 @@ def _spawn_child(argv: Sequence[str], env: dict[str, str] | None, forked: thread
     _forking.event = forked
     try:
         return _LoopSpawn(argv[0], list(argv[1:]), timeout=None, encoding=None,
-                          preexec_fn=functools.partial(_child_setup, nice), env=env,
-                          dimensions=(24, 200))
+                          preexec_fn=functools.partial(child_setup, nice), env=env,
+                          dimensions=DIMENSIONS)
     finally:
         _forking.event = None
         forked.set()
@@ -327,18 +313,20 @@ async def connect_agent(name: str, argv: Sequence[str], *, timeout: float,
                         env: dict[str, str] | None = None,
                         on_message: Callable[["AgentLink", agent_protocol.Message], None],
                         on_lost: Callable[["AgentLink", str], None],
-                        nice: int = 0, prelude: PreHandshake | None = None) -> "AgentLink":
+                        nice: int = 0, prelude: PreHandshake | None = None,
+                        started: ptyprocess.PtyProcess | None = None) -> "AgentLink":
     """Start the agent command and wait for its hello; raise ConnectFailure otherwise.
 
     `nice` (0 to 19) lowers the priority of the command (a local agent and its jobs, or
     the local ssh) and of its session's autogroup, so it does not take pcontrol's CPU.
     `prelude` answers the lines the command prints before the hello (the agent's loader);
-    all of it, transfers included, within `timeout`."""
+    all of it, transfers included, within `timeout`. `started`: the process of this very
+    command, started already (pcontrol.spareagent), whose hello may be waiting in its pty."""
     if not 0 <= nice <= 19:
         raise ValueError(f"agent niceness must be 0 to 19, got {nice}")
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
-    child = await _spawn(argv, env, nice)
+    child = _AdoptedSpawn(argv, started) if started is not None else await _spawn(argv, env, nice)
     outcomes: list = [outcome for outcome, _ in _PATTERNS] + [ConnectOutcome.EOF,
                                                               ConnectOutcome.TIMEOUT]
     patterns: list = [re.compile(p) for _, p in _PATTERNS] + [pexpect.EOF, pexpect.TIMEOUT]

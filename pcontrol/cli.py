@@ -43,6 +43,8 @@ from .daemon import mark_stopped, serve, start, stop
 from .errors import ClientError, CommandError, ControllerNotRunning
 from .paths import Paths
 from .server import parse_listen
+from .spareagent import OPTION as SPARE_OPTION
+from .spareagent import SpareAgent
 from .alerts import AlertError, MailSettings
 from .verbs import TABLE
 
@@ -125,8 +127,17 @@ def _serve_parser(prog: str) -> argparse.ArgumentParser:
                         help="rotate the log file past SIZE (10M, 512k; 0: never; default 10M)")
     parser.add_argument("--log-keep", type=int, default=DEFAULT_KEEP, metavar="N",
                         help="rotated log files kept (default %(default)s)")
+    parser.add_argument(SPARE_OPTION, type=_slots, default=None, metavar="SLOTS",
+                        help="start a local agent with SLOTS slots ahead of need, for the first "
+                             "local host (localhost) to use (the sched shell's embedded default)")
     parser.add_argument("--ready-fd", type=int, default=None, help=argparse.SUPPRESS)
     return parser
+
+
+def _slots(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"must be a number of slots (1 or more), got {text!r}")
+    return int(text)
 
 
 def _config(options: argparse.Namespace) -> ControllerConfig:
@@ -163,16 +174,18 @@ def _alerts_file(path: str | None) -> str | None:
     return os.path.abspath(path)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None, spare: SpareAgent | None = None) -> int:
+    """`spare`: the local agent that `python -m pcontrol serve --spare-local-agent` started
+    before its imports (pcontrol.spareagent)."""
     try:
-        return _main(argv)
+        return _main(argv, spare)
     except BrokenPipeError:  # `pcontrol jobs | head`: the reader has gone; nothing more to say
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())  # so that the flush at exit does not fail again
         return 1
 
 
-def _main(argv: Sequence[str] | None) -> int:
+def _main(argv: Sequence[str] | None, spare: SpareAgent | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     if args[:1] in (["-h"], ["--help"]):
         print(USAGE)
@@ -191,7 +204,7 @@ def _main(argv: Sequence[str] | None) -> int:
             print(f"pcontrol: --connect is for client commands; `{verb}` runs pcontrol on "
                   "this machine", file=sys.stderr)
             return 2
-        return _daemon_verb(paths, verb, args[1:])
+        return _daemon_verb(paths, verb, args[1:], spare)
     try:
         address = ControllerAddress.chosen(paths.home, connect=options.get("connect"),
                                            secret_file=options.get("secret-file"))
@@ -255,7 +268,7 @@ def _listen_address(text: str) -> tuple[str, int]:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
-def _daemon_verb(paths: Paths, verb: str, rest: list[str]) -> int:
+def _daemon_verb(paths: Paths, verb: str, rest: list[str], spare: SpareAgent | None = None) -> int:
     if verb == "stop":
         flags = _stop_flags(rest)
         if flags is None:
@@ -273,9 +286,11 @@ def _daemon_verb(paths: Paths, verb: str, rest: list[str]) -> int:
                                        follow_fds=(1, 2))
             logging.basicConfig(level=options.log_level, format=LOG_FORMAT,
                                 handlers=[log_file if log_file is not None else logging.StreamHandler(sys.stderr)])
+            if spare is None and options.spare_local_agent is not None:
+                spare = SpareAgent.begin(options.spare_local_agent)
             try:
                 return serve(paths, config, ready_fd=options.ready_fd, listen=options.listen,
-                             log_file=log_file)
+                             log_file=log_file, spare=spare)
             except ValueError as exc:      # socket path too long
                 print(f"pcontrol: {exc}", file=sys.stderr)
                 return 1

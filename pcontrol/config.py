@@ -6,8 +6,9 @@ only the times shown to people (since, retry_at, history) come from the wall clo
 
 from __future__ import annotations
 
-import sys
 from dataclasses import dataclass
+
+from .spareagent import LOCAL_AGENT
 
 
 @dataclass
@@ -34,7 +35,7 @@ class ControllerConfig:
     jobs, ssh), and of their autogroups: agents sharing pcontrol's machine then leave it
     the CPU it needs to answer (bench/bench_scale.py --nice measures it)."""
     history_size: int = 20             #: state changes kept per host for `check host`
-    local_agent: tuple[str, ...] = (sys.executable, "-m", "pclient")
+    local_agent: tuple[str, ...] = LOCAL_AGENT
     ssh_command: tuple[str, ...] = ("ssh", "-o", "BatchMode=yes")
     remote_agent: str | None = None
     """An agent installed on the ssh hosts to try first (e.g. "pclient"); None: always send

@@ -50,6 +50,7 @@ from .alerts import Alerter, MailSettings
 from .pull import PullHub, PullSettings
 from .pullserver import PullServer
 from .skew import SkewWatch
+from .spareagent import DAEMON_UMASK, SpareAgent
 
 log = logging.getLogger(__name__)
 
@@ -112,12 +113,14 @@ def _clear_stopped(paths: Paths) -> None:
 # -- serve -----------------------------------------------------------------------------------
 
 def serve(paths: Paths, config: ControllerConfig, *, ready_fd: int | None = None,
-          listen: tuple[str, int] | None = None, log_file: RotatingLog | None = None) -> int:
+          listen: tuple[str, int] | None = None, log_file: RotatingLog | None = None,
+          spare: SpareAgent | None = None) -> int:
     """Run the daemon in the foreground until `shutdown` or SIGTERM/SIGINT. Exit status.
 
     SIGHUP reopens `log_file` (logrotate moved it); with no log file (logging to a terminal)
-    it is a hang-up and stops the daemon as SIGTERM does."""
-    os.umask(0o077)
+    it is a hang-up and stops the daemon as SIGTERM does. `spare`: a local agent started
+    ahead (pcontrol.spareagent), for the host table's first local start."""
+    os.umask(DAEMON_UMASK)
     paths.ensure_home()
     paths.check_socket_path()
     lock = PidLock(paths.pidfile)
@@ -125,11 +128,13 @@ def serve(paths: Paths, config: ControllerConfig, *, ready_fd: int | None = None
         lock.acquire()
     except DaemonError as exc:
         log.error("%s", exc)
+        if spare is not None:
+            spare.discard()
         return 1
     profiler = _Profiler.from_env()
     _clear_stopped(paths)
     try:
-        asyncio.run(_serve(paths, config, ready_fd, listen, profiler, log_file))
+        asyncio.run(_serve(paths, config, ready_fd, listen, profiler, log_file, spare))
     except (JournalError, SecretError, sqlite3.Error, OSError) as exc:
         log.error("pcontrol cannot run: %s", exc)
         _tell_starter(ready_fd, str(exc))
@@ -181,7 +186,8 @@ class _Profiler:
 
 async def _serve(paths: Paths, config: ControllerConfig, ready_fd: int | None,
                  listen: tuple[str, int] | None = None,
-                 profiler: _Profiler | None = None, log_file: RotatingLog | None = None) -> None:
+                 profiler: _Profiler | None = None, log_file: RotatingLog | None = None,
+                 spare: SpareAgent | None = None) -> None:
     loop = asyncio.get_running_loop()
     secret = load_or_create_secret(paths.home)
     if config.slurm_output is None:
@@ -190,6 +196,7 @@ async def _serve(paths: Paths, config: ControllerConfig, ready_fd: int | None,
     controller = Controller(journal, config, secret=secret)
     pull_server = _pull_and_alerts(paths, config, controller)
     server = ControlServer(controller, paths.socket, listen=listen, secret=secret)
+    controller.host_table.spare = spare
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, server.request_shutdown)
     loop.add_signal_handler(signal.SIGHUP, server.request_shutdown if log_file is None else log_file.reopen)

@@ -49,7 +49,7 @@ from typing import Any, Protocol
 
 from pclient import protocol as agent_protocol
 
-from .agentlink import ConnectFailure, ConnectOutcome, connect_agent
+from .agentlink import ConnectFailure, ConnectOutcome, connect_agent, terminate
 from .bootstrap import BootstrapStart, current_bundle, remote_command
 from .config import ControllerConfig
 from .errors import ConflictError, NotFoundError, UsageError
@@ -57,6 +57,8 @@ from .fencing import fence_from_env
 from .model import Host, HostState
 from .paths import default_home
 from .slurmstate import SlurmOptions, host_tag
+from .spareagent import KEEP as SPARE_KEEP
+from .spareagent import SpareAgent, local_agent_argv
 
 log = logging.getLogger(__name__)
 
@@ -178,6 +180,10 @@ class HostTable:
         self._draining = False
         self.pull: PullLinks | None = None
         """Opens pull hosts' links (pull.PullHub); set by the daemon when it has a pull listener."""
+        self.spare: SpareAgent | None = None
+        """A local agent started ahead of need (pcontrol.spareagent), for the first local start;
+        set by the daemon when `serve --spare-local-agent` made one."""
+        self._spare_timer: asyncio.TimerHandle | None = None
 
     # -- life -------------------------------------------------------------------------------
 
@@ -197,8 +203,10 @@ class HostTable:
 
     def start(self) -> None:
         """Start the heartbeat and connect every enabled host."""
-        self._heartbeat_task = asyncio.get_running_loop().create_task(
-            self._heartbeat_loop(), name="pcontrol-heartbeat")
+        loop = asyncio.get_running_loop()
+        self._heartbeat_task = loop.create_task(self._heartbeat_loop(), name="pcontrol-heartbeat")
+        if self.spare is not None:
+            self._spare_timer = loop.call_later(SPARE_KEEP, self._end_spare)
         for host in self.hosts.values():
             if host.enabled:
                 self._begin_connect(host)
@@ -214,6 +222,7 @@ class HostTable:
         self._draining = kill
         if self._heartbeat_task is not None:
             self._heartbeat_task.cancel()
+        self._end_spare()
         closing: list[Any] = []
         for runtime in self._runtime.values():
             self._cancel_timers(runtime)
@@ -291,7 +300,7 @@ class HostTable:
         if host.connect:
             return shlex.split(host.connect)
         if host.local:
-            return list(self.config.local_agent) + slots
+            return local_agent_argv(host.slots, self.config.local_agent)
         ssh = list(self.config.ssh_command) + (["-p", str(host.port)] if host.port is not None else [])
         if not self._sends_agent(host):
             assert self.config.remote_agent is not None
@@ -447,11 +456,12 @@ class HostTable:
                                      "pull listener (--pull-listen)")
             return self.pull.open_link(host.name, self._on_message, self._on_lost, slots=host.slots)
         if host.slurm is None:
-            return await connect_agent(host.name, self.agent_argv(host),
+            argv = self.agent_argv(host)
+            return await connect_agent(host.name, argv,
                                        timeout=self.config.connect_timeout,
                                        nice=self.config.agent_nice,
                                        on_message=self._on_message, on_lost=self._on_lost,
-                                       prelude=prelude)
+                                       prelude=prelude, started=self._take_spare(host, argv))
         from .slurm import connect_slurm  # a Slurm host's driver, loaded for the first one (pcontrol's start-up)
 
         options = SlurmOptions.from_record(host.slurm)
@@ -465,6 +475,28 @@ class HostTable:
         except asyncio.TimeoutError:
             raise ConnectFailure(ConnectOutcome.TIMEOUT, f"Slurm did not answer within "
                                  f"{self.config.connect_timeout:g} s") from None
+
+    def _take_spare(self, host: Host, argv: list[str]) -> Any:
+        """The spare agent for the first local start, if it is that start's command (its
+        pty process, else None); the spare is offered once."""
+        if not host.local or self.spare is None:
+            return None
+        process = self.spare.take(argv, self.config.agent_nice)
+        if process is not None:
+            log.info("%s: its agent was started ahead (pid %d)", host.name, process.pid)
+        self._end_spare()
+        return process
+
+    def _end_spare(self) -> None:
+        """End (and reap) a spare agent nobody took."""
+        if self._spare_timer is not None:
+            self._spare_timer.cancel()
+            self._spare_timer = None
+        spare, self.spare = self.spare, None
+        pid = spare.discard() if spare is not None else None
+        if pid is not None:
+            log.info("the local agent started ahead (pid %d) was not needed", pid)
+            self._spawn(terminate(pid, grace=1.0), name="end the spare agent")
 
     def _connected(self, host: Host, runtime: _Runtime, link: HostLink,
                    prelude: BootstrapStart | None = None) -> None:

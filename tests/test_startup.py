@@ -107,3 +107,12 @@ def test_pcontrol_and_the_agent_start_without_mail_zip_or_pull_probe_code() -> N
     another host; the agent loads the pull probe's code only as `pclient --pull`."""
     assert _loaded_after("import pcontrol.cli", ("smtplib", "email.message", "zipfile")) == []
     assert _loaded_after("import pclient.__main__", ("pclient.probe", "pclient.pullwire")) == []
+
+
+def test_the_spare_agent_starts_before_the_daemon_loads() -> None:
+    """`python -m pcontrol serve --spare-local-agent N` starts that agent first
+    (pcontrol.spareagent), so that the agent and the daemon start side by side: nothing of the
+    daemon, its asyncio loop or the agent's protocol is loaded before it is under way."""
+    assert _loaded_after("import pcontrol.spareagent", ("asyncio", "pexpect", "pclient", "pclient.protocol",
+                                                        "pcontrol.daemon", "pcontrol.cli", "dataclasses",
+                                                        "subprocess", "logging", "sqlite3")) == []

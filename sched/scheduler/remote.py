@@ -48,6 +48,7 @@ from pcontrol import launch  # starts and stops the daemon without loading it (p
 from pcontrol.client import ControllerAddress, ControllerClient
 from pcontrol.errors import ClientError, ControllerNotRunning
 from pcontrol.paths import Paths
+from pcontrol.spareagent import OPTION as SPARE_AGENT
 from pcontrol.wire import Interest
 
 from .appendlog import AppendLog
@@ -84,6 +85,11 @@ PULL_AHEAD = 600.0
 the time. pcontrol's --pull-interval should stay below this."""
 SUBMIT_KEY = "PSCHED_SUBMIT"
 """Environment variable carrying `session:job id` on every controller job this link submits."""
+
+
+def localhost_slots() -> int:
+    """The slots of the embedded default's localhost."""
+    return LOCALHOST_SLOTS_PER_CPU * (os.cpu_count() or 1)
 
 
 def owner_id(home: Path, machine: str | None = None, name: str | None = None) -> str:
@@ -404,7 +410,11 @@ class ControllerLink:
         if stopped is not None:  # an operator stopped it: not ours to start again
             raise ControllerNotRunning(f"pcontrol is stopped ({stopped}); jobs for it wait until it is "
                                        f"started again: pcontrol start (or controller start)")
-        outcome = await get_loop().run_in_executor(None, launch.start, self.paths, [])
+        # the embedded default's controller most likely gets localhost (_ensure_hosts, or its
+        # journal has it from an earlier run): its agent starts beside the daemon's own start-up
+        # (pcontrol.spareagent); one not needed is ended there
+        spare = [SPARE_AGENT, str(localhost_slots())]
+        outcome = await get_loop().run_in_executor(None, launch.start, self.paths, spare)
         if not outcome.ok:
             raise ControllerNotRunning(outcome.message)
         if "already running" not in outcome.message:
@@ -426,7 +436,7 @@ class ControllerLink:
         if not hosts and self.address.is_tcp:
             self.sched.report(f"controller at {self.address} has no hosts: jobs wait until one is added there")
         elif not hosts:
-            slots = LOCALHOST_SLOTS_PER_CPU * (os.cpu_count() or 1)
+            slots = localhost_slots()
             await self.client.call("host", "add", "localhost", "-slots", str(slots))
             self.hosts.add("localhost")
             self.sched.report(f"controller had no hosts: added localhost with {slots} slot(s)")

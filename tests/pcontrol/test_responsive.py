@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 
-from pcontrol import agentlink
+from pcontrol import agentlink, spareagent
 from pcontrol.agentlink import ConnectFailure, ConnectOutcome, connect_agent
 from pcontrol.controller import FILL_BATCH, TIMER_BATCH, Controller, JobSpec
 from pcontrol.hosts import _Runtime
@@ -288,7 +288,7 @@ def _slow_exec() -> None:
 def test_an_agent_starts_in_a_thread_while_the_loop_goes_on(home: str,
                                                            monkeypatch: pytest.MonkeyPatch
                                                            ) -> None:
-    monkeypatch.setattr(agentlink, "_raw_terminal", _slow_exec)
+    monkeypatch.setattr(spareagent, "_raw_terminal", _slow_exec)
     spawn = agentlink._spawn_child
     seen: dict[str, Any] = {}
     turns = [0]
@@ -345,7 +345,7 @@ def test_a_failed_exec_is_a_connect_failure(tmp_path: Path) -> None:
 def test_a_start_cancelled_before_the_exec_leaves_no_process(home: str,
                                                               monkeypatch: pytest.MonkeyPatch
                                                               ) -> None:
-    monkeypatch.setattr(agentlink, "_raw_terminal", _slow_exec)
+    monkeypatch.setattr(spareagent, "_raw_terminal", _slow_exec)
     forked = threading.Event()
     pids: list[int] = []
     signalling_init = agentlink._SignallingPty.__init__
