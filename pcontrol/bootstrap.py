@@ -132,15 +132,29 @@ sys.exit(main(args))
 _ZIP_MAIN = b"import sys\nfrom pclient.__main__ import main\nsys.exit(main())\n"
 
 
-@dataclass(frozen=True)
 class Bundle:
-    """The agent's code as it is sent: a zip, its sha256 (the cache's name), its build."""
+    """The agent's code as it is sent: a zip, its sha256 (the cache's name), its build.
 
-    data: bytes
-    sha256: str
-    build: str
-    """Digest of the sources (pclient.build): what the agent says in its hello."""
-    entries: tuple[tuple[str, bytes], ...] = field(repr=False, default=())
+    The zip (and so its sha256) is made when first asked for: checking a local agent's build
+    needs only the digest, and zipping the package costs pcontrol ~15 ms of CPU between a
+    local agent's hello and its first job (issue 13)."""
+
+    def __init__(self, build: str, entries: tuple[tuple[str, bytes], ...]):
+        self.build = build
+        """Digest of the sources (pclient.build): what the agent says in its hello."""
+        self.entries = entries
+
+    def __repr__(self) -> str:
+        return f"Bundle(build={self.build[:12]!r})"
+
+    @functools.cached_property
+    def data(self) -> bytes:
+        """The zip."""
+        return _archive(self.entries)
+
+    @functools.cached_property
+    def sha256(self) -> str:
+        return hashlib.sha256(self.data).hexdigest()
 
     @property
     def wire(self) -> bytes:
@@ -167,15 +181,15 @@ def _archive(entries: tuple[tuple[str, bytes], ...], prefix: bytes = b"") -> byt
 
 
 def build_bundle(package_dir: Path | None = None) -> Bundle:
-    """Zip the pclient package (deterministically) with its build digest."""
+    """The pclient package as a bundle with its build digest (zipped, deterministically, when
+    first asked for)."""
     files = source_files(package_dir or Path(pclient.__file__).resolve().parent)
     build = digest_of(files)
     stamp = (f'"""Written by pcontrol.bootstrap: the build digest of this bundle."""\n'
              f'DIGEST = "{build}"\n').encode()
     entries = tuple([("__main__.py", _ZIP_MAIN)] + [
         (f"pclient/{name}", data) for name, data in files + [(BUNDLED_MODULE, stamp)]])
-    data = _archive(entries)
-    return Bundle(data, hashlib.sha256(data).hexdigest(), build, entries)
+    return Bundle(build, entries)
 
 
 @functools.lru_cache(maxsize=1)
