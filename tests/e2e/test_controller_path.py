@@ -97,6 +97,8 @@ wait -timeout 60
                                  "timeout TIMEOUT", "ok fine"])
     assert any("started pcontrol in" in m for m in sh.messages)
     assert any("added localhost" in m for m in sh.messages)
+    # localhost's agent was the one pcontrol started beside its own start (pcontrol.spareagent)
+    assert "localhost: its agent was started ahead" in (home / "pcontrol.log").read_text()
     # every job was harvested (the controller keeps harvested jobs for a retention time)
     held = json.loads(sh.run("controller jobs -json"))
     assert len(held) == 5 and all(j["harvested"] for j in held)
