@@ -190,14 +190,40 @@ def stop(paths: Paths, timeout: float = STOP_TIMEOUT, *, kill: bool = False,
             needs_force = isinstance(reply.data, dict) and bool(reply.data.get("needs_force"))
             return DaemonResult(False, f"pcontrol refused to stop: {reply.text}", pid,
                                 needs_force=needs_force)
-    deadline = time.monotonic() + timeout
-    while read_pid(paths) is not None:
-        if time.monotonic() > deadline:
-            return DaemonResult(False, f"pcontrol (pid {pid}) did not stop within {timeout:g} s",
-                           pid)
-        time.sleep(0.05)
+    if not _wait_unlocked(paths, pid, timeout):
+        return DaemonResult(False, f"pcontrol (pid {pid}) did not stop within {timeout:g} s", pid)
     return DaemonResult(True, "pcontrol stopped" + (f" (pid {pid})" if pid else "")
                         + (", every job killed" if kill else ""), pid)
+
+
+def _wait_unlocked(paths: Paths, pid: int | None, timeout: float) -> bool:
+    """Wait until nobody holds the pid lock (the daemon has exited); False at `timeout`.
+
+    Woken by the daemon's exit itself (a pidfd becomes readable when the process ends, and
+    its lock goes with it), not by a poll; a short poll only where there is no pidfd (no
+    pid, or a kernel without pidfd_open)."""
+    deadline = time.monotonic() + timeout
+    pidfd = None
+    if pid is not None:
+        try:
+            pidfd = os.pidfd_open(pid)
+        except (AttributeError, OSError):   # gone already, or no pidfd here
+            pidfd = None
+    try:
+        while read_pid(paths) is not None:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            if pidfd is not None:
+                select.select([pidfd], [], [], left)
+                os.close(pidfd)            # it has exited: the loop checks the lock once more
+                pidfd = None
+            else:
+                time.sleep(min(0.05, left))
+        return True
+    finally:
+        if pidfd is not None:
+            os.close(pidfd)
 
 
 # -- for other programs (the sched shell); blocking: call through asyncio.to_thread ----------
