@@ -49,7 +49,7 @@ import os
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from pclient import protocol as agent_protocol
 
@@ -69,9 +69,11 @@ from .reports import AgentReports
 from .secret import agent_token
 from .slurmstate import SlurmOptions
 from .alerts import Alerter, AlertNotice
-from .pull import PullHub
 from .syncrun import SyncRuns
 from .wire import Event, EventKind, Interest, interest_of
+
+if TYPE_CHECKING:  # the pull hub is loaded by the daemon only when it has a pull listener
+    from .pull import PullHub
 
 __all__ = ["Controller", "ControllerConfig", "JobSpec", "Subscriber"]
 

@@ -34,7 +34,7 @@ import signal
 import sqlite3
 import time
 from pathlib import Path
-from typing import IO
+from typing import IO, TYPE_CHECKING
 
 from pclient.logfile import RotatingLog
 
@@ -47,10 +47,11 @@ from .paths import Paths
 from .secret import SecretError, load_or_create_secret
 from .server import ControlServer
 from .alerts import Alerter, MailSettings
-from .pull import PullHub, PullSettings
-from .pullserver import PullServer
 from .skew import SkewWatch
 from .spareagent import DAEMON_UMASK, SpareAgent
+
+if TYPE_CHECKING:
+    from .pullserver import PullServer
 
 log = logging.getLogger(__name__)
 
@@ -249,6 +250,10 @@ def _pull_and_alerts(paths: Paths, config: ControllerConfig, controller: Control
     controller.clocks.on_measured.append(lambda host, best: skew.measured(host, best.offset, best.delay))
     if config.pull_listen is None:
         return None
+    # loaded with a pull listener only: a pcontrol without one starts without them (issue 13)
+    from .pull import PullHub, PullSettings
+    from .pullserver import PullServer
+
     settings = PullSettings(interval=config.pull_interval, grace=config.pull_grace,
                             misses=config.pull_misses, skew_threshold=config.skew_threshold)
     hub = PullHub(paths.home / "pull", settings, controller.alerter, controller.hosts)

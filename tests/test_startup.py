@@ -103,9 +103,11 @@ def test_every_agent_outcome_has_its_own() -> None:
 
 
 def test_pcontrol_and_the_agent_start_without_mail_zip_or_pull_probe_code() -> None:
-    """pcontrol loads smtplib and email when a mail goes out and zipfile when it zips an agent for
-    another host; the agent loads the pull probe's code only as `pclient --pull`."""
-    assert _loaded_after("import pcontrol.cli", ("smtplib", "email.message", "zipfile")) == []
+    """pcontrol loads smtplib and email when a mail goes out, zipfile when it zips an agent for
+    another host, and the pull hub with a pull listener (--pull-listen); the agent loads the
+    pull probe's code only as `pclient --pull`."""
+    assert _loaded_after("import pcontrol.cli", ("smtplib", "email.message", "zipfile", "pcontrol.pull",
+                                                 "pcontrol.pullserver", "pclient.pullwire")) == []
     assert _loaded_after("import pclient.__main__", ("pclient.probe", "pclient.pullwire")) == []
 
 
