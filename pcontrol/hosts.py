@@ -45,7 +45,7 @@ import shlex
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from pclient import protocol as agent_protocol
 
@@ -59,6 +59,9 @@ from .paths import default_home
 from .slurmstate import SlurmOptions, host_tag
 from .spareagent import KEEP as SPARE_KEEP
 from .spareagent import SpareAgent, local_agent_argv
+
+if TYPE_CHECKING:
+    from ptyprocess import PtyProcess
 
 log = logging.getLogger(__name__)
 
@@ -476,7 +479,7 @@ class HostTable:
             raise ConnectFailure(ConnectOutcome.TIMEOUT, f"Slurm did not answer within "
                                  f"{self.config.connect_timeout:g} s") from None
 
-    def _take_spare(self, host: Host, argv: list[str]) -> Any:
+    def _take_spare(self, host: Host, argv: list[str]) -> PtyProcess | None:
         """The spare agent for the first local start, if it is that start's command (its
         pty process, else None); the spare is offered once."""
         if not host.local or self.spare is None:
