@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pexpect
 import pytest
-from prompts import new_prompt
+from prompts import drawn, new_prompt
 
 from pcontrol.client import ControllerClient
 from pcontrol.wire import EventKind
@@ -118,9 +118,9 @@ def test_interactive_prompt(home: str, daemon: subprocess.CompletedProcess) -> N
         child.expect('unknown command "nosuch"')
         child.expect(PROMPT)
         child.send("check ho\t")                 # completes the subcommand...
-        child.expect("check host")
+        child.expect(drawn("check host"))
         child.send("loc\t")                      # ...and the host name
-        child.expect("localhost")
+        child.expect(drawn("localhost"))
         child.send("\r")
         child.expect("state:")
         child.expect(PROMPT)

@@ -16,3 +16,14 @@ import re
 def new_prompt(text: str) -> re.Pattern[str]:
     """A pattern for pexpect's `expect` that matches a new prompt showing `text`."""
     return re.compile(r"\x1b\[\?2004h(?:(?!\x1b\[\?2004h).)*?" + re.escape(text), re.S)
+
+
+#: a terminal control sequence (CSI ... final byte) prompt_toolkit may put between the characters
+#: of one word it draws in two pieces (the typed part, then a completion)
+_CSI = r"(?:\x1b\[[0-9;?]*[ -/]*[@-~])*"
+
+
+def drawn(text: str) -> re.Pattern[str]:
+    """A pattern that matches `text` as drawn on the screen, control sequences allowed between
+    its characters (`check ho` typed, then `st` completed, is drawn `check ho` ESC[... `st`)."""
+    return re.compile(_CSI.join(re.escape(ch) for ch in text))
