@@ -51,7 +51,11 @@ class Mailbox:
         safe = "".join(c if c.isalnum() or c in "._-" else "_" for c in job_id)[:40]
         try:
             stem = os.path.join(_directory(base), f"{next(_SERIAL)}.{safe}")
-            fd = os.open(stem + ".in", os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+            try:
+                fd = os.open(stem + ".in", _CREATE, 0o600)
+            except FileNotFoundError:  # our directory was removed (a cleaner of /tmp): again
+                stem = os.path.join(_directory(base, made_again=True), os.path.basename(stem))
+                fd = os.open(stem + ".in", _CREATE, 0o600)
             try:
                 data = "".join(line + "\n" for line in inbox).encode("utf-8", "replace")
                 while data:
@@ -95,16 +99,19 @@ class Mailbox:
 
 
 _PREFIX = "psched-mail-"
+_CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
 _SERIAL = itertools.count(1)
 _LOCK = threading.Lock()
 _DIRECTORIES: Dict[Union[str, None], str] = {}
 """This process's mailbox directory under each base (None: the temporary directory)."""
 
 
-def _directory(base: Union[str, None]) -> str:
+def _directory(base: Union[str, None], made_again: bool = False) -> str:
+    """This process's directory under `base`, made on first use (again with `made_again`, when
+    it is found gone: not looked for at each job, a stat a job)."""
     with _LOCK:
         made = _DIRECTORIES.get(base)
-        if made is None or not os.path.isdir(made):
+        if made is None or (made_again and not os.path.isdir(made)):
             if made is None:
                 remove_stale(base if base is not None else tempfile.gettempdir(), _PREFIX, "-")
             made = _DIRECTORIES[base] = tempfile.mkdtemp(prefix=f"{_PREFIX}{os.getpid()}-", dir=base)

@@ -39,6 +39,8 @@ __all__ = ["start"]
 _FD_DIR = "/proc/self/fd"
 _RESET = tuple(getattr(signal, name) for name in ("SIGPIPE", "SIGXFSZ") if hasattr(signal, name))
 _STDIN = (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0) if hasattr(os, "posix_spawnp") else None
+_HAS_FD_DIR: list = []
+"""Whether _FD_DIR can be listed here, once known (a stat a job otherwise)."""
 
 
 def start(argv: Sequence[str], env: Mapping[bytes, bytes], out_w: int, err_w: int,
@@ -46,7 +48,7 @@ def start(argv: Sequence[str], env: Mapping[bytes, bytes], out_w: int, err_w: in
           pass_fds: Tuple[int, ...] = ()) -> Tuple[int, Union[subprocess.Popen, None]]:
     """Start `argv` (see the module docstring); its pid, and the Popen if Popen started it."""
     if _STDIN is not None and cwd is None and preexec is None and not pass_fds and out_w > 2 and err_w > 2 \
-            and env.get(b"PATH") == os.environb.get(b"PATH") and os.path.isdir(_FD_DIR):
+            and env.get(b"PATH") == os.environb.get(b"PATH") and _fd_dir_listed():
         _no_inheritable_fds()
         pid = os.posix_spawnp(argv[0], list(argv), env, setsid=True, setsigdef=_RESET,
                               file_actions=[_STDIN, (os.POSIX_SPAWN_DUP2, out_w, 1),
@@ -55,6 +57,12 @@ def start(argv: Sequence[str], env: Mapping[bytes, bytes], out_w: int, err_w: in
     popen = subprocess.Popen(list(argv), stdin=subprocess.DEVNULL, stdout=out_w, stderr=err_w, cwd=cwd,
                              env=env, start_new_session=True, preexec_fn=preexec, pass_fds=pass_fds)
     return popen.pid, popen
+
+
+def _fd_dir_listed() -> bool:
+    if not _HAS_FD_DIR:
+        _HAS_FD_DIR.append(os.path.isdir(_FD_DIR))
+    return _HAS_FD_DIR[0]
 
 
 def _no_inheritable_fds() -> None:
