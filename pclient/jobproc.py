@@ -38,7 +38,6 @@ import signal
 import subprocess
 import threading
 import time
-import uuid
 from dataclasses import dataclass, field
 from typing import Callable, Mapping, Sequence, Union
 
@@ -57,6 +56,7 @@ __all__ = [
     "OutputFile",
     "RunningJob",
     "StartFailure",
+    "begin_job",
     "find_token_processes",
     "start_job",
 ]
@@ -212,6 +212,10 @@ class RunningJob:
     async def wait(self) -> JobResult:
         """The job's result, once it has ended.  Cancelling the wait does not stop the job."""
         return await asyncio.shield(self._result)
+
+    def when_done(self, fn: Callable[[JobResult], None]) -> None:
+        """Call fn(result) on the loop once the job has ended (soon, if it has already)."""
+        self._result.add_done_callback(lambda done: fn(done.result()))
 
     def kill(self, reason: Outcome = Outcome.KILLED) -> None:
         """Stop the job: SIGTERM to all its processes, SIGKILL after the grace.
@@ -497,7 +501,13 @@ async def start_job(spec: JobSpec, on_started: Union[Callable[[RunningJob], None
     program could not be started: that job is already done, with outcome
     EXIT and status 127 or 126, and the reason in `stderr` and `reason`).
     """
-    job = RunningJob(spec, uuid.uuid4().hex)
+    return begin_job(spec, on_started)
+
+
+def begin_job(spec: JobSpec, on_started: Union[Callable[[RunningJob], None], None] = None) -> RunningJob:
+    """start_job for a caller on the running loop that is not a coroutine, and that hears of
+    the end through `RunningJob.when_done` (sched's local jobs: no task and no wait a job)."""
+    job = RunningJob(spec, os.urandom(16).hex())
     job._spawn()
     if on_started is not None and job.pid is not None:
         on_started(job)

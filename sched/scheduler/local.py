@@ -17,7 +17,7 @@ import asyncio
 import logging
 from pathlib import Path
 
-from pclient.jobproc import JobResult, JobSpec, RunningJob, start_job
+from pclient.jobproc import JobResult, JobSpec, RunningJob, begin_job
 from pcontrol.outcome import from_agent
 
 from .eventloop import get_loop
@@ -49,15 +49,16 @@ class LocalBackend:
         self._kill_asked: set[int] = set()
 
     def submit(self, job: Job) -> None:
-        get_loop().create_task(self._run(job))
+        get_loop().call_soon(self._start, job)
 
-    async def _run(self, job: Job) -> None:
+    def _start(self, job: Job) -> None:
+        """Start the job (no task, no coroutine a job: its end comes to `_done`)."""
         sched = self.sched
         spec = JobSpec(str(job.id), job.argv, timeout=job.timeout, output_limit=sched.output_limit,
                        stdout_file=job.outputs.get("stdout"), stderr_file=job.outputs.get("stderr"),
                        env=job.env, mailbox=True, inbox=job.inbox)
         try:
-            running = await start_job(spec, on_started=lambda rj: sched.job_started(job, "local", rj.pid))
+            running = begin_job(spec, on_started=lambda rj: sched.job_started(job, "local", rj.pid))
         except Exception as exc:  # never lose a job: a failure to start is its outcome
             log.exception("job %s could not be started", job.id)
             sched.job_ended(job, Outcome.EXIT, status=127, stderr=f"could not start: {exc}\n", reason=str(exc), ran_on="local")
@@ -65,11 +66,11 @@ class LocalBackend:
         self.running[job.id] = running
         if job.id in self._kill_asked:
             running.kill()
-        try:
-            result = await running.wait()
-        finally:
-            self.running.pop(job.id, None)
-            self._kill_asked.discard(job.id)
+        running.when_done(lambda result: self._done(job, result, spec))
+
+    def _done(self, job: Job, result: JobResult, spec: JobSpec) -> None:
+        self.running.pop(job.id, None)
+        self._kill_asked.discard(job.id)
         self._ended(job, result, spec)
 
     def _ended(self, job: Job, result: JobResult, spec: JobSpec) -> None:
