@@ -32,7 +32,7 @@ import logging
 import math
 import os
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable, Protocol
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Protocol
 
 from ..lang.clock import Clock, SystemClock
 from ..lang.commands.queues import WorkQueue
@@ -763,8 +763,9 @@ class Scheduler:
     # --- waiting ------------------------------------------------------------------------------
 
     def finished(self, names: list[str] | None) -> bool:
-        """Nothing `wait` (on these tasks, or on everything) waits for remains."""
-        return not self.still_waiting(names)
+        """Nothing `wait` (on these tasks, or on everything) waits for remains (checked at every
+        job's end: no phrase is made)."""
+        return next(self._going(names), None) is None
 
     def still_waiting(self, names: list[str] | None) -> list[str]:
         """What `wait` still waits for, one phrase each (empty: done).
@@ -774,34 +775,42 @@ class Scheduler:
         the jobs of deleted tasks and `after` scripts not run yet; a paused task only while
         something else goes on that could resume it.
         """
-        entries = [self.tasks[n] for n in names if n in self.tasks] if names else list(self.tasks.values())
-        going: list[str] = []
-        paused: list[str] = []
-        for e in entries:
+        going = [say() for say in self._going(names)]
+        if going:
+            going += [say() for say in self._paused(names)]
+        return going
+
+    def _waited(self, names: list[str] | None) -> list[TaskEntry]:
+        return [self.tasks[n] for n in names if n in self.tasks] if names else list(self.tasks.values())
+
+    def _going(self, names: list[str] | None) -> Iterator[Callable[[], str]]:
+        """What `wait` waits for but a paused task, each as the maker of its phrase."""
+        for e in self._waited(names):
             nmax = "" if e.spec.nmax is None else f"/{e.spec.nmax}"
             if e.jobs_out:
                 more = ", standing: makes jobs until `stop`" if e.spec.nmax is None and self.running else ""
-                going.append(f"{e.name} ({e.timing.made}{nmax} made, {len(e.jobs_out)} out{more})")
-            elif e.finished or not self.running:
+                yield lambda e=e, nmax=nmax, more=more: f"{e.name} ({e.timing.made}{nmax} made, {len(e.jobs_out)} out{more})"
+            elif e.finished or not self.running or not e.spec.active:
                 continue
-            elif not e.spec.active:
-                paused.append(f"{e.name} (paused, {e.timing.made}{nmax} made)")
             elif e.spec.nmax is None:
-                going.append(f"{e.name} (standing: makes jobs until `stop`; {e.timing.made} made)")
+                yield lambda e=e: f"{e.name} (standing: makes jobs until `stop`; {e.timing.made} made)"
             else:
-                going.append(f"{e.name} ({e.timing.made}{nmax} made, {e.state()})")
+                yield lambda e=e, nmax=nmax: f"{e.name} ({e.timing.made}{nmax} made, {e.state()})"
         if names is None:
             out = self.totals["made"] - self.totals["done"]
             if out > sum(len(e.jobs_out) for e in self.tasks.values()):  # else no scan of the job table
                 gone_jobs = [j for j in self.outstanding() if j.task not in self.tasks]
                 if gone_jobs:
                     gone = ", ".join(sorted({j.task for j in gone_jobs}))
-                    going.append(f"{len(gone_jobs)} job(s) of deleted task(s) {gone}")
+                    yield lambda: f"{len(gone_jobs)} job(s) of deleted task(s) {gone}"
             if self.pending_scripts and self.running:
-                going.append(f"{self.pending_scripts} `after` script(s) not run yet")
-        if going:
-            going += paused
-        return going
+                yield lambda: f"{self.pending_scripts} `after` script(s) not run yet"
+
+    def _paused(self, names: list[str] | None) -> Iterator[Callable[[], str]]:
+        for e in self._waited(names):
+            if not e.jobs_out and not e.finished and self.running and not e.spec.active:
+                nmax = "" if e.spec.nmax is None else f"/{e.spec.nmax}"
+                yield lambda e=e, nmax=nmax: f"{e.name} (paused, {e.timing.made}{nmax} made)"
 
     def waiter(self, names: list[str] | None) -> asyncio.Future:
         fut = get_loop().create_future()
