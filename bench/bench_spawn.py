@@ -20,7 +20,8 @@ also in a cgroup of its own, made and removed around it:
   cgroup, child joins   the child writes itself into the job's cgroup.procs from a preexec_fn:
                         subprocess must fork the whole parent (pclient before issue 13)
   cgroup, parent moves  the parent moves itself into the job's cgroup, starts the job with
-                        pclient.spawn and moves back (CgroupBox.spawning: pclient.jobproc now)
+                        pclient.spawn and moves back (CgroupBox.spawning: pclient.jobproc now),
+                        the emptied cgroup kept for the next job (containment's spares)
 The parent carries --heap MB of Python objects, as sched or an agent does: fork copies its page
 tables, vfork does not.
 """
@@ -128,6 +129,7 @@ def in_cgroup(child_joins: bool) -> Callable[[], None]:
             box.started(pid)
             return pid
         _pipes_then(start)
+        box.empty()  # as jobproc does: an emptied cgroup is kept for the next job (a spare)
         box.release()
     return run
 
