@@ -297,3 +297,21 @@ async def test_a_job_gets_no_descriptor_of_ours_and_the_path_of_its_own_environm
     assert (result.status, result.stdout) == (0, b"found\n")
     _, result = await run(["only-here-pclient"])
     assert result.status == StartFailure.NOT_FOUND
+
+
+@async_test
+async def test_begin_job_tells_its_end_through_when_done():
+    """begin_job (sched's local jobs: no task a job) starts at once; when_done hears the end,
+    also of a job that could not start."""
+    loop = asyncio.get_running_loop()
+    ended: asyncio.Future = loop.create_future()
+    started = []
+    job = jobproc.begin_job(JobSpec("b1", ["sh", "-c", "echo hi; exit 3"]), on_started=started.append)
+    assert started == [job] and job.pid is not None
+    job.when_done(ended.set_result)
+    result = await ended
+    assert (result.outcome, result.status, result.stdout) == (Outcome.EXIT, 3, b"hi\n")
+    missing: asyncio.Future = loop.create_future()
+    jobproc.begin_job(JobSpec("b2", ["no-such-program-pclient"])).when_done(missing.set_result)
+    result = await missing
+    assert (result.outcome, result.status, result.pid) == (Outcome.EXIT, StartFailure.NOT_FOUND, None)
