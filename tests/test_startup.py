@@ -22,11 +22,12 @@ BACKEND = ("pcontrol.client", "pcontrol.auth", "pcontrol.wire", "pclient", "pcli
 
 HEAVY = ("dataclasses", "inspect", "datetime", "zoneinfo", "calendar", "subprocess", "tempfile", "hashlib", "pickle",
          "pprint", "psched.lang.clocktext", "psched.scheduler.home", "argparse", "shutil", "gettext",
-         "psched.shell.options")
+         "psched.shell.options", "logging")
 """What a run that reads no time, runs no program and schedules nothing does without: the
 language's records are written out (psched.lang.record), clock's dates, exec's processes and the
 parser's hashing are loaded when first used; `sched [FILE...] [-c SCRIPT]` is read without
-argparse (psched.shell.options)."""
+argparse (psched.shell.options); logging loads at the first message or with the scheduler's
+first loop (psched.lang.lazylog)."""
 
 
 def _loaded_after(code: str, modules: tuple[str, ...] = BACKEND) -> list[str]:

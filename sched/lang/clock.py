@@ -18,7 +18,6 @@ when it moved.
 
 from __future__ import annotations
 
-import logging
 import os
 import time
 from abc import ABC, abstractmethod
@@ -26,7 +25,9 @@ from collections.abc import Callable
 from datetime import datetime, timedelta, timezone, tzinfo
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-log = logging.getLogger(__name__)
+from .lazylog import lazy_logger
+
+log = lazy_logger(__name__)  # logging loads at the first message (start-up)
 
 __all__ = ["Clock", "SystemClock", "FakeClock", "local_zone", "FAKE_START_WALL"]
 

@@ -8,7 +8,6 @@ load datetime, zoneinfo and calendar (start-up, issue 13): `clock seconds` and t
 from __future__ import annotations
 
 import calendar
-import logging
 import re
 from datetime import date, datetime, timedelta, timezone, tzinfo
 from functools import lru_cache
@@ -19,7 +18,6 @@ from .clock import local_zone
 from .errors import ScriptError
 from .expr import parse_bool
 
-log = logging.getLogger(__name__)
 
 __all__ = ["DEFAULT_FORMAT", "clock_format", "clock_scan", "zone_for", "add_calendar"]
 

@@ -29,7 +29,6 @@ words of a command is one Python call with no loop.
 
 from __future__ import annotations
 
-import logging
 import weakref
 from types import MethodType
 from typing import TYPE_CHECKING, Any, Callable
@@ -37,11 +36,12 @@ from typing import TYPE_CHECKING, Any, Callable
 from .errors import ControlFlow, Interrupted, SchedError, ScriptError
 from .nodes import Block, CmdSub, Command, Script, VarRef, Word
 from .registry import CommandDef, Ensemble
+from .lazylog import lazy_logger
 
 if TYPE_CHECKING:
     from .interp import Interp
 
-log = logging.getLogger(__name__)
+log = lazy_logger(__name__)  # logging loads at the first message (start-up)
 
 __all__ = ["Code", "Special", "MAX_DEPTH", "compiles", "script_code", "command_code", "too_deep"]
 

@@ -26,7 +26,6 @@ in positions, and an error that comes out of another file or such a string gets 
 
 from __future__ import annotations
 
-import logging
 import os
 import re
 import sys
@@ -47,7 +46,6 @@ from .tcllist import backslash_subst, join_list, split_list
 if TYPE_CHECKING:
     from .clock import Clock  # (only named: a run that never reads the time does not load it)
 
-log = logging.getLogger(__name__)
 
 __all__ = ["Interp", "Frame", "EnvArray", "Deferred", "Lazy", "split_var_name", "script_at", "word_origin", "MAX_DEPTH"]
 

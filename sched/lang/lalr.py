@@ -21,17 +21,17 @@ into a pattern, the terminals that may hold a newline, the ignored ones).
 
 from __future__ import annotations
 
-import logging
 import os
 import types
 from typing import TYPE_CHECKING, Any
 
 from . import grammar
+from .lazylog import lazy_logger
 
 if TYPE_CHECKING:
     from pathlib import Path
 
-log = logging.getLogger(__name__)
+log = lazy_logger(__name__)  # logging loads at the first message (start-up)
 
 __all__ = ["parser_module", "stamp", "generate", "write_shipped", "CACHE_DIR_VAR"]
 

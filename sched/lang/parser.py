@@ -20,7 +20,6 @@ so errors inside it still point into the file.
 from __future__ import annotations
 
 import gc
-import logging
 import threading
 from functools import lru_cache
 from typing import Any, Callable
@@ -42,7 +41,6 @@ MAX_NESTING = 256
 parse. Deeper text is refused with a ParseError: whatever walks the tree later (the
 interpreter, read-time checks) then never runs out of Python stack."""
 
-log = logging.getLogger(__name__)
 
 _BACKSLASH_NEWLINE = lazy_compile(r"\\\r?\n[ \t]*")
 _BARE_WORD = lazy_compile(r"[^ \t]+")

@@ -18,7 +18,6 @@ Splitting is cached: the interpreter reads the same list strings again and again
 
 from __future__ import annotations
 
-import logging
 import re
 from collections.abc import Iterable
 from functools import lru_cache
@@ -26,7 +25,6 @@ from functools import lru_cache
 from .lazyre import lazy_compile
 from .errors import ListError
 
-log = logging.getLogger(__name__)
 
 __all__ = [
     "split_list", "split_tuple", "join_list", "quote_element", "backslash_subst", "backslash_at",

@@ -19,6 +19,7 @@ import sys
 from typing import TYPE_CHECKING, Any
 
 from ..lang.errors import ScriptError
+from ..lang.lazylog import load as load_logging
 from .eventloop import get_loop, run_until
 from .extkeys import SCHED_NAME_KEY, SCHEDULER_KEY
 from .home import SchedHome
@@ -48,6 +49,7 @@ def scheduler_of(interp: Any) -> Scheduler:
     """The interpreter's scheduler, made on first use with its real backends."""
     sched = interp.extensions.get(SCHEDULER_KEY)
     if sched is None:
+        load_logging()  # the scheduler and its backends log with plain logging
         local, link = _backends()
         home = SchedHome.locate(interp.extensions.get(SCHED_NAME_KEY))
         sched = interp.extensions[SCHEDULER_KEY] = Scheduler(interp, home=home)

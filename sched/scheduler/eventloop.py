@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     import asyncio
 
 from ..lang.errors import ScriptError
+from ..lang.lazylog import load as load_logging
 
 T = TypeVar("T")
 
@@ -41,6 +42,7 @@ def get_loop() -> asyncio.AbstractEventLoop:
     if _loop is None or _loop.is_closed():
         import asyncio  # with the first loop only (see the module docstring)
 
+        load_logging()  # asyncio and what runs on the loop log with plain logging
         _loop = asyncio.new_event_loop()
         asyncio.set_event_loop(_loop)
     return _loop
@@ -53,6 +55,7 @@ def install_loop(loop: asyncio.AbstractEventLoop) -> None:
         raise RuntimeError("the process's loop is already made")
     import asyncio  # a loop is being made (see the module docstring)
 
+    load_logging()
     _loop = loop
     asyncio.set_event_loop(loop)
 

@@ -25,7 +25,6 @@ terminal.
 
 from __future__ import annotations
 
-import logging
 import os
 import sys
 import threading
@@ -36,6 +35,8 @@ from ..lang.errors import SchedError
 from ..scheduler.eventloop import close_loop, get_loop, run_until, take_leaving
 from ..scheduler.extkeys import SCHED_NAME_KEY, SCHEDULER_KEY
 from ..lang.interp import Interp
+from ..lang.lazylog import lazy_logger, when_loaded
+from ..lang.lazylog import load as load_logging
 from ..lang.openness import OpenTracker
 from .session import ExitStatus, InterruptHandler, QuitRequest, needs_more, run_exit_hooks
 from .stopsignals import StopSignals
@@ -43,7 +44,7 @@ from .stopsignals import StopSignals
 if TYPE_CHECKING:
     import argparse
 
-log = logging.getLogger(__name__)
+log = lazy_logger(__name__)  # logging loads at the first message (start-up)
 
 __all__ = ["main", "run_stream"]
 
@@ -112,12 +113,20 @@ def _run_text(interp: Any, text: str, file: str, line0: int, interrupts: Interru
 # --- the command ---------------------------------------------------------------------------------------
 
 
-class _CurrentStderr(logging.StreamHandler):
-    """Logs to whatever sys.stderr is at the time (above the prompt while the shell runs)."""
+def _log_to_stderr(timestamps: bool) -> None:
+    """sched's log: warnings and worse, to whatever sys.stderr is at the time (above the prompt
+    while the shell runs). Given to psched.lang.lazylog: it runs when logging is first used."""
+    import logging
 
-    def emit(self, record: logging.LogRecord) -> None:
-        self.stream = sys.stderr
-        super().emit(record)
+    class CurrentStderr(logging.StreamHandler):
+        def emit(self, record: logging.LogRecord) -> None:
+            self.stream = sys.stderr
+            super().emit(record)
+
+    handler = CurrentStderr()
+    handler.setFormatter(logging.Formatter(("%(asctime)s " if timestamps else "")
+                                           + "sched: %(levelname)s: %(name)s: %(message)s"))
+    logging.basicConfig(level=logging.WARNING, handlers=[handler])
 
 
 PLAIN_DEFAULTS: dict[str, Any] = {
@@ -215,15 +224,13 @@ def _main(args: argparse.Namespace) -> int:
         listen = ["--listen", args.listen] if args.listen is not None else []
         return launch(args.files, ["--log-max-bytes", args.log_max_bytes, "--log-keep", str(args.log_keep), *listen],
                       _ha_options(args))
-    handler = _CurrentStderr()
-    handler.setFormatter(logging.Formatter(("%(asctime)s " if args.serve else "")
-                                           + "sched: %(levelname)s: %(name)s: %(message)s"))
-    logging.basicConfig(level=logging.WARNING, handlers=[handler])
-
     interp = Interp()
     if args.name is not None:
         interp.extensions[SCHED_NAME_KEY] = args.name
     interactive = args.script is None and not args.serve and args.netjobs is None and _is_terminal(sys.stdin)
+    when_loaded(lambda: _log_to_stderr(timestamps=args.serve))
+    if interactive or args.serve or args.netjobs is not None:
+        load_logging()  # the prompt, the server and NetJobs log with plain logging from the start
     # a server ignores SIGINT while idle: it is how attached prompts interrupt a command, and
     # one that arrives just after the command ended must not stop the server
     interrupts = InterruptHandler(interp, idle_raises=not interactive and not args.serve)
@@ -256,6 +263,8 @@ def _simulate(args: argparse.Namespace) -> int:
 
     from ..scheduler.simfaults import FaultsError  # the simulation's code only when simulating (start-up cost)
     from . import simulate  # the controller's code only when simulating (start-up cost)
+
+    import logging
 
     logging.basicConfig(level=logging.ERROR, format="sched: %(levelname)s: %(name)s: %(message)s")
     duration = args.simulate or f"{simulate.NETJOBS_DURATION:g}s"

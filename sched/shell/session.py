@@ -24,7 +24,6 @@
 from __future__ import annotations
 
 import _thread
-import logging
 import signal
 import threading
 from contextlib import contextmanager
@@ -34,10 +33,11 @@ from typing import Any, Callable, Iterator
 from ..lang.errors import IncompleteError, QuitRequest, ScriptError
 from ..lang.openness import OpenTracker
 from ..lang.openness import needs_more as open_at_end
+from ..lang.lazylog import lazy_logger
 from ..lang.registry import BUILTINS
 from ..scheduler.eventloop import loop_running
 
-log = logging.getLogger(__name__)
+log = lazy_logger(__name__)  # logging loads at the first message (start-up)
 
 __all__ = ["ExitStatus", "QuitRequest", "add_quit_check", "quit_vetoes", "add_exit_hook", "run_exit_hooks",
            "InterruptHandler", "needs_more"]

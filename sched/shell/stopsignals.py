@@ -19,16 +19,16 @@ script so interrupted ends through the same exit hooks.
 
 from __future__ import annotations
 
-import logging
 import signal
 import threading
 from contextlib import contextmanager
 from typing import Any, Iterator
 
 from ..lang.errors import QuitRequest
+from ..lang.lazylog import lazy_logger
 from ..scheduler.eventloop import get_loop, leave_soon, loop_running
 
-log = logging.getLogger(__name__)
+log = lazy_logger(__name__)  # logging loads at the first message (start-up)
 
 __all__ = ["StopSignals", "STOP_SIGNALS"]
 

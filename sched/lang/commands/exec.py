@@ -37,7 +37,6 @@ SIGKILL after a grace period) and raise "interrupted".
 
 from __future__ import annotations
 
-import logging
 import os
 import signal
 from enum import Enum
@@ -48,7 +47,6 @@ from ..registry import BUILTINS
 from ..args import MAX_STRING
 from ..record import Record
 
-log = logging.getLogger(__name__)
 
 __all__ = ["Pipeline", "Redirect", "parse_pipeline", "run_pipeline", "WAIT_SLICE", "KILL_GRACE"]
 

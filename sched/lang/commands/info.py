@@ -16,7 +16,6 @@ the process environment.
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 from ..errors import ScriptError
@@ -28,7 +27,6 @@ from ..args import get_int, set_arity
 from ..patterns import glob_match
 from ..tclregex import regex_search, tcl_regex
 
-log = logging.getLogger(__name__)
 
 __all__ = ["macro_body_text"]
 

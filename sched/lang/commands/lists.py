@@ -14,7 +14,6 @@ values it made itself, so a loop of appends stays linear.
 from __future__ import annotations
 
 import functools
-import logging
 import re
 from typing import Any, Callable
 
@@ -26,7 +25,6 @@ from ..args import MAX_STRING, get_float, get_int, index_of, parse_options
 from ..patterns import glob_regex
 from ..tclregex import regex_search, tcl_regex
 
-log = logging.getLogger(__name__)
 
 __all__ = ["dictionary_compare", "lindex_path"]
 

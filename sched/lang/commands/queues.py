@@ -28,7 +28,6 @@ the next `-uniq` push.
 
 from __future__ import annotations
 
-import logging
 from collections import Counter, deque
 from typing import Any, Iterable
 
@@ -38,7 +37,6 @@ from ..tcllist import join_list
 from ..args import set_arity
 from ..patterns import glob_match
 
-log = logging.getLogger(__name__)
 
 __all__ = ["WorkQueue", "line_key", "parse_columns", "get_queue"]
 

@@ -7,7 +7,6 @@ matched so that Ctrl-C stops even a long match.
 
 from __future__ import annotations
 
-import logging
 import re
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any, Callable
@@ -24,7 +23,6 @@ from ..tclregex import regex_finditer, regex_search, tcl_regex
 if TYPE_CHECKING:
     from regex import Match, Pattern
 
-log = logging.getLogger(__name__)
 
 __all__ = ["tcl_format"]
 

@@ -31,7 +31,6 @@ public face (every public name is importable from here):
 
 from __future__ import annotations
 
-import logging
 import operator
 from collections.abc import Callable
 from functools import lru_cache
@@ -69,7 +68,6 @@ from .values import (
     parse_number,
 )
 
-log = logging.getLogger(__name__)
 
 __all__ = [
     "Expr", "ExprContext", "compile_expr", "format_value", "parse_number", "parse_bool",
