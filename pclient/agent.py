@@ -266,6 +266,13 @@ class Agent:
         self._fence: Union[int, None] = None
         """Our controller's fencing token (pclient.fencing); None: not in a pool."""
         self._floor: Union[FenceFloor, None] = None
+        self._chunks = 0
+        """Chunks of input read so far."""
+        self._floor_read: tuple[int, int] = (-1, 0)
+        """(_chunks when the floor was last read, the floor then): it is read once per chunk
+        of input, not once per line of it."""
+        self._mark: Union[tuple[tuple[str, str, int], str], None] = None
+        """The last _agent_mark, and what it was made of."""
         self._serving_successor = False
         self._stop = asyncio.Event()
         self._wake = asyncio.Event()
@@ -375,6 +382,7 @@ class Agent:
                     self._end_channel(ChannelEnd.LOST)
                     break
                 self._last_heard = self._monotonic()
+                self._chunks += 1
                 if not chunk:
                     log.info("end of input")
                     last = splitter.flush()
@@ -452,7 +460,10 @@ class Agent:
 
     def _agent_mark(self) -> str:
         assert self._token is not None and self._name is not None
-        return f"{survivor_key(self._token, self._name)}:{os.getpid()}"
+        key = (self._token, self._name, os.getpid())
+        if self._mark is None or self._mark[0] != key:  # one sha256 an agent, not one a job
+            self._mark = (key, f"{survivor_key(self._token, self._name)}:{key[2]}")
+        return self._mark[1]
 
     async def _report(self, job: RunningJob) -> None:
         result = await job.wait()
@@ -581,7 +592,9 @@ class Agent:
         """Why our controller may no longer act here (a higher token has taken over), or None."""
         if self._floor is None or self._serving_successor:
             return None
-        return refusal(self._fence, self._floor.current())
+        if self._floor_read[0] != self._chunks:
+            self._floor_read = (self._chunks, self._floor.current())
+        return refusal(self._fence, self._floor_read[1])
 
     def _claim_presence(self, token: str, name: str) -> None:
         """Mark this agent alive for its key, so that a successor waits for us (we may

@@ -253,7 +253,7 @@ class StdioChannel:
     def abort(self) -> None:
         """Give the peer up: drop unwritten output and close both descriptors, so the other
         end (ssh, a relay) sees our end. The descriptor numbers stay taken (by /dev/null)."""
-        self._corked.clear()
+        self._uncork()  # what was written goes as far as it went before an abort
         if self._writer is not None and not self._writer.is_closing():
             self._writer.abort()
         if self._read_transport is not None:
