@@ -366,8 +366,15 @@ class Controller(AgentReports, OperatorRequests, PoolAdoption):
             if self._host_configs.get(host.name) != config:
                 self._host_configs[host.name] = config
                 self.journal.host_changed(host)
-        if self._subscribers:
+        if self._subscribers and self._host_wanted(host):
             self._emit(EventKind.HOST, host.to_record())
+
+    def _host_wanted(self, host: Host) -> bool:
+        """Whether a subscriber takes this change of the host (as _send_event will judge it):
+        a scheduler does not take a host filling and freeing slots (IDLE and BUSY, twice a
+        job), whose record is then not made at all."""
+        interest = interest_of(EventKind.HOST, {"state": host.state.value})
+        return any(s.interests is None or interest in s.interests for s in self._subscribers)
 
     def _skew_changed(self, host: Host) -> None:
         """Keep the SKEWED set in step; a host back in line takes the -noskew jobs waiting."""
