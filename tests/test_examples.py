@@ -1,12 +1,16 @@
 """Every example script in scripts/examples runs headless to its end, and says what it should."""
 
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
 import pytest
+
+from pcontrol import daemon
+from pcontrol.paths import Paths
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "scripts" / "examples"
@@ -37,11 +41,15 @@ def test_every_example_is_listed_here():
 def test_example_runs_headless(name):
     home = tempfile.mkdtemp(prefix="ex.", dir="/tmp")
     env = dict(os.environ, SCHED_HOME=home)
-    done = subprocess.run(COMMAND + [str(EXAMPLES / name)], stdin=subprocess.DEVNULL, capture_output=True,
-                          text=True, env=env, cwd=ROOT, timeout=110)
-    assert done.returncode == 0, done.stderr
-    lines = done.stdout.splitlines()
-    for expected in EXPECTED[name]:
-        assert any(expected in line for line in lines), f"{name}: no line with {expected!r} in:\n{done.stdout}"
-    # a sched that started pcontrol itself stops it when it leaves with nothing out
-    assert not (Path(home) / "pcontrol.pid").exists()
+    try:
+        done = subprocess.run(COMMAND + [str(EXAMPLES / name)], stdin=subprocess.DEVNULL, capture_output=True,
+                              text=True, env=env, cwd=ROOT, timeout=110)
+        assert done.returncode == 0, done.stderr
+        lines = done.stdout.splitlines()
+        for expected in EXPECTED[name]:
+            assert any(expected in line for line in lines), f"{name}: no line with {expected!r} in:\n{done.stdout}"
+        # a sched that started pcontrol itself stops it when it leaves with nothing out
+        assert not (Path(home) / "pcontrol.pid").exists()
+    finally:
+        daemon.stop(Paths.for_home(home), kill=True, force=True)  # only when the test failed
+        shutil.rmtree(home, ignore_errors=True)

@@ -5,6 +5,7 @@ task's stdout/stderr files get the job's exact bytes, however many (spooled by t
 fetched through pcontrol)."""
 
 import asyncio
+import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -51,6 +52,7 @@ def home():
     from pcontrol.paths import Paths
 
     daemon.stop(Paths.for_home(path), kill=True, force=True)
+    shutil.rmtree(path, ignore_errors=True)
     patch.undo()
 
 

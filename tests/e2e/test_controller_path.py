@@ -3,6 +3,7 @@
 import asyncio
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -30,6 +31,7 @@ def home(monkeypatch):
     from pcontrol.paths import Paths
 
     daemon.stop(Paths.for_home(path), kill=True, force=True)
+    shutil.rmtree(path, ignore_errors=True)
 
 
 class Shell(BaseShell):

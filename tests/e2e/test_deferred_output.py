@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -35,6 +36,7 @@ def home():
     yield path
     subprocess.run([*PCONTROL, "stop", "-kill", "-force"], env=dict(os.environ, SCHED_HOME=str(path)),
                    capture_output=True, timeout=60)
+    shutil.rmtree(path, ignore_errors=True)
 
 
 def _run(home: Path, *argv: str) -> subprocess.CompletedProcess:

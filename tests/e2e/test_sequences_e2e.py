@@ -4,6 +4,7 @@ next starting when the previous has ended, params in the command and the environ
 sequence is a task (status, exit macros, joblog); an unknown host is refused naming file and entry."""
 
 import json
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -22,6 +23,7 @@ def home(monkeypatch):
     from pcontrol.paths import Paths
 
     daemon.stop(Paths.for_home(path), kill=True, force=True)
+    shutil.rmtree(path, ignore_errors=True)
 
 
 @pytest.mark.timeout(180)

@@ -4,6 +4,7 @@ through `pcontrol stop/start` and `sched FILE`, the real programs."""
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -33,6 +34,7 @@ def home():
     yield path
     subprocess.run([*PCONTROL, "stop", "-kill", "-force"], env=dict(os.environ, SCHED_HOME=str(path)),
                    capture_output=True, timeout=60)
+    shutil.rmtree(path, ignore_errors=True)
 
 
 def _run(home: Path, *argv: str, stdin: str | None = None) -> subprocess.CompletedProcess:

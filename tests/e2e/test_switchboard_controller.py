@@ -2,6 +2,7 @@
 with its end (pclient -> pcontrol -> sched), and the next controller job of the addressee gets
 them in $PSCHED_INBOX on its host; a local job's messages reach a controller job too."""
 
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -19,6 +20,7 @@ def home(monkeypatch):
     from pcontrol.paths import Paths
 
     daemon.stop(Paths.for_home(path), kill=True, force=True)
+    shutil.rmtree(path, ignore_errors=True)
 
 
 @pytest.mark.timeout(120)
