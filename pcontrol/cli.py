@@ -22,6 +22,11 @@ $SCHED_HOME, or of `--secret-file FILE` ($PCONTROL_SECRET_FILE); `stop` becomes 
 
 Exit status 0 when the command succeeded, 1 when it was refused or pcontrol is not running
 (2 for a usage error of the command line itself). Only this module and repl.py print.
+
+A client command loads only the client face (pcontrol.client): the daemon's modules (the
+controller, its server, the command table, alerts, the agent bundle) are loaded by the verbs
+that use them (start, serve, help, agent-bundle), so that `pcontrol COMMAND` costs what talking
+to pcontrol needs -- scripts and probes' checks call it often.
 """
 
 from __future__ import annotations
@@ -33,20 +38,17 @@ import os
 import shlex
 import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
-from pclient.logfile import DEFAULT_KEEP, DEFAULT_MAX_BYTES, RotatingLog, size_argument
-
-from .bootstrap import write_zipapp
 from .client import ControllerAddress, run_command
-from .controller import ControllerConfig
-from .daemon import mark_stopped, serve, start, stop
 from .errors import ClientError, CommandError, ControllerNotRunning
+from .launch import mark_stopped, start, stop
 from .paths import Paths
-from .server import parse_listen
 from .spareagent import OPTION as SPARE_OPTION
 from .spareagent import SpareAgent
-from .alerts import AlertError, MailSettings
-from .verbs import TABLE
+
+if TYPE_CHECKING:
+    from .controller import ControllerConfig
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
@@ -67,6 +69,9 @@ LEADING_OPTIONS = ("--home", "--connect", "--secret-file")
 
 
 def _serve_parser(prog: str) -> argparse.ArgumentParser:
+    from pclient.logfile import DEFAULT_KEEP, DEFAULT_MAX_BYTES, size_argument
+    from .controller import ControllerConfig
+
     parser = argparse.ArgumentParser(prog=prog, description="pcontrol daemon options")
     defaults = ControllerConfig()
     parser.add_argument("--heartbeat", type=float, default=defaults.heartbeat, metavar="S",
@@ -141,6 +146,8 @@ def _slots(text: str) -> int:
 
 
 def _config(options: argparse.Namespace) -> ControllerConfig:
+    from .controller import ControllerConfig
+
     for name in ("heartbeat", "connect_timeout", "slurm_poll"):
         if getattr(options, name) <= 0:
             raise SystemExit(f"pcontrol: --{name.replace('_', '-')} must be > 0")
@@ -167,6 +174,8 @@ def _alerts_file(path: str | None) -> str | None:
     """The mail settings file, checked now so that a bad one stops `serve` with its reason."""
     if path is None:
         return None
+    from .alerts import AlertError, MailSettings
+
     try:
         MailSettings.load(path)
     except AlertError as exc:
@@ -234,6 +243,8 @@ def _agent_bundle(rest: list[str]) -> int:
     if len(rest) != 1 or rest[0].startswith("-"):
         print("pcontrol: usage: pcontrol agent-bundle FILE", file=sys.stderr)
         return 2
+    from .bootstrap import write_zipapp
+
     try:
         bundle = write_zipapp(rest[0])
     except OSError as exc:
@@ -262,6 +273,8 @@ def _leading_options(args: list[str]) -> dict[str, str]:
 
 
 def _listen_address(text: str) -> tuple[str, int]:
+    from .server import parse_listen
+
     try:
         return parse_listen(text)
     except ValueError as exc:
@@ -280,6 +293,9 @@ def _daemon_verb(paths: Paths, verb: str, rest: list[str], spare: SpareAgent | N
         options = _serve_parser(f"pcontrol {verb}").parse_args(rest)
         config = _config(options)
         if verb == "serve":
+            from pclient.logfile import RotatingLog
+            from .daemon import serve
+
             log_file = None
             if options.log_file is not None:
                 log_file = RotatingLog(options.log_file, options.log_max_bytes, options.log_keep,
@@ -321,6 +337,8 @@ def _remote_stop(paths: Paths, address: ControllerAddress, rest: list[str]) -> i
 
 def _run_one(paths: Paths, argv: list[str], address: ControllerAddress | None = None) -> int:
     if argv[0] == "help":      # answered from the table: works without a daemon
+        from .verbs import TABLE
+
         try:
             print(asyncio.run(TABLE.run(None, argv)).text)
             return 0

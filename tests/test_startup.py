@@ -119,3 +119,15 @@ def test_the_spare_agent_starts_before_the_daemon_loads() -> None:
     assert _loaded_after("import pcontrol.spareagent", ("asyncio", "pexpect", "pclient", "pclient.protocol",
                                                         "pcontrol.daemon", "pcontrol.cli", "dataclasses",
                                                         "subprocess", "logging", "sqlite3")) == []
+
+
+def test_a_pcontrol_client_command_loads_only_the_client_face() -> None:
+    """`pcontrol COMMAND` (scripts and tests call it often) loads no controller, server or command
+    table; `pcontrol help` loads the table it answers from."""
+    daemon_side = ("pcontrol.controller", "pcontrol.daemon", "pcontrol.verbs", "pcontrol.server", "pcontrol.alerts",
+                   "pcontrol.bootstrap")
+    status = "from pcontrol.cli import main; main(['--home', '/nonexistent/home', 'status'])"
+    assert _loaded_after(status, daemon_side) == []
+    helped = ("import contextlib, io\nfrom pcontrol.cli import main\n"
+              "with contextlib.redirect_stdout(io.StringIO()):\n    main(['help'])")
+    assert "pcontrol.verbs" in _loaded_after(helped, daemon_side)
