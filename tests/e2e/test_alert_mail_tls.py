@@ -13,57 +13,18 @@ import shutil
 import socket
 import ssl
 import subprocess
-import sys
-import tempfile
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from aiosmtpd.controller import Controller as SmtpController
-from aiosmtpd.smtp import AuthResult, LoginPassword
 
+from pullworld import Mailbox, Smtp, run_pcontrol, short_home
 from waiting import wait_until_sync
 
-PCONTROL = [sys.executable, "-m", "pcontrol"]
 USER, PASSWORD = "pcontrol", "s3cret-pw"
 WAIT = 30.0
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-@dataclass
-class Mailbox:
-    """Mails received: (subject line, recipients, whether over TLS, who logged in, text)."""
-
-    mails: list[tuple[str, list[str], bool, str, str]] = field(default_factory=list)
-    logins: list[tuple[str, bool]] = field(default_factory=list)
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-    async def handle_DATA(self, server, session, envelope):  # aiosmtpd's handler hook
-        text = envelope.content.decode("utf-8", "replace")
-        subject = re.search(r"^Subject: (.*?)\r?$", text, re.M).group(1)
-        login = session.auth_data.login.decode() if isinstance(session.auth_data, LoginPassword) else ""
-        with self.lock:
-            self.mails.append((subject, list(envelope.rcpt_tos), session.ssl is not None, login, text))
-        return "250 OK"
-
-    def authenticate(self, server, session, envelope, mechanism, auth_data):
-        ok = isinstance(auth_data, LoginPassword) and (auth_data.login, auth_data.password) == (
-            USER.encode(), PASSWORD.encode())
-        with self.lock:
-            self.logins.append((mechanism, ok))
-        return AuthResult(success=ok, handled=False, auth_data=auth_data)  # not handled: aiosmtpd answers 535
-
-    def about(self, word: str) -> list[tuple[str, list[str], bool, str, str]]:
-        with self.lock:
-            return [m for m in self.mails if word in m[0]]
 
 
 def make_certificate(directory: Path) -> tuple[Path, Path]:
@@ -81,15 +42,15 @@ def make_certificate(directory: Path) -> tuple[Path, Path]:
 class World:
     root: Path
     cert: Path
-    smtp_port: int
-    mailbox: Mailbox
+    smtp: Smtp
     homes: list[Path] = field(default_factory=list)
 
+    @property
+    def mailbox(self) -> Mailbox:
+        return self.smtp.mailbox
+
     def pcontrol(self, home: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-        done = subprocess.run([*PCONTROL, "--home", str(home), *args], capture_output=True, text=True, timeout=60)
-        if check:
-            assert done.returncode == 0, (args, done.stdout, done.stderr)
-        return done
+        return run_pcontrol(home, *args, check=check)
 
     def start(self, name: str, password: str, **settings) -> Path:
         """A pcontrol whose alert mail goes to the test's server with STARTTLS and this password."""
@@ -98,7 +59,7 @@ class World:
         secret = home / "smtp-password"
         secret.write_text(password + "\n")
         alerts = home / "mail.json"
-        alerts.write_text(json.dumps({"host": "127.0.0.1", "port": self.smtp_port, "from": "pcontrol@test.example",
+        alerts.write_text(json.dumps({"host": "127.0.0.1", "port": self.smtp.port, "from": "pcontrol@test.example",
                                       "to": ["noc@test.example"], "starttls": True, "user": USER,
                                       "password_file": str(secret), "cafile": str(self.cert),
                                       "retry_min": 0.2, "retry_max": 1.0, **settings}))
@@ -112,23 +73,20 @@ class World:
 
 @pytest.fixture(scope="module")
 def world() -> Iterator[World]:
-    root = Path(tempfile.mkdtemp(prefix="mailtls.", dir="/tmp"))
-    root.chmod(0o700)
+    root = short_home("mailtls.")
     cert, key = make_certificate(root)
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.load_cert_chain(str(cert), str(key))
-    mailbox = Mailbox()
-    port = free_port()
-    server = SmtpController(mailbox, hostname="127.0.0.1", port=port, tls_context=context, require_starttls=True,
-                            auth_required=True, auth_require_tls=True, authenticator=mailbox.authenticate)
-    server.start()
-    w = World(root, cert, port, mailbox)
+    smtp = Smtp(Mailbox(USER, PASSWORD), tls_context=context, require_starttls=True, auth_required=True,
+                auth_require_tls=True)
+    smtp.start()
+    w = World(root, cert, smtp)
     try:
         yield w
     finally:
         for home in w.homes:
             w.pcontrol(home, "stop", "-kill", "-force", check=False)
-        server.stop()
+        smtp.stop()
         shutil.rmtree(root, ignore_errors=True)
 
 
@@ -136,7 +94,8 @@ def test_an_alert_arrives_over_starttls_with_a_login(world: World) -> None:
     home = world.start("good", PASSWORD)
     world.pcontrol(home, "alert", "tls drill", "sent over STARTTLS after a login")
     mails = wait_until_sync(lambda: world.mailbox.about("tls drill"), "the mail", WAIT)
-    subject, recipients, over_tls, login, text = mails[0]
+    subject, recipients, over_tls, login, text = mails[0].subject, mails[0].recipients, mails[0].over_tls, \
+        mails[0].login, mails[0].text
     assert subject == "tls drill" and recipients == ["noc@test.example"]
     assert over_tls and login == USER
     assert "sent over STARTTLS after a login" in text and "From: pcontrol@test.example" in text

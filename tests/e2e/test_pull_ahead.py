@@ -10,27 +10,17 @@ restart of pcontrol and that a job withdrawn before its run time never runs."""
 from __future__ import annotations
 
 import json
-import os
 import re
-import shutil
-import signal
-import socket
-import subprocess
-import sys
-import tempfile
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from datetime import datetime
-from pathlib import Path
 
 import pytest
 
 from pclient.pullwire import RUN_NEAR
+from pullworld import PullWorld, kill, pull_world
 from waiting import wait_until_sync
 
-PCONTROL = [sys.executable, "-m", "pcontrol"]
-PCLIENT = [sys.executable, "-m", "pclient"]
 WAIT = 40.0
 INTERVAL = 4.0
 ON_TIME = 1.0
@@ -39,81 +29,21 @@ ON_TIME = 1.0
 check-in would be up to INTERVAL (4 s) late."""
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-@dataclass
-class World:
-    home: Path
-    pull_port: int
-    serve_args: list[str]
-    probes: list[subprocess.Popen] = field(default_factory=list)
-
-    def pcontrol(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-        done = subprocess.run([*PCONTROL, "--home", str(self.home), *args], capture_output=True, text=True,
-                              timeout=60)
-        if check:
-            assert done.returncode == 0, (args, done.stdout, done.stderr)
-        return done
-
-    def probe(self, name: str) -> subprocess.Popen:
-        self.pcontrol("host", "add", name, "-pull")
-        key = self.home / f"{name}.key"
-        key.write_text(self.pcontrol("host", "key", name).stdout.strip() + "\n")
-        process = subprocess.Popen(
-            [*PCLIENT, "--pull", f"127.0.0.1:{self.pull_port}", "--id", name, "--key-file", str(key),
-             "--state-dir", str(self.home / "probes"), "--retry-min", "0.1", "--retry-max", "0.5", "-v",
-             "--log", str(self.home / f"{name}.log")],
-            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
-        self.probes.append(process)
-        wait_until_sync(lambda: self.host(name)["agent"].get("pull_last"), f"{name} checked in", WAIT)
-        return process
-
-    def host(self, name: str) -> dict:
-        return json.loads(self.pcontrol("check", "host", name, "-json").stdout)
-
-    def job(self, job_id: str) -> dict:
-        return json.loads(self.pcontrol("check", "job", job_id, "-json").stdout)
-
-    def planned(self, name: str, at: float, *argv: str) -> str:
-        return self.pcontrol("job", "-host", name, "-required", "-not-before", repr(at), "--", *argv).stdout.strip()
-
-    def done(self, job_id: str) -> dict:
-        return wait_until_sync(lambda: (lambda j: j if j["state"] == "DONE" else None)(self.job(job_id)),
-                               f"job {job_id} ended", WAIT)
-
-    def state(self, name: str) -> dict:
-        path = self.home / "probes" / f"{name}.json"
-        return json.loads(path.read_text()) if path.exists() else {}
-
-    def log(self, name: str) -> str:
-        return (self.home / f"{name}.log").read_text()
-
-
-def kill(process: subprocess.Popen) -> None:
-    if process.poll() is None:
-        os.killpg(process.pid, signal.SIGKILL)
-    process.wait(WAIT)
-
-
 @pytest.fixture(scope="module")
-def world() -> Iterator[World]:
-    home = Path(tempfile.mkdtemp(prefix="ahead.", dir="/tmp"))
-    home.chmod(0o700)
-    port = free_port()
-    w = World(home, port, ["--pull-listen", f"127.0.0.1:{port}", "--pull-interval", str(INTERVAL),
-                           "--pull-grace", "2"])
-    w.pcontrol("start", *w.serve_args)
-    try:
+def world() -> Iterator[PullWorld]:
+    with pull_world("ahead.", "--pull-interval", str(INTERVAL), "--pull-grace", "2", wait=WAIT) as w:
         yield w
-    finally:
-        for process in w.probes:
-            kill(process)
-        w.pcontrol("stop", "-kill", "-force", check=False)
-        shutil.rmtree(home, ignore_errors=True)
+
+
+def probe_in(world: PullWorld, name: str) -> None:
+    """A probe of a new pull host, once it has checked in."""
+    world.probe(name, world.add_probe(name))
+    wait_until_sync(lambda: world.host(name)["agent"].get("pull_last"), f"{name} checked in", WAIT)
+
+
+def planned(world: PullWorld, name: str, at: float, *argv: str) -> str:
+    """A job for `name` with its planned start at `at` (what sched sends for a run made ahead)."""
+    return world.pcontrol("job", "-host", name, "-required", "-not-before", repr(at), "--", *argv).stdout.strip()
 
 
 STAMP = ["sh", "-c", "date +%s.%N"]
@@ -129,10 +59,13 @@ def told(log: str, job_id: str) -> list[float]:
     return times
 
 
-def test_a_probe_is_told_its_run_time_ahead_and_starts_the_job_then(world: World) -> None:
-    world.probe("a-run")
-    at = time.time() + 5 * INTERVAL  # held by pcontrol until INTERVAL + RUN_NEAR before: ample margin under load
-    job = world.planned("a-run", at, *STAMP)
+def test_a_probe_is_told_its_run_time_ahead_and_starts_the_job_then(world: PullWorld) -> None:
+    probe_in(world, "a-run")
+    # held by pcontrol until lead = INTERVAL + RUN_NEAR (6 s) before: 10 s to see it waiting there, under load;
+    # then given at the probe's first check-in within lead, at least RUN_NEAR before (a later `at` would give
+    # no more margin to the checks that follow)
+    at = time.time() + 4 * INTERVAL
+    job = planned(world, "a-run", at, *STAMP)
     record = world.job(job)
     assert record["state"] == "PENDING" and record["not_before"] == at
     assert record["waiting"].startswith("planned start at ") and "(-not-before)" in record["waiting"]
@@ -151,11 +84,11 @@ def test_a_probe_is_told_its_run_time_ahead_and_starts_the_job_then(world: World
     kill(world.probes.pop())
 
 
-def test_a_job_withdrawn_before_its_run_time_is_dropped_by_the_probe_and_never_runs(world: World) -> None:
-    world.probe("a-drop")
+def test_a_job_withdrawn_before_its_run_time_is_dropped_by_the_probe_and_never_runs(world: PullWorld) -> None:
+    probe_in(world, "a-drop")
     marker = world.home / "a-drop.ran"
     at = time.time() + 2 * INTERVAL
-    job = world.planned("a-drop", at, "touch", str(marker))
+    job = planned(world, "a-drop", at, "touch", str(marker))
     wait_until_sync(lambda: (world.state("a-drop").get("job") or {}).get("job") == job, "the probe holds the job",
                     WAIT)
     world.pcontrol("kill", job)
@@ -170,10 +103,10 @@ def test_a_job_withdrawn_before_its_run_time_is_dropped_by_the_probe_and_never_r
     kill(world.probes.pop())
 
 
-def test_the_planned_start_survives_a_restart_of_pcontrol(world: World) -> None:
-    world.probe("a-restart")
+def test_the_planned_start_survives_a_restart_of_pcontrol(world: PullWorld) -> None:
+    probe_in(world, "a-restart")
     at = time.time() + 4 * INTERVAL
-    job = world.planned("a-restart", at, *STAMP)
+    job = planned(world, "a-restart", at, *STAMP)
     world.pcontrol("stop", "-force")
     world.pcontrol("start", *world.serve_args)
     record = world.job(job)
@@ -201,12 +134,9 @@ wait periodic
 """
 
 
-def test_sched_makes_a_pull_probes_next_periodic_job_ahead_and_it_starts_at_its_planned_start(world: World) -> None:
-    world.probe("a-sched")
-    script = world.home / "periodic.sched"
-    script.write_text(SCHED_PERIODIC)
-    done = subprocess.run([str(Path(sys.executable).parent / "sched"), str(script)], capture_output=True, text=True,
-                          timeout=120, env=dict(os.environ, SCHED_HOME=str(world.home)))
+def test_sched_makes_a_pull_probes_next_periodic_job_ahead_and_it_starts_at_its_planned_start(world: PullWorld) -> None:
+    probe_in(world, "a-sched")
+    done = world.sched(SCHED_PERIODIC, "periodic.sched", timeout=120)
     assert done.returncode == 0, done.stderr
     jobs = [j for j in json.loads(world.pcontrol("jobs", "-json").stdout) if j.get("task") == "periodic"]
     planned = [j for j in jobs if j.get("not_before") is not None]

@@ -1,171 +1,45 @@
 """Pull probes, alerts and clocks through the real programs (issue 16): one `pcontrol serve
 --pull-listen 127.0.0.1:PORT --alerts FILE` per module, `pclient --pull` probes as processes, and a
-real SMTP server (aiosmtpd) started here on a free port, which receives pcontrol's mail.
+real SMTP server (aiosmtpd) started here on a free port, which receives pcontrol's mail (the world:
+tests/tools/pullworld.py).
 
 Each test uses probes of its own names and deletes them at its end, so that one probe's misses
 never make another test's mail."""
 
 from __future__ import annotations
 
-import json
 import os
 import re
-import shutil
-import signal
-import socket
 import subprocess
-import sys
-import tempfile
-import threading
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from pathlib import Path
 
 import pytest
-from aiosmtpd.controller import Controller as SmtpController
 
 from pclient.probe import Probe
 from pclient.pullwire import PullError
+from pullworld import SCHED, Mailbox, PullWorld, Smtp, kill, pull_world
 from waiting import wait_until_sync
 
-PCONTROL = [sys.executable, "-m", "pcontrol"]
-PCLIENT = [sys.executable, "-m", "pclient"]
 WAIT = 30.0
 INTERVAL = 0.3
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-@dataclass
-class Mailbox:
-    """What the SMTP server received: (envelope from, recipients, message text)."""
-
-    mails: list[tuple[str, list[str], str]] = field(default_factory=list)
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-    async def handle_DATA(self, server, session, envelope):  # aiosmtpd's handler hook
-        with self.lock:
-            self.mails.append((envelope.mail_from, list(envelope.rcpt_tos),
-                               envelope.content.decode("utf-8", "replace")))
-        return "250 OK"
-
-    def about(self, word: str) -> list[tuple[str, list[str], str]]:
-        with self.lock:
-            return [m for m in self.mails if re.search(rf"^Subject:.*\b{re.escape(word)}\b", m[2], re.M)]
-
-
-class Smtp:
-    """A real SMTP server on 127.0.0.1:port that a test may stop and start again."""
-
-    def __init__(self, mailbox: Mailbox) -> None:
-        self.mailbox = mailbox
-        self.port = free_port()
-        self.server: SmtpController | None = None
-
-    def start(self) -> None:
-        self.server = SmtpController(self.mailbox, hostname="127.0.0.1", port=self.port)
-        self.server.start()
-
-    def stop(self) -> None:
-        if self.server is not None:
-            self.server.stop()
-            self.server = None
-
-
-@dataclass
-class World:
-    home: Path
-    pull_port: int
-    smtp: Smtp
-    serve_args: list[str]
-    probes: list[subprocess.Popen] = field(default_factory=list)
-
-    def pcontrol(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-        done = subprocess.run([*PCONTROL, "--home", str(self.home), *args], capture_output=True, text=True,
-                              timeout=60)
-        if check:
-            assert done.returncode == 0, (args, done.stdout, done.stderr)
-        return done
-
-    def start(self) -> None:
-        self.pcontrol("start", *self.serve_args)
-
-    def stop(self, *flags: str) -> None:
-        self.pcontrol("stop", *flags)
-
-    def add_probe(self, name: str) -> Path:
-        self.pcontrol("host", "add", name, "-pull")
-        key = self.home / f"{name}.key"
-        key.write_text(self.pcontrol("host", "key", name).stdout.strip() + "\n")
-        return key
-
-    def probe(self, name: str, key: Path, *extra: str) -> subprocess.Popen:
-        process = subprocess.Popen(
-            [*PCLIENT, "--pull", f"127.0.0.1:{self.pull_port}", "--id", name, "--key-file", str(key),
-             "--state-dir", str(self.home / "probes"), "--retry-min", "0.1", "--retry-max", "0.5", "-v",
-             "--log", str(self.home / f"{name}.log"), *extra],
-            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
-        self.probes.append(process)
-        return process
-
-    def host(self, name: str) -> dict:
-        return json.loads(self.pcontrol("check", "host", name, "-json").stdout)
-
-    def job(self, job_id: str) -> dict:
-        return json.loads(self.pcontrol("check", "job", job_id, "-json").stdout)
-
-    def submit(self, name: str, *argv: str) -> str:
-        return self.pcontrol("job", "-host", name, "-required", "--", *argv).stdout.strip()
-
-    def done(self, job_id: str) -> dict:
-        return wait_until_sync(lambda: (lambda j: j if j["state"] == "DONE" else None)(self.job(job_id)),
-                               f"job {job_id} ended", WAIT)
-
-    def forget(self, *names: str) -> None:
-        for name in names:
-            self.pcontrol("host", "delete", name, "-force", check=False)
-
-    def state(self, name: str) -> dict:
-        path = self.home / "probes" / f"{name}.json"
-        return json.loads(path.read_text()) if path.exists() else {}
-
-
-def kill(process: subprocess.Popen) -> None:
-    if process.poll() is None:
-        os.killpg(process.pid, signal.SIGKILL)
-    process.wait(WAIT)
-
 
 @pytest.fixture(scope="module")
-def world() -> Iterator[World]:
-    home = Path(tempfile.mkdtemp(prefix="pull.", dir="/tmp"))
-    home.chmod(0o700)
+def world() -> Iterator[PullWorld]:
     smtp = Smtp(Mailbox())
     smtp.start()
-    alerts = home / "mail.json"
-    alerts.write_text(json.dumps({"host": "127.0.0.1", "port": smtp.port, "from": "pcontrol@test.example",
-                                  "to": ["noc@test.example", "oncall@test.example"],
-                                  "retry_min": 0.1, "retry_max": 0.5}))
-    port = free_port()
-    w = World(home, port, smtp, ["--pull-listen", f"127.0.0.1:{port}", "--alerts", str(alerts),
-                                 "--pull-interval", str(INTERVAL), "--pull-grace", str(INTERVAL),
-                                 "--misses", "3", "--skew-threshold", "1"])
-    w.start()
     try:
-        yield w
+        with pull_world("pull.", "--pull-interval", str(INTERVAL), "--pull-grace", str(INTERVAL), "--misses", "3",
+                        "--skew-threshold", "1", wait=WAIT, smtp=smtp,
+                        mail={"from": "pcontrol@test.example", "to": ["noc@test.example", "oncall@test.example"],
+                              "retry_min": 0.1, "retry_max": 0.5}) as w:
+            yield w
     finally:
-        for process in w.probes:
-            kill(process)
-        w.pcontrol("stop", "-kill", "-force", check=False)
         smtp.stop()
-        shutil.rmtree(home, ignore_errors=True)
 
 
-def test_a_probe_checks_in_runs_its_job_and_reports_it(world: World) -> None:
+def test_a_probe_checks_in_runs_its_job_and_reports_it(world: PullWorld) -> None:
     key = world.add_probe("p-run")
     probe = world.probe("p-run", key)
     wait_until_sync(lambda: world.host("p-run")["agent"].get("pull_last"), "the probe checked in")
@@ -179,7 +53,7 @@ def test_a_probe_checks_in_runs_its_job_and_reports_it(world: World) -> None:
     world.forget("p-run")
 
 
-def test_a_wrong_key_and_another_probes_name_are_refused(world: World) -> None:
+def test_a_wrong_key_and_another_probes_name_are_refused(world: PullWorld) -> None:
     key_a = world.add_probe("p-a")
     world.add_probe("p-b")
     wrong = world.home / "wrong.key"
@@ -203,7 +77,7 @@ def test_a_wrong_key_and_another_probes_name_are_refused(world: World) -> None:
     world.forget("p-a", "p-b")
 
 
-def test_a_probe_killed_mid_run_reports_the_job_as_a_crash_when_it_starts_again(world: World) -> None:
+def test_a_probe_killed_mid_run_reports_the_job_as_a_crash_when_it_starts_again(world: PullWorld) -> None:
     key = world.add_probe("p-kill")
     probe = world.probe("p-kill", key)
     job = world.submit("p-kill", "sleep", "60")
@@ -219,7 +93,7 @@ def test_a_probe_killed_mid_run_reports_the_job_as_a_crash_when_it_starts_again(
     world.forget("p-kill")
 
 
-def test_three_misses_make_one_mail_and_the_return_one_recovery_mail(world: World) -> None:
+def test_three_misses_make_one_mail_and_the_return_one_recovery_mail(world: PullWorld) -> None:
     key = world.add_probe("p-quiet")
     probe = world.probe("p-quiet", key)
     wait_until_sync(lambda: world.host("p-quiet")["agent"].get("pull_last"), "the probe checked in")
@@ -228,19 +102,19 @@ def test_three_misses_make_one_mail_and_the_return_one_recovery_mail(world: Worl
     wait_until_sync(lambda: world.host("p-quiet")["agent"].get("pull_missed", 0) >= 6,
                     "three more run times went by")
     alerts = world.smtp.mailbox.about("p-quiet")
-    assert len(alerts) == 1, [re.findall(r"^Subject:.*", m[2], re.M) for m in alerts]  # once per episode
-    sender, recipients, text = alerts[0]
+    assert len(alerts) == 1, [m.subject for m in alerts]  # once per episode
+    sender, recipients, text = alerts[0].sender, alerts[0].recipients, alerts[0].text
     assert sender == "pcontrol@test.example"
     assert recipients == ["noc@test.example", "oncall@test.example"]
     assert "Subject: pcontrol: probe p-quiet missed 3 run times" in text
     assert "has not checked in for 3 consecutive run times" in text
     world.probe("p-quiet", key)
     wait_until_sync(lambda: len(world.smtp.mailbox.about("p-quiet")) == 2, "the recovery mail")
-    assert "Subject: pcontrol: probe p-quiet is back" in world.smtp.mailbox.about("p-quiet")[1][2]
+    assert "Subject: pcontrol: probe p-quiet is back" in world.smtp.mailbox.about("p-quiet")[1].text
     world.forget("p-quiet")
 
 
-def test_an_alert_waits_out_a_mail_server_that_is_down(world: World) -> None:
+def test_an_alert_waits_out_a_mail_server_that_is_down(world: PullWorld) -> None:
     world.smtp.stop()
     try:
         world.pcontrol("alert", "smtpdown drill", "sent while the server was down")
@@ -250,10 +124,10 @@ def test_an_alert_waits_out_a_mail_server_that_is_down(world: World) -> None:
     finally:
         world.smtp.start()
     mails = wait_until_sync(lambda: world.smtp.mailbox.about("smtpdown"), "the mail, once the server is back")
-    assert len(mails) == 1 and "sent while the server was down" in mails[0][2]
+    assert len(mails) == 1 and "sent while the server was down" in mails[0].text
 
 
-def test_a_probe_clock_offset_is_measured_and_past_the_threshold_it_is_skewed(world: World) -> None:
+def test_a_probe_clock_offset_is_measured_and_past_the_threshold_it_is_skewed(world: PullWorld) -> None:
     fine, skewed = world.add_probe("p-clock1"), world.add_probe("p-clock2")
     world.probe("p-clock1", fine, "--clock-offset", "0.4")
     world.probe("p-clock2", skewed, "--clock-offset", "-2.5")
@@ -266,11 +140,11 @@ def test_a_probe_clock_offset_is_measured_and_past_the_threshold_it_is_skewed(wo
     assert said and abs(float(said.group(1)) + 2.5) < 0.020, said
     assert "SKEWED" in world.pcontrol("hosts").stdout
     mail = wait_until_sync(lambda: world.smtp.mailbox.about("p-clock2"), "the skew alert")
-    assert "Subject: pcontrol: host p-clock2 is SKEWED" in mail[0][2]
+    assert "Subject: pcontrol: host p-clock2 is SKEWED" in mail[0].text
     world.forget("p-clock1", "p-clock2")
 
 
-def test_a_report_survives_a_controller_restart_and_is_taken_once(world: World) -> None:
+def test_a_report_survives_a_controller_restart_and_is_taken_once(world: PullWorld) -> None:
     key = world.add_probe("p-restart")
     world.probe("p-restart", key)
     job = world.submit("p-restart", "sh", "-c", "sleep 1.5; echo done")
@@ -305,20 +179,17 @@ wait ndt
 """
 
 
-def test_the_task_language_drives_pull_hosts_and_its_alert_command_mails(world: World) -> None:
+def test_the_task_language_drives_pull_hosts_and_its_alert_command_mails(world: PullWorld) -> None:
     for name in ("p-sched1", "p-sched2"):
         world.probe(name, world.add_probe(name))
-    script = world.home / "probes.sched"
-    script.write_text(SCHED_SCRIPT)
-    done = subprocess.run([str(Path(sys.executable).parent / "sched"), str(script)], capture_output=True, text=True,
-                          timeout=60, env=dict(os.environ, SCHED_HOME=str(world.home)))
+    done = world.sched(SCHED_SCRIPT, "probes.sched")
     assert done.returncode == 0, done.stderr
     lines = sorted(done.stdout.splitlines())
     assert [re.sub(r"job \d+", "job N", line) for line in lines] == [
         "job N on p-sched1: measured by the probe", "job N on p-sched2: measured by the probe"]
     for name in ("p-sched1", "p-sched2"):
         mails = wait_until_sync(lambda: world.smtp.mailbox.about(f"schedprobe {name}"), f"the alert of {name}")
-        assert "it said: measured by the probe" in mails[0][2]
+        assert "it said: measured by the probe" in mails[0].text
     world.forget("p-sched1", "p-sched2")
 
 
@@ -345,7 +216,7 @@ wait plain careful
 """
 
 
-def test_a_noskew_task_never_runs_on_a_skewed_host_and_a_plain_one_does(world: World) -> None:
+def test_a_noskew_task_never_runs_on_a_skewed_host_and_a_plain_one_does(world: PullWorld) -> None:
     skewed_key = world.add_probe("p-skewed")
     skewed = world.probe("p-skewed", skewed_key, "--clock-offset", "2.5")
     world.probe("p-inline", world.add_probe("p-inline"))
@@ -354,10 +225,7 @@ def test_a_noskew_task_never_runs_on_a_skewed_host_and_a_plain_one_does(world: W
     # waits while the host is SKEWED, and runs once its clock is back in line
     waiting = world.pcontrol("job", "-host", "p-skewed", "-required", "-noskew", "--", "echo", "later").stdout.strip()
     assert world.job(waiting)["noskew"] is True
-    script = world.home / "noskew.sched"
-    script.write_text(NOSKEW_SCRIPT)
-    done = subprocess.run([str(Path(sys.executable).parent / "sched"), str(script)], capture_output=True, text=True,
-                          timeout=60, env=dict(os.environ, SCHED_HOME=str(world.home)))
+    done = world.sched(NOSKEW_SCRIPT, "noskew.sched")
     assert done.returncode == 0, done.stderr
     lines = sorted(done.stdout.splitlines())
     assert lines[0].startswith("careful PENDING"), lines  # its pending time ran out: it never went there
@@ -395,12 +263,12 @@ wait react
 """
 
 
-def test_a_script_reacts_to_alert_events_through_its_alerts_queue(world: World) -> None:
+def test_a_script_reacts_to_alert_events_through_its_alerts_queue(world: PullWorld) -> None:
     key = world.add_probe("p-alerted")
     ready = world.home / "alert-script.ready"
     script = world.home / "alerts.sched"
     script.write_text(ALERT_SCRIPT.replace("{READY}", str(ready)))
-    sched = subprocess.Popen([str(Path(sys.executable).parent / "sched"), str(script)], stdout=subprocess.PIPE,
+    sched = subprocess.Popen([SCHED, str(script)], stdout=subprocess.PIPE,
                              stderr=subprocess.PIPE, text=True, env=dict(os.environ, SCHED_HOME=str(world.home)))
     try:
         wait_until_sync(lambda: ready.exists() or sched.poll() is not None, "sched subscribed", WAIT)
@@ -428,7 +296,7 @@ def _gone(pid: int) -> bool:
         return True
 
 
-def test_a_probe_job_that_forks_a_grandchild_and_times_out_leaves_no_process(world: World) -> None:
+def test_a_probe_job_that_forks_a_grandchild_and_times_out_leaves_no_process(world: PullWorld) -> None:
     key = world.add_probe("p-contain")
     world.probe("p-contain", key)
     # the grandchild leaves the job's process group and session (setsid): a kill of the group misses it
@@ -441,7 +309,7 @@ def test_a_probe_job_that_forks_a_grandchild_and_times_out_leaves_no_process(wor
     world.forget("p-contain")
 
 
-def test_a_probe_jobs_output_is_spooled_every_byte_and_reported_as_its_head(world: World) -> None:
+def test_a_probe_jobs_output_is_spooled_every_byte_and_reported_as_its_head(world: PullWorld) -> None:
     key = world.add_probe("p-spool")
     world.probe("p-spool", key)
     job = world.pcontrol("job", "-host", "p-spool", "-required", "-output-limit", "1000", "--", "sh", "-c",
