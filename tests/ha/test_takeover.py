@@ -88,8 +88,8 @@ def test_kill9_of_the_leaders_sched_and_pcontrol_running_jobs_are_taken_over(poo
     a.kill9()
     b.wait_log("taken over: task tick", 3 * TTL + 10)
 
-    def batch_done() -> bool:
-        return sum(1 for r in _lines(pool.exits_file) if r[0] == "batch") >= BATCH
+    def batch_done() -> bool:   # each job's macro (counting lines would count a rerun's second line)
+        return {int(r[1]) for r in _lines(pool.exits_file) if r[0] == "batch"} >= set(range(BATCH))
 
     wait_until_sync(batch_done, f"the {BATCH} batch jobs' exit macros ran", 90)
     ticks = max(int(r[1]) for r in _lines(pool.runs_file) if r[0] == "tick")
