@@ -223,8 +223,9 @@ def test_the_daemon_log_rotates_by_size_and_sighup_reopens_it(home: str) -> None
     assert started.returncode == 0, started.stderr
     logs = Path(home)
     try:
-        for i in range(40):   # each failing host add logs a few lines
-            pcontrol(home, "host", "add", f"h{i}", "-connect", "false")
+        # each failing host add logs a few lines; one client for the 40 commands (stdin lines)
+        pcontrol(home, stdin="".join(f"host add h{i} -connect false\n" for i in range(40)))
+        wait_until_sync(lambda: (logs / "pcontrol.log.2").exists(), "the log has rotated twice")
         names = sorted(p.name for p in logs.glob("pcontrol.log*"))
         assert names == ["pcontrol.log", "pcontrol.log.1", "pcontrol.log.2"]
         assert all(p.stat().st_size <= 2048 for p in logs.glob("pcontrol.log.*"))
