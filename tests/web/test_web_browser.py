@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -44,16 +45,21 @@ def world():
 
 @pytest.fixture(scope="module")
 def browser():
+    # chromium's profile and singleton socket go to a temporary directory of the module's,
+    # removed after it (chromium leaves its org.chromium.Chromium.* socket folder in $TMPDIR)
+    scratch = tempfile.mkdtemp(prefix="chromium.", dir="/tmp")
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
     for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage",
-                     "--disable-gpu", "--window-size=1300,2100"):
+                     "--disable-gpu", "--window-size=1300,2100", f"--user-data-dir={scratch}/profile"):
         options.add_argument(argument)
-    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    service = Service(CHROMEDRIVER, env=dict(os.environ, TMPDIR=scratch))
+    driver = webdriver.Chrome(service=service, options=options)
     try:
         yield driver
     finally:
         driver.quit()
+        shutil.rmtree(scratch, ignore_errors=True)
 
 
 def wait(browser, condition, what: str):
