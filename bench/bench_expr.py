@@ -10,6 +10,7 @@ PATH, the same evaluations in Tcl 8.6 as a ratio.
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -60,7 +61,10 @@ def tcl() -> dict[str, float] | None:
         lines.append(f"puts [lindex [time {{bench{k} $i $n $x $s}} {ROUNDS}] 0]")
     with tempfile.NamedTemporaryFile("w", suffix=".tcl", delete=False) as f:
         f.write("\n".join(lines) + "\n")
-    done = subprocess.run([tclsh, f.name], capture_output=True, text=True, timeout=300)
+    try:
+        done = subprocess.run([tclsh, f.name], capture_output=True, text=True, timeout=300)
+    finally:
+        os.unlink(f.name)
     if done.returncode != 0:
         print("tclsh failed:", done.stderr, file=sys.stderr)
         return None

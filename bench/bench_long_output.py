@@ -16,7 +16,9 @@ before and after of one change side by side.
 from __future__ import annotations
 
 import argparse
+import atexit
 import os
+import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -50,6 +52,7 @@ wait
 def shim(base: Path) -> str:
     """A folder whose psched, pcontrol and pclient are those of `base` (for PYTHONPATH)."""
     folder = Path(tempfile.mkdtemp(prefix="bench-base.", dir="/tmp"))
+    atexit.register(shutil.rmtree, folder, True)   # removed when the bench ends
     for name, sub in (("psched", "sched"), ("pcontrol", "pcontrol"), ("pclient", "pclient")):
         (folder / name).symlink_to(base.resolve() / sub)
     return str(folder)

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import atexit
 import compileall
 import ctypes
 import os
@@ -123,8 +124,24 @@ def compile_project() -> None:
         compileall.compile_dir(str(ROOT / package), quiet=1)
 
 
+_HOMES: list[str] = []
+
+
 def fresh_home() -> str:
-    return tempfile.mkdtemp(prefix="bench-user.", dir="/tmp")
+    """A new $SCHED_HOME under /tmp (short: Unix socket paths); removed when the bench ends, its
+    pcontrol stopped first if one still runs there."""
+    home = tempfile.mkdtemp(prefix="bench-user.", dir="/tmp")
+    if not _HOMES:
+        atexit.register(_remove_homes)
+    _HOMES.append(home)
+    return home
+
+
+def _remove_homes() -> None:
+    for home in _HOMES:
+        if (Path(home) / "pcontrol.pid").exists():
+            stop_pcontrol(home)
+        shutil.rmtree(home, ignore_errors=True)
 
 
 def home_env(home: str) -> dict[str, str]:

@@ -25,6 +25,7 @@ import asyncio
 import http.client
 import json
 import os
+import shutil
 import signal
 import statistics
 import subprocess
@@ -180,6 +181,7 @@ def main() -> int:
                 os.kill(process.pid, signal.SIGTERM)
                 process.wait(10)
         subprocess.run(PCONTROL + ["stop", "-kill", "-force"], env=env, capture_output=True)
+        shutil.rmtree(home, ignore_errors=True)
     return 0
 
 
