@@ -16,6 +16,8 @@ import sys
 import time
 from typing import Any
 
+import pytest
+
 from pcontrol.client import ControllerClient
 from pcontrol.controller import Controller, JobSpec
 from pcontrol.journal import VACUUM_MIN_PAGES, Journal
@@ -49,6 +51,7 @@ async def queue(home: str, count: int, connections: int = 4, in_flight: int = 20
     await asyncio.gather(*[submitter(count // connections) for _ in range(connections)])
 
 
+@pytest.mark.alone  # its bound holds for pcontrol's own load: scripts/test runs it by itself
 def test_status_stays_fast_with_agents_and_a_deep_queue(home: str) -> None:
     latencies: list[float] = []
 
