@@ -78,6 +78,25 @@ def alive(pid: int) -> bool:
         return False
 
 
+def kill_home_processes(home: Path) -> list[int]:
+    """SIGKILL every process whose environment has SCHED_HOME=home (what a killed sched left:
+    its local jobs, its pcontrol and agents); the pids killed."""
+    mark = b"SCHED_HOME=" + bytes(home) + b"\0"
+    killed = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) == os.getpid():
+            continue
+        try:
+            with open(f"/proc/{entry}/environ", "rb") as fh:
+                if mark not in fh.read() + b"\0":
+                    continue
+            os.kill(int(entry), signal.SIGKILL)
+            killed.append(int(entry))
+        except (OSError, ProcessLookupError):
+            pass
+    return killed
+
+
 def kill_group(pid: int) -> None:
     """End what a test started under a session of its own (the sched and its jobs)."""
     try:
