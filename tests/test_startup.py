@@ -81,6 +81,15 @@ def test_a_task_loads_its_backends() -> None:
     assert set(_loaded_after(code)) >= {"psched.scheduler.local", "psched.scheduler.remote", "pcontrol.client"}
 
 
+def test_a_controller_task_loads_no_local_job_machinery() -> None:
+    """pclient.jobproc (spawn, containment, watcher) loads with the first local job: a script of
+    controller tasks reaches pcontrol without it (first job of a cold script, issue 13)."""
+    code = ("from psched.shell.cli import main\n"
+            "assert main(['-c', 'task t\\n command true\\n host NONE\\nend']) == 0")
+    loaded = _loaded_after(code, ("psched.scheduler.local", "pclient.jobproc"))
+    assert loaded == ["psched.scheduler.local"]
+
+
 def test_python_starts_with_no_import_hook_and_the_packages_are_the_worktree_s() -> None:
     """scripts/setup links the package folders into site-packages in place of the editable
     install's finder (~11 ms of every start): nothing of ours runs as Python starts, and the

@@ -16,12 +16,15 @@ from __future__ import annotations
 import asyncio
 import logging
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from pclient.jobproc import JobResult, JobSpec, RunningJob, begin_job
 from pcontrol.outcome import from_agent
 
 from .eventloop import get_loop
 from .jobs import Job, JobSink, Outcome
+
+if TYPE_CHECKING:
+    from pclient.jobproc import JobResult, JobSpec, RunningJob
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +56,10 @@ class LocalBackend:
 
     def _start(self, job: Job) -> None:
         """Start the job (no task, no coroutine a job: its end comes to `_done`)."""
+        # the job machinery loads with the first local job: a script of controller tasks never
+        # needs it (~57M instructions on the way to its first job; start-up, issue 13)
+        from pclient.jobproc import JobSpec, begin_job
+
         sched = self.sched
         spec = JobSpec(str(job.id), job.argv, timeout=job.timeout, output_limit=sched.output_limit,
                        stdout_file=job.outputs.get("stdout"), stderr_file=job.outputs.get("stderr"),
