@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import signal
 import subprocess
 import sys
@@ -20,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from hapool import Pool
+from headless import headless_chromium
 from waiting import wait_until_sync
 
 pytestmark = pytest.mark.timeout(150)
@@ -116,26 +116,12 @@ def test_the_page_and_metrics_show_who_leads_since_when_and_the_token(etcd, tmp_
 
 
 def _browser_shows(url: str, *texts: str) -> None:
-    """The page in headless chromium shows `texts` in its pool line (when chromium is installed)."""
-    chromium, driver_path = shutil.which("chromium"), shutil.which("chromedriver")
-    try:
-        from selenium import webdriver
-        from selenium.webdriver.chrome.service import Service
-        from selenium.webdriver.common.by import By
-        from selenium.webdriver.support.ui import WebDriverWait
-    except ImportError:
-        return
-    if not (chromium and driver_path):
-        return
-    options = webdriver.ChromeOptions()
-    options.binary_location = chromium
-    for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu"):
-        options.add_argument(argument)
-    browser = webdriver.Chrome(service=Service(driver_path), options=options)
-    try:
+    """The page in headless chromium shows `texts` in its pool line."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    with headless_chromium() as browser:
         browser.get(url + "/")
         WebDriverWait(browser, 30, poll_frequency=0.1).until(
             lambda d: all(t in d.find_element(By.ID, "ha").text for t in texts),
             message=f"the page's pool line did not show {texts}")
-    finally:
-        browser.quit()

@@ -8,23 +8,18 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import tempfile
 from pathlib import Path
 
 import pytest
 
+from headless import CHROMEDRIVER, CHROMIUM, headless_chromium
 from web_world import WAIT, World
 
 selenium = pytest.importorskip("selenium", reason="selenium is in the test extra (pip install -e '.[test]')")
-from selenium import webdriver  # noqa: E402
-from selenium.webdriver.chrome.service import Service  # noqa: E402
 from selenium.common.exceptions import StaleElementReferenceException  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.support.ui import Select, WebDriverWait  # noqa: E402
 
-CHROMIUM = shutil.which("chromium")
-CHROMEDRIVER = shutil.which("chromedriver")
 ARTIFACTS = Path(os.environ.get("PWEB_ARTIFACTS", "/tmp/pweb-artifacts"))
 
 pytestmark = [pytest.mark.timeout(180),
@@ -45,21 +40,8 @@ def world():
 
 @pytest.fixture(scope="module")
 def browser():
-    # chromium's profile and singleton socket go to a temporary directory of the module's,
-    # removed after it (chromium leaves its org.chromium.Chromium.* socket folder in $TMPDIR)
-    scratch = tempfile.mkdtemp(prefix="chromium.", dir="/tmp")
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage",
-                     "--disable-gpu", "--window-size=1300,2100", f"--user-data-dir={scratch}/profile"):
-        options.add_argument(argument)
-    service = Service(CHROMEDRIVER, env=dict(os.environ, TMPDIR=scratch))
-    driver = webdriver.Chrome(service=service, options=options)
-    try:
+    with headless_chromium("--window-size=1300,2100") as driver:
         yield driver
-    finally:
-        driver.quit()
-        shutil.rmtree(scratch, ignore_errors=True)
 
 
 def wait(browser, condition, what: str):
