@@ -70,8 +70,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pcontrol.client import ControllerClient
-from pcontrol.loadwatch import histogram_quantile
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "tools"))
+from procs import agents_with_runtime  # noqa: E402
+
+from pcontrol.client import ControllerClient  # noqa: E402
+from pcontrol.loadwatch import histogram_quantile  # noqa: E402
 
 AGENT = f"{shlex.quote(sys.executable)} -m pclient --slots 1"
 #: Seconds between two `status` probes, and the most the bench waits for any one step.
@@ -272,19 +275,7 @@ def vm_field(pid: int, name: str) -> int | None:
 
 def agents_of(home: str) -> list[int]:
     """Live pclients started for this home (their environment names its run directory)."""
-    needle = f"PCLIENT_RUNTIME_DIR={Path(home) / 'run'}\0".encode()
-    found = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            if b"pclient" not in Path(f"/proc/{entry}/cmdline").read_bytes():
-                continue
-            if needle in Path(f"/proc/{entry}/environ").read_bytes():
-                found.append(int(entry))
-        except OSError:
-            continue
-    return found
+    return agents_with_runtime(Path(home) / "run")
 
 
 async def wait_until(condition, what: str, timeout: float = STEP_TIMEOUT) -> None:

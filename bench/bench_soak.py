@@ -38,6 +38,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests" / "faults"))     # fault_harness
+sys.path.insert(0, str(ROOT / "tests" / "tools"))      # what fault_harness imports (procs, waiting, sched_shell)
 
 from fault_harness import FAST_SERVE, SCHED, FaultHome, alive, count, read_exit_log  # noqa: E402
 

@@ -38,9 +38,10 @@ import sys
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Awaitable, Callable, Iterable
+from typing import Any, Awaitable, Iterable
 
 from sched_shell import Shell as BaseShell
+from procs import agents_with_runtime, alive, pids_where  # noqa: F401  (the fault tests import them from here)
 from waiting import WAIT, wait_until, wait_until_sync  # noqa: F401  (the fault tests import them from here)
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -57,32 +58,6 @@ FAST_SERVE = ("--heartbeat", "0.5", "--retry-min", "0.2", "--retry-max", "1", "-
 
 
 # -- processes -------------------------------------------------------------------------------
-
-def alive(pid: int) -> bool:
-    """A live process: not gone, not a zombie."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] not in "ZX"
-    except (OSError, IndexError):
-        return False
-
-
-def pids_where(match: Callable[[bytes, bytes], bool]) -> list[int]:
-    """Live processes whose (cmdline, environ) satisfy `match` (both NUL-separated bytes)."""
-    found = []
-    me = os.getpid()
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit() or int(entry) == me:
-            continue
-        try:
-            cmdline = Path(f"/proc/{entry}/cmdline").read_bytes()
-            environ = Path(f"/proc/{entry}/environ").read_bytes()
-        except OSError:
-            continue
-        if match(cmdline, environ) and alive(int(entry)):
-            found.append(int(entry))
-    return found
-
 
 def pids_with_arg(marker: str) -> list[int]:
     """Live processes with `marker` in their command line."""
@@ -188,8 +163,7 @@ class FaultHome:
 
     def agents(self) -> list[int]:
         """Live pclient agents started for this home (their environment names its socket dir)."""
-        needle = f"PCLIENT_RUNTIME_DIR={self.run_dir}\0".encode()
-        return pids_where(lambda cmdline, env: b"pclient" in cmdline and needle in env)
+        return agents_with_runtime(self.run_dir)
 
     def survivor_sockets(self) -> list[Path]:
         return sorted(self.run_dir.glob("*.sock"))

@@ -24,6 +24,7 @@ from typing import Iterator
 import pytest
 
 from fault_harness import wait_until
+from procs import agents_with_runtime
 from pcontrol.client import ControllerClient
 from pcontrol.daemon import read_pid
 from pcontrol.journal import Journal
@@ -68,20 +69,7 @@ def start(home: str) -> int:
 
 def agents_of(home: str) -> list[int]:
     """Live pclient processes started for this home (their environment names it)."""
-    found = []
-    needle = f"PCLIENT_RUNTIME_DIR={home}/run\0".encode()
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            cmdline = Path(f"/proc/{entry}/cmdline").read_bytes()
-            environ = Path(f"/proc/{entry}/environ").read_bytes()
-            state = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()[0]
-        except OSError:
-            continue
-        if b"pclient" in cmdline and needle in environ and state != "Z":
-            found.append(int(entry))
-    return found
+    return agents_with_runtime(f"{home}/run")
 
 
 def _kill_leftover_agents(home: str) -> None:

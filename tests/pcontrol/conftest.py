@@ -24,6 +24,7 @@ if str(Path(__file__).resolve().parent) not in sys.path:
     sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from pcontrol_harness import FAKE_SSH  # noqa: E402
+from procs import agents_with_runtime  # noqa: E402
 
 
 @pytest.fixture
@@ -52,21 +53,8 @@ AGENT_EXIT_WAIT = 5.0
 def _agents_of(run_dir: Path, deadline: float) -> list[int]:
     """The live agents whose survivor socket directory is `run_dir`, once they stay so
     until `deadline` (polled: their exit is nothing we can wait on)."""
-    needle = f"PCLIENT_RUNTIME_DIR={run_dir}\0".encode()
     while True:
-        found = []
-        for entry in os.listdir("/proc"):
-            if not entry.isdigit():
-                continue
-            try:
-                stat = Path(f"/proc/{entry}/stat").read_text()
-                if b"pclient" not in Path(f"/proc/{entry}/cmdline").read_bytes():
-                    continue
-                environ = Path(f"/proc/{entry}/environ").read_bytes()
-            except OSError:
-                continue
-            if needle in environ and stat.rsplit(")", 1)[1].split()[0] not in "ZX":
-                found.append(int(entry))
+        found = agents_with_runtime(run_dir)
         if not found or time.monotonic() > deadline:
             return found
         time.sleep(0.05)

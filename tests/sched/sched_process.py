@@ -11,6 +11,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from procs import pids_where
 from waiting import wait_until_sync
 
 _CONSOLE = Path(sys.executable).parent / "sched"
@@ -70,29 +71,15 @@ def wait_lines(path: Path, n: int, what: str, timeout: float = 30) -> list[str]:
     return lines(path)
 
 
-def alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as fh:
-            return fh.read().rsplit(")", 1)[1].split()[0] not in "ZX"
-    except (OSError, IndexError):
-        return False
-
-
 def kill_home_processes(home: Path) -> list[int]:
     """SIGKILL every process whose environment has SCHED_HOME=home (what a killed sched left:
     its local jobs, its pcontrol and agents); the pids killed."""
     mark = b"SCHED_HOME=" + bytes(home) + b"\0"
-    killed = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit() or int(entry) == os.getpid():
-            continue
+    killed = pids_where(lambda _cmdline, env: mark in env + b"\0")
+    for pid in killed:
         try:
-            with open(f"/proc/{entry}/environ", "rb") as fh:
-                if mark not in fh.read() + b"\0":
-                    continue
-            os.kill(int(entry), signal.SIGKILL)
-            killed.append(int(entry))
-        except (OSError, ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
             pass
     return killed
 

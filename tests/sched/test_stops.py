@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from sched_process import alive, kill_group, lines, start, wait_lines
+from procs import alive
+from sched_process import kill_group, lines, start, wait_lines
 
 
 def standing(log: Path, npending: int = 2) -> str:

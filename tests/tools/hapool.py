@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from etcdserver import free_port
+from procs import agents_with_runtime
 from waiting import wait_until_sync
 
 _CONSOLE = Path(sys.executable).parent / "sched"
@@ -210,7 +211,7 @@ class Pool:
             if pid is not None:
                 os.kill(pid, signal.SIGKILL)
         if self.runtime is not None:
-            for pid in _agents_of(self.runtime):
+            for pid in agents_with_runtime(self.runtime):
                 try:
                     os.kill(pid, signal.SIGKILL)
                 except ProcessLookupError:
@@ -222,23 +223,6 @@ class Pool:
                 pass
             relay.kill()
             relay.wait(10)
-
-
-def _agents_of(runtime: Path) -> list[int]:
-    """The live agents whose survivor socket directory is `runtime` (their environment says so)."""
-    needle = f"PCLIENT_RUNTIME_DIR={runtime}\0".encode()
-    found = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            if b"pclient" not in Path(f"/proc/{entry}/cmdline").read_bytes():
-                continue
-            if needle in Path(f"/proc/{entry}/environ").read_bytes():
-                found.append(int(entry))
-        except OSError:
-            continue
-    return found
 
 
 def check_each_run_once(runs: list[tuple[int, int]], period: float) -> None:

@@ -1,0 +1,41 @@
+"""Finding the test's processes in /proc: by their command line and environment (agents name
+their survivor socket directory in PCLIENT_RUNTIME_DIR, jobs inherit what sched or pcontrol had),
+one way for every test folder and bench."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+
+def alive(pid: int) -> bool:
+    """A live process: not gone, not a zombie."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] not in "ZX"
+    except (OSError, IndexError):
+        return False
+
+
+def pids_where(match: Callable[[bytes, bytes], bool]) -> list[int]:
+    """Live processes (not this one) whose (cmdline, environ) satisfy `match` (both NUL-separated bytes)."""
+    found = []
+    me = os.getpid()
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) == me:
+            continue
+        try:
+            cmdline = Path(f"/proc/{entry}/cmdline").read_bytes()
+            environ = Path(f"/proc/{entry}/environ").read_bytes()
+        except OSError:
+            continue
+        if match(cmdline, environ) and alive(int(entry)):
+            found.append(int(entry))
+    return found
+
+
+def agents_with_runtime(run_dir: Path | str) -> list[int]:
+    """Live pclient agents whose survivor socket directory is `run_dir`."""
+    needle = f"PCLIENT_RUNTIME_DIR={run_dir}\0".encode()
+    return pids_where(lambda cmdline, env: b"pclient" in cmdline and needle in env)
