@@ -14,7 +14,6 @@ from pathlib import Path
 
 import pytest
 
-from etcdserver import free_port
 from hapool import Pool, check_each_run_once
 from waiting import wait_until_sync
 
@@ -68,9 +67,7 @@ def test_kill9_of_the_leader_the_standby_goes_on_and_each_run_fires_once(pool, e
 
 
 def test_a_leader_cut_from_etcd_stops_before_its_lease_ends_and_comes_back_as_a_standby(pool, etcd):
-    port = free_port()
-    relay = pool.relay(port, int(etcd.url.rsplit(":", 1)[1]))
-    a = pool.member("a", url=f"http://127.0.0.1:{port}/{Path(pool.url).name}")
+    a, relay = pool.member_behind_relay("a")
     a.wait_log("serving")
     b = pool.member("b")
     b.wait_log("standby: ")

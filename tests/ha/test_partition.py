@@ -37,7 +37,6 @@ from pathlib import Path
 
 import pytest
 
-from etcdserver import free_port
 from hapool import Pool, lines_of as _lines
 from waiting import wait_until_sync
 
@@ -72,9 +71,7 @@ def pool(etcd, tmp_path: Path, request):
 
 
 def test_the_leader_cut_from_etcd_and_its_agents_steps_down_and_its_late_acts_are_refused(pool, etcd):
-    port = free_port()
-    relay = pool.relay(port, int(etcd.url.rsplit(":", 1)[1]))
-    a = pool.member("a", url=f"http://127.0.0.1:{port}/{Path(pool.url).name}")
+    a, relay = pool.member_behind_relay("a")
     a.wait_log("serving")
     b = pool.member("b")
     b.wait_log("standby: ")

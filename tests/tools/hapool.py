@@ -17,6 +17,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -185,6 +186,14 @@ class Pool:
         assert proc.stdout is not None and proc.stdout.readline().strip() == b"ready"
         self.relays.append(proc)
         return proc
+
+    def member_behind_relay(self, name: str) -> tuple[Member, subprocess.Popen]:
+        """A member that reaches etcd through a relay of its own (SIGSTOP the relay: that member
+        is cut from etcd, the others are not), and the relay."""
+        etcd = urllib.parse.urlsplit(self.url)
+        port = free_port()
+        relay = self.relay(port, etcd.port)
+        return self.member(name, url=f"http://127.0.0.1:{port}{etcd.path}"), relay
 
     def runs(self) -> list[tuple[int, int]]:
         """(run number, fired at ms) of every job, in the order they were written (each job
