@@ -15,6 +15,7 @@ import pytest
 
 import psched
 from psched.lang.errors import Interrupted, SchedError
+from pressctrlc import PressCtrlC
 
 
 def run(script: str) -> str:
@@ -154,25 +155,6 @@ def test_error_info_through_compiled_procs_and_loops():
 
 
 # --- Ctrl-C and the depth limit --------------------------------------------------------------------
-
-
-class PressCtrlC(psched.Interp):
-    """Presses Ctrl-C when the n-th command asks whether it was pressed."""
-
-    def __init__(self, after: int):
-        self.left = after
-        super().__init__(stdout=io.StringIO())
-
-    @property
-    def interrupted(self) -> bool:
-        self.left -= 1
-        if self.left == 0:
-            self.interrupt()
-        return self._interrupted
-
-    @interrupted.setter
-    def interrupted(self, value: bool) -> None:
-        self._interrupted = value
 
 
 @pytest.mark.parametrize("script", [

@@ -11,6 +11,7 @@ import pytest
 
 import psched
 from psched.lang.errors import ArityError, SchedError, ScriptError
+from pressctrlc import PressCtrlC
 
 
 def run(script: str) -> str:
@@ -529,29 +530,10 @@ def test_interrupt_stops_the_next_command():
 def test_interrupt_is_not_caught_by_catch_and_stops_empty_loops():
     from psched.lang.errors import Interrupted
 
-    class Interrupting(psched.Interp):
-        """Presses Ctrl-C after a number of commands."""
-
-        def __init__(self, after: int):
-            self.left = after
-            super().__init__(stdout=io.StringIO())
-
-        # Every command asks whether Ctrl-C was pressed before it runs: press it there.
-        @property
-        def interrupted(self) -> bool:
-            self.left -= 1
-            if self.left == 0:
-                self.interrupt()
-            return self._interrupted
-
-        @interrupted.setter
-        def interrupted(self, value: bool) -> None:
-            self._interrupted = value
-
     with pytest.raises(Interrupted):
-        Interrupting(50).eval("while 1 {catch {set x 1}}")
+        PressCtrlC(50).eval("while 1 {catch {set x 1}}")
     # a loop whose body runs no command at all: the interrupt is seen between rounds
-    interp = Interrupting(10**9)
+    interp = PressCtrlC(10**9)
     interp.interrupt()
     with pytest.raises(Interrupted):
         interp.run_toplevel(interp.read("while {1} {}"))
