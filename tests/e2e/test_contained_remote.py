@@ -16,6 +16,7 @@ from psched.scheduler.eventloop import get_loop, run_until
 from psched.scheduler.jobs import JobState
 from sched_shell import Shell as BaseShell
 from waiting import wait_until
+from procs import alive
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux /proc")
 
@@ -54,14 +55,6 @@ def home():
     daemon.stop(Paths.for_home(path), kill=True, force=True)
     shutil.rmtree(path, ignore_errors=True)
     patch.undo()
-
-
-def alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as fh:
-            return fh.read().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
-    except FileNotFoundError:
-        return False
 
 
 def escaping_task(name: str, tmp: Path, stop: str) -> tuple[str, list[Path]]:

@@ -17,6 +17,7 @@ import pytest
 
 from pclient.probe import Probe
 from pclient.pullwire import PullError
+from procs import alive
 from pullworld import SCHED, Mailbox, PullWorld, Smtp, kill, pull_world
 from waiting import wait_until_sync
 
@@ -288,14 +289,6 @@ def test_a_script_reacts_to_alert_events_through_its_alerts_queue(world: PullWor
     world.forget("p-alerted")
 
 
-def _gone(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as stat:
-            return stat.read().rsplit(")", 1)[1].split()[0] == "Z"
-    except FileNotFoundError:
-        return True
-
-
 def test_a_probe_job_that_forks_a_grandchild_and_times_out_leaves_no_process(world: PullWorld) -> None:
     key = world.add_probe("p-contain")
     world.probe("p-contain", key)
@@ -305,7 +298,7 @@ def test_a_probe_job_that_forks_a_grandchild_and_times_out_leaves_no_process(wor
     ended = world.done(job)
     assert ended["outcome"] == "TIMEOUT", ended
     grandchild = int(re.search(r"grandchild (\d+)", world.pcontrol("stdout", job).stdout).group(1))
-    wait_until_sync(lambda: _gone(grandchild), "the grandchild is gone", 5.0)  # only init's reaping is waited for
+    wait_until_sync(lambda: not alive(grandchild), "the grandchild is gone", 5.0)  # only init's reaping is waited for
     world.forget("p-contain")
 
 

@@ -24,7 +24,7 @@ from typing import Iterator
 import pytest
 
 from fault_harness import wait_until
-from procs import agents_with_runtime
+from procs import agents_with_runtime, alive
 from pcontrol.client import ControllerClient
 from pcontrol.daemon import read_pid
 from pcontrol.journal import Journal
@@ -198,7 +198,7 @@ def test_stop_leaves_jobs_to_their_agents_and_stop_kill_ends_them(home: str) -> 
     job_id, pid = asyncio.run(submit())
     stopped = pcontrol(home, "stop", "-force")
     assert stopped.returncode == 0 and "killed" not in stopped.stdout
-    assert _alive(pid) and agents_of(home)           # the job runs on without pcontrol
+    assert alive(pid) and agents_of(home)           # the job runs on without pcontrol
     start(home)
     record = asyncio.run(check(job_id))
     assert (record["state"], record["pid"]) == ("BUSY", pid)     # taken over, same process
@@ -210,7 +210,7 @@ def test_stop_leaves_jobs_to_their_agents_and_stop_kill_ends_them(home: str) -> 
     finally:
         journal.close()
     assert (job.state.value, job.outcome.value) == ("DONE", "KILLED")
-    assert not _alive(pid)
+    assert not alive(pid)
     asyncio.run(wait_until(lambda: not agents_of(home), "every agent has exited"))
 
 
@@ -222,14 +222,6 @@ async def _started(client: ControllerClient, job_id: int) -> int | None:
 async def _reported(client: ControllerClient, job_id: int) -> dict | None:
     record = await client.call("check", "job", str(job_id))
     return record if not record["unknown"] else None
-
-
-def _alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return False
-    return state not in "ZX"
 
 
 def test_a_job_whose_run_never_left_a_killed_pcontrol_runs_after_the_restart(home: str) -> None:

@@ -237,14 +237,6 @@ async def poll(condition: Callable[[], bool], what: str, timeout: float = WAIT) 
     """Wait, bounded, for state nobody can tell us about (a process gone, a file there)."""
     await wait_until(condition, what, timeout)
 
-def alive(pid: int) -> bool:
-    """A live process: not gone, not a zombie."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] not in "ZX"
-    except OSError:
-        return False
-
 
 def write_older_pclient(target: Path, version: str = "0.2.9") -> Path:
     """A copy of pclient in `target`/pclient that calls itself `version` (so its build

@@ -13,7 +13,8 @@ import pytest
 
 from pcontrol.client import CommandFailed
 from pcontrol.fencing import FENCE_ENV
-from pcontrol_harness import alive, controller_running, poll, run
+from procs import alive
+from pcontrol_harness import controller_running, poll, run
 from test_survival import gated, open_gate, sockets
 
 OWNER = "sched:/pool/b"

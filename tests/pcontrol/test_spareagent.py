@@ -15,7 +15,8 @@ import sys
 from pathlib import Path
 
 from pcontrol.spareagent import OPTION, spare_from_argv
-from pcontrol_harness import alive, run
+from procs import alive
+from pcontrol_harness import run
 from test_cli import wait_done
 from waiting import wait_until_sync
 

@@ -15,7 +15,8 @@ import pytest
 
 from pcontrol.journal import Journal
 from pcontrol.model import JobState
-from pcontrol_harness import (LOCAL_AGENT_PY, RELAY_SCRIPT, alive, controller_running, kill_group,
+from procs import alive
+from pcontrol_harness import (LOCAL_AGENT_PY, RELAY_SCRIPT, controller_running, kill_group,
                               make_config, poll, relay_connect, run)
 
 

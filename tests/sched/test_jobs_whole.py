@@ -12,18 +12,11 @@ from pathlib import Path
 import pytest
 
 from waiting import wait_until_sync
+from procs import alive
 
 SCHED = [sys.executable, "-m", "psched.shell.cli"]
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux /proc")
-
-
-def alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as fh:
-            return fh.read().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
-    except FileNotFoundError:
-        return False
 
 
 def sched(script: Path, home: Path, **kwargs) -> subprocess.Popen:

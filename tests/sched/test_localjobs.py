@@ -12,6 +12,7 @@ from psched.lang.errors import SchedError
 from psched.scheduler.eventloop import get_loop, run_until
 from psched.scheduler.jobs import JobState
 from psched.scheduler.attach import scheduler_of
+from procs import alive
 
 
 @pytest.fixture
@@ -29,15 +30,6 @@ def interp(tmp_path, monkeypatch):
 
 def run_script(interp, text):
     return interp.eval(text, "jobs.sched")
-
-
-def alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as fh:
-            state = fh.read().rsplit(")", 1)[1].split()[0]
-    except FileNotFoundError:
-        return False
-    return state not in ("Z", "X")
 
 
 def wait_for_job(interp, job_id, state):
