@@ -23,13 +23,15 @@ import stat
 from dataclasses import dataclass, field
 from typing import Any, Protocol, Union
 
+from .turnlines import TurnLines
+
 __all__ = ["Channel", "ClaimedStdio", "StdioChannel", "claim_stdio"]
 
 log = logging.getLogger(__name__)
 
 READ_CHUNK = 256 * 1024
 CORK_BYTES = 64 * 1024
-"""A write this long is not held to the end of the turn (see StdioChannel._corked)."""
+"""A write this long is not held to the end of the turn (see StdioChannel._turn)."""
 CORK_LINES = 64
 """Nor are more lines than this."""
 
@@ -190,9 +192,9 @@ class StdioChannel:
         self._writer: Union[asyncio.WriteTransport, None] = None
         self._write_protocol: Union[_WriteProtocol, None] = None
         self._nonblocking: list[int] = []
-        self._corked: list[bytes] = []
-        """Lines written this loop turn, written together at its end (_uncork): one write,
-        and one wake-up of the controller, for the several reports a busy turn makes."""
+        self._turn = TurnLines(self._write_out, max_lines=CORK_LINES, max_bytes=CORK_BYTES)
+        """Lines written this loop turn, written together at its end: one write, and one
+        wake-up of the controller, for the several reports a busy turn makes."""
 
     @classmethod
     async def open(cls, in_fd: int, out_fd: int) -> StdioChannel:
@@ -237,23 +239,17 @@ class StdioChannel:
         assert self._write_protocol is not None
         if self._writer.is_closing():
             raise ConnectionError("output closed")
-        if not self._corked:
-            asyncio.get_running_loop().call_soon(self._uncork)
-        self._corked.append(data)
-        if len(data) >= CORK_BYTES or len(self._corked) >= CORK_LINES:
-            self._uncork()  # a big write goes at once: the pipe's flow control then holds the writer
+        self._turn.add(data)  # a big write goes at once: the pipe's flow control then holds the writer
         await self._write_protocol.drain()
 
-    def _uncork(self) -> None:
-        """Write this turn's lines (see _corked), in order, in one write."""
-        lines, self._corked = self._corked, []
-        if lines and self._writer is not None and not self._writer.is_closing():
-            self._writer.write(b"".join(lines))
+    def _write_out(self, data: bytes) -> None:
+        if self._writer is not None and not self._writer.is_closing():
+            self._writer.write(data)
 
     def abort(self) -> None:
         """Give the peer up: drop unwritten output and close both descriptors, so the other
         end (ssh, a relay) sees our end. The descriptor numbers stay taken (by /dev/null)."""
-        self._uncork()  # what was written goes as far as it went before an abort
+        self._turn.flush()  # what was written goes as far as it went before an abort
         if self._writer is not None and not self._writer.is_closing():
             self._writer.abort()
         if self._read_transport is not None:
@@ -272,7 +268,7 @@ class StdioChannel:
 
     async def close(self) -> None:
         """Flush and let go of both descriptors (they stay open)."""
-        self._uncork()
+        self._turn.flush()
         if self._writer is not None and not self._writer.is_closing():
             self._writer.close()  # flushes what is buffered first
             assert self._write_protocol is not None

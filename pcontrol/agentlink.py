@@ -44,6 +44,7 @@ import pexpect
 import ptyprocess
 
 from pclient import protocol as agent_protocol
+from pclient.turnlines import TurnLines
 
 from .spareagent import DIMENSIONS, child_setup
 from .sshfail import PROMPTS, ConnectOutcome, classify, explain
@@ -529,9 +530,9 @@ class AgentLink:
         self._lost_reason: str | None = None
         self._closing_reason: str | None = None
         self._lost_event = asyncio.Event()
-        self._corked: list[bytes] = []
-        """Lines sent this loop turn, written together at its end (_uncork): one write, and
-        one wake-up of the agent, for the runs and acks a turn sends it."""
+        self._turn = TurnLines(self._write_out)
+        """Lines sent this loop turn, written together at its end: one write, and one wake-up
+        of the agent, for the runs and acks a turn sends it."""
         self.stats = LinkStats()
         self.authed = False
         """We sent `auth`: the agent keeps its jobs for a lease if we go away."""
@@ -566,24 +567,16 @@ class AgentLink:
         if not self.is_open or self._write_transport is None \
                 or self._write_transport.is_closing():
             return False
-        first = not self._corked
-        self._corked.append(agent_protocol.encode(message))
+        self._turn.add(agent_protocol.encode(message))
         self.stats.lines_out += 1
-        if first:
-            try:
-                asyncio.get_running_loop().call_soon(self._uncork)
-            except RuntimeError:        # no loop running (tests, tools): at once
-                self._uncork()
         return True
 
-    def _uncork(self) -> None:
-        """Write the lines of this turn (see _corked) in order, in one write."""
-        lines, self._corked = self._corked, []
-        if lines and self._write_transport is not None and not self._write_transport.is_closing():
-            self._write_transport.write(b"".join(lines))
+    def _write_out(self, data: bytes) -> None:
+        if self._write_transport is not None and not self._write_transport.is_closing():
+            self._write_transport.write(data)
 
     def write_buffer_size(self) -> int:
-        pending = sum(len(line) for line in self._corked)
+        pending = self._turn.held_bytes()
         return pending + (self._write_transport.get_write_buffer_size() if self._write_transport else 0)
 
     # -- incoming ---------------------------------------------------------------------------
@@ -622,7 +615,7 @@ class AgentLink:
             log.exception("%s: on_lost handler failed", self.name)
 
     def _close_transports(self) -> None:
-        self._uncork()          # what was sent goes as far as it went before a close
+        self._turn.flush()      # what was sent goes as far as it went before a close
         if self._write_transport is not None and not self._write_transport.is_closing():
             self._write_transport.abort()
         if self._read_transport is not None and not self._read_transport.is_closing():

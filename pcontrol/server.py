@@ -38,6 +38,8 @@ import resource
 from dataclasses import dataclass
 from pathlib import Path
 
+from pclient.turnlines import TurnLines
+
 from . import auth
 from .address import is_loopback, parse_host_port
 from .auth import peer_uid
@@ -51,7 +53,7 @@ log = logging.getLogger(__name__)
 #: Bytes of unsent events after which a subscriber is dropped.
 EVENT_BACKLOG = 64 * 1024 * 1024
 #: File descriptors kept free for everything but client connections (agents, journal, log).
-#: Events held for the end of a loop turn before they are written at once (Connection._corked).
+#: Events held for the end of a loop turn before they are written at once (Connection._turn).
 CORK_EVENTS = 256
 FD_RESERVE = 512
 #: The fewest connections the daemon accepts even with a tiny descriptor limit.
@@ -255,9 +257,9 @@ class Connection:
         self.admitted = False
         self.busy = False           # a command is running for it
         self._eviction: str | None = None   # why it is being closed to make room
-        self._corked: list[bytes] = []
-        """Events of this loop turn, written together at its end (_uncork), or before a
-        reply: one write, and one wake-up of the subscriber, for a turn's events."""
+        self._turn = TurnLines(self._write_out, max_lines=CORK_EVENTS)
+        """Events of this loop turn, written together at its end, or before a reply: one
+        write, and one wake-up of the subscriber, for a turn's events."""
 
     @property
     def idle(self) -> bool:
@@ -295,20 +297,14 @@ class Connection:
         if self._writer.transport.get_write_buffer_size() > EVENT_BACKLOG:
             log.warning("dropping a subscriber that does not read its events")
             self.unsubscribe()
-            self._corked.clear()
+            self._turn.drop()
             self._writer.transport.abort()
             return
-        if not self._corked:
-            asyncio.get_running_loop().call_soon(self._uncork)
-        self._corked.append(self.server.encoded(event))
-        if len(self._corked) >= CORK_EVENTS:
-            self._uncork()
+        self._turn.add(self.server.encoded(event))
 
-    def _uncork(self) -> None:
-        """Write the events held so far (see _corked), in order, in one write."""
-        lines, self._corked = self._corked, []
-        if lines and not self._writer.is_closing():
-            self._writer.write(b"".join(lines))
+    def _write_out(self, data: bytes) -> None:
+        if not self._writer.is_closing():
+            self._writer.write(data)
 
     # -- the loop ---------------------------------------------------------------------------
 
@@ -331,7 +327,7 @@ class Connection:
         finally:
             self.unsubscribe()
             self._lines.release()
-            self._uncork()
+            self._turn.flush()
             self._writer.close()
 
     async def _admit(self) -> bool:
@@ -445,7 +441,7 @@ class Connection:
         return await answer_batch(self, request)
 
     async def _send(self, reply: Reply) -> None:
-        self._uncork()                       # the events before it go first
+        self._turn.flush()                   # the events before it go first
         self._writer.write(encode(reply))
         if self._writer.transport.get_write_buffer_size() == 0:
             await self._writer.drain()       # all sent: returns at once
@@ -473,7 +469,7 @@ class Connection:
 
     def hang_up(self) -> None:
         """Close after what is already written has been sent."""
-        self._uncork()
+        self._turn.flush()
         self._writer.close()
 
 
