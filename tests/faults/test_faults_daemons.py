@@ -64,7 +64,8 @@ def test_no_process_of_a_killed_or_timed_out_job_is_left(
     sh.run(script + "run")
 
     def daemon_pids() -> list[int] | None:
-        files = list(pids.iterdir())
+        # a daemon writes NAME.tmp and renames it: only the renamed files are whole
+        files = [f for f in pids.iterdir() if not f.name.endswith(".tmp")]
         return [int(f.read_text()) for f in files] if len(files) == 4 else None
 
     daemons = sh.run_until(wait_until(daemon_pids, "all four daemons have written their pid"))
