@@ -151,6 +151,9 @@ class _Prompt:
     def __init__(self, writer: asyncio.StreamWriter):
         self.writer = writer
         self.gone = False
+        self.signals = False        # on this machine: its Ctrl-C is a signal as well as a message
+        self.queued = 0             # its requests waiting for the server
+        self.interrupted = False    # Ctrl-C came while one waited: that one is not run
 
     def send(self, message: Hello | Output | Reply) -> None:
         if self.gone:
@@ -299,7 +302,8 @@ class Server:
         if refusal is not None:
             self._refuse(writer, refusal)
             return
-        await self._serve_admitted(reader, writer)
+        # the client signals a server on its machine that is not in a pool (serverlink.interrupt)
+        await self._serve_admitted(reader, writer, signals=self.pool is None)
 
     async def _serve_tcp_prompt(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         assert self.secret is not None
@@ -315,8 +319,10 @@ class Server:
         writer.write(encode(Reply(0, False, refusal)))
         writer.close()
 
-    async def _serve_admitted(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def _serve_admitted(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                              signals: bool = False) -> None:
         prompt = _Prompt(writer)
+        prompt.signals = signals
         self.prompts.add(prompt)
         fields = self.pool.hello_fields(self.standing_by) if self.pool is not None else {}
         prompt.send(Hello(pid=os.getpid(), home=str(self.paths.home), **fields))
@@ -345,8 +351,12 @@ class Server:
                 if request.op is Op.INTERRUPT:
                     # read while the loop runs, so while the request waits (`wait`): Ctrl-C for it
                     if self.current is prompt:
-                        os.kill(os.getpid(), signal.SIGINT)
+                        if not prompt.signals:
+                            os.kill(os.getpid(), signal.SIGINT)
+                    elif prompt.queued:     # sent right after its request: before it began
+                        prompt.interrupted = True
                     continue
+                prompt.queued += 1
                 self._requests.put_nowait((prompt, request))
         except (ConnectionError, asyncio.IncompleteReadError):
             pass
@@ -366,6 +376,7 @@ class Server:
 
     def serve_later(self, prompt: Any, request: Request) -> None:
         """A request this server serves once it is ready (a standby's relay, once it leads)."""
+        prompt.queued += 1
         self._requests.put_nowait((prompt, request))
 
     # -- serving ----------------------------------------------------------------------------------------
@@ -374,8 +385,14 @@ class Server:
         """Serve requests until one stops the server; returns the exit status."""
         while True:
             prompt, request = run_until(self._requests.get(), "serving", interruptible=False)
-            if prompt is not None and prompt.gone:
-                continue
+            if prompt is not None:
+                prompt.queued -= 1
+                if prompt.gone:
+                    continue
+                if prompt.interrupted:
+                    prompt.interrupted = False
+                    prompt.send(Reply(request.id, False, "interrupted"))
+                    continue
             status = self.handle(prompt, request)
             if status is not None:
                 return status

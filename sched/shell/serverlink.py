@@ -109,14 +109,15 @@ class ServerLink:
         return self.hello.standby
 
     def interrupt(self) -> None:
-        """Ctrl-C: interrupt the request under way in the server (a signal on this machine, else a
+        """Ctrl-C: interrupt the request under way in the server (a signal on this machine, and a
         message: a member of a pool may carry the request to another)."""
         if self.where is None and not self.hello.member:
-            try:
+            try:   # the signal stops a command busy in the server, which reads no message then
                 os.kill(self.pid, signal.SIGINT)
             except ProcessLookupError:
                 pass
-        elif not self.writer.is_closing():
+        # the message also reaches a request the server has not begun (a signal then is ignored)
+        if not self.writer.is_closing():
             self.writer.write(encode(Request(0, Op.INTERRUPT)))
 
     async def _read(self) -> None:

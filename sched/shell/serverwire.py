@@ -43,7 +43,7 @@ class Op(str, enum.Enum):
     EVAL = "eval"    #: run a script, as if typed at the server's own prompt
     QUIT = "quit"    #: stop the server (with `force`, whatever the quit checks say)
     STOP = "stop"    #: stop the server now, as `quit -force` (sched --stop, SIGTERM)
-    INTERRUPT = "interrupt"  #: Ctrl-C at a TCP prompt: interrupt its request if it waits (`wait`)
+    INTERRUPT = "interrupt"  #: Ctrl-C: interrupt its request if it waits (`wait`), or not begin it
 
 
 @dataclass(frozen=True)

@@ -170,6 +170,28 @@ def test_a_malformed_request_is_answered_and_the_server_lives(server, sched_env)
     assert sched(sched_env, "--stop").returncode == 0
 
 
+def test_ctrl_c_right_after_enter_is_not_lost(server, sched_env):
+    """Ctrl-C pressed as soon as a request is sent reaches the server in the same read, before it
+    has begun the request (a signal then would be ignored, as at an idle prompt): the request is
+    answered `interrupted` and not run, and the prompt's next request runs as usual."""
+    start, home = server
+    assert start(QUIET + "task busy\n  host LOCAL\n  command sleep 600\nend\n").returncode == 0
+    with socket.socket(socket.AF_UNIX) as sock:
+        sock.connect(str(home / "sched.sock"))
+        stream = sock.makefile("rwb")
+        assert json.loads(stream.readline())["type"] == "hello"
+        stream.write(b'{"v": 1, "op": "eval", "id": 1, "script": "incr made; run; wait"}\n'
+                     b'{"v": 1, "op": "interrupt", "id": 0}\n')
+        stream.flush()
+        reply = json.loads(stream.readline())
+        assert (reply["id"], reply["ok"], reply["text"]) == (1, False, "interrupted")
+        stream.write(b'{"v": 1, "op": "eval", "id": 2, "script": "list $made [shout]"}\n')
+        stream.flush()
+        reply = json.loads(stream.readline())
+        assert (reply["id"], reply["ok"], reply["text"]) == (2, True, "0 SHOUT-42")
+    assert sched(sched_env, "--stop").returncode == 0
+
+
 def test_a_killed_server_restarted_runs_each_exit_macro_once(server, sched_env, tmp_path):
     start, home = server
     ledger = tmp_path / "macros.txt"
