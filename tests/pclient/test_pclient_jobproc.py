@@ -16,6 +16,7 @@ import pytest
 from agent_harness import alive, async_test
 from pclient import jobproc
 from pclient.jobproc import TOKEN_VAR, JobSpec, Outcome, StartFailure, find_token_processes, start_job
+from waiting import wait_until
 
 FORKER = str(Path(__file__).with_name("pclient_forker.py"))
 PY = sys.executable
@@ -236,6 +237,10 @@ async def test_escaped_process_holding_the_output_does_not_hang_the_job(monkeypa
 async def test_find_token_processes_sees_the_job():
     job = await start_job(JobSpec("t", ["sleep", "30"]))
     try:
+        # posix_spawn returns once the child's new memory is in place (the vfork parent is woken
+        # there), a moment before exec has laid out its environment: /proc/PID/environ is empty
+        # until then (seen once in ~20 runs)
+        await wait_until(lambda: find_token_processes(job.token), "the job's environment is readable")
         assert find_token_processes(job.token) == [job.pid]
         assert find_token_processes("0" * 32) == []
     finally:
