@@ -157,9 +157,10 @@ def test_auth_tells_the_agent_the_heartbeat_limit(home: str) -> None:
 
 
 FLAPPY = r"""#!/bin/sh
-# An agent that says hello (protocol 1) and dies a moment later: a flapping host.
+# An agent that says hello (protocol 1) and dies a moment later: a flapping host. (Half a
+# second: one that died 0.1 s after hello died, under load, before pcontrol had read it.)
 printf '{"type":"hello","version":1,"host":"flappy","pid":%d,"clock":1.0,"slots":1,"agent":"fake"}\n' $$
-sleep 0.1
+sleep 0.5
 """
 
 
@@ -218,10 +219,11 @@ def test_host_history_is_bounded(home: str, fake_ssh: Path) -> None:
 
 def test_answered_heartbeats_keep_a_host_up(home: str) -> None:
     async def body() -> None:
-        # 3 missed pings would take 0.15 s; the job runs 0.6 s with the agent answering
-        async with controller_running(home, make_config(heartbeat=0.05)) as h:
+        # 3 missed pings would take 0.6 s; the job runs 1.5 s with the agent answering (at 0.05 s
+        # apart a stall of the loaded test machine took the host DOWN)
+        async with controller_running(home, make_config(heartbeat=0.2)) as h:
             await h.add_local("localhost")
-            job = await h.wait_job(await h.submit("--", "sleep", "0.6"))
+            job = await h.wait_job(await h.submit("--", "sleep", "1.5"))
             assert job["outcome"] == "EXIT"
             states = [e.data["state"] for e in h.log.events
                       if e.kind.value == "host" and e.data["name"] == "localhost"]
