@@ -316,7 +316,8 @@ class ControllerLink:
 
     def jobs_at_controller(self) -> int:
         """Jobs of this scheduler that the current controller holds and has not finished."""
-        return len(self._sending) + sum(1 for j in self.by_cid.values() if not j.done)
+        sending = sum(1 for j in self._sending.values() if j.controller_id is None)  # else in by_cid
+        return sending + sum(1 for j in self.by_cid.values() if not j.done)
 
     async def retarget(self, address: ControllerAddress) -> None:
         """Use the controller at `address` from now on, connecting there now; on failure the
@@ -463,7 +464,7 @@ class ControllerLink:
 
         def again() -> None:
             self._retry_timer = None
-            if self.unsent or any(not j.done for j in self.by_cid.values()):
+            if self.unsent or self._sending or any(not j.done for j in self.by_cid.values()):
                 self.connect_soon()
 
         self._retry_timer = get_loop().call_later(delay, again)
@@ -525,8 +526,9 @@ class ControllerLink:
                 replies = await self._submit(jobs)
             except ClientError as exc:
                 # pcontrol may have taken them before the connection broke: the next _adopt
-                # finds them by their submit keys; otherwise they are sent again.
-                self.unsent.extendleft(reversed(jobs))
+                # finds them by their submit keys (the adoption of a new connection may already
+                # have, while this request was failing); otherwise they are sent again.
+                self.unsent.extendleft(reversed([job for job in jobs if job.controller_id is None]))
                 self.sched.report(f"controller: could not submit job {jobs[0].id}: {exc}")
                 return
             except asyncio.CancelledError:  # sched is leaving: the next one finds them, or sends them
@@ -537,6 +539,8 @@ class ControllerLink:
                     self._sending.pop(job.id, None)
             self.unsent.extendleft(reversed(jobs[len(replies):]))  # an older pcontrol took one only
             for job, reply in zip(jobs, replies):
+                if job.controller_id is not None:
+                    continue  # an adoption found it by its submit key meanwhile: taken there
                 self.sched.job_sent(job)
                 self._submitted(job, reply)
 
@@ -796,7 +800,9 @@ class ControllerLink:
         listed = set(self.harvests.keys)  # keys added from here on are of jobs that end meanwhile
         records = await self.client.all_jobs("-owner", self.owner)  # a page per request: pcontrol stays responsive
         held = set()
-        unsent = {self.submit_key(j): j for j in self.unsent}
+        # a job whose submit is on its way is matched too: its request may be failing with the
+        # connection that broke, after pcontrol took (and journaled) the job
+        unsent = {self.submit_key(j): j for j in (*self.unsent, *self._sending.values())}
         self.submit_keys_held = {(r.get("env") or {}).get(SUBMIT_KEY, "") for r in records}
         for record in records:
             if record.get("harvested") or (self.foreign is not None and int(record["id"]) not in self.by_cid
@@ -812,8 +818,9 @@ class ControllerLink:
             job = self.by_cid.get(cid)
             if job is None:
                 mine = unsent.get((record.get("env") or {}).get(SUBMIT_KEY, ""))
-                if mine is not None:  # submitted, but the reply was lost with the connection
-                    self.unsent.remove(mine)
+                if mine is not None and mine.controller_id is None:  # submitted, the reply lost
+                    if mine.id not in self._sending:
+                        self.unsent.remove(mine)
                     self.sched.job_sent(mine)
                     job = mine
                 else:

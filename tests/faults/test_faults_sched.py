@@ -249,6 +249,44 @@ def test_a_submit_whose_reply_is_lost_is_not_run_twice(
     assert tally.clean and (tally.submitted, len(records)) == (1, 1), tally.summary()
 
 
+def test_a_submit_failing_after_the_next_connection_adopted_it_is_not_sent_again(
+        fault_home: FaultHome, shells: Callable[[], Shell]) -> None:
+    """As above, but the broken request fails only after the link has connected again and its
+    adoption has found the job by its submit key (a loaded machine, pcontrol killed: seen once
+    in the random kill test as one job submitted twice and its macro run twice): the job must
+    not be sent again."""
+    from pcontrol.errors import ControllerDisconnected
+
+    home = fault_home
+    home.start()
+    home.add_local_hosts(["h1"], slots=2)
+    exit_log = home.path / "exits"
+    sh = shells()
+    sh.run(job_script("work", exit_log, ["echo one"], nmax=1, npending=1))
+    sh.run("run")
+    link = sh.link
+    client = link.client
+    real = client.request
+
+    async def fails_late(argv, **kwargs):
+        reply = await real(argv, **kwargs)
+        if argv[0] != "job":
+            return reply
+        await client.close()
+        await wait_until(lambda: link.client is not client and link.by_cid, "the next connection adopted the job")
+        raise ControllerDisconnected("connection to pcontrol lost (injected, late)")
+
+    client.request = fails_late
+    client.request_batch = None  # one job: request() is what _submit uses
+    try:
+        sh.run("wait -timeout 10")
+    except SchedError as exc:
+        raise AssertionError(f"{exc}; sched said: {sh.messages}; controller: {sh.run_until(home.jobs(home.owner))}") from None
+    records = sh.run_until(wait_until(lambda: harvested(home), "every job is harvested"))
+    tally = count(records, read_exit_log(exit_log))
+    assert tally.clean and (tally.submitted, len(records)) == (1, 1), tally.summary()
+
+
 def test_a_lost_harvest_does_not_make_a_job_count_twice(
         fault_home: FaultHome, shells: Callable[[], Shell]) -> None:
     """The first job's harvest is lost with the connection (as when pcontrol is killed right
