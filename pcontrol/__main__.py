@@ -2,14 +2,27 @@
 
 `serve --spare-local-agent SLOTS` (the sched shell's embedded default) starts that local agent
 here, before the daemon's imports, so that the two start side by side (pcontrol.spareagent).
+`serve ... --go-fd FD` (a sched reading a script that will need pcontrol) then does the
+daemon's imports and waits until sched says go; it exits if sched lets go (pcontrol.warmstart).
 """
 
 import sys
 
 from .spareagent import spare_from_argv
+from .warmstart import go_fd_from_argv
 
+GO_FD = go_fd_from_argv(sys.argv)
 SPARE = spare_from_argv(sys.argv[1:])
 
 from .cli import main  # noqa: E402  (after the spare agent has started)
+
+if GO_FD is not None:
+    from . import controller, daemon  # noqa: F401,E402  (what `serve` loads, before the wait)
+    from .warmstart import log_from_argv, wait_for_go
+
+    if not wait_for_go(GO_FD, log_from_argv(sys.argv)):
+        if SPARE is not None:
+            SPARE.discard()  # it sees EOF on its pty and exits
+        sys.exit(0)
 
 sys.exit(main(spare=SPARE))

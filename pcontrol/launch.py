@@ -23,9 +23,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from .client import run_command
 from .errors import ClientError, ControllerNotRunning
 from .paths import Paths
+from .warmstart import WARM, serve_argv
 
 log = logging.getLogger(__name__)
 
@@ -99,21 +99,12 @@ def start(paths: Paths, serve_args: list[str]) -> DaemonResult:
         return DaemonResult(True, f"pcontrol is already running (pid {pid})", pid)
     paths.ensure_home()
     paths.check_socket_path()
-    read_end, write_end = os.pipe()
     env = dict(os.environ, SCHED_HOME=str(paths.home))
-    log_fd = os.open(paths.log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-    # sched starts us from a worker thread while its loop may be starting local jobs: the
-    # lock keeps the daemon from being born inside a job's cgroup (pclient.containment)
-    from pclient.containment import SPAWN_LOCK
-    with open(log_fd, "ab") as log_file, SPAWN_LOCK:
-        # cwd $HOME: local agents then start jobs without -cwd where ssh would, and the
-        # daemon does not pin whatever directory `start` was run from.
-        process = subprocess.Popen(
-            [sys.executable, "-m", "pcontrol", "serve", "--ready-fd", str(write_end),
-             "--log-file", str(paths.log), *serve_args],
-            stdin=subprocess.DEVNULL, stdout=log_file, stderr=log_file, env=env,
-            cwd=Path.home(), start_new_session=True, pass_fds=(write_end,), close_fds=True)
-    os.close(write_end)
+    warm = WARM.take(paths, serve_args, env)  # begun by a sched reading its script (pcontrol.warmstart)
+    if warm is not None:
+        process, read_end = warm
+    else:
+        process, read_end = _spawn(paths, serve_args, env)
     began = time.monotonic()
     said: list[str] = []
     try:
@@ -139,6 +130,24 @@ def start(paths: Paths, serve_args: list[str]) -> DaemonResult:
         return DaemonResult(False, "pcontrol failed to start:\n" + _log_tail(paths.log))
     return DaemonResult(True, f"pcontrol started (pid {process.pid}), socket {paths.socket}",
                    process.pid)
+
+
+def _spawn(paths: Paths, serve_args: list[str], env: dict[str, str]) -> tuple[subprocess.Popen, int]:
+    """`pcontrol serve`, detached; the read end of its ready pipe."""
+    read_end, write_end = os.pipe()
+    log_fd = os.open(paths.log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    # sched starts us from a worker thread while its loop may be starting local jobs: the
+    # lock keeps the daemon from being born inside a job's cgroup (pclient.containment)
+    from pclient.containment import SPAWN_LOCK
+    with open(log_fd, "ab") as log_file, SPAWN_LOCK:
+        # cwd $HOME: local agents then start jobs without -cwd where ssh would, and the
+        # daemon does not pin whatever directory `start` was run from.
+        process = subprocess.Popen(
+            serve_argv(write_end, paths.log, serve_args),
+            stdin=subprocess.DEVNULL, stdout=log_file, stderr=log_file, env=env,
+            cwd=Path.home(), start_new_session=True, pass_fds=(write_end,), close_fds=True)
+    os.close(write_end)
+    return process, read_end
 
 
 def _wait_ready(fd: int, process: subprocess.Popen, timeout: float,
@@ -174,6 +183,8 @@ def stop(paths: Paths, timeout: float = STOP_TIMEOUT, *, kill: bool = False,
     """Ask the daemon to stop (kill: ending every job) and wait until it has. With jobs
     out it refuses (needs_force) unless `force`."""
     pid = read_pid(paths)
+    from .client import run_command  # only to stop: starting needs no client (sched imports this early)
+
     argv = ["shutdown"] + (["-kill"] if kill else []) + (["-force"] if force else [])
     try:
         reply = run_command(argv, paths.home, timeout=10.0)

@@ -21,7 +21,8 @@ dead spare is discarded and that start spawns its own. An unclaimed spare is end
 KEEP seconds. It never got `auth`, so a pcontrol killed -9 leaves it nothing to keep: it
 gets EOF on its pty and exits.
 
-Light on purpose (os, sys, tty and ptyprocess): it runs before the daemon's imports.
+Light on purpose (os, sys, tty and ptyprocess, that one when a spare begins): it runs before the
+daemon's imports.
 """
 
 from __future__ import annotations
@@ -31,8 +32,10 @@ import os
 import sys
 import tty
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
-import ptyprocess
+if TYPE_CHECKING:
+    import ptyprocess
 
 __all__ = ["OPTION", "LOCAL_AGENT", "DAEMON_UMASK", "KEEP", "DIMENSIONS", "SpareAgent",
            "spare_from_argv", "child_setup", "local_agent_argv"]
@@ -99,6 +102,8 @@ class SpareAgent:
     def begin(cls, slots: int, nice: int = 0) -> "SpareAgent | None":
         """Start a local agent with `slots`; None if it cannot start (a host's own start
         will then say why)."""
+        import ptyprocess  # here: sched names OPTION while reading a script (psched.scheduler.earlystart)
+
         argv = local_agent_argv(slots)
         try:
             process = ptyprocess.PtyProcess.spawn(argv, preexec_fn=functools.partial(_spare_setup, nice),

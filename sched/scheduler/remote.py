@@ -48,10 +48,10 @@ from pcontrol import launch  # starts and stops the daemon without loading it (p
 from pcontrol.client import ControllerAddress, ControllerClient
 from pcontrol.errors import ClientError, ControllerNotRunning
 from pcontrol.paths import Paths
-from pcontrol.spareagent import OPTION as SPARE_AGENT
 from pcontrol.wire import Interest
 
 from .appendlog import AppendLog
+from .earlystart import embedded_serve_args, localhost_slots
 from .eventloop import get_loop
 from .jobs import Job, JobSink, JobState, Outcome
 from .local import output_text
@@ -75,24 +75,12 @@ completion), and alerts about hosts (for the script's `alerts` queue, alertqueue
 state on the way, nor hosts filling and freeing slots."""
 SUBMIT_BATCH = 256
 """Most jobs in one batch of submissions."""
-LOCALHOST_SLOTS_PER_CPU = 4
-"""The embedded default's localhost: slots per CPU. Short jobs spend much of their life in
-fork, exec and the messages around them, so several per CPU keep the CPUs busy, and the more
-jobs end in one loop turn, the fewer writes and wake-ups each costs (pcontrol and the agent
-write a turn's lines at once). Measured with bench/bench_user.py's figure 2 (2,000 `true`
-jobs, 2 CPUs): 2 slots ran ~1.5x slower than 4; 8 took ~0.5 ms less CPU a job (all processes)
-than 4, 12 no less than 8."""
 PULL_AHEAD = 600.0
 """Seconds before its planned start that a job for a pull probe is made (with that start as its
 -not-before): the controller hands it to the probe at its check-in before that time, telling it
 the time. pcontrol's --pull-interval should stay below this."""
 SUBMIT_KEY = "PSCHED_SUBMIT"
 """Environment variable carrying `session:job id` on every controller job this link submits."""
-
-
-def localhost_slots() -> int:
-    """The slots of the embedded default's localhost."""
-    return LOCALHOST_SLOTS_PER_CPU * (os.cpu_count() or 1)
 
 
 def owner_id(home: Path, machine: str | None = None, name: str | None = None) -> str:
@@ -416,9 +404,9 @@ class ControllerLink:
                                        f"started again: pcontrol start (or controller start)")
         # the embedded default's controller most likely gets localhost (_ensure_hosts, or its
         # journal has it from an earlier run): its agent starts beside the daemon's own start-up
-        # (pcontrol.spareagent); one not needed is ended there
-        spare = [SPARE_AGENT, str(localhost_slots())]
-        outcome = await get_loop().run_in_executor(None, launch.start, self.paths, spare)
+        # (pcontrol.spareagent); one not needed is ended there. A warm process begun while the
+        # script was read (psched.scheduler.earlystart) is taken if it is what this would start.
+        outcome = await get_loop().run_in_executor(None, launch.start, self.paths, embedded_serve_args())
         if not outcome.ok:
             raise ControllerNotRunning(outcome.message)
         if "already running" not in outcome.message:

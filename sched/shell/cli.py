@@ -228,6 +228,10 @@ def _main(args: argparse.Namespace) -> int:
     if args.name is not None:
         interp.extensions[SCHED_NAME_KEY] = args.name
     interactive = args.script is None and not args.serve and args.netjobs is None and _is_terminal(sys.stdin)
+    if (args.files or args.script is not None) and not args.serve and args.netjobs is None and args.sites is None:
+        from ..scheduler.earlystart import EarlyStart  # light: pcontrol only for a script that needs it
+
+        interp.checkers.insert(0, EarlyStart())  # before the scheduler's stand-in loads the scheduler
     when_loaded(lambda: _log_to_stderr(timestamps=args.serve))
     if interactive or args.serve or args.netjobs is not None:
         load_logging()  # the prompt, the server and NetJobs log with plain logging from the start
