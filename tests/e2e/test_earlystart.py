@@ -1,0 +1,176 @@
+"""The embedded default's pcontrol warmed up while sched reads its script (psched.scheduler.earlystart,
+pcontrol.warmstart), through the real `sched` and `pcontrol` programs.
+
+Each script stops before `run` in `exec cat FIFO` until the test writes to the fifo, so that the
+test sees what is there between reading and running: the warm process (its command line names
+the home's log and --go-fd) and its spare agent, and no pcontrol yet (no pid file, no log).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from procs import alive, pids_where
+from waiting import wait_until_sync
+
+SCHED = [sys.executable, "-m", "psched.shell.cli"]
+PCONTROL = [sys.executable, "-m", "pcontrol"]
+
+
+@pytest.fixture
+def home():
+    path = Path(tempfile.mkdtemp(prefix="early.", dir="/tmp"))
+    os.mkfifo(path / "gate")
+    yield path
+    subprocess.run([*PCONTROL, "stop", "-kill", "-force"], env=_env(path), capture_output=True, timeout=60)
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def _env(home: Path, **more: str) -> dict[str, str]:
+    env = dict(os.environ, SCHED_HOME=str(home), **more)
+    env.pop("PCONTROL_CONNECT", None)
+    return env
+
+
+def _script(home: Path, host: str = "NONE", before_run: str = "", run: str = "run\nwait") -> Path:
+    path = home / "s.sched"
+    path.write_text(f"""task t
+  command touch {home}/ran
+  host {host}
+  nmax 1
+end
+exec cat {home}/gate
+{before_run}
+{run}
+""")
+    return path
+
+
+def _warm(home: Path) -> list[int]:
+    log = f"--log-file\0{home}/pcontrol.log\0".encode()
+    return pids_where(lambda cmdline, environ: log in cmdline and b"\0--go-fd\0" in cmdline)
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for entry in os.listdir("/proc"):
+        try:
+            if entry.isdigit() and Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()[1] == str(pid):
+                found.append(int(entry))
+        except (OSError, IndexError):
+            continue
+    return found
+
+
+def _reading_gate(sched: subprocess.Popen) -> bool:
+    """Whether the script is in its `exec cat` (sched's other child is the warm process)."""
+    for pid in _children(sched.pid):
+        try:
+            if Path(f"/proc/{pid}/comm").read_text().strip() == "cat":
+                return True
+        except OSError:
+            continue
+    return False
+
+
+def _open_gate(home: Path) -> None:
+    """Let the script's `exec cat` end (if it is reading the gate)."""
+    try:
+        fd = os.open(home / "gate", os.O_WRONLY | os.O_NONBLOCK)
+    except OSError:  # ENXIO: nobody reads it
+        return
+    os.write(fd, b"go\n")
+    os.close(fd)
+
+
+def _start(home: Path, script: Path, **env: str) -> subprocess.Popen:
+    return subprocess.Popen([*SCHED, str(script)], env=_env(home, **env), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+
+
+def test_the_warm_process_becomes_the_pcontrol_that_run_starts(home):
+    sched = _start(home, _script(home))
+    try:
+        [warm] = wait_until_sync(lambda: _warm(home), "the warm pcontrol is there")
+        assert not (home / "pcontrol.pid").exists() and not (home / "pcontrol.log").exists()
+        wait_until_sync(lambda: _children(warm), "its spare agent is there")
+        wait_until_sync(lambda: _reading_gate(sched), "sched runs `cat` on the gate")
+        _open_gate(home)
+        out, err = sched.communicate(timeout=60)
+    finally:
+        if sched.poll() is None:
+            sched.kill()
+    assert sched.returncode == 0, err
+    assert f"sched: started pcontrol in {home} (pid {warm})" in err
+    assert "controller had no hosts: added localhost" in err
+    assert (home / "ran").exists()
+
+
+def test_a_script_that_never_runs_starts_no_pcontrol(home):
+    sched = _start(home, _script(home, run="if 0\n  run\nend"))
+    try:
+        [warm] = wait_until_sync(lambda: _warm(home), "the warm pcontrol is there")
+        wait_until_sync(lambda: _reading_gate(sched), "sched runs `cat` on the gate")
+        _open_gate(home)
+        out, err = sched.communicate(timeout=60)
+    finally:
+        if sched.poll() is None:
+            sched.kill()
+    assert sched.returncode == 0, err
+    assert "pcontrol" not in err
+    wait_until_sync(lambda: not alive(warm), "the warm process has gone")
+    assert not (home / "pcontrol.pid").exists() and not (home / "pcontrol.log").exists()
+
+
+def test_the_warm_process_and_its_spare_leave_when_sched_is_killed(home):
+    sched = _start(home, _script(home))
+    try:
+        [warm] = wait_until_sync(lambda: _warm(home), "the warm pcontrol is there")
+        spares = wait_until_sync(lambda: _children(warm), "its spare agent is there")
+        wait_until_sync(lambda: _reading_gate(sched), "sched runs `cat` on the gate")
+        sched.send_signal(signal.SIGKILL)
+        sched.wait(timeout=60)
+    finally:
+        if sched.poll() is None:
+            sched.kill()
+        _open_gate(home)  # sched's `cat` child goes on reading the gate
+    wait_until_sync(lambda: not any(alive(pid) for pid in [warm, *spares]), "the warm process and its spare have gone")
+    assert not (home / "pcontrol.pid").exists()
+
+
+def test_an_environment_changed_before_run_starts_pcontrol_cold(home):
+    sched = _start(home, _script(home, before_run="set env(EARLY_START_TEST) changed"))
+    try:
+        [warm] = wait_until_sync(lambda: _warm(home), "the warm pcontrol is there")
+        wait_until_sync(lambda: _reading_gate(sched), "sched runs `cat` on the gate")
+        _open_gate(home)
+        out, err = sched.communicate(timeout=60)
+    finally:
+        if sched.poll() is None:
+            sched.kill()
+    assert sched.returncode == 0, err
+    assert f"sched: started pcontrol in {home} (pid " in err and f"(pid {warm})" not in err
+    assert (home / "ran").exists()
+    wait_until_sync(lambda: not alive(warm), "the warm process has gone")
+
+
+def test_a_local_script_warms_nothing(home):
+    sched = _start(home, _script(home, host="LOCAL"))
+    try:
+        wait_until_sync(lambda: _reading_gate(sched), "sched runs `cat` on the gate")
+        assert _warm(home) == []
+        _open_gate(home)
+        out, err = sched.communicate(timeout=60)
+    finally:
+        if sched.poll() is None:
+            sched.kill()
+    assert sched.returncode == 0, err
+    assert "pcontrol" not in err and (home / "ran").exists()
