@@ -51,6 +51,7 @@ import enum
 import functools
 import json
 import math
+import threading
 import types
 import typing
 from dataclasses import MISSING, dataclass, field, fields
@@ -146,15 +147,53 @@ class Outcome(str, enum.Enum):
 
 @dataclass(frozen=True)
 class Message:
-    """Base of all messages; `TYPE` is the wire tag of each subclass."""
+    """Base of all messages; `TYPE` is the wire tag of each subclass.
+
+    Each subclass (marked @message) becomes a frozen dataclass at its first use: its first
+    instance, or its first look-up in MESSAGE_TYPES (so `decode`, and dataclasses.fields of
+    what MESSAGE_TYPES gives). Making the 25 dataclasses costs more than the rest of this
+    module (their methods are compiled one by one); a process uses a few (start-up, issue 13)."""
 
     TYPE: ClassVar[str] = ""
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> "Message":
+        if cls not in _MADE:
+            _make(cls)
+        return object.__new__(cls)
+
+
+_MADE: set[type] = {Message}
+"""The message classes made dataclasses so far."""
+_MAKING = threading.Lock()
+
+
+def message(cls: type) -> type:
+    """Mark a message class (a subclass of Message); it is made a frozen dataclass when first used."""
+    return cls
+
+
+def _make(cls: type) -> type:
+    """`cls` as a frozen dataclass (made now if it is not yet)."""
+    if cls in _MADE:
+        return cls
+    with _MAKING:
+        if cls not in _MADE:
+            for base in reversed(cls.__mro__[1:]):
+                if issubclass(base, Message) and base not in _MADE:
+                    _make_one(base)
+            _make_one(cls)
+    return cls
+
+
+def _make_one(cls: type) -> None:
+    dataclass(frozen=True)(cls)
+    _MADE.add(cls)
 
 
 # -- agent -> controller ------------------------------------------------------
 
 
-@dataclass(frozen=True)
+@message
 class Hello(Message):
     """The first line an agent writes: the handshake."""
 
@@ -169,7 +208,7 @@ class Hello(Message):
     """Digest of the agent's code (pclient.build); "" from agents older than the field."""
 
 
-@dataclass(frozen=True)
+@message
 class Started(Message):
     """A job's process is running.  `pid` is None when it could not be
     started at all; an `Ended` with status 127/126 follows at once."""
@@ -182,7 +221,7 @@ class Started(Message):
     """The batch system's id for the job (a Slurm host: the job was submitted, pid None)."""
 
 
-@dataclass(frozen=True)
+@message
 class Ended(Message):
     """A job is over; see `Outcome`.  `status` is set only for EXIT, `signal`
     for CRASH (and, informationally, for TIMEOUT / KILLED)."""
@@ -210,7 +249,7 @@ class Ended(Message):
         object.__setattr__(self, "outbox", tuple(self.outbox))
 
 
-@dataclass(frozen=True)
+@message
 class Chunk(Message):
     """The answer to `Fetch`: `data` is base64 of the bytes of `stream` from `offset` (at most
     the size asked); `eof` says nothing follows them.  `error` (data empty) when the spool
@@ -225,7 +264,7 @@ class Chunk(Message):
     error: Union[str, None] = None
 
 
-@dataclass(frozen=True)
+@message
 class Pong(Message):
     """The answer to `Ping`; `running` is the number of jobs running now."""
 
@@ -235,7 +274,7 @@ class Pong(Message):
     running: int
 
 
-@dataclass(frozen=True)
+@message
 class Error(Message):
     """The agent rejected a line (malformed, unknown, or not acceptable now)."""
 
@@ -248,7 +287,7 @@ class Error(Message):
 # -- controller -> agent ------------------------------------------------------
 
 
-@dataclass(frozen=True)
+@message
 class Run(Message):
     """Run `argv` (no shell) as job `job`; `env` is added to the agent's environment."""
 
@@ -287,7 +326,7 @@ class Run(Message):
             raise ValueError(f"run: output_limit must be >= 0, got {self.output_limit!r}")
 
 
-@dataclass(frozen=True)
+@message
 class Kill(Message):
     """Kill job `job` (SIGTERM to its group, SIGKILL after a grace)."""
 
@@ -295,7 +334,7 @@ class Kill(Message):
     job: str
 
 
-@dataclass(frozen=True)
+@message
 class Fetch(Message):
     """Read up to `size` bytes of a spooled job's `stream` ("stdout" or "stderr") from
     `offset`; answered by `Chunk` (with its `error` for a stream, offset or job it cannot read)."""
@@ -307,7 +346,7 @@ class Fetch(Message):
     size: int
 
 
-@dataclass(frozen=True)
+@message
 class Drop(Message):
     """The controller has all it wants of a spooled job's output: remove it."""
 
@@ -315,7 +354,7 @@ class Drop(Message):
     job: str
 
 
-@dataclass(frozen=True)
+@message
 class Ping(Message):
     """Liveness check; answered by `Pong` with the same `seq`.
 
@@ -333,7 +372,7 @@ class Ping(Message):
         object.__setattr__(self, "held", tuple(self.held))
 
 
-@dataclass(frozen=True)
+@message
 class Bye(Message):
     """Kill all jobs, report them ended, exit 0 (EOF on stdin means the same)."""
 
@@ -343,7 +382,7 @@ class Bye(Message):
 # -- version 2: survival ------------------------------------------------------
 
 
-@dataclass(frozen=True)
+@message
 class Auth(Message):
     """Sent by the controller right after the hello.  `token` is derived from
     the controller's secret (never the secret itself): a successor agent must
@@ -391,7 +430,7 @@ class Auth(Message):
         return self.heartbeat * self.missed
 
 
-@dataclass(frozen=True)
+@message
 class Ack(Message):
     """The controller has stored the outcomes of these jobs; the agent may forget them."""
 
@@ -402,7 +441,7 @@ class Ack(Message):
         object.__setattr__(self, "jobs", tuple(self.jobs))
 
 
-@dataclass(frozen=True)
+@message
 class Resumed(Message):
     """The answer to `Auth` (and a survivor's report to its successor): the jobs
     this agent runs now and the finished ones whose `ended` follows (taken over
@@ -424,7 +463,7 @@ class Resumed(Message):
         object.__setattr__(self, "finished", tuple(self.finished))
 
 
-@dataclass(frozen=True)
+@message
 class Lost(Message):
     """These jobs ended without an outcome (the agent running them died)."""
 
@@ -436,7 +475,7 @@ class Lost(Message):
         object.__setattr__(self, "jobs", tuple(self.jobs))
 
 
-@dataclass(frozen=True)
+@message
 class Challenge(Message):
     """A surviving agent's first line to whoever connects to its socket."""
 
@@ -445,7 +484,7 @@ class Challenge(Message):
     pid: int
 
 
-@dataclass(frozen=True)
+@message
 class Takeover(Message):
     """A successor's answer to `Challenge`: `proof` is HMAC-SHA256(token, nonce) in hex."""
 
@@ -459,7 +498,7 @@ class Takeover(Message):
 # -- synchronized starts ------------------------------------------------------------
 
 
-@dataclass(frozen=True)
+@message
 class ClockProbe(Message):
     """Controller -> agent: answer at once with a `ClockReply`; `sent` is the controller's
     clock when it sent this (t0 of pclient.clockmath)."""
@@ -469,7 +508,7 @@ class ClockProbe(Message):
     sent: float
 
 
-@dataclass(frozen=True)
+@message
 class ClockReply(Message):
     """Agent -> controller: `sent` echoed (t0), and the agent's clock when the probe was
     read (`received`, t1) and when this reply was written (`replied`, t2)."""
@@ -481,7 +520,7 @@ class ClockReply(Message):
     replied: float
 
 
-@dataclass(frozen=True)
+@message
 class Prepare(Message):
     """Controller -> agent: fork job `job` now but hold it at a gate before its program
     starts (answered by `Ready`, or by `ended` if it could not be made ready); `Go` lets
@@ -505,7 +544,7 @@ class Prepare(Message):
             raise ValueError(f"prepare: output_limit must be >= 0, got {self.output_limit!r}")
 
 
-@dataclass(frozen=True)
+@message
 class Ready(Message):
     """Agent -> controller: job `job` was forked (pid `pid`, at `clock` by the agent's
     clock) and now waits at its gate."""
@@ -516,7 +555,7 @@ class Ready(Message):
     clock: float
 
 
-@dataclass(frozen=True)
+@message
 class Go(Message):
     """Controller -> agent: start these prepared jobs at the instant `at` of the
     controller's clock, that is at `at + offset` by the agent's own clock (`offset`: the
@@ -531,7 +570,7 @@ class Go(Message):
         object.__setattr__(self, "jobs", tuple(self.jobs))
 
 
-@dataclass(frozen=True)
+@message
 class Launched(Message):
     """Agent -> controller: job `job`'s program really started at `clock` (agent's clock);
     `late` is how far past its instant that was, by the agent's clock (0 if on time)."""
@@ -542,7 +581,7 @@ class Launched(Message):
     late: float = 0.0
 
 
-@dataclass(frozen=True)
+@message
 class Fence(Message):
     """Controller -> agent: the controller's scheduler now leads its pool under `token` (a
     higher fencing token than the one in `auth`): the agent takes it (and raises the host's
@@ -556,11 +595,28 @@ class Fence(Message):
             raise ValueError(f"fence: token must be an integer >= 0, got {self.token!r}")
 
 
-MESSAGE_TYPES: dict[str, type[Message]] = {
+class _MessageTypes(dict):
+    """Wire tag -> message class, each made a dataclass as it is looked up (Message)."""
+
+    def __getitem__(self, tag: str) -> type:
+        return _make(super().__getitem__(tag))
+
+    def get(self, tag: str, default: Any = None) -> Any:  # type: ignore[override]
+        cls = super().get(tag)
+        return default if cls is None else _make(cls)
+
+    def values(self) -> Any:  # type: ignore[override]
+        return [_make(cls) for cls in super().values()]
+
+    def items(self) -> Any:  # type: ignore[override]
+        return [(tag, _make(cls)) for tag, cls in super().items()]
+
+
+MESSAGE_TYPES: dict[str, type[Message]] = _MessageTypes({
     cls.TYPE: cls for cls in (Hello, Started, Ended, Pong, Error, Run, Kill, Ping, Bye,
                               Auth, Ack, Resumed, Lost, Challenge, Takeover, Fetch, Chunk, Drop,
                               ClockProbe, ClockReply, Prepare, Ready, Go, Launched, Fence)
-}
+})
 """Wire tag -> message class."""
 
 
@@ -591,6 +647,7 @@ _ENCODER = json.JSONEncoder(ensure_ascii=True, separators=(",", ":"), allow_nan=
 
 @functools.lru_cache(maxsize=None)
 def _field_names(cls: type) -> tuple[str, ...]:
+    _make(cls)
     return tuple(f.name for f in fields(cls))
 
 
@@ -700,6 +757,7 @@ _FieldSpec = Tuple[str, _Checker, bool]  # name, checker, required
 
 
 def _field_specs(cls: type[Message]) -> list[_FieldSpec]:
+    _make(cls)
     hints = typing.get_type_hints(cls)
     specs = []
     for f in fields(cls):
