@@ -70,25 +70,18 @@ def _children(pid: int) -> list[int]:
     return found
 
 
-def _reading_gate(sched: subprocess.Popen) -> bool:
-    """Whether the script is in its `exec cat` (sched's other child is the warm process)."""
-    for pid in _children(sched.pid):
-        try:
-            if Path(f"/proc/{pid}/comm").read_text().strip() == "cat":
-                return True
-        except OSError:
-            continue
-    return False
+def _gate_readers(home: Path) -> list[int]:
+    """The script's `exec cat` of the gate (while sched waits there, or orphaned by its kill)."""
+    gate = f"cat\0{home}/gate\0".encode()
+    return pids_where(lambda cmdline, environ: cmdline == gate)
 
 
 def _open_gate(home: Path) -> None:
-    """Let the script's `exec cat` end (if it is reading the gate)."""
-    try:
-        fd = os.open(home / "gate", os.O_WRONLY | os.O_NONBLOCK)
-    except OSError:  # ENXIO: nobody reads it
-        return
-    os.write(fd, b"go\n")
-    os.close(fd)
+    """Let the script's `exec cat` end: opening the fifo waits for cat to open it, which a
+    running cat does (nothing to do when there is none)."""
+    if _gate_readers(home):
+        with open(home / "gate", "w") as gate:
+            gate.write("go\n")
 
 
 def _start(home: Path, script: Path, **env: str) -> subprocess.Popen:
@@ -102,7 +95,7 @@ def test_the_warm_process_becomes_the_pcontrol_that_run_starts(home):
         [warm] = wait_until_sync(lambda: _warm(home), "the warm pcontrol is there")
         assert not (home / "pcontrol.pid").exists() and not (home / "pcontrol.log").exists()
         wait_until_sync(lambda: _children(warm), "its spare agent is there")
-        wait_until_sync(lambda: _reading_gate(sched), "sched runs `cat` on the gate")
+        wait_until_sync(lambda: _gate_readers(home), "sched runs `cat` on the gate")
         _open_gate(home)
         out, err = sched.communicate(timeout=60)
     finally:
@@ -118,7 +111,7 @@ def test_a_script_that_never_runs_starts_no_pcontrol(home):
     sched = _start(home, _script(home, run="if 0\n  run\nend"))
     try:
         [warm] = wait_until_sync(lambda: _warm(home), "the warm pcontrol is there")
-        wait_until_sync(lambda: _reading_gate(sched), "sched runs `cat` on the gate")
+        wait_until_sync(lambda: _gate_readers(home), "sched runs `cat` on the gate")
         _open_gate(home)
         out, err = sched.communicate(timeout=60)
     finally:
@@ -135,7 +128,7 @@ def test_the_warm_process_and_its_spare_leave_when_sched_is_killed(home):
     try:
         [warm] = wait_until_sync(lambda: _warm(home), "the warm pcontrol is there")
         spares = wait_until_sync(lambda: _children(warm), "its spare agent is there")
-        wait_until_sync(lambda: _reading_gate(sched), "sched runs `cat` on the gate")
+        wait_until_sync(lambda: _gate_readers(home), "sched runs `cat` on the gate")
         sched.send_signal(signal.SIGKILL)
         sched.wait(timeout=60)
     finally:
@@ -150,7 +143,7 @@ def test_an_environment_changed_before_run_starts_pcontrol_cold(home):
     sched = _start(home, _script(home, before_run="set env(EARLY_START_TEST) changed"))
     try:
         [warm] = wait_until_sync(lambda: _warm(home), "the warm pcontrol is there")
-        wait_until_sync(lambda: _reading_gate(sched), "sched runs `cat` on the gate")
+        wait_until_sync(lambda: _gate_readers(home), "sched runs `cat` on the gate")
         _open_gate(home)
         out, err = sched.communicate(timeout=60)
     finally:
@@ -165,7 +158,7 @@ def test_an_environment_changed_before_run_starts_pcontrol_cold(home):
 def test_a_local_script_warms_nothing(home):
     sched = _start(home, _script(home, host="LOCAL"))
     try:
-        wait_until_sync(lambda: _reading_gate(sched), "sched runs `cat` on the gate")
+        wait_until_sync(lambda: _gate_readers(home), "sched runs `cat` on the gate")
         assert _warm(home) == []
         _open_gate(home)
         out, err = sched.communicate(timeout=60)
