@@ -27,7 +27,6 @@ import os
 from dataclasses import dataclass
 from typing import Union
 
-from .logfile import rotate_files
 
 __all__ = ["OutputFile", "Sink"]
 
@@ -84,6 +83,8 @@ class Sink:
             if self._size >= limit:
                 os.close(self._fd)
                 self._fd = -1
+                from .logfile import rotate_files  # at the first rotation: logging's handlers cost sched and the agent start-up
+
                 rotate_files(self._target, self.dest.keep)
                 self._fd = os.open(self._target, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o666)
                 self._size = 0

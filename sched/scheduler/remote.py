@@ -39,7 +39,6 @@ import asyncio
 import logging
 import os
 import socket
-import uuid
 from collections import deque
 from pathlib import Path
 from typing import Any, Callable, Protocol
@@ -242,7 +241,7 @@ class ControllerLink:
         self._harvesting = False  # a harvest request is on its way
         self._flushing = False  # a flush is sending jobs
         self._batches = True  # the controller takes batches of submissions (until it refuses one)
-        self.session = uuid.uuid4().hex[:12]  # this sched process, in submit keys
+        self.session = os.urandom(6).hex()  # this sched process, in submit keys (uuid's import costs start-up)
         self.submit_keys_held: set[str] | None = None  # of every job the controller has of ours (after a connect)
         self.harvests = HarvestLog(own.harvest_path if own is not None else self.paths.home / "harvested.log")
         self.started_daemon = False
