@@ -152,7 +152,9 @@ class Message:
     Each subclass (marked @message) becomes a frozen dataclass at its first use: its first
     instance, or its first look-up in MESSAGE_TYPES (so `decode`, and dataclasses.fields of
     what MESSAGE_TYPES gives). Making the 25 dataclasses costs more than the rest of this
-    module (their methods are compiled one by one); a process uses a few (start-up, issue 13)."""
+    module (their methods are compiled one by one); a process uses a few (start-up, issue 13).
+    Until then a class has only Message's (empty) dataclass fields: look a class up in
+    MESSAGE_TYPES (or make one) before asking dataclasses about it."""
 
     TYPE: ClassVar[str] = ""
 

@@ -9,10 +9,12 @@ daemon's imports and waits until sched says go; it exits if sched lets go (pcont
 import sys
 
 from .spareagent import spare_from_argv
-from .warmstart import go_fd_from_argv
+
+SPARE = spare_from_argv(sys.argv[1:])
+
+from .warmstart import go_fd_from_argv  # noqa: E402  (after the spare agent has started)
 
 GO_FD = go_fd_from_argv(sys.argv)
-SPARE = spare_from_argv(sys.argv[1:])
 
 from .cli import main  # noqa: E402  (after the spare agent has started)
 

@@ -25,7 +25,8 @@ as before. One never told to go exits by itself: when sched leaves (or dies, eve
 kill -9: the go pipe's only writer is sched, so its end is EOF) or after KEEP seconds;
 its spare agent, which never got `auth`, sees EOF on its pty and exits too.
 
-Light on purpose (os, select, subprocess, sys, threading): sched imports it while reading.
+Light on purpose (os, select, subprocess, sys, threading, time): sched imports it while reading,
+and `python -m pcontrol` right after its spare agent has started.
 """
 
 from __future__ import annotations
@@ -38,10 +39,11 @@ import threading
 import time
 from collections.abc import Sequence
 from contextlib import nullcontext
-from pathlib import Path
 from typing import TYPE_CHECKING, ContextManager
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from .paths import Paths
 
 __all__ = ["OPTION", "KEEP", "GO", "WarmDaemon", "WARM", "serve_argv", "go_fd_from_argv", "log_from_argv",
@@ -84,7 +86,7 @@ class WarmDaemon:
                     process = subprocess.Popen(
                         [*serve_argv(ready_write, paths.log, serve_args), OPTION, str(go_read)],
                         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                        env=env, cwd=Path.home(), start_new_session=True,
+                        env=env, cwd=os.path.expanduser("~"), start_new_session=True,
                         pass_fds=(ready_write, go_read), close_fds=True)
             except OSError:
                 os.close(ready_read)

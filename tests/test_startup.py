@@ -140,3 +140,26 @@ def test_a_pcontrol_client_command_loads_only_the_client_face() -> None:
     helped = ("import contextlib, io\nfrom pcontrol.cli import main\n"
               "with contextlib.redirect_stdout(io.StringIO()):\n    main(['help'])")
     assert "pcontrol.verbs" in _loaded_after(helped, daemon_side)
+
+
+def test_sched_begins_a_warm_pcontrol_with_light_modules() -> None:
+    """sched reading a script that will need pcontrol begins it warm (pcontrol.warmstart) before
+    its own scheduler is loaded: that costs neither asyncio, pclient, logging nor dataclasses."""
+    assert _loaded_after("import pcontrol.warmstart", ("asyncio", "pclient", "pclient.protocol", "pcontrol.daemon",
+                                                       "pcontrol.cli", "dataclasses", "logging", "pathlib")) == []
+
+
+def test_the_agent_protocol_makes_its_message_classes_when_first_used() -> None:
+    """Each message class of pclient.protocol becomes its dataclass at its first instance or its
+    look-up in MESSAGE_TYPES (making all 25 cost more than the rest of the module)."""
+    code = ("import dataclasses\n"
+            "from pclient import protocol as p\n"
+            "made = lambda cls: '__dataclass_fields__' in vars(cls)\n"
+            "assert not made(p.Run) and not made(p.Hello)\n"
+            "run = p.Run(job='1', argv=('true',))\n"
+            "assert made(p.Run) and not made(p.Hello) and run == p.decode(p.encode(run)) and hash(run) == hash(p.Run('1', ('true',)))\n"
+            "assert dataclasses.fields(p.MESSAGE_TYPES['hello'])[0].name == 'version'\n"
+            "assert all(made(c) for c in p.MESSAGE_TYPES.values())\n"
+            "try:\n    run.job = '2'\nexcept dataclasses.FrozenInstanceError:\n    pass\nelse:\n    raise AssertionError('not frozen')\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
