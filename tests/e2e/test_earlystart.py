@@ -167,3 +167,19 @@ def test_a_local_script_warms_nothing(home):
             sched.kill()
     assert sched.returncode == 0, err
     assert "pcontrol" not in err and (home / "ran").exists()
+
+
+def test_a_warm_process_killed_before_run_leaves_run_to_start_pcontrol_cold(home):
+    sched = _start(home, _script(home))
+    try:
+        [warm] = wait_until_sync(lambda: _warm(home), "the warm pcontrol is there")
+        wait_until_sync(lambda: _gate_readers(home), "sched runs `cat` on the gate")
+        os.kill(warm, signal.SIGKILL)
+        _open_gate(home)
+        out, err = sched.communicate(timeout=60)
+    finally:
+        if sched.poll() is None:
+            sched.kill()
+    assert sched.returncode == 0, err
+    assert f"sched: started pcontrol in {home} (pid " in err and f"(pid {warm})" not in err
+    assert (home / "ran").exists()
