@@ -150,18 +150,23 @@ class Message:
     """Base of all messages; `TYPE` is the wire tag of each subclass.
 
     Each subclass (marked @message) becomes a frozen dataclass at its first use: its first
-    instance, or its first look-up in MESSAGE_TYPES (so `decode`, and dataclasses.fields of
-    what MESSAGE_TYPES gives). Making the 25 dataclasses costs more than the rest of this
+    instance (Message.__init__ makes it, then the class has its own), its first decode, or its
+    look-up in MESSAGE_TYPES (so dataclasses.fields of what MESSAGE_TYPES gives). Making the 25 dataclasses costs more than the rest of this
     module (their methods are compiled one by one); a process uses a few (start-up, issue 13).
     Until then a class has only Message's (empty) dataclass fields: look a class up in
     MESSAGE_TYPES (or make one) before asking dataclasses about it."""
 
     TYPE: ClassVar[str] = ""
 
-    def __new__(cls, *args: Any, **kwargs: Any) -> "Message":
-        if cls not in _MADE:
-            _make(cls)
-        return object.__new__(cls)
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        # reached only before the class is made (making it gives it its own __init__), and
+        # for Message itself, which has no fields
+        cls = type(self)
+        if cls is Message:
+            if args or kwargs:
+                raise TypeError("Message() takes no arguments")
+            return
+        _make(cls).__init__(self, *args, **kwargs)
 
 
 _MADE: set[type] = {Message}
@@ -821,7 +826,7 @@ def decode(line: bytes | str) -> Message:
     if not isinstance(kind, str):
         what = "missing" if kind is None else f"{describe_json(kind)}, not a string"
         raise ProtocolError(f"message type is {what}", job=job, excerpt=excerpt)
-    cls = MESSAGE_TYPES.get(kind)
+    cls = dict.get(MESSAGE_TYPES, kind)  # made by _field_specs below, at its first decode
     if cls is None:
         raise ProtocolError(f"unknown message type {kind!r}; expected one of {', '.join(MESSAGE_TYPES)}",
                             job=job, excerpt=excerpt)
