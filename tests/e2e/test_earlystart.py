@@ -54,18 +54,28 @@ exec cat {home}/gate
     return path
 
 
-def _warm(home: Path) -> list[int]:
+def _warm(home: Path, sched: subprocess.Popen) -> list[int]:
+    """sched's warm pcontrol (its child: the child it forks for the spare agent has the same
+    command line until that execs)."""
     log = f"--log-file\0{home}/pcontrol.log\0".encode()
-    return pids_where(lambda cmdline, environ: log in cmdline and b"\0--go-fd\0" in cmdline)
+    return [pid for pid in pids_where(lambda cmdline, environ: log in cmdline and b"\0--go-fd\0" in cmdline)
+            if _parent(pid) == sched.pid]
+
+
+def _parent(pid: int) -> int | None:
+    try:
+        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+    except (OSError, IndexError, ValueError):
+        return None
 
 
 def _children(pid: int) -> list[int]:
     found = []
     for entry in os.listdir("/proc"):
         try:
-            if entry.isdigit() and Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()[1] == str(pid):
+            if entry.isdigit() and _parent(int(entry)) == pid:
                 found.append(int(entry))
-        except (OSError, IndexError):
+        except OSError:
             continue
     return found
 
@@ -92,7 +102,7 @@ def _start(home: Path, script: Path, **env: str) -> subprocess.Popen:
 def test_the_warm_process_becomes_the_pcontrol_that_run_starts(home):
     sched = _start(home, _script(home))
     try:
-        [warm] = wait_until_sync(lambda: _warm(home), "the warm pcontrol is there")
+        [warm] = wait_until_sync(lambda: _warm(home, sched), "the warm pcontrol is there")
         assert not (home / "pcontrol.pid").exists() and not (home / "pcontrol.log").exists()
         wait_until_sync(lambda: _children(warm), "its spare agent is there")
         wait_until_sync(lambda: _gate_readers(home), "sched runs `cat` on the gate")
@@ -110,7 +120,7 @@ def test_the_warm_process_becomes_the_pcontrol_that_run_starts(home):
 def test_a_script_that_never_runs_starts_no_pcontrol(home):
     sched = _start(home, _script(home, run="if 0\n  run\nend"))
     try:
-        [warm] = wait_until_sync(lambda: _warm(home), "the warm pcontrol is there")
+        [warm] = wait_until_sync(lambda: _warm(home, sched), "the warm pcontrol is there")
         wait_until_sync(lambda: _gate_readers(home), "sched runs `cat` on the gate")
         _open_gate(home)
         out, err = sched.communicate(timeout=60)
@@ -126,7 +136,7 @@ def test_a_script_that_never_runs_starts_no_pcontrol(home):
 def test_the_warm_process_and_its_spare_leave_when_sched_is_killed(home):
     sched = _start(home, _script(home))
     try:
-        [warm] = wait_until_sync(lambda: _warm(home), "the warm pcontrol is there")
+        [warm] = wait_until_sync(lambda: _warm(home, sched), "the warm pcontrol is there")
         spares = wait_until_sync(lambda: _children(warm), "its spare agent is there")
         wait_until_sync(lambda: _gate_readers(home), "sched runs `cat` on the gate")
         sched.send_signal(signal.SIGKILL)
@@ -142,7 +152,7 @@ def test_the_warm_process_and_its_spare_leave_when_sched_is_killed(home):
 def test_an_environment_changed_before_run_starts_pcontrol_cold(home):
     sched = _start(home, _script(home, before_run="set env(EARLY_START_TEST) changed"))
     try:
-        [warm] = wait_until_sync(lambda: _warm(home), "the warm pcontrol is there")
+        [warm] = wait_until_sync(lambda: _warm(home, sched), "the warm pcontrol is there")
         wait_until_sync(lambda: _gate_readers(home), "sched runs `cat` on the gate")
         _open_gate(home)
         out, err = sched.communicate(timeout=60)
@@ -159,7 +169,7 @@ def test_a_local_script_warms_nothing(home):
     sched = _start(home, _script(home, host="LOCAL"))
     try:
         wait_until_sync(lambda: _gate_readers(home), "sched runs `cat` on the gate")
-        assert _warm(home) == []
+        assert _warm(home, sched) == []
         _open_gate(home)
         out, err = sched.communicate(timeout=60)
     finally:
@@ -172,7 +182,7 @@ def test_a_local_script_warms_nothing(home):
 def test_a_warm_process_killed_before_run_leaves_run_to_start_pcontrol_cold(home):
     sched = _start(home, _script(home))
     try:
-        [warm] = wait_until_sync(lambda: _warm(home), "the warm pcontrol is there")
+        [warm] = wait_until_sync(lambda: _warm(home, sched), "the warm pcontrol is there")
         wait_until_sync(lambda: _gate_readers(home), "sched runs `cat` on the gate")
         os.kill(warm, signal.SIGKILL)
         _open_gate(home)
