@@ -359,7 +359,7 @@ class Journal:
                 if value is None:
                     gone_jobs.append((key,))
                 else:
-                    record = json.dumps(value.to_record())
+                    record = json.dumps(value.to_row())
                     size += len(record) + len(value.stdout) + len(value.stderr)
                     jobs.append((value.id, value.state.value, value.owner, record,
                                  value.stdout, value.stderr))
