@@ -136,6 +136,8 @@ class ControllerClient(Calls):
         self._refusal: Reply | None = None    # an error reply with no id: why pcontrol hangs up
         self.fence: int | None = None
         """Sent with every request: the fencing token of a pool's leader (pcontrol.adoption)."""
+        self.brief = False
+        """pcontrol granted `subscribe -brief` on this connection (see subscribe)."""
         self._reader_task = asyncio.get_running_loop().create_task(
             self._read_loop(), name=f"pcontrol-client-reader {socket_path}")
 
@@ -241,19 +243,30 @@ class ControllerClient(Calls):
         finally:
             self._pending.pop(request.id, None)
 
-    async def subscribe(self, owner: str | None = None, only: Iterable[Interest] | None = None) -> Any:
+    async def subscribe(self, owner: str | None = None, only: Iterable[Interest] | None = None,
+                        brief: bool = False) -> Any:
         """Ask for events on this connection (only the jobs of `owner` when given; only the
-        events of the interests `only` when given). A pcontrol older than `-only` refuses it:
-        then every event is asked for, as before, and the caller ignores what it did not want."""
+        events of the interests `only` when given; with `brief`, job events with the short
+        record, Job.to_brief). A pcontrol older than `-only` refuses it: then every event is
+        asked for, as before, and the caller ignores what it did not want. One older than
+        `-brief` sends whole records (`self.brief` says which: True once short ones were
+        granted, and then `job -brief` is known there too)."""
         argv = ["subscribe"] + (["-owner", owner] if owner is not None else [])
-        if only is None:
+        if only is None and not brief:
             return await self.call(*argv)
-        reply = await self.request(argv + ["-only", ",".join(sorted(i.value for i in only))])
+        asked = argv + (["-only", ",".join(sorted(i.value for i in only))] if only is not None else [])
+        reply = await self.request(asked + (["-brief"] if brief else []))
         if reply.ok:
+            self.brief = brief
             return reply.data
+        if brief and 'option "-brief"' in reply.text:  # older than short records: whole ones
+            log.info("pcontrol does not know `subscribe -brief`: whole job records")
+            return await self.subscribe(owner, only)
+        if only is None:
+            raise CommandFailed(reply)
         if "unknown event interest alert" in reply.text:  # older than alert events: all but those
             log.info("pcontrol has no alert events: subscribing without them")
-            return await self.subscribe(owner, frozenset(only) - {Interest.ALERT})
+            return await self.subscribe(owner, frozenset(only) - {Interest.ALERT}, brief)
         if "-only" not in reply.text:
             raise CommandFailed(reply)
         log.info("pcontrol does not know `subscribe -only` (%s): asking for every event", reply.text)

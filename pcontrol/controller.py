@@ -84,6 +84,7 @@ class Subscriber(Protocol):
 
     owner: str | None
     interests: frozenset[Interest] | None  #: what it asked for (`subscribe -only`); None: all
+    brief: bool  #: job events carry the short record (`subscribe -brief`: Job.to_brief)
 
     def send_event(self, event: Event) -> None: ...
 
@@ -288,9 +289,10 @@ class Controller(AgentReports, OperatorRequests, PoolAdoption):
     def unsubscribe(self, subscriber: Subscriber) -> None:
         self._subscribers.discard(subscriber)
 
-    def _emit(self, kind: EventKind, data: dict[str, Any], owner: str | None = None) -> None:
+    def _emit(self, kind: EventKind, data: dict[str, Any] | None, owner: str | None = None,
+              brief: dict[str, Any] | None = None) -> None:
         if self._subscribers:
-            self._outbox.event(kind, data, owner)
+            self._outbox.event(kind, data, owner, brief)
 
     def alerted(self, notice: AlertNotice) -> None:
         """Alerter listener: an episode's alert or recovery goes to the subscribers (not a
@@ -298,10 +300,17 @@ class Controller(AgentReports, OperatorRequests, PoolAdoption):
         if notice.condition:
             self._emit(EventKind.ALERT, notice.to_record())
 
-    def _send_event(self, kind: EventKind, data: dict[str, Any], owner: str | None) -> None:
+    def _send_event(self, kind: EventKind, data: dict[str, Any] | None, owner: str | None,
+                    brief: dict[str, Any] | None = None) -> None:
+        """Fan an event out. A job's change comes in the forms its subscribers asked for when
+        it was made (`data`, the whole record; `brief`, the short one); a subscriber that came
+        since gets the form there is."""
         self._event_seq += 1
-        event = Event(kind, data, self._event_seq)
-        interest = interest_of(kind, data)
+        whole = Event(kind, data, self._event_seq) if data is not None else None
+        short = Event(kind, brief, self._event_seq) if brief is not None else whole
+        whole = whole or short
+        assert whole is not None and short is not None
+        interest = interest_of(kind, whole.data)
         for subscriber in list(self._subscribers):
             if kind is EventKind.JOB and subscriber.owner is not None \
                     and subscriber.owner != owner:
@@ -309,7 +318,7 @@ class Controller(AgentReports, OperatorRequests, PoolAdoption):
             if subscriber.interests is not None and interest not in subscriber.interests:
                 continue
             try:
-                subscriber.send_event(event)
+                subscriber.send_event(short if subscriber.brief else whole)
             except Exception:
                 log.exception("dropping a subscriber whose send failed")
                 self._subscribers.discard(subscriber)
@@ -336,22 +345,32 @@ class Controller(AgentReports, OperatorRequests, PoolAdoption):
     def _job_changed(self, job: Job) -> None:
         if self.journal is not None:
             self.journal.job_changed(job)
-        if self._subscribers and self._someone_wants(job):
-            # A job's end carries its output when it is short, so that its owner need not
-            # ask for it (`check job -output`): a record holding "stdout" holds all of it.
-            inline = job.state is JobState.DONE and job.harvested is None \
-                and len(job.stdout) + len(job.stderr) <= END_OUTPUT_INLINE
-            self._emit(EventKind.JOB, job.to_record(output=inline), job.owner)
+        if self._subscribers:
+            whole, brief = self._forms_wanted(job)
+            if whole or brief:
+                # A job's end carries its output when it is short, so that its owner need not
+                # ask for it (`check job -output`): a record holding "stdout" holds all of it.
+                inline = job.state is JobState.DONE and job.harvested is None \
+                    and len(job.stdout) + len(job.stderr) <= END_OUTPUT_INLINE
+                self._emit(EventKind.JOB, job.to_record(output=inline) if whole else None, job.owner,
+                           job.to_brief(output=inline) if brief else None)
 
-    def _someone_wants(self, job: Job) -> bool:
-        """Whether a subscriber takes this change of the job (as _send_event will judge it):
-        a scheduler subscribes to starts and ends only, and the record of each of the other
-        changes (~4 a job) is then not made at all."""
+    def _forms_wanted(self, job: Job) -> tuple[bool, bool]:
+        """Which records of this change of the job the subscribers take (as _send_event will
+        judge it): the whole one, the short one (`subscribe -brief`). A scheduler subscribes to
+        starts and ends only, briefly: the record of each of the other changes (~4 a job) is
+        not made at all, and the whole one never."""
         interest = interest_of(EventKind.JOB, {
             "state": job.state.value, "harvested": job.harvested, "pid": job.pid,
             "kill_requested": job.kill_requested, "unknown_since": job.unknown_since})
-        return any((s.owner is None or s.owner == job.owner)
-                   and (s.interests is None or interest in s.interests) for s in self._subscribers)
+        whole = brief = False
+        for s in self._subscribers:
+            if (s.owner is None or s.owner == job.owner) and (s.interests is None or interest in s.interests):
+                if s.brief:
+                    brief = True
+                else:
+                    whole = True
+        return whole, brief
 
     def host_changed(self, host: Host) -> None:
         """HostListener: a host record changed."""

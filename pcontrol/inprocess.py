@@ -42,6 +42,7 @@ class InProcessClient(Calls):
         self.controller = controller
         self.owner: str | None = None
         self.interests: frozenset[Interest] | None = None
+        self.brief = False
         self._on_event = on_event
         self._ids = itertools.count(1)
         self._closed = asyncio.Event()
@@ -91,11 +92,12 @@ class InProcessClient(Calls):
             raise ControllerDisconnected(self._close_reason or "connection closed")
         return reply
 
-    async def subscribe(self, owner: str | None = None, only: Iterable[Interest] | None = None) -> Any:
+    async def subscribe(self, owner: str | None = None, only: Iterable[Interest] | None = None,
+                        brief: bool = False) -> Any:
         argv = ["subscribe"] + (["-owner", owner] if owner is not None else [])
         if only is not None:
             argv += ["-only", ",".join(sorted(i.value for i in only))]
-        return await self.call(*argv)
+        return await self.call(*argv, *(["-brief"] if brief else []))
 
     async def close(self) -> None:
         self.cut("connection closed by the client")
@@ -120,9 +122,11 @@ class _Served:
         self._client = client
         self.controller = client.controller
 
-    def subscribe(self, owner: str | None, interests: frozenset[Interest] | None = None) -> None:
+    def subscribe(self, owner: str | None, interests: frozenset[Interest] | None = None,
+                  brief: bool = False) -> None:
         self._client.owner = owner
         self._client.interests = interests
+        self._client.brief = brief
         self.controller.subscribe(self._client)
 
     def unsubscribe(self) -> None:

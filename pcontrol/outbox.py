@@ -48,13 +48,16 @@ class Outbox:
     """
 
     def __init__(self, ledger: Callable[[], Journal | None],
-                 send_event: Callable[[EventKind, dict[str, Any], str | None], None],
+                 send_event: Callable[[EventKind, dict[str, Any] | None, str | None,
+                                       dict[str, Any] | None], None],
                  send_agent: Callable[[str, agent_protocol.Message], None]):
         self._ledger = ledger
         self._send_event = send_event
         self._send_agent = send_agent
-        self._events: collections.deque[tuple[int, EventKind, dict[str, Any], str | None]] = \
-            collections.deque()
+        # (seq, kind, whole record, owner, short record): a job's change in the forms its
+        # subscribers asked for (either record may be None)
+        self._events: collections.deque[tuple[int, EventKind, dict[str, Any] | None, str | None,
+                                              dict[str, Any] | None]] = collections.deque()
         self._agents: collections.deque[tuple[int, str, agent_protocol.Message]] = \
             collections.deque()
         self._acks: collections.deque[tuple[int, str, str]] = collections.deque()
@@ -76,8 +79,9 @@ class Outbox:
         journal = self._ledger()
         return journal.durable_seq if journal is not None else math.inf
 
-    def event(self, kind: EventKind, data: dict[str, Any], owner: str | None) -> None:
-        self._events.append((self._seq(), kind, data, owner))
+    def event(self, kind: EventKind, data: dict[str, Any] | None, owner: str | None,
+              brief: dict[str, Any] | None = None) -> None:
+        self._events.append((self._seq(), kind, data, owner, brief))
         self._schedule()
 
     def agent(self, host: str, message: agent_protocol.Message) -> None:
@@ -101,7 +105,7 @@ class Outbox:
         word = str(job_id)
         self._events = collections.deque(
             item for item in self._events
-            if not (item[1] is EventKind.JOB and item[2].get("id") == job_id))
+            if not (item[1] is EventKind.JOB and (item[2] or item[4] or {}).get("id") == job_id))
         self._agents = collections.deque(
             item for item in self._agents if getattr(item[2], "job", None) != word)
 
@@ -144,8 +148,8 @@ class Outbox:
             self._send_agent(host, agent_protocol.Ack(jobs=tuple(words)))
         events = self._events
         while budget > 0 and events and events[0][0] <= durable:
-            _, kind, data, owner = events.popleft()
-            self._send_event(kind, data, owner)
+            _, kind, data, owner, brief = events.popleft()
+            self._send_event(kind, data, owner, brief)
             budget -= 1
         if self._waiters:
             self._settle_waiters(min([durable] + [queue[0][0] - 1 for queue in

@@ -253,6 +253,7 @@ class Connection:
         self.task: asyncio.Task | None = None
         self.owner: str | None = None
         self.interests: frozenset[Interest] | None = None  # events asked for; None: all
+        self.brief = False          # job events carry the short record (subscribe -brief)
         self.subscribed = False
         self.admitted = False
         self.busy = False           # a command is running for it
@@ -276,9 +277,11 @@ class Connection:
 
     # -- Session ----------------------------------------------------------------------------
 
-    def subscribe(self, owner: str | None, interests: frozenset[Interest] | None = None) -> None:
+    def subscribe(self, owner: str | None, interests: frozenset[Interest] | None = None,
+                  brief: bool = False) -> None:
         self.owner = owner
         self.interests = interests
+        self.brief = brief
         self.subscribed = True
         self.controller.subscribe(self)
 
@@ -500,15 +503,18 @@ class ControlServer:
         self._connections: dict[Connection, None] = {}
         self._tasks: set[asyncio.Task] = set()
         self.shutdown_requested = asyncio.Event()
-        self._last_event: tuple[Event, bytes] | None = None
+        self._last_events: list[tuple[Event, bytes]] = []
 
     def encoded(self, event: Event) -> bytes:
         """The event's line, encoded once for all the subscribers it is fanned out to
-        (the controller hands each the same Event, one after the other)."""
-        last = self._last_event
-        if last is None or last[0] is not event:
-            last = self._last_event = (event, encode(event))
-        return last[1]
+        (the controller hands each the same Event, one after the other; a job's change may
+        come as two, its whole record and its short one: the last two are kept)."""
+        for seen, line in self._last_events:
+            if seen is event:
+                return line
+        line = encode(event)
+        self._last_events = [self._last_events[-1], (event, line)] if self._last_events else [(event, line)]
+        return line
 
     @property
     def shutting_down(self) -> bool:

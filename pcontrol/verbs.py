@@ -58,7 +58,8 @@ class Session(Protocol):
 
     controller: Controller
 
-    def subscribe(self, owner: str | None, interests: frozenset[Interest] | None = None) -> None: ...
+    def subscribe(self, owner: str | None, interests: frozenset[Interest] | None = None,
+                  brief: bool = False) -> None: ...
 
     def unsubscribe(self) -> None: ...
 
@@ -97,25 +98,28 @@ def _status(session: Session, args: dict[str, Any]) -> CommandResult:
     return CommandResult(status_text(data), data)
 
 
-@command("subscribe", "?-owner OWNER? ?-only INTERESTS?",
+@command("subscribe", "?-owner OWNER? ?-only INTERESTS? ?-brief?",
          "send job and host events on this connection (only OWNER's jobs if given; only the "
          "events named in the comma list INTERESTS if given: queued, start, running, end, "
-         "harvest, host, load, alert)")
+         "harvest, host, load, alert; -brief: a job event carries the job's short record, "
+         "where it is and how it ended, not what it was submitted with)")
 def _subscribe(session: Session, args: dict[str, Any]) -> CommandResult:
     if args["only"] is None:
-        session.subscribe(args["owner"])
+        session.subscribe(args["owner"], None, args["brief"])
         interests = None
     else:
         try:
             chosen = Interest.parse_list(args["only"])
         except ValueError as exc:
             raise UsageError(f"-only: {exc}") from None
-        session.subscribe(args["owner"], chosen)
+        session.subscribe(args["owner"], chosen, args["brief"])
         interests = sorted(i.value for i in chosen)
     who = f" for owner {args['owner']}" if args["owner"] else ""
     data = {"subscribed": True, "owner": args["owner"]}
     if interests is not None:
         data["only"] = interests
+    if args["brief"]:
+        data["brief"] = True
     return CommandResult(f"subscribed{who}", data)
 
 
@@ -288,14 +292,15 @@ def _sync_kill(session: Session, args: dict[str, Any]) -> CommandResult:
 
 @command("job", "?-host H? ?-required? ?-timeout S? ?-pending S? ?-priority N? ?-retry COUNT? "
                 "?-cwd DIR? ?-env K=V? ?-owner OWNER? ?-task TASK? ?-output-limit BYTES? "
-                "?-spool? ?-mail? ?-inbox TEXT? ?-noskew? ?-not-before EPOCH? ?-id N? -- ARGV...",
+                "?-spool? ?-mail? ?-inbox TEXT? ?-noskew? ?-not-before EPOCH? ?-id N? ?-brief? -- ARGV...",
          "submit a job; prints its id (-id: this id, which a pool's scheduler chose under its "
          "fencing token; -retry: run it again, elsewhere if allowed, when its "
          "host is lost, up to COUNT times; -spool: its agent keeps its whole output, every "
          "byte, for `output`; -mail: it gets $PSCHED_INBOX holding the lines of -inbox and "
          "$PSCHED_OUTBOX, whose lines come back with its end; -noskew: never on a SKEWED "
          "host, it waits for one in line; -not-before: its planned start, seconds since the "
-         "epoch: it waits until then, and a pull probe is told that time ahead)")
+         "epoch: it waits until then, and a pull probe is told that time ahead; -brief: the "
+         "reply's data is the job's short record, as `subscribe -brief` sends)")
 async def _job(session: Session, args: dict[str, Any]) -> CommandResult:
     _refuse_nul(args)
     spec = JobSpec(argv=args["argv"], host=args["host"], required=args["required"],
@@ -308,7 +313,7 @@ async def _job(session: Session, args: dict[str, Any]) -> CommandResult:
     if args["output-limit"] is not None:
         spec.output_limit = args["output-limit"]
     job = await session.controller.submit_durable(spec)   # the id only once on disk
-    return CommandResult(str(job.id), job.to_record())
+    return CommandResult(str(job.id), job.to_brief() if args["brief"] else job.to_record())
 
 
 @command("adopt", "?-owner OWNER? ?-task TASK? ?-host H? ?-required? ?-timeout S? ?-env K=V? ?-spool? "

@@ -51,7 +51,8 @@ class EventKind(str, enum.Enum):
     """What an event reports."""
 
     JOB = "job"     #: a job changed state (data: the job record, without output, except that
-                    #: a job's end holds "stdout" and "stderr" whole when they are short)
+                    #: a job's end holds "stdout" and "stderr" whole when they are short; for a
+                    #: `subscribe -brief` connection the short record, model.Job.to_brief)
     HOST = "host"   #: a host changed state (data: the host record)
     ALERT = "alert"  #: an alert episode started or ended (data: alerts.AlertNotice's record:
                      #: state alert|recovery, host, condition missed|skew, subject, body)

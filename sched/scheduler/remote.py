@@ -197,11 +197,14 @@ _STATE_ORDER = {"PENDING": 0, "BUSY": 1, "DONE": 2}
 
 
 def _later(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
-    """Of two records of one controller job, the one further on (retries restart its states)."""
+    """Of two records of one controller job, the one further on (retries restart its states),
+    over the other: an event's short record (`subscribe -brief`) keeps what a whole one (the
+    adoption list's) says of the job's submission, its argv, host and environment."""
     def rank(r: dict[str, Any]) -> tuple[int, int]:
         return len(r.get("attempts") or []), _STATE_ORDER.get(r.get("state") or "", 0)
 
-    return a if rank(a) >= rank(b) else b
+    later, other = (a, b) if rank(a) >= rank(b) else (b, a)
+    return {**other, **later}
 
 
 def job_key(record: dict[str, Any]) -> str:
@@ -378,7 +381,7 @@ class ControllerLink:
             self.client = client
             client.fence = self.fence
             self._early.clear()  # what came on an old connection may be staler than the job list
-            await client.subscribe(owner=self.owner, only=EVENTS_WANTED)
+            await client.subscribe(owner=self.owner, only=EVENTS_WANTED, brief=True)
             self.state = "connected"
             self._retry = 0
             self._last_failure = None
@@ -583,6 +586,8 @@ class ControllerLink:
         argv.append("-mail")  # $PSCHED_INBOX, $PSCHED_OUTBOX: the switchboard (psched.scheduler.switchboard)
         if job.inbox:
             argv += ["-inbox", "\n".join(job.inbox)]
+        if self.client is not None and self.client.brief:
+            argv.append("-brief")  # the reply's record short, as the events are (a pcontrol that sends them knows it)
         argv.append("--")
         argv += job.argv
         return argv

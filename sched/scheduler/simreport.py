@@ -70,6 +70,7 @@ class Timeline:
 
     owner = None
     interests = frozenset({Interest.HOST, Interest.LOAD, Interest.QUEUED})
+    brief = False
 
     def __init__(self, clock: Clock, duration: float):
         self.clock = clock

@@ -122,6 +122,7 @@ class Collector:
 
     owner = None
     interests = None      # every kind of event (the Subscriber protocol's `subscribe -only`)
+    brief = False         # whole job records (`subscribe -brief`: short ones)
 
     def __init__(self, journal: Journal):
         self.journal = journal

@@ -42,6 +42,7 @@ class Collector:
 
     owner = None
     interests = None      # every kind of event (the Subscriber protocol's `subscribe -only`)
+    brief = False         # whole job records (`subscribe -brief`: short ones)
 
     def __init__(self) -> None:
         self.events: list[Event] = []

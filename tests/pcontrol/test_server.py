@@ -178,6 +178,86 @@ def test_a_short_output_comes_whole_with_the_end_a_long_one_does_not(home: str) 
     run(body())
 
 
+SUBMITTED_WITH = {"argv", "env", "host", "timeout", "output_limit", "priority", "cwd", "retry", "mail", "inbox"}
+
+
+def test_a_brief_subscriber_gets_short_records_beside_a_whole_one(home: str) -> None:
+    """`subscribe -brief` (wire option, issue 13): start and end carry the short record (where
+    the job is and how it ended, not what it was submitted with); a subscriber on the same
+    controller without it still gets whole records; `job -brief` replies with the short one."""
+    async def body() -> None:
+        async with controller_running(home) as h:
+            brief = await ControllerClient.connect(home)
+            whole = await ControllerClient.connect(home)
+            try:
+                granted = await brief.subscribe(owner="o", only={Interest.START, Interest.END}, brief=True)
+                await whole.subscribe(owner="o", only={Interest.START, Interest.END})
+                assert granted["brief"] is True and brief.brief and not whole.brief
+                await h.cmd("host", "add", "localhost")
+                reply = await brief.call("job", "-owner", "o", "-task", "t", "-env", "K=V", "-mail", "-brief",
+                                         "--", "sh", "-c", "echo out; echo 'x said' >> $PSCHED_OUTBOX")
+                assert not SUBMITTED_WITH & reply.keys() and reply["owner"] == "o" and reply["task"] == "t"
+                seen: dict[str, list[dict]] = {"brief": [], "whole": []}
+                for name, client in (("brief", brief), ("whole", whole)):
+                    async for event in client.events():
+                        seen[name].append(event.data)
+                        if event.data["state"] == "DONE":
+                            break
+                for name in ("brief", "whole"):
+                    assert [r["state"] for r in seen[name]] == ["BUSY", "DONE"], name
+                    assert all(r["id"] == reply["id"] and r["submitted"] == reply["submitted"] for r in seen[name])
+                    end = seen[name][-1]
+                    assert (end["outcome"], end["status"], end["stdout"], end["outbox"], end["ran_on"]) == \
+                        ("EXIT", 0, "out\n", ["x said"], "localhost"), name
+                assert not SUBMITTED_WITH & set().union(*seen["brief"])
+                assert all(r["env"] == {"K": "V"} and r["argv"][0] == "sh" for r in seen["whole"])
+                record = await h.cmd("check", "job", str(reply["id"]), "-json")
+                assert record["argv"][0] == "sh" and record["env"] == {"K": "V"}  # the job itself is whole
+            finally:
+                await brief.close()
+                await whole.close()
+    run(body())
+
+
+def test_a_client_asking_an_older_pcontrol_for_brief_records_gets_whole_ones(tmp_path) -> None:
+    """An older pcontrol refuses `-brief` as an unknown option of `subscribe` (its own words,
+    from its usage line): the client subscribes without it, says so in `brief`, and a
+    scheduler then sends its jobs without `-brief` too."""
+    from pcontrol.commands import Usage
+    from pcontrol.errors import UsageError
+
+    with pytest.raises(UsageError) as refused:
+        Usage.parse("?-owner OWNER? ?-only INTERESTS?").bind(["-only", "end", "-brief"], "subscribe")
+    asked: list[list[str]] = []
+
+    async def old_pcontrol(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while line := await reader.readline():
+            request = json.loads(line)
+            asked.append(request["argv"])
+            ok = "-brief" not in request["argv"]
+            writer.write(json.dumps({"id": request["id"], "ok": ok, "text": "subscribed" if ok else refused.value.message,
+                                     "data": {"subscribed": True} if ok else None,
+                                     "error": None if ok else {"code": "usage", "message": refused.value.message}}
+                                    ).encode() + b"\n")
+            await writer.drain()
+
+    async def body() -> None:
+        path = str(tmp_path / "old.sock")
+        server = await asyncio.start_unix_server(old_pcontrol, path)
+        try:
+            client = await ControllerClient.connect(socket_path=path)
+            try:
+                assert await client.subscribe(owner="o", only={Interest.END}, brief=True) == {"subscribed": True}
+                assert not client.brief
+            finally:
+                await client.close()
+        finally:
+            server.close()
+            await server.wait_closed()
+    run(body())
+    assert asked == [["subscribe", "-owner", "o", "-only", "end", "-brief"], ["subscribe", "-owner", "o", "-only", "end"]]
+
+
 def test_subscribe_only_refuses_an_unknown_interest(home: str) -> None:
     async def body() -> None:
         async with controller_running(home) as h:
