@@ -243,6 +243,7 @@ class ControllerLink:
         self._to_harvest: list[int] = []
         self._harvesting = False  # a harvest request is on its way
         self._flushing = False  # a flush is sending jobs
+        self._flush_due = False  # a flush is spawned and has not begun: a task a turn, not a job (issue 13)
         self._batches = True  # the controller takes batches of submissions (until it refuses one)
         self.session = os.urandom(6).hex()  # this sched process, in submit keys (uuid's import costs start-up)
         self.submit_keys_held: set[str] | None = None  # of every job the controller has of ours (after a connect)
@@ -272,7 +273,9 @@ class ControllerLink:
     def submit(self, job: Job) -> None:
         self.unsent.append(job)
         if self.client is not None and not self.client.closed:
-            self.spawn(self._flush())
+            if not self._flushing and not self._flush_due:  # else the flush under way or due takes it
+                self._flush_due = True
+                self.spawn(self._flush())
         else:
             self.connect_soon()
 
@@ -478,12 +481,14 @@ class ControllerLink:
             task.cancel()
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._flush_due = False  # (a flush cancelled before it began)
 
     # --- sending ------------------------------------------------------------------------------
 
     async def _flush(self) -> None:
         """Send the unsent jobs: one flush at a time, each request taking all the jobs that
         gathered while the one before was on its way (a batch; a lone job goes at once)."""
+        self._flush_due = False
         if self._flushing:
             return  # the flush under way takes them too
         self._flushing = True
