@@ -334,6 +334,11 @@ def _check_words(argv: Any, what: str, request_id: int) -> list[str]:
     if len(argv) > MAX_ARGS:
         raise WireError(f'{what} has {len(argv)} words, more than {MAX_ARGS}',
                         request_id=request_id)
+    try:
+        "".join(argv).encode("utf-8")  # one encode for the common case; the word at fault below
+        return argv
+    except UnicodeEncodeError:
+        pass
     for index, word in enumerate(argv):
         try:
             word.encode("utf-8")
