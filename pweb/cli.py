@@ -140,8 +140,17 @@ async def _serve(address: ControllerAddress, sched_home: Path | None, host: str,
     try:
         await stop.wait()
     finally:
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await _cancel_all(tasks)
         await runner.cleanup()
     return 0
+
+
+async def _cancel_all(tasks: list[asyncio.Task]) -> None:
+    """Cancel the feeds and wait for them, cancelling again any that went on: Python 3.11's
+    asyncio.wait_for loses a cancellation that comes as its inner request completes (a page
+    asked to stop then served on; seen once under load, the SIGTERM waited on for 10 s)."""
+    pending = set(tasks)
+    while pending:
+        for task in pending:
+            task.cancel()
+        _, pending = await asyncio.wait(pending, timeout=1.0)
