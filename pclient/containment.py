@@ -540,10 +540,11 @@ def _can_move_self(base: str) -> Union[int, None]:
     return None
 
 
-def remove_stale(base: str, prefix: str, separator: str) -> None:
+def remove_stale(base: str, prefix: str, separator: str, spare: Union[str, None] = None) -> None:
     """Remove the empty directories named PREFIX<pid><separator>... in `base` whose process is
     dead (killed -9, say): job cgroups here, mailbox directories in pclient.mailbox. A directory
-    that is not empty (processes or a job's files still in it) stays: rmdir fails, as it should."""
+    that is not empty (processes or a job's files still in it) stays: rmdir fails, as it should.
+    With `spare`, the files in it whose names start so (the dead process's spares) go first."""
     try:
         names = os.listdir(base)
     except OSError:
@@ -552,10 +553,26 @@ def remove_stale(base: str, prefix: str, separator: str) -> None:
         owner = name[len(prefix):].split(separator, 1)[0]
         if not name.startswith(prefix) or not owner.isdigit() or alive(int(owner)):
             continue
+        path = os.path.join(base, name)
+        if spare is not None:
+            _remove_spares(path, spare)
         try:
-            os.rmdir(os.path.join(base, name))
+            os.rmdir(path)
         except OSError:
             pass
+
+
+def _remove_spares(directory: str, spare: str) -> None:
+    try:
+        names = os.listdir(directory)
+    except OSError:
+        return
+    for name in names:
+        if name.startswith(spare):
+            try:
+                os.unlink(os.path.join(directory, name))
+            except OSError:
+                pass
 
 
 def _can_subreap() -> bool:

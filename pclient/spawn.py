@@ -5,23 +5,25 @@
 The job gets a session (and process group) of its own, stdin from /dev/null, stdout and stderr on
 the given pipes, SIGPIPE and SIGXFSZ back at their defaults, no descriptor of ours above 2, and
 the program searched along its environment's PATH, all as `Popen(..., start_new_session=True)`
-gives them.  Where it can, `start` uses os.posix_spawnp (glibc: clone(CLONE_VM|CLONE_VFORK) and
+gives them.  Where it can, `start` uses posix_spawnp (glibc: clone(CLONE_VM|CLONE_VFORK) and
 exec, the PATH search in the child): ~95 us of the parent's CPU a job where Popen takes ~225 us,
-both vfork-based (bench/bench_spawn.py).  `popen` is then None.  Popen is used when posix_spawn
+both vfork-based (bench/bench_spawn.py).  `popen` is then None.  With glibc >= 2.34 it is called
+through ctypes (pclient.libcspawn: the GIL let go while the child execs, the child's descriptors
+closed by the C library); elsewhere as os.posix_spawnp.  Popen is used when posix_spawn
 cannot say it: a working directory (Python 3.11 has no chdir file action), a `preexec` or
 `pass_fds` (the keeper, a cgroup joined from the child), a PATH in the job's environment other
 than ours (posix_spawnp searches ours), or a pipe end that is itself 0, 1 or 2.
 
-Our descriptors: Popen closes every descriptor above 2 in the child (close_fds); posix_spawn
-closes only the close-on-exec ones.  Python makes its descriptors close-on-exec unless told
+Our descriptors: Popen closes every descriptor above 2 in the child (close_fds), and so does
+pclient.libcspawn (posix_spawn_file_actions_addclosefrom_np); os.posix_spawn closes only the
+close-on-exec ones.  For that one: Python makes its descriptors close-on-exec unless told
 otherwise, so `start` makes the few that are not (inherited from whoever started us, or made
 inheritable on purpose, like a ready pipe) close-on-exec before it spawns: they then stay out of
 every child, which is what every start of a process in this project asks for anyway (close_fds).
 
-posix_spawnp holds the GIL while the child execs (Popen's vfork lets it go since 3.11.6): other
-threads wait those few hundred microseconds, or longer for a program on a hung file system.
-Measured over whole jobs (jobproc, 4 at a time) the two are within the noise of this loaded
-machine, posix_spawnp ahead by ~0.1 ms of CPU a job in most rounds.
+os.posix_spawnp holds the GIL while the child execs (Popen's vfork lets it go since 3.11.6, and
+so does the ctypes call): other threads wait those few hundred microseconds, or milliseconds on
+a busy machine, where the child waits for a CPU before its exec.
 
 A failure to start raises OSError (errno: ENOENT no such program, EACCES not executable, ...)
 or ValueError (a NUL byte in an argument), from either call.  Standard library only.
@@ -32,9 +34,16 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-from typing import Callable, Mapping, Sequence, Tuple, Union
+from typing import TYPE_CHECKING, Callable, Mapping, Sequence, Tuple, Union
 
-__all__ = ["start"]
+__all__ = ["LIBC_VAR", "start"]
+
+if TYPE_CHECKING:
+    from .libcspawn import LibcSpawner
+
+LIBC_VAR = "PCLIENT_LIBC_SPAWN"
+"""`no`: never posix_spawnp through libc (pclient.libcspawn); os.posix_spawnp or Popen instead
+(tests use it to keep those paths tried)."""
 
 _FD_DIR = "/proc/self/fd"
 _RESET = tuple(getattr(signal, name) for name in ("SIGPIPE", "SIGXFSZ") if hasattr(signal, name))
@@ -47,16 +56,34 @@ def start(argv: Sequence[str], env: Mapping[bytes, bytes], out_w: int, err_w: in
           cwd: Union[str, None] = None, preexec: Union[Callable[[], None], None] = None,
           pass_fds: Tuple[int, ...] = ()) -> Tuple[int, Union[subprocess.Popen, None]]:
     """Start `argv` (see the module docstring); its pid, and the Popen if Popen started it."""
-    if _STDIN is not None and cwd is None and preexec is None and not pass_fds and out_w > 2 and err_w > 2 \
-            and env.get(b"PATH") == os.environb.get(b"PATH") and _fd_dir_listed():
-        _no_inheritable_fds()
-        pid = os.posix_spawnp(argv[0], list(argv), env, setsid=True, setsigdef=_RESET,
-                              file_actions=[_STDIN, (os.POSIX_SPAWN_DUP2, out_w, 1),
-                                            (os.POSIX_SPAWN_DUP2, err_w, 2)])
-        return pid, None
+    if cwd is None and preexec is None and not pass_fds and out_w > 2 and err_w > 2 \
+            and env.get(b"PATH") == os.environb.get(b"PATH"):
+        spawner = _libc_spawner()
+        if spawner is not None:
+            return spawner.spawnp(argv, env, out_w, err_w), None
+        if _STDIN is not None and _fd_dir_listed():
+            _no_inheritable_fds()
+            pid = os.posix_spawnp(argv[0], list(argv), env, setsid=True, setsigdef=_RESET,
+                                  file_actions=[_STDIN, (os.POSIX_SPAWN_DUP2, out_w, 1),
+                                                (os.POSIX_SPAWN_DUP2, err_w, 2)])
+            return pid, None
     popen = subprocess.Popen(list(argv), stdin=subprocess.DEVNULL, stdout=out_w, stderr=err_w, cwd=cwd,
                              env=env, start_new_session=True, preexec_fn=preexec, pass_fds=pass_fds)
     return popen.pid, popen
+
+
+_SPAWNER: list = []
+
+
+def _libc_spawner() -> "Union[LibcSpawner, None]":
+    """pclient.libcspawn's spawner, if this C library has one (ctypes is loaded with the first job)."""
+    if not _SPAWNER:
+        if os.environ.get(LIBC_VAR, "").strip().lower() == "no":
+            _SPAWNER.append(None)
+        else:
+            from .libcspawn import libc_spawner
+            _SPAWNER.append(libc_spawner())
+    return _SPAWNER[0]
 
 
 def _fd_dir_listed() -> bool:

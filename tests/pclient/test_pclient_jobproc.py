@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from agent_harness import alive, async_test
-from pclient import jobproc
+from pclient import jobproc, spawn
 from pclient.jobproc import TOKEN_VAR, JobSpec, Outcome, StartFailure, find_token_processes, start_job
 from waiting import wait_until
 
@@ -283,15 +283,28 @@ async def test_without_pidfd_a_thread_waits_for_the_exit(monkeypatch):
     assert (await job.wait()).outcome is Outcome.TIMEOUT
 
 
+@pytest.fixture(params=["libc", "os"])
+def spawn_call(request, monkeypatch):
+    """Each of pclient.spawn's posix_spawnp calls: through libc (pclient.libcspawn) and os's."""
+    monkeypatch.setattr(spawn, "_SPAWNER", [])
+    if request.param == "os":
+        monkeypatch.setenv(spawn.LIBC_VAR, "no")
+    else:
+        monkeypatch.delenv(spawn.LIBC_VAR, raising=False)
+    yield request.param
+    spawn._SPAWNER.clear()
+
+
 @async_test
-async def test_a_job_gets_no_descriptor_of_ours_and_the_path_of_its_own_environment(tmp_path):
+async def test_a_job_gets_no_descriptor_of_ours_and_the_path_of_its_own_environment(tmp_path, spawn_call):
     """What Popen(close_fds=True, env=...) gives, whichever call starts the job (pclient.spawn)."""
     r, w = os.pipe()
     os.set_inheritable(w, True)  # as a descriptor inherited from whoever started us would be
     try:
         _, result = await run(["sh", "-c", f"echo leak >&{w} && echo open"])
         assert result.stdout == b"" and result.status != 0, "the job could write to our descriptor"
-        assert not os.get_inheritable(w)
+        _, result = await run(["sh", "-c", "ls /proc/$$/fd"])
+        assert result.stdout.split() == [b"0", b"1", b"2"]
     finally:
         os.close(r)
         os.close(w)

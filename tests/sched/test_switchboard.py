@@ -4,10 +4,12 @@ skipped), put back when no job was made, a job's outbox read and bounded."""
 from __future__ import annotations
 
 import json
+from unittest import mock
 
 import pytest
 
-from pclient.mailbox import OUTBOX_LIMIT, Mailbox
+from pclient import mailbox
+from pclient.mailbox import OUTBOX_LIMIT, SPARE, Mailbox
 from psched.scheduler.switchboard import Switchboard
 
 
@@ -55,7 +57,29 @@ def test_mailbox_gives_the_inbox_and_reads_a_bounded_outbox(tmp_path):
     quiet = Mailbox.open("8", [], base=str(tmp_path))
     assert open(quiet.env["PSCHED_INBOX"]).read() == ""
     assert quiet.collect() == ((), None)
-    assert [list(d.iterdir()) for d in tmp_path.iterdir()] == [[]]
+    [directory] = tmp_path.iterdir()
+    [spare] = directory.iterdir()  # its emptied inbox, kept for the next empty one (SpareInboxes)
+    assert spare.name.startswith(SPARE) and spare.stat().st_size == 0
+    again = Mailbox.open("9", [], base=str(tmp_path))
+    assert not spare.exists() and open(again.env["PSCHED_INBOX"]).read() == ""
+    with open(again.env["PSCHED_INBOX"], "w") as fh:  # a job that writes to its inbox
+        fh.write("mine now\n")
+    assert again.collect() == ((), None)
+    assert list(directory.iterdir()) == []  # not kept: the next job's inbox must be empty
+    assert open(Mailbox.open("10", [], base=str(tmp_path)).env["PSCHED_INBOX"]).read() == ""
+
+
+def test_spare_inboxes_of_a_killed_process_go_with_its_directory(tmp_path):
+    stale = tmp_path / "psched-mail-4194999-stale"  # left by a killed process (no such pid)
+    stale.mkdir()
+    (stale / f"{SPARE}3").write_text("")
+    (stale / "4.job.in").write_text("")  # a job's own file: the directory stays
+    kept = tmp_path / "psched-mail-4194998-kept"
+    kept.mkdir()
+    (kept / f"{SPARE}1").write_text("")
+    with mock.patch.dict(mailbox._DIRECTORIES, clear=True):
+        Mailbox.open("1", [], base=str(tmp_path)).collect()
+    assert not kept.exists() and [p.name for p in stale.iterdir()] == ["4.job.in"]
 
 
 def test_a_skipped_job_leaves_its_messages_waiting(tmp_path, monkeypatch):

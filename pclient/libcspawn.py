@@ -1,0 +1,136 @@
+"""posix_spawnp called through libc with ctypes: the GIL let go while the child execs, and the
+child's descriptors above 2 closed by the C library, not looked for by us.
+
+    spawner = libc_spawner()       # None where libc lacks posix_spawn_file_actions_addclosefrom_np
+    pid = spawner.spawnp(argv, env, out_w, err_w)
+
+pclient.spawn's cheapest path (issue 13). Two costs of os.posix_spawnp go away:
+- os.posix_spawnp holds the GIL for the whole call, and glibc's call returns only once the child
+  has exec'd (clone(CLONE_VM|CLONE_VFORK)): on a busy machine the child waits for a CPU for
+  hundreds of microseconds, even milliseconds, and every other thread of the process (the job
+  watcher, which reads the output and notices the ends of the other jobs) waits with it. A ctypes
+  call lets the GIL go.
+- os.posix_spawnp closes only the close-on-exec descriptors in the child, so pclient.spawn made
+  every descriptor of ours close-on-exec before each start: a listing of /proc/self/fd and a
+  call per descriptor, each job. glibc >= 2.34 has posix_spawn_file_actions_addclosefrom_np,
+  which closes every descriptor from 3 up in the child (close_range): what Popen's close_fds
+  does, with nothing to look for in the parent.
+
+The child gets what pclient.spawn promises: its own session (POSIX_SPAWN_SETSID), SIGPIPE and
+SIGXFSZ at their defaults, stdin from /dev/null, stdout and stderr on the given pipe ends, no
+other descriptor, the program searched along this process's PATH. Errors are those of
+os.posix_spawnp: OSError with the errno of the failed exec and the program as its filename,
+ValueError for a NUL byte in an argument or an environment entry, or a variable name holding
+"=". Standard library only (ctypes), glibc on Linux only; elsewhere `libc_spawner()` is None.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import signal
+import threading
+from typing import Dict, Mapping, Sequence, Tuple, Union
+
+__all__ = ["LibcSpawner", "libc_spawner"]
+
+_POSIX_SPAWN_SETSIGDEF = 0x04
+_POSIX_SPAWN_SETSID = 0x80
+"""glibc's flag values (spawn.h)."""
+_OPAQUE = 1024
+"""Bytes given to each of glibc's opaque types (posix_spawnattr_t is 336 on x86_64,
+posix_spawn_file_actions_t 80, sigset_t 128): more than any of them needs."""
+_ACTION_CACHE = 64
+"""File actions kept, one per pair of pipe ends (descriptor numbers come back, so few pairs)."""
+_RESET = tuple(getattr(signal, name) for name in ("SIGPIPE", "SIGXFSZ") if hasattr(signal, name))
+
+
+class _Opaque(ctypes.Structure):
+    _fields_ = [("data", ctypes.c_char * _OPAQUE)]
+
+
+class LibcSpawner:
+    """posix_spawnp through libc (see the module docstring); one per process."""
+
+    def __init__(self, libc: ctypes.CDLL) -> None:
+        self._libc = libc
+        self._spawnp = libc.posix_spawnp
+        self._spawnp.argtypes = [ctypes.POINTER(ctypes.c_int), ctypes.c_char_p, ctypes.c_void_p,
+                                 ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p]
+        self._spawnp.restype = ctypes.c_int
+        self._attr = _Opaque()
+        sigset = _Opaque()
+        _check(libc.posix_spawnattr_init(ctypes.byref(self._attr)))
+        _check(libc.sigemptyset(ctypes.byref(sigset)))
+        for sig in _RESET:
+            _check(libc.sigaddset(ctypes.byref(sigset), int(sig)))
+        _check(libc.posix_spawnattr_setsigdefault(ctypes.byref(self._attr), ctypes.byref(sigset)))
+        _check(libc.posix_spawnattr_setflags(ctypes.byref(self._attr),
+                                             ctypes.c_short(_POSIX_SPAWN_SETSIGDEF | _POSIX_SPAWN_SETSID)))
+        self._lock = threading.Lock()
+        self._actions: Dict[Tuple[int, int], _Opaque] = {}
+
+    def spawnp(self, argv: Sequence[str], env: Mapping[bytes, bytes], out_w: int, err_w: int) -> int:
+        """Start argv (see the module docstring); the child's pid."""
+        args = [os.fsencode(arg) for arg in argv]
+        entries = [name + b"=" + value for name, value in env.items()]
+        if b"\0" in b"".join(args) or b"\0" in b"".join(entries):  # (C would cut them there)
+            raise ValueError("embedded null byte")
+        if b"=" in b"".join(env) or b"" in env:
+            raise ValueError("illegal environment variable name")
+        c_argv = (ctypes.c_char_p * (len(args) + 1))(*args)
+        c_env = (ctypes.c_char_p * (len(entries) + 1))(*entries)
+        pid = ctypes.c_int(0)
+        actions, kept = self._file_actions(out_w, err_w)
+        try:
+            err = self._spawnp(ctypes.byref(pid), args[0], ctypes.byref(actions), ctypes.byref(self._attr),
+                               c_argv, c_env)
+        finally:
+            if not kept:
+                self._libc.posix_spawn_file_actions_destroy(ctypes.byref(actions))
+        if err:
+            raise OSError(err, os.strerror(err), argv[0])
+        return pid.value
+
+    def _file_actions(self, out_w: int, err_w: int) -> Tuple[_Opaque, bool]:
+        """stdin from /dev/null, the pipe ends on 1 and 2, everything from 3 up closed; and
+        whether they are kept for the next start with the same pipe ends."""
+        key = (out_w, err_w)
+        actions = self._actions.get(key)
+        if actions is not None:
+            return actions, True
+        libc = self._libc
+        actions = _Opaque()
+        _check(libc.posix_spawn_file_actions_init(ctypes.byref(actions)))
+        _check(libc.posix_spawn_file_actions_addopen(ctypes.byref(actions), 0, os.fsencode(os.devnull),
+                                                     os.O_RDONLY, 0))
+        _check(libc.posix_spawn_file_actions_adddup2(ctypes.byref(actions), out_w, 1))
+        _check(libc.posix_spawn_file_actions_adddup2(ctypes.byref(actions), err_w, 2))
+        _check(libc.posix_spawn_file_actions_addclosefrom_np(ctypes.byref(actions), 3))
+        with self._lock:
+            if len(self._actions) >= _ACTION_CACHE:
+                return actions, False
+            self._actions[key] = actions
+        return actions, True
+
+
+def _check(err: int) -> None:
+    if err:
+        raise OSError(err, os.strerror(err))
+
+
+_SPAWNER: list = []
+
+
+def libc_spawner() -> Union[LibcSpawner, None]:
+    """This process's LibcSpawner, or None where the C library cannot do it (found out once)."""
+    if not _SPAWNER:
+        spawner = None
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            if hasattr(libc, "posix_spawn_file_actions_addclosefrom_np") and hasattr(libc, "posix_spawnp"):
+                spawner = LibcSpawner(libc)
+        except (OSError, AttributeError):
+            spawner = None
+        _SPAWNER.append(spawner)
+    return _SPAWNER[0]
