@@ -188,7 +188,9 @@ class RunningJob:
         self._sweep_deadline: Union[float, None] = None
         self._swept = False
         self._finished = False
-        self._result: asyncio.Future[JobResult] = self._loop.create_future()
+        self._result: Union[JobResult, None] = None
+        self._future: Union[asyncio.Future[JobResult], None] = None
+        self._callbacks: list[Callable[[JobResult], None]] = []
         self._mail: Union[Mailbox, None] = None
 
     def __repr__(self) -> str:
@@ -207,15 +209,22 @@ class RunningJob:
     @property
     def done(self) -> bool:
         """True once the result is known."""
-        return self._result.done()
+        return self._result is not None
 
     async def wait(self) -> JobResult:
         """The job's result, once it has ended.  Cancelling the wait does not stop the job."""
-        return await asyncio.shield(self._result)
+        if self._future is None:
+            self._future = self._loop.create_future()
+            if self._result is not None:
+                self._future.set_result(self._result)
+        return await asyncio.shield(self._future)
 
     def when_done(self, fn: Callable[[JobResult], None]) -> None:
         """Call fn(result) on the loop once the job has ended (soon, if it has already)."""
-        self._result.add_done_callback(lambda done: fn(done.result()))
+        if self._result is not None:
+            self._loop.call_soon(fn, self._result)
+        else:
+            self._callbacks.append(fn)
 
     def kill(self, reason: Outcome = Outcome.KILLED) -> None:
         """Stop the job: SIGTERM to all its processes, SIGKILL after the grace.
@@ -272,7 +281,23 @@ class RunningJob:
             os.set_blocking(fd, False)
             self._sinks[fd] = sink
             self._open_fds.add(fd)
-        self._watcher.call(self._w_begin)
+        self._begin()
+
+    def _begin(self) -> None:
+        """Hand the started job to the watcher thread: its pipes and its exit watched from now on
+        (registered from here, no hand-off: Watcher.watch_now), its timeout armed there."""
+        watcher, pid = self._watcher, self.pid
+        assert pid is not None
+        try:
+            self._pidfd = os.pidfd_open(pid)  # type: ignore[attr-defined]
+        except (AttributeError, OSError):
+            self._pidfd = None
+        if self.spec.timeout is not None or self._pidfd is None:
+            watcher.call(self._w_begin)  # (after the watches below: the thread then sees them all)
+        for fd in self._open_fds.copy():
+            watcher.watch_now(fd, lambda fd=fd: self._w_readable(fd))
+        if self._pidfd is not None:
+            watcher.watch_now(self._pidfd, self._w_pidfd)
 
     def _start_in_box(self, box: Box, env: dict, out_w: int, err_w: int
                       ) -> tuple[int, Union[subprocess.Popen[bytes], None], Box]:
@@ -297,7 +322,7 @@ class RunningJob:
         log.info("job %s: %s", self.job_id, reason)
         message = (reason + "\n").encode("utf-8", "replace")
         self._err.feed(message)
-        self._result.set_result(self._start_failure_result(status, reason))
+        self._deliver(self._start_failure_result(status, reason))
 
     def _collect_mail(self) -> tuple[tuple, Union[str, None]]:
         """The outbox's lines, and why some were lost (the mailbox is removed)."""
@@ -320,15 +345,11 @@ class RunningJob:
     # -- in the watcher thread ----------------------------------------------------------------------
 
     def _w_begin(self) -> None:
-        for fd in self._open_fds:
-            self._watcher.watch(fd, lambda fd=fd: self._w_readable(fd))
-        assert self.pid is not None
-        try:
-            self._pidfd = os.pidfd_open(self.pid)  # type: ignore[attr-defined]
-        except (AttributeError, OSError):
+        """What `_begin` leaves to the thread: the timeout, and a waiting thread without a pidfd."""
+        if self._returncode is not None:
+            return  # (ended already: nothing to time, nothing to wait for)
+        if self._pidfd is None:
             threading.Thread(target=self._wait_in_thread, name=f"wait-{self.pid}", daemon=True).start()
-        else:
-            self._watcher.watch(self._pidfd, self._w_pidfd)
         if self.spec.timeout is not None:
             self._timer = self._watcher.at(self._t0 + self.spec.timeout, lambda: self._w_kill(Outcome.TIMEOUT))
 
@@ -366,14 +387,17 @@ class RunningJob:
     def _w_pidfd(self) -> None:
         assert self._pidfd is not None and self.pid is not None
         when = time.monotonic()
+        try:
+            pid, status = os.waitpid(self.pid, os.WNOHANG)
+        except ChildProcessError:
+            returncode: Union[int, None] = None
+        else:
+            if pid == 0:  # not ended: the event was for an earlier job's descriptor of this number
+                return
+            returncode = os.waitstatus_to_exitcode(status)
         self._watcher.unwatch(self._pidfd)
         os.close(self._pidfd)
         self._pidfd = None
-        try:
-            _, status = os.waitpid(self.pid, os.WNOHANG)
-            returncode: Union[int, None] = os.waitstatus_to_exitcode(status)
-        except ChildProcessError:
-            returncode = None
         self._w_exited(returncode, when)
 
     def _w_exited(self, returncode: Union[int, None], when: float) -> None:
@@ -458,14 +482,18 @@ class RunningJob:
             result = self._start_failure_result(status, reason)
         else:
             result = self._make_result()
-        try:
-            self._loop.call_soon_threadsafe(self._deliver, result)
-        except RuntimeError:  # the loop is closed: nobody is waiting any more
-            pass
+        _DELIVERIES.post(self._loop, self._deliver, result)
 
     def _deliver(self, result: JobResult) -> None:
-        if not self._result.done():
-            self._result.set_result(result)
+        """On the loop: the job's end is known (once)."""
+        if self._result is not None:
+            return
+        self._result = result
+        if self._future is not None and not self._future.done():
+            self._future.set_result(result)
+        callbacks, self._callbacks = self._callbacks, []
+        for fn in callbacks:
+            fn(result)
 
     def _make_result(self) -> JobResult:
         returncode = self._returncode
@@ -492,6 +520,45 @@ class RunningJob:
             reason=reason, pid=self.pid, ended_at=self.started_at + elapsed, output_errors=errors,
             outbox=outbox,
         )
+
+
+class _Deliveries:
+    """Job ends handed from the watcher thread to each loop in batches: one wake-up of a loop
+    for all the jobs that ended since it last heard (call_soon_threadsafe writes to the loop's
+    self-pipe each time; the loop then runs one handle, not one a job)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._pending: dict[asyncio.AbstractEventLoop, list] = {}
+
+    def post(self, loop: asyncio.AbstractEventLoop, fn: Callable[[JobResult], None], result: JobResult) -> None:
+        with self._lock:
+            batch = self._pending.get(loop)
+            if batch is not None:
+                batch.append((fn, result))
+                return
+            self._pending[loop] = [(fn, result)]
+        try:
+            loop.call_soon_threadsafe(self._run, loop)
+        except RuntimeError:  # the loop is closed: nobody is waiting any more
+            with self._lock:
+                self._pending.pop(loop, None)
+
+    def _run(self, loop: asyncio.AbstractEventLoop) -> None:
+        with self._lock:
+            batch = self._pending.pop(loop, [])
+        for i, (fn, result) in enumerate(batch):
+            try:
+                fn(result)
+            except Exception:
+                log.exception("job %s: handing on its end failed", result.job_id)
+            except BaseException:  # (Ctrl-C in a callback: the other ends are still delivered)
+                for later in batch[i + 1:]:
+                    loop.call_soon(*later)
+                raise
+
+
+_DELIVERIES = _Deliveries()
 
 
 async def start_job(spec: JobSpec, on_started: Union[Callable[[RunningJob], None], None] = None) -> RunningJob:
