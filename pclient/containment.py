@@ -211,19 +211,24 @@ class CgroupBox(Box):
     kind = Kind.CGROUP
 
     def __init__(self, token: str, path: str, home_fd: Union[int, None] = None,
-                 spare: Union["SpareCgroups", None] = None, procs_fd: Union[int, None] = None) -> None:
-        """A new cgroup at `path`, or, with `procs_fd` (its cgroup.procs), an empty one that an
-        earlier job left to `spare`."""
+                 spare: Union["SpareCgroups", None] = None, fds: Union[tuple[int, int], None] = None) -> None:
+        """A new cgroup at `path`, or, with `fds` (its cgroup.procs open for writing and its
+        cgroup.events for reading), an empty one that an earlier job left to `spare`."""
         super().__init__(token)
         self.path = path
         self._home_fd = home_fd
         self._spare = spare
         self._holds_us = False  # we could not move back out: never cgroup.kill, never signal us
         self._seen_empty = False  # no process of the job is left (checked): nothing can join again
-        if procs_fd is None:
+        if fds is None:
             os.mkdir(path)
             procs_fd = os.open(os.path.join(path, "cgroup.procs"), os.O_WRONLY | os.O_CLOEXEC)
-        self._procs_fd = procs_fd
+            try:
+                events_fd = os.open(os.path.join(path, "cgroup.events"), os.O_RDONLY | os.O_CLOEXEC)
+            except OSError:
+                events_fd = -1  # (read by name, each time)
+            fds = (procs_fd, events_fd)
+        self._procs_fd, self._events_fd = fds
 
     @property
     def preexec(self) -> Union[Callable[[], None], None]:
@@ -265,9 +270,10 @@ class CgroupBox(Box):
                   "by process from now on", self.path, error)
 
     def _close_procs(self) -> None:
-        if self._procs_fd >= 0:
-            os.close(self._procs_fd)
-            self._procs_fd = -1
+        for fd in (self._procs_fd, self._events_fd):
+            if fd >= 0:
+                os.close(fd)
+        self._procs_fd = self._events_fd = -1
 
     def pids(self) -> list[int]:
         try:
@@ -308,17 +314,21 @@ class CgroupBox(Box):
         if self._holds_us:
             return not self.pids()
         try:
-            with open(os.path.join(self.path, "cgroup.events")) as f:
-                self._seen_empty = "populated 0" in f.read()
+            if self._events_fd >= 0:  # (re-read from its start: no open and close a look)
+                events = os.pread(self._events_fd, 256, 0)
+            else:
+                with open(os.path.join(self.path, "cgroup.events"), "rb") as f:
+                    events = f.read()
         except OSError:
             return not self.pids()
+        self._seen_empty = b"populated 0" in events
         return self._seen_empty
 
     def release(self) -> None:
         """Keep the emptied cgroup for the next job (SpareCgroups), else remove it."""
         if self._procs_fd >= 0 and self._seen_empty and not self._holds_us and self._spare is not None \
-                and self._spare.keep(self.path, self._procs_fd):
-            self._procs_fd = -1
+                and self._spare.keep(self.path, (self._procs_fd, self._events_fd)):
+            self._procs_fd = self._events_fd = -1
             return
         self._close_procs()
         try:
@@ -330,26 +340,27 @@ class CgroupBox(Box):
 class SpareCgroups:
     """Emptied job cgroups kept for the next jobs, each with its cgroup.procs open: a job
     then costs no mkdir, open and rmdir of a cgroup (the kernel's set-up and RCU-deferred
-    tear-down of one, ~50 us of CPU here and some in its workers). At most `limit`; those left
-    at exit are removed (after a kill -9, `remove_stale` of the next process removes them)."""
+    tear-down of one, ~50 us of CPU here and some in its workers; its cgroup.events stays open
+    too, read again with pread). At most `limit`; those left at exit are removed (after a
+    kill -9, `remove_stale` of the next process removes them)."""
 
     def __init__(self, limit: int) -> None:
         self.limit = limit
         self._lock = threading.Lock()
-        self._kept: list[tuple[str, int]] = []
+        self._kept: list[tuple[str, tuple[int, int]]] = []
         self._exit_hook = False
 
-    def keep(self, path: str, procs_fd: int) -> bool:
+    def keep(self, path: str, fds: tuple[int, int]) -> bool:
         with self._lock:
             if len(self._kept) >= self.limit:
                 return False
-            self._kept.append((path, procs_fd))
+            self._kept.append((path, fds))
             if not self._exit_hook:
                 atexit.register(self.clear)
                 self._exit_hook = True
             return True
 
-    def take(self) -> Union[tuple[str, int], None]:
+    def take(self) -> Union[tuple[str, tuple[int, int]], None]:
         with self._lock:
             return self._kept.pop() if self._kept else None
 
@@ -357,8 +368,10 @@ class SpareCgroups:
         """Remove every kept cgroup."""
         with self._lock:
             kept, self._kept = self._kept, []
-        for path, procs_fd in kept:
-            os.close(procs_fd)
+        for path, fds in kept:
+            for fd in fds:
+                if fd >= 0:
+                    os.close(fd)
             try:
                 os.rmdir(path)
             except OSError as exc:
@@ -402,7 +415,7 @@ class _Containment:
             assert self._cgroup_base is not None
             spare = self._spare.take()
             if spare is not None:
-                return CgroupBox(token, spare[0], self._home_fd, self._spare, procs_fd=spare[1])
+                return CgroupBox(token, spare[0], self._home_fd, self._spare, fds=spare[1])
             path = os.path.join(self._cgroup_base, f"{_CGROUP_PREFIX}{os.getpid()}.{next(self._serial)}")
             try:
                 return CgroupBox(token, path, self._home_fd, self._spare)

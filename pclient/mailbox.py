@@ -85,8 +85,7 @@ class Mailbox:
         note = None
         written = True
         try:
-            with open(self.outbox, "rb") as fh:
-                data = fh.read(OUTBOX_LIMIT + 1)
+            data = _read_at_most(self.outbox, OUTBOX_LIMIT + 1)
         except FileNotFoundError:
             data, written = b"", False
         except OSError as exc:  # (it may still exist: removed below all the same)
@@ -184,6 +183,22 @@ def _directory(base: Union[str, None], made_again: bool = False) -> str:
                 atexit.register(_remove_directories)
         return made
 
+
+
+def _read_at_most(path: str, limit: int) -> bytes:
+    """The first `limit` bytes of the file (os calls: no file object for the usual absent one)."""
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        chunks, size = [], 0
+        while size < limit:
+            chunk = os.read(fd, limit - size)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
 
 
 def _remove(path: str) -> None:
