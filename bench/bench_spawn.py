@@ -13,7 +13,10 @@ vforked child's exec attempts along PATH are counted there), median of alternati
                         of the job's environment searched here, inheritable descriptors above 2
                         made close-on-exec first (Popen's close_fds), SIGPIPE/SIGXFSZ reset
   pclient.spawn         what pclient.jobproc calls now: posix_spawnp (PATH searched in the
-                        child) where it gives what Popen gives, else Popen
+                        child) where it gives what Popen gives, else Popen; called through libc
+                        (pclient.libcspawn: the GIL let go, the child's descriptors closed by
+                        the C library) or, as before, as os.posix_spawnp after making our
+                        inheritable descriptors close-on-exec
   posix_spawn, bare     an absolute path and nothing else: the floor, not a usable job start
 and, where a cgroup v2 directory can be made here (pclient.containment's CGROUP kind), each job
 also in a cgroup of its own, made and removed around it:
@@ -107,11 +110,20 @@ def spawn_bare() -> None:
     _pipes_then(start)
 
 
-def pclient_spawn() -> None:
-    def start(w: int) -> int:
-        pid, _ = spawn.start(["true"], ENV, w, w)
-        return pid
-    _pipes_then(start)
+def pclient_spawn(libc: bool) -> Callable[[], None]:
+    def run() -> None:
+        saved = spawn._SPAWNER[:]
+        if not libc:
+            spawn._SPAWNER[:] = [None]  # as PCLIENT_LIBC_SPAWN=no: os.posix_spawnp
+
+        def start(w: int) -> int:
+            pid, _ = spawn.start(["true"], ENV, w, w)
+            return pid
+        try:
+            _pipes_then(start)
+        finally:
+            spawn._SPAWNER[:] = saved
+    return run
 
 
 def in_cgroup(child_joins: bool) -> Callable[[], None]:
@@ -147,7 +159,9 @@ def main() -> None:
     args = parser.parse_args()
     heap = [bytearray(1 << 20) for _ in range(args.heap)]  # noqa: F841  (held for the fork's sake)
     runners = [("Popen(vfork)", popen(True)), ("Popen(fork)", popen(False)),
-               ("posix_spawn, as Popen", spawn_as_popen), ("pclient.spawn  [pclient.jobproc]", pclient_spawn),
+               ("posix_spawn, as Popen", spawn_as_popen),
+               ("pclient.spawn, os.posix_spawnp [before]", pclient_spawn(False)),
+               ("pclient.spawn, libc [pclient.jobproc]", pclient_spawn(True)),
                ("posix_spawn, bare", spawn_bare)]
     os.environ.setdefault("PCLIENT_CONTAINMENT", "cgroup")
     if containment().kind is Kind.CGROUP:
@@ -167,10 +181,10 @@ def main() -> None:
             child[name].append((kids1 - kids0) / args.jobs * 1e6)
     print(f"bench_spawn: {args.jobs} `true` jobs x {args.rounds} rounds, parent heap {args.heap} MB, "
           f"load {os.getloadavg()[0]:.1f}")
-    print(f"  {'spawn path':<40} {'parent us/job':>14} {'child us/job':>13} {'total':>8}")
+    print(f"  {'spawn path':<42} {'parent us/job':>14} {'child us/job':>13} {'total':>8}")
     for name, _ in runners:
         p, c = statistics.median(parent[name]), statistics.median(child[name])
-        print(f"  {name:<40} {p:>14.0f} {c:>13.0f} {p + c:>8.0f}")
+        print(f"  {name:<42} {p:>14.0f} {c:>13.0f} {p + c:>8.0f}")
 
 
 if __name__ == "__main__":
