@@ -113,6 +113,7 @@ def spawn_bare() -> None:
 def pclient_spawn(libc: bool) -> Callable[[], None]:
     def run() -> None:
         saved = spawn._SPAWNER[:]
+        spawn._STARTS[0] = spawn.LIBC_AFTER  # (past the first starts, made with os.posix_spawnp)
         if not libc:
             spawn._SPAWNER[:] = [None]  # as PCLIENT_LIBC_SPAWN=no: os.posix_spawnp
 

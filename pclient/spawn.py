@@ -9,7 +9,8 @@ gives them.  Where it can, `start` uses posix_spawnp (glibc: clone(CLONE_VM|CLON
 exec, the PATH search in the child): ~95 us of the parent's CPU a job where Popen takes ~225 us,
 both vfork-based (bench/bench_spawn.py).  `popen` is then None.  With glibc >= 2.34 it is called
 through ctypes (pclient.libcspawn: the GIL let go while the child execs, the child's descriptors
-closed by the C library); elsewhere as os.posix_spawnp.  Popen is used when posix_spawn
+closed by the C library) from a process's LIBC_AFTER-th start on; elsewhere, and before, as
+os.posix_spawnp.  Popen is used when posix_spawn
 cannot say it: a working directory (Python 3.11 has no chdir file action), a `preexec` or
 `pass_fds` (the keeper, a cgroup joined from the child), a PATH in the job's environment other
 than ours (posix_spawnp searches ours), or a pipe end that is itself 0, 1 or 2.
@@ -58,7 +59,8 @@ def start(argv: Sequence[str], env: Mapping[bytes, bytes], out_w: int, err_w: in
     """Start `argv` (see the module docstring); its pid, and the Popen if Popen started it."""
     if cwd is None and preexec is None and not pass_fds and out_w > 2 and err_w > 2 \
             and env.get(b"PATH") == os.environb.get(b"PATH"):
-        spawner = _libc_spawner()
+        spawner = _libc_spawner() if _STARTS[0] >= LIBC_AFTER else None
+        _STARTS[0] += 1
         if spawner is not None:
             return spawner.spawnp(argv, env, out_w, err_w), None
         if _STDIN is not None and _fd_dir_listed():
@@ -72,11 +74,16 @@ def start(argv: Sequence[str], env: Mapping[bytes, bytes], out_w: int, err_w: in
     return popen.pid, popen
 
 
+LIBC_AFTER = 8
+"""Starts made with os.posix_spawnp before pclient.libcspawn is loaded: ctypes costs ~6 ms to
+import (~20 under load), more than it saves a process that starts only a few jobs (an agent's
+or a script's first job comes no later for it)."""
+_STARTS = [0]
 _SPAWNER: list = []
 
 
 def _libc_spawner() -> "Union[LibcSpawner, None]":
-    """pclient.libcspawn's spawner, if this C library has one (ctypes is loaded with the first job)."""
+    """pclient.libcspawn's spawner, if this C library has one (ctypes loaded now, on first use)."""
     if not _SPAWNER:
         if os.environ.get(LIBC_VAR, "").strip().lower() == "no":
             _SPAWNER.append(None)

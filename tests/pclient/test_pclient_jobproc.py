@@ -287,6 +287,7 @@ async def test_without_pidfd_a_thread_waits_for_the_exit(monkeypatch):
 def spawn_call(request, monkeypatch):
     """Each of pclient.spawn's posix_spawnp calls: through libc (pclient.libcspawn) and os's."""
     monkeypatch.setattr(spawn, "_SPAWNER", [])
+    monkeypatch.setattr(spawn, "_STARTS", [spawn.LIBC_AFTER])  # (past the first starts, made with os's)
     if request.param == "os":
         monkeypatch.setenv(spawn.LIBC_VAR, "no")
     else:
