@@ -15,6 +15,7 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any, Callable
 
 import pytest
 
@@ -99,35 +100,41 @@ def _start(home: Path, script: Path, **env: str) -> subprocess.Popen:
                             stderr=subprocess.PIPE, text=True)
 
 
-def test_the_warm_process_becomes_the_pcontrol_that_run_starts(home):
-    sched = _start(home, _script(home))
+def _through_the_gate(home: Path, script: Path, meanwhile: Callable[[Any, subprocess.Popen], None] | None = None,
+                      warm: bool = True) -> tuple[Any, str]:
+    """Run sched on `script` to its end: wait for its warm pcontrol (when `warm`) and for the
+    gate's reader, call `meanwhile(warm pid, sched)`, open the gate; (the warm pid, sched's stderr)
+    once sched has exited 0."""
+    sched = _start(home, script)
+    pid = None
     try:
-        [warm] = wait_until_sync(lambda: _warm(home, sched), "the warm pcontrol is there")
-        assert not (home / "pcontrol.pid").exists() and not (home / "pcontrol.log").exists()
-        wait_until_sync(lambda: _children(warm), "its spare agent is there")
+        if warm:
+            [pid] = wait_until_sync(lambda: _warm(home, sched), "the warm pcontrol is there")
         wait_until_sync(lambda: _gate_readers(home), "sched runs `cat` on the gate")
+        if meanwhile is not None:
+            meanwhile(pid, sched)
         _open_gate(home)
         out, err = sched.communicate(timeout=60)
     finally:
         if sched.poll() is None:
             sched.kill()
     assert sched.returncode == 0, err
+    return pid, err
+
+
+def test_the_warm_process_becomes_the_pcontrol_that_run_starts(home):
+    def before_run(warm: int, sched: subprocess.Popen) -> None:
+        assert not (home / "pcontrol.pid").exists() and not (home / "pcontrol.log").exists()
+        wait_until_sync(lambda: _children(warm), "its spare agent is there")
+
+    warm, err = _through_the_gate(home, _script(home), before_run)
     assert f"sched: started pcontrol in {home} (pid {warm})" in err
     assert "controller had no hosts: added localhost" in err
     assert (home / "ran").exists()
 
 
 def test_a_script_that_never_runs_starts_no_pcontrol(home):
-    sched = _start(home, _script(home, run="if 0\n  run\nend"))
-    try:
-        [warm] = wait_until_sync(lambda: _warm(home, sched), "the warm pcontrol is there")
-        wait_until_sync(lambda: _gate_readers(home), "sched runs `cat` on the gate")
-        _open_gate(home)
-        out, err = sched.communicate(timeout=60)
-    finally:
-        if sched.poll() is None:
-            sched.kill()
-    assert sched.returncode == 0, err
+    warm, err = _through_the_gate(home, _script(home, run="if 0\n  run\nend"))
     assert "pcontrol" not in err
     wait_until_sync(lambda: not alive(warm), "the warm process has gone")
     assert not (home / "pcontrol.pid").exists() and not (home / "pcontrol.log").exists()
@@ -150,46 +157,21 @@ def test_the_warm_process_and_its_spare_leave_when_sched_is_killed(home):
 
 
 def test_an_environment_changed_before_run_starts_pcontrol_cold(home):
-    sched = _start(home, _script(home, before_run="set env(EARLY_START_TEST) changed"))
-    try:
-        [warm] = wait_until_sync(lambda: _warm(home, sched), "the warm pcontrol is there")
-        wait_until_sync(lambda: _gate_readers(home), "sched runs `cat` on the gate")
-        _open_gate(home)
-        out, err = sched.communicate(timeout=60)
-    finally:
-        if sched.poll() is None:
-            sched.kill()
-    assert sched.returncode == 0, err
+    warm, err = _through_the_gate(home, _script(home, before_run="set env(EARLY_START_TEST) changed"))
     assert f"sched: started pcontrol in {home} (pid " in err and f"(pid {warm})" not in err
     assert (home / "ran").exists()
     wait_until_sync(lambda: not alive(warm), "the warm process has gone")
 
 
 def test_a_local_script_warms_nothing(home):
-    sched = _start(home, _script(home, host="LOCAL"))
-    try:
-        wait_until_sync(lambda: _gate_readers(home), "sched runs `cat` on the gate")
+    def before_run(_: None, sched: subprocess.Popen) -> None:
         assert _warm(home, sched) == []
-        _open_gate(home)
-        out, err = sched.communicate(timeout=60)
-    finally:
-        if sched.poll() is None:
-            sched.kill()
-    assert sched.returncode == 0, err
+
+    _, err = _through_the_gate(home, _script(home, host="LOCAL"), before_run, warm=False)
     assert "pcontrol" not in err and (home / "ran").exists()
 
 
 def test_a_warm_process_killed_before_run_leaves_run_to_start_pcontrol_cold(home):
-    sched = _start(home, _script(home))
-    try:
-        [warm] = wait_until_sync(lambda: _warm(home, sched), "the warm pcontrol is there")
-        wait_until_sync(lambda: _gate_readers(home), "sched runs `cat` on the gate")
-        os.kill(warm, signal.SIGKILL)
-        _open_gate(home)
-        out, err = sched.communicate(timeout=60)
-    finally:
-        if sched.poll() is None:
-            sched.kill()
-    assert sched.returncode == 0, err
+    warm, err = _through_the_gate(home, _script(home), lambda warm, sched: os.kill(warm, signal.SIGKILL))
     assert f"sched: started pcontrol in {home} (pid " in err and f"(pid {warm})" not in err
     assert (home / "ran").exists()

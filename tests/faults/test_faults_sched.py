@@ -214,12 +214,15 @@ def test_kill_9_of_sched_mid_run_then_the_same_script_again(fault_home: FaultHom
 # -- the bugs, each with its fault injected at the exact moment ------------------------------
 
 
+@pytest.mark.parametrize("late", [False, True])
 def test_a_submit_whose_reply_is_lost_is_not_run_twice(
-        fault_home: FaultHome, shells: Callable[[], Shell]) -> None:
+        fault_home: FaultHome, shells: Callable[[], Shell], late: bool) -> None:
     """The connection breaks after pcontrol took a job but before sched read the reply (as
     when pcontrol is killed right then): the job must run once, and its macro once (bug A,
     fixed), and sched must see it end although its BUSY event came on the broken
-    connection (bug F)."""
+    connection (bug F). `late`: the broken request fails only after the link has connected
+    again and its adoption has found the job by its submit key (a loaded machine, pcontrol
+    killed: the random kill test once saw the job sent again and its macro run twice)."""
     from pcontrol.errors import ControllerDisconnected
 
     home = fault_home
@@ -229,55 +232,21 @@ def test_a_submit_whose_reply_is_lost_is_not_run_twice(
     sh = shells()
     sh.run(job_script("work", exit_log, ["echo one"], nmax=1, npending=1))
     sh.run("run")               # connects; the job is made when the loop next runs
-    client = sh.link.client
-    real = client.request
-
-    async def reply_lost(argv, **kwargs):
-        reply = await real(argv, **kwargs)
-        if argv[0] == "job":
-            await client.close()
-            raise ControllerDisconnected("connection to pcontrol lost (injected)")
-        return reply
-
-    client.request = reply_lost
-    try:
-        sh.run("wait -timeout 5")
-    except SchedError as exc:
-        raise AssertionError(f"{exc}; sched said: {sh.messages}; controller: {sh.run_until(home.jobs(home.owner))}") from None
-    records = sh.run_until(wait_until(lambda: harvested(home), "every job is harvested"))
-    tally = count(records, read_exit_log(exit_log))
-    assert tally.clean and (tally.submitted, len(records)) == (1, 1), tally.summary()
-
-
-def test_a_submit_failing_after_the_next_connection_adopted_it_is_not_sent_again(
-        fault_home: FaultHome, shells: Callable[[], Shell]) -> None:
-    """As above, but the broken request fails only after the link has connected again and its
-    adoption has found the job by its submit key (a loaded machine, pcontrol killed: seen once
-    in the random kill test as one job submitted twice and its macro run twice): the job must
-    not be sent again."""
-    from pcontrol.errors import ControllerDisconnected
-
-    home = fault_home
-    home.start()
-    home.add_local_hosts(["h1"], slots=2)
-    exit_log = home.path / "exits"
-    sh = shells()
-    sh.run(job_script("work", exit_log, ["echo one"], nmax=1, npending=1))
-    sh.run("run")
     link = sh.link
     client = link.client
     real = client.request
 
-    async def fails_late(argv, **kwargs):
+    async def reply_lost(argv, **kwargs):
         reply = await real(argv, **kwargs)
         if argv[0] != "job":
             return reply
         await client.close()
-        await wait_until(lambda: link.client is not client and link.by_cid, "the next connection adopted the job")
-        raise ControllerDisconnected("connection to pcontrol lost (injected, late)")
+        if late:
+            await wait_until(lambda: link.client is not client and link.by_cid, "the next connection adopted the job")
+        raise ControllerDisconnected("connection to pcontrol lost (injected)")
 
-    client.request = fails_late
-    client.request_batch = None  # one job: request() is what _submit uses
+    client.request = reply_lost
+    client.request_batch = None  # one job: request() is what the link's submit uses
     try:
         sh.run("wait -timeout 10")
     except SchedError as exc:
