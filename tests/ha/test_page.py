@@ -7,6 +7,7 @@ leader it shows the new one."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -60,7 +61,12 @@ class Page:
     def stop(self) -> None:
         if self.process.poll() is None:
             os.kill(self.process.pid, signal.SIGTERM)
-            self.process.wait(10)
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+                raise AssertionError("pcontrol web did not stop within 10 s of SIGTERM") from None
 
 
 def _leads(page: Page, member: str) -> dict | None:
@@ -110,9 +116,10 @@ def test_the_page_and_metrics_show_who_leads_since_when_and_the_token(etcd, tmp_
         _browser_shows(on_b.url, f"pool: leader {b.name_in_pool}, since ", f"token {after['token']}",
                        f"this page follows {b.name_in_pool}, the leader")
     finally:
-        for page in pages:
-            page.stop()
-        pool.close()
+        with contextlib.ExitStack() as cleanup:    # each runs, whichever fails
+            cleanup.callback(pool.close)
+            for page in pages:
+                cleanup.callback(page.stop)
 
 
 def _browser_shows(url: str, *texts: str) -> None:
