@@ -25,7 +25,7 @@ import importlib
 from typing import Any, Callable, Iterable
 
 from .interp import READ_CHECKS
-from .nodes import Block, Script
+from .nodes import Script
 from .record import Frozen
 from .registry import CommandDef, Registry, parse_usage
 
@@ -111,15 +111,7 @@ def declared_checks(module: str, checks: list[Callable[[Script], None]]) -> None
 
 def _names_any(script: Script, names: frozenset[str]) -> bool:
     """Whether a command or block header of `script` (at any depth) is named in `names`."""
-    for node in script.commands:
-        if isinstance(node, Block):
-            if node.header.words[0].const in names or _names_any(node.body, names):
-                return True
-            if any(_names_any(clause.body, names) for clause in node.clauses):
-                return True
-        elif node.words and node.words[0].const in names:
-            return True
-    return False
+    return any(command.words[0].const in names for command in script.walk())
 
 
 def _stub(registry: Registry, module: str, entry: Declared) -> DeclaredCommand:

@@ -13,7 +13,7 @@ The parser (psched.lang.parser) builds these; the interpreter (psched.lang.inter
 
 from __future__ import annotations
 
-from typing import Any, Union
+from typing import Any, Iterator, Union
 
 from .errors import Pos
 from .record import Record
@@ -224,3 +224,14 @@ class Script(Record):
         self.source = source
         self.depth = depth
         self.code = None
+
+    def walk(self) -> Iterator[Command]:
+        """Every command and block header in it, at any depth of blocks (not inside brackets)."""
+        for node in self.commands:
+            if isinstance(node, Block):
+                yield node.header
+                yield from node.body.walk()
+                for clause in node.clauses:
+                    yield from clause.body.walk()
+            elif node.words:
+                yield node

@@ -59,8 +59,7 @@ class EarlyStart:
     def __call__(self, script: Script) -> None:
         if self.done:
             return
-        commands = list(_commands(script))
-        if not any(c.name == "run" for c in commands):
+        if not any(c.name == "run" for c in script.walk()):
             return
         if not any(_may_need_controller(b) for b in _task_blocks(script)):
             return
@@ -80,18 +79,6 @@ class EarlyStart:
         except ValueError:
             return  # `run` says why
         WARM.begin(paths, embedded_serve_args(), dict(os.environ, SCHED_HOME=str(paths.home)))
-
-
-def _commands(script: Script) -> Iterator[Command]:
-    """Every command and block header of `script`, at any depth of blocks."""
-    for node in script.commands:
-        if isinstance(node, Block):
-            yield node.header
-            yield from _commands(node.body)
-            for clause in node.clauses:
-                yield from _commands(clause.body)
-        elif isinstance(node, Command) and node.words:
-            yield node
 
 
 def _task_blocks(script: Script) -> Iterator[Block]:
