@@ -109,9 +109,8 @@ class Watcher:
         """`watch`, from any thread: at once with epoll, else handed to the watcher thread."""
         if self._epoll is None:
             self.call(lambda: self.watch(fd, fn))
-            return
-        self._handlers[fd] = fn  # (before the fd is polled: the thread may see it at once)
-        self._epoll.register(fd, select.EPOLLIN)
+        else:
+            self.watch(fd, fn)  # (the handler is set before the fd is polled: the thread may see it at once)
 
     def unwatch(self, fd: int) -> None:
         if self._handlers.pop(fd, None) is None:
