@@ -18,14 +18,13 @@ import os
 import select
 import signal
 import subprocess
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import ClientError, ControllerNotRunning
 from .paths import Paths
-from .warmstart import WARM, serve_argv
+from .warmstart import WARM, daemon_env, spawn_serve
 
 log = logging.getLogger(__name__)
 
@@ -99,7 +98,7 @@ def start(paths: Paths, serve_args: list[str]) -> DaemonResult:
         return DaemonResult(True, f"pcontrol is already running (pid {pid})", pid)
     paths.ensure_home()
     paths.check_socket_path()
-    env = dict(os.environ, SCHED_HOME=str(paths.home))
+    env = daemon_env(paths)
     warm = WARM.take(paths, serve_args, env)  # begun by a sched reading its script (pcontrol.warmstart)
     if warm is not None:
         process, read_end = warm
@@ -133,21 +132,12 @@ def start(paths: Paths, serve_args: list[str]) -> DaemonResult:
 
 
 def _spawn(paths: Paths, serve_args: list[str], env: dict[str, str]) -> tuple[subprocess.Popen, int]:
-    """`pcontrol serve`, detached; the read end of its ready pipe."""
-    read_end, write_end = os.pipe()
+    """`pcontrol serve`, detached, writing to its log; the read end of its ready pipe."""
     log_fd = os.open(paths.log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-    # sched starts us from a worker thread while its loop may be starting local jobs: the
-    # lock keeps the daemon from being born inside a job's cgroup (pclient.containment)
-    from pclient.containment import SPAWN_LOCK
-    with open(log_fd, "ab") as log_file, SPAWN_LOCK:
-        # cwd $HOME: local agents then start jobs without -cwd where ssh would, and the
-        # daemon does not pin whatever directory `start` was run from.
-        process = subprocess.Popen(
-            serve_argv(write_end, paths.log, serve_args),
-            stdin=subprocess.DEVNULL, stdout=log_file, stderr=log_file, env=env,
-            cwd=Path.home(), start_new_session=True, pass_fds=(write_end,), close_fds=True)
-    os.close(write_end)
-    return process, read_end
+    try:
+        return spawn_serve(paths, serve_args, env, log_fd)
+    finally:
+        os.close(log_fd)
 
 
 def _wait_ready(fd: int, process: subprocess.Popen, timeout: float,

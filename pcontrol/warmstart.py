@@ -46,8 +46,8 @@ if TYPE_CHECKING:
 
     from .paths import Paths
 
-__all__ = ["OPTION", "KEEP", "GO", "WarmDaemon", "WARM", "serve_argv", "go_fd_from_argv", "log_from_argv",
-           "wait_for_go"]
+__all__ = ["OPTION", "KEEP", "GO", "WarmDaemon", "WARM", "serve_argv", "daemon_env", "spawn_serve",
+           "go_fd_from_argv", "log_from_argv", "wait_for_go"]
 
 #: The `pcontrol serve` option that makes a warm process (its value: the go pipe's fd).
 OPTION = "--go-fd"
@@ -65,6 +65,34 @@ def serve_argv(ready_fd: int, log: Path, serve_args: Sequence[str]) -> list[str]
             "--log-file", str(log), *serve_args]
 
 
+def daemon_env(paths: Paths) -> dict[str, str]:
+    """The environment launch.start gives the daemon."""
+    return dict(os.environ, SCHED_HOME=str(paths.home))
+
+
+def spawn_serve(paths: Paths, serve_args: Sequence[str], env: dict[str, str], output: int,
+                go_fd: int | None = None) -> tuple[subprocess.Popen, int]:
+    """`pcontrol serve` detached, its stdout and stderr on `output` (with `go_fd`: a warm one,
+    waiting on it); the read end of its ready pipe."""
+    read_end, write_end = os.pipe()
+    argv = serve_argv(write_end, paths.log, serve_args)
+    fds = (write_end,) if go_fd is None else (write_end, go_fd)
+    try:
+        with _spawn_lock():
+            # cwd $HOME: local agents then start jobs without -cwd where ssh would, and the
+            # daemon does not pin whatever directory `start` was run from.
+            process = subprocess.Popen(
+                argv if go_fd is None else [*argv, OPTION, str(go_fd)],
+                stdin=subprocess.DEVNULL, stdout=output, stderr=output, env=env,
+                cwd=os.path.expanduser("~"), start_new_session=True, pass_fds=fds, close_fds=True)
+    except BaseException:
+        os.close(read_end)
+        raise
+    finally:
+        os.close(write_end)
+    return process, read_end
+
+
 class WarmDaemon:
     """At most one warm process of this sched (see the module docstring)."""
 
@@ -79,21 +107,13 @@ class WarmDaemon:
         with self._lock:
             if self._held is not None:
                 return False
-            ready_read, ready_write = os.pipe()
             go_read, go_write = os.pipe()
             try:
-                with _spawn_lock():
-                    process = subprocess.Popen(
-                        [*serve_argv(ready_write, paths.log, serve_args), OPTION, str(go_read)],
-                        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                        env=env, cwd=os.path.expanduser("~"), start_new_session=True,
-                        pass_fds=(ready_write, go_read), close_fds=True)
+                process, ready_read = spawn_serve(paths, serve_args, env, subprocess.DEVNULL, go_read)
             except OSError:
-                os.close(ready_read)
                 os.close(go_write)
                 return False
             finally:
-                os.close(ready_write)
                 os.close(go_read)
             self._held = (paths, list(serve_args), dict(env), process, ready_read, go_write)
             self._began = time.monotonic()
@@ -118,9 +138,7 @@ class WarmDaemon:
             else:
                 os.close(go_write)
                 return process, ready_read
-        os.close(go_write)
-        os.close(ready_read)
-        process.poll()  # reaped if it has ended; else it ends on EOF and init reaps it
+        _let_go(held)
         return None
 
     def discard(self) -> None:
@@ -128,15 +146,22 @@ class WarmDaemon:
         with self._lock:
             held, self._held = self._held, None
         if held is not None:
-            os.close(held[5])
-            os.close(held[4])
-            held[3].poll()
+            _let_go(held)
+
+
+def _let_go(held: tuple) -> None:
+    """Close our ends of a warm process's pipes: it sees EOF and exits."""
+    *_, process, ready_read, go_write = held
+    os.close(go_write)
+    os.close(ready_read)
+    process.poll()  # reaped if it has ended; else it ends on EOF and init reaps it
 
 
 def _spawn_lock() -> ContextManager[object]:
-    """pclient.containment.SPAWN_LOCK, as launch.start holds it (never born inside a job's
-    cgroup), if that module is loaded: if it is not, nobody can hold its lock, and sched,
-    reading its first script, need not load it (and pclient's protocol) before the start."""
+    """pclient.containment.SPAWN_LOCK (sched starts pcontrol from a worker thread while its
+    loop may be starting local jobs: the daemon is never born inside a job's cgroup), if that
+    module is loaded: if it is not, nobody can hold its lock, and sched, reading its first
+    script, need not load it (and pclient's protocol) before the start."""
     containment = sys.modules.get("pclient.containment")
     return containment.SPAWN_LOCK if containment is not None else nullcontext()
 

@@ -69,7 +69,7 @@ class EarlyStart:
         # pcontrol's light modules only for a script that will need it (`sched -c` never loads them)
         from pcontrol import launch
         from pcontrol.paths import Paths
-        from pcontrol.warmstart import WARM
+        from pcontrol.warmstart import WARM, daemon_env
 
         paths = Paths.for_home()
         if launch.read_pid(paths) is not None or launch.stopped_on_purpose(paths) is not None:
@@ -78,7 +78,7 @@ class EarlyStart:
             paths.check_socket_path()
         except ValueError:
             return  # `run` says why
-        WARM.begin(paths, embedded_serve_args(), dict(os.environ, SCHED_HOME=str(paths.home)))
+        WARM.begin(paths, embedded_serve_args(), daemon_env(paths))
 
 
 def _task_blocks(script: Script) -> Iterator[Block]:
