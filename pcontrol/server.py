@@ -52,9 +52,9 @@ log = logging.getLogger(__name__)
 
 #: Bytes of unsent events after which a subscriber is dropped.
 EVENT_BACKLOG = 64 * 1024 * 1024
-#: File descriptors kept free for everything but client connections (agents, journal, log).
 #: Events held for the end of a loop turn before they are written at once (Connection._turn).
 CORK_EVENTS = 256
+#: File descriptors kept free for everything but client connections (agents, journal, log).
 FD_RESERVE = 512
 #: The fewest connections the daemon accepts even with a tiny descriptor limit.
 MIN_CONNECTIONS = 32
