@@ -19,7 +19,7 @@ from typing import Any, Callable
 
 import pytest
 
-from procs import alive, pids_where
+from procs import alive, children_of, parent_of, pids_where
 from waiting import wait_until_sync
 
 SCHED = [sys.executable, "-m", "psched.shell.cli"]
@@ -60,25 +60,7 @@ def _warm(home: Path, sched: subprocess.Popen) -> list[int]:
     command line until that execs)."""
     log = f"--log-file\0{home}/pcontrol.log\0".encode()
     return [pid for pid in pids_where(lambda cmdline, environ: log in cmdline and b"\0--go-fd\0" in cmdline)
-            if _parent(pid) == sched.pid]
-
-
-def _parent(pid: int) -> int | None:
-    try:
-        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
-    except (OSError, IndexError, ValueError):
-        return None
-
-
-def _children(pid: int) -> list[int]:
-    found = []
-    for entry in os.listdir("/proc"):
-        try:
-            if entry.isdigit() and _parent(int(entry)) == pid:
-                found.append(int(entry))
-        except OSError:
-            continue
-    return found
+            if parent_of(pid) == sched.pid]
 
 
 def _gate_readers(home: Path) -> list[int]:
@@ -125,7 +107,7 @@ def _through_the_gate(home: Path, script: Path, meanwhile: Callable[[Any, subpro
 def test_the_warm_process_becomes_the_pcontrol_that_run_starts(home):
     def before_run(warm: int, sched: subprocess.Popen) -> None:
         assert not (home / "pcontrol.pid").exists() and not (home / "pcontrol.log").exists()
-        wait_until_sync(lambda: _children(warm), "its spare agent is there")
+        wait_until_sync(lambda: children_of(warm), "its spare agent is there")
 
     warm, err = _through_the_gate(home, _script(home), before_run)
     assert f"sched: started pcontrol in {home} (pid {warm})" in err
@@ -144,7 +126,7 @@ def test_the_warm_process_and_its_spare_leave_when_sched_is_killed(home):
     sched = _start(home, _script(home))
     try:
         [warm] = wait_until_sync(lambda: _warm(home, sched), "the warm pcontrol is there")
-        spares = wait_until_sync(lambda: _children(warm), "its spare agent is there")
+        spares = wait_until_sync(lambda: children_of(warm), "its spare agent is there")
         wait_until_sync(lambda: _gate_readers(home), "sched runs `cat` on the gate")
         sched.send_signal(signal.SIGKILL)
         sched.wait(timeout=60)

@@ -34,6 +34,7 @@ import pytest
 from fault_harness import (PYTHON, FaultHome, Shell, alive, count, job_script, read_exit_log,
                            wait_until)
 from netns_harness import NetnsUnavailable, check_available, namespace_hosts
+from procs import children_of
 
 HEARTBEAT = 0.5
 SERVE = ("--heartbeat", str(HEARTBEAT), "--retry-min", "0.5", "--retry-max", "1",
@@ -180,7 +181,7 @@ def test_an_agent_that_learns_late_it_was_left_is_still_taken_over(fault_home: F
         host = await home.call("check", "host", "w1")
         old_agent = host["agent"]["pid"]
         ssh = host["agent"]["local_pid"]              # the relay pcontrol started
-        [stalled] = _children(ssh)                    # the "network": the second relay
+        [stalled] = children_of(ssh)                  # the "network": the second relay
         os.kill(stalled, signal.SIGSTOP)
         try:
             down = await wait_until(lambda: _host_in(home, "w1", "DOWN"), "w1 is DOWN")
@@ -215,10 +216,6 @@ def test_an_agent_that_learns_late_it_was_left_is_still_taken_over(fault_home: F
     [record] = home.jobs_sync()
     assert record["id"] == done["id"] and record["state"] == "DONE"
     assert "true-outcome" in home.call_sync("stdout", job_id)["stdout"]
-
-
-def _children(pid: int) -> list[int]:
-    return [int(w) for w in open(f"/proc/{pid}/task/{pid}/children").read().split()]
 
 
 async def _started(home: FaultHome, job_id: str) -> dict | None:

@@ -18,6 +18,19 @@ def alive(pid: int) -> bool:
         return False
 
 
+def parent_of(pid: int) -> int | None:
+    """The parent's pid (None: gone)."""
+    try:
+        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def children_of(pid: int) -> list[int]:
+    """The pids of the processes whose parent is `pid`, whichever of its threads made them."""
+    return [int(entry) for entry in os.listdir("/proc") if entry.isdigit() and parent_of(int(entry)) == pid]
+
+
 def pids_where(match: Callable[[bytes, bytes], bool]) -> list[int]:
     """Live processes (not this one) whose (cmdline, environ) satisfy `match` (both NUL-separated bytes)."""
     found = []
