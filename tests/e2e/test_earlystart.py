@@ -19,7 +19,7 @@ from typing import Any, Callable
 
 import pytest
 
-from procs import alive, children_of, parent_of, pids_where
+from procs import alive, children_of, finish, parent_of, pids_where
 from waiting import wait_until_sync
 
 SCHED = [sys.executable, "-m", "psched.shell.cli"]
@@ -96,12 +96,10 @@ def _through_the_gate(home: Path, script: Path, meanwhile: Callable[[Any, subpro
         if meanwhile is not None:
             meanwhile(pid, sched)
         _open_gate(home)
-        out, err = sched.communicate(timeout=60)
-    finally:
-        if sched.poll() is None:
-            sched.kill()
-    assert sched.returncode == 0, err
-    return pid, err
+    except BaseException:
+        sched.kill()
+        raise
+    return pid, finish(sched)[1]
 
 
 def test_the_warm_process_becomes_the_pcontrol_that_run_starts(home):

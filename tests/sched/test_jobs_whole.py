@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from waiting import wait_until_sync
-from procs import alive
+from procs import alive, finish
 
 SCHED = [sys.executable, "-m", "psched.shell.cli"]
 ROOT = Path(__file__).resolve().parents[2]
@@ -23,16 +23,6 @@ def sched(script: Path, home: Path, **kwargs) -> subprocess.Popen:
     env = dict(os.environ, SCHED_HOME=str(home))
     return subprocess.Popen(SCHED + [str(script)], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, env=env, cwd=script.parent, text=True, **kwargs)
-
-
-def finish(proc: subprocess.Popen, timeout: float = 60) -> tuple[str, str]:
-    try:
-        out, err = proc.communicate(timeout=timeout)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    assert proc.returncode == 0, err
-    return out, err
 
 
 def test_a_timeout_is_kept_while_an_exit_macro_blocks_in_exec(tmp_path):

@@ -5,6 +5,7 @@ one way for every test folder and bench."""
 from __future__ import annotations
 
 import os
+import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
@@ -52,3 +53,14 @@ def agents_with_runtime(run_dir: Path | str) -> list[int]:
     """Live pclient agents whose survivor socket directory is `run_dir`."""
     needle = f"PCLIENT_RUNTIME_DIR={run_dir}\0".encode()
     return pids_where(lambda cmdline, env: b"pclient" in cmdline and needle in env)
+
+
+def finish(proc: subprocess.Popen, timeout: float = 60) -> tuple[str, str]:
+    """Its output once it has exited 0 (killed if it is still there after `timeout` or an error)."""
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err
+    return out, err
