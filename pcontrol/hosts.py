@@ -160,6 +160,36 @@ def validate_host_name(name: str) -> None:
         raise UsageError(f'bad host name "{name}": no spaces, not empty, no leading "-"')
 
 
+def _definition(*, slots: int | None, connect: str | None, address: str | None,
+                port: int | None, pull: bool, slurm: dict[str, Any] | None) -> dict[str, Any]:
+    """What `host add` defines, as its option words (-slurm's own options spread out)."""
+    words: dict[str, Any] = {"-slots": slots, "-connect": connect, "-address": address,
+                             "-port": port, "-pull": pull, "-slurm": slurm is not None}
+    words.update({f"-{key}": value for key, value in (slurm or {}).items()})
+    return words
+
+
+def _same_as_given(host: Host, given: dict[str, Any]) -> Host:
+    """`host add` of a host that exists: the host when defined as given, else ConflictError
+    naming what differs."""
+    have = _definition(slots=host.slots, connect=host.connect, address=host.address,
+                       port=host.port, pull=host.pull, slurm=host.slurm)
+    differ = [f"{word} {_shown(have.get(word))}, not {_shown(value)}"
+              for word, value in given.items() if have.get(word) != value]
+    if differ:
+        raise ConflictError(f'host "{host.name}" already exists with other settings '
+                            f'({"; ".join(differ)}): "host delete {host.name}" first to change it')
+    return host
+
+
+def _shown(value: Any) -> str:
+    if value is None:
+        return "none"
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    return str(value)
+
+
 class HostTable:
     def __init__(self, config: ControllerConfig, listener: HostListener,
                  clock: Callable[[], float], token: str | None = None,
@@ -338,8 +368,10 @@ class HostTable:
             validate_host_name(address)
         if port is not None and not 0 < port < 65536:
             raise UsageError(f"-port must be a TCP port (1-65535), got {port}")
-        if name in self.hosts:
-            raise ConflictError(f'host "{name}" already exists')
+        if name in self.hosts:   # the same again (a script run once more): nothing to do
+            return _same_as_given(self.hosts[name], _definition(
+                slots=slots, connect=connect, address=address, port=port, pull=pull,
+                slurm=slurm.to_record() if slurm is not None else None))
         if slurm is not None and connect is not None:
             raise UsageError("a Slurm host (-slurm) has no -connect command")
         if slurm is not None:

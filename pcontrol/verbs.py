@@ -172,7 +172,8 @@ def _hosts(session: Session, args: dict[str, Any]) -> CommandResult:
          "without -port: a local pclient under the name NAME); -slurm: the host is a Slurm cluster, "
          "its jobs submitted with sbatch (-slots: at most that many in the cluster at once; "
          "-output: where they write stdout and stderr, shared with pcontrol); -pull: a probe "
-         "pcontrol cannot reach, which checks in (`host key NAME` makes its key)")
+         "pcontrol cannot reach, which checks in (`host key NAME` makes its key); a host that "
+         "is already there as given is left as it is, one defined otherwise is refused")
 def _host_add(session: Session, args: dict[str, Any]) -> CommandResult:
     slurm = None
     slurm_words = ("partition", "account", "qos", "sbatch", "output")
@@ -183,9 +184,13 @@ def _host_add(session: Session, args: dict[str, Any]) -> CommandResult:
         if given:
             raise UsageError(f"{', '.join(given)} {'goes' if len(given) == 1 else 'go'} "
                              "only with -slurm")
+    existed = args["name"] in session.controller.hosts
     host = session.controller.add_host(args["name"], slots=args["slots"],
                                        connect=args["connect"], slurm=slurm, pull=bool(args["pull"]),
                                        address=args["address"], port=args["port"])
+    if existed:   # added before as given (a script run again): nothing changes
+        return CommandResult(f"host {host.name} is already there as given ({host.state.value})",
+                             host.to_record())
     if host.pull:
         return CommandResult(f"host {host.name} added: its jobs wait for its probe to check in "
                              f"(make its key with `host key {host.name}`)", host.to_record())

@@ -93,6 +93,42 @@ def test_a_restarted_sched_takes_back_every_job_whatever_comes_before_the_task(
     assert not pids_with_arg(str(gate_b))
 
 
+def test_a_newcomers_script_with_host_add_at_the_top_runs_again_after_a_kill(
+        fault_home: FaultHome) -> None:
+    """The script a newcomer writes first: `controller host add localhost` at the top, no
+    `catch`. Run again after sched is SIGKILLed, its `host add` finds the host it made and goes
+    on (the bug: it failed at line 1 with `host "localhost" already exists`, and the jobs of the
+    killed run waited for their macros); every exit macro runs once."""
+    home = fault_home
+    home.start()
+    exit_log = home.path / "exits"
+    gate = home.path / "gate"
+    script = home.path / "jobs.sched"
+    script.write_text("controller host add localhost -slots 16\n" + job_script(
+        "work", exit_log, ["echo quick", gated(gate)], nmax=16, npending=16) + "run\nwait -timeout 90\n")
+    first = sched(home, script)
+    try:
+        wait_until_sync(lambda: first.poll() is None and states(home) == {"harvested": 8, "BUSY": 8},
+                        "8 jobs are harvested and 8 run", 60)
+    finally:
+        first.kill()
+        first.communicate()
+    second = sched(home, script)
+    try:
+        gate.touch()
+        out, err = second.communicate(timeout=120)
+    finally:
+        if second.poll() is None:
+            second.kill()
+            second.communicate()
+    assert second.returncode == 0, err.decode()
+    records = home.jobs_sync(home.owner)
+    tally = count(records, read_exit_log(exit_log))
+    assert tally.clean, tally.summary()
+    assert tally.one_outcome == tally.submitted == 16, tally.summary()
+    assert all(r["harvested"] for r in records)
+
+
 def test_wait_returns_when_the_ledger_says_nmax_was_reached(fault_home: FaultHome) -> None:
     """A sched killed after its last harvest leaves a ledger saying the task made its nmax;
     the next sched with the same script must not hang in `wait` (nor make a job)."""

@@ -10,7 +10,7 @@ import pytest
 
 from pclient.protocol import Auth, decode
 from pcontrol.errors import CommandFailed
-from pcontrol_harness import controller_running, kill_group, make_config, poll, run
+from pcontrol_harness import LOCAL_AGENT, controller_running, kill_group, make_config, poll, run
 
 # host name (see FAKE_SSH) -> words the DOWN reason must contain
 CONNECT_FAILURES = [
@@ -300,12 +300,19 @@ def test_bad_host_commands(home: str, argv: list[str], message: str) -> None:
     run(body())
 
 
-def test_adding_a_host_twice_is_refused(home: str) -> None:
+def test_adding_a_host_again_as_given_leaves_it_and_otherwise_is_refused(home: str) -> None:
+    """A script that begins with `controller host add` runs again after a restart: the same
+    definition is no change (the host keeps its agent); a different one names what differs."""
     async def body() -> None:
         async with controller_running(home) as h:
-            await h.add_local("node1")
-            with pytest.raises(CommandFailed, match='host "node1" already exists'):
-                await h.cmd("host", "add", "node1")
+            first = await h.add_local("node1")
+            again = await h.reply("host", "add", "node1", "-slots", 1, "-connect", LOCAL_AGENT)
+            assert again.ok and again.text == "host node1 is already there as given (IDLE)"
+            assert (await h.wait_host("node1", "IDLE"))["agent"] == first["agent"]
+            with pytest.raises(CommandFailed, match=r'host "node1" already exists with other '
+                               r'settings \(-slots 1, not 2; -connect .*, not none\): '
+                               r'"host delete node1" first to change it'):
+                await h.cmd("host", "add", "node1", "-slots", 2)
             await h.cmd("host", "off", "node1")
             with pytest.raises(CommandFailed, match='host "node1" is OFF; use "host on node1"'):
                 await h.cmd("host", "retry", "node1")
