@@ -28,6 +28,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Awaitable, Callable, Dict, Union
 
+from .containment import remove_stale
 from .jobproc import DEFAULT_KILL_GRACE, JobResult, JobSpec, RunningJob, start_job
 from .protocol import Go, Launched, Message, Prepare, Ready
 from .syncgate import GATE_PROGRAM
@@ -35,6 +36,11 @@ from .syncgate import GATE_PROGRAM
 __all__ = ["SyncStarter"]
 
 log = logging.getLogger(__name__)
+
+_PREFIX = "pclient-sync-"
+"""This agent's gate directory in the temporary directory: pclient-sync-<pid>-XXXX (removed when
+the agent stops; one left by an agent killed -9 goes when the next agent makes its own)."""
+_GATE = "gate"
 
 
 @dataclass
@@ -89,11 +95,12 @@ class SyncStarter:
 
     async def _socket(self) -> str:
         if self._server is None:
-            self._dir = tempfile.mkdtemp(prefix="pclient-sync-")
-            path = os.path.join(self._dir, "gate")
+            remove_stale(tempfile.gettempdir(), _PREFIX, "-", spare=_GATE)   # agents killed -9
+            self._dir = tempfile.mkdtemp(prefix=f"{_PREFIX}{os.getpid()}-")
+            path = os.path.join(self._dir, _GATE)
             self._server = await asyncio.start_unix_server(self._gate_connected, path)
         assert self._dir is not None
-        return os.path.join(self._dir, "gate")
+        return os.path.join(self._dir, _GATE)
 
     async def _gate_connected(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         line = await reader.readline()

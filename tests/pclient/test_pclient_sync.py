@@ -4,6 +4,8 @@ at the gate; bye with a job at its gate; the clock probe."""
 
 from __future__ import annotations
 
+import os
+import signal
 import time
 
 from agent_harness import alive, async_test, start_agent
@@ -89,3 +91,32 @@ async def test_the_clock_probe_answers_with_its_times():
     assert (reply.seq, reply.sent) == (7, t0)
     assert t0 <= reply.received <= reply.replied <= t3     # one machine, one clock
     await agent.finish()
+
+
+@async_test
+async def test_the_gate_folder_of_an_agent_killed_9_goes_when_the_next_one_makes_its_own(tmp_path):
+    """An agent's gate folder (pclient-sync-PID-XXXX, with its socket) outlives a kill -9 of the
+    agent; the next agent to prepare a sync job in the same temporary directory removes it,
+    and leaves the folders of agents still alive."""
+    env = {**os.environ, "TMPDIR": str(tmp_path)}
+    first, _ = await start_agent(env=env)
+    await first.send(Prepare(job="held", argv=("sleep", "30")))
+    held = await first.recv_type(Ready)
+    first.proc.kill()
+    await first.proc.wait()
+    os.kill(held.pid, signal.SIGKILL)
+    stale = [p.name for p in tmp_path.glob(f"pclient-sync-{first.proc.pid}-*")]
+    assert len(stale) == 1 and (tmp_path / stale[0] / "gate").exists()
+    live = tmp_path / f"pclient-sync-{os.getpid()}-kept"          # this process is alive
+    (live / "gate").parent.mkdir()
+    (live / "gate").write_text("")
+    second, _ = await start_agent(env=env)
+    await second.send(Prepare(job="next", argv=("true",)))
+    await second.recv_type(Ready)
+    assert not (tmp_path / stale[0]).exists()
+    assert (live / "gate").exists()
+    assert len(list(tmp_path.glob(f"pclient-sync-{second.proc.pid}-*"))) == 1
+    await second.send(Kill(job="next"))
+    await second.recv_type(Ended)
+    await second.finish()
+    assert not list(tmp_path.glob(f"pclient-sync-{second.proc.pid}-*"))
