@@ -408,6 +408,14 @@ class _Containment:
                          f" (under {self._cgroup_base})" if self._kind is Kind.CGROUP else "")
             return self._kind
 
+    def own_boxes(self) -> Union[str, None]:
+        """With cgroups: the glob pattern of every job cgroup this process makes
+        (`<base>/pclient.<pid>.*`, spares included); else None."""
+        if self.kind is not Kind.CGROUP:
+            return None
+        assert self._cgroup_base is not None
+        return os.path.join(self._cgroup_base, f"{_CGROUP_PREFIX}{os.getpid()}.*")
+
     def box(self, token: str) -> Box:
         """A new box for one job, of this process's kind."""
         kind = self.kind

@@ -60,6 +60,9 @@ class LocalBackend:
         # needs it (~57M instructions on the way to its first job; start-up, issue 13)
         from pclient.jobproc import JobSpec, begin_job
 
+        from .localguard import ensure_guard
+
+        ensure_guard()   # the jobs die with sched, even a sched killed -9
         sched = self.sched
         spec = JobSpec(str(job.id), job.argv, timeout=job.timeout, output_limit=sched.output_limit,
                        stdout_file=job.outputs.get("stdout"), stderr_file=job.outputs.get("stderr"),

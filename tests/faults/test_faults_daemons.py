@@ -7,11 +7,16 @@ pclient agent). The daemons are found by a marker in their argv and by their pid
 
 from __future__ import annotations
 
+import glob
 import os
+import signal
+import subprocess
 from typing import Callable
 
-from fault_harness import (PYTHON, FaultHome, Shell, alive, count, job_script, pids_with_arg,
-                           read_exit_log, wait_until)
+from fault_harness import (PYTHON, ROOT, SCHED, FaultHome, Shell, alive, count, job_script,
+                           pids_with_arg, read_exit_log, wait_until, wait_until_sync)
+from pclient.containment import cgroup2_mount
+from procs import children_of
 
 #: The daemon: the classic double fork. The first child calls setsid and forks again; the
 #: grandchild writes its pid file, points its stdio at /dev/null and sleeps; the parent
@@ -97,3 +102,72 @@ def test_no_process_of_a_killed_or_timed_out_job_is_left(
 async def _harvested(home: FaultHome) -> list[dict]:
     records = await home.jobs(home.owner)
     return records if len(records) == 2 and all(r["harvested"] for r in records) else []
+
+
+def test_the_local_jobs_of_a_sched_killed_9_die_with_it(fault_home: FaultHome) -> None:
+    """A `host LOCAL` job that leaves a daemon, and one that only sleeps, under a real `sched`
+    killed with SIGKILL: the guard sched started with its first local job kills every process
+    of both (the daemon included) and removes their cgroups; a sched that ends normally leaves
+    no guard behind."""
+    home = fault_home
+    daemonize = home.path / "daemonize.py"
+    daemonize.write_text(DAEMONIZE)
+    pids = home.path / "pids"
+    pids.mkdir()
+    marker = f"fault-daemon-{home.path.name}"
+    half = len(marker) // 2
+    leaves = (f"m={marker[:half]}; {PYTHON} {daemonize} {pids}/$0 \"${{m}}{marker[half:]}\"; "
+              "exec sleep 60")
+    script = home.path / "local.sched"
+    script.write_text(job_script("leaves", home.path / "exits", [leaves, "exec sleep 61"], nmax=2,
+                                 npending=2, host="LOCAL") + "run\nwait\n")
+    sched = subprocess.Popen([*SCHED, str(script)], stdin=subprocess.DEVNULL, env=home.env, cwd=ROOT,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        daemon = wait_until_sync(lambda: next((int(f.read_text()) for f in pids.iterdir()
+                                               if not f.name.endswith(".tmp")), None),
+                                 "the daemon has written its pid")
+        jobs = wait_until_sync(lambda: _sleeping_children(sched.pid), "both jobs sleep")
+        guards = [p for p in children_of(sched.pid) if p in _guards(sched.pid)]
+        assert len(guards) == 1
+        boxes = _job_cgroups(sched.pid)
+        assert len(boxes) >= 2
+    finally:
+        sched.send_signal(signal.SIGKILL)
+        sched.communicate()
+    wait_until_sync(lambda: not any(alive(p) for p in [daemon, *jobs, *guards]) and
+                    not pids_with_arg(marker), "the jobs and the guard are gone")
+    assert not [b for b in boxes if os.path.exists(b)], "the jobs' cgroups are removed"
+    # a normal end: its guard goes too
+    script.write_text(job_script("quick", home.path / "exits", ["true"], nmax=1, npending=1,
+                                 host="LOCAL") + "run\nwait\n")
+    quick = subprocess.Popen([*SCHED, str(script)], stdin=subprocess.DEVNULL, env=home.env, cwd=ROOT,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    assert quick.wait(60) == 0, quick.communicate()[1]
+    wait_until_sync(lambda: not _guards(quick.pid), "its guard is gone")
+
+
+def _sleeping_children(pid: int) -> list[int] | None:
+    sleeping = [child for child in children_of(pid) if _cmdline(child).startswith(b"sleep\0")]
+    return sleeping if len(sleeping) == 2 else None
+
+
+def _guards(pid: int) -> list[int]:
+    return [p for p in pids_with_arg("psched-localguard") if f"pclient.{pid}.*".encode() in _cmdline(p)]
+
+
+def _cmdline(pid: int) -> bytes:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return f.read()
+    except OSError:
+        return b""
+
+
+def _job_cgroups(pid: int) -> list[str]:
+    """The job cgroups (pclient.PID.N) beside the cgroup of process `pid`."""
+    mount = cgroup2_mount()
+    with open(f"/proc/{pid}/cgroup") as f:
+        own = next(line[3:].strip() for line in f if line.startswith("0::"))
+    assert mount is not None
+    return glob.glob(os.path.join(mount, own.lstrip("/"), f"pclient.{pid}.*"))
