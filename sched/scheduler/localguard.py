@@ -24,6 +24,8 @@ import os
 import subprocess
 import threading
 
+from pclient.containment import SPAWN_LOCK, containment
+
 log = logging.getLogger(__name__)
 
 __all__ = ["GUARD_NAME", "ensure_guard"]
@@ -65,8 +67,6 @@ def ensure_guard() -> None:
     global _tried, _guard, _write_end
     if _tried:
         return
-    from pclient.containment import SPAWN_LOCK, containment
-
     with _lock:
         if _tried:
             return
