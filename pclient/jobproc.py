@@ -30,7 +30,6 @@ from __future__ import annotations
 import asyncio
 import enum
 import errno
-import itertools
 import logging
 import math
 import os
@@ -247,7 +246,7 @@ class RunningJob:
         if not spec.argv:
             self._fail_start(StartFailure.NOT_FOUND, "cannot start: empty command line")
             return
-        env = _environ_bytes()  # bytes: spares Popen a decode and re-encode of each variable
+        env = spawn.environ_bytes()  # bytes: spares Popen a decode and re-encode of each variable
         if spec.env:
             env.update((os.fsencode(k), os.fsencode(v)) for k, v in spec.env.items())
         env[_TOKEN_VAR_B] = self.token.encode()
@@ -579,19 +578,6 @@ def begin_job(spec: JobSpec, on_started: Union[Callable[[RunningJob], None], Non
     if on_started is not None and job.pid is not None:
         on_started(job)
     return job
-
-
-def _environ_bytes() -> dict:
-    """A copy of this process's environment, names and values as bytes.
-
-    On POSIX CPython os.environ keeps exactly that dict (`_data`), kept up to date as the
-    environment changes: copying it is one C-level copy, where dict(os.environb) decodes and
-    encodes every variable again (~40 us a job with a few dozen variables).
-    """
-    data = getattr(os.environ, "_data", None)
-    if isinstance(data, dict) and all(type(k) is bytes for k in itertools.islice(data, 1)):
-        return dict(data)
-    return dict(os.environb)
 
 
 def _preflight(spec: JobSpec, env: dict) -> Union[OSError, None]:

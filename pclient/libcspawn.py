@@ -16,6 +16,11 @@ pclient.spawn's cheapest path (issue 13). Two costs of os.posix_spawnp go away:
   which closes every descriptor from 3 up in the child (close_range): what Popen's close_fds
   does, with nothing to look for in the parent.
 
+envp is handed to C as a table of addresses made once for the strings of this process's own
+environment, which every job's environment starts with, and kept while that stays the same;
+only the job's own few variables are converted each time (each string ctypes converts costs a
+few thousand instructions).
+
 The child gets what pclient.spawn promises: its own session (POSIX_SPAWN_SETSID), SIGPIPE and
 SIGXFSZ at their defaults, stdin from /dev/null, stdout and stderr on the given pipe ends, no
 other descriptor, the program searched along this process's PATH. Errors are those of
@@ -30,7 +35,9 @@ import ctypes
 import os
 import signal
 import threading
-from typing import Dict, Mapping, Sequence, Tuple, Union
+from typing import Dict, List, Mapping, Sequence, Tuple, Union
+
+from .spawn import environ_bytes
 
 __all__ = ["LibcSpawner", "libc_spawner"]
 
@@ -69,17 +76,15 @@ class LibcSpawner:
                                              ctypes.c_short(_POSIX_SPAWN_SETSIGDEF | _POSIX_SPAWN_SETSID)))
         self._lock = threading.Lock()
         self._actions: Dict[Tuple[int, int], _Opaque] = {}
+        self._ours: Union[_Ours, None] = None
 
     def spawnp(self, argv: Sequence[str], env: Mapping[bytes, bytes], out_w: int, err_w: int) -> int:
         """Start argv (see the module docstring); the child's pid."""
         args = [os.fsencode(arg) for arg in argv]
-        entries = [name + b"=" + value for name, value in env.items()]
-        if b"\0" in b"".join(args) or b"\0" in b"".join(entries):  # (C would cut them there)
+        if b"\0" in b"".join(args):  # (C would cut them there)
             raise ValueError("embedded null byte")
-        if b"=" in b"".join(env) or b"" in env:
-            raise ValueError("illegal environment variable name")
         c_argv = (ctypes.c_char_p * (len(args) + 1))(*args)
-        c_env = (ctypes.c_char_p * (len(entries) + 1))(*entries)
+        strings, c_env = self._environment(env)
         pid = ctypes.c_int(0)
         actions, kept = self._file_actions(out_w, err_w)
         try:
@@ -88,9 +93,30 @@ class LibcSpawner:
         finally:
             if not kept:
                 self._libc.posix_spawn_file_actions_destroy(ctypes.byref(actions))
+        del strings  # (kept until here: c_env points into them)
         if err:
             raise OSError(err, os.strerror(err), argv[0])
         return pid.value
+
+    def _environment(self, env: Mapping[bytes, bytes]) -> Tuple[object, bytes]:
+        """envp for `env`: the table of its strings' addresses, and what keeps them alive.
+
+        A job's environment is this process's plus a few variables of its own, at the end (a
+        dict keeps the order of insertion): the strings of ours are converted once and kept with
+        the table of their addresses (a ctypes array of 40 c_char_p made each time cost ~100k
+        instructions a job), the job's own ones each time. Anything else (a variable of ours
+        given another value, say) is converted whole."""
+        items = list(env.items())
+        with self._lock:
+            ours = self._ours
+            if ours is None or items[:len(ours.items)] != ours.items:
+                current = environ_bytes()  # (ours changed? then kept anew for the next jobs)
+                if ours is None or current != ours.source:
+                    ours = self._ours = _Ours(current)
+        if ours.table is not None and items[:len(ours.items)] == ours.items:
+            array, table = _table([_entry(name, value) for name, value in items[len(ours.items):]])
+            return (ours.array, array), ours.table + table
+        return _table([_entry(name, value) for name, value in items])
 
     def _file_actions(self, out_w: int, err_w: int) -> Tuple[_Opaque, bool]:
         """stdin from /dev/null, the pipe ends on 1 and 2, everything from 3 up closed; and
@@ -112,6 +138,36 @@ class LibcSpawner:
                 return actions, False
             self._actions[key] = actions
         return actions, True
+
+
+def _entry(name: bytes, value: bytes) -> bytes:
+    if b"=" in name or not name:
+        raise ValueError("illegal environment variable name")
+    if b"\0" in name or b"\0" in value:  # (C would cut them there)
+        raise ValueError("embedded null byte")
+    return name + b"=" + value
+
+
+def _table(strings: List[bytes]) -> Tuple[ctypes.Array, bytes]:
+    """A C array of pointers to the strings, NULL after them (argv or envp for posix_spawnp), as
+    bytes; and the ctypes array it was copied from, which keeps the strings alive."""
+    array = (ctypes.c_char_p * (len(strings) + 1))(*strings)
+    return array, bytes(array)
+
+
+class _Ours:
+    """This process's environment as envp strings, converted once (LibcSpawner._environment)."""
+
+    def __init__(self, source: Dict[bytes, bytes]) -> None:
+        self.source = source
+        self.items = list(source.items())
+        self.table: Union[bytes, None] = None  # (None: not convertible; converted whole each time, raising there)
+        self.array: Union[ctypes.Array, None] = None
+        try:
+            self.array, table = _table([_entry(name, value) for name, value in self.items])
+        except ValueError:
+            return
+        self.table = table[:-ctypes.sizeof(ctypes.c_char_p)]  # (without its NULL)
 
 
 def _check(err: int) -> None:

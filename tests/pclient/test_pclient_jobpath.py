@@ -66,6 +66,42 @@ def test_libc_spawn_refuses_as_os_posix_spawnp_does(argv, env, error):
         assert caught.value.errno == errno.ENOENT and caught.value.filename == argv[0]
 
 
+@needs_libc_spawn
+def test_libc_spawn_gives_each_job_its_environment_ours_laid_out_once(monkeypatch):
+    """Ours plus the job's own (the strings of ours kept between jobs), one of ours given
+    another value, and ours changed between two starts: each child sees exactly its env."""
+    spawner = libc_spawner()
+    assert spawner is not None
+
+    def child_env(env: dict) -> dict:
+        r, w = os.pipe()
+        try:
+            pid = spawner.spawnp(["env", "-0"], env, w, w)
+            os.close(w)
+            w = -1
+            data = b""
+            while chunk := os.read(r, 65536):
+                data += chunk
+            os.waitpid(pid, 0)
+        finally:
+            os.close(r)
+            if w >= 0:
+                os.close(w)
+        return dict(entry.split(b"=", 1) for entry in data.split(b"\0") if entry)
+
+    first = {**_environ(), b"PCLIENT_T": b"one"}
+    assert child_env(first) == first
+    second = {**_environ(), b"PCLIENT_T": b"two", b"PCLIENT_U": b""}
+    assert child_env(second) == second
+    overridden = {**_environ(), b"HOME": b"/elsewhere"}
+    assert child_env(overridden) == overridden
+    monkeypatch.setenv("PCLIENT_OURS", "changed")
+    changed = {**_environ(), b"PCLIENT_T": b"three"}
+    assert child_env(changed) == changed and changed[b"PCLIENT_OURS"] == b"changed"
+    monkeypatch.delenv("PCLIENT_OURS")
+    assert child_env(first) == first
+
+
 def test_watch_now_from_another_thread_calls_back_in_the_watcher_thread():
     w = watcher()
     r, wr = os.pipe()
