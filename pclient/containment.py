@@ -43,8 +43,7 @@ import os
 import signal
 import sys
 import threading
-from contextlib import contextmanager
-from typing import Callable, Iterator, Union
+from typing import Callable, ContextManager, Union
 
 from .keeper import PROGRAM as KEEPER_PROGRAM
 
@@ -100,11 +99,9 @@ class Box:
     def pass_fds(self) -> tuple:
         return ()
 
-    @contextmanager
-    def spawning(self) -> Iterator[None]:
+    def spawning(self) -> ContextManager[None]:
         """Start the job's first process inside this context (and with `preexec`)."""
-        with SPAWN_LOCK:
-            yield
+        return SPAWN_LOCK
 
     def started(self, pid: int) -> None:
         self.pid = pid
@@ -241,21 +238,24 @@ class CgroupBox(Box):
 
         return join
 
-    @contextmanager
-    def spawning(self) -> Iterator[None]:
-        if self._home_fd is None:
-            with SPAWN_LOCK:
-                yield
-            return
-        with SPAWN_LOCK:
-            try:
-                os.write(self._procs_fd, b"0")
-            except OSError as exc:
-                raise CannotJoin(exc.errno, f"cannot move into {self.path}: {exc.strerror}") from None
-            try:
-                yield
-            finally:
-                self._leave()
+    def spawning(self) -> ContextManager[None]:
+        return SPAWN_LOCK if self._home_fd is None else self
+
+    def __enter__(self) -> None:
+        """`with box.spawning()` with home_fd: SPAWN_LOCK held and this process moved into the
+        job's cgroup (a plain context, not a generator's: it runs once a job)."""
+        SPAWN_LOCK.acquire()
+        try:
+            os.write(self._procs_fd, b"0")
+        except OSError as exc:
+            SPAWN_LOCK.release()
+            raise CannotJoin(exc.errno, f"cannot move into {self.path}: {exc.strerror}") from None
+
+    def __exit__(self, *exc_info: object) -> None:
+        try:
+            self._leave()
+        finally:
+            SPAWN_LOCK.release()
 
     def _leave(self) -> None:
         assert self._home_fd is not None
@@ -401,6 +401,9 @@ class _Containment:
 
     @property
     def kind(self) -> Kind:
+        kind = self._kind
+        if kind is not None:  # (chosen: each job asks, no lock then)
+            return kind
         with self._lock:
             if self._kind is None:
                 self._kind = self._choose()

@@ -109,8 +109,9 @@ class Watcher:
         """`watch`, from any thread: at once with epoll, else handed to the watcher thread."""
         if self._epoll is None:
             self.call(lambda: self.watch(fd, fn))
-        else:
-            self.watch(fd, fn)  # (the handler is set before the fd is polled: the thread may see it at once)
+        else:  # `watch`, inlined (three descriptors a job)
+            self._handlers[fd] = fn  # (set before the fd is polled: the thread may see it at once)
+            self._epoll.register(fd, select.EPOLLIN)
 
     def unwatch(self, fd: int) -> None:
         if self._handlers.pop(fd, None) is None:
@@ -179,6 +180,9 @@ _WATCHER_LOCK = threading.Lock()
 def watcher() -> Watcher:
     """This process's watcher thread, started on first use (again after a fork)."""
     global _WATCHER
+    running = _WATCHER
+    if running is not None and running._thread.is_alive():  # (each job asks: no lock then)
+        return running
     with _WATCHER_LOCK:
         if _WATCHER is None or not _WATCHER._thread.is_alive():
             _WATCHER = Watcher()
