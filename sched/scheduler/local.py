@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable
 
 from pcontrol.outcome import from_agent
 
@@ -41,6 +41,24 @@ KILL_WAIT = 10.0
 """Seconds sched, leaving, waits for the local jobs it killed to end."""
 
 
+_MACHINERY: tuple[Callable[..., JobSpec], Callable[..., RunningJob], Callable[[], None]] | None = None
+"""pclient.jobproc's JobSpec and begin_job and localguard's ensure_guard, once imported."""
+
+
+def _machinery() -> tuple[Callable[..., JobSpec], Callable[..., RunningJob], Callable[[], None]]:
+    """What starts a local job, imported with the first one (a script of controller tasks never
+    needs pclient.jobproc: ~57M instructions on the way to its first job; start-up, issue 13)
+    and kept (an import statement costs the import machinery's look-ups each job)."""
+    global _MACHINERY
+    if _MACHINERY is None:
+        from pclient.jobproc import JobSpec, begin_job
+
+        from .localguard import ensure_guard
+
+        _MACHINERY = (JobSpec, begin_job, ensure_guard)
+    return _MACHINERY
+
+
 class LocalBackend:
     """Runs jobs as child processes of sched (a Backend; it reports to a JobSink)."""
 
@@ -56,12 +74,7 @@ class LocalBackend:
 
     def _start(self, job: Job) -> None:
         """Start the job (no task, no coroutine a job: its end comes to `_done`)."""
-        # the job machinery loads with the first local job: a script of controller tasks never
-        # needs it (~57M instructions on the way to its first job; start-up, issue 13)
-        from pclient.jobproc import JobSpec, begin_job
-
-        from .localguard import ensure_guard
-
+        JobSpec, begin_job, ensure_guard = _MACHINERY or _machinery()
         ensure_guard()   # the jobs die with sched, even a sched killed -9
         sched = self.sched
         spec = JobSpec(str(job.id), job.argv, timeout=job.timeout, output_limit=sched.output_limit,
