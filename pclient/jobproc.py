@@ -252,7 +252,8 @@ class RunningJob:
         env[_TOKEN_VAR_B] = self.token.encode()
         if spec.mailbox:
             self._mail = Mailbox.open(spec.job_id, spec.inbox)
-            env.update((os.fsencode(k), os.fsencode(v)) for k, v in self._mail.env.items())
+            for name, value in self._mail.env.items():
+                env[os.fsencode(name)] = os.fsencode(value)
         box = containment().box(self.token)
         if isinstance(box, KeeperBox):
             missing = _preflight(spec, env)  # the keeper would find out only after its own start

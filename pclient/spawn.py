@@ -58,8 +58,9 @@ def start(argv: Sequence[str], env: Mapping[bytes, bytes], out_w: int, err_w: in
           cwd: Union[str, None] = None, preexec: Union[Callable[[], None], None] = None,
           pass_fds: Tuple[int, ...] = ()) -> Tuple[int, Union[subprocess.Popen, None]]:
     """Start `argv` (see the module docstring); its pid, and the Popen if Popen started it."""
+    ours = _environ_data()
     if cwd is None and preexec is None and not pass_fds and out_w > 2 and err_w > 2 \
-            and env.get(b"PATH") == os.environb.get(b"PATH"):
+            and env.get(b"PATH") == (ours if ours is not None else os.environb).get(b"PATH"):
         spawner = _libc_spawner() if _STARTS[0] >= LIBC_AFTER else None
         _STARTS[0] += 1
         if spawner is not None:
@@ -119,7 +120,18 @@ def environ_bytes() -> dict:
     environment changes: copying it is one C-level copy, where dict(os.environb) decodes and
     encodes every variable again (~40 us a job with a few dozen variables).
     """
-    data = getattr(os.environ, "_data", None)
-    if isinstance(data, dict) and all(type(k) is bytes for k in itertools.islice(data, 1)):
-        return dict(data)
-    return dict(os.environb)
+    data = _environ_data()
+    return dict(data) if data is not None else dict(os.environb)
+
+
+_ENVIRON_DATA: list = []
+
+
+def _environ_data() -> Union[dict, None]:
+    """os.environ's own dict of bytes (POSIX CPython; the same dict all along), else None;
+    found out once."""
+    if not _ENVIRON_DATA:
+        data = getattr(os.environ, "_data", None)
+        usable = isinstance(data, dict) and all(type(k) is bytes for k in itertools.islice(data, 1))
+        _ENVIRON_DATA.append(data if usable else None)
+    return _ENVIRON_DATA[0]
