@@ -5,28 +5,29 @@ $SCHED_HOME when a job needs one.
 Light on purpose: it knows the daemon only through its pid file, its ready pipe, its socket
 and its `stopped` mark, and imports none of the controller, its journal or the agent code
 (pcontrol.daemon, ~150 ms of imports), which a process that only starts or stops a daemon
-never runs. `start` runs `pcontrol serve` detached (new session, output to the log) and waits
-until it reports ready through a pipe (or dies, in which case the end of the log says why);
-`stop` asks over the socket and waits until the pid file's lock is released.
+never runs; nor logging or dataclasses, which sched, reading a script that will need pcontrol,
+has not loaded yet when it imports this (psched.scheduler.earlystart). `start` runs `pcontrol
+serve` detached (new session, output to the log) and waits until it reports ready through a
+pipe (or dies, in which case the end of the log says why); `stop` asks over the socket and
+waits until the pid file's lock is released.
 """
 
 from __future__ import annotations
 
 import fcntl
-import logging
 import os
 import select
 import signal
 import subprocess
 import time
-from dataclasses import dataclass
-from pathlib import Path
+from typing import TYPE_CHECKING, NamedTuple
 
 from .errors import ClientError, ControllerNotRunning
 from .paths import Paths
 from .warmstart import WARM, daemon_env, spawn_serve
 
-log = logging.getLogger(__name__)
+if TYPE_CHECKING:
+    from pathlib import Path
 
 __all__ = ["DaemonResult", "START_TIMEOUT", "STOP_TIMEOUT", "EXIT_SETTLE", "read_pid", "mark_stopped",
            "stopped_on_purpose", "start", "stop", "start_daemon", "stop_daemon"]
@@ -39,8 +40,7 @@ STOP_TIMEOUT = 30.0
 EXIT_SETTLE = 5.0
 
 
-@dataclass
-class DaemonResult:
+class DaemonResult(NamedTuple):
     """What start/stop did, for the CLI to print."""
 
     ok: bool
@@ -78,7 +78,9 @@ def mark_stopped(paths: Paths, how: str) -> None:
     try:
         paths.stopped_mark.write_text(f"{how} at {stamp}\n")
     except OSError as exc:
-        log.warning("cannot mark pcontrol as stopped: %s", exc)
+        import logging  # only here: see the module docstring
+
+        logging.getLogger(__name__).warning("cannot mark pcontrol as stopped: %s", exc)
 
 
 def stopped_on_purpose(paths: Paths) -> str | None:

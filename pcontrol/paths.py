@@ -1,13 +1,15 @@
 """Where pcontrol keeps its files: everything lives in $SCHED_HOME (default ~/.sched).
 
-One small value object so the daemon, the CLI, the client and the tests agree on names.
+One small value object so the daemon, the CLI, the client and the tests agree on names. A
+NamedTuple, not a dataclass: a sched that reads a script needing pcontrol begins it warm with
+these names before its own dataclasses are loaded (psched.scheduler.earlystart, issue 13).
 """
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 #: Unix socket paths are limited to sizeof(sun_path) - 1 bytes on Linux.
 MAX_SOCKET_PATH = 107
@@ -26,8 +28,7 @@ def default_home() -> Path:
     return Path(configured).expanduser() if configured else Path.home() / ".sched"
 
 
-@dataclass(frozen=True)
-class Paths:
+class Paths(NamedTuple):
     """The files of one controller home."""
 
     home: Path

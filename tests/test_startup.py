@@ -147,6 +147,12 @@ def test_sched_begins_a_warm_pcontrol_with_light_modules() -> None:
     its own scheduler is loaded: that costs neither asyncio, pclient, logging nor dataclasses."""
     assert _loaded_after("import pcontrol.warmstart", ("asyncio", "pclient", "pclient.protocol", "pcontrol.daemon",
                                                        "pcontrol.cli", "dataclasses", "logging", "pathlib")) == []
+    # and what the read-time check needs to decide (its pid file, stopped mark and paths) is as
+    # light, so that the warm pcontrol begins before sched loads any of these (issue 13)
+    check = ("import psched.shell.cli, psched.scheduler.earlystart\n"
+             "from pcontrol import launch, paths, spareagent, warmstart")
+    assert _loaded_after(check, ("asyncio", "pclient", "pcontrol.daemon", "pcontrol.cli", "pcontrol.client",
+                                 "dataclasses", "inspect", "logging")) == []
 
 
 def test_the_agent_protocol_makes_its_message_classes_when_first_used() -> None:
