@@ -67,13 +67,13 @@ from .outbox import Outbox
 from .operations import OperatorRequests
 from .reports import AgentReports
 from .secret import agent_token
-from .slurmstate import SlurmOptions
 from .alerts import Alerter, AlertNotice
 from .syncrun import SyncRuns
 from .wire import Event, EventKind, Interest, interest_of
 
 if TYPE_CHECKING:  # the pull hub is loaded by the daemon only when it has a pull listener
     from .pull import PullHub
+    from .slurmstate import SlurmOptions  # with the first Slurm host (pcontrol.hosts, verbs)
 
 __all__ = ["Controller", "ControllerConfig", "JobSpec", "Subscriber"]
 

@@ -24,7 +24,6 @@ process waiting for a CPU otherwise shows its syscalls as slow).
 from __future__ import annotations
 
 import asyncio
-import cProfile
 import dataclasses
 import fcntl
 import gc
@@ -51,6 +50,8 @@ from .skew import SkewWatch
 from .spareagent import DAEMON_UMASK, SpareAgent
 
 if TYPE_CHECKING:
+    import cProfile
+
     from .pullserver import PullServer
 
 log = logging.getLogger(__name__)
@@ -158,6 +159,8 @@ class _Profiler:
         self._profile.enable()
 
     def _new(self) -> cProfile.Profile:
+        import cProfile  # with $PCONTROL_PROFILE only (start-up, issue 13)
+
         return cProfile.Profile(self._timer) if self._timer else cProfile.Profile()
 
     @classmethod

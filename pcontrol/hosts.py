@@ -56,12 +56,13 @@ from .errors import ConflictError, NotFoundError, UsageError
 from .fencing import fence_from_env
 from .model import Host, HostState
 from .paths import default_home
-from .slurmstate import SlurmOptions, host_tag
 from .spareagent import KEEP as SPARE_KEEP
 from .spareagent import SpareAgent, local_agent_argv
 
 if TYPE_CHECKING:
     from ptyprocess import PtyProcess
+
+    from .slurmstate import SlurmOptions  # loaded with the first Slurm host (start-up, issue 13)
 
 log = logging.getLogger(__name__)
 
@@ -498,6 +499,7 @@ class HostTable:
                                        on_message=self._on_message, on_lost=self._on_lost,
                                        prelude=prelude, started=self._take_spare(host, argv))
         from .slurm import connect_slurm  # a Slurm host's driver, loaded for the first one (pcontrol's start-up)
+        from .slurmstate import SlurmOptions, host_tag  # with it (start-up, issue 13)
 
         options = SlurmOptions.from_record(host.slurm)
         output = Path(options.output) if options.output else \

@@ -15,6 +15,7 @@ found in the stream.
 from __future__ import annotations
 
 import enum
+import functools
 import re
 from dataclasses import dataclass
 
@@ -44,8 +45,9 @@ PROMPTS: list[tuple[ConnectOutcome, bytes]] = [
     (ConnectOutcome.HOST_KEY, rb"(?i)continue connecting[^\r\n]*\?[ \t]*\Z"),
 ]
 
-#: Messages, highest rank first: the outcome is that of the highest-ranked message said.
-_MESSAGES: list[tuple[ConnectOutcome, re.Pattern[str]]] = [(outcome, re.compile(pattern, re.I)) for outcome, pattern in [
+#: Messages, highest rank first: the outcome is that of the highest-ranked message said
+#: (compiled at the first failure to classify: an agent that starts never needs them).
+_MESSAGES: list[tuple[ConnectOutcome, str]] = [
     (ConnectOutcome.HOST_KEY_CHANGED, r"remote host identification has changed|host key for .* has changed"),
     (ConnectOutcome.HOST_KEY, r"host key verification failed|host key is known for|"
                               r"authenticity of host .* can't be established"),
@@ -58,7 +60,13 @@ _MESSAGES: list[tuple[ConnectOutcome, re.Pattern[str]]] = [(outcome, re.compile(
     (ConnectOutcome.CLOSED, r"connection closed by|connection reset by peer|"
                             r"kex_exchange_identification"),
     (ConnectOutcome.NOT_FOUND, r"command not found|no such file or directory|no module named|: not found"),
-]]
+]
+
+
+@functools.cache
+def _compiled() -> list[tuple[ConnectOutcome, re.Pattern[str]]]:
+    return [(outcome, re.compile(pattern, re.I)) for outcome, pattern in _MESSAGES]
+
 
 _EXPLAIN = {
     ConnectOutcome.PASSWORD_PROMPT: "ssh asked for a password or passphrase; pcontrol needs "
@@ -101,7 +109,7 @@ def classify(output: bytes | str) -> Said | None:
         line = raw.strip().strip("@").strip()
         if not line or line.startswith("Warning:"):  # ssh's warnings ("Identity file ... not accessible")
             continue
-        for rank, (outcome, pattern) in enumerate(_MESSAGES):
+        for rank, (outcome, pattern) in enumerate(_compiled()):
             if best is not None and rank > best[0]:
                 break
             if pattern.search(line):

@@ -22,7 +22,6 @@ from typing import Any, Protocol
 from .commands import CommandResult, CommandTable
 from .controller import Controller, JobSpec
 from .operations import NEEDS_FORCE
-from .slurmstate import SlurmOptions
 from .errors import ConflictError, NotFoundError, UsageError
 from .model import HostState, Job, JobState, parse_enum
 from .syncspec import SyncSpec, result_text
@@ -178,6 +177,8 @@ def _host_add(session: Session, args: dict[str, Any]) -> CommandResult:
     slurm = None
     slurm_words = ("partition", "account", "qos", "sbatch", "output")
     if args["slurm"]:
+        from .slurmstate import SlurmOptions  # a Slurm host's words only for one (start-up, issue 13)
+
         slurm = SlurmOptions(**{word: args[word] for word in slurm_words})
     else:
         given = [f"-{word}" for word in slurm_words if args[word] is not None]

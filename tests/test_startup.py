@@ -169,3 +169,38 @@ def test_the_agent_protocol_makes_its_message_classes_when_first_used() -> None:
             "try:\n    run.job = '2'\nexcept dataclasses.FrozenInstanceError:\n    pass\nelse:\n    raise AssertionError('not frozen')\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
+
+
+LATE_IN_PCONTROL = ("pcontrol.slurmstate", "pcontrol.slurm", "cProfile")
+"""What pcontrol loads only when it is used: a Slurm host's code (its first Slurm host), the
+profiler ($PCONTROL_PROFILE); and sshfail compiles its messages at the first failed start."""
+
+
+def test_pcontrol_serves_a_local_host_without_slurm_profiler_or_ssh_failure_code(tmp_path: Path) -> None:
+    """A controller serving localhost (a real agent, over its real socket) runs a job to its end
+    without them: the first job of a cold script does not wait for them (issue 13)."""
+    tests = Path(__file__).resolve().parent
+    code = (f"import sys; sys.path[:0] = [{str(tests / 'pcontrol')!r}, {str(tests / 'tools')!r}]\n"
+            "import pcontrol.cli\n"
+            "from pcontrol import controller, daemon, sshfail\n"
+            "from pcontrol_harness import controller_running, run\n"
+            "async def main():\n"
+            f"    async with controller_running({str(tmp_path)!r}) as h:\n"
+            "        await h.add_local('localhost')\n"
+            "        await h.wait_job(await h.submit('true'))\n"
+            "run(main())\n"
+            "print('compiled' if sshfail._compiled.cache_info().currsize else '')")
+    loaded = _loaded_after(code, LATE_IN_PCONTROL)
+    assert loaded == [], loaded
+
+
+def test_what_pcontrol_loads_late_still_loads() -> None:
+    """Each module pcontrol loads late imports cleanly, and sshfail's messages compile: a broken
+    one fails here, not in the middle of a run."""
+    code = ("import importlib\n"
+            f"for name in {LATE_IN_PCONTROL!r}:\n"
+            "    importlib.import_module(name)\n"
+            "from pcontrol import sshfail\n"
+            "assert sshfail._compiled() and sshfail.classify('ssh: connect to host x: Connection refused')")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
