@@ -16,7 +16,7 @@ from typing import Sequence, Union
 
 from .agent import AGENT_NAME, DEFAULT_LEASE, WATCHDOG_MIN_SLACK, run_agent
 from .jobproc import DEFAULT_KILL_GRACE
-from .logfile import DEFAULT_KEEP, DEFAULT_MAX_BYTES, RotatingLog, size_argument
+from .logsizes import DEFAULT_KEEP, DEFAULT_MAX_BYTES, size_argument
 from .stdio import claim_stdio
 
 LOG_FORMAT = "%(asctime)s pclient[%(process)d] %(levelname)s %(name)s: %(message)s"
@@ -79,6 +79,8 @@ def _setup_logging(log_file: Union[str, None], verbosity: int, stderr_is_stream:
     level = logging.WARNING if verbosity == 0 else logging.INFO if verbosity == 1 else logging.DEBUG
     handler: logging.Handler
     if log_file is not None:
+        from .logfile import RotatingLog  # logging's handlers only for --log (start-up, issue 13)
+
         handler = RotatingLog(log_file, max_bytes, keep)
     elif stderr_is_stream:
         handler = logging.NullHandler()  # stderr would land in the protocol stream

@@ -12,42 +12,19 @@ files (pclient.output). `follow_fds` are descriptors (stdout, stderr) pointed at
 file whenever it is opened, rotated or reopened, so that what the process writes outside
 logging (a traceback, a server's macro output) lands in the same file and counts toward its
 size: disk use stays within about (keep + 1) x max_bytes. max_bytes 0 never rotates.
+
+The sizes (DEFAULT_MAX_BYTES, DEFAULT_KEEP, parse_size, size_argument) are pclient.logsizes',
+re-exported here.
 """
 
 from __future__ import annotations
 
-import argparse
 import logging.handlers
 import os
 import sys
 from typing import Sequence, Union
 
-#: Defaults for every log of the product: 10 MiB a file, 5 old files kept.
-DEFAULT_MAX_BYTES = 10 * 1024 * 1024
-DEFAULT_KEEP = 5
-
-
-def parse_size(text: str) -> int:
-    """Bytes from `10485760`, `512k`, `10M`, `1G` (powers of 1024); ValueError otherwise."""
-    word = text.strip().upper().removesuffix("B")
-    scale = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}.get(word[-1:], 1)
-    number = word[:-1] if scale != 1 else word
-    try:
-        value = float(number)
-    except ValueError:
-        raise ValueError(f'expected a size such as 10M, 512k or 1048576 but got "{text}"') from None
-    if value < 0:
-        raise ValueError(f'a size cannot be negative: "{text}"')
-    return int(value * scale)
-
-
-def size_argument(text: str) -> int:
-    """parse_size as an argparse type (the programs' --log-max-bytes): a bad size is a usage error."""
-    try:
-        return parse_size(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-
+from .logsizes import DEFAULT_KEEP, DEFAULT_MAX_BYTES, parse_size, size_argument
 
 def rotate_files(path: str, keep: int) -> None:
     """PATH becomes PATH.1, PATH.1 becomes PATH.2, ... PATH.keep is dropped (keep 0: PATH is removed)."""

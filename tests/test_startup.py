@@ -121,6 +121,12 @@ def test_pcontrol_and_the_agent_start_without_mail_zip_or_pull_probe_code() -> N
     assert _loaded_after("import pclient.__main__", ("pclient.probe", "pclient.pullwire")) == []
 
 
+def test_the_agent_starts_without_logging_s_handlers() -> None:
+    """The agent loads pclient.logfile (logging.handlers, with pickle and queue) only for --log
+    FILE: a cold script's local agent starts without them (issue 13)."""
+    assert _loaded_after("import pclient.__main__", ("pclient.logfile", "logging.handlers", "pickle", "queue")) == []
+
+
 def test_the_spare_agent_starts_before_the_daemon_loads() -> None:
     """`python -m pcontrol serve --spare-local-agent N` starts that agent first
     (pcontrol.spareagent), so that the agent and the daemon start side by side: nothing of the
