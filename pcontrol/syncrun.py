@@ -41,7 +41,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pclient import protocol as agent_protocol
 from pclient.clockmath import ClockSample
@@ -50,7 +50,9 @@ from .clockprobe import ClockProbes
 from .errors import UsageError
 from .model import Host, HostState
 from .outcome import Outcome, from_agent
-from .syncspec import SyncSpec, SyncTarget, outcome_text, percentile
+
+if TYPE_CHECKING:  # a sync run's words and results: loaded by its first run (start-up, issue 13)
+    from .syncspec import SyncSpec, SyncTarget
 
 log = logging.getLogger(__name__)
 
@@ -146,6 +148,8 @@ class _Run:
 
     @staticmethod
     def outcome_of(target: _Target) -> str:
+        from .syncspec import outcome_text  # with the first sync run (start-up, issue 13)
+
         return outcome_text(target.outcome, target.status, target.signal)
 
 
@@ -471,6 +475,8 @@ class SyncRuns:
     # result ---------------------------------------------------------------------------
 
     def _result(self, run: _Run) -> dict[str, Any]:
+        from .syncspec import percentile  # with the first sync run (start-up, issue 13)
+
         spec = run.spec
         instant = run.instant
         targets = []

@@ -24,7 +24,6 @@ from .controller import Controller, JobSpec
 from .operations import NEEDS_FORCE
 from .errors import ConflictError, NotFoundError, UsageError
 from .model import HostState, Job, JobState, parse_enum
-from .syncspec import SyncSpec, result_text
 from .waiting import why_pending
 from .textfmt import host_detail, host_table, job_detail, job_table, more_jobs, status_text
 from .wire import WIRE_VERSION, Interest
@@ -270,6 +269,8 @@ async def _sync_run(session: Session, args: dict[str, Any]) -> CommandResult:
         data = json.loads(args["spec"])
     except ValueError as exc:
         raise UsageError(f"sync run: SPEC is not valid JSON: {exc}") from None
+    from .syncspec import SyncSpec, result_text  # with the first sync run (start-up, issue 13)
+
     spec = SyncSpec.from_record(data)
     result = await session.controller.syncs.run(spec)
     return CommandResult(result_text(result, output=not args["quiet"]), result)

@@ -86,8 +86,8 @@ def test_a_controller_task_loads_no_local_job_machinery() -> None:
     controller tasks reaches pcontrol without it (first job of a cold script, issue 13)."""
     code = ("from psched.shell.cli import main\n"
             "assert main(['-c', 'task t\\n command true\\n host NONE\\nend']) == 0")
-    loaded = _loaded_after(code, ("psched.scheduler.local", "pclient.jobproc"))
-    assert loaded == ["psched.scheduler.local"]
+    loaded = _loaded_after(code, ("psched.scheduler.local", "pclient.jobproc", "pcontrol.syncspec"))
+    assert loaded == ["psched.scheduler.local"]  # nor a sync run's words (pcontrol.syncspec)
 
 
 def test_python_starts_with_no_import_hook_and_the_packages_are_the_worktree_s() -> None:
@@ -177,9 +177,10 @@ def test_the_agent_protocol_makes_its_message_classes_when_first_used() -> None:
     assert out.returncode == 0, out.stderr
 
 
-LATE_IN_PCONTROL = ("pcontrol.slurmstate", "pcontrol.slurm", "cProfile")
+LATE_IN_PCONTROL = ("pcontrol.slurmstate", "pcontrol.slurm", "cProfile", "pcontrol.syncspec")
 """What pcontrol loads only when it is used: a Slurm host's code (its first Slurm host), the
-profiler ($PCONTROL_PROFILE); and sshfail compiles its messages at the first failed start."""
+profiler ($PCONTROL_PROFILE), a sync run's words (its first run); and sshfail compiles its
+messages at the first failed start."""
 
 
 def test_pcontrol_serves_a_local_host_without_slurm_profiler_or_ssh_failure_code(tmp_path: Path) -> None:

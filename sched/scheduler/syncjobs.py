@@ -24,7 +24,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
 from pcontrol.errors import ClientError
-from pcontrol.syncspec import result_text
 
 from .eventloop import get_loop
 from .jobs import Job, JobSink, Outcome
@@ -67,6 +66,8 @@ def log_run(sync: SyncDef, result: dict[str, Any], directory: str | None = None)
     where = directory or sync.log_dir
     if not where:
         return None
+    from pcontrol.syncspec import result_text  # with the first sync run (start-up, issue 13)
+
     return write_run_log(where, sync.name, result_text(result, output=True))
 
 
@@ -102,6 +103,8 @@ class SyncBackend:
             return
         finally:
             self.running.pop(job.id, None)
+        from pcontrol.syncspec import result_text  # with the first sync run (start-up, issue 13)
+
         text = result_text(result)
         try:
             path = log_run(sync, result)

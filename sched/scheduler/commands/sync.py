@@ -24,7 +24,6 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from pcontrol.syncspec import result_text
 
 from ...lang.errors import Pos, SchedError, ScriptError
 from ...lang.interp import READ_CHECKS
@@ -174,6 +173,8 @@ def cmd_syncrun(interp: Any, argv: list[str]) -> str:
         result = run_until(run_sync(link, sync), "syncrun")
     except SyncFailed as exc:
         raise ScriptError(str(exc)) from None
+    from pcontrol.syncspec import result_text  # with the first sync run (start-up, issue 13)
+
     interp.write(result_text(result, output="-quiet" not in flags) + "\n")
     try:
         path = log_run(sync, result)
