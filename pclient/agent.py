@@ -85,6 +85,7 @@ from .protocol import (
     Started,
     decode,
     encode,
+    prepare,
 )
 from .spool import Spool
 from .stdio import Channel, ClaimedStdio, StdioChannel
@@ -343,6 +344,9 @@ class Agent:
         await self._send(encode(Hello(version=PROTOCOL_VERSION, host=self.host, pid=os.getpid(),
                                       clock=self._clock(), slots=self.slots, agent=AGENT_NAME,
                                       build=code_digest())))
+        # while the controller reads the hello: the messages of the handshake and of a first job,
+        # made now rather than in their latency (pclient.protocol.prepare)
+        prepare(Auth, Resumed, Run, Started)
         try:
             while True:
                 end = await self._read_messages()

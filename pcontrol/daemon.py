@@ -35,6 +35,7 @@ import time
 from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
+from pclient import protocol as agent_protocol
 from pclient.logfile import RotatingLog
 
 from .controller import Controller, ControllerConfig
@@ -227,6 +228,10 @@ async def _serve(paths: Paths, config: ControllerConfig, ready_fd: int | None,
         if ready_fd is not None:
             os.write(ready_fd, b"ready\n")
             os.close(ready_fd)
+        # while the starter connects: the agent messages of a host's handshake and its first job,
+        # made now rather than in their latency (pclient.protocol.prepare)
+        agent_protocol.prepare(agent_protocol.Hello, agent_protocol.Auth, agent_protocol.Resumed,
+                               agent_protocol.Run, agent_protocol.ClockProbe, agent_protocol.Started)
         await server.shutdown_requested.wait()
         log.info("shutdown requested")
         await server.close()

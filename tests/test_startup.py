@@ -211,3 +211,16 @@ def test_what_pcontrol_loads_late_still_loads() -> None:
             "assert sshfail._compiled() and sshfail.classify('ssh: connect to host x: Connection refused')")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
+
+
+def test_prepare_makes_messages_ahead_of_their_first_use() -> None:
+    """The agent (after its hello) and pcontrol (after ready) make the messages of a handshake
+    and first job while they wait (pclient.protocol.prepare): the classes and what decode checks
+    of them, which their first use would otherwise make in that exchange's latency."""
+    code = ("from pclient import protocol as p\n"
+            "assert p.Auth not in p._MADE and p.Run not in p._MADE\n"
+            "p.prepare(p.Auth, p.Run)\n"
+            "assert {p.Auth, p.Run} <= p._MADE and p.Auth in p._FIELD_SPECS and p.Run in p._FIELD_SPECS\n"
+            "assert p.Ping not in p._MADE")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
