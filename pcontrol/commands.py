@@ -247,13 +247,19 @@ class Usage:
 
 
 def _looks_like_option(word: str) -> bool:
-    if len(word) < 2 or not word.startswith("-"):
+    if len(word) < 2 or word[0] != "-":
         return False
+    if word[1] in _OPTION_LETTERS:
+        return True            # no number starts so (float() takes only inf, infinity, nan)
     try:
         float(word)            # a negative number is a value, not an option
         return False
     except ValueError:
         return True
+
+
+_OPTION_LETTERS = frozenset("abcdefghjklmopqrstuvwxyzABCDEFGHJKLMOPQRSTUVWXYZ")
+"""ASCII letters that begin no word float() reads, after a minus sign (not i, n: -inf, -nan)."""
 
 
 def _usage_tokens(text: str) -> list[str]:

@@ -590,6 +590,30 @@ class Controller(AgentReports, OperatorRequests, PoolAdoption):
                                 data={"journal_failure": str(exc)}) from None
         return job
 
+    async def durable_submits(self, jobs: list[Job]) -> list[ConflictError | None]:
+        """`submit_durable` for a batch's jobs, all submitted already: one wait for the journal
+        to have the last of them, not a wait each. What the journal failed to write before
+        failing (a batch's later jobs, as rows are written in order) is withdrawn, its
+        refusal in its place; None for each job kept."""
+        journal = self.journal
+        seqs = [journal.first_unwritten("job", job.id) if journal is not None else None
+                for job in jobs]
+        try:
+            await self._outbox.durable(max((s for s in seqs if s is not None), default=None))
+        except JournalFailed as exc:
+            assert journal is not None
+            durable = journal.durable_seq
+            refusals: list[ConflictError | None] = []
+            for job, seq in zip(jobs, seqs):
+                if seq is None or seq <= durable:
+                    refusals.append(None)
+                    continue
+                self._withdraw(job)
+                refusals.append(ConflictError(f"not accepting jobs: {exc}; job {job.id} was not kept",
+                                              data={"journal_failure": str(exc)}))
+            return refusals
+        return [None] * len(jobs)
+
     def _withdraw(self, job: Job) -> None:
         """Undo a submission that never reached the journal."""
         log.warning("job %d withdrawn: the journal could not write it", job.id)

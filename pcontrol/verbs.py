@@ -309,6 +309,12 @@ def _sync_kill(session: Session, args: dict[str, Any]) -> CommandResult:
          "epoch: it waits until then, and a pull probe is told that time ahead; -brief: the "
          "reply's data is the job's short record, as `subscribe -brief` sends)")
 async def _job(session: Session, args: dict[str, Any]) -> CommandResult:
+    job = await session.controller.submit_durable(job_spec(args))   # the id only once on disk
+    return job_result(job, args)
+
+
+def job_spec(args: dict[str, Any]) -> JobSpec:
+    """What a `job` command's bound arguments ask for (UsageError for a NUL byte)."""
     _refuse_nul(args)
     spec = JobSpec(argv=args["argv"], host=args["host"], required=args["required"],
                    timeout=args["timeout"], pending=args["pending"],
@@ -319,7 +325,11 @@ async def _job(session: Session, args: dict[str, Any]) -> CommandResult:
                    not_before=args["not-before"], id=args["id"])
     if args["output-limit"] is not None:
         spec.output_limit = args["output-limit"]
-    job = await session.controller.submit_durable(spec)   # the id only once on disk
+    return spec
+
+
+def job_result(job: Job, args: dict[str, Any]) -> CommandResult:
+    """The reply to a `job` command once its job is on disk."""
     return CommandResult(str(job.id), job.to_brief() if args["brief"] else job.to_record())
 
 
