@@ -51,6 +51,7 @@ import enum
 import functools
 import json
 import math
+import operator
 import threading
 import types
 import typing
@@ -636,9 +637,9 @@ def encode(msg: Message) -> bytes:
 
     Raises ProtocolError if the line would be longer than MAX_LINE.
     """
+    names, values = _field_getter(type(msg))
     obj: dict[str, Any] = {"type": msg.TYPE}
-    for name in _field_names(type(msg)):
-        value = getattr(msg, name)
+    for name, value in zip(names, values(msg)):
         obj[name] = value.value if isinstance(value, enum.Enum) else value
     data = _ENCODER.encode(obj).encode("ascii")
     if len(data) > MAX_LINE:
@@ -657,6 +658,16 @@ _ENCODER = json.JSONEncoder(ensure_ascii=True, separators=(",", ":"), allow_nan=
 def _field_names(cls: type) -> tuple[str, ...]:
     _make(cls)
     return tuple(f.name for f in fields(cls))
+
+
+@functools.lru_cache(maxsize=None)
+def _field_getter(cls: type) -> tuple[tuple[str, ...], Callable[[Any], tuple[Any, ...]]]:
+    """A message type's field names and what reads all their values at once (a message is
+    encoded four times a job: run, started, ended, and the ack that names it)."""
+    names = _field_names(cls)
+    if len(names) > 1:
+        return names, operator.attrgetter(*names)
+    return names, lambda msg: tuple(getattr(msg, name) for name in names)
 
 
 # -- decoding -----------------------------------------------------------------
@@ -761,7 +772,22 @@ def checker_for(hint: Any) -> _Checker:
     raise TypeError(f"no wire checker for type hint {hint!r}")  # a bug in this module
 
 
-_FieldSpec = Tuple[str, _Checker, bool]  # name, checker, required
+_FieldSpec = Tuple[str, _Checker, bool, Tuple[type, ...]]  # name, checker, required, as-is types
+
+_AS_IS: dict[Any, Tuple[type, ...]] = {str: (str,), int: (int,), bool: (bool,)}
+"""The JSON types a field of each simple hint takes unchanged (its checker would return the
+value as it is): decode skips the checker's call for them. Not float (inf: 1e999 parses)."""
+
+
+def _as_is(hint: Any) -> Tuple[type, ...]:
+    """The exact types a value of a field with this hint passes its checker unchanged as."""
+    if hint in _AS_IS:
+        return _AS_IS[hint]
+    if typing.get_origin(hint) in (Union, getattr(types, "UnionType", Union)):
+        inner = [arg for arg in typing.get_args(hint) if arg is not type(None)]
+        if len(inner) == 1:
+            return _as_is(inner[0]) + (type(None),)
+    return ()
 
 
 def _field_specs(cls: type[Message]) -> list[_FieldSpec]:
@@ -770,7 +796,7 @@ def _field_specs(cls: type[Message]) -> list[_FieldSpec]:
     specs = []
     for f in fields(cls):
         required = f.default is MISSING and f.default_factory is MISSING
-        specs.append((f.name, checker_for(hints[f.name]), required))
+        specs.append((f.name, checker_for(hints[f.name]), required, _as_is(hints[f.name])))
     return specs
 
 
@@ -846,12 +872,15 @@ def decode(line: bytes | str) -> Message:
     specs = _FIELD_SPECS.get(cls)
     if specs is None:
         specs = _FIELD_SPECS[cls] = _field_specs(cls)
-    for name, check, required in specs:
+    for name, check, required, as_is in specs:
         if name not in obj:
             if required:
                 raise ProtocolError(f"{kind}: missing field {name!r}", job=job, excerpt=excerpt)
             continue
         value = obj[name]
+        if type(value) in as_is:
+            kwargs[name] = value
+            continue
         try:
             kwargs[name] = check(value)
         except TypeError as exc:

@@ -164,6 +164,9 @@ BAD_LINES = [
     (b'{"type":"run","job":"j1","argv":["ls"],"timeout":-1}', "timeout must be", "j1"),
     (b'{"type":"run","job":"j1","argv":["ls"],"output_limit":-1}', "output_limit must be", "j1"),
     (b'{"type":"ping","seq":true}', "field 'seq' must be an integer, got a boolean", None),
+    (b'{"type":"run","job":"j1","argv":["ls"],"spool":1}', "field 'spool' must be a boolean", "j1"),
+    (b'{"type":"run","job":"j1","argv":["ls"],"timeout":1e999}', "field 'timeout' must be a finite number", "j1"),
+    (b'{"type":"started","job":"j1","pid":false,"clock":1}', "field 'pid' must be an integer", "j1"),
     (b'{"type":"ping"}', "ping: missing field 'seq'", None),
     (b'{"type":"kill","job":null}', "field 'job' must be a string, got null", None),
     (b'{"type":"ended","job":"j","outcome":"exploded","status":0,"signal":null,"elapsed":1,'
@@ -263,4 +266,4 @@ def test_decode_never_fails_with_anything_but_protocol_error(data):
 def test_every_message_type_has_a_wire_check_for_each_field() -> None:
     """decode works out a type's field checks at its first use (start-up): each must exist."""
     for cls in protocol.MESSAGE_TYPES.values():
-        assert [name for name, _, _ in protocol._field_specs(cls)] == [f.name for f in dataclasses.fields(cls)]
+        assert [name for name, *_ in protocol._field_specs(cls)] == [f.name for f in dataclasses.fields(cls)]
