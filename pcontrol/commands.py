@@ -179,41 +179,47 @@ class Usage:
 
     def bind(self, words: list[str], path: str) -> dict[str, Any]:
         """Bind argument words to names; UsageError with the usage line when they do not fit."""
-        args = dict(self._unset)  # worked out once per usage line: `job` has 18 options (issue 13)
-        for name in self._repeatable:
+        # What each usage line needs is worked out once (`job` has 18 options, and a scheduler
+        # sends thousands of jobs: issue 13); the words are walked once.
+        args = dict(self._unset)
+        repeatable = self._repeatable
+        for name in repeatable:
             args[name] = {}
         positional: list[str] = []
-        tail_started = False
+        literal_tail, has_options, by_name = self.literal_tail, bool(self.options), self._by_name
+        count = len(words)
         index = 0
-        while index < len(words):
+        while index < count:
             word = words[index]
             index += 1
-            if tail_started:
-                positional.append(word)
-            elif word == "--" and self.literal_tail:
-                tail_started = True
-            elif _looks_like_option(word) and self.options:
-                option = self.option_named(word, path)
-                if option.metavar is None:
-                    args[option.name] = True
+            if word == "--" and literal_tail:
+                positional.extend(words[index:])
+                break
+            if has_options and _looks_like_option(word):
+                option = by_name.get(word[1:]) or self.option_named(word, path)
+                name, metavar = option.name, option.metavar
+                if metavar is None:
+                    args[name] = True
                     continue
-                if index >= len(words):
-                    raise UsageError(f'option "-{option.name}" of "{path}" needs a value '
-                                     f'({option.metavar})')
-                value = self._convert(option.metavar, words[index], f"-{option.name}")
+                if index >= count:
+                    raise UsageError(f'option "-{name}" of "{path}" needs a value ({metavar})')
+                converter = METAVAR_TYPES.get(metavar)
+                value = converter(words[index], f"-{name}") if converter else words[index]
                 index += 1
-                if option.repeatable:
+                if name in repeatable:
                     key, val = value
-                    args[option.name][key] = val
+                    args[name][key] = val
                 else:
-                    args[option.name] = value
+                    args[name] = value
             else:
                 positional.append(word)
-                if self.literal_tail and len(positional) >= self._fixed_count():
-                    tail_started = True
+                if literal_tail and len(positional) >= self._fixed_count:
+                    positional.extend(words[index:])
+                    break
         self._bind_positional(positional, args, path)
         return args
 
+    @functools.cached_property
     def _fixed_count(self) -> int:
         return sum(1 for p in self.params if not p.variadic)
 

@@ -69,7 +69,7 @@ from .reports import AgentReports
 from .secret import agent_token
 from .alerts import Alerter, AlertNotice
 from .syncrun import SyncRuns
-from .wire import Event, EventKind, Interest, interest_of
+from .wire import Event, EventKind, Interest, interest_of, job_interest
 
 if TYPE_CHECKING:  # the pull hub is loaded by the daemon only when it has a pull listener
     from .pull import PullHub
@@ -360,9 +360,8 @@ class Controller(AgentReports, OperatorRequests, PoolAdoption):
         judge it): the whole one, the short one (`subscribe -brief`). A scheduler subscribes to
         starts and ends only, briefly: the record of each of the other changes (~4 a job) is
         not made at all, and the whole one never."""
-        interest = interest_of(EventKind.JOB, {
-            "state": job.state.value, "harvested": job.harvested, "pid": job.pid,
-            "kill_requested": job.kill_requested, "unknown_since": job.unknown_since})
+        interest = job_interest(job.state._value_, job.harvested, job.pid, job.kill_requested,
+                                job.unknown_since)
         whole = brief = False
         for s in self._subscribers:
             if (s.owner is None or s.owner == job.owner) and (s.interests is None or interest in s.interests):
@@ -392,7 +391,7 @@ class Controller(AgentReports, OperatorRequests, PoolAdoption):
         """Whether a subscriber takes this change of the host (as _send_event will judge it):
         a scheduler does not take a host filling and freeing slots (IDLE and BUSY, twice a
         job), whose record is then not made at all."""
-        interest = interest_of(EventKind.HOST, {"state": host.state.value})
+        interest = interest_of(EventKind.HOST, {"state": host.state._value_})
         return any(s.interests is None or interest in s.interests for s in self._subscribers)
 
     def _skew_changed(self, host: Host) -> None:

@@ -361,7 +361,7 @@ class Journal:
                 else:
                     record = json.dumps(value.to_row())
                     size += len(record) + len(value.stdout) + len(value.stderr)
-                    jobs.append((value.id, value.state.value, value.owner, record,
+                    jobs.append((value.id, value.state._value_, value.owner, record,
                                  value.stdout, value.stderr))
             elif kind == "host":
                 if value is None:

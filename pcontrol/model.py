@@ -7,6 +7,8 @@ pcontrol keeps a Job per pending or unharvested job, and 100,000 are ordinary, s
 lean: __slots__ (a quarter of the memory of a __dict__), and its argv and attempts are
 tuples, which the cyclic garbage collector stops tracking (a list it would visit on every
 full collection, and full collections over 500,000 objects stop the loop for 200 ms).
+The records read a state's or an outcome's text as `_value_`, the member's attribute: `.value`
+goes through enum's descriptor, ten times slower, and a job's records are made ~10 times.
 """
 
 from __future__ import annotations
@@ -138,8 +140,8 @@ class Job:
             "env": dict(self.env), "owner": self.owner, "task": self.task,
             "output_limit": self.output_limit, "spool": self.spool, "spooled": self.spooled,
             "noskew": self.noskew, "not_before": self.not_before,
-            "state": self.state.value,
-            "outcome": self.outcome.value if self.outcome else None,
+            "state": self.state._value_,
+            "outcome": self.outcome._value_ if self.outcome else None,
             "status": self.status, "signal": self.signal, "ran_on": self.ran_on,
             "pid": self.pid, "started": self.started, "ended": self.ended,
             "elapsed": self.elapsed, "reason": self.reason,
@@ -179,9 +181,9 @@ class Job:
         if self.output_limit != DEFAULT_OUTPUT_LIMIT:
             record["output_limit"] = self.output_limit
         if self.state is not JobState.PENDING:
-            record["state"] = self.state.value
+            record["state"] = self.state._value_
         if self.outcome is not None:
-            record["outcome"] = self.outcome.value
+            record["outcome"] = self.outcome._value_
         if self.unknown_since is not None:
             record["unknown"] = True
         if self.attempts:
@@ -199,7 +201,7 @@ class Job:
         only when set."""
         record: dict[str, Any] = {
             "id": self.id, "submitted": self.submitted, "owner": self.owner, "task": self.task,
-            "state": self.state.value, "ran_on": self.ran_on, "pid": self.pid,
+            "state": self.state._value_, "ran_on": self.ran_on, "pid": self.pid,
             "started": self.started, "harvested": self.harvested,
         }
         if self.attempts:
@@ -210,7 +212,7 @@ class Job:
             record.update(unknown=True, unknown_since=self.unknown_since)
         if self.state is JobState.DONE:
             record.update(
-                outcome=self.outcome.value if self.outcome else None, status=self.status,
+                outcome=self.outcome._value_ if self.outcome else None, status=self.status,
                 signal=self.signal, ended=self.ended, elapsed=self.elapsed, reason=self.reason,
                 stdout_bytes=self.stdout_bytes, stderr_bytes=self.stderr_bytes,
                 stdout_truncated=self.stdout_truncated, stderr_truncated=self.stderr_truncated,
@@ -298,7 +300,7 @@ class Host:
 
     def to_record(self) -> dict[str, Any]:
         return {
-            "name": self.name, "state": self.state.value, "slots": self.slots,
+            "name": self.name, "state": self.state._value_, "slots": self.slots,
             "agent_slots": self.agent_slots, "connect": self.connect, "slurm": self.slurm,
             "address": self.address, "port": self.port,
             "enabled": self.enabled, "reason": self.reason, "since": self.since,

@@ -53,4 +53,4 @@ _FROM_AGENT = {
 
 def from_agent(outcome: "AgentOutcome") -> Outcome:
     """The outcome pclient's job runner reported (its own copy of the vocabulary) as ours."""
-    return _FROM_AGENT[outcome.value]
+    return _FROM_AGENT[outcome._value_]

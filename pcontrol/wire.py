@@ -91,10 +91,18 @@ def interest_of(kind: "EventKind", data: dict[str, Any]) -> Interest:
         return Interest.ALERT
     if kind is EventKind.HOST:
         return Interest.LOAD if state in ("IDLE", "BUSY") else Interest.HOST
+    return job_interest(state, data.get("harvested"), data.get("pid"), data.get("kill_requested"),
+                        data.get("unknown_since"))
+
+
+def job_interest(state: str | None, harvested: Any, pid: Any, kill_requested: Any,
+                 unknown_since: Any) -> Interest:
+    """Which interest a job event answers, from the fields of its record that decide it
+    (interest_of; the controller asks it of a job without making the record first)."""
     if state == "DONE":
-        return Interest.END if data.get("harvested") is None else Interest.HARVEST
+        return Interest.END if harvested is None else Interest.HARVEST
     if state == "BUSY":
-        if data.get("pid") is None and not data.get("kill_requested") and data.get("unknown_since") is None:
+        if pid is None and not kill_requested and unknown_since is None:
             return Interest.START
         return Interest.RUNNING
     return Interest.QUEUED
@@ -162,7 +170,7 @@ def encode(msg: Message) -> bytes:
     elif isinstance(msg, Reply):
         obj = reply_object(msg)
     elif isinstance(msg, Event):
-        obj = {"event": msg.kind.value, "seq": msg.seq, "data": msg.data}
+        obj = {"event": msg.kind._value_, "seq": msg.seq, "data": msg.data}
     else:
         raise TypeError(f"not a wire message: {msg!r}")
     if isinstance(msg, Request) and msg.fence is not None:
