@@ -637,10 +637,13 @@ def encode(msg: Message) -> bytes:
 
     Raises ProtocolError if the line would be longer than MAX_LINE.
     """
-    names, values = _field_getter(type(msg))
+    names, values, enums = _field_getter(type(msg))
     obj: dict[str, Any] = {"type": msg.TYPE}
-    for name, value in zip(names, values(msg)):
-        obj[name] = value.value if isinstance(value, enum.Enum) else value
+    obj.update(zip(names, values(msg)))
+    for name in enums:
+        value = obj[name]
+        if isinstance(value, enum.Enum):
+            obj[name] = value.value
     data = _ENCODER.encode(obj).encode("ascii")
     if len(data) > MAX_LINE:
         raise ProtocolError(
@@ -661,13 +664,18 @@ def _field_names(cls: type) -> tuple[str, ...]:
 
 
 @functools.lru_cache(maxsize=None)
-def _field_getter(cls: type) -> tuple[tuple[str, ...], Callable[[Any], tuple[Any, ...]]]:
-    """A message type's field names and what reads all their values at once (a message is
-    encoded four times a job: run, started, ended, and the ack that names it)."""
+def _field_getter(cls: type) -> tuple[tuple[str, ...], Callable[[Any], tuple[Any, ...]], tuple[str, ...]]:
+    """A message type's field names, what reads all their values at once (a message is
+    encoded four times a job: run, started, ended, and the ack that names it), and the names
+    of those whose values are enum members (sent as their values)."""
     names = _field_names(cls)
+    hints = typing.get_type_hints(cls)
+    enums = tuple(name for name in names
+                  if any(isinstance(t, type) and issubclass(t, enum.Enum)
+                         for t in (hints[name], *typing.get_args(hints[name]))))
     if len(names) > 1:
-        return names, operator.attrgetter(*names)
-    return names, lambda msg: tuple(getattr(msg, name) for name in names)
+        return names, operator.attrgetter(*names), enums
+    return names, lambda msg: tuple(getattr(msg, name) for name in names), enums
 
 
 # -- decoding -----------------------------------------------------------------

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import itertools
 import json
 import json.scanner
 import re
@@ -160,21 +161,23 @@ _ASCII_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=True)
 
 def encode(msg: Message) -> bytes:
     """One line of JSON, newline included."""
-    if isinstance(msg, Request) and msg.batch:
-        obj: dict[str, Any] = {"id": msg.id, "v": max(msg.v, BATCH_VERSION),
-                               "batch": [list(argv) for argv in msg.batch]}
-    elif isinstance(msg, Request):
-        obj = {"id": msg.id, "argv": list(msg.argv)}
-        if msg.v != WIRE_VERSION:
-            obj["v"] = msg.v
+    obj: dict[str, Any]
+    if isinstance(msg, Event):          # the commonest, several a job
+        obj = {"event": msg.kind._value_, "seq": msg.seq, "data": msg.data}
     elif isinstance(msg, Reply):
         obj = reply_object(msg)
-    elif isinstance(msg, Event):
-        obj = {"event": msg.kind._value_, "seq": msg.seq, "data": msg.data}
+    elif isinstance(msg, Request):
+        if msg.batch:
+            obj = {"id": msg.id, "v": max(msg.v, BATCH_VERSION),
+                   "batch": [list(argv) for argv in msg.batch]}
+        else:
+            obj = {"id": msg.id, "argv": list(msg.argv)}
+            if msg.v != WIRE_VERSION:
+                obj["v"] = msg.v
+        if msg.fence is not None:
+            obj["fence"] = msg.fence
     else:
         raise TypeError(f"not a wire message: {msg!r}")
-    if isinstance(msg, Request) and msg.fence is not None:
-        obj["fence"] = msg.fence
     text = _ENCODER.encode(obj)
     try:
         return text.encode("utf-8") + b"\n"
@@ -335,7 +338,7 @@ def reply_object(reply: Reply) -> dict[str, Any]:
 
 
 def _check_words(argv: Any, what: str, request_id: int) -> list[str]:
-    if not isinstance(argv, list) or not all(isinstance(a, str) for a in argv):
+    if not isinstance(argv, list) or not all(map(isinstance, argv, itertools.repeat(str))):
         raise WireError(f'{what} must be a list of strings', request_id=request_id)
     if not argv:
         raise WireError(f'{what} is empty', request_id=request_id)
