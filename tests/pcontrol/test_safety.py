@@ -121,6 +121,37 @@ def test_a_failing_journal_refuses_new_jobs_and_keeps_accepted_ones(home: str, h
     run(body())
 
 
+def test_a_batch_whose_writes_fail_is_withdrawn_job_by_job(home: str) -> None:
+    """A batch's jobs wait once for the journal together (answer.answer_batch): those the
+    failing journal did not write are withdrawn, each refused as a lone `job` would be,
+    and nobody hears of them; the batch's usage errors are refused as ever."""
+    async def body() -> None:
+        async with controller_running(home) as h:
+            journal = h.controller.journal
+            assert journal is not None
+            kept = await h.submit("-owner", "o", "--", "true")
+            fail_writes(journal, "full")
+            try:
+                replies = await h.client.request_batch([
+                    ["job", "-owner", "o", "--", "true"], ["job", "-timeout", "x", "--", "true"],
+                    ["job", "-owner", "o", "--", "false"]])
+                assert replies is not None and [r.ok for r in replies] == [False, False, False]
+                assert replies[1].error.code == "usage"
+                for reply in (replies[0], replies[2]):
+                    assert reply.data == {"journal_failure": f"journal write failed: {_message(journal)}"}
+                    assert "was not kept" in reply.text
+                assert sorted(h.controller.jobs) == [kept]
+            finally:
+                heal(journal, "full")
+            await poll(lambda: journal.failure is None, "the journal's writes work again")
+            later = await h.submit("-owner", "o", "--", "true")
+            assert later == kept + 3                  # ids are never reused
+            assert [j["id"] for j in await h.cmd("jobs", "-owner", "o")] == [kept, later]
+            assert not any(e.data.get("id") in (kept + 1, kept + 2) for e in h.log.events
+                           if e.kind is EventKind.JOB)
+    run(body())
+
+
 def _message(journal: Journal) -> str:
     assert journal.failure is not None
     return journal.failure.removeprefix("journal write failed: ")
