@@ -291,14 +291,14 @@ def _output_dest(args: list[str]) -> OutputDest:
     if rotate == 0:
         raise ArgError("-rotate needs a size above 0", args.index("-rotate") + 2)
     if rotate and keep is None:
-        from pclient.logfile import DEFAULT_KEEP  # as the daemons' logs (pclient: not loaded by `sched -c`)
+        from pclient.logsizes import DEFAULT_KEEP  # as the daemons' logs (pclient: not loaded by `sched -c`)
 
         keep = DEFAULT_KEEP
     return OutputDest(path=path, append=append, rotate=rotate or 0, keep=keep if rotate else 0)
 
 
 def _parse_size(text: str, index: int) -> int:
-    from pclient.logfile import parse_size  # one size syntax for every log (pclient: not loaded by `sched -c`)
+    from pclient.logsizes import parse_size  # one size syntax for every log (pclient: not loaded by `sched -c`)
 
     try:
         return parse_size(text)
