@@ -323,11 +323,12 @@ def test_stopping_while_an_agent_is_connecting_leaves_no_process(home: str,
                                                                  fake_ssh: Path) -> None:
     async def body() -> int:
         async with controller_running(home, make_config(connect_timeout=30.0)) as h:
+            before = set(_children())   # agents of this worker's earlier tests may still be ending
             await h.cmd("host", "add", "silent")          # fake ssh: sleeps, says nothing
             await h.wait_host("silent", "CONNECTING")
             runtime = h.controller.host_table._runtime["silent"]
             assert runtime.connect_task is not None
-            child_pids = _children()
+            child_pids = [pid for pid in _children() if pid not in before]
             assert child_pids, "the fake ssh should be running"
         return child_pids
 
