@@ -99,8 +99,11 @@ class LocalBackend:
     def _ended(self, job: Job, result: JobResult, spec: JobSpec) -> None:
         for error in result.output_errors:
             self.sched.report(f"task {job.task} job {job.id}: {error}")
-        written = tuple(stream for stream, dest in (("stdout", spec.stdout_file), ("stderr", spec.stderr_file))
-                        if dest is not None)
+        if spec.stdout_file is None and spec.stderr_file is None:
+            written: tuple[str, ...] = ()
+        else:
+            written = tuple(stream for stream, dest in (("stdout", spec.stdout_file), ("stderr", spec.stderr_file))
+                            if dest is not None)
         self.sched.job_ended(
             job, from_agent(result.outcome), status=result.status, signal=result.signal,
             stdout=output_text(result.stdout, result.stdout_bytes, result.stdout_truncated),

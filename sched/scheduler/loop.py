@@ -143,8 +143,9 @@ class Scheduler:
         self.verbose = False
         self._seq = 0
         self._next_job = 1
-        self._timer: asyncio.TimerHandle | None = None
+        self._timer: asyncio.TimerHandle | None = None  # wakes the loop for a later look
         self._timer_when: float | None = None
+        self._soon: asyncio.Handle | None = None  # a look due now: on the loop's next turn
         self._waiters: list[tuple[list[str] | None, asyncio.Future]] = []
         self.totals = {"made": 0, "done": 0, "failed": 0}
         self.ledger: RunLedger | None = None  # counts of controller tasks, for the next sched
@@ -356,9 +357,7 @@ class Scheduler:
     def stop(self) -> None:
         """`stop`: make no more jobs; running ones finish and their exit macros still run."""
         self.running = False
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = self._timer_when = None
+        self._disarm()
         self._check_waiters()  # `wait` ends once the jobs out have ended
 
     def look_soon(self, entry: TaskEntry) -> None:
@@ -504,7 +503,7 @@ class Scheduler:
                   launch_mono: float | None = None) -> Job | None:
         spec = entry.spec
         inbox = self.switchboard.take(spec.name)  # the switchboard's messages go to this job
-        inbox_lines = tuple(m.line for m in inbox)
+        inbox_lines = tuple([m.line for m in inbox]) if inbox else ()
         self.interp.queues["inbox"] = WorkQueue(inbox_lines)
         draft = self._draft(entry, host)
         if draft is not None and not draft.argv and spec.sync is None:
@@ -617,8 +616,9 @@ class Scheduler:
             job.reason = "withdrawn before its planned start" + (f" ({reason})" if reason else "")
         if outbox and not quiet:  # before its exit macro, which may `send` too
             self.switchboard.post_lines(job.task, outbox)
+        failed = job.failed
         self.totals["done"] += 1
-        if job.failed and not job.withdrawn:
+        if failed and not job.withdrawn:
             self.totals["failed"] += 1
         if entry is not None and job.withdrawn:
             entry.jobs_out.discard(job.id)
@@ -637,7 +637,7 @@ class Scheduler:
             entry.jobs_out.discard(job.id)
             entry.timing.ended()
             entry.done += 1
-            entry.failed += job.failed
+            entry.failed += failed
             entry.last_outcome = job.outcome_text()
             entry.last_end = job.ended
             if not quiet:
@@ -670,6 +670,8 @@ class Scheduler:
 
     def _deliver_output(self, spec: TaskSpec, job: Job, written: tuple[str, ...] = (),
                         deferred: dict[str, Deferred] | None = None) -> None:
+        if spec.stdout is None and spec.stderr is None:
+            return
         for dest, text, stream in ((spec.stdout, job.stdout, "stdout"), (spec.stderr, job.stderr, "stderr")):
             if dest is None or stream in written:
                 continue
@@ -681,6 +683,9 @@ class Scheduler:
                 self.report(f"task {spec.name} job {job.id}: could not write {stream} to {dest}: {getattr(err, 'strerror', None) or err}")
 
     def _run_exit_macro(self, spec: TaskSpec, job: Job, deferred: dict[str, Deferred] | None = None) -> None:
+        if not spec.exit_macros:
+            job.macro = ""
+            return
         selector = str(job.status) if job.outcome is Outcome.EXIT else job.outcome.selector
         which, body = spec.exit_macro_for(selector)
         job.macro = which
@@ -785,17 +790,16 @@ class Scheduler:
 
     def _going(self, names: list[str] | None) -> Iterator[Callable[[], str]]:
         """What `wait` waits for but a paused task, each as the maker of its phrase."""
-        for e in self._waited(names):
-            nmax = "" if e.spec.nmax is None else f"/{e.spec.nmax}"
+        for e in self._waited(names):  # (each phrase made only when asked: `finished` asks none, at each job's end)
             if e.jobs_out:
                 more = ", standing: makes jobs until `stop`" if e.spec.nmax is None and self.running else ""
-                yield lambda e=e, nmax=nmax, more=more: f"{e.name} ({e.timing.made}{nmax} made, {len(e.jobs_out)} out{more})"
+                yield lambda e=e, more=more: f"{e.name} ({e.timing.made}{_of_nmax(e)} made, {len(e.jobs_out)} out{more})"
             elif e.finished or not self.running or not e.spec.active:
                 continue
             elif e.spec.nmax is None:
                 yield lambda e=e: f"{e.name} (standing: makes jobs until `stop`; {e.timing.made} made)"
             else:
-                yield lambda e=e, nmax=nmax: f"{e.name} ({e.timing.made}{nmax} made, {e.state()})"
+                yield lambda e=e: f"{e.name} ({e.timing.made}{_of_nmax(e)} made, {e.state()})"
         if names is None:
             out = self.totals["made"] - self.totals["done"]
             if out > sum(len(e.jobs_out) for e in self.tasks.values()):  # else no scan of the job table
@@ -809,8 +813,7 @@ class Scheduler:
     def _paused(self, names: list[str] | None) -> Iterator[Callable[[], str]]:
         for e in self._waited(names):
             if not e.jobs_out and not e.finished and self.running and not e.spec.active:
-                nmax = "" if e.spec.nmax is None else f"/{e.spec.nmax}"
-                yield lambda e=e, nmax=nmax: f"{e.name} (paused, {e.timing.made}{nmax} made)"
+                yield lambda e=e: f"{e.name} (paused, {e.timing.made}{_of_nmax(e)} made)"
 
     def waiter(self, names: list[str] | None) -> asyncio.Future:
         fut = get_loop().create_future()
@@ -838,24 +841,47 @@ class Scheduler:
     # --- the real-time driver -----------------------------------------------------------------
 
     def _arm(self) -> None:
-        """Wake the loop for the earliest look (real clock only)."""
+        """Wake the loop for the earliest look (real clock only).
+
+        A look already due runs on the loop's next turn (call_soon, as each job's end makes its
+        task due: no timer a job). A timer wakes the loop for a later look; one armed for an
+        earlier time is kept (it wakes the loop early, `step` finds nothing due and arms again),
+        so a task looked at once per job end does not make and cancel a timer at each look."""
         if not self.running or not self.real_time:
             return
         nxt = self.heap.peek()
         if nxt is None:
-            if self._timer is not None:
-                self._timer.cancel()
-                self._timer = self._timer_when = None
+            self._disarm()
+            return
+        loop = get_loop()
+        if nxt <= loop.time():
+            if self._soon is None:
+                self._soon = loop.call_soon(self._on_soon)
             return
         if self._timer is not None:
             if self._timer_when is not None and self._timer_when <= nxt:
                 return
             self._timer.cancel()
         self._timer_when = nxt
-        self._timer = get_loop().call_at(nxt, self._on_timer)
+        self._timer = loop.call_at(nxt, self._on_timer)
+
+    def _disarm(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = self._timer_when = None
+        if self._soon is not None:
+            self._soon.cancel()
+            self._soon = None
 
     def _on_timer(self) -> None:
         self._timer = self._timer_when = None
+        self._wake()
+
+    def _on_soon(self) -> None:
+        self._soon = None
+        self._wake()
+
+    def _wake(self) -> None:
         try:
             self.step()
         except Exception:  # a bug here must not kill the loop: log it and carry on
@@ -874,6 +900,12 @@ class Scheduler:
             self.on_message(text)
         else:
             log.warning("%s", text)
+
+
+def _of_nmax(entry: TaskEntry) -> str:
+    """`/NMAX` after a count of jobs made, or nothing for a task without one."""
+    nmax = entry.spec.nmax
+    return "" if nmax is None else f"/{nmax}"
 
 
 def _rounds_lead(host: str) -> float:

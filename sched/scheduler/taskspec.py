@@ -87,6 +87,15 @@ class JobSource(Protocol):
         """One line for `tasks -json`."""
 
 
+_NO_FILES: Mapping[str, OutputFile] = MappingProxyType({})
+
+
+@functools.lru_cache(maxsize=256, typed=True)  # typed: nmax True is refused, not taken for 1
+def _limits(nmax: int | None, npending: int) -> Limits:
+    """TaskSpec.limits: one Limits (checked once) for each pair, not one at each look."""
+    return Limits(nmax, npending)
+
+
 @functools.lru_cache(maxsize=256)
 def _output_files(stdout: OutputDest | None, stderr: OutputDest | None, home: str | None) -> Mapping[str, OutputFile]:
     """TaskSpec.output_files, by what it depends on (`home`: $HOME, for os.path.expanduser)."""
@@ -133,11 +142,13 @@ class TaskSpec:
         """The files the `stdout`/`stderr` directives name, by stream (`-var NAME` is not a file).
         Made once for all the jobs of a definition (while $HOME, which `~` names, stays the same),
         not once per job: the mapping is shared, and read-only."""
+        if self.stdout is None and self.stderr is None:
+            return _NO_FILES  # (without a look at $HOME, at each job of most tasks)
         return _output_files(self.stdout, self.stderr, os.environ.get("HOME"))
 
     @property
     def limits(self) -> Limits:
-        return Limits(self.nmax, self.npending)
+        return _limits(self.nmax, self.npending)
 
     def copy(self) -> "TaskSpec":
         return dataclasses.replace(self, argv=list(self.argv), ranges=list(self.ranges), exit_macros=dict(self.exit_macros))
