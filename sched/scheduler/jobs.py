@@ -35,7 +35,7 @@ class JobState(str, Enum):
     """It ended; `outcome` says how."""
 
 
-@dataclass
+@dataclass(slots=True)
 class Job:
     """One job of a task."""
 

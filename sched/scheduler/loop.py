@@ -770,6 +770,9 @@ class Scheduler:
     def finished(self, names: list[str] | None) -> bool:
         """Nothing `wait` (on these tasks, or on everything) waits for remains (checked at every
         job's end: no phrase is made)."""
+        for entry in self._waited(names):
+            if entry.jobs_out:  # waited for (as `_going` says), known without a generator
+                return False
         return next(self._going(names), None) is None
 
     def still_waiting(self, names: list[str] | None) -> list[str]:
