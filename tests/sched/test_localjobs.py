@@ -255,3 +255,38 @@ wait -timeout 20
 """)
     assert sorted(interp.out.getvalue().splitlines()) == ["consumed item-1", "consumed item-2", "consumed item-3"]
     assert Path(os.devnull).exists()
+
+
+def test_short_jobs_arm_no_timer_per_job(interp, monkeypatch):
+    """A task looked at again at each job's end runs that look on the loop's next turn: the
+    timers it arms are its poll periods (one a second), not one or two a job."""
+    import time
+
+    loop = get_loop()
+    sched = scheduler_of(interp)
+    timers = []
+    real_call_at = loop.call_at
+
+    def counting_call_at(when, callback, *args, **kwargs):
+        if getattr(callback, "__self__", None) is sched:
+            timers.append(when)
+        return real_call_at(when, callback, *args, **kwargs)
+
+    monkeypatch.setattr(loop, "call_at", counting_call_at)
+    started = time.monotonic()
+    run_script(interp, """
+task many
+  host LOCAL
+  command true
+  nmax 60
+  npending 4
+  task.exit 0
+    echo ended $job_id
+  end
+end
+run
+wait -timeout 60
+""")
+    elapsed = time.monotonic() - started
+    assert sorted(interp.out.getvalue().split("\n")[:-1]) == sorted(f"ended {n}" for n in range(1, 61))  # each once
+    assert len(timers) <= 2 + elapsed, (len(timers), elapsed)
