@@ -30,11 +30,16 @@ argparse (psched.shell.options); logging loads at the first message or with the 
 first loop (psched.lang.lazylog)."""
 
 
+def _runs_clean(code: str) -> str:
+    """`python -c CODE` in a fresh interpreter ends with status 0; its output."""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    return out.stdout
+
+
 def _loaded_after(code: str, modules: tuple[str, ...] = BACKEND) -> list[str]:
     probe = f"{code}\nimport sys\nprint(' '.join(m for m in {modules!r} if m in sys.modules))"
-    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
-    assert out.returncode == 0, out.stderr
-    return out.stdout.split()
+    return _runs_clean(probe).split()
 
 
 def test_sched_c_loads_no_backend_no_prompt_and_no_package_metadata() -> None:
@@ -71,9 +76,7 @@ def test_a_stub_loads_the_scheduler_at_its_first_call_and_keeps_its_face() -> No
             "i.eval('tasks')\n"  # a stub's first call: the interpreter gets the real commands
             "assert type(i.commands['nmax']).__name__ == 'CommandDef' and i.commands['nmax'].usage.text == u\n"
             "assert i.commands['wait'].max_args == a\n")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
-    assert out.returncode == 0, out.stderr
-    assert "task directive" in out.stdout
+    assert "task directive" in _runs_clean(code)
 
 
 def test_a_task_loads_its_backends() -> None:
@@ -173,8 +176,7 @@ def test_the_agent_protocol_makes_its_message_classes_when_first_used() -> None:
             "assert dataclasses.fields(p.MESSAGE_TYPES['hello'])[0].name == 'version'\n"
             "assert all(made(c) for c in p.MESSAGE_TYPES.values())\n"
             "try:\n    run.job = '2'\nexcept dataclasses.FrozenInstanceError:\n    pass\nelse:\n    raise AssertionError('not frozen')\n")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
-    assert out.returncode == 0, out.stderr
+    _runs_clean(code)
 
 
 LATE_IN_PCONTROL = ("pcontrol.slurmstate", "pcontrol.slurm", "cProfile", "pcontrol.syncspec")
@@ -209,8 +211,7 @@ def test_what_pcontrol_loads_late_still_loads() -> None:
             "    importlib.import_module(name)\n"
             "from pcontrol import sshfail\n"
             "assert sshfail._compiled() and sshfail.classify('ssh: connect to host x: Connection refused')")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
-    assert out.returncode == 0, out.stderr
+    _runs_clean(code)
 
 
 def test_prepare_makes_messages_ahead_of_their_first_use() -> None:
@@ -222,5 +223,4 @@ def test_prepare_makes_messages_ahead_of_their_first_use() -> None:
             "p.prepare(p.Auth, p.Run)\n"
             "assert {p.Auth, p.Run} <= p._MADE and p.Auth in p._FIELD_SPECS and p.Run in p._FIELD_SPECS\n"
             "assert p.Ping not in p._MADE")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
-    assert out.returncode == 0, out.stderr
+    _runs_clean(code)

@@ -24,6 +24,7 @@ import signal
 import subprocess
 import time
 from pathlib import Path
+from typing import Callable
 
 import pytest
 
@@ -74,23 +75,35 @@ def test_a_restarted_sched_takes_back_every_job_whatever_comes_before_the_task(
         first.communicate()
     gate_a.touch()
     wait_until_sync(lambda: states(home) == {"harvested": 8, "DONE": 8, "BUSY": 8}, "8 jobs ended unharvested")
-    second = sched(home, script)
-    try:
+    def then(second: subprocess.Popen) -> None:
         wait_until_sync(lambda: second.poll() is None and len(read_exit_log(exit_log)) == 16,
                         "the jobs that ended meanwhile have had their macros", 60)
         gate_b.touch()
+
+    run_again_to_its_end(home, script, then)
+    assert_each_macro_once(home, exit_log, 24)
+    assert not pids_with_arg(str(gate_b))
+
+
+def run_again_to_its_end(home: FaultHome, script: Path, then: Callable[[subprocess.Popen], None]) -> None:
+    """Run the script again, `then` while it runs; it must end with status 0."""
+    second = sched(home, script)
+    try:
+        then(second)
         out, err = second.communicate(timeout=120)
     finally:
         if second.poll() is None:
             second.kill()
             second.communicate()
     assert second.returncode == 0, err.decode()
+
+
+def assert_each_macro_once(home: FaultHome, exit_log: Path, jobs: int) -> None:
     records = home.jobs_sync(home.owner)
     tally = count(records, read_exit_log(exit_log))
     assert tally.clean, tally.summary()
-    assert tally.one_outcome == tally.submitted == 24, tally.summary()
+    assert tally.one_outcome == tally.submitted == jobs, tally.summary()
     assert all(r["harvested"] for r in records)
-    assert not pids_with_arg(str(gate_b))
 
 
 def test_a_newcomers_script_with_host_add_at_the_top_runs_again_after_a_kill(
@@ -113,20 +126,8 @@ def test_a_newcomers_script_with_host_add_at_the_top_runs_again_after_a_kill(
     finally:
         first.kill()
         first.communicate()
-    second = sched(home, script)
-    try:
-        gate.touch()
-        out, err = second.communicate(timeout=120)
-    finally:
-        if second.poll() is None:
-            second.kill()
-            second.communicate()
-    assert second.returncode == 0, err.decode()
-    records = home.jobs_sync(home.owner)
-    tally = count(records, read_exit_log(exit_log))
-    assert tally.clean, tally.summary()
-    assert tally.one_outcome == tally.submitted == 16, tally.summary()
-    assert all(r["harvested"] for r in records)
+    run_again_to_its_end(home, script, lambda second: gate.touch())
+    assert_each_macro_once(home, exit_log, 16)
 
 
 def test_wait_returns_when_the_ledger_says_nmax_was_reached(fault_home: FaultHome) -> None:
