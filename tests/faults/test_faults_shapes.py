@@ -66,15 +66,10 @@ def test_a_restarted_sched_takes_back_every_job_whatever_comes_before_the_task(
     script = home.path / "jobs.sched"
     script.write_text(PREFIXES[shape] + job_script("work", exit_log, ["echo quick", gated(gate_a), gated(gate_b)],
                                                    nmax=24, npending=24) + "run\nwait -timeout 90\n")
-    first = sched(home, script)
-    try:
-        wait_until_sync(lambda: first.poll() is None and states(home) == {"harvested": 8, "BUSY": 16},
-                        "8 jobs are harvested and 16 run", 60)
-    finally:
-        first.kill()
-        first.communicate()
+    run_and_kill_at(home, script, {"harvested": 8, "BUSY": 16})
     gate_a.touch()
     wait_until_sync(lambda: states(home) == {"harvested": 8, "DONE": 8, "BUSY": 8}, "8 jobs ended unharvested")
+
     def then(second: subprocess.Popen) -> None:
         wait_until_sync(lambda: second.poll() is None and len(read_exit_log(exit_log)) == 16,
                         "the jobs that ended meanwhile have had their macros", 60)
@@ -83,6 +78,16 @@ def test_a_restarted_sched_takes_back_every_job_whatever_comes_before_the_task(
     run_again_to_its_end(home, script, then)
     assert_each_macro_once(home, exit_log, 24)
     assert not pids_with_arg(str(gate_b))
+
+
+def run_and_kill_at(home: FaultHome, script: Path, wanted: dict[str, int]) -> None:
+    """Run the script; SIGKILL its sched once the jobs' states at the controller are `wanted`."""
+    first = sched(home, script)
+    try:
+        wait_until_sync(lambda: first.poll() is None and states(home) == wanted, f"job states {wanted}", 60)
+    finally:
+        first.kill()
+        first.communicate()
 
 
 def run_again_to_its_end(home: FaultHome, script: Path, then: Callable[[subprocess.Popen], None]) -> None:
@@ -119,13 +124,7 @@ def test_a_newcomers_script_with_host_add_at_the_top_runs_again_after_a_kill(
     script = home.path / "jobs.sched"
     script.write_text("controller host add localhost -slots 16\n" + job_script(
         "work", exit_log, ["echo quick", gated(gate)], nmax=16, npending=16) + "run\nwait -timeout 90\n")
-    first = sched(home, script)
-    try:
-        wait_until_sync(lambda: first.poll() is None and states(home) == {"harvested": 8, "BUSY": 8},
-                        "8 jobs are harvested and 8 run", 60)
-    finally:
-        first.kill()
-        first.communicate()
+    run_and_kill_at(home, script, {"harvested": 8, "BUSY": 8})
     run_again_to_its_end(home, script, lambda second: gate.touch())
     assert_each_macro_once(home, exit_log, 16)
 
