@@ -109,11 +109,13 @@ class LibcSpawner:
         items = list(env.items())
         with self._lock:
             ours = self._ours
-            if ours is None or items[:len(ours.items)] != ours.items:
+            begins_so = ours is not None and items[:len(ours.items)] == ours.items
+            if not begins_so:
                 current = environ_bytes()  # (ours changed? then kept anew for the next jobs)
                 if ours is None or current != ours.source:
                     ours = self._ours = _Ours(current)
-        if ours.table is not None and items[:len(ours.items)] == ours.items:
+                    begins_so = items[:len(ours.items)] == ours.items
+        if begins_so and ours.table is not None:
             array, table = _table([_entry(name, value) for name, value in items[len(ours.items):]])
             return (ours.array, array), ours.table + table
         return _table([_entry(name, value) for name, value in items])
@@ -175,18 +177,13 @@ def _check(err: int) -> None:
         raise OSError(err, os.strerror(err))
 
 
-_SPAWNER: list = []
-
-
 def libc_spawner() -> Union[LibcSpawner, None]:
-    """This process's LibcSpawner, or None where the C library cannot do it (found out once)."""
-    if not _SPAWNER:
-        spawner = None
-        try:
-            libc = ctypes.CDLL(None, use_errno=True)
-            if hasattr(libc, "posix_spawn_file_actions_addclosefrom_np") and hasattr(libc, "posix_spawnp"):
-                spawner = LibcSpawner(libc)
-        except (OSError, AttributeError):
-            spawner = None
-        _SPAWNER.append(spawner)
-    return _SPAWNER[0]
+    """A LibcSpawner, or None where the C library cannot do it (pclient.spawn keeps the
+    process's one)."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        if hasattr(libc, "posix_spawn_file_actions_addclosefrom_np") and hasattr(libc, "posix_spawnp"):
+            return LibcSpawner(libc)
+    except (OSError, AttributeError):
+        pass
+    return None

@@ -97,8 +97,7 @@ class SyncStarter:
         if self._server is None:
             remove_stale(tempfile.gettempdir(), _PREFIX, "-", spare=_GATE)   # agents killed -9
             self._dir = tempfile.mkdtemp(prefix=f"{_PREFIX}{os.getpid()}-")
-            path = os.path.join(self._dir, _GATE)
-            self._server = await asyncio.start_unix_server(self._gate_connected, path)
+            self._server = await asyncio.start_unix_server(self._gate_connected, os.path.join(self._dir, _GATE))
         assert self._dir is not None
         return os.path.join(self._dir, _GATE)
 
