@@ -99,7 +99,9 @@ def test_an_alert_arrives_over_starttls_with_a_login(world: World) -> None:
     assert subject == "tls drill" and recipients == ["noc@test.example"]
     assert over_tls and login == USER
     assert "sent over STARTTLS after a login" in text and "From: pcontrol@test.example" in text
-    assert "alert mailed to noc@test.example: tls drill" in world.log(home)
+    # the server has the mail once its DATA is in; pcontrol logs after the server's reply to it
+    wait_until_sync(lambda: "alert mailed to noc@test.example: tls drill" in world.log(home),
+                    "pcontrol logs the mail as sent", WAIT)
 
 
 def test_a_wrong_password_is_logged_clearly_and_retried_with_backoff_without_holding_pcontrol(world: World) -> None:
