@@ -45,7 +45,7 @@ from typing import Any, Awaitable, Callable, Dict, Union
 
 from .build import code_digest
 from .fencing import FenceFloor, refusal
-from .jobproc import DEFAULT_KILL_GRACE, JobResult, JobSpec, RunningJob, start_job
+from .jobproc import DEFAULT_KILL_GRACE, JobResult, JobSpec, RunningJob, begin_job
 from .lease import (
     AgentPresence,
     LeaseError,
@@ -454,10 +454,8 @@ class Agent:
         spec = JobSpec(job_id=msg.job, argv=msg.argv, cwd=msg.cwd, env=env, timeout=msg.timeout,
                        output_limit=msg.output_limit, kill_grace=self.kill_grace,
                        stdout_file=files[0], stderr_file=files[1], mailbox=msg.mailbox, inbox=msg.inbox)
-        job = await start_job(spec)
+        job = begin_job(spec, threaded=True)  # (made in jobproc's spawner thread: the next line is read meanwhile)
         self._running[msg.job] = job
-        log.info("job %s: started pid %s: %s", msg.job, job.pid, " ".join(msg.argv))
-        await self._send(encode(Started(job=msg.job, pid=job.pid, clock=job.started_at)))
         reporter = asyncio.ensure_future(self._report(job))
         self._reporters.add(reporter)
         reporter.add_done_callback(self._reporters.discard)
@@ -470,6 +468,11 @@ class Agent:
         return self._mark[1]
 
     async def _report(self, job: RunningJob) -> None:
+        """The job's Started, then its Ended (a job that could not be started: Started without
+        a pid, then Ended saying why)."""
+        await job.started()
+        log.info("job %s: started pid %s: %s", job.job_id, job.pid, " ".join(job.spec.argv))
+        await self._send(encode(Started(job=job.job_id, pid=job.pid, clock=job.started_at)))
         result = await job.wait()
         del self._running[job.job_id]  # the slot is free before the controller hears of it
         log.info("job %s: %s status=%s signal=%s after %.3f s", job.job_id, result.outcome.value,

@@ -15,6 +15,7 @@ import pytest
 
 from agent_harness import alive, async_test
 from pclient import jobproc, spawn
+from pclient.containment import SPAWN_LOCK
 from pclient.jobproc import TOKEN_VAR, JobSpec, Outcome, StartFailure, find_token_processes, start_job
 from waiting import wait_until
 
@@ -334,3 +335,44 @@ async def test_begin_job_tells_its_end_through_when_done():
     jobproc.begin_job(JobSpec("b2", ["no-such-program-pclient"])).when_done(missing.set_result)
     result = await missing
     assert (result.outcome, result.status, result.pid) == (Outcome.EXIT, StartFailure.NOT_FOUND, None)
+
+
+@async_test
+async def test_a_threaded_start_tells_its_start_before_its_end_and_its_failure_as_an_end():
+    """begin_job(threaded=True) (the agent's jobs): the process is made in the spawner thread;
+    on_started, then the end, come on the loop, in that order, also for many jobs at once; a
+    program that does not exist is an end with no start."""
+    loop = asyncio.get_running_loop()
+    heard: list = []
+    ends = []
+    for n in range(40):
+        ended: asyncio.Future = loop.create_future()
+        job = jobproc.begin_job(JobSpec(f"t{n}", ["true"]), threaded=True,
+                                on_started=lambda j: heard.append(("started", j.job_id, j.pid)))
+        job.when_done(lambda r, ended=ended: (heard.append(("ended", r.job_id, r.pid)), ended.set_result(r)))
+        ends.append(ended)
+    results = await asyncio.gather(*ends)
+    assert all(r.ok for r in results)
+    for n, result in enumerate(results):
+        mine = [event for event in heard if event[1] == f"t{n}"]
+        assert mine == [("started", f"t{n}", result.pid), ("ended", f"t{n}", result.pid)]
+    started = []
+    job = jobproc.begin_job(JobSpec("gone", ["no-such-program-pclient"]), threaded=True, on_started=started.append)
+    await job.started()
+    result = await job.wait()
+    assert (result.outcome, result.status, result.pid, started) == (Outcome.EXIT, StartFailure.NOT_FOUND, None, [])
+    assert b"no such program" in result.stderr
+
+
+@async_test
+async def test_a_kill_asked_before_the_spawner_thread_made_the_process_kills_it():
+    """A kill that comes while the job waits for the spawner thread (no pid yet) is not lost:
+    the job is killed as soon as it has one (the agent's Kill right after its Run)."""
+    with SPAWN_LOCK:  # (every start takes it: the spawner thread waits until the kills are asked)
+        jobs = [jobproc.begin_job(JobSpec(f"k{n}", ["sleep", "30"], kill_grace=5), threaded=True) for n in range(8)]
+        assert all(job.pid is None for job in jobs)
+        for job in jobs:
+            job.kill()
+    results = await asyncio.wait_for(asyncio.gather(*(job.wait() for job in jobs)), 20)
+    assert [(r.outcome, r.signal) for r in results] == [(Outcome.KILLED, signal.SIGTERM)] * 8
+    assert all(r.pid is not None and not alive(r.pid) for r in results)
