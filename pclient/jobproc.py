@@ -33,13 +33,12 @@ import errno
 import logging
 import math
 import os
-import queue
 import signal
 import subprocess
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Mapping, Sequence, Union
+from typing import TYPE_CHECKING, Callable, Mapping, Sequence, Union
 
 from . import spawn
 from .containment import TOKEN_VAR, Box, CannotJoin, CgroupBox, KeeperBox, Kind, containment, find_token_processes
@@ -47,6 +46,9 @@ from .mailbox import Mailbox
 from .output import OutputFile, Sink
 from .protocol import DEFAULT_OUTPUT_LIMIT, Outcome
 from .watcher import Timer, watcher
+
+if TYPE_CHECKING:
+    import queue
 
 __all__ = [
     "DEFAULT_KILL_GRACE",
@@ -656,21 +658,22 @@ class _Spawner:
     process starts meanwhile waits for SPAWN_LOCK (or it would be born in that cgroup)."""
 
     def __init__(self) -> None:
-        self._queue: "queue.SimpleQueue[RunningJob]" = queue.SimpleQueue()
-        self._thread: Union[threading.Thread, None] = None
+        self._queue: Union["queue.SimpleQueue[RunningJob]", None] = None
         self._lock = threading.Lock()
 
     def start(self, job: RunningJob) -> None:
-        if self._thread is None:
+        if self._queue is None:
             with self._lock:
-                if self._thread is None:
-                    thread = threading.Thread(target=self._run, name="pclient-spawn", daemon=True)
-                    thread.start()
-                    self._thread = thread
+                if self._queue is None:
+                    import queue  # with the first threaded start only (an agent's start-up: test_startup)
+
+                    jobs: "queue.SimpleQueue[RunningJob]" = queue.SimpleQueue()
+                    threading.Thread(target=self._run, args=(jobs,), name="pclient-spawn", daemon=True).start()
+                    self._queue = jobs
         self._queue.put(job)
 
-    def _run(self) -> None:
-        get = self._queue.get
+    def _run(self, jobs: "queue.SimpleQueue[RunningJob]") -> None:
+        get = jobs.get
         while True:
             job = get()
             try:
