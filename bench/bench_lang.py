@@ -1,6 +1,6 @@
 """Benchmark of the language: parse speed and the cost of a macro call, next to tclsh.
 
-    .venv/bin/python bench/bench_lang.py [--lines N] [--calls N] [--keep FILE]
+    .venv/bin/python bench/bench_lang.py [--lines N] [--calls N] [--grow N,N,...] [--keep FILE]
 
 1. Parse speed: a generated, realistic .sched script of 10,000 lines (task blocks with their
    directives, task.exec and task.exit blocks, macros, if/elif/else, for and foreach blocks,
@@ -13,6 +13,11 @@
    The same loop runs in tclsh (a proc doing set, expr and lappend to a global list, Tcl's
    nearest thing to a queue push) and the ratio ours / Tcl is shown; without tclsh that
    column says so. The generated script's task blocks are only parsed, never run.
+3. Growing a list: `lappend l $i` (and `append s "x$i "`, and `lappend` to a global through
+   `global`) N times in a proc's loop, for N = 10,000, 40,000 and 160,000; microseconds per
+   call, loop included, in sched and in tclsh (the same Tcl text in both). Target: linear,
+   i.e. the cost per call at the largest N under twice the cost at the smallest (the values
+   grow in place; copying them at each call made 160,000 lappends take 20 s).
 """
 
 from __future__ import annotations
@@ -188,6 +193,68 @@ def bench_tcl(calls: int) -> dict[str, float] | None:
     return {"call": call, "empty": empty, "empty_macro": empty_macro}
 
 
+GROW_SIZES = (10_000, 40_000, 160_000)
+GROW_TARGET = 2.0
+"""Cost per call at the largest N over the cost at the smallest: under this, growth is linear."""
+
+GROW = """\
+proc grow_list {n} { set l {}; for {set i 0} {$i < $n} {incr i} { lappend l $i }; return [llength $l] }
+proc grow_text {n} { set s {}; for {set i 0} {$i < $n} {incr i} { append s "x$i " }; return [string length $s] }
+proc grow_global {n} { global gl; set gl {}; for {set i 0} {$i < $n} {incr i} { lappend gl $i }; return [llength $gl] }
+"""
+GROW_KINDS = {"grow_list": "lappend l $i", "grow_text": 'append s "x$i "', "grow_global": "lappend gl $i (global)"}
+
+
+def bench_grow_ours(sizes: tuple[int, ...]) -> dict[tuple[str, int], float]:
+    """Microseconds per call of each GROW proc at each size, best of REPEAT."""
+    interp = psched.Interp()
+    interp.eval(GROW)
+    out = {}
+    for n in sizes:
+        for kind in GROW_KINDS:
+            best = float("inf")
+            for _ in range(REPEAT):
+                gc.collect()
+                start = time.perf_counter()
+                interp.eval(f"{kind} {n}")
+                best = min(best, time.perf_counter() - start)
+            out[kind, n] = best / n * 1e6
+    return out
+
+
+def bench_grow_tcl(sizes: tuple[int, ...]) -> dict[tuple[str, int], float] | None:
+    tclsh = shutil.which("tclsh")
+    if tclsh is None:
+        return None
+    best = "proc best {script} { set b 1e99; for {set r 0} {$r < %d} {incr r} { set t [lindex [time $script 1] 0]; if {$t < $b} {set b $t} }; return $b }\n" % REPEAT
+    runs = "".join(f"puts [best {{{kind} {n}}}]\n" for n in sizes for kind in GROW_KINDS)
+    done = subprocess.run([tclsh], input=GROW + best + runs, capture_output=True, text=True, timeout=300)
+    if done.returncode != 0:
+        print(f"tclsh failed: {done.stderr.strip()}", file=sys.stderr)
+        return None
+    values = iter(float(v) for v in done.stdout.split())
+    return {(kind, n): next(values) / n for n in sizes for kind in GROW_KINDS}
+
+
+def grow_report(sizes: tuple[int, ...]) -> bool:
+    """Print the growth table; True when every kind of growth is linear in sched."""
+    ours = bench_grow_ours(sizes)
+    tcl = bench_grow_tcl(sizes)
+    rows = [["us per call (loop included)", *(f"sched {n}" for n in sizes), *(f"tclsh {n}" for n in sizes),
+             "sched growth", "target", "verdict"]]
+    linear = True
+    for kind in GROW_KINDS:
+        growth = ours[kind, sizes[-1]] / ours[kind, sizes[0]]
+        linear &= growth < GROW_TARGET
+        rows.append([GROW_KINDS[kind], *(f"{ours[kind, n]:.2f}" for n in sizes),
+                     *((f"{tcl[kind, n]:.3f}" for n in sizes) if tcl else ("-" for _ in sizes)),
+                     f"{growth:.2f}x", f"< {GROW_TARGET:.0f}x", "ok" if growth < GROW_TARGET else "QUADRATIC"])
+    print(f"\ngrowing a variable, N calls in a proc's loop (best of {REPEAT}); growth = per-call cost at "
+          f"{sizes[-1]} / at {sizes[0]}")
+    print(table(rows))
+    return linear
+
+
 def verdict(value: float, target: float) -> str:
     return "ok" if value < target else "SLOW"
 
@@ -206,6 +273,8 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--lines", type=int, default=10_000, help="lines of the generated script (default 10000)")
     ap.add_argument("--calls", type=int, default=20_000, help="macro calls per timed loop (default 20000)")
+    ap.add_argument("--grow", default=",".join(map(str, GROW_SIZES)),
+                    help="sizes of the list-growing loops, smallest first (default 10000,40000,160000)")
     ap.add_argument("--keep", metavar="FILE", help="also write the generated script to FILE")
     args = ap.parse_args(argv)
 
@@ -245,7 +314,8 @@ def main(argv: list[str] | None = None) -> int:
         print("note: tclsh not found on PATH (Debian package `tcl`): the Tcl column is empty")
     else:
         print("note: the Tcl proc pushes with `lappend` to a global list, Tcl's nearest thing to queuepush")
-    slow = seconds >= PARSE_TARGET_S or ours["call"] >= CALL_TARGET_US
+    linear = grow_report(tuple(int(n) for n in args.grow.split(",")))
+    slow = seconds >= PARSE_TARGET_S or ours["call"] >= CALL_TARGET_US or not linear
     return 1 if slow else 0
 
 

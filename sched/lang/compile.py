@@ -117,6 +117,9 @@ def _compile_script(script: Script, interp: Interp) -> Code:
             result = ""
             for command in commands:
                 code = command.plan
+                # (the last result is dropped first: a value it shared with a variable is then
+                # the variable's alone, which append and lappend grow in place)
+                result = ""
                 result = (code if code is not None else command_code(command, interp))(interp)
             return result
         finally:

@@ -9,8 +9,9 @@ first word of each command. Control flow (`break`, `continue`, `return`, `skip`)
 ControlFlow exceptions that loops, macros and `catch` consume; errors are SchedError with the
 position of the innermost failing command and, through macros, the chain of calls.
 
-Variables live in frames. The global frame holds scalars (str) and arrays (dict); `env` is an
-array that mirrors the process environment. A macro's frame is transparent (names resolve to
+Variables live in frames. The global frame holds scalars (str; a Lazy still to be made, a
+Growing that append and lappend grow in place) and arrays (dict); `env` is an array that mirrors
+the process environment. A macro's frame is transparent (names resolve to
 globals unless declared `local`); a proc's frame is opaque (names are local unless `global`).
 
 Scripts and commands run as closures compiled once per node at their first run
@@ -47,7 +48,7 @@ if TYPE_CHECKING:
     from .clock import Clock  # (only named: a run that never reads the time does not load it)
 
 
-__all__ = ["Interp", "Frame", "EnvArray", "Deferred", "Lazy", "split_var_name", "script_at", "word_origin", "MAX_DEPTH"]
+__all__ = ["Interp", "Frame", "EnvArray", "Deferred", "Lazy", "Growing", "split_var_name", "script_at", "word_origin", "MAX_DEPTH"]
 
 EVAL_FILE = "<eval>"
 """The file name in the positions of a string run as a script (its lines count from 1)."""
@@ -106,6 +107,35 @@ class Lazy:
 
     def __init__(self, source: Deferred):
         self.source = source
+
+
+class Growing:
+    """A scalar variable's value that `append` and `lappend` grow at its end, kept in the
+    variable's slot as Lazy is (`Interp.growing` puts it there). `text` is the value; `is_list`
+    says that lappend made it, a canonical list that need not be read again.
+
+    `add` does what Tcl does with an unshared object: the text is extended in place when nothing
+    else holds it (CPython extends a string in place on `text += piece` when the local being
+    added to is its only reference), and copied first when something does (`set b $a`, a result
+    still held), so no value anyone has read ever changes. A loop of appends is then linear.
+    """
+
+    __slots__ = ("text", "is_list")
+
+    def __init__(self, text: str, is_list: bool = False):
+        self.text = text
+        self.is_list = is_list
+
+    def add(self, piece: str) -> str:
+        text = self.text
+        self.text = ""  # drop this reference: the local is then the only one when unshared
+        text += piece
+        self.text = text
+        return text
+
+
+_SCALARS = (str, Lazy, Growing)
+"""What a scalar variable's slot holds (an array's holds a mapping, a link's a _Link)."""
 
 
 class _Link:
@@ -583,6 +613,8 @@ class Interp:
                     value = value.vars.get(value.name)
                     if type(value) is str:
                         return value  # a scalar of another frame (global, upvar)
+                if type(value) is Growing:
+                    return value.text
             name, index = split_var_name(name)
         vars, key = self._scope(name)
         value = vars.get(key)
@@ -592,11 +624,13 @@ class Interp:
         if index is None:
             if isinstance(value, str):
                 return value
+            if type(value) is Growing:
+                return value.text
             if type(value) is Lazy:  # the slow path only: filled on its first read
                 text = vars[key] = value.source.value()
                 return text
             raise ScriptError(f'can\'t read "{name}": variable is array')
-        if isinstance(value, (str, Lazy)):
+        if isinstance(value, _SCALARS):
             raise ScriptError(f'can\'t read "{name}({index})": variable isn\'t array')
         try:
             return value[index]
@@ -637,16 +671,33 @@ class Interp:
         vars, key = self._scope(name)
         if index is None:
             current = vars.get(key)
-            if current is not None and not isinstance(current, (str, Lazy)):
+            if current is not None and not isinstance(current, _SCALARS):
                 raise ScriptError(f'can\'t set "{name}": variable is array')
             vars[key] = value
         else:
             current = vars.get(key)
             if current is None:
                 current = vars[key] = {}
-            elif isinstance(current, (str, Lazy)):
+            elif isinstance(current, _SCALARS):
                 raise ScriptError(f'can\'t set "{name}({index})": variable isn\'t array')
             current[index] = value
+        return value
+
+    def growing(self, name: str) -> Growing | None:
+        """Scalar variable `name` ready to grow at its end (`append`, `lappend`): the Growing
+        kept in its slot, put there now if the slot holds a string (made empty when the
+        variable is missing). None for an array element: the command sets it whole."""
+        base, index = split_var_name(name) if "(" in name else (name, None)
+        if index is not None:
+            return None
+        vars, key = self._scope(base)
+        value = vars.get(key)
+        if type(value) is Growing:
+            return value
+        if value is not None and not isinstance(value, _SCALARS):
+            raise ScriptError(f'can\'t set "{name}": variable is array')
+        text = "" if value is None else self.get_var(name)
+        value = vars[key] = Growing(text)
         return value
 
     def var_exists(self, name: str) -> bool:
@@ -657,13 +708,13 @@ class Interp:
             return False
         if index is None:
             return True
-        return not isinstance(value, (str, Lazy)) and index in value
+        return not isinstance(value, _SCALARS) and index in value
 
     def unset_var(self, name: str, nocomplain: bool = False) -> None:
         base, index = split_var_name(name)
         vars, key = self._scope(base)
         value = vars.get(key)
-        if value is None or (index is not None and (isinstance(value, (str, Lazy)) or index not in value)):
+        if value is None or (index is not None and (isinstance(value, _SCALARS) or index not in value)):
             if nocomplain:
                 return
             raise ScriptError(f'can\'t unset "{name}": no such variable')
@@ -677,7 +728,7 @@ class Interp:
         value = vars.get(key)
         if value is None and create:
             value = vars[key] = {}
-        if value is None or isinstance(value, (str, Lazy)):
+        if value is None or isinstance(value, _SCALARS):
             return None
         return value
 
@@ -707,7 +758,7 @@ class Interp:
             array = vars.get(key)
             if array is None:
                 array = vars[key] = {}
-            elif isinstance(array, (str, Lazy)):
+            elif isinstance(array, _SCALARS):
                 raise ScriptError(f'can\'t access "{other}": variable isn\'t array')
             vars, key = array, index
         frame = self.frame

@@ -83,6 +83,12 @@ class GuardedInterp(psched.Interp):
             raise Interrupted("fuzz value too large")
         return super().set_var(name, value, index)
 
+    def growing(self, name):  # append and lappend grow a value in place, without set_var
+        grow = super().growing(name)
+        if grow is not None and len(grow.text) > MAX_VALUE:
+            raise Interrupted("fuzz value too large")
+        return grow
+
     def write(self, text):
         if self.stdout.tell() < MAX_VALUE:
             super().write(text)

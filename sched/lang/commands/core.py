@@ -12,7 +12,7 @@ from __future__ import annotations
 import sys
 from typing import Callable
 
-from ..args import get_int
+from ..args import MAX_STRING, get_int
 from ..compile import Special, compiles
 from ..errors import Break, Continue, ScriptError, Skip
 from ..expr import Expr, compile_expr, format_value, parse_number
@@ -104,8 +104,17 @@ def _compiled_incr(command: Command, cdef: CommandDef, interp: Interp) -> Specia
 def cmd_append(interp: Interp, argv: list[str]) -> str:
     if len(argv) == 2:  # nothing to add: Tcl reads the variable, which must exist
         return interp.get_var(argv[1])
-    current = interp.get_var(argv[1]) if interp.var_exists(argv[1]) else ""
-    return interp.set_var(argv[1], current + "".join(argv[2:]))
+    name, piece = argv[1], "".join(argv[2:])
+    grow = interp.growing(name)  # grown in place: a loop of appends is linear
+    current = grow.text if grow is not None else interp.get_var(name) if interp.var_exists(name) else ""
+    if len(current) + len(piece) > MAX_STRING:
+        raise ScriptError(f"append: value would be longer than {MAX_STRING} characters")
+    if grow is None:  # an array element: extended and set whole
+        return interp.set_var(name, current + piece)
+    del current  # (grown in place only when nothing else holds the text)
+    if piece:
+        grow.is_list = False
+    return grow.add(piece)
 
 
 @cmd("global ?varName ...?", "in a proc or macro, use these global variables")

@@ -6,9 +6,9 @@ arguments with `split_tuple` (cached) and writes its result with `join_list`, so
 canonical Tcl lists. Indexes are Tcl's (`3`, `end`, `end-1`, `1+2`), see
 psched.lang.args.index_of.
 
-`lappend` checks that the variable's current value is a list, as Tcl does, but keeps the
-value's text as it is (Tcl would rewrite it in canonical form) and skips the check for the
-values it made itself, so a loop of appends stays linear.
+`lappend` reads the variable's current value as a list once and writes it back in canonical
+form, as Tcl does; then it grows the text at its end in place (psched.lang.interp.Growing), so
+a loop of appends to one variable is linear and never re-reads the list.
 """
 
 from __future__ import annotations
@@ -86,34 +86,38 @@ def cmd_lrange(interp: Any, argv: list[str]) -> str:
     return join_list(items[first:last + 1]) if last >= first else ""
 
 
-# The last few values lappend made: known to be lists, so a loop of appends to one variable
-# does not re-read the whole list each time (which would make the loop quadratic).
-_MADE_BY_LAPPEND: dict[int, str] = {}
-_MADE_KEEP = 4
-
-
-def _remember(value: str) -> str:
-    if len(_MADE_BY_LAPPEND) >= _MADE_KEEP:
-        del _MADE_BY_LAPPEND[next(iter(_MADE_BY_LAPPEND))]
-    _MADE_BY_LAPPEND[id(value)] = value
-    return value
-
-
 @cmd("lappend varName ?value ...?", "append elements to the list in a variable (created if missing)")
 def cmd_lappend(interp: Any, argv: list[str]) -> str:
     name = argv[1]
-    current = interp.get_var(name) if interp.var_exists(name) else ""
+    grow = interp.growing(name)
+    if grow is None:  # an array element: read, extend, set whole
+        current = interp.get_var(name) if interp.var_exists(name) else ""
+        current = join_list(split_tuple(current)) if current else ""
+        tail = _list_tail(current, argv[2:])
+        _check_length(current, tail)
+        return interp.set_var(name, current + tail)
+    if not grow.is_list:  # read once as a list (an error leaves it as it was), written canonical as Tcl does
+        grow.text = join_list(split_tuple(grow.text)) if grow.text else ""
+        grow.is_list = True
     if len(argv) == 2:
-        return interp.set_var(name, current)
-    if _MADE_BY_LAPPEND.get(id(current)) is not current and current:
-        current = join_list(split_tuple(current))  # Tcl writes the list back in canonical form
-    added = join_list(argv[2:]) if not current.strip() else " ".join(quote_element(v, quote_hash=False) for v in argv[2:])
-    if len(current) + len(added) > MAX_STRING:
+        return grow.text
+    tail = _list_tail(grow.text, argv[2:])
+    _check_length(grow.text, tail)
+    return grow.add(tail)
+
+
+def _check_length(current: str, tail: str) -> None:
+    if len(current) + len(tail) > MAX_STRING:
         raise ScriptError(f"lappend: list would be longer than {MAX_STRING} characters")
-    if not current.strip():
-        return _remember(interp.set_var(name, added))
-    sep = "" if current[-1] in " \t\n\r\f\v" else " "
-    return _remember(interp.set_var(name, current + sep + added))
+
+
+def _list_tail(current: str, values: list[str]) -> str:
+    """The text that makes canonical list `current` end with `values` (its own text is kept)."""
+    if not values:
+        return ""
+    if not current:
+        return join_list(values)  # (a leading `#` is quoted in the first element only)
+    return " " + " ".join([quote_element(v, quote_hash=False) for v in values])
 
 
 @cmd("lassign list ?varName ...?", "set variables to the first elements; return the elements left over")
