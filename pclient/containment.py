@@ -566,7 +566,8 @@ def _can_move_self(base: str) -> Union[int, None]:
 
 def remove_stale(base: str, prefix: str, separator: str, spare: Union[str, None] = None) -> None:
     """Remove the empty directories named PREFIX<pid><separator>... in `base` whose process is
-    dead (killed -9, say): job cgroups here, mailbox directories in pclient.mailbox. A directory
+    dead (killed -9, say): job cgroups here, sync gate directories in pclient.syncstart (pclient.mailbox
+    removes a dead owner's mailbox directory with its files: remove_dead_owners). A directory
     that is not empty (processes or a job's files still in it) stays: rmdir fails, as it should.
     With `spare`, the files in it whose names start so (the dead process's spares) go first."""
     try:

@@ -6,7 +6,8 @@ write ($PSCHED_OUTBOX), for sched's switchboard of messages between jobs.
 
 Each job gets two files in a private directory (mode 0700) that this process makes once under
 the temporary directory (`psched-mail-<pid>-XXXX`, removed when the process exits if it is
-empty, or by the next one if it was killed): its inbox `<n>.<job>.in` (the messages delivered to it, one `SENDER TEXT` per line; empty when none) and
+empty; a directory whose owner is dead, killed -9 say, is removed with the job files left in it
+by the next process that makes one, `remove_dead_owners`): its inbox `<n>.<job>.in` (the messages delivered to it, one `SENDER TEXT` per line; empty when none) and
 the name of its outbox `<n>.<job>.out`, which the job creates if it has something to say: one
 `TASK TEXT` line per message.  `collect` reads at most OUTBOX_LIMIT bytes of it (a longer outbox
 is cut at a line, and `note` says so), drops blank lines, and removes both files.  (One
@@ -23,12 +24,13 @@ import atexit
 import itertools
 import logging
 import os
+import shutil
 import stat
 import tempfile
 import threading
 from typing import Dict, Sequence, Tuple, Union
 
-from .containment import remove_stale
+from .containment import alive
 
 __all__ = ["INBOX_VAR", "OUTBOX_VAR", "OUTBOX_LIMIT", "Mailbox"]
 
@@ -177,12 +179,76 @@ def _directory(base: Union[str, None], made_again: bool = False) -> str:
         made = _DIRECTORIES.get(base)
         if made is None or (made_again and not os.path.isdir(made)):
             if made is None:
-                remove_stale(base if base is not None else tempfile.gettempdir(), _PREFIX, "-", spare=SPARE)
+                remove_dead_owners(base if base is not None else tempfile.gettempdir())
             made = _DIRECTORIES[base] = tempfile.mkdtemp(prefix=f"{_PREFIX}{os.getpid()}-", dir=base)
             if len(_DIRECTORIES) == 1:
                 atexit.register(_remove_directories)
         return made
 
+
+
+def remove_dead_owners(base: str) -> None:
+    """Remove the mailbox directories in `base` whose process is dead (killed -9, say), with the
+    inbox, outbox and spare files left in them: else every killed agent leaves one behind.
+
+    Only directories of our own user (never a link), and never a live process's: the pid in the
+    name must be gone, a zombie, or (Linux, /proc) a later process that started after the
+    directory last changed, so that pid was reused. Where the start time cannot be read, a live
+    pid keeps its directory."""
+    try:
+        entries = list(os.scandir(base))
+    except OSError:
+        return
+    me = os.geteuid()
+    for entry in entries:
+        owner = entry.name[len(_PREFIX):].split("-", 1)[0]
+        if not entry.name.startswith(_PREFIX) or not owner.isdigit():
+            continue
+        try:
+            st = entry.stat(follow_symlinks=False)
+        except OSError:
+            continue
+        if not stat.S_ISDIR(st.st_mode) or st.st_uid != me or owner_lives(int(owner), st.st_ctime):
+            continue
+        shutil.rmtree(entry.path, ignore_errors=True)  # (what cannot go stays for the next one)
+
+
+def owner_lives(pid: int, changed: float) -> bool:
+    """Whether process `pid` may be the owner of a directory last changed at `changed` (wall
+    clock): it is alive, not a zombie, and it did not start after that change (give or take
+    START_SLACK: boot time is known to the second)."""
+    if not alive(pid):
+        return False
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            fields = f.read().rsplit(b")", 1)[1].split()
+        state, ticks = fields[0], int(fields[19])
+    except FileNotFoundError:
+        return not os.path.isdir("/proc/self")  # gone since (with /proc), or no /proc: alive
+    except (OSError, IndexError, ValueError):
+        return True
+    if state in (b"Z", b"X"):
+        return False
+    boot = _boot_time()
+    if boot is None:
+        return True
+    return boot + ticks / os.sysconf("SC_CLK_TCK") <= changed + START_SLACK
+
+
+START_SLACK = 2.0
+"""Seconds by which a process may seem to have started after its directory last changed."""
+
+
+def _boot_time() -> Union[float, None]:
+    """When the machine booted (wall clock, /proc/stat's btime), or None."""
+    try:
+        with open("/proc/stat", "rb") as f:
+            for line in f:
+                if line.startswith(b"btime "):
+                    return float(line.split()[1])
+    except (OSError, IndexError, ValueError):
+        pass
+    return None
 
 
 def _read_at_most(path: str, limit: int) -> bytes:

@@ -4,6 +4,7 @@ skipped), put back when no job was made, a job's outbox read and bounded."""
 from __future__ import annotations
 
 import json
+import os
 from unittest import mock
 
 import pytest
@@ -69,17 +70,29 @@ def test_mailbox_gives_the_inbox_and_reads_a_bounded_outbox(tmp_path):
     assert open(Mailbox.open("10", [], base=str(tmp_path)).env["PSCHED_INBOX"]).read() == ""
 
 
-def test_spare_inboxes_of_a_killed_process_go_with_its_directory(tmp_path):
+def test_a_killed_process_s_directory_goes_with_its_spares_and_job_files(tmp_path):
     stale = tmp_path / "psched-mail-4194999-stale"  # left by a killed process (no such pid)
     stale.mkdir()
     (stale / f"{SPARE}3").write_text("")
-    (stale / "4.job.in").write_text("")  # a job's own file: the directory stays
-    kept = tmp_path / "psched-mail-4194998-kept"
-    kept.mkdir()
-    (kept / f"{SPARE}1").write_text("")
+    (stale / "4.job.in").write_text("a message\n")  # its jobs' files go too
+    (stale / "4.job.out").write_text("an answer\n")
+    spares = tmp_path / "psched-mail-4194998-spares"
+    spares.mkdir()
+    (spares / f"{SPARE}1").write_text("")
+    mine = tmp_path / f"psched-mail-{os.getpid()}-mine"  # a live process's (this one's): kept
+    mine.mkdir()
+    (mine / "1.job.in").write_text("")
     with mock.patch.dict(mailbox._DIRECTORIES, clear=True):
         Mailbox.open("1", [], base=str(tmp_path)).collect()
-    assert not kept.exists() and [p.name for p in stale.iterdir()] == ["4.job.in"]
+    assert not stale.exists() and not spares.exists()
+    assert [p.name for p in mine.iterdir()] == ["1.job.in"]
+
+
+def test_a_directory_is_its_live_pid_s_only_if_that_process_started_before_it_changed(tmp_path):
+    changed = os.stat(tmp_path).st_ctime
+    assert mailbox.owner_lives(os.getpid(), changed)  # started before: its owner
+    assert not mailbox.owner_lives(os.getpid(), changed - 3600 * 24 * 365 * 60)  # a reused pid
+    assert not mailbox.owner_lives(4194999, changed)  # no such process
 
 
 def test_a_skipped_job_leaves_its_messages_waiting(tmp_path, monkeypatch):
