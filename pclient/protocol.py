@@ -58,6 +58,8 @@ import typing
 from dataclasses import MISSING, dataclass, field, fields
 from typing import Any, Callable, ClassVar, Dict, Tuple, Union
 
+from . import jsontext
+
 __all__ = [
     "checker_for",
     "describe_json",
@@ -644,7 +646,7 @@ def encode(msg: Message) -> bytes:
         value = obj[name]
         if isinstance(value, enum.Enum):
             obj[name] = value.value
-    data = _ENCODER.encode(obj).encode("ascii")
+    data = _encode(obj).encode("ascii")
     if len(data) > MAX_LINE:
         raise ProtocolError(
             f"{msg.TYPE} message is {len(data)} bytes, longer than MAX_LINE ({MAX_LINE})",
@@ -653,8 +655,9 @@ def encode(msg: Message) -> bytes:
     return data + b"\n"
 
 
-_ENCODER = json.JSONEncoder(ensure_ascii=True, separators=(",", ":"), allow_nan=False)
-"""Made once: json.dumps with any option makes a new encoder for every call."""
+_encode = jsontext.encoder(ensure_ascii=True, separators=(",", ":"), allow_nan=False)
+"""Made once: json.dumps with any option makes a new encoder for every call, and
+JSONEncoder.encode a new C encoder (pclient.jsontext)."""
 
 
 @functools.lru_cache(maxsize=None)

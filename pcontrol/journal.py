@@ -35,6 +35,7 @@ not grow without end.
 from __future__ import annotations
 
 import asyncio
+import bisect
 import concurrent.futures
 import json
 import logging
@@ -46,6 +47,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Union
+
+from pclient import jsontext
 
 from .model import Host, Job
 
@@ -73,6 +76,9 @@ VACUUM_MIN_PAGES = 256
 VACUUM_STEP_PAGES = 2000
 #: Bytes the write-ahead log is cut back to after a checkpoint.
 WAL_SIZE_LIMIT = 16 * 1024 * 1024
+
+#: A row's record as json.dumps writes it, by a C encoder made once (pclient.jsontext).
+_encode = jsontext.encoder()
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta  (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -135,9 +141,7 @@ class WriteTimes:
         self.total = 0.0
 
     def add(self, seconds: float) -> None:
-        index = next((i for i, bound in enumerate(WRITE_BUCKETS) if seconds <= bound),
-                     len(WRITE_BUCKETS))
-        self.counts[index] += 1
+        self.counts[bisect.bisect_left(WRITE_BUCKETS, seconds)] += 1  # the first bound >= seconds
         self.total += seconds
 
     def summary(self) -> dict[str, Any]:
@@ -170,6 +174,7 @@ class Journal:
         self._dirty: dict[_Key, _Dirty] = {}     # in order of first change
         self.seq = 0
         """The number of the last change."""
+        self._next_job_id: int | None = None   # written with the next deletion of a job's row
         self._handle: asyncio.Handle | asyncio.TimerHandle | None = None
         self._retry_delay = retry_min
         self._vacuum_due = False
@@ -239,6 +244,7 @@ class Journal:
         stored = self._meta("next_job_id")
         highest = max((job.id for job in loaded.jobs), default=0)
         loaded.next_job_id = max(int(stored) if stored else 1, highest + 1)
+        self._next_job_id = loaded.next_job_id   # the highest row may go before a submission
         return loaded
 
     def row_count(self) -> int:
@@ -275,7 +281,11 @@ class Journal:
         self._mark(("host", name), None)
 
     def next_job_id_changed(self, value: int) -> None:
-        self._mark(("meta", "next_job_id"), str(value))
+        """The next job id. Written only beside a job row's deletion, in its transaction: `load`
+        takes the highest id on disk plus one when that is more, so the stored value matters
+        only once the job of the highest id given out has no row (a row a submission, never
+        read, before)."""
+        self._next_job_id = value
 
     def _mark(self, key: _Key, value: Any) -> None:
         self.seq += 1
@@ -284,7 +294,8 @@ class Journal:
             self._dirty[key] = _Dirty(self.seq, value)
         else:
             entry.value = value
-        self._schedule()
+        if self._handle is None:
+            self._schedule()
 
     def first_unwritten(self, kind: str, key: int | str) -> int | None:
         """The number of the first change of this object not yet on disk (None: none)."""
@@ -350,16 +361,19 @@ class Journal:
         batch: list[_Key] = []
         size = 0
         jobs, gone_jobs, hosts, gone_hosts, meta = [], [], [], [], []
-        for (kind, key), entry in self._dirty.items():
-            if len(batch) >= self.batch_rows or size >= self.batch_bytes:
+        room, most_bytes = self.batch_rows, self.batch_bytes
+        for dirty_key, entry in self._dirty.items():
+            if not room or size >= most_bytes:
                 break
-            batch.append((kind, key))
+            room -= 1
+            batch.append(dirty_key)
+            kind, key = dirty_key
             value = entry.value
             if kind == "job":
                 if value is None:
                     gone_jobs.append((key,))
                 else:
-                    record = json.dumps(value.to_row())
+                    record = _encode(value.to_row())
                     size += len(record) + len(value.stdout) + len(value.stderr)
                     jobs.append((value.id, value.state._value_, value.owner, record,
                                  value.stdout, value.stderr))
@@ -367,9 +381,11 @@ class Journal:
                 if value is None:
                     gone_hosts.append((key,))
                 else:
-                    hosts.append((value.name, json.dumps(host_config(value))))
+                    hosts.append((value.name, _encode(host_config(value))))
             else:
                 meta.append((key, value))
+        if gone_jobs and self._next_job_id is not None:
+            meta.append(("next_job_id", str(self._next_job_id)))
         db = self._db
         began = time.perf_counter()
         try:
@@ -389,8 +405,11 @@ class Journal:
             self._failed(exc)
             return False
         self.write_times.add(time.perf_counter() - began)
-        for key in batch:
-            del self._dirty[key]
+        if len(batch) == len(self._dirty):
+            self._dirty.clear()
+        else:
+            for key in batch:
+                del self._dirty[key]
         self.commits += 1
         self._checkpoints.written(size + PAGE_BYTES * len(batch))
         if self.failure is not None:

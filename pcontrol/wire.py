@@ -32,6 +32,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Union
 
+from pclient import jsontext
+
 from .errors import ErrorCode, WireError
 
 WIRE_VERSION = 2
@@ -155,8 +157,9 @@ Message = Union[Request, Reply, Event]
 
 #: Made once: json.dumps with any option makes a new encoder for every call (the same
 #: options, so the same bytes); one line a message, about six a controller job.
-_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
-_ASCII_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=True)
+#: The C encoder itself made once, too (pclient.jsontext).
+_encode = jsontext.encoder(separators=(",", ":"), ensure_ascii=False)
+_encode_ascii = jsontext.encoder(separators=(",", ":"), ensure_ascii=True)
 
 
 def encode(msg: Message) -> bytes:
@@ -178,11 +181,11 @@ def encode(msg: Message) -> bytes:
             obj["fence"] = msg.fence
     else:
         raise TypeError(f"not a wire message: {msg!r}")
-    text = _ENCODER.encode(obj)
+    text = _encode(obj)
     try:
         return text.encode("utf-8") + b"\n"
     except UnicodeEncodeError:      # a lone surrogate somewhere: escape it, stay valid UTF-8
-        return _ASCII_ENCODER.encode(obj).encode("ascii") + b"\n"
+        return _encode_ascii(obj).encode("ascii") + b"\n"
 
 
 def _text(line: bytes | str) -> str:

@@ -176,3 +176,24 @@ def test_a_row_leaves_out_the_defaults_and_reads_back_as_the_whole_record(tmp_pa
     assert [(j.id, j.state, j.outcome, j.env, j.attempts, j.stdout) for j in loaded] == \
         [(j.id, j.state, j.outcome, j.env, j.attempts, j.stdout) for j in jobs]
     assert loaded == [Job.from_record(dict(j.to_record(), stdout=j.stdout, stderr=j.stderr)) for j in jobs]
+
+
+def test_job_ids_are_never_reused_when_a_later_life_deletes_the_highest(home: str) -> None:
+    # The next id is written only beside a job row's deletion: a life that submits nothing and
+    # deletes the job of the highest id still keeps that id from the next life.
+    async def submit_two() -> int:
+        async with controller_running(home) as h:
+            await h.submit("-host", "ghost", "-required", "--", "true")
+            return await h.submit("-host", "ghost", "-required", "--", "true")
+
+    async def delete(job_id: int) -> None:
+        async with controller_running(home) as h:
+            await h.cmd("delete", job_id)
+
+    async def submit_one() -> int:
+        async with controller_running(home) as h:
+            return await h.submit("-host", "ghost", "-required", "--", "true")
+
+    highest = run(submit_two())
+    run(delete(highest))
+    assert run(submit_one()) == highest + 1
