@@ -18,7 +18,7 @@ from .commands import CommandResult
 from .errors import CommandError, ErrorCode
 from .model import Job
 from .verbs import TABLE, job_result, job_spec
-from .wire import BATCHABLE, Reply, Request, reply_object
+from .wire import BATCHABLE, Reply, Request, reply_object, success_object
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +50,7 @@ async def answer_batch(session: Any, request: Request) -> Reply:
     """The commands of a batch, in order (submissions share one wait for the journal; any
     other batchable command runs without waiting for the others); one reply holding theirs,
     in order."""
-    replies: list[Reply | asyncio.Future[Reply] | None] = []
+    replies: list[Reply | asyncio.Future[Reply] | dict[str, Any] | None] = []
     submitted: list[tuple[int, Job, dict[str, Any], tuple[str, ...]]] = []
     for argv in request.batch:
         if argv[0] == SUBMIT:
@@ -75,6 +75,7 @@ async def answer_batch(session: Any, request: Request) -> Reply:
                 replies[index] = _failure(request.id, argv, refusal)
             else:
                 result = job_result(job, args)
-                replies[index] = Reply.success(request.id, result.text, result.data)
+                replies[index] = success_object(request.id, result.text, result.data)  # as reply_object makes it
     done = [await r if isinstance(r, asyncio.Future) else r for r in replies]
-    return Reply.success(request.id, f"{len(done)} replies", [reply_object(r) for r in done if r is not None])
+    return Reply.success(request.id, f"{len(done)} replies",
+                         [r if type(r) is dict else reply_object(r) for r in done if r is not None])

@@ -340,6 +340,12 @@ def reply_object(reply: Reply) -> dict[str, Any]:
                       else {"code": reply.error.code, "message": reply.error.message})}
 
 
+def success_object(request_id: int | None, text: str, data: Any = None) -> dict[str, Any]:
+    """reply_object(Reply.success(request_id, text, data)), without making the Reply (a
+    batch's reply holds one a job)."""
+    return {"id": request_id, "ok": True, "text": text, "data": data, "error": None}
+
+
 def _check_words(argv: Any, what: str, request_id: int) -> list[str]:
     if not isinstance(argv, list) or not all(map(isinstance, argv, itertools.repeat(str))):
         raise WireError(f'{what} must be a list of strings', request_id=request_id)
@@ -401,14 +407,20 @@ def decode_request(line: bytes | str) -> Request:
     return Request(request_id, tuple(argv), version, fence=fence)
 
 
+_EVENT_KINDS: dict[str, EventKind] = {kind._value_: kind for kind in EventKind}
+
+
 def decode_server_message(line: bytes | str) -> Reply | Event:
     """Decode one line the server sent: a reply or an event."""
     obj = _load_object(line)
     if "event" in obj:
-        try:
-            kind = EventKind(obj["event"])
-        except ValueError as exc:
-            raise WireError(f"unknown event kind {_excerpt(obj['event'])}") from exc
+        name = obj["event"]
+        kind = _EVENT_KINDS.get(name) if type(name) is str else None  # EventKind(name) walks enum's __call__
+        if kind is None:
+            try:
+                kind = EventKind(name)
+            except ValueError as exc:
+                raise WireError(f"unknown event kind {_excerpt(name)}") from exc
         data = obj.get("data")
         if not isinstance(data, dict):
             raise WireError('event "data" must be an object')

@@ -609,7 +609,7 @@ class ControllerLink:
     # --- events and harvest -------------------------------------------------------------------
 
     def _on_event(self, event: Any) -> None:
-        kind = getattr(event.kind, "value", event.kind)
+        kind = getattr(event.kind, "_value_", event.kind)  # (enum's .value descriptor is ten times slower)
         if kind == "host" and event.data.get("name"):
             name = event.data["name"]
             self.hosts.add(name)
