@@ -39,7 +39,9 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from .appendlog import AppendLog
 
@@ -48,6 +50,19 @@ log = logging.getLogger(__name__)
 __all__ = ["RunLedger", "LEDGER_NAME"]
 
 LEDGER_NAME = "made.log"
+
+_encode: Callable[[Any], str] | None = None
+
+
+def _dumps(value: Any) -> str:
+    """json.dumps(value), by a C encoder made once (pclient.jsontext), at the first record: one
+    of a controller task's, whose backend has loaded pclient by then (three lines a job)."""
+    global _encode
+    if _encode is None:
+        from pclient.jsontext import encoder  # not at import: a script of LOCAL tasks loads no pclient before its first job
+
+        _encode = encoder()
+    return _encode(value)
 
 
 class RunLedger:
@@ -113,11 +128,11 @@ class RunLedger:
                 continue
             dropped[task] = dropped.get(task, 0) + 1
             made = max(0, self._counts.get(task, 0) - 1)
-            lines = [json.dumps(["sent", key]), json.dumps([made, task])]
+            lines = [_dumps(["sent", key]), _dumps([made, task])]
             task_items = self._items.get(task, {})
             for item in [i for i, k in task_items.items() if k == key]:  # made, never sent: to make again
                 del task_items[item]
-                lines.append(json.dumps(["unitem", task, item]))
+                lines.append(_dumps(["unitem", task, item]))
             self._write(*lines)
             self._counts[task] = made
             del self.unsent[key]
@@ -129,19 +144,19 @@ class RunLedger:
         if self._counts.get(task) == made and unsent is None and item is None:
             return
         self._counts[task] = made
-        lines = [json.dumps([made, task])]
+        lines = [_dumps([made, task])]
         if unsent is not None:
             self.unsent[unsent] = task
-            lines.append(json.dumps(["unsent", task, unsent]))  # one write() with the count
+            lines.append(_dumps(["unsent", task, unsent]))  # one write() with the count
         if item is not None:
             self._items.setdefault(task, {})[item] = unsent
-            lines.append(json.dumps(["item", task, item, unsent]))
+            lines.append(_dumps(["item", task, item, unsent]))
         self._write(*lines)
 
     def sent(self, key: str) -> None:
         """The job of submit key `key` is at the controller (or ended without reaching it)."""
         if self.unsent.pop(key, None) is not None:
-            self._write(json.dumps(["sent", key]))
+            self._write(_dumps(["sent", key]))
 
     def _write(self, *lines: str) -> None:
         try:
@@ -153,9 +168,9 @@ class RunLedger:
 
     def compact(self) -> None:
         """Rewrite the file with one line per task (atomically: a crash keeps the old file)."""
-        self._file.rewrite([json.dumps([made, task]) for task, made in self._counts.items()]
-                           + [json.dumps(["unsent", task, key]) for key, task in self.unsent.items()]
-                           + [json.dumps(["item", task, item, key]) for task, made_items in self._items.items()
+        self._file.rewrite([_dumps([made, task]) for task, made in self._counts.items()]
+                           + [_dumps(["unsent", task, key]) for key, task in self.unsent.items()]
+                           + [_dumps(["item", task, item, key]) for task, made_items in self._items.items()
                               for item, key in made_items.items()])
 
     def clear(self) -> None:
