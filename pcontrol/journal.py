@@ -283,8 +283,8 @@ class Journal:
     def next_job_id_changed(self, value: int) -> None:
         """The next job id. Written only beside a job row's deletion, in its transaction: `load`
         takes the highest id on disk plus one when that is more, so the stored value matters
-        only once the job of the highest id given out has no row (a row a submission, never
-        read, before)."""
+        only once the job of the highest id given out has no row (it was written at every turn
+        with a submission before: a row per commit that nothing read)."""
         self._next_job_id = value
 
     def _mark(self, key: _Key, value: Any) -> None:
