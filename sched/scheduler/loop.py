@@ -61,6 +61,8 @@ __all__ = ["Scheduler", "TaskEntry", "Backend", "DEFAULT_OUTPUT_LIMIT", "check_d
 
 DEFAULT_OUTPUT_LIMIT = 1 << 20
 """Bytes of each output stream kept per job (the rest is counted, and noted as cut)."""
+LOOK_RETRY = 1.0
+"""Seconds at least before a task whose look raised is looked at again (Scheduler._look_failed)."""
 
 
 class Dispatcher(Protocol):
@@ -146,6 +148,7 @@ class Scheduler:
         self._timer: asyncio.TimerHandle | None = None  # wakes the loop for a later look
         self._timer_when: float | None = None
         self._soon: asyncio.Handle | None = None  # a look due now: on the loop's next turn
+        self._look_failures: dict[str, str] = {}  # task -> the last failure of its look said (_look_failed)
         self._waiters: list[tuple[list[str] | None, asyncio.Future]] = []
         self.totals = {"made": 0, "done": 0, "failed": 0}
         self.ledger: RunLedger | None = None  # counts of controller tasks, for the next sched
@@ -398,8 +401,25 @@ class Scheduler:
                 entry.handle = None
         due.sort(key=lambda pair: (-pair[0].spec.priority, pair[0].seq))
         for entry, look_due in due:
-            self.look(entry, look_due)
+            try:
+                self.look(entry, look_due)
+            except Exception as exc:  # (a bug) the task is looked at again, not dropped in silence
+                self._look_failed(entry, exc, now)
         return self.heap.peek()
+
+    def _look_failed(self, entry: TaskEntry, exc: Exception, now: float) -> None:
+        """A look that raised (a bug, or a module gone from under a running sched) has left the
+        task without a next look: without one it would make no job again and `wait` would never
+        end. It is looked at again after its poll period (at least LOOK_RETRY s); the user is told
+        once a task and a kind of failure, the log has each traceback."""
+        log.exception("task %s: looking at it failed", entry.name)
+        said = f"{type(exc).__name__}: {exc}"
+        if self._look_failures.get(entry.name) != said:
+            self._look_failures[entry.name] = said
+            self.report(f"task {entry.name}: looking at it failed ({said}): looked at again every "
+                        f"{max(entry.spec.periods.poll, LOOK_RETRY):g} s; details in the log")
+        if entry.handle is None or not entry.handle.live:
+            self._schedule(entry, now + max(entry.spec.periods.poll, LOOK_RETRY))
 
     def look(self, entry: TaskEntry, look_due: float | None = None) -> int:
         """Make the jobs the task should make now; schedule its next look. Returns jobs made."""

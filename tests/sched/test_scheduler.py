@@ -190,6 +190,32 @@ def test_exit_macro_error_is_reported_and_the_loop_goes_on():
     assert len(w.jobs) == 2
 
 
+def test_a_look_that_raises_leaves_the_task_looked_at_again_and_says_so(monkeypatch):
+    """A bug in a task's look (here: the planning maths raising, twice) must not drop the task:
+    without its next look it would make no job again and `wait` would never end."""
+    import psched.scheduler.loop as loop
+
+    real_plan, failures = loop.plan, [RuntimeError("boom"), RuntimeError("boom")]
+
+    def plan(*args, **kwargs):
+        if failures:
+            raise failures.pop()
+        return real_plan(*args, **kwargs)
+
+    monkeypatch.setattr(loop, "plan", plan)
+    w = World()
+    w.run(task("t", "nmax 1"))
+    w.run("run")
+    w.step()
+    assert w.jobs == []
+    said = [m for m in w.messages if "task t: looking at it failed (RuntimeError: boom)" in m]
+    assert len(said) == 1 and "looked at again every 1 s" in said[0]
+    w.advance(1)
+    assert w.jobs == [] and len([m for m in w.messages if "looking at it failed" in m]) == 1  # said once
+    w.advance(1)
+    assert len(w.jobs) == 1
+
+
 def test_exec_macro_error_makes_no_job_and_is_reported():
     w = World()
     w.run(task("t", "task.exec", "  error boom", "end"))
