@@ -269,8 +269,11 @@ def bench_sshd(jobs: int, rounds: int) -> None:
                     return None
                 return wall(f"seq {jobs} | parallel -j4 --ssh {shlex.quote(ssh)} "
                             f"-S 4/{login} true", shell=True)
-            rows = median_rows(rounds, [("sched, 4 hosts x 1 slot through sshd", ours),
-                                        ("GNU parallel -j4 -S, ControlMaster", theirs)])
+            try:
+                rows = median_rows(rounds, [("sched, 4 hosts x 1 slot through sshd", ours),
+                                            ("GNU parallel -j4 -S, ControlMaster", theirs)])
+            finally:  # the master (ControlPersist) and its session on sshd would outlive the bench
+                subprocess.run(shlex.split(ssh) + ["-O", "exit", login], capture_output=True, timeout=30)
     except SshdUnavailable as exc:
         print(f"\n3. skipped: {exc}")
         return
