@@ -192,9 +192,7 @@ def remove_dead_owners(base: str) -> None:
     inbox, outbox and spare files left in them: else every killed agent leaves one behind.
 
     Only directories of our own user (never a link), and never a live process's: the pid in the
-    name must be gone, a zombie, or (Linux, /proc) a later process that started after the
-    directory last changed, so that pid was reused. Where the start time cannot be read, a live
-    pid keeps its directory."""
+    name must be gone or a zombie (`owner_lives`)."""
     try:
         entries = list(os.scandir(base))
     except OSError:
@@ -208,47 +206,29 @@ def remove_dead_owners(base: str) -> None:
             st = entry.stat(follow_symlinks=False)
         except OSError:
             continue
-        if not stat.S_ISDIR(st.st_mode) or st.st_uid != me or owner_lives(int(owner), st.st_ctime):
+        if not stat.S_ISDIR(st.st_mode) or st.st_uid != me or owner_lives(int(owner)):
             continue
         shutil.rmtree(entry.path, ignore_errors=True)  # (what cannot go stays for the next one)
 
 
-def owner_lives(pid: int, changed: float) -> bool:
-    """Whether process `pid` may be the owner of a directory last changed at `changed` (wall
-    clock): it is alive, not a zombie, and it did not start after that change (give or take
-    START_SLACK: boot time is known to the second)."""
+def owner_lives(pid: int) -> bool:
+    """Whether process `pid` may still own its mailbox directory: it is alive and not a zombie.
+
+    A pid taken since by another process keeps the directory (until that one ends): telling
+    that apart needs the process's start time against the directory's change time, and the
+    first comes from boot time as the wall clock now reads it, so a clock stepped forward (NTP
+    after a VM's pause, say) would make a live owner look younger than its directory and lose
+    its jobs' files. A leftover directory costs nothing; a live one removed costs messages."""
     if not alive(pid):
         return False
     try:
         with open(f"/proc/{pid}/stat", "rb") as f:
-            fields = f.read().rsplit(b")", 1)[1].split()
-        state, ticks = fields[0], int(fields[19])
+            state = f.read().rsplit(b")", 1)[1].split()[0]
     except FileNotFoundError:
         return not os.path.isdir("/proc/self")  # gone since (with /proc), or no /proc: alive
-    except (OSError, IndexError, ValueError):
+    except (OSError, IndexError):
         return True
-    if state in (b"Z", b"X"):
-        return False
-    boot = _boot_time()
-    if boot is None:
-        return True
-    return boot + ticks / os.sysconf("SC_CLK_TCK") <= changed + START_SLACK
-
-
-START_SLACK = 2.0
-"""Seconds by which a process may seem to have started after its directory last changed."""
-
-
-def _boot_time() -> Union[float, None]:
-    """When the machine booted (wall clock, /proc/stat's btime), or None."""
-    try:
-        with open("/proc/stat", "rb") as f:
-            for line in f:
-                if line.startswith(b"btime "):
-                    return float(line.split()[1])
-    except (OSError, IndexError, ValueError):
-        pass
-    return None
+    return state not in (b"Z", b"X")
 
 
 def _read_at_most(path: str, limit: int) -> bytes:
