@@ -661,17 +661,12 @@ JSONEncoder.encode a new C encoder (pclient.jsontext)."""
 
 
 @functools.lru_cache(maxsize=None)
-def _field_names(cls: type) -> tuple[str, ...]:
-    _make(cls)
-    return tuple(f.name for f in fields(cls))
-
-
-@functools.lru_cache(maxsize=None)
 def _field_getter(cls: type) -> tuple[tuple[str, ...], Callable[[Any], tuple[Any, ...]], tuple[str, ...]]:
     """A message type's field names, what reads all their values at once (a message is
     encoded four times a job: run, started, ended, and the ack that names it), and the names
     of those whose values are enum members (sent as their values)."""
-    names = _field_names(cls)
+    _make(cls)
+    names = tuple(f.name for f in fields(cls))
     hints = typing.get_type_hints(cls)
     enums = tuple(name for name in names
                   if any(isinstance(t, type) and issubclass(t, enum.Enum)
@@ -822,7 +817,7 @@ def prepare(*types: type[Message]) -> None:
     that making them (~1 ms of CPU each) is not in that exchange's latency (the handshake and
     first job of a cold script's local agent, issue 13)."""
     for cls in types:
-        _field_names(cls)
+        _field_getter(cls)
         if cls not in _FIELD_SPECS:
             _FIELD_SPECS[cls] = _field_specs(cls)
 
