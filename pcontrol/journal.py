@@ -294,8 +294,7 @@ class Journal:
             self._dirty[key] = _Dirty(self.seq, value)
         else:
             entry.value = value
-        if self._handle is None:
-            self._schedule()
+        self._schedule()
 
     def first_unwritten(self, kind: str, key: int | str) -> int | None:
         """The number of the first change of this object not yet on disk (None: none)."""

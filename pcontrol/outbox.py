@@ -82,18 +82,15 @@ class Outbox:
     def event(self, kind: EventKind, data: dict[str, Any] | None, owner: str | None,
               brief: dict[str, Any] | None = None) -> None:
         self._events.append((self._seq(), kind, data, owner, brief))
-        if self._handle is None:
-            self._schedule()
+        self._schedule()
 
     def agent(self, host: str, message: agent_protocol.Message) -> None:
         self._agents.append((self._seq(), host, message))
-        if self._handle is None:
-            self._schedule()
+        self._schedule()
 
     def ack(self, host: str, job_word: str) -> None:
         self._acks.append((self._seq(), host, job_word))
-        if self._handle is None:
-            self._schedule()
+        self._schedule()
 
     async def durable(self, seq: float | None = None) -> None:
         """Return once every change up to `seq` (default: so far) is written and what was
