@@ -418,8 +418,7 @@ class Scheduler:
             self._look_failures[entry.name] = said
             self.report(f"task {entry.name}: looking at it failed ({said}): looked at again every "
                         f"{max(entry.spec.periods.poll, LOOK_RETRY):g} s; details in the log")
-        if entry.handle is None or not entry.handle.live:
-            self._schedule(entry, now + max(entry.spec.periods.poll, LOOK_RETRY))
+        self._schedule(entry, now + max(entry.spec.periods.poll, LOOK_RETRY))  # (an earlier look asked stays)
 
     def look(self, entry: TaskEntry, look_due: float | None = None) -> int:
         """Make the jobs the task should make now; schedule its next look. Returns jobs made."""
