@@ -47,7 +47,7 @@ from typing import Callable, ContextManager, Union
 
 from .keeper import PROGRAM as KEEPER_PROGRAM
 
-__all__ = ["Box", "CannotJoin", "Kind", "SPAWN_LOCK", "alive", "containment", "find_token_processes", "remove_stale", "TOKEN_VAR"]
+__all__ = ["Box", "CannotJoin", "ENDED_STATES", "Kind", "SPAWN_LOCK", "alive", "process_state", "containment", "find_token_processes", "remove_stale", "TOKEN_VAR"]
 
 log = logging.getLogger(__name__)
 
@@ -613,6 +613,20 @@ def alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
+
+
+def process_state(pid: int) -> Union[bytes, None]:
+    """The state letter of process `pid` in /proc/PID/stat (b"R", b"S", b"Z" ...); None where it
+    cannot be read (the process is gone, or there is no /proc)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            return f.read().rsplit(b")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return None
+
+
+ENDED_STATES = (b"Z", b"X")
+"""process_state's letters of a process that has ended (a zombie not yet reaped, or dead)."""
 
 
 # -- signalling ------------------------------------------------------------------------------------

@@ -45,6 +45,7 @@ import struct
 from pathlib import Path
 from typing import Callable, Union
 
+from .containment import ENDED_STATES, process_state
 from .protocol import (
     MAX_LINE,
     Challenge,
@@ -476,12 +477,8 @@ _AGENT_VAR_B = b"PCLIENT_AGENT="
 
 
 def _is_live_agent(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            state = f.read().rsplit(b")", 1)[1].split()[0]
-    except (OSError, IndexError):
-        return False
-    return state not in (b"Z", b"X")
+    state = process_state(pid)
+    return state is not None and state not in ENDED_STATES
 
 
 def kill_orphans(key: str, keep: set[int]) -> list[int]:

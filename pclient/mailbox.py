@@ -30,7 +30,7 @@ import tempfile
 import threading
 from typing import Dict, Sequence, Tuple, Union
 
-from .containment import alive
+from .containment import ENDED_STATES, alive, process_state
 
 __all__ = ["INBOX_VAR", "OUTBOX_VAR", "OUTBOX_LIMIT", "Mailbox"]
 
@@ -221,14 +221,10 @@ def owner_lives(pid: int) -> bool:
     its jobs' files. A leftover directory costs nothing; a live one removed costs messages."""
     if not alive(pid):
         return False
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            state = f.read().rsplit(b")", 1)[1].split()[0]
-    except FileNotFoundError:
-        return not os.path.isdir("/proc/self")  # gone since (with /proc), or no /proc: alive
-    except (OSError, IndexError):
-        return True
-    return state not in (b"Z", b"X")
+    state = process_state(pid)
+    if state is None:  # gone since (with /proc), or no /proc: alive
+        return not os.path.isdir("/proc/self")
+    return state not in ENDED_STATES
 
 
 def _read_at_most(path: str, limit: int) -> bytes:
