@@ -26,6 +26,10 @@ CFS between the three of them).
 Targets (issue 13): 1 >= 70 % of xargs; 2 >= 50 % of xargs and >= 2.5x parallel; 3 >= 10x
 parallel -S; 4 < 80 ms; 5 p50 < 2 ms, p99 < 10 ms, first job < 300 ms.
 
+Each figure ends with the state of the machine while it ran (from /proc/stat and the load
+average): how busy its CPUs were, how much of that was waiting for the disk (iowait) or taken by
+the hypervisor (steal), so that figures from different days can be told apart.
+
 Before measuring, the project's modules are compiled to .pyc once, as an installed package has
 them: with PYTHONDONTWRITEBYTECODE set (as in our CI) an editable install would otherwise
 compile every module of sched, pcontrol and the agent again in each process it starts.
@@ -489,6 +493,36 @@ def bench_latency(rounds: int) -> None:
     print("  (wall times depend on the load of the machine; the CPU figures hardly do)")
 
 
+class Machine:
+    """The machine's CPU time by kind (/proc/stat's first line) since `start`, printed by `report`."""
+
+    KINDS = ("user", "nice", "system", "idle", "iowait", "irq", "softirq", "steal")
+
+    def __init__(self) -> None:
+        self.before = self._read()
+
+    @staticmethod
+    def _read() -> dict[str, int]:
+        try:
+            with open("/proc/stat") as stat:
+                fields = stat.readline().split()[1:1 + len(Machine.KINDS)]
+        except OSError:
+            return {}
+        return dict(zip(Machine.KINDS, map(int, fields)))
+
+    def report(self) -> None:
+        after = self._read()
+        spent = {kind: after[kind] - self.before.get(kind, 0) for kind in after}
+        total = sum(spent.values())
+        if not total:
+            return
+        busy = total - spent.get("idle", 0) - spent.get("iowait", 0)
+        share = {kind: spent.get(kind, 0) / total * 100 for kind in ("iowait", "steal")}
+        load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+        print(f"  machine meanwhile: CPUs {busy / total * 100:.0f} % busy, iowait {share['iowait']:.0f} %,"
+              f" steal {share['steal']:.0f} %, load {load:.1f} at the end")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--jobs", type=int, default=2000)
@@ -505,15 +539,25 @@ def main() -> None:
     print(f"bench_user: {time.strftime('%Y-%m-%d %H:%M')}, {os.cpu_count()} CPUs, "
           f"{args.jobs} jobs, {args.rounds} rounds")
     if "1" in only:
+        machine = Machine()
         bench_local(args.jobs, args.rounds)
+        machine.report()
     if "2" in only:
+        machine = Machine()
         bench_embedded(args.jobs, args.rounds)
+        machine.report()
     if "3" in only:
+        machine = Machine()
         bench_sshd(args.jobs, args.rounds)
+        machine.report()
     if "4" in only:
+        machine = Machine()
         bench_startup(args.rounds)
+        machine.report()
     if "5" in only:
+        machine = Machine()
         bench_latency(args.rounds)
+        machine.report()
 
 
 if __name__ == "__main__":
