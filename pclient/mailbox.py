@@ -7,7 +7,9 @@ write ($PSCHED_OUTBOX), for sched's switchboard of messages between jobs.
 Each job gets two files in a private directory (mode 0700) that this process makes once under
 the temporary directory (`psched-mail-<pid>-XXXX`, removed when the process exits if it is
 empty; a directory whose owner is dead, killed -9 say, is removed with the job files left in it
-by the next process that makes one, `remove_dead_owners`): its inbox `<n>.<job>.in` (the messages delivered to it, one `SENDER TEXT` per line; empty when none) and
+by the next process that makes one, `remove_dead_owners`; the owner holds an flock on its
+directory for as long as it lives, which tells a live owner in another pid namespace sharing
+this temporary directory from a dead one): its inbox `<n>.<job>.in` (the messages delivered to it, one `SENDER TEXT` per line; empty when none) and
 the name of its outbox `<n>.<job>.out`, which the job creates if it has something to say: one
 `TASK TEXT` line per message.  `collect` reads at most OUTBOX_LIMIT bytes of it (a longer outbox
 is cut at a line, and `note` says so), drops blank lines, and removes both files.  (One
@@ -21,6 +23,8 @@ agent's jobs and sched's local jobs alike; what the lines mean is sched's busine
 from __future__ import annotations
 
 import atexit
+import errno
+import fcntl
 import itertools
 import logging
 import os
@@ -180,11 +184,34 @@ def _directory(base: Union[str, None], made_again: bool = False) -> str:
         if made is None or (made_again and not os.path.isdir(made)):
             if made is None:
                 remove_dead_owners(base if base is not None else tempfile.gettempdir())
-            made = _DIRECTORIES[base] = tempfile.mkdtemp(prefix=f"{_PREFIX}{os.getpid()}-", dir=base)
+            made = _DIRECTORIES[base] = _made_and_held(base)
             if len(_DIRECTORIES) == 1:
                 atexit.register(_remove_directories)
         return made
 
+
+
+_HELD: Dict[Union[str, None], int] = {}
+"""The descriptor of our mailbox directory under each base, flocked (LOCK_EX) for this
+process's life (closed only when the directory is found gone and made again)."""
+
+
+def _made_and_held(base: Union[str, None]) -> str:
+    """A new mailbox directory of this process under `base`, flocked (`_HELD`) before anyone
+    may take it for a dead owner's: another process's `remove_dead_owners` that found it in
+    the moment between its making and its lock removes it, so it is made again then."""
+    for _ in range(3):
+        made = tempfile.mkdtemp(prefix=f"{_PREFIX}{os.getpid()}-", dir=base)
+        fd = os.open(made, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        if os.fstat(fd).st_nlink:  # (0: removed meanwhile)
+            old = _HELD.get(base)
+            _HELD[base] = fd
+            if old is not None:
+                os.close(old)
+            return made
+        os.close(fd)
+    raise OSError(errno.EAGAIN, "mailbox directory removed as soon as made, three times", base)
 
 
 def remove_dead_owners(base: str) -> None:
@@ -192,7 +219,9 @@ def remove_dead_owners(base: str) -> None:
     inbox, outbox and spare files left in them: else every killed agent leaves one behind.
 
     Only directories of our own user (never a link), and never a live process's: the pid in the
-    name must be gone or a zombie (`owner_lives`)."""
+    name must be gone or a zombie (`owner_lives`), and the directory's flock free (`_unheld`:
+    a live owner holds it, also one in another pid namespace, where its pid means nothing
+    here). The free lock is taken and kept while the directory is removed."""
     try:
         entries = list(os.scandir(base))
     except OSError:
@@ -208,7 +237,28 @@ def remove_dead_owners(base: str) -> None:
             continue
         if not stat.S_ISDIR(st.st_mode) or st.st_uid != me or owner_lives(int(owner)):
             continue
-        shutil.rmtree(entry.path, ignore_errors=True)  # (what cannot go stays for the next one)
+        fd = _unheld(entry.path)
+        if fd is None:
+            continue
+        try:
+            shutil.rmtree(entry.path, ignore_errors=True)  # (what cannot go stays for the next one)
+        finally:
+            os.close(fd)
+
+
+def _unheld(path: str) -> Union[int, None]:
+    """A descriptor of directory `path` holding its flock, None while another process holds it
+    (or the directory cannot be opened: it stays)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        return None
+    return fd
 
 
 def owner_lives(pid: int) -> bool:

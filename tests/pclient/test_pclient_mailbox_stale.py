@@ -65,3 +65,38 @@ async def test_a_killed_agent_s_mailbox_goes_when_the_next_agent_makes_one(tmp_p
             if agent.proc.returncode is None:
                 agent.proc.kill()
                 await agent.proc.wait()
+
+
+@async_test
+async def test_a_live_owner_s_directory_is_kept_though_its_pid_means_nothing_here(tmp_path):
+    """A process in another pid namespace that shares this temporary directory names its
+    mailbox directory with a pid that is gone (or another process's) here: the flock it holds
+    on the directory is what keeps it, until that owner is killed -9."""
+    env = {**os.environ, "TMPDIR": str(tmp_path)}
+    owner, _ = await start_agent(env=env)
+    try:
+        await owner.send(Run(job="a", argv=("true",), mailbox=True))
+        await owner.recv_type(Started)
+        await owner.recv_type(Ended)
+        [made] = tmp_path.glob(f"psched-mail-{owner.proc.pid}-*")
+        elsewhere = made.rename(tmp_path / "psched-mail-4194999-elsewhere")  # (no such pid here)
+        (elsewhere / "7.job.in").write_text("a message\n")
+
+        async def next_agent_makes_a_mailbox() -> None:
+            nextone, _ = await start_agent(env=env)
+            await nextone.send(Run(job="b", argv=("true",), mailbox=True))
+            await nextone.recv_type(Started)
+            await nextone.recv_type(Ended)
+            await nextone.finish()
+
+        await next_agent_makes_a_mailbox()
+        assert (elsewhere / "7.job.in").read_text() == "a message\n"  # its owner lives: kept
+
+        os.kill(owner.proc.pid, signal.SIGKILL)
+        await owner.wait_exit()
+        await next_agent_makes_a_mailbox()
+        assert not elsewhere.exists()  # its owner is dead: the lock is free, the directory goes
+    finally:
+        if owner.proc.returncode is None:
+            owner.proc.kill()
+            await owner.proc.wait()
