@@ -141,11 +141,13 @@ _SCALARS = (str, Lazy, Growing)
 class _Link:
     """A name in a frame that stands for a variable of another frame (`global`, `upvar`)."""
 
-    __slots__ = ("vars", "name")
+    __slots__ = ("vars", "name", "element")
 
-    def __init__(self, vars: dict, name: str):
+    def __init__(self, vars: dict, name: str, element: bool = False):
         self.vars = vars
         self.name = name
+        self.element = element
+        """`vars` is an array's table and `name` a key in it (`upvar a(k) x`)."""
 
 
 _NO_NAMES: frozenset[str] = frozenset()
@@ -641,17 +643,22 @@ class Interp:
 
     def _scope(self, name: str) -> tuple[dict, str]:
         """The dict that holds `name` in the current frame, and the key in it."""
+        vars, key, _ = self._resolve(name)
+        return vars, key
+
+    def _resolve(self, name: str) -> tuple[dict, str, bool]:
+        """`_scope`, and whether the dict is an array's table (`name` is linked to an element)."""
         frame = self.frame
         if name.startswith("::"):
-            return self.globals.vars, name[2:]
+            return self.globals.vars, name[2:], False
         vars = frame.vars
         value = vars.get(name)
         if value is None and frame.transparent and name not in frame.declared:
             vars = self.globals.vars
             value = vars.get(name)
         if type(value) is _Link:
-            return value.vars, value.name
-        return vars, name
+            return value.vars, value.name, value.element
+        return vars, name, False
 
     def set_var(self, name: str, value: str, index: str | None = None) -> str:
         if index is None:
@@ -690,7 +697,9 @@ class Interp:
         base, index = split_var_name(name) if "(" in name else (name, None)
         if index is not None:
             return None
-        vars, key = self._scope(base)
+        vars, key, element = self._resolve(base)
+        if element:  # (an array's table holds strings only: `array get` hands them out)
+            return None
         value = vars.get(key)
         if type(value) is Growing:
             return value
@@ -752,22 +761,23 @@ class Interp:
             if key not in vars and target.transparent and key not in target.declared:
                 vars = self.globals.vars
         link = vars.get(key)
+        element = False
         if type(link) is _Link:
-            vars, key = link.vars, link.name
+            vars, key, element = link.vars, link.name, link.element
         if index is not None:  # an element: the link is to a key of the array's own table
             array = vars.get(key)
             if array is None:
                 array = vars[key] = {}
             elif isinstance(array, _SCALARS):
                 raise ScriptError(f'can\'t access "{other}": variable isn\'t array')
-            vars, key = array, index
+            vars, key, element = array, index, True
         frame = self.frame
         if vars is frame.vars and key == local:
             raise ScriptError(f'can\'t upvar from variable to itself')
         existing = frame.vars.get(local)
         if existing is not None and type(existing) is not _Link:
             raise ScriptError(f'variable "{local}" already exists')
-        frame.vars[local] = _Link(vars, key)
+        frame.vars[local] = _Link(vars, key, element)
         if frame.transparent:
             frame.declared.add(local)
 

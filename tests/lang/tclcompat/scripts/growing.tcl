@@ -92,3 +92,36 @@ puts $num
 set words {}
 foreach w {the quick brown fox} { lappend words [string toupper $w] }
 puts [join $words -]
+# growing through upvar to an array element: the array still hands out strings
+proc growel {} { upvar arr(u) x; lappend x 1; lappend x 2; append x 3 }
+growel
+puts [lsort [array get arr u]]
+proc growel2 {} { upvar arr(w) z; growel3 }
+proc growel3 {} { upvar z w; lappend w p; lappend w {q r} }
+growel2
+puts [array get arr w]
+# long lists (over a thousand characters): lappend to an array element, lset, and copies of them
+for {set i 0} {$i < 300} {incr i} { lappend big(k) "item $i" }
+lappend big(k) {} # {a b} \{ "q\"" {$x}
+set copy $big(k)
+lappend big(k) last
+puts "[llength $copy] [llength $big(k)] [lindex $big(k) end-1] [lindex $copy end]"
+puts [string range $big(k) end-60 end]
+set long {}
+for {set i 0} {$i < 300} {incr i} { lappend long "w $i" }
+set before $long
+lset long 0 {#first}
+lset long 5 {}
+lset long end {x {y} z}
+lset long 300 added
+lset long end-1 {a\b}
+puts "[string range $long 0 40] ... [string range $long end-40 end]"
+puts "[lindex $before 0] [llength $before] [llength $long]"
+puts [catch {lset long 302 x} msg5]
+puts $msg5
+lset long 1 again
+puts [lrange $long 0 2]
+# a long array element not written by lappend: read as a list once, then written canonical
+set big(raw) "  [string repeat {a  b } 200]  "
+lappend big(raw) end
+puts "[llength $big(raw)] [string length $big(raw)] [string range $big(raw) 0 9]"
