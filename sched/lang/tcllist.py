@@ -19,7 +19,7 @@ Splitting is cached: the interpreter reads the same list strings again and again
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from functools import lru_cache
 
 from .lazyre import lazy_compile
@@ -27,7 +27,8 @@ from .errors import ListError
 
 
 __all__ = [
-    "split_list", "split_tuple", "join_list", "quote_element", "backslash_subst", "backslash_at",
+    "split_list", "split_tuple", "join_list", "quote_element", "quoted_parts", "backslash_subst",
+    "backslash_at", "EditedLists", "EDITED",
 ]
 
 # Tcl's list white space is ASCII only (str.split() would also split on \x1c and \xa0).
@@ -311,9 +312,68 @@ def join_list(items: Iterable[str]) -> str:
     if (text and text[0] != "#" and "" not in items and text.count(" ") == len(items) - 1
             and _SPECIAL_BUT_SPACE_RE.search(text) is None):
         return text
+    return " ".join(quoted_parts(items))
+
+
+def quoted_parts(items: Sequence[str]) -> list[str]:
+    """The elements as join_list writes them: `" ".join(quoted_parts(items)) == join_list(items)`
+    (a leading `#` is quoted in the first element only)."""
     parts = []
     first = True
     for item in items:
         parts.append(quote_element(item, quote_hash=first))
         first = False
-    return " ".join(parts)
+    return parts
+
+
+class EditedLists:
+    """Long lists that a command changes in place of the variable that holds them (lset, and
+    lappend of an array element), kept beside their text: their elements and those quoted,
+    by the text's identity. The next change of the same variable then neither reads the text
+    again (a long list's split is not cached: `_CACHE_MAX_LEN`) nor quotes every element again:
+    Tcl keeps a list's internal form beside its string the same way. The text a variable holds
+    is the very string the last change made, so its identity finds it; an entry keeps its text
+    alive, so an identity is never taken for another string's.
+
+        items, parts, canonical = EDITED.take(text)   # the entry's lists, now the caller's
+        EDITED.keep(new_text, items, parts)           # " ".join(parts) == new_text
+
+    `take` hands the entry out and forgets it (its lists are changed by the caller); a text
+    without one is split and quoted afresh (`canonical`: the text is " ".join(parts) already;
+    else it is in another form, which the caller writes canonical). At most `keep_entries`
+    entries and `keep_chars` characters of text are kept, the oldest dropped first; texts
+    shorter than MIN_CHARS are never kept (reading them again costs little and is cached)."""
+
+    MIN_CHARS = 1024
+
+    def __init__(self, keep_entries: int = 64, keep_chars: int = 16 << 20) -> None:
+        self.keep_entries = keep_entries
+        self.keep_chars = keep_chars
+        self._entries: dict[int, tuple[str, list[str], list[str]]] = {}
+        self._chars = 0
+
+    def take(self, text: str) -> tuple[list[str], list[str], bool]:
+        entry = self._entries.pop(id(text), None)
+        if entry is not None:
+            self._chars -= len(entry[0])
+            return entry[1], entry[2], True
+        items = list(split_tuple(text))
+        parts = quoted_parts(items)
+        return items, parts, False
+
+    def keep(self, text: str, items: list[str], parts: list[str]) -> None:
+        size = len(text)
+        if size < self.MIN_CHARS or size > self.keep_chars:
+            return
+        entries = self._entries
+        while entries and (len(entries) >= self.keep_entries or self._chars + size > self.keep_chars):
+            self._chars -= len(entries.pop(next(iter(entries)))[0])
+        entries[id(text)] = (text, items, parts)
+        self._chars += size
+
+    def clear(self) -> None:
+        self._entries.clear()
+        self._chars = 0
+
+
+EDITED = EditedLists()

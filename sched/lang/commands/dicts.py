@@ -30,12 +30,19 @@ _PARSED: dict[str, dict[str, str]] = {}
 of `dict incr` on one variable never parses what it just wrote). Never handed out: dict_of
 gives a copy."""
 _PARSED_KEEP = 512
+_PARSED_CHARS = 16 << 20
+"""At most this many characters of dictionary text are kept in _PARSED (a loop of `dict set` on
+one large dictionary writes a new text each time: 512 of them could hold gigabytes)."""
+_KEPT_CHARS = [0]
 
 
 def _remember(text: str, table: dict[str, str]) -> None:
-    if len(_PARSED) >= _PARSED_KEEP:
+    if len(_PARSED) >= _PARSED_KEEP or _KEPT_CHARS[0] + len(text) > _PARSED_CHARS:
         _PARSED.clear()  # (dropping the oldest one by one makes iterating the dict slow)
-    _PARSED[text] = table
+        _KEPT_CHARS[0] = 0
+    if len(text) <= _PARSED_CHARS:
+        _PARSED[text] = table
+        _KEPT_CHARS[0] += len(text)
 
 
 def dict_of(text: str) -> dict[str, str]:

@@ -8,7 +8,11 @@ psched.lang.args.index_of.
 
 `lappend` reads the variable's current value as a list once and writes it back in canonical
 form, as Tcl does; then it grows the text at its end in place (psched.lang.interp.Growing), so
-a loop of appends to one variable is linear and never re-reads the list.
+a loop of appends to one variable is linear and never re-reads the list. An array element
+holds a string (an array hands its values out as they are): `lappend` to a long one, and `lset`
+of one element of a long list, keep the list's elements beside its text
+(psched.lang.tcllist.EDITED), so each call copies the text once and neither reads nor quotes
+the whole list again.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ from typing import Any, Callable
 from ..lazyre import lazy_compile
 from ..errors import Break, Continue, ScriptError
 from ..registry import BUILTINS
-from ..tcllist import join_list, quote_element, split_list, split_tuple
+from ..tcllist import EDITED, join_list, quote_element, split_list, split_tuple
 from ..args import MAX_STRING, get_float, get_int, index_of, parse_options
 from ..patterns import glob_regex
 from ..tclregex import regex_search, tcl_regex
@@ -92,6 +96,8 @@ def cmd_lappend(interp: Any, argv: list[str]) -> str:
     grow = interp.growing(name)
     if grow is None:  # an array element: read, extend, set whole
         current = interp.get_var(name) if interp.var_exists(name) else ""
+        if len(current) >= EDITED.MIN_CHARS:
+            return interp.set_var(name, _lappend_long(current, argv[2:]))
         current = join_list(split_tuple(current)) if current else ""
         tail = _list_tail(current, argv[2:])
         _check_length(current, tail)
@@ -104,6 +110,25 @@ def cmd_lappend(interp: Any, argv: list[str]) -> str:
     tail = _list_tail(grow.text, argv[2:])
     _check_length(grow.text, tail)
     return grow.add(tail)
+
+
+def _lappend_long(current: str, values: list[str]) -> str:
+    """`current` with `values` at its end, canonical: a long list kept in EDITED (its elements
+    neither read nor quoted again), the text copied once."""
+    items, parts, canonical = EDITED.take(current)
+    added = [quote_element(v, quote_hash=not parts and k == 0) for k, v in enumerate(values)]
+    if canonical and parts:
+        new = current + " " + " ".join(added) if added else current
+    else:
+        new = " ".join(parts + added)
+    if len(new) > MAX_STRING:
+        if canonical:
+            EDITED.keep(current, items, parts)
+        raise ScriptError(f"lappend: list would be longer than {MAX_STRING} characters")
+    items += values
+    parts += added
+    EDITED.keep(new, items, parts)
+    return new
 
 
 def _check_length(current: str, tail: str) -> None:
@@ -174,7 +199,35 @@ def cmd_lset(interp: Any, argv: list[str]) -> str:
     if not indexes:
         return interp.set_var(name, value)
     current = interp.get_var(name)
+    if len(indexes) == 1 and len(current) >= EDITED.MIN_CHARS:
+        return interp.set_var(name, _lset_long(current, indexes[0], value))
     return interp.set_var(name, _lset(current, indexes, value))
+
+
+def _lset_long(current: str, index: str, value: str) -> str:
+    """`lset` of one element of a long list: kept in EDITED, so the list is neither read nor
+    quoted again, only its text joined anew."""
+    items, parts, canonical = EDITED.take(current)
+    try:
+        k = index_of(index, len(items))
+    except ScriptError:
+        if canonical:
+            EDITED.keep(current, items, parts)
+        raise
+    if not 0 <= k <= len(items):
+        if canonical:
+            EDITED.keep(current, items, parts)
+        raise ScriptError("list index out of range")
+    part = quote_element(value, quote_hash=k == 0)
+    if k == len(items):
+        items.append(value)
+        parts.append(part)
+    else:
+        items[k] = value
+        parts[k] = part
+    new = " ".join(parts)
+    EDITED.keep(new, items, parts)
+    return new
 
 
 def _lset(current: str, indexes: list[str], value: str) -> str:
