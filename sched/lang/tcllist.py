@@ -28,7 +28,7 @@ from .errors import ListError
 
 __all__ = [
     "split_list", "split_tuple", "join_list", "quote_element", "quoted_parts", "backslash_subst",
-    "backslash_at", "EditedLists", "EDITED",
+    "backslash_at", "EditedLists", "EDITED", "KeptForms",
 ]
 
 # Tcl's list white space is ASCII only (str.split() would also split on \x1c and \xa0).
@@ -250,6 +250,8 @@ def quote_element(s: str, *, quote_hash: bool = True) -> str:
         return "{" + s + "}" if quote_hash and s[0] == "#" else s
     if _BRACE_TROUBLE_RE.search(s) is None:
         return "{" + s + "}"
+    if len(s) > 256 and "\\" not in s and _braces_balanced(s):
+        return _quote_balanced(s, quote_hash)
     hash_first = quote_hash and s[0] == "#"
     forbid_none = s[0] in '{"'
     require_escape = False
@@ -299,6 +301,47 @@ def quote_element(s: str, *, quote_hash: bool = True) -> str:
     return s
 
 
+_INNER_BRACES_RE = lazy_compile(r"\{[^{}]*\}")
+_BRACE_PASSES = 32
+
+
+def _braces_balanced(s: str) -> bool:
+    """Whether the braces of `s` (which has no backslash) pair up, no `}` before its `{`: what
+    quote_element's loop finds one character at a time, found here with C-speed passes that
+    take out the innermost pairs (False also when they nest deeper than _BRACE_PASSES: the
+    loop decides then)."""
+    if "{" not in s and "}" not in s:
+        return True
+    for _ in range(_BRACE_PASSES):
+        s, pairs = _INNER_BRACES_RE.subn("", s)
+        if "{" not in s and "}" not in s:
+            return True
+        if not pairs:
+            return False
+    return False
+
+
+_QUOTE_NEEDS_BRACES_RE = lazy_compile(r'[\[$; \f\n\r\t\v]')
+_QUOTE_PREFERS_ESCAPE_RE = lazy_compile(r'[\]"]')
+
+
+def _quote_balanced(s: str, quote_hash: bool) -> str:
+    """quote_element's answer for a string without backslashes whose braces pair up (the
+    choices of its loop, each made with a C-speed search: a long value, a list itself, is
+    quoted in time that hardly depends on its length in Python)."""
+    hash_first = quote_hash and s[0] == "#"
+    prefer_brace = hash_first or s[0] in '{"' or _QUOTE_NEEDS_BRACES_RE.search(s) is not None
+    prefer_escape = _QUOTE_PREFERS_ESCAPE_RE.search(s) is not None
+    forbid_none = prefer_brace or prefer_escape
+    if forbid_none:
+        if prefer_escape and not prefer_brace:
+            return _ESCAPE_NO_BRACES_RE.sub(_escape_char, s)
+        return "{" + s + "}"
+    if hash_first:
+        return "{" + s + "}"
+    return s
+
+
 _SPECIAL_BUT_SPACE_RE = lazy_compile(r'[\t\n\r\f\v\[\]${}";\\]')
 
 
@@ -326,54 +369,88 @@ def quoted_parts(items: Sequence[str]) -> list[str]:
     return parts
 
 
-class EditedLists:
-    """Long lists that a command changes in place of the variable that holds them (lset, and
-    lappend of an array element), kept beside their text: their elements and those quoted,
-    by the text's identity. The next change of the same variable then neither reads the text
-    again (a long list's split is not cached: `_CACHE_MAX_LEN`) nor quotes every element again:
-    Tcl keeps a list's internal form beside its string the same way. The text a variable holds
-    is the very string the last change made, so its identity finds it; an entry keeps its text
-    alive, so an identity is never taken for another string's.
+class KeptForms:
+    """Forms of long texts kept beside them by the text's identity: a list's elements, a
+    dictionary's table, which a command that changes the variable holding the text changes
+    in place of reading the text again (Tcl keeps a value's internal form beside its string the
+    same way). The text a variable holds is the very string the last change made, so its
+    identity finds it; an entry keeps its text alive, so an identity is never taken for another
+    string's. `take` hands an entry's form out and forgets it (the caller changes it and `keep`s
+    it with the text it made). At most `keep_entries` entries and `keep_chars` characters of
+    text are kept, the oldest dropped first; texts shorter than `min_chars` are never kept
+    (reading them again costs little, and is cached)."""
 
-        items, parts, canonical = EDITED.take(text)   # the entry's lists, now the caller's
-        EDITED.keep(new_text, items, parts)           # " ".join(parts) == new_text
-
-    `take` hands the entry out and forgets it (its lists are changed by the caller); a text
-    without one is split and quoted afresh (`canonical`: the text is " ".join(parts) already;
-    else it is in another form, which the caller writes canonical). At most `keep_entries`
-    entries and `keep_chars` characters of text are kept, the oldest dropped first; texts
-    shorter than MIN_CHARS are never kept (reading them again costs little and is cached)."""
-
-    MIN_CHARS = 1024
-
-    def __init__(self, keep_entries: int = 64, keep_chars: int = 16 << 20) -> None:
+    def __init__(self, keep_entries: int = 64, keep_chars: int = 16 << 20, min_chars: int = 1024) -> None:
         self.keep_entries = keep_entries
         self.keep_chars = keep_chars
-        self._entries: dict[int, tuple[str, list[str], list[str]]] = {}
+        self.min_chars = min_chars
+        self._entries: dict[int, tuple[str, tuple]] = {}
         self._chars = 0
 
-    def take(self, text: str) -> tuple[list[str], list[str], bool]:
+    def take(self, text: str) -> tuple | None:
         entry = self._entries.pop(id(text), None)
-        if entry is not None:
-            self._chars -= len(entry[0])
-            return entry[1], entry[2], True
-        items = list(split_tuple(text))
-        parts = quoted_parts(items)
-        return items, parts, False
+        if entry is None:
+            return None
+        self._chars -= len(entry[0])
+        return entry[1]
 
-    def keep(self, text: str, items: list[str], parts: list[str]) -> None:
+    def keep(self, text: str, form: tuple) -> None:
         size = len(text)
-        if size < self.MIN_CHARS or size > self.keep_chars:
+        if size < self.min_chars or size > self.keep_chars:
             return
         entries = self._entries
         while entries and (len(entries) >= self.keep_entries or self._chars + size > self.keep_chars):
             self._chars -= len(entries.pop(next(iter(entries)))[0])
-        entries[id(text)] = (text, items, parts)
+        entries[id(text)] = (text, form)
         self._chars += size
 
     def clear(self) -> None:
         self._entries.clear()
         self._chars = 0
+
+
+class EditedLists:
+    """Long lists that a command changes in place of the variable that holds them (lset, and
+    lappend of an array element or of a dictionary's value), their elements and those quoted
+    kept beside their text (KeptForms): the next change of the same variable then neither
+    reads the text again (a long list's split is not cached: `_CACHE_MAX_LEN`) nor quotes every
+    element again.
+
+        items, parts, canonical = EDITED.take(text)   # the kept lists, now the caller's
+        EDITED.keep(new_text, items, parts)           # " ".join(parts) == new_text
+        new_text = EDITED.appended(text, values)      # lappend's result, kept
+
+    A text without an entry is split and quoted afresh (`canonical`: the text is
+    " ".join(parts) already; else it is in another form, which the caller writes canonical)."""
+
+    MIN_CHARS = 1024
+
+    def __init__(self) -> None:
+        self.kept = KeptForms(min_chars=self.MIN_CHARS)
+
+    def take(self, text: str) -> tuple[list[str], list[str], bool]:
+        form = self.kept.take(text)
+        if form is not None:
+            return form[0], form[1], True
+        items = list(split_tuple(text))
+        return items, quoted_parts(items), False
+
+    def keep(self, text: str, items: list[str], parts: list[str]) -> None:
+        self.kept.keep(text, (items, parts))
+
+    def appended(self, text: str, values: Sequence[str]) -> str:
+        """List `text` with `values` at its end, canonical (what lappend writes), kept for the
+        next change: the text is copied once, its elements neither read nor quoted again."""
+        items, parts, canonical = self.take(text)
+        added = [quote_element(v, quote_hash=not parts and k == 0) for k, v in enumerate(values)]
+        if canonical and parts:
+            new = text + " " + " ".join(added) if added else text
+        else:
+            new = " ".join(parts + added)
+        items += values
+        parts += added
+        self.keep(new, items, parts)
+        return new
 
 
 EDITED = EditedLists()

@@ -115,19 +115,9 @@ def cmd_lappend(interp: Any, argv: list[str]) -> str:
 def _lappend_long(current: str, values: list[str]) -> str:
     """`current` with `values` at its end, canonical: a long list kept in EDITED (its elements
     neither read nor quoted again), the text copied once."""
-    items, parts, canonical = EDITED.take(current)
-    added = [quote_element(v, quote_hash=not parts and k == 0) for k, v in enumerate(values)]
-    if canonical and parts:
-        new = current + " " + " ".join(added) if added else current
-    else:
-        new = " ".join(parts + added)
+    new = EDITED.appended(current, values)
     if len(new) > MAX_STRING:
-        if canonical:
-            EDITED.keep(current, items, parts)
         raise ScriptError(f"lappend: list would be longer than {MAX_STRING} characters")
-    items += values
-    parts += added
-    EDITED.keep(new, items, parts)
     return new
 
 

@@ -125,3 +125,26 @@ puts [lrange $long 0 2]
 set big(raw) "  [string repeat {a  b } 200]  "
 lappend big(raw) end
 puts "[llength $big(raw)] [string length $big(raw)] [string range $big(raw) 0 9]"
+# long dictionaries changed one key at a time: set, append, lappend, incr; copies keep their value
+dict set dd {#k} first
+for {set i 0} {$i < 200} {incr i} { dict set dd k$i "v $i" }
+set dcopy $dd
+dict set dd k5 {}
+dict set dd k7 {a {b} c}
+dict append dd k8 "+more"
+dict lappend dd k9 x {y z}
+dict incr dd n
+dict incr dd n 41
+dict set dd {#k} again
+dict set dd new\{ value
+puts "[dict size $dcopy] [dict size $dd] [dict get $dd k7] [dict get $dd n] [dict get $dcopy k5]"
+puts "[string range $dd 0 50] ... [string range $dd end-50 end]"
+puts [catch {dict incr dd k1} msg6]
+puts $msg6
+puts "[dict get $dd k1] [dict get $dd k9]"
+for {set i 0} {$i < 300} {incr i} { dict lappend dl k "item $i" }
+dict lappend dl k {} {#}
+puts "[llength [dict get $dl k]] [string range $dl end-30 end]"
+unset dd
+dict set dd x 1
+puts $dd
