@@ -46,6 +46,7 @@ import ptyprocess
 from pclient import protocol as agent_protocol
 from pclient.turnlines import TurnLines
 
+from .readsize import read_at_most
 from .spareagent import DIMENSIONS, child_setup
 from .sshfail import PROMPTS, ConnectOutcome, classify, explain
 
@@ -552,6 +553,7 @@ class AgentLink:
         reader = _LineReader(self)
         pattern_waiter, transport = self._child.async_pw_transport
         transport.set_protocol(reader)
+        read_at_most(transport)
         self._read_transport = transport
         write_file = os.fdopen(os.dup(self._child.child_fd), "wb", buffering=0)
         self._write_transport, _ = await loop.connect_write_pipe(

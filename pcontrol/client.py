@@ -40,6 +40,7 @@ from . import secret as shared_secret
 from .errors import (ClientError, CommandFailed, ControllerDisconnected, ControllerNotRunning,
                      ControllerTimeout, ErrorCode, SecretUnavailable, WireError)
 from .paths import Paths
+from .readsize import read_at_most
 from .wire import (BATCH_VERSION, MAX_LINE, Event, Interest, Reply, Request, decode_server_message, encode,
                    reply_from_object)
 
@@ -127,6 +128,7 @@ class ControllerClient(Calls):
         self.socket_path = socket_path
         self._reader = reader
         self._writer = writer
+        read_at_most(writer.transport)
         self._on_event = on_event
         self._ids = itertools.count(1)
         self._pending: dict[int, asyncio.Future[Reply]] = {}

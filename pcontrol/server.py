@@ -44,6 +44,7 @@ from . import auth
 from .address import is_loopback, parse_host_port
 from .auth import peer_uid
 from .controller import Controller
+from .readsize import read_at_most
 from .errors import ErrorCode, WireError
 from .answer import answer, answer_batch
 from .wire import MAX_LINE, Event, Interest, Reply, Request, decode_request, encode
@@ -249,6 +250,7 @@ class Connection:
         self.transport = transport
         self._reader = reader
         self._writer = writer
+        read_at_most(writer.transport)
         self._lines = _LineReader(reader, server)
         self.task: asyncio.Task | None = None
         self.owner: str | None = None
