@@ -101,6 +101,12 @@ class Calls:
             after = int(batch[-1]["id"])
 
 
+def _expire(future: asyncio.Future[Reply]) -> None:
+    """A request's time is up: its reply's future fails with TimeoutError, as wait_for did."""
+    if not future.done():
+        future.set_exception(asyncio.TimeoutError())
+
+
 def batch_request(request_id: int, commands: Sequence[Sequence[str]]) -> Request:
     """Many `job` commands in one request (wire version 2)."""
     return Request(request_id, (), BATCH_VERSION, tuple(tuple(str(a) for a in argv) for argv in commands))
@@ -229,20 +235,28 @@ class ControllerClient(Calls):
         """Send `request` and wait for the reply with its id (request()'s errors)."""
         if self.closed:
             raise ControllerDisconnected(self._close_reason or "connection closed")
-        future: asyncio.Future[Reply] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Reply] = loop.create_future()
         self._pending[request.id] = future
+        expiry: asyncio.TimerHandle | None = None
         try:
             if self.fence is not None:   # a pool's leader: every request carries its token
                 request = dataclasses.replace(request, fence=self.fence)
             self._writer.write(encode(request))
             await self._writer.drain()
-            return await asyncio.wait_for(future, timeout)
+            # The reply's future itself fails when the time is up: asyncio.wait_for would wrap
+            # it in a waiter of its own, which the reply wakes a loop turn later (issue 13).
+            if timeout is not None:
+                expiry = loop.call_later(timeout, _expire, future)
+            return await future
         except asyncio.TimeoutError as exc:
             what = f"a batch of {len(request.batch)}" if request.batch else repr(" ".join(request.argv))
             raise ControllerTimeout(f"pcontrol did not answer {what} within {timeout:g} s") from exc
         except (ConnectionError, BrokenPipeError) as exc:
             raise ControllerDisconnected(f"connection to pcontrol lost: {exc}") from exc
         finally:
+            if expiry is not None:
+                expiry.cancel()
             self._pending.pop(request.id, None)
 
     async def subscribe(self, owner: str | None = None, only: Iterable[Interest] | None = None,
