@@ -147,14 +147,19 @@ class Outbox:
         for host, words in acks.items():
             self._send_agent(host, agent_protocol.Ack(jobs=tuple(words)))
         events = self._events
+        released = []
         while budget > 0 and events and events[0][0] <= durable:
-            _, kind, data, owner, brief = events.popleft()
-            self._send_event(kind, data, owner, brief)
+            released.append(events.popleft())
             budget -= 1
+        # The waiters first, then the events: a waiter's task (the `job` it answers) then runs
+        # before the loop turn that writes a subscriber's events, and its reply takes them
+        # along, before it, in one write (server.Connection._send).
         if self._waiters:
             self._settle_waiters(min([durable] + [queue[0][0] - 1 for queue in
                                                   (self._agents, self._acks, self._events)
                                                   if queue]), durable)
+        for _, kind, data, owner, brief in released:
+            self._send_event(kind, data, owner, brief)
         return any(queue and queue[0][0] <= durable
                    for queue in (self._agents, self._acks, self._events))
 

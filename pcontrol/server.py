@@ -446,8 +446,12 @@ class Connection:
         return await answer_batch(self, request)
 
     async def _send(self, reply: Reply) -> None:
-        self._turn.flush()                   # the events before it go first
-        self._writer.write(encode(reply))
+        line = encode(reply)
+        if self._turn.held_bytes():          # the events before it go first, in the same write
+            self._turn.add(line)
+            self._turn.flush()
+        else:
+            self._writer.write(line)
         if self._writer.transport.get_write_buffer_size() == 0:
             await self._writer.drain()       # all sent: returns at once
             return
