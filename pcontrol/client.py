@@ -34,6 +34,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pclient.turnlines import TurnLines
+
 from . import auth
 from .address import format_address, parse_host_port
 from . import secret as shared_secret
@@ -135,6 +137,9 @@ class ControllerClient(Calls):
         self._reader = reader
         self._writer = writer
         read_at_most(writer.transport)
+        self._turn = TurnLines(self._write_out)
+        """Requests made in one loop turn, written together at its end (a scheduler's
+        submission and harvest after a job's end: one write, and one wake-up of pcontrol)."""
         self._on_event = on_event
         self._ids = itertools.count(1)
         self._pending: dict[int, asyncio.Future[Reply]] = {}
@@ -242,8 +247,8 @@ class ControllerClient(Calls):
         try:
             if self.fence is not None:   # a pool's leader: every request carries its token
                 request = dataclasses.replace(request, fence=self.fence)
-            self._writer.write(encode(request))
-            await self._writer.drain()
+            self._turn.add(encode(request))
+            await self._writer.drain()      # for the lines written before this turn's
             # The reply's future itself fails when the time is up: asyncio.wait_for would wrap
             # it in a waiter of its own, which the reply wakes a loop turn later (issue 13).
             if timeout is not None:
@@ -306,6 +311,7 @@ class ControllerClient(Calls):
 
     async def close(self) -> None:
         """Close the connection; pending requests fail with ControllerDisconnected."""
+        self._turn.flush()
         if not self._writer.is_closing():
             self._writer.close()
         try:
@@ -332,6 +338,10 @@ class ControllerClient(Calls):
         await self.close()
 
     # -- internals --------------------------------------------------------------------------
+
+    def _write_out(self, data: bytes) -> None:
+        if not self._writer.is_closing():
+            self._writer.write(data)
 
     async def _read_loop(self) -> None:
         reason = "pcontrol closed the connection"
