@@ -292,6 +292,11 @@ def quote_element(s: str, *, quote_hash: bool = True) -> str:
     if require_escape:
         body = _ESCAPE_ALL_RE.sub(_escape_char, s)
         return "\\" + body if hash_first else body
+    return _quoted_as(s, hash_first, forbid_none, prefer_brace, prefer_escape)
+
+
+def _quoted_as(s: str, hash_first: bool, forbid_none: bool, prefer_brace: bool, prefer_escape: bool) -> str:
+    """The form quote_element chose, once it knows that braces can hold `s`."""
     if forbid_none:
         if prefer_escape and not prefer_brace:
             return _ESCAPE_NO_BRACES_RE.sub(_escape_char, s)
@@ -332,14 +337,7 @@ def _quote_balanced(s: str, quote_hash: bool) -> str:
     hash_first = quote_hash and s[0] == "#"
     prefer_brace = hash_first or s[0] in '{"' or _QUOTE_NEEDS_BRACES_RE.search(s) is not None
     prefer_escape = _QUOTE_PREFERS_ESCAPE_RE.search(s) is not None
-    forbid_none = prefer_brace or prefer_escape
-    if forbid_none:
-        if prefer_escape and not prefer_brace:
-            return _ESCAPE_NO_BRACES_RE.sub(_escape_char, s)
-        return "{" + s + "}"
-    if hash_first:
-        return "{" + s + "}"
-    return s
+    return _quoted_as(s, hash_first, prefer_brace or prefer_escape, prefer_brace, prefer_escape)
 
 
 _SPECIAL_BUT_SPACE_RE = lazy_compile(r'[\t\n\r\f\v\[\]${}";\\]')
