@@ -251,7 +251,10 @@ class Agent:
         self._unacked: dict[str, tuple[bytes, Union[SurvivorLink, None]]] = {}
         """Ended lines the controller has not acknowledged, and the survivor each came from."""
         self._links: dict[SurvivorLink, asyncio.Task[None]] = {}
-        self._reporters: set[asyncio.Task[None]] = set()
+        self._announced: set[str] = set()
+        """Running jobs whose Started has been sent."""
+        self._all_ended: Union[asyncio.Future[None], None] = None
+        """Set once no job of ours runs any more, when _shutdown waits for that."""
         self._takeover: Union[asyncio.Task[None], None] = None
         self._search: Union[asyncio.Task[None], None] = None
         """A later look for survivors, for jobs the controller holds (one at a time)."""
@@ -454,11 +457,10 @@ class Agent:
         spec = JobSpec(job_id=msg.job, argv=msg.argv, cwd=msg.cwd, env=env, timeout=msg.timeout,
                        output_limit=msg.output_limit, kill_grace=self.kill_grace,
                        stdout_file=files[0], stderr_file=files[1], mailbox=msg.mailbox, inbox=msg.inbox)
-        job = begin_job(spec, threaded=True)  # (made in jobproc's spawner thread: the next line is read meanwhile)
+        # (made in jobproc's spawner thread: the next line is read meanwhile)
+        job = begin_job(spec, on_started=self._job_started, threaded=True)
         self._running[msg.job] = job
-        reporter = asyncio.ensure_future(self._report(job))
-        self._reporters.add(reporter)
-        reporter.add_done_callback(self._reporters.discard)
+        job.when_done(lambda result: self._job_ended(job, result))
 
     def _agent_mark(self) -> str:
         assert self._token is not None and self._name is not None
@@ -467,14 +469,28 @@ class Agent:
             self._mark = (key, f"{survivor_key(self._token, self._name)}:{key[2]}")
         return self._mark[1]
 
-    async def _report(self, job: RunningJob) -> None:
-        """The job's Started, then its Ended (a job that could not be started: Started without
-        a pid, then Ended saying why)."""
-        await job.started()
+    # A job is reported by callbacks on the loop, not by a task of its own that awaits its start
+    # and its end: that took a task, two shielded futures and four more turns of the loop a job
+    # (issue 13). Both lines go out through _send_now, in the order made.
+
+    def _job_started(self, job: RunningJob) -> None:
+        """On the loop, once the job's process exists: its Started."""
+        self._announced.add(job.job_id)
+        self._send_started(job)
+
+    def _send_started(self, job: RunningJob) -> None:
         log.info("job %s: started pid %s: %s", job.job_id, job.pid, " ".join(job.spec.argv))
-        await self._send(encode(Started(job=job.job_id, pid=job.pid, clock=job.started_at)))
-        result = await job.wait()
-        del self._running[job.job_id]  # the slot is free before the controller hears of it
+        self._send_now(encode(Started(job=job.job_id, pid=job.pid, clock=job.started_at)))
+
+    def _job_ended(self, job: RunningJob, result: JobResult) -> None:
+        """On the loop, once the job has ended: its Ended (after a Started without a pid for a job
+        that could not be started)."""
+        if self._running.pop(job.job_id, None) is None:  # the slot is free before the controller hears of it
+            return  # (given up on at shutdown: no longer reported)
+        if job.job_id in self._announced:
+            self._announced.discard(job.job_id)
+        else:
+            self._send_started(job)
         log.info("job %s: %s status=%s signal=%s after %.3f s", job.job_id, result.outcome.value,
                  result.status, result.signal, result.elapsed)
         for error in result.output_errors:
@@ -483,7 +499,9 @@ class Agent:
         line = ended_message(result, spooled=spooled)
         if self._keep_results:
             self._unacked[job.job_id] = (line, None)
-        await self._send(line)
+        self._send_now(line)
+        if not self._running and self._all_ended is not None and not self._all_ended.done():
+            self._all_ended.set_result(None)
 
     async def _on_kill(self, msg: Kill) -> None:
         if self._sync.kill(msg.job):
@@ -893,15 +911,28 @@ class Agent:
         try:
             await channel.write(line)
         except ConnectionError as exc:
-            if channel is not self._channel or channel is self._broken:
-                return
-            self._broken = channel
-            if self._may_lease():
-                log.warning("output lost (%s)", exc)
-            else:
-                log.error("output lost (%s); killing all jobs and stopping", exc)
-                self._output_lost = True
-            self._end_channel(ChannelEnd.LOST)
+            self._output_failed(channel, exc)
+
+    def _send_now(self, line: bytes) -> None:
+        """`_send` from a callback: the line is queued at once, without waiting for the reader."""
+        channel = self._channel
+        if channel is self._broken:
+            return
+        try:
+            channel.write_nowait(line)
+        except ConnectionError as exc:
+            self._output_failed(channel, exc)
+
+    def _output_failed(self, channel: Channel, exc: ConnectionError) -> None:
+        if channel is not self._channel or channel is self._broken:
+            return
+        self._broken = channel
+        if self._may_lease():
+            log.warning("output lost (%s)", exc)
+        else:
+            log.error("output lost (%s); killing all jobs and stopping", exc)
+            self._output_lost = True
+        self._end_channel(ChannelEnd.LOST)
 
     async def _shutdown(self) -> None:
         for task in (self._takeover, self._search, self._watchdog):
@@ -914,12 +945,18 @@ class Agent:
         sync_jobs = asyncio.ensure_future(self._sync.close())
         for link in list(self._links):
             link.send(Bye())
-        waiting = set(self._reporters) | set(self._links.values()) | {sync_jobs}
-        if waiting:
-            _, late = await asyncio.wait(waiting, timeout=self.kill_grace + SHUTDOWN_MARGIN)
-            for task in late:
+        waiting: set[asyncio.Future[None]] = set(self._links.values()) | {sync_jobs}
+        if self._running:
+            self._all_ended = asyncio.get_running_loop().create_future()
+            waiting.add(self._all_ended)
+        _, late = await asyncio.wait(waiting, timeout=self.kill_grace + SHUTDOWN_MARGIN)
+        for task in late:
+            if task is not self._all_ended:
                 log.error("a job was not reported ended in time; giving up on it")
-                task.cancel()
+            task.cancel()
+        for _ in self._running:
+            log.error("a job was not reported ended in time; giving up on it")
+        self._running.clear()
         if self.lease_expired and self._unacked:
             log.error("outcomes lost with the lease: jobs %s", ", ".join(sorted(self._unacked)))
 

@@ -163,10 +163,13 @@ class SocketChannel:
             return b""
 
     async def write(self, data: bytes) -> None:
+        self.write_nowait(data)
+        await self._writer.drain()
+
+    def write_nowait(self, data: bytes) -> None:
         if self._writer.is_closing():
             raise ConnectionError("the successor's socket is closed")
         self._writer.write(data)
-        await self._writer.drain()
 
     async def close(self) -> None:
         if not self._writer.is_closing():

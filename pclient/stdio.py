@@ -51,6 +51,11 @@ class Channel(Protocol):
         """Write all of `data`; raises ConnectionError once the reader is gone."""
         ...
 
+    def write_nowait(self, data: bytes) -> None:
+        """`write` without waiting for the reader to take it (the bytes are queued, in order
+        with those of `write`); raises ConnectionError once the reader is known to be gone."""
+        ...
+
     async def close(self) -> None:
         ...
 
@@ -233,6 +238,11 @@ class StdioChannel:
         return await asyncio.get_running_loop().run_in_executor(None, os.read, self._in_fd, READ_CHUNK)
 
     async def write(self, data: bytes) -> None:
+        self.write_nowait(data)
+        if self._write_protocol is not None:
+            await self._write_protocol.drain()  # (a big write went at once: the pipe's flow control holds us here)
+
+    def write_nowait(self, data: bytes) -> None:
         if self._writer is None:
             view = memoryview(data)
             while view:
@@ -241,11 +251,9 @@ class StdioChannel:
                 except OSError as exc:
                     raise ConnectionError(f"output closed: {exc}") from exc
             return
-        assert self._write_protocol is not None
         if self._writer.is_closing():
             raise ConnectionError("output closed")
-        self._turn.add(data)  # a big write goes at once: the pipe's flow control then holds the writer
-        await self._write_protocol.drain()
+        self._turn.add(data)
 
     def _write_out(self, data: bytes) -> None:
         if self._writer is not None and not self._writer.is_closing():

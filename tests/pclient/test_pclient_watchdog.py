@@ -58,6 +58,9 @@ class MemoryChannel:
         return await self._incoming.get()
 
     async def write(self, data: bytes) -> None:
+        self.write_nowait(data)
+
+    def write_nowait(self, data: bytes) -> None:
         if self.gone.is_set():
             raise ConnectionError("aborted")
         for line in data.splitlines():
