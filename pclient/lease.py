@@ -57,6 +57,7 @@ from .protocol import (
     decode,
     encode,
 )
+from .readsize import READ_BYTES, read_at_most
 
 __all__ = [
     "HANDSHAKE_TIMEOUT",
@@ -77,7 +78,6 @@ log = logging.getLogger(__name__)
 
 HANDSHAKE_TIMEOUT = 5.0
 """Seconds either side waits for the other's handshake line."""
-READ_CHUNK = 256 * 1024
 RUNTIME_ENV = "PCLIENT_RUNTIME_DIR"
 
 
@@ -155,10 +155,11 @@ class SocketChannel:
     def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self._reader = reader
         self._writer = writer
+        read_at_most(writer.transport)
 
     async def read_chunk(self) -> bytes:
         try:
-            return await self._reader.read(READ_CHUNK)
+            return await self._reader.read(READ_BYTES)
         except ConnectionError:
             return b""
 

@@ -23,17 +23,16 @@ import stat
 from dataclasses import dataclass, field
 from typing import Any, Protocol, Union
 
+from .readsize import READ_BYTES, read_at_most
 from .turnlines import TurnLines
 
 __all__ = ["Channel", "ClaimedStdio", "StdioChannel", "claim_stdio"]
 
 log = logging.getLogger(__name__)
 
-READ_CHUNK = 64 * 1024
-"""Bytes asked for by one read of the input: a pipe's whole default capacity, and below
-malloc's mmap threshold (128 KiB), so that the buffer of each read comes from the heap: a
-256 KiB read cost an mmap, an mremap and an munmap (TLB shootdowns across our threads), each
-time (issue 13)."""
+READ_CHUNK = READ_BYTES
+"""Bytes asked for by one read of the input (pclient.readsize: a pipe's whole default
+capacity, below malloc's mmap threshold)."""
 CORK_BYTES = 64 * 1024
 """A write this long is not held to the end of the turn (see StdioChannel._turn)."""
 CORK_LINES = 64
@@ -220,7 +219,7 @@ class StdioChannel:
                 self._nonblocking.append(self._in_fd)
             self._read_transport, _ = await loop.connect_read_pipe(
                 lambda: asyncio.StreamReaderProtocol(reader, loop=loop), in_pipe)
-            self._read_transport.max_size = READ_CHUNK  # type: ignore[attr-defined]  # (asyncio's: 256 KiB)
+            read_at_most(self._read_transport)
             self._reader = reader
         else:
             log.debug("stdin cannot be polled (a regular file?); reading it in a thread")

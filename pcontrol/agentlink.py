@@ -46,7 +46,7 @@ import ptyprocess
 from pclient import protocol as agent_protocol
 from pclient.turnlines import TurnLines
 
-from .readsize import read_at_most
+from pclient.readsize import read_at_most
 from .spareagent import DIMENSIONS, child_setup
 from .sshfail import PROMPTS, ConnectOutcome, classify, explain
 

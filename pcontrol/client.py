@@ -42,7 +42,7 @@ from . import secret as shared_secret
 from .errors import (ClientError, CommandFailed, ControllerDisconnected, ControllerNotRunning,
                      ControllerTimeout, ErrorCode, SecretUnavailable, WireError)
 from .paths import Paths
-from .readsize import read_at_most
+from pclient.readsize import read_at_most
 from .wire import (BATCH_VERSION, MAX_LINE, Event, Interest, Reply, Request, decode_server_message, encode,
                    reply_from_object)
 

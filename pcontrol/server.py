@@ -44,7 +44,7 @@ from . import auth
 from .address import is_loopback, parse_host_port
 from .auth import peer_uid
 from .controller import Controller
-from .readsize import read_at_most
+from pclient.readsize import read_at_most
 from .errors import ErrorCode, WireError
 from .answer import answer, answer_batch
 from .wire import MAX_LINE, Event, Interest, Reply, Request, decode_request, encode

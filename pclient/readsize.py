@@ -1,11 +1,13 @@
-"""How many bytes pcontrol's streams read at a time: READ_BYTES, not asyncio's 256 KiB.
+"""How many bytes our streams read at a time: READ_BYTES, not asyncio's 256 KiB.
 
 asyncio's socket and pipe transports read `max_size` (256 KiB) bytes a call: each read
 allocates a 256 KiB bytes object, which glibc's malloc serves by mmap (it is above the
 128 KiB mmap threshold), shrinks to the bytes read by mremap and frees by munmap. A job
 through the controller is a few short reads on each side (its submit, its events, the
-agent's reports), so that was ~4 mmap, mremap and munmap a job in pcontrol and ~3 in the
-scheduler beside it (issue 13). A 64 KiB read is served from malloc's heap, and a burst of
+agent's reports), so that was ~4 mmap, mremap and munmap a job in pcontrol, ~3 in the
+scheduler beside it and ~2 in the agent, whose munmaps also cost TLB shootdowns across its
+threads (issue 13). Used by pcontrol (its clients, its agents' ptys, the ControllerClient
+sched uses) and by the agent (its stdin, a successor's socket). Standard library only. A 64 KiB read is served from malloc's heap, and a burst of
 large output is read in a few more calls, each of them still large.
 
 `max_size` is the read size of CPython's selector transports (a class attribute, read at
