@@ -378,7 +378,7 @@ class KeptForms:
     text are kept, the oldest dropped first; texts shorter than `min_chars` are never kept
     (reading them again costs little, and is cached)."""
 
-    def __init__(self, keep_entries: int = 64, keep_chars: int = 16 << 20, min_chars: int = 1024) -> None:
+    def __init__(self, keep_entries: int = 1024, keep_chars: int = 4 << 20, min_chars: int = 1024) -> None:
         self.keep_entries = keep_entries
         self.keep_chars = keep_chars
         self.min_chars = min_chars

@@ -32,7 +32,7 @@ _PARSED: dict[str, dict[str, str]] = {}
 of `dict incr` on one variable never parses what it just wrote). Never handed out: dict_of
 gives a copy."""
 _PARSED_KEEP = 512
-_PARSED_CHARS = 16 << 20
+_PARSED_CHARS = 4 << 20
 """At most this many characters of dictionary text are kept in _PARSED (a loop of `dict set` on
 one large dictionary writes a new text each time: 512 of them could hold gigabytes)."""
 _KEPT_CHARS = [0]
