@@ -109,8 +109,13 @@ _QUOTED_BODY_RE = lazy_compile(r'(?:[^"\\]+|\\.|\\\Z)*', re.S)
 # A bare element: up to white space; backslash-newline-blanks is one unit inside the element.
 _BARE_RE = lazy_compile(r"(?:[^ \t\n\r\f\v\\]+|\\\n[ \t]*|\\.|\\\Z)+", re.S)
 
-# Strings longer than this are split without going through the cache.
+# Strings longer than this are split without going through the cache; those longer than
+# _SMALL_LEN go through a cache of their own, of a few entries: each entry holds the text, its
+# tuple and a string per element (~30 KB for a list of 5 KB), and a macro that grows a list and
+# reads it at every job makes a new text each time, so 4,096 entries of up to 16 KB could hold
+# hundreds of megabytes for good. The two caches together hold ~30 MB at most.
 _CACHE_MAX_LEN = 16384
+_SMALL_LEN = 1024
 
 
 def skip_braced(text: str, pos: int) -> int:
@@ -198,6 +203,7 @@ def _split(text: str) -> tuple[str, ...]:
 
 
 _split_cached = lru_cache(maxsize=4096)(_split)
+_split_cached_long = lru_cache(maxsize=64)(_split)
 
 
 def split_tuple(text: str) -> tuple[str, ...]:
@@ -206,9 +212,13 @@ def split_tuple(text: str) -> tuple[str, ...]:
     Raises ListError (with `.offset` into `text`) for an unmatched brace or quote,
     or for garbage right after a closing brace or quote.
     """
-    if len(text) > _CACHE_MAX_LEN:
-        return _split(text)
-    return _split_cached(text)
+    size = len(text)
+    if size <= _SMALL_LEN:
+        return _split_cached(text)
+    if size <= _CACHE_MAX_LEN:
+        return _split_cached_long(text)
+    kept = EDITED.kept.peek(text)  # (not cached: unless a change kept its elements, EditedLists)
+    return tuple(kept[0]) if kept is not None else _split(text)
 
 
 def split_list(text: str) -> list[str]:
@@ -391,6 +401,11 @@ class KeptForms:
             return None
         self._chars -= len(entry[0])
         return entry[1]
+
+    def peek(self, text: str) -> tuple | None:
+        """The form kept for `text`, left in place (the caller must not change it)."""
+        entry = self._entries.get(id(text))
+        return entry[1] if entry is not None else None
 
     def keep(self, text: str, form: tuple) -> None:
         size = len(text)
