@@ -260,8 +260,8 @@ def quote_element(s: str, *, quote_hash: bool = True) -> str:
         return "{" + s + "}" if quote_hash and s[0] == "#" else s
     if _BRACE_TROUBLE_RE.search(s) is None:
         return "{" + s + "}"
-    if len(s) > 256 and "\\" not in s and _braces_balanced(s):
-        return _quote_balanced(s, quote_hash)
+    if len(s) > 256 and "\\" not in s and (EDITED.kept.peek(s) is not None or _braces_balanced(s)):
+        return _quote_balanced(s, quote_hash)  # (a kept list is canonical: without backslashes its braces pair up)
     hash_first = quote_hash and s[0] == "#"
     forbid_none = s[0] in '{"'
     require_escape = False
