@@ -197,7 +197,6 @@ class RunningJob:
         self._starting: Union[tuple, None] = None  # what _spawn made ready for _s_start
         self._kill_early: Union[Outcome, None] = None  # a kill asked before the pid was known
         self._on_started: Union[Callable[[RunningJob], None], None] = None
-        self._started: Union[asyncio.Future[None], None] = None  # `started()`'s wait
 
     def __repr__(self) -> str:
         state = "done" if self.done else ("killing" if self._kill_reason else "running")
@@ -224,14 +223,6 @@ class RunningJob:
             if self._result is not None:
                 self._future.set_result(self._result)
         return await asyncio.shield(self._future)
-
-    async def started(self) -> None:
-        """Return once the process exists (its pid known), or once the job is done (it could
-        not be started): at once for a job not started in the spawner thread."""
-        if self.pid is None and self._result is None:
-            if self._started is None:
-                self._started = self._loop.create_future()
-            await asyncio.shield(self._started)
 
     def when_done(self, fn: Callable[[JobResult], None]) -> None:
         """Call fn(result) on the loop once the job has ended (soon, if it has already)."""
@@ -536,8 +527,6 @@ class RunningJob:
         if self._result is not None:
             return
         self._result = result
-        if self._started is not None and not self._started.done():
-            self._started.set_result(None)  # (it will never start: `started()` returns, the job done)
         if self._future is not None and not self._future.done():
             self._future.set_result(result)
         callbacks, self._callbacks = self._callbacks, []
@@ -626,8 +615,8 @@ def begin_job(spec: JobSpec, on_started: Union[Callable[[RunningJob], None], Non
     the end through `RunningJob.when_done` (sched's local jobs: no task and no wait a job).
 
     `threaded`: the process is made in the spawner thread (_Spawner) while the loop goes on;
-    the job may then have no pid yet when this returns (`await job.started()`; `on_started`
-    is called on the loop once it has one; a `kill` takes effect then)."""
+    the job may then have no pid yet when this returns (`on_started` is called on the loop
+    once it has one; a `kill` takes effect then)."""
     job = RunningJob(spec, os.urandom(16).hex())
     job._on_started = on_started
     job._spawn(threaded)
@@ -638,8 +627,6 @@ def _announce_start(job: RunningJob) -> None:
     """On the loop: the job's process exists."""
     if job._on_started is not None:
         job._on_started(job)
-    if job._started is not None and not job._started.done():
-        job._started.set_result(None)
 
 
 class _Spawner:

@@ -358,7 +358,6 @@ async def test_a_threaded_start_tells_its_start_before_its_end_and_its_failure_a
         assert mine == [("started", f"t{n}", result.pid), ("ended", f"t{n}", result.pid)]
     started = []
     job = jobproc.begin_job(JobSpec("gone", ["no-such-program-pclient"]), threaded=True, on_started=started.append)
-    await job.started()
     result = await job.wait()
     assert (result.outcome, result.status, result.pid, started) == (Outcome.EXIT, StartFailure.NOT_FOUND, None, [])
     assert b"no such program" in result.stderr
