@@ -45,6 +45,7 @@ from .containment import TOKEN_VAR, Box, CannotJoin, CgroupBox, KeeperBox, Kind,
 from .mailbox import Mailbox
 from .output import OutputFile, Sink
 from .protocol import DEFAULT_OUTPUT_LIMIT, Outcome
+from .readsize import READ_BYTES
 from .watcher import Timer, watcher
 
 if TYPE_CHECKING:
@@ -75,7 +76,6 @@ SWEEP_DEADLINE = 2.0
 SWEEP_INTERVAL = 0.01
 
 _TOKEN_VAR_B = TOKEN_VAR.encode()
-_READ_CHUNK = 65536
 _LOST_STATUS = 255
 """Reported when a job's exit status was taken by someone else's waitpid (e.g. a
 SIGCHLD handler reaping every child)."""
@@ -403,7 +403,7 @@ class RunningJob:
 
     def _w_readable(self, fd: int) -> None:
         try:
-            data = os.read(fd, _READ_CHUNK)
+            data = os.read(fd, READ_BYTES)
         except BlockingIOError:
             return
         except OSError as exc:

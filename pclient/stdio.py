@@ -30,9 +30,6 @@ __all__ = ["Channel", "ClaimedStdio", "StdioChannel", "claim_stdio"]
 
 log = logging.getLogger(__name__)
 
-READ_CHUNK = READ_BYTES
-"""Bytes asked for by one read of the input (pclient.readsize: a pipe's whole default
-capacity, below malloc's mmap threshold)."""
 CORK_BYTES = 64 * 1024
 """A write this long is not held to the end of the turn (see StdioChannel._turn)."""
 CORK_LINES = 64
@@ -213,7 +210,7 @@ class StdioChannel:
     async def _connect(self) -> None:
         loop = asyncio.get_running_loop()
         if _pollable(self._in_fd, selectors.EVENT_READ):
-            reader = asyncio.StreamReader(limit=READ_CHUNK, loop=loop)
+            reader = asyncio.StreamReader(limit=READ_BYTES, loop=loop)
             in_pipe = os.fdopen(self._in_fd, "rb", buffering=0, closefd=False)
             if os.get_blocking(self._in_fd):
                 self._nonblocking.append(self._in_fd)
@@ -233,8 +230,8 @@ class StdioChannel:
 
     async def read_chunk(self) -> bytes:
         if self._reader is not None:
-            return await self._reader.read(READ_CHUNK)
-        return await asyncio.get_running_loop().run_in_executor(None, os.read, self._in_fd, READ_CHUNK)
+            return await self._reader.read(READ_BYTES)
+        return await asyncio.get_running_loop().run_in_executor(None, os.read, self._in_fd, READ_BYTES)
 
     async def write(self, data: bytes) -> None:
         self.write_nowait(data)

@@ -44,9 +44,9 @@ import pexpect
 import ptyprocess
 
 from pclient import protocol as agent_protocol
+from pclient.readsize import read_at_most
 from pclient.turnlines import TurnLines
 
-from pclient.readsize import read_at_most
 from .spareagent import DIMENSIONS, child_setup
 from .sshfail import PROMPTS, ConnectOutcome, classify, explain
 

@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pclient.readsize import read_at_most
 from pclient.turnlines import TurnLines
 
 from . import auth
@@ -42,7 +43,6 @@ from . import secret as shared_secret
 from .errors import (ClientError, CommandFailed, ControllerDisconnected, ControllerNotRunning,
                      ControllerTimeout, ErrorCode, SecretUnavailable, WireError)
 from .paths import Paths
-from pclient.readsize import read_at_most
 from .wire import (BATCH_VERSION, MAX_LINE, Event, Interest, Reply, Request, decode_server_message, encode,
                    reply_from_object)
 

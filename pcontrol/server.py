@@ -38,13 +38,13 @@ import resource
 from dataclasses import dataclass
 from pathlib import Path
 
+from pclient.readsize import read_at_most
 from pclient.turnlines import TurnLines
 
 from . import auth
 from .address import is_loopback, parse_host_port
 from .auth import peer_uid
 from .controller import Controller
-from pclient.readsize import read_at_most
 from .errors import ErrorCode, WireError
 from .answer import answer, answer_batch
 from .wire import MAX_LINE, Event, Interest, Reply, Request, decode_request, encode
