@@ -27,7 +27,7 @@ from .errors import ListError
 
 
 __all__ = [
-    "split_list", "split_tuple", "join_list", "quote_element", "quoted_parts", "backslash_subst",
+    "split_list", "split_tuple", "join_list", "list_tail", "quote_element", "quoted_parts", "backslash_subst",
     "backslash_at", "EditedLists", "EDITED", "KeptForms",
 ]
 
@@ -358,17 +358,36 @@ def join_list(items: Iterable[str]) -> str:
     if type(items) is not list:
         items = list(items)
     text = " ".join(items)
-    # Most lists are plain words: then the list is the words joined (checked with C-speed
-    # string operations: no empty word, no blank inside a word, no special character).
-    if (text and text[0] != "#" and "" not in items and text.count(" ") == len(items) - 1
-            and _SPECIAL_BUT_SPACE_RE.search(text) is None):
+    if _plain_words(items, text):
         return text
-    return " ".join(quoted_parts(items))
+    return " ".join(_quoted_each(items))
+
+
+def list_tail(current: str, values: Sequence[str]) -> str:
+    """The text that makes canonical list `current` end with `values` (its own text is kept)."""
+    if not values:
+        return ""
+    if not current:
+        return join_list(values)  # (a leading `#` is quoted in the first element only)
+    return " " + " ".join([quote_element(v, quote_hash=False) for v in values])
 
 
 def quoted_parts(items: Sequence[str]) -> list[str]:
-    """The elements as join_list writes them: `" ".join(quoted_parts(items)) == join_list(items)`
-    (a leading `#` is quoted in the first element only)."""
+    """The elements as join_list writes them, a new list: `" ".join(quoted_parts(items)) ==
+    join_list(items)` (a leading `#` is quoted in the first element only)."""
+    items = list(items)
+    return items if _plain_words(items, " ".join(items)) else _quoted_each(items)
+
+
+def _plain_words(items: list[str], text: str) -> bool:
+    """Whether `text`, the items joined by spaces, is their list as it is: most lists are plain
+    words (checked with C-speed string operations: no empty word, no blank inside a word, no
+    special character, no `#` first)."""
+    return bool(text and text[0] != "#" and "" not in items and text.count(" ") == len(items) - 1
+                and _SPECIAL_BUT_SPACE_RE.search(text) is None)
+
+
+def _quoted_each(items: list[str]) -> list[str]:
     parts = []
     first = True
     for item in items:
@@ -453,7 +472,11 @@ class EditedLists:
 
     def appended(self, text: str, values: Sequence[str]) -> str:
         """List `text` with `values` at its end, canonical (what lappend writes), kept for the
-        next change: the text is copied once, its elements neither read nor quoted again."""
+        next change: the text is copied once, its elements neither read nor quoted again. A
+        short one is read again (from the split cache) and nothing is kept."""
+        if len(text) < self.MIN_CHARS:
+            current = join_list(split_tuple(text)) if text else ""
+            return current + list_tail(current, values)
         items, parts, canonical = self.take(text)
         added = [quote_element(v, quote_hash=not parts and k == 0) for k, v in enumerate(values)]
         if canonical and parts:

@@ -313,13 +313,7 @@ def dict_append(interp: Any, argv: list[str]) -> str:
 
 @sub("dict lappend dictVarName key ?value ...?", "append list elements to the value at a key")
 def dict_lappend(interp: Any, argv: list[str]) -> str:
-    return _set_key(interp, argv[2], argv[3], lambda old: _lappended(old or "", argv[4:]))
-
-
-def _lappended(value: str, values: list[str]) -> str:
-    if len(value) >= EDITED.MIN_CHARS:
-        return EDITED.appended(value, values)
-    return join_list([*split_tuple(value), *values])
+    return _set_key(interp, argv[2], argv[3], lambda old: EDITED.appended(old or "", argv[4:]))
 
 
 @sub("dict incr dictVarName key ?increment?", "add to the integer at a key (a missing one counts as 0)")

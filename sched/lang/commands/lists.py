@@ -24,7 +24,7 @@ from typing import Any, Callable
 from ..lazyre import lazy_compile
 from ..errors import Break, Continue, ScriptError
 from ..registry import BUILTINS
-from ..tcllist import EDITED, join_list, quote_element, split_list, split_tuple
+from ..tcllist import EDITED, join_list, list_tail, quote_element, split_list, split_tuple
 from ..args import MAX_STRING, get_float, get_int, index_of, parse_options
 from ..patterns import glob_regex
 from ..tclregex import regex_search, tcl_regex
@@ -94,45 +94,25 @@ def cmd_lrange(interp: Any, argv: list[str]) -> str:
 def cmd_lappend(interp: Any, argv: list[str]) -> str:
     name = argv[1]
     grow = interp.growing(name)
-    if grow is None:  # an array element: read, extend, set whole
+    if grow is None:  # an array element: read, extend, set whole (a long list kept in EDITED)
         current = interp.get_var(name) if interp.var_exists(name) else ""
-        if len(current) >= EDITED.MIN_CHARS:
-            return interp.set_var(name, _lappend_long(current, argv[2:]))
-        current = join_list(split_tuple(current)) if current else ""
-        tail = _list_tail(current, argv[2:])
-        _check_length(current, tail)
-        return interp.set_var(name, current + tail)
+        new = EDITED.appended(current, argv[2:])
+        if len(new) > MAX_STRING:
+            raise ScriptError(f"lappend: list would be longer than {MAX_STRING} characters")
+        return interp.set_var(name, new)
     if not grow.is_list:  # read once as a list (an error leaves it as it was), written canonical as Tcl does
         grow.text = join_list(split_tuple(grow.text)) if grow.text else ""
         grow.is_list = True
     if len(argv) == 2:
         return grow.text
-    tail = _list_tail(grow.text, argv[2:])
+    tail = list_tail(grow.text, argv[2:])
     _check_length(grow.text, tail)
     return grow.add(tail)
-
-
-def _lappend_long(current: str, values: list[str]) -> str:
-    """`current` with `values` at its end, canonical: a long list kept in EDITED (its elements
-    neither read nor quoted again), the text copied once."""
-    new = EDITED.appended(current, values)
-    if len(new) > MAX_STRING:
-        raise ScriptError(f"lappend: list would be longer than {MAX_STRING} characters")
-    return new
 
 
 def _check_length(current: str, tail: str) -> None:
     if len(current) + len(tail) > MAX_STRING:
         raise ScriptError(f"lappend: list would be longer than {MAX_STRING} characters")
-
-
-def _list_tail(current: str, values: list[str]) -> str:
-    """The text that makes canonical list `current` end with `values` (its own text is kept)."""
-    if not values:
-        return ""
-    if not current:
-        return join_list(values)  # (a leading `#` is quoted in the first element only)
-    return " " + " ".join([quote_element(v, quote_hash=False) for v in values])
 
 
 @cmd("lassign list ?varName ...?", "set variables to the first elements; return the elements left over")
