@@ -65,6 +65,9 @@ class LibcSpawner:
         self._spawnp.argtypes = [ctypes.POINTER(ctypes.c_int), ctypes.c_char_p, ctypes.c_void_p,
                                  ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p]
         self._spawnp.restype = ctypes.c_int
+        self._spawn = libc.posix_spawn
+        self._spawn.argtypes = self._spawnp.argtypes
+        self._spawn.restype = ctypes.c_int
         self._attr = _Opaque()
         sigset = _Opaque()
         _check(libc.posix_spawnattr_init(ctypes.byref(self._attr)))
@@ -78,8 +81,10 @@ class LibcSpawner:
         self._actions: Dict[Tuple[int, int], _Opaque] = {}
         self._ours: Union[_Ours, None] = None
 
-    def spawnp(self, argv: Sequence[str], env: Mapping[bytes, bytes], out_w: int, err_w: int) -> int:
-        """Start argv (see the module docstring); the child's pid."""
+    def spawnp(self, argv: Sequence[str], env: Mapping[bytes, bytes], out_w: int, err_w: int,
+               file: Union[bytes, None] = None) -> int:
+        """Start argv (see the module docstring); the child's pid. With `file`, that file is run
+        (posix_spawn, no search: pclient.spawn.ProgramPaths found it)."""
         args = [os.fsencode(arg) for arg in argv]
         if b"\0" in b"".join(args):  # (C would cut them there)
             raise ValueError("embedded null byte")
@@ -88,8 +93,9 @@ class LibcSpawner:
         pid = ctypes.c_int(0)
         actions, kept = self._file_actions(out_w, err_w)
         try:
-            err = self._spawnp(ctypes.byref(pid), args[0], ctypes.byref(actions), ctypes.byref(self._attr),
-                               c_argv, c_env)
+            err = (self._spawnp if file is None else self._spawn)(
+                ctypes.byref(pid), args[0] if file is None else file, ctypes.byref(actions),
+                ctypes.byref(self._attr), c_argv, c_env)
         finally:
             if not kept:
                 self._libc.posix_spawn_file_actions_destroy(ctypes.byref(actions))

@@ -35,8 +35,10 @@ from __future__ import annotations
 import itertools
 import os
 import signal
+import stat
 import subprocess
-from typing import TYPE_CHECKING, Callable, Mapping, Sequence, Tuple, Union
+import time
+from typing import TYPE_CHECKING, Callable, Dict, Mapping, Sequence, Tuple, Union
 
 __all__ = ["LIBC_VAR", "environ_bytes", "start"]
 
@@ -64,16 +66,116 @@ def start(argv: Sequence[str], env: Mapping[bytes, bytes], out_w: int, err_w: in
         spawner = _libc_spawner() if _STARTS[0] >= LIBC_AFTER else None
         _STARTS[0] += 1
         if spawner is not None:
-            return spawner.spawnp(argv, env, out_w, err_w), None
+            return _along_path(lambda file: spawner.spawnp(argv, env, out_w, err_w, file), argv, env), None
         if _STDIN is not None and _fd_dir_listed():
             _no_inheritable_fds()
-            pid = os.posix_spawnp(argv[0], list(argv), env, setsid=True, setsigdef=_RESET,
-                                  file_actions=[_STDIN, (os.POSIX_SPAWN_DUP2, out_w, 1),
-                                                (os.POSIX_SPAWN_DUP2, err_w, 2)])
-            return pid, None
+            actions = [_STDIN, (os.POSIX_SPAWN_DUP2, out_w, 1), (os.POSIX_SPAWN_DUP2, err_w, 2)]
+            return _along_path(lambda file: (os.posix_spawn(file, list(argv), env, setsid=True, setsigdef=_RESET,
+                                                            file_actions=actions) if file is not None else
+                                             os.posix_spawnp(argv[0], list(argv), env, setsid=True,
+                                                             setsigdef=_RESET, file_actions=actions)),
+                               argv, env), None
     popen = subprocess.Popen(list(argv), stdin=subprocess.DEVNULL, stdout=out_w, stderr=err_w, cwd=cwd,
                              env=env, start_new_session=True, preexec_fn=preexec, pass_fds=pass_fds)
     return popen.pid, popen
+
+
+def _along_path(call: Callable[[Union[bytes, None]], int], argv: Sequence[str], env: Mapping[bytes, bytes]) -> int:
+    """`call(file)` with the file PROGRAMS knows argv[0] to be, else `call(None)` (posix_spawnp's
+    own search); a start of a known file that fails is made again with the search, which then
+    says what fails (and PROGRAMS forgets the file)."""
+    name = argv[0]
+    file = PROGRAMS.find(name, env.get(b"PATH")) if "/" not in name else None
+    if file is not None:
+        try:
+            return call(file)
+        except OSError:
+            PROGRAMS.forget(name)
+    return call(None)
+
+
+class ProgramPaths:
+    """Which file execvp would run for a program named without a slash, remembered per PATH.
+
+    posix_spawnp searches PATH in the child, between the clone and the exec, while the parent
+    (glibc's CLONE_VFORK) waits: with the program in the last of nine directories, eight failed
+    execve calls, ~70-110 us of that wait a job on this machine (bench/bench_spawn.py).  So the
+    file found is remembered with what was looked at before it, and a start execs it directly
+    while those directories are as they were: for each earlier directory of PATH its device,
+    inode and modification time (a name that appears in, or is moved into, a directory changes
+    its time), or that it did not exist.  That costs a stat a directory in the parent instead
+    of an execve each in the waiting child.  Nothing is remembered (the search is left to
+    posix_spawnp) where the answer could differ from execvp's: a PATH with an empty or relative
+    entry (the working directory's), an earlier directory that holds the name all the same (not
+    executable, say, or unreadable), a name found that is not a regular executable file, or an
+    earlier directory changed less than RACY_NS ago (file systems stamp times from a coarse
+    clock: a name added in the same tick would leave the time as it was, so such a time is not
+    trusted; git's "racy clean" rule).  A start of the remembered file that fails is made again
+    with posix_spawnp's search (pclient.spawn._along_path).  Thread-safe as dict operations are:
+    two threads may look a name up twice."""
+
+    RACY_NS = 2_000_000_000
+    LIMIT = 256
+
+    def __init__(self) -> None:
+        self._known: Dict[Tuple[str, bytes], Tuple[bytes, Tuple[Tuple[bytes, object], ...]]] = {}
+
+    def find(self, name: str, path: Union[bytes, None]) -> Union[bytes, None]:
+        """The file execvp would run for `name` along `path`, or None: let posix_spawnp search."""
+        if not path or not name:
+            return None
+        known = self._known.get((name, path))
+        if known is not None:
+            file, before = known
+            if all(_dir_key(folder) == key for folder, key in before):
+                return file
+            del self._known[(name, path)]
+        found = _search(os.fsencode(name), path, time.time_ns() - self.RACY_NS)
+        if found is not None:
+            if len(self._known) >= self.LIMIT:
+                self._known.clear()
+            self._known[(name, path)] = found
+            return found[0]
+        return None
+
+    def forget(self, name: str) -> None:
+        for key in [key for key in self._known if key[0] == name]:
+            self._known.pop(key, None)
+
+
+def _dir_key(folder: bytes) -> object:
+    try:
+        st = os.stat(folder)
+    except OSError:
+        return None
+    return (st.st_dev, st.st_ino, st.st_mtime_ns)
+
+
+def _search(name: bytes, path: bytes, settled_ns: int) -> Union[Tuple[bytes, Tuple[Tuple[bytes, object], ...]], None]:
+    """ProgramPaths' search: the file and the earlier directories' keys, or None (see there)."""
+    before = []
+    for folder in path.split(b":"):
+        if not folder.startswith(b"/"):
+            return None
+        key = _dir_key(folder)            # (before the name's lookup: a later change shows)
+        if key is not None and key[2] >= settled_ns:
+            return None
+        file = folder.rstrip(b"/") + b"/" + name
+        try:
+            st = os.stat(file)
+        except (FileNotFoundError, NotADirectoryError):
+            before.append((folder, key))
+            continue
+        except OSError:
+            return None
+        if stat.S_ISREG(st.st_mode) and os.access(file, os.X_OK):
+            return file, tuple(before)
+        return None
+    return None
+
+
+PROGRAMS = ProgramPaths()
+"""This process's one (pclient.spawn.start's)."""
 
 
 LIBC_AFTER = 8
