@@ -154,9 +154,13 @@ def _dir_key(folder: bytes) -> object:
 def _search(name: bytes, path: bytes, settled_ns: int) -> Union[Tuple[bytes, Tuple[Tuple[bytes, object], ...]], None]:
     """ProgramPaths' search: the file and the earlier directories' keys, or None (see there)."""
     before = []
+    looked = set()
     for folder in path.split(b":"):
         if not folder.startswith(b"/"):
             return None
+        if folder in looked:              # (a directory named twice: its first look stands)
+            continue
+        looked.add(folder)
         key = _dir_key(folder)            # (before the name's lookup: a later change shows)
         if key is not None and key[2] >= settled_ns:
             return None

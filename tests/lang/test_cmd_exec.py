@@ -122,3 +122,10 @@ def test_interrupt_stops_the_child(interp, tmp_path):
 def test_python_child_and_large_output(interp):
     script = f'exec {sys.executable} -c "print(\'x\' * 200000)"'
     assert len(interp.eval(script)) == 200000
+
+
+def test_pid_is_this_process_and_a_child_sees_it_as_its_parent(interp):
+    assert interp.eval("pid") == str(os.getpid())
+    assert interp.eval('exec sh -c {echo $PPID}') == str(os.getpid())
+    with pytest.raises(SchedError, match='wrong # args: should be "pid"'):
+        interp.eval("pid stdout")

@@ -382,6 +382,11 @@ class ExecRunner(Protocol):
         """The result of `exec WORDS` (the words after the options); ScriptError for a failure."""
 
 
+@BUILTINS.command("pid", "the process id of this sched (Tcl's pid without a channel)")
+def cmd_pid(interp: Any, argv: list[str]) -> str:
+    return str(os.getpid())
+
+
 @BUILTINS.command("exec ?-ignorestderr? ?-keepnewline? ?--? arg ?arg ...?",
                   "run programs (| pipelines, < > >> 2> 2>@1 << redirections) and return their output")
 def cmd_exec(interp: Any, argv: list[str]) -> str:
