@@ -63,7 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
                              "the connection had ended (default: one heartbeat, at least %g s)"
                              % WATCHDOG_MIN_SLACK)
     parser.add_argument("--log", metavar="FILE",
-                        help="append the log to FILE (default: stderr, unless stderr is the protocol's terminal)")
+                        help="append the log to FILE (default: stderr, unless stderr is the protocol's own terminal or pipe)")
     parser.add_argument("--log-max-bytes", type=size_argument, default=DEFAULT_MAX_BYTES, metavar="SIZE",
                         help="with --log: rotate FILE past SIZE (10M, 512k; 0: never; default 10M). "
                              "SIGHUP does not reopen it: for an agent it means its terminal is gone")

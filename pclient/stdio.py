@@ -2,10 +2,11 @@
 
 `claim_stdio()` takes stdin/stdout for the protocol before anything else can
 write there: the protocol keeps a private duplicate of stdout and fd 1 is
-pointed at stderr (or at /dev/null when stderr is the very terminal the
-protocol runs on, as under pexpect), so a stray print can never corrupt the
-stream.  A terminal is put in raw mode with echo off, so long lines pass
-whole and nothing is echoed back or translated.
+pointed at stderr (or at /dev/null when stderr is the very stream the
+protocol runs on: the terminal of an agent pcontrol starts over ssh, the
+pipe of a local one), so a stray print can never corrupt the stream.  A
+terminal is put in raw mode with echo off, so long lines pass whole and
+nothing is echoed back or translated.
 
 `StdioChannel` reads chunks and writes bytes without blocking the loop; it
 falls back to plain blocking calls in an executor for regular files and
@@ -66,7 +67,8 @@ class ClaimedStdio:
     in_fd: int
     out_fd: int
     stderr_is_stream: bool
-    """stderr is the same terminal as the protocol stream: nothing may be logged there."""
+    """stderr is the protocol stream itself (the same terminal or pipe): nothing may be
+    logged there."""
     _saved_modes: list[tuple[int, Any]] = field(default_factory=list)
 
     def restore(self) -> None:
@@ -94,7 +96,7 @@ def claim_stdio() -> ClaimedStdio:
             os.dup2(devnull, 2)
             os.close(devnull)
     out_fd = os.dup(1)
-    stderr_is_stream = _same_file(2, out_fd) and os.isatty(2)
+    stderr_is_stream = _same_file(2, out_fd) and _is_stream(2)
     if stderr_is_stream:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, 1)
@@ -118,6 +120,16 @@ def _pollable(fd: int, events: int) -> bool:
         except (OSError, ValueError):
             return False
     return True
+
+
+def _is_stream(fd: int) -> bool:
+    """A terminal, pipe or socket: what a protocol runs on (not a regular file, which a
+    person reads afterwards, log lines and all)."""
+    try:
+        mode = os.fstat(fd).st_mode
+    except OSError:
+        return False
+    return stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode) or os.isatty(fd)
 
 
 def _same_file(fd_a: int, fd_b: int) -> bool:

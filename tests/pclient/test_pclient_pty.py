@@ -1,7 +1,9 @@
-"""The agent on a pseudo-terminal, as pcontrol starts it through pexpect."""
+"""The agent on a pseudo-terminal, as pcontrol starts it through pexpect over ssh, and on
+pipes, as pcontrol starts a local one (stdout and stderr one pipe in both)."""
 
 from __future__ import annotations
 
+import subprocess
 import sys
 from pathlib import Path
 
@@ -45,3 +47,25 @@ def test_long_line_passes_intact_through_a_pty():
     finally:
         child.close(force=True)
     assert child.exitstatus == 0
+
+
+def test_an_agent_whose_stderr_is_its_output_pipe_logs_nothing_there():
+    # -vv: it would log at every line; stderr is the protocol's own pipe, so it must not.
+    child = subprocess.Popen([sys.executable, "-m", "pclient", "--slots", "1", "-vv"], cwd=str(REPO),
+                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    assert child.stdin is not None and child.stdout is not None
+    try:
+        hello = decode(child.stdout.readline())
+        assert isinstance(hello, Hello)
+        child.stdin.write(encode(Run(job="j", argv=("sh", "-c", "echo out; echo err >&2"))) + encode(Ping(seq=3)))
+        child.stdin.flush()
+        seen = [decode(child.stdout.readline()) for _ in range(3)]
+        assert sorted(type(m).__name__ for m in seen) == ["Ended", "Pong", "Started"]
+        child.stdin.write(encode(Bye()))
+        child.stdin.close()
+        assert child.stdout.read() == b""  # nothing more: no log lines, no stray output
+        assert child.wait(timeout=15) == 0
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait()
