@@ -8,7 +8,7 @@ agent's reports), so that was ~4 mmap, mremap and munmap a job in pcontrol, ~3 i
 scheduler beside it and ~2 in the agent, whose munmaps also cost TLB shootdowns across its
 threads (issue 13). A 64 KiB read is served from malloc's heap, and a burst of large output
 is read in a few more calls, each of them still large. Used by pcontrol (its clients, its
-agents' ptys, the ControllerClient sched uses) and by the agent (its stdin, a successor's
+agents' ptys and pipes, the ControllerClient sched uses) and by the agent (its stdin, a successor's
 socket, its jobs' output pipes). Standard library only.
 
 `max_size` is the read size of CPython's selector transports (a class attribute, read at

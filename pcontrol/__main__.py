@@ -24,7 +24,7 @@ if GO_FD is not None:
 
     if not wait_for_go(GO_FD, log_from_argv(sys.argv)):
         if SPARE is not None:
-            SPARE.discard()  # it sees EOF on its pty and exits
+            SPARE.discard()  # it sees EOF on its input pipe and exits
         sys.exit(0)
 
 sys.exit(main(spare=SPARE))

@@ -1,7 +1,8 @@
 """Starting a host's agent and talking to it: the connect state machine and the live link.
 
-Start: the agent command (ssh ... pclient, or a local pclient) runs under pexpect on a
-pseudo-terminal, and `connect_agent` waits for one of a few named outcomes (ConnectOutcome):
+Start: the agent command (ssh ... pclient) runs under pexpect on a pseudo-terminal, a local
+pclient on two pipes (`pipes`: the transport is chosen here, at the start, and nothing after
+it differs), and `connect_agent` waits for one of a few named outcomes (ConnectOutcome):
 the agent's hello line, or one of the ways ssh and shells fail. Anything but the hello ends
 the attempt with a ConnectFailure whose reason is in words, for `check host`. A start may
 also print lines of its own before the hello, answered through the `PreHandshake` seam
@@ -10,8 +11,8 @@ those are the only writes before the hello. The spawn
 itself runs in a worker thread (see _spawn): on a loaded machine waiting for the child's
 exec takes 50-150 ms, which the loop would otherwise stand still for.
 
-Why a pty and not pipes (pexpect's PopenSpawn): ssh talks to /dev/tty for password and
-host-key questions; on a pty those prompts reach us and become named outcomes instead of
+Why a pty for ssh and not pipes (pexpect's PopenSpawn): ssh talks to /dev/tty for password
+and host-key questions; on a pty those prompts reach us and become named outcomes instead of
 ssh reading the terminal of whoever started the daemon. PopenSpawn also reads through a
 helper thread, so its fds could not be handed to the event loop afterwards. The pty's line
 discipline (echo, CR/LF mapping, 4096-byte canonical lines, ^C/^D/^S as signals) would mangle
@@ -19,11 +20,21 @@ protocol lines, so the child puts its terminal in raw mode before exec (`preexec
 nothing ever goes through cooked mode, whether or not the agent also sets raw mode (the code
 the loader asks for is sent as one line of base64 all the same).
 
+Why pipes for a local agent: no ssh, so nothing asks a terminal anything, and a pty costs
+CPU at every line: each write goes through the tty layer and a kernel worker
+(flush_to_ldisc) before the reader wakes (~0.1 ms a job of figure 2, issue 13). The child's
+stdin is one pipe, its stdout and stderr share the other (as they share a pty, so what it
+says before its hello still explains a failed start); pexpect reads them as an fdspawn
+(`_PipeSpawn`), and it is forked and exec'd by pcontrol.spareagent.start_on_pipes, the
+start of the spare agent too. We see the agent's end as EOF (on a pty: EIO), and it sees
+ours as EOF on its input (on a pty: that and SIGHUP), which it takes as it takes a hang-up.
+
 Link: after the hello, pexpect's read transport is kept but given our own protocol (line
-splitting, bounded), and writes go through an asyncio write transport on a dup of the pty
-fd, so no read or write ever blocks the loop. pexpect.spawn.close() sleeps and may signal
-synchronously, so `_LoopSpawn.close` only releases the fd; ending and reaping the process
-is done here without blocking (pidfd readiness, or a short poll where pidfd is missing).
+splitting, bounded), and writes go through an asyncio write transport on a dup of the fd
+of the child's input (the pty's one fd, or the input pipe), so no read or write ever blocks
+the loop. pexpect.spawn.close() sleeps and may signal synchronously, so `_LoopSpawn.close`
+(and `_PipeSpawn.close`) only release the fds; ending and reaping the process is done here
+without blocking (pidfd readiness, or a short poll where pidfd is missing).
 """
 
 from __future__ import annotations
@@ -42,12 +53,13 @@ from typing import Protocol
 
 import pexpect
 import ptyprocess
+from pexpect.fdpexpect import fdspawn
 
 from pclient import protocol as agent_protocol
 from pclient.readsize import read_at_most
 from pclient.turnlines import TurnLines
 
-from .spareagent import DIMENSIONS, child_setup
+from .spareagent import DIMENSIONS, PipedProcess, child_setup, start_on_pipes
 from .sshfail import PROMPTS, ConnectOutcome, classify, explain
 
 log = logging.getLogger(__name__)
@@ -198,6 +210,11 @@ class _SignallingPty(ptyprocess.PtyProcess):
 class _LoopSpawn(pexpect.spawn):
     """pexpect.spawn whose close() only releases the pty fd (never sleeps or signals)."""
 
+    @property
+    def input_fd(self) -> int:
+        """Where the child's input is written: the pty, which it also reads from."""
+        return self.child_fd
+
     def _spawnpty(self, args: list, **kwargs) -> ptyprocess.PtyProcess:
         return _SignallingPty.spawn(args, **kwargs)
 
@@ -214,16 +231,27 @@ class _LoopSpawn(pexpect.spawn):
         self.closed = True
 
 
-class _AdoptedSpawn(_LoopSpawn):
-    """A _LoopSpawn of a process started already on a pty (pcontrol.spareagent): pexpect's
-    spawn takes it as it is."""
+class _PipeSpawn(fdspawn):
+    """A local agent on pipes (pcontrol.spareagent.start_on_pipes) as pexpect sees it: expect
+    reads its output pipe; its input pipe is `input_fd`. close() releases both (never signals)."""
 
-    def __init__(self, argv: Sequence[str], process: ptyprocess.PtyProcess):
+    def __init__(self, argv: Sequence[str], process: PipedProcess):
+        super().__init__(process.output_fd, timeout=None, encoding=None)
         self.process = process
-        super().__init__(argv[0], list(argv[1:]), timeout=None, encoding=None, dimensions=DIMENSIONS)
+        self.pid = process.pid
+        self.input_fd = process.input_fd
+        self.name = f"<agent {argv[0]} pid {process.pid}>"
 
-    def _spawnpty(self, args: list, **kwargs) -> ptyprocess.PtyProcess:
-        return self.process
+    def close(self) -> None:
+        if self.closed:
+            return
+        self.process.close()
+        self.child_fd = -1
+        self.closed = True
+
+
+#: A started agent command as pexpect sees it.
+_Child = _LoopSpawn | _PipeSpawn
 
 
 def _line_around(text: bytes, start: int, end: int) -> str:
@@ -240,11 +268,15 @@ def _last_lines(text: bytes, count: int = 3) -> str:
 
 
 def _spawn_child(argv: Sequence[str], env: dict[str, str] | None, forked: threading.Event,
-                 nice: int = 0) -> _LoopSpawn:
-    """Fork and exec the agent command on a pty (blocking: run in a worker thread); sets
-    `forked` once the process exists (or the spawn failed before it did)."""
+                 nice: int = 0, pipes: bool = False) -> _Child:
+    """Fork and exec the agent command on a pty, or on pipes (blocking: run in a worker
+    thread); sets `forked` once the process exists (or the spawn failed before it did)."""
     _forking.event = forked
     try:
+        if pipes:
+            process = start_on_pipes(argv, env, functools.partial(child_setup, nice, terminal=False),
+                                     forked=lambda pid: forked.set())
+            return _PipeSpawn(argv, process)
         return _LoopSpawn(argv[0], list(argv[1:]), timeout=None, encoding=None,
                           preexec_fn=functools.partial(child_setup, nice), env=env,
                           dimensions=DIMENSIONS)
@@ -254,12 +286,12 @@ def _spawn_child(argv: Sequence[str], env: dict[str, str] | None, forked: thread
         _in_flight.add(-1)
 
 
-async def _spawn(argv: Sequence[str], env: dict[str, str] | None, nice: int = 0
-                 ) -> _LoopSpawn:
+async def _spawn(argv: Sequence[str], env: dict[str, str] | None, nice: int = 0,
+                 pipes: bool = False) -> _Child:
     """Start the agent command; ConnectFailure (NOT_FOUND) if it cannot start.
 
-    The parent side of a pty spawn waits until the child has exec'd (ptyprocess reads an
-    exec-error pipe): tens of milliseconds on a loaded machine, for which the loop must
+    The parent side of a spawn waits until the child has exec'd (it reads an exec-error
+    pipe): tens of milliseconds on a loaded machine, for which the loop must
     not stand still. So the spawn runs in a worker thread, and the loop waits (blocking,
     at most FORK_WAIT) only for its fork: when this returns to the loop the process
     exists, as it did when the whole spawn ran here, so a stop or a delete right after
@@ -275,7 +307,7 @@ async def _spawn(argv: Sequence[str], env: dict[str, str] | None, nice: int = 0
     loop = asyncio.get_running_loop()
     forked = threading.Event()
     busy = _in_flight.count >= FORK_WAIT_SPAWNS
-    spawning = loop.run_in_executor(None, _spawn_child, argv, env, forked, nice)
+    spawning = loop.run_in_executor(None, _spawn_child, argv, env, forked, nice, pipes)
     _in_flight.add(1)
     if not busy:
         forked.wait(FORK_WAIT)
@@ -287,12 +319,12 @@ async def _spawn(argv: Sequence[str], env: dict[str, str] | None, nice: int = 0
     except pexpect.ExceptionPexpect as exc:
         raise ConnectFailure(ConnectOutcome.NOT_FOUND,
                              f"cannot start {argv[0]!r}: {exc}") from None
-    except OSError as exc:        # the exec failed (ptyprocess passes its error on)
+    except OSError as exc:        # the exec failed (the child passes its error on)
         raise ConnectFailure(ConnectOutcome.NOT_FOUND,
                              f"cannot start {argv[0]!r}: {exc.strerror or exc}") from None
 
 
-async def _end_spawn(spawning: "asyncio.Future[_LoopSpawn]") -> None:
+async def _end_spawn(spawning: "asyncio.Future[_Child]") -> None:
     """A cancelled start: wait for the thread's spawn, then end the process it started."""
     try:
         await asyncio.shield(spawning)
@@ -304,7 +336,7 @@ async def _end_spawn(spawning: "asyncio.Future[_LoopSpawn]") -> None:
     _abandon_spawned(spawning)
 
 
-def _abandon_spawned(spawning: "asyncio.Future[_LoopSpawn]") -> None:
+def _abandon_spawned(spawning: "asyncio.Future[_Child]") -> None:
     """End the process of a finished spawn that nobody wants any more."""
     if spawning.cancelled() or spawning.exception() is not None:
         return
@@ -316,19 +348,21 @@ async def connect_agent(name: str, argv: Sequence[str], *, timeout: float,
                         on_message: Callable[["AgentLink", agent_protocol.Message], None],
                         on_lost: Callable[["AgentLink", str], None],
                         nice: int = 0, prelude: PreHandshake | None = None,
-                        started: ptyprocess.PtyProcess | None = None) -> "AgentLink":
+                        pipes: bool = False, started: PipedProcess | None = None) -> "AgentLink":
     """Start the agent command and wait for its hello; raise ConnectFailure otherwise.
 
     `nice` (0 to 19) lowers the priority of the command (a local agent and its jobs, or
     the local ssh) and of its session's autogroup, so it does not take pcontrol's CPU.
     `prelude` answers the lines the command prints before the hello (the agent's loader);
-    all of it, transfers included, within `timeout`. `started`: the process of this very
-    command, started already (pcontrol.spareagent), whose hello may be waiting in its pty."""
+    all of it, transfers included, within `timeout`. `pipes`: start it on pipes, not on a
+    pty (a local agent: nothing on its way asks a terminal anything). `started`: the process
+    of this very command, started already on pipes (pcontrol.spareagent), whose hello may be
+    waiting in its output pipe."""
     if not 0 <= nice <= 19:
         raise ValueError(f"agent niceness must be 0 to 19, got {nice}")
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
-    child = _AdoptedSpawn(argv, started) if started is not None else await _spawn(argv, env, nice)
+    child = _PipeSpawn(argv, started) if started is not None else await _spawn(argv, env, nice, pipes)
     outcomes: list = [outcome for outcome, _ in _PATTERNS] + [ConnectOutcome.EOF,
                                                               ConnectOutcome.TIMEOUT]
     patterns: list = [re.compile(p) for _, p in _PATTERNS] + [pexpect.EOF, pexpect.TIMEOUT]
@@ -390,9 +424,9 @@ async def connect_agent(name: str, argv: Sequence[str], *, timeout: float,
     raise ConnectFailure(outcome, reason)
 
 
-async def _send_before_hello(child: pexpect.spawn, data: bytes, deadline: float) -> None:
+async def _send_before_hello(child: _Child, data: bytes, deadline: float) -> None:
     """Write `data` to the start's input without blocking the loop, and wait until the
-    pty has taken all of it (asyncio.TimeoutError at `deadline`)."""
+    pty or pipe has taken all of it (asyncio.TimeoutError at `deadline`)."""
     loop = asyncio.get_running_loop()
     flushed: asyncio.Future = loop.create_future()
 
@@ -401,7 +435,7 @@ async def _send_before_hello(child: pexpect.spawn, data: bytes, deadline: float)
             if not flushed.done():
                 flushed.set_result(exc)
 
-    pipe = os.fdopen(os.dup(child.child_fd), "wb", buffering=0)
+    pipe = os.fdopen(os.dup(child.input_fd), "wb", buffering=0)
     transport, _ = await loop.connect_write_pipe(_Flushed, pipe)
     transport.write(data)
     transport.close()          # after what is buffered is written
@@ -414,7 +448,7 @@ async def _send_before_hello(child: pexpect.spawn, data: bytes, deadline: float)
         raise OSError(f"writing to the agent's start failed: {error}")
 
 
-def _failure_reason(outcome: ConnectOutcome, child: pexpect.spawn, before: bytes,
+def _failure_reason(outcome: ConnectOutcome, child: _Child, before: bytes,
                     timeout: float, argv: Sequence[str]) -> str:
     if outcome is ConnectOutcome.TIMEOUT:
         said = _last_lines(before[-_NOISE_KEPT:])
@@ -431,7 +465,7 @@ def _failure_reason(outcome: ConnectOutcome, child: pexpect.spawn, before: bytes
     return f"{explain(outcome)}: {line}" if line else explain(outcome)
 
 
-def _abandon_now(child: pexpect.spawn) -> None:
+def _abandon_now(child: _Child) -> None:
     """Cancelled mid-start (pcontrol stopping): close and SIGKILL at once; SIGKILL ends the
     process promptly, so reaping it here does not hold the loop."""
     transport_pair = getattr(child, "async_pw_transport", None)
@@ -446,8 +480,8 @@ def _abandon_now(child: pexpect.spawn) -> None:
             pass
 
 
-async def _abandon(child: pexpect.spawn) -> None:
-    """Close a failed start's pty and end its process without blocking the loop."""
+async def _abandon(child: _Child) -> None:
+    """Close a failed start's pty or pipes and end its process without blocking the loop."""
     transport_pair = getattr(child, "async_pw_transport", None)
     if transport_pair:
         transport_pair[1].close()
@@ -517,7 +551,7 @@ class LinkStats:
 class AgentLink:
     """A connected agent: send messages, receive them through `on_message`."""
 
-    def __init__(self, name: str, child: pexpect.spawn, hello: agent_protocol.Hello,
+    def __init__(self, name: str, child: _Child, hello: agent_protocol.Hello,
                  on_message: Callable[["AgentLink", agent_protocol.Message], None],
                  on_lost: Callable[["AgentLink", str], None]):
         self.name = name
@@ -549,13 +583,14 @@ class AgentLink:
         return self.hello.pid == self.pid
 
     async def attach(self, loop: asyncio.AbstractEventLoop) -> None:
-        """Take over pexpect's read transport and open a write transport on a dup'd fd."""
+        """Take over pexpect's read transport and open a write transport on a dup of the
+        child's input fd."""
         reader = _LineReader(self)
         pattern_waiter, transport = self._child.async_pw_transport
         transport.set_protocol(reader)
         read_at_most(transport)
         self._read_transport = transport
-        write_file = os.fdopen(os.dup(self._child.child_fd), "wb", buffering=0)
+        write_file = os.fdopen(os.dup(self._child.input_fd), "wb", buffering=0)
         self._write_transport, _ = await loop.connect_write_pipe(
             lambda: _WriteSide(self), write_file)
         leftover = self._child.buffer

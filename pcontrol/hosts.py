@@ -57,11 +57,9 @@ from .fencing import fence_from_env
 from .model import Host, HostState
 from .paths import default_home
 from .spareagent import KEEP as SPARE_KEEP
-from .spareagent import SpareAgent, local_agent_argv
+from .spareagent import PipedProcess, SpareAgent, local_agent_argv
 
 if TYPE_CHECKING:
-    from ptyprocess import PtyProcess
-
     from .slurmstate import SlurmOptions  # loaded with the first Slurm host (start-up, issue 13)
 
 log = logging.getLogger(__name__)
@@ -497,7 +495,8 @@ class HostTable:
                                        timeout=self.config.connect_timeout,
                                        nice=self.config.agent_nice,
                                        on_message=self._on_message, on_lost=self._on_lost,
-                                       prelude=prelude, started=self._take_spare(host, argv))
+                                       prelude=prelude, pipes=self._on_pipes(host),
+                                       started=self._take_spare(host, argv))
         from .slurm import connect_slurm  # a Slurm host's driver, loaded for the first one (pcontrol's start-up)
         from .slurmstate import SlurmOptions, host_tag  # with it (start-up, issue 13)
 
@@ -513,10 +512,16 @@ class HostTable:
             raise ConnectFailure(ConnectOutcome.TIMEOUT, f"Slurm did not answer within "
                                  f"{self.config.connect_timeout:g} s") from None
 
-    def _take_spare(self, host: Host, argv: list[str]) -> PtyProcess | None:
+    @staticmethod
+    def _on_pipes(host: Host) -> bool:
+        """Its agent starts on pipes, not on a pty: a local agent of pcontrol's own command
+        (not -connect), which asks no terminal anything (pcontrol.agentlink)."""
+        return host.local and not host.connect
+
+    def _take_spare(self, host: Host, argv: list[str]) -> PipedProcess | None:
         """The spare agent for the first local start, if it is that start's command (its
-        pty process, else None); the spare is offered once."""
-        if not host.local or self.spare is None:
+        process, else None); the spare is offered once."""
+        if not self._on_pipes(host) or self.spare is None:
             return None
         process = self.spare.take(argv, self.config.agent_nice)
         if process is not None:

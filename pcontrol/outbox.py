@@ -15,7 +15,7 @@ writes work again; a caller waiting for a change that did not reach the disk is 
 (JournalFailed) rather than left waiting.
 
 What is released goes out RELEASE_BATCH messages per loop turn (a journal batch covers 250
-jobs, each with a `run` or an `ack` to encode and write to a pty and maybe an event per
+jobs, each with a `run` or an `ack` to encode and write to an agent and maybe an event per
 subscriber), each turn its own callback, not the journal's: the loop reads its clients and
 agents between two batches.
 """

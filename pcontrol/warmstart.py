@@ -23,7 +23,7 @@ Nothing else changes: `go` comes from launch.start exactly where it would have s
 daemon (after its pid and stopped checks), so the daemon starts, says ready, and is reported
 as before. One never told to go exits by itself: when sched leaves (or dies, even by
 kill -9: the go pipe's only writer is sched, so its end is EOF) or after KEEP seconds;
-its spare agent, which never got `auth`, sees EOF on its pty and exits too.
+its spare agent, which never got `auth`, sees EOF on its input pipe and exits too.
 
 Light on purpose (os, select, subprocess, sys, threading, time): sched imports it while reading,
 and `python -m pcontrol` right after its spare agent has started.

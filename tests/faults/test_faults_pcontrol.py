@@ -274,5 +274,46 @@ def test_a_job_whose_run_never_left_a_killed_pcontrol_runs_after_the_restart(hom
     assert asyncio.run(outcomes()) == {first: ("EXIT", 0, [], ""), first + 1: ("EXIT", 0, [], "never sent\n")}
 
 
+def test_localhost_s_agent_on_pipes_keeps_its_job_for_the_pcontrol_after_a_kill_9(home: str) -> None:
+    """localhost's agent runs on pipes, not on a pty (pcontrol.agentlink): a pcontrol SIGKILLed
+    leaves it EOF on its input (and no SIGHUP), and it keeps its job, and the job's outcome
+    once it ends, for the next pcontrol, as an agent on a pty does on its hang-up."""
+    gate = Path(home) / "gate"
+    gated = ["sh", "-c", f"while [ ! -e {gate} ]; do sleep 0.01; done; echo kept"]
+
+    async def running_job() -> tuple[int, int, int]:
+        async with await ControllerClient.connect(home) as client:
+            await client.call("host", "add", "localhost", "-slots", "2")
+            job_id = (await client.call("job", "-host", "localhost", "--", *gated))["id"]
+
+            async def started() -> bool:
+                return (await client.call("check", "job", str(job_id), "-json")).get("pid") is not None
+
+            await wait_until(started, "the gated job has started")
+            job = await client.call("check", "job", str(job_id), "-json")
+            host = await client.call("check", "host", "localhost", "-json")
+            return job_id, job["pid"], host["agent"]["local_pid"]
+
+    pid = start(home)
+    job_id, job_pid, agent = asyncio.run(running_job())
+    assert os.readlink(f"/proc/{agent}/fd/0").startswith("pipe:")
+    os.kill(pid, signal.SIGKILL)
+    survivors = Path(home, "run")
+    asyncio.run(wait_until(lambda: any(survivors.glob("*.sock")), "the agent waits for a successor"))
+    gate.touch()                                # the job ends while no pcontrol runs
+    asyncio.run(wait_until(lambda: not alive(job_pid), "the job has ended"))
+    assert alive(agent)
+    start(home)
+
+    async def outcome() -> tuple:
+        async with await ControllerClient.connect(home) as client:
+            await wait_until(lambda: _job_done(client, job_id), "the job is done", 60.0)
+            record = await client.call("check", "job", str(job_id), "-output", "-json")
+            return record["outcome"], record["status"], record["attempts"], record["stdout"]
+
+    assert asyncio.run(outcome()) == ("EXIT", 0, [], "kept\n")
+    asyncio.run(wait_until(lambda: not alive(agent), "the survivor has handed over and gone"))
+
+
 async def _job_done(client: ControllerClient, job_id: int) -> bool:
     return (await client.call("check", "job", str(job_id), "-json"))["state"] == "DONE"

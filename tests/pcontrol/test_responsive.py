@@ -343,6 +343,56 @@ def test_a_failed_exec_is_a_connect_failure(tmp_path: Path) -> None:
     assert missing.reason.startswith(f"cannot start '{tmp_path / 'nothing'}': ")
 
 
+def test_a_failed_exec_on_pipes_is_a_connect_failure(tmp_path: Path) -> None:
+    """A local agent starts on pipes (pcontrol.spareagent.start_on_pipes): its exec's failure
+    is NOT_FOUND as on a pty, and what it says before it exits is the reason of its EOF."""
+    script = tmp_path / "agent"
+    script.write_text("#!/no/such/interpreter\n")
+    script.chmod(0o755)
+
+    async def attempt(argv: list[str]) -> ConnectFailure:
+        with pytest.raises(ConnectFailure) as caught:
+            await connect_agent("a1", argv, timeout=WAIT, on_message=lambda *_: None,
+                                on_lost=lambda *_: None, pipes=True)
+        return caught.value
+
+    failed = run(attempt([str(script)]))
+    assert (failed.outcome, failed.reason) == (ConnectOutcome.NOT_FOUND,
+                                               f"cannot start '{script}': No such file or directory")
+    missing = run(attempt([str(tmp_path / "nothing")]))
+    assert missing.outcome is ConnectOutcome.NOT_FOUND
+    said = run(attempt(["sh", "-c", "echo on stdout; echo and on stderr >&2; exit 1"]))
+    assert (said.outcome, said.reason) == (ConnectOutcome.EOF, "sh exited before the handshake: "
+                                           "on stdout | and on stderr")
+
+
+def test_a_local_agent_runs_on_pipes_in_a_session_of_its_own(home: str) -> None:
+    """No terminal between pcontrol and a local agent: its stdin is a pipe, its stdout and
+    stderr one other pipe, it leads a session (so its group is signalled as on a pty), at
+    its niceness; it ends on bye, and on our hang-up it sees EOF."""
+    async def body(polite: bool) -> tuple[list[str], bool, int]:
+        lost: list[str] = []
+        link = await connect_agent("a1", [sys.executable, "-m", "pclient"], timeout=WAIT,
+                                   on_message=lambda *_: None, on_lost=lambda _, why: lost.append(why),
+                                   nice=3, pipes=True)
+        fds = [os.readlink(f"/proc/{link.pid}/fd/{fd}") for fd in (0, 1, 2)]
+        stat = Path(f"/proc/{link.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        assert link.agent_is_child and int(stat[3]) == link.pid and int(stat[16]) == 3
+        if polite:
+            await link.close(reason="test over", grace=3.0)
+        else:
+            link.hang_up("hung up")
+        gone = await link.wait_gone(WAIT)
+        return fds, gone, len(lost)
+
+    fds, gone, lost = run(body(polite=True))
+    # stdout and stderr were one pipe: the agent moved the protocol off fd 1 and logs nowhere
+    assert fds[0].startswith("pipe:") and fds[1:] == ["/dev/null", "/dev/null"], fds
+    assert gone and lost == 1
+    _, gone, lost = run(body(polite=False))      # never authenticated: EOF ends it
+    assert gone and lost == 1
+
+
 def test_a_start_cancelled_before_the_exec_leaves_no_process(home: str,
                                                               monkeypatch: pytest.MonkeyPatch
                                                               ) -> None:
