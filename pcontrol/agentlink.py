@@ -21,13 +21,15 @@ nothing ever goes through cooked mode, whether or not the agent also sets raw mo
 the loader asks for is sent as one line of base64 all the same).
 
 Why pipes for a local agent: no ssh, so nothing asks a terminal anything, and a pty costs
-CPU at every line: each write goes through the tty layer and a kernel worker
-(flush_to_ldisc) before the reader wakes (~0.1 ms a job of figure 2, issue 13). The child's
-stdin is one pipe, its stdout and stderr share the other (as they share a pty, so what it
-says before its hello still explains a failed start); pexpect reads them as an fdspawn
-(`_PipeSpawn`), and it is forked and exec'd by pcontrol.spareagent.start_on_pipes, the
-start of the spare agent too. We see the agent's end as EOF (on a pty: EIO), and it sees
-ours as EOF on its input (on a pty: that and SIGHUP), which it takes as it takes a hang-up.
+CPU at every write: it goes through the tty layer and a kernel worker (flush_to_ldisc)
+before the reader wakes, ~7 us more than a pipe's (a line each way: 23-36 us of CPU on a
+pty, 10-15 us on pipes, half of the difference in the kworker); in figure 2 (issue 13)
+~0.04 ms a job, nearly all of it the kworker's. The child's stdin is one pipe, its stdout
+and stderr share the other (as they share a pty, so what it says before its hello still
+explains a failed start); pexpect reads them as an fdspawn (`_PipeSpawn`), and it is
+forked and exec'd by pcontrol.spareagent.start_on_pipes, the start of the spare agent
+too. We see the agent's end as EOF (on a pty: EIO), and it sees ours as EOF on its input
+(on a pty: that and SIGHUP), which it takes as it takes a hang-up.
 
 Link: after the hello, pexpect's read transport is kept but given our own protocol (line
 splitting, bounded), and writes go through an asyncio write transport on a dup of the fd
