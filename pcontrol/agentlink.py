@@ -23,13 +23,14 @@ the loader asks for is sent as one line of base64 all the same).
 Why pipes for a local agent: no ssh, so nothing asks a terminal anything, and a pty costs
 CPU at every write: it goes through the tty layer and a kernel worker (flush_to_ldisc)
 before the reader wakes, ~7 us more than a pipe's (a line each way: 23-36 us of CPU on a
-pty, 10-15 us on pipes, half of the difference in the kworker); in figure 2 (issue 13)
-~0.04 ms a job, nearly all of it the kworker's. The child's stdin is one pipe, its stdout
-and stderr share the other (as they share a pty, so what it says before its hello still
-explains a failed start); pexpect reads them as an fdspawn (`_PipeSpawn`), and it is
-forked and exec'd by pcontrol.spareagent.start_on_pipes, the start of the spare agent
-too. We see the agent's end as EOF (on a pty: EIO), and it sees ours as EOF on its input
-(on a pty: that and SIGHUP), which it takes as it takes a hang-up.
+pty, 10-15 us on pipes, half of the difference in the kworker). In figure 2 (issue 13), 16
+alternating pairs at load 12-15: kworker time 0.035 ms a job less, and sched, pcontrol and
+the agent together ~0.13 ms a job less (paired medians; single runs spread more than that).
+The child's stdin is one pipe, its stdout and stderr share the other (as they share a pty,
+so what it says before its hello still explains a failed start); pexpect reads them as an
+fdspawn (`_PipeSpawn`), and it is forked and exec'd by pcontrol.spareagent.start_on_pipes,
+the start of the spare agent too. We see the agent's end as EOF (on a pty: EIO), and it sees
+ours as EOF on its input (on a pty: that and SIGHUP), which it takes as it takes a hang-up.
 
 Link: after the hello, pexpect's read transport is kept but given our own protocol (line
 splitting, bounded), and writes go through an asyncio write transport on a dup of the fd

@@ -24,7 +24,7 @@ gets EOF on its input and exits.
 A local agent runs on two pipes (`start_on_pipes`), not on a pseudo-terminal as an ssh
 start does (pcontrol.agentlink): nothing between pcontrol and a local pclient asks a
 terminal anything, and a pty's every write goes through the tty layer and a kernel worker
-(flush_to_ldisc) before the agent wakes, ~0.04 ms of CPU a job of figure 2 (issue 13). Its
+(flush_to_ldisc) before the agent wakes (figure 2 of issue 13: pcontrol.agentlink). Its
 stdout and stderr share one pipe, as they share the pty: what a start prints before its
 hello (a Python traceback) still explains a failed start.
 
