@@ -20,7 +20,8 @@ Sockets live in one directory per user, owner-only (0700 dir, 0600 sockets, and 
 uid is checked with SO_PEERCRED both ways): $PCLIENT_RUNTIME_DIR, else
 $XDG_RUNTIME_DIR/pclient, else /tmp/pclient-<uid>. A survivor's socket is
 <key>-<pid>.sock where key = sha256(token, host name)[:16]: agents of other controllers
-or other host names never look at it.
+or other host names never look at it. It gets that name only once it listens, so a
+successor that finds one refusing connections may remove it as a dead agent's.
 
 Beside it, every authenticated agent holds an flock on <key>-<pid>.agent for as long as it
 lives (`AgentPresence`), connected or not: the kernel drops the lock when the process
@@ -203,17 +204,32 @@ class SurvivorListener:
     async def start(self) -> Path:
         directory = self._directory or runtime_dir()
         path = directory / f"{self._key}-{os.getpid()}.sock"
+        # Bound and listening under a draft name before it gets its own: a successor refused
+        # by a socket under that name takes it for a dead agent's and removes it, and one that
+        # looked between our bind and our listen did so (the survivor then lost its socket and,
+        # with it, its lease and the outcomes it held). The rename replaces a dead agent's
+        # socket of our pid.
+        draft = directory / f".{path.name}.new"
         try:
-            path.unlink()
+            draft.unlink()
         except FileNotFoundError:
             pass
         old_umask = os.umask(0o177)
         try:
             self._server = await asyncio.start_unix_server(
-                self._accept, path=str(path), limit=MAX_LINE + 2)
+                self._accept, path=str(draft), limit=MAX_LINE + 2)
         finally:
             os.umask(old_umask)
-        os.chmod(path, 0o600)
+        try:
+            os.chmod(draft, 0o600)
+            os.replace(draft, path)
+        except OSError:
+            await self.close()
+            try:
+                draft.unlink()
+            except FileNotFoundError:
+                pass
+            raise
         self.path = path
         log.info("waiting for a successor on %s", path)
         return path

@@ -9,16 +9,18 @@ import asyncio
 import os
 import shutil
 import signal
+import socket
+import subprocess
 import tempfile
 from pathlib import Path
 from typing import Callable, Iterator
 
 import pytest
 
-from pclient.lease import SurvivorLink, live_agents, runtime_dir, survivor_key
+from pclient.lease import SurvivorLink, SurvivorListener, find_survivors, live_agents, runtime_dir, survivor_key
 from pclient.protocol import (Ack, Auth, Bye, Ended, Error, Kill, Lost, Message, Outcome, Ping, Pong, Resumed, Run,
-                             Started)
-from agent_harness import AgentProcess, alive, async_test
+                             Started, encode)
+from agent_harness import PY, REPO, AgentProcess, alive, async_test
 from waiting import wait_until
 
 TOKEN = "5e" * 32
@@ -87,6 +89,47 @@ async def test_successor_takes_over_a_finished_and_a_running_job(env, tmp_path):
     assert await first.wait_exit() == 0            # everything handed over: the survivor goes
     assert sockets(env) == []
     await second.finish()
+
+
+SUCCESSOR_LOOK = f"""
+import asyncio
+from pclient.lease import find_survivors
+print([link.report.finished for link in asyncio.run(find_survivors({TOKEN!r}, "n1"))])
+"""
+"""What a successor agent does first, in a process of its own (an agent skips its own pid's socket)."""
+
+
+@async_test
+async def test_a_successor_that_looks_before_the_survivor_listens_leaves_its_socket_alone(env, monkeypatch):
+    """A successor that looks while a survivor's socket is bound but not yet listening (the
+    survivor preempted between the two, as under load) is refused by it: it must not find it
+    under its name, take it for a dead agent's and remove it, which made the survivor give up
+    its lease and the outcomes it held. The socket is found once it listens."""
+    monkeypatch.setenv("PCLIENT_RUNTIME_DIR", env["PCLIENT_RUNTIME_DIR"])
+    real_listen = socket.socket.listen
+    looked: list[str] = []
+
+    def listen_after_a_successor_looked(sock: socket.socket, *args: int) -> None:
+        if not looked:       # our loop is held here until the successor's look is over
+            looked.append(subprocess.run((PY, "-c", SUCCESSOR_LOOK), env=env, cwd=REPO, capture_output=True,
+                                         text=True, check=True, timeout=WAIT).stdout)
+        real_listen(sock, *args)
+
+    monkeypatch.setattr(socket.socket, "listen", listen_after_a_successor_looked)
+    listener = SurvivorListener(TOKEN, "n1")
+    path = await listener.start()
+    monkeypatch.undo()
+    assert looked == ["[]\n"]                      # nothing to find yet, and nothing removed
+    assert sockets(env) == [path]
+    looking = await asyncio.create_subprocess_exec(PY, "-c", SUCCESSOR_LOOK, env=env, cwd=REPO,
+                                                   stdout=asyncio.subprocess.PIPE)
+    successor = await listener.successors.get()
+    await successor.write(encode(Resumed(running=(), finished=("j",), survivors=0, looks_again=True)))
+    found, _ = await asyncio.wait_for(looking.communicate(), WAIT)
+    assert found == b"[('j',)]\n"                  # found once it listens
+    await successor.close()
+    await listener.close()
+    assert sockets(env) == []
 
 
 @async_test
