@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import os
 import sys
 from pathlib import Path
 
@@ -44,6 +45,9 @@ class AgentProcess:
 
     @classmethod
     async def start(cls, *args: str, env: dict[str, str] | None = None) -> AgentProcess:
+        log_dir = os.environ.get("PCLIENT_TEST_LOG_DIR")
+        if log_dir:   # debugging a flaky test: each agent logs at debug level to a file there
+            args = ("-vv", "--log", os.path.join(log_dir, "agents.log"), *args)
         proc = await asyncio.create_subprocess_exec(
             PY, "-m", "pclient", "--kill-grace", "0.2", *args,
             stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
