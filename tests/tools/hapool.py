@@ -6,12 +6,15 @@ the periodic task they share, whose every job appends its run number and due tim
     a = pool.member("a"); a.wait_log("leading:")
     b = pool.member("b", url=relay_url)      # b reaches etcd through a relay (a partition to cut)
     a.kill9(); b.wait_log("taken over")
+    written = pool.kill9_between_runs(a, etcd)  # or so, while none of its jobs is under way
     c = pool.member("c", listen=True)        # --listen 127.0.0.1:PORT (c.address), the pool's secret
     runs = pool.runs()                       # [(run number, fired ms)] in the order written
 """
 
 from __future__ import annotations
 
+import base64
+import json
 import os
 import signal
 import subprocess
@@ -21,7 +24,7 @@ import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
 
-from etcdserver import free_port
+from etcdserver import EtcdServer, free_port
 from procs import agents_with_runtime
 from waiting import wait_until_sync
 
@@ -194,6 +197,33 @@ class Pool:
         port = free_port()
         relay = self.relay(port, etcd.port)
         return self.member(name, url=f"http://127.0.0.1:{port}{etcd.path}"), relay
+
+    def made(self, etcd: EtcdServer, task: str = "tick") -> int:
+        """How many jobs of `task` etcd counts made (0 before the first)."""
+        kv = etcd.get(f"{self.prefix}/state/task/{task}")
+        return int(json.loads(base64.b64decode(kv["value"]))["made"]) if kv else 0
+
+    def kill9_between_runs(self, member: Member, etcd: EtcdServer, task: str = "tick") -> int:
+        """SIGKILL the leader `member` while no job of `task` is under way; the runs written then.
+
+        A `host LOCAL` job dies with its leader, and the next leader does not run it again
+        (docs/operators.md, limits: at most once for that window), so a test that each run fires
+        once kills between two runs: the leader is stopped (SIGSTOP: it makes and starts nothing
+        more, while a job it has started goes on) and killed once each run that etcd counts made
+        has written its line; else it goes on (SIGCONT) until that line is there, and again."""
+        while True:
+            os.kill(member.pid, signal.SIGSTOP)
+            try:
+                made = self.made(etcd, task)
+                written = len(self.runs())
+            except BaseException:
+                os.kill(member.pid, signal.SIGCONT)
+                raise
+            if written >= made:
+                member.kill9()
+                return written
+            os.kill(member.pid, signal.SIGCONT)
+            wait_until_sync(lambda: len(self.runs()) >= made, f"run {made - 1} has written its line", 30)
 
     def runs(self) -> list[tuple[int, int]]:
         """(run number, fired at ms) of every job, in the order they were written (each job
