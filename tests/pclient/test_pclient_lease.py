@@ -23,7 +23,7 @@ from pclient.protocol import (Ack, Auth, Bye, Ended, Error, Kill, Lost, Message,
 from agent_harness import PY, REPO, AgentProcess, alive, async_test
 from waiting import wait_until
 
-TOKEN = "5e" * 32
+TOKEN = os.urandom(32).hex()  # (its own: _token_processes looks at every process of the machine)
 WAIT = 10.0
 
 
