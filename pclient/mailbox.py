@@ -9,13 +9,14 @@ the temporary directory (`psched-mail-<pid>-XXXX`, removed when the process exit
 empty; a directory whose owner is dead, killed -9 say, is removed with the job files left in it
 by the next process that makes one, `remove_dead_owners`; the owner holds an flock on its
 directory for as long as it lives, which tells a live owner in another pid namespace sharing
-this temporary directory from a dead one): its inbox `<n>.<job>.in` (the messages delivered to it, one `SENDER TEXT` per line; empty when none) and
-the name of its outbox `<n>.<job>.out`, which the job creates if it has something to say: one
+this temporary directory from a dead one): its inbox `<n>.<job>.in` (the messages delivered to it, one `SENDER TEXT` per line), an empty
+file `spare.<n>` when none came, and the name of its outbox `<n>.<job>.out`, which the job
+creates if it has something to say: one
 `TASK TEXT` line per message.  `collect` reads at most OUTBOX_LIMIT bytes of it (a longer outbox
 is cut at a line, and `note` says so), drops blank lines, and removes both files.  (One
 directory per process, not per job: a job's mailbox then costs two small file operations
 instead of a directory made with a random name and removed tree-wise, issue 13; and an empty
-inbox is an emptied one of an earlier job renamed into place, SpareInboxes.)  Used by pclient.jobproc for the
+inbox is an earlier job's empty one, given again as it is, SpareInboxes.)  Used by pclient.jobproc for the
 agent's jobs and sched's local jobs alike; what the lines mean is sched's business
 (psched.scheduler.switchboard).  Standard library only.
 """
@@ -59,13 +60,18 @@ class Mailbox:
         safe = job_id if job_id.isalnum() else "".join(c if c.isalnum() or c in "._-" else "_" for c in job_id)
         try:
             directory = _directory(base)
-            stem = f"{directory}/{next(_SERIAL)}.{safe[:40]}"
-            if inbox or not _SPARES.take_as(directory, stem + ".in"):
+            serial = next(_SERIAL)
+            stem = f"{directory}/{serial}.{safe[:40]}"
+            path = None if inbox else _SPARES.take(directory)
+            if path is None:  # (an empty one is named as the spare it becomes)
+                path = stem + ".in" if inbox else f"{directory}/{SPARE}{serial}"
                 try:
-                    fd = os.open(stem + ".in", _CREATE, 0o600)
+                    fd = os.open(path, _CREATE, 0o600)
                 except FileNotFoundError:  # our directory was removed (a cleaner of /tmp): again
-                    stem = os.path.join(_directory(base, made_again=True), os.path.basename(stem))
-                    fd = os.open(stem + ".in", _CREATE, 0o600)
+                    directory = _directory(base, made_again=True)
+                    stem = f"{directory}/{serial}.{safe[:40]}"
+                    path = stem + ".in" if inbox else f"{directory}/{SPARE}{serial}"
+                    fd = os.open(path, _CREATE, 0o600)
                 try:
                     data = "".join(line + "\n" for line in inbox).encode("utf-8", "replace")
                     while data:
@@ -75,7 +81,7 @@ class Mailbox:
         except OSError as exc:
             log.warning("job %s: no mailbox: %s", job_id, exc)
             return cls()
-        return cls(stem + ".in", stem + ".out")
+        return cls(path, stem + ".out")
 
     @property
     def env(self) -> dict:
@@ -110,29 +116,33 @@ class Mailbox:
 
 
 class SpareInboxes:
-    """Emptied inbox files kept for the next jobs' empty inboxes, renamed into place: a job then
-    costs no file made and removed (on ext4 each new file searches the inode table past the
-    recently removed ones: ~50 us of CPU a job, more after thousands of jobs, issue 13). An inbox
-    is kept only if it is still what we made it, an empty regular file of ours (a job may write
-    to its inbox, or put something else in its place). At most `limit`, named SPARE<n> in the
-    mailbox directory; removed at exit (after a kill -9, with the directory by the next process)."""
+    """Empty inbox files kept for the next jobs' empty inboxes, each given again under its own
+    name SPARE<n>: a job then costs no file made and removed (on ext4 each new file searches the
+    inode table past the recently removed ones: ~50 us of CPU a job, more after thousands of
+    jobs), nor the two renames that gave a spare a job's name and took it back (~8 us of the
+    kernel's each, issue 13). An inbox is kept only if it is still what we made it, an empty
+    regular file of ours (a job may write to its inbox, or put something else in its place), and
+    given again only if it is still there (a cleaner of /tmp may take a file it finds old). At
+    most `limit` in each mailbox directory; removed at exit (after a kill -9, with the directory
+    by the next process)."""
 
     def __init__(self, limit: int) -> None:
         self.limit = limit
         self._kept: Dict[str, list] = {}
 
-    def take_as(self, directory: str, path: str) -> bool:
-        """Rename a kept inbox of `directory` to `path` (False: none kept, or it is gone)."""
-        with _LOCK:
-            kept = self._kept.get(directory)
-            spare = kept.pop() if kept else None
-        if spare is None:
-            return False
-        try:
-            os.rename(spare, path)
-        except OSError:
-            return False
-        return True
+    def take(self, directory: str) -> Union[str, None]:
+        """A kept inbox of `directory`, still there (None: none kept)."""
+        while True:
+            with _LOCK:
+                kept = self._kept.get(directory)
+                spare = kept.pop() if kept else None
+            if spare is None:
+                return None
+            try:
+                os.lstat(spare)
+            except OSError:
+                continue
+            return spare
 
     def keep(self, path: str) -> bool:
         """Keep the ended job's inbox at `path` as a spare, if it may be (False: remove it)."""
@@ -145,13 +155,15 @@ class SpareInboxes:
         except OSError:
             return False
         if not (stat.S_ISREG(st.st_mode) and st.st_size == 0 and st.st_nlink == 1
-                and stat.S_IMODE(st.st_mode) == 0o600 and st.st_uid == os.geteuid()):
+                and stat.S_IMODE(st.st_mode) == 0o600 and st.st_uid == _EUID):
             return False
-        spare = f"{directory}/{SPARE}{next(_SERIAL)}"
-        try:
-            os.rename(path, spare)
-        except OSError:
-            return False
+        spare = path
+        if not path[len(directory) + 1:].startswith(SPARE):  # (a job's inbox, emptied by the job)
+            spare = f"{directory}/{SPARE}{next(_SERIAL)}"
+            try:
+                os.rename(path, spare)
+            except OSError:
+                return False
         with _LOCK:
             self._kept.setdefault(directory, []).append(spare)
         return True
@@ -171,6 +183,7 @@ _SPARES = SpareInboxes(SPARE_INBOXES)
 _PREFIX = "psched-mail-"
 _CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
 _SERIAL = itertools.count(1)
+_EUID = os.geteuid()
 _LOCK = threading.Lock()
 _DIRECTORIES: Dict[Union[str, None], str] = {}
 """This process's mailbox directory under each base (None: the temporary directory)."""

@@ -62,12 +62,18 @@ def test_mailbox_gives_the_inbox_and_reads_a_bounded_outbox(tmp_path):
     [spare] = directory.iterdir()  # its emptied inbox, kept for the next empty one (SpareInboxes)
     assert spare.name.startswith(SPARE) and spare.stat().st_size == 0
     again = Mailbox.open("9", [], base=str(tmp_path))
-    assert not spare.exists() and open(again.env["PSCHED_INBOX"]).read() == ""
+    assert again.env["PSCHED_INBOX"] == str(spare) and open(again.env["PSCHED_INBOX"]).read() == ""
     with open(again.env["PSCHED_INBOX"], "w") as fh:  # a job that writes to its inbox
         fh.write("mine now\n")
     assert again.collect() == ((), None)
     assert list(directory.iterdir()) == []  # not kept: the next job's inbox must be empty
-    assert open(Mailbox.open("10", [], base=str(tmp_path)).env["PSCHED_INBOX"]).read() == ""
+    later = Mailbox.open("10", [], base=str(tmp_path))
+    assert open(later.env["PSCHED_INBOX"]).read() == ""
+    assert later.collect() == ((), None)
+    [kept] = directory.iterdir()
+    kept.unlink()  # a cleaner of /tmp took it
+    gone = Mailbox.open("11", [], base=str(tmp_path))  # not given again: a new one
+    assert open(gone.env["PSCHED_INBOX"]).read() == ""
 
 
 def test_a_killed_process_s_directory_goes_with_its_spares_and_job_files(tmp_path):
