@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import concurrent.futures
 import dataclasses
 import enum
 import logging
@@ -988,11 +989,16 @@ async def run_agent(claimed: ClaimedStdio, *, slots: int, host: Union[str, None]
 
 async def _sweep_orphans(token: str, name: str, keep: set[int]) -> None:
     """Kill the jobs of dead agents of this controller and host (not of the agents in `keep`)."""
+    # (a thread of its own, which ends with the sweep: the default executor's would stay, and
+    # with cgroups each job's start moves every thread of this process, issue 13)
+    sweeper = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="pclient-sweep")
     try:
         swept = await asyncio.get_running_loop().run_in_executor(
-            None, kill_orphans, survivor_key(token, name), keep)
+            sweeper, kill_orphans, survivor_key(token, name), keep)
     except Exception:
         log.exception("sweeping orphaned jobs failed")
         return
+    finally:
+        sweeper.shutdown(wait=False)
     if swept:
         log.warning("killed %d orphaned process(es) of dead agents: %s", len(swept), swept)
