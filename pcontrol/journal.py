@@ -311,6 +311,13 @@ class Journal:
         return len(self._dirty)
 
     @property
+    def write_due(self) -> bool:
+        """A write is scheduled for a coming loop turn, and will call `on_written` (not
+        while failing: a retry may be seconds away; nor while a checkpoint holds the
+        writes)."""
+        return self._handle is not None and self.failure is None
+
+    @property
     def durable_seq(self) -> int:
         """Every change numbered up to this is on disk."""
         for entry in self._dirty.values():

@@ -16,8 +16,12 @@ writes work again; a caller waiting for a change that did not reach the disk is 
 
 What is released goes out RELEASE_BATCH messages per loop turn (a journal batch covers 250
 jobs, each with a `run` or an `ack` to encode and write to an agent and maybe an event per
-subscriber), each turn its own callback, not the journal's: the loop reads its clients and
-agents between two batches.
+subscriber): the first batch in the journal's write turn, right after the write that covers
+it (no turn of its own in between, which had been a loop turn more for every change told,
+and a reply to `job` a turn later), the rest a turn each: the loop reads its clients and
+agents between two batches. While a journal write is due, that write releases what is
+queued; otherwise (nothing left to write, a failing or held journal) the outbox takes a
+turn of its own.
 """
 
 from __future__ import annotations
@@ -110,11 +114,15 @@ class Outbox:
             item for item in self._agents if getattr(item[2], "job", None) != word)
 
     def written(self) -> None:
-        """Journal.on_written: the journal wrote (or failed to); release in a turn of its
-        own."""
-        self._schedule()
+        """Journal.on_written: the journal wrote (or failed to); release what that covers
+        now, in the journal's turn (a batch: the rest in turns of their own)."""
+        if self.release(RELEASE_BATCH):
+            self._schedule()
 
     def _schedule(self) -> None:
+        journal = self._ledger()
+        if journal is not None and journal.write_due:
+            return                      # its write calls `written`, which releases
         if self._handle is None:
             try:
                 self._handle = asyncio.get_running_loop().call_soon(self._release_turn)
@@ -123,6 +131,9 @@ class Outbox:
 
     def _release_turn(self) -> None:
         self._handle = None
+        journal = self._ledger()
+        if journal is not None and journal.write_due:
+            return                      # due since this turn was scheduled: it releases
         if self.release(RELEASE_BATCH):
             self._schedule()            # more is covered: the next turn sends it
 
