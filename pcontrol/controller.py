@@ -342,9 +342,10 @@ class Controller(AgentReports, OperatorRequests, PoolAdoption):
             return
         await self._outbox.durable()
 
-    def _job_changed(self, job: Job) -> None:
+    def _job_changed(self, job: Job, *, lazy: bool = False) -> None:
+        """`lazy`: nobody waits for the journal to have this change (Journal.job_changed)."""
         if self.journal is not None:
-            self.journal.job_changed(job)
+            self.journal.job_changed(job, lazy=lazy)
         if self._subscribers:
             whole, brief = self._forms_wanted(job)
             if whole or brief:

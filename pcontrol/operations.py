@@ -160,7 +160,7 @@ class OperatorRequests:
         for job in marks:
             self._harvested_in_pool(job)
             job.harvested = now
-            self._job_changed(job)
+            self._job_changed(job, lazy=True)  # sched keeps its record HARVEST_DURABLE s
             self._push_timer(self.config.retention, ("forget", job.id))
         return results
 

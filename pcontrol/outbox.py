@@ -76,8 +76,13 @@ class Outbox:
         return len(self._events) + len(self._agents) + len(self._acks)
 
     def _seq(self) -> int:
+        """The journal's last change number, which what is queued now waits for: lazy
+        changes (journal.py) are then written next turn too."""
         journal = self._ledger()
-        return journal.seq if journal is not None else 0
+        if journal is None:
+            return 0
+        journal.write_soon()
+        return journal.seq
 
     def _durable(self) -> float:
         journal = self._ledger()
@@ -100,7 +105,8 @@ class Outbox:
         """Return once every change up to `seq` (default: so far) is written and what was
         queued before is sent; JournalFailed if the journal fails first."""
         waiter = asyncio.get_running_loop().create_future()
-        self._waiters.append((self._seq() if seq is None else seq, waiter))
+        last = self._seq()
+        self._waiters.append((last if seq is None else seq, waiter))
         self._schedule()
         await waiter
 
