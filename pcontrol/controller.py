@@ -666,15 +666,17 @@ class Controller(AgentReports, OperatorRequests, PoolAdoption):
         self._set_state(job, JobState.BUSY)
         job.ran_on = host.name
         host.running.add(job.id)
+        self._update_load(host)
+        self._free.rotate(host.name)
+        self._job_changed(job)
+        # After the change: the outbox holds the `run` until the journal has the job BUSY
+        # (queued before it, it went out with a new job not yet written at all).
         deadline = job.pending_deadline
         self._to_agent(host, agent_protocol.Run(
             job=job.agent_word, argv=job.argv, cwd=job.cwd, env=job.env,
             timeout=job.timeout, output_limit=job.output_limit, spool=job.spool,
             mailbox=job.mail, inbox=job.inbox, not_before=job.not_before,
             pending=None if deadline is None else max(0.0, deadline - self.clock())))
-        self._update_load(host)
-        self._free.rotate(host.name)
-        self._job_changed(job)
 
     def _finish(self, job: Job, outcome: Outcome, *, reason: str = "",
                 status: int | None = None, signal: int | None = None) -> None:

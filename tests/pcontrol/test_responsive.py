@@ -165,6 +165,30 @@ def test_events_go_out_a_batch_per_turn_in_order_and_durable_waits_for_them() ->
     assert ids == sorted(ids) and len(set(ids)) == len(ids)
 
 
+def test_no_run_goes_out_before_its_job_is_written(home: str) -> None:
+    """The `run` of a new job waits for the job's row (its stamp is the job's change), even
+    while the journal cannot write: an agent never runs a job the journal does not have."""
+    async def body() -> None:
+        journal = Journal(os.path.join(home, "j.db"))
+        controller = Controller(journal, make_config())
+        await controller.start()
+        host = connected_host(controller, "h", 1)
+        controller.host_connected(host)
+        sent: list[Any] = []
+        controller.host_table.send = lambda _host, message: sent.append(message)  # type: ignore[method-assign]
+        await asyncio.sleep(0)
+        journal._db.close()                     # every write fails from now on
+        job = controller.submit(JobSpec(argv=["true"]))
+        await turns_until(lambda: journal.failure is not None, "the write failed")
+        for _ in range(3):
+            await asyncio.sleep(0)
+        assert job.state is JobState.BUSY and not sent
+        controller.journal = None               # stop without the broken journal
+        await controller.stop()
+
+    run(body())
+
+
 # -- the journal --------------------------------------------------------------------------
 
 def test_a_batch_ends_early_on_big_outputs(home: str) -> None:
