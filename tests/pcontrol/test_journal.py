@@ -9,8 +9,8 @@ import pytest
 from pcontrol.controller import Controller, JobSpec
 from pcontrol.errors import CommandFailed
 from pcontrol.journal import Journal
-from pcontrol.model import JobState
-from pcontrol_harness import controller_running, kill_group, make_config, run
+from pcontrol.model import JobState, Outcome
+from pcontrol_harness import controller_running, kill_group, make_config, poll, run
 
 
 def test_restart_keeps_hosts_and_jobs(home: str) -> None:
@@ -96,6 +96,48 @@ def test_a_burst_of_changes_is_one_commit(home: str) -> None:
         reopened = Journal(f"{home}/j.db").load()
         assert len(reopened.jobs) == 200 and reopened.next_job_id == 201
         assert all(job.state is JobState.PENDING for job in reopened.jobs)
+    run(body())
+
+
+def test_a_harvest_goes_with_the_next_write_or_soon_after(home: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Nobody waits for a harvest (sched keeps its harvest log for HARVEST_DURABLE s): it takes
+    no commit of its own while other writes follow, and is on disk within LAZY_WRITE anyway,
+    or at once when someone waits for the journal."""
+    from pcontrol import journal as journal_module
+    monkeypatch.setattr(journal_module, "LAZY_WRITE", 0.05)
+
+    async def body() -> None:
+        journal = Journal(f"{home}/j.db")
+        controller = Controller(journal, make_config())
+        await controller.start()
+        jobs = [controller.submit(JobSpec(argv=["true"], owner="me")) for _ in range(3)]
+        for job in jobs:                          # no host: they end PENDING
+            controller._index.remove(job.id)
+            controller._finish(job, Outcome.PENDING, reason="test")
+        await asyncio.sleep(0)
+        commits = journal.commits
+        assert not journal.dirty
+
+        controller.harvest([str(jobs[0].id)], owner="me")
+        assert journal.dirty and not journal.write_due
+        for _ in range(3):
+            await asyncio.sleep(0)
+        assert journal.commits == commits and journal.dirty   # no write of its own...
+        controller.submit(JobSpec(argv=["true"]))
+        await asyncio.sleep(0)
+        assert journal.commits == commits + 1 and not journal.dirty   # ...it went with this one
+
+        controller.harvest([str(jobs[1].id)], owner="me")
+        await controller.durable()                # someone waits: written now
+        assert journal.commits == commits + 2 and not journal.dirty
+
+        controller.harvest([str(jobs[2].id)], owner="me")
+        await poll(lambda: not journal.dirty, "the lone harvest was written")
+        assert journal.commits == commits + 3
+        await controller.stop()
+        journal.close()
+        reopened = {job.id: job for job in Journal(f"{home}/j.db").load().jobs}
+        assert all(reopened[job.id].harvested is not None for job in jobs)
     run(body())
 
 

@@ -165,6 +165,30 @@ def test_events_go_out_a_batch_per_turn_in_order_and_durable_waits_for_them() ->
     assert ids == sorted(ids) and len(set(ids)) == len(ids)
 
 
+def test_a_run_goes_out_in_the_turn_of_the_write_that_covers_it(home: str) -> None:
+    """A job's `run` is queued before its change is marked (Controller._start): the write
+    that covers it releases it in its own turn, not in a turn of the outbox's after it."""
+    async def body() -> int:
+        journal = Journal(os.path.join(home, "j.db"))
+        controller = Controller(journal, make_config())
+        await controller.start()
+        host = connected_host(controller, "h", 1)
+        controller.host_connected(host)
+        sent: list[Any] = []
+        controller.host_table.send = lambda _host, message: sent.append(message)  # type: ignore[method-assign]
+        await asyncio.sleep(0)
+        commits = journal.commits
+        job = controller.submit(JobSpec(argv=["true"]))
+        assert job.state is JobState.BUSY and not sent
+        turns = await turns_until(lambda: bool(sent), "the run went out")
+        assert journal.commits == commits + 1 and not journal.dirty
+        await controller.stop()
+        journal.close()
+        return turns
+
+    assert run(body()) == 1
+
+
 def test_no_run_goes_out_before_its_job_is_written(home: str) -> None:
     """The `run` of a new job waits for the job's row (its stamp is the job's change), even
     while the journal cannot write: an agent never runs a job the journal does not have."""
