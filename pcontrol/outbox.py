@@ -3,12 +3,12 @@
 Events to subscribers, `run` and `kill` to agents, `ack`s of the outcomes agents reported,
 and the reply to `job` all wait here until the journal has written every change made before
 them. Each is stamped with the journal's change number (Journal.seq) when queued and is
-released once `durable_seq` reaches it: usually at the end of the same loop turn (one batch
-holds a turn's changes), after a few turns when a burst is written batch by batch. Hence
-after a `kill -9` of pcontrol nothing anyone was told is missing from the journal: no agent
-runs a job the journal thinks PENDING, no subscriber saw an outcome the journal lost, and an
-agent forgets an outcome only once it is on disk (it keeps it until acked, and reports it
-again to the next pcontrol otherwise).
+released once `durable_seq` reaches it: usually by the write in the next loop turn (one
+batch holds a turn's changes), after a few turns when a burst is written batch by batch.
+Hence after a `kill -9` of pcontrol nothing anyone was told is missing from the journal: no
+agent is sent a job that the journal does not have as BUSY, no subscriber saw an outcome the
+journal lost, and an agent forgets an outcome only once it is on disk (it keeps it until
+acked, and reports it again to the next pcontrol otherwise).
 
 While the journal fails (full disk), everything stays here, in order, and goes out once
 writes work again; a caller waiting for a change that did not reach the disk is told so
