@@ -710,9 +710,6 @@ class Controller(AgentReports, OperatorRequests, PoolAdoption):
 
     def _forget(self, job: Job) -> None:
         del self.jobs[job.id]
-        host = self.hosts.get(job.ran_on or "") if job.spooled else None
-        if host is not None:  # the agent may remove the job's spooled output now
-            self._to_agent(host, agent_protocol.Drop(job=job.agent_word))
         self._job_counts[job.state] -= 1
         if job.outcome is not None:
             self._outcome_counts[job.outcome] -= 1
@@ -727,6 +724,9 @@ class Controller(AgentReports, OperatorRequests, PoolAdoption):
             self._timers.cancel((kind, job.id))
         if self.journal is not None:
             self.journal.job_forgotten(job.id)
+        host = self.hosts.get(job.ran_on or "") if job.spooled else None
+        if host is not None:  # the agent may remove the job's spooled output once its row is gone
+            self._to_agent(host, agent_protocol.Drop(job=job.agent_word))
 
     def job(self, job_id: int | str) -> Job:
         try:

@@ -28,7 +28,7 @@ from pcontrol.controller import FILL_BATCH, TIMER_BATCH, Controller, JobSpec
 from pcontrol.hosts import _Runtime
 from pcontrol.journal import Journal
 from pcontrol.loadwatch import GcWatch, LoopWatch, TurnWatch, histogram_quantile
-from pcontrol.model import Host, HostState, JobState
+from pcontrol.model import Host, HostState, JobState, Outcome
 from pcontrol.outbox import RELEASE_BATCH
 from pcontrol.wire import Event, EventKind
 from pcontrol_harness import WAIT, make_config, poll, run
@@ -207,6 +207,35 @@ def test_no_run_goes_out_before_its_job_is_written(home: str) -> None:
         for _ in range(3):
             await asyncio.sleep(0)
         assert job.state is JobState.BUSY and not sent
+        controller.journal = None               # stop without the broken journal
+        await controller.stop()
+
+    run(body())
+
+
+def test_no_drop_goes_out_before_its_job_is_gone_from_the_journal(home: str) -> None:
+    """The agent is told to remove a forgotten job's spooled output only once the journal
+    no longer has the job (it would otherwise have a job whose output is gone)."""
+    async def body() -> None:
+        journal = Journal(os.path.join(home, "j.db"))
+        controller = Controller(journal, make_config())
+        await controller.start()
+        host = connected_host(controller, "h", 1)
+        controller.host_connected(host)
+        sent: list[Any] = []
+        controller.host_table.send = lambda _host, message: sent.append(message)  # type: ignore[method-assign]
+        job = controller.submit(JobSpec(argv=["true"], spool=True))
+        host.running.discard(job.id)
+        job.spooled = True
+        controller._finish(job, Outcome.EXIT, status=0)
+        await turns_until(lambda: not journal.dirty, "the job was written")
+        sent.clear()
+        journal._db.close()                     # every write fails from now on
+        controller._forget(job)
+        await turns_until(lambda: journal.failure is not None, "the write failed")
+        for _ in range(3):
+            await asyncio.sleep(0)
+        assert not sent
         controller.journal = None               # stop without the broken journal
         await controller.stop()
 
