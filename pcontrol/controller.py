@@ -433,9 +433,9 @@ class Controller(AgentReports, OperatorRequests, PoolAdoption):
                 self._index.remove(job.id)
                 self._finish(job, Outcome.PENDING, reason=self._pending_reason(job))
             elif kind == "forget" and job.harvested is not None:
-                self._forget(job)
+                self._forget(job, lazy=True)
             elif kind == "expire" and job.state is JobState.DONE and job.owner is None:
-                self._forget(job)
+                self._forget(job, lazy=True)
             elif kind == "release" and job.state is JobState.PENDING and job.id in self._later:
                 self._later.discard(job.id)
                 if job.required and job.host not in self.hosts:
@@ -708,7 +708,9 @@ class Controller(AgentReports, OperatorRequests, PoolAdoption):
             ended = job.ended if job.ended is not None else now
             self._push_timer(ended + self.config.unowned_retention - now, ("expire", job.id))
 
-    def _forget(self, job: Job) -> None:
+    def _forget(self, job: Job, *, lazy: bool = False) -> None:
+        """Drop the job from memory and the journal (`lazy`: nobody waits for the deletion:
+        Journal.job_forgotten)."""
         del self.jobs[job.id]
         self._job_counts[job.state] -= 1
         if job.outcome is not None:
@@ -723,7 +725,7 @@ class Controller(AgentReports, OperatorRequests, PoolAdoption):
         for kind in ("pending", "forget", "expire", "held", "release"):
             self._timers.cancel((kind, job.id))
         if self.journal is not None:
-            self.journal.job_forgotten(job.id)
+            self.journal.job_forgotten(job.id, lazy=lazy)
         host = self.hosts.get(job.ran_on or "") if job.spooled else None
         if host is not None:  # the agent may remove the job's spooled output once its row is gone
             self._to_agent(host, agent_protocol.Drop(job=job.agent_word))

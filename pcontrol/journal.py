@@ -22,11 +22,12 @@ Every change gets a sequence number. Dirty objects are written in the order they
 became dirty (each with its latest state), so after any batch every change numbered up to
 `durable_seq` is on disk: the outbox (outbox.py) tells nobody of a change before that.
 
-A change that nobody waits for (a harvest: its owner keeps its own record of it for
-sched's HARVEST_DURABLE, 30 s) is marked `lazy`: it does not take a write of its own but
-goes with the next one, or LAZY_WRITE s after at the latest, or at once when someone waits
-for it (`write_soon`: the outbox queues something after it). In a stream of jobs that is
-a commit fewer for most harvests.
+A change that nobody waits for is marked `lazy`: a harvest (its owner keeps its own record
+of it for sched's HARVEST_DURABLE, 30 s), the deletion of a job forgotten `retention` s
+after it (lost to a kill -9, it is forgotten again after the restart). It does not take a
+write of its own but goes with the next one, or LAZY_WRITE s after at the latest, or at
+once when someone waits for it (`write_soon`: the outbox queues something after it). In a
+stream of jobs that is a commit fewer for most harvests, and for most forgotten jobs.
 
 A failing write (full disk, read-only file, I/O error) is kept as `failure`; the batch is
 rolled back, nothing dirty is dropped, and the write is retried with backoff (retry_min
@@ -281,8 +282,9 @@ class Journal:
         """`lazy`: nobody waits for this change (see the module docstring)."""
         self._mark(("job", job.id), job, lazy)
 
-    def job_forgotten(self, job_id: int) -> None:
-        self._mark(("job", job_id), None)
+    def job_forgotten(self, job_id: int, *, lazy: bool = False) -> None:
+        """`lazy`: nobody waits for this deletion (see the module docstring)."""
+        self._mark(("job", job_id), None, lazy)
 
     def host_changed(self, host: Host) -> None:
         self._mark(("host", host.name), host)

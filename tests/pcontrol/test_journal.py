@@ -10,7 +10,7 @@ from pcontrol.controller import Controller, JobSpec
 from pcontrol.errors import CommandFailed
 from pcontrol.journal import Journal
 from pcontrol.model import JobState, Outcome
-from pcontrol_harness import controller_running, kill_group, make_config, poll, run
+from pcontrol_harness import WAIT, controller_running, kill_group, make_config, poll, run
 
 
 def test_restart_keeps_hosts_and_jobs(home: str) -> None:
@@ -138,6 +138,31 @@ def test_a_harvest_goes_with_the_next_write_or_soon_after(home: str, monkeypatch
         journal.close()
         reopened = {job.id: job for job in Journal(f"{home}/j.db").load().jobs}
         assert all(reopened[job.id].harvested is not None for job in jobs)
+    run(body())
+
+
+def test_a_forgotten_job_goes_with_the_next_write(home: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Nobody waits for the deletion of a job forgotten after its retention: like a harvest,
+    it takes no commit of its own."""
+    from pcontrol import journal as journal_module
+    monkeypatch.setattr(journal_module, "LAZY_WRITE", WAIT)
+
+    async def body() -> None:
+        journal = Journal(f"{home}/j.db")
+        controller = Controller(journal, make_config(retention=0.01))
+        await controller.start()
+        job = controller.submit(JobSpec(argv=["true"], owner="me"))
+        controller._index.remove(job.id)
+        controller._finish(job, Outcome.PENDING, reason="test")
+        controller.harvest([str(job.id)], owner="me")
+        await controller.durable()
+        commits = journal.commits
+        await poll(lambda: job.id not in controller.jobs, "the job was forgotten")
+        assert journal.dirty and journal.commits == commits
+        await controller.durable()                # someone waits: written now
+        assert journal.commits == commits + 1 and journal.row_count() == 0
+        await controller.stop()
+        journal.close()
     run(body())
 
 
