@@ -151,6 +151,10 @@ class ControllerClient(Calls):
         """Sent with every request: the fencing token of a pool's leader (pcontrol.adoption)."""
         self.brief = False
         """pcontrol granted `subscribe -brief` on this connection (see subscribe)."""
+        self.before_write: Callable[[], None] | None = None
+        """Called before each write to pcontrol (a turn's lines): a scheduler writes there the
+        records it held that what it sends depends on (its run ledger's count of a job it
+        submits)."""
         self._reader_task = asyncio.get_running_loop().create_task(
             self._read_loop(), name=f"pcontrol-client-reader {socket_path}")
 
@@ -341,6 +345,8 @@ class ControllerClient(Calls):
 
     def _write_out(self, data: bytes) -> None:
         if not self._writer.is_closing():
+            if self.before_write is not None:
+                self.before_write()
             self._writer.write(data)
 
     async def _read_loop(self) -> None:

@@ -7,6 +7,8 @@ The run ledger (runledger.py), the switchboard (switchboard.py) and the harvest 
     for number, line in log.replay():   # the complete lines an earlier sched left
         ...                             # a line its owner cannot read: log.skip(number)
     log.append([line, ...])             # whole lines, in one write(), flushed
+    log.hold([line, ...])               # the same, written at the end of this loop turn (or by flush)
+    log.flush()                         # write the held lines now
     if log.full:                        # past COMPACT_AT
         log.rewrite(lines)              # the owner's state, compactly (atomically)
     log.remove()                        # nothing left to keep
@@ -17,10 +19,17 @@ middle of a write leaves at worst a torn last line, without its newline: `replay
 says so in the log, and the next append cuts it off first, so that it is neither written onto
 nor read later as a line of its own. A rewrite is atomic: a crash leaves the old file or the new
 one.
+
+Held lines (`hold`) are the lines of one loop turn written together, in one write() at the end
+of the turn: a scheduler making and ending many controller jobs a turn writes once, not once a
+line (issue 13). Until then they are in memory only: an owner holds only lines whose loss in a
+crash its next start copes with, and writes them (`flush`) before anything that depends on
+them leaves the process. Without a running loop, `hold` is `append`.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 from collections.abc import Iterable, Iterator
@@ -45,6 +54,7 @@ class AppendLog:
         self.dir_mode = dir_mode  # of the folders made for it
         self._fh: IO[bytes] | None = None
         self._size = 0
+        self._held: list[str] = []  # lines of this loop turn, not written yet (hold)
 
     def replay(self) -> Iterator[tuple[int, str]]:
         """The file's complete lines, numbered from 1, without their newline (none when there is
@@ -79,13 +89,43 @@ class AppendLog:
             data = data[self._fh.write(data):]  # all of it, unless the disk refuses (OSError)
         self._size += len(text)
 
+    def hold(self, lines: Iterable[str]) -> None:
+        """Add whole lines at the end of this loop turn (or at `flush`, whichever comes first),
+        in one write() with every line held meanwhile. OSError comes from `flush`, or at the end
+        of the turn is logged: an owner that cannot lose a held line flushes it itself."""
+        first = not self._held
+        self._held.extend(lines)
+        if first and self._held:
+            try:
+                asyncio.get_running_loop().call_soon(self._flush_at_turn_end)
+            except RuntimeError:  # no loop running (tests, tools): at once
+                self.flush()
+
+    def flush(self) -> None:
+        """Write the held lines now (one write()); OSError if they cannot be (they stay held)."""
+        if self._held:
+            self.append(self._held)
+            self._held = []
+
+    @property
+    def holding(self) -> bool:
+        return bool(self._held)
+
+    def _flush_at_turn_end(self) -> None:
+        try:
+            self.flush()
+        except OSError as exc:
+            log.warning("cannot write %s: %s (%d line(s) held)", self.path, exc, len(self._held))
+
     @property
     def full(self) -> bool:
         """It has grown past COMPACT_AT: time for its owner to rewrite it."""
         return self._size > COMPACT_AT
 
     def rewrite(self, lines: Iterable[str]) -> None:
-        """Replace the file with these lines (atomically: a crash keeps the old file)."""
+        """Replace the file with these lines (atomically: a crash keeps the old file). Lines
+        held are dropped: the owner's state, which these lines are, has them."""
+        self._held = []
         self.close()
         self.path.parent.mkdir(mode=self.dir_mode, parents=True, exist_ok=True)
         tmp = self.path.with_name(f"{self.path.name}.{os.getpid()}.new")  # never another writer's
@@ -94,7 +134,8 @@ class AppendLog:
         os.replace(tmp, self.path)
 
     def remove(self) -> None:
-        """No more file (there may have been none)."""
+        """No more file (there may have been none), nor lines held for it."""
+        self._held = []
         self.close()
         try:
             self.path.unlink()
@@ -122,6 +163,8 @@ class AppendLog:
                 fh.truncate(start)
 
     def close(self) -> None:
+        """Write the lines held (as far as it can), then close the file."""
+        self._flush_at_turn_end()
         self._size = 0  # counted afresh from the file's size when it is opened again
         if self._fh is not None:
             try:

@@ -153,6 +153,14 @@ class JobSink(Protocol):
     def job_sent(self, job: Job) -> None:
         """The controller has the job (or it ended before reaching it): the run ledger's count is sure."""
 
+    def flush_records(self) -> None:
+        """Write the records held this turn (the run ledger's): the backend is about to send
+        something that depends on them."""
+
+    def end_is_plain(self, job: Job, outcome: Outcome, status: int | None) -> bool:
+        """Ending `job` so would run no exit macro and write nothing of its own: were it ended
+        twice (a crash in between), nothing would show."""
+
     def controller_alert(self, record: dict[str, Any]) -> None:
         """pcontrol's `alert` event (an episode about a host started or ended): see alertqueue.py."""
 

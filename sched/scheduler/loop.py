@@ -270,6 +270,12 @@ class Scheduler:
         if self.ledger is not None and key is not None:
             self.ledger.sent(key)
 
+    def flush_records(self) -> None:
+        """Write the run ledger's lines held this turn: the link is about to write to the
+        controller (a job they count, a harvest after which the controller may forget one)."""
+        if self.ledger is not None:
+            self.ledger.flush()
+
     # --- the home: one sched on it, ids and launches that outlive this process ---------------
 
     def claim_home(self) -> None:
@@ -673,6 +679,24 @@ class Scheduler:
         self.retention.ended(job.id, job.ended)
         self.forget_expired()
         self._check_waiters()
+
+    def end_is_plain(self, job: Job, outcome: Outcome, status: int | None) -> bool:
+        """Ending `job` so (job_ended, not quiet) would run no exit macro and write nothing of
+        its own (no output destination, no joblog): the job's end shows only in this
+        process, so ending it again after a crash would not show either. (A backend then need
+        not keep, before the end, that it began: remote.HarvestLog.ended_plainly.)"""
+        if job.joblog:
+            return False
+        entry = self.tasks.get(job.task)
+        if entry is None or job.withdrawn:
+            return True  # job_ended records the end only
+        spec = entry.spec
+        if spec.stdout is not None or spec.stderr is not None:
+            return False
+        if not spec.exit_macros:
+            return True
+        selector = str(status) if outcome is Outcome.EXIT else outcome.selector
+        return spec.exit_macro_for(selector)[1] is None
 
     def forget_expired(self) -> None:
         """Drop ended jobs past the retention from the table."""

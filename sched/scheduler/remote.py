@@ -14,11 +14,13 @@ the task's stdout/stderr files before the macro.
 
 Exactly once, across restarts: before a job's exit macro runs, the link appends `+KEY` to a
 harvest log in $SCHED_HOME, and `KEY` once the macro has ended (each line flushed to the OS, so
-it survives the sched process being killed). After a restart, finished jobs the controller still
-holds are adopted: those whose macro ended are only acknowledged, the others have their macro run
-now, and one that an earlier sched began and died in runs again in full, with `$job_rerun` 1
-(whatever it did before the kill stays done: a macro that must not repeat an effect checks
-`$job_rerun`). Jobs still pending or running are followed. So every exit macro runs to its end
+it survives the sched process being killed). A job whose end runs no macro and writes nothing
+(Scheduler.end_is_plain) gets only its `KEY`, written with those of its loop turn and before
+its harvest is sent: were sched killed before, the next one would end it again unseen. After
+a restart, finished jobs the controller still holds are adopted: those whose macro ended are
+only acknowledged, the others have their macro run now, and one that an earlier sched began and
+died in runs again in full, with `$job_rerun` 1 (whatever it did before the kill stays done: a
+macro that must not repeat an effect checks `$job_rerun`). Jobs still pending or running are followed. So every exit macro runs to its end
 once; only a sched killed in the middle of a macro makes it run (part of it) twice.
 
 A broken connection is reported; submitted jobs are not forgotten, new ones wait, and the link
@@ -147,6 +149,21 @@ class HarvestLog:
         self._append(key)
         self.keys.add(key)
         self.unfinished.discard(key)
+
+    def ended_plainly(self, key: str) -> None:
+        """The job has ended with nothing to keep from happening twice (no exit macro, no
+        output written anywhere, loop.Scheduler.end_is_plain): no `+KEY` before, and its `KEY`
+        is held to the end of the loop turn, written with the others of the turn, and in any
+        case before its harvest is sent (`flush`). A crash before that only has the next
+        sched end it again, which shows nothing."""
+        if self._file is not None:
+            self._file.hold([key])
+        self.keys.add(key)
+
+    def flush(self) -> None:
+        """Write the keys held (ended_plainly) now: their harvest is about to be sent. OSError."""
+        if self._file is not None:
+            self._file.flush()
 
     def _append(self, line: str) -> None:
         if self._file is not None:
@@ -383,6 +400,7 @@ class ControllerLink:
                 client = await self.address.connect(on_event=self._on_event)
             self.client = client
             client.fence = self.fence
+            client.before_write = self.sched.flush_records  # a job's count is written before the job leaves
             self._early.clear()  # what came on an old connection may be staler than the job list
             await client.subscribe(owner=self.owner, only=EVENTS_WANTED, brief=True)
             self.state = "connected"
@@ -471,6 +489,10 @@ class ControllerLink:
             await asyncio.wait(list(self._tasks), timeout=5)
         client, self.client = self.client, None
         self.state = "not connected"
+        try:
+            self.harvests.flush()
+        except OSError as exc:
+            log.warning("cannot write %s: %s", self.harvests.path, exc)
         if client is not None:
             await client.close()
         if self._watcher is not None:
@@ -687,6 +709,8 @@ class ControllerLink:
         if job.state is JobState.PENDING and record.get("started"):
             job.started = record.get("started")
         outcome = Outcome(record["outcome"]) if record.get("outcome") else Outcome.DOWN
+        plain = (not already and not rerun and self.gate is None and not written and not record.get("outbox")
+                 and self.sched.end_is_plain(job, outcome, record.get("status")))
         if already:
             job.macro = "(ran before a restart)"
             self.sched.job_ended(job, outcome, status=record.get("status"), signal=record.get("signal"),
@@ -695,7 +719,7 @@ class ControllerLink:
         else:
             if rerun:
                 job.vars["job_rerun"] = "1"
-            else:
+            elif not plain:
                 self.harvests.begin(key)  # before the macro's side effects
             try:
                 self.sched.job_ended(
@@ -712,7 +736,10 @@ class ControllerLink:
                                             f"job {job.id} (controller job {record['id']})").streams() if lazy else None,
                 )
             finally:
-                self.harvests.end(key)  # this process lives on: the macro has had its run
+                if plain:
+                    self.harvests.ended_plainly(key)  # written with the turn's others, before the harvest
+                else:
+                    self.harvests.end(key)  # this process lives on: the macro has had its run
         self.by_cid.pop(int(record["id"]), None)
         self._harvest_soon(int(record["id"]), key)
 
@@ -782,6 +809,11 @@ class ControllerLink:
     async def _harvest(self, batch: list[tuple[int, str]]) -> None:
         ids = [str(cid) for cid, _ in batch]
         what = f"harvest controller job(s) {', '.join(ids)}"
+        try:
+            self.harvests.flush()  # the keys of plain ends: kept before they are acknowledged
+        except OSError as exc:
+            self.sched.report(f"controller: {what}: cannot write {self.harvests.path}: {exc}")
+            return  # harvested after the next reconnect, if the keys can be written by then
         try:
             reply = await self.client.request(["harvest", *ids, "-owner", self.owner])
         except ClientError as exc:

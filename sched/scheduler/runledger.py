@@ -28,8 +28,10 @@ dropped again with its count when its key turns out never sent (`["unitem", task
 
 Only tasks whose jobs go to the controller are recorded: `host LOCAL` tasks start over with
 each sched (their jobs die with it). One sched writes the ledger of its home and name
-(psched.scheduler.home: its lock). Each record is one JSON line `[made, task]`, written with a single
-write() in append mode and flushed, so that even two writers' lines never interleave, and a
+(psched.scheduler.home: its lock). Each record is one JSON line `[made, task]`; the lines of a
+loop turn are written together at its end, or before the link next writes to the controller,
+whichever comes first (`flush`), with a single write() in append mode, flushed, so that even
+two writers' lines never interleave, and a
 sched killed at any moment leaves at worst a torn last line, which `load` skips (the file is an
 appendlog.AppendLog). The last line of a task wins. The file is rewritten compactly (atomically)
 when it grows past appendlog.COMPACT_AT.
@@ -159,11 +161,24 @@ class RunLedger:
             self._write(_dumps(["sent", key]))
 
     def _write(self, *lines: str) -> None:
+        # Held to the end of the loop turn: the jobs made and sent in one turn cost one write().
+        # A count not written yet is of a job not sent yet (the link flushes the ledger before
+        # every write to the controller), and a `sent` not written yet is of a job the
+        # controller still holds (the ledger is flushed before its harvest too): a crash that
+        # loses them loses nothing forget_unsent would not put right.
         try:
-            self._file.append(lines)
+            self._file.hold(lines)
             if self._file.full:
                 self.compact()
         except OSError as exc:  # the count lives on in memory; only a restart would miss it
+            log.warning("cannot write %s: %s", self.path, exc)
+
+    def flush(self) -> None:
+        """Write the lines held now: something that depends on them is about to leave (a job
+        to the controller; a harvest, after which it may forget the job)."""
+        try:
+            self._file.flush()
+        except OSError as exc:
             log.warning("cannot write %s: %s", self.path, exc)
 
     def compact(self) -> None:

@@ -109,3 +109,50 @@ def test_the_file_is_rewritten_past_the_one_threshold(tmp_path, monkeypatch):
     assert not log.full
     assert list(AppendLog(tmp_path / "x.log", "a line").replay()) == [(1, "kept")]
     assert [p.name for p in tmp_path.iterdir()] == ["x.log"]  # no temporary left behind
+
+
+def test_lines_held_in_a_loop_turn_are_written_at_its_end_in_one_write(tmp_path, monkeypatch):
+    """Issue 13: the lines a turn holds (a scheduler's records of the jobs it makes and ends
+    in it) cost one write(), at the end of the turn or at `flush`, whichever comes first."""
+    import asyncio
+
+    path = tmp_path / "held.log"
+    log = AppendLog(path, "a line")
+    writes: list[int] = []
+    real_append = AppendLog.append
+    monkeypatch.setattr(AppendLog, "append", lambda self, lines: (writes.append(1), real_append(self, lines))[1])
+
+    async def turns() -> list[str]:
+        seen = []
+        log.hold(["a"])
+        log.hold(["b", "c"])
+        seen.append(path.read_text() if path.exists() else "")  # nothing yet: the turn goes on
+        await asyncio.sleep(0)  # the end of the turn
+        seen.append(path.read_text())
+        log.hold(["d"])
+        log.flush()  # something depending on it is about to leave: at once
+        seen.append(path.read_text())
+        await asyncio.sleep(0)
+        return seen
+
+    assert asyncio.run(turns()) == ["", "a\nb\nc\n", "a\nb\nc\nd\n"]
+    assert len(writes) == 2
+
+
+def test_held_lines_go_with_a_rewrite_and_are_written_by_close(tmp_path):
+    """A rewrite is the owner's whole state, the held lines' with it; closing writes them."""
+    import asyncio
+
+    path = tmp_path / "held.log"
+    log = AppendLog(path, "a line")
+
+    async def rewrite_then_close() -> str:
+        log.hold(["gone"])
+        log.rewrite(["state"])
+        log.hold(["kept"])
+        log.close()
+        return path.read_text()
+
+    assert asyncio.run(rewrite_then_close()) == "state\nkept\n"
+    log.hold(["no loop"])  # without a running loop: at once
+    assert path.read_text() == "state\nkept\nno loop\n"

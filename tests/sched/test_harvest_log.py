@@ -46,3 +46,49 @@ def test_compacting_after_an_adoption_keeps_keys_added_while_the_list_was_read(t
     reread = HarvestLog(path)
     assert reread.keys == {"2@2.0", "3@3.0", "9@9.0"}
     assert reread.unfinished == {"3@3.0"}  # still begun and not ended, across the rewrite
+
+
+def test_a_plain_end_writes_only_its_key_held_until_flushed(tmp_path):
+    """A job whose end runs no macro and writes nothing (Scheduler.end_is_plain) gets no
+    `+KEY`; its `KEY` is held (at most to the end of the loop turn) and written by `flush`,
+    which the link calls before the job's harvest goes to the controller."""
+    import asyncio
+
+    path = tmp_path / "harvested.log"
+
+    async def plain_ends() -> tuple[str, set[str], str]:
+        log = HarvestLog(path)
+        log.ended_plainly("1@1.0")
+        log.ended_plainly("2@2.0")
+        before = path.read_text() if path.exists() else ""
+        known = set(log.keys)
+        log.flush()
+        return before, known, path.read_text()
+
+    before, known, after = asyncio.run(plain_ends())
+    assert (before, known, after) == ("", {"1@1.0", "2@2.0"}, "1@1.0\n2@2.0\n")
+    reread = HarvestLog(path)
+    assert "1@1.0" in reread and not reread.interrupted("1@1.0")
+
+
+def test_an_end_is_plain_only_when_it_runs_no_macro_and_writes_nothing(tmp_path):
+    """Scheduler.end_is_plain: what decides that a controller job's end needs no `+KEY`."""
+    from sched_world import World, task
+
+    from psched.scheduler.jobs import Outcome
+
+    w = World()
+    w.run(task("bare", "nmax 1", host="h1"))
+    w.run(task("macro0", "nmax 1", "task.exit 0\n    set x 1\n  end", host="h1"))
+    w.run(task("logged", "nmax 1", f"joblog {tmp_path / 'jobs.log'}", host="h1"))
+    w.run(task("out", "nmax 1", f"stdout {tmp_path / 'out'}", host="h1"))
+    w.run("run")
+    w.step()
+    jobs = {j.task: j for j in w.remote.submitted}
+    plain = w.sched.end_is_plain
+    assert plain(jobs["bare"], Outcome.EXIT, 0)
+    assert not plain(jobs["macro0"], Outcome.EXIT, 0)
+    assert plain(jobs["macro0"], Outcome.EXIT, 1)  # no macro for status 1, nor a default
+    assert plain(jobs["macro0"], Outcome.KILLED, None)
+    assert not plain(jobs["logged"], Outcome.EXIT, 0)
+    assert not plain(jobs["out"], Outcome.EXIT, 0)
