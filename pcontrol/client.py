@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pclient.readsize import read_at_most
+from pclient.readsize import READ_BYTES, read_at_most
 from pclient.turnlines import TurnLines
 
 from . import auth
@@ -350,25 +350,42 @@ class ControllerClient(Calls):
             self._writer.write(data)
 
     async def _read_loop(self) -> None:
+        """Read what pcontrol sends, a chunk at a time, and handle each whole line of it.
+
+        A chunk, not a line, a call: a scheduler gets ~4 lines a controller job, most of
+        them several to a chunk, and StreamReader.readuntil costs as much again as decoding
+        a short line (issue 13). The start of a line still to end is kept in pieces (joined
+        once its newline comes): never more than MAX_LINE bytes of it."""
         reason = "pcontrol closed the connection"
+        reader = self._reader
+        pieces: list[bytes] = []   # the start of a line whose newline has not come yet
+        size = 0
         try:
             while True:
-                try:
-                    line = await self._reader.readuntil(b"\n")
-                except asyncio.IncompleteReadError:
-                    break
-                except asyncio.LimitOverrunError:
+                chunk = await reader.read(READ_BYTES)
+                if not chunk:
+                    break   # (a line cut short by the end is dropped, as readuntil did)
+                if b"\n" not in chunk:
+                    pieces.append(chunk)
+                    size += len(chunk)
+                    if size > MAX_LINE:
+                        reason = "pcontrol sent a line longer than the limit"
+                        break
+                    continue
+                if pieces:
+                    pieces.append(chunk)
+                    chunk = b"".join(pieces)
+                    pieces, size = [], 0
+                lines = chunk.split(b"\n")
+                rest = lines.pop()
+                if rest:
+                    pieces.append(rest)
+                    size = len(rest)
+                for line in lines:
+                    self._handle_line(line)
+                if size > MAX_LINE:
                     reason = "pcontrol sent a line longer than the limit"
                     break
-                try:
-                    message = decode_server_message(line)
-                except WireError as exc:
-                    log.warning("ignoring a malformed line from pcontrol: %s", exc.message)
-                    continue
-                if isinstance(message, Event):
-                    self._deliver(message)
-                else:
-                    self._resolve(message)
         except (ConnectionError, OSError) as exc:
             reason = f"connection to pcontrol lost: {exc}"
         finally:
@@ -376,6 +393,17 @@ class ControllerClient(Calls):
                 error = self._refusal.error
                 reason += f": {self._refusal.text}" + (f" ({error.code})" if error else "")
             self._finish(reason)
+
+    def _handle_line(self, line: bytes) -> None:
+        try:
+            message = decode_server_message(line)
+        except WireError as exc:
+            log.warning("ignoring a malformed line from pcontrol: %s", exc.message)
+            return
+        if isinstance(message, Event):
+            self._deliver(message)
+        else:
+            self._resolve(message)
 
     def _resolve(self, reply: Reply) -> None:
         future = self._pending.get(reply.id) if reply.id is not None else None

@@ -75,3 +75,17 @@ def test_extra_fields_are_ignored() -> None:
 def test_malformed_server_messages(line: str) -> None:
     with pytest.raises(WireError):
         decode_server_message(line)
+
+
+@pytest.mark.parametrize("line", [
+    b'{"id": 1, "ok": true} x\n', b'{"id": 1, "ok": true}\nx', b'{"id": 1, "ok":', b'{"id": 1, "text": "\x01"}\n',
+])
+def test_a_line_decoded_at_once_is_refused_as_json_loads_would(line: bytes) -> None:
+    """The fast path (an object from the first character, then its newline) takes nothing
+    json.loads refuses: trailing data, a cut line, a raw control character."""
+    with pytest.raises(WireError, match="not JSON"):
+        decode_server_message(line)
+
+
+def test_whitespace_around_a_line_is_still_read() -> None:
+    assert decode_server_message(b' {"id": 1, "ok": true} \r\n') == Reply(1, True)
