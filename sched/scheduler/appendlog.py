@@ -24,17 +24,19 @@ Held lines (`hold`) are the lines of one loop turn written together, in one writ
 of the turn: a scheduler making and ending many controller jobs a turn writes once, not once a
 line (issue 13). Until then they are in memory only: an owner holds only lines whose loss in a
 crash its next start copes with, and writes them (`flush`) before anything that depends on
-them leaves the process. Without a running loop, `hold` is `append`.
+them leaves the process. While the process's loop (eventloop.py) is not running, `hold` is
+`append`.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import IO
+
+from .eventloop import running_loop
 
 log = logging.getLogger(__name__)
 
@@ -96,10 +98,11 @@ class AppendLog:
         first = not self._held
         self._held.extend(lines)
         if first and self._held:
-            try:
-                asyncio.get_running_loop().call_soon(self._flush_at_turn_end)
-            except RuntimeError:  # no loop running (tests, tools): at once
+            loop = running_loop()  # (not asyncio's get_running_loop: a getpid() a call)
+            if loop is None:  # between the loop's runs (a command), or a tool: at once
                 self.flush()
+            else:
+                loop.call_soon(self._flush_at_turn_end)
 
     def flush(self) -> None:
         """Write the held lines now (one write()); OSError if they cannot be (they stay held)."""

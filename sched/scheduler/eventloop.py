@@ -48,6 +48,13 @@ def get_loop() -> asyncio.AbstractEventLoop:
     return _loop
 
 
+def running_loop() -> asyncio.AbstractEventLoop | None:
+    """The process's loop if it is running now (a callback of it is calling), else None;
+    never makes one, nor imports asyncio."""
+    loop = _loop
+    return loop if loop is not None and loop.is_running() else None
+
+
 def install_loop(loop: asyncio.AbstractEventLoop) -> None:
     """Make `loop` the process's loop (sched --simulate's virtual-time loop), before any use."""
     global _loop

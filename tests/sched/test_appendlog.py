@@ -116,6 +116,8 @@ def test_lines_held_in_a_loop_turn_are_written_at_its_end_in_one_write(tmp_path,
     in it) cost one write(), at the end of the turn or at `flush`, whichever comes first."""
     import asyncio
 
+    from psched.scheduler.eventloop import get_loop  # the process's loop: held lines wait for its turn
+
     path = tmp_path / "held.log"
     log = AppendLog(path, "a line")
     writes: list[int] = []
@@ -135,13 +137,13 @@ def test_lines_held_in_a_loop_turn_are_written_at_its_end_in_one_write(tmp_path,
         await asyncio.sleep(0)
         return seen
 
-    assert asyncio.run(turns()) == ["", "a\nb\nc\n", "a\nb\nc\nd\n"]
+    assert get_loop().run_until_complete(turns()) == ["", "a\nb\nc\n", "a\nb\nc\nd\n"]
     assert len(writes) == 2
 
 
 def test_held_lines_go_with_a_rewrite_and_are_written_by_close(tmp_path):
     """A rewrite is the owner's whole state, the held lines' with it; closing writes them."""
-    import asyncio
+    from psched.scheduler.eventloop import get_loop  # the process's loop: held lines wait for its turn
 
     path = tmp_path / "held.log"
     log = AppendLog(path, "a line")
@@ -153,6 +155,6 @@ def test_held_lines_go_with_a_rewrite_and_are_written_by_close(tmp_path):
         log.close()
         return path.read_text()
 
-    assert asyncio.run(rewrite_then_close()) == "state\nkept\n"
+    assert get_loop().run_until_complete(rewrite_then_close()) == "state\nkept\n"
     log.hold(["no loop"])  # without a running loop: at once
     assert path.read_text() == "state\nkept\nno loop\n"

@@ -52,7 +52,7 @@ def test_a_plain_end_writes_only_its_key_held_until_flushed(tmp_path):
     """A job whose end runs no macro and writes nothing (Scheduler.end_is_plain) gets no
     `+KEY`; its `KEY` is held (at most to the end of the loop turn) and written by `flush`,
     which the link calls before the job's harvest goes to the controller."""
-    import asyncio
+    from psched.scheduler.eventloop import get_loop  # the process's loop: held lines wait for its turn
 
     path = tmp_path / "harvested.log"
 
@@ -65,7 +65,7 @@ def test_a_plain_end_writes_only_its_key_held_until_flushed(tmp_path):
         log.flush()
         return before, known, path.read_text()
 
-    before, known, after = asyncio.run(plain_ends())
+    before, known, after = get_loop().run_until_complete(plain_ends())
     assert (before, known, after) == ("", {"1@1.0", "2@2.0"}, "1@1.0\n2@2.0\n")
     reread = HarvestLog(path)
     assert "1@1.0" in reread and not reread.interrupted("1@1.0")
