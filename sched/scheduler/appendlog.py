@@ -110,10 +110,6 @@ class AppendLog:
             self.append(self._held)
             self._held = []
 
-    @property
-    def holding(self) -> bool:
-        return bool(self._held)
-
     def _flush_at_turn_end(self) -> None:
         try:
             self.flush()
