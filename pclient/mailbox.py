@@ -59,18 +59,23 @@ class Mailbox:
         """Make the job's inbox; a mailbox without files if that fails (logged)."""
         safe = job_id if job_id.isalnum() else "".join(c if c.isalnum() or c in "._-" else "_" for c in job_id)
         try:
-            directory = _directory(base)
             serial = next(_SERIAL)
-            stem = f"{directory}/{serial}.{safe[:40]}"
+
+            def names(directory: str) -> Tuple[str, str]:
+                """The job's stem there, and the name of an inbox made for it (an empty one is
+                named as the spare it becomes)."""
+                stem = f"{directory}/{serial}.{safe[:40]}"
+                return stem, stem + ".in" if inbox else f"{directory}/{SPARE}{serial}"
+
+            directory = _directory(base)
+            stem, made = names(directory)
             path = None if inbox else _SPARES.take(directory)
-            if path is None:  # (an empty one is named as the spare it becomes)
-                path = stem + ".in" if inbox else f"{directory}/{SPARE}{serial}"
+            if path is None:
+                path = made
                 try:
                     fd = os.open(path, _CREATE, 0o600)
                 except FileNotFoundError:  # our directory was removed (a cleaner of /tmp): again
-                    directory = _directory(base, made_again=True)
-                    stem = f"{directory}/{serial}.{safe[:40]}"
-                    path = stem + ".in" if inbox else f"{directory}/{SPARE}{serial}"
+                    stem, path = names(_directory(base, made_again=True))
                     fd = os.open(path, _CREATE, 0o600)
                 try:
                     data = "".join(line + "\n" for line in inbox).encode("utf-8", "replace")

@@ -69,12 +69,10 @@ def start(argv: Sequence[str], env: Mapping[bytes, bytes], out_w: int, err_w: in
             return _along_path(lambda file: spawner.spawnp(argv, env, out_w, err_w, file), argv, env), None
         if _STDIN is not None and _fd_dir_listed():
             _no_inheritable_fds()
-            actions = [_STDIN, (os.POSIX_SPAWN_DUP2, out_w, 1), (os.POSIX_SPAWN_DUP2, err_w, 2)]
-            return _along_path(lambda file: (os.posix_spawn(file, list(argv), env, setsid=True, setsigdef=_RESET,
-                                                            file_actions=actions) if file is not None else
-                                             os.posix_spawnp(argv[0], list(argv), env, setsid=True,
-                                                             setsigdef=_RESET, file_actions=actions)),
-                               argv, env), None
+            options = dict(setsid=True, setsigdef=_RESET,
+                           file_actions=[_STDIN, (os.POSIX_SPAWN_DUP2, out_w, 1), (os.POSIX_SPAWN_DUP2, err_w, 2)])
+            return _along_path(lambda file: os.posix_spawn(file, list(argv), env, **options) if file is not None
+                               else os.posix_spawnp(argv[0], list(argv), env, **options), argv, env), None
     popen = subprocess.Popen(list(argv), stdin=subprocess.DEVNULL, stdout=out_w, stderr=err_w, cwd=cwd,
                              env=env, start_new_session=True, preexec_fn=preexec, pass_fds=pass_fds)
     return popen.pid, popen
