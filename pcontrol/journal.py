@@ -345,14 +345,19 @@ class Journal:
         if self._handle is not None:
             if not self._lazy:
                 return       # a write (or, while failing, a retry) is already due
-            self._handle.cancel()   # lazy changes go with this write, now
-            self._handle, self._lazy = None, False
+            self._cancel_due()   # lazy changes go with this write, now
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:      # no loop (tools, tests): write at once
             self.flush()
             return
         self._handle = loop.call_soon(self._write_turn)
+
+    def _cancel_due(self) -> None:
+        """No write, retry or lazy timer due any more."""
+        if self._handle is not None:
+            self._handle.cancel()
+        self._handle, self._lazy = None, False
 
     def _schedule_lazy(self) -> None:
         if self._handle is not None:
@@ -500,9 +505,7 @@ class Journal:
 
     def flush(self) -> None:
         """Write everything dirty now, batch after batch (stops at the first failure)."""
-        if self._handle is not None:
-            self._handle.cancel()
-            self._handle, self._lazy = None, False
+        self._cancel_due()
         while self._dirty:
             if not self.write_batch():
                 break
@@ -518,9 +521,7 @@ class Journal:
 
     def close(self) -> None:
         self.flush()
-        if self._handle is not None:
-            self._handle.cancel()
-            self._handle, self._lazy = None, False
+        self._cancel_due()
         if self._dirty:
             log.error("journal %s closed with %d changes unwritten: %s", self.path,
                       len(self._dirty), self.failure)

@@ -125,10 +125,14 @@ class Outbox:
         if self.release(RELEASE_BATCH):
             self._schedule()
 
-    def _schedule(self) -> None:
+    def _journal_releases(self) -> bool:
+        """A journal write is due: it calls `written`, which releases what it covers."""
         journal = self._ledger()
-        if journal is not None and journal.write_due:
-            return                      # its write calls `written`, which releases
+        return journal is not None and journal.write_due
+
+    def _schedule(self) -> None:
+        if self._journal_releases():
+            return
         if self._handle is None:
             try:
                 self._handle = asyncio.get_running_loop().call_soon(self._release_turn)
@@ -137,9 +141,8 @@ class Outbox:
 
     def _release_turn(self) -> None:
         self._handle = None
-        journal = self._ledger()
-        if journal is not None and journal.write_due:
-            return                      # due since this turn was scheduled: it releases
+        if self._journal_releases():
+            return                      # (due since this turn was scheduled)
         if self.release(RELEASE_BATCH):
             self._schedule()            # more is covered: the next turn sends it
 
