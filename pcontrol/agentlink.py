@@ -535,13 +535,18 @@ class _LineReader(asyncio.Protocol):
             self._link.lost(f"the agent connection failed: {exc}")
 
 
+#: Seconds a link whose writes broke waits for the agent's EOF on the read side, reading what
+#: the agent wrote before it went (see AgentLink.write_failed).
+WRITE_FAILED_GRACE = 1.0
+
+
 class _WriteSide(asyncio.Protocol):
     def __init__(self, link: "AgentLink"):
         self._link = link
 
     def connection_lost(self, exc: Exception | None) -> None:
         if exc is not None:
-            self._link.lost(f"writing to the agent failed: {exc}")
+            self._link.write_failed(f"writing to the agent failed: {exc}")
 
 
 @dataclass
@@ -568,6 +573,7 @@ class AgentLink:
         self._lost_reason: str | None = None
         self._closing_reason: str | None = None
         self._lost_event = asyncio.Event()
+        self._write_failure: asyncio.TimerHandle | None = None
         self._turn = TurnLines(self._write_out)
         """Lines sent this loop turn, written together at its end: one write, and one wake-up
         of the agent, for the runs and acks a turn sends it."""
@@ -642,10 +648,25 @@ class AgentLink:
 
     # -- ending -----------------------------------------------------------------------------
 
+    def write_failed(self, reason: str) -> None:
+        """Writing broke (EPIPE: the agent is gone). What it wrote before it went may still
+        be in the read pipe, its last reports among them: read on to its EOF, which is
+        already there when the agent has exited, and call the link lost only if that EOF
+        does not come within WRITE_FAILED_GRACE."""
+        if self._lost_reason is not None or self._write_failure is not None:
+            return
+        if self._read_transport is None or self._read_transport.is_closing():
+            self.lost(reason)
+            return
+        loop = asyncio.get_running_loop()
+        self._write_failure = loop.call_later(WRITE_FAILED_GRACE, self.lost, reason)
+
     def lost(self, reason: str) -> None:
         """The connection broke (or we closed it); report once."""
         if self._lost_reason is not None:
             return
+        if self._write_failure is not None:
+            self._write_failure.cancel()
         self._lost_reason = self._closing_reason or reason
         self._lost_event.set()
         self._close_transports()
