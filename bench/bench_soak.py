@@ -161,6 +161,8 @@ class Soak:
         return False
 
     def report(self, soaked: float, drained: bool) -> int:
+        if self.home.pid() is None:     # a pcontrol that sched started itself left with it
+            self.home.pcontrol("start", *self.serve)
         records = self.home.jobs_sync(self.home.owner)
         lines = read_exit_log(self.home.path / "exits")
         tally = count(records, lines)
