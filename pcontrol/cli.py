@@ -45,6 +45,7 @@ from .errors import ClientError, CommandError, ControllerNotRunning
 from .launch import mark_stopped, start, stop
 from .paths import Paths
 from .spareagent import OPTION as SPARE_OPTION
+from .warmstart import OPTION as GO_OPTION
 from .spareagent import SpareAgent
 
 if TYPE_CHECKING:
@@ -72,7 +73,8 @@ def _serve_parser(prog: str) -> argparse.ArgumentParser:
     from pclient.logfile import DEFAULT_KEEP, DEFAULT_MAX_BYTES, size_argument
     from .controller import ControllerConfig
 
-    parser = argparse.ArgumentParser(prog=prog, description="pcontrol daemon options")
+    parser = argparse.ArgumentParser(prog=prog, description="pcontrol daemon options",
+                                     allow_abbrev=False)  # (each option is kept by name: _settled_options)
     defaults = ControllerConfig()
     parser.add_argument("--heartbeat", type=float, default=defaults.heartbeat, metavar="S",
                         help="seconds between agent pings (default %(default)s)")
@@ -292,6 +294,7 @@ def _daemon_verb(paths: Paths, verb: str, rest: list[str], spare: SpareAgent | N
     else:
         options = _serve_parser(f"pcontrol {verb}").parse_args(rest)
         config = _config(options)
+        rest, kept = _settled_options(rest)
         if verb == "serve":
             from pclient.logfile import RotatingLog
             from .daemon import serve
@@ -306,7 +309,7 @@ def _daemon_verb(paths: Paths, verb: str, rest: list[str], spare: SpareAgent | N
                 spare = SpareAgent.begin(options.spare_local_agent)
             try:
                 return serve(paths, config, ready_fd=options.ready_fd, listen=options.listen,
-                             log_file=log_file, spare=spare)
+                             log_file=log_file, spare=spare, remember=kept)
             except ValueError as exc:      # socket path too long
                 print(f"pcontrol: {exc}", file=sys.stderr)
                 return 1
@@ -317,6 +320,35 @@ def _daemon_verb(paths: Paths, verb: str, rest: list[str], spare: SpareAgent | N
             return 1
     print(outcome.message, file=sys.stdout if outcome.ok else sys.stderr)
     return 0 if outcome.ok else 1
+
+
+#: `serve` options of one start, not settings of the daemon: not kept for the next start.
+_ONE_START = frozenset({"--ready-fd", SPARE_OPTION, GO_OPTION})
+#: `serve` options naming a file: made absolute, since the daemon runs in $HOME
+#: (pcontrol.warmstart.spawn_serve), not where `pcontrol start` was typed.
+_FILE_OPTIONS = frozenset({"--alerts", "--log-file"})
+
+
+def _settled_options(rest: list[str]) -> tuple[list[str], list[str]]:
+    """`serve` options as given (parsed already: each `--name VALUE` or `--name=VALUE`), with
+    file names made absolute; and those of them that are the daemon's settings, which it
+    keeps for a scheduler that starts it again (pcontrol.launch.remembered_options)."""
+    given: list[str] = []
+    kept: list[str] = []
+    words = iter(rest)
+    for word in words:
+        name, eq, value = word.partition("=")
+        if not name.startswith("--"):
+            given.append(word)
+            continue
+        if not eq:
+            value = next(words, "")
+        if name in _FILE_OPTIONS:
+            value = os.path.abspath(value)
+        given += [name, value]
+        if name not in _ONE_START:
+            kept += [name, value]
+    return given, kept
 
 
 def _stop_flags(rest: list[str]) -> set[str] | None:

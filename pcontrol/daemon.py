@@ -27,6 +27,7 @@ import asyncio
 import dataclasses
 import fcntl
 import gc
+import json
 import logging
 import os
 import signal
@@ -113,16 +114,28 @@ def _clear_stopped(paths: Paths) -> None:
         log.warning("cannot clear %s: %s", paths.stopped_mark, exc)
 
 
+def _remember(paths: Paths, options: list[str]) -> None:
+    draft = paths.options.with_name(f".{paths.options.name}.new")
+    try:
+        draft.write_text(json.dumps(options) + "\n")
+        os.replace(draft, paths.options)
+    except OSError as exc:
+        log.warning("cannot keep this start's options in %s (a scheduler that starts pcontrol "
+                    "again by itself will not have them): %s", paths.options, exc)
+
+
 # -- serve -----------------------------------------------------------------------------------
 
 def serve(paths: Paths, config: ControllerConfig, *, ready_fd: int | None = None,
           listen: tuple[str, int] | None = None, log_file: RotatingLog | None = None,
-          spare: SpareAgent | None = None) -> int:
+          spare: SpareAgent | None = None, remember: list[str] | None = None) -> int:
     """Run the daemon in the foreground until `shutdown` or SIGTERM/SIGINT. Exit status.
 
     SIGHUP reopens `log_file` (logrotate moved it); with no log file (logging to a terminal)
     it is a hang-up and stops the daemon as SIGTERM does. `spare`: a local agent started
-    ahead (pcontrol.spareagent), for the host table's first local start."""
+    ahead (pcontrol.spareagent), for the host table's first local start. `remember`: the
+    options to keep for a scheduler that starts pcontrol again (pcontrol.launch.remembered_options),
+    written once this daemon holds the home."""
     os.umask(DAEMON_UMASK)
     paths.ensure_home()
     paths.check_socket_path()
@@ -136,6 +149,8 @@ def serve(paths: Paths, config: ControllerConfig, *, ready_fd: int | None = None
         return 1
     profiler = _Profiler.from_env()
     _clear_stopped(paths)
+    if remember is not None:
+        _remember(paths, remember)
     try:
         asyncio.run(_serve(paths, config, ready_fd, listen, profiler, log_file, spare))
     except (JournalError, SecretError, sqlite3.Error, OSError) as exc:

@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     from pathlib import Path
 
 __all__ = ["DaemonResult", "START_TIMEOUT", "STOP_TIMEOUT", "EXIT_SETTLE", "read_pid", "mark_stopped",
-           "stopped_on_purpose", "start", "stop", "start_daemon", "stop_daemon"]
+           "stopped_on_purpose", "remembered_options", "start", "stop", "start_daemon", "stop_daemon"]
 
 #: Seconds `start` waits for the daemon to answer.
 START_TIMEOUT = 30.0
@@ -89,6 +89,33 @@ def stopped_on_purpose(paths: Paths) -> str | None:
         return paths.stopped_mark.read_text().strip() or "stopped"
     except OSError:
         return None
+
+
+def remembered_options(paths: Paths) -> list[str]:
+    """The options of the last pcontrol that ran on this home (`pcontrol start --alerts ...
+    --listen ...`), for a scheduler that starts it again by itself: after a crash the daemon
+    comes back as its operator set it up. [] when none are kept or the file is unusable."""
+    try:
+        text = paths.options.read_text()
+    except FileNotFoundError:
+        return []
+    except OSError as exc:
+        import logging  # only here: see the module docstring
+
+        logging.getLogger(__name__).warning("cannot read %s: %s", paths.options, exc)
+        return []
+    import json  # only here: see the module docstring
+
+    try:
+        options = json.loads(text)
+    except ValueError:
+        options = None
+    if not isinstance(options, list) or not all(isinstance(word, str) for word in options):
+        import logging  # only here: see the module docstring
+
+        logging.getLogger(__name__).warning("%s is not a JSON list of options; ignored", paths.options)
+        return []
+    return options
 
 
 # -- start / stop (called by the CLI) --------------------------------------------------------

@@ -60,6 +60,12 @@ class Paths(NamedTuple):
         return self.home / "pcontrol.stopped"
 
     @property
+    def options(self) -> Path:
+        """The settings of the last `pcontrol start` or `serve` (its options, JSON), with which
+        a scheduler starts pcontrol again by itself (pcontrol.launch.remembered_options)."""
+        return self.home / "pcontrol.options"
+
+    @property
     def history(self) -> Path:
         return self.home / "pcontrol_history"
 

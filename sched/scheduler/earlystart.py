@@ -20,9 +20,12 @@ library (the tests' shells) has no such check. The check imports nothing heavy
 from __future__ import annotations
 
 import os
-from typing import Iterator
+from typing import TYPE_CHECKING, Iterator
 
 from ..lang.nodes import Block, Command, Script
+
+if TYPE_CHECKING:
+    from pcontrol.paths import Paths
 
 __all__ = ["LOCALHOST_SLOTS_PER_CPU", "localhost_slots", "embedded_serve_args", "EarlyStart"]
 
@@ -39,12 +42,15 @@ def localhost_slots() -> int:
     return LOCALHOST_SLOTS_PER_CPU * (os.cpu_count() or 1)
 
 
-def embedded_serve_args() -> list[str]:
-    """The `pcontrol serve` options of the embedded default: its localhost's agent started
+def embedded_serve_args(paths: "Paths") -> list[str]:
+    """The `pcontrol serve` options sched starts the pcontrol of `paths` with: those its last
+    start had (an operator's `pcontrol start --alerts ...`, which a crash must not lose;
+    pcontrol.launch.remembered_options), and the embedded default's localhost's agent started
     ahead, beside the daemon's own start-up (pcontrol.spareagent)."""
-    from pcontrol.spareagent import OPTION  # pcontrol's names only once a script needs them (start-up)
+    from pcontrol.launch import remembered_options  # pcontrol's names only once a script needs them (start-up)
+    from pcontrol.spareagent import OPTION  # (the same)
 
-    return [OPTION, str(localhost_slots())]
+    return [*remembered_options(paths), OPTION, str(localhost_slots())]
 
 
 class EarlyStart:
@@ -78,7 +84,7 @@ class EarlyStart:
             paths.check_socket_path()
         except ValueError:
             return  # `run` says why
-        WARM.begin(paths, embedded_serve_args(), daemon_env(paths))
+        WARM.begin(paths, embedded_serve_args(paths), daemon_env(paths))
 
 
 def _task_blocks(script: Script) -> Iterator[Block]:

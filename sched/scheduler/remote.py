@@ -266,6 +266,7 @@ class ControllerLink:
         self.submit_keys_held: set[str] | None = None  # of every job the controller has of ours (after a connect)
         self.harvests = HarvestLog(own.harvest_path if own is not None else self.paths.home / "harvested.log")
         self.started_daemon = False
+        self._found_daemon = False  # a pcontrol ran when we first connected: someone else's to stop
         self._hosts_checked = False
         self.state = "not connected"
         self._connecting: asyncio.Task | None = None
@@ -398,6 +399,8 @@ class ControllerLink:
                     raise
                 await self._start_daemon()
                 client = await self.address.connect(on_event=self._on_event)
+            else:
+                self._found_daemon = self._found_daemon or not self.started_daemon
             self.client = client
             client.fence = self.fence
             client.before_write = self.sched.flush_records  # a job's count is written before the job leaves
@@ -429,11 +432,12 @@ class ControllerLink:
         # journal has it from an earlier run): its agent starts beside the daemon's own start-up
         # (pcontrol.spareagent); one not needed is ended there. A warm process begun while the
         # script was read (psched.scheduler.earlystart) is taken if it is what this would start.
-        outcome = await get_loop().run_in_executor(None, launch.start, self.paths, embedded_serve_args())
+        outcome = await get_loop().run_in_executor(None, launch.start, self.paths, embedded_serve_args(self.paths))
         if not outcome.ok:
             raise ControllerNotRunning(outcome.message)
         if "already running" not in outcome.message:
-            self.started_daemon = True
+            # one that ran before us and that we start again (it crashed) stays when we leave
+            self.started_daemon = not self._found_daemon
             self.sched.report(f"started pcontrol in {self.paths.home} (pid {outcome.pid})")
 
     async def _ensure_hosts(self) -> None:

@@ -93,3 +93,51 @@ def test_a_damaged_journal_is_said_once_with_the_remedy(home: Path, content: byt
     said = done.stdout + done.stderr
     assert said.count(words) == 1, said
     assert "job ran" not in said
+
+
+def _cmdline(pid: int) -> list[str]:
+    return Path(f"/proc/{pid}/cmdline").read_bytes().decode().split("\0")
+
+
+def test_a_pcontrol_that_sched_starts_again_after_a_crash_has_its_operators_options(
+        home: Path, tmp_path: Path):
+    """The operator started pcontrol with options (a file among them, named from another
+    directory); it is killed -9 under a running sched, which starts it again by itself: with
+    the same options, and it leaves it running when it leaves (it was not sched's)."""
+    log = tmp_path / "ops.log"
+    started = subprocess.run([*PCONTROL, "start", "--retention", "1234", "--log-file", "ops.log"],
+                             env=dict(os.environ, SCHED_HOME=str(home)), capture_output=True,
+                             text=True, timeout=120, cwd=tmp_path)
+    assert started.returncode == 0, started.stderr
+    assert log.exists()                       # where it was named, not in the daemon's $HOME
+    first = int((home / "pcontrol.pid").read_text().split()[0])
+    script = home / "crash.sched"
+    script.write_text(f"""\
+controller hosts
+exec kill -9 {first}
+task after
+  command echo [set w ra]n
+  nmax 1
+  task.exit 0
+    echo "job ran: [string trim $stdout]"
+  end
+end
+run
+wait -timeout 30
+""")
+    done = _run(home, *SCHED, str(script))
+    said = done.stdout + done.stderr
+    assert "job ran: ran" in said and "started pcontrol" in said, said
+    assert "stopped pcontrol" not in said
+    second = int((home / "pcontrol.pid").read_text().split()[0])
+    assert second != first
+    argv = _cmdline(second)
+    assert argv[argv.index("--retention") + 1] == "1234", argv
+    assert argv[argv.index("--log-file", argv.index("--retention")) + 1] == str(log), argv
+    assert "--ready-fd" not in argv[argv.index("--retention"):]
+
+
+def test_sched_still_stops_the_pcontrol_it_started_itself(home: Path):
+    done = _sched(home)
+    said = done.stdout + done.stderr
+    assert "started pcontrol" in said and "stopped pcontrol (this sched started it)" in said, said

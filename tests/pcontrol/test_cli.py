@@ -236,3 +236,31 @@ def test_the_daemon_log_rotates_by_size_and_sighup_reopens_it(home: str) -> None
     finally:
         assert pcontrol(home, "stop", "-force").returncode == 0
     assert "stopped" in (logs / "pcontrol.log").read_text()
+
+
+def test_serve_options_are_kept_without_those_of_one_start_and_with_files_made_absolute(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from pcontrol.cli import _settled_options
+
+    monkeypatch.chdir(tmp_path)
+    given, kept = _settled_options(["--retention=5", "--alerts", "mail.conf", "--ready-fd", "7",
+                                    "--spare-local-agent", "8", "--log-file=x/p.log"])
+    mail, log = str(tmp_path / "mail.conf"), str(tmp_path / "x" / "p.log")
+    assert given == ["--retention", "5", "--alerts", mail, "--ready-fd", "7",
+                     "--spare-local-agent", "8", "--log-file", log]
+    assert kept == ["--retention", "5", "--alerts", mail, "--log-file", log]
+
+
+@pytest.mark.parametrize("text", ["not json", '{"a": 1}', '["--retention", 5]'])
+def test_unusable_remembered_options_are_ignored_with_a_warning(
+        tmp_path: Path, text: str, caplog: pytest.LogCaptureFixture) -> None:
+    from pcontrol.launch import remembered_options
+    from pcontrol.paths import Paths
+
+    paths = Paths.for_home(tmp_path)
+    assert remembered_options(paths) == []
+    paths.options.write_text(text)
+    assert remembered_options(paths) == []
+    assert "pcontrol.options is not a JSON list of options; ignored" in caplog.text
+    paths.options.write_text('["--retention", "5"]')
+    assert remembered_options(paths) == ["--retention", "5"]
