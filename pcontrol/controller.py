@@ -57,7 +57,7 @@ from .adoption import PoolAdoption
 from .clockprobe import ClockProbes
 from .config import ControllerConfig
 from .dispatch import DispatchIndex, FreeHosts, Placement, TimerHeap
-from .errors import ConflictError, NotFoundError, UsageError
+from .errors import ConflictError, NotFoundError, UnavailableError, UsageError
 from .fetches import OutputFetches
 from .hosts import HostOpener, HostTable, validate_host_name
 from .journal import Journal, JournalFailed, host_config
@@ -541,9 +541,9 @@ class Controller(AgentReports, OperatorRequests, PoolAdoption):
     def submit(self, spec: JobSpec) -> Job:
         """Accept a job; start it at once when a slot it may use is free."""
         if self.journal is not None and self.journal.failure:
-            raise ConflictError(f"not accepting jobs: {self.journal.failure}")
+            raise UnavailableError(f"not accepting jobs: {self.journal.failure}")
         if self._stopping:
-            raise ConflictError("not accepting jobs: pcontrol is stopping")
+            raise UnavailableError("not accepting jobs: pcontrol is stopping")
         if not spec.argv:
             raise UsageError("a job needs a command (ARGV)")
         if spec.output_limit < 0:
@@ -586,8 +586,8 @@ class Controller(AgentReports, OperatorRequests, PoolAdoption):
             await self._outbox.durable(seq)
         except JournalFailed as exc:
             self._withdraw(job)
-            raise ConflictError(f"not accepting jobs: {exc}; job {job.id} was not kept",
-                                data={"journal_failure": str(exc)}) from None
+            raise UnavailableError(f"not accepting jobs: {exc}; job {job.id} was not kept",
+                                   data={"journal_failure": str(exc)}) from None
         return job
 
     async def durable_submits(self, jobs: list[Job]) -> list[ConflictError | None]:
@@ -609,8 +609,8 @@ class Controller(AgentReports, OperatorRequests, PoolAdoption):
                     refusals.append(None)
                     continue
                 self._withdraw(job)
-                refusals.append(ConflictError(f"not accepting jobs: {exc}; job {job.id} was not kept",
-                                              data={"journal_failure": str(exc)}))
+                refusals.append(UnavailableError(f"not accepting jobs: {exc}; job {job.id} was not kept",
+                                                 data={"journal_failure": str(exc)}))
             return refusals
         return [None] * len(jobs)
 

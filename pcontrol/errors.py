@@ -7,6 +7,7 @@ The hierarchy::
     |   +-- UsageError               wrong # args, unknown option/subcommand, bad value
     |   +-- NotFoundError            no such host / job
     |   +-- ConflictError            the object's state (or its owner) forbids the action
+    |       +-- UnavailableError     refused for now (the journal cannot write): ask again later
     +-- WireError                    a client-protocol line could not be decoded
     +-- ClientError                  raised on the client side only
         +-- ControllerNotRunning     no socket / nothing listening
@@ -40,6 +41,7 @@ class ErrorCode(str, enum.Enum):
     CONFLICT = "conflict"
     INTERNAL = "internal"            #: a bug in pcontrol; the daemon carries on
     SHUTTING_DOWN = "shutting_down"
+    UNAVAILABLE = "unavailable"      #: refused for now (the journal cannot write): ask again later
     FORBIDDEN = "forbidden"          #: not the socket's owner, or no proof of the secret
     OVERLOADED = "overloaded"        #: refused: too many connections (or handshakes) at once
     TIMEOUT = "timeout"              #: a request line or the TCP handshake did not complete
@@ -76,6 +78,13 @@ class NotFoundError(CommandError):
 
 class ConflictError(CommandError):
     code = ErrorCode.CONFLICT
+
+
+class UnavailableError(ConflictError):
+    """A job refused for now, not for what it is: the journal cannot write (a full disk),
+    or pcontrol is stopping. A scheduler keeps it and submits it again later."""
+
+    code = ErrorCode.UNAVAILABLE
 
 
 class WireError(PcontrolError):

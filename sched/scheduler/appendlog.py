@@ -57,6 +57,7 @@ class AppendLog:
         self._fh: IO[bytes] | None = None
         self._size = 0
         self._held: list[str] = []  # lines of this loop turn, not written yet (hold)
+        self._failing = False  # the last write failed (see failed)
 
     def replay(self) -> Iterator[tuple[int, str]]:
         """The file's complete lines, numbered from 1, without their newline (none when there is
@@ -87,9 +88,29 @@ class AppendLog:
             self._cut_torn_line()
             self._fh = open(self.path, "ab", buffering=0)
             self._size = self._fh.tell()
-        while data:
-            data = data[self._fh.write(data):]  # all of it, unless the disk refuses (OSError)
+        whole = len(data)
+        try:
+            while data:
+                data = data[self._fh.write(data):]  # all of it, unless the disk refuses (OSError)
+        except OSError:
+            written = whole - len(data)
+            if written:  # a full disk took a part: cut it, so the lines written again later
+                try:     # (they stay held) do not follow a torn one
+                    self._fh.truncate(self._fh.tell() - written)
+                except OSError:
+                    pass
+            raise
         self._size += len(text)
+        if self._failing:
+            self._failing = False
+            log.warning("%s: writing works again", self.path)
+
+    def failed(self) -> bool:
+        """A write failed: True the first time since one last worked, so that its owner says it
+        once (and `append` says when writing works again), not once a job while a disk is full."""
+        first = not self._failing
+        self._failing = True
+        return first
 
     def hold(self, lines: Iterable[str]) -> None:
         """Add whole lines at the end of this loop turn (or at `flush`, whichever comes first),
@@ -114,7 +135,9 @@ class AppendLog:
         try:
             self.flush()
         except OSError as exc:
-            log.warning("cannot write %s: %s (%d line(s) held)", self.path, exc, len(self._held))
+            if self.failed():
+                log.warning("cannot write %s: %s (%d line(s) held, written once it works again)",
+                            self.path, exc, len(self._held))
 
     @property
     def full(self) -> bool:

@@ -67,6 +67,14 @@ MANAGE = ("start", "stop", "status", "connect")
 """The `controller` subcommands sched does itself (psched.scheduler.commands.controller); the others go to pcontrol."""
 
 RECONNECT_DELAYS = (0.5, 1, 2, 4, 8, 15, 30)
+SUBMIT_RETRY_DELAYS = (1, 2, 4, 8, 15, 30)
+"""Seconds before jobs that the controller refused for now (its journal cannot write, say on
+a full disk, or it is stopping: the reply's code says so) are submitted again; they wait here,
+unsent, meanwhile, rather than end DOWN."""
+_FOR_NOW = frozenset({"unavailable", "shutting_down"})
+BEGIN_RETRY = 2.0
+"""Seconds before a controller job's harvest is tried again when the harvest log could not
+keep that its exit macro begins (a full disk): the macro does not run unrecorded."""
 HARVEST_DURABLE = 30.0
 """Seconds after the controller answered a harvest (on a connection still up) when its key
 leaves the harvest log: by then the controller's journal has it."""
@@ -145,8 +153,16 @@ class HarvestLog:
         self.unfinished.add(key)
 
     def end(self, key: str) -> None:
-        """The job's exit macro has ended: from now on it is only acknowledged."""
-        self._append(key)
+        """The job's exit macro has ended: from now on it is only acknowledged. A line the disk
+        refuses now (full) is held and written with the next that can be; until then a crash
+        would have the next sched run the macro again, as after a crash in it."""
+        if self._file is not None:
+            try:
+                self._file.append([key])
+            except OSError as exc:
+                self._file.hold([key])
+                if self._file.failed():
+                    log.warning("cannot write %s: %s (kept to write later)", self.path, exc)
         self.keys.add(key)
         self.unfinished.discard(key)
 
@@ -168,6 +184,10 @@ class HarvestLog:
     def _append(self, line: str) -> None:
         if self._file is not None:
             self._file.append([line])  # flushed to the OS: it survives the death of this process
+
+    def refused(self) -> bool:
+        """A write has just failed: True the first time since one last worked (say it once)."""
+        return self._file.failed() if self._file is not None else False
 
     def acknowledged(self, keys: list[str], now: float) -> None:
         """The controller answered these harvests. Its journal has them a moment later, unless
@@ -273,6 +293,8 @@ class ControllerLink:
         self._watcher: asyncio.Task | None = None
         self._retry = 0
         self._retry_timer: asyncio.TimerHandle | None = None
+        self._submit_hold: asyncio.TimerHandle | None = None  # jobs refused for now: sent again then
+        self._submit_tries = 0
         self._tasks: set[asyncio.Task] = set()
         self._last_failure: str | None = None  # the last connect failure reported
         self.fence: int | None = None  # a pool's leader: its fencing token, sent with every request
@@ -410,6 +432,7 @@ class ControllerLink:
             self._retry = 0
             self._last_failure = None
             self._watcher = get_loop().create_task(self._watch(client))  # not in _tasks: it lives as long as the connection
+            self._release_hold()  # a new connection (say to a new pcontrol): try at once
             await self._adopt()
             await self._flush()
         except (ClientError, OSError, ValueError) as exc:
@@ -489,6 +512,7 @@ class ControllerLink:
         if self._retry_timer is not None:
             self._retry_timer.cancel()
             self._retry_timer = None
+        self._release_hold()
         if self._tasks and self.connected:  # let harvests and kills under way reach the controller
             await asyncio.wait(list(self._tasks), timeout=5)
         client, self.client = self.client, None
@@ -532,7 +556,7 @@ class ControllerLink:
                 await self._ensure_hosts()
             except ClientError as exc:
                 self.sched.report(f"controller: {exc}")
-        while self.unsent and self.connected:
+        while self.unsent and self.connected and self._submit_hold is None:
             jobs: list[Job] = []
             limit = SUBMIT_BATCH if self._batches else 1
             while self.unsent and len(jobs) < limit:
@@ -559,11 +583,45 @@ class ControllerLink:
                 for job in jobs:
                     self._sending.pop(job.id, None)
             self.unsent.extendleft(reversed(jobs[len(replies):]))  # an older pcontrol took one only
+            held: list[Job] = []
+            why = ""
             for job, reply in zip(jobs, replies):
                 if job.controller_id is not None:
                     continue  # an adoption found it by its submit key meanwhile: taken there
+                if not reply.ok and reply.error is not None and reply.error.code in _FOR_NOW:
+                    held.append(job)
+                    why = reply.text
+                    continue
                 self.sched.job_sent(job)
                 self._submitted(job, reply)
+            if held:
+                self.unsent.extendleft(reversed(held))
+                self._hold_submits(why)
+                return
+            if self._submit_tries:
+                self._submit_tries = 0
+                self.sched.report("controller takes jobs again")
+
+    def _hold_submits(self, why: str) -> None:
+        """The controller refused jobs for now: they wait here, and go again after a while
+        (said once, until it takes jobs again)."""
+        delay = SUBMIT_RETRY_DELAYS[min(self._submit_tries, len(SUBMIT_RETRY_DELAYS) - 1)]
+        if not self._submit_tries:
+            self.sched.report(f"controller takes no jobs for now ({why}); {len(self.unsent)} job(s) "
+                              f"wait here and are sent again once it does")
+        self._submit_tries += 1
+
+        def again() -> None:
+            self._submit_hold = None
+            if self.unsent and self.connected:
+                self.spawn(self._flush())
+
+        self._submit_hold = get_loop().call_later(delay, again)
+
+    def _release_hold(self) -> None:
+        if self._submit_hold is not None:
+            self._submit_hold.cancel()
+            self._submit_hold = None
 
     async def _submit(self, jobs: list[Job]) -> list[Any]:
         """The replies to the first len(result) of `jobs`: all of them, unless the controller is
@@ -724,7 +782,11 @@ class ControllerLink:
             if rerun:
                 job.vars["job_rerun"] = "1"
             elif not plain:
-                self.harvests.begin(key)  # before the macro's side effects
+                try:
+                    self.harvests.begin(key)  # before the macro's side effects
+                except OSError as exc:
+                    self._finish_later(job, record, written, lazy, exc)
+                    return
             try:
                 self.sched.job_ended(
                     job, outcome, status=record.get("status"), signal=record.get("signal"),
@@ -746,6 +808,23 @@ class ControllerLink:
                     self.harvests.end(key)  # this process lives on: the macro has had its run
         self.by_cid.pop(int(record["id"]), None)
         self._harvest_soon(int(record["id"]), key)
+
+    def _finish_later(self, job: Job, record: dict[str, Any], written: tuple[str, ...], lazy: bool,
+                      exc: OSError) -> None:
+        """The harvest log cannot keep that the macro begins (a full disk): it does not run
+        unrecorded (a crash would then run it twice); the job is finished again in a while."""
+        if self.harvests.refused():
+            self.sched.report(f"task {job.task} job {job.id}: its exit macro waits: cannot write "
+                              f"{self.harvests.path}: {exc.strerror or exc}; tried again every "
+                              f"{BEGIN_RETRY:g} s (said once)")
+        if self.gate is not None:
+            self._through.add(job.id)  # it passed the gate already
+
+        def again() -> None:
+            if not job.done:
+                self._finish(job, record, written, lazy)
+
+        get_loop().call_later(BEGIN_RETRY, again)
 
     async def _pass_gate(self, job: Job, record: dict[str, Any], written: tuple[str, ...], lazy: bool) -> None:
         try:

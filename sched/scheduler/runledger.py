@@ -171,7 +171,8 @@ class RunLedger:
             if self._file.full:
                 self.compact()
         except OSError as exc:  # the count lives on in memory; only a restart would miss it
-            log.warning("cannot write %s: %s", self.path, exc)
+            if self._file.failed():
+                log.warning("cannot write %s: %s", self.path, exc)
 
     def flush(self) -> None:
         """Write the lines held now: something that depends on them is about to leave (a job
@@ -179,7 +180,8 @@ class RunLedger:
         try:
             self._file.flush()
         except OSError as exc:
-            log.warning("cannot write %s: %s", self.path, exc)
+            if self._file.failed():
+                log.warning("cannot write %s: %s", self.path, exc)
 
     def compact(self) -> None:
         """Rewrite the file with one line per task (atomically: a crash keeps the old file)."""

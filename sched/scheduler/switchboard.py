@@ -119,7 +119,8 @@ class Switchboard:
             elif rewrite or self._file.full:
                 self._file.rewrite(json.dumps(_record(m)) for m in self._waiting.values())
         except OSError as exc:  # the messages live on in memory; only a restart would lose them
-            log.warning("cannot write %s: %s", self.path, exc)
+            if self._file.failed():
+                log.warning("cannot write %s: %s", self.path, exc)
 
     def close(self) -> None:
         if self._file is not None:

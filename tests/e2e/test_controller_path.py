@@ -272,3 +272,42 @@ run
     record = json.loads(sh.run(f"controller check job {job.controller_id} -json"))
     assert [a["host"] for a in record["attempts"]][:1] == [lost]
     sh.close()
+
+
+def test_an_exit_macro_whose_begin_the_harvest_log_cannot_keep_waits_and_runs_once(home, monkeypatch):
+    """A full disk refuses the harvest log's `+KEY` line: the macro does not run unrecorded
+    (a crash would run it twice); it runs once the line can be written, once, and the job
+    is harvested (said once, not once a try)."""
+    import errno
+
+    from psched.scheduler import remote
+
+    monkeypatch.setattr(remote, "BEGIN_RETRY", 0.05)
+    refusals = [3]
+    append = remote.HarvestLog._append
+
+    def full_disk(self, line):
+        if line.startswith("+") and refusals[0]:
+            refusals[0] -= 1
+            raise OSError(errno.ENOSPC, "No space left on device")
+        append(self, line)
+
+    monkeypatch.setattr(remote.HarvestLog, "_append", full_disk)
+    sh = Shell()
+    sh.run("""
+task full
+  command echo fine
+  nmax 2
+  task.exit 0
+    echo "ran $job_id [string trim $stdout]"
+  end
+end
+run
+wait -timeout 60
+""")
+    assert refusals == [0]
+    assert sh.lines() == ["ran 1 fine", "ran 2 fine"]
+    waits = [m for m in sh.messages if "its exit macro waits: cannot write" in m]
+    assert len(waits) == 1 and "No space left on device" in waits[0], sh.messages
+    keys = (home / "harvested.log").read_text().split()
+    assert len([k for k in keys if k.startswith("+")]) == 2

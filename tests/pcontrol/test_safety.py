@@ -84,12 +84,14 @@ def test_a_failing_journal_refuses_new_jobs_and_keeps_accepted_ones(home: str, h
                 assert not first.ok and first.data == {
                     "journal_failure": f"journal write failed: {_message(journal)}"}
                 assert first.text.startswith("not accepting jobs: journal write failed: ")
+                assert first.error is not None and first.error.code == "unavailable"  # for now
                 assert REASONS[how] in first.text and "was not kept" in first.text
                 withdrawn = queued + 1
                 assert not (await h.reply("check", "job", withdrawn)).ok
                 # Now the failure is known: refused at once, with the reason.
                 second = await h.reply("job", "--", "true")
                 assert not second.ok and REASONS[how] in second.text
+                assert second.error is not None and second.error.code == "unavailable"
                 status = await h.cmd("status")
                 assert REASONS[how] in status["journal"]["failure"]
                 # The accepted job ends meanwhile: its end is kept, but told to nobody
