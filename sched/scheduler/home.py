@@ -124,8 +124,11 @@ class SchedHome:
                 raise HomeBusy(self._busy_message(holder)) from None
             fh.seek(0)
             fh.truncate()
-            fh.write(f"{os.getpid()}\n")
-            fh.flush()
+            try:
+                os.write(fh.fileno(), f"{os.getpid()}\n".encode())  # (unbuffered: nothing left to fail at close)
+            except OSError as exc:  # (a full disk) the lock holds all the same; only the pid is not said
+                log.warning("cannot write this sched's pid in %s: %s; a second sched on this home "
+                            "is refused without it", path, exc.strerror or exc)
             entry = _held[path] = [fh, 0]
         entry[1] += 1
         self._held = True
