@@ -155,7 +155,12 @@ def start(paths: Paths, serve_args: list[str]) -> DaemonResult:
         already = read_pid(paths)
         if already is not None:
             return DaemonResult(True, f"pcontrol is already running (pid {already})", already)
-        return DaemonResult(False, "pcontrol failed to start:\n" + _log_tail(paths.log))
+        tail = _log_tail(paths.log)
+        refused = [line for line in tail.splitlines() if line.startswith(_REFUSED)]
+        if refused:  # its command line was refused (argparse, after its usage): that line says why
+            return DaemonResult(False, f"pcontrol failed to start: {refused[-1][len(_REFUSED):]} "
+                                       f"(its options: {' '.join(serve_args)})")
+        return DaemonResult(False, "pcontrol failed to start:\n" + tail)
     return DaemonResult(True, f"pcontrol started (pid {process.pid}), socket {paths.socket}",
                    process.pid)
 
@@ -187,6 +192,10 @@ def _wait_ready(fd: int, process: subprocess.Popen, timeout: float,
         if data.startswith(b"ready"):
             return True
     return False
+
+
+#: How `pcontrol serve` begins the line saying why it refused its command line (argparse).
+_REFUSED = "pcontrol serve: error: "
 
 
 def _log_tail(path: Path, lines: int = 10) -> str:

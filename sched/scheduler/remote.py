@@ -457,6 +457,10 @@ class ControllerLink:
         # script was read (psched.scheduler.earlystart) is taken if it is what this would start.
         outcome = await get_loop().run_in_executor(None, launch.start, self.paths, embedded_serve_args(self.paths))
         if not outcome.ok:
+            if launch.remembered_options(self.paths):
+                raise ControllerNotRunning(f"{outcome.message}; started with the options of its last start, "
+                                           f"kept in {self.paths.options} (remove that file to start it "
+                                           f"with none)")
             raise ControllerNotRunning(outcome.message)
         if "already running" not in outcome.message:
             # one that ran before us and that we start again (it crashed) stays when we leave

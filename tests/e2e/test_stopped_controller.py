@@ -141,3 +141,16 @@ def test_sched_still_stops_the_pcontrol_it_started_itself(home: Path):
     done = _sched(home)
     said = done.stdout + done.stderr
     assert "started pcontrol" in said and "stopped pcontrol (this sched started it)" in said, said
+
+
+def test_bad_kept_options_are_said_once_with_the_file_that_holds_them(home: Path):
+    home.chmod(0o700)
+    (home / "pcontrol.options").write_text('["--retention", "abc"]\n')
+    done = _sched(home)
+    said = done.stdout + done.stderr
+    assert "job ran" not in said
+    assert said.count("pcontrol failed to start: argument --retention: invalid float value: 'abc' "
+                      "(its options: --retention abc --spare-local-agent") == 1, said
+    assert f"kept in {home / 'pcontrol.options'} (remove that file to start it with none)" in said
+    (home / "pcontrol.options").unlink()
+    assert "job ran: ran" in _sched(home, "again").stdout
