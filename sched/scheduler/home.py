@@ -180,13 +180,29 @@ class JobIds:
         self.path = path
         self._next = 0
         self._limit = 0  # ids below this are reserved for us
+        self._unwritten = False  # the file does not say so yet (a full disk): written at the next id
 
     def next(self) -> int:
         if self._next >= self._limit:
             self._reserve()
+        elif self._unwritten:
+            self._write()
         number = self._next
         self._next += 1
         return number
+
+    def _write(self) -> None:
+        try:
+            _write_atomically(self.path, f"{self._limit}\n")
+        except OSError as exc:
+            if not self._unwritten:
+                log.warning("cannot write %s: %s; tried again at each job id until it can (the "
+                            "next sched may repeat these ids if it starts before)", self.path, exc)
+            self._unwritten = True
+            return
+        if self._unwritten:
+            log.warning("%s: writing works again", self.path)
+        self._unwritten = False
 
     def _reserve(self) -> None:
         start = 1
@@ -197,11 +213,8 @@ class JobIds:
         except (OSError, ValueError) as exc:
             log.warning("cannot read %s (%s): job ids go on from this sched's own", self.path, exc)
         start = max(start, self._next)
-        try:
-            _write_atomically(self.path, f"{start + ID_BLOCK}\n")
-        except OSError as exc:
-            log.warning("cannot write %s: %s; job ids of the next sched may repeat these", self.path, exc)
         self._next, self._limit = start, start + ID_BLOCK
+        self._write()
 
 
 class TaskMarks:

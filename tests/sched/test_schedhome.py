@@ -137,3 +137,31 @@ puts [help jobs]
     assert "the newest 5 ended jobs" in retain and "15 forgotten" in retain
     assert "no job 1 (forgotten after the retention" in check
     assert "retain" in " ".join(help_) and "10000" in " ".join(help_)
+
+
+def test_a_block_of_job_ids_the_disk_refused_is_written_at_a_later_id(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    """A full disk when a block is reserved: the ids go on, and the file is written at the next
+    id that can (until then a next sched might repeat them), said once and when it works."""
+    import errno
+
+    from psched.scheduler import home
+
+    path = tmp_path / "jobids"
+    write = home._write_atomically
+    refusals = [2]
+
+    def full_disk(target: Path, text: str) -> None:
+        if refusals[0]:
+            refusals[0] -= 1
+            raise OSError(errno.ENOSPC, "No space left on device")
+        write(target, text)
+
+    monkeypatch.setattr(home, "_write_atomically", full_disk)
+    ids = home.JobIds(path)
+    assert [ids.next(), ids.next()] == [1, 2]
+    assert not path.exists()
+    assert ids.next() == 3
+    assert path.read_text() == f"{1 + home.ID_BLOCK}\n"
+    assert caplog.text.count("cannot write") == 1 and "writing works again" in caplog.text
+    assert home.JobIds(path).next() == 1 + home.ID_BLOCK
