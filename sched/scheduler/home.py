@@ -224,6 +224,7 @@ class TaskMarks:
     def __init__(self, path: Path):
         self.path = path
         self._marks: dict[str, float] | None = None
+        self._failing = False  # the last write failed (said once)
 
     def _load(self) -> dict[str, float]:
         if self._marks is None:
@@ -245,8 +246,14 @@ class TaskMarks:
         marks[task] = wall
         try:
             _write_atomically(self.path, json.dumps(marks, sort_keys=True) + "\n")
-        except OSError as exc:
-            log.warning("cannot write %s: %s", self.path, exc)
+        except OSError as exc:  # (the whole file is written at each launch: the next one has these)
+            if not self._failing:
+                log.warning("cannot write %s: %s (said once until it works again)", self.path, exc)
+            self._failing = True
+            return
+        if self._failing:
+            log.warning("%s: writing works again", self.path)
+        self._failing = False
 
 
 def _write_atomically(path: Path, text: str) -> None:
