@@ -295,6 +295,7 @@ class ControllerLink:
         self._retry_timer: asyncio.TimerHandle | None = None
         self._submit_hold: asyncio.TimerHandle | None = None  # jobs refused for now: sent again then
         self._submit_tries = 0
+        self._refused = False  # said that the controller takes no jobs for now
         self._tasks: set[asyncio.Task] = set()
         self._last_failure: str | None = None  # the last connect failure reported
         self.fence: int | None = None  # a pool's leader: its fencing token, sent with every request
@@ -475,8 +476,7 @@ class ControllerLink:
         """
         if self._hosts_checked:
             return
-        self._hosts_checked = True
-        hosts = await self.client.call("hosts", "-json")
+        hosts = await self.client.call("hosts", "-json")  # (a failure: checked at the next flush)
         self.hosts = {h["name"] for h in hosts}
         self.pull_hosts = {h["name"] for h in hosts if h.get("pull")}
         if not hosts and self.address.is_tcp:
@@ -486,6 +486,7 @@ class ControllerLink:
             await self.client.call("host", "add", "localhost", "-slots", str(slots))
             self.hosts.add("localhost")
             self.sched.report(f"controller had no hosts: added localhost with {slots} slot(s)")
+        self._hosts_checked = True
 
     async def _watch(self, client: ControllerClient) -> None:
         reason = await client.wait_closed()
@@ -558,8 +559,10 @@ class ControllerLink:
         if self.unsent and self.connected:
             try:
                 await self._ensure_hosts()
-            except ClientError as exc:
+            except ClientError as exc:  # the jobs wait: to a controller with no host they would wait there
                 self.sched.report(f"controller: {exc}")
+                self._hold()
+                return
         while self.unsent and self.connected and self._submit_hold is None:
             jobs: list[Job] = []
             limit = SUBMIT_BATCH if self._batches else 1
@@ -602,17 +605,23 @@ class ControllerLink:
                 self.unsent.extendleft(reversed(held))
                 self._hold_submits(why)
                 return
-            if self._submit_tries:
-                self._submit_tries = 0
+            self._submit_tries = 0
+            if self._refused:
+                self._refused = False
                 self.sched.report("controller takes jobs again")
 
     def _hold_submits(self, why: str) -> None:
         """The controller refused jobs for now: they wait here, and go again after a while
         (said once, until it takes jobs again)."""
-        delay = SUBMIT_RETRY_DELAYS[min(self._submit_tries, len(SUBMIT_RETRY_DELAYS) - 1)]
-        if not self._submit_tries:
+        if not self._refused:
             self.sched.report(f"controller takes no jobs for now ({why}); {len(self.unsent)} job(s) "
                               f"wait here and are sent again once it does")
+            self._refused = True
+        self._hold()
+
+    def _hold(self) -> None:
+        """Send the unsent jobs again after a while (SUBMIT_RETRY_DELAYS), or at a new connection."""
+        delay = SUBMIT_RETRY_DELAYS[min(self._submit_tries, len(SUBMIT_RETRY_DELAYS) - 1)]
         self._submit_tries += 1
 
         def again() -> None:

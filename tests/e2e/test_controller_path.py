@@ -311,3 +311,37 @@ wait -timeout 60
     assert len(waits) == 1 and "No space left on device" in waits[0], sh.messages
     keys = (home / "harvested.log").read_text().split()
     assert len([k for k in keys if k.startswith("+")]) == 2
+
+
+def test_the_embedded_defaults_host_check_is_made_again_when_the_connection_broke_under_it(home, monkeypatch):
+    """The check that gives a controller with no host localhost failed (the connection broke
+    as it asked, pcontrol killed): it is made again at the next flush, not counted as done --
+    the job waited for ever at a controller with no host."""
+    from pcontrol.client import ControllerClient
+    from pcontrol.errors import ControllerDisconnected
+
+    broken = [1]
+    call = ControllerClient.call
+
+    async def breaking(self, *argv, **kwargs):
+        if argv[:2] == ("hosts", "-json") and broken[0]:
+            broken[0] -= 1
+            raise ControllerDisconnected("connection to pcontrol lost: (the test)")
+        return await call(self, *argv, **kwargs)
+
+    monkeypatch.setattr(ControllerClient, "call", breaking)
+    sh = Shell()
+    sh.run("""
+task once
+  command echo fine
+  nmax 1
+  task.exit 0
+    echo "ran [string trim $stdout]"
+  end
+end
+run
+wait -timeout 30
+""")
+    assert broken == [0]
+    assert sh.lines() == ["ran fine"]
+    assert any("added localhost" in m for m in sh.messages), sh.messages

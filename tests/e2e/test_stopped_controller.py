@@ -112,19 +112,8 @@ def test_a_pcontrol_that_sched_starts_again_after_a_crash_has_its_operators_opti
     assert log.exists()                       # where it was named, not in the daemon's $HOME
     first = int((home / "pcontrol.pid").read_text().split()[0])
     script = home / "crash.sched"
-    script.write_text(f"""\
-controller hosts
-exec kill -9 {first}
-task after
-  command echo [set w ra]n
-  nmax 1
-  task.exit 0
-    echo "job ran: [string trim $stdout]"
-  end
-end
-run
-wait -timeout 30
-""")
+    script.write_text(f"controller hosts\nexec kill -9 {first}\n"
+                      + SCRIPT.replace("{name}", "after").replace("wait -timeout 4", "wait -timeout 30"))
     done = _run(home, *SCHED, str(script))
     said = done.stdout + done.stderr
     assert "job ran: ran" in said and "started pcontrol" in said, said
