@@ -40,12 +40,14 @@ import errno
 import itertools
 import logging
 import os
+import select
 import signal
 import sys
 import threading
-from typing import Callable, ContextManager, Union
+from typing import Callable, ContextManager, Mapping, Sequence, Union
 
 from .keeper import PROGRAM as KEEPER_PROGRAM
+from .keeper import keeper_server, parse_status
 
 __all__ = ["Box", "CannotJoin", "ENDED_STATES", "Kind", "SPAWN_LOCK", "alive", "process_state", "containment", "find_token_processes", "remove_stale", "TOKEN_VAR"]
 
@@ -106,6 +108,12 @@ class Box:
     def started(self, pid: int) -> None:
         self.pid = pid
 
+    def pidfd(self) -> int:
+        """A pidfd of the job's first process, for the caller to watch and close (OSError,
+        AttributeError: there are no pidfds here)."""
+        assert self.pid is not None
+        return os.pidfd_open(self.pid)  # type: ignore[attr-defined]
+
     def main_exited(self) -> None:
         """The job's first process has been reaped (its pid may be reused from now on)."""
 
@@ -137,13 +145,24 @@ class Box:
 
 
 class KeeperBox(Box):
-    """The job under a keeper process (pclient/keeper.py); `pid` is the keeper's."""
+    """The job under a keeper process (pclient/keeper.py); `pid` is the keeper's.
+
+    Served (`start_served`): the keeper was forked by this process's keeper server, so it is not
+    our child; `served` is then true, its end is told by its pidfd (`ended`) and its status by
+    its status pipe (`exit_code`), and it is signalled through the pidfd.  Alone: the keeper is
+    the job's first process, started by the caller with `argv` and `pass_fds`, our child."""
 
     kind = Kind.SUBREAPER
 
     def __init__(self, token: str) -> None:
         super().__init__(token)
         self.status_r, self.status_w = os.pipe()
+        self._pidfd = -1  # served: the keeper's pidfd, from its server (never a bare pid: the server reaps it)
+        self._record: Union[bytes, None] = None
+
+    @property
+    def served(self) -> bool:
+        return self._pidfd >= 0
 
     def argv(self, argv: tuple) -> tuple:
         return (sys.executable, "-I", "-S", "-c", KEEPER_PROGRAM, str(self.status_w), "--", *argv)
@@ -151,6 +170,21 @@ class KeeperBox(Box):
     @property
     def pass_fds(self) -> tuple:
         return (self.status_w,)
+
+    def start_served(self, argv: Sequence[str], env: Mapping[bytes, bytes], out_w: int, err_w: int,
+                     cwd: Union[str, None]) -> Union[int, None]:
+        """Start the job under a keeper forked by this process's keeper server: the keeper's pid,
+        or None where there is no server (start a keeper alone then).  OSError as a start's."""
+        started = keeper_server().start(argv, env, cwd, out_w, err_w, self.status_w)
+        if started is None:
+            return None
+        pid, self._pidfd = started
+        return pid
+
+    def pidfd(self) -> int:
+        if self._pidfd >= 0:
+            return os.dup(self._pidfd)
+        return super().pidfd()
 
     def started(self, pid: int) -> None:
         super().started(pid)
@@ -161,28 +195,74 @@ class KeeperBox(Box):
             os.close(self.status_w)
             self.status_w = -1
 
+    def ended(self) -> bool:
+        """Served: whether the keeper has ended (its pidfd is readable)."""
+        poll = select.poll()
+        poll.register(self._pidfd, select.POLLIN)
+        return bool(poll.poll(0))
+
+    def wait_ended(self) -> None:
+        """Served: block until the keeper has ended."""
+        poll = select.poll()
+        poll.register(self._pidfd, select.POLLIN)
+        while not poll.poll():
+            pass
+
+    def exit_code(self) -> int:
+        """Served, once the keeper has ended: its exit code as subprocess gives it (-N: killed
+        by signal N), from what it wrote on its status pipe; nothing there: it was SIGKILLed."""
+        told = parse_status(self._status_record())
+        if told is None:
+            return -signal.SIGKILL
+        kind, value = told
+        if kind == "X":
+            return value
+        if kind == "K":
+            return -value
+        return 127  # E, S: the program was not started
+
+    def _status_record(self) -> bytes:
+        """What the keeper wrote on its status pipe (read once, when it has ended)."""
+        if self._record is None:
+            chunks = []
+            try:
+                os.set_blocking(self.status_r, False)
+                while True:
+                    data = os.read(self.status_r, 64)
+                    if not data:
+                        break
+                    chunks.append(data)
+            except OSError:
+                pass
+            self._record = b"".join(chunks)
+        return self._record
+
     def start_error(self) -> Union[OSError, None]:
         """Once the keeper has exited: the reason it could not start the program, if so."""
-        try:
-            os.set_blocking(self.status_r, False)
-            data = os.read(self.status_r, 64)
-        except OSError:
-            return None
-        if data[:1] in (b"E", b"S") and data[1:].strip().isdigit():
-            code = int(data[1:])
-            return OSError(code, os.strerror(code))
+        told = parse_status(self._status_record())
+        if told is not None and told[0] in ("E", "S"):
+            return OSError(told[1], os.strerror(told[1]))
         return None
 
     def main_exited(self) -> None:
         self.pid = None  # the keeper is gone, and everything below it with it
 
     def terminate(self) -> None:
-        if self.pid is not None:
-            _signal_pid(self.pid, signal.SIGTERM)
+        self._signal_keeper(signal.SIGTERM)
 
     def kill(self) -> None:
-        if self.pid is not None:
-            _signal_pid(self.pid, signal.SIGUSR1)
+        self._signal_keeper(signal.SIGUSR1)
+
+    def _signal_keeper(self, sig: signal.Signals) -> None:
+        if self.pid is None:
+            return
+        if self._pidfd >= 0:
+            try:
+                signal.pidfd_send_signal(self._pidfd, sig)
+            except (ProcessLookupError, PermissionError):
+                pass
+        else:
+            _signal_pid(self.pid, sig)
 
     def leftovers(self) -> None:
         pass  # the keeper kills them itself before it exits
@@ -192,9 +272,10 @@ class KeeperBox(Box):
 
     def release(self) -> None:
         self._close_write_end()
-        if self.status_r >= 0:
-            os.close(self.status_r)
-            self.status_r = -1
+        for fd in (self.status_r, self._pidfd):
+            if fd >= 0:
+                os.close(fd)
+        self.status_r = self._pidfd = -1
 
 
 class CgroupBox(Box):
@@ -395,6 +476,7 @@ class _Containment:
         with self._lock:
             self._kind = None
             self._spare.clear()
+            keeper_server().stop()
             if self._home_fd is not None:
                 os.close(self._home_fd)
                 self._home_fd = None

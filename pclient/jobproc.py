@@ -321,7 +321,7 @@ class RunningJob:
         watcher, pid = self._watcher, self.pid
         assert pid is not None
         try:
-            self._pidfd = os.pidfd_open(pid)  # type: ignore[attr-defined]
+            self._pidfd = self._box.pidfd() if self._box is not None else None
         except (AttributeError, OSError):
             self._pidfd = None
         if self.spec.timeout is not None or self._pidfd is None:
@@ -347,6 +347,10 @@ class RunningJob:
     def _start_in(self, box: Box, env: dict, out_w: int, err_w: int
                   ) -> tuple[int, Union[subprocess.Popen[bytes], None]]:
         with box.spawning():
+            if isinstance(box, KeeperBox):  # forked by the keeper server where there is one
+                pid = box.start_served(self.spec.argv, env, out_w, err_w, self.spec.cwd)
+                if pid is not None:
+                    return pid, None
             return spawn.start(box.argv(self.spec.argv), env, out_w, err_w, cwd=self.spec.cwd,
                                preexec=box.preexec, pass_fds=box.pass_fds)
 
@@ -393,11 +397,16 @@ class RunningJob:
 
     def _wait_in_thread(self) -> None:
         assert self.pid is not None
-        try:
-            _, status = os.waitpid(self.pid, 0)
-            returncode: Union[int, None] = os.waitstatus_to_exitcode(status)
-        except ChildProcessError:
-            returncode = None
+        box = self._box
+        if isinstance(box, KeeperBox) and box.served:  # not our child: its end is the box's to tell
+            box.wait_ended()
+            returncode: Union[int, None] = box.exit_code()
+        else:
+            try:
+                _, status = os.waitpid(self.pid, 0)
+                returncode = os.waitstatus_to_exitcode(status)
+            except ChildProcessError:
+                returncode = None
         when = time.monotonic()
         self._watcher.call(lambda: self._w_exited(returncode, when))
 
@@ -425,14 +434,20 @@ class RunningJob:
     def _w_pidfd(self) -> None:
         assert self._pidfd is not None and self.pid is not None
         when = time.monotonic()
-        try:
-            pid, status = os.waitpid(self.pid, os.WNOHANG)
-        except ChildProcessError:
-            returncode: Union[int, None] = None
-        else:
-            if pid == 0:  # not ended: the event was for an earlier job's descriptor of this number
+        box = self._box
+        if isinstance(box, KeeperBox) and box.served:  # not our child: its end is the box's to tell
+            if not box.ended():  # (an event for an earlier job's descriptor of this number)
                 return
-            returncode = os.waitstatus_to_exitcode(status)
+            returncode: Union[int, None] = box.exit_code()
+        else:
+            try:
+                pid, status = os.waitpid(self.pid, os.WNOHANG)
+            except ChildProcessError:
+                returncode = None
+            else:
+                if pid == 0:  # not ended: the event was for an earlier job's descriptor of this number
+                    return
+                returncode = os.waitstatus_to_exitcode(status)
         self._watcher.unwatch(self._pidfd)
         os.close(self._pidfd)
         self._pidfd = None
@@ -487,9 +502,10 @@ class RunningJob:
     def _w_kill(self, reason: Outcome) -> None:
         if self._returncode is not None or self._kill_reason is not None or self.pid is None:
             return
-        if _has_exited(self.pid):  # it ended by itself; the pidfd will tell us in a moment
-            return
         assert self._box is not None
+        box = self._box
+        if box.ended() if isinstance(box, KeeperBox) and box.served else _has_exited(self.pid):
+            return  # it ended by itself; the pidfd will tell us in a moment
         log.debug("job %s: %s, sending SIGTERM", self.job_id, reason.value)
         self._kill_reason = reason
         if self._timer is not None:

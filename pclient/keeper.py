@@ -1,28 +1,71 @@
 """A job's keeper: the child subreaper that holds every process of one job together.
 
-Used by pclient.containment where no cgroup can be made for a job.  jobproc starts it as the
-job's first process, and it starts the job's program as its only child:
-
-    python3 -I -S -c PROGRAM STATUS_FD -- PROGRAM ARGS...
-
-The program is the string PROGRAM below, run with `python3 -I -S -c PROGRAM`: the agent may
-itself run from a bundle in memory (pcontrol.bootstrap), with no file of this module to name.
-
-The keeper marks itself a child subreaper (prctl PR_SET_CHILD_SUBREAPER), so every process the
-job starts stays below it whatever it does (setsid, double fork, a cleared environment): an
-orphan is re-parented to the keeper, not to init.  Then:
+Used by pclient.containment where no cgroup can be made for a job.  Each job runs under a
+keeper of its own, which starts the job's program as its only child.  The keeper marks itself a
+child subreaper (prctl PR_SET_CHILD_SUBREAPER), so every process the job starts stays below it
+whatever it does (setsid, double fork, a cleared environment): an orphan is re-parented to the
+keeper, not to init.  Then:
 
 - SIGTERM: SIGTERM to every process below the keeper (the job's kill or timeout begins);
 - SIGUSR1: SIGKILL to every process below the keeper (the grace is over);
 - when the program's own process ends, by itself or by a signal, everything still below the
-  keeper is killed with SIGKILL, again until nothing is left, and the keeper exits with the
-  program's status (or dies of the program's signal), so its parent sees the program's end.
+  keeper is killed with SIGKILL, again until nothing is left, and the keeper writes how the
+  program ended on its STATUS_FD (`X<status>` or `K<signal>`) and exits with the program's
+  status (or dies of the program's signal).
 
-If the program cannot be started, the keeper writes `E<errno>` on STATUS_FD and exits 127.
-Standalone on purpose (run with -I -S, it imports nothing of pclient): it costs one Python
-start per job, which is why a cgroup is preferred where there is one.
-Linux only (prctl, /proc).
+If the program cannot be started, the keeper writes `E<errno>` on STATUS_FD (`S<errno>`: it
+could not become a subreaper) and exits 127.
+
+The keeper is the string PROGRAM below, run with `python3 -I -S -c PROGRAM`: the agent may itself
+run from a bundle in memory (pcontrol.bootstrap), with no file of this module to name.  Standalone
+on purpose (run so, it imports nothing of pclient).  It runs in one of two ways:
+
+- served (the usual way): a keeper server, `python3 -I -S -c PROGRAM serve SOCKET_FD`, one per
+  process that runs jobs (sched, an agent), started with its first keeper job (`keeper_server()`,
+  KeeperServer below) as its child, in a session of its own.  It imports what a keeper needs
+  once, then for each job `os.fork()`s the job's keeper: a keeper costs a fork of a small,
+  single-threaded process (well under a millisecond of CPU), not a Python start (~25 ms of CPU,
+  ~8 MB).  A request (a length, then marshal of argv, environment and working directory) comes
+  over a socketpair with the job's stdout and stderr write ends, the write end of its status
+  pipe and the read end of a "go" pipe (SCM_RIGHTS).  The server changes to the working
+  directory (a failure is the reply: the job was not started), forks, takes a pidfd of the
+  child before it could reap it (SIGCHLD blocked meanwhile), and replies with the keeper's pid
+  and, by SCM_RIGHTS, that pidfd.  The keeper waits for `g` on the go pipe, which the requester
+  writes once it has the reply: a keeper whose server died before replying sees the pipe closed
+  and exits without starting anything, so a request retried on a new server never runs a job
+  twice.  The keeper is then not the requester's child: the requester learns its end from the
+  pidfd (readable once it has ended) and its status from the status pipe (nothing written: it
+  was killed with SIGKILL), and signals it through the pidfd, never by a pid the server may
+  already have reaped.  The server reaps its keepers (SIGCHLD) and exits when the socket
+  reaches EOF (the process that started it is gone); running keepers carry on, as they do when
+  that process dies.  A server that dies is started again at the next job.
+- alone (where pidfd_open or the server is not available: Linux < 5.3, or
+  PCLIENT_KEEPER_SERVER=no): `python3 -I -S -c PROGRAM STATUS_FD -- PROGRAM ARGS...`, started
+  as the job's first process, the requester's child, one Python start per job.
+
+Linux only (prctl, /proc, pidfds).
 """
+
+from __future__ import annotations
+
+import errno
+import logging
+import os
+import sys
+import threading
+from typing import TYPE_CHECKING, Mapping, Sequence, Tuple, Union
+
+if TYPE_CHECKING:
+    import socket
+    import subprocess
+
+__all__ = ["KeeperServer", "PROGRAM", "SERVER_VAR", "keeper_server", "parse_status"]
+
+log = logging.getLogger(__name__)
+
+SERVER_VAR = "PCLIENT_KEEPER_SERVER"
+"""`no`: every keeper is started alone, one Python start per job (tests use it to keep that
+path tried)."""
 
 PROGRAM = r'''
 import ctypes
@@ -39,6 +82,10 @@ RETRY_INTERVAL = 0.02
 GIVE_UP = 10.0
 """After the program is gone, how long to keep killing what is left before exiting anyway
 (a process stuck in the kernel, in state D, dies only when its call returns)."""
+REPLY = "iii"
+"""The server's reply: the keeper's pid, an errno, and where that errno came from (WHERE_*)."""
+WHERE_CWD, WHERE_FORK, WHERE_PIDFD, WHERE_REQUEST = 1, 2, 3, 4
+LIBC = ctypes.CDLL(None, use_errno=True)
 
 
 def descendants(root: int) -> list:
@@ -71,10 +118,18 @@ def signal_all(sig: int) -> None:
             pass
 
 
-def end_like(status: int) -> None:
-    """Exit as the program did: its exit status, or death by its signal."""
+def tell(status_fd: int, record: bytes) -> None:
+    try:
+        os.write(status_fd, record)
+    except OSError:
+        pass
+
+
+def end_like(status: int, status_fd: int) -> None:
+    """Say how the program ended on STATUS_FD, then end so: its exit status, or death by its signal."""
     if os.WIFSIGNALED(status):
         sig = os.WTERMSIG(status)
+        tell(status_fd, b"K%d\n" % sig)
         try:
             resource.setrlimit(resource.RLIMIT_CORE, (0, 0))  # the program's core, if any, is its own
         except (OSError, ValueError):
@@ -87,25 +142,24 @@ def end_like(status: int) -> None:
         signal.pthread_sigmask(signal.SIG_UNBLOCK, {sig})
         os.kill(os.getpid(), sig)
         os._exit(128 + sig)
-    os._exit(os.waitstatus_to_exitcode(status) & 0xFF)
+    code = os.waitstatus_to_exitcode(status) & 0xFF
+    tell(status_fd, b"X%d\n" % code)
+    os._exit(code)
 
 
-def main(argv: list) -> None:
-    status_fd = int(argv[1])
-    program = argv[3:]
+def keep(status_fd: int, program: list, env) -> None:
+    """Be the keeper of `program` (started with environment `env`); never returns."""
     os.set_inheritable(status_fd, False)
-    libc = ctypes.CDLL(None, use_errno=True)
-    if libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0:
-        os.write(status_fd, b"S%d\n" % ctypes.get_errno())
+    if LIBC.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0:
+        tell(status_fd, b"S%d\n" % ctypes.get_errno())
         os._exit(127)
     signal.pthread_sigmask(signal.SIG_BLOCK, WATCHED)
     try:
-        main_pid = os.posix_spawnp(program[0], program, os.environ, setsigmask=(),
+        main_pid = os.posix_spawnp(program[0], program, env, setsigmask=(),
                                    setsigdef=(signal.SIGPIPE, signal.SIGXFSZ))
     except OSError as exc:
-        os.write(status_fd, b"E%d\n" % (exc.errno or 0))
+        tell(status_fd, b"E%d\n" % (exc.errno or 0))
         os._exit(127)
-    os.close(status_fd)
     main_status = None
     give_up_at = 0.0
     while True:
@@ -123,7 +177,7 @@ def main(argv: list) -> None:
                 give_up_at = time.monotonic() + GIVE_UP
         if main_status is not None:
             if not left or time.monotonic() > give_up_at:
-                end_like(main_status)
+                end_like(main_status, status_fd)
             signal_all(signal.SIGKILL)
         info = signal.sigtimedwait(WATCHED, RETRY_INTERVAL if main_status is not None else 3600)
         if info is None:
@@ -134,8 +188,312 @@ def main(argv: list) -> None:
             signal_all(signal.SIGKILL)
 
 
-main(sys.argv)
+# -- the server ----------------------------------------------------------------------------------
+
+
+def reap(signum, frame) -> None:
+    while True:
+        try:
+            pid, _ = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
+
+
+def receive(sock):
+    """The next request: (payload, descriptors), or None at EOF."""
+    head, fds, _, _ = socket.recv_fds(sock, 65536, 8, socket.MSG_CMSG_CLOEXEC)
+    if not head:
+        for fd in fds:
+            os.close(fd)
+        return None
+    data = bytearray(head)
+    while len(data) < 4 or len(data) < 4 + int.from_bytes(data[:4], "little"):
+        more = sock.recv(65536)
+        if not more:
+            for fd in fds:
+                os.close(fd)
+            return None
+        data += more
+    return bytes(data[4:]), fds
+
+
+def become_keeper(sock, argv, env, out_w, err_w, status_w, go_r) -> None:
+    """In the forked child: set up the job's session and descriptors, wait for the go, keep.
+    Born with WATCHED blocked: a kill that comes before the program is started waits for it."""
+    try:
+        sock.close()
+        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+        os.setsid()
+        null = os.open(os.devnull, os.O_RDONLY)
+        os.dup2(null, 0)
+        os.close(null)
+        os.dup2(out_w, 1)
+        os.dup2(err_w, 2)
+        os.close(out_w)
+        os.close(err_w)
+        path = env.get(b"PATH")  # posix_spawnp searches our own PATH: make it the job's
+        if path is None:
+            os.unsetenv(b"PATH")
+        else:
+            os.putenv(b"PATH", path)
+        if os.read(go_r, 1) != b"g":
+            os._exit(0)  # the requester never had our pid: nothing is started
+        os.close(go_r)
+        keep(status_w, list(argv), env)
+    finally:
+        os._exit(127)
+
+
+def fork_keeper(sock, payload: bytes, fds: list):
+    """Start one job's keeper; the reply and the keeper's pidfd (or None)."""
+    if len(fds) != 4:
+        return struct.pack(REPLY, 0, 22, WHERE_REQUEST), None
+    out_w, err_w, status_w, go_r = fds
+    try:
+        argv, env, cwd = marshal.loads(payload)
+    except (EOFError, ValueError, TypeError):
+        return struct.pack(REPLY, 0, 22, WHERE_REQUEST), None
+    if cwd is not None:
+        try:
+            os.chdir(cwd)
+        except OSError as exc:
+            return struct.pack(REPLY, 0, exc.errno or 0, WHERE_CWD), None
+    signal.pthread_sigmask(signal.SIG_BLOCK, WATCHED)  # no reaping before the pidfd; a keeper born deaf
+    try:
+        try:
+            pid = os.fork()
+        except OSError as exc:
+            return struct.pack(REPLY, 0, exc.errno or 0, WHERE_FORK), None
+        if pid == 0:
+            become_keeper(sock, argv, env, out_w, err_w, status_w, go_r)
+        try:
+            pidfd = os.pidfd_open(pid)
+        except OSError as exc:  # the child waits for a go that will not come
+            return struct.pack(REPLY, 0, exc.errno or 0, WHERE_PIDFD), None
+    finally:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, WATCHED)
+    return struct.pack(REPLY, pid, 0, 0), pidfd
+
+
+def serve(sock_fd: int) -> None:
+    import gc
+    gc.disable()  # a request makes no cycles; a forked keeper then touches fewer shared pages
+    sock = socket.socket(fileno=sock_fd)
+    signal.signal(signal.SIGCHLD, reap)
+    while True:
+        request = receive(sock)
+        if request is None:
+            os._exit(0)  # our requester is gone; its running keepers carry on
+        payload, fds = request
+        try:
+            reply, pidfd = fork_keeper(sock, payload, fds)
+        finally:
+            for fd in fds:
+                os.close(fd)
+        try:
+            if pidfd is None:
+                sock.sendall(reply)
+            else:
+                socket.send_fds(sock, [reply], [pidfd])
+        except OSError:
+            os._exit(0)
+        finally:
+            if pidfd is not None:
+                os.close(pidfd)
+
+
+if sys.argv[1] == "serve":
+    import marshal
+    import socket
+    import struct
+    serve(int(sys.argv[2]))
+else:
+    keep(int(sys.argv[1]), sys.argv[3:], os.environ)
 '''
 
-if __name__ == "__main__":
-    exec(compile(PROGRAM, "pclient-keeper", "exec"))
+_REPLY_SIZE = 12
+"""struct.calcsize("iii") of PROGRAM's REPLY: pid, errno, where."""
+_WHERE_CWD = 1
+
+
+def parse_status(record: bytes) -> Union[Tuple[str, int], None]:
+    """What a keeper wrote on its status pipe: ("E", errno) it could not start the program,
+    ("S", errno) it could not become a subreaper, ("X", status) the program exited so,
+    ("K", signal) the program died of it; None for nothing or anything else."""
+    line = record.split(b"\n", 1)[0]
+    kind, value = line[:1], line[1:]
+    if kind in (b"E", b"S", b"X", b"K") and value.isdigit():
+        return kind.decode(), int(value)
+    return None
+
+
+class KeeperServer:
+    """This process's keeper server (see the module docstring), started with the first job that
+    asks for a keeper and again after it died.  `start` is synchronous, one job at a time."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._usable: Union[bool, None] = None
+        self._sock: Union["socket.socket", None] = None
+        self._process: Union["subprocess.Popen[bytes]", None] = None
+        self.starts = 0
+        """How many servers this process has started (tests)."""
+
+    @property
+    def pid(self) -> Union[int, None]:
+        """The running server's pid, if one was started (tests)."""
+        return self._process.pid if self._process is not None else None
+
+    def usable(self) -> bool:
+        """Whether keepers can be served here (pidfds, SCM_RIGHTS helpers, not turned off)."""
+        if self._usable is None:
+            self._usable = _can_serve()
+        return self._usable
+
+    def start(self, argv: Sequence[str], env: Mapping[bytes, bytes], cwd: Union[str, None],
+              out_w: int, err_w: int, status_w: int) -> Union[Tuple[int, int], None]:
+        """Start a job's keeper through the server: its pid and a pidfd of it (ours to close).
+        None: no server here (the caller starts a keeper alone).  OSError: the job could not be
+        started (a bad working directory, no fork); `filename` is `cwd` for the former."""
+        if not self.usable():
+            return None
+        import marshal  # (with the first served keeper only: sched's start-up loads neither)
+        import socket
+
+        try:
+            where = os.path.join(os.getcwd(), cwd) if cwd is not None else os.getcwd()
+        except OSError:  # our own directory is gone: the server's stays as it is
+            where = cwd if cwd is not None and os.path.isabs(cwd) else None
+        payload = marshal.dumps((tuple(argv), dict(env), where))
+        message = len(payload).to_bytes(4, "little") + payload
+        with self._lock:
+            for attempt in (1, 2):
+                sock = self._connected(socket)
+                if sock is None:
+                    return None
+                go_r, go_w = os.pipe()
+                try:
+                    try:
+                        reply, pidfd = self._ask(socket, sock, message, (out_w, err_w, status_w, go_r))
+                    finally:
+                        os.close(go_r)
+                except (OSError, EOFError) as exc:  # the server died: any keeper it made sees go_w close
+                    os.close(go_w)
+                    log.warning("the keeper server (pid %s) is gone (%s); starting another", self.pid, exc)
+                    self._lost()
+                    if attempt == 2:
+                        return None
+                    continue
+                pid, error, whence = _unpack(reply)
+                if error:
+                    os.close(go_w)
+                    if pidfd is not None:
+                        os.close(pidfd)
+                    raise OSError(error, os.strerror(error), cwd if whence == _WHERE_CWD else None)
+                if pidfd is None:
+                    os.close(go_w)
+                    raise OSError(errno.EPROTO, "keeper server replied without a pidfd")
+                try:
+                    os.write(go_w, b"g")
+                finally:
+                    os.close(go_w)
+                return pid, pidfd
+        return None
+
+    def _connected(self, socket_module) -> Union["socket.socket", None]:
+        """The socket to the running server, starting one if need be (None: it cannot start)."""
+        if self._sock is not None:
+            return self._sock
+        import subprocess  # (with the first served keeper only: sched's start-up does without it)
+
+        ours, theirs = socket_module.socketpair(socket_module.AF_UNIX, socket_module.SOCK_STREAM)
+        try:
+            self._process = subprocess.Popen(
+                [sys.executable, "-I", "-S", "-c", PROGRAM, "serve", str(theirs.fileno())],
+                pass_fds=(theirs.fileno(),), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                start_new_session=True, close_fds=True)
+        except (OSError, subprocess.SubprocessError) as exc:
+            ours.close()
+            log.warning("cannot start a keeper server (%s); each keeper job starts its own", exc)
+            self._usable = False
+            return None
+        finally:
+            theirs.close()
+        self.starts += 1
+        log.debug("keeper server started (pid %d)", self._process.pid)
+        self._sock = ours
+        return ours
+
+    @staticmethod
+    def _ask(socket_module, sock: "socket.socket", message: bytes, fds: tuple) -> Tuple[bytes, Union[int, None]]:
+        """Send one request with `fds`; the reply and the descriptor that came with it."""
+        sent = socket_module.send_fds(sock, [message], list(fds), socket_module.MSG_NOSIGNAL)
+        if sent < len(message):
+            sock.sendall(message[sent:], socket_module.MSG_NOSIGNAL)
+        reply, pidfd = b"", None
+        while len(reply) < _REPLY_SIZE:
+            data, got, _, _ = socket_module.recv_fds(sock, _REPLY_SIZE - len(reply), 1, socket_module.MSG_CMSG_CLOEXEC)
+            if not data:
+                for fd in got:
+                    os.close(fd)
+                raise EOFError("no reply")
+            reply += data
+            for fd in got:
+                if pidfd is None:
+                    pidfd = fd
+                else:
+                    os.close(fd)
+        return reply, pidfd
+
+    def _lost(self) -> None:
+        """Forget the server (it died, or we let it go): reap it if it is gone."""
+        if self._sock is not None:
+            self._sock.close()
+            self._sock = None
+        if self._process is not None:
+            import subprocess  # (loaded already: the server was started with it)
+
+            try:
+                self._process.wait(timeout=5)  # (EOF on its socket: it exits at once)
+            except subprocess.TimeoutExpired:
+                log.warning("keeper server pid %d did not exit; leaving it", self._process.pid)
+            self._process = None
+
+    def stop(self) -> None:
+        """Let the server go (it exits; keepers it made carry on); the next job starts another."""
+        with self._lock:
+            self._lost()
+            self._usable = None
+
+
+def _unpack(reply: bytes) -> Tuple[int, int, int]:
+    return (int.from_bytes(reply[0:4], sys.byteorder, signed=True),
+            int.from_bytes(reply[4:8], sys.byteorder, signed=True),
+            int.from_bytes(reply[8:12], sys.byteorder, signed=True))
+
+
+def _can_serve() -> bool:
+    if os.environ.get(SERVER_VAR, "").strip().lower() in ("no", "0", "false", "off"):
+        return False
+    import signal  # (once: whether pidfd_send_signal exists)
+    import socket
+
+    if not (hasattr(os, "pidfd_open") and hasattr(signal, "pidfd_send_signal") and hasattr(socket, "send_fds")
+            and hasattr(socket, "MSG_CMSG_CLOEXEC")):
+        return False
+    try:
+        os.close(os.pidfd_open(os.getpid()))
+    except OSError as exc:
+        log.info("no pidfds here (%s): each keeper job starts its own keeper", exc)
+        return False
+    return True
+
+
+_SERVER = KeeperServer()
+
+
+def keeper_server() -> KeeperServer:
+    """This process's keeper server (started with the first job that asks for it)."""
+    return _SERVER

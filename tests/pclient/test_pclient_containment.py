@@ -17,6 +17,7 @@ import pytest
 
 from agent_harness import alive, async_test
 from pclient.containment import Kind, containment, own_cgroup
+from pclient.keeper import SERVER_VAR
 from pclient.jobproc import JobSpec, Outcome, start_job
 from waiting import wait_until, wait_until_sync
 
@@ -36,17 +37,23 @@ DOUBLE_FORK = ("import os, sys\n"
 
 CHILD_JOINS = "cgroup-child-joins"
 """The cgroup kind with the job's first process joining its cgroup itself (PCLIENT_CGROUP_JOIN=child)."""
+KEEPER_ALONE = "subreaper-alone"
+"""The subreaper kind with a keeper started alone per job, no keeper server (PCLIENT_KEEPER_SERVER=no)."""
 
 
 def kinds() -> list[str]:
-    found = [Kind.SUBREAPER.value]
+    found = [Kind.SUBREAPER.value, KEEPER_ALONE]
+    before = os.environ.get("PCLIENT_CONTAINMENT")
     os.environ["PCLIENT_CONTAINMENT"] = "cgroup"
     containment().reset()
     try:
         if containment().kind is Kind.CGROUP:
             found[:0] = [Kind.CGROUP.value, CHILD_JOINS]
     finally:
-        del os.environ["PCLIENT_CONTAINMENT"]
+        if before is None:  # (as it was: a run of the suite may force a kind for every test)
+            del os.environ["PCLIENT_CONTAINMENT"]
+        else:
+            os.environ["PCLIENT_CONTAINMENT"] = before
         containment().reset()
     return found
 
@@ -55,11 +62,13 @@ def kinds() -> list[str]:
 def kind(request, monkeypatch):
     if request.param == CHILD_JOINS:
         monkeypatch.setenv("PCLIENT_CGROUP_JOIN", "child")
-    monkeypatch.setenv("PCLIENT_CONTAINMENT", Kind.CGROUP.value if request.param == CHILD_JOINS else request.param)
+    if request.param == KEEPER_ALONE:
+        monkeypatch.setenv(SERVER_VAR, "no")
+    monkeypatch.setenv("PCLIENT_CONTAINMENT", {CHILD_JOINS: Kind.CGROUP.value, KEEPER_ALONE: Kind.SUBREAPER.value}
+                       .get(request.param, request.param))
     containment().reset()
-    yield Kind.CGROUP if request.param == CHILD_JOINS else Kind(request.param)
-    monkeypatch.delenv("PCLIENT_CONTAINMENT")
-    monkeypatch.delenv("PCLIENT_CGROUP_JOIN", raising=False)
+    yield {CHILD_JOINS: Kind.CGROUP, KEEPER_ALONE: Kind.SUBREAPER}.get(request.param) or Kind(request.param)
+    monkeypatch.undo()
     containment().reset()
 
 
