@@ -247,12 +247,14 @@ async def test_find_token_processes_sees_the_job():
         # there), a moment before exec has laid out its environment: /proc/PID/environ is empty
         # until then (seen once in ~20 runs)
         await wait_until(lambda: find_token_processes(job.token), "the job's environment is readable")
-        found = find_token_processes(job.token)
         if job.containment is Kind.SUBREAPER:  # the program is the keeper's child (job.pid is the keeper's)
-            assert [pid for pid in found if pid != job.pid and process_parent(pid) == job.pid] != []
-            assert all(pid == job.pid or process_parent(pid) == job.pid for pid in found)
+            found = await wait_until(lambda: [pid for pid in find_token_processes(job.token)
+                                              if pid != job.pid and process_parent(pid) == job.pid],
+                                     "the keeper's program's environment is readable")
+            assert all(pid == job.pid or process_parent(pid) == job.pid for pid in find_token_processes(job.token))
+            assert len(found) == 1
         else:
-            assert found == [job.pid]
+            assert find_token_processes(job.token) == [job.pid]
         assert find_token_processes("0" * 32) == []
     finally:
         job.kill()
