@@ -313,6 +313,9 @@ else:
     keep(int(sys.argv[1]), sys.argv[3:], os.environ)
 '''
 
+REPLY_TIMEOUT = 30.0
+"""Seconds a request may wait for the server's reply before the server is given up (killed; the
+request is made again to a new one)."""
 _REPLY_SIZE = 12
 """struct.calcsize("iii") of PROGRAM's REPLY: pid, errno, where."""
 _WHERE_CWD = 1
@@ -382,7 +385,7 @@ class KeeperServer:
                 except (OSError, EOFError) as exc:  # the server died: any keeper it made sees go_w close
                     os.close(go_w)
                     log.warning("the keeper server (pid %s) is gone (%s); starting another", self.pid, exc)
-                    self._lost()
+                    self._lost(broken=True)
                     if attempt == 2:
                         return None
                     continue
@@ -423,6 +426,7 @@ class KeeperServer:
             theirs.close()
         self.starts += 1
         log.debug("keeper server started (pid %d)", self._process.pid)
+        ours.settimeout(REPLY_TIMEOUT)
         self._sock = ours
         return ours
 
@@ -447,24 +451,32 @@ class KeeperServer:
                     os.close(fd)
         return reply, pidfd
 
-    def _lost(self) -> None:
-        """Forget the server (it died, or we let it go): reap it if it is gone."""
+    def _lost(self, broken: bool) -> None:
+        """Forget the server and reap it: it has died or stopped answering (`broken`: it is
+        killed, in case it only hangs), or we let it go (it exits at the end of its socket).
+        Either way the keepers it forked carry on."""
         if self._sock is not None:
             self._sock.close()
             self._sock = None
-        if self._process is not None:
-            import subprocess  # (loaded already: the server was started with it)
-
+        process, self._process = self._process, None
+        if process is None:
+            return
+        if broken:
             try:
-                self._process.wait(timeout=5)  # (EOF on its socket: it exits at once)
-            except subprocess.TimeoutExpired:
-                log.warning("keeper server pid %d did not exit; leaving it", self._process.pid)
-            self._process = None
+                process.kill()
+            except OSError:
+                pass
+        import subprocess  # (loaded already: the server was started with it)
+
+        try:
+            process.wait(timeout=REPLY_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            log.warning("keeper server pid %d does not exit; leaving it", process.pid)
 
     def stop(self) -> None:
         """Let the server go (it exits; keepers it made carry on); the next job starts another."""
         with self._lock:
-            self._lost()
+            self._lost(broken=False)
             self._usable = None
 
 

@@ -13,6 +13,8 @@ import signal
 import subprocess
 from typing import Callable
 
+import pytest
+
 from fault_harness import (PYTHON, ROOT, SCHED, FaultHome, Shell, alive, count, job_script,
                            pids_with_arg, read_exit_log, wait_until, wait_until_sync)
 from pclient.containment import cgroup2_mount
@@ -104,6 +106,8 @@ async def _harvested(home: FaultHome) -> list[dict]:
     return records if len(records) == 2 and all(r["harvested"] for r in records) else []
 
 
+@pytest.mark.skipif(os.environ.get("PCLIENT_CONTAINMENT", "auto") not in ("auto", "cgroup"),
+                    reason="the guard of local jobs works through their cgroups")
 def test_the_local_jobs_of_a_sched_killed_9_die_with_it(fault_home: FaultHome) -> None:
     """A `host LOCAL` job that leaves a daemon, and one that only sleeps, under a real `sched`
     killed with SIGKILL: the guard sched started with its first local job kills every process
