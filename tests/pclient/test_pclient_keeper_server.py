@@ -9,8 +9,11 @@ dies, statuses told through the status pipe, nothing left behind).
 from __future__ import annotations
 
 import asyncio
+import marshal
 import os
+import select
 import signal
+import socket
 import sys
 from pathlib import Path
 
@@ -170,3 +173,32 @@ async def test_nothing_is_left_running(served, tmp_path):
     containment().reset()  # lets the server go: it exits at the end of its socket
     assert served.pid is None
     assert not alive(server)
+
+
+def test_a_keeper_whose_requester_never_had_its_pid_starts_nothing(served, tmp_path):
+    """The go pipe: a reply lost with its server (or never read) leaves a keeper that exits
+    without starting the job, so a request made again to a new server runs the job once."""
+    marker = tmp_path / "ran"
+    argv, env = ["touch", str(marker)], {k.encode(): v.encode() for k, v in os.environ.items()}
+    payload = marshal.dumps((tuple(argv), env, os.getcwd()))
+    out_r, out_w = os.pipe()
+    status_r, status_w = os.pipe()
+    go_r, go_w = os.pipe()
+    sock = served._connected(socket)
+    reply, pidfd = served._ask(socket, sock, len(payload).to_bytes(4, "little") + payload,
+                               (out_w, out_w, status_w, go_r))
+    for fd in (out_w, status_w, go_r):
+        os.close(fd)
+    try:
+        assert pidfd is not None and int.from_bytes(reply[:4], sys.byteorder) > 0
+        os.close(go_w)  # as when the reply never came: no go
+        poll = select.poll()
+        poll.register(pidfd, select.POLLIN)
+        assert poll.poll(10_000), "the keeper has ended"
+        assert os.read(status_r, 64) == b""  # it told nothing: it started nothing
+        assert os.read(out_r, 64) == b""
+        assert not marker.exists()
+    finally:
+        for fd in (pidfd, status_r, out_r):
+            if fd is not None:
+                os.close(fd)
