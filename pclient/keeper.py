@@ -48,7 +48,6 @@ Linux only (prctl, /proc, pidfds).
 
 from __future__ import annotations
 
-import errno
 import logging
 import os
 import sys
@@ -242,6 +241,8 @@ def become_keeper(sock, argv, env, out_w, err_w, status_w, go_r) -> None:
             os._exit(0)  # the requester never had our pid: nothing is started
         os.close(go_r)
         keep(status_w, list(argv), env)
+    except OSError as exc:  # (the job's descriptors or session could not be set up)
+        tell(status_w, b"E%d\n" % (exc.errno or 0))
     finally:
         os._exit(127)
 
@@ -318,7 +319,8 @@ REPLY_TIMEOUT = 30.0
 request is made again to a new one)."""
 _REPLY_SIZE = 12
 """struct.calcsize("iii") of PROGRAM's REPLY: pid, errno, where."""
-_WHERE_CWD = 1
+_WHERE_CWD, _WHERE_FORK = 1, 2
+"""PROGRAM's WHERE_CWD and WHERE_FORK: the job's start failed (anything else: the server's own)."""
 
 
 def parse_status(record: bytes) -> Union[Tuple[str, int], None]:
@@ -390,14 +392,15 @@ class KeeperServer:
                         return None
                     continue
                 pid, error, whence = _unpack(reply)
-                if error:
-                    os.close(go_w)
+                if error or pidfd is None:
+                    os.close(go_w)  # (a keeper it forked waits for a go that will not come)
                     if pidfd is not None:
                         os.close(pidfd)
-                    raise OSError(error, os.strerror(error), cwd if whence == _WHERE_CWD else None)
-                if pidfd is None:
-                    os.close(go_w)
-                    raise OSError(errno.EPROTO, "keeper server replied without a pidfd")
+                    if whence in (_WHERE_CWD, _WHERE_FORK):  # as a start of the job would fail
+                        raise OSError(error, os.strerror(error), cwd if whence == _WHERE_CWD else None)
+                    log.warning("the keeper server cannot serve (%s); this job's keeper starts alone",
+                                os.strerror(error) if error else "no pidfd in its reply")
+                    return None
                 try:
                     os.write(go_w, b"g")
                 finally:
