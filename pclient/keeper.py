@@ -403,6 +403,8 @@ class KeeperServer:
                     return None
                 try:
                     os.write(go_w, b"g")
+                except OSError:
+                    pass  # the keeper is gone already: its pidfd and its status pipe tell the rest
                 finally:
                     os.close(go_w)
                 return pid, pidfd
