@@ -180,10 +180,11 @@ class KeeperBox(Box):
         return (self.status_w,)
 
     def start_served(self, argv: Sequence[str], env: Mapping[bytes, bytes], out_w: int, err_w: int,
-                     cwd: Union[str, None]) -> Union[int, None]:
+                     cwd: Union[str, None], file: Union[bytes, None] = None) -> Union[int, None]:
         """Start the job under a keeper forked by this process's keeper server: the keeper's pid,
-        or None where there is no server (start a keeper alone then).  OSError as a start's."""
-        started = keeper_server().start(argv, env, cwd, out_w, err_w, self.status_w)
+        or None where there is no server (start a keeper alone then).  OSError as a start's.
+        `file`: what argv[0] is along the job's PATH, if known (KeeperServer.start)."""
+        started = keeper_server().start(argv, env, cwd, out_w, err_w, self.status_w, file)
         if started is None:
             return None
         pid, self._pidfd = started

@@ -348,7 +348,9 @@ class RunningJob:
                   ) -> tuple[int, Union[subprocess.Popen[bytes], None]]:
         with box.spawning():
             if isinstance(box, KeeperBox):  # forked by the keeper server where there is one
-                pid = box.start_served(self.spec.argv, env, out_w, err_w, self.spec.cwd)
+                name = self.spec.argv[0]
+                file = spawn.PROGRAMS.find(name, env.get(b"PATH")) if "/" not in name else None
+                pid = box.start_served(self.spec.argv, env, out_w, err_w, self.spec.cwd, file)
                 if pid is not None:
                     return pid, None
             return spawn.start(box.argv(self.spec.argv), env, out_w, err_w, cwd=self.spec.cwd,

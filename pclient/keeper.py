@@ -146,16 +146,25 @@ def end_like(status: int, status_fd: int) -> None:
     os._exit(code)
 
 
-def keep(status_fd: int, program: list, env) -> None:
-    """Be the keeper of `program` (started with environment `env`); never returns."""
+def keep(status_fd: int, program: list, env, file=None) -> None:
+    """Be the keeper of `program` (started with environment `env`; `file`: the file its name
+    was found to be along its PATH, tried first); never returns."""
     os.set_inheritable(status_fd, False)
     if LIBC.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0:
         tell(status_fd, b"S%d\n" % ctypes.get_errno())
         os._exit(127)
     signal.pthread_sigmask(signal.SIG_BLOCK, WATCHED)
     try:
-        main_pid = os.posix_spawnp(program[0], program, env, setsigmask=(),
-                                   setsigdef=(signal.SIGPIPE, signal.SIGXFSZ))
+        main_pid = None
+        if file is not None:
+            try:
+                main_pid = os.posix_spawn(file, program, env, setsigmask=(),
+                                          setsigdef=(signal.SIGPIPE, signal.SIGXFSZ))
+            except OSError:
+                pass  # (the search below says why)
+        if main_pid is None:
+            main_pid = os.posix_spawnp(program[0], program, env, setsigmask=(),
+                                       setsigdef=(signal.SIGPIPE, signal.SIGXFSZ))
     except OSError as exc:
         tell(status_fd, b"E%d\n" % (exc.errno or 0))
         os._exit(127)
@@ -218,7 +227,7 @@ def receive(sock):
     return bytes(data[4:]), fds
 
 
-def become_keeper(sock, argv, env, out_w, err_w, status_w, go_r) -> None:
+def become_keeper(sock, argv, env, file, out_w, err_w, status_w, go_r) -> None:
     """In the forked child: set up the job's session and descriptors, wait for the go, keep.
     Born with WATCHED blocked: a kill that comes before the program is started waits for it."""
     try:
@@ -240,7 +249,7 @@ def become_keeper(sock, argv, env, out_w, err_w, status_w, go_r) -> None:
         if os.read(go_r, 1) != b"g":
             os._exit(0)  # the requester never had our pid: nothing is started
         os.close(go_r)
-        keep(status_w, list(argv), env)
+        keep(status_w, list(argv), env, file)
     except OSError as exc:  # (the job's descriptors or session could not be set up)
         tell(status_w, b"E%d\n" % (exc.errno or 0))
     finally:
@@ -253,7 +262,7 @@ def fork_keeper(sock, payload: bytes, fds: list):
         return struct.pack(REPLY, 0, 22, WHERE_REQUEST), None
     out_w, err_w, status_w, go_r = fds
     try:
-        argv, env, cwd = marshal.loads(payload)
+        argv, env, cwd, file = marshal.loads(payload)
     except (EOFError, ValueError, TypeError):
         return struct.pack(REPLY, 0, 22, WHERE_REQUEST), None
     if cwd is not None:
@@ -268,7 +277,7 @@ def fork_keeper(sock, payload: bytes, fds: list):
         except OSError as exc:
             return struct.pack(REPLY, 0, exc.errno or 0, WHERE_FORK), None
         if pid == 0:
-            become_keeper(sock, argv, env, out_w, err_w, status_w, go_r)
+            become_keeper(sock, argv, env, file, out_w, err_w, status_w, go_r)
         try:
             pidfd = os.pidfd_open(pid)
         except OSError as exc:  # the child waits for a go that will not come
@@ -358,10 +367,13 @@ class KeeperServer:
         return self._usable
 
     def start(self, argv: Sequence[str], env: Mapping[bytes, bytes], cwd: Union[str, None],
-              out_w: int, err_w: int, status_w: int) -> Union[Tuple[int, int], None]:
+              out_w: int, err_w: int, status_w: int, file: Union[bytes, None] = None
+              ) -> Union[Tuple[int, int], None]:
         """Start a job's keeper through the server: its pid and a pidfd of it (ours to close).
         None: no server here (the caller starts a keeper alone).  OSError: the job could not be
-        started (a bad working directory, no fork); `filename` is `cwd` for the former."""
+        started (a bad working directory, no fork); `filename` is `cwd` for the former.  `file`:
+        what argv[0] is along the job's PATH, if known (pclient.spawn.PROGRAMS), started without
+        a search (the search is made if that fails)."""
         if not self.usable():
             return None
         import marshal  # (with the first served keeper only: sched's start-up loads neither)
@@ -371,7 +383,7 @@ class KeeperServer:
             where = os.path.join(os.getcwd(), cwd) if cwd is not None else os.getcwd()
         except OSError:  # our own directory is gone: the server's stays as it is
             where = cwd if cwd is not None and os.path.isabs(cwd) else None
-        payload = marshal.dumps((tuple(argv), dict(env), where))
+        payload = marshal.dumps((tuple(argv), env if type(env) is dict else dict(env), where, file))
         message = len(payload).to_bytes(4, "little") + payload
         with self._lock:
             for attempt in (1, 2):

@@ -180,7 +180,7 @@ def test_a_keeper_whose_requester_never_had_its_pid_starts_nothing(served, tmp_p
     without starting the job, so a request made again to a new server runs the job once."""
     marker = tmp_path / "ran"
     argv, env = ["touch", str(marker)], {k.encode(): v.encode() for k, v in os.environ.items()}
-    payload = marshal.dumps((tuple(argv), env, os.getcwd()))
+    payload = marshal.dumps((tuple(argv), env, os.getcwd(), None))  # (argv, env, cwd, file)
     out_r, out_w = os.pipe()
     status_r, status_w = os.pipe()
     go_r, go_w = os.pipe()
