@@ -25,20 +25,25 @@ on purpose (run so, it imports nothing of pclient).  It runs in one of two ways:
   KeeperServer below) as its child, in a session of its own.  It imports what a keeper needs
   once, then for each job `os.fork()`s the job's keeper: a keeper costs a fork of a small,
   single-threaded process and the pages the keeper then writes (~2 ms of CPU in all and ~1 MB
-  of its own on the 2-CPU test machine, 2026-12), not a Python start (~25 ms of CPU, ~5-8 MB).  A request (a length, then marshal of argv, environment and working directory) comes
-  over a socketpair with the job's stdout and stderr write ends, the write end of its status
-  pipe and the read end of a "go" pipe (SCM_RIGHTS).  The server changes to the working
-  directory (a failure is the reply: the job was not started), forks, takes a pidfd of the
-  child before it could reap it (SIGCHLD blocked meanwhile), and replies with the keeper's pid
-  and, by SCM_RIGHTS, that pidfd.  The keeper waits for `g` on the go pipe, which the requester
-  writes once it has the reply: a keeper whose server died before replying sees the pipe closed
-  and exits without starting anything, so a request retried on a new server never runs a job
-  twice.  The keeper is then not the requester's child: the requester learns its end from the
-  pidfd (readable once it has ended) and its status from the status pipe (nothing written: it
-  was killed with SIGKILL), and signals it through the pidfd, never by a pid the server may
-  already have reaped.  The server reaps its keepers (SIGCHLD) and exits when the socket
-  reaches EOF (the process that started it is gone); running keepers carry on, as they do when
-  that process dies.  A server that dies is started again at the next job.
+  of its own on the 2-CPU test machine, 2026-12), not a Python start (~25 ms of CPU, ~5-8 MB).
+  A request (a length, then marshal of argv, environment, working directory and the file
+  argv[0] is known to be) comes over a socketpair with the job's stdout and stderr write ends,
+  the write end of its status pipe and the read end of a "go" pipe (SCM_RIGHTS).  The server
+  changes to the working directory (a failure is the reply: the job was not started), forks
+  with SIGCHLD, SIGTERM and SIGUSR1 blocked (it reaps nothing before it has the child's pidfd;
+  the keeper is born with the signals it waits for blocked, so a kill that comes early waits
+  for the program), and replies with the keeper's pid and, by SCM_RIGHTS, its pidfd.  The
+  keeper sets up the job's session and descriptors, then waits for `g` on the go pipe, which
+  the requester writes once it has the reply: a keeper whose server died before replying sees
+  the pipe closed and exits without starting anything, so a request made again to a new server
+  never runs a job twice.  The keeper is then not the requester's child: the requester learns
+  its end from the pidfd (readable once it has ended) and its status from the status pipe
+  (nothing written: it was killed with SIGKILL), and signals it through the pidfd, never by a
+  pid the server may already have reaped.  The server reaps its keepers (SIGCHLD) and exits
+  when the socket reaches EOF (the process that started it is gone); running keepers carry
+  on, as they do when that process dies.  A server that dies, or does not answer within
+  REPLY_TIMEOUT, is replaced at the next job; one that cannot serve a job (no pidfd) leaves
+  that job to a keeper started alone.
 - alone (where pidfd_open or the server is not available: Linux < 5.3, or
   PCLIENT_KEEPER_SERVER=no): `python3 -I -S -c PROGRAM STATUS_FD -- PROGRAM ARGS...`, started
   as the job's first process, the requester's child, one Python start per job.
