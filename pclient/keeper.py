@@ -24,7 +24,7 @@ on purpose (run so, it imports nothing of pclient).  It runs in one of two ways:
   process that runs jobs (sched, an agent), started with its first keeper job (`keeper_server()`,
   KeeperServer below) as its child, in a session of its own.  It imports what a keeper needs
   once, then for each job `os.fork()`s the job's keeper: a keeper costs a fork of a small,
-  single-threaded process and the pages the keeper then writes (~2 ms of CPU in all and ~1 MB
+  single-threaded process and the pages the keeper then writes (~2-3 ms of CPU in all and ~1 MB
   of its own on the 2-CPU test machine, 2026-12), not a Python start (~25 ms of CPU, ~5-8 MB).
   A request (a length, then marshal of argv, environment, working directory and the file
   argv[0] is known to be) comes over a socketpair with the job's stdout and stderr write ends,
