@@ -202,3 +202,17 @@ def test_a_keeper_whose_requester_never_had_its_pid_starts_nothing(served, tmp_p
         for fd in (pidfd, status_r, out_r):
             if fd is not None:
                 os.close(fd)
+
+
+@async_test
+async def test_without_pidfds_each_keeper_starts_alone(served, monkeypatch):
+    """An old kernel (no pidfd_open): no server; each job's keeper is our own child, as before."""
+    monkeypatch.delattr(os, "pidfd_open")
+    containment().reset()
+    starts = served.starts
+    job = await start_job(JobSpec("t", ["sleep", "1000"], timeout=0.2))
+    assert not job._box.served and parent_of(job.pid) == os.getpid()
+    assert (await job.wait()).outcome is Outcome.TIMEOUT
+    result = await (await start_job(JobSpec("t", ["sh", "-c", "exit 6"]))).wait()
+    assert (result.outcome, result.status) == (Outcome.EXIT, 6)
+    assert served.starts == starts and served.pid is None
