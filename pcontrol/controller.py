@@ -327,8 +327,9 @@ class Controller(AgentReports, OperatorRequests, PoolAdoption):
 
     def _send_agent(self, name: str, message: agent_protocol.Message) -> None:
         host = self.hosts.get(name)
-        if host is not None:
-            self.host_table.send(host, message)
+        if host is not None and not self.host_table.send(host, message) \
+                and isinstance(message, agent_protocol.Drop):
+            host.undropped.add(message.job)   # else its spool files would stay for good
 
     def _to_agent(self, host: Host, message: agent_protocol.Message) -> None:
         self._outbox.agent(host.name, message)

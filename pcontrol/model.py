@@ -276,6 +276,9 @@ class Host:
     agent: dict[str, Any] = field(default_factory=dict)   # hello: pid, version, clock skew
     last_pong: float | None = None
     held: set[int] = field(default_factory=set)   # jobs of a lost agent, awaiting its report
+    undropped: set[str] = field(default_factory=set)
+    """Agent words of forgotten jobs whose spooled output its agent was not there to drop (no
+    connection: pcontrol just started, the host DOWN); the drops go out when it connects."""
     flaps: int = 0                    # times it went DOWN soon after coming up
     replacing: bool = False           # its agent is of another build: no new jobs, and
                                       # pcontrol's own agent replaces it once it runs none

@@ -113,10 +113,18 @@ class AgentReports:
             log.warning("%s: unexpected %s message from the agent", host.name, message.TYPE)
 
     def host_connected(self, host: Host) -> None:
+        self._send_drops(host)
         self._update_load(host)
         self._fill(host)
         if host.slurm is None and not host.pull:  # an agent to probe (a pull probe is measured at check-in)
             self.clocks.measure_soon(host)
+
+    def _send_drops(self, host: Host) -> None:
+        """Drop the spooled outputs of the jobs forgotten while the host's agent was away
+        (Host.undropped): they are no job's any more, and no later drop would name them."""
+        words, host.undropped = host.undropped, set()
+        for word in sorted(words):    # (one that cannot go out either is kept again: _send_agent)
+            self._to_agent(host, agent_protocol.Drop(job=word))
 
     def host_lost(self, host: Host, reason: str, survivable: bool) -> list[int]:
         """It takes no more jobs. Its running jobs end DOWN (or go back to PENDING for a
