@@ -26,7 +26,9 @@ some 135,000 jobs, 240 MB and a 64 MB journal) and is reached only then: the fir
 taken at N/10 jobs or after `--settle` s (330 by default), whichever comes later, and the
 second at N jobs or twice the first's, whichever is more (the rows say how many). No peer:
 `--peer` adds one (sched's retention off; pcontrol's is its own). The agent's spool
-($PCLIENT_SPOOL_DIR) is a throwaway too, though `true` jobs spool nothing. With `--settle 0`
+($PCLIENT_SPOOL_DIR) is a throwaway too; `true` jobs spool nothing, `--spool` makes the jobs
+`echo hello` into a file (`stdout PATH`): the agent then spools each job's two streams until
+pcontrol forgets the job (its retention), and sched fetches them. With `--settle 0`
 and a small N (`--jobs 20000 --keep 1000 --settle 0`, a minute), sched's and the agent's rows
 are meaningful and pcontrol's show it filling up to its retention, not a leak; sched's own
 rows mean something only when `--keep` is at most N/10.
@@ -40,6 +42,7 @@ Controller jobs run at about 500 a second.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import signal
@@ -56,12 +59,15 @@ SCHED = [str(BIN / "sched")]
 PCONTROL = [str(BIN / "pcontrol")]
 
 
-def script(keep: int, age: float, host: str) -> str:
+def script(keep: int, age: float, host: str, stdout: Path | None = None) -> str:
+    command = "command true"
+    if stdout is not None:          # every job's output spooled by the agent, fetched by sched
+        command = f"command echo hello\n  stdout {stdout} -append -rotate 1000000 -keep 1"
     return f"""
 retain -count {keep} -age {age}
 task standing
   host {host}
-  command true
+  {command}
   npending 64
   task.exit default
     if {{$job_id % 1000 == 0}} {{ puts $job_id }}
@@ -120,12 +126,13 @@ class Mark:
     seconds: float
     memory: dict[str, tuple[int, int]]                      # process -> (peak kB, rss kB)
     disk: dict[str, tuple[int, int]] = field(default_factory=dict)  # place -> (files, bytes)
+    held: int | None = None                                  # jobs in pcontrol's table
 
 
 class Run:
     """One standing task under sched, started as a user would, measured at its marks."""
 
-    def __init__(self, host: str, keep: int, age: float):
+    def __init__(self, host: str, keep: int, age: float, spool: bool = False):
         self.host = host
         self.tmp = Path(tempfile.mkdtemp(prefix="bm-", dir="/tmp"))
         self.home = self.tmp / "home"
@@ -135,7 +142,7 @@ class Run:
         for folder in (self.runtime, self.mailtmp, self.spool):
             folder.mkdir(mode=0o700)
         path = self.tmp / "standing.sched"
-        path.write_text(script(keep, age, host))
+        path.write_text(script(keep, age, host, self.tmp / "out.txt" if spool else None))
         self.env = dict(os.environ, SCHED_HOME=str(self.home))
         if host != "LOCAL":  # the agent's, the mailboxes' and the spool's places: ours, not the user's
             self.env.update(PCLIENT_RUNTIME_DIR=str(self.runtime), TMPDIR=str(self.mailtmp),
@@ -166,6 +173,15 @@ class Run:
                 "mailbox $TMPDIR": tree(self.mailtmp),
                 "agent spool": tree(self.spool)}
 
+    def held(self) -> int | None:
+        """How many jobs pcontrol holds (`pcontrol status -json`): its memory follows them."""
+        status = subprocess.run([*PCONTROL, "status", "-json"], env=self.env, stdin=subprocess.DEVNULL,
+                                capture_output=True, text=True, timeout=60)
+        try:
+            return int(json.loads(status.stdout)["totals"]["jobs"])
+        except (ValueError, KeyError, TypeError):
+            return None
+
     def measure(self, jobs: int, settle: float) -> list[Mark]:
         """Marks at jobs/10 (or after `settle` s, whichever comes later) and at jobs (or at
         twice the first mark's jobs, when the settling took it past jobs/2)."""
@@ -179,7 +195,8 @@ class Run:
                 continue
             pids = self.pids()
             rows.append(Mark(done, now, {name: memory(pid) for name, pid in pids.items()},
-                             self.disk() if self.host != "LOCAL" else {}))
+                             self.disk() if self.host != "LOCAL" else {},
+                             self.held() if self.host != "LOCAL" else None))
             if len(rows) == 2:
                 break
             target = max(jobs, 2 * done)
@@ -199,9 +216,10 @@ class Run:
         shutil.rmtree(self.tmp, ignore_errors=True)
 
 
-def run(jobs: int, keep: int, age: float, host: str = "LOCAL", settle: float = 0.0) -> list[Mark]:
+def run(jobs: int, keep: int, age: float, host: str = "LOCAL", settle: float = 0.0,
+        spool: bool = False) -> list[Mark]:
     """The marks at jobs/10 (or after `settle` s, whichever comes later) and at jobs."""
-    standing = Run(host, keep, age)
+    standing = Run(host, keep, age, spool)
     try:
         return standing.measure(jobs, settle)
     finally:
@@ -223,10 +241,14 @@ def main() -> int:
                              "330 for NONE: past pcontrol's retention of 300 s)")
     parser.add_argument("--peer", action=argparse.BooleanOptionalAction, default=None,
                         help="also run the peer with sched's retention off (default: for LOCAL only)")
+    parser.add_argument("--spool", action="store_true",
+                        help="jobs `echo hello` into a file (stdout PATH): the agent spools every "
+                             "job's output and sched fetches it")
     args = parser.parse_args()
     settle = args.settle if args.settle is not None else (0.0 if args.host == "LOCAL" else 330.0)
     peer = args.peer if args.peer is not None else args.host == "LOCAL"
-    print(f"memory with a standing `host {args.host}` task of `true` jobs ({args.jobs} jobs"
+    print(f"memory with a standing `host {args.host}` task of "
+          f"{'`echo hello` jobs into a file' if args.spool else '`true` jobs'} ({args.jobs} jobs"
           + (f", first mark after {settle:.0f} s at the earliest" if settle else "") + ")")
     print(f"{'runner':<44} {'process':<9} {'jobs':>8} {'peak MB':>8} {'rss MB':>8} {'seconds':>8}")
     runs = [(f"sched (retain -count {args.keep}, 1 day)", args.keep, 86_400.0)]
@@ -234,7 +256,7 @@ def main() -> int:
         runs.append(("sched, retention off (peer)", args.jobs * 10, 365 * 86_400.0))
     results = {}
     for name, keep, age in runs:
-        rows = run(args.jobs, keep, age, args.host, settle)
+        rows = run(args.jobs, keep, age, args.host, settle, args.spool)
         results[name] = rows
         for mark in rows:
             for process, (peak, rss) in mark.memory.items():
@@ -255,8 +277,10 @@ def main() -> int:
             continue
         grew = growth(first, process)
         worst = max(worst, grew)
+        held = (f"; its job table {first[0].held} and {first[1].held} jobs"
+                if process == "pcontrol" and first[0].held is not None else "")
         print(f"{process}: peak after {first[1].jobs} vs after {first[0].jobs} jobs, with the retention: "
-              f"{grew:+.1%} (target within 10 %)")
+              f"{grew:+.1%} (target within 10 %){held}")
     return 0 if worst <= 0.10 else 1
 
 
