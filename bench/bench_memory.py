@@ -22,8 +22,10 @@ job mailboxes' temporary dir ($TMPDIR), each a throwaway of the bench's (files, 
 is stopped with SIGTERM, then `pcontrol stop -kill -force` on that home leaves nothing
 running. pcontrol keeps a harvested job for its `--retention` (300 s by default) before it
 forgets it (memory and journal), so its plateau is the jobs of 300 s (at 450 jobs a second,
-some 135,000 jobs, 240 MB and a 64 MB journal) and is reached only then: the first mark is
-taken at N/10 jobs or after `--settle` s (330 by default), whichever comes later, and the
+some 135,000 jobs, 240 MB and a 64 MB journal) and is reached only then; its peak settles
+some minutes later still (a first mark at 330 s gave 212 MB, 240 MB at 800 s; marks at 455 s
+and 1,020 s gave 242.7 and 243.5 MB). So the first mark is taken at N/10 jobs or after
+`--settle` s (600 by default: twice the retention), whichever comes later, and the
 second at N jobs or twice the first's, whichever is more (the rows say how many). No peer:
 `--peer` adds one (sched's retention off; pcontrol's is its own). The agent's spool
 ($PCLIENT_SPOOL_DIR) is a throwaway too; `true` jobs spool nothing, `--spool` makes the jobs
@@ -238,14 +240,14 @@ def main() -> int:
                         help="LOCAL: sched alone; NONE: sched, pcontrol and its localhost agent")
     parser.add_argument("--settle", type=float, default=None, metavar="S",
                         help="take the first mark no sooner than S s in (default: 0 for LOCAL, "
-                             "330 for NONE: past pcontrol's retention of 300 s)")
+                             "600 for NONE: twice pcontrol's retention of 300 s)")
     parser.add_argument("--peer", action=argparse.BooleanOptionalAction, default=None,
                         help="also run the peer with sched's retention off (default: for LOCAL only)")
     parser.add_argument("--spool", action="store_true",
                         help="jobs `echo hello` into a file (stdout PATH): the agent spools every "
                              "job's output and sched fetches it")
     args = parser.parse_args()
-    settle = args.settle if args.settle is not None else (0.0 if args.host == "LOCAL" else 330.0)
+    settle = args.settle if args.settle is not None else (0.0 if args.host == "LOCAL" else 600.0)
     peer = args.peer if args.peer is not None else args.host == "LOCAL"
     print(f"memory with a standing `host {args.host}` task of "
           f"{'`echo hello` jobs into a file' if args.spool else '`true` jobs'} ({args.jobs} jobs"
