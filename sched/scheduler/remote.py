@@ -621,6 +621,7 @@ class ControllerLink:
 
     def _hold(self) -> None:
         """Send the unsent jobs again after a while (SUBMIT_RETRY_DELAYS), or at a new connection."""
+        self._release_hold()
         delay = SUBMIT_RETRY_DELAYS[min(self._submit_tries, len(SUBMIT_RETRY_DELAYS) - 1)]
         self._submit_tries += 1
 
