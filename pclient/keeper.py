@@ -204,6 +204,11 @@ def keep(status_fd: int, program: list, env, file=None) -> None:
 # -- the server ----------------------------------------------------------------------------------
 
 
+KEEPERS = set()
+"""Pids of the keepers this server forked and has not reaped yet (zombies at worst: never a
+pid reused by another process)."""
+
+
 def reap(signum, frame) -> None:
     while True:
         try:
@@ -212,6 +217,7 @@ def reap(signum, frame) -> None:
             return
         if pid == 0:
             return
+        KEEPERS.discard(pid)
 
 
 def receive(sock):
@@ -283,6 +289,7 @@ def fork_keeper(sock, payload: bytes, fds: list):
             return struct.pack(REPLY, 0, exc.errno or 0, WHERE_FORK), None
         if pid == 0:
             become_keeper(sock, argv, env, file, out_w, err_w, status_w, go_r)
+        KEEPERS.add(pid)  # (SIGCHLD still blocked: reap cannot have run for it yet)
         try:
             pidfd = os.pidfd_open(pid)
         except OSError as exc:  # the child waits for a go that will not come
@@ -292,7 +299,9 @@ def fork_keeper(sock, payload: bytes, fds: list):
     return struct.pack(REPLY, pid, 0, 0), pidfd
 
 
-def serve(sock_fd: int) -> None:
+def serve(sock_fd: int, die: bool) -> None:
+    """`die`: the jobs die with the requester (sched's local jobs): at the end of the socket,
+    each keeper is told to kill everything below it (SIGUSR1), as for the job's SIGKILL."""
     import gc
     gc.disable()  # a request makes no cycles; a forked keeper then touches fewer shared pages
     sock = socket.socket(fileno=sock_fd)
@@ -300,7 +309,13 @@ def serve(sock_fd: int) -> None:
     while True:
         request = receive(sock)
         if request is None:
-            os._exit(0)  # our requester is gone; its running keepers carry on
+            if die:
+                for pid in list(KEEPERS):
+                    try:
+                        os.kill(pid, signal.SIGUSR1)
+                    except OSError:
+                        pass
+            os._exit(0)  # our requester is gone; without `die`, its running keepers carry on
         payload, fds = request
         try:
             reply, pidfd = fork_keeper(sock, payload, fds)
@@ -323,7 +338,7 @@ if sys.argv[1] == "serve":
     import marshal
     import socket
     import struct
-    serve(int(sys.argv[2]))
+    serve(int(sys.argv[2]), sys.argv[3:] == ["die"])
 else:
     keep(int(sys.argv[1]), sys.argv[3:], os.environ)
 '''
@@ -359,6 +374,10 @@ class KeeperServer:
         self._process: Union["subprocess.Popen[bytes]", None] = None
         self.starts = 0
         """How many servers this process has started (tests)."""
+        self.jobs_die_with_us = False
+        """The keepers' jobs die with this process, however it ends (sched's local jobs; set
+        before the first job): a server that loses its requester kills them (the guard of
+        psched.scheduler.localguard does it for jobs in cgroups). An agent's jobs outlive it."""
 
     @property
     def pid(self) -> Union[int, None]:
@@ -436,7 +455,8 @@ class KeeperServer:
         ours, theirs = socket_module.socketpair(socket_module.AF_UNIX, socket_module.SOCK_STREAM)
         try:
             self._process = subprocess.Popen(
-                [sys.executable, "-I", "-S", "-c", PROGRAM, "serve", str(theirs.fileno())],
+                [sys.executable, "-I", "-S", "-c", PROGRAM, "serve", str(theirs.fileno()),
+                 *(["die"] if self.jobs_die_with_us else [])],
                 pass_fds=(theirs.fileno(),), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                 start_new_session=True, close_fds=True)
         except (OSError, subprocess.SubprocessError) as exc:

@@ -13,8 +13,10 @@ SIGKILL to the processes listed in `cgroup.procs`, a few rounds), then removes t
 cgroups. After a normal exit there is nothing left for it to kill. One guard per sched, about a
 millisecond to start; a sched that runs no local job starts none.
 
-Where no cgroup can be made (containment kinds SUBREAPER and GROUP) there is no guard: each job
-is then under a keeper or in a process group, which this guard could not find.
+Where no cgroup can be made, each job runs under a keeper (containment kind SUBREAPER), forked
+by this process's keeper server (pclient.keeper): there the server is the guard, told here that
+the jobs die with sched: when sched is gone, whichever way, it tells each keeper to kill
+everything below it. In a process group (kind GROUP, not Linux) there is no guard.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ import subprocess
 import threading
 
 from pclient.containment import SPAWN_LOCK, containment
+from pclient.keeper import keeper_server
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +74,7 @@ def ensure_guard() -> None:
         if _tried:
             return
         _tried = True
+        keeper_server().jobs_die_with_us = True  # (jobs under keepers: see the module docstring)
         boxes = containment().own_boxes()
         if boxes is None:
             return

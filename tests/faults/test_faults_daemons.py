@@ -151,6 +151,42 @@ def test_the_local_jobs_of_a_sched_killed_9_die_with_it(fault_home: FaultHome) -
     wait_until_sync(lambda: not _guards(quick.pid), "its guard is gone")
 
 
+def test_the_local_jobs_under_keepers_of_a_sched_killed_9_die_with_it(fault_home: FaultHome) -> None:
+    """The same where jobs get no cgroup (an ordinary user in a login session; the kind forced
+    here): each job is under a keeper forked by sched's keeper server, which is the guard: when
+    sched is killed with SIGKILL, it tells every keeper to kill all below it, a daemon included."""
+    home = fault_home
+    daemonize = home.path / "daemonize.py"
+    daemonize.write_text(DAEMONIZE)
+    pids = home.path / "pids"
+    pids.mkdir()
+    marker = f"fault-daemon-{home.path.name}"
+    half = len(marker) // 2
+    leaves = (f"echo $$ > {pids}/job.$0; m={marker[:half]}; {PYTHON} {daemonize} {pids}/$0 "
+              f"\"${{m}}{marker[half:]}\"; exec sleep 60")
+    sleeps = f"echo $$ > {pids}/job.$0; exec sleep 61"
+    script = home.path / "local.sched"
+    script.write_text(job_script("leaves", home.path / "exits", [leaves, sleeps], nmax=2,
+                                 npending=2, host="LOCAL") + "run\nwait\n")
+    env = dict(home.env, PCLIENT_CONTAINMENT="subreaper")
+    sched = subprocess.Popen([*SCHED, str(script)], stdin=subprocess.DEVNULL, env=env, cwd=ROOT,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def started() -> list[int] | None:
+        found = [int(f.read_text()) for f in pids.iterdir()
+                 if not f.name.endswith(".tmp") and f.read_text().strip()]
+        return found if len(found) == 3 else None   # the two jobs and the daemon
+
+    try:
+        everything = wait_until_sync(started, "both jobs and the daemon have written their pids")
+        assert all(alive(p) for p in everything)
+    finally:
+        sched.send_signal(signal.SIGKILL)
+        sched.communicate()
+    wait_until_sync(lambda: not any(alive(p) for p in everything) and not pids_with_arg(marker),
+                    "the jobs and the daemon are gone")
+
+
 def _sleeping_children(pid: int) -> list[int] | None:
     sleeping = [child for child in children_of(pid) if _cmdline(child).startswith(b"sleep\0")]
     return sleeping if len(sleeping) == 2 else None
