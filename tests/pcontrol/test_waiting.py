@@ -82,7 +82,9 @@ def _pcontrol(home: str, *args: str) -> str:
 
 @pytest.fixture
 def daemon(home: str):
-    _pcontrol(home, "start")
+    # No automatic retry of a DOWN host within the test (the default's first is after 2 s): on a
+    # loaded machine `far` was retried, hence "connecting", between two of the checks below.
+    _pcontrol(home, "start", "--retry-min", "600", "--retry-max", "600")
     yield home
     stopped = subprocess.run([*PCONTROL, "stop", "-kill", "-force"], env=dict(os.environ, SCHED_HOME=home), capture_output=True,
                              text=True, timeout=60)
