@@ -334,7 +334,7 @@ def _settled_options(rest: list[str]) -> tuple[list[str], list[str]]:
     file names made absolute; and those of them that are the daemon's settings, which it
     keeps for a scheduler that starts it again (pcontrol.launch.remembered_options)."""
     given: list[str] = []
-    kept: list[str] = []
+    kept: dict[str, str] = {}      # each option once, with its last value (argparse's)
     words = iter(rest)
     for word in words:
         name, eq, value = word.partition("=")
@@ -347,8 +347,9 @@ def _settled_options(rest: list[str]) -> tuple[list[str], list[str]]:
             value = os.path.abspath(value)
         given += [name, value]
         if name not in _ONE_START:
-            kept += [name, value]
-    return given, kept
+            kept.pop(name, None)
+            kept[name] = value
+    return given, [word for pair in kept.items() for word in pair]
 
 
 def _stop_flags(rest: list[str]) -> set[str] | None:

@@ -249,6 +249,9 @@ def test_serve_options_are_kept_without_those_of_one_start_and_with_files_made_a
     assert given == ["--retention", "5", "--alerts", mail, "--ready-fd", "7",
                      "--spare-local-agent", "8", "--log-file", log]
     assert kept == ["--retention", "5", "--alerts", mail, "--log-file", log]
+    # launch.start names the home's log first, a kept --log-file after it: kept once, the last
+    _, again = _settled_options(["--log-file", "/h/pcontrol.log", *kept, "--spare-local-agent", "8"])
+    assert again == ["--retention", "5", "--alerts", mail, "--log-file", log]
 
 
 @pytest.mark.parametrize("text", ["not json", '{"a": 1}', '["--retention", 5]'])
