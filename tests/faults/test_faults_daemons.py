@@ -11,6 +11,7 @@ import glob
 import os
 import signal
 import subprocess
+from pathlib import Path
 from typing import Callable
 
 import pytest
@@ -114,17 +115,7 @@ def test_the_local_jobs_of_a_sched_killed_9_die_with_it(fault_home: FaultHome) -
     of both (the daemon included) and removes their cgroups; a sched that ends normally leaves
     no guard behind."""
     home = fault_home
-    daemonize = home.path / "daemonize.py"
-    daemonize.write_text(DAEMONIZE)
-    pids = home.path / "pids"
-    pids.mkdir()
-    marker = f"fault-daemon-{home.path.name}"
-    half = len(marker) // 2
-    leaves = (f"m={marker[:half]}; {PYTHON} {daemonize} {pids}/$0 \"${{m}}{marker[half:]}\"; "
-              "exec sleep 60")
-    script = home.path / "local.sched"
-    script.write_text(job_script("leaves", home.path / "exits", [leaves, "exec sleep 61"], nmax=2,
-                                 npending=2, host="LOCAL") + "run\nwait\n")
+    pids, marker, script = _jobs_that_leave_a_daemon(home)
     sched = subprocess.Popen([*SCHED, str(script)], stdin=subprocess.DEVNULL, env=home.env, cwd=ROOT,
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
@@ -156,18 +147,7 @@ def test_the_local_jobs_under_keepers_of_a_sched_killed_9_die_with_it(fault_home
     here): each job is under a keeper forked by sched's keeper server, which is the guard: when
     sched is killed with SIGKILL, it tells every keeper to kill all below it, a daemon included."""
     home = fault_home
-    daemonize = home.path / "daemonize.py"
-    daemonize.write_text(DAEMONIZE)
-    pids = home.path / "pids"
-    pids.mkdir()
-    marker = f"fault-daemon-{home.path.name}"
-    half = len(marker) // 2
-    leaves = (f"echo $$ > {pids}/job.$0; m={marker[:half]}; {PYTHON} {daemonize} {pids}/$0 "
-              f"\"${{m}}{marker[half:]}\"; exec sleep 60")
-    sleeps = f"echo $$ > {pids}/job.$0; exec sleep 61"
-    script = home.path / "local.sched"
-    script.write_text(job_script("leaves", home.path / "exits", [leaves, sleeps], nmax=2,
-                                 npending=2, host="LOCAL") + "run\nwait\n")
+    pids, marker, script = _jobs_that_leave_a_daemon(home, tell_pids=True)
     env = dict(home.env, PCLIENT_CONTAINMENT="subreaper")
     sched = subprocess.Popen([*SCHED, str(script)], stdin=subprocess.DEVNULL, env=env, cwd=ROOT,
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -185,6 +165,25 @@ def test_the_local_jobs_under_keepers_of_a_sched_killed_9_die_with_it(fault_home
         sched.communicate()
     wait_until_sync(lambda: not any(alive(p) for p in everything) and not pids_with_arg(marker),
                     "the jobs and the daemon are gone")
+
+
+def _jobs_that_leave_a_daemon(home: FaultHome, tell_pids: bool = False) -> tuple[Path, str, Path]:
+    """A task of two local jobs, one that leaves a setsid daemon (its pid in PIDS/TOKEN) and
+    sleeps, one that only sleeps (`tell_pids`: each writes its pid in PIDS/job.TOKEN first):
+    the PIDS folder, the daemon's marker argument and the script."""
+    daemonize = home.path / "daemonize.py"
+    daemonize.write_text(DAEMONIZE)
+    pids = home.path / "pids"
+    pids.mkdir()
+    marker = f"fault-daemon-{home.path.name}"
+    half = len(marker) // 2
+    tell = f"echo $$ > {pids}/job.$0; " if tell_pids else ""
+    leaves = (f"{tell}m={marker[:half]}; {PYTHON} {daemonize} {pids}/$0 \"${{m}}{marker[half:]}\"; "
+              "exec sleep 60")
+    script = home.path / "local.sched"
+    script.write_text(job_script("leaves", home.path / "exits", [leaves, f"{tell}exec sleep 61"], nmax=2,
+                                 npending=2, host="LOCAL") + "run\nwait\n")
+    return pids, marker, script
 
 
 def _sleeping_children(pid: int) -> list[int] | None:
