@@ -40,10 +40,30 @@ from .eventloop import running_loop
 
 log = logging.getLogger(__name__)
 
-__all__ = ["AppendLog", "COMPACT_AT"]
+__all__ = ["AppendLog", "COMPACT_AT", "WriteTrouble"]
 
 COMPACT_AT = 1 << 20
 """Bytes appended (since the file was opened or rewritten) past which its owner rewrites it."""
+
+
+class WriteTrouble:
+    """Whether the last write of a file failed (a full disk), so that its owner says a failure
+    once, not once a job while the disk stays full, and says when writing works again."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.failing = False
+
+    def failed(self) -> bool:
+        """A write failed: True the first time since one last worked (say it then)."""
+        first = not self.failing
+        self.failing = True
+        return first
+
+    def worked(self) -> None:
+        if self.failing:
+            self.failing = False
+            log.warning("%s: writing works again", self.path)
 
 
 class AppendLog:
@@ -57,7 +77,7 @@ class AppendLog:
         self._fh: IO[bytes] | None = None
         self._size = 0
         self._held: list[str] = []  # lines of this loop turn, not written yet (hold)
-        self._failing = False  # the last write failed (see failed)
+        self._trouble = WriteTrouble(self.path)
 
     def replay(self) -> Iterator[tuple[int, str]]:
         """The file's complete lines, numbered from 1, without their newline (none when there is
@@ -101,16 +121,12 @@ class AppendLog:
                     pass
             raise
         self._size += len(text)
-        if self._failing:
-            self._failing = False
-            log.warning("%s: writing works again", self.path)
+        self._trouble.worked()
 
     def failed(self) -> bool:
         """A write failed: True the first time since one last worked, so that its owner says it
-        once (and `append` says when writing works again), not once a job while a disk is full."""
-        first = not self._failing
-        self._failing = True
-        return first
+        once (WriteTrouble; `append` says when writing works again)."""
+        return self._trouble.failed()
 
     def hold(self, lines: Iterable[str]) -> None:
         """Add whole lines at the end of this loop turn (or at `flush`, whichever comes first),

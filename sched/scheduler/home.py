@@ -38,6 +38,7 @@ from pathlib import Path
 from pcontrol.paths import Paths
 
 from ..lang.errors import TaskError
+from .appendlog import WriteTrouble
 
 log = logging.getLogger(__name__)
 
@@ -180,12 +181,12 @@ class JobIds:
         self.path = path
         self._next = 0
         self._limit = 0  # ids below this are reserved for us
-        self._unwritten = False  # the file does not say so yet (a full disk): written at the next id
+        self._trouble = WriteTrouble(path)  # failing: the file does not say so yet, written at the next id
 
     def next(self) -> int:
         if self._next >= self._limit:
             self._reserve()
-        elif self._unwritten:
+        elif self._trouble.failing:
             self._write()
         number = self._next
         self._next += 1
@@ -195,14 +196,11 @@ class JobIds:
         try:
             _write_atomically(self.path, f"{self._limit}\n")
         except OSError as exc:
-            if not self._unwritten:
+            if self._trouble.failed():
                 log.warning("cannot write %s: %s; tried again at each job id until it can (the "
                             "next sched may repeat these ids if it starts before)", self.path, exc)
-            self._unwritten = True
             return
-        if self._unwritten:
-            log.warning("%s: writing works again", self.path)
-        self._unwritten = False
+        self._trouble.worked()
 
     def _reserve(self) -> None:
         start = 1
@@ -224,7 +222,7 @@ class TaskMarks:
     def __init__(self, path: Path):
         self.path = path
         self._marks: dict[str, float] | None = None
-        self._failing = False  # the last write failed (said once)
+        self._trouble = WriteTrouble(path)
 
     def _load(self) -> dict[str, float]:
         if self._marks is None:
@@ -247,13 +245,10 @@ class TaskMarks:
         try:
             _write_atomically(self.path, json.dumps(marks, sort_keys=True) + "\n")
         except OSError as exc:  # (the whole file is written at each launch: the next one has these)
-            if not self._failing:
+            if self._trouble.failed():
                 log.warning("cannot write %s: %s (said once until it works again)", self.path, exc)
-            self._failing = True
             return
-        if self._failing:
-            log.warning("%s: writing works again", self.path)
-        self._failing = False
+        self._trouble.worked()
 
 
 def _write_atomically(path: Path, text: str) -> None:
