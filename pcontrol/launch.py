@@ -100,22 +100,21 @@ def remembered_options(paths: Paths) -> list[str]:
     except FileNotFoundError:
         return []
     except OSError as exc:
-        import logging  # only here: see the module docstring
+        problem = f"cannot read {paths.options}: {exc}"
+    else:
+        import json  # only here: see the module docstring
 
-        logging.getLogger(__name__).warning("cannot read %s: %s", paths.options, exc)
-        return []
-    import json  # only here: see the module docstring
+        try:
+            options = json.loads(text)
+        except ValueError:
+            options = None
+        if isinstance(options, list) and all(isinstance(word, str) for word in options):
+            return options
+        problem = f"{paths.options} is not a JSON list of options; ignored"
+    import logging  # only here: see the module docstring
 
-    try:
-        options = json.loads(text)
-    except ValueError:
-        options = None
-    if not isinstance(options, list) or not all(isinstance(word, str) for word in options):
-        import logging  # only here: see the module docstring
-
-        logging.getLogger(__name__).warning("%s is not a JSON list of options; ignored", paths.options)
-        return []
-    return options
+    logging.getLogger(__name__).warning("%s", problem)
+    return []
 
 
 # -- start / stop (called by the CLI) --------------------------------------------------------
