@@ -478,11 +478,20 @@ def _build_blocks(commands: list[Command], source: Source) -> Script:
         current.append(command)
     if stack:
         block = stack[-1][0]
-        err = IncompleteError(f"missing `end` for `{block.name}` opened at line {block.pos.line}",
+        err = IncompleteError(f"missing `end` for `{block.name}` opened at line {block.pos.line}{_proc_hint(block)}",
                               pos=block.pos, opener=block.name, opened_at=block.pos)
         err.source_line = block.header.source_line()
         raise err
     return Script(top, source, depth)
+
+
+def _proc_hint(block: Block) -> str:
+    """Why a Tcl `proc`'s shape as `macro` ran to the end of the file (`macro m {} {body}`)."""
+    words = block.header.words
+    if block.name == "macro" and len(words) >= 4 and words[-1].braced and words[-2].braced:
+        return ("; `macro` has no one-line form: its body goes on the lines after its header "
+                "(Tcl's `proc name {params} {body}` is one)")
+    return ""
 
 
 def _block_target(stack: list, top: list) -> list:

@@ -57,6 +57,8 @@ def test_if(script, expected):
 @pytest.mark.parametrize("script, message", [
     ("if", 'wrong # args: should be "if expr ?then? body ?arg ...?"'),
     ("if {1}", "missing `end` for `if` opened at line 1"),
+    ("macro m {} {set r 1}", "missing `end` for `macro` opened at line 1; `macro` has no one-line form: its body"
+                             " goes on the lines after its header (Tcl's `proc name {params} {body}` is one)"),
     ("if {1} then", 'wrong # args: no script following "1" argument'),
     ("if {0} {set r a} else", 'wrong # args: no script following "else" argument'),
     ("if {0} {set r a} elseif", 'wrong # args: no expression after "if" argument'),

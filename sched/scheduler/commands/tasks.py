@@ -198,6 +198,10 @@ def _unknown_directive(name: str, task: str) -> str:
 def _check_command(cmd: Command, context: str, task: str) -> None:
     name = cmd.words[0].const
     if context == "task":
+        if name in TASK_BLOCKS:  # (`task.exit default {...}`, Tcl's habit: say how it is written)
+            usage = BUILTINS.commands[name].usage.text
+            raise _located(f'"{name}" opens a block: write "{usage}" on a line of its own, then the body, '
+                           f'then "end"', cmd.pos, cmd)
         if name not in DIRECTIVES:
             raise _located(_unknown_directive(name or "?", task), cmd.pos, cmd)
         args = [w.const for w in cmd.words[1:]]
