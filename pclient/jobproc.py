@@ -42,6 +42,7 @@ from typing import TYPE_CHECKING, Callable, Mapping, Sequence, Union
 
 from . import spawn
 from .containment import TOKEN_VAR, Box, CannotJoin, CgroupBox, KeeperBox, Kind, containment, find_token_processes
+from .fdlimit import note_descriptor, open_files_limit
 from .mailbox import Mailbox
 from .output import OutputFile, Sink
 from .protocol import DEFAULT_OUTPUT_LIMIT, Outcome
@@ -74,6 +75,10 @@ close before giving up on them (a process that escaped the job holds them)."""
 SWEEP_DEADLINE = 2.0
 """After SIGKILL, how long to keep killing until no process of the job is left."""
 SWEEP_INTERVAL = 0.01
+
+_LACKING = frozenset({errno.EMFILE, errno.ENFILE, errno.EAGAIN, errno.ENOMEM})
+"""A start's errors that say the machine, or this process, lacks something for now
+(RunningJob.lacking)."""
 
 _TOKEN_VAR_B = TOKEN_VAR.encode()
 _LOST_STATUS = 255
@@ -197,6 +202,10 @@ class RunningJob:
         self._starting: Union[tuple, None] = None  # what _spawn made ready for _s_start
         self._kill_early: Union[Outcome, None] = None  # a kill asked before the pid was known
         self._on_started: Union[Callable[[RunningJob], None], None] = None
+        self.lacking = False
+        """The start failed for want of what this machine lends for a while (a descriptor, a
+        process, memory: _LACKING), not for anything of the job's: the caller may start it again
+        when one of its jobs has ended."""
 
     def __repr__(self) -> str:
         state = "done" if self.done else ("killing" if self._kill_reason else "running")
@@ -215,6 +224,11 @@ class RunningJob:
     def done(self) -> bool:
         """True once the result is known."""
         return self._result is not None
+
+    @property
+    def result(self) -> Union[JobResult, None]:
+        """How the job ended, once it has."""
+        return self._result
 
     async def wait(self) -> JobResult:
         """The job's result, once it has ended.  Cancelling the wait does not stop the job."""
@@ -266,15 +280,25 @@ class RunningJob:
             self._mail = Mailbox.open(spec.job_id, spec.inbox)
             for name, value in self._mail.env.items():
                 env[os.fsencode(name)] = os.fsencode(value)
-        box = containment().box(self.token)
-        if isinstance(box, KeeperBox):
-            missing = _preflight(spec, env)  # the keeper would find out only after its own start
-            if missing is not None:
+        made: list[int] = []
+        box: Union[Box, None] = None
+        try:
+            box = containment().box(self.token)
+            if isinstance(box, KeeperBox):
+                missing = _preflight(spec, env)  # the keeper would find out only after its own start
+                if missing is not None:
+                    raise missing
+            made.extend(os.pipe())
+            made.extend(os.pipe())
+        except OSError as exc:  # (too many open files, say: nothing made for it is kept)
+            for fd in made:
+                os.close(fd)
+            if box is not None:
                 box.release()
-                self._fail_start(*_start_failure(spec, missing))
-                return
-        out_r, out_w = os.pipe()
-        err_r, err_w = os.pipe()
+            self._start_failed(exc)
+            return
+        out_r, out_w, err_r, err_w = made
+        note_descriptor(err_w)  # (many jobs at once: more open files allowed before they run out)
         self._starting = (box, env, out_r, out_w, err_r, err_w)
         if threaded:
             _SPAWNER.start(self)
@@ -294,7 +318,7 @@ class RunningJob:
             box.release()
             os.close(out_r)
             os.close(err_r)
-            self._fail_start(*_start_failure(self.spec, exc), posted=posted)
+            self._start_failed(exc, posted)
             return
         finally:
             os.close(out_w)
@@ -355,6 +379,11 @@ class RunningJob:
                     return pid, None
             return spawn.start(box.argv(self.spec.argv), env, out_w, err_w, cwd=self.spec.cwd,
                                preexec=box.preexec, pass_fds=box.pass_fds)
+
+    def _start_failed(self, exc: Exception, posted: bool = False) -> None:
+        """The start raised `exc`: the job is done with the reason a shell would give."""
+        self.lacking = isinstance(exc, OSError) and exc.errno in _LACKING
+        self._fail_start(*_start_failure(self.spec, exc), posted=posted)
 
     def _fail_start(self, status: StartFailure, reason: str, posted: bool = False) -> None:
         """The job could not be started: done, its reason in stderr (`posted`: from the spawner
@@ -724,6 +753,9 @@ def _start_failure(spec: JobSpec, exc: Exception) -> tuple[StartFailure, str]:
             return StartFailure.NOT_FOUND, f"cannot start {program!r}: no such program"
         if exc.errno in (errno.EACCES, errno.EPERM, errno.ENOEXEC, errno.EISDIR):
             return StartFailure.NOT_EXECUTABLE, f"cannot start {program!r}: not executable: {detail}"
+        if exc.errno == errno.EMFILE:
+            return StartFailure.NOT_FOUND, (f"cannot start {program!r}: {detail} (the process that starts "
+                                            f"the jobs has reached its limit of {open_files_limit()})")
         return StartFailure.NOT_FOUND, f"cannot start {program!r}: {detail}"
     return StartFailure.NOT_FOUND, f"cannot start {program!r}: {exc}"  # e.g. a NUL byte in argv
 

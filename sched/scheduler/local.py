@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import deque
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
@@ -68,12 +69,16 @@ class LocalBackend:
         self.sched = sched
         self.running: dict[int, RunningJob] = {}
         self._kill_asked: set[int] = set()
+        self._held: deque[Job] = deque()
+        """Jobs whose start found this machine short (of descriptors, processes: see
+        RunningJob.lacking) while others of ours ran: each starts again when one of those ends."""
 
     def submit(self, job: Job) -> None:
         get_loop().call_soon(self._start, job)
 
-    def _start(self, job: Job) -> None:
-        """Start the job (no task, no coroutine a job: its end comes to `_done`)."""
+    def _start(self, job: Job, again: bool = False) -> None:
+        """Start the job (no task, no coroutine a job: its end comes to `_done`); `again`: one
+        that was held (`_hold`)."""
         JobSpec, begin_job, ensure_guard = _MACHINERY or _machinery()
         ensure_guard()   # the jobs die with sched, even a sched killed -9
         sched = self.sched
@@ -86,6 +91,11 @@ class LocalBackend:
             log.exception("job %s could not be started", job.id)
             sched.job_ended(job, Outcome.EXIT, status=127, stderr=f"could not start: {exc}\n", reason=str(exc), ran_on="local")
             return
+        if running.lacking and self.running:  # (not the job's fault: it waits for one of ours to end)
+            self._hold(job, running, again)
+            return
+        if again and not self._held:
+            self.sched.report("local jobs start again")
         self.running[job.id] = running
         if job.id in self._kill_asked:
             running.kill()
@@ -95,6 +105,24 @@ class LocalBackend:
         self.running.pop(job.id, None)
         self._kill_asked.discard(job.id)
         self._ended(job, result, spec)
+        if self._held:
+            self._start(self._held.popleft(), again=True)
+
+    def _hold(self, job: Job, running: RunningJob, again: bool) -> None:
+        """`job` could not start for want of what the machine lends (its reason says what):
+        it starts again when one of the jobs running ends, in its turn (said once, until none
+        waits)."""
+        if job.id in self._kill_asked:
+            self._kill_asked.discard(job.id)
+            self.sched.job_ended(job, Outcome.KILLED, reason="killed before it could start", ran_on="local")
+            return
+        if not self._held and not again:
+            reason = running.result.reason if running.result is not None else "short of resources"
+            self.sched.report(f"local jobs wait: {reason}; they start as the {len(self.running)} running end")
+        if again:
+            self._held.appendleft(job)
+        else:
+            self._held.append(job)
 
     def _ended(self, job: Job, result: JobResult, spec: JobSpec) -> None:
         for error in result.output_errors:
@@ -117,6 +145,10 @@ class LocalBackend:
         running = self.running.get(job.id)
         if running is not None:
             running.kill()
+            return True
+        if job in self._held:  # (never started: ended now)
+            self._held.remove(job)
+            self.sched.job_ended(job, Outcome.KILLED, reason="killed before it could start", ran_on="local")
             return True
         if not job.done:  # submitted, not started yet: kill it as soon as it starts
             self._kill_asked.add(job.id)
@@ -145,6 +177,9 @@ class LocalBackend:
 
     async def aclose(self) -> None:
         """Kill the jobs still running and wait (up to KILL_WAIT s) for them to end."""
+        while self._held:
+            self.sched.job_ended(self._held.popleft(), Outcome.KILLED, reason="sched left before it could start it",
+                                 ran_on="local")
         running = list(self.running.values())
         if not running:
             return
