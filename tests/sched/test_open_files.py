@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import resource
+import signal
 import subprocess
 from pathlib import Path
 
@@ -54,16 +55,22 @@ def _run(tmp_path: Path, soft: int, hard: int, until: str) -> tuple[subprocess.P
                             preexec_fn=limited, start_new_session=True)
     lines: list[str] = []
     assert proc.stderr is not None
-    if until == "waiting":  # sched says the jobs past the limit wait
-        for line in proc.stderr:
-            lines.append(line)
-            if "local jobs wait" in line:
-                break
-    else:  # every job runs at once
-        started = tmp_path / "started"
-        wait_until_sync(lambda: started.exists() and len(started.read_text().splitlines()) == JOBS,
-                        f"all {JOBS} jobs run")
-    (tmp_path / "gate").touch()
+    try:
+        if until == "waiting":  # sched says the jobs past the limit wait
+            for line in proc.stderr:
+                lines.append(line)
+                if "local jobs wait" in line:
+                    break
+        else:  # every job runs at once
+            started = tmp_path / "started"
+            wait_until_sync(lambda: started.exists() and len(started.read_text().splitlines()) == JOBS,
+                            f"all {JOBS} jobs run")
+    except BaseException:
+        os.killpg(proc.pid, signal.SIGKILL)  # (its jobs die with it: sched's guard)
+        proc.communicate()
+        raise
+    finally:
+        (tmp_path / "gate").touch()
     return proc, lines
 
 
