@@ -59,6 +59,7 @@ import ptyprocess
 from pexpect.fdpexpect import fdspawn
 
 from pclient import protocol as agent_protocol
+from pclient.fdlimit import note_descriptor
 from pclient.readsize import read_at_most
 from pclient.turnlines import TurnLines
 
@@ -315,7 +316,7 @@ async def _spawn(argv: Sequence[str], env: dict[str, str] | None, nice: int = 0,
     if not busy:
         forked.wait(FORK_WAIT)
     try:
-        return await asyncio.shield(spawning)
+        child = await asyncio.shield(spawning)
     except asyncio.CancelledError:
         await _end_spawn(spawning)
         raise
@@ -325,6 +326,8 @@ async def _spawn(argv: Sequence[str], env: dict[str, str] | None, nice: int = 0,
     except OSError as exc:        # the exec failed (the child passes its error on)
         raise ConnectFailure(ConnectOutcome.NOT_FOUND,
                              f"cannot start {argv[0]!r}: {exc.strerror or exc}") from None
+    note_descriptor(max(child.child_fd, child.input_fd))  # (hundreds of hosts: more open files allowed)
+    return child
 
 
 async def _end_spawn(spawning: "asyncio.Future[_Child]") -> None:
