@@ -20,9 +20,9 @@ from __future__ import annotations
 
 import logging
 import sys
-from typing import List
+from typing import List, Union
 
-__all__ = ["MARGIN", "note_descriptor", "open_files_limit"]
+__all__ = ["MARGIN", "note_descriptor", "open_files_limit", "raise_soft_limit"]
 
 log = logging.getLogger(__name__)
 
@@ -42,21 +42,36 @@ def note_descriptor(fd: int) -> None:
     import resource  # (with the first job only: a process that starts none never needs it)
 
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    wanted = CAP if hard == resource.RLIM_INFINITY else min(hard, CAP)
-    if soft == resource.RLIM_INFINITY or soft >= wanted:
+    if soft == resource.RLIM_INFINITY or (hard != resource.RLIM_INFINITY and soft >= min(hard, CAP)):
         _NEAR[:] = [sys.maxsize]  # (nothing to raise: never looked at again)
-        return
-    if fd >= soft - MARGIN:
+    elif fd >= soft - MARGIN:
         _NEAR[:] = [sys.maxsize]  # (raised, or cannot be: once either way)
-        try:
-            resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
-        except (OSError, ValueError) as exc:
-            log.warning("%d files open, near the limit of %d, which cannot be raised: %s", fd, soft, exc)
-        else:
-            log.info("%d files open: the limit of open files raised from %d to %d (the hard limit); "
-                     "jobs started from now on inherit it", fd, soft, wanted)
-        return
-    _NEAR[:] = [soft - MARGIN]
+        raise_soft_limit(None, f"{fd} files open")
+    else:
+        _NEAR[:] = [soft - MARGIN]
+
+
+def raise_soft_limit(wanted: Union[int, None], why: str) -> Union[int, None]:
+    """Raise this process's soft limit of open files to `wanted` (None: to the hard limit, at
+    most CAP), never past the hard one nor lower than it is; the soft limit then (None:
+    unlimited). `why` goes into the log line that says so, or that it could not."""
+    import resource  # (see note_descriptor)
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY:
+        return None
+    ceiling = CAP if hard == resource.RLIM_INFINITY else min(hard, CAP)
+    target = ceiling if wanted is None else min(wanted, ceiling)
+    if soft >= target:
+        return soft
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+    except (OSError, ValueError) as exc:
+        log.warning("%s: the limit of open files (%d) cannot be raised to %d: %s", why, soft, target, exc)
+        return soft
+    log.info("%s: the limit of open files raised from %d to %d; processes started from now on "
+             "inherit it", why, soft, target)
+    return target
 
 
 def open_files_limit() -> str:

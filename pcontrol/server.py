@@ -34,10 +34,10 @@ import enum
 import functools
 import logging
 import os
-import resource
 from dataclasses import dataclass
 from pathlib import Path
 
+from pclient.fdlimit import raise_soft_limit
 from pclient.readsize import read_at_most
 from pclient.turnlines import TurnLines
 
@@ -561,15 +561,8 @@ class ControlServer:
     def _make_fd_room(self) -> None:
         """Raise the soft descriptor limit to fit max_connections, or lower the limit."""
         wanted = self.limits.max_connections + FD_RESERVE
-        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-        if soft != resource.RLIM_INFINITY and soft < wanted:
-            new_soft = wanted if hard == resource.RLIM_INFINITY else min(hard, wanted)
-            try:
-                resource.setrlimit(resource.RLIMIT_NOFILE, (new_soft, hard))
-                soft = new_soft
-            except (ValueError, OSError) as exc:
-                log.warning("cannot raise the descriptor limit to %d: %s", new_soft, exc)
-        if soft != resource.RLIM_INFINITY and soft < wanted:
+        soft = raise_soft_limit(wanted, f"{self.limits.max_connections} connections allowed")
+        if soft is not None and soft < wanted:
             self.max_connections = max(MIN_CONNECTIONS, soft - FD_RESERVE)
             log.warning("descriptor limit %d: accepting at most %d connections, not %d",
                         soft, self.max_connections, self.limits.max_connections)
