@@ -42,6 +42,7 @@ from .expr import Expr, compile_expr, format_value
 from .nodes import Block, CmdSub, Command, Script, Source, Text, VarRef, Word
 from .parser import parse, parse_at, parse_body, parse_cached
 from .registry import BUILTINS, CommandDef, Macro, Registry, parse_usage
+from .scripttext import read_script_file
 from .tcllist import backslash_subst, join_list, split_list
 
 if TYPE_CHECKING:
@@ -236,8 +237,7 @@ class Interp:
     def eval_file(self, path: str) -> str:
         """Read and run a file (`source`)."""
         try:
-            with open(path, encoding="utf-8", errors="replace") as fh:
-                text = fh.read()
+            text = read_script_file(path)
         except OSError as err:
             raise ScriptError(f'couldn\'t read file "{path}": {err.strerror or err}') from None
         saved = self.current_file

@@ -39,6 +39,7 @@ from typing import Any
 
 from ..lang.errors import Pos, SchedError, TaskError
 from ..lang.nodes import Block, Command, Script
+from ..lang.scripttext import read_script_file
 from .attach import scheduler_of
 from .eventloop import get_loop, run_until
 from .loop import Scheduler, TaskEntry, check_definable
@@ -192,8 +193,7 @@ def _read_all(interp: Any, files: list[str]) -> list[tuple[str, Script]]:
 
 def _read(interp: Any, path: str) -> Script:
     try:
-        with open(path, encoding="utf-8", errors="replace") as fh:
-            text = fh.read()
+        text = read_script_file(path)
     except OSError as err:
         raise TaskError(f'couldn\'t read file "{path}": {err.strerror or err}') from None
     return interp.read(text, path)

@@ -25,19 +25,21 @@ terminal.
 
 from __future__ import annotations
 
+import io
 import os
 import sys
 import threading
 from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any, Iterator, NoReturn, TextIO
 
-from ..lang.errors import SchedError
+from ..lang.errors import SchedError, ScriptError
 from ..scheduler.eventloop import close_loop, get_loop, run_until, take_leaving
 from ..scheduler.extkeys import SCHED_NAME_KEY, SCHEDULER_KEY
 from ..lang.interp import Interp
 from ..lang.lazylog import lazy_logger, when_loaded
 from ..lang.lazylog import load as load_logging
 from ..lang.openness import OpenTracker
+from ..lang.scripttext import SCRIPT_ERRORS
 from .session import ExitStatus, InterruptHandler, QuitRequest, needs_more, run_exit_hooks
 from .stopsignals import StopSignals
 
@@ -54,9 +56,9 @@ def _lines(stream: TextIO) -> Iterator[str]:
     loop = get_loop()
     import asyncio  # loaded by get_loop (psched.scheduler.eventloop: not loaded for a `sched -c`)
 
-    queue: asyncio.Queue[str | None] = asyncio.Queue()
+    queue: asyncio.Queue[str | OSError | ValueError | None] = asyncio.Queue()
 
-    def put(item: str | None) -> bool:
+    def put(item: str | OSError | ValueError | None) -> bool:
         try:
             loop.call_soon_threadsafe(queue.put_nowait, item)
         except RuntimeError:  # the loop is closed: sched is leaving
@@ -68,12 +70,14 @@ def _lines(stream: TextIO) -> Iterator[str]:
             for line in iter(stream.readline, ""):
                 if not put(line):
                     return
-        except (OSError, ValueError) as err:
-            log.warning("reading commands stopped: %s", err)
+        except (OSError, ValueError) as err:  # (the rest of the script is not run: an error, not an end)
+            put(err)
         put(None)
 
     threading.Thread(target=reader, name="sched-stdin", daemon=True).start()
     while (line := run_until(queue.get(), "reading commands", interruptible=False)) is not None:
+        if not isinstance(line, str):
+            raise ScriptError(f"reading commands stopped: {line}")
         yield line
 
 
@@ -381,6 +385,8 @@ def _run(interp: Any, args: argparse.Namespace, interrupts: InterruptHandler, in
             from .repl import interact
 
             return interact(interp, interrupts)
+        if isinstance(sys.stdin, io.TextIOWrapper):  # (a byte not UTF-8 is its Latin-1 character, as in tclsh)
+            sys.stdin.reconfigure(errors=SCRIPT_ERRORS)
         run_stream(interp, sys.stdin, interrupts)
         _wait_for_the_work(interp)
         return ExitStatus.OK

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -149,6 +150,29 @@ def test_the_installed_program(sched_env, tmp_path):
                           env=sched_env, timeout=30)
     assert done.returncode == 1
     assert done.stderr.splitlines()[:3] == ['-c:2:3: invalid command name "nosuch"', "      nosuch", "      ^"]
+
+
+def test_script_bytes_are_read_as_tclsh_reads_them(sched_env, tmp_path):
+    """A file's UTF-8 byte order mark is dropped, and a byte that is not UTF-8 is its Latin-1
+    character, in a file and on stdin (also under a strict locale, where reading used to stop
+    at it and the rest of the script was skipped with status 0). tclsh 8.6 is the oracle."""
+    script = b"\xef\xbb\xbfputs bom\nputs \"caf\xe9 \xc3\xa9\"\nsource inner.sched\nputs end\n"
+    (tmp_path / "outer.sched").write_bytes(script)
+    (tmp_path / "inner.sched").write_bytes(b"\xef\xbb\xbfputs inner\xff\n")
+    expected = "bom\ncaf\u00e9 \u00e9\ninner\u00ff\nend\n".encode()
+    done = subprocess.run(SCHED_COMMAND + ["outer.sched"], capture_output=True, env=sched_env, cwd=tmp_path,
+                          timeout=30)
+    assert (done.returncode, done.stdout, done.stderr) == (0, expected, b"")
+    strict = dict(sched_env, PYTHONIOENCODING="utf-8:strict")
+    done = subprocess.run(SCHED_COMMAND, input=script[3:], capture_output=True, env=strict, cwd=tmp_path,
+                          timeout=30)
+    assert (done.returncode, done.stdout, done.stderr) == (0, expected, b"")
+    tclsh = shutil.which("tclsh")
+    if tclsh is not None:  # (the oracle, where installed: scripts/setup installs it)
+        (tmp_path / "outer.tcl").write_bytes(script.replace(b"inner.sched", b"inner.tcl"))
+        (tmp_path / "inner.tcl").write_bytes((tmp_path / "inner.sched").read_bytes())
+        done = subprocess.run([tclsh, "outer.tcl"], capture_output=True, cwd=tmp_path, timeout=30)
+        assert done.stdout == expected
 
 
 def test_missing_file(sched, tmp_path):
