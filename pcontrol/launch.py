@@ -48,6 +48,8 @@ class DaemonResult(NamedTuple):
     pid: int | None = None
     needs_force: bool = False
     """Refused because jobs are out: the same call with force=True would go ahead."""
+    refused_options: bool = False
+    """Not started because its command line was refused (the options given, or kept)."""
 
 
 
@@ -158,7 +160,7 @@ def start(paths: Paths, serve_args: list[str]) -> DaemonResult:
         refused = [line for line in tail.splitlines() if line.startswith(_REFUSED)]
         if refused:  # its command line was refused (argparse, after its usage): that line says why
             return DaemonResult(False, f"pcontrol failed to start: {refused[-1][len(_REFUSED):]} "
-                                       f"(its options: {' '.join(serve_args)})")
+                                       f"(its options: {' '.join(serve_args)})", refused_options=True)
         return DaemonResult(False, "pcontrol failed to start:\n" + tail)
     return DaemonResult(True, f"pcontrol started (pid {process.pid}), socket {paths.socket}",
                    process.pid)

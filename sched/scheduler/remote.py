@@ -458,7 +458,7 @@ class ControllerLink:
         # script was read (psched.scheduler.earlystart) is taken if it is what this would start.
         outcome = await get_loop().run_in_executor(None, launch.start, self.paths, embedded_serve_args(self.paths))
         if not outcome.ok:
-            if launch.remembered_options(self.paths):
+            if outcome.refused_options and launch.remembered_options(self.paths):
                 raise ControllerNotRunning(f"{outcome.message}; started with the options of its last start, "
                                            f"kept in {self.paths.options} (remove that file to start it "
                                            f"with none)")
