@@ -275,6 +275,7 @@ class ControllerLink:
         self._sending: dict[int, Job] = {}  # submitted, the controller's reply not read yet
         self.orphans: dict[int, dict[str, Any]] = {}  # finished jobs of tasks not defined here (yet)
         self.hosts: set[str] = set()  # host names the controller told us of (for completion)
+        self._unknown_said: set[tuple[str, str]] = set()  # (task, host) said to be no host of the controller
         self.pull_hosts: set[str] = set()  # those that are pull probes: their jobs are made ahead (lead)
         self._early: dict[int, dict[str, Any]] = {}  # events that beat their job's submit reply
         self._to_harvest: list[int] = []
@@ -600,6 +601,8 @@ class ControllerLink:
                     why = reply.text
                     continue
                 self.sched.job_sent(job)
+                if not job.host_required and job.host not in self.hosts and job.host not in ("NONE", "LOCAL"):
+                    self._unknown_host(job)
                 self._submitted(job, reply)
             if held:
                 self.unsent.extendleft(reversed(held))
@@ -609,6 +612,15 @@ class ControllerLink:
             if self._refused:
                 self._refused = False
                 self.sched.report("controller takes jobs again")
+
+    def _unknown_host(self, job: Job) -> None:
+        """`job` prefers a host the controller does not have (a typo, say): it runs on any host,
+        which is said once a task and host."""
+        if not self._hosts_checked or (job.task, job.host) in self._unknown_said:
+            return
+        self._unknown_said.add((job.task, job.host))
+        self.sched.report(f"task {job.task}: the controller has no host {job.host}: its jobs run on any host "
+                          f"(`host {job.host} -required` would keep them for that host)")
 
     def _hold_submits(self, why: str) -> None:
         """The controller refused jobs for now: they wait here, and go again after a while

@@ -119,6 +119,19 @@ def test_a_user_who_added_hosts_gets_exactly_those(home):
     sh.close()
 
 
+def test_a_preferred_host_the_controller_lacks_is_said_once_and_its_jobs_run_elsewhere(home):
+    sh = Shell()
+    sh.run("task t\n  command true\n  host lcoalhost\n  nmax 2\n  npending 1\n  task.exit 0\n"
+           "    echo ran on $job_host\n  end\nend\n"
+           "task u\n  command true\n  host localhost\n  nmax 1\n  task.exit 0\n    echo u ran on $job_host\n  end\nend\n"
+           "run\nwait -timeout 60")
+    assert sh.lines() == ["ran on localhost", "ran on localhost", "u ran on localhost"]
+    said = [m for m in sh.messages if "has no host" in m]
+    assert said == ["task t: the controller has no host lcoalhost: its jobs run on any host "
+                    "(`host lcoalhost -required` would keep them for that host)"], sh.messages
+    sh.close()
+
+
 def test_host_lost_mid_job_ends_down(home):
     sh = Shell()
     sh.run("task long\n  command sleep 60\n  nmax 1\n  task.exit down\n    echo down $job_id $job_state\n  end\nend\nrun")
