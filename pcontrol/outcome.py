@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:  # only its values are needed at run time: the scheduler loads no agent code
     from pclient.protocol import Outcome as AgentOutcome
 
-__all__ = ["Outcome", "from_agent"]
+__all__ = ["Outcome", "exited", "from_agent"]
 
 
 class Outcome(str, enum.Enum):
@@ -54,3 +54,8 @@ _FROM_AGENT = {
 def from_agent(outcome: "AgentOutcome") -> Outcome:
     """The outcome pclient's job runner reported (its own copy of the vocabulary) as ours."""
     return _FROM_AGENT[outcome._value_]
+
+
+def exited(status: int) -> str:
+    """The reason of a job that ended by itself with `status` (its $job_reason, wherever it ran)."""
+    return f"exited with status {status}"

@@ -33,7 +33,7 @@ from .config import ControllerConfig
 from .dispatch import FreeHosts, TimerHeap
 from .fetches import OutputFetches
 from .model import Host, Job, JobState, Outcome
-from .outcome import from_agent
+from .outcome import exited, from_agent
 from .syncrun import SyncRuns
 
 log = logging.getLogger(__name__)
@@ -321,7 +321,7 @@ class AgentReports:
     @staticmethod
     def _default_reason(job: Job, outcome: Outcome, message: agent_protocol.Ended) -> str:
         if outcome is Outcome.EXIT:
-            return f"exited with status {message.status}"
+            return exited(message.status)
         if outcome is Outcome.CRASH:
             return f"ended by signal {message.signal}"
         if outcome is Outcome.TIMEOUT:

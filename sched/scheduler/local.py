@@ -19,7 +19,7 @@ from collections import deque
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
-from pcontrol.outcome import from_agent
+from pcontrol.outcome import exited, from_agent
 
 from .eventloop import get_loop
 from .jobs import Job, JobSink, Outcome
@@ -132,12 +132,14 @@ class LocalBackend:
         else:
             written = tuple(stream for stream, dest in (("stdout", spec.stdout_file), ("stderr", spec.stderr_file))
                             if dest is not None)
+        outcome = from_agent(result.outcome)
+        reason = result.reason or (exited(result.status) if result.status is not None else "")
         self.sched.job_ended(
-            job, from_agent(result.outcome), status=result.status, signal=result.signal,
+            job, outcome, status=result.status, signal=result.signal,
             stdout=output_text(result.stdout, result.stdout_bytes, result.stdout_truncated),
             stderr=output_text(result.stderr, result.stderr_bytes, result.stderr_truncated),
             stdout_bytes=result.stdout_bytes, stderr_bytes=result.stderr_bytes,
-            elapsed=result.elapsed, reason=result.reason or "", ran_on="local",
+            elapsed=result.elapsed, reason=reason, ran_on="local",
             ended=result.ended_at or None, written=written, outbox=result.outbox,
         )
 

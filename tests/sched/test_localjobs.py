@@ -66,7 +66,7 @@ task three
   command sh -c {exit 3}
   nmax 1
   task.exit 3
-    echo "three: $exit_status"
+    echo "three: $exit_status ($job_reason)"
   end
 end
 task missing
@@ -99,7 +99,7 @@ wait -timeout 20
 """)
     lines = sorted(interp.out.getvalue().splitlines())
     assert lines == sorted([
-        "ok: hello / warn / EXIT", "three: 3", "missing: 127 1", "crash: CRASH 11", "timeout: TIMEOUT",
+        "ok: hello / warn / EXIT", "three: 3 (exited with status 3)", "missing: 127 1", "crash: CRASH 11", "timeout: TIMEOUT",
     ])
 
 
