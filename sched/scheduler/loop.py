@@ -723,7 +723,8 @@ class Scheduler:
                     text = deferred[stream].value()
                 self.deliver(self.interp, dest, text)
             except (OSError, SchedError) as err:
-                self.report(f"task {spec.name} job {job.id}: could not write {stream} to {dest}: {getattr(err, 'strerror', None) or err}")
+                why = getattr(err, 'strerror', None) or err  # (worded as jobproc says it of a local job's file)
+                self.report(f"task {spec.name} job {job.id}: cannot write {dest}: {why}")
 
     def _run_exit_macro(self, spec: TaskSpec, job: Job, deferred: dict[str, Deferred] | None = None) -> None:
         if not spec.exit_macros:
