@@ -58,6 +58,31 @@ def test_nmax_and_npending():
     assert w.sched.tasks["t"].state() == "finished"
 
 
+def test_finished_goes_round_the_tasks_from_the_one_that_held_wait_last():
+    """`finished(None)` starts where it stopped (tasks ending in any order, one deleted and
+    another made meanwhile, a paused one), and says done only after a whole round."""
+    w = World()
+    w.run("".join(task(f"t{i}", "nmax 1") for i in range(5)))
+    w.run("run")
+    w.step()
+    jobs = {job.task: job for job in w.jobs}
+    assert len(jobs) == 5 and not w.sched.finished(None)
+    for name in ("t2", "t0", "t4"):  # out of order: the rest still hold it
+        w.end(jobs[name])
+        assert not w.sched.finished(None)
+    w.end(jobs["t3"])
+    assert not w.sched.finished(None)  # t1, before where the round last stopped
+    w.run("delete t0")  # one gone and one made: the same count of tasks
+    w.run(task("late", "nmax 1", "active off"))  # paused: `wait` does not wait for it
+    w.end(jobs["t1"])
+    assert w.sched.finished(None)
+    w.run("task late\n  active on\nend")
+    assert not w.sched.finished(None)
+    w.step()
+    w.end(next(job for job in w.jobs if job.task == "late"))
+    assert w.sched.finished(None) and w.sched.finished(["late", "t3"])
+
+
 def test_exec0_with_room_makes_as_many_as_limits_allow_in_one_look():
     w = World()
     w.run(task("t", "npending 4", "nmax 10"))
