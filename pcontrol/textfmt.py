@@ -172,9 +172,9 @@ def job_table(records: Sequence[dict[str, Any]]) -> str:
 
 
 def _short_waiting(waiting: str | None) -> str:
-    """Why a pending job waits, for a table: without the DOWN host's own reason (`check job`
-    has it), as squeue's REASON column is short."""
-    return (waiting or "").split(": ", 1)[0]
+    """Why a pending job waits, for a table: without the DOWN host's own reason nor a
+    connecting one's last (`check job` has them), as squeue's REASON column is short."""
+    return (waiting or "").split(": ", 1)[0].split(" (last down", 1)[0]
 
 
 def more_jobs(count: int, last_id: int, command: str) -> str:

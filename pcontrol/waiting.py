@@ -28,8 +28,8 @@ def _host_state(name: str, host: Host, noskew: bool = False) -> str | None:
         return f"host {name} is OFF (pcontrol host on {name})"
     if host.state is HostState.DOWN:
         return f"host {name} is DOWN" + (f": {host.reason}" if host.reason else "")
-    if host.state is HostState.CONNECTING:
-        return f"host {name} is connecting"
+    if host.state is HostState.CONNECTING:  # (a retry after a failure: that failure says most)
+        return f"host {name} is connecting" + (f" (last down: {host.reason})" if host.reason else "")
     if host.free_slots == 0:
         return f"no free slot on {name} ({len(host.running)} of {host.agent_slots} busy)"
     if noskew and host.agent.get("skewed"):
@@ -55,6 +55,9 @@ def why_pending(job: Job, hosts: Mapping[str, Host], now: float | None = None) -
         return "no hosts (pcontrol host add NAME)"
     up = [host for host in hosts.values() if host.enabled and host.state in _UP]
     if not up:
+        if len(hosts) == 1:  # (the one host a first script adds, say: what is wrong with it)
+            name, host = next(iter(hosts.items()))
+            return f"no host is up: {_host_state(name, host)}"
         counts = Counter("OFF" if not h.enabled else h.state.value for h in hosts.values())
         return "no host is up (" + ", ".join(f"{n} {state}" for state, n in sorted(counts.items())) + ")"
     if not any(host.free_slots for host in up):

@@ -202,6 +202,10 @@ class Backend(Protocol):
     def jobs_out(self) -> int:
         """Jobs submitted here that have not ended."""
 
+    async def why_out(self) -> str | None:
+        """Why its jobs out have not ended, where the backend knows more than sched does (a
+        controller's jobs that wait for a host), for `wait`'s timeout; None: nothing to add."""
+
 
 class WithoutController:
     """The parts of a Backend with no controller behind it, to inherit: nothing of an earlier
@@ -227,3 +231,6 @@ class WithoutController:
 
     async def aclose(self) -> None:
         pass
+
+    async def why_out(self) -> str | None:
+        return None

@@ -174,6 +174,11 @@ class LocalBackend:
     async def connect(self) -> None:
         """Always ready."""
 
+    async def why_out(self) -> str | None:
+        if self._held:
+            return f"{len(self._held)} local job(s) wait for one of the {len(self.running)} running to end (see above)"
+        return None
+
     def jobs_out(self) -> int:
         return len(self.running)
 

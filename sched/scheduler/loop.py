@@ -64,6 +64,8 @@ DEFAULT_OUTPUT_LIMIT = 1 << 20
 """Bytes of each output stream kept per job (the rest is counted, and noted as cut)."""
 LOOK_RETRY = 1.0
 """Seconds at least before a task whose look raised is looked at again (Scheduler._look_failed)."""
+WHY_OUT_WAIT = 3.0
+"""Seconds `wait`'s timeout waits for a backend to say why its jobs are out (Scheduler.why_out)."""
 
 
 class Dispatcher(Protocol):
@@ -841,6 +843,20 @@ class Scheduler:
                 self._wait_at = i
                 return False
         return next(self._going(None), None) is None
+
+    async def why_out(self) -> list[str]:
+        """What the backends with jobs out say of them (`wait`'s timeout adds it to its message):
+        a controller's pending jobs and why they wait, say. Each asked for WHY_OUT_WAIT s at most."""
+        notes = []
+        for backend in (self.local, self.remote):
+            if backend.jobs_out():
+                try:
+                    note = await asyncio.wait_for(backend.why_out(), WHY_OUT_WAIT)
+                except asyncio.TimeoutError:
+                    note = f"no word from the backend within {WHY_OUT_WAIT:g} s"
+                if note:
+                    notes.append(note)
+        return notes
 
     def _keeps_waiting(self, entry: TaskEntry) -> bool:
         """`wait` waits for this task: it has jobs out, or it is to make more (not paused)."""

@@ -41,7 +41,7 @@ import asyncio
 import logging
 import os
 import socket
-from collections import deque
+from collections import Counter, deque
 from pathlib import Path
 from typing import Any, Callable, Protocol
 
@@ -78,6 +78,8 @@ keep that its exit macro begins (a full disk): the macro does not run unrecorded
 HARVEST_DURABLE = 30.0
 """Seconds after the controller answered a harvest (on a connection still up) when its key
 leaves the harvest log: by then the controller's journal has it."""
+WHY_OUT_JOBS = 50
+"""How many of its pending jobs `wait`'s timeout asks the controller about (why_out)."""
 EVENTS_WANTED = frozenset({Interest.START, Interest.END, Interest.HOST, Interest.ALERT})
 """The events the link acts on: its jobs starting and ending, hosts coming and going (for
 completion), and alerts about hosts (for the script's `alerts` queue, alertqueue.py); not every
@@ -612,6 +614,21 @@ class ControllerLink:
             if self._refused:
                 self._refused = False
                 self.sched.report("controller takes jobs again")
+
+    async def why_out(self) -> str | None:
+        """The controller's word on our jobs that wait there (or why it cannot be asked)."""
+        if not self.connected:  # (why was said when it was found, once: not again here)
+            return "not connected to the controller (why: said above)"
+        try:
+            records = await self.client.call("jobs", "-owner", self.owner, "-state", "PENDING", "-limit",
+                                             str(WHY_OUT_JOBS), "-json")
+        except ClientError as exc:
+            return f"the controller could not say why its jobs wait: {exc}"
+        reasons = Counter(str(r.get("waiting") or "pending") for r in records if isinstance(r, dict))
+        if not reasons:
+            return None
+        more = " ..." if len(records) >= WHY_OUT_JOBS else ""
+        return "at the controller: " + "; ".join(f"{n} pending: {why}" for why, n in reasons.most_common(3)) + more
 
     def _unknown_host(self, job: Job) -> None:
         """`job` prefers a host the controller does not have (a typo, say): it runs on any host,

@@ -132,6 +132,22 @@ def test_a_preferred_host_the_controller_lacks_is_said_once_and_its_jobs_run_els
     sh.close()
 
 
+def test_a_wait_that_runs_out_says_why_the_controllers_jobs_wait(home, tmp_path):
+    """A newcomer's first script: a host that cannot be reached, `wait -timeout`: the message
+    says what the controller knows (the job waits for a host, and what is wrong with it)."""
+    script = tmp_path / "first.sched"
+    script.write_text("controller host add far -connect {/no/such/agent}\n"
+                      "task t\n  command true\n  nmax 1\nend\nrun\nwait -timeout 2\n")
+    done = subprocess.run([*SCHED, str(script)], capture_output=True, text=True, timeout=60,
+                          env=dict(os.environ, SCHED_HOME=str(home)))
+    assert done.returncode == 1
+    said = done.stderr.splitlines()
+    timed_out = next(line for line in said if "wait: timed out after 2 s" in line)
+    assert "still waiting for: t (1/1 made, 1 out); at the controller: 1 pending: no host is up: host far is " \
+        in timed_out, said
+    assert "/no/such/agent" in timed_out, said
+
+
 def test_host_lost_mid_job_ends_down(home):
     sh = Shell()
     sh.run("task long\n  command sleep 60\n  nmax 1\n  task.exit down\n    echo down $job_id $job_state\n  end\nend\nrun")

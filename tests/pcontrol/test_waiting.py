@@ -50,6 +50,9 @@ TABLE = [
     (_job("n1", True), {"n2": N2_CONNECTING}, "required host n1 unknown (pcontrol host add n1)"),
     (_job("n2", True), {"n2": N2_CONNECTING}, "required host n2 is connecting"),
     (_job(), {}, "no hosts (pcontrol host add NAME)"),
+    (_job(), {"n1": N1_DOWN}, "no host is up: host n1 is DOWN: connection refused (is sshd running there?): ..."),
+    (_job(), {"n3": _host("n3", HostState.CONNECTING, reason="could not resolve the host name: ...")},
+     "no host is up: host n3 is connecting (last down: could not resolve the host name: ...)"),
     (_job(), {"n1": N1_DOWN, "n2": N2_CONNECTING}, "no host is up (1 CONNECTING, 1 DOWN)"),
     (_job(), {"n1": N1_OFF, "n2": N2_CONNECTING}, "no host is up (1 CONNECTING, 1 OFF)"),
     (_job("n2"), {"n1": N1_BUSY, "n2": N1_DOWN}, "no free slot (2 of 2 slots busy on 1 host)"),
@@ -116,3 +119,15 @@ def test_check_job_and_jobs_say_why_a_job_waits(daemon: str):
     _pcontrol(home, "host", "off", "far")
     assert "waiting:   required host far is OFF (pcontrol host on far)" in _pcontrol(home, "check", "job", down)
     _pcontrol(home, "kill", running)
+
+
+@pytest.mark.parametrize("waiting, short", [
+    ("required host n1 is DOWN: connection refused", "required host n1 is DOWN"),
+    ("required host n2 is connecting (last down: could not resolve: x)", "required host n2 is connecting"),
+    ("no host is up: host n1 is DOWN: refused", "no host is up"),
+    ("no host is up (1 CONNECTING, 1 DOWN)", "no host is up (1 CONNECTING, 1 DOWN)"),
+])
+def test_the_jobs_table_says_the_reason_short(waiting, short):
+    from pcontrol.textfmt import _short_waiting  # (the OUTCOME column of a PENDING job)
+
+    assert _short_waiting(waiting) == short

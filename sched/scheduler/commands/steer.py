@@ -328,7 +328,9 @@ def cmd_wait(interp: Any, argv: list[str]) -> str:
         run_until(waiting(), "wait")
     except asyncio.TimeoutError:
         waiting_for = "; ".join(sched.still_waiting(target)) or "nothing (it ended as the time ran out)"
-        raise ScriptError(f"wait: timed out after {timeout:g} s; still waiting for: {waiting_for}") from None
+        notes = run_until(sched.why_out(), "wait")
+        said = "".join(f"; {note}" for note in notes)
+        raise ScriptError(f"wait: timed out after {timeout:g} s; still waiting for: {waiting_for}{said}") from None
     finally:
         if not future.done():
             future.cancel()
