@@ -180,7 +180,7 @@ class LocalBackend:
         return None
 
     def jobs_out(self) -> int:
-        return len(self.running)
+        return len(self.running) + len(self._held)
 
     async def aclose(self) -> None:
         """Kill the jobs still running and wait (up to KILL_WAIT s) for them to end."""
