@@ -277,7 +277,11 @@ class RunningJob:
             env.update((os.fsencode(k), os.fsencode(v)) for k, v in spec.env.items())
         env[_TOKEN_VAR_B] = self.token.encode()
         if spec.mailbox:
-            self._mail = Mailbox.open(spec.job_id, spec.inbox)
+            try:
+                self._mail = Mailbox.open(spec.job_id, spec.inbox)
+            except OSError as exc:  # its messages cannot be handed to it (a full disk): not run without them
+                self._fail_start(StartFailure.NOT_FOUND, f"cannot start {spec.argv[0]!r}: {exc.strerror or exc}")
+                return
             for name, value in self._mail.env.items():
                 env[os.fsencode(name)] = os.fsencode(value)
         made: list[int] = []

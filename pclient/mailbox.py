@@ -2,6 +2,7 @@
 write ($PSCHED_OUTBOX), for sched's switchboard of messages between jobs.
 
     box = Mailbox.open("17", ["probe-router host unreachable"])   # files made; box.env for the job
+                                    # (OSError: its messages cannot be written, a full disk)
     lines, note = box.collect()     # once the job has ended: its outbox lines; both files gone
 
 Each job gets two files in a private directory (mode 0700) that this process makes once under
@@ -56,8 +57,11 @@ class Mailbox:
 
     @classmethod
     def open(cls, job_id: str, inbox: Sequence[str] = (), base: Union[str, None] = None) -> "Mailbox":
-        """Make the job's inbox; a mailbox without files if that fails (logged)."""
+        """Make the job's inbox; a mailbox without files if that fails (logged). An inbox that
+        holds messages and cannot be written (a full disk) raises OSError instead, its file
+        removed: a job that ran without them would lose them unseen."""
         safe = job_id if job_id.isalnum() else "".join(c if c.isalnum() or c in "._-" else "_" for c in job_id)
+        path = made_here = None
         try:
             serial = next(_SERIAL)
 
@@ -77,6 +81,7 @@ class Mailbox:
                 except FileNotFoundError:  # our directory was removed (a cleaner of /tmp): again
                     stem, path = names(_directory(base, made_again=True))
                     fd = os.open(path, _CREATE, 0o600)
+                made_here = path
                 try:
                     data = "".join(line + "\n" for line in inbox).encode("utf-8", "replace")
                     while data:
@@ -84,6 +89,12 @@ class Mailbox:
                 finally:
                     os.close(fd)
         except OSError as exc:
+            if made_here is not None:
+                _remove(made_here)
+            if inbox:
+                where = os.path.dirname(path) if path else (base or "the temporary directory")
+                raise OSError(exc.errno, f"cannot write its inbox ({len(inbox)} message(s)) in {where}: "
+                                         f"{exc.strerror or exc}") from None
             log.warning("job %s: no mailbox: %s", job_id, exc)
             return cls()
         return cls(path, stem + ".out")
