@@ -100,6 +100,9 @@ FENCED = (Run, Kill, Prepare, Go)
 
 FETCH_MAX = 1 << 20
 """Most bytes of a spooled stream sent in one `chunk` (base64 makes the line 4/3 of it)."""
+SPOOL_TROUBLE_EVERY = 600.0
+"""Seconds between two words to the controller that spooled outputs cannot be kept (a disk
+nearly full fails the long outputs and keeps the short ones: no word a job)."""
 
 log = logging.getLogger(__name__)
 
@@ -299,6 +302,12 @@ class Agent:
         }
         self.spool = Spool.default()
         """Where jobs run with `spool` keep their whole output (pclient.spool)."""
+        self._spool_said: Union[float, None] = None
+        """When (time.monotonic) the controller was last told that a spooled output could not be
+        kept (a full disk); `_spool_cut`: the jobs so since then; `_spool_failing`: the last
+        spooled job's output was not kept whole."""
+        self._spool_cut = 0
+        self._spool_failing = False
         self._sync = SyncStarter(self._send_message, self._report_sync_end, kill_grace=kill_grace,
                                  clock=clock)
         """Jobs of synchronized runs (pclient.syncstart): prepared at a gate, started at an instant."""
@@ -454,7 +463,8 @@ class Agent:
             try:
                 files = self._spool().files(msg.job)
             except (OSError, ValueError) as exc:
-                log.warning("job %s: cannot spool its output (%s); only its head is kept", msg.job, exc)
+                self._spool_failed(msg.job, f"cannot write {getattr(exc, 'filename', None) or self._spool().directory}: "
+                                            f"{getattr(exc, 'strerror', None) or exc}")
         spec = JobSpec(job_id=msg.job, argv=msg.argv, cwd=msg.cwd, env=env, timeout=msg.timeout,
                        output_limit=msg.output_limit, kill_grace=self.kill_grace,
                        stdout_file=files[0], stderr_file=files[1], mailbox=msg.mailbox, inbox=msg.inbox)
@@ -462,6 +472,27 @@ class Agent:
         job = begin_job(spec, on_started=self._job_started, threaded=True)
         self._running[msg.job] = job
         job.when_done(lambda result: self._job_ended(job, result))
+
+    def _spool_failed(self, job_id: str, why: str) -> None:
+        """A spooled job's output could not be kept whole: only its head reaches the controller.
+        Said to the controller (an `error` without a job: its log) at most once every
+        SPOOL_TROUBLE_EVERY seconds; each job in our log."""
+        self._spool_cut += 1
+        self._spool_failing = True
+        now = time.monotonic()
+        if self._spool_said is not None and now - self._spool_said < SPOOL_TROUBLE_EVERY:
+            log.info("job %s: only the head of its output is kept: %s", job_id, why)
+            return
+        since = f"; {self._spool_cut - 1} more job(s) so since the last word" if self._spool_said is not None else ""
+        self._spool_said, self._spool_cut = now, 0
+        text = (f"cannot spool the output of job {job_id} ({why}): only the head of a spooled job's "
+                f"output reaches the controller while this lasts{since} (said at most once every "
+                f"{SPOOL_TROUBLE_EVERY / 60:g} minutes)")
+        log.warning("%s", text)
+        self._send_now(encode(Error(reason=text)))
+
+    def _drop_soon(self, job_id: str) -> None:
+        asyncio.get_running_loop().run_in_executor(None, self._spool().drop, job_id)
 
     def _agent_mark(self) -> str:
         assert self._token is not None and self._name is not None
@@ -494,9 +525,17 @@ class Agent:
             self._send_started(job)
         log.info("job %s: %s status=%s signal=%s after %.3f s", job.job_id, result.outcome.value,
                  result.status, result.signal, result.elapsed)
+        unwritten = job.unwritten
         for error in result.output_errors:
-            log.warning("job %s: %s", job.job_id, error)
-        spooled = job.spec.stdout_file is not None and not result.output_errors
+            if error not in unwritten:
+                log.warning("job %s: %s", job.job_id, error)
+        spooled = job.spec.stdout_file is not None and not unwritten
+        if unwritten:
+            self._spool_failed(job.job_id, "; ".join(unwritten))
+            self._drop_soon(job.job_id)  # a stream kept without the other is never fetched
+        elif spooled and self._spool_failing:
+            self._spool_failing = False
+            log.info("job %s: its output is spooled whole again", job.job_id)
         line = ended_message(result, spooled=spooled)
         if self._keep_results:
             self._unacked[job.job_id] = (line, None)

@@ -230,6 +230,12 @@ class RunningJob:
         """How the job ended, once it has."""
         return self._result
 
+    @property
+    def unwritten(self) -> tuple:
+        """Why the spec's stdout_file / stderr_file could not be written (empty: both were, or
+        there are none); the result's `output_errors` also hold the outbox's note."""
+        return tuple(e for e in (self._out.error, self._err.error) if e)
+
     async def wait(self) -> JobResult:
         """The job's result, once it has ended.  Cancelling the wait does not stop the job."""
         if self._future is None:
