@@ -86,6 +86,9 @@ completion), and alerts about hosts (for the script's `alerts` queue, alertqueue
 state on the way, nor hosts filling and freeing slots."""
 SUBMIT_BATCH = 256
 """Most jobs in one batch of submissions."""
+UNSPOOLED_EVERY = 600.0
+"""Seconds between two reports, for one task, of a job whose host kept only the head of its
+output for the task's files (its agent could not spool it: a full disk there)."""
 PULL_AHEAD = 600.0
 """Seconds before its planned start that a job for a pull probe is made (with that start as its
 -not-before): the controller hands it to the probe at its check-in before that time, telling it
@@ -307,6 +310,7 @@ class ControllerLink:
         self.foreign: Callable[[dict[str, Any]], bool] | None = None  # a pool's leader: jobs it settles elsewhere
         self._gating: set[int] = set()  # jobs waiting at the gate
         self._through: set[int] = set()  # jobs the gate let through
+        self._unspooled: dict[str, tuple[float, int]] = {}  # task -> (when said, jobs cut since)
 
     # --- Backend ------------------------------------------------------------------------------
 
@@ -792,7 +796,30 @@ class ControllerLink:
             if job_key(record) not in self.harvests:  # else fetched before an earlier sched's macro began
                 for error in await fetch_into_files(self.client, cid, job.outputs):
                     self.sched.report(f"task {job.task} job {job.id}: {error}")
+        elif job.outputs:
+            self._say_unspooled(job, record)
         self._finish(job, record, written)
+
+    def _say_unspooled(self, job: Job, record: dict[str, Any]) -> None:
+        """The job's host did not keep its whole output (not spooled there): the task's files get
+        the head, whose last line says it was cut. Reported at most once every UNSPOOLED_EVERY
+        seconds for a task, with the count of the jobs so since (a full disk on a host cuts
+        every long output until there is room)."""
+        cut = [stream for stream in job.outputs if record.get(f"{stream}_truncated")]
+        if not cut:
+            return  # (the head is the whole output: the files get every byte)
+        now = get_loop().time()
+        said, since = self._unspooled.get(job.task, (None, 0))
+        if said is not None and now - said < UNSPOOLED_EVERY:
+            self._unspooled[job.task] = (said, since + 1)
+            return
+        self._unspooled[job.task] = (now, 0)
+        sizes = " and ".join(f"{stream} ({record.get(stream + '_bytes')} bytes)" for stream in cut)
+        more = f"; {since} more job(s) of the task so since the last report" if said is not None else ""
+        self.sched.report(
+            f"task {job.task} job {job.id}: host {record.get('ran_on') or '?'} did not keep its whole "
+            f"{sizes} (not spooled there: pcontrol's log says why): the file gets the head, whose "
+            f"last line says it was cut{more} (said at most once every {UNSPOOLED_EVERY / 60:g} minutes)")
 
     def _finish(self, job: Job, record: dict[str, Any], written: tuple[str, ...] = (), lazy: bool = False) -> None:
         """Mark the harvest begun, run the exit macro, mark it ended, then acknowledge at the
