@@ -286,7 +286,7 @@ class RunningJob:
             try:
                 self._mail = Mailbox.open(spec.job_id, spec.inbox)
             except OSError as exc:  # its messages cannot be handed to it (a full disk): not run without them
-                self._fail_start(StartFailure.NOT_FOUND, f"cannot start {spec.argv[0]!r}: {exc.strerror or exc}")
+                self._start_failed(exc)
                 return
             for name, value in self._mail.env.items():
                 env[os.fsencode(name)] = os.fsencode(value)
