@@ -24,7 +24,7 @@ import signal
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from pcontrol.address import parse_host_port
 from pcontrol.secret import SecretError, read_secret, secret_path
@@ -35,7 +35,7 @@ from .repl import Shell
 from .server import ServerPaths, running_pid
 from .serverlink import ServerGone, ServerLink
 from .serverwire import Op, Output, Reply, WireError
-from .session import ExitStatus, InterruptHandler
+from .session import ExitStatus, InterruptHandler, complete_commands
 
 __all__ = ["AttachedShell", "Remote", "PoolDialer", "attach", "stop", "DETACH"]
 
@@ -242,25 +242,21 @@ class AttachedShell(Shell):
 
 
 def attach(one_script: str | None = None, *, input: Any = None, output: Any = None,
-           remote: Remote | None = None) -> int:
-    """`sched --attach` (the prompt) or `sched -c SCRIPT --attach` (one script); over TCP with `remote`."""
+           remote: Remote | None = None, commands: TextIO | None = None) -> int:
+    """`sched --attach` (the prompt) or `sched -c SCRIPT --attach` (one script); over TCP with
+    `remote`. `commands`: a stream that is not a terminal (`echo status | sched --attach`, cron),
+    whose commands run in the server one by one, each as soon as it is complete, as a `-c`
+    script does: only their own output, no prompt, and the first error ends it (status 1)."""
     paths = ServerPaths.for_home()
-    link = _connect(paths, _print_output if one_script is None else _print_own_output, remote)
+    link = _connect(paths, _print_output if one_script is None and commands is None else _print_own_output, remote)
     if link is None:
         return ExitStatus.SCRIPT_FAILED
     try:
         if one_script is not None:
-            try:
-                reply = call(link, Op.EVAL, one_script)
-            except ServerGone as err:
-                print(f"sched: {err}", file=sys.stderr)
-                return ExitStatus.SCRIPT_FAILED
-            if not reply.ok:
-                print(reply.text, file=sys.stderr)
-                return ExitStatus.SCRIPT_FAILED
-            if reply.text and not reply.leaving:
-                print(reply.text)
-            return reply.status if reply.leaving and reply.status is not None else ExitStatus.OK
+            status = _run_one(link, one_script)
+            return ExitStatus.OK if status is None else status
+        if commands is not None:
+            return _run_commands(link, commands)
         interrupts = InterruptHandler(Interp(), idle_raises=False)
         with interrupts.installed():
             print(f"sched: {_greeting(link)}; `{DETACH}` or Ctrl-D leaves it running", file=sys.stderr)
@@ -271,6 +267,35 @@ def attach(one_script: str | None = None, *, input: Any = None, output: Any = No
                 link = shell.link
     finally:
         link.close()
+
+
+def _run_one(link: ServerLink, script: str) -> int | None:
+    """Run `script` in the server, its result printed; None, or the status to leave with (an
+    error: 1; a `quit` in it: its status)."""
+    try:
+        reply = call(link, Op.EVAL, script)
+    except ServerGone as err:
+        print(f"sched: {err}", file=sys.stderr)
+        return ExitStatus.SCRIPT_FAILED
+    if not reply.ok:
+        print(reply.text, file=sys.stderr)
+        return ExitStatus.SCRIPT_FAILED
+    if reply.leaving:
+        return reply.status if reply.status is not None else ExitStatus.OK
+    if reply.text:
+        print(reply.text)
+    return None
+
+
+def _run_commands(link: ServerLink, commands: TextIO) -> int:
+    """The commands of `commands`, each run as soon as it is complete (`_run_one`); `detach`
+    alone on a line ends them."""
+    for text, _ in complete_commands(commands):
+        if text.strip() == DETACH:
+            break
+        if text.strip() and (status := _run_one(link, text)) is not None:
+            return status
+    return ExitStatus.OK
 
 
 def _process_end(pid: int) -> "asyncio.Future[None]":

@@ -38,9 +38,8 @@ from ..scheduler.extkeys import SCHED_NAME_KEY, SCHEDULER_KEY
 from ..lang.interp import Interp
 from ..lang.lazylog import lazy_logger, when_loaded
 from ..lang.lazylog import load as load_logging
-from ..lang.openness import OpenTracker
 from ..lang.scripttext import SCRIPT_ERRORS
-from .session import ExitStatus, InterruptHandler, QuitRequest, needs_more, run_exit_hooks
+from .session import ExitStatus, InterruptHandler, QuitRequest, complete_commands, run_exit_hooks
 from .stopsignals import StopSignals
 
 if TYPE_CHECKING:
@@ -86,21 +85,8 @@ def run_stream(interp: Any, stream: TextIO, interrupts: InterruptHandler, file: 
 
     Raises the first SchedError, with positions counted from the stream's first line.
     """
-    pending: list[str] = []
-    first_line = line_count = 0
-    tracker = OpenTracker()  # looks at each line of a long block once
-    for line in _lines(stream):
-        line_count += 1
-        if not pending:
-            first_line = line_count
-        pending.append(line)
-        text = "".join(pending)
-        if needs_more(text, tracker) is not None:
-            continue
-        pending = []
+    for text, first_line in complete_commands(_lines(stream)):
         _run_text(interp, text, file, first_line, interrupts)
-    if pending:
-        _run_text(interp, "".join(pending), file, first_line, interrupts)
 
 
 def _run_text(interp: Any, text: str, file: str, line0: int, interrupts: InterruptHandler) -> str:
@@ -219,7 +205,10 @@ def _main(args: argparse.Namespace) -> int:
         from . import attached  # the client side only: not the scheduler
 
         remote = attached.Remote(args.connect, args.secret_file) if args.connect is not None else None
-        return attached.stop(remote) if args.stop else attached.attach(args.script, remote=remote)
+        if args.stop:
+            return attached.stop(remote)
+        piped = sys.stdin if args.script is None and not _is_terminal(sys.stdin) else None
+        return attached.attach(args.script, remote=remote, commands=piped)
     if args.serve and not args.foreground:
         if args.script is not None:
             _usage_error("-c goes with --attach, not --serve")

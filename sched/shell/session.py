@@ -17,8 +17,9 @@
   the event loop runs: a wait that can be interrupted has its own handler
   (psched.scheduler.eventloop.run_until), and callbacks are never stopped half-way. A child
   program the script is waiting for gets the terminal's SIGINT itself.
-- `needs_more(text)`: what is still open at the end of some input (the pipe reader and the
-  prompt both ask it before running what they have).
+- `needs_more(text)`: what is still open at the end of some input (the prompt asks it before
+  running what it has); `complete_commands(lines)`: the commands of piped lines, each once it is
+  complete (sched's stdin, and an attached prompt's when it is not a terminal).
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ import signal
 import threading
 from contextlib import contextmanager
 from enum import IntEnum
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
 from ..lang.errors import IncompleteError, QuitRequest, ScriptError
 from ..lang.openness import OpenTracker
@@ -40,7 +41,7 @@ from ..scheduler.eventloop import loop_running
 log = lazy_logger(__name__)  # logging loads at the first message (start-up)
 
 __all__ = ["ExitStatus", "QuitRequest", "add_quit_check", "quit_vetoes", "add_exit_hook", "run_exit_hooks",
-           "InterruptHandler", "needs_more"]
+           "InterruptHandler", "complete_commands", "needs_more"]
 
 
 class ExitStatus(IntEnum):
@@ -209,3 +210,23 @@ def needs_more(text: str, tracker: OpenTracker | None = None) -> IncompleteError
     (psched.lang.openness).
     """
     return open_at_end(text, tracker)
+
+
+def complete_commands(lines: Iterable[str]) -> Iterator[tuple[str, int]]:
+    """Each command (or block) of `lines` as soon as it is complete, with the number of its
+    first line; what is left open at the end comes last, as it is (its error is the parser's)."""
+    pending: list[str] = []
+    first = count = 0
+    tracker = OpenTracker()  # looks at each line of a long block once
+    for line in lines:
+        count += 1
+        if not pending:
+            first = count
+        pending.append(line)
+        text = "".join(pending)
+        if needs_more(text, tracker) is not None:
+            continue
+        pending = []
+        yield text, first
+    if pending:
+        yield "".join(pending), first

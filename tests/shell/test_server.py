@@ -73,6 +73,22 @@ def test_serve_runs_headless_and_one_shot_commands_reach_it(server, sched_env):
     assert gone.returncode == 1 and "no server runs" in gone.stderr
 
 
+def test_commands_piped_to_attach_run_one_by_one_without_a_prompt(server, sched_env):
+    """`echo ... | sched --attach` (cron, another script): each command runs in the server once
+    it is complete, only their output comes back (no prompt, no greeting, no terminal codes), and
+    the first error ends it with status 1; `detach` alone ends it with 0."""
+    start, _home = server
+    assert start().returncode == 0
+    piped = subprocess.run(SCHED_COMMAND + ["--attach"], env=sched_env, capture_output=True, text=True, timeout=60,
+                           input="shout\nset x 5\nif {$x > 1} {\n  puts big\n}\nmacro m\n  return m-ran\nend\n"
+                                 "m\nexpr {1/0}\nputs never\n")
+    assert (piped.returncode, piped.stdout) == (1, "SHOUT-42\n5\nbig\nm-ran\n"), piped
+    assert "divide by zero" in piped.stderr and "sched>" not in piped.stderr + piped.stdout
+    left = subprocess.run(SCHED_COMMAND + ["--attach"], env=sched_env, capture_output=True, text=True, timeout=60,
+                          input="puts a\ndetach\nputs b\n")
+    assert (left.returncode, left.stdout, left.stderr) == (0, "a\n", "")
+
+
 def test_a_script_error_is_reported_and_no_server_is_left(server, sched_env):
     start, home = server
     started = start("set x 1\nnosuchcommand here\n")
