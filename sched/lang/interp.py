@@ -224,9 +224,10 @@ class Interp:
 
     # --- evaluation ---------------------------------------------------------------------------
 
-    def eval(self, text: str, file: str = "<string>") -> str:
-        """Parse and run a script; `return` at the top level ends it with its value."""
-        script = self.read(text, file)
+    def eval(self, text: str, file: str = "<string>", line0: int = 1) -> str:
+        """Parse and run a script (its first line is line `line0` of `file`); `return` at the
+        top level ends it with its value."""
+        script = self.read(text, file, line0)
         saved = self.current_file
         self.current_file = file
         try:

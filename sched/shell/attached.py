@@ -145,12 +145,12 @@ class PoolDialer:
         return found
 
 
-def call(link: ServerLink, op: Op, script: str = "", force: bool = False) -> Reply:
+def call(link: ServerLink, op: Op, script: str = "", force: bool = False, line: int = 1) -> Reply:
     """One request, waited for with the loop running; Ctrl-C meanwhile interrupts it in the server."""
     loop = get_loop()
     loop.add_signal_handler(signal.SIGINT, link.interrupt)
     try:
-        return run_until(link.request(op, script, force), "waiting for the server", interruptible=False)
+        return run_until(link.request(op, script, force, line), "waiting for the server", interruptible=False)
     finally:
         loop.remove_signal_handler(signal.SIGINT)
 
@@ -269,11 +269,11 @@ def attach(one_script: str | None = None, *, input: Any = None, output: Any = No
         link.close()
 
 
-def _run_one(link: ServerLink, script: str) -> int | None:
-    """Run `script` in the server, its result printed; None, or the status to leave with (an
-    error: 1; a `quit` in it: its status)."""
+def _run_one(link: ServerLink, script: str, line: int = 1) -> int | None:
+    """Run `script` (its first line: `line`) in the server, its result printed; None, or the
+    status to leave with (an error: 1; a `quit` in it: its status)."""
     try:
-        reply = call(link, Op.EVAL, script)
+        reply = call(link, Op.EVAL, script, line=line)
     except ServerGone as err:
         print(f"sched: {err}", file=sys.stderr)
         return ExitStatus.SCRIPT_FAILED
@@ -290,10 +290,10 @@ def _run_one(link: ServerLink, script: str) -> int | None:
 def _run_commands(link: ServerLink, commands: TextIO) -> int:
     """The commands of `commands`, each run as soon as it is complete (`_run_one`); `detach`
     alone on a line ends them."""
-    for text, _ in complete_commands(commands):
+    for text, line in complete_commands(commands):
         if text.strip() == DETACH:
             break
-        if text.strip() and (status := _run_one(link, text)) is not None:
+        if text.strip() and (status := _run_one(link, text, line)) is not None:
             return status
     return ExitStatus.OK
 

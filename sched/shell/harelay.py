@@ -185,7 +185,7 @@ class LeaderRelay:
         assert relayed.link is not None
         relayed.in_flight, relayed.abandoned = request.id, None
         try:
-            reply = await relayed.link.request(request.op, request.script, request.force)
+            reply = await relayed.link.request(request.op, request.script, request.force, request.line)
         except ServerGone as err:
             return refuse(relayed.abandoned or (
                 f"the leader at {address} went away before it answered ({err}); the command may have "

@@ -414,7 +414,7 @@ class Server:
         self.interp.interactive = True
         try:
             with self.interrupts.running():
-                result = self.interp.eval(request.script, INPUT_FILE)
+                result = self.interp.eval(request.script, INPUT_FILE, request.line)
         except SchedError as err:
             answer(Reply(request.id, False, err.render()))
             return None

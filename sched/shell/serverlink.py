@@ -141,10 +141,10 @@ class ServerLink:
         if not self.gone.done():
             self.gone.set_result(reason)
 
-    async def request(self, op: Op, script: str = "", force: bool = False) -> Reply:
+    async def request(self, op: Op, script: str = "", force: bool = False, line: int = 1) -> Reply:
         if self.gone.done():
             raise ServerGone(self.gone.result())
-        request = Request(next(self._ids), op, script, force)
+        request = Request(next(self._ids), op, script, force, line)
         waiter = asyncio.get_running_loop().create_future()
         self._waiting[request.id] = waiter
         try:

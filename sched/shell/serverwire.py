@@ -52,6 +52,8 @@ class Request:
     op: Op
     script: str = ""
     force: bool = False
+    line: int = 1                    #: the script's first line is this line of what the prompt read
+                                     #: (commands piped to `sched --attach`: errors say their line)
 
 
 @dataclass(frozen=True)
@@ -124,7 +126,7 @@ def decode_request(line: bytes) -> Request:
         raise WireError(f"unknown op {body.get('op')!r} (should be one of "
                         f"{', '.join(o.value for o in Op)})") from None
     return Request(id=_field(body, "id", int), op=op, script=_field(body, "script", str, ""),
-                   force=_field(body, "force", bool, False))
+                   force=_field(body, "force", bool, False), line=_field(body, "line", int, 1))
 
 
 def decode_server_message(line: bytes) -> ServerMessage:

@@ -83,7 +83,7 @@ def test_commands_piped_to_attach_run_one_by_one_without_a_prompt(server, sched_
                            input="shout\nset x 5\nif {$x > 1} {\n  puts big\n}\nmacro m\n  return m-ran\nend\n"
                                  "m\nexpr {1/0}\nputs never\n")
     assert (piped.returncode, piped.stdout) == (1, "SHOUT-42\n5\nbig\nm-ran\n"), piped
-    assert "divide by zero" in piped.stderr and "sched>" not in piped.stderr + piped.stdout
+    assert "<input>:10:8: divide by zero" in piped.stderr and "sched>" not in piped.stderr + piped.stdout
     left = subprocess.run(SCHED_COMMAND + ["--attach"], env=sched_env, capture_output=True, text=True, timeout=60,
                           input="puts a\ndetach\nputs b\n")
     assert (left.returncode, left.stdout, left.stderr) == (0, "a\n", "")
