@@ -71,7 +71,8 @@ def _lines(stream: TextIO) -> Iterator[str]:
                     return
         except (OSError, ValueError) as err:  # (the rest of the script is not run: an error, not an end)
             put(err)
-        put(None)
+        finally:  # (whatever happened here, the loop waiting for a line hears the end)
+            put(None)
 
     threading.Thread(target=reader, name="sched-stdin", daemon=True).start()
     while (line := run_until(queue.get(), "reading commands", interruptible=False)) is not None:
@@ -150,6 +151,8 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of the `sched` console command; returns the exit status."""
     if argv is None:
         argv = sys.argv[1:]
+    if sys.stdin is None or sys.stdout is None or sys.stderr is None:
+        _standard_streams()
     args = _plain_options(argv)
     if args is None:
         from .options import argument_parser  # only for a command line that is not plain (start-up)
@@ -162,6 +165,21 @@ def main(argv: list[str] | None = None) -> int:
         if status == STEPPED_DOWN:
             restart_as_standby()
     return status
+
+
+def _standard_streams() -> None:
+    """Started with descriptor 0, 1 or 2 closed (`sched FILE <&- >&-`; Python then has None for
+    that stream): /dev/null on it, so that no file opened later takes its number (a write meant
+    for stdout would land in sched.lock or a log), and a stream that reads nothing or writes
+    nowhere, as tclsh's `puts` does then (not an internal error at each `puts`)."""
+    for fd, name, mode in ((0, "stdin", "r"), (1, "stdout", "w"), (2, "stderr", "w")):
+        if getattr(sys, name) is not None:
+            continue
+        try:
+            os.fstat(fd)
+        except OSError:  # closed: the lowest free number is this one
+            os.open(os.devnull, os.O_RDWR)
+        setattr(sys, name, open(fd, mode, encoding="utf-8", errors="surrogateescape", closefd=False))
 
 
 def _ha_options(args: argparse.Namespace) -> list[str]:
@@ -376,7 +394,8 @@ def _run(interp: Any, args: argparse.Namespace, interrupts: InterruptHandler, in
             return interact(interp, interrupts)
         if isinstance(sys.stdin, io.TextIOWrapper):  # (a byte not UTF-8 is its Latin-1 character, as in tclsh)
             sys.stdin.reconfigure(errors=SCRIPT_ERRORS)
-        run_stream(interp, sys.stdin, interrupts)
+        if sys.stdin is not None:  # (None: started with its stdin closed, `sched FILE <&-`: nothing to read)
+            run_stream(interp, sys.stdin, interrupts)
         _wait_for_the_work(interp)
         return ExitStatus.OK
     except SchedError as err:

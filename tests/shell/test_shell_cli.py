@@ -175,6 +175,20 @@ def test_script_bytes_are_read_as_tclsh_reads_them(sched_env, tmp_path):
         assert done.stdout == expected
 
 
+@pytest.mark.parametrize("closed", ["<&-", ">&-", "<&- >&- 2>&-"])
+def test_a_closed_standard_descriptor_neither_hangs_nor_fails(sched_env, tmp_path, closed):
+    """`sched FILE <&-` read its closed stdin after the file (as `sched FILE` reads a pipe) and
+    hung there for good; with stdout closed each `puts` was an internal error. Now the file
+    runs, sched leaves with 0, and `puts` writes nowhere, as tclsh's does."""
+    (tmp_path / "job.sched").write_text("task t\n  command true\n  host LOCAL\n  nmax 2\n  task.exit 0\n"
+                                        "    puts ran\n  end\nend\nrun\nwait\nputs done\n")
+    done = subprocess.run(["sh", "-c", f'exec "$@" {closed}', "sh", *SCHED_COMMAND, "job.sched"], cwd=tmp_path,
+                          env=sched_env, capture_output=True, text=True, timeout=30)
+    assert done.returncode == 0, done.stderr
+    assert "error" not in done.stderr
+    assert done.stdout == ("" if ">&-" in closed else "ran\nran\ndone\n")
+
+
 def test_missing_file(sched, tmp_path):
     done = sched("nope.sched", cwd=tmp_path)
     assert done.returncode == 1
