@@ -25,6 +25,7 @@ terminal.
 
 from __future__ import annotations
 
+import errno
 import io
 import os
 import sys
@@ -32,7 +33,7 @@ import threading
 from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any, Iterator, NoReturn, TextIO
 
-from ..lang.errors import SchedError, ScriptError
+from ..lang.errors import SchedError
 from ..scheduler.eventloop import close_loop, get_loop, run_until, take_leaving
 from ..scheduler.extkeys import SCHED_NAME_KEY, SCHEDULER_KEY
 from ..lang.interp import Interp
@@ -55,9 +56,9 @@ def _lines(stream: TextIO) -> Iterator[str]:
     loop = get_loop()
     import asyncio  # loaded by get_loop (psched.scheduler.eventloop: not loaded for a `sched -c`)
 
-    queue: asyncio.Queue[str | OSError | ValueError | None] = asyncio.Queue()
+    queue: asyncio.Queue[str | None] = asyncio.Queue()
 
-    def put(item: str | OSError | ValueError | None) -> bool:
+    def put(item: str | None) -> bool:
         try:
             loop.call_soon_threadsafe(queue.put_nowait, item)
         except RuntimeError:  # the loop is closed: sched is leaving
@@ -69,15 +70,14 @@ def _lines(stream: TextIO) -> Iterator[str]:
             for line in iter(stream.readline, ""):
                 if not put(line):
                     return
-        except (OSError, ValueError) as err:  # (the rest of the script is not run: an error, not an end)
-            put(err)
+        except (OSError, ValueError) as err:
+            if getattr(err, "errno", None) != errno.EBADF:  # (EBADF: not open for reading, `nohup`'s stdin)
+                log.warning("reading commands stopped: %s", err)
         finally:  # (whatever happened here, the loop waiting for a line hears the end)
             put(None)
 
     threading.Thread(target=reader, name="sched-stdin", daemon=True).start()
     while (line := run_until(queue.get(), "reading commands", interruptible=False)) is not None:
-        if not isinstance(line, str):
-            raise ScriptError(f"reading commands stopped: {line}")
         yield line
 
 
