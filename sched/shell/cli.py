@@ -1,7 +1,8 @@
 """The `sched` command: run scripts, read commands from a pipe, or open the interactive shell.
 
     sched                      the prompt (psched.shell.repl) when stdin is a terminal, else stdin as a script
-    sched FILE...              run the files in order, then as above
+    sched FILE...              run the files in order, then as above (in the background of a
+                               terminal, `sched FILE &`, no prompt: it goes on as a script)
     sched -c SCRIPT            run one script (after any FILEs) and leave
     sched --name NAME ...      a second sched on the same $SCHED_HOME, with files of its own
     sched --version | -h
@@ -238,7 +239,8 @@ def _main(args: argparse.Namespace) -> int:
     interp = Interp()
     if args.name is not None:
         interp.extensions[SCHED_NAME_KEY] = args.name
-    interactive = args.script is None and not args.serve and args.netjobs is None and _is_terminal(sys.stdin)
+    interactive = (args.script is None and not args.serve and args.netjobs is None and _is_terminal(sys.stdin)
+                   and _in_foreground(sys.stdin))  # (`sched FILE &`: no prompt, which would stop it: SIGTTOU)
     if (args.files or args.script is not None) and not args.serve and args.netjobs is None and args.sites is None:
         from ..scheduler.earlystart import EarlyStart  # light: pcontrol only for a script that needs it
 
@@ -350,6 +352,15 @@ def _run_sites(interp: Any, directory: str, interrupts: InterruptHandler) -> int
     return ExitStatus.OK
 
 
+def _in_foreground(stream: TextIO) -> bool:
+    """Whether we are in the foreground of the terminal `stream` is (not `sched FILE &`, whose
+    prompt would be stopped by the terminal, and the scheduler with it)."""
+    try:
+        return os.tcgetpgrp(stream.fileno()) == os.getpgrp()
+    except (OSError, ValueError):
+        return True
+
+
 def _is_terminal(stream: TextIO | None) -> bool:
     try:
         return stream is not None and stream.isatty()
@@ -394,8 +405,8 @@ def _run(interp: Any, args: argparse.Namespace, interrupts: InterruptHandler, in
             return interact(interp, interrupts)
         if isinstance(sys.stdin, io.TextIOWrapper):  # (a byte not UTF-8 is its Latin-1 character, as in tclsh)
             sys.stdin.reconfigure(errors=SCRIPT_ERRORS)
-        if sys.stdin is not None:  # (None: started with its stdin closed, `sched FILE <&-`: nothing to read)
-            run_stream(interp, sys.stdin, interrupts)
+        if sys.stdin is not None and not _is_terminal(sys.stdin):  # (None: closed, `sched FILE <&-`; a terminal
+            run_stream(interp, sys.stdin, interrupts)                  # here: sched runs in the background)
         _wait_for_the_work(interp)
         return ExitStatus.OK
     except SchedError as err:

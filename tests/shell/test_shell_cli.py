@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import os
+import shlex
 import shutil
 import signal
 import subprocess
@@ -187,6 +188,24 @@ def test_a_closed_standard_descriptor_neither_hangs_nor_fails(sched_env, tmp_pat
     assert done.returncode == 0, done.stderr
     assert "error" not in done.stderr and "stopped" not in done.stderr
     assert done.stdout == ("" if ">&-" in closed else "ran\nran\ndone\n")
+
+
+def test_a_script_run_in_the_background_of_a_terminal_is_not_stopped_by_it(sched_env, tmp_path):
+    """`sched FILE &` in an interactive shell: its stdin is the terminal but it is not in the
+    foreground. It opened the prompt after the file, and the terminal stopped it at once
+    (SIGTTOU): the scheduler and its jobs froze. Now it goes on as a script and ends."""
+    (tmp_path / "bg.sched").write_text("task t\n  command true\n  host LOCAL\n  nmax 2\n  task.exit 0\n"
+                                       "    puts ended-$job_id\n  end\nend\nrun\n")
+    command = " ".join(shlex.quote(word) for word in SCHED_COMMAND)
+    shell = pexpect.spawn("bash", ["--norc", "--noprofile", "-i"], cwd=str(tmp_path), env=sched_env,
+                          encoding="utf-8", timeout=30)
+    try:
+        shell.sendline(f"{command} bg.sched & wait $!; echo status=$?")
+        shell.expect(r"status=(\d+)")
+        assert shell.match.group(1) == "0", shell.before
+        assert "ended-1" in shell.before and "ended-2" in shell.before and "Stopped" not in shell.before
+    finally:
+        shell.close(force=True)
 
 
 def test_missing_file(sched, tmp_path):
