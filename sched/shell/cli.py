@@ -1,6 +1,7 @@
 """The `sched` command: run scripts, read commands from a pipe, or open the interactive shell.
 
-    sched                      the prompt (psched.shell.repl) when stdin is a terminal, else stdin as a script
+    sched                      the prompt (psched.shell.repl) when stdin and stdout are terminals,
+                               else stdin as a script (lines read, no prompt)
     sched FILE...              run the files in order, then as above (in the background of a
                                terminal, `sched FILE &`, no prompt: it goes on as a script)
     sched -c SCRIPT            run one script (after any FILEs) and leave
@@ -240,7 +241,8 @@ def _main(args: argparse.Namespace) -> int:
     if args.name is not None:
         interp.extensions[SCHED_NAME_KEY] = args.name
     interactive = (args.script is None and not args.serve and args.netjobs is None and _is_terminal(sys.stdin)
-                   and _in_foreground(sys.stdin))  # (`sched FILE &`: no prompt, which would stop it: SIGTTOU)
+                   and _in_foreground(sys.stdin)    # (`sched FILE &`: no prompt, which would stop it: SIGTTOU)
+                   and _is_terminal(sys.stdout))    # (`sched FILE | tee log`: no prompt drawn into the log)
     if (args.files or args.script is not None) and not args.serve and args.netjobs is None and args.sites is None:
         from ..scheduler.earlystart import EarlyStart  # light: pcontrol only for a script that needs it
 
@@ -405,8 +407,9 @@ def _run(interp: Any, args: argparse.Namespace, interrupts: InterruptHandler, in
             return interact(interp, interrupts)
         if isinstance(sys.stdin, io.TextIOWrapper):  # (a byte not UTF-8 is its Latin-1 character, as in tclsh)
             sys.stdin.reconfigure(errors=SCRIPT_ERRORS)
-        if sys.stdin is not None and not _is_terminal(sys.stdin):  # (None: closed, `sched FILE <&-`; a terminal
-            run_stream(interp, sys.stdin, interrupts)                  # here: sched runs in the background)
+        if sys.stdin is not None and (not _is_terminal(sys.stdin) or _in_foreground(sys.stdin)):
+            run_stream(interp, sys.stdin, interrupts)  # (not: closed, `sched FILE <&-`, or a terminal we are
+                                                       # in the background of, `sched FILE &`)
         _wait_for_the_work(interp)
         return ExitStatus.OK
     except SchedError as err:

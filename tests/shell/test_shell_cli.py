@@ -208,6 +208,25 @@ def test_a_script_run_in_the_background_of_a_terminal_is_not_stopped_by_it(sched
         shell.close(force=True)
 
 
+def test_output_into_a_pipe_gets_no_prompt_drawn_into_it(sched_env, tmp_path):
+    """`sched FILE | tee log` typed at a terminal: the script's output and then the commands typed
+    (read as lines, as from a pipe) go to the pipe, without the prompt's drawing."""
+    (tmp_path / "one.sched").write_text("puts from-file\n")
+    command = " ".join(shlex.quote(word) for word in SCHED_COMMAND)
+    shell = pexpect.spawn("bash", ["--norc", "--noprofile", "-c", f"{command} one.sched | cat -A; echo status=$?"],
+                          cwd=str(tmp_path), env=sched_env, encoding="utf-8", timeout=30)
+    try:
+        shell.expect_exact("from-file$")
+        shell.sendline("puts typed")
+        shell.expect_exact("typed$")
+        shell.sendline("quit")
+        shell.expect(r"status=(\d+)")
+        assert shell.match.group(1) == "0"
+        assert "sched>" not in shell.before
+    finally:
+        shell.close(force=True)
+
+
 def test_missing_file(sched, tmp_path):
     done = sched("nope.sched", cwd=tmp_path)
     assert done.returncode == 1
