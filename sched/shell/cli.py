@@ -227,7 +227,8 @@ def _main(args: argparse.Namespace) -> int:
         remote = attached.Remote(args.connect, args.secret_file) if args.connect is not None else None
         if args.stop:
             return attached.stop(remote)
-        piped = sys.stdin if args.script is None and not _is_terminal(sys.stdin) else None
+        at_terminal = _is_terminal(sys.stdin) and _is_terminal(sys.stdout)  # (the prompt's, as for sched's own)
+        piped = sys.stdin if args.script is None and not at_terminal and sys.stdin is not None else None
         return attached.attach(args.script, remote=remote, commands=piped)
     if args.serve and not args.foreground:
         if args.script is not None:
