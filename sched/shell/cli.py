@@ -8,8 +8,8 @@
     sched --name NAME ...      a second sched on the same $SCHED_HOME, with files of its own
     sched --version | -h
 
-A script (FILEs, then a stdin that is not a terminal) that ends with the scheduler running
-goes on as if it ended with `wait`. SIGTERM and SIGHUP leave as `quit -force` does, with
+A script (FILEs, then `-c` or a stdin that is not a terminal) that ends with the scheduler
+running goes on as if it ended with `wait`. SIGTERM and SIGHUP leave as `quit -force` does, with
 status 128 + the signal's number (psched.shell.stopsignals); `exit` in a macro the scheduler
 runs leaves once the macro is done (psched.scheduler.eventloop.leave_soon).
 
@@ -314,7 +314,7 @@ def _simulate(args: argparse.Namespace) -> int:
 
 
 def _wait_for_the_work(interp: Any) -> None:
-    """A script (files, then a stdin that is not a terminal) that ends with the scheduler
+    """A script (files, then `-c` or a stdin that is not a terminal) that ends with the scheduler
     running goes on as if it ended with `wait`: under cron or systemd a script of standing
     tasks and `run` runs until it is stopped (SIGTERM, or `stop` in a macro)."""
     sched = interp.extensions.get(SCHEDULER_KEY)
@@ -400,6 +400,7 @@ def _run(interp: Any, args: argparse.Namespace, interrupts: InterruptHandler, in
         if args.script is not None:
             with interrupts.running():
                 interp.eval(args.script, "-c")
+            _wait_for_the_work(interp)  # (a -c script is a script: its tasks run, not dropped as it ends)
             return ExitStatus.OK
         if interactive:
             # imported here: the prompt loads prompt_toolkit (~0.1 s), which `sched -c` and scripts never need

@@ -227,6 +227,15 @@ def test_output_into_a_pipe_gets_no_prompt_drawn_into_it(sched_env, tmp_path):
         shell.close(force=True)
 
 
+def test_a_c_script_that_ends_with_the_scheduler_running_goes_on_until_its_work_is_done(sched):
+    """`sched -c 'task ...; run'` left at once, its tasks never run and nothing said; a -c
+    script is a script: it goes on as a FILE does."""
+    done = sched("-c", "task t\n  command true\n  host LOCAL\n  nmax 2\n  task.exit 0\n    puts ran-$job_id\n"
+                       "  end\nend\nrun")
+    assert (done.returncode, sorted(done.stdout.split())) == (0, ["ran-1", "ran-2"]), done.stderr
+    assert "the script has ended with the scheduler running" in done.stderr
+
+
 def test_missing_file(sched, tmp_path):
     done = sched("nope.sched", cwd=tmp_path)
     assert done.returncode == 1
