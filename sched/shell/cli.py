@@ -4,7 +4,7 @@
                                else stdin as a script (lines read, no prompt)
     sched FILE...              run the files in order, then as above (in the background of a
                                terminal, `sched FILE &`, no prompt: it goes on as a script)
-    sched -c SCRIPT            run one script (after any FILEs) and leave
+    sched -c SCRIPT            run one script (after any FILEs) and leave (once its work is done)
     sched --name NAME ...      a second sched on the same $SCHED_HOME, with files of its own
     sched --version | -h
 
