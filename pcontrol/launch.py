@@ -111,7 +111,7 @@ def remembered_options(paths: Paths) -> list[str]:
         except ValueError:
             options = None
         if isinstance(options, list) and all(isinstance(word, str) for word in options):
-            return options
+            return _without_own_log(options, str(paths.log))
         problem = f"{paths.options} is not a JSON list of options; ignored"
     import logging  # only here: see the module docstring
 
@@ -120,6 +120,15 @@ def remembered_options(paths: Paths) -> list[str]:
 
 
 # -- start / stop (called by the CLI) --------------------------------------------------------
+
+def _without_own_log(options: list[str], log: str) -> list[str]:
+    """The kept options less a `--log-file` naming the home's own log: every start gives that
+    one (pcontrol.warmstart.serve_argv), and a second copy would only lengthen `ps`'s line."""
+    pairs = list(zip(options[::2], options[1::2]))
+    if len(options) % 2 or ("--log-file", log) not in pairs:
+        return options
+    return [word for pair in pairs if pair != ("--log-file", log) for word in pair]
+
 
 def start(paths: Paths, serve_args: list[str]) -> DaemonResult:
     """Start `pcontrol serve` in the background; return once it answers."""

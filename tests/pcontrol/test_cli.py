@@ -267,3 +267,18 @@ def test_unusable_remembered_options_are_ignored_with_a_warning(
     assert "pcontrol.options is not a JSON list of options; ignored" in caplog.text
     paths.options.write_text('["--retention", "5"]')
     assert remembered_options(paths) == ["--retention", "5"]
+
+
+def test_remembered_options_leave_out_the_homes_own_log(tmp_path: Path) -> None:
+    """Every start names the home's log (warmstart.serve_argv): a kept copy of it is not given
+    again (it showed twice in `ps`); another log file kept is."""
+    import json
+
+    from pcontrol.launch import remembered_options
+    from pcontrol.paths import Paths
+
+    paths = Paths.for_home(tmp_path)
+    paths.options.write_text(json.dumps(["--retention", "5", "--log-file", str(paths.log), "--alerts", "/a"]))
+    assert remembered_options(paths) == ["--retention", "5", "--alerts", "/a"]
+    paths.options.write_text(json.dumps(["--log-file", "/var/log/pcontrol.log"]))
+    assert remembered_options(paths) == ["--log-file", "/var/log/pcontrol.log"]
