@@ -329,8 +329,9 @@ class AgentReports:
         return "killed on request" if job.kill_requested else "killed by the agent"
 
     def _on_agent_error(self, host: Host, message: agent_protocol.Error) -> None:
-        log.warning("%s: the agent reports an error: %s (job %s) %s", host.name,
-                    message.reason, message.job, message.excerpt)
+        about = f" (job {message.job})" if message.job is not None else ""
+        excerpt = f" {message.excerpt}" if message.excerpt else ""
+        log.warning("%s: the agent reports an error: %s%s%s", host.name, message.reason, about, excerpt)
         if message.job is None:
             return
         job = self._running_job(host, message.job)
