@@ -16,9 +16,11 @@ from __future__ import annotations
 import base64
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.parse
 from dataclasses import dataclass
@@ -48,6 +50,18 @@ task tick
 end
 run
 """
+
+
+def _short_runtime_dir() -> Path:
+    """A private directory under /tmp for the agents' survivor sockets, not one in the test's
+    directory: a survivor listens on <dir>/.<key>-<pid>.sock.new, and AF_UNIX takes at most 107
+    bytes. Under pytest's default basetemp (/tmp/pytest-of-USER/pytest-NN/popen-gwK/TEST0/run)
+    that was 108 from pytest-10 on: the dead leader's agent could not wait for a successor and
+    ended its jobs ("cannot wait for a successor: AF_UNIX path too long"), so the next leader
+    found none of them (DOWN) and sent again the one whose start etcd had not recorded."""
+    path = Path(tempfile.mkdtemp(dir="/tmp", prefix="harun-"))
+    path.chmod(0o700)
+    return path
 
 
 def lines_of(path: Path) -> list[list[str]]:
@@ -125,7 +139,7 @@ class Pool:
         self.directory = Path(directory)
         self.url = url
         self.ttl = ttl
-        self.runtime = self.directory / "run" if secret is not None else None
+        self.runtime = _short_runtime_dir() if secret is not None else None
         """The agents' survivor sockets, shared by the members' controllers (with `secret`)."""
         self.runs_file = self.directory / "runs"
         self.exits_file = self.directory / "exits"
@@ -255,6 +269,7 @@ class Pool:
                     os.kill(pid, signal.SIGKILL)
                 except ProcessLookupError:
                     pass
+            shutil.rmtree(self.runtime, ignore_errors=True)
         for relay in self.relays:
             try:
                 os.kill(relay.pid, signal.SIGCONT)
