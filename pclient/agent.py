@@ -56,6 +56,7 @@ from .lease import (
     kill_orphans,
     live_agents,
     survivor_key,
+    survivor_socket_problem,
 )
 from .protocol import AGENT_VERSION
 from .protocol import (
@@ -610,6 +611,10 @@ class Agent:
             self.lease = msg.lease
         self._keep_results = True
         self._claim_presence(msg.token, msg.name)
+        cannot = survivor_socket_problem(msg.token, msg.name) if self.lease > 0 else None
+        if cannot is not None:      # told now (pcontrol.log), not only as the jobs end
+            log.warning("%s", cannot)
+            await self._send_error(cannot)
         if msg.silence_limit is not None and msg.heartbeat is not None:
             slack = self.watchdog_slack
             if slack is None:

@@ -72,6 +72,7 @@ __all__ = [
     "peer_uid",
     "runtime_dir",
     "survivor_key",
+    "survivor_socket_problem",
     "takeover_proof",
 ]
 
@@ -80,6 +81,8 @@ log = logging.getLogger(__name__)
 HANDSHAKE_TIMEOUT = 5.0
 """Seconds either side waits for the other's handshake line."""
 RUNTIME_ENV = "PCLIENT_RUNTIME_DIR"
+MAX_SOCKET_PATH = 107
+"""Bytes a Unix socket's path may have on Linux (sizeof(sun_path) - 1)."""
 
 
 class LeaseError(Exception):
@@ -120,6 +123,30 @@ def runtime_dir(create: bool = True) -> Path:
     if st.st_mode & 0o077:
         raise LeaseError(f"{path} is open to others (mode {st.st_mode & 0o777:o}); it must be 0700")
     return path
+
+
+def _socket_paths(directory: Path, key: str) -> tuple[Path, Path]:
+    """This process's survivor socket for `key` in `directory`, and the draft name it is bound
+    under first (SurvivorListener.start)."""
+    path = directory / f"{key}-{os.getpid()}.sock"
+    return path, directory / f".{path.name}.new"
+
+
+def survivor_socket_problem(token: str, name: str, *, directory: Union[Path, None] = None) -> Union[str, None]:
+    """Why this agent could not wait for a successor (its survivor socket's path is longer than
+    a Unix socket's may be), or None. Told at `auth`, when the agent starts: else it shows only
+    once the controller is lost, as the jobs end for want of a socket."""
+    try:
+        directory = directory or runtime_dir(create=False)
+    except (LeaseError, OSError):
+        return None      # said where it matters (the presence mark, the listener)
+    _, draft = _socket_paths(directory, survivor_key(token, name))
+    size = len(os.fsencode(draft))
+    if size <= MAX_SOCKET_PATH:
+        return None
+    return (f"this agent's jobs cannot outlive its controller: its survivor socket ({draft}) would be "
+            f"{size} bytes, a Unix socket's path may have {MAX_SOCKET_PATH}: give PCLIENT_RUNTIME_DIR "
+            f"a shorter directory")
 
 
 def peer_uid(sock: Union[socket.socket, None]) -> Union[int, None]:
@@ -203,13 +230,12 @@ class SurvivorListener:
 
     async def start(self) -> Path:
         directory = self._directory or runtime_dir()
-        path = directory / f"{self._key}-{os.getpid()}.sock"
+        path, draft = _socket_paths(directory, self._key)
         # Bound and listening under a draft name before it gets its own: a successor refused
         # by a socket under that name takes it for a dead agent's and removes it, and one that
         # looked between our bind and our listen did so (the survivor then lost its socket and,
         # with it, its lease and the outcomes it held). The rename replaces a dead agent's
         # socket of our pid.
-        draft = directory / f".{path.name}.new"
         try:
             draft.unlink()
         except FileNotFoundError:

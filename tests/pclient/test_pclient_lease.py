@@ -410,3 +410,25 @@ async def test_a_stale_copy_found_late_is_killed_and_its_outcome_never_passed_on
     assert (ended.job, ended.status, ended.stdout) == ("j", 2, "current\n")
     await second.send(Ack(jobs=("j",)))
     await second.finish()
+
+
+@async_test
+async def test_an_agent_whose_survivor_socket_would_be_too_long_says_so_at_auth():
+    """A socket directory so deep that the survivor's socket could not be bound (a Unix socket's
+    path has at most 107 bytes) is told to the controller at `auth`, as the agent starts: else it
+    shows only once the controller is lost, when the agent, unable to wait for a successor, ends
+    its jobs (what pytest's default basetemp, from pytest-10 on, did to tests/ha). It serves on."""
+    directory = Path(tempfile.mkdtemp(dir="/tmp", prefix="pcl"))
+    deep = directory / ("d" * 80)
+    deep.mkdir(mode=0o700)
+    try:
+        agent = await AgentProcess.start("--slots", "4", env=dict(os.environ, PCLIENT_RUNTIME_DIR=str(deep)))
+        await agent.recv()       # hello
+        await agent.send(Auth(token=TOKEN, name="n1"))
+        error = await agent.recv_type(Error)
+        assert error.job is None
+        assert "cannot outlive its controller" in error.reason and "PCLIENT_RUNTIME_DIR" in error.reason, error
+        assert await agent.recv_type(Resumed) == Resumed(running=(), finished=(), survivors=0, looks_again=True)
+        await agent.finish()
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
