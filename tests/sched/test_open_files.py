@@ -96,3 +96,67 @@ def test_at_the_hard_limit_jobs_wait_for_running_ones_to_end(tmp_path):
     assert len(waits) == 1, err
     assert "cannot start 'sh': Too many open files" in waits[0] and "limit of 128 open files" in waits[0], waits
     assert err.count("local jobs start again") == 1, err
+
+
+class _Sink:
+    """What LocalBackend reports to (a JobSink): the ends, by job id."""
+
+    output_limit = 1024
+
+    def __init__(self) -> None:
+        self.ended: dict[int, tuple] = {}
+        self.said: list[str] = []
+
+    def job_started(self, job, ran_on="", pid=None) -> None:
+        pass
+
+    def job_ended(self, job, outcome, **kw) -> None:
+        self.ended[job.id] = (outcome.value, kw.get("reason"))
+
+    def report(self, text: str) -> None:
+        self.said.append(text)
+
+
+class _Short:
+    """A start that found the machine short of descriptors (begin_job's answer)."""
+
+    lacking = True
+    done = True
+    result = None
+
+
+def test_a_held_job_that_is_killed_or_left_ends_killed_at_once(monkeypatch):
+    """The jobs held for want of descriptors are out: `kill` ends one at once (KILLED, not when a
+    running job ends), and sched leaving ends the rest so."""
+    import asyncio
+
+    from psched.scheduler import local
+    from psched.scheduler.jobs import Job
+
+    class Running:
+        lacking, done, result = False, False, None
+
+        def when_done(self, fn) -> None:
+            pass
+
+        def kill(self) -> None:
+            pass
+
+        async def wait(self) -> None:
+            pass
+
+    starts = iter([Running(), _Short(), _Short(), _Short()])
+    monkeypatch.setattr(local, "_MACHINERY", (lambda *a, **kw: object(), lambda spec, on_started: next(starts),
+                                               lambda: None))
+    sink = _Sink()
+    backend = local.LocalBackend(sink)
+    jobs = [Job(id=n, task="t", argv=["true"], host="LOCAL") for n in (1, 2, 3, 4)]
+    for job in jobs:
+        backend._start(job)
+    assert backend.jobs_out() == 4 and len(sink.said) == 1 and sink.said[0].startswith("local jobs wait")
+    assert backend.kill(jobs[2]) and sink.ended == {3: ("KILLED", "killed before it could start")}
+    asyncio.run(backend.aclose())
+    assert sink.ended == {3: ("KILLED", "killed before it could start"),
+                          2: ("KILLED", "sched left before it could start it"),
+                          4: ("KILLED", "sched left before it could start it")}
+    assert backend.jobs_out() == 1  # (the running one: its end comes from its process)
