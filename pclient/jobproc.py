@@ -760,7 +760,10 @@ def _start_failure(spec: JobSpec, exc: Exception) -> tuple[StartFailure, str]:
         if spec.cwd is not None and exc.filename == spec.cwd and exc.filename != program:
             return StartFailure.NOT_FOUND, f"cannot start {program!r}: bad working directory {spec.cwd!r}: {detail}"
         if exc.errno in (errno.ENOENT, errno.ENOTDIR):
-            return StartFailure.NOT_FOUND, f"cannot start {program!r}: no such program"
+            where = ""
+            if "/" in program and not program.startswith("/"):  # (./x: relative to where? say it)
+                where = f" in {spec.cwd or _cwd()}"
+            return StartFailure.NOT_FOUND, f"cannot start {program!r}: no such program{where}"
         if exc.errno in (errno.EACCES, errno.EPERM, errno.ENOEXEC, errno.EISDIR):
             return StartFailure.NOT_EXECUTABLE, f"cannot start {program!r}: not executable: {detail}"
         if exc.errno == errno.EMFILE:
@@ -768,6 +771,13 @@ def _start_failure(spec: JobSpec, exc: Exception) -> tuple[StartFailure, str]:
                                             f"the jobs has reached its limit of {open_files_limit()})")
         return StartFailure.NOT_FOUND, f"cannot start {program!r}: {detail}"
     return StartFailure.NOT_FOUND, f"cannot start {program!r}: {exc}"  # e.g. a NUL byte in argv
+
+
+def _cwd() -> str:
+    try:
+        return os.getcwd()
+    except OSError:
+        return "the working directory (gone)"
 
 
 def _has_exited(pid: int) -> bool:

@@ -64,6 +64,18 @@ async def test_missing_program_is_127():
 
 
 @async_test
+async def test_a_relative_program_not_found_says_where_it_was_looked_for(tmp_path):
+    """`./x.sh` is looked for in the job's working directory: which one is said (a controller job
+    runs where its agent does, not where the script was: the first thing a newcomer meets)."""
+    result = await (await start_job(JobSpec("t", ["./no-such-script.sh"]))).wait()
+    assert result.reason == f"cannot start './no-such-script.sh': no such program in {os.getcwd()}"
+    result = await (await start_job(JobSpec("t", ["./no-such-script.sh"], cwd=str(tmp_path)))).wait()
+    assert result.reason == f"cannot start './no-such-script.sh': no such program in {tmp_path}"
+    result = await (await start_job(JobSpec("t", ["no-such-program-pclient"]))).wait()
+    assert result.reason == "cannot start 'no-such-program-pclient': no such program"
+
+
+@async_test
 async def test_not_executable_is_126(tmp_path):
     script = tmp_path / "script.sh"
     script.write_text("#!/bin/sh\necho hi\n")
