@@ -146,9 +146,11 @@ def _raise_leaving() -> None:
 
 
 def loop_running() -> bool:
-    """Whether this thread runs the loop now (false, and nothing loaded, if there is none yet)."""
-    asyncio = sys.modules.get("asyncio")
-    return asyncio is not None and asyncio._get_running_loop() is not None
+    """Whether this thread runs the loop now (false, and nothing loaded, if there is none yet;
+    false too while asyncio is being imported: a signal handler may ask then, and a loop cannot
+    run before its module is whole)."""
+    running = getattr(sys.modules.get("asyncio"), "_get_running_loop", None)
+    return running is not None and running() is not None
 
 
 def run_pending() -> None:

@@ -307,3 +307,14 @@ puts "[queuelist byhost] | [queuesize bypair]"
 """
     done = subprocess.run(SCHED_COMMAND + ["-c", script], capture_output=True, text=True, env=sched_env, timeout=60)
     assert (done.returncode, done.stdout, done.stderr) == (0, "{h1 a x 1} {h2 a x 3} | 2\n", "")
+
+
+def test_a_signal_while_asyncio_is_half_imported_finds_no_loop(monkeypatch):
+    """A stop signal's handler asks whether the loop runs; a standby re-exec'd by a pool got one
+    while it was importing asyncio ("partially initialized module 'asyncio'", a traceback)."""
+    import types
+
+    from psched.scheduler.eventloop import loop_running
+
+    monkeypatch.setitem(sys.modules, "asyncio", types.ModuleType("asyncio"))  # (its names not made yet)
+    assert loop_running() is False
