@@ -823,12 +823,11 @@ class Scheduler:
         For everything, the tasks are gone round from the one that held `wait` the last time,
         not from the first: tasks mostly end in the order they were made, and a scan from the
         first at each job's end took time quadratic in their number (10,000 one-job tasks: half
-        of sched's time). Only a whole round that finds none says done."""
+        of sched's time). Only a whole round that finds none (then nothing beyond the tasks)
+        says done: the round's list is made again whenever a task of it is gone or the count
+        differs, so a whole round has seen every task."""
         if names:
-            for entry in self._waited(names):
-                if self._keeps_waiting(entry):
-                    return False
-            return next(self._going(names), None) is None
+            return not any(self._keeps_waiting(entry) for entry in self._waited(names))
         order, tasks = self._wait_order, self.tasks
         if len(order) != len(tasks):
             order = self._wait_order = list(tasks.values())
@@ -842,7 +841,7 @@ class Scheduler:
             if self._keeps_waiting(entry):
                 self._wait_at = i
                 return False
-        return next(self._going(None), None) is None
+        return next(self._beyond_tasks(), None) is None
 
     async def why_out(self) -> list[str]:
         """What the backends with jobs out say of them (`wait`'s timeout adds it to its message):
@@ -891,14 +890,19 @@ class Scheduler:
             else:
                 yield lambda e=e: f"{e.name} ({e.timing.made}{_of_nmax(e)} made, {e.state()})"
         if names is None:
-            out = self.totals["made"] - self.totals["done"]
-            if out > sum(len(e.jobs_out) for e in self.tasks.values()):  # else no scan of the job table
-                gone_jobs = [j for j in self.outstanding() if j.task not in self.tasks]
-                if gone_jobs:
-                    gone = ", ".join(sorted({j.task for j in gone_jobs}))
-                    yield lambda: f"{len(gone_jobs)} job(s) of deleted task(s) {gone}"
-            if self.pending_scripts and self.running:
-                yield lambda: f"{self.pending_scripts} `after` script(s) not run yet"
+            yield from self._beyond_tasks()
+
+    def _beyond_tasks(self) -> Iterator[Callable[[], str]]:
+        """What `wait` for everything waits for besides the tasks: jobs of deleted tasks, and
+        `after` scripts not run yet."""
+        out = self.totals["made"] - self.totals["done"]
+        if out > sum(len(e.jobs_out) for e in self.tasks.values()):  # else no scan of the job table
+            gone_jobs = [j for j in self.outstanding() if j.task not in self.tasks]
+            if gone_jobs:
+                gone = ", ".join(sorted({j.task for j in gone_jobs}))
+                yield lambda: f"{len(gone_jobs)} job(s) of deleted task(s) {gone}"
+        if self.pending_scripts and self.running:
+            yield lambda: f"{self.pending_scripts} `after` script(s) not run yet"
 
     def _paused(self, names: list[str] | None) -> Iterator[Callable[[], str]]:
         for e in self._waited(names):
