@@ -206,16 +206,17 @@ class KeeperBox(Box):
 
     def ended(self) -> bool:
         """Served: whether the keeper has ended (its pidfd is readable)."""
-        poll = select.poll()
-        poll.register(self._pidfd, select.POLLIN)
-        return bool(poll.poll(0))
+        return self._pidfd_readable(0)
 
     def wait_ended(self) -> None:
         """Served: block until the keeper has ended."""
+        while not self._pidfd_readable(None):
+            pass
+
+    def _pidfd_readable(self, timeout: Union[int, None]) -> bool:
         poll = select.poll()
         poll.register(self._pidfd, select.POLLIN)
-        while not poll.poll():
-            pass
+        return bool(poll.poll(timeout))
 
     def exit_code(self) -> int:
         """Served, once the keeper has ended: its exit code as subprocess gives it (-N: killed

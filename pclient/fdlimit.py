@@ -42,7 +42,7 @@ def note_descriptor(fd: int) -> None:
     import resource  # (with the first job only: a process that starts none never needs it)
 
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft == resource.RLIM_INFINITY or (hard != resource.RLIM_INFINITY and soft >= min(hard, CAP)):
+    if soft == resource.RLIM_INFINITY or soft >= _ceiling(hard):
         _NEAR[:] = [sys.maxsize]  # (nothing to raise: never looked at again)
     elif fd >= soft - MARGIN:
         _NEAR[:] = [sys.maxsize]  # (raised, or cannot be: once either way)
@@ -60,7 +60,7 @@ def raise_soft_limit(wanted: Union[int, None], why: str) -> Union[int, None]:
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft == resource.RLIM_INFINITY:
         return None
-    ceiling = CAP if hard == resource.RLIM_INFINITY else min(hard, CAP)
+    ceiling = _ceiling(hard)
     target = ceiling if wanted is None else min(wanted, ceiling)
     if soft >= target:
         return soft
@@ -72,6 +72,13 @@ def raise_soft_limit(wanted: Union[int, None], why: str) -> Union[int, None]:
     log.info("%s: the limit of open files raised from %d to %d; processes started from now on "
              "inherit it", why, soft, target)
     return target
+
+
+def _ceiling(hard: int) -> int:
+    """The most the soft limit may be raised to under `hard`."""
+    import resource  # (loaded by the caller already)
+
+    return CAP if hard == resource.RLIM_INFINITY else min(hard, CAP)
 
 
 def open_files_limit() -> str:
