@@ -114,7 +114,7 @@ class LocalBackend:
         waits)."""
         if job.id in self._kill_asked:
             self._kill_asked.discard(job.id)
-            self.sched.job_ended(job, Outcome.KILLED, reason="killed before it could start", ran_on="local")
+            self._never_started(job, "killed before it could start")
             return
         if not self._held and not again:
             reason = running.result.reason if running.result is not None else "short of resources"
@@ -124,6 +124,10 @@ class LocalBackend:
         else:
             self._held.append(job)
 
+    def _never_started(self, job: Job, reason: str) -> None:
+        """A held job ends KILLED without having run."""
+        self.sched.job_ended(job, Outcome.KILLED, reason=reason, ran_on="local")
+
     def _ended(self, job: Job, result: JobResult, spec: JobSpec) -> None:
         for error in result.output_errors:
             self.sched.report(f"task {job.task} job {job.id}: {error}")
@@ -132,10 +136,9 @@ class LocalBackend:
         else:
             written = tuple(stream for stream, dest in (("stdout", spec.stdout_file), ("stderr", spec.stderr_file))
                             if dest is not None)
-        outcome = from_agent(result.outcome)
         reason = result.reason or (exited(result.status) if result.status is not None else "")
         self.sched.job_ended(
-            job, outcome, status=result.status, signal=result.signal,
+            job, from_agent(result.outcome), status=result.status, signal=result.signal,
             stdout=output_text(result.stdout, result.stdout_bytes, result.stdout_truncated),
             stderr=output_text(result.stderr, result.stderr_bytes, result.stderr_truncated),
             stdout_bytes=result.stdout_bytes, stderr_bytes=result.stderr_bytes,
@@ -150,7 +153,7 @@ class LocalBackend:
             return True
         if job in self._held:  # (never started: ended now)
             self._held.remove(job)
-            self.sched.job_ended(job, Outcome.KILLED, reason="killed before it could start", ran_on="local")
+            self._never_started(job, "killed before it could start")
             return True
         if not job.done:  # submitted, not started yet: kill it as soon as it starts
             self._kill_asked.add(job.id)
@@ -185,8 +188,7 @@ class LocalBackend:
     async def aclose(self) -> None:
         """Kill the jobs still running and wait (up to KILL_WAIT s) for them to end."""
         while self._held:
-            self.sched.job_ended(self._held.popleft(), Outcome.KILLED, reason="sched left before it could start it",
-                                 ran_on="local")
+            self._never_started(self._held.popleft(), "sched left before it could start it")
         running = list(self.running.values())
         if not running:
             return
