@@ -89,6 +89,7 @@ from .protocol import (
     encode,
     prepare,
 )
+from .seldom import Seldom
 from .spool import Spool
 from .stdio import Channel, ClaimedStdio, StdioChannel
 from .syncstart import SyncStarter
@@ -303,12 +304,11 @@ class Agent:
         }
         self.spool = Spool.default()
         """Where jobs run with `spool` keep their whole output (pclient.spool)."""
-        self._spool_said: Union[float, None] = None
-        """When (time.monotonic) the controller was last told that a spooled output could not be
-        kept (a full disk); `_spool_cut`: the jobs so since then; `_spool_failing`: the last
-        spooled job's output was not kept whole."""
-        self._spool_cut = 0
+        self._spool_says = Seldom(SPOOL_TROUBLE_EVERY)
+        """When the controller was last told that a spooled output could not be kept (a full
+        disk), and how many jobs so since then."""
         self._spool_failing = False
+        """The last spooled job's output was not kept whole."""
         self._sync = SyncStarter(self._send_message, self._report_sync_end, kill_grace=kill_grace,
                                  clock=clock)
         """Jobs of synchronized runs (pclient.syncstart): prepared at a gate, started at an instant."""
@@ -478,14 +478,13 @@ class Agent:
         """A spooled job's output could not be kept whole: only its head reaches the controller.
         Said to the controller (an `error` without a job: its log) at most once every
         SPOOL_TROUBLE_EVERY seconds; each job in our log."""
-        self._spool_cut += 1
         self._spool_failing = True
-        now = time.monotonic()
-        if self._spool_said is not None and now - self._spool_said < SPOOL_TROUBLE_EVERY:
+        told = self._spool_says.due(None, time.monotonic())
+        if told is None:
             log.info("job %s: only the head of its output is kept: %s", job_id, why)
             return
-        since = f"; {self._spool_cut - 1} more job(s) so since the last word" if self._spool_said is not None else ""
-        self._spool_said, self._spool_cut = now, 0
+        before, cut = told
+        since = f"; {cut} more job(s) so since the last word" if before else ""
         text = (f"cannot spool the output of job {job_id} ({why}): only the head of a spooled job's "
                 f"output reaches the controller while this lasts{since} (said at most once every "
                 f"{SPOOL_TROUBLE_EVERY / 60:g} minutes)")

@@ -45,6 +45,7 @@ from collections import Counter, deque
 from pathlib import Path
 from typing import Any, Callable, Protocol
 
+from pclient.seldom import Seldom
 from pcontrol import launch  # starts and stops the daemon without loading it (pcontrol.daemon)
 from pcontrol.client import ControllerAddress, ControllerClient
 from pcontrol.errors import ClientError, ControllerNotRunning
@@ -310,7 +311,7 @@ class ControllerLink:
         self.foreign: Callable[[dict[str, Any]], bool] | None = None  # a pool's leader: jobs it settles elsewhere
         self._gating: set[int] = set()  # jobs waiting at the gate
         self._through: set[int] = set()  # jobs the gate let through
-        self._unspooled: dict[str, tuple[float, int]] = {}  # task -> (when said, jobs cut since)
+        self._unspooled = Seldom(UNSPOOLED_EVERY)  # by task: when said, jobs cut since
 
     # --- Backend ------------------------------------------------------------------------------
 
@@ -808,14 +809,12 @@ class ControllerLink:
         cut = [stream for stream in job.outputs if record.get(f"{stream}_truncated")]
         if not cut:
             return  # (the head is the whole output: the files get every byte)
-        now = get_loop().time()
-        said, since = self._unspooled.get(job.task, (None, 0))
-        if said is not None and now - said < UNSPOOLED_EVERY:
-            self._unspooled[job.task] = (said, since + 1)
+        told = self._unspooled.due(job.task, get_loop().time())
+        if told is None:
             return
-        self._unspooled[job.task] = (now, 0)
+        before, since = told
         sizes = " and ".join(f"{stream} ({record.get(stream + '_bytes')} bytes)" for stream in cut)
-        more = f"; {since} more job(s) of the task so since the last report" if said is not None else ""
+        more = f"; {since} more job(s) of the task so since the last report" if before else ""
         self.sched.report(
             f"task {job.task} job {job.id}: host {record.get('ran_on') or '?'} did not keep its whole "
             f"{sizes} (not spooled there: pcontrol's log says why): the file gets the head, whose "
