@@ -228,7 +228,7 @@ def _main(args: argparse.Namespace) -> int:
         if args.stop:
             return attached.stop(remote)
         at_terminal = _is_terminal(sys.stdin) and _is_terminal(sys.stdout)  # (the prompt's, as for sched's own)
-        piped = sys.stdin if args.script is None and not at_terminal and sys.stdin is not None else None
+        piped = sys.stdin if args.script is None and not at_terminal else None
         return attached.attach(args.script, remote=remote, commands=piped)
     if args.serve and not args.foreground:
         if args.script is not None:
@@ -409,9 +409,8 @@ def _run(interp: Any, args: argparse.Namespace, interrupts: InterruptHandler, in
             return interact(interp, interrupts)
         if isinstance(sys.stdin, io.TextIOWrapper):  # (a byte not UTF-8 is its Latin-1 character, as in tclsh)
             sys.stdin.reconfigure(errors=SCRIPT_ERRORS)
-        if sys.stdin is not None and (not _is_terminal(sys.stdin) or _in_foreground(sys.stdin)):
-            run_stream(interp, sys.stdin, interrupts)  # (not: closed, `sched FILE <&-`, or a terminal we are
-                                                       # in the background of, `sched FILE &`)
+        if not _is_terminal(sys.stdin) or _in_foreground(sys.stdin):  # (not a terminal we are in the
+            run_stream(interp, sys.stdin, interrupts)                  # background of: `sched FILE &`)
         _wait_for_the_work(interp)
         return ExitStatus.OK
     except SchedError as err:
