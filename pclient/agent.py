@@ -89,6 +89,7 @@ from .protocol import (
     encode,
     prepare,
 )
+from .output import as_text
 from .seldom import Seldom
 from .spool import Spool
 from .stdio import Channel, ClaimedStdio, StdioChannel
@@ -185,7 +186,7 @@ def ended_message(result: JobResult, spooled: bool = False) -> bytes:
     msg = Ended(
         job=result.job_id, outcome=result.outcome, status=result.status, signal=result.signal,
         elapsed=result.elapsed,
-        stdout=result.stdout.decode("utf-8", "replace"), stderr=result.stderr.decode("utf-8", "replace"),
+        stdout=as_text(result.stdout), stderr=as_text(result.stderr),
         stdout_bytes=result.stdout_bytes, stderr_bytes=result.stderr_bytes,
         stdout_truncated=result.stdout_truncated, stderr_truncated=result.stderr_truncated,
         reason=result.reason, spooled=spooled, outbox=result.outbox,

@@ -37,6 +37,7 @@ import threading
 from typing import Dict, Sequence, Tuple, Union
 
 from .containment import ENDED_STATES, alive, process_state
+from .output import as_text
 
 __all__ = ["INBOX_VAR", "OUTBOX_VAR", "OUTBOX_LIMIT", "Mailbox"]
 
@@ -127,7 +128,7 @@ class Mailbox:
         if written:
             _remove(self.outbox)
         self.inbox = self.outbox = ""
-        lines = tuple(line.strip() for line in data.decode("utf-8", "replace").splitlines() if line.strip())
+        lines = tuple(line.strip() for line in as_text(data).splitlines() if line.strip())
         return lines, note
 
 

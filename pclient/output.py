@@ -18,17 +18,40 @@ in place instead, as the bytes come, and rotated by size with `keep` old files
 (pclient.logfile.rotate_files, the daemons' rename chain): no file passes `rotate` bytes, so
 a job that prints without end holds at most (keep + 1) x rotate bytes of disk.  A reader may
 then see the output of a job still running, which is what such a file is for.
+
+`as_text(data)` is how a job's output becomes text ($stdout, the `ended` message's head, an
+outbox's lines): UTF-8, a byte that is not part of UTF-8 standing for the Latin-1 character
+of its value, as Tcl 8.6's `exec` reads a program's output (a probe printing ISO-8859-1
+`café` gives café, not a replacement character; no byte's value is lost). sched reads
+script text by the same rule (psched.lang.scripttext, which cannot import this package).
 """
 
 from __future__ import annotations
 
+import codecs
 import itertools
 import os
 from dataclasses import dataclass
 from typing import Union
 
 
-__all__ = ["OutputFile", "Sink"]
+__all__ = ["OutputFile", "Sink", "as_text"]
+
+_LATIN1_ERRORS = "pclient-latin1"
+
+
+def _latin1(error: UnicodeError) -> tuple:
+    if not isinstance(error, UnicodeDecodeError):
+        raise error
+    return error.object[error.start:error.end].decode("latin-1"), error.end
+
+
+codecs.register_error(_LATIN1_ERRORS, _latin1)
+
+
+def as_text(data: bytes) -> str:
+    """A job's output bytes as text, as Tcl's `exec` gives them (see the module's doc)."""
+    return data.decode("utf-8", _LATIN1_ERRORS)
 
 _COPY_CHUNK = 1 << 20
 _serial = itertools.count(1)

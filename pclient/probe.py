@@ -46,6 +46,7 @@ from .jobproc import JobResult, JobSpec, RunningJob, start_job
 from .logfile import DEFAULT_KEEP, DEFAULT_MAX_BYTES, RotatingLog, size_argument
 from .pullwire import (RUN_NEAR, Answer, Challenge, Hello, Proof, PullError, PullJob, Report, decode,
                        encode, pull_proof)
+from .output import as_text
 from .spool import Spool
 
 log = logging.getLogger(__name__)
@@ -167,8 +168,8 @@ class Probe:
             log.warning("job %s: %s", job.job, error)
         report = _fitting(Report(
             job=job.job, outcome=result.outcome.value, status=result.status, signal=result.signal,
-            elapsed=round(result.elapsed, 6), stdout=result.stdout.decode("utf-8", "replace"),
-            stderr=result.stderr.decode("utf-8", "replace"), reason=result.reason,
+            elapsed=round(result.elapsed, 6), stdout=as_text(result.stdout),
+            stderr=as_text(result.stderr), reason=result.reason,
             stdout_bytes=result.stdout_bytes, stderr_bytes=result.stderr_bytes))
         self.state.update(report=asdict(report), running=False, job=None, pid=None, token=None, run_at=None)
         self._save()

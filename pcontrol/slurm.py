@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Protocol
 
 from pclient import protocol as agent_protocol
+from pclient.output import as_text
 
 from .agentlink import ConnectFailure, ConnectOutcome
 from .slurmstate import (SQUEUE_FORMAT, Cancel, Limits, SlurmJob, SlurmOptions,
@@ -481,7 +482,7 @@ class SlurmLink:
         self._deliver(agent_protocol.Ended(
             job=tracked.word, outcome=result.outcome, status=result.status,
             signal=result.signal, elapsed=max(0.0, elapsed),
-            stdout=out.decode("utf-8", "replace"), stderr=err.decode("utf-8", "replace"),
+            stdout=as_text(out), stderr=as_text(err),
             stdout_bytes=out_size, stderr_bytes=err_size,
             stdout_truncated=out_size > len(out), stderr_truncated=err_size > len(err),
             reason=result.reason))

@@ -19,6 +19,7 @@ from collections import deque
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
+from pclient.output import as_text
 from pcontrol.outcome import exited, from_agent
 
 from .eventloop import get_loop
@@ -32,7 +33,7 @@ log = logging.getLogger(__name__)
 
 def output_text(data: bytes, total: int, truncated: bool) -> str:
     """Captured bytes as text, with a note when the stream was cut at its bound."""
-    text = data.decode("utf-8", errors="replace")
+    text = as_text(data)
     if truncated:
         text += f"\n[sched: output cut: kept {len(data)} of {total} bytes]\n"
     return text

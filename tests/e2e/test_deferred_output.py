@@ -98,3 +98,43 @@ def test_a_local_job_is_unchanged(home):
     out = _sched(home, "local", '    echo "<<$stdout>>"', host="LOCAL")
     assert out.split("<<", 1)[1].rsplit(">>", 1)[0] == expected()
     assert _output_requests(home) == before
+
+
+ODD_BYTES = b"caf\xe9 \xff\x00 ok \xc3\xa9 \xe2\x82\xac \xe2\x82"
+"""Latin-1 text, bytes no UTF-8 has, a NUL, valid UTF-8, and a sequence cut at its end."""
+CODES = '"codes [join [lmap c [split $stdout {}] {scan $c %c}] ,]"'
+
+
+def _tclsh_codes(program: list[str]) -> str:
+    """What tclsh's `exec` makes of the program's output, as character codes (the oracle)."""
+    words = " ".join("{%s}" % word for word in program)
+    script = f"set stdout [exec {words}]\nputs {CODES}\n"
+    done = subprocess.run(["tclsh"], input=script, capture_output=True, text=True, timeout=60, check=True)
+    return done.stdout.split("codes ", 1)[1].strip()
+
+
+@pytest.mark.skipif(shutil.which("tclsh") is None, reason="tclsh is the oracle")
+@pytest.mark.parametrize("host", ["NONE", "LOCAL"])
+@pytest.mark.parametrize("times", [1, 1000], ids=["head", "fetched"])
+def test_output_that_is_not_utf8_reads_as_tcl_exec_reads_it(home, host, times):
+    """A byte that is not part of UTF-8 is the Latin-1 character of its value in $stdout, as
+    tclsh's exec gives it (no replacement character, no byte lost), for a job's head and for
+    an output long enough to be fetched when the macro reads it."""
+    (home / "odd.py").write_text(f"import sys\nsys.stdout.buffer.write({ODD_BYTES!r} * {times})\n")
+    program = [sys.executable, str(home / "odd.py")]
+    script = home / f"odd{host}{times}.sched"
+    script.write_text(f"""\
+task odd{host}{times}
+  host {host}
+  command {" ".join(program)}
+  nmax 1
+  task.exit 0
+    puts {CODES}
+  end
+end
+run
+wait -timeout 60
+""")
+    done = _run(home, *SCHED, str(script))
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split("codes ", 1)[1].strip() == _tclsh_codes(program)

@@ -46,6 +46,7 @@ from ..errors import ScriptError
 from ..registry import BUILTINS
 from ..args import MAX_STRING
 from ..record import Record
+from ..scripttext import SCRIPT_ERRORS
 
 
 __all__ = ["Pipeline", "Redirect", "parse_pipeline", "run_pipeline", "WAIT_SLICE", "KILL_GRACE"]
@@ -342,7 +343,7 @@ def _read(handle: IO[bytes] | None) -> str:
     if size > MAX_STRING:
         raise ScriptError(f"exec: output of {size} bytes is more than the {MAX_STRING} a string may hold; redirect it to a file")
     handle.seek(0)
-    return handle.read().decode("utf-8", "replace")
+    return handle.read().decode("utf-8", SCRIPT_ERRORS)  # (invalid UTF-8 bytes as Tcl's exec reads them)
 
 
 def _signal_text(number: int) -> str:
