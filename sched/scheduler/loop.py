@@ -47,11 +47,11 @@ from .retention import Retention
 from .joblog import JobLog
 from .runledger import LEDGER_NAME, RunLedger
 from .roundjobs import ROUNDS_AHEAD, RoundCursor, no_lead
-from .rounds import RoundsConfig
+from .rounds import RoundsConfig, duration_text
 from .switchboard import Switchboard
 from .taskspec import DRAFT_KEY, JobDraft, OutputDest, TaskSpec
 from ..lang.tcllist import join_list
-from .timing import PlanReason, TaskTiming, TimerHandle, TimerHeap, next_change, plan
+from .timing import WALL_RECHECK, PlanReason, TaskTiming, TimerHandle, TimerHeap, next_change, plan
 
 if TYPE_CHECKING:
     from .reload import TaskStaging
@@ -500,7 +500,12 @@ class Scheduler:
         clock = self.clock
         wall = clock.wall()
         going = entry.spec.active and not entry.finished
-        due, next_wall = cursor.due(wall, clock.tz, _rounds_lead if going else no_lead)
+        due, late, next_wall = cursor.due(wall, clock.tz, _rounds_lead if going else no_lead)
+        if late and going:
+            gone = duration_text(round(wall - max(run.start for run in late)))
+            self.report(f"task {entry.name}: {len(late)} planned run(s) skipped: their start had gone by "
+                        f"{gone} or more (the clock set forward, the machine suspended, or sched held up; "
+                        f"a run is made at most {duration_text(cursor.late_limit)} late)")
         made = 0
         for run in due:
             if entry.finished or not entry.spec.active or self.tasks.get(entry.name) is not entry:
@@ -509,7 +514,8 @@ class Scheduler:
             if self._make_job(entry, run.host, not_before=run.start):
                 made += 1
         if not entry.finished:
-            self._schedule(entry, clock.monotonic() + max(0.0, next_wall - wall))
+            # (at least every WALL_RECHECK: the wall clock can jump while the loop sleeps on monotonic time)
+            self._schedule(entry, clock.monotonic() + min(max(0.0, next_wall - wall), WALL_RECHECK))
         self._check_waiters()
         return made
 

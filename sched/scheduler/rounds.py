@@ -197,15 +197,16 @@ def check_fits(config: RoundsConfig) -> None:
     if need > length:
         raise RoundsError(
             f"{rule.rounds} rounds x {len(config.hosts)} hosts x ({rule.runtime:g}s runtime + {rule.gap:g}s gap) "
-            f"= {_human(need)} do not fit in the shortest window {_hhmm(start)}-{_hhmm(end)} ({_human(length)}): "
-            f"{_human(need - length)} too long", None)
+            f"= {duration_text(need)} do not fit in the shortest window {_hhmm(start)}-{_hhmm(end)} ({duration_text(length)}): "
+            f"{duration_text(need - length)} too long", None)
 
 
 def _hhmm(minute: int) -> str:
     return f"{minute // 60:02d}:{minute % 60:02d}"
 
 
-def _human(seconds: float) -> str:
+def duration_text(seconds: float) -> str:
+    """`95` -> `1m35s`, `5400` -> `1h30m`: a duration as the rounds messages say it."""
     seconds = round(seconds, 3)
     if seconds < 60:
         return f"{seconds:g}s"
@@ -254,7 +255,7 @@ def plan_window(config: RoundsConfig, start: float, end: float, seed: int) -> Wi
         rounds -= 1
         dropped += 1
     if dropped:
-        notes.append(f"the window is {_human(length)} this day (a clock change): {dropped} of {rule.rounds} "
+        notes.append(f"the window is {duration_text(length)} this day (a clock change): {dropped} of {rule.rounds} "
                      f"rounds do not fit and are left out")
     runs: list[Run] = []
     if rounds:

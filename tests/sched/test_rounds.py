@@ -201,9 +201,76 @@ def test_a_rounds_task_started_mid_window_skips_the_past_runs():
     w.step()
     assert w.jobs == []
     future = [r for r in plan.runs if r.start >= w.clock.wall()]
-    w.clock.advance(plan.end - w.clock.wall() - 1)
-    w.step()
+    _steps_over(w, plan.end - w.clock.wall() - 1, step=60.0)
     assert [(j.host, j.not_before) for j in w.jobs if j.not_before < plan.end] == [(r.host, r.start) for r in future]
+
+
+
+def _steps_over(w, seconds, step=10.0):
+    """Let `seconds` pass in steps, stepping the loop at each (the loop's looks as they come)."""
+    for _ in range(int(seconds / step)):
+        w.clock.advance(step)
+        w.step()
+
+
+def test_a_wall_clock_set_forward_skips_the_runs_gone_by_instead_of_a_burst():
+    # 02:00: the plan is made and the first runs come ahead; then the clock is set to 04:00
+    # (monotonic time goes on as before): within a minute the task looks again, skips every
+    # run whose start went by more than its gap (2m) ago, says so once, and makes the runs
+    # still to come at their times.
+    w = World(start=at(2024, 1, 1, 2, 0))
+    w.run(NDT_TASK)
+    plan = plan_rounds(RoundsConfig(parse_rounds(NDT), PROBES), w.clock.wall(), 7, UTC)
+    w.run("run")
+    w.step()
+    ahead = len(w.jobs)
+    w.clock.jump_wall(2 * 3600)
+    _steps_over(w, 60)
+    now = w.clock.wall()
+    gone = [r for r in plan.runs if r.start < now - 120 and r.start - ROUNDS_AHEAD > plan.start]
+    assert gone, "the jump passes over some runs not yet made"
+    made = [(j.host, j.not_before) for j in w.jobs[ahead:]]
+    assert made == [(r.host, r.start) for r in plan.runs if now - 120 <= r.start <= now + ROUNDS_AHEAD + 1]
+    said = [m for m in w.messages if "skipped" in m]
+    assert said == [f"task ndt: {len(gone)} planned run(s) skipped: their start had gone by "
+                    f"{said[0].split('gone by ')[1].split(' or more')[0]} or more (the clock set forward, "
+                    "the machine suspended, or sched held up; a run is made at most 2m late)"]
+    _steps_over(w, plan.end - w.clock.wall() - 1, step=60.0)
+    assert sorted(j.not_before for j in w.jobs if j.not_before < plan.end) == sorted(
+        r.start for r in plan.runs if not (r.start - ROUNDS_AHEAD > plan.start and r.start < now - 120))
+
+
+def test_a_run_made_a_little_late_is_still_made():
+    # a loop held up for less than the gap (a long macro): the run is made, late
+    w = World(start=at(2024, 1, 1, 2, 0))
+    w.run(NDT_TASK)
+    w.run("run")
+    w.step()
+    plan = plan_rounds(RoundsConfig(parse_rounds(NDT), PROBES), w.clock.wall(), 7, UTC)
+    ahead = len(w.jobs)
+    target = plan.runs[ahead]
+    w.clock.advance(target.start - w.clock.wall() + 90)  # 1m30s late, the gap is 2m
+    w.step()
+    assert (target.host, target.start) in [(j.host, j.not_before) for j in w.jobs[ahead:]]
+    assert not [m for m in w.messages if "skipped" in m]
+
+
+@pytest.mark.parametrize("years", [3, -1])
+def test_a_wall_clock_moved_by_years_plans_afresh_without_planning_the_windows_between(years):
+    # a machine that booted with a dead RTC and then set its clock (or a clock set back):
+    # the plan starts again from the new time, as at a start, at once
+    w = World(start=at(2024, 1, 1, 2, 0))
+    w.run(NDT_TASK)
+    w.run("run")
+    w.step()
+    before = len(w.jobs)
+    w.clock.jump_wall(years * 365 * 86400.0)
+    _steps_over(w, 60)
+    cursor = w.sched.tasks["ndt"].rounds
+    assert len(cursor.plans) <= 2 and cursor.plans[0].start - 86400 <= w.clock.wall() <= cursor.plans[-1].end
+    plan = plan_rounds(RoundsConfig(parse_rounds(NDT), PROBES), w.clock.wall(), 7, UTC)
+    assert all(plan.start <= j.not_before < plan.end + ROUNDS_AHEAD and j.not_before >= w.clock.wall() - 120
+               for j in w.jobs[before:])
 
 
 def _made_ahead(w):
