@@ -6,7 +6,9 @@ that is when jobs start and end and exit macros run. While a command runs, the l
 so the interpreter is never entered from two places at once and needs no locks. A command that
 wants to wait while the loop is already running (inside an exit macro) gets a clear error.
 
-Ctrl-C while the loop runs cancels the wait (`interrupted`), never a callback half-way.
+Ctrl-C while the loop runs cancels the wait (`interrupted`), never an asyncio callback half-way;
+interpreted code that a callback runs (a macro) is interrupted at its next command first
+(set_code_interrupter), since the loop cannot turn until that code returns.
 
 Leaving from inside the loop: a callback (an exit macro that calls `exit`, a SIGTERM) cannot
 raise through asyncio. It calls `leave_soon(exc)` instead: the wait under way is cancelled and
@@ -21,7 +23,7 @@ from __future__ import annotations
 
 import signal
 import sys
-from typing import TYPE_CHECKING, Awaitable, TypeVar
+from typing import TYPE_CHECKING, Awaitable, Callable, TypeVar
 
 if TYPE_CHECKING:
     import asyncio
@@ -34,6 +36,15 @@ T = TypeVar("T")
 _loop: asyncio.AbstractEventLoop | None = None
 _waiting: "asyncio.Future | None" = None  # what the outermost run_until is waiting for
 _leaving: BaseException | None = None  # raised by the next (or the current) run_until
+_code_interrupter: "Callable[[], object] | None" = None  # see set_code_interrupter
+
+
+def set_code_interrupter(interrupter: "Callable[[], object] | None") -> None:
+    """What SIGINT during a wait does before it ends the wait: interrupt the interpreted code a
+    callback of the loop runs now, if any (psched.shell.longcode). The loop cannot act on the
+    signal until that code returns, and code that never returns would hold it for good."""
+    global _code_interrupter
+    _code_interrupter = interrupter
 
 
 def get_loop() -> asyncio.AbstractEventLoop:
@@ -94,12 +105,20 @@ def run_until(awaitable: Awaitable[T], what: str = "wait", interruptible: bool =
         interrupted = True
         task.cancel()
 
+    def on_signal(signum: int, frame: object) -> None:
+        # A plain handler, not loop.add_signal_handler's: it runs between two bytecodes of
+        # whatever the main thread does, a macro the loop runs included (see set_code_interrupter).
+        loop.call_soon_threadsafe(on_sigint)  # (wakes the loop as asyncio's handler would)
+        if _code_interrupter is not None:
+            _code_interrupter()  # (last: it may raise inside the code it interrupts)
+
+    previous: object = None
     installed = False
     if interruptible:
         try:
-            loop.add_signal_handler(signal.SIGINT, on_sigint)
+            previous = signal.signal(signal.SIGINT, on_signal)
             installed = True
-        except (ValueError, RuntimeError, NotImplementedError):  # not the main thread
+        except ValueError:  # not the main thread
             installed = False
     outer, _waiting = _waiting, (task if leavable else None)
     try:
@@ -113,7 +132,7 @@ def run_until(awaitable: Awaitable[T], what: str = "wait", interruptible: bool =
     finally:
         _waiting = outer
         if installed:
-            loop.remove_signal_handler(signal.SIGINT)
+            signal.signal(signal.SIGINT, previous if previous is not None else signal.SIG_DFL)  # type: ignore[arg-type]
     if _leaving is not None and leavable:
         _raise_leaving()
     return result

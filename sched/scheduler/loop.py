@@ -32,6 +32,7 @@ import itertools
 import logging
 import math
 import os
+import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Iterator, Protocol
 
@@ -165,6 +166,15 @@ class Scheduler:
         self.staging: TaskStaging | None = None  # a reload reading its files: task blocks and `run` go there
         self.dispatcher: Dispatcher | None = None  # between a made job and its backend (psched.scheduler.ha)
         self.switchboard = Switchboard(home.switchboard_path if home is not None else None)  # messages between jobs
+        self.running_code: tuple[str, float] | None = None  # (what, since): see `running`
+
+    def busy_with(self, what: str) -> "_Running":
+        """`with sched.busy_with("task t job 3: task.exit 0"):` around interpreted code that a
+        callback of the loop runs (a macro, an `after` script, a reload's files): while it runs
+        the loop does nothing else, and `running_code` says what and since when (time.monotonic)
+        to the shell, which warns when it runs long and lets SIGINT and SIGTERM interrupt it
+        (psched.shell.longcode). The outermost one counts."""
+        return _Running(self, what)
 
     # --- the task table -----------------------------------------------------------------------
 
@@ -593,7 +603,8 @@ class Scheduler:
         saved = interp.extensions.get(DRAFT_KEY)
         interp.extensions[DRAFT_KEY] = draft
         try:
-            interp.run_in_frame(frame, spec.exec_macro)
+            with self.busy_with(f"task {spec.name}: task.exec"):
+                interp.run_in_frame(frame, spec.exec_macro)
         except Skip:
             return None
         except SchedError as err:
@@ -768,7 +779,8 @@ class Scheduler:
                 interp.queues[stream] = _DeferredLines(source)
         interp.queues["inbox"] = WorkQueue(job.inbox)  # what the switchboard gave this job
         try:
-            interp.run_in_frame(frame, body)
+            with self.busy_with(f"task {spec.name} job {job.id}: task.exit {which}"):
+                interp.run_in_frame(frame, body)
         except Skip:
             job.macro_error = "`skip` is for task.exec, not task.exit"
             self.report(f"task {spec.name} job {job.id}: {job.macro_error}")
@@ -1000,6 +1012,24 @@ class Scheduler:
             self.on_message(text)
         else:
             log.warning("%s", text)
+
+
+class _Running:
+    """Scheduler.busy_with's context (a class: cheaper than a generator's at each macro)."""
+
+    __slots__ = ("sched", "what", "outer")
+
+    def __init__(self, sched: Scheduler, what: str) -> None:
+        self.sched = sched
+        self.what = what
+
+    def __enter__(self) -> None:
+        self.outer = self.sched.running_code
+        if self.outer is None:
+            self.sched.running_code = (self.what, time.monotonic())
+
+    def __exit__(self, *exc: object) -> None:
+        self.sched.running_code = self.outer
 
 
 def _of_nmax(entry: TaskEntry) -> str:

@@ -161,7 +161,8 @@ def load_files(interp: Any, files: list[str] | None = None) -> ReloadResult:
             saved = interp.current_file
             interp.current_file = path
             try:
-                interp.run_toplevel(script)
+                with sched.busy_with(f"reload: {path}"):
+                    interp.run_toplevel(script)
             finally:
                 interp.current_file = saved
         for spec in staging.specs.values():

@@ -36,13 +36,14 @@ from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any, Iterator, NoReturn, TextIO
 
 from ..lang.errors import SchedError
-from ..scheduler.eventloop import close_loop, get_loop, run_until, take_leaving
+from ..scheduler.eventloop import close_loop, get_loop, run_until, set_code_interrupter, take_leaving
 from ..scheduler.extkeys import SCHED_NAME_KEY, SCHEDULER_KEY
 from ..lang.interp import Interp
 from ..lang.lazylog import lazy_logger, when_loaded
 from ..lang.lazylog import load as load_logging
 from ..lang.scripttext import SCRIPT_ERRORS
 from .session import ExitStatus, InterruptHandler, QuitRequest, complete_commands, run_exit_hooks
+from .longcode import LongCodeWatch, interrupt_running_code
 from .stopsignals import StopSignals
 
 if TYPE_CHECKING:
@@ -254,7 +255,9 @@ def _main(args: argparse.Namespace) -> int:
     # a server ignores SIGINT while idle: it is how attached prompts interrupt a command, and
     # one that arrives just after the command ended must not stop the server
     interrupts = InterruptHandler(interp, idle_raises=not interactive and not args.serve)
-    stops = StopSignals()
+    stops = StopSignals(interp)
+    set_code_interrupter(lambda: interrupt_running_code(interp))  # SIGINT during a wait reaches a macro
+    LongCodeWatch(interp).start()
     try:
         with interrupts.installed(), stops.installed():
             try:

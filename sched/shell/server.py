@@ -24,7 +24,8 @@ as a typed command is. Requests from several prompts are served one at a time, i
 What the interpreter writes goes to the log and to the prompt whose request is running; what it
 writes between requests (exit macros, the scheduler's messages) goes to every attached prompt.
 Ctrl-C at a prompt is SIGINT to the server, which interrupts the running request only (while
-idle the server ignores SIGINT). SIGTERM and `sched --stop` end it the way `quit -force` does;
+idle the server ignores SIGINT; while the loop runs a macro, SIGINT interrupts that macro:
+psched.shell.longcode). SIGTERM and `sched --stop` end it the way `quit -force` does;
 `quit` at a prompt asks the quit checks first and the prompt's user confirms.
 
 A server of a pool (`--ha`, psched.shell.ha) listens from the start; while it stands by, its

@@ -37,6 +37,7 @@ from ..lang.openness import needs_more as open_at_end
 from ..lang.lazylog import lazy_logger
 from ..lang.registry import BUILTINS
 from ..scheduler.eventloop import loop_running
+from .longcode import interrupt_running_code
 
 log = lazy_logger(__name__)  # logging loads at the first message (start-up)
 
@@ -148,6 +149,8 @@ class InterruptHandler:
     def __call__(self, signum: int, frame: Any) -> None:
         escalated, self._escalating = self._escalating, False
         if not self.active:
+            if interrupt_running_code(self.interp):
+                return  # a macro the loop runs (a server's, or one while a prompt waits for a line)
             if self.idle_raises and not escalated:
                 raise KeyboardInterrupt
             return  # at the prompt the terminal is raw and Ctrl-C is a key; a stray SIGINT is ignored

@@ -12,7 +12,9 @@ prompt, reading a script from a pipe) the handler hands a forced QuitRequest to
 psched.scheduler.eventloop.leave_soon, which ends that wait; while the interpreter runs a command the
 handler raises the QuitRequest at once (no `catch` stops it; a program `exec` waits for is
 killed as Python's subprocess does on any exception). Either way the CLI's exit hooks then do
-the stopping. A second signal while sched is already leaving is ignored. SIGINT keeps its own
+the stopping. A macro the loop runs when the signal comes gets psched.shell.longcode's
+STOP_GRACE to end, then is interrupted (one that never ends would keep the loop from leaving).
+A second signal while sched is already leaving is ignored. SIGINT keeps its own
 handling (psched.shell.session.InterruptHandler): it interrupts the command or wait under way, and a
 script so interrupted ends through the same exit hooks.
 """
@@ -27,6 +29,7 @@ from typing import Any, Iterator
 from ..lang.errors import QuitRequest
 from ..lang.lazylog import lazy_logger
 from ..scheduler.eventloop import get_loop, leave_soon, loop_running
+from .longcode import interrupt_after_grace
 
 log = lazy_logger(__name__)  # logging loads at the first message (start-up)
 
@@ -38,7 +41,8 @@ STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
 class StopSignals:
     """The handler of SIGTERM and SIGHUP for one run of sched."""
 
-    def __init__(self) -> None:
+    def __init__(self, interp: Any = None) -> None:
+        self.interp = interp
         self.received: int | None = None
 
     def __call__(self, signum: int, frame: Any) -> None:
@@ -50,6 +54,8 @@ class StopSignals:
         if loop_running():  # (no loop made, nor asyncio loaded, here: a signal handler)
             # asyncio's own structures may be half-way through a change here: act from the loop
             get_loop().call_soon_threadsafe(leave_soon, request)
+            if self.interp is not None:
+                interrupt_after_grace(self.interp)  # (a macro the loop runs now: it must end)
         else:
             raise request
 

@@ -77,7 +77,8 @@ def _run_later(interp: Any, ident: str, script: Any) -> None:
     saved = interp.frame
     interp.frame = interp.globals
     try:
-        interp.run_toplevel(script)
+        with sched.busy_with(f"the script of {ident}"):
+            interp.run_toplevel(script)
     except SchedError as err:
         sched.report(f"error in the script of {ident}:\n{err.render()}")
     except QuitRequest as request:
