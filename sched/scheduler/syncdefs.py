@@ -16,18 +16,16 @@ from __future__ import annotations
 
 import math
 import os
-import re
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
 from ..lang.tcllist import join_list
+from .timing import duration_seconds
 
 __all__ = ["DurationError", "SyncDef", "SyncTargetDef", "parse_duration", "parse_minhosts",
            "result_dict", "sync_defs", "write_run_log"]
 
-_DURATION = re.compile(r"(\d+(?:\.\d*)?|\.\d+)\s*([smh]?)", re.I)
-_UNITS = {"": 1.0, "s": 1.0, "m": 60.0, "h": 3600.0}
 
 
 class DurationError(ValueError):
@@ -35,15 +33,15 @@ class DurationError(ValueError):
 
 
 def parse_duration(text: str, what: str = "-timeout") -> float | None:
-    """Seconds, from `90`, `90s`, `5m`, `1.5h` or `none` (None: no limit)."""
+    """Seconds, from `90`, `90s`, `5m`, `1.5h`, `1h30m` (timing.duration_seconds) or `none`
+    (None: no limit)."""
     word = text.strip()
     if word.lower() == "none":
         return None
-    match = _DURATION.fullmatch(word)
-    if match is None:
-        raise DurationError(f"{what} expects seconds, a number with s, m or h (330s, 5m, 2h) "
+    seconds = duration_seconds(word)
+    if seconds is None:
+        raise DurationError(f"{what} expects seconds, a number with s, m or h (330s, 5m, 2h, 1h30m) "
                             f"or none, got '{text}'")
-    seconds = float(match.group(1)) * _UNITS[match.group(2).lower()]
     if not math.isfinite(seconds):
         raise DurationError(f"{what} is too large: '{text}'")
     return seconds

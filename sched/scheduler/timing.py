@@ -432,6 +432,23 @@ def _effective_wall(local_dt: datetime) -> datetime:
 _PERIOD_OPTIONS = ("-poll", "-exec", "-timeout", "-pending")
 _PERIOD_HELP = ", ".join(_PERIOD_OPTIONS)
 _NUMBER = re.compile(r"[0-9]+(?:\.[0-9]*)?|\.[0-9]+", re.ASCII)
+_DURATION_PART = re.compile(r"([0-9]+(?:\.[0-9]*)?|\.[0-9]+)\s*([hms]?)", re.ASCII | re.IGNORECASE)
+_UNIT_SECONDS = {"": 1.0, "s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+def duration_seconds(text: str) -> float | None:
+    """Seconds from a duration as scripts write them: `90`, `0.5`, `90s`, `5m`, `1.5h`, `1h30m`;
+    None when `text` is not one. A number alone is seconds; in a compound each part has its
+    unit (`5m30` is not a duration). The one reading of durations (periods, rounds, sync)."""
+    word = text.strip()
+    total, pos, parts = 0.0, 0, 0
+    while pos < len(word):
+        match = _DURATION_PART.match(word, pos)
+        if match is None or (not match.group(2) and (parts or match.end() < len(word))):
+            return None
+        total += float(match.group(1)) * _UNIT_SECONDS[match.group(2).lower()]
+        pos, parts = match.end(), parts + 1
+    return total if parts else None
 _NO_LIMIT_WORDS = ("none", "0")
 
 
@@ -478,7 +495,8 @@ class Periods:
 def parse_periods(args: Sequence[str], base: Periods = Periods()) -> Periods:
     """`base` changed by the words after `periods`: ?-poll S? ?-exec S? ?-timeout S? ?-pending S?.
 
-    Seconds are plain decimals (`2`, `0.5`, `.25`). -poll must be > 0; -exec may be 0;
+    Seconds are decimals (`2`, `0.5`, `.25`) or durations (`5m`, `1h30m`: duration_seconds).
+    -poll must be > 0; -exec may be 0;
     -timeout and -pending accept `0` or `none` for no limit. Options not given keep
     their value from `base`; an option given twice takes the last value.
     """
@@ -504,16 +522,17 @@ def parse_periods(args: Sequence[str], base: Periods = Periods()) -> Periods:
 
 def _parse_seconds(option: str, text: str, index: int) -> float | None:
     no_limit = option in ("-timeout", "-pending")
-    expected = "a number of seconds > 0" if option == "-poll" else "a number of seconds >= 0"
+    expected = "seconds > 0" if option == "-poll" else "seconds >= 0"
+    expected += " or a duration (90, 0.5, 5m, 1h30m)"
     if no_limit:
-        expected += " (0 or none for no limit)"
+        expected += "; 0 or none for no limit"
     if no_limit and text.lower() in _NO_LIMIT_WORDS:
         return None
-    if text.startswith("-") and _NUMBER.fullmatch(text[1:]):
+    if text.startswith("-") and duration_seconds(text[1:]) is not None:
         raise TimingError(f"{option} must not be negative, got '{text}'", index)
-    if not _NUMBER.fullmatch(text):
+    seconds = duration_seconds(text)
+    if seconds is None:
         raise TimingError(f"{option} expects {expected}, got '{text}'", index)
-    seconds = float(text)
     if not math.isfinite(seconds):
         raise TimingError(f"{option} value is too large, got '{text}'", index)
     if option == "-poll" and seconds <= 0:
