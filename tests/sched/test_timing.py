@@ -14,6 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from psched.lang.clock import FakeClock
+from sched_world import World
 from psched.scheduler.timing import (
     SEARCH_DAYS,
     WALL_RECHECK,
@@ -28,6 +29,7 @@ from psched.scheduler.timing import (
     allowed,
     allowed_at,
     due_key,
+    duration_seconds,
     format_days,
     next_change,
     parse_days,
@@ -718,3 +720,26 @@ def test_timer_heap_idle_tasks_cost_one_peek():
         heap.push(3600.0 + task, task)
     assert heap.pop_due(1.0) == []
     assert heap.peek() == 3600.0
+
+
+@pytest.mark.parametrize("text, seconds", [("90", 90.0), ("0.5", 0.5), (".25", 0.25), ("90s", 90.0), ("5m", 300.0),
+                                           ("1.5h", 5400.0), ("1h30m", 5400.0), ("2h0m5s", 7205.0), ("5 m", 300.0),
+                                           ("3M", 180.0)])
+def test_duration_seconds(text, seconds):
+    assert duration_seconds(text) == seconds
+
+
+@pytest.mark.parametrize("text", ["", "m", "5m30", "1e3", "-5", "5x", "1h 30m", "nan", "inf", "5mm"])
+def test_not_a_duration(text):
+    assert duration_seconds(text) is None
+
+
+def test_wait_and_retain_take_durations_as_periods_do():
+    w = World()
+    with pytest.raises(Exception, match="`run` first"):   # (the timeout was read)
+        w.run("wait -timeout 1m")
+    assert "more than 5m ago" in w.run("retain -age 300") and "more than 90m ago" in w.run("retain -age 1h30m")
+    with pytest.raises(Exception, match=r"wait: -timeout expects seconds >= 0 or a duration \(90, 5m, 1h30m\), got '5x'"):
+        w.run("wait -timeout 5x")
+    with pytest.raises(Exception, match="retain: -age expects seconds >= 0 or a duration"):
+        w.run("retain -age -5")

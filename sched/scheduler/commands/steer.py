@@ -21,6 +21,7 @@ from ..loop import Scheduler, TaskEntry
 from ...lang.tcllist import join_list
 from ..retention import DEFAULT_KEEP_AGE, DEFAULT_KEEP_COUNT
 from ..rounds import RoundsConfig, describe_plan, plan_rounds
+from ..timing import duration_seconds
 
 cmd = BUILTINS.command
 
@@ -226,12 +227,9 @@ def cmd_retain(interp: Any, argv: list[str]) -> str:
             raise ScriptError(f"retain: -count expects a whole number >= 0, got '{opts['-count']}'")
         retention.count = count
     if "-age" in opts:
-        try:
-            age = float(opts["-age"])
-        except ValueError:
-            age = -1.0
-        if not 0 <= age < float("inf"):
-            raise ScriptError(f"retain: -age expects seconds >= 0, got '{opts['-age']}'")
+        age = duration_seconds(opts["-age"])
+        if age is None or not age < float("inf"):
+            raise ScriptError(f"retain: -age expects seconds >= 0 or a duration (90, 5m, 1h30m), got '{opts['-age']}'")
         retention.age = age
     sched.forget_expired()
     return f"ended jobs are remembered: {retention.describe()} ({len(sched.jobs)} in the table, {sched.forgotten} forgotten)"
@@ -303,12 +301,10 @@ def cmd_wait(interp: Any, argv: list[str]) -> str:
     opts, names = _flags(argv, {"-timeout": True})
     timeout = None
     if "-timeout" in opts:
-        try:
-            timeout = float(opts["-timeout"])
-        except ValueError:
-            raise ScriptError(f"wait: -timeout expects seconds, got '{opts['-timeout']}'") from None
-        if not timeout >= 0:
-            raise ScriptError(f"wait: -timeout expects seconds >= 0, got '{opts['-timeout']}'")
+        timeout = duration_seconds(opts["-timeout"])
+        if timeout is None or not timeout < float("inf"):
+            raise ScriptError(f"wait: -timeout expects seconds >= 0 or a duration (90, 5m, 1h30m), "
+                              f"got '{opts['-timeout']}'")
     sched = scheduler_of(interp)
     for name in names:
         entry = sched.task(name)
