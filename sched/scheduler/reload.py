@@ -8,7 +8,9 @@ One load goes in four steps, and the task table changes only in the last:
    in a thread, while the loop goes on making the jobs that are due;
 2. stage: the files run with `Scheduler.staging` set: a `task` block builds its TaskSpec into
    the staging set, from scratch (not from the running task), and `run` is only recorded.
-   Other commands (`proc`, `set`, `controller host add`, ...) act as they always do;
+   Other commands (`proc`, `set`, `controller host add`, ...) act as they always do; $argv0,
+   $argv and $argc are first set again to the values sched was started with
+   (psched.lang.scriptargs);
 3. check: every staged task is one the scheduler takes (it has something to run);
 4. apply, in one step (the loop does not run meanwhile, so no job is made half-way):
    - a task new to the table is defined, its first look spread over its first period by an
@@ -39,6 +41,7 @@ from typing import Any
 
 from ..lang.errors import Pos, SchedError, TaskError
 from ..lang.nodes import Block, Command, Script
+from ..lang.scriptargs import reset_script_arguments
 from ..lang.scripttext import read_script_file
 from .attach import scheduler_of
 from .eventloop import get_loop, run_until
@@ -157,6 +160,7 @@ def load_files(interp: Any, files: list[str] | None = None) -> ReloadResult:
     collecting = gc.isenabled()  # the loop waits for what follows: no pass over a heap that frees nothing
     gc.disable()
     try:
+        reset_script_arguments(interp)  # (a file that consumed $argv last time reads it again)
         for path, script in scripts:
             saved = interp.current_file
             interp.current_file = path

@@ -5,8 +5,14 @@
     sched FILE...              run the files in order, then as above (in the background of a
                                terminal, `sched FILE &`, no prompt: it goes on as a script)
     sched -c SCRIPT            run one script (after any FILEs) and leave (once its work is done)
+    sched ... -- ARG...        the words after `--` are the script's arguments: $argv, $argc
+    sched --args FILE ARG...   FILE is the script, the words after it its arguments (tclsh's
+                               `tclsh FILE ARG...`: a `#!/usr/bin/env -S sched --args` line)
     sched --name NAME ...      a second sched on the same $SCHED_HOME, with files of its own
     sched --version | -h
+
+$argv0 is the first FILE as given, else `sched`; $argv is {} and $argc 0 without `--` or
+`--args` (psched.lang.scriptargs).
 
 A script (FILEs, then `-c` or a stdin that is not a terminal) that ends with the scheduler
 running goes on as if it ended with `wait`. SIGTERM and SIGHUP leave as `quit -force` does, with
@@ -41,6 +47,7 @@ from ..scheduler.extkeys import SCHED_NAME_KEY, SCHEDULER_KEY
 from ..lang.interp import Interp
 from ..lang.lazylog import lazy_logger, when_loaded
 from ..lang.lazylog import load as load_logging
+from ..lang.scriptargs import PROGRAM_NAME, set_script_arguments
 from ..lang.scripttext import SCRIPT_ERRORS
 from .session import ExitStatus, InterruptHandler, QuitRequest, complete_commands, run_exit_hooks
 from .longcode import LongCodeWatch, interrupt_running_code
@@ -143,6 +150,47 @@ def _plain_options(argv: list[str]) -> Any:
     return SimpleNamespace(**dict(PLAIN_DEFAULTS, files=files, script=script))
 
 
+ARGS_OPTION = "--args"
+"""`sched [OPTION...] --args FILE [ARG...]`: FILE is the script and the words after it are its
+arguments, as tclsh reads `tclsh FILE ARG...`; for a `#!/usr/bin/env -S sched --args` line,
+after which the kernel adds the script's path and the arguments it was run with (the name is
+gdb's, whose --args means the same)."""
+
+
+def _script_words(argv: list[str]) -> tuple[list[str], str | None, list[str] | None]:
+    """Split the command line where the script's arguments begin: after the first `--`, or
+    after the FILE that follows `--args`, whichever comes first (an option's value is never
+    either: argparse refuses a value that starts with "-" unless attached, `--log=--`).
+
+    Returns sched's own words, the FILE of `--args` (else None) and the script's arguments
+    (None when neither `--` nor `--args` is given)."""
+    for at, word in enumerate(argv):
+        if word == "--":
+            return argv[:at], None, argv[at + 1:]
+        if word == ARGS_OPTION:
+            if at + 1 == len(argv):
+                _usage_error(f"argument {ARGS_OPTION}: expected FILE, the script, and then its arguments")
+            return argv[:at], argv[at + 1], argv[at + 2:]
+    return argv, None, None
+
+
+def _options(argv: list[str]) -> Any:
+    """The options of the command line `argv`, plus `arguments`: the script's (None if not given)."""
+    own, script_file, arguments = _script_words(argv)
+    args = _plain_options(own)
+    if args is None:
+        from .options import argument_parser  # only for a command line that is not plain (start-up)
+
+        args = argument_parser().parse_args(own)
+    if script_file is not None:
+        if args.files:
+            _usage_error(f"{ARGS_OPTION} FILE: the one FILE is the script, after {ARGS_OPTION}; "
+                         f"no FILE goes before it")
+        args.files = [script_file]
+    args.arguments = arguments
+    return args
+
+
 def _usage_error(message: str) -> NoReturn:
     """Usage, `sched: error: MESSAGE` and exit status 2, as argparse says it."""
     from .options import argument_parser  # only for a command line that is not plain (start-up)
@@ -156,11 +204,7 @@ def main(argv: list[str] | None = None) -> int:
         argv = sys.argv[1:]
     if sys.stdin is None or sys.stdout is None or sys.stderr is None:
         _standard_streams()
-    args = _plain_options(argv)
-    if args is None:
-        from .options import argument_parser  # only for a command line that is not plain (start-up)
-
-        args = argument_parser().parse_args(argv)
+    args = _options(argv)
     status = _main(args)
     if args.ha is not None and args.serve:
         from .ha import STEPPED_DOWN, restart_as_standby  # only a server of a pool loads the HA code
@@ -211,6 +255,11 @@ def _main(args: argparse.Namespace) -> int:
         _usage_error("--ha and --ha-ttl go with --serve")
     if args.ha_ttl is not None and args.ha_ttl < 2:
         _usage_error("--ha-ttl: at least 2 seconds (etcd's shortest lease)")
+    if args.arguments is not None and (args.attach or args.stop):
+        _usage_error("-- and --args go with FILEs or -c, not with --attach or --stop (a server's scripts "
+                     "have the arguments it was started with)")
+    if args.arguments is not None and (args.sites is not None or args.netjobs is not None):
+        _usage_error("-- and --args do not go with --sites or --netjobs: their scripts take no arguments")
     simulating = args.simulate is not None or args.netjobs_simulate
     if simulating and (args.serve or args.attach or args.stop):
         _usage_error("--simulate goes with FILEs, -c or --netjobs, not with --serve, --attach or --stop")
@@ -238,8 +287,9 @@ def _main(args: argparse.Namespace) -> int:
 
         listen = ["--listen", args.listen] if args.listen is not None else []
         return launch(args.files, ["--log-max-bytes", args.log_max_bytes, "--log-keep", str(args.log_keep), *listen],
-                      _ha_options(args))
+                      _ha_options(args), args.arguments)
     interp = Interp()
+    _give_arguments(interp, args)
     if args.name is not None:
         interp.extensions[SCHED_NAME_KEY] = args.name
     interactive = (args.script is None and not args.serve and args.netjobs is None and _is_terminal(sys.stdin)
@@ -280,6 +330,12 @@ def _main(args: argparse.Namespace) -> int:
         _settle_stdout()
 
 
+def _give_arguments(interp: Any, args: argparse.Namespace) -> None:
+    """$argv0, $argv and $argc, as tclsh sets them: the first FILE (else `sched`) and the words
+    after `--` (or after the FILE of `--args`)."""
+    set_script_arguments(interp, args.files[0] if args.files else PROGRAM_NAME, args.arguments or ())
+
+
 def _simulate(args: argparse.Namespace) -> int:
     """`sched --simulate ...` (and `sched --netjobs FILE -s`): psched.shell.simulate."""
     import time
@@ -299,6 +355,7 @@ def _simulate(args: argparse.Namespace) -> int:
         print(exc.render(), file=sys.stderr)
         return ExitStatus.USAGE
     interp = Interp()
+    _give_arguments(interp, args)
     if args.name is not None:
         interp.extensions[SCHED_NAME_KEY] = args.name
 

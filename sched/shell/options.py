@@ -5,7 +5,9 @@
 psched.shell.cli reads the common command line, `sched [FILE...] [-c SCRIPT]`, without it
 (PLAIN_DEFAULTS there): argparse, with the shutil and gettext it loads and the building of this
 parser, is about a tenth of the instructions of a `sched -c` start-up (issue 13). Any other
-command line, an error and `-h` come here.
+command line, an error and `-h` come here. The script's arguments (after `--`, or after the FILE
+of `--args`) are split off by psched.shell.cli before either reads the rest: `--args` is here
+for `-h` only.
 """
 
 from __future__ import annotations
@@ -42,11 +44,19 @@ class _VersionAction(argparse.Action):
 def argument_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="sched",
+        usage="%(prog)s [OPTION ...] [FILE ...] [-c SCRIPT] [-- ARG ...]\n"
+              "       %(prog)s [OPTION ...] --args FILE [ARG ...]",
         description="The sched shell: a Tcl-like language that schedules tasks and runs their jobs. "
-                    "With no FILE and no -c, commands come from the prompt (a terminal) or from stdin.",
+                    "With no FILE and no -c, commands come from the prompt (a terminal) or from stdin. "
+                    "The script's arguments, the words after -- (or after the FILE of --args), are its "
+                    "$argv (a list) and $argc; $argv0 is the first FILE as given, else 'sched'.",
     )
     parser.add_argument("files", nargs="*", metavar="FILE", help="scripts to run in order")
     parser.add_argument("-c", dest="script", metavar="SCRIPT", help="run SCRIPT (after any FILEs) and leave")
+    parser.add_argument("--args", action="store_true", default=argparse.SUPPRESS,
+                        help="the last option: FILE, the word after it, is the script and every word after FILE "
+                             "is one of its arguments, as `tclsh FILE ARG...` reads them; for a first line "
+                             "`#!/usr/bin/env -S sched --args` (-- is then an argument like any other)")
     parser.add_argument("--name", metavar="NAME",
                         help="run as the sched named NAME: its own lock, run ledger, harvest log and owner "
                              "at the controller, so that it may run beside the sched of the same $SCHED_HOME")

@@ -572,8 +572,11 @@ def _not_ready(ready_fd: int | None, message: str) -> int:
     return ExitStatus.SCRIPT_FAILED
 
 
-def launch(files: list[str], log_options: list[str] = (), ha_options: list[str] = ()) -> int:
-    """`sched --serve FILE...`: start the server in the background and return once it is ready."""
+def launch(files: list[str], log_options: list[str] = (), ha_options: list[str] = (),
+           arguments: list[str] | None = None) -> int:
+    """`sched --serve FILE... [-- ARG...]`: start the server in the background and return once it
+    is ready. The server's working directory is ours: it reads the files as given, and its
+    $argv0 is the first of them as given (psched.lang.scriptargs)."""
     paths = ServerPaths.for_home()
     other = running_pid(paths)
     if other is not None:
@@ -583,7 +586,8 @@ def launch(files: list[str], log_options: list[str] = (), ha_options: list[str] 
     read_end, write_end = os.pipe()
     env = dict(os.environ, **{READY_FD_ENV: str(write_end)})
     argv = [sys.executable, "-m", "psched", "--serve", "--foreground", "--log", str(paths.log), *log_options,
-            *ha_options, *[os.path.abspath(f) for f in files]]
+            *ha_options, *[f if not f.startswith("-") else os.path.join(".", f) for f in files],  # (`--args -f`)
+            *([] if arguments is None else ["--", *arguments])]
     with open(paths.log, "ab") as log_file:
         child = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log_file, stderr=log_file,
                                  pass_fds=(write_end,), env=env, start_new_session=True)
