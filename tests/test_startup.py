@@ -51,6 +51,16 @@ def test_sched_c_loads_no_dataclasses_dates_processes_or_hashing() -> None:
     assert _loaded_after(code, HEAVY) == []
 
 
+def test_a_script_s_arguments_are_read_without_argparse(tmp_path: Path) -> None:
+    """`sched --args FILE ARG...` (a `#!` line), `sched FILE -- ARG...` and `sched -c SCRIPT -- ARG...`
+    are plain command lines."""
+    (tmp_path / "probe.sched").write_text("incr argc; lindex $argv 0\n")
+    for argv in (["--args", "probe.sched", "a", "-c"], ["probe.sched", "--", "a", "-c"],
+                 ["-c", "incr argc", "--", "-v"]):
+        code = f"import os; os.chdir({str(tmp_path)!r})\nfrom psched.shell.cli import main; assert main({argv!r}) == 0"
+        assert _loaded_after(code, ("argparse", "shutil", "gettext", "psched.shell.options")) == [], argv
+
+
 def test_clock_and_exec_load_what_they_need_at_their_first_call() -> None:
     code = ("from psched.shell.cli import main\n"
             "assert main(['-c', 'clock seconds; clock format 0 -gmt 1; exec true']) == 0")
