@@ -364,7 +364,8 @@ DECLARED: tuple[Declared, ...] = (Declared(name='command',
           usage='reload',
           help="read the server's files again: new tasks start (spread over their first period), removed "
                'ones stop making jobs, changed ones keep their counters, jobs and schedule; a file with an '
-               'error changes nothing',
+               'error changes nothing; $argv0, $argv and $argc are first set again to the values the server '
+               'started with',
           min_args=0,
           max_args=0,
           has_fn=True,

@@ -14,7 +14,8 @@ from ..reload import NO_FILES, RELOAD_KEY, load_files, reload_error
 
 @BUILTINS.command("reload", "read the server's files again: new tasks start (spread over their first period), "
                             "removed ones stop making jobs, changed ones keep their counters, jobs and schedule; "
-                            "a file with an error changes nothing")
+                            "a file with an error changes nothing; $argv0, $argv and $argc are first set again "
+                            "to the values the server started with")
 def cmd_reload(interp: Any, argv: list[str]) -> str:
     if interp.extensions.get(RELOAD_KEY) is None:
         raise TaskError(f"reload: {NO_FILES}")
