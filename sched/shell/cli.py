@@ -143,7 +143,8 @@ compares the two)."""
 def _plain_options(argv: list[str]) -> Any:
     """The options of `sched [FILE...] [-c SCRIPT]`, the common command line, read without
     argparse (start-up, issue 13); None for any other, which psched.shell.options reads.
-    An argument that starts with "-", other than that one -c, is left to argparse."""
+    An argument that starts with "-", other than that one -c, is left to argparse. (`argv` is
+    sched's own words: _script_words has taken the script's arguments off.)"""
     files, script = (argv[:-2], argv[-1]) if argv[-2:-1] == ["-c"] else (argv, None)
     if any(arg.startswith("-") for arg in (files if script is None else [*files, script])):
         return None
