@@ -48,6 +48,7 @@ from .retention import Retention
 from .joblog import JobLog
 from .runledger import LEDGER_NAME, RunLedger
 from .roundjobs import ROUNDS_AHEAD, RoundCursor, no_lead
+from pclient.seldom import Seldom
 from .rounds import RoundsConfig, duration_text
 from .switchboard import Switchboard
 from .taskspec import DRAFT_KEY, JobDraft, OutputDest, TaskSpec
@@ -116,6 +117,12 @@ class TaskEntry:
         return "active"
 
 
+MACRO_ERRORS_EVERY = 600.0
+"""Seconds between two reports of the same error of a task's macro (a task.exec that fails at
+every look, a task.exit that fails for every job): the log says it once, then at most this
+often with how many times it came since; a different error, or one after a success, at once."""
+
+
 class Scheduler:
     """The task table, the job table and the loop that connects them (the JobSink of its backends).
 
@@ -166,7 +173,8 @@ class Scheduler:
         self.staging: TaskStaging | None = None  # a reload reading its files: task blocks and `run` go there
         self.dispatcher: Dispatcher | None = None  # between a made job and its backend (psched.scheduler.ha)
         self.switchboard = Switchboard(home.switchboard_path if home is not None else None)  # messages between jobs
-        self.running_code: tuple[str, float] | None = None  # (what, since): see `running`
+        self.running_code: tuple[str, float] | None = None  # (what, since): see `busy_with`
+        self._macro_errors = Seldom(MACRO_ERRORS_EVERY)  # a macro failing alike again and again: said seldom
 
     def busy_with(self, what: str) -> "_Running":
         """`with sched.busy_with("task t job 3: task.exit 0"):` around interpreted code that a
@@ -608,7 +616,12 @@ class Scheduler:
         except Skip:
             return None
         except SchedError as err:
-            self.report(f"task {spec.name}: error in task.exec (no job made this time):\n{err.render()}")
+            text = err.render()
+            told = self._macro_errors.due(spec.name, self.clock.monotonic(), text)
+            if told is not None:  # (the same error at every look: said once per MACRO_ERRORS_EVERY)
+                again = (f"again, and {told[1]} more time(s) since it was said" if told[0]
+                         else f"said again at most every {MACRO_ERRORS_EVERY / 60:g} min while it fails so")
+                self.report(f"task {spec.name}: error in task.exec (no job made this time; {again}):\n{text}")
             return None
         except QuitRequest as request:
             self.leave(request)
@@ -617,6 +630,7 @@ class Scheduler:
             interp.extensions[DRAFT_KEY] = saved
         if self.quit_request is not None:
             return None
+        self._macro_errors.forget(spec.name)
         return draft
 
     # --- jobs' lives --------------------------------------------------------------------------
@@ -785,10 +799,16 @@ class Scheduler:
             job.macro_error = "`skip` is for task.exec, not task.exit"
             self.report(f"task {spec.name} job {job.id}: {job.macro_error}")
         except SchedError as err:
-            job.macro_error = err.render()
-            self.report(f"task {spec.name} job {job.id}: error in task.exit {which}:\n{job.macro_error}")
+            job.macro_error = text = err.render()
+            told = self._macro_errors.due((spec.name, which), self.clock.monotonic(), text)
+            if told is not None:  # (each job's error is in `check JOB`; the same one is said seldom)
+                again = (f"again, and for {told[1]} more job(s) since it was said" if told[0]
+                         else f"said again at most every {MACRO_ERRORS_EVERY / 60:g} min while it fails so")
+                self.report(f"task {spec.name} job {job.id}: error in task.exit {which} ({again}):\n{text}")
         except QuitRequest as request:
             self.leave(request)
+        else:
+            self._macro_errors.forget((spec.name, which))
 
     def leave(self, request: QuitRequest) -> None:
         """`exit` in a macro: make no more jobs, and leave sched once the macro is done (the

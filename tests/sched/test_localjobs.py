@@ -207,7 +207,9 @@ wait -timeout 20
 """)
     sched = scheduler_of(interp)
     assert interp.out.getvalue().count("good") == 3
-    assert sum("error in task.exit 0" in m and "broken macro" in m for m in sched.messages) == 3
+    said = [m for m in sched.messages if "error in task.exit 0" in m and "broken macro" in m]
+    assert len(said) == 1 and "said again at most every 10 min" in said[0]  # the same error: said once
+    assert [bool(j.macro_error) for j in sorted(sched.jobs.values(), key=lambda j: j.id) if j.task == "bad"] == [True] * 3
     assert all(j.done for j in sched.jobs.values())
 
 

@@ -250,6 +250,30 @@ def test_exec_macro_error_makes_no_job_and_is_reported():
     assert any("task t: error in task.exec" in m and "boom" in m for m in w.messages)
 
 
+def test_a_macro_failing_alike_at_every_look_is_said_seldom_and_a_change_at_once():
+    w = World()
+    w.run(task("t", "periods -poll 1", "task.exec", "  error boom", "end"))
+    w.run("run")
+    for _ in range(30):
+        w.advance(1)
+    said = [m for m in w.messages if "error in task.exec" in m]
+    assert len(said) == 1 and "said again at most every 10 min while it fails so" in said[0]
+    for _ in range(600):
+        w.advance(1)
+    said = [m for m in w.messages if "error in task.exec" in m]
+    assert len(said) == 2 and "(no job made this time; again, and " in said[1] and "boom" in said[1]
+    w.run(task("t", "periods -poll 1", "task.exec", "  error bang", "end"))   # another error: at once
+    w.advance(1)
+    assert "bang" in [m for m in w.messages if "error in task.exec" in m][-1]
+    w.run(task("t", "periods -poll 1", "task.exec", "  command true", "end"))
+    w.advance(1)
+    assert len(w.jobs) == 1
+    w.end(w.jobs[0])
+    w.run(task("t", "periods -poll 1", "task.exec", "  error bang", "end"))   # after a success: at once
+    w.advance(1)
+    assert len([m for m in w.messages if "bang" in m]) == 2
+
+
 def test_stdout_destinations(tmp_path):
     w = World()
     path = tmp_path / "out.txt"
