@@ -55,6 +55,7 @@ from .lease import (
     find_survivors,
     kill_orphans,
     live_agents,
+    live_agents_of,
     survivor_key,
     survivor_socket_problem,
 )
@@ -62,6 +63,7 @@ from .protocol import AGENT_VERSION
 from .protocol import (
     MAX_LINE,
     PROTOCOL_VERSION,
+    SWEEP_VERSION,
     Ack,
     Auth,
     Bye,
@@ -84,22 +86,25 @@ from .protocol import (
     ProtocolError,
     Resumed,
     Run,
+    Spooled,
     Started,
+    Sweep,
     decode,
     encode,
     prepare,
 )
 from .output import as_text
 from .seldom import Seldom
-from .spool import Spool
+from .spool import Spool, Swept
 from .stdio import Channel, ClaimedStdio, StdioChannel
 from .syncstart import SyncStarter
 
 __all__ = ["AGENT_NAME", "AGENT_VAR", "AGENT_VERSION", "DEFAULT_LEASE", "WATCHDOG_MIN_SLACK", "Agent",
            "ChannelEnd", "LineSplitter", "LineTooLong", "ended_message", "run_agent"]
 
-FENCED = (Run, Kill, Prepare, Go)
-"""What a controller asks that a higher fencing token on the host makes us refuse (pclient.fencing)."""
+FENCED = (Run, Kill, Prepare, Go, Sweep)
+"""What a controller asks that a higher fencing token on the host makes us refuse (pclient.fencing):
+a deposed controller's sweep would take the files of jobs it no longer knows for orphans."""
 
 FETCH_MAX = 1 << 20
 """Most bytes of a spooled stream sent in one `chunk` (base64 makes the line 4/3 of it)."""
@@ -268,6 +273,8 @@ class Agent:
         self._reported_lost: set[str] = set()
         """Held jobs already reported lost (not again while the controller still names them)."""
         self._watchdog: Union[asyncio.Task[None], None] = None
+        self._sweeping: Union[asyncio.Task[None], None] = None
+        """The spool sweep under way (`sweep`), if any."""
         self._last_heard = 0.0
         """Monotonic time of the last bytes from the current channel."""
         self._presence: Union[AgentPresence, None] = None
@@ -302,6 +309,7 @@ class Agent:
             Prepare: self._on_prepare,
             Go: self._on_go,
             Fence: self._on_fence,
+            Sweep: self._on_sweep,
         }
         self.spool = Spool.default()
         """Where jobs run with `spool` keep their whole output (pclient.spool)."""
@@ -358,7 +366,7 @@ class Agent:
     async def serve(self) -> None:
         await self._send(encode(Hello(version=PROTOCOL_VERSION, host=self.host, pid=os.getpid(),
                                       clock=self._clock(), slots=self.slots, agent=AGENT_NAME,
-                                      build=code_digest())))
+                                      build=code_digest(), sweep=SWEEP_VERSION)))
         # while the controller reads the hello: the messages of the handshake and of a first job,
         # made now rather than in their latency (pclient.protocol.prepare)
         prepare(Auth, Resumed, Run, Started)
@@ -699,6 +707,49 @@ class Agent:
     async def _on_drop(self, msg: Drop) -> None:
         await asyncio.get_running_loop().run_in_executor(None, self._spool().drop, msg.job)
 
+    async def _on_sweep(self, msg: Sweep) -> None:
+        """List the spooled jobs of our controller's part that we cannot account for, and
+        remove what no controller can ask for (pclient.spool.Spool.sweep)."""
+        if self._token is None or self._name is None or self._serving_successor:
+            await self._send_error("sweep: this agent is not authenticated by a controller")
+            return
+        if self._sweeping is not None and not self._sweeping.done():
+            await self._send(encode(Spooled(seq=msg.seq)))   # one at a time: the next sweep lists them
+            return
+        # In the background, as the look for survivors: pings are answered meanwhile.
+        self._sweeping = asyncio.ensure_future(self._sweep(msg, self._token, self._name))
+
+    async def _sweep(self, msg: Sweep, token: str, name: str) -> None:
+        if self._takeover is not None and not self._takeover.done():
+            await asyncio.wait({self._takeover})  # the survivors we take over account for their jobs
+        followed = {link.pid for link in self._links}
+        searching = self._search is not None and not self._search.done()
+        accounted = self._known_jobs()
+
+        def live(key: str) -> set[int]:
+            try:
+                return set(live_agents_of(key, exclude=set()))
+            except (OSError, LeaseError):
+                return {0}              # cannot tell: as if one were alive
+
+        def sweep() -> Swept:
+            key = survivor_key(token, name)
+            others = live(key) - {os.getpid()} - followed
+            return self.spool.sweep(key, accounted=accounted, sole=not others and not searching,
+                                    age=msg.age, abandon=msg.abandon, live=live)
+
+        try:
+            swept = await asyncio.get_running_loop().run_in_executor(None, sweep)
+        except Exception as exc:
+            log.exception("sweeping the spool failed")
+            await self._send_error(f"sweep: cannot sweep the spool {self.spool.directory}: {exc}")
+            return
+        if swept.files:
+            log.info("spool sweep: removed %d file(s) (%d bytes) no controller can ask for%s", swept.files,
+                     swept.bytes, f", parts {', '.join(swept.parts)}" if swept.parts else "")
+        await self._send(encode(Spooled(seq=msg.seq, jobs=tuple(swept.jobs), files=swept.files,
+                                        bytes=swept.bytes, parts=tuple(swept.parts), shared=swept.shared)))
+
     async def _on_ack(self, msg: Ack) -> None:
         by_link: dict[SurvivorLink, list[str]] = {}
         for job_id in msg.jobs:
@@ -980,7 +1031,7 @@ class Agent:
         self._end_channel(ChannelEnd.LOST)
 
     async def _shutdown(self) -> None:
-        for task in (self._takeover, self._search, self._watchdog):
+        for task in (self._takeover, self._search, self._watchdog, self._sweeping):
             if task is not None and not task.done():
                 task.cancel()
         if self._running or self._adopted:

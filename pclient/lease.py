@@ -69,6 +69,7 @@ __all__ = [
     "find_survivors",
     "kill_orphans",
     "live_agents",
+    "live_agents_of",
     "peer_uid",
     "runtime_dir",
     "survivor_key",
@@ -465,11 +466,16 @@ class AgentPresence:
 def live_agents(token: str, name: str, *, exclude: set[int], directory: Union[Path, None] = None) -> list[int]:
     """Pids of the agents of this key that are alive (hold their mark's lock), except
     `exclude`. Marks left by dead agents are removed on the way."""
+    return live_agents_of(survivor_key(token, name), exclude=exclude, directory=directory)
+
+
+def live_agents_of(key: str, *, exclude: set[int], directory: Union[Path, None] = None) -> list[int]:
+    """live_agents by the key itself (the spool sweep knows other controllers' keys, never
+    their tokens)."""
     try:
         directory = directory or runtime_dir(create=False)
     except FileNotFoundError:
         return []
-    key = survivor_key(token, name)
     alive = []
     for path in sorted(directory.glob(f"{key}-*{PRESENCE_SUFFIX}")):
         word = path.name[len(key) + 1: -len(PRESENCE_SUFFIX)]

@@ -29,6 +29,15 @@ older agent answers them with an `error`, which makes its targets fail, never th
 job held at a gate, `ready` says it waits there, `go` names the instant to pass the gate,
 `launched` says when the program really started; its end is an ordinary `ended`.
 
+The spool sweep (versioned on its own: SWEEP_VERSION, said in the agent's `hello` as `sweep`;
+a controller sends `sweep` only to an agent that says 1 or more, and an agent sweeps nothing
+unasked, so either side may be the older):
+
+    controller -> agent      Sweep            agent -> controller      Spooled
+
+`spooled` lists the spooled jobs the agent cannot account for; the controller `drop`s those
+it does not know either (pclient.spool).
+
 Later additions are optional fields, so peers of either age still speak:
 `run` may ask for a `mailbox` (with the `inbox` lines) and `ended` then carries the
 job's `outbox` lines (pclient.mailbox, for sched's switchboard),
@@ -71,6 +80,7 @@ __all__ = [
     "MESSAGE_TYPES",
     "PROTOCOL_VERSION",
     "MIN_PROTOCOL_VERSION",
+    "SWEEP_VERSION",
     "Ack",
     "Auth",
     "Bye",
@@ -96,7 +106,9 @@ __all__ = [
     "Ready",
     "Resumed",
     "Run",
+    "Spooled",
     "Started",
+    "Sweep",
     "Takeover",
     "decode",
     "encode",
@@ -104,6 +116,8 @@ __all__ = [
 
 AGENT_VERSION = "0.3.0"
 """The version of pclient (the agent reports it in its hello)."""
+SWEEP_VERSION = 1
+"""The spool sweep this side speaks (`sweep`/`spooled`; the agent's hello says it)."""
 PROTOCOL_VERSION = 2
 MIN_PROTOCOL_VERSION = 1
 """The oldest peer version this side still speaks with."""
@@ -155,7 +169,7 @@ class Message:
 
     Each subclass (marked @message) becomes a frozen dataclass at its first use: its first
     instance (Message.__init__ makes it, then the class has its own), its first decode, or its
-    look-up in MESSAGE_TYPES (so dataclasses.fields of what MESSAGE_TYPES gives). Making the 25 dataclasses costs more than the rest of this
+    look-up in MESSAGE_TYPES (so dataclasses.fields of what MESSAGE_TYPES gives). Making the 27 dataclasses costs more than the rest of this
     module (their methods are compiled one by one); a process uses a few (start-up, issue 13).
     Until then a class has only Message's (empty) dataclass fields: look a class up in
     MESSAGE_TYPES (or make one) before asking dataclasses about it."""
@@ -217,6 +231,9 @@ class Hello(Message):
     agent: str
     build: str = ""
     """Digest of the agent's code (pclient.build); "" from agents older than the field."""
+    sweep: int = 0
+    """The version of the spool sweep the agent answers (`sweep`, SWEEP_VERSION); 0 from
+    agents older than it: the controller sends them none."""
 
 
 @message
@@ -273,6 +290,28 @@ class Chunk(Message):
     data: str
     eof: bool
     error: Union[str, None] = None
+
+
+@message
+class Spooled(Message):
+    """The answer to `Sweep`: `jobs` have files in the controller's part of the spool that the
+    agent cannot account for (none running, no outcome unacknowledged), untouched for the
+    sweep's age; the controller drops those it does not know either.  `files` and `bytes`:
+    what the agent removed by itself (dead agents' unfinished files, abandoned `parts` of
+    other controllers).  `shared`: another live agent of the controller's key is on the host
+    (one that may hold jobs of its own), so no job was listed this time."""
+
+    TYPE: ClassVar[str] = "spooled"
+    seq: int
+    jobs: Tuple[str, ...] = ()
+    files: int = 0
+    bytes: int = 0
+    parts: Tuple[str, ...] = ()
+    shared: bool = False
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "jobs", tuple(self.jobs))
+        object.__setattr__(self, "parts", tuple(self.parts))
 
 
 @message
@@ -363,6 +402,25 @@ class Drop(Message):
 
     TYPE: ClassVar[str] = "drop"
     job: str
+
+
+@message
+class Sweep(Message):
+    """Sweep the spool (sent only to an agent whose hello says `sweep` >= 1): answered by
+    `Spooled`.  `age`: seconds a file must have been left untouched to be swept; `abandon`:
+    seconds after which another controller's part that no live agent holds is removed whole
+    (None: never touch other controllers' parts)."""
+
+    TYPE: ClassVar[str] = "sweep"
+    seq: int
+    age: float
+    abandon: Union[float, None] = None
+
+    def __post_init__(self) -> None:
+        if not (self.age >= 0 and math.isfinite(self.age)):
+            raise ValueError(f"sweep: age must be a finite number >= 0, got {self.age!r}")
+        if self.abandon is not None and not (self.abandon >= 0 and math.isfinite(self.abandon)):
+            raise ValueError(f"sweep: abandon must be a finite number >= 0, got {self.abandon!r}")
 
 
 @message
@@ -626,7 +684,8 @@ class _MessageTypes(dict):
 MESSAGE_TYPES: dict[str, type[Message]] = _MessageTypes({
     cls.TYPE: cls for cls in (Hello, Started, Ended, Pong, Error, Run, Kill, Ping, Bye,
                               Auth, Ack, Resumed, Lost, Challenge, Takeover, Fetch, Chunk, Drop,
-                              ClockProbe, ClockReply, Prepare, Ready, Go, Launched, Fence)
+                              ClockProbe, ClockReply, Prepare, Ready, Go, Launched, Fence,
+                              Sweep, Spooled)
 })
 """Wire tag -> message class."""
 

@@ -42,6 +42,8 @@ from pclient.protocol import (
     Fetch,
     Chunk,
     Drop,
+    Spooled,
+    Sweep,
     decode,
     encode,
 )
@@ -90,6 +92,11 @@ EXAMPLES = [
     Go(jobs=("sync1.1", "sync1.2"), at=1700000001.0, offset=-0.0025),
     Launched(job="sync1.1", clock=1700000001.00004, late=0.00004),
     Fence(token=17),
+    Hello(version=PROTOCOL_VERSION, host="n", pid=1, clock=0.0, slots=1, agent="pclient", build="ab", sweep=1),
+    Sweep(seq=2, age=3600.0, abandon=2592000.0),
+    Sweep(seq=3, age=0.0),
+    Spooled(seq=2, jobs=("17", "18.1"), files=3, bytes=4096, parts=("0123456789abcdef",), shared=False),
+    Spooled(seq=3, shared=True),
 ]
 
 
@@ -232,6 +239,16 @@ def test_older_peers_still_understood():
     assert Auth(token="t", name="n", heartbeat=0.5, missed=3).silence_limit == 1.5
     assert decode(b'{"type":"ping","seq":4}').held == ()
     assert Ping(seq=1, held=["7"]).held == ("7",)       # a list becomes a tuple
+
+
+def test_the_spool_sweep_is_optional_for_older_peers():
+    """An older agent's hello says no sweep version (it is sent none); a sweep's limits are checked."""
+    old_hello = decode(b'{"type":"hello","version":2,"host":"h","pid":1,"clock":0,"slots":1,"agent":"pclient 0.2.9"}')
+    assert old_hello.sweep == 0
+    assert decode(b'{"type":"spooled","seq":1}') == Spooled(seq=1)
+    for bad in (b'{"type":"sweep","seq":1,"age":-1}', b'{"type":"sweep","seq":1,"age":1,"abandon":-5}'):
+        with pytest.raises(ProtocolError, match="must be a finite number >= 0"):
+            decode(bad)
 
 
 def test_constructing_a_bad_run_fails():
