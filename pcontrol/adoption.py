@@ -264,6 +264,15 @@ class PoolAdoption:
         """Words an `adopt` looks for, named in every host's pings (reports.held_words)."""
         return tuple(sorted(self._wanted_words())) if self.in_pool else ()
 
+    def pool_keeps(self, word: str) -> bool:
+        """Whether a spooled job's files may yet be wanted in the pool: another controller's job
+        kept unclaimed, or one an `adopt` looks for (a spool sweep never drops them, reports.py)."""
+        if not self.in_pool:
+            return False
+        running, ends = self._pool_state()
+        number = _number(word)
+        return any(_number(other) == number for other in (*running, *ends, *self._wanted_words()))
+
     def pool_lost(self, word: str) -> bool:
         """An agent reports lost a job no longer (or not yet) ours: one `adopt` looks for?"""
         if word in self._wanted_words():

@@ -91,6 +91,10 @@ def _serve_parser(prog: str) -> argparse.ArgumentParser:
     parser.add_argument("--keep-unowned", type=float, default=defaults.unowned_retention,
                         metavar="S", help="seconds a finished job without an owner is kept "
                                           "when nobody harvests it (default %(default)s)")
+    parser.add_argument("--spool-abandon", type=float, default=defaults.spool_abandon, metavar="S",
+                        help="seconds after which a host's agent removes the spooled outputs of "
+                             "another controller that nothing has touched since and no live "
+                             "agent holds (a pcontrol that is gone); 0: never (default %(default)s)")
     parser.add_argument("--lease", type=float, default=defaults.lease, metavar="S",
                         help="seconds an agent keeps its jobs after losing pcontrol, for the "
                              "next one to take over (default %(default)s)")
@@ -153,7 +157,7 @@ def _config(options: argparse.Namespace) -> ControllerConfig:
     for name in ("heartbeat", "connect_timeout", "slurm_poll"):
         if getattr(options, name) <= 0:
             raise SystemExit(f"pcontrol: --{name.replace('_', '-')} must be > 0")
-    for name in ("lease", "grace", "stable_after", "keep_unowned"):
+    for name in ("lease", "grace", "stable_after", "keep_unowned", "spool_abandon"):
         value = getattr(options, name)
         if value is not None and not 0 <= value < float("inf"):
             raise SystemExit(f"pcontrol: --{name.replace('_', '-')} must be a number >= 0")
@@ -169,7 +173,8 @@ def _config(options: argparse.Namespace) -> ControllerConfig:
                             slurm_poll=options.slurm_poll, pull_listen=options.pull_listen,
                             alerts=_alerts_file(options.alerts), pull_interval=options.pull_interval,
                             pull_grace=options.pull_grace, pull_misses=max(1, options.misses),
-                            skew_threshold=options.skew_threshold)
+                            skew_threshold=options.skew_threshold,
+                            spool_abandon=options.spool_abandon or None)
 
 
 def _alerts_file(path: str | None) -> str | None:

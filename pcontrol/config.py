@@ -55,6 +55,15 @@ class ControllerConfig:
     pull_grace: float = 60.0           #: a run time not reported within this (plus the job's timeout) is missed
     pull_misses: int = 3               #: missed run times in a row that make an alert
     skew_threshold: float = 1.0        #: seconds of clock offset past which a host is SKEWED
+    spool_sweep_every: float = 3600.0
+    """Seconds between two sweeps of an agent's spool (the first as it connects): files no
+    job of ours needs any more (pclient.spool)."""
+    spool_sweep_age: float = 3600.0
+    """Seconds a spool file must have been left untouched before a sweep takes it."""
+    spool_abandon: float | None = 30 * 86400.0
+    """Seconds after which an agent removes the spool part of another controller that no live
+    agent holds and nothing touched (its pcontrol is gone: a home wiped, a new secret); None:
+    never (pcontrol serve --spool-abandon 0)."""
 
     @property
     def grace(self) -> float:

@@ -152,6 +152,8 @@ class _Runtime:
     """Send pcontrol's own agent even where config.remote_agent is set (it was missing
     there, or of another build)."""
     up_since: float | None = None             # loop time it became ready
+    next_sweep: float | None = None
+    """Loop time of the next sweep of the agent's spool (None: its agent sweeps none)."""
 
 
 def validate_host_name(name: str) -> None:
@@ -208,6 +210,7 @@ class HostTable:
         self._reapers: set[asyncio.Task] = set()
         self._heartbeat_task: asyncio.Task | None = None
         self._ping_seq = 0
+        self._sweep_seq = 0
         self._stopping = False
         self._draining = False
         self.pull: PullLinks | None = None
@@ -580,12 +583,32 @@ class HostTable:
             runtime.resume_timer = None
         runtime.ready = True
         runtime.up_since = asyncio.get_running_loop().time()
+        runtime.next_sweep = runtime.up_since if self._sweeps(runtime) else None
         self.set_state(host, HostState.IDLE)
         runtime.unaware &= host.held
         self.listener.host_resumed(host, report, frozenset(runtime.unaware))
         runtime.unaware &= host.held
         self.listener.host_connected(host)
+        self._sweep_when_due(runtime)
         self._replace_when_idle(host, runtime)
+
+    @staticmethod
+    def _sweeps(runtime: _Runtime) -> bool:
+        """Whether the host's agent sweeps its spool when asked (an authenticated agent whose
+        hello says so; an older one is never asked)."""
+        link = runtime.link
+        return link is not None and link.authed and link.hello.sweep >= 1
+
+    def _sweep_when_due(self, runtime: _Runtime) -> None:
+        """Ask the agent to sweep its spool, once connected and then every spool_sweep_every
+        seconds; its `spooled` goes to the listener (reports.py drops what is no job's)."""
+        now = asyncio.get_running_loop().time()
+        if runtime.link is None or not runtime.ready or runtime.next_sweep is None or now < runtime.next_sweep:
+            return
+        runtime.next_sweep = now + self.config.spool_sweep_every
+        self._sweep_seq += 1
+        runtime.link.send(agent_protocol.Sweep(seq=self._sweep_seq, age=self.config.spool_sweep_age,
+                                               abandon=self.config.spool_abandon))
 
     # -- agents of another build ------------------------------------------------------------
 
@@ -760,6 +783,7 @@ class HostTable:
             self._ping_seq += 1
             runtime.ping_sent = (self._ping_seq, asyncio.get_running_loop().time())
             runtime.link.send(agent_protocol.Ping(seq=self._ping_seq, held=held))
+            self._sweep_when_due(runtime)
 
     def _silence_limit(self) -> float:
         return self.config.missed_heartbeats * self.config.heartbeat

@@ -38,6 +38,9 @@ from .syncrun import SyncRuns
 
 log = logging.getLogger(__name__)
 
+SWEEP_SHOWN = 20
+"""Job ids a spool sweep's log line names at most (the count says the rest)."""
+
 
 class AgentReports:
     """HostListener methods of the Controller (see the module docstring)."""
@@ -109,6 +112,8 @@ class AgentReports:
             self._on_agent_error(host, message)
         elif isinstance(message, agent_protocol.Chunk):
             self.fetches.chunk_received(host.name, message)
+        elif isinstance(message, agent_protocol.Spooled):
+            self._on_spooled(host, message)
         else:
             log.warning("%s: unexpected %s message from the agent", host.name, message.TYPE)
 
@@ -125,6 +130,31 @@ class AgentReports:
         words, host.undropped = host.undropped, set()
         for word in sorted(words):    # (one that cannot go out either is kept again: _send_agent)
             self._to_agent(host, agent_protocol.Drop(job=word))
+
+    def _on_spooled(self, host: Host, message: agent_protocol.Spooled) -> None:
+        """The agent's answer to a spool sweep (hosts.py asks, at connect and hourly): the jobs
+        with files in our part of its spool that it cannot account for. Drop those that are no
+        job of ours either: forgotten (a drop lost with a crash, a journal lost), an earlier
+        attempt of a retried job. Said once a sweep, with what the agent removed itself."""
+        dropped = [word for word in message.jobs
+                   if self._current(word) is None and not self.pool_keeps(word)]  # adoption.py
+        for word in dropped:
+            self._to_agent(host, agent_protocol.Drop(job=word))
+        if not dropped and not message.files:
+            log.debug("%s: spool sweep: nothing to remove%s", host.name,
+                      " (another live agent of ours is on the host: no job listed)" if message.shared else "")
+            return
+        said = []
+        if dropped:
+            shown = ", ".join(dropped[:SWEEP_SHOWN]) + (f" and {len(dropped) - SWEEP_SHOWN} more"
+                                                        if len(dropped) > SWEEP_SHOWN else "")
+            said.append(f"the spooled output of {len(dropped)} job(s) no longer ours ({shown})")
+        if message.files:
+            parts = (f", with the spool parts of {len(message.parts)} controller(s) or agent(s) gone "
+                     f"for {self.config.spool_abandon / 86400:g} days ({', '.join(message.parts)})"
+                     if message.parts and self.config.spool_abandon else "")
+            said.append(f"{message.files} leftover file(s) of {message.bytes} bytes{parts}")
+        log.info("%s: spool sweep: removing %s", host.name, " and ".join(said))
 
     def host_lost(self, host: Host, reason: str, survivable: bool) -> list[int]:
         """It takes no more jobs. Its running jobs end DOWN (or go back to PENDING for a

@@ -50,3 +50,29 @@ def test_a_drop_for_an_absent_agent_goes_out_when_it_connects() -> None:
         await controller.durable()
         assert not [m for m in sent if isinstance(m, agent_protocol.Drop)]
     run(body())
+
+
+def test_a_spool_sweep_drops_only_what_is_no_job_of_ours_nor_the_pools() -> None:
+    """The agent's `spooled` (the jobs it cannot account for): pcontrol drops a forgotten job's
+    and an earlier attempt's, never its current jobs', nor, in a pool, another controller's job
+    kept unclaimed for `adopt`."""
+    async def body() -> None:
+        for fence in (None, 5):
+            controller = Controller(None, make_config())
+            controller.host_table.fence = fence
+            host = Host(name="n1")
+            controller.hosts["n1"] = host
+            sent: list[agent_protocol.Message] = []
+            controller.host_table.send = lambda to, message: sent.append(message) or True  # type: ignore[method-assign]
+            retried = controller.submit(JobSpec(argv=["true"], host="n1", required=True))
+            retried.attempts = ({"host": "n1", "outcome": "DOWN", "reason": "lost"},)
+            current = controller.submit(JobSpec(argv=["true"], host="n1", required=True))
+            controller._keep_unclaimed(host, "7000000001")   # in a pool: another leader's, running
+            words = (str(retried.id), retried.agent_word, current.agent_word, "7000000001", "999")
+            controller.agent_message(host, agent_protocol.Spooled(seq=1, jobs=words))
+            await controller.durable()
+            dropped = sorted(m.job for m in sent if isinstance(m, agent_protocol.Drop))
+            pool = [] if fence is not None else ["7000000001"]
+            assert dropped == sorted([str(retried.id), "999", *pool]), (fence, dropped)
+            assert retried.agent_word == f"{retried.id}.1"
+    run(body())
