@@ -589,7 +589,6 @@ class HostTable:
         self.listener.host_resumed(host, report, frozenset(runtime.unaware))
         runtime.unaware &= host.held
         self.listener.host_connected(host)
-        self._sweep_when_due(runtime)
         self._replace_when_idle(host, runtime)
 
     @staticmethod
@@ -600,8 +599,9 @@ class HostTable:
         return link is not None and link.authed and link.hello.sweep >= 1
 
     def _sweep_when_due(self, runtime: _Runtime) -> None:
-        """Ask the agent to sweep its spool, once connected and then every spool_sweep_every
-        seconds; its `spooled` goes to the listener (reports.py drops what is no job's)."""
+        """Ask the agent to sweep its spool, at the first heartbeat once it is ready (not on the
+        way from its connect to its first job) and then every spool_sweep_every seconds; its
+        `spooled` goes to the listener (reports.py drops what is no job's)."""
         now = asyncio.get_running_loop().time()
         if runtime.link is None or not runtime.ready or runtime.next_sweep is None or now < runtime.next_sweep:
             return
