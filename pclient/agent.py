@@ -385,6 +385,8 @@ class Agent:
                 await self._channel.close()
             if self._presence is not None:
                 self._presence.release()
+            if self._token is None:     # our anonymous part: nobody can read it once we are gone
+                self._spool().clear()
 
     # -- input ------------------------------------------------------------------
 
@@ -738,12 +740,17 @@ class Agent:
             return self.spool.sweep(key, accounted=accounted, sole=not others and not searching,
                                     age=msg.age, abandon=msg.abandon, live=live)
 
+        # (a thread of its own that ends with the sweep, as _sweep_orphans': the default
+        # executor's would stay, and every job's start moves every thread into its cgroup)
+        sweeper = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="pclient-spool")
         try:
-            swept = await asyncio.get_running_loop().run_in_executor(None, sweep)
+            swept = await asyncio.get_running_loop().run_in_executor(sweeper, sweep)
         except Exception as exc:
             log.exception("sweeping the spool failed")
             await self._send_error(f"sweep: cannot sweep the spool {self.spool.directory}: {exc}")
             return
+        finally:
+            sweeper.shutdown(wait=False)
         if swept.files:
             log.info("spool sweep: removed %d file(s) (%d bytes) no controller can ask for%s", swept.files,
                      swept.bytes, f", parts {', '.join(swept.parts)}" if swept.parts else "")

@@ -114,6 +114,18 @@ class Spool:
             except (OSError, ValueError):
                 pass
 
+    def clear(self) -> None:
+        """Remove this part of the spool, files and folder (an anonymous agent's, as it exits)."""
+        for name, _ in _entries(self.directory):
+            try:
+                (self.directory / name).unlink()
+            except OSError:
+                pass
+        try:
+            self.directory.rmdir()
+        except OSError:
+            pass
+
     def sweep(self, key: str, *, accounted: set[str], sole: bool, age: float,
               abandon: float | None, live: Callable[[str], set[int]],
               now: Callable[[], float] = time.time) -> Swept:

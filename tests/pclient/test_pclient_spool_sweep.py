@@ -146,3 +146,16 @@ async def test_an_agent_sweeps_nothing_unasked_and_refuses_a_sweep_without_auth(
     assert "not authenticated" in refused.reason
     await bare.finish()
     assert orphan.exists()
+
+
+@async_test
+async def test_an_agent_never_authenticated_takes_its_spool_along_as_it_exits(env):
+    """Its part is named by its pid (a version 1 controller's agent): nobody can read it after."""
+    spool = Path(env["PCLIENT_SPOOL_DIR"])
+    agent, hello = await start_agent("--slots", "1", env=env)
+    await agent.send(Run(job="1", argv=("echo", "hi"), spool=True))
+    await agent.recv_type(Started)
+    assert (await agent.recv_type(Ended)).spooled
+    assert (spool / f"agent-{hello.pid}" / "1.stdout").read_bytes() == b"hi\n"
+    await agent.finish()
+    assert list(spool.iterdir()) == []
