@@ -144,8 +144,7 @@ class Spool:
             pass
         agents = live(key) | {os.getpid()}
         newest: dict[str, float] = {}
-        for entry in _entries(mine):
-            name, stat = entry
+        for name, stat in _entries(mine):
             part = _PART.fullmatch(name)
             if part is not None:
                 pid = int(part["pid"])
