@@ -128,3 +128,28 @@ def test_an_older_agent_is_never_asked_and_keeps_working(home: str, spool: Path)
             await poll(lambda: not swept.exists(), "the newer agent's sweep")
             assert kept.exists()       # the older agent, connected first, was sent none
     run(body())
+
+
+def test_a_journal_moved_aside_leaves_no_spooled_output_behind(home: str, spool: Path) -> None:
+    """The jobs of a journal that is gone are no job of the next pcontrol (the same secret, so
+    the same part of the spool): their files go at its agent's first sweep once old enough."""
+    async def first() -> tuple[int, Path]:
+        async with controller_running(home, make_config()) as h:
+            await h.add_local("n1")
+            job = await h.wait_job(await h.submit("-spool", "-host", "n1", "--", "echo", "before"))
+            assert job["spooled"]                     # finished, never harvested
+            return job["id"], spool / survivor_key(h.controller.host_table.token, "n1")
+
+    async def second(mine: Path, left: list[Path]) -> None:
+        async with controller_running(home, make_config()) as h:
+            assert not h.controller.jobs
+            await h.add_local("n1")
+            await poll(lambda: not any(p.exists() for p in left), "the forgotten job's files swept")
+
+    job, mine = run(first())
+    left = [mine / f"{job}.stdout", mine / f"{job}.stderr"]
+    assert all(p.exists() for p in left)
+    for path in left:                                 # an hour and more later
+        os.utime(path, (time.time() - 2 * HOUR,) * 2)
+    Path(home, "pcontrol.db").rename(Path(home, "pcontrol.db.bad"))
+    run(second(mine, left))
