@@ -56,3 +56,19 @@ def _own_pclient_runtime_dir():
     finally:
         os.environ.pop("PCLIENT_RUNTIME_DIR", None)
         shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _own_pclient_spool_dir():
+    """Agents started by any test on this machine spool into a directory of this run (removed
+    after it), never the user's ~/.cache/pclient/spool. Tests that need their own set it."""
+    if os.environ.get("PCLIENT_SPOOL_DIR"):
+        yield
+        return
+    path = tempfile.mkdtemp(prefix="pcs-")
+    os.environ["PCLIENT_SPOOL_DIR"] = path
+    try:
+        yield
+    finally:
+        os.environ.pop("PCLIENT_SPOOL_DIR", None)
+        shutil.rmtree(path, ignore_errors=True)
