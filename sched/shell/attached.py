@@ -33,7 +33,7 @@ from ..lang.interp import Interp
 from ..scheduler.eventloop import get_loop, run_until
 from .repl import Shell
 from .server import ServerPaths, running_pid
-from .serverlink import ServerGone, ServerLink
+from .serverlink import ServerGone, ServerLink, ServerSilent
 from .serverwire import Op, Output, Reply, WireError
 from .session import ExitStatus, InterruptHandler, complete_commands
 
@@ -92,7 +92,8 @@ def _connect(paths: ServerPaths, on_output: Any = _print_output, remote: Remote 
     try:
         return run_until(ServerLink.connect(paths.socket, on_output), "attaching", interruptible=False)
     except (OSError, ServerGone, WireError) as err:
-        print(f"sched: cannot attach to the server in {paths.home}: {err}", file=sys.stderr)
+        busy = f" (is it busy in a long macro? its log, {paths.log}, says)" if isinstance(err, ServerSilent) else ""
+        print(f"sched: cannot attach to the server in {paths.home}: {err}{busy}", file=sys.stderr)
         return None
 
 

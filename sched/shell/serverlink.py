@@ -30,11 +30,16 @@ from .serverauth import AUTH_TIMEOUT, Refused, prove
 from .serverwire import (MAX_REQUEST_LINE, Hello, Op, Output, Reply, Request, ServerMessage, WireError,
                          decode_server_message, encode)
 
-__all__ = ["ServerLink", "ServerGone", "read_hello"]
+__all__ = ["ServerLink", "ServerGone", "ServerSilent", "read_hello"]
 
 
 class ServerGone(Exception):
     """The server closed the connection (it stopped, or was killed), or refused us; the text says why."""
+
+
+class ServerSilent(ServerGone):
+    """The server took the connection but did not greet in time: its loop is held (a long
+    macro: psched.shell.longcode says so in its log)."""
 
 
 async def read_hello(reader: asyncio.StreamReader, timeout: float = AUTH_TIMEOUT) -> Hello:
@@ -42,7 +47,7 @@ async def read_hello(reader: asyncio.StreamReader, timeout: float = AUTH_TIMEOUT
     try:
         line = await asyncio.wait_for(reader.readline(), timeout)
     except asyncio.TimeoutError:
-        raise ServerGone(f"the server did not greet within {timeout:g} s") from None
+        raise ServerSilent(f"the server did not greet within {timeout:g} s") from None
     except (ValueError, ConnectionError) as err:
         raise ServerGone(f"the connection broke before the server greeted: {err}") from None
     if not line:

@@ -88,6 +88,8 @@ def test_a_server_lives_on_and_answers_once_the_macro_is_interrupted(env, tmp_pa
         assert sched(env, "--serve", str(script), cwd=tmp_path).returncode == 0
         pid = int((home / "sched.pid").read_text())
         wait_until(lambda: "is still running" in (home / "sched.log").read_text(), "the log says it", 30)
+        deaf = sched(env, "-c", "status", "--attach")
+        assert deaf.returncode != 0 and f"(is it busy in a long macro? its log, {home / 'sched.log'}, says)" in deaf.stderr
         os.kill(pid, signal.SIGINT)
         status = sched(env, "-c", "status", "--attach")
         assert status.returncode == 0 and "spin" in status.stdout, status.stderr
