@@ -43,6 +43,7 @@ from typing import Any, Dict, Optional, Sequence, Tuple
 
 from .containment import find_token_processes
 from .jobproc import JobResult, JobSpec, RunningJob, start_job
+from .replacefile import replace_file
 from .logfile import DEFAULT_KEEP, DEFAULT_MAX_BYTES, RotatingLog, size_argument
 from .pullwire import (RUN_NEAR, Answer, Challenge, Hello, Proof, PullError, PullJob, Report, decode,
                        encode, pull_proof)
@@ -87,13 +88,7 @@ class Probe:
             return {"job": None, "running": False, "report": None}
 
     def _save(self) -> None:
-        tmp = self.state_path.with_suffix(".tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as out:
-            json.dump(self.state, out)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(tmp, self.state_path)
+        replace_file(self.state_path, json.dumps(self.state), mode=0o600, durable=True)
 
     def recover(self) -> None:
         """A job that was running when this probe died: report it as a crash."""

@@ -42,6 +42,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pclient
+from pclient.replacefile import replace_file
 from pclient.build import BUNDLED_MODULE, digest_of, source_files
 
 from .agentlink import PreludeReply
@@ -201,11 +202,7 @@ def current_bundle() -> Bundle:
 def write_zipapp(path: str | os.PathLike[str], bundle: Bundle | None = None) -> Bundle:
     """Write the bundle as an executable single-file agent (`python3 FILE ...`)."""
     bundle = bundle or current_bundle()
-    target = Path(path)
-    partial = target.with_name(f".{target.name}.{os.getpid()}")
-    partial.write_bytes(bundle.zipapp())
-    partial.chmod(0o755)
-    partial.replace(target)
+    replace_file(path, bundle.zipapp(), mode=0o755)
     return bundle
 
 

@@ -38,6 +38,7 @@ from typing import IO, TYPE_CHECKING
 
 from pclient import protocol as agent_protocol
 from pclient.logfile import RotatingLog
+from pclient.replacefile import replace_file
 
 from .controller import Controller, ControllerConfig
 from .journal import Journal, JournalError
@@ -115,10 +116,8 @@ def _clear_stopped(paths: Paths) -> None:
 
 
 def _remember(paths: Paths, options: list[str]) -> None:
-    draft = paths.options.with_name(f".{paths.options.name}.new")
     try:
-        draft.write_text(json.dumps(options) + "\n")
-        os.replace(draft, paths.options)
+        replace_file(paths.options, json.dumps(options) + "\n", mode=0o600)
     except OSError as exc:
         log.warning("cannot keep this start's options in %s (a scheduler that starts pcontrol "
                     "again by itself will not have them): %s", paths.options, exc)

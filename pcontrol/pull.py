@@ -47,6 +47,7 @@ from typing import Any
 
 from pclient import protocol as agent_protocol
 from pclient.clockmath import sample
+from pclient.replacefile import replace_file
 from pclient.pullwire import RUN_NEAR, Answer, Hello, Proof, PullJob, Report, pull_proof
 
 from .alerts import Alerter
@@ -415,15 +416,7 @@ class PullHub:
 
 
 def _write_file(directory: Path, name: str, data: bytes) -> None:
-    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-    path = directory / name
-    tmp = path.with_suffix(".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as out:
-        out.write(data)
-        out.flush()
-        os.fsync(out.fileno())
-    os.replace(tmp, path)
+    replace_file(directory / name, data, mode=0o600, durable=True, dir_mode=0o700)
 
 
 def _write_files(directory: Path, batch: list[tuple[str, bytes]]) -> None:

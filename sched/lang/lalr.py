@@ -162,11 +162,10 @@ def _cache_dir() -> Path | None:
 
 def _keep(path: Path, code: str) -> None:
     """Write the module whole (a temporary file renamed), or not at all."""
+    from pclient.replacefile import replace_file  # (only when a new parser is kept: rare, after a grammar change)
+
     try:
-        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        temp = path.with_name(f".{path.name}.{os.getpid()}")
-        temp.write_text(code, encoding="utf-8")
-        os.replace(temp, path)
+        replace_file(path, code, dir_mode=0o700)
     except OSError as exc:
         log.debug("parser not kept in %s: %s", path.parent, exc)
 

@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import IO
 
 from .eventloop import running_loop
+from pclient.replacefile import replace_file
 
 log = logging.getLogger(__name__)
 
@@ -165,11 +166,7 @@ class AppendLog:
         held are dropped: the owner's state, which these lines are, has them."""
         self._held = []
         self.close()
-        self.path.parent.mkdir(mode=self.dir_mode, parents=True, exist_ok=True)
-        tmp = self.path.with_name(f"{self.path.name}.{os.getpid()}.new")  # never another writer's
-        with open(tmp, "w", encoding="utf-8") as fh:
-            fh.writelines(line + "\n" for line in lines)
-        os.replace(tmp, self.path)
+        replace_file(self.path, "".join(line + "\n" for line in lines), dir_mode=self.dir_mode)
 
     def remove(self) -> None:
         """No more file (there may have been none), nor lines held for it."""

@@ -39,6 +39,7 @@ from pcontrol.paths import Paths
 
 from ..lang.errors import TaskError
 from .appendlog import WriteTrouble
+from pclient.replacefile import replace_file
 
 log = logging.getLogger(__name__)
 
@@ -252,8 +253,4 @@ class TaskMarks:
 
 
 def _write_atomically(path: Path, text: str) -> None:
-    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".new")
-    with open(tmp, "w", encoding="utf-8") as fh:
-        fh.write(text)
-    os.replace(tmp, path)
+    replace_file(path, text, dir_mode=0o700)
