@@ -311,6 +311,7 @@ class ControllerLink:
         self.foreign: Callable[[dict[str, Any]], bool] | None = None  # a pool's leader: jobs it settles elsewhere
         self._gating: set[int] = set()  # jobs waiting at the gate
         self._through: set[int] = set()  # jobs the gate let through
+        self._macros_waiting: set[int] = set()  # jobs whose exit macro waits for the harvest log (_finish_later)
         self._unspooled = Seldom(UNSPOOLED_EVERY)  # by task: when said, jobs cut since
 
     # --- Backend ------------------------------------------------------------------------------
@@ -530,6 +531,11 @@ class ControllerLink:
             await asyncio.wait(list(self._tasks), timeout=5)
         client, self.client = self.client, None
         self.state = "not connected"
+        if self._macros_waiting:
+            self.sched.report(f"{len(self._macros_waiting)} controller job(s) whose exit macro waited for "
+                              f"{self.harvests.path} to be writable are left to the next sched, which runs "
+                              f"their macros")
+            self._macros_waiting.clear()
         try:
             self.harvests.flush()
         except OSError as exc:
@@ -888,8 +894,10 @@ class ControllerLink:
                               f"{BEGIN_RETRY:g} s (said once)")
         if self.gate is not None:
             self._through.add(job.id)  # it passed the gate already
+        self._macros_waiting.add(job.id)
 
         def again() -> None:
+            self._macros_waiting.discard(job.id)
             if not job.done:
                 self._finish(job, record, written, lazy)
 

@@ -342,6 +342,44 @@ wait -timeout 60
     assert len([k for k in keys if k.startswith("+")]) == 2
 
 
+def test_a_sched_leaving_while_an_exit_macro_waits_for_the_harvest_log_says_it_leaves_the_job(home, monkeypatch):
+    """The disk stays full: sched leaves with the macro still waiting; it says the job is the
+    next sched's (whose macro then runs it), rather than leaving it unsaid."""
+    import errno
+
+    from psched.scheduler import remote
+    from psched.scheduler.eventloop import run_until
+    from waiting import wait_until
+
+    monkeypatch.setattr(remote, "BEGIN_RETRY", 0.05)
+    append = remote.HarvestLog._append
+
+    def full_disk(self, line):
+        if line.startswith("+"):
+            raise OSError(errno.ENOSPC, "No space left on device")
+        append(self, line)
+
+    monkeypatch.setattr(remote.HarvestLog, "_append", full_disk)
+    sh = Shell()
+    sh.run("""
+task stuck
+  command echo fine
+  nmax 1
+  task.exit 0
+    echo "ran $job_id"
+  end
+end
+run
+""")
+    run_until(wait_until(lambda: any("its exit macro waits" in m for m in sh.messages), "the macro waits"), "test",
+              interruptible=False)
+    sh.close()
+    assert sh.lines() == []
+    left = [m for m in sh.messages if "left to the next sched" in m]
+    assert left == [f"1 controller job(s) whose exit macro waited for {home / 'harvested.log'} to be writable "
+                    "are left to the next sched, which runs their macros"]
+
+
 def test_the_embedded_defaults_host_check_is_made_again_when_the_connection_broke_under_it(home, monkeypatch):
     """The check that gives a controller with no host localhost failed (the connection broke
     as it asked, pcontrol killed): it is made again at the next flush, not counted as done --
