@@ -27,6 +27,7 @@ from __future__ import annotations
 import _thread
 import os
 import signal
+import sys
 import threading
 import time
 from typing import Any
@@ -118,6 +119,17 @@ class LongCodeWatch:
 
     @staticmethod
     def _say(what: str, ran: float) -> None:
-        log.warning("%s has run %.0f s and is still running: sched does nothing else until it ends (no job's end "
-                    "is handled, no task makes jobs, no prompt answers); `kill -INT %d` interrupts it",
-                    what, ran, os.getpid())
+        text = (f"{what} has run {ran:.0f} s and is still running: sched does nothing else until it ends (no "
+                f"job's end is handled, no task makes jobs, no prompt answers); `kill -INT {os.getpid()}` "
+                f"interrupts it")
+        real = sys.__stderr__
+        if sys.stderr is not real and real is not None:
+            # the prompt's stand-in for stderr, which writes only when the held loop turns: to
+            # the terminal itself (the prompt does not answer anyway)
+            try:
+                real.write(f"\r\nsched: WARNING: {text}\r\n")
+                real.flush()
+                return
+            except (OSError, ValueError):
+                pass
+        log.warning("%s", text)

@@ -121,3 +121,25 @@ def test_a_stop_interrupts_the_macro_after_its_grace_and_the_next_sched_does_not
         assert ledger.read_text().split()[1:] == ["0"]   # once, never with $job_rerun 1
     finally:
         _stop_all(env, home)
+
+
+def test_at_the_prompt_the_warning_reaches_the_terminal_and_sigint_gives_the_prompt_back(sched_env, terminal):
+    # the prompt's stderr writes only when the loop turns: the watch writes to the terminal itself
+    sched_env.update(PSCHED_MACRO_WARN="0.5")
+    term = terminal()
+    term.prompt()
+    term.line("task spin")
+    term.line("  host LOCAL")
+    term.line("  command true")
+    term.line("  nmax 1")
+    term.line("  task.exit 0")
+    term.line("    while 1 {}")
+    term.line("  end")
+    term.line("end")
+    term.line("run")
+    term.expect("task spin job")
+    term.expect("is still running")
+    os.kill(term.child.pid, signal.SIGINT)
+    term.expect("interrupted")
+    term.line("puts back-[expr {40 + 2}]")
+    term.expect("back-42")
