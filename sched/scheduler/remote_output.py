@@ -72,6 +72,28 @@ async def fetch_into_files(client: Caller, controller_id: int, dests: Mapping[st
     return errors
 
 
+def call_from_macro(argv: list[str], address: ControllerAddress) -> Any:
+    """One pcontrol command (its Reply) from code that the loop runs (a macro), where nothing
+    can wait on the loop: sent on a connection of its own by a helper thread with its own short
+    loop, while the macro (and so the loop) waits for it, at most pcontrol.client's timeout.
+    Raises ClientError (not running, timed out, disconnected)."""
+    box: dict[str, Any] = {}
+
+    def work() -> None:
+        try:
+            box["reply"] = run_command(argv, address=address)
+        except Exception as exc:  # noqa: BLE001 - handed to the waiting thread as data
+            box["error"] = exc
+
+    worker = threading.Thread(target=work, name="sched-macro-call", daemon=True)
+    worker.start()
+    worker.join()
+    if "error" in box:
+        error = box["error"]
+        raise error if isinstance(error, ClientError) else ClientError(str(error))
+    return box["reply"]
+
+
 class DeferredOutput:
     """A finished controller job's stdout and stderr, fetched on first use (once, both).
 
@@ -100,19 +122,11 @@ class DeferredOutput:
 
     def _fetch(self) -> dict[str, Any]:
         argv = ["check", "job", str(self.controller_id), "-output", "-json"]
-        box: dict[str, Any] = {}
-
-        def work() -> None:  # its own short loop and connection: the process's loop is stopped in the macro
-            try:
-                box["reply"] = run_command(argv, address=self.address)
-            except Exception as exc:  # noqa: BLE001 - handed to the reading thread as data
-                box["error"] = exc
-
-        worker = threading.Thread(target=work, name=f"sched-output-{self.controller_id}", daemon=True)
-        worker.start()
-        worker.join()
-        reply = box.get("reply")
-        error = box.get("error") or (None if reply is None or reply.ok else reply.text)
+        try:
+            reply = call_from_macro(argv, self.address)
+            error = None if reply.ok else reply.text
+        except ClientError as exc:
+            reply, error = None, str(exc)
         if error is None and not isinstance(reply.data, dict):
             error = "the controller's reply holds no record"
         if error is not None:

@@ -342,6 +342,28 @@ wait -timeout 60
     assert len([k for k in keys if k.startswith("+")]) == 2
 
 
+def test_controller_commands_work_in_an_exit_macro(home):
+    """A macro cannot wait on the loop that runs it: a `controller` command there goes on a
+    connection of its own while the macro waits (a failed probe takes its host off, say)."""
+    sh = Shell()
+    sh.run("""
+task probe
+  command sh -c "exit 3"
+  nmax 1
+  task.exit 3
+    controller host off $job_host
+    echo [controller check host $job_host]
+  end
+end
+run
+wait -timeout 60
+""")
+    assert not [m for m in sh.messages if "error in task.exit" in m], sh.messages
+    said = sh.out.getvalue().splitlines()
+    assert said[:1] == ["host:      localhost"] and said[1].startswith("state:     OFF since"), said
+    assert "localhost  OFF" in sh.run("controller hosts")
+
+
 def test_a_sched_leaving_while_an_exit_macro_waits_for_the_harvest_log_says_it_leaves_the_job(home, monkeypatch):
     """The disk stays full: sched leaves with the macro still waiting; it says the job is the
     next sched's (whose macro then runs it), rather than leaving it unsaid."""

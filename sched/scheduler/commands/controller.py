@@ -26,6 +26,7 @@ from ..attach import controller_of, scheduler_of
 from ...lang.errors import ScriptError
 from ..eventloop import get_loop, run_until
 from ...lang.registry import BUILTINS
+from ..remote_output import call_from_macro
 from .sequence import HOST_LOAD_USAGE, load_hosts
 
 if TYPE_CHECKING:
@@ -146,14 +147,20 @@ def _status(link: ControllerLink) -> str:
 
 
 def _send(link: ControllerLink, argv: list[str]) -> str:
+    """Send a pcontrol command; its reply's text. In a macro (the loop is running and cannot
+    wait) on a connection of its own, while the macro waits (remote_output.call_from_macro)."""
     async def request() -> Any:
         await link.connect()
         return await link.client.request(argv)
 
+    in_macro = get_loop().is_running()
     try:
-        reply = run_until(request(), "controller")
+        reply = call_from_macro(argv, link.address) if in_macro else run_until(request(), "controller")
     except ClientError as exc:
-        raise ScriptError(f"controller: {exc}") from None
+        hint = ""
+        if in_macro and isinstance(exc, _client().ControllerNotRunning) and not link.address.is_tcp:
+            hint = " (a macro does not start it: `controller start` before `run`, or sched starts it with the first job for it)"
+        raise ScriptError(f"controller: {exc}{hint}") from None
     if not reply.ok:
         raise ScriptError(f"controller {argv[0]}: {reply.text}")
     return reply.text
