@@ -41,17 +41,33 @@ Handler = Callable[[Any, dict[str, Any]], Union[CommandResult, Awaitable[Command
 
 # -- value types by metavariable -------------------------------------------------------------
 
+INT_LIMIT = 2**63 - 1
+"""The largest whole number a command takes (what the journal, SQLite, can keep: a larger job
+id or size would fail every journal write after it)."""
+MAX_SLOTS = 1_000_000
+"""More slots than any host (or Slurm cluster) can use."""
+MAX_SECONDS = 1e10
+"""About 317 years: a duration longer than that is a mistake (use none for no limit)."""
+MAX_EPOCH = 253402300799.0
+"""9999-12-31 23:59:59 UTC: the last time the standard library can print."""
+
+
 def _parse_int(word: str, what: str) -> int:
     try:
-        return int(word, 10)
+        value = int(word, 10)
     except ValueError:
         raise UsageError(f'expected an integer for {what} but got "{word}"') from None
+    if abs(value) > INT_LIMIT:
+        raise UsageError(f'{what} is out of range (at most {INT_LIMIT}), got "{word}"')
+    return value
 
 
 def _parse_count(word: str, what: str) -> int:
     value = _parse_int(word, what)
     if value < 1:
         raise UsageError(f'{what} must be at least 1, got {value}')
+    if value > MAX_SLOTS:
+        raise UsageError(f'{what} must be at most {MAX_SLOTS}, got {value}')
     return value
 
 
@@ -62,6 +78,19 @@ def _parse_seconds(word: str, what: str) -> float:
         raise UsageError(f'expected a number of seconds for {what} but got "{word}"') from None
     if not math.isfinite(value) or value < 0:
         raise UsageError(f'{what} must be a finite number of seconds >= 0, got "{word}"')
+    if value > MAX_SECONDS:
+        raise UsageError(f'{what} must be at most {MAX_SECONDS:g} seconds, got "{word}"')
+    return value
+
+
+def _parse_epoch(word: str, what: str) -> float:
+    try:
+        value = float(word)
+    except ValueError:
+        raise UsageError(f'expected a time in seconds since the epoch for {what} but got "{word}"') from None
+    if not 0 <= value <= MAX_EPOCH:
+        raise UsageError(f'{what} must be a time between 1970 and the year 9999 in seconds since the epoch, '
+                         f'got "{word}"')
     return value
 
 
@@ -85,7 +114,7 @@ METAVAR_TYPES: dict[str, Callable[[str, str], Any]] = {
     "SLOTS": _parse_count,
     "COUNT": _parse_size,
     "S": _parse_seconds,
-    "EPOCH": _parse_seconds,
+    "EPOCH": _parse_epoch,
     "BYTES": _parse_size,
     "K=V": _parse_pair,
 }

@@ -445,7 +445,7 @@ class Journal:
             if meta:
                 db.executemany("INSERT OR REPLACE INTO meta VALUES (?,?)", meta)
             db.execute("COMMIT")
-        except sqlite3.Error as exc:
+        except (sqlite3.Error, OverflowError, ValueError) as exc:  # (a value SQLite cannot hold: the same)
             self._failed(exc)
             return False
         self.write_times.add(time.perf_counter() - began)
@@ -466,7 +466,7 @@ class Journal:
             self._vacuum_due = True
         return True
 
-    def _failed(self, exc: sqlite3.Error) -> None:
+    def _failed(self, exc: Exception) -> None:
         try:
             if self._db.in_transaction:
                 self._db.execute("ROLLBACK")

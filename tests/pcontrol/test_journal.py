@@ -9,7 +9,7 @@ import pytest
 from pcontrol.controller import Controller, JobSpec
 from pcontrol.errors import CommandFailed
 from pcontrol.journal import Journal
-from pcontrol.model import JobState, Outcome
+from pcontrol.model import Job, JobState, Outcome
 from pcontrol_harness import WAIT, controller_running, kill_group, make_config, poll, run
 
 
@@ -179,6 +179,24 @@ def test_a_failing_journal_refuses_new_jobs(home: str) -> None:
             assert (await h.cmd("check", "job", accepted))["state"] == "PENDING"
             h.controller.journal = None           # let the harness stop cleanly
     run(body())
+
+
+def test_a_value_sqlite_cannot_hold_fails_the_write_cleanly(home: str) -> None:
+    """A number past SQLite's 64 bits (commands refuse them: -id, sizes; this is the journal's
+    own guard) fails that write like a disk error: rolled back and said, not left as an open
+    transaction that made every later write fail ("cannot start a transaction within a
+    transaction") and the submit that caused it wait for ever."""
+    journal = Journal(f"{home}/j.db")
+    journal.load()
+    job = Job(id=2**64, argv=["true"], submitted=0.0)
+    journal.job_changed(job)
+    assert journal.write_batch() is False
+    assert journal.failure is not None and "too large" in journal.failure
+    assert not journal._db.in_transaction
+    assert journal.write_batch() is False and "too large" in journal.failure   # not "within a transaction"
+    assert not journal._db.in_transaction
+    journal._dirty.clear()
+    journal.close()
 
 
 def test_schema_version_is_checked(home: str) -> None:
