@@ -224,6 +224,11 @@ class ArgError(Exception):
         self.index = index
 
 
+_INT_LIMIT = 2**63 - 1
+"""The largest count a directive takes: what pcontrol (and its journal) takes for a job's
+numbers, so that a task is refused when it is defined, not its jobs at the controller."""
+
+
 def _parse_int(text: str, what: str, index: int, least: int = 0) -> int:
     try:
         value = int(text, 10)
@@ -231,6 +236,8 @@ def _parse_int(text: str, what: str, index: int, least: int = 0) -> int:
         raise ArgError(f"{what} must be a whole number, got '{text}'", index) from None
     if value < least:
         raise ArgError(f"{what} must be at least {least}, got {value}", index)
+    if value > _INT_LIMIT:
+        raise ArgError(f"{what} is out of range (at most {_INT_LIMIT}), got {value}", index)
     return value
 
 

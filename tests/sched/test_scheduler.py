@@ -433,3 +433,11 @@ def test_a_task_block_outside_a_task_says_where_it_belongs(block):
     name = block.split()[0]
     with pytest.raises(SchedError, match=f"^{name} belongs inside a `task NAME` block$"):
         World().run(f"{block}\n  set x 1\nend\n")
+
+
+@pytest.mark.parametrize("directive", ["retry", "nmax", "npending", "priority"])
+def test_a_count_past_64_bits_is_refused_where_it_is_written(directive):
+    # pcontrol refuses such numbers (its journal cannot keep them): refused at the task, not at its jobs
+    w = World()
+    with pytest.raises(TaskError, match=r"out of range \(at most 9223372036854775807\)"):
+        w.run(task("t", f"{directive} 99999999999999999999"))
