@@ -422,10 +422,7 @@ def _apply_active(spec: TaskSpec, args: list[str], d: Defining) -> None:
 
 
 def _apply_priority(spec: TaskSpec, args: list[str], d: Defining) -> None:
-    try:
-        spec.priority = int(args[0])
-    except ValueError:
-        raise ArgError(f"priority must be a whole number, got '{args[0]}'", 1) from None
+    spec.priority = _parse_int(args[0], "priority", 1, least=-_INT_LIMIT)
 
 
 def _apply_retry(spec: TaskSpec, args: list[str], d: Defining) -> None:
