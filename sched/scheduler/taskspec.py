@@ -460,7 +460,7 @@ class Directive:
 DIRECTIVES: dict[str, Directive] = {
     "command": Directive("command word ?word ...?", "the program and its arguments (no shell unless you write sh -c)", _apply_command, True),
     "host": Directive("host LOCAL|NONE|HOSTNAME ?-required? ?-noskew? | -each LIST ?-noskew?", "where the jobs run: LOCAL here, NONE any controller host, or a preferred (-required: only that) host; -each: one job per host of the list at each launch; -noskew: never on a SKEWED host (a job for one waits until its clock is back in line)", _apply_host, True),
-    "periods": Directive("periods ?-poll S? ?-exec S? ?-timeout S? ?-pending S?", "how often to look, the least time between launches, the job timeout, the pending timeout", _apply_periods),
+    "periods": Directive("periods ?-poll S? ?-exec S? ?-timeout S? ?-pending S?", "how often to look, the least time between launches, the job timeout, the pending timeout (S: seconds or a duration: 90, 0.5, 5m, 1h30m)", _apply_periods),
     "nmax": Directive("nmax N", "the most jobs this task may ever make (none: no limit)", _apply_nmax),
     "npending": Directive("npending N", "the most jobs of this task outstanding at once (default 1)", _apply_npending),
     "trange": Directive("trange ?-exclude? HH:MM HH:MM ?-days DAYS?", "allow (or -exclude) a window of time of day, on some days (Mon-Fri, Sat,Sun); repeatable; `trange none` clears", _apply_trange),
