@@ -318,11 +318,39 @@ def _process_end(pid: int) -> "asyncio.Future[None]":
     return ended
 
 
+def _stop_by_signal(pid: int, silence: ServerSilent) -> int:
+    """`sched --stop` of a local server that does not answer (a long macro holds its loop):
+    SIGTERM, which stops it the same way (psched.shell.stopsignals: the macro is interrupted
+    after its grace); wait until it is gone."""
+    ended = _process_end(pid)
+    print(f"sched: the server (pid {pid}) does not answer ({silence}): sending it SIGTERM", file=sys.stderr)
+    try:
+        os.kill(pid, signal.SIGTERM)
+        run_until(asyncio.wait_for(ended, 120), "stopping", interruptible=False)
+    except ProcessLookupError:
+        pass
+    except asyncio.TimeoutError:
+        print(f"sched: stopping the server: pid {pid} still runs 120 s after SIGTERM", file=sys.stderr)
+        return ExitStatus.SCRIPT_FAILED
+    print(f"sched: server stopped (pid {pid})", file=sys.stderr)
+    return ExitStatus.OK
+
+
 def stop(remote: Remote | None = None) -> int:
     """`sched --stop`: stop the server as `quit -force` does, and wait until it is gone (over
     TCP: until it closes the connection)."""
     paths = ServerPaths.for_home()
-    link = _connect(paths, _print_own_output, remote)
+    pid = running_pid(paths) if remote is None else None
+    if pid is not None:
+        try:
+            link = run_until(ServerLink.connect(paths.socket, _print_own_output), "attaching", interruptible=False)
+        except ServerSilent as err:  # a macro holds its loop: what the request would do, by signal
+            return _stop_by_signal(pid, err)
+        except (OSError, ServerGone, WireError) as err:
+            print(f"sched: cannot attach to the server in {paths.home}: {err}", file=sys.stderr)
+            return ExitStatus.SCRIPT_FAILED
+    else:
+        link = _connect(paths, _print_own_output, remote)
     if link is None:
         return ExitStatus.SCRIPT_FAILED
     try:

@@ -99,6 +99,23 @@ def test_a_server_lives_on_and_answers_once_the_macro_is_interrupted(env, tmp_pa
         _stop_all(env, home)
 
 
+def test_sched_stop_of_a_server_a_macro_holds_stops_it_by_signal(env, tmp_path):
+    home = Path(env["SCHED_HOME"])
+    script = tmp_path / "spin.sched"
+    script.write_text(SPIN.format(host="LOCAL", ledger=tmp_path / "ledger"))
+    try:
+        assert sched(env, "--serve", str(script), cwd=tmp_path).returncode == 0
+        pid = int((home / "sched.pid").read_text())
+        wait_until(lambda: "is still running" in (home / "sched.log").read_text(), "the log says it", 30)
+        stopped = sched(env, "--stop")
+        assert stopped.returncode == 0, stopped.stderr
+        assert f"the server (pid {pid}) does not answer" in stopped.stderr and "sending it SIGTERM" in stopped.stderr
+        wait_until(lambda: not Path(f"/proc/{pid}").exists(), "the server is gone (reaped)", 30)
+        assert "has not ended 0.5 s after the stop" in (home / "sched.log").read_text()
+    finally:
+        _stop_all(env, home)
+
+
 def test_a_stop_interrupts_the_macro_after_its_grace_and_the_next_sched_does_not_run_it_again(env, tmp_path):
     # a controller job: its exit macro runs once whatever happens, so a stop must not leave it
     # to be run again (and hang again) by the next sched
