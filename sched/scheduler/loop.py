@@ -1050,6 +1050,8 @@ class _Running:
 
     def __exit__(self, *exc: object) -> None:
         self.sched.running_code = self.outer
+        if self.outer is None:  # (a SIGINT for this code that came as it ended is not the next one's)
+            self.sched.interp.interrupted = False
 
 
 def _of_nmax(entry: TaskEntry) -> str:
