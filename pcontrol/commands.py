@@ -71,11 +71,15 @@ def _parse_count(word: str, what: str) -> int:
     return value
 
 
-def _parse_seconds(word: str, what: str) -> float:
+def _parse_float(word: str, what: str, kind: str) -> float:
     try:
-        value = float(word)
+        return float(word)
     except ValueError:
-        raise UsageError(f'expected a number of seconds for {what} but got "{word}"') from None
+        raise UsageError(f'expected {kind} for {what} but got "{word}"') from None
+
+
+def _parse_seconds(word: str, what: str) -> float:
+    value = _parse_float(word, what, "a number of seconds")
     if not math.isfinite(value) or value < 0:
         raise UsageError(f'{what} must be a finite number of seconds >= 0, got "{word}"')
     if value > MAX_SECONDS:
@@ -84,10 +88,7 @@ def _parse_seconds(word: str, what: str) -> float:
 
 
 def _parse_epoch(word: str, what: str) -> float:
-    try:
-        value = float(word)
-    except ValueError:
-        raise UsageError(f'expected a time in seconds since the epoch for {what} but got "{word}"') from None
+    value = _parse_float(word, what, "a time in seconds since the epoch")
     if not 0 <= value <= MAX_EPOCH:
         raise UsageError(f'{what} must be a time between 1970 and the year 9999 in seconds since the epoch, '
                          f'got "{word}"')
