@@ -57,6 +57,26 @@ def _stop_all(env: dict[str, str], home: Path) -> None:
     subprocess.run([pcontrol, "stop", "-kill", "-force"], env=env, capture_output=True, timeout=60)
 
 
+@pytest.fixture
+def spinning(env, tmp_path):
+    """Start a server whose spin task's exit macro never ends (host as asked); yields
+    start(host) -> (home, pid, script, ledger) once its log says the macro runs long; stops
+    everything after."""
+    home = Path(env["SCHED_HOME"])
+    ledger = tmp_path / "ledger"
+    script = tmp_path / "spin.sched"
+
+    def start(host: str = "LOCAL") -> tuple[Path, int, Path, Path]:
+        script.write_text(SPIN.format(host=host, ledger=ledger))
+        assert sched(env, "--serve", str(script), cwd=tmp_path).returncode == 0
+        pid = int((home / "sched.pid").read_text())
+        wait_until(lambda: "is still running" in (home / "sched.log").read_text(), "the log says it", 60)
+        return home, pid, script, ledger
+
+    yield start
+    _stop_all(env, home)
+
+
 def test_a_headless_sched_says_it_and_sigint_interrupts_the_macro(env, tmp_path):
     ledger = tmp_path / "ledger"
     script = tmp_path / "spin.sched"
@@ -80,65 +100,39 @@ def test_a_headless_sched_says_it_and_sigint_interrupts_the_macro(env, tmp_path)
     assert ledger.read_text().split()[1:] == ["0"]
 
 
-def test_a_server_lives_on_and_answers_once_the_macro_is_interrupted(env, tmp_path):
-    home = Path(env["SCHED_HOME"])
-    script = tmp_path / "spin.sched"
-    script.write_text(SPIN.format(host="LOCAL", ledger=tmp_path / "ledger"))
-    try:
-        assert sched(env, "--serve", str(script), cwd=tmp_path).returncode == 0
-        pid = int((home / "sched.pid").read_text())
-        wait_until(lambda: "is still running" in (home / "sched.log").read_text(), "the log says it", 30)
-        deaf = sched(env, "-c", "status", "--attach")
-        assert deaf.returncode != 0 and f"(is it busy in a long macro? its log, {home / 'sched.log'}, says)" in deaf.stderr
-        os.kill(pid, signal.SIGINT)
-        status = sched(env, "-c", "status", "--attach")
-        assert status.returncode == 0 and "spin" in status.stdout, status.stderr
-        assert "interrupted" in (home / "sched.log").read_text()
-        assert sched(env, "--stop").returncode == 0
-    finally:
-        _stop_all(env, home)
+def test_a_server_lives_on_and_answers_once_the_macro_is_interrupted(env, spinning):
+    home, pid, _, _ = spinning()
+    deaf = sched(env, "-c", "status", "--attach")
+    assert deaf.returncode != 0 and f"(is it busy in a long macro? its log, {home / 'sched.log'}, says)" in deaf.stderr
+    os.kill(pid, signal.SIGINT)
+    status = sched(env, "-c", "status", "--attach")
+    assert status.returncode == 0 and "spin" in status.stdout, status.stderr
+    assert "interrupted" in (home / "sched.log").read_text()
+    assert sched(env, "--stop").returncode == 0
 
 
-def test_sched_stop_of_a_server_a_macro_holds_stops_it_by_signal(env, tmp_path):
-    home = Path(env["SCHED_HOME"])
-    script = tmp_path / "spin.sched"
-    script.write_text(SPIN.format(host="LOCAL", ledger=tmp_path / "ledger"))
-    try:
-        assert sched(env, "--serve", str(script), cwd=tmp_path).returncode == 0
-        pid = int((home / "sched.pid").read_text())
-        wait_until(lambda: "is still running" in (home / "sched.log").read_text(), "the log says it", 30)
-        stopped = sched(env, "--stop")
-        assert stopped.returncode == 0, stopped.stderr
-        assert f"the server (pid {pid}) does not answer" in stopped.stderr and "sending it SIGTERM" in stopped.stderr
-        wait_until(lambda: not Path(f"/proc/{pid}").exists(), "the server is gone (reaped)", 30)
-        assert "has not ended 0.5 s after the stop" in (home / "sched.log").read_text()
-    finally:
-        _stop_all(env, home)
+def test_sched_stop_of_a_server_a_macro_holds_stops_it_by_signal(env, spinning):
+    home, pid, _, _ = spinning()
+    stopped = sched(env, "--stop")
+    assert stopped.returncode == 0, stopped.stderr
+    assert f"the server (pid {pid}) does not answer" in stopped.stderr and "sending it SIGTERM" in stopped.stderr
+    wait_until(lambda: not Path(f"/proc/{pid}").exists(), "the server is gone (reaped)", 30)
+    assert "has not ended 0.5 s after the stop" in (home / "sched.log").read_text()
 
 
-def test_a_stop_interrupts_the_macro_after_its_grace_and_the_next_sched_does_not_run_it_again(env, tmp_path):
+def test_a_stop_interrupts_the_macro_after_its_grace_and_the_next_sched_does_not_run_it_again(env, spinning, tmp_path):
     # a controller job: its exit macro runs once whatever happens, so a stop must not leave it
     # to be run again (and hang again) by the next sched
-    home = Path(env["SCHED_HOME"])
-    ledger = tmp_path / "ledger"
-    script = tmp_path / "spin.sched"
-    script.write_text(SPIN.format(host="NONE", ledger=ledger))
-    try:
-        assert sched(env, "--serve", str(script), cwd=tmp_path).returncode == 0
-        pid = int((home / "sched.pid").read_text())
-        wait_until(lambda: "is still running" in (home / "sched.log").read_text(), "the log says it", 60)
-        os.kill(pid, signal.SIGTERM)
-        wait_until(lambda: not Path(f"/proc/{pid}").exists(), "the server has ended", 30)
-        assert "has not ended 0.5 s after the stop" in (home / "sched.log").read_text()
-        script.write_text(SPIN.format(host="NONE", ledger=ledger).replace("nmax 1", "nmax 1\n  active no"))
-        assert sched(env, "--serve", str(script), cwd=tmp_path).returncode == 0
-        waited = sched(env, "-c", "wait -timeout 30 spin", "--attach")  # its job's end is taken back
-        assert waited.returncode == 0, waited.stderr
-        assert sched(env, "--stop").returncode == 0
-        assert ledger.read_text().split()[1:] == ["0"]   # once, never with $job_rerun 1
-    finally:
-        _stop_all(env, home)
-
+    home, pid, script, ledger = spinning("NONE")
+    os.kill(pid, signal.SIGTERM)
+    wait_until(lambda: not Path(f"/proc/{pid}").exists(), "the server has ended", 30)
+    assert "has not ended 0.5 s after the stop" in (home / "sched.log").read_text()
+    script.write_text(SPIN.format(host="NONE", ledger=ledger).replace("nmax 1", "nmax 1\n  active no"))
+    assert sched(env, "--serve", str(script), cwd=tmp_path).returncode == 0
+    waited = sched(env, "-c", "wait -timeout 30 spin", "--attach")  # its job's end is taken back
+    assert waited.returncode == 0, waited.stderr
+    assert sched(env, "--stop").returncode == 0
+    assert ledger.read_text().split()[1:] == ["0"]   # once, never with $job_rerun 1
 
 def test_at_the_prompt_the_warning_reaches_the_terminal_and_sigint_gives_the_prompt_back(sched_env, terminal):
     # the prompt's stderr writes only when the loop turns: the watch writes to the terminal itself
