@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 import tempfile
 import time
 from pathlib import Path
@@ -15,13 +14,13 @@ from typing import Iterator
 
 import pytest
 
+from spoolfiles import HOUR, ORPHAN, dead_pid, plant
 from agent_harness import AgentProcess, async_test, start_agent
 from pclient.lease import AgentPresence, survivor_key
 from pclient.protocol import (SWEEP_VERSION, Ack, Auth, Drop, Ended, Error, Resumed, Run, Spooled, Started, Sweep,
                              encode)
 
 TOKEN = os.urandom(32).hex()
-HOUR = 3600.0
 
 
 @pytest.fixture
@@ -33,18 +32,6 @@ def env(tmp_path: Path) -> Iterator[dict[str, str]]:
     shutil.rmtree(runtime, ignore_errors=True)
 
 
-def plant(path: Path, data: bytes = b"x" * 100, age: float = 2 * HOUR) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(data)
-    then = time.time() - age
-    os.utime(path, (then, then))
-    return path
-
-
-def dead_pid() -> int:
-    child = subprocess.Popen(["true"])
-    child.wait()
-    return child.pid
 
 
 async def authed(env: dict[str, str], name: str = "n1") -> AgentProcess:
@@ -95,7 +82,7 @@ async def test_the_agent_lists_only_what_it_cannot_account_for_and_removes_only_
         swept = await agent.recv_type(Spooled)
         assert swept.seq == 1 and swept.jobs == ("5",) and not swept.shared, swept
         assert swept.files == 4 and swept.parts == ("0123456789abcdef", f"agent-{dead}"), swept
-        assert swept.bytes == 100 + 1000 + 100 + 100, swept
+        assert swept.bytes == 3 * len(ORPHAN) + 1000, swept
         assert all(p.exists() for p in (*orphan, young, live_part, stranger, recent, held))
         assert not dead_part.exists() and not gone.exists() and not anonymous.parent.exists()
         assert any(p.name.startswith(".20.stdout.pclient-") for p in mine.iterdir())   # the running job's

@@ -13,31 +13,18 @@ Real pcontrol (in-process, on its socket) and real local agents.
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 import pytest
 
+from spoolfiles import HOUR, dead_pid, plant
 from pclient.lease import survivor_key
 from pcontrol_harness import LOCAL_AGENT, controller_running, make_config, poll, run, write_older_pclient
 
-HOUR = 3600.0
 
 
-def plant(path: Path, age: float = 2 * HOUR, data: bytes = b"orphan\n") -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(data)
-    then = time.time() - age
-    os.utime(path, (then, then))
-    return path
-
-
-def dead_pid() -> int:
-    child = subprocess.Popen(["true"])
-    child.wait()
-    return child.pid
 
 
 @pytest.fixture
