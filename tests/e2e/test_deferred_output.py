@@ -44,13 +44,14 @@ def _run(home: Path, *argv: str) -> subprocess.CompletedProcess:
                           timeout=120)
 
 
-def _sched(home: Path, name: str, macro: str, host: str = "NONE") -> str:
-    (home / "writer.py").write_text(WRITER)
+def _sched(home: Path, name: str, macro: str, host: str = "NONE", writer: str = WRITER) -> str:
+    """Run a task whose one job runs the Python `writer`, with `macro` as its task.exit 0; sched's stdout."""
+    (home / f"{name}.py").write_text(writer)
     script = home / f"{name}.sched"
     script.write_text(f"""\
 task {name}
   host {host}
-  command {sys.executable} {home / "writer.py"}
+  command {sys.executable} {home / f"{name}.py"}
   nmax 1
   task.exit 0
 {macro}
@@ -120,21 +121,7 @@ def test_output_that_is_not_utf8_reads_as_tcl_exec_reads_it(home, host, times):
     """A byte that is not part of UTF-8 is the Latin-1 character of its value in $stdout, as
     tclsh's exec gives it (no replacement character, no byte lost), for a job's head and for
     an output long enough to be fetched when the macro reads it."""
-    (home / "odd.py").write_text(f"import sys\nsys.stdout.buffer.write({ODD_BYTES!r} * {times})\n")
-    program = [sys.executable, str(home / "odd.py")]
-    script = home / f"odd{host}{times}.sched"
-    script.write_text(f"""\
-task odd{host}{times}
-  host {host}
-  command {" ".join(program)}
-  nmax 1
-  task.exit 0
-    puts {CODES}
-  end
-end
-run
-wait -timeout 60
-""")
-    done = _run(home, *SCHED, str(script))
-    assert done.returncode == 0, done.stderr
-    assert done.stdout.split("codes ", 1)[1].strip() == _tclsh_codes(program)
+    name = f"odd{host}{times}"
+    out = _sched(home, name, f"    puts {CODES}", host=host,
+                 writer=f"import sys\nsys.stdout.buffer.write({ODD_BYTES!r} * {times})\n")
+    assert out.split("codes ", 1)[1].strip() == _tclsh_codes([sys.executable, str(home / f"{name}.py")])
