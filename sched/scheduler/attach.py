@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     from .local import LocalBackend
     from .remote import ControllerLink
 
-__all__ = ["attach_shell", "SCHEDULER_KEY", "SCHED_NAME_KEY", "scheduler_of", "controller_of", "controller_subcommands", "controller_host_words"]
+__all__ = ["attach_shell", "SCHEDULER_KEY", "SCHED_NAME_KEY", "scheduler_of", "controller_of", "controller_in_use", "controller_subcommands", "controller_host_words"]
 
 
 
@@ -60,6 +60,15 @@ def scheduler_of(interp: Any) -> Scheduler:
         sched.syncs = SyncBackend(sched, lambda: sync_defs(interp), lambda: controller_of(sched))
         attach_shell(interp, sched)
     return sched
+
+
+def controller_in_use(sched: Scheduler) -> Any:
+    """The address of the controller this scheduler has connected to (a ControllerAddress), or
+    None: a scheduler of local jobs only, or one not connected yet. Read from any thread."""
+    link = sched.remote
+    if not isinstance(link, _backends()[1]) or link.client is None:
+        return None
+    return link.address
 
 
 def controller_of(sched: Scheduler) -> ControllerLink:

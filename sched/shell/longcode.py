@@ -12,7 +12,10 @@ stop (the loop that would act on them never turns), and a sched killed for it wo
 exit macro again at its next start ($job_rerun), and hang again. So:
 
 - LongCodeWatch, a thread, looks every CHECK seconds and says in the log when such code has
-  run WARN_AFTER seconds (again every REPEAT), and how to interrupt it.
+  run WARN_AFTER seconds (again every REPEAT), and how to interrupt it; at ALERT_AFTER it also
+  sends an alert through the controller this sched uses, if any (pcontrol's log, its mail
+  settings, as `alert` in a macro does), once for that run: a served sched held for a minute is
+  an operator's business even when nobody reads its log.
 - SIGINT (`kill -INT PID`, Ctrl-C at the prompt or during a `wait`) interrupts it at its next
   command (or inside an `exec`): it ends with the error "interrupted", reported as any error of
   a macro; an exit macro so ended has had its run and is not run again.
@@ -27,6 +30,7 @@ from __future__ import annotations
 import _thread
 import os
 import signal
+import socket
 import sys
 import threading
 import time
@@ -54,6 +58,7 @@ def _seconds(name: str, default: float) -> float:
 WARN_AFTER = _seconds(WARN_VAR, 10.0)
 STOP_GRACE = _seconds(GRACE_VAR, 10.0)
 REPEAT = 60.0
+ALERT_AFTER = 6 * WARN_AFTER
 CHECK = min(2.0, WARN_AFTER / 4)
 
 
@@ -103,6 +108,7 @@ class LongCodeWatch:
 
     def _run(self) -> None:
         said_for: tuple[str, float] | None = None
+        alerted_for: tuple[str, float] | None = None
         next_say = 0.0
         while True:
             time.sleep(CHECK)
@@ -116,6 +122,30 @@ class LongCodeWatch:
             elif code is said_for and ran >= next_say:
                 next_say += REPEAT
                 self._say(code[0], ran)
+            if code is not alerted_for and ran >= ALERT_AFTER:
+                alerted_for = code
+                self._alert(code[0], ran)
+
+    def _alert(self, what: str, ran: float) -> None:
+        """The alert, through the controller this sched uses (this thread's own connection:
+        the loop is held); nothing when there is none or it does not answer."""
+        sched = self.interp.extensions.get(SCHEDULER_KEY)
+        if sched is None:
+            return
+        from ..scheduler.attach import controller_in_use  # loaded by then: the scheduler exists
+        from pcontrol.client import run_command  # (the same)
+
+        address = controller_in_use(sched)
+        if address is None:
+            return
+        subject = f"sched on {socket.gethostname()} held by {what}"
+        body = (f"{what} has run {ran:.0f} s and is still running. sched (pid {os.getpid()}) does nothing "
+                f"else until it ends: no job's end is handled, no task makes jobs, no prompt answers. "
+                f"`kill -INT {os.getpid()}` on that machine interrupts it.")
+        try:
+            run_command(["alert", subject, body], address=address, timeout=10.0)
+        except Exception as exc:  # noqa: BLE001 - the log has said it already; the alert is extra
+            log.info("alert about %s not sent: %s", what, exc)
 
     @staticmethod
     def _say(what: str, ran: float) -> None:

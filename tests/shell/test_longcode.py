@@ -124,6 +124,8 @@ def test_a_stop_interrupts_the_macro_after_its_grace_and_the_next_sched_does_not
     # a controller job: its exit macro runs once whatever happens, so a stop must not leave it
     # to be run again (and hang again) by the next sched
     home, pid, script, ledger = spinning("NONE")
+    # held past ALERT_AFTER (6 x the warning's 0.5 s): an alert through the controller it uses
+    wait_until(lambda: "held by task spin job" in (home / "pcontrol.log").read_text(), "the alert", 30)
     os.kill(pid, signal.SIGTERM)
     wait_until(lambda: not Path(f"/proc/{pid}").exists(), "the server has ended", 30)
     assert "has not ended 0.5 s after the stop" in (home / "sched.log").read_text()
