@@ -763,6 +763,9 @@ def _start_failure(spec: JobSpec, exc: Exception) -> tuple[StartFailure, str]:
             where = ""
             if "/" in program and not program.startswith("/"):  # (./x: relative to where? say it)
                 where = f" in {spec.cwd or _cwd()}"
+            elif " " in program.strip():  # (`command "ls -l"`: one word, as Tcl quotes make it)
+                where = (f" (the command is a list of words: {program.strip().split()[0]!r} is the program, "
+                         f"the rest its arguments; a shell line needs sh -c)")
             return StartFailure.NOT_FOUND, f"cannot start {program!r}: no such program{where}"
         if exc.errno in (errno.EACCES, errno.EPERM, errno.ENOEXEC, errno.EISDIR):
             return StartFailure.NOT_EXECUTABLE, f"cannot start {program!r}: not executable: {detail}"

@@ -81,6 +81,11 @@ async def test_program_that_cannot_start():
     ended = await agent.recv_type(Ended)
     assert (ended.outcome, ended.status) == (Outcome.EXIT, 127) and "no such program" in ended.reason
     assert "no such program" in ended.stderr
+    await agent.send(Run(job="quoted", argv=("ls -l",)))   # `command "ls -l"`: one word
+    await agent.recv_type(Started)
+    ended = await agent.recv_type(Ended)
+    assert ended.reason == ("cannot start 'ls -l': no such program (the command is a list of words: 'ls' is the "
+                            "program, the rest its arguments; a shell line needs sh -c)")
     await agent.finish()
 
 
