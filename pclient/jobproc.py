@@ -761,7 +761,9 @@ def _start_failure(spec: JobSpec, exc: Exception) -> tuple[StartFailure, str]:
             return StartFailure.NOT_FOUND, f"cannot start {program!r}: bad working directory {spec.cwd!r}: {detail}"
         if exc.errno in (errno.ENOENT, errno.ENOTDIR):
             where = ""
-            if "/" in program and not program.startswith("/"):  # (./x: relative to where? say it)
+            if program.startswith("~"):  # (no shell expands it)
+                where = " (~ is a shell's: nothing expands it here; write the path in full, or $env(HOME)/...)"
+            elif "/" in program and not program.startswith("/"):  # (./x: relative to where? say it)
                 where = f" in {spec.cwd or _cwd()}"
             elif " " in program.strip():  # (`command "ls -l"`: one word, as Tcl quotes make it)
                 where = (f" (the command is a list of words: {program.strip().split()[0]!r} is the program, "

@@ -86,6 +86,11 @@ async def test_program_that_cannot_start():
     ended = await agent.recv_type(Ended)
     assert ended.reason == ("cannot start 'ls -l': no such program (the command is a list of words: 'ls' is the "
                             "program, the rest its arguments; a shell line needs sh -c)")
+    await agent.send(Run(job="tilde", argv=("~/bin/probe",)))
+    await agent.recv_type(Started)
+    ended = await agent.recv_type(Ended)
+    assert ended.reason.endswith("no such program (~ is a shell's: nothing expands it here; write the path in "
+                                 "full, or $env(HOME)/...)")
     await agent.finish()
 
 
