@@ -287,6 +287,11 @@ def parse_trange(args: Sequence[str]) -> TimeRange:
             raise TimingError(f"unexpected word '{word}', usage: trange ?-exclude? HH:MM HH:MM ?-days DAYS?", i)
         i += 1
     if len(times) < 2:
+        joined = [(i, w) for i, w in times if "-" in w]
+        if len(times) == 1 and joined:  # (`trange 09:00-17:00`: say how it is written)
+            start_text, _, end_text = joined[0][1].partition("-")
+            raise TimingError(f"trange takes the start and the end as two words: trange {start_text} {end_text}",
+                              joined[0][0])
         raise TimingError("trange expects a start and an end time: ?-exclude? HH:MM HH:MM ?-days DAYS?")
     (start_index, start_text), (end_index, end_text) = times
     try:

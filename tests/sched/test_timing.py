@@ -171,6 +171,7 @@ def test_parse_trange_forms(words, expected):
         ("10:00 12:00 -day Mon", 2, "unknown option '-day', expected -exclude or -days"),
         ("10:00 12:00 13:00", 2, "unexpected word '13:00'"),
         ("10:00", None, "trange expects a start and an end time"),
+        ("09:00-17:00", 0, "trange takes the start and the end as two words: trange 09:00 17:00"),
         ("", None, "trange expects a start and an end time"),
         ("-exclude -days Mon", None, "trange expects a start and an end time"),
     ],
