@@ -388,7 +388,7 @@ class FencedDispatcher:
         made = entry.timing.made if entry is not None else 0
         record = {"task": job.task, "argv": job.argv, "host": job.host, "required": job.host_required,
                   "timeout": job.timeout, "pending": job.pending, "number": made, "placing": False,
-                  "noskew": job.noskew, "not_before": job.not_before}
+                  "noskew": job.noskew, "not_before": job.not_before, "cwd": job.cwd}
         if not job.local:
             record["cid"] = self.state.elector.leadership.token * ID_SPAN + job.id
             self.keep(job, job.task, made, record)

@@ -73,6 +73,7 @@ class Job:
     withdrawn: bool = False  # killed before its planned start because its task paused or went: not a run
     vars: dict[str, str] = field(default_factory=dict)  # extra variables of its task.exit macro
     env: dict[str, str] = field(default_factory=dict)  # added to its environment
+    cwd: str | None = None  # its task's `cwd DIR`: where it runs (else sched's directory, or its agent's)
     inbox: tuple[str, ...] = ()  # the switchboard's messages for it, `SENDER TEXT` (psched.scheduler.switchboard)
 
     @property

@@ -85,7 +85,7 @@ class LocalBackend:
         sched = self.sched
         spec = JobSpec(str(job.id), job.argv, timeout=job.timeout, output_limit=sched.output_limit,
                        stdout_file=job.outputs.get("stdout"), stderr_file=job.outputs.get("stderr"),
-                       env=job.env, mailbox=True, inbox=job.inbox)
+                       env=job.env, mailbox=True, inbox=job.inbox, cwd=job.cwd)
         try:
             running = begin_job(spec, on_started=lambda rj: sched.job_started(job, "local", rj.pid))
         except Exception as exc:  # never lose a job: a failure to start is its outcome

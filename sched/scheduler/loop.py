@@ -220,7 +220,7 @@ class Scheduler:
             return None
         job = Job(self._new_job_id(), entry.name, list(record.get("argv") or []), record.get("host") or "NONE",
                   bool(record.get("required")), timeout=record.get("timeout"), pending=record.get("pending"),
-                  noskew=bool(record.get("noskew")), not_before=record.get("not_before"))
+                  noskew=bool(record.get("noskew")), not_before=record.get("not_before"), cwd=record.get("cwd"))
         job.created = record.get("submitted") or job.created
         if entry.spec.source is not None:
             entry.spec.source.adopted(job, record.get("env") or {})
@@ -569,7 +569,7 @@ class Scheduler:
         job = Job(self._new_job_id(), spec.name, list(draft.argv), draft.host, draft.host_required,
                   timeout=spec.periods.timeout, pending=spec.periods.pending, retry=spec.retry,
                   sync=spec.sync, env=dict(draft.env), inbox=inbox_lines, vars=dict(draft.vars),
-                  noskew=draft.noskew, not_before=not_before)
+                  noskew=draft.noskew, not_before=not_before, cwd=spec.cwd)
         item = spec.source.made(job) if spec.source is not None else None
         job.outputs = spec.output_files()
         job.joblog = spec.joblog

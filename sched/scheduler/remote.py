@@ -722,6 +722,8 @@ class ControllerLink:
             argv += ["-pending", repr(job.pending)]
         if job.retry:
             argv += ["-retry", str(job.retry)]
+        if job.cwd is not None:
+            argv += ["-cwd", job.cwd]
         if job.outputs:
             argv.append("-spool")  # the agent keeps every byte for the task's stdout/stderr files
         for key, value in job.env.items():

@@ -137,6 +137,7 @@ class TaskSpec:
     rounds_seed: int = 0  # the rule's -seed, or one derived from the task's name
     source: JobSource | None = None  # gives each job its command, host and env (a sequence)
     noskew: bool = False  # `host ... -noskew`: its jobs never go to a SKEWED host (pcontrol's skew.py)
+    cwd: str | None = None  # `cwd DIR`: the directory its jobs run in (else sched's, or their agent's)
 
     def output_files(self) -> Mapping[str, OutputFile]:
         """The files the `stdout`/`stderr` directives name, by stream (`-var NAME` is not a file).
@@ -171,6 +172,8 @@ class TaskSpec:
             extra["hosts"] = list(self.hosts)
         if self.noskew:
             extra["noskew"] = True
+        if self.cwd is not None:
+            extra["cwd"] = self.cwd
         if self.rounds is not None:
             extra["rounds"] = str(self.rounds)
             extra["rounds_seed"] = self.rounds_seed
@@ -449,6 +452,14 @@ def _apply_joblog(spec: TaskSpec, args: list[str], d: Defining) -> None:
     spec.joblog = args[0]
 
 
+def _apply_cwd(spec: TaskSpec, args: list[str], d: Defining) -> None:
+    if not args[0]:
+        raise ArgError("cwd needs a directory", 1)
+    if "\0" in args[0]:
+        raise ArgError("cwd holds a NUL byte, which no directory's name can", 1)
+    spec.cwd = args[0]
+
+
 @dataclass(frozen=True)
 class Directive:
     usage: str
@@ -470,12 +481,13 @@ DIRECTIVES: dict[str, Directive] = {
     "stdout": Directive("stdout PATH ?-append? ?-rotate SIZE? ?-keep N? | -var NAME", "where the job's stdout goes when it ends (also in $stdout); -append -rotate 10M -keep 5: written as the job runs, rotated by size, N old files kept", _apply_stdout),
     "stderr": Directive("stderr PATH ?-append? ?-rotate SIZE? ?-keep N? | -var NAME", "where the job's stderr goes when it ends (also in $stderr); -rotate and -keep as for stdout", _apply_stderr),
     "sync": Directive("sync name", "instead of `command`: each job is the synchronized run of that `sync` block (exit 0 on success, 1 on failure; $sync_result in task.exit)", _apply_sync),
+    "cwd": Directive("cwd DIR", "the directory its jobs run in, on their host (default: sched's for LOCAL jobs, the agent's for controller jobs); one missing there ends the job EXIT 127", _apply_cwd),
     "joblog": Directive("joblog file", "append a line per finished job to FILE, as GNU parallel's --joblog (seq, host, start, run time, exit value, signal, command)", _apply_joblog),
     "rounds": Directive("rounds n -windows BOUNDARIES -gap DURATION -runtime DURATION ?-seed N?", "N random rounds between each two times of day: every host of `host -each` once per round, shuffled, runtime+gap apart (psched.scheduler.rounds); `check TASK -plan` shows the plan", _apply_rounds),
 }
 
 ARITY = {"command": (1, None), "host": (1, 3), "periods": (0, 8), "nmax": (1, 1), "npending": (1, 1),
-          "trange": (1, 5), "active": (1, 1), "priority": (1, 1), "retry": (1, 1), "stdout": (1, 6), "stderr": (1, 6), "sync": (1, 1), "joblog": (1, 1), "rounds": (1, 9)}
+          "trange": (1, 5), "active": (1, 1), "priority": (1, 1), "retry": (1, 1), "stdout": (1, 6), "stderr": (1, 6), "sync": (1, 1), "cwd": (1, 1), "joblog": (1, 1), "rounds": (1, 9)}
 
 TASK_BLOCKS = ("task.exec", "task.exit")
 

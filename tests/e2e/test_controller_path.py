@@ -364,6 +364,51 @@ wait -timeout 60
     assert "localhost  OFF" in sh.run("controller hosts")
 
 
+def test_cwd_is_where_jobs_run_local_and_controller_alike(home, tmp_path):
+    """`cwd DIR`: the same directory for a LOCAL job and a controller job (`./x.sh` found
+    alike); one missing on the host ends the job EXIT 127 saying so."""
+    work = tmp_path / "work dir"
+    work.mkdir()
+    (work / "x.sh").write_text("#!/bin/sh\npwd\n")
+    (work / "x.sh").chmod(0o755)
+    sh = Shell()
+    sh.run(f"""
+task here
+  host LOCAL
+  command ./x.sh
+  cwd {{{work}}}
+  nmax 1
+  task.exit default
+    echo "here $job_state [string trim $stdout]"
+  end
+end
+task there
+  host NONE
+  command ./x.sh
+  cwd {{{work}}}
+  nmax 1
+  task.exit default
+    echo "there $job_state [string trim $stdout]"
+  end
+end
+task nowhere
+  host NONE
+  command ./x.sh
+  cwd {tmp_path / "gone"}
+  nmax 1
+  task.exit default
+    echo "nowhere $job_state $exit_status $job_reason"
+  end
+end
+run
+wait -timeout 60
+""")
+    assert sorted(sh.lines()) == [f"here EXIT {work}",
+                                  f"nowhere EXIT 127 cannot start './x.sh': bad working directory "
+                                  f"'{tmp_path / 'gone'}': No such file or directory",
+                                  f"there EXIT {work}"]
+
+
 def test_a_sched_leaving_while_an_exit_macro_waits_for_the_harvest_log_says_it_leaves_the_job(home, monkeypatch):
     """The disk stays full: sched leaves with the macro still waiting; it says the job is the
     next sched's (whose macro then runs it), rather than leaving it unsaid."""

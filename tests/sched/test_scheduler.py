@@ -441,3 +441,14 @@ def test_a_count_past_64_bits_is_refused_where_it_is_written(directive):
     w = World()
     with pytest.raises(TaskError, match=r"out of range \(at most 9223372036854775807\)"):
         w.run(task("t", f"{directive} 99999999999999999999"))
+
+
+def test_cwd_goes_with_each_job_and_is_checked_where_written():
+    w = World()
+    w.run(task("t", "cwd /srv/probes", "nmax 1"))
+    w.run("run")
+    w.step()
+    assert [j.cwd for j in w.jobs] == ["/srv/probes"]
+    assert "cwd            /srv/probes" in w.run("check t")
+    with pytest.raises(TaskError, match="cwd needs a directory"):
+        w.run(task("u", "cwd {}"))
