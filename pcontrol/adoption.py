@@ -40,7 +40,7 @@ from pclient import protocol as agent_protocol
 
 from .config import ControllerConfig
 from .errors import ConflictError, UsageError
-from .model import Host, HostState, Job, JobState
+from .model import Host, HostState, Job, JobState, RetainedJob
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +59,7 @@ class PoolAdoption:
     # Kept by the Controller:
     config: ControllerConfig
     clock: Callable[[], float]
-    jobs: dict[int, Job]
+    jobs: dict[int, Job | RetainedJob]
     host_table: Any
     journal: Any
 

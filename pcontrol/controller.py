@@ -56,13 +56,13 @@ from pclient import protocol as agent_protocol
 from .adoption import PoolAdoption
 from .clockprobe import ClockProbes
 from .config import ControllerConfig
-from .dispatch import DispatchIndex, FreeHosts, Placement, TimerHeap
+from .dispatch import DispatchIndex, ForgetQueue, FreeHosts, Placement, TimerHeap
 from .errors import ConflictError, NotFoundError, UnavailableError, UsageError
 from .fetches import OutputFetches
 from .hosts import HostOpener, HostTable, validate_host_name
 from .journal import Journal, JournalFailed, host_config
 from .loadwatch import LoopWatch, process_memory
-from .model import DEFAULT_OUTPUT_LIMIT, Host, HostState, Job, JobState, Outcome
+from .model import DEFAULT_OUTPUT_LIMIT, Host, HostState, Job, JobState, Outcome, RetainedJob, Sharing
 from .outbox import Outbox
 from .operations import OperatorRequests
 from .reports import AgentReports
@@ -78,6 +78,12 @@ if TYPE_CHECKING:  # the pull hub is loaded by the daemon only when it has a pul
 __all__ = ["Controller", "ControllerConfig", "JobSpec", "Subscriber"]
 
 log = logging.getLogger(__name__)
+
+
+def _harvest_order(job: Job) -> float:
+    """Loaded jobs' order: the harvested ones by their harvest, after the others."""
+    return job.harvested if job.harvested is not None else float("-inf")
+
 
 class Subscriber(Protocol):
     """A client connection that ran `subscribe`."""
@@ -143,7 +149,9 @@ class Controller(AgentReports, OperatorRequests, PoolAdoption):
         self.clock = clock
         self.host_table = HostTable(self.config, self, clock,
                                     token=agent_token(secret) if secret else None, opener=opener)
-        self.jobs: dict[int, Job] = {}
+        self.jobs: dict[int, Job | RetainedJob] = {}
+        """Every job, a harvested one in its compact form (model.RetainedJob, read-only)."""
+        self._sharing = Sharing()          # what retained jobs share (RetainedJob.of)
         self.fetches = OutputFetches()
         self._index = DispatchIndex()
         self._free = FreeHosts()
@@ -151,6 +159,7 @@ class Controller(AgentReports, OperatorRequests, PoolAdoption):
         self._later: set[int] = set()      # PENDING jobs held until their planned start (_hold_until_planned)
         self._planned: dict[str, set[int]] = collections.defaultdict(set)  # host -> its -not-before jobs
         self._timers = TimerHeap()
+        self._forgets = ForgetQueue()      # harvested jobs, by the end of their retention
         self._timer_handle: asyncio.TimerHandle | None = None
         self._timer_due: float | None = None
         self._by_owner: dict[str, set[int]] = collections.defaultdict(set)
@@ -207,10 +216,13 @@ class Controller(AgentReports, OperatorRequests, PoolAdoption):
         self.host_table.load(loaded.hosts)
         now = self.clock()
         unknown = []
+        loaded.jobs.sort(key=_harvest_order)    # so that their forgets are queued in order
         for job in loaded.jobs:
             if self.in_pool and job.state is not JobState.DONE:
                 self._left_to_pool(job)  # adoption.py: the pool's leader adopts it, if it still runs
                 continue
+            if RetainedJob.keeps(job):
+                job = RetainedJob.of(job, self._sharing)
             self._register(job)
             if job.state is JobState.PENDING:
                 if not self._hold_until_planned(job, now):
@@ -414,11 +426,20 @@ class Controller(AgentReports, OperatorRequests, PoolAdoption):
         if self._timer_due is None or due < self._timer_due:
             self._arm_timer()
 
+    def _push_forget(self, delay: float, job: Job | RetainedJob) -> None:
+        """Forget a harvested job `delay` s from now (the retention: ForgetQueue)."""
+        assert job.harvested is not None
+        due = asyncio.get_running_loop().time() + max(0.0, delay)
+        self._forgets.push(due, job.id, job.harvested)
+        if self._timer_due is None or due < self._timer_due:
+            self._arm_timer()
+
     def _arm_timer(self) -> None:
         if self._timer_handle is not None:
             self._timer_handle.cancel()
             self._timer_handle = None
-        due = self._timers.next_due()
+        due = min((d for d in (self._timers.next_due(), self._forgets.next_due()) if d is not None),
+                  default=None)
         self._timer_due = due
         if due is not None and not self._stopping:
             self._timer_handle = asyncio.get_running_loop().call_at(due, self._timers_fired)
@@ -426,15 +447,18 @@ class Controller(AgentReports, OperatorRequests, PoolAdoption):
     def _timers_fired(self) -> None:
         self._timer_handle = None
         now = asyncio.get_running_loop().time()
-        for kind, job_id in self._timers.pop_due(now, limit=TIMER_BATCH):
+        fired = self._timers.pop_due(now, limit=TIMER_BATCH)
+        for job_id, stamp in self._forgets.pop_due(now, limit=TIMER_BATCH - len(fired)):
+            job = self.jobs.get(job_id)
+            if job is not None and job.harvested == stamp:   # not deleted (nor its id used again) since
+                self._forget(job, lazy=True)
+        for kind, job_id in fired:
             job = self.jobs.get(job_id)
             if job is None:
                 continue
             if kind == "pending" and job.state is JobState.PENDING:
                 self._index.remove(job.id)
                 self._finish(job, Outcome.PENDING, reason=self._pending_reason(job))
-            elif kind == "forget" and job.harvested is not None:
-                self._forget(job, lazy=True)
             elif kind == "expire" and job.state is JobState.DONE and job.owner is None:
                 self._forget(job, lazy=True)
             elif kind == "release" and job.state is JobState.PENDING and job.id in self._later:
@@ -461,7 +485,7 @@ class Controller(AgentReports, OperatorRequests, PoolAdoption):
 
     # == jobs ===============================================================================
 
-    def _register(self, job: Job) -> None:
+    def _register(self, job: Job | RetainedJob) -> None:
         self.jobs[job.id] = job
         self._job_counts[job.state] += 1
         if job.outcome is not None:
@@ -703,13 +727,22 @@ class Controller(AgentReports, OperatorRequests, PoolAdoption):
         `unowned_retention` after its end when it has no owner."""
         if self._stopping:
             return
-        if job.harvested is not None:
-            self._push_timer(job.harvested + self.config.retention - now, ("forget", job.id))
+        if job.harvested is not None:   # (a harvest dated ahead of now, by a clock since put back, as now)
+            self._push_forget(min(job.harvested - now, 0.0) + self.config.retention, job)
         elif job.owner is None and self.config.unowned_retention is not None:
             ended = job.ended if job.ended is not None else now
             self._push_timer(ended + self.config.unowned_retention - now, ("expire", job.id))
 
-    def _forget(self, job: Job, *, lazy: bool = False) -> None:
+    def _retain(self, job: Job) -> Job | RetainedJob:
+        """Put a job just harvested in the table in its compact form (model.RetainedJob: a
+        quarter of the memory, for the jobs of the retention) and return that."""
+        if not RetainedJob.keeps(job):
+            return job
+        retained = RetainedJob.of(job, self._sharing)
+        self.jobs[job.id] = retained
+        return retained
+
+    def _forget(self, job: Job | RetainedJob, *, lazy: bool = False) -> None:
         """Drop the job from memory and the journal (`lazy`: nobody waits for the deletion:
         Journal.job_forgotten)."""
         del self.jobs[job.id]
@@ -722,16 +755,19 @@ class Controller(AgentReports, OperatorRequests, PoolAdoption):
                 owned.discard(job.id)
                 if not owned:
                     del self._by_owner[job.owner]
-        self._unplan(job)
-        for kind in ("pending", "forget", "expire", "held", "release"):
-            self._timers.cancel((kind, job.id))
+        if type(job) is Job:
+            self._unplan(job)
+            for kind in ("pending", "expire", "held", "release"):
+                self._timers.cancel((kind, job.id))
+        elif job.owner is None:   # a retained job has no other timer (_finish cancelled them)
+            self._timers.cancel(("expire", job.id))
         if self.journal is not None:
             self.journal.job_forgotten(job.id, lazy=lazy)
         host = self.hosts.get(job.ran_on or "") if job.spooled else None
         if host is not None:  # the agent may remove the job's spooled output once its row is gone
             self._to_agent(host, agent_protocol.Drop(job=job.agent_word))
 
-    def job(self, job_id: int | str) -> Job:
+    def job(self, job_id: int | str) -> Job | RetainedJob:
         try:
             number = int(job_id)
         except (TypeError, ValueError):
@@ -742,7 +778,7 @@ class Controller(AgentReports, OperatorRequests, PoolAdoption):
         return job
 
     def jobs_where(self, *, state: JobState | None = None, owner: str | None = None,
-                   host: str | None = None) -> list[Job]:
+                   host: str | None = None) -> list[Job | RetainedJob]:
         ids: Iterable[int] = (sorted(self._by_owner.get(owner, ())) if owner is not None
                               else self.jobs)
         found = []

@@ -15,11 +15,13 @@ other host the better top of the two heaps of a tier wins, so the order above ho
 Compaction is itself spread out (LazyHeap): a one-go rebuild of a heap of 100,000 entries
 held the loop for 20-30 ms; instead each later operation on the heap moves COMPACT_STEP
 entries from the old heap to a fresh one, so no operation costs more than
-O(COMPACT_STEP log n). The pending-time and retention timers (TimerHeap) use the same heap.
+O(COMPACT_STEP log n). The pending-time and other per-job timers (TimerHeap) use the same heap;
+the retention of harvested jobs, one delay for all, is a queue (ForgetQueue).
 """
 
 from __future__ import annotations
 
+import array
 import heapq
 import itertools
 from collections import OrderedDict
@@ -306,3 +308,51 @@ class TimerHeap:
             del self._live[entry[2]]
             due_keys.append(entry[2])
         return due_keys
+
+
+class ForgetQueue:
+    """Harvested jobs in the order their retention ends: (due, job id, harvest stamp) in three
+    arrays, 24 bytes a job where a TimerHeap entry (its key, its deadline, its heap entry) took
+    ~270. Every due is a harvest's time plus the same retention, so the pushes come in the
+    order of their dues; one earlier than the last (a clock that went back between two loads)
+    is taken as the last, so nothing waits behind a later one. There is no cancel: whoever
+    pops an entry checks that its job is still there, harvested at `stamp`."""
+
+    #: Popped entries left at the front before the arrays are compacted (when they are also
+    #: half of them): a memmove of the rest, so O(1) a pop on average.
+    COMPACT = 4096
+
+    def __init__(self) -> None:
+        self._dues = array.array("d")
+        self._ids = array.array("q")
+        self._stamps = array.array("d")
+        self._head = 0
+
+    def __len__(self) -> int:
+        return len(self._ids) - self._head
+
+    def push(self, due: float, job_id: int, stamp: float) -> None:
+        if len(self._dues) > self._head and due < self._dues[-1]:
+            due = self._dues[-1]
+        self._dues.append(due)
+        self._ids.append(job_id)
+        self._stamps.append(stamp)
+
+    def next_due(self) -> float | None:
+        return self._dues[self._head] if len(self._dues) > self._head else None
+
+    def pop_due(self, now: float, limit: int) -> list[tuple[int, float]]:
+        """Remove and return (job id, stamp) of at most `limit` entries due at or before
+        `now`, earliest first."""
+        head, dues = self._head, self._dues
+        stop = min(len(dues), head + limit)
+        end = head
+        while end < stop and dues[end] <= now:
+            end += 1
+        popped = list(zip(self._ids[head:end], self._stamps[head:end]))
+        self._head = end
+        if end >= self.COMPACT and 2 * end >= len(dues):
+            for column in (self._dues, self._ids, self._stamps):
+                del column[:end]
+            self._head = 0
+        return popped

@@ -21,7 +21,8 @@ from typing import Any
 
 from .outcome import Outcome
 
-__all__ = ["DEFAULT_OUTPUT_LIMIT", "Host", "HostState", "Job", "JobState", "Outcome", "parse_enum"]
+__all__ = ["DEFAULT_OUTPUT_LIMIT", "Host", "HostState", "Job", "JobState", "Outcome", "RetainedJob",
+           "Sharing", "parse_enum"]
 
 #: Default bytes kept per output stream of a job.
 DEFAULT_OUTPUT_LIMIT = 1024 * 1024
@@ -65,54 +66,11 @@ _row_unless_none = operator.attrgetter(*_ROW_UNLESS_NONE)
 _row_unless_false = operator.attrgetter(*_ROW_UNLESS_FALSE)
 
 
-@dataclass(slots=True)
-class Job:
-    id: int
-    argv: tuple[str, ...]
-    submitted: float                      # wall clock
-    host: str | None = None               # the host asked for (preferred or required)
-    required: bool = False
-    timeout: float | None = None          # run time limit, enforced by the agent
-    pending_timeout: float | None = None  # limit on the time spent PENDING
-    priority: int = 0
-    cwd: str | None = None
-    env: dict[str, str] = field(default_factory=dict)
-    owner: str | None = None              # the scheduler that submitted it
-    task: str | None = None               # and its task
-    output_limit: int = DEFAULT_OUTPUT_LIMIT
-    spool: bool = False                   # -spool: its agent keeps its whole output for `output`
-    spooled: bool = False                 # ... and said it did, when it ended
-    mail: bool = False                    # -mail: its agent gives it $PSCHED_INBOX / $PSCHED_OUTBOX
-    inbox: tuple[str, ...] = ()           # -inbox: the lines of its $PSCHED_INBOX
-    outbox: tuple[str, ...] = ()          # the lines it wrote to $PSCHED_OUTBOX, when it ended
-    state: JobState = JobState.PENDING
-    outcome: Outcome | None = None
-    status: int | None = None
-    signal: int | None = None
-    ran_on: str | None = None
-    pid: int | None = None
-    started: float | None = None
-    ended: float | None = None
-    elapsed: float | None = None
-    reason: str = ""
-    stdout: str = ""
-    stderr: str = ""
-    stdout_bytes: int = 0
-    stderr_bytes: int = 0
-    stdout_truncated: bool = False
-    stderr_truncated: bool = False
-    harvested: float | None = None        # wall clock of the owner's acknowledgement
-    kill_requested: bool = False
-    retry: int = 0                        # -retry N: runs again up to N times after DOWN
-    retries_left: int = 0
-    attempts: tuple[dict[str, Any], ...] = ()   # earlier runs, lost
-    avoid: str | None = None              # the host lost by the last attempt
-    queued: float | None = None           # wall clock it last entered the queue (a retry)
-    unknown_since: float | None = None    # wall clock its agent was lost; awaiting a report
-    delete_requested: bool = False        # `delete -force` of a live job: forget it once ended
-    batch_id: str | None = None           # its id in a batch system (a Slurm host's job)
-    noskew: bool = False                  # -noskew: never dispatched to a SKEWED host
-    not_before: float | None = None       # -not-before: wall clock of its planned start; held until then
+class _Records:
+    """What Job and RetainedJob share: the records made of a job's fields (read as attributes,
+    whichever way each class keeps them)."""
+
+    __slots__ = ()
 
     @property
     def agent_word(self) -> str:
@@ -224,6 +182,56 @@ class Job:
                 record["stderr"] = self.stderr
         return record
 
+
+@dataclass(slots=True)
+class Job(_Records):
+    id: int
+    argv: tuple[str, ...]
+    submitted: float                      # wall clock
+    host: str | None = None               # the host asked for (preferred or required)
+    required: bool = False
+    timeout: float | None = None          # run time limit, enforced by the agent
+    pending_timeout: float | None = None  # limit on the time spent PENDING
+    priority: int = 0
+    cwd: str | None = None
+    env: dict[str, str] = field(default_factory=dict)
+    owner: str | None = None              # the scheduler that submitted it
+    task: str | None = None               # and its task
+    output_limit: int = DEFAULT_OUTPUT_LIMIT
+    spool: bool = False                   # -spool: its agent keeps its whole output for `output`
+    spooled: bool = False                 # ... and said it did, when it ended
+    mail: bool = False                    # -mail: its agent gives it $PSCHED_INBOX / $PSCHED_OUTBOX
+    inbox: tuple[str, ...] = ()           # -inbox: the lines of its $PSCHED_INBOX
+    outbox: tuple[str, ...] = ()          # the lines it wrote to $PSCHED_OUTBOX, when it ended
+    state: JobState = JobState.PENDING
+    outcome: Outcome | None = None
+    status: int | None = None
+    signal: int | None = None
+    ran_on: str | None = None
+    pid: int | None = None
+    started: float | None = None
+    ended: float | None = None
+    elapsed: float | None = None
+    reason: str = ""
+    stdout: str = ""
+    stderr: str = ""
+    stdout_bytes: int = 0
+    stderr_bytes: int = 0
+    stdout_truncated: bool = False
+    stderr_truncated: bool = False
+    harvested: float | None = None        # wall clock of the owner's acknowledgement
+    kill_requested: bool = False
+    retry: int = 0                        # -retry N: runs again up to N times after DOWN
+    retries_left: int = 0
+    attempts: tuple[dict[str, Any], ...] = ()   # earlier runs, lost
+    avoid: str | None = None              # the host lost by the last attempt
+    queued: float | None = None           # wall clock it last entered the queue (a retry)
+    unknown_since: float | None = None    # wall clock its agent was lost; awaiting a report
+    delete_requested: bool = False        # `delete -force` of a live job: forget it once ended
+    batch_id: str | None = None           # its id in a batch system (a Slurm host's job)
+    noskew: bool = False                  # -noskew: never dispatched to a SKEWED host
+    not_before: float | None = None       # -not-before: wall clock of its planned start; held until then
+
     @classmethod
     def from_record(cls, record: dict[str, Any]) -> "Job":
         job = cls(id=int(record["id"]), argv=tuple(record["argv"]),
@@ -253,6 +261,127 @@ class Job:
         job.retries_left = int(record.get("retries_left") or 0)
         job.attempts = tuple(dict(a) for a in record.get("attempts") or ())
         return job
+
+
+
+#: A retained job's fields that the other jobs of its task mostly share (its `_shared` tuple,
+#: one for many jobs), then those that are mostly at their defaults (its `_own`, the shared
+#: _OWN_DEFAULTS when they all are); the others are its slots, or constant (`state`...).
+_SHARED = ("argv", "host", "required", "timeout", "pending_timeout", "priority", "cwd", "owner",
+           "task", "output_limit", "spool", "spooled", "mail", "inbox", "outcome", "status",
+           "signal", "ran_on", "reason", "kill_requested", "retry", "retries_left", "noskew")
+_OWN = ("stdout", "stderr", "stdout_bytes", "stderr_bytes", "stdout_truncated", "stderr_truncated",
+        "outbox", "attempts", "avoid", "queued", "batch_id", "not_before")
+_OWN_DEFAULTS = ("", "", 0, 0, False, False, (), (), None, None, None, None)
+_shared_of = operator.attrgetter(*_SHARED)
+_own_of = operator.attrgetter(*_OWN)
+#: Shared tuples a Sharing's table holds at most: then it starts afresh.
+SHARED_MAX = 4096
+#: A retained job's own tuple is shared only when its output is at most this long (hashing a
+#: long output to find its twin would cost more than it saves).
+SHARED_OUTPUT = 4096
+
+
+class Sharing:
+    """What retained jobs share, one of each (RetainedJob.of): a table of the tuples shared,
+    started afresh past SHARED_MAX entries, and before it the last common tuple shared (a
+    standing task's jobs are harvested one after another: an equality test, no hashing of
+    fresh strings); the environment's values are shared with the last job's only (sched's
+    differ in every job)."""
+
+    __slots__ = ("table", "last", "last_env")
+
+    def __init__(self) -> None:
+        self.table: dict[Any, Any] = {}
+        self.last: tuple[Any, ...] = ()
+        self.last_env: Any = ()
+
+    def common(self, values: tuple[Any, ...]) -> tuple[Any, ...]:
+        if values != self.last:
+            self.last = self.one(values)
+        return self.last
+
+    def one(self, values: tuple[Any, ...]) -> tuple[Any, ...]:
+        if len(self.table) >= SHARED_MAX:
+            self.table.clear()
+        return self.table.setdefault(values, values)
+
+    def env(self, values: Any) -> Any:
+        if values != self.last_env:
+            self.last_env = values
+        return self.last_env
+
+
+class RetainedJob(_Records):
+    """A finished job its owner has harvested, as pcontrol keeps it for the retention: the same
+    fields as its Job (read-only; `env` a fresh dict each time) and the same records, in a
+    quarter of the memory. A standing task's jobs differ in their times and pid only: what they
+    share (argv, environment names, owner, task, host, outcome...) is one tuple for all of them
+    (a cache, RetainedJob.of, finds it), what is mostly at its default (output, outbox,
+    attempts...) one shared tuple until it is not, and the environment's values a tuple, or
+    the one value alone (Sharing). Made by the harvest and by the load of a harvested job; nothing
+    changes a harvested job but its forgetting."""
+
+    __slots__ = ("id", "submitted", "started", "ended", "elapsed", "pid", "harvested", "_shared", "_own",
+                 "_env")
+
+    state = JobState.DONE
+    unknown_since = None
+    delete_requested = False
+
+    id: int
+    submitted: float
+    started: float | None
+    ended: float | None
+    elapsed: float | None
+    pid: int | None
+    harvested: float
+
+    @staticmethod
+    def keeps(job: Job) -> bool:
+        """Whether `job` is one a RetainedJob keeps exactly: DONE, harvested, no report awaited."""
+        return (job.state is JobState.DONE and job.harvested is not None and job.unknown_since is None
+                and not job.delete_requested)
+
+    @classmethod
+    def of(cls, job: Job, sharing: Sharing) -> "RetainedJob":
+        """The retained form of a harvested job (RetainedJob.keeps), its shared parts found
+        by `sharing`, which the caller keeps for all its jobs. The types of the two time limits
+        are in the common tuple: 5 and 5.0 are equal, but not the same in a record."""
+        retained = cls.__new__(cls)
+        retained.id, retained.submitted, retained.started = job.id, job.submitted, job.started
+        retained.ended, retained.elapsed, retained.pid = job.ended, job.elapsed, job.pid
+        retained.harvested = job.harvested
+        env = job.env
+        retained._shared = sharing.common(
+            _shared_of(job) + (tuple(env), type(job.timeout), type(job.pending_timeout)))
+        values = tuple(env.values())
+        retained._env = sharing.env(values[0] if len(values) == 1 else values)
+        own = _own_of(job)
+        if own == _OWN_DEFAULTS:
+            own = _OWN_DEFAULTS
+        elif not job.attempts and len(job.stdout) + len(job.stderr) <= SHARED_OUTPUT:
+            own = sharing.one(own)     # (the attempts' dicts do not hash)
+        retained._own = own
+        return retained
+
+    @property
+    def env(self) -> dict[str, str]:
+        keys = self._shared[len(_SHARED)]
+        return {keys[0]: self._env} if type(self._env) is str else dict(zip(keys, self._env))
+
+    def __repr__(self) -> str:
+        return f"RetainedJob(id={self.id}, owner={self.owner!r}, task={self.task!r}, outcome={self.outcome})"
+
+
+def _field(where: operator.attrgetter, index: int) -> property:
+    return property(lambda job: where(job)[index])
+
+
+for _index, _name in enumerate(_SHARED):
+    setattr(RetainedJob, _name, _field(operator.attrgetter("_shared"), _index))
+for _index, _name in enumerate(_OWN):
+    setattr(RetainedJob, _name, _field(operator.attrgetter("_own"), _index))
 
 
 @dataclass

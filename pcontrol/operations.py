@@ -20,7 +20,7 @@ from .config import ControllerConfig
 from .dispatch import DispatchIndex
 from .errors import ConflictError, NotFoundError, UsageError
 from .fetches import OutputFetches
-from .model import Host, HostState, Job, JobState, Outcome
+from .model import Host, HostState, Job, JobState, Outcome, RetainedJob
 from .wire import EventKind
 
 __all__ = ["OperatorRequests", "NEEDS_FORCE", "IDS_SHOWN"]
@@ -36,7 +36,7 @@ class OperatorRequests:
 
     # Kept by the Controller:
     config: ControllerConfig
-    jobs: dict[int, Job]
+    jobs: dict[int, Job | RetainedJob]
     fetches: OutputFetches
     _index: DispatchIndex
     _job_counts: Any
@@ -160,8 +160,9 @@ class OperatorRequests:
         for job in marks:
             self._harvested_in_pool(job)
             job.harvested = now
-            self._job_changed(job, lazy=True)  # sched keeps its record HARVEST_DURABLE s
-            self._push_timer(self.config.retention, ("forget", job.id))
+            retained = self._retain(job)
+            self._job_changed(retained, lazy=True)  # sched keeps its record HARVEST_DURABLE s
+            self._push_forget(self.config.retention, retained)
         return results
 
     # == hosts ==============================================================================

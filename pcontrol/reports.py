@@ -32,7 +32,7 @@ from .clockprobe import ClockProbes
 from .config import ControllerConfig
 from .dispatch import FreeHosts, TimerHeap
 from .fetches import OutputFetches
-from .model import Host, Job, JobState, Outcome
+from .model import Host, Job, JobState, Outcome, RetainedJob
 from .outcome import exited, from_agent
 from .syncrun import SyncRuns
 
@@ -48,7 +48,7 @@ class AgentReports:
     # Kept by the Controller:
     config: ControllerConfig
     clock: Callable[[], float]
-    jobs: dict[int, Job]
+    jobs: dict[int, Job | RetainedJob]
     _free: FreeHosts
     _timers: TimerHeap
     _stopping: bool

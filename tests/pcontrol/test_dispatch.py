@@ -9,7 +9,7 @@ import random
 import pytest
 
 from pcontrol.dispatch import (COMPACT_SLACK, COMPACT_STEP, TOP_CLEANING, DispatchIndex,
-                               FreeHosts, LazyHeap, Placement, TimerHeap)
+                               ForgetQueue, FreeHosts, LazyHeap, Placement, TimerHeap)
 
 
 def order_for(host: str, placements: list[Placement]) -> list[int]:
@@ -250,3 +250,38 @@ def test_timer_heap_compacts_a_step_at_a_time() -> None:
     assert timers.pop_due(10.0) == [("pending", n) for n in range(1, 11, 2)]
     timers.push(0.5, ("pending", 11))                 # re-pushed: earlier now
     assert timers.next_due() == 0.5 and len(timers) == 2_495
+
+
+# -- ForgetQueue: the retention of harvested jobs ------------------------------------------
+
+def test_forget_queue_pops_in_order_at_most_limit() -> None:
+    queue = ForgetQueue()
+    assert queue.next_due() is None and queue.pop_due(10.0, 5) == []
+    for number in range(1, 6):
+        queue.push(float(number), number, 100.0 + number)
+    assert queue.next_due() == 1.0 and len(queue) == 5
+    assert queue.pop_due(0.5, 10) == []
+    assert queue.pop_due(3.0, 2) == [(1, 101.0), (2, 102.0)]      # the limit
+    assert queue.pop_due(3.0, 10) == [(3, 103.0)]                 # and `now`
+    assert queue.next_due() == 4.0 and len(queue) == 2
+
+
+def test_forget_queue_takes_an_earlier_due_as_the_last() -> None:
+    queue = ForgetQueue()
+    queue.push(5.0, 1, 1.0)
+    queue.push(2.0, 2, 2.0)           # (a load's clock went back): never ahead of job 1
+    assert queue.pop_due(4.0, 10) == []
+    assert queue.pop_due(5.0, 10) == [(1, 1.0), (2, 2.0)]
+
+
+def test_forget_queue_compacts_and_keeps_its_order(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(ForgetQueue, "COMPACT", 4)
+    queue = ForgetQueue()
+    popped: list[int] = []
+    for number in range(100):
+        queue.push(float(number), number, 0.0)
+        if number % 3 == 2:
+            popped += [job_id for job_id, _ in queue.pop_due(float(number), 2)]
+        assert len(queue._ids) - queue._head == len(queue) and len(queue._ids) <= 4 + 2 * len(queue) + 2
+    popped += [job_id for job_id, _ in queue.pop_due(1000.0, 1000)]
+    assert popped == list(range(100)) and len(queue) == 0
