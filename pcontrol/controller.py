@@ -733,14 +733,11 @@ class Controller(AgentReports, OperatorRequests, PoolAdoption):
             ended = job.ended if job.ended is not None else now
             self._push_timer(ended + self.config.unowned_retention - now, ("expire", job.id))
 
-    def _retain(self, job: Job) -> Job | RetainedJob:
+    def _retain(self, job: Job) -> None:
         """Put a job just harvested in the table in its compact form (model.RetainedJob: a
-        quarter of the memory, for the jobs of the retention) and return that."""
-        if not RetainedJob.keeps(job):
-            return job
-        retained = RetainedJob.of(job, self._sharing)
-        self.jobs[job.id] = retained
-        return retained
+        quarter of the memory, for the jobs of the retention)."""
+        if RetainedJob.keeps(job):
+            self.jobs[job.id] = RetainedJob.of(job, self._sharing)
 
     def _forget(self, job: Job | RetainedJob, *, lazy: bool = False) -> None:
         """Drop the job from memory and the journal (`lazy`: nobody waits for the deletion:

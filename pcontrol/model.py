@@ -16,6 +16,7 @@ from __future__ import annotations
 import collections
 import enum
 import operator
+import struct
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -66,11 +67,54 @@ _row_unless_none = operator.attrgetter(*_ROW_UNLESS_NONE)
 _row_unless_false = operator.attrgetter(*_ROW_UNLESS_FALSE)
 
 
-class _Records:
-    """What Job and RetainedJob share: the records made of a job's fields (read as attributes,
-    whichever way each class keeps them)."""
-
-    __slots__ = ()
+@dataclass(slots=True)
+class Job:
+    id: int
+    argv: tuple[str, ...]
+    submitted: float                      # wall clock
+    host: str | None = None               # the host asked for (preferred or required)
+    required: bool = False
+    timeout: float | None = None          # run time limit, enforced by the agent
+    pending_timeout: float | None = None  # limit on the time spent PENDING
+    priority: int = 0
+    cwd: str | None = None
+    env: dict[str, str] = field(default_factory=dict)
+    owner: str | None = None              # the scheduler that submitted it
+    task: str | None = None               # and its task
+    output_limit: int = DEFAULT_OUTPUT_LIMIT
+    spool: bool = False                   # -spool: its agent keeps its whole output for `output`
+    spooled: bool = False                 # ... and said it did, when it ended
+    mail: bool = False                    # -mail: its agent gives it $PSCHED_INBOX / $PSCHED_OUTBOX
+    inbox: tuple[str, ...] = ()           # -inbox: the lines of its $PSCHED_INBOX
+    outbox: tuple[str, ...] = ()          # the lines it wrote to $PSCHED_OUTBOX, when it ended
+    state: JobState = JobState.PENDING
+    outcome: Outcome | None = None
+    status: int | None = None
+    signal: int | None = None
+    ran_on: str | None = None
+    pid: int | None = None
+    started: float | None = None
+    ended: float | None = None
+    elapsed: float | None = None
+    reason: str = ""
+    stdout: str = ""
+    stderr: str = ""
+    stdout_bytes: int = 0
+    stderr_bytes: int = 0
+    stdout_truncated: bool = False
+    stderr_truncated: bool = False
+    harvested: float | None = None        # wall clock of the owner's acknowledgement
+    kill_requested: bool = False
+    retry: int = 0                        # -retry N: runs again up to N times after DOWN
+    retries_left: int = 0
+    attempts: tuple[dict[str, Any], ...] = ()   # earlier runs, lost
+    avoid: str | None = None              # the host lost by the last attempt
+    queued: float | None = None           # wall clock it last entered the queue (a retry)
+    unknown_since: float | None = None    # wall clock its agent was lost; awaiting a report
+    delete_requested: bool = False        # `delete -force` of a live job: forget it once ended
+    batch_id: str | None = None           # its id in a batch system (a Slurm host's job)
+    noskew: bool = False                  # -noskew: never dispatched to a SKEWED host
+    not_before: float | None = None       # -not-before: wall clock of its planned start; held until then
 
     @property
     def agent_word(self) -> str:
@@ -182,56 +226,6 @@ class _Records:
                 record["stderr"] = self.stderr
         return record
 
-
-@dataclass(slots=True)
-class Job(_Records):
-    id: int
-    argv: tuple[str, ...]
-    submitted: float                      # wall clock
-    host: str | None = None               # the host asked for (preferred or required)
-    required: bool = False
-    timeout: float | None = None          # run time limit, enforced by the agent
-    pending_timeout: float | None = None  # limit on the time spent PENDING
-    priority: int = 0
-    cwd: str | None = None
-    env: dict[str, str] = field(default_factory=dict)
-    owner: str | None = None              # the scheduler that submitted it
-    task: str | None = None               # and its task
-    output_limit: int = DEFAULT_OUTPUT_LIMIT
-    spool: bool = False                   # -spool: its agent keeps its whole output for `output`
-    spooled: bool = False                 # ... and said it did, when it ended
-    mail: bool = False                    # -mail: its agent gives it $PSCHED_INBOX / $PSCHED_OUTBOX
-    inbox: tuple[str, ...] = ()           # -inbox: the lines of its $PSCHED_INBOX
-    outbox: tuple[str, ...] = ()          # the lines it wrote to $PSCHED_OUTBOX, when it ended
-    state: JobState = JobState.PENDING
-    outcome: Outcome | None = None
-    status: int | None = None
-    signal: int | None = None
-    ran_on: str | None = None
-    pid: int | None = None
-    started: float | None = None
-    ended: float | None = None
-    elapsed: float | None = None
-    reason: str = ""
-    stdout: str = ""
-    stderr: str = ""
-    stdout_bytes: int = 0
-    stderr_bytes: int = 0
-    stdout_truncated: bool = False
-    stderr_truncated: bool = False
-    harvested: float | None = None        # wall clock of the owner's acknowledgement
-    kill_requested: bool = False
-    retry: int = 0                        # -retry N: runs again up to N times after DOWN
-    retries_left: int = 0
-    attempts: tuple[dict[str, Any], ...] = ()   # earlier runs, lost
-    avoid: str | None = None              # the host lost by the last attempt
-    queued: float | None = None           # wall clock it last entered the queue (a retry)
-    unknown_since: float | None = None    # wall clock its agent was lost; awaiting a report
-    delete_requested: bool = False        # `delete -force` of a live job: forget it once ended
-    batch_id: str | None = None           # its id in a batch system (a Slurm host's job)
-    noskew: bool = False                  # -noskew: never dispatched to a SKEWED host
-    not_before: float | None = None       # -not-before: wall clock of its planned start; held until then
-
     @classmethod
     def from_record(cls, record: dict[str, Any]) -> "Job":
         job = cls(id=int(record["id"]), argv=tuple(record["argv"]),
@@ -312,29 +306,24 @@ class Sharing:
         return self.last_env
 
 
-class RetainedJob(_Records):
+class RetainedJob:
     """A finished job its owner has harvested, as pcontrol keeps it for the retention: the same
-    fields as its Job (read-only; `env` a fresh dict each time) and the same records, in a
-    quarter of the memory. A standing task's jobs differ in their times and pid only: what they
-    share (argv, environment names, owner, task, host, outcome...) is one tuple for all of them
-    (a cache, RetainedJob.of, finds it), what is mostly at its default (output, outbox,
-    attempts...) one shared tuple until it is not, and the environment's values a tuple, or
-    the one value alone (Sharing). Made by the harvest and by the load of a harvested job; nothing
-    changes a harvested job but its forgetting."""
+    fields as its Job (read-only; `env` a fresh dict each time) and the same records (made by
+    the Job it rebuilds, as_job), in a quarter of the memory. A standing task's jobs differ in
+    their times, pid and environment values only: what they share (argv, environment names,
+    owner, task, host, outcome...) is one tuple for all of them, what is mostly at its default
+    (output, outbox, attempts...) one shared tuple until it is not (Sharing finds them), the
+    environment's values a tuple, or the one value alone, and the numbers are packed (_pack).
+    Made by the harvest and by the load of a harvested job; nothing changes a harvested job
+    but its forgetting."""
 
-    __slots__ = ("id", "submitted", "started", "ended", "elapsed", "pid", "harvested", "_shared", "_own",
-                 "_env")
+    __slots__ = ("id", "harvested", "_numbers", "_shared", "_own", "_env")
 
     state = JobState.DONE
     unknown_since = None
     delete_requested = False
 
     id: int
-    submitted: float
-    started: float | None
-    ended: float | None
-    elapsed: float | None
-    pid: int | None
     harvested: float
 
     @staticmethod
@@ -349,9 +338,8 @@ class RetainedJob(_Records):
         by `sharing`, which the caller keeps for all its jobs. The types of the two time limits
         are in the common tuple: 5 and 5.0 are equal, but not the same in a record."""
         retained = cls.__new__(cls)
-        retained.id, retained.submitted, retained.started = job.id, job.submitted, job.started
-        retained.ended, retained.elapsed, retained.pid = job.ended, job.elapsed, job.pid
-        retained.harvested = job.harvested
+        retained.id, retained.harvested = job.id, job.harvested
+        retained._numbers = _pack(job)
         env = job.env
         retained._shared = sharing.common(
             _shared_of(job) + (tuple(env), type(job.timeout), type(job.pending_timeout)))
@@ -366,12 +354,96 @@ class RetainedJob(_Records):
         return retained
 
     @property
+    def submitted(self) -> float:
+        return self._number(0)   # type: ignore[return-value]
+
+    @property
+    def started(self) -> float | None:
+        return self._number(1)   # type: ignore[return-value]
+
+    @property
+    def ended(self) -> float | None:
+        return self._number(2)   # type: ignore[return-value]
+
+    @property
+    def elapsed(self) -> float | None:
+        return self._number(3)   # type: ignore[return-value]
+
+    @property
+    def pid(self) -> int | None:
+        return self._number(4)   # type: ignore[return-value]
+
+    def _number(self, index: int) -> float | int | None:
+        numbers = self._numbers
+        if type(numbers) is tuple:
+            return numbers[index]
+        value = _NUMBERS.unpack(numbers)[index]
+        return None if value != value or (index == 4 and value == _NO_PID) else value
+
+    @property
     def env(self) -> dict[str, str]:
         keys = self._shared[len(_SHARED)]
         return {keys[0]: self._env} if type(self._env) is str else dict(zip(keys, self._env))
 
+    def as_job(self) -> Job:
+        """The Job it was (a copy: changing it changes nothing here). Its records are made
+        from it: ~2 us to rebuild, where reading the fields one property at a time took 5."""
+        numbers = self._numbers
+        if type(numbers) is not tuple:
+            submitted, started, ended, elapsed, pid = _NUMBERS.unpack(numbers)
+            numbers = (submitted if submitted == submitted else None, started if started == started else None,
+                       ended if ended == ended else None, elapsed if elapsed == elapsed else None,
+                       None if pid == _NO_PID else pid)
+        return Job(*_in_job_order(self._shared + self._own + numbers
+                                  + (self.id, self.harvested, self.env, JobState.DONE, None, False)))
+
+    def to_record(self, *, output: bool = False) -> dict[str, Any]:
+        return self.as_job().to_record(output=output)
+
+    def to_row(self) -> dict[str, Any]:
+        return self.as_job().to_row()
+
+    def to_brief(self, *, output: bool = False) -> dict[str, Any]:
+        return self.as_job().to_brief(output=output)
+
+    @property
+    def agent_word(self) -> str:
+        return self.as_job().agent_word
+
+    @property
+    def pending_deadline(self) -> float | None:
+        return self.as_job().pending_deadline
+
     def __repr__(self) -> str:
         return f"RetainedJob(id={self.id}, owner={self.owner!r}, task={self.task!r}, outcome={self.outcome})"
+
+
+#: A retained job's submitted, started, ended, elapsed and pid, packed (40 bytes, where the five
+#: objects took 124), None as NaN (the times) or the least int64 (the pid): _pack.
+_NUMBERS = struct.Struct("=4dq")
+_NO_PID = -2 ** 63
+_numbers_of = operator.attrgetter("submitted", "started", "ended", "elapsed", "pid")
+_NAN = float("nan")
+
+
+def _pack(job: Job) -> bytes | tuple[Any, ...]:
+    """The job's numbers packed, or as they are when packing would not give them back the same
+    (an int time, a NaN one, a pid out of range: never from pcontrol)."""
+    submitted, started, ended, elapsed, pid = times = _numbers_of(job)
+    for value in times[:4]:
+        if value is not None and (type(value) is not float or value != value):
+            return times
+    if pid is not None and (type(pid) is not int or not -2 ** 63 < pid < 2 ** 63):
+        return times
+    return _NUMBERS.pack(submitted, _NAN if started is None else started, _NAN if ended is None else ended,
+                         _NAN if elapsed is None else elapsed, _NO_PID if pid is None else pid)
+
+
+#: as_job's parts (the common fields, the own ones, the numbers, the rest) in Job's order.
+_PARTS = (*_SHARED, "(env names)", "(timeout type)", "(pending type)", *_OWN,
+          "submitted", "started", "ended", "elapsed", "pid",
+          "id", "harvested", "env", "state", "unknown_since", "delete_requested")
+_in_job_order = operator.itemgetter(*(_PARTS.index(name) for name in Job.__dataclass_fields__))
 
 
 def _field(where: operator.attrgetter, index: int) -> property:

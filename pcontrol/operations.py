@@ -160,9 +160,11 @@ class OperatorRequests:
         for job in marks:
             self._harvested_in_pool(job)
             job.harvested = now
-            retained = self._retain(job)
-            self._job_changed(retained, lazy=True)  # sched keeps its record HARVEST_DURABLE s
-            self._push_forget(self.config.retention, retained)
+            self._retain(job)
+            # The Job, not its retained form, goes to the journal and the subscribers: the same
+            # records, made in half the time; it is freed once its row is written.
+            self._job_changed(job, lazy=True)  # sched keeps its record HARVEST_DURABLE s
+            self._push_forget(self.config.retention, job)
         return results
 
     # == hosts ==============================================================================
