@@ -22,9 +22,10 @@ job mailboxes' temporary dir ($TMPDIR), each a throwaway of the bench's (files, 
 is stopped with SIGTERM, then `pcontrol stop -kill -force` on that home leaves nothing
 running. pcontrol keeps a harvested job for its `--retention` (300 s by default) before it
 forgets it (memory and journal), so its plateau is the jobs of 300 s (at 450 jobs a second,
-some 135,000 jobs, 240 MB and a 64 MB journal) and is reached only then; its peak settles
-some minutes later still (a first mark at 330 s gave 212 MB, 240 MB at 800 s; marks at 455 s
-and 1,020 s gave 242.7 and 243.5 MB). So the first mark is taken at N/10 jobs or after
+some 135,000 jobs, 240 MB and a 64 MB journal, before harvested jobs were kept compact: 140 MB
+at 550 jobs a second now) and is reached only then; its peak settles some minutes later still
+(a first mark at 330 s gave 212 MB, 240 MB at 800 s; marks at 455 s and 1,020 s gave 242.7
+and 243.5 MB; compact, 108.8 MB at 400 s and 141.0 at 822 s). So the first mark is taken at N/10 jobs or after
 `--settle` s (600 by default: twice the retention), whichever comes later, and the
 second at N jobs or twice the first's, whichever is more (the rows say how many). No peer:
 `--peer` adds one (sched's retention off; pcontrol's is its own). The agent's spool

@@ -6,7 +6,10 @@ in replies, events and the journal, `from_record()` reads it back.
 pcontrol keeps a Job per pending or unharvested job, and 100,000 are ordinary, so a Job is
 lean: __slots__ (a quarter of the memory of a __dict__), and its argv and attempts are
 tuples, which the cyclic garbage collector stops tracking (a list it would visit on every
-full collection, and full collections over 500,000 objects stop the loop for 200 ms).
+full collection, and full collections over 500,000 objects stop the loop for 200 ms). Once
+its owner has harvested it, a job is kept for the retention as a RetainedJob: the same fields
+and records in a quarter of the memory (~0.35 KB, where its Job took 1.5 KB with its strings
+and its timer).
 The records read a state's or an outcome's text as `_value_`, the member's attribute: `.value`
 goes through enum's descriptor, ten times slower, and a job's records are made ~10 times.
 """
