@@ -35,6 +35,7 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Protocol, TextIO
 
 from .lazyre import lazy_compile
+from .channels import Channels
 from .compile import MAX_DEPTH, command_code, script_code
 from .errors import (Break, ControlFlow, Continue, ExprError, Interrupted, OtherCode, ParseError, Pos, Return,
                      SchedError, ScriptError, Skip, error_info)
@@ -197,6 +198,7 @@ class Interp:
         self.cmd_words: list[Word] = []  # the words of the command now being called
         self.stdout: TextIO = stdout if stdout is not None else sys.stdout
         self.queues: dict[str, list[str]] = {}
+        self.channels = Channels()  # the files `open` opened (psched.lang.channels)
         self.extensions: dict[str, Any] = {}  # state of command families (tasks, scheduler, shell)
         # Hooks the layers above hand in (named here, so that no layer repeats a string key):
         self.clock: Clock | None = None  # the time `clock` reads (a test's FakeClock, the scheduler's)

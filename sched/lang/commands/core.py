@@ -9,7 +9,6 @@ Tcl form (braced bodies) and a block form (header line ... `end`), registered un
 
 from __future__ import annotations
 
-import sys
 from typing import Callable
 
 from ..args import MAX_STRING, get_int
@@ -423,7 +422,7 @@ def cmd_echo(interp: Interp, argv: list[str]) -> str:
     return ""
 
 
-@cmd("puts ?-nonewline? ?channel? string", "print a string (channel stdout or stderr)")
+@cmd("puts ?-nonewline? ?channelId? string", "write a string and a newline to a channel (stdout unless given)")
 def cmd_puts(interp: Interp, argv: list[str]) -> str:
     args = argv[1:]
     newline = True
@@ -432,21 +431,11 @@ def cmd_puts(interp: Interp, argv: list[str]) -> str:
         args = args[1:]
     if len(args) == 2:
         channel, text = args
-        if channel not in ("stdout", "stderr"):
-            raise ScriptError(f'can not find channel named "{channel}"')
     elif len(args) == 1:
         channel, text = "stdout", args[0]
     else:
-        raise ScriptError('wrong # args: should be "puts ?-nonewline? ?channel? string"')
-    text = text + ("\n" if newline else "")
-    try:
-        if channel == "stderr":
-            sys.stderr.write(text)
-            sys.stderr.flush()
-        else:
-            interp.write(text)
-    except OSError as exc:  # e.g. `sched script | head`: Tcl's error, which `catch` can keep
-        raise ScriptError(f'error writing "{channel}": {(exc.strerror or str(exc)).lower()}') from None
+        raise ScriptError('wrong # args: should be "puts ?-nonewline? ?channelId? string"')
+    interp.channels.get(interp, channel).write(interp, text + "\n" if newline else text)
     return ""
 
 

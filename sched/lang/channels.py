@@ -1,0 +1,265 @@
+"""Channels: the files a script opens (`open`, `gets`, `puts`, `close`), as tclsh has them.
+
+    interp.channels.open(interp, path, "a")      -> "file5"   (Tcl names a channel by its fd)
+    channel = interp.channels.get(interp, name)  stdin, stdout, stderr or an open file
+
+The table lives on the interpreter (Interp.channels); the command modules that read and write
+channels (psched.lang.commands.core's `puts`, psched.lang.commands.files) share it through here.
+
+Text is as tclsh reads and writes it: UTF-8, a byte that is not UTF-8 read as its Latin-1
+character (SCRIPT_ERRORS), lines read in Tcl's `auto` translation (\\n, \\r\\n and \\r all end a
+line) and written with \\n. Files are opened close-on-exec (Python's default), so a job does
+not inherit them. sched runs for months: a script that opens and never closes would leak
+descriptors, so the table says so (once, in the log) when it holds more than MANY_CHANNELS,
+and the first open adds an exit hook that closes (and so flushes) every channel still open.
+"""
+
+from __future__ import annotations
+
+import errno
+import io
+import os
+import sys
+from typing import Any, TextIO
+
+from .errors import ScriptError
+from .lazylog import lazy_logger
+from .scripttext import SCRIPT_ERRORS
+
+__all__ = ["Channel", "Channels", "MANY_CHANNELS", "os_message", "STANDARD"]
+
+log = lazy_logger(__name__)
+
+MANY_CHANNELS = 100
+"""Open channels beyond which the table logs (once) that a script may be leaking them."""
+
+STANDARD = ("stdin", "stdout", "stderr")
+
+_MESSAGES = {
+    errno.ENOENT: "no such file or directory", errno.EEXIST: "file already exists",
+    errno.EISDIR: "illegal operation on a directory", errno.EACCES: "permission denied",
+    errno.ENOTEMPTY: "directory not empty", errno.ENOTDIR: "not a directory", errno.EPERM: "not owner",
+    errno.EXDEV: "cross-domain link", errno.EBADF: "bad file number",
+}
+
+
+def os_message(err: OSError) -> str:
+    """An OSError's reason as Tcl words it (`no such file or directory`)."""
+    return _MESSAGES.get(err.errno or 0) or (err.strerror or str(err)).lower()
+
+
+_ACCESS = {
+    "r": os.O_RDONLY, "r+": os.O_RDWR, "w": os.O_WRONLY | os.O_CREAT | os.O_TRUNC,
+    "w+": os.O_RDWR | os.O_CREAT | os.O_TRUNC, "a": os.O_WRONLY | os.O_CREAT | os.O_APPEND,
+    "a+": os.O_RDWR | os.O_CREAT | os.O_APPEND,
+}
+_FLAGS = {"RDONLY": os.O_RDONLY, "WRONLY": os.O_WRONLY, "RDWR": os.O_RDWR, "APPEND": os.O_APPEND,
+          "CREAT": os.O_CREAT, "EXCL": os.O_EXCL, "TRUNC": os.O_TRUNC, "NOCTTY": os.O_NOCTTY,
+          "NONBLOCK": os.O_NONBLOCK}
+
+
+def access_flags(access: str) -> int:
+    """os.open's flags for Tcl's access mode: `r`, `w+`, ... or a list `{WRONLY CREAT}`."""
+    if access in _ACCESS:
+        return _ACCESS[access]
+    if access[:1].isupper():
+        from .tcllist import split_list  # (the list form is rare: read only when given)
+
+        words = split_list(access)
+        flags, mode = 0, None
+        for word in words:  # (as Tcl: the last of RDONLY, WRONLY and RDWR counts)
+            if word == "BINARY":
+                continue
+            if word not in _FLAGS:
+                raise ScriptError(f'invalid access mode "{word}": must be RDONLY, WRONLY, RDWR, APPEND, BINARY, '
+                                  'CREAT, EXCL, NOCTTY, NONBLOCK, or TRUNC')
+            if word in ("RDONLY", "WRONLY", "RDWR"):
+                mode = _FLAGS[word]
+            else:
+                flags |= _FLAGS[word]
+        if mode is None:
+            raise ScriptError("access mode must include either RDONLY, WRONLY, or RDWR")
+        flags |= mode
+        return flags
+    raise ScriptError(f'illegal access mode "{access}"')
+
+
+class Channel:
+    """One open channel: a text file, or one of the standard streams."""
+
+    def __init__(self, name: str, file: TextIO | None, readable: bool, writable: bool) -> None:
+        self.name = name
+        self.file = file  # (None for stdout: the interpreter's write sends it where it goes)
+        self.readable = readable
+        self.writable = writable
+        self.eof = False  # the last read met the end, as Tcl's `eof` says
+
+    def _reading(self) -> TextIO:
+        if not self.readable or self.file is None:
+            raise ScriptError(f'channel "{self.name}" wasn\'t opened for reading')
+        return self.file
+
+    def _failed(self, doing: str, err: Exception) -> ScriptError:
+        reason = os_message(err) if isinstance(err, OSError) else str(err)
+        return ScriptError(f'error {doing} "{self.name}": {reason}')
+
+    def read_line(self) -> str | None:
+        """The next line without its end, or None at the end of the file (Tcl's -1)."""
+        file = self._reading()
+        try:
+            line = file.readline()
+        except (OSError, ValueError) as err:
+            raise self._failed("reading", err) from None
+        if line.endswith("\n"):
+            self.eof = False
+            return line[:-1]
+        self.eof = True
+        return line if line else None
+
+    def read(self, count: int | None = None) -> str:
+        """The rest of the file, or at most `count` characters."""
+        file = self._reading()
+        try:
+            text = file.read() if count is None else file.read(count)
+        except (OSError, ValueError) as err:
+            raise self._failed("reading", err) from None
+        self.eof = count is None or len(text) < count
+        return text
+
+    def write(self, interp: Any, text: str) -> None:
+        if not self.writable:
+            raise ScriptError(f'channel "{self.name}" wasn\'t opened for writing')
+        try:
+            if self.file is None:
+                interp.write(text)
+            else:
+                self.file.write(text)
+                if self.name == "stderr":
+                    self.file.flush()
+        except (OSError, ValueError, UnicodeError) as err:  # e.g. `sched script | head`: Tcl's error
+            raise self._failed("writing", err) from None
+
+    def flush(self, interp: Any) -> None:
+        if not self.writable:
+            raise ScriptError(f'channel "{self.name}" wasn\'t opened for writing')
+        file = self.file if self.file is not None else interp.stdout
+        if hasattr(file, "flush"):
+            try:
+                file.flush()
+            except (OSError, ValueError) as err:
+                raise self._failed("flushing", err) from None
+
+    def seek(self, offset: int, origin: int) -> None:
+        file = self._file("seek")
+        try:
+            if origin != os.SEEK_SET:  # (a text file seeks from the start only: its tell is the byte offset)
+                base = file.tell() if origin == os.SEEK_CUR else file.seek(0, os.SEEK_END)
+                offset += base
+            file.seek(max(offset, 0))
+        except (OSError, ValueError) as err:
+            raise self._failed("during seek on", err) from None
+        self.eof = False
+
+    def tell(self) -> int:
+        file = self._file("tell")
+        try:
+            return file.tell()
+        except (OSError, ValueError):
+            return -1
+
+    def _file(self, doing: str) -> TextIO:
+        if self.file is None or self.name in STANDARD:
+            raise ScriptError(f'error during {doing} on "{self.name}": illegal seek')
+        return self.file
+
+
+class Channels:
+    """An interpreter's open channels by name, the standard three included."""
+
+    def __init__(self) -> None:
+        self.files: dict[str, Channel] = {}
+        self._hooked = False
+        self._warned = False
+
+    def names(self) -> list[str]:
+        return [*STANDARD, *self.files]
+
+    def get(self, interp: Any, name: str) -> Channel:
+        channel = self.files.get(name)
+        if channel is not None:
+            return channel
+        if name == "stdout":
+            return Channel(name, None, False, True)
+        if name == "stderr":
+            return Channel(name, sys.stderr, False, True)
+        if name == "stdin":
+            return _stdin
+        raise ScriptError(f'can not find channel named "{name}"')
+
+    def open(self, interp: Any, path: str, access: str = "r", permissions: int = 0o666) -> str:
+        """Open a file as Tcl's `open` does; its channel's name."""
+        flags = access_flags(access)
+        try:
+            fd = os.open(os.path.expanduser(path), flags, permissions)  # (not inherited by jobs: O_CLOEXEC)
+        except OSError as err:
+            raise ScriptError(f'couldn\'t open "{path}": {os_message(err)}') from None
+        mode = flags & (os.O_RDONLY | os.O_WRONLY | os.O_RDWR)
+        readable, writable = mode != os.O_WRONLY, mode != os.O_RDONLY
+        try:
+            raw = io.FileIO(fd, "r+" if readable and writable else "r" if readable else "w", closefd=True)
+        except OSError as err:  # (a directory: Tcl opens it, and fails at the first read)
+            os.close(fd)
+            raise ScriptError(f'couldn\'t open "{path}": {os_message(err)}') from None
+        seekable = raw.seekable()
+        buffered: Any = (io.BufferedRandom(raw) if readable and writable and seekable else
+                         io.BufferedReader(raw) if readable else io.BufferedWriter(raw))
+        file = io.TextIOWrapper(buffered, encoding="utf-8", errors=SCRIPT_ERRORS, newline=None)
+        name = f"file{fd}"
+        self.files[name] = Channel(name, file, readable, writable)
+        if not self._hooked:
+            self._hooked = True
+            interp.exit_hooks.append(lambda interp: self.close_all())
+        if len(self.files) > MANY_CHANNELS and not self._warned:
+            self._warned = True
+            log.warning("scripts hold %d open channels (opened and never closed?): %s ...", len(self.files),
+                        " ".join(list(self.files)[:5]))
+        return name
+
+    def close(self, interp: Any, name: str) -> None:
+        channel = self.get(interp, name)
+        if name in STANDARD:
+            if name == "stdout":  # (Tcl closes it; here it stays the interpreter's: flushed only)
+                channel.flush(interp)
+            return
+        del self.files[name]
+        assert channel.file is not None
+        try:
+            channel.file.close()
+        except OSError as err:
+            raise ScriptError(f'error closing "{name}": {os_message(err)}') from None
+
+    def close_all(self) -> None:
+        """Close every file still open (sched leaves): what a script wrote reaches its file."""
+        while self.files:
+            _, channel = self.files.popitem()
+            try:
+                channel.file.close()  # type: ignore[union-attr]
+            except OSError as err:
+                log.warning("closing %s: %s", channel.name, os_message(err))
+
+
+class _Stdin(Channel):
+    """The process's standard input, read as text as a script file is."""
+
+    def __init__(self) -> None:
+        super().__init__("stdin", None, True, False)
+
+    def _reading(self) -> TextIO:
+        if self.file is None:
+            self.file = sys.stdin
+            if isinstance(sys.stdin, io.TextIOWrapper):
+                sys.stdin.reconfigure(errors=SCRIPT_ERRORS)
+        return self.file
+
+
+_stdin = _Stdin()
