@@ -313,3 +313,52 @@ format %c 65
 format %08.3f -3.5
 format %+d 5
 format {%s %s} a
+# --- file names (string work only: no file is read)
+list [file join a b/ c] [file join a /b c] [file join a//b c] [file join "" a] [file join a ""] [file join a ~b] [file join a ./~b]
+list [file split /a/b/c] [file split a//b/] [file split ~/x] [file split a/~b] [file split ""] [file split /]
+list [file dirname a/b] [file dirname a] [file dirname /a] [file dirname /] [file dirname a/b/] [file dirname a//b] [file dirname ""]
+list [file tail a/b/] [file tail /] [file tail a] [file tail ""] [file tail a/~b] [file tail x.tar.gz]
+list [file rootname a/b.c] [file rootname a.b/c] [file rootname .bashrc] [file rootname a/.b] [file rootname x.tar.gz]
+list [file extension .bashrc] [file extension a.b.c] [file extension a.b/c] [file extension a/.b] [file extension a.] [file extension noext]
+file join
+file isfile
+file size
+file dirname a b
+file delete -bogus x
+file copy onlyone ;# differs: usage-text
+pwd x
+gets
+gets a b c
+close nosuch
+puts nosuch text
+eof nosuch
+flush nosuch
+seek nosuch 0
+tell nosuch
+gets stdout
+puts stdin x
+flush stdin
+open nosuch-file
+open x q
+open x w+x
+open x {BOGUS}
+open x {CREAT}
+open x r 0600 more
+file channels std*
+file channels nothing*
+flush stdout
+glob -tails *
+glob -directory
+glob -bogus x
+glob -types q *
+glob -nocomplain
+glob -nocomplain /nonexistent-dir/*
+glob /nonexistent-dir/x*
+glob -nocomplain {a,b}
+glob -nocomplain a\{b
+file size /nonexistent-dir/x
+file mtime /nonexistent-dir/x
+file type /nonexistent-dir/x
+file delete /nonexistent-dir/x
+cd /nonexistent-dir
+list [file exists /nonexistent-dir] [file isfile /] [file isdirectory /] [file readable /nonexistent-dir] [file type /]
