@@ -17,8 +17,8 @@ set f [open $path]; puts [split [read $f] \n]; close $f
 set f [open $path w]; puts $f "caf\u00e9 \u20ac"; close $f; puts [file size $path]
 set f [open $path]; puts [gets $f]; close $f
 set f [open $path {WRONLY APPEND}]; puts $f "x"; close $f; puts [file size $path]
-set f [open $path {RDONLY}]; puts "[catch {puts $f x} e] $e"; close $f
-set f [open $path w]; puts "[catch {gets $f} e] $e"; close $f
+set f [open $path {RDONLY}]; puts "[catch {puts $f x} e] [string map [list $f CH] $e]"; close $f
+set f [open $path w]; puts "[catch {gets $f} e] [string map [list $f CH] $e]"; close $f
 puts "[catch {gets $f} e] [string map [list $f CH] $e]"
 set f [open $path {RDWR RDONLY}]; puts [gets $f]; close $f
 set f [open [file join $dir t4.txt] {WRONLY CREAT EXCL} 0600]; close $f
