@@ -132,9 +132,14 @@ def file_rootname(interp: Any, argv: list[str]) -> str:
 
 @file.sub("file normalize name", "the absolute path, `.` and `..` removed and links of its directories resolved")
 def file_normalize(interp: Any, argv: list[str]) -> str:
-    path = os.path.abspath(_native(argv[2])) if argv[2] else ""
+    if not argv[2]:
+        return ""
+    path = os.path.join(os.getcwd(), _native(argv[2]))
+    path = "/" + "/".join(p for p in path.split("/") if p and p != ".")
     head, tail = os.path.split(path)
-    return os.path.join(os.path.realpath(head), tail) if tail else path
+    if tail in ("", ".."):  # (`..` after a link is the link's target's parent, as in Tcl)
+        return os.path.realpath(path)
+    return os.path.join(os.path.realpath(head), tail)
 
 
 @file.sub("file nativename name", "the name as the system writes it (`~` expanded)")

@@ -362,3 +362,4 @@ file type /nonexistent-dir/x
 file delete /nonexistent-dir/x
 cd /nonexistent-dir
 list [file exists /nonexistent-dir] [file isfile /] [file isdirectory /] [file readable /nonexistent-dir] [file type /]
+set r [catch {open /} ch]; if {!$r} {close $ch}; set r ;# differs: open-directory

@@ -26,6 +26,8 @@ foreach s {
  {file rename -force c1 sub} {lsort [glob -tails -directory sub *]} {file copy a b c} 
  {file delete sub/c1 sub/b.c} {file delete sub} {file exists sub} {file normalize d/../d/e} {file tail [pwd]} {cd nope} {cd d; file tail [pwd]} {cd ..; file tail [pwd]}
  {file channels nothing*}
+ {exec ln -s d/e lnk} {file tail [file normalize lnk/..]} {file tail [file normalize lnk]} {file tail [file normalize ./lnk/.]} {file type lnk}
+ {lsort [glob -types l *]} {file isdirectory lnk} {file delete lnk} {file exists d/e}
 } { files_show $s }
 cd $base/..; file delete -force $base
 file exists $base
