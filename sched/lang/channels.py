@@ -12,6 +12,10 @@ line) and written with \\n. Files are opened close-on-exec (Python's default), s
 not inherit them. sched runs for months: a script that opens and never closes would leak
 descriptors, so the table says so (once, in the log) when it holds more than MANY_CHANNELS,
 and the first open adds an exit hook that closes (and so flushes) every channel still open.
+
+A simulation (`sched --simulate`) sets `dry_run`: then nothing changes the file system. A file
+opened for writing is kept in memory (it starts from the file's text unless truncated) and the
+commands that would create, delete or move files tell `dry_run` what they would do instead.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ import errno
 import io
 import os
 import sys
-from typing import Any, TextIO
+from typing import Any, Callable, TextIO
 
 from .errors import ScriptError
 from .lazylog import lazy_logger
@@ -180,6 +184,9 @@ class Channels:
         self.files: dict[str, Channel] = {}
         self._hooked = False
         self._warned = False
+        self._kept = 0  # files kept in memory (dry_run)
+        self.dry_run: Callable[[str], None] | None = None
+        """Told what would change the file system, instead of its being done (a simulation)."""
 
     def names(self) -> list[str]:
         return [*STANDARD, *self.files]
@@ -199,6 +206,9 @@ class Channels:
     def open(self, interp: Any, path: str, access: str = "r", permissions: int = 0o666) -> str:
         """Open a file as Tcl's `open` does; its channel's name."""
         flags = access_flags(access)
+        if self.dry_run is not None and flags & (os.O_WRONLY | os.O_RDWR):
+            return self._add(interp, self._in_memory(path, access, flags),
+                             flags & os.O_ACCMODE == os.O_RDWR, True)
         try:
             fd = os.open(os.path.expanduser(path), flags, permissions)  # (not inherited by jobs: O_CLOEXEC)
         except OSError as err:
@@ -214,7 +224,32 @@ class Channels:
         buffered: Any = (io.BufferedRandom(raw) if readable and writable and seekable else
                          io.BufferedReader(raw) if readable else io.BufferedWriter(raw))
         file = io.TextIOWrapper(buffered, encoding="utf-8", errors=SCRIPT_ERRORS, newline=None)
-        name = f"file{fd}"
+        return self._add(interp, file, readable, writable, f"file{fd}")
+
+    def _in_memory(self, path: str, access: str, flags: int) -> TextIO:
+        """A file opened for writing in a dry run: its text in memory, the file untouched."""
+        assert self.dry_run is not None
+        native = os.path.expanduser(path)
+        exists = os.path.exists(native)
+        if not exists and not flags & os.O_CREAT or exists and flags & os.O_EXCL:
+            reason = "file already exists" if exists else "no such file or directory"
+            raise ScriptError(f'couldn\'t open "{path}": {reason}')
+        text = ""
+        if exists and not flags & os.O_TRUNC:
+            try:
+                with open(native, encoding="utf-8", errors=SCRIPT_ERRORS, newline="") as real:
+                    text = real.read()
+            except OSError as err:
+                raise ScriptError(f'couldn\'t open "{path}": {os_message(err)}') from None
+        self.dry_run(f"open {path} {access} (kept in memory)")
+        file = io.StringIO(text, newline=None)
+        file.seek(0, os.SEEK_END if flags & os.O_APPEND else os.SEEK_SET)
+        return file
+
+    def _add(self, interp: Any, file: TextIO, readable: bool, writable: bool, name: str = "") -> str:
+        if not name:
+            self._kept += 1
+            name = f"file{1000 + self._kept}"
         self.files[name] = Channel(name, file, readable, writable)
         if not self._hooked:
             self._hooked = True

@@ -14,8 +14,10 @@ timeout of theirs is on virtual time and the loop jumps to the next one when idl
 What is simulated, each behind a seam the real code already has: the hosts' agents
 (pcontrol.simagent, through hosts.HostOpener), the socket between sched and pcontrol
 (pcontrol.inprocess, an address for the link), `host LOCAL` jobs (SimLocalBackend, which
-runs them on a simulated agent too), `exec` (SimExec, through the ExecRunner seam), and the
-files a task's output would be written to (nothing is written: `deliver`). No process is
+runs them on a simulated agent too), `exec` (SimExec, through the ExecRunner seam), the
+files a task's output would be written to (nothing is written: `deliver`), and what the file
+commands would change (`open` for writing keeps the file in memory; `file delete`, `mkdir`,
+`rename`, `copy` are noted in the timeline: Channels.dry_run). No process is
 started, no socket or file is opened for writing, $SCHED_HOME is not touched: the scheduler
 has no home, pcontrol no journal, the link's harvest log lives in memory.
 
@@ -225,6 +227,7 @@ class Simulation:
         self.sched = self._scheduler()
         self.controller.subscribe(self.timeline)
         interp.extensions[EXEC_RUNNER_KEY] = SimExec(options.faults, self.timeline)
+        interp.channels.dry_run = lambda what: self.timeline.note("file", detail=what)  # (no file is written)
         interp.extensions[ROUND_SOURCE_KEY] = self
 
     # -- RoundSource -------------------------------------------------------------------------

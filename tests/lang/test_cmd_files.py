@@ -143,3 +143,22 @@ def test_help_and_usage_come_from_the_declarations(interp):
     assert "file join name ?name ...?" in interp.eval("help file")
     with pytest.raises(SchedError, match=r'wrong # args: should be "file size name"'):
         interp.eval("file size")
+
+
+def test_a_dry_run_changes_no_file_and_says_what_it_would_do(interp, tmp_path):
+    """What a simulation hands in (psched.scheduler.simulation): files opened for writing are
+    kept in memory, and what would create, delete or move files is told instead of done."""
+    (tmp_path / "old.txt").write_text("first\n")
+    (tmp_path / "dir").mkdir()
+    told: list[str] = []
+    interp.channels.dry_run = told.append
+    got = interp.eval("set ch [open old.txt a+]; puts $ch second; seek $ch 0; set text [read $ch]; close $ch\n"
+                      "file delete -force dir; file mkdir new; file rename old.txt moved.txt; file copy old.txt c.txt\n"
+                      "close [open new.txt w]; set text")
+    assert got == "first\nsecond\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["dir", "old.txt"]
+    assert (tmp_path / "old.txt").read_text() == "first\n"
+    assert told == ["open old.txt a+ (kept in memory)", "file delete -force dir", "file mkdir new",
+                    "file rename old.txt moved.txt", "file copy old.txt c.txt", "open new.txt w (kept in memory)"]
+    with pytest.raises(SchedError, match='couldn\'t open "nothere.txt": no such file or directory'):
+        interp.eval("open nothere.txt r+")

@@ -377,6 +377,9 @@ task t
   joblog /tmp/should-not-exist-{name}.log
   task.exit default
     set ::last $job_state
+    set ch [open /tmp/should-not-exist-{name}.report a]; puts $ch "$job_id $job_state"; close $ch
+    file mkdir /tmp/should-not-exist-{name}.dir
+    file delete -force {keep}
   end
 end
 task l
@@ -386,9 +389,10 @@ task l
 end
 puts [exec rm -rf /tmp/x]
 run
-""".replace("{name}", tmp_path.name)
+""".replace("{name}", tmp_path.name).replace("{keep}", str(tmp_path / "keep"))
     home = tmp_path / "home"
     home.mkdir()
+    (tmp_path / "keep").mkdir()
     (tmp_path / "s.sched").write_text(script)
     (tmp_path / "f.txt").write_text("host h1 killed at 15s\ncontroller unreachable at 60s for 30s\n")
     done = subprocess.run([sys.executable, "-c", AUDIT, "--simulate", "5m", "--faults", str(tmp_path / "f.txt"),
@@ -400,4 +404,6 @@ run
     assert list(home.iterdir()) == []
     assert not list(Path("/tmp").glob(f"should-not-exist-{tmp_path.name}*"))
     assert "would write" in done.stdout and "rm -rf /tmp/x -> ''" in done.stdout
+    assert f"open /tmp/should-not-exist-{tmp_path.name}.report a (kept in memory)" in done.stdout
+    assert f"file delete -force {tmp_path / 'keep'}" in done.stdout and (tmp_path / "keep").is_dir()
     assert not Path("/nonexistent").exists()

@@ -183,7 +183,7 @@ def file_size(interp: Any, argv: list[str]) -> str:
 
 @file.sub("file mtime name ?time?", "when it was last changed, in seconds since 1970 (or set that time)")
 def file_mtime(interp: Any, argv: list[str]) -> str:
-    if len(argv) == 4:
+    if len(argv) == 4 and not _dry_run(interp, argv):
         when = get_int(argv[3])
         try:
             os.utime(_native(argv[2]), (_stat(argv[2]).st_atime, when))
@@ -212,6 +212,15 @@ def file_channels(interp: Any, argv: list[str]) -> str:
 # --- changing the file system --------------------------------------------------------------------
 
 
+def _dry_run(interp: Any, argv: list[str]) -> bool:
+    """In a simulation (psched.lang.channels: dry_run), say what the command would do instead."""
+    tell = interp.channels.dry_run
+    if tell is None:
+        return False
+    tell(join_list(argv))
+    return True
+
+
 def _flags(argv: list[str], start: int, allowed: tuple[str, ...]) -> tuple[bool, list[str]]:
     """`-force` and `--` before the names; the rest of the words."""
     force, i = False, start
@@ -229,6 +238,8 @@ def _flags(argv: list[str], start: int, allowed: tuple[str, ...]) -> tuple[bool,
 @file.sub("file delete ?-force? ?--? ?name ...?", "delete files and empty directories (-force: full ones too)")
 def file_delete(interp: Any, argv: list[str]) -> str:
     force, names = _flags(argv, 2, ("-force",))
+    if _dry_run(interp, argv):
+        return ""
     for name in names:
         path = _native(name)
         try:
@@ -253,6 +264,8 @@ def file_delete(interp: Any, argv: list[str]) -> str:
 
 @file.sub("file mkdir ?dir ...?", "make directories, with their parents (existing ones are fine)")
 def file_mkdir(interp: Any, argv: list[str]) -> str:
+    if _dry_run(interp, argv):
+        return ""
     for name in argv[2:]:
         path = _native(name)
         if os.path.isdir(path):
@@ -299,6 +312,8 @@ def _targets(argv: list[str], verb: str) -> tuple[bool, list[tuple[str, str, str
 @file.sub("file rename ?-force? ?--? source ?source ...? target", "rename or move files (-force: over existing ones)")
 def file_rename(interp: Any, argv: list[str]) -> str:
     _, pairs = _targets(argv, "renaming")
+    if _dry_run(interp, argv):
+        return ""
     for source, src, dst in pairs:
         try:
             os.replace(src, dst)
@@ -318,6 +333,8 @@ def file_rename(interp: Any, argv: list[str]) -> str:
 @file.sub("file copy ?-force? ?--? source ?source ...? target", "copy files or directories (-force: over existing ones)")
 def file_copy(interp: Any, argv: list[str]) -> str:
     _, pairs = _targets(argv, "copying")
+    if _dry_run(interp, argv):
+        return ""
     import shutil  # (copying needs it: loaded at the first copy, start-up)
 
     for source, src, dst in pairs:
