@@ -97,6 +97,11 @@ class Channel:
         self.readable = readable
         self.writable = writable
         self.eof = False  # the last read met the end, as Tcl's `eof` says
+        # fconfigure's settings (Tcl's names): how lines end when read, how when written, the
+        # encoding, and when writes go out
+        self.translation = ["auto" if readable else "", "lf" if writable else ""]
+        self.encoding = "utf-8"
+        self.buffering = "full" if name != "stderr" else "none"
 
     def _reading(self) -> TextIO:
         if not self.readable or self.file is None:
@@ -116,7 +121,7 @@ class Channel:
             raise self._failed("reading", err) from None
         if line.endswith("\n"):
             self.eof = False
-            return line[:-1]
+            return line[:-2] if self.translation[0] == "crlf" and line.endswith("\r\n") else line[:-1]
         self.eof = True
         return line if line else None
 
@@ -128,7 +133,7 @@ class Channel:
         except (OSError, ValueError) as err:
             raise self._failed("reading", err) from None
         self.eof = count is None or len(text) < count
-        return text
+        return text.replace("\r\n", "\n") if self.translation[0] == "crlf" else text
 
     def write(self, interp: Any, text: str) -> None:
         if not self.writable:
@@ -138,7 +143,7 @@ class Channel:
                 interp.write(text)
             else:
                 self.file.write(text)
-                if self.name == "stderr":
+                if self.buffering == "none" or self.buffering == "line" and "\n" in text:
                     self.file.flush()
         except (OSError, ValueError, UnicodeError) as err:  # e.g. `sched script | head`: Tcl's error
             raise self._failed("writing", err) from None
@@ -171,10 +176,53 @@ class Channel:
         except (OSError, ValueError):
             return -1
 
+    def configure(self, translation: list[str] | None = None, encoding: str | None = None) -> None:
+        """Read and write with other line ends (Tcl's `auto`, `lf`, `crlf`, `binary`) or another
+        encoding (a Python codec; `binary` is Latin-1, a byte per character)."""
+        if self.file is None or self.name in STANDARD:
+            raise ScriptError(f'fconfigure: the translation and encoding of "{self.name}" are fixed here')
+        translation = translation or self.translation
+        binary = "binary" in translation
+        encoding = "binary" if binary else encoding or self.encoding
+        read_end, write_end = (t if t != "binary" else "lf" for t in translation)
+        # Python has one newline rule for both directions: the written line end decides when the
+        # channel writes (crlf read is done by read_line and read), the read one when it only reads
+        if self.writable:
+            newline = {"lf": None if self.readable and read_end == "auto" else "\n", "auto": None,
+                       "crlf": "\r\n", "cr": "\r"}[write_end]
+        else:
+            newline = {"auto": None, "lf": "\n", "crlf": "\r\n", "cr": "\r"}[read_end]
+        settings = {"encoding": "latin-1" if encoding == "binary" else encoding,
+                    "errors": "strict" if encoding == "binary" else SCRIPT_ERRORS, "newline": newline}
+        self.file = _rewrapped(self.file, settings)  # type: ignore[arg-type]
+        self.translation = [read_end if self.readable else "", write_end if self.writable else ""]
+        if binary:
+            self.translation = ["lf" if self.readable else "", "lf" if self.writable else ""]
+        self.encoding = encoding
+
     def _file(self, doing: str) -> TextIO:
         if self.file is None or self.name in STANDARD:
             raise ScriptError(f'error during {doing} on "{self.name}": illegal seek')
         return self.file
+
+
+def _rewrapped(file: io.TextIOWrapper, settings: dict[str, Any]) -> io.TextIOWrapper:
+    """The file with new settings; once something has been read (when Python will not change
+    them), a new wrapper at the same place."""
+    try:
+        file.reconfigure(**settings)
+        return file
+    except (LookupError, ValueError) as err:
+        if isinstance(err, LookupError):
+            raise ScriptError(f'unknown encoding "{settings["encoding"]}"') from None
+    try:
+        where = file.tell()
+        file.flush()
+        buffer = file.detach()
+        buffer.seek(where)
+    except (OSError, ValueError) as err:
+        raise ScriptError(f"fconfigure: cannot change the channel after reading from it: {err}") from None
+    return io.TextIOWrapper(buffer, **settings)
 
 
 class Channels:
@@ -196,7 +244,7 @@ class Channels:
         if channel is not None:
             return channel
         if name == "stdout":
-            return Channel(name, None, False, True)
+            return _stdout
         if name == "stderr":
             return Channel(name, sys.stderr, False, True)
         if name == "stdin":
@@ -298,3 +346,4 @@ class _Stdin(Channel):
 
 
 _stdin = _Stdin()
+_stdout = Channel("stdout", None, False, True)  # (writes through the interpreter: no state of its own)

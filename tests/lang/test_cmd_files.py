@@ -162,3 +162,21 @@ def test_a_dry_run_changes_no_file_and_says_what_it_would_do(interp, tmp_path):
                     "file rename old.txt moved.txt", "file copy old.txt c.txt", "open new.txt w (kept in memory)"]
     with pytest.raises(SchedError, match='couldn\'t open "nothere.txt": no such file or directory'):
         interp.eval("open nothere.txt r+")
+
+
+def test_binary_translation_keeps_every_byte(interp, tmp_path):
+    data = bytes(range(256)) * 2
+    (tmp_path / "in.bin").write_bytes(data)
+    interp.eval("set in [open in.bin]; fconfigure $in -translation binary; set t [read $in]; close $in\n"
+                "set out [open out.bin w]; fconfigure $out -translation binary; puts -nonewline $out $t; close $out")
+    assert interp.eval("string length $t") == "512"
+    assert (tmp_path / "out.bin").read_bytes() == data
+
+
+def test_fconfigure_after_a_read_goes_on_from_the_same_place(interp, tmp_path):
+    """Python will not change a text file's settings once it has read: the channel is wrapped
+    again at the place the script had reached."""
+    (tmp_path / "in.txt").write_bytes(b"first\r\nsecond\r\nthird\n")
+    got = interp.eval("set f [open in.txt]; set a [gets $f]; fconfigure $f -translation binary\n"
+                      "set b [gets $f]; set c [read $f]; close $f; list $a [string length $b] $c")
+    assert got == "first 7 {third\n}"

@@ -617,3 +617,58 @@ def cmd_seek(interp: Any, argv: list[str]) -> str:
 @cmd("tell channelId", "where in the channel the next read or write is, in bytes (-1 if it cannot say)")
 def cmd_tell(interp: Any, argv: list[str]) -> str:
     return str(interp.channels.get(interp, argv[1]).tell())
+
+
+_FCONFIGURE = ("-blocking", "-buffering", "-buffersize", "-encoding", "-eofchar", "-translation")
+_TRANSLATIONS = ("auto", "binary", "cr", "lf", "crlf", "platform")
+
+
+def _option_value(channel: Any, option: str) -> str:
+    if option == "-translation":
+        ends = [t for t in channel.translation if t]
+        return join_list(ends) if len(ends) == 2 else ends[0] if ends else "auto"
+    return {"-blocking": "1", "-buffering": channel.buffering, "-buffersize": "4096", "-encoding": channel.encoding,
+            "-eofchar": ""}[option]
+
+
+@cmd("fconfigure channelId ?-option value ...?",
+     "a channel's options, or set them: -translation auto|lf|crlf|binary, -encoding, -buffering full|line|none")
+def cmd_fconfigure(interp: Any, argv: list[str]) -> str:
+    channel = interp.channels.get(interp, argv[1])
+    words = argv[2:]
+    names = []
+    for word in words[::2]:
+        matches = [o for o in _FCONFIGURE if o.startswith(word)] if word.startswith("-") else []
+        if word not in _FCONFIGURE and len(matches) != 1:
+            raise ScriptError(f'bad option "{word}": should be one of -blocking, -buffering, -buffersize, '
+                              '-encoding, -eofchar, or -translation')
+        names.append(word if word in _FCONFIGURE else matches[0])
+    if not words:
+        return join_list([piece for name in _FCONFIGURE for piece in (name, _option_value(channel, name))])
+    if len(words) == 1:
+        return _option_value(channel, names[0])
+    if len(words) % 2:
+        raise ScriptError('wrong # args: should be "fconfigure channelId ?-option value ...?"')
+    for name, value in zip(names, words[1::2]):
+        if name == "-translation":
+            ends = split_list(value)
+            if not 1 <= len(ends) <= 2 or any(t not in _TRANSLATIONS for t in ends):
+                bad = next((t for t in ends if t not in _TRANSLATIONS), value)
+                raise ScriptError(f"bad value for -translation: must be one of auto, binary, cr, lf, crlf, or platform"
+                                  if bad else f'bad value "{value}" for -translation')
+            ends = [("lf" if t == "platform" else t) for t in ends]
+            channel.configure(translation=ends * 2 if len(ends) == 1 else ends)
+        elif name == "-encoding":
+            channel.configure(encoding=value)
+        elif name == "-buffering":
+            if value not in ("full", "line", "none"):
+                raise ScriptError(f'bad value for -buffering: must be one of full, line, or none')
+            channel.buffering = value
+        elif name == "-blocking":
+            if value not in ("1", "true", "yes", "on"):
+                raise ScriptError("fconfigure: non-blocking channels are not supported")
+        elif name == "-buffersize":
+            get_int(value)
+        elif name == "-eofchar" and value:
+            raise ScriptError("fconfigure: -eofchar is not supported")
+    return ""
