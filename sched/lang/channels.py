@@ -112,26 +112,35 @@ class Channel:
         reason = os_message(err) if isinstance(err, OSError) else str(err)
         return ScriptError(f'error {doing} "{self.name}": {reason}')
 
-    def read_line(self) -> str | None:
-        """The next line without its end, or None at the end of the file (Tcl's -1)."""
+    def read_line(self, limit: int = -1) -> str | None:
+        """The next line without its end, or None at the end of the file (Tcl's -1); a line
+        longer than `limit` characters is an error (a month-long sched keeps its memory)."""
         file = self._reading()
         try:
-            line = file.readline()
+            line = file.readline(limit + 1 if limit >= 0 else -1)
         except (OSError, ValueError) as err:
             raise self._failed("reading", err) from None
+        if 0 <= limit < len(line):
+            raise ScriptError(f'error reading "{self.name}": a line longer than {limit} characters')
         if line.endswith("\n"):
             self.eof = False
             return line[:-2] if self.translation[0] == "crlf" and line.endswith("\r\n") else line[:-1]
         self.eof = True
         return line if line else None
 
-    def read(self, count: int | None = None) -> str:
-        """The rest of the file, or at most `count` characters."""
+    def read(self, count: int | None = None, limit: int = -1) -> str:
+        """The rest of the file, or at most `count` characters; more than `limit` is an error."""
         file = self._reading()
+        if limit >= 0 and (count is None or count > limit):
+            count, refuse = limit + 1, True
+        else:
+            refuse = False
         try:
             text = file.read() if count is None else file.read(count)
         except (OSError, ValueError) as err:
             raise self._failed("reading", err) from None
+        if refuse and len(text) > limit:
+            raise ScriptError(f'error reading "{self.name}": more than {limit} characters')
         self.eof = count is None or len(text) < count
         return text.replace("\r\n", "\n") if self.translation[0] == "crlf" else text
 

@@ -180,3 +180,17 @@ def test_fconfigure_after_a_read_goes_on_from_the_same_place(interp, tmp_path):
     got = interp.eval("set f [open in.txt]; set a [gets $f]; fconfigure $f -translation binary\n"
                       "set b [gets $f]; set c [read $f]; close $f; list $a [string length $b] $c")
     assert got == "first 7 {third\n}"
+
+
+def test_reads_are_bounded_as_other_strings_are(interp, tmp_path, monkeypatch):
+    from psched.lang.commands import files
+
+    monkeypatch.setattr(files, "MAX_STRING", 10)
+    (tmp_path / "big.txt").write_text("short\n" + "x" * 20 + "\n")
+    assert interp.eval("set f [open big.txt]; gets $f") == "short"
+    with pytest.raises(SchedError, match="a line longer than 10 characters"):
+        interp.eval("gets $f")
+    with pytest.raises(SchedError, match="more than 10 characters"):
+        interp.eval("seek $f 0; read $f")
+    assert interp.eval("seek $f 0; read $f 6") == "short\n"
+    interp.eval("close $f")

@@ -21,7 +21,7 @@ import os
 import stat
 from typing import Any
 
-from ..args import get_int
+from ..args import MAX_STRING, get_int
 from ..channels import os_message
 from ..errors import ScriptError
 from ..patterns import glob_match
@@ -563,7 +563,7 @@ def cmd_open(interp: Any, argv: list[str]) -> str:
 
 @cmd("gets channelId ?varName?", "read a line: the line, or with varName its length (-1 at the end) and the line in varName")
 def cmd_gets(interp: Any, argv: list[str]) -> str:
-    line = interp.channels.get(interp, argv[1]).read_line()
+    line = interp.channels.get(interp, argv[1]).read_line(MAX_STRING)
     if len(argv) == 2:
         return line or ""
     interp.set_var(argv[2], line or "")
@@ -573,14 +573,14 @@ def cmd_gets(interp: Any, argv: list[str]) -> str:
 @cmd("read ?-nonewline? channelId", "read the rest of a channel (without its last newline); `read channelId numChars` reads at most so many")
 def cmd_read(interp: Any, argv: list[str]) -> str:
     if len(argv) == 3 and argv[1] == "-nonewline":
-        text = interp.channels.get(interp, argv[2]).read()
+        text = interp.channels.get(interp, argv[2]).read(limit=MAX_STRING)
         return text[:-1] if text.endswith("\n") else text
     count = None
     if len(argv) == 3:
         count = get_int(argv[2], "non-negative integer") if argv[2].strip().lstrip("+").isdigit() else None
         if count is None or count < 0:
             raise ScriptError(f'expected non-negative integer but got "{argv[2]}"')
-    return interp.channels.get(interp, argv[1]).read(count)
+    return interp.channels.get(interp, argv[1]).read(count, MAX_STRING)
 
 
 @cmd("eof channelId", "1 if the last read met the end of the channel")
