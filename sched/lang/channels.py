@@ -29,6 +29,7 @@ from typing import Any, Callable, TextIO
 from .errors import ScriptError
 from .lazylog import lazy_logger
 from .scripttext import SCRIPT_ERRORS
+from .tcllist import split_list
 
 __all__ = ["Channel", "Channels", "MANY_CHANNELS", "os_message", "STANDARD"]
 
@@ -67,8 +68,6 @@ def access_flags(access: str) -> int:
     if access in _ACCESS:
         return _ACCESS[access]
     if access[:1].isupper():
-        from .tcllist import split_list  # (the list form is rare: read only when given)
-
         words = split_list(access)
         flags, mode = 0, None
         for word in words:  # (as Tcl: the last of RDONLY, WRONLY and RDWR counts)
