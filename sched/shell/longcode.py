@@ -30,7 +30,6 @@ from __future__ import annotations
 import _thread
 import os
 import signal
-import socket
 import sys
 import threading
 import time
@@ -134,6 +133,7 @@ class LongCodeWatch:
             return
         from ..scheduler.attach import controller_in_use  # loaded by then: the scheduler exists
         from pcontrol.client import run_command  # (the same)
+        import socket  # only to name this machine in an alert (3 ms of start-up otherwise)
 
         address = controller_in_use(sched)
         if address is None:
