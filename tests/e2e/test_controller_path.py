@@ -340,6 +340,7 @@ wait -timeout 60
     assert len(waits) == 1 and "No space left on device" in waits[0], sh.messages
     keys = (home / "harvested.log").read_text().split()
     assert len([k for k in keys if k.startswith("+")]) == 2
+    sh.close()  # (its harvest log written before the fixture removes the home)
 
 
 def test_controller_commands_work_in_an_exit_macro(home):
@@ -362,6 +363,7 @@ wait -timeout 60
     said = sh.out.getvalue().splitlines()
     assert said[:1] == ["host:      localhost"] and said[1].startswith("state:     OFF since"), said
     assert "localhost  OFF" in sh.run("controller hosts")
+    sh.close()  # (its harvest log written before the fixture removes the home)
 
 
 def test_cwd_is_where_jobs_run_local_and_controller_alike(home, tmp_path):
@@ -407,6 +409,7 @@ wait -timeout 60
                                   f"nowhere EXIT 127 cannot start './x.sh': bad working directory "
                                   f"'{tmp_path / 'gone'}': No such file or directory",
                                   f"there EXIT {work}"]
+    sh.close()  # (its harvest log written before the fixture removes the home)
 
 
 def test_a_sched_leaving_while_an_exit_macro_waits_for_the_harvest_log_says_it_leaves_the_job(home, monkeypatch):
@@ -479,3 +482,4 @@ wait -timeout 30
     assert broken == [0]
     assert sh.lines() == ["ran fine"]
     assert any("added localhost" in m for m in sh.messages), sh.messages
+    sh.close()  # (its harvest log written before the fixture removes the home)
