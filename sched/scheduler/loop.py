@@ -617,10 +617,8 @@ class Scheduler:
             return None
         except SchedError as err:
             text = err.render()
-            told = self._macro_errors.due(spec.name, self.clock.monotonic(), text)
-            if told is not None:  # (the same error at every look: said once per MACRO_ERRORS_EVERY)
-                again = (f"again, and {told[1]} more time(s) since it was said" if told[0]
-                         else f"said again at most every {MACRO_ERRORS_EVERY / 60:g} min while it fails so")
+            again = self._macro_error_note(spec.name, text, "{} more time(s)")
+            if again is not None:
                 self.report(f"task {spec.name}: error in task.exec (no job made this time; {again}):\n{text}")
             return None
         except QuitRequest as request:
@@ -799,16 +797,25 @@ class Scheduler:
             job.macro_error = "`skip` is for task.exec, not task.exit"
             self.report(f"task {spec.name} job {job.id}: {job.macro_error}")
         except SchedError as err:
-            job.macro_error = text = err.render()
-            told = self._macro_errors.due((spec.name, which), self.clock.monotonic(), text)
-            if told is not None:  # (each job's error is in `check JOB`; the same one is said seldom)
-                again = (f"again, and for {told[1]} more job(s) since it was said" if told[0]
-                         else f"said again at most every {MACRO_ERRORS_EVERY / 60:g} min while it fails so")
+            job.macro_error = text = err.render()  # (each job keeps its error: `check JOB`)
+            again = self._macro_error_note((spec.name, which), text, "for {} more job(s)")
+            if again is not None:
                 self.report(f"task {spec.name} job {job.id}: error in task.exit {which} ({again}):\n{text}")
         except QuitRequest as request:
             self.leave(request)
         else:
             self._macro_errors.forget((spec.name, which))
+
+    def _macro_error_note(self, key: Any, text: str, counted: str) -> str | None:
+        """How to say a macro's error `text` now, or None: not now (the same error as the last
+        said of `key`, less than MACRO_ERRORS_EVERY ago; counted). `counted` words how many
+        times it came since it was said ("{} more time(s)")."""
+        told = self._macro_errors.due(key, self.clock.monotonic(), text)
+        if told is None:
+            return None
+        if told[0]:
+            return f"again, and {counted.format(told[1])} since it was said"
+        return f"said again at most every {MACRO_ERRORS_EVERY / 60:g} min while it fails so"
 
     def leave(self, request: QuitRequest) -> None:
         """`exit` in a macro: make no more jobs, and leave sched once the macro is done (the
