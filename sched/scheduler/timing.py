@@ -436,7 +436,6 @@ def _effective_wall(local_dt: datetime) -> datetime:
 
 _PERIOD_OPTIONS = ("-poll", "-exec", "-timeout", "-pending")
 _PERIOD_HELP = ", ".join(_PERIOD_OPTIONS)
-_NUMBER = re.compile(r"[0-9]+(?:\.[0-9]*)?|\.[0-9]+", re.ASCII)
 _DURATION_PART = re.compile(r"([0-9]+(?:\.[0-9]*)?|\.[0-9]+)\s*([hms]?)", re.ASCII | re.IGNORECASE)
 _UNIT_SECONDS = {"": 1.0, "s": 1.0, "m": 60.0, "h": 3600.0}
 
@@ -454,6 +453,8 @@ def duration_seconds(text: str) -> float | None:
         total += float(match.group(1)) * _UNIT_SECONDS[match.group(2).lower()]
         pos, parts = match.end(), parts + 1
     return total if parts else None
+
+
 _NO_LIMIT_WORDS = ("none", "0")
 
 
