@@ -227,12 +227,17 @@ def cmd_retain(interp: Any, argv: list[str]) -> str:
             raise ScriptError(f"retain: -count expects a whole number >= 0, got '{opts['-count']}'")
         retention.count = count
     if "-age" in opts:
-        age = duration_seconds(opts["-age"])
-        if age is None or not age < float("inf"):
-            raise ScriptError(f"retain: -age expects seconds >= 0 or a duration (90, 5m, 1h30m), got '{opts['-age']}'")
-        retention.age = age
+        retention.age = _duration("retain", "-age", opts["-age"])
     sched.forget_expired()
     return f"ended jobs are remembered: {retention.describe()} ({len(sched.jobs)} in the table, {sched.forgotten} forgotten)"
+
+
+def _duration(command: str, option: str, text: str) -> float:
+    """An option's seconds or duration (timing.duration_seconds), or the command's error."""
+    seconds = duration_seconds(text)
+    if seconds is None or not seconds < float("inf"):
+        raise ScriptError(f"{command}: {option} expects seconds >= 0 or a duration (90, 5m, 1h30m), got '{text}'")
+    return seconds
 
 
 @cmd("check JOB_ID|TASK ?-json? ?-plan?", "everything known about a job or a task; -plan: a rounds task's runs in the current window")
@@ -301,10 +306,7 @@ def cmd_wait(interp: Any, argv: list[str]) -> str:
     opts, names = _flags(argv, {"-timeout": True})
     timeout = None
     if "-timeout" in opts:
-        timeout = duration_seconds(opts["-timeout"])
-        if timeout is None or not timeout < float("inf"):
-            raise ScriptError(f"wait: -timeout expects seconds >= 0 or a duration (90, 5m, 1h30m), "
-                              f"got '{opts['-timeout']}'")
+        timeout = _duration("wait", "-timeout", opts["-timeout"])
     sched = scheduler_of(interp)
     for name in names:
         entry = sched.task(name)
