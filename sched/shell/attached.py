@@ -79,7 +79,10 @@ def _read_secret(paths: ServerPaths, secret_file: str | None) -> bytes | None:
     return None
 
 
-def _connect(paths: ServerPaths, on_output: Any = _print_output, remote: Remote | None = None) -> ServerLink | None:
+def _connect(paths: ServerPaths, on_output: Any = _print_output, remote: Remote | None = None,
+             silence_raises: bool = False) -> ServerLink | None:
+    """The link to the server, or None (why said). `silence_raises`: a local server that does
+    not greet (a long macro holds its loop) raises ServerSilent, for `--stop` to act on."""
     if remote is not None:
         secret = _read_secret(paths, remote.secret_file)
         if secret is None:
@@ -92,6 +95,8 @@ def _connect(paths: ServerPaths, on_output: Any = _print_output, remote: Remote 
     try:
         return run_until(ServerLink.connect(paths.socket, on_output), "attaching", interruptible=False)
     except (OSError, ServerGone, WireError) as err:
+        if silence_raises and isinstance(err, ServerSilent):
+            raise
         busy = f" (is it busy in a long macro? its log, {paths.log}, says)" if isinstance(err, ServerSilent) else ""
         print(f"sched: cannot attach to the server in {paths.home}: {err}{busy}", file=sys.stderr)
         return None
@@ -318,10 +323,14 @@ def _process_end(pid: int) -> "asyncio.Future[None]":
     return ended
 
 
-def _stop_by_signal(pid: int, silence: ServerSilent) -> int:
+def _stop_by_signal(paths: ServerPaths, silence: ServerSilent) -> int:
     """`sched --stop` of a local server that does not answer (a long macro holds its loop):
     SIGTERM, which stops it the same way (psched.shell.stopsignals: the macro is interrupted
     after its grace); wait until it is gone."""
+    pid = running_pid(paths)
+    if pid is None:
+        print(f"sched: the server in {paths.home} has stopped meanwhile", file=sys.stderr)
+        return ExitStatus.OK
     ended = _process_end(pid)
     print(f"sched: the server (pid {pid}) does not answer ({silence}): sending it SIGTERM", file=sys.stderr)
     try:
@@ -340,17 +349,10 @@ def stop(remote: Remote | None = None) -> int:
     """`sched --stop`: stop the server as `quit -force` does, and wait until it is gone (over
     TCP: until it closes the connection)."""
     paths = ServerPaths.for_home()
-    pid = running_pid(paths) if remote is None else None
-    if pid is not None:
-        try:
-            link = run_until(ServerLink.connect(paths.socket, _print_own_output), "attaching", interruptible=False)
-        except ServerSilent as err:  # a macro holds its loop: what the request would do, by signal
-            return _stop_by_signal(pid, err)
-        except (OSError, ServerGone, WireError) as err:
-            print(f"sched: cannot attach to the server in {paths.home}: {err}", file=sys.stderr)
-            return ExitStatus.SCRIPT_FAILED
-    else:
-        link = _connect(paths, _print_own_output, remote)
+    try:
+        link = _connect(paths, _print_own_output, remote, silence_raises=True)
+    except ServerSilent as err:  # a macro holds its loop: what the request would do, by signal
+        return _stop_by_signal(paths, err)
     if link is None:
         return ExitStatus.SCRIPT_FAILED
     try:
