@@ -303,25 +303,33 @@ run
     sh.close()
 
 
-def test_an_exit_macro_whose_begin_the_harvest_log_cannot_keep_waits_and_runs_once(home, monkeypatch):
-    """A full disk refuses the harvest log's `+KEY` line: the macro does not run unrecorded
-    (a crash would run it twice); it runs once the line can be written, once, and the job
-    is harvested (said once, not once a try)."""
+def _full_harvest_log(monkeypatch, refusals: int | None = None) -> list:
+    """The harvest log refuses its `+KEY` lines as a full disk does, `refusals` times (None: for
+    good), and sched tries again every 0.05 s; the count of refusals left, as a list."""
     import errno
 
     from psched.scheduler import remote
 
     monkeypatch.setattr(remote, "BEGIN_RETRY", 0.05)
-    refusals = [3]
+    left = [refusals]
     append = remote.HarvestLog._append
 
     def full_disk(self, line):
-        if line.startswith("+") and refusals[0]:
-            refusals[0] -= 1
+        if line.startswith("+") and (left[0] is None or left[0] > 0):
+            if left[0] is not None:
+                left[0] -= 1
             raise OSError(errno.ENOSPC, "No space left on device")
         append(self, line)
 
     monkeypatch.setattr(remote.HarvestLog, "_append", full_disk)
+    return left
+
+
+def test_an_exit_macro_whose_begin_the_harvest_log_cannot_keep_waits_and_runs_once(home, monkeypatch):
+    """A full disk refuses the harvest log's `+KEY` line: the macro does not run unrecorded
+    (a crash would run it twice); it runs once the line can be written, once, and the job
+    is harvested (said once, not once a try)."""
+    refusals = _full_harvest_log(monkeypatch, 3)
     sh = Shell()
     sh.run("""
 task full
@@ -415,21 +423,10 @@ wait -timeout 60
 def test_a_sched_leaving_while_an_exit_macro_waits_for_the_harvest_log_says_it_leaves_the_job(home, monkeypatch):
     """The disk stays full: sched leaves with the macro still waiting; it says the job is the
     next sched's (whose macro then runs it), rather than leaving it unsaid."""
-    import errno
-
-    from psched.scheduler import remote
     from psched.scheduler.eventloop import run_until
     from waiting import wait_until
 
-    monkeypatch.setattr(remote, "BEGIN_RETRY", 0.05)
-    append = remote.HarvestLog._append
-
-    def full_disk(self, line):
-        if line.startswith("+"):
-            raise OSError(errno.ENOSPC, "No space left on device")
-        append(self, line)
-
-    monkeypatch.setattr(remote.HarvestLog, "_append", full_disk)
+    _full_harvest_log(monkeypatch)
     sh = Shell()
     sh.run("""
 task stuck
