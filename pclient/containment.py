@@ -57,7 +57,7 @@ from typing import Callable, ContextManager, Mapping, Sequence, Union
 from .keeper import PROGRAM as KEEPER_PROGRAM
 from .keeper import keeper_server, parse_status
 
-__all__ = ["Box", "CannotJoin", "ENDED_STATES", "Kind", "SPAWN_LOCK", "alive", "process_state", "containment", "find_token_processes", "remove_stale", "TOKEN_VAR"]
+__all__ = ["Box", "CannotJoin", "ENDED_STATES", "Kind", "SPAWN_LOCK", "alive", "lives", "process_state", "containment", "find_token_processes", "remove_stale", "TOKEN_VAR"]
 
 log = logging.getLogger(__name__)
 
@@ -719,6 +719,17 @@ def process_state(pid: int) -> Union[bytes, None]:
 
 ENDED_STATES = (b"Z", b"X")
 """process_state's letters of a process that has ended (a zombie not yet reaped, or dead)."""
+
+
+def lives(pid: int) -> bool:
+    """Whether process `pid` may still be running: it exists and is not a zombie (where there
+    is no /proc to tell, existing is enough)."""
+    if not alive(pid):
+        return False
+    state = process_state(pid)
+    if state is None:  # gone since (with /proc), or no /proc: alive
+        return not os.path.isdir("/proc/self")
+    return state not in ENDED_STATES
 
 
 # -- signalling ------------------------------------------------------------------------------------

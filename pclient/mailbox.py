@@ -36,7 +36,7 @@ import tempfile
 import threading
 from typing import Dict, Sequence, Tuple, Union
 
-from .containment import ENDED_STATES, alive, process_state
+from .containment import lives
 from .output import as_text
 
 __all__ = ["INBOX_VAR", "OUTBOX_VAR", "OUTBOX_LIMIT", "Mailbox"]
@@ -299,12 +299,7 @@ def owner_lives(pid: int) -> bool:
     first comes from boot time as the wall clock now reads it, so a clock stepped forward (NTP
     after a VM's pause, say) would make a live owner look younger than its directory and lose
     its jobs' files. A leftover directory costs nothing; a live one removed costs messages."""
-    if not alive(pid):
-        return False
-    state = process_state(pid)
-    if state is None:  # gone since (with /proc), or no /proc: alive
-        return not os.path.isdir("/proc/self")
-    return state not in ENDED_STATES
+    return lives(pid)
 
 
 def _read_at_most(path: str, limit: int) -> bytes:

@@ -33,18 +33,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+from .containment import lives
 from .output import OutputFile
 
 __all__ = ["Spool", "STREAMS", "SWEEP_MAX_JOBS", "Swept"]
 
 STREAMS = ("stdout", "stderr")
-_JOB_WORD = re.compile(r"[0-9A-Za-z._-]{1,64}")
+_JOB = r"[0-9A-Za-z._-]{1,64}"
+"""A job's word, as its files are named."""
+_JOB_WORD = re.compile(_JOB)
 _KEY = re.compile(r"[0-9a-f]{16}")
 """A controller's part (lease.survivor_key)."""
 _ANONYMOUS = re.compile(r"agent-([0-9]{1,10})")
 """The part of an agent that never authenticated (a version 1 controller): its pid."""
-_FILE = re.compile(r"(?P<job>[0-9A-Za-z._-]{1,64})\.(?P<stream>stdout|stderr)")
-_PART = re.compile(r"\.(?P<job>[0-9A-Za-z._-]{1,64})\.(?:stdout|stderr)\.pclient-(?P<pid>[0-9]{1,10})-[0-9]+\.part")
+_FILE = re.compile(rf"(?P<job>{_JOB})\.(?P<stream>stdout|stderr)")
+_PART = re.compile(rf"\.(?P<job>{_JOB})\.(?:stdout|stderr)\.pclient-(?P<pid>[0-9]{{1,10}})-[0-9]+\.part")
 """A running job's output as jobproc writes it (pclient.output), renamed when the job ends."""
 SWEEP_MAX_JOBS = 10_000
 """Most jobs one sweep lists (the rest wait for the next): a line stays far below MAX_LINE."""
@@ -230,19 +233,6 @@ def _remove(path: Path, stat: os.stat_result, swept: Swept) -> None:
 
 
 def _alive(pid: int) -> bool:
-    """Whether process `pid` may be alive (not known dead: a process of another user, or an
-    unreadable state, counts as alive)."""
-    if pid <= 0:
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except OSError:
-        return True
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            state = f.read().rsplit(b")", 1)[1].split()[0]
-    except (OSError, IndexError):
-        return True
-    return state not in (b"Z", b"X")
+    """Whether process `pid` may be alive (containment.lives; a pid of 0, which no writer has,
+    counts as alive: its files are left alone)."""
+    return pid <= 0 or lives(pid)

@@ -146,3 +146,14 @@ async def test_an_agent_never_authenticated_takes_its_spool_along_as_it_exits(en
     assert (spool / f"agent-{hello.pid}" / "1.stdout").read_bytes() == b"hi\n"
     await agent.finish()
     assert list(spool.iterdir()) == []
+
+
+def test_a_part_named_with_a_pid_no_process_can_have_is_swept_not_a_crash(tmp_path):
+    # (`agent-9999999999`: past the largest pid; os.kill raised OverflowError and the sweep failed)
+    from pclient.spool import Spool
+
+    part = plant(tmp_path / "agent-9999999999" / "1.stdout", age=40 * 86400).parent
+    os.utime(part, (time.time() - 40 * 86400,) * 2)          # the folder as old as its file
+    swept = Spool(tmp_path).sweep("0123456789abcdef", accounted=set(), sole=True, age=HOUR,
+                                  abandon=30 * 86400.0, live=lambda key: set())
+    assert swept.parts == ["agent-9999999999"] and swept.files == 1
