@@ -377,11 +377,7 @@ class RetainedJob:
         return self._number(4)   # type: ignore[return-value]
 
     def _number(self, index: int) -> float | int | None:
-        numbers = self._numbers
-        if type(numbers) is tuple:
-            return numbers[index]
-        value = _NUMBERS.unpack(numbers)[index]
-        return None if value != value or (index == 4 and value == _NO_PID) else value
+        return _unpack(self._numbers)[index]
 
     @property
     def env(self) -> dict[str, str]:
@@ -391,13 +387,7 @@ class RetainedJob:
     def as_job(self) -> Job:
         """The Job it was (a copy: changing it changes nothing here). Its records are made
         from it: ~2 us to rebuild, where reading the fields one property at a time took 5."""
-        numbers = self._numbers
-        if type(numbers) is not tuple:
-            submitted, started, ended, elapsed, pid = _NUMBERS.unpack(numbers)
-            numbers = (submitted if submitted == submitted else None, started if started == started else None,
-                       ended if ended == ended else None, elapsed if elapsed == elapsed else None,
-                       None if pid == _NO_PID else pid)
-        return Job(*_in_job_order(self._shared + self._own + numbers
+        return Job(*_in_job_order(self._shared + self._own + _unpack(self._numbers)
                                   + (self.id, self.harvested, self.env, JobState.DONE, None, False)))
 
     def to_record(self, *, output: bool = False) -> dict[str, Any]:
@@ -440,6 +430,16 @@ def _pack(job: Job) -> bytes | tuple[Any, ...]:
         return times
     return _NUMBERS.pack(submitted, _NAN if started is None else started, _NAN if ended is None else ended,
                          _NAN if elapsed is None else elapsed, _NO_PID if pid is None else pid)
+
+
+def _unpack(numbers: bytes | tuple[Any, ...]) -> tuple[Any, ...]:
+    """The job's numbers as _pack was given them (NaN and the least int64 back to None)."""
+    if type(numbers) is tuple:
+        return numbers
+    submitted, started, ended, elapsed, pid = _NUMBERS.unpack(numbers)
+    return (submitted if submitted == submitted else None, started if started == started else None,
+            ended if ended == ended else None, elapsed if elapsed == elapsed else None,
+            None if pid == _NO_PID else pid)
 
 
 #: as_job's parts (the common fields, the own ones, the numbers, the rest) in Job's order.
