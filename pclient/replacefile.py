@@ -24,9 +24,9 @@ def replace_file(path: Union[str, "os.PathLike[str]"], data: Union[bytes, str], 
     says. `durable`: fsync before the rename. `dir_mode`: make the missing directories first,
     with that mode. Raises OSError; the temporary file is then removed."""
     path = os.fspath(path)
-    if dir_mode is not None:
-        os.makedirs(os.path.dirname(path) or ".", mode=dir_mode, exist_ok=True)
     head, name = os.path.split(path)
+    if dir_mode is not None:
+        os.makedirs(head or ".", mode=dir_mode, exist_ok=True)
     temp = os.path.join(head, ".%s.%d.new" % (name, os.getpid()))
     body = data.encode("utf-8") if isinstance(data, str) else data
     try:
