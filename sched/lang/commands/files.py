@@ -484,10 +484,7 @@ def cmd_glob(interp: Any, argv: list[str]) -> str:
         matches = [o for o in _GLOB_OPTIONS if o.startswith(word)]
         if word not in _GLOB_OPTIONS and len(matches) != 1:
             raise ScriptError(f'bad option "{word}": must be -directory, -join, -nocomplain, -path, -tails, -types, or --')
-        name = word if word in _GLOB_OPTIONS else matches[0]
-        if name == "--":
-            i += 1
-            break
+        name = word if word in _GLOB_OPTIONS else matches[0]  # (`--` itself ended the loop above)
         if name in ("-join", "-path"):
             raise ScriptError(f'glob: option "{name}" is not supported')
         if name in ("-directory", "-types"):
