@@ -4,7 +4,7 @@ controller jobs left for the next sched, ledgers written. The exit status is 128
 signal's number (143 for SIGTERM, 129 for SIGHUP), as a shell reports a job a signal ended.
 A server (psched.shell.server) takes SIGHUP over: there it reopens the log and reloads the files.
 
-    with StopSignals().installed():     # around the whole run of the CLI
+    with StopSignals(interp).installed():     # around the whole run of the CLI
         ...
 
 How the signal reaches the code that is running: while the event loop runs (a `wait`, the
@@ -41,7 +41,7 @@ STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
 class StopSignals:
     """The handler of SIGTERM and SIGHUP for one run of sched."""
 
-    def __init__(self, interp: Any = None) -> None:
+    def __init__(self, interp: Any) -> None:
         self.interp = interp
         self.received: int | None = None
 
@@ -54,8 +54,7 @@ class StopSignals:
         if loop_running():  # (no loop made, nor asyncio loaded, here: a signal handler)
             # asyncio's own structures may be half-way through a change here: act from the loop
             get_loop().call_soon_threadsafe(leave_soon, request)
-            if self.interp is not None:
-                interrupt_after_grace(self.interp)  # (a macro the loop runs now: it must end)
+            interrupt_after_grace(self.interp)  # (a macro the loop runs now: it must end)
         else:
             raise request
 
