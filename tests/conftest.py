@@ -24,20 +24,27 @@ settings.load_profile("suite")
 sys.path.insert(0, str(Path(__file__).resolve().parent / "tools"))
 
 
+def _own_directory(var: str, **mkdtemp):
+    """$var names a directory of this run (made with tempfile.mkdtemp(**mkdtemp), 0700; removed
+    after the run), unless the environment gives one already."""
+    if os.environ.get(var):
+        yield
+        return
+    path = tempfile.mkdtemp(**mkdtemp)
+    os.chmod(path, 0o700)
+    os.environ[var] = path
+    try:
+        yield
+    finally:
+        os.environ.pop(var, None)
+        shutil.rmtree(path, ignore_errors=True)
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _own_sched_home():
     """Tests never use the user's ~/.sched (nor its lock: one sched per $SCHED_HOME): the run
     has one of its own, short for Unix socket paths. Folders and tests set their own."""
-    if os.environ.get("SCHED_HOME"):
-        yield
-        return
-    path = tempfile.mkdtemp(dir="/tmp", prefix="sh-")
-    os.environ["SCHED_HOME"] = path
-    try:
-        yield
-    finally:
-        os.environ.pop("SCHED_HOME", None)
-        shutil.rmtree(path, ignore_errors=True)
+    yield from _own_directory("SCHED_HOME", dir="/tmp", prefix="sh-")
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -45,30 +52,11 @@ def _own_pclient_runtime_dir():
     """Agents started by any test leave their survivor sockets and liveness marks in a
     directory of this run (removed after it), never in the user's /tmp/pclient-UID.
     Folders whose tests need one directory per test set their own (monkeypatch wins)."""
-    if os.environ.get("PCLIENT_RUNTIME_DIR"):
-        yield
-        return
-    path = tempfile.mkdtemp(prefix="pcl-")
-    os.chmod(path, 0o700)
-    os.environ["PCLIENT_RUNTIME_DIR"] = path
-    try:
-        yield
-    finally:
-        os.environ.pop("PCLIENT_RUNTIME_DIR", None)
-        shutil.rmtree(path, ignore_errors=True)
+    yield from _own_directory("PCLIENT_RUNTIME_DIR", prefix="pcl-")
 
 
 @pytest.fixture(scope="session", autouse=True)
 def _own_pclient_spool_dir():
     """Agents started by any test on this machine spool into a directory of this run (removed
     after it), never the user's ~/.cache/pclient/spool. Tests that need their own set it."""
-    if os.environ.get("PCLIENT_SPOOL_DIR"):
-        yield
-        return
-    path = tempfile.mkdtemp(prefix="pcs-")
-    os.environ["PCLIENT_SPOOL_DIR"] = path
-    try:
-        yield
-    finally:
-        os.environ.pop("PCLIENT_SPOOL_DIR", None)
-        shutil.rmtree(path, ignore_errors=True)
+    yield from _own_directory("PCLIENT_SPOOL_DIR", prefix="pcs-")
