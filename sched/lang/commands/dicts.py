@@ -329,7 +329,7 @@ def dict_update(interp: Any, argv: list[str]) -> str:
     if len(pairs) % 2 or not pairs:
         raise ScriptError('wrong # args: should be "dict update dictVarName key varName ?key varName ...? script"')
     body = interp.script_of(argv, len(argv) - 1)
-    table = _var_dict(interp, argv[2])
+    table = dict_of(interp.get_var(argv[2]))  # (as Tcl: the variable must exist)
     for key, name in zip(pairs[::2], pairs[1::2]):
         if key in table:
             interp.set_var(name, table[key])
@@ -338,13 +338,18 @@ def dict_update(interp: Any, argv: list[str]) -> str:
     try:
         return interp.eval_nested(body)
     finally:
-        table = _var_dict(interp, argv[2])
-        for key, name in zip(pairs[::2], pairs[1::2]):
-            if interp.var_exists(name):
-                table[key] = interp.get_var(name)
-            else:
-                table.pop(key, None)
-        interp.set_var(argv[2], dict_text(table))
+        if interp.var_exists(argv[2]):  # (a body that unset it: as Tcl, it stays unset)
+            _update_back(interp, argv[2], pairs)
+
+
+def _update_back(interp: Any, var: str, pairs: list[str]) -> None:
+    table = _var_dict(interp, var)
+    for key, name in zip(pairs[::2], pairs[1::2]):
+        if interp.var_exists(name):
+            table[key] = interp.get_var(name)
+        else:
+            table.pop(key, None)
+    interp.set_var(var, dict_text(table))
 
 
 @sub("dict with dictVarName ?key ...? body", "run a body with a variable for each key; write them back after")
@@ -353,19 +358,27 @@ def dict_with(interp: Any, argv: list[str]) -> str:
         raise ScriptError('wrong # args: should be "dict with dictVarName ?key ...? script"')
     path = argv[3:-1]
     body = interp.script_of(argv, len(argv) - 1)
-    outer = _var_dict(interp, argv[2])
+    outer = dict_of(interp.get_var(argv[2]))  # (as Tcl: the variable must exist)
     inner = dict_of(_get_path(outer, path)) if path else outer
     for key, value in inner.items():
         interp.set_var(key, value)
+    keys = list(inner)
     try:
         return interp.eval_nested(body)
     finally:
-        outer = _var_dict(interp, argv[2])
-        inner = dict_of(_get_path(outer, path)) if path else outer
-        for key in list(inner):
-            if interp.var_exists(key):
-                inner[key] = interp.get_var(key)
-            else:
-                del inner[key]
-        outer = _set_path(outer, path, dict_text(inner)) if path else inner
-        interp.set_var(argv[2], dict_text(outer))
+        if interp.var_exists(argv[2]):  # (a body that unset it: as Tcl, it stays unset)
+            _with_back(interp, argv[2], path, keys)
+
+
+def _with_back(interp: Any, var: str, path: list[str], keys: list[str]) -> None:
+    """`dict with`'s write-back, as Tcl's: the variables of the keys the body began with, into
+    the dictionary the variable holds now (a key whose variable is gone is removed)."""
+    outer = _var_dict(interp, var)
+    inner = dict_of(_get_path(outer, path)) if path else outer
+    for key in keys:
+        if interp.var_exists(key):
+            inner[key] = interp.get_var(key)
+        else:
+            inner.pop(key, None)
+    outer = _set_path(outer, path, dict_text(inner)) if path else inner
+    interp.set_var(var, dict_text(outer))

@@ -105,6 +105,12 @@ set d {}; dict incr d n; dict incr d n 4; set d
 set d {a 1 b 2}; dict update d a x {set x 100}; set d
 set d {a 1 b 2}; dict with d {set a [expr {$a + $b}]}; set d
 set d {o {p 1}}; dict with d o {incr p}; set d
+unset -nocomplain nod; dict with nod {set x 1}
+unset -nocomplain nod; dict update nod a x {set x 1}
+set d {a 1}; dict with d {unset d}; info exists d
+set d {a 1}; dict update d a x {unset d}; info exists d
+set d {a {b 1}}; dict with d a {set d {a {}}; set b 5}; set d
+set d {a 1 b 2}; dict with d {unset a; set c 3}; set d
 dict for {k} {a 1} {}
 dict filter {a 1} nope
 dict incr
