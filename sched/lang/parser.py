@@ -478,7 +478,8 @@ def _build_blocks(commands: list[Command], source: Source) -> Script:
         current.append(command)
     if stack:
         block = stack[-1][0]
-        err = IncompleteError(f"missing `end` for `{block.name}` opened at line {block.pos.line}{_proc_hint(block)}",
+        err = IncompleteError(f"missing `end` for `{block.name}` opened at line {block.pos.line}"
+                              f"{_proc_hint(block) or _eaten_end_hint(block)}",
                               pos=block.pos, opener=block.name, opened_at=block.pos)
         err.source_line = block.header.source_line()
         raise err
@@ -491,6 +492,17 @@ def _proc_hint(block: Block) -> str:
     if block.name == "macro" and len(words) >= 4 and words[-1].braced and words[-2].braced:
         return ("; `macro` has no one-line form: its body goes on the lines after its header "
                 "(Tcl's `proc name {params} {body}` is one)")
+    return ""
+
+
+def _eaten_end_hint(block: Block) -> str:
+    """Why a block's `end` went missing when a `task.exit` inside it was written in Tcl's one-line
+    form (`task.exit {puts $stdout}`): that line opened a block and took the `end` below it."""
+    for inner in block.body.commands:
+        if isinstance(inner, Block) and inner.name == "task.exit" and inner.words[1].braced:
+            return (f"; the `task.exit` at line {inner.pos.line} took it: `task.exit` has no one-line form: "
+                    "its selector goes on its line (`task.exit 0`, `task.exit default`), its body on "
+                    "the lines after, then `end`")
     return ""
 
 

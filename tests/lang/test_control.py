@@ -59,6 +59,9 @@ def test_if(script, expected):
     ("if {1}", "missing `end` for `if` opened at line 1"),
     ("macro m {} {set r 1}", "missing `end` for `macro` opened at line 1; `macro` has no one-line form: its body"
                              " goes on the lines after its header (Tcl's `proc name {params} {body}` is one)"),
+    ("task t\n  command true\n  task.exit {puts $stdout}\nend",
+     "missing `end` for `task` opened at line 1; the `task.exit` at line 3 took it: `task.exit` has no one-line form:"
+     " its selector goes on its line (`task.exit 0`, `task.exit default`), its body on the lines after, then `end`"),
     ("if {1} then", 'wrong # args: no script following "1" argument'),
     ("if {0} {set r a} else", 'wrong # args: no script following "else" argument'),
     ("if {0} {set r a} elseif", 'wrong # args: no expression after "if" argument'),
