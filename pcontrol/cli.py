@@ -57,6 +57,7 @@ USAGE = """usage: pcontrol [--home DIR] start|serve|stop [options]
        pcontrol [--home DIR] [--connect HOST:PORT] web [--listen HOST:PORT] [--token-file FILE]
                                            (the status page and /metrics; web --help)
        pcontrol agent-bundle FILE          (the agent as one file: python3 FILE ...)
+       pcontrol --version                  (this pcontrol's version and the protocols it speaks)
        pcontrol [--home DIR] [--connect HOST:PORT [--secret-file FILE]] COMMAND ...
                                            (see `pcontrol help`)
        pcontrol [--home DIR] [--connect HOST:PORT [--secret-file FILE]]
@@ -205,6 +206,16 @@ def _main(argv: Sequence[str] | None, spare: SpareAgent | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     if args[:1] in (["-h"], ["--help"]):
         print(USAGE)
+        return 0
+    if args[:1] == ["--version"]:
+        # (loaded only for --version: the metadata look-up costs every other verb ~10 ms)
+        from pclient.protocol import AGENT_VERSION, PROTOCOL_VERSION
+
+        from .version import package_version
+        from .wire import WIRE_VERSION
+
+        print(f"pcontrol {package_version()} (wire {WIRE_VERSION}; agents: pclient {AGENT_VERSION}, "
+              f"protocol {PROTOCOL_VERSION})")
         return 0
     try:
         options = _leading_options(args)

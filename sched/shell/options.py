@@ -19,15 +19,6 @@ from typing import Any
 __all__ = ["argument_parser"]
 
 
-def _version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version("psched")
-    except PackageNotFoundError:
-        return "unknown"
-
-
 class _VersionAction(argparse.Action):
     """`--version`: the installed version, looked up only when asked (importlib.metadata costs
     ~10 ms of every start-up otherwise)."""
@@ -37,7 +28,9 @@ class _VersionAction(argparse.Action):
                          help="show program's version number and exit")
 
     def __call__(self, parser: argparse.ArgumentParser, namespace: Any, values: Any, option_string: Any = None) -> None:
-        parser._print_message(f"sched {_version()}\n", sys.stdout)
+        from pcontrol.version import package_version  # (only when asked: see there)
+
+        parser._print_message(f"sched {package_version()}\n", sys.stdout)
         parser.exit()
 
 

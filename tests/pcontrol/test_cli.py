@@ -92,6 +92,15 @@ def test_help_works_without_a_daemon(home: str) -> None:
     assert result.stdout.startswith("host add NAME ?-slots SLOTS? ?-connect COMMAND?")
 
 
+def test_version_works_without_a_daemon(home: str) -> None:
+    from pclient.protocol import AGENT_VERSION
+
+    result = pcontrol(home, "--version")
+    assert result.returncode == 0 and result.stderr == ""
+    assert result.stdout.startswith("pcontrol ") and f"pclient {AGENT_VERSION}" in result.stdout
+    assert "unknown" not in result.stdout  # the installed distribution's version
+
+
 def test_commands_from_stdin(home: str, daemon: subprocess.CompletedProcess) -> None:
     result = pcontrol(home, stdin="# a comment\nping\n\nstatus\n")
     assert result.returncode == 0 and result.stdout.startswith("pong\n")
