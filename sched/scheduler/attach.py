@@ -215,7 +215,12 @@ def _leave_controller(sched: Scheduler) -> None:
         run_until(link.aclose(), "quit", interruptible=False, leavable=False)
     except ScriptError:
         return
-    if link.jobs_out():
+    out = link.jobs_out()
+    if out:
+        if isinstance(link, _backends()[1]) and link.started_daemon:  # (a daemon the user did not start stays)
+            sched.report(f"left pcontrol running in {link.paths.home}: it holds {out} job(s) of this sched; "
+                         "the next sched collects them and runs their exit macros (`pcontrol stop -kill` "
+                         "ends them)")
         return
     sched.end_run()  # nothing left for a next sched to go on with
     if isinstance(link, _backends()[1]) and link.started_daemon:

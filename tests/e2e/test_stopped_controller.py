@@ -134,6 +134,18 @@ def test_sched_still_stops_the_pcontrol_it_started_itself(home: Path):
     assert "started pcontrol" in said and "stopped pcontrol (this sched started it)" in said, said
 
 
+def test_sched_says_it_left_the_pcontrol_it_started_running_when_jobs_stay_out(home: Path):
+    script = home / "out.sched"
+    script.write_text("task held\n  command true\n  host nosuch.invalid -required\n  nmax 1\nend\n"
+                      "controller host add nosuch.invalid\nrun\nwait -timeout 0.5\n")
+    done = _run(home, *SCHED, str(script))
+    assert done.returncode == 1 and "wait: timed out" in done.stderr, done.stderr
+    assert (f"left pcontrol running in {home}: it holds 1 job(s) of this sched; the next sched collects them"
+            in done.stderr), done.stderr
+    assert "stopped pcontrol" not in done.stderr
+    assert _run(home, *PCONTROL, "status").returncode == 0  # it is running, as said
+
+
 def test_bad_kept_options_are_said_once_with_the_file_that_holds_them(home: Path):
     home.chmod(0o700)
     (home / "pcontrol.options").write_text('["--retention", "abc"]\n')
