@@ -111,18 +111,22 @@ def _python3_first_on_path(home: str, monkeypatch: pytest.MonkeyPatch, version: 
     return str(bin_dir / "python3")
 
 
-def test_the_agent_runs_on_the_oldest_python_it_supports(
-        home: str, fake_ssh: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    _python3_first_on_path(home, monkeypatch, "3.10")
+@pytest.mark.parametrize("version", ["3.10", "3.12", "3.13"])
+def test_the_agent_runs_on_the_oldest_python_it_supports_and_the_newest(
+        home: str, fake_ssh: Path, monkeypatch: pytest.MonkeyPatch, version: str) -> None:
+    """3.10, the oldest it supports; 3.12 and 3.13 removed modules and deprecated APIs that an
+    agent written on 3.11 could lean on (a host's python3 is whatever its distribution has)."""
+    _python3_first_on_path(home, monkeypatch, version)
 
     async def body() -> None:
         async with controller_running(home) as h:
             await h.cmd("host", "add", "works")
             host = await h.wait_host("works", "IDLE")
             assert host["agent"]["build"] == current_bundle().build
-            assert os.readlink(f"/proc/{host['agent']['pid']}/exe").endswith("python3.10")
-            job = await h.wait_job(await h.submit("-host", "works", "--", "echo", "3.10"))
+            assert os.readlink(f"/proc/{host['agent']['pid']}/exe").endswith(f"python{version}")
+            job = await h.wait_job(await h.submit("-host", "works", "--", "echo", version))
             assert job["outcome"] == "EXIT"
+            assert (await h.cmd("stdout", job["id"]))["stdout"] == f"{version}\n"
     run(body())
 
 
