@@ -211,13 +211,15 @@ def _kill_local_jobs(sched: Scheduler) -> None:
 
 def _leave_controller(sched: Scheduler) -> None:
     link = sched.remote
+    # a pcontrol stopped beside sched (a service's stop signals every process of it) is gone
+    reachable = isinstance(link, _backends()[1]) and link.connected
     try:
         run_until(link.aclose(), "quit", interruptible=False, leavable=False)
     except ScriptError:
         return
     out = link.jobs_out()
     if out:
-        if isinstance(link, _backends()[1]) and link.started_daemon:  # (a daemon the user did not start stays)
+        if reachable and link.started_daemon:  # (a daemon the user did not start stays, unsaid)
             sched.report(f"left pcontrol running in {link.paths.home}: it holds {out} job(s) of this sched; "
                          "the next sched collects them and runs their exit macros (`pcontrol stop -kill` "
                          "ends them)")

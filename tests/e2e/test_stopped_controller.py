@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
 import pytest
+from waiting import wait_until_sync
 
 SCHED = [sys.executable, "-m", "psched.shell.cli"]
 PCONTROL = [sys.executable, "-m", "pcontrol"]
@@ -144,6 +146,45 @@ def test_sched_says_it_left_the_pcontrol_it_started_running_when_jobs_stay_out(h
             in done.stderr), done.stderr
     assert "stopped pcontrol" not in done.stderr
     assert _run(home, *PCONTROL, "status").returncode == 0  # it is running, as said
+
+
+SERVICE = """\
+task gated
+  command sh -c "touch {home}/started.\\$$; while \\[ ! -e {home}/gate \\]; do sleep 0.02; done; echo released"
+  nmax 2
+  npending 2
+  task.exit default
+    set f [open {home}/exits a]; puts $f "$job_state $exit_status [string trim $stdout]"; close $f
+  end
+end
+run
+wait
+"""
+
+
+def test_a_service_stop_that_signals_sched_alone_leaves_its_controller_jobs_to_the_next_start(home: Path):
+    """What scripts/systemd/sched.service's KillMode=process gives: SIGTERM to sched alone. Its
+    controller jobs run on under the pcontrol it started (said), and the next sched collects
+    their true outcomes and runs each exit macro once."""
+    script = home / "service.sched"
+    script.write_text(SERVICE.replace("{home}", str(home)))
+    first = subprocess.Popen([*SCHED, str(script)], env=dict(os.environ, SCHED_HOME=str(home)),
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        wait_until_sync(lambda: len(list(home.glob("started.*"))) == 2, "both jobs run")
+        first.send_signal(signal.SIGTERM)
+        out, err = first.communicate(timeout=60)
+    finally:
+        if first.poll() is None:
+            first.kill()
+    assert first.returncode == 143, err
+    assert "left pcontrol running in" in err and "it holds 2 job(s) of this sched" in err, err
+    assert not (home / "exits").exists()
+    (home / "gate").touch()
+    done = _run(home, *SCHED, str(script))
+    assert done.returncode == 0, done.stderr
+    assert (home / "exits").read_text().splitlines() == ["EXIT 0 released"] * 2
+    assert len(list(home.glob("started.*"))) == 2  # none ran again
 
 
 def test_bad_kept_options_are_said_once_with_the_file_that_holds_them(home: Path):

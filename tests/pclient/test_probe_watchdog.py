@@ -21,7 +21,8 @@ from waiting import wait_until_sync
 
 SCRIPTS = Path(__file__).resolve().parents[2] / "scripts"
 WATCHDOG = SCRIPTS / "pclient-watchdog"
-UNITS = [SCRIPTS / "systemd" / "pcontrol.service", SCRIPTS / "systemd" / "pclient-probe@.service"]
+UNITS = [SCRIPTS / "systemd" / "pcontrol.service", SCRIPTS / "systemd" / "sched.service",
+         SCRIPTS / "systemd" / "pclient-probe@.service"]
 
 
 @pytest.mark.parametrize("unit", UNITS, ids=lambda p: p.name)
@@ -34,6 +35,9 @@ def test_the_units_are_valid_and_hardened(unit: Path, tmp_path: Path) -> None:
     for key in ("NoNewPrivileges", "PrivateTmp", "ProtectSystem", "ProtectHome"):
         assert key in service, key
     assert "WantedBy" in parser["Install"]
+    if unit.name in ("pcontrol.service", "sched.service"):
+        # a stop signals pcontrol or sched alone: agents and jobs run on for the next start
+        assert service["KillMode"] == "process"
     if shutil.which("systemd-analyze") is None:
         return
     name = unit.name.replace("@.", "@probe17.")  # a template is verified as one of its instances
