@@ -357,8 +357,18 @@ def parse_selector(word: str) -> str:
 # Each directive: usage, help, and how it changes a spec (apply(spec, args, defining)).
 
 
+def command_words(args: list[str]) -> list[str]:
+    """A `command` directive's words (in a task or its task.exec), refused with a NUL byte: the
+    same for a LOCAL and a controller job, where it is written (no program can receive one)."""
+    for index, word in enumerate(args, 1):
+        if "\0" in word:
+            raise ArgError(f"command word {index} holds a NUL byte (at character {word.index(chr(0)) + 1}), "
+                           "which no program can receive as an argument", index)
+    return list(args)
+
+
 def _apply_command(spec: TaskSpec, args: list[str], d: Defining) -> None:
-    spec.argv = list(args)
+    spec.argv = command_words(args)
 
 
 def _apply_host(spec: TaskSpec, args: list[str], d: Defining) -> None:

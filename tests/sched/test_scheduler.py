@@ -250,6 +250,19 @@ def test_exec_macro_error_makes_no_job_and_is_reported():
     assert any("task t: error in task.exec" in m and "boom" in m for m in w.messages)
 
 
+@pytest.mark.parametrize("host", ["LOCAL", "NONE"])
+def test_a_nul_byte_in_a_command_is_refused_where_it_is_written_for_every_host(host):
+    """Not a LOCAL job ending EXIT 127 and a controller job DOWN (pcontrol refusing it)."""
+    w = World()
+    with pytest.raises(TaskError, match=r"command word 2 holds a NUL byte \(at character 2\), which no program"):
+        w.run(task("t", f"host {host}", 'command printf "a\\000b"'))
+    w.run(task("u", f"host {host}", "nmax 1", "task.exec", '  command printf "a\\000b"', "end"))
+    w.run("run")
+    w.step()
+    assert w.jobs == []
+    assert any("task u: error in task.exec" in m and "command word 2 holds a NUL byte" in m for m in w.messages)
+
+
 def test_a_macro_failing_alike_at_every_look_is_said_seldom_and_a_change_at_once():
     w = World()
     w.run(task("t", "periods -poll 1", "task.exec", "  error boom", "end"))

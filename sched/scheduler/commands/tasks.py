@@ -24,7 +24,7 @@ from ...lang.interp import READ_CHECKS
 from ...lang.nodes import Block, Command, Script
 from ...lang.registry import BUILTINS
 from ..taskspec import (ARITY, DEFINING_KEY, DIRECTIVES, DRAFT_KEY, SITE_KEY, TASK_BLOCKS, ArgError, Defining,
-                       Directive, TaskSpec, check_arity, host_noskew, host_rule, parse_selector)
+                       Directive, TaskSpec, check_arity, command_words, host_noskew, host_rule, parse_selector)
 
 __all__ = ["check_script"]
 
@@ -50,7 +50,7 @@ def _directive_command(name: str, directive: Directive) -> Callable:
             draft = interp.extensions.get(DRAFT_KEY)
             if draft is not None and directive.in_exec:
                 if name == "command":
-                    draft.argv = list(args)
+                    draft.argv = command_words(args)
                 else:
                     words, noskew = host_noskew(args)
                     draft.host, draft.host_required = host_rule(words)
