@@ -154,6 +154,34 @@ puts "done $ended"
     assert out.splitlines() == ["slept 1", "later x=1", "done 2"], (out, err)
 
 
+def test_after_idle_info_cancel_by_script_and_update_as_tcl(home) -> None:
+    """Tcl's other forms of `after` and `update`, through sched (tclsh prints the same)."""
+    path, runs = home
+    run = start(path, """
+set x 0
+after idle {incr ::x}
+update
+puts "idle ran: $x"
+set a [after 60000 {puts never}]
+set b [after 60000 puts also never]
+puts [expr {[after info] eq [list $b $a]}]
+puts [after info $a]
+after cancel puts also never
+puts [expr {[after info] eq [list $a]}]
+after cancel $a
+puts "left: [llength [after info]]"
+puts [catch {after info $a} m]$m
+after 30 {puts b}; after 10 {puts a}; after idle {puts first}
+after 60
+""")
+    runs.append(run)
+    status, out, err = run.finish()
+    assert status == 0, err
+    assert out.splitlines() == ["idle ran: 1", "1", "{puts never} timer", "1", "left: 0",
+                                '1event "after#1" doesn\'t exist',
+                                "first", "a", "b"], (out, err)
+
+
 def test_wait_says_truthfully_what_it_waits_for(home) -> None:
     path, runs = home
     run = start(path, """
