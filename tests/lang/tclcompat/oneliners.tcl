@@ -379,3 +379,4 @@ catch {exec /nonexistent-dir/prog} m o; list $m [dict get $o -errorcode]
 catch {exec sh -c "echo e >&2"} m o; list $m [dict get $o -errorcode]
 catch {exec true | false} m o; lindex [dict get $o -errorcode] 0
 exec -ignorestderr sh -c "echo to-stderr >&2; echo out"
+exec sleep 0 & ;# differs: exec-background
