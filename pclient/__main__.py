@@ -93,6 +93,10 @@ def _setup_logging(log_file: Union[str, None], verbosity: int, stderr_is_stream:
 
 
 def main(argv: Union[Sequence[str], None] = None) -> int:
+    if os.getpid() == 1:  # a probe container's first process: a minimal init first (pclient.pidone)
+        from .pidone import become_init_if_pid1
+
+        become_init_if_pid1()
     words = list(sys.argv[1:] if argv is None else argv)
     if any(w == "--pull" or w.startswith("--pull=") for w in words):
         from . import probe  # (only a probe loads it: an agent starts without its wire and TLS code)

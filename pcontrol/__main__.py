@@ -6,9 +6,15 @@ here, before the daemon's imports, so that the two start side by side (pcontrol.
 daemon's imports and waits until sched says go; it exits if sched lets go (pcontrol.warmstart).
 """
 
+import os
 import sys
 
-from .spareagent import spare_from_argv
+if os.getpid() == 1:  # a container's first process: a minimal init first (pclient.pidone)
+    from pclient.pidone import become_init_if_pid1
+
+    become_init_if_pid1()
+
+from .spareagent import spare_from_argv  # noqa: E402  (in the init's child)
 
 SPARE = spare_from_argv(sys.argv[1:])
 

@@ -194,6 +194,10 @@ def _alerts_file(path: str | None) -> str | None:
 def main(argv: Sequence[str] | None = None, spare: SpareAgent | None = None) -> int:
     """`spare`: the local agent that `python -m pcontrol serve --spare-local-agent` started
     before its imports (pcontrol.spareagent)."""
+    if os.getpid() == 1:  # a container's first process: a minimal init first (pclient.pidone)
+        from pclient.pidone import become_init_if_pid1
+
+        become_init_if_pid1()
     try:
         return _main(argv, spare)
     except BrokenPipeError:  # `pcontrol jobs | head`: the reader has gone; nothing more to say

@@ -201,6 +201,10 @@ def _usage_error(message: str) -> NoReturn:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `sched` console command; returns the exit status."""
+    if os.getpid() == 1:  # a container's first process: a minimal init first (pclient.pidone)
+        from pclient.pidone import become_init_if_pid1
+
+        become_init_if_pid1()
     if argv is None:
         argv = sys.argv[1:]
     if sys.stdin is None or sys.stdout is None or sys.stderr is None:
