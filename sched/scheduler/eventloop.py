@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Awaitable, Callable, TypeVar
 if TYPE_CHECKING:
     import asyncio
 
-from ..lang.errors import ScriptError
+from ..lang.errors import Interrupted, ScriptError
 from ..lang.lazylog import load as load_logging
 
 T = TypeVar("T")
@@ -37,6 +37,7 @@ _loop: asyncio.AbstractEventLoop | None = None
 _waiting: "asyncio.Future | None" = None  # what the outermost run_until is waiting for
 _leaving: BaseException | None = None  # raised by the next (or the current) run_until
 _code_interrupter: "Callable[[], object] | None" = None  # see set_code_interrupter
+_interrupt_taken: "Callable[[], bool] | None" = None  # see set_interrupt_taker
 
 
 def set_code_interrupter(interrupter: "Callable[[], object] | None") -> None:
@@ -45,6 +46,14 @@ def set_code_interrupter(interrupter: "Callable[[], object] | None") -> None:
     signal until that code returns, and code that never returns would hold it for good."""
     global _code_interrupter
     _code_interrupter = interrupter
+
+
+def set_interrupt_taker(taker: "Callable[[], bool] | None") -> None:
+    """How a wait learns of a Ctrl-C that came just before it began, while the handler was not
+    its own yet (the command's: it only marked the interpreter interrupted): `taker()` says
+    whether one is pending and clears it; the wait then ends at once as interrupted."""
+    global _interrupt_taken
+    _interrupt_taken = taker
 
 
 def get_loop() -> asyncio.AbstractEventLoop:
@@ -120,6 +129,9 @@ def run_until(awaitable: Awaitable[T], what: str = "wait", interruptible: bool =
             installed = True
         except ValueError:  # not the main thread
             installed = False
+    if installed and _interrupt_taken is not None and _interrupt_taken():
+        interrupted = True
+        task.cancel()  # (before it ran: it ends at its first step)
     outer, _waiting = _waiting, (task if leavable else None)
     try:
         result = loop.run_until_complete(task)
@@ -127,7 +139,7 @@ def run_until(awaitable: Awaitable[T], what: str = "wait", interruptible: bool =
         if _leaving is not None and leavable:
             _raise_leaving()
         if interrupted:
-            raise ScriptError(f"{what}: interrupted") from None
+            raise Interrupted(f"{what}: interrupted") from None
         raise
     finally:
         _waiting = outer
@@ -198,4 +210,4 @@ def close_loop() -> None:
     _loop = None
 
 
-__all__ = ["get_loop", "install_loop", "loop_running", "run_until", "run_pending", "close_loop", "leave_soon", "take_leaving"]
+__all__ = ["get_loop", "install_loop", "set_interrupt_taker", "loop_running", "run_until", "run_pending", "close_loop", "leave_soon", "take_leaving"]

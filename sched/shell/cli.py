@@ -41,8 +41,9 @@ import threading
 from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any, Iterator, NoReturn, TextIO
 
-from ..lang.errors import SchedError
-from ..scheduler.eventloop import close_loop, get_loop, run_until, set_code_interrupter, take_leaving
+from ..lang.errors import Interrupted, SchedError
+from ..scheduler.eventloop import (close_loop, get_loop, run_until, set_code_interrupter, set_interrupt_taker,
+                                   take_leaving)
 from ..scheduler.extkeys import SCHED_NAME_KEY, SCHEDULER_KEY
 from ..lang.interp import Interp
 from ..lang.lazylog import lazy_logger, when_loaded
@@ -199,6 +200,31 @@ def _usage_error(message: str) -> NoReturn:
     argument_parser().error(message)
 
 
+def _take_interrupt(interp: Any) -> bool:
+    """A Ctrl-C the interpreter was marked with (for its next command) and nothing took yet:
+    True, and the mark is cleared (the wait about to begin ends as interrupted instead)."""
+    if not interp.interrupted:
+        return False
+    interp.interrupted = False
+    return True
+
+
+def _leave_as_sigint_does() -> None:
+    """Once everything is cleaned up, end by SIGINT itself, as tclsh and Python do after Ctrl-C:
+    a shell running sched in a loop (`for h in ...; do sched probe.sched -- $h; done`) then
+    stops too, where an exit status, even 130, tells it that sched handled the signal. Returns
+    only if the signal could not end this process (the caller exits with 130)."""
+    import signal  # (only on the way out of an interrupted run)
+
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    os.kill(os.getpid(), signal.SIGINT)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `sched` console command; returns the exit status."""
     if os.getpid() == 1:  # a container's first process: a minimal init first (pclient.pidone)
@@ -211,6 +237,8 @@ def main(argv: list[str] | None = None) -> int:
         _standard_streams()
     args = _options(argv)
     status = _main(args)
+    if status == ExitStatus.INTERRUPTED:
+        _leave_as_sigint_does()
     if args.ha is not None and args.serve:
         from .ha import STEPPED_DOWN, restart_as_standby  # only a server of a pool loads the HA code
 
@@ -312,6 +340,7 @@ def _main(args: argparse.Namespace) -> int:
     interrupts = InterruptHandler(interp, idle_raises=not interactive and not args.serve)
     stops = StopSignals(interp)
     set_code_interrupter(lambda: interrupt_running_code(interp))  # SIGINT during a wait reaches a macro
+    set_interrupt_taker(lambda: _take_interrupt(interp))  # one just before a wait began ends it
     LongCodeWatch(interp).start()
     try:
         with interrupts.installed(), stops.installed():
@@ -478,6 +507,9 @@ def _run(interp: Any, args: argparse.Namespace, interrupts: InterruptHandler, in
             run_stream(interp, sys.stdin, interrupts)                  # background of: `sched FILE &`)
         _wait_for_the_work(interp)
         return ExitStatus.OK
+    except Interrupted as err:  # Ctrl-C ended the script (main then leaves as SIGINT does)
+        print(err.render(), file=sys.stderr)
+        return ExitStatus.INTERRUPTED
     except SchedError as err:
         print(err.render(), file=sys.stderr)
         return ExitStatus.SCRIPT_FAILED

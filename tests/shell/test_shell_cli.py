@@ -271,7 +271,25 @@ def test_ctrl_c_stops_a_piped_script(sched_env):
         child.expect(pexpect.EOF)
     finally:
         child.kill(signal.SIGKILL) if child.proc.poll() is None else None
-    assert child.wait() == 1
+    assert child.wait() == -signal.SIGINT  # ends by SIGINT, as tclsh: a shell loop around it stops
+
+
+def test_ctrl_c_stops_a_shell_loop_around_sched(sched_env):
+    """The terminal's Ctrl-C reaches the shell and sched (one process group): sched cleans up,
+    then ends by SIGINT, so the shell stops its loop instead of going on to the next run."""
+    loop = (f"for i in 1 2 3; do echo run $i; {shlex.join(SCHED_COMMAND)} -c 'puts ready; flush stdout; "
+            "after 60000'; done; echo loop went on")
+    shell = subprocess.Popen(["bash", "-c", loop], env=sched_env, start_new_session=True, stdout=subprocess.PIPE,
+                             stderr=subprocess.STDOUT, text=True)
+    try:
+        assert [shell.stdout.readline(), shell.stdout.readline()] == ["run 1\n", "ready\n"]
+        os.killpg(shell.pid, signal.SIGINT)
+        out, _ = shell.communicate(timeout=60)
+    finally:
+        if shell.poll() is None:
+            os.killpg(shell.pid, signal.SIGKILL)
+    assert "interrupted" in out and "run 2" not in out and "loop went on" not in out, out
+    assert shell.returncode == -signal.SIGINT
 
 
 def test_a_reader_that_leaves_early_gets_tcl_s_error_not_a_traceback(tmp_path):

@@ -45,7 +45,7 @@ import signal
 from enum import Enum
 from typing import IO, Any, Protocol
 
-from ..errors import ScriptError
+from ..errors import Interrupted, ScriptError
 from ..registry import BUILTINS
 from ..args import MAX_STRING
 from ..record import Record
@@ -319,7 +319,7 @@ def _wait_all(interp: Any, procs: list[subprocess.Popen]) -> None:
                 if interp.interrupted:
                     interp.interrupted = False
                     _stop(procs)
-                    raise ScriptError("interrupted") from None
+                    raise Interrupted("interrupted") from None
 
 
 def _stop(procs: list[subprocess.Popen]) -> None:
