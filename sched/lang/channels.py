@@ -24,14 +24,15 @@ import errno
 import io
 import os
 import sys
-from typing import Any, Callable, TextIO
+from contextlib import contextmanager
+from typing import Any, Callable, Iterator, TextIO
 
 from .errors import ScriptError
 from .lazylog import lazy_logger
 from .scripttext import SCRIPT_ERRORS
 from .tcllist import split_list
 
-__all__ = ["Channel", "Channels", "MANY_CHANNELS", "os_message", "STANDARD"]
+__all__ = ["Channel", "Channels", "MANY_CHANNELS", "os_message", "STANDARD", "stdin_reads_from"]
 
 log = lazy_logger(__name__)
 
@@ -354,4 +355,16 @@ class _Stdin(Channel):
 
 
 _stdin = _Stdin()
+
+
+@contextmanager
+def stdin_reads_from(source: TextIO) -> Iterator[None]:
+    """While inside, the channel stdin reads from `source` (readline and read, as a text file):
+    the shell's stream of commands from stdin, so that `gets stdin` takes the line after the
+    command being run, as in tclsh."""
+    saved, _stdin.file = _stdin.file, source
+    try:
+        yield
+    finally:
+        _stdin.file = saved
 _stdout = Channel("stdout", None, False, True)  # (writes through the interpreter: no state of its own)

@@ -92,13 +92,66 @@ def _lines(stream: TextIO) -> Iterator[str]:
         yield line
 
 
+class _SharedLines:
+    """The lines of the commands' stream, taken in turn by the shell (the next command) and by
+    the script (`gets stdin`, `read stdin`): what a command reads is not run, as in tclsh, which
+    reads its commands and a script's `gets stdin` from the same standard input."""
+
+    def __init__(self, lines: Iterator[str]) -> None:
+        self._lines = lines
+        self._rest = ""  # what a read of fewer characters than a line left of it
+        self.lines_read = 0  # lines the script took: the commands after them stand that much lower
+
+    def __iter__(self) -> Iterator[str]:
+        return self
+
+    def __next__(self) -> str:
+        if self._rest:
+            line, self._rest = self._rest, ""
+            return line
+        return next(self._lines)
+
+    def _take(self) -> str:
+        return next(self, "")
+
+    def readline(self, limit: int = -1) -> str:
+        line = self._take()
+        if 0 <= limit < len(line):
+            line, self._rest = line[:limit], line[limit:]
+        self.lines_read += line.count("\n")
+        return line
+
+    def read(self, count: int | None = None) -> str:
+        parts: list[str] = []
+        size = 0
+        while count is None or size < count:
+            line = self._take()
+            if not line:
+                break
+            parts.append(line)
+            size += len(line)
+        text = "".join(parts)
+        if count is not None and len(text) > count:
+            text, self._rest = text[:count], text[count:]
+        self.lines_read += text.count("\n")
+        return text
+
+    def fileno(self) -> int:
+        return 0
+
+
 def run_stream(interp: Any, stream: TextIO, interrupts: InterruptHandler, file: str = "<stdin>") -> None:
-    """Run commands from `stream` as a script, each command or block as soon as it is complete.
+    """Run commands from `stream` as a script, each command or block as soon as it is complete;
+    the script's `gets stdin` reads the lines after the command it is in (_SharedLines).
 
     Raises the first SchedError, with positions counted from the stream's first line.
     """
-    for text, first_line in complete_commands(_lines(stream)):
-        _run_text(interp, text, file, first_line, interrupts)
+    from ..lang.channels import stdin_reads_from  # (light, and loaded with the first channel anyway)
+
+    lines = _SharedLines(_lines(stream))
+    with stdin_reads_from(lines):  # type: ignore[arg-type]
+        for text, first_line in complete_commands(lines):
+            _run_text(interp, text, file, first_line + lines.lines_read, interrupts)
 
 
 def _run_text(interp: Any, text: str, file: str, line0: int, interrupts: InterruptHandler) -> str:

@@ -336,3 +336,20 @@ def test_a_signal_while_asyncio_is_half_imported_finds_no_loop(monkeypatch):
 
     monkeypatch.setitem(sys.modules, "asyncio", types.ModuleType("asyncio"))  # (its names not made yet)
     assert loop_running() is False
+
+
+STDIN_MIX = ("puts hi\nputs [gets stdin]\ndata line\nputs after\nset n [gets stdin x]; puts \"$n <$x>\"\n\n"
+             "puts [string length [read stdin]]\nthe rest\nof it\n")
+
+
+@pytest.mark.skipif(shutil.which("tclsh") is None, reason="no tclsh to compare with")
+def test_gets_stdin_in_commands_from_stdin_takes_the_next_line_as_tclsh_does(sched_env):
+    """Commands and a script's reads share stdin: the line after `gets stdin` is data, not a
+    command; an error after it names its true line."""
+    tcl = subprocess.run(["tclsh"], input=STDIN_MIX, capture_output=True, text=True, timeout=30)
+    ours = subprocess.run(SCHED_COMMAND, input=STDIN_MIX, capture_output=True, text=True, timeout=60, env=sched_env)
+    assert (ours.returncode, ours.stdout, ours.stderr) == (0, tcl.stdout, "")
+    assert ours.stdout == "hi\ndata line\nafter\n0 <>\n15\n"
+    failing = subprocess.run(SCHED_COMMAND, input="puts [gets stdin]\ndata\nnosuchcmd\n", capture_output=True,
+                             text=True, timeout=60, env=sched_env)
+    assert failing.stdout == "data\n" and failing.stderr.startswith('<stdin>:3:1: invalid command name "nosuchcmd"')
