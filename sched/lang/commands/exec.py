@@ -22,9 +22,7 @@ unless `-keepnewline`.
 Failures are ScriptErrors: `couldn't execute "foo": no such file or directory`;
 `child process exited abnormally (status 2): <stderr>`; `child process killed by signal
 SIGSEGV (Segmentation fault)`; and, as in Tcl, output on stderr with status 0 is an error
-carrying that text unless `-ignorestderr` (which sends the stderr not redirected to sched's own,
-as Tcl does). The errorCode is Tcl's: `CHILDSTATUS PID STATUS`, `CHILDKILLED PID SIGNAME TEXT`,
-`POSIX ENOENT {no such file or directory}` (so `try ... trap CHILDSTATUS` works). One difference from Tcl: a program before a `|`
+carrying that text unless `-ignorestderr`. One difference from Tcl: a program before a `|`
 that dies of SIGPIPE (its reader finished first, as in `yes | head -1`) is not an error.
 Background pipelines (`&`) are not supported.
 
@@ -39,7 +37,6 @@ SIGKILL after a grace period) and raise "interrupted".
 
 from __future__ import annotations
 
-import errno
 import os
 import signal
 from enum import Enum
@@ -50,7 +47,6 @@ from ..registry import BUILTINS
 from ..args import MAX_STRING
 from ..record import Record
 from ..scripttext import SCRIPT_ERRORS
-from ..tcllist import join_list
 
 
 __all__ = ["Pipeline", "Redirect", "parse_pipeline", "run_pipeline", "WAIT_SLICE", "KILL_GRACE"]
@@ -255,11 +251,8 @@ def run_pipeline(interp: Any, pipe: Pipeline, *, ignore_stderr: bool = False, ke
     try:
         out_file = files.temp() if pipe.stdout.target is Target.CAPTURE else None
         stdout = _output(pipe.stdout, files, out_file)
-        # -ignorestderr: stderr not redirected goes to sched's own, as Tcl's does (not dropped)
-        err_spec = Redirect(Target.INHERIT, "stderr") if ignore_stderr and pipe.stderr.target is Target.CAPTURE \
-            else pipe.stderr
-        err_file = files.temp() if err_spec.target is Target.CAPTURE else None
-        stderr = stdout if err_spec.target is Target.STDOUT else _output(err_spec, files, err_file)
+        err_file = files.temp() if pipe.stderr.target is Target.CAPTURE else None
+        stderr = stdout if pipe.stderr.target is Target.STDOUT else _output(pipe.stderr, files, err_file)
         source = _stdin_source(pipe, files)
         for k, argv in enumerate(pipe.stages):
             last = k == len(pipe.stages) - 1
@@ -297,14 +290,13 @@ def _spawn(argv: list[str], stdin: Any, stdout: Any, stderr: Any) -> subprocess.
 
     try:
         return subprocess.Popen(argv, stdin=stdin, stdout=stdout, stderr=stderr, close_fds=True)
-    except ValueError as err:  # (a NUL byte in a word)
-        raise ScriptError(f'couldn\'t execute "{argv[0]}": {err}') from None
-    except OSError as err:
-        reason = _reason(err)
-        failed = ScriptError(f'couldn\'t execute "{argv[0]}": {reason}')
-        if err.errno is not None:  # Tcl's errorCode: POSIX ENOENT {no such file or directory}
-            failed.errorcode = join_list(["POSIX", errno.errorcode.get(err.errno, str(err.errno)), reason])
-        raise failed from None
+    except FileNotFoundError:
+        raise ScriptError(f'couldn\'t execute "{argv[0]}": no such file or directory') from None
+    except PermissionError:
+        raise ScriptError(f'couldn\'t execute "{argv[0]}": permission denied') from None
+    except (OSError, ValueError) as err:
+        reason = _reason(err) if isinstance(err, OSError) else str(err)
+        raise ScriptError(f'couldn\'t execute "{argv[0]}": {reason}') from None
 
 
 def _wait_all(interp: Any, procs: list[subprocess.Popen]) -> None:
@@ -354,59 +346,28 @@ def _read(handle: IO[bytes] | None) -> str:
     return handle.read().decode("utf-8", SCRIPT_ERRORS)  # (invalid UTF-8 bytes as Tcl's exec reads them)
 
 
-_TCL_SIGNAL_TEXT = {
-    "SIGABRT": "SIGABRT", "SIGALRM": "alarm clock", "SIGBUS": "bus error", "SIGCHLD": "child status changed",
-    "SIGCONT": "continue after stop", "SIGFPE": "floating-point exception", "SIGHUP": "hangup",
-    "SIGILL": "illegal instruction", "SIGINT": "interrupt", "SIGIO": "input/output possible on file",
-    "SIGKILL": "kill signal", "SIGPIPE": "write on pipe with no readers", "SIGPROF": "profiling alarm",
-    "SIGPWR": "power-fail restart", "SIGQUIT": "quit signal", "SIGSEGV": "segmentation violation",
-    "SIGSTOP": "stop", "SIGSYS": "bad argument to system call", "SIGTERM": "software termination signal",
-    "SIGTRAP": "trace trap", "SIGTSTP": "stop signal generated from keyboard", "SIGTTIN": "background tty read",
-    "SIGTTOU": "background tty write", "SIGURG": "urgent I/O condition", "SIGUSR1": "user-defined signal 1",
-    "SIGUSR2": "user-defined signal 2", "SIGVTALRM": "virtual time alarm", "SIGWINCH": "window changed",
-    "SIGXCPU": "exceeded CPU time limit", "SIGXFSZ": "exceeded file size limit",
-}
-"""A signal's words in Tcl's errorCode (CHILDKILLED PID SIGNAME TEXT): its Tcl_SignalMsg."""
-
-
-def _signal_name(number: int) -> str:
-    try:
-        return signal.Signals(number).name
-    except ValueError:
-        return f"signal {number}"
-
-
-def _child_errorcode(proc: subprocess.Popen) -> str:
-    """Tcl's errorCode for a child that failed: CHILDSTATUS PID STATUS or CHILDKILLED PID SIGNAME
-    TEXT, so that `try ... trap CHILDSTATUS` works as in Tcl."""
-    code = proc.returncode
-    if code > 0:
-        return join_list(["CHILDSTATUS", str(proc.pid), str(code)])
-    name = _signal_name(-code)
-    return join_list(["CHILDKILLED", str(proc.pid), name, _TCL_SIGNAL_TEXT.get(name, name)])
-
-
 def _signal_text(number: int) -> str:
-    name = _signal_name(number)
+    try:
+        name = signal.Signals(number).name
+    except ValueError:
+        name = f"signal {number}"
     description = signal.strsignal(number) or ""
     return f"{name} ({description})" if description else name
 
 
 def _check_status(pipe: Pipeline, procs: list[subprocess.Popen], stderr_text: str, ignore_stderr: bool) -> None:
-    problems: list[tuple[str, subprocess.Popen]] = []
+    problems: list[str] = []
     for k, proc in enumerate(procs):
         code = proc.returncode
         last = k == len(procs) - 1
         if code < 0 and not (not last and -code == signal.SIGPIPE):
-            problems.append((f"child process killed by signal {_signal_text(-code)}", proc))
+            problems.append(f"child process killed by signal {_signal_text(-code)}")
         elif code > 0:
-            problems.append((f"child process exited abnormally (status {code})", proc))
+            problems.append(f"child process exited abnormally (status {code})")
     text = stderr_text[:-1] if stderr_text.endswith("\n") else stderr_text
     if problems:
-        message, proc = problems[-1]  # (as Tcl: the last child that failed gives the errorCode)
-        failed = ScriptError(f"{message}: {text}" if text else message)
-        failed.errorcode = _child_errorcode(proc)
-        raise failed
+        message = problems[-1]
+        raise ScriptError(f"{message}: {text}" if text else message)
     if text and not ignore_stderr:
         raise ScriptError(text)
 

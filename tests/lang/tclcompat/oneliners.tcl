@@ -370,13 +370,4 @@ cd /nonexistent-dir
 list [file exists /nonexistent-dir] [file isfile /] [file isdirectory /] [file readable /nonexistent-dir] [file type /]
 set r [catch {open /} ch]; if {!$r} {close $ch}; set r ;# differs: open-directory
 
-# --- exec's errorCode (the pid replaced) and -ignorestderr
-catch {exec sh -c "exit 3"} m o; list $m [lreplace [dict get $o -errorcode] 1 1 PID] ;# differs: exec-message
-try {exec sh -c "exit 3"} trap CHILDSTATUS {m o} {lindex [dict get $o -errorcode] 2}
-try {exec sh -c {kill -TERM $$}} trap CHILDKILLED {m o} {lrange [dict get $o -errorcode] 2 end}
-catch {exec sh -c {kill -SEGV $$}} m o; lrange [dict get $o -errorcode] 2 end
-catch {exec /nonexistent-dir/prog} m o; list $m [dict get $o -errorcode]
-catch {exec sh -c "echo e >&2"} m o; list $m [dict get $o -errorcode]
-catch {exec true | false} m o; lindex [dict get $o -errorcode] 0
-exec -ignorestderr sh -c "echo to-stderr >&2; echo out"
 exec sleep 0 & ;# differs: exec-background
