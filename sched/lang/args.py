@@ -34,10 +34,13 @@ def get_int(text: str, what: str = "integer") -> int:
 
 
 def get_float(text: str) -> float:
-    """A number (integer or floating point) as a float, or a clear error."""
+    """A number (integer or floating point) as a float, or a clear error (NaN is refused, as
+    Tcl_GetDoubleFromObj refuses it)."""
     value = parse_number(text)
     if value is None:
         raise ScriptError(f'expected floating-point number but got "{clip(text)}"')
+    if value != value:
+        raise ScriptError("floating point value is Not a Number")
     return float(value)
 
 

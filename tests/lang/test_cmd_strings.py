@@ -232,7 +232,8 @@ ERRORS = [
     ('format "%1\\$s %s" a b', 'cannot mix "%" and "%n$" conversion specifiers'),
     ('format "%3\\$s" a b', '"%n$" argument index out of range'),
     ("format %f abc", 'expected floating-point number but got "abc"'),
-    ("format %", "format string ended in middle of field specifier"),
+    ("format % 1", "format string ended in middle of field specifier"),
+    ("format %", "not enough arguments for all format specifiers"),  # Tcl takes the argument first
     ("format %c -1", "character code -1 out of range"),  # differs: Tcl prints a replacement character
     ("format %99999999d 1", "field width or precision larger than"),
     ("regexp {(} a", "couldn't compile regular expression pattern"),

@@ -470,10 +470,6 @@ def tcl_format(fmt: str, values: list[str]) -> str:
         if conv == "%" and not (position or flags or width or precision is not None or size):
             out.append("%")
             continue
-        if not conv:
-            raise ScriptError("format string ended in middle of field specifier")
-        if conv not in _CONVERSIONS or conv == "%":
-            raise ScriptError(f'bad field specifier "{conv}"')
         uses_position = position is not None
         if positional is None:
             positional = uses_position
@@ -491,39 +487,53 @@ def tcl_format(fmt: str, values: list[str]) -> str:
             precision = "0"
         if (width and int(width) > MAX_FIELD) or (precision and int(precision) > MAX_FIELD):
             raise ScriptError(f"format: field width or precision larger than {MAX_FIELD}")
-        out.append(_format_one(conv, flags, width or "", precision, size or "", args.take(position)))
+        value = args.take(position)  # before the conversion is checked, as Tcl does
+        if not conv:
+            raise ScriptError("format string ended in middle of field specifier")
+        if conv not in _CONVERSIONS or conv == "%":
+            raise ScriptError(f'bad field specifier "{conv}"')
+        out.append(_format_one(conv, flags, width or "", precision, size or "", value))
     return "".join(out)
 
 
 def _format_one(conv: str, flags: str, width: str, precision: str | None, size: str, value: str) -> str:
-    prec = f".{precision}" if precision is not None else ""
     if conv == "s":
-        return f"%{flags.replace('0', '')}{width}{prec}s" % value
-    if conv in "di":
-        number = get_int(value)
-        if size == "h":
-            number = ((number + (1 << 15)) % (1 << 16)) - (1 << 15)
-        elif size != "ll":  # Tcl's %d is 64 bits unless `ll`
-            number = ((number + (1 << 63)) % (1 << 64)) - (1 << 63)
-        return f"%{flags}{width}{prec}d" % number
+        return _pad(value if precision is None else value[:int(precision)], flags, width)
     if conv == "c":
         code = get_int(value)
         if not 0 <= code <= 0x10FFFF:
             raise ScriptError(f'format: character code {code} out of range')
-        return f"%{flags.replace('0', '')}{width}c" % code
-    if conv in "uoxXb":
+        return _pad(chr(code), flags, width)
+    if conv in "diuoxXb":
         number = get_int(value)
-        if size != "ll":
+        if conv in "di" and size != "ll":  # Tcl's %d is 64 bits unless `ll`, 16 with `h`
+            bits = 16 if size == "h" else 64
+            number = ((number + (1 << (bits - 1))) % (1 << bits)) - (1 << (bits - 1))
+        elif conv not in "di" and size != "ll":
             number &= (1 << (16 if size == "h" else 64)) - 1
-        return _format_unsigned(conv, flags, width, precision, number)
+        return _format_integer(conv, flags, width, precision, number)
+    prec = f".{precision}" if precision is not None else ""
     number_f = get_float(value)
     return f"%{flags}{width}{prec}{conv}" % number_f
 
 
-def _format_unsigned(conv: str, flags: str, width: str, precision: str | None, number: int) -> str:
+def _pad(text: str, flags: str, width: str) -> str:
+    """A string field padded to its width: with zeros under the 0 flag (Tcl's rule for %s and %c
+    too), on the right under the - flag."""
+    fill = "0" if "0" in flags else " "
+    w = int(width) if width else 0
+    return text.ljust(w, fill) if "-" in flags else text.rjust(w, fill)
+
+
+def _format_integer(conv: str, flags: str, width: str, precision: str | None, number: int) -> str:
+    """Tcl's integer fields: the 0 flag without a precision pads with zeros to the width even
+    under the - flag; with a precision the digits are padded to it and the field with blanks;
+    `%#x` of 0 is 0x0."""
     sign = "-" if number < 0 else ""
+    if not sign and conv in "di":
+        sign = "+" if "+" in flags else " " if " " in flags else ""
     number = abs(number)
-    digits = {"u": "%d", "o": "%o", "x": "%x", "X": "%X"}.get(conv)
+    digits = {"d": "%d", "i": "%d", "u": "%d", "o": "%o", "x": "%x", "X": "%X"}.get(conv)
     body = digits % number if digits else format(number, "b")
     if precision is not None:
         body = body.rjust(int(precision), "0")
@@ -531,15 +541,15 @@ def _format_unsigned(conv: str, flags: str, width: str, precision: str | None, n
     if "#" in flags:
         if conv == "o" and not body.startswith("0"):
             body = "0" + body
-        elif conv in "xX" and number:
+        elif conv in "xX":
             prefix = "0" + conv
-        elif conv == "b" and number:
+        elif conv == "b":
             prefix = "0b"
     w = int(width) if width else 0
-    if "-" in flags:
-        return (sign + prefix + body).ljust(w)
     if "0" in flags and precision is None:
         return sign + prefix + body.rjust(w - len(sign) - len(prefix), "0")
+    if "-" in flags:
+        return (sign + prefix + body).ljust(w)
     return (sign + prefix + body).rjust(w)
 
 

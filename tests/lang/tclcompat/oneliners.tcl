@@ -262,6 +262,17 @@ format %o 99999999999999999999
 format %x -1
 format %hd 70000
 format %u -1
+format {%05s|%-05s|%0-5s|%05c|%-05c} ab ab ab 65 65
+format {%-05d|%-+05d|%-05x|%-#06o|%05.3d|%05.3d|%-05.3x} 3 3 255 8 7 -7 255
+format {%#x|%#b|%#.3x|%+.3d|% 05d|%+x|%05.1s} 0 0 255 5 3 5 abc
+format {%-05.1f|%+05.1f|%05g} 3.14 3 3
+format %
+format %5
+format %q
+format %q 1
+format %f NaN
+lsort -real {nan 1}
+format %c -1 ;# differs: format-char-range
 string trim "\u00a0x\u2003"
 string trim "\u3000x\u200b"
 string trimleft "\u00a0x"
