@@ -27,7 +27,7 @@ from ..tcllist import join_list
 
 __all__ = ["scan"]
 
-_SPEC = lazy_compile(r"%(?:(\d+)\$|(\*))?(\d+)?(ll|[hlLqjzt])?(.)", re.S)
+_SPEC = lazy_compile(r"%(?:(\d+)\$|(\*))?(\d+)?(ll|[hlL])?(.?)", re.S)
 _BLANKS = " \t\n\r\f\v"
 _INT_DIGITS = {"d": "0123456789", "u": "0123456789", "o": "01234567", "b": "01",
                "x": "0123456789abcdefABCDEF", "X": "0123456789abcdefABCDEF"}
@@ -36,22 +36,24 @@ _FLOAT = lazy_compile(r"[+-]?(?:(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?|inf(?:inity
 
 
 class Conversion(Frozen):
-    __slots__ = _fields = ("kind", "slot", "width", "size", "charset", "negated")
+    __slots__ = _fields = ("kind", "slot", "width", "size", "charset", "negated", "numbered")
     kind: str  # d i o x X b u c s e f g [ n
     slot: int | None  # the variable (value) index it fills; None when suppressed
     width: int | None
     size: str  # "", "l" or "ll"
     charset: frozenset[str] | None
     negated: bool
+    numbered: bool  # its variable is named by `%N$`
 
     def __init__(self, kind: str, slot: int | None, width: int | None, size: str,
-                 charset: frozenset[str] | None = None, negated: bool = False) -> None:
+                 charset: frozenset[str] | None = None, negated: bool = False, numbered: bool = False) -> None:
         object.__setattr__(self, "kind", kind)
         object.__setattr__(self, "slot", slot)
         object.__setattr__(self, "width", width)
         object.__setattr__(self, "size", size)
         object.__setattr__(self, "charset", charset)
         object.__setattr__(self, "negated", negated)
+        object.__setattr__(self, "numbered", numbered)
 
 
 def _charset(fmt: str, i: int) -> tuple[frozenset[str], bool, int]:
@@ -99,12 +101,14 @@ def _parse_format(fmt: str) -> tuple[tuple, int]:
             i += 2
             continue
         m = _SPEC.match(fmt, i)
-        if m is None:
-            raise ScriptError("unterminated % conversion")  # a lone % at the end
         position, star, width, size, kind = m.groups()
         end = m.end()
+        if not kind:
+            raise ScriptError("unterminated % conversion")  # a % at the end
         if kind not in "diouxXbcsefgEG[n":
             raise ScriptError(f'bad scan conversion character "{kind}"')
+        if kind in "cns[" and size in ("l", "ll", "L"):
+            raise ScriptError(f"field size modifier may not be specified in %{kind} conversion")
         charset, negated = None, False
         if kind == "[":
             charset, negated, end = _charset(fmt, end)
@@ -126,7 +130,7 @@ def _parse_format(fmt: str) -> tuple[tuple, int]:
             used.append(slot)
         size = "ll" if size == "ll" else "l"
         items.append(Conversion(kind.lower() if kind in "EG" else kind, slot, int(width) if width else None, size,
-                                charset, negated))
+                                charset, negated, position is not None))
         i = end
     count = max(used) + 1 if used else 0
     return tuple(items), count
@@ -233,17 +237,28 @@ def scan(text: str, fmt: str) -> tuple[list[str | None], int, bool]:
     return values, done, underflow and done == 0
 
 
+def _check_slots(items: tuple, count: int, names: int) -> None:
+    """Tcl's checks of the variables a format assigns: each exactly once (without variables,
+    a `%n$` format may leave some out, and they read as empty)."""
+    slots = [item.slot for item in items if type(item) is Conversion and item.slot is not None]
+    numbered = any(item.numbered for item in items if type(item) is Conversion)
+    if names and count > names:
+        raise ScriptError('"%n$" argument index out of range' if numbered
+                          else "different numbers of variable names and field specifiers")
+    for slot in range(max(count, names)):
+        uses = slots.count(slot)
+        if uses > 1:
+            raise ScriptError('variable is assigned by multiple "%n$" conversion specifiers')
+        if uses == 0 and (names or not numbered):
+            raise ScriptError("variable is not assigned by any conversion specifiers")
+
+
 @BUILTINS.command("scan string format ?varName ...?",
                   "read values from a string by a format (%d %s %c %f %x %[...] %n): the list, or the count into variables")
 def cmd_scan(interp: Any, argv: list[str]) -> str:
     items, count = _parse_format(argv[2])
     names = argv[3:]
-    if names and len(names) != count:
-        raise ScriptError("different numbers of variable names and field specifiers")
-    if names:
-        slots = {item.slot for item in items if type(item) is Conversion and item.slot is not None}
-        if len(slots) != count:
-            raise ScriptError("variable is not assigned by any conversion specifiers")
+    _check_slots(items, count, len(names))
     values, done, ran_out = scan(argv[1], argv[2])
     if not names:
         if ran_out:

@@ -199,6 +199,15 @@ scan "1 2" "%d %d" a
 scan abc %q
 scan abc %1c
 scan "10:20:30" "%d:%d:%d" h m s; list $h $m $s
+scan "12" %d y z
+scan "1 2" "%1\$d %1\$d"
+scan "1 2" "%1\$d %3\$d" a b
+scan "1 2" "%3\$d %1\$d"
+scan "1 2" "%d %*d" a b
+scan abc %ls
+scan abc {%l[a]}
+scan 123 %zd
+scan 99999 %hd
 # --- regexp and regsub: Tcl's leftmost-longest
 regexp -inline {a|ab} ab
 regexp -inline {x(\d+|\d+\.\d+)} x3.25
