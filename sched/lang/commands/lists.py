@@ -245,7 +245,18 @@ def cmd_split(interp: Any, argv: list[str]) -> str:
 _LSEARCH_OPTIONS = {"-exact": False, "-glob": False, "-regexp": False, "-sorted": False, "-all": False,
                     "-inline": False, "-not": False, "-nocase": False, "-start": True, "-index": True,
                     "-integer": False, "-real": False, "-ascii": False, "-dictionary": False,
-                    "-increasing": False, "-decreasing": False}
+                    "-increasing": False, "-decreasing": False, "-bisect": False, "-subindices": False}
+_ANY_LENGTH = 1 << 62
+
+
+def _index_path(text: str) -> list[str]:
+    """The indexes of an -index option; one that can select no element of any list (`-1`,
+    `end+1`) is refused, as in Tcl."""
+    path = split_list(text)
+    for index in path:
+        if not 0 <= index_of(index, _ANY_LENGTH) < _ANY_LENGTH:
+            raise ScriptError(f'index "{index}" cannot select an element from any list')
+    return path
 
 
 def _matcher(interp: Any, opts: dict, pattern: str) -> Callable[[str], bool]:
@@ -270,30 +281,77 @@ def _matcher(interp: Any, opts: dict, pattern: str) -> Callable[[str], bool]:
     return lambda s: grx.match(s) is not None
 
 
-@cmd("lsearch ?-exact|-glob|-regexp|-all|-inline|-not|-nocase|-start|-index|-integer|-real ...? list pattern",
+@cmd("lsearch ?-exact|-glob|-regexp|-sorted|-bisect|-all|-inline|-not|-nocase|-start|-index|-subindices|-integer|-real ...? list pattern",
      "index of the first element matching a pattern (-glob by default), or -1; -all for every one, -inline for the elements")
 def cmd_lsearch(interp: Any, argv: list[str]) -> str:
     opts, i = parse_options(argv, 1, _LSEARCH_OPTIONS, 2, "lsearch")
     if len(argv) - i != 2:
         raise ScriptError('wrong # args: should be "lsearch ?-option value ...? list pattern"')
+    every, inline, negate = bool(opts.get("-all")), bool(opts.get("-inline")), bool(opts.get("-not"))
+    if opts.get("-bisect") and (every or negate):
+        raise ScriptError("-bisect is not compatible with -all or -not")
+    index_path = _index_path(str(opts["-index"])) if "-index" in opts else None
+    if opts.get("-subindices") and index_path is None:
+        raise ScriptError("-subindices cannot be used without -index option")
     items = _elements(argv[i])
-    match = _matcher(interp, opts, argv[i + 1])
-    negate = bool(opts.get("-not"))
-    index_path = split_list(str(opts["-index"])) if "-index" in opts else None
     start = max(index_of(str(opts["-start"]), len(items)), 0) if "-start" in opts else 0
-    every, inline = bool(opts.get("-all")), bool(opts.get("-inline"))
+    pick: Callable[[str], str] = (lambda s: _sub_element(s, index_path)) if index_path else (lambda s: s)
     hits: list[int] = []
-    for k in range(start, len(items)):
-        item = items[k] if index_path is None else _sub_element(items[k], index_path)
-        if match(item) != negate:
-            hits.append(k)
-            if not every:
-                break
+    if opts.get("-bisect"):
+        k = _bisect(items, argv[i + 1], pick, _compare_function(opts), bool(opts.get("-decreasing")), start)
+        hits = [k] if k >= 0 else []
+    else:
+        match = _matcher(interp, opts, argv[i + 1])
+        for k in range(start, len(items)):
+            if match(pick(items[k])) != negate:
+                hits.append(k)
+                if not every:
+                    break
     if inline:
-        return join_list(items[k] for k in hits) if every else (items[hits[0]] if hits else "")
+        if every:  # Tcl gives the element found by the path with -subindices, only under -all
+            return join_list(pick(items[k]) if opts.get("-subindices") else items[k] for k in hits)
+        return items[hits[0]] if hits else ""
+    found = [_found_path(items[k], k, index_path) for k in hits] if opts.get("-subindices") else [str(k) for k in hits]
     if every:
-        return " ".join(map(str, hits))
-    return str(hits[0]) if hits else "-1"
+        return join_list(found) if opts.get("-subindices") else " ".join(found)
+    return found[0] if found else "-1"
+
+
+def _found_path(item: str, k: int, path: list[str]) -> str:
+    """The full path of indexes (for lindex and lset) to what -index found in element k."""
+    resolved = [str(k)]
+    value = item
+    for index in path:
+        parts = _elements(value)
+        resolved.append(str(index_of(index, len(parts))))
+        value = parts[int(resolved[-1])]
+    return join_list(resolved)
+
+
+def _bisect(items: tuple[str, ...], pattern: str, pick: Callable[[str], str], compare: Callable[[str, str], int],
+            decreasing: bool, start: int) -> int:
+    """The last index (from start) whose element comes before the pattern or equals it in
+    the list's order, or -1: a binary search, as the list is sorted."""
+    found, lo, hi = -1, start, len(items) - 1
+    while lo <= hi:
+        mid = (lo + hi) // 2
+        order = compare(pick(items[mid]), pattern)
+        if (-order if decreasing else order) <= 0:
+            found, lo = mid, mid + 1
+        else:
+            hi = mid - 1
+    return found
+
+
+def _compare_function(opts: dict) -> Callable[[str, str], int]:
+    """The comparison the sort options name (lsearch -bisect)."""
+    if opts.get("-integer") or opts.get("-real"):
+        number: Callable[[str], Any] = get_int if opts.get("-integer") else get_float
+        return lambda a, b: (number(a) > number(b)) - (number(a) < number(b))
+    if opts.get("-dictionary"):
+        return dictionary_compare
+    fold: Callable[[str], str] = str.lower if opts.get("-nocase") else str
+    return lambda a, b: (fold(a) > fold(b)) - (fold(a) < fold(b))
 
 
 def _sub_element(item: str, path: list[str]) -> str:
@@ -360,7 +418,8 @@ def dictionary_compare(left: str, right: str) -> int:
 
 
 _LSORT_OPTIONS = {"-ascii": False, "-dictionary": False, "-integer": False, "-real": False, "-increasing": False,
-                  "-decreasing": False, "-unique": False, "-index": True, "-nocase": False, "-command": True}
+                  "-decreasing": False, "-unique": False, "-index": True, "-nocase": False, "-command": True,
+                  "-stride": True, "-indices": False}
 
 
 def _sort_key(opts: dict, interp: Any) -> tuple[Callable[[str], Any] | None, Callable | None]:
@@ -387,15 +446,32 @@ def _sort_key(opts: dict, interp: Any) -> tuple[Callable[[str], Any] | None, Cal
     return None, None
 
 
-@cmd("lsort ?-ascii|-dictionary|-integer|-real|-increasing|-decreasing|-unique|-nocase|-index|-command ...? list",
-     "the elements sorted (stable); -unique keeps one of equal elements")
+def _stride(opts: dict, index_path: list[str], length: int) -> tuple[int, list[str]]:
+    """The group length of -stride (1 without it) and the -index path within a group (its
+    first index picks the group's element, 0 by default)."""
+    if "-stride" not in opts:
+        return 1, index_path
+    stride = get_int(str(opts["-stride"]))
+    if stride < 2:
+        raise ScriptError("stride length must be at least 2")
+    if length % stride:
+        raise ScriptError("list size must be a multiple of the stride length")
+    if index_path and not 0 <= index_of(index_path[0], stride) < stride:
+        raise ScriptError('when used with "-stride", the leading "-index" value must be within the group')
+    return stride, [str(index_of(index_path[0], stride))] + index_path[1:] if index_path else ["0"]
+
+
+@cmd("lsort ?-ascii|-dictionary|-integer|-real|-increasing|-decreasing|-unique|-nocase|-index|-stride|-indices|-command ...? list",
+     "the elements sorted (stable); -unique keeps one of equal elements, -stride sorts groups, -indices gives positions")
 def cmd_lsort(interp: Any, argv: list[str]) -> str:
     opts, i = parse_options(argv, 1, _LSORT_OPTIONS, 1, "lsort")
     if len(argv) - i != 1:
         raise ScriptError('wrong # args: should be "lsort ?-option value ...? list"')
-    items = list(_elements(argv[i]))
+    index_path = _index_path(str(opts["-index"])) if "-index" in opts else []
+    items = _elements(argv[i])
+    stride, index_path = _stride(opts, index_path, len(items))
+    units = items if stride == 1 else [join_list(items[k:k + stride]) for k in range(0, len(items), stride)]
     key, compare = _sort_key(opts, interp)
-    index_path = split_list(str(opts["-index"])) if "-index" in opts else None
     pick: Callable[[str], str] = (lambda s: _sub_element(s, index_path)) if index_path else (lambda s: s)
     if compare is not None:
         full = functools.cmp_to_key(lambda a, b: compare(pick(a), pick(b)))
@@ -405,22 +481,24 @@ def cmd_lsort(interp: Any, argv: list[str]) -> str:
     else:
         full = pick if index_path else None
     decreasing = bool(opts.get("-decreasing"))
+    by_position = stride > 1 or bool(opts.get("-indices"))  # sort positions, else the elements themselves
+    ordered: list[Any]
     if full is None:
-        ordered = sorted(items, reverse=decreasing)
-        keys = ordered
+        ordered = sorted(range(len(units)) if by_position else units, key=units.__getitem__ if by_position else None,
+                         reverse=decreasing)
+        keys = [units[k] for k in ordered] if by_position else ordered
     else:
-        decorated = [(full(s), s) for s in items]  # compute each key once (and fail early)
+        decorated = [(full(s), k if by_position else s) for k, s in enumerate(units)]  # each key once (and fail early)
         decorated.sort(key=lambda pair: pair[0], reverse=decreasing)
-        ordered = [s for _, s in decorated]
-        keys = [k for k, _ in decorated]
-    if opts.get("-unique"):
-        kept: list[str] = []
-        for k, s in enumerate(ordered):  # of a run of equal elements, Tcl keeps the last
-            if k + 1 < len(ordered) and not _differ(keys[k], keys[k + 1]):
-                continue
-            kept.append(s)
-        ordered = kept
-    return join_list(ordered)
+        ordered = [unit for _, unit in decorated]
+        keys = [key for key, _ in decorated]
+    if opts.get("-unique"):  # of a run of equal elements, Tcl keeps the last
+        ordered = [u for n, u in enumerate(ordered) if n + 1 == len(ordered) or _differ(keys[n], keys[n + 1])]
+    if not by_position:
+        return join_list(ordered)
+    if opts.get("-indices"):
+        return " ".join(str(k * stride + j) for k in ordered for j in range(stride))
+    return join_list(items[k * stride + j] for k in ordered for j in range(stride))
 
 
 def _differ(a: Any, b: Any) -> bool:

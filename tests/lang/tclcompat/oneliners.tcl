@@ -339,6 +339,34 @@ format %c 65
 format %08.3f -3.5
 format %+d 5
 format {%s %s} a
+# --- lists: lsort and lsearch options
+lsort -stride 2 {b 1 a 2}
+lsort -stride 2 -index 1 -integer {b 10 a 9 c 1}
+lsort -stride 2 -decreasing {a 1 c 3 b 2}
+lsort -stride 2 -unique {a 1 b 2 a 3}
+lsort -stride 3 -index {1 0} {a {z q} 1 b {y p} 2}
+lsort -stride 2 -index end {a 2 b 1}
+lsort -stride 2 -command {string compare} {b 1 a 2}
+lsort -stride 1 {a b}
+lsort -stride 2 {a}
+lsort -stride 2 -index 2 {a b}
+lsort -indices -decreasing {c a b}
+lsort -indices -unique {b a b}
+lsort -indices -stride 2 -unique {a 1 b 2 a 3}
+lsort -index -1 {{a b}}
+lsort -index end+1 {{a b}}
+lsort -bogus {a}
+lsearch -bisect {a c e} d
+lsearch -bisect -inline {a c e} 0
+lsearch -bisect -decreasing -integer {5 3 1} 4
+lsearch -bisect -index 1 {{x 1} {y 3}} 2
+lsearch -bisect -all {a c e} d
+lsearch -subindices -index 1 -all {{a 1} {b 2} {c 2}} 2
+lsearch -subindices -index {end 0} {{a {1 2}}} 1
+lsearch -subindices -all -inline -index 1 {{a 1} {b 2} {c 2}} 2
+lsearch -subindices {a b} b
+lsearch -index -1 {{a b}} a
+lsearch -stride 2 {a 1 b 2} b
 # --- file names (string work only: no file is read)
 list [file join a b/ c] [file join a /b c] [file join a//b c] [file join "" a] [file join a ""] [file join a ~b] [file join a ./~b]
 list [file split /a/b/c] [file split a//b/] [file split ~/x] [file split a/~b] [file split ""] [file split /]
