@@ -16,7 +16,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..args import get_int
-from ..errors import Break, Continue, ScriptError
+from ..errors import Break, Continue, ListError, ScriptError
 from ..patterns import glob_match
 from ..registry import BUILTINS
 from ..tcllist import EDITED, KeptForms, join_list, quote_element, quoted_parts, split_tuple
@@ -53,7 +53,11 @@ def dict_of(text: str) -> dict[str, str]:
         return {}
     table = _PARSED.get(text)
     if table is None:
-        items = split_tuple(text)
+        try:
+            items = split_tuple(text)
+        except ListError as e:  # Tcl's words for a dictionary: "unmatched open brace in dict"
+            raise ListError(e.message.replace("list element", "dict element").replace("in list", "in dict"),
+                            offset=e.offset) from None
         if len(items) % 2:
             raise ScriptError("missing value to go with key")
         table = dict(zip(items[::2], items[1::2]))
@@ -245,7 +249,7 @@ def dict_map(interp: Any, argv: list[str]) -> str:
         try:
             result = interp.eval_nested(body)
         except Break:
-            break
+            return ""  # as in Tcl: a break drops what the loop made
         except Continue:
             continue
         out[interp.get_var(kname)] = result
@@ -283,9 +287,12 @@ def dict_filter(interp: Any, argv: list[str]) -> str:
 
 @sub("dict merge ?dictionary ...?", "one dictionary of all the pairs (later keys win)")
 def dict_merge(interp: Any, argv: list[str]) -> str:
+    tables = [dict_of(text) for text in argv[2:]]
+    if len(tables) >= 1 and not any(tables[1:]):
+        return argv[2]  # as in Tcl: nothing merged into it, the first dictionary is returned as it was
     out: dict[str, str] = {}
-    for text in argv[2:]:
-        out.update(dict_of(text))
+    for table in tables:
+        out.update(table)
     return dict_text(out)
 
 

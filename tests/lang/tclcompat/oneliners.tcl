@@ -119,6 +119,13 @@ dict nosuch x ;# differs: ensemble-error-text
 dict size {a 1 b}
 dict get {}
 set d [dict create k {v w}]; dict get $d k
+dict map {k v} {a 1 b 2} {if {$k eq "b"} break; set v}
+dict merge {a 1 a 2}
+dict merge { a 1 } {}
+dict merge {a 1} {a 1}
+dict size "\{a"
+dict size {{a}b c}
+dict get {"a"b c} a
 # --- try, throw, catch options, return options
 try {set r ok} on ok {v} {set v}
 try {error boom} on error {m} {set m}
