@@ -729,7 +729,9 @@ class Interp:
         if value is None or (index is not None and (isinstance(value, _SCALARS) or index not in value)):
             if nocomplain:
                 return
-            raise ScriptError(f'can\'t unset "{name}": no such variable')
+            why = ("no such variable" if value is None else "variable isn't array" if isinstance(value, _SCALARS)
+                   else "no such element in array")
+            raise ScriptError(f'can\'t unset "{name}": {why}')
         if index is None:
             del vars[key]
         else:
@@ -748,6 +750,9 @@ class Interp:
         """`global name`: in this frame, `name` means the global variable."""
         if self.frame is self.globals:
             return
+        if "(" in name and split_var_name(name)[1] is not None:
+            raise ScriptError(f'bad variable name "{name}": can\'t create a scalar variable that looks like an array element')
+        name = name[2:] if name.startswith("::") else name  # `global ::x` links x, as in Tcl
         self.frame.vars[name] = _Link(self.globals.vars, name)
         if self.frame.transparent:
             self.frame.declared.add(name)

@@ -167,7 +167,7 @@ def test_variables(script, expected):
     ("set a 1; set a(1) 2", 'can\'t set "a(1)": variable isn\'t array'),
     ("set a(1) 1; set a 2", 'can\'t set "a": variable is array'),
     ("unset nope", 'can\'t unset "nope": no such variable'),
-    ("set a(1) x; unset a(2)", 'can\'t unset "a(2)": no such variable'),
+    ("set a(1) x; unset a(2)", 'can\'t unset "a(2)": no such element in array'),
     ("set x abc; incr x", 'expected integer but got "abc"'),
     ("incr x 1.5", 'expected integer but got "1.5"'),
     ("incr x 2.0", 'expected integer but got "2.0"'),

@@ -15,7 +15,7 @@ from ..args import MAX_STRING, get_int
 from ..compile import Special, compiles
 from ..errors import Break, Continue, ScriptError, Skip
 from ..expr import Expr, compile_expr, format_value, parse_number
-from ..interp import Interp, script_at, word_origin
+from ..interp import Interp, script_at, split_var_name, word_origin
 from ..nodes import Block, Command, Script
 from ..registry import BUILTINS, CommandDef, Macro, parse_params, resolve_subcommand
 from ..tcllist import split_list
@@ -72,7 +72,10 @@ def cmd_incr(interp: Interp, argv: list[str]) -> str:
     try:
         current = interp.get_var(argv[1])
     except ScriptError:
-        if interp.var_exists(argv[1]):  # (an array, or an array element that is missing)
+        if interp.var_exists(argv[1]):  # an array: Tcl says so as it looks the variable up to write it
+            raise ScriptError(f'can\'t set "{argv[1]}": variable is array') from None
+        base, index = split_var_name(argv[1])
+        if index is not None and interp.var_exists(base) and interp.array(base) is None:  # an element of a scalar
             raise
         current = "0"
     return interp.set_var(argv[1], str(get_int(current) + step))

@@ -116,11 +116,12 @@ def _set_key(interp: Any, name: str, key: str, change: Any) -> str:
 
 
 def _var_text(interp: Any, name: str) -> str:
+    """The text of a dictionary variable a command is about to change."""
     try:
         return interp.get_var(name)
-    except ScriptError:  # a missing variable is an empty dictionary (an array stays an error)
-        if interp.var_exists(name):
-            raise
+    except ScriptError:  # a missing variable is an empty dictionary
+        if interp.var_exists(name):  # an array: Tcl says so as it looks the variable up to write it
+            raise ScriptError(f'can\'t set "{name}": variable is array') from None
         return ""
 
 

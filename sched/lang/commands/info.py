@@ -67,7 +67,8 @@ def array_set(interp: Any, argv: list[str]) -> str:
         raise ScriptError("list must have an even number of elements")
     table = interp.array(name, create=True)
     if table is None:
-        raise ScriptError(f'can\'t set "{name}(...)": variable isn\'t array')
+        raise ScriptError(f'can\'t set "{name}({pairs[0]})": variable isn\'t array' if pairs
+                          else f'can\'t array set "{name}": variable isn\'t array')
     for k in range(0, len(pairs), 2):
         table[pairs[k]] = pairs[k + 1]
     return ""

@@ -22,6 +22,17 @@ unset -nocomplain lst; lappend lst; set lst
 set l "a  b"; lappend l c; set l
 set l "  x  {y}  "; lappend l z; set l
 set e {}; lappend e {} {}; llength $e
+set x 1; unset x(1)
+unset -nocomplain x; unset x(1)
+array set ar {1 a}; unset ar(2)
+set x 1; array set x {a b}
+set x 1; array set x {}
+set a(x) 1; incr a
+set x 1; incr x(y)
+set a(x) 1; dict set a k v
+set a(x) 1; dict incr a k
+proc g {} {global nga(b)}; g
+proc g {} {global ::x; set x 2}; set x 1; g; set x
 # --- {*} expansion
 set l {a b c}; list x {*}$l y
 list {*}{1 2} {*}{} {*}[list p q]
