@@ -21,7 +21,8 @@ the command and, inside macros, the chain of calls.
 
     QuitRequest (BaseException)          `quit`/`exit`: leave sched (no `catch` stops it)
 
-An error also carries Tcl's `errorcode` (a list, "NONE" unless `error`/`throw` gave one) and,
+An error also carries Tcl's `errorcode` (a list: "NONE" unless `error`/`throw` gave one, or Tcl's
+own for wrong # args, an unknown command or variable, a division by zero) and,
 once set by `error MSG INFO`, its `errorinfo`; `catch`, `try` and `$errorInfo` report them.
 `Return` carries `return -code/-level` and the other options of `return -options`.
 """
@@ -147,6 +148,10 @@ class ScriptError(SchedError):
 
 class ArityError(ScriptError):
     """A command got the wrong number of arguments; the message quotes its usage line."""
+
+    def __init__(self, message: str, *, pos: Pos | None = None, command: str | None = None, offset: int | None = None):
+        super().__init__(message, pos=pos, command=command, offset=offset)
+        self.errorcode = "TCL WRONGARGS"  # as Tcl's
 
 
 class Interrupted(ScriptError):

@@ -394,7 +394,9 @@ class Interp:
     def _missing(self, name: str, cdef: CommandDef | None) -> CommandDef:
         if cdef is not None and cdef.block is not None:
             raise ScriptError(f'"{name}" opens a block: write "{cdef.usage.text}" on a line of its own, then the body, then "end"')
-        raise ScriptError(f'invalid command name "{name}"')
+        err = ScriptError(f'invalid command name "{name}"')
+        err.errorcode = join_list(["TCL", "LOOKUP", "COMMAND", name])
+        raise err
 
     def _eval_block(self, block: Block) -> str:
         name = block.header.words[0].const
@@ -625,7 +627,9 @@ class Interp:
         value = vars.get(key)
         if value is None:
             label = name if index is None else f"{name}({index})"
-            raise ScriptError(f'can\'t read "{label}": no such variable')
+            err = ScriptError(f'can\'t read "{label}": no such variable')
+            err.errorcode = join_list(["TCL", "LOOKUP", "VARNAME", name])
+            raise err
         if index is None:
             if isinstance(value, str):
                 return value
@@ -640,7 +644,9 @@ class Interp:
         try:
             return value[index]
         except KeyError:
-            raise ScriptError(f'can\'t read "{name}({index})": no such element in array') from None
+            err = ScriptError(f'can\'t read "{name}({index})": no such element in array')
+            err.errorcode = "TCL READ VARNAME"
+            raise err from None
 
     # --- variables ----------------------------------------------------------------------------
 

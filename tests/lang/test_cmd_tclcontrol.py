@@ -127,7 +127,7 @@ ERRORS = {
         ("error", 1, 1, 'wrong # args: should be "error message ?errorInfo? ?errorCode?"'),
         ("throw {} boom", 1, 1, "type must be non-empty list"),
         ("  throw {A} msg", 1, 3, "msg"),
-        ("catch", 1, 1, 'wrong # args: should be "catch script ?resultVarName? ?optionsVarName?"'),
+        ("catch", 1, 1, 'wrong # args: should be "catch script ?resultVarName? ?optionVarName?"'),
     ],
     "try": [
         ("try {error boom} foo", 1, 1, 'bad handler type "foo": must be finally, on, or trap'),

@@ -52,7 +52,7 @@ RUNTIME = [
     ("  incr", 1, 3, 'wrong # args: should be "incr varName ?increment?"'),
     ("set x [incr]", 1, 8, 'wrong # args: should be "incr varName ?increment?"'),
     ("while 1", 1, 1, "missing `end` for `while` opened at line 1"),
-    ("catch", 1, 1, 'wrong # args: should be "catch script ?resultVarName? ?optionsVarName?"'),
+    ("catch", 1, 1, 'wrong # args: should be "catch script ?resultVarName? ?optionVarName?"'),
     ("rename a", 1, 1, 'wrong # args: should be "rename oldName newName"'),
     ("proc p {a b} {}\np 1", 2, 1, 'wrong # args: should be "p a b"'),
     # command errors: the command

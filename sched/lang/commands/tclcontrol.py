@@ -88,6 +88,8 @@ def run_caught(interp: Interp, script: Script, first_line: int | None = None) ->
         raise
     except Return as ret:
         options = {**ret.options, "-code": str(ret.code), "-level": str(ret.level)}
+        if ret.code == 1 and "-errorcode" not in options:
+            options["-errorcode"] = "NONE"  # as Tcl's options of an error
         return Outcome(2, ret.value, options, ret)
     except (Break, Continue) as flow:
         code = 3 if isinstance(flow, Break) else 4
@@ -149,11 +151,11 @@ def cmd_return(interp: Interp, argv: list[str]) -> str:
         level = -1
     if level < 0:
         raise ScriptError(f'bad -level value: expected non-negative integer but got "{level_text}"')
+    if code == 2:  # as Tcl: `-code return` is a plain return of one level more
+        code, level = 0, level + 1
     if level == 0:  # the code takes effect here, as if the command itself completed with it
         if code == 0:
             return value
-        if code == 2:
-            raise Return(value, 0, 1, options)
         return interp.finish_return(Return(value, code, 1, options))
     raise Return(value, code, level, options)
 
@@ -177,7 +179,7 @@ def cmd_throw(interp: Interp, argv: list[str]) -> str:
     raise err
 
 
-@cmd("catch script ?resultVarName? ?optionsVarName?",
+@cmd("catch script ?resultVarName? ?optionVarName?",
      "run a script; its completion code: 0 ok, 1 error, 2 return, 3 break, 4 continue")
 def cmd_catch(interp: Interp, argv: list[str]) -> str:
     script = script_or_outcome(interp, argv, 1)

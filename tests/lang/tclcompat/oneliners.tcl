@@ -179,6 +179,18 @@ catch {throw {P Q} x} m; set errorCode
 catch {error boom} m; lindex [split $errorInfo \n] 0
 error
 error a b c d
+catch {return -code error} m o; set o
+catch {return -code return x} m o; set o
+catch {return -level 2 -code return x} m o; set o
+catch {return -level 0 -code return x} m o; list $m $o
+proc p {} {return -code return x}; proc q {} {p; return no}; q
+catch {} a b c
+catch {lindex} m o; dict get $o -errorcode
+catch {nosuchcmd} m o; dict get $o -errorcode
+catch {set nosuchvar} m o; dict get $o -errorcode
+catch {set nosuchar(x)} m o; dict get $o -errorcode
+set ar2(y) 1; catch {set ar2(x)} m o; dict get $o -errorcode
+try {nosuchcmd} trap {TCL LOOKUP COMMAND} {m} {set r trapped}
 # --- apply
 apply {{x y} {expr {$x + $y}}} 3 4
 apply {{x {y 10}} {expr {$x * $y}}} 3
