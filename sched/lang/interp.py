@@ -434,13 +434,16 @@ class Interp:
         counts the depth."""
         return self.run_script(script)
 
-    def substitute(self, text: str) -> str:
-        """Substitute $vars, [commands] and backslashes in a string (`subst`)."""
+    def substitute(self, text: str, variables: bool = True, commands: bool = True, backslashes: bool = True) -> str:
+        """Substitute $vars, [commands] and backslashes in a string (`subst`, which may leave
+        some kinds out). As in Tcl, a command's `break` ends the substitution there, its
+        `continue` substitutes nothing and its `return` substitutes the returned value."""
         out: list[str] = []
         i, n = 0, len(text)
+        special = "".join(c for c, on in (("$", variables), ("[", commands), ("\\", backslashes)) if on)
         while i < n:
             c = text[i]
-            if c == "$":
+            if c == "$" and variables:
                 word = _var_word(text, i)
                 if word is None:
                     out.append("$")
@@ -448,17 +451,24 @@ class Interp:
                     continue
                 value, i = self._subst_var_text(word, i)
                 out.append(value)
-            elif c == "[":
+            elif c == "[" and commands:
                 end = _matching_bracket(text, i)
-                out.append(self.eval_string(text[i + 1:end]))
+                try:
+                    out.append(self.eval_string(text[i + 1:end]))
+                except Break:
+                    break
+                except Continue:
+                    pass
+                except Return as ret:
+                    out.append(ret.value)
                 i = end + 1
-            elif c == "\\" and i + 1 < n:
+            elif c == "\\" and backslashes and i + 1 < n:
                 m = re.match(r"\\(x[0-9a-fA-F]{1,2}|u[0-9a-fA-F]{1,4}|[0-7]{1,3}|\n[ \t]*|.)", text[i:], re.S)
                 out.append(backslash_subst(m.group(0)))
                 i += m.end()
             else:
                 j = i + 1
-                while j < n and text[j] not in "$[\\":
+                while j < n and text[j] not in special:
                     j += 1
                 out.append(text[i:j])
                 i = j

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Callable
 
-from ..args import MAX_STRING, get_int
+from ..args import MAX_STRING, get_int, parse_options
 from ..compile import Special, compiles
 from ..errors import Break, Continue, ScriptError, Skip
 from ..expr import Expr, compile_expr, format_value, parse_number
@@ -411,9 +411,17 @@ def cmd_eval(interp: Interp, argv: list[str]) -> str:
     return interp.eval_string(" ".join(argv[1:]))
 
 
-@cmd("subst string", "substitute variables, commands and backslashes in a string")
+_SUBST_OPTIONS = {"-nobackslashes": False, "-nocommands": False, "-novariables": False}
+
+
+@cmd("subst ?-nobackslashes? ?-nocommands? ?-novariables? string",
+     "substitute variables, commands and backslashes in a string (those not left out)")
 def cmd_subst(interp: Interp, argv: list[str]) -> str:
-    return interp.substitute(argv[1])
+    opts, i = parse_options(argv, 1, _SUBST_OPTIONS, 1, "subst")
+    if i != len(argv) - 1:  # (every word before the string is an option)
+        raise ScriptError(f'bad option "{argv[i]}": must be -nobackslashes, -nocommands, or -novariables')
+    return interp.substitute(argv[-1], variables="-novariables" not in opts, commands="-nocommands" not in opts,
+                             backslashes="-nobackslashes" not in opts)
 
 
 # --- output and files ----------------------------------------------------------------------------

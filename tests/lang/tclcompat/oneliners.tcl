@@ -13,6 +13,17 @@ set v {a {b c} d}; llength $v
 set q "a \"b\" c"; llength $q
 set w {$x [y]}; string length $w
 subst {x=$x [expr {1+1}] \t.}
+set x 5; subst -nocommands -novariables {$x[y]\t}
+set x 5; subst -nocommands {$x $x(a) [set x]}
+set x 5; subst -novariables {$x(a[set y 1])}
+set x 5; subst -nobackslashes {\t$x\[}
+subst -bogus x
+subst foo bar
+subst {a[break]b[set x 1]}
+subst {a[continue]b}
+subst {a[return -code break]b}
+proc p {} {subst {a[return x]b}; return after}; p
+subst {a[error boom]b}
 set name arr; set ${name}(k)
 set z [set x]; list $z $x
 puts -nonewline hello; puts " world"
