@@ -235,7 +235,7 @@ ERROR_ROWS = [
     ("1 + ABS(-5)", 'unknown math function "ABS"', 4),
     ("abs()", 'not enough arguments for math function "abs"', 0),
     ("abs(1,2)", 'too many arguments for math function "abs"', 0),
-    ("max()", 'not enough arguments for math function "max"', 0),
+    ("max()", 'not enough arguments to math function "max"', 0),
     ("rand(1)", 'too many arguments for math function "rand"', 0),
     # run-time errors point at the operator (or the operand / function)
     ("1/0", "divide by zero", 1),

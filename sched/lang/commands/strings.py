@@ -391,6 +391,11 @@ _CHAR_CLASSES: dict[str, Callable[[str], bool]] = {
 }
 
 
+_CLASS_LISTING = ("alnum, alpha, ascii, control, boolean, digit, double, entier, false, graph, integer, list, lower, "
+                  "print, punct, space, true, upper, wideinteger, wordchar, or xdigit")
+"""The classes in the order of Tcl's message."""
+
+
 @string.sub("string is class ?-strict? ?-failindex varName? string",
             "1 if the string is of a class: int double integer boolean alpha alnum digit space lower upper list ...")
 def string_is(interp: Any, argv: list[str]) -> str:
@@ -400,8 +405,7 @@ def string_is(interp: Any, argv: list[str]) -> str:
     if word in classes:
         matches = [word]
     if len(matches) != 1:
-        listing = ", ".join(classes[:-1]) + ", or " + classes[-1]
-        raise ScriptError(f'string is: {"ambiguous" if matches else "bad"} class "{word}": must be {listing}')
+        raise ScriptError(f'{"ambiguous" if matches else "bad"} class "{word}": must be {_CLASS_LISTING}')
     cls = matches[0]
     opts, i = parse_options(argv, 3, {"-strict": False, "-failindex": True}, 1, "string is")
     if len(argv) - i != 1:
@@ -609,7 +613,7 @@ def cmd_regexp(interp: Any, argv: list[str]) -> str:
         raise ScriptError("regexp match variables not allowed when using -inline")
     start = 0
     if "-start" in opts:
-        start = min(max(index_of(str(opts["-start"]), len(s)), 0), len(s))
+        start = min(max(index_of(str(opts["-start"]), len(s) + 1), 0), len(s))  # `end` is past the last character, as in Tcl
     matches = _match_spans(interp, rx, s, start, bool(opts.get("-all")))
     if inline:
         items: list[str] = []
@@ -683,7 +687,7 @@ def cmd_regsub(interp: Any, argv: list[str]) -> str:
     s, pieces = rest[1], _subspec(rest[2])
     start = 0
     if "-start" in opts:
-        start = min(max(index_of(str(opts["-start"]), len(s)), 0), len(s))
+        start = min(max(index_of(str(opts["-start"]), len(s) + 1), 0), len(s))  # `end` is past the last character, as in Tcl
     out = [s[:start]]
     last = start
     count = 0

@@ -538,7 +538,8 @@ class _Parser:
                 self._after_operand(sep)
         _, least, most, _ = spec
         if len(args) < least:
-            raise ExprError(f'not enough arguments for math function "{name}"', offset=name_tok.start)
+            preposition = "to" if name in ("min", "max") else "for"  # (Tcl's words)
+            raise ExprError(f'not enough arguments {preposition} math function "{name}"', offset=name_tok.start)
         if most is not None and len(args) > most:
             raise ExprError(f'too many arguments for math function "{name}"', offset=name_tok.start)
         node = _Call(name, args, name_tok.start)  # type: ignore[arg-type]

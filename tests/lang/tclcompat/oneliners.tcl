@@ -272,6 +272,9 @@ regexp {(?i)abc} ABC
 regexp {***=a.b} a.b
 regexp {a{2,3}} caaaat m; set m
 regexp {(} x
+regexp -start end a abca
+regexp -start end-1 a abca
+regsub -start end a abca X
 regsub -all {} abc -
 regsub -all {x*} abc -
 regsub -all {a*} baaac -
@@ -304,6 +307,8 @@ string is wide 18446744073709551616
 string is entier 99999999999999999999999
 string is double -failindex i 1.5x; set i
 string is alpha -failindex i ab1; set i
+string is dict {a b}
+string is a x
 format %d 99999999999999999999
 format %x 99999999999999999999
 format %d -99999999999999999999
@@ -373,6 +378,8 @@ expr {5 > 3 ? "yes" : "no"}
 expr {1e300 * 1e10}
 expr {0x10 + 010} ;# differs: octal-literals
 expr {1 / 0}
+expr {max()}
+expr {abs()}
 format %.3f 3.14159
 format %5.1e 12345.678
 format {%-4s|%4s|} ab cd
