@@ -277,43 +277,86 @@ def _epoch(zone: tzinfo, year: int, month: int, day: int, hour: int, minute: int
     return int(d.timestamp())
 
 
+_FREE_MONTH = r"(?:jan|feb|mar|apr|may|jun|jul|aug|sept?|oct|nov|dec)[a-z]*\.?"
 _FREE_RE = re.compile(
-    r"\s*(?:(?P<word>now|today|tomorrow|yesterday)"
-    r"|(?:(?P<Y>\d{4})-(?P<m>\d{1,2})-(?P<d>\d{1,2})|(?P<cY>\d{4})(?P<cm>\d\d)(?P<cd>\d\d)(?=T)"
-    r"|(?P<um>\d{1,2})/(?P<ud>\d{1,2})/(?P<uY>\d{2,4}))?"
+    r"\s*(?:(?:(?P<Y>\d{4})-(?P<m>\d{1,2})-(?P<d>\d{1,2})|(?P<cY>\d{4})(?P<cm>\d\d)(?P<cd>\d\d)(?=[Tt]|\s|\Z)"
+    r"|(?P<um>\d{1,2})/(?P<ud>\d{1,2})/(?P<uY>\d{2,4})"
+    rf"|(?P<nb>{_FREE_MONTH})\s*(?P<nd>\d{{1,2}})(?:,\s*(?P<nY>\d{{4}}|\d\d)(?!:))?"
+    rf"|(?P<xd>\d{{1,2}})[\s-]*(?P<xb>{_FREE_MONTH})(?:[\s-]*(?P<xY>\d{{4}})(?!:))?)?"
     r"(?:(?:^|[Tt]|\s+)(?P<H>\d{1,2}):(?P<M>\d\d)(?::(?P<S>\d\d)(?:\.\d+)?)?(?:\s*(?P<p>[AaPp][Mm]))?"
     r"|[Tt](?P<cH>\d\d)(?P<cM>\d\d)(?P<cS>\d\d)?)?"
-    r"(?:\s*(?P<zone>[Zz]|UTC|GMT|[+-]\d\d:?\d\d))?)\s*\Z"
+    r"(?:\s*(?P<zone>[Zz]|UTC|GMT|[+-]\d\d:?\d\d))?"
+    r"(?:(?<=\d|[A-Za-z])\s+(?P<tY>\d{4}))?)\s*\Z",  # the year after the time: `clock format`'s own layout
+    re.I,
 )
+_FREE_WORD = re.compile(r"^\s*(today|tomorrow|yesterday)\b|\b(today|tomorrow|yesterday)\s*\Z", re.I)
+_FREE_DAY = re.compile(r"\s*([A-Za-z]+)\.?(?:,\s*|\s+|\Z)|\s+([A-Za-z]+)\.?\s*\Z")
+_WEEKDAYS = {name: k for k, day in enumerate(_DAYS) for name in (day.lower(), day[:3].lower())}
+_WEEKDAYS.update({"tues": 1, "wednes": 2, "thur": 3, "thurs": 3})
+
+
+def _two_digit_year(year: int) -> int:
+    return year + (2000 if year < 39 else 1900)  # Tcl's free-form pivot: 00-38 are 20xx
+
+
+def _free_month(name: str) -> int:
+    return [m[:3].lower() for m in _MONTHS].index(name[:3].lower()) + 1
+
+
+def _take_weekday(text: str) -> tuple[int | None, str]:
+    """A weekday name at the start or the end of a free-form text (Tcl's "day item"), and the
+    text without it."""
+    for m in _FREE_DAY.finditer(text):
+        word = (m.group(1) or m.group(2)).lower()
+        if word in _WEEKDAYS and (m.start() == 0 or m.end() == len(text)):
+            return _WEEKDAYS[word], text[:m.start()] + " " + text[m.end():]
+    return None, text
 
 
 def _scan_free(text: str, zone: tzinfo, base: datetime) -> int:
-    m = _FREE_RE.match(text)
+    """Tcl's free-form forms that an operator types or copies: ISO dates and times, US dates,
+    month names (`Nov 14, 2023`, `14 Nov 2023`), `clock format`'s own output, a zone, a weekday
+    (alone: the next such day from the base, as in Tcl; beside a date: ignored), and the words
+    now, today, tomorrow and yesterday (alone: midnight of that day; beside a date or a time,
+    that day's)."""
+    if text.strip().lower() == "now":
+        return int(base.timestamp())
+    shift, rest = 0, text
+    word = _FREE_WORD.search(text)
+    if word is not None:  # a day relative to the date: `tomorrow 06:00`, `2026-11-22 yesterday`
+        shift = {"today": 0, "tomorrow": 1, "yesterday": -1}[(word.group(1) or word.group(2)).lower()]
+        rest = text[:word.start()] + " " + text[word.end():]
+        if not rest.strip():
+            day = base.date() + timedelta(days=shift)
+            return _epoch(zone, day.year, day.month, day.day, 0, 0, 0, text)
+    weekday, rest = _take_weekday(rest)
+    m = _FREE_RE.match(rest)
     if m is None or not text.strip():
         raise ScriptError(f'unable to convert date-time string "{text}"')
     g = m.groupdict()
-    if g["word"]:
-        word = g["word"]
-        if word == "now":
-            return int(base.timestamp())
-        shift = {"today": 0, "tomorrow": 1, "yesterday": -1}[word]
-        day = base.date() + timedelta(days=shift)
-        return _epoch(zone, day.year, day.month, day.day, 0, 0, 0, text)
     if g["zone"]:
         zone = _named_zone(g["zone"])
         base = base.astimezone(zone)
+    has_time = g["H"] is not None or g["cH"] is not None
+    if g["tY"] and (not has_time or g["nY"] or g["xY"] or not (g["nb"] or g["xb"])):
+        raise ScriptError(f'unable to convert date-time string "{text}"')
     if g["Y"]:
         year, month, mday = int(g["Y"]), int(g["m"]), int(g["d"])
     elif g["cY"]:
         year, month, mday = int(g["cY"]), int(g["cm"]), int(g["cd"])
     elif g["uY"]:
         year = int(g["uY"])
-        year = year if len(g["uY"]) == 4 else year + (2000 if year < 38 else 1900)
+        year = year if len(g["uY"]) == 4 else _two_digit_year(year)
         month, mday = int(g["um"]), int(g["ud"])
+    elif g["nb"] or g["xb"]:
+        year_text = g["nY"] or g["xY"] or g["tY"]
+        year = base.year if not year_text else int(year_text) if len(year_text) == 4 else _two_digit_year(int(year_text))
+        month, mday = _free_month(g["nb"] or g["xb"]), int(g["nd"] or g["xd"])
     else:
-        if g["H"] is None and g["cH"] is None:
+        if not has_time and weekday is None:
             raise ScriptError(f'unable to convert date-time string "{text}"')
-        year, month, mday = base.year, base.month, base.day
+        day = base.date() + timedelta(days=(weekday - base.weekday()) % 7 if weekday is not None else 0)
+        year, month, mday = day.year, day.month, day.day
     if g["H"] is not None:
         hour, minute, second = int(g["H"]), int(g["M"]), int(g["S"] or 0)
         if g["p"]:
@@ -324,6 +367,12 @@ def _scan_free(text: str, zone: tzinfo, base: datetime) -> int:
         hour, minute, second = int(g["cH"]), int(g["cM"]), int(g["cS"] or 0)
     else:
         hour = minute = second = 0
+    if shift:
+        try:
+            day = date(year, month, mday) + timedelta(days=shift)
+        except (ValueError, OverflowError) as err:
+            raise ScriptError(f'unable to convert date-time string "{text}": {err}') from None
+        year, month, mday = day.year, day.month, day.day
     return _epoch(zone, year, month, mday, hour, minute, second, text)
 
 

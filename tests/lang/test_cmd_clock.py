@@ -60,6 +60,13 @@ CASES = [
     ("clock scan now", str(NOW)),
     ("clock scan today -gmt 1", "1699920000"),
     ("clock scan tomorrow -gmt 1", "1700006400"),
+    ('clock scan "tomorrow 06:00" -gmt 1', "1700028000"),
+    ('clock scan "Nov 22, 2026" -gmt 1', "1795305600"),
+    ('clock scan "22 Nov 2026 14:00 UTC"', "1795356000"),
+    ('clock scan "Sun Nov 22 14:00:00 GMT 2026"', "1795356000"),  # clock format's own layout
+    ('clock scan "20261122" -gmt 1', "1795305600"),
+    ('clock scan "Thursday" -gmt 1 -base 1700000000', "1700092800"),  # the next Thursday
+    ('clock scan "11/22/38" -gmt 1', "2173996800"),  # 00-38 are 20xx
     # scan with -format
     ('clock scan "22/11/2026 14:05" -format "%d/%m/%Y %H:%M" -gmt 1', "1795356300"),
     ('clock scan "Nov 22 2026" -format "%b %d %Y" -gmt 1', "1795305600"),

@@ -12,15 +12,18 @@ and `-timezone` names a zone (`:Europe/Paris`, `UTC`, `+0100`).
 Format groups are Tcl's (`%Y-%m-%d %H:%M:%S`, `%a %b %e`, `%s`, `%j`, `%V`, `%k`, `%l`,
 `%N`, `%P`, `%J`...), rendered here with English names whatever the locale, never through
 `strftime`. `clock scan` with `-format` reads the same groups; without it, it accepts the
-ISO-like forms an operator types: `2026-11-22 14:00:00`, `2026-11-22T14:00`, `2026-11-22`,
-`20261122T140000`, `11/22/2026 2:00 pm`, `14:00`, `14:00:30`, optional zone (`UTC`, `GMT`,
-`Z`, `+0100`), and the words `now`, `today`, `tomorrow`, `yesterday`. A time without a date
-is on the date of `-base` (now by default); a date without a time is at midnight.
+forms an operator types or copies: `2026-11-22 14:00:00`, `2026-11-22T14:00`, `2026-11-22`,
+`20261122`, `20261122T140000`, `11/22/2026 2:00 pm`, `Nov 22, 2026`, `22 Nov 2026`, `Nov 22`,
+`clock format`'s own `Sun Nov 22 14:00:00 UTC 2026`, `14:00`, `14:00:30`, optional zone (`UTC`,
+`GMT`, `Z`, `+0100`), a weekday (alone: the next such day, as in Tcl), and the words `now`,
+`today`, `tomorrow`, `yesterday`, alone or with a date or time (`tomorrow 06:00`). A time
+without a date is on the date of `-base` (now by default); a date without a time is at midnight.
 
-Differences from Tcl: with `-format`, a partial date fills what is missing sensibly (`%Y`
-alone is January 1st, `%Y-%m` the first of the month; Tcl ignores a year or month given
-without a day and uses the base date); an impossible date (`2026-13-45`) is an error, not
-normalised; free-form scanning knows only the forms above (no "next monday", "+3 days").
+Differences from Tcl (docs/language.md, `clock-scan`): with `-format`, a partial date fills
+what is missing sensibly (`%Y` alone is January 1st, `%Y-%m` the first of the month; Tcl
+ignores a year or month given without a day and uses the base date); an impossible date
+(`2026-13-45`) is an error, not normalised; free-form scanning knows only the forms above (no
+"next monday", "+3 days", and no bare number as a time of day); `today` alone is midnight.
 """
 
 from __future__ import annotations
@@ -86,7 +89,7 @@ def clock_format_cmd(interp: Any, argv: list[str]) -> str:
 
 
 @clock.sub("clock scan text ?-format fmt? ?-gmt bool? ?-timezone zone? ?-base seconds?",
-           "the seconds of a date-time text (2026-11-22 14:00:00, 14:00, ... or by -format)")
+           "the seconds of a date-time text (2026-11-22 14:00:00, Nov 22, 2026, tomorrow 06:00, ... or by -format)")
 def clock_scan_cmd(interp: Any, argv: list[str]) -> str:
     from .. import clocktext  # dates and zones: loaded by the first format, scan or add (start-up)
 

@@ -415,6 +415,28 @@ lsearch -subindices -all -inline -index 1 {{a 1} {b 2} {c 2}} 2
 lsearch -subindices {a b} b
 lsearch -index -1 {{a b}} a
 lsearch -stride 2 {a 1 b 2} b
+# --- clock (times in GMT and from a fixed base)
+clock scan [clock format 1700000000 -gmt 1] -gmt 1
+clock scan "Tue, 14 Nov 2023 22:13:20 +0000"
+clock scan "Nov 14, 2023 10:00 pm" -gmt 1
+clock scan "November 14, 2023" -gmt 1
+clock scan "14 Nov 2023 10:00:00 UTC"
+clock scan "Sept 14, 23" -gmt 1
+clock scan "14-Nov-2023" -gmt 1
+clock scan "Nov 14" -gmt 1 -base 1700000000
+clock scan "20231114 10:00" -gmt 1
+clock scan "Mon 2023-11-14" -gmt 1
+clock scan "Thurs" -gmt 1 -base 1700000000
+clock scan "Sunday 10:00" -gmt 1 -base 1700000000
+clock scan "tomorrow 10:00" -gmt 1 -base 1700000000
+clock scan "2023-11-30 tomorrow" -gmt 1
+clock scan "yesterday" -gmt 1 -base 1700000000
+clock scan "11/14/38" -gmt 1
+clock scan "Nov 14 2023" -gmt 1 -base 1700000000 ;# differs: clock-scan
+clock scan "Feb 30, 2023" -gmt 1 ;# differs: clock-scan
+clock scan "2023-11-14 +2 hours" -gmt 1 ;# differs: clock-scan
+clock scan "today" -gmt 1 -base 1700000000 ;# differs: clock-scan
+clock format -62135596800 -gmt 1 -format %Y-%m-%d ;# differs: clock-scan
 # --- file names (string work only: no file is read)
 list [file join a b/ c] [file join a /b c] [file join a//b c] [file join "" a] [file join a ""] [file join a ~b] [file join a ./~b]
 list [file split /a/b/c] [file split a//b/] [file split ~/x] [file split a/~b] [file split ""] [file split /]
