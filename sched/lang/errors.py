@@ -135,7 +135,12 @@ class ExprError(SchedError):
 
 
 class ListError(SchedError):
-    """A string could not be read as a Tcl list."""
+    """A string could not be read as a Tcl list (.offset: where; .element: where the element
+    that could not be read starts, which `string is list -failindex` reports)."""
+
+    def __init__(self, message: str, *, offset: int | None = None, element: int | None = None):
+        super().__init__(message, offset=offset)
+        self.element = element
 
 
 class ScriptError(SchedError):

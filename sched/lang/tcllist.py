@@ -167,31 +167,31 @@ def _split(text: str) -> tuple[str, ...]:
                 if scan < n and text[scan] not in _SPACE:
                     raise ListError(
                         f'list element in braces followed by "{_garbage(text, scan)}" instead of space',
-                        offset=scan,
+                        offset=scan, element=pos,
                     )
                 pos = _SKIP_SPACE_RE.match(text, scan).end()
                 continue
             scan = skip_braced(text, pos)
             if scan < 0:
-                raise ListError("unmatched open brace in list", offset=pos)
+                raise ListError("unmatched open brace in list", offset=pos, element=pos)
             out.append(text[pos + 1 : scan - 1])
             if scan < n and text[scan] not in _SPACE:
                 raise ListError(
                     f'list element in braces followed by "{_garbage(text, scan)}" instead of space',
-                    offset=scan,
+                    offset=scan, element=pos,
                 )
             pos = scan
         elif ch == '"':
             m = _QUOTED_BODY_RE.match(text, pos + 1)
             end = m.end()
             if end >= n:
-                raise ListError("unmatched open quote in list", offset=pos)
+                raise ListError("unmatched open quote in list", offset=pos, element=pos)
             out.append(backslash_subst(m.group()))
             end += 1  # the closing quote
             if end < n and text[end] not in _SPACE:
                 raise ListError(
                     f'list element in quotes followed by "{_garbage(text, end)}" instead of space',
-                    offset=end,
+                    offset=end, element=pos,
                 )
             pos = end
         else:

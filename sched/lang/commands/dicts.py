@@ -57,7 +57,7 @@ def dict_of(text: str) -> dict[str, str]:
             items = split_tuple(text)
         except ListError as e:  # Tcl's words for a dictionary: "unmatched open brace in dict"
             raise ListError(e.message.replace("list element", "dict element").replace("in list", "in dict"),
-                            offset=e.offset) from None
+                            offset=e.offset, element=e.element) from None
         if len(items) % 2:
             raise ScriptError("missing value to go with key")
         table = dict(zip(items[::2], items[1::2]))

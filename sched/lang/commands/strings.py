@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from ..lazyre import lazy_compile
 from ..args import MAX_STRING, get_float, get_int, index_of, parse_options, set_arity
-from ..errors import ScriptError
+from ..errors import ListError, ScriptError
 from ..expr import parse_number
 from ..patterns import glob_match
 from ..registry import BUILTINS
@@ -340,11 +340,29 @@ def _fail_index(cls: str, s: str) -> int:
 
 
 def _is_list(s: str) -> bool:
+    return _list_fail_index(s) < 0
+
+
+def _list_fail_index(s: str) -> int:
+    """Where the element that makes a string no list starts (-1: it is a list)."""
     try:
         split_tuple(s)
-    except Exception:  # ListError: the string is not a list
-        return False
-    return True
+    except ListError as err:
+        return err.element if err.element is not None else 0
+    return -1
+
+
+_ASCII_PUNCT = frozenset("!\"#%&'()*,-./:;?@[\\]_{}")
+"""Unicode's punctuation (categories P*) among the ASCII characters: `$+<=>^`|~` are symbols."""
+
+
+def _is_punct(c: str) -> bool:
+    """Tcl's `string is punct`: Unicode's punctuation categories, not its symbols."""
+    if c < "\x80":
+        return c in _ASCII_PUNCT
+    import unicodedata  # (only for text beyond ASCII: start-up)
+
+    return unicodedata.category(c).startswith("P")
 
 
 def _prefixes(*words: str) -> set[str]:
@@ -383,7 +401,7 @@ _CHAR_CLASSES: dict[str, Callable[[str], bool]] = {
     "graph": lambda c: c.isprintable() and not c.isspace(),
     "lower": str.islower,
     "print": str.isprintable,
-    "punct": lambda c: c.isprintable() and not c.isalnum() and not c.isspace(),
+    "punct": _is_punct,
     "space": str.isspace,
     "upper": str.isupper,
     "wordchar": lambda c: c.isalnum() or c == "_",
@@ -416,7 +434,8 @@ def string_is(interp: Any, argv: list[str]) -> str:
     whole = _WHOLE_CLASSES.get(cls)
     if whole is not None:
         ok = whole(s)
-        fail_at = -1 if ok else _fail_index(cls, s) if cls in ("integer", "entier", "wideinteger", "double") else 0
+        fail_at = (-1 if ok else _fail_index(cls, s) if cls in ("integer", "entier", "wideinteger", "double")
+                   else _list_fail_index(s) if cls == "list" else 0)
     else:
         test = _CHAR_CLASSES[cls]
         fail_at = next((k for k, c in enumerate(s) if not test(c)), -1)

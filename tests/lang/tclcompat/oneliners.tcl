@@ -307,6 +307,12 @@ string is wide 18446744073709551616
 string is entier 99999999999999999999999
 string is double -failindex i 1.5x; set i
 string is alpha -failindex i ab1; set i
+string is list -failindex i "a \{b"; set i
+string is list -failindex i {a {b}c d}; set i
+string is list -failindex i {x {y {z}}w}; set i
+string is list -failindex i {a "b"c d}; set i
+set r {}; for {set i 33} {$i < 127} {incr i} {set c [format %c $i]; if {[string is punct $c]} {append r $c}}; set r
+set r {}; foreach c {§ ¶ « » ¿ ¡ € £ ° · – —} {append r [string is punct $c]}; set r
 string is dict {a b}
 string is a x
 format %d 99999999999999999999
