@@ -358,11 +358,7 @@ _ASCII_PUNCT = frozenset("!\"#%&'()*,-./:;?@[\\]_{}")
 
 def _is_punct(c: str) -> bool:
     """Tcl's `string is punct`: Unicode's punctuation categories, not its symbols."""
-    if c < "\x80":
-        return c in _ASCII_PUNCT
-    import unicodedata  # (only for text beyond ASCII: start-up)
-
-    return unicodedata.category(c).startswith("P")
+    return c in _ASCII_PUNCT if c < "\x80" else _category(c)[0] == "P"
 
 
 def _prefixes(*words: str) -> set[str]:
@@ -392,19 +388,39 @@ _WHOLE_CLASSES: dict[str, Callable[[str], bool]] = {
     "list": _is_list,
 }
 
+def _category(c: str) -> str:
+    """The Unicode category of a character beyond ASCII (Tcl's classes are defined by them)."""
+    import unicodedata  # (only for text beyond ASCII: start-up)
+
+    return unicodedata.category(c)
+
+
+def _is_space(c: str) -> bool:
+    """Tcl's space: the six ASCII blanks, the separators (Z*), and five invisible characters."""
+    if c < "\x80":
+        return c in " \t\n\v\f\r"
+    return c in "\x85\u180e\u200b\u2060\u202f\ufeff" or _category(c)[0] == "Z"
+
+
+def _is_graph(c: str) -> bool:
+    return c.isprintable() and not c.isspace()
+
+
 _CHAR_CLASSES: dict[str, Callable[[str], bool]] = {
-    "alnum": str.isalnum,
+    # As Tcl 8.6 defines them by Unicode category: digit is Nd only (not ², nor Roman numerals),
+    # upper and lower are Lu and Ll, control is Cc, Cf and Co.
+    "alnum": lambda c: c.isalpha() or c.isdecimal(),
     "alpha": str.isalpha,
     "ascii": lambda c: ord(c) < 128,
-    "control": lambda c: ord(c) < 32 or 127 <= ord(c) < 160,
-    "digit": str.isdigit,
-    "graph": lambda c: c.isprintable() and not c.isspace(),
-    "lower": str.islower,
-    "print": str.isprintable,
+    "control": lambda c: ord(c) < 32 or 127 <= ord(c) < 160 or (c >= "\xa0" and _category(c) in ("Cf", "Co")),
+    "digit": str.isdecimal,
+    "graph": _is_graph,
+    "lower": lambda c: "a" <= c <= "z" if c < "\x80" else _category(c) == "Ll",
+    "print": lambda c: _is_graph(c) or c == " " or (c >= "\x80" and _category(c)[0] == "Z"),
     "punct": _is_punct,
-    "space": str.isspace,
-    "upper": str.isupper,
-    "wordchar": lambda c: c.isalnum() or c == "_",
+    "space": _is_space,
+    "upper": lambda c: "A" <= c <= "Z" if c < "\x80" else _category(c) == "Lu",
+    "wordchar": lambda c: c.isalpha() or c.isdecimal() or c == "_" or (c >= "\x80" and _category(c) == "Pc"),
     "xdigit": lambda c: c in "0123456789abcdefABCDEF",
 }
 

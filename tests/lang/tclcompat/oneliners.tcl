@@ -313,6 +313,7 @@ string is list -failindex i {x {y {z}}w}; set i
 string is list -failindex i {a "b"c d}; set i
 set r {}; for {set i 33} {$i < 127} {incr i} {set c [format %c $i]; if {[string is punct $c]} {append r $c}}; set r
 set r {}; foreach c {§ ¶ « » ¿ ¡ € £ ° · – —} {append r [string is punct $c]}; set r
+set r {}; foreach cls {alnum digit lower upper space control print wordchar} {set s $cls; foreach c [list ² ½ Ⅳ ⅳ ª ʰ Ⓐ ⓐ \x1c \u00a0 \u200b \u00ad \ue000 \u2028 ‿ ٣ É] {append s [string is $cls $c]}; lappend r $s}; set r
 string is dict {a b}
 string is a x
 format %d 99999999999999999999
