@@ -20,7 +20,7 @@ from typing import Any, Callable
 
 from .errors import ArityError, ScriptError
 from .record import Frozen, Record
-from .tcllist import split_list
+from .tcllist import quote_element, split_list
 
 __all__ = ["Usage", "CommandDef", "Registry", "BUILTINS", "parse_usage", "resolve_subcommand", "parse_params"]
 
@@ -224,25 +224,27 @@ class Macro(Record):
     a proc's are local unless declared `global`, as in Tcl.
     """
 
-    _fields = ("name", "params", "body", "kind", "variadic", "defined_at")
+    _fields = ("name", "params", "body", "kind", "variadic", "defined_at", "called")
     name: str
     params: list[tuple[str, str | None]]  # (name, default or None)
     body: Any  # Script
     kind: str  # "macro" or "proc"
     variadic: bool  # proc with a last param `args`
     defined_at: Any
+    called: str  # how its usage line starts: the name as one word (`{a b}`), or `apply lambdaExpr`
 
     def __init__(self, name: str, params: list[tuple[str, str | None]], body: Any, kind: str = "macro",
-                 variadic: bool = False, defined_at: Any = None) -> None:
+                 variadic: bool = False, defined_at: Any = None, called: str | None = None) -> None:
         self.name = name
         self.params = params
         self.body = body
         self.kind = kind
         self.variadic = variadic
         self.defined_at = defined_at
+        self.called = called if called is not None else quote_element(name)
 
     def usage_line(self) -> str:
-        words = [self.name]
+        words = [self.called]
         for pname, default in self.params:
             words.append(f"?{pname}?" if default is not None or self.kind == "macro" else pname)
         if self.variadic:
@@ -253,16 +255,23 @@ class Macro(Record):
 
 
 
-def parse_params(spec: str, owner: str) -> tuple[list[tuple[str, str | None]], bool]:
+def parse_params(spec: str) -> tuple[list[tuple[str, str | None]], bool]:
     """A proc's (or lambda's) parameter list: (name, default or None) pairs, and whether the
-    last one is `args`, which takes the remaining words."""
+    last one is `args`, which takes the remaining words. Refused as Tcl refuses them: a
+    parameter with no name, more than a name and a default, an array element or a `::` name."""
     params: list[tuple[str, str | None]] = []
     variadic = False
     items = split_list(spec)
     for i, item in enumerate(items):
         parts = split_list(item)
         if not parts:
-            raise ScriptError(f'{owner}: argument with no name')
+            raise ScriptError("argument with no name")
+        if len(parts) > 2:
+            raise ScriptError(f'too many fields in argument specifier "{item}"')
+        if "::" in parts[0]:
+            raise ScriptError(f'formal parameter "{parts[0]}" is not a simple name')
+        if parts[0].endswith(")") and "(" in parts[0]:
+            raise ScriptError(f'formal parameter "{parts[0]}" is an array element')
         if parts[0] == "args" and i == len(items) - 1 and len(parts) == 1:
             variadic = True
             continue

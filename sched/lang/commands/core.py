@@ -364,7 +364,7 @@ def block_macro(interp: Interp, node: Block) -> str:
 @cmd("proc name params body", "define a Tcl procedure: its variables are local unless `global`")
 def cmd_proc(interp: Interp, argv: list[str]) -> str:
     body = interp.script_of(argv, 3)
-    params, variadic = parse_params(argv[2], f'proc "{argv[1]}"')
+    params, variadic = parse_params(argv[2])
     pos = interp.cmd_words[0].pos if interp.cmd_words else None
     interp.define_macro(Macro(argv[1], params, body, "proc", variadic=variadic, defined_at=pos))
     return ""

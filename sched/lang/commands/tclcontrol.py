@@ -373,8 +373,8 @@ def _lambda(text: str) -> Macro:
     parts = split_list(text)
     if len(parts) not in (2, 3):
         raise ScriptError(f'can\'t interpret "{text}" as a lambda expression')
-    params, variadic = parse_params(parts[0], "apply")
-    return Macro("apply lambdaExpr", params, parse_cached(parts[1]), "proc", variadic=variadic)
+    params, variadic = parse_params(parts[0])
+    return Macro("apply lambdaExpr", params, parse_cached(parts[1]), "proc", variadic=variadic, called="apply lambdaExpr")
 
 
 @cmd("apply lambdaExpr ?arg ...?", "call an anonymous proc: lambdaExpr is {params body}")

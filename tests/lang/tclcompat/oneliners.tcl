@@ -351,6 +351,13 @@ if {0} {set r a} elseif {1} {set r b} else {set r c}
 if 0 then {set r a} else {set r else}
 proc f {n} {if {$n < 2} {return $n}; expr {[f [expr {$n-1}]] + [f [expr {$n-2}]]}}; f 15
 proc dflt {a {b 2} args} {list $a $b $args}; list [dflt 1] [dflt 1 3] [dflt 1 3 4 5]
+proc "a b" {} {return ab}; "a b"
+proc "a b" {x} {}; "a b"
+proc p {{a 1 2}} {}
+proc p {{}} {}
+proc p {{a(1)}} {}
+proc p {a::b} {}
+apply {{{a 1 2}} {}}
 catch {break}
 catch {continue}
 catch {return x} m; set m
