@@ -598,6 +598,8 @@ class Interp:
             err.pos = pos
         if isinstance(err, ExprError) and err.message.startswith("divide by zero"):
             err.errorcode = "ARITH DIVZERO {divide by zero}"  # what Tcl's `trap` sees
+        elif isinstance(err, ExprError) and err.message.startswith("domain error"):
+            err.errorcode = "ARITH DOMAIN {domain error: argument not in valid range}"
         if isinstance(err, ExprError) and "in expression" not in err.message:
             err.message = f'{err.message} in expression "{_clip(text)}"'
             err.args = (err.message,)

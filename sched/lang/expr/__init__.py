@@ -423,8 +423,11 @@ class Expr:
         v = self._ev(ctx)
         if type(v) is str:
             n = parse_number(v)  # type: ignore[arg-type]
-            if n is not None and n == n:
-                return n
+            if n is None:
+                return v
+            v = n
+        if v != v:  # as Tcl: an expression is no number when it comes out Not a Number
+            raise ExprError("domain error: argument not in valid range")
         return v
 
     def evaluate_str(self, ctx: ExprContext) -> str:

@@ -390,6 +390,13 @@ expr {"abc" < "abd"}
 expr {"10" == 10.0}
 expr {5 > 3 ? "yes" : "no"}
 expr {1e300 * 1e10}
+expr {nan}
+set x NaN; expr {$x}
+proc p {} {set x NaN; expr {$x}}; p
+expr {1 ? nan : 0}
+catch {expr {nan}} m o; dict get $o -errorcode
+catch {expr {inf - inf}} m o; dict get $o -errorcode
+expr {"nan" eq "nan"}
 expr {0x10 + 010} ;# differs: octal-literals
 expr {1 / 0}
 expr {max()}
