@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from typing import Any
 
 from .ops import _float_pow
 from .values import (
@@ -179,31 +178,40 @@ def _fn_bool(v: Value) -> Value:
     return 1 if _truth(v) else 0
 
 
-_generator: Any = None
-"""rand()'s random.Random, made at the first rand() or srand(): a run that draws no number does
-not load `random` (start-up, issue 13)."""
+_RAND_IM = 2147483647  # 2**31 - 1
+_seed: list[int] = []
+"""rand()'s state: Tcl's own generator (Park and Miller's minimal standard, seed = 16807 * seed
+mod 2**31-1), so that srand(N) gives the numbers tclsh gives. Seeded from the clock at the first
+rand() without srand()."""
 
 
-def _rng() -> Any:
-    global _generator
-    if _generator is None:
-        import random
-
-        _generator = random.Random()
-    return _generator
+def _set_seed(n: int) -> None:
+    seed = n & 0x7FFFFFFF
+    if seed in (0, 0x7FFFFFFF):  # (the generator's fixed points)
+        seed ^= 123459876
+    _seed[:] = [seed]
 
 
 def _fn_rand() -> Value:
-    return _rng().random()
+    if not _seed:
+        import time  # (only for a rand() before any srand(): start-up)
+
+        _set_seed(time.perf_counter_ns())
+    seed = _seed[0]
+    high = seed // 127773
+    seed = 16807 * (seed - high * 127773) - 2836 * high  # Schrage's way, as Tcl computes it
+    if seed < 0:
+        seed += _RAND_IM
+    _seed[0] = seed
+    return seed * (1.0 / _RAND_IM)
 
 
 def _fn_srand(v: Value) -> Value:
     n = _arg(v, "srand")
     if type(n) is not int:
         raise _OpFailure(f'argument to srand(): expected integer but got "{_s(v)}"')
-    rng = _rng()
-    rng.seed(n)
-    return rng.random()
+    _set_seed(n)
+    return _fn_rand()
 
 
 # name -> (function, min args, max args or None for any, pure: may be folded at compile time)

@@ -397,6 +397,8 @@ expr {1 ? nan : 0}
 catch {expr {nan}} m o; dict get $o -errorcode
 catch {expr {inf - inf}} m o; dict get $o -errorcode
 expr {"nan" eq "nan"}
+expr {srand(42)}; list [expr {rand()}] [expr {rand()}] [expr {int(rand()*100)}]
+list [expr {srand(0)}] [expr {srand(-1)}] [expr {srand(1<<40)}] [expr {srand(99999999999999999999)}]
 expr {0x10 + 010} ;# differs: octal-literals
 expr {1 / 0}
 expr {max()}
