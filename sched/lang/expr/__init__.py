@@ -427,7 +427,7 @@ class Expr:
                 return v
             v = n
         if v != v:  # as Tcl: an expression is no number when it comes out Not a Number
-            raise ExprError("domain error: argument not in valid range")
+            raise ExprError("domain error: argument not in valid range", offset=0)
         return v
 
     def evaluate_str(self, ctx: ExprContext) -> str:
