@@ -177,7 +177,7 @@ def dict_exists(interp: Any, argv: list[str]) -> str:
     for key in argv[3:]:
         try:
             table = dict_of(value)
-        except ScriptError:
+        except (ScriptError, ListError):  # no dictionary on the path: as Tcl, it does not exist
             return "0"
         if key not in table:
             return "0"
@@ -327,7 +327,9 @@ def dict_lappend(interp: Any, argv: list[str]) -> str:
 @sub("dict incr dictVarName key ?increment?", "add to the integer at a key (a missing one counts as 0)")
 def dict_incr(interp: Any, argv: list[str]) -> str:
     step = get_int(argv[4]) if len(argv) == 5 else 1
-    return _set_key(interp, argv[2], argv[3], lambda old: str(get_int(old if old is not None else "0") + step))
+    # (a missing key takes the increment as it was written, as in Tcl: `dict incr d k 0x10` stores 0x10)
+    return _set_key(interp, argv[2], argv[3],
+                    lambda old: str(get_int(old) + step) if old is not None else argv[4] if len(argv) == 5 else "1")
 
 
 @sub("dict update dictVarName key varName ?key varName ...? body",

@@ -148,6 +148,9 @@ dict merge {a 1} {a 1}
 dict size "\{a"
 dict size {{a}b c}
 dict get {"a"b c} a
+dict exists "\{" a
+dict exists {a {b "\{"}} a b c
+set d {}; dict incr d b 0x10; dict incr d c " 5"; set d
 # --- try, throw, catch options, return options
 try {set r ok} on ok {v} {set v}
 try {error boom} on error {m} {set m}
