@@ -475,9 +475,19 @@ def _switch_pick(interp: Interp, spec: SwitchSpec, text: str, patterns: tuple[st
         return _glob_pick(patterns, spec.nocase)(text)
     last = len(patterns) - 1
     for k, pattern in enumerate(patterns):
-        if (k == last and pattern == "default") or _switch_match(interp, spec, pattern, text):
+        if k == last and pattern == "default":
+            _default_match_vars(interp, spec)
+            return k
+        if _switch_match(interp, spec, pattern, text):
             return k
     return None
+
+
+def _default_match_vars(interp: Interp, spec: SwitchSpec) -> None:
+    """As in Tcl: the default branch sets -matchvar and -indexvar to the empty list."""
+    for name in (spec.matchvar, spec.indexvar):
+        if name:
+            interp.set_var(name, "")
 
 
 @lru_cache(maxsize=512)
@@ -586,7 +596,10 @@ def block_switch(interp: Interp, node: Block) -> str:
     text = argv[i]
     for clause in node.clauses:
         words = [interp.subst_word(w) for w in clause.header.words]
-        if words[0] == "default" or any(_switch_match(interp, spec, p, text) for p in words[1:]):
+        if words[0] == "default":
+            _default_match_vars(interp, spec)
+            return interp.run_script(clause.body)
+        if any(_switch_match(interp, spec, p, text) for p in words[1:]):
             return interp.run_script(clause.body)
     return ""
 

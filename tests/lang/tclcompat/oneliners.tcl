@@ -85,6 +85,8 @@ switch -glob -- -x {-* {set r dashglob}}
 switch -regexp -matchvar m abcd {(b)(c) {set m}}
 switch -regexp -indexvar i abcd {(b)(c) {set i}}
 switch -regexp -matchvar m -indexvar i xyz {(y) {list $m $i}}
+set mv x; set iv x; switch -regexp -matchvar mv -indexvar iv xyz {(a) {set r a} default {list $mv $iv}}
+set mv x; switch -regexp -matchvar mv xyz {(a) {set r a}}; set mv
 switch default {default {set r literal}}
 switch -glob {} {* {set r empty}}
 switch a {a}
