@@ -2,6 +2,7 @@
 
     glob_match(pattern, text, nocase)   `string match`, `lsearch -glob`, the patterns of `info` and `array`
     glob_regex(pattern, nocase)         the same as a compiled regex
+    fold_case(text)                     Tcl's lower case for -nocase: character by character
 
 Tcl's regular expressions (dialect, leftmost-longest matching, Ctrl-C) are psched.lang.tclregex.
 """
@@ -13,7 +14,25 @@ from functools import lru_cache
 from typing import Callable
 
 
-__all__ = ["glob_match", "glob_regex", "glob_tester"]
+__all__ = ["fold_case", "glob_match", "glob_regex", "glob_tester"]
+
+_SIMPLE_LOWER = {"\u0130": "i"}
+"""Lower cases of one character that Python gives as two (its full mapping): Tcl's simple one."""
+
+
+def fold_case(text: str) -> str:
+    """Tcl's lower case (`string tolower`, and what -nocase compares): each character lowered
+    by itself, so the length never changes and a final sigma stays σ (Python's str.lower makes
+    it ς at the end of a word, and İ two characters)."""
+    lowered = text.lower()
+    if len(lowered) == len(text) and "\u03a3" not in text:
+        return lowered
+    return "".join(_lower_char(c) for c in text)
+
+
+def _lower_char(c: str) -> str:
+    lowered = c.lower()
+    return lowered if len(lowered) == 1 else _SIMPLE_LOWER.get(c, c)
 
 
 @lru_cache(maxsize=1024)

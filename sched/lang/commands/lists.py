@@ -26,7 +26,7 @@ from ..errors import Break, Continue, ScriptError
 from ..registry import BUILTINS
 from ..tcllist import EDITED, join_list, list_tail, quote_element, split_list, split_tuple
 from ..args import MAX_STRING, get_float, get_int, index_of, parse_options
-from ..patterns import glob_regex
+from ..patterns import fold_case, glob_regex
 from ..tclregex import regex_search, tcl_regex
 
 
@@ -272,8 +272,8 @@ def _matcher(interp: Any, opts: dict, pattern: str) -> Callable[[str], bool]:
             want_f = get_float(pattern)
             return lambda s: get_float(s) == want_f
         if nocase:
-            folded = pattern.lower()
-            return lambda s: s.lower() == folded
+            folded = fold_case(pattern)
+            return lambda s: fold_case(s) == folded
         return lambda s: s == pattern
     if pattern == "*":
         return lambda s: True
@@ -350,7 +350,7 @@ def _compare_function(opts: dict) -> Callable[[str, str], int]:
         return lambda a, b: (number(a) > number(b)) - (number(a) < number(b))
     if opts.get("-dictionary"):
         return dictionary_compare
-    fold: Callable[[str], str] = str.lower if opts.get("-nocase") else str
+    fold: Callable[[str], str] = fold_case if opts.get("-nocase") else str
     return lambda a, b: (fold(a) > fold(b)) - (fold(a) < fold(b))
 
 
@@ -407,7 +407,7 @@ def dictionary_compare(left: str, right: str) -> int:
         cl, cr = left[i], right[j]
         i += 1
         j += 1
-        ll, lr = cl.lower(), cr.lower()
+        ll, lr = fold_case(cl), fold_case(cr)
         if ll != lr:
             return -1 if ll < lr else 1
         if secondary == 0:
@@ -442,7 +442,7 @@ def _sort_key(opts: dict, interp: Any) -> tuple[Callable[[str], Any] | None, Cal
 
         return None, compare
     if opts.get("-nocase"):
-        return str.lower, None
+        return fold_case, None
     return None, None
 
 

@@ -15,7 +15,7 @@ from ..lazyre import lazy_compile
 from ..args import MAX_STRING, get_float, get_int, index_of, parse_options, set_arity
 from ..errors import ListError, ScriptError
 from ..expr import parse_number
-from ..patterns import glob_match
+from ..patterns import fold_case, glob_match
 from ..registry import BUILTINS
 from ..tcllist import join_list, split_tuple
 from ..tclregex import regex_finditer, regex_search, tcl_regex
@@ -114,7 +114,7 @@ def _one_to_one(convert: Callable[[str], str]) -> Callable[[str], str]:
     return mapped
 
 
-_upper, _lower, _title = _one_to_one(str.upper), _one_to_one(str.lower), _one_to_one(str.title)
+_upper, _lower, _title = _one_to_one(str.upper), fold_case, _one_to_one(str.title)
 
 
 @string.sub("string toupper string ?first? ?last?", "upper case (of the characters first..last)")
@@ -167,8 +167,8 @@ def string_map(interp: Any, argv: list[str]) -> str:
         return text
     nocase = bool(opts)
     if nocase:
-        folded = text.lower()
-        keys = [(k.lower(), v) for k, v in keys]
+        folded = fold_case(text)
+        keys = [(fold_case(k), v) for k, v in keys]
     else:
         folded = text
     out: list[str] = []
@@ -232,7 +232,7 @@ def _compare_args(argv: list[str], name: str) -> tuple[str, str, bool, int | Non
     if length is not None and length >= 0:
         a, b = a[:length], b[:length]
     if opts.get("-nocase"):
-        a, b = a.lower(), b.lower()
+        a, b = fold_case(a), fold_case(b)
     return a, b, bool(opts.get("-nocase")), length
 
 

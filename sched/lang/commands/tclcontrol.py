@@ -26,7 +26,7 @@ from ..compile import Special, compiles
 from ..interp import Frame, Interp
 from ..nodes import Block, Command, Script
 from ..parser import parse_cached
-from ..patterns import glob_tester
+from ..patterns import fold_case, glob_tester
 from ..record import Record
 from ..registry import BUILTINS, CommandDef, Macro, parse_params
 from ..tcllist import join_list, split_list, split_tuple
@@ -454,7 +454,7 @@ def _options_read(words: tuple[str, ...], length: int) -> tuple[SwitchSpec, int]
 
 def _switch_match(interp: Interp, spec: SwitchSpec, pattern: str, text: str) -> bool:
     if spec.mode == "-exact":
-        return pattern == text if not spec.nocase else pattern.casefold() == text.casefold()
+        return pattern == text if not spec.nocase else fold_case(pattern) == fold_case(text)
     if spec.mode == "-glob":
         return pattern == "*" or glob_tester(pattern, spec.nocase)(text)
     rx = tcl_regex(pattern, spec.nocase)

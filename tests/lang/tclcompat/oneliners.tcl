@@ -296,6 +296,14 @@ string tolower ǅ
 string totitle ßa
 string toupper ﬁx
 string toupper abc 1 1
+string tolower "ΑΣ ΟΔΟΣ"
+string tolower "İx"
+string equal -nocase "ΑΣ" "ας"
+string compare -nocase "İ" "i"
+lsort -nocase {b A İ i}
+switch -nocase straße {STRASSE {set r match} default {set r no}}
+string map -nocase {i X} "İiİ"
+lsearch -exact -nocase {ΑΣ} ας
 string match {[a} a
 string match {[a} b
 string match {a[bc} ab
