@@ -463,7 +463,7 @@ class Interp:
                     out.append(ret.value)
                 i = end + 1
             elif c == "\\" and backslashes and i + 1 < n:
-                m = re.match(r"\\(x[0-9a-fA-F]{1,2}|u[0-9a-fA-F]{1,4}|[0-7]{1,3}|\n[ \t]*|.)", text[i:], re.S)
+                m = re.match(r"\\(x[0-9a-fA-F]{1,2}|u[0-9a-fA-F]{1,4}|U[0-9a-fA-F]{1,8}|[0-7]{1,3}|\n[ \t]*|.)", text[i:], re.S)
                 out.append(backslash_subst(m.group(0)))
                 i += m.end()
             else:

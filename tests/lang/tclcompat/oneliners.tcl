@@ -13,6 +13,7 @@ set v {a {b c} d}; llength $v
 set q "a \"b\" c"; llength $q
 set w {$x [y]}; string length $w
 subst {x=$x [expr {1+1}] \t.}
+list "\U41" \U0041x [string length "\U1F600x"] "\UG" [subst {\U42}]
 set x 5; subst -nocommands -novariables {$x[y]\t}
 set x 5; subst -nocommands {$x $x(a) [set x]}
 set x 5; subst -novariables {$x(a[set y 1])}
