@@ -41,7 +41,9 @@ CASES = [
     ('exec sh -c "echo e >&2" 2> e.txt; exec sh -c "echo f >&2" 2>> e.txt; exec cat e.txt', "e\nf"),
     ('exec sh -c "echo o; echo e >&2" >& both.txt; exec sort both.txt', "e\no"),
     ("exec cat", ""),  # stdin is /dev/null, not the shell's
-    ("catch {exec false} msg; set msg", "child process exited abnormally (status 1)"),
+    ("catch {exec false} msg; set msg", "child process exited abnormally"),
+    ("catch {exec sh -c {echo o; exit 3}} msg opts; set e [dict get $opts -errorcode]; list $msg [lindex $e 0] [lindex $e 2]",
+     "{o\nchild process exited abnormally} CHILDSTATUS 3"),
     ("exec echo {a b} {$x} {[y]}", "a b $x [y]"),  # words go to the program as they are
 ]
 
@@ -53,9 +55,9 @@ def test_exec(interp, script, expected):
 
 ERRORS = [
     ('exec sh -c "echo err >&2"', "err"),
-    ('exec sh -c "echo out; echo err >&2; exit 3"', "child process exited abnormally (status 3): err"),
-    ("exec sh -c {exit 2} | cat", "child process exited abnormally (status 2)"),
-    ('exec sh -c "kill -SEGV \\$\\$"', "child process killed by signal SIGSEGV"),
+    ('exec sh -c "echo out; echo err >&2; exit 3"', "out\nerr"),
+    ("exec sh -c {exit 2} | cat", "child process exited abnormally"),
+    ('exec sh -c "kill -SEGV \\$\\$"', "child killed: segmentation violation"),
     ("exec nosuchprogram-xyz", 'couldn\'t execute "nosuchprogram-xyz": no such file or directory'),
     ("exec echo x | nosuchprogram-xyz", 'couldn\'t execute "nosuchprogram-xyz": no such file or directory'),
     ("exec ./", 'couldn\'t execute "./": permission denied'),

@@ -19,11 +19,13 @@ nothing (its stdin is /dev/null; Tcl would share the shell's stdin, which would 
 piped into `sched`). Without `>`, its stdout is the result, with one trailing newline removed
 unless `-keepnewline`.
 
-Failures are ScriptErrors: `couldn't execute "foo": no such file or directory`;
-`child process exited abnormally (status 2): <stderr>`; `child process killed by signal
-SIGSEGV (Segmentation fault)`; and, as in Tcl, output on stderr with status 0 is an error
-carrying that text unless `-ignorestderr`. One difference from Tcl: a program before a `|`
-that dies of SIGPIPE (its reader finished first, as in `yes | head -1`) is not an error.
+Failures are ScriptErrors, as Tcl's: `couldn't execute "foo": no such file or directory`; a
+pipeline that fails gives what it printed, then `child killed: segmentation violation` for
+each program a signal killed, then what it wrote on stderr, or else `child process exited
+abnormally`; the errorcode is `CHILDSTATUS pid status` or `CHILDKILLED pid SIGNAL message`
+(so `lindex $::errorCode 2` is the exit status). Output on stderr with status 0 is an error
+too, unless `-ignorestderr`. One difference from Tcl: a program before a `|` that dies of
+SIGPIPE (its reader finished first, as in `yes | head -1`) is not an error.
 Background pipelines (`&`) are not supported.
 
 A simulation (`sched --simulate`) hands in an ExecRunner under EXEC_RUNNER_KEY in
@@ -47,6 +49,7 @@ from ..registry import BUILTINS
 from ..args import MAX_STRING
 from ..record import Record
 from ..scripttext import SCRIPT_ERRORS
+from ..tcllist import join_list
 
 
 __all__ = ["Pipeline", "Redirect", "parse_pipeline", "run_pipeline", "WAIT_SLICE", "KILL_GRACE"]
@@ -279,7 +282,7 @@ def run_pipeline(interp: Any, pipe: Pipeline, *, ignore_stderr: bool = False, ke
         raise
     finally:
         files.close()
-    _check_status(pipe, procs, stderr_text, ignore_stderr)
+    _check_status(procs, stdout_text, stderr_text, ignore_stderr, keep_newline)
     if not keep_newline and stdout_text.endswith("\n"):
         stdout_text = stdout_text[:-1]
     return stdout_text
@@ -346,30 +349,56 @@ def _read(handle: IO[bytes] | None) -> str:
     return handle.read().decode("utf-8", SCRIPT_ERRORS)  # (invalid UTF-8 bytes as Tcl's exec reads them)
 
 
-def _signal_text(number: int) -> str:
+_SIGNAL_MESSAGES = {
+    "SIGHUP": "hangup", "SIGINT": "interrupt", "SIGQUIT": "quit signal", "SIGILL": "illegal instruction",
+    "SIGTRAP": "trace trap", "SIGABRT": "SIGABRT", "SIGBUS": "bus error", "SIGFPE": "floating-point exception",
+    "SIGKILL": "kill signal", "SIGUSR1": "user-defined signal 1", "SIGSEGV": "segmentation violation",
+    "SIGUSR2": "user-defined signal 2", "SIGPIPE": "write on pipe with no readers", "SIGALRM": "alarm clock",
+    "SIGTERM": "software termination signal", "SIGXCPU": "exceeded CPU time limit",
+    "SIGXFSZ": "exceeded file size limit", "SIGVTALRM": "virtual time alarm", "SIGPROF": "profiling alarm",
+    "SIGSYS": "bad argument to system call",
+}
+"""Tcl's words for the signals (Tcl_SignalMsg), which its exec reports."""
+
+
+def _signal_name(number: int) -> str:
     try:
-        name = signal.Signals(number).name
+        return signal.Signals(number).name
     except ValueError:
-        name = f"signal {number}"
-    description = signal.strsignal(number) or ""
-    return f"{name} ({description})" if description else name
+        return "unknown signal"
 
 
-def _check_status(pipe: Pipeline, procs: list[subprocess.Popen], stderr_text: str, ignore_stderr: bool) -> None:
-    problems: list[str] = []
+def _check_status(procs: list[subprocess.Popen], stdout_text: str, stderr_text: str, ignore_stderr: bool,
+                  keep_newline: bool) -> None:
+    """Raise Tcl's error for a pipeline that failed: its text is what the pipeline printed,
+    a line for each program killed by a signal, what it wrote on stderr, or else "child
+    process exited abnormally"; its errorcode is CHILDSTATUS pid status or CHILDKILLED pid
+    signal message, as Tcl's (`lindex $::errorCode 2` is the exit status)."""
+    killed: list[str] = []
+    abnormal = False
+    errorcode = "NONE"
     for k, proc in enumerate(procs):
         code = proc.returncode
         last = k == len(procs) - 1
         if code < 0 and not (not last and -code == signal.SIGPIPE):
-            problems.append(f"child process killed by signal {_signal_text(-code)}")
+            name = _signal_name(-code)
+            message = _SIGNAL_MESSAGES.get(name) or (signal.strsignal(-code) or "unknown signal").lower()
+            killed.append(f"child killed: {message}\n")
+            errorcode = join_list(["CHILDKILLED", str(proc.pid), name, message])
         elif code > 0:
-            problems.append(f"child process exited abnormally (status {code})")
-    text = stderr_text[:-1] if stderr_text.endswith("\n") else stderr_text
-    if problems:
-        message = problems[-1]
-        raise ScriptError(f"{message}: {text}" if text else message)
-    if text and not ignore_stderr:
-        raise ScriptError(text)
+            abnormal = True
+            errorcode = join_list(["CHILDSTATUS", str(proc.pid), str(code)])
+    complaint = stderr_text if not ignore_stderr else ""
+    if not (killed or abnormal or complaint):
+        return
+    text = stdout_text + "".join(killed) + complaint
+    if abnormal and not complaint:
+        text += "child process exited abnormally"
+    if not keep_newline and text.endswith("\n"):
+        text = text[:-1]
+    err = ScriptError(text)
+    err.errorcode = errorcode
+    raise err
 
 
 EXEC_RUNNER_KEY = "exec.runner"

@@ -474,6 +474,15 @@ clock scan "Feb 30, 2023" -gmt 1 ;# differs: clock-scan
 clock scan "2023-11-14 +2 hours" -gmt 1 ;# differs: clock-scan
 clock scan "today" -gmt 1 -base 1700000000 ;# differs: clock-scan
 clock format -62135596800 -gmt 1 -format %Y-%m-%d ;# differs: clock-scan
+# --- exec (sh's own commands; the pid in an errorcode is taken out)
+exec sh -c {echo o; exit 2}
+exec sh -c {echo o; echo e >&2; exit 2}
+exec sh -c {echo o; echo e >&2}
+exec -keepnewline sh -c {printf "o\n\n"; echo e >&2}
+exec sh -c {echo o; kill -KILL $$}
+catch {exec sh -c {exit 3} | cat} m o; list $m [lreplace [dict get $o -errorcode] 1 1 PID] [lindex $::errorCode 2]
+catch {exec sh -c {kill -TERM $$}} m o; list $m [lreplace [dict get $o -errorcode] 1 1 PID]
+catch {exec sh -c {echo e >&2}} m o; list $m [dict get $o -errorcode]
 # --- file names (string work only: no file is read)
 list [file join a b/ c] [file join a /b c] [file join a//b c] [file join "" a] [file join a ""] [file join a ~b] [file join a ./~b]
 list [file split /a/b/c] [file split a//b/] [file split ~/x] [file split a/~b] [file split ""] [file split /]
