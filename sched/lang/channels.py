@@ -30,9 +30,9 @@ from typing import Any, Callable, Iterator, TextIO
 from .errors import ScriptError
 from .lazylog import lazy_logger
 from .scripttext import SCRIPT_ERRORS
-from .tcllist import split_list
+from .tcllist import join_list, split_list
 
-__all__ = ["Channel", "Channels", "MANY_CHANNELS", "os_message", "STANDARD", "stdin_reads_from"]
+__all__ = ["Channel", "Channels", "MANY_CHANNELS", "os_error", "os_message", "STANDARD", "stdin_reads_from"]
 
 log = lazy_logger(__name__)
 
@@ -52,6 +52,15 @@ _MESSAGES = {
 def os_message(err: OSError) -> str:
     """An OSError's reason as Tcl words it (`no such file or directory`)."""
     return _MESSAGES.get(err.errno or 0) or (err.strerror or str(err)).lower()
+
+
+def os_error(what: str, err: OSError) -> ScriptError:
+    """The error `WHAT: reason` for an OSError, with Tcl's errorcode `POSIX ENOENT {no such file
+    or directory}` (what `try ... trap {POSIX ENOENT}` sees)."""
+    reason = os_message(err)
+    failure = ScriptError(f"{what}: {reason}")
+    failure.errorcode = join_list(["POSIX", errno.errorcode.get(err.errno or 0, "EUNKNOWN"), reason])
+    return failure
 
 
 _ACCESS = {
@@ -269,14 +278,14 @@ class Channels:
         try:
             fd = os.open(os.path.expanduser(path), flags, permissions)  # (not inherited by jobs: O_CLOEXEC)
         except OSError as err:
-            raise ScriptError(f'couldn\'t open "{path}": {os_message(err)}') from None
+            raise os_error(f'couldn\'t open "{path}"', err) from None
         mode = flags & (os.O_RDONLY | os.O_WRONLY | os.O_RDWR)
         readable, writable = mode != os.O_WRONLY, mode != os.O_RDONLY
         try:
             raw = io.FileIO(fd, "r+" if readable and writable else "r" if readable else "w", closefd=True)
         except OSError as err:  # (a directory: Tcl opens it, and fails at the first read)
             os.close(fd)
-            raise ScriptError(f'couldn\'t open "{path}": {os_message(err)}') from None
+            raise os_error(f'couldn\'t open "{path}"', err) from None
         seekable = raw.seekable()
         buffered: Any = (io.BufferedRandom(raw) if readable and writable and seekable else
                          io.BufferedReader(raw) if readable else io.BufferedWriter(raw))
@@ -297,7 +306,7 @@ class Channels:
                 with open(native, encoding="utf-8", errors=SCRIPT_ERRORS, newline="") as real:
                     text = real.read()
             except OSError as err:
-                raise ScriptError(f'couldn\'t open "{path}": {os_message(err)}') from None
+                raise os_error(f'couldn\'t open "{path}"', err) from None
         self.dry_run(f"open {path} {access} (kept in memory)")
         file = io.StringIO(text, newline=None)
         file.seek(0, os.SEEK_END if flags & os.O_APPEND else os.SEEK_SET)
@@ -328,7 +337,7 @@ class Channels:
         try:
             channel.file.close()
         except OSError as err:
-            raise ScriptError(f'error closing "{name}": {os_message(err)}') from None
+            raise os_error(f'error closing "{name}"', err) from None
 
     def close_all(self) -> None:
         """Close every file still open (sched leaves): what a script wrote reaches its file."""

@@ -35,7 +35,7 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Protocol, TextIO
 
 from .lazyre import lazy_compile
-from .channels import Channels
+from .channels import Channels, os_error
 from .compile import MAX_DEPTH, command_code, script_code
 from .errors import (Break, ControlFlow, Continue, ExprError, Interrupted, OtherCode, ParseError, Pos, Return,
                      SchedError, ScriptError, Skip, error_info)
@@ -242,7 +242,7 @@ class Interp:
         try:
             text = read_script_file(path)
         except OSError as err:
-            raise ScriptError(f'couldn\'t read file "{path}": {err.strerror or err}') from None
+            raise os_error(f'couldn\'t read file "{path}"', err) from None
         saved = self.current_file
         self.current_file = path
         try:

@@ -47,6 +47,7 @@ from typing import IO, Any, Protocol
 from ..errors import Interrupted, ScriptError
 from ..registry import BUILTINS
 from ..args import MAX_STRING
+from ..channels import os_error
 from ..record import Record
 from ..scripttext import SCRIPT_ERRORS
 from ..tcllist import join_list
@@ -192,7 +193,7 @@ class _Files:
         try:
             handle = open(path, mode)
         except OSError as err:
-            raise ScriptError(f'couldn\'t {verb} file "{path}": {_reason(err)}') from None
+            raise os_error(f'couldn\'t {verb} file "{path}"', err) from None
         self.opened.append(handle)
         return handle
 
@@ -202,7 +203,7 @@ class _Files:
         try:
             handle = tempfile.TemporaryFile()
         except OSError as err:
-            raise ScriptError(f"exec: couldn't create a temporary file: {_reason(err)}") from None
+            raise os_error("exec: couldn't create a temporary file", err) from None
         self.opened.append(handle)
         return handle
 
@@ -217,10 +218,6 @@ class _Files:
         for fd in self.fds:
             os.close(fd)
         self.fds.clear()
-
-
-def _reason(err: OSError) -> str:
-    return (err.strerror or str(err)).lower()
 
 
 def _stdin_source(pipe: Pipeline, files: _Files) -> Any:
@@ -293,13 +290,10 @@ def _spawn(argv: list[str], stdin: Any, stdout: Any, stderr: Any) -> subprocess.
 
     try:
         return subprocess.Popen(argv, stdin=stdin, stdout=stdout, stderr=stderr, close_fds=True)
-    except FileNotFoundError:
-        raise ScriptError(f'couldn\'t execute "{argv[0]}": no such file or directory') from None
-    except PermissionError:
-        raise ScriptError(f'couldn\'t execute "{argv[0]}": permission denied') from None
-    except (OSError, ValueError) as err:
-        reason = _reason(err) if isinstance(err, OSError) else str(err)
-        raise ScriptError(f'couldn\'t execute "{argv[0]}": {reason}') from None
+    except OSError as err:
+        raise os_error(f'couldn\'t execute "{argv[0]}"', err) from None
+    except ValueError as err:
+        raise ScriptError(f'couldn\'t execute "{argv[0]}": {err}') from None
 
 
 def _wait_all(interp: Any, procs: list[subprocess.Popen]) -> None:

@@ -22,7 +22,7 @@ import stat
 from typing import Any
 
 from ..args import MAX_STRING, get_int
-from ..channels import os_message
+from ..channels import os_error
 from ..errors import ScriptError
 from ..patterns import glob_match
 from ..registry import BUILTINS
@@ -154,7 +154,7 @@ def _stat(path: str, follow: bool = True) -> os.stat_result:
     try:
         return os.stat(_native(path)) if follow else os.lstat(_native(path))
     except OSError as err:
-        raise ScriptError(f'could not read "{path}": {os_message(err)}') from None
+        raise os_error(f'could not read "{path}"', err) from None
 
 
 def _test(what: Any) -> Any:
@@ -188,7 +188,7 @@ def file_mtime(interp: Any, argv: list[str]) -> str:
         try:
             os.utime(_native(argv[2]), (_stat(argv[2]).st_atime, when))
         except OSError as err:
-            raise ScriptError(f'could not set modification time for file "{argv[2]}": {os_message(err)}') from None
+            raise os_error(f'could not set modification time for file "{argv[2]}"', err) from None
     return str(int(_stat(argv[2]).st_mtime))
 
 
@@ -247,7 +247,7 @@ def file_delete(interp: Any, argv: list[str]) -> str:
         except FileNotFoundError:
             continue
         except OSError as err:
-            raise ScriptError(f'error deleting "{name}": {os_message(err)}') from None
+            raise os_error(f'error deleting "{name}"', err) from None
         try:
             if not stat.S_ISDIR(mode):
                 os.unlink(path)
@@ -258,7 +258,7 @@ def file_delete(interp: Any, argv: list[str]) -> str:
             else:
                 os.rmdir(path)
         except OSError as err:
-            raise ScriptError(f'error deleting "{name}": {os_message(err)}') from None
+            raise os_error(f'error deleting "{name}"', err) from None
     return ""
 
 
@@ -281,7 +281,8 @@ def file_mkdir(interp: Any, argv: list[str]) -> str:
                                  if os.path.lexists(_native(join_path(parts[:k])))
                                  and not os.path.isdir(_native(join_path(parts[:k])))), name)
                 raise ScriptError(f'can\'t create directory "{blocking}": file already exists') from None
-            raise ScriptError(f'can\'t create directory "{name}": {os_message(err)}') from None
+            failed = name if err.filename in (None, path) else err.filename  # (Tcl names the one it could not make)
+            raise os_error(f'can\'t create directory "{failed}"', err) from None
     return ""
 
 
@@ -326,7 +327,7 @@ def file_rename(interp: Any, argv: list[str]) -> str:
                     continue
                 except OSError as err2:
                     err = err2
-            raise ScriptError(f'error renaming "{source}": {os_message(err)}') from None
+            raise os_error(f'error renaming "{source}"', err) from None
     return ""
 
 
@@ -346,7 +347,7 @@ def file_copy(interp: Any, argv: list[str]) -> str:
             else:
                 shutil.copy2(src, dst, follow_symlinks=False)
         except OSError as err:
-            raise ScriptError(f'error copying "{source}": {os_message(err)}') from None
+            raise os_error(f'error copying "{source}"', err) from None
     return ""
 
 
@@ -358,7 +359,7 @@ def cmd_pwd(interp: Any, argv: list[str]) -> str:
     try:
         return os.getcwd()
     except OSError as err:
-        raise ScriptError(f"error getting working directory name: {os_message(err)}") from None
+        raise os_error("error getting working directory name", err) from None
 
 
 @cmd("cd ?dirName?", "change the working directory of sched (and of the jobs it starts); home if none")
@@ -372,7 +373,7 @@ def cmd_cd(interp: Any, argv: list[str]) -> str:
     try:
         os.chdir(_native(name))
     except OSError as err:
-        raise ScriptError(f'couldn\'t change working directory to "{name}": {os_message(err)}') from None
+        raise os_error(f'couldn\'t change working directory to "{name}"', err) from None
     return ""
 
 
@@ -532,7 +533,9 @@ def cmd_glob(interp: Any, argv: list[str]) -> str:
                 result.append(rel if opts.get("-tails") or not directory else join_path([directory, rel]))
     if not result and not opts.get("-nocomplain"):
         plural = "s" if len(patterns) != 1 else ""
-        raise ScriptError(f'no files matched glob pattern{plural} "{" ".join(patterns)}"')
+        err = ScriptError(f'no files matched glob pattern{plural} "{" ".join(patterns)}"')
+        err.errorcode = "TCL OPERATION GLOB NOMATCH"  # as Tcl's
+        raise err
     return join_list(result)
 
 

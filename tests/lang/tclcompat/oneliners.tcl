@@ -532,6 +532,14 @@ file type /nonexistent-dir/x
 file delete /nonexistent-dir/x
 cd /nonexistent-dir
 list [file exists /nonexistent-dir] [file isfile /] [file isdirectory /] [file readable /nonexistent-dir] [file type /]
+catch {open /nonexistent-dir/x} m o; list $m [dict get $o -errorcode]
+catch {file size /nonexistent-dir/x} m o; list $m [dict get $o -errorcode]
+catch {cd /nonexistent-dir} m o; list $m [dict get $o -errorcode]
+catch {exec nosuchprog-xyz} m o; list $m [dict get $o -errorcode]
+catch {glob /nonexistent-dir/*} m o; list $m [dict get $o -errorcode]
+catch {source /nonexistent-dir/x} m o; list $m [dict get $o -errorcode]
+catch {file mkdir /proc/x/y} m o; list $m [dict get $o -errorcode]
+try {open /nonexistent-dir/x} trap {POSIX ENOENT} {m} {set r trapped}
 set r [catch {open /} ch]; if {!$r} {close $ch}; set r ;# differs: open-directory
 
 exec sleep 0 & ;# differs: exec-background
