@@ -77,7 +77,9 @@ def index_of(text: str, length: int) -> int:
     """
     parts = _index_parts(text)
     if parts is None:
-        raise ScriptError(f'bad index "{clip(text)}": must be integer?[+-]integer? or end?[+-]integer?')
+        err = ScriptError(f'bad index "{clip(text)}": must be integer?[+-]integer? or end?[+-]integer?')
+        err.errorcode = "TCL VALUE INDEX"  # as Tcl's
+        raise err
     from_end, value = parts
     return length - 1 + value if from_end else value
 

@@ -59,7 +59,9 @@ def dict_of(text: str) -> dict[str, str]:
             raise ListError(e.message.replace("list element", "dict element").replace("in list", "in dict"),
                             offset=e.offset, element=e.element) from None
         if len(items) % 2:
-            raise ScriptError("missing value to go with key")
+            err = ScriptError("missing value to go with key")
+            err.errorcode = "TCL VALUE DICTIONARY"  # as Tcl's
+            raise err
         table = dict(zip(items[::2], items[1::2]))
         _remember(text, table)
     return table.copy()
@@ -129,11 +131,17 @@ def _var_dict(interp: Any, name: str) -> dict[str, str]:
     return dict_of(_var_text(interp, name))
 
 
+def _unknown_key(key: str) -> ScriptError:
+    err = ScriptError(f'key "{key}" not known in dictionary')
+    err.errorcode = join_list(["TCL", "LOOKUP", "DICT", key])  # as Tcl's
+    return err
+
+
 def _get_path(table: dict[str, str], keys: list[str]) -> str:
     value = ""
     for i, key in enumerate(keys):
         if key not in table:
-            raise ScriptError(f'key "{key}" not known in dictionary')
+            raise _unknown_key(key)
         value = table[key]
         if i < len(keys) - 1:
             table = dict_of(value)
@@ -150,7 +158,7 @@ def _set_path(table: dict[str, str], keys: list[str], value: str | None) -> dict
             table[key] = value
         return table
     if key not in table and value is None:
-        raise ScriptError(f'key "{key}" not known in dictionary')
+        raise _unknown_key(key)
     inner = dict_of(table.get(key, ""))
     table[key] = dict_text(_set_path(inner, keys[1:], value))
     return table

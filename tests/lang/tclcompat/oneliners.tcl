@@ -144,6 +144,11 @@ dict nosuch x ;# differs: ensemble-error-text
 dict size {a 1 b}
 dict get {}
 set d [dict create k {v w}]; dict get $d k
+catch {dict get {a {b 1}} a c} m o; list $m [dict get $o -errorcode]
+catch {dict get {a 1} a b} m o; list $m [dict get $o -errorcode]
+try {dict get {a 1} b} trap {TCL LOOKUP DICT} {m} {set r trapped}
+catch {lindex {a} x} m o; dict get $o -errorcode
+catch {string index a end+x} m o; dict get $o -errorcode
 dict map {k v} {a 1 b 2} {if {$k eq "b"} break; set v}
 dict merge {a 1 a 2}
 dict merge { a 1 } {}
