@@ -218,6 +218,11 @@ def tcl_regex(pattern: str, nocase: bool = False, linestop: bool = False, linean
             if i < n and pattern[i] == "?":
                 i += 1
             out.append("?")  # every quantifier non-greedy: the leftmost-shortest match
+        elif c == "{" and not _BOUND.match(pattern, i):
+            out.append(r"\{")  # as in Tcl, a brace that starts no bound is itself (`a{,2}`, `{x}`)
+            i += 1
+        elif c == "{" and any(int(k) > 255 for k in pattern[i + 1:_quantifier_end(pattern, i) - 1].split(",") if k):
+            raise ScriptError("couldn't compile regular expression pattern: invalid repetition count(s)")  # Tcl's limit
         else:
             out.append(c)
             i += 1
@@ -233,7 +238,9 @@ def tcl_regex(pattern: str, nocase: bool = False, linestop: bool = False, linean
 
 _WORDING = (("missing )", "parentheses () not balanced"), ("unbalanced parenthesis", "parentheses () not balanced"),
             ("unterminated character set", "brackets [] not balanced"), ("nothing to repeat", "quantifier operand invalid"),
-            ("multiple repeat", "quantifier operand invalid"), ("bad escape", "invalid escape \\ sequence"))
+            ("multiple repeat", "quantifier operand invalid"), ("bad escape", "invalid escape \\ sequence"),
+            ("min repeat greater than max repeat", "invalid repetition count(s)"),
+            ("invalid group reference", "invalid backreference number"), ("unknown extension", "invalid embedded option"))
 
 
 def _tcl_wording(err: regex.error) -> str:

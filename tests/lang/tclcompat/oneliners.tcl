@@ -284,6 +284,11 @@ regexp {***=a.b} a.b
 regexp {a{2,3}} caaaat m; set m
 regexp {(} x
 regexp -start end a abca
+list [regexp {a{,2}} aaa] [regexp {a{,2}} "a{,2}"] [regexp {a{x}} "a{x}"] [regexp {a{}} "a{}"]
+regexp {a{256}} a
+regexp {x{2,1}} xx
+regexp {\8} a
+regexp {(?z)a} a
 regexp -start end-1 a abca
 regsub -start end a abca X
 regsub -all {} abc -
