@@ -32,6 +32,9 @@ _BLANKS = " \t\n\r\f\v"
 _INT_DIGITS = {"d": "0123456789", "u": "0123456789", "o": "01234567", "b": "01",
                "x": "0123456789abcdefABCDEF", "X": "0123456789abcdefABCDEF"}
 _BASES = {"d": 10, "u": 10, "o": 8, "b": 2, "x": 16, "X": 16}
+# A number's beginning with nothing after it (`-`, `+.`): as in Tcl, the input ran out (the
+# result is empty), not a mismatch.
+_NUMBER_START = lazy_compile(r"[+-]?\.?")
 _FLOAT = lazy_compile(r"[+-]?(?:(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?|inf(?:inity)?|nan)", re.I)
 
 
@@ -137,10 +140,13 @@ def _parse_format(fmt: str) -> tuple[tuple, int]:
 
 
 def _limit(value: int, size: str) -> int:
-    """A C long as Tcl reads it: beyond 64 bits it stops at the largest (`ll`: no limit)."""
+    """A C long as Tcl reads it (`ll`: no limit): a magnitude that fits 64 bits wraps to a signed
+    one (18446744073709551615 is -1), a larger one stops at the largest or the smallest."""
     if size == "ll":
         return value
-    return max(min(value, (1 << 63) - 1), -(1 << 63))
+    if abs(value) < 1 << 64:
+        return ((value + (1 << 63)) % (1 << 64)) - (1 << 63)
+    return (1 << 63) - 1 if value > 0 else -(1 << 63)
 
 
 def _read_int(text: str, pos: int, end: int, kind: str) -> tuple[int, int] | None:
@@ -219,17 +225,18 @@ def scan(text: str, fmt: str) -> tuple[list[str | None], int, bool]:
         elif conv.kind in "efg":
             m = _FLOAT.match(text, pos, end)
             if m is None:
+                underflow = _NUMBER_START.fullmatch(text, pos, end) is not None
                 break
             value, pos = format_value(float(m.group())), m.end()
         else:
             found = _read_int(text, pos, end, conv.kind)
             if found is None:
+                underflow = _NUMBER_START.fullmatch(text, pos, end) is not None
                 break
             number, pos = found
+            number = _limit(number, conv.size)
             if conv.kind == "u" and number < 0 and conv.size != "ll":
-                number &= (1 << 64) - 1
-            else:
-                number = _limit(number, conv.size)
+                number += 1 << 64  # (printed unsigned, as C's %lu)
             value = str(number)
         if conv.slot is not None:
             values[conv.slot] = value

@@ -251,6 +251,9 @@ scan "1 2" "%d %d" a
 scan abc %q
 scan abc %1c
 scan "10:20:30" "%d:%d:%d" h m s; list $h $m $s
+list [scan 18446744073709551615 %d] [scan -18446744073709551615 %d] [scan 9223372036854775808 %d] [scan 18446744073709551615 %u] [scan ffffffffffffffff %x]
+list [scan "-" %d] [scan "+" %f] [scan "-." %f] [scan "-x" %d] [scan "ab -" "ab %d"] [scan "1 -" "%d %d"]
+scan "-" %d x
 scan "12" %d y z
 scan "1 2" "%1\$d %1\$d"
 scan "1 2" "%1\$d %3\$d" a b
