@@ -68,14 +68,17 @@ def __getattr__(name: str) -> Any:
         return getattr(regex, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
+# As Tcl defines them, by Unicode category (digit is Nd, upper Lu, punct P*, cntrl Cc Cf Co; its
+# space takes five invisible characters and leaves out \x1c-\x1f).
+_SPACE = r" \t\n\v\f\r\x85\p{Z}\u180e\u200b\u2060\ufeff"
+_GRAPH = r"\p{L}\p{M}\p{N}\p{P}\p{S}"
 _POSIX_CLASSES = {
-    "digit": r"0-9", "upper": "A-Z", "lower": "a-z", "space": r"\s", "blank": r" \t",
-    "punct": r"!-/:-@\[-`{-~", "xdigit": "0-9A-Fa-f", "word": r"\w", "cntrl": r"\x00-\x1f\x7f",
-    "print": r" -~", "graph": r"!-~",
+    "digit": r"\p{Nd}", "upper": r"\p{Lu}", "lower": r"\p{Ll}", "space": _SPACE, "blank": r" \t",
+    "punct": r"\p{P}", "xdigit": "0-9A-Fa-f", "word": r"\w", "cntrl": r"\p{Cc}\p{Cf}\p{Co}",
+    "print": _GRAPH + r" \x85\p{Z}\u180e\u200b\u2060\ufeff", "graph": _GRAPH,
+    "alpha": r"\p{L}", "alnum": r"\p{L}\p{Nd}",
 }
-# Classes Python can only say as a set of their own; a bracket expression that holds one
-# becomes an alternation (or, negated, a lookahead), which is exact.
-_POSIX_SETS = {"alpha": r"[^\W\d_]", "alnum": r"[^\W_]"}
+_WORD = r"\p{L}\p{Nd}\p{Pc}"  # Tcl's \w: letters, digits and connectors like _ (the package's also takes marks and Nl)
 
 _ESCAPE_CHARS = {"a": r"\x07", "b": r"\x08", "B": r"\\", "e": r"\x1b", "f": r"\x0c", "n": r"\n",
                  "r": r"\r", "t": r"\t", "v": r"\x0b"}
@@ -104,15 +107,19 @@ def _escape_at(pattern: str, i: int, in_set: bool) -> tuple[str, int]:
         return regex.escape(chr(int(m.group()[-8:], 16) % 0x110000)), m.end()
     if c == "c" and i + 2 < len(pattern):
         return regex.escape(chr(ord(pattern[i + 2]) & 0x1F)), i + 3
+    if c in "swSW":  # Tcl's [[:space:]] and [[:alnum:]_], not the package's
+        chars = _SPACE if c in "sS" else _WORD
+        if in_set:
+            return (chars, i + 2) if c in "sw" else ("\\" + c, i + 2)
+        return ("[" if c in "sw" else "[^") + chars + "]", i + 2
     if c.isalnum() or c == "_":
-        return "\\" + c, i + 2  # \d \s \w \uXXXX \1 ... mean the same in Python
+        return "\\" + c, i + 2  # \d \uXXXX \1 ... mean the same in Python
     return regex.escape(c), i + 2
 
 
 def _bracket(pattern: str, i: int) -> tuple[str, int]:
     """Translate the bracket expression starting at pattern[i] (`[`); return it and the next index."""
     items: list[str] = []
-    extras: list[str] = []
     j = i + 1
     n = len(pattern)
     negated = j < n and pattern[j] == "^"
@@ -131,8 +138,6 @@ def _bracket(pattern: str, i: int) -> tuple[str, int]:
             name = pattern[j + 2:end]
             if kind != ":":
                 items.append(regex.escape(name))
-            elif name in _POSIX_SETS:
-                extras.append(_POSIX_SETS[name])
             elif name in _POSIX_CLASSES:
                 items.append(_POSIX_CLASSES[name])
             else:
@@ -147,12 +152,7 @@ def _bracket(pattern: str, i: int) -> tuple[str, int]:
         j += 1
     if j >= n:
         raise ScriptError("couldn't compile regular expression pattern: brackets [] not balanced")
-    body = "".join(items)
-    if not extras:
-        return ("[^" if negated else "[") + body + "]", j + 1
-    if negated:
-        return "(?:(?!" + "|".join(extras) + ")" + ("[^" + body + "]" if body else r"[\s\S]") + ")", j + 1
-    return "(?:" + "|".join(([f"[{body}]"] if body else []) + extras) + ")", j + 1
+    return ("[^" if negated else "[") + "".join(items) + "]", j + 1
 
 
 _LEADING_OPTIONS = lazy_compile(r"\(\?([bceimnpqstwx]+)\)")  # (plain `re`: no need of the package here)

@@ -264,7 +264,7 @@ def string_replace(interp: Any, argv: list[str]) -> str:
 
 
 def _word_char(c: str) -> bool:
-    return c.isalnum() or c == "_"
+    return _CHAR_CLASSES["wordchar"](c)  # (Tcl's wordchar: letters, Nd digits, connectors)
 
 
 @string.sub("string wordend string charIndex", "the index just past the word that holds the character at charIndex")

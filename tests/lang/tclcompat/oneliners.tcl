@@ -286,6 +286,10 @@ regexp {(?i)abc} ABC
 regexp {***=a.b} a.b
 regexp {a{2,3}} caaaat m; set m
 regexp {(} x
+list [regexp -inline {[[:digit:]]+} "²٣4"] [regexp -inline {[[:punct:]]+} "a\$+!b"] [regexp -inline {[[:upper:]]+} "ⅣÀB"] [regexp -inline {[[:alpha:]]+} "e\u0301a"]
+list [regexp -inline {\s+} "a\u00a0\u200bb"] [regexp -inline {[[:space:]]+} "a\x1cb"] [regexp -inline {\w+} "a_b‿c\u0301"] [regexp -inline {[^\s]+} " ab "]
+list [regexp -nocase {[[:upper:]]} a] [regexp -nocase {[^[:upper:]]} a] [regexp -inline {[[:cntrl:]]+} "a\u00ad\ue000b"]
+list [string wordend "a²b c" 0] [string wordstart "a‿b c" 2] [string wordend "é\u0301x" 0]
 regexp -start end a abca
 list [regexp {a{,2}} aaa] [regexp {a{,2}} "a{,2}"] [regexp {a{x}} "a{x}"] [regexp {a{}} "a{}"]
 regexp {a{256}} a
