@@ -24,7 +24,8 @@ pipeline that fails gives what it printed, then `child killed: segmentation viol
 each program a signal killed, then what it wrote on stderr, or else `child process exited
 abnormally`; the errorcode is `CHILDSTATUS pid status` or `CHILDKILLED pid SIGNAL message`
 (so `lindex $::errorCode 2` is the exit status). Output on stderr with status 0 is an error
-too, unless `-ignorestderr`. One difference from Tcl: a program before a `|` that dies of
+too, unless `-ignorestderr` (which sends the stderr not redirected to sched's own, as Tcl
+does). One difference from Tcl: a program before a `|` that dies of
 SIGPIPE (its reader finished first, as in `yes | head -1`) is not an error.
 Background pipelines (`&`) are not supported.
 
@@ -251,8 +252,11 @@ def run_pipeline(interp: Any, pipe: Pipeline, *, ignore_stderr: bool = False, ke
     try:
         out_file = files.temp() if pipe.stdout.target is Target.CAPTURE else None
         stdout = _output(pipe.stdout, files, out_file)
-        err_file = files.temp() if pipe.stderr.target is Target.CAPTURE else None
-        stderr = stdout if pipe.stderr.target is Target.STDOUT else _output(pipe.stderr, files, err_file)
+        # -ignorestderr: stderr not redirected goes to sched's own, as Tcl's does (not dropped)
+        err_spec = Redirect(Target.INHERIT, "stderr") if ignore_stderr and pipe.stderr.target is Target.CAPTURE \
+            else pipe.stderr
+        err_file = files.temp() if err_spec.target is Target.CAPTURE else None
+        stderr = stdout if err_spec.target is Target.STDOUT else _output(err_spec, files, err_file)
         source = _stdin_source(pipe, files)
         for k, argv in enumerate(pipe.stages):
             last = k == len(pipe.stages) - 1

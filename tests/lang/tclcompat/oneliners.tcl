@@ -560,3 +560,4 @@ try {open /nonexistent-dir/x} trap {POSIX ENOENT} {m} {set r trapped}
 set r [catch {open /} ch]; if {!$r} {close $ch}; set r ;# differs: open-directory
 
 exec sleep 0 & ;# differs: exec-background
+exec -ignorestderr sh -c "echo to-stderr >&2; echo out"
