@@ -16,6 +16,8 @@ the process environment.
 
 from __future__ import annotations
 
+import os
+import sys
 from typing import Any
 
 from ..errors import ScriptError
@@ -227,6 +229,27 @@ def info_level(interp: Any, argv: list[str]) -> str:
     while frame.level > level and frame.caller is not None:
         frame = frame.caller
     return join_list(frame.call if frame.call is not None else [frame.name])
+
+
+@info.sub("info complete command", "1 if the text is whole: no brace, quote or bracket left open, no block "
+                                   "without its end (as the prompt decides whether to read on)")
+def info_complete(interp: Any, argv: list[str]) -> str:
+    from ..openness import needs_more  # (its scanner, loaded when first asked)
+
+    return "0" if needs_more(argv[2]) is not None else "1"
+
+
+@info.sub("info hostname", "the name of this machine")
+def info_hostname(interp: Any, argv: list[str]) -> str:
+    import socket  # (only when asked: sched's start-up does without it)
+
+    return socket.gethostname()
+
+
+@info.sub("info nameofexecutable", "the file of the running sched program")
+def info_nameofexecutable(interp: Any, argv: list[str]) -> str:
+    program = sys.argv[0] if sys.argv and sys.argv[0] not in ("", "-c", "-m") else sys.executable
+    return os.path.realpath(program)
 
 
 @info.sub("info script", "the file being sourced, or empty")

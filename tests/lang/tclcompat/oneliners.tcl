@@ -500,6 +500,11 @@ exec sh -c {echo o; kill -KILL $$}
 catch {exec sh -c {exit 3} | cat} m o; list $m [lreplace [dict get $o -errorcode] 1 1 PID] [lindex $::errorCode 2]
 catch {exec sh -c {kill -TERM $$}} m o; list $m [lreplace [dict get $o -errorcode] 1 1 PID]
 catch {exec sh -c {echo e >&2}} m o; list $m [dict get $o -errorcode]
+# --- info
+info hostname
+list [info complete "set x \{"] [info complete "set x 1"] [info complete "puts \[a"] [info complete "a \}"]
+file tail [info nameofexecutable] ;# differs: nameofexecutable
+
 # --- file names (string work only: no file is read)
 list [file join a b/ c] [file join a /b c] [file join a//b c] [file join "" a] [file join a ""] [file join a ~b] [file join a ./~b]
 list [file split /a/b/c] [file split a//b/] [file split ~/x] [file split a/~b] [file split ""] [file split /]
