@@ -311,7 +311,9 @@ class ControllerLink:
         self.foreign: Callable[[dict[str, Any]], bool] | None = None  # a pool's leader: jobs it settles elsewhere
         self._gating: set[int] = set()  # jobs waiting at the gate
         self._through: set[int] = set()  # jobs the gate let through
-        self._macros_waiting: set[int] = set()  # jobs whose exit macro waits for the harvest log (_finish_later)
+        self._macros_waiting: dict[int, asyncio.TimerHandle] = {}
+        """Jobs whose exit macro waits for the harvest log (_finish_later), with the timer of their
+        next try: aclose cancels it (the job is then the next sched's, or this one's adoption's)."""
         self._unspooled = Seldom(UNSPOOLED_EVERY)  # by task: when said, jobs cut since
 
     # --- Backend ------------------------------------------------------------------------------
@@ -535,6 +537,8 @@ class ControllerLink:
             self.sched.report(f"{len(self._macros_waiting)} controller job(s) whose exit macro waited for "
                               f"{self.harvests.path} to be writable are left to the next sched, which runs "
                               f"their macros")
+            for timer in self._macros_waiting.values():
+                timer.cancel()
             self._macros_waiting.clear()
         try:
             self.harvests.flush()
@@ -896,14 +900,16 @@ class ControllerLink:
                               f"{BEGIN_RETRY:g} s (said once)")
         if self.gate is not None:
             self._through.add(job.id)  # it passed the gate already
-        self._macros_waiting.add(job.id)
 
         def again() -> None:
-            self._macros_waiting.discard(job.id)
+            self._macros_waiting.pop(job.id, None)
             if not job.done:
                 self._finish(job, record, written, lazy)
 
-        get_loop().call_later(BEGIN_RETRY, again)
+        earlier = self._macros_waiting.get(job.id)
+        if earlier is not None:
+            earlier.cancel()
+        self._macros_waiting[job.id] = get_loop().call_later(BEGIN_RETRY, again)
 
     async def _pass_gate(self, job: Job, record: dict[str, Any], written: tuple[str, ...], lazy: bool) -> None:
         try:

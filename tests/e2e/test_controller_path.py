@@ -422,11 +422,15 @@ wait -timeout 60
 
 def test_a_sched_leaving_while_an_exit_macro_waits_for_the_harvest_log_says_it_leaves_the_job(home, monkeypatch):
     """The disk stays full: sched leaves with the macro still waiting; it says the job is the
-    next sched's (whose macro then runs it), rather than leaving it unsaid."""
+    next sched's (whose macro then runs it), rather than leaving it unsaid, and makes no more
+    tries (one made after it left ran the macro in a closed sched, and wrote its harvest log
+    into a home the fixture had removed)."""
+    from psched.scheduler import remote
     from psched.scheduler.eventloop import run_until
     from waiting import wait_until
 
     _full_harvest_log(monkeypatch)
+    monkeypatch.setattr(remote, "BEGIN_RETRY", 3600.0)  # its next try stays armed until sched leaves
     sh = Shell()
     sh.run("""
 task stuck
@@ -440,7 +444,9 @@ run
 """)
     run_until(wait_until(lambda: any("its exit macro waits" in m for m in sh.messages), "the macro waits"), "test",
               interruptible=False)
+    tries = list(sh.sched.remote._macros_waiting.values())
     sh.close()
+    assert len(tries) == 1 and tries[0].cancelled()
     assert sh.lines() == []
     left = [m for m in sh.messages if "left to the next sched" in m]
     assert left == [f"1 controller job(s) whose exit macro waited for {home / 'harvested.log'} to be writable "
