@@ -1,13 +1,19 @@
 """Missed check-ins (checkins.CheckIns) and SKEWED hosts (skew.SkewWatch) as tables: pure, given
-the time; the alerter logs only (no mail settings), its episodes are what is checked."""
+the time; the alerter logs only (no mail settings), its episodes are what is checked. The pull
+hub's missed alert (pull.PullHub.tick) on a clock the test holds."""
 
 from __future__ import annotations
 
+import asyncio
+import os
+
 import pytest
 
+from pclient.pullwire import Hello, Proof, pull_proof
 from pcontrol.alerts import Alerter, AlertNotice
 from pcontrol.checkins import CheckIns, Verdict
 from pcontrol.model import Host
+from pcontrol.pull import PullHub, PullSettings
 from pcontrol.skew import SkewWatch
 from pcontrol.wire import EventKind, Interest, interest_of
 
@@ -76,3 +82,45 @@ def test_an_episodes_notice_names_its_host_and_condition_and_a_one_off_neither()
                                    "subject": "pcontrol: host h is SKEWED", "body": seen[0].body}
     assert interest_of(EventKind.ALERT, seen[0].to_record()) is Interest.ALERT
     assert Interest.parse_list("end,alert") == {Interest.END, Interest.ALERT}
+
+
+@pytest.mark.parametrize("ticks,count", [
+    ([15, 25, 35], 3),          # the hub's check saw each run time go by: the third makes the alert
+    ([15, 25, 45], 4),          # a late check saw two go by at once (a loaded machine): it says 4
+])
+def test_the_missed_alert_names_the_run_times_that_went_by_when_it_was_sent(tmp_path, ticks, count):
+    """PullHub's check of misses on the clock the test holds: one alert mail whose subject and
+    body count the run times that went by when the check saw the threshold passed (more than
+    --misses when two went by between two checks); the next check-in, one recovery."""
+    now = [1000.0]
+    hosts = {"p": Host("p", pull=True)}
+    alerter = Alerter(None)
+    seen: list[AlertNotice] = []
+    alerter.on_alert.append(seen.append)
+    hub = PullHub(tmp_path / "pull", PullSettings(interval=10, grace=5, misses=3), alerter, hosts,
+                  clock=lambda: now[0])
+    key = bytes.fromhex(hub.create_key("p"))
+
+    def check_in() -> None:
+        challenge = os.urandom(32)
+        proof = Proof(pull_proof(key, "p", challenge), now[0], now[0])
+        assert hub.check_in(Hello("p", now[0]), proof, challenge, now[0], now[0]).next == now[0] + 10
+
+    async def main() -> None:
+        hub.open_link("p", lambda link, message: None, lambda link, reason: None)
+        check_in()  # told to come back at 1010: missed at 1015, then every 10 s
+        try:
+            for tick in ticks:
+                now[0] = 1000.0 + tick
+                hub.tick()
+            assert [(n.state, n.subject) for n in seen] == [("alert", f"pcontrol: probe p missed {count} run times")]
+            assert f"has not checked in for {count} consecutive run times" in seen[0].body
+            assert hosts["p"].agent["pull_missed"] == count
+            now[0] += 1
+            check_in()
+            assert [(n.state, n.subject) for n in seen[1:]] == [("recovery", "pcontrol: probe p is back")]
+            assert hosts["p"].agent["pull_missed"] == 0
+        finally:
+            await hub.close()
+
+    asyncio.run(main())
