@@ -8,6 +8,7 @@ never make another test's mail."""
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 import subprocess
@@ -154,13 +155,20 @@ def test_a_probe_clock_offset_is_measured_and_past_the_threshold_it_is_skewed(wo
 def test_a_report_survives_a_controller_restart_and_is_taken_once(world: PullWorld) -> None:
     key = world.add_probe("p-restart")
     world.probe("p-restart", key)
-    job = world.submit("p-restart", "sh", "-c", "sleep 1.5; echo done")
+    go = world.home / "p-restart.go"
+    os.mkfifo(go)  # the job ends when the test writes here: once pcontrol is down, however slow its stop
+    job = world.submit("p-restart", "sh", "-c", f"read line < {go}; echo done")
     wait_until_sync(lambda: world.state("p-restart").get("running"), "the probe runs the job")
     world.stop("-force")  # the job is out: its probe keeps it
-    wait_until_sync(lambda: world.state("p-restart").get("report"), "the job ended on the probe")
-    wait_until_sync(lambda: "check-in failed" in (world.home / "p-restart.log").read_text(),
-                    "the probe tried to report while pcontrol was down")
-    world.start()
+    try:
+        writer = wait_until_sync(lambda: _fifo_writer(go), "the job reads its fifo")
+        os.write(writer, b"go\n")
+        os.close(writer)
+        wait_until_sync(lambda: world.state("p-restart").get("report"), "the job ended on the probe")
+        wait_until_sync(lambda: "check-in failed" in (world.home / "p-restart.log").read_text(),
+                        "the probe tried to report while pcontrol was down")
+    finally:
+        world.start()  # (also after a failure: the module's later tests need it)
     ended = world.done(job)
     assert ended["outcome"] == "EXIT" and ended["status"] == 0
     wait_until_sync(lambda: world.state("p-restart").get("report") is None, "the report acknowledged")
@@ -168,6 +176,16 @@ def test_a_report_survives_a_controller_restart_and_is_taken_once(world: PullWor
     assert world.done(world.submit("p-restart", "true"))["status"] == 0
     assert (world.home / "pcontrol.log").read_text().count("p-restart: refused") == 0
     world.forget("p-restart")
+
+
+def _fifo_writer(path) -> int | None:
+    """A descriptor writing to the fifo `path` once a reader has it open (None before)."""
+    try:
+        return os.open(path, os.O_WRONLY | os.O_NONBLOCK)
+    except OSError as exc:
+        if exc.errno == errno.ENXIO:  # no reader yet
+            return None
+        raise
 
 
 SCHED_SCRIPT = """
