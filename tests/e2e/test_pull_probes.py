@@ -156,8 +156,11 @@ def test_a_report_survives_a_controller_restart_and_is_taken_once(world: PullWor
     key = world.add_probe("p-restart")
     world.probe("p-restart", key)
     go = world.home / "p-restart.go"
-    os.mkfifo(go)  # the job ends when the test writes here: once pcontrol is down, however slow its stop
-    job = world.submit("p-restart", "sh", "-c", f"read line < {go}; echo done")
+    os.mkfifo(go)
+    # the job ends when the test writes to the fifo: once pcontrol is down, however slow its stop
+    # (-timeout: or in a minute, if the test failed before it wrote)
+    job = world.pcontrol("job", "-host", "p-restart", "-required", "-timeout", "60", "--",
+                         "sh", "-c", f"read line < {go}; echo done").stdout.strip()
     wait_until_sync(lambda: world.state("p-restart").get("running"), "the probe runs the job")
     world.stop("-force")  # the job is out: its probe keeps it
     try:
