@@ -284,13 +284,14 @@ def main(argv: list[str] | None = None) -> int:
         from pclient.pidone import become_init_if_pid1
 
         become_init_if_pid1()
+    as_the_program = argv is None  # (a caller in this process, a test, gets the status instead)
     if argv is None:
         argv = sys.argv[1:]
     if sys.stdin is None or sys.stdout is None or sys.stderr is None:
         _standard_streams()
     args = _options(argv)
     status = _main(args)
-    if status == ExitStatus.INTERRUPTED:
+    if status == ExitStatus.INTERRUPTED and as_the_program:
         _leave_as_sigint_does()
     if args.ha is not None and args.serve:
         from .ha import STEPPED_DOWN, restart_as_standby  # only a server of a pool loads the HA code
