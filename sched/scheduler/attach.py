@@ -211,8 +211,9 @@ def _kill_local_jobs(sched: Scheduler) -> None:
 
 def _leave_controller(sched: Scheduler) -> None:
     link = sched.remote
+    controller = isinstance(link, _backends()[1])
     # a pcontrol stopped beside sched (a service's stop signals every process of it) is gone
-    reachable = isinstance(link, _backends()[1]) and link.connected
+    reachable = controller and link.connected
     try:
         run_until(link.aclose(), "quit", interruptible=False, leavable=False)
     except ScriptError:
@@ -225,7 +226,7 @@ def _leave_controller(sched: Scheduler) -> None:
                          "ends them)")
         return
     sched.end_run()  # nothing left for a next sched to go on with
-    if isinstance(link, _backends()[1]) and link.started_daemon:
+    if controller and link.started_daemon:
         outcome = link.stop_daemon()
         if outcome.ok:
             sched.report(f"stopped pcontrol (this sched started it): {outcome.message}")

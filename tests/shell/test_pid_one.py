@@ -15,6 +15,7 @@ import tempfile
 from pathlib import Path
 
 import pytest
+from procs import children_of
 from waiting import wait_until_sync
 
 BIN = Path(sys.executable).parent
@@ -106,14 +107,9 @@ def test_a_stop_signal_to_pid_1_reaches_sched(home: Path) -> None:
 
 
 def _child_of(pid: int | None) -> int | None:
-    """The first child of `pid` (from /proc/PID/task/PID/children), or None."""
-    if pid is None:
-        return None
-    try:
-        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
-    except OSError:
-        return None
-    return int(children[0]) if children else None
+    """The first child of `pid`, or None."""
+    children = children_of(pid) if pid is not None else []
+    return children[0] if children else None
 
 
 def test_pcontrol_serve_as_pid_1_stops_on_sigterm(home: Path) -> None:
